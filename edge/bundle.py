@@ -1,0 +1,296 @@
+"""Bundle: one folder + ``manifest.json``, the single source of truth that travels to the car.
+
+The manifest lists every file with its sha256 and size, the IOSpec of each graph, pre/post-processing
+parameters, tool versions and measured parity. A bundle is written into a hidden temporary folder next
+to its destination and renamed into place only when complete, so a failed export never leaves
+something that looks finished. Loading verifies the schema version and every file's size and hash
+before any backend touches a byte of it (a swapped or truncated engine is an error, not a crash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.errors import BundleError, SpecError
+from edge.spec import IOSpec
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+_REQUIRED = ("schema_version", "model", "io", "files", "artifacts")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path in the destination folder; rename it onto ``path`` only on success.
+
+    The temp name is in the same folder so the final ``os.replace`` is atomic on POSIX.
+    """
+    dest = Path(path)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if not parent.is_dir():
+        raise BundleError(f"{parent}: output folder does not exist")
+    if not os.access(parent, os.W_OK):
+        raise BundleError(f"{parent}: output folder is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _check_rel(name: str) -> str:
+    p = Path(name)
+    if p.is_absolute() or ".." in p.parts or not name or name == MANIFEST:
+        raise BundleError(f"bad file name in bundle: {name!r}")
+    return p.as_posix()
+
+
+@dataclass
+class Bundle:
+    """A verified bundle folder. Use :meth:`load`; construct directly only in tests."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
+        root = Path(path)
+        if not root.exists():
+            raise BundleError(f"{root}: no such bundle folder")
+        if not root.is_dir():
+            raise BundleError(f"{root}: not a bundle folder (expected a folder with {MANIFEST})")
+        mpath = root / MANIFEST
+        if not mpath.is_file():
+            raise BundleError(f"{mpath}: missing; not a bundle (or an export that did not finish)")
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BundleError(f"{mpath}: corrupt manifest ({e})") from None
+        validate_manifest(manifest, where=str(mpath))
+        bundle = cls(root, manifest)
+        if verify:
+            for name in manifest["files"]:
+                bundle.verify_file(name)
+        return bundle
+
+    # -- accessors ---------------------------------------------------------------------------
+    @property
+    def io(self) -> IOSpec:
+        return IOSpec.from_dict(self.manifest["io"])
+
+    def graph_io(self, graph: str = "full") -> IOSpec:
+        """IOSpec of one graph ("full", or a streaming part such as "encoder")."""
+        graphs = self.manifest.get("graphs", {})
+        if graph in graphs:
+            return IOSpec.from_dict(graphs[graph])
+        if graph == "full":
+            return self.io
+        raise BundleError(f"{self.path}: no graph '{graph}' (graphs: {sorted(graphs) or ['full']})")
+
+    @property
+    def model_name(self) -> str:
+        return str(self.manifest["model"]["name"])
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        return list(self.manifest["artifacts"])
+
+    def artifact(self, *, fmt: str | None = None, graph: str = "full", precision: str | None = None,
+                 name: str | None = None) -> dict[str, Any]:
+        """The first artifact matching the filters, or a BundleError listing what is there."""
+        for a in self.manifest["artifacts"]:
+            if name is not None and a.get("name") != name:
+                continue
+            if fmt is not None and a.get("format") != fmt:
+                continue
+            if graph is not None and graph not in a.get("graphs", [a.get("graph", "full")]):
+                continue
+            if precision is not None and a.get("precision") != precision:
+                continue
+            return dict(a)
+        have = [a.get("name") for a in self.manifest["artifacts"]]
+        want = {k: v for k, v in dict(name=name, format=fmt, graph=graph, precision=precision).items() if v}
+        raise BundleError(f"{self.path}: no artifact matching {want} (bundle has {have})")
+
+    def file(self, name: str) -> Path:
+        """Path of a listed file (already verified at load)."""
+        if name not in self.manifest["files"]:
+            raise BundleError(f"{self.path}: '{name}' is not listed in {MANIFEST}")
+        return self.path / name
+
+    def verify_file(self, name: str) -> None:
+        entry = self.manifest["files"][name]
+        p = self.path / name
+        if not p.is_file():
+            raise BundleError(f"{p}: listed in {MANIFEST} but missing")
+        size = p.stat().st_size
+        if size != entry["size"]:
+            raise BundleError(f"{p}: size {size} B but the manifest says {entry['size']} B (truncated or replaced)")
+        digest = sha256_file(p)
+        if digest != entry["sha256"]:
+            raise BundleError(f"{p}: sha256 does not match the manifest (corrupt or replaced)")
+
+
+def validate_manifest(m: Any, where: str = MANIFEST) -> None:
+    """Raise BundleError unless ``m`` is a manifest this version understands."""
+    if not isinstance(m, dict):
+        raise BundleError(f"{where}: manifest must be a JSON object")
+    missing = [k for k in _REQUIRED if k not in m]
+    if missing:
+        raise BundleError(f"{where}: manifest lacks {missing}")
+    v = m["schema_version"]
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise BundleError(f"{where}: schema_version must be an integer, got {v!r}")
+    if v > SCHEMA_VERSION:
+        raise BundleError(f"{where}: schema_version {v} is newer than this edge-deploy understands "
+                          f"({SCHEMA_VERSION}); upgrade edge-deploy")
+    if v < 1:
+        raise BundleError(f"{where}: bad schema_version {v}")
+    if not isinstance(m["model"], dict) or not isinstance(m["model"].get("name"), str):
+        raise BundleError(f"{where}: 'model' must be an object with a string 'name'")
+    try:
+        IOSpec.from_dict(m["io"])
+    except SpecError as e:
+        raise BundleError(f"{where}: bad 'io': {e}") from None
+    files = m["files"]
+    if not isinstance(files, dict):
+        raise BundleError(f"{where}: 'files' must be an object of name -> {{sha256, size}}")
+    for name, entry in files.items():
+        _check_rel(name)
+        if (not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str)
+                or len(entry["sha256"]) != 64 or not isinstance(entry.get("size"), int)):
+            raise BundleError(f"{where}: file entry '{name}' needs a 64-hex sha256 and an integer size")
+    graphs = m.get("graphs", {})
+    if not isinstance(graphs, dict):
+        raise BundleError(f"{where}: 'graphs' must be an object of name -> io spec")
+    for gname, gio in graphs.items():
+        try:
+            IOSpec.from_dict(gio)
+        except SpecError as e:
+            raise BundleError(f"{where}: graph '{gname}' has a bad io spec: {e}") from None
+    arts = m["artifacts"]
+    if not isinstance(arts, list):
+        raise BundleError(f"{where}: 'artifacts' must be a list")
+    for a in arts:
+        if not isinstance(a, dict) or "name" not in a or "format" not in a:
+            raise BundleError(f"{where}: each artifact needs 'name' and 'format', got {a!r}")
+        for f in [a.get("file"), *a.get("extra_files", [])]:
+            if f is not None and f not in files:
+                raise BundleError(f"{where}: artifact '{a['name']}' refers to unlisted file '{f}'")
+        if "io" in a:
+            try:
+                IOSpec.from_dict(a["io"])
+            except SpecError as e:
+                raise BundleError(f"{where}: artifact '{a['name']}' has a bad 'io': {e}") from None
+
+
+class BundleWriter:
+    """Builds a bundle in a hidden temp folder beside ``out``; :meth:`commit` renames it into place.
+
+    Use as a context manager: leaving the block with an exception removes the temp folder, so an
+    interrupted export leaves nothing behind. An existing bundle at ``out`` is replaced only at
+    commit; an existing non-bundle, non-empty folder is refused (we never delete user data).
+    """
+
+    def __init__(self, out: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
+        self.out = Path(out)
+        parent = self.out.parent if str(self.out.parent) else Path(".")
+        if self.out.exists():
+            if not self.out.is_dir():
+                raise BundleError(f"{self.out}: exists and is not a folder")
+            if any(self.out.iterdir()) and not (self.out / MANIFEST).is_file():
+                raise BundleError(f"{self.out}: folder exists, is not empty and is not a bundle; "
+                                  "choose another --out")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BundleError(f"{parent}: cannot create output folder ({e.strerror})") from None
+        if not os.access(parent, os.W_OK):
+            raise BundleError(f"{parent}: output folder is not writable")
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=parent))
+        os.chmod(self.tmp, 0o777 & ~_umask())
+        self.manifest: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "files": {}, "artifacts": [],
+                                         **dict(manifest)}
+        self._done = False
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._done:
+            self.abort()
+
+    def path_for(self, name: str) -> Path:
+        """Where to write file ``name`` inside the temp folder (then call :meth:`register`)."""
+        p = self.tmp / _check_rel(name)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def register(self, name: str, role: str) -> dict[str, Any]:
+        p = self.tmp / _check_rel(name)
+        if not p.is_file():
+            raise BundleError(f"internal: {name} was not written")
+        entry = {"sha256": sha256_file(p), "size": p.stat().st_size, "role": role}
+        self.manifest["files"][name] = entry
+        return entry
+
+    def write_bytes(self, name: str, data: bytes, role: str) -> dict[str, Any]:
+        self.path_for(name).write_bytes(data)
+        return self.register(name, role)
+
+    def add_artifact(self, artifact: Mapping[str, Any]) -> None:
+        self.manifest["artifacts"].append(dict(artifact))
+
+    def commit(self) -> Bundle:
+        validate_manifest(self.manifest, where=f"{self.out}/{MANIFEST} (being written)")
+        (self.tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, sort_keys=False) + "\n")
+        old = None
+        if self.out.exists():
+            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.replace(self.out, old)
+        os.replace(self.tmp, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        self._done = True
+        return Bundle.load(self.out)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._done = True

@@ -1,0 +1,188 @@
+"""TensorSpec / IOSpec: the one shape and dtype contract.
+
+Export writes it into the ONNX graph and the manifest, build checks engines against it, load reads it
+back, and every ``infer`` call validates its feeds against it. Dimensions are either fixed ints or
+*named* dynamic dims (``"batch"``); a named dim must take the same value across all inputs of one call,
+so a mismatched batch is caught before any backend sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.errors import SpecError
+
+Dim = int | str
+
+_DTYPES = {"float32", "float16", "bfloat16", "int8", "uint8", "int32", "int64", "bool"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, dtype and shape of one graph input or output.
+
+    ``shape`` holds ints for fixed dims and strings for named dynamic dims.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[Dim, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise SpecError("tensor spec needs a non-empty name")
+        if self.dtype not in _DTYPES:
+            raise SpecError(f"tensor '{self.name}': unknown dtype '{self.dtype}' (known: {sorted(_DTYPES)})")
+        shape = tuple(self.shape)
+        for d in shape:
+            if isinstance(d, bool) or not isinstance(d, int | str) or (isinstance(d, int) and d < 0):
+                raise SpecError(f"tensor '{self.name}': bad dimension {d!r} (int >= 0 or a name)")
+        object.__setattr__(self, "shape", shape)
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dynamic_dims(self) -> dict[int, str]:
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+    def concrete(self, **dims: int) -> tuple[int, ...]:
+        """The shape with named dims replaced (missing names raise)."""
+        out = []
+        for d in self.shape:
+            if isinstance(d, str):
+                if d not in dims:
+                    raise SpecError(f"tensor '{self.name}': no value given for dynamic dim '{d}'")
+                out.append(int(dims[d]))
+            else:
+                out.append(d)
+        return tuple(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.description:
+            d["description"] = self.description
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
+        try:
+            return cls(str(d["name"]), str(d["dtype"]), tuple(d["shape"]), str(d.get("description", "")))
+        except (KeyError, TypeError) as e:
+            raise SpecError(f"tensor spec {dict(d)!r} is malformed: missing or bad {e}") from None
+
+    def check(self, value: Any, bound: dict[str, int] | None = None) -> None:
+        """Raise SpecError unless ``value`` is an ndarray matching this spec.
+
+        ``bound`` collects values of named dims across several tensors of one call.
+        """
+        if not isinstance(value, np.ndarray):
+            raise SpecError(f"input '{self.name}': expected a numpy array, got {type(value).__name__}")
+        if str(value.dtype) != self.dtype:
+            raise SpecError(f"input '{self.name}': dtype {value.dtype} but the model expects {self.dtype}")
+        if value.ndim != self.rank:
+            raise SpecError(
+                f"input '{self.name}': shape {tuple(value.shape)} has rank {value.ndim}, "
+                f"expected rank {self.rank} {self.pretty_shape()}"
+            )
+        bound = {} if bound is None else bound
+        for axis, (want, got) in enumerate(zip(self.shape, value.shape)):
+            if isinstance(want, int):
+                if want != got:
+                    raise SpecError(
+                        f"input '{self.name}': dim {axis} is {got}, expected {want} "
+                        f"(shape {tuple(value.shape)} vs {self.pretty_shape()})"
+                    )
+            else:
+                if got == 0:
+                    raise SpecError(f"input '{self.name}': dynamic dim '{want}' is 0")
+                if want in bound and bound[want] != got:
+                    raise SpecError(
+                        f"input '{self.name}': dim '{want}' is {got} but another input has {bound[want]}"
+                    )
+                bound[want] = got
+
+    def pretty_shape(self) -> str:
+        return "[" + ", ".join(str(d) for d in self.shape) + "]"
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """Ordered inputs and outputs of one model graph."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        names = [t.name for t in self.inputs + self.outputs]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise SpecError(f"IOSpec has duplicate tensor names: {sorted(dup)}")
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def input(self, name: str) -> TensorSpec:
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        raise SpecError(f"no input named '{name}' (inputs: {self.input_names})")
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Named dynamic axes per tensor, the form torch.onnx.export takes."""
+        return {t.name: t.dynamic_dims for t in self.inputs + self.outputs if t.dynamic_dims}
+
+    def validate_feeds(self, feeds: Mapping[str, Any]) -> dict[str, int]:
+        """Check a feed dict against the inputs; returns the bound dynamic dims.
+
+        Missing or unknown names, dtype, rank, fixed dims and inconsistent named dims all raise
+        SpecError naming the input, so a backend never sees a malformed feed.
+        """
+        if not isinstance(feeds, Mapping):
+            raise SpecError(f"feeds must be a dict of name -> array, got {type(feeds).__name__}")
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise SpecError(f"missing input(s) {missing}; the model takes {self.input_names}")
+        extra = [n for n in feeds if n not in self.input_names]
+        if extra:
+            raise SpecError(f"unknown input(s) {extra}; the model takes {self.input_names}")
+        bound: dict[str, int] = {}
+        for t in self.inputs:
+            t.check(feeds[t.name], bound)
+        return bound
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            **({"meta": dict(self.meta)} if self.meta else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IOSpec:
+        if not isinstance(d, Mapping) or "inputs" not in d or "outputs" not in d:
+            raise SpecError("io spec must be an object with 'inputs' and 'outputs'")
+        return cls(
+            tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
+            tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
+            dict(d.get("meta", {})),
+        )
+
+
+def spec_from_arrays(names: Sequence[str], arrays: Sequence[np.ndarray]) -> tuple[TensorSpec, ...]:
+    """Fixed-shape specs for example arrays (used when a user brings only example inputs)."""
+    return tuple(TensorSpec(n, str(a.dtype), tuple(int(s) for s in a.shape)) for n, a in zip(names, arrays))
