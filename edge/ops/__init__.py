@@ -1,0 +1,9 @@
+"""Our attention ops: one op used by every model, lowered per backend at export.
+
+``attention`` is importable without torch (it imports torch lazily on first call); the numpy
+reference is the ground truth that every lowering and kernel is tested against.
+"""
+
+from edge.ops.attention import attention, attention_numpy, export_mode, get_export_mode
+
+__all__ = ["attention", "attention_numpy", "export_mode", "get_export_mode"]
