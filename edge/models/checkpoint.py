@@ -1,0 +1,79 @@
+"""Checkpoints: ``{"format", "model", "config", "state_dict", "meta"}`` saved atomically.
+
+Loaded with ``torch.load(weights_only=True)`` (no pickle code execution), then checked against the
+model the config builds: wrong keys or shapes, a truncated file, or a checkpoint for another model are
+one-line ModelErrors naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from edge.bundle import atomic_write_bytes
+from edge.errors import ModelError
+
+FORMAT = "edge-checkpoint/1"
+
+
+def save_checkpoint(path: str | os.PathLike[str], model_name: str, cfg: dict[str, Any], module: Any,
+                    meta: dict[str, Any] | None = None) -> Path:
+    import torch
+
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    torch.save({"format": FORMAT, "model": model_name, "config": cfg, "state_dict": state,
+                "meta": meta or {}}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and structurally validate a checkpoint (no model built)."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: checkpoint not found")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated / non-torch files
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{p}: not a readable checkpoint ({reason})") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise ModelError(f"{p}: not an edge-deploy checkpoint (expected format '{FORMAT}')")
+    for key, typ in (("model", str), ("config", dict), ("state_dict", dict)):
+        if not isinstance(ck.get(key), typ):
+            raise ModelError(f"{p}: checkpoint field '{key}' is missing or malformed")
+    return ck
+
+
+def load_model(path: str | os.PathLike[str], expect_model: str | None = None) -> tuple[Any, dict[str, Any], dict]:
+    """Build the model a checkpoint describes and load its weights; returns (module, config, meta)."""
+    from edge.models.registry import get_card
+
+    p = Path(path)
+    ck = read_checkpoint(p)
+    if expect_model is not None and ck["model"] != expect_model:
+        raise ModelError(f"{p}: checkpoint is for model '{ck['model']}', not '{expect_model}'")
+    card = get_card(ck["model"])
+    try:
+        module = card.build(ck["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"{p}: checkpoint config does not build a '{ck['model']}' model ({e})") from None
+    want = module.state_dict()
+    got = ck["state_dict"]
+    missing = sorted(set(want) - set(got))
+    unexpected = sorted(set(got) - set(want))
+    if missing or unexpected:
+        raise ModelError(f"{p}: checkpoint keys do not match the model: missing {missing[:3]}"
+                         f"{'...' if len(missing) > 3 else ''}, unexpected {unexpected[:3]}"
+                         f"{'...' if len(unexpected) > 3 else ''}")
+    for k, v in want.items():
+        if tuple(got[k].shape) != tuple(v.shape):
+            raise ModelError(f"{p}: weight '{k}' has shape {tuple(got[k].shape)}, model expects {tuple(v.shape)}")
+    module.load_state_dict(got)
+    module.eval()
+    return module, dict(ck["config"]), dict(ck.get("meta", {}))

@@ -1,0 +1,166 @@
+"""Lane model family, PyTorch side (imported only where torch is installed).
+
+After "Lightweight Spatiotemporal Highway Lane Detection" (per-frame encoder + self-attention neck
+over the clip's tokens) with an Ultra-Fast-Lane-Detection-style row-anchor head:
+
+* ``LaneEncoder``: one frame [B, 3, H, W] -> tokens [B, N, D] at stride 32 and a stride-8 skip map.
+  It sees one frame only, so a stream can keep its outputs in a ring buffer and pay one encoder
+  pass per new frame.
+* ``LaneTemporalHead``: the T frames' tokens -> self-attention over all T*N tokens (spatial + temporal
+  embeddings) -> the last frame's tokens, fused with its skip map, resampled at the row anchors ->
+  row attention along the width -> per slot and row: ``loc`` logits over G grid cells and ``exist``.
+* ``LaneNet``: whole-clip model = encoder on every frame + head; numerically the same function as
+  the streaming pair (tested).
+
+All attention goes through :func:`edge.ops.attention`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edge.ops import attention
+
+
+def _interp_matrix(dst: np.ndarray, src_len: int) -> torch.Tensor:
+    """Linear-interpolation weights [len(dst), src_len] sampling positions ``dst`` (in source cells)."""
+    m = np.zeros((len(dst), src_len), np.float32)
+    for i, p in enumerate(np.clip(dst, 0, src_len - 1)):
+        lo = int(np.floor(p))
+        hi = min(lo + 1, src_len - 1)
+        a = float(p - lo)
+        m[i, lo] += 1 - a
+        m[i, hi] += a
+    return torch.from_numpy(m)
+
+
+class ConvBNAct(nn.Sequential):
+    def __init__(self, cin: int, cout: int, k: int = 3, s: int = 1) -> None:
+        super().__init__(nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a = ConvBNAct(c, c)
+        self.b = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.b(self.a(x)))
+
+
+class MHSA(nn.Module):
+    """Multi-head attention over [B, S, D] tokens (q from x, k/v from ``ctx`` or x)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        qkv = self.qkv(x).reshape(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = attention(qkv[0], qkv[1], qkv[2])
+        return self.proj(out.transpose(1, 2).reshape(b, s, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, dim: int, heads: int, mlp: int = 2) -> None:
+        super().__init__()
+        self.n1 = nn.LayerNorm(dim)
+        self.attn = MHSA(dim, heads)
+        self.n2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp * dim), nn.GELU(), nn.Linear(mlp * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.n1(x))
+        return x + self.mlp(self.n2(x))
+
+
+class LaneEncoder(nn.Module):
+    """Per-frame CNN: [B, 3, H, W] -> (tokens [B, N, D] at stride 32, skip [B, C, H/8, W/8])."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        c = cfg["channels"]
+        self.stem = ConvBNAct(3, c[0], 3, 2)
+        self.s4 = nn.Sequential(ConvBNAct(c[0], c[1], 3, 2), ResBlock(c[1]))
+        self.s8 = nn.Sequential(ConvBNAct(c[1], c[2], 3, 2), ResBlock(c[2]))
+        self.s16 = nn.Sequential(ConvBNAct(c[2], c[3], 3, 2), ResBlock(c[3]))
+        self.s32 = nn.Sequential(ConvBNAct(c[3], cfg["dim"], 3, 2), ResBlock(cfg["dim"]))
+
+    def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = self.s8(self.s4(self.stem(frame)))
+        deep = self.s32(self.s16(skip))
+        return deep.flatten(2).transpose(1, 2), skip
+
+
+class LaneTemporalHead(nn.Module):
+    """Fuse T frames' tokens with self-attention and decode row anchors for the last frame."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        h, w = cfg["input_hw"]
+        d, f = cfg["dim"], cfg["head_dim"]
+        self.t = cfg["frames"]
+        self.h32, self.w32 = h // 32, w // 32
+        self.h8, self.w8 = h // 8, w // 8
+        self.slots, self.rows = cfg["slots"], len(cfg["row_anchors"])
+        self.pos = nn.Parameter(torch.zeros(1, 1, self.h32 * self.w32, d))
+        self.time = nn.Parameter(torch.zeros(1, self.t, 1, d))
+        nn.init.normal_(self.pos, std=0.02)
+        nn.init.normal_(self.time, std=0.02)
+        self.blocks = nn.ModuleList(Block(d, cfg["heads"]) for _ in range(cfg["blocks"]))
+        self.norm = nn.LayerNorm(d)
+        self.fuse = ConvBNAct(d + cfg["channels"][2], f, 3, 1)
+        # fixed resampling: stride-8 rows -> row anchors (given as fractions of the input height)
+        rows_src = np.asarray(cfg["row_anchors"], np.float64) * self.h8 - 0.5
+        self.register_buffer("row_w", _interp_matrix(rows_src, self.h8), persistent=False)
+        self.xpos = nn.Parameter(torch.zeros(1, 1, self.w8, f))
+        nn.init.normal_(self.xpos, std=0.02)
+        self.row_block = Block(f, cfg["row_heads"])
+        self.loc = nn.Linear(f, self.slots)
+        self.exist = nn.Linear(f, self.slots)
+
+    def forward(self, tokens: torch.Tensor, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens [B, T, N, D] (oldest first), skip [B, C, H/8, W/8] of the newest frame."""
+        b, t, n, d = tokens.shape
+        x = (tokens + self.pos + self.time).reshape(b, t * n, d)
+        for blk in self.blocks:
+            x = blk(x)
+        last = self.norm(x[:, (t - 1) * n :, :]).transpose(1, 2).reshape(b, d, self.h32, self.w32)
+        up = F.interpolate(last, size=(self.h8, self.w8), mode="bilinear", align_corners=False)
+        feat = self.fuse(torch.cat([up, skip], dim=1))  # [B, F, h8, w8]
+        rows = torch.einsum("rh,bfhw->brwf", self.row_w, feat) + self.xpos  # [B, R, W8, F]
+        r = rows.reshape(b * self.rows, self.w8, -1)
+        r = self.row_block(r).reshape(b, self.rows, self.w8, -1)
+        loc = self.loc(r).permute(0, 3, 1, 2)  # [B, S, R, G]
+        exist = self.exist(r.amax(dim=2)).permute(0, 2, 1)  # [B, S, R]
+        return loc, exist
+
+
+class LaneNet(nn.Module):
+    """Whole-clip model: clip [B, T, 3, H, W] -> (loc [B, S, R, G], exist [B, S, R])."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = dict(cfg)
+        self.encoder = LaneEncoder(cfg)
+        self.head = LaneTemporalHead(cfg)
+
+    def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = clip.shape[:2]
+        tokens, skip = self.encoder(clip.flatten(0, 1))
+        tokens = tokens.reshape(b, t, *tokens.shape[1:])
+        skip_last = skip.reshape(b, t, *skip.shape[1:])[:, -1]
+        return self.head(tokens, skip_last)

@@ -1,0 +1,117 @@
+"""Lane family: streaming == whole clip, decoding, targets, training, shipped checkpoint record."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge.models import get_card, lane  # noqa: E402
+from edge.models.lane_train import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = lane.CONFIGS["tiny"]
+    torch.manual_seed(0)
+    m = lane.build(cfg).eval()
+    # make BatchNorm statistics non-trivial so the streaming check covers them
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+    return cfg, m
+
+
+def test_streaming_equals_whole_clip(tiny) -> None:
+    """Encoder once per frame + temporal head on the buffer == the whole-clip model."""
+    cfg, m = tiny
+    t = cfg["frames"]
+    video = torch.randn(t + 3, 3, *cfg["input_hw"])
+    ring = []
+    with torch.no_grad():
+        for i in range(len(video)):
+            tok, skip = m.encoder(video[i : i + 1])
+            ring = [*ring, tok][-t:]
+            if len(ring) < t:
+                continue
+            loc_s, ex_s = m.head(torch.stack(ring, 1), skip)
+            loc_w, ex_w = m(video[i - t + 1 : i + 1][None])
+            assert torch.allclose(loc_s, loc_w, atol=1e-5, rtol=1e-5)
+            assert torch.allclose(ex_s, ex_w, atol=1e-5, rtol=1e-5)
+
+
+def test_temporal_order_matters(tiny) -> None:
+    """The head really uses all frames: reversing the clip changes the output."""
+    cfg, m = tiny
+    clip = torch.randn(1, cfg["frames"], 3, *cfg["input_hw"])
+    with torch.no_grad():
+        a = m(clip)[0]
+        b = m(torch.cat([clip[:, :1].flip(1), clip[:, 1:]], 1).flip(1))[0]
+    assert not torch.allclose(a, b, atol=1e-4)
+
+
+def test_output_shapes_match_spec() -> None:
+    for name in ("tiny", "default"):
+        cfg = lane.CONFIGS[name]
+        m = lane.build(cfg).eval()
+        spec = lane.io_full(cfg)
+        with torch.no_grad():
+            loc, ex = m(torch.zeros(spec.inputs[0].concrete(batch=2)))
+        assert tuple(loc.shape) == spec.outputs[0].concrete(batch=2)
+        assert tuple(ex.shape) == spec.outputs[1].concrete(batch=2)
+
+
+def test_decode_recovers_positions() -> None:
+    """Sharp logits at known cells decode to those cells' centres in original pixels."""
+    cfg = lane.CONFIGS["default"]
+    s, r, g = cfg["slots"], len(cfg["row_anchors"]), cfg["grid"]
+    rng = np.random.default_rng(0)
+    cells = rng.integers(0, g, (s, r))
+    loc = np.full((s, r, g), -30.0, np.float32)
+    np.put_along_axis(loc, cells[..., None], 30.0, axis=-1)
+    exist = np.full((s, r), -10.0, np.float32)
+    exist[1, 10:40] = 10.0
+    exist[4, :] = 10.0
+    exist[2, :2] = 10.0  # too few points: not a lane
+    out = lane.decode(loc, exist, cfg, (720, 1280), np.arange(160, 720, 10))
+    assert out["slots"] == [1, 4]
+    want = (cells[4] + 0.5) / g * 1280
+    assert np.allclose(out["lanes"][1], np.round(want, 1), atol=0.051)
+    row1 = np.asarray(out["lanes"][0])
+    assert (row1[:10] == -2).all() and (row1[40:] == -2).all() and (row1[10:40] >= 0).all()
+
+
+def test_targets_roundtrip_through_decode() -> None:
+    cfg = lane.CONFIGS["default"]
+    w = cfg["input_hw"][1]
+    lanes_px = np.full((cfg["slots"], len(cfg["row_anchors"])), -2.0, np.float32)
+    lanes_px[2] = np.linspace(100, 300, lanes_px.shape[1])
+    cell, ex = lane.targets(lanes_px, cfg, w)
+    assert (cell[0] == -100).all() and (ex[0] == 0).all()
+    assert np.all(np.abs((cell[2] + 0.5) / cfg["grid"] * w - lanes_px[2]) <= w / cfg["grid"] / 2 + 1e-6)
+
+
+def test_short_training_lowers_loss_and_is_deterministic() -> None:
+    cfg = lane.CONFIGS["tiny"]
+    _, losses = train(cfg, steps=30, batch=4, seed=3, threads=2)
+    assert np.mean(losses[-6:]) < 0.7 * np.mean(losses[:4])
+    _, a = train(cfg, steps=3, batch=2, seed=3, threads=2)
+    _, b = train(cfg, steps=3, batch=2, seed=3, threads=2)
+    _, c = train(cfg, steps=3, batch=2, seed=4, threads=2)
+    assert a == b  # same seed: bit-identical losses
+    assert a != c
+
+
+def test_shipped_checkpoint_record() -> None:
+    """The packaged default weights carry the command that made them and a >= 90% held-out score."""
+    card = get_card("lane")
+    if card.default_checkpoint is None:
+        pytest.skip("no shipped checkpoint in this checkout")
+    rec = json.loads(card.default_checkpoint.with_suffix(".json").read_text())
+    assert rec["command"].startswith("edge train lane")
+    assert rec["eval"]["accuracy"] >= 0.90
+    assert card.default_checkpoint.stat().st_size < 5_500_000
