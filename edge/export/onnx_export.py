@@ -1,0 +1,141 @@
+"""torch -> ONNX with the dynamo exporter, then onnxslim and the full ONNX checker.
+
+Facts this module is written around (torch 2.13): the dynamo exporter specializes a dim that has
+value 1 in the example, so a dynamic batch is exported from an example with batch >= 2; weights go to
+a side ``.onnx.data`` file unless ``external_data=False``, so small models are written as one file
+and large ones (> ~1.8 GB) keep the side file, which the bundle then lists and hashes too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import ExportError
+from edge.spec import IOSpec
+
+_EXTERNAL_BYTES = 1_800_000_000
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter prints progress and warnings to stdout; keep the CLI output ours."""
+    buf = io.StringIO()
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(buf):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def _dynamic_shapes(io: IOSpec) -> tuple[dict[int, Any], ...] | None:
+    import torch
+
+    dims: dict[str, Any] = {}
+    shapes = []
+    any_dyn = False
+    for t in io.inputs:
+        d = {}
+        for axis, name in t.dynamic_dims.items():
+            dims.setdefault(name, torch.export.Dim(name, min=1, max=4096))
+            d[axis] = dims[name]
+            any_dyn = True
+        shapes.append(d)
+    return tuple(shapes) if any_dyn else None
+
+
+def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path: str | os.PathLike[str], *,
+                opset: int = 20, slim: bool = True) -> list[str]:
+    """Export ``module`` (called with the inputs in ``io`` order) to ``path``; returns written files.
+
+    The exported graph's input/output names and ranks are checked against ``io``; onnx.checker runs
+    with full shape inference.
+    """
+    import onnx
+    import torch
+
+    path = Path(path)
+    args = tuple(torch.from_numpy(np.ascontiguousarray(example[n])) for n in io.input_names)
+    nbytes = sum(p.numel() * p.element_size() for p in module.parameters()) if hasattr(module, "parameters") else 0
+    external = nbytes > _EXTERNAL_BYTES
+    try:
+        with _quiet(), torch.no_grad():
+            prog = torch.onnx.export(
+                module, args, dynamo=True, input_names=io.input_names, output_names=io.output_names,
+                dynamic_shapes=_dynamic_shapes(io), opset_version=opset, optimize=True, verbose=False,
+            )
+            prog.save(str(path), external_data=external)
+    except ExportError:
+        raise
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {first}") from None
+    if slim:
+        _slim(path, external)
+    model = onnx.load(str(path), load_external_data=False)
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:
+        raise ExportError(f"{path.name}: onnx.checker rejected the exported graph: {str(e).splitlines()[0]}") from None
+    got_in = [i.name for i in model.graph.input]
+    got_out = [o.name for o in model.graph.output]
+    if got_in != io.input_names or got_out != io.output_names:
+        raise ExportError(f"exported names {got_in} -> {got_out} differ from the spec "
+                          f"{io.input_names} -> {io.output_names}")
+    _stamp_shapes(path, io, external)
+    files = [path.name]
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        files.append(data.name)
+    return files
+
+
+def _slim(path: Path, external: bool) -> None:
+    """onnxslim: constant folding, dead-node removal, shape cleanup. Skipped for external-data models."""
+    if external:
+        return
+    try:
+        import onnxslim
+    except ImportError:
+        return
+    import onnx
+
+    with _quiet():
+        slimmed = onnxslim.slim(onnx.load(str(path)))
+    onnx.save(slimmed, str(path))
+
+
+def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> None:
+    """Write the IOSpec's dim names onto the graph I/O so every backend sees 'batch', not 's0'."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    specs = {t.name: t for t in io.inputs + io.outputs}
+    for vi in list(model.graph.input) + list(model.graph.output):
+        t = specs[vi.name]
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) != t.rank:
+            raise ExportError(f"exported '{vi.name}' has rank {len(dims)}, spec says {t.rank}")
+        for d, want in zip(dims, t.shape):
+            if isinstance(want, str):
+                d.ClearField("dim_value")
+                d.dim_param = want
+            else:
+                if d.HasField("dim_value") and d.dim_value != want:
+                    raise ExportError(f"exported '{vi.name}' has dim {d.dim_value}, spec says {want}")
+                d.dim_value = want
+    onnx.save(model, str(path))

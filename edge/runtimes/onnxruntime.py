@@ -1,0 +1,65 @@
+"""ONNX Runtime backend (CPU by default; CUDA/TensorRT execution providers when asked and present)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge.errors import BackendUnavailable, BundleError
+from edge.runtimes.base import BaseRuntime
+from edge.runtimes.registry import Backend
+from edge.spec import IOSpec
+
+
+def _available() -> tuple[bool, str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False, "onnxruntime is not installed (pip install 'edge-deploy[onnxruntime]')"
+    return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
+
+
+class OrtRuntime(BaseRuntime):
+    backend = "onnxruntime"
+
+    def __init__(self, model_path: str, io: IOSpec, *, threads: int = 0, inter_threads: int = 0,
+                 providers: list[str] | None = None, optimization: str = "all") -> None:
+        import onnxruntime as ort
+
+        super().__init__(io)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = int(inter_threads)
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
+        have = ort.get_available_providers()
+        providers = providers or ["CPUExecutionProvider"]
+        missing = [p for p in providers if p not in have]
+        if missing:
+            raise BackendUnavailable(f"onnxruntime providers {missing} are not available (have {have})")
+        try:
+            self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph/... types
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise BundleError(f"{model_path}: onnxruntime cannot load this model ({msg})") from None
+        names = [i.name for i in self.session.get_inputs()]
+        if names != io.input_names:
+            raise BundleError(f"{model_path}: graph inputs {names} differ from the manifest {io.input_names}")
+        self.providers = self.session.get_providers()
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.session.run(self.io.output_names, feeds)
+        return dict(zip(self.io.output_names, outs))
+
+
+def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", **options: Any) -> OrtRuntime:
+    io = bundle.graph_io(graph)
+    return OrtRuntime(str(bundle.file(artifact["file"])), io, **options)
+
+
+BACKEND = Backend("onnxruntime", "ONNX Runtime", ("onnx",), _available, load)

@@ -1,0 +1,79 @@
+"""Eager PyTorch backend: the reference every parity check compares against.
+
+A bundle from one of our model cards carries its checkpoint (state_dict + config, loaded with
+``weights_only=True``); a bundle made from a user's own ``nn.Module`` carries the ``torch.export``
+program (``.pt2``), which needs no Python class to load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge.errors import BundleError
+from edge.runtimes.base import BaseRuntime
+from edge.runtimes.registry import Backend
+from edge.spec import IOSpec
+
+
+def _available() -> tuple[bool, str]:
+    try:
+        import torch
+    except ImportError:
+        return False, "torch is not installed (pip install 'edge-deploy[export]')"
+    return True, f"torch {torch.__version__}"
+
+
+class TorchRuntime(BaseRuntime):
+    backend = "torch"
+
+    def __init__(self, module: Any, io: IOSpec, *, threads: int = 0) -> None:
+        import torch
+
+        super().__init__(io)
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.module = module
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.io.input_names))
+        if isinstance(out, dict):
+            out = [out[n] for n in self.io.output_names]
+        elif not isinstance(out, list | tuple):
+            out = [out]
+        if len(out) != len(self.io.outputs):
+            raise BundleError(f"torch module returned {len(out)} outputs, the manifest lists {len(self.io.outputs)}")
+        return {n: o.detach().cpu().numpy() for n, o in zip(self.io.output_names, out)}
+
+
+def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", threads: int = 0,
+         **_: Any) -> TorchRuntime:
+    from edge.ops.attention import _custom_op
+
+    _custom_op()  # programs that contain edge::attention need the op registered before loading
+    io = bundle.graph_io(graph)
+    path = bundle.file(artifact["file"])
+    if artifact["format"] == "checkpoint":
+        from edge.models.checkpoint import load_model
+        from edge.models.registry import get_card
+
+        model, _, _ = load_model(path)
+        module = get_card(bundle.model_name).graphs[graph].module(model)
+    elif artifact["format"] == "torch_export":
+        import torch
+
+        try:
+            module = torch.export.load(str(path)).module()
+        except Exception as e:
+            raise BundleError(f"{path}: cannot load the torch.export program ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    else:
+        raise BundleError(f"torch backend cannot load artifact format '{artifact['format']}'")
+    return TorchRuntime(module, io, threads=threads)
+
+
+BACKEND = Backend("torch", "eager PyTorch (reference)", ("checkpoint", "torch_export"), _available, load)

@@ -1,0 +1,107 @@
+"""ONNX export: parity with PyTorch, graph contents of the decomposed mode, atomic failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import edge  # noqa: E402
+from edge.bundle import Bundle  # noqa: E402
+from edge.errors import ExportError  # noqa: E402
+from edge.export.validate import compare  # noqa: E402
+from edge.models import lane  # noqa: E402
+from edge.models.checkpoint import load_model  # noqa: E402
+
+
+def test_bundle_contents_and_recorded_parity(tiny_bundle: Path) -> None:
+    b = Bundle.load(tiny_bundle)
+    assert {"model.onnx", "encoder.onnx", "temporal.onnx", "weights.pt"} <= set(b.manifest["files"])
+    assert set(b.manifest["graphs"]) == {"full", "encoder", "temporal"}
+    for art in b.artifacts:
+        if art["format"] == "onnx":
+            assert art["parity"]["passed"] and art["parity"]["max_rel"] < 1e-4
+            assert {"random", "synthetic", "export_example"} <= set(art["parity"]["sets"])
+    assert b.manifest["preprocess"]["mean"] == lane.MEAN.tolist()
+    assert "torch" in b.manifest["tools"] and "onnx" in b.manifest["tools"]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnxruntime_matches_torch_on_synthetic_clips(tiny_bundle: Path, batch: int) -> None:
+    """Fresh synthetic roads through the real preprocessing; fp32 rel error < 1e-4 (dynamic batch)."""
+    module, cfg, _ = load_model(tiny_bundle / "weights.pt")
+    feeds = lane.synthetic_feeds(cfg, "full", module, batch, seed=99)
+    rt = edge.load(tiny_bundle, backend="onnxruntime")
+    got = rt.infer(feeds)
+    with torch.no_grad():
+        loc, ex = module(torch.from_numpy(feeds["clip"]))
+    errs = compare({"loc": loc.numpy(), "exist": ex.numpy()}, got)
+    assert max(e["rel"] for e in errs.values()) < 1e-4, errs
+
+
+def _producer(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    return {o: n for n in graph.node for o in n.output}
+
+
+def test_decomposed_graph_is_portable(tiny_bundle: Path) -> None:
+    """No custom domain, no op newer than opset 20, and the scale is folded into Q (Mul -> MatMul)."""
+    model = onnx.load(str(tiny_bundle / "model.onnx"))
+    assert {o.domain for o in model.opset_import} <= {"", "ai.onnx"}
+    assert max(o.version for o in model.opset_import) <= 20
+    assert all(n.domain in ("", "ai.onnx") for n in model.graph.node)
+    schema_ok = [onnx.defs.get_schema(n.op_type, 20, "").since_version <= 20 for n in model.graph.node]
+    assert all(schema_ok)
+    assert not any(n.op_type == "Attention" for n in model.graph.node)
+    prod = _producer(model.graph)
+    softmaxes = [n for n in model.graph.node if n.op_type == "Softmax"]
+    assert len(softmaxes) == lane.CONFIGS["tiny"]["blocks"] + 1  # temporal blocks + row block
+    for sm in softmaxes:
+        mm = prod[sm.input[0]]
+        while mm.op_type != "MatMul":  # possibly through Add (mask) nodes
+            mm = prod[mm.input[0]]
+        q_side = prod.get(mm.input[0])
+        assert q_side is not None and q_side.op_type == "Mul", f"scale not folded into Q before {mm.name}"
+    onnx.checker.check_model(model, full_check=True)
+
+
+def test_export_any_user_module(tmp_path: Path) -> None:
+    """edge.export works for a module that is not one of ours, with attention inside."""
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(8, 24)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = self.proj(x).reshape(x.shape[0], x.shape[1], 3, 2, 4).permute(2, 0, 3, 1, 4)
+            return edge.ops.attention(q, k, v).sum(1)
+
+    m = Tiny().eval()
+    b = edge.export(m, {"x": torch.randn(1, 5, 8)}, tmp_path / "user", dynamic_batch=True,
+                    output_names=["y"])
+    x = np.random.default_rng(0).standard_normal((4, 5, 8)).astype(np.float32)
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    for backend in ("onnxruntime", "torch"):
+        got = edge.load(b.path, backend=backend).infer({"x": x})["y"]
+        assert np.abs(got - want).max() / np.abs(want).max() < 1e-4
+
+
+def test_failed_validation_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        edge.export_card("lane", out, config="tiny", streaming=False, rtol=-1.0)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_is_plain_json(tiny_bundle: Path) -> None:
+    m = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert m["schema_version"] == 1
+    assert m["io"]["inputs"][0]["shape"][0] == "batch"
