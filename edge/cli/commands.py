@@ -1,0 +1,67 @@
+"""Typer command signatures. Each body defers to a small module that imports what it needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def doctor(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show which backends and accelerators are usable here, and why not when they are not."""
+    from edge.cli.doctor_cmd import run_doctor
+
+    run_doctor(json_out)
+
+
+def train(
+    model: str = typer.Argument(..., help="Model family (e.g. lane)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
+    config: str = typer.Option("default", "--config", "-c", help="Config size: tiny, default, large."),
+    steps: int = typer.Option(1000, "--steps", min=1, help="Optimizer steps."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Clips per step."),
+    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (one-cycle)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for data and weights; same seed, same checkpoint."),
+    eval_clips: int = typer.Option(100, "--eval-clips", min=0, help="Held-out synthetic clips to score."),
+    resume: Path | None = typer.Option(None, "--init", help="Start from this checkpoint's weights."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a model on its synthetic data; writes the checkpoint and a .json record beside it."""
+    from edge.cli.train_cmd import run_train
+
+    run_train(model, out, config, steps, batch, lr, seed, eval_clips, resume, json_out)
+
+
+def export(
+    model: str = typer.Argument(..., help="Model family name (lane) or a checkpoint .pt file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
+    to: str = typer.Option("onnx", "--to", help="Target formats, comma-separated (now: onnx)."),
+    config: str | None = typer.Option(None, "--config", "-c", help="Config when no checkpoint is used."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights (default: the shipped ones)."),
+    attention: str = typer.Option("decomposed", "--attention", help="Attention lowering: decomposed."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dim dynamic."),
+    streaming: bool = typer.Option(True, "--streaming/--no-streaming",
+                                   help="Also export encoder + temporal graphs for streaming."),
+    opset: int = typer.Option(20, "--opset", help="ONNX opset."),
+    rtol: float = typer.Option(1e-4, "--rtol", help="Parity tolerance: max error / max |reference|."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Export a model to a validated bundle (ONNX + manifest), checked against PyTorch."""
+    from edge.cli.export_cmd import run_export
+
+    run_export(model, out, to, config, checkpoint, attention, dynamic_batch, streaming, opset, rtol, json_out)
+
+
+def run(
+    bundle: Path = typer.Argument(..., help="Bundle folder made by edge-export."),
+    source: str = typer.Option("synthetic", "--source", "-s", help="Video file, or 'synthetic[:N]'."),
+    out: Path = typer.Option(Path("edge_run"), "--out", "-o", help="Folder for overlay.mp4 + lanes.jsonl."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime or torch."),
+    max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads (0 = backend default)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Run a bundle over a video or synthetic clip; write an overlay video and lanes per frame."""
+    from edge.cli.run_cmd import run_run
+
+    run_run(bundle, source, out, backend, max_frames, threads, json_out)

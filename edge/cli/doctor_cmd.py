@@ -1,0 +1,73 @@
+"""``edge doctor``: which backends and accelerators work here, and why not when they do not."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+from importlib import metadata
+from typing import Any
+
+
+def _pkg(name: str, dist: str | None = None) -> tuple[bool, str]:
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        return False, f"not installed ({e.name or name})"
+    except Exception as e:  # pycuda raises at import without a driver
+        return False, f"import fails: {type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
+    try:
+        return True, metadata.version(dist or name)
+    except metadata.PackageNotFoundError:
+        return True, "installed"
+
+
+def _gpu() -> tuple[bool, str]:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True, f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    except ImportError:
+        pass
+    if os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvhost-ctrl"):
+        return True, "NVIDIA device node present (torch CUDA not available)"
+    return False, "no NVIDIA GPU visible (no CUDA device, no /dev/nvidia0)"
+
+
+def collect() -> list[dict[str, Any]]:
+    """Rows for the table: backends from the registry, then the extra components and the GPU."""
+    from edge.runtimes.registry import get_backend, list_backends
+
+    rows = []
+    for name in list_backends():
+        ok, why = get_backend(name).is_available()
+        rows.append({"name": name, "kind": "backend", "ok": ok, "detail": why})
+    for name, mod, dist in (("openvino", "openvino", "openvino"), ("tensorrt", "tensorrt", "tensorrt"),
+                            ("pycuda", "pycuda.driver", "pycuda"), ("opencv", "cv2", None)):
+        ok, why = _pkg(mod, dist)
+        if name == "opencv" and ok:
+            import cv2
+
+            why = cv2.__version__
+        rows.append({"name": name, "kind": "package", "ok": ok, "detail": why})
+    ok, why = _gpu()
+    rows.append({"name": "gpu", "kind": "device", "ok": ok, "detail": why})
+    return rows
+
+
+def run_doctor(json_out: bool) -> None:
+    rows = collect()
+    if json_out:
+        print(json.dumps({"python": platform.python_version(), "machine": platform.machine(), "rows": rows}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"edge doctor (python {platform.python_version()}, {platform.machine()})")
+    for col in ("component", "kind", "status", "version / reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["kind"], "[green]ok[/]" if r["ok"] else "[red]no[/]", r["detail"])
+    Console().print(table)

@@ -1,0 +1,76 @@
+"""``edge train``: synthetic-data training with a progress bar and a held-out score."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from edge.errors import EdgeError, ModelError
+
+
+def run_train(model: str, out: Path, config: str, steps: int, batch: int, lr: float, seed: int,
+              eval_clips: int, init: Path | None, json_out: bool) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from edge.bundle import atomic_write_text
+    from edge.models import get_card
+
+    card = get_card(model)
+    if model != "lane":
+        raise ModelError(f"training is implemented for 'lane' only so far, not '{model}'")
+    cfg = card.config(config)
+    out = Path(out)
+    if not out.parent.exists():
+        raise EdgeError(f"{out.parent}: output folder does not exist")
+    from edge.models.checkpoint import load_model, save_checkpoint
+    from edge.models.lane_train import eval_set, evaluate_predictor, torch_predictor, train
+
+    init_state = None
+    if init is not None:
+        m0, cfg0, _ = load_model(init, expect_model=model)
+        if cfg0 != cfg:
+            raise ModelError(f"{init}: checkpoint config differs from --config {config}")
+        init_state = m0.state_dict()
+    console = Console(stderr=True)
+    t0 = time.time()
+    with Progress(TextColumn("[bold]train {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,
+                  disable=json_out) as prog:
+        task = prog.add_task("train", total=steps, name=f"{model}/{config}", loss=float("nan"))
+        every = max(1, steps // 50)
+
+        def report(step: int, loss: float) -> None:
+            prog.update(task, completed=step, loss=loss)
+            if not console.is_terminal and not json_out and (step % every == 0 or step == steps):
+                console.print(f"step {step}/{steps} loss {loss:.4f} ({time.time() - t0:.0f}s)")
+
+        module, losses = train(cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
+                               progress=report)
+    train_s = time.time() - t0
+    metric = None
+    if eval_clips:
+        console.print(f"scoring on {eval_clips} held-out synthetic clips (1280x720, TuSimple metric)")
+        clips, gts = eval_set(cfg, eval_clips)
+        metric = evaluate_predictor(torch_predictor(module), cfg, clips, gts)
+    k = max(1, len(losses) // 20)
+    meta = {
+        "command": "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("edge")
+        else f"edge train {model} --config {config} --steps {steps} --batch {batch} --lr {lr} --seed {seed}"
+             f" --eval-clips {eval_clips} --out {out}",
+        "model": model, "config_name": config, "steps": steps, "batch": batch, "lr": lr, "seed": seed,
+        "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
+        "eval": {"set": f"synthetic held-out, {eval_clips} clips, eval seed stream disjoint from training",
+                 **(metric or {})},
+    }
+    save_checkpoint(out, model, cfg, module, meta)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    if json_out:
+        print(json.dumps(meta))
+    else:
+        acc = f"{100 * metric['accuracy']:.2f}%" if metric else "not evaluated"
+        console.print(f"wrote {out}  loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}  "
+                      f"TuSimple accuracy {acc}  ({train_s:.0f}s)")

@@ -1,0 +1,66 @@
+"""`import edge` and `edge --help` work without heavy backends installed, and stay fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+BLOCKER = r"""
+import sys, time, importlib.abc
+BLOCKED = {"torch", "openvino", "onnxruntime", "tensorrt", "pycuda", "cv2", "nncf", "onnxscript", "onnxslim"}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"blocked for this test: {name}")
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", BLOCKER + code], capture_output=True, text=True, timeout=120)
+
+
+def test_import_without_heavy_backends() -> None:
+    r = _run(
+        "t0 = time.perf_counter(); import edge; dt = time.perf_counter() - t0\n"
+        "import json; print(json.dumps({'dt': dt, 'v': edge.__version__, "
+        "'heavy': sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED)}))"
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["heavy"] == []
+    assert out["dt"] < 1.0, f"import edge took {out['dt']:.2f}s"
+
+
+def test_help_without_heavy_backends() -> None:
+    for entry in ("main", "export_main"):
+        r = _run(
+            "t0 = time.perf_counter()\n"
+            f"sys.argv = ['edge', '--help']\nfrom edge.cli.main import {entry}\n"
+            f"try:\n    {entry}()\nexcept SystemExit as e:\n    code = e.code\n"
+            "sys.stderr.write(f'DT={time.perf_counter() - t0}\\n'); sys.exit(code)"
+        )
+        assert r.returncode == 0, r.stderr
+        assert "Usage" in r.stdout
+        dt = float(r.stderr.strip().split("DT=")[-1])
+        assert dt < 1.0, f"{entry} --help took {dt:.2f}s"
+
+
+def test_missing_backend_is_one_clear_line() -> None:
+    """With onnxruntime absent, loading on it is a BackendUnavailable naming the package."""
+    r = _run(
+        "from edge.runtimes import require\nfrom edge.errors import BackendUnavailable\n"
+        "try:\n    require('onnxruntime')\nexcept BackendUnavailable as e:\n    print(e)\n"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "onnxruntime is not installed" in r.stdout
+
+
+def test_doctor_without_heavy_backends() -> None:
+    r = _run("from edge.cli.doctor_cmd import collect\nimport json\nprint(json.dumps(collect()))")
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert {"torch", "onnxruntime", "openvino", "tensorrt", "pycuda", "gpu"} <= set(rows)
+    assert not rows["torch"]["ok"] and "not installed" in rows["torch"]["detail"]
