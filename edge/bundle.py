@@ -75,10 +75,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _check_rel(name: str) -> str:
+def _check_rel(name: str, where: str = "bundle") -> str:
     p = Path(name)
     if p.is_absolute() or ".." in p.parts or not name or name == MANIFEST:
-        raise BundleError(f"bad file name in bundle: {name!r}")
+        raise BundleError(f"{where}: bad file name {name!r} (must be a relative path inside the bundle)")
     return p.as_posix()
 
 
@@ -193,7 +193,7 @@ def validate_manifest(m: Any, where: str = MANIFEST) -> None:
     if not isinstance(files, dict):
         raise BundleError(f"{where}: 'files' must be an object of name -> {{sha256, size}}")
     for name, entry in files.items():
-        _check_rel(name)
+        _check_rel(name, where)
         if (not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str)
                 or len(entry["sha256"]) != 64 or not isinstance(entry.get("size"), int)):
             raise BundleError(f"{where}: file entry '{name}' needs a 64-hex sha256 and an integer size")

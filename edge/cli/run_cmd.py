@@ -40,11 +40,12 @@ def run_run(bundle_path: Path, source: str, out: Path, backend: str, max_frames:
         fps_in = 30.0
     else:
         frames, fps_in = video_frames(arg)
+    runner = ClipRunner(bundle, backend, threads=threads)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        runner.close()
         raise DataError(f"{out}: cannot create output folder ({e.strerror})") from None
-    runner = ClipRunner(bundle, backend, threads=threads)
     preprocess, decode = card.extras["preprocess"], card.extras["decode"]
     lat: list[float] = []
     preds, gts = [], []

@@ -61,8 +61,9 @@ def load_model(path: str | os.PathLike[str], expect_model: str | None = None) ->
     card = get_card(ck["model"])
     try:
         module = card.build(ck["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelError(f"{p}: checkpoint config does not build a '{ck['model']}' model ({e})") from None
+    except Exception as e:  # a bad config can fail anywhere in a constructor (ZeroDivision, RuntimeError...)
+        raise ModelError(f"{p}: checkpoint config does not build a '{ck['model']}' model "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
     want = module.state_dict()
     got = ck["state_dict"]
     missing = sorted(set(want) - set(got))
@@ -71,7 +72,11 @@ def load_model(path: str | os.PathLike[str], expect_model: str | None = None) ->
         raise ModelError(f"{p}: checkpoint keys do not match the model: missing {missing[:3]}"
                          f"{'...' if len(missing) > 3 else ''}, unexpected {unexpected[:3]}"
                          f"{'...' if len(unexpected) > 3 else ''}")
+    import torch
+
     for k, v in want.items():
+        if not isinstance(got[k], torch.Tensor):
+            raise ModelError(f"{p}: weight '{k}' is a {type(got[k]).__name__}, not a tensor")
         if tuple(got[k].shape) != tuple(v.shape):
             raise ModelError(f"{p}: weight '{k}' has shape {tuple(got[k].shape)}, model expects {tuple(v.shape)}")
     module.load_state_dict(got)

@@ -155,3 +155,29 @@ def torch_predictor(module: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.
         return loc.numpy(), ex.numpy()
 
     return predict
+
+
+def evaluate_tusimple_folder(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], cfg: dict[str, Any],
+                             gt_path: str, image_root: str) -> tuple[dict[str, float], list[TuSimpleSample]]:
+    """Score single real frames (each repeated T times as a static clip) against TuSimple GT lines.
+
+    ``image_root`` is joined with each GT line's ``raw_file``. Returns the metric and the predictions.
+    """
+    import os
+
+    import cv2
+
+    from edge.data.tusimple import read_tusimple
+    from edge.errors import DataError
+
+    gts = read_tusimple(gt_path)
+    preds = []
+    for gt in gts:
+        path = os.path.join(image_root, gt.raw_file)
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise DataError(f"{path}: cannot read image listed in {gt_path}")
+        loc, ex = predict(lane.preprocess_clip([img] * cfg["frames"], cfg))
+        d = lane.decode(loc[0], ex[0], cfg, img.shape[:2], np.asarray(gt.h_samples))
+        preds.append(TuSimpleSample(gt.raw_file, d["lanes"], gt.h_samples, 0.0))
+    return evaluate(preds, gts), preds

@@ -53,6 +53,10 @@ def synthetic_frames(n: int, hw: tuple[int, int], seed: int = 7,
 
 
 def video_frames(path: Path) -> tuple[Iterator[tuple[int, np.ndarray, Any]], float]:
+    import os
+
+    # FFmpeg prints its own diagnostics for broken files; our DataError is the one line the user sees.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
 
     cap = cv2.VideoCapture(str(path))

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from edge.data import synthetic_lane as syn  # noqa: E402
+from edge.data import synthetic_lane as syn
 
 
 def test_shapes_and_determinism() -> None:
@@ -52,7 +52,8 @@ def test_labels_lie_on_painted_lines(seed: int) -> None:
     for s in range(6):
         for x, y in zip(labels[s], rows):
             if x >= 0:
-                hits.append(img[y, int(round(x)) - 1 : int(round(x)) + 2].max())
+                xi = int(np.rint(x))
+                hits.append(img[y, xi - 1 : xi + 2].max())
     assert len(hits) >= 10
     assert np.median(hits) > 180  # paint is white (255), road is ~90
 

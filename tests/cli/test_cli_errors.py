@@ -1,0 +1,243 @@
+"""CLI error boundary: every bad input is exit code 2 and one line on stderr naming the culprit.
+
+The CLIs run in subprocesses, exactly as a user runs them. One good tiny bundle is exported per
+module and copied before being corrupted. Each case also checks that nothing that looks like a
+bundle (or a hidden partial folder) is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge.export.api import export_card  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+       "COLUMNS": "200", "NO_COLOR": "1"}
+EXPORT = [sys.executable, "-c", "from edge.cli.main import export_main; export_main()"]
+EDGE = [sys.executable, "-m", "edge.cli.main"]
+
+
+def cli(cmd: list[str], *args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cmd, *(str(a) for a in args)], capture_output=True, text=True, cwd=cwd, env=ENV,
+                          timeout=300)
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess[str], *needles: str | Path) -> str:
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+    assert "Traceback" not in r.stderr, r.stderr
+    assert len(lines) == 1, r.stderr
+    line = lines[0]
+    for n in needles:
+        assert str(n) in line, f"{n!r} not in {line!r}"
+    return line
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def good_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("good") / "tiny"
+    export_card("lane", out, config="tiny", streaming=False)
+    return out
+
+
+@pytest.fixture()
+def work(tmp_path: Path) -> Path:
+    """An empty folder: the cwd and parent of every output; it must stay free of leftovers."""
+    d = tmp_path / "work"
+    d.mkdir()
+    return d
+
+
+# ------------------------------------------------------------------------------------------ help
+
+
+def test_edge_help(work: Path) -> None:
+    r = cli(EDGE, "--help", cwd=work)
+    assert r.returncode == 0, r.stderr
+    for cmd in ("export", "run", "train", "doctor"):
+        assert cmd in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_edge_export_help(work: Path) -> None:
+    r = cli(EXPORT, "--help", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert "--out" in r.stdout and "--checkpoint" in r.stdout
+    assert "Traceback" not in r.stderr
+    assert listing(work) == []
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+@pytest.mark.parametrize("entry", ["edge-export", "edge export"])
+def test_unknown_model(work: Path, entry: str) -> None:
+    cmd = EXPORT if entry == "edge-export" else [*EDGE, "export"]
+    r = cli(cmd, "nosuchmodel", "--out", work / "X", "--config", "tiny", cwd=work)
+    assert_one_line_error(r, "nosuchmodel")
+    assert listing(work) == []
+
+
+def test_missing_checkpoint(work: Path) -> None:
+    r = cli(EXPORT, "lane", "--config", "tiny", "--checkpoint", "missing.pt", "--out", work / "X", cwd=work)
+    assert_one_line_error(r, "missing.pt")
+    assert listing(work) == []
+
+
+def _truncated(good: Path, dest: Path) -> Path:
+    data = (good / "weights.pt").read_bytes()
+    dest.write_bytes(data[: len(data) // 2])
+    return dest
+
+
+def _wrong_shapes(good: Path, dest: Path) -> Path:
+    ck = torch.load(good / "weights.pt", map_location="cpu", weights_only=True)
+    key = next(k for k, v in ck["state_dict"].items() if v.ndim == 4)
+    ck["state_dict"][key] = torch.zeros(3, 2, 1, 1)
+    torch.save(ck, dest)
+    return dest
+
+
+def test_truncated_checkpoint(good_bundle: Path, work: Path, tmp_path: Path) -> None:
+    ckpt = _truncated(good_bundle, tmp_path / "half.pt")
+    r = cli(EXPORT, "lane", "--config", "tiny", "--checkpoint", ckpt, "--out", work / "X", "--no-streaming",
+            cwd=work)
+    assert_one_line_error(r, ckpt)
+    assert listing(work) == []
+
+
+def test_wrong_shapes_checkpoint_as_model_argument(good_bundle: Path, work: Path, tmp_path: Path) -> None:
+    """``edge-export CKPT.pt``: the checkpoint names its model; a tensor of the wrong shape is refused."""
+    ckpt = _wrong_shapes(good_bundle, tmp_path / "shapes.pt")
+    r = cli(EXPORT, ckpt, "--out", work / "X", "--no-streaming", cwd=work)
+    line = assert_one_line_error(r, ckpt)
+    assert "shape" in line
+    assert listing(work) == []
+
+
+def test_output_parent_is_a_file(work: Path) -> None:
+    (work / "afile").write_text("not a folder")
+    out = work / "afile" / "bundle"
+    r = cli(EXPORT, "lane", "--config", "tiny", "--no-streaming", "--out", out, cwd=work)
+    assert_one_line_error(r, work / "afile")
+    assert listing(work) == ["afile"]
+    assert (work / "afile").read_text() == "not a folder"
+
+
+def test_output_parent_not_writable(work: Path) -> None:
+    ro = work / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("permissions are not enforced for this user (root); see test_output_parent_is_a_file")
+        r = cli(EXPORT, "lane", "--config", "tiny", "--no-streaming", "--out", ro / "bundle", cwd=work)
+        assert_one_line_error(r, ro)
+        assert listing(ro) == []
+    finally:
+        ro.chmod(0o700)
+
+
+def test_unsupported_target(work: Path) -> None:
+    r = cli(EXPORT, "lane", "--config", "tiny", "--to", "tensorrt", "--out", work / "X", cwd=work)
+    assert_one_line_error(r, "tensorrt")
+    assert listing(work) == []
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def test_run_folder_without_manifest(work: Path) -> None:
+    empty = work / "notabundle"
+    empty.mkdir()
+    r = cli(EDGE, "run", empty, "--source", "synthetic:2", "--out", work / "run_out", cwd=work)
+    assert_one_line_error(r, empty / "manifest.json")
+    assert listing(work) == ["notabundle"]
+
+
+def test_run_missing_bundle(work: Path) -> None:
+    r = cli(EDGE, "run", work / "nothere", "--source", "synthetic:2", "--out", work / "run_out", cwd=work)
+    assert_one_line_error(r, work / "nothere")
+    assert listing(work) == []
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_run_corrupt_manifest(good_bundle: Path, work: Path, how: str) -> None:
+    b = work / "bundle"
+    shutil.copytree(good_bundle, b)
+    m = b / "manifest.json"
+    m.write_text("\x00not json{" if how == "garbage" else m.read_text()[:200])
+    r = cli(EDGE, "run", b, "--source", "synthetic:2", "--out", work / "run_out", cwd=work)
+    assert_one_line_error(r, m)
+    assert listing(work) == ["bundle"]
+
+
+def test_run_truncated_model(good_bundle: Path, work: Path) -> None:
+    b = work / "bundle"
+    shutil.copytree(good_bundle, b)
+    onnx_file = b / "model.onnx"
+    onnx_file.write_bytes(onnx_file.read_bytes()[:1000])
+    r = cli(EDGE, "run", b, "--source", "synthetic:2", "--out", work / "run_out", cwd=work)
+    assert_one_line_error(r, onnx_file)
+    assert listing(work) == ["bundle"]
+
+
+def test_run_missing_video(good_bundle: Path, work: Path) -> None:
+    video = work / "missing.mp4"
+    r = cli(EDGE, "run", good_bundle, "--source", video, "--out", work / "run_out", cwd=work)
+    assert_one_line_error(r, video)
+    assert listing(work) == []
+
+
+def test_run_unreadable_video(good_bundle: Path, work: Path) -> None:
+    video = work / "fake.mp4"
+    video.write_bytes(b"this is not a video" * 20)
+    r = cli(EDGE, "run", good_bundle, "--source", video, "--out", work / "run_out", cwd=work)
+    assert_one_line_error(r, video)
+    assert listing(work) == ["fake.mp4"]
+
+
+def test_run_unknown_backend(good_bundle: Path, work: Path) -> None:
+    r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", "--backend", "nosuchbackend",
+            "--out", work / "run_out", cwd=work)
+    assert_one_line_error(r, "nosuchbackend")
+    out = work / "run_out"
+    assert not out.exists() or listing(out) == []  # no result files from a run that never started
+
+
+# ------------------------------------------------------------------------------------------ train
+
+
+def test_train_into_missing_folder(work: Path) -> None:
+    if Path("/nonexistent").exists():
+        pytest.skip("/nonexistent exists on this machine")
+    r = cli(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--eval-clips", "0",
+            "--out", "/nonexistent/dir/x.pt", cwd=work)
+    assert_one_line_error(r, "/nonexistent/dir")
+    assert not Path("/nonexistent").exists()
+    assert listing(work) == []
+
+
+def test_train_unknown_model(work: Path) -> None:
+    r = cli(EDGE, "train", "nosuchmodel", "--config", "tiny", "--steps", "1", "--out", work / "x.pt", cwd=work)
+    assert_one_line_error(r, "nosuchmodel")
+    assert listing(work) == []
+
+
+def test_train_unknown_config(work: Path) -> None:
+    r = cli(EDGE, "train", "lane", "--config", "huge", "--steps", "1", "--out", work / "x.pt", cwd=work)
+    assert_one_line_error(r, "huge")
+    assert listing(work) == []

@@ -1,0 +1,255 @@
+"""Checkpoints: save/load round trip with the tiny lane config, and one-line ModelErrors for bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge.errors import EdgeError, ModelError  # noqa: E402
+from edge.models.checkpoint import FORMAT, load_model, read_checkpoint, save_checkpoint  # noqa: E402
+from edge.models.lane import CONFIGS, example_full  # noqa: E402
+from edge.models.registry import get_card  # noqa: E402
+
+CFG = CONFIGS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def tiny_module() -> Any:
+    torch.manual_seed(123)
+    return get_card("lane").build(dict(CFG)).eval()
+
+
+@pytest.fixture(scope="module")
+def ckpt_file(tmp_path_factory: pytest.TempPathFactory, tiny_module: Any) -> Path:
+    p = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(p, "lane", dict(CFG), tiny_module, {"steps": 3, "note": "test"})
+    return p
+
+
+def _raw(ckpt_file: Path) -> dict[str, Any]:
+    return torch.load(ckpt_file, map_location="cpu", weights_only=True)
+
+
+def _expect_error(path: Path, pattern: str | None = None, **kwargs: Any) -> ModelError:
+    with pytest.raises(ModelError) as ei:
+        load_model(path, **kwargs)
+    msg = str(ei.value)
+    assert str(path) in msg, msg
+    assert "\n" not in msg
+    if pattern is not None:
+        import re
+
+        assert re.search(pattern, msg), msg
+    return ei.value
+
+
+# ------------------------------------------------------------------------------------------ round trip
+
+
+def test_round_trip_bitwise(ckpt_file: Path, tiny_module: Any) -> None:
+    module, cfg, meta = load_model(ckpt_file, expect_model="lane")
+    assert cfg == CFG
+    assert meta == {"steps": 3, "note": "test"}
+    assert not module.training
+    assert module is not tiny_module
+    x = torch.from_numpy(example_full(CFG, 1, seed=5)["clip"])
+    with torch.no_grad():
+        ref = tiny_module(x)
+        got = module(x)
+    assert len(ref) == len(got) == 2
+    for r, g in zip(ref, got):
+        assert r.shape == g.shape
+        assert torch.equal(r, g)
+    for k, v in tiny_module.state_dict().items():
+        assert torch.equal(v, module.state_dict()[k]), k
+
+
+def test_checkpoint_structure(ckpt_file: Path) -> None:
+    ck = read_checkpoint(ckpt_file)
+    assert ck["format"] == FORMAT
+    assert ck["model"] == "lane"
+    assert ck["config"] == CFG
+    assert all(isinstance(v, torch.Tensor) for v in ck["state_dict"].values())
+    # written atomically: no hidden temp file beside it
+    assert [p.name for p in ckpt_file.parent.iterdir()] == [ckpt_file.name]
+
+
+def test_different_weights_differ(ckpt_file: Path, tiny_module: Any, tmp_path: Path) -> None:
+    """Guard for the bitwise test: a different init must give different outputs."""
+    torch.manual_seed(999)
+    other = get_card("lane").build(dict(CFG)).eval()
+    p = save_checkpoint(tmp_path / "other.pt", "lane", dict(CFG), other)
+    module, _, _ = load_model(p)
+    x = torch.from_numpy(example_full(CFG, 1, seed=5)["clip"])
+    with torch.no_grad():
+        assert not torch.equal(module(x)[0], tiny_module(x)[0])
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    _expect_error(tmp_path / "missing.pt", "not found")
+
+
+def test_folder_is_not_a_checkpoint(tmp_path: Path) -> None:
+    _expect_error(tmp_path, "not found")
+
+
+def test_truncated_file(ckpt_file: Path, tmp_path: Path) -> None:
+    data = ckpt_file.read_bytes()
+    p = tmp_path / "half.pt"
+    p.write_bytes(data[: len(data) // 2])
+    _expect_error(p, "not a readable checkpoint")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    p = tmp_path / "empty.pt"
+    p.write_bytes(b"")
+    _expect_error(p)
+
+
+def test_random_bytes(tmp_path: Path) -> None:
+    p = tmp_path / "random.pt"
+    p.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    _expect_error(p, "not a readable checkpoint")
+
+
+def test_plain_torch_dict_is_not_our_format(tmp_path: Path, tiny_module: Any) -> None:
+    p = tmp_path / "plain.pt"
+    torch.save({"state_dict": tiny_module.state_dict()}, p)
+    _expect_error(p, "not an edge-deploy checkpoint")
+    p2 = tmp_path / "bare_state_dict.pt"
+    torch.save(tiny_module.state_dict(), p2)
+    _expect_error(p2, "not an edge-deploy checkpoint")
+    p3 = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), p3)
+    _expect_error(p3, "not an edge-deploy checkpoint")
+
+
+@pytest.mark.parametrize("field", ["model", "config", "state_dict"])
+def test_malformed_field(ckpt_file: Path, tmp_path: Path, field: str) -> None:
+    ck = _raw(ckpt_file)
+    ck[field] = 42
+    p = tmp_path / "bad_field.pt"
+    torch.save(ck, p)
+    _expect_error(p, f"'{field}'")
+
+
+def test_missing_key(ckpt_file: Path, tmp_path: Path) -> None:
+    ck = _raw(ckpt_file)
+    dropped = sorted(ck["state_dict"])[0]
+    del ck["state_dict"][dropped]
+    p = tmp_path / "missing_key.pt"
+    torch.save(ck, p)
+    _expect_error(p, f"missing.*{dropped}")
+
+
+def test_unexpected_key(ckpt_file: Path, tmp_path: Path) -> None:
+    ck = _raw(ckpt_file)
+    ck["state_dict"]["bogus.weight"] = torch.zeros(2)
+    p = tmp_path / "extra_key.pt"
+    torch.save(ck, p)
+    _expect_error(p, "unexpected.*bogus.weight")
+
+
+def test_wrong_shape(ckpt_file: Path, tmp_path: Path) -> None:
+    ck = _raw(ckpt_file)
+    key = next(k for k, v in ck["state_dict"].items() if v.ndim == 4)
+    want = tuple(ck["state_dict"][key].shape)
+    ck["state_dict"][key] = torch.zeros(want[0] + 1, *want[1:])
+    p = tmp_path / "wrong_shape.pt"
+    torch.save(ck, p)
+    _expect_error(p, f"'{key}'.*shape")
+
+
+def test_state_dict_value_not_a_tensor(ckpt_file: Path, tmp_path: Path) -> None:
+    ck = _raw(ckpt_file)
+    key = sorted(ck["state_dict"])[0]
+    ck["state_dict"][key] = 3
+    p = tmp_path / "not_tensor.pt"
+    torch.save(ck, p)
+    _expect_error(p, key)
+
+
+def test_config_missing_key(ckpt_file: Path, tmp_path: Path) -> None:
+    ck = _raw(ckpt_file)
+    del ck["config"]["channels"]
+    p = tmp_path / "cfg_missing.pt"
+    torch.save(ck, p)
+    _expect_error(p, "config")
+
+
+@pytest.mark.parametrize("bad", [{"heads": 0}, {"dim": -1}, {"channels": "abc"}])
+def test_config_that_does_not_build(ckpt_file: Path, tmp_path: Path, bad: dict[str, Any]) -> None:
+    ck = _raw(ckpt_file)
+    ck["config"].update(bad)
+    p = tmp_path / "cfg_bad.pt"
+    torch.save(ck, p)
+    _expect_error(p, "config")
+
+
+def test_checkpoint_for_unknown_model(ckpt_file: Path, tmp_path: Path) -> None:
+    ck = _raw(ckpt_file)
+    ck["model"] = "radar"
+    p = tmp_path / "radar.pt"
+    torch.save(ck, p)
+    with pytest.raises(ModelError, match=r"radar"):
+        load_model(p)
+
+
+def test_wrong_model_name(ckpt_file: Path) -> None:
+    _expect_error(ckpt_file, "'lane', not 'radar'", expect_model="radar")
+    load_model(ckpt_file, expect_model="lane")  # the right name still loads
+
+
+# ------------------------------------------------------------------------------------------ weights_only
+
+def _side_effect(path: str) -> dict[str, Any]:
+    """Would run during unpickling if the loader executed arbitrary pickled code."""
+    Path(path).write_text("executed")
+    return {}
+
+
+class Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return _side_effect, (self.marker,)
+
+
+class Plain:
+    """An ordinary custom class instance (no __reduce__ tricks)."""
+
+    def __init__(self) -> None:
+        self.x = 1
+
+
+def test_pickled_code_is_not_executed(ckpt_file: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    ck = _raw(ckpt_file)
+    ck["meta"] = {"evil": Payload(marker)}
+    p = tmp_path / "evil.pt"
+    torch.save(ck, p)
+    assert not marker.exists()
+    _expect_error(p, "not a readable checkpoint")
+    assert not marker.exists(), "torch.load executed pickled code: weights_only is not in effect"
+
+
+def test_custom_class_instance_rejected(ckpt_file: Path, tmp_path: Path) -> None:
+    ck = _raw(ckpt_file)
+    ck["meta"] = {"obj": Plain()}
+    p = tmp_path / "custom.pt"
+    torch.save(ck, p)
+    _expect_error(p, "not a readable checkpoint")
+
+
+def test_model_error_is_user_facing() -> None:
+    assert issubclass(ModelError, EdgeError)
+    assert ModelError.exit_code == 2
