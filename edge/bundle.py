@@ -35,6 +35,7 @@ def _umask() -> int:
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, streamed (engines can be hundreds of MB)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -49,6 +50,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temp name is in the same folder so the final ``os.replace`` is atomic on POSIX.
     """
     dest = Path(path)
+    if dest.is_dir():
+        raise BundleError(f"{dest}: is a folder; give a file name")
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise BundleError(f"{parent}: output folder does not exist")
@@ -67,11 +70,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file + rename: readers see the old file or the new one."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -91,6 +96,7 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
+        """Read and validate the manifest, then (``verify``) check every listed file's size and sha256."""
         root = Path(path)
         if not root.exists():
             raise BundleError(f"{root}: no such bundle folder")
@@ -103,6 +109,8 @@ class Bundle:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BundleError(f"{mpath}: corrupt manifest ({e})") from None
+        except OSError as e:
+            raise BundleError(f"{mpath}: cannot read ({e.strerror})") from None
         validate_manifest(manifest, where=str(mpath))
         bundle = cls(root, manifest)
         if verify:
@@ -156,6 +164,7 @@ class Bundle:
         return self.path / name
 
     def verify_file(self, name: str) -> None:
+        """BundleError unless the file exists with the manifest's size and sha256."""
         entry = self.manifest["files"][name]
         p = self.path / name
         if not p.is_file():
@@ -163,7 +172,10 @@ class Bundle:
         size = p.stat().st_size
         if size != entry["size"]:
             raise BundleError(f"{p}: size {size} B but the manifest says {entry['size']} B (truncated or replaced)")
-        digest = sha256_file(p)
+        try:
+            digest = sha256_file(p)
+        except OSError as e:
+            raise BundleError(f"{p}: cannot read ({e.strerror})") from None
         if digest != entry["sha256"]:
             raise BundleError(f"{p}: sha256 does not match the manifest (corrupt or replaced)")
 
@@ -211,7 +223,12 @@ def validate_manifest(m: Any, where: str = MANIFEST) -> None:
     for a in arts:
         if not isinstance(a, dict) or "name" not in a or "format" not in a:
             raise BundleError(f"{where}: each artifact needs 'name' and 'format', got {a!r}")
-        for f in [a.get("file"), *a.get("extra_files", [])]:
+        extra = a.get("extra_files", [])
+        if not isinstance(extra, list) or not all(isinstance(f, str) for f in extra):
+            raise BundleError(f"{where}: artifact '{a['name']}' has a malformed 'extra_files' (list of names)")
+        if a.get("file") is not None and not isinstance(a["file"], str):
+            raise BundleError(f"{where}: artifact '{a['name']}' has a malformed 'file' (a name)")
+        for f in [a.get("file"), *extra]:
             if f is not None and f not in files:
                 raise BundleError(f"{where}: artifact '{a['name']}' refers to unlisted file '{f}'")
         if "io" in a:
@@ -219,6 +236,15 @@ def validate_manifest(m: Any, where: str = MANIFEST) -> None:
                 IOSpec.from_dict(a["io"])
             except SpecError as e:
                 raise BundleError(f"{where}: artifact '{a['name']}' has a bad 'io': {e}") from None
+
+
+def _is_bundle(folder: Path) -> bool:
+    """True only for a folder whose manifest we can read and validate (never rmtree anything else)."""
+    try:
+        validate_manifest(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+    except (OSError, ValueError, BundleError):
+        return False
+    return True
 
 
 class BundleWriter:
@@ -230,14 +256,19 @@ class BundleWriter:
     """
 
     def __init__(self, out: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
-        self.out = Path(out)
-        parent = self.out.parent if str(self.out.parent) else Path(".")
+        self.out = Path(out).resolve()  # "." or "x/.." must name the folder itself, not a parent's child
+        parent = self.out.parent
         if self.out.exists():
             if not self.out.is_dir():
-                raise BundleError(f"{self.out}: exists and is not a folder")
-            if any(self.out.iterdir()) and not (self.out / MANIFEST).is_file():
-                raise BundleError(f"{self.out}: folder exists, is not empty and is not a bundle; "
-                                  "choose another --out")
+                raise BundleError(f"{out}: exists and is not a folder")
+            if any(self.out.iterdir()) and not _is_bundle(self.out):
+                raise BundleError(f"{out}: folder exists, is not empty and is not a bundle; choose another --out")
+        # create missing parents, remembering them so a failed export removes them again
+        self._made: list[Path] = []
+        p = parent
+        while not p.exists():
+            self._made.append(p)
+            p = p.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -264,6 +295,7 @@ class BundleWriter:
         return p
 
     def register(self, name: str, role: str) -> dict[str, Any]:
+        """Hash a file already written at :meth:`path_for` and list it in the manifest."""
         p = self.tmp / _check_rel(name)
         if not p.is_file():
             raise BundleError(f"internal: {name} was not written")
@@ -279,18 +311,37 @@ class BundleWriter:
         self.manifest["artifacts"].append(dict(artifact))
 
     def commit(self) -> Bundle:
+        """Validate the manifest, write it, and rename the temp folder into place (replacing a bundle)."""
         validate_manifest(self.manifest, where=f"{self.out}/{MANIFEST} (being written)")
         (self.tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, sort_keys=False) + "\n")
         old = None
-        if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
+        try:
+            if self.out.exists():
+                if any(self.out.iterdir()) and not _is_bundle(self.out):
+                    raise BundleError(f"{self.out}: became a non-bundle folder during export; not replacing it")
+                old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+                os.replace(self.out, old)
+            try:
+                os.replace(self.tmp, self.out)
+            except OSError:
+                if old is not None:  # put the previous bundle back rather than leave nothing
+                    os.replace(old, self.out)
+                    old = None
+                raise
+        except OSError as e:
+            self.abort()
+            raise BundleError(f"{self.out}: cannot move the finished bundle into place ({e.strerror})") from None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         self._done = True
         return Bundle.load(self.out)
 
     def abort(self) -> None:
+        """Remove the temp folder and any parent folders this writer created."""
         shutil.rmtree(self.tmp, ignore_errors=True)
+        for p in self._made:  # innermost first
+            try:
+                p.rmdir()
+            except OSError:
+                break
         self._done = True

@@ -72,10 +72,17 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
-        try:
-            return cls(str(d["name"]), str(d["dtype"]), tuple(d["shape"]), str(d.get("description", "")))
-        except (KeyError, TypeError) as e:
-            raise SpecError(f"tensor spec {dict(d)!r} is malformed: missing or bad {e}") from None
+        """Parse one tensor entry of a manifest; anything malformed is a SpecError."""
+        if not isinstance(d, Mapping):
+            raise SpecError(f"tensor spec must be an object, got {type(d).__name__}")
+        missing = [k for k in ("name", "dtype", "shape") if k not in d]
+        if missing:
+            raise SpecError(f"tensor spec {d.get('name', '?')!r} lacks {missing}")
+        if not isinstance(d["shape"], list | tuple):
+            raise SpecError(f"tensor spec {d['name']!r}: shape must be a list, got {type(d['shape']).__name__}")
+        if not isinstance(d["name"], str) or not isinstance(d["dtype"], str):
+            raise SpecError(f"tensor spec {d['name']!r}: name and dtype must be strings")
+        return cls(d["name"], d["dtype"], tuple(d["shape"]), str(d.get("description", "")))
 
     def check(self, value: Any, bound: dict[str, int] | None = None) -> None:
         """Raise SpecError unless ``value`` is an ndarray matching this spec.
@@ -174,8 +181,13 @@ class IOSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> IOSpec:
+        """Parse an IOSpec from a manifest; anything malformed is a SpecError."""
         if not isinstance(d, Mapping) or "inputs" not in d or "outputs" not in d:
             raise SpecError("io spec must be an object with 'inputs' and 'outputs'")
+        if not isinstance(d["inputs"], list | tuple) or not isinstance(d["outputs"], list | tuple):
+            raise SpecError("io spec 'inputs' and 'outputs' must be lists")
+        if not isinstance(d.get("meta", {}), Mapping):
+            raise SpecError("io spec 'meta' must be an object")
         return cls(
             tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
             tuple(TensorSpec.from_dict(t) for t in d["outputs"]),

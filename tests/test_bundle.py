@@ -487,3 +487,51 @@ def test_atomic_write_permissions_follow_umask(tmp_path: Path, mask: int | None)
     mode = stat.S_IMODE(p.stat().st_mode)
     assert mode == 0o666 & ~effective
     assert mode != 0o600 or effective == 0o066
+
+
+# --- robustness added after review -------------------------------------------------------------
+
+
+def test_writer_refuses_folder_with_foreign_manifest(tmp_path: Path) -> None:
+    """A folder holding someone else's manifest.json is not a bundle and must never be replaced."""
+    foreign = tmp_path / "webapp"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text('{"name": "my web app"}')
+    (foreign / "index.html").write_text("<html></html>")
+    with pytest.raises(BundleError, match="not a bundle"):
+        BundleWriter(foreign, {"model": {"name": "m"}, "io": {"inputs": [], "outputs": []}})
+    assert (foreign / "index.html").is_file()
+
+
+def test_writer_with_dot_out_writes_the_folder_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "b"
+    target.mkdir()
+    monkeypatch.chdir(target)
+    with BundleWriter(".", {"model": {"name": "m"}, "io": {"inputs": [], "outputs": []}}) as w:
+        w.write_bytes("x.bin", b"abc", "data")
+        w.commit()
+    assert Bundle.load(target).manifest["files"]["x.bin"]["size"] == 3
+
+
+def test_failed_writer_removes_parents_it_created(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "bundle"
+    with pytest.raises(RuntimeError), BundleWriter(out, {"model": {"name": "m"}, "io": {"inputs": [], "outputs": []}}):
+        raise RuntimeError("export failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("io", [{"inputs": 5, "outputs": []}, {"inputs": [], "outputs": [], "meta": 5},
+                                {"inputs": [{"name": "x", "dtype": "float32", "shape": "batch"}], "outputs": []},
+                                {"inputs": ["x"], "outputs": []}])
+def test_malformed_io_types_are_bundle_errors(tmp_path: Path, io: dict) -> None:
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "manifest.json").write_text(json.dumps({"schema_version": 1, "model": {"name": "m"}, "io": io,
+                                                 "files": {}, "artifacts": []}))
+    with pytest.raises(BundleError, match=r"manifest\.json"):
+        Bundle.load(b)
+
+
+def test_atomic_path_refuses_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="is a folder"), atomic_path(tmp_path):
+        pass

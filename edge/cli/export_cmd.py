@@ -33,6 +33,11 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         table.add_row(g, r["file"], f"{r['bytes'] / 1e6:.2f} MB", f"{r['max_abs']:.2e}", f"{r['max_rel']:.2e}",
                       f"{r['export_s']:.1f}")
     console.print(table)
+    if report.get("weights") is None:
+        console.print("[yellow]warning:[/] no checkpoint for this config: the bundle has RANDOM weights "
+                      "(train one with `edge train` and pass --checkpoint)")
+    else:
+        console.print(f"weights: {report['weights']}")
     console.print("next:\n"
                   f"  edge run {bundle.path} --source synthetic:90 --out {bundle.path}_run\n"
                   f"  edge run {bundle.path} --source VIDEO.mp4")

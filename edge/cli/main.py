@@ -1,7 +1,8 @@
 """Entry points for ``edge`` and ``edge-export``.
 
-Every command runs under one error boundary: an :class:`EdgeError` prints one red line naming what
-is wrong and exits 2 (a usage error too); Ctrl-C exits 130. Only a genuine bug shows a traceback.
+Every command runs under one error boundary: an :class:`EdgeError` prints one line naming what is
+wrong and exits 2 (a usage error too); Ctrl-C prints "Aborted!" and exits 1 (Typer's standard).
+Only a genuine bug shows a traceback.
 """
 
 from __future__ import annotations

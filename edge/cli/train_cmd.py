@@ -23,9 +23,16 @@ def run_train(model: str, out: Path, config: str, steps: int, batch: int, lr: fl
     if model != "lane":
         raise ModelError(f"training is implemented for 'lane' only so far, not '{model}'")
     cfg = card.config(config)
+    import os
+
     out = Path(out)
-    if not out.parent.exists():
-        raise EdgeError(f"{out.parent}: output folder does not exist")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise EdgeError(f"{parent}: output folder does not exist")
+    if out.is_dir():
+        raise EdgeError(f"{out}: is a folder; give a checkpoint file name such as {out / 'lane.pt'}")
+    if not os.access(parent, os.W_OK):
+        raise EdgeError(f"{parent}: output folder is not writable")
     from edge.models.checkpoint import load_model, save_checkpoint
     from edge.models.lane_train import eval_set, evaluate_predictor, torch_predictor, train
 

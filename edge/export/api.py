@@ -38,6 +38,7 @@ class GraphJob:
 
 
 def tool_versions() -> dict[str, str]:
+    """Versions of the tools that made a bundle (recorded in its manifest)."""
     out = {"python": platform.python_version()}
     for dist in ("edge-deploy", "torch", "onnx", "onnxruntime", "onnxscript", "onnxslim", "numpy"):
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -143,7 +144,12 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     rng = np.random.default_rng(seed + 1)
     fresh = {n: (rng.standard_normal(a.shape).astype(a.dtype) if a.dtype.kind == "f" else a.copy())
              for n, a in zip(names, arrays)}
-    job = GraphJob("full", module, io, dict(zip(names, arrays)), [("random", fresh)])
+    checks = [("random", fresh)]
+    if dynamic_batch:
+        checks.append(("random_batch3", {n: (rng.standard_normal((3, *a.shape[1:])).astype(a.dtype)
+                                             if a.dtype.kind == "f" else np.concatenate([a, a[:1]]))
+                                         for n, a in zip(names, arrays)}))
+    job = GraphJob("full", module, io, dict(zip(names, arrays)), checks)
 
     def save_program(path: Path) -> None:
         from edge.export.onnx_export import _dynamic_shapes
@@ -199,6 +205,9 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
             io = IOSpec(tuple(TensorSpec(t.name, t.dtype, t.concrete(batch=1), t.description) for t in io.inputs),
                         tuple(TensorSpec(t.name, t.dtype, t.concrete(batch=1), t.description) for t in io.outputs))
         checks = [("random", g.example_inputs(cfg, batch, seed + 100 + i))]
+        if dynamic_batch:  # a dynamic dim must work at sizes other than the export example's
+            checks += [("random_batch1", g.example_inputs(cfg, 1, seed + 200 + i)),
+                       ("random_batch3", g.example_inputs(cfg, 3, seed + 300 + i))]
         if "synthetic_feeds" in card.extras:
             checks.append(("synthetic", card.extras["synthetic_feeds"](cfg, gname, module, batch, seed)))
         jobs.append(GraphJob(gname, g.module(module), io, g.example_inputs(cfg, batch, seed + i), checks))
@@ -211,5 +220,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     def write_ckpt(path: Path) -> None:
         save_checkpoint(path, card.name, cfg, module, meta)
 
-    return _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
-                  torch_artifact=("weights.pt", "checkpoint", write_ckpt))
+    bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
+                            torch_artifact=("weights.pt", "checkpoint", write_ckpt))
+    report["weights"] = str(ckpt_path) if ckpt_path is not None else None
+    return bundle, report

@@ -90,7 +90,8 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
-        raise ExportError(f"{path.name}: onnx.checker rejected the exported graph: {str(e).splitlines()[0]}") from None
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"{path.name}: onnx.checker rejected the exported graph: {msg}") from None
     got_in = [i.name for i in model.graph.input]
     got_out = [o.name for o in model.graph.output]
     if got_in != io.input_names or got_out != io.output_names:
@@ -132,7 +133,11 @@ def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> None:
             raise ExportError(f"exported '{vi.name}' has rank {len(dims)}, spec says {t.rank}")
         for d, want in zip(dims, t.shape):
             if isinstance(want, str):
-                d.ClearField("dim_value")
+                if d.HasField("dim_value"):
+                    # the exporter specialized a dim the spec says is dynamic: the graph would only
+                    # run at that size, so refuse instead of relabelling it
+                    raise ExportError(f"exported '{vi.name}' fixed dynamic dim '{want}' to {d.dim_value} "
+                                      "(export with an example size >= 2 for dynamic dims)")
                 d.dim_param = want
             else:
                 if d.HasField("dim_value") and d.dim_value != want:

@@ -16,6 +16,7 @@ from edge.spec import IOSpec
 
 
 def compare(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per output: max abs error and max abs error / max |ref| (inf on a shape mismatch)."""
     out = {}
     for name, r in ref.items():
         g = got[name]
@@ -30,6 +31,7 @@ def compare(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> dic
 
 
 def torch_outputs(module: Any, io: IOSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the module on numpy feeds (in IOSpec order) and name its outputs."""
     import torch
 
     with torch.no_grad():

@@ -20,6 +20,7 @@ FORMAT = "edge-checkpoint/1"
 
 def save_checkpoint(path: str | os.PathLike[str], model_name: str, cfg: dict[str, Any], module: Any,
                     meta: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint atomically (tensors only + plain config/meta, so weights_only loads it)."""
     import torch
 
     buf = io.BytesIO()

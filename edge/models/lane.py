@@ -47,12 +47,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def build(cfg: dict[str, Any]) -> Any:
+    """The torch module for ``cfg`` (imports torch)."""
     from edge.models.lane_net import LaneNet
 
     return LaneNet(cfg)
 
 
 def io_full(cfg: dict[str, Any]) -> IOSpec:
+    """Whole-clip graph: clip -> loc, exist."""
     h, w = cfg["input_hw"]
     s, r, g = cfg["slots"], len(cfg["row_anchors"]), cfg["grid"]
     return IOSpec(
@@ -63,6 +65,7 @@ def io_full(cfg: dict[str, Any]) -> IOSpec:
 
 
 def io_encoder(cfg: dict[str, Any]) -> IOSpec:
+    """Streaming part 1: one frame -> tokens (stride 32) and the stride-8 skip map."""
     h, w = cfg["input_hw"]
     return IOSpec(
         (TensorSpec("frame", "float32", ("batch", 3, h, w)),),
@@ -72,6 +75,7 @@ def io_encoder(cfg: dict[str, Any]) -> IOSpec:
 
 
 def io_temporal(cfg: dict[str, Any]) -> IOSpec:
+    """Streaming part 2: T frames' tokens (ring buffer) + newest skip -> loc, exist."""
     enc = io_encoder(cfg)
     tok = enc.outputs[0]
     return IOSpec(
@@ -99,6 +103,7 @@ def example_temporal(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, An
 
 
 def card() -> ModelCard:
+    """The lane ModelCard (the shipped checkpoint is attached when present)."""
     ckpt = WEIGHTS / "lane_default.pt"
     return ModelCard(
         name="lane",

@@ -101,22 +101,31 @@ def _prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4) -> Iterator[d
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
-        for item in it:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
-                return
+        try:
+            for item in it:
+                if not put(item):
+                    return
+        except BaseException as e:  # hand the renderer's error to the consumer instead of hanging it
+            put(e)
 
     th = threading.Thread(target=work, daemon=True)
     th.start()
     try:
         while True:
-            yield q.get()
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
     finally:
         stop.set()
 

@@ -30,6 +30,8 @@ class Graph:
 
 @dataclass(frozen=True)
 class ModelCard:
+    """What the toolchain knows about one family; ``build`` is the only part that needs torch."""
+
     name: str
     description: str
     configs: dict[str, dict[str, Any]]
@@ -52,10 +54,12 @@ _CARDS: dict[str, Callable[[], ModelCard]] = {}
 
 
 def register(name: str, factory: Callable[[], ModelCard]) -> None:
+    """Add a family (a factory, so cards are built only when asked for)."""
     _CARDS[name] = factory
 
 
 def get_card(name: str) -> ModelCard:
+    """The card of a registered family, or ModelError listing the known names."""
     _ensure_builtin()
     if name not in _CARDS:
         raise ModelError(f"unknown model '{name}' (known: {', '.join(sorted(_CARDS))})")
@@ -63,6 +67,7 @@ def get_card(name: str) -> ModelCard:
 
 
 def list_models() -> list[str]:
+    """Names of the registered families."""
     _ensure_builtin()
     return sorted(_CARDS)
 

@@ -4,6 +4,6 @@
 reference is the ground truth that every lowering and kernel is tested against.
 """
 
-from edge.ops.attention import attention, attention_numpy, export_mode, get_export_mode
+from edge.ops.attention import attention, attention_numpy, ensure_registered, export_mode, get_export_mode
 
-__all__ = ["attention", "attention_numpy", "export_mode", "get_export_mode"]
+__all__ = ["attention", "attention_numpy", "ensure_registered", "export_mode", "get_export_mode"]

@@ -97,6 +97,11 @@ def _custom_op() -> Any:
     return _OP
 
 
+def ensure_registered() -> None:
+    """Register ``edge::attention`` with torch (needed before loading a program that contains it)."""
+    _custom_op()
+
+
 def _decomposed(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
     import torch
 

@@ -21,6 +21,8 @@ def _available() -> tuple[bool, str]:
 
 
 class OrtRuntime(BaseRuntime):
+    """An ``onnxruntime.InferenceSession`` behind the Runtime protocol (threads, providers, opt level)."""
+
     backend = "onnxruntime"
 
     def __init__(self, model_path: str, io: IOSpec, *, threads: int = 0, inter_threads: int = 0,
@@ -55,6 +57,11 @@ class OrtRuntime(BaseRuntime):
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self.session.run(self.io.output_names, feeds)
         return dict(zip(self.io.output_names, outs))
+
+    def close(self) -> None:
+        """Release the session (and its arena) now rather than at garbage collection."""
+        super().close()
+        self.session = None
 
 
 def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", **options: Any) -> OrtRuntime:

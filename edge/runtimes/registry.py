@@ -36,12 +36,14 @@ def register_module(name: str, module: str) -> None:
 
 
 def get_backend(name: str) -> Backend:
+    """The registered backend (its module is imported now; the heavy library only on use)."""
     if name not in _MODULES:
         raise EdgeError(f"unknown backend '{name}' (known: {', '.join(sorted(_MODULES))})")
     return importlib.import_module(_MODULES[name]).BACKEND
 
 
 def list_backends() -> list[str]:
+    """Names of all registered backends, available here or not."""
     return sorted(_MODULES)
 
 

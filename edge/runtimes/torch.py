@@ -26,6 +26,8 @@ def _available() -> tuple[bool, str]:
 
 
 class TorchRuntime(BaseRuntime):
+    """An ``nn.Module`` behind the Runtime protocol, run under ``inference_mode``."""
+
     backend = "torch"
 
     def __init__(self, module: Any, io: IOSpec, *, threads: int = 0) -> None:
@@ -35,6 +37,10 @@ class TorchRuntime(BaseRuntime):
         if threads:
             torch.set_num_threads(int(threads))
         self.module = module
+
+    def close(self) -> None:
+        super().close()
+        self.module = None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
@@ -52,9 +58,9 @@ class TorchRuntime(BaseRuntime):
 
 def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", threads: int = 0,
          **_: Any) -> TorchRuntime:
-    from edge.ops.attention import _custom_op
+    from edge.ops import ensure_registered
 
-    _custom_op()  # programs that contain edge::attention need the op registered before loading
+    ensure_registered()  # programs that contain edge::attention need the op registered before loading
     io = bundle.graph_io(graph)
     path = bundle.file(artifact["file"])
     if artifact["format"] == "checkpoint":

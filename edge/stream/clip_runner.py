@@ -19,6 +19,8 @@ from edge.errors import BundleError
 
 
 class ClipRunner:
+    """Stateful per-frame driver of a clip model (see the module docstring)."""
+
     def __init__(self, bundle: Bundle, backend: str = "onnxruntime", *, streaming: bool | None = None,
                  **options: Any) -> None:
         from edge.runtimes import load
@@ -35,7 +37,11 @@ class ClipRunner:
             raise BundleError(f"{bundle.path}: no streaming graphs (export with --streaming)")
         if self.streaming:
             self.encoder = load(bundle, backend, graph="encoder", **options)
-            self.temporal = load(bundle, backend, graph="temporal", **options)
+            try:
+                self.temporal = load(bundle, backend, graph="temporal", **options)
+            except BaseException:
+                self.encoder.close()
+                raise
             self._tok: deque[np.ndarray] = deque(maxlen=self.frames)
         else:
             self.full = load(bundle, backend, graph="full", **options)

@@ -19,6 +19,7 @@ COLORS = [(255, 80, 80), (80, 255, 80), (80, 80, 255), (0, 220, 255), (255, 0, 2
 
 
 def draw_lanes(img: np.ndarray, points: list[np.ndarray], slots: list[int], text: str = "") -> np.ndarray:
+    """A copy of ``img`` with each lane drawn in its slot's colour, plus an optional caption."""
     import cv2
 
     out = img.copy()

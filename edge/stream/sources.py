@@ -17,7 +17,7 @@ from edge.errors import DataError
 
 def parse_source(spec: str) -> tuple[str, Any]:
     """'synthetic', 'synthetic:N' or 'synthetic:N:HxW' -> ("synthetic", (n, (h, w))); else a file path."""
-    if spec.startswith("synthetic"):
+    if spec == "synthetic" or spec.startswith("synthetic:"):
         parts = spec.split(":")
         try:
             n = int(parts[1]) if len(parts) > 1 and parts[1] else 60
@@ -53,6 +53,7 @@ def synthetic_frames(n: int, hw: tuple[int, int], seed: int = 7,
 
 
 def video_frames(path: Path) -> tuple[Iterator[tuple[int, np.ndarray, Any]], float]:
+    """Open a video (checking it has a readable first frame now); returns the frame iterator and fps."""
     import os
 
     # FFmpeg prints its own diagnostics for broken files; our DataError is the one line the user sees.

@@ -241,3 +241,11 @@ def test_train_unknown_config(work: Path) -> None:
     r = cli(EDGE, "train", "lane", "--config", "huge", "--steps", "1", "--out", work / "x.pt", cwd=work)
     assert_one_line_error(r, "huge")
     assert listing(work) == []
+
+
+def test_train_out_is_a_folder_fails_before_training(tmp_path: Path) -> None:
+    # 10^6 steps would run for days: returning at all within the timeout proves it was refused up front
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "train", "lane", "--config", "tiny",
+                        "--steps", "1000000", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert r.returncode == 2 and "is a folder" in r.stderr and "Traceback" not in r.stderr

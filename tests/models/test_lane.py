@@ -115,3 +115,15 @@ def test_shipped_checkpoint_record() -> None:
     assert rec["command"].startswith("edge train lane")
     assert rec["eval"]["accuracy"] >= 0.90
     assert card.default_checkpoint.stat().st_size < 5_500_000
+
+
+def test_renderer_error_reaches_the_training_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure in the background renderer is raised in train(), not a hang."""
+    from edge.models import lane_train
+
+    def boom(*a, **k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(lane_train, "generate_clip", boom)
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        train(lane.CONFIGS["tiny"], steps=2, batch=1)

@@ -87,3 +87,22 @@ def test_edge_run_synthetic_scores_tusimple(tiny_bundle: Path, tmp_path: Path) -
     assert 0.0 <= s["tusimple"]["accuracy"] <= 1.0
     rec = json.loads((tmp_path / "lanes.jsonl").read_text().splitlines()[-1])
     assert len(rec["tusimple"]["h_samples"]) == 56
+
+
+def test_file_named_synthetic_is_a_file(tmp_path: Path) -> None:
+    """`synthetic.mp4` is a video path, not the synthetic source."""
+    with pytest.raises(DataError, match=r"synthetic\.mp4"):
+        parse_source(str(tmp_path / "synthetic.mp4"))
+    (tmp_path / "synthetic_drive.mp4").write_bytes(b"")
+    assert parse_source(str(tmp_path / "synthetic_drive.mp4"))[0] == "video"
+
+
+def test_failed_run_leaves_previous_results_untouched(tiny_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _cli("run", str(tiny_bundle), "--source", "synthetic:3:90x160", "--out", str(out)).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    r = _cli("run", str(tiny_bundle), "--source", str(bad), "--out", str(out))
+    assert r.returncode == 2 and "broken.mp4" in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
