@@ -38,7 +38,9 @@ def export(
     to: str = typer.Option("onnx", "--to", help="Target formats, comma-separated (now: onnx)."),
     config: str | None = typer.Option(None, "--config", "-c", help="Config when no checkpoint is used."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights (default: the shipped ones)."),
-    attention: str = typer.Option("decomposed", "--attention", help="Attention lowering: decomposed."),
+    attention: str = typer.Option("auto", "--attention",
+                                  help="Attention form: auto, plugin (EdgeAttention node, lowered per backend), "
+                                       "onnx (opset-23 Attention), decomposed (MatMul/Softmax, opset <= 20)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dim dynamic."),
     streaming: bool = typer.Option(True, "--streaming/--no-streaming",
                                    help="Also export encoder + temporal graphs for streaming."),

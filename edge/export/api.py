@@ -23,7 +23,7 @@ from edge.bundle import Bundle, BundleWriter
 from edge.errors import ExportError, ModelError
 from edge.spec import IOSpec, TensorSpec
 
-ATTENTION_MODES = ("decomposed",)  # plugin / onnx / auto arrive with the attention-lowering work
+ATTENTION_MODES = ("auto", "plugin", "onnx", "decomposed")
 
 
 @dataclass
@@ -56,14 +56,21 @@ def _as_numpy(x: Any) -> np.ndarray:
 
 def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict[str, Any], *, attention: str,
            opset: int, rtol: float, torch_artifact: tuple[str, str, Any] | None) -> tuple[Bundle, dict]:
+    from edge.export.attention_modes import resolve_attention
     from edge.export.onnx_export import export_onnx
     from edge.export.validate import parity
-
-    if attention not in ATTENTION_MODES:
-        raise ExportError(f"--attention {attention!r} is not supported yet (supported: {ATTENTION_MODES})")
     from edge.ops.attention import export_mode
 
-    report: dict[str, Any] = {"graphs": {}}
+    requested = attention
+    attention, reason = resolve_attention(attention)
+    if attention == "onnx":
+        opset = max(opset, 23)  # the standard Attention op exists from opset 23
+    if attention == "plugin":
+        from edge.ops.onnx_schema import register_schemas
+
+        register_schemas()
+    report: dict[str, Any] = {"graphs": {}, "attention": attention}
+    manifest = {**manifest, "attention": {"requested": requested, "mode": attention, "reason": reason}}
     manifest = {**manifest, "graphs": {j.name: j.io.to_dict() for j in jobs}, "io": jobs[0].io.to_dict()}
     manifest.setdefault("tools", tool_versions())
     manifest["created_unix"] = int(time.time())
@@ -76,8 +83,16 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
             export_s = time.time() - t0
             for f in files:
                 w.register(f, "onnx" if f == fname else "onnx_external_data")
+            run_file, lowered = fname, {}
+            if attention == "plugin":  # ORT runs the cached lowering, not the portable node itself
+                from edge.export.onnx_export import write_ort_lowering
+
+                run_file = fname.replace(".onnx", ".ort.onnx")
+                write_ort_lowering(w.path_for(fname), w.path_for(run_file))
+                w.register(run_file, "onnx_lowered")
+                lowered = {"onnxruntime": run_file}
             sets = [("export_example", job.example), *job.checks]
-            par = parity(job.module, str(w.path_for(fname)), job.io, sets)
+            par = parity(job.module, str(w.path_for(run_file)), job.io, sets)
             par["tolerance_rel"] = rtol
             par["passed"] = par["max_rel"] <= rtol
             if not par["passed"]:
@@ -90,7 +105,7 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                                                                          load_external_data=False).opset_import}
             w.add_artifact({"name": f"onnx-fp32{'' if job.name == 'full' else '-' + job.name}", "format": "onnx",
                             "file": fname, "extra_files": files[1:], "graph": job.name, "precision": "fp32",
-                            "attention": attention, "opset": opsets, "parity": par})
+                            "attention": attention, "opset": opsets, "lowered": lowered, "parity": par})
             report["graphs"][job.name] = {"file": fname, "bytes": sum(w.path_for(f).stat().st_size for f in files),
                                           "export_s": round(export_s, 2), "max_abs": par["max_abs"],
                                           "max_rel": par["max_rel"]}
@@ -106,7 +121,7 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
 
 def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: str | os.PathLike[str], *,
            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
-           dynamic_batch: bool = False, name: str = "custom", attention: str = "decomposed", opset: int = 20,
+           dynamic_batch: bool = False, name: str = "custom", attention: str = "auto", opset: int = 20,
            rtol: float = 1e-4, seed: int = 0) -> Bundle:
     """Export any ``nn.Module`` to a validated bundle: ``edge.export(model, {"x": x}, "out/my_model")``.
 
@@ -166,7 +181,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
 
 
 def export_card(model: str, out: str | os.PathLike[str], *, config: str | None = None,
-                checkpoint: str | os.PathLike[str] | None = None, attention: str = "decomposed",
+                checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
                 dynamic_batch: bool = False, streaming: bool = True, opset: int = 20, rtol: float = 1e-4,
                 seed: int = 0) -> tuple[Bundle, dict[str, Any]]:
     """Export one of our families (by name, or a checkpoint path) with its streaming graphs."""

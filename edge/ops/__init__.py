@@ -5,5 +5,7 @@ reference is the ground truth that every lowering and kernel is tested against.
 """
 
 from edge.ops.attention import attention, attention_numpy, ensure_registered, export_mode, get_export_mode
+from edge.ops.axial import axial_attention, axial_attention_numpy
 
-__all__ = ["attention", "attention_numpy", "ensure_registered", "export_mode", "get_export_mode"]
+__all__ = ["attention", "attention_numpy", "axial_attention", "axial_attention_numpy", "ensure_registered",
+           "export_mode", "get_export_mode"]

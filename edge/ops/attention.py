@@ -1,10 +1,18 @@
 """``edge.ops.attention``: scaled dot-product attention, layout [B, H, S, D].
 
 Eager PyTorch runs a ``torch.library`` custom op (``edge::attention``) whose kernel is
-``F.scaled_dot_product_attention``; keeping it an opaque op is what lets the exporter emit our own
-node later instead of whatever decomposition the tracer happens to produce. Under
-``export_mode("decomposed")`` the same call traces to MatMul/Softmax with the scale folded into Q
-before the first MatMul (TensorRT's MHA-fusion pattern, opset <= 20), which every runtime can run.
+``F.scaled_dot_product_attention``. While exporting, :func:`export_mode` picks what the call traces to
+(DESIGN.md section 4):
+
+* ``decomposed``: MatMul/Softmax with the scale folded into Q before the first MatMul (TensorRT's
+  MHA-fusion pattern, opset <= 20), which every runtime can run;
+* ``onnx``: the standard opset-23 ``Attention`` node (``torch.onnx.ops.attention``);
+* ``plugin``: one portable custom node ``edge.ai::EdgeAttention`` (``torch.onnx.ops.symbolic``) with
+  attributes num_heads, scale, qk_norm, plugin_namespace="edge", plugin_version="1", which each
+  backend lowers (ORT: to ``Attention``; OpenVINO: an extension; TensorRT: our plugin).
+
+``qk_norm`` applies RMS normalization over D to q and k before the product (NativeCross-style QK-norm;
+learned gains, if any, belong to the model and are applied before the call).
 
 Masks follow SDPA: a bool mask is True where attention is allowed; a float mask is added to the
 logits. Both broadcast to [B, H, Sq, Sk].
@@ -20,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
-_MODES = ("eager", "decomposed")
+_MODES = ("eager", "decomposed", "onnx", "plugin")
+RMS_EPS = 1e-6
+PLUGIN_OP = "EdgeAttention"
+PLUGIN_DOMAIN = "edge.ai"
 _state = threading.local()
 
 
@@ -42,10 +53,18 @@ def export_mode(mode: str) -> Iterator[None]:
         _state.mode = prev
 
 
+def rms_norm_numpy(x: np.ndarray, eps: float = RMS_EPS) -> np.ndarray:
+    """x / sqrt(mean(x^2 over the last axis) + eps), in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+
+
 def attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, scale: float | None = None,
-                    mask: np.ndarray | None = None) -> np.ndarray:
+                    mask: np.ndarray | None = None, qk_norm: bool = False) -> np.ndarray:
     """Reference implementation in float64 numpy; the ground truth for every lowering."""
     q64, k64, v64 = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    if qk_norm:
+        q64, k64 = rms_norm_numpy(q64), rms_norm_numpy(k64)
     s = 1.0 / math.sqrt(q64.shape[-1]) if scale is None else float(scale)
     logits = (q64 @ np.swapaxes(k64, -1, -2)) * s
     if mask is not None:
@@ -69,28 +88,34 @@ def _custom_op() -> Any:
     import torch.nn.functional as F
 
     # Explicit schema: annotations are strings under `from __future__ import annotations`.
-    @torch.library.custom_op("edge::attention", mutates_args=(),
-                             schema="(Tensor q, Tensor k, Tensor v, Tensor? mask, float scale) -> Tensor")
-    def _attention(q, k, v, mask, scale):  # type: ignore[no-untyped-def]
+    def _math(q, k, v, mask, scale, qk_norm):  # type: ignore[no-untyped-def]
+        if qk_norm:
+            q, k = _rms(q), _rms(k)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
+    @torch.library.custom_op(
+        "edge::attention", mutates_args=(),
+        schema="(Tensor q, Tensor k, Tensor v, Tensor? mask, float scale, bool qk_norm) -> Tensor")
+    def _attention(q, k, v, mask, scale, qk_norm):  # type: ignore[no-untyped-def]
+        return _math(q, k, v, mask, scale, qk_norm)
+
     @_attention.register_fake
-    def _(q, k, v, mask, scale):  # type: ignore[no-untyped-def]
+    def _(q, k, v, mask, scale, qk_norm):  # type: ignore[no-untyped-def]
         return q.new_empty((*q.shape[:-1], v.shape[-1]))
 
     def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
-        q, k, v, mask, scale = inputs
+        q, k, v, mask, scale, qk_norm = inputs
         ctx.save_for_backward(q, k, v, mask)
-        ctx.scale = scale
+        ctx.scale, ctx.qk_norm = scale, qk_norm
 
     def backward(ctx, grad):  # type: ignore[no-untyped-def]
         # Recompute through SDPA's own autograd; simpler and as exact as a hand-written backward.
         q, k, v, mask = ctx.saved_tensors
         with torch.enable_grad():
             qq, kk, vv = (t.detach().requires_grad_(True) for t in (q, k, v))
-            out = F.scaled_dot_product_attention(qq, kk, vv, attn_mask=mask, scale=ctx.scale)
+            out = _math(qq, kk, vv, mask, ctx.scale, ctx.qk_norm)
             gq, gk, gv = torch.autograd.grad(out, (qq, kk, vv), grad)
-        return gq, gk, gv, None, None
+        return gq, gk, gv, None, None, None
 
     _attention.register_autograd(backward, setup_context=setup_context)
     _OP = _attention
@@ -102,9 +127,17 @@ def ensure_registered() -> None:
     _custom_op()
 
 
-def _decomposed(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
+def _rms(x: Any) -> Any:
     import torch
 
+    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + RMS_EPS)
+
+
+def _decomposed(q: Any, k: Any, v: Any, scale: float, mask: Any, qk_norm: bool) -> Any:
+    import torch
+
+    if qk_norm:
+        q, k = _rms(q), _rms(k)
     qs = q * scale  # folded into Q before the first MatMul: the pattern TensorRT fuses into MHA
     logits = torch.matmul(qs, k.transpose(-1, -2))
     if mask is not None:
@@ -115,16 +148,39 @@ def _decomposed(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
     return torch.matmul(torch.softmax(logits, dim=-1), v)
 
 
-def attention(q: Any, k: Any, v: Any, *, scale: float | None = None, mask: Any = None) -> Any:
+def _onnx_attention(q: Any, k: Any, v: Any, scale: float, mask: Any, qk_norm: bool) -> Any:
+    import torch
+
+    if qk_norm:
+        q, k = _rms(q), _rms(k)
+    return torch.onnx.ops.attention(q, k, v, attn_mask=mask, scale=scale)[0]
+
+
+def _plugin(q: Any, k: Any, v: Any, scale: float, mask: Any, qk_norm: bool) -> Any:
+    import torch
+
+    attrs = {"num_heads": int(q.shape[1]), "scale": float(scale), "qk_norm": int(qk_norm),
+             "plugin_namespace": "edge", "plugin_version": "1"}
+    return torch.onnx.ops.symbolic(f"{PLUGIN_DOMAIN}::{PLUGIN_OP}", [q, k, v, mask], attrs, dtype=q.dtype,
+                                   shape=(q.shape[0], q.shape[1], q.shape[2], v.shape[3]), version=1)
+
+
+def attention(q: Any, k: Any, v: Any, *, scale: float | None = None, mask: Any = None,
+              qk_norm: bool = False) -> Any:
     """Attention over [B, H, S, D] tensors (self or cross: k/v may have another length).
 
-    ``scale`` defaults to 1/sqrt(D). Dispatches to the custom op in eager mode and to the explicit
-    decomposition while exporting with ``export_mode("decomposed")``.
+    ``scale`` defaults to 1/sqrt(D). Dispatches to the custom op in eager mode and, while exporting,
+    to the form :func:`export_mode` selects (decomposed / onnx / plugin).
     """
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(f"attention expects [B, H, S, D] tensors, got {tuple(q.shape)}, "
                          f"{tuple(k.shape)}, {tuple(v.shape)}")
     s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    if get_export_mode() == "decomposed":
-        return _decomposed(q, k, v, s, mask)
-    return _custom_op()(q, k, v, mask, s)
+    mode = get_export_mode()
+    if mode == "decomposed":
+        return _decomposed(q, k, v, s, mask, qk_norm)
+    if mode == "onnx":
+        return _onnx_attention(q, k, v, s, mask, qk_norm)
+    if mode == "plugin":
+        return _plugin(q, k, v, s, mask, qk_norm)
+    return _custom_op()(q, k, v, mask, s, bool(qk_norm))

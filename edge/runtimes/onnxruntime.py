@@ -71,7 +71,9 @@ class OrtRuntime(BaseRuntime):
 
 def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", **options: Any) -> OrtRuntime:
     io = bundle.graph_io(graph)
-    return OrtRuntime(str(bundle.file(artifact["file"])), io, **options)
+    # a plugin-mode graph carries its ORT lowering (EdgeAttention -> Attention) beside it
+    fname = artifact.get("lowered", {}).get("onnxruntime", artifact["file"])
+    return OrtRuntime(str(bundle.file(fname)), io, **options)
 
 
 BACKEND = Backend("onnxruntime", "ONNX Runtime", ("onnx",), _available, load)

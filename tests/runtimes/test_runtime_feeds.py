@@ -60,7 +60,9 @@ def runtimes(lane_bundle: Path) -> Any:
 def test_bundle_layout(lane_bundle: Path) -> None:
     b = Bundle.load(lane_bundle)
     assert b.model_name == "lane"
-    assert set(b.manifest["files"]) == {"model.onnx", "weights.pt"}
+    # auto attention = the portable plugin node, with its ONNX Runtime lowering cached beside it
+    assert b.manifest["attention"]["mode"] == "plugin"
+    assert set(b.manifest["files"]) == {"model.onnx", "model.ort.onnx", "weights.pt"}
     assert b.io.input_names == ["clip"]
     assert b.io.output_names == ["loc", "exist"]
     assert b.io.inputs[0].shape[0] == 1  # not dynamic_batch: batch fixed at 1
@@ -163,12 +165,14 @@ def test_garbage_model_with_updated_manifest_still_a_bundle_error(lane_bundle: P
 
     bad = tmp_path / "bad"
     shutil.copytree(lane_bundle, bad)
-    onnx_file = bad / "model.onnx"
-    onnx_file.write_bytes(b"definitely not protobuf" * 10)
     m = json.loads((bad / "manifest.json").read_text())
-    m["files"]["model.onnx"].update(sha256=sha256_file(onnx_file), size=onnx_file.stat().st_size)
+    art = next(a for a in m["artifacts"] if a["format"] == "onnx")
+    name = art.get("lowered", {}).get("onnxruntime", art["file"])  # the file ONNX Runtime really opens
+    onnx_file = bad / name
+    onnx_file.write_bytes(b"definitely not protobuf" * 10)
+    m["files"][name].update(sha256=sha256_file(onnx_file), size=onnx_file.stat().st_size)
     (bad / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(BundleError, match=r"model.onnx"):
+    with pytest.raises(BundleError, match=name.replace(".", r"\.")):
         load(bad, backend="onnxruntime")
 
 
@@ -223,7 +227,7 @@ def test_user_bundle_manifest(user_bundle: Path) -> None:
     assert b.io.inputs[0].shape == ("batch", 3, 8, 8)
     assert [t.shape for t in b.io.outputs] == [("batch", 5), ("batch", 4)]
     assert {a["format"] for a in b.artifacts} == {"onnx", "torch_export"}
-    assert set(b.manifest["files"]) == {"model.onnx", "model.pt2"}
+    assert set(b.manifest["files"]) == {"model.onnx", "model.ort.onnx", "model.pt2"}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

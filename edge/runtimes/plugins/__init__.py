@@ -1,0 +1,1 @@
+"""Backend lowerings of our portable attention node (ORT graph pass; OpenVINO and TensorRT follow)."""

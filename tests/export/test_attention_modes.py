@@ -1,0 +1,151 @@
+"""Every attention export mode x ONNX Runtime against torch eager (and the numpy reference).
+
+Small attention-only modules are exported through ``edge.export`` in each mode: masks (bool and
+additive), odd lengths, cross-attention with different q/kv lengths, QK-norm, and axial attention on
+non-square maps. fp32 relative error (max |diff| / max |ref|) must stay below 1e-4.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import edge  # noqa: E402
+from edge.export.attention_modes import resolve_attention  # noqa: E402
+from edge.ops import attention, attention_numpy, axial_attention, axial_attention_numpy  # noqa: E402
+from edge.ops.onnx_schema import register_schemas  # noqa: E402
+
+MODES = ["plugin", "onnx", "decomposed"]
+
+
+class Attn(torch.nn.Module):
+    def __init__(self, scale: float | None = None, qk_norm: bool = False) -> None:
+        super().__init__()
+        self.scale, self.qk_norm = scale, qk_norm
+
+    def forward(self, q, k, v, mask=None):  # type: ignore[no-untyped-def]
+        return attention(q, k, v, scale=self.scale, mask=mask, qk_norm=self.qk_norm)
+
+
+class Axial(torch.nn.Module):
+    def __init__(self, heads: int, axis: int) -> None:
+        super().__init__()
+        self.heads, self.axis = heads, axis
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return axial_attention(x, x * 0.5, x, heads=self.heads, axis=self.axis)
+
+
+def _rand(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed + sum(shape)).standard_normal(shape).astype(np.float32)
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def _export_and_run(tmp: Path, module: torch.nn.Module, feeds: dict[str, np.ndarray], mode: str):  # type: ignore[no-untyped-def]
+    b = edge.export(module, feeds, tmp / mode, attention=mode, output_names=["y"])
+    got = edge.load(b.path, backend="onnxruntime").infer(feeds)["y"]
+    with torch.no_grad():
+        want = module(*(torch.from_numpy(feeds[n]) for n in feeds)).numpy()
+    return b, got, want
+
+
+CASES = {
+    "self_odd": ({"q": _rand(1, 2, 7, 8), "k": _rand(1, 2, 7, 8, seed=1), "v": _rand(1, 2, 7, 8, seed=2)}, {}),
+    "cross": ({"q": _rand(2, 3, 5, 16), "k": _rand(2, 3, 11, 16, seed=1), "v": _rand(2, 3, 11, 8, seed=2)},
+              {"scale": 0.3}),
+    "qk_norm": ({"q": _rand(1, 2, 9, 8) * 5, "k": _rand(1, 2, 13, 8, seed=1), "v": _rand(1, 2, 13, 8, seed=2)},
+                {"qk_norm": True}),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_mode_matches_torch_and_numpy(tmp_path: Path, mode: str, case: str) -> None:
+    feeds, kw = CASES[case]
+    _, got, want = _export_and_run(tmp_path, Attn(**kw), feeds, mode)
+    assert _rel(got, want) < 1e-4
+    ref = attention_numpy(feeds["q"], feeds["k"], feeds["v"], scale=kw.get("scale"), qk_norm=kw.get("qk_norm", False))
+    assert _rel(got, ref) < 1e-4
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mask_kind", ["bool", "float"])
+def test_masks(tmp_path: Path, mode: str, mask_kind: str) -> None:
+    q, k, v = _rand(1, 2, 5, 8), _rand(1, 2, 6, 8, seed=1), _rand(1, 2, 6, 8, seed=2)
+    if mask_kind == "bool":
+        mask = np.random.default_rng(3).random((1, 1, 5, 6)) > 0.4
+        mask[..., 0] = True
+    else:
+        mask = _rand(1, 1, 5, 6, seed=4)
+    feeds = {"q": q, "k": k, "v": v, "mask": mask}
+    _, got, want = _export_and_run(tmp_path, Attn(), feeds, mode)
+    assert _rel(got, want) < 1e-4
+    assert _rel(got, attention_numpy(q, k, v, mask=mask)) < 1e-4
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("axis", [-1, -2])
+def test_axial_non_square(tmp_path: Path, mode: str, axis: int) -> None:
+    x = _rand(1, 8, 5, 7)
+    _, got, want = _export_and_run(tmp_path, Axial(2, axis), {"x": x}, mode)
+    assert _rel(got, want) < 1e-4
+    assert _rel(got, axial_attention_numpy(x, x * 0.5, x, heads=2, axis=axis)) < 1e-4
+
+
+def test_axial_numpy_reference_3d() -> None:
+    x = _rand(2, 4, 3, 4, 5)
+    for axis in (2, 3, 4):
+        got = axial_attention(torch.from_numpy(x), torch.from_numpy(x), torch.from_numpy(x), heads=2, axis=axis)
+        assert _rel(got.numpy(), axial_attention_numpy(x, x, x, heads=2, axis=axis)) < 1e-5
+
+
+def test_plugin_graph_is_one_checked_node(tmp_path: Path) -> None:
+    """plugin: one EdgeAttention node per call with its attributes; checker + strict shape inference pass."""
+    feeds, kw = CASES["cross"]
+    b, _, _ = _export_and_run(tmp_path, Attn(**kw), feeds, "plugin")
+    model = onnx.load(str(b.path / "model.onnx"))
+    nodes = [n for n in model.graph.node if n.op_type == "EdgeAttention"]
+    assert len(nodes) == 1 and nodes[0].domain == "edge.ai"
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[0].attribute}
+    assert attrs["num_heads"] == 3 and abs(attrs["scale"] - 0.3) < 1e-7
+    assert attrs["plugin_namespace"] == b"edge" and attrs["plugin_version"] == b"1"
+    assert not any(n.op_type in ("Attention", "Softmax") for n in model.graph.node)
+    register_schemas()
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    del stripped.graph.value_info[:]
+    for o in stripped.graph.output:
+        o.type.tensor_type.ClearField("shape")
+    inferred = onnx.shape_inference.infer_shapes(stripped, strict_mode=True, check_type=True)
+    dims = [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
+    assert dims == [2, 3, 5, 8]  # V's last dim
+    onnx.checker.check_model(inferred, full_check=True)
+    lowered = onnx.load(str(b.path / "model.ort.onnx"))
+    assert [n.op_type for n in lowered.graph.node].count("Attention") == 1
+    assert all(o.domain in ("", "ai.onnx") for o in lowered.opset_import)
+
+
+def test_onnx_mode_uses_standard_attention(tmp_path: Path) -> None:
+    b, _, _ = _export_and_run(tmp_path, Attn(), CASES["self_odd"][0], "onnx")
+    model = onnx.load(str(b.path / "model.onnx"))
+    assert any(n.op_type == "Attention" and n.domain == "" for n in model.graph.node)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 23
+
+
+def test_auto_choice_is_recorded(tmp_path: Path) -> None:
+    mode, reason = resolve_attention("auto")
+    assert mode in ("plugin", "decomposed") and reason
+    b = edge.export(Attn(), CASES["self_odd"][0], tmp_path / "auto", output_names=["y"])
+    assert b.manifest["attention"]["requested"] == "auto"
+    assert b.manifest["attention"]["mode"] == mode
+    with pytest.raises(edge.EdgeError, match="choose one of"):
+        resolve_attention("fastest")
