@@ -44,7 +44,7 @@ def collect() -> list[dict[str, Any]]:
     for name in list_backends():
         ok, why = get_backend(name).is_available()
         rows.append({"name": name, "kind": "backend", "ok": ok, "detail": why})
-    for name, mod, dist in (("openvino", "openvino", "openvino"), ("tensorrt", "tensorrt", "tensorrt"),
+    for name, mod, dist in (("tensorrt", "tensorrt", "tensorrt"),
                             ("pycuda", "pycuda.driver", "pycuda"), ("opencv", "cv2", None)):
         ok, why = _pkg(mod, dist)
         if name == "opencv" and ok:

@@ -14,10 +14,11 @@ from typing import Any
 
 from edge.errors import BackendUnavailable, EdgeError
 
-# name -> module defining BACKEND. Later issues add openvino and tensorrt here.
+# name -> module defining BACKEND. TensorRT joins here with its backend.
 _MODULES = {
     "torch": "edge.runtimes.torch",
     "onnxruntime": "edge.runtimes.onnxruntime",
+    "openvino": "edge.runtimes.openvino",
 }
 
 

@@ -1,4 +1,4 @@
-"""Every attention export mode x ONNX Runtime against torch eager (and the numpy reference).
+"""Every attention export mode x runtime (ONNX Runtime, OpenVINO) against torch eager and numpy.
 
 Small attention-only modules are exported through ``edge.export`` in each mode: masks (bool and
 additive), odd lengths, cross-attention with different q/kv lengths, QK-norm, and axial attention on
@@ -50,9 +50,19 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
+def _backends() -> list[str]:
+    """ONNX Runtime always; OpenVINO (plugin graphs through our extension) where it is installed."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return ["onnxruntime"]
+    return ["onnxruntime", "openvino"]
+
+
 def _export_and_run(tmp: Path, module: torch.nn.Module, feeds: dict[str, np.ndarray], mode: str):  # type: ignore[no-untyped-def]
+    """Export in ``mode``; run on every available backend; returns (bundle, {backend: out}, torch out)."""
     b = edge.export(module, feeds, tmp / mode, attention=mode, output_names=["y"])
-    got = edge.load(b.path, backend="onnxruntime").infer(feeds)["y"]
+    got = {be: edge.load(b.path, backend=be).infer(feeds)["y"] for be in _backends()}
     with torch.no_grad():
         want = module(*(torch.from_numpy(feeds[n]) for n in feeds)).numpy()
     return b, got, want
@@ -71,10 +81,11 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_mode_matches_torch_and_numpy(tmp_path: Path, mode: str, case: str) -> None:
     feeds, kw = CASES[case]
-    _, got, want = _export_and_run(tmp_path, Attn(**kw), feeds, mode)
-    assert _rel(got, want) < 1e-4
+    _, outs, want = _export_and_run(tmp_path, Attn(**kw), feeds, mode)
     ref = attention_numpy(feeds["q"], feeds["k"], feeds["v"], scale=kw.get("scale"), qk_norm=kw.get("qk_norm", False))
-    assert _rel(got, ref) < 1e-4
+    for be, got in outs.items():
+        assert _rel(got, want) < 1e-4, be
+        assert _rel(got, ref) < 1e-4, be
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -87,18 +98,20 @@ def test_masks(tmp_path: Path, mode: str, mask_kind: str) -> None:
     else:
         mask = _rand(1, 1, 5, 6, seed=4)
     feeds = {"q": q, "k": k, "v": v, "mask": mask}
-    _, got, want = _export_and_run(tmp_path, Attn(), feeds, mode)
-    assert _rel(got, want) < 1e-4
-    assert _rel(got, attention_numpy(q, k, v, mask=mask)) < 1e-4
+    _, outs, want = _export_and_run(tmp_path, Attn(), feeds, mode)
+    for be, got in outs.items():
+        assert _rel(got, want) < 1e-4, be
+        assert _rel(got, attention_numpy(q, k, v, mask=mask)) < 1e-4, be
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("axis", [-1, -2])
 def test_axial_non_square(tmp_path: Path, mode: str, axis: int) -> None:
     x = _rand(1, 8, 5, 7)
-    _, got, want = _export_and_run(tmp_path, Axial(2, axis), {"x": x}, mode)
-    assert _rel(got, want) < 1e-4
-    assert _rel(got, axial_attention_numpy(x, x * 0.5, x, heads=2, axis=axis)) < 1e-4
+    _, outs, want = _export_and_run(tmp_path, Axial(2, axis), {"x": x}, mode)
+    for be, got in outs.items():
+        assert _rel(got, want) < 1e-4, be
+        assert _rel(got, axial_attention_numpy(x, x * 0.5, x, heads=2, axis=axis)) < 1e-4, be
 
 
 def test_axial_numpy_reference_3d() -> None:

@@ -1,0 +1,43 @@
+"""OpenVINO lowering: a frontend ConversionExtension mapping ``edge.ai::EdgeAttention`` to
+``ScaledDotProductAttention`` while the ONNX model is read.
+
+The ONNX-frontend ``ConversionExtension(op, domain, fn)`` is used because the domain argument is
+required to match our node, and because ``OpExtension`` would run but silently drop ``scale``.
+QK-norm becomes explicit RMS normalization in front of the SDPA node; a bool mask keeps its meaning
+(True = attend) and a float mask is additive, as in every other lowering.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge.ops.attention import PLUGIN_DOMAIN, PLUGIN_OP, RMS_EPS
+
+
+def _rms(ops: Any, x: Any) -> Any:
+    sq = ops.multiply(x, x)
+    ms = ops.reduce_mean(sq, ops.constant(np.array([-1], np.int64)), keep_dims=True)
+    return ops.divide(x, ops.sqrt(ops.add(ms, ops.constant(np.array(RMS_EPS, np.float32)))))
+
+
+def _convert(node: Any) -> list[Any]:
+    import openvino.opset13 as ops
+
+    q, k, v = node.get_input(0), node.get_input(1), node.get_input(2)
+    if int(node.get_attribute("qk_norm", 0)):
+        q, k = _rms(ops, q).output(0), _rms(ops, k).output(0)
+    scale = ops.constant(np.array(float(node.get_attribute("scale")), np.float32))
+    if node.get_input_size() > 3:
+        out = ops.scaled_dot_product_attention(q, k, v, attention_mask=node.get_input(3), scale=scale)
+    else:
+        out = ops.scaled_dot_product_attention(q, k, v, scale=scale)
+    return [out.output(0)]
+
+
+def edge_attention_extension() -> Any:
+    """The extension to pass to ``ov.Core().add_extension`` before ``read_model``."""
+    from openvino.frontend.onnx import ConversionExtension
+
+    return ConversionExtension(PLUGIN_OP, PLUGIN_DOMAIN, _convert)
