@@ -58,7 +58,7 @@ def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by edge-export."),
     source: str = typer.Option("synthetic", "--source", "-s", help="Video file, or 'synthetic[:N]'."),
     out: Path = typer.Option(Path("edge_run"), "--out", "-o", help="Folder for overlay.mp4 + lanes.jsonl."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime or torch."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino or torch."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads (0 = backend default)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
