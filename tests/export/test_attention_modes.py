@@ -162,3 +162,25 @@ def test_auto_choice_is_recorded(tmp_path: Path) -> None:
     assert b.manifest["attention"]["mode"] == mode
     with pytest.raises(edge.EdgeError, match="choose one of"):
         resolve_attention("fastest")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_edge_export_lane_every_mode(tmp_path: Path, mode: str) -> None:
+    """`edge-export lane --attention MODE --to onnx` works for every mode; each backend matches torch."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "lane"
+    r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
+                        "--config", "tiny", "--attention", mode, "--to", "onnx", "--no-streaming", "--out", str(out),
+                        "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    b = edge.Bundle.load(out)
+    assert b.manifest["attention"]["mode"] == mode
+    from edge.models import lane
+
+    feeds = lane.example_full(b.manifest["model"]["config"], 1, 11)
+    want = edge.load(b, backend="torch").infer(feeds)
+    for be in _backends():
+        got = edge.load(b, backend=be).infer(feeds)
+        assert max(_rel(got[k], want[k]) for k in want) < 1e-4, be
