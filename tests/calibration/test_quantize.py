@@ -1,0 +1,97 @@
+"""QDQ INT8 (symmetric, per-channel) and FP16 (fp32 I/O) copies of a tiny lane graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import edge  # noqa: E402
+from edge.calibration.datasets import from_synthetic  # noqa: E402
+from edge.calibration.quantize import convert_fp16, quantize_int8  # noqa: E402
+from edge.errors import ExportError  # noqa: E402
+from edge.export.validate import compare  # noqa: E402
+from edge.models import lane  # noqa: E402
+from edge.runtimes.onnxruntime import OrtRuntime  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, edge.IOSpec, dict]:
+    out = tmp_path_factory.mktemp("q") / "lane"
+    b, _ = edge.export_card("lane", out, config="tiny", attention="decomposed", streaming=False)
+    return out / "model.onnx", b.io, b.manifest["model"]["config"]
+
+
+def _feeds(cfg: dict, io: edge.IOSpec, role: str, n: int):  # type: ignore[no-untyped-def]
+    from edge.data.synthetic_lane import generate_clip
+
+    h, w = cfg["input_hw"]
+
+    def make(rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"clip": lane.preprocess_clip(generate_clip(rng, height=h, width=w, frames=cfg["frames"]).frames, cfg)}
+
+    return from_synthetic(make, io, size=n, role=role, seed=1)
+
+
+def test_qdq_is_symmetric_per_channel_and_runs(graph, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src, io, cfg = graph
+    calib = _feeds(cfg, io, "calibration", 6)
+    seen = []
+    info = quantize_int8(src, tmp_path / "int8.onnx", calib, progress=seen.append)
+    assert seen[-1] == 6 and info["symmetric"] and info["per_channel"]
+    m = onnx.load(str(tmp_path / "int8.onnx"))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    q_nodes = [n for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert q_nodes, "no QDQ nodes"
+    for n in q_nodes:  # zero points all 0 (symmetric)
+        if len(n.input) > 2:
+            assert np.all(inits[n.input[2]] == 0), n.name
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    producers = {o: n for n in m.graph.node for o in n.output}
+    per_channel = 0
+    for c in convs:
+        dq = producers.get(c.input[1])
+        if dq is not None and dq.op_type == "DequantizeLinear" and inits[dq.input[1]].size > 1:
+            w = inits.get(dq.input[0])
+            assert w is not None and inits[dq.input[1]].size == w.shape[0]  # one scale per output channel
+            per_channel += 1
+    assert per_channel == len(convs)
+    ev = _feeds(cfg, io, "evaluation", 2)
+    ref = OrtRuntime(str(src), io)
+    q = OrtRuntime(str(tmp_path / "int8.onnx"), io)
+    for f in ev.feeds:
+        errs = compare(ref.infer(f), q.infer(f))
+        assert all(np.isfinite(e["rel"]) and e["rel"] < 0.5 for e in errs.values()), errs
+
+
+def test_calibration_and_evaluation_are_disjoint(graph) -> None:  # type: ignore[no-untyped-def]
+    _, io, cfg = graph
+    a = _feeds(cfg, io, "calibration", 3)
+    b = _feeds(cfg, io, "evaluation", 3)
+    assert not set(a.ids) & set(b.ids)
+    for x in a.feeds:
+        assert all(not np.array_equal(x["clip"], y["clip"]) for y in b.feeds)
+
+
+def test_fp16_keeps_fp32_io_and_parity(graph, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src, io, cfg = graph
+    convert_fp16(src, tmp_path / "fp16.onnx")
+    m = onnx.load(str(tmp_path / "fp16.onnx"))
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in [*m.graph.input, *m.graph.output])
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer)
+    ev = _feeds(cfg, io, "evaluation", 2)
+    ref, half = OrtRuntime(str(src), io), OrtRuntime(str(tmp_path / "fp16.onnx"), io)
+    for f in ev.feeds:
+        errs = compare(ref.infer(f), half.infer(f))
+        assert max(e["rel"] for e in errs.values()) < 1e-2, errs
+
+
+def test_bad_method(graph, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src, io, cfg = graph
+    with pytest.raises(ExportError, match="choose one of"):
+        quantize_int8(src, tmp_path / "x.onnx", _feeds(cfg, io, "calibration", 1), method="kl")
