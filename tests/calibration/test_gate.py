@@ -1,0 +1,94 @@
+"""Accuracy gate: passes a good model, fails a broken calibration, and its fallback finds the one
+sensitive layer of a model built to have one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import edge  # noqa: E402
+from edge.calibration.datasets import FeedSet  # noqa: E402
+from edge.calibration.gate import candidate_nodes, quantize_with_gate  # noqa: E402
+from edge.runtimes.onnxruntime import OrtRuntime  # noqa: E402
+
+
+class Net(torch.nn.Module):
+    """Linear -> ReLU -> (x boost) -> Linear. With a huge boost on channel 0, whose weights in the
+    second layer are zero, fp32 ignores the outlier but per-tensor int8 activations of the second
+    layer lose every other channel: that layer alone is sensitive."""
+
+    def __init__(self, outlier: float) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.a = torch.nn.Linear(32, 32)
+        self.b = torch.nn.Linear(32, 10)
+        with torch.no_grad():
+            self.a.weight.copy_(torch.randn(32, 32, generator=g) * 0.3)
+            self.a.bias.fill_(0.5)
+            self.b.weight.copy_(torch.randn(10, 32, generator=g) * 0.3)
+            self.b.weight[:, 0] = 0.0
+        boost = torch.ones(32)
+        boost[0] = outlier
+        self.register_buffer("boost", boost)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)) * self.boost)
+
+
+def _set(rng: np.random.Generator, n: int, role: str, blank: bool = False) -> FeedSet:
+    feeds = [{"x": (np.zeros((1, 32)) if blank else rng.standard_normal((1, 32))).astype(np.float32)}
+             for _ in range(n)]
+    return FeedSet(feeds, "test", role, [f"{role}{i}" for i in range(n)])
+
+
+def _setup(tmp: Path, outlier: float):  # type: ignore[no-untyped-def]
+    b = edge.export(Net(outlier).eval(), {"x": np.zeros((1, 32), np.float32)}, tmp / "m", attention="decomposed",
+                    output_names=["y"])
+    src = b.path / "model.onnx"
+    rng = np.random.default_rng(1)
+    calib, ev = _set(rng, 16, "calibration"), _set(rng, 64, "evaluation")
+    ref = OrtRuntime(str(src), b.io)
+    want = [int(ref.infer(f)["y"].argmax()) for f in ev.feeds]
+
+    def score(path: str) -> float:  # agreement of the top class with fp32, in percent points
+        rt = OrtRuntime(path, b.io)
+        got = [int(rt.infer(f)["y"].argmax()) for f in ev.feeds]
+        return 100.0 * float(np.mean(np.equal(got, want)))
+
+    return src, b.io, calib, ev, score
+
+
+def test_good_model_passes_first_try(tmp_path: Path) -> None:
+    src, io, calib, ev, score = _setup(tmp_path, outlier=1.0)
+    res = quantize_with_gate(src, tmp_path / "int8.onnx", io, calib, ev, score, fp32_metric=100.0, max_drop=5.0)
+    assert res.passed and len(res.tries) == 1 and res.tries[0]["excluded"] == []
+    assert (tmp_path / "int8.onnx").is_file()
+
+
+def test_fallback_excludes_the_sensitive_layer(tmp_path: Path) -> None:
+    src, io, calib, ev, score = _setup(tmp_path, outlier=5000.0)
+    res = quantize_with_gate(src, tmp_path / "int8.onnx", io, calib, ev, score, fp32_metric=100.0, max_drop=5.0)
+    assert res.tries[0]["drop"] > 5.0  # all-int8 breaks it
+    nodes = candidate_nodes(src)
+    assert len(nodes) == 2
+    second = [n for n in nodes if n != res.sensitivity[-1]["node"]]
+    assert res.sensitivity[0]["node"] == second[0]  # the layer after the outlier ranks worst
+    assert res.passed and res.chosen is not None
+    assert res.chosen["excluded"] == [res.sensitivity[0]["node"]] and res.chosen["drop"] <= 5.0
+    assert (tmp_path / "int8.onnx").is_file()
+
+
+def test_broken_calibration_fails_and_writes_nothing(tmp_path: Path) -> None:
+    src, io, _, ev, score = _setup(tmp_path, outlier=1.0)
+    blank = _set(np.random.default_rng(0), 8, "calibration", blank=True)
+    res = quantize_with_gate(src, tmp_path / "int8.onnx", io, blank, ev, score, fp32_metric=100.0, max_drop=1.0,
+                             max_tries=1)
+    assert not res.passed and res.chosen is None and res.tries[0]["drop"] > 1.0
+    assert not (tmp_path / "int8.onnx").exists()
+    d = res.to_dict()
+    assert d["passed"] is False and d["tries"][0]["excluded"] == []
