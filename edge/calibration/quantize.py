@@ -63,7 +63,12 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         extra["CalibPercentile"] = float(percentile)
     cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
           "percentile": CalibrationMethod.Percentile}[method]
+    import logging
+
     dst = Path(dst)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs a pre-processing hint on the root logger every call
     try:
         quantize_static(str(src), str(dst), _reader(calib, progress), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(op_types), per_channel=per_channel,
@@ -74,6 +79,8 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
     except Exception as e:
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ExportError(f"{Path(src).name}: INT8 quantization failed ({msg})") from None
+    finally:
+        root.setLevel(level)
     return {"format": "qdq", "method": method, "op_types": list(op_types), "excluded": list(exclude),
             "per_channel": per_channel, "symmetric": True, "calibration": {"source": calib.source,
                                                                           "samples": len(calib)}}

@@ -46,12 +46,20 @@ def export(
                                    help="Also export encoder + temporal graphs for streaming."),
     opset: int = typer.Option(20, "--opset", help="ONNX opset."),
     rtol: float = typer.Option(1e-4, "--rtol", help="Parity tolerance: max error / max |reference|."),
+    precision: str = typer.Option("fp32", "--precision", help="Comma-separated: fp32, fp16, int8."),
+    calib: str = typer.Option("synthetic", "--calib", help="INT8 calibration: synthetic, image folder, video, .npz."),
+    calib_size: int = typer.Option(32, "--calib-size", min=1, help="Calibration samples."),
+    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
+    eval_size: int = typer.Option(40, "--eval-size", min=1, help="Held-out clips for the task metric."),
+    max_drop: float = typer.Option(1.0, "--max-drop", help="Allowed task-metric drop vs fp32 (points)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Export a model to a validated bundle (ONNX + manifest), checked against PyTorch."""
     from edge.cli.export_cmd import run_export
 
-    run_export(model, out, to, config, checkpoint, attention, dynamic_batch, streaming, opset, rtol, json_out)
+    run_export(model, out, to, config, checkpoint, attention, dynamic_batch, streaming, opset, rtol, json_out,
+               precisions=[p.strip() for p in precision.split(",") if p.strip()], calib=calib,
+               calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop)
 
 
 def run(

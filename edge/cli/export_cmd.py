@@ -9,20 +9,30 @@ from edge.errors import ExportError
 
 
 def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: Path | None, attention: str,
-               dynamic_batch: bool, streaming: bool, opset: int, rtol: float, json_out: bool) -> None:
+               dynamic_batch: bool, streaming: bool, opset: int, rtol: float, json_out: bool, *,
+               precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
+               calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0) -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
     unknown = [t for t in targets if t != "onnx"]
     if unknown or not targets:
         raise ExportError(f"--to {to!r}: supported targets so far: onnx")
+    from edge.export.precision import PRECISIONS
+
+    bad = [p for p in precisions or [] if p not in PRECISIONS]
+    if bad:
+        raise ExportError(f"--precision {','.join(bad)}: choose from {', '.join(PRECISIONS)}")
     from rich.console import Console
     from rich.table import Table
 
     from edge.export.api import export_card
 
     console = Console(stderr=json_out)
-    with console.status(f"exporting {model} to ONNX and checking parity against PyTorch..."):
+    with console.status(f"exporting {model} to ONNX and checking parity against PyTorch...") as status:
         bundle, report = export_card(model, out, config=config, checkpoint=checkpoint, attention=attention,
-                                     dynamic_batch=dynamic_batch, streaming=streaming, opset=opset, rtol=rtol)
+                                     dynamic_batch=dynamic_batch, streaming=streaming, opset=opset, rtol=rtol,
+                                     precisions=precisions, calib=calib, calib_size=calib_size,
+                                     calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
+                                     progress=lambda msg: status.update(msg))
     if json_out:
         print(json.dumps({"bundle": str(bundle.path), **report}))
         return
@@ -33,6 +43,14 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         table.add_row(g, r["file"], f"{r['bytes'] / 1e6:.2f} MB", f"{r['max_abs']:.2e}", f"{r['max_rel']:.2e}",
                       f"{r['export_s']:.1f}")
     console.print(table)
+    if report.get("precisions"):
+        pt = Table(title="precisions (full graph, ONNX Runtime CPU)")
+        for col in ("artifact", "file", "size", "parity rel", "task metric", "drop", "latency ms"):
+            pt.add_column(col, justify="left" if col in ("artifact", "file") else "right")
+        for r in report["precisions"]:
+            pt.add_row(r["artifact"], r["file"], f"{r['bytes'] / 1e6:.2f} MB", f"{r['parity_rel']:.2e}",
+                       f"{r['metric']:.2f}", f"{r['drop']:.2f}", f"{r['latency_ms']:.2f}")
+        console.print(pt)
     if report.get("weights") is None:
         console.print("[yellow]warning:[/] no checkpoint for this config: the bundle has RANDOM weights "
                       "(train one with `edge train` and pass --checkpoint)")

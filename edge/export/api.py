@@ -55,7 +55,8 @@ def _as_numpy(x: Any) -> np.ndarray:
 
 
 def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict[str, Any], *, attention: str,
-           opset: int, rtol: float, torch_artifact: tuple[str, str, Any] | None) -> tuple[Bundle, dict]:
+           opset: int, rtol: float, torch_artifact: tuple[str, str, Any] | None,
+           extra: Any = None) -> tuple[Bundle, dict]:
     from edge.export.attention_modes import resolve_attention
     from edge.export.onnx_export import export_onnx
     from edge.export.validate import parity
@@ -109,6 +110,8 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
             report["graphs"][job.name] = {"file": fname, "bytes": sum(w.path_for(f).stat().st_size for f in files),
                                           "export_s": round(export_s, 2), "max_abs": par["max_abs"],
                                           "max_rel": par["max_rel"]}
+        if extra is not None:  # more artifacts derived from the validated fp32 graphs (fp16, int8)
+            extra(w, report)
         if torch_artifact is not None:
             fname, fmt, writer = torch_artifact
             writer(w.path_for(fname))
@@ -183,8 +186,13 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
 def export_card(model: str, out: str | os.PathLike[str], *, config: str | None = None,
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
                 dynamic_batch: bool = False, streaming: bool = True, opset: int = 20, rtol: float = 1e-4,
-                seed: int = 0) -> tuple[Bundle, dict[str, Any]]:
-    """Export one of our families (by name, or a checkpoint path) with its streaming graphs."""
+                seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
+                calib_size: int = 32, eval_size: int = 40, max_drop: float = 1.0, calib_method: str = "minmax",
+                progress: Any = None) -> tuple[Bundle, dict[str, Any]]:
+    """Export one of our families (by name, or a checkpoint path) with its streaming graphs.
+
+    ``precisions`` adds fp16 / gated int8 copies of the full graph (see :mod:`edge.export.precision`).
+    """
     from edge.models import get_card
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 
@@ -235,7 +243,16 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     def write_ckpt(path: Path) -> None:
         save_checkpoint(path, card.name, cfg, module, meta)
 
+    extra = None
+    if precisions and set(precisions) - {"fp32"}:
+        from edge.export.precision import add_precisions
+
+        def extra(w: Any, report: dict[str, Any]) -> None:
+            add_precisions(w, report, card, cfg, module, jobs[0].io, list(precisions), calib=calib,
+                           calib_size=calib_size, eval_size=eval_size, max_drop=max_drop, method=calib_method,
+                           seed=seed, say=progress or (lambda _m: None))
+
     bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
-                            torch_artifact=("weights.pt", "checkpoint", write_ckpt))
+                            torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra)
     report["weights"] = str(ckpt_path) if ckpt_path is not None else None
     return bundle, report

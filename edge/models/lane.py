@@ -118,7 +118,8 @@ def card() -> ModelCard:
         },
         default_checkpoint=ckpt if ckpt.is_file() else None,
         extras={"preprocess": preprocess_frame, "decode": decode, "preprocess_params": preprocess_params,
-                "synthetic_feeds": synthetic_feeds},
+                "synthetic_feeds": synthetic_feeds, "synthetic_feed": synthetic_feed, "score_onnx": score_onnx,
+                "metric_name": "TuSimple accuracy (%)"},
     )
 
 
@@ -132,6 +133,28 @@ def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"input": "clip", "frames": cfg["frames"], "size_hw": [h, w], "color": "RGB", "scale": 1 / 255,
             "mean": MEAN.tolist(), "std": STD.tolist(), "resize": "area", "layout": "T,C,H,W",
             "row_anchors": cfg["row_anchors"], "grid": cfg["grid"], "slots": cfg["slots"]}
+
+
+def synthetic_feed(cfg: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """One batch-1 ``clip`` feed rendered with ``rng`` (calibration / evaluation sets)."""
+    from edge.data.synthetic_lane import generate_clip
+
+    h, w = cfg["input_hw"]
+    return {"clip": preprocess_clip(generate_clip(rng, height=h, width=w, frames=cfg["frames"]).frames, cfg)}
+
+
+def score_onnx(path: str, io: IOSpec, cfg: dict[str, Any], n: int, seed: int = 0) -> float:
+    """TuSimple accuracy (percent) of an ONNX file on ``n`` held-out synthetic clips at 1280x720."""
+    from edge.models.lane_train import eval_set, evaluate_predictor
+    from edge.runtimes.onnxruntime import OrtRuntime
+
+    rt = OrtRuntime(path, io)
+    try:
+        clips, gts = eval_set(cfg, n, seed=1234 + seed)
+        m = evaluate_predictor(lambda clip: tuple(rt.infer({"clip": clip}).values()), cfg, clips, gts)
+    finally:
+        rt.close()
+    return 100.0 * float(m["accuracy"])
 
 
 def synthetic_feeds(cfg: dict[str, Any], graph: str, module: Any, batch: int, seed: int) -> dict[str, Any]:

@@ -20,6 +20,26 @@ def _available() -> tuple[bool, str]:
     return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
 
 
+def _workarounds(model_path: str) -> list[str]:
+    """Optimizers to switch off for this graph.
+
+    ORT 1.32's QDQS8ToU8Transformer rewrites int8 QuantizeLinear nodes of opset >= 21 graphs (our
+    plugin lowering raises the opset to 23) into a node whose ``output_dtype`` says int8 but whose
+    zero point is uint8, and the session then refuses to load. Without that transformer the same
+    graph loads and runs.
+    """
+    try:
+        import onnx
+
+        m = onnx.load(model_path, load_external_data=False)
+    except Exception:
+        return []  # let InferenceSession report the real problem
+    opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset >= 21 and any(n.op_type == "QuantizeLinear" for n in m.graph.node):
+        return ["QDQS8ToU8Transformer"]
+    return []
+
+
 class OrtRuntime(BaseRuntime):
     """An ``onnxruntime.InferenceSession`` behind the Runtime protocol (threads, providers, opt level)."""
 
@@ -50,7 +70,8 @@ class OrtRuntime(BaseRuntime):
         if missing:
             raise BackendUnavailable(f"onnxruntime providers {missing} are not available (have {have})")
         try:
-            self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
+            self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers,
+                                                disabled_optimizers=_workarounds(model_path))
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/... types
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise BundleError(f"{model_path}: onnxruntime cannot load this model ({msg})") from None
