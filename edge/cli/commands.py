@@ -75,3 +75,19 @@ def run(
     from edge.cli.run_cmd import run_run
 
     run_run(bundle, source, out, backend, max_frames, threads, json_out)
+
+
+def bench(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    backends: str = typer.Option("torch,onnxruntime,openvino", "--backends", help="Comma-separated backends."),
+    rounds: int = typer.Option(30, "--rounds", min=1, help="Interleaved timing rounds."),
+    warmup: int = typer.Option(5, "--warmup", min=0, help="Untimed calls per configuration first."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Threads per backend (0 = backend default)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for NAME_bench.json/.png (default: beside bundle)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Latency (median/p90/p99), throughput, memory and GFLOP/s of every artifact x backend, one run."""
+    from edge.cli.bench_cmd import run_bench_cmd
+
+    run_bench_cmd(bundle, [b.strip() for b in backends.split(",") if b.strip()], rounds, warmup, threads, out,
+                  json_out)

@@ -1,7 +1,7 @@
 """OpenVINO backend: read the bundle's ONNX (plugin graphs through our attention extension), compile
 for a device with explicit precision and performance hints, run synchronous requests.
 
-OpenVINO defaults to bf16 inference on CPUs with AVX512-BF16, so ``precision="f32"`` (default here)
+OpenVINO defaults to bf16 inference on CPUs with AVX512-BF16, so ``inference_precision="f32"`` (default)
 sets ``INFERENCE_PRECISION_HINT=f32`` for parity; "bf16"/"f16" are explicit opt-ins.
 """
 
@@ -37,15 +37,16 @@ class OpenVinoRuntime(BaseRuntime):
 
     backend = "openvino"
 
-    def __init__(self, model_path: str, io: IOSpec, *, device: str = "CPU", precision: str = "f32",
+    def __init__(self, model_path: str, io: IOSpec, *, device: str = "CPU", inference_precision: str = "f32",
                  hint: str = "latency", threads: int = 0, streams: int = 0) -> None:
         import openvino as ov
 
         from edge.runtimes.plugins.openvino_ext import edge_attention_extension
 
         super().__init__(io)
-        if precision not in _PRECISIONS:
-            raise EdgeError(f"openvino precision {precision!r}: choose one of {sorted(_PRECISIONS)}")
+        if inference_precision not in _PRECISIONS:
+            raise EdgeError(f"openvino inference precision {inference_precision!r}: choose one of "
+                            f"{sorted(_PRECISIONS)}")
         if hint not in _HINTS:
             raise EdgeError(f"openvino hint {hint!r}: choose one of {sorted(_HINTS)}")
         core = ov.Core()
@@ -60,14 +61,15 @@ class OpenVinoRuntime(BaseRuntime):
         names = [p.get_any_name() for p in model.inputs]
         if names != io.input_names:
             raise BundleError(f"{model_path}: graph inputs {names} differ from the manifest {io.input_names}")
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": _HINTS[hint]}
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": inference_precision,
+                                  "PERFORMANCE_HINT": _HINTS[hint]}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if streams:
             config["NUM_STREAMS"] = int(streams)
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
-        self.precision = precision
+        self.inference_precision = inference_precision
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         res = self.request.infer([feeds[n] for n in self.io.input_names])

@@ -1,0 +1,75 @@
+"""Multiply-accumulate count of an ONNX graph (Conv, ConvTranspose, MatMul, Gemm, Attention) from
+shape inference, and this machine's measured fp32 GEMM peak, so a latency becomes achieved GFLOP/s
+next to what the cores can do."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _shapes(model: Any) -> dict[str, list[int]]:
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    out: dict[str, list[int]] = {}
+    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
+        out[vi.name] = dims
+    for t in inferred.graph.initializer:
+        out[t.name] = list(t.dims)
+    return out
+
+
+def count_macs(onnx_path: str, batch: int = 1) -> int:
+    """MACs of one inference (unknown/dynamic dims count as ``batch``); 0 for ops we do not model."""
+    import onnx
+
+    model = onnx.load(onnx_path, load_external_data=False)
+    for vi in model.graph.input:  # pin dynamic dims so shape inference is concrete
+        for d in vi.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.dim_value = batch
+    shp = _shapes(model)
+    macs = 0
+    for n in model.graph.node:
+        if n.op_type in ("Conv", "ConvTranspose") and n.output[0] in shp and n.input[1] in shp:
+            w = shp[n.input[1]]
+            out = shp[n.output[0]]
+            if w and out:
+                macs += int(np.prod(out)) * int(np.prod(w[1:])) if n.op_type == "Conv" else \
+                    int(np.prod(shp.get(n.input[0], [0]))) * int(np.prod(w[1:]))
+        elif n.op_type in ("MatMul", "Gemm") and n.output[0] in shp and n.input[0] in shp:
+            a = shp[n.input[0]]
+            out = shp[n.output[0]]
+            if a and out:
+                k = a[-1] if n.op_type == "MatMul" or not _attr(n, "transA") else a[-2]
+                macs += int(np.prod(out)) * int(k)
+        elif n.op_type == "Attention" and n.input[0] in shp and n.input[1] in shp and n.input[2] in shp:
+            q, k, v = shp[n.input[0]], shp[n.input[1]], shp[n.input[2]]
+            if len(q) == 4 and len(k) == 4 and len(v) == 4:
+                b, h, sq, d = q
+                macs += b * h * sq * k[2] * (d + v[3])
+    return macs
+
+
+def _attr(node: Any, name: str) -> int:
+    for a in node.attribute:
+        if a.name == name:
+            return int(a.i)
+    return 0
+
+
+def gemm_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """Best-of-``repeats`` fp32 GEMM throughput of numpy's BLAS on this machine (GFLOP/s, 2 flops/MAC)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9

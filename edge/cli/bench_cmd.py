@@ -1,0 +1,42 @@
+"""``edge bench``: table to the terminal, JSON report and PNG plot beside the bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+
+def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, threads: int, out: Path | None,
+                  json_out: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge.bench.runner import plot, run_bench
+    from edge.bundle import atomic_write_text
+
+    console = Console(stderr=json_out)
+    folder = Path(out) if out is not None else Path(bundle).resolve().parent
+    if not folder.is_dir():
+        raise EdgeError(f"{folder}: output folder does not exist")
+    with console.status("benchmarking...") as status:
+        report = run_bench(bundle, backends=backends, rounds=rounds, warmup=warmup, threads=threads,
+                           say=lambda m: status.update(m))
+    stem = folder / f"{Path(bundle).resolve().name}_bench"
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
+    png = plot(report, stem.with_suffix(".png"))
+    if json_out:
+        print(json.dumps({k: v for k, v in report.items() if k != "rows"} |
+                         {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))
+        return
+    t = Table(title=f"{report['model']} batch 1: {report['gmacs']:.2f} GMAC/inference, "
+                    f"GEMM peak {report['gemm_peak_gflops']:.0f} GFLOP/s here")
+    for col in ("config", "median ms", "p90 ms", "p99 ms", "inf/s", "GFLOP/s", "vs torch", "RSS +MB"):
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
+    for r in report["rows"]:
+        t.add_row(r["config"], f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                  f"{r['throughput_per_s']:.1f}", f"{r['gflops']:.1f}",
+                  f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-", f"{r['rss_delta_mb']:.0f}")
+    console.print(t)
+    console.print(f"wrote {stem.with_suffix('.json')} and {png}")

@@ -1,0 +1,52 @@
+"""`edge bench`: report schema, plot, and the MAC counter on graphs whose MACs are known exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import edge  # noqa: E402
+from edge.bench.flops import count_macs  # noqa: E402
+
+
+def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "bench", str(tiny_bundle), "--rounds", "4",
+                        "--warmup", "1", "--out", str(tmp_path), "--json"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    for key in ("model", "batch", "rounds", "gmacs", "gemm_peak_gflops", "peak_rss_mb", "rows"):
+        assert key in rep
+    configs = {row["config"] for row in rep["rows"]}
+    assert {"torch/fp32", "onnxruntime/fp32"} <= configs
+    for row in rep["rows"]:
+        assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["throughput_per_s"] > 0 and row["gflops"] > 0
+    full = json.loads((tmp_path / f"{tiny_bundle.name}_bench.json").read_text())
+    assert all(len(row["samples_ms"]) == 4 for row in full["rows"])
+    assert (tmp_path / f"{tiny_bundle.name}_bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _Lin(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8 * 6 * 6, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).flatten(1))
+
+
+def test_mac_count_exact(tmp_path: Path) -> None:
+    b = edge.export(_Lin().eval(), {"x": np.zeros((1, 3, 6, 6), np.float32)}, tmp_path / "m",
+                    attention="decomposed")
+    # conv: 8 out channels x 36 positions x (3 x 3 x 3); fc: 10 x 288
+    assert count_macs(str(b.path / "model.onnx")) == 8 * 36 * 27 + 10 * 288
