@@ -35,7 +35,7 @@ def train(
 def export(
     model: str = typer.Argument(..., help="Model family name (lane) or a checkpoint .pt file."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
-    to: str = typer.Option("onnx", "--to", help="Target formats, comma-separated (now: onnx)."),
+    to: str = typer.Option("onnx", "--to", help="Targets, comma-separated: onnx, openvino (IR)."),
     config: str | None = typer.Option(None, "--config", "-c", help="Config when no checkpoint is used."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights (default: the shipped ones)."),
     attention: str = typer.Option("auto", "--attention",

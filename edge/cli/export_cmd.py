@@ -13,9 +13,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
                calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0) -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
-    unknown = [t for t in targets if t != "onnx"]
+    unknown = [t for t in targets if t not in ("onnx", "openvino")]
     if unknown or not targets:
-        raise ExportError(f"--to {to!r}: supported targets so far: onnx")
+        raise ExportError(f"--to {to!r}: supported targets so far: onnx, openvino")
     from edge.export.precision import PRECISIONS
 
     bad = [p for p in precisions or [] if p not in PRECISIONS]
@@ -32,7 +32,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                                      dynamic_batch=dynamic_batch, streaming=streaming, opset=opset, rtol=rtol,
                                      precisions=precisions, calib=calib, calib_size=calib_size,
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
-                                     progress=lambda msg: status.update(msg))
+                                     progress=lambda msg: status.update(msg), targets=tuple(targets))
     if json_out:
         print(json.dumps({"bundle": str(bundle.path), **report}))
         return
@@ -43,6 +43,13 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         table.add_row(g, r["file"], f"{r['bytes'] / 1e6:.2f} MB", f"{r['max_abs']:.2e}", f"{r['max_rel']:.2e}",
                       f"{r['export_s']:.1f}")
     console.print(table)
+    if report.get("openvino"):
+        ot = Table(title="OpenVINO IR (fp32 weights)")
+        for col in ("artifact", "file", "size", "parity rel"):
+            ot.add_column(col, justify="left" if col in ("artifact", "file") else "right")
+        for r in report["openvino"]:
+            ot.add_row(r["artifact"], r["file"], f"{r['bytes'] / 1e6:.2f} MB", f"{r['max_rel']:.2e}")
+        console.print(ot)
     if report.get("precisions"):
         pt = Table(title="precisions (full graph, ONNX Runtime CPU)")
         for col in ("artifact", "file", "size", "parity rel", "task metric", "drop", "latency ms"):

@@ -188,7 +188,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
                 dynamic_batch: bool = False, streaming: bool = True, opset: int = 20, rtol: float = 1e-4,
                 seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
                 calib_size: int = 32, eval_size: int = 40, max_drop: float = 1.0, calib_method: str = "minmax",
-                progress: Any = None) -> tuple[Bundle, dict[str, Any]]:
+                progress: Any = None, targets: tuple[str, ...] = ("onnx",)) -> tuple[Bundle, dict[str, Any]]:
     """Export one of our families (by name, or a checkpoint path) with its streaming graphs.
 
     ``precisions`` adds fp16 / gated int8 copies of the full graph (see :mod:`edge.export.precision`).
@@ -243,14 +243,19 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     def write_ckpt(path: Path) -> None:
         save_checkpoint(path, card.name, cfg, module, meta)
 
-    extra = None
-    if precisions and set(precisions) - {"fp32"}:
-        from edge.export.precision import add_precisions
+    def extra(w: Any, report: dict[str, Any]) -> None:
+        if precisions and set(precisions) - {"fp32"}:
+            from edge.export.precision import add_precisions
 
-        def extra(w: Any, report: dict[str, Any]) -> None:
             add_precisions(w, report, card, cfg, module, jobs[0].io, list(precisions), calib=calib,
                            calib_size=calib_size, eval_size=eval_size, max_drop=max_drop, method=calib_method,
                            seed=seed, say=progress or (lambda _m: None))
+        if "openvino" in targets:
+            from edge.export.openvino_ir import add_openvino
+            from edge.runtimes import require
+
+            require("openvino")
+            add_openvino(w, report, jobs, rtol=rtol)
 
     bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
                             torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra)

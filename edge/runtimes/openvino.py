@@ -7,6 +7,8 @@ sets ``INFERENCE_PRECISION_HINT=f32`` for parity; "bf16"/"f16" are explicit opt-
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,34 @@ def _available() -> tuple[bool, str]:
     return True, f"openvino {ov.__version__} ({', '.join(devices)})"
 
 
+def read_model(path: str) -> Any:
+    """Read ONNX (plugin nodes through our extension) or IR (.xml) into an ``ov.Model``."""
+    import openvino as ov
+
+    from edge.runtimes.plugins.openvino_ext import edge_attention_extension
+
+    core = ov.Core()
+    core.add_extension(edge_attention_extension())
+    try:
+        return core.read_model(path)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise BundleError(f"{path}: openvino cannot read this model ({msg})") from None
+
+
+def save_ir(src: str, xml_path: str, *, compress_to_fp16: bool = False) -> list[str]:
+    """Convert an ONNX file to IR (``.xml`` + ``.bin``); returns both file names.
+
+    Weights stay fp32 by default (``ov.save_model`` would compress them to fp16), so the IR is the
+    exact model that passed parity; pass ``compress_to_fp16=True`` for half-size weights.
+    """
+    import openvino as ov
+
+    ov.save_model(read_model(src), xml_path, compress_to_fp16=compress_to_fp16)
+    xml = Path(xml_path)
+    return [xml.name, xml.with_suffix(".bin").name]
+
+
 class OpenVinoRuntime(BaseRuntime):
     """A compiled OpenVINO model behind the Runtime protocol."""
 
@@ -40,8 +70,6 @@ class OpenVinoRuntime(BaseRuntime):
     def __init__(self, model_path: str, io: IOSpec, *, device: str = "CPU", inference_precision: str = "f32",
                  hint: str = "latency", threads: int = 0, streams: int = 0) -> None:
         import openvino as ov
-
-        from edge.runtimes.plugins.openvino_ext import edge_attention_extension
 
         super().__init__(io)
         if inference_precision not in _PRECISIONS:
@@ -52,12 +80,7 @@ class OpenVinoRuntime(BaseRuntime):
         core = ov.Core()
         if device.split(":")[0] not in {d.split(".")[0] for d in core.available_devices} | {"AUTO", "HETERO"}:
             raise BackendUnavailable(f"openvino device {device!r} not available (have {core.available_devices})")
-        core.add_extension(edge_attention_extension())
-        try:
-            model = core.read_model(model_path)
-        except Exception as e:
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise BundleError(f"{model_path}: openvino cannot read this model ({msg})") from None
+        model = read_model(model_path)
         names = [p.get_any_name() for p in model.inputs]
         if names != io.input_names:
             raise BundleError(f"{model_path}: graph inputs {names} differ from the manifest {io.input_names}")
@@ -75,14 +98,50 @@ class OpenVinoRuntime(BaseRuntime):
         res = self.request.infer([feeds[n] for n in self.io.input_names])
         return {name: np.array(res[self.compiled.outputs[i]]) for i, name in enumerate(self.io.output_names)}
 
+    def infer_queue(self, jobs: int = 0, callback: Callable[[dict[str, np.ndarray], Any], None] | None = None
+                    ) -> AsyncQueue:
+        """An async request queue over this compiled model (for the stream loop)."""
+        return AsyncQueue(self, jobs, callback)
+
     def close(self) -> None:
         super().close()
         self.request = None
         self.compiled = None
 
 
+class AsyncQueue:
+    """``ov.AsyncInferQueue`` behind our IOSpec: ``submit(feeds, userdata)``; results reach ``callback``
+    as named numpy outputs (copied, since the request's buffers are reused). ``jobs=0`` lets OpenVINO
+    pick the optimal number of requests for the compiled hint."""
+
+    def __init__(self, rt: OpenVinoRuntime, jobs: int,
+                 callback: Callable[[dict[str, np.ndarray], Any], None] | None) -> None:
+        import openvino as ov
+
+        self.rt = rt
+        self.queue = ov.AsyncInferQueue(rt.compiled, jobs)
+        self.results: list[tuple[Any, dict[str, np.ndarray]]] = []
+
+        def done(request: Any, userdata: Any) -> None:
+            outs = {n: np.array(request.get_output_tensor(i).data) for i, n in enumerate(rt.io.output_names)}
+            if callback is not None:
+                callback(outs, userdata)
+            else:
+                self.results.append((userdata, outs))
+
+        self.queue.set_callback(done)
+
+    def submit(self, feeds: dict[str, np.ndarray], userdata: Any = None) -> None:
+        self.rt.io.validate_feeds(feeds)
+        self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
+
+    def wait(self) -> None:
+        self.queue.wait_all()
+
+
 def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", **options: Any) -> OpenVinoRuntime:
     return OpenVinoRuntime(str(bundle.file(artifact["file"])), bundle.graph_io(graph), **options)
 
 
-BACKEND = Backend("openvino", "OpenVINO (CPU/GPU/NPU)", ("onnx",), _available, load)
+# IR first: it is what `edge-export --to openvino` writes for this backend
+BACKEND = Backend("openvino", "OpenVINO (CPU/GPU/NPU)", ("openvino_ir", "onnx"), _available, load)

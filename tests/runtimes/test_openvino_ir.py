@@ -1,0 +1,75 @@
+"""`--to openvino`: IR artifacts (fp32 weights) that round-trip with PyTorch parity; async queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("openvino")
+
+import edge
+from edge.models import lane
+
+
+@pytest.fixture(scope="module")
+def ir_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ir") / "lane"
+    edge.export_card("lane", out, config="tiny", targets=("onnx", "openvino"))
+    return out
+
+
+def test_ir_artifacts_listed_and_hashed(ir_bundle: Path) -> None:
+    b = edge.Bundle.load(ir_bundle)
+    irs = [a for a in b.artifacts if a["format"] == "openvino_ir"]
+    assert {a["graph"] for a in irs} == {"full", "encoder", "temporal"}
+    for a in irs:
+        assert a["file"].endswith(".xml") and a["extra_files"][0].endswith(".bin")
+        assert a["compress_to_fp16"] is False and a["parity"]["max_rel"] < 1e-4
+        assert {a["file"], *a["extra_files"]} <= set(b.manifest["files"])
+
+
+def test_ir_round_trip_matches_torch(ir_bundle: Path) -> None:
+    b = edge.Bundle.load(ir_bundle)
+    feeds = lane.example_full(b.manifest["model"]["config"], 1, 21)
+    rt = edge.load(b, backend="openvino")
+    assert rt.io.input_names == ["clip"]
+    got, want = rt.infer(feeds), edge.load(b, backend="torch").infer(feeds)
+    assert max(float(np.abs(got[k] - want[k]).max() / np.abs(want[k]).max()) for k in want) < 1e-4
+
+
+def test_async_queue_matches_sync(ir_bundle: Path) -> None:
+    b = edge.Bundle.load(ir_bundle)
+    cfg = b.manifest["model"]["config"]
+    rt = edge.load(b, backend="openvino")
+    feeds = [lane.example_full(cfg, 1, s) for s in range(4)]
+    sync = [rt.infer(f) for f in feeds]
+    q = rt.infer_queue(2)
+    for i, f in enumerate(feeds):
+        q.submit(f, i)
+    q.wait()
+    got = dict(q.results)
+    assert sorted(got) == [0, 1, 2, 3]
+    for i in range(4):
+        assert np.array_equal(got[i]["loc"], sync[i]["loc"])
+    with pytest.raises(edge.EdgeError):
+        q.submit({"clip": np.zeros((2, 2), np.float32)})
+
+
+def test_corrupt_ir_is_a_bundle_error(ir_bundle: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from edge.bundle import sha256_file
+
+    bad = tmp_path / "bad"
+    shutil.copytree(ir_bundle, bad)
+    xml = bad / "model.xml"
+    xml.write_text("<net broken")
+    m = json.loads((bad / "manifest.json").read_text())
+    m["files"]["model.xml"].update(sha256=sha256_file(xml), size=xml.stat().st_size)
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(edge.EdgeError, match=r"model\.xml"):
+        edge.load(bad, backend="openvino")
