@@ -61,6 +61,10 @@ def _configs(b: Bundle, backends: list[str], threads: int, say: Any) -> list[Con
                 plans.append(("openvino", "bf16", {"precision": "fp32"}, {"inference_precision": "bf16"}))
         if "openvino" in backends and a["precision"] == "int8":
             plans.append(("openvino", "int8", {"precision": "int8"}, {"inference_precision": "f32"}))
+    if "openvino" in backends:  # NNCF-native INT8 IRs have no ONNX twin
+        for a in b.artifacts:
+            if a["format"] == "openvino_ir" and a.get("quantization", {}).get("format") == "nncf":
+                plans.append(("openvino", "int8-nncf", {"artifact": a["name"]}, {"inference_precision": "f32"}))
     for backend, label, sel, opts in plans:
         try:
             require(backend)
@@ -74,7 +78,7 @@ def _configs(b: Bundle, backends: list[str], threads: int, say: Any) -> list[Con
         except EdgeError as e:
             say(f"skip {backend}/{label}: {e}")
             continue
-        art = "weights.pt" if backend == "torch" else next(
+        art = "weights.pt" if backend == "torch" else sel.get("artifact") or next(
             a["name"] for a in onnx_arts if a["precision"] == sel["precision"])
         out.append(Config(f"{backend}/{label}", backend, label, art, rt, _rss_mb() - before, base_macs))
     return out

@@ -256,6 +256,11 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
 
             require("openvino")
             add_openvino(w, report, jobs, rtol=rtol)
+            if precisions and "int8" in precisions:
+                from edge.export.precision import add_nncf_int8
+
+                add_nncf_int8(w, report, card, cfg, jobs[0].io, calib=calib, calib_size=calib_size,
+                              eval_size=eval_size, max_drop=max_drop, seed=seed, say=progress or (lambda _m: None))
 
     bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
                             torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra)

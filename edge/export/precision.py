@@ -123,3 +123,60 @@ def _ort(path: str, io: Any, feed: dict[str, np.ndarray]) -> dict[str, np.ndarra
         return rt.infer(feed)
     finally:
         rt.close()
+
+
+def add_nncf_int8(w: Any, report: dict[str, Any], card: Any, cfg: dict[str, Any], io: Any, *,
+                  calib: str = "synthetic", calib_size: int = 32, eval_size: int = 40, max_drop: float = 1.0,
+                  seed: int = 0, say: Callable[[str], None] = lambda _m: None) -> None:
+    """OpenVINO-native INT8 (NNCF) of the full graph, gated on the task metric against fp32."""
+    from edge.calibration.datasets import load_set
+    from edge.calibration.nncf_int8 import nncf_quantize_ir
+    from edge.runtimes.openvino import OpenVinoRuntime
+
+    full = next(a for a in w.manifest["artifacts"] if a.get("graph") == "full" and a["format"] == "onnx"
+                and a["precision"] == "fp32")
+    fp32_metric = full.get("metric", {}).get("value")
+    if fp32_metric is None:
+        fp32_metric = float(card.extras["score_onnx"](str(w.path_for(full.get("lowered", {}).get(
+            "onnxruntime", full["file"]))), io, cfg, eval_size, seed))
+    make = lambda rng: card.extras["synthetic_feed"](cfg, rng)  # noqa: E731
+    cset = load_set(calib, io, size=calib_size, role="calibration", seed=seed, synthetic=make,
+                    preprocess=(lambda img: card.extras["preprocess"](img, cfg)),
+                    frames_per_sample=int(cfg.get("frames", 1)))
+    say(f"openvino int8 (NNCF): calibrating on {len(cset)} samples")
+    xml = "model.nncf-int8.xml"
+    info = nncf_quantize_ir(str(w.path_for(full["file"])), str(w.path_for(xml)), cset, io)
+    rt = OpenVinoRuntime(str(w.path_for(xml)), io, inference_precision="f32")
+    try:
+        metric = float(card.extras["score_runtime"](rt, cfg, eval_size, seed))
+        lat = _latency_rt(rt, load_set("synthetic", io, size=1, role="evaluation", seed=seed + 1,
+                                       synthetic=make).feeds[0])
+    finally:
+        rt.close()
+    drop = fp32_metric - metric
+    if drop > max_drop:
+        raise ExportError(f"openvino int8 (NNCF): metric {metric:.2f} vs fp32 {fp32_metric:.2f} "
+                          f"(drop {drop:.2f} > --max-drop {max_drop}); no int8 artifact written")
+    bin_name = xml.replace(".xml", ".bin")
+    w.register(xml, "openvino_ir")
+    w.register(bin_name, "openvino_ir")
+    w.add_artifact({"name": "openvino-int8-nncf", "format": "openvino_ir", "file": xml, "extra_files": [bin_name],
+                    "graph": "full", "precision": "int8", "attention": full.get("attention"),
+                    "derived_from": full["file"], "quantization": info,
+                    "metric": {"name": card.extras.get("metric_name", "metric"), "value": metric,
+                               "fp32": fp32_metric, "drop": drop, "max_drop": max_drop}})
+    report.setdefault("precisions", []).append(
+        {"artifact": "openvino-int8-nncf", "precision": "int8", "file": xml, "metric": metric, "drop": drop,
+         "parity_rel": float("nan"), "latency_ms": lat,
+         "bytes": w.path_for(xml).stat().st_size + w.path_for(bin_name).stat().st_size})
+
+
+def _latency_rt(rt: Any, feed: dict[str, np.ndarray], n: int = 15) -> float:
+    for _ in range(3):
+        rt.infer(feed)
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        rt.infer(feed)
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(ts))

@@ -119,6 +119,7 @@ def card() -> ModelCard:
         default_checkpoint=ckpt if ckpt.is_file() else None,
         extras={"preprocess": preprocess_frame, "decode": decode, "preprocess_params": preprocess_params,
                 "synthetic_feeds": synthetic_feeds, "synthetic_feed": synthetic_feed, "score_onnx": score_onnx,
+                "score_runtime": score_runtime,
                 "metric_name": "TuSimple accuracy (%)"},
     )
 
@@ -143,18 +144,24 @@ def synthetic_feed(cfg: dict[str, Any], rng: np.random.Generator) -> dict[str, A
     return {"clip": preprocess_clip(generate_clip(rng, height=h, width=w, frames=cfg["frames"]).frames, cfg)}
 
 
-def score_onnx(path: str, io: IOSpec, cfg: dict[str, Any], n: int, seed: int = 0) -> float:
-    """TuSimple accuracy (percent) of an ONNX file on ``n`` held-out synthetic clips at 1280x720."""
+def score_runtime(rt: Any, cfg: dict[str, Any], n: int, seed: int = 0) -> float:
+    """TuSimple accuracy (percent) of any Runtime on ``n`` held-out synthetic clips at 1280x720."""
     from edge.models.lane_train import eval_set, evaluate_predictor
+
+    clips, gts = eval_set(cfg, n, seed=1234 + seed)
+    m = evaluate_predictor(lambda clip: tuple(rt.infer({"clip": clip}).values()), cfg, clips, gts)
+    return 100.0 * float(m["accuracy"])
+
+
+def score_onnx(path: str, io: IOSpec, cfg: dict[str, Any], n: int, seed: int = 0) -> float:
+    """:func:`score_runtime` of an ONNX file in ONNX Runtime."""
     from edge.runtimes.onnxruntime import OrtRuntime
 
     rt = OrtRuntime(path, io)
     try:
-        clips, gts = eval_set(cfg, n, seed=1234 + seed)
-        m = evaluate_predictor(lambda clip: tuple(rt.infer({"clip": clip}).values()), cfg, clips, gts)
+        return score_runtime(rt, cfg, n, seed)
     finally:
         rt.close()
-    return 100.0 * float(m["accuracy"])
 
 
 def synthetic_feeds(cfg: dict[str, Any], graph: str, module: Any, batch: int, seed: int) -> dict[str, Any]:

@@ -13,11 +13,12 @@ __all__ = ["Backend", "BaseRuntime", "Runtime", "get_backend", "list_backends", 
 
 
 def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, graph: str = "full",
-         precision: str | None = None, **options: Any) -> Runtime:
+         precision: str | None = None, artifact: str | None = None, **options: Any) -> Runtime:
     """Open a bundle's artifact on a backend: ``edge.load("out/lane", backend="onnxruntime")``.
 
     The bundle's files are verified against the manifest first; the artifact is chosen by the
-    backend's formats, the graph ("full", or "encoder"/"temporal" for streaming) and precision.
+    backend's formats, the graph ("full", or "encoder"/"temporal" for streaming) and precision, or
+    by ``artifact`` name (e.g. "openvino-int8-nncf").
     """
     from edge.bundle import Bundle
     from edge.errors import BundleError
@@ -27,7 +28,8 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
     last: BundleError | None = None
     for fmt in be.formats:
         try:
-            art = b.artifact(fmt=fmt, graph=graph, precision=precision if fmt != "checkpoint" else None)
+            art = b.artifact(fmt=fmt, graph=graph, precision=precision if fmt != "checkpoint" else None,
+                             name=artifact)
         except BundleError as e:
             last = e
             continue

@@ -73,3 +73,28 @@ def test_corrupt_ir_is_a_bundle_error(ir_bundle: Path, tmp_path: Path) -> None:
     (bad / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(edge.EdgeError, match=r"model\.xml"):
         edge.load(bad, backend="openvino")
+
+
+def test_nncf_int8_artifact(tmp_path: Path) -> None:
+    """--to openvino --precision int8 adds an NNCF-quantized IR, gated on the metric, loadable by name;
+    --json output stays machine-readable (NNCF's progress bars do not reach stdout)."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("nncf")
+    out = tmp_path / "b"
+    r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
+                        "--config", "tiny", "--no-streaming", "--to", "onnx,openvino", "--precision", "int8",
+                        "--calib-size", "6", "--eval-size", "4", "--max-drop", "100", "--out", str(out), "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert "openvino-int8-nncf" in {row["artifact"] for row in rep["precisions"]}
+    b = edge.Bundle.load(out)
+    art = b.artifact(name="openvino-int8-nncf", graph="full")
+    assert art["format"] == "openvino_ir" and art["quantization"]["format"] == "nncf"
+    assert art["metric"]["drop"] <= 100
+    rt = edge.load(b, backend="openvino", artifact="openvino-int8-nncf")
+    feeds = lane.example_full(b.manifest["model"]["config"], 1, 0)
+    assert set(rt.infer(feeds)) == {"loc", "exist"}
