@@ -88,7 +88,8 @@ def add_precisions(w: Any, report: dict[str, Any], card: Any, cfg: dict[str, Any
                             preprocess=(lambda img: card.extras["preprocess"](img, cfg)),
                             frames_per_sample=int(cfg.get("frames", 1)))
             say(f"int8: calibrating on {len(cset)} samples from {cset.source} ({method})")
-            gate = quantize_with_gate(src, dst, io, cset, evaluation, score, fp32_metric=fp32_metric,
+            q_src, q_attention = _int8_source(w, src, card, cfg, module, io, seed)
+            gate = quantize_with_gate(q_src, dst, io, cset, evaluation, score, fp32_metric=fp32_metric,
                                       max_drop=max_drop, method=method, progress=say)
             report.setdefault("gate", gate.to_dict())
             if not gate.passed:
@@ -99,12 +100,15 @@ def add_precisions(w: Any, report: dict[str, Any], card: Any, cfg: dict[str, Any
             assert gate.chosen is not None
             metric = gate.chosen["metric"]
             worst = output_error(src, dst, io, evaluation.feeds)
-            extra = {"quantization": {"format": "qdq", "method": method, "calibration": cset.source,
+            extra = {"attention": q_attention, "quantization": {"format": "qdq", "method": method,
+                                                                "calibration": cset.source,
                                       "calibration_samples": len(cset), "excluded_nodes": gate.chosen["excluded"],
                                       "tries": gate.tries}}
         w.register(fname, "onnx")
+        q_att = extra.pop("attention", None)
         art = {"name": f"onnx-{prec}", "format": "onnx", "file": fname, "graph": "full", "precision": prec,
-               "attention": full["attention"], "derived_from": src_name,
+               "attention": full["attention"] if q_att in (None, "same as fp32") else q_att,
+               "derived_from": src_name,
                "parity": {"reference": "fp32 torch / ORT", "max_rel": worst},
                "metric": {"name": card.extras.get("metric_name", "metric"), "value": metric,
                           "fp32": fp32_metric, "drop": fp32_metric - metric, "max_drop": max_drop}, **extra}
@@ -112,7 +116,36 @@ def add_precisions(w: Any, report: dict[str, Any], card: Any, cfg: dict[str, Any
         rows.append({"artifact": art["name"], "precision": prec, "file": fname, "metric": metric,
                      "drop": fp32_metric - metric, "parity_rel": worst, "latency_ms": _latency_ms(str(dst), io, feed),
                      "bytes": dst.stat().st_size})
+    import shutil
+
+    shutil.rmtree(w.path_for(".int8-src").parent / ".int8-src", ignore_errors=True)
     report["precisions"] = rows
+
+
+def _int8_source(w: Any, src: str, card: Any, cfg: dict[str, Any], module: Any, io: Any,
+                 seed: int) -> tuple[str, str]:
+    """The fp32 graph to quantize, and its attention form.
+
+    ONNX Runtime 1.32 only fuses QDQ Conv into QLinearConv through its S8->U8 transformer, which
+    breaks on opset >= 21 graphs (our plugin lowering is opset 23), so those sessions must run without
+    it and their int8 Convs stay fp32 behind DequantizeLinear: measured 52 ms vs 32 ms on the default
+    lane model. An opset-23 source is therefore re-exported in ``decomposed`` form (opset 20) for INT8.
+    """
+    import onnx
+
+    m = onnx.load(src, load_external_data=False)
+    opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < 21:
+        return src, "same as fp32"
+    from edge.export.onnx_export import export_onnx
+    from edge.ops.attention import export_mode
+
+    dynamic = any(t.dynamic_dims for t in io.inputs)
+    example = card.graphs["full"].example_inputs(cfg, 2 if dynamic else 1, seed)
+    path = w.path_for(".int8-src/model.decomposed.onnx")  # inside the temp bundle; removed below
+    with export_mode("decomposed"):
+        export_onnx(module, example, io, path, opset=20)
+    return str(path), "decomposed"
 
 
 def _ort(path: str, io: Any, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
