@@ -25,14 +25,7 @@ def _latency_ms(path: str, io: Any, feed: dict[str, np.ndarray], n: int = 15) ->
 
     rt = OrtRuntime(path, io)
     try:
-        for _ in range(3):
-            rt.infer(feed)
-        ts = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            rt.infer(feed)
-            ts.append((time.perf_counter() - t0) * 1e3)
-        return float(np.median(ts))
+        return _latency_rt(rt, feed, n)
     finally:
         rt.close()
 
