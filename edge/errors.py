@@ -39,3 +39,16 @@ class BackendUnavailable(EdgeError):
 
 class DataError(EdgeError):
     """Input data (labels, video, images, sensor files) is missing or malformed."""
+
+
+def first_line(exc: BaseException, limit: int | None = 200, *, empty: str | None = None) -> str:
+    """First line of a third-party exception's message, cut to ``limit``, for a one-line EdgeError.
+
+    Backends (torch, ONNX Runtime, OpenVINO, NNCF) raise multi-line or empty messages; an empty one
+    gives ``empty`` (default: the exception's type name) instead of an IndexError.
+    """
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__ if empty is None else empty
+    line = text.splitlines()[0]
+    return line if limit is None else line[:limit]

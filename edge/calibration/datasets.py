@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import DataError
+from edge.errors import DataError, first_line
 from edge.spec import IOSpec
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -130,7 +130,7 @@ def from_arrays(path: str | os.PathLike[str], io: IOSpec, *, size: int, role: st
     try:
         data = np.load(p, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise DataError(f"{p}: not a readable .npy/.npz ({str(e).splitlines()[0][:120]})") from None
+        raise DataError(f"{p}: not a readable .npy/.npz ({first_line(e, 120)})") from None
     if isinstance(data, np.ndarray):
         if len(io.inputs) != 1:
             raise DataError(f"{p}: a .npy holds one array but the model takes {io.input_names}; use .npz")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.calibration.datasets import FeedSet
-from edge.errors import BackendUnavailable, ExportError
+from edge.errors import BackendUnavailable, ExportError, first_line
 
 
 def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored: Sequence[str] = (),
@@ -44,7 +44,7 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
         with contextlib.redirect_stdout(_io.StringIO()):  # NNCF draws progress bars on stdout (breaks --json)
             q = nncf.quantize(model, dataset, **kwargs)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise ExportError(f"{Path(src).name}: NNCF quantization failed ({msg})") from None
     ov.save_model(q, xml_out, compress_to_fp16=False)
     return {"format": "nncf", "preset": "performance", "model_type": "transformer" if transformer else "default",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.calibration.datasets import FeedSet
-from edge.errors import ExportError
+from edge.errors import ExportError, first_line
 
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_OPS = ("Conv", "MatMul", "Gemm")
@@ -77,7 +77,7 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
     except ExportError:
         raise
     except Exception as e:
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise ExportError(f"{Path(src).name}: INT8 quantization failed ({msg})") from None
     finally:
         root.setLevel(level)
@@ -96,6 +96,6 @@ def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, op_block_list=list(keep_fp32))
         onnx.save(model, str(dst))
     except Exception as e:
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise ExportError(f"{Path(src).name}: FP16 conversion failed ({msg})") from None
     return {"format": "fp16", "io": "float32", "kept_fp32_ops": list(keep_fp32)}

@@ -9,6 +9,8 @@ import platform
 from importlib import metadata
 from typing import Any
 
+from edge.errors import first_line
+
 
 def _pkg(name: str, dist: str | None = None) -> tuple[bool, str]:
     try:
@@ -16,7 +18,7 @@ def _pkg(name: str, dist: str | None = None) -> tuple[bool, str]:
     except ImportError as e:
         return False, f"not installed ({e.name or name})"
     except Exception as e:  # pycuda raises at import without a driver
-        return False, f"import fails: {type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
+        return False, f"import fails: {type(e).__name__}: {first_line(e, 100, empty='')}"
     try:
         return True, metadata.version(dist or name)
     except metadata.PackageNotFoundError:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ExportError
+from edge.errors import ExportError, first_line
 from edge.spec import IOSpec
 
 _EXTERNAL_BYTES = 1_800_000_000
@@ -82,8 +82,7 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     except ExportError:
         raise
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {first}") from None
+        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {first_line(e, 300)}") from None
     if slim:
         _slim(path, external)
     model = onnx.load(str(path), load_external_data=False)
@@ -96,8 +95,7 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"{path.name}: onnx.checker rejected the exported graph: {msg}") from None
+        raise ExportError(f"{path.name}: onnx.checker rejected the exported graph: {first_line(e, None)}") from None
     files = [path.name]
     data = path.with_name(path.name + ".data")
     if data.exists():
@@ -164,6 +162,6 @@ def write_ort_lowering(src: Path, dst: Path) -> None:
     try:
         onnx.checker.check_model(lowered, full_check=True)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"{dst.name}: the ONNX Runtime lowering is not a valid graph: {msg}") from None
+        raise ExportError(f"{dst.name}: the ONNX Runtime lowering is not a valid graph: "
+                          f"{first_line(e, None)}") from None
     onnx.save(lowered, str(dst))

@@ -126,9 +126,9 @@ def _int8_source(w: Any, src: str, card: Any, cfg: dict[str, Any], module: Any, 
     """
     import onnx
 
-    m = onnx.load(src, load_external_data=False)
-    opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < 21:
+    from edge.runtimes.onnxruntime import S8U8_BROKEN_FROM_OPSET, default_opset
+
+    if default_opset(onnx.load(src, load_external_data=False)) < S8U8_BROKEN_FROM_OPSET:
         return src, "same as fp32"
     from edge.export.onnx_export import export_onnx
     from edge.ops.attention import export_mode

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bundle import atomic_write_bytes
-from edge.errors import ModelError
+from edge.errors import ModelError, first_line
 
 FORMAT = "edge-checkpoint/1"
 
@@ -41,8 +41,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated / non-torch files
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{p}: not a readable checkpoint ({reason})") from None
+        raise ModelError(f"{p}: not a readable checkpoint ({first_line(e, 160)})") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise ModelError(f"{p}: not an edge-deploy checkpoint (expected format '{FORMAT}')")
     for key, typ in (("model", str), ("config", dict), ("state_dict", dict)):
@@ -64,7 +63,7 @@ def load_model(path: str | os.PathLike[str], expect_model: str | None = None) ->
         module = card.build(ck["config"])
     except Exception as e:  # a bad config can fail anywhere in a constructor (ZeroDivision, RuntimeError...)
         raise ModelError(f"{p}: checkpoint config does not build a '{ck['model']}' model "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+                         f"({type(e).__name__}: {first_line(e, 120, empty='')})") from None
     want = module.state_dict()
     got = ck["state_dict"]
     missing = sorted(set(want) - set(got))

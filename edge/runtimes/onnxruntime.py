@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BackendUnavailable, BundleError
+from edge.errors import BackendUnavailable, BundleError, first_line
 from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.spec import IOSpec
@@ -18,6 +18,15 @@ def _available() -> tuple[bool, str]:
     except ImportError:
         return False, "onnxruntime is not installed (pip install 'edge-deploy[onnxruntime]')"
     return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
+
+
+# First default-domain opset on which ORT 1.32's QDQS8ToU8Transformer breaks (see _workarounds).
+S8U8_BROKEN_FROM_OPSET = 21
+
+
+def default_opset(model: Any) -> int:
+    """The ai.onnx opset a ModelProto declares (0 when it declares none)."""
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
 def _workarounds(model_path: str) -> list[str]:
@@ -34,8 +43,7 @@ def _workarounds(model_path: str) -> list[str]:
         m = onnx.load(model_path, load_external_data=False)
     except Exception:
         return []  # let InferenceSession report the real problem
-    opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset >= 21 and any(n.op_type == "QuantizeLinear" for n in m.graph.node):
+    if default_opset(m) >= S8U8_BROKEN_FROM_OPSET and any(n.op_type == "QuantizeLinear" for n in m.graph.node):
         return ["QDQS8ToU8Transformer"]
     return []
 
@@ -73,7 +81,7 @@ class OrtRuntime(BaseRuntime):
             self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers,
                                                 disabled_optimizers=_workarounds(model_path))
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/... types
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            msg = first_line(e)
             raise BundleError(f"{model_path}: onnxruntime cannot load this model ({msg})") from None
         names = [i.name for i in self.session.get_inputs()]
         if names != io.input_names:

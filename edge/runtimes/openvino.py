@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BackendUnavailable, BundleError, EdgeError
+from edge.errors import BackendUnavailable, BundleError, EdgeError, first_line
 from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.spec import IOSpec
@@ -45,7 +45,7 @@ def read_model(path: str) -> Any:
     try:
         return core.read_model(path)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise BundleError(f"{path}: openvino cannot read this model ({msg})") from None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BundleError
+from edge.errors import BundleError, first_line
 from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.spec import IOSpec
@@ -76,7 +76,7 @@ def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", threads:
             module = torch.export.load(str(path)).module()
         except Exception as e:
             raise BundleError(f"{path}: cannot load the torch.export program ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+                              f"{first_line(e, 160, empty='')})") from None
     else:
         raise BundleError(f"torch backend cannot load artifact format '{artifact['format']}'")
     return TorchRuntime(module, io, threads=threads)
