@@ -64,17 +64,39 @@ def export(
 
 def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by edge-export."),
-    source: str = typer.Option("synthetic", "--source", "-s", help="Video file, or 'synthetic[:N]'."),
-    out: Path = typer.Option(Path("edge_run"), "--out", "-o", help="Folder for overlay.mp4 + lanes.jsonl."),
+    source: str = typer.Option("synthetic", "--source", "-s", help="synthetic[:N[:HxW]], a video file, camera:N, "
+                               "csi:N, rtsp://..., gst:<pipeline> or kitti:FOLDER."),
+    lidar: str = typer.Option(None, "--lidar", help="LiDAR beside the camera: FILE.pcap, velodyne:..., "
+                              "ouster:FILE.pcap,meta=FILE.json or udp://0.0.0.0:2368."),
+    calib: Path = typer.Option(None, "--calib", help="Camera-LiDAR calibration (KITTI calib .txt or JSON)."),
+    save: Path = typer.Option(None, "--save", help="Overlay video (lanes + projected LiDAR points)."),
+    jsonl: Path = typer.Option(None, "--jsonl", help="One JSON line of results per frame."),
+    stats: Path = typer.Option(None, "--stats", help="Stats summary JSON (latency per stage, fps, drops)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder shorthand: overlay.mp4, lanes.jsonl and "
+                             "summary.json in it (default edge_run when no other output is given)."),
+    policy: str = typer.Option("auto", "--policy", help="latest (real time, drop stale frames), block (lose "
+                               "nothing) or auto (latest for live sources, block for files)."),
     backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino or torch."),
+    realtime: bool = typer.Option(False, "--realtime", help="Play files and pcaps at their recorded rate."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads (0 = backend default)."),
+    display: bool = typer.Option(False, "--display", help="Show a live window (needs a display)."),
+    dump_points: Path = typer.Option(None, "--dump-points", help="Folder for each LiDAR rotation as .npy."),
+    udp: str = typer.Option(None, "--udp", help="Publish each result as a JSON datagram to HOST:PORT."),
+    sync_ms: float = typer.Option(50.0, "--sync-ms", min=0.0, help="Camera-LiDAR match tolerance in ms."),
+    live: bool = typer.Option(None, "--live/--no-live", help="Live stats line (default: when stderr is a tty)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Run a bundle over a video or synthetic clip; write an overlay video and lanes per frame."""
+    """Run a bundle in the real-time loop: sources -> model -> overlay video, JSONL, display, UDP.
+
+    Ctrl-C (or SIGTERM) stops the sources, finishes the frames in flight and closes every output
+    cleanly (exit 0).
+    """
     from edge.cli.run_cmd import run_run
 
-    run_run(bundle, source, out, backend, max_frames, threads, json_out)
+    run_run(bundle, source=source, lidar=lidar, calib=calib, save=save, jsonl=jsonl, stats=stats, out=out,
+            policy=policy, backend=backend, realtime=realtime, max_frames=max_frames, threads=threads,
+            display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms, live=live, json_out=json_out)
 
 
 def bench(

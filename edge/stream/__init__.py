@@ -1,3 +1,29 @@
-"""The real-time loop around a bundle. So far: frame sources, the clip runner (ring buffer of
-per-frame features) and the overlay writer used by ``edge run``; the threaded Pipeline with sync,
-drop policies and stats follows (DESIGN.md section 6)."""
+"""The real-time loop around a bundle (DESIGN.md section 6).
+
+``Pipeline`` (threads: sources -> slots with a drop policy -> preprocess -> infer -> postprocess ->
+sinks), ``run`` (the loop from specs and paths, as ``edge run`` uses it), sources in
+``edge.stream.sources``, sinks in ``edge.stream.sinks``, tasks in ``edge.stream.task``. Heavy modules
+load on first use so ``import edge.stream`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Frame", "Pipeline", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Pipeline":
+        from edge.stream.pipeline import Pipeline
+
+        return Pipeline
+    if name == "run":
+        from edge.stream.api import run
+
+        return run
+    if name == "Frame":
+        from edge.stream.frame import Frame
+
+        return Frame
+    raise AttributeError(name)

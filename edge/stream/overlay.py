@@ -78,3 +78,31 @@ class VideoWriter:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.close(commit=exc_type is None)
+
+
+def draw_points(img: np.ndarray, uv: np.ndarray, rng: np.ndarray, max_range: float = 60.0) -> np.ndarray:
+    """Draw projected LiDAR points in place, coloured by range (near red -> far blue, JET colormap)."""
+    import cv2
+
+    if len(uv) == 0:
+        return img
+    h, w = img.shape[:2]
+    p = np.round(uv).astype(np.int32)
+    keep = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+    p, r = p[keep], np.asarray(rng)[keep]
+    level = np.clip(255 - r / max_range * 255, 0, 255).astype(np.uint8)
+    colors = cv2.applyColorMap(level.reshape(-1, 1), cv2.COLORMAP_JET).reshape(-1, 3)
+    img[p[:, 1], p[:, 0]] = colors
+    if w >= 640:  # one pixel is hard to see on a large frame: thicken to 2x2
+        p2 = np.minimum(p + 1, [w - 1, h - 1])
+        img[p2[:, 1], p2[:, 0]] = colors
+    return img
+
+
+def draw_caption(img: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` in the top-left corner, in place."""
+    import cv2
+
+    scale = max(1, img.shape[1] // 640)
+    cv2.putText(img, text, (10, 30 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255), 2 * scale)
+    return img

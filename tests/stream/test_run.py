@@ -18,7 +18,7 @@ from edge.errors import DataError  # noqa: E402
 from edge.models import lane  # noqa: E402
 from edge.stream.clip_runner import ClipRunner  # noqa: E402
 from edge.stream.overlay import VideoWriter  # noqa: E402
-from edge.stream.sources import parse_source, synthetic_frames  # noqa: E402
+from edge.stream.sources import open_source, parse_synthetic, synthetic_frames  # noqa: E402
 
 
 def test_streaming_runner_equals_clip_runner(tiny_bundle: Path) -> None:
@@ -37,12 +37,35 @@ def test_streaming_runner_equals_clip_runner(tiny_bundle: Path) -> None:
     clip.close()
 
 
-def test_parse_source_errors(tmp_path: Path) -> None:
-    assert parse_source("synthetic") == ("synthetic", (60, (720, 1280)))
-    assert parse_source("synthetic:5:360x640") == ("synthetic", (5, (360, 640)))
-    for bad in ("synthetic:x", "synthetic:0", "synthetic:3:10x10", str(tmp_path / "missing.mp4"), str(tmp_path)):
+def test_source_specs_and_errors(tmp_path: Path) -> None:
+    assert parse_synthetic("synthetic") == (60, (720, 1280))
+    assert parse_synthetic("synthetic:5:360x640") == (5, (360, 640))
+    for bad in ("synthetic:x", "synthetic:0", "synthetic:3:10x10"):
         with pytest.raises(DataError):
-            parse_source(bad)
+            open_source(bad)
+    for bad in ("camera:x", "csi:", "gst:"):
+        with pytest.raises(DataError, match=bad.split(":")[0]):
+            open_source(bad)
+    for missing in (str(tmp_path / "missing.mp4"), str(tmp_path)):
+        with pytest.raises(DataError, match=r"missing\.mp4|not a file"):
+            open_source(missing).open()
+    assert open_source("rtsp://10.0.0.1/stream").live and open_source("camera:0").reconnect
+    assert not open_source(str(tmp_path / "a.mp4")).live and open_source(str(tmp_path / "a.mp4"), realtime=True).live
+
+
+def test_file_named_synthetic_is_a_file(tmp_path: Path) -> None:
+    """`synthetic.mp4` is a video path, not the synthetic source."""
+    with pytest.raises(DataError, match=r"synthetic\.mp4"):
+        open_source(str(tmp_path / "synthetic.mp4")).open()
+
+
+def test_gstreamer_source_without_gstreamer_is_one_line() -> None:
+    from edge.stream.sources.camera import has_gstreamer
+
+    if has_gstreamer():
+        pytest.skip("this OpenCV has GStreamer")
+    with pytest.raises(DataError, match="no GStreamer support"):
+        open_source("csi:0").open()
 
 
 def test_synthetic_frames_carry_labels() -> None:
@@ -58,24 +81,44 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300)
 
 
-def test_edge_run_on_video_file(tiny_bundle: Path, tmp_path: Path) -> None:
-    """A real mp4 written by our writer, read back by `edge run`: one JSONL line per frame + overlay."""
-    video = tmp_path / "in.mp4"
-    with VideoWriter(video, 10) as w:
-        for _, img, _ in synthetic_frames(7, (120, 200)):
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge.cli.main", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def _video(path: Path, n: int, hw: tuple[int, int] = (120, 200), fps: float = 10) -> Path:
+    with VideoWriter(path, fps) as w:
+        for _, img, _ in synthetic_frames(n, hw):
             w.write(img)
-    assert video.is_file() and not list(tmp_path.glob(".*partial*"))
-    r = _cli("run", str(tiny_bundle), "--source", str(video), "--out", str(tmp_path / "run"), "--json")
-    assert r.returncode == 0, r.stderr
-    summary = json.loads(r.stdout)
-    lines = (tmp_path / "run" / "lanes.jsonl").read_text().splitlines()
-    assert summary["frames"] == len(lines) == 7
-    assert json.loads(lines[0])["frame"] == 0
-    cap = cv2.VideoCapture(summary["overlay"])
+    return path
+
+
+def _count_frames(path: str | Path) -> int:
+    cap = cv2.VideoCapture(str(path))
     n = 0
     while cap.read()[0]:
         n += 1
-    assert n == 7
+    cap.release()
+    return n
+
+
+def test_edge_run_block_mode_processes_every_video_frame_once(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A real mp4 read back by `edge run --policy block`: one JSONL line per frame, in order, no drops."""
+    video = _video(tmp_path / "in.mp4", 23)
+    assert video.is_file() and not list(tmp_path.glob(".*partial*"))
+    in_file = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
+    assert in_file == _count_frames(video) == 23
+    r = _cli("run", str(tiny_bundle), "--source", str(video), "--out", str(tmp_path / "run"), "--json",
+             "--policy", "block")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "lanes.jsonl").read_text().splitlines()]
+    assert summary["frames"] == len(lines) == in_file
+    assert [x["frames"]["camera"] for x in lines] == list(range(in_file))
+    assert summary["counters"]["dropped_camera"] == 0 and summary["policy"] == "block"
+    assert _count_frames(summary["outputs"]["video"]) == in_file
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["frames"] == in_file
 
 
 def test_edge_run_synthetic_scores_tusimple(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -83,18 +126,68 @@ def test_edge_run_synthetic_scores_tusimple(tiny_bundle: Path, tmp_path: Path) -
              "--backend", "torch")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert s["frames"] == 5 and s["streaming"] is True
-    assert 0.0 <= s["tusimple"]["accuracy"] <= 1.0
+    assert s["frames"] == 5 and s["task"]["streaming"] is True
+    assert 0.0 <= s["task"]["tusimple"]["accuracy"] <= 1.0
+    for stage in ("preprocess", "infer", "postprocess", "sinks"):
+        assert s["stages"][stage]["count"] == 5 and s["stages"][stage]["p99_ms"] >= s["stages"][stage]["p50_ms"]
     rec = json.loads((tmp_path / "lanes.jsonl").read_text().splitlines()[-1])
     assert len(rec["tusimple"]["h_samples"]) == 56
 
 
-def test_file_named_synthetic_is_a_file(tmp_path: Path) -> None:
-    """`synthetic.mp4` is a video path, not the synthetic source."""
-    with pytest.raises(DataError, match=r"synthetic\.mp4"):
-        parse_source(str(tmp_path / "synthetic.mp4"))
-    (tmp_path / "synthetic_drive.mp4").write_bytes(b"")
-    assert parse_source(str(tmp_path / "synthetic_drive.mp4"))[0] == "video"
+def test_sigint_leaves_playable_video_and_parseable_jsonl(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Ctrl-C in the middle of a real-time run: exit 0, video frame count == JSONL lines, all lines parse."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "edge.cli.main", "run", str(tiny_bundle), "--source",
+                          "synthetic:3000:180x320", "--realtime", "--out", str(out), "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = out / ".lanes.jsonl.partial"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None:
+        if partial.exists() and partial.read_text().count("\n") >= 15:
+            break
+        time.sleep(0.1)
+    assert p.poll() is None, p.stderr.read() if p.stderr else ""
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["interrupted"] is True and 15 <= summary["frames"] < 3000
+    lines = [json.loads(x) for x in (out / "lanes.jsonl").read_text().splitlines()]
+    assert len(lines) == summary["frames"]
+    assert _count_frames(out / "overlay.mp4") == len(lines)
+    assert not list(out.glob(".*partial*"))
+
+
+def test_output_sinks_udp_and_separate_paths(tiny_bundle: Path, tmp_path: Path) -> None:
+    """--save/--jsonl/--stats in different folders, and results published as UDP JSON datagrams."""
+    import socket
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(10)
+    port = rx.getsockname()[1]
+    r = _cli("run", str(tiny_bundle), "--source", "synthetic:4:90x160", "--save", str(tmp_path / "v" / "o.mp4"),
+             "--jsonl", str(tmp_path / "j" / "r.jsonl"), "--stats", str(tmp_path / "s.json"),
+             "--udp", f"127.0.0.1:{port}")
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(rx.recv(65536)) for _ in range(4)]
+    rx.close()
+    assert [g["seq"] for g in got] == [0, 1, 2, 3] and "lanes" in got[0]
+    assert _count_frames(tmp_path / "v" / "o.mp4") == 4
+    assert len((tmp_path / "j" / "r.jsonl").read_text().splitlines()) == 4
+    assert json.loads((tmp_path / "s.json").read_text())["frames"] == 4
+
+
+def test_run_option_errors(tiny_bundle: Path, tmp_path: Path) -> None:
+    for args, needle in ((["--policy", "newest"], "--policy"), (["--udp", "nowhere"], "nowhere"),
+                         (["--display"], "--display"), (["--source", "camera:x"], "camera:x")):
+        r = _cli("run", str(tiny_bundle), "--source", "synthetic:2:90x160", *args, "--out", str(tmp_path / "o"))
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_failed_run_leaves_previous_results_untouched(tiny_bundle: Path, tmp_path: Path) -> None:

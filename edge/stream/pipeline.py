@@ -1,0 +1,417 @@
+"""``edge.stream.Pipeline``: sources -> slots -> preprocess -> infer -> postprocess -> sinks, in threads.
+
+Threads: one per source (capture and decode), then one per stage. Between a source and the
+preprocess stage sits a :class:`~edge.stream.slot.Slot` with the run's policy (``latest`` drops stale
+frames and counts them, ``block`` loses nothing); between stages sit small blocking slots, and the
+preprocess stage pulls its next frame only when the infer stage has taken the previous one, so the
+frame it hands on is the freshest while still overlapping inference. Secondary sensors (e.g. LiDAR
+beside the camera) are matched to each primary frame by capture time within a tolerance. A monitor
+thread runs the watchdog (stalled live sources are logged, counted and asked to reconnect), samples
+memory and refreshes the live stats line. ``stop()`` (SIGINT/SIGTERM in ``run``) stops the sources,
+drains every queue and closes the sinks with commit; an error in a stage aborts and discards.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edge.errors import DataError, EdgeError, first_line
+from edge.stream.frame import Frame, now_ns
+from edge.stream.slot import CLOSED, EMPTY, Slot
+from edge.stream.sources.base import Source, SourceThread
+from edge.stream.stats import Stats
+from edge.stream.task import Result
+
+log = logging.getLogger("edge.stream")
+
+#: unmatched secondary frames kept for sync; older ones are dropped (counted as ``sync_dropped_<sensor>``)
+SYNC_BUFFER = 32
+
+
+class Pipeline:
+    """The real-time loop (see the module docstring).
+
+    sources: camera/LiDAR/KITTI sources; their sensors must cover ``task.sensors`` (the first is primary).
+    task: the model side (``LaneTask``, ``RuntimeTask`` or your own with the same methods).
+    sinks: result consumers, each opened before the loop starts and committed at the end.
+    policy: ``latest``, ``block`` or ``auto`` (``latest`` when any source is live, else ``block``).
+    sync_tolerance_ms: a secondary frame matches a primary frame within this capture-time distance.
+    calib: a Calibration for projecting LiDAR points onto the overlay when frames carry none.
+    stall_s: watchdog limit for live sources (default max(2 s, 10 frame periods)).
+    live: print the stats line on stderr while running.
+    max_frames: stop after this many primary frames (0 = until the sources end or ``stop()``).
+    """
+
+    def __init__(self, sources: Sequence[Source], task: Any, sinks: Sequence[Any] = (), *, policy: str = "auto",
+                 capacity: int | None = None, sync_tolerance_ms: float = 50.0, calib: Any = None,
+                 stall_s: float | None = None, live: bool = False, max_frames: int = 0,
+                 caption: str | None = None) -> None:
+        if not sources:
+            raise DataError("pipeline needs at least one source")
+        self.sources = list(sources)
+        self.task = task
+        self.sinks = list(sinks)
+        any_live = any(s.live for s in self.sources)
+        self.policy = ("latest" if any_live else "block") if policy == "auto" else policy
+        if self.policy not in ("latest", "block"):
+            raise DataError(f"unknown policy '{policy}' (use latest, block or auto)")
+        self.capacity = capacity
+        self.tolerance_ns = int(sync_tolerance_ms * 1e6)
+        self.calib = calib
+        self.stall_s = stall_s
+        self.live = live
+        self.max_frames = max_frames
+        self.caption = caption
+        self.stats = Stats()
+        self._stop = threading.Event()   # sources: stop publishing (graceful; queues drain)
+        self._abort = threading.Event()  # stages: stop now (an error, or a second signal)
+        self._errors: list[str] = []
+        provided = [s for src in self.sources for s in src.sensors]
+        if len(set(provided)) != len(provided):
+            raise DataError(f"two sources deliver the same sensor ({', '.join(provided)}); give each its own name")
+        self.primary = task.sensors[0]
+        missing = [s for s in task.sensors if s not in provided]
+        if missing:
+            raise DataError(f"model '{getattr(task, 'name', '?')}' needs sensor(s) {', '.join(missing)}, "
+                            f"the sources give {', '.join(provided)}")
+        self.secondary = [s for s in provided if s != self.primary]
+        self.required = set(task.sensors)
+        self._sync: dict[str, deque[Frame]] = {s: deque() for s in self.secondary}
+        self._threads: list[SourceThread] = []
+        self._stall_flag: dict[int, int] = {}
+
+    # ----------------------------------------------------------------- control
+    def stop(self) -> None:
+        """Graceful stop: sources end, queued frames are processed, sinks commit. Thread- and signal-safe."""
+        self._stop.set()
+
+    def abort(self, reason: str | None = None) -> None:
+        if reason:
+            self._errors.append(reason)
+        self._stop.set()
+        self._abort.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # ----------------------------------------------------------------- run
+    def run(self, handle_signals: bool = True) -> dict[str, Any]:
+        """Open everything, run until the sources end, ``stop()``, a signal or ``max_frames``; the summary.
+
+        Raises a one-line EdgeError when opening fails or a stage fails (sinks are then discarded).
+        """
+        opened_src: list[Source] = []
+        opened_sinks: list[Any] = []
+        try:
+            for src in self.sources:
+                src.open()
+                opened_src.append(src)
+            for sink in self.sinks:
+                sink.open()
+                opened_sinks.append(sink)
+        except BaseException:
+            for src in opened_src:
+                src.close()
+            for sink in opened_sinks:
+                sink.close(commit=False)
+            raise
+        old = self._install_signals() if handle_signals else {}
+        ok = False
+        try:
+            self._run_threads()
+            ok = not self._errors
+        finally:
+            self._restore_signals(old)
+            for sink in self.sinks:
+                try:
+                    sink.close(commit=ok)
+                except Exception as e:  # one sink failing to close must not keep the others from committing
+                    self._errors.append(f"sink {getattr(sink, 'name', sink)}: {first_line(e)}")
+                    ok = False
+        if self._errors:
+            raise EdgeError(self._errors[0])
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        out = self.stats.summary()
+        out["policy"] = self.policy
+        out["task"] = self.task.summary()
+        for t in self._threads:
+            out["sources"][t.source.spec or "+".join(t.source.sensors)] = {
+                "sensors": list(t.source.sensors), **t.status(), "dropped": sum(
+                    self._slots[s].dropped for s in t.source.sensors)}
+        out["interrupted"] = self._interrupted
+        return out
+
+    # ----------------------------------------------------------------- internals
+    _interrupted = False
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old: dict[int, Any] = {}
+
+        def handler(signum: int, _frame: Any) -> None:
+            if self._stop.is_set():  # second signal: stop at once (sinks still commit what they have)
+                self._abort.set()
+            self._interrupted = True
+            self._stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handler)
+        return old
+
+    @staticmethod
+    def _restore_signals(old: dict[int, Any]) -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+    def _run_threads(self) -> None:
+        latest = self.policy == "latest"
+        cap_primary = self.capacity or (1 if latest else 4)
+        cap_secondary = self.capacity or (2 if latest else 8)
+        self._slots: dict[str, Slot] = {}
+        for src in self.sources:
+            for s in src.sensors:
+                cap = cap_primary if s == self.primary else cap_secondary
+                self._slots[s] = Slot(s, self.policy, cap, self.stats.depth(f"source:{s}", cap))
+        self._q_infer = Slot("infer", "block", 1, self.stats.depth("infer", 1))
+        self._q_post = Slot("post", "block", 2, self.stats.depth("post", 2))
+        for src in self.sources:
+            slots = [self._slots[s] for s in src.sensors]
+
+            def publish(frame: Frame, _slots: dict[str, Slot] = self._slots) -> bool:
+                slot = _slots.get(frame.sensor)
+                if slot is None:
+                    return True
+                return slot.put(frame, self._stop) and not self._stop.is_set()
+
+            def on_exit(_s: list[Slot] = slots) -> None:
+                for sl in _s:
+                    sl.close()
+
+            self._threads.append(SourceThread(src, publish, self._stop, on_exit=on_exit))
+        stages = [threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
+                  for name, fn in (("preprocess", self._pre_loop), ("infer", self._infer_loop),
+                                   ("postprocess", self._post_loop))]
+        for t in self._threads:
+            t.start()
+        for t in stages:
+            t.start()
+        monitor = threading.Thread(target=self._monitor, args=(stages[-1],), name="monitor", daemon=True)
+        monitor.start()
+        while stages[-1].is_alive():
+            stages[-1].join(0.1)  # short joins keep the main thread responsive to signals
+        self._stop.set()
+        for t in stages:
+            t.join(5.0)
+        for t in self._threads:
+            t.join(2.0)
+        monitor.join(2.0)
+        for t in self._threads:
+            if t.error is not None and not isinstance(t.error, SystemExit):
+                e = t.error
+                self._errors.append(str(e) if isinstance(e, EdgeError) else
+                                    f"{t.source.spec}: {type(e).__name__}: {first_line(e)}")
+
+    def _guard(self, fn: Any) -> None:
+        try:
+            fn()
+        except EdgeError as e:
+            self.abort(str(e))
+        except Exception as e:
+            log.exception("stage failed")
+            self.abort(f"{threading.current_thread().name} failed: {type(e).__name__}: {first_line(e)}")
+        finally:
+            nxt = {"preprocess": "_q_infer", "infer": "_q_post"}.get(threading.current_thread().name)
+            if nxt:
+                getattr(self, nxt).close()
+
+    # preprocess: pull the freshest primary frame once infer has room, match secondaries, preprocess
+    def _pre_loop(self) -> None:
+        primary = self._slots[self.primary]
+        n = 0
+        rec = self.stats.stages["preprocess"]
+        while not self._abort.is_set():
+            if not self._q_infer.wait_space(self._abort):
+                return
+            item = primary.get(timeout=0.1)
+            self._drain_secondaries()
+            if item is EMPTY:
+                continue
+            if item is CLOSED:
+                return
+            frames = {self.primary: item}
+            for s in self.secondary:
+                m = self._match(s, item.t_capture_ns)
+                if m is not None:
+                    frames[s] = m
+            if not self.required <= set(frames):
+                self.stats.count("unsynced")
+                continue
+            t0 = time.perf_counter()
+            x = self.task.preprocess(frames)
+            rec.add((time.perf_counter() - t0) * 1e3)
+            if not self._q_infer.put((frames, x), self._abort):
+                return
+            n += 1
+            if self.max_frames and n >= self.max_frames:
+                self.stop()
+                return
+
+    def _drain_secondaries(self) -> None:
+        for s in self.secondary:
+            buf, slot = self._sync[s], self._slots[s]
+            while (f := slot.get_nowait()) is not EMPTY and f is not CLOSED:
+                buf.append(f)
+                if len(buf) > SYNC_BUFFER:
+                    buf.popleft()
+                    self.stats.count(f"sync_dropped_{s}")
+
+    def _match(self, sensor: str, t_ns: int) -> Frame | None:
+        """Nearest ``sensor`` frame to ``t_ns`` within tolerance; waits up to the tolerance when the
+        sensor's newest frame is older than ``t_ns`` and its source is still delivering."""
+        buf, slot = self._sync[sensor], self._slots[sensor]
+        deadline = time.monotonic() + self.tolerance_ns / 1e9
+        while (not buf or buf[-1].t_capture_ns < t_ns) and not slot.closed and time.monotonic() < deadline:
+            f = slot.get(timeout=max(0.0, deadline - time.monotonic()))
+            if f is EMPTY or f is CLOSED:
+                break
+            buf.append(f)
+        if not buf:
+            return None
+        best = min(range(len(buf)), key=lambda i: abs(buf[i].t_capture_ns - t_ns))
+        if abs(buf[best].t_capture_ns - t_ns) > self.tolerance_ns:
+            return None
+        frame = buf[best]
+        for _ in range(best + 1):  # this frame and older ones cannot match a later primary frame better
+            buf.popleft()
+        return frame
+
+    def _infer_loop(self) -> None:
+        rec = self.stats.stages["infer"]
+        while not self._abort.is_set():
+            item = self._q_infer.get(timeout=0.1)
+            if item is EMPTY:
+                continue
+            if item is CLOSED:
+                return
+            frames, x = item
+            t0 = time.perf_counter()
+            out = self.task.infer(x)
+            rec.add((time.perf_counter() - t0) * 1e3)
+            if not self._q_post.put((frames, out), self._abort):
+                return
+
+    def _post_loop(self) -> None:
+        st = self.stats
+        want_image = any(getattr(s, "wants_image", False) for s in self.sinks)
+        n = 0
+        while not self._abort.is_set():
+            item = self._q_post.get(timeout=0.1)
+            if item is EMPTY:
+                continue
+            if item is CLOSED:
+                return
+            frames, out = item
+            t0 = time.perf_counter()
+            record, payload = self.task.postprocess(out, frames)
+            t_res = now_ns()
+            st.stages["postprocess"].add((time.perf_counter() - t0) * 1e3)
+            prim = frames[self.primary]
+            e2e = (t_res - prim.t_capture_ns) / 1e6
+            st.e2e.add(e2e)
+            head: dict[str, Any] = {"seq": n, "t_capture_ns": prim.t_capture_ns, "e2e_ms": round(e2e, 3),
+                                    "frames": {k: f.seq for k, f in frames.items()}}
+            res = Result(n, frames, {**head, **record}, payload, t_res)
+            t1 = time.perf_counter()
+            if "lidar" in frames:
+                res.record["lidar"] = self._lidar_record(res)
+            if want_image:
+                res._image = self._compose(res, e2e)
+            for sink in self.sinks:
+                sink.write(res)
+                if getattr(sink, "quit", False):  # a display window's q / Esc
+                    self.stop()
+            st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)
+            n += 1
+
+    def _calib_for(self, frames: dict[str, Frame]) -> Any:
+        lid = frames.get("lidar")
+        return (lid.meta.get("calib") if lid is not None else None) or self.calib
+
+    def _lidar_record(self, res: Result) -> dict[str, Any]:
+        """Point count, and (with a calibration and a camera frame) how many land in the image."""
+        lid = res.frames["lidar"]
+        rec: dict[str, Any] = {"points": len(lid.data)}
+        cam = res.frames.get("camera")
+        calib = self._calib_for(res.frames)
+        if calib is not None and cam is not None and len(lid.data):
+            xyz = np.stack([lid.data["x"], lid.data["y"], lid.data["z"]], 1)
+            uv, mask = calib.project(xyz, image_size=cam.data.shape[:2])
+            rec["in_image"] = int(mask.sum())
+            res.projected = (uv[mask], np.linalg.norm(xyz[mask], axis=1))
+        return rec
+
+    def _compose(self, res: Result, e2e_ms: float) -> np.ndarray | None:
+        """The overlay frame: the task's drawing, projected LiDAR points coloured by range, a caption."""
+        from edge.stream.overlay import draw_caption, draw_points
+
+        img = self.task.draw(res)
+        if img is None:
+            return None
+        cam = res.frames.get("camera")
+        if cam is not None and img is cam.data:  # never draw on the frame other sinks may still read
+            img = img.copy()
+        if res.projected is not None:
+            draw_points(img, *res.projected)
+        draw_caption(img, f"{self.caption + '  ' if self.caption else ''}e2e {e2e_ms:.1f} ms")
+        return img
+
+    def _monitor(self, last_stage: threading.Thread) -> None:
+        console = None
+        if self.live:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+        tick = 0
+        while last_stage.is_alive():
+            time.sleep(0.25)
+            tick += 1
+            self._watchdog()
+            if tick % 4 == 0:
+                self.stats.sample_rss()
+                for t in self._threads:
+                    for s in t.source.sensors:
+                        self.stats.counters[f"dropped_{s}"] = self._slots[s].dropped
+                if console is not None:
+                    console.print(self.stats.line(), end="\r", highlight=False, soft_wrap=True)
+        if console is not None:
+            console.print(self.stats.line(), highlight=False, soft_wrap=True)
+        for t in self._threads:
+            for s in t.source.sensors:
+                self.stats.counters[f"dropped_{s}"] = self._slots[s].dropped
+
+    def _watchdog(self) -> None:
+        now = time.monotonic_ns()
+        for t in self._threads:
+            src = t.source
+            if not src.live or t.finished.is_set() or self._stop.is_set():
+                continue
+            limit = self.stall_s or max(2.0, 10 * (src.period_s or 0.1))
+            if (now - t.last_frame_ns) / 1e9 > limit and self._stall_flag.get(id(t)) != t.last_frame_ns:
+                self._stall_flag[id(t)] = t.last_frame_ns  # one count per stall episode
+                self.stats.count("stalls")
+                log.warning("%s: no frame for %.1f s (watchdog)%s", src.spec, limit,
+                            "; reconnecting" if src.reconnect else "")
+                if src.reconnect:
+                    src.request_reconnect()

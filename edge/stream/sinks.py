@@ -1,0 +1,243 @@
+"""Where results go: overlay video, JSONL, a live window, point-cloud dumps, a UDP JSON publisher.
+
+Every sink has ``open()``, ``write(result)`` and ``close(commit)``. File sinks write under a temporary
+name and rename on ``close(commit=True)``, which the pipeline calls on normal end *and* on
+SIGINT/SIGTERM (after draining), so an interrupted run leaves a playable video and a JSONL whose
+every line parses; only a crash leaves nothing (never a half-written file under the final name).
+The overlay image is drawn once per result and shared by the video and display sinks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import DataError
+from edge.stream.task import Result
+
+
+class Sink:
+    """Base sink: subclasses override what they need."""
+
+    name = "sink"
+    wants_image = False
+
+    def open(self) -> None:
+        """Check and create what is needed now, so a bad path fails before the loop starts."""
+
+    def write(self, result: Result) -> None:
+        raise NotImplementedError
+
+    def close(self, commit: bool = True) -> None:
+        """Finish; ``commit`` False discards (the run failed)."""
+
+
+def _check_parent(path: Path) -> Path | None:
+    """Create ``path``'s folder if needed; returns the top-most folder created (removed again on discard)."""
+    parent = path.parent.absolute()
+    made = None
+    for p in (parent, *parent.parents):
+        if p.exists():
+            break
+        made = p
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{path}: cannot create its folder ({e.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise DataError(f"{path}: folder is not writable")
+    return made
+
+
+def _remove_if_empty(top: Path | None, leaf: Path) -> None:
+    """Undo ``_check_parent``: remove the folders it made, innermost first, while they are empty."""
+    if top is None:
+        return
+    p = leaf
+    while True:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top:
+            return
+        p = p.parent
+
+
+class OverlaySink(Sink):
+    """Overlay video: the task's drawing (lanes) plus LiDAR points projected with the calibration."""
+
+    name = "video"
+    wants_image = True
+
+    def __init__(self, path: str | os.PathLike[str], fps: float | None = None, fps_source: Any = None) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.fps_source = fps_source  # the primary source: its frame rate is known once it is open
+        self._w: Any = None
+        self.frames = 0
+
+    def open(self) -> None:
+        from edge.stream.overlay import VideoWriter
+
+        self._made = _check_parent(self.path)
+        fps = self.fps or getattr(self.fps_source, "fps", None) or 30.0
+        self._w = VideoWriter(self.path, fps)
+
+    def write(self, result: Result) -> None:
+        img = result._image
+        if img is not None and self._w is not None:
+            self._w.write(img)
+            self.frames += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self._w is not None:
+            self._w.close(commit=commit and self.frames > 0)
+            self.path = self._w.path  # the writer may have fallen back to .avi
+            self._w = None
+            if not commit:
+                _remove_if_empty(self._made, self.path.parent.absolute())
+
+
+class JsonlSink(Sink):
+    """One JSON object per result, flushed per line (a reader tailing the partial file sees whole lines)."""
+
+    name = "jsonl"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.partial")
+        self._f: Any = None
+        self.lines = 0
+
+    def open(self) -> None:
+        self._made = _check_parent(self.path)
+        self._f = self.tmp.open("w")
+
+    def write(self, result: Result) -> None:
+        self._f.write(json.dumps(result.record, separators=(",", ":")) + "\n")
+        self._f.flush()
+        self.lines += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self._f is None:
+            return
+        self._f.close()
+        self._f = None
+        if commit:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+            _remove_if_empty(self._made, self.path.parent.absolute())
+
+
+class DisplaySink(Sink):
+    """A live OpenCV window; needs a display and an OpenCV with GUI support (pip's headless has none)."""
+
+    name = "display"
+    wants_image = True
+
+    def __init__(self, title: str = "edge run") -> None:
+        self.title = title
+        self.quit = False
+
+    def open(self) -> None:
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise DataError("--display: no display here (DISPLAY is not set)")
+        import cv2
+
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise DataError("--display: this OpenCV has no GUI support (opencv-python-headless); install "
+                            "opencv-python or use the system OpenCV") from None
+
+    def write(self, result: Result) -> None:
+        import cv2
+
+        if result._image is not None:
+            cv2.imshow(self.title, result._image)
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                self.quit = True
+
+    def close(self, commit: bool = True) -> None:
+        import cv2
+
+        with contextlib.suppress(cv2.error):
+            cv2.destroyWindow(self.title)
+
+
+class PointDumpSink(Sink):
+    """Each LiDAR rotation as ``lidar_<seq>.npy`` (structured POINT_DTYPE), written atomically."""
+
+    name = "points"
+
+    def __init__(self, folder: str | os.PathLike[str], sensor: str = "lidar") -> None:
+        self.folder = Path(folder)
+        self.sensor = sensor
+        self.files = 0
+
+    def open(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"{self.folder}: cannot create the point-cloud folder ({e.strerror})") from None
+
+    def write(self, result: Result) -> None:
+        fr = result.frames.get(self.sensor)
+        if fr is None:
+            return
+        final = self.folder / f"{self.sensor}_{fr.seq:06d}.npy"
+        tmp = final.with_name(f".{final.stem}.partial.npy")
+        np.save(tmp, fr.data)
+        os.replace(tmp, final)
+        self.files += 1
+
+
+class UdpJsonSink(Sink):
+    """Each record as one UDP datagram of JSON to HOST:PORT (fire and forget, like a sensor would)."""
+
+    name = "udp"
+    MAX_DATAGRAM = 65_000
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        host = host.removeprefix("udp://")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise DataError(f"bad UDP target '{target}' (use HOST:PORT, e.g. 127.0.0.1:5600)")
+        self.addr = (host, int(port))
+        self.sock: socket.socket | None = None
+        self.sent = 0
+        self.oversize = 0
+        self.errors = 0
+
+    def open(self) -> None:
+        try:
+            info = socket.getaddrinfo(self.addr[0], self.addr[1], type=socket.SOCK_DGRAM)[0]
+        except socket.gaierror as e:
+            raise DataError(f"UDP target {self.addr[0]}:{self.addr[1]}: {e.strerror}") from None
+        self.sock = socket.socket(info[0], socket.SOCK_DGRAM)
+        self.addr = info[4][:2]
+
+    def write(self, result: Result) -> None:
+        data = json.dumps(result.record, separators=(",", ":")).encode()
+        if len(data) > self.MAX_DATAGRAM:
+            self.oversize += 1
+            return
+        try:
+            assert self.sock is not None
+            self.sock.sendto(data, self.addr)
+            self.sent += 1
+        except OSError:  # no listener / network down: a publisher must not stop the car's loop
+            self.errors += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

@@ -1,0 +1,134 @@
+"""What a source is, and the thread that runs one with reconnects and a heartbeat.
+
+A source is a plain iterable of :class:`~edge.stream.frame.Frame` (easy to test without threads).
+``open()`` checks everything that can be checked before the loop starts (file exists, camera opens,
+metadata parses) and raises a one-line :class:`~edge.errors.DataError`; inside ``__iter__`` a live
+source that loses its device raises :class:`SourceLost`, and :class:`SourceThread` reopens it with
+exponential backoff. A finite source (file, pcap, folder) simply ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from edge.stream.frame import Frame
+
+log = logging.getLogger("edge.stream")
+
+
+class SourceLost(Exception):
+    """A live source lost its device/stream; the runner reconnects it (not a user error)."""
+
+
+class Source:
+    """Base class. Subclasses set ``sensors`` and ``live`` and implement ``open`` and ``__iter__``.
+
+    ``live`` sources (cameras, RTSP, UDP, ``--realtime`` replays) deliver at the sensor's pace, so the
+    pipeline defaults to the ``latest`` policy for them; ``reconnect`` says whether losing the stream
+    should be retried (cameras, RTSP, UDP) or is the end (files).
+    """
+
+    spec: str = ""
+    sensors: tuple[str, ...] = ("camera",)
+    live: bool = False
+    reconnect: bool = False
+    #: expected seconds between frames (None: unknown); the watchdog's default stall limit derives from it
+    period_s: float | None = None
+
+    #: set by the pipeline's watchdog when no frame came in time; live sources poll it in their read
+    #: loops (socket timeouts, grab loops) and raise SourceLost so the runner reconnects them
+    stall: threading.Event
+
+    def stalled(self) -> bool:
+        ev = self.__dict__.get("stall")
+        if ev is not None and ev.is_set():
+            ev.clear()
+            return True
+        return False
+
+    def request_reconnect(self) -> None:
+        self.__dict__.setdefault("stall", threading.Event()).set()
+
+    def open(self) -> None:
+        """Check and open the underlying device/file; raise DataError with a one-line reason."""
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device/file. Safe to call more than once."""
+
+    def counters(self) -> dict[str, int]:
+        """Source-specific counts for the stats summary (bad packets, truncated records, ...)."""
+        return {}
+
+    def fps_hint(self) -> float | None:
+        return 1.0 / self.period_s if self.period_s else None
+
+
+class SourceThread(threading.Thread):
+    """Runs one source: publishes each frame, reconnects live sources with backoff, beats a heartbeat.
+
+    ``publish(frame)`` returns False when the pipeline is stopping. The thread ends when the source
+    ends, when ``stop`` is set, or (for non-reconnecting sources) on an error, which it records in
+    ``error`` for the pipeline to report.
+    """
+
+    def __init__(self, source: Source, publish: Callable[[Frame], bool], stop: threading.Event, *,
+                 backoff_s: tuple[float, float] = (0.25, 5.0), on_exit: Callable[[], None] | None = None) -> None:
+        super().__init__(name=f"source:{'+'.join(source.sensors)}", daemon=True)
+        self.source = source
+        self.publish = publish
+        self.stop_event = stop
+        self.backoff_s = backoff_s
+        self.reconnects = 0
+        self.last_frame_ns = time.monotonic_ns()
+        self.frames = 0
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+        self.on_exit = on_exit
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    for frame in self.source:
+                        self.last_frame_ns = time.monotonic_ns()
+                        self.frames += 1
+                        if not self.publish(frame) or self.stop_event.is_set():
+                            return
+                    return  # a finite source ended
+                except SourceLost as e:
+                    if not self.source.reconnect:
+                        return
+                    log.warning("%s: %s; reconnecting", self.source.spec, e)
+                    self.source.close()
+                    if not self._reopen():
+                        return
+        except BaseException as e:  # recorded; the pipeline reports it as one line
+            self.error = e
+        finally:
+            self.source.close()
+            self.finished.set()
+            if self.on_exit is not None:
+                self.on_exit()
+
+    def _reopen(self) -> bool:
+        """Retry ``open()`` with exponential backoff until it works or the pipeline stops."""
+        delay = self.backoff_s[0]
+        while not self.stop_event.wait(delay):
+            self.reconnects += 1
+            try:
+                self.source.open()
+                return True
+            except Exception as e:  # retried; the count is in the stats
+                log.warning("%s: reopen failed (%s); next try in %.2f s", self.source.spec, e, delay)
+                delay = min(delay * 2, self.backoff_s[1])
+        return False
+
+    def status(self) -> dict[str, Any]:
+        return {"frames": self.frames, "reconnects": self.reconnects, **self.source.counters()}

@@ -1,0 +1,225 @@
+"""Camera-like sources through OpenCV: V4L2 index, video file, RTSP/HTTP URL, GStreamer pipeline.
+
+One class covers them because OpenCV's VideoCapture does; what differs is policy. A file ends (or,
+with ``realtime``, is paced at its own frame rate the way a camera would deliver it); a device, URL
+or GStreamer pipeline is live: a failed read means the stream was lost, and the runner reconnects
+with backoff. OpenCV is imported inside the methods so a LiDAR-only deployment never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edge.errors import DataError
+from edge.stream.frame import Frame, now_ns
+from edge.stream.sources.base import Source, SourceLost
+
+#: a live stream that returns no frame for this long is lost (OpenCV's own read timeout where it has one)
+READ_TIMEOUT_S = 5.0
+
+
+def _cv2() -> Any:
+    # FFmpeg prints its own diagnostics for broken files; our DataError is the one line the user sees.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    return cv2
+
+
+def has_gstreamer() -> bool:
+    """Whether this OpenCV build can open GStreamer pipelines (pip wheels cannot; JetPack's can)."""
+    cv2 = _cv2()
+    info = cv2.getBuildInformation()
+    for line in info.splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line.split(":", 1)[1].upper()
+    return False
+
+
+def jetson_csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30) -> str:
+    """The nvarguscamerasrc pipeline for a Jetson CSI camera, ending in BGR frames for appsink."""
+    return (f"nvarguscamerasrc sensor-id={sensor_id} ! video/x-raw(memory:NVMM),width={width},height={height},"
+            f"framerate={fps}/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+            "appsink drop=true max-buffers=1 sync=false")
+
+
+class CameraSource(Source):
+    """Frames from OpenCV. ``kind`` is one of "file", "device", "url", "gst"."""
+
+    sensors = ("camera",)
+
+    def __init__(self, spec: str, kind: str, target: Any, *, realtime: bool = False, sensor: str = "camera",
+                 max_frames: int = 0) -> None:
+        self.spec, self.kind, self.target = spec, kind, target
+        self.sensors = (sensor,)
+        self.realtime = realtime
+        self.live = kind != "file" or realtime
+        self.reconnect = kind != "file"
+        self.max_frames = max_frames
+        self.fps = 30.0
+        self.period_s = 1 / 30.0
+        self.frames_total: int | None = None
+        self._cap: Any = None
+        self._seq = 0
+        self.read_failures = 0
+
+    def open(self) -> None:
+        cv2 = _cv2()
+        if self.kind == "gst" and not has_gstreamer():
+            raise DataError(f"{self.spec}: this OpenCV build has no GStreamer support (pip's opencv-python "
+                            "does not; on a Jetson use the system OpenCV from JetPack)")
+        if self.kind == "file":
+            path = Path(self.target)
+            if not path.exists():
+                raise DataError(f"{path}: no such video file")
+            if not path.is_file():
+                raise DataError(f"{path}: not a file")
+            cap = cv2.VideoCapture(str(path))
+        elif self.kind == "gst":
+            cap = cv2.VideoCapture(self.target, cv2.CAP_GSTREAMER)
+        elif self.kind == "url":
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(READ_TIMEOUT_S * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(READ_TIMEOUT_S * 1000)]
+            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
+        else:
+            cap = cv2.VideoCapture(int(self.target))
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a camera's own queue adds latency under load
+        if not cap.isOpened():
+            cap.release()
+            what = {"file": "corrupt or unsupported codec", "device": "no such camera or it is busy",
+                    "url": "stream unreachable or unsupported", "gst": "GStreamer pipeline failed to start"}
+            raise DataError(f"{self.spec}: OpenCV cannot open it ({what[self.kind]})")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 1.0 <= fps <= 1000.0 else 30.0
+        self.period_s = 1.0 / self.fps
+        if self.kind == "file":
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            self.frames_total = n if n > 0 else None
+            ok, first = cap.read()
+            if not ok or first is None:
+                cap.release()
+                raise DataError(f"{self.spec}: video has no readable frames")
+            self._first = first
+        self._cap = cap
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._cap is None:
+            raise SourceLost("not open")
+        cap = self._cap
+        t0 = time.monotonic()
+        k = 0
+        first = getattr(self, "_first", None)
+        self._first = None
+        while True:
+            if self.max_frames and self._seq >= self.max_frames:
+                return
+            if first is not None:
+                ok, img = True, first
+                first = None
+            else:
+                ok, img = cap.read()
+            if self.stalled():
+                raise SourceLost("watchdog: stream stalled")
+            if not ok or img is None:
+                if self.kind == "file":
+                    return
+                self.read_failures += 1
+                raise SourceLost("read failed")
+            if self.realtime and self.kind == "file":
+                # deliver at the file's own rate, as the camera that recorded it would have
+                wait = t0 + k * self.period_s - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            k += 1
+            meta = {"fps": self.fps}
+            if self.kind == "file":
+                meta["pos_ms"] = float(cap.get(_cv2().CAP_PROP_POS_MSEC))
+            yield Frame(img, now_ns(), self._seq, self.sensors[0], meta)
+            self._seq += 1
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def counters(self) -> dict[str, int]:
+        return {"read_failures": self.read_failures}
+
+
+class SyntheticSource(Source):
+    """A synthetic drive from the lane renderer with exact labels in ``meta["gt"]`` (TuSimple rows).
+
+    ``realtime`` paces it at ``fps``; otherwise it renders as fast as it can (the pipeline's ``block``
+    policy then measures the model, not the renderer's pacing).
+    """
+
+    def __init__(self, spec: str, n: int, hw: tuple[int, int], *, realtime: bool = False, fps: float = 30.0,
+                 seed: int = 7, slots: int = 6, sensor: str = "camera") -> None:
+        self.spec, self.n, self.hw = spec, n, hw
+        self.sensors = (sensor,)
+        self.realtime = self.live = realtime
+        self.fps, self.period_s = fps, 1.0 / fps
+        self.seed, self.slots = seed, slots
+        self.frames_total = n
+
+    def __iter__(self) -> Iterator[Frame]:
+        t0 = time.monotonic()
+        for i, img, gt in synthetic_frames(self.n, self.hw, seed=self.seed, slots=self.slots):
+            if self.realtime:
+                wait = t0 + i * self.period_s - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            yield Frame(img, now_ns(), i, self.sensors[0], {"gt": gt, "fps": self.fps})
+
+
+def synthetic_frames(n: int, hw: tuple[int, int], seed: int = 7, slots: int = 6) -> Iterator[tuple[int, Any, Any]]:
+    """One continuous synthetic drive of ``n`` frames with exact lane labels (TuSimple rows)."""
+    import numpy as np
+
+    from edge.data.synthetic_lane import TUSIMPLE_H_SAMPLES, generate_clip
+
+    rng = np.random.default_rng(seed)
+    rows = np.round(TUSIMPLE_H_SAMPLES * hw[0] / 720.0).astype(np.int64)
+    done = 0
+    while done < n:
+        k = min(30, n - done)  # a new scene every 30 frames keeps variety in long runs
+        clip = generate_clip(rng, height=hw[0], width=hw[1], frames=k, h_samples=rows, num_slots=slots)
+        for t in range(k):
+            gt = [[float(x) for x in lane] for lane in clip.lanes[t] if (lane >= 0).sum() >= 2]
+            yield done + t, clip.frames[t], {"lanes": gt, "h_samples": [int(r) for r in rows]}
+        done += k
+
+
+class MemorySource(Source):
+    """Frames from a list of arrays (tests, benchmarks, frames already in memory), optionally paced.
+
+    ``fps`` None delivers as fast as the pipeline takes them (``block`` runs measure the loop itself);
+    with ``fps`` it behaves like a live camera at that rate. ``count`` frames cycle through ``images``.
+    """
+
+    def __init__(self, images: list[Any], *, count: int | None = None, fps: float | None = None,
+                 sensor: str = "camera", spec: str = "memory", meta: list[dict[str, Any]] | None = None) -> None:
+        if not images:
+            raise DataError(f"{spec}: no frames given")
+        self.images, self.count = list(images), count if count is not None else len(images)
+        self.spec, self.sensors = spec, (sensor,)
+        self.fps = fps or 30.0
+        self.live = fps is not None
+        self.period_s = 1.0 / fps if fps else None
+        self.meta = meta
+        self.frames_total = self.count
+
+    def __iter__(self) -> Iterator[Frame]:
+        t0 = time.monotonic()
+        for i in range(self.count):
+            if self.period_s:
+                wait = t0 + i * self.period_s - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            k = i % len(self.images)
+            meta = dict(self.meta[k]) if self.meta else {}
+            yield Frame(self.images[k], now_ns(), i, self.sensors[0], meta)

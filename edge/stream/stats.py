@@ -1,0 +1,138 @@
+"""Where the time goes: per-stage and end-to-end latency, fps, drops and queue depths.
+
+Recorders keep a bounded window of samples (the newest ``WINDOW``) so a 10-hour run's memory stays
+flat; counts and totals cover the whole run. Percentiles are over the window, which at 30 fps is the
+last ~11 minutes: the number an operator wants from a live line, and exact for shorter runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+WINDOW = 20_000
+
+
+class Recorder:
+    """Latency samples (ms) of one stage, plus a count and the wall-time span for fps."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        self.samples: deque[float] = deque(maxlen=window)
+        self.count = 0
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+
+    def add(self, ms: float) -> None:
+        now = time.perf_counter()
+        if self.t_first is None:
+            self.t_first = now
+        self.t_last = now
+        self.samples.append(ms)
+        self.count += 1
+
+    def fps(self) -> float:
+        if self.count < 2 or self.t_first is None or self.t_last is None or self.t_last <= self.t_first:
+            return 0.0
+        return (self.count - 1) / (self.t_last - self.t_first)
+
+    def summary(self) -> dict[str, float | int]:
+        s = np.asarray(list(self.samples), dtype=np.float64)
+        if s.size == 0:
+            return {"count": self.count}
+        return {"count": self.count, "p50_ms": round(float(np.percentile(s, 50)), 3),
+                "p99_ms": round(float(np.percentile(s, 99)), 3), "mean_ms": round(float(s.mean()), 3),
+                "max_ms": round(float(s.max()), 3), "fps": round(self.fps(), 2)}
+
+
+class Depth:
+    """Queue depth sampled at every put: max and mean (how close the loop runs to its bounds)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.max = 0
+        self.total = 0
+        self.n = 0
+
+    def add(self, depth: int) -> None:
+        self.max = max(self.max, depth)
+        self.total += depth
+        self.n += 1
+
+    def summary(self) -> dict[str, float | int]:
+        return {"capacity": self.capacity, "max": self.max, "mean": round(self.total / self.n, 3) if self.n else 0.0}
+
+
+class Stats:
+    """All of a pipeline's numbers; ``summary()`` is the JSON written at exit, ``line()`` the live line."""
+
+    STAGES = ("preprocess", "infer", "postprocess", "sinks")
+
+    def __init__(self) -> None:
+        self.stages = {s: Recorder() for s in self.STAGES}
+        self.e2e = Recorder()  # capture of the primary frame -> result ready (after postprocess)
+        self.counters: dict[str, int] = {}
+        self.depths: dict[str, Depth] = {}
+        self.sources: dict[str, dict[str, Any]] = {}
+        self.rss_mb: list[tuple[float, float]] = []  # (seconds since start, RSS MB), sampled by the monitor
+        self.t0 = time.perf_counter()
+        self._lock = threading.Lock()
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[key] = self.counters.get(key, 0) + n
+
+    def depth(self, name: str, capacity: int) -> Depth:
+        return self.depths.setdefault(name, Depth(capacity))
+
+    def sample_rss(self) -> None:
+        mb = rss_mb()
+        if mb is not None:
+            self.rss_mb.append((round(time.perf_counter() - self.t0, 2), round(mb, 1)))
+            if len(self.rss_mb) > 2 * 3600:  # thin out in very long runs: keep every other sample
+                self.rss_mb[:] = self.rss_mb[::2]
+
+    def line(self) -> str:
+        e2e = self.e2e.summary()
+        inf = self.stages["infer"].summary()
+        drops = sum(v for k, v in self.counters.items() if k.startswith("dropped"))
+        depth = " ".join(f"{k}={d.max}" for k, d in self.depths.items())
+        return (f"{e2e.get('count', 0)} frames  {e2e.get('fps', 0):.1f} fps  e2e p50 {e2e.get('p50_ms', 0):.1f} / "
+                f"p99 {e2e.get('p99_ms', 0):.1f} ms  infer p50 {inf.get('p50_ms', 0):.1f} ms  drops {drops}  "
+                f"depth max {depth}")
+
+    def summary(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self.t0
+        out: dict[str, Any] = {
+            "frames": self.e2e.count, "wall_s": round(wall, 3),
+            "fps": round(self.e2e.count / wall, 2) if wall > 0 else 0.0,
+            "end_to_end": self.e2e.summary(),
+            "stages": {k: r.summary() for k, r in self.stages.items()},
+            "queues": {k: d.summary() for k, d in self.depths.items()},
+            "counters": dict(sorted(self.counters.items())),
+            "sources": self.sources,
+        }
+        if self.rss_mb:
+            first, last = self.rss_mb[0][1], self.rss_mb[-1][1]
+            out["rss_mb"] = {"start": first, "end": last, "max": max(v for _, v in self.rss_mb),
+                             "growth_pct": round(100.0 * (last - first) / first, 2) if first else 0.0}
+        return out
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process in MB (Linux /proc; psutil elsewhere; None when neither works)."""
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        try:
+            import psutil
+
+            return psutil.Process().memory_info().rss / 2**20
+        except Exception:  # psutil missing or refused: memory is just not reported
+            return None

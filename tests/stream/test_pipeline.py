@@ -1,0 +1,259 @@
+"""Pipeline semantics with a model-free task: policies, sync, drain on stop, errors, watchdog, slots."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge.errors import DataError, EdgeError
+from edge.stream.frame import Frame, now_ns
+from edge.stream.pipeline import Pipeline
+from edge.stream.sinks import Sink
+from edge.stream.slot import CLOSED, EMPTY, Slot
+from edge.stream.sources import MemorySource, Source, SourceLost
+
+
+class EchoTask:
+    """Passes the camera frame through; ``delay`` makes inference slow, ``fail_at`` raises on that seq."""
+
+    name = "echo"
+    sensors: tuple[str, ...] = ("camera",)
+    optional = ("lidar",)
+
+    def __init__(self, delay: float = 0.0, fail_at: int | None = None) -> None:
+        self.delay, self.fail_at = delay, fail_at
+        self.infer_threads: set[str] = set()
+
+    def preprocess(self, frames: dict[str, Frame]) -> Any:
+        return frames["camera"]
+
+    def infer(self, x: Frame) -> Any:
+        self.infer_threads.add(threading.current_thread().name)
+        if self.fail_at is not None and x.seq == self.fail_at:
+            raise ValueError("boom\nsecond line")
+        if self.delay:
+            time.sleep(self.delay)
+        return x.seq
+
+    def postprocess(self, out: int, frames: dict[str, Frame]) -> tuple[dict[str, Any], Any]:
+        return {"cam": out, "lid": frames["lidar"].seq if "lidar" in frames else None}, None
+
+    def draw(self, result: Any) -> Any:
+        return result.frames["camera"].data
+
+    def summary(self) -> dict[str, Any]:
+        return {"task": self.name}
+
+    def close(self) -> None:
+        pass
+
+
+class ListSink(Sink):
+    name = "list"
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.closed_with: bool | None = None
+        self.opened = False
+
+    def open(self) -> None:
+        self.opened = True
+
+    def write(self, result: Any) -> None:
+        self.records.append(result.record)
+
+    def close(self, commit: bool = True) -> None:
+        self.closed_with = commit
+
+
+def _images(n: int) -> list[np.ndarray]:
+    return [np.full((8, 8, 3), i % 256, np.uint8) for i in range(n)]
+
+
+def test_block_policy_processes_every_frame_once_in_order() -> None:
+    sink = ListSink()
+    s = Pipeline([MemorySource(_images(5), count=200)], EchoTask(), [sink], policy="block").run()
+    assert [r["cam"] for r in sink.records] == list(range(200))
+    assert s["frames"] == 200 and s["counters"]["dropped_camera"] == 0 and s["policy"] == "block"
+    assert sink.closed_with is True
+    assert set(s["stages"]) == {"preprocess", "infer", "postprocess", "sinks"}
+    assert s["queues"]["infer"]["max"] <= 1
+
+
+def test_auto_policy_is_latest_for_live_sources_and_block_for_files() -> None:
+    assert Pipeline([MemorySource(_images(1), fps=30)], EchoTask()).policy == "latest"
+    assert Pipeline([MemorySource(_images(1))], EchoTask()).policy == "block"
+
+
+def test_latest_policy_drops_stale_frames_and_bounds_latency() -> None:
+    """Source at 200 fps, inference 20 ms: most frames must be dropped, and latency stays ~2 frames' work."""
+    sink = ListSink()
+    delay = 0.02
+    p = Pipeline([MemorySource(_images(3), count=300, fps=200)], EchoTask(delay=delay), [sink], policy="latest")
+    s = p.run()
+    drops = s["counters"]["dropped_camera"]
+    assert drops > 100 and len(sink.records) + drops <= 300
+    seqs = [r["cam"] for r in sink.records]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    # a frame waits at most one inference (the one in flight) before its own; not the whole backlog
+    assert s["end_to_end"]["p99_ms"] < 3 * delay * 1e3 + 30, s["end_to_end"]
+    assert s["sources"]["memory"]["dropped"] == drops
+
+
+def test_block_policy_with_slow_model_drops_nothing() -> None:
+    sink = ListSink()
+    s = Pipeline([MemorySource(_images(3), count=40, fps=500)], EchoTask(delay=0.005), [sink], policy="block").run()
+    assert [r["cam"] for r in sink.records] == list(range(40)) and s["counters"]["dropped_camera"] == 0
+
+
+class StampedSource(Source):
+    """Frames with given capture times (ns offsets from start) for one sensor."""
+
+    def __init__(self, sensor: str, offsets_ms: list[float], live: bool = True) -> None:
+        self.sensors, self.spec, self.live = (sensor,), sensor, live
+        self.offsets = offsets_ms
+
+    def __iter__(self) -> Iterator[Frame]:
+        t0 = now_ns()
+        start = time.monotonic()
+        for i, off in enumerate(self.offsets):
+            wait = start + off / 1e3 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            yield Frame(np.zeros((4, 4, 3), np.uint8), t0 + int(off * 1e6), i, self.sensors[0], {})
+
+
+def test_secondary_sensor_is_matched_by_capture_time() -> None:
+    """Camera every 100 ms, LiDAR at +10 ms of every other camera frame: matched pairs only within 30 ms."""
+    cam = StampedSource("camera", [100.0 * i for i in range(8)])
+    lid = StampedSource("lidar", [100.0 * i + 10 for i in range(0, 8, 2)])
+    sink = ListSink()
+    Pipeline([cam, lid], EchoTask(), [sink], policy="block", sync_tolerance_ms=30).run()
+    got = {r["cam"]: r["lid"] for r in sink.records}
+    assert got == {0: 0, 1: None, 2: 1, 3: None, 4: 2, 5: None, 6: 3, 7: None}
+
+
+def test_required_secondary_sensor_skips_unmatched_frames() -> None:
+    task = EchoTask()
+    task.sensors = ("camera", "lidar")
+    cam = StampedSource("camera", [100.0 * i for i in range(6)])
+    lid = StampedSource("lidar", [100.0 * i + 5 for i in range(0, 6, 3)])
+    sink = ListSink()
+    s = Pipeline([cam, lid], task, [sink], policy="block", sync_tolerance_ms=20).run()
+    assert [(r["cam"], r["lid"]) for r in sink.records] == [(0, 0), (3, 1)]
+    assert s["counters"]["unsynced"] == 4
+
+
+def test_missing_sensor_and_duplicate_sensor_are_one_line_errors() -> None:
+    task = EchoTask()
+    task.sensors = ("camera", "lidar")
+    with pytest.raises(DataError, match="needs sensor"):
+        Pipeline([MemorySource(_images(1))], task)
+    with pytest.raises(DataError, match="same sensor"):
+        Pipeline([MemorySource(_images(1)), MemorySource(_images(1))], EchoTask())
+    with pytest.raises(DataError, match="policy"):
+        Pipeline([MemorySource(_images(1))], EchoTask(), policy="fastest")
+
+
+def test_stop_drains_in_flight_frames_and_commits() -> None:
+    sink = ListSink()
+    p = Pipeline([MemorySource(_images(2), count=10_000, fps=100)], EchoTask(delay=0.002), [sink], policy="block")
+    threading.Timer(0.4, p.stop).start()
+    s = p.run()
+    n = len(sink.records)
+    assert 5 < n < 10_000 and sink.closed_with is True
+    assert [r["cam"] for r in sink.records] == list(range(n))  # block: nothing lost up to the stop
+    assert s["frames"] == n
+
+
+def test_stage_error_aborts_with_one_line_and_discards_sinks() -> None:
+    sink = ListSink()
+    p = Pipeline([MemorySource(_images(2), count=50)], EchoTask(fail_at=7), [sink], policy="block")
+    with pytest.raises(EdgeError) as ei:
+        p.run()
+    assert "infer failed: ValueError: boom" in str(ei.value) and "\n" not in str(ei.value)
+    assert sink.closed_with is False
+
+
+def test_max_frames_is_exact() -> None:
+    sink = ListSink()
+    Pipeline([MemorySource(_images(2), count=100)], EchoTask(), [sink], policy="block", max_frames=13).run()
+    assert len(sink.records) == 13
+
+
+class FlakyLiveSource(Source):
+    """A live camera that goes silent after 3 frames (a stalled stream) until reconnected, twice."""
+
+    live = True
+    reconnect = True
+    period_s = 0.01
+
+    def __init__(self) -> None:
+        self.spec = "flaky"
+        self.opens = 0
+        self.seq = 0
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def __iter__(self) -> Iterator[Frame]:
+        for _ in range(3):
+            yield Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), self.seq, "camera", {})
+            self.seq += 1
+        if self.opens >= 3:
+            return  # third connection: the stream ends normally
+        while True:  # stalled: no frames, but it polls the watchdog's request like a real reader
+            if self.stalled():
+                raise SourceLost("stalled")
+            time.sleep(0.005)
+
+
+def test_watchdog_counts_stalls_and_the_source_reconnects() -> None:
+    src = FlakyLiveSource()
+    sink = ListSink()
+    s = Pipeline([src], EchoTask(), [sink], policy="block", stall_s=0.3).run()
+    assert src.opens == 3 and s["counters"]["stalls"] == 2
+    assert s["sources"]["flaky"]["reconnects"] == 2
+    assert [r["cam"] for r in sink.records] == list(range(9))
+
+
+def test_open_failure_closes_what_was_opened() -> None:
+    class Bad(Source):
+        spec = "bad"
+
+        def open(self) -> None:
+            raise DataError("bad: cannot open")
+
+    sink = ListSink()
+    with pytest.raises(DataError, match="bad: cannot open"):
+        Pipeline([Bad()], EchoTask(), [sink]).run()
+    assert not sink.opened
+
+
+def test_slot_policies() -> None:
+    s = Slot("x", "latest", 2)
+    for i in range(5):
+        assert s.put(i)
+    assert s.dropped == 3 and [s.get(0), s.get(0)] == [3, 4] and s.get(0.01) is EMPTY
+    s.close()
+    assert s.get(0) is CLOSED
+    b = Slot("y", "block", 1)
+    assert b.put(1)
+    stop = threading.Event()
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(b.put(2, stop)))
+    t.start()
+    time.sleep(0.1)
+    assert t.is_alive()  # waiting for room: block never drops
+    assert b.get(0) == 1
+    t.join(1)
+    assert got == [True] and b.get(0) == 2 and b.dropped == 0
+    assert b.put(3) and not (stop.set() or False)
+    assert b.put(4, stop) is False  # a full block slot gives up when the pipeline stops
+    with pytest.raises(DataError):
+        Slot("z", "newest")
