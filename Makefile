@@ -19,7 +19,7 @@ $(VENV)/.stamp-demo: pyproject.toml | $(BIN)/python
 
 $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[export,onnxruntime,dev]' 'openvino>=2025.0' 'nncf>=2.14' 'triton>=3.2'
+	$(BIN)/pip install -q -e '.[export,onnxruntime,dev,lidar]' 'openvino>=2025.0' 'nncf>=2.14' 'triton>=3.2'
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo
@@ -37,6 +37,7 @@ lint: $(VENV)/.stamp-test
 
 bench: $(VENV)/.stamp-demo
 	$(BIN)/python benchmarks/lane_cpu.py
+	$(BIN)/python benchmarks/stream_cpu.py
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -11,7 +11,6 @@ original resolution.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +192,15 @@ def preprocess_frame(img_bgr: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     h, w = cfg["input_hw"]
     if img_bgr.shape[:2] != (h, w):
         img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA)
-    rgb = img_bgr[..., ::-1].astype(np.float32) * (1.0 / 255.0)
-    return np.ascontiguousarray(((rgb - MEAN) / STD).transpose(2, 0, 1))
+    # Per channel, in place: the same float32 operations as ((bgr[..., ::-1] / 255 - MEAN) / STD) in
+    # HWC then transposed (bitwise equal, tested), at ~1/10 of the time: this runs on every frame.
+    f = img_bgr.astype(np.float32)
+    out = np.empty((3, *img_bgr.shape[:2]), np.float32)
+    for c in range(3):
+        np.multiply(f[..., 2 - c], np.float32(1.0 / 255.0), out=out[c])
+        out[c] -= MEAN[c]
+        out[c] /= STD[c]
+    return out
 
 
 def preprocess_clip(frames: np.ndarray | list[np.ndarray], cfg: dict[str, Any]) -> np.ndarray:
@@ -236,22 +242,23 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     on = 1.0 / (1.0 + np.exp(-exist.astype(np.float64))) > threshold
     ys = np.asarray(cfg["row_anchors"], np.float64) * oh
     hs = np.asarray(h_samples if h_samples is not None else np.round(ys), np.float64)
+    # Vectorized over h_samples (this runs per frame in the stream loop): inside a segment between two
+    # consecutive existing anchors x is interpolated linearly; an h_sample within 0.5 px of an existing
+    # anchor takes that anchor's x (the highest such anchor wins, as in a loop over anchors in order).
+    seg = np.clip(np.searchsorted(ys, hs, side="right") - 1, 0, len(ys) - 2)
+    inside = (hs >= ys[0]) & (hs <= ys[-1])
+    near = np.abs(hs[:, None] - ys[None, :]) <= 0.5 + 1e-5 * np.abs(ys[None, :])  # np.isclose(atol=0.5)
+    anchor_ids = np.arange(len(ys))
     points, slots, lanes = [], [], []
     for s in range(loc.shape[0]):
         idx = np.flatnonzero(on[s])
         if idx.size < min_points:
             continue
-        pts = np.stack([x[s, idx], ys[idx]], 1)
-        points.append(pts)
+        points.append(np.stack([x[s, idx], ys[idx]], 1))
         slots.append(s)
-        row = np.full(hs.shape, -2.0)
-        # interpolate only inside runs of consecutive existing anchors
-        for a, b in itertools.pairwise(idx):
-            if b != a + 1:
-                continue
-            sel = (hs >= ys[a]) & (hs <= ys[b])
-            row[sel] = np.interp(hs[sel], [ys[a], ys[b]], [x[s, a], x[s, b]])
-        for a in idx:
-            row[np.isclose(hs, ys[a], atol=0.5)] = x[s, a]
-        lanes.append([float(round(v, 1)) if v >= 0 else -2.0 for v in row])
+        ok = inside & on[s][seg] & on[s][seg + 1]
+        row = np.where(ok, np.interp(hs, ys, x[s]), -2.0)
+        best = np.where(near & on[s][None, :], anchor_ids[None, :], -1).max(1)
+        row = np.where(best >= 0, x[s][np.maximum(best, 0)], row)
+        lanes.append([float(round(v, 1)) if v >= 0 else -2.0 for v in row.tolist()])
     return {"points": points, "slots": slots, "lanes": lanes, "h_samples": [int(h) for h in hs]}

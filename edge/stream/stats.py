@@ -70,6 +70,7 @@ class Stats:
     """All of a pipeline's numbers; ``summary()`` is the JSON written at exit, ``line()`` the live line."""
 
     STAGES = ("preprocess", "infer", "postprocess", "sinks")
+    WARMUP_S = 30.0
 
     def __init__(self) -> None:
         self.stages = {s: Recorder() for s in self.STAGES}
@@ -117,8 +118,13 @@ class Stats:
         }
         if self.rss_mb:
             first, last = self.rss_mb[0][1], self.rss_mb[-1][1]
+            # growth after a warm-up (allocator arenas, the runtime's first calls) is the leak signal
+            warm = next((v for t, v in self.rss_mb if t >= self.WARMUP_S), None)
             out["rss_mb"] = {"start": first, "end": last, "max": max(v for _, v in self.rss_mb),
                              "growth_pct": round(100.0 * (last - first) / first, 2) if first else 0.0}
+            if warm:
+                out["rss_mb"].update({"after_warmup": warm, "growth_after_warmup_pct":
+                                      round(100.0 * (last - warm) / warm, 2)})
         return out
 
 

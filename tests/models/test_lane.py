@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -127,3 +129,57 @@ def test_renderer_error_reaches_the_training_loop(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(lane_train, "generate_clip", boom)
     with pytest.raises(RuntimeError, match="renderer broke"):
         train(lane.CONFIGS["tiny"], steps=2, batch=1)
+
+
+def _decode_lanes_loop(loc: np.ndarray, exist: np.ndarray, cfg: dict, oh: int, ow: int, hs: np.ndarray) -> list:
+    """The straightforward per-anchor loop that lane.decode's vectorized form must equal exactly."""
+    import itertools
+
+    g = loc.shape[-1]
+    z = loc.astype(np.float64) - loc.max(-1, keepdims=True)
+    prob = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    x = ((prob * np.arange(g)).sum(-1) + 0.5) / g * ow
+    on = 1.0 / (1.0 + np.exp(-exist.astype(np.float64))) > 0.5
+    ys = np.asarray(cfg["row_anchors"], np.float64) * oh
+    lanes = []
+    for s in range(loc.shape[0]):
+        idx = np.flatnonzero(on[s])
+        if idx.size < 3:
+            continue
+        row = np.full(hs.shape, -2.0)
+        for a, b in itertools.pairwise(idx):
+            if b == a + 1:
+                sel = (hs >= ys[a]) & (hs <= ys[b])
+                row[sel] = np.interp(hs[sel], [ys[a], ys[b]], [x[s, a], x[s, b]])
+        for a in idx:
+            row[np.isclose(hs, ys[a], atol=0.5)] = x[s, a]
+        lanes.append([float(round(v, 1)) if v >= 0 else -2.0 for v in row])
+    return lanes
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), oh=st.sampled_from([360, 590, 720, 1080]), shift=st.floats(-40, 40),
+       p_on=st.floats(0.0, 1.0))
+def test_decode_vectorized_equals_loop(seed: int, oh: int, shift: float, p_on: float) -> None:
+    cfg = lane.CONFIGS["tiny"]
+    assert np.all(np.diff(cfg["row_anchors"]) > 0)
+    rng = np.random.default_rng(seed)
+    s, r, g = cfg["slots"], len(cfg["row_anchors"]), cfg["grid"]
+    loc = rng.normal(0, 3, (s, r, g)).astype(np.float32)
+    exist = np.where(rng.random((s, r)) < p_on, 5.0, -5.0).astype(np.float32)
+    ys = np.asarray(cfg["row_anchors"]) * oh
+    # h_samples: some on anchors, some between, some shifted off (and outside the anchor span)
+    hs = np.unique(np.round(np.concatenate([ys[::3], ys[1::4] + shift, rng.uniform(0, oh, 20)])))
+    out = lane.decode(loc, exist, cfg, (oh, 1280), hs)
+    assert out["lanes"] == _decode_lanes_loop(loc, exist, cfg, oh, 1280, hs)
+
+
+def test_preprocess_frame_equals_the_plain_formula() -> None:
+    """The in-place per-channel normalization is bitwise the textbook HWC formula."""
+    cfg = lane.CONFIGS["tiny"]
+    h, w = cfg["input_hw"]
+    img = np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    rgb = img[..., ::-1].astype(np.float32) * (1.0 / 255.0)
+    want = np.ascontiguousarray(((rgb - lane.MEAN) / lane.STD).transpose(2, 0, 1))
+    got = lane.preprocess_frame(img, cfg)
+    assert got.dtype == np.float32 and got.flags.c_contiguous and np.array_equal(got, want)
