@@ -59,6 +59,9 @@ class VideoWriter:
         raise DataError(f"{self.path}: OpenCV cannot open a video writer (tried mp4v and MJPG)")
 
     def write(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        if h % 2 or w % 2:  # MPEG-4 needs even sizes and would crop the odd row/column: pad it instead
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
         if self._w is None:
             self._open(frame.shape)
         self._w.write(frame)

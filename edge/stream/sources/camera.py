@@ -167,8 +167,10 @@ class SyntheticSource(Source):
         self.frames_total = n
 
     def __iter__(self) -> Iterator[Frame]:
-        t0 = time.monotonic()
+        t0 = 0.0
         for i, img, gt in synthetic_frames(self.n, self.hw, seed=self.seed, slots=self.slots):
+            if i == 0:
+                t0 = time.monotonic()  # the clock starts when the first frame exists, as a camera's would
             if self.realtime:
                 wait = t0 + i * self.period_s - time.monotonic()
                 if wait > 0:

@@ -1,0 +1,367 @@
+"""UDP payloads out of pcap / pcapng captures, and a replayer that sends them to a socket.
+
+LiDAR recordings are pcaps of the sensor's UDP stream, so both LiDAR sources read files through
+:func:`iter_udp` and a user (or a test) can stand in for a sensor with :func:`replay_udp`.
+
+Why not only dpkt: pcapng goes through ``dpkt.pcapng.Reader``, but classic pcap records and the
+link/IP/UDP headers are parsed here with ``struct``, because dpkt's classic reader silently yields a
+short buffer for a truncated last record and trusts a corrupt ``caplen`` (it would read the rest of
+the file as one record), and IPv4 fragment reassembly (an Ouster 8448-byte datagram captured on a
+1500-MTU link arrives as six fragments) needs the raw payload offsets. The reader never raises on
+bad records: they are counted (``counters``) and skipped, and a record it cannot step over (torn or
+corrupt file) ends the iteration. Only opening a file that is missing or is not a capture at all
+raises a one-line :class:`~edge.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from edge.errors import DataError, first_line
+
+# Classic pcap magics (as read little-endian) -> (byte order, ns per fraction unit)
+_MAGICS = {
+    0xA1B2C3D4: ("<", 1000),
+    0xD4C3B2A1: (">", 1000),
+    0xA1B23C4D: ("<", 1),
+    0x4D3CB2A1: (">", 1),
+}
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+#: a record bigger than this is a corrupt length field, not a packet (largest snaplen in use: 256 KiB)
+_MAX_RECORD = 262144 + 65536
+#: IPv4 datagrams waiting for fragments; beyond this the oldest is dropped (and counted)
+_MAX_PENDING_FRAGMENTS = 64
+
+# Link types we can step over to reach IP
+_LINK_ETHERNET, _LINK_NULL, _LINK_LOOP, _LINK_SLL, _LINK_SLL2 = 1, 0, 108, 113, 276
+_LINK_RAW = (101, 12, 14, 228, 229)  # DLT_RAW variants, IPv4, IPv6
+SUPPORTED_LINKTYPES = (_LINK_ETHERNET, _LINK_NULL, _LINK_LOOP, _LINK_SLL, _LINK_SLL2, *_LINK_RAW)
+
+_COUNTER_KEYS = ("records", "udp", "non_udp", "truncated", "malformed", "fragments", "fragments_dropped")
+
+
+class PcapReader:
+    """Iterates ``(t_ns, dst_port, payload)`` for every UDP datagram of a pcap or pcapng file.
+
+    ``counters``: ``records`` read, ``udp`` datagrams yielded, and the skipped ones: ``non_udp`` (ARP,
+    TCP, ...), ``truncated`` (record cut by the snap length or a torn file), ``malformed`` (headers that
+    do not add up), ``fragments`` seen and ``fragments_dropped`` (never completed). Open checks the
+    file header; iterating never raises.
+    """
+
+    def __init__(self, source: str | Path | IO[bytes], *, name: str | None = None) -> None:
+        self.name = name or str(getattr(source, "name", source))
+        self.counters: dict[str, int] = dict.fromkeys(_COUNTER_KEYS, 0)
+        self._own = not hasattr(source, "read")
+        if self._own:
+            path = Path(source)  # type: ignore[arg-type]
+            if not path.exists():
+                raise DataError(f"{path}: no such pcap file")
+            if not path.is_file():
+                raise DataError(f"{path}: not a file")
+            self._f: IO[bytes] = path.open("rb")
+        else:
+            self._f = source  # type: ignore[assignment]
+        try:
+            self._open_header()
+        except BaseException:
+            self.close()
+            raise
+        self._frags: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+
+    # ---- file formats ----------------------------------------------------------------------
+    def _open_header(self) -> None:
+        head = self._f.read(24)
+        if head[:4] == _PCAPNG_MAGIC:
+            import dpkt
+
+            self._f.seek(self._f.tell() - len(head))
+            try:
+                self._ng = dpkt.pcapng.Reader(self._f)
+            except Exception as e:  # dpkt raises ValueError / UnpackError / struct.error
+                raise DataError(f"{self.name}: not a readable pcapng file ({first_line(e)})") from None
+            self.linktype = int(self._ng.datalink())
+            self.format = "pcapng"
+        else:
+            if len(head) < 24:
+                raise DataError(f"{self.name}: not a pcap file (only {len(head)} bytes)")
+            magic = struct.unpack("<I", head[:4])[0]
+            if magic not in _MAGICS:
+                raise DataError(f"{self.name}: not a pcap file (magic {head[:4].hex()} is neither pcap nor pcapng)")
+            self._order, self._ns_per_unit = _MAGICS[magic]
+            self._rec = struct.Struct(self._order + "IIII")
+            self.linktype = struct.unpack(self._order + "I", head[20:24])[0] & 0xFFFF
+            self._ng = None
+            self.format = "pcap"
+        if self.linktype not in SUPPORTED_LINKTYPES:
+            raise DataError(f"{self.name}: unsupported pcap link type {self.linktype} "
+                            "(supported: Ethernet, Linux SLL/SLL2, raw IP, BSD loopback)")
+
+    def _records(self) -> Iterator[tuple[int, bytes]]:
+        """(t_ns, frame bytes) per record; ends (counting it) on a torn or corrupt record.
+
+        A record cut by the snap length is still yielded: the IP and UDP length fields tell whether
+        the datagram inside is whole."""
+        if self._ng is not None:
+            it = iter(self._ng)
+            while True:
+                try:
+                    ts, buf = next(it)
+                except StopIteration:
+                    return
+                except Exception:  # torn or corrupt block: nothing after it can be trusted
+                    self.counters["truncated"] += 1
+                    return
+                yield round(float(ts) * 1e9), bytes(buf)
+        rec, f = self._rec, self._f
+        while True:
+            hdr = f.read(16)
+            if not hdr:
+                return
+            if len(hdr) < 16:
+                self.counters["truncated"] += 1
+                return
+            sec, frac, incl, _orig = rec.unpack(hdr)
+            if incl > _MAX_RECORD:
+                self.counters["malformed"] += 1
+                return
+            buf = f.read(incl)
+            if len(buf) < incl:
+                self.counters["truncated"] += 1
+                return
+            yield sec * 1_000_000_000 + frac * self._ns_per_unit, buf
+
+    # ---- protocol layers --------------------------------------------------------------------
+    def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
+        c = self.counters
+        for t_ns, buf in self._records():
+            c["records"] += 1
+            try:
+                out = self._udp(buf, t_ns)
+            except (struct.error, IndexError, ValueError):
+                c["malformed"] += 1
+                continue
+            if out is None:
+                continue
+            c["udp"] += 1
+            yield out
+
+    def _ip_offset(self, buf: bytes) -> tuple[int, int] | None:
+        """(offset of the IP header, IP version) or None (counted) for non-IP frames."""
+        lt = self.linktype
+        if lt == _LINK_ETHERNET:
+            off, etype = 14, struct.unpack_from(">H", buf, 12)[0]
+            while etype in (0x8100, 0x88A8, 0x9100):  # VLAN / QinQ tags
+                etype = struct.unpack_from(">H", buf, off + 2)[0]
+                off += 4
+        elif lt == _LINK_SLL:
+            off, etype = 16, struct.unpack_from(">H", buf, 14)[0]
+        elif lt == _LINK_SLL2:
+            off, etype = 20, struct.unpack_from(">H", buf, 0)[0]
+        elif lt in (_LINK_NULL, _LINK_LOOP):
+            fam = struct.unpack_from("<I", buf, 0)[0]
+            if fam > 0xFFFF:  # written in the other byte order
+                fam = struct.unpack_from(">I", buf, 0)[0]
+            off, etype = 4, 0x0800 if fam == 2 else 0x86DD if fam in (10, 24, 28, 30) else 0
+        else:  # raw IP: the version nibble says which
+            v = buf[0] >> 4
+            off, etype = 0, 0x0800 if v == 4 else 0x86DD if v == 6 else 0
+        if etype == 0x0800:
+            return off, 4
+        if etype == 0x86DD:
+            return off, 6
+        self.counters["non_udp"] += 1
+        return None
+
+    def _udp(self, buf: bytes, t_ns: int) -> tuple[int, int, bytes] | None:
+        loc = self._ip_offset(buf)
+        if loc is None:
+            return None
+        o, version = loc
+        c = self.counters
+        if version == 6:
+            if len(buf) < o + 40:
+                c["truncated"] += 1
+                return None
+            plen, nxt = struct.unpack_from(">HB", buf, o + 4)
+            if nxt != 17:  # extension headers are not walked: LiDARs send plain UDP
+                c["non_udp"] += 1
+                return None
+            seg = buf[o + 40:o + 40 + plen]
+            if len(seg) < plen:
+                c["truncated"] += 1
+                return None
+            return self._udp_segment(seg, t_ns)
+        if len(buf) < o + 20:
+            c["truncated"] += 1
+            return None
+        vihl, total, ident, flags_off, proto = struct.unpack_from(">BxHHHxB", buf, o)
+        ihl = (vihl & 15) * 4
+        if vihl >> 4 != 4 or ihl < 20 or total < ihl:
+            c["malformed"] += 1
+            return None
+        if proto != 17:
+            c["non_udp"] += 1
+            return None
+        # A short IP payload is left to the UDP length check: VLP-16 position packets claim an IP total
+        # length of 1234 for a 540-byte datagram, and their UDP length is right.
+        seg = buf[o + ihl:o + total]
+        more, frag_off = flags_off & 0x2000, (flags_off & 0x1FFF) * 8
+        if more or frag_off:
+            if len(seg) < total - ihl:
+                c["truncated"] += 1
+                return None
+            c["fragments"] += 1
+            seg = self._reassemble((buf[o + 12:o + 20], ident), frag_off, bool(more), seg)
+            if seg is None:
+                return None
+        return self._udp_segment(seg, t_ns)
+
+    def _udp_segment(self, seg: bytes, t_ns: int) -> tuple[int, int, bytes] | None:
+        if len(seg) < 8:
+            self.counters["truncated"] += 1
+            return None
+        dport, ulen = struct.unpack_from(">HH", seg, 2)
+        if ulen < 8:
+            if ulen == 0 and len(seg) > 65535:  # jumbogram-style length 0: take what is there
+                return t_ns, dport, bytes(seg[8:])
+            self.counters["malformed"] += 1
+            return None
+        if ulen > len(seg):
+            self.counters["truncated"] += 1
+            return None
+        return t_ns, dport, bytes(seg[8:ulen])
+
+    def _reassemble(self, key: tuple, off: int, more: bool, data: bytes) -> bytes | None:
+        """RFC 791 reassembly keyed by (src, dst, id); returns the whole IP payload when complete."""
+        entry = self._frags.get(key)
+        if entry is None:
+            entry = self._frags[key] = {"parts": {}, "total": None}
+            if len(self._frags) > _MAX_PENDING_FRAGMENTS:
+                _, old = self._frags.popitem(last=False)
+                self.counters["fragments_dropped"] += len(old["parts"])
+        entry["parts"][off] = data
+        if not more:
+            entry["total"] = off + len(data)
+        total = entry["total"]
+        if total is None:
+            return None
+        pos, pieces = 0, []
+        for start in sorted(entry["parts"]):
+            part = entry["parts"][start]
+            if start > pos:
+                return None  # a hole: wait for more fragments
+            pieces.append(part[pos - start:])
+            pos = max(pos, start + len(part))
+        if pos < total:
+            return None
+        del self._frags[key]
+        return b"".join(pieces)[:total]
+
+    def close(self) -> None:
+        f, self._f = getattr(self, "_f", None), None  # type: ignore[assignment]
+        if f is not None and self._own:
+            f.close()
+
+    def __enter__(self) -> PcapReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_udp(path: str | Path, counters: dict[str, int] | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """``(t_ns, dst_port, payload)`` for each UDP datagram in a pcap/pcapng file, in file order.
+
+    The file is opened (and its header checked, raising :class:`DataError`) before this returns, not
+    at the first ``next()``; ``counters`` (optional) is updated in place with the reader's counts.
+    """
+    reader = PcapReader(path)
+
+    def gen() -> Iterator[tuple[int, int, bytes]]:
+        try:
+            yield from reader
+        finally:
+            reader.close()
+            if counters is not None:
+                for k, v in reader.counters.items():
+                    counters[k] = counters.get(k, 0) + v
+
+    return gen()
+
+
+def replay_udp(path: str | Path, host: str, port: int | None, *, realtime: bool = True,
+               ports: set[int] | None = None, speed: float = 1.0, stop: threading.Event | None = None) -> int:
+    """Send a pcap's UDP payloads to ``host:port`` (``port=None``: each datagram's recorded port).
+
+    Simulates a sensor: ``realtime`` paces the datagrams by their recorded times (divided by
+    ``speed``), otherwise they go out as fast as the socket takes them (a receiver with a small
+    ``SO_RCVBUF`` will then drop some). ``ports`` keeps only datagrams recorded to those destination
+    ports (e.g. ``{2368}`` to leave out Velodyne position packets). ``stop`` ends it early. Returns
+    the number of datagrams sent.
+    """
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sent = 0
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        t0_file: int | None = None
+        t0_wall = time.monotonic()
+        for t_ns, dport, payload in iter_udp(path):
+            if stop is not None and stop.is_set():
+                break
+            if ports is not None and dport not in ports:
+                continue
+            if realtime:
+                if t0_file is None:
+                    t0_file, t0_wall = t_ns, time.monotonic()
+                delay = t0_wall + (t_ns - t0_file) / 1e9 / speed - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            sock.sendto(payload, (host, dport if port is None else port))
+            sent += 1
+    finally:
+        sock.close()
+    return sent
+
+
+def udp_frame(payload: bytes, dport: int, *, sport: int = 10000, src: str = "192.168.1.201",
+              dst: str = "192.168.1.100", ident: int = 0) -> bytes:
+    """An Ethernet + IPv4 + UDP frame around ``payload`` (checksums zero: UDP allows it), for writing
+    captures of a live stream or test files with :func:`write_pcap`."""
+    import socket
+
+    udp = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), ident & 0xFFFF, 0, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    return b"\x00\x11\x22\x33\x44\x55" + b"\x66\x77\x88\x99\xaa\xbb" + b"\x08\x00" + ip + udp
+
+
+def write_pcap(path: str | Path, records: Any, *, linktype: int = _LINK_ETHERNET, nanosecond: bool = False,
+               byteorder: str = "<") -> int:
+    """Write ``(t_ns, frame_bytes)`` records as a classic pcap (atomically: temp name, then rename).
+
+    Returns the number of records. ``nanosecond`` picks the ns-resolution magic, ``byteorder`` "<"/">".
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
+    unit = 1 if nanosecond else 1000
+    n = 0
+    with tmp.open("wb") as f:
+        f.write(struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, 262144, linktype))
+        for t_ns, frame in records:
+            sec, rest = divmod(int(t_ns), 1_000_000_000)
+            f.write(struct.pack(byteorder + "IIII", sec, rest // unit, len(frame), len(frame)))
+            f.write(frame)
+            n += 1
+    tmp.replace(path)
+    return n

@@ -1,0 +1,148 @@
+"""OusterSource == ouster-sdk's own open_source + XYZLut on every real Ouster capture (LEGACY, the dual
+RNG19 profile, the old-format metadata); bad packets counted; metadata errors are one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ouster.sdk")
+from ouster.sdk import core, open_source
+
+from edge.errors import DataError
+from edge.stream.frame import POINT_DTYPE
+from edge.stream.sources.lidar import lidar_source
+from edge.stream.sources.ouster import OusterSource, load_sensor_info
+from edge.stream.sources.pcap import iter_udp, udp_frame, write_pcap
+
+NAMES = ["OS-0-32-U1_v2.2.0_1024x10", "OS-1-32-G_v2.1.1_1024x10", "OS-1-64_legacy_rust-lidar-utils_example"]
+
+
+def reference(pcap: Path, meta: Path) -> list[dict[str, np.ndarray]]:
+    """What the SDK itself yields: valid returns (range > 0) of each frame, row-major."""
+    out = []
+    src = open_source(str(pcap), meta=[str(meta)])
+    lut = core.XYZLut(src.sensor_info[0])
+    for fs in src:
+        f = fs[0]
+        rng = f.field(core.ChanField.RANGE)
+        valid = rng > 0
+        rows, cols = np.nonzero(valid)
+        out.append({"xyz": lut(f)[valid], "refl": f.field(core.ChanField.REFLECTIVITY)[valid], "rows": rows,
+                    "col_ts": f.timestamp[cols].astype(np.int64)})
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_frames_equal_the_sdk(real_data: Path, name: str) -> None:
+    pcap, meta = real_data / "lidar/ouster" / f"{name}.pcap", real_data / "lidar/ouster" / f"{name}.json"
+    ref = reference(pcap, meta)
+    src = OusterSource(pcap, meta=meta)
+    src.open()
+    frames = list(src)
+    assert len(frames) == len(ref) >= 1
+    for i, (fr, r) in enumerate(zip(frames, ref)):
+        pts = fr.data
+        assert pts.dtype == POINT_DTYPE and fr.seq == i and fr.sensor == "lidar"
+        assert len(pts) == len(r["xyz"]) > 10000
+        got = np.stack([pts["x"], pts["y"], pts["z"]], 1).astype(np.float64)
+        np.testing.assert_allclose(got[::97], r["xyz"][::97], atol=1e-3, rtol=0)
+        np.testing.assert_array_equal(pts["intensity"], r["refl"])
+        np.testing.assert_array_equal(pts["ring"], r["rows"])
+        t_ref = (r["col_ts"] - r["col_ts"].min()) / 1e9
+        np.testing.assert_allclose(pts["t"], t_ref, atol=1e-6)
+        assert pts["t"].max() < 0.1 + 1e-3  # one 10 Hz rotation
+        assert fr.meta["t_sensor_ns"] == r["col_ts"].min()
+    n_lidar = sum(1 for _, p, _ in iter_udp(pcap) if p == 7502)
+    assert sum(f.meta["packets"] for f in frames) == n_lidar == src.counters()["packets"]
+    assert src.counters()["bad_packets"] == 0
+
+
+def test_partial_frames_are_marked(real_data: Path) -> None:
+    """The rust-lidar-utils capture holds the end of frame 12072, all of 12073 and the start of 12074."""
+    d = real_data / "lidar/ouster"
+    src = OusterSource(d / f"{NAMES[2]}.pcap", meta=d / f"{NAMES[2]}.json")
+    src.open()
+    frames = list(src)
+    assert [f.meta["frame_id"] for f in frames] == [12072, 12073, 12074]
+    assert [f.meta["partial"] for f in frames] == [True, False, True]
+    assert [f.meta["packets"] for f in frames] == [14, 64, 22]
+    assert src.period_s == pytest.approx(0.1)
+
+
+def test_bad_packets_are_counted_and_skipped(real_data: Path, tmp_path: Path) -> None:
+    d = real_data / "lidar/ouster"
+    pcap, meta = d / f"{NAMES[0]}.pcap", d / f"{NAMES[0]}.json"
+    recs = [(t, p, data) for t, p, data in iter_udp(pcap)]
+    lidar = [data for _, p, data in recs if p == 7502]
+    info = load_sensor_info(meta)
+    pf = core.PacketFormat(info)
+    wrong_init = bytearray(lidar[3])
+    wrong_init[4] ^= 0xFF  # init_id byte: a packet from a reconfigured sensor
+    bad_mid = bytearray(lidar[5])
+    mid_off = pf.packet_header_size + 8  # first column's measurement id
+    bad_mid[mid_off:mid_off + 2] = (5000).to_bytes(2, "little")
+    junk = [lidar[0][:100], lidar[0] + b"\0" * 16, bytes(wrong_init), bytes(bad_mid)]
+    out = []
+    for i, (t, p, data) in enumerate(recs):
+        out.append((t, udp_frame(data, p)))
+        if i % 7 == 3 and junk:
+            out.append((t + 1000, udp_frame(junk.pop(), 7502)))
+    assert not junk
+    dirty = tmp_path / "dirty.pcap"
+    write_pcap(dirty, out)
+    src = OusterSource(dirty, meta=meta)
+    src.open()
+    frames = list(src)
+    clean = list(OusterSource(pcap, meta=meta))
+    assert len(frames) == len(clean) == 1
+    np.testing.assert_array_equal(frames[0].data, clean[0].data)
+    assert src.counters()["bad_packets"] == 4
+    assert src.decoder.bad_reasons == {"size": 2, "id": 1, "measurement_id": 1}
+    assert src.counters()["other_ports"] == 10  # IMU packets on 7503
+
+
+def test_metadata_formats_and_errors(real_data: Path, tmp_path: Path) -> None:
+    d = real_data / "lidar/ouster"
+    old = load_sensor_info(d / f"{NAMES[2]}.json")  # only beam angles + lidar_mode
+    assert (old.h, old.w) == (64, 1024)
+    new = load_sensor_info(d / f"{NAMES[0]}.json")
+    assert (new.h, new.w) == (32, 1024)
+
+    with pytest.raises(DataError, match=r"nope\.json: no such Ouster metadata file"):
+        load_sensor_info(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match=r"bad\.json: Ouster metadata is not JSON"):
+        load_sensor_info(bad)
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    with pytest.raises(DataError, match=r"empty\.json: ouster-sdk cannot parse this metadata \(.*beam_altitude_angles"):
+        load_sensor_info(empty)
+    partial = tmp_path / "partial.json"
+    m = json.loads((d / f"{NAMES[1]}.json").read_text())
+    del m["beam_azimuth_angles"]
+    partial.write_text(json.dumps(m))
+    with pytest.raises(DataError, match=r"partial\.json: ouster-sdk cannot parse") as e:
+        load_sensor_info(partial)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DataError, match=r"velodyne_vlp16\.pcap: Ouster metadata is not JSON"):
+        OusterSource(d / f"{NAMES[0]}.pcap", meta=real_data / "lidar/velodyne/velodyne_vlp16.pcap")
+
+
+def test_ouster_specs(real_data: Path) -> None:
+    d = real_data / "lidar/ouster"
+    pcap, meta = d / f"{NAMES[1]}.pcap", d / f"{NAMES[1]}.json"
+    src = lidar_source(f"{pcap},meta={meta}")
+    assert isinstance(src, OusterSource) and not src.live
+    src = lidar_source(f"ouster:udp://127.0.0.1:7502,meta={meta}")
+    assert isinstance(src, OusterSource) and src.live and src.reconnect
+    with pytest.raises(DataError, match=r"needs meta=FILE\.json"):
+        lidar_source(f"ouster:{pcap}")
+    with pytest.raises(DataError, match="unknown option 'model' for ouster"):
+        lidar_source(f"ouster:{pcap},meta={meta},model=VLP16")
+    with pytest.raises(DataError, match=r"missing\.json: no such Ouster metadata file"):
+        lidar_source(f"ouster:{pcap},meta={d / 'missing.json'}")

@@ -1,0 +1,218 @@
+"""pcap/pcapng reader: same datagrams as dpkt on every real capture, every container variant, fragments
+reassembled, torn and corrupt files end cleanly with counts, bad files are one-line errors."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+
+dpkt = pytest.importorskip("dpkt")
+
+from edge.errors import DataError  # noqa: E402
+from edge.stream.sources.pcap import PcapReader, iter_udp, replay_udp, udp_frame, write_pcap  # noqa: E402
+
+PCAPS = ["velodyne/velodyne_example.pcap", "velodyne/velodyne_vlp16.pcap", "velodyne/velodyne_vlp32.pcap",
+         "ouster/OS-0-32-U1_v2.2.0_1024x10.pcap", "ouster/OS-1-32-G_v2.1.1_1024x10.pcap",
+         "ouster/OS-1-64_legacy_rust-lidar-utils_example.pcap"]
+
+
+def raw_records(path: Path) -> list[tuple[int, bytes]]:
+    """(t_ns, link-layer frame) of every record, through dpkt (the independent reader)."""
+    with path.open("rb") as f:
+        return [(round(float(ts) * 1e6) * 1000, bytes(buf)) for ts, buf in dpkt.pcap.Reader(f)]
+
+
+def dpkt_udp(path: Path) -> list[tuple[int, int, bytes]]:
+    out = []
+    for t_ns, buf in raw_records(path):
+        ip = dpkt.ethernet.Ethernet(buf).data
+        if isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.udp.UDP):
+            out.append((t_ns, ip.data.dport, bytes(ip.data.data)))
+    return out
+
+
+@pytest.mark.parametrize("name", PCAPS)
+def test_same_datagrams_as_dpkt(real_data: Path, name: str) -> None:
+    path = real_data / "lidar" / name
+    counts: dict[str, int] = {}
+    ours = list(iter_udp(path, counts))
+    ref = dpkt_udp(path)
+    assert len(ours) == len(ref) > 50
+    assert [(t, p, d) for t, p, d in ours] == ref
+    assert counts["udp"] == len(ours) and counts["truncated"] == counts["malformed"] == 0
+
+
+def test_vlp16_position_packets_with_a_lying_ip_length(real_data: Path) -> None:
+    """VLP-16 position packets claim IP length 1234 for 540 bytes; the UDP length (520) is right."""
+    ports = [p for _, p, d in iter_udp(real_data / "lidar/velodyne/velodyne_vlp16.pcap") if p == 8308]
+    assert len(ports) == 16
+
+
+def test_pcapng_nanosecond_bigendian_and_sll_give_the_same_datagrams(real_data: Path, tmp_path: Path) -> None:
+    src = real_data / "lidar/velodyne/velodyne_vlp16.pcap"
+    recs = raw_records(src)
+    ref = list(iter_udp(src))
+
+    ng = tmp_path / "x.pcapng"
+    with ng.open("wb") as f:
+        w = dpkt.pcapng.Writer(f)
+        for t_ns, buf in recs:
+            w.writepkt(buf, ts=t_ns / 1e9)
+    got = list(iter_udp(ng))
+    assert [(p, d) for _, p, d in got] == [(p, d) for _, p, d in ref]
+    assert all(abs(a[0] - b[0]) < 1000 for a, b in zip(got, ref))  # pcapng stores us here
+
+    for kw in ({"nanosecond": True}, {"byteorder": ">"}, {"nanosecond": True, "byteorder": ">"}):
+        f2 = tmp_path / f"x_{len(kw)}_{kw.get('byteorder', '<') == '>'}.pcap"
+        write_pcap(f2, recs, **kw)
+        assert list(iter_udp(f2)) == ref
+
+    # Linux cooked capture (SLL, link type 113): 16-byte header ending in the ethertype
+    sll = tmp_path / "sll.pcap"
+    write_pcap(sll, [(t, struct.pack(">HHH8sH", 0, 1, 6, b"\0" * 8, 0x0800) + buf[14:]) for t, buf in recs],
+               linktype=113)
+    assert list(iter_udp(sll)) == ref
+    # VLAN-tagged Ethernet
+    vlan = tmp_path / "vlan.pcap"
+    write_pcap(vlan, [(t, buf[:12] + b"\x81\x00\x00\x05" + buf[12:]) for t, buf in recs])
+    assert list(iter_udp(vlan)) == ref
+
+
+def fragment(frame: bytes, ident: int, mtu_payload: int = 1480) -> list[bytes]:
+    """Split an Ethernet/IPv4 frame into IPv4 fragments the way a 1500-MTU link would."""
+    eth, ip = frame[:14], frame[14:]
+    ihl = (ip[0] & 15) * 4
+    hdr, data = bytearray(ip[:ihl]), ip[ihl:]
+    out = []
+    for off in range(0, len(data), mtu_payload):
+        part = data[off:off + mtu_payload]
+        more = off + mtu_payload < len(data)
+        h = bytearray(hdr)
+        struct.pack_into(">H", h, 2, ihl + len(part))
+        struct.pack_into(">H", h, 4, ident)
+        struct.pack_into(">H", h, 6, (0x2000 if more else 0) | (off // 8))
+        out.append(eth + bytes(h) + part)
+    return out
+
+
+def test_ipv4_fragments_are_reassembled(real_data: Path, tmp_path: Path) -> None:
+    """An 8448-byte Ouster datagram on a 1500-MTU link is six fragments; out of order is fine too."""
+    src = real_data / "lidar/ouster/OS-0-32-U1_v2.2.0_1024x10.pcap"
+    recs = raw_records(src)
+    frags = []
+    for i, (t, buf) in enumerate(recs):
+        parts = fragment(buf, ident=i)
+        if i % 3 == 0:
+            parts = parts[::-1]
+        frags += [(t, p) for p in parts]
+    f = tmp_path / "frag.pcap"
+    write_pcap(f, frags)
+    r = PcapReader(f)
+    got = list(r)
+    assert [(p, d) for _, p, d in got] == [(p, d) for _, p, d in dpkt_udp(src)]
+    assert r.counters["fragments"] > len(recs) and r.counters["fragments_dropped"] == 0
+
+    # a lost fragment: that datagram never comes out, the others do
+    f2 = tmp_path / "lost.pcap"
+    write_pcap(f2, frags[:3] + frags[4:])
+    got2 = list(iter_udp(f2))
+    assert len(got2) == len(recs) - 1
+
+
+@pytest.mark.parametrize("cut", [30, 24 + 16 + 5, 5000, -1, -700])
+def test_truncated_file_ends_cleanly(real_data: Path, tmp_path: Path, cut: int) -> None:
+    src = real_data / "lidar/velodyne/velodyne_vlp16.pcap"
+    data = src.read_bytes()
+    f = tmp_path / "cut.pcap"
+    f.write_bytes(data[:cut])
+    full = list(iter_udp(src))
+    r = PcapReader(f)
+    got = list(r)
+    assert got == full[:len(got)]
+    assert len(got) < len(full)
+    assert r.counters["truncated"] == 1
+
+
+def test_corrupt_record_length_stops_with_a_count(real_data: Path, tmp_path: Path) -> None:
+    src = real_data / "lidar/velodyne/velodyne_vlp16.pcap"
+    data = bytearray(src.read_bytes())
+    first_len = struct.unpack_from("<I", data, 24 + 8)[0]
+    second = 24 + 16 + first_len
+    struct.pack_into("<I", data, second + 8, 0x7FFFFFF0)  # caplen of record 2
+    f = tmp_path / "corrupt.pcap"
+    f.write_bytes(bytes(data))
+    r = PcapReader(f)
+    assert len(list(r)) == 1
+    assert r.counters["malformed"] == 1
+
+
+def test_non_udp_and_garbage_records_are_counted(tmp_path: Path) -> None:
+    payload = b"x" * 100
+    good = udp_frame(payload, 2368)
+    tcp = bytearray(good)
+    tcp[14 + 9] = 6  # protocol TCP
+    arp = good[:12] + b"\x08\x06" + b"\0" * 28
+    bad_ihl = bytearray(good)
+    bad_ihl[14] = 0x42  # IHL 2 words
+    short_udp = good[:14 + 20 + 4]
+    f = tmp_path / "mix.pcap"
+    frames = [good, bytes(tcp), arp, bytes(bad_ihl), short_udp, b"\x01", good]
+    write_pcap(f, [(i * 1000, fr) for i, fr in enumerate(frames, 1)])
+    r = PcapReader(f)
+    got = list(r)
+    assert [(t, p, d) for t, p, d in got] == [(1000, 2368, payload), (7000, 2368, payload)]
+    c = r.counters
+    assert (c["records"], c["udp"], c["non_udp"]) == (7, 2, 2)
+    assert c["malformed"] + c["truncated"] == 3
+
+
+def test_open_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nope\.pcap: no such pcap file"):
+        iter_udp(tmp_path / "nope.pcap")  # raises at the call, not at the first next()
+    text = tmp_path / "notes.pcap"
+    text.write_text("hello, this is not a capture at all\n")
+    with pytest.raises(DataError, match=r"notes.pcap: not a pcap file"):
+        PcapReader(text)
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty.pcap: not a pcap file"):
+        PcapReader(empty)
+    odd_link = tmp_path / "usb.pcap"
+    write_pcap(odd_link, [], linktype=189)
+    with pytest.raises(DataError, match=r"usb.pcap: unsupported pcap link type 189"):
+        PcapReader(odd_link)
+    ng = tmp_path / "bad.pcapng"
+    ng.write_bytes(b"\x0a\x0d\x0d\x0a" + b"\xff" * 40)
+    with pytest.raises(DataError, match=r"bad.pcapng: not a readable pcapng file"):
+        PcapReader(ng)
+    with pytest.raises(DataError, match="not a file"):
+        PcapReader(tmp_path)
+
+
+def test_replay_udp_sends_every_selected_datagram(real_data: Path) -> None:
+    src = real_data / "lidar/velodyne/velodyne_vlp16.pcap"
+    want = [d for _, p, d in iter_udp(src) if p == 2368]
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(2.0)
+    got: list[bytes] = []
+
+    def receive() -> None:
+        try:
+            while len(got) < len(want):
+                got.append(rx.recv(65536))
+        except OSError:
+            pass
+
+    th = threading.Thread(target=receive)
+    th.start()
+    sent = replay_udp(src, "127.0.0.1", rx.getsockname()[1], realtime=True, ports={2368})
+    th.join(5)
+    rx.close()
+    assert sent == len(want) == 84
+    assert got == want
