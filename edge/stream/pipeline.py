@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -125,11 +126,17 @@ class Pipeline:
                 sink.close(commit=False)
             raise
         old = self._install_signals() if handle_signals else {}
+        # The stages hand frames across threads; with CPython's default 5 ms GIL switch interval a
+        # woken stage can wait that long behind a busy one, which showed up as the loop's p99. 1 ms
+        # keeps hand-offs prompt (restored after the run).
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.001))
         ok = False
         try:
             self._run_threads()
             ok = not self._errors
         finally:
+            sys.setswitchinterval(switch)
             self._restore_signals(old)
             for sink in self.sinks:
                 try:
@@ -207,10 +214,12 @@ class Pipeline:
             t.start()
         for t in stages:
             t.start()
-        monitor = threading.Thread(target=self._monitor, args=(stages[-1],), name="monitor", daemon=True)
+        done = threading.Event()
+        monitor = threading.Thread(target=self._monitor, args=(done,), name="monitor", daemon=True)
         monitor.start()
         while stages[-1].is_alive():
             stages[-1].join(0.1)  # short joins keep the main thread responsive to signals
+        done.set()
         self._stop.set()
         for t in stages:
             t.join(5.0)
@@ -260,8 +269,9 @@ class Pipeline:
                 continue
             t0 = time.perf_counter()
             x = self.task.preprocess(frames)
-            rec.add((time.perf_counter() - t0) * 1e3)
-            if not self._q_infer.put((frames, x), self._abort):
+            pre_ms = (time.perf_counter() - t0) * 1e3
+            rec.add(pre_ms)
+            if not self._q_infer.put((frames, x, pre_ms), self._abort):
                 return
             n += 1
             if self.max_frames and n >= self.max_frames:
@@ -305,11 +315,12 @@ class Pipeline:
                 continue
             if item is CLOSED:
                 return
-            frames, x = item
+            frames, x, pre_ms = item
             t0 = time.perf_counter()
             out = self.task.infer(x)
-            rec.add((time.perf_counter() - t0) * 1e3)
-            if not self._q_post.put((frames, out), self._abort):
+            inf_ms = (time.perf_counter() - t0) * 1e3
+            rec.add(inf_ms)
+            if not self._q_post.put((frames, out, pre_ms + inf_ms), self._abort):
                 return
 
     def _post_loop(self) -> None:
@@ -322,14 +333,16 @@ class Pipeline:
                 continue
             if item is CLOSED:
                 return
-            frames, out = item
+            frames, out, work_ms = item
             t0 = time.perf_counter()
             record, payload = self.task.postprocess(out, frames)
             t_res = now_ns()
-            st.stages["postprocess"].add((time.perf_counter() - t0) * 1e3)
+            post_ms = (time.perf_counter() - t0) * 1e3
+            st.stages["postprocess"].add(post_ms)
             prim = frames[self.primary]
             e2e = (t_res - prim.t_capture_ns) / 1e6
             st.e2e.add(e2e)
+            st.waiting.add(max(0.0, e2e - work_ms - post_ms))
             head: dict[str, Any] = {"seq": n, "t_capture_ns": prim.t_capture_ns, "e2e_ms": round(e2e, 3),
                                     "frames": {k: f.seq for k, f in frames.items()}}
             res = Result(n, frames, {**head, **record}, payload, t_res)
@@ -377,15 +390,14 @@ class Pipeline:
         draw_caption(img, f"{self.caption + '  ' if self.caption else ''}e2e {e2e_ms:.1f} ms")
         return img
 
-    def _monitor(self, last_stage: threading.Thread) -> None:
+    def _monitor(self, done: threading.Event) -> None:
         console = None
         if self.live:
             from rich.console import Console
 
             console = Console(stderr=True)
         tick = 0
-        while last_stage.is_alive():
-            time.sleep(0.25)
+        while not done.wait(0.25):
             tick += 1
             self._watchdog()
             if tick % 4 == 0:

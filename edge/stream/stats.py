@@ -75,6 +75,9 @@ class Stats:
     def __init__(self) -> None:
         self.stages = {s: Recorder() for s in self.STAGES}
         self.e2e = Recorder()  # capture of the primary frame -> result ready (after postprocess)
+        # per frame: end-to-end minus its own preprocess + infer + postprocess time, i.e. what the loop
+        # itself adds (time in slots and queues, thread hand-offs): the number to watch under overload
+        self.waiting = Recorder()
         self.counters: dict[str, int] = {}
         self.depths: dict[str, Depth] = {}
         self.sources: dict[str, dict[str, Any]] = {}
@@ -112,6 +115,7 @@ class Stats:
             "fps": round(self.e2e.count / wall, 2) if wall > 0 else 0.0,
             "end_to_end": self.e2e.summary(),
             "stages": {k: r.summary() for k, r in self.stages.items()},
+            "waiting": self.waiting.summary(),
             "queues": {k: d.summary() for k, d in self.depths.items()},
             "counters": dict(sorted(self.counters.items())),
             "sources": self.sources,

@@ -1,0 +1,177 @@
+"""The stream loop's own cost, in one run: loop vs bare runtime, latency overhead, LiDAR decode, memory.
+
+1. Throughput in ``block`` mode as a fraction of the bare runtime's throughput on the same bundle:
+   bare = the streaming step (encoder + temporal ring buffer) called back to back on preprocessed
+   frames; loop = Pipeline over the same camera frames (capture -> preprocess -> infer -> decode ->
+   JSONL), in interleaved rounds. Also reported with the overlay video sink (drawing + mp4 encode).
+2. ``latest`` mode with a camera at 30 fps: end-to-end (capture -> result) p99 minus the runtime's
+   p99 measured inside the same run (the infer stage), and minus the bare runtime's p99.
+3. LiDAR decode rate: runs benchmarks/lidar_decode.py and includes its result.
+4. Memory: RSS over a soak in ``latest`` mode at 30 fps (``--soak-s``; 600 for the 10-minute figure),
+   growth measured from the end of a 30 s warm-up.
+
+    python benchmarks/stream_cpu.py [--bundle DIR] [--frames 150] [--rounds 7] [--soak-s 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _bare(task: Any, frames: list[np.ndarray], n: int) -> dict[str, float]:
+    """The runtime alone: preprocessed frames through the streaming step, back to back."""
+    pre = [task.preprocess({"camera": _F(f)}) for f in frames]
+    task.runner.reset()
+    lat = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        task.infer(pre[i % len(pre)])
+        lat.append((time.perf_counter() - t) * 1e3)
+    wall = time.perf_counter() - t0
+    return {"fps": n / wall, "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+
+
+class _F:
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.meta, self.seq = data, {}, 0
+
+
+def _loop(task: Any, frames: list[np.ndarray], n: int, *, fps: float | None, policy: str, video: Path | None,
+          jsonl: Path, sample_rss: bool = False) -> dict[str, Any]:
+    from edge.stream import Pipeline
+    from edge.stream.sinks import JsonlSink, OverlaySink
+    from edge.stream.sources import MemorySource
+
+    task.runner.reset()
+    sinks: list[Any] = [JsonlSink(jsonl)]
+    if video is not None:
+        sinks.append(OverlaySink(video, fps=30.0))
+    src = MemorySource(frames, count=n, fps=fps)
+    t0 = time.perf_counter()
+    s = Pipeline([src], task, sinks, policy=policy).run(handle_signals=False)
+    s["wall_fps"] = s["frames"] / (time.perf_counter() - t0)
+    return s
+
+
+def _sequential(task: Any, frames: list[np.ndarray], n: int) -> float:
+    """What a user would write without the loop: preprocess -> infer -> decode in one thread (fps)."""
+    from edge.stream.frame import Frame
+
+    task.runner.reset()
+    t0 = time.perf_counter()
+    for i in range(n):
+        fs = {"camera": Frame(frames[i % len(frames)], 0, i, "camera", {})}
+        task.postprocess(task.infer(task.preprocess(fs)), fs)
+    return n / (time.perf_counter() - t0)
+
+
+def _measure(task: Any, frames: list[np.ndarray], args: Any, work: Path) -> dict[str, Any]:
+    size = f"{frames[0].shape[1]}x{frames[0].shape[0]}"
+    out: dict[str, Any] = {}
+    rounds = []
+    for r in range(args.rounds):  # interleaved: bare, loop, loop + video, sequential
+        bare = _bare(task, frames, args.frames)
+        loop = _loop(task, frames, args.frames, fps=None, policy="block", video=None, jsonl=work / "a.jsonl")
+        loop_v = _loop(task, frames, args.frames, fps=None, policy="block", video=work / "a.mp4",
+                       jsonl=work / "b.jsonl")
+        seq = _sequential(task, frames, args.frames)
+        rounds.append({"bare_fps": bare["fps"], "loop_fps": loop["wall_fps"], "loop_video_fps": loop_v["wall_fps"],
+                       "sequential_fps": seq, "ratio": loop["wall_fps"] / bare["fps"],
+                       "ratio_video": loop_v["wall_fps"] / bare["fps"], "ratio_vs_sequential": loop["wall_fps"] / seq})
+        print(f"[{size}] round {r}: bare {bare['fps']:.1f} fps | loop {loop['wall_fps']:.1f} "
+              f"({rounds[-1]['ratio']:.3f}) | loop+video {loop_v['wall_fps']:.1f} ({rounds[-1]['ratio_video']:.3f}) "
+              f"| sequential {seq:.1f}", flush=True)
+    med = {k: float(np.median([x[k] for x in rounds])) for k in rounds[0]}
+    out["block_throughput"] = {"rounds": rounds, "median": med, "target": "ratio >= 0.9 (JSONL sink)"}
+    bare = _bare(task, frames, args.frames)
+    n = int(args.latest_s * 30)
+    lat = _loop(task, frames, n, fps=30.0, policy="latest", video=None, jsonl=work / "c.jsonl")
+    e2e, inf = lat["end_to_end"], lat["stages"]["infer"]
+    out["latest_30fps"] = {
+        "frames_offered": n, "frames_done": lat["frames"], "dropped": lat["counters"].get("dropped_camera", 0),
+        "e2e_p50_ms": e2e["p50_ms"], "e2e_p99_ms": e2e["p99_ms"], "infer_p99_ms_in_loop": inf["p99_ms"],
+        "bare_p99_ms": bare["p99_ms"], "overhead_p99_ms": e2e["p99_ms"] - inf["p99_ms"],
+        "overhead_p99_ms_vs_bare": e2e["p99_ms"] - bare["p99_ms"], "waiting_p99_ms": lat["waiting"].get("p99_ms"),
+        "stages": lat["stages"], "target": "overhead_p99_ms <= 5"}
+    print(f"[{size}] latest @30 fps: e2e p50 {e2e['p50_ms']:.2f} p99 {e2e['p99_ms']:.2f} ms; infer p99 "
+          f"{inf['p99_ms']:.2f} (bare {bare['p99_ms']:.2f}) -> overhead {e2e['p99_ms'] - inf['p99_ms']:.2f} ms; "
+          f"preprocess p99 {lat['stages']['preprocess']['p99_ms']:.2f}, waiting p99 {lat['waiting'].get('p99_ms')}"
+          f"; drops {out['latest_30fps']['dropped']}", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", type=Path, help="lane bundle (default: export the shipped model)")
+    ap.add_argument("--frames", type=int, default=150, help="frames per throughput measurement")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--latest-s", type=float, default=20.0, help="seconds of the 30 fps latest-mode run")
+    ap.add_argument("--soak-s", type=float, default=0.0, help="seconds of the memory soak (0 = skip)")
+    ap.add_argument("--size", default="1280x720", help="camera frame size WxH")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "stream_cpu.json")
+    args = ap.parse_args()
+
+    import edge
+    from edge.bundle import atomic_write_text
+    from edge.stream.sources import synthetic_frames
+    from edge.stream.task import LaneTask
+
+    tmp = tempfile.TemporaryDirectory()
+    work = Path(tmp.name)
+    bundle = args.bundle
+    if bundle is None:
+        bundle = work / "lane"
+        edge.export_card("lane", bundle)
+    task = LaneTask(edge.Bundle.load(bundle), "onnxruntime", threads=args.threads)
+    model_hw = tuple(task.cfg["input_hw"])
+    res: dict[str, Any] = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
+                                       "cores": __import__("os").cpu_count()},
+                           "bundle": str(bundle), "threads": args.threads, "sizes": {}}
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    # the camera's size (the model resizes it, INTER_AREA) and the model's own size (an ISP or
+    # nvvidconv scaling on the way in): the second isolates what the loop machinery costs
+    for hw in ((h, w), model_hw):
+        frames = [img for _, img, _ in synthetic_frames(60, hw)]
+        _bare(task, frames, 30)  # warm-up
+        res["sizes"][f"{hw[1]}x{hw[0]}"] = _measure(task, frames, args, work)
+    frames = [img for _, img, _ in synthetic_frames(60, (h, w))]
+
+    # 3. LiDAR decode rate (its own script, one core)
+    lidar_json = work / "lidar.json"
+    script = Path(__file__).parent / "lidar_decode.py"
+    if script.exists():
+        r = subprocess.run([sys.executable, str(script), "--out", str(lidar_json)], capture_output=True, text=True)
+        if r.returncode == 0 and lidar_json.exists():
+            res["lidar_decode"] = json.loads(lidar_json.read_text())
+            print(r.stdout.strip(), flush=True)
+        else:
+            res["lidar_decode"] = {"error": (r.stderr or r.stdout).strip().splitlines()[-1:]}
+
+    # 4. memory soak
+    if args.soak_s > 0:
+        n = int(args.soak_s * 30)
+        soak = _loop(task, frames, n, fps=30.0, policy="latest", video=work / "soak.mp4", jsonl=work / "soak.jsonl")
+        rss = soak["rss_mb"]
+        res["soak"] = {"seconds": args.soak_s, "frames": soak["frames"], "rss_mb": rss,
+                       "e2e_p99_ms": soak["end_to_end"]["p99_ms"], "dropped": soak["counters"].get("dropped_camera"),
+                       "target": "growth < 5% (after the 30 s warm-up)"}
+        print(f"soak {args.soak_s:.0f} s: {soak['frames']} frames, RSS {rss}", flush=True)
+    task.close()
+    atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
