@@ -99,6 +99,28 @@ def run(
             display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms, live=live, json_out=json_out)
 
 
+def build(
+    bundle: Path = typer.Argument(..., help="Bundle folder made by edge-export."),
+    backend: str = typer.Option("tensorrt", "--backend", "-b", help="tensorrt (engines are built on the target)."),
+    precision: str = typer.Option("fp16", "--precision", "-p", help="fp32, fp16 (the fp16 ONNX) or int8 (the QDQ "
+                                  "ONNX); the bundle must hold that ONNX."),
+    graph: str = typer.Option("full", "--graph", help="full, or encoder / temporal for streaming."),
+    dim: list[str] = typer.Option([], "--dim", help="Range of a dynamic dim, NAME=MIN:OPT:MAX (repeatable); "
+                                  "batch defaults to 1:1:8."),
+    workspace_mb: int = typer.Option(2048, "--workspace-mb", min=16, help="Builder workspace limit."),
+    timing_cache: Path = typer.Option(None, "--timing-cache", help="Timing cache file, read and updated "
+                                      "(reusing it makes rebuilds fast)."),
+    cuda: str = typer.Option(None, "--cuda", help="cuda-python (default) or pycuda."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when a valid engine is cached."),
+    json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+) -> None:
+    """Build the TensorRT engine for this device into the bundle (cached by TensorRT, GPU, plugins, ONNX)."""
+    from edge.cli.build_cmd import run_build
+
+    run_build(bundle, backend=backend, precision=precision, graph=graph, dims=dim, workspace_mb=workspace_mb,
+              timing_cache=timing_cache, cuda=cuda, force=force, json_out=json_out)
+
+
 def bench(
     bundle: Path = typer.Argument(..., help="Bundle folder."),
     backends: str = typer.Option("torch,onnxruntime,openvino", "--backends", help="Comma-separated backends."),

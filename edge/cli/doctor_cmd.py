@@ -46,7 +46,7 @@ def collect() -> list[dict[str, Any]]:
     for name in list_backends():
         ok, why = get_backend(name).is_available()
         rows.append({"name": name, "kind": "backend", "ok": ok, "detail": why})
-    for name, mod, dist in (("tensorrt", "tensorrt", "tensorrt"),
+    for name, mod, dist in (("cuda-python", "cuda.bindings.runtime", "cuda-python"),
                             ("pycuda", "pycuda.driver", "pycuda"), ("opencv", "cv2", None)):
         ok, why = _pkg(mod, dist)
         if name == "opencv" and ok:
@@ -71,5 +71,6 @@ def run_doctor(json_out: bool) -> None:
     for col in ("component", "kind", "status", "version / reason"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["kind"], "[green]ok[/]" if r["ok"] else "[red]no[/]", r["detail"])
+        status = "[green]ok[/]" if r["ok"] else ("[red]unavailable[/]" if r["kind"] == "backend" else "[red]no[/]")
+        table.add_row(r["name"], r["kind"], status, r["detail"])
     Console().print(table)

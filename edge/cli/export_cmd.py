@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from edge.errors import ExportError
 
@@ -13,9 +14,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
                calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0) -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
-    unknown = [t for t in targets if t not in ("onnx", "openvino")]
+    unknown = [t for t in targets if t not in ("onnx", "openvino", "tensorrt")]
     if unknown or not targets:
-        raise ExportError(f"--to {to!r}: supported targets so far: onnx, openvino")
+        raise ExportError(f"--to {to!r}: supported targets: onnx, openvino, tensorrt")
     from edge.export.precision import PRECISIONS
 
     bad = [p for p in precisions or [] if p not in PRECISIONS]
@@ -34,6 +35,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                                      progress=lambda msg: status.update(msg), targets=tuple(targets))
     if json_out:
+        if "tensorrt" in targets:
+            report["tensorrt"] = _tensorrt_engines(bundle, precisions or ["fp32"], console)
         print(json.dumps({"bundle": str(bundle.path), **report}))
         return
     table = Table(title=f"{bundle.path} ({bundle.model_name}, attention={report['attention']})")
@@ -63,6 +66,33 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                       "(train one with `edge train` and pass --checkpoint)")
     else:
         console.print(f"weights: {report['weights']}")
+    if "tensorrt" in targets:
+        _tensorrt_engines(bundle, precisions or ["fp32"], console)
     console.print("next:\n"
                   f"  edge run {bundle.path} --source synthetic:90 --out {bundle.path}_run\n"
                   f"  edge run {bundle.path} --source VIDEO.mp4")
+
+
+def _tensorrt_engines(bundle: Any, precisions: list[str], console: Any) -> dict[str, Any]:
+    """Build the engines now when this machine can; else say they are built on the target.
+
+    TensorRT engines are specific to the GPU and TensorRT version, so an export on a desktop without
+    TensorRT writes the ONNX the target will build from and prints the command to run there.
+    """
+    from edge.runtimes.registry import get_backend
+
+    ok, why = get_backend("tensorrt").is_available()
+    cmds = [f"edge build {bundle.path} --backend tensorrt --precision {p}" for p in precisions]
+    if not ok:
+        console.print(f"TensorRT is not available here ({why}).\nEngines are built on the target from the ONNX "
+                      f"in {bundle.path}: copy the bundle there and run\n  " + "\n  ".join(cmds), highlight=False)
+        return {"built": [], "reason": why, "on_target": cmds}
+    from edge.runtimes.tensorrt import build_engine
+
+    built = []
+    for p in precisions:
+        with console.status(f"building the {p} TensorRT engine...") as status:
+            rec, _ = build_engine(bundle, precision=p, progress=lambda m: status.update(f"TensorRT: {m}"))
+        console.print(f"{rec.engine_file}: TensorRT {rec.tensorrt} on {rec.gpu}, {p}, {rec.build_s:.1f} s")
+        built.append(rec.engine_file)
+    return {"built": built}

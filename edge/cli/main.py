@@ -24,6 +24,7 @@ app.command("doctor")(commands.doctor)
 app.command("train")(commands.train)
 app.command("export")(commands.export)
 app.command("run")(commands.run)
+app.command("build")(commands.build)
 app.command("bench")(commands.bench)
 
 export_app = typer.Typer(name="edge-export", add_completion=False, pretty_exceptions_enable=False)

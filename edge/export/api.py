@@ -56,14 +56,16 @@ def _as_numpy(x: Any) -> np.ndarray:
 
 def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict[str, Any], *, attention: str,
            opset: int, rtol: float, torch_artifact: tuple[str, str, Any] | None,
-           extra: Any = None) -> tuple[Bundle, dict]:
+           extra: Any = None, targets: tuple[str, ...] = ("onnx",)) -> tuple[Bundle, dict]:
     from edge.export.attention_modes import resolve_attention
     from edge.export.onnx_export import export_onnx
     from edge.export.validate import parity
     from edge.ops.attention import export_mode
 
     requested = attention
-    attention, reason = resolve_attention(attention)
+    # the runtimes the bundle is for decide `auto`: "onnx" means ONNX Runtime here
+    runtimes = tuple(dict.fromkeys("onnxruntime" if t == "onnx" else t for t in targets))
+    attention, reason = resolve_attention(attention, runtimes)
     if attention == "onnx":
         opset = max(opset, 23)  # the standard Attention op exists from opset 23
     if attention == "plugin":
@@ -263,6 +265,6 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
                               eval_size=eval_size, max_drop=max_drop, seed=seed, say=progress or (lambda _m: None))
 
     bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
-                            torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra)
+                            torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra, targets=targets)
     report["weights"] = str(ckpt_path) if ckpt_path is not None else None
     return bundle, report

@@ -14,11 +14,12 @@ from typing import Any
 
 from edge.errors import BackendUnavailable, EdgeError
 
-# name -> module defining BACKEND. TensorRT joins here with its backend.
+# name -> module defining BACKEND
 _MODULES = {
     "torch": "edge.runtimes.torch",
     "onnxruntime": "edge.runtimes.onnxruntime",
     "openvino": "edge.runtimes.openvino",
+    "tensorrt": "edge.runtimes.tensorrt",
 }
 
 

@@ -1,0 +1,364 @@
+"""TensorRT backend: build strongly typed engines on the target, cache them in the bundle, run them.
+
+Written against the TensorRT Python API of 10.x and 11.x (see :mod:`edge.runtimes.trt_engine` for
+the version rules). The code that touches TensorRT is kept to the calls themselves; everything it
+decides (profiles, records, cache keys, which ONNX, which flags) lives in ``trt_engine`` and is
+unit-tested without a GPU. ``tensorrt`` and the CUDA bindings are imported inside functions only.
+
+Build: register our plugins (the ONNX parser finds ``EdgeAttention`` by op name + plugin_namespace
++ plugin_version), parse the bundle's ONNX for the precision (fp32 / fp16 ONNX / QDQ INT8 ONNX),
+strongly typed network (flag on 10.x, default on 11.x), one optimization profile from the IOSpec,
+workspace limit, timing cache reused across builds, progress through ``IProgressMonitor``; the
+serialized engine and its record are added to the bundle atomically.
+
+Run: refuse an engine whose record does not match this device; deserialize with the plugin
+registered; pinned host buffers, device buffers and a stream from :mod:`edge.runtimes.cuda_mem`;
+``set_input_shape`` + ``set_tensor_address`` + ``execute_async_v3``; ``infer_async`` for the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import BackendUnavailable, BundleError, EdgeError, ExportError, first_line
+from edge.runtimes.base import BaseRuntime
+from edge.runtimes.registry import Backend
+from edge.runtimes.trt_engine import (
+    EngineRecord,
+    TrtVersion,
+    check_feed_in_profile,
+    choices_for,
+    engine_paths,
+    find_engines,
+    l4t_release,
+    mismatches,
+    onnx_for,
+    profile_shapes,
+)
+from edge.spec import IOSpec
+
+PLUGIN_OPS = {"EdgeAttention": "edge::EdgeAttention"}
+
+
+def _available() -> tuple[bool, str]:
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        return False, f"tensorrt is not installed ({e.name}); on a Jetson it comes with JetPack"
+    except Exception as e:  # a wheel without its libnvinfer/libnvonnxparser fails with OSError
+        return False, f"tensorrt does not import: {type(e).__name__}: {first_line(e, 120)}"
+    from edge.runtimes.cuda_mem import get_cuda
+
+    try:
+        get_cuda()
+    except BackendUnavailable as e:
+        return False, f"tensorrt {trt.__version__} but no usable CUDA: {e}"
+    return True, f"tensorrt {trt.__version__}"
+
+
+def _trt() -> Any:
+    ok, why = _available()
+    if not ok:
+        raise BackendUnavailable(f"backend 'tensorrt' is not available here: {why}")
+    import tensorrt as trt
+
+    return trt
+
+
+def device_facts(trt: Any, cuda: Any) -> dict[str, Any]:
+    """This machine as an engine record sees it."""
+    return {"tensorrt": str(TrtVersion.parse(trt.__version__)), **cuda.device(), "l4t": l4t_release()}
+
+
+def _logger(trt: Any) -> Any:
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def plugin_hashes(onnx_path: Path) -> dict[str, str]:
+    """Plugin id -> sha256 of its implementation, for each of our plugin ops the ONNX uses."""
+    import onnx
+
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    used = {n.op_type for n in m.graph.node if n.op_type in PLUGIN_OPS}
+    if not used:
+        return {}
+    from edge.runtimes.plugins import tensorrt_plugin, triton_attention
+
+    h = hashlib.sha256()
+    for mod in (tensorrt_plugin, triton_attention):
+        h.update(Path(mod.__file__ or "").read_bytes())
+    return {PLUGIN_OPS[op]: h.hexdigest() for op in sorted(used)}
+
+
+def _register_plugins(trt: Any, plugins: dict[str, str]) -> None:
+    trt.init_libnvinfer_plugins(_logger(trt), "")
+    if not plugins:
+        return
+    if not choices_for(trt.__version__).python_plugins:
+        raise BackendUnavailable(f"TensorRT {trt.__version__} has no tensorrt.plugin (needs >= 10.7) for "
+                                 f"{', '.join(plugins)}: re-export with --attention decomposed")
+    from edge.runtimes.plugins.tensorrt_plugin import register
+
+    register()
+
+
+class _Progress:
+    """Adapter from ``IProgressMonitor`` to a ``callback(text)``; defined lazily (needs tensorrt)."""
+
+    @staticmethod
+    def make(trt: Any, callback: Callable[[str], None]) -> Any:
+        class Monitor(trt.IProgressMonitor):
+            def __init__(self) -> None:
+                trt.IProgressMonitor.__init__(self)
+                self.steps: dict[str, int] = {}
+
+            def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+                self.steps[phase_name] = num_steps
+                callback(f"{phase_name} (0/{num_steps})")
+
+            def step_complete(self, phase_name: str, step: int) -> bool:
+                callback(f"{phase_name} ({step + 1}/{self.steps.get(phase_name, '?')})")
+                return True  # False would cancel the build
+
+            def phase_finish(self, phase_name: str) -> None:
+                callback(f"{phase_name} done")
+
+        return Monitor()
+
+
+def build_engine(bundle: Any, *, graph: str = "full", precision: str = "fp16",
+                 dims: dict[str, tuple[int, int, int]] | None = None, workspace_mb: int = 2048,
+                 timing_cache: str | os.PathLike[str] | None = None, cuda_impl: str | None = None,
+                 progress: Callable[[str], None] | None = None, force: bool = False) -> tuple[EngineRecord, bool]:
+    """Build (or reuse) the engine for ``graph`` at ``precision`` and add it to the bundle.
+
+    Returns (record, reused). The engine is reused when the bundle already holds one whose record
+    matches this device, the source ONNX and the plugins, unless ``force``.
+    """
+    from edge.bundle import Bundle
+
+    trt = _trt()
+    from edge.runtimes.cuda_mem import get_cuda
+
+    cuda = get_cuda(cuda_impl)
+    b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    src = onnx_for(b, graph, precision)
+    onnx_path = b.file(src["file"])
+    onnx_sha = b.manifest["files"][src["file"]]["sha256"]
+    plugins = plugin_hashes(onnx_path)
+    dev = device_facts(trt, cuda)
+    io = b.graph_io(graph)
+    prof = profile_shapes(io, dims, b.manifest.get("dynamic_dims"))
+    if not force:
+        for art in find_engines(b, graph, precision):
+            rec = _read_record(b, art)
+            if not mismatches(rec, dev, onnx_sha, plugins) and rec.profile == prof:
+                return rec, True
+    ch = choices_for(dev["tensorrt"])
+    _register_plugins(trt, plugins)
+    logger = _logger(trt)
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if ch.strongly_typed_flag else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):  # from file: external weights next to it are found
+        errs = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise ExportError(f"{onnx_path}: TensorRT {dev['tensorrt']} cannot parse it: "
+                          f"{errs[0].splitlines()[0] if errs else 'unknown error'}"
+                          f"{f' (+{len(errs) - 1} more)' if len(errs) > 1 else ''}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    profile = builder.create_optimization_profile()
+    for name, r in prof.items():
+        profile.set_shape(name, r["min"], r["opt"], r["max"])
+    config.add_optimization_profile(profile)
+    cache_path = Path(timing_cache) if timing_cache else None
+    cache_blob = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
+    cache = config.create_timing_cache(cache_blob)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    if progress is not None and hasattr(trt, "IProgressMonitor"):
+        config.progress_monitor = _Progress.make(trt, progress)
+    t0 = time.perf_counter()
+    blob = builder.build_serialized_network(network, config)
+    if blob is None:
+        raise ExportError(f"{onnx_path}: TensorRT {dev['tensorrt']} failed to build a {precision} engine "
+                          "(see the TensorRT log above)")
+    build_s = time.perf_counter() - t0
+    if cache_path is not None:
+        from edge.bundle import atomic_write_bytes
+
+        atomic_write_bytes(cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
+    rec = EngineRecord(graph=graph, precision=precision, onnx_file=src["file"], onnx_sha256=onnx_sha,
+                       tensorrt=dev["tensorrt"], gpu=dev["gpu"], compute_capability=dev["compute_capability"],
+                       cuda_runtime=dev.get("cuda_runtime", ""), cuda_driver=dev.get("cuda_driver", ""),
+                       l4t=dev.get("l4t", ""), plugins=plugins, profile=prof, strongly_typed=True,
+                       workspace_mb=int(workspace_mb), build_s=round(build_s, 2))
+    add_engine(b, rec, bytes(memoryview(blob)))
+    return rec, False
+
+
+def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
+    """Write the engine + record into the bundle and list them in the manifest, atomically.
+
+    Files first (temp name + rename each), then the manifest (temp + rename): a crash in between
+    leaves an unlisted file, never a manifest that lists a missing or partial engine. An engine of
+    the same graph, precision and key replaces the old entry.
+    """
+    from edge.bundle import Bundle, atomic_write_bytes, atomic_write_text, sha256_file, validate_manifest
+
+    engine_file, record_file = engine_paths(rec)
+    rec.engine_file = engine_file
+    rec.engine_sha256 = hashlib.sha256(data).hexdigest()
+    root = Path(bundle.path)
+    (root / "engines").mkdir(exist_ok=True)
+    atomic_write_bytes(root / engine_file, data)
+    atomic_write_text(root / record_file, rec.to_json())
+    m = json.loads((root / "manifest.json").read_text())
+    for f, role in ((engine_file, "tensorrt_engine"), (record_file, "tensorrt_record")):
+        m["files"][f] = {"sha256": sha256_file(root / f), "size": (root / f).stat().st_size, "role": role}
+    name = f"tensorrt-{rec.graph}-{rec.precision}-{rec.key()}"
+    m["artifacts"] = [a for a in m["artifacts"] if a.get("name") != name]
+    m["artifacts"].append({"name": name, "format": "tensorrt_engine", "file": engine_file,
+                           "extra_files": [record_file], "graph": rec.graph, "precision": rec.precision,
+                           "derived_from": rec.onnx_file, "device": f"{rec.gpu} sm {rec.compute_capability}",
+                           "tensorrt": rec.tensorrt})
+    validate_manifest(m, where=str(root / "manifest.json"))
+    atomic_write_text(root / "manifest.json", json.dumps(m, indent=2) + "\n")
+    return Bundle.load(root)
+
+
+def _read_record(bundle: Any, art: Mapping[str, Any]) -> EngineRecord:
+    files = list(art.get("extra_files", []))
+    if not files:
+        raise BundleError(f"{bundle.path}: engine '{art.get('name')}' has no record file")
+    path = bundle.file(files[0])
+    return EngineRecord.from_json(path.read_text(), where=str(path))
+
+
+def select_engine(bundle: Any, graph: str, precision: str | None, dev: dict[str, Any],
+                  artifact: str | None = None) -> tuple[dict[str, Any], EngineRecord]:
+    """The engine artifact valid on ``dev``; else a one-line BundleError saying to run ``edge build``."""
+    arts = find_engines(bundle, graph, precision)
+    if artifact is not None:
+        arts = [a for a in arts if a.get("name") == artifact]
+    prec = precision or "fp16"
+    how = f"run `edge build {bundle.path} --backend tensorrt --precision {prec}` on this device"
+    if not arts:
+        raise BundleError(f"{bundle.path}: no TensorRT engine for graph '{graph}'"
+                          f"{f' at {precision}' if precision else ''}: {how}")
+    reasons = []
+    for art in arts:
+        rec = _read_record(bundle, art)
+        src_sha = bundle.manifest["files"].get(rec.onnx_file, {}).get("sha256")
+        why = mismatches(rec, dev, src_sha, None)
+        if not why:
+            return art, rec
+        reasons.append(f"{art['name']}: {why[0]}")
+    raise BundleError(f"{bundle.path}: its TensorRT engine(s) do not match this device ({reasons[0]}"
+                      f"{f'; +{len(reasons) - 1} more' if len(reasons) > 1 else ''}): {how}")
+
+
+class TrtRuntime(BaseRuntime):
+    """One engine, one execution context, one stream; buffers sized for the profile's max shapes."""
+
+    backend = "tensorrt"
+
+    def __init__(self, engine_path: Path, record: EngineRecord, io: IOSpec, *, cuda_impl: str | None = None) -> None:
+        super().__init__(io)
+        trt = _trt()
+        from edge.runtimes.cuda_mem import get_cuda
+
+        self.trt, self.record = trt, record
+        self.cuda = get_cuda(cuda_impl)
+        _register_plugins(trt, record.plugins)
+        self._rt = trt.Runtime(_logger(trt))
+        self.engine = self._rt.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise BundleError(f"{engine_path}: TensorRT could not deserialize the engine (see its log): "
+                              f"run `edge build` again on this device")
+        self.context = self.engine.create_execution_context()
+        self.stream = self.cuda.stream()
+        self._dev: dict[str, int] = {}
+        self._host: dict[str, np.ndarray] = {}
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        want = set(io.input_names) | set(io.output_names)
+        if set(names) != want:
+            raise BundleError(f"{engine_path}: engine tensors {sorted(names)} differ from the IOSpec {sorted(want)}")
+        for name in names:
+            shape = self._max_shape(name)
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            self._host[name] = self.cuda.host_empty(tuple(shape), dtype)
+            self._dev[name] = self.cuda.malloc(int(np.prod(shape)) * dtype.itemsize)
+            self.context.set_tensor_address(name, self._dev[name])
+
+    def _max_shape(self, name: str) -> list[int]:
+        if name in self.record.profile:
+            return list(self.record.profile[name]["max"])
+        # outputs: their shape at the max input shapes
+        for inp, r in self.record.profile.items():
+            self.context.set_input_shape(inp, r["max"])
+        return [int(d) for d in self.context.get_tensor_shape(name)]
+
+    def submit(self, feeds: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+        """Enqueue copies + inference on the stream (no wait); returns the output shapes."""
+        self.io.validate_feeds(feeds)
+        check_feed_in_profile(self.record.profile, dict(feeds))
+        for t in self.io.inputs:
+            x = np.ascontiguousarray(feeds[t.name])
+            host = self._host[t.name].reshape(-1)[: x.size].reshape(x.shape)
+            host[...] = x
+            self.context.set_input_shape(t.name, x.shape)
+            self.cuda.htod_async(self._dev[t.name], host, self.stream)
+        if not self.context.execute_async_v3(self.cuda.stream_handle(self.stream)):
+            raise EdgeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
+        shapes = {}
+        for t in self.io.outputs:
+            shape = tuple(int(d) for d in self.context.get_tensor_shape(t.name))
+            host = self._host[t.name].reshape(-1)[: int(np.prod(shape))].reshape(shape)
+            self.cuda.dtoh_async(host, self._dev[t.name], self.stream)
+            shapes[t.name] = shape
+        return shapes
+
+    def wait(self, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        """Wait for the stream and return copies of the outputs (the pinned buffers are reused)."""
+        self.cuda.synchronize(self.stream)
+        return {k: self._host[k].reshape(-1)[: int(np.prod(s))].reshape(s).copy() for k, s in shapes.items()}
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.wait(self.submit(feeds))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        for ptr in self._dev.values():
+            self.cuda.free(ptr)
+        for arr in self._host.values():
+            self.cuda.host_free(arr)
+        self.cuda.destroy_stream(self.stream)
+        self._dev.clear()
+        self._host.clear()
+        del self.context, self.engine
+        super().close()
+
+
+def load(bundle: Any, artifact: Mapping[str, Any], *, graph: str = "full", cuda: str | None = None,
+         precision: str | None = None, **_: Any) -> TrtRuntime:
+    """Registry entry: the engine for this device (checked against its record) as a Runtime."""
+    trt = _trt()
+    from edge.runtimes.cuda_mem import get_cuda
+
+    dev = device_facts(trt, get_cuda(cuda))
+    art, rec = select_engine(bundle, graph, artifact.get("precision") or precision, dev, artifact.get("name"))
+    return TrtRuntime(bundle.file(art["file"]), rec, bundle.graph_io(graph), cuda_impl=cuda)
+
+
+BACKEND = Backend("tensorrt", "NVIDIA TensorRT (engines built on the target)", ("tensorrt_engine",), _available,
+                  load)

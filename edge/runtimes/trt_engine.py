@@ -1,0 +1,271 @@
+"""Everything about TensorRT engines that does not need TensorRT: versions, profiles, records.
+
+TensorRT engines are valid only for the TensorRT version, GPU (compute capability) and plugins they
+were built with, and only for the ONNX they came from. We build on the target, cache the engine in
+the bundle under a key made of exactly those facts, keep a sidecar record of them, and refuse an
+engine whose record does not match this device with a one-line message that says what to run,
+instead of letting ``deserialize_cuda_engine`` crash or, worse, run a stale graph. This module is
+pure Python so every rule here is unit-tested on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.errors import BundleError, SpecError
+from edge.spec import IOSpec
+
+RECORD_SCHEMA = 1
+#: default range of a dynamic batch dim when neither the manifest nor the CLI gives one
+DEFAULT_BATCH = (1, 1, 8)
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True, order=True)
+class TrtVersion:
+    major: int
+    minor: int
+    patch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> TrtVersion:
+        parts = []
+        for p in str(text).split(".")[:3]:
+            digits = "".join(ch for ch in p if ch.isdigit())
+            parts.append(int(digits) if digits else 0)
+        while len(parts) < 3:
+            parts.append(0)
+        if parts[0] < 1:
+            raise ValueError(f"not a TensorRT version: {text!r}")
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+@dataclass(frozen=True)
+class TrtChoices:
+    """What a TensorRT version can do, and so how we build for it (tested for 10.3, 10.14, 11.x)."""
+
+    version: TrtVersion
+    strongly_typed_flag: bool  # 10.x: pass NetworkDefinitionCreationFlag.STRONGLY_TYPED; 11: always on
+    attention_mode: str        # ONNX attention form its parser takes: "decomposed" (< 10.14) or "plugin"
+    native_attention: bool     # >= 10.14 imports opset-23 Attention itself
+    python_plugins: bool       # tensorrt.plugin (quickly deployable plugins) exists (>= 10.7)
+    builder_precision_flags: bool  # BuilderFlag.FP16/INT8 exist (removed in 11: precision is in the ONNX)
+    implicit_int8: bool        # IInt8Calibrator exists (removed in 11: INT8 is QDQ only)
+
+
+def choices_for(version: TrtVersion | str) -> TrtChoices:
+    v = version if isinstance(version, TrtVersion) else TrtVersion.parse(version)
+    eleven = v.major >= 11
+    return TrtChoices(
+        version=v,
+        strongly_typed_flag=not eleven,
+        attention_mode="plugin" if (v.major, v.minor) >= (10, 14) else "decomposed",
+        native_attention=(v.major, v.minor) >= (10, 14),
+        python_plugins=(v.major, v.minor) >= (10, 7),
+        builder_precision_flags=not eleven,
+        implicit_int8=not eleven,
+    )
+
+
+# ------------------------------------------------------------------------------------ profiles
+def parse_dim_ranges(items: list[str] | None) -> dict[str, tuple[int, int, int]]:
+    """``["batch=1:4:8", "points=1024"]`` -> {"batch": (1, 4, 8), "points": (1024, 1024, 1024)}."""
+    out: dict[str, tuple[int, int, int]] = {}
+    for item in items or []:
+        name, sep, rng = item.partition("=")
+        vals = rng.split(":")
+        try:
+            nums = [int(v) for v in vals]
+        except ValueError:
+            nums = []
+        if not sep or not name or len(nums) not in (1, 3):
+            raise SpecError(f"--dim {item!r}: use NAME=MIN:OPT:MAX or NAME=VALUE, e.g. batch=1:4:8")
+        lo, opt, hi = (nums * 3)[:3] if len(nums) == 1 else nums
+        if not 1 <= lo <= opt <= hi:
+            raise SpecError(f"--dim {item!r}: need 1 <= MIN <= OPT <= MAX")
+        out[name] = (lo, opt, hi)
+    return out
+
+
+def profile_shapes(io: IOSpec, dims: dict[str, tuple[int, int, int]] | None = None,
+                   manifest_dims: dict[str, Any] | None = None) -> dict[str, dict[str, list[int]]]:
+    """One optimization profile from the IOSpec: input -> {"min", "opt", "max"} shapes.
+
+    Fixed dims are copied; a named dim takes its range from ``dims`` (CLI), else from the manifest's
+    ``dynamic_dims`` ({name: [min, opt, max]}), else ``batch`` gets DEFAULT_BATCH; any other named dim
+    without a range is a SpecError naming the input and the dim (TensorRT needs bounds for each).
+    """
+    ranges: dict[str, tuple[int, int, int]] = {}
+    for k, v in (manifest_dims or {}).items():
+        ranges[k] = tuple(int(x) for x in v)  # type: ignore[assignment]
+    ranges.update(dims or {})
+    used = set()
+    prof: dict[str, dict[str, list[int]]] = {}
+    for t in io.inputs:
+        shapes: dict[str, list[int]] = {"min": [], "opt": [], "max": []}
+        for d in t.shape:
+            if isinstance(d, int):
+                r = (d, d, d)
+            elif d in ranges:
+                r = ranges[d]
+                used.add(d)
+            elif d == "batch":
+                r = DEFAULT_BATCH
+            else:
+                raise SpecError(f"input '{t.name}' has dynamic dim '{d}' with no range: pass --dim {d}=MIN:OPT:MAX")
+            for key, val in zip(("min", "opt", "max"), r):
+                shapes[key].append(int(val))
+        prof[t.name] = shapes
+    unknown = set(dims or {}) - used - {"batch"}
+    if unknown:
+        names = sorted({d for t in io.inputs for d in t.shape if isinstance(d, str)})
+        raise SpecError(f"--dim {', '.join(sorted(unknown))}: the model has no such dynamic dim (it has: "
+                        f"{', '.join(names) or 'none'})")
+    return prof
+
+
+def check_feed_in_profile(profile: dict[str, dict[str, list[int]]], feeds: dict[str, Any]) -> None:
+    """SpecError naming the input when a feed's shape is outside the engine's profile."""
+    for name, rng in profile.items():
+        shape = list(feeds[name].shape)
+        lo, hi = rng["min"], rng["max"]
+        if len(shape) != len(lo) or any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
+            raise SpecError(f"input '{name}' shape {shape} is outside the engine's profile (min {lo}, max {hi}); "
+                            "rebuild with a wider --dim range")
+
+
+# ------------------------------------------------------------------------------------ records
+@dataclass
+class EngineRecord:
+    """Sidecar of one engine: what it was built from and for. Compared against the device at load."""
+
+    graph: str
+    precision: str
+    onnx_file: str
+    onnx_sha256: str
+    tensorrt: str
+    gpu: str
+    compute_capability: str
+    cuda_runtime: str = ""
+    cuda_driver: str = ""
+    l4t: str = ""
+    plugins: dict[str, str] = field(default_factory=dict)  # plugin id -> sha256 of its implementation
+    profile: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    strongly_typed: bool = True
+    workspace_mb: int = 0
+    engine_file: str = ""
+    engine_sha256: str = ""
+    build_s: float = 0.0
+    host: str = field(default_factory=platform.node)
+    schema: int = RECORD_SCHEMA
+
+    def key(self) -> str:
+        """Cache key: the facts that make an engine valid (not the build time or the host)."""
+        facts = {k: getattr(self, k) for k in ("graph", "precision", "onnx_sha256", "tensorrt",
+                                                "compute_capability", "gpu", "plugins", "profile", "l4t")}
+        return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "engine record") -> EngineRecord:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BundleError(f"{where}: corrupt engine record ({e.msg})") from None
+        if not isinstance(d, dict) or d.get("schema") != RECORD_SCHEMA:
+            raise BundleError(f"{where}: not an engine record this edge-deploy understands")
+        known = set(cls.__dataclass_fields__)
+        missing = [k for k in ("graph", "precision", "onnx_sha256", "tensorrt", "gpu", "compute_capability")
+                   if k not in d]
+        if missing:
+            raise BundleError(f"{where}: engine record lacks {missing}")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def l4t_release(path: str = "/etc/nv_tegra_release") -> str:
+    """The Jetson L4T release ("36.4.0") from /etc/nv_tegra_release, "" off-Jetson."""
+    try:
+        head = Path(path).read_text(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return ""
+    # "# R36 (release), REVISION: 4.0, GCID: ..., BOARD: generic, EABI: aarch64, DATE: ..."
+    rel, rev = "", ""
+    for part in head.replace("#", "").split(","):
+        part = part.strip()
+        if part.startswith("R") and "(release)" in part:
+            rel = part.split()[0][1:]
+        elif part.upper().startswith("REVISION:"):
+            rev = part.split(":", 1)[1].strip()
+    return f"{rel}.{rev}" if rel else ""
+
+
+def mismatches(record: EngineRecord, device: dict[str, Any], onnx_sha256: str | None = None,
+               plugins: dict[str, str] | None = None) -> list[str]:
+    """Why ``record``'s engine cannot run on ``device`` (empty = it can).
+
+    Exact: TensorRT version (engines are not portable across versions), GPU name and compute
+    capability, L4T release on Jetson, plugin implementation hashes, source ONNX (a re-export makes the
+    engine stale). CUDA runtime: major version only (minor updates keep engines loadable).
+    """
+    why = []
+    if record.tensorrt != device.get("tensorrt"):
+        why.append(f"built with TensorRT {record.tensorrt}, this is {device.get('tensorrt')}")
+    if record.compute_capability != device.get("compute_capability") or record.gpu != device.get("gpu"):
+        why.append(f"built for {record.gpu} (sm {record.compute_capability}), this is {device.get('gpu')} "
+                   f"(sm {device.get('compute_capability')})")
+    if (record.l4t or device.get("l4t")) and record.l4t != device.get("l4t", ""):
+        why.append(f"built on L4T {record.l4t or '(none)'}, this is L4T {device.get('l4t') or '(none)'}")
+    rc, dc = record.cuda_runtime.split(".")[0], str(device.get("cuda_runtime", "")).split(".")[0]
+    if rc and dc and rc != dc:
+        why.append(f"built with CUDA {record.cuda_runtime}, this is CUDA {device.get('cuda_runtime')}")
+    if onnx_sha256 is not None and record.onnx_sha256 != onnx_sha256:
+        why.append(f"{record.onnx_file} changed since the build (re-exported)")
+    if plugins is not None and record.plugins != plugins:
+        differ = {k for k in plugins if record.plugins.get(k) != plugins[k]}
+        changed = sorted(set(record.plugins) ^ set(plugins) | differ)
+        why.append(f"plugin implementation changed ({', '.join(changed)})")
+    return why
+
+
+def engine_paths(record: EngineRecord) -> tuple[str, str]:
+    """Bundle-relative engine and record file names for ``record`` (keyed, so builds never collide)."""
+    base = f"engines/{record.graph}.{record.precision}.{record.key()}"
+    return f"{base}.plan", f"{base}.json"
+
+
+def onnx_for(bundle: Any, graph: str, precision: str) -> dict[str, Any]:
+    """The ONNX artifact an engine of ``precision`` is built from (precision lives in the ONNX graph).
+
+    fp32: the graph's exported ONNX; fp16: the fp16 ONNX (fp32 I/O kept); int8: the symmetric QDQ
+    ONNX. The same files build on TensorRT 10.x (with STRONGLY_TYPED) and 11.x.
+    """
+    if precision not in PRECISIONS:
+        raise BundleError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    for a in bundle.artifacts:
+        if a.get("format") != "onnx" or a.get("graph", "full") != graph:
+            continue
+        if a.get("precision", "fp32") == precision:
+            return dict(a)
+    have = sorted({a.get("precision", "fp32") for a in bundle.artifacts
+                   if a.get("format") == "onnx" and a.get("graph", "full") == graph})
+    what = "QDQ INT8 from a calibration set" if precision == "int8" else "FP16 with fp32 I/O"
+    hint = f" (export with --precision {precision}: {what})" if precision != "fp32" else ""
+    raise BundleError(f"{bundle.path}: no {precision} ONNX for graph '{graph}' (has: {', '.join(have) or 'none'})"
+                      f"{hint}")
+
+
+def find_engines(bundle: Any, graph: str, precision: str | None) -> list[dict[str, Any]]:
+    """Engine artifacts in the bundle for ``graph`` (and ``precision`` when given), newest first."""
+    arts = [a for a in bundle.artifacts if a.get("format") == "tensorrt_engine" and a.get("graph") == graph
+            and (precision is None or a.get("precision") == precision)]
+    return list(reversed(arts))

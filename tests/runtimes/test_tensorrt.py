@@ -1,0 +1,464 @@
+"""TensorRT backend without TensorRT: version rules, profiles, engine records, the bundle cache, and
+the build/run call sequence against a stand-in of the documented ``tensorrt`` API (the real library
+cannot be installed here; benchmarks/gpu_check.sh runs the real thing on a GPU machine)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge.errors import BackendUnavailable, BundleError, SpecError
+from edge.runtimes import trt_engine as te
+from edge.spec import IOSpec, TensorSpec
+
+# ---------------------------------------------------------------------------- version rules
+
+
+@pytest.mark.parametrize(("ver", "flag", "attn", "plugins", "builder_flags"), [
+    ("10.3.0.30", True, "decomposed", False, True),   # JetPack 6
+    ("10.7.0", True, "decomposed", True, True),
+    ("10.14.1", True, "plugin", True, True),          # imports opset-23 Attention itself
+    ("11.0.0", False, "plugin", True, False),         # strongly typed always; no FP16/INT8 flags
+    ("11.4.2", False, "plugin", True, False),
+])
+def test_version_choices(ver: str, flag: bool, attn: str, plugins: bool, builder_flags: bool) -> None:
+    c = te.choices_for(ver)
+    assert (c.strongly_typed_flag, c.attention_mode, c.python_plugins, c.builder_precision_flags) == \
+        (flag, attn, plugins, builder_flags)
+    assert c.implicit_int8 == builder_flags and c.native_attention == (attn == "plugin")
+
+
+@pytest.mark.parametrize(("installed", "mode"), [((10, 3, 0), "decomposed"), ((10, 13, 2), "decomposed"),
+                                                 ((10, 14, 0), "plugin"), ((11, 1, 0), "plugin"), (None, "decomposed")])
+def test_auto_attention_for_a_tensorrt_target(monkeypatch: pytest.MonkeyPatch, installed: Any, mode: str) -> None:
+    from edge.export import attention_modes
+
+    monkeypatch.setattr(attention_modes, "_version", lambda dist: installed if dist == "tensorrt" else (1, 32, 0))
+    assert attention_modes.resolve_attention("auto", ("tensorrt",))[0] == mode
+    assert attention_modes.resolve_attention("auto", ("onnxruntime",))[0] == "plugin"
+
+
+def test_version_parse() -> None:
+    assert str(te.TrtVersion.parse("10.3.0.30")) == "10.3.0"
+    assert te.TrtVersion.parse("11.0") == te.TrtVersion(11, 0, 0) > te.TrtVersion.parse("10.16.1")
+    with pytest.raises(ValueError):
+        te.TrtVersion.parse("abc")
+
+
+# ---------------------------------------------------------------------------- profiles
+
+IO = IOSpec((TensorSpec("clip", "float32", ("batch", 3, 3, 64, 128)), TensorSpec("pts", "float32", ("batch", "n", 4))),
+            (TensorSpec("y", "float32", ("batch", 5)),))
+
+
+def test_profile_from_iospec_named_dims() -> None:
+    prof = te.profile_shapes(IO, te.parse_dim_ranges(["n=1024:4096:16384"]))
+    assert prof["clip"] == {"min": [1, 3, 3, 64, 128], "opt": [1, 3, 3, 64, 128], "max": [8, 3, 3, 64, 128]}
+    assert prof["pts"] == {"min": [1, 1024, 4], "opt": [1, 4096, 4], "max": [8, 16384, 4]}
+    prof = te.profile_shapes(IO, te.parse_dim_ranges(["batch=2:4:16", "n=100"]))
+    assert prof["pts"]["min"] == [2, 100, 4] and prof["clip"]["max"][0] == 16
+    # the manifest may carry ranges; the CLI wins
+    prof = te.profile_shapes(IO, {"batch": (1, 1, 1)}, {"n": [10, 20, 30], "batch": [1, 2, 4]})
+    assert prof["pts"] == {"min": [1, 10, 4], "opt": [1, 20, 4], "max": [1, 30, 4]}
+
+
+@pytest.mark.parametrize(("dims", "needle"), [([], "'n' with no range"), (["m=1:2:3", "n=5"], "no such dynamic dim"),
+                                              (["n=4:2:8"], "MIN <= OPT <= MAX"), (["n"], "NAME=MIN:OPT:MAX"),
+                                              (["n=a:b:c"], "NAME=MIN:OPT:MAX"), (["n=0"], "1 <= MIN")])
+def test_profile_errors(dims: list[str], needle: str) -> None:
+    with pytest.raises(SpecError, match=needle):
+        te.profile_shapes(IO, te.parse_dim_ranges(dims))
+
+
+def test_feed_outside_profile_is_a_spec_error() -> None:
+    prof = te.profile_shapes(IO, {"n": (16, 32, 64)})
+    ok = {"clip": np.zeros((2, 3, 3, 64, 128)), "pts": np.zeros((2, 40, 4))}
+    te.check_feed_in_profile(prof, ok)
+    with pytest.raises(SpecError, match=r"'pts' shape \[2, 65, 4\] is outside"):
+        te.check_feed_in_profile(prof, {**ok, "pts": np.zeros((2, 65, 4))})
+    with pytest.raises(SpecError, match="'clip'"):
+        te.check_feed_in_profile(prof, {**ok, "clip": np.zeros((9, 3, 3, 64, 128))})
+
+
+# ---------------------------------------------------------------------------- records
+
+DEV = {"tensorrt": "10.3.0", "gpu": "Orin", "compute_capability": "8.7", "cuda_runtime": "12.6", "l4t": "36.4.0"}
+
+
+def _record(**kw: Any) -> te.EngineRecord:
+    base = dict(graph="full", precision="fp16", onnx_file="model.fp16.onnx", onnx_sha256="a" * 64,
+                tensorrt="10.3.0", gpu="Orin", compute_capability="8.7", cuda_runtime="12.6", l4t="36.4.0",
+                profile={"x": {"min": [1], "opt": [1], "max": [8]}})
+    return te.EngineRecord(**{**base, **kw})
+
+
+def test_record_roundtrip_and_key() -> None:
+    r = _record()
+    assert te.EngineRecord.from_json(r.to_json()) == r
+    assert r.key() == _record(build_s=99.0, host="other", cuda_driver="540").key()  # not validity facts
+    for change in ({"tensorrt": "10.3.1"}, {"compute_capability": "8.6"}, {"onnx_sha256": "b" * 64},
+                   {"plugins": {"edge::EdgeAttention": "c" * 64}}, {"precision": "int8"}, {"l4t": "36.3.0"},
+                   {"profile": {"x": {"min": [1], "opt": [1], "max": [16]}}}):
+        assert _record(**change).key() != r.key(), change
+    eng, rec = te.engine_paths(r)
+    assert eng == f"engines/full.fp16.{r.key()}.plan" and rec.endswith(".json")
+    for bad in ("{", "[]", json.dumps({"schema": 1}), json.dumps({"schema": 99, "graph": "x"})):
+        with pytest.raises(BundleError):
+            te.EngineRecord.from_json(bad, where="e.json")
+
+
+def test_mismatches() -> None:
+    r = _record()
+    assert te.mismatches(r, DEV, "a" * 64, {}) == []
+    assert te.mismatches(r, {**DEV, "cuda_runtime": "12.8"}) == []  # CUDA minor updates keep engines
+    cases = [({**DEV, "tensorrt": "10.3.1"}, None, None, "TensorRT 10.3.0, this is 10.3.1"),
+             ({**DEV, "gpu": "RTX 4090", "compute_capability": "8.9"}, None, None, "RTX 4090"),
+             ({**DEV, "l4t": "36.3.0"}, None, None, "L4T"),
+             ({**DEV, "l4t": ""}, None, None, "L4T"),
+             ({**DEV, "cuda_runtime": "13.0"}, None, None, "CUDA"),
+             (DEV, "b" * 64, None, "changed since the build"),
+             (DEV, None, {"edge::EdgeAttention": "d" * 64}, "plugin implementation changed")]
+    for dev, sha, plugins, needle in cases:
+        why = te.mismatches(r, dev, sha, plugins)
+        assert len(why) == 1 and needle in why[0], (dev, why)
+
+
+def test_l4t_release(tmp_path: Path) -> None:
+    f = tmp_path / "nv_tegra_release"
+    f.write_text("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13\n")
+    assert te.l4t_release(str(f)) == "36.4.0"
+    assert te.l4t_release(str(tmp_path / "missing")) == ""
+
+
+# ---------------------------------------------------------------------------- without TensorRT
+
+
+def test_backend_reports_unavailable_with_reason() -> None:
+    from edge.runtimes.registry import get_backend
+
+    ok, why = get_backend("tensorrt").is_available()
+    if ok:
+        pytest.skip("TensorRT works here")
+    assert "tensorrt" in why.lower()
+
+
+def test_cuda_python_fails_lazily_with_a_reason() -> None:
+    from edge.runtimes.cuda_mem import get_cuda
+
+    try:
+        api = get_cuda()
+    except BackendUnavailable as e:
+        assert "cuda" in str(e).lower() and "\n" not in str(e)
+    else:
+        pytest.skip(f"a GPU is usable here ({api.name})")
+    with pytest.raises(BackendUnavailable, match="unknown CUDA implementation"):
+        get_cuda("opencl")
+
+
+def test_cli_build_and_load_without_tensorrt(tiny_bundle: Path, tmp_path: Path) -> None:
+    import edge
+
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "build", str(tiny_bundle), "--precision", "fp32"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "tensorrt" in r.stderr.lower() and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "build", str(tiny_bundle), "--precision", "int8"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no int8 ONNX" in r.stderr and "--precision int8" in r.stderr
+    with pytest.raises(BackendUnavailable, match="tensorrt"):
+        edge.load(tiny_bundle, backend="tensorrt")
+
+
+# ---------------------------------------------------------------------------- stand-ins
+
+
+class FakeCuda:
+    """Host memory standing in for device memory: enough to check TrtRuntime's buffer and copy logic."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.mem: dict[int, bytearray] = {}
+        self.next = 4096
+        self.freed: list[int] = []
+
+    def malloc(self, nbytes: int) -> int:
+        ptr, self.next = self.next, self.next + nbytes + 256
+        self.mem[ptr] = bytearray(nbytes)
+        return ptr
+
+    def free(self, ptr: int) -> None:
+        self.freed.append(ptr)
+
+    def host_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return np.empty(shape, dtype)
+
+    def host_free(self, arr: np.ndarray) -> None:
+        pass
+
+    def stream(self) -> str:
+        return "stream"
+
+    def stream_handle(self, stream: Any) -> int:
+        return 77
+
+    def htod_async(self, dst: int, src: np.ndarray, stream: Any) -> None:
+        self.mem[dst][: src.nbytes] = src.tobytes()
+
+    def dtoh_async(self, dst: np.ndarray, src: int, stream: Any) -> None:
+        dst.reshape(-1).view(np.uint8)[:] = np.frombuffer(bytes(self.mem[src][: dst.nbytes]), np.uint8)
+
+    def synchronize(self, stream: Any) -> None:
+        pass
+
+    def destroy_stream(self, stream: Any) -> None:
+        pass
+
+    def device(self) -> dict[str, Any]:
+        return {"gpu": "Fake GPU", "compute_capability": "8.7", "cuda_runtime": "12.6", "cuda_driver": "12.6"}
+
+
+def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.ModuleType:
+    """The subset of the documented tensorrt API our backend calls; records every call. The 'engine'
+    doubles its input (the test model is y = 2x)."""
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level: int) -> None:
+            pass
+
+    class Flag:
+        STRONGLY_TYPED = 0
+
+    class Pool:
+        WORKSPACE = "workspace"
+
+    class Cache:
+        def serialize(self) -> bytes:
+            return b"timing-cache-v1"
+
+    class Config:
+        progress_monitor = None
+
+        def set_memory_pool_limit(self, pool: str, n: int) -> None:
+            calls.append(("workspace", pool, n))
+
+        def add_optimization_profile(self, p: Any) -> None:
+            calls.append(("profile", dict(p.shapes)))
+
+        def create_timing_cache(self, blob: bytes) -> Cache:
+            calls.append(("timing_cache_in", bytes(blob)))
+            return Cache()
+
+        def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> None:
+            calls.append(("set_timing_cache", ignore_mismatch))
+
+        def get_timing_cache(self) -> Cache:
+            return Cache()
+
+    class Profile:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple] = {}
+
+        def set_shape(self, name: str, lo: list[int], opt: list[int], hi: list[int]) -> None:
+            self.shapes[name] = (list(lo), list(opt), list(hi))
+
+    class Builder:
+        def __init__(self, logger: Any) -> None:
+            pass
+
+        def create_network(self, flags: int) -> str:
+            calls.append(("create_network", flags))
+            return "network"
+
+        def create_builder_config(self) -> Config:
+            return Config()
+
+        def create_optimization_profile(self) -> Profile:
+            return Profile()
+
+        def build_serialized_network(self, network: Any, config: Any) -> bytes:
+            calls.append(("build",))
+            return b"FAKE-ENGINE"
+
+    class OnnxParser:
+        num_errors = 0
+
+        def __init__(self, network: Any, logger: Any) -> None:
+            pass
+
+        def parse_from_file(self, path: str) -> bool:
+            calls.append(("parse", Path(path).name))
+            return True
+
+    class Context:
+        def __init__(self) -> None:
+            self.addr: dict[str, int] = {}
+            self.shapes: dict[str, tuple] = {}
+
+        def set_tensor_address(self, name: str, ptr: int) -> None:
+            self.addr[name] = ptr
+
+        def set_input_shape(self, name: str, shape: Any) -> bool:
+            self.shapes[name] = tuple(shape)
+            return True
+
+        def get_tensor_shape(self, name: str) -> tuple:
+            return self.shapes["x"]
+
+        def execute_async_v3(self, handle: int) -> bool:
+            calls.append(("execute", handle))
+            n = int(np.prod(self.shapes["x"])) * 4
+            x = np.frombuffer(bytes(cuda.mem[self.addr["x"]][:n]), np.float32)
+            cuda.mem[self.addr["y"]][:n] = (2 * x).astype(np.float32).tobytes()
+            return True
+
+    class Engine:
+        num_io_tensors = 2
+
+        def get_tensor_name(self, i: int) -> str:
+            return ["x", "y"][i]
+
+        def get_tensor_dtype(self, name: str) -> str:
+            return "float32"
+
+        def create_execution_context(self) -> Context:
+            return Context()
+
+    class Runtime:
+        def __init__(self, logger: Any) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, data: bytes) -> Engine | None:
+            return Engine() if data == b"FAKE-ENGINE" else None
+
+    class IProgressMonitor:
+        def __init__(self) -> None:
+            pass
+
+    trt.Logger, trt.NetworkDefinitionCreationFlag, trt.MemoryPoolType = Logger, Flag, Pool
+    trt.Builder, trt.OnnxParser, trt.Runtime, trt.IProgressMonitor = Builder, OnnxParser, Runtime, IProgressMonitor
+    trt.init_libnvinfer_plugins = lambda logger, ns: calls.append(("init_plugins",))
+    trt.nptype = lambda dt: np.float32
+    return trt
+
+
+@pytest.fixture(scope="module")
+def double_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch = pytest.importorskip("torch")
+    import edge
+
+    class Double(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x * 2
+
+    out = tmp_path_factory.mktemp("trt") / "double"
+    edge.export(Double(), {"x": np.zeros((1, 3, 4), np.float32)}, out, dynamic_batch=True, input_names=["x"],
+                output_names=["y"])
+    return out
+
+
+@pytest.fixture()
+def fake_env(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from edge.runtimes import cuda_mem
+
+    def install(version: str) -> tuple[list[tuple], FakeCuda]:
+        calls: list[tuple] = []
+        cuda = FakeCuda()
+        monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(version, calls, cuda))
+        monkeypatch.setattr(cuda_mem, "get_cuda", lambda prefer=None: cuda)
+        return calls, cuda
+
+    return install
+
+
+@pytest.mark.parametrize(("version", "flags"), [("10.3.0", 1), ("11.2.0", 0)])
+def test_build_call_sequence_cache_and_run(fake_env: Any, double_bundle: Path, tmp_path: Path, version: str,
+                                           flags: int) -> None:
+    import edge
+    from edge.bundle import Bundle
+    from edge.runtimes.tensorrt import build_engine
+
+    calls, cuda = fake_env(version)
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    cache = tmp_path / "timing.cache"
+    msgs: list[str] = []
+    rec, reused = build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)}, workspace_mb=64, timing_cache=cache,
+                               progress=msgs.append)
+    assert not reused and rec.tensorrt == version and rec.gpu == "Fake GPU" and rec.plugins == {}
+    assert ("create_network", flags) in calls  # STRONGLY_TYPED bit on 10.x; 11.x is strongly typed already
+    assert ("workspace", "workspace", 64 << 20) in calls and ("parse", "model.onnx") in calls
+    assert ("profile", {"x": ([1, 3, 4], [2, 3, 4], [4, 3, 4])}) in calls
+    assert cache.read_bytes() == b"timing-cache-v1" and ("set_timing_cache", False) in calls
+    bundle = Bundle.load(b)  # verifies the engine and record hashes the manifest now lists
+    art = bundle.artifact(fmt="tensorrt_engine", graph="full", precision="fp32")
+    assert (b / art["file"]).read_bytes() == b"FAKE-ENGINE" and art["derived_from"] == "model.onnx"
+    # second build: reused from the bundle, and the timing cache is read back in
+    calls.clear()
+    rec2, reused = build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)}, timing_cache=cache)
+    assert reused and rec2.key() == rec.key() and ("build",) not in calls
+    calls.clear()
+    build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)}, timing_cache=cache, force=True)
+    assert ("timing_cache_in", b"timing-cache-v1") in calls and ("build",) in calls
+    assert len(Bundle.load(b).manifest["artifacts"]) == len(bundle.manifest["artifacts"])  # replaced, not added
+    # run: batch 3 within the profile, through pinned/host -> device -> execute -> host
+    rt = edge.load(b, backend="tensorrt")
+    x = np.arange(36, dtype=np.float32).reshape(3, 3, 4)
+    out = rt.infer({"x": x})
+    assert np.array_equal(out["y"], 2 * x) and ("execute", 77) in calls
+    with pytest.raises(SpecError, match="outside the engine's profile"):
+        rt.infer({"x": np.zeros((5, 3, 4), np.float32)})
+    rt.close()
+    assert len(cuda.freed) == 2
+
+
+def test_stale_engine_is_refused_with_the_command_to_run(fake_env: Any, double_bundle: Path, tmp_path: Path) -> None:
+    import edge
+    from edge.runtimes.tensorrt import build_engine
+
+    fake_env("10.3.0")
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    build_engine(b, precision="fp32")
+    fake_env("10.3.1")  # TensorRT upgraded on the device
+    with pytest.raises(BundleError, match=r"TensorRT 10\.3\.0, this is 10\.3\.1.*edge build .* --precision fp32"):
+        edge.load(b, backend="tensorrt", precision="fp32")
+    shutil.rmtree(b)
+    shutil.copytree(double_bundle, b)
+    with pytest.raises(BundleError, match="nothing the 'tensorrt' backend can load"):
+        edge.load(b, backend="tensorrt")
+
+
+def test_corrupt_engine_file_fails_the_bundle_check(fake_env: Any, double_bundle: Path, tmp_path: Path) -> None:
+    from edge.bundle import Bundle
+    from edge.runtimes.tensorrt import build_engine
+
+    fake_env("11.0.0")
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    rec, _ = build_engine(b, precision="fp32")
+    (b / rec.engine_file).write_bytes(b"FAKE-ENGINX")
+    with pytest.raises(BundleError, match="sha256"):
+        Bundle.load(b)
+
+
+def test_plugin_hashes_follow_the_attention_mode(tiny_bundle: Path, tmp_path: Path) -> None:
+    from edge.bundle import Bundle
+    from edge.runtimes.tensorrt import plugin_hashes
+
+    b = Bundle.load(tiny_bundle)
+    mode = b.manifest["attention"]["mode"]
+    h = plugin_hashes(b.file(b.artifact(fmt="onnx", graph="full")["file"]))
+    assert (set(h) == {"edge::EdgeAttention"}) == (mode == "plugin")
+    assert all(len(v) == 64 for v in h.values())
