@@ -257,3 +257,20 @@ def test_slot_policies() -> None:
     assert b.put(4, stop) is False  # a full block slot gives up when the pipeline stops
     with pytest.raises(DataError):
         Slot("z", "newest")
+
+
+def test_live_opencv_stream_that_ends_is_reconnected(tmp_path: Any) -> None:
+    """A real OpenCV capture treated as a live URL: when the stream ends it is reopened with backoff."""
+    pytest.importorskip("cv2")
+    from edge.stream.overlay import VideoWriter
+    from edge.stream.sources import CameraSource
+
+    video = tmp_path / "cam.mp4"
+    with VideoWriter(video, 30) as w:
+        for i in range(10):
+            w.write(np.full((64, 96, 3), 20 * i, np.uint8))
+    src = CameraSource("url:cam", "url", str(video), max_frames=25)
+    sink = ListSink()
+    s = Pipeline([src], EchoTask(), [sink], policy="block").run()
+    assert [r["cam"] for r in sink.records] == list(range(25))
+    assert s["sources"]["url:cam"]["reconnects"] == 2 and s["sources"]["url:cam"]["read_failures"] == 2

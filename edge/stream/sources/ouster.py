@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +33,7 @@ import numpy as np
 
 from edge.errors import DataError, first_line
 from edge.stream.frame import POINT_DTYPE, Frame, now_ns
-from edge.stream.sources.base import Source
-from edge.stream.sources.pcap import PcapReader
-from edge.stream.sources.udp import UdpReceiver, parse_udp_url
+from edge.stream.sources.packets import PacketLidarSource
 
 log = logging.getLogger("edge.stream")
 
@@ -180,7 +176,7 @@ class OusterDecoder:
         return pts, meta
 
 
-class OusterSource(Source):
+class OusterSource(PacketLidarSource):
     """One Frame per Ouster frame (rotation) from a ``.pcap`` path or ``udp://HOST:PORT``.
 
     Same behaviour as :class:`~edge.stream.sources.velodyne.VelodyneSource`: a pcap ends at its end
@@ -189,121 +185,18 @@ class OusterSource(Source):
     the lidar port in a pcap (IMU packets on 7503 are skipped).
     """
 
-    sensors = ("lidar",)
-
     def __init__(self, target: str | Path, *, meta: str | Path, realtime: bool = False, port: int = DEFAULT_PORT,
                  silence_s: float = 2.0) -> None:
-        self.target = str(target)
-        self.spec = self.target
         self.meta_path = Path(meta)
-        self.udp = self.target.startswith("udp://")
-        self.realtime = realtime
-        self.port = port
-        self.silence_s = silence_s
-        self.live = self.udp or realtime
-        self.reconnect = self.udp
         self.info = load_sensor_info(self.meta_path)
         self.decoder = OusterDecoder(self.info)
         fps = float(self.info.format.fps or 10)
         self.period_s = 1.0 / fps if fps > 0 else 0.1
-        self._seq = 0
-        self._reader: PcapReader | None = None
-        self._rx: UdpReceiver | None = None
-        self._pcap_counts: dict[str, int] = {}
-        self._other_ports = 0
-        if self.udp:
-            host, uport = parse_udp_url(self.target)
-            self._rx = UdpReceiver(host, uport, size=self.decoder.size)
+        self._setup(str(target), realtime=realtime, port=port, silence_s=silence_s, packet_size=self.decoder.size)
 
-    @property
-    def address(self) -> tuple[str, int] | None:
-        return self._rx.address if self._rx is not None else None
-
-    def open(self) -> None:
-        if self._rx is not None:
-            self._rx.open()
-            self.decoder.finish()
-        else:
-            self.close()
-            self._reader = PcapReader(self.target)
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self._rx is not None:
-            if self._rx.sock is None:
-                self.open()
-            yield from self._iter_udp()
-        else:
-            if self._reader is None:
-                self.open()
-            yield from self._iter_pcap()
-
-    def _iter_pcap(self) -> Iterator[Frame]:
-        reader, dec = self._reader, self.decoder
-        assert reader is not None
-        t0_file: int | None = None
-        t0_wall = 0.0
-        try:
-            for t_ns, dport, payload in reader:
-                if dport != self.port:
-                    self._other_ports += 1
-                    continue
-                if self.realtime:
-                    if t0_file is None:
-                        t0_file, t0_wall = t_ns, time.monotonic()
-                    delay = t0_wall + (t_ns - t0_file) / 1e9 - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                out = dec.feed(t_ns, payload)
-                if out is not None:
-                    yield self._frame(out)
-            out = dec.finish()
-            if out is not None:
-                yield self._frame(out)
-            if dec.counters["packets"] == 0 and self._other_ports:
-                log.warning("%s: no UDP packets on port %d (%d on other ports); pass port=...",
-                            self.target, self.port, self._other_ports)
-        finally:
-            self._pcap_counts = dict(reader.counters)
-            reader.close()
-            self._reader = None
-
-    def _iter_udp(self) -> Iterator[Frame]:
-        rx, dec = self._rx, self.decoder
-        assert rx is not None
-        for item in rx.datagrams(silence_s=self.silence_s, stalled=self.stalled):
-            if item is None:
-                out = dec.finish()
-                if out is not None:
-                    yield self._frame(out)
-                continue
-            out = dec.feed(item[0], item[1])
-            if out is not None:
-                yield self._frame(out)
-
-    def _frame(self, out: tuple[np.ndarray, dict[str, Any]]) -> Frame:
+    def _frame(self, out: tuple[np.ndarray, dict[str, Any]], partial: bool = False) -> Frame:
         points, meta = out
         meta.update(bad_packets=self.counters()["bad_packets"], model=str(self.info.prod_line or "ouster"))
         frame = Frame(points, now_ns(), self._seq, "lidar", meta)
         self._seq += 1
         return frame
-
-    def counters(self) -> dict[str, int]:
-        c = dict(self.decoder.counters)
-        if self._rx is not None:
-            rxc = self._rx.counters
-            c["undersize"], c["oversize"] = rxc["undersize"], rxc["oversize"]
-            c["bad_packets"] += rxc["undersize"] + rxc["oversize"]
-        else:
-            counts = self._reader.counters if self._reader is not None else self._pcap_counts
-            for k in ("truncated", "malformed", "non_udp"):
-                c[k] = counts.get(k, 0)
-            c["other_ports"] = self._other_ports
-        return c
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._pcap_counts = dict(self._reader.counters)
-            self._reader.close()
-            self._reader = None
-        if self._rx is not None:
-            self._rx.close()

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +30,7 @@ import numpy as np
 
 from edge.errors import DataError, first_line
 from edge.stream.frame import POINT_DTYPE, Frame, now_ns
-from edge.stream.sources.base import Source
-from edge.stream.sources.pcap import PcapReader
-from edge.stream.sources.udp import UdpReceiver, parse_udp_url
+from edge.stream.sources.packets import PacketLidarSource
 
 log = logging.getLogger("edge.stream")
 
@@ -181,7 +177,7 @@ class VelodyneDecoder:
                 self.model_warning = f"HDL-32E id with a VLP-16 packet interval ({dt:.0f} us)"
 
 
-class VelodyneSource(Source):
+class VelodyneSource(PacketLidarSource):
     """One Frame per rotation from a ``.pcap`` path or ``udp://HOST:PORT``.
 
     pcap: ends at the file's end (the last partial rotation comes out as a frame with
@@ -191,95 +187,15 @@ class VelodyneSource(Source):
     ``port`` is the data port in a pcap (other ports, e.g. 8308 position packets, are skipped).
     """
 
-    sensors = ("lidar",)
-
     def __init__(self, target: str | Path, *, model: str | None = None, realtime: bool = False,
                  port: int = DEFAULT_PORT, silence_s: float = 2.0) -> None:
-        self.target = str(target)
-        self.spec = self.target
-        self.udp = self.target.startswith("udp://")
         self.model_override = normalize_model(model) if model else None
-        self.realtime = realtime
-        self.port = port
-        self.silence_s = silence_s
-        self.live = self.udp or realtime
-        self.reconnect = self.udp
         self.period_s = 0.1
-        self._seq = 0
-        self._reader: PcapReader | None = None
-        self._rx: UdpReceiver | None = None
-        self._pcap_counts: dict[str, int] = {}
-        self._other_ports = 0
         self.decoder = VelodyneDecoder(self.model_override)
-        if self.udp:
-            host, uport = parse_udp_url(self.target)
-            self._rx = UdpReceiver(host, uport, size=PACKET_SIZE)
+        self._setup(str(target), realtime=realtime, port=port, silence_s=silence_s, packet_size=PACKET_SIZE)
 
-    @property
-    def address(self) -> tuple[str, int] | None:
-        """The bound UDP address (useful with port 0), None for a pcap."""
-        return self._rx.address if self._rx is not None else None
-
-    def open(self) -> None:
-        if self._rx is not None:
-            self._rx.open()
-            self.decoder.finish()
-        else:
-            self.close()
-            self._reader = PcapReader(self.target)
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self._rx is not None:
-            if self._rx.sock is None:
-                self.open()
-            yield from self._iter_udp()
-        else:
-            if self._reader is None:
-                self.open()
-            yield from self._iter_pcap()
-
-    def _iter_pcap(self) -> Iterator[Frame]:
-        reader, dec = self._reader, self.decoder
-        assert reader is not None
-        t0_file: int | None = None
-        t0_wall = 0.0
-        try:
-            for t_ns, dport, payload in reader:
-                if dport != self.port:
-                    self._other_ports += 1
-                    continue
-                if self.realtime:
-                    if t0_file is None:
-                        t0_file, t0_wall = t_ns, time.monotonic()
-                    delay = t0_wall + (t_ns - t0_file) / 1e9 - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                rot = dec.feed(t_ns / 1e9, payload)
-                if rot is not None:
-                    yield self._frame(rot)
-            rot = dec.finish()
-            if rot is not None:
-                yield self._frame(rot, partial=True)
-            if dec.counters["packets"] == 0 and self._other_ports:
-                log.warning("%s: no UDP packets on port %d (%d on other ports); pass port=...",
-                            self.target, self.port, self._other_ports)
-        finally:
-            self._pcap_counts = dict(reader.counters)
-            reader.close()
-            self._reader = None
-
-    def _iter_udp(self) -> Iterator[Frame]:
-        rx, dec = self._rx, self.decoder
-        assert rx is not None
-        for item in rx.datagrams(silence_s=self.silence_s, stalled=self.stalled):
-            if item is None:  # quiet: the sensor stopped mid-rotation; hand over what we have
-                rot = dec.finish()
-                if rot is not None:
-                    yield self._frame(rot, partial=True)
-                continue
-            rot = dec.feed(time.time(), item[1])
-            if rot is not None:
-                yield self._frame(rot)
+    def _feed(self, t_ns: int, payload: bytes) -> Any:
+        return self.decoder.feed(t_ns / 1e9, payload)  # velodyne-decoder takes host stamps in seconds
 
     def _frame(self, rot: tuple[np.ndarray, int, int], partial: bool = False) -> Frame:
         points, t_sensor_ns, packets = rot
@@ -290,24 +206,3 @@ class VelodyneSource(Source):
         frame = Frame(points, now_ns(), self._seq, "lidar", meta)
         self._seq += 1
         return frame
-
-    def counters(self) -> dict[str, int]:
-        c = dict(self.decoder.counters)
-        if self._rx is not None:
-            rxc = self._rx.counters
-            c["undersize"], c["oversize"] = rxc["undersize"], rxc["oversize"]
-            c["bad_packets"] += rxc["undersize"] + rxc["oversize"]
-        else:
-            counts = self._reader.counters if self._reader is not None else self._pcap_counts
-            for k in ("truncated", "malformed", "non_udp"):
-                c[k] = counts.get(k, 0)
-            c["other_ports"] = self._other_ports
-        return c
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._pcap_counts = dict(self._reader.counters)
-            self._reader.close()
-            self._reader = None
-        if self._rx is not None:
-            self._rx.close()

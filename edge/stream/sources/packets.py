@@ -1,0 +1,140 @@
+"""What every packet LiDAR source shares: a pcap file or a live UDP socket feeding a decoder.
+
+Velodyne and Ouster differ only in the decoder (packet checks + library) and in how a finished
+rotation becomes a Frame; reading the pcap (with ``realtime`` pacing by the recorded times), the
+live socket (flush the rotation in progress after a quiet gap, ``SourceLost`` after ``silence_s``),
+port filtering and the counters are here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from edge.stream.frame import Frame
+from edge.stream.sources.base import Source
+from edge.stream.sources.pcap import PcapReader
+from edge.stream.sources.udp import UdpReceiver, parse_udp_url
+
+log = logging.getLogger("edge.stream")
+
+
+class PacketLidarSource(Source):
+    """Base class; subclasses create ``self.decoder`` (``feed(t_ns, payload)``, ``finish()``,
+    ``counters``) and implement ``_frame(out, partial)``, then call :meth:`_setup`."""
+
+    sensors = ("lidar",)
+    decoder: Any
+
+    def _setup(self, target: str, *, realtime: bool, port: int, silence_s: float, packet_size: int | None) -> None:
+        self.target = self.spec = str(target)
+        self.udp = self.target.startswith("udp://")
+        self.realtime = realtime
+        self.port = port
+        self.silence_s = silence_s
+        self.live = self.udp or realtime
+        self.reconnect = self.udp
+        self._seq = 0
+        self._reader: PcapReader | None = None
+        self._rx: UdpReceiver | None = None
+        self._pcap_counts: dict[str, int] = {}
+        self._other_ports = 0
+        if self.udp:
+            host, uport = parse_udp_url(self.target)
+            self._rx = UdpReceiver(host, uport, size=packet_size)
+
+    def _frame(self, out: Any, partial: bool) -> Frame:
+        raise NotImplementedError
+
+    def _feed(self, t_ns: int, payload: bytes) -> Any:
+        """Hand one datagram (host receive/record time in ns) to the decoder."""
+        return self.decoder.feed(t_ns, payload)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The bound UDP address (useful with port 0), None for a pcap."""
+        return self._rx.address if self._rx is not None else None
+
+    def open(self) -> None:
+        if self._rx is not None:
+            self._rx.open()
+            self.decoder.finish()
+        else:
+            self.close()
+            self._reader = PcapReader(self.target)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._rx is not None:
+            if self._rx.sock is None:
+                self.open()
+            yield from self._iter_udp()
+        else:
+            if self._reader is None:
+                self.open()
+            yield from self._iter_pcap()
+
+    def _iter_pcap(self) -> Iterator[Frame]:
+        reader, dec = self._reader, self.decoder
+        assert reader is not None
+        t0_file: int | None = None
+        t0_wall = 0.0
+        try:
+            for t_ns, dport, payload in reader:
+                if dport != self.port:
+                    self._other_ports += 1
+                    continue
+                if self.realtime:
+                    if t0_file is None:
+                        t0_file, t0_wall = t_ns, time.monotonic()
+                    delay = t0_wall + (t_ns - t0_file) / 1e9 - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                out = self._feed(t_ns, payload)
+                if out is not None:
+                    yield self._frame(out, False)
+            out = dec.finish()
+            if out is not None:
+                yield self._frame(out, True)
+            if dec.counters["packets"] == 0 and self._other_ports:
+                log.warning("%s: no UDP packets on port %d (%d on other ports); pass port=...",
+                            self.target, self.port, self._other_ports)
+        finally:
+            self._pcap_counts = dict(reader.counters)
+            reader.close()
+            self._reader = None
+
+    def _iter_udp(self) -> Iterator[Frame]:
+        rx, dec = self._rx, self.decoder
+        assert rx is not None
+        for item in rx.datagrams(silence_s=self.silence_s, stalled=self.stalled):
+            if item is None:  # quiet: the sensor stopped mid-rotation; hand over what we have
+                out = dec.finish()
+                if out is not None:
+                    yield self._frame(out, True)
+                continue
+            out = self._feed(item[0], item[1])
+            if out is not None:
+                yield self._frame(out, False)
+
+    def counters(self) -> dict[str, int]:
+        c = dict(self.decoder.counters)
+        if self._rx is not None:
+            rxc = self._rx.counters
+            c["undersize"], c["oversize"] = rxc["undersize"], rxc["oversize"]
+            c["bad_packets"] += rxc["undersize"] + rxc["oversize"]
+        else:
+            counts = self._reader.counters if self._reader is not None else self._pcap_counts
+            for k in ("truncated", "malformed", "non_udp"):
+                c[k] = counts.get(k, 0)
+            c["other_ports"] = self._other_ports
+        return c
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._pcap_counts = dict(self._reader.counters)
+            self._reader.close()
+            self._reader = None
+        if self._rx is not None:
+            self._rx.close()
