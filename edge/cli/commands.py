@@ -7,11 +7,15 @@ from pathlib import Path
 import typer
 
 
-def doctor(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+def doctor(
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    require: list[str] = typer.Option([], "--require", help="Exit 1 unless this component is usable (repeatable; "
+                                      "e.g. --require tensorrt --require gpu for a container health check)."),
+) -> None:
     """Show which backends and accelerators are usable here, and why not when they are not."""
     from edge.cli.doctor_cmd import run_doctor
 
-    run_doctor(json_out)
+    run_doctor(json_out, require)
 
 
 def train(
@@ -52,6 +56,10 @@ def export(
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
     eval_size: int = typer.Option(40, "--eval-size", min=1, help="Held-out clips for the task metric."),
     max_drop: float = typer.Option(1.0, "--max-drop", help="Allowed task-metric drop vs fp32 (points)."),
+    triton_repo: Path = typer.Option(None, "--triton-repo", help="Also write an NVIDIA Triton Inference Server "
+                                     "model repository (config.pbtxt with the IOSpec's dims, dynamic batching)."),
+    triton_backends: str = typer.Option(None, "--triton-backends", help="Comma-separated: onnxruntime, openvino, "
+                                        "tensorrt (default: onnxruntime, plus openvino with --to openvino)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Export a model to a validated bundle (ONNX + manifest), checked against PyTorch."""
@@ -59,7 +67,8 @@ def export(
 
     run_export(model, out, to, config, checkpoint, attention, dynamic_batch, streaming, opset, rtol, json_out,
                precisions=[p.strip() for p in precision.split(",") if p.strip()], calib=calib,
-               calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop)
+               calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
+               triton_repo=triton_repo, triton_backends=triton_backends)
 
 
 def run(

@@ -9,6 +9,8 @@ import platform
 from importlib import metadata
 from typing import Any
 
+import typer
+
 from edge.errors import first_line
 
 
@@ -59,10 +61,20 @@ def collect() -> list[dict[str, Any]]:
     return rows
 
 
-def run_doctor(json_out: bool) -> None:
+def run_doctor(json_out: bool, require: list[str] | None = None) -> None:
     rows = collect()
+    names = {r["name"] for r in rows}
+    unknown = [n for n in require or [] if n not in names]
+    if unknown:
+        from edge.errors import EdgeError
+
+        raise EdgeError(f"--require {', '.join(unknown)}: not a component (known: {', '.join(sorted(names))})")
+    missing = [r["name"] for r in rows if r["name"] in (require or []) and not r["ok"]]
     if json_out:
-        print(json.dumps({"python": platform.python_version(), "machine": platform.machine(), "rows": rows}))
+        print(json.dumps({"python": platform.python_version(), "machine": platform.machine(), "rows": rows,
+                          "missing": missing}))
+        if missing:
+            raise typer.Exit(1)
         return
     from rich.console import Console
     from rich.table import Table
@@ -74,3 +86,5 @@ def run_doctor(json_out: bool) -> None:
         status = "[green]ok[/]" if r["ok"] else ("[red]unavailable[/]" if r["kind"] == "backend" else "[red]no[/]")
         table.add_row(r["name"], r["kind"], status, r["detail"])
     Console().print(table)
+    if missing:
+        raise typer.Exit(1)

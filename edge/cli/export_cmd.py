@@ -12,8 +12,17 @@ from edge.errors import ExportError
 def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: Path | None, attention: str,
                dynamic_batch: bool, streaming: bool, opset: int, rtol: float, json_out: bool, *,
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
-               calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0) -> None:
+               calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0,
+               triton_repo: Path | None = None, triton_backends: str | None = None) -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
+    tb = [b.strip() for b in (triton_backends or "").split(",") if b.strip()] or (
+        ["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
+    if triton_repo is not None:
+        from edge.export.triton_repo import BACKENDS
+
+        bad_tb = [b for b in tb if b not in BACKENDS]
+        if bad_tb:
+            raise ExportError(f"--triton-backends {','.join(bad_tb)}: choose from {', '.join(BACKENDS)}")
     unknown = [t for t in targets if t not in ("onnx", "openvino", "tensorrt")]
     if unknown or not targets:
         raise ExportError(f"--to {to!r}: supported targets: onnx, openvino, tensorrt")
@@ -34,6 +43,10 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                                      precisions=precisions, calib=calib, calib_size=calib_size,
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                                      progress=lambda msg: status.update(msg), targets=tuple(targets))
+    if triton_repo is not None:
+        from edge.export.triton_repo import write_triton_repo
+
+        report["triton_repo"] = str(write_triton_repo(bundle, triton_repo, backends=tb))
     if json_out:
         if "tensorrt" in targets:
             report["tensorrt"] = _tensorrt_engines(bundle, precisions or ["fp32"], console)
@@ -68,6 +81,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         console.print(f"weights: {report['weights']}")
     if "tensorrt" in targets:
         _tensorrt_engines(bundle, precisions or ["fp32"], console)
+    if triton_repo is not None:
+        console.print(f"Triton model repository ({', '.join(tb)}): {report['triton_repo']}\n"
+                      f"  tritonserver --model-repository {report['triton_repo']}", highlight=False)
     console.print("next:\n"
                   f"  edge run {bundle.path} --source synthetic:90 --out {bundle.path}_run\n"
                   f"  edge run {bundle.path} --source VIDEO.mp4")

@@ -226,10 +226,14 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
         m["files"][f] = {"sha256": sha256_file(root / f), "size": (root / f).stat().st_size, "role": role}
     name = f"tensorrt-{rec.graph}-{rec.precision}-{rec.key()}"
     m["artifacts"] = [a for a in m["artifacts"] if a.get("name") != name]
+    batch = {tuple(r["max"][:1]) for r in rec.profile.values()}
     m["artifacts"].append({"name": name, "format": "tensorrt_engine", "file": engine_file,
                            "extra_files": [record_file], "graph": rec.graph, "precision": rec.precision,
                            "derived_from": rec.onnx_file, "device": f"{rec.gpu} sm {rec.compute_capability}",
-                           "tensorrt": rec.tensorrt})
+                           "tensorrt": rec.tensorrt,
+                           # a plugin engine needs our Python plugin at run time (not in tritonserver)
+                           "attention": "plugin" if rec.plugins else m.get("attention", {}).get("mode", "decomposed"),
+                           **({"max_batch": batch.pop()[0]} if len(batch) == 1 and () not in batch else {})})
     validate_manifest(m, where=str(root / "manifest.json"))
     atomic_write_text(root / "manifest.json", json.dumps(m, indent=2) + "\n")
     return Bundle.load(root)

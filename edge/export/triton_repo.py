@@ -1,0 +1,405 @@
+"""A Triton Inference Server model repository made from a bundle.
+
+Triton serves a folder of ``<model>/config.pbtxt`` + ``<model>/<version>/model.<ext>``. We write it from
+the bundle rather than by hand because everything the config needs is already in the manifest: the
+IOSpec gives tensor names, dtypes and dims (a shared named dim 0 such as ``batch`` becomes Triton's
+implicit batch dimension), and the artifacts say which file each backend must open. The ONNX Runtime
+model is the bundle's ORT lowering (``*.ort.onnx``) when there is one, since stock ONNX Runtime (and
+so Triton's onnxruntime backend) cannot run our ``edge.ai::EdgeAttention`` node.
+
+The config is protobuf text format written by hand (no protobuf/tritonclient dependency); field names
+follow Triton's ``model_config.proto``. The repository is built in a hidden temp folder beside
+``out_dir`` and renamed into place, like a bundle: it is complete or absent, and only a previous
+repository written by this module (it carries a marker file) is ever replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.bundle import Bundle
+from edge.errors import BundleError, EdgeError, ExportError, first_line
+from edge.spec import IOSpec, TensorSpec
+
+MARKER = ".edge-triton-repo.json"
+MARKER_KIND = "edge-deploy triton model repository"
+DEFAULT_MAX_BATCH = 8
+BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+
+# our dtype strings (edge.spec) -> Triton's DataType enum names
+TRITON_DTYPES = {
+    "float32": "TYPE_FP32",
+    "float16": "TYPE_FP16",
+    "bfloat16": "TYPE_BF16",
+    "int8": "TYPE_INT8",
+    "uint8": "TYPE_UINT8",
+    "int32": "TYPE_INT32",
+    "int64": "TYPE_INT64",
+    "bool": "TYPE_BOOL",
+}
+
+# backend -> (config line naming it, bundle artifact format, file name Triton looks for, instance kind)
+_PLATFORM = {
+    "onnxruntime": ('backend: "onnxruntime"', "onnx", "model.onnx", "KIND_GPU"),
+    # Triton's OpenVINO backend runs on the CPU only; it must be named with `backend`
+    "openvino": ('backend: "openvino"', "openvino_ir", "model.xml", "KIND_CPU"),
+    "tensorrt": ('platform: "tensorrt_plan"', "tensorrt_engine", "model.plan", "KIND_GPU"),
+}
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class _Copy:
+    src: Path
+    dest: str  # path relative to the version folder
+
+
+@dataclass(frozen=True)
+class _ModelPlan:
+    folder: str
+    backend: str
+    artifact: dict[str, Any]
+    copies: tuple[_Copy, ...]
+    config: str
+    notes: tuple[str, ...]
+
+
+# -- config.pbtxt -----------------------------------------------------------------------------------
+def batch_dim(io: IOSpec) -> str | None:
+    """The named dim that is dim 0 of every input and output, or None (then Triton cannot batch)."""
+    tensors = io.inputs + io.outputs
+    if not tensors or any(t.rank == 0 for t in tensors):
+        return None
+    first = tensors[0].shape[0]
+    if not isinstance(first, str) or any(t.shape[0] != first for t in tensors):
+        return None
+    return first
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _tensor_block(t: TensorSpec, batching: bool) -> list[str]:
+    dims = [d if isinstance(d, int) else -1 for d in (t.shape[1:] if batching else t.shape)]
+    lines = ["  {", f"    name: {_quote(t.name)}", f"    data_type: {TRITON_DTYPES[t.dtype]}"]
+    if dims:
+        lines.append(f"    dims: [ {', '.join(str(d) for d in dims)} ]")
+    else:
+        # Triton needs at least one dim: a [batch] vector or a scalar is exposed as [1] and reshaped back
+        lines += ["    dims: [ 1 ]", "    reshape: { shape: [ ] }"]
+    lines.append("  }")
+    return lines
+
+
+def triton_config(io: IOSpec, *, name: str, backend: str = "onnxruntime", max_batch_size: int | None = None,
+                  preferred_batch_sizes: Sequence[int] | None = None, max_queue_delay_us: int = 100,
+                  instances: int = 1, comment: str = "") -> str:
+    """The ``config.pbtxt`` text of one model.
+
+    Batching (``max_batch_size`` > 0, dims without the batch dim, a dynamic batcher) is used only when
+    :func:`batch_dim` finds a shared named dim 0; ``max_batch_size=None`` then means 8, and 0 turns
+    batching off (full dims, the batch dim as -1). A graph without one gets ``max_batch_size: 0`` and
+    full dims; asking it for a batch size > 0 is an ExportError, because Triton would then prepend a
+    batch dimension the model does not have.
+    """
+    if backend not in _PLATFORM:
+        raise ExportError(f"triton backend {backend!r}: choose from {list(BACKENDS)}")
+    if not _NAME_RE.fullmatch(name):
+        raise ExportError(f"triton model name {name!r}: use letters, digits, '_', '.', '-' (no leading '.'/'-')")
+    for label, v, lo in (("instances", instances, 1), ("max_queue_delay_us", max_queue_delay_us, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ExportError(f"triton {label} must be an integer >= {lo}, got {v!r}")
+    bdim = batch_dim(io)
+    if max_batch_size is not None and (isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
+                                       or max_batch_size < 0):
+        raise ExportError(f"triton max_batch_size must be an integer >= 0, got {max_batch_size!r}")
+    if bdim is None and max_batch_size:
+        raise ExportError(f"triton max_batch_size {max_batch_size}: the graph has no named dim 0 shared by all "
+                          "inputs and outputs (export with --dynamic-batch), so it cannot batch; use 0")
+    mbs = (DEFAULT_MAX_BATCH if max_batch_size is None else max_batch_size) if bdim is not None else 0
+    batching = mbs > 0
+    preferred = sorted(set(preferred_batch_sizes or ()))
+    if preferred and not batching:
+        raise ExportError("triton preferred_batch_sizes need batching (max_batch_size > 0 and a batch dim)")
+    bad = [p for p in preferred if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= mbs]
+    if bad:
+        raise ExportError(f"triton preferred_batch_sizes {bad}: each must be an integer in 1..{mbs}")
+    platform_line, _, _, kind = _PLATFORM[backend]
+
+    lines = [f"# {line}" for line in comment.splitlines()]
+    lines += [f"name: {_quote(name)}", platform_line, f"max_batch_size: {mbs}"]
+    for section, tensors in (("input", io.inputs), ("output", io.outputs)):
+        lines.append(f"{section} [")
+        blocks = [_tensor_block(t, batching) for t in tensors]
+        for i, block in enumerate(blocks):
+            lines += [*block[:-1], block[-1] + ("," if i < len(blocks) - 1 else "")]
+        lines.append("]")
+    if batching:
+        lines.append("dynamic_batching {")
+        if preferred:
+            lines.append(f"  preferred_batch_size: [ {', '.join(str(p) for p in preferred)} ]")
+        lines += [f"  max_queue_delay_microseconds: {max_queue_delay_us}", "}"]
+    lines += ["instance_group [", "  {", f"    count: {instances}", f"    kind: {kind}", "  }", "]"]
+    return "\n".join(lines) + "\n"
+
+
+# -- choosing and copying files ---------------------------------------------------------------------
+def _find_artifact(bundle: Bundle, fmt: str, graph: str, precision: str | None) -> dict[str, Any] | None:
+    try:
+        return bundle.artifact(fmt=fmt, graph=graph, precision=precision)
+    except BundleError:
+        return None
+
+
+def _walk_tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto of a graph, including constants and subgraphs (If/Loop bodies)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _walk_tensors(attr.g)
+            for g in attr.graphs:
+                yield from _walk_tensors(g)
+
+
+def _onnx_copies(bundle: Bundle, fname: str) -> tuple[list[_Copy], int]:
+    """The ONNX file as ``model.onnx`` plus the external-data files it references (same relative names).
+
+    Also returns the graph's ai.onnx opset (the README says which ONNX Runtime the server needs).
+    """
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    src = bundle.file(fname)
+    try:
+        model = onnx.load(str(src), load_external_data=False)
+    except Exception as e:  # protobuf DecodeError and friends
+        raise ExportError(f"{src}: not a readable ONNX file ({first_line(e)})") from None
+    copies = [_Copy(src, "model.onnx")]
+    seen: set[str] = set()
+    root = bundle.path.resolve()
+    for t in _walk_tensors(model.graph):
+        if not uses_external_data(t):
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), "")
+        if loc in seen:
+            continue
+        seen.add(loc)
+        rel = Path(loc)
+        data = (src.parent / rel).resolve()
+        if (not loc or rel.is_absolute() or ".." in rel.parts or rel.as_posix() in ("model.onnx", "config.pbtxt")
+                or not data.is_relative_to(root)):
+            raise ExportError(f"{src}: external data location {loc!r} is not a plain file name inside the bundle")
+        listed = data.relative_to(root).as_posix()
+        if listed not in bundle.manifest["files"]:
+            raise ExportError(f"{src}: external data file {listed!r} is not listed in the bundle manifest")
+        copies.append(_Copy(bundle.file(listed), rel.as_posix()))
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return copies, opset
+
+
+def _plan_backend(bundle: Bundle, backend: str, graph: str, precision: str | None) -> tuple[dict[str, Any],
+                                                                                          list[_Copy], list[str]]:
+    """Artifact, files to copy and README notes for one backend; ExportError if the bundle lacks it."""
+    _, fmt, _, _ = _PLATFORM[backend]
+    art = _find_artifact(bundle, fmt, graph, precision)
+    want = f"graph '{graph}'" + (f", precision {precision}" if precision else "")
+    notes: list[str] = []
+    if backend == "onnxruntime":
+        if art is None:
+            raise ExportError(f"{bundle.path}: no ONNX artifact for {want}; nothing for Triton's onnxruntime backend")
+        fname = art.get("lowered", {}).get("onnxruntime", art["file"])
+        copies, opset = _onnx_copies(bundle, fname)
+        if opset >= 23:
+            notes.append(f"model.onnx uses ai.onnx opset {opset} (the Attention op): the server's onnxruntime "
+                         "backend must be built with ONNX Runtime >= 1.23.")
+        return art, copies, notes
+    if backend == "openvino":
+        if art is None:
+            raise ExportError(f"{bundle.path}: no OpenVINO IR for {want}; export with --to onnx,openvino")
+        xml = art["file"]
+        bins = [f for f in art.get("extra_files", []) if f.endswith(".bin")]
+        if not bins and str(Path(xml).with_suffix(".bin")) in bundle.manifest["files"]:
+            bins = [str(Path(xml).with_suffix(".bin"))]
+        if not bins:
+            raise ExportError(f"{bundle.path}: OpenVINO artifact '{art['name']}' lists no .bin weights file")
+        notes.append("Triton's OpenVINO backend runs on the CPU; on a CPU with bf16 it may pick bf16 unless told "
+                     "otherwise (edge-deploy's own runtime compiles with INFERENCE_PRECISION_HINT=f32).")
+        return art, [_Copy(bundle.file(xml), "model.xml"), _Copy(bundle.file(bins[0]), "model.bin")], notes
+    # tensorrt
+    if art is None:
+        raise ExportError(f"{bundle.path}: no TensorRT engine for {want}; TensorRT engines are specific to the "
+                          f"GPU and TensorRT version, so build it on the target with `edge build {bundle.path} "
+                          "--backend tensorrt` and write the repository there")
+    if art.get("attention") == "plugin":
+        raise ExportError(f"{bundle.path}: engine '{art['name']}' uses the Python EdgeAttention plugin, which "
+                          "tritonserver cannot load; build it from an export with --attention decomposed or onnx")
+    notes.append("model.plan runs only on the GPU model and TensorRT version it was built with"
+                 + "".join(f"; {k}: {art[k]}" for k in ("device", "target", "tensorrt") if k in art) + ".")
+    return art, [_Copy(bundle.file(art["file"]), "model.plan")], notes
+
+
+# -- the repository ---------------------------------------------------------------------------------
+def _is_our_repo(folder: Path) -> bool:
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == MARKER_KIND
+
+
+def _check_out(out: Path, bundle_root: Path) -> None:
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink():
+            raise ExportError(f"{out}: exists and is not a folder; choose another output folder")
+        if any(out.iterdir()):
+            if not _is_our_repo(out):
+                raise ExportError(f"{out}: folder exists, is not empty and is not a Triton repository written by "
+                                  "edge-deploy; choose another output folder")
+            if bundle_root == out or bundle_root.is_relative_to(out):
+                raise ExportError(f"{out}: replacing this repository would delete the bundle inside it")
+
+
+def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graph: str, version: int) -> str:
+    lines = [
+        f"Triton Inference Server model repository written by edge-deploy from bundle {bundle.path}",
+        f"(model '{bundle.model_name}', graph '{graph}'). Regenerate it rather than editing it by hand.",
+        "",
+        "Serve it:",
+        f"  tritonserver --model-repository={out}",
+        "or in NVIDIA's container (pick the <yy.mm> release whose backends match the notes below):",
+        f"  docker run --rm --gpus all -p 8000:8000 -p 8001:8001 -p 8002:8002 -v {out}:/models \\",
+        "    nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models",
+        "Check:  curl -s localhost:8000/v2/models/<model>/ready && curl -s localhost:8000/v2/models/<model>/config",
+        "",
+        "Models:",
+    ]
+    for p in plans:
+        files = ", ".join(c.dest for c in p.copies)
+        lines.append(f"  {p.folder}/  backend {p.backend}, artifact '{p.artifact['name']}' "
+                     f"({p.artifact.get('precision', '?')}), {version}/: {files}")
+        lines += [f"    note: {n}" for n in p.notes]
+    io = bundle.graph_io(graph)
+    lines += ["", "Tensors (named dims are dynamic, -1 in config.pbtxt):"]
+    lines += [f"  in  {t.name}: {t.dtype} {t.pretty_shape()}" for t in io.inputs]
+    lines += [f"  out {t.name}: {t.dtype} {t.pretty_shape()}" for t in io.outputs]
+    pre = bundle.manifest.get("preprocess")
+    if pre:
+        lines += ["", "Inputs are preprocessed tensors (manifest 'preprocess'): "
+                  + json.dumps({k: v for k, v in pre.items() if k not in ("row_anchors",)}, sort_keys=True)]
+    return "\n".join(lines) + "\n"
+
+
+def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                      backends: Sequence[str] = ("onnxruntime",), name: str | None = None,
+                      max_batch_size: int | None = None, preferred_batch_sizes: Sequence[int] | None = None,
+                      max_queue_delay_us: int = 100, instances: int = 1, graph: str = "full", version: int = 1,
+                      precision: str | None = None) -> Path:
+    """Write a Triton model repository for one graph of ``bundle`` into ``out_dir``; returns its path.
+
+    One model folder per backend: named ``name`` (default: the model name, plus ``_<graph>`` for a
+    streaming part) when one backend is asked, ``<name>_<backend>`` when several. ``precision`` picks
+    the artifact (default: the first of the graph, normally fp32). Everything is checked before a byte
+    is written, so a bundle without an engine fails with one line and leaves nothing behind.
+    """
+    b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    io = b.graph_io(graph)
+    if isinstance(backends, str):
+        backends = [backends]
+    backends = list(backends)
+    if not backends:
+        raise ExportError(f"triton backends: give a non-empty list from {list(BACKENDS)}")
+    unknown = [x for x in backends if x not in _PLATFORM]
+    if unknown or len(set(backends)) != len(backends):
+        raise ExportError(f"triton backends {backends}: choose each at most once from {list(BACKENDS)}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExportError(f"triton model version must be an integer >= 1, got {version!r}")
+    base = name or (b.model_name if graph == "full" else f"{b.model_name}_{graph}")
+
+    plans: list[_ModelPlan] = []
+    for backend in backends:
+        folder = base if len(backends) == 1 else f"{base}_{backend}"
+        art, copies, notes = _plan_backend(b, backend, graph, precision)
+        comment = (f"written by edge-deploy from bundle '{b.model_name}' (graph {graph}, artifact '{art['name']}'); "
+                   "regenerate rather than edit")
+        config = triton_config(io, name=folder, backend=backend, max_batch_size=max_batch_size,
+                               preferred_batch_sizes=preferred_batch_sizes, max_queue_delay_us=max_queue_delay_us,
+                               instances=instances, comment=comment)
+        plans.append(_ModelPlan(folder, backend, art, tuple(copies), config, tuple(notes)))
+
+    out = Path(out_dir).resolve()
+    _check_out(out, b.path.resolve())
+    made: list[Path] = []
+    p = out.parent
+    while not p.exists():
+        made.append(p)
+        p = p.parent
+    tmp: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; the server may run as another user
+        for plan in plans:
+            vdir = tmp / plan.folder / str(version)
+            vdir.mkdir(parents=True)
+            for c in plan.copies:
+                dest = vdir / c.dest
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(c.src, dest)
+            (tmp / plan.folder / "config.pbtxt").write_text(plan.config, encoding="utf-8")
+        (tmp / "README.txt").write_text(_readme(out, plans, b, graph, version), encoding="utf-8")
+        marker = {"kind": MARKER_KIND, "bundle": str(b.path.resolve()), "model": b.model_name, "graph": graph,
+                  "models": {pl.folder: {"backend": pl.backend, "artifact": pl.artifact["name"]} for pl in plans},
+                  "version": version, "created_unix": int(time.time())}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, out, b.path.resolve())
+        tmp = None
+    except EdgeError:
+        raise
+    except OSError as e:
+        raise ExportError(f"{out}: cannot write the Triton repository ({e.strerror or first_line(e)}); "
+                          "nothing was written") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            for d in made:  # innermost first
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+    return out
+
+
+def _swap_into_place(tmp: Path, out: Path, bundle_root: Path) -> None:
+    """Rename the finished temp folder onto ``out``, replacing an empty folder or our previous repository."""
+    _check_out(out, bundle_root)  # again: the folder may have changed while we copied
+    old = None
+    if out.is_dir() and any(out.iterdir()):
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    elif out.is_dir():
+        out.rmdir()
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:  # put the previous repository back rather than leave nothing
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

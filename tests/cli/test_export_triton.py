@@ -1,0 +1,44 @@
+"""`edge-export --triton-repo` and `edge doctor --require` from the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge.cli.main", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_export_writes_a_triton_repo(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
+                        "--config", "tiny", "--dynamic-batch", "--no-streaming", "--out", str(tmp_path / "b"),
+                        "--triton-repo", str(tmp_path / "repo"), "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["triton_repo"] == str(tmp_path / "repo")
+    cfg = (tmp_path / "repo" / "lane" / "config.pbtxt").read_text()
+    assert 'backend: "onnxruntime"' in cfg and "max_batch_size: 8" in cfg and "dims: [ 3, 3, 64, 128 ]" in cfg
+    assert (tmp_path / "repo" / "lane" / "1" / "model.onnx").is_file()
+
+
+def test_bad_triton_backend_fails_before_exporting(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
+                        "--config", "tiny", "--out", str(tmp_path / "b"), "--triton-repo", str(tmp_path / "repo"),
+                        "--triton-backends", "onnxruntime,tflite"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "tflite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_doctor_require_exit_codes() -> None:
+    r = _run("doctor", "--json", "--require", "tensorrt")
+    rows = {x["name"]: x for x in json.loads(r.stdout)["rows"]}
+    assert r.returncode == (0 if rows["tensorrt"]["ok"] else 1)
+    assert _run("doctor", "--json", "--require", "opencv").returncode == (0 if rows["opencv"]["ok"] else 1)
+    r = _run("doctor", "--require", "flux-capacitor")
+    assert r.returncode == 2 and "flux-capacitor" in r.stderr
