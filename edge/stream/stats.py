@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -18,20 +17,30 @@ WINDOW = 20_000
 
 
 class Recorder:
-    """Latency samples (ms) of one stage, plus a count and the wall-time span for fps."""
+    """Latency samples (ms) of one stage, plus a count and the wall-time span for fps.
+
+    The window is a numpy ring buffer allocated up front, so memory does not grow at all while a run
+    goes on (a deque of Python floats grew by ~4 MB per recorder until it filled, which looked like a
+    leak in soak tests).
+    """
 
     def __init__(self, window: int = WINDOW) -> None:
-        self.samples: deque[float] = deque(maxlen=window)
+        self._buf = np.zeros(window, np.float64)
         self.count = 0
         self.t_first: float | None = None
         self.t_last: float | None = None
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The samples in the window (oldest first is not guaranteed; percentiles do not care)."""
+        return self._buf[: min(self.count, len(self._buf))]
 
     def add(self, ms: float) -> None:
         now = time.perf_counter()
         if self.t_first is None:
             self.t_first = now
         self.t_last = now
-        self.samples.append(ms)
+        self._buf[self.count % len(self._buf)] = ms
         self.count += 1
 
     def fps(self) -> float:
@@ -40,7 +49,7 @@ class Recorder:
         return (self.count - 1) / (self.t_last - self.t_first)
 
     def summary(self) -> dict[str, float | int]:
-        s = np.asarray(list(self.samples), dtype=np.float64)
+        s = self.samples.copy()
         if s.size == 0:
             return {"count": self.count}
         return {"count": self.count, "p50_ms": round(float(np.percentile(s, 50)), 3),

@@ -274,3 +274,16 @@ def test_live_opencv_stream_that_ends_is_reconnected(tmp_path: Any) -> None:
     s = Pipeline([src], EchoTask(), [sink], policy="block").run()
     assert [r["cam"] for r in sink.records] == list(range(25))
     assert s["sources"]["url:cam"]["reconnects"] == 2 and s["sources"]["url:cam"]["read_failures"] == 2
+
+
+def test_recorder_window_is_fixed_memory_and_exact_counts() -> None:
+    from edge.stream.stats import Recorder
+
+    r = Recorder(window=100)
+    buf = r._buf
+    for i in range(250):
+        r.add(float(i))
+    assert r.count == 250 and r._buf is buf and r.samples.size == 100
+    s = r.summary()
+    assert s["count"] == 250 and s["max_ms"] == 249.0 and s["p50_ms"] == 199.5  # the newest 100: 150..249
+    assert Recorder().summary() == {"count": 0}
