@@ -61,4 +61,4 @@ def test_readme_commands_run(tmp_path: Path) -> None:
                            timeout=600)
         assert r.returncode == 0, f"{line}\n{r.stderr[-2000:]}"
     assert (tmp_path / "out" / "lane" / "manifest.json").is_file()
-    assert (tmp_path / "run1" / "overlay.mp4").is_file()
+    assert (tmp_path / "run1" / "o.mp4").is_file() and (tmp_path / "run1" / "lanes.jsonl").is_file()
