@@ -462,3 +462,27 @@ def test_plugin_hashes_follow_the_attention_mode(tiny_bundle: Path, tmp_path: Pa
     h = plugin_hashes(b.file(b.artifact(fmt="onnx", graph="full")["file"]))
     assert (set(h) == {"edge::EdgeAttention"}) == (mode == "plugin")
     assert all(len(v) == 64 for v in h.values())
+
+
+def test_real_tensorrt_engine_matches_onnxruntime(tmp_path: Path) -> None:
+    """With real TensorRT and a GPU: build the tiny lane fp32 engine and compare with ONNX Runtime."""
+    from edge.runtimes.registry import get_backend
+
+    ok, why = get_backend("tensorrt").is_available()
+    if not ok:
+        pytest.skip(f"tensorrt backend unavailable: {why}")
+    import edge
+    from edge.export.api import export_card
+    from edge.models import lane
+    from edge.runtimes.tensorrt import build_engine
+
+    b = tmp_path / "b"  # decomposed attention: parses on every TensorRT, no plugin needed
+    export_card("lane", b, config="tiny", attention="decomposed", streaming=False, dynamic_batch=True)
+    rec, reused = build_engine(b, precision="fp32", dims={"batch": (1, 1, 2)})
+    assert not reused and rec.engine_file
+    cfg = edge.Bundle.load(b).manifest["model"]["config"]
+    feeds = lane.example_full(cfg, 1, 0)
+    ref = edge.load(b, backend="onnxruntime").infer(feeds)
+    got = edge.load(b, backend="tensorrt", precision="fp32").infer(feeds)
+    for k in ref:
+        assert np.abs(got[k] - ref[k]).max() <= 1e-3 * np.abs(ref[k]).max(), k
