@@ -94,20 +94,27 @@ def _measure(task: Any, frames: list[np.ndarray], args: Any, work: Path) -> dict
               f"| sequential {seq:.1f}", flush=True)
     med = {k: float(np.median([x[k] for x in rounds])) for k in rounds[0]}
     out["block_throughput"] = {"rounds": rounds, "median": med, "target": "ratio >= 0.9 (JSONL sink)"}
-    bare = _bare(task, frames, args.frames)
-    n = int(args.latest_s * 30)
-    lat = _loop(task, frames, n, fps=30.0, policy="latest", video=None, jsonl=work / "c.jsonl")
-    e2e, inf = lat["end_to_end"], lat["stages"]["infer"]
-    out["latest_30fps"] = {
-        "frames_offered": n, "frames_done": lat["frames"], "dropped": lat["counters"].get("dropped_camera", 0),
-        "e2e_p50_ms": e2e["p50_ms"], "e2e_p99_ms": e2e["p99_ms"], "infer_p99_ms_in_loop": inf["p99_ms"],
-        "bare_p99_ms": bare["p99_ms"], "overhead_p99_ms": e2e["p99_ms"] - inf["p99_ms"],
-        "overhead_p99_ms_vs_bare": e2e["p99_ms"] - bare["p99_ms"], "waiting_p99_ms": lat["waiting"].get("p99_ms"),
-        "stages": lat["stages"], "target": "overhead_p99_ms <= 5"}
-    print(f"[{size}] latest @30 fps: e2e p50 {e2e['p50_ms']:.2f} p99 {e2e['p99_ms']:.2f} ms; infer p99 "
-          f"{inf['p99_ms']:.2f} (bare {bare['p99_ms']:.2f}) -> overhead {e2e['p99_ms'] - inf['p99_ms']:.2f} ms; "
-          f"preprocess p99 {lat['stages']['preprocess']['p99_ms']:.2f}, waiting p99 {lat['waiting'].get('p99_ms')}"
-          f"; drops {out['latest_30fps']['dropped']}", flush=True)
+    # latest @ 30 fps, in several shorter runs: a p99 over one run is at the mercy of one noisy second on
+    # a shared machine, so the median over runs is reported beside each run's numbers
+    n = int(args.latest_s * 30 / args.latest_runs)
+    runs = []
+    for _ in range(args.latest_runs):
+        bare = _bare(task, frames, args.frames)
+        lat = _loop(task, frames, n, fps=30.0, policy="latest", video=None, jsonl=work / "c.jsonl")
+        e2e, inf = lat["end_to_end"], lat["stages"]["infer"]
+        runs.append({"frames_offered": n, "frames_done": lat["frames"],
+                     "dropped": lat["counters"].get("dropped_camera", 0), "e2e_p50_ms": e2e["p50_ms"],
+                     "e2e_p99_ms": e2e["p99_ms"], "infer_p99_ms_in_loop": inf["p99_ms"], "bare_p99_ms": bare["p99_ms"],
+                     "overhead_p99_ms": e2e["p99_ms"] - inf["p99_ms"], "waiting_p99_ms": lat["waiting"].get("p99_ms"),
+                     "preprocess_p99_ms": lat["stages"]["preprocess"]["p99_ms"],
+                     "postprocess_p99_ms": lat["stages"]["postprocess"]["p99_ms"]})
+        r = runs[-1]
+        print(f"[{size}] latest @30 fps: e2e p50 {r['e2e_p50_ms']:.2f} p99 {r['e2e_p99_ms']:.2f} ms; infer p99 "
+              f"{r['infer_p99_ms_in_loop']:.2f} (bare {r['bare_p99_ms']:.2f}) -> overhead "
+              f"{r['overhead_p99_ms']:.2f} ms; preprocess p99 {r['preprocess_p99_ms']:.2f}, waiting p99 "
+              f"{r['waiting_p99_ms']}; drops {r['dropped']}", flush=True)
+    out["latest_30fps"] = {"runs": runs, "median": {k: float(np.median([r[k] for r in runs])) for k in runs[0]},
+                           "target": "overhead_p99_ms <= 5"}
     return out
 
 
@@ -127,7 +134,8 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, help="lane bundle (default: export the shipped model)")
     ap.add_argument("--frames", type=int, default=150, help="frames per throughput measurement")
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--latest-s", type=float, default=20.0, help="seconds of the 30 fps latest-mode run")
+    ap.add_argument("--latest-s", type=float, default=30.0, help="seconds of the 30 fps latest-mode runs (in all)")
+    ap.add_argument("--latest-runs", type=int, default=3, help="latest-mode runs (the median is reported)")
     ap.add_argument("--soak-s", type=float, default=0.0, help="seconds of the memory soak (0 = skip)")
     ap.add_argument("--soak-only", action="store_true", help="run only the soak and update its entry in --out")
     ap.add_argument("--size", default="1280x720", help="camera frame size WxH")
