@@ -27,7 +27,7 @@ else
   echo "SKIP TensorRT: $($PY -c 'import tensorrt' 2>&1 | tail -1)"
 fi
 
-"$PY" - "$OUT/lane" "$HERE/results/gpu_check.json" <<'PYEOF'
+"$PY" - "$OUT/lane" "${GPU_CHECK_JSON:-$HERE/results/gpu_check.json}" <<'PYEOF'
 import json, sys, time
 import numpy as np
 import edge
