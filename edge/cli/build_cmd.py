@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BackendUnavailable
+from edge.errors import BackendUnavailable, DataError
 
 
 def run_build(bundle: Path, *, backend: str, precision: str, graph: str, dims: list[str], workspace_mb: int,
@@ -21,6 +21,8 @@ def run_build(bundle: Path, *, backend: str, precision: str, graph: str, dims: l
     # everything that can be checked without TensorRT first, so the message is about the bundle
     onnx_for(b, graph, precision)
     ranges = parse_dim_ranges(dims)
+    if timing_cache is not None and not timing_cache.parent.is_dir():
+        raise DataError(f"--timing-cache {timing_cache}: folder {timing_cache.parent} does not exist")
     profile_shapes(b.graph_io(graph), ranges, b.manifest.get("dynamic_dims"))
     from rich.console import Console
 

@@ -43,13 +43,17 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                                      precisions=precisions, calib=calib, calib_size=calib_size,
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                                      progress=lambda msg: status.update(msg), targets=tuple(targets))
+    if "tensorrt" in targets:  # engines first: a Triton repository may want the engine just built
+        report["tensorrt"] = _tensorrt_engines(bundle, precisions or ["fp32"], console)
+        if report["tensorrt"]["built"]:
+            from edge.bundle import Bundle
+
+            bundle = Bundle.load(bundle.path)
     if triton_repo is not None:
         from edge.export.triton_repo import write_triton_repo
 
         report["triton_repo"] = str(write_triton_repo(bundle, triton_repo, backends=tb))
     if json_out:
-        if "tensorrt" in targets:
-            report["tensorrt"] = _tensorrt_engines(bundle, precisions or ["fp32"], console)
         print(json.dumps({"bundle": str(bundle.path), **report}))
         return
     table = Table(title=f"{bundle.path} ({bundle.model_name}, attention={report['attention']})")
@@ -79,8 +83,6 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                       "(train one with `edge train` and pass --checkpoint)")
     else:
         console.print(f"weights: {report['weights']}")
-    if "tensorrt" in targets:
-        _tensorrt_engines(bundle, precisions or ["fp32"], console)
     if triton_repo is not None:
         console.print(f"Triton model repository ({', '.join(tb)}): {report['triton_repo']}\n"
                       f"  tritonserver --model-repository {report['triton_repo']}", highlight=False)

@@ -9,6 +9,7 @@ ship, and it cannot even be imported without an NVIDIA driver, so it is imported
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from typing import Any
 
@@ -145,7 +146,13 @@ class CudaPythonApi(CudaApi):
 
 
 class PyCudaApi(CudaApi):
-    """pycuda: imported here only (it needs a driver just to import). Owns its CUDA context."""
+    """pycuda: imported here only (it needs a driver just to import).
+
+    Uses the device's primary context (the one TensorRT's runtime API uses) and makes it current
+    around every call: a CUDA context is current per thread, and the stream loop calls from its
+    infer thread, not the thread that created the runtime. Push/pop in pairs also keeps pycuda's
+    context stack empty at exit (it aborts the process otherwise).
+    """
 
     name = "pycuda"
 
@@ -162,39 +169,53 @@ class PyCudaApi(CudaApi):
             cuda.init()
             if cuda.Device.count() < 1:
                 raise BackendUnavailable("CUDA: no GPU visible (pycuda Device.count() = 0)")
-            self.ctx = cuda.Device(0).retain_primary_context()  # shares the runtime API's context
-            self.ctx.push()
+            self.ctx = cuda.Device(0).retain_primary_context()
         except cuda.Error as e:
             raise BackendUnavailable(f"pycuda: {str(e).splitlines()[0]}") from None
         self._allocs: dict[int, Any] = {}
 
+    @contextlib.contextmanager
+    def _current(self) -> Any:
+        self.ctx.push()
+        try:
+            yield
+        finally:
+            self.cuda.Context.pop()
+
     def malloc(self, nbytes: int) -> int:
-        a = self.cuda.mem_alloc(max(1, nbytes))
+        with self._current():
+            a = self.cuda.mem_alloc(max(1, nbytes))
         self._allocs[int(a)] = a
         return int(a)
 
     def free(self, ptr: int) -> None:
         a = self._allocs.pop(ptr, None)
         if a is not None:
-            a.free()
+            with self._current():
+                a.free()
 
     def host_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        return self.cuda.pagelocked_empty(shape, dtype)
+        with self._current():
+            return self.cuda.pagelocked_empty(shape, dtype)
 
     def stream(self) -> Any:
-        return self.cuda.Stream()
+        with self._current():
+            return self.cuda.Stream()
 
     def stream_handle(self, stream: Any) -> int:
         return int(stream.handle)
 
     def htod_async(self, dst: int, src: np.ndarray, stream: Any) -> None:
-        self.cuda.memcpy_htod_async(dst, src, stream)
+        with self._current():
+            self.cuda.memcpy_htod_async(dst, src, stream)
 
     def dtoh_async(self, dst: np.ndarray, src: int, stream: Any) -> None:
-        self.cuda.memcpy_dtoh_async(dst, src, stream)
+        with self._current():
+            self.cuda.memcpy_dtoh_async(dst, src, stream)
 
     def synchronize(self, stream: Any) -> None:
-        stream.synchronize()
+        with self._current():
+            stream.synchronize()
 
     def device(self) -> dict[str, Any]:
         d = self.cuda.Device(0)

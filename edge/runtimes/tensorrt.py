@@ -182,8 +182,9 @@ def build_engine(bundle: Any, *, graph: str = "full", precision: str = "fp16",
     config.add_optimization_profile(profile)
     cache_path = Path(timing_cache) if timing_cache else None
     cache_blob = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
-    cache = config.create_timing_cache(cache_blob)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(config.create_timing_cache(cache_blob), ignore_mismatch=False) and cache_blob:
+        # a cache from another GPU / TensorRT: start from an empty one (it is rewritten after the build)
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     if progress is not None and hasattr(trt, "IProgressMonitor"):
         config.progress_monitor = _Progress.make(trt, progress)
     t0 = time.perf_counter()
@@ -192,16 +193,22 @@ def build_engine(bundle: Any, *, graph: str = "full", precision: str = "fp16",
         raise ExportError(f"{onnx_path}: TensorRT {dev['tensorrt']} failed to build a {precision} engine "
                           "(see the TensorRT log above)")
     build_s = time.perf_counter() - t0
-    if cache_path is not None:
-        from edge.bundle import atomic_write_bytes
-
-        atomic_write_bytes(cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
     rec = EngineRecord(graph=graph, precision=precision, onnx_file=src["file"], onnx_sha256=onnx_sha,
                        tensorrt=dev["tensorrt"], gpu=dev["gpu"], compute_capability=dev["compute_capability"],
                        cuda_runtime=dev.get("cuda_runtime", ""), cuda_driver=dev.get("cuda_driver", ""),
                        l4t=dev.get("l4t", ""), plugins=plugins, profile=prof, strongly_typed=True,
                        workspace_mb=int(workspace_mb), build_s=round(build_s, 2))
     add_engine(b, rec, bytes(memoryview(blob)))
+    if cache_path is not None:  # best effort, after the engine is safe: a cache is only a speed-up
+        try:
+            from edge.bundle import atomic_write_bytes
+
+            cache = config.get_timing_cache()
+            if cache is not None:
+                atomic_write_bytes(cache_path, bytes(memoryview(cache.serialize())))
+        except (OSError, EdgeError) as e:
+            if progress is not None:
+                progress(f"timing cache not saved ({e})")
     return rec, False
 
 
@@ -215,6 +222,10 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     from edge.bundle import Bundle, atomic_write_bytes, atomic_write_text, sha256_file, validate_manifest
 
     engine_file, record_file = engine_paths(rec)
+    # a rebuild gets new file names, so the files the manifest lists are never overwritten in place
+    stamp = f".{time.time_ns():x}"
+    engine_file = engine_file.replace(".plan", f"{stamp}.plan")
+    record_file = record_file.replace(".json", f"{stamp}.json")
     rec.engine_file = engine_file
     rec.engine_sha256 = hashlib.sha256(data).hexdigest()
     root = Path(bundle.path)
@@ -225,7 +236,11 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     for f, role in ((engine_file, "tensorrt_engine"), (record_file, "tensorrt_record")):
         m["files"][f] = {"sha256": sha256_file(root / f), "size": (root / f).stat().st_size, "role": role}
     name = f"tensorrt-{rec.graph}-{rec.precision}-{rec.key()}"
+    replaced = [a for a in m["artifacts"] if a.get("name") == name]
     m["artifacts"] = [a for a in m["artifacts"] if a.get("name") != name]
+    old_files = [f for a in replaced for f in [a.get("file"), *a.get("extra_files", [])] if f]
+    for f in old_files:
+        m["files"].pop(f, None)
     batch = {tuple(r["max"][:1]) for r in rec.profile.values()}
     m["artifacts"].append({"name": name, "format": "tensorrt_engine", "file": engine_file,
                            "extra_files": [record_file], "graph": rec.graph, "precision": rec.precision,
@@ -236,6 +251,8 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
                            **({"max_batch": batch.pop()[0]} if len(batch) == 1 and () not in batch else {})})
     validate_manifest(m, where=str(root / "manifest.json"))
     atomic_write_text(root / "manifest.json", json.dumps(m, indent=2) + "\n")
+    for f in old_files:  # only now that the manifest no longer lists them
+        (root / f).unlink(missing_ok=True)
     return Bundle.load(root)
 
 
@@ -292,13 +309,28 @@ class TrtRuntime(BaseRuntime):
         self.stream = self.cuda.stream()
         self._dev: dict[str, int] = {}
         self._host: dict[str, np.ndarray] = {}
+        try:
+            self._allocate(engine_path, io)
+        except BaseException:
+            self.close()  # free what was allocated before the failure
+            raise
+
+    def _allocate(self, engine_path: Path, io: IOSpec) -> None:
+        trt = self.trt
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         want = set(io.input_names) | set(io.output_names)
         if set(names) != want:
             raise BundleError(f"{engine_path}: engine tensors {sorted(names)} differ from the IOSpec {sorted(want)}")
         for name in names:
             shape = self._max_shape(name)
-            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            if any(d < 0 for d in shape):
+                raise BundleError(f"{engine_path}: output '{name}' has a data-dependent shape {shape}, which this "
+                                  "runtime does not support")
+            try:
+                dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            except TypeError:
+                raise BundleError(f"{engine_path}: tensor '{name}' has type {self.engine.get_tensor_dtype(name)}, "
+                                  "which numpy cannot hold; export with fp32/fp16 I/O") from None
             self._host[name] = self.cuda.host_empty(tuple(shape), dtype)
             self._dev[name] = self.cuda.malloc(int(np.prod(shape)) * dtype.itemsize)
             self.context.set_tensor_address(name, self._dev[name])
@@ -349,7 +381,7 @@ class TrtRuntime(BaseRuntime):
         self.cuda.destroy_stream(self.stream)
         self._dev.clear()
         self._host.clear()
-        del self.context, self.engine
+        self.context = self.engine = None
         super().close()
 
 

@@ -73,7 +73,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         if own_task:
             task.close()
     summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
-                          if hasattr(s, "path") or hasattr(s, "folder")}
+                          if (hasattr(s, "path") or hasattr(s, "folder")) and getattr(s, "frames", 1) > 0}
     if stats is not None:
         from edge.bundle import atomic_path
 

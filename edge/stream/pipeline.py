@@ -90,13 +90,23 @@ class Pipeline:
         self._stall_flag: dict[int, int] = {}
 
     # ----------------------------------------------------------------- control
+    #: after a stop, how long preprocess keeps waiting for frames still on their way from the sources
+    DRAIN_GRACE_S = 1.0
+    _stop_since = float("inf")
+
     def stop(self) -> None:
         """Graceful stop: sources end, queued frames are processed, sinks commit. Thread- and signal-safe."""
+        self._stop_since = min(self._stop_since, time.monotonic())
         self._stop.set()
 
+    _stage_failed = False
+
     def abort(self, reason: str | None = None) -> None:
+        """Stop now (stages too); with a reason it is a failure and the sinks discard their output."""
         if reason:
             self._errors.append(reason)
+            self._stage_failed = True
+        self._stop_since = min(self._stop_since, time.monotonic())
         self._stop.set()
         self._abort.set()
 
@@ -134,7 +144,9 @@ class Pipeline:
         ok = False
         try:
             self._run_threads()
-            ok = not self._errors
+            # a stage error means the results may be wrong: discard; a source error (device gone) leaves
+            # valid results up to that point: keep them, then report the error
+            ok = not self._stage_failed
         finally:
             sys.setswitchinterval(switch)
             self._restore_signals(old)
@@ -143,7 +155,6 @@ class Pipeline:
                     sink.close(commit=ok)
                 except Exception as e:  # one sink failing to close must not keep the others from committing
                     self._errors.append(f"sink {getattr(sink, 'name', sink)}: {first_line(e)}")
-                    ok = False
         if self._errors:
             raise EdgeError(self._errors[0])
         return self.summary()
@@ -171,7 +182,7 @@ class Pipeline:
             if self._stop.is_set():  # second signal: stop at once (sinks still commit what they have)
                 self._abort.set()
             self._interrupted = True
-            self._stop.set()
+            self.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             old[sig] = signal.signal(sig, handler)
@@ -224,7 +235,7 @@ class Pipeline:
         for t in stages:
             t.join(5.0)
         for t in self._threads:
-            t.join(2.0)
+            t.join(0.5)  # daemon threads: a source stuck in a device read is left behind, not waited for
         monitor.join(2.0)
         for t in self._threads:
             if t.error is not None and not isinstance(t.error, SystemExit):
@@ -238,7 +249,7 @@ class Pipeline:
         except EdgeError as e:
             self.abort(str(e))
         except Exception as e:
-            log.exception("stage failed")
+            log.debug("stage failed", exc_info=True)  # the user gets one line; the traceback is for -v logs
             self.abort(f"{threading.current_thread().name} failed: {type(e).__name__}: {first_line(e)}")
         finally:
             nxt = {"preprocess": "_q_infer", "infer": "_q_post"}.get(threading.current_thread().name)
@@ -256,6 +267,8 @@ class Pipeline:
             item = primary.get(timeout=0.1)
             self._drain_secondaries()
             if item is EMPTY:
+                if self._stop.is_set() and time.monotonic() - self._stop_since > self.DRAIN_GRACE_S:
+                    return  # a source stuck in a blocking read (e.g. a GStreamer appsink) must not hang the stop
                 continue
             if item is CLOSED:
                 return
@@ -291,8 +304,15 @@ class Pipeline:
         """Nearest ``sensor`` frame to ``t_ns`` within tolerance; waits up to the tolerance when the
         sensor's newest frame is older than ``t_ns`` and its source is still delivering."""
         buf, slot = self._sync[sensor], self._slots[sensor]
-        deadline = time.monotonic() + self.tolerance_ns / 1e9
-        while (not buf or buf[-1].t_capture_ns < t_ns) and not slot.closed and time.monotonic() < deadline:
+        tol = self.tolerance_ns
+
+        def near() -> bool:
+            return any(abs(f.t_capture_ns - t_ns) <= tol for f in buf)
+
+        # wait (up to the tolerance) only when nothing buffered matches yet and a newer frame could
+        deadline = time.monotonic() + tol / 1e9
+        while (not buf or buf[-1].t_capture_ns < t_ns) and not near() and not slot.closed \
+                and time.monotonic() < deadline:
             f = slot.get(timeout=max(0.0, deadline - time.monotonic()))
             if f is EMPTY or f is CLOSED:
                 break
@@ -300,12 +320,13 @@ class Pipeline:
         if not buf:
             return None
         best = min(range(len(buf)), key=lambda i: abs(buf[i].t_capture_ns - t_ns))
-        if abs(buf[best].t_capture_ns - t_ns) > self.tolerance_ns:
+        if abs(buf[best].t_capture_ns - t_ns) > tol:
             return None
-        frame = buf[best]
-        for _ in range(best + 1):  # this frame and older ones cannot match a later primary frame better
+        # frames older than the match cannot match a later primary frame better; the match itself can be
+        # reused (a 10 Hz LiDAR rotation is the nearest one for several 30 Hz camera frames)
+        for _ in range(best):
             buf.popleft()
-        return frame
+        return buf[0]
 
     def _infer_loop(self) -> None:
         rec = self.stats.stages["infer"]
@@ -391,6 +412,12 @@ class Pipeline:
         return img
 
     def _monitor(self, done: threading.Event) -> None:
+        try:
+            self._monitor_loop(done)
+        except Exception:  # the monitor must never take the run down; the watchdog is lost, say so
+            log.warning("stats monitor failed; watchdog and live stats stopped", exc_info=True)
+
+    def _monitor_loop(self, done: threading.Event) -> None:
         console = None
         if self.live:
             from rich.console import Console
@@ -404,14 +431,14 @@ class Pipeline:
                 self.stats.sample_rss()
                 for t in self._threads:
                     for s in t.source.sensors:
-                        self.stats.counters[f"dropped_{s}"] = self._slots[s].dropped
+                        self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)
                 if console is not None:
                     console.print(self.stats.line(), end="\r", highlight=False, soft_wrap=True)
         if console is not None:
             console.print(self.stats.line(), highlight=False, soft_wrap=True)
         for t in self._threads:
             for s in t.source.sensors:
-                self.stats.counters[f"dropped_{s}"] = self._slots[s].dropped
+                self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)
 
     def _watchdog(self) -> None:
         now = time.monotonic_ns()

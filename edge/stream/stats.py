@@ -98,6 +98,14 @@ class Stats:
         with self._lock:
             self.counters[key] = self.counters.get(key, 0) + n
 
+    def _counters_sorted(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.counters.items()))
+
+    def set_count(self, key: str, n: int) -> None:
+        with self._lock:
+            self.counters[key] = n
+
     def depth(self, name: str, capacity: int) -> Depth:
         return self.depths.setdefault(name, Depth(capacity))
 
@@ -111,7 +119,9 @@ class Stats:
     def line(self) -> str:
         e2e = self.e2e.summary()
         inf = self.stages["infer"].summary()
-        drops = sum(v for k, v in self.counters.items() if k.startswith("dropped"))
+        with self._lock:
+            counters = dict(self.counters)
+        drops = sum(v for k, v in counters.items() if k.startswith("dropped"))
         depth = " ".join(f"{k}={d.max}" for k, d in self.depths.items())
         return (f"{e2e.get('count', 0)} frames  {e2e.get('fps', 0):.1f} fps  e2e p50 {e2e.get('p50_ms', 0):.1f} / "
                 f"p99 {e2e.get('p99_ms', 0):.1f} ms  infer p50 {inf.get('p50_ms', 0):.1f} ms  drops {drops}  "
@@ -126,7 +136,7 @@ class Stats:
             "stages": {k: r.summary() for k, r in self.stages.items()},
             "waiting": self.waiting.summary(),
             "queues": {k: d.summary() for k, d in self.depths.items()},
-            "counters": dict(sorted(self.counters.items())),
+            "counters": self._counters_sorted(),
             "sources": self.sources,
         }
         if self.rss_mb:

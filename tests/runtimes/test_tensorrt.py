@@ -260,8 +260,9 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
             calls.append(("timing_cache_in", bytes(blob)))
             return Cache()
 
-        def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> None:
+        def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> bool:
             calls.append(("set_timing_cache", ignore_mismatch))
+            return True
 
         def get_timing_cache(self) -> Cache:
             return Cache()
@@ -412,6 +413,7 @@ def test_build_call_sequence_cache_and_run(fake_env: Any, double_bundle: Path, t
     build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)}, timing_cache=cache, force=True)
     assert ("timing_cache_in", b"timing-cache-v1") in calls and ("build",) in calls
     assert len(Bundle.load(b).manifest["artifacts"]) == len(bundle.manifest["artifacts"])  # replaced, not added
+    assert len(list((b / "engines").iterdir())) == 2  # the replaced engine + record were deleted
     # run: batch 3 within the profile, through pinned/host -> device -> execute -> host
     rt = edge.load(b, backend="tensorrt")
     x = np.arange(36, dtype=np.float32).reshape(3, 3, 4)

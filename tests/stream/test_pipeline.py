@@ -287,3 +287,50 @@ def test_recorder_window_is_fixed_memory_and_exact_counts() -> None:
     s = r.summary()
     assert s["count"] == 250 and s["max_ms"] == 249.0 and s["p50_ms"] == 199.5  # the newest 100: 150..249
     assert Recorder().summary() == {"count": 0}
+
+
+def test_slow_secondary_frame_is_reused_for_several_primary_frames() -> None:
+    """Camera every 33 ms, LiDAR every 100 ms, 50 ms tolerance: every camera frame gets the nearest rotation."""
+    cam = StampedSource("camera", [33.3 * i for i in range(9)])
+    lid = StampedSource("lidar", [100.0 * i for i in range(3)])
+    sink = ListSink()
+    Pipeline([cam, lid], EchoTask(), [sink], policy="block", sync_tolerance_ms=50).run()
+    got = [r["lid"] for r in sink.records]
+    assert got == [0, 0, 1, 1, 1, 2, 2, 2, None], got  # 266 ms is 66 ms from the last rotation
+
+
+class StuckSource(Source):
+    """A live camera whose read blocks forever after 3 frames (a GStreamer appsink with no timeout)."""
+
+    live = True
+    spec = "stuck"
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i in range(3):
+            yield Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), i, "camera", {})
+        threading.Event().wait()  # never returns
+
+
+def test_stop_does_not_hang_on_a_source_stuck_in_a_read() -> None:
+    sink = ListSink()
+    p = Pipeline([StuckSource()], EchoTask(), [sink], policy="block", stall_s=60)
+    threading.Timer(0.5, p.stop).start()
+    t0 = time.monotonic()
+    s = p.run()
+    assert time.monotonic() - t0 < 0.5 + p.DRAIN_GRACE_S + 1.5
+    assert [r["cam"] for r in sink.records] == [0, 1, 2] and sink.closed_with is True and s["frames"] == 3
+
+
+def test_source_failure_keeps_results_and_reports_one_line() -> None:
+    class Breaks(Source):
+        spec = "breaks"
+
+        def __iter__(self) -> Iterator[Frame]:
+            for i in range(4):
+                yield Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), i, "camera", {})
+            raise OSError("device unplugged")
+
+    sink = ListSink()
+    with pytest.raises(EdgeError, match="breaks: OSError: device unplugged"):
+        Pipeline([Breaks()], EchoTask(), [sink], policy="block").run()
+    assert [r["cam"] for r in sink.records] == [0, 1, 2, 3] and sink.closed_with is True

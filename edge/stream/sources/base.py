@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from edge.errors import EdgeError
 from edge.stream.frame import Frame
 
 log = logging.getLogger("edge.stream")
@@ -102,7 +103,10 @@ class SourceThread(threading.Thread):
                         if not self.publish(frame) or self.stop_event.is_set():
                             return
                     return  # a finite source ended
-                except SourceLost as e:
+                except (SourceLost, Exception) as e:
+                    # a reconnecting (live) source treats any failure of its device as a lost stream
+                    if not isinstance(e, SourceLost) and (not self.source.reconnect or isinstance(e, EdgeError)):
+                        raise
                     if not self.source.reconnect:
                         return
                     log.warning("%s: %s; reconnecting", self.source.spec, e)
@@ -112,10 +116,14 @@ class SourceThread(threading.Thread):
         except BaseException as e:  # recorded; the pipeline reports it as one line
             self.error = e
         finally:
-            self.source.close()
-            self.finished.set()
-            if self.on_exit is not None:
-                self.on_exit()
+            try:
+                self.source.close()
+            except Exception as e:  # a failing close must still end the stream below, or the loop hangs
+                log.warning("%s: close failed (%s)", self.source.spec, e)
+            finally:
+                self.finished.set()
+                if self.on_exit is not None:
+                    self.on_exit()
 
     def _reopen(self) -> bool:
         """Retry ``open()`` with exponential backoff until it works or the pipeline stops."""
