@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -328,15 +328,19 @@ class Pipeline:
             buf.popleft()
         return buf[0]
 
-    def _infer_loop(self) -> None:
-        rec = self.stats.stages["infer"]
+    def _items(self, slot: Slot) -> Iterator[Any]:
+        """What a stage consumes: items until its input slot is closed and drained, or an abort."""
         while not self._abort.is_set():
-            item = self._q_infer.get(timeout=0.1)
+            item = slot.get(timeout=0.1)
             if item is EMPTY:
                 continue
             if item is CLOSED:
                 return
-            frames, x, pre_ms = item
+            yield item
+
+    def _infer_loop(self) -> None:
+        rec = self.stats.stages["infer"]
+        for frames, x, pre_ms in self._items(self._q_infer):
             t0 = time.perf_counter()
             out = self.task.infer(x)
             inf_ms = (time.perf_counter() - t0) * 1e3
@@ -347,14 +351,7 @@ class Pipeline:
     def _post_loop(self) -> None:
         st = self.stats
         want_image = any(getattr(s, "wants_image", False) for s in self.sinks)
-        n = 0
-        while not self._abort.is_set():
-            item = self._q_post.get(timeout=0.1)
-            if item is EMPTY:
-                continue
-            if item is CLOSED:
-                return
-            frames, out, work_ms = item
+        for n, (frames, out, work_ms) in enumerate(self._items(self._q_post)):
             t0 = time.perf_counter()
             record, payload = self.task.postprocess(out, frames)
             t_res = now_ns()
@@ -377,7 +374,6 @@ class Pipeline:
                 if getattr(sink, "quit", False):  # a display window's q / Esc
                     self.stop()
             st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)
-            n += 1
 
     def _calib_for(self, frames: dict[str, Frame]) -> Any:
         lid = frames.get("lidar")
