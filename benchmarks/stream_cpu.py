@@ -30,7 +30,9 @@ import numpy as np
 
 def _bare(task: Any, frames: list[np.ndarray], n: int) -> dict[str, float]:
     """The runtime alone: preprocessed frames through the streaming step, back to back."""
-    pre = [task.preprocess({"camera": _F(f)}) for f in frames]
+    from edge.stream.frame import Frame
+
+    pre = [task.preprocess({"camera": Frame(f, 0, 0, "camera", {})}) for f in frames]
     task.runner.reset()
     lat = []
     t0 = time.perf_counter()
@@ -40,11 +42,6 @@ def _bare(task: Any, frames: list[np.ndarray], n: int) -> dict[str, float]:
         lat.append((time.perf_counter() - t) * 1e3)
     wall = time.perf_counter() - t0
     return {"fps": n / wall, "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
-
-
-class _F:
-    def __init__(self, data: np.ndarray) -> None:
-        self.data, self.meta, self.seq = data, {}, 0
 
 
 def _loop(task: Any, frames: list[np.ndarray], n: int, *, fps: float | None, policy: str, video: Path | None,

@@ -247,6 +247,27 @@ def _is_bundle(folder: Path) -> bool:
     return True
 
 
+def make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents (OSError as mkdir raises it); returns the folders this
+    call created, innermost first, so a failed write can remove exactly those (:func:`remove_made`)."""
+    made = []
+    p = folder
+    while not p.exists():
+        made.append(p)
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def remove_made(made: list[Path]) -> None:
+    """Undo :func:`make_folder`: remove the folders it created, innermost first, while they are empty."""
+    for p in made:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+
+
 class BundleWriter:
     """Builds a bundle in a hidden temp folder beside ``out``; :meth:`commit` renames it into place.
 
@@ -264,13 +285,8 @@ class BundleWriter:
             if any(self.out.iterdir()) and not _is_bundle(self.out):
                 raise BundleError(f"{out}: folder exists, is not empty and is not a bundle; choose another --out")
         # create missing parents, remembering them so a failed export removes them again
-        self._made: list[Path] = []
-        p = parent
-        while not p.exists():
-            self._made.append(p)
-            p = p.parent
         try:
-            parent.mkdir(parents=True, exist_ok=True)
+            self._made = make_folder(parent)
         except OSError as e:
             raise BundleError(f"{parent}: cannot create output folder ({e.strerror})") from None
         if not os.access(parent, os.W_OK):
@@ -339,9 +355,5 @@ class BundleWriter:
     def abort(self) -> None:
         """Remove the temp folder and any parent folders this writer created."""
         shutil.rmtree(self.tmp, ignore_errors=True)
-        for p in self._made:  # innermost first
-            try:
-                p.rmdir()
-            except OSError:
-                break
+        remove_made(self._made)
         self._done = True

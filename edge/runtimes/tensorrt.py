@@ -110,28 +110,27 @@ def _register_plugins(trt: Any, plugins: dict[str, str]) -> None:
     register()
 
 
-class _Progress:
-    """Adapter from ``IProgressMonitor`` to a ``callback(text)``; defined lazily (needs tensorrt)."""
+def _progress_monitor(trt: Any, callback: Callable[[str], None]) -> Any:
+    """An ``IProgressMonitor`` that reports phases and steps to ``callback(text)`` (built lazily: the
+    base class comes from tensorrt)."""
 
-    @staticmethod
-    def make(trt: Any, callback: Callable[[str], None]) -> Any:
-        class Monitor(trt.IProgressMonitor):
-            def __init__(self) -> None:
-                trt.IProgressMonitor.__init__(self)
-                self.steps: dict[str, int] = {}
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self.steps: dict[str, int] = {}
 
-            def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
-                self.steps[phase_name] = num_steps
-                callback(f"{phase_name} (0/{num_steps})")
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            self.steps[phase_name] = num_steps
+            callback(f"{phase_name} (0/{num_steps})")
 
-            def step_complete(self, phase_name: str, step: int) -> bool:
-                callback(f"{phase_name} ({step + 1}/{self.steps.get(phase_name, '?')})")
-                return True  # False would cancel the build
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            callback(f"{phase_name} ({step + 1}/{self.steps.get(phase_name, '?')})")
+            return True  # False would cancel the build
 
-            def phase_finish(self, phase_name: str) -> None:
-                callback(f"{phase_name} done")
+        def phase_finish(self, phase_name: str) -> None:
+            callback(f"{phase_name} done")
 
-        return Monitor()
+    return Monitor()
 
 
 def build_engine(bundle: Any, *, graph: str = "full", precision: str = "fp16",
@@ -186,7 +185,7 @@ def build_engine(bundle: Any, *, graph: str = "full", precision: str = "fp16",
         # a cache from another GPU / TensorRT: start from an empty one (it is rewritten after the build)
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     if progress is not None and hasattr(trt, "IProgressMonitor"):
-        config.progress_monitor = _Progress.make(trt, progress)
+        config.progress_monitor = _progress_monitor(trt, progress)
     t0 = time.perf_counter()
     blob = builder.build_serialized_network(network, config)
     if blob is None:

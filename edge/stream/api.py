@@ -54,7 +54,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         from edge.stream.task import task_for_bundle
 
         task = task_for_bundle(bundle, backend, **({"threads": threads} if threads else {}))
-    made = None
+    made: list[Path] = []
     try:
         if stats is not None:
             from edge.stream.sinks import _check_parent
@@ -64,10 +64,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                         stall_s=stall_s, live=live, max_frames=max_frames, caption=backend)
         summary = pipe.run(handle_signals=handle_signals)
     except BaseException:
-        if made is not None:
-            from edge.stream.sinks import _remove_if_empty
+        from edge.bundle import remove_made
 
-            _remove_if_empty(made, Path(stats).parent.absolute())  # type: ignore[arg-type]
+        remove_made(made)
         raise
     finally:
         if own_task:

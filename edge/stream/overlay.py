@@ -29,9 +29,7 @@ def draw_lanes(img: np.ndarray, points: list[np.ndarray], slots: list[int], text
         cv2.polylines(out, [p.reshape(-1, 1, 2)], False, COLORS[s % len(COLORS)], 2 * scale, cv2.LINE_AA)
         for x, y in p:
             cv2.circle(out, (int(x), int(y)), 2 * scale, COLORS[s % len(COLORS)], -1, cv2.LINE_AA)
-    if text:
-        cv2.putText(out, text, (10, 30 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255), 2 * scale)
-    return out
+    return draw_caption(out, text) if text else out
 
 
 class VideoWriter:

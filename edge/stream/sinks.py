@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.bundle import make_folder, remove_made
 from edge.errors import DataError
 from edge.stream.task import Result
 
@@ -38,36 +39,15 @@ class Sink:
         """Finish; ``commit`` False discards (the run failed)."""
 
 
-def _check_parent(path: Path) -> Path | None:
-    """Create ``path``'s folder if needed; returns the top-most folder created (removed again on discard)."""
-    parent = path.parent.absolute()
-    made = None
-    for p in (parent, *parent.parents):
-        if p.exists():
-            break
-        made = p
+def _check_parent(path: Path) -> list[Path]:
+    """Create ``path``'s folder if needed; returns the folders created (removed again on discard)."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        made = make_folder(path.parent.absolute())
     except OSError as e:
         raise DataError(f"{path}: cannot create its folder ({e.strerror})") from None
-    if not os.access(parent, os.W_OK):
+    if not os.access(path.parent, os.W_OK):
         raise DataError(f"{path}: folder is not writable")
     return made
-
-
-def _remove_if_empty(top: Path | None, leaf: Path) -> None:
-    """Undo ``_check_parent``: remove the folders it made, innermost first, while they are empty."""
-    if top is None:
-        return
-    p = leaf
-    while True:
-        try:
-            p.rmdir()
-        except OSError:
-            return
-        if p == top:
-            return
-        p = p.parent
 
 
 class OverlaySink(Sink):
@@ -102,7 +82,7 @@ class OverlaySink(Sink):
             self.path = self._w.path  # the writer may have fallen back to .avi
             self._w = None
             if not commit:
-                _remove_if_empty(self._made, self.path.parent.absolute())
+                remove_made(self._made)
 
 
 class JsonlSink(Sink):
@@ -134,7 +114,7 @@ class JsonlSink(Sink):
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
-            _remove_if_empty(self._made, self.path.parent.absolute())
+            remove_made(self._made)
 
 
 class DisplaySink(Sink):

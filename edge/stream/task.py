@@ -54,10 +54,6 @@ class Task(Protocol):
     def close(self) -> None: ...
 
 
-def _camera(frames: Mapping[str, Frame]) -> Frame | None:
-    return frames.get("camera")
-
-
 class LaneTask:
     """The lane family: streaming (encoder + ring buffer + temporal) when the bundle has those graphs."""
 
@@ -107,7 +103,7 @@ class LaneTask:
         if cam is None:
             return None
         d = result.payload
-        return draw_lanes(cam.data, d["points"], d["slots"], "")
+        return draw_lanes(cam.data, d["points"], d["slots"])
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self.name, "backend": self.backend, "streaming": self.runner.streaming}

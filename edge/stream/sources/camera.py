@@ -64,6 +64,7 @@ class CameraSource(Source):
         self.period_s = 1 / 30.0
         self.frames_total: int | None = None
         self._cap: Any = None
+        self._first: Any = None  # the frame open() read to check the file, delivered first
         self._seq = 0
         self.read_failures = 0
 
@@ -112,8 +113,7 @@ class CameraSource(Source):
         cap = self._cap
         t0 = time.monotonic()
         k = 0
-        first = getattr(self, "_first", None)
-        self._first = None
+        first, self._first = self._first, None
         while True:
             if self.max_frames and self._seq >= self.max_frames:
                 return
