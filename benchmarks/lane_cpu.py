@@ -39,7 +39,7 @@ def main() -> None:
     import edge
     from edge.bundle import atomic_write_text
     from edge.export.api import tool_versions
-    from edge.models import lane
+    from edge.models.lane import card as lane
 
     torch.set_num_threads(args.threads)
     tmp = None

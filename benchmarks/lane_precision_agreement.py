@@ -28,8 +28,8 @@ def main() -> None:
 
     import edge
     from edge.bundle import atomic_write_text
-    from edge.data.tusimple import TuSimpleSample, evaluate, read_tusimple
-    from edge.models import lane
+    from edge.models.lane import card as lane
+    from edge.models.lane.tusimple import TuSimpleSample, evaluate, read_tusimple
 
     b = edge.Bundle.load(args.bundle)
     cfg = b.manifest["model"]["config"]

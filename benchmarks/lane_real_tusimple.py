@@ -26,7 +26,7 @@ def main() -> None:
     from edge.bundle import atomic_write_text
     from edge.models import get_card
     from edge.models.checkpoint import load_model
-    from edge.models.lane_train import evaluate_tusimple_folder, torch_predictor
+    from edge.models.lane.train import evaluate_tusimple_folder, torch_predictor
 
     ckpt = args.checkpoint or get_card("lane").default_checkpoint
     module, cfg, _ = load_model(ckpt, expect_model="lane")

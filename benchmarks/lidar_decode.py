@@ -84,8 +84,8 @@ def _loop(feed, packets: list[bytes], finish, seconds: float, prepare=None) -> t
 
 
 def bench_velodyne(data: Path, seconds: float) -> dict:
-    from edge.stream.sources.pcap import iter_udp
-    from edge.stream.sources.velodyne import VelodyneDecoder
+    from edge.data.pcap import iter_udp
+    from edge.data.velodyne import VelodyneDecoder
 
     res = {}
     for label, rel, model, real_pps in VELODYNE:
@@ -109,8 +109,8 @@ def bench_ouster(data: Path, seconds: float) -> dict:
     import numpy as np
     from ouster.sdk import core
 
-    from edge.stream.sources.ouster import OusterDecoder, load_sensor_info
-    from edge.stream.sources.pcap import iter_udp
+    from edge.data.ouster import OusterDecoder, load_sensor_info
+    from edge.data.pcap import iter_udp
 
     res = {}
     for label, name in OUSTER:
@@ -158,7 +158,7 @@ def bench_ouster(data: Path, seconds: float) -> dict:
 
 
 def bench_pcap(data: Path, seconds: float) -> dict:
-    from edge.stream.sources.pcap import iter_udp
+    from edge.data.pcap import iter_udp
 
     res = {}
     for rel in ("velodyne/velodyne_vlp16.pcap", "ouster/OS-0-32-U1_v2.2.0_1024x10.pcap"):

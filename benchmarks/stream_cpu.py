@@ -30,7 +30,7 @@ import numpy as np
 
 def _bare(task: Any, frames: list[np.ndarray], n: int) -> dict[str, float]:
     """The runtime alone: preprocessed frames through the streaming step, back to back."""
-    from edge.stream.frame import Frame
+    from edge.data.frame import Frame
 
     pre = [task.preprocess({"camera": Frame(f, 0, 0, "camera", {})}) for f in frames]
     task.runner.reset()
@@ -63,7 +63,7 @@ def _loop(task: Any, frames: list[np.ndarray], n: int, *, fps: float | None, pol
 
 def _sequential(task: Any, frames: list[np.ndarray], n: int) -> float:
     """What a user would write without the loop: preprocess -> infer -> decode in one thread (fps)."""
-    from edge.stream.frame import Frame
+    from edge.data.frame import Frame
 
     task.runner.reset()
     t0 = time.perf_counter()

@@ -34,7 +34,7 @@ def run_train(model: str, out: Path, config: str, steps: int, batch: int, lr: fl
     if not os.access(parent, os.W_OK):
         raise EdgeError(f"{parent}: output folder is not writable")
     from edge.models.checkpoint import load_model, save_checkpoint
-    from edge.models.lane_train import eval_set, evaluate_predictor, torch_predictor, train
+    from edge.models.lane.train import eval_set, evaluate_predictor, torch_predictor, train
 
     init_state = None
     if init is not None:

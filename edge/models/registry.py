@@ -74,6 +74,6 @@ def list_models() -> list[str]:
 
 def _ensure_builtin() -> None:
     if "lane" not in _CARDS:
-        from edge.models import lane
+        from edge.models.lane import card as lane
 
         register("lane", lane.card)

@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return run
     if name == "Frame":
-        from edge.stream.frame import Frame
+        from edge.data.frame import Frame
 
         return Frame
     raise AttributeError(name)

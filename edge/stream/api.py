@@ -35,9 +35,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         sources.append(lidar_spec_source(lidar, realtime=realtime))
     calibration = None
     if calib is not None:
-        from edge.stream.calib import Calibration
+        from edge.data.rig import Rig
 
-        calibration = Calibration.load(calib)
+        calibration = Rig.load(calib)
     sinks: list[Any] = []
     if save is not None:
         sinks.append(OverlaySink(save, fps_source=sources[0]))

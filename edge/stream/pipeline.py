@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.data.frame import Frame, now_ns
 from edge.errors import DataError, EdgeError, first_line
-from edge.stream.frame import Frame, now_ns
 from edge.stream.slot import CLOSED, EMPTY, Slot
 from edge.stream.sources.base import Source, SourceThread
 from edge.stream.stats import Stats
@@ -377,7 +377,7 @@ class Pipeline:
 
     def _calib_for(self, frames: dict[str, Frame]) -> Any:
         lid = frames.get("lidar")
-        return (lid.meta.get("calib") if lid is not None else None) or self.calib
+        return (lid.meta.get("rig") if lid is not None else None) or self.calib
 
     def _lidar_record(self, res: Result) -> dict[str, Any]:
         """Point count, and (with a calibration and a camera frame) how many land in the image."""

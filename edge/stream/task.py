@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge.data.frame import Frame
 from edge.errors import BundleError, DataError, ModelError
-from edge.stream.frame import Frame
 
 
 @dataclass
@@ -81,7 +81,7 @@ class LaneTask:
         return self.runner.push(x)
 
     def postprocess(self, out: dict[str, np.ndarray], frames: Mapping[str, Frame]) -> tuple[dict[str, Any], Any]:
-        from edge.data.tusimple import TuSimpleSample
+        from edge.models.lane.tusimple import TuSimpleSample
 
         cam = frames["camera"]
         gt = cam.meta.get("gt")
@@ -108,7 +108,7 @@ class LaneTask:
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self.name, "backend": self.backend, "streaming": self.runner.streaming}
         if self._gts:
-            from edge.data.tusimple import evaluate
+            from edge.models.lane.tusimple import evaluate
 
             out["tusimple"] = evaluate(self._preds, self._gts)
         return out

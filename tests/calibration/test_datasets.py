@@ -11,7 +11,7 @@ cv2 = pytest.importorskip("cv2")
 
 from edge.calibration.datasets import load_set  # noqa: E402
 from edge.errors import DataError  # noqa: E402
-from edge.models import lane  # noqa: E402
+from edge.models.lane import card as lane  # noqa: E402
 
 CFG = lane.CONFIGS["tiny"]
 IO = lane.io_full(CFG)

@@ -16,7 +16,7 @@ from edge.calibration.datasets import from_synthetic  # noqa: E402
 from edge.calibration.quantize import convert_fp16, quantize_int8  # noqa: E402
 from edge.errors import ExportError  # noqa: E402
 from edge.export.validate import compare  # noqa: E402
-from edge.models import lane  # noqa: E402
+from edge.models.lane import card as lane  # noqa: E402
 from edge.runtimes.onnxruntime import OrtRuntime  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, edge.IOSpec, 
 
 
 def _feeds(cfg: dict, io: edge.IOSpec, role: str, n: int):  # type: ignore[no-untyped-def]
-    from edge.data.synthetic_lane import generate_clip
+    from edge.models.lane.synthetic import generate_clip
 
     h, w = cfg["input_hw"]
 

@@ -177,7 +177,7 @@ def test_edge_export_lane_every_mode(tmp_path: Path, mode: str) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     b = edge.Bundle.load(out)
     assert b.manifest["attention"]["mode"] == mode
-    from edge.models import lane
+    from edge.models.lane import card as lane
 
     feeds = lane.example_full(b.manifest["model"]["config"], 1, 11)
     want = edge.load(b, backend="torch").infer(feeds)

@@ -16,8 +16,8 @@ import edge  # noqa: E402
 from edge.bundle import Bundle  # noqa: E402
 from edge.errors import ExportError  # noqa: E402
 from edge.export.validate import compare  # noqa: E402
-from edge.models import lane  # noqa: E402
 from edge.models.checkpoint import load_model  # noqa: E402
+from edge.models.lane import card as lane  # noqa: E402
 
 
 def test_bundle_contents_and_recorded_parity(tiny_bundle: Path) -> None:

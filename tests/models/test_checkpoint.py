@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from edge.errors import EdgeError, ModelError  # noqa: E402
 from edge.models.checkpoint import FORMAT, load_model, read_checkpoint, save_checkpoint  # noqa: E402
-from edge.models.lane import CONFIGS, example_full  # noqa: E402
+from edge.models.lane.card import CONFIGS, example_full  # noqa: E402
 from edge.models.registry import get_card  # noqa: E402
 
 CFG = CONFIGS["tiny"]

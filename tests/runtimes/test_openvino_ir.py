@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("openvino")
 
 import edge
-from edge.models import lane
+from edge.models.lane import card as lane
 
 
 @pytest.fixture(scope="module")

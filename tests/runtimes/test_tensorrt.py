@@ -475,7 +475,7 @@ def test_real_tensorrt_engine_matches_onnxruntime(tmp_path: Path) -> None:
         pytest.skip(f"tensorrt backend unavailable: {why}")
     import edge
     from edge.export.api import export_card
-    from edge.models import lane
+    from edge.models.lane import card as lane
     from edge.runtimes.tensorrt import build_engine
 
     b = tmp_path / "b"  # decomposed attention: parses on every TensorRT, no plugin needed

@@ -1,4 +1,4 @@
-"""Calibration and the KITTI source: KITTI 000114 projects 19,463 points into image_2 (the count checked
+"""Rig and the KITTI source: KITTI 000114 projects 19,463 points into image_2 (the count checked
 when the sample was collected), pixels computed by hand agree, every calib format loads, errors name
 the file and the key."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.data.frame import POINT_DTYPE
+from edge.data.rig import Rig
 from edge.errors import DataError
-from edge.stream.calib import Calibration
-from edge.stream.frame import POINT_DTYPE
 from edge.stream.sources.kitti import KittiSource, kitti_source
 
 H, W = 375, 1242
@@ -28,7 +28,7 @@ def scan(real_data: Path) -> np.ndarray:
 
 
 def test_kitti_000114_projection_count(real_data: Path) -> None:
-    cal = Calibration.from_kitti(kitti_dir(real_data) / "calib/000114.txt")
+    cal = Rig.from_kitti(kitti_dir(real_data) / "calib/000114.txt")
     pts = scan(real_data)
     assert len(pts) == 120002
     uv, mask = cal.project(pts[:, :3], image_size=(H, W))
@@ -55,7 +55,7 @@ def test_projection_by_hand(real_data: Path) -> None:
     X = np.append(pts[i, :3].astype(np.float64), 1.0)
     x = P2 @ (R0 @ (Tr @ X))
     u, v = x[0] / x[2], x[1] / x[2]
-    cal = Calibration.from_kitti(kitti_dir(real_data) / "calib/000114.txt")
+    cal = Rig.from_kitti(kitti_dir(real_data) / "calib/000114.txt")
     uv, mask = cal.project(pts[i:i + 1, :3], image_size=(H, W))
     assert mask[0]
     assert uv[0] == pytest.approx((u, v), abs=1e-3)
@@ -68,7 +68,7 @@ def test_projection_of_a_simple_rig(tmp_path: Path) -> None:
     f = tmp_path / "rig.json"
     f.write_text(json.dumps({"K": [[700, 0, 600], [0, 700, 180], [0, 0, 1]], "T_lidar_to_cam": T,
                              "image_size": [360, 1200]}))
-    cal = Calibration.load(f)
+    cal = Rig.load(f)
     pts = np.array([[10, 0, 0], [10, -1, 0.5], [-10, 0, 0], [10, 20, 0]], dtype=np.float32)
     uv, mask = cal.project(pts)
     np.testing.assert_allclose(uv[:2], [[600, 180], [670, 145]], atol=1e-4)
@@ -82,11 +82,11 @@ def test_projection_of_a_simple_rig(tmp_path: Path) -> None:
     # round trip through the JSON format
     f2 = tmp_path / "rig2.json"
     f2.write_text(json.dumps(cal.to_json()))
-    np.testing.assert_allclose(Calibration.load(f2).matrix, cal.matrix)
+    np.testing.assert_allclose(Rig.load(f2).matrix, cal.matrix)
 
 
 def test_kitti_raw_folder_gives_the_same_chain(real_data: Path, tmp_path: Path) -> None:
-    obj = Calibration.from_kitti(kitti_dir(real_data) / "calib/000114.txt")
+    obj = Rig.from_kitti(kitti_dir(real_data) / "calib/000114.txt")
     rows = {ln.split(":")[0]: ln.split(":")[1].split()
             for ln in (kitti_dir(real_data) / "calib/000114.txt").read_text().splitlines() if ":" in ln}
     tr = np.array(rows["Tr_velo_to_cam"], dtype=float).reshape(3, 4)
@@ -95,7 +95,7 @@ def test_kitti_raw_folder_gives_the_same_chain(real_data: Path, tmp_path: Path) 
         f"P_rect_02: {' '.join(rows['P2'])}\nR_rect_00: {' '.join(rows['R0_rect'])}\nS_rect_02: 1.242e+03 3.75e+02\n")
     (tmp_path / "calib_velo_to_cam.txt").write_text(
         f"R: {' '.join(map(str, tr[:, :3].ravel()))}\nT: {' '.join(map(str, tr[:, 3]))}\n")
-    raw = Calibration.load(tmp_path)
+    raw = Rig.load(tmp_path)
     np.testing.assert_allclose(raw.matrix, obj.matrix, atol=1e-9)
     assert raw.image_size == (H, W)
 
@@ -105,29 +105,29 @@ def test_malformed_calibration_names_file_and_key(tmp_path: Path, real_data: Pat
     no_p2 = tmp_path / "no_p2.txt"
     no_p2.write_text("\n".join(ln for ln in good.splitlines() if not ln.startswith("P2")))
     with pytest.raises(DataError, match=r"no_p2\.txt: calibration has no 'P2'"):
-        Calibration.load(no_p2)
+        Rig.load(no_p2)
     short = tmp_path / "short.txt"
     short.write_text(good.replace("R0_rect: 9.999239000000e-01 ", "R0_rect: "))
     with pytest.raises(DataError, match=r"short\.txt: 'R0_rect' should be 3x3, got shape \[8\]"):
-        Calibration.load(short)
+        Rig.load(short)
     js = tmp_path / "rig.json"
     js.write_text(json.dumps({"P": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]}))
     with pytest.raises(DataError, match=r"rig\.json: calibration has no 'T_lidar_to_cam'"):
-        Calibration.load(js)
+        Rig.load(js)
     js.write_text(json.dumps({"T_lidar_to_cam": np.eye(4).tolist()}))
     with pytest.raises(DataError, match=r"rig\.json: calibration has no 'P' \(3x4\) or 'K'"):
-        Calibration.load(js)
+        Rig.load(js)
     js.write_text(json.dumps({"P": [[1, 0, 0, 0]], "T_lidar_to_cam": np.eye(4).tolist()}))
     with pytest.raises(DataError, match=r"rig\.json: 'P' should be 3x4"):
-        Calibration.load(js)
+        Rig.load(js)
     js.write_text(json.dumps({"K": np.eye(3).tolist(), "T_lidar_to_cam": np.eye(4).tolist(), "image_size": [0]}))
     with pytest.raises(DataError, match=r"rig\.json: 'image_size' should be \[height, width\]"):
-        Calibration.load(js)
+        Rig.load(js)
     js.write_text("{broken")
     with pytest.raises(DataError, match=r"rig\.json: calibration is not readable JSON"):
-        Calibration.load(js)
+        Rig.load(js)
     with pytest.raises(DataError, match=r"absent\.txt: no such calibration file"):
-        Calibration.load(tmp_path / "absent.txt")
+        Rig.load(tmp_path / "absent.txt")
 
 
 def test_kitti_source_yields_camera_and_lidar_pairs(real_data: Path) -> None:
@@ -144,8 +144,8 @@ def test_kitti_source_yields_camera_and_lidar_pairs(real_data: Path) -> None:
     np.testing.assert_array_equal(lid.data["intensity"], scan(real_data)[:, 3])
     for f in frames:
         assert f.meta["index"] == "000114"
-        assert isinstance(f.meta["calib"], Calibration) and f.meta["calib"].image_size == (H, W)
-    _, mask = lid.meta["calib"].project(lid.data)
+        assert isinstance(f.meta["rig"], Rig) and f.meta["rig"].image_size == (H, W)
+    _, mask = lid.meta["rig"].project(lid.data)
     assert abs(int(mask.sum()) - 19463) <= 0.01 * 19463
     # whole folder (no index): the same single sample
     assert len(list(KittiSource(kitti_dir(real_data)))) == 2

@@ -17,8 +17,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from edge.data.pcap import PcapReader, iter_udp  # noqa: E402
 from edge.errors import DataError  # noqa: E402
-from edge.stream.sources.pcap import PcapReader, iter_udp  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VLP = "lidar/velodyne/velodyne_vlp16.pcap"
@@ -87,7 +87,7 @@ def test_pcap_random_bytes(data: bytes) -> None:
 @given(data=st.binary(min_size=0, max_size=1400), model=st.sampled_from([None, "VLP16", "VLS128"]))
 def test_velodyne_random_packets(data: bytes, model: str | None) -> None:
     pytest.importorskip("velodyne_decoder")
-    from edge.stream.sources.velodyne import VelodyneDecoder, check_packet
+    from edge.data.velodyne import VelodyneDecoder, check_packet
 
     dec = VelodyneDecoder(model)
     for i in range(3):
@@ -104,7 +104,7 @@ def test_velodyne_random_packets(data: bytes, model: str | None) -> None:
 def test_velodyne_flipped_real_packets(real_data: Path, flips: list[tuple[int, int]], which: int,
                                        model: str | None) -> None:
     pytest.importorskip("velodyne_decoder")
-    from edge.stream.sources.velodyne import VelodyneDecoder, check_packet
+    from edge.data.velodyne import VelodyneDecoder, check_packet
 
     pkts = datagrams(str(real_data / VLP), 2368)
     bad = bytearray(pkts[which])
@@ -124,7 +124,7 @@ def test_velodyne_flipped_real_packets(real_data: Path, flips: list[tuple[int, i
 @pytest.fixture(scope="module")
 def ouster_decoders(real_data: Path) -> dict:
     pytest.importorskip("ouster.sdk")
-    from edge.stream.sources.ouster import load_sensor_info
+    from edge.data.ouster import load_sensor_info
 
     d = real_data / "lidar/ouster"
     return {n: (load_sensor_info(d / f"{n}.json"), datagrams(str(d / f"{n}.pcap"), 7502)) for n in OUSTER}
@@ -133,7 +133,7 @@ def ouster_decoders(real_data: Path) -> dict:
 @FUZZ
 @given(name=st.sampled_from(OUSTER), size_delta=st.integers(-200, 200), seed=st.binary(min_size=1, max_size=64))
 def test_ouster_random_packets(ouster_decoders: dict, name: str, size_delta: int, seed: bytes) -> None:
-    from edge.stream.sources.ouster import OusterDecoder
+    from edge.data.ouster import OusterDecoder
 
     info, pkts = ouster_decoders[name]
     dec = OusterDecoder(info)
@@ -154,7 +154,7 @@ def test_ouster_flipped_real_packets(ouster_decoders: dict, name: str, which: in
                                      flips: list[tuple[int, int]]) -> None:
     from ouster.sdk import core
 
-    from edge.stream.sources.ouster import OusterDecoder
+    from edge.data.ouster import OusterDecoder
 
     info, pkts = ouster_decoders[name]
     dec = OusterDecoder(info)

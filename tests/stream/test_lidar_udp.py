@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.data.frame import Frame
+from edge.data.pcap import replay_udp
 from edge.errors import DataError
-from edge.stream.frame import Frame
 from edge.stream.sources.base import Source, SourceLost
-from edge.stream.sources.pcap import replay_udp
 
 
 def collect(src: Source, pcap: Path, want: int, ports: set[int], timeout_s: float = 10.0) -> list[Frame]:

@@ -12,11 +12,12 @@ import pytest
 pytest.importorskip("ouster.sdk")
 from ouster.sdk import core, open_source
 
+from edge.data.frame import POINT_DTYPE
+from edge.data.ouster import load_sensor_info
+from edge.data.pcap import iter_udp, udp_frame, write_pcap
 from edge.errors import DataError
-from edge.stream.frame import POINT_DTYPE
 from edge.stream.sources.lidar import lidar_source
-from edge.stream.sources.ouster import OusterSource, load_sensor_info
-from edge.stream.sources.pcap import iter_udp, udp_frame, write_pcap
+from edge.stream.sources.ouster import OusterSource
 
 NAMES = ["OS-0-32-U1_v2.2.0_1024x10", "OS-1-32-G_v2.1.1_1024x10", "OS-1-64_legacy_rust-lidar-utils_example"]
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge.data.frame import Frame, now_ns
 from edge.errors import DataError, EdgeError
-from edge.stream.frame import Frame, now_ns
 from edge.stream.pipeline import Pipeline
 from edge.stream.sinks import Sink
 from edge.stream.slot import CLOSED, EMPTY, Slot

@@ -15,7 +15,7 @@ cv2 = pytest.importorskip("cv2")
 
 from edge.bundle import Bundle  # noqa: E402
 from edge.errors import DataError  # noqa: E402
-from edge.models import lane  # noqa: E402
+from edge.models.lane import card as lane  # noqa: E402
 from edge.stream.clip_runner import ClipRunner  # noqa: E402
 from edge.stream.overlay import VideoWriter  # noqa: E402
 from edge.stream.sources import open_source, parse_synthetic, synthetic_frames  # noqa: E402

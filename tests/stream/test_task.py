@@ -13,8 +13,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("cv2")
 
 import edge  # noqa: E402
+from edge.data.frame import Frame  # noqa: E402
 from edge.errors import BundleError  # noqa: E402
-from edge.stream.frame import Frame  # noqa: E402
 from edge.stream.task import RuntimeTask, task_for_bundle  # noqa: E402
 
 

@@ -13,11 +13,12 @@ import pytest
 vd = pytest.importorskip("velodyne_decoder")
 dpkt = pytest.importorskip("dpkt")
 
+from edge.data.frame import POINT_DTYPE  # noqa: E402
+from edge.data.pcap import iter_udp, udp_frame, write_pcap  # noqa: E402
+from edge.data.velodyne import check_packet, normalize_model  # noqa: E402
 from edge.errors import DataError  # noqa: E402
-from edge.stream.frame import POINT_DTYPE  # noqa: E402
 from edge.stream.sources.lidar import lidar_source, parse_lidar_spec  # noqa: E402
-from edge.stream.sources.pcap import iter_udp, udp_frame, write_pcap  # noqa: E402
-from edge.stream.sources.velodyne import VelodyneSource, check_packet, normalize_model  # noqa: E402
+from edge.stream.sources.velodyne import VelodyneSource  # noqa: E402
 
 # file, model override, model the source reports
 CASES = [("velodyne_example.pcap", None, "VLP16"), ("velodyne_vlp16.pcap", "VLP16", "VLP16"),

@@ -1,6 +1,6 @@
 """What a source is, and the thread that runs one with reconnects and a heartbeat.
 
-A source is a plain iterable of :class:`~edge.stream.frame.Frame` (easy to test without threads).
+A source is a plain iterable of :class:`~edge.data.frame.Frame` (easy to test without threads).
 ``open()`` checks everything that can be checked before the loop starts (file exists, camera opens,
 metadata parses) and raises a one-line :class:`~edge.errors.DataError`; inside ``__iter__`` a live
 source that loses its device raises :class:`SourceLost`, and :class:`SourceThread` reopens it with
@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from edge.data.frame import Frame
 from edge.errors import EdgeError
-from edge.stream.frame import Frame
 
 log = logging.getLogger("edge.stream")
 

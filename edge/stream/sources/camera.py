@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge.data.frame import Frame, now_ns
 from edge.errors import DataError
-from edge.stream.frame import Frame, now_ns
 from edge.stream.sources.base import Source, SourceLost
 
 #: a live stream that returns no frame for this long is lost (OpenCV's own read timeout where it has one)
@@ -182,7 +182,7 @@ def synthetic_frames(n: int, hw: tuple[int, int], seed: int = 7, slots: int = 6)
     """One continuous synthetic drive of ``n`` frames with exact lane labels (TuSimple rows)."""
     import numpy as np
 
-    from edge.data.synthetic_lane import TUSIMPLE_H_SAMPLES, generate_clip
+    from edge.models.lane.synthetic import TUSIMPLE_H_SAMPLES, generate_clip
 
     rng = np.random.default_rng(seed)
     rows = np.round(TUSIMPLE_H_SAMPLES * hw[0] / 720.0).astype(np.int64)

@@ -1,11 +1,10 @@
 """A KITTI object-style folder as a camera + LiDAR rig: ``image_2/*.png``, ``velodyne/*.bin``, ``calib/*.txt``.
 
 Each index becomes two frames with the same ``t_capture_ns`` and ``seq`` (camera first, then lidar),
-so the pipeline's timestamp matching pairs them exactly, and both carry ``meta["calib"]`` (a
-:class:`~edge.stream.calib.Calibration`) and ``meta["index"]``: fusion models get the projection
-with the data, not from a side channel. The folder is checked at ``open()`` (sub-folders, indices
-present in all three, ``.bin`` sizes a multiple of 16 bytes = float32 x, y, z, reflectance); images
-are read lazily with OpenCV. ``realtime`` paces the indices at ``fps`` like a live rig.
+so the pipeline's timestamp matching pairs them exactly, and both carry ``meta["rig"]`` (a
+:class:`~edge.data.rig.Rig`) and ``meta["index"]``: fusion models get the projection with the data,
+not from a side channel. The folder is checked at ``open()`` (see :mod:`edge.data.kitti`); images are
+read lazily with OpenCV. ``realtime`` paces the indices at ``fps`` like a live rig.
 """
 
 from __future__ import annotations
@@ -16,38 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from edge.data.frame import Frame, now_ns
+from edge.data.kitti import list_indices, read_bin, read_image
+from edge.data.rig import Rig
 from edge.errors import DataError
-from edge.stream.calib import Calibration
-from edge.stream.frame import POINT_DTYPE, Frame, now_ns
 from edge.stream.sources.base import Source
-
-_SUBDIRS = ("image_2", "velodyne", "calib")
-
-
-def read_bin(path: Path) -> np.ndarray:
-    """KITTI ``.bin`` scan -> POINT_DTYPE (intensity = reflectance 0..1, ring 0, t 0)."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise DataError(f"{path}: no such LiDAR scan") from None
-    if size % 16:
-        raise DataError(f"{path}: {size} bytes is not a whole number of float32 (x, y, z, reflectance) points")
-    raw = np.fromfile(path, dtype="<f4").reshape(-1, 4)
-    pts = np.zeros(len(raw), POINT_DTYPE)
-    pts["x"], pts["y"], pts["z"], pts["intensity"] = raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 3]
-    return pts
-
-
-def read_image(path: Path) -> np.ndarray:
-    """BGR uint8 image via OpenCV (imported here, so a LiDAR-only install never loads it)."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"{path}: unreadable image (missing, empty or not an image OpenCV can decode)")
-    return img
 
 
 class KittiSource(Source):
@@ -74,39 +46,18 @@ class KittiSource(Source):
         self.reconnect = False
         self.indices: list[str] = []
         self._seq = 0
-        self._calib: dict[str, Calibration] = {}
+        self._rigs: dict[str, Rig] = {}
 
     def open(self) -> None:
-        if not self.folder.is_dir():
-            raise DataError(f"{self.folder}: no such KITTI folder")
-        for sub in _SUBDIRS:
-            if not (self.folder / sub).is_dir():
-                raise DataError(f"{self.folder / sub}: missing KITTI sub-folder (need {', '.join(_SUBDIRS)})")
-        if self.index is not None:
-            indices = [self.index]
-            for sub, ext in (("velodyne", ".bin"), ("image_2", ".png"), ("calib", ".txt")):
-                f = self.folder / sub / f"{self.index}{ext}"
-                if not f.is_file():
-                    raise DataError(f"{f}: missing for KITTI index {self.index}")
-        else:
-            bins = {p.stem for p in (self.folder / "velodyne").glob("*.bin")}
-            imgs = {p.stem for p in (self.folder / "image_2").glob("*.png")}
-            cals = {p.stem for p in (self.folder / "calib").glob("*.txt")}
-            indices = sorted(bins & imgs & cals)
-            if not indices:
-                raise DataError(f"{self.folder}: no KITTI index has velodyne/*.bin, image_2/*.png and calib/*.txt")
-        for idx in indices:
-            f = self.folder / "velodyne" / f"{idx}.bin"
-            if f.stat().st_size % 16:
-                raise DataError(f"{f}: {f.stat().st_size} bytes is not a whole number of float32 x, y, z, "
-                                "reflectance points")
+        indices = list_indices(self.folder, self.index)
         self.indices = indices[:self.max_frames] if self.max_frames > 0 else indices
 
-    def calibration(self, index: str) -> Calibration:
-        cal = self._calib.get(index)
-        if cal is None:
-            cal = self._calib[index] = Calibration.from_kitti(self.folder / "calib" / f"{index}.txt")
-        return cal
+    def rig(self, index: str) -> Rig:
+        """The rig of one index (read once)."""
+        rig = self._rigs.get(index)
+        if rig is None:
+            rig = self._rigs[index] = Rig.from_kitti(self.folder / "calib" / f"{index}.txt")
+        return rig
 
     def __iter__(self) -> Iterator[Frame]:
         if not self.indices:
@@ -118,14 +69,14 @@ class KittiSource(Source):
                 if delay > 0:
                     time.sleep(delay)
                 t_next = max(t_next + self.period_s, time.monotonic() - self.period_s)
-            calib = self.calibration(idx)
+            rig = self.rig(idx)
             image = read_image(self.folder / "image_2" / f"{idx}.png")
             points = read_bin(self.folder / "velodyne" / f"{idx}.bin")
             h, w = image.shape[:2]
-            if calib.image_size is None:
-                calib = Calibration(calib.P, calib.T_lidar_to_cam, (h, w), calib.source)
+            if rig.image_size is None:
+                rig = Rig(rig.P, rig.T_lidar_to_cam, (h, w), rig.source)
             t = now_ns()
-            meta: dict[str, Any] = {"calib": calib, "index": idx}
+            meta: dict[str, Any] = {"rig": rig, "index": idx}
             yield Frame(image, t, self._seq, "camera", dict(meta))
             yield Frame(points, t, self._seq, "lidar", dict(meta))
             self._seq += 1

@@ -65,7 +65,7 @@ def parse_lidar_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     if unknown:
         raise _bad(spec, f"unknown option {sorted(unknown)[0]!r} for {kind}")
     if "model" in opts:
-        from edge.stream.sources.velodyne import normalize_model
+        from edge.data.velodyne import normalize_model
 
         try:
             opts["model"] = normalize_model(opts["model"])

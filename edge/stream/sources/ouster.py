@@ -1,179 +1,18 @@
-"""Ouster LiDAR (OS0/OS1/OS2, any UDP profile ouster-sdk knows) from a pcap or a live UDP stream.
-
-Packets are batched into frames by ouster-sdk's ``FrameBatcher`` and turned into points with its
-``XYZLut``, driven by the sensor's metadata JSON (the current format and the old one with only
-``beam_altitude_angles`` / ``beam_azimuth_angles`` / ``lidar_mode`` both load). Points are the valid
-first returns (range > 0) in the staggered row-major order of the frame: x, y, z from the LUT (with
-the metadata's extrinsics, as the SDK does by default), intensity = reflectivity (signal for profiles
-without it), ring = row (0 = top beam), t = column timestamp minus the frame's first valid column.
-The second return of dual profiles is not used.
-
-What we check before ouster-sdk sees a packet, and why (ouster-sdk 1.0.1):
-
-- size: a ``LidarPacket`` built from a byte count instead of a ``PacketFormat`` segfaults in the
-  batcher, so packets are always built from the format and a datagram of another size is counted
-  in ``bad_packets`` and skipped;
-- ``Packet.validate`` (init id / serial number against the metadata: a sensor reconfigured since the
-  JSON was saved would decode with the wrong geometry), the packet type, every column's measurement
-  id < columns per frame (garbage headers otherwise scatter columns; LEGACY packets have no other
-  header to check). Not the footer CRC: the FW 2.2 capture in shared/ has a 32-byte footer that
-  ``PacketFormat.crc`` reads but that does not match ``calculate_crc`` on any packet.
-
-Anything the SDK raises while batching is caught and counted; the loop goes on.
-"""
+"""Ouster LiDAR from a pcap or a live UDP stream: :class:`~edge.data.ouster.OusterDecoder` behind the
+shared packet source (pcap pacing, live socket, counters)."""
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.errors import DataError, first_line
-from edge.stream.frame import POINT_DTYPE, Frame, now_ns
+from edge.data.frame import Frame, now_ns
+from edge.data.ouster import DEFAULT_PORT, OusterDecoder, load_sensor_info
 from edge.stream.sources.packets import PacketLidarSource
 
-log = logging.getLogger("edge.stream")
-
-DEFAULT_PORT = 7502
-
-
-def load_sensor_info(meta: str | Path) -> Any:
-    """``ouster.sdk.core.SensorInfo`` from a metadata JSON file; one-line DataError when it cannot."""
-    path = Path(meta)
-    if not path.is_file():
-        raise DataError(f"{path}: no such Ouster metadata file" if not path.exists() else f"{path}: not a file")
-    try:
-        text = path.read_text(encoding="utf-8")
-        json.loads(text)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"{path}: Ouster metadata is not JSON ({first_line(e)})") from None
-    from ouster.sdk import core
-
-    try:
-        return core.SensorInfo(text)
-    except Exception as e:  # the SDK lists every issue on its own line; keep them on one
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        lines = [ln for ln in lines if not ln.startswith("ERROR: Critical Metadata Issues")] or lines
-        why = "; ".join(lines)[:300] or type(e).__name__
-        raise DataError(f"{path}: ouster-sdk cannot parse this metadata ({why})") from None
-
-
-class OusterDecoder:
-    """Packets in, frames out: ``feed(t_ns, packet)`` returns ``(points, meta)`` when a frame is
-    complete (the next frame's first packet arrived), ``finish()`` returns the one in progress."""
-
-    def __init__(self, info: Any) -> None:
-        from ouster.sdk import core
-
-        self._core = core
-        self.info = info
-        self.pf = core.PacketFormat(info)
-        self.size = int(self.pf.lidar_packet_size)
-        self.columns = int(info.format.columns_per_frame)
-        self.legacy = str(info.format.udp_profile_lidar).rsplit(".", 1)[-1] == "LEGACY"
-        self.lut = core.XYZLut(info)
-        self.counters: dict[str, int] = {"packets": 0, "bad_packets": 0, "decode_errors": 0}
-        self.bad_reasons: dict[str, int] = {}
-        self._mid = core.ColHeader.MEASUREMENT_ID
-        self._mid_at = self._locate_measurement_ids()
-        self._batcher = core.FrameBatcher(info)
-        self._frame = core.LidarFrame(info)
-        fields = set(self._frame.fields)
-        self.intensity_field = "REFLECTIVITY" if "REFLECTIVITY" in fields else "SIGNAL"
-
-    def _locate_measurement_ids(self) -> int | None:
-        """Byte offset of column 0's measurement id if the columns are evenly strided (then a numpy view
-        reads all of them in ~1 us instead of ~10 us through the SDK); confirmed against the SDK on a
-        probe packet, else None (use the SDK)."""
-        pf = self.pf
-        off = int(pf.packet_header_size) + 8  # column header: timestamp u64, then measurement id u16
-        probe = self._core.LidarPacket(pf)
-        n = int(pf.columns_per_packet)
-        want = np.arange(1, n + 1, dtype="<u2")
-        try:
-            view = np.ndarray((n,), "<u2", probe.buf, off, (int(pf.col_size),))
-            view[:] = want
-            ok = np.array_equal(pf.packet_header(self._mid, probe.buf), want)
-        except (ValueError, TypeError):
-            ok = False
-        return off if ok else None
-
-    def _measurement_ids(self, data: bytes, buf: Any) -> np.ndarray:
-        if self._mid_at is not None:
-            return np.ndarray((int(self.pf.columns_per_packet),), "<u2", data, self._mid_at, (int(self.pf.col_size),))
-        return self.pf.packet_header(self._mid, buf)
-
-    def _bad(self, reason: str) -> None:
-        self.counters["bad_packets"] += 1
-        self.bad_reasons[reason] = self.bad_reasons.get(reason, 0) + 1
-
-    def check(self, data: bytes) -> tuple[str | None, Any]:
-        """(reason the packet is rejected or None, the LidarPacket)."""
-        core, pf = self._core, self.pf
-        if len(data) != self.size:
-            return "size", None
-        pkt = core.LidarPacket(pf)
-        pkt.buf[:] = np.frombuffer(data, np.uint8)
-        if pkt.validate(self.info) != core.PacketValidationFailure.NONE:
-            return "id", None
-        buf = pkt.buf
-        if not self.legacy and pf.packet_type(buf) != 1:
-            return "type", None
-        if (self._measurement_ids(data, buf) >= self.columns).any():
-            return "measurement_id", None
-        return None, pkt
-
-    def feed(self, t_ns: int, data: bytes) -> tuple[np.ndarray, dict[str, Any]] | None:
-        self.counters["packets"] += 1
-        reason, pkt = self.check(data)
-        if reason is not None:
-            self._bad(reason)
-            return None
-        pkt.host_timestamp = max(int(t_ns), 1)
-        try:
-            done = self._batcher.batch(pkt, self._frame)
-        except Exception as e:
-            self.counters["decode_errors"] += 1
-            self._bad("decoder")
-            log.debug("ouster batcher: %s", first_line(e))
-            return None
-        if not done:
-            return None
-        frame, self._frame = self._frame, self._core.LidarFrame(self.info)
-        return self._points(frame)
-
-    def finish(self) -> tuple[np.ndarray, dict[str, Any]] | None:
-        frame, batched = self._frame, self._batcher.batched_packets()
-        self._batcher.reset()
-        self._frame = self._core.LidarFrame(self.info)
-        if batched == 0:
-            return None
-        return self._points(frame)
-
-    def _points(self, frame: Any) -> tuple[np.ndarray, dict[str, Any]] | None:
-        core = self._core
-        # packets that landed in this frame (every packet gets a non-zero host timestamp in feed)
-        packets = int(np.count_nonzero(frame.packet_timestamp))
-        if packets == 0:
-            return None
-        # flat indices + take: 2.5x faster than boolean-mask indexing of the [h, w, 3] LUT output
-        flat = np.flatnonzero(frame.field(core.ChanField.RANGE))
-        xyz = self.lut(frame).reshape(-1, 3).take(flat, axis=0)
-        rows, cols = np.divmod(flat, frame.w)
-        ts = frame.timestamp.astype(np.int64)
-        col_ok = (frame.status & 1).astype(bool) & (ts > 0)
-        t0 = int(ts[col_ok].min()) if col_ok.any() else 0
-        pts = np.empty(len(flat), POINT_DTYPE)
-        pts["x"], pts["y"], pts["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-        pts["intensity"] = frame.field(self.intensity_field).ravel().take(flat)
-        pts["ring"] = rows
-        pts["t"] = (ts[cols] - t0) / 1e9 if t0 else 0.0
-        meta = {"t_sensor_ns": t0, "packets": packets, "frame_id": int(frame.frame_id),
-                "partial": not bool(frame.complete())}
-        return pts, meta
+__all__ = ["DEFAULT_PORT", "OusterSource"]
 
 
 class OusterSource(PacketLidarSource):

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from edge.stream.frame import Frame
+from edge.data.frame import Frame
+from edge.data.pcap import PcapReader
 from edge.stream.sources.base import Source
-from edge.stream.sources.pcap import PcapReader
 from edge.stream.sources.udp import UdpReceiver, parse_udp_url
 
 log = logging.getLogger("edge.stream")

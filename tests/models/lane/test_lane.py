@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from edge.models import get_card, lane  # noqa: E402
-from edge.models.lane_train import train  # noqa: E402
+from edge.models import get_card  # noqa: E402
+from edge.models.lane import card as lane  # noqa: E402
+from edge.models.lane.train import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_shipped_checkpoint_record() -> None:
 
 def test_renderer_error_reaches_the_training_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure in the background renderer is raised in train(), not a hang."""
-    from edge.models import lane_train
+    from edge.models.lane import train as lane_train
 
     def boom(*a, **k):  # type: ignore[no-untyped-def]
         raise RuntimeError("renderer broke")

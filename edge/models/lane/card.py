@@ -1,7 +1,7 @@
 """Lane model card: configs, IOSpecs, numpy pre/post-processing and the task metric.
 
 Everything here is numpy (+cv2 for resizing) so the exact same code runs in tests, in ``edge run``
-and on a Jetson without torch; the torch module lives in :mod:`edge.models.lane_net`.
+and on a Jetson without torch; the torch module lives in :mod:`edge.models.lane.net`.
 
 Output convention (UFLD-style row anchors): ``loc`` [B, S, R, G] logits over G grid cells across the
 width for each of S ego-relative lane slots and R row anchors; ``exist`` [B, S, R] logits. Row anchors
@@ -47,7 +47,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 def build(cfg: dict[str, Any]) -> Any:
     """The torch module for ``cfg`` (imports torch)."""
-    from edge.models.lane_net import LaneNet
+    from edge.models.lane.net import LaneNet
 
     return LaneNet(cfg)
 
@@ -103,7 +103,7 @@ def example_temporal(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, An
 
 def card() -> ModelCard:
     """The lane ModelCard (the shipped checkpoint is attached when present)."""
-    ckpt = WEIGHTS / "lane_default.pt"
+    ckpt = WEIGHTS / "default.pt"
     return ModelCard(
         name="lane",
         description="spatiotemporal lane detection: per-frame CNN + attention over T frames + row anchors",
@@ -137,7 +137,7 @@ def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def synthetic_feed(cfg: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """One batch-1 ``clip`` feed rendered with ``rng`` (calibration / evaluation sets)."""
-    from edge.data.synthetic_lane import generate_clip
+    from edge.models.lane.synthetic import generate_clip
 
     h, w = cfg["input_hw"]
     return {"clip": preprocess_clip(generate_clip(rng, height=h, width=w, frames=cfg["frames"]).frames, cfg)}
@@ -145,7 +145,7 @@ def synthetic_feed(cfg: dict[str, Any], rng: np.random.Generator) -> dict[str, A
 
 def score_runtime(rt: Any, cfg: dict[str, Any], n: int, seed: int = 0) -> float:
     """TuSimple accuracy (percent) of any Runtime on ``n`` held-out synthetic clips at 1280x720."""
-    from edge.models.lane_train import eval_set, evaluate_predictor
+    from edge.models.lane.train import eval_set, evaluate_predictor
 
     clips, gts = eval_set(cfg, n, seed=1234 + seed)
     m = evaluate_predictor(lambda clip: tuple(rt.infer({"clip": clip}).values()), cfg, clips, gts)
@@ -165,7 +165,7 @@ def score_onnx(path: str, io: IOSpec, cfg: dict[str, Any], n: int, seed: int = 0
 
 def synthetic_feeds(cfg: dict[str, Any], graph: str, module: Any, batch: int, seed: int) -> dict[str, Any]:
     """Realistic feeds (rendered roads through the real preprocessing) for parity checks."""
-    from edge.data.synthetic_lane import generate_clip
+    from edge.models.lane.synthetic import generate_clip
 
     rng = np.random.default_rng(seed + 7)
     h, w = cfg["input_hw"]

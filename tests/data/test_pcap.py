@@ -12,8 +12,8 @@ import pytest
 
 dpkt = pytest.importorskip("dpkt")
 
+from edge.data.pcap import PcapReader, iter_udp, replay_udp, udp_frame, write_pcap  # noqa: E402
 from edge.errors import DataError  # noqa: E402
-from edge.stream.sources.pcap import PcapReader, iter_udp, replay_udp, udp_frame, write_pcap  # noqa: E402
 
 PCAPS = ["velodyne/velodyne_example.pcap", "velodyne/velodyne_vlp16.pcap", "velodyne/velodyne_vlp32.pcap",
          "ouster/OS-0-32-U1_v2.2.0_1024x10.pcap", "ouster/OS-1-32-G_v2.1.1_1024x10.pcap",

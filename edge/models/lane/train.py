@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.data.synthetic_lane import TUSIMPLE_H_SAMPLES, generate_clip
-from edge.data.tusimple import TuSimpleSample, evaluate
-from edge.models import lane
+from edge.models.lane import card as lane
+from edge.models.lane.synthetic import TUSIMPLE_H_SAMPLES, generate_clip
+from edge.models.lane.tusimple import TuSimpleSample, evaluate
 
 EVAL_HW = (720, 1280)
 
@@ -176,8 +176,8 @@ def evaluate_tusimple_folder(predict: Callable[[np.ndarray], tuple[np.ndarray, n
 
     import cv2
 
-    from edge.data.tusimple import read_tusimple
     from edge.errors import DataError
+    from edge.models.lane.tusimple import read_tusimple
 
     gts = read_tusimple(gt_path)
     preds = []

@@ -10,10 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("cv2")
 
-from edge.data.tusimple import read_tusimple  # noqa: E402
-from edge.models import get_card, lane  # noqa: E402
+from edge.models import get_card  # noqa: E402
 from edge.models.checkpoint import load_model  # noqa: E402
-from edge.models.lane_train import evaluate_tusimple_folder, torch_predictor  # noqa: E402
+from edge.models.lane import card as lane  # noqa: E402
+from edge.models.lane.train import evaluate_tusimple_folder, torch_predictor  # noqa: E402
+from edge.models.lane.tusimple import read_tusimple  # noqa: E402
 
 
 def test_real_frames_decode_and_score(real_data: Path) -> None:

@@ -1,11 +1,12 @@
-"""LiDAR-to-camera calibration: one matrix chain from sensor points to image pixels.
+"""The sensor rig: camera intrinsics and the LiDAR-to-camera extrinsic, one matrix chain to pixels.
 
 Fusion models and overlays need to know where a LiDAR point lands in the image; that is a 4x4 rigid
-transform into the (rectified) camera frame followed by a 3x4 projection. :class:`Calibration` keeps
-both, loads them from KITTI files or a small JSON format for your own rig, and projects points with
-a mask that says which ones are really visible.
+transform into the (rectified) camera frame followed by a 3x4 projection. :class:`Rig` keeps both,
+loads them from KITTI files or a small JSON format for your own rig, and projects points with a mask
+that says which ones are really visible. (It is called a rig, not a calibration, because in this
+project "calibration" means the INT8 calibration sets of :mod:`edge.calibration`.)
 
-Formats :meth:`Calibration.load` accepts:
+Formats :meth:`Rig.load` accepts:
 
 - KITTI object ``calib/*.txt`` (``P2``, ``R0_rect``, ``Tr_velo_to_cam`` lines): pixels =
   P2 * R0_rect(4x4) * Tr_velo_to_cam(4x4) * X; ``camera=`` picks P0..P3;
@@ -74,7 +75,7 @@ def _matrix(path: Path, values: Any, key: str, shapes: tuple[tuple[int, int], ..
 
 
 @dataclass(frozen=True, eq=False)
-class Calibration:
+class Rig:
     """``P`` (3x4) projects camera-frame points to pixels; ``T_lidar_to_cam`` (4x4) takes LiDAR points
     into that camera frame (for KITTI: R0_rect * Tr_velo_to_cam). ``image_size`` is (h, w) when known."""
 
@@ -89,7 +90,7 @@ class Calibration:
         return self.P @ self.T_lidar_to_cam
 
     @classmethod
-    def from_kitti(cls, path: str | Path, *, camera: int = 2) -> Calibration:
+    def from_kitti(cls, path: str | Path, *, camera: int = 2) -> Rig:
         """KITTI object calib: P{camera} * R0_rect * Tr_velo_to_cam."""
         path = Path(path)
         kv = _read_kv(path)
@@ -100,7 +101,7 @@ class Calibration:
         return cls(P, _pad4(R0) @ _pad4(Tr), None, str(path))
 
     @classmethod
-    def from_kitti_raw(cls, folder: str | Path, *, camera: int = 2) -> Calibration:
+    def from_kitti_raw(cls, folder: str | Path, *, camera: int = 2) -> Rig:
         """KITTI raw drive calibration: P_rect_0{camera} * R_rect_00 * [R|T] (velo to cam)."""
         folder = Path(folder)
         c2c, v2c = folder / "calib_cam_to_cam.txt", folder / "calib_velo_to_cam.txt"
@@ -122,7 +123,7 @@ class Calibration:
         return cls(P, _pad4(R0) @ Tr, size, str(folder))
 
     @classmethod
-    def from_json(cls, path: str | Path) -> Calibration:
+    def from_json(cls, path: str | Path) -> Rig:
         """The JSON rig format described in the module docstring."""
         path = Path(path)
         try:
@@ -146,7 +147,7 @@ class Calibration:
         return cls(P, _pad4(T) if T.shape == (3, 4) else T, size, str(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> Calibration:
+    def load(cls, path: str | Path) -> Rig:
         """KITTI object .txt, KITTI raw folder, or the JSON rig format (by suffix / content)."""
         path = Path(path)
         if path.is_dir():

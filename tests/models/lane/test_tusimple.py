@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.data.tusimple import (
+from edge.errors import DataError
+from edge.models.lane.tusimple import (
     TuSimpleSample,
     evaluate,
     evaluate_files,
@@ -27,7 +28,6 @@ from edge.data.tusimple import (
     read_tusimple,
     write_tusimple,
 )
-from edge.errors import DataError
 
 LABELS_0313 = Path("lane/tusimple_labels/label_data_0313.json")
 LANENET_6 = Path("lane/tusimple_lanenet/gt_tusimple_format_derived_from_instance_masks.json")

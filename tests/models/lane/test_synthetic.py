@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from edge.data import synthetic_lane as syn
+from edge.models.lane import synthetic as syn
 
 
 def test_shapes_and_determinism() -> None:

@@ -1,0 +1,72 @@
+"""KITTI object-layout folders: ``image_2/*.png``, ``velodyne/*.bin``, ``calib/*.txt`` (+ ``label_2``).
+
+Readers shared by the stream loop's KITTI source and by any family that trains or validates on KITTI
+frames: scans as :data:`~edge.data.frame.POINT_DTYPE`, images as BGR uint8, the rig from the calib
+file (:meth:`edge.data.rig.Rig.from_kitti`), and :func:`list_indices`, which checks the folder (the
+three sub-folders, indices present in all of them, ``.bin`` sizes a multiple of 16 bytes = float32 x,
+y, z, reflectance) before anything is read. Every problem is a one-line DataError naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge.data.frame import POINT_DTYPE
+from edge.errors import DataError
+
+SUBDIRS = ("image_2", "velodyne", "calib")
+
+
+def read_bin(path: Path) -> np.ndarray:
+    """KITTI ``.bin`` scan -> POINT_DTYPE (intensity = reflectance 0..1, ring 0, t 0)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise DataError(f"{path}: no such LiDAR scan") from None
+    if size % 16:
+        raise DataError(f"{path}: {size} bytes is not a whole number of float32 (x, y, z, reflectance) points")
+    raw = np.fromfile(path, dtype="<f4").reshape(-1, 4)
+    pts = np.zeros(len(raw), POINT_DTYPE)
+    pts["x"], pts["y"], pts["z"], pts["intensity"] = raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 3]
+    return pts
+
+
+def read_image(path: Path) -> np.ndarray:
+    """BGR uint8 image via OpenCV (imported here, so a LiDAR-only install never loads it)."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"{path}: unreadable image (missing, empty or not an image OpenCV can decode)")
+    return img
+
+
+def list_indices(folder: str | Path, index: str | None = None) -> list[str]:
+    """The indices of ``folder`` that have a scan, an image and a calib file (sorted), or just ``index``."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such KITTI folder")
+    for sub in SUBDIRS:
+        if not (root / sub).is_dir():
+            raise DataError(f"{root / sub}: missing KITTI sub-folder (need {', '.join(SUBDIRS)})")
+    if index is not None:
+        indices = [index]
+        for sub, ext in (("velodyne", ".bin"), ("image_2", ".png"), ("calib", ".txt")):
+            f = root / sub / f"{index}{ext}"
+            if not f.is_file():
+                raise DataError(f"{f}: missing for KITTI index {index}")
+    else:
+        bins = {p.stem for p in (root / "velodyne").glob("*.bin")}
+        imgs = {p.stem for p in (root / "image_2").glob("*.png")}
+        cals = {p.stem for p in (root / "calib").glob("*.txt")}
+        indices = sorted(bins & imgs & cals)
+        if not indices:
+            raise DataError(f"{root}: no KITTI index has velodyne/*.bin, image_2/*.png and calib/*.txt")
+    for idx in indices:
+        f = root / "velodyne" / f"{idx}.bin"
+        if f.stat().st_size % 16:
+            raise DataError(f"{f}: {f.stat().st_size} bytes is not a whole number of float32 x, y, z, "
+                            "reflectance points")
+    return indices

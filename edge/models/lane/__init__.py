@@ -1,0 +1,1 @@
+"""The lane family: lightweight spatiotemporal lane detection (card, torch modules, data, training)."""
