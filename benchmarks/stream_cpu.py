@@ -142,7 +142,7 @@ def main() -> None:
 
     import edge
     from edge.bundle import atomic_write_text
-    from edge.stream.sources import synthetic_frames
+    from edge.models.lane.samples import synthetic
     from edge.stream.task import LaneTask
 
     tmp = tempfile.TemporaryDirectory()
@@ -159,7 +159,7 @@ def main() -> None:
     w, h = (int(v) for v in args.size.lower().split("x"))
     if args.soak_only:
         res = json.loads(args.out.read_text()) if args.out.exists() else res
-        res["soak"] = _soak(task, [img for _, img, _ in synthetic_frames(60, (h, w))], args.soak_s, work)
+        res["soak"] = _soak(task, [tick['camera'][0] for tick in synthetic(60, (h, w))], args.soak_s, work)
         task.close()
         atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
         print(f"wrote {args.out}")
@@ -167,10 +167,10 @@ def main() -> None:
     # the camera's size (the model resizes it, INTER_AREA) and the model's own size (an ISP or
     # nvvidconv scaling on the way in): the second isolates what the loop machinery costs
     for hw in ((h, w), model_hw):
-        frames = [img for _, img, _ in synthetic_frames(60, hw)]
+        frames = [tick['camera'][0] for tick in synthetic(60, hw)]
         _bare(task, frames, 30)  # warm-up
         res["sizes"][f"{hw[1]}x{hw[0]}"] = _measure(task, frames, args, work)
-    frames = [img for _, img, _ in synthetic_frames(60, (h, w))]
+    frames = [tick['camera'][0] for tick in synthetic(60, (h, w))]
 
     # 3. LiDAR decode rate (its own script, one core)
     lidar_json = work / "lidar.json"

@@ -6,6 +6,7 @@ or any other heavy backend (a thin Jetson image has numpy and its runtime only):
     import edge
     bundle = edge.export(model, {"x": x}, "out/my_model")      # any nn.Module -> validated bundle
     rt = edge.load("out/my_model", backend="onnxruntime")       # Runtime: infer(dict) -> dict
+    prog = edge.load_program("out/lane", "openvino", precision="int8")  # a family's program: step(feeds)
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "export_card": ("edge.export.api", "export_card"),
     "load": ("edge.runtimes", "load"),
+    "load_program": ("edge.program", "load_program"),
+    "list_models": ("edge.models.registry", "list_models"),
     "Bundle": ("edge.bundle", "Bundle"),
     "IOSpec": ("edge.spec", "IOSpec"),
     "TensorSpec": ("edge.spec", "TensorSpec"),
@@ -37,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from edge.bundle import Bundle  # noqa: F401
     from edge.errors import EdgeError  # noqa: F401
     from edge.export.api import export_card  # noqa: F401
-    from edge.models.registry import get_card  # noqa: F401
+    from edge.models.registry import get_card, list_models  # noqa: F401
+    from edge.program import load_program  # noqa: F401
     from edge.runtimes import load  # noqa: F401
     from edge.spec import IOSpec, TensorSpec  # noqa: F401
 

@@ -123,12 +123,23 @@ class Bundle:
     def io(self) -> IOSpec:
         return IOSpec.from_dict(self.manifest["io"])
 
-    def graph_io(self, graph: str = "full") -> IOSpec:
-        """IOSpec of one graph ("full", or a streaming part such as "encoder")."""
+    @property
+    def graphs(self) -> list[str]:
+        """Graph names in manifest order ("full" for bundles that list none)."""
+        return list(self.manifest.get("graphs", {})) or ["full"]
+
+    @property
+    def default_graph(self) -> str:
+        """The graph a plain ``edge.load`` opens: the first one the bundle lists."""
+        return self.graphs[0]
+
+    def graph_io(self, graph: str | None = None) -> IOSpec:
+        """IOSpec of one graph (default: the first)."""
+        graph = graph or self.default_graph
         graphs = self.manifest.get("graphs", {})
         if graph in graphs:
             return IOSpec.from_dict(graphs[graph])
-        if graph == "full":
+        if not graphs and graph == "full":
             return self.io
         raise BundleError(f"{self.path}: no graph '{graph}' (graphs: {sorted(graphs) or ['full']})")
 
@@ -137,12 +148,23 @@ class Bundle:
         return str(self.manifest["model"]["name"])
 
     @property
+    def family(self) -> str:
+        """The model family that made the bundle ("custom" for a plain ``edge.export`` module)."""
+        m = self.manifest["model"]
+        return str(m.get("family", m["name"]))
+
+    @property
     def artifacts(self) -> list[dict[str, Any]]:
         return list(self.manifest["artifacts"])
 
-    def artifact(self, *, fmt: str | None = None, graph: str = "full", precision: str | None = None,
-                 name: str | None = None) -> dict[str, Any]:
-        """The first artifact matching the filters, or a BundleError listing what is there."""
+    def artifact(self, *, fmt: str | None = None, graph: str | None = None, precision: str | None = None,
+                 name: str | None = None, prefer: str | None = None) -> dict[str, Any]:
+        """The first artifact matching the filters, or a BundleError listing what is there.
+
+        ``graph`` None means any graph. Among matches, one whose ``preferred_by`` lists ``prefer`` (a
+        backend name) wins: e.g. OpenVINO takes the NNCF IR over the IR read from the QDQ graph.
+        """
+        found = []
         for a in self.manifest["artifacts"]:
             if name is not None and a.get("name") != name:
                 continue
@@ -152,7 +174,10 @@ class Bundle:
                 continue
             if precision is not None and a.get("precision") != precision:
                 continue
-            return dict(a)
+            found.append(a)
+        if found:
+            best = [a for a in found if prefer is not None and prefer in a.get("preferred_by", ())]
+            return dict((best or found)[0])
         have = [a.get("name") for a in self.manifest["artifacts"]]
         want = {k: v for k, v in dict(name=name, format=fmt, graph=graph, precision=precision).items() if v}
         raise BundleError(f"{self.path}: no artifact matching {want} (bundle has {have})")

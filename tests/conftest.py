@@ -27,5 +27,5 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edge.export.api import export_card
 
     out = tmp_path_factory.mktemp("bundles") / "lane_tiny"
-    export_card("lane", out, config="tiny", dynamic_batch=True, streaming=True)
+    export_card("lane", out, config="tiny", dynamic_batch=True)
     return out

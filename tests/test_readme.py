@@ -44,11 +44,11 @@ def test_readme_commands_run(tmp_path: Path) -> None:
     """
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
+    from edge.models.lane.samples import synthetic
     from edge.stream.overlay import VideoWriter
-    from edge.stream.sources import synthetic_frames
 
     with VideoWriter(tmp_path / "drive.mp4", 10) as w:
-        for _, img, _ in synthetic_frames(6, (360, 640)):
+        for img in (tick['camera'][0] for tick in synthetic(6, (360, 640))):
             w.write(img)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmds = _block_after("## What the commands do")

@@ -1,9 +1,13 @@
-"""``edge bench``: every artifact x backend x precision of a bundle plus torch eager, one process.
+"""``edge bench``: every program x backend x precision of a bundle plus torch eager, in one process.
 
-Configurations are loaded once, warmed up, then timed in interleaved rounds (each round calls every
-configuration once, the order reversed every other round) so drift and noise hit all alike.
-Reported per configuration: median/p90/p99 latency, throughput at batch 1, the resident-memory
-growth when it was loaded, achieved GFLOP/s; plus the machine's GEMM peak measured in the same run.
+What is timed is one *program step*: what ``edge run`` pays per input (lane's streaming program: an
+encoder pass on the new frame + the temporal head on the ring buffer; a whole-clip program: one call
+of the clip graph). Each configuration is loaded once, run over a sample to fill its state, warmed up,
+then timed in interleaved rounds (each round calls every configuration once, the order reversed every
+other round) so drift and noise hit all alike. Reported per configuration: median/p90/p99 latency,
+throughput, the resident-memory growth when it was loaded, MACs per step (graph MACs x the calls the
+runner makes) and achieved GFLOP/s, next to the machine's GEMM peak measured in the same run.
+Configurations that cannot be loaded here are listed under ``skipped`` with the reason.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from edge.errors import EdgeError
 @dataclass
 class Config:
     name: str
+    program: str
     backend: str
     precision: str
-    artifact: str
-    runtime: Any
+    runtime: Any  # an edge.program.Program
     rss_mb: float
     macs: int
 
@@ -42,91 +46,128 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _configs(b: Bundle, backends: list[str], threads: int, say: Any) -> list[Config]:
-    from edge.bench.flops import count_macs
-    from edge.runtimes import load, require
+def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, str, str, dict[str, Any]]]:
+    """(program spec, backend, label, load options) for everything the bundle has for these backends."""
+    from edge.export.api import artifact_name
 
-    out: list[Config] = []
-    onnx_arts = [a for a in b.artifacts if a["format"] == "onnx" and a.get("graph", "full") == "full"]
-    base_macs = count_macs(str(b.file(onnx_arts[0].get("lowered", {}).get("onnxruntime", onnx_arts[0]["file"]))))
-    plans: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
-    if "torch" in backends:
-        plans.append(("torch", "fp32", {"precision": None}, {}))
-    for a in onnx_arts:
-        if "onnxruntime" in backends:
-            plans.append(("onnxruntime", a["precision"], {"precision": a["precision"]}, {}))
-        if "openvino" in backends and a["precision"] in ("fp32", "fp16"):
-            plans.append(("openvino", a["precision"], {"precision": a["precision"]}, {"inference_precision": "f32"}))
-            if a["precision"] == "fp32":
-                plans.append(("openvino", "bf16", {"precision": "fp32"}, {"inference_precision": "bf16"}))
-        if "openvino" in backends and a["precision"] == "int8":
-            plans.append(("openvino", "int8", {"precision": "int8"}, {"inference_precision": "f32"}))
-    if "openvino" in backends:  # NNCF-native INT8 IRs have no ONNX twin
-        for a in b.artifacts:
-            if a["format"] == "openvino_ir" and a.get("quantization", {}).get("format") == "nncf":
-                plans.append(("openvino", "int8-nncf", {"artifact": a["name"]}, {"inference_precision": "f32"}))
-    for backend, label, sel, opts in plans:
-        try:
-            require(backend)
-        except EdgeError as e:
-            say(f"skip {backend}: {e}")
-            continue
-        before = _rss_mb()
-        try:
-            rt = load(b, backend=backend, threads=threads, **sel, **opts) if backend != "torch" else \
-                load(b, backend="torch", threads=threads)
-        except EdgeError as e:
-            say(f"skip {backend}/{label}: {e}")
-            continue
-        art = "weights.pt" if backend == "torch" else sel.get("artifact") or next(
-            a["name"] for a in onnx_arts if a["precision"] == sel["precision"])
-        out.append(Config(f"{backend}/{label}", backend, label, art, rt, _rss_mb() - before, base_macs))
-    return out
+    plans = []
+    for spec in specs:
+        table = b.manifest.get("programs", {}).get(spec.name, {}).get("precisions")
+        if table is None:  # a bundle without a programs section: whatever ONNX precisions it has
+            precs = sorted({a["precision"] for a in b.artifacts if a["format"] == "onnx"})
+            table = {p: {"onnxruntime": {}, "openvino": {}} for p in precs}
+        if "torch" in backends:
+            plans.append((spec, "torch", "fp32", {"precision": None}))
+        for prec, per_backend in table.items():
+            if "onnxruntime" in backends and "onnxruntime" in per_backend:
+                plans.append((spec, "onnxruntime", prec, {"precision": prec}))
+            if "openvino" in backends and "openvino" in per_backend:
+                chosen = per_backend["openvino"]
+                nncf = any("nncf" in v for v in chosen.values())
+                plans.append((spec, "openvino", f"{prec}-nncf" if nncf else prec,
+                              {"precision": prec, "inference_precision": "f32"}))
+                if prec == "fp32":
+                    plans.append((spec, "openvino", "bf16", {"precision": prec, "inference_precision": "bf16"}))
+                if nncf:  # the IR read from the QDQ graph too, when the export made one
+                    qdq = {g: artifact_name("openvino", prec, g) for g in spec.graphs}
+                    if all(any(a["name"] == n for a in b.artifacts) for n in qdq.values()):
+                        plans.append((spec, "openvino", prec, {"artifacts": qdq, "inference_precision": "f32"}))
+        if "tensorrt" in backends:
+            for prec in ("fp32", "fp16", "int8"):
+                if all(any(a["format"] == "tensorrt_engine" and a.get("graph") == g and a.get("precision") == prec
+                           for a in b.artifacts) for g in spec.graphs):
+                    plans.append((spec, "tensorrt", prec, {"precision": prec}))
+    return plans
+
+
+def _feeds(b: Bundle, card: Any) -> list[dict[str, np.ndarray]]:
+    """Step feeds of one realistic input sequence (the family's evaluation sample, else random)."""
+    cfg = b.manifest["model"].get("config") or {}
+    if card is not None and card.data is not None:
+        sample = card.data.samples(cfg, "evaluation", 1, 0)[0]
+        return [card.preprocess(frames, cfg) for frames in sample]
+    rng = np.random.default_rng(0)
+    io = b.graph_io()
+    return [{t.name: rng.standard_normal(t.concrete(batch=1)).astype(t.dtype) for t in io.inputs}]
+
+
+def _graph_macs(b: Bundle, graph: str) -> int:
+    from edge.bench.flops import count_macs
+
+    art = next((a for a in b.artifacts if a["format"] == "onnx" and a.get("graph") == graph
+                and a["precision"] == "fp32"), None)
+    if art is None:
+        return 0
+    return count_macs(str(b.file(art.get("lowered", {}).get("onnxruntime", art["file"]))))
 
 
 def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: int = 30, warmup: int = 5,
-              threads: int = 0, say: Any = lambda _m: None) -> dict[str, Any]:
+              threads: int = 0, programs: list[str] | None = None, say: Any = lambda _m: None) -> dict[str, Any]:
     """Benchmark a bundle; returns the report dict (what ``--json`` prints)."""
     from edge.bench.flops import gemm_peak_gflops
-    from edge.models.registry import get_card
+    from edge.program import bundle_programs, card_for_bundle, load_program
+    from edge.runtimes import require
 
     b = Bundle.load(bundle)
     backends = backends or ["torch", "onnxruntime", "openvino"]
-    configs = _configs(b, backends, threads, say)
+    card = card_for_bundle(b)
+    specs = bundle_programs(b, card)
+    if programs:
+        unknown = [p for p in programs if p not in {s.name for s in specs}]
+        if unknown:
+            raise EdgeError(f"{bundle}: no program {unknown[0]!r} (has {', '.join(s.name for s in specs)})")
+        specs = [s for s in specs if s.name in programs]
+    feeds = _feeds(b, card)
+    macs = {g: _graph_macs(b, g) for s in specs for g in s.graphs}
+    configs: list[Config] = []
+    skipped: list[dict[str, str]] = []
+    for spec, backend, label, opts in _plans(b, specs, backends):
+        name = f"{spec.name}:{backend}/{label}" if len(specs) > 1 else f"{backend}/{label}"
+        try:
+            require(backend)
+            before = _rss_mb()
+            prog = load_program(b, backend, program=spec.name, threads=threads, **opts)
+        except EdgeError as e:
+            say(f"skip {name}: {e}")
+            skipped.append({"config": name, "reason": str(e)})
+            continue
+        prog.reset()
+        for f in feeds:
+            prog.step(f)
+        prog.calls.clear()
+        prog.step(feeds[-1])
+        step_macs = sum(macs.get(g, 0) * n for g, n in prog.calls.items())
+        configs.append(Config(name, spec.name, backend, label, prog, _rss_mb() - before, step_macs))
     if not configs:
-        raise EdgeError(f"{bundle}: nothing to benchmark with backends {backends}")
-    card = get_card(b.model_name) if b.manifest["model"].get("family") != "custom" else None
-    graph = card.graphs["full"] if card else None
-    cfg = b.manifest["model"].get("config")
-    if graph is not None and cfg:
-        feeds = graph.example_inputs(cfg, 1, 0)
-    else:
-        rng = np.random.default_rng(0)
-        feeds = {t.name: rng.standard_normal(t.concrete(batch=1)).astype(t.dtype) for t in b.io.inputs}
+        raise EdgeError(f"{bundle}: nothing to benchmark with backends {backends}"
+                        + (f" ({skipped[0]['reason']})" if skipped else ""))
     for c in configs:
         for _ in range(warmup):
-            c.runtime.infer(feeds)
+            c.runtime.step(feeds[-1])
     times: dict[str, list[float]] = {c.name: [] for c in configs}
     for r in range(rounds):
         for c in configs if r % 2 == 0 else configs[::-1]:
             t0 = time.perf_counter()
-            c.runtime.infer(feeds)
+            c.runtime.step(feeds[-1])
             times[c.name].append((time.perf_counter() - t0) * 1e3)
     peak = gemm_peak_gflops()
-    base = next((float(np.median(times[c.name])) for c in configs if c.backend == "torch"), None)
+    base = {c.program: float(np.median(times[c.name])) for c in configs if c.backend == "torch"}
     rows = []
     for c in configs:
         t = np.asarray(times[c.name])
         med = float(np.median(t))
-        rows.append({"config": c.name, "backend": c.backend, "precision": c.precision, "artifact": c.artifact,
-                     "median_ms": med, "p90_ms": float(np.percentile(t, 90)), "p99_ms": float(np.percentile(t, 99)),
-                     "throughput_per_s": 1e3 / med, "rss_delta_mb": round(c.rss_mb, 1),
-                     "gflops": 2 * c.macs / (med / 1e3) / 1e9, "speedup_vs_torch": (base / med) if base else None,
+        ref = base.get(c.program)
+        rows.append({"config": c.name, "program": c.program, "backend": c.backend, "precision": c.precision,
+                     "graphs": list(c.runtime.spec.graphs), "median_ms": med,
+                     "p90_ms": float(np.percentile(t, 90)), "p99_ms": float(np.percentile(t, 99)),
+                     "throughput_per_s": 1e3 / med, "rss_delta_mb": round(c.rss_mb, 1), "gmacs": c.macs / 1e9,
+                     "gflops": 2 * c.macs / (med / 1e3) / 1e9, "speedup_vs_torch": (ref / med) if ref else None,
                      "samples_ms": [round(float(x), 3) for x in t]})
         c.runtime.close()
     return {"bundle": str(bundle), "model": b.model_name, "batch": 1, "rounds": rounds, "warmup": warmup,
-            "threads": threads, "gmacs": configs[0].macs / 1e9, "gemm_peak_gflops": peak,
-            "peak_rss_mb": _rss_mb(), "rows": rows}
+            "threads": threads, "unit": "one program step (what edge run pays per input)",
+            "gmacs": configs[0].macs / 1e9, "gemm_peak_gflops": peak, "peak_rss_mb": _rss_mb(), "rows": rows,
+            "skipped": skipped}
 
 
 def plot(report: dict[str, Any], path: str | Path) -> Path:
@@ -142,7 +183,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4))
     ax.boxplot([r["samples_ms"] for r in rows], showfliers=True)
     ax.set_xticks(range(1, len(rows) + 1), [r["config"] for r in rows], rotation=30, ha="right")
-    ax.set_ylabel("latency per inference (ms)")
+    ax.set_ylabel("latency per program step (ms)")
     ax.set_title(f"{report['model']} batch 1, {report['rounds']} interleaved rounds")
     fig.tight_layout()
     out = Path(path)

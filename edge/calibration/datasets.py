@@ -1,12 +1,19 @@
-"""Calibration and evaluation sets, always disjoint.
+"""INT8 calibration samples, and the per-graph feed sets recorded from them.
 
-A set is a list of feed dicts (input name -> array with the graph's shape, batch 1), made from:
+A calibration *sample* is what a family's program takes for one input: a short sequence of step feeds
+(what ``card.preprocess`` makes of one set of frames). Calibrating a program means running its fp32
+runtimes over the samples and recording what every graph receives (:class:`FeedSet` per graph); inner
+graphs (a temporal head's ring buffer, an iteration step's current estimate) get realistic inputs that
+no image folder could provide directly. Samples come from:
 
-* ``synthetic``: the model card's generator; calibration and evaluation use different seed streams;
-* a folder of images or a video file: frames sampled evenly, passed through the card's own
-  preprocessing (the same code that runs on the car); items are split by index parity, so the
-  calibration and evaluation halves never share a frame;
-* ``.npz`` (arrays keyed by input name, first axis = samples) or ``.npy`` (single-input models).
+* ``synthetic``: the family's seeded generator (``card.data.samples(cfg, "calibration", ...)``), a seed
+  stream disjoint from the held-out evaluation stream;
+* a folder of images (each a one-step sample: a static scene) or a video (windows of
+  ``card.data.sequence_length(cfg)`` consecutive frames), through the card's own preprocessing, for
+  families whose only required sensor is the one the frames come from; items are split by index
+  parity, so the calibration and evaluation halves of one source never share a frame;
+* ``.npz`` keyed by step-feed name (``.npy`` for a single one), first axis = samples, an optional
+  second axis = steps of a sequence.
 
 Every problem (empty folder, unreadable file, wrong shape or dtype, fewer samples than asked) is a
 DataError naming the source.
@@ -15,25 +22,27 @@ DataError naming the source.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.data.frame import Frame
 from edge.errors import DataError, first_line
-from edge.spec import IOSpec
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_EXT = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 
+Feeds = dict[str, np.ndarray]
+
 
 @dataclass
 class FeedSet:
-    """Feeds for one role ("calibration" or "evaluation") and where they came from."""
+    """Feeds of one graph for one role ("calibration" or "evaluation") and where they came from."""
 
-    feeds: list[dict[str, np.ndarray]]
+    feeds: list[Feeds]
     source: str
     role: str
     ids: list[str]
@@ -42,24 +51,17 @@ class FeedSet:
         return len(self.feeds)
 
 
-def _check(feeds: dict[str, np.ndarray], io: IOSpec, where: str) -> dict[str, np.ndarray]:
-    try:
-        io.validate_feeds(feeds)
-    except Exception as e:
-        raise DataError(f"{where}: {e}") from None
-    return feeds
+@dataclass
+class SampleSet:
+    """Calibration samples: each a sequence of step feeds for the program's runner."""
 
+    sequences: list[list[Feeds]]
+    source: str
+    role: str
+    ids: list[str]
 
-def _frames_to_feed(frames: list[np.ndarray], io: IOSpec, preprocess: Callable[[np.ndarray], np.ndarray],
-                    where: str) -> dict[str, np.ndarray]:
-    """Single-input clip/image models: stack preprocessed frames to the input's rank (batch 1)."""
-    if len(io.inputs) != 1:
-        raise DataError(f"{where}: image/video calibration needs a single-input model "
-                        f"(inputs: {io.input_names}); use an .npz keyed by input name")
-    spec = io.inputs[0]
-    x = np.stack([preprocess(f) for f in frames])  # [T, C, H, W]
-    x = x[None] if spec.rank == 5 else x[:1]  # clip [1, T, C, H, W] or image [1, C, H, W]
-    return _check({spec.name: x.astype(spec.dtype)}, io, where)
+    def __len__(self) -> int:
+        return len(self.sequences)
 
 
 def _split(items: list[Any], role: str) -> list[Any]:
@@ -67,14 +69,56 @@ def _split(items: list[Any], role: str) -> list[Any]:
     return items[0::2] if role == "calibration" else items[1::2]
 
 
-def from_images(folder: str | os.PathLike[str], io: IOSpec, preprocess: Callable[[np.ndarray], np.ndarray], *,
-                size: int, role: str = "calibration", frames_per_sample: int = 1, seed: int = 0) -> FeedSet:
-    """Images in ``folder`` (sorted; shuffled with ``seed``), each repeated into a static clip if needed."""
+def _check_step(feeds: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray] | None, where: str) -> Feeds:
+    """Step feeds must match what the card's preprocessing makes (names, dtype, shape)."""
+    if ref is None:
+        return dict(feeds)
+    missing = [k for k in ref if k not in feeds]
+    if missing:
+        raise DataError(f"{where}: missing step feeds {missing} (has {sorted(feeds)})")
+    for k, r in ref.items():
+        a = feeds[k]
+        if a.dtype != r.dtype:
+            raise DataError(f"{where}: '{k}' is {a.dtype}, the model takes {r.dtype}")
+        if a.shape != r.shape:
+            raise DataError(f"{where}: '{k}' has shape {list(a.shape)}, the model takes {list(r.shape)}")
+    return {k: feeds[k] for k in ref}
+
+
+def _primary(card: Any, where: str) -> str:
+    extra = [s for s in card.sensors.required[1:]]
+    if extra:
+        raise DataError(f"{where}: model '{card.name}' needs sensors {list(card.sensors.required)}; images or "
+                        "a video give only one: calibrate with synthetic or an .npz of step feeds")
+    return card.sensors.primary
+
+
+def _preprocess(card: Any, cfg: dict[str, Any], images: list[np.ndarray], where: str) -> list[Feeds]:
+    sensor = _primary(card, where)
+    try:
+        return [card.preprocess({sensor: Frame(img, 0, i, sensor, {})}, cfg) for i, img in enumerate(images)]
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{where}: preprocessing failed ({type(e).__name__}: {first_line(e)})") from None
+
+
+def from_synthetic(card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",
+                   seed: int = 0) -> SampleSet:
+    """The family's own seeded samples (calibration and evaluation streams never meet)."""
+    if card.data is None:
+        raise DataError(f"model '{card.name}' has no synthetic data; pass a folder, video or .npz")
+    seqs = [[card.preprocess(frames, cfg) for frames in sample]
+            for sample in card.data.samples(cfg, role, size, seed)]
+    return SampleSet(seqs, f"synthetic(seed={seed})", role, [f"synthetic/{role}/{seed}/{i}" for i in range(size)])
+
+
+def from_images(folder: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, size: int,
+                role: str = "calibration", seed: int = 0) -> SampleSet:
+    """Images in ``folder`` (sorted, shuffled with ``seed``), each a one-step sample."""
     import cv2
 
     root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"{root}: calibration folder does not exist")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXT)
     if not files:
         raise DataError(f"{root}: no images ({', '.join(sorted(IMAGE_EXT))}) in calibration folder")
@@ -82,24 +126,23 @@ def from_images(folder: str | os.PathLike[str], io: IOSpec, preprocess: Callable
     chosen = _split([files[i] for i in order], role)
     if len(chosen) < size:
         raise DataError(f"{root}: {len(chosen)} images available for {role} (half of {len(files)}), asked for {size}")
-    feeds, ids = [], []
+    seqs, ids = [], []
     for p in chosen[:size]:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if img is None:
             raise DataError(f"{p}: unreadable image")
-        feeds.append(_frames_to_feed([img] * frames_per_sample, io, preprocess, str(p)))
+        seqs.append(_preprocess(card, cfg, [img], str(p)))
         ids.append(str(p))
-    return FeedSet(feeds, str(root), role, ids)
+    return SampleSet(seqs, str(root), role, ids)
 
 
-def from_video(path: str | os.PathLike[str], io: IOSpec, preprocess: Callable[[np.ndarray], np.ndarray], *,
-               size: int, role: str = "calibration", frames_per_sample: int = 1) -> FeedSet:
-    """``2 * size`` evenly spaced windows of ``frames_per_sample`` consecutive frames; halves alternate."""
+def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, size: int,
+               role: str = "calibration") -> SampleSet:
+    """``2 * size`` evenly spaced windows of consecutive frames; the halves alternate."""
     import cv2
 
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: calibration video not found")
+    steps = card.data.sequence_length(cfg) if card.data is not None else 1
     cap = cv2.VideoCapture(str(p))
     try:
         if not cap.isOpened():
@@ -112,34 +155,39 @@ def from_video(path: str | os.PathLike[str], io: IOSpec, preprocess: Callable[[n
             frames.append(f)
     finally:
         cap.release()
-    windows = len(frames) - frames_per_sample + 1
+    windows = len(frames) - steps + 1
     if windows < 2 * size:
-        raise DataError(f"{p}: {len(frames)} frames give {max(windows, 0)} windows of {frames_per_sample}; "
+        raise DataError(f"{p}: {len(frames)} frames give {max(windows, 0)} windows of {steps}; "
                         f"need {2 * size} ({size} calibration + {size} evaluation)")
     starts = np.linspace(0, windows - 1, 2 * size).round().astype(int)
     chosen = _split(list(starts), role)[:size]
-    feeds = [_frames_to_feed(frames[s:s + frames_per_sample], io, preprocess, f"{p}@{s}") for s in chosen]
-    return FeedSet(feeds, str(p), role, [f"{p}@{s}" for s in chosen])
+    seqs = [_preprocess(card, cfg, frames[s:s + steps], f"{p}@{s}") for s in chosen]
+    return SampleSet(seqs, str(p), role, [f"{p}@{s}" for s in chosen])
 
 
-def from_arrays(path: str | os.PathLike[str], io: IOSpec, *, size: int, role: str = "calibration") -> FeedSet:
-    """``.npz`` keyed by input name or ``.npy`` for one input; first axis = samples (each fed as batch 1)."""
+def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | None, *, size: int,
+                role: str = "calibration") -> SampleSet:
+    """``.npz`` keyed by step-feed name or ``.npy`` for one; [samples, ...] or [samples, steps, ...]."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: calibration file not found")
     try:
         data = np.load(p, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise DataError(f"{p}: not a readable .npy/.npz ({first_line(e, 120)})") from None
+    names = list(ref) if ref is not None else None
     if isinstance(data, np.ndarray):
-        if len(io.inputs) != 1:
-            raise DataError(f"{p}: a .npy holds one array but the model takes {io.input_names}; use .npz")
-        arrays = {io.inputs[0].name: data}
+        if names is not None and len(names) != 1:
+            raise DataError(f"{p}: a .npy holds one array but the model's steps take {names}; use .npz")
+        arrays = {(names or ["input"])[0]: data}
     else:
-        arrays = {k: data[k] for k in data.files}
-        missing = [n for n in io.input_names if n not in arrays]
-        if missing:
-            raise DataError(f"{p}: missing arrays for inputs {missing} (has {sorted(arrays)})")
+        try:
+            arrays = {k: data[k] for k in data.files}
+        except ValueError as e:  # an object array needs pickle, which we never allow
+            raise DataError(f"{p}: {first_line(e, 120)}") from None
+        if names is not None:
+            missing = [n for n in names if n not in arrays]
+            if missing:
+                raise DataError(f"{p}: missing arrays for step feeds {missing} (has {sorted(arrays)})")
+            arrays = {n: arrays[n] for n in names}
     n = {a.shape[0] if a.ndim else 0 for a in arrays.values()}
     if len(n) != 1:
         raise DataError(f"{p}: arrays have different sample counts {sorted(n)}")
@@ -147,40 +195,50 @@ def from_arrays(path: str | os.PathLike[str], io: IOSpec, *, size: int, role: st
     idx = _split(list(range(total)), role)
     if len(idx) < size:
         raise DataError(f"{p}: {len(idx)} samples available for {role} (half of {total}), asked for {size}")
-    feeds = [_check({k: arrays[k][i:i + 1] for k in io.input_names}, io, f"{p}[{i}]") for i in idx[:size]]
-    return FeedSet(feeds, str(p), role, [f"{p}[{i}]" for i in idx[:size]])
+
+    def steps_of(i: int) -> list[Feeds]:
+        # one step: [samples, *step shape without batch]; a sequence: [samples, steps, *...]
+        seq = ref is not None and all(arrays[k].ndim == r.ndim + 1 for k, r in ref.items())
+        if seq:
+            count = arrays[next(iter(arrays))].shape[1]
+            return [_check_step({k: a[i, s][None] for k, a in arrays.items()}, ref, f"{p}[{i}, {s}]")
+                    for s in range(count)]
+        return [_check_step({k: a[i:i + 1] for k, a in arrays.items()}, ref, f"{p}[{i}]")]
+
+    seqs = [steps_of(i) for i in idx[:size]]
+    return SampleSet(seqs, str(p), role, [f"{p}[{i}]" for i in idx[:size]])
 
 
-def from_synthetic(make: Callable[[np.random.Generator], dict[str, np.ndarray]], io: IOSpec, *, size: int,
-                   role: str = "calibration", seed: int = 0) -> FeedSet:
-    """``make(rng)`` -> one feed; calibration and evaluation draw from different seed streams."""
-    stream = 0 if role == "calibration" else 1
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7, stream)))
-    feeds = [_check(make(rng), io, f"synthetic {role} sample {i}") for i in range(size)]
-    return FeedSet(feeds, f"synthetic(seed={seed})", role, [f"synthetic/{role}/{seed}/{i}" for i in range(size)])
-
-
-def load_set(src: str, io: IOSpec, *, size: int, role: str = "calibration", seed: int = 0,
-             preprocess: Callable[[np.ndarray], np.ndarray] | None = None, frames_per_sample: int = 1,
-             synthetic: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None) -> FeedSet:
+def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",
+                 seed: int = 0) -> SampleSet:
     """Dispatch on ``src``: "synthetic", a folder of images, a video file, or .npz/.npy."""
     if size < 1:
         raise DataError(f"calibration size must be >= 1, got {size}")
     if src == "synthetic":
-        if synthetic is None:
-            raise DataError("this model has no synthetic generator; pass a folder, video or .npz")
-        return from_synthetic(synthetic, io, size=size, role=role, seed=seed)
+        return from_synthetic(card, cfg, size=size, role=role, seed=seed)
     p = Path(src)
     if p.is_dir():
-        if preprocess is None:
-            raise DataError(f"{p}: image calibration needs the model card's preprocessing")
-        return from_images(p, io, preprocess, size=size, role=role, frames_per_sample=frames_per_sample, seed=seed)
-    if p.suffix.lower() in (".npz", ".npy"):
-        return from_arrays(p, io, size=size, role=role)
-    if p.suffix.lower() in VIDEO_EXT:
-        if preprocess is None:
-            raise DataError(f"{p}: video calibration needs the model card's preprocessing")
-        return from_video(p, io, preprocess, size=size, role=role, frames_per_sample=frames_per_sample)
+        return from_images(p, card, cfg, size=size, role=role, seed=seed)
     if not p.exists():
         raise DataError(f"{src}: calibration source not found (use synthetic, a folder, a video or .npz/.npy)")
+    if p.suffix.lower() in (".npz", ".npy"):
+        ref = None
+        if card.data is not None:
+            ref = card.preprocess(card.data.samples(cfg, "calibration", 1, seed)[0][0], cfg)
+        return from_arrays(p, ref, size=size, role=role)
+    if p.suffix.lower() in VIDEO_EXT:
+        if not p.is_file():
+            raise DataError(f"{p}: calibration video is not a file")
+        return from_video(p, card, cfg, size=size, role=role)
     raise DataError(f"{src}: unsupported calibration source (use synthetic, a folder, a video or .npz/.npy)")
+
+
+def check_source(src: str) -> None:
+    """Refuse a calibration source that cannot work before any export work starts."""
+    if src == "synthetic":
+        return
+    p = Path(src)
+    if not p.exists():
+        raise DataError(f"{src}: calibration source not found (use synthetic, a folder, a video or .npz/.npy)")
+    if p.is_file() and p.suffix.lower() not in (".npz", ".npy", *VIDEO_EXT):
+        raise DataError(f"{src}: unsupported calibration source (use synthetic, a folder, a video or .npz/.npy)")

@@ -9,7 +9,7 @@ from edge.errors import EdgeError
 
 
 def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, threads: int, out: Path | None,
-                  json_out: bool) -> None:
+                  programs: list[str] | None, json_out: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -22,7 +22,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         raise EdgeError(f"{folder}: output folder does not exist")
     with console.status("benchmarking...") as status:
         report = run_bench(bundle, backends=backends, rounds=rounds, warmup=warmup, threads=threads,
-                           say=lambda m: status.update(m))
+                           programs=programs, say=lambda m: status.update(m))
     stem = folder / f"{Path(bundle).resolve().name}_bench"
     atomic_write_text(stem.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
     png = plot(report, stem.with_suffix(".png"))
@@ -30,13 +30,15 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         print(json.dumps({k: v for k, v in report.items() if k != "rows"} |
                          {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))
         return
-    t = Table(title=f"{report['model']} batch 1: {report['gmacs']:.2f} GMAC/inference, "
+    t = Table(title=f"{report['model']} batch 1, per program step (what edge run pays per input); "
                     f"GEMM peak {report['gemm_peak_gflops']:.0f} GFLOP/s here")
-    for col in ("config", "median ms", "p90 ms", "p99 ms", "inf/s", "GFLOP/s", "vs torch", "RSS +MB"):
+    for col in ("config", "GMAC", "median ms", "p90 ms", "p99 ms", "steps/s", "GFLOP/s", "vs torch", "RSS +MB"):
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
     for r in report["rows"]:
-        t.add_row(r["config"], f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
-                  f"{r['throughput_per_s']:.1f}", f"{r['gflops']:.1f}",
+        t.add_row(r["config"], f"{r['gmacs']:.2f}", f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}",
+                  f"{r['p99_ms']:.2f}", f"{r['throughput_per_s']:.1f}", f"{r['gflops']:.1f}",
                   f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-", f"{r['rss_delta_mb']:.0f}")
     console.print(t)
+    for s in report.get("skipped", []):
+        console.print(f"[yellow]skipped[/] {s['config']}: {s['reason']}", highlight=False)
     console.print(f"wrote {stem.with_suffix('.json')} and {png}")

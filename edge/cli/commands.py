@@ -18,15 +18,25 @@ def doctor(
     run_doctor(json_out, require)
 
 
+def models(
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List the model families installed here: configs, graphs, programs, sensors, metric, weights."""
+    from edge.cli.models_cmd import run_models
+
+    run_models(json_out)
+
+
 def train(
-    model: str = typer.Argument(..., help="Model family (e.g. lane)."),
+    model: str = typer.Argument(..., help="Model family (`edge models` lists them)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
-    config: str = typer.Option("default", "--config", "-c", help="Config size: tiny, default, large."),
+    config: str = typer.Option(None, "--config", "-c", help="Config size (default: the family's default)."),
     steps: int = typer.Option(1000, "--steps", min=1, help="Optimizer steps."),
-    batch: int = typer.Option(8, "--batch", min=1, help="Clips per step."),
-    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (one-cycle)."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Samples per step."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (one-cycle; default: the family's)."),
     seed: int = typer.Option(0, "--seed", help="Seed for data and weights; same seed, same checkpoint."),
-    eval_clips: int = typer.Option(100, "--eval-clips", min=0, help="Held-out synthetic clips to score."),
+    eval_clips: int = typer.Option(100, "--eval-clips", "--eval-samples", min=0,
+                                   help="Held-out synthetic samples to score."),
     resume: Path | None = typer.Option(None, "--init", help="Start from this checkpoint's weights."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -37,24 +47,24 @@ def train(
 
 
 def export(
-    model: str = typer.Argument(..., help="Model family name (lane) or a checkpoint .pt file."),
+    model: str = typer.Argument(..., help="Model family name (`edge models`) or a checkpoint .pt file."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
-    to: str = typer.Option("onnx", "--to", help="Targets, comma-separated: onnx, openvino (IR)."),
+    to: str = typer.Option("onnx", "--to", help="Targets, comma-separated: onnx, openvino (IR), tensorrt."),
     config: str | None = typer.Option(None, "--config", "-c", help="Config when no checkpoint is used."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights (default: the shipped ones)."),
     attention: str = typer.Option("auto", "--attention",
                                   help="Attention form: auto, plugin (EdgeAttention node, lowered per backend), "
                                        "onnx (opset-23 Attention), decomposed (MatMul/Softmax, opset <= 20)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dim dynamic."),
-    streaming: bool = typer.Option(True, "--streaming/--no-streaming",
-                                   help="Also export encoder + temporal graphs for streaming."),
+    programs: str = typer.Option(None, "--programs", help="Comma-separated host programs to export (their graphs "
+                                 "go in the bundle); default: every program the family declares."),
     opset: int = typer.Option(20, "--opset", help="ONNX opset."),
     rtol: float = typer.Option(1e-4, "--rtol", help="Parity tolerance: max error / max |reference|."),
     precision: str = typer.Option("fp32", "--precision", help="Comma-separated: fp32, fp16, int8."),
     calib: str = typer.Option("synthetic", "--calib", help="INT8 calibration: synthetic, image folder, video, .npz."),
     calib_size: int = typer.Option(32, "--calib-size", min=1, help="Calibration samples."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
-    eval_size: int = typer.Option(40, "--eval-size", min=1, help="Held-out clips for the task metric."),
+    eval_size: int = typer.Option(40, "--eval-size", min=1, help="Held-out samples for the task metric."),
     max_drop: float = typer.Option(1.0, "--max-drop", help="Allowed task-metric drop vs fp32 (points)."),
     triton_repo: Path = typer.Option(None, "--triton-repo", help="Also write an NVIDIA Triton Inference Server "
                                      "model repository (config.pbtxt with the IOSpec's dims, dynamic batching)."),
@@ -65,7 +75,8 @@ def export(
     """Export a model to a validated bundle (ONNX + manifest), checked against PyTorch."""
     from edge.cli.export_cmd import run_export
 
-    run_export(model, out, to, config, checkpoint, attention, dynamic_batch, streaming, opset, rtol, json_out,
+    run_export(model, out, to, config, checkpoint, attention, dynamic_batch,
+               [p.strip() for p in programs.split(",") if p.strip()] if programs else None, opset, rtol, json_out,
                precisions=[p.strip() for p in precision.split(",") if p.strip()], calib=calib,
                calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                triton_repo=triton_repo, triton_backends=triton_backends)
@@ -73,19 +84,26 @@ def export(
 
 def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by edge-export."),
-    source: str = typer.Option("synthetic", "--source", "-s", help="synthetic[:N[:HxW]], a video file, camera:N, "
-                               "csi:N, rtsp://..., gst:<pipeline> or kitti:FOLDER."),
+    source: str = typer.Option("synthetic", "--source", "-s", help="synthetic[:N[:HxW]] (the model family's own "
+                               "synthetic data), a video file, camera:N, csi:N, rtsp://..., gst:<pipeline> or "
+                               "kitti:FOLDER."),
     lidar: str = typer.Option(None, "--lidar", help="LiDAR beside the camera: FILE.pcap, velodyne:..., "
                               "ouster:FILE.pcap,meta=FILE.json or udp://0.0.0.0:2368."),
-    calib: Path = typer.Option(None, "--calib", help="Camera-LiDAR calibration (KITTI calib .txt or JSON)."),
-    save: Path = typer.Option(None, "--save", help="Overlay video (lanes + projected LiDAR points)."),
+    rig: Path = typer.Option(None, "--rig", "--calib", help="Sensor rig: camera intrinsics + LiDAR-to-camera "
+                             "extrinsic (KITTI calib .txt or the rig JSON)."),
+    save: Path = typer.Option(None, "--save", help="Overlay video (the model's drawing + projected LiDAR points)."),
     jsonl: Path = typer.Option(None, "--jsonl", help="One JSON line of results per frame."),
     stats: Path = typer.Option(None, "--stats", help="Stats summary JSON (latency per stage, fps, drops)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Folder shorthand: overlay.mp4, lanes.jsonl and "
-                             "summary.json in it (default edge_run when no other output is given)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder shorthand: overlay.mp4, <results>.jsonl (named by "
+                             "the model family) and summary.json in it (default edge_run when no other output "
+                             "is given)."),
     policy: str = typer.Option("auto", "--policy", help="latest (real time, drop stale frames), block (lose "
                                "nothing) or auto (latest for live sources, block for files)."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino or torch."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino, tensorrt or torch."),
+    precision: str = typer.Option(None, "--precision", "-p", help="fp32 (default), fp16 or int8: the bundle's "
+                                  "graphs of that precision (exported with edge-export --precision)."),
+    program: str = typer.Option(None, "--program", help="Which of the family's programs to run (default: the "
+                                "first the bundle has, e.g. the streaming one)."),
     realtime: bool = typer.Option(False, "--realtime", help="Play files and pcaps at their recorded rate."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads (0 = backend default)."),
@@ -103,17 +121,20 @@ def run(
     """
     from edge.cli.run_cmd import run_run
 
-    run_run(bundle, source=source, lidar=lidar, calib=calib, save=save, jsonl=jsonl, stats=stats, out=out,
-            policy=policy, backend=backend, realtime=realtime, max_frames=max_frames, threads=threads,
+    run_run(bundle, source=source, lidar=lidar, rig=rig, save=save, jsonl=jsonl, stats=stats, out=out,
+            policy=policy, backend=backend, precision=precision, program=program, realtime=realtime,
+            max_frames=max_frames, threads=threads,
             display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms, live=live, json_out=json_out)
 
 
 def build(
     bundle: Path = typer.Argument(..., help="Bundle folder made by edge-export."),
-    backend: str = typer.Option("tensorrt", "--backend", "-b", help="tensorrt (engines are built on the target)."),
+    backend: str = typer.Option("tensorrt", "--backend", "-b", help="A backend that builds engines on the target "
+                                "(tensorrt)."),
     precision: str = typer.Option("fp16", "--precision", "-p", help="fp32, fp16 (the fp16 ONNX) or int8 (the QDQ "
                                   "ONNX); the bundle must hold that ONNX."),
-    graph: str = typer.Option("full", "--graph", help="full, or encoder / temporal for streaming."),
+    graph: list[str] = typer.Option([], "--graph", help="Graph(s) to build (repeatable; default: every graph "
+                                    "of the bundle)."),
     dim: list[str] = typer.Option([], "--dim", help="Range of a dynamic dim, NAME=MIN:OPT:MAX (repeatable); "
                                   "batch defaults to 1:1:8."),
     workspace_mb: int = typer.Option(2048, "--workspace-mb", min=16, help="Builder workspace limit."),
@@ -123,10 +144,10 @@ def build(
     force: bool = typer.Option(False, "--force", help="Rebuild even when a valid engine is cached."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
-    """Build the TensorRT engine for this device into the bundle (cached by TensorRT, GPU, plugins, ONNX)."""
+    """Build engines for this device into the bundle (TensorRT: cached by version, GPU, plugins, ONNX)."""
     from edge.cli.build_cmd import run_build
 
-    run_build(bundle, backend=backend, precision=precision, graph=graph, dims=dim, workspace_mb=workspace_mb,
+    run_build(bundle, backend=backend, precision=precision, graphs=graph, dims=dim, workspace_mb=workspace_mb,
               timing_cache=timing_cache, cuda=cuda, force=force, json_out=json_out)
 
 
@@ -137,10 +158,17 @@ def bench(
     warmup: int = typer.Option(5, "--warmup", min=0, help="Untimed calls per configuration first."),
     threads: int = typer.Option(0, "--threads", min=0, help="Threads per backend (0 = backend default)."),
     out: Path | None = typer.Option(None, "--out", help="Folder for NAME_bench.json/.png (default: beside bundle)."),
+    programs: str = typer.Option(None, "--programs", help="Comma-separated programs to time (default: every "
+                                 "program the bundle has)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Latency (median/p90/p99), throughput, memory and GFLOP/s of every artifact x backend, one run."""
+    """Latency (median/p90/p99), throughput, memory and GFLOP/s of every program x backend x precision, one run.
+
+    A program step is what `edge run` pays per input (e.g. an encoder pass + a temporal head on the
+    ring buffer), so that is what is timed, with torch eager as the baseline.
+    """
     from edge.cli.bench_cmd import run_bench_cmd
 
     run_bench_cmd(bundle, [b.strip() for b in backends.split(",") if b.strip()], rounds, warmup, threads, out,
+                  [p.strip() for p in programs.split(",") if p.strip()] if programs else None,
                   json_out)

@@ -10,7 +10,7 @@ from edge.errors import ExportError
 
 
 def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: Path | None, attention: str,
-               dynamic_batch: bool, streaming: bool, opset: int, rtol: float, json_out: bool, *,
+               dynamic_batch: bool, programs: list[str] | None, opset: int, rtol: float, json_out: bool, *,
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
                calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0,
                triton_repo: Path | None = None, triton_backends: str | None = None) -> None:
@@ -23,14 +23,23 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         bad_tb = [b for b in tb if b not in BACKENDS]
         if bad_tb:
             raise ExportError(f"--triton-backends {','.join(bad_tb)}: choose from {', '.join(BACKENDS)}")
-    unknown = [t for t in targets if t not in ("onnx", "openvino", "tensorrt")]
+    from edge.export.api import TARGETS
+
+    unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
-        raise ExportError(f"--to {to!r}: supported targets: onnx, openvino, tensorrt")
-    from edge.export.precision import PRECISIONS
+        raise ExportError(f"--to {to!r}: supported targets: {', '.join(TARGETS)}")
+    from edge.calibration.precision import PRECISIONS
 
     bad = [p for p in precisions or [] if p not in PRECISIONS]
     if bad:
         raise ExportError(f"--precision {','.join(bad)}: choose from {', '.join(PRECISIONS)}")
+    if precisions and set(precisions) - {"fp32"}:
+        from edge.calibration.datasets import check_source
+        from edge.calibration.quantize import METHODS
+
+        if calib_method not in METHODS:
+            raise ExportError(f"--calib-method {calib_method!r}: choose one of {', '.join(METHODS)}")
+        check_source(calib)
     from rich.console import Console
     from rich.table import Table
 
@@ -39,16 +48,19 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     console = Console(stderr=json_out)
     with console.status(f"exporting {model} to ONNX and checking parity against PyTorch...") as status:
         bundle, report = export_card(model, out, config=config, checkpoint=checkpoint, attention=attention,
-                                     dynamic_batch=dynamic_batch, streaming=streaming, opset=opset, rtol=rtol,
+                                     dynamic_batch=dynamic_batch, programs=programs, opset=opset, rtol=rtol,
                                      precisions=precisions, calib=calib, calib_size=calib_size,
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                                      progress=lambda msg: status.update(msg), targets=tuple(targets))
-    if "tensorrt" in targets:  # engines first: a Triton repository may want the engine just built
-        report["tensorrt"] = _tensorrt_engines(bundle, precisions or ["fp32"], console)
-        if report["tensorrt"]["built"]:
-            from edge.bundle import Bundle
+    from edge.runtimes.registry import get_backend
 
-            bundle = Bundle.load(bundle.path)
+    for target in targets:  # engines first: a Triton repository may want the engine just built
+        if target != "onnx" and get_backend(target).build is not None:
+            report[target] = _engines(bundle, target, precisions or ["fp32"], console)
+            if report[target]["built"]:
+                from edge.bundle import Bundle
+
+                bundle = Bundle.load(bundle.path)
     if triton_repo is not None:
         from edge.export.triton_repo import write_triton_repo
 
@@ -71,12 +83,14 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
             ot.add_row(r["artifact"], r["file"], f"{r['bytes'] / 1e6:.2f} MB", f"{r['max_rel']:.2e}")
         console.print(ot)
     if report.get("precisions"):
-        pt = Table(title="precisions (full graph, ONNX Runtime CPU)")
-        for col in ("artifact", "file", "size", "parity rel", "task metric", "drop", "latency ms"):
-            pt.add_column(col, justify="left" if col in ("artifact", "file") else "right")
+        metric = bundle.manifest.get("task", {}).get("metric") or {}
+        pt = Table(title=f"precisions per program ({metric.get('name', 'task metric')} on held-out samples, "
+                         "step = what edge run pays per input, CPU)")
+        for col in ("program", "precision", "backend", "metric", "drop", "step ms", "size", "parity rel"):
+            pt.add_column(col, justify="left" if col in ("program", "precision", "backend") else "right")
         for r in report["precisions"]:
-            pt.add_row(r["artifact"], r["file"], f"{r['bytes'] / 1e6:.2f} MB", f"{r['parity_rel']:.2e}",
-                       f"{r['metric']:.2f}", f"{r['drop']:.2f}", f"{r['latency_ms']:.2f}")
+            pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
+                       f"{r['step_ms']:.2f}", f"{r['bytes'] / 1e6:.2f} MB", f"{r['parity_rel']:.2e}")
         console.print(pt)
     if report.get("weights") is None:
         console.print("[yellow]warning:[/] no checkpoint for this config: the bundle has RANDOM weights "
@@ -91,26 +105,27 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                   f"  edge run {bundle.path} --source VIDEO.mp4")
 
 
-def _tensorrt_engines(bundle: Any, precisions: list[str], console: Any) -> dict[str, Any]:
-    """Build the engines now when this machine can; else say they are built on the target.
+def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> dict[str, Any]:
+    """Build the backend's engines now when this machine can; else say they are built on the target.
 
-    TensorRT engines are specific to the GPU and TensorRT version, so an export on a desktop without
-    TensorRT writes the ONNX the target will build from and prints the command to run there.
+    Engines (e.g. TensorRT's) are specific to the GPU and the library version, so an export on a desktop
+    without them writes the ONNX the target builds from and prints the command to run there.
     """
     from edge.runtimes.registry import get_backend
 
-    ok, why = get_backend("tensorrt").is_available()
-    cmds = [f"edge build {bundle.path} --backend tensorrt --precision {p}" for p in precisions]
+    be = get_backend(backend)
+    ok, why = be.is_available()
+    cmds = [f"edge build {bundle.path} --backend {backend} --precision {p}" for p in precisions]
     if not ok:
-        console.print(f"TensorRT is not available here ({why}).\nEngines are built on the target from the ONNX "
-                      f"in {bundle.path}: copy the bundle there and run\n  " + "\n  ".join(cmds), highlight=False)
+        console.print(f"{be.description} is not available here ({why}).\n{be.builds or 'Engines'} are built on the "
+                      f"target from the ONNX in {bundle.path}: copy the bundle there and run\n  " + "\n  ".join(cmds),
+                      highlight=False)
         return {"built": [], "reason": why, "on_target": cmds}
-    from edge.runtimes.tensorrt import build_engine
-
     built = []
     for p in precisions:
-        with console.status(f"building the {p} TensorRT engine...") as status:
-            rec, _ = build_engine(bundle, precision=p, progress=lambda m: status.update(f"TensorRT: {m}"))
-        console.print(f"{rec.engine_file}: TensorRT {rec.tensorrt} on {rec.gpu}, {p}, {rec.build_s:.1f} s")
-        built.append(rec.engine_file)
+        for g in bundle.graphs:
+            with console.status(f"building the {p} {backend} engine for {g}...") as status:
+                rec, _ = be.build(bundle, graph=g, precision=p, progress=lambda m: status.update(f"{backend}: {m}"))
+            console.print(f"{rec.engine_file}: {backend}, graph {g}, {p}, built in {rec.build_s:.1f} s")
+            built.append(rec.engine_file)
     return {"built": built}

@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("doctor")(commands.doctor)
+app.command("models")(commands.models)
 app.command("train")(commands.train)
 app.command("export")(commands.export)
 app.command("run")(commands.run)

@@ -10,8 +10,18 @@ from typing import Any
 from edge.errors import DataError
 
 
-def run_run(bundle: Path, *, source: str, lidar: str | None, calib: Path | None, save: Path | None,
-            jsonl: Path | None, stats: Path | None, out: Path | None, policy: str, backend: str, realtime: bool,
+def results_name(bundle: Path) -> str:
+    """The JSONL file stem ``--out`` uses: the family's (recorded in the manifest), else "results"."""
+    from edge.bundle import Bundle
+
+    task = Bundle.load(bundle, verify=False).manifest.get("task") or {}
+    name = task.get("results") if isinstance(task, dict) else None
+    return name if isinstance(name, str) and name.isidentifier() else "results"
+
+
+def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, save: Path | None,
+            jsonl: Path | None, stats: Path | None, out: Path | None, policy: str, backend: str,
+            precision: str | None, program: str | None, realtime: bool,
             max_frames: int, threads: int, display: bool, dump_points: Path | None, udp: str | None,
             sync_ms: float, live: bool | None, json_out: bool) -> dict[str, Any]:
     from rich.console import Console
@@ -20,18 +30,20 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, calib: Path | None,
 
     if policy not in ("auto", "latest", "block"):
         raise DataError(f"--policy '{policy}': use latest, block or auto")
+    if precision is not None and precision not in ("fp32", "fp16", "int8"):
+        raise DataError(f"--precision '{precision}': use fp32, fp16 or int8")
     if out is None and not any((save, jsonl, stats, display, dump_points, udp)):
         out = Path("edge_run")
     if out is not None:
         if out.exists() and not out.is_dir():
             raise DataError(f"{out}: --out must be a folder")
         save = save or out / "overlay.mp4"
-        jsonl = jsonl or out / "lanes.jsonl"
+        jsonl = jsonl or out / f"{results_name(bundle)}.jsonl"
         stats = stats or out / "summary.json"
     console = Console(stderr=True)
-    summary = run(bundle, source, lidar=lidar, calib=calib, save=save, jsonl=jsonl, stats=stats, policy=policy,
-                  backend=backend, realtime=realtime, max_frames=max_frames, threads=threads, display=display,
-                  dump_points=dump_points, udp=udp, sync_ms=sync_ms,
+    summary = run(bundle, source, lidar=lidar, rig=rig, save=save, jsonl=jsonl, stats=stats, policy=policy,
+                  backend=backend, precision=precision, program=program, realtime=realtime, max_frames=max_frames,
+                  threads=threads, display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms,
                   live=sys.stderr.isatty() if live is None else live)
     if summary["frames"] == 0:
         raise DataError(f"{source}: no frames were processed")
@@ -40,11 +52,13 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, calib: Path | None,
         return summary
     e2e, inf = summary["end_to_end"], summary["stages"]["infer"]
     task = summary["task"]
-    acc = f", TuSimple accuracy {100 * task['tusimple']['accuracy']:.1f}%" if "tusimple" in task else ""
+    m = task.get("metric")
+    score = f", {m['name']} {m['value']:.1f}{m.get('unit', '')}" if m else ""
     drops = sum(v for k, v in summary["counters"].items() if k.startswith("dropped"))
-    console.print(f"{summary['frames']} frames on {backend} ({summary['policy']}, {summary['fps']:.1f} fps): "
+    prec = f" {task['precision']}" if task.get("precision", "fp32") != "fp32" else ""
+    console.print(f"{summary['frames']} frames on {backend}{prec} ({summary['policy']}, {summary['fps']:.1f} fps): "
                   f"end-to-end p50 {e2e['p50_ms']:.1f} / p99 {e2e['p99_ms']:.1f} ms, infer p50 "
-                  f"{inf['p50_ms']:.1f} ms, {drops} dropped{acc}"
+                  f"{inf['p50_ms']:.1f} ms, {drops} dropped{score}"
                   f"{' (interrupted)' if summary['interrupted'] else ''}", highlight=False)
     if summary["outputs"]:
         console.print("wrote " + ", ".join(summary["outputs"].values()), highlight=False)

@@ -1,8 +1,9 @@
-"""``edge train``: synthetic-data training with a progress bar and a held-out score."""
+"""``edge train``: any family's synthetic-data training, a progress bar, and a held-out score."""
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from edge.errors import EdgeError, ModelError
 
 
-def run_train(model: str, out: Path, config: str, steps: int, batch: int, lr: float, seed: int,
+def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
               eval_clips: int, init: Path | None, json_out: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -20,21 +21,22 @@ def run_train(model: str, out: Path, config: str, steps: int, batch: int, lr: fl
     from edge.models import get_card
 
     card = get_card(model)
-    if model != "lane":
-        raise ModelError(f"training is implemented for 'lane' only so far, not '{model}'")
+    if card.trainer is None:
+        raise ModelError(f"model '{model}' declares no trainer (its card has no `trainer`)")
+    config = config or card.default_config
     cfg = card.config(config)
-    import os
-
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise EdgeError(f"{parent}: output folder does not exist")
     if out.is_dir():
-        raise EdgeError(f"{out}: is a folder; give a checkpoint file name such as {out / 'lane.pt'}")
+        raise EdgeError(f"{out}: is a folder; give a checkpoint file name such as {out / (model + '.pt')}")
     if not os.access(parent, os.W_OK):
         raise EdgeError(f"{parent}: output folder is not writable")
+    if eval_clips and (card.metric is None or card.data is None):
+        raise ModelError(f"model '{model}' has no metric or samples to score; pass --eval-samples 0")
     from edge.models.checkpoint import load_model, save_checkpoint
-    from edge.models.lane.train import eval_set, evaluate_predictor, torch_predictor, train
+    from edge.models.training import train
 
     init_state = None
     if init is not None:
@@ -55,29 +57,32 @@ def run_train(model: str, out: Path, config: str, steps: int, batch: int, lr: fl
             if not console.is_terminal and not json_out and (step % every == 0 or step == steps):
                 console.print(f"step {step}/{steps} loss {loss:.4f} ({time.time() - t0:.0f}s)")
 
-        module, losses = train(cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
+        module, losses = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
                                progress=report)
     train_s = time.time() - t0
     metric = None
     if eval_clips:
-        console.print(f"scoring on {eval_clips} held-out synthetic clips (1280x720, TuSimple metric)")
-        clips, gts = eval_set(cfg, eval_clips)
-        metric = evaluate_predictor(torch_predictor(module), cfg, clips, gts)
+        from edge.program import evaluate, torch_program
+
+        console.print(f"scoring on {eval_clips} held-out synthetic samples ({card.metric.name})")
+        with torch_program(card, module, cfg) as prog:
+            metric = evaluate(prog, card, card.data.samples(cfg, "evaluation", eval_clips, 0))
     k = max(1, len(losses) // 20)
     meta = {
         "command": "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("edge")
-        else f"edge train {model} --config {config} --steps {steps} --batch {batch} --lr {lr} --seed {seed}"
-             f" --eval-clips {eval_clips} --out {out}",
-        "model": model, "config_name": config, "steps": steps, "batch": batch, "lr": lr, "seed": seed,
+        else f"edge train {model} --config {config} --steps {steps} --batch {batch}"
+             f"{f' --lr {lr}' if lr is not None else ''} --seed {seed} --eval-samples {eval_clips} --out {out}",
+        "model": model, "config_name": config, "steps": steps, "batch": batch,
+        "lr": lr if lr is not None else card.trainer.lr, "seed": seed,
         "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
-        "eval": {"set": f"synthetic held-out, {eval_clips} clips, eval seed stream disjoint from training",
-                 **(metric or {})},
+        "eval": {"set": f"synthetic held-out, {eval_clips} samples, eval seed stream disjoint from training",
+                 "metric": card.metric.name if card.metric else None, **(metric or {})},
     }
     save_checkpoint(out, model, cfg, module, meta)
     atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     if json_out:
         print(json.dumps(meta))
     else:
-        acc = f"{100 * metric['accuracy']:.2f}%" if metric else "not evaluated"
-        console.print(f"wrote {out}  loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}  "
-                      f"TuSimple accuracy {acc}  ({train_s:.0f}s)")
+        score = card.metric.format(metric["value"]) if metric else "not evaluated"
+        console.print(f"wrote {out}  loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}  {score}  "
+                      f"({train_s:.0f}s)", highlight=False)

@@ -20,6 +20,17 @@ POINT_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", 
                         ("t", "<f4")])
 
 
+def is_points(data: Any) -> bool:
+    """A point cloud: a structured array with x, y, z fields (POINT_DTYPE or a superset of it)."""
+    names = getattr(getattr(data, "dtype", None), "names", None) or ()
+    return {"x", "y", "z"} <= set(names)
+
+
+def is_image(data: Any) -> bool:
+    """An image: ``uint8 [H, W, 3]`` (BGR, as OpenCV delivers it)."""
+    return isinstance(data, np.ndarray) and data.ndim == 3 and data.shape[2] == 3 and data.dtype == np.uint8
+
+
 def now_ns() -> int:
     """The capture clock: monotonic host time in ns (never jumps with NTP, unlike time.time)."""
     return time.monotonic_ns()
@@ -34,9 +45,9 @@ class Frame:
     end-to-end latency and multi-sensor sync use it.
     seq: per-source counter, starting at 0, counting every sample the sensor delivered (so gaps in the
     sequence a stage sees are drops).
-    sensor: the slot name the pipeline routes it to ("camera", "lidar", ...).
+    sensor: the slot name the pipeline routes it to ("camera", "lidar", ...; sources name their sensors).
     meta: source facts: ``t_sensor_ns`` (the sensor's own stamp when it has one), ``gt`` labels from
-    synthetic sources, ``calib`` for KITTI, ``bad_packets`` counts for LiDAR, ...
+    synthetic sources, ``rig`` (:class:`~edge.data.rig.Rig`) for KITTI, ``bad_packets`` counts for LiDAR, ...
     """
 
     data: Any

@@ -1,8 +1,10 @@
-"""``edge.export``: any ``nn.Module`` or one of our model cards -> a validated bundle.
+"""``edge.export``: any ``nn.Module`` or a model family's card -> a validated bundle.
 
-Flow: build the IOSpec -> export each graph to ONNX (dynamo exporter, attention lowered as asked)
--> onnxslim + onnx.checker -> parity against PyTorch on fresh inputs (fails above tolerance) ->
-write everything, hashed, into a bundle that appears only when complete.
+Flow: build the IOSpec of each graph -> export it to ONNX (dynamo exporter, attention lowered as
+asked) -> onnxslim + onnx.checker -> the target backends' lowerings (ONNX Runtime: opset-23
+Attention) -> parity against PyTorch on fresh inputs (fails above tolerance) -> reduced precisions
+and per-backend conversions -> the ``programs`` section (which artifacts each program runs at each
+precision on each backend) -> everything, hashed, into a bundle that appears only when complete.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import contextlib
 import os
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -24,48 +26,59 @@ from edge.errors import ExportError, ModelError
 from edge.spec import IOSpec, TensorSpec
 
 ATTENTION_MODES = ("auto", "plugin", "onnx", "decomposed")
+#: backends a bundle can be exported for (``--to``); "onnx" means the ONNX files, run by ONNX Runtime
+TARGETS = ("onnx", "openvino", "tensorrt")
 
 
 @dataclass
 class GraphJob:
-    """One graph to export: its module, spec, example feeds and extra parity feed sets."""
+    """One graph to export: its module, spec, example feeds, extra parity feed sets and file stem."""
 
     name: str
     module: Any
     io: IOSpec
     example: dict[str, np.ndarray]
     checks: list[tuple[str, dict[str, np.ndarray]]] = field(default_factory=list)
+    stem: str = ""
+
+    @property
+    def file(self) -> str:
+        return f"{self.stem or self.name}.onnx"
 
 
 def tool_versions() -> dict[str, str]:
     """Versions of the tools that made a bundle (recorded in its manifest)."""
     out = {"python": platform.python_version()}
-    for dist in ("edge-deploy", "torch", "onnx", "onnxruntime", "onnxscript", "onnxslim", "numpy"):
+    for dist in ("edge-deploy", "torch", "onnx", "onnxruntime", "onnxscript", "onnxslim", "numpy", "openvino",
+                 "nncf"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
     return out
 
 
-def _as_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        return x
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    raise ExportError(f"example inputs must be numpy arrays or torch tensors, got {type(x).__name__}")
+def artifact_name(fmt: str, precision: str, graph: str, flavor: str = "") -> str:
+    """One naming rule for every artifact: ``onnx-fp32-encoder``, ``openvino-int8-nncf-full``."""
+    return f"{fmt}-{precision}{'-' + flavor if flavor else ''}-{graph}"
+
+
+def _backends(targets: Sequence[str]) -> tuple[str, ...]:
+    """Target names -> backend names ("onnx" is run by ONNX Runtime)."""
+    return tuple(dict.fromkeys("onnxruntime" if t == "onnx" else t for t in targets))
 
 
 def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict[str, Any], *, attention: str,
            opset: int, rtol: float, torch_artifact: tuple[str, str, Any] | None,
-           extra: Any = None, targets: tuple[str, ...] = ("onnx",)) -> tuple[Bundle, dict]:
+           extra: Callable[[Any, dict[str, Any]], None] | None = None,
+           targets: tuple[str, ...] = ("onnx",)) -> tuple[Bundle, dict]:
     from edge.export.attention_modes import resolve_attention
     from edge.export.onnx_export import export_onnx
-    from edge.export.validate import parity
     from edge.ops.attention import export_mode
+    from edge.parity import parity
+    from edge.runtimes.registry import get_backend
 
     requested = attention
-    # the runtimes the bundle is for decide `auto`: "onnx" means ONNX Runtime here
-    runtimes = tuple(dict.fromkeys("onnxruntime" if t == "onnx" else t for t in targets))
-    attention, reason = resolve_attention(attention, runtimes)
+    backends = _backends(targets)
+    attention, reason = resolve_attention(attention, backends)
     if attention == "onnx":
         opset = max(opset, 23)  # the standard Attention op exists from opset 23
     if attention == "plugin":
@@ -77,9 +90,11 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
     manifest = {**manifest, "graphs": {j.name: j.io.to_dict() for j in jobs}, "io": jobs[0].io.to_dict()}
     manifest.setdefault("tools", tool_versions())
     manifest["created_unix"] = int(time.time())
+    # ONNX Runtime checks parity, so it gets its lowering whatever the targets are
+    lowering = [b for b in dict.fromkeys(("onnxruntime", *backends)) if get_backend(b).lower is not None]
     with BundleWriter(out, manifest) as w:
         for job in jobs:
-            fname = "model.onnx" if job.name == "full" else f"{job.name}.onnx"
+            fname = job.file
             t0 = time.time()
             with export_mode(attention):
                 files = export_onnx(job.module, job.example, job.io, w.path_for(fname), opset=opset)
@@ -87,13 +102,14 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
             for f in files:
                 w.register(f, "onnx" if f == fname else "onnx_external_data")
             run_file, lowered = fname, {}
-            if attention == "plugin":  # ORT runs the cached lowering, not the portable node itself
-                from edge.export.onnx_export import write_ort_lowering
-
-                run_file = fname.replace(".onnx", ".ort.onnx")
-                write_ort_lowering(w.path_for(fname), w.path_for(run_file))
-                w.register(run_file, "onnx_lowered")
-                lowered = {"onnxruntime": run_file}
+            if attention == "plugin":  # backends with a lowering run the cached lowered graph, not the node
+                for b in lowering:
+                    be = get_backend(b)
+                    lname = fname.replace(".onnx", f".{be.tag or be.name}.onnx")
+                    be.lower(w.path_for(fname), w.path_for(lname))
+                    w.register(lname, "onnx_lowered")
+                    lowered[b] = lname
+                run_file = lowered.get("onnxruntime", fname)
             sets = [("export_example", job.example), *job.checks]
             par = parity(job.module, str(w.path_for(run_file)), job.io, sets)
             par["tolerance_rel"] = rtol
@@ -106,13 +122,13 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
 
             opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(str(w.path_for(fname)),
                                                                          load_external_data=False).opset_import}
-            w.add_artifact({"name": f"onnx-fp32{'' if job.name == 'full' else '-' + job.name}", "format": "onnx",
+            w.add_artifact({"name": artifact_name("onnx", "fp32", job.name), "format": "onnx",
                             "file": fname, "extra_files": files[1:], "graph": job.name, "precision": "fp32",
                             "attention": attention, "opset": opsets, "lowered": lowered, "parity": par})
             report["graphs"][job.name] = {"file": fname, "bytes": sum(w.path_for(f).stat().st_size for f in files),
                                           "export_s": round(export_s, 2), "max_abs": par["max_abs"],
                                           "max_rel": par["max_rel"]}
-        if extra is not None:  # more artifacts derived from the validated fp32 graphs (fp16, int8)
+        if extra is not None:  # more artifacts derived from the validated fp32 graphs (fp16, int8, IR)
             extra(w, report)
         if torch_artifact is not None:
             fname, fmt, writer = torch_artifact
@@ -120,8 +136,43 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
             w.register(fname, fmt)
             w.add_artifact({"name": "torch", "format": fmt, "file": fname, "graphs": [j.name for j in jobs],
                             "precision": "fp32"})
+        record_programs(w)
         bundle = w.commit()
     return bundle, report
+
+
+def record_programs(w: Any) -> None:
+    """Fill ``manifest["programs"][name]["precisions"][precision][backend] = {graph: artifact}``.
+
+    A precision is listed for a backend only when every graph of the program has an artifact the
+    backend can load at that precision (the same choice :func:`edge.runtimes.load` makes).
+    """
+    from edge.bundle import Bundle
+    from edge.errors import BundleError
+    from edge.runtimes.registry import get_backend
+
+    programs = w.manifest.get("programs", {})
+    view = Bundle(w.tmp, w.manifest)
+    precisions = sorted({a.get("precision") for a in w.manifest["artifacts"] if a.get("precision")})
+    for prog in programs.values():
+        table: dict[str, dict[str, dict[str, str]]] = {}
+        for prec in precisions:
+            for backend in ("onnxruntime", "openvino", "torch"):
+                chosen = {}
+                for g in prog["graphs"]:
+                    for fmt in get_backend(backend).formats:
+                        try:
+                            art = view.artifact(fmt=fmt, graph=g, precision=prec if fmt != "checkpoint" else None,
+                                                prefer=backend)
+                        except BundleError:
+                            continue
+                        if fmt == "checkpoint" and prec != "fp32":
+                            continue
+                        chosen[g] = art["name"]
+                        break
+                if len(chosen) == len(prog["graphs"]):
+                    table.setdefault(prec, {})[backend] = chosen
+        prog["precisions"] = table
 
 
 def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: str | os.PathLike[str], *,
@@ -169,7 +220,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
         checks.append(("random_batch3", {n: (rng.standard_normal((3, *a.shape[1:])).astype(a.dtype)
                                              if a.dtype.kind == "f" else np.concatenate([a, a[:1]]))
                                          for n, a in zip(names, arrays)}))
-    job = GraphJob("full", module, io, dict(zip(names, arrays)), checks)
+    job = GraphJob("full", module, io, dict(zip(names, arrays)), checks, stem="model")
 
     def save_program(path: Path) -> None:
         from edge.export.onnx_export import _dynamic_shapes
@@ -179,21 +230,66 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
                                      dynamic_shapes=_dynamic_shapes(io))
         torch.export.save(ep, str(path))
 
-    manifest = {"model": {"name": name, "family": "custom", "version": "1"}, "preprocess": {}}
+    manifest = {"model": {"name": name, "family": "custom", "version": "1"}, "preprocess": {},
+                "programs": {"model": {"graphs": ["full"], "description": "the exported module"}}}
     bundle, _ = _write(out, [job], manifest, attention=attention, opset=opset, rtol=rtol,
                        torch_artifact=("model.pt2", "torch_export", save_program))
     return bundle
 
 
+def _as_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    raise ExportError(f"example inputs must be numpy arrays or torch tensors, got {type(x).__name__}")
+
+
+def _static(io: IOSpec) -> IOSpec:
+    return IOSpec(tuple(TensorSpec(t.name, t.dtype, t.concrete(batch=1), t.description) for t in io.inputs),
+                  tuple(TensorSpec(t.name, t.dtype, t.concrete(batch=1), t.description) for t in io.outputs))
+
+
+def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[str], seed: int,
+                    ios: dict[str, IOSpec]) -> dict[str, dict[str, np.ndarray]]:
+    """Realistic feeds for each graph: what the torch program gives it on one synthetic sample."""
+    from edge.program import torch_program
+
+    if card.data is None:
+        return {}
+    sample = card.data.samples(cfg, "calibration", 1, seed)[0]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for pname in programs:
+        prog = torch_program(card, module, cfg, card.program(pname))
+        prog.record(True)
+        try:
+            for frames in sample:
+                prog.step(card.preprocess(frames, cfg))
+        finally:
+            rec = prog.record(False)
+            prog.close()
+        for g, feeds in rec.items():
+            if feeds and g not in out:
+                f = feeds[-1]
+                try:
+                    ios[g].validate_feeds(f)
+                except Exception:
+                    continue  # e.g. a static batch-2 export: the random sets cover it
+                out[g] = f
+    return out
+
+
 def export_card(model: str, out: str | os.PathLike[str], *, config: str | None = None,
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
-                dynamic_batch: bool = False, streaming: bool = True, opset: int = 20, rtol: float = 1e-4,
-                seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
+                dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int = 20,
+                rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
                 calib_size: int = 32, eval_size: int = 40, max_drop: float = 1.0, calib_method: str = "minmax",
                 progress: Any = None, targets: tuple[str, ...] = ("onnx",)) -> tuple[Bundle, dict[str, Any]]:
-    """Export one of our families (by name, or a checkpoint path) with its streaming graphs.
+    """Export a model family (by name, or a checkpoint path) with the graphs of its programs.
 
-    ``precisions`` adds fp16 / gated int8 copies of the full graph (see :mod:`edge.export.precision`).
+    ``programs`` (default: all the card declares) chooses which host programs the bundle can run;
+    the graphs they call are exported. ``precisions`` adds fp16 / gated int8 copies of every graph,
+    gated per program on the family's metric (:mod:`edge.calibration.precision`).
     """
     from edge.models import get_card
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -203,10 +299,13 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         ckpt_path = Path(model)
         model = read_checkpoint(ckpt_path)["model"]
     card = get_card(model)
+    chosen = list(programs) if programs else [p.name for p in card.programs]
+    for p in chosen:
+        card.program(p)  # ModelError naming the programs for a typo
     if checkpoint is not None:
         ckpt_path = Path(checkpoint)
-    if ckpt_path is None and config in (None, card.default_config) and card.default_checkpoint is not None:
-        ckpt_path = card.default_checkpoint
+    if ckpt_path is None and card.checkpoint_for(config) is not None:
+        ckpt_path = card.checkpoint_for(config)
     if ckpt_path is not None:
         module, cfg, meta = load_model(ckpt_path, expect_model=model)
         if config is not None and card.config(config) != cfg:
@@ -221,48 +320,50 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         meta = {}
         weights = {"checkpoint": None, "trained": "random init (no checkpoint for this config)"}
     batch = 2 if dynamic_batch else 1
+    graph_names = card.graphs_of(chosen)
+    ios = {g: (card.graphs[g].io(cfg) if dynamic_batch else _static(card.graphs[g].io(cfg))) for g in graph_names}
+    realistic = _recorded_feeds(card, module, cfg, chosen, seed, ios)
     jobs = []
-    names = ["full", "encoder", "temporal"] if streaming else ["full"]
-    for i, gname in enumerate(names):
+    for i, gname in enumerate(graph_names):
         g = card.graphs[gname]
-        io = g.io(cfg)
-        if not dynamic_batch:
-            io = IOSpec(tuple(TensorSpec(t.name, t.dtype, t.concrete(batch=1), t.description) for t in io.inputs),
-                        tuple(TensorSpec(t.name, t.dtype, t.concrete(batch=1), t.description) for t in io.outputs))
         checks = [("random", g.example_inputs(cfg, batch, seed + 100 + i))]
         if dynamic_batch:  # a dynamic dim must work at sizes other than the export example's
             checks += [("random_batch1", g.example_inputs(cfg, 1, seed + 200 + i)),
                        ("random_batch3", g.example_inputs(cfg, 3, seed + 300 + i))]
-        if "synthetic_feeds" in card.extras:
-            checks.append(("synthetic", card.extras["synthetic_feeds"](cfg, gname, module, batch, seed)))
-        jobs.append(GraphJob(gname, g.module(module), io, g.example_inputs(cfg, batch, seed + i), checks))
+        if gname in realistic:
+            checks.append(("synthetic", realistic[gname]))
+        jobs.append(GraphJob(gname, g.module(module), ios[gname], g.example_inputs(cfg, batch, seed + i), checks,
+                             stem=g.stem))
     manifest = {
-        "model": {"name": card.name, "family": card.name, "version": "1", "config": cfg,
-                  "weights": weights},
-        "preprocess": card.extras.get("preprocess_params", lambda c: {})(cfg),
+        "model": {"name": card.name, "family": card.name, "version": "1", "config": cfg, "weights": weights},
+        "preprocess": card.preprocess_params(cfg),
+        "programs": {p: {"graphs": list(card.program(p).graphs), "description": card.program(p).description}
+                     for p in chosen},
+        "task": {"sensors": {"required": list(card.sensors.required), "optional": list(card.sensors.optional)},
+                 "metric": ({"name": card.metric.name, "unit": card.metric.unit,
+                             "higher_is_better": card.metric.higher_is_better} if card.metric else None),
+                 "results": card.results_name},
     }
 
     def write_ckpt(path: Path) -> None:
         save_checkpoint(path, card.name, cfg, module, meta)
 
     def extra(w: Any, report: dict[str, Any]) -> None:
-        if precisions and set(precisions) - {"fp32"}:
-            from edge.export.precision import add_precisions
+        from edge.calibration.precision import PrecisionJob, add_nncf_int8, add_precisions
 
-            add_precisions(w, report, card, cfg, module, jobs[0].io, list(precisions), calib=calib,
-                           calib_size=calib_size, eval_size=eval_size, max_drop=max_drop, method=calib_method,
-                           seed=seed, say=progress or (lambda _m: None))
+        job = PrecisionJob(card=card, cfg=cfg, module=module, jobs=jobs, programs=chosen,
+                           precisions=list(precisions or ["fp32"]), calib=calib, calib_size=calib_size,
+                           eval_size=eval_size, max_drop=max_drop, method=calib_method, seed=seed,
+                           say=progress or (lambda _m: None))
+        add_precisions(w, report, job)
         if "openvino" in targets:
             from edge.export.openvino_ir import add_openvino
             from edge.runtimes import require
 
             require("openvino")
             add_openvino(w, report, jobs, rtol=rtol)
-            if precisions and "int8" in precisions:
-                from edge.export.precision import add_nncf_int8
-
-                add_nncf_int8(w, report, card, cfg, jobs[0].io, calib=calib, calib_size=calib_size,
-                              eval_size=eval_size, max_drop=max_drop, seed=seed, say=progress or (lambda _m: None))
+            if "int8" in job.precisions:
+                add_nncf_int8(w, report, job)
 
     bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
                             torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra, targets=targets)

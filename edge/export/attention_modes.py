@@ -1,9 +1,9 @@
 """Which attention form to export when the user says ``--attention auto``.
 
-Rules (DESIGN.md section 4): TensorRT older than 10.14 cannot parse opset-23 ``Attention`` and gets
-``decomposed``; an ONNX Runtime older than 1.23 has no ``Attention`` kernel and gets ``decomposed``;
-otherwise the portable ``plugin`` node, which every backend lowers (ORT to ``Attention``) and which
-keeps one file for all targets. The choice and its reason are recorded in the manifest.
+Each target backend says which form it needs here (:attr:`edge.runtimes.registry.Backend.attention`:
+ONNX Runtime < 1.23 and TensorRT < 10.14 need ``decomposed``); if any target needs ``decomposed`` the
+bundle gets it, else the portable ``plugin`` node, which every backend lowers and which keeps one file
+for all targets. The choice and its reason are recorded in the manifest (DESIGN.md section 4).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from edge.errors import ExportError
 MODES = ("auto", "plugin", "onnx", "decomposed")
 
 
-def _version(dist: str) -> tuple[int, ...] | None:
+def dist_version(dist: str) -> tuple[int, ...] | None:
+    """(major, minor, patch) of an installed distribution, None when it is not installed."""
     try:
         v = metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -28,18 +29,15 @@ def _version(dist: str) -> tuple[int, ...] | None:
 
 
 def resolve_attention(mode: str, targets: tuple[str, ...] = ("onnxruntime",)) -> tuple[str, str]:
-    """(mode, reason) for a requested mode; ``auto`` is decided from the targets' installed versions."""
+    """(mode, reason) for a requested mode; ``auto`` is decided by the target backends."""
+    from edge.runtimes.registry import get_backend
+
     if mode not in MODES:
         raise ExportError(f"--attention {mode!r}: choose one of {', '.join(MODES)}")
     if mode != "auto":
         return mode, "requested"
-    if "tensorrt" in targets:
-        trt = _version("tensorrt")
-        if trt is None or trt < (10, 14):
-            return "decomposed", f"TensorRT {'.'.join(map(str, trt)) if trt else '(not installed)'} < 10.14 " \
-                                 "cannot parse opset-23 Attention"
-    if "onnxruntime" in targets:
-        ort = _version("onnxruntime")
-        if ort is not None and ort < (1, 23):
-            return "decomposed", f"onnxruntime {'.'.join(map(str, ort))} < 1.23 has no Attention kernel"
+    for t in targets:
+        form, why = get_backend(t).attention()
+        if form == "decomposed":
+            return "decomposed", why
     return "plugin", "portable EdgeAttention node; lowered per backend (ORT: opset-23 Attention)"

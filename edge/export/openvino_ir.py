@@ -17,14 +17,14 @@ from edge.errors import ExportError
 def add_openvino(w: Any, report: dict[str, Any], jobs: list[Any], *, rtol: float,
                  compress_to_fp16: bool = False) -> None:
     """Write IR artifacts into the bundle writer ``w`` for every ONNX artifact already in it."""
-    from edge.export.validate import compare, torch_outputs
-    from edge.runtimes.onnxruntime import OrtRuntime
-    from edge.runtimes.openvino import OpenVinoRuntime, save_ir
+    from edge.parity import compare, torch_outputs
+    from edge.runtimes import open_file
+    from edge.runtimes.openvino import save_ir
 
     by_graph = {j.name: j for j in jobs}
     rows = []
     for art in [a for a in w.manifest["artifacts"] if a["format"] == "onnx"]:
-        job = by_graph[art.get("graph", "full")]
+        job = by_graph[art["graph"]]
         src = w.path_for(art["file"])
         stem = art["file"][: -len(".onnx")]
         xml = f"{stem}.xml"
@@ -32,7 +32,7 @@ def add_openvino(w: Any, report: dict[str, Any], jobs: list[Any], *, rtol: float
         for f in files:
             w.register(f, "openvino_ir")
         feeds = job.checks[0][1] if job.checks else job.example
-        ov_rt = OpenVinoRuntime(str(w.path_for(xml)), job.io, inference_precision="f32")
+        ov_rt = open_file("openvino", w.path_for(xml), job.io, inference_precision="f32")
         try:
             got = ov_rt.infer(feeds)
         finally:
@@ -41,7 +41,7 @@ def add_openvino(w: Any, report: dict[str, Any], jobs: list[Any], *, rtol: float
             ref, ref_name, tol = torch_outputs(job.module, job.io, feeds), "torch eager", rtol
         else:
             ort_file = art.get("lowered", {}).get("onnxruntime", art["file"])
-            ort = OrtRuntime(str(w.path_for(ort_file)), job.io)
+            ort = open_file("onnxruntime", w.path_for(ort_file), job.io)
             try:
                 ref = ort.infer(feeds)
             finally:
@@ -56,7 +56,7 @@ def add_openvino(w: Any, report: dict[str, Any], jobs: list[Any], *, rtol: float
                               "nothing was written")
         name = art["name"].replace("onnx-", "openvino-", 1)
         w.add_artifact({"name": name, "format": "openvino_ir", "file": files[0], "extra_files": files[1:],
-                        "graph": art.get("graph", "full"), "precision": art["precision"],
+                        "graph": art["graph"], "precision": art["precision"],
                         "attention": art.get("attention"), "derived_from": art["file"],
                         "compress_to_fp16": compress_to_fp16,
                         "parity": {"reference": ref_name, "max_rel": worst, "tolerance_rel": tol}})

@@ -307,16 +307,17 @@ def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graph: str, 
 def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                       backends: Sequence[str] = ("onnxruntime",), name: str | None = None,
                       max_batch_size: int | None = None, preferred_batch_sizes: Sequence[int] | None = None,
-                      max_queue_delay_us: int = 100, instances: int = 1, graph: str = "full", version: int = 1,
+                      max_queue_delay_us: int = 100, instances: int = 1, graph: str | None = None, version: int = 1,
                       precision: str | None = None) -> Path:
     """Write a Triton model repository for one graph of ``bundle`` into ``out_dir``; returns its path.
 
-    One model folder per backend: named ``name`` (default: the model name, plus ``_<graph>`` for a
-    streaming part) when one backend is asked, ``<name>_<backend>`` when several. ``precision`` picks
+    One model folder per backend: named ``name`` (default: the model name, plus ``_<graph>`` for a graph
+    other than the bundle's first) when one backend is asked, ``<name>_<backend>`` when several. ``precision`` picks
     the artifact (default: the first of the graph, normally fp32). Everything is checked before a byte
     is written, so a bundle without an engine fails with one line and leaves nothing behind.
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    graph = graph or b.default_graph
     io = b.graph_io(graph)
     if isinstance(backends, str):
         backends = [backends]
@@ -328,7 +329,7 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
         raise ExportError(f"triton backends {backends}: choose each at most once from {list(BACKENDS)}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ExportError(f"triton model version must be an integer >= 1, got {version!r}")
-    base = name or (b.model_name if graph == "full" else f"{b.model_name}_{graph}")
+    base = name or (b.model_name if graph == b.default_graph else f"{b.model_name}_{graph}")
 
     plans: list[_ModelPlan] = []
     for backend in backends:

@@ -1,5 +1,20 @@
-"""Model families. ``get_card(name)`` returns a :class:`ModelCard`; torch loads only on ``build``."""
+"""Model families. ``get_card(name)`` returns a :class:`ModelCard`; torch loads only on ``build``.
 
-from edge.models.registry import Graph, ModelCard, get_card, list_models, register
+The contract a family implements is in :mod:`edge.models.contract`; discovery (entry points group
+``edge.families``, our sub-packages, :func:`register`) in :mod:`edge.models.registry`.
+"""
 
-__all__ = ["Graph", "ModelCard", "get_card", "list_models", "register"]
+from edge.models.contract import (
+    FamilyData,
+    Graph,
+    Metric,
+    ModelCard,
+    ProgramSpec,
+    Runner,
+    Sensors,
+    Trainer,
+)
+from edge.models.registry import get_card, list_models, register, unregister
+
+__all__ = ["FamilyData", "Graph", "Metric", "ModelCard", "ProgramSpec", "Runner", "Sensors", "Trainer",
+           "get_card", "list_models", "register", "unregister"]

@@ -1,79 +1,123 @@
-"""ModelCard registry: everything the toolchain needs to know about a model family.
+"""Which model families exist: our folders, other packages' entry points, and ``register`` calls.
 
-A card carries the config sizes, how to build the torch module (lazily: torch is imported only
-when a module is built), the IOSpec of each exportable graph, example inputs, the numpy
-pre/post-processing that runs identically in tests, ``edge run`` and on the car, the synthetic data
-generator and the task metric. User models exported through ``edge.export(module, ...)`` do not
-need a card; cards are how our own families plug into the CLI.
+A family is found three ways, the same for ours and yours:
+
+1. the ``edge.families`` entry point group: a package declares, in its pyproject,
+   ``[project.entry-points."edge.families"] myfam = "mypkg.myfam.card:card"`` (a function returning a
+   :class:`~edge.models.contract.ModelCard`); edge-deploy declares its own families this way too;
+2. the sub-packages of :mod:`edge.models` that have a ``card`` module with a ``card()`` function
+   (so a source checkout that was never pip-installed still finds ours);
+3. :func:`register` at run time (a notebook, a test).
+
+Cards are built only when asked for (``get_card``), so listing families imports nothing heavy. A
+name claimed twice keeps the first claim (``register`` wins over both) and logs which one was ignored.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
+import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from edge.errors import ModelError
-from edge.spec import IOSpec
+from edge.errors import ModelError, first_line
+from edge.models.contract import ModelCard
 
+log = logging.getLogger("edge.models")
 
-@dataclass(frozen=True)
-class Graph:
-    """One exportable graph of a family: a name, its IOSpec and how to get the torch module."""
+GROUP = "edge.families"
 
-    name: str
-    io: Callable[[dict[str, Any]], IOSpec]
-    module: Callable[[Any], Any]  # full model -> the nn.Module computing this graph
-    example_inputs: Callable[[dict[str, Any], int, int], dict[str, Any]]  # (cfg, batch, seed)
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What the toolchain knows about one family; ``build`` is the only part that needs torch."""
-
-    name: str
-    description: str
-    configs: dict[str, dict[str, Any]]
-    default_config: str
-    build: Callable[[dict[str, Any]], Any]
-    graphs: dict[str, Graph]
-    default_checkpoint: Path | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def config(self, name_or_cfg: str | dict[str, Any] | None = None) -> dict[str, Any]:
-        if isinstance(name_or_cfg, dict):
-            return dict(name_or_cfg)
-        key = name_or_cfg or self.default_config
-        if key not in self.configs:
-            raise ModelError(f"model '{self.name}' has no config '{key}' (configs: {sorted(self.configs)})")
-        return dict(self.configs[key])
-
-
-_CARDS: dict[str, Callable[[], ModelCard]] = {}
+_REGISTERED: dict[str, Callable[[], ModelCard]] = {}
+_FOUND: dict[str, tuple[str, str]] | None = None  # name -> ("module:attr", where it came from)
+_CARDS: dict[str, ModelCard] = {}
 
 
 def register(name: str, factory: Callable[[], ModelCard]) -> None:
-    """Add a family (a factory, so cards are built only when asked for)."""
-    _CARDS[name] = factory
+    """Add (or replace) a family at run time; ``factory()`` builds its card on first use."""
+    _REGISTERED[name] = factory
+    _CARDS.pop(name, None)
 
 
-def get_card(name: str) -> ModelCard:
-    """The card of a registered family, or ModelError listing the known names."""
-    _ensure_builtin()
-    if name not in _CARDS:
-        raise ModelError(f"unknown model '{name}' (known: {', '.join(sorted(_CARDS))})")
-    return _CARDS[name]()
+def unregister(name: str) -> None:
+    """Remove a family added with :func:`register` (tests)."""
+    _REGISTERED.pop(name, None)
+    _CARDS.pop(name, None)
+
+
+def _discover() -> dict[str, tuple[str, str]]:
+    global _FOUND
+    if _FOUND is not None:
+        return _FOUND
+    found: dict[str, tuple[str, str]] = {}
+
+    def claim(name: str, target: str, origin: str) -> None:
+        if name in found and found[name][0] != target:
+            log.warning("model family '%s' from %s ignored: the name is taken by %s (%s)", name, origin,
+                        found[name][0], found[name][1])
+            return
+        found.setdefault(name, (target, origin))
+
+    from importlib import metadata
+
+    try:
+        eps = metadata.entry_points(group=GROUP)
+    except Exception as e:  # a broken distribution on sys.path must not hide every family
+        log.warning("cannot read %s entry points: %s", GROUP, first_line(e))
+        eps = ()
+    for ep in eps:
+        dist = getattr(ep, "dist", None)
+        claim(ep.name, ep.value, f"entry point of {dist.name if dist else 'a package'}")
+    import edge.models as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.ispkg and (Path(pkg.__path__[0]) / mod.name / "card.py").is_file():
+            claim(mod.name, f"edge.models.{mod.name}.card:card", "edge.models")
+    _FOUND = found
+    return found
+
+
+def rescan() -> None:
+    """Forget what discovery found (after installing a package in the same process)."""
+    global _FOUND
+    _FOUND = None
+    _CARDS.clear()
 
 
 def list_models() -> list[str]:
-    """Names of the registered families."""
-    _ensure_builtin()
-    return sorted(_CARDS)
+    """Names of every family this installation can load."""
+    return sorted(set(_discover()) | set(_REGISTERED))
 
 
-def _ensure_builtin() -> None:
-    if "lane" not in _CARDS:
-        from edge.models.lane import card as lane
-
-        register("lane", lane.card)
+def get_card(name: str) -> ModelCard:
+    """The card of a family, built once; ModelError naming the known families otherwise."""
+    if name in _CARDS:
+        return _CARDS[name]
+    if name in _REGISTERED:
+        factory: Callable[[], ModelCard] = _REGISTERED[name]
+        where = "register()"
+    else:
+        found = _discover()
+        if name not in found:
+            raise ModelError(f"unknown model '{name}' (known: {', '.join(list_models()) or 'none'})")
+        target, where = found[name]
+        mod_name, _, attr = target.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod_name), attr or "card")
+        except Exception as e:
+            raise ModelError(f"model family '{name}' ({target}, from {where}) cannot be imported: "
+                             f"{type(e).__name__}: {first_line(e)}") from None
+    try:
+        card = factory()
+    except ModelError:
+        raise
+    except Exception as e:
+        raise ModelError(f"model family '{name}' ({where}): building its card failed: "
+                         f"{type(e).__name__}: {first_line(e)}") from None
+    if not isinstance(card, ModelCard):
+        raise ModelError(f"model family '{name}' ({where}) did not return a ModelCard "
+                         f"(got {type(card).__name__})")
+    if card.name != name:
+        raise ModelError(f"model family registered as '{name}' calls itself '{card.name}'")
+    _CARDS[name] = card
+    return card

@@ -1,4 +1,9 @@
-"""Runtimes: the Runtime protocol, the backend registry and :func:`load`."""
+"""Runtimes: the Runtime protocol, the backend registry and the ways to get a Runtime.
+
+Every Runtime in the toolchain is made here, through the registry: :func:`load` (a bundle's
+artifact), :func:`open_file` (a model file outside a bundle: parity checks and the INT8 gate run
+files still being written) and :func:`from_module` (a torch module: the reference).
+"""
 
 from __future__ import annotations
 
@@ -8,31 +13,47 @@ from typing import Any
 from edge.runtimes.base import BaseRuntime, Runtime
 from edge.runtimes.registry import Backend, get_backend, list_backends, register_module, require
 
-__all__ = ["Backend", "BaseRuntime", "Runtime", "get_backend", "list_backends", "load", "register_module",
-           "require"]
+__all__ = ["Backend", "BaseRuntime", "Runtime", "from_module", "get_backend", "list_backends", "load",
+           "open_file", "register_module", "require"]
 
 
-def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, graph: str = "full",
+def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, graph: str | None = None,
          precision: str | None = None, artifact: str | None = None, **options: Any) -> Runtime:
     """Open a bundle's artifact on a backend: ``edge.load("out/lane", backend="onnxruntime")``.
 
     The bundle's files are verified against the manifest first; the artifact is chosen by the
-    backend's formats, the graph ("full", or "encoder"/"temporal" for streaming) and precision, or
-    by ``artifact`` name (e.g. "openvino-int8-nncf").
+    backend's formats, the graph (default: the bundle's first graph) and precision, or by ``artifact``
+    name (e.g. "openvino-int8-nncf-full").
     """
     from edge.bundle import Bundle
     from edge.errors import BundleError
 
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    graph = graph or b.default_graph
     be = require(backend)
     last: BundleError | None = None
     for fmt in be.formats:
         try:
             art = b.artifact(fmt=fmt, graph=graph, precision=precision if fmt != "checkpoint" else None,
-                             name=artifact)
+                             name=artifact, prefer=backend)
         except BundleError as e:
             last = e
             continue
         return be.load(b, art, graph=graph, **options)
     raise BundleError(f"{b.path}: nothing the '{backend}' backend can load for graph '{graph}'"
-                      f" ({last})")
+                      f"{f' at {precision}' if precision else ''} ({last})")
+
+
+def open_file(backend: str, path: str | os.PathLike[str], io: Any, **options: Any) -> Runtime:
+    """A model file outside a bundle on ``backend`` (ONNX for onnxruntime, ONNX or IR for openvino)."""
+    from edge.errors import BackendUnavailable
+
+    be = require(backend)
+    if be.open is None:
+        raise BackendUnavailable(f"backend '{backend}' runs only a bundle's artifacts ({', '.join(be.formats)})")
+    return be.open(str(path), io, **options)
+
+
+def from_module(module: Any, io: Any, **options: Any) -> Runtime:
+    """A torch ``nn.Module`` behind the Runtime protocol (the reference every parity check uses)."""
+    return require("torch").open(module, io, **options)

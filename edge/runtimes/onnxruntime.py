@@ -98,11 +98,36 @@ class OrtRuntime(BaseRuntime):
         self.session = None
 
 
-def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", **options: Any) -> OrtRuntime:
+def load(bundle: Any, artifact: dict[str, Any], *, graph: str, **options: Any) -> OrtRuntime:
     io = bundle.graph_io(graph)
     # a plugin-mode graph carries its ORT lowering (EdgeAttention -> Attention) beside it
     fname = artifact.get("lowered", {}).get("onnxruntime", artifact["file"])
     return OrtRuntime(str(bundle.file(fname)), io, **options)
 
 
-BACKEND = Backend("onnxruntime", "ONNX Runtime", ("onnx",), _available, load)
+def _attention() -> tuple[str, str]:
+    """ORT runs the lowered plugin graph (opset-23 Attention) from 1.23; older ones need decomposed."""
+    from edge.export.attention_modes import dist_version
+
+    v = dist_version("onnxruntime")
+    if v is not None and v < (1, 23):
+        return "decomposed", f"onnxruntime {'.'.join(map(str, v))} < 1.23 has no Attention kernel"
+    return "plugin", "portable EdgeAttention node; ONNX Runtime runs its opset-23 Attention lowering"
+
+
+def lower(src: Any, dst: Any) -> None:
+    """Write ``src`` with EdgeAttention nodes as opset-23 Attention (what ORT opens), checked."""
+    import onnx
+
+    from edge.runtimes.plugins.ort_lowering import lower_edge_attention
+
+    lowered = lower_edge_attention(onnx.load(str(src)))
+    try:
+        onnx.checker.check_model(lowered, full_check=True)
+    except Exception as e:
+        raise BundleError(f"{dst}: the ONNX Runtime lowering is not a valid graph: {first_line(e, None)}") from None
+    onnx.save(lowered, str(dst))
+
+
+BACKEND = Backend("onnxruntime", "ONNX Runtime", ("onnx",), _available, load, open=OrtRuntime,
+                  attention=_attention, lower=lower, tag="ort")

@@ -139,9 +139,10 @@ class AsyncQueue:
         self.queue.wait_all()
 
 
-def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", **options: Any) -> OpenVinoRuntime:
+def load(bundle: Any, artifact: dict[str, Any], *, graph: str, **options: Any) -> OpenVinoRuntime:
     return OpenVinoRuntime(str(bundle.file(artifact["file"])), bundle.graph_io(graph), **options)
 
 
 # IR first: it is what `edge-export --to openvino` writes for this backend
-BACKEND = Backend("openvino", "OpenVINO (CPU/GPU/NPU)", ("openvino_ir", "onnx"), _available, load)
+BACKEND = Backend("openvino", "OpenVINO (CPU/GPU/NPU)", ("openvino_ir", "onnx"), _available, load,
+                  open=OpenVinoRuntime)

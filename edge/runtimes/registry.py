@@ -1,8 +1,21 @@
 """Backends are registered, not switched on strings scattered through the code.
 
-Each backend module defines ``BACKEND = Backend(...)`` with ``is_available()`` (import + device
-check, returning the reason when not) and ``load(bundle, artifact, **options)``. Modules are imported
-lazily by name, and importing one must not import its heavy library: only calling it does.
+Each backend module defines ``BACKEND = Backend(...)``. Everything the rest of the toolchain asks of a
+backend goes through that record, so export, ``edge build``, the gate and the stream loop never name
+one:
+
+- ``is_available()``: import + device check, returning the version or the reason when not;
+- ``load(bundle, artifact, **options)``: a bundle's artifact as a Runtime (what ``edge.load`` calls);
+- ``open(path, io, **options)``: a model file outside a bundle as a Runtime (parity checks and the
+  INT8 gate run files still being written);
+- ``attention()``: the attention export form this backend needs here (``plugin`` unless its installed
+  version cannot run it) and why, so ``--attention auto`` is decided from the targets;
+- ``lower(src, dst)``: a lowered copy of a portable graph this backend runs instead (ONNX Runtime:
+  EdgeAttention -> opset-23 Attention), written at export and cached in the bundle;
+- ``build(bundle, **options)``: engines made on the target from the bundle's ONNX (TensorRT).
+
+Modules are imported lazily by name, and importing one must not import its heavy library: only calling
+it does.
 """
 
 from __future__ import annotations
@@ -23,13 +36,23 @@ _MODULES = {
 }
 
 
+def _plugin_ok() -> tuple[str, str]:
+    return "plugin", "portable EdgeAttention node, lowered by the backend"
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str
     description: str
-    formats: tuple[str, ...]  # artifact formats it can load ("onnx", "checkpoint", ...)
+    formats: tuple[str, ...]  # artifact formats it can load ("onnx", "checkpoint", ...), preferred first
     is_available: Callable[[], tuple[bool, str]]  # (ok, version or reason)
     load: Callable[..., Any]  # (bundle, artifact: dict, **options) -> Runtime
+    open: Callable[..., Any] | None = None  # (path, io, **options) -> Runtime, for files outside a bundle
+    attention: Callable[[], tuple[str, str]] = _plugin_ok  # (export form it needs here, reason)
+    lower: Callable[[Any, Any], None] | None = None  # (src onnx path, dst path): write the lowered graph
+    build: Callable[..., Any] | None = None  # (bundle, **options) -> (record, reused): engines on the target
+    builds: str = ""  # what build makes, for messages ("TensorRT engines")
+    tag: str = ""  # short name in file names of its lowered graphs ("ort": model.ort.onnx)
 
 
 def register_module(name: str, module: str) -> None:

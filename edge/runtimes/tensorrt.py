@@ -384,7 +384,7 @@ class TrtRuntime(BaseRuntime):
         super().close()
 
 
-def load(bundle: Any, artifact: Mapping[str, Any], *, graph: str = "full", cuda: str | None = None,
+def load(bundle: Any, artifact: Mapping[str, Any], *, graph: str, cuda: str | None = None,
          precision: str | None = None, **_: Any) -> TrtRuntime:
     """Registry entry: the engine for this device (checked against its record) as a Runtime."""
     trt = _trt()
@@ -395,5 +395,18 @@ def load(bundle: Any, artifact: Mapping[str, Any], *, graph: str = "full", cuda:
     return TrtRuntime(bundle.file(art["file"]), rec, bundle.graph_io(graph), cuda_impl=cuda)
 
 
+def _attention() -> tuple[str, str]:
+    """The form this TensorRT's ONNX parser takes (:func:`~edge.runtimes.trt_engine.choices_for`)."""
+    from edge.runtimes.trt_engine import installed_version
+
+    v = installed_version()
+    if v is None:
+        return "decomposed", "TensorRT (not installed) < 10.14 cannot parse opset-23 Attention"
+    ch = choices_for(v)
+    if ch.attention_mode == "decomposed":
+        return "decomposed", f"TensorRT {v} < 10.14 cannot parse opset-23 Attention"
+    return "plugin", f"TensorRT {v} runs the EdgeAttention plugin"
+
+
 BACKEND = Backend("tensorrt", "NVIDIA TensorRT (engines built on the target)", ("tensorrt_engine",), _available,
-                  load)
+                  load, attention=_attention, build=build_engine, builds="TensorRT engines")

@@ -56,7 +56,7 @@ class TorchRuntime(BaseRuntime):
         return {n: o.detach().cpu().numpy() for n, o in zip(self.io.output_names, out)}
 
 
-def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", threads: int = 0,
+def load(bundle: Any, artifact: dict[str, Any], *, graph: str, threads: int = 0,
          **_: Any) -> TorchRuntime:
     from edge.ops import ensure_registered
 
@@ -82,4 +82,13 @@ def load(bundle: Any, artifact: dict[str, Any], *, graph: str = "full", threads:
     return TorchRuntime(module, io, threads=threads)
 
 
-BACKEND = Backend("torch", "eager PyTorch (reference)", ("checkpoint", "torch_export"), _available, load)
+def open_module(module: Any, io: IOSpec, *, threads: int = 0, **_: Any) -> TorchRuntime:
+    """An ``nn.Module`` already in memory (the parity reference of export and training scores)."""
+    from edge.ops import ensure_registered
+
+    ensure_registered()
+    return TorchRuntime(module.eval() if hasattr(module, "eval") else module, io, threads=threads)
+
+
+BACKEND = Backend("torch", "eager PyTorch (reference)", ("checkpoint", "torch_export"), _available, load,
+                  open=open_module)

@@ -75,6 +75,17 @@ def choices_for(version: TrtVersion | str) -> TrtChoices:
     )
 
 
+def installed_version() -> TrtVersion | None:
+    """The TensorRT version installed here (from its distribution metadata; nothing is imported)."""
+    from edge.export.attention_modes import dist_version
+
+    for dist in ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt_libs"):
+        v = dist_version(dist)
+        if v is not None:
+            return TrtVersion(*([*list(v), 0, 0])[:3])
+    return None
+
+
 # ------------------------------------------------------------------------------------ profiles
 def parse_dim_ranges(items: list[str] | None) -> dict[str, tuple[int, int, int]]:
     """``["batch=1:4:8", "points=1024"]`` -> {"batch": (1, 4, 8), "points": (1024, 1024, 1024)}."""

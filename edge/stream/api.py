@@ -1,7 +1,8 @@
 """``edge.stream.run``: the whole loop from specs and paths, as ``edge run`` uses it.
 
-It builds the task from the bundle (the family's own when known, a generic runtime task otherwise),
-the sources from their specs, the sinks from the output paths, runs the :class:`Pipeline` and writes
+It builds the task from the bundle (its model family's card, or a generic runtime task for a plain
+module), the sources from their specs (``synthetic`` = the family's synthetic stream),
+the sinks from the output paths, runs the :class:`Pipeline` and writes
 the stats summary JSON atomically. Everything is checked (bundle, sources, output folders) before
 the first frame is read, so a bad argument is one line and nothing is written.
 """
@@ -15,29 +16,40 @@ from typing import Any
 
 
 def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lidar: str | None = None,
-        calib: str | os.PathLike[str] | None = None, save: str | os.PathLike[str] | None = None,
+        rig: str | os.PathLike[str] | None = None, save: str | os.PathLike[str] | None = None,
         jsonl: str | os.PathLike[str] | None = None, stats: str | os.PathLike[str] | None = None,
-        policy: str = "auto", backend: str = "onnxruntime", realtime: bool = False, max_frames: int = 0,
+        policy: str = "auto", backend: str = "onnxruntime", precision: str | None = None,
+        program: str | None = None, realtime: bool = False, max_frames: int = 0,
         threads: int = 0, display: bool = False, dump_points: str | os.PathLike[str] | None = None,
         udp: str | None = None, sync_ms: float = 50.0, stall_s: float | None = None, live: bool = False,
         handle_signals: bool = True, task: Any = None) -> dict[str, Any]:
     """Run ``bundle`` over ``source`` (and ``lidar``) until the sources end, a signal, or ``max_frames``.
 
-    Returns the stats summary (also written to ``stats`` when given). ``task`` replaces the bundle's
-    default task (e.g. a RuntimeTask with your own pre/postprocessing); ``bundle`` may then be None.
+    Returns the stats summary (also written to ``stats`` when given). ``precision`` (fp32, fp16, int8)
+    and ``program`` choose what the family's program runs; ``rig`` projects point clouds onto the
+    image (KITTI calib .txt or the rig JSON). ``task`` replaces the bundle's default task (e.g. a
+    RuntimeTask with your own pre/postprocessing); ``bundle`` may then be None.
     """
     from edge.stream.pipeline import Pipeline
     from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
     from edge.stream.sources import lidar_spec_source, open_source
 
-    sources = [open_source(source, realtime=realtime)]
+    card = None
+    if bundle is not None:
+        from edge.bundle import Bundle
+        from edge.program import card_for_bundle
+
+        if not isinstance(bundle, Bundle):
+            bundle = Bundle.load(bundle)
+        card = card_for_bundle(bundle)
+    sources = [open_source(source, realtime=realtime, card=card)]
     if lidar:
         sources.append(lidar_spec_source(lidar, realtime=realtime))
-    calibration = None
-    if calib is not None:
+    the_rig = None
+    if rig is not None:
         from edge.data.rig import Rig
 
-        calibration = Rig.load(calib)
+        the_rig = Rig.load(rig)
     sinks: list[Any] = []
     if save is not None:
         sinks.append(OverlaySink(save, fps_source=sources[0]))
@@ -53,15 +65,17 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     if own_task:
         from edge.stream.task import task_for_bundle
 
-        task = task_for_bundle(bundle, backend, **({"threads": threads} if threads else {}))
+        task = task_for_bundle(bundle, backend, precision=precision, program=program,
+                               **({"threads": threads} if threads else {}))
     made: list[Path] = []
     try:
         if stats is not None:
             from edge.stream.sinks import _check_parent
 
             made = _check_parent(Path(stats))
-        pipe = Pipeline(sources, task, sinks, policy=policy, sync_tolerance_ms=sync_ms, calib=calibration,
-                        stall_s=stall_s, live=live, max_frames=max_frames, caption=backend)
+        caption = backend if not precision or precision == "fp32" else f"{backend} {precision}"
+        pipe = Pipeline(sources, task, sinks, policy=policy, sync_tolerance_ms=sync_ms, rig=the_rig,
+                        stall_s=stall_s, live=live, max_frames=max_frames, caption=caption)
         summary = pipe.run(handle_signals=handle_signals)
     except BaseException:
         from edge.bundle import remove_made

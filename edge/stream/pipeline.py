@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.data.frame import Frame, now_ns
+from edge.data.frame import Frame, is_image, is_points, now_ns
 from edge.errors import DataError, EdgeError, first_line
 from edge.stream.slot import CLOSED, EMPTY, Slot
 from edge.stream.sources.base import Source, SourceThread
@@ -40,19 +40,20 @@ SYNC_BUFFER = 32
 class Pipeline:
     """The real-time loop (see the module docstring).
 
-    sources: camera/LiDAR/KITTI sources; their sensors must cover ``task.sensors`` (the first is primary).
-    task: the model side (``LaneTask``, ``RuntimeTask`` or your own with the same methods).
+    sources: camera/LiDAR/KITTI/... sources; their sensors must cover ``task.sensors`` (the first is primary).
+    task: the model side (``FamilyTask``, ``RuntimeTask`` or your own with the same methods).
     sinks: result consumers, each opened before the loop starts and committed at the end.
     policy: ``latest``, ``block`` or ``auto`` (``latest`` when any source is live, else ``block``).
     sync_tolerance_ms: a secondary frame matches a primary frame within this capture-time distance.
-    calib: a Calibration for projecting LiDAR points onto the overlay when frames carry none.
+    rig: a :class:`~edge.data.rig.Rig` for projecting point clouds onto the primary image when frames
+        carry none.
     stall_s: watchdog limit for live sources (default max(2 s, 10 frame periods)).
     live: print the stats line on stderr while running.
     max_frames: stop after this many primary frames (0 = until the sources end or ``stop()``).
     """
 
     def __init__(self, sources: Sequence[Source], task: Any, sinks: Sequence[Any] = (), *, policy: str = "auto",
-                 capacity: int | None = None, sync_tolerance_ms: float = 50.0, calib: Any = None,
+                 capacity: int | None = None, sync_tolerance_ms: float = 50.0, rig: Any = None,
                  stall_s: float | None = None, live: bool = False, max_frames: int = 0,
                  caption: str | None = None) -> None:
         if not sources:
@@ -66,7 +67,7 @@ class Pipeline:
             raise DataError(f"unknown policy '{policy}' (use latest, block or auto)")
         self.capacity = capacity
         self.tolerance_ns = int(sync_tolerance_ms * 1e6)
-        self.calib = calib
+        self.rig = rig
         self.stall_s = stall_s
         self.live = live
         self.max_frames = max_frames
@@ -365,8 +366,9 @@ class Pipeline:
                                     "frames": {k: f.seq for k, f in frames.items()}}
             res = Result(n, frames, {**head, **record}, payload, t_res)
             t1 = time.perf_counter()
-            if "lidar" in frames:
-                res.record["lidar"] = self._lidar_record(res)
+            for sensor, fr in frames.items():
+                if is_points(fr.data):
+                    res.record[sensor] = self._points_record(res, fr)
             if want_image:
                 res._image = self._compose(res, e2e)
             for sink in self.sinks:
@@ -375,19 +377,21 @@ class Pipeline:
                     self.stop()
             st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)
 
-    def _calib_for(self, frames: dict[str, Frame]) -> Any:
-        lid = frames.get("lidar")
-        return (lid.meta.get("rig") if lid is not None else None) or self.calib
+    def _rig_for(self, frames: dict[str, Frame]) -> Any:
+        """The rig a frame set carries (KITTI frames do), else the run's ``rig``."""
+        for fr in frames.values():
+            if fr.meta.get("rig") is not None:
+                return fr.meta["rig"]
+        return self.rig
 
-    def _lidar_record(self, res: Result) -> dict[str, Any]:
-        """Point count, and (with a calibration and a camera frame) how many land in the image."""
-        lid = res.frames["lidar"]
-        rec: dict[str, Any] = {"points": len(lid.data)}
-        cam = res.frames.get("camera")
-        calib = self._calib_for(res.frames)
-        if calib is not None and cam is not None and len(lid.data):
-            xyz = np.stack([lid.data["x"], lid.data["y"], lid.data["z"]], 1)
-            uv, mask = calib.project(xyz, image_size=cam.data.shape[:2])
+    def _points_record(self, res: Result, fr: Frame) -> dict[str, Any]:
+        """Point count, and (with a rig and an image as the primary frame) how many land in the image."""
+        rec: dict[str, Any] = {"points": len(fr.data)}
+        img = res.frames.get(self.primary)
+        rig = self._rig_for(res.frames)
+        if rig is not None and img is not None and is_image(img.data) and len(fr.data) and res.projected is None:
+            xyz = np.stack([fr.data["x"], fr.data["y"], fr.data["z"]], 1)
+            uv, mask = rig.project(xyz, image_size=img.data.shape[:2])
             rec["in_image"] = int(mask.sum())
             res.projected = (uv[mask], np.linalg.norm(xyz[mask], axis=1))
         return rec
@@ -399,8 +403,7 @@ class Pipeline:
         img = self.task.draw(res)
         if img is None:
             return None
-        cam = res.frames.get("camera")
-        if cam is not None and img is cam.data:  # never draw on the frame other sinks may still read
+        if any(img is fr.data for fr in res.frames.values()):  # never draw on a frame other sinks still read
             img = img.copy()
         if res.projected is not None:
             draw_points(img, *res.projected)

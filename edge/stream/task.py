@@ -1,11 +1,11 @@
 """What the pipeline runs on each matched set of frames: preprocess -> infer -> postprocess -> draw.
 
-A :class:`Task` adapts one model to the loop. ``LaneTask`` drives the lane family (card preprocessing,
-the per-frame feature ring buffer of the streaming graphs, lane decoding, TuSimple scoring when the
-source carries labels). ``RuntimeTask`` runs any bundle or Runtime (users' own models): single-image
-models get a default resize/normalize, others take the user's ``preprocess`` callable. The stages
-run in different threads, so a task keeps state only inside ``infer`` (the ring buffer), which one
-thread owns.
+A :class:`Task` adapts one model to the loop. ``FamilyTask`` drives any model family through its card
+(preprocessing, the family's program over the bundle's graphs, postprocessing, drawing, the metric
+when frames carry labels). ``RuntimeTask`` runs any Runtime or Program (users' own models):
+single-image models get a default resize/normalize, others take the user's ``preprocess`` callable.
+The stages run in different threads, so a task keeps state only inside ``infer`` (a program's ring
+buffer), which one thread owns.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.data.frame import Frame
-from edge.errors import BundleError, DataError, ModelError
+from edge.errors import BundleError, DataError
 
 
 @dataclass
@@ -54,67 +54,55 @@ class Task(Protocol):
     def close(self) -> None: ...
 
 
-class LaneTask:
-    """The lane family: streaming (encoder + ring buffer + temporal) when the bundle has those graphs."""
+class FamilyTask:
+    """A model family's bundle in the loop: the card's pre/post-processing and drawing around its program.
 
-    name = "lane"
-    sensors = ("camera",)
-    optional = ("lidar",)
+    The program (the card's runner over the bundle's graphs at the chosen precision, e.g. an encoder
+    per frame + a ring buffer + a temporal head) runs in the infer stage; frames that carry labels
+    are scored with the card's metric as they pass, so a labelled synthetic drive reports its score.
+    """
 
-    def __init__(self, bundle: Any, backend: str = "onnxruntime", **options: Any) -> None:
-        from edge.models import get_card
-        from edge.stream.clip_runner import ClipRunner
+    def __init__(self, bundle: Any, backend: str = "onnxruntime", *, precision: str | None = None,
+                 program: str | None = None, card: Any = None, **options: Any) -> None:
+        from edge.program import card_for_bundle, load_program
 
-        self.card = get_card(bundle.model_name)
+        self.card = card or card_for_bundle(bundle)
+        self.name = self.card.name
+        self.sensors = self.card.sensors.required
+        self.optional = self.card.sensors.optional
         self.cfg = bundle.manifest["model"]["config"]
         self.backend = backend
-        self.runner = ClipRunner(bundle, backend, **options)
-        self._pre = self.card.extras["preprocess"]
-        self._decode = self.card.extras["decode"]
-        self._preds: list[Any] = []
-        self._gts: list[Any] = []
+        self.precision = precision or "fp32"
+        self.program = load_program(bundle, backend, precision=precision, program=program, **options)
+        self._items: list[Any] = []
 
-    def preprocess(self, frames: Mapping[str, Frame]) -> np.ndarray:
-        return self._pre(frames["camera"].data, self.cfg)
+    def preprocess(self, frames: Mapping[str, Frame]) -> dict[str, np.ndarray]:
+        return self.card.preprocess(frames, self.cfg)
 
-    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return self.runner.push(x)
+    def infer(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.program.step(x)
 
     def postprocess(self, out: dict[str, np.ndarray], frames: Mapping[str, Frame]) -> tuple[dict[str, Any], Any]:
-        from edge.models.lane.tusimple import TuSimpleSample
-
-        cam = frames["camera"]
-        gt = cam.meta.get("gt")
-        hs = np.asarray(gt["h_samples"]) if gt else None
-        d = self._decode(out["loc"][0], out["exist"][0], self.cfg, cam.data.shape[:2], hs)
-        rec: dict[str, Any] = {"slots": d["slots"], "lanes": [np.round(p, 1).tolist() for p in d["points"]]}
-        if gt:
-            rec["tusimple"] = {"lanes": d["lanes"], "h_samples": d["h_samples"]}
-            # run_time 0: the benchmark's 200 ms rule would score a slow warm-up frame as a miss;
-            # latency is reported by the stats instead
-            self._preds.append(TuSimpleSample(f"frame/{cam.seq}", d["lanes"], d["h_samples"], 0.0))
-            self._gts.append(TuSimpleSample(f"frame/{cam.seq}", gt["lanes"], gt["h_samples"]))
-        return rec, d
+        rec, payload = self.card.postprocess(out, frames, self.cfg)
+        if self.card.metric is not None:
+            item = self.card.metric.item(rec, frames, self.cfg)
+            if item is not None:
+                self._items.append(item)
+        return rec, payload
 
     def draw(self, result: Result) -> np.ndarray | None:
-        from edge.stream.overlay import draw_lanes
-
-        cam = result.frames.get("camera")
-        if cam is None:
-            return None
-        d = result.payload
-        return draw_lanes(cam.data, d["points"], d["slots"])
+        return self.card.draw(result.payload, result.frames, self.cfg)
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"task": self.name, "backend": self.backend, "streaming": self.runner.streaming}
-        if self._gts:
-            from edge.models.lane.tusimple import evaluate
-
-            out["tusimple"] = evaluate(self._preds, self._gts)
+        out: dict[str, Any] = {"task": self.name, "backend": self.backend, "precision": self.precision,
+                               "program": self.program.name, "graphs": list(self.program.spec.graphs)}
+        if self._items and self.card.metric is not None:
+            m = self.card.metric
+            out["metric"] = {"name": m.name, "unit": m.unit, "frames": len(self._items), **m.reduce(self._items)}
         return out
 
     def close(self) -> None:
-        self.runner.close()
+        self.program.close()
 
 
 class RuntimeTask:
@@ -185,18 +173,16 @@ class RuntimeTask:
             self.rt.close()
 
 
-def task_for_bundle(bundle: Any, backend: str = "onnxruntime", **options: Any) -> Any:
-    """The task that fits a bundle: the family's own when its card has a decoder, else RuntimeTask."""
+def task_for_bundle(bundle: Any, backend: str = "onnxruntime", *, precision: str | None = None,
+                    program: str | None = None, **options: Any) -> Any:
+    """The task that fits a bundle: its family's (``FamilyTask``), or RuntimeTask for a plain module."""
     from edge.bundle import Bundle
-    from edge.models import get_card
+    from edge.program import card_for_bundle
     from edge.runtimes import load
 
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
-    try:
-        card = get_card(bundle.model_name)
-    except ModelError:  # a user's own model: no card in our registry
-        card = None
-    if card is not None and card.name == "lane" and "decode" in card.extras:
-        return LaneTask(bundle, backend, **options)
-    return RuntimeTask(load(bundle, backend, **options))
+    card = card_for_bundle(bundle)
+    if card is not None:
+        return FamilyTask(bundle, backend, precision=precision, program=program, card=card, **options)
+    return RuntimeTask(load(bundle, backend, precision=precision, **options))

@@ -26,10 +26,14 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
     for key in ("model", "batch", "rounds", "gmacs", "gemm_peak_gflops", "peak_rss_mb", "rows"):
         assert key in rep
     configs = {row["config"] for row in rep["rows"]}
-    assert {"torch/fp32", "onnxruntime/fp32"} <= configs
+    # one row per program x backend x precision: lane's streaming program and its whole-clip one
+    assert {"stream:torch/fp32", "stream:onnxruntime/fp32", "clip:torch/fp32", "clip:onnxruntime/fp32"} <= configs
     for row in rep["rows"]:
         assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"]
         assert row["throughput_per_s"] > 0 and row["gflops"] > 0
+    # a streaming step is one encoder pass + one temporal pass: fewer MACs than the T-frame clip graph
+    macs = {(r["program"], r["backend"]): r["gmacs"] for r in rep["rows"]}
+    assert 0 < macs[("stream", "onnxruntime")] < macs[("clip", "onnxruntime")]
     full = json.loads((tmp_path / f"{tiny_bundle.name}_bench.json").read_text())
     assert all(len(row["samples_ms"]) == 4 for row in full["rows"])
     assert (tmp_path / f"{tiny_bundle.name}_bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

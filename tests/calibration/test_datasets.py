@@ -1,4 +1,4 @@
-"""Calibration sets: every source kind, disjoint halves, and a clear error for each bad input."""
+"""Calibration samples: every source kind, disjoint halves, and a clear error for each bad input."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from edge.calibration.datasets import load_set  # noqa: E402
+from edge.calibration.datasets import check_source, load_samples  # noqa: E402
 from edge.errors import DataError  # noqa: E402
-from edge.models.lane import card as lane  # noqa: E402
+from edge.models import get_card  # noqa: E402
 
-CFG = lane.CONFIGS["tiny"]
-IO = lane.io_full(CFG)
-
-
-def _pre(img: np.ndarray) -> np.ndarray:
-    return lane.preprocess_frame(img, CFG)
+CARD = get_card("lane")
+CFG = CARD.config("tiny")
+H, W = CFG["input_hw"]
 
 
 def _images(folder: Path, n: int) -> Path:
@@ -29,43 +26,57 @@ def _images(folder: Path, n: int) -> Path:
     return folder
 
 
+def test_synthetic_samples_are_sequences_of_step_feeds() -> None:
+    s = load_samples("synthetic", CARD, CFG, size=2)
+    assert len(s) == 2 and len(s.sequences[0]) == CFG["frames"]  # one clip of T frames per sample
+    feed = s.sequences[0][0]
+    assert set(feed) == {"frame"} and feed["frame"].shape == (1, 3, H, W) and feed["frame"].dtype == np.float32
+    again = load_samples("synthetic", CARD, CFG, size=2)
+    assert np.array_equal(again.sequences[1][2]["frame"], s.sequences[1][2]["frame"])  # seeded
+
+
 def test_image_folder_halves_are_disjoint(tmp_path: Path) -> None:
     folder = _images(tmp_path / "imgs", 8)
-    a = load_set(str(folder), IO, size=4, role="calibration", preprocess=_pre, frames_per_sample=3)
-    b = load_set(str(folder), IO, size=4, role="evaluation", preprocess=_pre, frames_per_sample=3)
+    a = load_samples(str(folder), CARD, CFG, size=4, role="calibration")
+    b = load_samples(str(folder), CARD, CFG, size=4, role="evaluation")
     assert set(a.ids).isdisjoint(b.ids) and len(set(a.ids) | set(b.ids)) == 8
-    assert a.feeds[0]["clip"].shape == (1, 3, 3, 64, 128) and a.feeds[0]["clip"].dtype == np.float32
+    assert len(a.sequences[0]) == 1 and a.sequences[0][0]["frame"].shape == (1, 3, H, W)
 
 
 def test_real_tusimple_frames(real_data: Path) -> None:
     folder = real_data / "lane" / "tusimple_lanenet" / "image"
-    s = load_set(str(folder), IO, size=3, preprocess=_pre, frames_per_sample=3)
-    assert len(s) == 3 and np.isfinite(s.feeds[0]["clip"]).all()
+    s = load_samples(str(folder), CARD, CFG, size=3)
+    assert len(s) == 3 and np.isfinite(s.sequences[0][0]["frame"]).all()
 
 
-def test_video_windows(tmp_path: Path) -> None:
+def test_video_windows_are_consecutive_frames(tmp_path: Path) -> None:
+    from edge.models.lane.samples import synthetic
     from edge.stream.overlay import VideoWriter
-    from edge.stream.sources import synthetic_frames
 
     with VideoWriter(tmp_path / "v.mp4", 10) as w:
-        for _, img, _ in synthetic_frames(20, (72, 128)):
-            w.write(img)
-    a = load_set(str(tmp_path / "v.mp4"), IO, size=4, role="calibration", preprocess=_pre, frames_per_sample=3)
-    b = load_set(str(tmp_path / "v.mp4"), IO, size=4, role="evaluation", preprocess=_pre, frames_per_sample=3)
+        for tick in synthetic(20, (72, 128)):
+            w.write(tick["camera"][0])
+    a = load_samples(str(tmp_path / "v.mp4"), CARD, CFG, size=4, role="calibration")
+    b = load_samples(str(tmp_path / "v.mp4"), CARD, CFG, size=4, role="evaluation")
     assert set(a.ids).isdisjoint(b.ids)
+    assert all(len(seq) == CFG["frames"] for seq in a.sequences)  # T consecutive frames per sample
     with pytest.raises(DataError, match="need 40"):
-        load_set(str(tmp_path / "v.mp4"), IO, size=20, preprocess=_pre, frames_per_sample=3)
+        load_samples(str(tmp_path / "v.mp4"), CARD, CFG, size=20)
 
 
-def test_npz_and_npy(tmp_path: Path) -> None:
-    x = np.random.default_rng(0).standard_normal((6, *IO.inputs[0].concrete(batch=1)[1:])).astype(np.float32)
-    np.savez(tmp_path / "c.npz", clip=x)
+def test_npz_of_steps_and_of_sequences(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).standard_normal((6, 3, H, W)).astype(np.float32)
+    np.savez(tmp_path / "c.npz", frame=x)
     np.save(tmp_path / "c.npy", x)
     for f in ("c.npz", "c.npy"):
-        s = load_set(str(tmp_path / f), IO, size=3)
-        assert np.array_equal(s.feeds[1]["clip"], x[2:3])  # even indices calibrate
+        s = load_samples(str(tmp_path / f), CARD, CFG, size=3)
+        assert len(s.sequences[1]) == 1 and np.array_equal(s.sequences[1][0]["frame"], x[2:3])  # even indices
+    seq = np.random.default_rng(1).standard_normal((4, 5, 3, H, W)).astype(np.float32)
+    np.savez(tmp_path / "s.npz", frame=seq)
+    s = load_samples(str(tmp_path / "s.npz"), CARD, CFG, size=2)
+    assert len(s.sequences[0]) == 5 and np.array_equal(s.sequences[1][4]["frame"], seq[2, 4][None])
     with pytest.raises(DataError, match="asked for 4"):
-        load_set(str(tmp_path / "c.npz"), IO, size=4)
+        load_samples(str(tmp_path / "c.npz"), CARD, CFG, size=4)
 
 
 @pytest.mark.parametrize("kind", ["empty", "unreadable", "missing", "suffix", "shape", "dtype", "key", "pickle"])
@@ -80,16 +91,24 @@ def test_bad_sets(tmp_path: Path, kind: str) -> None:
         src = tmp_path / "x.txt"
         src.write_text("hello")
     elif kind in ("shape", "dtype", "key"):
-        shape = IO.inputs[0].concrete(batch=1)[1:]
-        arr = np.zeros((4, *shape), np.float64 if kind == "dtype" else np.float32)
+        arr = np.zeros((4, 3, H, W), np.float64 if kind == "dtype" else np.float32)
         if kind == "shape":
             arr = arr[..., :7]
         src = tmp_path / "c.npz"
-        np.savez(src, **({"frames" if kind == "key" else "clip": arr}))
+        np.savez(src, **({"frames" if kind == "key" else "frame": arr}))
     elif kind == "pickle":
         src = tmp_path / "c.npy"
         np.save(src, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(DataError) as e:
-        load_set(str(src), IO, size=1, preprocess=_pre, frames_per_sample=3)
+        load_samples(str(src), CARD, CFG, size=1)
     msg = str(e.value)
     assert "\n" not in msg and (src.name in msg or str(src) in msg)
+
+
+def test_check_source_refuses_before_any_work(tmp_path: Path) -> None:
+    check_source("synthetic")
+    with pytest.raises(DataError, match="not found"):
+        check_source(str(tmp_path / "nope"))
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(DataError, match="unsupported"):
+        check_source(str(tmp_path / "x.txt"))

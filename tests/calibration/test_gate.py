@@ -1,5 +1,5 @@
 """Accuracy gate: passes a good model, fails a broken calibration, and its fallback finds the one
-sensitive layer of a model built to have one."""
+sensitive layer of a model built to have one, also across the two graphs of a program."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ pytest.importorskip("onnxruntime")
 
 import edge  # noqa: E402
 from edge.calibration.datasets import FeedSet  # noqa: E402
-from edge.calibration.gate import candidate_nodes, quantize_with_gate  # noqa: E402
-from edge.runtimes.onnxruntime import OrtRuntime  # noqa: E402
+from edge.calibration.gate import GateGraph, candidate_nodes, quantize_with_gate  # noqa: E402
+from edge.runtimes import open_file  # noqa: E402
 
 
 class Net(torch.nn.Module):
@@ -52,43 +52,94 @@ def _setup(tmp: Path, outlier: float):  # type: ignore[no-untyped-def]
     src = b.path / "model.onnx"
     rng = np.random.default_rng(1)
     calib, ev = _set(rng, 16, "calibration"), _set(rng, 64, "evaluation")
-    ref = OrtRuntime(str(src), b.io)
+    ref = open_file("onnxruntime", src, b.io)
     want = [int(ref.infer(f)["y"].argmax()) for f in ev.feeds]
 
-    def score(path: str) -> float:  # agreement of the top class with fp32, in percent points
-        rt = OrtRuntime(path, b.io)
+    def score(files: dict[str, str]) -> float:  # agreement of the top class with fp32, in percent points
+        rt = open_file("onnxruntime", files["m"], b.io)
         got = [int(rt.infer(f)["y"].argmax()) for f in ev.feeds]
         return 100.0 * float(np.mean(np.equal(got, want)))
 
-    return src, b.io, calib, ev, score
+    def graphs(calib_set: FeedSet = calib) -> dict[str, GateGraph]:
+        return {"m": GateGraph(src, tmp / "int8.onnx", b.io, calib_set, ev.feeds[:4])}
+
+    return src, graphs, score
 
 
 def test_good_model_passes_first_try(tmp_path: Path) -> None:
-    src, io, calib, ev, score = _setup(tmp_path, outlier=1.0)
-    res = quantize_with_gate(src, tmp_path / "int8.onnx", io, calib, ev, score, fp32_metric=100.0, max_drop=5.0)
-    assert res.passed and len(res.tries) == 1 and res.tries[0]["excluded"] == []
+    _, graphs, score = _setup(tmp_path, outlier=1.0)
+    res = quantize_with_gate(graphs(), score, fp32_metric=100.0, max_drop=5.0)
+    assert res.passed and len(res.tries) == 1 and res.tries[0]["excluded"] == {}
     assert (tmp_path / "int8.onnx").is_file()
 
 
 def test_fallback_excludes_the_sensitive_layer(tmp_path: Path) -> None:
-    src, io, calib, ev, score = _setup(tmp_path, outlier=5000.0)
-    res = quantize_with_gate(src, tmp_path / "int8.onnx", io, calib, ev, score, fp32_metric=100.0, max_drop=5.0)
+    src, graphs, score = _setup(tmp_path, outlier=5000.0)
+    res = quantize_with_gate(graphs(), score, fp32_metric=100.0, max_drop=5.0)
     assert res.tries[0]["drop"] > 5.0  # all-int8 breaks it
     nodes = candidate_nodes(src)
     assert len(nodes) == 2
     second = [n for n in nodes if n != res.sensitivity[-1]["node"]]
-    assert res.sensitivity[0]["node"] == second[0]  # the layer after the outlier ranks worst
+    assert res.sensitivity[0]["node"] == second[0] and res.sensitivity[0]["graph"] == "m"  # layer after the outlier
     assert res.passed and res.chosen is not None
-    assert res.chosen["excluded"] == [res.sensitivity[0]["node"]] and res.chosen["drop"] <= 5.0
+    assert res.chosen["excluded"] == {"m": [res.sensitivity[0]["node"]]} and res.chosen["drop"] <= 5.0
     assert (tmp_path / "int8.onnx").is_file()
 
 
 def test_broken_calibration_fails_and_writes_nothing(tmp_path: Path) -> None:
-    src, io, _, ev, score = _setup(tmp_path, outlier=1.0)
+    _, graphs, score = _setup(tmp_path, outlier=1.0)
     blank = _set(np.random.default_rng(0), 8, "calibration", blank=True)
-    res = quantize_with_gate(src, tmp_path / "int8.onnx", io, blank, ev, score, fp32_metric=100.0, max_drop=1.0,
-                             max_tries=1)
+    res = quantize_with_gate(graphs(blank), score, fp32_metric=100.0, max_drop=1.0, max_tries=1)
     assert not res.passed and res.chosen is None and res.tries[0]["drop"] > 1.0
     assert not (tmp_path / "int8.onnx").exists()
     d = res.to_dict()
-    assert d["passed"] is False and d["tries"][0]["excluded"] == []
+    assert d["passed"] is False and d["tries"][0]["excluded"] == {}
+
+
+def test_lower_is_better_metrics_use_their_own_drop(tmp_path: Path) -> None:
+    """An error metric (lower is better): the same quantization counts as a drop of int8 - fp32."""
+    _, graphs, score = _setup(tmp_path, outlier=1.0)
+    res = quantize_with_gate(graphs(), lambda f: 100.0 - score(f), fp32_metric=0.0, max_drop=5.0,
+                             drop=lambda ref, v: v - ref)
+    assert res.passed and res.tries[0]["drop"] == pytest.approx(100.0 - score({"m": str(tmp_path / "int8.onnx")}))
+
+
+class Front(torch.nn.Module):
+    def __init__(self, outlier: float) -> None:
+        super().__init__()
+        self.net = Net(outlier)
+        self.a = self.net.a
+        self.boost = self.net.boost
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.a(x)) * self.boost
+
+
+def test_two_graph_program_blames_the_right_graph(tmp_path: Path) -> None:
+    """Front (Linear + boost) and back (Linear) as two graphs of one program: the sensitive node is the
+    back graph's, and the gate keeps exactly that one in fp32, leaving the front graph quantized."""
+    net = Net(5000.0).eval()
+    front = edge.export(Front(5000.0).eval(), {"x": np.zeros((1, 32), np.float32)}, tmp_path / "f",
+                        attention="decomposed", output_names=["h"])
+    back = edge.export(net.b, {"h": np.zeros((1, 32), np.float32)}, tmp_path / "b", attention="decomposed",
+                       output_names=["y"])
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((1, 32)).astype(np.float32) for _ in range(48)]
+    with torch.no_grad():
+        hs = [(torch.relu(net.a(torch.from_numpy(x))) * net.boost).numpy() for x in xs]
+        want = [int(net(torch.from_numpy(x)).argmax()) for x in xs[16:]]
+
+    def score(files: dict[str, str]) -> float:
+        f, b = open_file("onnxruntime", files["front"], front.io), open_file("onnxruntime", files["back"], back.io)
+        got = [int(b.infer({"h": f.infer({"x": x})["h"]})["y"].argmax()) for x in xs[16:]]
+        return 100.0 * float(np.mean(np.equal(got, want)))
+
+    graphs = {"front": GateGraph(front.path / "model.onnx", tmp_path / "f8.onnx", front.io,
+                                 FeedSet([{"x": x} for x in xs[:16]], "t", "calibration", []), [{"x": xs[20]}]),
+              "back": GateGraph(back.path / "model.onnx", tmp_path / "b8.onnx", back.io,
+                                FeedSet([{"h": h} for h in hs[:16]], "t", "calibration", []), [{"h": hs[20]}])}
+    res = quantize_with_gate(graphs, score, fp32_metric=100.0, max_drop=5.0)
+    assert res.tries[0]["drop"] > 5.0
+    assert res.sensitivity[0]["graph"] == "back"
+    assert res.passed and list(res.chosen["excluded"]) == ["back"]
+    assert (tmp_path / "f8.onnx").is_file() and (tmp_path / "b8.onnx").is_file()

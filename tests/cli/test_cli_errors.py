@@ -49,7 +49,7 @@ def listing(folder: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def good_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("good") / "tiny"
-    export_card("lane", out, config="tiny", streaming=False)
+    export_card("lane", out, config="tiny", programs=["clip"])
     return out
 
 
@@ -113,7 +113,7 @@ def _wrong_shapes(good: Path, dest: Path) -> Path:
 
 def test_truncated_checkpoint(good_bundle: Path, work: Path, tmp_path: Path) -> None:
     ckpt = _truncated(good_bundle, tmp_path / "half.pt")
-    r = cli(EXPORT, "lane", "--config", "tiny", "--checkpoint", ckpt, "--out", work / "X", "--no-streaming",
+    r = cli(EXPORT, "lane", "--config", "tiny", "--checkpoint", ckpt, "--out", work / "X", "--programs", "clip",
             cwd=work)
     assert_one_line_error(r, ckpt)
     assert listing(work) == []
@@ -122,7 +122,7 @@ def test_truncated_checkpoint(good_bundle: Path, work: Path, tmp_path: Path) -> 
 def test_wrong_shapes_checkpoint_as_model_argument(good_bundle: Path, work: Path, tmp_path: Path) -> None:
     """``edge-export CKPT.pt``: the checkpoint names its model; a tensor of the wrong shape is refused."""
     ckpt = _wrong_shapes(good_bundle, tmp_path / "shapes.pt")
-    r = cli(EXPORT, ckpt, "--out", work / "X", "--no-streaming", cwd=work)
+    r = cli(EXPORT, ckpt, "--out", work / "X", "--programs", "clip", cwd=work)
     line = assert_one_line_error(r, ckpt)
     assert "shape" in line
     assert listing(work) == []
@@ -131,7 +131,7 @@ def test_wrong_shapes_checkpoint_as_model_argument(good_bundle: Path, work: Path
 def test_output_parent_is_a_file(work: Path) -> None:
     (work / "afile").write_text("not a folder")
     out = work / "afile" / "bundle"
-    r = cli(EXPORT, "lane", "--config", "tiny", "--no-streaming", "--out", out, cwd=work)
+    r = cli(EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", out, cwd=work)
     assert_one_line_error(r, work / "afile")
     assert listing(work) == ["afile"]
     assert (work / "afile").read_text() == "not a folder"
@@ -144,7 +144,7 @@ def test_output_parent_not_writable(work: Path) -> None:
     try:
         if os.access(ro, os.W_OK):
             pytest.skip("permissions are not enforced for this user (root); see test_output_parent_is_a_file")
-        r = cli(EXPORT, "lane", "--config", "tiny", "--no-streaming", "--out", ro / "bundle", cwd=work)
+        r = cli(EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", ro / "bundle", cwd=work)
         assert_one_line_error(r, ro)
         assert listing(ro) == []
     finally:

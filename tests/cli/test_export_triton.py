@@ -18,7 +18,7 @@ def test_export_writes_a_triton_repo(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
-                        "--config", "tiny", "--dynamic-batch", "--no-streaming", "--out", str(tmp_path / "b"),
+                        "--config", "tiny", "--dynamic-batch", "--programs", "clip", "--out", str(tmp_path / "b"),
                         "--triton-repo", str(tmp_path / "repo"), "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["triton_repo"] == str(tmp_path / "repo")

@@ -172,7 +172,8 @@ def test_edge_export_lane_every_mode(tmp_path: Path, mode: str) -> None:
 
     out = tmp_path / "lane"
     r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
-                        "--config", "tiny", "--attention", mode, "--to", "onnx", "--no-streaming", "--out", str(out),
+                        "--config", "tiny", "--attention", mode, "--to", "onnx", "--programs", "clip",
+                        "--out", str(out),
                         "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     b = edge.Bundle.load(out)

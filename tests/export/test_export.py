@@ -15,9 +15,9 @@ pytest.importorskip("onnxruntime")
 import edge  # noqa: E402
 from edge.bundle import Bundle  # noqa: E402
 from edge.errors import ExportError  # noqa: E402
-from edge.export.validate import compare  # noqa: E402
 from edge.models.checkpoint import load_model  # noqa: E402
 from edge.models.lane import card as lane  # noqa: E402
+from edge.parity import compare  # noqa: E402
 
 
 def test_bundle_contents_and_recorded_parity(tiny_bundle: Path) -> None:
@@ -36,7 +36,10 @@ def test_bundle_contents_and_recorded_parity(tiny_bundle: Path) -> None:
 def test_onnxruntime_matches_torch_on_synthetic_clips(tiny_bundle: Path, batch: int) -> None:
     """Fresh synthetic roads through the real preprocessing; fp32 rel error < 1e-4 (dynamic batch)."""
     module, cfg, _ = load_model(tiny_bundle / "weights.pt")
-    feeds = lane.synthetic_feeds(cfg, "full", module, batch, seed=99)
+    from edge.models.lane.samples import samples
+
+    clips = [lane.preprocess_clip([f["camera"].data for f in s], cfg) for s in samples(cfg, "calibration", batch, 99)]
+    feeds = {"clip": np.concatenate(clips)}
     rt = edge.load(tiny_bundle, backend="onnxruntime")
     got = rt.infer(feeds)
     with torch.no_grad():
@@ -52,7 +55,7 @@ def _producer(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
 @pytest.fixture(scope="module")
 def decomposed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dec") / "lane"
-    edge.export_card("lane", out, config="tiny", attention="decomposed", streaming=False)
+    edge.export_card("lane", out, config="tiny", attention="decomposed", programs=["clip"])
     return out
 
 
@@ -103,7 +106,7 @@ def test_export_any_user_module(tmp_path: Path) -> None:
 def test_failed_validation_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "never"
     with pytest.raises(ExportError, match="differs from PyTorch"):
-        edge.export_card("lane", out, config="tiny", streaming=False, rtol=-1.0)
+        edge.export_card("lane", out, config="tiny", programs=["clip"], rtol=-1.0)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 

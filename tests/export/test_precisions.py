@@ -23,7 +23,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_fp16_and_int8_artifacts(tmp_path: Path) -> None:
     out = tmp_path / "b"
-    r = _run("lane", "--config", "tiny", "--no-streaming", "--precision", "fp32,fp16,int8", "--calib-size", "6",
+    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "fp32,fp16,int8", "--calib-size", "6",
              "--eval-size", "6", "--max-drop", "100", "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {row["precision"]: row for row in json.loads(r.stdout)["precisions"]}
@@ -42,7 +42,7 @@ def test_fp16_and_int8_artifacts(tmp_path: Path) -> None:
 
 def test_gate_failure_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "b"
-    r = _run("lane", "--config", "tiny", "--no-streaming", "--precision", "int8", "--calib-size", "4",
+    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int8", "--calib-size", "4",
              "--eval-size", "4", "--max-drop", "-1", "--out", str(out))
     assert r.returncode == 2
     assert "no int8 artifact written" in r.stderr and "Traceback" not in r.stderr
@@ -50,5 +50,5 @@ def test_gate_failure_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_unknown_precision(tmp_path: Path) -> None:
-    r = _run("lane", "--config", "tiny", "--no-streaming", "--precision", "int4", "--out", str(tmp_path / "b"))
+    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int4", "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and "int4" in r.stderr

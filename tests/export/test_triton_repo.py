@@ -175,7 +175,7 @@ def _leftovers(parent: Path) -> list[str]:
 
 # -- configs ------------------------------------------------------------------------------------------------
 LANE_CONFIG = """\
-# written by edge-deploy from bundle 'lane' (graph full, artifact 'onnx-fp32'); regenerate rather than edit
+# written by edge-deploy from bundle 'lane' (graph full, artifact 'onnx-fp32-full'); regenerate rather than edit
 name: "lane"
 backend: "onnxruntime"
 max_batch_size: 8

@@ -85,16 +85,21 @@ def test_nncf_int8_artifact(tmp_path: Path) -> None:
     pytest.importorskip("nncf")
     out = tmp_path / "b"
     r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
-                        "--config", "tiny", "--no-streaming", "--to", "onnx,openvino", "--precision", "int8",
+                        "--config", "tiny", "--programs", "clip", "--to", "onnx,openvino", "--precision", "int8",
                         "--calib-size", "6", "--eval-size", "4", "--max-drop", "100", "--out", str(out), "--json"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(r.stdout)
-    assert "openvino-int8-nncf" in {row["artifact"] for row in rep["precisions"]}
+    assert ("clip", "int8-nncf", "openvino") in {(r["program"], r["precision"], r["backend"])
+                                                 for r in rep["precisions"]}
     b = edge.Bundle.load(out)
-    art = b.artifact(name="openvino-int8-nncf", graph="full")
+    art = b.artifact(name="openvino-int8-nncf-full", graph="full")
     assert art["format"] == "openvino_ir" and art["quantization"]["format"] == "nncf"
-    assert art["metric"]["drop"] <= 100
-    rt = edge.load(b, backend="openvino", artifact="openvino-int8-nncf")
+    assert art["metric"]["drop"] <= 100 and art["metric"]["program"] == "clip"
+    # OpenVINO prefers the NNCF IR at int8, in edge.load and in the program map alike
+    assert edge.load(b, backend="openvino", precision="int8").io == b.graph_io("full")
+    assert b.artifact(fmt="openvino_ir", graph="full", precision="int8", prefer="openvino")["name"] == art["name"]
+    assert b.manifest["programs"]["clip"]["precisions"]["int8"]["openvino"] == {"full": art["name"]}
+    rt = edge.load(b, backend="openvino", artifact="openvino-int8-nncf-full")
     feeds = lane.example_full(b.manifest["model"]["config"], 1, 0)
     assert set(rt.infer(feeds)) == {"loc", "exist"}

@@ -41,7 +41,7 @@ def test_version_choices(ver: str, flag: bool, attn: str, plugins: bool, builder
 def test_auto_attention_for_a_tensorrt_target(monkeypatch: pytest.MonkeyPatch, installed: Any, mode: str) -> None:
     from edge.export import attention_modes
 
-    monkeypatch.setattr(attention_modes, "_version", lambda dist: installed if dist == "tensorrt" else (1, 32, 0))
+    monkeypatch.setattr(attention_modes, "dist_version", lambda dist: installed if dist == "tensorrt" else (1, 32, 0))
     assert attention_modes.resolve_attention("auto", ("tensorrt",))[0] == mode
     assert attention_modes.resolve_attention("auto", ("onnxruntime",))[0] == "plugin"
 
@@ -479,7 +479,7 @@ def test_real_tensorrt_engine_matches_onnxruntime(tmp_path: Path) -> None:
     from edge.runtimes.tensorrt import build_engine
 
     b = tmp_path / "b"  # decomposed attention: parses on every TensorRT, no plugin needed
-    export_card("lane", b, config="tiny", attention="decomposed", streaming=False, dynamic_batch=True)
+    export_card("lane", b, config="tiny", attention="decomposed", programs=["clip"], dynamic_batch=True)
     rec, reused = build_engine(b, precision="fp32", dims={"batch": (1, 1, 2)})
     assert not reused and rec.engine_file
     cfg = edge.Bundle.load(b).manifest["model"]["config"]

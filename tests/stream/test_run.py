@@ -1,4 +1,4 @@
-"""ClipRunner streaming == whole-clip graph; `edge run` over synthetic and video sources."""
+"""Lane's two programs agree frame by frame on ONNX Runtime; `edge run` over synthetic and video sources."""
 
 from __future__ import annotations
 
@@ -13,32 +13,38 @@ import pytest
 pytest.importorskip("onnxruntime")
 cv2 = pytest.importorskip("cv2")
 
+
 from edge.bundle import Bundle  # noqa: E402
 from edge.errors import DataError  # noqa: E402
 from edge.models.lane import card as lane  # noqa: E402
-from edge.stream.clip_runner import ClipRunner  # noqa: E402
+from edge.models.lane.samples import synthetic  # noqa: E402
+from edge.program import load_program  # noqa: E402
 from edge.stream.overlay import VideoWriter  # noqa: E402
-from edge.stream.sources import open_source, parse_synthetic, synthetic_frames  # noqa: E402
+from edge.stream.sources import open_source, parse_synthetic  # noqa: E402
 
 
-def test_streaming_runner_equals_clip_runner(tiny_bundle: Path) -> None:
-    """Ring buffer of encoder outputs (ONNX) == the whole-clip ONNX graph, frame by frame."""
+def test_streaming_program_equals_clip_program(tiny_bundle: Path) -> None:
+    """Ring buffer of encoder outputs (ONNX) == the whole-clip ONNX graph, frame by frame, resets included."""
     b = Bundle.load(tiny_bundle)
     cfg = b.manifest["model"]["config"]
-    stream, clip = ClipRunner(b, streaming=True), ClipRunner(b, streaming=False)
-    assert stream.streaming and not clip.streaming
+    stream, clip = load_program(b), load_program(b, program="clip")
+    assert stream.name == "stream" and stream.spec.graphs == ("encoder", "temporal") and clip.name == "clip"
     rng = np.random.default_rng(0)
-    for i in range(6):
-        frame = lane.preprocess_frame(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8), cfg)
-        a, c = stream.push(frame), clip.push(frame)
+    for i in range(8):
+        if i == 5:
+            stream.reset()
+            clip.reset()
+        feeds = {"frame": lane.preprocess_frame(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8), cfg)[None]}
+        a, c = stream.step(feeds), clip.step(feeds)
         for k in ("loc", "exist"):
             assert np.abs(a[k] - c[k]).max() <= 1e-4 * np.abs(c[k]).max(), (i, k)
+    assert stream.calls == {"encoder": 8, "temporal": 8} and clip.calls == {"full": 8}
     stream.close()
     clip.close()
 
 
 def test_source_specs_and_errors(tmp_path: Path) -> None:
-    assert parse_synthetic("synthetic") == (60, (720, 1280))
+    assert parse_synthetic("synthetic") == (60, None)
     assert parse_synthetic("synthetic:5:360x640") == (5, (360, 640))
     for bad in ("synthetic:x", "synthetic:0", "synthetic:3:10x10"):
         with pytest.raises(DataError):
@@ -69,9 +75,12 @@ def test_gstreamer_source_without_gstreamer_is_one_line() -> None:
 
 
 def test_synthetic_frames_carry_labels() -> None:
-    frames = list(synthetic_frames(4, (180, 320)))
-    assert [i for i, _, _ in frames] == [0, 1, 2, 3]
-    _, img, gt = frames[0]
+    from edge.models import get_card
+
+    src = open_source("synthetic:4:180x320", card=get_card("lane"))
+    frames = list(src)
+    assert [f.seq for f in frames] == [0, 1, 2, 3] and {f.sensor for f in frames} == {"camera"}
+    img, gt = frames[0].data, frames[0].meta["gt"]
     assert img.shape == (180, 320, 3) and img.dtype == np.uint8
     assert len(gt["lanes"]) >= 1 and all(len(lane_) == len(gt["h_samples"]) for lane_ in gt["lanes"])
 
@@ -89,7 +98,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _video(path: Path, n: int, hw: tuple[int, int] = (120, 200), fps: float = 10) -> Path:
     with VideoWriter(path, fps) as w:
-        for _, img, _ in synthetic_frames(n, hw):
+        for img in (tick['camera'][0] for tick in synthetic(n, hw)):
             w.write(img)
     return path
 
@@ -126,8 +135,9 @@ def test_edge_run_synthetic_scores_tusimple(tiny_bundle: Path, tmp_path: Path) -
              "--backend", "torch")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert s["frames"] == 5 and s["task"]["streaming"] is True
-    assert 0.0 <= s["task"]["tusimple"]["accuracy"] <= 1.0
+    assert s["frames"] == 5 and s["task"]["program"] == "stream" and s["task"]["graphs"] == ["encoder", "temporal"]
+    m = s["task"]["metric"]
+    assert m["name"] == "TuSimple accuracy" and m["frames"] == 5 and 0.0 <= m["accuracy"] <= 1.0
     for stage in ("preprocess", "infer", "postprocess", "sinks"):
         assert s["stages"][stage]["count"] == 5 and s["stages"][stage]["p99_ms"] >= s["stages"][stage]["p50_ms"]
     rec = json.loads((tmp_path / "lanes.jsonl").read_text().splitlines()[-1])

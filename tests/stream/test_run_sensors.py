@@ -42,13 +42,13 @@ def test_kitti_run_projects_lidar_and_dumps_points(tiny_bundle: Path, real_data:
 def test_camera_with_velodyne_pcap_is_synced_by_capture_time(tiny_bundle: Path, real_data: Path,
                                                              tmp_path: Path) -> None:
     """A 30 fps video + the VLP-16 pcap, both at recorded speed: its rotations ride along nearby frames."""
+    from edge.models.lane.samples import synthetic
     from edge.stream.overlay import VideoWriter
-    from edge.stream.sources import synthetic_frames
 
     pcap = real_data / "lidar" / "velodyne" / "velodyne_vlp16.pcap"
     video = tmp_path / "cam.mp4"
     with VideoWriter(video, 30) as w:
-        for _, img, _ in synthetic_frames(24, (90, 160)):
+        for img in (tick['camera'][0] for tick in synthetic(24, (90, 160))):
             w.write(img)
     r = _cli(str(tiny_bundle), "--source", str(video), "--realtime", "--lidar",
              f"velodyne:{pcap},model=VLP16", "--sync-ms", "100", "--jsonl", str(tmp_path / "r.jsonl"),

@@ -1,27 +1,35 @@
-"""Lane model card: configs, IOSpecs, numpy pre/post-processing and the task metric.
+"""Lane card: configs, graphs and programs, numpy pre/post-processing, the metric, drawing.
 
-Everything here is numpy (+cv2 for resizing) so the exact same code runs in tests, in ``edge run``
-and on a Jetson without torch; the torch module lives in :mod:`edge.models.lane.net`.
+Everything here is numpy (+cv2 for resizing and drawing) so the exact same code runs in tests, in
+``edge run`` and on a Jetson without torch; the torch modules live in :mod:`edge.models.lane.net`,
+training in :mod:`edge.models.lane.train`, data in :mod:`edge.models.lane.samples`.
 
 Output convention (UFLD-style row anchors): ``loc`` [B, S, R, G] logits over G grid cells across the
 width for each of S ego-relative lane slots and R row anchors; ``exist`` [B, S, R] logits. Row anchors
 are fractions of the image height (TuSimple's rows 160..710 of 720), so decoding maps to any
 original resolution.
+
+Programs: ``stream`` (the encoder once per new frame, a ring buffer of the last T frames' tokens, the
+temporal head: what ``edge run`` executes) and ``clip`` (the last T frames through the whole-clip
+graph). Both give the same numbers (tested); both start with the first frame repeated until T arrived.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.models.registry import Graph, ModelCard
+from edge.models.contract import FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
 from edge.spec import IOSpec, TensorSpec
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 WEIGHTS = Path(__file__).parent / "weights"
+COLORS = [(255, 80, 80), (80, 255, 80), (80, 80, 255), (0, 220, 255), (255, 0, 255), (255, 255, 0)]
 
 
 def _anchors(n: int) -> list[float]:
@@ -101,9 +109,52 @@ def example_temporal(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, An
     return {t.name: _rand(t.concrete(batch=batch), seed + i) for i, t in enumerate(spec.inputs)}
 
 
+# ---------------------------------------------------------------------------------------------
+# programs: how the graphs run per frame
+
+
+class StreamRunner:
+    """Encoder once per frame, a ring buffer of the last T frames' tokens, the temporal head."""
+
+    def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+        self.encoder, self.temporal = graphs["encoder"], graphs["temporal"]
+        self.frames = int(cfg["frames"])
+        self._tok: deque[np.ndarray] = deque(maxlen=self.frames)
+
+    def reset(self) -> None:
+        self._tok.clear()
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        enc = self.encoder({"frame": feeds["frame"]})
+        if not self._tok:  # until T frames arrived, the first one stands in for the missing ones
+            self._tok.extend([enc["tokens"][0]] * (self.frames - 1))
+        self._tok.append(enc["tokens"][0])
+        return self.temporal({"tokens": np.stack(self._tok)[None], "skip": enc["skip"]})
+
+
+class ClipRunner:
+    """The last T preprocessed frames through the whole-clip graph."""
+
+    def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+        self.full = graphs["full"]
+        self.frames = int(cfg["frames"])
+        self._buf: deque[np.ndarray] = deque(maxlen=self.frames)
+
+    def reset(self) -> None:
+        self._buf.clear()
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        frame = feeds["frame"][0]
+        if not self._buf:
+            self._buf.extend([frame] * (self.frames - 1))
+        self._buf.append(frame)
+        return self.full({"clip": np.stack(self._buf)[None]})
+
+
 def card() -> ModelCard:
-    """The lane ModelCard (the shipped checkpoint is attached when present)."""
-    ckpt = WEIGHTS / "default.pt"
+    """The lane ModelCard."""
+    from edge.models.lane import samples, train
+
     return ModelCard(
         name="lane",
         description="spatiotemporal lane detection: per-frame CNN + attention over T frames + row anchors",
@@ -111,15 +162,26 @@ def card() -> ModelCard:
         default_config="default",
         build=build,
         graphs={
-            "full": Graph("full", io_full, lambda m: m, example_full),
-            "encoder": Graph("encoder", io_encoder, lambda m: m.encoder, example_encoder),
-            "temporal": Graph("temporal", io_temporal, lambda m: m.head, example_temporal),
+            "full": Graph("full", io_full, lambda m: m, example_full, "whole clip -> lanes", file="model"),
+            "encoder": Graph("encoder", io_encoder, lambda m: m.encoder, example_encoder, "one frame -> tokens"),
+            "temporal": Graph("temporal", io_temporal, lambda m: m.head, example_temporal,
+                              "T frames' tokens + newest skip -> lanes"),
         },
-        default_checkpoint=ckpt if ckpt.is_file() else None,
-        extras={"preprocess": preprocess_frame, "decode": decode, "preprocess_params": preprocess_params,
-                "synthetic_feeds": synthetic_feeds, "synthetic_feed": synthetic_feed, "score_onnx": score_onnx,
-                "score_runtime": score_runtime,
-                "metric_name": "TuSimple accuracy (%)"},
+        programs=(
+            ProgramSpec("stream", ("encoder", "temporal"), StreamRunner,
+                        "encoder once per frame + ring buffer of T frames' tokens + temporal head"),
+            ProgramSpec("clip", ("full",), ClipRunner, "the last T frames through the whole-clip graph"),
+        ),
+        sensors=Sensors(("camera",), ("lidar",)),
+        preprocess=preprocess,
+        postprocess=postprocess,
+        draw=draw,
+        preprocess_params=preprocess_params,
+        metric=Metric("TuSimple accuracy", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0)),
+        data=FamilyData(samples.synthetic, samples.samples, lambda cfg: int(cfg["frames"])),
+        trainer=Trainer(train.batch_stream, train.loss),
+        checkpoints={"default": WEIGHTS / "default.pt"},
+        results_name="lanes",
     )
 
 
@@ -130,57 +192,14 @@ def card() -> ModelCard:
 def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:
     """What a runtime on the car needs to reproduce the input: recorded in the manifest."""
     h, w = cfg["input_hw"]
-    return {"input": "clip", "frames": cfg["frames"], "size_hw": [h, w], "color": "RGB", "scale": 1 / 255,
-            "mean": MEAN.tolist(), "std": STD.tolist(), "resize": "area", "layout": "T,C,H,W",
+    return {"input": "frame", "frames": cfg["frames"], "size_hw": [h, w], "color": "RGB", "scale": 1 / 255,
+            "mean": MEAN.tolist(), "std": STD.tolist(), "resize": "area", "layout": "C,H,W",
             "row_anchors": cfg["row_anchors"], "grid": cfg["grid"], "slots": cfg["slots"]}
 
 
-def synthetic_feed(cfg: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """One batch-1 ``clip`` feed rendered with ``rng`` (calibration / evaluation sets)."""
-    from edge.models.lane.synthetic import generate_clip
-
-    h, w = cfg["input_hw"]
-    return {"clip": preprocess_clip(generate_clip(rng, height=h, width=w, frames=cfg["frames"]).frames, cfg)}
-
-
-def score_runtime(rt: Any, cfg: dict[str, Any], n: int, seed: int = 0) -> float:
-    """TuSimple accuracy (percent) of any Runtime on ``n`` held-out synthetic clips at 1280x720."""
-    from edge.models.lane.train import eval_set, evaluate_predictor
-
-    clips, gts = eval_set(cfg, n, seed=1234 + seed)
-    m = evaluate_predictor(lambda clip: tuple(rt.infer({"clip": clip}).values()), cfg, clips, gts)
-    return 100.0 * float(m["accuracy"])
-
-
-def score_onnx(path: str, io: IOSpec, cfg: dict[str, Any], n: int, seed: int = 0) -> float:
-    """:func:`score_runtime` of an ONNX file in ONNX Runtime."""
-    from edge.runtimes.onnxruntime import OrtRuntime
-
-    rt = OrtRuntime(path, io)
-    try:
-        return score_runtime(rt, cfg, n, seed)
-    finally:
-        rt.close()
-
-
-def synthetic_feeds(cfg: dict[str, Any], graph: str, module: Any, batch: int, seed: int) -> dict[str, Any]:
-    """Realistic feeds (rendered roads through the real preprocessing) for parity checks."""
-    from edge.models.lane.synthetic import generate_clip
-
-    rng = np.random.default_rng(seed + 7)
-    h, w = cfg["input_hw"]
-    clip = np.concatenate([preprocess_clip(generate_clip(rng, height=h, width=w, frames=cfg["frames"]).frames, cfg)
-                           for _ in range(batch)])
-    if graph == "full":
-        return {"clip": clip}
-    if graph == "encoder":
-        return {"frame": clip[:, -1]}
-    import torch
-
-    with torch.no_grad():
-        tok, skip = module.encoder(torch.from_numpy(clip.reshape(-1, 3, h, w)))
-    return {"tokens": tok.reshape(batch, cfg["frames"], *tok.shape[1:]).numpy(),
-            "skip": skip.reshape(batch, cfg["frames"], *skip.shape[1:])[:, -1].numpy()}
+def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The camera frame -> the runners' step feed ``frame`` [1, 3, h, w]."""
+    return {"frame": preprocess_frame(frames["camera"].data, cfg)[None]}
 
 
 def preprocess_frame(img_bgr: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
@@ -203,9 +222,69 @@ def preprocess_frame(img_bgr: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     return out
 
 
+
 def preprocess_clip(frames: np.ndarray | list[np.ndarray], cfg: dict[str, Any]) -> np.ndarray:
     """T frames (oldest first) -> the ``clip`` input [1, T, 3, h, w]."""
     return np.stack([preprocess_frame(f, cfg) for f in frames])[None]
+
+
+# ---------------------------------------------------------------------------------------------
+# post-processing, metric, drawing
+
+
+def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
+                cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Outputs -> the JSON record (lane points per slot; TuSimple rows when the frame has labels)."""
+    cam = frames["camera"]
+    gt = cam.meta.get("gt")
+    hs = np.asarray(gt["h_samples"]) if gt else None
+    d = decode(out["loc"][0], out["exist"][0], cfg, cam.data.shape[:2], hs)
+    rec: dict[str, Any] = {"slots": d["slots"], "lanes": [np.round(p, 1).tolist() for p in d["points"]]}
+    if gt:
+        rec["tusimple"] = {"lanes": d["lanes"], "h_samples": d["h_samples"]}
+    return rec, d
+
+
+def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> Any:
+    """(prediction, ground truth) of a labelled frame, None otherwise."""
+    gt = frames["camera"].meta.get("gt")
+    if not gt or "tusimple" not in rec:
+        return None
+    return rec["tusimple"]["lanes"], rec["tusimple"]["h_samples"], gt["lanes"], gt["h_samples"]
+
+
+def metric_reduce(items: list[Any]) -> dict[str, Any]:
+    """The official TuSimple metric over the items (run_time 0: latency is the stats' job)."""
+    from edge.models.lane.tusimple import TuSimpleSample, evaluate
+
+    if not items:
+        return {"value": float("nan"), "num": 0}
+    preds = [TuSimpleSample(f"{i}", p, ph, 0.0) for i, (p, ph, _, _) in enumerate(items)]
+    gts = [TuSimpleSample(f"{i}", g, gh) for i, (_, _, g, gh) in enumerate(items)]
+    m = evaluate(preds, gts)
+    return {"value": 100.0 * float(m["accuracy"]), **m}
+
+
+def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> np.ndarray | None:
+    """The camera frame with each lane drawn in its slot's colour."""
+    cam = frames.get("camera")
+    if cam is None:
+        return None
+    return draw_lanes(cam.data, payload["points"], payload["slots"])
+
+
+def draw_lanes(img: np.ndarray, points: list[np.ndarray], slots: list[int]) -> np.ndarray:
+    """A copy of ``img`` with each lane as a polyline + points in its slot's colour."""
+    import cv2
+
+    out = img.copy()
+    scale = max(1, img.shape[1] // 640)
+    for pts, s in zip(points, slots):
+        p = np.round(pts).astype(np.int32)
+        cv2.polylines(out, [p.reshape(-1, 1, 2)], False, COLORS[s % len(COLORS)], 2 * scale, cv2.LINE_AA)
+        for x, y in p:
+            cv2.circle(out, (int(x), int(y)), 2 * scale, COLORS[s % len(COLORS)], -1, cv2.LINE_AA)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Sources of the stream loop, chosen by a URI-like spec (``edge run --source SPEC --lidar SPEC``).
 
-Camera specs (``open_source``): ``synthetic[:FRAMES[:HxW]]``, ``camera:N`` (V4L2 index), ``csi:N`` (Jetson
+Camera specs (``open_source``): ``synthetic[:FRAMES[:HxW]]`` (the model family's synthetic stream),
+``camera:N`` (V4L2 index), ``csi:N`` (Jetson
 CSI camera through nvarguscamerasrc), ``gst:<pipeline>``, ``rtsp://...`` / ``http(s)://...``,
 ``kitti:FOLDER[,index=ID]`` (camera + LiDAR pairs) or a video file path. LiDAR specs
 (``edge.stream.sources.lidar.lidar_source``): a ``.pcap`` path, ``velodyne:...``, ``ouster:...,meta=F.json``
@@ -9,38 +10,29 @@ or ``udp://HOST:PORT``. Each spec becomes a :class:`Source`; nothing is opened u
 
 from __future__ import annotations
 
+from typing import Any
+
 from edge.errors import DataError
 from edge.stream.sources.base import Source, SourceLost, SourceThread
-from edge.stream.sources.camera import (
-    CameraSource,
-    MemorySource,
-    SyntheticSource,
-    jetson_csi_pipeline,
-    synthetic_frames,
-)
+from edge.stream.sources.camera import CameraSource, MemorySource, jetson_csi_pipeline
+from edge.stream.sources.synthetic import SyntheticSource, parse_synthetic, pattern_frames
 
 __all__ = ["CameraSource", "MemorySource", "Source", "SourceLost", "SourceThread", "SyntheticSource",
-           "lidar_spec_source", "open_source", "parse_synthetic", "synthetic_frames"]
+           "lidar_spec_source", "open_source", "parse_synthetic", "pattern_frames"]
 
 
-def parse_synthetic(spec: str) -> tuple[int, tuple[int, int]]:
-    """'synthetic', 'synthetic:N' or 'synthetic:N:HxW' -> (frames, (h, w))."""
-    parts = spec.split(":")
-    try:
-        n = int(parts[1]) if len(parts) > 1 and parts[1] else 60
-        hw = tuple(int(v) for v in parts[2].lower().split("x")) if len(parts) > 2 else (720, 1280)
-    except ValueError:
-        raise DataError(f"bad synthetic source '{spec}' (use synthetic[:FRAMES[:HxW]])") from None
-    if n < 1 or len(hw) != 2 or min(hw) < 32:
-        raise DataError(f"bad synthetic source '{spec}' (frames >= 1, size >= 32x32)")
-    return n, (hw[0], hw[1])
+def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card: Any = None) -> Source:
+    """Build (not open) the source for ``spec``; a malformed spec is a one-line DataError.
 
-
-def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, slots: int = 6) -> Source:
-    """Build (not open) the camera-side source for ``spec``; a malformed spec is a one-line DataError."""
+    ``card``: the model family whose synthetic stream ``synthetic`` means (None: a moving test pattern).
+    """
     if spec == "synthetic" or spec.startswith("synthetic:"):
         n, hw = parse_synthetic(spec)
-        return SyntheticSource(spec, min(n, max_frames) if max_frames else n, hw, realtime=realtime, slots=slots)
+        n = min(n, max_frames) if max_frames else n
+        if card is not None and card.data is not None:
+            return SyntheticSource(spec, n, hw, generator=card.data.synthetic, sensors=card.sensors.required,
+                                   realtime=realtime)
+        return SyntheticSource(spec, n, hw, realtime=realtime)
     if spec.startswith("camera:"):
         idx = spec.split(":", 1)[1]
         if not idx.isdigit():

@@ -150,52 +150,6 @@ class CameraSource(Source):
         return {"read_failures": self.read_failures}
 
 
-class SyntheticSource(Source):
-    """A synthetic drive from the lane renderer with exact labels in ``meta["gt"]`` (TuSimple rows).
-
-    ``realtime`` paces it at ``fps``; otherwise it renders as fast as it can (the pipeline's ``block``
-    policy then measures the model, not the renderer's pacing).
-    """
-
-    def __init__(self, spec: str, n: int, hw: tuple[int, int], *, realtime: bool = False, fps: float = 30.0,
-                 seed: int = 7, slots: int = 6, sensor: str = "camera") -> None:
-        self.spec, self.n, self.hw = spec, n, hw
-        self.sensors = (sensor,)
-        self.realtime = self.live = realtime
-        self.fps, self.period_s = fps, 1.0 / fps
-        self.seed, self.slots = seed, slots
-        self.frames_total = n
-
-    def __iter__(self) -> Iterator[Frame]:
-        t0 = 0.0
-        for i, img, gt in synthetic_frames(self.n, self.hw, seed=self.seed, slots=self.slots):
-            if i == 0:
-                t0 = time.monotonic()  # the clock starts when the first frame exists, as a camera's would
-            if self.realtime:
-                wait = t0 + i * self.period_s - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-            yield Frame(img, now_ns(), i, self.sensors[0], {"gt": gt, "fps": self.fps})
-
-
-def synthetic_frames(n: int, hw: tuple[int, int], seed: int = 7, slots: int = 6) -> Iterator[tuple[int, Any, Any]]:
-    """One continuous synthetic drive of ``n`` frames with exact lane labels (TuSimple rows)."""
-    import numpy as np
-
-    from edge.models.lane.synthetic import TUSIMPLE_H_SAMPLES, generate_clip
-
-    rng = np.random.default_rng(seed)
-    rows = np.round(TUSIMPLE_H_SAMPLES * hw[0] / 720.0).astype(np.int64)
-    done = 0
-    while done < n:
-        k = min(30, n - done)  # a new scene every 30 frames keeps variety in long runs
-        clip = generate_clip(rng, height=hw[0], width=hw[1], frames=k, h_samples=rows, num_slots=slots)
-        for t in range(k):
-            gt = [[float(x) for x in lane] for lane in clip.lanes[t] if (lane >= 0).sum() >= 2]
-            yield done + t, clip.frames[t], {"lanes": gt, "h_samples": [int(r) for r in rows]}
-        done += k
-
-
 class MemorySource(Source):
     """Frames from a list of arrays (tests, benchmarks, frames already in memory), optionally paced.
 

@@ -13,7 +13,11 @@ torch = pytest.importorskip("torch")
 
 from edge.models import get_card  # noqa: E402
 from edge.models.lane import card as lane  # noqa: E402
-from edge.models.lane.train import train  # noqa: E402
+from edge.models.training import train as _train  # noqa: E402
+
+
+def train(cfg, **kw):  # type: ignore[no-untyped-def]
+    return _train(get_card("lane"), cfg, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The lane pipeline on real TuSimple frames: decoding to the benchmark format and scoring run end to end."""
+"""The lane program on real TuSimple frames: decoding to the benchmark format and scoring run end to end."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ pytest.importorskip("cv2")
 
 from edge.models import get_card  # noqa: E402
 from edge.models.checkpoint import load_model  # noqa: E402
-from edge.models.lane import card as lane  # noqa: E402
-from edge.models.lane.train import evaluate_tusimple_folder, torch_predictor  # noqa: E402
+from edge.models.lane.samples import tusimple_samples  # noqa: E402
 from edge.models.lane.tusimple import read_tusimple  # noqa: E402
+from edge.program import evaluate, run_samples, torch_program  # noqa: E402
 
 
 def test_real_frames_decode_and_score(real_data: Path) -> None:
@@ -24,14 +24,18 @@ def test_real_frames_decode_and_score(real_data: Path) -> None:
     if card.default_checkpoint is not None:
         module, cfg, _ = load_model(card.default_checkpoint)
     else:
-        cfg = lane.CONFIGS["tiny"]
-        module = lane.build(cfg).eval()
-    metric, preds = evaluate_tusimple_folder(torch_predictor(module), cfg, str(gt_path), str(root))
+        cfg = card.config("tiny")
+        module = card.build(cfg).eval()
+    samples = tusimple_samples(gt_path, root)
     gts = read_tusimple(gt_path)
+    with torch_program(card, module, cfg) as prog:
+        metric = evaluate(prog, card, samples)
+        results = run_samples(prog, card, samples)
     assert metric["num"] == len(gts) == 6
-    assert 0.0 <= metric["accuracy"] <= 1.0
-    for p, g in zip(preds, gts):
-        assert p.raw_file == g.raw_file
-        assert all(len(x) == len(g.h_samples) for x in p.lanes)
-        assert all(v == -2 or 0 <= v < 1280 for x in p.lanes for v in x)
+    assert 0.0 <= metric["accuracy"] <= 1.0 and metric["value"] == pytest.approx(100 * metric["accuracy"])
+    for (rec, frames, _), g in zip(results, gts):
+        assert frames["camera"].meta["gt"]["raw_file"] == g.raw_file
+        lanes = rec["tusimple"]["lanes"]
+        assert all(len(x) == len(g.h_samples) for x in lanes)
+        assert all(v == -2 or 0 <= v < 1280 for x in lanes for v in x)
     assert np.isfinite(metric["fp"]) and np.isfinite(metric["fn"])

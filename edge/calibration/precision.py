@@ -1,0 +1,358 @@
+"""Reduced-precision copies of every graph of a bundle being written, gated per program.
+
+For each program the export includes (lane: ``stream`` = encoder + temporal head, ``clip`` = the
+whole-clip graph):
+
+1. the fp32 program (the ONNX Runtime files just validated against PyTorch) is scored on the family's
+   held-out samples, and run over the calibration samples while recording what each graph receives:
+   those recordings are each graph's INT8 calibration set (an inner graph such as the temporal head is
+   calibrated on the ring buffers the real program builds);
+2. fp16: every graph converted (fp32 I/O kept, reductions in fp32), checked against PyTorch on the
+   recorded feeds (rel < 1e-2), and the program scored;
+3. int8: every graph quantized to QDQ and the *program* put through the accuracy gate
+   (:mod:`edge.calibration.gate`), so the metric that must hold is the one of what ``edge run`` executes;
+4. with ``--to openvino``, NNCF quantizes every graph natively from the same recordings and the
+   OpenVINO program is gated the same way.
+
+Results land on each artifact and in ``manifest["programs"][name]["gates"]``, and in the export table.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.calibration.datasets import FeedSet, SampleSet
+from edge.errors import ExportError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+FP16_RTOL = 1e-2
+#: evaluation samples whose per-graph feeds are kept for parity and output-error checks
+PARITY_SAMPLES = 4
+
+
+@dataclass
+class PrecisionJob:
+    """What the export asked for, and the state shared by the precision steps (recordings, scores)."""
+
+    card: Any
+    cfg: dict[str, Any]
+    module: Any
+    jobs: list[Any]  # edge.export.api.GraphJob, one per exported graph
+    programs: list[str]
+    precisions: list[str]
+    calib: str = "synthetic"
+    calib_size: int = 32
+    eval_size: int = 40
+    max_drop: float = 1.0
+    method: str = "minmax"
+    seed: int = 0
+    say: Callable[[str], None] = lambda _m: None
+    _eval: list[Any] | None = None
+    _calib: SampleSet | None = None
+    _recorded: dict[tuple[str, str], dict[str, list[dict[str, np.ndarray]]]] = field(default_factory=dict)
+    _fp32: dict[str, float] = field(default_factory=dict)
+
+    def job(self, graph: str) -> Any:
+        return next(j for j in self.jobs if j.name == graph)
+
+    def eval_samples(self) -> list[Any]:
+        if self._eval is None:
+            self._eval = self.card.data.samples(self.cfg, "evaluation", self.eval_size, self.seed)
+        return self._eval
+
+    def calib_samples(self) -> SampleSet:
+        if self._calib is None:
+            from edge.calibration.datasets import load_samples
+
+            self._calib = load_samples(self.calib, self.card, self.cfg, size=self.calib_size, role="calibration",
+                                       seed=self.seed)
+            self.say(f"calibrating on {len(self._calib)} samples from {self._calib.source}")
+        return self._calib
+
+    def program(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", **options: Any) -> Any:
+        """The family's program over model files (not yet in a bundle) on ``backend``."""
+        from edge.program import Program
+        from edge.runtimes import open_file
+
+        spec = self.card.program(pname)
+        rts: dict[str, Any] = {}
+        try:
+            for g in spec.graphs:
+                rts[g] = open_file(backend, files[g], self.job(g).io, **options)
+        except BaseException:
+            for rt in rts.values():
+                rt.close()
+            raise
+        return Program(spec, rts, self.cfg)
+
+    def metric(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", **options: Any) -> float:
+        from edge.program import evaluate
+
+        with self.program(pname, files, backend, **options) as prog:
+            return float(evaluate(prog, self.card, self.eval_samples())["value"])
+
+    def record(self, pname: str, files: dict[str, str], role: str) -> dict[str, list[dict[str, np.ndarray]]]:
+        """What each graph of the fp32 program receives over the calibration or evaluation samples."""
+        key = (pname, role)
+        if key not in self._recorded:
+            if role == "calibration":
+                seqs = self.calib_samples().sequences
+            else:
+                seqs = [[self.card.preprocess(f, self.cfg) for f in s] for s in self.eval_samples()[:PARITY_SAMPLES]]
+            with self.program(pname, files) as prog:
+                prog.record(True)
+                for seq in seqs:
+                    prog.reset()
+                    for feeds in seq:
+                        prog.step(feeds)
+                self._recorded[key] = prog.record(False)
+        return self._recorded[key]
+
+    def step_ms(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", n: int = 15,
+                **options: Any) -> float:
+        """Median latency of one program step (what ``edge run`` pays per input) on ``backend``."""
+        sample = self.eval_samples()[0]
+        with self.program(pname, files, backend, **options) as prog:
+            feeds = [self.card.preprocess(f, self.cfg) for f in sample]
+            for f in feeds:
+                prog.step(f)
+            for _ in range(2):
+                prog.step(feeds[-1])
+            ts = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                prog.step(feeds[-1])
+                ts.append((time.perf_counter() - t0) * 1e3)
+        return float(np.median(ts))
+
+
+def _fp32_files(w: Any, graphs: tuple[str, ...]) -> dict[str, str]:
+    """The fp32 file ONNX Runtime runs for each graph (its lowering when the graph has one)."""
+    out = {}
+    for a in w.manifest["artifacts"]:
+        if a["format"] == "onnx" and a["precision"] == "fp32" and a.get("graph") in graphs:
+            out[a["graph"]] = str(w.path_for(a.get("lowered", {}).get("onnxruntime", a["file"])))
+    return out
+
+
+def _artifact(w: Any, graph: str, precision: str, fmt: str = "onnx") -> dict[str, Any] | None:
+    return next((a for a in w.manifest["artifacts"] if a.get("graph") == graph and a.get("precision") == precision
+                 and a["format"] == fmt and a.get("quantization", {}).get("format") != "nncf"), None)
+
+
+def _gate_record(w: Any, pname: str, backend: str, precision: str, rec: dict[str, Any]) -> None:
+    w.manifest["programs"][pname].setdefault("gates", {}).setdefault(backend, {})[precision] = rec
+
+
+def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
+    """Write the requested fp16/int8 copies of every graph into the bundle writer ``w`` (ONNX Runtime)."""
+    from edge.export.api import artifact_name
+    from edge.parity import torch_outputs, worst_rel
+
+    bad = [p for p in job.precisions if p not in PRECISIONS]
+    if bad:
+        raise ExportError(f"--precision {bad}: choose from {', '.join(PRECISIONS)}")
+    wanted = [p for p in job.precisions if p != "fp32"]
+    if not wanted:
+        return
+    card = job.card
+    if card.metric is None or card.data is None:
+        raise ExportError(f"model '{card.name}' has no task metric or samples; fp16/int8 need them for the "
+                          "accuracy gate")
+    mname = card.metric.name
+    rows = []
+    for pname in job.programs:
+        spec = card.program(pname)
+        src = _fp32_files(w, spec.graphs)
+        job.say(f"{pname}: scoring fp32 on {job.eval_size} held-out samples")
+        fp32 = job._fp32[pname] = job.metric(pname, src)
+        for g in spec.graphs:
+            art = _artifact(w, g, "fp32")
+            art.setdefault("metric", {"name": mname, "program": pname, "value": fp32})
+        _gate_record(w, pname, "onnxruntime", "fp32", {"metric": fp32})
+        rows.append(_row(w, job, pname, "fp32", src, fp32, 0.0,
+                         max(_artifact(w, g, "fp32")["parity"]["max_rel"] for g in spec.graphs)))
+        ev = job.record(pname, src, "evaluation")
+        for prec in wanted:
+            files: dict[str, str] = {}
+            if prec == "fp16":
+                from edge.calibration.quantize import convert_fp16
+
+                worst = 0.0
+                for g in spec.graphs:
+                    gj = job.job(g)
+                    fname = f"{gj.stem}.fp16.onnx"
+                    files[g] = str(w.path_for(fname))
+                    if _artifact(w, g, "fp16") is not None:  # a graph two programs share is converted once
+                        continue
+                    info = convert_fp16(src[g], w.path_for(fname))
+                    err = max([0.0, *(worst_rel(torch_outputs(gj.module, gj.io, f), _run(files[g], gj.io, f))
+                                      for f in ev[g][:PARITY_SAMPLES])])
+                    if err > FP16_RTOL:
+                        raise ExportError(f"{g} fp16: rel error {err:.2e} vs PyTorch above {FP16_RTOL:.0e}; "
+                                          "nothing was written")
+                    worst = max(worst, err)
+                    w.register(fname, "onnx")
+                    w.add_artifact({"name": artifact_name("onnx", "fp16", g), "format": "onnx", "file": fname,
+                                    "graph": g, "precision": "fp16", "attention": _artifact(w, g, "fp32")["attention"],
+                                    "derived_from": _artifact(w, g, "fp32")["file"], "quantization": info,
+                                    "parity": {"reference": "torch eager", "max_rel": err}})
+                metric = job.metric(pname, files)
+            else:
+                metric, worst, files = _int8(w, job, pname, src, ev, fp32)
+            drop = card.metric.drop(fp32, metric)
+            for g in spec.graphs:
+                art = _artifact(w, g, prec)
+                art.setdefault("metric", {"name": mname, "program": pname, "value": metric, "fp32": fp32,
+                                          "drop": drop, "max_drop": job.max_drop})
+            _gate_record(w, pname, "onnxruntime", prec, {"metric": metric, "fp32": fp32, "drop": drop,
+                                                         "max_drop": job.max_drop})
+            rows.append(_row(w, job, pname, prec, files, metric, drop, worst))
+    shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)
+    report["precisions"] = rows
+
+
+def _run(path: str, io: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from edge.runtimes import open_file
+
+    rt = open_file("onnxruntime", path, io)
+    try:
+        return rt.infer(feeds)
+    finally:
+        rt.close()
+
+
+def _row(w: Any, job: PrecisionJob, pname: str, prec: str, files: dict[str, str], metric: float, drop: float,
+         parity_rel: float, backend: str = "onnxruntime", **options: Any) -> dict[str, Any]:
+    from pathlib import Path
+
+    return {"program": pname, "precision": prec, "backend": backend,
+            "files": [Path(f).name for f in files.values()], "metric": metric, "drop": drop,
+            "parity_rel": parity_rel, "step_ms": job.step_ms(pname, files, backend, **options),
+            "bytes": sum(Path(f).stat().st_size + (Path(f).with_suffix(".bin").stat().st_size
+                                                   if f.endswith(".xml") else 0) for f in files.values())}
+
+
+def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
+          ev: dict[str, list[dict[str, np.ndarray]]], fp32: float) -> tuple[float, float, dict[str, str]]:
+    """Quantize every graph of the program through the gate; (metric, worst output error, files)."""
+    from edge.calibration.gate import GateGraph, quantize_with_gate
+    from edge.export.api import artifact_name
+
+    spec = job.card.program(pname)
+    cal = job.record(pname, src, "calibration")
+    cset = job.calib_samples()
+    graphs = {}
+    q_att = {}
+    for g in spec.graphs:
+        gj = job.job(g)
+        q_src, q_att[g] = _int8_source(w, gj, src[g], job.seed)
+        graphs[g] = GateGraph(q_src, w.path_for(f"{gj.stem}.int8.onnx"), gj.io,
+                              FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
+                              ev[g][:PARITY_SAMPLES])
+    files = {g: str(gg.dst) for g, gg in graphs.items()}
+    if all(_artifact(w, g, "int8") is not None for g in spec.graphs):  # every graph done by another program
+        return job.metric(pname, files), 0.0, files
+    gate = quantize_with_gate(graphs, lambda fs: job.metric(pname, fs), fp32_metric=fp32, max_drop=job.max_drop,
+                              method=job.method, drop=job.card.metric.drop, progress=job.say)
+    if not gate.passed:
+        tries = "; ".join(f"{sum(len(v) for v in t['excluded'].values())} fp32 nodes -> {t['metric']:.2f} "
+                          f"(drop {t['drop']:.2f})" for t in gate.tries)
+        raise ExportError(f"{pname} int8 misses the --max-drop {job.max_drop} budget in every try ({tries}); "
+                          "no int8 artifact written")
+    assert gate.chosen is not None
+    for g, _gg in graphs.items():
+        gj = job.job(g)
+        fname = f"{gj.stem}.int8.onnx"
+        w.register(fname, "onnx")
+        fp32_art = _artifact(w, g, "fp32")
+        w.add_artifact({"name": artifact_name("onnx", "int8", g), "format": "onnx", "file": fname, "graph": g,
+                        "precision": "int8",
+                        "attention": fp32_art["attention"] if q_att[g] == "same as fp32" else q_att[g],
+                        "derived_from": fp32_art.get("lowered", {}).get("onnxruntime", fp32_art["file"]),
+                        "parity": {"reference": "fp32 ONNX Runtime", "max_rel": gate.chosen["output_rel_error"][g]},
+                        "quantization": {"format": "qdq", "method": job.method, "calibration": cset.source,
+                                         "calibration_samples": len(cset), "calibration_feeds": len(cal[g]),
+                                         "excluded_nodes": gate.chosen["excluded"].get(g, []),
+                                         "program": pname, "tries": gate.tries}})
+    return float(gate.chosen["metric"]), max(gate.chosen["output_rel_error"].values()), files
+
+
+def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
+    """The fp32 graph to quantize, and its attention form.
+
+    ONNX Runtime 1.32 only fuses QDQ Conv into QLinearConv through its S8->U8 transformer, which
+    breaks on opset >= 21 graphs (our plugin lowering is opset 23), so those sessions must run without
+    it and their int8 Convs stay fp32 behind DequantizeLinear: measured 52 ms vs 32 ms on the default
+    lane model. An opset-23 source is therefore re-exported in ``decomposed`` form (opset 20) for INT8.
+    """
+    import onnx
+
+    from edge.runtimes.onnxruntime import S8U8_BROKEN_FROM_OPSET, default_opset
+
+    if default_opset(onnx.load(src, load_external_data=False)) < S8U8_BROKEN_FROM_OPSET:
+        return src, "same as fp32"
+    from edge.export.onnx_export import export_onnx
+    from edge.ops.attention import export_mode
+
+    path = w.path_for(f".int8-src/{gj.stem}.decomposed.onnx")  # inside the temp bundle; removed after
+    with export_mode("decomposed"):
+        export_onnx(gj.module, gj.example, gj.io, path, opset=20)
+    return str(path), "decomposed"
+
+
+def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
+    """OpenVINO-native INT8 (NNCF) of every graph, each program gated on the task metric against fp32."""
+    from edge.calibration.nncf_int8 import nncf_quantize_ir
+    from edge.export.api import artifact_name
+
+    card = job.card
+    rows = report.setdefault("precisions", [])
+    for pname in job.programs:
+        spec = card.program(pname)
+        src = _fp32_files(w, spec.graphs)
+        fp32 = job._fp32.get(pname)
+        if fp32 is None:
+            fp32 = job._fp32[pname] = job.metric(pname, src)
+        cal = job.record(pname, src, "calibration")
+        cset = job.calib_samples()
+        files, infos = {}, {}
+        for g in spec.graphs:
+            gj = job.job(g)
+            xml = f"{gj.stem}.nncf-int8.xml"
+            files[g] = str(w.path_for(xml))
+            if any(a.get("graph") == g and a.get("quantization", {}).get("format") == "nncf"
+                   for a in w.manifest["artifacts"]):
+                continue
+            job.say(f"{pname}: NNCF int8 of {g} on {len(cal[g])} recorded feeds")
+            fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
+            infos[g] = nncf_quantize_ir(str(w.path_for(_artifact(w, g, "fp32")["file"])), files[g], fs, gj.io)
+        metric = job.metric(pname, files, "openvino", inference_precision="f32")
+        drop = card.metric.drop(fp32, metric)
+        if drop > job.max_drop:
+            raise ExportError(f"{pname} openvino int8 (NNCF): {card.metric.name} {metric:.2f} vs fp32 {fp32:.2f} "
+                              f"(drop {drop:.2f} > --max-drop {job.max_drop}); no int8 artifact written")
+        for g in spec.graphs:
+            if g not in infos:
+                continue
+            xml = f"{job.job(g).stem}.nncf-int8.xml"
+            bin_name = xml.replace(".xml", ".bin")
+            w.register(xml, "openvino_ir")
+            w.register(bin_name, "openvino_ir")
+            fp32_art = _artifact(w, g, "fp32")
+            w.add_artifact({"name": artifact_name("openvino", "int8", g, "nncf"), "format": "openvino_ir",
+                            "file": xml, "extra_files": [bin_name], "graph": g, "precision": "int8",
+                            "preferred_by": ["openvino"], "attention": fp32_art.get("attention"),
+                            "derived_from": fp32_art["file"], "quantization": {**infos[g], "program": pname},
+                            "metric": {"name": card.metric.name, "program": pname, "value": metric, "fp32": fp32,
+                                       "drop": drop, "max_drop": job.max_drop}})
+        _gate_record(w, pname, "openvino", "int8", {"metric": metric, "fp32": fp32, "drop": drop,
+                                                    "max_drop": job.max_drop, "format": "nncf"})
+        rows.append(_row(w, job, pname, "int8-nncf", files, metric, drop, float("nan"), "openvino",
+                         inference_precision="f32"))

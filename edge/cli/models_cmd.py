@@ -1,0 +1,52 @@
+"""``edge models``: the model families installed here and what each card declares."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def describe(name: str) -> dict[str, Any]:
+    """What ``edge models`` shows for one family (or the one-line reason it cannot be loaded)."""
+    from edge.errors import ModelError
+    from edge.models import get_card
+
+    try:
+        card = get_card(name)
+    except ModelError as e:
+        return {"name": name, "error": str(e)}
+    return {
+        "name": card.name, "description": card.description, "configs": sorted(card.configs),
+        "default_config": card.default_config,
+        "graphs": {g.name: g.role for g in card.graphs.values()},
+        "programs": {p.name: {"graphs": list(p.graphs), "description": p.description} for p in card.programs},
+        "sensors": {"required": list(card.sensors.required), "optional": list(card.sensors.optional)},
+        "metric": card.metric.name + (f" ({card.metric.unit})" if card.metric.unit else "") if card.metric else None,
+        "trainable": card.trainer is not None,
+        "weights": {k: str(v) for k, v in card.checkpoints.items() if v.is_file()},
+    }
+
+
+def run_models(json_out: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge.models import list_models
+
+    rows = [describe(n) for n in list_models()]
+    if json_out:
+        print(json.dumps(rows))
+        return
+    t = Table(title="model families")
+    for col in ("family", "configs", "programs (graphs)", "sensors", "metric", "weights"):
+        t.add_column(col)
+    for r in rows:
+        if "error" in r:
+            t.add_row(r["name"], f"[red]{r['error']}[/]", "", "", "", "")
+            continue
+        progs = "; ".join(f"{k} ({', '.join(v['graphs'])})" for k, v in r["programs"].items())
+        sensors = ", ".join(r["sensors"]["required"]) + (f" [+{', '.join(r['sensors']['optional'])}]"
+                                                         if r["sensors"]["optional"] else "")
+        t.add_row(r["name"], ", ".join(r["configs"]), progs, sensors, r["metric"] or "-",
+                  ", ".join(r["weights"]) or "-")
+    Console().print(t)

@@ -1,0 +1,234 @@
+"""The family contract: what every model family declares so the toolchain never has to name it.
+
+A family is one folder (``edge/models/<family>/`` for ours, any package for yours) whose ``card.py``
+returns a :class:`ModelCard`. Export, the INT8 gate, ``edge bench``, ``edge train``, ``edge run`` and
+the Python API read only the card:
+
+- ``graphs``: the exportable pieces (name, IOSpec, how to get the torch module, example inputs);
+- ``programs``: the host programs over those graphs (a :class:`Runner` per input: lane keeps a ring
+  buffer of encoder outputs and calls a temporal head; a calibration model encodes once and iterates
+  a step graph). What ``edge run`` executes, what the INT8 gate measures and what ``edge bench`` times
+  is a program, not a single graph;
+- ``sensors``, ``preprocess`` (frames by sensor -> the step feeds a runner takes), ``postprocess``
+  (outputs + frames -> the JSON record and a payload), ``draw`` (payload -> overlay image);
+- ``metric`` (scored from records of labelled frames, so training, the gate and a labelled live run
+  compute it the same way), ``data`` (synthetic stream and seeded sample sets), ``trainer``.
+
+The card module imports numpy only: a Jetson image without torch imports it for its pre/post-processing.
+Only ``build`` (and the trainer's callables) import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.errors import ModelError
+from edge.spec import IOSpec
+
+Config = dict[str, Any]
+Feeds = dict[str, np.ndarray]
+#: one set of sensor samples (``edge.data.frame.Frame``) by sensor name, as the stream loop matches them
+Frames = Mapping[str, Any]
+#: a sequence of frame sets fed to a runner in order (after ``reset``); metrics score its last step
+Sample = list[dict[str, Any]]
+
+
+class GraphFn(Protocol):
+    """What a runner calls for one graph: named feeds in, named outputs out (a Runtime's ``infer``)."""
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class Runner(Protocol):
+    """The host program of a family for one stream of inputs.
+
+    ``step`` takes the feeds ``card.preprocess`` made for one set of frames and returns the outputs
+    ``card.postprocess`` decodes; state between steps (ring buffers, the current estimate) lives here
+    and is cleared by ``reset`` (a new sequence). Runners call graphs only through the ``GraphFn``s
+    they were built with, so the same runner runs torch modules, ONNX Runtime, OpenVINO or TensorRT.
+    """
+
+    def reset(self) -> None: ...
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One exportable graph: its IOSpec, the torch module computing it, example inputs, a file stem."""
+
+    name: str
+    io: Callable[[Config], IOSpec]
+    module: Callable[[Any], Any]  # the built model -> the nn.Module computing this graph
+    example_inputs: Callable[[Config, int, int], Feeds]  # (cfg, batch, seed) -> random feeds
+    role: str = ""  # what it is for, shown by `edge models` ("whole clip", "per frame", ...)
+    file: str = ""  # file stem in the bundle (default: the graph name)
+
+    @property
+    def stem(self) -> str:
+        return self.file or self.name
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    """A host program: which graphs it calls and the runner factory that calls them."""
+
+    name: str
+    graphs: tuple[str, ...]
+    runner: Callable[[Mapping[str, GraphFn], Config], Runner]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Sensors:
+    """The sensors a family reads: ``required[0]`` is the primary one, which paces the loop."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def primary(self) -> str:
+        return self.required[0]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The task metric, computed from records so every path scores alike.
+
+    ``item(record, frames, cfg)`` turns one postprocessed record of a labelled frame set into what
+    ``reduce`` needs (None when the frames carry no label); ``reduce(items)`` returns at least
+    ``{"value": float}``. ``bounds`` (when known) let a budget that can never be met be refused.
+    """
+
+    name: str
+    item: Callable[[dict[str, Any], Frames, Config], Any]
+    reduce: Callable[[list[Any]], dict[str, Any]]
+    unit: str = ""
+    higher_is_better: bool = True
+    bounds: tuple[float, float] | None = None
+
+    def drop(self, reference: float, value: float) -> float:
+        """How much worse ``value`` is than ``reference`` (positive = worse), in the metric's units."""
+        return reference - value if self.higher_is_better else value - reference
+
+    def format(self, value: float) -> str:
+        return f"{self.name} {value:.2f}{self.unit}"
+
+
+@dataclass(frozen=True)
+class FamilyData:
+    """The family's data: a synthetic stream for ``edge run --source synthetic`` and seeded sample sets.
+
+    ``synthetic(n, hw, seed)`` yields ``n`` frame sets as ``{sensor: (data, meta)}`` (labels in meta);
+    ``hw`` is None for the family's default size. ``samples(cfg, role, n, seed)`` returns ``n``
+    :data:`Sample` sequences for ``role`` "evaluation" or "calibration", from disjoint seed streams.
+    ``sequence_length(cfg)`` is how many consecutive video frames make one calibration sample.
+    """
+
+    synthetic: Callable[[int, tuple[int, int] | None, int], Iterator[dict[str, tuple[Any, dict[str, Any]]]]]
+    samples: Callable[[Config, str, int, int], list[Sample]]
+    sequence_length: Callable[[Config], int] = lambda _cfg: 1
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """What the shared training loop (:mod:`edge.models.training`) needs from a family.
+
+    ``batches(cfg, batch, seed)`` is an endless, seeded iterator of numpy batches; ``loss(model, batch)``
+    returns (scalar tensor, parts for the log). The loop owns the optimizer (AdamW, one-cycle LR,
+    gradient clipping), seeding, background batch rendering and progress.
+    """
+
+    batches: Callable[[Config, int, int], Iterator[dict[str, np.ndarray]]]
+    loss: Callable[[Any, dict[str, np.ndarray]], tuple[Any, dict[str, float]]]
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    clip_grad: float = 5.0
+
+
+def _no_draw(_payload: Any, _frames: Frames, _cfg: Config) -> np.ndarray | None:
+    return None
+
+
+def _no_params(_cfg: Config) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything the toolchain knows about one family (see the module docstring)."""
+
+    name: str
+    description: str
+    configs: dict[str, Config]
+    default_config: str
+    build: Callable[[Config], Any]
+    graphs: dict[str, Graph]
+    programs: tuple[ProgramSpec, ...]
+    sensors: Sensors
+    preprocess: Callable[[Frames, Config], Feeds]
+    postprocess: Callable[[dict[str, np.ndarray], Frames, Config], tuple[dict[str, Any], Any]]
+    draw: Callable[[Any, Frames, Config], np.ndarray | None] = _no_draw
+    preprocess_params: Callable[[Config], dict[str, Any]] = _no_params
+    metric: Metric | None = None
+    data: FamilyData | None = None
+    trainer: Trainer | None = None
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # config name -> shipped weights
+    results_name: str = "results"  # `edge run --out DIR` writes DIR/<results_name>.jsonl
+    test_config: str = "tiny"  # the config tests and CI use (seconds on 2 CPU cores)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.default_config not in self.configs:
+            problems.append(f"default config '{self.default_config}' is not in configs {sorted(self.configs)}")
+        if not self.programs:
+            problems.append("declares no program")
+        for p in self.programs:
+            missing = [g for g in p.graphs if g not in self.graphs]
+            if missing or not p.graphs:
+                problems.append(f"program '{p.name}' calls unknown graphs {missing or '(none)'}")
+        for gname, g in self.graphs.items():
+            if g.name != gname:
+                problems.append(f"graph key '{gname}' names graph '{g.name}'")
+        if len({g.stem for g in self.graphs.values()}) != len(self.graphs):
+            problems.append("two graphs share a file stem")
+        if not self.sensors.required:
+            problems.append("needs at least one required sensor")
+        if problems:
+            raise ModelError(f"family '{self.name}': " + "; ".join(problems))
+
+    def config(self, name_or_cfg: str | Config | None = None) -> Config:
+        """A copy of a named config (default: ``default_config``), or of a config dict as given."""
+        if isinstance(name_or_cfg, dict):
+            return dict(name_or_cfg)
+        key = name_or_cfg or self.default_config
+        if key not in self.configs:
+            raise ModelError(f"model '{self.name}' has no config '{key}' (configs: {sorted(self.configs)})")
+        return dict(self.configs[key])
+
+    @property
+    def default_checkpoint(self) -> Path | None:
+        """The shipped weights of the default config, when present in this installation."""
+        p = self.checkpoints.get(self.default_config)
+        return p if p is not None and p.is_file() else None
+
+    def checkpoint_for(self, config: str | None) -> Path | None:
+        p = self.checkpoints.get(config or self.default_config)
+        return p if p is not None and p.is_file() else None
+
+    def program(self, name: str) -> ProgramSpec:
+        for p in self.programs:
+            if p.name == name:
+                return p
+        raise ModelError(f"model '{self.name}' has no program '{name}' (programs: "
+                         f"{', '.join(p.name for p in self.programs)})")
+
+    def graphs_of(self, programs: list[str] | tuple[str, ...]) -> list[str]:
+        """The graphs the named programs call, in the card's graph order (each once)."""
+        want = {g for name in programs for g in self.program(name).graphs}
+        return [g for g in self.graphs if g in want]

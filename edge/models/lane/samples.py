@@ -1,0 +1,100 @@
+"""Lane data as the toolchain asks for it: the synthetic drive, seeded sample sets, real TuSimple frames.
+
+Every frame carries its labels in ``meta["gt"]`` (``lanes`` at ``h_samples``, TuSimple format), so
+the card's postprocess and metric score a synthetic stream, a held-out set and real frames the same
+way. Sample sets are sequences of T frames (one clip): the runner is reset before each and the last
+frame is scored. Evaluation clips are rendered at TuSimple's 1280x720 (the number a user of the bundle
+gets after the card's own resize); calibration clips at the model's input size, from another seed stream.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from edge.data.frame import Frame
+from edge.errors import DataError
+from edge.models.lane.synthetic import TUSIMPLE_H_SAMPLES, generate_clip
+
+EVAL_HW = (720, 1280)
+#: the seed the held-out evaluation stream started from when the shipped checkpoint was scored
+EVAL_SEED = 1234
+
+
+def eval_rng(seed: int) -> np.random.Generator:
+    """The held-out stream; training draws from spawn key (0, worker), so the two never meet."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+
+
+def calib_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7, 0)))
+
+
+def _gt(lanes_px: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+    return {"lanes": [[float(x) for x in lane] for lane in lanes_px if (lane >= 0).sum() >= 2],
+            "h_samples": [int(r) for r in rows]}
+
+
+def synthetic(n: int, hw: tuple[int, int] | None = None, seed: int = 7,
+              slots: int = 6) -> Iterator[dict[str, tuple[Any, dict[str, Any]]]]:
+    """One continuous synthetic drive of ``n`` camera frames with exact lane labels (TuSimple rows)."""
+    h, w = hw or EVAL_HW
+    rng = np.random.default_rng(seed)
+    rows = np.round(TUSIMPLE_H_SAMPLES * h / 720.0).astype(np.int64)
+    done = 0
+    while done < n:
+        k = min(30, n - done)  # a new scene every 30 frames keeps variety in long runs
+        clip = generate_clip(rng, height=h, width=w, frames=k, h_samples=rows, num_slots=slots)
+        for t in range(k):
+            yield {"camera": (clip.frames[t], {"gt": _gt(clip.lanes[t], rows)})}
+        done += k
+
+
+def _clip_sample(frames: np.ndarray, lanes: np.ndarray, rows: np.ndarray, name: str) -> list[dict[str, Frame]]:
+    out = []
+    for t in range(len(frames)):
+        meta = {"gt": {**_gt(lanes[t], rows), "raw_file": f"{name}/{t}"}}
+        out.append({"camera": Frame(frames[t], 0, t, "camera", meta)})
+    return out
+
+
+def samples(cfg: dict[str, Any], role: str, n: int, seed: int = 0) -> list[list[dict[str, Frame]]]:
+    """``n`` clips of T frames: held-out evaluation clips at 1280x720, or calibration clips at input size."""
+    t = int(cfg["frames"])
+    if role == "evaluation":
+        rng, (h, w) = eval_rng(EVAL_SEED + seed), EVAL_HW
+        rows = TUSIMPLE_H_SAMPLES * h // 720
+    elif role == "calibration":
+        rng, (h, w) = calib_rng(seed), tuple(cfg["input_hw"])
+        rows = np.round(np.asarray(cfg["row_anchors"]) * h).astype(np.int64)
+    else:
+        raise DataError(f"unknown sample role {role!r} (evaluation or calibration)")
+    out = []
+    for i in range(n):
+        c = generate_clip(rng, height=h, width=w, frames=t, h_samples=rows, num_slots=cfg["slots"])
+        out.append(_clip_sample(c.frames, c.lanes, rows, f"synthetic/{role}/{seed}/{i}"))
+    return out
+
+
+def tusimple_samples(gt_path: str | os.PathLike[str], image_root: str | os.PathLike[str]
+                     ) -> list[list[dict[str, Frame]]]:
+    """Real labelled frames (a TuSimple label file + the images it names), each a one-frame sample.
+
+    A one-frame sample is a static clip: the runners repeat the first frame until T frames arrived.
+    """
+    import cv2
+
+    from edge.models.lane.tusimple import read_tusimple
+
+    out = []
+    for gt in read_tusimple(gt_path):
+        path = os.path.join(image_root, gt.raw_file)
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise DataError(f"{path}: cannot read image listed in {gt_path}")
+        meta = {"gt": {"lanes": gt.lanes, "h_samples": gt.h_samples, "raw_file": gt.raw_file}}
+        out.append([{"camera": Frame(img, 0, 0, "camera", meta)}])
+    return out

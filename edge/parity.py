@@ -1,0 +1,69 @@
+"""Parity: how far one runtime's outputs are from a reference's, on inputs a graph was *not* exported with.
+
+Neutral ground for export (ONNX vs PyTorch), calibration (INT8 / fp16 vs fp32) and the OpenVINO IR
+check, so none of them imports another. Error metric per output: ``max|got - ref|`` (abs) and that
+divided by ``max|ref|`` (rel, so it is meaningful for logits of any scale and never divides by a
+near-zero element). An export fails when any output's rel error exceeds the tolerance (fp32 default
+1e-4, DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from edge.spec import IOSpec
+
+
+def compare(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per output: max abs error and max abs error / max |ref| (inf on a shape mismatch)."""
+    out = {}
+    for name, r in ref.items():
+        g = got[name]
+        if g.shape != r.shape:
+            out[name] = {"max_abs": float("inf"), "rel": float("inf")}
+            continue
+        diff = np.abs(g.astype(np.float64) - r.astype(np.float64))
+        scale = float(np.max(np.abs(r))) if r.size else 0.0
+        mx = float(diff.max()) if diff.size else 0.0
+        out[name] = {"max_abs": mx, "rel": mx / scale if scale > 0 else mx}
+    return out
+
+
+def torch_outputs(module: Any, io: IOSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a torch module on numpy feeds (in IOSpec order) and name its outputs."""
+    from edge.runtimes import from_module
+
+    rt = from_module(module, io)
+    try:
+        return rt.infer({n: np.ascontiguousarray(feeds[n]) for n in io.input_names})
+    finally:
+        rt.close()
+
+
+def worst_rel(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
+    """The largest per-output relative error of :func:`compare`."""
+    return max((e["rel"] for e in compare(ref, got).values()), default=0.0)
+
+
+def parity(module: Any, path: str, io: IOSpec, feed_sets: Sequence[tuple[str, Mapping[str, np.ndarray]]],
+           backend: str = "onnxruntime", threads: int = 0) -> dict[str, Any]:
+    """Run torch and ``backend`` (on the model file ``path``) on each named feed set; worst errors."""
+    from edge.runtimes import from_module, open_file
+
+    ref = from_module(module, io)
+    rt = open_file(backend, path, io, threads=threads)
+    try:
+        per_set = {}
+        worst_abs = worst = 0.0
+        for label, feeds in feed_sets:
+            errs = compare(ref.infer(feeds), rt.infer(feeds))
+            per_set[label] = errs
+            worst_abs = max([worst_abs, *(e["max_abs"] for e in errs.values())])
+            worst = max([worst, *(e["rel"] for e in errs.values())])
+    finally:
+        rt.close()
+        ref.close()
+    return {"backend": backend, "reference": "torch eager", "max_abs": worst_abs, "max_rel": worst, "sets": per_set}

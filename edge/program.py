@@ -1,0 +1,206 @@
+"""Programs: a family's runner over loaded graphs, the unit that ``edge run``, the gate and bench execute.
+
+A :class:`Program` holds one runtime per graph of a :class:`~edge.models.contract.ProgramSpec` and the
+card's runner calling them. The same program runs torch modules (training scores), ONNX/IR files being
+written (the export's parity and INT8 gate) or a bundle's artifacts on any backend (``edge run``,
+``edge bench``, ``edge.load_program``). It counts graph calls per step (MACs per step in bench) and can
+record the feeds each graph receives: that is how INT8 calibration sets for inner graphs (a temporal
+head's ring buffer, an iteration step's current estimate) are made, by running the real program.
+
+Bundles made with ``edge.export`` from a plain module have no card: they get a one-graph program whose
+step is the graph itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from edge.errors import BundleError, ModelError
+from edge.models.contract import Config, ModelCard, ProgramSpec, Sample
+
+
+class _Passthrough:
+    """The runner of a card-less bundle: one graph, fed the step feeds as they are."""
+
+    def __init__(self, graphs: Mapping[str, Any], cfg: Config) -> None:
+        (self.fn,) = graphs.values()
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.fn(feeds)
+
+
+def single_graph_spec(graph: str) -> ProgramSpec:
+    """The program of a bundle without a family card: its one graph."""
+    return ProgramSpec("model", (graph,), _Passthrough, "the exported module")
+
+
+class Program:
+    """Runtimes by graph name + the card's runner over them; ``step(feeds) -> outputs``."""
+
+    def __init__(self, spec: ProgramSpec, runtimes: Mapping[str, Any], cfg: Config, *, owns: bool = True) -> None:
+        missing = [g for g in spec.graphs if g not in runtimes]
+        if missing:
+            raise BundleError(f"program '{spec.name}' needs graphs {missing}")
+        self.spec = spec
+        self.runtimes = dict(runtimes)
+        self.cfg = cfg
+        self.calls: Counter[str] = Counter()
+        self._owns = owns
+        self._record: dict[str, list[dict[str, np.ndarray]]] | None = None
+        self.runner = spec.runner({g: self._graph_fn(g) for g in spec.graphs}, cfg)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def _graph_fn(self, graph: str) -> Any:
+        rt = self.runtimes[graph]
+
+        def call(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            self.calls[graph] += 1
+            if self._record is not None:
+                self._record[graph].append({k: np.array(v, copy=True) for k, v in feeds.items()})
+            return rt.infer(feeds)
+
+        return call
+
+    def reset(self) -> None:
+        self.runner.reset()
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.runner.step(feeds)
+
+    def record(self, on: bool = True) -> dict[str, list[dict[str, np.ndarray]]]:
+        """Start recording every graph's feeds (``on``), or stop and return what was recorded."""
+        got = self._record or {g: [] for g in self.spec.graphs}
+        self._record = {g: [] for g in self.spec.graphs} if on else None
+        return got
+
+    def close(self) -> None:
+        if self._owns:
+            for rt in self.runtimes.values():
+                rt.close()
+        self.runtimes = {}
+
+    def __enter__(self) -> Program:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------------------------ bundles
+
+
+def card_for_bundle(bundle: Any) -> ModelCard | None:
+    """The family card of a bundle, None for a plain ``edge.export`` module; ModelError when the family
+    that made the bundle is not installed here."""
+    from edge.models import get_card
+
+    model = bundle.manifest.get("model", {})
+    family = model.get("family", model.get("name"))
+    if family in (None, "custom"):
+        return None
+    try:
+        return get_card(family)
+    except ModelError as e:
+        raise ModelError(f"{bundle.path}: made by model family '{family}', which cannot be loaded here ({e}); "
+                         "install the package that provides it") from None
+
+
+def bundle_programs(bundle: Any, card: ModelCard | None) -> list[ProgramSpec]:
+    """The programs a bundle can run, in the card's preference order (all of whose graphs it has)."""
+    graphs = list(bundle.manifest.get("graphs", {})) or ["full"]
+    if card is None:
+        return [single_graph_spec(graphs[0])]
+    have = set(graphs)
+    out = [p for p in card.programs if set(p.graphs) <= have]
+    if not out:
+        raise BundleError(f"{bundle.path}: none of model '{card.name}''s programs "
+                          f"({', '.join(p.name for p in card.programs)}) has all its graphs in the bundle "
+                          f"(graphs: {sorted(have)})")
+    return out
+
+
+def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *,
+                 precision: str | None = None, program: str | None = None,
+                 artifacts: Mapping[str, str] | None = None, **options: Any) -> Program:
+    """A bundle's program on a backend: ``edge.load_program("out/lane", "openvino", precision="int8")``.
+
+    ``program`` defaults to the first of the card's programs the bundle has (the streaming one for
+    lane); ``precision`` picks each graph's artifact of that precision, as recorded in the manifest's
+    ``programs`` section (OpenVINO INT8: the NNCF IR where the export made one); ``artifacts``
+    names the artifact of each graph instead.
+    """
+    from edge.bundle import Bundle
+    from edge.runtimes import load
+
+    b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    card = card_for_bundle(b)
+    specs = bundle_programs(b, card)
+    if program is None:
+        spec = specs[0]
+    else:
+        spec = next((p for p in specs if p.name == program), None)
+        if spec is None:
+            raise BundleError(f"{b.path}: no program '{program}' here (has {', '.join(p.name for p in specs)})")
+    chosen = b.manifest.get("programs", {}).get(spec.name, {}).get("precisions", {}).get(precision or "fp32", {})
+    names = dict(artifacts) if artifacts else (chosen.get(backend, {}) if isinstance(chosen, dict) else {})
+    runtimes: dict[str, Any] = {}
+    try:
+        for g in spec.graphs:
+            name = names.get(g)
+            runtimes[g] = load(b, backend, graph=g, precision=None if name else precision, artifact=name, **options)
+    except BaseException:
+        for rt in runtimes.values():
+            rt.close()
+        raise
+    cfg = b.manifest["model"].get("config") or {}
+    return Program(spec, runtimes, cfg)
+
+
+# ------------------------------------------------------------------------------------ samples
+
+
+def run_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
+                ) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]]:
+    """Each sample through the program (reset first); (record, frames, outputs) of its last step."""
+    out = []
+    cfg = program.cfg
+    for sample in samples:
+        program.reset()
+        res: dict[str, np.ndarray] = {}
+        for frames in sample:
+            res = program.step(card.preprocess(frames, cfg))
+        rec, _ = card.postprocess(res, sample[-1], cfg)
+        out.append((rec, sample[-1], res))
+    return out
+
+
+def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample]) -> dict[str, Any]:
+    """The card's metric of ``program`` on labelled samples: ``{"value": ..., ...}``."""
+    if card.metric is None:
+        raise ModelError(f"model '{card.name}' declares no metric")
+    results = run_samples(program, card, samples)
+    items = [card.metric.item(rec, frames, program.cfg) for rec, frames, _ in results]
+    items = [it for it in items if it is not None]
+    if not items:
+        raise ModelError(f"model '{card.name}': none of the {len(samples)} samples carries a label")
+    return card.metric.reduce(items)
+
+
+def torch_program(card: ModelCard, model: Any, cfg: Config, spec: ProgramSpec | None = None) -> Program:
+    """A program over the torch modules of a built model (training scores, parity references)."""
+    from edge.runtimes import from_module
+
+    spec = spec or card.programs[0]
+    rts = {g: from_module(card.graphs[g].module(model), card.graphs[g].io(cfg)) for g in spec.graphs}
+    return Program(spec, rts, cfg)

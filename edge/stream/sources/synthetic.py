@@ -1,0 +1,80 @@
+"""``--source synthetic[:N[:HxW]]``: a family's own synthetic stream, or a moving test pattern.
+
+A model family's card provides its synthetic data (``card.data.synthetic``: frame sets by sensor,
+labels in ``meta``); a bundle without a family (a plain ``edge.export`` module) gets a seeded moving
+pattern so the loop can still be tried without a camera. ``realtime`` paces frames at ``fps``;
+otherwise they come as fast as the pipeline takes them (``block`` then measures the model).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from edge.data.frame import Frame, now_ns
+from edge.errors import DataError
+from edge.stream.sources.base import Source
+
+#: (n, (h, w) or None, seed) -> n frame sets {sensor: (data, meta)}
+Generator = Callable[[int, tuple[int, int] | None, int], Iterator[dict[str, tuple[Any, dict[str, Any]]]]]
+
+
+def pattern_frames(n: int, hw: tuple[int, int] | None = None, seed: int = 7
+                   ) -> Iterator[dict[str, tuple[Any, dict[str, Any]]]]:
+    """A seeded colour gradient with a moving bar: BGR uint8 camera frames with no labels."""
+    h, w = hw or (720, 1280)
+    rng = np.random.default_rng(seed)
+    base = np.zeros((h, w, 3), np.uint8)
+    base[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
+    base[..., 1] = np.linspace(0, 255, h, dtype=np.uint8)[:, None]
+    base[..., 2] = rng.integers(0, 256)
+    bar = max(2, w // 16)
+    for i in range(n):
+        img = base.copy()
+        x = (i * max(1, w // 60)) % max(1, w - bar)
+        img[:, x:x + bar] = 255 - img[:, x:x + bar]
+        yield {"camera": (img, {})}
+
+
+def parse_synthetic(spec: str) -> tuple[int, tuple[int, int] | None]:
+    """'synthetic', 'synthetic:N' or 'synthetic:N:HxW' -> (frames, (h, w) or None for the default)."""
+    parts = spec.split(":")
+    try:
+        n = int(parts[1]) if len(parts) > 1 and parts[1] else 60
+        hw = tuple(int(v) for v in parts[2].lower().split("x")) if len(parts) > 2 else None
+    except ValueError:
+        raise DataError(f"bad synthetic source '{spec}' (use synthetic[:FRAMES[:HxW]])") from None
+    if n < 1 or (hw is not None and (len(hw) != 2 or min(hw) < 32)):
+        raise DataError(f"bad synthetic source '{spec}' (frames >= 1, size >= 32x32)")
+    return n, (hw[0], hw[1]) if hw is not None else None
+
+
+class SyntheticSource(Source):
+    """Frames from a generator; every frame set of one tick shares ``t_capture_ns`` and ``seq``."""
+
+    def __init__(self, spec: str, n: int, hw: tuple[int, int] | None, *, generator: Generator = pattern_frames,
+                 sensors: tuple[str, ...] = ("camera",), realtime: bool = False, fps: float = 30.0,
+                 seed: int = 7) -> None:
+        self.spec, self.n, self.hw = spec, n, hw
+        self.generator = generator
+        self.sensors = tuple(sensors)
+        self.realtime = self.live = realtime
+        self.fps, self.period_s = fps, 1.0 / fps
+        self.seed = seed
+        self.frames_total = n
+
+    def __iter__(self) -> Iterator[Frame]:
+        t0 = 0.0
+        for i, tick in enumerate(self.generator(self.n, self.hw, self.seed)):
+            if i == 0:
+                t0 = time.monotonic()  # the clock starts when the first frame exists, as a camera's would
+            if self.realtime:
+                wait = t0 + i * self.period_s - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            t = now_ns()
+            for sensor, (data, meta) in tick.items():
+                yield Frame(data, t, i, sensor, {**meta, "fps": self.fps})
