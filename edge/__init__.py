@@ -6,7 +6,7 @@ or any other heavy backend (a thin Jetson image has numpy and its runtime only):
     import edge
     bundle = edge.export(model, {"x": x}, "out/my_model")      # any nn.Module -> validated bundle
     rt = edge.load("out/my_model", backend="onnxruntime")       # Runtime: infer(dict) -> dict
-    prog = edge.load_program("out/lane", "openvino", precision="int8")  # a family's program: step(feeds)
+    prog = edge.load_program("out/fam", "openvino", precision="int8")  # a family's program: step(feeds)
 """
 
 from __future__ import annotations

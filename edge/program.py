@@ -133,10 +133,10 @@ def bundle_programs(bundle: Any, card: ModelCard | None) -> list[ProgramSpec]:
 def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *,
                  precision: str | None = None, program: str | None = None,
                  artifacts: Mapping[str, str] | None = None, **options: Any) -> Program:
-    """A bundle's program on a backend: ``edge.load_program("out/lane", "openvino", precision="int8")``.
+    """A bundle's program on a backend: ``edge.load_program("out/fam", "openvino", precision="int8")``.
 
-    ``program`` defaults to the first of the card's programs the bundle has (the streaming one for
-    lane); ``precision`` picks each graph's artifact of that precision, as recorded in the manifest's
+    ``program`` defaults to the first of the card's programs the bundle has (the card lists its
+    preferred one first); ``precision`` picks each graph's artifact of that precision, as recorded in the manifest's
     ``programs`` section (OpenVINO INT8: the NNCF IR where the export made one); ``artifacts``
     names the artifact of each graph instead.
     """

@@ -1,4 +1,5 @@
-"""Shared fixtures. Real sensor data is read from ../shared/data/real through one fixture."""
+"""Shared fixtures. Real sensor data is read from ../shared/data/real through one fixture; model
+families get a tiny bundle each (``family_bundle``, parametrised over every shipped family)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("EDGE_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+#: the families edge-deploy ships (folders of edge/models with a card)
+FAMILIES = sorted(p.parent.name for p in (REPO / "edge" / "models").glob("*/card.py"))
 
 
 @pytest.fixture(scope="session")
@@ -19,13 +22,30 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+_BUNDLES: dict[str, Path] = {}
+
+
+def _export(tmp_path_factory: pytest.TempPathFactory, family: str) -> Path:
+    """A tiny bundle of ``family`` (its test config, every program, dynamic batch), once per session."""
+    if family not in _BUNDLES:
+        pytest.importorskip("torch")
+        pytest.importorskip("onnxruntime")
+        from edge.export.api import export_card
+        from edge.models import get_card
+
+        out = tmp_path_factory.mktemp("bundles") / f"{family}_tiny"
+        export_card(family, out, config=get_card(family).test_config, dynamic_batch=True)
+        _BUNDLES[family] = out
+    return _BUNDLES[family]
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def family_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(family, tiny bundle) for every shipped family."""
+    return request.param, _export(tmp_path_factory, request.param)
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny lane bundle (full + streaming graphs, dynamic batch), exported once per session."""
-    pytest.importorskip("torch")
-    pytest.importorskip("onnxruntime")
-    from edge.export.api import export_card
-
-    out = tmp_path_factory.mktemp("bundles") / "lane_tiny"
-    export_card("lane", out, config="tiny", dynamic_batch=True)
-    return out
+    """The tiny lane bundle, for tests about lane itself and the loop machinery it exercises."""
+    return _export(tmp_path_factory, "lane")

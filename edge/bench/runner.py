@@ -1,8 +1,8 @@
 """``edge bench``: every program x backend x precision of a bundle plus torch eager, in one process.
 
-What is timed is one *program step*: what ``edge run`` pays per input (lane's streaming program: an
-encoder pass on the new frame + the temporal head on the ring buffer; a whole-clip program: one call
-of the clip graph). Each configuration is loaded once, run over a sample to fill its state, warmed up,
+What is timed is one *program step*: what ``edge run`` pays per input (a streaming program: an encoder
+pass on the new frame + a temporal head on the ring buffer; a whole-clip program: one call of the
+clip graph). Each configuration is loaded once, run over a sample to fill its state, warmed up,
 then timed in interleaved rounds (each round calls every configuration once, the order reversed every
 other round) so drift and noise hit all alike. Reported per configuration: median/p90/p99 latency,
 throughput, the resident-memory growth when it was loaded, MACs per step (graph MACs x the calls the

@@ -1,6 +1,6 @@
 """Accuracy gate with sensitivity-guided fallback for INT8, over every graph of a program at once.
 
-A family's program may call several graphs (lane: an encoder per frame and a temporal head on the ring
+A family's program may call several graphs (e.g. an encoder per frame and a temporal head on a ring
 buffer), and what must keep its accuracy is the program, not each graph alone. So:
 
 1. Quantize every candidate node (Conv/MatMul/Gemm) of every graph; score the task metric of the whole

@@ -1,7 +1,7 @@
 """Reduced-precision copies of every graph of a bundle being written, gated per program.
 
-For each program the export includes (lane: ``stream`` = encoder + temporal head, ``clip`` = the
-whole-clip graph):
+For each program the export includes (e.g. a streaming program = an encoder per frame + a temporal
+head on a ring buffer, and a whole-clip program = one graph):
 
 1. the fp32 program (the ONNX Runtime files just validated against PyTorch) is scored on the family's
    held-out samples, and run over the calibration samples while recording what each graph receives:
@@ -289,8 +289,9 @@ def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
 
     ONNX Runtime 1.32 only fuses QDQ Conv into QLinearConv through its S8->U8 transformer, which
     breaks on opset >= 21 graphs (our plugin lowering is opset 23), so those sessions must run without
-    it and their int8 Convs stay fp32 behind DequantizeLinear: measured 52 ms vs 32 ms on the default
-    lane model. An opset-23 source is therefore re-exported in ``decomposed`` form (opset 20) for INT8.
+    it and their int8 Convs stay fp32 behind DequantizeLinear: measured 52 ms vs 32 ms on a 5-stage
+    CNN + attention video model. An opset-23 source is therefore re-exported in ``decomposed`` form
+    (opset 20) for INT8.
     """
     import onnx
 

@@ -5,10 +5,10 @@ returns a :class:`ModelCard`. Export, the INT8 gate, ``edge bench``, ``edge trai
 the Python API read only the card:
 
 - ``graphs``: the exportable pieces (name, IOSpec, how to get the torch module, example inputs);
-- ``programs``: the host programs over those graphs (a :class:`Runner` per input: lane keeps a ring
-  buffer of encoder outputs and calls a temporal head; a calibration model encodes once and iterates
-  a step graph). What ``edge run`` executes, what the INT8 gate measures and what ``edge bench`` times
-  is a program, not a single graph;
+- ``programs``: the host programs over those graphs (a :class:`Runner` per input: a video model keeps
+  a ring buffer of encoder outputs and calls a temporal head; an iterative model encodes once and
+  calls a step graph several times). What ``edge run`` executes, what the INT8 gate measures and
+  what ``edge bench`` times is a program, not a single graph;
 - ``sensors``, ``preprocess`` (frames by sensor -> the step feeds a runner takes), ``postprocess``
   (outputs + frames -> the JSON record and a payload), ``draw`` (payload -> overlay image);
 - ``metric`` (scored from records of labelled frames, so training, the gate and a labelled live run

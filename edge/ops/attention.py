@@ -11,8 +11,8 @@ Eager PyTorch runs a ``torch.library`` custom op (``edge::attention``) whose ker
   attributes num_heads, scale, qk_norm, plugin_namespace="edge", plugin_version="1", which each
   backend lowers (ORT: to ``Attention``; OpenVINO: an extension; TensorRT: our plugin).
 
-``qk_norm`` applies RMS normalization over D to q and k before the product (NativeCross-style QK-norm;
-learned gains, if any, belong to the model and are applied before the call).
+``qk_norm`` applies RMS normalization over D to q and k before the product (QK-norm, as cross-attention
+models use it; learned gains, if any, belong to the model and are applied before the call).
 
 Masks follow SDPA: a bool mask is True where attention is allowed; a float mask is added to the
 logits. Both broadcast to [B, H, Sq, Sk].

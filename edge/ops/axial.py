@@ -1,4 +1,4 @@
-"""``edge.ops.axial_attention``: attention along one spatial axis of a feature map (PULSAR-Net).
+"""``edge.ops.axial_attention``: attention along one spatial axis of a feature map (axial attention).
 
 Inputs are maps [B, C, *spatial] (2-D [B, C, H, W] or 3-D [B, C, D, H, W]) with C = heads * d. Every
 line along ``axis`` is one sequence; the other spatial positions fold into the batch. It is pure

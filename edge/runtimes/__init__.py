@@ -19,7 +19,7 @@ __all__ = ["Backend", "BaseRuntime", "Runtime", "from_module", "get_backend", "l
 
 def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, graph: str | None = None,
          precision: str | None = None, artifact: str | None = None, **options: Any) -> Runtime:
-    """Open a bundle's artifact on a backend: ``edge.load("out/lane", backend="onnxruntime")``.
+    """Open a bundle's artifact on a backend: ``edge.load("out/my_model", backend="onnxruntime")``.
 
     The bundle's files are verified against the manifest first; the artifact is chosen by the
     backend's formats, the graph (default: the bundle's first graph) and precision, or by ``artifact``

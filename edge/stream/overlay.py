@@ -15,22 +15,6 @@ import numpy as np
 
 from edge.errors import DataError
 
-COLORS = [(255, 80, 80), (80, 255, 80), (80, 80, 255), (0, 220, 255), (255, 0, 255), (255, 255, 0)]
-
-
-def draw_lanes(img: np.ndarray, points: list[np.ndarray], slots: list[int], text: str = "") -> np.ndarray:
-    """A copy of ``img`` with each lane drawn in its slot's colour, plus an optional caption."""
-    import cv2
-
-    out = img.copy()
-    scale = max(1, img.shape[1] // 640)
-    for pts, s in zip(points, slots):
-        p = np.round(pts).astype(np.int32)
-        cv2.polylines(out, [p.reshape(-1, 1, 2)], False, COLORS[s % len(COLORS)], 2 * scale, cv2.LINE_AA)
-        for x, y in p:
-            cv2.circle(out, (int(x), int(y)), 2 * scale, COLORS[s % len(COLORS)], -1, cv2.LINE_AA)
-    return draw_caption(out, text) if text else out
-
 
 class VideoWriter:
     """Atomic video writer: ``with VideoWriter(path, fps) as w: w.write(frame)``."""

@@ -51,7 +51,7 @@ def _check_parent(path: Path) -> list[Path]:
 
 
 class OverlaySink(Sink):
-    """Overlay video: the task's drawing (lanes) plus LiDAR points projected with the calibration."""
+    """Overlay video: the task's drawing plus point clouds projected with the sensor rig."""
 
     name = "video"
     wants_image = True

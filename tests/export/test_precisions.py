@@ -27,7 +27,7 @@ def test_fp16_and_int8_artifacts(tmp_path: Path) -> None:
              "--eval-size", "6", "--max-drop", "100", "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {row["precision"]: row for row in json.loads(r.stdout)["precisions"]}
-    assert set(rows) == {"fp32", "fp16", "int8"}
+    assert set(rows) == {"fp32", "fp16", "int8"} and {row["program"] for row in rows.values()} == {"clip"}
     b = edge.Bundle.load(out)
     arts = {a.get("precision"): a for a in b.artifacts if a["format"] == "onnx"}
     assert arts["fp16"]["parity"]["max_rel"] < 1e-2
@@ -41,14 +41,57 @@ def test_fp16_and_int8_artifacts(tmp_path: Path) -> None:
 
 
 def test_gate_failure_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    """A budget no try can meet, by construction: TuSimple accuracy lies in [0, 100] (the metric's declared
+    bounds), so int8 - fp32 <= 100 < 101 and --max-drop -101 (int8 must beat fp32 by 101 points) fails
+    whatever the weights and the CPU's rounding. What is tested is the failure path itself."""
+    from edge.models import get_card
+
+    assert get_card("lane").metric.bounds == (0.0, 100.0)
     out = tmp_path / "b"
     r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int8", "--calib-size", "4",
-             "--eval-size", "4", "--max-drop", "-1", "--out", str(out))
-    assert r.returncode == 2
+             "--eval-size", "4", "--max-drop", "-101", "--out", str(out))
+    assert r.returncode == 2, r.stderr[-2000:]
     assert "no int8 artifact written" in r.stderr and "Traceback" not in r.stderr
+    assert "misses the --max-drop -101.0 budget in every try" in r.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_unknown_precision(tmp_path: Path) -> None:
     r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int4", "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and "int4" in r.stderr
+
+
+def test_streaming_graphs_are_quantized_and_gated_as_the_program(tmp_path: Path) -> None:
+    """Every graph gets an int8 copy; the streaming pair is calibrated on what the running program feeds
+    it (T steps per clip, ring buffers included) and gated on the program's metric; `edge run
+    --precision int8` executes exactly those artifacts."""
+    import numpy as np
+
+    out = tmp_path / "b"
+    r = _run("lane", "--config", "tiny", "--precision", "fp32,int8", "--calib-size", "3", "--eval-size", "4",
+             "--max-drop", "100", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    b = edge.Bundle.load(out)
+    t = b.manifest["model"]["config"]["frames"]
+    progs = b.manifest["programs"]
+    assert progs["stream"]["precisions"]["int8"]["onnxruntime"] == {"encoder": "onnx-int8-encoder",
+                                                                     "temporal": "onnx-int8-temporal"}
+    gate = progs["stream"]["gates"]["onnxruntime"]["int8"]
+    assert gate["fp32"] == progs["stream"]["gates"]["onnxruntime"]["fp32"]["metric"] and gate["max_drop"] == 100
+    for g in ("encoder", "temporal"):
+        art = b.artifact(name=f"onnx-int8-{g}")
+        assert art["quantization"]["calibration_feeds"] == 3 * t and art["quantization"]["program"] == "stream"
+        assert art["metric"]["program"] == "stream"
+    fp32, int8 = edge.load_program(b), edge.load_program(b, precision="int8")
+    feeds = {"frame": np.random.default_rng(0).standard_normal((1, 3, *b.manifest["model"]["config"]["input_hw"]))
+             .astype(np.float32)}
+    a, q = fp32.step(feeds), int8.step(feeds)
+    assert set(q) == {"loc", "exist"} and not np.array_equal(a["loc"], q["loc"])
+    fp32.close()
+    int8.close()
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "run", str(out), "--source", "synthetic:3:90x160",
+                        "--precision", "int8", "--json", "--jsonl", str(tmp_path / "r.jsonl")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    task = json.loads(r.stdout)["task"]
+    assert task["precision"] == "int8" and task["program"] == "stream"

@@ -99,9 +99,10 @@ def test_register_at_run_time(tmp_path: Path) -> None:
     """`edge.models.register` adds a family in-process; a card naming itself differently is refused."""
     sys.path.insert(0, str(FIXTURE.parent))
     try:
+        from toyfam.card import card
+
         import edge
         from edge.errors import ModelError
-        from toyfam.card import card
 
         edge.models.register("toy2", card)
         try:
