@@ -30,7 +30,7 @@ def main() -> None:
     import torch
 
     import edge
-    from edge.bundle import atomic_write_text
+    from edge.files import atomic_write_text
     from edge.export.api import tool_versions
     from edge.models.lane import card as lane
     from edge.runtimes import list_backends, require

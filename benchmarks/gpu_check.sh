@@ -107,7 +107,7 @@ try:
 except Exception as e:  # no CUDA torch / no GPU: say so
     res["skipped"]["torch_cuda"] = f"{type(e).__name__}: {e}"
 
-from edge.bundle import atomic_write_text
+from edge.files import atomic_write_text
 atomic_write_text(out_json, json.dumps(res, indent=2) + "\n")
 print(json.dumps(res, indent=2))
 print("skipped:", res["skipped"] or "nothing")

@@ -27,7 +27,7 @@ def main() -> None:
     import cv2
 
     import edge
-    from edge.bundle import atomic_write_text
+    from edge.files import atomic_write_text
     from edge.models.lane import card as lane
     from edge.models.lane.tusimple import TuSimpleSample, evaluate, read_tusimple
 

@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "lane_real_tusimple.json")
     args = ap.parse_args()
 
-    from edge.bundle import atomic_write_text
+    from edge.files import atomic_write_text
     from edge.models import get_card
     from edge.models.checkpoint import load_model
     from edge.models.lane.train import evaluate_tusimple_folder, torch_predictor

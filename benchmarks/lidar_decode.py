@@ -190,7 +190,7 @@ def main() -> None:
         cpu = args.cpu if args.cpu is not None else min(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})
 
-    from edge.bundle import atomic_write_text
+    from edge.files import atomic_write_text
 
     results = {"velodyne": bench_velodyne(args.data, args.seconds), "ouster": bench_ouster(args.data, args.seconds),
                "pcap_reader": bench_pcap(args.data, args.seconds)}

@@ -141,7 +141,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import edge
-    from edge.bundle import atomic_write_text
+    from edge.files import atomic_write_text
     from edge.models.lane.samples import synthetic
     from edge.stream.task import LaneTask
 

@@ -9,75 +9,20 @@ before any backend touches a byte of it (a swapped or truncated engine is an err
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge.errors import BundleError, SpecError
+from edge.files import StagedFolder, sha256_file
 from edge.spec import IOSpec
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 _REQUIRED = ("schema_version", "model", "io", "files", "artifacts")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed (engines can be hundreds of MB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path in the destination folder; rename it onto ``path`` only on success.
-
-    The temp name is in the same folder so the final ``os.replace`` is atomic on POSIX.
-    """
-    dest = Path(path)
-    if dest.is_dir():
-        raise BundleError(f"{dest}: is a folder; give a file name")
-    parent = dest.parent if str(dest.parent) else Path(".")
-    if not parent.is_dir():
-        raise BundleError(f"{parent}: output folder does not exist")
-    if not os.access(parent, os.W_OK):
-        raise BundleError(f"{parent}: output folder is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-    try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + rename: readers see the old file or the new one."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """UTF-8 text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _check_rel(name: str, where: str = "bundle") -> str:
@@ -272,52 +217,18 @@ def _is_bundle(folder: Path) -> bool:
     return True
 
 
-def make_folder(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents (OSError as mkdir raises it); returns the folders this
-    call created, innermost first, so a failed write can remove exactly those (:func:`remove_made`)."""
-    made = []
-    p = folder
-    while not p.exists():
-        made.append(p)
-        p = p.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    return made
-
-
-def remove_made(made: list[Path]) -> None:
-    """Undo :func:`make_folder`: remove the folders it created, innermost first, while they are empty."""
-    for p in made:
-        try:
-            p.rmdir()
-        except OSError:
-            return
-
-
 class BundleWriter:
     """Builds a bundle in a hidden temp folder beside ``out``; :meth:`commit` renames it into place.
 
     Use as a context manager: leaving the block with an exception removes the temp folder, so an
     interrupted export leaves nothing behind. An existing bundle at ``out`` is replaced only at
-    commit; an existing non-bundle, non-empty folder is refused (we never delete user data).
+    commit; an existing non-bundle, non-empty folder is refused (we never delete user data); the
+    staging itself is :class:`edge.files.StagedFolder`, shared with the Triton repository writer.
     """
 
     def __init__(self, out: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
-        self.out = Path(out).resolve()  # "." or "x/.." must name the folder itself, not a parent's child
-        parent = self.out.parent
-        if self.out.exists():
-            if not self.out.is_dir():
-                raise BundleError(f"{out}: exists and is not a folder")
-            if any(self.out.iterdir()) and not _is_bundle(self.out):
-                raise BundleError(f"{out}: folder exists, is not empty and is not a bundle; choose another --out")
-        # create missing parents, remembering them so a failed export removes them again
-        try:
-            self._made = make_folder(parent)
-        except OSError as e:
-            raise BundleError(f"{parent}: cannot create output folder ({e.strerror})") from None
-        if not os.access(parent, os.W_OK):
-            raise BundleError(f"{parent}: output folder is not writable")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=parent))
-        os.chmod(self.tmp, 0o777 & ~_umask())
+        self.stage = StagedFolder(out, _is_bundle, what="bundle", error=BundleError)
+        self.out, self.tmp = self.stage.out, self.stage.tmp
         self.manifest: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "files": {}, "artifacts": [],
                                          **dict(manifest)}
         self._done = False
@@ -352,33 +263,14 @@ class BundleWriter:
         self.manifest["artifacts"].append(dict(artifact))
 
     def commit(self) -> Bundle:
-        """Validate the manifest, write it, and rename the temp folder into place (replacing a bundle)."""
+        """Validate the manifest, write it, and swap the temp folder into place (replacing a bundle)."""
         validate_manifest(self.manifest, where=f"{self.out}/{MANIFEST} (being written)")
         (self.tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, sort_keys=False) + "\n")
-        old = None
-        try:
-            if self.out.exists():
-                if any(self.out.iterdir()) and not _is_bundle(self.out):
-                    raise BundleError(f"{self.out}: became a non-bundle folder during export; not replacing it")
-                old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-                os.replace(self.out, old)
-            try:
-                os.replace(self.tmp, self.out)
-            except OSError:
-                if old is not None:  # put the previous bundle back rather than leave nothing
-                    os.replace(old, self.out)
-                    old = None
-                raise
-        except OSError as e:
-            self.abort()
-            raise BundleError(f"{self.out}: cannot move the finished bundle into place ({e.strerror})") from None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        self.stage.commit()
         self._done = True
         return Bundle.load(self.out)
 
     def abort(self) -> None:
         """Remove the temp folder and any parent folders this writer created."""
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        remove_made(self._made)
+        self.stage.abort()
         self._done = True

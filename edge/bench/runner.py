@@ -49,6 +49,7 @@ def _rss_mb() -> float:
 def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, str, str, dict[str, Any]]]:
     """(program spec, backend, label, load options) for everything the bundle has for these backends."""
     from edge.export.api import artifact_name
+    from edge.runtimes import get_backend
 
     plans = []
     for spec in specs:
@@ -72,11 +73,14 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
                     qdq = {g: artifact_name("openvino", prec, g) for g in spec.graphs}
                     if all(any(a["name"] == n for a in b.artifacts) for n in qdq.values()):
                         plans.append((spec, "openvino", prec, {"artifacts": qdq, "inference_precision": "f32"}))
-        if "tensorrt" in backends:
+        for backend in backends:  # backends that build engines on the target (TensorRT): what was built
+            if backend in ("torch", "onnxruntime", "openvino") or get_backend(backend).build is None:
+                continue
+            formats = get_backend(backend).formats
             for prec in ("fp32", "fp16", "int8"):
-                if all(any(a["format"] == "tensorrt_engine" and a.get("graph") == g and a.get("precision") == prec
+                if all(any(a["format"] in formats and a.get("graph") == g and a.get("precision") == prec
                            for a in b.artifacts) for g in spec.graphs):
-                    plans.append((spec, "tensorrt", prec, {"precision": prec}))
+                    plans.append((spec, backend, prec, {"precision": prec}))
     return plans
 
 
@@ -177,7 +181,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edge.bundle import atomic_path
+    from edge.files import atomic_path
 
     rows = report["rows"]
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4))

@@ -14,7 +14,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     from rich.table import Table
 
     from edge.bench.runner import plot, run_bench
-    from edge.bundle import atomic_write_text
+    from edge.files import atomic_write_text
 
     console = Console(stderr=json_out)
     folder = Path(out) if out is not None else Path(bundle).resolve().parent

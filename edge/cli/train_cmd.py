@@ -17,7 +17,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edge.bundle import atomic_write_text
+    from edge.files import atomic_write_text
     from edge.models import get_card
 
     card = get_card(model)

@@ -150,18 +150,3 @@ def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> None:
                     raise ExportError(f"exported '{vi.name}' has dim {d.dim_value}, spec says {want}")
                 d.dim_value = want
     onnx.save(model, str(path))
-
-
-def write_ort_lowering(src: Path, dst: Path) -> None:
-    """Lower a plugin-mode graph for ONNX Runtime (EdgeAttention -> Attention) and check it."""
-    import onnx
-
-    from edge.runtimes.plugins.ort_lowering import lower_edge_attention
-
-    lowered = lower_edge_attention(onnx.load(str(src)))
-    try:
-        onnx.checker.check_model(lowered, full_check=True)
-    except Exception as e:
-        raise ExportError(f"{dst.name}: the ONNX Runtime lowering is not a valid graph: "
-                          f"{first_line(e, None)}") from None
-    onnx.save(lowered, str(dst))

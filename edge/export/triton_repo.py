@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.bundle import Bundle
-from edge.errors import BundleError, EdgeError, ExportError, first_line
+from edge.errors import BundleError, ExportError, first_line
+from edge.files import StagedFolder
 from edge.spec import IOSpec, TensorSpec
 
 MARKER = ".edge-triton-repo.json"
@@ -344,63 +344,25 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
 
     out = Path(out_dir).resolve()
     _check_out(out, b.path.resolve())
-    made: list[Path] = []
-    p = out.parent
-    while not p.exists():
-        made.append(p)
-        p = p.parent
-    tmp: Path | None = None
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; the server may run as another user
-        for plan in plans:
-            vdir = tmp / plan.folder / str(version)
-            vdir.mkdir(parents=True)
-            for c in plan.copies:
-                dest = vdir / c.dest
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(c.src, dest)
-            (tmp / plan.folder / "config.pbtxt").write_text(plan.config, encoding="utf-8")
-        (tmp / "README.txt").write_text(_readme(out, plans, b, graph, version), encoding="utf-8")
-        marker = {"kind": MARKER_KIND, "bundle": str(b.path.resolve()), "model": b.model_name, "graph": graph,
-                  "models": {pl.folder: {"backend": pl.backend, "artifact": pl.artifact["name"]} for pl in plans},
-                  "version": version, "created_unix": int(time.time())}
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, out, b.path.resolve())
-        tmp = None
-    except EdgeError:
-        raise
+        with StagedFolder(out, _is_our_repo, what="Triton repository", error=ExportError, given=str(out_dir)) as st:
+            tmp = st.tmp
+            for plan in plans:
+                vdir = tmp / plan.folder / str(version)
+                vdir.mkdir(parents=True)
+                for c in plan.copies:
+                    dest = vdir / c.dest
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(c.src, dest)
+                (tmp / plan.folder / "config.pbtxt").write_text(plan.config, encoding="utf-8")
+            (tmp / "README.txt").write_text(_readme(out, plans, b, graph, version), encoding="utf-8")
+            marker = {"kind": MARKER_KIND, "bundle": str(b.path.resolve()), "model": b.model_name, "graph": graph,
+                      "models": {pl.folder: {"backend": pl.backend, "artifact": pl.artifact["name"]} for pl in plans},
+                      "version": version, "created_unix": int(time.time())}
+            (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+            _check_out(out, b.path.resolve())  # again: the folder may have changed while we copied
+            st.commit()
     except OSError as e:
         raise ExportError(f"{out}: cannot write the Triton repository ({e.strerror or first_line(e)}); "
                           "nothing was written") from None
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-            for d in made:  # innermost first
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
     return out
-
-
-def _swap_into_place(tmp: Path, out: Path, bundle_root: Path) -> None:
-    """Rename the finished temp folder onto ``out``, replacing an empty folder or our previous repository."""
-    _check_out(out, bundle_root)  # again: the folder may have changed while we copied
-    old = None
-    if out.is_dir() and any(out.iterdir()):
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    elif out.is_dir():
-        out.rmdir()
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old is not None:  # put the previous repository back rather than leave nothing
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

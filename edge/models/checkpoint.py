@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import atomic_write_bytes
 from edge.errors import ModelError, first_line
+from edge.files import atomic_write_bytes
 
 FORMAT = "edge-checkpoint/1"
 

@@ -200,7 +200,7 @@ def build_engine(bundle: Any, *, graph: str = "full", precision: str = "fp16",
     add_engine(b, rec, bytes(memoryview(blob)))
     if cache_path is not None:  # best effort, after the engine is safe: a cache is only a speed-up
         try:
-            from edge.bundle import atomic_write_bytes
+            from edge.files import atomic_write_bytes
 
             cache = config.get_timing_cache()
             if cache is not None:
@@ -218,7 +218,8 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     leaves an unlisted file, never a manifest that lists a missing or partial engine. An engine of
     the same graph, precision and key replaces the old entry.
     """
-    from edge.bundle import Bundle, atomic_write_bytes, atomic_write_text, sha256_file, validate_manifest
+    from edge.bundle import Bundle, validate_manifest
+    from edge.files import atomic_write_bytes, atomic_write_text, sha256_file
 
     engine_file, record_file = engine_paths(rec)
     # a rebuild gets new file names, so the files the manifest lists are never overwritten in place

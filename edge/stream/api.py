@@ -78,7 +78,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                         stall_s=stall_s, live=live, max_frames=max_frames, caption=caption)
         summary = pipe.run(handle_signals=handle_signals)
     except BaseException:
-        from edge.bundle import remove_made
+        from edge.files import remove_made
 
         remove_made(made)
         raise
@@ -88,7 +88,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
                           if (hasattr(s, "path") or hasattr(s, "folder")) and getattr(s, "frames", 1) > 0}
     if stats is not None:
-        from edge.bundle import atomic_path
+        from edge.files import atomic_path
 
         with atomic_path(Path(stats)) as tmp:
             tmp.write_text(json.dumps(summary, indent=2) + "\n")

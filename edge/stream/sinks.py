@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import make_folder, remove_made
 from edge.errors import DataError
+from edge.files import make_folder, remove_made
 from edge.stream.task import Result
 
 

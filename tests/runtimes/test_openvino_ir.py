@@ -62,7 +62,7 @@ def test_corrupt_ir_is_a_bundle_error(ir_bundle: Path, tmp_path: Path) -> None:
     import json
     import shutil
 
-    from edge.bundle import sha256_file
+    from edge.files import sha256_file
 
     bad = tmp_path / "bad"
     shutil.copytree(ir_bundle, bad)

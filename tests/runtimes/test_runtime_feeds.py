@@ -161,7 +161,7 @@ def test_garbage_model_with_updated_manifest_still_a_bundle_error(lane_bundle: P
     """Even when the hashes are (re)written for a garbage graph, ONNX Runtime's failure is a BundleError."""
     import json
 
-    from edge.bundle import sha256_file
+    from edge.files import sha256_file
 
     bad = tmp_path / "bad"
     shutil.copytree(lane_bundle, bad)

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import atomic_write_text
 from edge.errors import DataError
+from edge.files import atomic_write_text
 
 __all__ = [
     "PIXEL_THRESH",

@@ -1,0 +1,172 @@
+"""How edge-deploy writes files and folders, in one place: whole or not at all, and never over yours.
+
+- :func:`atomic_path` / :func:`atomic_write_bytes` / :func:`atomic_write_text`: a temp file in the
+  destination folder, renamed onto the name only when complete (readers see the old file or the new);
+- :func:`make_folder` / :func:`remove_made`: create missing parent folders and, after a failure, remove
+  exactly the ones this call created;
+- :class:`StagedFolder`: build a whole folder (a bundle, a Triton repository) in a hidden sibling and
+  swap it into place at commit, replacing only an empty folder or one that ``is_ours`` recognises
+  (a folder holding anything else is refused, so user files are never deleted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from edge.errors import BundleError, EdgeError
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, streamed (engines can be hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], error: type[EdgeError] = BundleError) -> Iterator[Path]:
+    """Yield a temp path in the destination folder; rename it onto ``path`` only on success.
+
+    The temp name is in the same folder so the final ``os.replace`` is atomic on POSIX.
+    """
+    dest = Path(path)
+    if dest.is_dir():
+        raise error(f"{dest}: is a folder; give a file name")
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if not parent.is_dir():
+        raise error(f"{parent}: output folder does not exist")
+    if not os.access(parent, os.W_OK):
+        raise error(f"{parent}: output folder is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~umask())  # mkstemp makes 0600; give the file normal permissions
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file + rename: readers see the old file or the new one."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents (OSError as mkdir raises it); returns the folders this
+    call created, innermost first, so a failed write can remove exactly those (:func:`remove_made`)."""
+    made = []
+    p = folder
+    while not p.exists():
+        made.append(p)
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def remove_made(made: list[Path]) -> None:
+    """Undo :func:`make_folder`: remove the folders it created, innermost first, while they are empty."""
+    for p in made:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+
+
+class StagedFolder:
+    """A folder built in a hidden ``.NAME.*.partial`` sibling and swapped onto ``out`` at :meth:`commit`.
+
+    ``is_ours(folder)`` says whether an existing non-empty ``out`` is something we wrote (a bundle, a
+    Triton repository with our marker) and may be replaced; anything else is refused with ``error``,
+    before any work and again at commit. :meth:`abort` (also on leaving a ``with`` block with an
+    exception) removes the partial folder and the parents this object created.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], is_ours: Callable[[Path], bool], *, what: str = "folder",
+                 error: type[EdgeError] = EdgeError, given: str | None = None) -> None:
+        self.out = Path(out).resolve()  # "." or "x/.." must name the folder itself, not a parent's child
+        self.is_ours, self.what, self.error = is_ours, what, error
+        self.given = given or str(out)
+        self._check()
+        parent = self.out.parent
+        try:
+            self._made = make_folder(parent)
+        except OSError as e:
+            raise error(f"{parent}: cannot create output folder ({e.strerror})") from None
+        if not os.access(parent, os.W_OK):
+            remove_made(self._made)
+            raise error(f"{parent}: output folder is not writable")
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=parent))
+        os.chmod(self.tmp, 0o777 & ~umask())  # mkdtemp makes 0700; readers may run as another user
+        self.done = False
+
+    def _check(self) -> None:
+        if self.out.exists():
+            if not self.out.is_dir():
+                raise self.error(f"{self.given}: exists and is not a folder")
+            if any(self.out.iterdir()) and not self.is_ours(self.out):
+                raise self.error(f"{self.given}: folder exists, is not empty and is not a {self.what} edge-deploy "
+                                 "wrote; choose another output folder")
+
+    def __enter__(self) -> StagedFolder:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self.done:
+            self.abort()
+
+    def commit(self) -> Path:
+        """Swap the finished folder onto ``out`` (putting the previous one back if that fails)."""
+        old = None
+        try:
+            if self.out.exists():
+                if any(self.out.iterdir()) and not self.is_ours(self.out):
+                    raise self.error(f"{self.out}: became a folder that is not ours while it was written; "
+                                     "not replacing it")
+                old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+                os.replace(self.out, old)
+            try:
+                os.replace(self.tmp, self.out)
+            except OSError:
+                if old is not None:  # put the previous folder back rather than leave nothing
+                    os.replace(old, self.out)
+                    old = None
+                raise
+        except OSError as e:
+            self.abort()
+            raise self.error(f"{self.out}: cannot move the finished {self.what} into place ({e.strerror})") from None
+        except EdgeError:
+            self.abort()
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        self.done = True
+        return self.out
+
+    def abort(self) -> None:
+        """Remove the partial folder and any parent folders this object created."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        remove_made(self._made)
+        self.done = True
