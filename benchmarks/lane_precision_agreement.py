@@ -1,9 +1,10 @@
-"""Lane-point agreement between a bundle's fp32 artifact and its reduced-precision artifacts on the
-real TuSimple frames in ../shared/data/real (each frame a static clip), plus each one's TuSimple
-accuracy there. Agreement = share of fp32 lane points (slot, row) that the other artifact also
-predicts within 20 px (TuSimple's threshold at 1280 px), and share it predicts at all.
+"""fp32 vs reduced precisions of a lane bundle's *programs* on the real labelled TuSimple frames in
+../shared/data/real (6 LaneNet frames + 10 official train frames; each a one-frame sample, i.e. a static
+clip through the ring buffer), and on the held-out synthetic clips the gate uses: TuSimple accuracy of
+each program x backend x precision, and lane-point agreement with the fp32 program (share of fp32 lane
+points (slot, row) the other one also predicts, and within 20 px, TuSimple's threshold at 1280 px).
 
-    python benchmarks/lane_precision_agreement.py BUNDLE
+    python benchmarks/lane_precision_agreement.py BUNDLE [--eval-size 40]
 """
 
 from __future__ import annotations
@@ -14,63 +15,74 @@ from pathlib import Path
 
 import numpy as np
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane" / "tusimple_lanenet"
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane"
+SETS = {"lanenet6": ("tusimple_lanenet/gt_tusimple_format_derived_from_instance_masks.json", "tusimple_lanenet"),
+        "official10": ("tusimple_lstr_train/label_data_0313.subset.json", "tusimple_lstr_train")}
+
+
+def _grid(rec: dict, slots: int) -> np.ndarray:
+    hs = rec["tusimple"]["h_samples"]
+    grid = np.full((slots, len(hs)), -2.0)
+    for s, xs in zip(rec["slots"], rec["tusimple"]["lanes"]):
+        grid[s] = xs
+    return grid
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--data", type=Path, default=REAL)
+    ap.add_argument("--eval-size", type=int, default=40, help="held-out synthetic clips (the gate's set)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "lane_precision_agreement.json")
     args = ap.parse_args()
 
-    import cv2
-
     import edge
     from edge.files import atomic_write_text
-    from edge.models.lane import card as lane
-    from edge.models.lane.tusimple import TuSimpleSample, evaluate, read_tusimple
+    from edge.models.lane.samples import tusimple_samples
+    from edge.program import evaluate, load_program, run_samples
 
     b = edge.Bundle.load(args.bundle)
+    card = edge.get_card(b.family)
     cfg = b.manifest["model"]["config"]
-    gts = read_tusimple(args.data / "gt_tusimple_format_derived_from_instance_masks.json")
-    confs = [("onnxruntime", a["precision"], {"precision": a["precision"]}) for a in b.artifacts
-             if a["format"] == "onnx" and a.get("graph") == "full"]
-    confs += [("openvino", "int8-nncf", {"artifact": a["name"]}) for a in b.artifacts
-              if a.get("quantization", {}).get("format") == "nncf"]
-    preds: dict[str, list[np.ndarray]] = {}
-    scores = {}
-    for be, label, sel in confs:
-        rt = edge.load(b, backend=be, **sel)
-        outs, samples = [], []
-        for gt in gts:
-            img = cv2.imread(str(args.data / gt.raw_file))
-            res = rt.infer({"clip": lane.preprocess_clip([img] * cfg["frames"], cfg)})
-            d = lane.decode(res["loc"][0], res["exist"][0], cfg, img.shape[:2], np.asarray(gt.h_samples))
-            grid = np.full((cfg["slots"], len(gt.h_samples)), -2.0)
-            for s, xs in zip(d["slots"], d["lanes"]):
-                grid[s] = xs
-            outs.append(grid)
-            samples.append(TuSimpleSample(gt.raw_file, d["lanes"], gt.h_samples, 0.0))
-        rt.close()
-        key = f"{be}/{label}"
-        preds[key] = outs
-        scores[key] = evaluate(samples, gts)["accuracy"]
-    ref = preds["onnxruntime/fp32"]
-    rows = []
-    for key, outs in preds.items():
-        both = close = total = 0
-        for r, o in zip(ref, outs):
-            m = r >= 0
-            total += int(m.sum())
-            both += int((m & (o >= 0)).sum())
-            close += int((m & (o >= 0) & (np.abs(o - r) < 20)).sum())
-        rows.append({"config": key, "tusimple_accuracy": scores[key], "points_fp32": total,
-                     "present": both / max(total, 1), "within_20px": close / max(total, 1)})
-        print(f"{key:<22} TuSimple {100 * scores[key]:6.2f}%  fp32 points present {100 * both / max(total, 1):6.2f}%"
-              f"  within 20 px {100 * close / max(total, 1):6.2f}%")
-    atomic_write_text(args.out, json.dumps({"bundle": str(args.bundle), "frames": len(gts), "rows": rows}, indent=1)
-                      + "\n")
+    sets = {name: tusimple_samples(args.data / gt, args.data / root) for name, (gt, root) in SETS.items()}
+    sets["synthetic"] = card.data.samples(cfg, "evaluation", args.eval_size, 0)
+    confs = []
+    for pname, prog in b.manifest["programs"].items():
+        for prec, per_backend in sorted(prog["precisions"].items()):
+            for backend in ("onnxruntime", "openvino"):
+                if backend in per_backend:
+                    nncf = any("nncf" in v for v in per_backend[backend].values())
+                    confs.append((pname, backend, prec, f"{prec}-nncf" if nncf else prec))
+    rows, grids = [], {}
+    for pname, backend, prec, label in confs:
+        prog = load_program(b, backend, program=pname, precision=prec,
+                            **({"inference_precision": "f32"} if backend == "openvino" else {}))
+        row = {"program": pname, "backend": backend, "precision": label}
+        for name, samples in sets.items():
+            row[name] = evaluate(prog, card, samples)
+            if name != "synthetic":
+                grids[(pname, backend, label, name)] = [_grid(r, cfg["slots"]) for r, _, _ in
+                                                        run_samples(prog, card, samples)]
+        prog.close()
+        rows.append(row)
+    for row in rows:
+        for name in SETS:
+            ref = grids[(row["program"], "onnxruntime", "fp32", name)]
+            got = grids[(row["program"], row["backend"], row["precision"], name)]
+            both = close = total = 0
+            for r, o in zip(ref, got):
+                m = r >= 0
+                total += int(m.sum())
+                both += int((m & (o >= 0)).sum())
+                close += int((m & (o >= 0) & (np.abs(o - r) < 20)).sum())
+            row[name]["fp32_points_present"] = both / max(total, 1)
+            row[name]["fp32_points_within_20px"] = close / max(total, 1)
+        print(f"{row['program']:<7} {row['backend']:<12} {row['precision']:<10} "
+              + "  ".join(f"{n} {row[n]['value']:6.2f}% (FP {row[n]['fp']:.3f} FN {row[n]['fn']:.3f})"
+                          for n in ("synthetic", *SETS)))
+    atomic_write_text(args.out, json.dumps({"bundle": str(args.bundle), "eval_size": args.eval_size,
+                                            "frames": {n: len(s) for n, s in sets.items()}, "rows": rows},
+                                           indent=1) + "\n")
 
 
 if __name__ == "__main__":
