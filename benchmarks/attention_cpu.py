@@ -30,8 +30,8 @@ def main() -> None:
     import torch
 
     import edge
-    from edge.files import atomic_write_text
     from edge.export.api import tool_versions
+    from edge.files import atomic_write_text
     from edge.models.lane import card as lane
     from edge.runtimes import list_backends, require
 
@@ -40,7 +40,8 @@ def main() -> None:
     runtimes = {}
     cfg = None
     for mode in ("decomposed", "onnx", "plugin"):
-        b, _ = edge.export_card("lane", Path(tmp.name) / mode, config=args.config, attention=mode, streaming=False)
+        b, _ = edge.export_card("lane", Path(tmp.name) / mode, config=args.config, attention=mode,
+                                 programs=["clip"])
         cfg = b.manifest["model"]["config"]
         runtimes[("onnxruntime", mode)] = edge.load(b, backend="onnxruntime", threads=args.threads)
         if "openvino" in list_backends():

@@ -6,7 +6,8 @@
 # 1. exports the default lane model with fp32, fp16 and QDQ int8 ONNX (attention auto: decomposed on TensorRT < 10.14)
 # 2. TensorRT (when importable): `edge build` fp16 and int8 engines; parity of fp16 vs ONNX Runtime fp32
 #    (max rel < 1e-2) and int8 on the task metric (TuSimple accuracy drop <= 1 point vs ONNX Runtime fp32)
-# 3. latency (median / p99 over 200 runs, batch 1, whole clip): TensorRT fp16 / int8 vs PyTorch CUDA eager
+# 3. latency (median / p99 over 200 runs, batch 1, whole clip): TensorRT fp16 / int8 vs PyTorch CUDA eager, and
+#    the streaming program (encoder + temporal head on the ring buffer) per step on TensorRT fp16 / int8
 # 4. the parts that need no TensorRT run on any CUDA machine: PyTorch CUDA eager latency, and the Triton
 #    attention kernel vs torch SDPA (fp32 / fp16) on the GPU
 # Exits non-zero when a check fails; prints what was skipped and why.
@@ -21,7 +22,7 @@ if [ ! -f "$OUT/lane/manifest.json" ]; then
   edge-export lane --to onnx,tensorrt --precision fp32,fp16,int8 --calib synthetic --out "$OUT/lane"
 fi
 if $PY -c "import tensorrt" 2>/dev/null; then
-  edge build "$OUT/lane" --backend tensorrt --precision fp16 --timing-cache "$OUT/timing.cache"
+  edge build "$OUT/lane" --backend tensorrt --precision fp16 --timing-cache "$OUT/timing.cache"  # every graph
   edge build "$OUT/lane" --backend tensorrt --precision int8 --timing-cache "$OUT/timing.cache"
 else
   echo "SKIP TensorRT: $($PY -c 'import tensorrt' 2>&1 | tail -1)"
@@ -31,16 +32,20 @@ fi
 import json, sys, time
 import numpy as np
 import edge
-from edge.models import lane
+from edge.program import evaluate, load_program
 
 bundle, out_json = sys.argv[1], sys.argv[2]
 b = edge.Bundle.load(bundle)
+card = edge.get_card(b.family)
 cfg = b.manifest["model"]["config"]
 res = {"bundle": bundle, "checks": {}, "skipped": {}}
-feeds = [lane.example_full(cfg, 1, s) for s in range(8)]
-ort = edge.load(b, backend="onnxruntime")
+full = card.graphs["full"]
+feeds = [full.example_inputs(cfg, 1, s) for s in range(8)]
+ort = edge.load(b, backend="onnxruntime", graph="full")
 ref = [ort.infer(f) for f in feeds]
-ort_acc = lane.score_runtime(ort, cfg, 100)
+samples = card.data.samples(cfg, "evaluation", 100, 0)
+with load_program(b, "onnxruntime") as prog:
+    ort_acc = evaluate(prog, card, samples)["value"]
 res["ort_fp32_tusimple"] = ort_acc
 
 def timeit(fn, n=200, warm=20):
@@ -55,12 +60,15 @@ failed = []
 ok_trt, why = edge.runtimes.get_backend("tensorrt").is_available()
 if ok_trt:
     for prec in ("fp16", "int8"):
-        rt = edge.load(b, backend="tensorrt", precision=prec)
+        rt = edge.load(b, backend="tensorrt", graph="full", precision=prec)
         outs = [rt.infer(f) for f in feeds]
         rel = max(float(np.abs(o[k] - r[k]).max() / (np.abs(r[k]).max() + 1e-12)) for o, r in zip(outs, ref) for k in r)
-        acc = lane.score_runtime(rt, cfg, 100)
+        with load_program(b, "tensorrt", precision=prec) as prog:  # the streaming program, as edge run runs it
+            acc = evaluate(prog, card, samples)["value"]
+            step = card.preprocess(samples[0][-1], cfg)
+            stream_latency = timeit(lambda: prog.step(step))
         entry = {"max_rel_vs_ort": rel, "tusimple": acc, "drop": ort_acc - acc,
-                 "latency": timeit(lambda: rt.infer(feeds[0]))}
+                 "latency": timeit(lambda: rt.infer(feeds[0])), "stream_step_latency": stream_latency}
         entry["pass"] = (rel < 1e-2) if prec == "fp16" else (ort_acc - acc <= 1.0)
         res["checks"][f"tensorrt_{prec}"] = entry
         if not entry["pass"]:

@@ -37,8 +37,8 @@ def main() -> None:
     import torch
 
     import edge
-    from edge.files import atomic_write_text
     from edge.export.api import tool_versions
+    from edge.files import atomic_write_text
     from edge.models.lane import card as lane
 
     torch.set_num_threads(args.threads)

@@ -1,7 +1,8 @@
-"""Score the shipped lane checkpoint on the real labelled TuSimple frames in ../shared/data/real.
+"""Score a lane checkpoint (default: the shipped one) on the real labelled TuSimple frames in
+../shared/data/real, through the streaming program in PyTorch (each frame a static clip).
 
 The model is trained on synthetic roads only; this measures how far that carries to real highway
-frames (6 frames with GT derived from LaneNet's instance masks). Each frame is a static clip.
+frames (6 frames with GT derived from LaneNet's instance masks, 10 official train frames).
 
     python benchmarks/lane_real_tusimple.py [--checkpoint PATH] [--overlays DIR]
 """
@@ -12,7 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane" / "tusimple_lanenet"
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane"
+SETS = {"lanenet6": ("tusimple_lanenet/gt_tusimple_format_derived_from_instance_masks.json", "tusimple_lanenet"),
+        "official10": ("tusimple_lstr_train/label_data_0313.subset.json", "tusimple_lstr_train")}
 
 
 def main() -> None:
@@ -26,26 +29,27 @@ def main() -> None:
     from edge.files import atomic_write_text
     from edge.models import get_card
     from edge.models.checkpoint import load_model
-    from edge.models.lane.train import evaluate_tusimple_folder, torch_predictor
+    from edge.models.lane.samples import tusimple_samples
+    from edge.program import evaluate, run_samples, torch_program
 
-    ckpt = args.checkpoint or get_card("lane").default_checkpoint
+    card = get_card("lane")
+    ckpt = args.checkpoint or card.default_checkpoint
     module, cfg, _ = load_model(ckpt, expect_model="lane")
-    gt = args.data / "gt_tusimple_format_derived_from_instance_masks.json"
-    metric, preds = evaluate_tusimple_folder(torch_predictor(module), cfg, str(gt), str(args.data))
-    report = {"checkpoint": str(ckpt), "frames": metric["num"], "gt": "derived from LaneNet instance masks",
-              **{k: metric[k] for k in ("accuracy", "fp", "fn")}}
+    report = {"checkpoint": str(ckpt), "program": card.programs[0].name, "sets": {}}
+    with torch_program(card, module, cfg) as prog:
+        for name, (gt, root) in SETS.items():
+            samples = tusimple_samples(args.data / gt, args.data / root)
+            m = evaluate(prog, card, samples)
+            report["sets"][name] = {k: m[k] for k in ("value", "accuracy", "fp", "fn", "num")}
+            if args.overlays:
+                import cv2
+
+                args.overlays.mkdir(parents=True, exist_ok=True)
+                for _rec, frames, out in run_samples(prog, card, samples):
+                    _, payload = card.postprocess(out, frames, cfg)
+                    fname = frames["camera"].meta["gt"]["raw_file"].replace("/", "_")
+                    cv2.imwrite(str(args.overlays / f"{name}_{Path(fname).stem}.png"), card.draw(payload, frames, cfg))
     print(json.dumps(report, indent=2))
-    if args.overlays:
-        import cv2
-        import numpy as np
-
-        from edge.stream.overlay import draw_lanes
-
-        args.overlays.mkdir(parents=True, exist_ok=True)
-        for p in preds:
-            img = cv2.imread(str(args.data / p.raw_file))
-            pts = [np.array([(x, y) for x, y in zip(lane_, p.h_samples) if x >= 0]) for lane_ in p.lanes]
-            cv2.imwrite(str(args.overlays / Path(p.raw_file).name), draw_lanes(img, pts, list(range(len(pts)))))
     atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
 
 

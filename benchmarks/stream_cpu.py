@@ -33,7 +33,7 @@ def _bare(task: Any, frames: list[np.ndarray], n: int) -> dict[str, float]:
     from edge.data.frame import Frame
 
     pre = [task.preprocess({"camera": Frame(f, 0, 0, "camera", {})}) for f in frames]
-    task.runner.reset()
+    task.program.reset()
     lat = []
     t0 = time.perf_counter()
     for i in range(n):
@@ -50,7 +50,7 @@ def _loop(task: Any, frames: list[np.ndarray], n: int, *, fps: float | None, pol
     from edge.stream.sinks import JsonlSink, OverlaySink
     from edge.stream.sources import MemorySource
 
-    task.runner.reset()
+    task.program.reset()
     sinks: list[Any] = [JsonlSink(jsonl)]
     if video is not None:
         sinks.append(OverlaySink(video, fps=30.0))
@@ -65,7 +65,7 @@ def _sequential(task: Any, frames: list[np.ndarray], n: int) -> float:
     """What a user would write without the loop: preprocess -> infer -> decode in one thread (fps)."""
     from edge.data.frame import Frame
 
-    task.runner.reset()
+    task.program.reset()
     t0 = time.perf_counter()
     for i in range(n):
         fs = {"camera": Frame(frames[i % len(frames)], 0, i, "camera", {})}
@@ -143,7 +143,7 @@ def main() -> None:
     import edge
     from edge.files import atomic_write_text
     from edge.models.lane.samples import synthetic
-    from edge.stream.task import LaneTask
+    from edge.stream.task import FamilyTask
 
     tmp = tempfile.TemporaryDirectory()
     work = Path(tmp.name)
@@ -151,7 +151,7 @@ def main() -> None:
     if bundle is None:
         bundle = work / "lane"
         edge.export_card("lane", bundle)
-    task = LaneTask(edge.Bundle.load(bundle), "onnxruntime", threads=args.threads)
+    task = FamilyTask(edge.Bundle.load(bundle), "onnxruntime", threads=args.threads)
     model_hw = tuple(task.cfg["input_hw"])
     res: dict[str, Any] = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                                        "cores": __import__("os").cpu_count()},

@@ -1,1 +1,13 @@
 """Command-line apps: ``edge`` and ``edge-export``. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich Console; when the output is not a terminal (a log, a pipe) tables get 160 columns, not 80."""
+    from rich.console import Console
+
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, width=160)

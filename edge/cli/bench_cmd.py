@@ -10,13 +10,13 @@ from edge.errors import EdgeError
 
 def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, threads: int, out: Path | None,
                   programs: list[str] | None, json_out: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from edge.bench.runner import plot, run_bench
+    from edge.cli import console as make_console
     from edge.files import atomic_write_text
 
-    console = Console(stderr=json_out)
+    console = make_console(stderr=json_out)
     folder = Path(out) if out is not None else Path(bundle).resolve().parent
     if not folder.is_dir():
         raise EdgeError(f"{folder}: output folder does not exist")

@@ -76,8 +76,9 @@ def run_doctor(json_out: bool, require: list[str] | None = None) -> None:
         if missing:
             raise typer.Exit(1)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from edge.cli import console as make_console
 
     table = Table(title=f"edge doctor (python {platform.python_version()}, {platform.machine()})")
     for col in ("component", "kind", "status", "version / reason"):
@@ -85,6 +86,6 @@ def run_doctor(json_out: bool, require: list[str] | None = None) -> None:
     for r in rows:
         status = "[green]ok[/]" if r["ok"] else ("[red]unavailable[/]" if r["kind"] == "backend" else "[red]no[/]")
         table.add_row(r["name"], r["kind"], status, r["detail"])
-    Console().print(table)
+    make_console().print(table)
     if missing:
         raise typer.Exit(1)

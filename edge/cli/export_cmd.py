@@ -40,12 +40,12 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         if calib_method not in METHODS:
             raise ExportError(f"--calib-method {calib_method!r}: choose one of {', '.join(METHODS)}")
         check_source(calib)
-    from rich.console import Console
     from rich.table import Table
 
+    from edge.cli import console as make_console
     from edge.export.api import export_card
 
-    console = Console(stderr=json_out)
+    console = make_console(stderr=json_out)
     with console.status(f"exporting {model} to ONNX and checking parity against PyTorch...") as status:
         bundle, report = export_card(model, out, config=config, checkpoint=checkpoint, attention=attention,
                                      dynamic_batch=dynamic_batch, programs=programs, opset=opset, rtol=rtol,

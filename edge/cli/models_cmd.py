@@ -28,9 +28,9 @@ def describe(name: str) -> dict[str, Any]:
 
 
 def run_models(json_out: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from edge.cli import console as make_console
     from edge.models import list_models
 
     rows = [describe(n) for n in list_models()]
@@ -49,4 +49,4 @@ def run_models(json_out: bool) -> None:
                                                          if r["sensors"]["optional"] else "")
         t.add_row(r["name"], ", ".join(r["configs"]), progs, sensors, r["metric"] or "-",
                   ", ".join(r["weights"]) or "-")
-    Console().print(t)
+    make_console().print(t)
