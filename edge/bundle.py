@@ -206,6 +206,33 @@ def validate_manifest(m: Any, where: str = MANIFEST) -> None:
                 IOSpec.from_dict(a["io"])
             except SpecError as e:
                 raise BundleError(f"{where}: artifact '{a['name']}' has a bad 'io': {e}") from None
+    _validate_programs(m, where, {a["name"] for a in arts}, set(graphs))
+
+
+def _validate_programs(m: dict[str, Any], where: str, artifacts: set[str], graphs: set[str]) -> None:
+    """``programs``: name -> {graphs: [names], precisions: {precision: {backend: {graph: artifact}}}}."""
+    progs = m.get("programs")
+    if progs is None:
+        return
+    if not isinstance(progs, dict):
+        raise BundleError(f"{where}: 'programs' must be an object of name -> {{graphs, precisions}}")
+    for name, prog in progs.items():
+        if not isinstance(prog, dict) or not isinstance(prog.get("graphs"), list) or not prog["graphs"] \
+                or not all(isinstance(g, str) and (g in graphs or not graphs) for g in prog["graphs"]):
+            raise BundleError(f"{where}: program '{name}' needs 'graphs', a list of the bundle's graph names")
+        table = prog.get("precisions", {})
+        ok = isinstance(table, dict) and all(
+            isinstance(per, dict) and all(
+                isinstance(names, dict) and all(isinstance(g, str) and isinstance(a, str) and a in artifacts
+                                                for g, a in names.items())
+                for names in per.values())
+            for per in table.values())
+        if not ok:
+            raise BundleError(f"{where}: program '{name}' has a malformed 'precisions' table "
+                              "(precision -> backend -> graph -> a listed artifact name)")
+    task = m.get("task")
+    if task is not None and not isinstance(task, dict):
+        raise BundleError(f"{where}: 'task' must be an object")
 
 
 def _is_bundle(folder: Path) -> bool:

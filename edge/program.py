@@ -61,6 +61,19 @@ class Program:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def backend(self) -> str:
+        return str(getattr(self.runtimes[self.spec.graphs[0]], "backend", "?"))
+
+    @property
+    def inputs(self) -> Any:
+        """The first graph's inputs (for a one-graph program: exactly what ``step`` takes)."""
+        return self.runtimes[self.spec.graphs[0]].inputs
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``step``, under the Runtime protocol's name (a one-graph program is a Runtime)."""
+        return self.step(feeds)
+
     def _graph_fn(self, graph: str) -> Any:
         rt = self.runtimes[graph]
 
@@ -117,16 +130,51 @@ def card_for_bundle(bundle: Any) -> ModelCard | None:
 
 
 def bundle_programs(bundle: Any, card: ModelCard | None) -> list[ProgramSpec]:
-    """The programs a bundle can run, in the card's preference order (all of whose graphs it has)."""
-    graphs = list(bundle.manifest.get("graphs", {})) or ["full"]
+    """The programs a bundle can run, in the card's preference order.
+
+    A bundle's manifest lists the programs it was exported (and gated) for; older bundles list none,
+    and then every card program whose graphs are all in the bundle counts.
+    """
+    graphs = bundle.graphs
     if card is None:
         return [single_graph_spec(graphs[0])]
     have = set(graphs)
-    out = [p for p in card.programs if set(p.graphs) <= have]
+    listed = bundle.manifest.get("programs")
+    out = [p for p in card.programs if set(p.graphs) <= have and (listed is None or p.name in listed)]
     if not out:
         raise BundleError(f"{bundle.path}: none of model '{card.name}''s programs "
-                          f"({', '.join(p.name for p in card.programs)}) has all its graphs in the bundle "
+                          f"({', '.join(p.name for p in card.programs)}) was exported into this bundle "
                           f"(graphs: {sorted(have)})")
+    return out
+
+
+def _artifact_names(bundle: Any, spec: ProgramSpec, backend: str, precision: str) -> dict[str, str] | None:
+    """The artifact of each graph of ``spec`` at ``precision`` on ``backend``, or None when one is missing.
+
+    The manifest's ``programs`` section says it for the backends the export covered (OpenVINO INT8 =
+    the NNCF IRs); for the others (engines built on the target) and for older bundles, each graph's
+    artifact is looked up by the backend's formats and the precision.
+    """
+    from edge.errors import BundleError as _BE
+    from edge.runtimes import get_backend
+
+    table = bundle.manifest.get("programs", {}).get(spec.name, {}).get("precisions")
+    if table is not None and get_backend(backend).build is None:  # the export's record is the answer
+        names = table.get(precision, {}).get(backend)
+        return dict(names) if names and set(names) == set(spec.graphs) else None
+    out = {}
+    for g in spec.graphs:
+        for fmt in get_backend(backend).formats:
+            if fmt in ("checkpoint", "torch_export") and precision != "fp32":
+                continue  # the torch reference is fp32 only
+            try:
+                out[g] = bundle.artifact(fmt=fmt, graph=g, precision=None if fmt in ("checkpoint", "torch_export")
+                                         else precision, prefer=backend)["name"]
+                break
+            except _BE:
+                continue
+        else:
+            return None
     return out
 
 
@@ -135,36 +183,48 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
                  artifacts: Mapping[str, str] | None = None, **options: Any) -> Program:
     """A bundle's program on a backend: ``edge.load_program("out/fam", "openvino", precision="int8")``.
 
-    ``program`` defaults to the first of the card's programs the bundle has (the card lists its
-    preferred one first); ``precision`` picks each graph's artifact of that precision, as recorded in the manifest's
-    ``programs`` section (OpenVINO INT8: the NNCF IR where the export made one); ``artifacts``
-    names the artifact of each graph instead.
+    ``precision`` (default fp32) is the same for every graph of the program: the artifacts the
+    manifest's ``programs`` section names for it (OpenVINO INT8: the NNCF IRs where the export made
+    them). ``program`` defaults to the first of the card's programs the bundle has at that precision
+    on that backend (the card lists its preferred one first). ``artifacts`` names each graph's
+    artifact instead.
     """
     from edge.bundle import Bundle
-    from edge.runtimes import load
+    from edge.runtimes import load, require
 
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
     card = card_for_bundle(b)
     specs = bundle_programs(b, card)
-    if program is None:
-        spec = specs[0]
-    else:
-        spec = next((p for p in specs if p.name == program), None)
-        if spec is None:
-            raise BundleError(f"{b.path}: no program '{program}' here (has {', '.join(p.name for p in specs)})")
-    chosen = b.manifest.get("programs", {}).get(spec.name, {}).get("precisions", {}).get(precision or "fp32", {})
-    names = dict(artifacts) if artifacts else (chosen.get(backend, {}) if isinstance(chosen, dict) else {})
+    precision = precision or "fp32"
+    require(backend)
+    if program is not None:
+        specs = [p for p in specs if p.name == program]
+        if not specs:
+            raise BundleError(f"{b.path}: no program '{program}' here (has "
+                              f"{', '.join(p.name for p in bundle_programs(b, card))})")
+    names: dict[str, str] | None = dict(artifacts) if artifacts else None
+    spec = specs[0]
+    if names is None:
+        for s in specs:
+            names = _artifact_names(b, s, backend, precision)
+            if names is not None:
+                spec = s
+                break
+        else:
+            have = sorted({a.get("precision") for a in b.artifacts if a.get("precision")})
+            raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} artifacts for every graph on "
+                              f"'{backend}' (precisions in the bundle: {', '.join(have)}; reduced precisions are "
+                              "made by edge-export --precision, engines by edge build)")
     runtimes: dict[str, Any] = {}
+    cfg = b.manifest["model"].get("config") or {}
     try:
         for g in spec.graphs:
-            name = names.get(g)
-            runtimes[g] = load(b, backend, graph=g, precision=None if name else precision, artifact=name, **options)
+            runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options)
+        return Program(spec, runtimes, cfg)
     except BaseException:
         for rt in runtimes.values():
             rt.close()
         raise
-    cfg = b.manifest["model"].get("config") or {}
-    return Program(spec, runtimes, cfg)
 
 
 # ------------------------------------------------------------------------------------ samples

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from edge.bundle import MANIFEST, SCHEMA_VERSION, Bundle, BundleWriter
-from edge.files import atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
 from edge.errors import BundleError, EdgeError
+from edge.files import atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
 from edge.spec import IOSpec, TensorSpec
 
 IO = IOSpec((TensorSpec("x", "float32", ("batch", 3)),), (TensorSpec("y", "float32", ("batch", 2)),))

@@ -57,6 +57,9 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
         if table is None:  # a bundle without a programs section: whatever ONNX precisions it has
             precs = sorted({a["precision"] for a in b.artifacts if a["format"] == "onnx"})
             table = {p: {"onnxruntime": {}, "openvino": {}} for p in precs}
+            nncf = {a["graph"]: a["name"] for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"}
+            if "int8" in table and set(spec.graphs) <= set(nncf):
+                table["int8"]["openvino"] = {g: nncf[g] for g in spec.graphs}
         if "torch" in backends:
             plans.append((spec, "torch", "fp32", {"precision": None}))
         for prec, per_backend in table.items():
@@ -65,8 +68,9 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
             if "openvino" in backends and "openvino" in per_backend:
                 chosen = per_backend["openvino"]
                 nncf = any("nncf" in v for v in chosen.values())
+                sel = {"artifacts": chosen} if chosen else {"precision": prec}
                 plans.append((spec, "openvino", f"{prec}-nncf" if nncf else prec,
-                              {"precision": prec, "inference_precision": "f32"}))
+                              {**sel, "inference_precision": "f32"}))
                 if prec == "fp32":
                     plans.append((spec, "openvino", "bf16", {"precision": prec, "inference_precision": "bf16"}))
                 if nncf:  # the IR read from the QDQ graph too, when the export made one
@@ -87,7 +91,10 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
 def _feeds(b: Bundle, card: Any) -> list[dict[str, np.ndarray]]:
     """Step feeds of one realistic input sequence (the family's evaluation sample, else random)."""
     cfg = b.manifest["model"].get("config") or {}
-    if card is not None and card.data is not None:
+    if card is not None:
+        if card.data is None:
+            raise EdgeError(f"{b.path}: model '{card.name}' declares no data (card.data), so there is no realistic "
+                            "input to time its programs with")
         sample = card.data.samples(cfg, "evaluation", 1, 0)[0]
         return [card.preprocess(frames, cfg) for frames in sample]
     rng = np.random.default_rng(0)

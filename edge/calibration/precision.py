@@ -132,6 +132,30 @@ class PrecisionJob:
         return float(np.median(ts))
 
 
+def check_request(job: PrecisionJob) -> None:
+    """Everything about a precision request that can be checked before the export starts: the names,
+    the budget, the family's metric and samples, the calibration source (its samples are loaded now
+    and kept for the export, so a wrong .npz key is reported before any graph is written)."""
+    import math
+
+    bad = [p for p in job.precisions if p not in PRECISIONS]
+    if bad:
+        raise ExportError(f"--precision {bad}: choose from {', '.join(PRECISIONS)}")
+    if not [p for p in job.precisions if p != "fp32"]:
+        return
+    if not math.isfinite(job.max_drop):
+        raise ExportError(f"--max-drop {job.max_drop}: give a finite number of metric points")
+    if job.card.metric is None or job.card.data is None:
+        raise ExportError(f"model '{job.card.name}' has no task metric or samples; fp16/int8 need them for the "
+                          "accuracy gate")
+    if "int8" in job.precisions:
+        from edge.calibration.quantize import METHODS
+
+        if job.method not in METHODS:
+            raise ExportError(f"--calib-method {job.method!r}: choose one of {', '.join(METHODS)}")
+        job.calib_samples()
+
+
 def _fp32_files(w: Any, graphs: tuple[str, ...]) -> dict[str, str]:
     """The fp32 file ONNX Runtime runs for each graph (its lowering when the graph has one)."""
     out = {}
@@ -155,16 +179,11 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     from edge.export.api import artifact_name
     from edge.parity import torch_outputs, worst_rel
 
-    bad = [p for p in job.precisions if p not in PRECISIONS]
-    if bad:
-        raise ExportError(f"--precision {bad}: choose from {', '.join(PRECISIONS)}")
+    check_request(job)
     wanted = [p for p in job.precisions if p != "fp32"]
     if not wanted:
         return
     card = job.card
-    if card.metric is None or card.data is None:
-        raise ExportError(f"model '{card.name}' has no task metric or samples; fp16/int8 need them for the "
-                          "accuracy gate")
     mname = card.metric.name
     rows = []
     for pname in job.programs:
@@ -241,33 +260,44 @@ def _row(w: Any, job: PrecisionJob, pname: str, prec: str, files: dict[str, str]
 
 def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
           ev: dict[str, list[dict[str, np.ndarray]]], fp32: float) -> tuple[float, float, dict[str, str]]:
-    """Quantize every graph of the program through the gate; (metric, worst output error, files)."""
+    """Quantize the program's graphs through the gate; (metric, worst output error, files).
+
+    A graph another program already quantized (and gated) stays as it is: the gate only quantizes,
+    and only excludes nodes of, this program's new graphs, scoring the program with both; a program
+    whose graphs were all quantized before is still held to the budget.
+    """
     from edge.calibration.gate import GateGraph, quantize_with_gate
     from edge.export.api import artifact_name
 
     spec = job.card.program(pname)
+    files = {g: str(w.path_for(f"{job.job(g).stem}.int8.onnx")) for g in spec.graphs}
+    new = [g for g in spec.graphs if _artifact(w, g, "int8") is None]
+    if not new:
+        metric = job.metric(pname, files)
+        drop = job.card.metric.drop(fp32, metric)
+        if drop > job.max_drop:
+            raise ExportError(f"{pname} int8 (its graphs were quantized for another program): "
+                              f"{job.card.metric.name} {metric:.2f} vs fp32 {fp32:.2f}, drop {drop:.2f} > --max-drop "
+                              f"{job.max_drop}; no int8 artifact written")
+        return metric, 0.0, files
     cal = job.record(pname, src, "calibration")
     cset = job.calib_samples()
-    graphs = {}
-    q_att = {}
-    for g in spec.graphs:
+    graphs, q_att = {}, {}
+    for g in new:
         gj = job.job(g)
         q_src, q_att[g] = _int8_source(w, gj, src[g], job.seed)
-        graphs[g] = GateGraph(q_src, w.path_for(f"{gj.stem}.int8.onnx"), gj.io,
+        graphs[g] = GateGraph(q_src, files[g], gj.io,
                               FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
                               ev[g][:PARITY_SAMPLES])
-    files = {g: str(gg.dst) for g, gg in graphs.items()}
-    if all(_artifact(w, g, "int8") is not None for g in spec.graphs):  # every graph done by another program
-        return job.metric(pname, files), 0.0, files
-    gate = quantize_with_gate(graphs, lambda fs: job.metric(pname, fs), fp32_metric=fp32, max_drop=job.max_drop,
-                              method=job.method, drop=job.card.metric.drop, progress=job.say)
+    gate = quantize_with_gate(graphs, lambda fs: job.metric(pname, {**files, **fs}), fp32_metric=fp32,
+                              max_drop=job.max_drop, method=job.method, drop=job.card.metric.drop, progress=job.say)
     if not gate.passed:
         tries = "; ".join(f"{sum(len(v) for v in t['excluded'].values())} fp32 nodes -> {t['metric']:.2f} "
                           f"(drop {t['drop']:.2f})" for t in gate.tries)
         raise ExportError(f"{pname} int8 misses the --max-drop {job.max_drop} budget in every try ({tries}); "
                           "no int8 artifact written")
     assert gate.chosen is not None
-    for g, _gg in graphs.items():
+    for g in new:
         gj = job.job(g)
         fname = f"{gj.stem}.int8.onnx"
         w.register(fname, "onnx")

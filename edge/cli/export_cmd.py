@@ -64,7 +64,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     if triton_repo is not None:
         from edge.export.triton_repo import write_triton_repo
 
-        report["triton_repo"] = str(write_triton_repo(bundle, triton_repo, backends=tb))
+        report["triton_repo"] = str(write_triton_repo(bundle, triton_repo, backends=tb, graphs=bundle.graphs))
     if json_out:
         print(json.dumps({"bundle": str(bundle.path), **report}))
         return

@@ -149,15 +149,17 @@ def record_programs(w: Any) -> None:
     """
     from edge.bundle import Bundle
     from edge.errors import BundleError
-    from edge.runtimes.registry import get_backend
+    from edge.runtimes.registry import get_backend, list_backends
 
     programs = w.manifest.get("programs", {})
     view = Bundle(w.tmp, w.manifest)
     precisions = sorted({a.get("precision") for a in w.manifest["artifacts"] if a.get("precision")})
+    # backends that run the exported files (one that builds engines on the target gets them later)
+    runners = [b for b in list_backends() if get_backend(b).build is None]
     for prog in programs.values():
         table: dict[str, dict[str, dict[str, str]]] = {}
         for prec in precisions:
-            for backend in ("onnxruntime", "openvino", "torch"):
+            for backend in runners:
                 chosen = {}
                 for g in prog["graphs"]:
                     for fmt in get_backend(backend).formats:
@@ -245,13 +247,27 @@ def _as_numpy(x: Any) -> np.ndarray:
     raise ExportError(f"example inputs must be numpy arrays or torch tensors, got {type(x).__name__}")
 
 
-def _static(io: IOSpec) -> IOSpec:
-    return IOSpec(tuple(TensorSpec(t.name, t.dtype, t.concrete(batch=1), t.description) for t in io.inputs),
-                  tuple(TensorSpec(t.name, t.dtype, t.concrete(batch=1), t.description) for t in io.outputs))
+def _fix_batch(io: IOSpec, batch: int) -> IOSpec:
+    """``io`` with its dims named "batch" fixed to ``batch`` (other named dims stay dynamic)."""
+
+    def fix(t: TensorSpec) -> TensorSpec:
+        return TensorSpec(t.name, t.dtype, tuple(batch if d == "batch" else d for d in t.shape), t.description)
+
+    return IOSpec(tuple(fix(t) for t in io.inputs), tuple(fix(t) for t in io.outputs))
 
 
-def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[str], seed: int,
-                    ios: dict[str, IOSpec]) -> dict[str, dict[str, np.ndarray]]:
+def _batch_of(io: IOSpec, feeds: dict[str, np.ndarray] | None) -> int:
+    """The batch a program feeds a graph with (1 when unknown)."""
+    for t in io.inputs:
+        if feeds is not None and t.name in feeds:
+            for axis, d in enumerate(t.shape):
+                if d == "batch" and np.ndim(feeds[t.name]) > axis:
+                    return int(np.shape(feeds[t.name])[axis])
+    return 1
+
+
+def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[str],
+                    seed: int) -> dict[str, dict[str, np.ndarray]]:
     """Realistic feeds for each graph: what the torch program gives it on one synthetic sample."""
     from edge.program import torch_program
 
@@ -270,12 +286,7 @@ def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[
             prog.close()
         for g, feeds in rec.items():
             if feeds and g not in out:
-                f = feeds[-1]
-                try:
-                    ios[g].validate_feeds(f)
-                except Exception:
-                    continue  # e.g. a static batch-2 export: the random sets cover it
-                out[g] = f
+                out[g] = feeds[-1]
     return out
 
 
@@ -299,7 +310,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         ckpt_path = Path(model)
         model = read_checkpoint(ckpt_path)["model"]
     card = get_card(model)
-    chosen = list(programs) if programs else [p.name for p in card.programs]
+    chosen = list(dict.fromkeys(programs)) if programs else [p.name for p in card.programs]
     for p in chosen:
         card.program(p)  # ModelError naming the programs for a typo
     if checkpoint is not None:
@@ -319,13 +330,24 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         module = card.build(cfg).eval()
         meta = {}
         weights = {"checkpoint": None, "trained": "random init (no checkpoint for this config)"}
-    batch = 2 if dynamic_batch else 1
     graph_names = card.graphs_of(chosen)
-    ios = {g: (card.graphs[g].io(cfg) if dynamic_batch else _static(card.graphs[g].io(cfg))) for g in graph_names}
-    realistic = _recorded_feeds(card, module, cfg, chosen, seed, ios)
+    realistic = _recorded_feeds(card, module, cfg, chosen, seed)
+    ios, batches = {}, {}
+    for g in graph_names:
+        io = card.graphs[g].io(cfg)
+        # static: the batch the program really feeds the graph with (1 for most; e.g. V camera views)
+        batches[g] = 2 if dynamic_batch else _batch_of(io, realistic.get(g))
+        ios[g] = io if dynamic_batch else _fix_batch(io, batches[g])
+        if g in realistic:
+            try:
+                ios[g].validate_feeds(realistic[g])
+            except Exception as e:
+                raise ExportError(f"graph '{g}': what program(s) {', '.join(chosen)} feed it does not fit its IOSpec "
+                                  f"({e}); fix the card's io or runner") from None
     jobs = []
     for i, gname in enumerate(graph_names):
         g = card.graphs[gname]
+        batch = batches[gname]
         checks = [("random", g.example_inputs(cfg, batch, seed + 100 + i))]
         if dynamic_batch:  # a dynamic dim must work at sizes other than the export example's
             checks += [("random_batch1", g.example_inputs(cfg, 1, seed + 200 + i)),
@@ -348,19 +370,23 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     def write_ckpt(path: Path) -> None:
         save_checkpoint(path, card.name, cfg, module, meta)
 
-    def extra(w: Any, report: dict[str, Any]) -> None:
-        from edge.calibration.precision import PrecisionJob, add_nncf_int8, add_precisions
+    from edge.calibration.precision import PrecisionJob, add_nncf_int8, add_precisions, check_request
 
-        job = PrecisionJob(card=card, cfg=cfg, module=module, jobs=jobs, programs=chosen,
-                           precisions=list(precisions or ["fp32"]), calib=calib, calib_size=calib_size,
-                           eval_size=eval_size, max_drop=max_drop, method=calib_method, seed=seed,
-                           say=progress or (lambda _m: None))
+    job = PrecisionJob(card=card, cfg=cfg, module=module, jobs=jobs, programs=chosen,
+                       precisions=list(precisions or ["fp32"]), calib=calib, calib_size=calib_size,
+                       eval_size=eval_size, max_drop=max_drop, method=calib_method, seed=seed,
+                       say=progress or (lambda _m: None))
+    check_request(job)  # a bad --calib or budget fails now, before any graph is exported
+    if "openvino" in targets:
+        from edge.runtimes import require
+
+        require("openvino")
+
+    def extra(w: Any, report: dict[str, Any]) -> None:
         add_precisions(w, report, job)
         if "openvino" in targets:
             from edge.export.openvino_ir import add_openvino
-            from edge.runtimes import require
 
-            require("openvino")
             add_openvino(w, report, jobs, rtol=rtol)
             if "int8" in job.precisions:
                 add_nncf_int8(w, report, job)

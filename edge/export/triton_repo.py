@@ -155,9 +155,10 @@ def triton_config(io: IOSpec, *, name: str, backend: str = "onnxruntime", max_ba
 
 
 # -- choosing and copying files ---------------------------------------------------------------------
-def _find_artifact(bundle: Bundle, fmt: str, graph: str, precision: str | None) -> dict[str, Any] | None:
-    try:
-        return bundle.artifact(fmt=fmt, graph=graph, precision=precision)
+def _find_artifact(bundle: Bundle, fmt: str, graph: str, precision: str | None,
+                   backend: str) -> dict[str, Any] | None:
+    try:  # at a given precision the backend's preferred artifact (OpenVINO int8: the NNCF IR)
+        return bundle.artifact(fmt=fmt, graph=graph, precision=precision, prefer=backend if precision else None)
     except BundleError:
         return None
 
@@ -216,7 +217,7 @@ def _plan_backend(bundle: Bundle, backend: str, graph: str, precision: str | Non
                                                                                           list[_Copy], list[str]]:
     """Artifact, files to copy and README notes for one backend; ExportError if the bundle lacks it."""
     _, fmt, _, _ = _PLATFORM[backend]
-    art = _find_artifact(bundle, fmt, graph, precision)
+    art = _find_artifact(bundle, fmt, graph, precision, backend)
     want = f"graph '{graph}'" + (f", precision {precision}" if precision else "")
     notes: list[str] = []
     if backend == "onnxruntime":
@@ -274,10 +275,11 @@ def _check_out(out: Path, bundle_root: Path) -> None:
                 raise ExportError(f"{out}: replacing this repository would delete the bundle inside it")
 
 
-def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graph: str, version: int) -> str:
+def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graphs: Sequence[str], version: int) -> str:
     lines = [
         f"Triton Inference Server model repository written by edge-deploy from bundle {bundle.path}",
-        f"(model '{bundle.model_name}', graph '{graph}'). Regenerate it rather than editing it by hand.",
+        f"(model '{bundle.model_name}', graph{'s' if len(graphs) > 1 else ''} {', '.join(repr(g) for g in graphs)}). "
+        "Regenerate it rather than editing it by hand.",
         "",
         "Serve it:",
         f"  tritonserver --model-repository={out}",
@@ -293,10 +295,15 @@ def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graph: str, 
         lines.append(f"  {p.folder}/  backend {p.backend}, artifact '{p.artifact['name']}' "
                      f"({p.artifact.get('precision', '?')}), {version}/: {files}")
         lines += [f"    note: {n}" for n in p.notes]
-    io = bundle.graph_io(graph)
-    lines += ["", "Tensors (named dims are dynamic, -1 in config.pbtxt):"]
-    lines += [f"  in  {t.name}: {t.dtype} {t.pretty_shape()}" for t in io.inputs]
-    lines += [f"  out {t.name}: {t.dtype} {t.pretty_shape()}" for t in io.outputs]
+    for graph in graphs:
+        io = bundle.graph_io(graph)
+        lines += ["", f"Tensors of graph '{graph}' (named dims are dynamic, -1 in config.pbtxt):"]
+        lines += [f"  in  {t.name}: {t.dtype} {t.pretty_shape()}" for t in io.inputs]
+        lines += [f"  out {t.name}: {t.dtype} {t.pretty_shape()}" for t in io.outputs]
+    if len(graphs) > 1 and bundle.manifest.get("programs"):
+        lines += ["", "The graphs are separate models; the host program that chains them (ring buffers, "
+                  "iterations) runs on the client: " + "; ".join(f"{k}: {' -> '.join(v['graphs'])}" for k, v in
+                                                               bundle.manifest["programs"].items())]
     pre = bundle.manifest.get("preprocess")
     if pre:
         lines += ["", "Inputs are preprocessed tensors (manifest 'preprocess'): "
@@ -308,17 +315,21 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
                       backends: Sequence[str] = ("onnxruntime",), name: str | None = None,
                       max_batch_size: int | None = None, preferred_batch_sizes: Sequence[int] | None = None,
                       max_queue_delay_us: int = 100, instances: int = 1, graph: str | None = None, version: int = 1,
-                      precision: str | None = None) -> Path:
-    """Write a Triton model repository for one graph of ``bundle`` into ``out_dir``; returns its path.
+                      precision: str | None = None, graphs: Sequence[str] | None = None) -> Path:
+    """Write a Triton model repository for graphs of ``bundle`` into ``out_dir``; returns its path.
 
-    One model folder per backend: named ``name`` (default: the model name, plus ``_<graph>`` for a graph
-    other than the bundle's first) when one backend is asked, ``<name>_<backend>`` when several. ``precision`` picks
-    the artifact (default: the first of the graph, normally fp32). Everything is checked before a byte
-    is written, so a bundle without an engine fails with one line and leaves nothing behind.
+    ``graphs`` (or the single ``graph``; default: the bundle's first) are served as separate models
+    (a family's program, e.g. a ring buffer between an encoder and a head, stays on the client). One
+    model folder per graph and backend: ``name`` (default: the model name, plus ``_<graph>`` for a
+    graph other than the bundle's first or when several are written), plus ``_<backend>`` when several
+    backends are asked. ``precision`` picks the artifact (default: the first of the graph, normally
+    fp32; OpenVINO int8 = the NNCF IR when there is one). Everything is checked before a byte is
+    written, so a bundle without an engine fails with one line and leaves nothing behind.
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
-    graph = graph or b.default_graph
-    io = b.graph_io(graph)
+    graphs = list(graphs) if graphs else [graph or b.default_graph]
+    for g in graphs:
+        b.graph_io(g)  # BundleError naming the graphs for a typo
     if isinstance(backends, str):
         backends = [backends]
     backends = list(backends)
@@ -329,18 +340,22 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
         raise ExportError(f"triton backends {backends}: choose each at most once from {list(BACKENDS)}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ExportError(f"triton model version must be an integer >= 1, got {version!r}")
-    base = name or (b.model_name if graph == b.default_graph else f"{b.model_name}_{graph}")
-
     plans: list[_ModelPlan] = []
-    for backend in backends:
-        folder = base if len(backends) == 1 else f"{base}_{backend}"
-        art, copies, notes = _plan_backend(b, backend, graph, precision)
-        comment = (f"written by edge-deploy from bundle '{b.model_name}' (graph {graph}, artifact '{art['name']}'); "
-                   "regenerate rather than edit")
-        config = triton_config(io, name=folder, backend=backend, max_batch_size=max_batch_size,
-                               preferred_batch_sizes=preferred_batch_sizes, max_queue_delay_us=max_queue_delay_us,
-                               instances=instances, comment=comment)
-        plans.append(_ModelPlan(folder, backend, art, tuple(copies), config, tuple(notes)))
+    for graph in graphs:
+        io = b.graph_io(graph)
+        if len(graphs) == 1:
+            base = name or (b.model_name if graph == b.default_graph else f"{b.model_name}_{graph}")
+        else:
+            base = f"{name or b.model_name}_{graph}"
+        for backend in backends:
+            folder = base if len(backends) == 1 else f"{base}_{backend}"
+            art, copies, notes = _plan_backend(b, backend, graph, precision)
+            comment = (f"written by edge-deploy from bundle '{b.model_name}' (graph {graph}, artifact "
+                       f"'{art['name']}'); regenerate rather than edit")
+            config = triton_config(io, name=folder, backend=backend, max_batch_size=max_batch_size,
+                                   preferred_batch_sizes=preferred_batch_sizes,
+                                   max_queue_delay_us=max_queue_delay_us, instances=instances, comment=comment)
+            plans.append(_ModelPlan(folder, backend, art, tuple(copies), config, tuple(notes)))
 
     out = Path(out_dir).resolve()
     _check_out(out, b.path.resolve())
@@ -355,8 +370,8 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(c.src, dest)
                 (tmp / plan.folder / "config.pbtxt").write_text(plan.config, encoding="utf-8")
-            (tmp / "README.txt").write_text(_readme(out, plans, b, graph, version), encoding="utf-8")
-            marker = {"kind": MARKER_KIND, "bundle": str(b.path.resolve()), "model": b.model_name, "graph": graph,
+            (tmp / "README.txt").write_text(_readme(out, plans, b, graphs, version), encoding="utf-8")
+            marker = {"kind": MARKER_KIND, "bundle": str(b.path.resolve()), "model": b.model_name, "graphs": graphs,
                       "models": {pl.folder: {"backend": pl.backend, "artifact": pl.artifact["name"]} for pl in plans},
                       "version": version, "created_unix": int(time.time())}
             (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")

@@ -102,7 +102,8 @@ class Metric:
 
     ``item(record, frames, cfg)`` turns one postprocessed record of a labelled frame set into what
     ``reduce`` needs (None when the frames carry no label); ``reduce(items)`` returns at least
-    ``{"value": float}``. ``bounds`` (when known) let a budget that can never be met be refused.
+    ``{"value": float}``. ``bounds`` is the metric's range when it has one (the contract tests check
+    every program's score lies in it).
     """
 
     name: str
@@ -184,8 +185,12 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.default_config not in self.configs:
-            problems.append(f"default config '{self.default_config}' is not in configs {sorted(self.configs)}")
+        for what, key in (("default", self.default_config), ("test", self.test_config)):
+            if key not in self.configs:
+                problems.append(f"{what} config '{key}' is not in configs {sorted(self.configs)}")
+        names = [p.name for p in self.programs]
+        if len(set(names)) != len(names):
+            problems.append(f"program names repeat: {names}")
         if not self.programs:
             problems.append("declares no program")
         for p in self.programs:

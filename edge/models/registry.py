@@ -10,7 +10,8 @@ A family is found three ways, the same for ours and yours:
 3. :func:`register` at run time (a notebook, a test).
 
 Cards are built only when asked for (``get_card``), so listing families imports nothing heavy. A
-name claimed twice keeps the first claim (``register`` wins over both) and logs which one was ignored.
+name claimed twice keeps the first claim (ours, then entry points in the order importlib.metadata
+lists them; ``register`` wins over both) and logs which one was ignored.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def _discover() -> dict[str, tuple[str, str]]:
             return
         found.setdefault(name, (target, origin))
 
+    import edge.models as pkg
+
+    # ours first: an installed package cannot take over a family edge-deploy ships
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.ispkg and (Path(pkg.__path__[0]) / mod.name / "card.py").is_file():
+            claim(mod.name, f"edge.models.{mod.name}.card:card", "edge.models")
     from importlib import metadata
 
     try:
@@ -68,11 +75,6 @@ def _discover() -> dict[str, tuple[str, str]]:
     for ep in eps:
         dist = getattr(ep, "dist", None)
         claim(ep.name, ep.value, f"entry point of {dist.name if dist else 'a package'}")
-    import edge.models as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.ispkg and (Path(pkg.__path__[0]) / mod.name / "card.py").is_file():
-            claim(mod.name, f"edge.models.{mod.name}.card:card", "edge.models")
     _FOUND = found
     return found
 

@@ -38,6 +38,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=tr.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=max(steps, 1), pct_start=0.1)
     losses: list[float] = []
+    done = 0
     for step, b in zip(range(steps), prefetch(tr.batches(cfg, batch, seed))):
         loss, _ = tr.loss(model, b)
         opt.zero_grad(set_to_none=True)
@@ -47,14 +48,19 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        done = step + 1
         if progress:
-            progress(step + 1, losses[-1])
+            progress(done, losses[-1])
+    if done < steps:
+        raise ModelError(f"model '{card.name}': its trainer's batches ended after {done} of {steps} steps "
+                         "(Trainer.batches must be endless)")
     model.eval()
     return model, losses
 
 
 def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4) -> Iterator[dict[str, np.ndarray]]:
-    """Draw items of ``it`` in a background thread; its exceptions are raised here, in the consumer."""
+    """Draw items of ``it`` in a background thread; its exceptions are raised here, in the consumer, and
+    its end ends this iterator too."""
     import queue
     import threading
 
@@ -70,11 +76,14 @@ def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4) -> Iterator[di
                 continue
         return False
 
+    end = object()
+
     def work() -> None:
         try:
             for item in it:
                 if not put(item):
                     return
+            put(end)
         except BaseException as e:  # hand the generator's error to the consumer instead of hanging it
             put(e)
 
@@ -83,6 +92,8 @@ def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4) -> Iterator[di
     try:
         while True:
             item = q.get()
+            if item is end:
+                return
             if isinstance(item, BaseException):
                 raise item
             yield item

@@ -33,15 +33,17 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
     be = require(backend)
     last: BundleError | None = None
     for fmt in be.formats:
+        if fmt in ("checkpoint", "torch_export") and precision not in (None, "fp32") and artifact is None:
+            continue  # the torch reference runs fp32 only; a request for int8 must not quietly get fp32
         try:
-            art = b.artifact(fmt=fmt, graph=graph, precision=precision if fmt != "checkpoint" else None,
-                             name=artifact, prefer=backend)
+            art = b.artifact(fmt=fmt, graph=graph, precision=precision if fmt not in ("checkpoint", "torch_export")
+                             else None, name=artifact, prefer=backend)
         except BundleError as e:
             last = e
             continue
         return be.load(b, art, graph=graph, **options)
     raise BundleError(f"{b.path}: nothing the '{backend}' backend can load for graph '{graph}'"
-                      f"{f' at {precision}' if precision else ''} ({last})")
+                      f"{f' at {precision}' if precision else ''}" + (f" ({last})" if last else ""))
 
 
 def open_file(backend: str, path: str | os.PathLike[str], io: Any, **options: Any) -> Runtime:

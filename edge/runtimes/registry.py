@@ -1,8 +1,9 @@
 """Backends are registered, not switched on strings scattered through the code.
 
-Each backend module defines ``BACKEND = Backend(...)``. Everything the rest of the toolchain asks of a
-backend goes through that record, so export, ``edge build``, the gate and the stream loop never name
-one:
+Each backend module defines ``BACKEND = Backend(...)``. What the rest of the toolchain asks of a backend
+goes through that record (the attention form and lowerings at export, engines for ``edge build`` and
+``--to``, runtimes for the gate, bench and the loop); only steps that exist for one backend alone name
+it (OpenVINO's IR conversion and NNCF quantization at export, its bf16 hint in bench):
 
 - ``is_available()``: import + device check, returning the version or the reason when not;
 - ``load(bundle, artifact, **options)``: a bundle's artifact as a Runtime (what ``edge.load`` calls);

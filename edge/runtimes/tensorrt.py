@@ -133,7 +133,7 @@ def _progress_monitor(trt: Any, callback: Callable[[str], None]) -> Any:
     return Monitor()
 
 
-def build_engine(bundle: Any, *, graph: str = "full", precision: str = "fp16",
+def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp16",
                  dims: dict[str, tuple[int, int, int]] | None = None, workspace_mb: int = 2048,
                  timing_cache: str | os.PathLike[str] | None = None, cuda_impl: str | None = None,
                  progress: Callable[[str], None] | None = None, force: bool = False) -> tuple[EngineRecord, bool]:
@@ -149,6 +149,7 @@ def build_engine(bundle: Any, *, graph: str = "full", precision: str = "fp16",
 
     cuda = get_cuda(cuda_impl)
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    graph = graph or b.default_graph
     src = onnx_for(b, graph, precision)
     onnx_path = b.file(src["file"])
     onnx_sha = b.manifest["files"][src["file"]]["sha256"]

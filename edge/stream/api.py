@@ -15,6 +15,18 @@ from pathlib import Path
 from typing import Any
 
 
+def bind_sensors(sources: list[Any], wanted: tuple[str, ...]) -> None:
+    """Name the sources' sensors after the family's: a source sensor the family does not read takes
+    the next sensor the family wants that no source gives (in order: required, then optional). So a
+    video feeds a family whose camera sensor is called "image", and ``--lidar`` its point-cloud one."""
+    provided = [s for src in sources for s in src.sensors]
+    free = [s for s in wanted if s not in provided]
+    for src in sources:
+        mapping = {s: free.pop(0) for s in src.sensors if s not in wanted and free}
+        if mapping:
+            src.rename_sensors(mapping)
+
+
 def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lidar: str | None = None,
         rig: str | os.PathLike[str] | None = None, save: str | os.PathLike[str] | None = None,
         jsonl: str | os.PathLike[str] | None = None, stats: str | os.PathLike[str] | None = None,
@@ -45,6 +57,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     sources = [open_source(source, realtime=realtime, card=card)]
     if lidar:
         sources.append(lidar_spec_source(lidar, realtime=realtime))
+    if card is not None:
+        bind_sensors(sources, (*card.sensors.required, *card.sensors.optional))
     the_rig = None
     if rig is not None:
         from edge.data.rig import Rig

@@ -177,12 +177,11 @@ def task_for_bundle(bundle: Any, backend: str = "onnxruntime", *, precision: str
                     program: str | None = None, **options: Any) -> Any:
     """The task that fits a bundle: its family's (``FamilyTask``), or RuntimeTask for a plain module."""
     from edge.bundle import Bundle
-    from edge.program import card_for_bundle
-    from edge.runtimes import load
+    from edge.program import card_for_bundle, load_program
 
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
     card = card_for_bundle(bundle)
     if card is not None:
         return FamilyTask(bundle, backend, precision=precision, program=program, card=card, **options)
-    return RuntimeTask(load(bundle, backend, precision=precision, **options))
+    return RuntimeTask(load_program(bundle, backend, precision=precision, program=program, **options))

@@ -27,6 +27,19 @@ def test_export_writes_a_triton_repo(tmp_path: Path) -> None:
     assert (tmp_path / "repo" / "lane" / "1" / "model.onnx").is_file()
 
 
+def test_every_graph_of_the_bundle_is_served(tmp_path: Path) -> None:
+    """A bundle of several graphs (lane's streaming program) gets one Triton model per graph."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
+                        "--config", "tiny", "--programs", "stream", "--out", str(tmp_path / "b"),
+                        "--triton-repo", str(tmp_path / "repo")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir() if p.is_dir()) == ["lane_encoder", "lane_temporal"]
+    assert 'name: "lane_temporal"' in (tmp_path / "repo" / "lane_temporal" / "config.pbtxt").read_text()
+    assert "stream: encoder -> temporal" in (tmp_path / "repo" / "README.txt").read_text()
+
+
 def test_bad_triton_backend_fails_before_exporting(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
                         "--config", "tiny", "--out", str(tmp_path / "b"), "--triton-repo", str(tmp_path / "repo"),

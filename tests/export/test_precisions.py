@@ -95,3 +95,15 @@ def test_streaming_graphs_are_quantized_and_gated_as_the_program(tmp_path: Path)
     assert r.returncode == 0, r.stderr[-2000:]
     task = json.loads(r.stdout)["task"]
     assert task["precision"] == "int8" and task["program"] == "stream"
+    # a bundle whose preferred program lacks that precision runs the next program that has it
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    m = json.loads((other / "manifest.json").read_text())
+    del m["programs"]["stream"]["precisions"]["int8"]
+    (other / "manifest.json").write_text(json.dumps(m))
+    with edge.load_program(other, precision="int8") as prog:
+        assert prog.name == "clip"
+    with pytest.raises(edge.errors.BundleError, match="no int8 artifacts"):
+        edge.load_program(other, precision="int8", program="stream")

@@ -30,8 +30,7 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         n, hw = parse_synthetic(spec)
         n = min(n, max_frames) if max_frames else n
         if card is not None and card.data is not None:
-            return SyntheticSource(spec, n, hw, generator=card.data.synthetic, sensors=card.sensors.required,
-                                   realtime=realtime)
+            return SyntheticSource(spec, n, hw, generator=card.data.synthetic, realtime=realtime)
         return SyntheticSource(spec, n, hw, realtime=realtime)
     if spec.startswith("camera:"):
         idx = spec.split(":", 1)[1]

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from edge.data.frame import Frame
@@ -43,6 +44,15 @@ class Source:
     #: set by the pipeline's watchdog when no frame came in time; live sources poll it in their read
     #: loops (socket timeouts, grab loops) and raise SourceLost so the runner reconnects them
     stall: threading.Event
+
+    #: original sensor name -> the name frames are published under (set by :meth:`rename_sensors`)
+    renamed: dict[str, str] | None = None
+
+    def rename_sensors(self, mapping: dict[str, str]) -> None:
+        """Publish this source's frames under other sensor names (the ones the model family reads)."""
+        originals = tuple(self.renamed) if self.renamed else tuple(self.sensors)
+        self.renamed = {o: mapping.get(cur, cur) for o, cur in zip(originals, self.sensors)}
+        self.sensors = tuple(self.renamed[o] for o in originals)
 
     def stalled(self) -> bool:
         ev = self.__dict__.get("stall")
@@ -100,6 +110,8 @@ class SourceThread(threading.Thread):
                     for frame in self.source:
                         self.last_frame_ns = time.monotonic_ns()
                         self.frames += 1
+                        if self.source.renamed and frame.sensor in self.source.renamed:
+                            frame = replace(frame, sensor=self.source.renamed[frame.sensor])
                         if not self.publish(frame) or self.stop_event.is_set():
                             return
                     return  # a finite source ended

@@ -56,19 +56,32 @@ class SyntheticSource(Source):
     """Frames from a generator; every frame set of one tick shares ``t_capture_ns`` and ``seq``."""
 
     def __init__(self, spec: str, n: int, hw: tuple[int, int] | None, *, generator: Generator = pattern_frames,
-                 sensors: tuple[str, ...] = ("camera",), realtime: bool = False, fps: float = 30.0,
-                 seed: int = 7) -> None:
+                 realtime: bool = False, fps: float = 30.0, seed: int = 7) -> None:
         self.spec, self.n, self.hw = spec, n, hw
         self.generator = generator
-        self.sensors = tuple(sensors)
         self.realtime = self.live = realtime
         self.fps, self.period_s = fps, 1.0 / fps
         self.seed = seed
         self.frames_total = n
+        # the sensors are whatever the generator delivers: look at its first frame set now
+        self._ticks = generator(n, hw, seed)
+        try:
+            self._first: dict[str, Any] | None = next(self._ticks)
+        except StopIteration:
+            raise DataError(f"{spec}: the synthetic generator delivered no frames") from None
+        self.sensors = tuple(self._first)
+
+    def _stream(self) -> Iterator[dict[str, Any]]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+            yield from self._ticks
+        else:
+            yield from self.generator(self.n, self.hw, self.seed)
 
     def __iter__(self) -> Iterator[Frame]:
         t0 = 0.0
-        for i, tick in enumerate(self.generator(self.n, self.hw, self.seed)):
+        for i, tick in enumerate(self._stream()):
             if i == 0:
                 t0 = time.monotonic()  # the clock starts when the first frame exists, as a camera's would
             if self.realtime:

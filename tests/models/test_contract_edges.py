@@ -1,0 +1,244 @@
+"""The contract's edges, each built on a variant of the out-of-tree toy family: a graph shared by two
+programs, a program whose graphs were all quantized for another, a runner that feeds a graph a batch
+of 2, a sensor named otherwise than the sources name theirs, a finite trainer, malformed cards and
+manifests, precision requests a backend cannot honour."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("cv2")
+
+import edge  # noqa: E402
+from edge.errors import BundleError, ExportError, ModelError  # noqa: E402
+from edge.models import Graph, ModelCard, ProgramSpec, Sensors  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toyfam() -> Iterator[Any]:
+    sys.path.insert(0, str(FIXTURES))
+    import toyfam.card
+
+    yield toyfam.card
+    sys.path.remove(str(FIXTURES))
+
+
+def _variant(toy: Any, name: str, **changes: Any) -> ModelCard:
+    card = dataclasses.replace(toy.card(), name=name, **changes)
+    edge.models.register(name, lambda: card)
+    return card
+
+
+@pytest.fixture
+def registered() -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for n in names:
+        edge.models.unregister(n)
+
+
+class Alt:
+    """embed, then the second head graph."""
+
+    def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+        self.embed, self.head = graphs["embed"], graphs["head2"]
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.head(self.embed(feeds))
+
+
+def _shared(toy: Any, registered: list[str], name: str = "toyshared") -> ModelCard:
+    base = toy.card()
+    graphs = {**base.graphs, "head2": Graph("head2", toy.io_head, lambda m: m.head, base.graphs["head"].example_inputs,
+                                            "tokens -> logits, again")}
+    registered.append(name)
+    return _variant(toy, name, graphs=graphs, programs=(*base.programs, ProgramSpec("alt", ("embed", "head2"), Alt),
+                                                        ProgramSpec("same", ("embed", "head"), toy.Runner)))
+
+
+def test_a_graph_two_programs_share_is_quantized_once(toyfam: Any, registered: list[str], tmp_path: Path) -> None:
+    _shared(toyfam, registered)
+    b, _ = edge.export_card("toyshared", tmp_path / "b", config="tiny", programs=["main", "alt"],
+                            precisions=["fp32", "int8"], calib_size=3, eval_size=6, max_drop=100.0)
+    names = [a["name"] for a in b.artifacts]
+    assert names.count("onnx-int8-embed") == 1 and "onnx-int8-head2" in names
+    embed = b.artifact(name="onnx-int8-embed")
+    assert embed["quantization"]["program"] == "main"  # quantized (and gated) once, by the first program
+    assert b.artifact(name="onnx-int8-head2")["quantization"]["program"] == "alt"
+    alt = b.manifest["programs"]["alt"]
+    assert alt["precisions"]["int8"]["onnxruntime"] == {"embed": "onnx-int8-embed", "head2": "onnx-int8-head2"}
+    assert "int8" in alt["gates"]["onnxruntime"]
+    assert edge.load_program(b, program="alt", precision="int8").step(
+        {"image": np.zeros((1, 3, 32, 32), np.float32)})["logits"].shape == (1, 4)
+
+
+def test_a_program_of_already_quantized_graphs_is_still_held_to_the_budget(
+        toyfam: Any, registered: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`same` runs the graphs `main` quantized; its own int8 metric is made to drop 50 points (the score
+    is patched, deterministically): the export must fail instead of recording an ungated int8."""
+    from edge.calibration import precision
+
+    _shared(toyfam, registered)
+    real = precision.PrecisionJob.metric
+
+    def metric(self: Any, pname: str, files: dict[str, str], *a: Any, **k: Any) -> float:
+        value = real(self, pname, files, *a, **k)
+        return value - 50.0 if pname == "same" and any(".int8." in f for f in files.values()) else value
+
+    monkeypatch.setattr(precision.PrecisionJob, "metric", metric)
+    with pytest.raises(ExportError, match=r"same int8 \(its graphs were quantized for another program\)"):
+        edge.export_card("toyshared", tmp_path / "b", config="tiny", programs=["main", "same"],
+                         precisions=["fp32", "int8"], calib_size=3, eval_size=6, max_drop=10.0)
+    assert not (tmp_path / "b").exists()
+
+
+def test_only_the_exported_programs_run_and_precision_is_honoured(toyfam: Any, registered: list[str],
+                                                                  tmp_path: Path) -> None:
+    _shared(toyfam, registered)
+    b, _ = edge.export_card("toyshared", tmp_path / "b", config="tiny", programs=["alt", "alt"])
+    assert list(b.manifest["programs"]) == ["alt"]  # asked twice, exported once
+    with edge.load_program(b) as prog:
+        assert prog.name == "alt"  # `main` has its graphs here too, but was not exported
+    with pytest.raises(BundleError, match="no program 'main'"):
+        edge.load_program(b, program="main")
+    with pytest.raises(BundleError, match="no int8 artifacts"):  # the torch reference is fp32 only
+        edge.load_program(b, "torch", precision="int8")
+    with pytest.raises(BundleError, match="no int8 artifacts"):
+        edge.load_program(b, precision="int8")
+
+
+class Pair:
+    """Feeds the embed graph a batch of two views (the frame and its mirror) and averages the logits."""
+
+    def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+        self.embed, self.head = graphs["embed"], graphs["head"]
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = feeds["image"]
+        two = np.concatenate([x, x[..., ::-1]])
+        return {"logits": self.head(self.embed({"image": np.ascontiguousarray(two)}))["logits"].mean(0, keepdims=True)}
+
+
+def test_static_export_takes_the_batch_the_runner_feeds(toyfam: Any, registered: list[str], tmp_path: Path) -> None:
+    registered.append("toypair")
+    _variant(toyfam, "toypair", programs=(ProgramSpec("pair", ("embed", "head"), Pair),))
+    b, _ = edge.export_card("toypair", tmp_path / "b", config="tiny")
+    assert b.graph_io("embed").inputs[0].shape[0] == 2 and b.graph_io("head").inputs[0].shape[0] == 2
+    card = edge.get_card("toypair")
+    sample = card.data.samples(card.config("tiny"), "evaluation", 1, 0)[0]
+    with edge.load_program(b) as prog:
+        out = prog.step(card.preprocess(sample[0], prog.cfg))
+    assert out["logits"].shape == (1, 4)
+
+
+def test_sources_take_the_family_sensor_names(toyfam: Any, registered: list[str], tmp_path: Path) -> None:
+    """A family whose camera sensor is called "image" runs on a video (a source that says "camera")."""
+    from edge.stream.overlay import VideoWriter
+
+    base = toyfam.card()
+
+    def pre(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+        return base.preprocess({"camera": frames["image"]}, cfg)
+
+    def post(out: Any, frames: Mapping[str, Any], cfg: dict[str, Any]) -> Any:
+        return base.postprocess(out, {"camera": frames["image"]}, cfg)
+
+    registered.append("toyimage")
+    _variant(toyfam, "toyimage", sensors=Sensors(("image",)), preprocess=pre, postprocess=post,
+             draw=lambda p, f, c: f["image"].data, metric=None, data=None)
+    b, _ = edge.export_card("toyimage", tmp_path / "b", config="tiny")
+    with VideoWriter(tmp_path / "v.mp4", 10) as w:
+        for tick in toyfam.synthetic(5, (48, 64)):
+            w.write(tick["camera"][0])
+    s = edge.stream.run(b, str(tmp_path / "v.mp4"), jsonl=tmp_path / "r.jsonl", policy="block", handle_signals=False)
+    assert s["frames"] == 5 and next(iter(s["sources"].values()))["sensors"] == ["image"]
+    recs = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["frames"] for r in recs] == [{"image": i} for i in range(5)]
+
+
+def test_a_finite_trainer_is_an_error_not_a_hang(toyfam: Any, registered: list[str]) -> None:
+    from edge.models.training import train
+
+    base = toyfam.card()
+
+    def three(cfg: dict[str, Any], batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        it = base.trainer.batches(cfg, batch, seed)
+        for _ in range(3):
+            yield next(it)
+
+    card = dataclasses.replace(base, trainer=dataclasses.replace(base.trainer, batches=three))
+    with pytest.raises(ModelError, match="ended after 3 of 6 steps"):
+        train(card, card.config("tiny"), steps=6, batch=2)
+
+
+def test_malformed_cards_are_refused(toyfam: Any) -> None:
+    base = toyfam.card()
+    with pytest.raises(ModelError, match="program names repeat"):
+        dataclasses.replace(base, programs=(*base.programs, *base.programs))
+    with pytest.raises(ModelError, match="test config 'tiny' is not in configs"):
+        dataclasses.replace(base, configs={"default": base.configs["default"]})
+    with pytest.raises(ModelError, match="calls unknown graphs"):
+        dataclasses.replace(base, programs=(ProgramSpec("x", ("embed", "nope"), toyfam.Runner),))
+
+
+def test_malformed_programs_section_is_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    m = json.loads((b / "manifest.json").read_text())
+    for bad in (["clip"], {"clip": {"graphs": ["nope"]}},
+                {"clip": {"graphs": ["full"], "precisions": {"fp32": {"onnxruntime": {"full": "missing-artifact"}}}}}):
+        (b / "manifest.json").write_text(json.dumps({**m, "programs": bad}))
+        r = subprocess.run([sys.executable, "-m", "edge.cli.main", "run", str(b), "--source", "synthetic:2"],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert (r.returncode == 2 and "programs" in r.stderr) or "program 'clip'" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_program_of_a_plain_module_is_an_error(tmp_path: Path) -> None:
+    class Mean(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3))
+
+    edge.export(Mean(), {"image": np.zeros((1, 3, 24, 32), np.float32)}, tmp_path / "m")
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "run", str(tmp_path / "m"), "--program", "nope",
+                        "--source", "synthetic:2", "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "no program 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_our_families_cannot_be_taken_over(tmp_path: Path) -> None:
+    """A package that declares its own `lane` through the entry point group is ignored (with a warning)."""
+    site = tmp_path / "site"
+    (site / "fake").mkdir(parents=True)
+    (site / "fake" / "__init__.py").write_text("")
+    (site / "fake" / "card.py").write_text("def card():\n    raise RuntimeError('must not be used')\n")
+    info = site / "fake-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[edge.families]\nlane = fake.card:card\n")
+    code = "import edge; print(edge.get_card('lane').description)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "PYTHONPATH": str(site)})
+    assert r.returncode == 0, r.stderr
+    assert "lane detection" in r.stdout and "ignored" in r.stderr
