@@ -101,8 +101,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         console.print(f"Triton model repository ({', '.join(tb)}): {report['triton_repo']}\n"
                       f"  tritonserver --model-repository {report['triton_repo']}", highlight=False)
     console.print("next:\n"
-                  f"  edge run {bundle.path} --source synthetic:90 --out {bundle.path}_run\n"
-                  f"  edge run {bundle.path} --source VIDEO.mp4")
+                  f"  edge run {bundle.path} --source synthetic:30 --out {bundle.path}_run   # the family's own data\n"
+                  f"  edge bench {bundle.path}")
 
 
 def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ y, z, reflectance) before anything is read. Every problem is a one-line DataErro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,40 @@ def list_indices(folder: str | Path, index: str | None = None) -> list[str]:
             raise DataError(f"{f}: {f.stat().st_size} bytes is not a whole number of float32 x, y, z, "
                             "reflectance points")
     return indices
+
+
+@dataclass(frozen=True)
+class KittiObject:
+    """One line of a KITTI ``label_2`` file (camera-rectified frame, metres, radians)."""
+
+    type: str
+    truncated: float
+    occluded: int
+    alpha: float
+    bbox: tuple[float, float, float, float]
+    dimensions: tuple[float, float, float]  # height, width, length
+    location: tuple[float, float, float]  # bottom centre x, y, z
+    rotation_y: float
+
+
+def read_labels(path: str | Path) -> list[KittiObject]:
+    """The objects of a KITTI label file; one-line DataError for a malformed line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{p}: cannot read KITTI labels ({e})") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        f = line.split()
+        if not f:
+            continue
+        if len(f) not in (15, 16):
+            raise DataError(f"{p}:{n}: a KITTI label line has 15 fields, this one {len(f)}")
+        try:
+            v = [float(x) for x in f[1:15]]
+        except ValueError:
+            raise DataError(f"{p}:{n}: non-numeric KITTI label field") from None
+        out.append(KittiObject(f[0], v[0], int(v[1]), v[2], (v[3], v[4], v[5], v[6]), (v[7], v[8], v[9]),
+                               (v[10], v[11], v[12]), v[13]))
+    return out

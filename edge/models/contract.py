@@ -125,13 +125,15 @@ class Metric:
 class FamilyData:
     """The family's data: a synthetic stream for ``edge run --source synthetic`` and seeded sample sets.
 
-    ``synthetic(n, hw, seed)`` yields ``n`` frame sets as ``{sensor: (data, meta)}`` (labels in meta);
-    ``hw`` is None for the family's default size. ``samples(cfg, role, n, seed)`` returns ``n``
-    :data:`Sample` sequences for ``role`` "evaluation" or "calibration", from disjoint seed streams.
+    ``synthetic(n, hw, seed, **options)`` yields ``n`` frame sets as ``{sensor: (data, meta)}`` (labels in
+    meta); ``hw`` is None for the family's default size; ``options`` come from the source spec
+    (``synthetic:N,key=value``) and an unknown one is a TypeError, reported as a bad spec.
+    ``samples(cfg, role, n, seed)`` returns ``n`` :data:`Sample` sequences for ``role`` "evaluation" or
+    "calibration", from disjoint seed streams.
     ``sequence_length(cfg)`` is how many consecutive video frames make one calibration sample.
     """
 
-    synthetic: Callable[[int, tuple[int, int] | None, int], Iterator[dict[str, tuple[Any, dict[str, Any]]]]]
+    synthetic: Callable[..., Iterator[dict[str, tuple[Any, dict[str, Any]]]]]
     samples: Callable[[Config, str, int, int], list[Sample]]
     sequence_length: Callable[[Config], int] = lambda _cfg: 1
 

@@ -34,9 +34,8 @@ def _to_seq(x: Any, heads: int, ax: int) -> tuple[Any, tuple[int, ...], list[int
     perm = [0, *others, ax, 1]  # [B, *others, L, C]
     y = x.permute(*perm) if hasattr(x, "permute") else np.transpose(x, perm)
     shp = tuple(y.shape)
-    b_rest = int(np.prod(shp[:-2]))
     c = shp[-1]
-    y = y.reshape(b_rest, shp[-2], heads, c // heads)
+    y = y.reshape(-1, shp[-2], heads, c // heads)  # -1, not a product: keeps a dynamic batch dynamic at export
     y = y.transpose(1, 2) if hasattr(y, "permute") else np.swapaxes(y, 1, 2)
     return y, shp, perm
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.data.frame import is_points
 from edge.errors import DataError
 from edge.files import make_folder, remove_made
 from edge.stream.task import Result
@@ -154,13 +155,14 @@ class DisplaySink(Sink):
 
 
 class PointDumpSink(Sink):
-    """Each LiDAR rotation as ``lidar_<seq>.npy`` (structured POINT_DTYPE), written atomically."""
+    """Every point cloud of a result as ``<sensor>_<seq>.npy`` (structured POINT_DTYPE), and the model's own
+    output cloud (a family whose payload carries ``points``, e.g. a cleaned scan) as
+    ``output_<seq>.npy``; each written atomically."""
 
     name = "points"
 
-    def __init__(self, folder: str | os.PathLike[str], sensor: str = "lidar") -> None:
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
-        self.sensor = sensor
         self.files = 0
 
     def open(self) -> None:
@@ -169,15 +171,20 @@ class PointDumpSink(Sink):
         except OSError as e:
             raise DataError(f"{self.folder}: cannot create the point-cloud folder ({e.strerror})") from None
 
-    def write(self, result: Result) -> None:
-        fr = result.frames.get(self.sensor)
-        if fr is None:
-            return
-        final = self.folder / f"{self.sensor}_{fr.seq:06d}.npy"
+    def _save(self, stem: str, data: np.ndarray) -> None:
+        final = self.folder / f"{stem}.npy"
         tmp = final.with_name(f".{final.stem}.partial.npy")
-        np.save(tmp, fr.data)
+        np.save(tmp, data)
         os.replace(tmp, final)
         self.files += 1
+
+    def write(self, result: Result) -> None:
+        for sensor, fr in result.frames.items():
+            if is_points(fr.data):
+                self._save(f"{sensor}_{fr.seq:06d}", fr.data)
+        out = result.payload.get("points") if isinstance(result.payload, dict) else None
+        if out is not None and is_points(out):
+            self._save(f"output_{result.seq:06d}", out)
 
 
 class UdpJsonSink(Sink):

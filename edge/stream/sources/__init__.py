@@ -1,7 +1,8 @@
 """Sources of the stream loop, chosen by a URI-like spec (``edge run --source SPEC --lidar SPEC``).
 
-Camera specs (``open_source``): ``synthetic[:FRAMES[:HxW]]`` (the model family's synthetic stream),
-``camera:N`` (V4L2 index), ``csi:N`` (Jetson
+Specs (``open_source``): ``synthetic[:FRAMES[:HxW]][,key=value...]`` (the model family's synthetic stream;
+options go to its generator), ``waveform:sim[,frames=N][,key=value...]`` (the same, for full-waveform
+families), ``waveform:FILE[,loop=N]`` (an edge-waveform file), ``camera:N`` (V4L2 index), ``csi:N`` (Jetson
 CSI camera through nvarguscamerasrc), ``gst:<pipeline>``, ``rtsp://...`` / ``http(s)://...``,
 ``kitti:FOLDER[,index=ID]`` (camera + LiDAR pairs) or a video file path. LiDAR specs
 (``edge.stream.sources.lidar.lidar_source``): a ``.pcap`` path, ``velodyne:...``, ``ouster:...,meta=F.json``
@@ -26,12 +27,32 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
 
     ``card``: the model family whose synthetic stream ``synthetic`` means (None: a moving test pattern).
     """
-    if spec == "synthetic" or spec.startswith("synthetic:"):
-        n, hw = parse_synthetic(spec)
+    if spec == "synthetic" or spec.startswith(("synthetic:", "synthetic,")) or spec == "waveform:sim" \
+            or spec.startswith("waveform:sim,"):
+        head, opts = _options(spec)
+        if head.startswith("waveform:"):
+            n, hw = _int_option(spec, opts, "frames", 60), None
+        else:
+            n, hw = parse_synthetic(head)
         n = min(n, max_frames) if max_frames else n
         if card is not None and card.data is not None:
-            return SyntheticSource(spec, n, hw, generator=card.data.synthetic, realtime=realtime)
+            gen = card.data.synthetic
+            return SyntheticSource(spec, n, hw, generator=lambda n_, hw_, seed: gen(n_, hw_, seed, **opts),
+                                   realtime=realtime)
+        if opts:
+            raise DataError(f"bad source '{spec}': options {sorted(opts)} need a model family's synthetic data")
         return SyntheticSource(spec, n, hw, realtime=realtime)
+    if spec.startswith("waveform:"):
+        from edge.stream.sources.waveform import WaveformFileSource
+
+        path, opts = _options(spec[len("waveform:"):])
+        unknown = set(opts) - {"loop"}
+        if unknown or not path:
+            raise DataError(f"bad waveform source '{spec}' (use waveform:FILE[,loop=N] or waveform:sim[,...])")
+        src = WaveformFileSource(path, realtime=realtime, loop=_int_option(spec, opts, "loop", 1),
+                                 max_frames=max_frames)
+        src.spec = spec
+        return src
     if spec.startswith("camera:"):
         idx = spec.split(":", 1)[1]
         if not idx.isdigit():
@@ -54,6 +75,27 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
 
         return kitti_source(spec, realtime=realtime, max_frames=max_frames)
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
+
+
+def _options(spec: str) -> tuple[str, dict[str, str]]:
+    """``head,key=value,...`` -> (head, options); a comma inside the head (a file name) stays there."""
+    import re
+
+    parts = re.split(r",(?=\s*\w+\s*=)", spec)
+    opts = {}
+    for p in parts[1:]:
+        k, _, v = p.partition("=")
+        opts[k.strip()] = v.strip()
+    return parts[0], opts
+
+
+def _int_option(spec: str, opts: dict[str, str], key: str, default: int) -> int:
+    if key not in opts:
+        return default
+    v = opts.pop(key)
+    if not v.isdigit() or int(v) < 1:
+        raise DataError(f"bad source '{spec}': {key}={v} must be a whole number >= 1")
+    return int(v)
 
 
 def lidar_spec_source(spec: str, *, realtime: bool = False) -> Source:

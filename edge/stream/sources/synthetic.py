@@ -64,11 +64,13 @@ class SyntheticSource(Source):
         self.seed = seed
         self.frames_total = n
         # the sensors are whatever the generator delivers: look at its first frame set now
-        self._ticks = generator(n, hw, seed)
         try:
+            self._ticks = generator(n, hw, seed)
             self._first: dict[str, Any] | None = next(self._ticks)
         except StopIteration:
             raise DataError(f"{spec}: the synthetic generator delivered no frames") from None
+        except TypeError as e:  # an option the family's generator does not take
+            raise DataError(f"bad source '{spec}': {e}") from None
         self.sensors = tuple(self._first)
 
     def _stream(self) -> Iterator[dict[str, Any]]:

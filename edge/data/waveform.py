@@ -1,0 +1,374 @@
+"""Full-waveform LiDAR data: sensor layouts, the on-disk waveform format, real NEON waveforms.
+
+A full-waveform frame is a float array ``[channels, azimuth steps, time bins]``: for every laser
+firing (channel = laser row, azimuth step) the digitised return signal in 1 ns bins after the
+firing. Time of flight t (ns) is range ``R = t * C_M_PER_NS / 2`` (0.1499 m per bin, 800 bins =
+120 m). Layouts give each channel's elevation and the firing schedule (which channels fire at the same
+instant), which is what a jammer's pulse train is timed against.
+
+On disk (``.npz``, never pickle; schema ``edge-waveform/1``):
+
+==============  ======================  =====================================================
+array           dtype, shape            meaning
+==============  ======================  =====================================================
+``schema``      str, ()                 ``"edge-waveform/1"``
+``layout``      str, ()                 JSON of :class:`Layout` (name, elevations, azimuths, ...)
+``waveforms``   float16/32 [F, C, A, T] the frames
+``range_m``     float32 [F, C, A]       optional ground truth: true range, NaN = no return
+``labels``      uint8 [F, C, A, T]      optional per-bin labels (0 background, 1 echo, 2 attack)
+``attack``      str, ()                 optional JSON list (per frame) of the attack's parameters
+==============  ======================  =====================================================
+
+Every mismatch (missing member, wrong dtype or shape, truncated or non-zip file, sizes beyond the
+limits) is a one-line DataError naming the file; array headers are checked before any data is read,
+so a small forged file cannot make us allocate gigabytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import DataError, first_line
+
+SCHEMA = "edge-waveform/1"
+C_M_PER_NS = 0.299792458
+RANGE_PER_BIN_M = C_M_PER_NS / 2  # 1 ns bins
+#: what a waveform file may hold before anything is read (headers are checked against it)
+MAX_FILE_BYTES = 4 << 30
+MAX_BINS = 4096
+MAX_CHANNELS = 256
+MAX_AZIMUTHS = 8192
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A spinning LiDAR's sampling grid and firing schedule.
+
+    ``elevations_deg`` per channel (row 0 = the first entry); ``azimuths`` steps per revolution at
+    ``rotation_hz``; ``bins`` of ``bin_ns`` after each firing; channels with the same ``fire_group``
+    fire at the same instant, groups fire ``group_ns`` apart within one azimuth step.
+    """
+
+    name: str
+    elevations_deg: tuple[float, ...]
+    azimuths: int
+    bins: int = 800
+    bin_ns: float = 1.0
+    rotation_hz: float = 10.0
+    fire_group: tuple[int, ...] = ()
+    group_ns: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c = len(self.elevations_deg)
+        if not 1 <= c <= MAX_CHANNELS or not 1 <= self.azimuths <= MAX_AZIMUTHS or not 8 <= self.bins <= MAX_BINS:
+            raise DataError(f"layout '{self.name}': {c} channels x {self.azimuths} azimuths x {self.bins} bins is out "
+                            f"of range (1..{MAX_CHANNELS} x 1..{MAX_AZIMUTHS} x 8..{MAX_BINS})")
+        if self.fire_group and len(self.fire_group) != c:
+            raise DataError(f"layout '{self.name}': fire_group has {len(self.fire_group)} entries for {c} channels")
+        if not (self.bin_ns > 0 and self.rotation_hz > 0 and self.group_ns >= 0):
+            raise DataError(f"layout '{self.name}': bin_ns, rotation_hz must be > 0 and group_ns >= 0")
+
+    @property
+    def channels(self) -> int:
+        return len(self.elevations_deg)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.channels, self.azimuths, self.bins
+
+    @property
+    def step_ns(self) -> float:
+        """Time between two azimuth steps (ns)."""
+        return 1e9 / (self.rotation_hz * self.azimuths)
+
+    @property
+    def max_range_m(self) -> float:
+        return self.bins * self.bin_ns * RANGE_PER_BIN_M
+
+    def azimuth_deg(self) -> np.ndarray:
+        """Azimuth of each step (deg, 0 = +x forward, counter-clockwise), step centres."""
+        return (np.arange(self.azimuths) + 0.5) * 360.0 / self.azimuths
+
+    def fire_time_ns(self, channels: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """When each (channel, azimuth step) fires, from the start of the revolution (ns)."""
+        group = np.asarray(self.fire_group or range(self.channels))[channels]
+        return steps * self.step_ns + group * self.group_ns
+
+    def directions(self) -> np.ndarray:
+        """Unit vectors [C, A, 3] of every beam (x forward, y left, z up)."""
+        el = np.deg2rad(np.asarray(self.elevations_deg, np.float64))[:, None]
+        az = np.deg2rad(self.azimuth_deg())[None, :]
+        return np.stack(np.broadcast_arrays(np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)), -1)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["elevations_deg"] = list(self.elevations_deg)
+        d["fire_group"] = list(self.fire_group)
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "layout") -> Layout:
+        try:
+            d = json.loads(text)
+            return cls(name=str(d["name"]), elevations_deg=tuple(float(v) for v in d["elevations_deg"]),
+                       azimuths=int(d["azimuths"]), bins=int(d.get("bins", 800)), bin_ns=float(d.get("bin_ns", 1.0)),
+                       rotation_hz=float(d.get("rotation_hz", 10.0)),
+                       fire_group=tuple(int(v) for v in d.get("fire_group", ())),
+                       group_ns=float(d.get("group_ns", 0.0)), extra=dict(d.get("extra", {})))
+        except DataError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise DataError(f"{where}: not a waveform layout ({type(e).__name__}: {first_line(e)})") from None
+
+
+def _vlp16() -> Layout:
+    # firing order -15, 1, -13, 3, ..., 15 deg; 16 lasers fired one after another, 2.304 us apart
+    el = tuple(float(v) for v in np.array([[-15 + 2 * i, 1 + 2 * i] for i in range(8)]).ravel())
+    return Layout("VLP16", el, 1800, fire_group=tuple(range(16)), group_ns=2304.0)
+
+
+def _hdl32e() -> Layout:
+    el = tuple(float(v) for v in np.round(np.linspace(-30.67, 10.67, 32), 3))
+    return Layout("HDL32E", el, 2160, fire_group=tuple(range(32)), group_ns=1152.0)
+
+
+def _hdl64e() -> Layout:
+    # two blocks of 32 lasers firing in pairs (upper + lower block simultaneously)
+    el = tuple(float(v) for v in np.round(np.concatenate([np.linspace(2.0, -8.33, 32), np.linspace(-8.87, -24.9, 32)]),
+                                          3))
+    return Layout("HDL64E", el, 4400, fire_group=tuple(list(range(32)) * 2), group_ns=1440.0)
+
+
+LAYOUTS = {"VLP16": _vlp16, "HDL32E": _hdl32e, "HDL64E": _hdl64e}
+
+
+def layout(name: str) -> Layout:
+    """A named layout (VLP16, HDL32E, HDL64E; case and dashes ignored)."""
+    key = "".join(ch for ch in str(name).upper() if ch.isalnum())
+    if key not in LAYOUTS:
+        raise DataError(f"unknown LiDAR layout '{name}' (known: {', '.join(LAYOUTS)})")
+    return LAYOUTS[key]()
+
+
+# ------------------------------------------------------------------------------------ points and grids
+
+
+def points_from_ranges(ranges: np.ndarray, lay: Layout, intensity: np.ndarray | None = None) -> np.ndarray:
+    """Ranges [C, A] (NaN or <= 0 = no return) -> POINT_DTYPE points in the sensor frame."""
+    from edge.data.frame import POINT_DTYPE
+
+    r = np.asarray(ranges, np.float64)
+    ok = np.isfinite(r) & (r > 0)
+    xyz = lay.directions()[ok] * r[ok][:, None]
+    pts = np.zeros(int(ok.sum()), POINT_DTYPE)
+    pts["x"], pts["y"], pts["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    pts["ring"] = np.nonzero(ok)[0]
+    if intensity is not None:
+        pts["intensity"] = np.asarray(intensity)[ok]
+    return pts
+
+
+def grid_from_points(xyz: np.ndarray, lay: Layout, intensity: np.ndarray | None = None,
+                     max_angle_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a point cloud onto the layout's beams: (range [C, A] NaN = none, intensity [C, A]).
+
+    Each point goes to the nearest channel elevation (within ``max_angle_deg``, default half the
+    largest gap between channels) and its azimuth step; the nearest point of a cell wins.
+    """
+    p = np.asarray(xyz, np.float64).reshape(-1, 3)
+    r = np.linalg.norm(p, axis=1)
+    keep = (r > 0.5) & (r < lay.max_range_m)
+    p, r = p[keep], r[keep]
+    inten = np.asarray(intensity, np.float64).reshape(-1)[keep] if intensity is not None else np.ones(len(r))
+    el = np.rad2deg(np.arcsin(np.clip(p[:, 2] / r, -1, 1)))
+    az = np.rad2deg(np.arctan2(p[:, 1], p[:, 0])) % 360.0
+    els = np.asarray(lay.elevations_deg)
+    order = np.argsort(els)
+    pos = np.clip(np.searchsorted(els[order], el), 1, len(els) - 1)
+    lo, hi = order[pos - 1], order[pos]
+    ch = np.where(np.abs(els[lo] - el) <= np.abs(els[hi] - el), lo, hi)
+    gap = max_angle_deg if max_angle_deg is not None else max(np.diff(np.sort(els)).max() / 2, 0.1)
+    ok = np.abs(els[ch] - el) <= gap
+    step = np.minimum((az / 360.0 * lay.azimuths).astype(np.int64), lay.azimuths - 1)
+    ch, step, r, inten = ch[ok], step[ok], r[ok], inten[ok]
+    rng = np.full((lay.channels, lay.azimuths), np.nan)
+    out_i = np.zeros((lay.channels, lay.azimuths))
+    cell = ch * lay.azimuths + step
+    order = np.lexsort((r, cell))  # by cell, nearest first
+    first = np.ones(len(order), bool)
+    first[1:] = cell[order][1:] != cell[order][:-1]
+    sel = order[first]
+    rng.reshape(-1)[cell[sel]] = r[sel]
+    out_i.reshape(-1)[cell[sel]] = inten[sel]
+    return rng, out_i
+
+
+# ------------------------------------------------------------------------------------ files
+
+
+@dataclass
+class WaveformFile:
+    """A waveform file read and checked: frames [F, C, A, T] (+ optional truths)."""
+
+    path: Path
+    layout: Layout
+    waveforms: np.ndarray
+    range_m: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    attack: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return int(self.waveforms.shape[0])
+
+
+def write_waveform_file(path: str | os.PathLike[str], lay: Layout, waveforms: np.ndarray, *,
+                        range_m: np.ndarray | None = None, labels: np.ndarray | None = None,
+                        attack: list[Any] | None = None) -> Path:
+    """Write frames in the schema above, atomically (a temp name, renamed when complete)."""
+    from edge.files import atomic_path
+
+    w = np.asarray(waveforms)
+    if w.ndim == 3:
+        w = w[None]
+    if w.ndim != 4 or w.shape[1:] != lay.shape:
+        raise DataError(f"{path}: waveforms of shape {list(w.shape)} do not fit layout {lay.name} {list(lay.shape)}")
+    arrays: dict[str, Any] = {"schema": np.array(SCHEMA), "layout": np.array(lay.to_json()),
+                              "waveforms": w.astype(np.float16 if w.dtype == np.float16 else np.float32)}
+    if range_m is not None:
+        arrays["range_m"] = np.asarray(range_m, np.float32).reshape(w.shape[:3])
+    if labels is not None:
+        arrays["labels"] = np.asarray(labels, np.uint8).reshape(w.shape)
+    if attack is not None:
+        arrays["attack"] = np.array(json.dumps(attack))
+    p = Path(path)
+    with atomic_path(p, error=DataError) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return p
+
+
+_DTYPES = {"schema": ("U",), "layout": ("U",), "attack": ("U",), "waveforms": ("<f2", "<f4"),
+           "range_m": ("<f4",), "labels": ("|u1",)}
+
+
+def _headers(p: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every member, read from the .npy headers only (nothing is inflated)."""
+    from numpy.lib import format as npf
+
+    out = {}
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{p}: not a waveform file (not an .npz archive: {first_line(e)})") from None
+    with zf:
+        for info in zf.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.file_size > MAX_FILE_BYTES:
+                raise DataError(f"{p}: member '{name}' inflates to {info.file_size} bytes (limit {MAX_FILE_BYTES})")
+            try:
+                with zf.open(info) as f:
+                    version = npf.read_magic(f)
+                    shape, _fortran, dtype = (npf.read_array_header_1_0(f) if version == (1, 0)
+                                             else npf.read_array_header_2_0(f))
+            except Exception as e:  # a truncated or forged member
+                raise DataError(f"{p}: member '{name}' is not a readable array ({first_line(e)})") from None
+            if dtype.hasobject:
+                raise DataError(f"{p}: member '{name}' holds Python objects (pickle), which are never loaded")
+            n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if n > info.file_size + 1024 and info.compress_type == zipfile.ZIP_STORED:
+                raise DataError(f"{p}: member '{name}' claims {n} bytes but holds {info.file_size}")
+            out[name] = (tuple(shape), dtype)
+    return out
+
+
+def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
+    """Read and check a waveform file (see the module docstring); DataError on any mismatch."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such waveform file" if not p.exists() else f"{p}: not a file")
+    heads = _headers(p)
+    for key in ("schema", "layout", "waveforms"):
+        if key not in heads:
+            raise DataError(f"{p}: not an {SCHEMA} file (no '{key}' array; has {sorted(heads)})")
+    for key, (_shape, dtype) in heads.items():
+        allowed = _DTYPES.get(key)
+        if allowed is None:
+            raise DataError(f"{p}: unexpected array '{key}' (schema {SCHEMA}: {', '.join(_DTYPES)})")
+        if dtype.str not in allowed and dtype.kind not in [a for a in allowed if len(a) == 1]:
+            raise DataError(f"{p}: '{key}' is {dtype}, the schema wants {' or '.join(allowed)}")
+    w_shape = heads["waveforms"][0]
+    if len(w_shape) != 4 or 0 in w_shape:
+        raise DataError(f"{p}: 'waveforms' has shape {list(w_shape)}, the schema wants [frames, C, A, T]")
+    total = int(np.prod(w_shape, dtype=np.int64)) * heads["waveforms"][1].itemsize
+    if total > MAX_FILE_BYTES:
+        raise DataError(f"{p}: 'waveforms' would take {total} bytes (limit {MAX_FILE_BYTES})")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            schema = str(z["schema"])
+            if schema != SCHEMA:
+                raise DataError(f"{p}: schema '{schema[:40]}', this edge-deploy reads '{SCHEMA}'")
+            lay = Layout.from_json(str(z["layout"]), where=f"{p}: layout")
+            if w_shape[1:] != lay.shape:
+                raise DataError(f"{p}: 'waveforms' has frames of {list(w_shape[1:])}, its layout {lay.name} says "
+                                f"{list(lay.shape)}")
+            for key, want in (("range_m", w_shape[:3]), ("labels", w_shape)):
+                if key in heads and heads[key][0] != want:
+                    raise DataError(f"{p}: '{key}' has shape {list(heads[key][0])}, expected {list(want)}")
+            waves = z["waveforms"]
+            rng = z["range_m"] if "range_m" in heads else None
+            labels = z["labels"] if "labels" in heads else None
+            attack = json.loads(str(z["attack"])) if "attack" in heads else None
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{p}: truncated or corrupt waveform file ({first_line(e)})") from None
+    if not np.isfinite(waves).all():
+        raise DataError(f"{p}: 'waveforms' holds NaN or infinite samples")
+    return WaveformFile(p, lay, waves, rng, labels, attack)
+
+
+# ------------------------------------------------------------------------------------ NEON
+
+
+@dataclass
+class NeonShots:
+    """Airborne full waveforms (digitiser counts, 1 ns bins, 0 = padding) and their reference bins."""
+
+    waveforms: np.ndarray  # [N, T] float64, NaN where padded
+    first_return_bin: np.ndarray  # [N] the geolocation table's first-return reference bin ("fr")
+    outgoing_bin: np.ndarray  # [N] the outgoing pulse's reference bin ("or")
+
+
+def read_neon(folder: str | os.PathLike[str]) -> NeonShots:
+    """``return_waveforms.csv`` + ``geolocation.csv`` of a NEON sample folder (see shared/MANIFEST)."""
+    import csv
+
+    root = Path(folder)
+    try:
+        with open(root / "return_waveforms.csv", newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        with open(root / "geolocation.csv", newline="") as f:
+            geo = list(csv.DictReader(f))
+    except OSError as e:
+        raise DataError(f"{root}: NEON waveform files missing ({e.strerror}: {e.filename})") from None
+    if len(rows) != len(geo) or not rows:
+        raise DataError(f"{root}: {len(rows)} waveforms but {len(geo)} geolocation rows")
+    width = max(len(r) for r in rows)
+    w = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        vals = np.array([float(v) if v not in ("", "NA") else np.nan for v in r])
+        w[i, : len(vals)] = vals
+    w[w == 0] = np.nan  # zero is padding
+    try:
+        fr = np.array([float(g["fr"]) for g in geo])
+        out = np.array([float(g["or"]) for g in geo])
+    except (KeyError, ValueError) as e:
+        raise DataError(f"{root}/geolocation.csv: no numeric 'fr'/'or' columns ({first_line(e)})") from None
+    return NeonShots(w, fr, out)

@@ -1,0 +1,1 @@
+"""The PULSAR-Net family: cleaning jammed full-waveform LiDAR (simulator, model, extraction, metrics)."""

@@ -1,0 +1,149 @@
+"""The edge-waveform/1 file format: round trip, one-line errors for every kind of bad file (checked from
+the array headers before anything is inflated), fuzzed, and layouts / point-grid conversions."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.data.waveform import (
+    SCHEMA,
+    Layout,
+    grid_from_points,
+    layout,
+    points_from_ranges,
+    read_waveform_file,
+    write_waveform_file,
+)
+from edge.errors import DataError
+
+LAY = replace(layout("VLP16"), azimuths=64, bins=128)
+
+
+def _frames(n: int = 2) -> np.ndarray:
+    return np.random.default_rng(0).random((n, *LAY.shape)).astype(np.float16)
+
+
+def test_round_trip_keeps_frames_truths_and_layout(tmp_path: Path) -> None:
+    w = _frames()
+    rng = np.full((2, 16, 64), np.nan, np.float32)
+    rng[:, 3, 5] = 12.5
+    labels = (np.random.default_rng(1).random(w.shape) > 0.9).astype(np.uint8)
+    p = write_waveform_file(tmp_path / "f.npz", LAY, w, range_m=rng, labels=labels, attack=[{"on": True}, {}])
+    f = read_waveform_file(p)
+    assert f.layout == LAY and np.array_equal(f.waveforms, w) and f.waveforms.dtype == np.float16
+    assert np.array_equal(f.range_m, rng, equal_nan=True) and np.array_equal(f.labels, labels)
+    assert f.attack == [{"on": True}, {}] and len(f) == 2
+    assert not list(tmp_path.glob(".*"))  # written atomically, no temp file left
+
+
+def _savez(path: Path, **arrays: object) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing", "not_zip", "truncated", "no_schema", "wrong_schema", "layout_json",
+                                  "shape", "dtype", "rank", "labels_shape", "extra", "object", "nan", "huge"])
+def test_bad_files_are_one_line_errors(tmp_path: Path, case: str) -> None:
+    good = {"schema": np.array(SCHEMA), "layout": np.array(LAY.to_json()), "waveforms": _frames()}
+    p = tmp_path / "bad.npz"
+    if case == "missing":
+        p = tmp_path / "absent.npz"
+    elif case == "not_zip":
+        p.write_bytes(b"hello, not a zip")
+    elif case == "truncated":
+        _savez(p, **good)
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    elif case == "no_schema":
+        _savez(p, waveforms=good["waveforms"])
+    elif case == "wrong_schema":
+        _savez(p, **{**good, "schema": np.array("edge-waveform/99")})
+    elif case == "layout_json":
+        _savez(p, **{**good, "layout": np.array("{not json")})
+    elif case == "shape":
+        _savez(p, **{**good, "waveforms": _frames()[:, :, :32]})
+    elif case == "dtype":
+        _savez(p, **{**good, "waveforms": _frames().astype(np.float64)})
+    elif case == "rank":
+        _savez(p, **{**good, "waveforms": _frames()[0]})
+    elif case == "labels_shape":
+        _savez(p, **good, labels=np.zeros((2, 16, 64), np.uint8))
+    elif case == "extra":
+        _savez(p, **good, secret=np.zeros(3))
+    elif case == "object":
+        buf = io.BytesIO()
+        np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        _savez(p, **good)
+        with zipfile.ZipFile(p, "a") as z:
+            z.writestr("attack.npy", buf.getvalue())
+    elif case == "nan":
+        w = _frames()
+        w[0, 0, 0, 0] = np.nan
+        _savez(p, **{**good, "waveforms": w})
+    elif case == "huge":  # a header claiming 2^40 samples in a tiny stored file: refused before any allocation
+        from numpy.lib import format as npf
+
+        hdr = io.BytesIO()
+        npf.write_array_header_1_0(hdr, {"descr": "<f2", "fortran_order": False, "shape": (1 << 10, 16, 1 << 15, 128)})
+        with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as z:
+            z.writestr("schema.npy", _npy(np.array(SCHEMA)))
+            z.writestr("layout.npy", _npy(np.array(LAY.to_json())))
+            z.writestr("waveforms.npy", b"\x93NUMPY" + hdr.getvalue()[6:] + b"\x00" * 64)
+    with pytest.raises(DataError) as e:
+        read_waveform_file(p)
+    msg = str(e.value)
+    assert "\n" not in msg and p.name in msg, msg
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 4000), flip=st.integers(0, 4000), byte=st.integers(0, 255))
+def test_fuzzed_files_never_escape_as_anything_but_data_error(tmp_path: Path, cut: int, flip: int, byte: int) -> None:
+    good = tmp_path / "g.npz"
+    if not good.exists():
+        write_waveform_file(good, LAY, _frames(1))
+    data = bytearray(good.read_bytes())
+    if flip < len(data):
+        data[flip] = byte
+    p = tmp_path / "f.npz"
+    p.write_bytes(bytes(data[: max(cut, 1)] if cut < len(data) else data))
+    try:
+        read_waveform_file(p)
+    except DataError as e:
+        assert "\n" not in str(e)
+
+
+def test_layouts_and_their_beams() -> None:
+    vlp = layout("vlp-16")
+    assert vlp.shape == (16, 1800, 800) and sorted(vlp.elevations_deg) == list(range(-15, 16, 2))
+    assert layout("HDL64E").shape == (64, 4400, 800) and layout("hdl_32e").channels == 32
+    assert vlp.max_range_m == pytest.approx(119.9, abs=0.1)
+    d = vlp.directions()
+    assert d.shape == (16, 1800, 3) and np.allclose(np.linalg.norm(d, axis=-1), 1.0)
+    assert Layout.from_json(vlp.to_json()) == vlp
+    with pytest.raises(DataError, match="unknown LiDAR layout"):
+        layout("HDL128")
+    # VLP-16 fires its lasers one after another: 2.304 us apart within a 55.6 us azimuth step
+    t = vlp.fire_time_ns(np.array([0, 1, 0]), np.array([0, 0, 1]))
+    assert t.tolist() == [0.0, 2304.0, pytest.approx(1e9 / 18000)]
+
+
+def test_points_and_grid_round_trip() -> None:
+    lay = replace(layout("VLP16"), azimuths=360)
+    rng = np.random.default_rng(2).uniform(2, 100, (16, 360))
+    rng[rng > 90] = np.nan
+    pts = points_from_ranges(rng, lay)
+    back, _ = grid_from_points(np.stack([pts["x"], pts["y"], pts["z"]], 1), lay)
+    assert np.allclose(back, rng, equal_nan=True, atol=1e-4)
