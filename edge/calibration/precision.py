@@ -32,6 +32,9 @@ from edge.errors import ExportError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FP16_RTOL = 1e-2
+#: recorded feeds kept per graph: all of them up to this many bytes (then evenly thinned), 16..512 feeds
+RECORD_BYTES = 256 << 20
+MAX_FEEDS = 512
 #: evaluation samples whose per-graph feeds are kept for parity and output-error checks
 PARITY_SAMPLES = 4
 
@@ -105,13 +108,17 @@ class PrecisionJob:
                 seqs = self.calib_samples().sequences
             else:
                 seqs = [[self.card.preprocess(f, self.cfg) for f in s] for s in self.eval_samples()[:PARITY_SAMPLES]]
+            kept: dict[str, list[dict[str, np.ndarray]]] = {}
             with self.program(pname, files) as prog:
-                prog.record(True)
                 for seq in seqs:
+                    prog.record(True)
                     prog.reset()
                     for feeds in seq:
                         prog.step(feeds)
-                self._recorded[key] = prog.record(False)
+                    for g, got in prog.record(False).items():
+                        kept.setdefault(g, []).extend(got)
+                        _thin(kept[g])
+            self._recorded[key] = {g: _evenly(v, _cap(v)) for g, v in kept.items()}
         return self._recorded[key]
 
     def step_ms(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", n: int = 15,
@@ -130,6 +137,27 @@ class PrecisionJob:
                 prog.step(feeds[-1])
                 ts.append((time.perf_counter() - t0) * 1e3)
         return float(np.median(ts))
+
+
+def _cap(feeds: list[dict[str, np.ndarray]]) -> int:
+    """How many recorded feeds of one graph to keep: all of them up to ~256 MB (at least 16, at most 512).
+    A program that calls a graph many times per input (a crop loop) would otherwise record gigabytes."""
+    if not feeds:
+        return 0
+    size = sum(a.nbytes for a in feeds[0].values())
+    return int(min(MAX_FEEDS, max(16, RECORD_BYTES // max(size, 1))))
+
+
+def _thin(feeds: list[dict[str, np.ndarray]]) -> None:
+    """Keep every other feed while more than twice the cap are held (bounded memory while recording)."""
+    while len(feeds) > 2 * _cap(feeds):
+        del feeds[1::2]
+
+
+def _evenly(feeds: list[dict[str, np.ndarray]], n: int) -> list[dict[str, np.ndarray]]:
+    if len(feeds) <= n:
+        return feeds
+    return [feeds[i] for i in np.linspace(0, len(feeds) - 1, n).round().astype(int)]
 
 
 def check_request(job: PrecisionJob) -> None:

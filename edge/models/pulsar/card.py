@@ -163,7 +163,7 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
         if fr.meta.get("labels") is not None and done.any():
             ev["confusion"] = confusion(labels, fr.meta["labels"], done).ravel().tolist()
         rec["eval"] = ev
-    payload = {"points": pts_after, "before": pts_before, "labelled": done, "layout": lay,
+    payload = {"points": pts_after, "before": pts_before, "ranges": after, "labelled": done, "layout": lay,
                "attack": fr.meta.get("attack")}
     return rec, payload
 

@@ -29,16 +29,20 @@ def parabolic_offset(y_m: np.ndarray, y_0: np.ndarray, y_p: np.ndarray) -> np.nd
 
 
 def peak_bins(wave: np.ndarray, mask: np.ndarray | None = None, min_amp: float = MIN_AMP) -> np.ndarray:
-    """Sub-bin position of the strongest allowed bin of each waveform [..., T]; NaN when below ``min_amp``."""
-    w = np.asarray(wave, np.float32)
-    allowed = w if mask is None else np.where(mask, w, 0.0)
+    """Sub-bin position of the strongest allowed bin of each waveform [..., T]; NaN when below ``min_amp``.
+
+    Works in the waveform's own dtype (float16 frames are not copied to float32: on a 23M-bin frame
+    that copy cost more than the search itself); only the three samples around each peak are widened.
+    """
+    w = np.asarray(wave)
+    allowed = w if mask is None else np.where(mask, w, w.dtype.type(0))
     i = np.argmax(allowed, axis=-1)
-    top = np.take_along_axis(allowed, i[..., None], -1)[..., 0]
     t = w.shape[-1]
-    y0 = np.take_along_axis(w, i[..., None], -1)[..., 0]
-    ym = np.take_along_axis(w, np.maximum(i - 1, 0)[..., None], -1)[..., 0]
-    yp = np.take_along_axis(w, np.minimum(i + 1, t - 1)[..., None], -1)[..., 0]
-    pos = i + parabolic_offset(ym.astype(np.float64), y0.astype(np.float64), yp.astype(np.float64))
+    top = np.take_along_axis(allowed, i[..., None], -1)[..., 0].astype(np.float64)
+    y0 = np.take_along_axis(w, i[..., None], -1)[..., 0].astype(np.float64)
+    ym = np.take_along_axis(w, np.maximum(i - 1, 0)[..., None], -1)[..., 0].astype(np.float64)
+    yp = np.take_along_axis(w, np.minimum(i + 1, t - 1)[..., None], -1)[..., 0].astype(np.float64)
+    pos = i + parabolic_offset(ym, y0, yp)
     return np.where(top >= min_amp, pos, np.nan)
 
 
