@@ -186,7 +186,9 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     ``example_inputs`` is a dict name -> array/tensor (or a sequence, named ``input0..``). With
     ``dynamic_batch`` dim 0 of every input and output is named "batch" (the export uses batch >= 2
     internally so the dim is not specialized). Parity is checked on fresh random inputs of the same
-    shapes; the bundle also carries the ``torch.export`` program so the torch backend needs no class.
+    shapes. The bundle holds ONNX (and the targets' conversions) only: no ``torch.export`` program,
+    whose loading would unpickle data, so the torch backend cannot run it (the module you hold is
+    the torch reference).
     """
     import torch
 
@@ -224,18 +226,12 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
                                          for n, a in zip(names, arrays)}))
     job = GraphJob("full", module, io, dict(zip(names, arrays)), checks, stem="model")
 
-    def save_program(path: Path) -> None:
-        from edge.export.onnx_export import _dynamic_shapes
-
-        with torch.no_grad():
-            ep = torch.export.export(module, tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays),
-                                     dynamic_shapes=_dynamic_shapes(io))
-        torch.export.save(ep, str(path))
-
     manifest = {"model": {"name": name, "family": "custom", "version": "1"}, "preprocess": {},
                 "programs": {"model": {"graphs": ["full"], "description": "the exported module"}}}
-    bundle, _ = _write(out, [job], manifest, attention=attention, opset=opset, rtol=rtol,
-                       torch_artifact=("model.pt2", "torch_export", save_program))
+    # no torch artifact: the only way to carry a user's module without its code is a torch.export
+    # program, and loading one unpickles data (code execution from a forged bundle); the module was
+    # checked against ONNX Runtime above and its parity is in the manifest
+    bundle, _ = _write(out, [job], manifest, attention=attention, opset=opset, rtol=rtol, torch_artifact=None)
     return bundle
 
 

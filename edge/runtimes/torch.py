@@ -1,8 +1,11 @@
 """Eager PyTorch backend: the reference every parity check compares against.
 
-A bundle from one of our model cards carries its checkpoint (state_dict + config, loaded with
-``weights_only=True``); a bundle made from a user's own ``nn.Module`` carries the ``torch.export``
-program (``.pt2``), which needs no Python class to load.
+A bundle from a model card carries its checkpoint: a state_dict + config loaded with
+``weights_only=True`` into a module built from code we ship (the card's). Nothing else is loaded:
+a ``torch.export`` program (``.pt2``, which older edge-deploy wrote for a user's own module)
+is refused, because ``torch.export.load`` unpickles its weights with ``weights_only=False`` and a
+forged one runs code. A user module's torch reference is the module itself, checked at export
+(``parity`` in the manifest); its bundle runs on ONNX Runtime, OpenVINO or TensorRT.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BundleError, first_line
+from edge.errors import BundleError
 from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.spec import IOSpec
@@ -70,13 +73,9 @@ def load(bundle: Any, artifact: dict[str, Any], *, graph: str, threads: int = 0,
         model, _, _ = load_model(path)
         module = get_card(bundle.model_name).graphs[graph].module(model)
     elif artifact["format"] == "torch_export":
-        import torch
-
-        try:
-            module = torch.export.load(str(path)).module()
-        except Exception as e:
-            raise BundleError(f"{path}: cannot load the torch.export program ({type(e).__name__}: "
-                              f"{first_line(e, 160, empty='')})") from None
+        raise BundleError(f"{path}: refused: the torch backend does not open torch.export programs (.pt2) from a "
+                          "bundle, because loading one unpickles data and can run code; run this bundle on "
+                          "onnxruntime or openvino, or re-export it (bundles no longer carry a .pt2)")
     else:
         raise BundleError(f"torch backend cannot load artifact format '{artifact['format']}'")
     return TorchRuntime(module, io, threads=threads)

@@ -44,7 +44,7 @@ def test_every_attention_mode_matches_torch(mode: str, tmp_path: Path) -> None:
 
 
 def test_int8_for_both_programs(tmp_path: Path) -> None:
-    b, rep = edge.export_card("pulsar", tmp_path / "q", config="tiny", precisions=["fp32", "int8"], calib_size=2,
+    b, _ = edge.export_card("pulsar", tmp_path / "q", config="tiny", precisions=["fp32", "int8"], calib_size=2,
                               eval_size=2, max_drop=100.0)
     progs = b.manifest["programs"]
     assert progs["sectors"]["precisions"]["int8"]["onnxruntime"] == {"segment": "onnx-int8-segment"}

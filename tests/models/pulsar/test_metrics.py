@@ -21,7 +21,8 @@ def test_point_recovery_on_a_hand_made_frame() -> None:
     r = reduce_counts([c, frame_counts(true, true)])
     assert r["value"] == pytest.approx(100 * 17 / 20) and r["fake_per_frame"] == pytest.approx(2.0)
     errs = np.array([0.1, 0.0, 0.29, 0.2, 0.25, 0.0, 0.0] + [0.0] * 10)
-    assert r["range_mae_m"] == pytest.approx(errs.mean()) and r["range_rmse_m"] == pytest.approx(np.sqrt((errs**2).mean()))
+    assert r["range_mae_m"] == pytest.approx(errs.mean())
+    assert r["range_rmse_m"] == pytest.approx(np.sqrt((errs**2).mean()))
     region = np.zeros_like(true, bool)
     region[0] = True
     assert frame_counts(pred, true, region)["recovered"] == 3

@@ -73,8 +73,9 @@ def test_waveform_file_replay_and_bad_files(bundle: Path, tmp_path: Path) -> Non
     trunc.write_bytes(good.read_bytes()[:5000])
     wrong = tmp_path / "wrong.npz"
     write_waveform_file(wrong, replace(lay, bins=400), np.zeros((1, 16, 128, 400), np.float16))
-    for p, needle in ((bad, "no 'schema' array"), (trunc, "trunc.npz"), (wrong, "wrong.npz: frames of shape [16, 128, 400]"),
-                      (tmp_path / "none.npz", "no such waveform file")):
+    cases = ((bad, "no 'schema' array"), (trunc, "trunc.npz"), (wrong, "wrong.npz: frames of shape [16, 128, 400]"),
+             (tmp_path / "none.npz", "no such waveform file"))
+    for p, needle in cases:
         r = _cli("run", str(bundle), "--source", f"waveform:{p}", "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (p, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
