@@ -57,10 +57,31 @@ def atomic_path(path: str | os.PathLike[str], error: type[EdgeError] = BundleErr
     os.chmod(tmp_path, 0o666 & ~umask())  # mkstemp makes 0600; give the file normal permissions
     try:
         yield tmp_path
+        fsync_file(tmp_path)  # on disk before the name points at it: a crash leaves old or new, not empty
         os.replace(tmp_path, dest)
+    except OSError as e:  # disk full, quota, I/O error: one line naming the file, not a traceback
+        raise error(f"{dest}: cannot write ({e.strerror or e})") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Flush a written file to the disk (a full disk or an I/O error shows here, as OSError)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeError] | None = None) -> None:
+    """Refuse an output file name that is an existing folder, before any work is done."""
+    p = Path(path)
+    if p.is_dir():
+        from edge.errors import DataError
+
+        raise (error or DataError)(f"{p}: is a folder; {option} needs a file name")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

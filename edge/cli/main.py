@@ -1,8 +1,10 @@
 """Entry points for ``edge`` and ``edge-export``.
 
 Every command runs under one error boundary: an :class:`EdgeError` prints one line naming what is
-wrong and exits 2 (a usage error too); Ctrl-C prints "Aborted!" and exits 1 (Typer's standard).
-Only a genuine bug shows a traceback.
+wrong and exits 2 (a usage error too), and so does an OSError from the machine (a full disk); Ctrl-C
+outside ``edge run``'s loop prints "interrupted" and exits 130. Only a genuine bug shows a traceback.
+OpenCV's and FFmpeg's own warning lines are silenced (unless the user set their log levels): what
+they would say (a frame that did not encode, a file without its index) is checked and reported by us.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ export_app.command()(commands.export)
 
 def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     """Run a Typer app in standalone mode (usage errors exit 2) and map EdgeError to one line + 2."""
+    import os
+
     from edge.errors import EdgeError
+
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
     try:
         ty(args=argv, prog_name=prog)
@@ -46,6 +53,10 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     except EdgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # the machine, not the code: a full disk, a quota, an I/O error mid-write
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     return 0
 
 

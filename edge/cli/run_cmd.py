@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,27 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
                   backend=backend, precision=precision, program=program, realtime=realtime, max_frames=max_frames,
                   threads=threads, display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms,
                   live=sys.stderr.isatty() if live is None else live)
+    with _signals_ignored():  # the outputs are committed: a late Ctrl-C must not turn that into exit 130
+        return _report(summary, source, backend, json_out, console)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, console: Any) -> dict[str, Any]:
     if summary["frames"] == 0:
         raise DataError(f"{source}: no frames were processed")
     if json_out:

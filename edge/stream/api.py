@@ -82,15 +82,34 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         task = task_for_bundle(bundle, backend, precision=precision, program=program,
                                **({"threads": threads} if threads else {}))
     made: list[Path] = []
+    pipe = None
     try:
         if stats is not None:
+            from edge.files import check_target
             from edge.stream.sinks import _check_parent
 
+            check_target(Path(stats), "--stats")
             made = _check_parent(Path(stats))
         caption = backend if not precision or precision == "fp32" else f"{backend} {precision}"
         pipe = Pipeline(sources, task, sinks, policy=policy, sync_tolerance_ms=sync_ms, rig=the_rig,
                         stall_s=stall_s, live=live, max_frames=max_frames, caption=caption)
-        summary = pipe.run(handle_signals=handle_signals)
+        # the handlers stay until the summary is on disk too: a signal while the outputs commit is noted
+        # (the run is already ending), never a reason to leave them half-written
+        with pipe.signals(handle_signals):
+            summary = pipe.run(handle_signals=handle_signals)
+            summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
+                                  if (hasattr(s, "path") or hasattr(s, "folder")) and getattr(s, "frames", 1) > 0}
+            if stats is not None and summary["frames"] > 0:
+                from edge.errors import DataError
+                from edge.files import atomic_path
+
+                with atomic_path(Path(stats), DataError) as tmp:
+                    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+                summary["outputs"]["stats"] = str(stats)
+            elif stats is not None:
+                from edge.files import remove_made
+
+                remove_made(made)
     except BaseException:
         from edge.files import remove_made
 
@@ -99,11 +118,4 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     finally:
         if own_task:
             task.close()
-    summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
-                          if (hasattr(s, "path") or hasattr(s, "folder")) and getattr(s, "frames", 1) > 0}
-    if stats is not None:
-        from edge.files import atomic_path
-
-        with atomic_path(Path(stats)) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return summary

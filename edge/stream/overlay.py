@@ -24,6 +24,7 @@ class VideoWriter:
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self._w: Any = None
         self._tmp: Path | None = None
+        self.frames = 0
 
     def _open(self, shape: tuple[int, ...]) -> None:
         import cv2
@@ -47,22 +48,61 @@ class VideoWriter:
         if self._w is None:
             self._open(frame.shape)
         self._w.write(frame)
+        self.frames += 1
 
     def close(self, commit: bool = True) -> None:
-        if self._w is not None:
-            self._w.release()
-            assert self._tmp is not None
+        """Release the encoder; with ``commit`` the file gets its name only once it is on disk and reads
+        back whole (OpenCV reports write errors, such as a full disk, only as FFmpeg log lines)."""
+        if self._w is None:
+            return
+        w, self._w = self._w, None
+        tmp = self._tmp
+        assert tmp is not None
+        try:
+            w.release()
             if commit:
-                os.replace(self._tmp, self.path)
-            elif self._tmp.exists():
-                self._tmp.unlink()
-            self._w = None
+                from edge.files import fsync_file
+
+                try:
+                    fsync_file(tmp)
+                except OSError as e:
+                    raise DataError(f"{self.path}: cannot write the video ({e.strerror}); nothing was kept") from None
+                readable = readable_frames(tmp, self.frames)
+                if readable != self.frames:
+                    raise DataError(f"{self.path}: the video did not write completely ({readable} of {self.frames} "
+                                    "frames read back; disk full?); nothing was kept")
+                try:
+                    os.replace(tmp, self.path)
+                except OSError as e:
+                    raise DataError(f"{self.path}: cannot write the video ({e.strerror}); nothing was kept") from None
+        finally:
+            tmp.unlink(missing_ok=True)  # after a commit it is gone already
 
     def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.close(commit=exc_type is None)
+
+
+def readable_frames(path: str | os.PathLike[str], expected: int) -> int:
+    """How many of ``expected`` frames a video file gives back: its container's frame count, confirmed
+    by decoding the last frame (a file without its index, or cut short, reads as fewer or none)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return 0
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if n <= 0:
+            return 0
+        n = min(n, expected) if expected else n
+        cap.set(cv2.CAP_PROP_POS_FRAMES, n - 1)
+        ok, _ = cap.read()
+        return n if ok else 0
+    finally:
+        cap.release()
 
 
 def draw_points(img: np.ndarray, uv: np.ndarray, rng: np.ndarray, max_range: float = 60.0) -> np.ndarray:

@@ -13,6 +13,7 @@ drains every queue and closes the sinks with commit; an error in a stage aborts 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -119,8 +120,36 @@ class Pipeline:
     def run(self, handle_signals: bool = True) -> dict[str, Any]:
         """Open everything, run until the sources end, ``stop()``, a signal or ``max_frames``; the summary.
 
-        Raises a one-line EdgeError when opening fails or a stage fails (sinks are then discarded).
+        Raises a one-line EdgeError when opening fails, a stage fails (sinks are then discarded) or a
+        sink cannot commit. With ``handle_signals`` SIGINT/SIGTERM stop the run gracefully and stay
+        caught until every sink has committed (a caller that writes more afterwards, like
+        :func:`edge.stream.run`, holds :meth:`signals` itself across that too). A run that processed
+        no frame commits nothing.
         """
+        with self.signals(handle_signals):
+            return self._run()
+
+    @contextlib.contextmanager
+    def signals(self, enabled: bool = True) -> Iterator[None]:
+        """SIGINT/SIGTERM -> graceful stop (a second one: stop now) for as long as the block runs.
+
+        Outside the main thread (where Python cannot install handlers) this does nothing. Nested use
+        keeps the outermost handlers: they must not be restored while outputs are still committing.
+        """
+        if not enabled or self._signals_held or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = self._install_signals()
+        self._signals_held = True
+        try:
+            yield
+        finally:
+            self._signals_held = False
+            self._restore_signals(old)
+
+    _signals_held = False
+
+    def _run(self) -> dict[str, Any]:
         opened_src: list[Source] = []
         opened_sinks: list[Any] = []
         try:
@@ -136,26 +165,30 @@ class Pipeline:
             for sink in opened_sinks:
                 sink.close(commit=False)
             raise
-        old = self._install_signals() if handle_signals else {}
         # The stages hand frames across threads; with CPython's default 5 ms GIL switch interval a
         # woken stage can wait that long behind a busy one, which showed up as the loop's p99. 1 ms
         # keeps hand-offs prompt (restored after the run).
         switch = sys.getswitchinterval()
         sys.setswitchinterval(min(switch, 0.001))
         ok = False
+        pending: BaseException | None = None
         try:
             self._run_threads()
             # a stage error means the results may be wrong: discard; a source error (device gone) leaves
-            # valid results up to that point: keep them, then report the error
-            ok = not self._stage_failed
+            # valid results up to that point: keep them, then report the error. No frame: nothing to keep.
+            ok = not self._stage_failed and self.stats.e2e.count > 0
         finally:
             sys.setswitchinterval(switch)
-            self._restore_signals(old)
             for sink in self.sinks:
                 try:
                     sink.close(commit=ok)
                 except Exception as e:  # one sink failing to close must not keep the others from committing
-                    self._errors.append(f"sink {getattr(sink, 'name', sink)}: {first_line(e)}")
+                    self._errors.append(str(e) if isinstance(e, EdgeError) else
+                                        f"sink {getattr(sink, 'name', sink)}: {type(e).__name__}: {first_line(e)}")
+                except BaseException as e:  # KeyboardInterrupt without our handlers: finish the others first
+                    pending = pending or e
+        if pending is not None:
+            raise pending
         if self._errors:
             raise EdgeError(self._errors[0])
         return self.summary()
@@ -175,8 +208,6 @@ class Pipeline:
     _interrupted = False
 
     def _install_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
         old: dict[int, Any] = {}
 
         def handler(signum: int, _frame: Any) -> None:

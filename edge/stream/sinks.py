@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.data.frame import is_points
 from edge.errors import DataError
-from edge.files import make_folder, remove_made
+from edge.files import check_target, make_folder, remove_made
 from edge.stream.task import Result
 
 
@@ -59,6 +59,7 @@ class OverlaySink(Sink):
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None = None, fps_source: Any = None) -> None:
         self.path = Path(path)
+        check_target(self.path, "--save")
         self.fps = fps
         self.fps_source = fps_source  # the primary source: its frame rate is known once it is open
         self._w: Any = None
@@ -79,10 +80,14 @@ class OverlaySink(Sink):
 
     def close(self, commit: bool = True) -> None:
         if self._w is not None:
-            self._w.close(commit=commit and self.frames > 0)
-            self.path = self._w.path  # the writer may have fallen back to .avi
-            self._w = None
-            if not commit:
+            w, self._w = self._w, None
+            try:
+                w.close(commit=commit and self.frames > 0)  # verifies the file before it gets its name
+            except BaseException:
+                remove_made(self._made)
+                raise
+            self.path = w.path  # the writer may have fallen back to .avi
+            if not commit or self.frames == 0:
                 remove_made(self._made)
 
 
@@ -93,29 +98,53 @@ class JsonlSink(Sink):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        check_target(self.path, "--jsonl")
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
         self._f: Any = None
         self.lines = 0
 
+    @property
+    def frames(self) -> int:
+        return self.lines
+
     def open(self) -> None:
         self._made = _check_parent(self.path)
-        self._f = self.tmp.open("w")
+        try:
+            self._f = self.tmp.open("w")
+        except OSError as e:
+            remove_made(self._made)
+            raise DataError(f"{self.path}: cannot write ({e.strerror})") from None
 
     def write(self, result: Result) -> None:
-        self._f.write(json.dumps(result.record, separators=(",", ":")) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(result.record, separators=(",", ":")) + "\n")
+            self._f.flush()
+        except OSError as e:  # disk full: the stage stops the run; close() removes the partial file
+            raise DataError(f"{self.path}: cannot write ({e.strerror})") from None
         self.lines += 1
 
     def close(self, commit: bool = True) -> None:
+        """Commit = flushed, fsynced, renamed; a failure at any step removes the partial file and says so."""
         if self._f is None:
             return
-        self._f.close()
-        self._f = None
-        if commit:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-            remove_made(self._made)
+        f, self._f = self._f, None
+        commit = commit and self.lines > 0
+        try:
+            try:
+                if commit:
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                f.close()
+            if commit:
+                os.replace(self.tmp, self.path)
+        except OSError as e:
+            commit = False
+            raise DataError(f"{self.path}: cannot write ({e.strerror}); nothing was kept") from None
+        finally:
+            if not commit:
+                self.tmp.unlink(missing_ok=True)
+                remove_made(self._made)
 
 
 class DisplaySink(Sink):
@@ -163,20 +192,31 @@ class PointDumpSink(Sink):
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise DataError(f"{self.folder}: exists and is not a folder; --dump-points needs a folder")
         self.files = 0
+        self._made: list[Path] = []
 
     def open(self) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self._made = make_folder(self.folder.absolute())
         except OSError as e:
             raise DataError(f"{self.folder}: cannot create the point-cloud folder ({e.strerror})") from None
 
     def _save(self, stem: str, data: np.ndarray) -> None:
         final = self.folder / f"{stem}.npy"
         tmp = final.with_name(f".{final.stem}.partial.npy")
-        np.save(tmp, data)
-        os.replace(tmp, final)
+        try:
+            np.save(tmp, data)
+            os.replace(tmp, final)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise DataError(f"{final}: cannot write ({e.strerror})") from None
         self.files += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self.files == 0:  # an empty folder is not a result
+            remove_made(self._made)
 
     def write(self, result: Result) -> None:
         for sensor, fr in result.frames.items():
