@@ -29,35 +29,12 @@ from edge.errors import DataError, EdgeError
 from edge.stream.pipeline import Pipeline
 from edge.stream.sinks import JsonlSink, OverlaySink, PointDumpSink, Sink
 from edge.stream.sources import MemorySource, Source
+from tests.stream.test_pipeline import EchoTask
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
        "COLUMNS": "200", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 EDGE = [sys.executable, "-m", "edge.cli.main"]
-
-
-class EchoTask:
-    name = "echo"
-    sensors: tuple[str, ...] = ("camera",)
-    optional: tuple[str, ...] = ()
-
-    def preprocess(self, frames: dict[str, Frame]) -> Any:
-        return frames["camera"]
-
-    def infer(self, x: Frame) -> Any:
-        return x.seq
-
-    def postprocess(self, out: int, frames: dict[str, Frame]) -> tuple[dict[str, Any], Any]:
-        return {"seq": out}, None
-
-    def draw(self, result: Any) -> Any:
-        return result.frames["camera"].data
-
-    def summary(self) -> dict[str, Any]:
-        return {"task": self.name}
-
-    def close(self) -> None:
-        pass
 
 
 def _images(n: int) -> list[np.ndarray]:
