@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,13 +236,50 @@ def _validate_programs(m: dict[str, Any], where: str, artifacts: set[str], graph
         raise BundleError(f"{where}: 'task' must be an object")
 
 
-def _is_bundle(folder: Path) -> bool:
-    """True only for a folder whose manifest we can read and validate (never rmtree anything else)."""
+#: engine files ``edge build`` writes before listing them (a crash in between leaves them unlisted)
+_UNLISTED_OURS = re.compile(r"^engines/[^/]+\.[0-9a-f]+\.(plan|json)$")
+
+
+def foreign_files(folder: Path) -> list[str] | None:
+    """What in a bundle folder edge-deploy did not write: entries neither the manifest nor a listed
+    file's folder; None when the folder is not a bundle at all (no valid manifest)."""
     try:
-        validate_manifest(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        validate_manifest(manifest)
     except (OSError, ValueError, BundleError):
-        return False
-    return True
+        return None
+    listed = set(manifest["files"]) | {MANIFEST}
+    dirs = {p.as_posix() for f in listed for p in Path(f).parents if p.as_posix() != "."}
+    foreign: list[tuple[str, bool]] = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        ours = not p.is_symlink() and (rel in listed or (p.is_dir() and (rel in dirs or rel == "engines"))
+                                       or bool(_UNLISTED_OURS.match(rel)))
+        if not ours and not any(rel.startswith(f + "/") for f, _ in foreign):
+            foreign.append((rel, p.is_dir() and not p.is_symlink()))
+    return [f + "/" if is_dir else f for f, is_dir in foreign]
+
+
+def _is_bundle(folder: Path) -> bool:
+    """True only for a bundle folder holding nothing but what edge-deploy wrote: a re-export replaces
+    the whole folder, so one with a user's notes or runs in it is refused (never rmtree user data)."""
+    return foreign_files(folder) == []
+
+
+def _why_not_ours(folder: Path) -> str:
+    foreign = foreign_files(folder)
+    if not foreign:
+        return ""
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    return f" only (it also holds {shown}, which a re-export would delete)"
+
+
+def check_out(out: str | os.PathLike[str]) -> None:
+    """Refuse an ``--out`` that a bundle may not replace, before any export work (BundleError)."""
+    from edge.files import check_replaceable
+
+    check_replaceable(Path(out).resolve(), _is_bundle, what="bundle", error=BundleError, given=str(out),
+                      explain=_why_not_ours)
 
 
 class BundleWriter:
@@ -254,7 +292,7 @@ class BundleWriter:
     """
 
     def __init__(self, out: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
-        self.stage = StagedFolder(out, _is_bundle, what="bundle", error=BundleError)
+        self.stage = StagedFolder(out, _is_bundle, what="bundle", error=BundleError, explain=_why_not_ours)
         self.out, self.tmp = self.stage.out, self.stage.tmp
         self.manifest: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "files": {}, "artifacts": [],
                                          **dict(manifest)}

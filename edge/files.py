@@ -116,8 +116,61 @@ def remove_made(made: list[Path]) -> None:
             return
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def clean_stale(parent: Path, name: str) -> list[Path]:
+    """Remove ``.NAME.<pid>.*.partial`` and ``.NAME.old-<pid>`` folders in ``parent`` left by writers whose
+    process no longer exists (on this machine); returns what was removed. Names without our pid
+    field (another tool's) are never touched."""
+    import re
+
+    pat = re.compile(rf"^\.{re.escape(name)}\.(?:(\d+)\.[^/]*\.partial|old-(\d+))$")
+    removed = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = pat.match(p.name)
+        if m is None or not p.is_dir() or p.is_symlink():
+            continue
+        pid = int(m.group(1) or m.group(2))
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def check_replaceable(out: str | os.PathLike[str], is_ours: Callable[[Path], bool], *, what: str = "folder",
+                      error: type[EdgeError] = EdgeError, given: str | None = None,
+                      explain: Callable[[Path], str] | None = None) -> None:
+    """Refuse ``out`` unless it is absent, an empty folder, or a ``what`` we wrote (``is_ours``): the
+    check :class:`StagedFolder` makes, callable on its own before any work starts."""
+    out = Path(out)
+    given = given or str(out)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink():
+            raise error(f"{given}: exists and is not a folder")
+        if any(out.iterdir()) and not is_ours(out):
+            why = explain(out) if explain is not None else ""
+            raise error(f"{given}: folder exists, is not empty and is not a {what} edge-deploy wrote{why}; "
+                        "nothing was replaced: choose another output folder")
+
+
 class StagedFolder:
-    """A folder built in a hidden ``.NAME.*.partial`` sibling and swapped onto ``out`` at :meth:`commit`.
+    """A folder built in a hidden ``.NAME.<pid>.*.partial`` sibling and swapped onto ``out`` at :meth:`commit`.
+
+    A writer killed before it could clean up (SIGKILL, power loss) leaves that sibling, or the
+    ``.NAME.old-<pid>`` of a swap in progress; the next writer of the same ``out`` removes those
+    whose process is gone (:func:`clean_stale`), never one of a writer still running.
 
     ``is_ours(folder)`` says whether an existing non-empty ``out`` is something we wrote (a bundle, a
     Triton repository with our marker) and may be replaced; anything else is refused with ``error``,
@@ -126,9 +179,10 @@ class StagedFolder:
     """
 
     def __init__(self, out: str | os.PathLike[str], is_ours: Callable[[Path], bool], *, what: str = "folder",
-                 error: type[EdgeError] = EdgeError, given: str | None = None) -> None:
+                 error: type[EdgeError] = EdgeError, given: str | None = None,
+                 explain: Callable[[Path], str] | None = None) -> None:
         self.out = Path(out).resolve()  # "." or "x/.." must name the folder itself, not a parent's child
-        self.is_ours, self.what, self.error = is_ours, what, error
+        self.is_ours, self.what, self.error, self.explain = is_ours, what, error, explain
         self.given = given or str(out)
         self._check()
         parent = self.out.parent
@@ -139,17 +193,14 @@ class StagedFolder:
         if not os.access(parent, os.W_OK):
             remove_made(self._made)
             raise error(f"{parent}: output folder is not writable")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=parent))
+        clean_stale(parent, self.out.name)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.{os.getpid()}.", suffix=".partial", dir=parent))
         os.chmod(self.tmp, 0o777 & ~umask())  # mkdtemp makes 0700; readers may run as another user
         self.done = False
 
     def _check(self) -> None:
-        if self.out.exists():
-            if not self.out.is_dir():
-                raise self.error(f"{self.given}: exists and is not a folder")
-            if any(self.out.iterdir()) and not self.is_ours(self.out):
-                raise self.error(f"{self.given}: folder exists, is not empty and is not a {self.what} edge-deploy "
-                                 "wrote; choose another output folder")
+        check_replaceable(self.out, self.is_ours, what=self.what, error=self.error, given=self.given,
+                          explain=self.explain)
 
     def __enter__(self) -> StagedFolder:
         return self

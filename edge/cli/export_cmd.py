@@ -33,12 +33,12 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     bad = [p for p in precisions or [] if p not in PRECISIONS]
     if bad:
         raise ExportError(f"--precision {','.join(bad)}: choose from {', '.join(PRECISIONS)}")
+    from edge.export.api import check_args
+
+    check_args(out, opset, attention, calib_method)
     if precisions and set(precisions) - {"fp32"}:
         from edge.calibration.datasets import check_source
-        from edge.calibration.quantize import METHODS
 
-        if calib_method not in METHODS:
-            raise ExportError(f"--calib-method {calib_method!r}: choose one of {', '.join(METHODS)}")
         check_source(calib)
     from rich.table import Table
 

@@ -61,6 +61,30 @@ def artifact_name(fmt: str, precision: str, graph: str, flavor: str = "") -> str
     return f"{fmt}-{precision}{'-' + flavor if flavor else ''}-{graph}"
 
 
+#: opsets the exporter writes (torch's dynamo exporter starts at 18; the standard Attention op at 23)
+MIN_OPSET = 18
+
+
+def check_args(out: str | os.PathLike[str], opset: int, attention: str, calib_method: str | None = None) -> None:
+    """The export's arguments, checked before any work: one line each, nothing written."""
+    from edge.bundle import check_out
+
+    if attention not in ATTENTION_MODES:
+        raise ExportError(f"--attention {attention!r}: choose one of {', '.join(ATTENTION_MODES)}")
+    import onnx
+
+    top = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
+        raise ExportError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {top} (the onnx package "
+                          f"{onnx.__version__}); attention mode 'onnx' uses 23")
+    if calib_method is not None:
+        from edge.calibration.quantize import METHODS
+
+        if calib_method not in METHODS:
+            raise ExportError(f"--calib-method {calib_method!r}: choose one of {', '.join(METHODS)}")
+    check_out(out)
+
+
 def _backends(targets: Sequence[str]) -> tuple[str, ...]:
     """Target names -> backend names ("onnx" is run by ONNX Runtime)."""
     return tuple(dict.fromkeys("onnxruntime" if t == "onnx" else t for t in targets))
@@ -192,6 +216,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     """
     import torch
 
+    check_args(out, opset, attention)
     if isinstance(example_inputs, Mapping):
         names = list(input_names or example_inputs.keys())
         arrays = [_as_numpy(example_inputs[k]) for k in example_inputs]
@@ -301,6 +326,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     from edge.models import get_card
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 
+    check_args(out, opset, attention, calib_method)
     ckpt_path: Path | None = None
     if model.endswith((".pt", ".pth")) or Path(model).is_file():
         ckpt_path = Path(model)

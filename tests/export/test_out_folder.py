@@ -1,0 +1,139 @@
+"""``edge-export --out`` replaces only what edge-deploy wrote, cleans its own dead leftovers, and checks
+its arguments before any work.
+
+A re-export over a bundle folder that also holds a user's notes and runs is refused and deletes
+nothing; ``.NAME.<pid>.*.partial`` folders of an export killed with SIGKILL are removed by the next
+export of the same name (never those of a process still running, never another tool's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import edge  # noqa: E402
+from edge.bundle import Bundle, foreign_files  # noqa: E402
+from edge.errors import BundleError, ExportError  # noqa: E402
+from edge.files import clean_stale  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+       "COLUMNS": "200", "NO_COLOR": "1"}
+EXPORT = [sys.executable, "-c", "from edge.cli.main import export_main; export_main()"]
+DEAD_PID = 2**22 + 12345  # above Linux's largest pid_max: no such process
+
+
+def _small(out: Path) -> Bundle:
+    return edge.export(torch.nn.Linear(4, 3).eval(), {"x": np.ones((1, 4), np.float32)}, out)
+
+
+def _one_line(r: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_reexport_over_user_files_is_refused_and_deletes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    _small(out)
+    before = (out / "manifest.json").read_bytes()
+    (out / "notes.txt").write_text("my notes")
+    (out / "runs").mkdir()
+    (out / "runs" / "r1.jsonl").write_text("{}\n")
+    assert foreign_files(out) == ["notes.txt", "runs/"]
+    with pytest.raises(BundleError, match=r"b: .*not a bundle edge-deploy wrote only \(it also holds notes\.txt, "
+                                          r"runs/, which a re-export would delete\); nothing was replaced"):
+        _small(out)
+    assert (out / "notes.txt").read_text() == "my notes" and (out / "runs" / "r1.jsonl").exists()
+    assert (out / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no partial folder left
+
+
+def test_reexport_over_our_own_bundle_replaces_it(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    _small(out)
+    (out / "engines").mkdir()
+    (out / "engines" / "full-fp16.1a2b.plan").write_bytes(b"x")  # an `edge build` cut short: still ours
+    assert foreign_files(out) == []
+    _small(out)
+    assert not (out / "engines").exists() and Bundle.load(out)
+
+
+def test_a_symlink_in_the_bundle_is_not_ours(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    _small(out)
+    (tmp_path / "precious").mkdir()
+    (out / "link").symlink_to(tmp_path / "precious")
+    assert foreign_files(out) == ["link"]
+    with pytest.raises(BundleError, match="link"):
+        _small(out)
+    assert (tmp_path / "precious").is_dir()
+
+
+def test_clean_stale_removes_only_dead_writers_of_that_name(tmp_path: Path) -> None:
+    live = os.getppid()
+    made = {n: tmp_path / n for n in (f".b.{DEAD_PID}.x1.partial", f".b.old-{DEAD_PID}", f".b.{live}.x2.partial",
+                                      ".b.nopid.partial", f".c.{DEAD_PID}.x3.partial", f".b.{DEAD_PID}.x4.partial")}
+    for p in made.values():
+        p.mkdir()
+    (made[f".b.{DEAD_PID}.x4.partial"] / "f").write_text("half an export")
+    removed = clean_stale(tmp_path, "b")
+    assert sorted(p.name for p in removed) == sorted([f".b.{DEAD_PID}.x1.partial", f".b.old-{DEAD_PID}",
+                                                      f".b.{DEAD_PID}.x4.partial"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".b.{live}.x2.partial", ".b.nopid.partial",
+                                                                 f".c.{DEAD_PID}.x3.partial"])
+
+
+def test_kill_9_leftovers_are_cleaned_by_the_next_export(tmp_path: Path) -> None:
+    out = tmp_path / "lane"
+    p = subprocess.Popen([*EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", str(out)], env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    partial: list[Path] = []
+    while p.poll() is None and time.monotonic() < deadline and not partial:
+        partial = [q for q in tmp_path.iterdir() if q.name.endswith(".partial")]
+        time.sleep(0.01)
+    assert partial, "the export finished before a partial folder was seen"
+    p.send_signal(signal.SIGKILL)
+    p.wait(60)
+    assert partial[0].exists() and not out.exists()
+    r = subprocess.run([*EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", str(out)], env=ENV,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["lane"]
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--opset", "3"], "--opset 3: the exporter writes opsets 18 to"),
+    (["--opset", "99"], "--opset 99"),
+    (["--calib-method", "median"], "--calib-method 'median': choose one of"),
+    (["--attention", "flash"], "--attention"),
+])
+def test_bad_arguments_fail_before_any_work(tmp_path: Path, args: list[str], needle: str) -> None:
+    t0 = time.perf_counter()
+    r = subprocess.run([*EXPORT, "lane", "--config", "tiny", "--out", str(tmp_path / "o"), *args], env=ENV,
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    line = _one_line(r)
+    assert needle in line, line
+    assert list(tmp_path.iterdir()) == []
+    assert time.perf_counter() - t0 < 60
+
+
+def test_api_checks_opset_and_out_first(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "data.csv").write_text("1,2\n")
+    with pytest.raises(ExportError, match="--opset 17"):
+        edge.export_card("lane", tmp_path / "o", config="tiny", opset=17)
+    with pytest.raises(BundleError, match="mine: folder exists, is not empty and is not a bundle"):
+        edge.export_card("lane", tmp_path / "mine", config="tiny")
+    assert json.dumps(sorted(p.name for p in tmp_path.iterdir())) == '["mine"]'
