@@ -138,75 +138,120 @@ def from_images(folder: str | os.PathLike[str], card: Any, cfg: dict[str, Any], 
 
 def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, size: int,
                role: str = "calibration") -> SampleSet:
-    """``2 * size`` evenly spaced windows of consecutive frames; the halves alternate."""
+    """``2 * size`` evenly spaced windows of consecutive frames; the halves alternate.
+
+    Frames are streamed: only the frames of the window being assembled are held, each window is
+    preprocessed as soon as it is complete, and decoding stops after the last one, so a long video
+    costs what ``size`` samples cost, not what the video holds.
+    """
     import cv2
 
     p = Path(path)
     steps = card.data.sequence_length(cfg) if card.data is not None else 1
-    cap = cv2.VideoCapture(str(p))
-    try:
+
+    def opened() -> Any:
+        cap = cv2.VideoCapture(str(p))
         if not cap.isOpened():
+            cap.release()
             raise DataError(f"{p}: OpenCV cannot open this video")
-        frames = []
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(f)
+        return cap
+
+    cap = opened()
+    try:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if total <= 0:  # a container without a frame count: count by demuxing (nothing is kept)
+            total = 0
+            while cap.grab():
+                total += 1
+            cap.release()
+            cap = opened()
+        windows = total - steps + 1
+        if windows < 2 * size:
+            raise DataError(f"{p}: {total} frames give {max(windows, 0)} windows of {steps}; "
+                            f"need {2 * size} ({size} calibration + {size} evaluation)")
+        starts = np.linspace(0, windows - 1, 2 * size).round().astype(int)
+        chosen = [int(c) for c in _split(list(starts), role)[:size]]
+        held: dict[int, np.ndarray] = {}
+        done: dict[int, list[Feeds]] = {}
+        pending = sorted(set(chosen))
+        i = 0
+        while pending:
+            if not cap.grab():
+                raise DataError(f"{p}: the video ends after {i} frames, its header says {total}")
+            if any(s <= i < s + steps for s in pending):
+                ok, f = cap.retrieve()
+                if not ok:
+                    raise DataError(f"{p}: frame {i} cannot be decoded")
+                held[i] = f
+            while pending and pending[0] + steps - 1 == i:  # a window is complete: preprocess, then let go
+                s0 = pending.pop(0)
+                done[s0] = _preprocess(card, cfg, [held[k] for k in range(s0, s0 + steps)], f"{p}@{s0}")
+            for k in [k for k in held if not pending or k < pending[0]]:
+                del held[k]
+            i += 1
     finally:
         cap.release()
-    windows = len(frames) - steps + 1
-    if windows < 2 * size:
-        raise DataError(f"{p}: {len(frames)} frames give {max(windows, 0)} windows of {steps}; "
-                        f"need {2 * size} ({size} calibration + {size} evaluation)")
-    starts = np.linspace(0, windows - 1, 2 * size).round().astype(int)
-    chosen = _split(list(starts), role)[:size]
-    seqs = [_preprocess(card, cfg, frames[s:s + steps], f"{p}@{s}") for s in chosen]
+    seqs = [done[s] for s in chosen]
     return SampleSet(seqs, str(p), role, [f"{p}@{s}" for s in chosen])
 
 
 def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | None, *, size: int,
                 role: str = "calibration") -> SampleSet:
-    """``.npz`` keyed by step-feed name or ``.npy`` for one; [samples, ...] or [samples, steps, ...]."""
+    """``.npz`` keyed by step-feed name or ``.npy`` for one; [samples, ...] or [samples, steps, ...].
+
+    Headers are checked against the model's step feeds before any data is read, and only the
+    ``size`` samples used are read (streamed): a file's declared size never becomes memory.
+    """
+    from edge.data.arrays import npy_header, npz_headers, read_rows
+
     p = Path(path)
-    try:
-        data = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{p}: not a readable .npy/.npz ({first_line(e, 120)})") from None
     names = list(ref) if ref is not None else None
-    if isinstance(data, np.ndarray):
+    if p.suffix.lower() == ".npy":
         if names is not None and len(names) != 1:
             raise DataError(f"{p}: a .npy holds one array but the model's steps take {names}; use .npz")
-        arrays = {(names or ["input"])[0]: data}
+        heads = {(names or ["input"])[0]: npy_header(p)}
+        members: dict[str, str | None] = {k: None for k in heads}
     else:
-        try:
-            arrays = {k: data[k] for k in data.files}
-        except ValueError as e:  # an object array needs pickle, which we never allow
-            raise DataError(f"{p}: {first_line(e, 120)}") from None
+        heads = npz_headers(p, what="calibration set")
         if names is not None:
-            missing = [n for n in names if n not in arrays]
+            missing = [n for n in names if n not in heads]
             if missing:
-                raise DataError(f"{p}: missing arrays for step feeds {missing} (has {sorted(arrays)})")
-            arrays = {n: arrays[n] for n in names}
-    n = {a.shape[0] if a.ndim else 0 for a in arrays.values()}
+                raise DataError(f"{p}: missing arrays for step feeds {missing} (has {sorted(heads)})")
+            heads = {n: heads[n] for n in names}
+        members = {k: k for k in heads}
+    if not heads:
+        raise DataError(f"{p}: holds no arrays")
+    scalar = [k for k, h in heads.items() if not h.shape]
+    if scalar:
+        raise DataError(f"{p}: '{scalar[0]}' is a scalar, not [samples, ...]")
+    n = {h.shape[0] for h in heads.values()}
     if len(n) != 1:
         raise DataError(f"{p}: arrays have different sample counts {sorted(n)}")
     total = n.pop()
+    # one step: [samples, *step shape without batch]; a sequence: [samples, steps, *...]
+    seq = ref is not None and all(len(heads[k].shape) == r.ndim + 1 for k, r in ref.items())
+    if ref is not None:
+        for k, r in ref.items():
+            h = heads[k]
+            got = h.shape[2:] if seq else h.shape[1:]
+            if h.dtype != r.dtype or tuple(got) != tuple(r.shape[1:]):
+                raise DataError(f"{p}: '{k}' is {h.dtype} {list(h.shape)}, the model takes {r.dtype} "
+                                f"[samples{', steps' if seq else ''}, {', '.join(map(str, r.shape[1:]))}]")
     idx = _split(list(range(total)), role)
     if len(idx) < size:
         raise DataError(f"{p}: {len(idx)} samples available for {role} (half of {total}), asked for {size}")
+    chosen = idx[:size]
+    arrays = {k: read_rows(p, members[k], chosen) for k in heads}
 
-    def steps_of(i: int) -> list[Feeds]:
-        # one step: [samples, *step shape without batch]; a sequence: [samples, steps, *...]
-        seq = ref is not None and all(arrays[k].ndim == r.ndim + 1 for k, r in ref.items())
+    def steps_of(j: int, i: int) -> list[Feeds]:
         if seq:
             count = arrays[next(iter(arrays))].shape[1]
-            return [_check_step({k: a[i, s][None] for k, a in arrays.items()}, ref, f"{p}[{i}, {s}]")
+            return [_check_step({k: a[j, s][None] for k, a in arrays.items()}, ref, f"{p}[{i}, {s}]")
                     for s in range(count)]
-        return [_check_step({k: a[i:i + 1] for k, a in arrays.items()}, ref, f"{p}[{i}]")]
+        return [_check_step({k: a[j:j + 1] for k, a in arrays.items()}, ref, f"{p}[{i}]")]
 
-    seqs = [steps_of(i) for i in idx[:size]]
-    return SampleSet(seqs, str(p), role, [f"{p}[{i}]" for i in idx[:size]])
+    seqs = [steps_of(j, i) for j, i in enumerate(chosen)]
+    return SampleSet(seqs, str(p), role, [f"{p}[{i}]" for i in chosen])
 
 
 def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",

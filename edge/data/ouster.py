@@ -37,6 +37,8 @@ from edge.errors import DataError, first_line
 log = logging.getLogger("edge.data")
 
 DEFAULT_PORT = 7502
+#: a real metadata JSON is 5-60 KB (a few beam tables); anything this large is not one
+MAX_METADATA_BYTES = 4 << 20
 
 
 def load_sensor_info(meta: str | Path) -> Any:
@@ -44,6 +46,8 @@ def load_sensor_info(meta: str | Path) -> Any:
     path = Path(meta)
     if not path.is_file():
         raise DataError(f"{path}: no such Ouster metadata file" if not path.exists() else f"{path}: not a file")
+    if path.stat().st_size > MAX_METADATA_BYTES:
+        raise DataError(f"{path}: {path.stat().st_size} bytes is not Ouster metadata (limit {MAX_METADATA_BYTES})")
     try:
         text = path.read_text(encoding="utf-8")
         json.loads(text)
@@ -52,12 +56,38 @@ def load_sensor_info(meta: str | Path) -> Any:
     from ouster.sdk import core
 
     try:
-        return core.SensorInfo(text)
+        info = core.SensorInfo(text)
     except Exception as e:  # the SDK lists every issue on its own line; keep them on one
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         lines = [ln for ln in lines if not ln.startswith("ERROR: Critical Metadata Issues")] or lines
         why = "; ".join(lines)[:300] or type(e).__name__
         raise DataError(f"{path}: ouster-sdk cannot parse this metadata ({why})") from None
+    check_geometry(info, str(path))
+    return info
+
+
+#: frame geometry a metadata file may declare. Ouster sensors have 16-128 beams and 512-4096 columns
+#: in packets of 8-64 columns; the decoder allocates per column x beam (a LUT of doubles, the frame's
+#: fields), so these are checked before ouster-sdk allocates anything: a 1.4 KB file declaring
+#: 2,097,152 columns otherwise costs 11 GB.
+MAX_COLUMNS = 8192
+MAX_PIXELS = 256
+MAX_COLUMNS_PER_PACKET = 256
+
+
+def check_geometry(info: Any, where: str) -> None:
+    """One-line DataError for a frame geometry no Ouster sensor has (see the limits above)."""
+    fmt = info.format
+    cols, pix, cpp = int(fmt.columns_per_frame), int(fmt.pixels_per_column), int(fmt.columns_per_packet)
+    for name, value, top in (("columns_per_frame", cols, MAX_COLUMNS), ("pixels_per_column", pix, MAX_PIXELS),
+                             ("columns_per_packet", cpp, MAX_COLUMNS_PER_PACKET)):
+        if not 1 <= value <= top:
+            raise DataError(f"{where}: {name} {value} is outside 1..{top}; not an Ouster sensor's geometry")
+    if cpp > cols:
+        raise DataError(f"{where}: columns_per_packet {cpp} exceeds columns_per_frame {cols}")
+    window = [int(c) for c in fmt.column_window]
+    if len(window) != 2 or not all(0 <= c < cols for c in window):
+        raise DataError(f"{where}: column_window {window} is not inside 0..{cols - 1}")
 
 
 class OusterDecoder:

@@ -260,32 +260,9 @@ _DTYPES = {"schema": ("U",), "layout": ("U",), "attack": ("U",), "waveforms": ("
 
 def _headers(p: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape and dtype of every member, read from the .npy headers only (nothing is inflated)."""
-    from numpy.lib import format as npf
+    from edge.data.arrays import npz_headers
 
-    out = {}
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{p}: not a waveform file (not an .npz archive: {first_line(e)})") from None
-    with zf:
-        for info in zf.infolist():
-            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            if info.file_size > MAX_FILE_BYTES:
-                raise DataError(f"{p}: member '{name}' inflates to {info.file_size} bytes (limit {MAX_FILE_BYTES})")
-            try:
-                with zf.open(info) as f:
-                    version = npf.read_magic(f)
-                    shape, _fortran, dtype = (npf.read_array_header_1_0(f) if version == (1, 0)
-                                             else npf.read_array_header_2_0(f))
-            except Exception as e:  # a truncated or forged member
-                raise DataError(f"{p}: member '{name}' is not a readable array ({first_line(e)})") from None
-            if dtype.hasobject:
-                raise DataError(f"{p}: member '{name}' holds Python objects (pickle), which are never loaded")
-            n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            if n > info.file_size + 1024 and info.compress_type == zipfile.ZIP_STORED:
-                raise DataError(f"{p}: member '{name}' claims {n} bytes but holds {info.file_size}")
-            out[name] = (tuple(shape), dtype)
-    return out
+    return {k: (h.shape, h.dtype) for k, h in npz_headers(p, what="waveform file", limit=MAX_FILE_BYTES).items()}
 
 
 def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:

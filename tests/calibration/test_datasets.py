@@ -79,7 +79,8 @@ def test_npz_of_steps_and_of_sequences(tmp_path: Path) -> None:
         load_samples(str(tmp_path / "c.npz"), CARD, CFG, size=4)
 
 
-@pytest.mark.parametrize("kind", ["empty", "unreadable", "missing", "suffix", "shape", "dtype", "key", "pickle"])
+@pytest.mark.parametrize("kind", ["empty", "unreadable", "missing", "suffix", "shape", "dtype", "key", "pickle",
+                                  "pickle_npz"])
 def test_bad_sets(tmp_path: Path, kind: str) -> None:
     src = tmp_path / "src"
     if kind == "empty":
@@ -99,6 +100,9 @@ def test_bad_sets(tmp_path: Path, kind: str) -> None:
     elif kind == "pickle":
         src = tmp_path / "c.npy"
         np.save(src, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif kind == "pickle_npz":
+        src = tmp_path / "c.npz"
+        np.savez(src, frame=np.array([{"a": 1}], dtype=object))
     with pytest.raises(DataError) as e:
         load_samples(str(src), CARD, CFG, size=1)
     msg = str(e.value)

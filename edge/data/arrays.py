@@ -1,0 +1,163 @@
+"""``.npz`` / ``.npy`` files a user gave us, read without trusting them.
+
+``np.load`` inflates a whole member before anyone can look at its shape: a 3.7 MB ``.npz`` of zeros
+that declares 4.3 GB is 4.3 GB of RSS. Here the ``.npy`` headers are read first (shape, dtype,
+order; nothing inflated), object arrays are refused (they need pickle), declared sizes are checked
+against a limit, and :func:`read_rows` streams a member and keeps only the rows asked for, so what
+a calibration set costs in memory is what is used, whatever the file declares.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from edge.errors import DataError, first_line
+
+#: what one member may declare before it is refused (a limit on a forged header, not on real data)
+MAX_MEMBER_BYTES = 8 << 30
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """One array as its ``.npy`` header declares it."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one entry along the first axis."""
+        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+
+def _read_header(f: IO[bytes], where: str) -> ArrayHeader:
+    from numpy.lib import format as npf
+
+    try:
+        version = npf.read_magic(f)
+        shape, fortran, dtype = (npf.read_array_header_1_0(f) if version == (1, 0)
+                                 else npf.read_array_header_2_0(f))
+    except Exception as e:  # a truncated or forged header
+        raise DataError(f"{where}: not a readable array ({first_line(e, 120)})") from None
+    if dtype.hasobject:
+        raise DataError(f"{where}: holds Python objects (an object array needs pickle, which is never loaded)")
+    if any(int(d) < 0 for d in shape):
+        raise DataError(f"{where}: negative dimension in shape {list(shape)}")
+    return ArrayHeader(tuple(int(d) for d in shape), dtype, bool(fortran))
+
+
+def _member(name: str) -> str:
+    return name[:-4] if name.endswith(".npy") else name
+
+
+def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
+                limit: int | None = None) -> dict[str, ArrayHeader]:
+    """Every member's header, read without inflating any data; DataError naming the file and member for
+    a file that is not an ``.npz``, a member that is not an array, an object array, or a member that
+    declares more than ``limit`` bytes (default :data:`MAX_MEMBER_BYTES`; or more than a member holds)."""
+    limit = MAX_MEMBER_BYTES if limit is None else limit
+    p = Path(path)
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{p}: not a {what} (not an .npz archive: {first_line(e, 120)})") from None
+    out = {}
+    with zf:
+        for info in zf.infolist():
+            name = _member(info.filename)
+            where = f"{p}: member '{name}'"
+            if info.file_size > limit:
+                raise DataError(f"{where} inflates to {info.file_size} bytes (limit {limit})")
+            try:
+                with zf.open(info) as f:
+                    head = _read_header(f, where)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+                raise DataError(f"{where}: truncated or corrupt ({first_line(e, 120)})") from None
+            if head.nbytes > limit:
+                raise DataError(f"{where} declares {list(head.shape)} {head.dtype}: {head.nbytes} bytes "
+                                f"(limit {limit})")
+            if head.nbytes > info.file_size:
+                raise DataError(f"{where} declares {head.nbytes} bytes of data but holds {info.file_size}")
+            out[name] = head
+    return out
+
+
+def npy_header(path: str | os.PathLike[str], *, limit: int | None = None) -> ArrayHeader:
+    """The header of a plain ``.npy`` file, checked like an ``.npz`` member's."""
+    limit = MAX_MEMBER_BYTES if limit is None else limit
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = _read_header(f, str(p))
+            start = f.tell()
+    except OSError as e:
+        raise DataError(f"{p}: cannot read ({e.strerror})") from None
+    if head.nbytes > limit:
+        raise DataError(f"{p}: declares {list(head.shape)} {head.dtype}: {head.nbytes} bytes (limit {limit})")
+    if start + head.nbytes > p.stat().st_size:
+        raise DataError(f"{p}: declares {head.nbytes} bytes of data but the file is {p.stat().st_size} bytes")
+    return head
+
+
+@contextmanager
+def _open_data(p: Path, name: str | None) -> Iterator[tuple[IO[bytes], ArrayHeader, str]]:
+    """The data stream of one array (an ``.npz`` member, or the ``.npy``), positioned after its header."""
+    if name is None:
+        with open(p, "rb") as f:
+            yield f, _read_header(f, str(p)), str(p)
+        return
+    with zipfile.ZipFile(p) as zf:
+        member = name if name in zf.namelist() else f"{name}.npy"
+        where = f"{p}: member '{name}'"
+        with zf.open(member) as f:
+            yield f, _read_header(f, where), where
+
+
+def read_rows(path: str | os.PathLike[str], name: str | None, rows: Sequence[int]) -> np.ndarray:
+    """Rows ``rows`` (indices along the first axis) of one array, streamed: only those rows are ever held.
+
+    ``name`` None reads a plain ``.npy``. A file shorter than its header declares is a DataError.
+    """
+    p = Path(path)
+    want = sorted(set(int(r) for r in rows))
+    try:
+        with _open_data(p, name) as (f, head, where):
+            if head.fortran and len(head.shape) > 1:
+                raise DataError(f"{where}: Fortran-ordered arrays are not read (save it C-ordered)")
+            if not head.shape:
+                raise DataError(f"{where}: a scalar, not an array of samples")
+            n, step = head.shape[0], head.row_bytes
+            if want and want[-1] >= n:
+                raise DataError(f"{where}: row {want[-1]} asked, it has {n}")
+            out = np.empty((len(want), *head.shape[1:]), head.dtype)
+            pos = 0
+            for j, r in enumerate(want):
+                skip = (r - pos) * step
+                while skip > 0:  # compressed streams cannot seek: read and drop
+                    chunk = f.read(min(skip, 1 << 22))
+                    if not chunk:
+                        raise DataError(f"{where}: truncated (ends before row {r})")
+                    skip -= len(chunk)
+                buf = f.read(step)
+                if len(buf) != step:
+                    raise DataError(f"{where}: truncated (row {r} is incomplete)")
+                out[j] = np.frombuffer(buf, head.dtype).reshape(head.shape[1:])
+                pos = r + 1
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+        raise DataError(f"{p}: truncated or corrupt ({first_line(e, 120)})") from None
+    order = [want.index(int(r)) for r in rows]
+    return out[order]

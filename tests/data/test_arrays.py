@@ -1,0 +1,77 @@
+"""edge.data.arrays: headers without inflating, rows streamed, every malformed file a DataError."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.data.arrays import npy_header, npz_headers, read_rows
+from edge.errors import DataError
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_rows_match_numpy(tmp_path: Path, compressed: bool) -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((9, 3, 4)).astype(np.float32)
+    b = rng.integers(0, 9, (9, 2)).astype(np.int64)
+    path = tmp_path / "x.npz"
+    (np.savez_compressed if compressed else np.savez)(path, a=a, b=b)
+    heads = npz_headers(path)
+    assert heads["a"].shape == (9, 3, 4) and heads["a"].dtype == np.float32 and heads["b"].row_bytes == 16
+    for rows in ([0], [8, 2, 2, 5], list(range(9))):
+        assert np.array_equal(read_rows(path, "a", rows), a[rows])
+        assert np.array_equal(read_rows(path, "b", rows), b[rows])
+    np.save(tmp_path / "a.npy", a)
+    assert npy_header(tmp_path / "a.npy").shape == (9, 3, 4)
+    assert np.array_equal(read_rows(tmp_path / "a.npy", None, [7, 1]), a[[7, 1]])
+
+
+def test_malformed_files(tmp_path: Path) -> None:
+    obj = tmp_path / "o.npz"
+    np.savez(obj, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(DataError, match=r"o\.npz: member 'x': holds Python objects"):
+        npz_headers(obj)
+    (tmp_path / "t.txt").write_text("hello")
+    with pytest.raises(DataError, match=r"t\.txt: not a calib set \(not an \.npz archive"):
+        npz_headers(tmp_path / "t.txt", what="calib set")
+    np.save(tmp_path / "a.npy", np.zeros((100, 10), np.float32))
+    cut = tmp_path / "cut.npy"
+    cut.write_bytes((tmp_path / "a.npy").read_bytes()[:2000])
+    with pytest.raises(DataError, match=r"cut\.npy: declares 4000 bytes of data but the file is 2000 bytes"):
+        npy_header(cut)
+    with pytest.raises(DataError, match=r"cut\.npy: truncated"):
+        read_rows(cut, None, [99])
+    with pytest.raises(DataError, match=r"row 100 asked, it has 100"):
+        read_rows(tmp_path / "a.npy", None, [100])
+
+
+def _valid_npz() -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, frame=np.arange(24, dtype=np.float32).reshape(4, 6), ids=np.arange(4))
+    return buf.getvalue()
+
+
+VALID = _valid_npz()
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+       st.integers(0, len(VALID)))
+def test_mutated_npz_is_a_data_error_or_reads(tmp_path: Path, edits: list[tuple[int, int]], cut: int) -> None:
+    data = bytearray(VALID)
+    for pos, val in edits:
+        data[pos] = val
+    path = tmp_path / "m.npz"
+    path.write_bytes(bytes(data[:cut]))
+    try:
+        heads = npz_headers(path)
+        for name, h in heads.items():
+            if h.shape:
+                read_rows(path, name, list(range(min(h.shape[0], 3))))
+    except DataError as e:  # anything else escaping (BadZipFile, zlib.error, ValueError) fails the test
+        assert "\n" not in str(e) and str(path) in str(e)

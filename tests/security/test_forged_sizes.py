@@ -1,0 +1,173 @@
+"""Small files that declare huge sizes: refused or streamed before anything is allocated.
+
+Each case runs in a child process whose peak RSS (``wait4``) is measured: it must stay under 1 GB
+(the forged Ouster metadata cost 11 GB, the forged .npz 4.3 GB, a long calibration video 3.9 GB
+before the limits), and the error must be one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+GB = 1 << 30
+
+
+def run_child(code: str) -> tuple[int, str, str, float]:
+    """(exit code, stdout, stderr, peak RSS in bytes) of ``python -c code``; the child reports its own
+    peak RSS (getrusage) on exit, whatever happened."""
+    body = "\n".join("    " + ln for ln in code.splitlines())
+    wrapped = (f"try:\n{body}\nfinally:\n    import resource, sys\n"
+               "    sys.stderr.write('PEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    r = subprocess.run([sys.executable, "-c", wrapped], env=ENV, capture_output=True, text=True, timeout=600)
+    lines = r.stderr.splitlines()
+    peak = [ln for ln in lines if ln.startswith("PEAK_RSS_KB=")]
+    assert peak, r.stderr
+    err = "\n".join(ln for ln in lines if not ln.startswith("PEAK_RSS_KB="))
+    return r.returncode, r.stdout, err, int(peak[-1].split("=")[1]) * 1024.0  # Linux: KB
+
+
+def _meta(**fmt: object) -> dict:
+    pix = int(fmt.get("pixels_per_column", 32))  # type: ignore[call-overload]
+    data_format = {"columns_per_frame": 1024, "columns_per_packet": 16, "pixels_per_column": 32,
+                   "column_window": [0, 1023], "pixel_shift_by_row": [0] * pix, "udp_profile_lidar": "LEGACY",
+                   "udp_profile_imu": "LEGACY", **fmt}
+    return {"lidar_mode": "1024x10", "beam_altitude_angles": [16.0 - i / pix for i in range(pix)],
+            "beam_azimuth_angles": [0.0] * pix, "data_format": data_format,
+            "lidar_origin_to_beam_origin_mm": 12.0, "prod_line": "OS-1-32"}
+
+
+@pytest.mark.parametrize(("fmt", "needle"), [
+    ({"columns_per_frame": 2_097_152, "column_window": [0, 2_097_151]}, "columns_per_frame 2097152 is outside"),
+    ({"pixels_per_column": 200_000}, "pixels_per_column 200000 is outside"),
+    ({"columns_per_packet": 0}, "columns_per_packet 0 is outside"),
+    ({"columns_per_packet": 2048}, "columns_per_packet 2048"),
+])
+def test_forged_ouster_geometry(tmp_path: Path, fmt: dict, needle: str) -> None:
+    pytest.importorskip("ouster.sdk")
+    meta = tmp_path / "forged.json"
+    meta.write_text(json.dumps(_meta(**fmt)))
+    code = ("from edge.data.ouster import OusterDecoder, load_sensor_info\nfrom edge.errors import DataError\n"
+            f"try:\n    OusterDecoder(load_sensor_info({str(meta)!r}))\nexcept DataError as e:\n    print(e)\n")
+    rc, out, err, rss = run_child(code)
+    assert rc == 0 and "Traceback" not in err, err
+    assert out.strip().startswith(f"{meta}: ") and needle in out and out.count("\n") == 1, out
+    assert rss < GB, f"peak RSS {rss / GB:.2f} GB"
+
+
+def test_a_real_geometry_still_loads(tmp_path: Path) -> None:
+    pytest.importorskip("ouster.sdk")
+    from edge.data.ouster import OusterDecoder, load_sensor_info
+
+    meta = tmp_path / "ok.json"
+    meta.write_text(json.dumps(_meta()))
+    assert OusterDecoder(load_sensor_info(meta)).columns == 1024
+
+
+def test_huge_metadata_file_is_refused_unread(tmp_path: Path) -> None:
+    pytest.importorskip("ouster.sdk")
+    from edge.data.ouster import MAX_METADATA_BYTES, load_sensor_info
+    from edge.errors import DataError
+
+    meta = tmp_path / "big.json"
+    with open(meta, "wb") as f:
+        f.truncate(MAX_METADATA_BYTES + 1)
+    with pytest.raises(DataError, match=r"big\.json: \d+ bytes is not Ouster metadata"):
+        load_sensor_info(meta)
+
+
+def _zeros_npz(path: Path, name: str, shape: tuple[int, ...]) -> int:
+    """A compressed .npz whose one member is zeros of ``shape`` (float32), written in chunks: a few MB
+    on disk for GBs declared. Returns the declared bytes."""
+    from numpy.lib import format as npf
+
+    nbytes = int(np.prod(shape)) * 4
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf, \
+            zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+        npf.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        chunk = bytes(1 << 24)
+        left = nbytes
+        while left:
+            n = min(left, len(chunk))
+            f.write(chunk[:n])
+            left -= n
+    return nbytes
+
+
+def test_forged_npz_calibration_set_is_streamed(tmp_path: Path) -> None:
+    """1.2 GB of zeros declared in a few MB: two samples are read, nothing else is inflated."""
+    from edge.models import get_card
+
+    cfg = get_card("lane").config("tiny")
+    h, w = cfg["input_hw"]
+    n = int(1.2 * GB) // (3 * h * w * 4)
+    src = tmp_path / "calib.npz"
+    declared = _zeros_npz(src, "frame", (n, 3, h, w))
+    assert declared > GB and src.stat().st_size < 16 << 20
+    code = ("from edge.calibration.datasets import load_samples\nfrom edge.models import get_card\n"
+            "c = get_card('lane')\n"
+            f"s = load_samples({str(src)!r}, c, c.config('tiny'), size=2)\n"
+            "print(len(s), s.sequences[1][0]['frame'].shape, float(abs(s.sequences[1][0]['frame']).max()))\n")
+    rc, out, err, rss = run_child(code)
+    assert rc == 0, err
+    assert out.split()[0] == "2" and out.strip().endswith("0.0"), out
+    assert rss < GB, f"peak RSS {rss / GB:.2f} GB"
+
+
+def test_npz_declaring_more_than_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.data.arrays as arrays
+    from edge.calibration.datasets import load_samples
+    from edge.errors import DataError
+    from edge.models import get_card
+
+    card = get_card("lane")
+    cfg = card.config("tiny")
+    h, w = cfg["input_hw"]
+    src = tmp_path / "c.npz"
+    _zeros_npz(src, "frame", (64, 3, h, w))
+    monkeypatch.setattr(arrays, "MAX_MEMBER_BYTES", 1024)
+    with pytest.raises(DataError, match=r"c\.npz: member 'frame' inflates to \d+ bytes \(limit 1024\)"):
+        load_samples(str(src), card, cfg, size=2)
+
+
+def test_npz_shape_is_checked_before_reading(tmp_path: Path) -> None:
+    from edge.calibration.datasets import load_samples
+    from edge.errors import DataError
+    from edge.models import get_card
+
+    card = get_card("lane")
+    src = tmp_path / "c.npz"
+    _zeros_npz(src, "frame", (4, 3, 7, 9))
+    with pytest.raises(DataError, match=r"c\.npz: 'frame' is float32 \[4, 3, 7, 9\], the model takes float32"):
+        load_samples(str(src), card, card.config("tiny"), size=1)
+
+
+def test_long_calibration_video_is_streamed(tmp_path: Path) -> None:
+    """A video's frames are not all held: peak RSS grows by the windows used, not by the video."""
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path / "long.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (960, 544))
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (544, 960, 3), dtype=np.uint8)
+    for i in range(240):  # 240 x 1.5 MB decoded = 376 MB if every frame were held
+        w.write(np.roll(base, 4 * i, axis=1))
+    w.release()
+    code = ("import resource\nfrom edge.calibration.datasets import load_samples\nfrom edge.models import get_card\n"
+            "import cv2, numpy\nc = get_card('lane')\ncfg = c.config('tiny')\n"
+            "load_samples('synthetic', c, cfg, size=1)\n"  # warm: imports and lazy buffers before the baseline
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            f"s = load_samples({str(path)!r}, c, cfg, size=4)\n"
+            "print(len(s), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n")
+    rc, out, err, _ = run_child(code)
+    assert rc == 0, err
+    n, grew_mb = map(int, out.split())
+    assert n == 4 and grew_mb < 120, f"peak RSS grew {grew_mb} MB reading 4 windows"
