@@ -17,20 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BundleError, SpecError
+from edge.errors import BundleError
 from edge.files import StagedFolder, sha256_file
+from edge.manifest_schema import MANIFEST, SCHEMA_VERSION, check_rel, validate_manifest
 from edge.spec import IOSpec
 
-SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
-_REQUIRED = ("schema_version", "model", "io", "files", "artifacts")
-
-
-def _check_rel(name: str, where: str = "bundle") -> str:
-    p = Path(name)
-    if p.is_absolute() or ".." in p.parts or not name or name == MANIFEST:
-        raise BundleError(f"{where}: bad file name {name!r} (must be a relative path inside the bundle)")
-    return p.as_posix()
+_check_rel = check_rel
 
 
 @dataclass
@@ -62,7 +54,20 @@ class Bundle:
         if verify:
             for name in manifest["files"]:
                 bundle.verify_file(name)
+            bundle.verify_references()
         return bundle
+
+    def verify_references(self) -> None:
+        """BundleError unless every file a runtime would open on its own is listed (and so verified):
+        an ONNX model's external data, an OpenVINO IR's weights."""
+        from edge.onnx_file import opened_files
+
+        files = self.manifest["files"]
+        for name in files:
+            for ref in opened_files(self.path, name):
+                if ref not in files:
+                    raise BundleError(f"{self.path / name}: makes the runtime read '{ref}', which {MANIFEST} does "
+                                      "not list (an unverified file); re-export the bundle")
 
     # -- accessors ---------------------------------------------------------------------------
     @property
@@ -135,9 +140,16 @@ class Bundle:
         return self.path / name
 
     def verify_file(self, name: str) -> None:
-        """BundleError unless the file exists with the manifest's size and sha256."""
+        """BundleError unless the file exists inside the bundle with the manifest's size and sha256.
+
+        A symlink is resolved first and must stay inside the bundle folder: a link to a file elsewhere
+        whose hash happens to match is still a file the bundle does not hold."""
         entry = self.manifest["files"][name]
         p = self.path / name
+        root = self.path.resolve()
+        real = p.resolve()
+        if real != root and root not in real.parents:
+            raise BundleError(f"{p}: a link leaving the bundle (to {real}); bundle files must be inside it")
         if not p.is_file():
             raise BundleError(f"{p}: listed in {MANIFEST} but missing")
         size = p.stat().st_size
@@ -149,91 +161,6 @@ class Bundle:
             raise BundleError(f"{p}: cannot read ({e.strerror})") from None
         if digest != entry["sha256"]:
             raise BundleError(f"{p}: sha256 does not match the manifest (corrupt or replaced)")
-
-
-def validate_manifest(m: Any, where: str = MANIFEST) -> None:
-    """Raise BundleError unless ``m`` is a manifest this version understands."""
-    if not isinstance(m, dict):
-        raise BundleError(f"{where}: manifest must be a JSON object")
-    missing = [k for k in _REQUIRED if k not in m]
-    if missing:
-        raise BundleError(f"{where}: manifest lacks {missing}")
-    v = m["schema_version"]
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise BundleError(f"{where}: schema_version must be an integer, got {v!r}")
-    if v > SCHEMA_VERSION:
-        raise BundleError(f"{where}: schema_version {v} is newer than this edge-deploy understands "
-                          f"({SCHEMA_VERSION}); upgrade edge-deploy")
-    if v < 1:
-        raise BundleError(f"{where}: bad schema_version {v}")
-    if not isinstance(m["model"], dict) or not isinstance(m["model"].get("name"), str):
-        raise BundleError(f"{where}: 'model' must be an object with a string 'name'")
-    try:
-        IOSpec.from_dict(m["io"])
-    except SpecError as e:
-        raise BundleError(f"{where}: bad 'io': {e}") from None
-    files = m["files"]
-    if not isinstance(files, dict):
-        raise BundleError(f"{where}: 'files' must be an object of name -> {{sha256, size}}")
-    for name, entry in files.items():
-        _check_rel(name, where)
-        if (not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str)
-                or len(entry["sha256"]) != 64 or not isinstance(entry.get("size"), int)):
-            raise BundleError(f"{where}: file entry '{name}' needs a 64-hex sha256 and an integer size")
-    graphs = m.get("graphs", {})
-    if not isinstance(graphs, dict):
-        raise BundleError(f"{where}: 'graphs' must be an object of name -> io spec")
-    for gname, gio in graphs.items():
-        try:
-            IOSpec.from_dict(gio)
-        except SpecError as e:
-            raise BundleError(f"{where}: graph '{gname}' has a bad io spec: {e}") from None
-    arts = m["artifacts"]
-    if not isinstance(arts, list):
-        raise BundleError(f"{where}: 'artifacts' must be a list")
-    for a in arts:
-        if not isinstance(a, dict) or "name" not in a or "format" not in a:
-            raise BundleError(f"{where}: each artifact needs 'name' and 'format', got {a!r}")
-        extra = a.get("extra_files", [])
-        if not isinstance(extra, list) or not all(isinstance(f, str) for f in extra):
-            raise BundleError(f"{where}: artifact '{a['name']}' has a malformed 'extra_files' (list of names)")
-        if a.get("file") is not None and not isinstance(a["file"], str):
-            raise BundleError(f"{where}: artifact '{a['name']}' has a malformed 'file' (a name)")
-        for f in [a.get("file"), *extra]:
-            if f is not None and f not in files:
-                raise BundleError(f"{where}: artifact '{a['name']}' refers to unlisted file '{f}'")
-        if "io" in a:
-            try:
-                IOSpec.from_dict(a["io"])
-            except SpecError as e:
-                raise BundleError(f"{where}: artifact '{a['name']}' has a bad 'io': {e}") from None
-    _validate_programs(m, where, {a["name"] for a in arts}, set(graphs))
-
-
-def _validate_programs(m: dict[str, Any], where: str, artifacts: set[str], graphs: set[str]) -> None:
-    """``programs``: name -> {graphs: [names], precisions: {precision: {backend: {graph: artifact}}}}."""
-    progs = m.get("programs")
-    if progs is None:
-        return
-    if not isinstance(progs, dict):
-        raise BundleError(f"{where}: 'programs' must be an object of name -> {{graphs, precisions}}")
-    for name, prog in progs.items():
-        if not isinstance(prog, dict) or not isinstance(prog.get("graphs"), list) or not prog["graphs"] \
-                or not all(isinstance(g, str) and (g in graphs or not graphs) for g in prog["graphs"]):
-            raise BundleError(f"{where}: program '{name}' needs 'graphs', a list of the bundle's graph names")
-        table = prog.get("precisions", {})
-        ok = isinstance(table, dict) and all(
-            isinstance(per, dict) and all(
-                isinstance(names, dict) and all(isinstance(g, str) and isinstance(a, str) and a in artifacts
-                                                for g, a in names.items())
-                for names in per.values())
-            for per in table.values())
-        if not ok:
-            raise BundleError(f"{where}: program '{name}' has a malformed 'precisions' table "
-                              "(precision -> backend -> graph -> a listed artifact name)")
-    task = m.get("task")
-    if task is not None and not isinstance(task, dict):
-        raise BundleError(f"{where}: 'task' must be an object")
 
 
 #: engine files ``edge build`` writes before listing them (a crash in between leaves them unlisted)

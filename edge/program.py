@@ -123,10 +123,15 @@ def card_for_bundle(bundle: Any) -> ModelCard | None:
     if family in (None, "custom"):
         return None
     try:
-        return get_card(family)
+        card = get_card(family)
     except ModelError as e:
         raise ModelError(f"{bundle.path}: made by model family '{family}', which cannot be loaded here ({e}); "
                          "install the package that provides it") from None
+    from edge.manifest_schema import MANIFEST, check_config
+
+    # the config sizes ring buffers, resizes and crops: checked against the card before anything uses it
+    check_config(model.get("config") or {}, card, f"{bundle.path}/{MANIFEST}")
+    return card
 
 
 def bundle_programs(bundle: Any, card: ModelCard | None) -> list[ProgramSpec]:

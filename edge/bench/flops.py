@@ -25,9 +25,9 @@ def _shapes(model: Any) -> dict[str, list[int]]:
 
 def count_macs(onnx_path: str, batch: int = 1) -> int:
     """MACs of one inference (unknown/dynamic dims count as ``batch``); 0 for ops we do not model."""
-    import onnx
+    from edge.onnx_file import read_model
 
-    model = onnx.load(onnx_path, load_external_data=False)
+    model = read_model(onnx_path)
     for vi in model.graph.input:  # pin dynamic dims so shape inference is concrete
         for d in vi.type.tensor_type.shape.dim:
             if not d.HasField("dim_value"):

@@ -132,7 +132,17 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     macs = {g: _graph_macs(b, g) for s in specs for g in s.graphs}
     configs: list[Config] = []
     skipped: list[dict[str, str]] = []
-    for spec, backend, label, opts in _plans(b, specs, backends):
+    plans = _plans(b, specs, backends)
+    for backend in backends:  # a backend asked for that nothing in the bundle runs on is said, not dropped
+        if not any(p[1] == backend for p in plans):
+            try:
+                require(backend)
+                why = "the bundle has no artifact for it (not among its export targets, or no engine built here)"
+            except EdgeError as e:
+                why = str(e)
+            say(f"skip {backend}: {why}")
+            skipped.append({"config": backend, "reason": why})
+    for spec, backend, label, opts in plans:
         name = f"{spec.name}:{backend}/{label}" if len(specs) > 1 else f"{backend}/{label}"
         try:
             require(backend)

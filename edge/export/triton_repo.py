@@ -182,14 +182,12 @@ def _onnx_copies(bundle: Bundle, fname: str) -> tuple[list[_Copy], int]:
 
     Also returns the graph's ai.onnx opset (the README says which ONNX Runtime the server needs).
     """
-    import onnx
     from onnx.external_data_helper import uses_external_data
 
+    from edge.onnx_file import read_model
+
     src = bundle.file(fname)
-    try:
-        model = onnx.load(str(src), load_external_data=False)
-    except Exception as e:  # protobuf DecodeError and friends
-        raise ExportError(f"{src}: not a readable ONNX file ({first_line(e)})") from None
+    model = read_model(src, error=ExportError)
     copies = [_Copy(src, "model.onnx")]
     seen: set[str] = set()
     root = bundle.path.resolve()

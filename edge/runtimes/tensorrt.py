@@ -84,9 +84,9 @@ def _logger(trt: Any) -> Any:
 
 def plugin_hashes(onnx_path: Path) -> dict[str, str]:
     """Plugin id -> sha256 of its implementation, for each of our plugin ops the ONNX uses."""
-    import onnx
+    from edge.onnx_file import read_model
 
-    m = onnx.load(str(onnx_path), load_external_data=False)
+    m = read_model(onnx_path)
     used = {n.op_type for n in m.graph.node if n.op_type in PLUGIN_OPS}
     if not used:
         return {}

@@ -54,3 +54,18 @@ def test_mac_count_exact(tmp_path: Path) -> None:
                     attention="decomposed")
     # conv: 8 out channels x 36 positions x (3 x 3 x 3); fc: 10 x 288
     assert count_macs(str(b.path / "model.onnx")) == 8 * 36 * 27 + 10 * 288
+
+
+def test_every_backend_asked_for_is_timed_or_said_skipped(tmp_path: Path) -> None:
+    """A user module's bundle has ONNX only: torch (no artifact) and tensorrt (not here, or no engine)
+    are listed as skipped with the reason, never silently missing."""
+    from edge.bench.runner import run_bench
+
+    out = tmp_path / "b"
+    edge.export(torch.nn.Linear(4, 3).eval(), {"x": np.ones((1, 4), np.float32)}, out)
+    said: list[str] = []
+    rep = run_bench(out, backends=["torch", "onnxruntime", "tensorrt"], rounds=2, warmup=0, say=said.append)
+    assert [r["backend"] for r in rep["rows"]] == ["onnxruntime"]
+    skipped = {s["config"]: s["reason"] for s in rep["skipped"]}
+    assert {c.split("/")[0] for c in skipped} == {"torch", "tensorrt"} and all(skipped.values())
+    assert any(m.startswith("skip torch") for m in said) and any(m.startswith("skip tensorrt:") for m in said)

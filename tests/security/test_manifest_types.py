@@ -1,0 +1,98 @@
+"""A manifest of the wrong types (files re-hashed, so only the types are wrong) is one line and exit 2
+on ``edge bench`` and ``edge run``, never a traceback; so is a hash-consistent corrupt ONNX file.
+
+The CLIs run in-process through the same error boundary the console scripts use (exceptions that
+are not EdgeError would escape and fail the test).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from edge.cli.main import _invoke, app
+from edge.export.api import export_card
+from edge.files import sha256_file
+
+
+@pytest.fixture(scope="module")
+def lane(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lane") / "tiny"
+    export_card("lane", out, config="tiny", programs=["clip"])
+    return out
+
+
+def _art(m: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(a for a in m["artifacts"] if a["name"] == name)
+
+
+MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "lowered_list": (lambda m: _art(m, "onnx-fp32-full").__setitem__("lowered", ["model.ort.onnx"]),
+                     "malformed 'lowered'"),
+    "config_missing": (lambda m: m["model"].pop("config"), "'model.config' lacks"),
+    "artifacts_empty": (lambda m: m.__setitem__("artifacts", []), "malformed 'precisions'"),
+    "graph_int": (lambda m: _art(m, "onnx-fp32-full").__setitem__("graph", 5), "'graph'"),
+    "precision_int": (lambda m: _art(m, "onnx-fp32-full").__setitem__("precision", 3), "precision 3"),
+    "frames_float": (lambda m: m["model"]["config"].__setitem__("frames", 1e7),
+                     "'model.config.frames' must be an integer"),
+    "frames_huge": (lambda m: m["model"]["config"].__setitem__("frames", 10_000_000), "model.config.frames"),
+    "input_hw_float": (lambda m: m["model"]["config"].__setitem__("input_hw", [1e5, 1e5]), "model.config.input_hw[0]"),
+    "input_hw_huge": (lambda m: m["model"]["config"].__setitem__("input_hw", [100_000, 100_000]),
+                      "model.config.input_hw[0]"),
+    "io_huge": (lambda m: m["io"]["inputs"][0].__setitem__("shape", [1, 3, 100_000, 100_000]), "declares more than"),
+    "programs_list": (lambda m: m.__setitem__("programs", ["clip"]), "'programs' must be an object"),
+    "files_size_str": (lambda m: m["files"]["model.onnx"].__setitem__("size", "12"), "file entry 'model.onnx'"),
+    "task_list": (lambda m: m.__setitem__("task", []), "'task' must be an object"),
+}
+
+
+def _cli(*args: str | Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = _invoke(app, [str(a) for a in args], "edge")
+    return code, capsys.readouterr().err
+
+
+def _one_line(code: int, err: str, *needles: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, err)
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_type_confusion_is_one_line(lane: Path, tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    b = tmp_path / "b"
+    shutil.copytree(lane, b)
+    m = json.loads((b / "manifest.json").read_text())
+    mutate, needle = MUTATIONS[case]
+    mutate(m)
+    (b / "manifest.json").write_text(json.dumps(m))
+    code, err = _cli("bench", b, "--rounds", "1", "--warmup", "0", "--out", tmp_path, capsys=capsys)
+    _one_line(code, err, needle)
+    code, err = _cli("run", b, "--source", "synthetic:2", "--out", tmp_path / "r", capsys=capsys)
+    _one_line(code, err, needle)
+    assert not (tmp_path / "r").exists()
+
+
+def test_hash_consistent_corrupt_onnx(lane: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The manifest's hash matches, but the file is not a model: every backend says so in one line."""
+    b = tmp_path / "b"
+    shutil.copytree(lane, b)
+    for name in ("model.ort.onnx", "model.onnx"):
+        (b / name).write_bytes(b"\x0a\xff\xff\xff\xff\x0f garbage that is not protobuf")
+    m = json.loads((b / "manifest.json").read_text())
+    for name in ("model.ort.onnx", "model.onnx"):
+        m["files"][name].update(sha256=sha256_file(b / name), size=(b / name).stat().st_size)
+    (b / "manifest.json").write_text(json.dumps(m))
+    code, err = _cli("bench", b, "--backends", "onnxruntime,openvino", "--rounds", "1", "--warmup", "0", "--out",
+                     tmp_path, capsys=capsys)
+    _one_line(code, err, "model.ort.onnx: not a readable ONNX model")
+    code, err = _cli("run", b, "--source", "synthetic:2", "--out", tmp_path / "r", capsys=capsys)
+    _one_line(code, err, "model.ort.onnx")
