@@ -106,6 +106,7 @@ class OusterDecoder:
         self.lut = core.XYZLut(info)
         self.counters: dict[str, int] = {"packets": 0, "bad_packets": 0, "decode_errors": 0}
         self.bad_reasons: dict[str, int] = {}
+        self.bad_sizes: dict[int, int] = {}  # datagram size -> count, of those refused for their size
         self._mid = core.ColHeader.MEASUREMENT_ID
         self._mid_at = self._locate_measurement_ids()
         self._batcher = core.FrameBatcher(info)
@@ -143,6 +144,7 @@ class OusterDecoder:
         """(reason the packet is rejected or None, the LidarPacket)."""
         core, pf = self._core, self.pf
         if len(data) != self.size:
+            self.bad_sizes[len(data)] = self.bad_sizes.get(len(data), 0) + 1
             return "size", None
         pkt = core.LidarPacket(pf)
         pkt.buf[:] = np.frombuffer(data, np.uint8)

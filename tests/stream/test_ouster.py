@@ -147,3 +147,23 @@ def test_ouster_specs(real_data: Path) -> None:
         lidar_source(f"ouster:{pcap},meta={meta},model=VLP16")
     with pytest.raises(DataError, match=r"missing\.json: no such Ouster metadata file"):
         lidar_source(f"ouster:{pcap},meta={d / 'missing.json'}")
+
+
+def test_ouster_pcap_without_meta_says_so(real_data: Path) -> None:
+    """Read as Velodyne (no meta=), an Ouster capture gives no frame: one line pointing at Ouster."""
+    from edge.stream.sources import lidar_spec_source
+
+    pcap = real_data / "lidar/ouster" / f"{NAMES[0]}.pcap"
+    with pytest.raises(DataError, match=r"no Velodyne frames on UDP port 2368; 64 packets are on port 7502; "
+                                        r"port 7502 is the default of Ouster \(ouster:PATH,meta=SENSOR\.json\)"):
+        list(lidar_spec_source(str(pcap)))
+
+
+def test_metadata_of_another_sensor_says_so(real_data: Path) -> None:
+    d = real_data / "lidar/ouster"
+    src = OusterSource(d / f"{NAMES[0]}.pcap", meta=d / f"{NAMES[2]}.json")
+    with pytest.raises(DataError) as e:
+        list(src)
+    msg = str(e.value)
+    assert "\n" not in msg and "no Ouster frames: 64 of 64 packets on port 7502 were refused" in msg
+    assert "is the metadata JSON from this sensor" in msg and "packets of 8448 B; the metadata's format makes" in msg

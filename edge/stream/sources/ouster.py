@@ -24,6 +24,17 @@ class OusterSource(PacketLidarSource):
     the lidar port in a pcap (IMU packets on 7503 are skipped).
     """
 
+    kind = "Ouster"
+    MISMATCH_HINT = "; is the metadata JSON from this sensor (model, mode, UDP profile)?"
+
+    def _why_no_frames(self, ports: dict[int, int]) -> str:
+        line = super()._why_no_frames(ports)
+        sizes = self.decoder.bad_sizes
+        if sizes:
+            seen = ", ".join(f"{n} B" for n in sorted(sizes, key=lambda k: -sizes[k])[:2])
+            line += f" (packets of {seen}; the metadata's format makes {self.decoder.size} B)"
+        return line
+
     def __init__(self, target: str | Path, *, meta: str | Path, realtime: bool = False, port: int = DEFAULT_PORT,
                  silence_s: float = 2.0) -> None:
         self.meta_path = Path(meta)

@@ -15,10 +15,13 @@ from typing import Any
 
 from edge.data.frame import Frame
 from edge.data.pcap import PcapReader
+from edge.errors import DataError
 from edge.stream.sources.base import Source
 from edge.stream.sources.udp import UdpReceiver, parse_udp_url
 
 log = logging.getLogger("edge.stream")
+#: the sensor families' default data ports, to recognise a capture given to the wrong decoder
+KNOWN_PORTS = {2368: "Velodyne (velodyne:PATH, or PATH without meta=)", 7502: "Ouster (ouster:PATH,meta=SENSOR.json)"}
 
 
 class PacketLidarSource(Source):
@@ -80,10 +83,13 @@ class PacketLidarSource(Source):
         assert reader is not None
         t0_file: int | None = None
         t0_wall = 0.0
+        ports: dict[int, int] = {}
+        frames = 0
         try:
             for t_ns, dport, payload in reader:
                 if dport != self.port:
                     self._other_ports += 1
+                    ports[dport] = ports.get(dport, 0) + 1
                     continue
                 if self.realtime:
                     if t0_file is None:
@@ -93,17 +99,40 @@ class PacketLidarSource(Source):
                         time.sleep(delay)
                 out = self._feed(t_ns, payload)
                 if out is not None:
+                    frames += 1
                     yield self._frame(out, False)
             out = dec.finish()
             if out is not None:
+                frames += 1
                 yield self._frame(out, True)
-            if dec.counters["packets"] == 0 and self._other_ports:
-                log.warning("%s: no UDP packets on port %d (%d on other ports); pass port=...",
-                            self.target, self.port, self._other_ports)
+            if frames == 0:  # a capture that gives nothing: say why, instead of a run of 0 frames
+                raise DataError(self._why_no_frames(ports))
         finally:
             self._pcap_counts = dict(reader.counters)
             reader.close()
             self._reader = None
+
+    kind = "LiDAR"
+
+    def _why_no_frames(self, ports: dict[int, int]) -> str:
+        """One line on why a pcap gave no frame: packets elsewhere (another sensor's port?) or all refused."""
+        dec = self.decoder
+        head = f"{self.target}: no {self.kind} frames"
+        if dec.counters["packets"] == 0:
+            if not ports:
+                return f"{head}: the capture holds no UDP packets"
+            top, n = max(ports.items(), key=lambda kv: kv[1])
+            hint = KNOWN_PORTS.get(top)
+            guess = (f"; port {top} is the default of {hint}" if hint and top != self.port
+                     else f"; pass port={top} if that is the sensor's")
+            return f"{head} on UDP port {self.port}; {n} packets are on port {top}{guess}"
+        reasons = getattr(dec, "bad_reasons", {})
+        why = "; ".join(f"{k} ({v})" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:2])
+        bad = dec.counters.get("bad_packets", 0)
+        return (f"{head}: {bad} of {dec.counters['packets']} packets on port {self.port} were refused"
+                + (f": {why}" if why else "") + self.MISMATCH_HINT)
+
+    MISMATCH_HINT = ""
 
     def _iter_udp(self) -> Iterator[Frame]:
         rx, dec = self._rx, self.decoder

@@ -25,6 +25,8 @@ class VelodyneSource(PacketLidarSource):
     ``port`` is the data port in a pcap (other ports, e.g. 8308 position packets, are skipped).
     """
 
+    kind = "Velodyne"
+
     def __init__(self, target: str | Path, *, model: str | None = None, realtime: bool = False,
                  port: int = DEFAULT_PORT, silence_s: float = 2.0) -> None:
         self.model_override = normalize_model(model) if model else None
