@@ -21,6 +21,7 @@ DataError naming the source.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from edge.data.frame import Frame
+from edge.data.images import IMAGE_EXT
 from edge.errors import DataError, first_line
 
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+log = logging.getLogger("edge.calibration")
 VIDEO_EXT = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 
 Feeds = dict[str, np.ndarray]
@@ -115,24 +117,35 @@ def from_synthetic(card: Any, cfg: dict[str, Any], *, size: int, role: str = "ca
 
 def from_images(folder: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, size: int,
                 role: str = "calibration", seed: int = 0) -> SampleSet:
-    """Images in ``folder`` (sorted, shuffled with ``seed``), each a one-step sample."""
-    import cv2
+    """Images in ``folder`` (sorted, shuffled with ``seed``), each a one-step sample.
+
+    A truncated or undecodable image is skipped with a warning naming it (OpenCV would decode a
+    JPEG cut short into a half-grey frame without a word); too few whole images is a DataError.
+    """
+    from edge.data.images import list_images, read_image
 
     root = Path(folder)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXT)
+    files = list_images(root, recursive=True)
     if not files:
-        raise DataError(f"{root}: no images ({', '.join(sorted(IMAGE_EXT))}) in calibration folder")
+        raise DataError(f"{root}: no images ({', '.join(IMAGE_EXT)}) in calibration folder")
     order = np.random.default_rng(seed).permutation(len(files))
     chosen = _split([files[i] for i in order], role)
     if len(chosen) < size:
         raise DataError(f"{root}: {len(chosen)} images available for {role} (half of {len(files)}), asked for {size}")
-    seqs, ids = [], []
-    for p in chosen[:size]:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    seqs, ids, skipped = [], [], 0
+    for p in chosen:
+        if len(seqs) == size:
+            break
+        img, problem = read_image(p)
         if img is None:
-            raise DataError(f"{p}: unreadable image")
+            log.warning("%s: %s; skipped", p, problem)
+            skipped += 1
+            continue
         seqs.append(_preprocess(card, cfg, [img], str(p)))
         ids.append(str(p))
+    if len(seqs) < size:
+        raise DataError(f"{root}: {len(seqs)} whole images for {role} ({skipped} truncated or unreadable skipped), "
+                        f"asked for {size}")
     return SampleSet(seqs, str(root), role, ids)
 
 

@@ -70,6 +70,9 @@ def export(
                                      "model repository (config.pbtxt with the IOSpec's dims, dynamic batching)."),
     triton_backends: str = typer.Option(None, "--triton-backends", help="Comma-separated: onnxruntime, openvino, "
                                         "tensorrt (default: onnxruntime, plus openvino with --to openvino)."),
+    triton_device: str = typer.Option("auto", "--triton-device", help="Where Triton runs the models: auto "
+                                      "(KIND_AUTO: the GPU when the server has one; OpenVINO CPU, TensorRT GPU), "
+                                      "gpu or cpu."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Export a model to a validated bundle (ONNX + manifest), checked against PyTorch."""
@@ -79,14 +82,14 @@ def export(
                [p.strip() for p in programs.split(",") if p.strip()] if programs else None, opset, rtol, json_out,
                precisions=[p.strip() for p in precision.split(",") if p.strip()], calib=calib,
                calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
-               triton_repo=triton_repo, triton_backends=triton_backends)
+               triton_repo=triton_repo, triton_backends=triton_backends, triton_device=triton_device)
 
 
 def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by edge-export."),
     source: str = typer.Option("synthetic", "--source", "-s", help="synthetic[:N[:HxW]] (the model family's own "
-                               "synthetic data), a video file, camera:N, csi:N, rtsp://..., gst:<pipeline> or "
-                               "kitti:FOLDER."),
+                               "synthetic data), a video file, a folder of images, camera:N, csi:N, rtsp://..., "
+                               "gst:<pipeline> or kitti:FOLDER."),
     lidar: str = typer.Option(None, "--lidar", help="LiDAR beside the camera: FILE.pcap, velodyne:..., "
                               "ouster:FILE.pcap,meta=FILE.json or udp://0.0.0.0:2368."),
     rig: Path = typer.Option(None, "--rig", "--calib", help="Sensor rig: camera intrinsics + LiDAR-to-camera "

@@ -13,7 +13,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                dynamic_batch: bool, programs: list[str] | None, opset: int, rtol: float, json_out: bool, *,
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
                calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0,
-               triton_repo: Path | None = None, triton_backends: str | None = None) -> None:
+               triton_repo: Path | None = None, triton_backends: str | None = None,
+               triton_device: str = "auto") -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
     tb = [b.strip() for b in (triton_backends or "").split(",") if b.strip()] or (
         ["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
@@ -23,6 +24,13 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         bad_tb = [b for b in tb if b not in BACKENDS]
         if bad_tb:
             raise ExportError(f"--triton-backends {','.join(bad_tb)}: choose from {', '.join(BACKENDS)}")
+        from edge.export.triton_repo import instance_kind
+
+        for b in tb:  # before any work: a device a backend cannot use
+            try:
+                instance_kind(b, triton_device)
+            except ExportError as e:
+                raise ExportError(f"--triton-device {triton_device}: {e}") from None
     from edge.export.api import TARGETS
 
     unknown = [t for t in targets if t not in TARGETS]
@@ -64,7 +72,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     if triton_repo is not None:
         from edge.export.triton_repo import write_triton_repo
 
-        report["triton_repo"] = str(write_triton_repo(bundle, triton_repo, backends=tb, graphs=bundle.graphs))
+        report["triton_repo"] = str(write_triton_repo(bundle, triton_repo, backends=tb, graphs=bundle.graphs,
+                                                                 device=triton_device))
     if json_out:
         print(json.dumps({"bundle": str(bundle.path), **report}))
         return

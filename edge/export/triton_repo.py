@@ -47,13 +47,28 @@ TRITON_DTYPES = {
     "bool": "TYPE_BOOL",
 }
 
-# backend -> (config line naming it, bundle artifact format, file name Triton looks for, instance kind)
+# backend -> (config line naming it, bundle artifact format, file name Triton looks for, devices it runs on)
 _PLATFORM = {
-    "onnxruntime": ('backend: "onnxruntime"', "onnx", "model.onnx", "KIND_GPU"),
+    "onnxruntime": ('backend: "onnxruntime"', "onnx", "model.onnx", ("gpu", "cpu")),
     # Triton's OpenVINO backend runs on the CPU only; it must be named with `backend`
-    "openvino": ('backend: "openvino"', "openvino_ir", "model.xml", "KIND_CPU"),
-    "tensorrt": ('platform: "tensorrt_plan"', "tensorrt_engine", "model.plan", "KIND_GPU"),
+    "openvino": ('backend: "openvino"', "openvino_ir", "model.xml", ("cpu",)),
+    "tensorrt": ('platform: "tensorrt_plan"', "tensorrt_engine", "model.plan", ("gpu",)),
 }
+#: ``device`` -> instance_group kind; "auto" = KIND_AUTO (GPU when the server has one) for a backend that
+#: runs on both, else the one device the backend has (KIND_GPU alone would not load on a CPU-only server)
+DEVICES = ("auto", "gpu", "cpu")
+
+
+def instance_kind(backend: str, device: str = "auto") -> str:
+    """The ``instance_group`` kind for ``backend`` on ``device`` (ExportError for a device it lacks)."""
+    devices = _PLATFORM[backend][3]
+    if device not in DEVICES:
+        raise ExportError(f"triton device {device!r}: choose from {', '.join(DEVICES)}")
+    if device == "auto":
+        return "KIND_AUTO" if len(devices) > 1 else f"KIND_{devices[0].upper()}"
+    if device not in devices:
+        raise ExportError(f"triton device {device!r}: Triton's {backend} backend runs on {', '.join(devices)} only")
+    return f"KIND_{device.upper()}"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -104,8 +119,8 @@ def _tensor_block(t: TensorSpec, batching: bool) -> list[str]:
 
 def triton_config(io: IOSpec, *, name: str, backend: str = "onnxruntime", max_batch_size: int | None = None,
                   preferred_batch_sizes: Sequence[int] | None = None, max_queue_delay_us: int = 100,
-                  instances: int = 1, comment: str = "") -> str:
-    """The ``config.pbtxt`` text of one model.
+                  instances: int = 1, comment: str = "", device: str = "auto") -> str:
+    """The ``config.pbtxt`` text of one model (``device``: see :func:`instance_kind`).
 
     Batching (``max_batch_size`` > 0, dims without the batch dim, a dynamic batcher) is used only when
     :func:`batch_dim` finds a shared named dim 0; ``max_batch_size=None`` then means 8, and 0 turns
@@ -135,7 +150,8 @@ def triton_config(io: IOSpec, *, name: str, backend: str = "onnxruntime", max_ba
     bad = [p for p in preferred if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= mbs]
     if bad:
         raise ExportError(f"triton preferred_batch_sizes {bad}: each must be an integer in 1..{mbs}")
-    platform_line, _, _, kind = _PLATFORM[backend]
+    platform_line = _PLATFORM[backend][0]
+    kind = instance_kind(backend, device)
 
     lines = [f"# {line}" for line in comment.splitlines()]
     lines += [f"name: {_quote(name)}", platform_line, f"max_batch_size: {mbs}"]
@@ -313,7 +329,8 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
                       backends: Sequence[str] = ("onnxruntime",), name: str | None = None,
                       max_batch_size: int | None = None, preferred_batch_sizes: Sequence[int] | None = None,
                       max_queue_delay_us: int = 100, instances: int = 1, graph: str | None = None, version: int = 1,
-                      precision: str | None = None, graphs: Sequence[str] | None = None) -> Path:
+                      precision: str | None = None, graphs: Sequence[str] | None = None,
+                      device: str = "auto") -> Path:
     """Write a Triton model repository for graphs of ``bundle`` into ``out_dir``; returns its path.
 
     ``graphs`` (or the single ``graph``; default: the bundle's first) are served as separate models
@@ -352,7 +369,8 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
                        f"'{art['name']}'); regenerate rather than edit")
             config = triton_config(io, name=folder, backend=backend, max_batch_size=max_batch_size,
                                    preferred_batch_sizes=preferred_batch_sizes,
-                                   max_queue_delay_us=max_queue_delay_us, instances=instances, comment=comment)
+                                   max_queue_delay_us=max_queue_delay_us, instances=instances, comment=comment,
+                                   device=device)
             plans.append(_ModelPlan(folder, backend, art, tuple(copies), config, tuple(notes)))
 
     out = Path(out_dir).resolve()

@@ -205,7 +205,7 @@ dynamic_batching {
 instance_group [
   {
     count: 1
-    kind: KIND_GPU
+    kind: KIND_AUTO
   }
 ]
 """
@@ -231,7 +231,7 @@ def test_streaming_graph_options(tiny_bundle: Path, tmp_path: Path) -> None:
                             {"name": "skip", "data_type": "TYPE_FP32", "dims": [16, 8, 16]}]
     assert [o["name"] for o in cfg["output"]] == ["loc", "exist"]
     assert cfg["dynamic_batching"] == {"max_queue_delay_microseconds": 2500}
-    assert cfg["instance_group"] == [{"count": 3, "kind": "KIND_GPU"}]
+    assert cfg["instance_group"] == [{"count": 3, "kind": "KIND_AUTO"}]  # GPU when the server has one, else CPU
     src = Bundle.load(tiny_bundle).file("temporal.ort.onnx")
     assert _sha(out / "lane_temporal" / "7" / "model.onnx") == _sha(src)
 
@@ -492,3 +492,24 @@ def test_bad_arguments_are_one_line_errors(tiny_bundle: Path, tmp_path: Path, kw
     with pytest.raises(EdgeError, match=match):
         write_triton_repo(tiny_bundle, tmp_path / "r", **kwargs)
     assert not (tmp_path / "r").exists() and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("backend", "device", "kind"), [
+    ("onnxruntime", "auto", "KIND_AUTO"), ("onnxruntime", "cpu", "KIND_CPU"), ("onnxruntime", "gpu", "KIND_GPU"),
+    ("openvino", "auto", "KIND_CPU"), ("tensorrt", "auto", "KIND_GPU"),
+    ("openvino", "gpu", "runs on cpu only"), ("tensorrt", "cpu", "runs on gpu only"), ("onnxruntime", "tpu", "choose"),
+])
+def test_instance_kind_per_backend_and_device(backend: str, device: str, kind: str) -> None:
+    from edge.export.triton_repo import instance_kind
+
+    if kind.startswith("KIND_"):
+        assert instance_kind(backend, device) == kind
+    else:
+        with pytest.raises(ExportError, match=kind):
+            instance_kind(backend, device)
+
+
+def test_cpu_only_server_repository(tiny_bundle: Path, tmp_path: Path) -> None:
+    out = write_triton_repo(tiny_bundle, tmp_path / "r", device="cpu")
+    assert parse_pbtxt((out / "lane" / "config.pbtxt").read_text())["instance_group"] == [
+        {"count": 1, "kind": "KIND_CPU"}]

@@ -4,13 +4,15 @@ Specs (``open_source``): ``synthetic[:FRAMES[:HxW]][,key=value...]`` (the model 
 options go to its generator), ``waveform:sim[,frames=N][,key=value...]`` (the same, for full-waveform
 families), ``waveform:FILE[,loop=N]`` (an edge-waveform file), ``camera:N`` (V4L2 index), ``csi:N`` (Jetson
 CSI camera through nvarguscamerasrc), ``gst:<pipeline>``, ``rtsp://...`` / ``http(s)://...``,
-``kitti:FOLDER[,index=ID]`` (camera + LiDAR pairs) or a video file path. LiDAR specs
+``kitti:FOLDER[,index=ID]`` (camera + LiDAR pairs), a folder of images (``FOLDER[,fps=N]``, natural file
+order) or a video file path. LiDAR specs
 (``edge.stream.sources.lidar.lidar_source``): a ``.pcap`` path, ``velodyne:...``, ``ouster:...,meta=F.json``
 or ``udp://HOST:PORT``. Each spec becomes a :class:`Source`; nothing is opened until ``open()``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edge.errors import DataError
@@ -74,6 +76,18 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         from edge.stream.sources.kitti import kitti_source
 
         return kitti_source(spec, realtime=realtime, max_frames=max_frames)
+    head, opts = _options(spec)
+    if Path(head).is_dir():
+        from edge.stream.sources.images import ImageFolderSource
+
+        unknown = set(opts) - {"fps"}
+        if unknown:
+            raise DataError(f"bad image folder source '{spec}' (use FOLDER[,fps=N]; unknown {sorted(unknown)})")
+        try:
+            fps = float(opts.get("fps", 10.0))
+        except ValueError:
+            raise DataError(f"bad image folder source '{spec}': fps={opts['fps']!r} is not a number") from None
+        return ImageFolderSource(spec, head, fps=fps, realtime=realtime, max_frames=max_frames)
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 

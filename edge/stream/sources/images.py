@@ -1,0 +1,67 @@
+"""A folder of image files as a camera: frames in natural file order (``frame2`` before ``frame10``).
+
+Users expect a folder of frames to work like a video. Files that are not whole (a JPEG cut short,
+which OpenCV would decode into a half-grey frame without a word) are skipped, counted in
+``bad_images`` and named once in the log; ``realtime`` paces delivery at ``fps`` like a camera.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from edge.data.frame import Frame, now_ns
+from edge.data.images import list_images, read_image
+from edge.errors import DataError
+from edge.stream.sources.base import Source
+
+log = logging.getLogger("edge.stream")
+
+
+class ImageFolderSource(Source):
+    """One Frame per image file of ``folder`` (not its sub-folders)."""
+
+    sensors = ("camera",)
+
+    def __init__(self, spec: str, folder: str | Path, *, fps: float = 10.0, realtime: bool = False,
+                 max_frames: int = 0) -> None:
+        if not 0 < fps <= 1000:
+            raise DataError(f"{spec}: fps {fps} must be in (0, 1000]")
+        self.spec, self.folder = spec, Path(folder)
+        self.fps, self.period_s = float(fps), 1.0 / float(fps)
+        self.realtime = self.live = realtime
+        self.max_frames = max_frames
+        self.files: list[Path] = []
+        self.bad_images = 0
+
+    def open(self) -> None:
+        self.files = list_images(self.folder)
+        if not self.files:
+            raise DataError(f"{self.folder}: no images in this folder (sub-folders are not read)")
+        self.frames_total = len(self.files) if not self.max_frames else min(len(self.files), self.max_frames)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if not self.files:
+            self.open()
+        t0, seq = time.monotonic(), 0
+        for k, path in enumerate(self.files):
+            if self.max_frames and seq >= self.max_frames:
+                return
+            img, problem = read_image(path)
+            if img is None:
+                self.bad_images += 1
+                log.warning("%s: %s; skipped", path, problem)
+                continue
+            if self.realtime:
+                wait = t0 + k * self.period_s - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            yield Frame(img, now_ns(), seq, self.sensors[0], {"file": path.name, "fps": self.fps})
+            seq += 1
+        if seq == 0:
+            raise DataError(f"{self.folder}: none of its {len(self.files)} images could be read")
+
+    def counters(self) -> dict[str, int]:
+        return {"bad_images": self.bad_images}

@@ -1,0 +1,78 @@
+"""A folder of image files as a source: natural order, truncated files skipped and counted, one-line errors;
+and the same truncation check in calibration folders."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from edge.data.images import image_problem, list_images  # noqa: E402
+from edge.errors import DataError  # noqa: E402
+from edge.stream.sources import open_source  # noqa: E402
+
+
+def _frames(folder: Path, names: list[str]) -> list[np.ndarray]:
+    folder.mkdir(parents=True, exist_ok=True)
+    imgs = []
+    for i, n in enumerate(names):
+        img = np.full((32, 48, 3), 20 * i, np.uint8)
+        cv2.imwrite(str(folder / n), img)
+        imgs.append(img)
+    return imgs
+
+
+def test_folder_in_natural_order_truncated_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    names = ["f1.png", "f2.png", "f10.png", "f3.jpg", "f11.png"]
+    _frames(tmp_path / "d", names)
+    (tmp_path / "d" / "notes.txt").write_text("not a frame")
+    data = (tmp_path / "d" / "f3.jpg").read_bytes()
+    (tmp_path / "d" / "f3.jpg").write_bytes(data[: len(data) // 2])  # cut short
+    assert [p.name for p in list_images(tmp_path / "d")] == ["f1.png", "f2.png", "f3.jpg", "f10.png", "f11.png"]
+    src = open_source(str(tmp_path / "d") + ",fps=5")
+    src.open()
+    with caplog.at_level(logging.WARNING, logger="edge.stream"):
+        frames = list(src)
+    assert [f.meta["file"] for f in frames] == ["f1.png", "f2.png", "f10.png", "f11.png"]
+    assert [f.seq for f in frames] == [0, 1, 2, 3] and src.counters()["bad_images"] == 1
+    assert "f3.jpg: truncated JPEG (no end-of-image marker); skipped" in caplog.text
+    assert int(frames[2].data[0, 0, 0]) == 40  # f10 is the third file written: value 2 * 20
+    assert abs(src.fps_hint() - 5.0) < 1e-9
+
+
+def test_image_checks(tmp_path: Path) -> None:
+    _frames(tmp_path, ["a.jpg", "b.png"])
+    assert image_problem(tmp_path / "a.jpg") is None and image_problem(tmp_path / "b.png") is None
+    (tmp_path / "c.png").write_bytes((tmp_path / "b.png").read_bytes()[:-12])
+    assert image_problem(tmp_path / "c.png") == "truncated PNG (no IEND chunk)"
+    (tmp_path / "d.jpg").write_bytes(b"")
+    assert image_problem(tmp_path / "d.jpg") == "empty file"
+
+
+def test_folder_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: no images in this folder"):
+        open_source(str(tmp_path / "empty")).open()
+    with pytest.raises(DataError, match=r"fps=.x. is not a number"):
+        open_source(str(tmp_path / "empty") + ",fps=x")
+    with pytest.raises(DataError, match=r"unknown \['loop'\]"):
+        open_source(str(tmp_path / "empty") + ",loop=2")
+
+
+def test_calibration_folder_warns_and_skips_truncated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from edge.calibration.datasets import load_samples
+    from edge.models import get_card
+
+    card = get_card("lane")
+    _frames(tmp_path / "c", [f"{i}.jpg" for i in range(6)])
+    for i in range(6):  # every image cut short: none may be used
+        p = tmp_path / "c" / f"{i}.jpg"
+        p.write_bytes(p.read_bytes()[:-40])
+    with caplog.at_level(logging.WARNING, logger="edge.calibration"), \
+            pytest.raises(DataError, match=r"0 whole images for calibration \(3 truncated or unreadable skipped\)"):
+        load_samples(str(tmp_path / "c"), card, card.config("tiny"), size=2)
+    assert "truncated JPEG" in caplog.text
