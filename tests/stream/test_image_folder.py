@@ -57,7 +57,7 @@ def test_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty: no images in this folder"):
         open_source(str(tmp_path / "empty")).open()
-    with pytest.raises(DataError, match=r"fps=.x. is not a number"):
+    with pytest.raises(DataError, match=r"fps=x is not a number"):
         open_source(str(tmp_path / "empty") + ",fps=x")
     with pytest.raises(DataError, match=r"unknown \['loop'\]"):
         open_source(str(tmp_path / "empty") + ",loop=2")

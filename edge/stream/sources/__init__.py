@@ -83,11 +83,7 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         unknown = set(opts) - {"fps"}
         if unknown:
             raise DataError(f"bad image folder source '{spec}' (use FOLDER[,fps=N]; unknown {sorted(unknown)})")
-        try:
-            fps = float(opts.get("fps", 10.0))
-        except ValueError:
-            raise DataError(f"bad image folder source '{spec}': fps={opts['fps']!r} is not a number") from None
-        return ImageFolderSource(spec, head, fps=fps, realtime=realtime, max_frames=max_frames)
+        return ImageFolderSource(spec, head, fps=fps_option(spec, opts), realtime=realtime, max_frames=max_frames)
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 
@@ -101,6 +97,14 @@ def _options(spec: str) -> tuple[str, dict[str, str]]:
         k, _, v = p.partition("=")
         opts[k.strip()] = v.strip()
     return parts[0], opts
+
+
+def fps_option(spec: str, opts: dict[str, str], default: float = 10.0) -> float:
+    """``fps=`` of a file source's options (a one-line DataError when it is not a number)."""
+    try:
+        return float(opts.get("fps", default))
+    except ValueError:
+        raise DataError(f"bad source '{spec}': fps={opts['fps']} is not a number") from None
 
 
 def _int_option(spec: str, opts: dict[str, str], key: str, default: int) -> int:

@@ -95,10 +95,9 @@ def kitti_source(spec: str, *, realtime: bool = False, max_frames: int = 0) -> K
     unknown = set(opts) - {"index", "fps"}
     if unknown:
         raise DataError(f"{spec}: unknown option {sorted(unknown)[0]!r}; expected kitti:FOLDER[,index=000114][,fps=10]")
-    try:
-        fps = float(opts.get("fps", 10.0))
-    except ValueError:
-        raise DataError(f"{spec}: fps={opts['fps']} is not a number") from None
-    src = KittiSource(folder, index=opts.get("index") or None, realtime=realtime, fps=fps, max_frames=max_frames)
+    from edge.stream.sources import fps_option
+
+    src = KittiSource(folder, index=opts.get("index") or None, realtime=realtime, fps=fps_option(spec, opts),
+                      max_frames=max_frames)
     src.spec = spec
     return src
