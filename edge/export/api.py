@@ -116,52 +116,56 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
     manifest["created_unix"] = int(time.time())
     # ONNX Runtime checks parity, so it gets its lowering whatever the targets are
     lowering = [b for b in dict.fromkeys(("onnxruntime", *backends)) if get_backend(b).lower is not None]
-    with BundleWriter(out, manifest) as w:
-        for job in jobs:
-            fname = job.file
-            t0 = time.time()
-            with export_mode(attention):
-                files = export_onnx(job.module, job.example, job.io, w.path_for(fname), opset=opset)
-            export_s = time.time() - t0
-            for f in files:
-                w.register(f, "onnx" if f == fname else "onnx_external_data")
-            run_file, lowered = fname, {}
-            if attention == "plugin":  # backends with a lowering run the cached lowered graph, not the node
-                for b in lowering:
-                    be = get_backend(b)
-                    lname = fname.replace(".onnx", f".{be.tag or be.name}.onnx")
-                    be.lower(w.path_for(fname), w.path_for(lname))
-                    w.register(lname, "onnx_lowered")
-                    lowered[b] = lname
-                run_file = lowered.get("onnxruntime", fname)
-            sets = [("export_example", job.example), *job.checks]
-            par = parity(job.module, str(w.path_for(run_file)), job.io, sets)
-            par["tolerance_rel"] = rtol
-            par["passed"] = par["max_rel"] <= rtol
-            if not par["passed"]:
-                raise ExportError(f"{job.name}: ONNX Runtime differs from PyTorch: max rel error "
-                                  f"{par['max_rel']:.2e} > tolerance {rtol:.0e} (max abs {par['max_abs']:.2e}); "
-                                  "nothing was written")
-            import onnx
+    try:
+        with BundleWriter(out, manifest) as w:
+            for job in jobs:
+                fname = job.file
+                t0 = time.time()
+                with export_mode(attention):
+                    files = export_onnx(job.module, job.example, job.io, w.path_for(fname), opset=opset)
+                export_s = time.time() - t0
+                for f in files:
+                    w.register(f, "onnx" if f == fname else "onnx_external_data")
+                run_file, lowered = fname, {}
+                if attention == "plugin":  # backends with a lowering run the cached lowered graph, not the node
+                    for b in lowering:
+                        be = get_backend(b)
+                        lname = fname.replace(".onnx", f".{be.tag or be.name}.onnx")
+                        be.lower(w.path_for(fname), w.path_for(lname))
+                        w.register(lname, "onnx_lowered")
+                        lowered[b] = lname
+                    run_file = lowered.get("onnxruntime", fname)
+                sets = [("export_example", job.example), *job.checks]
+                par = parity(job.module, str(w.path_for(run_file)), job.io, sets)
+                par["tolerance_rel"] = rtol
+                par["passed"] = par["max_rel"] <= rtol
+                if not par["passed"]:
+                    raise ExportError(f"{job.name}: ONNX Runtime differs from PyTorch: max rel error "
+                                      f"{par['max_rel']:.2e} > tolerance {rtol:.0e} (max abs {par['max_abs']:.2e}); "
+                                      "nothing was written")
+                import onnx
 
-            opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(str(w.path_for(fname)),
-                                                                         load_external_data=False).opset_import}
-            w.add_artifact({"name": artifact_name("onnx", "fp32", job.name), "format": "onnx",
-                            "file": fname, "extra_files": files[1:], "graph": job.name, "precision": "fp32",
-                            "attention": attention, "opset": opsets, "lowered": lowered, "parity": par})
-            report["graphs"][job.name] = {"file": fname, "bytes": sum(w.path_for(f).stat().st_size for f in files),
-                                          "export_s": round(export_s, 2), "max_abs": par["max_abs"],
-                                          "max_rel": par["max_rel"]}
-        if extra is not None:  # more artifacts derived from the validated fp32 graphs (fp16, int8, IR)
-            extra(w, report)
-        if torch_artifact is not None:
-            fname, fmt, writer = torch_artifact
-            writer(w.path_for(fname))
-            w.register(fname, fmt)
-            w.add_artifact({"name": "torch", "format": fmt, "file": fname, "graphs": [j.name for j in jobs],
-                            "precision": "fp32"})
-        record_programs(w)
-        bundle = w.commit()
+                opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(str(w.path_for(fname)),
+                                                                             load_external_data=False).opset_import}
+                w.add_artifact({"name": artifact_name("onnx", "fp32", job.name), "format": "onnx",
+                                "file": fname, "extra_files": files[1:], "graph": job.name, "precision": "fp32",
+                                "attention": attention, "opset": opsets, "lowered": lowered, "parity": par})
+                report["graphs"][job.name] = {"file": fname, "bytes": sum(w.path_for(f).stat().st_size for f in files),
+                                              "export_s": round(export_s, 2), "max_abs": par["max_abs"],
+                                              "max_rel": par["max_rel"]}
+            if extra is not None:  # more artifacts derived from the validated fp32 graphs (fp16, int8, IR)
+                extra(w, report)
+            if torch_artifact is not None:
+                fname, fmt, writer = torch_artifact
+                writer(w.path_for(fname))
+                w.register(fname, fmt)
+                w.add_artifact({"name": "torch", "format": fmt, "file": fname, "graphs": [j.name for j in jobs],
+                                "precision": "fp32"})
+            record_programs(w)
+            bundle = w.commit()
+    except OSError as e:  # a full disk or a quota mid-export: the writer removed its partial folder
+        where = f" writing {Path(e.filename).name}" if e.filename else ""
+        raise ExportError(f"{out}: the export failed{where} ({e.strerror or e}); nothing was written") from None
     return bundle, report
 
 

@@ -137,3 +137,33 @@ def test_api_checks_opset_and_out_first(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="mine: folder exists, is not empty and is not a bundle"):
         edge.export_card("lane", tmp_path / "mine", config="tiny")
     assert json.dumps(sorted(p.name for p in tmp_path.iterdir())) == '["mine"]'
+
+
+@pytest.mark.parametrize("victim", ["model.ort.onnx", "weights.pt", "manifest.json"])
+def test_disk_full_at_each_stage_is_one_line_and_leaves_nothing(tmp_path: Path, victim: str,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """ENOSPC while writing the ORT lowering, the checkpoint or the manifest: one line, exit 2, no folder."""
+    import builtins
+    import errno
+    import io
+
+    from edge.cli.main import _invoke, export_app
+
+    real_open = builtins.open
+
+    def full_disk(file: object, mode: str = "r", *args: object, **kw: object) -> object:
+        name = Path(str(file)).name if isinstance(file, str | os.PathLike) else ""
+        if any(c in mode for c in "wax") and (name == victim or name.startswith(f".{victim}.")):
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return real_open(file, mode, *args, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+    monkeypatch.setattr(io, "open", full_disk)
+    code = _invoke(export_app, ["lane", "--config", "tiny", "--programs", "clip", "--out", str(tmp_path / "o")],
+                   "edge-export")
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "No space left on device" in lines[0] and str(tmp_path) in lines[0] and victim in lines[0], lines[0]
+    assert list(tmp_path.iterdir()) == []
