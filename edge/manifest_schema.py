@@ -242,6 +242,11 @@ def _value(value: Any, refs: list[Any], where: str, field: str) -> None:
         return
     else:
         return
-    top = max(abs(r) for r in refs if isinstance(r, int | float) and not isinstance(r, bool))
+    nums = [r for r in refs if isinstance(r, int | float) and not isinstance(r, bool)]
+    top = max(abs(r) for r in nums)
     _need(abs(value) <= max(top, 1) * CONFIG_HEADROOM, where,
           f"'{field}' = {value} is beyond what this model family uses (at most {max(top, 1) * CONFIG_HEADROOM})")
+    low = min(nums)  # a size the family always gives > 0 (a height, a count) must stay > 0
+    _need(not (low > 0 and value <= 0) and not (low >= 0 and value < 0), where,
+          f"'{field}' = {value} must be {'> 0' if low > 0 else '>= 0'} (as in every '{field.split('.')[-1]}' the "
+          "family uses)")

@@ -47,6 +47,7 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "input_hw_float": (lambda m: m["model"]["config"].__setitem__("input_hw", [1e5, 1e5]), "model.config.input_hw[0]"),
     "input_hw_huge": (lambda m: m["model"]["config"].__setitem__("input_hw", [100_000, 100_000]),
                       "model.config.input_hw[0]"),
+    "input_hw_zero": (lambda m: m["model"]["config"].__setitem__("input_hw", [0, 128]), "must be > 0"),
     "io_huge": (lambda m: m["io"]["inputs"][0].__setitem__("shape", [1, 3, 100_000, 100_000]), "declares more than"),
     "programs_list": (lambda m: m.__setitem__("programs", ["clip"]), "'programs' must be an object"),
     "files_size_str": (lambda m: m["files"]["model.onnx"].__setitem__("size", "12"), "file entry 'model.onnx'"),
