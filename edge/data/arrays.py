@@ -60,6 +60,11 @@ def _read_header(f: IO[bytes], where: str) -> ArrayHeader:
     return ArrayHeader(tuple(int(d) for d in shape), dtype, bool(fortran))
 
 
+# What zipfile raises for a forged archive: besides BadZipFile/zlib errors, a flipped flag bit reads as
+# "encrypted" (RuntimeError) and a flipped method field as an unsupported compression (NotImplementedError).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError)
+
+
 def _member(name: str) -> str:
     return name[:-4] if name.endswith(".npy") else name
 
@@ -73,7 +78,7 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
     p = Path(path)
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as e:
+    except _ZIP_ERRORS as e:
         raise DataError(f"{p}: not a {what} (not an .npz archive: {first_line(e, 120)})") from None
     out = {}
     with zf:
@@ -85,7 +90,7 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
             try:
                 with zf.open(info) as f:
                     head = _read_header(f, where)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+            except _ZIP_ERRORS as e:
                 raise DataError(f"{where}: truncated or corrupt ({first_line(e, 120)})") from None
             if head.nbytes > limit:
                 raise DataError(f"{where} declares {list(head.shape)} {head.dtype}: {head.nbytes} bytes "
@@ -157,7 +162,7 @@ def read_rows(path: str | os.PathLike[str], name: str | None, rows: Sequence[int
                     raise DataError(f"{where}: truncated (row {r} is incomplete)")
                 out[j] = np.frombuffer(buf, head.dtype).reshape(head.shape[1:])
                 pos = r + 1
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+    except _ZIP_ERRORS as e:
         raise DataError(f"{p}: truncated or corrupt ({first_line(e, 120)})") from None
     order = [want.index(int(r)) for r in rows]
     return out[order]

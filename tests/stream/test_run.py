@@ -52,9 +52,10 @@ def test_source_specs_and_errors(tmp_path: Path) -> None:
     for bad in ("camera:x", "csi:", "gst:"):
         with pytest.raises(DataError, match=bad.split(":")[0]):
             open_source(bad)
-    for missing in (str(tmp_path / "missing.mp4"), str(tmp_path)):
-        with pytest.raises(DataError, match=r"missing\.mp4|not a file"):
-            open_source(missing).open()
+    with pytest.raises(DataError, match=r"missing\.mp4"):
+        open_source(str(tmp_path / "missing.mp4")).open()
+    with pytest.raises(DataError, match="no images in this folder"):  # a folder is an image-folder source
+        open_source(str(tmp_path)).open()
     assert open_source("rtsp://10.0.0.1/stream").live and open_source("camera:0").reconnect
     assert not open_source(str(tmp_path / "a.mp4")).live and open_source(str(tmp_path / "a.mp4"), realtime=True).live
 
