@@ -69,7 +69,9 @@ def _signals_ignored() -> Iterator[None]:
 
 def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, console: Any) -> dict[str, Any]:
     if summary["frames"] == 0:
-        raise DataError(f"{source}: no frames were processed")
+        reasons = summary.get("skip_reasons") or {}
+        why = f": every frame set was skipped ({max(reasons, key=reasons.get)})" if reasons else ""
+        raise DataError(f"{source}: no frames were processed{why}")
     if json_out:
         print(json.dumps(summary))
         return summary
@@ -83,6 +85,8 @@ def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, 
                   f"end-to-end p50 {e2e['p50_ms']:.1f} / p99 {e2e['p99_ms']:.1f} ms, infer p50 "
                   f"{inf['p50_ms']:.1f} ms, {drops} dropped{score}"
                   f"{' (interrupted)' if summary['interrupted'] else ''}", highlight=False)
+    for reason, n in (summary.get("skip_reasons") or {}).items():
+        console.print(f"skipped {n} frame set(s): {reason}", highlight=False)
     if summary["outputs"]:
         console.print("wrote " + ", ".join(summary["outputs"].values()), highlight=False)
     return summary

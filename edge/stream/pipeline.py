@@ -14,6 +14,7 @@ drains every queue and closes the sinks with commit; an error in a stage aborts 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -69,6 +70,7 @@ class Pipeline:
         self.capacity = capacity
         self.tolerance_ns = int(sync_tolerance_ms * 1e6)
         self.rig = rig
+        self.skip_reasons: dict[str, int] = {}  # why frame sets were skipped (the family's one-line reasons)
         self.stall_s = stall_s
         self.live = live
         self.max_frames = max_frames
@@ -202,6 +204,8 @@ class Pipeline:
                 "sensors": list(t.source.sensors), **t.status(), "dropped": sum(
                     self._slots[s].dropped for s in t.source.sensors)}
         out["interrupted"] = self._interrupted
+        if self.skip_reasons:
+            out["skip_reasons"] = dict(self.skip_reasons)
         return out
 
     # ----------------------------------------------------------------- internals
@@ -313,7 +317,13 @@ class Pipeline:
                 self.stats.count("unsynced")
                 continue
             t0 = time.perf_counter()
-            x = self.task.preprocess(frames)
+            frames = self._with_rig(frames)
+            try:
+                x = self.task.preprocess(frames)
+            except DataError as e:  # this frame set cannot be used (too few points in view, ...): a counted skip
+                self.stats.count("skipped")
+                self.skip_reasons[first_line(e, 200)] = self.skip_reasons.get(first_line(e, 200), 0) + 1
+                continue
             pre_ms = (time.perf_counter() - t0) * 1e3
             rec.add(pre_ms)
             if not self._q_infer.put((frames, x, pre_ms), self._abort):
@@ -407,6 +417,20 @@ class Pipeline:
                 if getattr(sink, "quit", False):  # a display window's q / Esc
                     self.stop()
             st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)
+
+    def _with_rig(self, frames: dict[str, Frame]) -> dict[str, Frame]:
+        """The frames with the run's rig (``--calib``) in their ``meta["rig"]``: what the user says the
+        rig is wins over a source's own (kept as ``meta["rig_source"]``, e.g. KITTI's reference calib)."""
+        if self.rig is None:
+            return frames
+        out = {}
+        for k, fr in frames.items():
+            meta = dict(fr.meta)
+            if meta.get("rig") is not None and meta["rig"] is not self.rig:
+                meta["rig_source"] = meta["rig"]
+            meta["rig"] = self.rig
+            out[k] = dataclasses.replace(fr, meta=meta)
+        return out
 
     def _rig_for(self, frames: dict[str, Frame]) -> Any:
         """The rig a frame set carries (KITTI frames do), else the run's ``rig``."""

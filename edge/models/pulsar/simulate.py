@@ -25,7 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from edge.data.scene import Scene, random_scene
 from edge.data.waveform import RANGE_PER_BIN_M, Layout
+
+__all__ = ["Attack", "Scene", "SimFrame", "random_scene", "scene_ranges", "simulate_points", "simulate_scene",
+           "synthesize"]
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 ECHO_FWHM_NS = 5.0
@@ -174,84 +178,6 @@ def synthesize(lay: Layout, range_m: np.ndarray, intensity: np.ndarray, attack: 
 
 
 # ------------------------------------------------------------------------------------ scenes
-
-
-@dataclass
-class Scene:
-    """Oriented boxes (cx, cy, cz bottom, length, width, height, yaw, intensity), vertical cylinders
-    (cx, cy, radius, height, intensity), and a ground plane ``ground_z`` below the sensor."""
-
-    boxes: np.ndarray
-    cylinders: np.ndarray
-    ground_z: float
-    ground_intensity: float
-
-    def ranges(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest hit along each unit direction [..., 3]: (range, intensity), NaN / 0 where none."""
-        d = directions.reshape(-1, 3)
-        best = np.full(len(d), np.inf)
-        inten = np.zeros(len(d))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tg = np.where(d[:, 2] < -1e-6, self.ground_z / d[:, 2], np.inf)
-        hit = tg < best
-        best[hit], inten[hit] = tg[hit], self.ground_intensity
-        for cx, cy, cz, ln, wd, ht, yaw, it in self.boxes:
-            c, s = np.cos(-yaw), np.sin(-yaw)
-            ox, oy = c * -cx - s * -cy, s * -cx + c * -cy  # the sensor origin in the box frame
-            dx, dy = c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]
-            o = np.array([ox, oy, -cz])
-            lo, hi = np.array([-ln / 2, -wd / 2, 0.0]), np.array([ln / 2, wd / 2, ht])
-            dd = np.stack([dx, dy, d[:, 2]], 1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t1, t2 = (lo - o) / dd, (hi - o) / dd
-            tn = np.nanmax(np.minimum(t1, t2), 1)
-            tf = np.nanmin(np.maximum(t1, t2), 1)
-            t = np.where((tn <= tf) & (tf > 0), np.maximum(tn, 0), np.inf)
-            hit = t < best
-            best[hit], inten[hit] = t[hit], it
-        for cx, cy, rad, ht, it in self.cylinders:
-            a = d[:, 0] ** 2 + d[:, 1] ** 2
-            b = -2 * (d[:, 0] * cx + d[:, 1] * cy)
-            cc = cx * cx + cy * cy - rad * rad
-            disc = b * b - 4 * a * cc
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a)
-            z = t * d[:, 2]
-            ok = (disc >= 0) & (t > 0) & (z >= self.ground_z) & (z <= self.ground_z + ht)
-            t = np.where(ok, t, np.inf)
-            hit = t < best
-            best[hit], inten[hit] = t[hit], it
-        best[~np.isfinite(best)] = np.nan
-        shape = directions.shape[:-1]
-        return best.reshape(shape), inten.reshape(shape)
-
-
-def random_scene(rng: np.random.Generator, sensor_height: float = 1.73) -> Scene:
-    """A street: cars and pedestrians on a road, walls and poles along it, random within ~80 m."""
-    boxes = []
-    for _ in range(int(rng.integers(4, 14))):  # cars, any direction, 4-60 m
-        r, a = rng.uniform(4, 60), rng.uniform(0, 2 * np.pi)
-        boxes.append([r * np.cos(a), r * np.sin(a), -sensor_height, rng.uniform(3.8, 4.9), rng.uniform(1.6, 2.0),
-                      rng.uniform(1.35, 1.8), rng.uniform(0, np.pi), rng.uniform(0.2, 0.9)])
-    for _ in range(int(rng.integers(0, 6))):  # pedestrians
-        r, a = rng.uniform(3, 35), rng.uniform(0, 2 * np.pi)
-        boxes.append([r * np.cos(a), r * np.sin(a), -sensor_height, 0.5, 0.6, rng.uniform(1.5, 1.9),
-                      rng.uniform(0, np.pi), rng.uniform(0.2, 0.6)])
-    heading = rng.uniform(0, np.pi)
-    for side in (-1, 1):  # building walls on both sides of the street, with gaps
-        off = side * rng.uniform(7, 25)
-        for _ in range(int(rng.integers(1, 4))):
-            along = rng.uniform(-60, 60)
-            cx = along * np.cos(heading) - off * np.sin(heading)
-            cy = along * np.sin(heading) + off * np.cos(heading)
-            boxes.append([cx, cy, -sensor_height, rng.uniform(8, 40), rng.uniform(0.5, 3), rng.uniform(3, 12),
-                          heading, rng.uniform(0.15, 0.6)])
-    cyl = []
-    for _ in range(int(rng.integers(2, 12))):  # poles and trees
-        r, a = rng.uniform(4, 50), rng.uniform(0, 2 * np.pi)
-        cyl.append([r * np.cos(a), r * np.sin(a), rng.uniform(0.08, 0.4), rng.uniform(2.5, 9), rng.uniform(0.3, 0.9)])
-    return Scene(np.array(boxes, np.float64).reshape(-1, 8), np.array(cyl, np.float64).reshape(-1, 5), -sensor_height,
-                 float(rng.uniform(0.05, 0.3)))
 
 
 def scene_ranges(scene: Scene, lay: Layout, steps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

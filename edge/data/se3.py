@@ -1,0 +1,156 @@
+"""Rigid transforms (numpy): the se(3) exponential and logarithm, seeded perturbations, pose errors.
+
+Extrinsic refinement works in the tangent space: a model predicts an increment xi = (omega, v) and the
+estimate is updated as ``T <- exp(xi) @ T``; robust averaging of many frames' estimates takes a median
+of their logarithms. Conventions: ``xi[..., :3]`` is the rotation vector (radians), ``xi[..., 3:]`` the
+translational part (metres); transforms are 4x4 homogeneous, row-major.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.errors import DataError
+
+
+def hat(w: np.ndarray) -> np.ndarray:
+    """[..., 3] -> [..., 3, 3] skew-symmetric matrices (hat(w) @ x = w x x)."""
+    w = np.asarray(w, np.float64)
+    z = np.zeros(w.shape[:-1])
+    return np.stack([np.stack([z, -w[..., 2], w[..., 1]], -1),
+                     np.stack([w[..., 2], z, -w[..., 0]], -1),
+                     np.stack([-w[..., 1], w[..., 0], z], -1)], -2)
+
+
+def _coeffs(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sin(t)/t, (1-cos t)/t^2, (t-sin t)/t^3 with their series near 0."""
+    small = theta < 1e-4
+    t = np.where(small, 1.0, theta)
+    a = np.where(small, 1 - theta**2 / 6, np.sin(t) / t)
+    b = np.where(small, 0.5 - theta**2 / 24, (1 - np.cos(t)) / t**2)
+    c = np.where(small, 1 / 6 - theta**2 / 120, (t - np.sin(t)) / t**3)
+    return a, b, c
+
+
+def exp_so3(w: np.ndarray) -> np.ndarray:
+    """Rodrigues: rotation vectors [..., 3] -> rotations [..., 3, 3]."""
+    w = np.asarray(w, np.float64)
+    theta = np.linalg.norm(w, axis=-1)[..., None, None]
+    a, b, _ = _coeffs(theta)
+    k = hat(w)
+    return np.eye(3) + a * k + b * (k @ k)
+
+
+def log_so3(R: np.ndarray) -> np.ndarray:
+    """Rotations [..., 3, 3] -> rotation vectors [..., 3] (angle in [0, pi])."""
+    R = np.asarray(R, np.float64)
+    cos = np.clip((np.trace(R, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)
+    theta = np.arccos(cos)
+    v = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    sin = np.sin(theta)
+    near_pi = theta > np.pi - 1e-3
+    scale = np.where(theta < 1e-6, 0.5, theta / (2 * np.where(np.abs(sin) < 1e-12, 1.0, sin)))
+    out = v * scale[..., None]
+    if np.any(near_pi):  # sin ~ 0: read the axis from the symmetric part
+        Rp = R[near_pi]
+        diag = np.clip((np.diagonal(Rp, axis1=-2, axis2=-1) + 1) / 2, 0, None)
+        axis = np.sqrt(diag)
+        i = np.argmax(axis, -1)
+        rows = Rp[np.arange(len(Rp)), i]  # the row of the largest axis component
+        axis = (rows + np.eye(3)[i]) / 2 / np.maximum(axis[np.arange(len(Rp)), i][:, None], 1e-12)
+        axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+        vv = v[near_pi]
+        sign = np.where(np.sum(axis * vv, -1) < 0, -1.0, 1.0)[:, None]
+        out[near_pi] = axis * sign * theta[near_pi][:, None]
+    return out
+
+
+def exp_se3(xi: np.ndarray) -> np.ndarray:
+    """[..., 6] (omega, v) -> [..., 4, 4]: rotation exp(omega), translation V(omega) v."""
+    xi = np.asarray(xi, np.float64)
+    w, v = xi[..., :3], xi[..., 3:]
+    theta = np.linalg.norm(w, axis=-1)[..., None, None]
+    a, b, c = _coeffs(theta)
+    k = hat(w)
+    kk = k @ k
+    R = np.eye(3) + a * k + b * kk
+    V = np.eye(3) + b * k + c * kk
+    T = np.zeros((*xi.shape[:-1], 4, 4))
+    T[..., :3, :3] = R
+    T[..., :3, 3] = (V @ v[..., None])[..., 0]
+    T[..., 3, 3] = 1.0
+    return T
+
+
+def log_se3(T: np.ndarray) -> np.ndarray:
+    """[..., 4, 4] -> [..., 6], the inverse of :func:`exp_se3`."""
+    T = np.asarray(T, np.float64)
+    w = log_so3(T[..., :3, :3])
+    theta = np.linalg.norm(w, axis=-1)[..., None, None]
+    a, b, _ = _coeffs(theta)
+    k = hat(w)
+    small = theta < 1e-4
+    tt = np.where(small, 1.0, theta)
+    d = np.where(small, 1 / 12 + theta**2 / 720, (1 - a / (2 * np.where(small, 1.0, b))) / tt**2)
+    V_inv = np.eye(3) - 0.5 * k + d * (k @ k)
+    v = (V_inv @ T[..., :3, 3][..., None])[..., 0]
+    return np.concatenate([w, v], -1)
+
+
+def inverse(T: np.ndarray) -> np.ndarray:
+    """Inverse of rigid transforms [..., 4, 4]."""
+    T = np.asarray(T, np.float64)
+    out = np.zeros_like(T)
+    Rt = np.swapaxes(T[..., :3, :3], -1, -2)
+    out[..., :3, :3] = Rt
+    out[..., :3, 3] = -(Rt @ T[..., :3, 3][..., None])[..., 0]
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def euler_xyz(angles: np.ndarray) -> np.ndarray:
+    """Roll, pitch, yaw [..., 3] (radians, about x, y, z; applied x first) -> [..., 3, 3]."""
+    a = np.asarray(angles, np.float64)
+    return exp_so3(a[..., 2:3] * np.array([0, 0, 1.0])) @ exp_so3(a[..., 1:2] * np.array([0, 1.0, 0])) \
+        @ exp_so3(a[..., 0:1] * np.array([1.0, 0, 0]))
+
+
+def perturbation(rng: np.random.Generator, max_deg: float, max_m: float, n: int | None = None) -> np.ndarray:
+    """Seeded random rigid perturbations: each Euler angle uniform in [-max_deg, max_deg] and each
+    translation component uniform in [-max_m, max_m] (the protocol of the CalibNet / LCCNet line of
+    papers' "10 deg / 25 cm" ranges). Returns [4, 4] (or [n, 4, 4])."""
+    k = 1 if n is None else n
+    D = np.tile(np.eye(4), (k, 1, 1))
+    D[:, :3, :3] = euler_xyz(np.deg2rad(rng.uniform(-max_deg, max_deg, (k, 3))))
+    D[:, :3, 3] = rng.uniform(-max_m, max_m, (k, 3))
+    return D[0] if n is None else D
+
+
+def rotation_error_deg(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
+    """Geodesic angle between rotations (degrees)."""
+    rel = np.asarray(Ra)[..., :3, :3] @ np.swapaxes(np.asarray(Rb)[..., :3, :3], -1, -2)
+    cos = np.clip((np.trace(rel, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)
+    return np.rad2deg(np.arccos(cos))
+
+
+def translation_error_m(Ta: np.ndarray, Tb: np.ndarray) -> np.ndarray:
+    """Distance between the translation parts of two transforms (metres)."""
+    return np.linalg.norm(np.asarray(Ta)[..., :3, 3] - np.asarray(Tb)[..., :3, 3], axis=-1)
+
+
+def check_rigid(T: np.ndarray, where: str, tol: float = 1e-3) -> np.ndarray:
+    """``T`` as a 4x4 rigid transform, or a one-line DataError naming ``where`` and what is wrong
+    (not 4x4, non-finite, a rotation block that is not orthonormal with det +1, a bad last row)."""
+    T = np.asarray(T, np.float64)
+    if T.shape != (4, 4):
+        raise DataError(f"{where}: a rigid transform is 4x4, got shape {list(T.shape)}")
+    if not np.isfinite(T).all():
+        raise DataError(f"{where}: the transform has non-finite values")
+    if np.abs(T[3] - (0, 0, 0, 1)).max() > tol:
+        raise DataError(f"{where}: the last row of a rigid transform is 0 0 0 1, got {T[3].round(4).tolist()}")
+    R = T[:3, :3]
+    err = float(np.abs(R @ R.T - np.eye(3)).max())
+    if err > tol or np.linalg.det(R) < 0:
+        why = "a reflection (det -1)" if np.linalg.det(R) < 0 else f"not orthonormal (|R R^T - I| = {err:.3g})"
+        raise DataError(f"{where}: the rotation block is {why}; the extrinsic must be rigid")
+    return T

@@ -1,0 +1,2 @@
+"""The NativeCross family: camera-LiDAR extrinsic refinement by cross-attention (card, torch modules,
+synthetic rigs, KITTI samples, training)."""

@@ -1,0 +1,294 @@
+"""NativeCross card: configs, the ``encode`` and ``step`` graphs, the refinement program, camera + LiDAR
+pre/post-processing, the extrinsic metrics and the before/after projection overlay. numpy (+cv2).
+
+Program ``refine`` (what ``edge run`` and ``edge calibrate`` execute): ``encode`` once per frame set,
+then ``step`` ``iterations`` times (default 3), each time with the current extrinsic guess; the host
+applies ``T <- exp(xi) T``. The starting guess is the rig the frames carry (``edge run --calib``, a
+KITTI folder's calib, or ``edge calibrate --init``); the record holds the refined ``T_lidar_to_cam``
+and, when the frames know the true rig (synthetic rigs, or a KITTI folder's calib while ``--calib``
+gives a perturbed start), the errors before and after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.data.frame import is_image, is_points
+from edge.errors import DataError
+from edge.models.contract import FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
+from edge.spec import IOSpec, TensorSpec
+
+WEIGHTS = Path(__file__).parent / "weights"
+MEAN, STD = 0.45, 0.25  # image normalisation after /255 (every channel)
+
+
+def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, point_widths: tuple[int, int], heads: int,
+         blocks: int, harmonics: int, points: int, groups: int, group_size: int) -> dict[str, Any]:
+    return {"input_hw": list(hw), "widths": list(widths), "dim": dim, "point_widths": list(point_widths),
+            "heads": heads, "blocks": blocks, "harmonics": harmonics, "points": points, "groups": groups,
+            "group_size": group_size, "min_points": max(64, points // 32), "view_margin": 0.15, "iterations": 3,
+            "rot_scale": 0.1, "trans_scale": 0.1, "train_max_deg": 15.0, "train_max_m": 0.5,
+            "eval_max_deg": 10.0, "eval_max_m": 0.25}
+
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    # seconds on 2 CPU cores; for tests
+    "tiny": _cfg((64, 192), (8, 16, 32), 32, (16, 32), 2, 1, 4, 1024, 32, 16),
+    # the shipped model: 128x384 input (16x48 = 768 patch tokens), 8192 points in 128 groups of 64
+    "default": _cfg((128, 384), (16, 32, 64), 64, (32, 64), 4, 1, 6, 8192, 128, 64),
+    "large": _cfg((160, 480), (24, 48, 96), 96, (48, 96), 4, 2, 6, 8192, 128, 64),
+}
+
+
+def build(cfg: dict[str, Any]) -> Any:
+    from edge.models.nativecross.net import NativeCross
+
+    return NativeCross(cfg)
+
+
+def _tokens(cfg: dict[str, Any]) -> int:
+    h, w = cfg["input_hw"]
+    return (h // 8) * (w // 8)
+
+
+def io_encode(cfg: dict[str, Any]) -> IOSpec:
+    h, w = cfg["input_hw"]
+    g, k, d = cfg["groups"], cfg["group_size"], cfg["dim"]
+    return IOSpec((TensorSpec("image", "float32", ("batch", 3, h, w), "RGB, (x/255 - 0.45) / 0.25"),
+                   TensorSpec("groups", "float32", ("batch", g, k, 3), "point offsets from their group centre, m")),
+                  (TensorSpec("img_tokens", "float32", ("batch", _tokens(cfg), d), "patch tokens (stride 8)"),
+                   TensorSpec("pt_tokens", "float32", ("batch", g, d), "one token per point group")))
+
+
+def io_step(cfg: dict[str, Any]) -> IOSpec:
+    g, d = cfg["groups"], cfg["dim"]
+    return IOSpec((TensorSpec("img_tokens", "float32", ("batch", _tokens(cfg), d)),
+                   TensorSpec("pt_tokens", "float32", ("batch", g, d)),
+                   TensorSpec("centres", "float32", ("batch", g, 3), "group centres, LiDAR frame, m"),
+                   TensorSpec("T", "float32", ("batch", 4, 4), "current LiDAR-to-camera guess"),
+                   TensorSpec("P", "float32", ("batch", 3, 4), "projection to the model input's pixels")),
+                  (TensorSpec("xi", "float32", ("batch", 6), "se(3) increment: rotation vector, translation"),))
+
+
+def _example_geometry(cfg: dict[str, Any], batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Centres in front of a forward camera, a KITTI-like projection and a perturbed extrinsic."""
+    from edge.data.se3 import perturbation
+    from edge.models.nativecross.rigsim import LIDAR_TO_CAM_AXES
+
+    h, w = cfg["input_hw"]
+    g = cfg["groups"]
+    x = rng.uniform(4, 40, (batch, g))
+    c = np.stack([x, rng.uniform(-0.6, 0.6, (batch, g)) * x, rng.uniform(-1.7, 2.0, (batch, g))], -1)
+    T = np.tile(np.eye(4), (batch, 1, 1))
+    T[:, :3, :3] = LIDAR_TO_CAM_AXES
+    T = perturbation(rng, 10, 0.25, batch) @ T
+    P = np.tile(np.array([[0.58 * w, 0, w / 2, 0], [0, 0.6 * w, 0.46 * h, 0], [0, 0, 1, 0]]), (batch, 1, 1))
+    return {"centres": c.astype(np.float32), "T": T.astype(np.float32), "P": P.astype(np.float32)}
+
+
+def example_encode(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    h, w = cfg["input_hw"]
+    g, k = cfg["groups"], cfg["group_size"]
+    return {"image": rng.normal(0, 1, (batch, 3, h, w)).astype(np.float32),
+            "groups": rng.normal(0, 0.3, (batch, g, k, 3)).astype(np.float32)}
+
+
+def example_step(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    d, g = cfg["dim"], cfg["groups"]
+    return {"img_tokens": rng.normal(0, 1, (batch, _tokens(cfg), d)).astype(np.float32),
+            "pt_tokens": rng.normal(0, 1, (batch, g, d)).astype(np.float32), **_example_geometry(cfg, batch, rng)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the program
+
+
+class RefineRunner:
+    """``encode`` once, ``step`` ``iterations`` times, ``T <- exp(xi) T`` on the host (float64)."""
+
+    def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+        self.encode, self.update = graphs["encode"], graphs["step"]
+        self.iterations = int(cfg["iterations"])
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from edge.data.se3 import exp_se3
+
+        tok = self.encode({"image": feeds["image"], "groups": feeds["groups"]})
+        T = np.asarray(feeds["T"], np.float64)
+        Ts = [T]
+        for _ in range(self.iterations):
+            xi = self.update({"img_tokens": tok["img_tokens"], "pt_tokens": tok["pt_tokens"],
+                              "centres": feeds["centres"], "T": T.astype(np.float32), "P": feeds["P"]})["xi"]
+            T = exp_se3(np.asarray(xi, np.float64)) @ T
+            Ts.append(T)
+        return {"T": T, "T_iters": np.stack(Ts, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# pre/post-processing
+
+
+def _rig(frames: Mapping[str, Any]) -> Any:
+    for name in ("camera", "lidar"):
+        rig = frames[name].meta.get("rig")
+        if rig is not None:
+            return rig
+    where = frames["camera"].meta.get("file") or "camera frame"
+    raise DataError(f"{where}: NativeCross needs the camera intrinsics and a starting extrinsic: pass --calib RIG "
+                    "(a KITTI calib .txt or a rig JSON)")
+
+
+def _xyz(points: np.ndarray) -> np.ndarray:
+    return np.stack([points["x"], points["y"], points["z"]], 1).astype(np.float64)
+
+
+def image_feed(img: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """BGR uint8 [h, w, 3] -> the model's [1, 3, H, W] float32 input."""
+    import cv2
+
+    h, w = cfg["input_hw"]
+    x = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)[:, :, ::-1].astype(np.float32)
+    return ((x / 255.0 - MEAN) / STD).transpose(2, 0, 1)[None].copy()
+
+
+def scaled_projection(P: np.ndarray, image_hw: tuple[int, int], cfg: dict[str, Any]) -> np.ndarray:
+    """``P`` of an image of ``image_hw`` rescaled to the model input's pixels."""
+    h, w = cfg["input_hw"]
+    return np.diag([w / image_hw[1], h / image_hw[0], 1.0]) @ np.asarray(P, np.float64)
+
+
+def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Image + scan + starting rig -> feeds (image, groups, centres, T, P); one-line DataError for a frame
+    set that cannot be refined (wrong image size for the rig, too few points in view)."""
+    from edge.models.nativecross.grouping import group_scan
+
+    cam, lid = frames["camera"], frames["lidar"]
+    where = cam.meta.get("file") or "camera frame"
+    if not is_image(cam.data):
+        raise DataError(f"{where}: expected a BGR uint8 image, got {type(cam.data).__name__}")
+    if not is_points(lid.data):
+        raise DataError(f"{lid.meta.get('file') or 'LiDAR frame'}: expected a point cloud")
+    rig = _rig(frames)
+    hw = cam.data.shape[:2]
+    if rig.image_size is not None and tuple(rig.image_size) != tuple(hw):
+        raise DataError(f"{where}: the image is {hw[1]}x{hw[0]} but the rig ({rig.source or 'given'}) is for "
+                        f"{rig.image_size[1]}x{rig.image_size[0]} images")
+    groups, centres = group_scan(_xyz(lid.data), rig.T_lidar_to_cam, rig.P, hw, cfg,
+                                 where=lid.meta.get("file") or "LiDAR frame")
+    return {"image": image_feed(cam.data, cfg), "groups": groups[None], "centres": centres[None],
+            "T": rig.T_lidar_to_cam[None].astype(np.float64),
+            "P": scaled_projection(rig.P, hw, cfg)[None].astype(np.float32)}
+
+
+def _truth(frames: Mapping[str, Any]) -> Any:
+    """The true rig when the frames know it: a synthetic rig's truth, or the source's own calibration
+    (a KITTI folder's) when the run's ``--calib`` replaced it as the starting guess."""
+    for key in ("rig_true", "rig_source"):
+        for name in ("camera", "lidar"):
+            r = frames[name].meta.get(key)
+            if r is not None:
+                return r
+    return None
+
+
+def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
+                cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The refined extrinsic, how far it moved, and (with a known truth) the errors before/after."""
+    from edge.models.nativecross.metrics import pose_errors
+
+    rig = _rig(frames)
+    T0 = np.asarray(rig.T_lidar_to_cam, np.float64)
+    T = np.asarray(out["T"][0], np.float64)
+    rot, trans = pose_errors(T, T0)
+    rec: dict[str, Any] = {"T_lidar_to_cam": np.round(T, 7).tolist(), "correction_deg": round(rot, 4),
+                           "correction_cm": round(trans, 3), "iterations": int(out["T_iters"].shape[1] - 1)}
+    truth = _truth(frames)
+    if truth is not None:
+        Tt = np.asarray(truth.T_lidar_to_cam, np.float64)
+        r0, t0 = pose_errors(T0, Tt)
+        r1, t1 = pose_errors(T, Tt)
+        rec["eval"] = {"rot_deg_before": r0, "trans_cm_before": t0, "rot_deg": r1, "trans_cm": t1,
+                       "per_iter": [list(pose_errors(Ti, Tt)) for Ti in out["T_iters"][0][1:]]}
+    payload = {"T0": T0, "T": T, "P": np.asarray(rig.P, np.float64)}
+    return rec, payload
+
+
+def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> Any:
+    return rec.get("eval")
+
+
+def metric_reduce(items: list[Any]) -> dict[str, Any]:
+    from edge.models.nativecross.metrics import reduce_items
+
+    return reduce_items(items)
+
+
+def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> np.ndarray:
+    """The camera image with the scan projected by the starting extrinsic (grey, small) and by the
+    refined one (coloured by range)."""
+    import cv2
+
+    img = frames["camera"].data.copy()
+    xyz = _xyz(frames["lidar"].data)
+    if len(xyz) > 30000:
+        xyz = xyz[:: len(xyz) // 30000 + 1]
+    h, w = img.shape[:2]
+    rng_m = np.linalg.norm(xyz, axis=1)
+    for key, coloured in (("T0", False), ("T", True)):
+        T = payload[key]
+        cam = xyz @ T[:3, :3].T + T[:3, 3]
+        pix = cam @ payload["P"][:, :3].T + payload["P"][:, 3]
+        ok = (cam[:, 2] > 0.5) & (pix[:, 2] > 1e-6)
+        uv = np.round(pix[ok, :2] / pix[ok, 2:3]).astype(np.int64)
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+        uv = uv[inside]
+        if coloured:
+            hue = np.clip(rng_m[ok][inside] / 50.0 * 255, 0, 255).astype(np.uint8)
+            col = cv2.applyColorMap(hue.reshape(-1, 1), cv2.COLORMAP_JET).reshape(-1, 3)
+            for (u, v), c in zip(uv, col):
+                cv2.circle(img, (int(u), int(v)), 1, tuple(int(x) for x in c), -1)
+        else:
+            img[uv[:, 1], uv[:, 0]] = (160, 160, 160)
+    txt = "grey: start  colour: refined"
+    cv2.putText(img, txt, (8, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    return img
+
+
+def card() -> ModelCard:
+    """The NativeCross ModelCard."""
+    from edge.models.nativecross import samples, train
+
+    return ModelCard(
+        name="nativecross",
+        description="NativeCross: camera-LiDAR extrinsic refinement by cross-attention (image patches x point groups)",
+        configs=CONFIGS,
+        default_config="default",
+        build=build,
+        graphs={"encode": Graph("encode", io_encode, lambda m: m.encoder, example_encode,
+                                "image + point groups -> tokens (once per frame)"),
+                "step": Graph("step", io_step, lambda m: m.step, example_step,
+                              "tokens + centres + current extrinsic -> se(3) increment")},
+        programs=(ProgramSpec("refine", ("encode", "step"), RefineRunner,
+                              "encode once, then `iterations` steps of T <- exp(xi) T on the host"),),
+        sensors=Sensors(("camera", "lidar")),
+        preprocess=preprocess,
+        postprocess=postprocess,
+        draw=draw,
+        preprocess_params=lambda cfg: {"input": "camera+lidar", "input_hw": cfg["input_hw"], "mean": MEAN,
+                                       "std": STD, "points": cfg["points"], "groups": cfg["groups"],
+                                       "group_size": cfg["group_size"], "iterations": cfg["iterations"]},
+        metric=Metric("L2 rate", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0)),
+        data=FamilyData(samples.synthetic, samples.samples),
+        trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
+        checkpoints={"default": WEIGHTS / "default.pt"},
+        results_name="extrinsics",
+    )

@@ -1,0 +1,87 @@
+"""Point grouping for NativeCross, on the host (numpy), so the exported graphs keep static shapes.
+
+A scan becomes ``groups`` point groups of ``group_size`` points: the points the current extrinsic
+guess puts in front of the camera and inside the image (with a margin, since the guess is wrong by up
+to tens of pixels) are sampled to a fixed count, farthest point sampling picks the group centres and
+the nearest neighbours of each centre form its group (offsets from the centre). Everything is
+deterministic for a given scan and guess, so a frame gives the same feeds on every backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.errors import DataError
+
+
+def in_view(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int], margin: float,
+            min_depth: float = 1.0, max_depth: float = 80.0) -> np.ndarray:
+    """Mask of points that ``P @ T`` projects inside the image enlarged by ``margin`` (a fraction of
+    its size on each side), between ``min_depth`` and ``max_depth`` metres in front of the camera."""
+    cam = xyz @ T[:3, :3].T + T[:3, 3]
+    pix = cam @ P[:, :3].T + P[:, 3]
+    z = cam[:, 2]
+    ok = (z > min_depth) & (z < max_depth) & (pix[:, 2] > 1e-6)
+    h, w = hw
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u, v = pix[:, 0] / pix[:, 2], pix[:, 1] / pix[:, 2]
+    ok &= (u > -margin * w) & (u < (1 + margin) * w) & (v > -margin * h) & (v < (1 + margin) * h)
+    return ok
+
+
+def sample_points(xyz: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Exactly ``n`` points: a seeded subset without repeats when there are more, every point plus
+    seeded repeats when there are fewer (repeats change no group's shape, only its weights)."""
+    rng = np.random.default_rng(seed)
+    if len(xyz) >= n:
+        idx = np.sort(rng.choice(len(xyz), n, replace=False))
+    else:
+        idx = np.concatenate([np.arange(len(xyz)), rng.integers(0, len(xyz), n - len(xyz))])
+    return xyz[idx]
+
+
+def farthest_points(xyz: np.ndarray, k: int) -> np.ndarray:
+    """Indices of ``k`` farthest-point samples (start: the point farthest from the centroid)."""
+    pts = np.asarray(xyz, np.float32)
+    d = np.full(len(pts), np.inf, np.float32)
+    first = int(np.argmax(((pts - pts.mean(0)) ** 2).sum(1)))
+    out = np.empty(k, np.int64)
+    out[0] = first
+    for i in range(1, k):
+        d = np.minimum(d, ((pts - pts[out[i - 1]]) ** 2).sum(1))
+        out[i] = int(np.argmax(d))
+    return out
+
+
+def knn(xyz: np.ndarray, centres: np.ndarray, k: int) -> np.ndarray:
+    """[G, k] indices of each centre's ``k`` nearest points, nearest first."""
+    d = ((centres[:, None, :] - xyz[None, :, :]) ** 2).sum(-1)
+    part = np.argpartition(d, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(d, part, 1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, 1)
+
+
+def group(xyz: np.ndarray, n_points: int, groups: int, group_size: int, seed: int = 0
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets [groups, group_size, 3], centres [groups, 3])`` float32 from points [N, 3]."""
+    pts = sample_points(np.asarray(xyz, np.float32), n_points, seed)
+    c_idx = farthest_points(pts, groups)
+    centres = pts[c_idx]
+    nb = knn(pts, centres, group_size)
+    return (pts[nb] - centres[:, None, :]).astype(np.float32), centres.astype(np.float32)
+
+
+def group_scan(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int], cfg: dict,
+               where: str = "LiDAR frame") -> tuple[np.ndarray, np.ndarray]:
+    """The groups of a scan's in-view points under the guess ``T``; one-line DataError (naming ``where``)
+    when fewer than ``cfg['min_points']`` points are in view (a wrong rig, an empty scan, a sensor
+    facing away)."""
+    xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
+    finite = np.isfinite(xyz).all(1)
+    xyz = xyz[finite]
+    ok = in_view(xyz, T, P, hw, float(cfg.get("view_margin", 0.15)))
+    count = int(ok.sum())
+    if count < int(cfg["min_points"]):
+        raise DataError(f"{where}: only {count} LiDAR points are in the camera's view under the current extrinsic "
+                        f"(need >= {cfg['min_points']}); is the rig right for this camera and scan?")
+    return group(xyz[ok], int(cfg["points"]), int(cfg["groups"]), int(cfg["group_size"]))

@@ -1,0 +1,177 @@
+"""NativeCross, PyTorch side: camera-LiDAR extrinsic refinement by cross-attention between image patch
+tokens and LiDAR point-group tokens, each in its native domain (arXiv 2603.29414, at edge size).
+
+Two graphs, so the expensive part runs once per frame and the loop stays on the host:
+
+- ``encode`` (:class:`Encoder`): image [B, 3, H, W] -> patch tokens [B, (H/8)(W/8), D]; point groups
+  [B, G, K, 3] (offsets from their centres, grouped on the host) -> one token per group [B, G, D]
+  (a PointNet: shared MLP, max over the group);
+- ``step`` (:class:`Step`): tokens, group centres [B, G, 3] (LiDAR frame), the current extrinsic
+  T [B, 4, 4] and the projection P [B, 3, 4] (pixels of the model's input) -> an se(3) increment xi
+  [B, 6] (rotation vector, translation part). The centres are moved by T and projected by P; a
+  harmonic embedding of the projected (u, v) (+ in-front flag and log depth) is added to the point
+  tokens, one of the fixed patch centres to the image tokens. Two cross-attention branches (rotation,
+  translation), queries = image tokens, keys/values = point tokens, RMS QK-norm, all through
+  :func:`edge.ops.attention`; each branch pools its tokens (mean and max) into a small head.
+
+The host updates ``T <- exp(xi) T`` and calls ``step`` again (the card's runner; 3 iterations by default).
+Outputs are scaled by ``rot_scale`` (rad) and ``trans_scale`` (m) so the heads work at unit size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from edge.ops import attention
+
+
+def conv_bn(cin: int, cout: int, s: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, s, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def harmonics(x: torch.Tensor, n: int) -> torch.Tensor:
+    """[..., C] -> [..., 2 n C]: sin / cos of 2^k pi x, k < n."""
+    freqs = (2.0 ** torch.arange(n, dtype=x.dtype, device=x.device)) * math.pi
+    a = x[..., None] * freqs  # [..., C, n]
+    return torch.cat([torch.sin(a), torch.cos(a)], -1).flatten(-2)
+
+
+class Encoder(nn.Module):
+    """(image, groups) -> (image tokens, point tokens)."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        w0, w1, w2 = cfg["widths"]
+        d = cfg["dim"]
+        self.cnn = nn.Sequential(conv_bn(3, w0, 2), conv_bn(w0, w0), conv_bn(w0, w1, 2), conv_bn(w1, w1),
+                                 conv_bn(w1, w2, 2), conv_bn(w2, w2), nn.Conv2d(w2, d, 1))
+        p0, p1 = cfg["point_widths"]
+        self.pmlp = nn.Sequential(nn.Linear(4, p0), nn.GELU(), nn.Linear(p0, p1), nn.GELU(), nn.Linear(p1, p1))
+        self.pout = nn.Sequential(nn.LayerNorm(p1), nn.Linear(p1, d))
+        self.inorm = nn.LayerNorm(d)
+
+    def forward(self, image: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.cnn(image)  # [B, D, H/8, W/8]
+        img = self.inorm(f.flatten(2).transpose(1, 2))
+        dist = torch.sqrt((groups * groups).sum(-1, keepdim=True) + 1e-8)
+        h = self.pmlp(torch.cat([groups, dist], -1))  # [B, G, K, p1]
+        pts = self.pout(h.max(dim=2).values)
+        return img, pts
+
+
+class CrossBlock(nn.Module):
+    """Image tokens attend to point tokens (RMS QK-norm), then an MLP; pre-norm residuals."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.nq, self.nk, self.n2 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        return x.reshape(b, s, self.heads, d // self.heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        kv = self.nk(ctx)
+        out = attention(self._heads(self.q(self.nq(x))), self._heads(self.k(kv)), self._heads(self.v(kv)),
+                        qk_norm=True)
+        x = x + self.proj(out.transpose(1, 2).reshape(b, s, d))
+        return x + self.mlp(self.n2(x))
+
+
+class Branch(nn.Module):
+    """Cross-attention blocks -> mean and max over image tokens -> 3 numbers."""
+
+    def __init__(self, dim: int, heads: int, blocks: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(CrossBlock(dim, heads) for _ in range(blocks))
+        self.head = nn.Sequential(nn.LayerNorm(2 * dim), nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, 3))
+
+    def forward(self, img: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+        x = img
+        for blk in self.blocks:
+            x = blk(x, pts)
+        return self.head(torch.cat([x.mean(1), x.max(1).values], -1))
+
+
+class Step(nn.Module):
+    """(image tokens, point tokens, centres, T, P) -> xi [B, 6]."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        d, n = cfg["dim"], cfg["harmonics"]
+        self.n = n
+        h, w = cfg["input_hw"]
+        self.hw = (float(h), float(w))
+        gh, gw = h // 8, w // 8
+        v, u = torch.meshgrid((torch.arange(gh) + 0.5) / gh, (torch.arange(gw) + 0.5) / gw, indexing="ij")
+        self.register_buffer("patch_uv", torch.stack([u, v], -1).reshape(1, gh * gw, 2), persistent=False)
+        self.img_pos = nn.Linear(4 * n, d)
+        self.pt_pos = nn.Sequential(nn.Linear(4 * n + 2, d), nn.GELU(), nn.Linear(d, d))
+        self.rot = Branch(d, cfg["heads"], cfg["blocks"])
+        self.trans = Branch(d, cfg["heads"], cfg["blocks"])
+        self.scales = (float(cfg["rot_scale"]), float(cfg["trans_scale"]))
+
+    def forward(self, img_tokens: torch.Tensor, pt_tokens: torch.Tensor, centres: torch.Tensor, T: torch.Tensor,
+                P: torch.Tensor) -> torch.Tensor:
+        cam = torch.matmul(centres, T[:, :3, :3].transpose(1, 2)) + T[:, None, :3, 3]  # [B, G, 3]
+        pix = torch.matmul(cam, P[:, :, :3].transpose(1, 2)) + P[:, None, :, 3]
+        z = cam[..., 2:3]
+        front = (z > 0.5).to(cam.dtype)
+        zz = torch.clamp(pix[..., 2:3], min=0.5)
+        uv = pix[..., :2] / zz / torch.tensor([self.hw[1], self.hw[0]], dtype=cam.dtype, device=cam.device)
+        uv = torch.clamp(uv, -0.5, 1.5)
+        depth = torch.log(torch.clamp(z, 0.5, 100.0)) / math.log(100.0)
+        pts = pt_tokens + self.pt_pos(torch.cat([harmonics(uv, self.n), front, depth], -1))
+        img = img_tokens + self.img_pos(harmonics(self.patch_uv, self.n))
+        r = self.rot(img, pts) * self.scales[0]
+        t = self.trans(img, pts) * self.scales[1]
+        return torch.cat([r, t], -1)
+
+
+class NativeCross(nn.Module):
+    """The whole model; ``encoder`` and ``step`` are the two exported graphs."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = dict(cfg)
+        self.encoder = Encoder(cfg)
+        self.step = Step(cfg)
+
+    def forward(self, image: torch.Tensor, groups: torch.Tensor, centres: torch.Tensor, T: torch.Tensor,
+                P: torch.Tensor) -> torch.Tensor:
+        """One refinement step from scratch (the training loop unrolls several with :func:`exp_se3`)."""
+        img, pts = self.encoder(image, groups)
+        return self.step(img, pts, centres, T, P)
+
+
+def exp_se3(xi: torch.Tensor) -> torch.Tensor:
+    """Torch twin of :func:`edge.data.se3.exp_se3` for [B, 6] (training's unrolled updates)."""
+    w, v = xi[:, :3], xi[:, 3:]
+    theta = torch.linalg.norm(w, dim=1, keepdim=True)[..., None]  # [B, 1, 1]
+    small = theta < 1e-4
+    t = torch.where(small, torch.ones_like(theta), theta)
+    a = torch.where(small, 1 - theta**2 / 6, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - theta**2 / 24, (1 - torch.cos(t)) / t**2)
+    c = torch.where(small, 1 / 6 - theta**2 / 120, (t - torch.sin(t)) / t**3)
+    z = torch.zeros_like(w[:, 0])
+    k = torch.stack([torch.stack([z, -w[:, 2], w[:, 1]], -1), torch.stack([w[:, 2], z, -w[:, 0]], -1),
+                     torch.stack([-w[:, 1], w[:, 0], z], -1)], 1)
+    kk = k @ k
+    eye = torch.eye(3, dtype=xi.dtype, device=xi.device).expand_as(k)
+    R = eye + a * k + b * kk
+    V = eye + b * k + c * kk
+    T = torch.zeros(xi.shape[0], 4, 4, dtype=xi.dtype, device=xi.device)
+    T[:, :3, :3] = R
+    T[:, :3, 3] = (V @ v[..., None])[..., 0]
+    T[:, 3, 3] = 1
+    return T
+

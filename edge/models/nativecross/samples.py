@@ -1,0 +1,98 @@
+"""NativeCross data as the toolchain asks for it: a live stream of synthetic rigs with a wrong starting
+extrinsic, seeded sample sets, and real KITTI frames under seeded perturbations.
+
+Frames carry the starting guess as ``meta["rig"]`` (what ``edge run --calib`` would give) and the truth
+as ``meta["rig_true"]``, so the card's postprocess scores any labelled frame the same way in
+evaluation, in the INT8 gate and in a live ``edge run --source synthetic``. Seed streams: training
+(0, worker), evaluation (1,), calibration (2,), KITTI perturbations (3,) never meet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.data.frame import Frame
+from edge.data.rig import Rig
+from edge.data.se3 import perturbation
+from edge.errors import DataError
+
+#: the synthetic stream's camera size (KITTI's colour camera)
+STREAM_HW = (375, 1242)
+
+
+def perturbed(rig: Rig, rng: np.random.Generator, max_deg: float, max_m: float) -> Rig:
+    """``rig`` with its extrinsic moved by a seeded random perturbation (applied in the camera frame)."""
+    return Rig(rig.P, perturbation(rng, max_deg, max_m) @ rig.T_lidar_to_cam, rig.image_size,
+               f"{rig.source} perturbed {max_deg:g} deg / {max_m * 100:g} cm")
+
+
+def _frames(image: np.ndarray, points: np.ndarray, start: Rig, truth: Rig, i: int,
+            extra: dict[str, Any] | None = None) -> dict[str, Frame]:
+    meta = {"rig": start, "rig_true": truth, **(extra or {})}
+    return {"camera": Frame(image, 0, i, "camera", dict(meta)), "lidar": Frame(points, 0, i, "lidar", dict(meta))}
+
+
+def _float(name: str, value: Any, lo: float, hi: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{name}={value}: not a number") from None
+    if not lo <= v <= hi:
+        raise DataError(f"{name}={value}: use {lo:g}..{hi:g}")
+    return v
+
+
+def synthetic(n: int, hw: tuple[int, int] | None = None, seed: int = 7, *, deg: Any = 10.0,
+              cm: Any = 25.0) -> Iterator[dict[str, tuple[Any, dict]]]:
+    """``n`` synthetic rigs (camera ``hw``, default KITTI's 375x1242) whose starting extrinsic is off by
+    a random perturbation within ``deg`` degrees / ``cm`` centimetres per axis."""
+    from edge.models.nativecross.rigsim import random_rig
+
+    max_deg, max_m = _float("deg", deg, 0, 45), _float("cm", cm, 0, 200) / 100.0
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        s = random_rig(rng, hw or STREAM_HW)
+        start = perturbed(s.rig, rng, max_deg, max_m)
+        yield {"camera": (s.image, {"rig": start, "rig_true": s.rig}),
+               "lidar": (s.points, {"rig": start, "rig_true": s.rig})}
+
+
+def render_hw(cfg: dict[str, Any]) -> tuple[int, int]:
+    """Evaluation rigs are rendered at twice the model's input (then resized, as a real camera's are)."""
+    h, w = cfg["input_hw"]
+    return 2 * h, 2 * w
+
+
+def samples(cfg: dict[str, Any], role: str, n: int, seed: int = 0) -> list[list[dict[str, Frame]]]:
+    """``n`` one-frame samples: synthetic rigs, perturbed within the config's evaluation range."""
+    from edge.models.nativecross.rigsim import random_rig
+
+    if role not in ("evaluation", "calibration"):
+        raise DataError(f"unknown sample role {role!r} (evaluation or calibration)")
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1 if role == "evaluation" else 2,)))
+    out = []
+    for i in range(n):
+        s = random_rig(rng, render_hw(cfg))
+        start = perturbed(s.rig, rng, float(cfg["eval_max_deg"]), float(cfg["eval_max_m"]))
+        out.append([_frames(s.image, s.points, start, s.rig, i)])
+    return out
+
+
+def kitti_samples(folder: str | Path, index: str, n: int, max_deg: float, max_m: float, seed: int = 0
+                  ) -> list[list[dict[str, Frame]]]:
+    """A real KITTI frame (image_2, velodyne, calib) under ``n`` seeded perturbations of its calib."""
+    from edge.data.kitti import list_indices, read_bin, read_image
+
+    root = Path(folder)
+    list_indices(root, index)
+    image = read_image(root / "image_2" / f"{index}.png")
+    points = read_bin(root / "velodyne" / f"{index}.bin")
+    base = Rig.from_kitti(root / "calib" / f"{index}.txt")
+    truth = Rig(base.P, base.T_lidar_to_cam, image.shape[:2], base.source)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+    files = {"file": str(root / "image_2" / f"{index}.png")}
+    return [[_frames(image, points, perturbed(truth, rng, max_deg, max_m), truth, i, files)] for i in range(n)]

@@ -1,0 +1,87 @@
+"""What the shared training loop needs from NativeCross: seeded batches of wrongly calibrated synthetic
+rigs and the unrolled refinement loss.
+
+Rendering a rig costs ~0.1-0.3 s, so rigs live in a pool (48) with one rig renewed per batch; every
+draw gets a fresh perturbation of its extrinsic, so no two samples repeat. Perturbations cover the
+training range (``train_max_deg`` / ``train_max_m`` per axis) half of the time and a random fraction
+of it otherwise, so the step learns both the first big move and the last centimetres.
+
+Loss: the step is unrolled ``iterations`` times from the same tokens (as the runner runs it); each
+iteration's increment is compared with the exact one that would land on the truth,
+log(T_true T^-1), in units of ``rot_scale`` / ``trans_scale`` (smooth L1), later iterations weighted
+more; the guess is updated with the detached prediction between iterations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from edge.errors import DataError
+
+POOL = 48
+
+
+def _item(rig: Any, rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    from edge.data.se3 import perturbation
+    from edge.models.nativecross.card import image_feed, scaled_projection
+    from edge.models.nativecross.grouping import group_scan
+
+    f = 1.0 if rng.random() < 0.5 else rng.uniform(0.05, 1.0)
+    T0 = perturbation(rng, cfg["train_max_deg"] * f, cfg["train_max_m"] * f) @ rig.rig.T_lidar_to_cam
+    xyz = np.stack([rig.points["x"], rig.points["y"], rig.points["z"]], 1)
+    hw = rig.image.shape[:2]
+    try:
+        groups, centres = group_scan(xyz, T0, rig.rig.P, hw, cfg)
+    except DataError:
+        return None
+    return {"image": image_feed(rig.image, cfg)[0], "groups": groups, "centres": centres, "T": T0,
+            "T_true": rig.rig.T_lidar_to_cam, "P": scaled_projection(rig.rig.P, hw, cfg).astype(np.float32)}
+
+
+def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    """Endless batches: image, groups, centres, P (float32), T and T_true (float64)."""
+    from edge.models.nativecross.rigsim import random_rig
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, worker)))
+    hw = tuple(cfg["input_hw"])
+    pool = [random_rig(rng, hw) for _ in range(min(POOL, max(batch, 8)))]
+    renew = 1
+    while True:
+        for _ in range(renew):
+            pool[int(rng.integers(len(pool)))] = random_rig(rng, hw)
+        if len(pool) < POOL:
+            pool.append(random_rig(rng, hw))
+        items: list[dict[str, np.ndarray]] = []
+        while len(items) < batch:
+            it = _item(pool[int(rng.integers(len(pool)))], rng, cfg)
+            if it is not None:
+                items.append(it)
+        yield {k: np.stack([it[k] for it in items]) for k in items[0]}
+
+
+def loss(model: Any, batch: dict[str, np.ndarray]) -> tuple[Any, dict[str, float]]:
+    import torch
+    import torch.nn.functional as F
+
+    from edge.data.se3 import exp_se3, inverse, log_se3
+
+    cfg = model.cfg
+    n = int(cfg["iterations"])
+    rs, ts = float(cfg["rot_scale"]), float(cfg["trans_scale"])
+    img, pts = model.encoder(torch.from_numpy(batch["image"]), torch.from_numpy(batch["groups"]))
+    centres, P = torch.from_numpy(batch["centres"]), torch.from_numpy(batch["P"])
+    T, T_true = batch["T"].astype(np.float64), batch["T_true"].astype(np.float64)
+    total = torch.zeros(())
+    parts: dict[str, float] = {}
+    for i in range(n):
+        target = torch.from_numpy(log_se3(T_true @ inverse(T))).float()
+        xi = model.step(img, pts, centres, torch.from_numpy(T).float(), P)
+        lr = F.smooth_l1_loss(xi[:, :3] / rs, target[:, :3] / rs, beta=0.05)
+        lt = F.smooth_l1_loss(xi[:, 3:] / ts, target[:, 3:] / ts, beta=0.05)
+        total = total + (0.5 + 0.5 * (i + 1) / n) * (lr + lt)
+        parts[f"rot{i}"], parts[f"trans{i}"] = float(lr.detach()), float(lt.detach())
+        T = exp_se3(xi.detach().double().numpy()) @ T
+    return total, parts
