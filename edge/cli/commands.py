@@ -175,3 +175,29 @@ def bench(
     run_bench_cmd(bundle, [b.strip() for b in backends.split(",") if b.strip()], rounds, warmup, threads, out,
                   [p.strip() for p in programs.split(",") if p.strip()] if programs else None,
                   json_out)
+
+
+def calibrate(
+    bundle: Path = typer.Argument(..., help="Bundle of a model that estimates the rig's extrinsic (e.g. nativecross)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Rig JSON to write (what `edge run --calib` reads)."),
+    source: str = typer.Option(..., "--source", "-s", help="kitti:FOLDER (camera + LiDAR pairs and their calib), "
+                               "or a camera spec with --lidar."),
+    lidar: str = typer.Option(None, "--lidar", help="LiDAR beside the camera: FILE.pcap, velodyne:..., ouster:..."),
+    init: Path = typer.Option(None, "--init", help="Starting rig: KITTI calib .txt, KITTI raw folder or rig JSON "
+                              "(default with kitti:FOLDER: the folder's own calib)."),
+    frames: int = typer.Option(0, "--frames", min=0, help="Use at most N synchronized frame sets (0 = all)."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino, tensorrt or torch."),
+    precision: str = typer.Option(None, "--precision", "-p", help="fp32 (default), fp16 or int8."),
+    sync_ms: float = typer.Option(50.0, "--sync-ms", min=0.0, help="Camera-LiDAR match tolerance in ms."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Refine the LiDAR-to-camera extrinsic over synchronized frames and write the rig file.
+
+    Each frame set gives an estimate (the model's refinement from the starting rig); they are
+    combined by a median in the tangent space with outliers rejected, and the spread of one frame's
+    estimate is reported.
+    """
+    from edge.cli.calibrate_cmd import run_calibrate
+
+    run_calibrate(bundle, source=source, lidar=lidar, init=init, out=out, frames=frames, backend=backend,
+                  precision=precision, sync_ms=sync_ms, json_out=json_out)

@@ -29,6 +29,7 @@ app.command("export")(commands.export)
 app.command("run")(commands.run)
 app.command("build")(commands.build)
 app.command("bench")(commands.bench)
+app.command("calibrate")(commands.calibrate)
 
 export_app = typer.Typer(name="edge-export", add_completion=False, pretty_exceptions_enable=False)
 export_app.command()(commands.export)

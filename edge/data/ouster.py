@@ -85,6 +85,10 @@ def check_geometry(info: Any, where: str) -> None:
             raise DataError(f"{where}: {name} {value} is outside 1..{top}; not an Ouster sensor's geometry")
     if cpp > cols:
         raise DataError(f"{where}: columns_per_packet {cpp} exceeds columns_per_frame {cols}")
+    for name in ("beam_altitude_angles", "beam_azimuth_angles"):
+        n = len(np.asarray(getattr(info, name, ())).reshape(-1))
+        if n != pix:
+            raise DataError(f"{where}: {name} has {n} entries for {pix} pixels per column")
     window = [int(c) for c in fmt.column_window]
     if len(window) != 2 or not all(0 <= c < cols for c in window):
         raise DataError(f"{where}: column_window {window} is not inside 0..{cols - 1}")
@@ -99,11 +103,14 @@ class OusterDecoder:
 
         self._core = core
         self.info = info
-        self.pf = core.PacketFormat(info)
+        try:  # what check_geometry does not foresee, the SDK refuses with a ValueError / RuntimeError
+            self.pf = core.PacketFormat(info)
+            self.lut = core.XYZLut(info)
+        except (ValueError, RuntimeError) as e:
+            raise DataError(f"Ouster metadata: ouster-sdk refuses its geometry ({first_line(e, 160)})") from None
         self.size = int(self.pf.lidar_packet_size)
         self.columns = int(info.format.columns_per_frame)
         self.legacy = str(info.format.udp_profile_lidar).rsplit(".", 1)[-1] == "LEGACY"
-        self.lut = core.XYZLut(info)
         self.counters: dict[str, int] = {"packets": 0, "bad_packets": 0, "decode_errors": 0}
         self.bad_reasons: dict[str, int] = {}
         self.bad_sizes: dict[int, int] = {}  # datagram size -> count, of those refused for their size

@@ -15,7 +15,10 @@ Formats :meth:`Rig.load` accepts:
 - JSON for other rigs, e.g. ``{"P": [[fx,0,cx,0],[0,fy,cy,0],[0,0,1,0]], "T_lidar_to_cam": 4x4,
   "image_size": [h, w]}``. ``P`` is 3x4 (or ``K``, 3x3, meaning P = [K | 0]); ``T_lidar_to_cam`` is
   4x4 or 3x4 (row-major, metres, the LiDAR frame into the camera frame with z forward, x right,
-  y down); ``image_size`` is optional. Nested lists or flat lists of 12/16/9 numbers are both fine.
+  y down) and must be rigid (orthonormal rotation, det +1); ``image_size`` is optional; ``D`` is
+  optional: OpenCV distortion coefficients (k1, k2, p1, p2[, k3]) of the raw image, applied by
+  :meth:`Rig.project`. Nested lists or flat lists of 12/16/9 numbers are both fine. ``edge calibrate``
+  writes this format (plus a ``refined`` report, ignored when read).
 
 A malformed file is a one-line :class:`~edge.errors.DataError` naming the file and the key.
 """
@@ -74,6 +77,12 @@ def _matrix(path: Path, values: Any, key: str, shapes: tuple[tuple[int, int], ..
     raise DataError(f"{path}: '{key}' should be {want}, got shape {list(arr.shape)}")
 
 
+def _rigid(path: Path, T: np.ndarray) -> None:
+    from edge.data.se3 import check_rigid
+
+    check_rigid(T, f"{path}: T_lidar_to_cam")
+
+
 @dataclass(frozen=True, eq=False)
 class Rig:
     """``P`` (3x4) projects camera-frame points to pixels; ``T_lidar_to_cam`` (4x4) takes LiDAR points
@@ -83,6 +92,7 @@ class Rig:
     T_lidar_to_cam: np.ndarray
     image_size: tuple[int, int] | None = None
     source: str = ""
+    distortion: tuple[float, ...] | None = None
 
     @property
     def matrix(self) -> np.ndarray:
@@ -98,7 +108,9 @@ class Rig:
         P = _matrix(path, kv.get(key), key, ((3, 4),))
         R0 = _matrix(path, kv.get("R0_rect"), "R0_rect", ((3, 3),))
         Tr = _matrix(path, kv.get("Tr_velo_to_cam"), "Tr_velo_to_cam", ((3, 4),))
-        return cls(P, _pad4(R0) @ _pad4(Tr), None, str(path))
+        T = _pad4(R0) @ _pad4(Tr)
+        _rigid(path, T)
+        return cls(P, T, None, str(path))
 
     @classmethod
     def from_kitti_raw(cls, folder: str | Path, *, camera: int = 2) -> Rig:
@@ -120,6 +132,7 @@ class Rig:
         if s_key in kc and kc[s_key].size == 2:
             w, h = kc[s_key]
             size = (int(h), int(w))
+        _rigid(v2c, Tr)
         return cls(P, _pad4(R0) @ Tr, size, str(folder))
 
     @classmethod
@@ -144,7 +157,17 @@ class Rig:
             if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
                 raise DataError(f"{path}: 'image_size' should be [height, width] in pixels")
             size = (size[0], size[1])
-        return cls(P, _pad4(T) if T.shape == (3, 4) else T, size, str(path))
+        dist = d.get("D")
+        if dist is not None:
+            if not (isinstance(dist, list) and len(dist) in (4, 5, 8)
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in dist)):
+                raise DataError(f"{path}: 'D' should be 4, 5 or 8 OpenCV distortion coefficients (k1 k2 p1 p2 ...)")
+            if not np.isfinite(dist).all():
+                raise DataError(f"{path}: 'D' has non-finite values")
+            dist = tuple(float(v) for v in dist)
+        T = _pad4(T) if T.shape == (3, 4) else T
+        _rigid(path, T)
+        return cls(P, T, size, str(path), dist)
 
     @classmethod
     def load(cls, path: str | Path) -> Rig:
@@ -167,6 +190,8 @@ class Rig:
         d: dict[str, Any] = {"P": self.P.tolist(), "T_lidar_to_cam": self.T_lidar_to_cam.tolist()}
         if self.image_size is not None:
             d["image_size"] = list(self.image_size)
+        if self.distortion is not None:
+            d["D"] = list(self.distortion)
         return d
 
     def project(self, points_xyz: np.ndarray, image_size: tuple[int, int] | None = None
@@ -186,9 +211,23 @@ class Rig:
         z = cam[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             uv = pix[:, :2] / pix[:, 2:3]
+            if self.distortion is not None:
+                uv = self._distort(cam)
         mask = (z > 0) & (pix[:, 2] > 0)
         size = image_size or self.image_size
         if size is not None:
             h, w = size
             mask &= (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
         return uv.astype(np.float32), mask
+
+    def _distort(self, cam: np.ndarray) -> np.ndarray:
+        """Pixels of camera-frame points through the OpenCV model (radial k1 k2 k3 ..., tangential p1 p2)."""
+        k = list(self.distortion or ()) + [0.0] * 8
+        k1, k2, p1, p2, k3 = k[:5]
+        x, y = cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2]
+        r2 = x * x + y * y
+        radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k[5] * r2 + k[6] * r2**2 + k[7] * r2**3)
+        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+        K = self.P[:, :3]
+        return np.stack([K[0, 0] * xd + K[0, 1] * yd + K[0, 2], K[1, 1] * yd + K[1, 2]], 1)

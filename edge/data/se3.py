@@ -154,3 +154,37 @@ def check_rigid(T: np.ndarray, where: str, tol: float = 1e-3) -> np.ndarray:
         why = "a reflection (det -1)" if np.linalg.det(R) < 0 else f"not orthonormal (|R R^T - I| = {err:.3g})"
         raise DataError(f"{where}: the rotation block is {why}; the extrinsic must be rigid")
     return T
+
+
+def robust_mean(Ts: np.ndarray, ref: np.ndarray, k: float = 3.0, floor_deg: float = 0.1,
+                floor_m: float = 0.005) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Combine per-frame estimates [N, 4, 4] of one transform: the component-wise median of their
+    logarithms around ``ref`` (4x4), outliers rejected (rotation or translation residual beyond ``k``
+    robust sigmas, 1.4826 x the median absolute residual, never tighter than ``floor_deg`` /
+    ``floor_m``), then the median of the inliers.
+
+    Returns (T, inlier mask [N], spread): the spread is the inliers' RMS rotation (deg) and translation
+    (cm) residual around T, what a single frame's estimate scatters by.
+    """
+    Ts = np.asarray(Ts, np.float64)
+    if Ts.ndim != 3 or len(Ts) == 0:
+        raise ValueError("robust_mean needs at least one 4x4 estimate")
+    xi = log_se3(Ts @ inverse(ref))
+
+    def centre(mask: np.ndarray) -> np.ndarray:
+        return exp_se3(np.median(xi[mask], 0)) @ ref
+
+    inl = np.ones(len(Ts), bool)
+    T = centre(inl)
+    for _ in range(2):
+        r = rotation_error_deg(Ts, T)
+        t = translation_error_m(Ts, T)
+        sr = max(1.4826 * float(np.median(r)), floor_deg)
+        st = max(1.4826 * float(np.median(t)), floor_m)
+        inl = (r <= k * sr) & (t <= k * st)
+        if not inl.any():
+            inl = np.ones(len(Ts), bool)
+        T = centre(inl)
+    r, t = rotation_error_deg(Ts[inl], T), translation_error_m(Ts[inl], T)
+    spread = {"rot_rms_deg": float(np.sqrt(np.mean(r * r))), "trans_rms_cm": float(np.sqrt(np.mean(t * t)) * 100)}
+    return T, inl, spread

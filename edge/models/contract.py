@@ -183,6 +183,9 @@ class ModelCard:
     trainer: Trainer | None = None
     checkpoints: dict[str, Path] = field(default_factory=dict)  # config name -> shipped weights
     results_name: str = "results"  # `edge run --out DIR` writes DIR/<results_name>.jsonl
+    #: families that estimate the rig's LiDAR-to-camera extrinsic name the record key holding it
+    #: (a 4x4 list); ``edge calibrate`` runs such a bundle and combines the frames' estimates
+    rig_output: str | None = None
     test_config: str = "tiny"  # the config tests and CI use (seconds on 2 CPU cores)
 
     def __post_init__(self) -> None:

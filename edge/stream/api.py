@@ -34,13 +34,14 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         program: str | None = None, realtime: bool = False, max_frames: int = 0,
         threads: int = 0, display: bool = False, dump_points: str | os.PathLike[str] | None = None,
         udp: str | None = None, sync_ms: float = 50.0, stall_s: float | None = None, live: bool = False,
-        handle_signals: bool = True, task: Any = None) -> dict[str, Any]:
+        handle_signals: bool = True, task: Any = None, sinks: list[Any] | None = None) -> dict[str, Any]:
     """Run ``bundle`` over ``source`` (and ``lidar``) until the sources end, a signal, or ``max_frames``.
 
     Returns the stats summary (also written to ``stats`` when given). ``precision`` (fp32, fp16, int8)
     and ``program`` choose what the family's program runs; ``rig`` projects point clouds onto the
     image (KITTI calib .txt or the rig JSON). ``task`` replaces the bundle's default task (e.g. a
-    RuntimeTask with your own pre/postprocessing); ``bundle`` may then be None.
+    RuntimeTask with your own pre/postprocessing); ``bundle`` may then be None. ``sinks`` are more
+    sinks (objects with ``write(result)`` and ``close()``), e.g. one collecting the records in memory.
     """
     from edge.stream.pipeline import Pipeline
     from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
@@ -64,7 +65,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         from edge.data.rig import Rig
 
         the_rig = Rig.load(rig)
-    sinks: list[Any] = []
+    extra, sinks = list(sinks or []), []
     if save is not None:
         sinks.append(OverlaySink(save, fps_source=sources[0]))
     if jsonl is not None:
@@ -75,6 +76,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         sinks.append(PointDumpSink(dump_points))
     if udp:
         sinks.append(UdpJsonSink(udp))
+    sinks.extend(extra)
     own_task = task is None
     if own_task:
         from edge.stream.task import task_for_bundle

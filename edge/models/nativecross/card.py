@@ -291,4 +291,5 @@ def card() -> ModelCard:
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="extrinsics",
+        rig_output="T_lidar_to_cam",
     )

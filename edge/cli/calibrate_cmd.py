@@ -1,0 +1,124 @@
+"""``edge calibrate``: refine a rig's LiDAR-to-camera extrinsic from synchronized frames with a bundle whose
+family estimates it (its card names the record key, ``rig_output``), combine the frames' estimates
+robustly and write the rig file ``edge run --calib`` reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import DataError, ModelError
+
+
+class _Collect:
+    """A sink that keeps each frame's estimate."""
+
+    name = "collect"
+    wants_image = False
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.estimates: list[np.ndarray] = []
+        self.image_size: tuple[int, int] | None = None  # of the camera frames the estimates came from
+
+    def open(self) -> None:
+        pass
+
+    def write(self, result: Any) -> None:
+        T = result.record.get(self.key)
+        if T is not None:
+            self.estimates.append(np.asarray(T, np.float64))
+            if self.image_size is None:
+                from edge.data.frame import is_image
+
+                img = next((f.data for f in result.frames.values() if is_image(f.data)), None)
+                self.image_size = None if img is None else (int(img.shape[0]), int(img.shape[1]))
+
+    def close(self, commit: bool = True) -> None:
+        pass
+
+
+def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | None, out: Path, frames: int,
+                  backend: str, precision: str | None, sync_ms: float, json_out: bool) -> dict[str, Any]:
+    from rich.console import Console
+
+    from edge.bundle import Bundle
+    from edge.data.rig import Rig
+    from edge.data.se3 import check_rigid, robust_mean, rotation_error_deg, translation_error_m
+    from edge.files import atomic_write_text, check_target
+    from edge.program import card_for_bundle
+    from edge.stream.api import run
+
+    out = Path(out)
+    check_target(out, "--out")
+    if not out.parent.is_dir() and str(out.parent):
+        raise DataError(f"{out}: its folder does not exist")
+    b = Bundle.load(bundle)
+    card = card_for_bundle(b)
+    if card is None or card.rig_output is None:
+        name = card.name if card is not None else "this bundle's model"
+        raise ModelError(f"{bundle}: {name} does not estimate a rig extrinsic (its card sets no rig_output); "
+                         "`edge models` lists the families")
+    start = Rig.load(init) if init is not None else None
+    if start is None and not source.startswith("kitti:"):
+        raise DataError("--init RIG is needed (a KITTI calib .txt or a rig JSON): only a kitti:FOLDER source "
+                        "brings its own starting calibration")
+    if start is not None:
+        check_rigid(start.T_lidar_to_cam, str(init))
+    sink = _Collect(card.rig_output)
+    summary = run(b, source, lidar=lidar, rig=init, policy="block", backend=backend, precision=precision,
+                  max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False)
+    if not sink.estimates:
+        reasons = summary.get("skip_reasons") or {}
+        why = f" ({max(reasons, key=reasons.get)})" if reasons else ""
+        raise DataError(f"{source}: no frame gave an estimate{why}")
+    Ts = np.stack(sink.estimates)
+    for i, T in enumerate(Ts):
+        check_rigid(T, f"frame {i}'s estimate")
+    reference = _source_rig(source)  # a KITTI folder's own calibration, when the source is one
+    if start is None:  # ... which was then every frame's starting guess
+        start = reference
+    T, inliers, spread = robust_mean(Ts, start.T_lidar_to_cam)
+    refined = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
+    moved_deg = float(rotation_error_deg(T, start.T_lidar_to_cam))
+    moved_cm = float(translation_error_m(T, start.T_lidar_to_cam) * 100)
+    report = {"frames": len(Ts), "inliers": int(inliers.sum()), "moved_deg": round(moved_deg, 4),
+              "moved_cm": round(moved_cm, 3), "spread": {k: round(v, 4) for k, v in spread.items()},
+              "bundle": str(bundle), "source": source, "init": str(init) if init else "source calibration",
+              "backend": backend, "precision": precision or "fp32"}
+    if reference is not None and init is not None:  # --init replaced the folder's calib: score against it
+        report["error_before"] = {"rot_deg": round(float(rotation_error_deg(start.T_lidar_to_cam,
+                                                                            reference.T_lidar_to_cam)), 4),
+                                  "trans_cm": round(float(translation_error_m(start.T_lidar_to_cam,
+                                                                              reference.T_lidar_to_cam) * 100), 3)}
+        report["error_after"] = {"rot_deg": round(float(rotation_error_deg(T, reference.T_lidar_to_cam)), 4),
+                                 "trans_cm": round(float(translation_error_m(T, reference.T_lidar_to_cam) * 100), 3)}
+    doc = {**refined.to_json(), "refined": report}
+    atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
+    if json_out:
+        print(json.dumps(report))
+    else:
+        Console(stderr=True).print(
+            f"refined over {len(Ts)} frames ({len(Ts) - int(inliers.sum())} rejected): moved {moved_deg:.2f} deg / "
+            f"{moved_cm:.1f} cm from the start; one frame scatters {spread['rot_rms_deg']:.2f} deg / "
+            f"{spread['trans_rms_cm']:.1f} cm; wrote {out}", highlight=False)
+    return report
+
+
+def _source_rig(source: str) -> Any:
+    """The calibration of a ``kitti:FOLDER`` source's first index (with its image size), else None."""
+    if not source.startswith("kitti:"):
+        return None
+    from edge.data.kitti import read_image
+    from edge.data.rig import Rig
+    from edge.stream.sources.kitti import kitti_source
+
+    src = kitti_source(source)
+    src.open()
+    idx = src.indices[0]
+    rig = src.rig(idx)
+    h, w = read_image(src.folder / "image_2" / f"{idx}.png").shape[:2]
+    return Rig(rig.P, rig.T_lidar_to_cam, (h, w), rig.source)

@@ -1,0 +1,113 @@
+"""NativeCross exports with QK-norm attention in every mode (both graphs equal to PyTorch on ONNX Runtime
+and OpenVINO), its 3-iteration program equals the PyTorch loop, INT8 passes the gate with the L2 rate,
+and ``edge calibrate`` writes a rig that ``edge run --calib`` takes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("openvino")
+
+import edge  # noqa: E402
+from edge.cli.main import _invoke, app  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    return _invoke(app, argv, "edge")
+
+
+@pytest.mark.parametrize("mode", ["plugin", "onnx", "decomposed"])
+def test_every_attention_mode_matches_torch(mode: str, tmp_path: Path) -> None:
+    b, _ = edge.export_card("nativecross", tmp_path / mode, config="tiny", attention=mode,
+                            targets=("onnx", "openvino"))
+    arts = {a["name"]: a for a in b.artifacts}
+    for graph in ("encode", "step"):
+        for target in ("onnx", "openvino"):
+            assert arts[f"{target}-fp32-{graph}"]["parity"]["max_rel"] < 1e-4, (target, graph)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(b.file("step.onnx"))).graph.node}
+    assert {"plugin": "EdgeAttention", "onnx": "Attention", "decomposed": "Softmax"}[mode] in ops
+    if mode == "plugin":
+        node = next(n for n in onnx.load(str(b.file("step.onnx"))).graph.node if n.op_type == "EdgeAttention")
+        assert {a.name: a.i for a in node.attribute if a.name == "qk_norm"} == {"qk_norm": 1}
+    # the whole 3-iteration program on both backends equals the torch loop
+    from edge.models.checkpoint import load_model
+    from edge.program import load_program, torch_program
+
+    card = edge.get_card("nativecross")
+    model, cfg, _ = load_model(b.file("weights.pt"))
+    frames = card.data.samples(cfg, "evaluation", 1, 5)[0][0]
+    feeds = card.preprocess(frames, cfg)
+    with torch_program(card, model, cfg) as ref:
+        want = ref.step(feeds)
+    for backend in ("onnxruntime", "openvino"):
+        with load_program(b, backend) as prog:
+            got = prog.step(feeds)
+        assert np.abs(got["T_iters"] - want["T_iters"]).max() < 1e-4, backend
+
+
+def test_int8_through_the_gate(tmp_path: Path) -> None:
+    b, _ = edge.export_card("nativecross", tmp_path / "q", config="tiny", precisions=["fp32", "int8"], calib_size=2,
+                            eval_size=2, max_drop=100.0)
+    prog = b.manifest["programs"]["refine"]
+    assert prog["precisions"]["int8"]["onnxruntime"] == {"encode": "onnx-int8-encode", "step": "onnx-int8-step"}
+    gate = prog["gates"]["onnxruntime"]["int8"]
+    assert set(gate) >= {"metric", "fp32", "drop", "max_drop"} and 0 <= gate["metric"] <= 100
+    card = edge.get_card("nativecross")
+    frames = card.data.samples(b.manifest["model"]["config"], "evaluation", 1, 6)[0][0]
+    with edge.load_program(b, precision="int8") as p:
+        out = p.step(card.preprocess(frames, p.cfg))
+    from edge.data.se3 import check_rigid
+
+    check_rigid(out["T"][0], "int8 estimate")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("nc") / "b"
+    edge.export_card("nativecross", out, config="tiny")
+    return out
+
+
+def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tmp_path: Path, capsys) -> None:
+    from edge.data.rig import Rig
+    from edge.models.nativecross.samples import perturbed
+
+    folder = real_data / "kitti" / "object" / "training"
+    truth = Rig.from_kitti(folder / "calib" / "000114.txt")
+    start = perturbed(truth, np.random.default_rng(0), 10, 0.25)
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps(start.to_json()))
+    out = tmp_path / "refined.json"
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--init", str(init), "--out", str(out),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["frames"] == 1 and "error_before" in report and "error_after" in report
+    refined = Rig.load(out)
+    assert refined.image_size == (375, 1242)
+    assert main(["run", str(bundle), "--source", f"kitti:{folder}", "--calib", str(out), "--out",
+                 str(tmp_path / "run"), "--json"]) == 0
+    rec = json.loads((tmp_path / "run" / "extrinsics.jsonl").read_text().splitlines()[0])
+    assert np.asarray(rec["T_lidar_to_cam"]).shape == (4, 4) and "eval" in rec  # scored against KITTI's calib
+
+
+def test_calibrate_errors_are_one_line(bundle: Path, tmp_path: Path, capsys) -> None:
+    lane = tmp_path / "lane"
+    edge.export_card("lane", lane, config="tiny", programs=["clip"])
+    cases = [
+        (["calibrate", str(lane), "--source", "kitti:x", "--out", str(tmp_path / "r.json")], "does not estimate"),
+        (["calibrate", str(bundle), "--source", "video.mp4", "--out", str(tmp_path / "r.json")], "--init RIG"),
+        (["calibrate", str(bundle), "--source", "kitti:x", "--out", str(tmp_path)], "--out"),
+    ]
+    for argv, why in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err, err
+    assert not (tmp_path / "r.json").exists()

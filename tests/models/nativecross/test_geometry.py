@@ -1,0 +1,147 @@
+"""se(3) maths, robust combination, rig files, grouping and the synthetic rig's geometric consistency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.data import se3
+from edge.data.rig import Rig
+from edge.errors import DataError
+from edge.models.nativecross.grouping import farthest_points, group_scan, knn
+
+finite = st.floats(-1.0, 1.0, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(finite, finite, finite), st.floats(0.0, 3.1), st.tuples(finite, finite, finite))
+def test_exp_log_round_trip(axis: tuple, angle: float, v: tuple) -> None:
+    a = np.array(axis)
+    if np.linalg.norm(a) < 1e-3:
+        a = np.array([0.0, 0.0, 1.0])
+    xi = np.concatenate([a / np.linalg.norm(a) * angle, np.array(v) * 5])
+    T = se3.exp_se3(xi)
+    assert np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-12) and np.linalg.det(T[:3, :3]) > 0
+    assert np.allclose(se3.log_se3(T), xi, atol=1e-8)
+    assert np.allclose(se3.inverse(T) @ T, np.eye(4), atol=1e-12)
+
+
+def test_exp_matches_torch_twin() -> None:
+    torch = pytest.importorskip("torch")
+    from edge.models.nativecross.net import exp_se3
+
+    xi = np.random.default_rng(0).normal(0, 0.5, (16, 6))
+    xi[0] = 0  # the series branch
+    assert np.allclose(exp_se3(torch.from_numpy(xi)).numpy(), se3.exp_se3(xi), atol=1e-12)
+
+
+def test_errors_and_perturbation_ranges() -> None:
+    D = se3.perturbation(np.random.default_rng(3), 10, 0.25, 500)
+    assert np.abs(D[:, :3, 3]).max() <= 0.25 and se3.rotation_error_deg(D, np.eye(4)).max() <= 10 * np.sqrt(3) + 1e-9
+    R = se3.exp_so3(np.array([0, 0, np.deg2rad(7.0)]))
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R, (0.03, 0.04, 0)
+    assert se3.rotation_error_deg(T, np.eye(4)) == pytest.approx(7.0)
+    assert se3.translation_error_m(T, np.eye(4)) == pytest.approx(0.05)
+
+
+def test_robust_mean_rejects_outliers() -> None:
+    rng = np.random.default_rng(0)
+    truth = se3.exp_se3(np.array([0.1, -0.2, 0.05, 0.3, -0.1, 0.2]))
+    good = se3.exp_se3(rng.normal(0, [0.002] * 3 + [0.005] * 3, (20, 6))) @ truth
+    bad = se3.perturbation(rng, 20, 0.5, 6) @ truth
+    T, inl, spread = se3.robust_mean(np.concatenate([good, bad]), np.eye(4))
+    assert inl[:20].all() and not inl[20:].any()
+    assert se3.rotation_error_deg(T, truth) < 0.3 and se3.translation_error_m(T, truth) < 0.005
+    assert 0.05 < spread["rot_rms_deg"] < 0.5 and 0.2 < spread["trans_rms_cm"] < 2
+
+
+def test_check_rigid_says_what_is_wrong() -> None:
+    T = np.eye(4)
+    se3.check_rigid(T, "x")
+    for bad, why in ((np.eye(3), "4x4"), (np.diag([1, 1, -1, 1.0]), "reflection"),
+                     (np.diag([1, 2, 1, 1.0]), "not orthonormal"), (np.full((4, 4), np.nan), "non-finite")):
+        with pytest.raises(DataError, match=why):
+            se3.check_rigid(bad, "rig.json")
+
+
+def test_rig_json_round_trip_distortion_and_bad_files(tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    K = np.array([[800.0, 0, 640], [0, 810, 360], [0, 0, 1]])
+    T = se3.exp_se3(np.array([1.2, -1.2, 1.2, 0.1, -0.2, 0.3]))
+    rig = Rig(np.hstack([K, np.zeros((3, 1))]), T, (720, 1280), "t", (-0.3, 0.1, 0.001, -0.002, 0.01))
+    p = tmp_path / "rig.json"
+    p.write_text(json.dumps(rig.to_json()))
+    back = Rig.load(p)
+    assert np.allclose(back.T_lidar_to_cam, T) and back.distortion == rig.distortion and back.image_size == (720, 1280)
+    pts = np.random.default_rng(0).uniform([-10, -10, -3], [10, 10, 3], (200, 3))
+    uv, mask = back.project(pts)
+    cam = pts @ T[:3, :3].T + T[:3, 3]
+    front = mask & (cam[:, 2] > 0.5)
+    assert front.sum() > 20
+    want, _ = cv2.projectPoints(cam[front], np.zeros(3), np.zeros(3), K, np.array(rig.distortion))
+    assert np.abs(uv[front] - want[:, 0]).max() < 1e-3
+    for doc, why in (({**rig.to_json(), "T_lidar_to_cam": (np.diag([1, 1, 1, 1.0]) * 2).tolist()}, "last row|rigid"),
+                     ({**rig.to_json(), "T_lidar_to_cam": np.diag([1, 1, -1, 1.0]).tolist()}, "reflection"),
+                     ({**rig.to_json(), "D": ["a"]}, "'D'"), ({**rig.to_json(), "T_lidar_to_cam": [1, 2]}, "4x4")):
+        p.write_text(json.dumps(doc))
+        with pytest.raises(DataError, match=why) as e:
+            Rig.load(p)
+        assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_farthest_points_and_knn() -> None:
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(-1, 1, (500, 3)).astype(np.float32)
+    corners = np.array([[5, 5, 5], [-5, -5, -5], [5, -5, 5]], np.float32)
+    idx = farthest_points(np.concatenate([pts, corners]), 3)
+    assert set(idx.tolist()) == {500, 501, 502}  # the outliers are the farthest
+    nb = knn(pts, pts[:7], 5)
+    d = ((pts[:7, None] - pts[None]) ** 2).sum(-1)
+    assert np.array_equal(nb, np.argsort(d, 1, kind="stable")[:, :5])
+
+
+def test_group_scan_is_deterministic_and_refuses_an_empty_view() -> None:
+    from edge.models.nativecross.card import CONFIGS
+    from edge.models.nativecross.rigsim import random_rig
+
+    cfg = CONFIGS["tiny"]
+    s = random_rig(np.random.default_rng(0), (64, 192))
+    xyz = np.stack([s.points["x"], s.points["y"], s.points["z"]], 1)
+    a = group_scan(xyz, s.rig.T_lidar_to_cam, s.rig.P, (64, 192), cfg)
+    b = group_scan(xyz, s.rig.T_lidar_to_cam, s.rig.P, (64, 192), cfg)
+    assert a[0].shape == (cfg["groups"], cfg["group_size"], 3) and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.median(np.abs(a[0])) < 0.1 * np.median(np.abs(a[1]))  # offsets from the centre, not positions
+    behind = xyz * np.array([-1, 1, 1])  # the scan turned around: nothing in front of the camera
+    with pytest.raises(DataError, match=r"only \d+ LiDAR points are in the camera's view"):
+        group_scan(behind, s.rig.T_lidar_to_cam, s.rig.P, (64, 192), cfg, where="scan.bin")
+
+
+def test_synthetic_rig_image_and_scan_agree() -> None:
+    """A LiDAR point and the camera ray through its projected pixel hit the same surface: the camera's
+    depth there equals the point's depth (where the pixel is not an occluding edge)."""
+    from edge.data.scene import random_scene
+    from edge.models.nativecross.rigsim import _forward_street, random_camera, scan
+
+    rng = np.random.default_rng(4)
+    scene = _forward_street(random_scene(rng), rng)
+    P, T = random_camera(rng, (120, 360))
+    pts = scan(scene, rng, noise_m=0.0)
+    xyz = np.stack([pts["x"], pts["y"], pts["z"]], 1).astype(np.float64)
+    rig = Rig(P, T, (120, 360))
+    uv, m = rig.project(xyz)
+    cam = xyz[m] @ T[:3, :3].T + T[:3, 3]
+    K = P[:, :3]
+    rays = np.stack([uv[m, 0], uv[m, 1], np.ones(m.sum())], 1) @ np.linalg.inv(K).T
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    origin = -T[:3, :3].T @ T[:3, 3]
+    hits = scene.cast(rays @ T[:3, :3], origin)
+    dist = np.linalg.norm(cam, axis=1)
+    ok = np.isfinite(hits.t)
+    agree = np.abs(hits.t[ok] - dist[ok]) < 0.05 * dist[ok]
+    assert m.sum() > 1000 and agree.mean() > 0.9  # the rest: points the camera sees occluded (parallax)
