@@ -315,6 +315,10 @@ class Pipeline:
                     frames[s] = m
             if not self.required <= set(frames):
                 self.stats.count("unsynced")
+                missing = ", ".join(sorted(self.required - set(frames)))
+                why = (f"no {missing} frame within the sync tolerance ({self.tolerance_ns / 1e6:g} ms, --sync-ms) "
+                       f"of the {self.primary} frame")
+                self.skip_reasons[why] = self.skip_reasons.get(why, 0) + 1
                 continue
             t0 = time.perf_counter()
             frames = self._with_rig(frames)

@@ -4,7 +4,6 @@ hand-made cases, and the stream's counted skip of frame sets it cannot use."""
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,16 +80,11 @@ def test_metrics_on_hand_made_errors() -> None:
     assert [p["l2_rate"] for p in r["per_iteration"]] == [0, 100, 100]
 
 
-def test_stream_counts_frame_sets_without_points_in_view(tmp_path: Path) -> None:
-    """A scan facing away is a counted skip with its reason, not the end of the run."""
+def _run_pairs(pairs: list[tuple[int, np.ndarray, int]], cam: Frame, lid: Frame) -> dict:
+    """The pipeline over (camera time, scan, LiDAR time) pairs with the card's preprocess."""
     from edge.stream.pipeline import Pipeline
     from edge.stream.sources.base import Source
     from edge.stream.task import Result
-
-    good = _frames(1)
-    cam, lid = good["camera"], good["lidar"]
-    turned = lid.data.copy()
-    turned["x"] *= -1
 
     class Pairs(Source):
         sensors = ("camera", "lidar")
@@ -100,10 +94,9 @@ def test_stream_counts_frame_sets_without_points_in_view(tmp_path: Path) -> None
             pass
 
         def __iter__(self):
-            for i, pts in enumerate((lid.data, turned, lid.data)):
-                t = 1_000_000_000 * (i + 1)
-                yield Frame(cam.data, t, i, "camera", dict(cam.meta))
-                yield Frame(pts, t, i, "lidar", dict(lid.meta))
+            for i, (tc, pts, tl) in enumerate(pairs):
+                yield Frame(cam.data, tc, i, "camera", dict(cam.meta))
+                yield Frame(pts, tl, i, "lidar", dict(lid.meta))
 
     class Task:
         sensors = ("camera", "lidar")
@@ -127,8 +120,20 @@ def test_stream_counts_frame_sets_without_points_in_view(tmp_path: Path) -> None
         def close(self) -> None:
             pass
 
-    pipe = Pipeline([Pairs()], Task(), [], policy="block")
-    s = pipe.run(handle_signals=False)
-    assert s["frames"] == 2 and s["counters"]["skipped"] == 1
-    (reason,) = s["skip_reasons"]
-    assert "LiDAR points are in the camera's view" in reason
+    return Pipeline([Pairs()], Task(), [], policy="block", sync_tolerance_ms=50).run(handle_signals=False)
+
+
+def test_stream_counts_frame_sets_it_cannot_use() -> None:
+    """A scan facing away, or no scan within the sync tolerance: counted skips with their reasons, not
+    the end of the run."""
+    good = _frames(1)
+    cam, lid = good["camera"], good["lidar"]
+    turned = lid.data.copy()
+    turned["x"] *= -1
+    s = 1_000_000_000
+    pairs = [(s, lid.data, s), (2 * s, turned, 2 * s), (3 * s, lid.data, 3 * s + s // 2), (4 * s, lid.data, 4 * s)]
+    out = _run_pairs(pairs, cam, lid)
+    assert out["frames"] == 2 and out["counters"]["skipped"] == 1 and out["counters"]["unsynced"] == 1
+    reasons = " | ".join(out["skip_reasons"])
+    assert "LiDAR points are in the camera's view" in reasons
+    assert "no lidar frame within the sync tolerance (50 ms, --sync-ms)" in reasons

@@ -1,0 +1,75 @@
+"""A full NativeCross refinement per frame on this CPU: host preprocessing (resize + normalise the image,
+select the in-view points, farthest point sampling + kNN grouping) on the real KITTI 000114 frame, and
+the refine program (encode + 3 steps, with the host's se(3) updates) timed by ``edge bench``'s
+interleaved rounds for torch eager, ONNX Runtime and OpenVINO at every precision the bundle has.
+
+    python benchmarks/nativecross_speed.py BUNDLE [--rounds 20] [--threads 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kitti" / "object" / "training"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle", type=Path)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nativecross_speed.json")
+    args = ap.parse_args()
+
+    import edge
+    from edge.bench.runner import run_bench
+    from edge.files import atomic_write_text
+    from edge.models.nativecross.card import image_feed
+    from edge.models.nativecross.grouping import group_scan
+    from edge.models.nativecross.samples import kitti_samples
+
+    b = edge.Bundle.load(args.bundle)
+    card = edge.get_card(b.family)
+    cfg = b.manifest["model"]["config"]
+    frames = kitti_samples(REAL, "000114", 1, 10, 0.25)[0][0]
+    cam, lid = frames["camera"], frames["lidar"]
+    rig = cam.meta["rig"]
+    xyz = np.stack([lid.data["x"], lid.data["y"], lid.data["z"]], 1).astype(np.float64)
+    parts: dict[str, list[float]] = {"image": [], "grouping": [], "preprocess": []}
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        image_feed(cam.data, cfg)
+        t1 = time.perf_counter()
+        group_scan(xyz, rig.T_lidar_to_cam, rig.P, cam.data.shape[:2], cfg)
+        t2 = time.perf_counter()
+        card.preprocess(frames, cfg)
+        t3 = time.perf_counter()
+        parts["image"].append((t1 - t0) * 1e3)
+        parts["grouping"].append((t2 - t1) * 1e3)
+        parts["preprocess"].append((t3 - t2) * 1e3)
+    host = {k: float(np.median(v)) for k, v in parts.items()}
+    bench = run_bench(args.bundle, rounds=args.rounds, warmup=3, threads=args.threads)
+    rows = []
+    for r in bench["rows"]:
+        total = r["median_ms"] + host["preprocess"]
+        rows.append({"config": r["config"], "program_ms": r["median_ms"], "preprocess_ms": host["preprocess"],
+                     "frame_ms": total, "host_share": host["preprocess"] / total,
+                     "speedup_vs_torch": r["speedup_vs_torch"]})
+        print(f"{r['config']:<22} program {r['median_ms']:6.1f} ms + host preprocess {host['preprocess']:5.1f} ms "
+              f"= {total:6.1f} ms per frame (host {100 * host['preprocess'] / total:4.1f}%, "
+              f"program {r['speedup_vs_torch'] or 1:.2f}x torch)")
+    report = {"bundle": str(args.bundle), "frame": "KITTI 000114 (1242x375, 120k points)",
+              "iterations": cfg["iterations"], "host_ms": host, "rows": rows, "skipped": bench["skipped"],
+              "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()}}
+    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    print(f"host: image {host['image']:.1f} ms, grouping {host['grouping']:.1f} ms; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
