@@ -444,7 +444,8 @@ class Pipeline:
         return self.rig
 
     def _points_record(self, res: Result, fr: Frame) -> dict[str, Any]:
-        """Point count, and (with a rig and an image as the primary frame) how many land in the image."""
+        """Point count, and (with a rig and an image as the primary frame) how many land in the image; the
+        overlay draws them unless the model reads that scan (then its own ``draw`` shows it)."""
         rec: dict[str, Any] = {"points": len(fr.data)}
         img = res.frames.get(self.primary)
         rig = self._rig_for(res.frames)
@@ -452,7 +453,8 @@ class Pipeline:
             xyz = np.stack([fr.data["x"], fr.data["y"], fr.data["z"]], 1)
             uv, mask = rig.project(xyz, image_size=img.data.shape[:2])
             rec["in_image"] = int(mask.sum())
-            res.projected = (uv[mask], np.linalg.norm(xyz[mask], axis=1))
+            if fr.sensor not in self.required:  # a scan the model reads is the model's to draw (its draw)
+                res.projected = (uv[mask], np.linalg.norm(xyz[mask], axis=1))
         return rec
 
     def _compose(self, res: Result, e2e_ms: float) -> np.ndarray | None:

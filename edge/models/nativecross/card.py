@@ -254,10 +254,10 @@ def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]
         if coloured:
             hue = np.clip(rng_m[ok][inside] / 50.0 * 255, 0, 255).astype(np.uint8)
             col = cv2.applyColorMap(hue.reshape(-1, 1), cv2.COLORMAP_JET).reshape(-1, 3)
-            for (u, v), c in zip(uv, col):
-                cv2.circle(img, (int(u), int(v)), 1, tuple(int(x) for x in c), -1)
         else:
-            img[uv[:, 1], uv[:, 0]] = (160, 160, 160)
+            col = np.full((len(uv), 3), 150, np.uint8)
+        for (u, v), c in zip(uv, col):
+            cv2.circle(img, (int(u), int(v)), 1, tuple(int(x) for x in c), -1)
     txt = "grey: start  colour: refined"
     cv2.putText(img, txt, (8, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
     return img
