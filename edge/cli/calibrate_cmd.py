@@ -75,9 +75,15 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         reasons = summary.get("skip_reasons") or {}
         why = f" ({max(reasons, key=reasons.get)})" if reasons else ""
         raise DataError(f"{source}: no frame gave an estimate{why}")
-    Ts = np.stack(sink.estimates)
-    for i, T in enumerate(Ts):
-        check_rigid(T, f"frame {i}'s estimate")
+    Ts, bad = [], 0
+    for i, T in enumerate(sink.estimates):  # a NaN or non-rigid estimate is dropped and counted
+        try:
+            Ts.append(check_rigid(T, f"frame {i}'s estimate"))
+        except DataError:
+            bad += 1
+    if not Ts:
+        raise DataError(f"{source}: none of the {bad} frame estimates is a rigid transform")
+    Ts = np.stack(Ts)
     reference = _source_rig(source)  # a KITTI folder's own calibration, when the source is one
     if start is None:  # ... which was then every frame's starting guess
         start = reference
@@ -85,8 +91,9 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     refined = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
     moved_deg = float(rotation_error_deg(T, start.T_lidar_to_cam))
     moved_cm = float(translation_error_m(T, start.T_lidar_to_cam) * 100)
-    report = {"frames": len(Ts), "inliers": int(inliers.sum()), "moved_deg": round(moved_deg, 4),
-              "moved_cm": round(moved_cm, 3), "spread": {k: round(v, 4) for k, v in spread.items()},
+    report = {"frames": len(Ts), "inliers": int(inliers.sum()), "dropped_not_rigid": bad,
+              "moved_deg": round(moved_deg, 4), "moved_cm": round(moved_cm, 3),
+              "spread": {k: round(v, 4) for k, v in spread.items()},
               "bundle": str(bundle), "source": source, "init": str(init) if init else "source calibration",
               "backend": backend, "precision": precision or "fp32"}
     if reference is not None and init is not None:  # --init replaced the folder's calib: score against it
@@ -120,5 +127,10 @@ def _source_rig(source: str) -> Any:
     src.open()
     idx = src.indices[0]
     rig = src.rig(idx)
+    for other in src.indices[1:]:  # one rig: frames of several drives would mix calibrations
+        o = src.rig(other)
+        if not (np.allclose(o.T_lidar_to_cam, rig.T_lidar_to_cam, atol=1e-6) and np.allclose(o.P, rig.P, atol=1e-6)):
+            raise DataError(f"{src.folder}: calib/{other}.txt differs from calib/{idx}.txt; calibrate one rig at a "
+                            "time (kitti:FOLDER,index=ID, or a folder of one drive)")
     h, w = read_image(src.folder / "image_2" / f"{idx}.png").shape[:2]
     return Rig(rig.P, rig.T_lidar_to_cam, (h, w), rig.source)

@@ -77,6 +77,14 @@ def _matrix(path: Path, values: Any, key: str, shapes: tuple[tuple[int, int], ..
     raise DataError(f"{path}: '{key}' should be {want}, got shape {list(arr.shape)}")
 
 
+def _projection(path: Path, P: np.ndarray, key: str = "P") -> np.ndarray:
+    """A usable pinhole projection: positive focal lengths and a third row that gives depth."""
+    if not (P[0, 0] > 0 and P[1, 1] > 0 and P[2, 2] > 0):
+        raise DataError(f"{path}: '{key}' is not a camera projection (need fx > 0, fy > 0 and a third row "
+                        f"[0 0 1 ...]; got fx {P[0, 0]:g}, fy {P[1, 1]:g}, P[2][2] {P[2, 2]:g})")
+    return P
+
+
 def _rigid(path: Path, T: np.ndarray) -> None:
     from edge.data.se3 import check_rigid
 
@@ -105,7 +113,7 @@ class Rig:
         path = Path(path)
         kv = _read_kv(path)
         key = f"P{camera}"
-        P = _matrix(path, kv.get(key), key, ((3, 4),))
+        P = _projection(path, _matrix(path, kv.get(key), key, ((3, 4),)), key)
         R0 = _matrix(path, kv.get("R0_rect"), "R0_rect", ((3, 3),))
         Tr = _matrix(path, kv.get("Tr_velo_to_cam"), "Tr_velo_to_cam", ((3, 4),))
         T = _pad4(R0) @ _pad4(Tr)
@@ -122,7 +130,7 @@ class Rig:
                 raise DataError(f"{f}: no such calibration file")
         kc, kv = _read_kv(c2c), _read_kv(v2c)
         key = f"P_rect_0{camera}"
-        P = _matrix(c2c, kc.get(key), key, ((3, 4),))
+        P = _projection(c2c, _matrix(c2c, kc.get(key), key, ((3, 4),)), key)
         R0 = _matrix(c2c, kc.get("R_rect_00"), "R_rect_00", ((3, 3),))
         R = _matrix(v2c, kv.get("R"), "R", ((3, 3),))
         T = _matrix(v2c, kv.get("T"), "T", ((3, 1),))
@@ -167,6 +175,10 @@ class Rig:
             dist = tuple(float(v) for v in dist)
         T = _pad4(T) if T.shape == (3, 4) else T
         _rigid(path, T)
+        _projection(path, P, "P" if "P" in d else "K")
+        if dist is not None and np.abs(P[:, 3]).max() > 0:
+            raise DataError(f"{path}: 'D' (distortion) goes with a plain camera matrix: give 'K', or a 'P' whose 4th "
+                            "column is 0")
         return cls(P, T, size, str(path), dist)
 
     @classmethod

@@ -48,19 +48,17 @@ def log_so3(R: np.ndarray) -> np.ndarray:
     theta = np.arccos(cos)
     v = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
     sin = np.sin(theta)
-    near_pi = theta > np.pi - 1e-3
+    near_pi = theta > np.pi - 1e-4
     scale = np.where(theta < 1e-6, 0.5, theta / (2 * np.where(np.abs(sin) < 1e-12, 1.0, sin)))
     out = v * scale[..., None]
-    if np.any(near_pi):  # sin ~ 0: read the axis from the symmetric part
-        Rp = R[near_pi]
-        diag = np.clip((np.diagonal(Rp, axis1=-2, axis2=-1) + 1) / 2, 0, None)
-        axis = np.sqrt(diag)
-        i = np.argmax(axis, -1)
-        rows = Rp[np.arange(len(Rp)), i]  # the row of the largest axis component
-        axis = (rows + np.eye(3)[i]) / 2 / np.maximum(axis[np.arange(len(Rp)), i][:, None], 1e-12)
+    if np.any(near_pi):  # sin ~ 0: the axis from the symmetric part, n n^T = (S - cos I) / (1 - cos)
+        Rp, cp = R[near_pi], cos[near_pi]
+        S = (Rp + np.swapaxes(Rp, -1, -2)) / 2
+        nn = (S - cp[:, None, None] * np.eye(3)) / (1 - cp)[:, None, None]
+        i = np.argmax(np.diagonal(nn, axis1=-2, axis2=-1), -1)
+        axis = nn[np.arange(len(Rp)), :, i]
         axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
-        vv = v[near_pi]
-        sign = np.where(np.sum(axis * vv, -1) < 0, -1.0, 1.0)[:, None]
+        sign = np.where(np.sum(axis * v[near_pi], -1) < 0, -1.0, 1.0)[:, None]  # v = 2 sin(theta) n
         out[near_pi] = axis * sign * theta[near_pi][:, None]
     return out
 
@@ -134,8 +132,12 @@ def rotation_error_deg(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
 
 
 def translation_error_m(Ta: np.ndarray, Tb: np.ndarray) -> np.ndarray:
-    """Distance between the translation parts of two transforms (metres)."""
-    return np.linalg.norm(np.asarray(Ta)[..., :3, 3] - np.asarray(Tb)[..., :3, 3], axis=-1)
+    """The translation of the relative transform ``Ta @ inv(Tb)`` (metres): what is left to move once the
+    rotation is right, as the perturbations are defined (``T = D @ T_true``) and as the NativeCross /
+    ProjFusion evaluation reads it. (``|ta - tb|`` would count a rotation error times the lever arm.)"""
+    Ta, Tb = np.asarray(Ta, np.float64), np.asarray(Tb, np.float64)
+    Ra = Ta[..., :3, :3] @ np.swapaxes(Tb[..., :3, :3], -1, -2)
+    return np.linalg.norm(Ta[..., :3, 3] - (Ra @ Tb[..., :3, 3][..., None])[..., 0], axis=-1)
 
 
 def check_rigid(T: np.ndarray, where: str, tol: float = 1e-3) -> np.ndarray:
@@ -160,8 +162,8 @@ def robust_mean(Ts: np.ndarray, ref: np.ndarray, k: float = 3.0, floor_deg: floa
                 floor_m: float = 0.005) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """Combine per-frame estimates [N, 4, 4] of one transform: the component-wise median of their
     logarithms around ``ref`` (4x4), outliers rejected (rotation or translation residual beyond ``k``
-    robust sigmas, 1.4826 x the median absolute residual, never tighter than ``floor_deg`` /
-    ``floor_m``), then the median of the inliers.
+    robust sigmas, never tighter than ``floor_deg`` / ``floor_m``), then the median of the inliers. The
+    residuals are sizes of 3-D errors: for an isotropic Gaussian their median is 1.538 sigma.
 
     Returns (T, inlier mask [N], spread): the spread is the inliers' RMS rotation (deg) and translation
     (cm) residual around T, what a single frame's estimate scatters by.
@@ -179,8 +181,8 @@ def robust_mean(Ts: np.ndarray, ref: np.ndarray, k: float = 3.0, floor_deg: floa
     for _ in range(2):
         r = rotation_error_deg(Ts, T)
         t = translation_error_m(Ts, T)
-        sr = max(1.4826 * float(np.median(r)), floor_deg)
-        st = max(1.4826 * float(np.median(t)), floor_m)
+        sr = max(float(np.median(r)) / 1.538, floor_deg)
+        st = max(float(np.median(t)) / 1.538, floor_m)
         inl = (r <= k * sr) & (t <= k * st)
         if not inl.any():
             inl = np.ones(len(Ts), bool)

@@ -71,6 +71,7 @@ class Pipeline:
         self.tolerance_ns = int(sync_tolerance_ms * 1e6)
         self.rig = rig
         self.skip_reasons: dict[str, int] = {}  # why frame sets were skipped (the family's one-line reasons)
+        self._skip_shapes: dict[str, str] = {}
         self.stall_s = stall_s
         self.live = live
         self.max_frames = max_frames
@@ -318,7 +319,7 @@ class Pipeline:
                 missing = ", ".join(sorted(self.required - set(frames)))
                 why = (f"no {missing} frame within the sync tolerance ({self.tolerance_ns / 1e6:g} ms, --sync-ms) "
                        f"of the {self.primary} frame")
-                self.skip_reasons[why] = self.skip_reasons.get(why, 0) + 1
+                self._note_skip(why)
                 continue
             t0 = time.perf_counter()
             frames = self._with_rig(frames)
@@ -326,7 +327,7 @@ class Pipeline:
                 x = self.task.preprocess(frames)
             except DataError as e:  # this frame set cannot be used (too few points in view, ...): a counted skip
                 self.stats.count("skipped")
-                self.skip_reasons[first_line(e, 200)] = self.skip_reasons.get(first_line(e, 200), 0) + 1
+                self._note_skip(first_line(e, 200))
                 continue
             pre_ms = (time.perf_counter() - t0) * 1e3
             rec.add(pre_ms)
@@ -421,6 +422,22 @@ class Pipeline:
                 if getattr(sink, "quit", False):  # a display window's q / Esc
                     self.stop()
             st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)
+
+    #: distinct skip reasons kept in the summary (a reason per frame would grow without bound)
+    MAX_SKIP_REASONS = 16
+
+    def _note_skip(self, why: str) -> None:
+        """Count ``why`` under its shape (numbers as #: "only # LiDAR points ..."), the first wording kept."""
+        import re
+
+        key = re.sub(r"\d+(\.\d+)?", "#", why)
+        shape = self._skip_shapes.get(key)
+        if shape is None:
+            if len(self._skip_shapes) >= self.MAX_SKIP_REASONS:
+                shape = "(other reasons)"
+            else:
+                shape = self._skip_shapes[key] = why
+        self.skip_reasons[shape] = self.skip_reasons.get(shape, 0) + 1
 
     def _with_rig(self, frames: dict[str, Frame]) -> dict[str, Frame]:
         """The frames with the run's rig (``--calib``) in their ``meta["rig"]``: what the user says the

@@ -13,6 +13,9 @@ Two graphs, so the expensive part runs once per frame and the loop stays on the 
   tokens, one of the fixed patch centres to the image tokens. Two cross-attention branches (rotation,
   translation), queries = image tokens, keys/values = point tokens, RMS QK-norm, all through
   :func:`edge.ops.attention`; each branch pools its tokens (mean and max) into a small head.
+  With QK-norm the logits are bounded by scale x head dim, so the scale is a config value
+  (``qk_scale`` 0.5: logits within +-8 for 16-dim heads) instead of 1/sqrt(d) (+-4), which would keep
+  a patch from ever attending sharply to the few groups that project onto it.
 
 The host updates ``T <- exp(xi) T`` and calls ``step`` again (the card's runner; 3 iterations by default).
 Outputs are scaled by ``rot_scale`` (rad) and ``trans_scale`` (m) so the heads work at unit size.
@@ -66,9 +69,10 @@ class Encoder(nn.Module):
 class CrossBlock(nn.Module):
     """Image tokens attend to point tokens (RMS QK-norm), then an MLP; pre-norm residuals."""
 
-    def __init__(self, dim: int, heads: int) -> None:
+    def __init__(self, dim: int, heads: int, qk_scale: float) -> None:
         super().__init__()
         self.heads = heads
+        self.qk_scale = qk_scale
         self.nq, self.nk, self.n2 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
@@ -82,7 +86,7 @@ class CrossBlock(nn.Module):
         b, s, d = x.shape
         kv = self.nk(ctx)
         out = attention(self._heads(self.q(self.nq(x))), self._heads(self.k(kv)), self._heads(self.v(kv)),
-                        qk_norm=True)
+                        qk_norm=True, scale=self.qk_scale)
         x = x + self.proj(out.transpose(1, 2).reshape(b, s, d))
         return x + self.mlp(self.n2(x))
 
@@ -90,9 +94,9 @@ class CrossBlock(nn.Module):
 class Branch(nn.Module):
     """Cross-attention blocks -> mean and max over image tokens -> 3 numbers."""
 
-    def __init__(self, dim: int, heads: int, blocks: int) -> None:
+    def __init__(self, dim: int, heads: int, blocks: int, qk_scale: float) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(CrossBlock(dim, heads) for _ in range(blocks))
+        self.blocks = nn.ModuleList(CrossBlock(dim, heads, qk_scale) for _ in range(blocks))
         self.head = nn.Sequential(nn.LayerNorm(2 * dim), nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, 3))
 
     def forward(self, img: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
@@ -115,9 +119,10 @@ class Step(nn.Module):
         v, u = torch.meshgrid((torch.arange(gh) + 0.5) / gh, (torch.arange(gw) + 0.5) / gw, indexing="ij")
         self.register_buffer("patch_uv", torch.stack([u, v], -1).reshape(1, gh * gw, 2), persistent=False)
         self.img_pos = nn.Linear(4 * n, d)
-        self.pt_pos = nn.Sequential(nn.Linear(4 * n + 2, d), nn.GELU(), nn.Linear(d, d))
-        self.rot = Branch(d, cfg["heads"], cfg["blocks"])
-        self.trans = Branch(d, cfg["heads"], cfg["blocks"])
+        self.pt_pos = nn.Sequential(nn.Linear(4 * n + 3, d), nn.GELU(), nn.Linear(d, d))
+        qk = float(cfg.get("qk_scale", 0.5))
+        self.rot = Branch(d, cfg["heads"], cfg["blocks"], qk)
+        self.trans = Branch(d, cfg["heads"], cfg["blocks"], qk)
         self.scales = (float(cfg["rot_scale"]), float(cfg["trans_scale"]))
 
     def forward(self, img_tokens: torch.Tensor, pt_tokens: torch.Tensor, centres: torch.Tensor, T: torch.Tensor,
@@ -129,8 +134,10 @@ class Step(nn.Module):
         zz = torch.clamp(pix[..., 2:3], min=0.5)
         uv = pix[..., :2] / zz / torch.tensor([self.hw[1], self.hw[0]], dtype=cam.dtype, device=cam.device)
         uv = torch.clamp(uv, -0.5, 1.5)
-        depth = torch.log(torch.clamp(z, 0.5, 100.0)) / math.log(100.0)
-        pts = pt_tokens + self.pt_pos(torch.cat([harmonics(uv, self.n), front, depth], -1))
+        zc = torch.clamp(z, 0.5, 100.0)
+        depth = torch.log(zc) / math.log(100.0)
+        inv = 2.0 / zc  # a translation error moves a point's pixel by f t / z: inverse depth says how much
+        pts = pt_tokens + self.pt_pos(torch.cat([harmonics(uv, self.n), front, depth, inv], -1))
         img = img_tokens + self.img_pos(harmonics(self.patch_uv, self.n))
         r = self.rot(img, pts) * self.scales[0]
         t = self.trans(img, pts) * self.scales[1]

@@ -130,10 +130,14 @@ def test_stream_counts_frame_sets_it_cannot_use() -> None:
     cam, lid = good["camera"], good["lidar"]
     turned = lid.data.copy()
     turned["x"] *= -1
+    fewer = turned.copy()
+    fewer["x"][:5] *= -1  # a different count of points in view: still one reason, counted twice
     s = 1_000_000_000
-    pairs = [(s, lid.data, s), (2 * s, turned, 2 * s), (3 * s, lid.data, 3 * s + s // 2), (4 * s, lid.data, 4 * s)]
+    pairs = [(s, lid.data, s), (2 * s, turned, 2 * s), (3 * s, lid.data, 3 * s + s // 2), (4 * s, lid.data, 4 * s),
+             (5 * s, fewer, 5 * s)]
     out = _run_pairs(pairs, cam, lid)
-    assert out["frames"] == 2 and out["counters"]["skipped"] == 1 and out["counters"]["unsynced"] == 1
+    assert out["frames"] == 2 and out["counters"]["skipped"] == 2 and out["counters"]["unsynced"] == 1
+    assert sorted(out["skip_reasons"].values()) == [1, 2]
     reasons = " | ".join(out["skip_reasons"])
     assert "LiDAR points are in the camera's view" in reasons
     assert "no lidar frame within the sync tolerance (50 ms, --sync-ms)" in reasons
