@@ -178,7 +178,8 @@ def bench(
 
 
 def calibrate(
-    bundle: Path = typer.Argument(..., help="Bundle of a model that estimates the rig's extrinsic (e.g. nativecross)."),
+    bundle: Path = typer.Argument(..., help="Bundle of a model that estimates the rig's extrinsic (its card "
+                                  "names a rig_output)."),
     out: Path = typer.Option(..., "--out", "-o", help="Rig JSON to write (what `edge run --calib` reads)."),
     source: str = typer.Option(..., "--source", "-s", help="kitti:FOLDER (camera + LiDAR pairs and their calib), "
                                "or a camera spec with --lidar."),

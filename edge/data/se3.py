@@ -133,8 +133,8 @@ def rotation_error_deg(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
 
 def translation_error_m(Ta: np.ndarray, Tb: np.ndarray) -> np.ndarray:
     """The translation of the relative transform ``Ta @ inv(Tb)`` (metres): what is left to move once the
-    rotation is right, as the perturbations are defined (``T = D @ T_true``) and as the NativeCross /
-    ProjFusion evaluation reads it. (``|ta - tb|`` would count a rotation error times the lever arm.)"""
+    rotation is right, as the perturbations are defined (``T = D @ T_true``) and as extrinsic-calibration
+    papers evaluate it. (``|ta - tb|`` would count a rotation error times the lever arm.)"""
     Ta, Tb = np.asarray(Ta, np.float64), np.asarray(Tb, np.float64)
     Ra = Ta[..., :3, :3] @ np.swapaxes(Tb[..., :3, :3], -1, -2)
     return np.linalg.norm(Ta[..., :3, 3] - (Ra @ Tb[..., :3, 3][..., None])[..., 0], axis=-1)

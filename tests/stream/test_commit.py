@@ -96,11 +96,12 @@ def test_signal_during_commit_does_not_lose_outputs(tmp_path: Path, sig: int) ->
     hit = SignalInClose(sig)
     jsonl = JsonlSink(tmp_path / "r.jsonl")
     p = Pipeline([MemorySource(_images(3), count=5)], EchoTask(), [hit, jsonl], policy="block")
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # SIG_IGN when run in the background
     s = p.run()  # handlers installed by run(): the signal is noted, the commit completes
     assert hit.committed is True and s["interrupted"] is True
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 5
     assert _leftovers(tmp_path) == []
-    assert signal.getsignal(sig) is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert {s: signal.getsignal(s) for s in before} == before  # the run's handlers are gone again
 
 
 def test_failed_commit_is_one_line_and_the_others_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
