@@ -124,6 +124,7 @@ def test_manifest_fuzz(lane_bundle: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 10k bundle loads: ~6-10 min on 2 cores, more when the machine is shared
 def test_manifest_fuzz_10k(lane_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     _manifest_fuzz(lane_bundle, tmp_path_factory, SLOW)
 
@@ -173,5 +174,6 @@ def test_ouster_metadata_fuzz(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_ouster_metadata_fuzz_10k(tmp_path_factory: pytest.TempPathFactory) -> None:
     _ouster_fuzz(tmp_path_factory, SLOW)
