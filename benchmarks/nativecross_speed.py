@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -26,6 +25,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nativecross_speed.json")
     args = ap.parse_args()
+
+    from machine import machine  # benchmarks/machine.py, beside this script
 
     import edge
     from edge.bench.runner import run_bench
@@ -66,7 +67,7 @@ def main() -> None:
               f"program {r['speedup_vs_torch'] or 1:.2f}x torch)")
     report = {"bundle": str(args.bundle), "frame": "KITTI 000114 (1242x375, 120k points)",
               "iterations": cfg["iterations"], "host_ms": host, "rows": rows, "skipped": bench["skipped"],
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()}}
+              "machine": machine()}
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     print(f"host: image {host['image']:.1f} ms, grouping {host['grouping']:.1f} ms; wrote {args.out}")
 

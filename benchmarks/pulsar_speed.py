@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pulsar_speed.json")
     args = ap.parse_args()
+
+    from machine import machine  # benchmarks/machine.py, beside this script
 
     import edge
     from edge.data.frame import Frame
@@ -109,7 +110,7 @@ def main() -> None:
         c["prog"].close()
     report = {"bundle": str(args.bundle), "frame": list(sim.waveform.shape), "cone_deg": args.cone,
               "jammed_cells": int(jam.sum()), "jam_detection_ms": detect_ms, "rounds": args.rounds,
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()},
+              "machine": machine(),
               "rows": rows}
     for r in rows:
         print(f"{r['config']:<28} frame {r['frame_ms']:7.1f} ms ({r['fps']:5.2f} fps, "
