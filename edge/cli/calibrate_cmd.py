@@ -84,7 +84,7 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     if not Ts:
         raise DataError(f"{source}: none of the {bad} frame estimates is a rigid transform")
     Ts = np.stack(Ts)
-    reference = _source_rig(source)  # a KITTI folder's own calibration, when the source is one
+    reference = _source_rig(source, sink.image_size)  # a KITTI folder's own calibration, when the source is one
     if start is None:  # ... which was then every frame's starting guess
         start = reference
     T, inliers, spread = robust_mean(Ts, start.T_lidar_to_cam)
@@ -115,11 +115,11 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     return report
 
 
-def _source_rig(source: str) -> Any:
-    """The calibration of a ``kitti:FOLDER`` source's first index (with its image size), else None."""
+def _source_rig(source: str, image_size: tuple[int, int] | None) -> Any:
+    """The calibration of a ``kitti:FOLDER`` source's first index (with the size of the images the run
+    read), else None."""
     if not source.startswith("kitti:"):
         return None
-    from edge.data.kitti import read_image
     from edge.data.rig import Rig
     from edge.stream.sources.kitti import kitti_source
 
@@ -132,5 +132,4 @@ def _source_rig(source: str) -> Any:
         if not (np.allclose(o.T_lidar_to_cam, rig.T_lidar_to_cam, atol=1e-6) and np.allclose(o.P, rig.P, atol=1e-6)):
             raise DataError(f"{src.folder}: calib/{other}.txt differs from calib/{idx}.txt; calibrate one rig at a "
                             "time (kitti:FOLDER,index=ID, or a folder of one drive)")
-    h, w = read_image(src.folder / "image_2" / f"{idx}.png").shape[:2]
-    return Rig(rig.P, rig.T_lidar_to_cam, (h, w), rig.source)
+    return Rig(rig.P, rig.T_lidar_to_cam, rig.image_size or image_size, rig.source)
