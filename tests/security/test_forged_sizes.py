@@ -24,10 +24,15 @@ GB = 1 << 30
 
 def run_child(code: str) -> tuple[int, str, str, float]:
     """(exit code, stdout, stderr, peak RSS in bytes) of ``python -c code``; the child reports its own
-    peak RSS (getrusage) on exit, whatever happened."""
+    peak RSS on exit, whatever happened.
+
+    The peak is ``VmHWM`` of the child's own address space, not ``getrusage().ru_maxrss``: Linux
+    carries the parent's high-water mark across fork+exec into ``ru_maxrss``, so a child of a pytest
+    that had grown to 1 GB reported 1 GB whatever it did itself."""
     body = "\n".join("    " + ln for ln in code.splitlines())
-    wrapped = (f"try:\n{body}\nfinally:\n    import resource, sys\n"
-               "    sys.stderr.write('PEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    wrapped = (f"try:\n{body}\nfinally:\n    import sys\n"
+               "    _hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')]\n"
+               "    sys.stderr.write('PEAK_RSS_KB=%d\\n' % int(_hwm[0].split()[1]))\n")
     r = subprocess.run([sys.executable, "-c", wrapped], env=ENV, capture_output=True, text=True, timeout=600)
     lines = r.stderr.splitlines()
     peak = [ln for ln in lines if ln.startswith("PEAK_RSS_KB=")]
