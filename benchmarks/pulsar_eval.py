@@ -3,11 +3,13 @@
 Frames (seed streams disjoint from training): random synthetic streets, and real KITTI scans
 (../shared/data/real: object 000114, object_extra 000000-000002, the 10-frame raw drive) resampled onto
 the VLP-16 beams, each under a random jammer (1-20 MHz, 3-10 ns, jitter <= 20 ns, cone 30-180 deg).
-For each method: point recovery (real returns within 0.3 m), range MAE/RMSE, surviving fake points per
-frame, over the whole frame and inside the attack cone; for PULSAR-Net also the per-class IoU of its
-bin labels. Erased objects: KITTI 000114 under ``--attacks`` seeded jammers aimed at the labelled
-objects (azimuth within +-30 deg of straight ahead): objects with >= 5 points in the clean scan and
-< 5 in the undefended jammed one, and the share each defence brings back to >= 5.
+For each method: point recovery (the clean sensor's returns brought back within 0.3 m), range MAE/RMSE,
+surviving fake points per frame, over the whole frame and inside the attack cone; for comparison also
+the recovery of every surface hit, faint ones the clean sensor never reports included (``hits``, the
+definition before 2026-11-29); for PULSAR-Net also the per-class IoU of its bin labels. Erased
+objects: KITTI 000114 under ``--attacks`` seeded jammers aimed at the labelled objects (azimuth within
++-30 deg of straight ahead): objects with >= 5 points in the clean scan and < 5 in the undefended
+jammed one, and the share each defence brings back to >= 5.
 
     python benchmarks/pulsar_eval.py BUNDLE [--frames 20] [--attacks 20] [--backend onnxruntime] [--precision fp32]
 """
@@ -56,14 +58,17 @@ def evaluate_set(prog: Any, card: Any, cfg: dict[str, Any], samples: list) -> di
 
     allc: dict[str, list] = {m: [] for m in METHODS}
     cone: dict[str, list] = {m: [] for m in METHODS}
+    hits: dict[str, list] = {m: [] for m in METHODS}
     t0 = time.perf_counter()
     for s in samples:
         fr, ranges = _ranges(prog, card, cfg, s)
         for m, r in ranges.items():
             allc[m].append(frame_counts(r, fr.meta["range_m"]))
             cone[m].append(frame_counts(r, fr.meta["range_m"], fr.meta["attacked"]))
+            hits[m].append(frame_counts(r, fr.meta["surface_m"]))
     return {"frames": len(samples), "seconds": round(time.perf_counter() - t0, 1),
-            **{m: {"all": reduce_counts(allc[m]), "cone": reduce_counts(cone[m])} for m in METHODS}}
+            **{m: {"all": reduce_counts(allc[m]), "cone": reduce_counts(cone[m]), "hits": reduce_counts(hits[m])}
+               for m in METHODS}}
 
 
 def erased_objects(prog: Any, card: Any, cfg: dict[str, Any], root: Path, attacks: int) -> dict[str, Any]:
@@ -129,7 +134,8 @@ def main() -> None:
     for name, samples in sets.items():
         r = report["sets"][name] = evaluate_set(prog, card, cfg, samples)
         print(f"{name} ({r['frames']} frames):", "; ".join(
-            f"{m} {r[m]['all']['value']:.1f}% (cone {r[m]['cone']['value']:.1f}%, fake/frame "
+            f"{m} {r[m]['all']['value']:.1f}% (cone {r[m]['cone']['value']:.1f}%, "
+            f"of all hits {r[m]['hits']['value']:.1f}%, fake/frame "
             f"{r[m]['all']['fake_per_frame']:.0f}, MAE {100 * r[m]['all']['range_mae_m']:.1f} cm)" for m in METHODS))
     if (args.data / "object" / "training" / "label_2" / "000114.txt").is_file():
         e = report["erased_objects_kitti_000114"] = erased_objects(prog, card, cfg, args.data, args.attacks)

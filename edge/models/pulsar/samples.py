@@ -28,8 +28,8 @@ def cfg_layout(cfg: dict[str, Any], sensor: str | None = None) -> Layout:
 
 
 def frame_meta(f: SimFrame, lay: Layout) -> dict[str, Any]:
-    return {"layout": lay, "range_m": f.range_m, "labels": f.labels, "attacked": f.attacked,
-            "attack": f.attack.to_dict(), "intensity": f.intensity}
+    return {"layout": lay, "range_m": f.range_m, "surface_m": f.surface_m, "labels": f.labels,
+            "attacked": f.attacked, "attack": f.attack.to_dict(), "intensity": f.intensity}
 
 
 def _attack(rng: np.random.Generator, mode: str) -> Attack:
