@@ -39,11 +39,20 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     from edge.models.training import train
 
     init_state = None
+    init_partial = False
     if init is not None:
         m0, cfg0, _ = load_model(init, expect_model=model)
-        if cfg0 != cfg:
+        # a checkpoint from before an option existed continues (the option's layers start fresh); any
+        # other difference is refused
+        added = sorted(set(cfg) - set(cfg0))
+        if set(cfg0) - set(cfg) or any(cfg0[k] != cfg[k] for k in cfg0):
             raise ModelError(f"{init}: checkpoint config differs from --config {config}")
+        if added:
+            console0 = Console(stderr=True)
+            console0.print(f"{init}: predates config option(s) {', '.join(added)}; their layers start fresh",
+                           soft_wrap=True, highlight=False)
         init_state = m0.state_dict()
+        init_partial = bool(added)
     console = Console(stderr=True)
     t0 = time.time()
     with Progress(TextColumn("[bold]train {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
@@ -58,7 +67,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                 console.print(f"step {step}/{steps} loss {loss:.4f} ({time.time() - t0:.0f}s)")
 
         module, losses = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
-                               progress=report)
+                               progress=report, init_partial=init_partial)
     train_s = time.time() - t0
     metric = None
     if eval_clips:

@@ -20,8 +20,11 @@ from edge.models.contract import Config, ModelCard
 
 def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float | None = None, seed: int = 0,
           init_state: dict[str, Any] | None = None, progress: Callable[[int, float], None] | None = None,
-          threads: int | None = None) -> tuple[Any, list[float]]:
-    """Train ``card``'s model for ``steps`` optimizer steps; returns (module in eval mode, loss per step)."""
+          threads: int | None = None, init_partial: bool = False) -> tuple[Any, list[float]]:
+    """Train ``card``'s model for ``steps`` optimizer steps; returns (module in eval mode, loss per step).
+
+    ``init_partial``: ``init_state`` may lack layers (a checkpoint from before a config option added
+    them); those keep their fresh initialisation."""
     import torch
 
     if card.trainer is None:
@@ -32,7 +35,10 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
         torch.set_num_threads(threads)
     model = card.build(cfg)
     if init_state is not None:
-        model.load_state_dict(init_state)
+        missing, unexpected = model.load_state_dict(init_state, strict=False)
+        if unexpected or (missing and not init_partial):
+            raise ModelError(f"model '{card.name}': the initial weights do not fit the config (missing "
+                             f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
     model.train()
     peak = tr.lr if lr is None else lr
     opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=tr.weight_decay)

@@ -31,7 +31,7 @@ def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, point_widt
     return {"input_hw": list(hw), "widths": list(widths), "dim": dim, "point_widths": list(point_widths),
             "heads": heads, "blocks": blocks, "harmonics": harmonics, "points": points, "groups": groups,
             "group_size": group_size, "min_points": max(64, points // 32), "view_margin": 0.15, "iterations": 3,
-            "qk_scale": 0.5,
+            "qk_scale": 0.5, "landing": 5,
             "rot_scale": 0.1, "trans_scale": 0.1, "train_max_deg": 12.0, "train_max_m": 0.35,
             "eval_max_deg": 10.0, "eval_max_m": 0.25}
 

@@ -10,7 +10,11 @@ Two graphs, so the expensive part runs once per frame and the loop stays on the 
   T [B, 4, 4] and the projection P [B, 3, 4] (pixels of the model's input) -> an se(3) increment xi
   [B, 6] (rotation vector, translation part). The centres are moved by T and projected by P; a
   harmonic embedding of the projected (u, v) (+ in-front flag and log depth) is added to the point
-  tokens, one of the fixed patch centres to the image tokens. Two cross-attention branches (rotation,
+  tokens, one of the fixed patch centres to the image tokens. With ``landing`` > 0 each point token also
+  gets the image tokens where its centre lands (bilinear samples of the stride-8 token map at the
+  projected centre and one patch left/right/up/down, a static GridSample): the point learns what the
+  image shows where the current guess puts it and which way it matches better, a local cue for the
+  few-pixel shifts a translation error causes. Two cross-attention branches (rotation,
   translation), queries = image tokens, keys/values = point tokens, RMS QK-norm, all through
   :func:`edge.ops.attention`; each branch pools its tokens (mean and max) into a small head.
   With QK-norm the logits are bounded by scale x head dim, so the scale is a config value
@@ -120,6 +124,20 @@ class Step(nn.Module):
         self.register_buffer("patch_uv", torch.stack([u, v], -1).reshape(1, gh * gw, 2), persistent=False)
         self.img_pos = nn.Linear(4 * n, d)
         self.pt_pos = nn.Sequential(nn.Linear(4 * n + 3, d), nn.GELU(), nn.Linear(d, d))
+        self.grid = (gh, gw)
+        # image features where each group lands: bilinear samples of the patch-token map at the projected
+        # centre and one patch left/right/up/down of it (a local cost the heads can read a direction from)
+        self.land = int(cfg.get("landing", 0))
+        if self.land:
+            off = [(0.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][: self.land]
+            self.register_buffer("land_off", torch.tensor(off).mul(torch.tensor([2.0 / gw, 2.0 / gh])),
+                                 persistent=False)
+            self.land_proj = nn.Sequential(nn.LayerNorm(self.land * d), nn.Linear(self.land * d, d))
+            # starts near zero: the step begins almost as it was without the cue, so a checkpoint trained
+            # before it existed continues from where it was (not exactly zero: an exported random model
+            # must still carry the cue, or parity tests could not see a broken GridSample)
+            nn.init.normal_(self.land_proj[1].weight, std=1e-3)
+            nn.init.zeros_(self.land_proj[1].bias)
         qk = float(cfg.get("qk_scale", 0.5))
         self.rot = Branch(d, cfg["heads"], cfg["blocks"], qk)
         self.trans = Branch(d, cfg["heads"], cfg["blocks"], qk)
@@ -138,10 +156,22 @@ class Step(nn.Module):
         depth = torch.log(zc) / math.log(100.0)
         inv = 2.0 / zc  # a translation error moves a point's pixel by f t / z: inverse depth says how much
         pts = pt_tokens + self.pt_pos(torch.cat([harmonics(uv, self.n), front, depth, inv], -1))
+        if self.land:
+            pts = pts + self.land_proj(self._landing(img_tokens, uv))
         img = img_tokens + self.img_pos(harmonics(self.patch_uv, self.n))
         r = self.rot(img, pts) * self.scales[0]
         t = self.trans(img, pts) * self.scales[1]
         return torch.cat([r, t], -1)
+
+
+    def _landing(self, img_tokens: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+        """[B, G, land * D]: the token map sampled (bilinear, zeros outside) where each centre projects."""
+        b, _, d = img_tokens.shape
+        gh, gw = self.grid
+        fmap = img_tokens.transpose(1, 2).reshape(b, d, gh, gw)
+        at = (uv * 2.0 - 1.0)[:, :, None, :] + self.land_off  # [B, G, land, 2], GridSample's [-1, 1] frame
+        s = nn.functional.grid_sample(fmap, at, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return s.permute(0, 2, 3, 1).reshape(b, uv.shape[1], self.land * d)  # [B, D, G, land] -> [B, G, land D]
 
 
 class NativeCross(nn.Module):

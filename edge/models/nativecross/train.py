@@ -4,7 +4,8 @@ rigs and the unrolled refinement loss.
 Rendering a rig costs ~0.1-0.3 s, so rigs live in a pool (48) with one rig renewed per batch; every
 draw gets a fresh perturbation of its extrinsic, so no two samples repeat. Perturbations cover the
 training range (``train_max_deg`` / ``train_max_m`` per axis) half of the time and a random fraction
-of it otherwise, so the step learns both the first big move and the last centimetres.
+of it otherwise, so the step learns both the first big move and the last centimetres; a third of them
+keep the rotation within a tenth of its range, so translation is learned where it is visible.
 
 Loss: the step is unrolled ``iterations`` times from the same tokens (as the runner runs it); each
 iteration's increment is compared with the exact one that would land on the truth,
@@ -22,6 +23,7 @@ import numpy as np
 from edge.errors import DataError
 
 POOL = 48
+TRANSLATION_ONLY = 1 / 3
 
 
 def _item(rig: Any, rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
@@ -30,7 +32,11 @@ def _item(rig: Any, rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, 
     from edge.models.nativecross.grouping import group_scan
 
     f = 1.0 if rng.random() < 0.5 else rng.uniform(0.05, 1.0)
-    T0 = perturbation(rng, cfg["train_max_deg"] * f, cfg["train_max_m"] * f) @ rig.rig.T_lidar_to_cam
+    # a third of the draws: rotation nearly right, translation over its whole range. That is what the
+    # later iterations see, and only there is a translation's parallax (near points move more than far
+    # ones) not buried under the uniform shift of a 10 deg rotation
+    fr = f if rng.random() >= TRANSLATION_ONLY else f * rng.uniform(0.0, 0.1)
+    T0 = perturbation(rng, cfg["train_max_deg"] * fr, cfg["train_max_m"] * f) @ rig.rig.T_lidar_to_cam
     xyz = np.stack([rig.points["x"], rig.points["y"], rig.points["z"]], 1)
     hw = rig.image.shape[:2]
     try:
