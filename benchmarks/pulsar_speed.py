@@ -62,7 +62,7 @@ def main() -> None:
     frames = {"waveform": Frame(sim.waveform, 0, 0, "waveform", frame_meta(sim, lay))}
     feeds = card.preprocess(frames, cfg)
     plans = []
-    for pname in ("sectors", "full"):
+    for pname in [p for p in ("sectors", "full") if p in b.manifest["programs"]]:  # the bundle's programs
         plans.append((pname, "torch", "fp32", {}))
         for backend in ("onnxruntime", "openvino"):
             if not get_backend(backend).is_available()[0]:

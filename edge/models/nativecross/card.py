@@ -31,7 +31,7 @@ def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, point_widt
     return {"input_hw": list(hw), "widths": list(widths), "dim": dim, "point_widths": list(point_widths),
             "heads": heads, "blocks": blocks, "harmonics": harmonics, "points": points, "groups": groups,
             "group_size": group_size, "min_points": max(64, points // 32), "view_margin": 0.15, "iterations": 3,
-            "qk_scale": 0.5, "landing": 5,
+            "qk_scale": 0.5, "landing": 5, "group_space": "view",
             "rot_scale": 0.1, "trans_scale": 0.1, "train_max_deg": 12.0, "train_max_m": 0.35,
             "eval_max_deg": 10.0, "eval_max_m": 0.25}
 
@@ -296,7 +296,8 @@ def card() -> ModelCard:
         draw=draw,
         preprocess_params=lambda cfg: {"input": "camera+lidar", "input_hw": cfg["input_hw"], "mean": MEAN,
                                        "std": STD, "points": cfg["points"], "groups": cfg["groups"],
-                                       "group_size": cfg["group_size"], "iterations": cfg["iterations"]},
+                                       "group_size": cfg["group_size"], "iterations": cfg["iterations"],
+                                       "group_space": cfg.get("group_space", "xyz")},
         metric=Metric("L2 rate", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0)),
         data=FamilyData(samples.synthetic, samples.samples),
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),

@@ -108,6 +108,27 @@ def test_farthest_points_and_knn() -> None:
     assert np.array_equal(nb, np.argsort(d, 1, kind="stable")[:, :5])
 
 
+def test_view_space_centres_cover_near_and_far_alike() -> None:
+    """A near patch and a far wall over the same directions: in metres the wide far wall takes most
+    centres; over viewing directions they split about evenly (translation shows on the near ones)."""
+    from edge.models.nativecross.grouping import group
+
+    rng = np.random.default_rng(2)
+    az, el = rng.uniform(-0.35, 0.35, (2, 2000)), rng.uniform(-0.15, 0.15, (2, 2000))
+
+    def shell(r: float, a: np.ndarray, e: np.ndarray) -> np.ndarray:
+        return np.stack([r * np.cos(e) * np.cos(a), r * np.cos(e) * np.sin(a), r * np.sin(e)], 1)
+
+    xyz = np.concatenate([shell(5.0, az[0], el[0]), shell(50.0, az[1], el[1])])
+    near = {}
+    for space in ("xyz", "view"):
+        _, c = group(xyz, 4000, 32, 16, space=space)
+        near[space] = float((np.linalg.norm(c, axis=1) < 10).mean())
+    assert near["xyz"] <= 0.15 and 0.35 <= near["view"] <= 0.65, near
+    with pytest.raises(DataError, match="group_space 'polar'"):
+        group(xyz, 4000, 32, 16, space="polar")
+
+
 def test_group_scan_is_deterministic_and_refuses_an_empty_view() -> None:
     from edge.models.nativecross.card import CONFIGS
     from edge.models.nativecross.rigsim import random_rig
