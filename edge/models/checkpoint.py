@@ -51,7 +51,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_model(path: str | os.PathLike[str], expect_model: str | None = None) -> tuple[Any, dict[str, Any], dict]:
-    """Build the model a checkpoint describes and load its weights; returns (module, config, meta)."""
+    """Build the model a checkpoint describes and load its weights; returns (module, config, meta). Keys
+    the card added after the checkpoint was written take the card's ``config_added`` values."""
     from edge.models.registry import get_card
 
     p = Path(path)
@@ -59,8 +60,9 @@ def load_model(path: str | os.PathLike[str], expect_model: str | None = None) ->
     if expect_model is not None and ck["model"] != expect_model:
         raise ModelError(f"{p}: checkpoint is for model '{ck['model']}', not '{expect_model}'")
     card = get_card(ck["model"])
+    cfg = {**{k: v for k, v in card.config_added.items() if k not in ck["config"]}, **ck["config"]}
     try:
-        module = card.build(ck["config"])
+        module = card.build(cfg)
     except Exception as e:  # a bad config can fail anywhere in a constructor (ZeroDivision, RuntimeError...)
         raise ModelError(f"{p}: checkpoint config does not build a '{ck['model']}' model "
                          f"({type(e).__name__}: {first_line(e, 120, empty='')})") from None
@@ -81,4 +83,4 @@ def load_model(path: str | os.PathLike[str], expect_model: str | None = None) ->
             raise ModelError(f"{p}: weight '{k}' has shape {tuple(got[k].shape)}, model expects {tuple(v.shape)}")
     module.load_state_dict(got)
     module.eval()
-    return module, dict(ck["config"]), dict(ck.get("meta", {}))
+    return module, cfg, dict(ck.get("meta", {}))

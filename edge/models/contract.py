@@ -187,6 +187,10 @@ class ModelCard:
     #: (a 4x4 list); ``edge calibrate`` runs such a bundle and combines the frames' estimates
     rig_output: str | None = None
     test_config: str = "tiny"  # the config tests and CI use (seconds on 2 CPU cores)
+    #: config keys added after checkpoints had shipped, with the value that means what a config
+    #: without the key did; a checkpoint lacking them gets these values when it is loaded (so its
+    #: bundle states them), instead of the newest configs' defaults
+    config_added: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []

@@ -304,4 +304,6 @@ def card() -> ModelCard:
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="extrinsics",
         rig_output="T_lidar_to_cam",
+        # the first shipped weights predate the landing cue and view-space grouping
+        config_added={"landing": 0, "group_space": "xyz"},
     )

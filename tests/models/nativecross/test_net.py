@@ -78,3 +78,22 @@ def test_edge_train_init_names_the_new_options_and_refuses_other_differences(tmp
     err = capsys.readouterr().err
     assert rc == 2 and "checkpoint config differs from --config default" in err and "Traceback" not in err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_checkpoint_from_before_an_option_exports_a_bundle_that_loads(tmp_path: Path) -> None:
+    """Its config gets the card's ``config_added`` values (what it meant), so the bundle states them and
+    passes the manifest's config check instead of being refused for lacking the newest keys."""
+    pytest.importorskip("onnxruntime")
+    import edge
+    from edge.models.checkpoint import load_model
+
+    card = get_card("nativecross")
+    cfg0 = {k: v for k, v in card.config("tiny").items() if k not in ("landing", "group_space")}
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "old.pt", "nativecross", cfg0, card.build(cfg0), {})
+    _, cfg, _ = load_model(tmp_path / "old.pt")
+    assert cfg["landing"] == 0 and cfg["group_space"] == "xyz"
+    edge.export_card("nativecross", tmp_path / "b", checkpoint=tmp_path / "old.pt", targets=("onnx",))
+    loaded = edge.Bundle.load(tmp_path / "b")
+    assert loaded.manifest["model"]["config"]["group_space"] == "xyz"
+    assert loaded.manifest["preprocess"]["group_space"] == "xyz"
