@@ -111,9 +111,9 @@ def _artifact(a: Any, i: int, where: str, files: Mapping[str, Any], graphs: set[
 
 def _programs(m: dict[str, Any], where: str, artifacts: set[str], graphs: set[str]) -> None:
     """``programs``: name -> {graphs: [names], precisions: {precision: {backend: {graph: artifact}}}}."""
-    progs = m.get("programs")
-    if progs is None:
+    if "programs" not in m:  # bundles from before programs existed
         return
+    progs = m["programs"]  # null is refused below: code reads it with .get()
     _need(isinstance(progs, dict), where, "'programs' must be an object of name -> {graphs, precisions}")
     for name, prog in progs.items():
         if not isinstance(prog, dict) or not isinstance(prog.get("graphs"), list) or not prog["graphs"] \

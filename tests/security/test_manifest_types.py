@@ -50,6 +50,7 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "input_hw_zero": (lambda m: m["model"]["config"].__setitem__("input_hw", [0, 128]), "must be > 0"),
     "io_huge": (lambda m: m["io"]["inputs"][0].__setitem__("shape", [1, 3, 100_000, 100_000]), "declares more than"),
     "programs_list": (lambda m: m.__setitem__("programs", ["clip"]), "'programs' must be an object"),
+    "programs_null": (lambda m: m.__setitem__("programs", None), "'programs' must be an object"),  # fuzz found
     "files_size_str": (lambda m: m["files"]["model.onnx"].__setitem__("size", "12"), "file entry 'model.onnx'"),
     "task_list": (lambda m: m.__setitem__("task", []), "'task' must be an object"),
 }
