@@ -35,27 +35,27 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         raise EdgeError(f"{parent}: output folder is not writable")
     if eval_clips and (card.metric is None or card.data is None):
         raise ModelError(f"model '{model}' has no metric or samples to score; pass --eval-samples 0")
-    from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+    from edge.models.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
     from edge.models.training import train
 
+    console = Console(stderr=True)
     init_state = None
     init_partial = False
     if init is not None:
-        m0, _, _ = load_model(init, expect_model=model)
+        ck = read_checkpoint(init)
+        m0, _, _ = model_from_checkpoint(ck, init, expect_model=model)
         # a checkpoint from before an option existed continues (the option's layers start fresh); any
-        # other difference is refused. Compared with the config as written (load_model fills in the
+        # other difference is refused. Compared with the config as written (loading fills in the
         # values that mean "before the option")
-        cfg0 = dict(read_checkpoint(init)["config"])
+        cfg0 = ck["config"]
         added = sorted(set(cfg) - set(cfg0))
         if set(cfg0) - set(cfg) or any(cfg0[k] != cfg[k] for k in cfg0):
             raise ModelError(f"{init}: checkpoint config differs from --config {config}")
         if added:
-            console0 = Console(stderr=True)
-            console0.print(f"{init}: predates config option(s) {', '.join(added)}; their layers start fresh",
-                           soft_wrap=True, highlight=False)
+            console.print(f"{init}: predates config option(s) {', '.join(added)}; their layers start fresh",
+                          soft_wrap=True, highlight=False)
         init_state = m0.state_dict()
         init_partial = bool(added)
-    console = Console(stderr=True)
     t0 = time.time()
     with Progress(TextColumn("[bold]train {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,

@@ -53,10 +53,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_model(path: str | os.PathLike[str], expect_model: str | None = None) -> tuple[Any, dict[str, Any], dict]:
     """Build the model a checkpoint describes and load its weights; returns (module, config, meta). Keys
     the card added after the checkpoint was written take the card's ``config_added`` values."""
+    return model_from_checkpoint(read_checkpoint(path), path, expect_model)
+
+
+def model_from_checkpoint(ck: dict[str, Any], path: str | os.PathLike[str], expect_model: str | None = None
+                          ) -> tuple[Any, dict[str, Any], dict]:
+    """:func:`load_model` of a checkpoint already read by :func:`read_checkpoint` (``path`` names it in
+    errors), for callers that also need the config as written."""
     from edge.models.registry import get_card
 
     p = Path(path)
-    ck = read_checkpoint(p)
     if expect_model is not None and ck["model"] != expect_model:
         raise ModelError(f"{p}: checkpoint is for model '{ck['model']}', not '{expect_model}'")
     card = get_card(ck["model"])

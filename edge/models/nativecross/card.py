@@ -297,7 +297,7 @@ def card() -> ModelCard:
         preprocess_params=lambda cfg: {"input": "camera+lidar", "input_hw": cfg["input_hw"], "mean": MEAN,
                                        "std": STD, "points": cfg["points"], "groups": cfg["groups"],
                                        "group_size": cfg["group_size"], "iterations": cfg["iterations"],
-                                       "group_space": cfg.get("group_space", "xyz")},
+                                       "group_space": cfg["group_space"]},
         metric=Metric("L2 rate", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0)),
         data=FamilyData(samples.synthetic, samples.samples),
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),

@@ -107,4 +107,4 @@ def group_scan(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int
         raise DataError(f"{where}: only {count} LiDAR points are in the camera's view under the current extrinsic "
                         f"(need >= {cfg['min_points']}); is the rig right for this camera and scan?")
     return group(xyz[ok], int(cfg["points"]), int(cfg["groups"]), int(cfg["group_size"]),
-                 space=str(cfg.get("group_space", "xyz")))
+                 space=str(cfg["group_space"]))

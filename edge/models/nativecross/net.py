@@ -127,7 +127,7 @@ class Step(nn.Module):
         self.grid = (gh, gw)
         # image features where each group lands: bilinear samples of the patch-token map at the projected
         # centre and one patch left/right/up/down of it (a local cost the heads can read a direction from)
-        self.land = int(cfg.get("landing", 0))
+        self.land = int(cfg["landing"])
         if self.land:
             off = [(0.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][: self.land]
             self.register_buffer("land_off", torch.tensor(off).mul(torch.tensor([2.0 / gw, 2.0 / gh])),
@@ -162,7 +162,6 @@ class Step(nn.Module):
         r = self.rot(img, pts) * self.scales[0]
         t = self.trans(img, pts) * self.scales[1]
         return torch.cat([r, t], -1)
-
 
     def _landing(self, img_tokens: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
         """[B, G, land * D]: the token map sampled (bilinear, zeros outside) where each centre projects."""

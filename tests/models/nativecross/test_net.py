@@ -45,7 +45,7 @@ def _old_checkpoint(path: Path) -> dict:
     card = get_card("nativecross")
     cfg0 = {k: v for k, v in card.config("tiny").items() if k != "landing"}
     torch.manual_seed(3)
-    model = card.build(cfg0)
+    model = card.build({**cfg0, "landing": card.config_added["landing"]})
     save_checkpoint(path, "nativecross", cfg0, model, {})
     return model.state_dict()
 
@@ -90,7 +90,7 @@ def test_a_checkpoint_from_before_an_option_exports_a_bundle_that_loads(tmp_path
     card = get_card("nativecross")
     cfg0 = {k: v for k, v in card.config("tiny").items() if k not in ("landing", "group_space")}
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "old.pt", "nativecross", cfg0, card.build(cfg0), {})
+    save_checkpoint(tmp_path / "old.pt", "nativecross", cfg0, card.build({**cfg0, **card.config_added}), {})
     _, cfg, _ = load_model(tmp_path / "old.pt")
     assert cfg["landing"] == 0 and cfg["group_space"] == "xyz"
     edge.export_card("nativecross", tmp_path / "b", checkpoint=tmp_path / "old.pt", targets=("onnx",))
