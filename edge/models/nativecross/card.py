@@ -31,7 +31,7 @@ def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, point_widt
     return {"input_hw": list(hw), "widths": list(widths), "dim": dim, "point_widths": list(point_widths),
             "heads": heads, "blocks": blocks, "harmonics": harmonics, "points": points, "groups": groups,
             "group_size": group_size, "min_points": max(64, points // 32), "view_margin": 0.15, "iterations": 3,
-            "qk_scale": 0.5, "landing": 5, "group_space": "view", "flow_solve": 1,
+            "qk_scale": 0.5, "landing": 5, "group_space": "view", "flow_solve": 1, "flow_attention": 1,
             "rot_scale": 0.1, "trans_scale": 0.1, "train_max_deg": 12.0, "train_max_m": 0.35,
             "eval_max_deg": 10.0, "eval_max_m": 0.25}
 
@@ -304,6 +304,7 @@ def card() -> ModelCard:
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="extrinsics",
         rig_output="T_lidar_to_cam",
-        # the first shipped weights predate the landing cue, view-space grouping and the flow solve
-        config_added={"landing": 0, "group_space": "xyz", "flow_solve": 0},
+        # the first shipped weights predate the landing cue, view-space grouping and the flow solve (and
+        # its attention search)
+        config_added={"landing": 0, "group_space": "xyz", "flow_solve": 0, "flow_attention": 0},
     )

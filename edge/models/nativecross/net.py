@@ -150,7 +150,22 @@ class Step(nn.Module):
             # the solve keeps its behaviour while the flows learn (untrained flows are 0, and the solve would
             # then cancel the predicted rotation's motion); training opens it
             self.flow_gate = nn.Parameter(torch.tensor(0.05))
+        # ``flow_attention``: each group searches the image for where it belongs: its token (with its
+        # projected position) attends over the patch tokens (with theirs), and the values are the patch
+        # centres, so the attention's output is the expected landing position (a soft argmax; position
+        # harmonics on both sides make "near my projection" expressible, appearance decides where). The
+        # MLP head above then only corrects that and gives the sigma.
+        self.flow_attn = int(cfg["flow_attention"]) if self.flow else 0
+        if self.flow_attn:
+            self.fheads = int(cfg["heads"])
+            dh = d // self.fheads
+            self.fq_norm, self.fk_norm = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.fq, self.fk = nn.Linear(d, d), nn.Linear(d, d)
+            pos = torch.zeros(1, 1, gh * gw, dh)
+            pos[..., :2] = self.patch_uv[:, None]
+            self.register_buffer("patch_value", pos, persistent=False)
         qk = float(cfg.get("qk_scale", 0.5))
+        self.qk_scale = qk
         self.rot = Branch(d, cfg["heads"], cfg["blocks"], qk)
         self.trans = Branch(d, cfg["heads"], cfg["blocks"], qk)
         self.scales = (float(cfg["rot_scale"]), float(cfg["trans_scale"]))
@@ -176,7 +191,7 @@ class Step(nn.Module):
         t = self.trans(img, pts) * self.scales[1]
         flow = None
         if self.flow:
-            dt, flow = self._flow_translation(pts, cam, front, uv, r, P)
+            dt, flow = self._flow_translation(pts, img, cam, front, uv, r, P)
             t = t + self.flow_gate * dt
         xi = torch.cat([r, t], -1)
         return (xi, flow, uv) if with_flow else xi
@@ -190,15 +205,24 @@ class Step(nn.Module):
         s = nn.functional.grid_sample(fmap, at, mode="bilinear", padding_mode="zeros", align_corners=False)
         return s.permute(0, 2, 3, 1).reshape(b, uv.shape[1], self.land * d)  # [B, D, G, land] -> [B, G, land D]
 
-    def flows(self, pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def flows(self, pts: torch.Tensor, img: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-group flow [B, G, 2] (patches) and its log sigma [B, G, 1] (training supervises both)."""
+        gh, gw = self.grid
         f = self.flow_head(pts)
-        return f[..., :2], torch.clamp(f[..., 2:3], -3.0, 3.0)
+        flow = f[..., :2]
+        if self.flow_attn:
+            b, g, _d = pts.shape
+            q = self.fq(self.fq_norm(pts)).reshape(b, g, self.fheads, -1).transpose(1, 2)
+            k = self.fk(self.fk_norm(img)).reshape(b, img.shape[1], self.fheads, -1).transpose(1, 2)
+            v = self.patch_value.expand(b, self.fheads, -1, -1)
+            where = attention(q, k, v, qk_norm=True, scale=self.qk_scale)[..., :2].mean(1)  # [B, G, 2] uv
+            flow = flow + (where - uv) * torch.tensor([float(gw), float(gh)], dtype=uv.dtype, device=uv.device)
+        return flow, torch.clamp(f[..., 2:3], -3.0, 3.0)
 
-    def _flow_translation(self, pts: torch.Tensor, cam: torch.Tensor, front: torch.Tensor,
+    def _flow_translation(self, pts: torch.Tensor, img: torch.Tensor, cam: torch.Tensor, front: torch.Tensor,
                           uv: torch.Tensor, r: torch.Tensor, P: torch.Tensor) -> tuple[torch.Tensor, Any]:
         gh, gw = self.grid
-        flow, log_sigma = self.flows(pts)
+        flow, log_sigma = self.flows(pts, img, uv)
         px = flow * torch.tensor([self.hw[1] / gw, self.hw[0] / gh], dtype=cam.dtype, device=cam.device)
         inside = ((uv > 0.0) & (uv < 1.0)).all(-1, keepdim=True).to(cam.dtype)
         return translation_from_flows(px, cam, r, P, front * inside * torch.exp(-2.0 * log_sigma)), (flow, log_sigma)

@@ -156,7 +156,7 @@ def test_the_flow_loss_is_lowest_at_the_true_flow() -> None:
 
     card = get_card("nativecross")
     cfg = card.config("tiny")
-    cam, P, r, t = _scene(2, 2.0, 0.2)
+    cam, P, _r, t = _scene(2, 2.0, 0.2)
     h, w = cfg["input_hw"]
     P = P.copy()
     P[:, 0, 2], P[:, 1, 2] = w / 2, h / 2
@@ -166,7 +166,7 @@ def test_the_flow_loss_is_lowest_at_the_true_flow() -> None:
     true_uv = _project(cam + t[:, None], P) / np.array([w, h])
     exact = torch.from_numpy((true_uv - uv) * np.array([w / 8, h / 8])).float()
     f32 = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))  # noqa: E731
-    sigma = torch.full(exact.shape[:-1] + (1,), -1.0)
+    sigma = torch.full((*exact.shape[:-1], 1), -1.0)
     args = (f32(uv), f32(cam), T_true, f32(P), cfg)
     best = _flow_loss((exact, sigma), *args)
     assert float(_flow_loss((exact + 0.5, sigma), *args)) > float(best) + 0.4
