@@ -16,7 +16,9 @@ SHIPPED = {"lane": ("lanes?", "tusimple", "ufld"), "pulsar": ("pulsar(-net)?",),
 
 
 def family_folders() -> set[str]:
-    return {p.parent.name for p in (EDGE / "models").glob("*/card.py")}
+    """Folders with a card, and the planned families' folders while their card is still being built."""
+    return ({p.parent.name for p in (EDGE / "models").glob("*/card.py")}
+            | {f for f in SHIPPED if (EDGE / "models" / f / "__init__.py").is_file()})
 
 
 def words() -> re.Pattern[str]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge.errors import DataError
 from edge.models.contract import FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
+from edge.models.pulsar.extract import MIN_AMP
 from edge.spec import IOSpec, TensorSpec
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -27,7 +28,7 @@ WEIGHTS = Path(__file__).parent / "weights"
 def _cfg(azimuths: int, crop: tuple[int, int], margin: int, widths: tuple[int, int, int], heads: int,
          blocks: int) -> dict[str, Any]:
     return {"sensor": "VLP16", "azimuths": azimuths, "bins": 800, "crop": list(crop), "margin": margin,
-            "widths": list(widths), "heads": heads, "blocks": blocks, "jam_amp": 2.5, "min_amp": 0.5,
+            "widths": list(widths), "heads": heads, "blocks": blocks, "jam_amp": 2.5, "min_amp": MIN_AMP,
             "input_scale": 0.25}
 
 

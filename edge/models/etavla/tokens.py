@@ -1,0 +1,63 @@
+"""ETA-VLA instructions: a route command and a short templated sentence, tokenised in numpy.
+
+The vocabulary is a plain word list (stored in the bundle, so a deployed model reads exactly the words it
+was trained with); the first ids are reserved: ``<pad>`` (0), ``<unk>`` (1) and one token per route
+command. An instruction becomes ``[command token, word ids..., <pad>...]`` of a fixed length, so the graph
+input has a static shape. Words outside the vocabulary are refused with a clear error by default
+(``unknown="error"``), or mapped to ``<unk>`` when a caller asks for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from edge.errors import DataError
+
+PAD, UNK = "<pad>", "<unk>"
+COMMANDS = ("left", "straight", "right", "lane_left", "lane_right", "stop")
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "left": ("turn left at the next junction", "take the next left", "go left at the intersection"),
+    "straight": ("keep lane", "go straight through the junction", "follow the road", "keep going straight"),
+    "right": ("turn right at the next junction", "take the next right", "go right at the intersection"),
+    "lane_left": ("change lane left", "move to the left lane", "merge left"),
+    "lane_right": ("change lane right", "move to the right lane", "merge right"),
+    "stop": ("stop behind the car ahead", "come to a stop", "stop at the junction"),
+}
+_WORD = re.compile(r"[a-z]+")
+
+
+def default_vocabulary() -> list[str]:
+    """Reserved tokens, the commands, then every template word (sorted: the ids are stable)."""
+    words = sorted({w for ts in TEMPLATES.values() for t in ts for w in _WORD.findall(t)})
+    return [PAD, UNK, *(f"<{c}>" for c in COMMANDS), *words]
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-cased words of ``text``; punctuation and digits are separators."""
+    return _WORD.findall(text.lower())
+
+
+def tokenize(command: str, text: str, vocab: Sequence[str], length: int, *, unknown: str = "error") -> np.ndarray:
+    """int64 [length]: the command token, the words' ids, padding.
+
+    ``unknown``: "error" (a word outside ``vocab`` is a :class:`DataError` naming it) or "unk" (it becomes
+    ``<unk>``). Too many words is an error either way: the graph's input length is fixed at export.
+    """
+    index = {w: i for i, w in enumerate(vocab)}
+    cmd = index.get(f"<{command}>")
+    if cmd is None:
+        raise DataError(f"unknown route command '{command}': use one of {', '.join(COMMANDS)}")
+    ids = [cmd]
+    for w in words_of(text):
+        if w in index:
+            ids.append(index[w])
+        elif unknown == "unk":
+            ids.append(index[UNK])
+        else:
+            raise DataError(f"instruction '{text}': the word '{w}' is not in the model's vocabulary")
+    if len(ids) > length:
+        raise DataError(f"instruction '{text}': {len(ids) - 1} words, the model takes at most {length - 1}")
+    return np.array(ids + [index[PAD]] * (length - len(ids)), dtype=np.int64)
