@@ -24,7 +24,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "right": ("turn right at the next junction", "take the next right", "go right at the intersection"),
     "lane_left": ("change lane left", "move to the left lane", "merge left"),
     "lane_right": ("change lane right", "move to the right lane", "merge right"),
-    "stop": ("stop behind the car ahead", "come to a stop", "stop at the junction"),
+    "stop": ("stop behind the car ahead", "come to a stop", "stop behind the vehicle in front"),
 }
 _WORD = re.compile(r"[a-z]+")
 
