@@ -175,8 +175,11 @@ def sample_episode(rng: np.random.Generator, *, waypoints: int = 8, command: str
             "contrast": float(rng.uniform(0.8, 1.2)), "grass": float(rng.uniform(0, 1)),
             "asphalt": float(rng.uniform(70, 120)), "noise": float(rng.uniform(0, 6)),
             "pitch": float(rng.uniform(0.02, 0.08)), "dash_phase": float(rng.uniform(0, 12))}
-    return Episode(junction, branches, lane_y, speed, cmd, texts[int(rng.integers(len(texts)))], vehicles, wp, plan,
-                   alts, look)
+    ep = Episode(junction, branches, lane_y, speed, cmd, texts[int(rng.integers(len(texts)))], vehicles, wp, plan,
+                 alts, look)
+    from edge.models.etavla.metrics import clear_path
+
+    return clear_path(ep)
 
 
 def ego_pose(ep: Episode, t: float) -> tuple[float, float, float]:

@@ -1,0 +1,79 @@
+"""Driving-policy metrics on held-out episodes: ADE/FDE, collisions with other vehicles along the predicted
+trajectory, and instruction-following.
+
+- ADE / FDE (m): mean / final Euclidean distance between predicted and true waypoints;
+- collision: the ego (two discs of radius 1 m, 1.2 m ahead of and behind its centre, heading from the
+  waypoints) overlaps any other vehicle (the same two discs, moving at constant velocity) at a waypoint's
+  time; the true trajectories are collision-free by construction (:func:`clear_path`);
+- instruction-following: the prediction is closer (ADE) to the commanded path than to the path of every
+  other command the road allows in that episode, so "turn left" counts only if it turns left *here*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edge.models.etavla.world import DT_WAYPOINT, Episode, Vehicle
+
+DISC_R, DISC_OFF = 1.0, 1.2
+
+
+def _discs(xy: np.ndarray, heading: np.ndarray) -> np.ndarray:
+    """[N, 2 discs, 2] disc centres."""
+    d = np.stack([np.cos(heading), np.sin(heading)], -1)[:, None] * np.array([DISC_OFF, -DISC_OFF])[None, :, None]
+    return xy[:, None] + d
+
+
+def headings(xy: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """Heading at each waypoint from the step that reached it (the first from the origin)."""
+    prev = np.concatenate([np.zeros((1, 2)) if start is None else start[None], xy[:-1]])
+    d = xy - prev
+    return np.arctan2(d[:, 1], d[:, 0])
+
+
+def collides(waypoints: np.ndarray, vehicles: Sequence[Vehicle], lane_y: float) -> bool:
+    """Does the ego, along ``waypoints`` (ego frame), overlap a vehicle at any waypoint's time?"""
+    t = DT_WAYPOINT * np.arange(1, len(waypoints) + 1)
+    ego = _discs(waypoints, headings(waypoints))
+    for v in vehicles:
+        x, y = v.at(t)
+        other = _discs(np.stack([x, y - lane_y], 1), np.full(len(t), v.heading))
+        gap = np.linalg.norm(ego[:, :, None] - other[:, None, :], axis=-1)  # [N, 2, 2]
+        if (gap < 2 * DISC_R).any():
+            return True
+    return False
+
+
+def clear_path(ep: Episode) -> Episode:
+    """The episode without vehicles its true trajectory would hit (they would have yielded)."""
+    keep = [v for v in ep.vehicles if not collides(ep.waypoints, [v], ep.lane_y)]
+    ep.vehicles = keep
+    return ep
+
+
+def score(pred: np.ndarray, ep: Episode) -> dict[str, Any]:
+    """One episode's record: ade, fde (m), collision (bool), follows (bool)."""
+    err = np.linalg.norm(pred - ep.waypoints, axis=1)
+    ade = float(err.mean())
+    others = [float(np.linalg.norm(pred - alt, axis=1).mean()) for alt in ep.alternatives.values()]
+    return {"ade": ade, "fde": float(err[-1]), "collision": collides(pred, ep.vehicles, ep.lane_y),
+            "follows": all(ade < o for o in others), "command": ep.command}
+
+
+def reduce(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over episodes; following rate per command too (a policy that always keeps its lane must show)."""
+    if not items:
+        return {"episodes": 0}
+    out: dict[str, Any] = {"episodes": len(items), "ade": float(np.mean([i["ade"] for i in items])),
+                           "fde": float(np.mean([i["fde"] for i in items])),
+                           "collision_rate": float(np.mean([i["collision"] for i in items])),
+                           "follow_rate": float(np.mean([i["follows"] for i in items]))}
+    by = {}
+    for c in sorted({i["command"] for i in items}):
+        sel = [i["follows"] for i in items if i["command"] == c]
+        by[c] = {"episodes": len(sel), "follow_rate": float(np.mean(sel))}
+    out["by_command"] = by
+    return out

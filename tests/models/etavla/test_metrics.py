@@ -1,0 +1,58 @@
+"""ADE/FDE, collisions and instruction-following on hand-made trajectories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.models.etavla.metrics import collides, reduce, score
+from edge.models.etavla.world import LANE_W, Episode, Vehicle, sample_episode
+
+STRAIGHT = np.stack([np.arange(1, 9) * 2.5, np.zeros(8)], 1)  # 5 m/s along the lane
+
+
+def _episode(vehicles: list[Vehicle], alternatives: dict | None = None) -> Episode:
+    return Episode(40.0, (True, True), -LANE_W / 2, 5.0, "straight", "keep lane", vehicles, STRAIGHT, 5.0,
+                   alternatives or {}, {})
+
+
+def test_ade_and_fde() -> None:
+    pred = STRAIGHT + np.array([0.0, 1.0])
+    pred[-1, 1] = 3.0
+    r = score(pred, _episode([]))
+    assert r["ade"] == pytest.approx((7 * 1.0 + 3.0) / 8) and r["fde"] == pytest.approx(3.0)
+
+
+def test_collisions_are_overlaps_at_the_same_time() -> None:
+    parked = Vehicle(12.0, -LANE_W / 2, 0.0, 0.0, (0, 0, 0))  # in the ego lane, 12 m ahead
+    beside = Vehicle(12.0, -1.5 * LANE_W, 0.0, 0.0, (0, 0, 0))  # the next lane
+    ahead_same_speed = Vehicle(10.0, -LANE_W / 2, 0.0, 5.0, (0, 0, 0))  # 10 m ahead, as fast as the ego
+    assert collides(STRAIGHT, [parked], -LANE_W / 2)
+    assert not collides(STRAIGHT, [beside], -LANE_W / 2)
+    assert not collides(STRAIGHT, [ahead_same_speed], -LANE_W / 2)
+    assert score(STRAIGHT, _episode([parked]))["collision"]
+
+
+def test_following_means_closest_to_the_commanded_path() -> None:
+    left = np.stack([np.arange(1, 9) * 2.5, np.linspace(0.2, 6, 8)], 1)
+    ep = _episode([], {"left": left})
+    assert score(STRAIGHT + 0.3, ep)["follows"]
+    assert not score(left, ep)["follows"]
+    assert not score(0.5 * (STRAIGHT + left) + np.array([0, 0.01]), ep)["follows"]  # nearer left: not followed
+
+
+def test_true_trajectories_never_collide() -> None:
+    for seed in range(60):
+        ep = sample_episode(np.random.default_rng(seed))
+        r = score(ep.waypoints, ep)
+        assert r["ade"] == 0 and r["follows"] and not r["collision"], (seed, ep.command)
+
+
+def test_reduce_reports_following_per_command() -> None:
+    items = [{"ade": 1.0, "fde": 2.0, "collision": False, "follows": True, "command": "left"},
+             {"ade": 3.0, "fde": 4.0, "collision": True, "follows": False, "command": "stop"},
+             {"ade": 2.0, "fde": 3.0, "collision": False, "follows": True, "command": "stop"}]
+    r = reduce(items)
+    assert r["ade"] == 2.0 and r["fde"] == 3.0 and r["collision_rate"] == pytest.approx(1 / 3)
+    assert r["by_command"] == {"left": {"episodes": 1, "follow_rate": 1.0}, "stop": {"episodes": 2, "follow_rate": 0.5}}
+    assert reduce([]) == {"episodes": 0}
