@@ -1,1 +1,1 @@
-"""ETA-VLA family (in progress: the model and its tokenizer; card, data and training still to come)."""
+"""ETA-VLA: a driving policy that prunes its own visual tokens inside the graph (see card.py, net.py)."""

@@ -11,12 +11,12 @@ trajectory, and instruction-following.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from edge.models.etavla.world import DT_WAYPOINT, Episode, Vehicle
+from edge.models.etavla.world import DT_WAYPOINT, Episode, Vehicle, labels
 
 DISC_R, DISC_OFF = 1.0, 1.2
 
@@ -34,11 +34,14 @@ def headings(xy: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
     return np.arctan2(d[:, 1], d[:, 0])
 
 
-def collides(waypoints: np.ndarray, vehicles: Sequence[Vehicle], lane_y: float) -> bool:
-    """Does the ego, along ``waypoints`` (ego frame), overlap a vehicle at any waypoint's time?"""
+def collides(waypoints: np.ndarray, vehicles: Sequence[Vehicle] | np.ndarray, lane_y: float) -> bool:
+    """Does the ego, along ``waypoints`` (ego frame), overlap a vehicle at any waypoint's time?
+
+    ``vehicles``: :class:`Vehicle` s or rows (x, y, heading, speed) in the world frame."""
     t = DT_WAYPOINT * np.arange(1, len(waypoints) + 1)
     ego = _discs(waypoints, headings(waypoints))
     for v in vehicles:
+        v = v if isinstance(v, Vehicle) else Vehicle(*(float(a) for a in v[:4]), color=(0.0, 0.0, 0.0))
         x, y = v.at(t)
         other = _discs(np.stack([x, y - lane_y], 1), np.full(len(t), v.heading))
         gap = np.linalg.norm(ego[:, :, None] - other[:, None, :], axis=-1)  # [N, 2, 2]
@@ -54,20 +57,24 @@ def clear_path(ep: Episode) -> Episode:
     return ep
 
 
-def score(pred: np.ndarray, ep: Episode) -> dict[str, Any]:
-    """One episode's record: ade, fde (m), collision (bool), follows (bool)."""
-    err = np.linalg.norm(pred - ep.waypoints, axis=1)
+def score(pred: np.ndarray, gt: Episode | Mapping[str, Any]) -> dict[str, Any]:
+    """One episode's record: ade, fde (m), collision (bool), follows (bool); ``gt``: an episode or its
+    :func:`~edge.models.etavla.world.labels` (what a frame's meta carries)."""
+    gt = labels(gt) if isinstance(gt, Episode) else gt
+    err = np.linalg.norm(pred - np.asarray(gt["waypoints"]), axis=1)
     ade = float(err.mean())
-    others = [float(np.linalg.norm(pred - alt, axis=1).mean()) for alt in ep.alternatives.values()]
-    return {"ade": ade, "fde": float(err[-1]), "collision": collides(pred, ep.vehicles, ep.lane_y),
-            "follows": all(ade < o for o in others), "command": ep.command}
+    others = [float(np.linalg.norm(pred - np.asarray(alt), axis=1).mean()) for alt in gt["alternatives"].values()]
+    return {"ade": ade, "fde": float(err[-1]), "collision": collides(pred, np.asarray(gt["vehicles"]).reshape(-1, 4),
+                                                                     float(gt["lane_y"])),
+            "follows": all(ade < o for o in others), "command": gt["command"]}
 
 
 def reduce(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over episodes; following rate per command too (a policy that always keeps its lane must show)."""
     if not items:
-        return {"episodes": 0}
-    out: dict[str, Any] = {"episodes": len(items), "ade": float(np.mean([i["ade"] for i in items])),
+        return {"value": float("nan"), "episodes": 0}
+    ade = float(np.mean([i["ade"] for i in items]))
+    out: dict[str, Any] = {"value": ade, "episodes": len(items), "ade": ade,
                            "fde": float(np.mean([i["fde"] for i in items])),
                            "collision_rate": float(np.mean([i["collision"] for i in items])),
                            "follow_rate": float(np.mean([i["follows"] for i in items]))}

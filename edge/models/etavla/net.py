@@ -34,22 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from edge.models.etavla.card import kept as kept_count
+from edge.models.etavla.card import visual_tokens
 from edge.ops import attention
 
 
 def conv_bn(cin: int, cout: int, s: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, s, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-def kept_count(cfg: dict[str, Any]) -> int:
-    """Visual tokens after pruning: ceil(keep x V x P), at least 1 (a config value fixed at export)."""
-    n = visual_tokens(cfg)
-    return max(1, min(n, math.ceil(float(cfg["keep"]) * n - 1e-9)))
-
-
-def visual_tokens(cfg: dict[str, Any]) -> int:
-    h, w = cfg["image_hw"]
-    return int(cfg["views"]) * (h // 16) * (w // 16)
 
 
 class PatchEncoder(nn.Module):

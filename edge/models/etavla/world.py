@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -180,6 +181,14 @@ def sample_episode(rng: np.random.Generator, *, waypoints: int = 8, command: str
     from edge.models.etavla.metrics import clear_path
 
     return clear_path(ep)
+
+
+def labels(ep: Episode) -> dict[str, Any]:
+    """What a frame's meta carries as ``gt`` (plain JSON): the truth and what scoring needs."""
+    return {"command": ep.command, "instruction": ep.text, "waypoints": np.round(ep.waypoints, 4).tolist(),
+            "speed": round(ep.plan_speed, 4), "lane_y": ep.lane_y,
+            "alternatives": {k: np.round(v, 4).tolist() for k, v in ep.alternatives.items()},
+            "vehicles": [[v.x, v.y, v.heading, v.speed] for v in ep.vehicles]}
 
 
 def ego_pose(ep: Episode, t: float) -> tuple[float, float, float]:

@@ -16,7 +16,6 @@ graph). Both give the same numbers (tested); both start with the first frame rep
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge.models.contract import FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
+from edge.models.history import History
 from edge.spec import IOSpec, TensorSpec
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -118,18 +118,14 @@ class StreamRunner:
 
     def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
         self.encoder, self.temporal = graphs["encoder"], graphs["temporal"]
-        self.frames = int(cfg["frames"])
-        self._tok: deque[np.ndarray] = deque(maxlen=self.frames)
+        self._tok = History(int(cfg["frames"]))
 
     def reset(self) -> None:
         self._tok.clear()
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         enc = self.encoder({"frame": feeds["frame"]})
-        if not self._tok:  # until T frames arrived, the first one stands in for the missing ones
-            self._tok.extend([enc["tokens"][0]] * (self.frames - 1))
-        self._tok.append(enc["tokens"][0])
-        return self.temporal({"tokens": np.stack(self._tok)[None], "skip": enc["skip"]})
+        return self.temporal({"tokens": self._tok.push(enc["tokens"][0])[None], "skip": enc["skip"]})
 
 
 class ClipRunner:
@@ -137,18 +133,13 @@ class ClipRunner:
 
     def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
         self.full = graphs["full"]
-        self.frames = int(cfg["frames"])
-        self._buf: deque[np.ndarray] = deque(maxlen=self.frames)
+        self._buf = History(int(cfg["frames"]))
 
     def reset(self) -> None:
         self._buf.clear()
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        frame = feeds["frame"][0]
-        if not self._buf:
-            self._buf.extend([frame] * (self.frames - 1))
-        self._buf.append(frame)
-        return self.full({"clip": np.stack(self._buf)[None]})
+        return self.full({"clip": self._buf.push(feeds["frame"][0])[None]})
 
 
 def card() -> ModelCard:

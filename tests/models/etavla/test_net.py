@@ -10,7 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edge.models.etavla.net import ETAVLA, diverse, kept_count, text_attention, visual_tokens  # noqa: E402
+from edge.models.etavla.card import kept as kept_count  # noqa: E402
+from edge.models.etavla.card import visual_tokens  # noqa: E402
+from edge.models.etavla.net import ETAVLA, diverse, text_attention  # noqa: E402
 from edge.models.etavla.tokens import default_vocabulary, tokenize  # noqa: E402
 
 VOCAB = default_vocabulary()

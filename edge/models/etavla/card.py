@@ -1,0 +1,230 @@
+"""ETA-VLA card: configs, the ``encode`` and ``policy`` graphs, the stream program (each view of each new
+frame encoded once, a ring buffer of T frames), camera pre-processing, instruction tokenising, the
+trajectory record, the metric and the overlay. numpy (+cv2).
+
+Sensors: three cameras, ``front`` (primary: it paces the loop and carries the instruction in its meta,
+``meta["instruction"] = {"command": ..., "text": ...}``), ``front_left`` and ``front_right``. The keep
+ratio of the pruning is a config value, fixed in the exported graph (static TopK + Gather); the weights do
+not depend on it, so one checkpoint exports at any keep ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import DataError
+from edge.models.contract import FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
+from edge.models.etavla.tokens import default_vocabulary, tokenize
+from edge.models.history import History
+from edge.spec import IOSpec, TensorSpec
+
+WEIGHTS = Path(__file__).parent / "weights"
+VIEWS = ("front_left", "front", "front_right")  # the model's view order (left to right)
+MEAN, STD = 0.45, 0.25  # image normalisation after /255 (every channel)
+
+
+def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, heads: int, layers: int) -> dict[str, Any]:
+    vocab = default_vocabulary()
+    return {"image_hw": list(hw), "views": len(VIEWS), "frames": 4, "widths": list(widths), "dim": dim,
+            "heads": heads, "layers": layers, "vocab": vocab, "vocab_size": len(vocab), "text_len": 10,
+            "readout": 2, "waypoints": 8, "prune_layer": 1, "prune_rule": "eta", "diversity": 0.5, "keep": 1.0,
+            "random_seed": 0}
+
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    # seconds on 2 CPU cores; for tests
+    "tiny": {**_cfg((32, 64), (8, 16, 24), 32, 2, 3), "keep": 0.25},
+    # the shipped model: 3 views of 64x128 (4x8 = 32 patches each), 96 visual tokens, 4 layers
+    "default": _cfg((64, 128), (16, 32, 64), 64, 4, 4),
+    "large": _cfg((96, 192), (24, 48, 96), 96, 4, 6),
+}
+
+
+def build(cfg: dict[str, Any]) -> Any:
+    from edge.models.etavla.net import ETAVLA
+
+    return ETAVLA(cfg)
+
+
+def _patches(cfg: dict[str, Any]) -> int:
+    h, w = cfg["image_hw"]
+    return (h // 16) * (w // 16)
+
+
+def visual_tokens(cfg: dict[str, Any]) -> int:
+    return int(cfg["views"]) * _patches(cfg)
+
+
+def kept(cfg: dict[str, Any]) -> int:
+    """Visual tokens after pruning (the graph's static k): ceil(keep x views x patches), at least 1."""
+    n = visual_tokens(cfg)
+    return max(1, min(n, math.ceil(float(cfg["keep"]) * n - 1e-9)))
+
+
+def io_encode(cfg: dict[str, Any]) -> IOSpec:
+    h, w = cfg["image_hw"]
+    return IOSpec((TensorSpec("image", "float32", ("batch", 3, h, w), "one view, RGB, (x/255 - 0.45) / 0.25"),),
+                  (TensorSpec("tokens", "float32", ("batch", _patches(cfg), cfg["dim"]), "patch tokens"),))
+
+
+def io_policy(cfg: dict[str, Any]) -> IOSpec:
+    t, v, d = cfg["frames"], cfg["views"], cfg["dim"]
+    return IOSpec((TensorSpec("tokens", "float32", ("batch", t, v, _patches(cfg), d), "T frames x V views, oldest 1st"),
+                   TensorSpec("instruction", "int64", ("batch", cfg["text_len"]), "command token, word ids, 0 = pad")),
+                  (TensorSpec("waypoints", "float32", ("batch", cfg["waypoints"], 2), "m, ego frame, 0.5 s apart"),
+                   TensorSpec("speed", "float32", ("batch", 1), "planned speed 1 s ahead, m/s"),
+                   TensorSpec("kept", "int64", ("batch", kept(cfg)), "visual tokens kept (index in V x P)")))
+
+
+def example_encode(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"image": rng.standard_normal(io_encode(cfg).inputs[0].concrete(batch=batch)).astype(np.float32)}
+
+
+def example_policy(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    spec = io_policy(cfg)
+    ids = rng.integers(2, cfg["vocab_size"], spec.inputs[1].concrete(batch=batch))
+    ids[:, -3:] = 0  # some padding, as real instructions have
+    return {"tokens": rng.standard_normal(spec.inputs[0].concrete(batch=batch)).astype(np.float32),
+            "instruction": ids.astype(np.int64)}
+
+
+class StreamRunner:
+    """Each view of each new frame through ``encode`` once; a ring buffer of T frames; ``policy``."""
+
+    def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+        self.encode, self.policy = graphs["encode"], graphs["policy"]
+        self._tok = History(int(cfg["frames"]))
+
+    def reset(self) -> None:
+        self._tok.clear()
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tok = np.concatenate([self.encode({"image": v[None]})["tokens"] for v in feeds["views"][0]])  # [V, P, D]
+        return self.policy({"tokens": self._tok.push(tok)[None], "instruction": feeds["instruction"]})
+
+
+def card() -> ModelCard:
+    """The ETA-VLA ModelCard."""
+    from edge.models.etavla import samples, train
+
+    return ModelCard(
+        name="etavla",
+        description="driving policy: 3 cameras x 4 frames, an instruction, visual tokens pruned inside the graph",
+        configs=CONFIGS,
+        default_config="default",
+        build=build,
+        graphs={
+            "encode": Graph("encode", io_encode, lambda m: m.encoder, example_encode, "one view -> patch tokens"),
+            "policy": Graph("policy", io_policy, lambda m: m.policy, example_policy,
+                            "T x V views' tokens + instruction -> waypoints, speed, kept tokens"),
+        },
+        programs=(ProgramSpec("stream", ("encode", "policy"), StreamRunner,
+                              "each view encoded once per frame + ring buffer of T frames + policy"),),
+        sensors=Sensors(("front", "front_left", "front_right")),
+        preprocess=preprocess,
+        postprocess=postprocess,
+        draw=draw,
+        preprocess_params=preprocess_params,
+        metric=Metric("ADE", metric_item, metric_reduce, unit="m", higher_is_better=False, bounds=(0.0, math.inf)),
+        data=FamilyData(samples.synthetic, samples.samples, lambda cfg: int(cfg["frames"])),
+        trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
+        checkpoints={"default": WEIGHTS / "default.pt"},
+        results_name="trajectories",
+    )
+
+
+def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    h, w = cfg["image_hw"]
+    return {"input": "+".join(VIEWS), "views": list(VIEWS), "frames": cfg["frames"], "size_hw": [h, w],
+            "color": "RGB", "scale": 1 / 255, "mean": MEAN, "std": STD, "resize": "area", "layout": "C,H,W",
+            "text_len": cfg["text_len"], "keep": cfg["keep"], "prune_rule": cfg["prune_rule"]}
+
+
+def view_feed(img_bgr: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """One HxWx3 uint8 BGR view -> [3, h, w] float32 normalised RGB at the model's input size."""
+    import cv2
+
+    h, w = cfg["image_hw"]
+    if img_bgr.shape[:2] != (h, w):
+        img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA)
+    return ((img_bgr[..., ::-1].astype(np.float32) / 255.0 - MEAN) / STD).transpose(2, 0, 1)
+
+
+def instruction_of(frames: Mapping[str, Any]) -> dict[str, str]:
+    ins = frames["front"].meta.get("instruction")
+    if not isinstance(ins, Mapping) or not isinstance(ins.get("command"), str):
+        raise DataError("front camera: no instruction (a route command and its text) came with the frame")
+    return {"command": ins["command"], "text": str(ins.get("text", ""))}
+
+
+def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Three views + the instruction -> feeds ``views`` [1, V, 3, h, w] and ``instruction`` [1, L]."""
+    shapes = {s: getattr(frames[s].data, "shape", None) for s in VIEWS}
+    for s, shp in shapes.items():
+        if shp is None or len(shp) != 3 or shp[2] != 3:
+            raise DataError(f"{s} camera: expected an HxWx3 image, got {shp}")
+    if len({shp[:2] for shp in shapes.values()}) > 1:
+        raise DataError("the views differ in size: " + ", ".join(f"{s} {shp[1]}x{shp[0]}" for s, shp in shapes.items()))
+    ins = instruction_of(frames)
+    ids = tokenize(ins["command"], ins["text"], cfg["vocab"], int(cfg["text_len"]))
+    return {"views": np.stack([view_feed(frames[s].data, cfg) for s in VIEWS])[None], "instruction": ids[None]}
+
+
+def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
+                cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Outputs -> the record: waypoints (m, ego frame), speed, the kept tokens, the instruction."""
+    wp = np.asarray(out["waypoints"][0], dtype=np.float64)
+    rec = {"waypoints": np.round(wp, 3).tolist(), "speed": round(float(out["speed"][0, 0]), 3),
+           "kept": np.asarray(out["kept"][0]).astype(int).tolist(), **instruction_of(frames)}
+    return rec, {"waypoints": wp, "kept": rec["kept"]}
+
+
+def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> Any:
+    from edge.models.etavla.metrics import score
+
+    gt = frames["front"].meta.get("gt")
+    return None if not gt else score(np.asarray(rec["waypoints"]), gt)
+
+
+def metric_reduce(items: list[Any]) -> dict[str, Any]:
+    from edge.models.etavla.metrics import reduce
+
+    return reduce(items)
+
+
+def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> np.ndarray | None:
+    """The front view with the trajectory on the ground (nominal camera: 1.4 m high, 3 deg down) and the
+    patches whose tokens were kept outlined."""
+    import cv2
+
+    from edge.models.etavla.world import CAM_HEIGHT, camera
+
+    img = frames["front"].data.copy()
+    h, w = img.shape[:2]
+    K, R = camera(0.0, 0.05, h, w)
+    wp = payload["waypoints"]
+    pts = np.concatenate([np.zeros((1, 2)), wp])
+    cam = (np.stack([pts[:, 0], pts[:, 1], np.full(len(pts), -CAM_HEIGHT)], 1)) @ R  # ego -> camera
+    ok = cam[:, 2] > 0.5
+    uv = (cam[ok] @ K.T)[:, :2] / cam[ok][:, 2:3]
+    p = np.round(uv).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(img, [p], False, (0, 220, 255), max(1, w // 320), cv2.LINE_AA)
+    for x, y in p[:, 0]:
+        cv2.circle(img, (int(x), int(y)), max(2, w // 200), (0, 160, 255), -1, cv2.LINE_AA)
+    gh, gw = cfg["image_hw"][0] // 16, cfg["image_hw"][1] // 16
+    front = VIEWS.index("front")
+    for k in payload["kept"]:
+        v, i = divmod(int(k), gh * gw)
+        if v != front:
+            continue
+        r, c = divmod(i, gw)
+        cv2.rectangle(img, (int(c * w / gw), int(r * h / gh)), (int((c + 1) * w / gw) - 1, int((r + 1) * h / gh) - 1),
+                      (80, 200, 80), 1)
+    return img
