@@ -31,6 +31,15 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         profile_shapes(b.graph_io(g), ranges, b.manifest.get("dynamic_dims"))
     if timing_cache is not None and not timing_cache.parent.is_dir():
         raise DataError(f"--timing-cache {timing_cache}: folder {timing_cache.parent} does not exist")
+    ok, why = be.is_available()
+    if not ok:
+        if backend == "tensorrt":  # what would be built, for a machine that has trtexec
+            from edge.runtimes.trt_engine import trtexec_command
+
+            for g in graphs:
+                prof = profile_shapes(b.graph_io(g), ranges, b.manifest.get("dynamic_dims"))
+                print(trtexec_command(b, g, precision, prof, workspace_mb))
+        raise BackendUnavailable(f"backend '{backend}' is not available here: {why}")
     from rich.console import Console
 
     console = Console(stderr=True)

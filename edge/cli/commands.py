@@ -74,15 +74,19 @@ def export(
                                       "(KIND_AUTO: the GPU when the server has one; OpenVINO CPU, TensorRT GPU), "
                                       "gpu or cpu."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    set_: list[str] = typer.Option(None, "--set", help="KEY=VALUE: an export option of the model (config values "
+                                   "the weights do not depend on, e.g. a pruning keep ratio; `edge models --json` "
+                                   "lists them); repeatable."),
 ) -> None:
     """Export a model to a validated bundle (ONNX + manifest), checked against PyTorch."""
-    from edge.cli.export_cmd import run_export
+    from edge.cli.export_cmd import parse_options, run_export
 
     run_export(model, out, to, config, checkpoint, attention, dynamic_batch,
                [p.strip() for p in programs.split(",") if p.strip()] if programs else None, opset, rtol, json_out,
                precisions=[p.strip() for p in precision.split(",") if p.strip()], calib=calib,
                calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
-               triton_repo=triton_repo, triton_backends=triton_backends, triton_device=triton_device)
+               triton_repo=triton_repo, triton_backends=triton_backends, triton_device=triton_device,
+               options=parse_options(set_ or []))
 
 
 def run(

@@ -9,12 +9,26 @@ from typing import Any
 from edge.errors import ExportError
 
 
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a value is read as JSON (numbers, true/false, lists) or else taken as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ExportError(f"--set {item!r}: use KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out
+
+
 def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: Path | None, attention: str,
                dynamic_batch: bool, programs: list[str] | None, opset: int, rtol: float, json_out: bool, *,
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
                calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0,
                triton_repo: Path | None = None, triton_backends: str | None = None,
-               triton_device: str = "auto") -> None:
+               triton_device: str = "auto", options: dict[str, Any] | None = None) -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
     tb = [b.strip() for b in (triton_backends or "").split(",") if b.strip()] or (
         ["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
@@ -59,7 +73,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                                      dynamic_batch=dynamic_batch, programs=programs, opset=opset, rtol=rtol,
                                      precisions=precisions, calib=calib, calib_size=calib_size,
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
-                                     progress=lambda msg: status.update(msg), targets=tuple(targets))
+                                     progress=lambda msg: status.update(msg), targets=tuple(targets),
+                                     options=options)
     from edge.runtimes.registry import get_backend
 
     for target in targets:  # engines first: a Triton repository may want the engine just built

@@ -24,6 +24,7 @@ def describe(name: str) -> dict[str, Any]:
         "metric": card.metric.name + (f" ({card.metric.unit})" if card.metric.unit else "") if card.metric else None,
         "trainable": card.trainer is not None,
         "weights": {k: str(v) for k, v in card.checkpoints.items() if v.is_file()},
+        "export_options": dict(card.export_options),
     }
 
 

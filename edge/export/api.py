@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge.bundle import Bundle, BundleWriter
-from edge.errors import ExportError, ModelError
+from edge.errors import ExportError, ModelError, first_line
 from edge.spec import IOSpec, TensorSpec
 
 ATTENTION_MODES = ("auto", "plugin", "onnx", "decomposed")
@@ -315,17 +315,31 @@ def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[
     return out
 
 
+def _apply_options(card: Any, module: Any, cfg: dict[str, Any], options: Mapping[str, Any]) -> tuple[Any, dict]:
+    """The model rebuilt with the export options in its config, carrying the same weights."""
+    new_cfg = card.with_options(cfg, options)
+    try:
+        new = card.build(new_cfg)
+        new.load_state_dict(module.state_dict())
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise ModelError(f"model '{card.name}': --set {', '.join(f'{k}={v}' for k, v in options.items())}: "
+                         f"{first_line(str(e))}") from None
+    return new.eval(), new_cfg
+
+
 def export_card(model: str, out: str | os.PathLike[str], *, config: str | None = None,
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
                 dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int = 20,
                 rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
                 calib_size: int = 32, eval_size: int = 40, max_drop: float = 1.0, calib_method: str = "minmax",
-                progress: Any = None, targets: tuple[str, ...] = ("onnx",)) -> tuple[Bundle, dict[str, Any]]:
+                progress: Any = None, targets: tuple[str, ...] = ("onnx",),
+                options: Mapping[str, Any] | None = None) -> tuple[Bundle, dict[str, Any]]:
     """Export a model family (by name, or a checkpoint path) with the graphs of its programs.
 
     ``programs`` (default: all the card declares) chooses which host programs the bundle can run;
     the graphs they call are exported. ``precisions`` adds fp16 / gated int8 copies of every graph,
-    gated per program on the family's metric (:mod:`edge.calibration.precision`).
+    gated per program on the family's metric (:mod:`edge.calibration.precision`). ``options`` sets
+    config keys the card lists as ``export_options`` (the same weights, another setting).
     """
     from edge.models import get_card
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -356,6 +370,9 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         module = card.build(cfg).eval()
         meta = {}
         weights = {"checkpoint": None, "trained": "random init (no checkpoint for this config)"}
+    if options:
+        module, cfg = _apply_options(card, module, cfg, options)
+        weights["options"] = dict(options)
     graph_names = card.graphs_of(chosen)
     realistic = _recorded_feeds(card, module, cfg, chosen, seed)
     ios, batches = {}, {}

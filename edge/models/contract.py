@@ -191,6 +191,10 @@ class ModelCard:
     #: without the key did; a checkpoint lacking them gets these values when it is loaded (so its
     #: bundle states them), instead of the newest configs' defaults
     config_added: dict[str, Any] = field(default_factory=dict)
+    #: config keys an export may set (``edge-export --set KEY=VALUE``) because the weights do not depend
+    #: on them (a pruning keep ratio, a decoding threshold), with what each means; one checkpoint then
+    #: gives a bundle per setting, each stating its value in its config
+    export_options: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
@@ -234,6 +238,14 @@ class ModelCard:
     def checkpoint_for(self, config: str | None) -> Path | None:
         p = self.checkpoints.get(config or self.default_config)
         return p if p is not None and p.is_file() else None
+
+    def with_options(self, cfg: Config, options: Mapping[str, Any]) -> Config:
+        """``cfg`` with export options applied; a key the card does not declare is a ModelError."""
+        bad = [k for k in options if k not in self.export_options]
+        if bad:
+            have = ", ".join(sorted(self.export_options)) or "none"
+            raise ModelError(f"model '{self.name}': --set {bad[0]} is not an export option (options: {have})")
+        return {**cfg, **options}
 
     def program(self, name: str) -> ProgramSpec:
         for p in self.programs:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,3 +281,25 @@ def find_engines(bundle: Any, graph: str, precision: str | None) -> list[dict[st
     arts = [a for a in bundle.artifacts if a.get("format") == "tensorrt_engine" and a.get("graph") == graph
             and (precision is None or a.get("precision") == precision)]
     return list(reversed(arts))
+
+
+def trtexec_command(bundle: Any, graph: str, precision: str, profile: Mapping[str, Mapping[str, list[int]]],
+                    workspace_mb: int) -> str:
+    """The ``trtexec`` line that builds the same engine as ``edge build`` (for a machine where only the
+    TensorRT tools exist, or to compare): the same ONNX, a strongly typed network (precision lives in the
+    ONNX), the same single optimization profile (omitted when every input is static) and workspace."""
+    import shlex
+
+    art = onnx_for(bundle, graph, precision)
+    parts = ["trtexec", f"--onnx={bundle.path / art['file']}", f"--saveEngine={graph}.{precision}.plan",
+             "--stronglyTyped", f"--memPoolSize=workspace:{int(workspace_mb)}M"]
+    if any(p["min"] != p["max"] for p in profile.values()):
+        for key, flag in (("min", "--minShapes"), ("opt", "--optShapes"), ("max", "--maxShapes")):
+            parts.append(flag + "=" + ",".join(f"{n}:{'x'.join(str(d) for d in p[key])}" for n, p in profile.items()))
+    line = " ".join(shlex.quote(p) for p in parts)
+    if (bundle.manifest.get("attention") or {}).get("mode") == "plugin":
+        # our EdgeAttention plugin is a Python (tensorrt.plugin) one that edge build registers; trtexec
+        # cannot load it, so say so rather than print a line that fails on the first attention node
+        line = ("# needs the EdgeAttention plugin, which only edge build registers (Python); for trtexec export "
+                "with --attention decomposed (or onnx on TensorRT >= 10.14):\n# " + line)
+    return line

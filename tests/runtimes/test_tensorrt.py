@@ -488,3 +488,22 @@ def test_real_tensorrt_engine_matches_onnxruntime(tmp_path: Path) -> None:
     got = edge.load(b, backend="tensorrt", precision="fp32").infer(feeds)
     for k in ref:
         assert np.abs(got[k] - ref[k]).max() <= 1e-3 * np.abs(ref[k]).max(), k
+
+
+def test_trtexec_command_matches_what_edge_build_would_build(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from edge.runtimes.trt_engine import trtexec_command
+
+    b = SimpleNamespace(path=tmp_path, manifest={"attention": {"mode": "decomposed"}},
+                        artifacts=[{"format": "onnx", "graph": "g", "precision": "fp32", "file": "g.onnx"},
+                                   {"format": "onnx", "graph": "g", "precision": "int8", "file": "g.int8.onnx"}])
+    static = {"x": {"min": [1, 3, 8], "opt": [1, 3, 8], "max": [1, 3, 8]}}
+    line = trtexec_command(b, "g", "int8", static, 512)
+    assert line == (f"trtexec --onnx={tmp_path / 'g.int8.onnx'} --saveEngine=g.int8.plan --stronglyTyped "
+                    "--memPoolSize=workspace:512M")
+    dyn = {"x": {"min": [1, 3, 8], "opt": [2, 3, 8], "max": [8, 3, 8]}, "y": {"min": [1], "opt": [1], "max": [1]}}
+    line = trtexec_command(b, "g", "fp32", dyn, 512)
+    assert "--minShapes=x:1x3x8,y:1 --optShapes=x:2x3x8,y:1 --maxShapes=x:8x3x8,y:1" in line
+    b.manifest["attention"]["mode"] = "plugin"
+    assert trtexec_command(b, "g", "fp32", static, 512).startswith("# needs the EdgeAttention plugin")

@@ -137,6 +137,10 @@ def card() -> ModelCard:
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="trajectories",
+        export_options={"keep": "fraction of the visual tokens kept after the pruning layer (0 < keep <= 1)",
+                        "prune_rule": "eta (instruction attention + diversity), fastv or random",
+                        "diversity": "weight of the diversity penalty in the eta rule",
+                        "prune_layer": "the layer before which tokens are pruned"},
     )
 
 

@@ -145,6 +145,8 @@ class Policy(nn.Module):
         self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, 2 * self.waypoints + 1))
         self.n_vis, self.k = visual_tokens(cfg), kept_count(cfg)
         self.at = int(cfg["prune_layer"])
+        if not 0.0 < float(cfg["keep"]) <= 1.0:
+            raise ValueError(f"keep {cfg['keep']}: a fraction in (0, 1]")
         self.rule = str(cfg["prune_rule"])
         if self.rule not in ("eta", "fastv", "random"):
             raise ValueError(f"prune_rule '{self.rule}': use eta, fastv or random")

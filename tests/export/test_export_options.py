@@ -1,0 +1,57 @@
+"""Export options: config values the weights do not depend on, set per bundle with --set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.cli.export_cmd import parse_options
+from edge.cli.main import _invoke, app
+from edge.errors import ExportError, ModelError
+from edge.models import get_card
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+def test_parse_options_reads_json_values_or_text() -> None:
+    assert parse_options(["keep=0.15", "prune_rule=fastv", "flag=true", "k=[1, 2]"]) == {
+        "keep": 0.15, "prune_rule": "fastv", "flag": True, "k": [1, 2]}
+    with pytest.raises(ExportError, match="KEY=VALUE"):
+        parse_options(["keep"])
+
+
+def test_options_are_only_what_the_card_declares() -> None:
+    card = get_card("etavla")
+    cfg = card.config("tiny")
+    assert card.with_options(cfg, {"keep": 0.5})["keep"] == 0.5
+    with pytest.raises(ModelError, match="--set dim is not an export option"):
+        card.with_options(cfg, {"dim": 8})
+    with pytest.raises(ModelError, match="options: none"):
+        get_card("lane").with_options(get_card("lane").config("tiny"), {"keep": 1})
+
+
+def test_one_checkpoint_exports_at_two_keep_ratios(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import edge
+    from edge.models.checkpoint import save_checkpoint
+
+    card = get_card("etavla")
+    cfg = {**card.config("tiny"), "keep": 1.0}
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.pt", "etavla", cfg, card.build(cfg), {})
+    shapes = {}
+    for keep in (1.0, 0.25):
+        out = tmp_path / f"k{keep}"
+        rc = _invoke(app, ["export", str(tmp_path / "m.pt"), "--out", str(out), "--set", f"keep={keep}", "--json"],
+                     "edge")
+        assert rc == 0, capsys.readouterr().err
+        capsys.readouterr()
+        b = edge.Bundle.load(out)
+        assert b.manifest["model"]["config"]["keep"] == keep
+        assert b.manifest["model"]["weights"]["options"] == {"keep": keep}
+        shapes[keep] = list(b.graph_io("policy").outputs[2].shape)
+    assert shapes == {1.0: [1, 24], 0.25: [1, 6]}
+    rc = _invoke(app, ["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "bad"), "--set", "keep=0"], "edge")
+    err = capsys.readouterr().err
+    assert rc == 2 and "keep 0" in err and "Traceback" not in err and not (tmp_path / "bad").exists()
