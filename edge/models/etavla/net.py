@@ -59,7 +59,8 @@ class PatchEncoder(nn.Module):
 
 
 class TemporalFusion(nn.Module):
-    """[B, T, V, P, D] -> [B, V P, D]: each position's newest token attends over its T frames."""
+    """[B, T, V, P, D] -> [B, V P, D]: each position's newest token attends over its T frames (T x fewer
+    tokens for the language model; the views stay apart, so pruning still chooses where to look)."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
@@ -67,9 +68,10 @@ class TemporalFusion(nn.Module):
         self.heads = cfg["heads"]
         self.time = nn.Parameter(torch.randn(t, d) * 0.02)
         self.pos = nn.Parameter(torch.randn(n, d) * 0.02)
-        self.nq, self.nk, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        # no MLP here: it would run on every position before pruning (12 % of a default step) and the
+        # language model's layers that follow transform the tokens anyway
+        self.nq, self.nk = nn.LayerNorm(d), nn.LayerNorm(d)
         self.q, self.kv, self.proj = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
-        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         b, t, v, p, d = tokens.shape
@@ -79,9 +81,7 @@ class TemporalFusion(nn.Module):
         q = self.q(self.nq(x[:, -1:])).reshape(b * v * p, 1, h, d // h).transpose(1, 2)
         k, val = self.kv(self.nk(x)).reshape(b * v * p, t, 2, h, d // h).permute(2, 0, 3, 1, 4)
         out = attention(q, k, val).transpose(1, 2).reshape(b * v * p, 1, d)
-        y = x[:, -1:] + self.proj(out)
-        y = y + self.mlp(self.n2(y))
-        return y.reshape(b, v * p, d)
+        return (x[:, -1:] + self.proj(out)).reshape(b, v * p, d)
 
 
 def rotary(pos: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,7 +113,7 @@ class Layer(nn.Module):
         self.heads = heads
         self.n1, self.n2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 3 * dim), nn.GELU(), nn.Linear(3 * dim, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v [B, H, S, dh] before rotary."""
