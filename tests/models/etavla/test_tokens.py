@@ -47,3 +47,31 @@ def test_any_text_is_ids_of_the_right_length_or_a_data_error(command: str, text:
         assert "at most" in str(e)
         return
     assert ids.shape == (length,) and ids[0] == v.index(f"<{command}>") and ((ids >= 0) & (ids < len(v))).all()
+
+
+def test_the_card_refuses_bad_frame_sets_in_one_line() -> None:
+    from edge.data.frame import Frame
+    from edge.models import get_card
+
+    card = get_card("etavla")
+    cfg = card.config("tiny")
+    img = np.zeros((32, 64, 3), np.uint8)
+    ins = {"instruction": {"command": "left", "text": "turn left at the next junction"}}
+
+    def frames(**over: object) -> dict:
+        base = {"front_left": Frame(img, 0, 0, "front_left"), "front": Frame(img, 0, 0, "front", ins),
+                "front_right": Frame(img, 0, 0, "front_right")}
+        base.update(over)
+        return base
+
+    feeds = card.preprocess(frames(), cfg)
+    assert feeds["views"].shape == (1, 3, 3, 32, 64) and feeds["instruction"].shape == (1, 10)
+    with pytest.raises(DataError, match="the views differ in size: front_left 64x32, front 64x32, front_right 80x40"):
+        card.preprocess(frames(front_right=Frame(np.zeros((40, 80, 3), np.uint8), 0, 0, "front_right")), cfg)
+    with pytest.raises(DataError, match="front camera: no instruction"):
+        card.preprocess(frames(front=Frame(img, 0, 0, "front")), cfg)
+    with pytest.raises(DataError, match="'banana' is not in the model's vocabulary"):
+        card.preprocess(frames(front=Frame(img, 0, 0, "front", {"instruction": {"command": "left",
+                                                                                "text": "a banana"}})), cfg)
+    with pytest.raises(DataError, match="front_left camera: expected an HxWx3 image"):
+        card.preprocess(frames(front_left=Frame(np.zeros((32, 64), np.uint8), 0, 0, "front_left")), cfg)
