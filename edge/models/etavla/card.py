@@ -33,7 +33,7 @@ def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, heads: int
     return {"image_hw": list(hw), "views": len(VIEWS), "frames": 4, "widths": list(widths), "dim": dim,
             "heads": heads, "layers": layers, "vocab": vocab, "vocab_size": len(vocab), "text_len": 10,
             "readout": 2, "waypoints": 8, "prune_layer": 1, "prune_rule": "eta", "diversity": 0.5, "keep": 1.0,
-            "random_seed": 0}
+            "random_seed": 0, "keep_mix": 0.5}
 
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -139,6 +139,7 @@ def card() -> ModelCard:
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="trajectories",
+        config_added={"keep_mix": 0.0},  # the first full-model stage trained without pruning
         export_options={"keep": "fraction of the visual tokens kept after the pruning layer (0 < keep <= 1)",
                         "prune_rule": "eta (instruction attention + diversity), fastv or random",
                         "diversity": "weight of the diversity penalty in the eta rule",

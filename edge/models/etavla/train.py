@@ -2,7 +2,9 @@
 
 Rendering an episode (T x 3 views) costs ~0.05-0.1 s, so episodes live in a pool (64) with two renewed per
 batch; every draw re-phrases the instruction with another template of the same command (free variety in
-the words, never in the meaning). Loss: smooth L1 on the waypoints (m) and the planned speed (m/s).
+the words, never in the meaning). Loss: smooth L1 on the waypoints (m) and the planned speed (m/s). With
+``keep_mix`` p, a batch runs with pruning on (keep 0.5, 0.25 or 0.15) with probability p: the full model
+first, then a fine-tune with the pruning layer on, as ETA-VLA trains.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import numpy as np
 
 POOL = 64
 RENEW = 2
+#: keep ratios a batch may be pruned to when ``keep_mix`` > 0: the later layers learn to work from the
+#: tokens the rule keeps (the weights serve every keep ratio a bundle is exported at)
+TRAIN_KEEPS = (0.5, 0.25, 0.15)
 
 
 def _episode(rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +58,16 @@ def loss(model: Any, batch: dict[str, np.ndarray]) -> tuple[Any, dict[str, float
     import torch
     import torch.nn.functional as F
 
-    wp, speed, _ = model(torch.from_numpy(batch["images"]), torch.from_numpy(batch["instruction"]))
+    from edge.models.etavla.card import kept
+
+    policy = model.policy
+    k_cfg = policy.k
+    if torch.rand(()) < float(model.cfg["keep_mix"]):  # this batch runs pruned, at one of the exported ratios
+        policy.k = kept({**model.cfg, "keep": TRAIN_KEEPS[int(torch.randint(len(TRAIN_KEEPS), ()))]})
+    try:
+        wp, speed, _ = model(torch.from_numpy(batch["images"]), torch.from_numpy(batch["instruction"]))
+    finally:
+        policy.k = k_cfg
     lw = F.smooth_l1_loss(wp, torch.from_numpy(batch["waypoints"]), beta=0.5)
     ls = F.smooth_l1_loss(speed, torch.from_numpy(batch["speed"]), beta=0.5)
     return lw + 0.2 * ls, {"waypoints": float(lw.detach()), "speed": float(ls.detach())}

@@ -104,3 +104,24 @@ def test_the_pruned_policy_exports_with_static_topk_and_equal_indices(rule: str,
     for g, w in zip(got[:2], want[:2], strict=True):
         assert np.abs(g - w.numpy()).max() <= 1e-4 * max(1.0, float(np.abs(w.numpy()).max()))
     assert np.array_equal(got[2], want[2].numpy())
+
+
+def test_keep_mix_trains_pruned_batches_and_restores_the_config() -> None:
+    from edge.models import get_card
+
+    card = get_card("etavla")
+    cfg = {**card.config("tiny"), "keep": 1.0, "keep_mix": 1.0}
+    torch.manual_seed(0)
+    m = card.build(cfg)
+    batch = next(card.trainer.batches(cfg, 2, 0))
+    seen = set()
+    select = m.policy.select
+    m.policy.select = lambda *a, **k: (r := select(*a, **k), seen.add(r.shape[1]))[0]
+    for _ in range(12):
+        card.trainer.loss(m, batch)
+    assert seen == {12, 6, 4} and m.policy.k == 24  # keep 0.5 / 0.25 / 0.15 of 24, then back to the config's
+    seen.clear()
+    m.cfg["keep_mix"] = 0.0
+    for _ in range(4):
+        card.trainer.loss(m, batch)
+    assert not seen  # keep 1.0 and no mixing: nothing is pruned
