@@ -45,3 +45,28 @@ def test_edge_build_says_how_tensorrt_would_build_it(bundle: Path) -> None:
     text = r.stdout + r.stderr
     assert "Traceback" not in text
     assert r.returncode == 2 and "trtexec" in text and "policy.onnx" in text and "encode.onnx" in text, text[-2000:]
+
+
+def test_openvino_equals_pytorch_with_the_same_kept_tokens(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    import numpy as np
+
+    import edge
+    from edge.export.api import export_card
+    from edge.models.checkpoint import load_model
+    from edge.program import load_program, torch_program
+
+    export_card("etavla", tmp_path / "b", config="tiny", options={"keep": 0.15}, targets=("onnx", "openvino"))
+    b = edge.Bundle.load(tmp_path / "b")
+    par = [a["parity"] for a in b.artifacts if "parity" in a]
+    assert len(par) == 4 and all(p["max_rel"] < p["tolerance_rel"] == 1e-4 for p in par)  # ORT + OpenVINO
+    card = edge.get_card("etavla")
+    model, cfg, _ = load_model(tmp_path / "b" / "weights.pt")
+    sample = card.data.samples(cfg, "evaluation", 1, 5)[0]
+    with load_program(b, "openvino") as ov, torch_program(card, model, cfg) as ref:
+        for frames in sample:
+            feeds = card.preprocess(frames, cfg)
+            a, r = ov.step(feeds), ref.step(feeds)
+            assert np.array_equal(a["kept"], r["kept"])
+            for k in ("waypoints", "speed"):
+                assert np.abs(a[k] - r[k]).max() <= 1e-4 * max(1.0, float(np.abs(r[k]).max())), k
