@@ -190,7 +190,8 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
     Keys must be the card's (those of its named configs), each value of the type the card's configs
     use (an int stays an int: ``frames: 1e7`` is refused), numbers finite and no larger than
     :data:`CONFIG_HEADROOM` times the largest value the card's configs give that key (sizes drive
-    allocation). A card with no named configs is not checked.
+    allocation); a key's ``config_added`` value counts as one the card gives. A card with no named
+    configs is not checked.
     """
     named = [dict(c) for c in getattr(card, "configs", {}).values()]
     if not named:
@@ -201,8 +202,11 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
     _need(not extra, where, f"'model.config' has keys the '{card.name}' card does not know: {extra}")
     missing = sorted(set(named[0]) - set(cfg))
     _need(not missing, where, f"'model.config' lacks {missing}")
+    added = dict(getattr(card, "config_added", {}) or {})
     for key, value in cfg.items():
-        refs = [c[key] for c in named if key in c]
+        # what an older checkpoint legitimately says (config_added: the value that meant "before") is as
+        # valid as the named configs' values (landing 0, keep_mix 0 in bundles from before those options)
+        refs = [c[key] for c in named if key in c] + ([added[key]] if key in added else [])
         _value(value, refs, where, f"model.config.{key}")
     return dict(cfg)
 

@@ -97,6 +97,10 @@ def test_a_checkpoint_from_before_an_option_exports_a_bundle_that_loads(tmp_path
     loaded = edge.Bundle.load(tmp_path / "b")
     assert loaded.manifest["model"]["config"]["group_space"] == "xyz"
     assert loaded.manifest["preprocess"]["group_space"] == "xyz"
+    from edge.program import load_program
+
+    with load_program(loaded) as prog:  # the manifest's config check takes the 'before' values too
+        assert prog.cfg["landing"] == 0 and prog.cfg["flow_solve"] == 0
 
 
 def _scene(seed: int, rot_deg: float, trans_m: float) -> tuple:
