@@ -101,7 +101,10 @@ def test_lower_is_better_metrics_use_their_own_drop(tmp_path: Path) -> None:
     _, graphs, score = _setup(tmp_path, outlier=1.0)
     res = quantize_with_gate(graphs(), lambda f: 100.0 - score(f), fp32_metric=0.0, max_drop=5.0,
                              drop=lambda ref, v: v - ref)
-    assert res.passed and res.tries[0]["drop"] == pytest.approx(100.0 - score({"m": str(tmp_path / "int8.onnx")}))
+    # the kept try's drop is int8 - fp32 of the file written (whether or not the all-int8 first try passed:
+    # one flipped argmax of 16 decides that, and it differs between CPUs)
+    assert res.passed and res.chosen["drop"] == pytest.approx(100.0 - score({"m": str(tmp_path / "int8.onnx")}))
+    assert all(t["drop"] >= 0 for t in res.tries)  # an error metric only grows under quantization here
 
 
 class Front(torch.nn.Module):
