@@ -26,9 +26,10 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         raise DataError(f"--graph {unknown[0]}: {b.path} has graphs {', '.join(b.graphs)}")
     # everything that can be checked without the backend's library first, so the message is about the bundle
     ranges = parse_dim_ranges(dims)
+    profiles = {}
     for g in graphs:
         onnx_for(b, g, precision)
-        profile_shapes(b.graph_io(g), ranges, b.manifest.get("dynamic_dims"))
+        profiles[g] = profile_shapes(b.graph_io(g), ranges, b.manifest.get("dynamic_dims"))
     if timing_cache is not None and not timing_cache.parent.is_dir():
         raise DataError(f"--timing-cache {timing_cache}: folder {timing_cache.parent} does not exist")
     ok, why = be.is_available()
@@ -37,8 +38,7 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
             from edge.runtimes.trt_engine import trtexec_command
 
             for g in graphs:
-                prof = profile_shapes(b.graph_io(g), ranges, b.manifest.get("dynamic_dims"))
-                print(trtexec_command(b, g, precision, prof, workspace_mb))
+                print(trtexec_command(b, g, precision, profiles[g], workspace_mb))
         raise BackendUnavailable(f"backend '{backend}' is not available here: {why}")
     from rich.console import Console
 

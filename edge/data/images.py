@@ -66,3 +66,15 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return (img, None) if img is not None else (None, "not a decodable image")
+
+
+def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: float, std: float) -> Any:
+    """A BGR uint8 [H, W, 3] camera frame -> float32 [3, h, w] RGB, ``(x / 255 - mean) / std``, resized to
+    ``hw`` by area averaging (the input several families' image encoders take)."""
+    import cv2
+    import numpy as np
+
+    h, w = hw
+    if img_bgr.shape[:2] != (h, w):
+        img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA)
+    return ((img_bgr[..., ::-1].astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)

@@ -156,12 +156,9 @@ def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def view_feed(img_bgr: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     """One HxWx3 uint8 BGR view -> [3, h, w] float32 normalised RGB at the model's input size."""
-    import cv2
+    from edge.data.images import chw_feed
 
-    h, w = cfg["image_hw"]
-    if img_bgr.shape[:2] != (h, w):
-        img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA)
-    return ((img_bgr[..., ::-1].astype(np.float32) / 255.0 - MEAN) / STD).transpose(2, 0, 1)
+    return chw_feed(img_bgr, cfg["image_hw"], MEAN, STD)
 
 
 def instruction_of(frames: Mapping[str, Any]) -> dict[str, str]:

@@ -164,11 +164,9 @@ def _xyz(points: np.ndarray) -> np.ndarray:
 
 def image_feed(img: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     """BGR uint8 [h, w, 3] -> the model's [1, 3, H, W] float32 input."""
-    import cv2
+    from edge.data.images import chw_feed
 
-    h, w = cfg["input_hw"]
-    x = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)[:, :, ::-1].astype(np.float32)
-    return ((x / 255.0 - MEAN) / STD).transpose(2, 0, 1)[None].copy()
+    return chw_feed(img, cfg["input_hw"], MEAN, STD)[None].copy()
 
 
 def scaled_projection(P: np.ndarray, image_hw: tuple[int, int], cfg: dict[str, Any]) -> np.ndarray:

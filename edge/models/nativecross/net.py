@@ -315,9 +315,7 @@ def exp_se3(xi: torch.Tensor) -> torch.Tensor:
     a = torch.where(small, 1 - theta**2 / 6, torch.sin(t) / t)
     b = torch.where(small, 0.5 - theta**2 / 24, (1 - torch.cos(t)) / t**2)
     c = torch.where(small, 1 / 6 - theta**2 / 120, (t - torch.sin(t)) / t**3)
-    z = torch.zeros_like(w[:, 0])
-    k = torch.stack([torch.stack([z, -w[:, 2], w[:, 1]], -1), torch.stack([w[:, 2], z, -w[:, 0]], -1),
-                     torch.stack([-w[:, 1], w[:, 0], z], -1)], 1)
+    k = skew(w)
     kk = k @ k
     eye = torch.eye(3, dtype=xi.dtype, device=xi.device).expand_as(k)
     R = eye + a * k + b * kk
