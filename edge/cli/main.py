@@ -61,16 +61,10 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     return 0
 
 
-#: True when this process is the ``edge`` command itself (not a caller running the CLI in-process):
-#: once ``edge run`` committed its outputs it then keeps Ctrl-C/SIGTERM ignored until the process is
-#: gone, because a signal in the last moments of the exit would otherwise kill it with -SIGINT after
-#: everything was written (Python restores the default handler during finalisation).
-PROCESS_ENTRY = False
-
-
 def main(argv: list[str] | None = None) -> None:
-    global PROCESS_ENTRY
-    PROCESS_ENTRY = argv is None
+    from edge.cli.process import mark_entry
+
+    mark_entry(argv is None)
     sys.exit(_invoke(app, argv, "edge"))
 
 

@@ -59,13 +59,13 @@ def _signals_ignored() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from edge.cli import main
+    from edge.cli.process import is_entry
 
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for s, h in old.items() if not main.PROCESS_ENTRY else ():
+        for s, h in old.items() if not is_entry() else ():
             signal.signal(s, h)
 
 

@@ -250,6 +250,30 @@ def _signal_moments(lane: Path, tmp_path: Path, n: int) -> None:
     assert codes.count(0) >= n // 2, codes
 
 
+_AT_EXIT = """
+import atexit, runpy, signal, sys
+atexit.register(lambda: print("at exit:", signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+                              signal.getsignal(signal.SIGTERM) == signal.SIG_IGN))
+sys.argv = sys.argv[1:]
+runpy.run_module("edge.cli.main", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("how", ["-m", "console"])
+def test_signals_stay_ignored_after_the_commit_until_exit(lane: Path, tmp_path: Path, how: str) -> None:
+    """The late-signal guard is deterministic: after ``edge run`` committed, Ctrl-C/SIGTERM are ignored
+    at exit, whether the process was started as ``python -m edge.cli.main`` (the file runs as
+    ``__main__`` and ``edge.cli.main`` imported later is a second module: a flag kept there was never
+    seen, and the 20-moment test died with -SIGINT in CI) or through the console entry ``main()``."""
+    runner = ("runpy.run_module(\"edge.cli.main\", run_name=\"__main__\")" if how == "-m"
+              else "from edge.cli.main import main; main()")
+    code = _AT_EXIT.replace('runpy.run_module("edge.cli.main", run_name="__main__")', runner)
+    r = subprocess.run([sys.executable, "-c", code, "edge", "run", str(lane), "--source", "synthetic:3", "--out",
+                        str(tmp_path / "o")], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "at exit: True True" in r.stdout, r.stdout + r.stderr
+
+
 def test_signals_across_the_end_of_a_run(lane: Path, tmp_path: Path) -> None:
     _signal_moments(lane, tmp_path, 4)
 
