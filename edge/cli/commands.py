@@ -120,6 +120,9 @@ def run(
     sync_ms: float = typer.Option(50.0, "--sync-ms", min=0.0, help="Camera-LiDAR match tolerance in ms."),
     live: bool = typer.Option(None, "--live/--no-live", help="Live stats line (default: when stderr is a tty)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    command: str = typer.Option(None, "--command", help="For a model that takes a text command (e.g. a driving "
+                                "instruction: `edge models` shows its format): the command for the whole run, "
+                                "or a FILE of 'FRAME COMMAND' lines (each holds from that frame on)."),
 ) -> None:
     """Run a bundle in the real-time loop: sources -> model -> overlay video, JSONL, display, UDP.
 
@@ -131,7 +134,8 @@ def run(
     run_run(bundle, source=source, lidar=lidar, rig=rig, save=save, jsonl=jsonl, stats=stats, out=out,
             policy=policy, backend=backend, precision=precision, program=program, realtime=realtime,
             max_frames=max_frames, threads=threads,
-            display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms, live=live, json_out=json_out)
+            display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms, live=live, json_out=json_out,
+            command=command)
 
 
 def build(

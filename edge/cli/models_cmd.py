@@ -25,6 +25,7 @@ def describe(name: str) -> dict[str, Any]:
         "trainable": card.trainer is not None,
         "weights": {k: str(v) for k, v in card.checkpoints.items() if v.is_file()},
         "export_options": dict(card.export_options),
+        "command": card.command.help if card.command is not None else None,
     }
 
 
@@ -48,6 +49,8 @@ def run_models(json_out: bool) -> None:
         progs = "; ".join(f"{k} ({', '.join(v['graphs'])})" for k, v in r["programs"].items())
         sensors = ", ".join(r["sensors"]["required"]) + (f" [+{', '.join(r['sensors']['optional'])}]"
                                                          if r["sensors"]["optional"] else "")
+        if r["command"]:
+            sensors += f"; --command: {r['command']}"
         t.add_row(r["name"], ", ".join(r["configs"]), progs, sensors, r["metric"] or "-",
                   ", ".join(r["weights"]) or "-")
     make_console().print(t)

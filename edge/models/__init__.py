@@ -5,6 +5,7 @@ The contract a family implements is in :mod:`edge.models.contract`; discovery (e
 """
 
 from edge.models.contract import (
+    Command,
     FamilyData,
     Graph,
     Metric,
@@ -16,5 +17,5 @@ from edge.models.contract import (
 )
 from edge.models.registry import get_card, list_models, register, unregister
 
-__all__ = ["FamilyData", "Graph", "Metric", "ModelCard", "ProgramSpec", "Runner", "Sensors", "Trainer",
+__all__ = ["Command", "FamilyData", "Graph", "Metric", "ModelCard", "ProgramSpec", "Runner", "Sensors", "Trainer",
            "get_card", "list_models", "register", "unregister"]

@@ -97,6 +97,22 @@ class Sensors:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A text command the family reads beside its frames: a driving instruction, a prompt.
+
+    ``edge run --command TEXT|FILE`` gives one for the whole run or a schedule by frame; the stream
+    puts ``parse(text, cfg)`` into the primary sensor's ``meta[key]`` (replacing what a source carried),
+    so preprocess, the record, the metric and the overlay all read the same value. ``parse`` raises a
+    DataError for a text the model cannot take (an unknown word, too long), and ``edge run`` calls it
+    for every entry before the first frame is read. ``help`` says what a text looks like.
+    """
+
+    key: str
+    parse: Callable[[str, Config], Any]
+    help: str = ""
+
+
+@dataclass(frozen=True)
 class Metric:
     """The task metric, computed from records so every path scores alike.
 
@@ -195,6 +211,8 @@ class ModelCard:
     #: on them (a pruning keep ratio, a decoding threshold), with what each means; one checkpoint then
     #: gives a bundle per setting, each stating its value in its config
     export_options: dict[str, str] = field(default_factory=dict)
+    #: the text command the family takes with its frames (``edge run --command``), None when it takes none
+    command: Command | None = None
 
     def __post_init__(self) -> None:
         problems = []

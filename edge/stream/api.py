@@ -34,7 +34,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         program: str | None = None, realtime: bool = False, max_frames: int = 0,
         threads: int = 0, display: bool = False, dump_points: str | os.PathLike[str] | None = None,
         udp: str | None = None, sync_ms: float = 50.0, stall_s: float | None = None, live: bool = False,
-        handle_signals: bool = True, task: Any = None, sinks: list[Any] | None = None) -> dict[str, Any]:
+        handle_signals: bool = True, task: Any = None, sinks: list[Any] | None = None,
+        command: str | None = None) -> dict[str, Any]:
     """Run ``bundle`` over ``source`` (and ``lidar``) until the sources end, a signal, or ``max_frames``.
 
     Returns the stats summary (also written to ``stats`` when given). ``precision`` (fp32, fp16, int8)
@@ -42,6 +43,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     image (KITTI calib .txt or the rig JSON). ``task`` replaces the bundle's default task (e.g. a
     RuntimeTask with your own pre/postprocessing); ``bundle`` may then be None. ``sinks`` are more
     sinks (objects with ``write(result)`` and ``close()``), e.g. one collecting the records in memory.
+    ``command``: the text command (or a schedule file) for a family that takes one
+    (:mod:`edge.stream.commands`).
     """
     from edge.stream.pipeline import Pipeline
     from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
@@ -77,12 +80,23 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     if udp:
         sinks.append(UdpJsonSink(udp))
     sinks.extend(extra)
+    schedule = None
+    if command is not None:  # every entry parsed before anything loads or runs
+        from edge.stream.commands import load_commands
+
+        schedule = load_commands(command, card, bundle.manifest["model"]["config"] if card is not None else {})
+        if task is not None and not hasattr(task, "commands"):
+            from edge.errors import DataError
+
+            raise DataError(f"--command: task '{getattr(task, 'name', '?')}' takes no command")
     own_task = task is None
     if own_task:
         from edge.stream.task import task_for_bundle
 
         task = task_for_bundle(bundle, backend, precision=precision, program=program,
                                **({"threads": threads} if threads else {}))
+    if schedule is not None:
+        task.commands = schedule
     made: list[Path] = []
     pipe = None
     try:

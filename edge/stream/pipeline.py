@@ -84,6 +84,7 @@ class Pipeline:
         if len(set(provided)) != len(provided):
             raise DataError(f"two sources deliver the same sensor ({', '.join(provided)}); give each its own name")
         self.primary = task.sensors[0]
+        self._annotate = getattr(task, "annotate", None)
         missing = [s for s in task.sensors if s not in provided]
         if missing:
             raise DataError(f"model '{getattr(task, 'name', '?')}' needs sensor(s) {', '.join(missing)}, "
@@ -323,6 +324,8 @@ class Pipeline:
                 continue
             t0 = time.perf_counter()
             frames = self._with_rig(frames)
+            if self._annotate is not None:  # a task's own additions (edge run --command) for every later stage
+                frames = self._annotate(frames)
             try:
                 x = self.task.preprocess(frames)
             except DataError as e:  # this frame set cannot be used (too few points in view, ...): a counted skip

@@ -75,6 +75,12 @@ class FamilyTask:
         self.precision = precision or "fp32"
         self.program = load_program(bundle, backend, precision=precision, program=program, **options)
         self._items: list[Any] = []
+        #: the run's text commands (``edge run --command``, :mod:`edge.stream.commands`), None: the sources'
+        self.commands: Any = None
+
+    def annotate(self, frames: Mapping[str, Frame]) -> Mapping[str, Frame]:
+        """The frame set as every later stage sees it: with the command in force in the primary's meta."""
+        return frames if self.commands is None else self.commands.annotate(frames, self.sensors[0])
 
     def preprocess(self, frames: Mapping[str, Frame]) -> dict[str, np.ndarray]:
         return self.card.preprocess(frames, self.cfg)

@@ -3,7 +3,8 @@ frame encoded once, a ring buffer of T frames), camera pre-processing, instructi
 trajectory record, the metric and the overlay. numpy (+cv2).
 
 Sensors: three cameras, ``front`` (primary: it paces the loop and carries the instruction in its meta,
-``meta["instruction"] = {"command": ..., "text": ...}``), ``front_left`` and ``front_right``. The keep
+``meta["instruction"] = {"command": ..., "text": ...}``, from the synthetic episodes or ``edge run
+--command``), ``front_left`` and ``front_right``. The keep
 ratio of the pruning is a config value, fixed in the exported graph (static TopK + Gather); the weights do
 not depend on it, so one checkpoint exports at any keep ratio.
 """
@@ -18,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from edge.errors import DataError
-from edge.models.contract import FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
-from edge.models.etavla.tokens import default_vocabulary, tokenize
+from edge.models.contract import Command, FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
+from edge.models.etavla.tokens import default_vocabulary, parse_instruction, tokenize
 from edge.models.history import History
 from edge.spec import IOSpec, TensorSpec
 
@@ -144,6 +145,9 @@ def card() -> ModelCard:
                         "prune_rule": "eta (instruction attention + diversity), fastv or random",
                         "diversity": "weight of the diversity penalty in the eta rule",
                         "prune_layer": "the layer before which tokens are pruned"},
+        command=Command("instruction", lambda text, cfg: parse_instruction(text, cfg["vocab"], int(cfg["text_len"])),
+                        "'COMMAND[: sentence]', COMMAND one of left, straight, right, lane_left, lane_right, stop "
+                        "(e.g. 'left: turn left at the next junction')"),
     )
 
 

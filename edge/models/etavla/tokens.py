@@ -61,3 +61,29 @@ def tokenize(command: str, text: str, vocab: Sequence[str], length: int, *, unkn
     if len(ids) > length:
         raise DataError(f"instruction '{text}': {len(ids) - 1} words, the model takes at most {length - 1}")
     return np.array(ids + [index[PAD]] * (length - len(ids)), dtype=np.int64)
+
+
+def parse_instruction(text: str, vocab: Sequence[str], length: int) -> dict[str, str]:
+    """A typed instruction -> ``{"command", "text"}``, checked against the model's vocabulary.
+
+    Forms: ``COMMAND: sentence`` ("left: take the next left"), a bare ``COMMAND`` (its first template
+    sentence), or one of the template sentences alone (its command is known). A word outside ``vocab``
+    or too many words is a DataError naming it.
+    """
+    head, colon, rest = text.partition(":")
+    command = head.strip().lower().replace(" ", "_").replace("-", "_")
+    if colon:
+        sentence = rest.strip()
+    elif command in TEMPLATES:
+        sentence = TEMPLATES[command][0]
+    else:
+        said = " ".join(words_of(text))
+        found = [c for c, ts in TEMPLATES.items() if said in ts]
+        if not found:
+            raise DataError(f"instruction '{text}': start with the route command ({', '.join(COMMANDS)}), "
+                            "e.g. 'left: turn left at the next junction'")
+        command, sentence = found[0], text.strip()
+    if command not in TEMPLATES:
+        raise DataError(f"unknown route command '{head.strip()}': use one of {', '.join(COMMANDS)}")
+    tokenize(command, sentence, vocab, length)
+    return {"command": command, "text": sentence}

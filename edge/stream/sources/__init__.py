@@ -4,8 +4,9 @@ Specs (``open_source``): ``synthetic[:FRAMES[:HxW]][,key=value...]`` (the model 
 options go to its generator), ``waveform:sim[,frames=N][,key=value...]`` (the same, for full-waveform
 families), ``waveform:FILE[,loop=N]`` (an edge-waveform file), ``camera:N`` (V4L2 index), ``csi:N`` (Jetson
 CSI camera through nvarguscamerasrc), ``gst:<pipeline>``, ``rtsp://...`` / ``http(s)://...``,
-``kitti:FOLDER[,index=ID]`` (camera + LiDAR pairs), a folder of images (``FOLDER[,fps=N]``, natural file
-order) or a video file path. LiDAR specs
+``kitti:FOLDER[,index=ID]`` (camera + LiDAR pairs), ``multi:NAME=SPEC,NAME=SPEC,...`` (several cameras
+read in lockstep, each NAME one of the family's sensors: ``edge.stream.sources.multi``), a folder of
+images (``FOLDER[,fps=N]``, natural file order) or a video file path. LiDAR specs
 (``edge.stream.sources.lidar.lidar_source``): a ``.pcap`` path, ``velodyne:...``, ``ouster:...,meta=F.json``
 or ``udp://HOST:PORT``. Each spec becomes a :class:`Source`; nothing is opened until ``open()``.
 """
@@ -72,6 +73,10 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         return CameraSource(spec, "gst", pipe, max_frames=max_frames)
     if spec.split("://", 1)[0].lower() in ("rtsp", "rtsps", "http", "https", "rtmp") and "://" in spec:
         return CameraSource(spec, "url", spec, max_frames=max_frames)
+    if spec.startswith("multi:"):
+        from edge.stream.sources.multi import multi_source
+
+        return multi_source(spec, lambda sub: open_source(sub, realtime=realtime, max_frames=max_frames), card)
     if spec.startswith("kitti:"):
         from edge.stream.sources.kitti import kitti_source
 

@@ -10,15 +10,6 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edge.export.api import export_card
-
-    out = tmp_path_factory.mktemp("eta") / "b"
-    export_card("etavla", out, config="tiny", options={"keep": 0.25})
-    return out
-
-
 def test_every_tensor_shape_is_static(bundle: Path) -> None:
     import onnx
 

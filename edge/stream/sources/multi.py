@@ -1,0 +1,132 @@
+"""Several sources read in lockstep as one: ``multi:NAME=SPEC,NAME=SPEC,...`` (a family with several
+cameras fed from videos, folders or devices, e.g. ``multi:front=a.mp4,left=b.mp4,right=c.mp4``).
+
+Each step reads one frame from every part and publishes them with one capture time and one frame number,
+so the stream's sync matches them exactly (recorded files have no common clock the loop could match
+on). The run ends when the shortest part ends. NAME is one of the model family's sensors, or the end
+or start of exactly one of them (``left`` -> ``front_left``); SPEC is any single-source spec, with its own
+``,key=value`` options (``multi:front=run1/,fps=10,left=run2/,fps=10``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from edge.data.frame import Frame, now_ns
+from edge.errors import DataError
+from edge.stream.sources.base import Source
+
+#: option keys of single-source specs: a ``,key=value`` with one of these belongs to the part before it
+PART_OPTIONS = frozenset({"fps", "loop", "index", "meta", "frames"})
+
+
+def split_parts(body: str, spec: str) -> list[tuple[str, str]]:
+    """``NAME=SPEC,NAME=SPEC`` -> [(name, spec)]; ``,fps=10`` and the like stay with their part."""
+    parts: list[tuple[str, str]] = []
+    for chunk in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", body):
+        key, eq, value = chunk.partition("=")
+        key = key.strip()
+        if parts and key in PART_OPTIONS:
+            name, sub = parts[-1]
+            parts[-1] = (name, f"{sub},{key}={value.strip()}")
+            continue
+        if not eq or not re.fullmatch(r"[A-Za-z_]\w*", key) or not value.strip():
+            raise DataError(f"bad source '{spec}' (use multi:NAME=SPEC,NAME=SPEC,..., e.g. "
+                            "multi:front=a.mp4,left=b.mp4,right=c.mp4)")
+        parts.append((key, value.strip()))
+    if len(parts) < 2:
+        raise DataError(f"bad source '{spec}': a multi source needs two or more NAME=SPEC parts")
+    return parts
+
+
+def resolve_name(name: str, wanted: tuple[str, ...], spec: str) -> str:
+    """A part's NAME -> the family's sensor it feeds (exact, or the end/start of exactly one sensor name)."""
+    if not wanted or name in wanted:
+        return name
+    hits = [w for w in wanted if w.endswith(f"_{name}") or w.startswith(f"{name}_")]
+    if len(hits) == 1:
+        return hits[0]
+    why = f"matches {', '.join(hits)}" if hits else "is not one of its sensors"
+    raise DataError(f"bad source '{spec}': '{name}' {why} (the model reads {', '.join(wanted)})")
+
+
+class MultiSource(Source):
+    """Parts read in lockstep; every step's frames share ``t_capture_ns`` and ``seq``; primary last."""
+
+    def __init__(self, spec: str, parts: list[tuple[str, Source]], primary: str | None = None) -> None:
+        names = [n for n, _ in parts]
+        if len(set(names)) != len(names):
+            raise DataError(f"bad source '{spec}': two parts feed the same sensor ({', '.join(names)})")
+        # the primary's frame goes out last: when the loop takes it, its partners are already there
+        self.parts = sorted(parts, key=lambda p: p[0] == primary)
+        self.spec = spec
+        self.sensors = tuple(names)
+        self.primary = primary if primary in names else names[0]
+        self.live = any(s.live for _, s in parts)
+        self.reconnect = any(s.reconnect for _, s in parts)
+        totals = [getattr(s, "frames_total", None) for _, s in parts]
+        self.frames_total = min(totals) if all(t is not None for t in totals) else None
+        self.fps, self.period_s = 30.0, None
+        self.ended: str | None = None  # the part whose end ended the run
+
+    def open(self) -> None:
+        opened: list[Source] = []
+        try:
+            for _, src in self.parts:
+                src.open()
+                opened.append(src)
+        except BaseException:
+            for src in opened:
+                src.close()
+            raise
+        lead = dict(self.parts)[self.primary]
+        self.fps = float(getattr(lead, "fps", 30.0) or 30.0)
+        self.period_s = lead.period_s
+        totals = [getattr(s, "frames_total", None) for _, s in self.parts]
+        self.frames_total = min(totals) if all(t is not None for t in totals) else None
+
+    def request_reconnect(self) -> None:
+        super().request_reconnect()
+        for _, src in self.parts:  # a part blocked in a read polls its own flag
+            src.request_reconnect()
+
+    def __iter__(self) -> Iterator[Frame]:
+        iters = [(name, iter(src)) for name, src in self.parts]
+        seq = 0
+        while True:
+            got = []
+            for name, it in iters:
+                f = next(it, None)
+                if f is None:
+                    self.ended = name
+                    return
+                got.append((name, f))
+            t = now_ns()
+            for name, f in got:
+                yield replace(f, sensor=name, t_capture_ns=t, seq=seq, meta={**f.meta, "part_seq": f.seq})
+            seq += 1
+
+    def close(self) -> None:
+        for _, src in self.parts:
+            src.close()
+
+    def counters(self) -> dict[str, int]:
+        return {f"{name}.{k}": v for name, src in self.parts for k, v in src.counters().items()}
+
+
+def multi_source(spec: str, build: Callable[[str], Source], card: Any = None) -> MultiSource:
+    """Build (not open) ``multi:...``: each part's spec through ``build`` (``open_source``)."""
+    wanted = (*card.sensors.required, *card.sensors.optional) if card is not None else ()
+    parts = []
+    for name, sub in split_parts(spec[len("multi:"):], spec):
+        if sub.startswith("multi:"):
+            raise DataError(f"bad source '{spec}': a multi source cannot hold another")
+        src = build(sub)
+        if len(src.sensors) != 1:
+            raise DataError(f"bad source '{spec}': part '{name}={sub}' gives {len(src.sensors)} sensors "
+                            f"({', '.join(src.sensors)}); each part must be one camera")
+        parts.append((resolve_name(name, wanted, spec), src))
+    return MultiSource(spec, parts, card.sensors.primary if card is not None else None)

@@ -1,0 +1,84 @@
+"""``multi:NAME=SPEC,...``: parts read in lockstep with one time and frame number per step, the primary
+last, ending with the shortest part; names resolve to the family's sensors or are refused in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from edge.errors import DataError
+from edge.models.contract import Sensors
+from edge.stream.sources import MemorySource, SyntheticSource, open_source
+from edge.stream.sources.multi import MultiSource, multi_source, resolve_name, split_parts
+
+CARD = SimpleNamespace(name="fam", sensors=Sensors(("front", "front_left", "front_right")))
+
+
+def test_split_parts_keeps_options_with_their_part() -> None:
+    assert split_parts("front=a.mp4,left=dir/,fps=10,right=c, d.mp4", "s") == [
+        ("front", "a.mp4"), ("left", "dir/,fps=10"), ("right", "c, d.mp4")]
+    for bad in ("front=a.mp4", "front=a.mp4,left=", "a.mp4,b.mp4", "front=a,left b=c"):
+        with pytest.raises(DataError, match="bad source 's'"):
+            split_parts(bad, "s")
+
+
+def test_names_resolve_to_the_family_sensors() -> None:
+    wanted = ("front", "front_left", "front_right", "rear_left")
+    assert resolve_name("front", wanted, "s") == "front"
+    assert resolve_name("right", wanted, "s") == "front_right"
+    assert resolve_name("rear", wanted, "s") == "rear_left"
+    with pytest.raises(DataError, match="'left' matches front_left, rear_left"):
+        resolve_name("left", wanted, "s")
+    with pytest.raises(DataError, match="'back' is not one of its sensors"):
+        resolve_name("back", wanted, "s")
+    assert resolve_name("back", (), "s") == "back"  # no family: names as given
+
+
+def _mem(n: int, v: int) -> MemorySource:
+    return MemorySource([np.full((4, 4, 3), v, np.uint8)], count=n, meta=[{"v": v}])
+
+
+def test_lockstep_one_time_per_step_primary_last_shortest_ends() -> None:
+    src = MultiSource("m", [("front", _mem(5, 1)), ("front_left", _mem(3, 2)), ("front_right", _mem(9, 3))], "front")
+    src.open()
+    frames = list(src)
+    assert src.ended == "front_left" and src.frames_total == 3
+    assert [f.sensor for f in frames] == ["front_left", "front_right", "front"] * 3
+    for k in range(3):
+        step = frames[3 * k:3 * k + 3]
+        assert {f.seq for f in step} == {k} and len({f.t_capture_ns for f in step}) == 1
+        assert [f.meta["v"] for f in step] == [2, 3, 1]
+    assert frames[3].t_capture_ns > frames[0].t_capture_ns
+    with pytest.raises(DataError, match="two parts feed the same sensor"):
+        MultiSource("m", [("a", _mem(1, 1)), ("a", _mem(1, 2))])
+
+
+def test_open_source_multi_builds_and_refuses(tmp_path: Path) -> None:
+    for i in range(2):
+        (tmp_path / f"d{i}").mkdir()
+    src = open_source(f"multi:front={tmp_path / 'd0'},fps=5,right={tmp_path / 'd1'},left={tmp_path / 'd0'}", card=CARD)
+    assert isinstance(src, MultiSource) and set(src.sensors) == {"front", "front_right", "front_left"}
+    assert src.parts[-1][0] == "front"
+    with pytest.raises(DataError, match="cannot hold another"):
+        open_source(f"multi:front=multi:a={tmp_path},b=x.mp4", card=CARD)
+    two = SyntheticSource("pair", 2, None, generator=lambda n, hw, seed: iter([{"a": (1, {}), "b": (2, {})}] * n))
+    with pytest.raises(DataError, match=r"part 'left=k' gives 2 sensors \(a, b\); each part must be one camera"):
+        multi_source("multi:front=x.mp4,left=k", lambda sub: two if sub == "k" else open_source(sub), CARD)
+
+
+def test_a_part_that_cannot_open_closes_the_others(tmp_path: Path) -> None:
+    closed = []
+
+    class Spy(MemorySource):
+        def close(self) -> None:
+            closed.append(self.spec)
+
+    good = Spy([np.zeros((2, 2, 3), np.uint8)], spec="good")
+    bad = open_source(str(tmp_path / "missing.mp4"))
+    src = MultiSource("m", [("front", good), ("front_left", bad)], "front_left")
+    with pytest.raises(DataError, match="no such video file"):
+        src.open()
+    assert closed == ["good"]
