@@ -26,7 +26,7 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: Path | None, attention: str,
                dynamic_batch: bool, programs: list[str] | None, opset: int, rtol: float, json_out: bool, *,
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
-               calib_method: str = "minmax", eval_size: int = 40, max_drop: float = 1.0,
+               calib_method: str = "minmax", eval_size: int = 40, max_drop: float | str = 1.0,
                triton_repo: Path | None = None, triton_backends: str | None = None,
                triton_device: str = "auto", options: dict[str, Any] | None = None) -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
@@ -113,6 +113,10 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         for col in ("program", "precision", "backend", "metric", "drop", "step ms", "size", "parity rel"):
             pt.add_column(col, justify="left" if col in ("program", "precision", "backend") else "right")
         for r in report["precisions"]:
+            if r.get("refused"):  # over the budget: not written, the backend runs the gated QDQ int8 instead
+                pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
+                           "-", "not kept", "over budget")
+                continue
             pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
                        f"{r['step_ms']:.2f}", f"{r['bytes'] / 1e6:.2f} MB", f"{r['parity_rel']:.2e}")
         console.print(pt)

@@ -331,7 +331,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
                 dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int = 20,
                 rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
-                calib_size: int = 32, eval_size: int = 40, max_drop: float = 1.0, calib_method: str = "minmax",
+                calib_size: int = 32, eval_size: int = 40, max_drop: float | str = 1.0, calib_method: str = "minmax",
                 progress: Any = None, targets: tuple[str, ...] = ("onnx",),
                 options: Mapping[str, Any] | None = None) -> tuple[Bundle, dict[str, Any]]:
     """Export a model family (by name, or a checkpoint path) with the graphs of its programs.
@@ -413,11 +413,18 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     def write_ckpt(path: Path) -> None:
         save_checkpoint(path, card.name, cfg, module, meta)
 
-    from edge.calibration.precision import PrecisionJob, add_nncf_int8, add_precisions, check_request
+    from edge.calibration.precision import (
+        PrecisionJob,
+        add_nncf_int8,
+        add_precisions,
+        check_request,
+        parse_max_drop,
+    )
 
+    drop_abs, drop_rel = parse_max_drop(max_drop)
     job = PrecisionJob(card=card, cfg=cfg, module=module, jobs=jobs, programs=chosen,
                        precisions=list(precisions or ["fp32"]), calib=calib, calib_size=calib_size,
-                       eval_size=eval_size, max_drop=max_drop, method=calib_method, seed=seed,
+                       eval_size=eval_size, max_drop=drop_abs, max_drop_rel=drop_rel, method=calib_method, seed=seed,
                        say=progress or (lambda _m: None))
     check_request(job)  # a bad --calib or budget fails now, before any graph is exported
     if "openvino" in targets:

@@ -52,7 +52,7 @@ def test_gate_failure_exits_2_and_writes_nothing(tmp_path: Path) -> None:
              "--eval-size", "4", "--max-drop", "-101", "--out", str(out))
     assert r.returncode == 2, r.stderr[-2000:]
     assert "no int8 artifact written" in r.stderr and "Traceback" not in r.stderr
-    assert "misses the --max-drop -101.0 budget in every try" in r.stderr
+    assert "misses the --max-drop -101 budget in every try" in r.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 

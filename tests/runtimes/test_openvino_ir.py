@@ -103,3 +103,32 @@ def test_nncf_int8_artifact(tmp_path: Path) -> None:
     rt = edge.load(b, backend="openvino", artifact="openvino-int8-nncf-full")
     feeds = lane.example_full(b.manifest["model"]["config"], 1, 0)
     assert set(rt.infer(feeds)) == {"loc", "exist"}
+
+
+def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An NNCF program that misses the budget (forced here: OpenVINO scores 50 points lower) leaves no IR,
+    its gate says passed false, the export goes on, and OpenVINO int8 maps to the QDQ ONNX that passed."""
+    pytest.importorskip("nncf")
+    from edge.calibration.precision import PrecisionJob
+    from edge.export.api import export_card
+
+    real = PrecisionJob.metric
+
+    def worse_on_openvino(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime", **kw) -> float:
+        return real(self, pname, files, backend, **kw) - (50.0 if backend == "openvino" else 0.0)
+
+    monkeypatch.setattr(PrecisionJob, "metric", worse_on_openvino)
+    said: list[str] = []
+    b, rep = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
+                         precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
+    gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
+    assert gate["passed"] is False and gate["drop"] > 10.0 and gate["max_drop"] == 10.0
+    assert not [a for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"]
+    assert not list((tmp_path / "b").glob("*nncf*"))
+    qdq = b.manifest["programs"]["clip"]["precisions"]["int8"]["openvino"]["full"]
+    art = b.artifact(name=qdq)  # the IR OpenVINO made of the gated QDQ ONNX
+    assert art["precision"] == "int8" and art["derived_from"].endswith(".int8.onnx"), art
+    assert any("not kept" in m for m in said)
+    assert {"refused": True, "precision": "int8-nncf"}.items() <= next(r for r in rep["precisions"]
+                                                                       if r["backend"] == "openvino").items()
