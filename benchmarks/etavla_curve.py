@@ -32,6 +32,35 @@ def _score(bundle: Path, backend: str, precision: str, samples: list) -> dict[st
     return {k: m[k] for k in ("ade", "fde", "collision_rate", "follow_rate", "by_command", "episodes")}
 
 
+def _split(bundle: Path, backend: str, precision: str, rounds: int) -> dict[str, float]:
+    """Median ms of one ``encode`` call (one view) and one ``policy`` call, interleaved: where a step's time
+    goes (a step = 3 encodes + 1 policy)."""
+    import numpy as np
+
+    import edge
+
+    b = edge.Bundle.load(bundle)
+    card = edge.get_card(b.family)
+    cfg = b.manifest["model"]["config"]
+    rts = {g: edge.load(b, graph=g, backend=backend, precision=precision) for g in ("encode", "policy")}
+    feeds = {"encode": card.graphs["encode"].example_inputs(cfg, 1, 0),
+             "policy": card.graphs["policy"].example_inputs(cfg, 1, 0)}
+    times: dict[str, list[float]] = {g: [] for g in rts}
+    try:
+        for _ in range(3):
+            for g, rt in rts.items():
+                rt.infer(feeds[g])
+        for _ in range(rounds * 5):
+            for g, rt in rts.items():
+                t0 = time.perf_counter()
+                rt.infer(feeds[g])
+                times[g].append((time.perf_counter() - t0) * 1e3)
+    finally:
+        for rt in rts.values():
+            rt.close()
+    return {f"{g}_ms": float(np.median(v)) for g, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", nargs="?", default=None, help="default: the shipped weights")
@@ -41,6 +70,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--calib-size", type=int, default=32)
+    ap.add_argument("--max-drop", default="5%", help="INT8 gate budget on ADE (a percentage of fp32, or metres)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "etavla_curve.json")
     args = ap.parse_args()
 
@@ -66,7 +96,7 @@ def main() -> None:
             out = Path(tmp) / f"keep{keep}"
             t0 = time.perf_counter()
             export_card(ckpt, out, options={"keep": keep}, targets=("onnx", "openvino"), precisions=["fp32", "int8"],
-                        calib_size=args.calib_size, eval_size=40, max_drop=0.05 * 100)
+                        calib_size=args.calib_size, eval_size=40, max_drop=args.max_drop)
             b = edge.Bundle.load(out)
             bench = run_bench(out, backends=["onnxruntime", "openvino"], rounds=args.rounds, warmup=3)
             for r in bench["rows"]:
@@ -75,10 +105,14 @@ def main() -> None:
                     continue
                 acc = _score(out, backend, precision, samples)
                 flops = 2e9 * r["gmacs"]  # per step, from the graphs the step really called (edge bench)
+                gate = b.manifest["programs"]["stream"].get("gates", {}).get(backend, {}).get(precision)
+                used = sorted(set(b.manifest["programs"]["stream"]["precisions"][precision][backend].values()))
                 rows.append({"keep": keep, "kept_tokens": b.graph_io("policy").outputs[2].shape[1],
                              "backend": backend, "precision": precision, "step_ms": r["median_ms"],
-                             "flops_per_step": flops, **acc})
+                             "flops_per_step": flops, "artifacts": used, "gate": gate,
+                             **_split(out, backend, precision, args.rounds), **acc})
                 print(f"keep {keep:4.2f} {backend:<11} {precision:<4} {r['median_ms']:7.2f} ms "
+                      f"(encode {rows[-1]['encode_ms']:.2f} x3, policy {rows[-1]['policy_ms']:.2f}) "
                       f"{flops / 1e6:7.1f} MFLOP  ADE {acc['ade']:.3f} m  FDE {acc['fde']:.3f}  "
                       f"coll {100 * acc['collision_rate']:.1f}%  follow {100 * acc['follow_rate']:.1f}%", flush=True)
             print(f"  (export + bench + scoring {time.perf_counter() - t0:.0f} s)", flush=True)
