@@ -191,7 +191,8 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
     use (an int stays an int: ``frames: 1e7`` is refused), numbers finite and no larger than
     :data:`CONFIG_HEADROOM` times the largest value the card's configs give that key (sizes drive
     allocation); a key's ``config_added`` value counts as one the card gives. A card with no named
-    configs is not checked.
+    configs is not checked. An ``export_options`` key may also be 0 where the configs' values are
+    positive integers (options are not sizes; the model validated them at export).
     """
     named = [dict(c) for c in getattr(card, "configs", {}).values()]
     if not named:
@@ -203,10 +204,15 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
     missing = sorted(set(named[0]) - set(cfg))
     _need(not missing, where, f"'model.config' lacks {missing}")
     added = dict(getattr(card, "config_added", {}) or {})
+    options = set(getattr(card, "export_options", {}) or {})
     for key, value in cfg.items():
         # what an older checkpoint legitimately says (config_added: the value that meant "before") is as
         # valid as the named configs' values (landing 0, keep_mix 0 in bundles from before those options)
         refs = [c[key] for c in named if key in c] + ([added[key]] if key in added else [])
+        if key in options and _int(value) and value == 0 and all(_int(r) and r >= 0 for r in refs):
+            # an export option is not a size: the model accepted 0 when the bundle was made (a pruning
+            # layer 0); it stays an integer, non-negative and bounded like any other value
+            refs = [*refs, 0]
         _value(value, refs, where, f"model.config.{key}")
     return dict(cfg)
 

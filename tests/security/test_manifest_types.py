@@ -98,3 +98,21 @@ def test_hash_consistent_corrupt_onnx(lane: Path, tmp_path: Path, capsys: pytest
     _one_line(code, err, "model.ort.onnx: not a readable ONNX model")
     code, err = _cli("run", b, "--source", "synthetic:2", "--out", tmp_path / "r", capsys=capsys)
     _one_line(code, err, "model.ort.onnx")
+
+
+def test_an_export_option_may_be_zero_a_size_may_not() -> None:
+    """``prune_layer`` 0 (an export option the model accepts) passes the config check; a size at 0, an
+    option below 0 or a float where the configs hold integers does not."""
+    from types import SimpleNamespace
+
+    from edge.errors import BundleError
+    from edge.manifest_schema import check_config
+
+    card = SimpleNamespace(name="fam", configs={"a": {"layers": 4, "prune": 1}, "b": {"layers": 8, "prune": 2}},
+                           config_added={}, export_options={"prune": "the layer before which tokens go"})
+    assert check_config({"layers": 4, "prune": 0}, card, "m.json")["prune"] == 0
+    for cfg, says in (({"layers": 0, "prune": 1}, "'model.config.layers' = 0 must be > 0"),
+                      ({"layers": 4, "prune": -1}, "'model.config.prune' = -1 must be > 0"),
+                      ({"layers": 4, "prune": 0.0}, "'model.config.prune' must be an integer")):
+        with pytest.raises(BundleError, match=says):
+            check_config(cfg, card, "m.json")

@@ -38,7 +38,8 @@ def test_edge_build_says_how_tensorrt_would_build_it(bundle: Path) -> None:
     assert r.returncode == 2 and "trtexec" in text and "policy.onnx" in text and "encode.onnx" in text, text[-2000:]
 
 
-def test_openvino_equals_pytorch_with_the_same_kept_tokens(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep", [1.0, 0.5, 0.25, 0.15])
+def test_openvino_equals_pytorch_with_the_same_kept_tokens(tmp_path: Path, keep: float) -> None:
     pytest.importorskip("openvino")
     import numpy as np
 
@@ -47,7 +48,7 @@ def test_openvino_equals_pytorch_with_the_same_kept_tokens(tmp_path: Path) -> No
     from edge.models.checkpoint import load_model
     from edge.program import load_program, torch_program
 
-    export_card("etavla", tmp_path / "b", config="tiny", options={"keep": 0.15}, targets=("onnx", "openvino"))
+    export_card("etavla", tmp_path / "b", config="tiny", options={"keep": keep}, targets=("onnx", "openvino"))
     b = edge.Bundle.load(tmp_path / "b")
     par = [a["parity"] for a in b.artifacts if "parity" in a]
     assert len(par) == 4 and all(p["max_rel"] < p["tolerance_rel"] == 1e-4 for p in par)  # ORT + OpenVINO
