@@ -74,9 +74,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "etavla_curve.json")
     args = ap.parse_args()
 
-    from machine import machine  # benchmarks/machine.py, beside this script
-
     import edge
+    from edge.bench.machine import machine
     from edge.bench.runner import run_bench
     from edge.export.api import export_card
     from edge.files import atomic_write_text

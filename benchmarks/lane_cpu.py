@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ def main() -> None:
     import torch
 
     import edge
+    from edge.bench.machine import machine
     from edge.export.api import tool_versions
     from edge.files import atomic_write_text
     from edge.models.lane import card as lane
@@ -80,7 +80,7 @@ def main() -> None:
         res["ratio_torch_over_ort_median"] = res["torch"]["median_ms"] / res["onnxruntime"]["median_ms"]
         results[work] = res
     report = {"model": f"lane/{cfg['input_hw'][0]}x{cfg['input_hw'][1]}xT{cfg['frames']}", "batch": 1,
-              "threads": args.threads, "rounds": args.rounds, "machine": platform.processor() or platform.machine(),
+              "threads": args.threads, "rounds": args.rounds, "machine": machine(),
               "tools": tool_versions(), "results": results}
     print(f"lane default, batch 1, {args.threads} threads, {args.rounds} interleaved rounds")
     print(f"{'workload':<11} {'backend':<12} {'median ms':>10} {'p90 ms':>8}")

@@ -44,16 +44,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _loop(feed, packets: list[bytes], finish, seconds: float, prepare=None) -> tuple[int, int, int, float]:
     """Feed ``packets`` in loops for about ``seconds`` of feeding: (packets, frames, points, elapsed).
 
@@ -190,13 +180,15 @@ def main() -> None:
         cpu = args.cpu if args.cpu is not None else min(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})
 
+    from edge.bench.machine import machine
     from edge.files import atomic_write_text
 
     results = {"velodyne": bench_velodyne(args.data, args.seconds), "ouster": bench_ouster(args.data, args.seconds),
                "pcap_reader": bench_pcap(args.data, args.seconds)}
     report = {"what": "LiDAR packet decode rate, one core, packets from memory through the source decoders "
                       "(checks + library decode + POINT_DTYPE conversion)",
-              "cpu": _cpu_name(), "pinned_cpu": cpu, "machine": platform.machine(), "seconds_per_case": args.seconds,
+              "cpu": machine()["cpu"], "isa": machine()["isa"], "pinned_cpu": cpu, "machine": platform.machine(),
+              "seconds_per_case": args.seconds,
               "tools": _versions(), "target_x_real_time": 10.0, "results": results}
 
     print(f"LiDAR decode on one core ({report['cpu']}, cpu {cpu})")

@@ -26,9 +26,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nativecross_speed.json")
     args = ap.parse_args()
 
-    from machine import machine  # benchmarks/machine.py, beside this script
-
     import edge
+    from edge.bench.machine import machine
     from edge.bench.runner import run_bench
     from edge.files import atomic_write_text
     from edge.models.nativecross.card import image_feed

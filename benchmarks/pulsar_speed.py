@@ -42,9 +42,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pulsar_speed.json")
     args = ap.parse_args()
 
-    from machine import machine  # benchmarks/machine.py, beside this script
-
     import edge
+    from edge.bench.machine import machine
     from edge.data.frame import Frame
     from edge.data.waveform import layout
     from edge.files import atomic_write_text

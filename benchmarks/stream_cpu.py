@@ -141,6 +141,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import edge
+    from edge.bench.machine import machine
     from edge.files import atomic_write_text
     from edge.models.lane.samples import synthetic
     from edge.stream.task import FamilyTask
@@ -153,8 +154,8 @@ def main() -> None:
         edge.export_card("lane", bundle)
     task = FamilyTask(edge.Bundle.load(bundle), "onnxruntime", threads=args.threads)
     model_hw = tuple(task.cfg["input_hw"])
-    res: dict[str, Any] = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
-                                       "cores": __import__("os").cpu_count()},
+    res: dict[str, Any] = {"machine": {**machine(), "platform": platform.platform(),
+                                       "python": platform.python_version()},
                            "bundle": str(bundle), "threads": args.threads, "sizes": {}}
     w, h = (int(v) for v in args.size.lower().split("x"))
     if args.soak_only:

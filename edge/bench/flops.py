@@ -1,10 +1,8 @@
 """Multiply-accumulate count of an ONNX graph (Conv, ConvTranspose, MatMul, Gemm, Attention) from
-shape inference, and this machine's measured fp32 GEMM peak, so a latency becomes achieved GFLOP/s
-next to what the cores can do."""
+shape inference, so a latency becomes achieved GFLOP/s (the machine's peaks: :mod:`edge.bench.machine`)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -60,16 +58,3 @@ def _attr(node: Any, name: str) -> int:
         if a.name == name:
             return int(a.i)
     return 0
-
-
-def gemm_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
-    """Best-of-``repeats`` fp32 GEMM throughput of numpy's BLAS on this machine (GFLOP/s, 2 flops/MAC)."""
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9

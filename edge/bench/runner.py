@@ -6,7 +6,8 @@ clip graph). Each configuration is loaded once, run over a sample to fill its st
 then timed in interleaved rounds (each round calls every configuration once, the order reversed every
 other round) so drift and noise hit all alike. Reported per configuration: median/p90/p99 latency,
 throughput, the resident-memory growth when it was loaded, MACs per step (graph MACs x the calls the
-runner makes) and achieved GFLOP/s, next to the machine's GEMM peak measured in the same run.
+runner makes) and achieved GFLOP/s, next to the machine's fp32 and int8 GEMM peaks measured in the same
+run (``of_peak``: against the int8 peak for int8 rows), with the CPU model and ISA it ran on.
 Configurations that cannot be loaded here are listed under ``skipped`` with the reason.
 """
 
@@ -115,7 +116,7 @@ def _graph_macs(b: Bundle, graph: str) -> int:
 def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: int = 30, warmup: int = 5,
               threads: int = 0, programs: list[str] | None = None, say: Any = lambda _m: None) -> dict[str, Any]:
     """Benchmark a bundle; returns the report dict (what ``--json`` prints)."""
-    from edge.bench.flops import gemm_peak_gflops
+    from edge.bench.machine import gemm_peak_gflops, int8_gemm_peak_gops, int8_support, machine
     from edge.program import bundle_programs, card_for_bundle, load_program
     from edge.runtimes import require
 
@@ -171,7 +172,7 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
             t0 = time.perf_counter()
             c.runtime.step(feeds[-1])
             times[c.name].append((time.perf_counter() - t0) * 1e3)
-    peak = gemm_peak_gflops()
+    peak, peak8, here = gemm_peak_gflops(), int8_gemm_peak_gops(), machine()
     base = {c.program: float(np.median(times[c.name])) for c in configs if c.backend == "torch"}
     rows = []
     for c in configs:
@@ -183,11 +184,15 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
                      "p90_ms": float(np.percentile(t, 90)), "p99_ms": float(np.percentile(t, 99)),
                      "throughput_per_s": 1e3 / med, "rss_delta_mb": round(c.rss_mb, 1), "gmacs": c.macs / 1e9,
                      "gflops": 2 * c.macs / (med / 1e3) / 1e9, "speedup_vs_torch": (ref / med) if ref else None,
+                     # the achieved rate against the peak of the arithmetic this precision runs on
+                     "of_peak": (2 * c.macs / (med / 1e3) / 1e9) / ((peak8 if c.precision == "int8" else None)
+                                                                      or peak),
                      "samples_ms": [round(float(x), 3) for x in t]})
         c.runtime.close()
     return {"bundle": str(bundle), "model": b.model_name, "batch": 1, "rounds": rounds, "warmup": warmup,
             "threads": threads, "unit": "one program step (what edge run pays per input)",
-            "gmacs": configs[0].macs / 1e9, "gemm_peak_gflops": peak, "peak_rss_mb": _rss_mb(), "rows": rows,
+            "gmacs": configs[0].macs / 1e9, "gemm_peak_gflops": peak, "int8_gemm_peak_gops": peak8,
+            "machine": {**here, "int8": int8_support(here["isa"])}, "peak_rss_mb": _rss_mb(), "rows": rows,
             "skipped": skipped}
 
 

@@ -30,15 +30,22 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         print(json.dumps({k: v for k, v in report.items() if k != "rows"} |
                          {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))
         return
-    t = Table(title=f"{report['model']} batch 1, per program step (what edge run pays per input); "
-                    f"GEMM peak {report['gemm_peak_gflops']:.0f} GFLOP/s here")
-    for col in ("config", "GMAC", "median ms", "p90 ms", "p99 ms", "steps/s", "GFLOP/s", "vs torch", "RSS +MB"):
+    m = report["machine"]
+    p8 = report.get("int8_gemm_peak_gops")
+    t = Table(title=f"{report['model']} batch 1, per program step (what edge run pays per input); GEMM peak "
+                    f"fp32 {report['gemm_peak_gflops']:.0f} GFLOP/s"
+                    + (f", int8 {p8:.0f} GOP/s" if p8 else "") + " here")
+    for col in ("config", "GMAC", "median ms", "p90 ms", "p99 ms", "steps/s", "GFLOP/s", "of peak", "vs torch",
+                "RSS +MB"):
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
     for r in report["rows"]:
         t.add_row(r["config"], f"{r['gmacs']:.2f}", f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}",
                   f"{r['p99_ms']:.2f}", f"{r['throughput_per_s']:.1f}", f"{r['gflops']:.1f}",
-                  f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-", f"{r['rss_delta_mb']:.0f}")
+                  f"{100 * r['of_peak']:.0f} %", f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-",
+                  f"{r['rss_delta_mb']:.0f}")
     console.print(t)
+    console.print(f"{m['cpu']}, {m['cores']} cores, {', '.join(m['isa']) or 'no AVX2'}: {m['int8']}",
+                  highlight=False)
     for s in report.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['config']}: {s['reason']}", highlight=False)
     console.print(f"wrote {stem.with_suffix('.json')} and {png}")

@@ -23,14 +23,18 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(r.stdout)
-    for key in ("model", "batch", "rounds", "gmacs", "gemm_peak_gflops", "peak_rss_mb", "rows"):
+    for key in ("model", "batch", "rounds", "gmacs", "gemm_peak_gflops", "int8_gemm_peak_gops", "peak_rss_mb",
+                "rows", "machine"):
         assert key in rep
+    assert rep["gemm_peak_gflops"] > 0 and rep["int8_gemm_peak_gops"] > 0
+    assert {"cpu", "cores", "isa", "int8"} <= set(rep["machine"])
     configs = {row["config"] for row in rep["rows"]}
     # one row per program x backend x precision: lane's streaming program and its whole-clip one
     assert {"stream:torch/fp32", "stream:onnxruntime/fp32", "clip:torch/fp32", "clip:onnxruntime/fp32"} <= configs
     for row in rep["rows"]:
         assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"]
         assert row["throughput_per_s"] > 0 and row["gflops"] > 0
+        assert row["of_peak"] == pytest.approx(row["gflops"] / rep["gemm_peak_gflops"])  # fp32 rows: the fp32 peak
     # a streaming step is one encoder pass + one temporal pass: fewer MACs than the T-frame clip graph
     macs = {(r["program"], r["backend"]): r["gmacs"] for r in rep["rows"]}
     assert 0 < macs[("stream", "onnxruntime")] < macs[("clip", "onnxruntime")]
@@ -69,3 +73,20 @@ def test_every_backend_asked_for_is_timed_or_said_skipped(tmp_path: Path) -> Non
     skipped = {s["config"]: s["reason"] for s in rep["skipped"]}
     assert {c.split("/")[0] for c in skipped} == {"torch", "tensorrt"} and all(skipped.values())
     assert any(m.startswith("skip torch") for m in said) and any(m.startswith("skip tensorrt:") for m in said)
+
+
+def test_machine_reads_x86_and_arm_cpuinfo(tmp_path: Path) -> None:
+    from edge.bench.machine import int8_gemm_peak_gops, int8_support, machine
+
+    (tmp_path / "x86").write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2 avx512f "
+                                  "avx512_vnni avx512_bf16\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 9R14\n"
+                                  "flags\t\t: fpu avx2\n")
+    m = machine(str(tmp_path / "x86"))
+    assert m["cpu"] == "AMD EPYC 9R14" and m["isa"] == ["AVX2", "AVX-512", "AVX-512 VNNI", "BF16"]
+    assert int8_support(m["isa"]) == "VNNI-class int8 dot products"
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd asimddp\n\nModel\t: NVIDIA Jetson Orin\n")
+    m = machine(str(tmp_path / "arm"))
+    assert m["cpu"] == "NVIDIA Jetson Orin" and m["isa"] == ["NEON dot product"]
+    assert "no int8 dot-product" in int8_support(["AVX2"])
+    assert machine(str(tmp_path / "missing"))["isa"] == []
+    assert int8_gemm_peak_gops(n=64, repeats=1) > 0

@@ -1,0 +1,94 @@
+"""What a benchmark ran on, and what this CPU can do at best: the CPU model, cores and the ISA extensions
+that decide CPU inference speed (AVX2, AVX-512, VNNI, BF16, AMX), plus the fp32 and int8 GEMM peaks
+measured in the same run. Figures from different machines are never compared blind, and "INT8 is only
+1.05x fp32" reads differently on a CPU without VNNI (its int8 GEMM peak is no better than fp32's).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Any
+
+import numpy as np
+
+ISA = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+       "avx512_bf16": "BF16", "amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8", "asimddp": "NEON dot product"}
+
+
+def machine(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
+    """CPU model, core count and ISA extensions (from /proc/cpuinfo on Linux; empty ISA elsewhere)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and value.strip():
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:  # x86, ARM (the first core's)
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "isa": [name for flag, name in ISA.items() if flag in flags]}
+
+
+def int8_support(isa: list[str]) -> str:
+    """What int8 inference can gain from on this ISA: a short phrase for reports."""
+    if any(x in isa for x in ("AMX-INT8",)):
+        return "AMX int8 tiles"
+    if any(x in isa for x in ("AVX-512 VNNI", "AVX-VNNI", "NEON dot product")):
+        return "VNNI-class int8 dot products"
+    return "no int8 dot-product instructions (int8 GEMMs run at about fp32 speed)"
+
+
+def _best(fn: Any, repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def gemm_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """Best-of-``repeats`` fp32 GEMM throughput of numpy's BLAS on this machine (GFLOP/s, 2 flops/MAC)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    return 2 * n**3 / _best(lambda: a @ b, repeats) / 1e9
+
+
+def int8_gemm_peak_gops(n: int = 1024, repeats: int = 5) -> float | None:
+    """Best-of-``repeats`` int8 GEMM throughput (GOP/s, 2 ops/MAC): ONNX Runtime's ``MatMulInteger``
+    (u8 x s8 -> s32, the MLAS kernels its int8 graphs use; VNNI/AMX where the CPU has them), else torch's
+    ``_int_mm``; None when neither is installed."""
+    rng = np.random.default_rng(0)
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "int8_gemm",
+                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
+                               helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = min(model.ir_version, 9)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        feeds = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8), "b": rng.integers(-127, 127, (n, n), dtype=np.int8)}
+        del onnx
+        return 2 * n**3 / _best(lambda: sess.run(None, feeds), repeats) / 1e9
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        a = torch.randint(-127, 127, (n, n), dtype=torch.int8)
+        b = torch.randint(-127, 127, (n, n), dtype=torch.int8)
+        return 2 * n**3 / _best(lambda: torch._int_mm(a, b), repeats) / 1e9
+    except (ImportError, RuntimeError):
+        return None
