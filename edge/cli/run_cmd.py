@@ -70,6 +70,27 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def _rates(summary: dict[str, Any]) -> str:
+    """What bounds the loop's rate: the model alone (1 / infer p50), and a source when it is the slower one
+    (a source slower than 1.25x the loop's rate is what the loop waited for)."""
+    inf = summary["stages"]["infer"]["p50_ms"]
+    parts = [f"the model alone {1e3 / inf:.1f} fps"] if inf > 0 else []
+    for name, st in summary.get("sources", {}).items():
+        fps = st.get("produce_fps")
+        if fps and fps < 1.25 * summary["fps"]:
+            parts.append(f"source {name} {fps:.1f} fps")
+    return "; " + ", ".join(parts) if parts else ""
+
+
+def _waiting(summary: dict[str, Any]) -> str:
+    """The part of end-to-end spent waiting in the loop's queues (in block mode every frame is kept, so
+    frames that arrive faster than the model wait their turn: latency then measures the queue)."""
+    w = summary.get("waiting", {}).get("p50_ms")
+    if w is None:
+        return ""
+    return f" ({w:.1f} of it queued{': block mode keeps every frame' if summary['policy'] == 'block' else ''})"
+
+
 def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, console: Any) -> dict[str, Any]:
     if summary["frames"] == 0:
         reasons = summary.get("skip_reasons") or {}
@@ -84,9 +105,9 @@ def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, 
     score = f", {m['name']} {m['value']:.1f}{m.get('unit', '')}" if m else ""
     drops = sum(v for k, v in summary["counters"].items() if k.startswith("dropped"))
     prec = f" {task['precision']}" if task.get("precision", "fp32") != "fp32" else ""
-    console.print(f"{summary['frames']} frames on {backend}{prec} ({summary['policy']}, {summary['fps']:.1f} fps): "
-                  f"end-to-end p50 {e2e['p50_ms']:.1f} / p99 {e2e['p99_ms']:.1f} ms, infer p50 "
-                  f"{inf['p50_ms']:.1f} ms, {drops} dropped{score}"
+    console.print(f"{summary['frames']} frames on {backend}{prec} ({summary['policy']}, {summary['fps']:.1f} fps"
+                  f"{_rates(summary)}): end-to-end p50 {e2e['p50_ms']:.1f} / p99 {e2e['p99_ms']:.1f} ms"
+                  f"{_waiting(summary)}, infer p50 {inf['p50_ms']:.1f} ms, {drops} dropped{score}"
                   f"{' (interrupted)' if summary['interrupted'] else ''}", highlight=False)
     for reason, n in (summary.get("skip_reasons") or {}).items():
         console.print(f"skipped {n} frame set(s): {reason}", highlight=False)

@@ -163,6 +163,7 @@ class Pipeline:
             for sink in self.sinks:
                 sink.open()
                 opened_sinks.append(sink)
+            self.stats.t0 = time.perf_counter()  # the rate counts from the loop's start, not the devices' opening
         except BaseException:
             for src in opened_src:
                 src.close()

@@ -99,6 +99,10 @@ class SourceThread(threading.Thread):
         self.reconnects = 0
         self.last_frame_ns = time.monotonic_ns()
         self.frames = 0
+        #: seconds the source took to deliver each frame set (inside its iterator, not waiting for room in
+        #: the pipeline; frames sharing a ``seq`` are one set): its own rate, so a summary can tell a slow
+        #: source from a slow model
+        self.produce_s: list[float] = []
         self.error: BaseException | None = None
         self.finished = threading.Event()
         self.on_exit = on_exit
@@ -107,7 +111,18 @@ class SourceThread(threading.Thread):
         try:
             while not self.stop_event.is_set():
                 try:
-                    for frame in self.source:
+                    frames, last_seq = iter(self.source), None
+                    while True:
+                        t0 = time.perf_counter()
+                        frame = next(frames, None)
+                        if frame is None:
+                            break
+                        dt = time.perf_counter() - t0
+                        if frame.seq == last_seq and self.produce_s:  # one tick's frames (camera + LiDAR): one set
+                            self.produce_s[-1] += dt
+                        elif len(self.produce_s) < 100_000:
+                            self.produce_s.append(dt)
+                        last_seq = frame.seq
                         self.last_frame_ns = time.monotonic_ns()
                         self.frames += 1
                         if self.source.renamed and frame.sensor in self.source.renamed:
@@ -151,4 +166,10 @@ class SourceThread(threading.Thread):
         return False
 
     def status(self) -> dict[str, Any]:
-        return {"frames": self.frames, "reconnects": self.reconnects, **self.source.counters()}
+        out: dict[str, Any] = {"frames": self.frames, "reconnects": self.reconnects, **self.source.counters()}
+        if self.produce_s:
+            # the first frame includes opening latency (a camera's start-up): the median is the steady rate
+            p50 = float(sorted(self.produce_s)[len(self.produce_s) // 2]) * 1e3
+            out["produce_p50_ms"] = round(p50, 3)
+            out["produce_fps"] = round(1e3 / p50, 1) if p50 > 0 else None
+        return out

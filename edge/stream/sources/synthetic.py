@@ -3,12 +3,16 @@
 A model family's card provides its synthetic data (``card.data.synthetic``: frame sets by sensor,
 labels in ``meta``); a bundle without a family (a plain ``edge.export`` module) gets a seeded moving
 pattern so the loop can still be tried without a camera. ``realtime`` paces frames at ``fps``;
-otherwise they come as fast as the pipeline takes them (``block`` then measures the model).
+otherwise they come as fast as the pipeline takes them (``block`` then measures the model). Frames are
+rendered in ``open()``, before the loop's clock starts (up to :data:`PRERENDER_BYTES` / ``PRERENDER_S``): a family's
+renderer is Python and slow (a 1280x720 lane frame takes ~75 ms on one core), and a loop that waits for
+it measures the renderer, not the model.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +21,11 @@ import numpy as np
 from edge.data.frame import Frame, now_ns
 from edge.errors import DataError
 from edge.stream.sources.base import Source
+
+#: frame sets rendered before the run up to this many bytes of sensor data or this many seconds of
+#: rendering (a long synthetic run should not wait minutes for its first frame); the rest render as read
+PRERENDER_BYTES = 512 * 2**20
+PRERENDER_S = 10.0
 
 #: (n, (h, w) or None, seed) -> n frame sets {sensor: (data, meta)}
 Generator = Callable[[int, tuple[int, int] | None, int], Iterator[dict[str, tuple[Any, dict[str, Any]]]]]
@@ -72,6 +81,38 @@ class SyntheticSource(Source):
         except TypeError as e:  # an option the family's generator does not take
             raise DataError(f"bad source '{spec}': {e}") from None
         self.sensors = tuple(self._first)
+        self._ready: list[dict[str, Any]] = []
+        self._rest: Iterator[dict[str, Any]] | None = None
+        self.render_ms = 0.0
+
+    def open(self) -> None:
+        """Render the frame sets ahead (up to PRERENDER_BYTES), before the loop's clock starts."""
+        if self._rest is not None:
+            return
+        stream, size, t0 = self._stream(), 0, time.perf_counter()
+        self._ready = []
+        for tick in stream:
+            self._ready.append(tick)
+            size += sum(int(getattr(d, "nbytes", 0)) for d, _ in tick.values())
+            if size >= PRERENDER_BYTES or time.perf_counter() - t0 >= PRERENDER_S:
+                break
+        self.render_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(self._ready))
+        self.prerendered = len(self._ready)
+        self._rest = stream
+
+    prerendered = 0
+
+    def counters(self) -> dict[str, int]:
+        return {"prerendered": self.prerendered, "render_ms_per_frame": round(self.render_ms)}
+
+    def _ticks_ahead(self) -> Iterator[dict[str, Any]]:
+        if self._rest is None:  # iterated without open(): render as it goes
+            yield from self._stream()
+            return
+        ready, self._ready = deque(self._ready), []
+        while ready:  # each set is let go once delivered
+            yield ready.popleft()
+        yield from self._rest
 
     def _stream(self) -> Iterator[dict[str, Any]]:
         if self._first is not None:
@@ -83,7 +124,7 @@ class SyntheticSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         t0 = 0.0
-        for i, tick in enumerate(self._stream()):
+        for i, tick in enumerate(self._ticks_ahead()):
             if i == 0:
                 t0 = time.monotonic()  # the clock starts when the first frame exists, as a camera's would
             if self.realtime:

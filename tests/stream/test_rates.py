@@ -1,0 +1,85 @@
+"""What bounds a run's rate, told apart: each source's own production time per frame set, synthetic
+frames rendered before the clock starts, the rate counted from the loop's start, and the summary line
+naming the model's rate, a slower source and the queued share of the latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from edge.cli.run_cmd import _rates, _waiting
+from edge.data.frame import Frame
+from edge.stream.pipeline import Pipeline
+from edge.stream.sources import MemorySource, SyntheticSource
+from edge.stream.sources import synthetic as synthetic_mod
+from tests.stream.test_pipeline import EchoTask
+
+
+class Slow(MemorySource):
+    """Takes ``delay`` seconds to produce each frame; with ``lidar`` each tick also yields a LiDAR frame."""
+
+    def __init__(self, n: int, delay: float, lidar: bool = False, open_s: float = 0.0) -> None:
+        super().__init__([np.zeros((8, 8, 3), np.uint8)], count=n)
+        self.delay, self.lidar, self.open_s = delay, lidar, open_s
+        self.sensors = ("camera", "lidar") if lidar else ("camera",)
+
+    def open(self) -> None:
+        time.sleep(self.open_s)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i in range(self.count):
+            time.sleep(self.delay)
+            yield Frame(self.images[0], time.monotonic_ns(), i, "camera", {})
+            if self.lidar:
+                time.sleep(self.delay)
+                yield Frame(np.zeros(0), time.monotonic_ns(), i, "lidar", {})
+
+
+def test_a_source_rate_is_its_own_production_time_per_frame_set() -> None:
+    s = Pipeline([Slow(6, 0.02, lidar=True)], EchoTask(), [], policy="block").run()
+    st = s["sources"]["memory"]
+    assert st["produce_p50_ms"] >= 40.0  # camera + LiDAR of one tick, 20 ms each: one set
+    assert st["produce_fps"] == pytest.approx(1e3 / st["produce_p50_ms"], rel=0.01)
+
+
+def test_the_rate_counts_from_the_loop_start_not_the_device_opening() -> None:
+    s = Pipeline([Slow(5, 0.0, open_s=1.0)], EchoTask(), [], policy="block").run()
+    assert s["frames"] == 5 and s["wall_s"] < 1.0
+
+
+def _gen(calls: list[int]):
+    def gen(n: int, hw, seed: int):
+        for i in range(n):
+            calls.append(i)
+            yield {"camera": (np.full((16, 16, 3), i, np.uint8), {"i": i})}
+    return gen
+
+
+def test_synthetic_frames_render_before_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    src = SyntheticSource("synthetic:6", 6, None, generator=_gen(calls))
+    src.open()
+    assert calls == list(range(6)) and src.counters()["prerendered"] == 6
+    assert [f.meta["i"] for f in src] == list(range(6))
+    # over the budget: what fits is rendered ahead, the rest as it is read, in the same order
+    monkeypatch.setattr(synthetic_mod, "PRERENDER_BYTES", 3 * 16 * 16 * 3)
+    calls.clear()
+    src = SyntheticSource("synthetic:6", 6, None, generator=_gen(calls))
+    src.open()
+    assert calls == [0, 1, 2] and src.counters()["prerendered"] == 3
+    assert [f.meta["i"] for f in src] == list(range(6)) and calls == list(range(6))
+
+
+def _summary(fps: float, infer_ms: float, produce: float | None, policy: str, waiting: float) -> dict:
+    return {"fps": fps, "policy": policy, "stages": {"infer": {"p50_ms": infer_ms}},
+            "sources": {"cam": {"produce_fps": produce}}, "waiting": {"p50_ms": waiting}}
+
+
+def test_the_summary_line_says_what_bounds_the_rate() -> None:
+    assert _rates(_summary(40.0, 20.0, 5000.0, "block", 100.0)) == "; the model alone 50.0 fps"
+    assert _rates(_summary(29.0, 10.0, 30.0, "latest", 1.0)) == "; the model alone 100.0 fps, source cam 30.0 fps"
+    assert _waiting(_summary(40.0, 20.0, None, "block", 117.3)) == " (117.3 of it queued: block mode keeps every frame)"
+    assert _waiting(_summary(29.0, 10.0, 30.0, "latest", 0.5)) == " (0.5 of it queued)"
