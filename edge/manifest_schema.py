@@ -192,7 +192,7 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
     :data:`CONFIG_HEADROOM` times the largest value the card's configs give that key (sizes drive
     allocation); a key's ``config_added`` value counts as one the card gives. A card with no named
     configs is not checked. An ``export_options`` key may also be 0 where the configs' values are
-    positive integers (options are not sizes; the model validated them at export).
+    positive (options are not sizes; the model validated them at export).
     """
     named = [dict(c) for c in getattr(card, "configs", {}).values()]
     if not named:
@@ -209,10 +209,11 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
         # what an older checkpoint legitimately says (config_added: the value that meant "before") is as
         # valid as the named configs' values (landing 0, keep_mix 0 in bundles from before those options)
         refs = [c[key] for c in named if key in c] + ([added[key]] if key in added else [])
-        if key in options and _int(value) and value == 0 and all(_int(r) and r >= 0 for r in refs):
+        nums = [r for r in refs if isinstance(r, int | float) and not isinstance(r, bool)]
+        if key in options and value == 0 and not isinstance(value, bool) and nums and min(nums) >= 0:
             # an export option is not a size: the model accepted 0 when the bundle was made (a pruning
-            # layer 0); it stays an integer, non-negative and bounded like any other value
-            refs = [*refs, 0]
+            # layer 0, a diversity weight 0); it keeps its type, stays non-negative and bounded
+            refs = [*refs, type(refs[0])(0)]
         _value(value, refs, where, f"model.config.{key}")
     return dict(cfg)
 

@@ -400,9 +400,11 @@ def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
 def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     """OpenVINO-native INT8 (NNCF) of every graph, each program gated on the task metric against fp32.
 
-    A program whose NNCF graphs miss the budget keeps no NNCF artifact (its gate record says so, with
-    ``passed: false``) and the export goes on: the QDQ int8 ONNX passed its own gate, so OpenVINO int8
-    runs that. NNCF here has no per-node fallback of its own yet.
+    The IRs are kept only when every program passes: artifacts are chosen per graph, not per program, so
+    an IR that one program passed with and another (sharing that graph) failed with could not be kept
+    for one and not the other. When any program misses the budget no NNCF artifact is kept (each gate
+    record says whether that program passed, with ``kept: false``) and the export goes on: the QDQ int8
+    ONNX passed its own gate, so OpenVINO int8 runs that. NNCF here has no per-node fallback of its own.
     """
     from pathlib import Path
 
@@ -411,6 +413,9 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
 
     card = job.card
     rows = report.setdefault("precisions", [])
+    paths: dict[str, str] = {}  # graph -> IR path (a graph two programs share is quantized once)
+    infos: dict[str, dict[str, Any]] = {}
+    results = []
     for pname in job.programs:
         spec = card.program(pname)
         src = _fp32_files(w, spec.graphs)
@@ -419,49 +424,54 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             fp32 = job._fp32[pname] = job.metric(pname, src)
         cal = job.record(pname, src, "calibration")
         cset = job.calib_samples()
-        files, infos = {}, {}
         for g in spec.graphs:
-            gj = job.job(g)
-            xml = f"{gj.stem}.nncf-int8.xml"
-            files[g] = str(w.path_for(xml))
-            if any(a.get("graph") == g and a.get("quantization", {}).get("format") == "nncf"
-                   for a in w.manifest["artifacts"]):
+            if g in paths:
                 continue
+            gj = job.job(g)
+            paths[g] = str(w.path_for(f"{gj.stem}.nncf-int8.xml"))
             job.say(f"{pname}: NNCF int8 of {g} on {len(cal[g])} recorded feeds")
             fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
-            infos[g] = nncf_quantize_ir(str(w.path_for(_artifact(w, g, "fp32")["file"])), files[g], fs, gj.io)
+            infos[g] = {**nncf_quantize_ir(str(w.path_for(_artifact(w, g, "fp32")["file"])), paths[g], fs, gj.io),
+                        "program": pname}
+        files = {g: paths[g] for g in spec.graphs}
         metric = job.metric(pname, files, "openvino", inference_precision="f32")
         drop = card.metric.drop(fp32, metric)
-        budget = job.budget(fp32)
-        if drop > budget:
-            # not fatal: the QDQ int8 ONNX passed its own gate, and OpenVINO runs that one instead
-            job.say(f"warning: {pname} openvino int8 (NNCF): {card.metric.name} {metric:.3g} vs fp32 {fp32:.3g}, "
-                    f"drop {drop:.3g} > --max-drop {budget:.3g}; not kept (OpenVINO int8 runs the gated QDQ ONNX)")
-            _gate_record(w, pname, "openvino", "int8", {"metric": metric, "fp32": fp32, "drop": drop,
-                                                        "max_drop": budget, "format": "nncf", "passed": False,
-                                                        "instead": "the int8 ONNX (QDQ) artifacts"})
-            for g, f in files.items():
-                if g in infos:
-                    Path(f).unlink(missing_ok=True)
-                    Path(f).with_suffix(".bin").unlink(missing_ok=True)
-            rows.append({"program": pname, "precision": "int8-nncf", "backend": "openvino", "files": [],
-                         "metric": metric, "drop": drop, "refused": True})
-            continue
-        for g in spec.graphs:
-            if g not in infos:
-                continue
-            xml = f"{job.job(g).stem}.nncf-int8.xml"
-            bin_name = xml.replace(".xml", ".bin")
-            w.register(xml, "openvino_ir")
-            w.register(bin_name, "openvino_ir")
-            fp32_art = _artifact(w, g, "fp32")
-            w.add_artifact({"name": artifact_name("openvino", "int8", g, "nncf"), "format": "openvino_ir",
-                            "file": xml, "extra_files": [bin_name], "graph": g, "precision": "int8",
-                            "preferred_by": ["openvino"], "attention": fp32_art.get("attention"),
-                            "derived_from": fp32_art["file"], "quantization": {**infos[g], "program": pname},
-                            "metric": {"name": card.metric.name, "program": pname, "value": metric, "fp32": fp32,
-                                       "drop": drop, "max_drop": budget}})
-        _gate_record(w, pname, "openvino", "int8", {"metric": metric, "fp32": fp32, "drop": drop,
-                                                    "max_drop": budget, "format": "nncf", "passed": True})
-        rows.append(_row(w, job, pname, "int8-nncf", files, metric, drop, float("nan"), "openvino",
-                         inference_precision="f32"))
+        results.append({"program": pname, "files": files, "metric": metric, "fp32": fp32, "drop": drop,
+                        "max_drop": job.budget(fp32)})
+    failed = [r["program"] for r in results if r["drop"] > r["max_drop"]]
+    if failed:
+        for f in paths.values():
+            Path(f).unlink(missing_ok=True)
+            Path(f).with_suffix(".bin").unlink(missing_ok=True)
+        for r in results:
+            ok = r["drop"] <= r["max_drop"]
+            if not ok:
+                job.say(f"warning: {r['program']} openvino int8 (NNCF): {card.metric.name} {r['metric']:.3g} vs fp32 "
+                        f"{r['fp32']:.3g}, drop {r['drop']:.3g} > --max-drop {r['max_drop']:.3g}; NNCF IRs not kept "
+                        "(OpenVINO int8 runs the gated QDQ ONNX)")
+            _gate_record(w, r["program"], "openvino", "int8", {
+                **{k: r[k] for k in ("metric", "fp32", "drop", "max_drop")}, "format": "nncf", "passed": ok,
+                "kept": False, "instead": "the int8 ONNX (QDQ) artifacts",
+                **({"why": f"program(s) {', '.join(failed)} missed the budget"} if ok else {})})
+            rows.append({"program": r["program"], "precision": "int8-nncf", "backend": "openvino", "files": [],
+                         "metric": r["metric"], "drop": r["drop"], "refused": True})
+        return
+    by_program = {r["program"]: r for r in results}
+    for g, path in paths.items():
+        xml = Path(path).name
+        bin_name = xml.replace(".xml", ".bin")
+        w.register(xml, "openvino_ir")
+        w.register(bin_name, "openvino_ir")
+        fp32_art = _artifact(w, g, "fp32")
+        r = by_program[infos[g]["program"]]
+        w.add_artifact({"name": artifact_name("openvino", "int8", g, "nncf"), "format": "openvino_ir",
+                        "file": xml, "extra_files": [bin_name], "graph": g, "precision": "int8",
+                        "preferred_by": ["openvino"], "attention": fp32_art.get("attention"),
+                        "derived_from": fp32_art["file"], "quantization": infos[g],
+                        "metric": {"name": card.metric.name, "program": r["program"], "value": r["metric"],
+                                   "fp32": r["fp32"], "drop": r["drop"], "max_drop": r["max_drop"]}})
+    for r in results:
+        _gate_record(w, r["program"], "openvino", "int8", {**{k: r[k] for k in ("metric", "fp32", "drop", "max_drop")},
+                                                           "format": "nncf", "passed": True})
+        rows.append(_row(w, job, r["program"], "int8-nncf", r["files"], r["metric"], r["drop"], float("nan"),
+                         "openvino", inference_precision="f32"))

@@ -44,7 +44,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                   f"{100 * r['of_peak']:.0f} %", f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-",
                   f"{r['rss_delta_mb']:.0f}")
     console.print(t)
-    console.print(f"{m['cpu']}, {m['cores']} cores, {', '.join(m['isa']) or 'no AVX2'}: {m['int8']}",
+    console.print(f"{m['cpu']}, {m['cores']} cores, {', '.join(m['isa']) or 'no SIMD extension detected'}: {m['int8']}",
                   highlight=False)
     for s in report.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['config']}: {s['reason']}", highlight=False)

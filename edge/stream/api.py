@@ -58,7 +58,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         if not isinstance(bundle, Bundle):
             bundle = Bundle.load(bundle)
         card = card_for_bundle(bundle)
-    sources = [open_source(source, realtime=realtime, card=card)]
+    sources = [open_source(source, realtime=realtime, max_frames=max_frames, card=card)]
     if lidar:
         sources.append(lidar_spec_source(lidar, realtime=realtime))
     if card is not None:
@@ -85,7 +85,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         from edge.stream.commands import load_commands
 
         schedule = load_commands(command, card, bundle.manifest["model"]["config"] if card is not None else {})
-        if task is not None and not hasattr(task, "commands"):
+        if task is not None and not (hasattr(task, "commands") and hasattr(task, "annotate")):
             from edge.errors import DataError
 
             raise DataError(f"--command: task '{getattr(task, 'name', '?')}' takes no command")

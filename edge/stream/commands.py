@@ -34,7 +34,12 @@ def parse_schedule(text: str, where: str) -> list[tuple[int, str]]:
 
     ``where`` names the file in errors (``FILE:LINE: what is wrong``).
     """
-    entries: list[tuple[int, str]] = []
+    return [(frame, command) for frame, command, _ in schedule_lines(text, where)]
+
+
+def schedule_lines(text: str, where: str) -> list[tuple[int, str, int]]:
+    """As :func:`parse_schedule`, with each entry's line number (for errors about its command)."""
+    entries: list[tuple[int, str, int]] = []
     for no, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -51,7 +56,7 @@ def parse_schedule(text: str, where: str) -> list[tuple[int, str]]:
                             "the frames before it would have no command")
         if entries and frame <= entries[-1][0]:
             raise DataError(f"{where}:{no}: frame {frame} does not come after frame {entries[-1][0]}")
-        entries.append((frame, rest))
+        entries.append((frame, rest, no))
     if not entries:
         raise DataError(f"{where}: no command in the file (lines 'FRAME COMMAND', the first at frame 0)")
     return entries
@@ -101,8 +106,9 @@ def load_commands(arg: str, card: Any, cfg: dict[str, Any]) -> Schedule:
             raise DataError(f"{path}: not a UTF-8 text file of 'FRAME COMMAND' lines") from None
         except OSError as e:
             raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
-        entries = parse_schedule(text, str(path))
-        where = [f"{path}:frame {f}" for f, _ in entries]
+        lines = schedule_lines(text, str(path))
+        entries = [(f, t) for f, t, _ in lines]
+        where = [f"{path}:{no} (frame {f})" for f, _, no in lines]
     else:
         if not arg.strip():
             raise DataError("--command: empty (give the command text, or a file of 'FRAME COMMAND' lines)")

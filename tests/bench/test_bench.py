@@ -89,4 +89,7 @@ def test_machine_reads_x86_and_arm_cpuinfo(tmp_path: Path) -> None:
     assert m["cpu"] == "NVIDIA Jetson Orin" and m["isa"] == ["NEON dot product"]
     assert "no int8 dot-product" in int8_support(["AVX2"])
     assert machine(str(tmp_path / "missing"))["isa"] == []
+    (tmp_path / "pi").write_text("processor\t: 0\nmodel name\t: ARMv7 Processor rev 4 (v7l)\nFeatures\t: neon\n\n"
+                                 "Model\t\t: Raspberry Pi 4 Model B\n")
+    assert machine(str(tmp_path / "pi"))["cpu"] == "ARMv7 Processor rev 4 (v7l)"  # the CPU, not the board
     assert int8_gemm_peak_gops(n=64, repeats=1) > 0

@@ -123,7 +123,7 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
     b, rep = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
                          precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
     gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
-    assert gate["passed"] is False and gate["drop"] > 10.0 and gate["max_drop"] == 10.0
+    assert gate["passed"] is False and gate["kept"] is False and gate["drop"] > 10.0 and gate["max_drop"] == 10.0
     assert not [a for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"]
     assert not list((tmp_path / "b").glob("*nncf*"))
     qdq = b.manifest["programs"]["clip"]["precisions"]["int8"]["openvino"]["full"]
@@ -132,3 +132,31 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
     assert any("not kept" in m for m in said)
     assert {"refused": True, "precision": "int8-nncf"}.items() <= next(r for r in rep["precisions"]
                                                                        if r["backend"] == "openvino").items()
+
+
+def test_nncf_kept_only_when_every_program_sharing_a_graph_passes(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """PULSAR's two programs share one graph: one failing (forced) means no NNCF IR at all, since an IR is
+    chosen per graph; the passing program's gate says passed true, kept false, and why."""
+    pytest.importorskip("nncf")
+    from edge.calibration.precision import PrecisionJob
+    from edge.export.api import export_card
+
+    real = PrecisionJob.metric
+
+    def worse(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime", **kw) -> float:
+        bad = backend == "openvino" and pname == "full"
+        return real(self, pname, files, backend, **kw) - (500.0 if bad else 0.0)
+
+    monkeypatch.setattr(PrecisionJob, "metric", worse)
+    b, _ = export_card("pulsar", tmp_path / "b", config="tiny", targets=("onnx", "openvino"), precisions=["int8"],
+                       calib_size=2, eval_size=2, max_drop=100.0)
+    assert not [a for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"]
+    assert not list((tmp_path / "b").glob("*nncf*"))
+    progs = b.manifest["programs"]
+    full, sectors = progs["full"]["gates"]["openvino"]["int8"], progs["sectors"]["gates"]["openvino"]["int8"]
+    assert full["passed"] is False and sectors["passed"] is True and sectors["kept"] is False
+    assert "full" in sectors["why"]
+    for p in ("full", "sectors"):
+        art = b.artifact(name=progs[p]["precisions"]["int8"]["openvino"]["segment"])
+        assert art.get("quantization", {}).get("format") != "nncf" and art["precision"] == "int8"

@@ -103,7 +103,7 @@ def test_load_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "r.txt").write_text("0 fine\n")
     with pytest.raises(DataError) as e:
         load_commands(str(tmp_path / "r.txt"), _card(refuse), {})
-    assert str(e.value) == f"{tmp_path / 'r.txt'}:frame 0: 'fine' is not an order"
+    assert str(e.value) == f"{tmp_path / 'r.txt'}:1 (frame 0): 'fine' is not an order"
     with pytest.raises(DataError) as e:
         load_commands("fine", _card(refuse), {})
     assert str(e.value) == "--command: 'fine' is not an order"

@@ -118,9 +118,11 @@ class SourceThread(threading.Thread):
                         if frame is None:
                             break
                         dt = time.perf_counter() - t0
-                        if frame.seq == last_seq and self.produce_s:  # one tick's frames (camera + LiDAR): one set
+                        if len(self.produce_s) >= 100_000:  # enough for a median; the rest are not kept
+                            pass
+                        elif frame.seq == last_seq and self.produce_s:  # one tick's frames (camera + LiDAR)
                             self.produce_s[-1] += dt
-                        elif len(self.produce_s) < 100_000:
+                        else:
                             self.produce_s.append(dt)
                         last_seq = frame.seq
                         self.last_frame_ns = time.monotonic_ns()

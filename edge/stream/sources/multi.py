@@ -5,7 +5,9 @@ Each step reads one frame from every part and publishes them with one capture ti
 so the stream's sync matches them exactly (recorded files have no common clock the loop could match
 on). The run ends when the shortest part ends. NAME is one of the model family's sensors, or the end
 or start of exactly one of them (``left`` -> ``front_left``); SPEC is any single-source spec, with its own
-``,key=value`` options (``multi:front=run1/,fps=10,left=run2/,fps=10``).
+``,key=value`` options (``multi:front=run1/,fps=10,left=run2/,fps=10``). Other ``,key=value`` text inside
+a part (a GStreamer caps string such as ``video/x-raw,width=640``) would read as a new part: such a source
+cannot be a part (give that camera its own device or a pipeline without commas).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def resolve_name(name: str, wanted: tuple[str, ...], spec: str) -> str:
     if len(hits) == 1:
         return hits[0]
     why = f"matches {', '.join(hits)}" if hits else "is not one of its sensors"
-    raise DataError(f"bad source '{spec}': '{name}' {why} (the model reads {', '.join(wanted)})")
+    raise DataError(f"bad source '{spec}': '{name}' {why} (the model reads {', '.join(wanted)}; a ',{name}=...' "
+                    "inside a part's own spec, as in GStreamer caps, splits it)")
 
 
 class MultiSource(Source):

@@ -132,7 +132,7 @@ def test_a_schedule_file_error_names_the_file_and_line(bundle: Path, videos: Pat
     assert r.returncode == 2 and r.stderr.strip() == "error: route.txt:3: frame 4 does not come after frame 5"
     (tmp_path / "route.txt").write_text("0 left\n5 left: take a nap\n")
     r = _edge("run", str(bundle), "--source", src, "--command", "route.txt", "--out", "o", cwd=tmp_path)
-    assert r.returncode == 2 and "route.txt:frame 5" in r.stderr and "'nap'" in r.stderr, r.stderr
+    assert r.returncode == 2 and "route.txt:2 (frame 5)" in r.stderr and "'nap'" in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()
 
 
