@@ -83,3 +83,18 @@ def test_the_summary_line_says_what_bounds_the_rate() -> None:
     assert _rates(_summary(29.0, 10.0, 30.0, "latest", 1.0)) == "; the model alone 100.0 fps, source cam 30.0 fps"
     assert _waiting(_summary(40.0, 20.0, None, "block", 117.3)) == " (117.3 of it queued: block mode keeps every frame)"
     assert _waiting(_summary(29.0, 10.0, 30.0, "latest", 0.5)) == " (0.5 of it queued)"
+
+
+def test_max_frames_bounds_what_is_rendered_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.stream.api import run
+
+    seen: list[int] = []
+    real_open = SyntheticSource.open
+
+    def spy(self: SyntheticSource) -> None:
+        seen.append(self.n)
+        real_open(self)
+
+    monkeypatch.setattr(SyntheticSource, "open", spy)
+    s = run(None, "synthetic:500", task=EchoTask(), max_frames=3, handle_signals=False)
+    assert seen == [3] and s["frames"] == 3 and s["sources"]["synthetic:500"]["prerendered"] == 3
