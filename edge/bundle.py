@@ -37,7 +37,7 @@ class Bundle:
         """Read and validate the manifest, then (``verify``) check every listed file's size and sha256."""
         root = Path(path)
         if not root.exists():
-            raise BundleError(f"{root}: no such bundle folder")
+            raise BundleError(f"{root}: no such bundle folder{_family_hint(str(path))}")
         if not root.is_dir():
             raise BundleError(f"{root}: not a bundle folder (expected a folder with {MANIFEST})")
         mpath = root / MANIFEST
@@ -266,3 +266,16 @@ class BundleWriter:
         """Remove the temp folder and any parent folders this writer created."""
         self.stage.abort()
         self._done = True
+
+
+def _family_hint(name: str) -> str:
+    """When a missing bundle's name is a model family's: how to make that bundle (``edge run etavla``)."""
+    if os.sep in name or "/" in name:
+        return ""
+    try:
+        from edge.models.registry import list_models
+
+        known = name in list_models()
+    except Exception:  # a broken plug-in must not hide the real error
+        return ""
+    return f" ('{name}' is a model family: export it first, e.g. edge-export {name} --out {name})" if known else ""

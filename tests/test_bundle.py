@@ -527,3 +527,18 @@ def test_malformed_io_types_are_bundle_errors(tmp_path: Path, io: dict) -> None:
 def test_atomic_path_refuses_a_folder(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="is a folder"), atomic_path(tmp_path):
         pass
+
+
+def test_a_missing_bundle_named_like_a_family_says_how_to_make_it(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BundleError) as e:
+        Bundle.load("lane")
+    assert str(e.value) == ("lane: no such bundle folder ('lane' is a model family: export it first, "
+                            "e.g. edge-export lane --out lane)")
+    with pytest.raises(BundleError) as e:
+        Bundle.load("not_a_family")
+    assert str(e.value) == "not_a_family: no such bundle folder"
+    with pytest.raises(BundleError) as e:
+        Bundle.load(tmp_path / "lane")
+    assert str(e.value).endswith("no such bundle folder")  # a path is a path, not a family name
