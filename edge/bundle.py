@@ -269,7 +269,7 @@ class BundleWriter:
 
 
 def _family_hint(name: str) -> str:
-    """When a missing bundle's name is a model family's: how to make that bundle (``edge run etavla``)."""
+    """When a missing bundle's name is a model family's: how to make that bundle (``edge run FAMILY``)."""
     if os.sep in name or "/" in name:
         return ""
     try:

@@ -5,7 +5,7 @@ labels in ``meta``); a bundle without a family (a plain ``edge.export`` module) 
 pattern so the loop can still be tried without a camera. ``realtime`` paces frames at ``fps``;
 otherwise they come as fast as the pipeline takes them (``block`` then measures the model). Frames are
 rendered in ``open()``, before the loop's clock starts (up to :data:`PRERENDER_BYTES` / ``PRERENDER_S``): a family's
-renderer is Python and slow (a 1280x720 lane frame takes ~75 ms on one core), and a loop that waits for
+renderer is Python and slow (one 1280x720 frame of ours takes 42-75 ms on one core), and a loop that waits for
 it measures the renderer, not the model.
 """
 
