@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=8, help="calibration samples (sequences)")
     ap.add_argument("--rounds", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval", type=int, default=40, help="held-out samples scored with the family's metric")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ort_int8_formats.json")
     args = ap.parse_args()
 
@@ -135,16 +136,27 @@ def main() -> None:
             err = max(float(np.abs(o - r).max() / max(np.abs(r).max(), 1e-12))
                       for g in spec.graphs for o, r in zip(sess[k][g].run(None, probe[g]), ref[g], strict=True))
             rows.append({"form": k, "graph_ms": per, "step_ms": sum(per.values()), "max_rel_err_vs_fp32": err})
+        from edge.program import Program, evaluate
+        from edge.runtimes import open_file
+
+        held_out = card.data.samples(cfg, "evaluation", args.eval, 0)
+        for r in rows:
+            rts = {g: open_file("onnxruntime", files[r["form"]][g], card.graphs[g].io(cfg)) for g in spec.graphs}
+            prog = Program(spec, rts, cfg)
+            try:
+                r["metric"] = float(evaluate(prog, card, held_out)["value"])
+            finally:
+                prog.close()
         base = rows[0]["step_ms"]
         for r in rows:
             r["speedup_vs_fp32"] = base / r["step_ms"]
             per = ", ".join(f"{g} {v:.2f}" for g, v in r["graph_ms"].items())
             print(f"{r['form']:<16} step {r['step_ms']:6.2f} ms ({per})  x{r['speedup_vs_fp32']:.2f} vs fp32  "
-                  f"max rel err {r['max_rel_err_vs_fp32']:.3f}")
+                  f"max rel err {r['max_rel_err_vs_fp32']:.3f}  {card.metric.name} {r['metric']:.2f}")
         report = {"what": f"{b.family} '{args.program}' graphs, ONNX Runtime {ort.__version__}, "
                           f"{args.threads} threads, median of {args.rounds} interleaved calls each on a recorded "
                           "mid-sequence feed; QDQ, per-channel weights, MinMax on "
-                          f"{args.calib} calibration sequences",
+                          f"{args.calib} calibration sequences; metric on {args.eval} held-out samples",
                   "machine": {**machine(), "int8_gemm_peak_gops": int8_gemm_peak_gops()}, "rows": rows}
         atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")
