@@ -28,29 +28,25 @@ FORMS = {"s8s8_symmetric": ("QInt8", {"ActivationSymmetric": True, "WeightSymmet
          "s8s8_conv_only": ("QInt8", {"ActivationSymmetric": True, "WeightSymmetric": True}, CONV)}
 
 
-def _record(bundle: Any, card: Any, program: str, samples: list) -> dict[str, list[dict[str, np.ndarray]]]:
-    """What each graph of the fp32 program receives over ``samples`` (ORT, the bundle's lowered files)."""
-    import onnxruntime as ort
+def _program(card: Any, cfg: dict[str, Any], program: str, files: dict[str, str]) -> Any:
+    """The family's program over these ONNX files on ONNX Runtime."""
+    from edge.program import Program
+    from edge.runtimes import open_file
 
-    cfg = bundle.manifest["model"]["config"]
     spec = card.program(program)
-    rec: dict[str, list[dict[str, np.ndarray]]] = {g: [] for g in spec.graphs}
+    return Program(spec, {g: open_file("onnxruntime", files[g], card.graphs[g].io(cfg)) for g in spec.graphs}, cfg)
 
-    def graph_fn(g: str) -> Any:
-        s = ort.InferenceSession(str(_file(bundle, card, g)), providers=["CPUExecutionProvider"])
-        names = [o.name for o in s.get_outputs()]
 
-        def call(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            rec[g].append({k: np.array(v) for k, v in feeds.items()})
-            return dict(zip(names, s.run(None, dict(feeds)), strict=True))
-        return call
-
-    runner = spec.runner({g: graph_fn(g) for g in spec.graphs}, cfg)
-    for seq in samples:
-        runner.reset()
-        for frames in seq:
-            runner.step(card.preprocess(frames, cfg))
-    return rec
+def _record(card: Any, cfg: dict[str, Any], program: str, files: dict[str, str],
+            samples: list) -> dict[str, list[dict[str, np.ndarray]]]:
+    """What each graph of the fp32 program receives over ``samples`` (the program's own recorder)."""
+    with _program(card, cfg, program, files) as prog:
+        prog.record()
+        for seq in samples:
+            prog.reset()
+            for frames in seq:
+                prog.step(card.preprocess(frames, cfg))
+        return prog.record(False)
 
 
 def _file(bundle: Any, card: Any, g: str) -> Path:
@@ -94,7 +90,8 @@ def main() -> None:
         card = edge.get_card(b.family)
         cfg = b.manifest["model"]["config"]
         spec = card.program(args.program)
-        rec = _record(b, card, args.program, card.data.samples(cfg, "calibration", args.calib, 0))
+        fp32 = {g: str(_file(b, card, g)) for g in spec.graphs}
+        rec = _record(card, cfg, args.program, fp32, card.data.samples(cfg, "calibration", args.calib, 0))
 
         class Reader(CalibrationDataReader):
             def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
@@ -104,7 +101,7 @@ def main() -> None:
                 self.i += 1
                 return self.feeds[self.i - 1] if self.i <= len(self.feeds) else None
 
-        files: dict[str, dict[str, str]] = {"fp32": {g: str(_file(b, card, g)) for g in spec.graphs}}
+        files: dict[str, dict[str, str]] = {"fp32": fp32}
         for form, (act, extra, ops) in FORMS.items():
             files[form] = {}
             for g in spec.graphs:
@@ -136,17 +133,12 @@ def main() -> None:
             err = max(float(np.abs(o - r).max() / max(np.abs(r).max(), 1e-12))
                       for g in spec.graphs for o, r in zip(sess[k][g].run(None, probe[g]), ref[g], strict=True))
             rows.append({"form": k, "graph_ms": per, "step_ms": sum(per.values()), "max_rel_err_vs_fp32": err})
-        from edge.program import Program, evaluate
-        from edge.runtimes import open_file
+        from edge.program import evaluate
 
         held_out = card.data.samples(cfg, "evaluation", args.eval, 0)
         for r in rows:
-            rts = {g: open_file("onnxruntime", files[r["form"]][g], card.graphs[g].io(cfg)) for g in spec.graphs}
-            prog = Program(spec, rts, cfg)
-            try:
+            with _program(card, cfg, args.program, files[r["form"]]) as prog:
                 r["metric"] = float(evaluate(prog, card, held_out)["value"])
-            finally:
-                prog.close()
         base = rows[0]["step_ms"]
         for r in rows:
             r["speedup_vs_fp32"] = base / r["step_ms"]

@@ -38,7 +38,7 @@ def machine(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
 
 def int8_support(isa: list[str]) -> str:
     """What int8 inference can gain from on this ISA: a short phrase for reports."""
-    if any(x in isa for x in ("AMX-INT8",)):
+    if "AMX-INT8" in isa:
         return "AMX int8 tiles"
     if any(x in isa for x in ("AVX-512 VNNI", "AVX-VNNI", "NEON dot product")):
         return "VNNI-class int8 dot products"

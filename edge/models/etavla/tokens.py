@@ -83,7 +83,5 @@ def parse_instruction(text: str, vocab: Sequence[str], length: int) -> dict[str,
             raise DataError(f"instruction '{text}': start with the route command ({', '.join(COMMANDS)}), "
                             "e.g. 'left: turn left at the next junction'")
         command, sentence = found[0], text.strip()
-    if command not in TEMPLATES:
-        raise DataError(f"unknown route command '{head.strip()}': use one of {', '.join(COMMANDS)}")
-    tokenize(command, sentence, vocab, length)
+    tokenize(command, sentence, vocab, length)  # refuses an unknown command, an unknown word, too many words
     return {"command": command, "text": sentence}

@@ -70,8 +70,6 @@ class MultiSource(Source):
         self.primary = primary if primary in names else names[0]
         self.live = any(s.live for _, s in parts)
         self.reconnect = any(s.reconnect for _, s in parts)
-        totals = [getattr(s, "frames_total", None) for _, s in parts]
-        self.frames_total = min(totals) if all(t is not None for t in totals) else None
         self.fps, self.period_s = 30.0, None
         self.ended: str | None = None  # the part whose end ended the run
 
@@ -88,8 +86,12 @@ class MultiSource(Source):
         lead = dict(self.parts)[self.primary]
         self.fps = float(getattr(lead, "fps", 30.0) or 30.0)
         self.period_s = lead.period_s
+
+    @property
+    def frames_total(self) -> int | None:
+        """The shortest part's length, when every part knows its own (files do once open)."""
         totals = [getattr(s, "frames_total", None) for _, s in self.parts]
-        self.frames_total = min(totals) if all(t is not None for t in totals) else None
+        return min(totals) if all(t is not None for t in totals) else None
 
     def request_reconnect(self) -> None:
         super().request_reconnect()

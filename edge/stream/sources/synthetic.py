@@ -90,7 +90,6 @@ class SyntheticSource(Source):
         if self._rest is not None:
             return
         stream, size, t0 = self._stream(), 0, time.perf_counter()
-        self._ready = []
         for tick in stream:
             self._ready.append(tick)
             size += sum(int(getattr(d, "nbytes", 0)) for d, _ in tick.values())
