@@ -98,27 +98,27 @@ def load_commands(arg: str, card: Any, cfg: dict[str, Any]) -> Schedule:
         is_file = len(arg) < 4096 and path.is_file()
     if is_file:
         try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise DataError(f"{path}: {path.stat().st_size} bytes, more than a command schedule can be "
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise DataError(f"{path}: {size} bytes, more than a command schedule can be "
                                 f"({MAX_FILE_BYTES // 2**20} MiB)")
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise DataError(f"{path}: not a UTF-8 text file of 'FRAME COMMAND' lines") from None
         except OSError as e:
             raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
-        lines = schedule_lines(text, str(path))
-        entries = [(f, t) for f, t, _ in lines]
-        where = [f"{path}:{no} (frame {f})" for f, _, no in lines]
+        # (first frame, command text, where an error about it points)
+        items = [(f, t, f"{path}:{no} (frame {f})") for f, t, no in schedule_lines(text, str(path))]
     else:
         if not arg.strip():
             raise DataError("--command: empty (give the command text, or a file of 'FRAME COMMAND' lines)")
         if arg.endswith((".txt", ".cmd", ".commands")) or "/" in arg:
             raise DataError(f"--command {arg}: no such file (a text command has no '/')")
-        entries, where = [(0, arg.strip())], ["--command"]
+        items = [(0, arg.strip(), "--command")]
     values = []
-    for (_, text), w in zip(entries, where):
+    for _, text, where in items:
         try:
             values.append(spec.parse(text, cfg))
         except DataError as e:
-            raise DataError(f"{w}: {e}") from None
-    return Schedule(spec.key, tuple(f for f, _ in entries), tuple(values), tuple(t for _, t in entries))
+            raise DataError(f"{where}: {e}") from None
+    return Schedule(spec.key, tuple(f for f, _, _ in items), tuple(values), tuple(t for _, t, _ in items))
