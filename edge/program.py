@@ -55,6 +55,8 @@ class Program:
         self.calls: Counter[str] = Counter()
         self._owns = owns
         self._record: dict[str, list[dict[str, np.ndarray]]] | None = None
+        #: image inputs whose runtimes preprocess inside the engine (their feeds are camera bytes)
+        self.fronts: tuple[Any, ...] = ()
         self.runner = spec.runner({g: self._graph_fn(g) for g in spec.graphs}, cfg)
 
     @property
@@ -87,6 +89,16 @@ class Program:
 
     def reset(self) -> None:
         self.runner.reset()
+
+    def preprocess(self, card: ModelCard, frames: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``card.preprocess`` as this program takes it: the image inputs its engines preprocess themselves
+        (``fronts``) stay camera bytes (:func:`edge.data.images.raw_images`)."""
+        if not self.fronts:
+            return card.preprocess(frames, self.cfg)
+        from edge.data.images import raw_images
+
+        with raw_images(self.fronts):
+            return card.preprocess(frames, self.cfg)
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner.step(feeds)
@@ -183,16 +195,52 @@ def _artifact_names(bundle: Any, spec: ProgramSpec, backend: str, precision: str
     return out
 
 
+#: where camera images are resized and normalised: the numpy reference, inside the engine, or the
+#: engine where the backend and the program can (``edge run --preprocess``)
+PREPROCESS = ("numpy", "engine", "auto")
+
+
+def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str) -> dict[str, Any]:
+    """Graph -> the ``ImageInput`` its runtime takes camera bytes for (empty: numpy preprocessing).
+
+    ``engine`` asks for it and says in one line why it cannot be had (a backend without an image front,
+    a program whose graphs have no image input, e.g. a whole-clip graph); ``auto`` takes it where it can.
+    """
+    from edge.errors import BackendUnavailable, EdgeError
+    from edge.models.contract import ImageInput
+    from edge.runtimes import get_backend
+
+    if preprocess not in PREPROCESS:
+        raise EdgeError(f"--preprocess {preprocess!r}: choose one of {', '.join(PREPROCESS)}")
+    if preprocess == "numpy":
+        return {}
+    records = (bundle.manifest.get("preprocess") or {}).get("image_inputs") or []
+    mine = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in spec.graphs}
+    can = get_backend(backend).image_front
+    if preprocess == "auto":
+        return mine if can else {}
+    if not can:
+        raise BackendUnavailable(f"--preprocess engine: backend '{backend}' cannot preprocess inside the engine "
+                                 "(onnxruntime and openvino can); use --preprocess numpy")
+    if not mine:
+        raise BundleError(f"{bundle.path}: program '{spec.name}' has no camera-image input an engine can take "
+                          f"(the bundle records {len(records)} image input(s)); use --preprocess numpy")
+    return mine
+
+
 def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *,
                  precision: str | None = None, program: str | None = None,
-                 artifacts: Mapping[str, str] | None = None, **options: Any) -> Program:
+                 artifacts: Mapping[str, str] | None = None, preprocess: str = "numpy",
+                 **options: Any) -> Program:
     """A bundle's program on a backend: ``edge.load_program("out/fam", "openvino", precision="int8")``.
 
     ``precision`` (default fp32) is the same for every graph of the program: the artifacts the
     manifest's ``programs`` section names for it (OpenVINO INT8: the NNCF IRs where the export made
     them). ``program`` defaults to the first of the card's programs the bundle has at that precision
     on that backend (the card lists its preferred one first). ``artifacts`` names each graph's
-    artifact instead.
+    artifact instead. ``preprocess`` (:data:`PREPROCESS`): with ``engine`` the graphs whose input is a
+    camera image take uint8 frames and resize/normalise inside the engine (:mod:`edge.runtimes.front`);
+    the program's ``fronts`` then lists those inputs, for ``edge.data.images.raw_images``.
     """
     from edge.bundle import Bundle
     from edge.runtimes import load, require
@@ -222,10 +270,14 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
                               "made by edge-export --precision, engines by edge build)")
     runtimes: dict[str, Any] = {}
     cfg = b.manifest["model"].get("config") or {}
+    fronts = image_fronts(b, spec, backend, preprocess)
     try:
         for g in spec.graphs:
-            runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options)
-        return Program(spec, runtimes, cfg)
+            runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options,
+                               **({"front": fronts[g]} if g in fronts else {}))
+        prog = Program(spec, runtimes, cfg)
+        prog.fronts = tuple(fronts.values())
+        return prog
     except BaseException:
         for rt in runtimes.values():
             rt.close()
@@ -244,7 +296,7 @@ def run_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
         program.reset()
         res: dict[str, np.ndarray] = {}
         for frames in sample:
-            res = program.step(card.preprocess(frames, cfg))
+            res = program.step(program.preprocess(card, frames))
         rec, _ = card.postprocess(res, sample[-1], cfg)
         out.append((rec, sample[-1], res))
     return out

@@ -112,6 +112,9 @@ def run(
                                   "graphs of that precision (exported with edge-export --precision)."),
     program: str = typer.Option(None, "--program", help="Which of the family's programs to run (default: the "
                                 "first the bundle has, e.g. the streaming one)."),
+    preprocess: str = typer.Option("numpy", "--preprocess", help="Where camera images are resized and normalised: "
+                                   "numpy (the reference), engine (inside ONNX Runtime / OpenVINO: uint8 frames of "
+                                   "any size in) or auto (engine where the backend and program can)."),
     realtime: bool = typer.Option(False, "--realtime", help="Play files and pcaps at their recorded rate."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads (0 = backend default)."),
@@ -136,7 +139,7 @@ def run(
             policy=policy, backend=backend, precision=precision, program=program, realtime=realtime,
             max_frames=max_frames, threads=threads,
             display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms, live=live, json_out=json_out,
-            command=command)
+            command=command, preprocess=preprocess)
 
 
 def build(

@@ -169,6 +169,20 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
     return bundle, report
 
 
+def _image_inputs(card: Any, cfg: dict[str, Any], graphs: set[str]) -> dict[str, Any]:
+    """``{"image_inputs": [...]}`` for the card's image inputs among the exported graphs (checked against
+    each graph's IOSpec: a float [batch, 3, h, w] input of that size), or nothing when there are none."""
+    from edge.errors import ModelError
+
+    specs = [s for s in card.image_inputs(cfg) if s.graph in graphs]
+    for s in specs:
+        t = next((t for t in card.graphs[s.graph].io(cfg).inputs if t.name == s.input), None)
+        if t is None or t.rank != 4 or list(t.shape[1:]) != [3, *s.size_hw] or not t.dtype.startswith("float"):
+            raise ModelError(f"family '{card.name}': image input {s.graph}.{s.input} is not a float "
+                             f"[batch, 3, {s.size_hw[0]}, {s.size_hw[1]}] input of that graph")
+    return {"image_inputs": [s.to_dict() for s in specs]} if specs else {}
+
+
 def record_programs(w: Any) -> None:
     """Fill ``manifest["programs"][name]["precisions"][precision][backend] = {graph: artifact}``.
 
@@ -401,7 +415,8 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
                              stem=g.stem))
     manifest = {
         "model": {"name": card.name, "family": card.name, "version": "1", "config": cfg, "weights": weights},
-        "preprocess": card.preprocess_params(cfg),
+        "preprocess": {**card.preprocess_params(cfg),
+                       **_image_inputs(card, cfg, {g for p in chosen for g in card.program(p).graphs})},
         "programs": {p: {"graphs": list(card.program(p).graphs), "description": card.program(p).description}
                      for p in chosen},
         "task": {"sensors": {"required": list(card.sensors.required), "optional": list(card.sensors.optional)},

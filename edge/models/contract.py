@@ -113,6 +113,48 @@ class Command:
 
 
 @dataclass(frozen=True)
+class ImageInput:
+    """A graph input that is one camera image, normalised: ``(rgb / 255 - mean) / std`` at ``size_hw``.
+
+    Declaring it lets a backend take the camera's own bytes instead (``edge run --preprocess engine``):
+    OpenVINO folds resize, colour order and normalisation into the compiled model
+    (PrePostProcessor), ONNX Runtime runs an ONNX front (Resize + Cast + normalise) before the graph,
+    and the input becomes uint8 [1, H, W, 3] BGR of whatever size the camera has. The numpy path
+    (:func:`edge.data.images.image_feed`, which the card's ``preprocess`` calls with this record) stays
+    the reference both are tested against. ``mean`` / ``std`` are per RGB channel, in 0..1 units.
+    """
+
+    graph: str
+    input: str
+    size_hw: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": self.graph, "input": self.input, "size_hw": list(self.size_hw), "mean": list(self.mean),
+                "std": list(self.std), "color": "RGB", "scale": 1 / 255, "layout": "C,H,W",
+                "camera": {"dtype": "uint8", "layout": "H,W,C", "color": "BGR"}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ImageInput:
+        """The record a manifest keeps (``preprocess.image_inputs``); a malformed one is a ModelError."""
+        try:
+            h, w = (int(v) for v in d["size_hw"])
+            mean = tuple(float(v) for v in d["mean"])
+            std = tuple(float(v) for v in d["std"])
+            if len(mean) != 3 or len(std) != 3 or min(std) <= 0 or h < 1 or w < 1:
+                raise ValueError
+            return cls(str(d["graph"]), str(d["input"]), (h, w), mean, std)  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"image input record {dict(d)!r}: needs graph, input, size_hw [h, w], mean and std "
+                             "(3 numbers each, std > 0)") from None
+
+
+def _no_images(_cfg: Config) -> tuple[ImageInput, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
 class Metric:
     """The task metric, computed from records so every path scores alike.
 
@@ -213,6 +255,9 @@ class ModelCard:
     export_options: dict[str, str] = field(default_factory=dict)
     #: the text command the family takes with its frames (``edge run --command``), None when it takes none
     command: Command | None = None
+    #: graph inputs that are one normalised camera image (:class:`ImageInput`): a backend may then take
+    #: the camera's bytes and preprocess inside the engine; the manifest records them
+    image_inputs: Callable[[Config], tuple[ImageInput, ...]] = _no_images
 
     def __post_init__(self) -> None:
         problems = []

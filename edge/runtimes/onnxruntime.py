@@ -29,7 +29,7 @@ def default_opset(model: Any) -> int:
     return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
-def _workarounds(model_path: str) -> list[str]:
+def _workarounds(model: Any) -> list[str]:
     """Optimizers to switch off for this graph.
 
     ORT 1.32's QDQS8ToU8Transformer rewrites int8 QuantizeLinear nodes of opset >= 21 graphs (our
@@ -37,26 +37,38 @@ def _workarounds(model_path: str) -> list[str]:
     zero point is uint8, and the session then refuses to load. Without that transformer the same
     graph loads and runs.
     """
-    try:
-        import onnx
+    if isinstance(model, str):
+        try:
+            import onnx
 
-        m = onnx.load(model_path, load_external_data=False)
-    except Exception:
-        return []  # let InferenceSession report the real problem
+            m = onnx.load(model, load_external_data=False)
+        except Exception:
+            return []  # let InferenceSession report the real problem
+    else:
+        m = model
     if default_opset(m) >= S8U8_BROKEN_FROM_OPSET and any(n.op_type == "QuantizeLinear" for n in m.graph.node):
         return ["QDQS8ToU8Transformer"]
     return []
 
 
 class OrtRuntime(BaseRuntime):
-    """An ``onnxruntime.InferenceSession`` behind the Runtime protocol (threads, providers, opt level)."""
+    """An ``onnxruntime.InferenceSession`` behind the Runtime protocol (threads, providers, opt level).
+
+    ``front`` (an ``ImageInput``): that input takes uint8 camera frames and an ONNX front prepended to
+    the graph resizes and normalises them (:func:`edge.runtimes.front.onnx_front`).
+    """
 
     backend = "onnxruntime"
 
     def __init__(self, model_path: str, io: IOSpec, *, threads: int = 0, inter_threads: int = 0,
-                 providers: list[str] | None = None, optimization: str = "all", spinning: bool = False) -> None:
+                 providers: list[str] | None = None, optimization: str = "all", spinning: bool = False,
+                 front: Any = None) -> None:
         import onnxruntime as ort
 
+        if front is not None:
+            from edge.runtimes.front import camera_io
+
+            io = camera_io(io, front)
         super().__init__(io)
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads)
@@ -77,9 +89,13 @@ class OrtRuntime(BaseRuntime):
         missing = [p for p in providers if p not in have]
         if missing:
             raise BackendUnavailable(f"onnxruntime providers {missing} are not available (have {have})")
+        model: Any = model_path
+        if front is not None:
+            model = _with_front(model_path, front)
         try:
-            self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers,
-                                                disabled_optimizers=_workarounds(model_path))
+            self.session = ort.InferenceSession(model.SerializeToString() if front is not None else model,
+                                                sess_options=so, providers=providers,
+                                                disabled_optimizers=_workarounds(model))
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/... types
             msg = first_line(e)
             raise BundleError(f"{model_path}: onnxruntime cannot load this model ({msg})") from None
@@ -96,6 +112,22 @@ class OrtRuntime(BaseRuntime):
         """Release the session (and its arena) now rather than at garbage collection."""
         super().close()
         self.session = None
+
+
+def _with_front(model_path: str, front: Any) -> Any:
+    """The ONNX file with the camera front prepended (in memory; the bundle's file is not changed)."""
+    import onnx
+
+    from edge.runtimes.front import onnx_front
+
+    try:
+        model = onnx.load(model_path)
+    except Exception as e:
+        raise BundleError(f"{model_path}: not a readable ONNX model ({first_line(e)})") from None
+    try:
+        return onnx_front(model, front)
+    except BundleError as e:
+        raise BundleError(f"{model_path}: {e}") from None
 
 
 def load(bundle: Any, artifact: dict[str, Any], *, graph: str, **options: Any) -> OrtRuntime:
@@ -130,4 +162,4 @@ def lower(src: Any, dst: Any) -> None:
 
 
 BACKEND = Backend("onnxruntime", "ONNX Runtime", ("onnx",), _available, load, open=OrtRuntime,
-                  attention=_attention, lower=lower, tag="ort")
+                  attention=_attention, lower=lower, tag="ort", image_front=True)

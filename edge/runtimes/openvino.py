@@ -63,14 +63,26 @@ def save_ir(src: str, xml_path: str, *, compress_to_fp16: bool = False) -> list[
 
 
 class OpenVinoRuntime(BaseRuntime):
-    """A compiled OpenVINO model behind the Runtime protocol."""
+    """A compiled OpenVINO model behind the Runtime protocol.
+
+    ``front`` (an ``ImageInput``): that input takes uint8 BGR camera frames [1, H, W, 3] and the
+    PrePostProcessor steps of :func:`edge.runtimes.front.openvino_front` run inside the compiled model.
+    The model is compiled for the camera's size when the first frame of that size arrives (a reshape,
+    not a re-export; the last few sizes stay compiled).
+    """
 
     backend = "openvino"
+    #: camera sizes kept compiled at once (a stream has one; a folder of mixed images a few)
+    SIZES_KEPT = 4
 
     def __init__(self, model_path: str, io: IOSpec, *, device: str = "CPU", inference_precision: str = "f32",
-                 hint: str = "latency", threads: int = 0, streams: int = 0) -> None:
+                 hint: str = "latency", threads: int = 0, streams: int = 0, front: Any = None) -> None:
         import openvino as ov
 
+        if front is not None:
+            from edge.runtimes.front import camera_io
+
+            io = camera_io(io, front)
         super().__init__(io)
         if inference_precision not in _PRECISIONS:
             raise EdgeError(f"openvino inference precision {inference_precision!r}: choose one of "
@@ -90,11 +102,34 @@ class OpenVinoRuntime(BaseRuntime):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if streams:
             config["NUM_STREAMS"] = int(streams)
-        self.compiled = core.compile_model(model, device, config)
-        self.request = self.compiled.create_infer_request()
         self.inference_precision = inference_precision
+        self.front = front
+        self._sized: dict[tuple[int, int], tuple[Any, Any]] = {}  # camera (H, W) -> (compiled, request)
+        self.compiled: Any = None
+        self.request: Any = None
+        if front is None:
+            self.compiled = core.compile_model(model, device, config)
+            self.request = self.compiled.create_infer_request()
+        else:
+            from edge.runtimes.front import openvino_front
+
+            self._core, self._device, self._config = core, device, config
+            self._model = openvino_front(model, front)
+
+    def _for_size(self, hw: tuple[int, int]) -> None:
+        """Compile (or take the compiled) model for camera frames of ``hw``."""
+        if hw not in self._sized:
+            if len(self._sized) >= self.SIZES_KEPT:
+                self._sized.pop(next(iter(self._sized)))
+            m = self._model.clone()
+            m.reshape({self.front.input: [1, hw[0], hw[1], 3]})
+            c = self._core.compile_model(m, self._device, self._config)
+            self._sized[hw] = (c, c.create_infer_request())
+        self.compiled, self.request = self._sized[hw]
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.front is not None:
+            self._for_size(tuple(feeds[self.front.input].shape[1:3]))
         res = self.request.infer([feeds[n] for n in self.io.input_names])
         return {name: np.array(res[self.compiled.outputs[i]]) for i, name in enumerate(self.io.output_names)}
 
@@ -107,6 +142,7 @@ class OpenVinoRuntime(BaseRuntime):
         super().close()
         self.request = None
         self.compiled = None
+        self._sized = {}
 
 
 class AsyncQueue:
@@ -119,6 +155,9 @@ class AsyncQueue:
         import openvino as ov
 
         self.rt = rt
+        if rt.compiled is None:
+            raise EdgeError("an async queue over an engine-preprocessing runtime needs one frame through infer() "
+                            "first (the model is compiled for the camera's size)")
         self.queue = ov.AsyncInferQueue(rt.compiled, jobs)
         self.results: list[tuple[Any, dict[str, np.ndarray]]] = []
 
@@ -145,4 +184,4 @@ def load(bundle: Any, artifact: dict[str, Any], *, graph: str, **options: Any) -
 
 # IR first: it is what `edge-export --to openvino` writes for this backend
 BACKEND = Backend("openvino", "OpenVINO (CPU/GPU/NPU)", ("openvino_ir", "onnx"), _available, load,
-                  open=OpenVinoRuntime)
+                  open=OpenVinoRuntime, image_front=True)

@@ -13,7 +13,9 @@ it (OpenVINO's IR conversion and NNCF quantization at export, its bf16 hint in b
   version cannot run it) and why, so ``--attention auto`` is decided from the targets;
 - ``lower(src, dst)``: a lowered copy of a portable graph this backend runs instead (ONNX Runtime:
   EdgeAttention -> opset-23 Attention), written at export and cached in the bundle;
-- ``build(bundle, **options)``: engines made on the target from the bundle's ONNX (TensorRT).
+- ``build(bundle, **options)``: engines made on the target from the bundle's ONNX (TensorRT);
+- ``image_front``: whether ``load``/``open`` take ``front=ImageInput`` (preprocessing inside the
+  engine, :mod:`edge.runtimes.front`): the runtime then takes uint8 camera frames for that input.
 
 Modules are imported lazily by name, and importing one must not import its heavy library: only calling
 it does.
@@ -54,6 +56,7 @@ class Backend:
     build: Callable[..., Any] | None = None  # (bundle, **options) -> (record, reused): engines on the target
     builds: str = ""  # what build makes, for messages ("TensorRT engines")
     tag: str = ""  # short name in file names of its lowered graphs ("ort": model.ort.onnx)
+    image_front: bool = False  # load/open accept front=ImageInput (camera bytes in, preprocessing in the engine)
 
 
 def register_module(name: str, module: str) -> None:

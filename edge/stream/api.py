@@ -35,7 +35,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         threads: int = 0, display: bool = False, dump_points: str | os.PathLike[str] | None = None,
         udp: str | None = None, sync_ms: float = 50.0, stall_s: float | None = None, live: bool = False,
         handle_signals: bool = True, task: Any = None, sinks: list[Any] | None = None,
-        command: str | None = None) -> dict[str, Any]:
+        command: str | None = None, preprocess: str = "numpy") -> dict[str, Any]:
     """Run ``bundle`` over ``source`` (and ``lidar``) until the sources end, a signal, or ``max_frames``.
 
     Returns the stats summary (also written to ``stats`` when given). ``precision`` (fp32, fp16, int8)
@@ -44,7 +44,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     RuntimeTask with your own pre/postprocessing); ``bundle`` may then be None. ``sinks`` are more
     sinks (objects with ``write(result)`` and ``close()``), e.g. one collecting the records in memory.
     ``command``: the text command (or a schedule file) for a family that takes one
-    (:mod:`edge.stream.commands`).
+    (:mod:`edge.stream.commands`). ``preprocess``: ``numpy`` (the reference), ``engine`` or ``auto``
+    (:func:`edge.program.image_fronts`: camera frames resized and normalised inside the engine).
     """
     from edge.stream.pipeline import Pipeline
     from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
@@ -93,7 +94,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     if own_task:
         from edge.stream.task import task_for_bundle
 
-        task = task_for_bundle(bundle, backend, precision=precision, program=program,
+        task = task_for_bundle(bundle, backend, precision=precision, program=program, preprocess=preprocess,
                                **({"threads": threads} if threads else {}))
     if schedule is not None:
         task.commands = schedule

@@ -83,7 +83,7 @@ class FamilyTask:
         return frames if self.commands is None else self.commands.annotate(frames, self.sensors[0])
 
     def preprocess(self, frames: Mapping[str, Frame]) -> dict[str, np.ndarray]:
-        return self.card.preprocess(frames, self.cfg)
+        return self.program.preprocess(self.card, frames)  # camera bytes for inputs its engines preprocess
 
     def infer(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.program.step(x)
@@ -101,7 +101,8 @@ class FamilyTask:
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self.name, "backend": self.backend, "precision": self.precision,
-                               "program": self.program.name, "graphs": list(self.program.spec.graphs)}
+                               "program": self.program.name, "graphs": list(self.program.spec.graphs),
+                               "preprocess": "engine" if self.program.fronts else "numpy"}
         if self._items and self.card.metric is not None:
             m = self.card.metric
             out["metric"] = {"name": m.name, "unit": m.unit, "frames": len(self._items), **m.reduce(self._items)}

@@ -218,6 +218,18 @@ def test_run_unknown_backend(good_bundle: Path, work: Path) -> None:
     assert not out.exists() or listing(out) == []  # no result files from a run that never started
 
 
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--preprocess", "gpu"], "--preprocess 'gpu'"),
+    (["--preprocess", "engine", "--backend", "torch"], "cannot preprocess inside the engine"),
+    (["--preprocess", "engine"], "no camera-image input"),  # the bundle holds the whole-clip program only
+])
+def test_run_engine_preprocessing_refused(good_bundle: Path, work: Path, args: list[str], needle: str) -> None:
+    r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", *args, "--out", work / "run_out", cwd=work)
+    assert_one_line_error(r, needle)
+    out = work / "run_out"
+    assert not out.exists() or listing(out) == []
+
+
 # ------------------------------------------------------------------------------------------ train
 
 

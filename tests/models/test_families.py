@@ -104,6 +104,53 @@ def test_bundle_programs_match_torch(family_bundle: tuple[str, Path]) -> None:
         ref.close()
 
 
+def test_declared_image_inputs_run_inside_the_engine(family_bundle: tuple[str, Path]) -> None:
+    """A family that declares image inputs gets them in its manifest, and every program calling such a graph
+    runs with the preprocessing inside ONNX Runtime: at the camera's size (finite outputs of the right shapes),
+    and, for frames resized to the model's own size first (only the engine's normalisation differs from
+    numpy's), the same outputs within 1e-4."""
+    import cv2
+
+    from edge.bundle import Bundle
+
+    family, path = family_bundle
+    card = get_card(family)
+    b = Bundle.load(path)
+    cfg = b.manifest["model"]["config"]
+    declared = card.image_inputs(cfg)
+    recorded = b.manifest["preprocess"].get("image_inputs", [])
+    assert recorded == [s.to_dict() for s in declared]
+    if not declared:
+        pytest.skip(f"{family} declares no image input")
+    sizes = {s.input: s.size_hw for s in declared}
+    sample = card.data.samples(cfg, "evaluation", 1, 3)[0]
+    for spec in card.programs:
+        if not any(s.graph in spec.graphs for s in declared):
+            continue
+        num, eng = load_program(b, program=spec.name), load_program(b, program=spec.name, preprocess="engine")
+        assert eng.fronts
+        for frames in sample:
+            a = eng.step(eng.preprocess(card, frames))  # the camera's own size: the engine resizes
+            r = num.step(num.preprocess(card, frames))
+            assert set(a) == set(r) and all(a[k].shape == r[k].shape and np.isfinite(a[k]).all() for k in r
+                                             if a[k].dtype.kind == "f")
+            cam = frames[card.sensors.primary]
+            if "rig" in cam.meta:
+                continue  # its preprocessing ties the frame to the rig's image size: no resized copy
+            (h, w), = {sizes[s.input] for s in eng.fronts}
+            small = {**frames, card.sensors.primary: type(cam)(
+                cv2.resize(cam.data, (w, h), interpolation=cv2.INTER_AREA), cam.t_capture_ns, cam.seq, cam.sensor,
+                cam.meta)}
+            eng.reset()
+            num.reset()
+            a, r = eng.step(eng.preprocess(card, small)), num.step(num.preprocess(card, small))
+            for k in r:
+                if r[k].dtype.kind == "f":
+                    assert np.abs(a[k] - r[k]).max() <= 1e-4 * max(np.abs(r[k]).max(), 1e-6), (spec.name, k)
+        num.close()
+        eng.close()
+
+
 def test_edge_run_drives_the_family(family_bundle: tuple[str, Path], tmp_path: Path) -> None:
     family, path = family_bundle
     card = get_card(family)

@@ -145,6 +145,28 @@ def test_edge_run_synthetic_scores_tusimple(tiny_bundle: Path, tmp_path: Path) -
     assert len(rec["tusimple"]["h_samples"]) == 56
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_edge_run_engine_preprocessing_matches_numpy(tiny_bundle: Path, tmp_path: Path, backend: str) -> None:
+    """`--preprocess engine`: the same frames, uint8 into the engine, the records of the numpy run (a frame
+    at the model's own size is only normalised, so the two runs decode alike, lane for lane)."""
+    from edge.runtimes import get_backend
+
+    if not get_backend(backend).is_available()[0]:
+        pytest.skip(f"{backend} not installed")
+    runs = {}
+    for pp in ("numpy", "engine"):
+        r = _cli("run", str(tiny_bundle), "--source", "synthetic:4:64x128", "--out", str(tmp_path / pp), "--json",
+                 "--backend", backend, "--preprocess", pp)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["task"]["preprocess"] == pp
+        runs[pp] = [json.loads(x) for x in (tmp_path / pp / "lanes.jsonl").read_text().splitlines()]
+    assert len(runs["engine"]) == len(runs["numpy"]) == 4
+    for a, b in zip(runs["engine"], runs["numpy"], strict=True):
+        assert a["slots"] == b["slots"]
+        for la, lb in zip(a["lanes"], b["lanes"], strict=True):
+            assert np.allclose(la, lb, atol=0.5)
+
+
 def test_sigint_leaves_playable_video_and_parseable_jsonl(tiny_bundle: Path, tmp_path: Path) -> None:
     """Ctrl-C in the middle of a real-time run: exit 0, video frame count == JSONL lines, all lines parse."""
     import signal

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge.data.frame import is_image, is_points
 from edge.errors import DataError
-from edge.models.contract import FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
+from edge.models.contract import FamilyData, Graph, ImageInput, Metric, ModelCard, ProgramSpec, Sensors, Trainer
 from edge.spec import IOSpec, TensorSpec
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -162,11 +162,18 @@ def _xyz(points: np.ndarray) -> np.ndarray:
     return np.stack([points["x"], points["y"], points["z"]], 1).astype(np.float64)
 
 
-def image_feed(img: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
-    """BGR uint8 [h, w, 3] -> the model's [1, 3, H, W] float32 input."""
-    from edge.data.images import chw_feed
+def image_input(cfg: dict[str, Any]) -> ImageInput:
+    """The encode graph's ``image`` is one normalised camera image (an engine may take the camera's bytes)."""
+    h, w = cfg["input_hw"]
+    return ImageInput("encode", "image", (h, w), (MEAN,) * 3, (STD,) * 3)
 
-    return chw_feed(img, cfg["input_hw"], MEAN, STD)[None].copy()
+
+def image_feed(img: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """BGR uint8 [h, w, 3] -> the model's [1, 3, H, W] float32 input (under ``raw_images``: the frame itself,
+    [1, h, w, 3] uint8, for the engine's own preprocessing)."""
+    from edge.data.images import image_feed as feed
+
+    return feed(img, image_input(cfg))[None].copy()
 
 
 def scaled_projection(P: np.ndarray, image_hw: tuple[int, int], cfg: dict[str, Any]) -> np.ndarray:
@@ -302,6 +309,7 @@ def card() -> ModelCard:
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="extrinsics",
         rig_output="T_lidar_to_cam",
+        image_inputs=lambda cfg: (image_input(cfg),),
         # the first shipped weights predate the landing cue, view-space grouping and the flow solve (and
         # its attention search)
         config_added={"landing": 0, "group_space": "xyz", "flow_solve": 0, "flow_attention": 0},

@@ -1,0 +1,146 @@
+"""Preprocessing inside the engine (edge/runtimes/front.py): the ONNX front (ONNX Runtime) and OpenVINO's
+PrePostProcessor against the numpy reference, the camera size as a reshape, and the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import BackendUnavailable, BundleError, EdgeError, SpecError
+from edge.models.contract import ImageInput
+from edge.spec import IOSpec, TensorSpec
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+SPEC = ImageInput("g", "image", (24, 40), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+IO = IOSpec((TensorSpec("image", "float32", ("batch", 3, 24, 40)),),
+            (TensorSpec("out", "float32", ("batch", 3, 24, 40)),))
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An opset-20 graph whose output is its image input (x 1): what the front feeds the model, visible."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph([helper.make_node("Mul", ["image", "one"], ["out"])], "identity",
+                          [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 24, 40])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 3, 24, 40])],
+                          [numpy_helper.from_array(np.ones((1,), np.float32), "one")])
+    path = tmp_path_factory.mktemp("front") / "identity.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+    return path
+
+
+def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _bilinear_reference(img: np.ndarray, spec: ImageInput) -> np.ndarray:
+    """float32 [1, 3, h, w]: OpenCV's bilinear resize (half-pixel centres, as ONNX/OpenVINO) + the formula."""
+    import cv2
+
+    h, w = spec.size_hw
+    r = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)[..., ::-1].astype(np.float32) / 255.0
+    return ((r - np.float32(spec.mean)) / np.float32(spec.std)).transpose(2, 0, 1)[None]
+
+
+BACKENDS = ["onnxruntime", "openvino"]
+
+
+def _open(backend: str, path: Path) -> object:
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    from edge.runtimes import open_file
+
+    return open_file(backend, path, IO, front=SPEC)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_size_equals_the_numpy_reference(backend: str, identity: Path) -> None:
+    """At the model's own size the resize is the identity: the engine's normalisation is the numpy one."""
+    from edge.data.images import image_feed
+
+    rt = _open(backend, identity)
+    img = _frame(24, 40)
+    got = rt.infer({"image": img[None]})["out"]
+    want = image_feed(img, SPEC)[None]
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("hw", [(72, 120), (50, 97), (12, 20)])
+def test_resize_is_bilinear_at_any_camera_size(backend: str, hw: tuple[int, int], identity: Path) -> None:
+    """Down- and upscaling from camera sizes the graph never saw (the camera size is a free dim / reshape):
+    within one uint8 level of OpenCV's bilinear resize (the engines round the resized bytes)."""
+    rt = _open(backend, identity)
+    img = _frame(*hw, seed=hw[0])
+    got = rt.infer({"image": img[None]})["out"]
+    want = _bilinear_reference(img, SPEC)
+    one_level = 1.0 / 255.0 / min(SPEC.std)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1.01 * one_level
+    assert np.abs(got - want).mean() < 0.5 * one_level  # rounding only, no shift of the sampling grid
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_engine_input_takes_camera_bytes_only(backend: str, identity: Path) -> None:
+    rt = _open(backend, identity)
+    assert rt.inputs.inputs[0].dtype == "uint8" and rt.inputs.inputs[0].shape[-1] == 3
+    with pytest.raises(SpecError, match="image"):
+        rt.infer({"image": np.zeros((1, 3, 24, 40), np.float32)})
+
+
+def test_front_needs_opset_18(tmp_path: Path, identity: Path) -> None:
+    import onnx
+
+    from edge.runtimes import open_file
+
+    m = onnx.load(str(identity))
+    m.opset_import[0].version = 17
+    old = tmp_path / "old.onnx"
+    onnx.save(m, str(old))
+    with pytest.raises(BundleError, match="opset >= 18"):
+        open_file("onnxruntime", old, IO, front=SPEC)
+    with pytest.raises(BundleError, match="not an input"):
+        open_file("onnxruntime", identity, IO, front=ImageInput("g", "nope", (24, 40), SPEC.mean, SPEC.std))
+
+
+def test_image_input_record_round_trip() -> None:
+    from edge.errors import ModelError
+
+    assert ImageInput.from_dict(SPEC.to_dict()) == SPEC
+    with pytest.raises(ModelError, match="std > 0"):
+        ImageInput.from_dict({**SPEC.to_dict(), "std": [0.2, 0.0, 0.2]})
+    with pytest.raises(ModelError, match="needs graph"):
+        ImageInput.from_dict({"graph": "g"})
+
+
+def test_raw_images_only_for_the_named_inputs() -> None:
+    from edge.data.images import image_feed, raw_images
+
+    img = _frame(30, 50)
+    other = ImageInput("h", "x", (24, 40), SPEC.mean, SPEC.std)
+    with raw_images([SPEC]):
+        assert image_feed(img, SPEC).dtype == np.uint8 and image_feed(img, SPEC).shape == (30, 50, 3)
+        assert image_feed(img, other).shape == (3, 24, 40)
+    assert image_feed(img, SPEC).shape == (3, 24, 40)
+
+
+def test_program_refusals(tiny_bundle: Path) -> None:
+    """engine preprocessing for a backend or program that cannot have it is one line, never a fallback."""
+    from edge.program import load_program
+
+    with pytest.raises(BackendUnavailable, match="cannot preprocess inside the engine"):
+        load_program(tiny_bundle, "torch", preprocess="engine")
+    with pytest.raises(BundleError, match="no camera-image input"):
+        load_program(tiny_bundle, "onnxruntime", program="clip", preprocess="engine")
+    with pytest.raises(EdgeError, match="choose one of numpy, engine, auto"):
+        load_program(tiny_bundle, "onnxruntime", preprocess="gpu")
+    with load_program(tiny_bundle, "torch", preprocess="auto") as prog:  # auto: numpy where the engine cannot
+        assert prog.fronts == ()
+    with load_program(tiny_bundle, "onnxruntime", program="clip", preprocess="auto") as prog:
+        assert prog.fronts == ()
