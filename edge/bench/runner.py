@@ -65,7 +65,16 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
             plans.append((spec, "torch", "fp32", {"precision": None}))
         for prec, per_backend in table.items():
             if "onnxruntime" in backends and "onnxruntime" in per_backend:
-                plans.append((spec, "onnxruntime", prec, {"precision": prec}))
+                chosen = per_backend["onnxruntime"]
+                own = [n for n in chosen.values() if "onnxruntime" in
+                       next((a.get("preferred_by", ()) for a in b.artifacts if a["name"] == n), ())]
+                if own:  # ONNX Runtime's own int8 form (U8S8), and the symmetric graphs beside it
+                    plans.append((spec, "onnxruntime", f"{prec}-u8s8", {"artifacts": chosen}))
+                    sym = {g: artifact_name("onnx", prec, g) for g in spec.graphs}
+                    if all(any(a["name"] == n for a in b.artifacts) for n in sym.values()):
+                        plans.append((spec, "onnxruntime", prec, {"artifacts": sym}))
+                else:
+                    plans.append((spec, "onnxruntime", prec, {"precision": prec}))
             if "openvino" in backends and "openvino" in per_backend:
                 chosen = per_backend["openvino"]
                 nncf = any("nncf" in v for v in chosen.values())
@@ -185,8 +194,8 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
                      "throughput_per_s": 1e3 / med, "rss_delta_mb": round(c.rss_mb, 1), "gmacs": c.macs / 1e9,
                      "gflops": 2 * c.macs / (med / 1e3) / 1e9, "speedup_vs_torch": (ref / med) if ref else None,
                      # the achieved rate against the peak of the arithmetic this precision runs on
-                     "of_peak": (2 * c.macs / (med / 1e3) / 1e9) / ((peak8 if c.precision == "int8" else None)
-                                                                      or peak),
+                     "of_peak": (2 * c.macs / (med / 1e3) / 1e9)
+                     / ((peak8 if c.precision.startswith("int8") else None) or peak),
                      "samples_ms": [round(float(x), 3) for x in t]})
         c.runtime.close()
     return {"bundle": str(bundle), "model": b.model_name, "batch": 1, "rounds": rounds, "warmup": warmup,

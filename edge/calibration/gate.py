@@ -80,8 +80,11 @@ def output_error(ref_path: str | Path, q_path: str | Path, io: IOSpec, feeds: Se
 def quantize_with_gate(graphs: Mapping[str, GateGraph], score: Callable[[dict[str, str]], float], *,
                        fp32_metric: float, max_drop: float = 1.0, method: str = "minmax", max_tries: int = 5,
                        drop: Callable[[float, float], float] = lambda ref, v: ref - v,
-                       progress: Callable[[str], None] | None = None) -> GateResult:
-    """Quantize every graph to its ``dst`` so the program stays within ``max_drop`` of ``fp32_metric``."""
+                       progress: Callable[[str], None] | None = None, op_types: Sequence[str] = DEFAULT_OPS,
+                       activations: str = "s8s8") -> GateResult:
+    """Quantize every graph to its ``dst`` so the program stays within ``max_drop`` of ``fp32_metric``.
+
+    ``op_types`` / ``activations``: what is quantized and in which form (:func:`quantize_int8`)."""
     say = progress or (lambda _msg: None)
     res = GateResult(False, fp32_metric)
     with tempfile.TemporaryDirectory(prefix="edge-gate-") as tmp:
@@ -91,7 +94,8 @@ def quantize_with_gate(graphs: Mapping[str, GateGraph], score: Callable[[dict[st
             files = {}
             for g, gg in graphs.items():
                 out = work / f"{tag}.{g}.onnx"
-                quantize_int8(gg.src, out, gg.calib, method=method, exclude=exclude.get(g, []))
+                quantize_int8(gg.src, out, gg.calib, method=method, exclude=exclude.get(g, []), op_types=op_types,
+                              activations=activations)
                 files[g] = str(out)
             return files
 
@@ -109,14 +113,15 @@ def quantize_with_gate(graphs: Mapping[str, GateGraph], score: Callable[[dict[st
 
         files, row = attempt({}, "all")
         if not row["passed"]:
-            nodes = [(g, n) for g, gg in graphs.items() for n in candidate_nodes(gg.src)]
+            nodes = [(g, n) for g, gg in graphs.items() for n in candidate_nodes(gg.src, op_types)]
             say(f"drop above {max_drop}: ranking {len(nodes)} nodes by sensitivity")
             sens = []
             for i, (g, name) in enumerate(nodes):
                 gg = graphs[g]
                 out = work / f"only{i}.onnx"
                 others = [n for h, n in nodes if h == g and n != name]
-                quantize_int8(gg.src, out, gg.calib, method=method, exclude=others)
+                quantize_int8(gg.src, out, gg.calib, method=method, exclude=others, op_types=op_types,
+                              activations=activations)
                 sens.append({"graph": g, "node": name, "output_rel_error": output_error(gg.src, out, gg.io, gg.feeds)})
             sens.sort(key=lambda r: -r["output_rel_error"])
             res.sensitivity = sens

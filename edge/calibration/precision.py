@@ -12,7 +12,10 @@ head on a ring buffer, and a whole-clip program = one graph):
 3. int8: every graph quantized to QDQ and the *program* put through the accuracy gate
    (:mod:`edge.calibration.gate`), so the metric that must hold is the one of what ``edge run`` executes;
 4. with ``--to openvino``, NNCF quantizes every graph natively from the same recordings and the
-   OpenVINO program is gated the same way.
+   OpenVINO program is gated the same way;
+5. ONNX Runtime's own form (:func:`add_ort_int8`): uint8 asymmetric activations on the convolutions
+   only, gated the same way, kept when every program passes and preferred by ONNX Runtime; the
+   symmetric QDQ graphs of step 3 stay what TensorRT builds from and OpenVINO falls back to.
 
 Results land on each artifact and in ``manifest["programs"][name]["gates"]``, and in the export table.
 """
@@ -100,6 +103,12 @@ class PrecisionJob:
                 rt.close()
             raise
         return Program(spec, rts, self.cfg)
+
+    def fp32_metric(self, pname: str, src: dict[str, str]) -> float:
+        """The program's fp32 metric on the held-out samples (scored once, kept for every later step)."""
+        if pname not in self._fp32:
+            self._fp32[pname] = self.metric(pname, src)
+        return self._fp32[pname]
 
     def metric(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", **options: Any) -> float:
         from edge.program import evaluate
@@ -224,8 +233,9 @@ def _fp32_files(w: Any, graphs: tuple[str, ...]) -> dict[str, str]:
 
 
 def _artifact(w: Any, graph: str, precision: str, fmt: str = "onnx") -> dict[str, Any] | None:
+    """The graph's portable artifact at ``precision`` (not a backend's own form: an NNCF IR, the U8S8 ONNX)."""
     return next((a for a in w.manifest["artifacts"] if a.get("graph") == graph and a.get("precision") == precision
-                 and a["format"] == fmt and a.get("quantization", {}).get("format") != "nncf"), None)
+                 and a["format"] == fmt and not a.get("preferred_by")), None)
 
 
 def _gate_record(w: Any, pname: str, backend: str, precision: str, rec: dict[str, Any]) -> None:
@@ -419,9 +429,7 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for pname in job.programs:
         spec = card.program(pname)
         src = _fp32_files(w, spec.graphs)
-        fp32 = job._fp32.get(pname)
-        if fp32 is None:
-            fp32 = job._fp32[pname] = job.metric(pname, src)
+        fp32 = job.fp32_metric(pname, src)
         cal = job.record(pname, src, "calibration")
         cset = job.calib_samples()
         for g in spec.graphs:
@@ -475,3 +483,102 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                                                            "format": "nncf", "passed": True})
         rows.append(_row(w, job, r["program"], "int8-nncf", r["files"], r["metric"], r["drop"], float("nan"),
                          "openvino", inference_precision="f32"))
+
+
+#: ONNX Runtime's INT8 form: what it quantizes and how (benchmarks/ort_int8_formats.py measured the choices on
+#: the shipped lane stream: symmetric S8S8 everywhere 0.79x fp32, U8S8 everywhere 0.92x, U8S8 on Convs 1.23x)
+ORT_INT8_OPS = ("Conv",)
+ORT_INT8_ACTIVATIONS = "u8s8"
+
+
+def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
+    """ONNX Runtime's fast INT8 of every graph: U8S8 (uint8 asymmetric activations) on the Convs only.
+
+    The symmetric QDQ graphs (:func:`_int8`) are what TensorRT needs, but ONNX Runtime's x86 kernels run
+    them through a conversion and its quantized MatMul/attention pieces cost more than they save, so its
+    int8 was slower than its fp32. This form is calibrated on the same recordings and gated per program
+    on the task metric like every INT8 artifact; like the NNCF IRs it is kept only when every program
+    passes (artifacts are chosen per graph), as ``onnx-int8-u8s8-<graph>`` with ``preferred_by:
+    ["onnxruntime"]``. When a program misses the budget none is kept and ONNX Runtime runs the symmetric
+    graphs, as before. Graphs without a Conv are not written (nothing to quantize in this form).
+    """
+    from pathlib import Path
+
+    from edge.calibration.gate import GateGraph, candidate_nodes, quantize_with_gate
+    from edge.export.api import artifact_name
+
+    card, cset = job.card, job.calib_samples()
+    # graph -> U8S8 file and what was done (a graph two programs share is quantized once); per-program results
+    files: dict[str, str] = {}
+    infos: dict[str, dict[str, Any]] = {}
+    results = []
+    for spec in (card.program(p) for p in job.programs):
+        pname, src = spec.name, _fp32_files(w, spec.graphs)
+        fp32 = job.fp32_metric(pname, src)
+        sym = {g: str(w.path_for(_artifact(w, g, "int8")["file"])) for g in spec.graphs}
+        cal, ev = job.record(pname, src, "calibration"), job.record(pname, src, "evaluation")
+        graphs = {}
+        for g in spec.graphs:
+            if g in files:
+                continue
+            gj = job.job(g)
+            q_src, _ = _int8_source(w, gj, src[g], job.seed)
+            if not candidate_nodes(q_src, ORT_INT8_OPS):
+                continue
+            files[g] = str(w.path_for(f"{gj.stem}.int8-u8s8.onnx"))
+            graphs[g] = GateGraph(q_src, files[g], gj.io,
+                                  FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
+                                  ev[g][:PARITY_SAMPLES])
+        # graphs without this form run their symmetric int8 beside the U8S8 ones
+        mine = {g: files.get(g, sym[g]) for g in spec.graphs}
+        job.say(f"{pname}: onnxruntime int8 ({ORT_INT8_ACTIVATIONS} on {', '.join(ORT_INT8_OPS)})")
+        if graphs:
+            gate = quantize_with_gate(graphs, lambda fs, mine=mine, pname=pname: job.metric(pname, {**mine, **fs}),
+                                      fp32_metric=fp32, max_drop=job.budget(fp32), method=job.method,
+                                      drop=card.metric.drop, progress=job.say, op_types=ORT_INT8_OPS,
+                                      activations=ORT_INT8_ACTIVATIONS)
+            for g in graphs:
+                infos[g] = {"format": "qdq", "activations": ORT_INT8_ACTIVATIONS, "symmetric": False,
+                            "op_types": list(ORT_INT8_OPS), "method": job.method, "calibration": cset.source,
+                            "calibration_samples": len(cset), "calibration_feeds": len(cal[g]), "program": pname,
+                            "excluded_nodes": (gate.chosen or {}).get("excluded", {}).get(g, []),
+                            "output_rel_error": (gate.chosen or {}).get("output_rel_error", {}).get(g),
+                            "tries": gate.tries}
+            metric = float(gate.chosen["metric"]) if gate.passed else float(gate.tries[-1]["metric"])
+        else:
+            metric = job.metric(pname, mine)
+        drop = card.metric.drop(fp32, metric)
+        results.append({"program": pname, "files": mine, "metric": metric, "fp32": fp32, "drop": drop,
+                        "max_drop": job.budget(fp32)})
+    failed = [r["program"] for r in results if r["drop"] > r["max_drop"]]
+    if failed or not files:
+        for f in files.values():
+            Path(f).unlink(missing_ok=True)
+        for r in results:
+            if r["drop"] > r["max_drop"]:
+                job.say(f"warning: {r['program']} onnxruntime int8 ({ORT_INT8_ACTIVATIONS}): {card.metric.name} "
+                        f"{r['metric']:.3g} vs fp32 {r['fp32']:.3g}, drop {r['drop']:.3g} > --max-drop "
+                        f"{r['max_drop']:.3g}; not kept (ONNX Runtime runs the symmetric int8 graphs)")
+            rec = w.manifest["programs"][r["program"]].setdefault("gates", {}).setdefault("onnxruntime", {})
+            rec.setdefault("int8", {})[ORT_INT8_ACTIVATIONS] = {
+                **{k: r[k] for k in ("metric", "drop", "max_drop")}, "kept": False,
+                "why": (f"program(s) {', '.join(failed)} missed the budget" if failed else "no graph has a Conv")}
+        return
+    for g, path in files.items():
+        fname = Path(path).name
+        w.register(fname, "onnx")
+        sym_art = _artifact(w, g, "int8")
+        w.add_artifact({"name": artifact_name("onnx", "int8", g, ORT_INT8_ACTIVATIONS), "format": "onnx",
+                        "file": fname, "graph": g, "precision": "int8", "preferred_by": ["onnxruntime"],
+                        "attention": sym_art["attention"], "derived_from": sym_art["derived_from"],
+                        "parity": {"reference": "fp32 ONNX Runtime", "max_rel": infos[g]["output_rel_error"]},
+                        "quantization": infos[g]})
+    rows = report.setdefault("precisions", [])
+    for r in results:
+        rec = w.manifest["programs"][r["program"]].setdefault("gates", {}).setdefault("onnxruntime", {})
+        symmetric = rec.get("int8")
+        rec["int8"] = {**{k: r[k] for k in ("metric", "fp32", "drop", "max_drop")},
+                       "format": f"qdq-{ORT_INT8_ACTIVATIONS}", "passed": True, "symmetric_qdq": symmetric}
+        rows.append(_row(w, job, r["program"], f"int8-{ORT_INT8_ACTIVATIONS}", r["files"], r["metric"], r["drop"],
+                         max((infos[g]["output_rel_error"] or 0.0) for g in files if g in r["files"])))
+    shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)

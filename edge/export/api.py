@@ -431,6 +431,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     from edge.calibration.precision import (
         PrecisionJob,
         add_nncf_int8,
+        add_ort_int8,
         add_precisions,
         check_request,
         parse_max_drop,
@@ -455,6 +456,8 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
             add_openvino(w, report, jobs, rtol=rtol)
             if "int8" in job.precisions:
                 add_nncf_int8(w, report, job)
+        if "int8" in job.precisions:  # after the IRs: this form is ONNX Runtime's alone
+            add_ort_int8(w, report, job)
 
     bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
                             torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra, targets=targets)

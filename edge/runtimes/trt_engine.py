@@ -266,6 +266,8 @@ def onnx_for(bundle: Any, graph: str, precision: str) -> dict[str, Any]:
     for a in bundle.artifacts:
         if a.get("format") != "onnx" or a.get("graph", "full") != graph:
             continue
+        if a.get("quantization", {}).get("symmetric") is False:
+            continue  # ONNX Runtime's U8S8 form: TensorRT's INT8 needs zero points of 0
         if a.get("precision", "fp32") == precision:
             return dict(a)
     have = sorted({a.get("precision", "fp32") for a in bundle.artifacts

@@ -27,9 +27,9 @@ def test_fp16_and_int8_artifacts(tmp_path: Path) -> None:
              "--eval-size", "6", "--max-drop", "100", "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {row["precision"]: row for row in json.loads(r.stdout)["precisions"]}
-    assert set(rows) == {"fp32", "fp16", "int8"} and {row["program"] for row in rows.values()} == {"clip"}
+    assert set(rows) == {"fp32", "fp16", "int8", "int8-u8s8"} and {row["program"] for row in rows.values()} == {"clip"}
     b = edge.Bundle.load(out)
-    arts = {a.get("precision"): a for a in b.artifacts if a["format"] == "onnx"}
+    arts = {a.get("precision"): a for a in b.artifacts if a["format"] == "onnx" and not a.get("preferred_by")}
     assert arts["fp16"]["parity"]["max_rel"] < 1e-2
     q = arts["int8"]["quantization"]
     assert q["format"] == "qdq" and q["calibration_samples"] == 6 and q["tries"]
@@ -38,6 +38,40 @@ def test_fp16_and_int8_artifacts(tmp_path: Path) -> None:
     for prec in ("fp16", "int8"):
         out_ = edge.load(b, backend="onnxruntime", precision=prec).infer(feeds)
         assert set(out_) == {"loc", "exist"}
+
+
+def test_onnxruntime_gets_its_own_int8_form_and_tensorrt_the_symmetric_one(tmp_path: Path) -> None:
+    """Beside the symmetric QDQ graph (every backend; TensorRT needs zero points of 0) the export writes ONNX
+    Runtime's fast form, U8S8 on the convolutions only, gated on the program like every INT8 artifact,
+    preferred by ONNX Runtime and never chosen by TensorRT or OpenVINO."""
+    import onnx
+    from onnx import TensorProto
+
+    from edge.runtimes.trt_engine import onnx_for
+
+    out = tmp_path / "b"
+    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int8", "--calib-size", "4",
+             "--eval-size", "4", "--max-drop", "100", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    b = edge.Bundle.load(out)
+    u8 = b.artifact(name="onnx-int8-u8s8-full")
+    q = u8["quantization"]
+    assert u8["preferred_by"] == ["onnxruntime"] and q["activations"] == "u8s8" and q["symmetric"] is False
+    assert q["op_types"] == ["Conv"] and q["program"] == "clip" and q["tries"]
+    g = onnx.load(str(b.file(u8["file"]))).graph
+    zps = {i.name: i.data_type for i in g.initializer}
+    qnodes = [n for n in g.node if n.op_type == "QuantizeLinear"]
+    assert qnodes and all(zps[n.input[2]] == TensorProto.UINT8 for n in qnodes)  # activations: uint8 with a zero point
+    assert {n.op_type for n in g.node if n.op_type in ("MatMul", "Gemm", "Conv")} >= {"Conv"}
+    consumers = {i for n in g.node if n.op_type == "DequantizeLinear" for i in n.output}
+    assert not [n for n in g.node if n.op_type == "MatMul" and any(i in consumers for i in n.input)]  # no int8 MatMul
+    prog = b.manifest["programs"]["clip"]
+    assert prog["precisions"]["int8"]["onnxruntime"] == {"full": "onnx-int8-u8s8-full"}
+    assert prog["precisions"]["int8"]["openvino"] != {"full": "onnx-int8-u8s8-full"}
+    gate = prog["gates"]["onnxruntime"]["int8"]
+    assert gate["format"] == "qdq-u8s8" and gate["passed"] and gate["symmetric_qdq"]["max_drop"] == 100
+    assert onnx_for(b, "full", "int8")["name"] == "onnx-int8-full"
+    assert b.artifact(fmt="onnx", graph="full", precision="int8", prefer="openvino")["name"] == "onnx-int8-full"
 
 
 def test_gate_failure_exits_2_and_writes_nothing(tmp_path: Path) -> None:
@@ -74,8 +108,8 @@ def test_streaming_graphs_are_quantized_and_gated_as_the_program(tmp_path: Path)
     b = edge.Bundle.load(out)
     t = b.manifest["model"]["config"]["frames"]
     progs = b.manifest["programs"]
-    assert progs["stream"]["precisions"]["int8"]["onnxruntime"] == {"encoder": "onnx-int8-encoder",
-                                                                     "temporal": "onnx-int8-temporal"}
+    assert progs["stream"]["precisions"]["int8"]["onnxruntime"] == {"encoder": "onnx-int8-u8s8-encoder",
+                                                                     "temporal": "onnx-int8-u8s8-temporal"}
     gate = progs["stream"]["gates"]["onnxruntime"]["int8"]
     assert gate["fp32"] == progs["stream"]["gates"]["onnxruntime"]["fp32"]["metric"] and gate["max_drop"] == 100
     for g in ("encoder", "temporal"):

@@ -82,7 +82,8 @@ def test_a_graph_two_programs_share_is_quantized_once(toyfam: Any, registered: l
     assert embed["quantization"]["program"] == "main"  # quantized (and gated) once, by the first program
     assert b.artifact(name="onnx-int8-head2")["quantization"]["program"] == "alt"
     alt = b.manifest["programs"]["alt"]
-    assert alt["precisions"]["int8"]["onnxruntime"] == {"embed": "onnx-int8-embed", "head2": "onnx-int8-head2"}
+    assert alt["precisions"]["int8"]["onnxruntime"] == {"embed": "onnx-int8-u8s8-embed", "head2": "onnx-int8-head2"}
+    assert names.count("onnx-int8-u8s8-embed") == 1 and "onnx-int8-u8s8-head2" not in names  # no Conv in a head
     assert "int8" in alt["gates"]["onnxruntime"]
     assert edge.load_program(b, program="alt", precision="int8").step(
         {"image": np.zeros((1, 3, 32, 32), np.float32)})["logits"].shape == (1, 4)
