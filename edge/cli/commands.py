@@ -107,14 +107,16 @@ def run(
                              "is given)."),
     policy: str = typer.Option("auto", "--policy", help="latest (real time, drop stale frames), block (lose "
                                "nothing) or auto (latest for live sources, block for files)."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino, tensorrt or torch."),
-    precision: str = typer.Option(None, "--precision", "-p", help="fp32 (default), fp16 or int8: the bundle's "
-                                  "graphs of that precision (exported with edge-export --precision)."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="auto (OpenVINO for a bundle exported with its "
+                                "IRs, when installed; else onnxruntime), onnxruntime, openvino, tensorrt or torch."),
+    precision: str = typer.Option(None, "--precision", "-p", help="fp32, fp16 or int8: the bundle's graphs of that "
+                                  "precision (exported with edge-export --precision). Default: int8 with --backend "
+                                  "auto on OpenVINO when it passed the export's gate, else fp32."),
     program: str = typer.Option(None, "--program", help="Which of the family's programs to run (default: the "
                                 "first the bundle has, e.g. the streaming one)."),
-    preprocess: str = typer.Option("numpy", "--preprocess", help="Where camera images are resized and normalised: "
+    preprocess: str = typer.Option("auto", "--preprocess", help="Where camera images are resized and normalised: "
                                    "numpy (the reference), engine (inside ONNX Runtime / OpenVINO: uint8 frames of "
-                                   "any size in) or auto (engine where the backend and program can)."),
+                                   "any size in) or auto (engine where it pays: OpenVINO)."),
     realtime: bool = typer.Option(False, "--realtime", help="Play files and pcaps at their recorded rate."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads (0 = backend default)."),

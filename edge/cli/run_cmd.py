@@ -26,7 +26,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
             precision: str | None, program: str | None, realtime: bool,
             max_frames: int, threads: int, display: bool, dump_points: Path | None, udp: str | None,
             sync_ms: float, live: bool | None, json_out: bool,
-            command: str | None = None, preprocess: str = "numpy") -> dict[str, Any]:
+            command: str | None = None, preprocess: str = "auto") -> dict[str, Any]:
     from rich.console import Console
 
     from edge.stream.api import run
@@ -49,7 +49,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
                   threads=threads, display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms,
                   live=sys.stderr.isatty() if live is None else live, command=command, preprocess=preprocess)
     with _signals_ignored():  # the outputs are committed: a late Ctrl-C must not turn that into exit 130
-        return _report(summary, source, backend, json_out, console)
+        return _report(summary, source, summary["task"].get("backend", backend), json_out, console)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ it (OpenVINO's IR conversion and NNCF quantization at export, its bf16 hint in b
   EdgeAttention -> opset-23 Attention), written at export and cached in the bundle;
 - ``build(bundle, **options)``: engines made on the target from the bundle's ONNX (TensorRT);
 - ``image_front``: whether ``load``/``open`` take ``front=ImageInput`` (preprocessing inside the
-  engine, :mod:`edge.runtimes.front`): the runtime then takes uint8 camera frames for that input.
+  engine, :mod:`edge.runtimes.front`): the runtime then takes uint8 camera frames for that input;
+  ``image_front_auto``: whether ``--preprocess auto`` uses it (it pays on this backend: measured).
 
 Modules are imported lazily by name, and importing one must not import its heavy library: only calling
 it does.
@@ -57,6 +58,7 @@ class Backend:
     builds: str = ""  # what build makes, for messages ("TensorRT engines")
     tag: str = ""  # short name in file names of its lowered graphs ("ort": model.ort.onnx)
     image_front: bool = False  # load/open accept front=ImageInput (camera bytes in, preprocessing in the engine)
+    image_front_auto: bool = False  # ... and it pays, so ``--preprocess auto`` takes it
 
 
 def register_module(name: str, module: str) -> None:

@@ -30,12 +30,12 @@ def bind_sensors(sources: list[Any], wanted: tuple[str, ...]) -> None:
 def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lidar: str | None = None,
         rig: str | os.PathLike[str] | None = None, save: str | os.PathLike[str] | None = None,
         jsonl: str | os.PathLike[str] | None = None, stats: str | os.PathLike[str] | None = None,
-        policy: str = "auto", backend: str = "onnxruntime", precision: str | None = None,
+        policy: str = "auto", backend: str = "auto", precision: str | None = None,
         program: str | None = None, realtime: bool = False, max_frames: int = 0,
         threads: int = 0, display: bool = False, dump_points: str | os.PathLike[str] | None = None,
         udp: str | None = None, sync_ms: float = 50.0, stall_s: float | None = None, live: bool = False,
         handle_signals: bool = True, task: Any = None, sinks: list[Any] | None = None,
-        command: str | None = None, preprocess: str = "numpy") -> dict[str, Any]:
+        command: str | None = None, preprocess: str = "auto") -> dict[str, Any]:
     """Run ``bundle`` over ``source`` (and ``lidar``) until the sources end, a signal, or ``max_frames``.
 
     Returns the stats summary (also written to ``stats`` when given). ``precision`` (fp32, fp16, int8)
@@ -45,7 +45,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     sinks (objects with ``write(result)`` and ``close()``), e.g. one collecting the records in memory.
     ``command``: the text command (or a schedule file) for a family that takes one
     (:mod:`edge.stream.commands`). ``preprocess``: ``numpy`` (the reference), ``engine`` or ``auto``
-    (:func:`edge.program.image_fronts`: camera frames resized and normalised inside the engine).
+    (:func:`edge.program.image_fronts`: camera frames resized and normalised inside the engine where that
+    pays). ``backend`` ``auto``: :func:`edge.program.default_runtime` (OpenVINO, at INT8 when gated, for a
+    bundle exported for it; else ONNX Runtime), and the precision with it when none is given.
     """
     from edge.stream.pipeline import Pipeline
     from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
@@ -91,6 +93,13 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
 
             raise DataError(f"--command: task '{getattr(task, 'name', '?')}' takes no command")
     own_task = task is None
+    if own_task and backend == "auto":
+        if card is None:
+            backend = "onnxruntime"
+        else:
+            from edge.program import default_runtime
+
+            backend, precision, _why = default_runtime(bundle, program, precision)
     if own_task:
         from edge.stream.task import task_for_bundle
 
@@ -107,7 +116,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
 
             check_target(Path(stats), "--stats")
             made = _check_parent(Path(stats))
-        caption = backend if not precision or precision == "fp32" else f"{backend} {precision}"
+        shown = getattr(task, "backend", backend)
+        caption = shown if not precision or precision == "fp32" else f"{shown} {precision}"
         pipe = Pipeline(sources, task, sinks, policy=policy, sync_tolerance_ms=sync_ms, rig=the_rig,
                         stall_s=stall_s, live=live, max_frames=max_frames, caption=caption)
         # the handlers stay until the summary is on disk too: a signal while the outputs commit is noted

@@ -103,6 +103,26 @@ def test_nncf_int8_artifact(tmp_path: Path) -> None:
     rt = edge.load(b, backend="openvino", artifact="openvino-int8-nncf-full")
     feeds = lane.example_full(b.manifest["model"]["config"], 1, 0)
     assert set(rt.infer(feeds)) == {"loc", "exist"}
+    # edge run's default for a bundle exported for OpenVINO with a gated INT8: OpenVINO INT8; a precision asked
+    # for is kept
+    from edge.program import default_runtime
+
+    assert default_runtime(b)[:2] == ("openvino", "int8")
+    assert default_runtime(b, precision="fp32")[:2] == ("openvino", "fp32")
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "run", str(out), "--source", "synthetic:3:72x128",
+                        "--json", "--jsonl", str(tmp_path / "r.jsonl")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    task = json.loads(r.stdout)["task"]
+    assert (task["backend"], task["precision"], task["program"]) == ("openvino", "int8", "clip")
+
+
+def test_edge_run_default_runtime_without_irs(tiny_bundle: Path) -> None:
+    """A bundle exported without OpenVINO IRs runs on ONNX Runtime at fp32 unless told otherwise."""
+    from edge.program import default_runtime
+
+    b = edge.Bundle.load(tiny_bundle)
+    backend, precision, why = default_runtime(b)
+    assert (backend, precision) == ("onnxruntime", "fp32") and "no OpenVINO IRs" in why
 
 
 def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: Path,

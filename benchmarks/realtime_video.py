@@ -1,0 +1,121 @@
+"""A real-time video through `edge run --realtime --policy latest`: frames dropped on a quiet machine and with
+one core kept busy by another process (which this script starts and stops itself), per configuration.
+
+The video: 960x540 at 25 fps, 221 frames, made from the real TuSimple frames in ../shared/data/real (cycled;
+the family's synthetic roads when that folder is absent), written once to a temporary mp4. Each
+configuration runs the `edge run` command a user would type (a subprocess), quiet, then while a
+busy-loop process (bounded: it exits after the run's length + 30 s, and is killed when the run ends)
+keeps one of the two cores at 100 %.
+
+    python benchmarks/realtime_video.py [--bundle DIR] [--out benchmarks/results/realtime_video.json]
+
+Default bundle: the shipped lane model exported with int8 and OpenVINO (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane"
+FPS, FRAMES, SIZE = 25.0, 221, (960, 540)
+#: (backend, precision, preprocess): today's default beside the fastest forms
+CONFIGS = [("onnxruntime", "fp32", "numpy"), ("onnxruntime", "int8", "numpy"), ("openvino", "int8", "engine")]
+BUSY = "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
+
+
+def _frames() -> tuple[list[np.ndarray], str]:
+    import cv2
+
+    files = sorted(REAL.glob("tusimple_lanenet/**/*.jpg")) + sorted(REAL.glob("tusimple_lstr_train/**/*.jpg"))
+    if files:
+        return [cv2.resize(cv2.imread(str(f)), SIZE, interpolation=cv2.INTER_AREA) for f in files], \
+            f"{len(files)} real TuSimple frames, cycled"
+    from edge.models.lane.samples import synthetic
+
+    return [t["camera"][0] for t in synthetic(30, SIZE[::-1])], "the lane family's synthetic roads"
+
+
+def _video(path: Path) -> str:
+    import cv2
+
+    frames, what = _frames()
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
+    for i in range(FRAMES):
+        vw.write(frames[i % len(frames)])
+    vw.release()
+    return what
+
+
+def _run(bundle: Path, video: Path, cfg: tuple[str, str, str], work: Path, busy: bool) -> dict[str, Any]:
+    backend, precision, preprocess = cfg
+    load = None
+    if busy:
+        load = subprocess.Popen([sys.executable, "-c", BUSY, str(FRAMES / FPS + 30)])
+        time.sleep(0.5)
+    try:
+        r = subprocess.run([sys.executable, "-m", "edge.cli.main", "run", str(bundle), "--source", str(video),
+                            "--realtime", "--policy", "latest", "--backend", backend, "--precision", precision,
+                            "--preprocess", preprocess, "--threads", "2", "--json", "--jsonl",
+                            str(work / "r.jsonl")], capture_output=True, text=True, timeout=300)
+    finally:
+        if load is not None:
+            load.kill()
+            load.wait()
+    if r.returncode != 0:
+        return {"error": r.stderr.strip().splitlines()[-1:]}
+    s = json.loads(r.stdout)
+    dropped = int(s["counters"].get("dropped_camera", 0))
+    return {"frames_done": s["frames"], "dropped": dropped, "dropped_pct": 100.0 * dropped / FRAMES,
+            "e2e_p50_ms": s["end_to_end"]["p50_ms"], "e2e_p99_ms": s["end_to_end"]["p99_ms"],
+            "infer_p50_ms": s["stages"]["infer"]["p50_ms"], "preprocess_p50_ms": s["stages"]["preprocess"]["p50_ms"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "realtime_video.json")
+    args = ap.parse_args()
+
+    import edge
+    from edge.bench.machine import machine
+    from edge.files import atomic_write_text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        bundle = args.bundle
+        if bundle is None:
+            bundle = work / "lane"
+            edge.export_card("lane", bundle, programs=["stream"], targets=("onnx", "openvino"),
+                             precisions=["fp32", "int8"])
+        video = work / "real_960x540_25fps.mp4"
+        what = _video(video)
+        rows = []
+        for cfg in CONFIGS:
+            row: dict[str, Any] = {"backend": cfg[0], "precision": cfg[1], "preprocess": cfg[2]}
+            for case, busy in (("quiet", False), ("one_core_busy", True)):
+                row[case] = _run(bundle, video, cfg, work, busy)
+                res = row[case]
+                what = (f"dropped {res['dropped']}/{FRAMES} ({res['dropped_pct']:.1f} %), e2e p99 "
+                        f"{res['e2e_p99_ms']:.1f} ms, infer p50 {res['infer_p50_ms']:.1f} ms") if "error" not in res \
+                    else f"error {res['error']}"
+                print(f"{cfg[0]:<12} {cfg[1]:<5} {cfg[2]:<7} {case:<14} {what}", flush=True)
+            rows.append(row)
+        report = {"what": f"edge run --source VIDEO --realtime --policy latest, {SIZE[0]}x{SIZE[1]} at {FPS:g} fps, "
+                          f"{FRAMES} frames ({what}); 'one_core_busy': a busy-loop process beside the run",
+                  "targets": "quiet: 0 dropped; one core busy: <= 10 % dropped",
+                  "machine": machine(), "rows": rows}
+        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
