@@ -16,6 +16,7 @@ graph). Both give the same numbers (tested); both start with the first frame rep
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,26 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+@functools.lru_cache(maxsize=32)
+def _sampling(anchors: tuple[float, ...], oh: int, h_samples: bytes | None) -> tuple[np.ndarray, ...]:
+    """What decoding needs that depends only on the anchors, the image height and the h_samples (cached:
+    this runs per frame in the stream loop): anchor rows ``ys``, ``hs``, each h_sample's anchor segment,
+    whether it lies between the first and last anchor, and which anchors it is within 0.5 px of.
+
+    Inside a segment between two consecutive existing anchors x is interpolated linearly; an h_sample
+    within 0.5 px of an existing anchor takes that anchor's x (the highest such anchor wins, as in a loop
+    over anchors in order).
+    """
+    ys = np.asarray(anchors, np.float64) * oh
+    hs = np.frombuffer(h_samples, np.float64) if h_samples is not None else np.round(ys)
+    seg = np.clip(np.searchsorted(ys, hs, side="right") - 1, 0, len(ys) - 2)
+    inside = (hs >= ys[0]) & (hs <= ys[-1])
+    near = np.abs(hs[:, None] - ys[None, :]) <= 0.5 + 1e-5 * np.abs(ys[None, :])  # np.isclose(atol=0.5)
+    for a in (ys, hs, seg, inside, near):
+        a.setflags(write=False)
+    return ys, hs, seg, inside, near
+
+
 def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tuple[int, int],
            h_samples: np.ndarray | None = None, *, threshold: float = 0.5,
            min_points: int = 3) -> dict[str, Any]:
@@ -301,28 +322,23 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     """
     oh, ow = orig_hw
     g = loc.shape[-1]
-    prob = _softmax(loc.astype(np.float64), axis=-1)
-    x = ((prob * np.arange(g)).sum(-1) + 0.5) / g * ow  # [S, R]
     on = 1.0 / (1.0 + np.exp(-exist.astype(np.float64))) > threshold
-    ys = np.asarray(cfg["row_anchors"], np.float64) * oh
-    hs = np.asarray(h_samples if h_samples is not None else np.round(ys), np.float64)
-    # Vectorized over h_samples (this runs per frame in the stream loop): inside a segment between two
-    # consecutive existing anchors x is interpolated linearly; an h_sample within 0.5 px of an existing
-    # anchor takes that anchor's x (the highest such anchor wins, as in a loop over anchors in order).
-    seg = np.clip(np.searchsorted(ys, hs, side="right") - 1, 0, len(ys) - 2)
-    inside = (hs >= ys[0]) & (hs <= ys[-1])
-    near = np.abs(hs[:, None] - ys[None, :]) <= 0.5 + 1e-5 * np.abs(ys[None, :])  # np.isclose(atol=0.5)
-    anchor_ids = np.arange(len(ys))
-    points, slots, lanes = [], [], []
-    for s in range(loc.shape[0]):
-        idx = np.flatnonzero(on[s])
-        if idx.size < min_points:
-            continue
-        points.append(np.stack([x[s, idx], ys[idx]], 1))
-        slots.append(s)
-        ok = inside & on[s][seg] & on[s][seg + 1]
-        row = np.where(ok, np.interp(hs, ys, x[s]), -2.0)
-        best = np.where(near & on[s][None, :], anchor_ids[None, :], -1).max(1)
-        row = np.where(best >= 0, x[s][np.maximum(best, 0)], row)
-        lanes.append([float(round(v, 1)) if v >= 0 else -2.0 for v in row.tolist()])
+    lanes_at = np.flatnonzero(on.sum(-1) >= min_points)  # only these slots' softmax is needed (row-wise: same x)
+    x = np.zeros(on.shape, np.float64)
+    if lanes_at.size:
+        prob = _softmax(loc[lanes_at].astype(np.float64), axis=-1)
+        x[lanes_at] = ((prob * np.arange(g)).sum(-1) + 0.5) / g * ow  # [lanes, R]
+    ys, hs, seg, inside, near = _sampling(tuple(cfg["row_anchors"]), oh,
+                                          None if h_samples is None else np.asarray(h_samples, np.float64).tobytes())
+    if not lanes_at.size:
+        return {"points": [], "slots": [], "lanes": [], "h_samples": [int(h) for h in hs]}
+    xs, ons = x[lanes_at], on[lanes_at]  # [L, R]
+    # all lanes at once; np.interp's own arithmetic (slope * (h - ys[j]) + x[j]), so the values are its
+    slope = (xs[:, seg + 1] - xs[:, seg]) / (ys[seg + 1] - ys[seg])
+    rows = np.where(inside & ons[:, seg] & ons[:, seg + 1], slope * (hs - ys[seg]) + xs[:, seg], -2.0)
+    best = np.where(near[None] & ons[:, None, :], np.arange(len(ys)), -1).max(-1)  # [L, H]
+    rows = np.where(best >= 0, np.take_along_axis(xs, np.maximum(best, 0), 1), rows)
+    points = [np.stack([xs[k, ons[k]], ys[ons[k]]], 1) for k in range(len(lanes_at))]
+    lanes = [[float(round(v, 1)) if v >= 0 else -2.0 for v in row] for row in rows.tolist()]
+    slots = lanes_at.tolist()
     return {"points": points, "slots": slots, "lanes": lanes, "h_samples": [int(h) for h in hs]}
