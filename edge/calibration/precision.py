@@ -485,8 +485,9 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                          "openvino", inference_precision="f32"))
 
 
-#: ONNX Runtime's INT8 form: what it quantizes and how (benchmarks/ort_int8_formats.py measured the choices on
-#: the shipped lane stream: symmetric S8S8 everywhere 0.79x fp32, U8S8 everywhere 0.92x, U8S8 on Convs 1.23x)
+#: ONNX Runtime's INT8 form: what it quantizes and how (benchmarks/ort_int8_formats.py measured the choices
+#: on the shipped video model's streaming graphs: symmetric S8S8 everywhere 0.79x fp32, U8S8 everywhere
+#: 0.92x, U8S8 on Convs 1.23x)
 ORT_INT8_OPS = ("Conv",)
 ORT_INT8_ACTIVATIONS = "u8s8"
 

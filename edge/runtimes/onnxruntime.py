@@ -162,6 +162,6 @@ def lower(src: Any, dst: Any) -> None:
 
 
 # image_front_auto off: ORT's Resize on the camera bytes costs ~2.5 ms in the infer stage, where the numpy
-# path runs beside inference on the other core (lane, 960x540, int8: 13.0 vs 10.8 ms per step)
+# path runs beside inference on the other core (the shipped video model, 960x540, int8: 13.0 vs 10.8 ms per step)
 BACKEND = Backend("onnxruntime", "ONNX Runtime", ("onnx",), _available, load, open=OrtRuntime,
                   attention=_attention, lower=lower, tag="ort", image_front=True)

@@ -99,7 +99,7 @@ class OpenVinoRuntime(BaseRuntime):
             raise BundleError(f"{model_path}: graph inputs {names} differ from the manifest {io.input_names}")
         # threads not pinned to cores (OpenVINO pins them by default): beside other work on the same cores, a
         # pinned worker waits for its busy core and the whole inference with it (measured with one of two
-        # cores kept busy: lane INT8 step 8.9 -> 21 ms p50 pinned, e2e p99 144 ms)
+        # cores kept busy: the shipped video model's INT8 step 8.9 -> 21 ms p50 pinned, e2e p99 144 ms)
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": inference_precision,
                                   "PERFORMANCE_HINT": _HINTS[hint], "ENABLE_CPU_PINNING": bool(pinning)}
         if threads:

@@ -2,7 +2,9 @@
 
 Batches come from a seeded generator (spawn key (0, worker)), disjoint from the held-out evaluation
 stream of :mod:`edge.models.lane.samples`; the loop (:mod:`edge.models.training`) renders them in a
-background thread so rendering overlaps the training step on a 2-core machine.
+background thread so rendering overlaps the training step on a 2-core machine. A config's
+``realistic_mix`` is the share of clips drawn on real lane layouts with domain randomisation
+(:mod:`edge.models.lane.realistic`; it needs TuSimple's label file, one line when it is missing).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edge.models.lane import card as lane
+from edge.models.lane.realistic import layouts_path, load_layouts, realistic_clip
 from edge.models.lane.synthetic import generate_clip
 
 
@@ -25,11 +28,15 @@ def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0) ->
     rng = _train_rng(seed, worker)
     h, w = cfg["input_hw"]
     rows = np.asarray(cfg["row_anchors"]) * h
+    mix = float(cfg["realistic_mix"])
+    layouts = load_layouts(str(layouts_path())) if mix > 0 else None
     while True:
         clips, cells, exists = [], [], []
         for _ in range(batch):
-            c = generate_clip(rng, height=h, width=w, frames=cfg["frames"], h_samples=rows,
-                              num_slots=cfg["slots"])
+            make = realistic_clip if layouts is not None and rng.random() < mix else None
+            c = make(rng, layouts, height=h, width=w, frames=cfg["frames"], h_samples=rows,
+                     num_slots=cfg["slots"]) if make is not None else \
+                generate_clip(rng, height=h, width=w, frames=cfg["frames"], h_samples=rows, num_slots=cfg["slots"])
             clips.append(lane.preprocess_clip(c.frames, cfg)[0])
             cell, ex = lane.targets(c.lanes[-1], cfg, w)
             cells.append(cell)

@@ -1,0 +1,80 @@
+"""Domain-randomised lane clips on real lane layouts (edge/models/lane/realistic.py): the layouts read and the
+validation clips left out, labels that are the drawn geometry, seeded, and the training mix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2")
+
+from edge.errors import DataError
+from edge.models.lane import card as lane
+from edge.models.lane.realistic import LABEL_ROWS, load_layouts, realistic_clip
+
+
+@pytest.fixture(scope="module")
+def layouts_file(real_data: Path) -> Path:
+    return real_data / "lane" / "tusimple_labels" / "label_data_0313.json"
+
+
+def test_layouts_leave_out_the_validation_clips(layouts_file: Path, real_data: Path) -> None:
+    all_lines = layouts_file.read_text().splitlines()
+    got = load_layouts(str(layouts_file))
+    assert got.shape[1:] == (4, len(LABEL_ROWS)) and 2000 < len(got) < len(all_lines)
+    held = [json.loads(x) for x in (real_data / "lane" / "tusimple_lstr_train" /
+                                    "label_data_0313.subset.json").read_text().splitlines()]
+    for rec in held:  # not one validation frame's lanes is among the training layouts
+        lanes = np.where(np.asarray(rec["lanes"], float) < 0, np.nan, np.asarray(rec["lanes"], float))
+        assert not any(np.array_equal(lanes, g, equal_nan=True) for g in got), rec["raw_file"]
+
+
+def test_missing_or_foreign_layouts_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="lane layouts not found"):
+        load_layouts(str(tmp_path / "nope.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"lanes": 3}\n')
+    with pytest.raises(DataError, match=r"bad\.json:1: not a TuSimple label line"):
+        load_layouts(str(bad))
+
+
+def test_clips_are_seeded_and_labels_stay_below_where_the_road_ends(layouts_file: Path) -> None:
+    layouts = load_layouts(str(layouts_file))
+    cfg = lane.CONFIGS["default"]
+    h, w = cfg["input_hw"]
+    rows = np.asarray(cfg["row_anchors"]) * h
+    a = realistic_clip(np.random.default_rng(5), layouts, height=h, width=w, frames=3, h_samples=rows)
+    b = realistic_clip(np.random.default_rng(5), layouts, height=h, width=w, frames=3, h_samples=rows)
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.lanes, b.lanes)
+    assert a.frames.shape == (3, h, w, 3) and a.lanes.shape == (3, 6, len(rows))
+    for seed in range(12):
+        c = realistic_clip(np.random.default_rng(seed), layouts, height=h, width=w, frames=3, h_samples=rows)
+        on = c.lanes >= 0
+        assert on.any(axis=-1).sum() >= 3  # lanes in several slots across the clip
+        assert (c.lanes[on] < w).all()
+        # no label above the first labelled row of the layouts (TuSimple's 240 of 720): where the road ends
+        assert not on[..., rows < 240 * h / 720 - 1e-6].any()
+        for lanes_t in c.lanes:  # ego-relative: left slots left of the right slots at the bottom
+            bottom = {s: x[x >= 0][-1] for s, x in enumerate(lanes_t) if (x >= 0).sum() >= 2}
+            left = [v for s, v in bottom.items() if s < 3]
+            right = [v for s, v in bottom.items() if s >= 3]
+            if left and right:
+                assert max(left) < min(right) + 1e-3
+
+
+def test_training_batches_mix_both_renderers(layouts_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.models.lane.train import batch_stream
+
+    monkeypatch.setenv("EDGE_LANE_LAYOUTS", str(layouts_file))
+    cfg = {**lane.CONFIGS["tiny"], "realistic_mix": 1.0}
+    batch = next(batch_stream(cfg, 2, seed=0))
+    assert batch["clip"].shape[:2] == (2, cfg["frames"]) and (batch["cell"] >= 0).any()
+    monkeypatch.setenv("EDGE_LANE_LAYOUTS", str(layouts_file.parent / "missing.json"))
+    load_layouts.cache_clear()
+    with pytest.raises(DataError, match=r"missing\.json: lane layouts not found"):
+        next(batch_stream(cfg, 2, seed=0))
+    plain = next(batch_stream({**cfg, "realistic_mix": 0.0}, 2, seed=0))  # no layouts needed without the mix
+    assert plain["clip"].shape == batch["clip"].shape
