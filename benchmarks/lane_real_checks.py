@@ -1,0 +1,104 @@
+"""Real-frame checks of lane checkpoints (default: the shipped one): the official TuSimple metric on the 16 real
+labelled frames in ../shared/data/real, predicted lane points above where the road ends (more than 10 px
+above the frame's first labelled row), and lateral stability over the 5 real 256x128 sequences (mean jump,
+in pixels of those frames, of each lane's lowest fifth between consecutive frames).
+
+    python benchmarks/lane_real_checks.py [CHECKPOINT ...] [--out benchmarks/results/lane_real_checks.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane"
+SETS = {"lanenet6": ("tusimple_lanenet/gt_tusimple_format_derived_from_instance_masks.json", "tusimple_lanenet"),
+        "official10": ("tusimple_lstr_train/label_data_0313.subset.json", "tusimple_lstr_train")}
+
+
+def _metric(m: dict[str, Any]) -> dict[str, float]:
+    return {k: round(float(m[k]), 4) for k in ("value", "fp", "fn")}
+
+
+def _above_road_end(prog: Any, card: Any, cfg: dict[str, Any], samples: list) -> dict[str, int]:
+    from edge.program import run_samples
+
+    above, total = 0, 0
+    for _rec, frames, out in run_samples(prog, card, samples):
+        _, payload = card.postprocess(out, frames, cfg)
+        gt = frames["camera"].meta["gt"]
+        top = min(h for lane in gt["lanes"] for h, x in zip(gt["h_samples"], lane, strict=True) if x >= 0)
+        for pts in payload["points"]:
+            total += len(pts)
+            above += int((pts[:, 1] < top - 10).sum())
+    return {"points": above, "of": total}
+
+
+def _stability(prog: Any, card: Any, cfg: dict[str, Any], root: Path) -> dict[str, Any]:
+    import cv2
+
+    from edge.data.frame import Frame
+
+    jumps = []
+    for line in (root / "test_index_demo.txt").read_text().splitlines():
+        images = [p for p in line.split() if "/image/" in p][:5]
+        prog.reset()
+        prev: dict[int, np.ndarray] | None = None
+        for p in images:
+            fr = {"camera": Frame(cv2.imread(str(root / p)), 0, 0, "camera", {})}
+            _, d = card.postprocess(prog.step(card.preprocess(fr, cfg)), fr, cfg)
+            cur = dict(zip(d["slots"], d["points"], strict=True))
+            for s in set(cur) & set(prev or {}):
+                a, b = cur[s], prev[s]
+                low = 0.8 * max(a[:, 1].max(), b[:, 1].max())
+                if (a[:, 1] >= low).any() and (b[:, 1] >= low).any():
+                    jumps.append(abs(float(a[a[:, 1] >= low, 0].mean() - b[b[:, 1] >= low, 0].mean())))
+            prev = cur
+    return {"mean_jump_px": round(float(np.mean(jumps)), 2) if jumps else None, "pairs": len(jumps)}
+
+
+def check(ckpt: str, data: Path) -> dict[str, Any]:
+    from edge.models import get_card
+    from edge.models.checkpoint import load_model
+    from edge.models.lane.samples import tusimple_samples
+    from edge.program import evaluate, torch_program
+
+    card = get_card("lane")
+    module, cfg, _ = load_model(ckpt)
+    out: dict[str, Any] = {"checkpoint": ckpt}
+    with torch_program(card, module, cfg) as prog:
+        every = []
+        for name, (gt, root) in SETS.items():
+            samples = tusimple_samples(data / gt, data / root)
+            every += samples
+            out[name] = _metric(evaluate(prog, card, samples))
+        out["all16"] = _metric(evaluate(prog, card, every))
+        out["points_above_road_end"] = _above_road_end(prog, card, cfg, every)
+        out["stability_256x128"] = _stability(prog, card, cfg, data / "robust_lane_seq_256x128")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", nargs="*")
+    ap.add_argument("--data", type=Path, default=REAL)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "lane_real_checks.json")
+    args = ap.parse_args()
+
+    from edge.files import atomic_write_text
+    from edge.models import get_card
+
+    ckpts = args.checkpoints or [str(get_card("lane").default_checkpoint)]
+    rows = [check(c, args.data) for c in ckpts]
+    for r in rows:
+        print(json.dumps(r))
+    atomic_write_text(args.out, json.dumps({"rows": rows}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
