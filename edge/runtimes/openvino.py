@@ -100,8 +100,9 @@ class OpenVinoRuntime(BaseRuntime):
         # threads not pinned to cores (OpenVINO pins them by default): beside other work on the same cores, a
         # pinned worker waits for its busy core and the whole inference with it (measured with one of two
         # cores kept busy: the shipped video model's INT8 step 8.9 -> 21 ms p50 pinned, e2e p99 144 ms)
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": inference_precision,
-                                  "PERFORMANCE_HINT": _HINTS[hint], "ENABLE_CPU_PINNING": bool(pinning)}
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": inference_precision, "PERFORMANCE_HINT": _HINTS[hint]}
+        if device.split(":")[0] == "CPU":  # a CPU property: other devices refuse it
+            config["ENABLE_CPU_PINNING"] = bool(pinning)
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if streams:
