@@ -546,17 +546,19 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                             "output_rel_error": (gate.chosen or {}).get("output_rel_error", {}).get(g),
                             "tries": gate.tries}
             metric = float(gate.chosen["metric"]) if gate.passed else float(gate.tries[-1]["metric"])
+            passed = gate.passed
         else:
             metric = job.metric(pname, mine)
-        drop = card.metric.drop(fp32, metric)
-        results.append({"program": pname, "files": mine, "metric": metric, "fp32": fp32, "drop": drop,
-                        "max_drop": job.budget(fp32)})
-    failed = [r["program"] for r in results if r["drop"] > r["max_drop"]]
+            passed = card.metric.drop(fp32, metric) <= job.budget(fp32)
+        results.append({"program": pname, "files": mine, "metric": metric, "fp32": fp32,
+                        "drop": card.metric.drop(fp32, metric), "max_drop": job.budget(fp32), "passed": passed})
+    failed = [r["program"] for r in results if not r["passed"]]
+    shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)  # re-exported sources: not part of the bundle
     if failed or not files:
         for f in files.values():
             Path(f).unlink(missing_ok=True)
         for r in results:
-            if r["drop"] > r["max_drop"]:
+            if not r["passed"]:
                 job.say(f"warning: {r['program']} onnxruntime int8 ({ORT_INT8_ACTIVATIONS}): {card.metric.name} "
                         f"{r['metric']:.3g} vs fp32 {r['fp32']:.3g}, drop {r['drop']:.3g} > --max-drop "
                         f"{r['max_drop']:.3g}; not kept (ONNX Runtime runs the symmetric int8 graphs)")
@@ -582,4 +584,3 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                        "format": f"qdq-{ORT_INT8_ACTIVATIONS}", "passed": True, "symmetric_qdq": symmetric}
         rows.append(_row(w, job, r["program"], f"int8-{ORT_INT8_ACTIVATIONS}", r["files"], r["metric"], r["drop"],
                          max((infos[g]["output_rel_error"] or 0.0) for g in files if g in r["files"])))
-    shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)

@@ -141,3 +141,30 @@ def test_streaming_graphs_are_quantized_and_gated_as_the_program(tmp_path: Path)
         assert prog.name == "clip"
     with pytest.raises(edge.errors.BundleError, match="no int8 artifacts"):
         edge.load_program(other, precision="int8", program="stream")
+
+
+def test_onnxruntime_form_over_budget_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When ONNX Runtime's U8S8 form misses the budget (forced here: its gate reports a failure), nothing of it
+    stays in the bundle, its gate record says so, and ONNX Runtime runs the symmetric INT8 graphs."""
+    from edge.calibration import gate
+    from edge.calibration.gate import GateResult
+    from edge.export.api import export_card
+
+    real = gate.quantize_with_gate
+
+    def refuse_u8s8(graphs, score, **kw):
+        if kw.get("activations") == "u8s8":
+            return GateResult(False, kw["fp32_metric"], tries=[{"metric": kw["fp32_metric"] - 50.0, "excluded": {},
+                                                                "drop": 50.0, "passed": False}])
+        return real(graphs, score, **kw)
+
+    monkeypatch.setattr(gate, "quantize_with_gate", refuse_u8s8)
+    b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "int8"],
+                       calib_size=3, eval_size=4, max_drop=100.0)
+    assert not [a for a in b.artifacts if "u8s8" in a["name"]]
+    assert not list((tmp_path / "b").glob("*u8s8*")) and not (tmp_path / "b" / ".int8-src").exists()
+    prog = b.manifest["programs"]["clip"]
+    assert prog["precisions"]["int8"]["onnxruntime"] == {"full": "onnx-int8-full"}
+    rec = prog["gates"]["onnxruntime"]["int8"]
+    assert rec["u8s8"]["kept"] is False and "missed the budget" in rec["u8s8"]["why"] and rec["max_drop"] == 100
+    edge.Bundle.load(tmp_path / "b")  # nothing unlisted left in the folder
