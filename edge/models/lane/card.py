@@ -229,7 +229,8 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     gt = cam.meta.get("gt")
     hs = np.asarray(gt["h_samples"]) if gt else None
     d = decode(out["loc"][0], out["exist"][0], cfg, cam.data.shape[:2], hs)
-    rec: dict[str, Any] = {"slots": d["slots"], "lanes": [np.round(p, 1).tolist() for p in d["points"]]}
+    rec: dict[str, Any] = {"slots": d["slots"], "lanes": [np.round(p, 1).tolist() for p in d["points"]],
+                           "confidence": [round(c, 3) for c in d["confidence"]]}
     if gt:
         rec["tusimple"] = {"lanes": d["lanes"], "h_samples": d["h_samples"]}
     return rec, d
@@ -321,12 +322,14 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     """Decode one sample's outputs (loc [S, R, G], exist [S, R]) to lanes in original pixels.
 
     x is the softmax expectation over the grid (sub-cell precision). A slot is a lane when at least
-    ``min_points`` rows exist. Returns ``points`` (list of [K, 2] arrays, x/y), their ``slots``, and
-    ``lanes``: x at ``h_samples`` (TuSimple format, -2 absent; linear interpolation between anchors).
+    ``min_points`` rows exist. Returns ``points`` (list of [K, 2] arrays, x/y), their ``slots``,
+    ``lanes``: x at ``h_samples`` (TuSimple format, -2 absent; linear interpolation between anchors), and
+    ``confidence``: per lane, the mean existence probability of its rows (so a consumer can threshold).
     """
     oh, ow = orig_hw
     g = loc.shape[-1]
-    on = 1.0 / (1.0 + np.exp(-exist.astype(np.float64))) > threshold
+    p_exist = 1.0 / (1.0 + np.exp(-exist.astype(np.float64)))
+    on = p_exist > threshold
     lanes_at = np.flatnonzero(on.sum(-1) >= min_points)  # only these slots' softmax is needed (row-wise: same x)
     x = np.zeros(on.shape, np.float64)
     if lanes_at.size:
@@ -335,7 +338,7 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     ys, hs, seg, inside, near = _sampling(tuple(cfg["row_anchors"]), oh,
                                           None if h_samples is None else np.asarray(h_samples, np.float64).tobytes())
     if not lanes_at.size:
-        return {"points": [], "slots": [], "lanes": [], "h_samples": [int(h) for h in hs]}
+        return {"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": [int(h) for h in hs]}
     xs, ons = x[lanes_at], on[lanes_at]  # [L, R]
     # all lanes at once; np.interp's own arithmetic (slope * (h - ys[j]) + x[j]), so the values are its
     slope = (xs[:, seg + 1] - xs[:, seg]) / (ys[seg + 1] - ys[seg])
@@ -345,4 +348,5 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     points = [np.stack([xs[k, ons[k]], ys[ons[k]]], 1) for k in range(len(lanes_at))]
     lanes = [[float(round(v, 1)) if v >= 0 else -2.0 for v in row] for row in rows.tolist()]
     slots = lanes_at.tolist()
-    return {"points": points, "slots": slots, "lanes": lanes, "h_samples": [int(h) for h in hs]}
+    conf = [float(p_exist[s][on[s]].mean()) for s in slots]
+    return {"points": points, "slots": slots, "lanes": lanes, "confidence": conf, "h_samples": [int(h) for h in hs]}

@@ -90,6 +90,11 @@ def test_decode_recovers_positions() -> None:
     assert np.allclose(out["lanes"][1], np.round(want, 1), atol=0.051)
     row1 = np.asarray(out["lanes"][0])
     assert (row1[:10] == -2).all() and (row1[40:] == -2).all() and (row1[10:40] >= 0).all()
+    # confidence: the mean existence probability over each lane's own rows
+    assert out["confidence"] == pytest.approx([1 / (1 + np.exp(-10.0))] * 2)
+    exist[4, :28] = 0.5  # half the rows barely on: sigmoid(0.5) there
+    want = np.mean([1 / (1 + np.exp(-0.5))] * 28 + [1 / (1 + np.exp(-10.0))] * 28)
+    assert lane.decode(loc, exist, cfg, (720, 1280))["confidence"][1] == pytest.approx(want)
 
 
 def test_targets_roundtrip_through_decode() -> None:
