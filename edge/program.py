@@ -45,7 +45,8 @@ def single_graph_spec(graph: str) -> ProgramSpec:
 class Program:
     """Runtimes by graph name + the card's runner over them; ``step(feeds) -> outputs``."""
 
-    def __init__(self, spec: ProgramSpec, runtimes: Mapping[str, Any], cfg: Config, *, owns: bool = True) -> None:
+    def __init__(self, spec: ProgramSpec, runtimes: Mapping[str, Any], cfg: Config, *, owns: bool = True,
+                 fronts: tuple[Any, ...] = ()) -> None:
         missing = [g for g in spec.graphs if g not in runtimes]
         if missing:
             raise BundleError(f"program '{spec.name}' needs graphs {missing}")
@@ -56,7 +57,7 @@ class Program:
         self._owns = owns
         self._record: dict[str, list[dict[str, np.ndarray]]] | None = None
         #: image inputs whose runtimes preprocess inside the engine (their feeds are camera bytes)
-        self.fronts: tuple[Any, ...] = ()
+        self.fronts = tuple(fronts)
         self.runner = spec.runner({g: self._graph_fn(g) for g in spec.graphs}, cfg)
 
     @property
@@ -237,10 +238,8 @@ def default_runtime(bundle: Any, program: str | None = None, precision: str | No
     Runtime. ``precision`` given: that one, on the first of those backends that has it."""
     from edge.runtimes import get_backend
 
-    card = card_for_bundle(bundle)
-    specs = [p for p in bundle_programs(bundle, card) if program is None or p.name == program] or \
-        bundle_programs(bundle, card)
-    spec = specs[0]
+    specs = bundle_programs(bundle, card_for_bundle(bundle))
+    spec = next((p for p in specs if p.name == program), specs[0])
     # an int8 entry exists only for gated artifacts (the export writes no int8 that missed its budget; OpenVINO
     # runs the NNCF IRs when their own gate passed, else the gated QDQ graphs)
     table = bundle.manifest.get("programs", {}).get(spec.name, {}).get("precisions", {})
@@ -304,9 +303,7 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
         for g in spec.graphs:
             runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options,
                                **({"front": fronts[g]} if g in fronts else {}))
-        prog = Program(spec, runtimes, cfg)
-        prog.fronts = tuple(fronts.values())
-        return prog
+        return Program(spec, runtimes, cfg, fronts=tuple(fronts.values()))
     except BaseException:
         for rt in runtimes.values():
             rt.close()

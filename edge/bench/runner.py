@@ -53,6 +53,7 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
     from edge.runtimes import get_backend
 
     plans = []
+    have = {a["name"]: a for a in b.artifacts}
     for spec in specs:
         table = b.manifest.get("programs", {}).get(spec.name, {}).get("precisions")
         if table is None:  # a bundle without a programs section: whatever ONNX precisions it has
@@ -66,12 +67,11 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
         for prec, per_backend in table.items():
             if "onnxruntime" in backends and "onnxruntime" in per_backend:
                 chosen = per_backend["onnxruntime"]
-                own = [n for n in chosen.values() if "onnxruntime" in
-                       next((a.get("preferred_by", ()) for a in b.artifacts if a["name"] == n), ())]
-                if own:  # ONNX Runtime's own int8 form (U8S8), and the symmetric graphs beside it
+                if any("onnxruntime" in have.get(n, {}).get("preferred_by", ()) for n in chosen.values()):
+                    # ONNX Runtime's own int8 form (U8S8), and the symmetric graphs beside it
                     plans.append((spec, "onnxruntime", f"{prec}-u8s8", {"artifacts": chosen}))
                     sym = {g: artifact_name("onnx", prec, g) for g in spec.graphs}
-                    if all(any(a["name"] == n for a in b.artifacts) for n in sym.values()):
+                    if all(n in have for n in sym.values()):
                         plans.append((spec, "onnxruntime", prec, {"artifacts": sym}))
                 else:
                     plans.append((spec, "onnxruntime", prec, {"precision": prec}))
@@ -85,7 +85,7 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
                     plans.append((spec, "openvino", "bf16", {"precision": prec, "inference_precision": "bf16"}))
                 if nncf:  # the IR read from the QDQ graph too, when the export made one
                     qdq = {g: artifact_name("openvino", prec, g) for g in spec.graphs}
-                    if all(any(a["name"] == n for a in b.artifacts) for n in qdq.values()):
+                    if all(n in have for n in qdq.values()):
                         plans.append((spec, "openvino", prec, {"artifacts": qdq, "inference_precision": "f32"}))
         for backend in backends:  # backends that build engines on the target (TensorRT): what was built
             if backend in ("torch", "onnxruntime", "openvino") or get_backend(backend).build is None:

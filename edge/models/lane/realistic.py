@@ -177,7 +177,7 @@ def _frame(lanes: np.ndarray, ys: np.ndarray, yh: float, h: int, w: int, look: d
         img[road > 0] = look["asphalt"] + tex[road > 0][:, None] * 0.6
         for side, edge in ((0, lo), (1, hi)):  # guard rails on the shoulder's outer edge
             if look["rails"][side]:
-                top = rows - 0.35 * (edge - (stack.min(0) if side == 0 else stack.max(0))).__abs__() - 1
+                top = rows - 0.35 * np.abs(edge - (stack.min(0) if side == 0 else stack.max(0))) - 1
                 pts = np.concatenate([np.stack([edge, rows], 1), np.stack([edge, top], 1)[::-1]])
                 cv2.fillPoly(img, [np.clip(pts, -4 * w, 4 * w).astype(np.int32)], look["rail_colour"])
     for k, x in enumerate(lanes):
@@ -231,15 +231,15 @@ def realistic_clip(rng: np.random.Generator, layouts: np.ndarray, *, height: int
             "bright": rng.normal(0, 25), "cast": np.clip(rng.normal(1.0, 0.07, 3), 0.8, 1.2),
             "noise": rng.uniform(0, 7), "blur": rng.uniform(0.3, 1.4) if rng.random() < 0.5 else 0.0,
             "jpeg": int(rng.integers(25, 95)) if rng.random() < 0.7 else 0, "vehicles": [], "shadows": []}
-    ok_rows = [x for x in base if np.isfinite(x).sum() >= 2]
+    drawn = [x for x in base if np.isfinite(x).sum() >= 2]  # the layout's lanes with at least two points
     for _ in range(int(rng.integers(0, 4))):
-        if len(ok_rows) < 2:
+        if len(drawn) < 2:
             break
         yc = rng.uniform(yh + 0.1 * (height - yh), height * 1.05)
-        a = rng.choice(len(ok_rows), 2, replace=False)
-        xs = [np.interp(yc / sy, LABEL_ROWS[np.isfinite(x)], x[np.isfinite(x)]) * sx for x in (ok_rows[a[0]],
-                                                                                              ok_rows[a[1]])]
-        look["vehicles"].append((yc, 0.5 * (xs[0] + xs[1]), rng.uniform(120, 260) * sx,
+        a, b = (drawn[k] for k in rng.choice(len(drawn), 2, replace=False))
+        xc = 0.5 * (np.interp(yc / sy, LABEL_ROWS[np.isfinite(a)], a[np.isfinite(a)]) * sx
+                    + np.interp(yc / sy, LABEL_ROWS[np.isfinite(b)], b[np.isfinite(b)]) * sx)
+        look["vehicles"].append((yc, xc, rng.uniform(120, 260) * sx,
                                  (rng.integers(20, 230, 3)).tolist()))
     look["vehicles"].sort(key=lambda v: v[0])
     for _ in range(int(rng.integers(0, 4))):

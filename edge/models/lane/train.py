@@ -33,10 +33,11 @@ def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0) ->
     while True:
         clips, cells, exists = [], [], []
         for _ in range(batch):
-            make = realistic_clip if layouts is not None and rng.random() < mix else None
-            c = make(rng, layouts, height=h, width=w, frames=cfg["frames"], h_samples=rows,
-                     num_slots=cfg["slots"]) if make is not None else \
-                generate_clip(rng, height=h, width=w, frames=cfg["frames"], h_samples=rows, num_slots=cfg["slots"])
+            size = {"height": h, "width": w, "frames": cfg["frames"], "h_samples": rows, "num_slots": cfg["slots"]}
+            if layouts is not None and rng.random() < mix:
+                c = realistic_clip(rng, layouts, **size)
+            else:
+                c = generate_clip(rng, **size)
             clips.append(lane.preprocess_clip(c.frames, cfg)[0])
             cell, ex = lane.targets(c.lanes[-1], cfg, w)
             cells.append(cell)
