@@ -38,12 +38,18 @@ def train(
     eval_clips: int = typer.Option(100, "--eval-clips", "--eval-samples", min=0,
                                    help="Held-out synthetic samples to score."),
     resume: Path | None = typer.Option(None, "--init", help="Start from this checkpoint's weights."),
+    device: str = typer.Option("cpu", "--device", help="Where the steps run: cpu, cuda, cuda:N (torch's names)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes rendering batches (0: one background "
+                                "thread). Same seed and workers, same batches."),
+    time_limit: float | None = typer.Option(None, "--time-limit", min=1.0, help="Stop after this many seconds, "
+                                            "the one-cycle schedule following the clock (not reproducible)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a model on its synthetic data; writes the checkpoint and a .json record beside it."""
     from edge.cli.train_cmd import run_train
 
-    run_train(model, out, config, steps, batch, lr, seed, eval_clips, resume, json_out)
+    run_train(model, out, config, steps, batch, lr, seed, eval_clips, resume, json_out, device=device,
+              workers=workers, time_limit=time_limit)
 
 
 def export(

@@ -13,7 +13,8 @@ from edge.errors import EdgeError, ModelError
 
 
 def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
-              eval_clips: int, init: Path | None, json_out: bool) -> None:
+              eval_clips: int, init: Path | None, json_out: bool, *, device: str = "cpu", workers: int = 0,
+              time_limit: float | None = None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -63,14 +64,33 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         task = prog.add_task("train", total=steps, name=f"{model}/{config}", loss=float("nan"))
         every = max(1, steps // 50)
 
+        last = [t0]
+
         def report(step: int, loss: float) -> None:
             prog.update(task, completed=step, loss=loss)
-            if not console.is_terminal and not json_out and (step % every == 0 or step == steps):
-                console.print(f"step {step}/{steps} loss {loss:.4f} ({time.time() - t0:.0f}s)")
+            now = time.time()
+            if not console.is_terminal and not json_out and (step % every == 0 or step == steps or now - last[0] > 30):
+                last[0] = now
+                console.print(f"step {step}/{steps} loss {loss:.4f} ({now - t0:.0f}s)")
 
         module, losses = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
-                               progress=report, init_partial=init_partial)
+                               progress=report, init_partial=init_partial, device=device, workers=workers,
+                               time_limit=time_limit)
     train_s = time.time() - t0
+    k = max(1, len(losses) // 20)
+    meta = {
+        "command": "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("edge")
+        else f"edge train {model} --config {config} --steps {steps} --batch {batch}"
+             f"{f' --lr {lr}' if lr is not None else ''} --seed {seed} --eval-samples {eval_clips} --out {out}",
+        "model": model, "config_name": config, "steps": len(losses), "batch": batch,
+        **({"workers": workers} if workers else {}), **({"device": device} if device != "cpu" else {}),
+        **({"time_limit_s": time_limit, "steps_asked": steps} if time_limit else {}),
+        "lr": lr if lr is not None else card.trainer.lr, "seed": seed,
+        "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
+    }
+    # the weights are written before scoring, so an interrupted or killed scoring loses only the score
+    save_checkpoint(out, model, cfg, module, meta)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     metric = None
     if eval_clips:
         from edge.program import evaluate, torch_program
@@ -78,17 +98,8 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         console.print(f"scoring on {eval_clips} held-out synthetic samples ({card.metric.name})")
         with torch_program(card, module, cfg) as prog:
             metric = evaluate(prog, card, card.data.samples(cfg, "evaluation", eval_clips, 0))
-    k = max(1, len(losses) // 20)
-    meta = {
-        "command": "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("edge")
-        else f"edge train {model} --config {config} --steps {steps} --batch {batch}"
-             f"{f' --lr {lr}' if lr is not None else ''} --seed {seed} --eval-samples {eval_clips} --out {out}",
-        "model": model, "config_name": config, "steps": steps, "batch": batch,
-        "lr": lr if lr is not None else card.trainer.lr, "seed": seed,
-        "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
-        "eval": {"set": f"synthetic held-out, {eval_clips} samples, eval seed stream disjoint from training",
-                 "metric": card.metric.name if card.metric else None, **(metric or {})},
-    }
+    meta["eval"] = {"set": f"synthetic held-out, {eval_clips} samples, eval seed stream disjoint from training",
+                    "metric": card.metric.name if card.metric else None, **(metric or {})}
     save_checkpoint(out, model, cfg, module, meta)
     atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     if json_out:

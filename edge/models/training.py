@@ -5,10 +5,17 @@ the loop owns what must not differ between families: torch seeding (same seed, s
 optimizer and schedule, gradient clipping, rendering batches in a background thread (OpenCV and numpy
 release the GIL, so data generation overlaps the step on 2 cores) and passing a renderer's error to
 the caller instead of hanging.
+
+On a machine with many cores and a GPU the renderers, not the step, are the bottleneck, so the loop can
+also render in ``workers`` processes (each its own seeded stream, consumed round-robin: the batch order
+does not depend on which worker is faster) and step on ``device`` (a loss moves its arrays there with
+:func:`batch_tensor`). ``time_limit`` ends the run after that many seconds with the one-cycle schedule
+driven by the elapsed time, for a run that must fit a lease; the steps taken are then not reproducible.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,16 +27,46 @@ from edge.models.contract import Config, ModelCard
 
 def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float | None = None, seed: int = 0,
           init_state: dict[str, Any] | None = None, progress: Callable[[int, float], None] | None = None,
-          threads: int | None = None, init_partial: bool = False) -> tuple[Any, list[float]]:
-    """Train ``card``'s model for ``steps`` optimizer steps; returns (module in eval mode, loss per step).
+          threads: int | None = None, init_partial: bool = False, device: str = "cpu", workers: int = 0,
+          time_limit: float | None = None) -> tuple[Any, list[float]]:
+    """Train ``card``'s model for ``steps`` optimizer steps (or until ``time_limit`` seconds, whichever
+    ends first); returns (module on the CPU in eval mode, loss per step).
 
     ``init_partial``: ``init_state`` may lack layers (a checkpoint from before a config option added
-    them); those keep their fresh initialisation."""
-    import torch
-
+    them); those keep their fresh initialisation. ``workers`` > 0 renders batches in that many processes
+    (started before torch computes anything, so forking is safe)."""
     if card.trainer is None:
         raise ModelError(f"model '{card.name}' declares no trainer")
+    if workers < 0:
+        raise ModelError(f"workers must be >= 0, got {workers}")
+    if time_limit is not None and time_limit <= 0:
+        raise ModelError(f"time limit must be > 0 seconds, got {time_limit}")
     tr = card.trainer
+    source = (ProcessBatches(tr.batches, cfg, batch, seed, workers) if workers
+              else prefetch(tr.batches(cfg, batch, seed)))
+    try:
+        return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
+                    threads=threads, init_partial=init_partial, device=device, time_limit=time_limit)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
+def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
+         seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
+         threads: int | None, init_partial: bool, device: str, time_limit: float | None) -> tuple[Any, list[float]]:
+    import torch
+
+    tr = card.trainer
+    assert tr is not None
+    try:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("this torch has no CUDA device")
+        torch.empty(1, device=dev)
+    except RuntimeError as e:
+        raise ModelError(f"cannot train on device '{device}': {str(e).splitlines()[0]}") from None
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
@@ -39,29 +76,115 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
         if unexpected or (missing and not init_partial):
             raise ModelError(f"model '{card.name}': the initial weights do not fit the config (missing "
                              f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
-    model.train()
+    model.to(dev).train()
     peak = tr.lr if lr is None else lr
     opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=tr.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=max(steps, 1), pct_start=0.1)
+    total = max(steps, 1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=total, pct_start=0.1)
     losses: list[float] = []
     done = 0
-    for step, b in zip(range(steps), prefetch(tr.batches(cfg, batch, seed))):
+    t0 = time.monotonic()
+    for step, b in zip(range(steps), source):
+        if time_limit is not None:
+            # the schedule follows the clock when that is further on than the step count
+            at = (time.monotonic() - t0) / time_limit
+            if at >= 1.0:
+                break
+            pos = min(int(at * (total - 1)), total - 1)
+            if step and pos > sched.last_epoch:  # never before the first optimizer step
+                sched.last_epoch = pos - 1
+                sched.step()
         loss, _ = tr.loss(model, b)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tr.clip_grad:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tr.clip_grad)
         opt.step()
-        sched.step()
+        if sched.last_epoch < total:
+            sched.step()
         losses.append(float(loss.detach()))
         done = step + 1
         if progress:
             progress(done, losses[-1])
-    if done < steps:
+    if done < steps and time_limit is None:
         raise ModelError(f"model '{card.name}': its trainer's batches ended after {done} of {steps} steps "
                          "(Trainer.batches must be endless)")
-    model.eval()
+    if not done:
+        raise ModelError(f"model '{card.name}': no step finished within the time limit of {time_limit:g} s")
+    model.cpu().eval()
     return model, losses
+
+
+def batch_tensor(x: np.ndarray, model: Any) -> Any:
+    """A batch array as a tensor on ``model``'s device (the loop may train on a GPU)."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    dev = next(model.parameters()).device
+    return t if dev.type == "cpu" else t.to(dev, non_blocking=True)
+
+
+def _render_worker(batches: Callable[[Config, int, int], Iterator[dict[str, np.ndarray]]], cfg: Config,
+                   batch: int, seed: int, q: Any) -> None:
+    """One rendering process: its own seeded stream into its own queue; an error is passed on as text."""
+    try:
+        for b in batches(cfg, batch, seed):
+            q.put(b)
+    except BaseException as e:  # the consumer raises it
+        q.put(f"{type(e).__name__}: {e}")
+
+
+def worker_seed(seed: int, worker: int) -> int:
+    """The seed worker ``worker`` renders with: distinct per worker and from the single-stream seed."""
+    return int(np.random.SeedSequence(seed, spawn_key=(1, worker)).generate_state(1)[0])
+
+
+class ProcessBatches:
+    """Batches from ``workers`` rendering processes, taken round-robin so the order is reproducible.
+
+    Forked on Linux (the family's generator needs no pickling, and the loop starts the workers before
+    torch has computed anything); each worker owns a bounded queue."""
+
+    def __init__(self, batches: Callable[[Config, int, int], Iterator[dict[str, np.ndarray]]], cfg: Config,
+                 batch: int, seed: int, workers: int, depth: int = 3) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.queues = [ctx.Queue(maxsize=depth) for _ in range(workers)]
+        self.procs = [ctx.Process(target=_render_worker, args=(batches, cfg, batch, worker_seed(seed, w), q),
+                                  daemon=True) for w, q in enumerate(self.queues)]
+        for p in self.procs:
+            p.start()
+        self.i = 0
+
+    def __iter__(self) -> ProcessBatches:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        import queue
+
+        w = self.i % len(self.queues)
+        self.i += 1
+        while True:
+            try:
+                item = self.queues[w].get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self.procs[w].is_alive():
+                    raise ModelError(f"batch worker {w} died (exit code {self.procs[w].exitcode})") from None
+        if isinstance(item, str):
+            raise ModelError(f"batch worker {w}: {item}")
+        return item
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+        for p in self.procs:
+            p.join(timeout=5)
+        for q in self.queues:
+            q.cancel_join_thread()
+            q.close()
 
 
 def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4) -> Iterator[dict[str, np.ndarray]]:

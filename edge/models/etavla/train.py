@@ -59,15 +59,16 @@ def loss(model: Any, batch: dict[str, np.ndarray]) -> tuple[Any, dict[str, float
     import torch.nn.functional as F
 
     from edge.models.etavla.card import kept
+    from edge.models.training import batch_tensor
 
     policy = model.policy
     k_cfg = policy.k
     if torch.rand(()) < float(model.cfg["keep_mix"]):  # this batch runs pruned, at one of the exported ratios
         policy.k = kept({**model.cfg, "keep": TRAIN_KEEPS[int(torch.randint(len(TRAIN_KEEPS), ()))]})
     try:
-        wp, speed, _ = model(torch.from_numpy(batch["images"]), torch.from_numpy(batch["instruction"]))
+        wp, speed, _ = model(batch_tensor(batch["images"], model), batch_tensor(batch["instruction"], model))
     finally:
         policy.k = k_cfg
-    lw = F.smooth_l1_loss(wp, torch.from_numpy(batch["waypoints"]), beta=0.5)
-    ls = F.smooth_l1_loss(speed, torch.from_numpy(batch["speed"]), beta=0.5)
+    lw = F.smooth_l1_loss(wp, batch_tensor(batch["waypoints"], model), beta=0.5)
+    ls = F.smooth_l1_loss(speed, batch_tensor(batch["speed"], model), beta=0.5)
     return lw + 0.2 * ls, {"waypoints": float(lw.detach()), "speed": float(ls.detach())}

@@ -54,7 +54,7 @@ def lane_loss(loc: Any, exist: Any, cell: Any, ex: Any) -> tuple[Any, dict[str, 
     ce = F.cross_entropy(loc.permute(0, 3, 1, 2), cell, ignore_index=-100)
     bce = F.binary_cross_entropy_with_logits(exist, ex)
     prob = loc.softmax(-1)
-    x = (prob * torch.arange(g, dtype=loc.dtype)).sum(-1)
+    x = (prob * torch.arange(g, dtype=loc.dtype, device=loc.device)).sum(-1)
     valid = cell >= 0
     l1 = F.smooth_l1_loss(x[valid], cell[valid].to(loc.dtype)) if valid.any() else loc.sum() * 0
     total = ce + bce + 0.2 * l1
@@ -63,7 +63,7 @@ def lane_loss(loc: Any, exist: Any, cell: Any, ex: Any) -> tuple[Any, dict[str, 
 
 def loss(model: Any, batch: dict[str, np.ndarray]) -> tuple[Any, dict[str, float]]:
     """The whole-clip model on a batch, scored with :func:`lane_loss`."""
-    import torch
+    from edge.models.training import batch_tensor
 
-    loc, exist = model(torch.from_numpy(batch["clip"]))
-    return lane_loss(loc, exist, torch.from_numpy(batch["cell"]), torch.from_numpy(batch["exist"]))
+    loc, exist = model(batch_tensor(batch["clip"], model))
+    return lane_loss(loc, exist, batch_tensor(batch["cell"], model), batch_tensor(batch["exist"], model))

@@ -84,13 +84,15 @@ def _flow_loss(flow: Any, uv: Any, centres: Any, T_true: np.ndarray, P: Any, cfg
     f, log_sigma = flow
     h, w = cfg["input_hw"]
     gh, gw = h // 8, w // 8
-    Tt = torch.from_numpy(T_true).float()
+    dev = centres.device
+    Tt = torch.from_numpy(T_true).float().to(dev)
     cam = torch.matmul(centres, Tt[:, :3, :3].transpose(1, 2)) + Tt[:, None, :3, 3]
     pix = torch.matmul(cam, P[:, :, :3].transpose(1, 2)) + P[:, None, :, 3]
     z = pix[..., 2:3]
-    uv_true = pix[..., :2] / torch.clamp(z, min=0.5) / torch.tensor([float(w), float(h)])
+    uv_true = pix[..., :2] / torch.clamp(z, min=0.5) / torch.tensor([float(w), float(h)], device=dev)
     ok = (cam[..., 2:3] > 0.5) & ((uv_true > 0) & (uv_true < 1) & (uv > 0) & (uv < 1)).all(-1, keepdim=True)
-    target = torch.clamp((uv_true - uv.detach()) * torch.tensor([float(gw), float(gh)]), -FLOW_CLIP, FLOW_CLIP)
+    target = torch.clamp((uv_true - uv.detach()) * torch.tensor([float(gw), float(gh)], device=dev),
+                         -FLOW_CLIP, FLOW_CLIP)
     nll = (f - target).abs().sum(-1, keepdim=True) * torch.exp(-log_sigma) + 2.0 * log_sigma
     okf = ok.float()
     return (nll * okf).sum() / okf.sum().clamp(min=1.0)
@@ -101,18 +103,19 @@ def loss(model: Any, batch: dict[str, np.ndarray]) -> tuple[Any, dict[str, float
     import torch.nn.functional as F
 
     from edge.data.se3 import exp_se3, inverse, log_se3
+    from edge.models.training import batch_tensor
 
     cfg = model.cfg
     n = int(cfg["iterations"])
     rs, ts = float(cfg["rot_scale"]), float(cfg["trans_scale"])
-    img, pts = model.encoder(torch.from_numpy(batch["image"]), torch.from_numpy(batch["groups"]))
-    centres, P = torch.from_numpy(batch["centres"]), torch.from_numpy(batch["P"])
+    img, pts = model.encoder(batch_tensor(batch["image"], model), batch_tensor(batch["groups"], model))
+    centres, P = batch_tensor(batch["centres"], model), batch_tensor(batch["P"], model)
     T, T_true = batch["T"].astype(np.float64), batch["T_true"].astype(np.float64)
-    total = torch.zeros(())
+    total = torch.zeros((), device=centres.device)
     parts: dict[str, float] = {}
     for i in range(n):
-        target = torch.from_numpy(log_se3(T_true @ inverse(T))).float()
-        xi, flow, uv = model.step(img, pts, centres, torch.from_numpy(T).float(), P, with_flow=True)
+        target = batch_tensor(log_se3(T_true @ inverse(T)).astype(np.float32), model)
+        xi, flow, uv = model.step(img, pts, centres, batch_tensor(T.astype(np.float32), model), P, with_flow=True)
         lr = F.smooth_l1_loss(xi[:, :3] / rs, target[:, :3] / rs, beta=0.05)
         lt = F.smooth_l1_loss(xi[:, 3:] / ts, target[:, 3:] / ts, beta=0.05)
         li = lr + lt
@@ -122,5 +125,5 @@ def loss(model: Any, batch: dict[str, np.ndarray]) -> tuple[Any, dict[str, float
             parts[f"flow{i}"] = float(lf.detach())
         total = total + (0.5 + 0.5 * (i + 1) / n) * li
         parts[f"rot{i}"], parts[f"trans{i}"] = float(lr.detach()), float(lt.detach())
-        T = exp_se3(xi.detach().double().numpy()) @ T
+        T = exp_se3(xi.detach().double().cpu().numpy()) @ T
     return total, parts

@@ -37,9 +37,11 @@ def loss(model: Any, batch: dict[str, np.ndarray]) -> tuple[Any, dict[str, float
     import torch
     import torch.nn.functional as F
 
-    logits = model(torch.from_numpy(batch["waveform"]))
-    target = torch.from_numpy(batch["labels"])
-    ce = F.cross_entropy(logits, target, weight=torch.tensor(CLASS_WEIGHTS, dtype=logits.dtype))
+    from edge.models.training import batch_tensor
+
+    logits = model(batch_tensor(batch["waveform"], model))
+    target = batch_tensor(batch["labels"], model)
+    ce = F.cross_entropy(logits, target, weight=torch.tensor(CLASS_WEIGHTS, dtype=logits.dtype, device=logits.device))
     prob = logits.softmax(1)
     onehot = F.one_hot(target, 3).permute(0, 4, 1, 2, 3).to(prob.dtype)
     dims = (0, 2, 3, 4)

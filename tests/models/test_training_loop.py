@@ -1,0 +1,106 @@
+"""The shared training loop's options for big machines: rendering in worker processes (reproducible,
+errors passed on), a device, a time limit that ends the run with the schedule following the clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge.errors import ModelError  # noqa: E402
+from edge.models.training import batch_tensor, train, worker_seed  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def toy() -> Iterator[Any]:
+    sys.path.insert(0, str(FIXTURES))
+    import toyfam.card
+
+    yield toyfam.card.card()
+    sys.path.remove(str(FIXTURES))
+
+
+def test_workers_give_the_same_losses_run_after_run(toy: Any) -> None:
+    cfg = toy.config("tiny")
+    _, a = train(toy, cfg, steps=5, batch=3, seed=4, workers=2)
+    _, b = train(toy, cfg, steps=5, batch=3, seed=4, workers=2)
+    _, one = train(toy, cfg, steps=5, batch=3, seed=4)
+    assert a == b and len(a) == 5
+    assert a != one  # workers render their own seeded streams, not the single stream's
+    assert len({worker_seed(4, w) for w in range(8)} | {4}) == 9
+
+
+def test_a_worker_error_is_raised_in_the_loop(toy: Any) -> None:
+    def broken(cfg: dict[str, Any], batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        raise ValueError("renderer lost its textures")
+        yield {}
+
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=broken))
+    with pytest.raises(ModelError, match="batch worker 0: ValueError: renderer lost its textures"):
+        train(card, card.config("tiny"), steps=3, batch=2, workers=2)
+
+
+def test_time_limit_ends_the_run_early_with_a_cpu_module(toy: Any) -> None:
+    def slow(cfg: dict[str, Any], batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        import time
+
+        for b in toy.trainer.batches(cfg, batch, seed):
+            time.sleep(0.05)
+            yield b
+
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=slow))
+    model, losses = train(card, card.config("tiny"), steps=100_000, batch=2, time_limit=1.0)
+    assert 1 <= len(losses) < 100
+    assert next(model.parameters()).device.type == "cpu" and not model.training
+    with pytest.raises(ModelError, match="time limit must be > 0"):
+        train(card, card.config("tiny"), steps=3, batch=2, time_limit=0)
+
+
+def test_an_unusable_device_is_one_line(toy: Any) -> None:
+    with pytest.raises(ModelError, match="cannot train on device 'nonsense'"):
+        train(toy, toy.config("tiny"), steps=1, batch=2, device="nonsense")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="cannot train on device 'cuda'"):
+            train(toy, toy.config("tiny"), steps=1, batch=2, device="cuda")
+
+
+def test_batch_tensor_lands_on_the_models_device() -> None:
+    m = torch.nn.Linear(2, 2)
+    t = batch_tensor(np.arange(6, dtype=np.float32).reshape(3, 2)[:, ::-1], m)
+    assert t.device == next(m.parameters()).device and t.tolist() == [[1, 0], [3, 2], [5, 4]]
+
+
+def test_cli_refuses_negative_workers(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "train", "lane", "--out", str(tmp_path / "x.pt"),
+                        "--workers", "-1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_the_weights_are_written_before_scoring(toy: Any, tmp_path: Path) -> None:
+    import json
+
+    import edge
+    from edge.cli.train_cmd import run_train
+
+    def lost(cfg: dict[str, Any], role: str, n: int, seed: int) -> list:
+        raise KeyboardInterrupt  # the user gives up on a long scoring run
+
+    card = dataclasses.replace(toy, name="toyscore", data=dataclasses.replace(toy.data, samples=lost))
+    edge.models.register("toyscore", lambda: card)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_train("toyscore", tmp_path / "t.pt", "tiny", 2, 2, None, 0, 5, None, True)
+    finally:
+        edge.models.unregister("toyscore")
+    rec = json.loads((tmp_path / "t.json").read_text())
+    assert (tmp_path / "t.pt").is_file() and rec["steps"] == 2 and "eval" not in rec
