@@ -76,7 +76,8 @@ def _run(bundle: Path, video: Path, cfg: tuple[str, str, str], work: Path, busy:
     dropped = int(s["counters"].get("dropped_camera", 0))
     return {"frames_done": s["frames"], "dropped": dropped, "dropped_pct": 100.0 * dropped / FRAMES,
             "e2e_p50_ms": s["end_to_end"]["p50_ms"], "e2e_p99_ms": s["end_to_end"]["p99_ms"],
-            "infer_p50_ms": s["stages"]["infer"]["p50_ms"], "preprocess_p50_ms": s["stages"]["preprocess"]["p50_ms"]}
+            "infer_p50_ms": s["stages"]["infer"]["p50_ms"], "preprocess_p50_ms": s["stages"]["preprocess"]["p50_ms"],
+            **({"engine_prepare_ms": s["engine_prepare_ms"]} if "engine_prepare_ms" in s else {})}
 
 
 def main() -> None:

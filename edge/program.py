@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,6 +103,15 @@ class Program:
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner.step(feeds)
+
+    def prepare(self, sizes: Iterable[tuple[int, int]]) -> None:
+        """Get the engines that preprocess camera frames ready for frames of these (H, W) sizes (an
+        OpenVINO front compiles per size); runtimes without such a step are left as they are."""
+        for spec in self.fronts:
+            prep = getattr(self.runtimes[spec.graph], "prepare_image_size", None)
+            if prep is not None:
+                for hw in dict.fromkeys(sizes):
+                    prep(hw)
 
     def record(self, on: bool = True) -> dict[str, list[dict[str, np.ndarray]]]:
         """Start recording every graph's feeds (``on``), or stop and return what was recorded."""

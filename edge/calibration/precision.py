@@ -26,6 +26,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -317,7 +318,6 @@ def _run(path: str, io: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarr
 
 def _row(w: Any, job: PrecisionJob, pname: str, prec: str, files: dict[str, str], metric: float, drop: float,
          parity_rel: float, backend: str = "onnxruntime", **options: Any) -> dict[str, Any]:
-    from pathlib import Path
 
     return {"program": pname, "precision": prec, "backend": backend,
             "files": [Path(f).name for f in files.values()], "metric": metric, "drop": drop,
@@ -407,6 +407,24 @@ def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
     return str(path), "decomposed"
 
 
+def _all_or_none(job: PrecisionJob, results: list[dict[str, Any]], files: list[Any], what: str,
+                 instead: str) -> list[str]:
+    """A backend's own INT8 form is kept only when every program passed its gate: artifacts are chosen per
+    graph and programs share graphs, so a file one program passed with and another failed with cannot be
+    kept for one only. On any failure the form's ``files`` are deleted and each failing program is named;
+    returns the failed programs (the caller writes the gate records, ``kept: false``)."""
+    failed = [r["program"] for r in results if not r["passed"]]
+    if failed:
+        for f in files:
+            Path(f).unlink(missing_ok=True)
+        for r in results:
+            if not r["passed"]:
+                job.say(f"warning: {r['program']} {what}: {job.card.metric.name} {r['metric']:.3g} vs fp32 "
+                        f"{r['fp32']:.3g}, drop {r['drop']:.3g} > --max-drop {r['max_drop']:.3g}; not kept "
+                        f"({instead})")
+    return failed
+
+
 def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     """OpenVINO-native INT8 (NNCF) of every graph, each program gated on the task metric against fp32.
 
@@ -416,7 +434,6 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     record says whether that program passed, with ``kept: false``) and the export goes on: the QDQ int8
     ONNX passed its own gate, so OpenVINO int8 runs that. NNCF here has no per-node fallback of its own.
     """
-    from pathlib import Path
 
     from edge.calibration.nncf_int8 import nncf_quantize_ir
     from edge.export.api import artifact_name
@@ -445,18 +462,13 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
         metric = job.metric(pname, files, "openvino", inference_precision="f32")
         drop = card.metric.drop(fp32, metric)
         results.append({"program": pname, "files": files, "metric": metric, "fp32": fp32, "drop": drop,
-                        "max_drop": job.budget(fp32)})
-    failed = [r["program"] for r in results if r["drop"] > r["max_drop"]]
+                        "max_drop": job.budget(fp32), "passed": drop <= job.budget(fp32)})
+    failed = _all_or_none(job, results, [Path(f) for f in paths.values()] +
+                          [Path(f).with_suffix(".bin") for f in paths.values()],
+                          "openvino int8 (NNCF)", "OpenVINO int8 runs the gated QDQ ONNX")
     if failed:
-        for f in paths.values():
-            Path(f).unlink(missing_ok=True)
-            Path(f).with_suffix(".bin").unlink(missing_ok=True)
         for r in results:
-            ok = r["drop"] <= r["max_drop"]
-            if not ok:
-                job.say(f"warning: {r['program']} openvino int8 (NNCF): {card.metric.name} {r['metric']:.3g} vs fp32 "
-                        f"{r['fp32']:.3g}, drop {r['drop']:.3g} > --max-drop {r['max_drop']:.3g}; NNCF IRs not kept "
-                        "(OpenVINO int8 runs the gated QDQ ONNX)")
+            ok = r["passed"]
             _gate_record(w, r["program"], "openvino", "int8", {
                 **{k: r[k] for k in ("metric", "fp32", "drop", "max_drop")}, "format": "nncf", "passed": ok,
                 "kept": False, "instead": "the int8 ONNX (QDQ) artifacts",
@@ -503,7 +515,6 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     ["onnxruntime"]``. When a program misses the budget none is kept and ONNX Runtime runs the symmetric
     graphs, as before. Graphs without a Conv are not written (nothing to quantize in this form).
     """
-    from pathlib import Path
 
     from edge.calibration.gate import GateGraph, candidate_nodes, quantize_with_gate
     from edge.export.api import artifact_name
@@ -552,16 +563,11 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             passed = card.metric.drop(fp32, metric) <= job.budget(fp32)
         results.append({"program": pname, "files": mine, "metric": metric, "fp32": fp32,
                         "drop": card.metric.drop(fp32, metric), "max_drop": job.budget(fp32), "passed": passed})
-    failed = [r["program"] for r in results if not r["passed"]]
     shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)  # re-exported sources: not part of the bundle
+    failed = _all_or_none(job, results, [Path(f) for f in files.values()],
+                          f"onnxruntime int8 ({ORT_INT8_ACTIVATIONS})", "ONNX Runtime runs the symmetric int8 graphs")
     if failed or not files:
-        for f in files.values():
-            Path(f).unlink(missing_ok=True)
         for r in results:
-            if not r["passed"]:
-                job.say(f"warning: {r['program']} onnxruntime int8 ({ORT_INT8_ACTIVATIONS}): {card.metric.name} "
-                        f"{r['metric']:.3g} vs fp32 {r['fp32']:.3g}, drop {r['drop']:.3g} > --max-drop "
-                        f"{r['max_drop']:.3g}; not kept (ONNX Runtime runs the symmetric int8 graphs)")
             rec = w.manifest["programs"][r["program"]].setdefault("gates", {}).setdefault("onnxruntime", {})
             rec.setdefault("int8", {})[ORT_INT8_ACTIVATIONS] = {
                 **{k: r[k] for k in ("metric", "drop", "max_drop")}, "kept": False,

@@ -132,6 +132,11 @@ class OpenVinoRuntime(BaseRuntime):
             self._sized[hw] = (c, c.create_infer_request())
         self.compiled, self.request = self._sized[hw]
 
+    def prepare_image_size(self, hw: tuple[int, int]) -> None:
+        """Compile for camera frames of ``hw`` now rather than inside the first such frame."""
+        if self.front is not None:
+            self._for_size((int(hw[0]), int(hw[1])))
+
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.front is not None:
             self._for_size(tuple(feeds[self.front.input].shape[1:3]))

@@ -163,6 +163,7 @@ class Pipeline:
             for sink in self.sinks:
                 sink.open()
                 opened_sinks.append(sink)
+            self._prepare_engines()
             self.stats.t0 = time.perf_counter()  # the rate counts from the loop's start, not the devices' opening
         except BaseException:
             for src in opened_src:
@@ -207,12 +208,32 @@ class Pipeline:
                 "sensors": list(t.source.sensors), **t.status(), "dropped": sum(
                     self._slots[s].dropped for s in t.source.sensors)}
         out["interrupted"] = self._interrupted
+        if self.prepare_ms is not None:
+            out["engine_prepare_ms"] = self.prepare_ms  # before the clock: not in any frame's latency
         if self.skip_reasons:
             out["skip_reasons"] = dict(self.skip_reasons)
         return out
 
     # ----------------------------------------------------------------- internals
     _interrupted = False
+    prepare_ms: float | None = None
+
+    def _prepare_engines(self) -> None:
+        """Tell the task the camera sizes the sources know (engines that compile per size do it now, not
+        inside the first frame, where it cost a live run its first frames). Best effort: a failure here
+        comes back, and is reported, at the first frame."""
+        prepare = getattr(self.task, "prepare", None)
+        sizes: dict[str, tuple[int, int]] = {}
+        for src in self.sources:
+            sizes.update(src.frame_sizes())
+        if prepare is None or not sizes:
+            return
+        t = time.perf_counter()
+        try:
+            prepare(sizes)
+        except Exception as e:
+            log.warning("preparing the engines for %s failed: %s", sizes, first_line(e))
+        self.prepare_ms = round((time.perf_counter() - t) * 1e3, 1)
 
     def _install_signals(self) -> dict[int, Any]:
         old: dict[int, Any] = {}

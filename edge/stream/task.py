@@ -88,6 +88,10 @@ class FamilyTask:
     def infer(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.program.step(x)
 
+    def prepare(self, sizes: Mapping[str, tuple[int, int]]) -> None:
+        """The sources' camera sizes, before the first frame (see ``Source.frame_sizes``)."""
+        self.program.prepare(sizes.values())
+
     def postprocess(self, out: dict[str, np.ndarray], frames: Mapping[str, Frame]) -> tuple[dict[str, Any], Any]:
         rec, payload = self.card.postprocess(out, frames, self.cfg)
         if self.card.metric is not None:
@@ -160,6 +164,11 @@ class RuntimeTask:
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.rt.infer(feeds)
+
+    def prepare(self, sizes: Mapping[str, tuple[int, int]]) -> None:
+        prep = getattr(self.rt, "prepare", None)  # a Program; a bare runtime has nothing to prepare
+        if prep is not None:
+            prep(sizes.values())
 
     def postprocess(self, out: dict[str, np.ndarray], frames: Mapping[str, Frame]) -> tuple[dict[str, Any], Any]:
         if self._user_post is not None:

@@ -144,3 +144,25 @@ def test_program_refusals(tiny_bundle: Path) -> None:
         assert prog.fronts == ()
     with load_program(tiny_bundle, "onnxruntime", program="clip", preprocess="auto") as prog:
         assert prog.fronts == ()
+
+
+def test_the_loop_compiles_for_the_camera_size_before_its_first_frame(identity: Path) -> None:
+    """An OpenVINO front compiles per camera size; the pipeline asks for the sources' sizes before its clock
+    starts, so the first frame does not pay for the compile (a live run dropped frames behind it)."""
+    from edge.program import Program, single_graph_spec
+    from edge.stream.pipeline import Pipeline
+    from edge.stream.sources.camera import MemorySource
+    from edge.stream.task import RuntimeTask
+
+    rt = _open("openvino", identity)
+    events: list[object] = []
+    prep, infer = rt.prepare_image_size, rt.infer
+    rt.prepare_image_size = lambda hw: (events.append(("prepare", hw)), prep(hw))[1]  # type: ignore[attr-defined]
+    rt.infer = lambda feeds: (events.append("infer"), infer(feeds))[1]  # type: ignore[method-assign]
+    prog = Program(single_graph_spec("g"), {"g": rt}, {}, fronts=(SPEC,))
+    task = RuntimeTask(prog, preprocess=lambda frames: {"image": frames["camera"].data[None]})
+    src = MemorySource([_frame(72, 120, s) for s in range(3)])
+    assert src.frame_sizes() == {"camera": (72, 120)}
+    summary = Pipeline([src], task, policy="block").run(handle_signals=False)
+    assert summary["frames"] == 3 and summary["engine_prepare_ms"] > 0
+    assert events[0] == ("prepare", (72, 120)) and events[1:] == ["infer"] * 3

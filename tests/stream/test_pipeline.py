@@ -270,6 +270,14 @@ def test_live_opencv_stream_that_ends_is_reconnected(tmp_path: Any) -> None:
         for i in range(10):
             w.write(np.full((64, 96, 3), 20 * i, np.uint8))
     src = CameraSource("url:cam", "url", str(video), max_frames=25)
+    assert src.frame_sizes() == {}  # not open: unknown
+    src.open()
+    assert src.frame_sizes() == {"camera": (64, 96)}  # what the capture reports, before any frame
+    src.close()
+    f = CameraSource(str(video), "file", str(video))
+    f.open()
+    assert f.frame_sizes() == {"camera": (64, 96)}  # the frame open() read to check the file
+    f.close()
     sink = ListSink()
     s = Pipeline([src], EchoTask(), [sink], policy="block").run()
     assert [r["cam"] for r in sink.records] == list(range(25))

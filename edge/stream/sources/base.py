@@ -73,6 +73,12 @@ class Source:
     def close(self) -> None:
         """Release the device/file. Safe to call more than once."""
 
+    def frame_sizes(self) -> dict[str, tuple[int, int]]:
+        """Camera frame sizes (sensor -> (H, W)) known once the source is open; {} when unknown. The
+        pipeline prepares the engines for them before its clock starts, so an engine that compiles per
+        camera size (OpenVINO's in-engine preprocessing) does not do it inside the first frame."""
+        return {}
+
     def counters(self) -> dict[str, int]:
         """Source-specific counts for the stats summary (bad packets, truncated records, ...)."""
         return {}

@@ -107,6 +107,15 @@ class CameraSource(Source):
             self._first = first
         self._cap = cap
 
+    def frame_sizes(self) -> dict[str, tuple[int, int]]:
+        if self._first is not None:
+            return {self.sensors[0]: (int(self._first.shape[0]), int(self._first.shape[1]))}
+        if self._cap is None:
+            return {}
+        cv2 = _cv2()
+        h, w = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0), int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        return {self.sensors[0]: (h, w)} if h > 0 and w > 0 else {}
+
     def __iter__(self) -> Iterator[Frame]:
         if self._cap is None:
             raise SourceLost("not open")
@@ -168,6 +177,10 @@ class MemorySource(Source):
         self.period_s = 1.0 / fps if fps else None
         self.meta = meta
         self.frames_total = self.count
+
+    def frame_sizes(self) -> dict[str, tuple[int, int]]:
+        first = self.images[0]
+        return {self.sensors[0]: (int(first.shape[0]), int(first.shape[1]))} if getattr(first, "ndim", 0) == 3 else {}
 
     def __iter__(self) -> Iterator[Frame]:
         t0 = time.monotonic()
