@@ -84,7 +84,10 @@ class Pipeline:
         if len(set(provided)) != len(provided):
             raise DataError(f"two sources deliver the same sensor ({', '.join(provided)}); give each its own name")
         self.primary = task.sensors[0]
-        self._annotate = getattr(task, "annotate", None)
+        # what every later stage sees in a frame set's meta, in order: the run's rig (--calib), then the
+        # task's own additions (edge run --command)
+        self._annotators = [f for f in (self._with_rig if rig is not None else None, getattr(task, "annotate", None))
+                            if f is not None]
         missing = [s for s in task.sensors if s not in provided]
         if missing:
             raise DataError(f"model '{getattr(task, 'name', '?')}' needs sensor(s) {', '.join(missing)}, "
@@ -345,9 +348,8 @@ class Pipeline:
                 self._note_skip(why)
                 continue
             t0 = time.perf_counter()
-            frames = self._with_rig(frames)
-            if self._annotate is not None:  # a task's own additions (edge run --command) for every later stage
-                frames = self._annotate(frames)
+            for annotate in self._annotators:
+                frames = annotate(frames)
             try:
                 x = self.task.preprocess(frames)
             except DataError as e:  # this frame set cannot be used (too few points in view, ...): a counted skip
@@ -467,8 +469,6 @@ class Pipeline:
     def _with_rig(self, frames: dict[str, Frame]) -> dict[str, Frame]:
         """The frames with the run's rig (``--calib``) in their ``meta["rig"]``: what the user says the
         rig is wins over a source's own (kept as ``meta["rig_source"]``, e.g. KITTI's reference calib)."""
-        if self.rig is None:
-            return frames
         out = {}
         for k, fr in frames.items():
             meta = dict(fr.meta)
