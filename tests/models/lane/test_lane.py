@@ -84,7 +84,7 @@ def test_decode_recovers_positions() -> None:
     exist[1, 10:40] = 10.0
     exist[4, :] = 10.0
     exist[2, :2] = 10.0  # too few points: not a lane
-    out = lane.decode(loc, exist, cfg, (720, 1280), np.arange(160, 720, 10))
+    out = lane.decode(loc, exist, cfg, (720, 1280), np.arange(160, 720, 10), outlier_tol=None)  # random x per row
     assert out["slots"] == [1, 4]
     want = (cells[4] + 0.5) / g * 1280
     assert np.allclose(out["lanes"][1], np.round(want, 1), atol=0.051)
@@ -94,7 +94,47 @@ def test_decode_recovers_positions() -> None:
     assert out["confidence"] == pytest.approx([1 / (1 + np.exp(-10.0))] * 2)
     exist[4, :28] = 0.5  # half the rows barely on: sigmoid(0.5) there
     want = np.mean([1 / (1 + np.exp(-0.5))] * 28 + [1 / (1 + np.exp(-10.0))] * 28)
-    assert lane.decode(loc, exist, cfg, (720, 1280))["confidence"][1] == pytest.approx(want)
+    assert lane.decode(loc, exist, cfg, (720, 1280), outlier_tol=None)["confidence"][1] == pytest.approx(want)
+
+
+def _sharp(cells: np.ndarray, g: int) -> np.ndarray:
+    loc = np.full((*cells.shape, g), -30.0, np.float32)
+    np.put_along_axis(loc, np.clip(cells, 0, g - 1)[..., None], 30.0, axis=-1)
+    return loc
+
+
+def test_decode_turns_off_rows_off_the_lanes_curve() -> None:
+    """A lane on a parabola with a spur at its top (into the sky) and one row jumped onto a car: those rows
+    are off (points and TuSimple rows), every other row is kept; a lane left with too few rows is dropped;
+    ``outlier_tol=None`` keeps everything."""
+    cfg = lane.CONFIGS["default"]
+    s, r, g = cfg["slots"], len(cfg["row_anchors"]), cfg["grid"]
+    yn = np.asarray(cfg["row_anchors"])
+    cells = np.zeros((s, r), np.int64)
+    cells[1] = np.round(10 + 20 * yn + 15 * yn * yn)  # 20 px cells at 1280
+    bad = {0, 1, 2, 20}
+    for k in (0, 1, 2):
+        cells[1, k] += 15 + 2 * k  # the spur: 300+ px off the curve
+    cells[1, 20] -= 8
+    cells[3] = np.round(50 - 20 * yn)
+    exist = np.full((s, r), -10.0, np.float32)
+    exist[1] = 10.0
+    exist[3, 30:34] = 10.0  # a short lane: too few rows for a fit, kept as it is
+    exist[5, [4, 5, 6, 40, 41, 42, 43]] = 10.0
+    cells[5, [4, 5, 6]] = 5
+    cells[5, [40, 41, 42, 43]] = [60, 10, 60, 10]  # zig-zag: the fit cannot hold both sides
+    loc = _sharp(cells, g)
+    hs = np.round(yn * 720)
+    out = lane.decode(loc, exist, cfg, (720, 1280), hs)
+    raw = lane.decode(loc, exist, cfg, (720, 1280), hs, outlier_tol=None)
+    i = out["slots"].index(1)
+    ys = out["points"][i][:, 1]
+    assert sorted(np.round(yn * 720)[sorted(set(range(r)) - bad)].tolist()) == sorted(np.round(ys).tolist())
+    row = np.asarray(out["lanes"][i])
+    assert (row[sorted(bad)] == -2).all() and (row[[k for k in range(3, r) if k not in (19, 20, 21)]] >= 0).all()
+    assert len(raw["points"][raw["slots"].index(1)]) == r and (np.asarray(raw["lanes"][i]) >= 0).all()
+    assert 3 in out["slots"] and len(out["points"][out["slots"].index(3)]) == 4
+    assert 5 in raw["slots"] and 5 not in out["slots"]
 
 
 def test_targets_roundtrip_through_decode() -> None:
@@ -180,7 +220,7 @@ def test_decode_vectorized_equals_loop(seed: int, oh: int, shift: float, p_on: f
     ys = np.asarray(cfg["row_anchors"]) * oh
     # h_samples: some on anchors, some between, some shifted off (and outside the anchor span)
     hs = np.unique(np.round(np.concatenate([ys[::3], ys[1::4] + shift, rng.uniform(0, oh, 20)])))
-    out = lane.decode(loc, exist, cfg, (oh, 1280), hs)
+    out = lane.decode(loc, exist, cfg, (oh, 1280), hs, outlier_tol=None)
     assert out["lanes"] == _decode_lanes_loop(loc, exist, cfg, oh, 1280, hs)
 
 
