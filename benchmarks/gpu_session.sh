@@ -37,14 +37,15 @@ fi
 
 LEFT=$(( BUDGET - ($(date +%s) - T0) ))
 LIMIT=$(( LEFT - 150 ))  # startup, writing and scoring on the CPU (the weights are written before scoring)
+[ "$LIMIT" -lt 60 ] && { echo "budget too small: ${LIMIT} s left for training"; exit 2; }
 echo "training for ${LIMIT} s each"
 CPUS=$(nproc)
 NCW=$(( CPUS * 9 / 16 )); LW=$(( CPUS - NCW - 2 )); [ "$LW" -lt 1 ] && LW=1; [ "$NCW" -lt 1 ] && NCW=1
-timeout $(( LEFT - 5 )) edge train nativecross --config default --init edge/models/nativecross/weights/default.pt \
+timeout $(( LEFT - 5 )) edge train nativecross --config default --init "$HERE/../edge/models/nativecross/weights/default.pt" \
   --steps 100000 --batch 16 --lr 1e-3 --seed 21 --device "$DEVICE" --workers "$NCW" --time-limit "$LIMIT" \
   --eval-samples 20 --out "$OUT/nc.pt" > "$OUT/nc.log" 2>&1 &
 NC=$!
-timeout $(( LEFT - 5 )) edge train lane --config default --init edge/models/lane/weights/default.pt \
+timeout $(( LEFT - 5 )) edge train lane --config default --init "$HERE/../edge/models/lane/weights/default.pt" \
   --steps 100000 --batch 16 --lr 1e-3 --seed 21 --device "$DEVICE" --workers "$LW" --time-limit "$LIMIT" \
   --eval-clips 50 --out "$OUT/lane.pt" > "$OUT/lane.log" 2>&1 &
 LN=$!

@@ -107,10 +107,11 @@ class Program:
     def prepare(self, sizes: Iterable[tuple[int, int]]) -> None:
         """Get the engines that preprocess camera frames ready for frames of these (H, W) sizes (an
         OpenVINO front compiles per size); runtimes without such a step are left as they are."""
+        unique = list(dict.fromkeys(sizes))
         for spec in self.fronts:
             prep = getattr(self.runtimes[spec.graph], "prepare_image_size", None)
             if prep is not None:
-                for hw in dict.fromkeys(sizes):
+                for hw in unique:
                     prep(hw)
 
     def record(self, on: bool = True) -> dict[str, list[dict[str, np.ndarray]]]:

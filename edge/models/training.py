@@ -34,23 +34,26 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
 
     ``init_partial``: ``init_state`` may lack layers (a checkpoint from before a config option added
     them); those keep their fresh initialisation. ``workers`` > 0 renders batches in that many processes
-    (started before torch computes anything, so forking is safe)."""
+    (see :class:`ProcessBatches`)."""
     if card.trainer is None:
         raise ModelError(f"model '{card.name}' declares no trainer")
+    if steps < 1:
+        raise ModelError(f"steps must be >= 1, got {steps}")
     if workers < 0:
         raise ModelError(f"workers must be >= 0, got {workers}")
     if time_limit is not None and time_limit <= 0:
         raise ModelError(f"time limit must be > 0 seconds, got {time_limit}")
     tr = card.trainer
-    source = (ProcessBatches(tr.batches, cfg, batch, seed, workers) if workers
-              else prefetch(tr.batches(cfg, batch, seed)))
+    procs = ProcessBatches(tr.batches, cfg, batch, seed, workers) if workers else None
+    # the parent still prefetches: receiving and unpickling a batch then overlaps the step
+    source = prefetch(procs if procs is not None else tr.batches(cfg, batch, seed))
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
                     threads=threads, init_partial=init_partial, device=device, time_limit=time_limit)
     finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+        source.close()
+        if procs is not None:
+            procs.close()
 
 
 def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
@@ -84,16 +87,24 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
     losses: list[float] = []
     done = 0
     t0 = time.monotonic()
-    for step, b in zip(range(steps), source):
-        if time_limit is not None:
-            # the schedule follows the clock when that is further on than the step count
-            at = (time.monotonic() - t0) / time_limit
-            if at >= 1.0:
+    t1: float | None = None  # end of the first step: the schedule's clock starts there (start-up is not warm-up)
+    ended = False
+    while done < steps:
+        if time_limit is not None and done:
+            now = time.monotonic()
+            if now - t0 >= time_limit:
                 break
+            assert t1 is not None
+            # the schedule follows the clock when that is further on than the step count
+            at = (now - t1) / max(time_limit - (t1 - t0), 1e-9)
             pos = min(int(at * (total - 1)), total - 1)
-            if step and pos > sched.last_epoch:  # never before the first optimizer step
+            if pos > sched.last_epoch:
                 sched.last_epoch = pos - 1
                 sched.step()
+        b = next(source, None)
+        if b is None:
+            ended = True
+            break
         loss, _ = tr.loss(model, b)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -103,14 +114,14 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         if sched.last_epoch < total:
             sched.step()
         losses.append(float(loss.detach()))
-        done = step + 1
+        done += 1
+        if t1 is None:
+            t1 = time.monotonic()
         if progress:
             progress(done, losses[-1])
-    if done < steps and time_limit is None:
+    if ended:
         raise ModelError(f"model '{card.name}': its trainer's batches ended after {done} of {steps} steps "
                          "(Trainer.batches must be endless)")
-    if not done:
-        raise ModelError(f"model '{card.name}': no step finished within the time limit of {time_limit:g} s")
     model.cpu().eval()
     return model, losses
 
@@ -124,14 +135,35 @@ def batch_tensor(x: np.ndarray, model: Any) -> Any:
     return t if dev.type == "cpu" else t.to(dev, non_blocking=True)
 
 
+#: what a worker sends when its family's stream ended (the loop then says batches must be endless)
+_END = "\x00end"
+
+
 def _render_worker(batches: Callable[[Config, int, int], Iterator[dict[str, np.ndarray]]], cfg: Config,
-                   batch: int, seed: int, q: Any) -> None:
-    """One rendering process: its own seeded stream into its own queue; an error is passed on as text."""
+                   batch: int, seed: int, q: Any, parent: int) -> None:
+    """One rendering process: its own seeded stream into its own queue; an error is passed on as text.
+    It exits when its parent is gone (a killed trainer must not leave renderers blocked on a full queue).
+    It leaves the thread pools it inherited alone: reconfiguring OpenCV's after a fork (setNumThreads)
+    hung in a test run whose parent had used it; OpenCV's and numpy's operations themselves run."""
+    import os
+    import queue
+
+    def put(item: Any) -> bool:
+        while os.getppid() == parent:
+            try:
+                q.put(item, timeout=1.0)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     try:
         for b in batches(cfg, batch, seed):
-            q.put(b)
+            if not put(b):
+                return
+        put(_END)
     except BaseException as e:  # the consumer raises it
-        q.put(f"{type(e).__name__}: {e}")
+        put(f"{type(e).__name__}: {e}")
 
 
 def worker_seed(seed: int, worker: int) -> int:
@@ -142,19 +174,28 @@ def worker_seed(seed: int, worker: int) -> int:
 class ProcessBatches:
     """Batches from ``workers`` rendering processes, taken round-robin so the order is reproducible.
 
-    Forked on Linux (the family's generator needs no pickling, and the loop starts the workers before
-    torch has computed anything); each worker owns a bounded queue."""
+    Forked where the platform can (Linux; as PyTorch's DataLoader does): the family's generator needs
+    no pickling and a user's script no ``__main__`` guard. The loop starts them before it builds the
+    model and before any CUDA call. Elsewhere they are spawned, and the generator must be importable by
+    name (every family's module-level ``batch_stream`` is). Each worker owns a bounded queue."""
 
     def __init__(self, batches: Callable[[Config, int, int], Iterator[dict[str, np.ndarray]]], cfg: Config,
                  batch: int, seed: int, workers: int, depth: int = 3) -> None:
         import multiprocessing as mp
+        import os
 
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        ctx = mp.get_context(self.method)
         self.queues = [ctx.Queue(maxsize=depth) for _ in range(workers)]
-        self.procs = [ctx.Process(target=_render_worker, args=(batches, cfg, batch, worker_seed(seed, w), q),
-                                  daemon=True) for w, q in enumerate(self.queues)]
-        for p in self.procs:
-            p.start()
+        self.procs = [ctx.Process(target=_render_worker, daemon=True,
+                                  args=(batches, cfg, batch, worker_seed(seed, w), q, os.getpid()))
+                      for w, q in enumerate(self.queues)]
+        try:
+            for p in self.procs:
+                p.start()
+        except BaseException:
+            self.close()
+            raise
         self.i = 0
 
     def __iter__(self) -> ProcessBatches:
@@ -172,16 +213,19 @@ class ProcessBatches:
             except queue.Empty:
                 if not self.procs[w].is_alive():
                     raise ModelError(f"batch worker {w} died (exit code {self.procs[w].exitcode})") from None
+        if item == _END:
+            raise StopIteration
         if isinstance(item, str):
             raise ModelError(f"batch worker {w}: {item}")
         return item
 
     def close(self) -> None:
         for p in self.procs:
-            if p.is_alive():
+            if p.pid is not None and p.is_alive():
                 p.terminate()
         for p in self.procs:
-            p.join(timeout=5)
+            if p.pid is not None:
+                p.join(timeout=5)
         for q in self.queues:
             q.cancel_join_thread()
             q.close()

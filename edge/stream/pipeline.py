@@ -226,16 +226,17 @@ class Pipeline:
         inside the first frame, where it cost a live run its first frames). Best effort: a failure here
         comes back, and is reported, at the first frame."""
         prepare = getattr(self.task, "prepare", None)
-        sizes: dict[str, tuple[int, int]] = {}
-        for src in self.sources:
-            sizes.update(src.frame_sizes())
-        if prepare is None or not sizes:
+        if prepare is None:
             return
         t = time.perf_counter()
         try:
+            sizes = {k: v for src in self.sources for k, v in src.frame_sizes().items()
+                     if k in self.required or k in getattr(self.task, "optional", ())}
+            if not sizes:
+                return
             prepare(sizes)
         except Exception as e:
-            log.warning("preparing the engines for %s failed: %s", sizes, first_line(e))
+            log.warning("preparing the engines for the sources' frame sizes failed: %s", first_line(e))
         self.prepare_ms = round((time.perf_counter() - t) * 1e3, 1)
 
     def _install_signals(self) -> dict[int, Any]:

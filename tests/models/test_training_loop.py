@@ -50,6 +50,39 @@ def test_a_worker_error_is_raised_in_the_loop(toy: Any) -> None:
         train(card, card.config("tiny"), steps=3, batch=2, workers=2)
 
 
+def three(cfg: dict[str, Any], batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    """Three of the toy family's batches."""
+    import toyfam.card
+
+    it = toyfam.card.batches(cfg, batch, seed)
+    for _ in range(3):
+        yield next(it)
+
+
+def test_forked_workers_render_after_the_parent_used_opencvs_threads(toy: Any) -> None:
+    """A run in a process that used OpenCV's thread pool first (as a test session or a notebook does):
+    the forked workers must not touch the pool's configuration (setNumThreads hung there)."""
+    cv2 = pytest.importorskip("cv2")
+    img = np.random.default_rng(0).integers(0, 255, (900, 1600, 3), dtype=np.uint8)
+    for _ in range(5):
+        cv2.resize(img, (800, 450), interpolation=cv2.INTER_AREA)
+    _, losses = train(toy, toy.config("tiny"), steps=3, batch=2, workers=2)
+    assert len(losses) == 3
+
+
+def test_a_worker_stream_that_ends_is_the_endless_error_and_no_worker_outlives_the_run(toy: Any) -> None:
+    import multiprocessing
+
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=three))
+    with pytest.raises(ModelError, match="ended after 6 of 20 steps"):  # 2 workers x 3 batches
+        train(card, card.config("tiny"), steps=20, batch=2, workers=2)
+    assert multiprocessing.active_children() == []
+    with pytest.raises(ModelError, match="ended after 3 of 20 steps"):  # also under a time limit
+        train(card, card.config("tiny"), steps=20, batch=2, time_limit=60)
+    with pytest.raises(ModelError, match="steps must be >= 1"):
+        train(toy, toy.config("tiny"), steps=0, batch=2)
+
+
 def test_time_limit_ends_the_run_early_with_a_cpu_module(toy: Any) -> None:
     def slow(cfg: dict[str, Any], batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
         import time

@@ -324,7 +324,7 @@ def _robust_quadratic(xs: np.ndarray, yn: np.ndarray, ons: np.ndarray, tol: floa
     """Which rows of each lane (xs [L, R] at rows yn [R], normalised) lie within ``tol`` of the lane's
     quadratic x(y), fitted by least squares on its rows and refitted without the rows beyond ``tol``
     (``iters`` times; all lanes at once through batched 3x3 normal equations). A lane with too few rows
-    for a fit keeps them all."""
+    for a first fit keeps them all; one left with too few by a refit keeps those."""
     v = np.stack([yn * yn, yn, np.ones_like(yn)], 1)  # [R, 3]
     keep = ons.copy()
     for _ in range(iters):
@@ -337,7 +337,8 @@ def _robust_quadratic(xs: np.ndarray, yn: np.ndarray, ons: np.ndarray, tol: floa
         b = np.einsum("lr,ri->li", w * xs, v)
         c = np.linalg.solve(a, b[..., None])[..., 0]
         near = np.abs(xs - c @ v.T) <= tol
-        keep = ons & (near | ~fit[:, None])
+        # a lane whose rows became too few to refit keeps what the last fit kept (never its rejected rows)
+        keep = np.where(fit[:, None], ons & near, keep)
     return keep
 
 

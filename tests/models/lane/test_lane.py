@@ -233,3 +233,18 @@ def test_preprocess_frame_equals_the_plain_formula() -> None:
     want = np.ascontiguousarray(((rgb - lane.MEAN) / lane.STD).transpose(2, 0, 1))
     got = lane.preprocess_frame(img, cfg)
     assert got.dtype == np.float32 and got.flags.c_contiguous and np.array_equal(got, want)
+
+
+def test_a_refit_with_too_few_rows_never_brings_rejected_rows_back() -> None:
+    """A lane whose first fit keeps 3 rows or fewer (too few to refit) keeps those on later passes, alone
+    or beside a lane that still fits (the rule must not depend on the other lanes in the frame)."""
+    from edge.models.lane.card import _robust_quadratic
+
+    yn = np.linspace(0.3, 1.0, 7)
+    bad = np.array([0, 0, 0, 0, 0, 300.0, -300.0])
+    good = 100 + 50 * yn + 20 * yn * yn
+    ons = np.ones((2, 7), bool)
+    alone = _robust_quadratic(bad[None], yn, ons[:1], 40.0, iters=3)
+    beside = _robust_quadratic(np.stack([bad, good]), yn, ons, 40.0, iters=3)
+    assert alone.sum() <= 3 and not alone[0, 5:].any()
+    assert (beside[0] == alone[0]).all() and beside[1].all()
