@@ -137,3 +137,28 @@ def test_the_weights_are_written_before_scoring(toy: Any, tmp_path: Path) -> Non
         edge.models.unregister("toyscore")
     rec = json.loads((tmp_path / "t.json").read_text())
     assert (tmp_path / "t.pt").is_file() and rec["steps"] == 2 and "eval" not in rec
+
+
+def test_under_a_time_limit_the_learning_rate_follows_the_clock(toy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One-cycle over the time limit: it starts at peak/25 after start-up, reaches (about) the peak and ends
+    near the bottom, however many steps fit; the scheduler never steps past its total."""
+    import time
+
+    lrs: list[float] = []
+
+    class Recording(torch.optim.AdamW):
+        def step(self, *a: Any, **k: Any) -> Any:
+            lrs.append(self.param_groups[0]["lr"])
+            return super().step(*a, **k)
+
+    def slow(cfg: dict[str, Any], batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        for b in toy.trainer.batches(cfg, batch, seed):
+            time.sleep(0.04)
+            yield b
+
+    monkeypatch.setattr(torch.optim, "AdamW", Recording)
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=slow))
+    _, losses = train(card, card.config("tiny"), steps=100_000, batch=2, lr=1e-2, time_limit=2.0)
+    assert len(lrs) == len(losses) >= 5
+    assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) > 0.7e-2 and lrs[-1] < 0.3e-2
+    assert lrs.index(max(lrs)) < len(lrs) - 1
