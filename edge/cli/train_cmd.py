@@ -88,9 +88,11 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         "lr": lr if lr is not None else card.trainer.lr, "seed": seed,
         "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
     }
-    # the weights are written before scoring, so an interrupted or killed scoring loses only the score
-    save_checkpoint(out, model, cfg, module, meta)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    def write() -> None:
+        save_checkpoint(out, model, cfg, module, meta)
+        atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+
+    write()  # before scoring, so an interrupted or killed scoring loses only the score
     metric = None
     if eval_clips:
         from edge.program import evaluate, torch_program
@@ -100,8 +102,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
             metric = evaluate(prog, card, card.data.samples(cfg, "evaluation", eval_clips, 0))
     meta["eval"] = {"set": f"synthetic held-out, {eval_clips} samples, eval seed stream disjoint from training",
                     "metric": card.metric.name if card.metric else None, **(metric or {})}
-    save_checkpoint(out, model, cfg, module, meta)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    write()
     if json_out:
         print(json.dumps(meta))
     else:

@@ -82,7 +82,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
     model.to(dev).train()
     peak = tr.lr if lr is None else lr
     opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=tr.weight_decay)
-    total = max(steps, 1)
+    total = steps  # >= 1, checked by train()
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=total, pct_start=0.1)
     losses: list[float] = []
     done = 0

@@ -367,18 +367,15 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
         x[lanes_at] = ((prob * np.arange(g)).sum(-1) + 0.5) / g * ow  # [lanes, R]
     ys, hs, seg, inside, near = _sampling(tuple(cfg["row_anchors"]), oh,
                                           None if h_samples is None else np.asarray(h_samples, np.float64).tobytes())
-    if not lanes_at.size:
-        return {"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": [int(h) for h in hs]}
     xs, ons = x[lanes_at], on[lanes_at]  # [L, R]
-    if outlier_tol is not None:
+    if outlier_tol is not None and lanes_at.size:
         ons = _robust_quadratic(xs, ys / oh, ons, outlier_tol * ow)
         still = ons.sum(-1) >= min_points
-        if not still.all():
-            lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
-            if not lanes_at.size:
-                return {"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": [int(h) for h in hs]}
+        lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
         on = on.copy()
         on[lanes_at] = ons  # the confidence is over the rows kept
+    if not lanes_at.size:
+        return {"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": [int(h) for h in hs]}
     # all lanes at once; np.interp's own arithmetic (slope * (h - ys[j]) + x[j]), so the values are its
     slope = (xs[:, seg + 1] - xs[:, seg]) / (ys[seg + 1] - ys[seg])
     rows = np.where(inside & ons[:, seg] & ons[:, seg + 1], slope * (hs - ys[seg]) + xs[:, seg], -2.0)
