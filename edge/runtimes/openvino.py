@@ -7,6 +7,7 @@ sets ``INFERENCE_PRECISION_HINT=f32`` for parity; "bf16"/"f16" are explicit opt-
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,33 @@ _PRECISIONS = {"f32", "bf16", "f16"}
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 
 
+@functools.lru_cache(maxsize=1)
+def core() -> Any:
+    """The process's one ``ov.Core`` (with our attention extension), kept for the process's life.
+
+    One Core, not one per runtime: each Core's CPU plugin sets an alternate signal stack on the thread
+    that loads it and, when destroyed, restores the one it found. Two Cores destroyed in the order they
+    were made (a program closing its encoder, then its head) restore a stack the first one already
+    freed, and the next signal that thread takes (a Ctrl-C, SIGTERM) kills the process with SIGSEGV
+    (OpenVINO 2026.4: tests/runtimes/test_openvino_ir.py). One Core also means one
+    set of plugin thread pools for every compiled model.
+    """
+    import openvino as ov
+
+    from edge.runtimes.plugins.openvino_ext import edge_attention_extension
+
+    c = ov.Core()
+    c.add_extension(edge_attention_extension())
+    return c
+
+
 def _available() -> tuple[bool, str]:
     try:
         import openvino as ov
     except ImportError:
         return False, "openvino is not installed (pip install 'edge-deploy[openvino]')"
     try:
-        devices = ov.Core().available_devices
+        devices = core().available_devices
     except Exception as e:  # a broken plugin install should be a reason, not a crash
         return False, f"openvino {ov.__version__} cannot list devices ({type(e).__name__})"
     return True, f"openvino {ov.__version__} ({', '.join(devices)})"
@@ -36,14 +57,8 @@ def _available() -> tuple[bool, str]:
 
 def read_model(path: str) -> Any:
     """Read ONNX (plugin nodes through our extension) or IR (.xml) into an ``ov.Model``."""
-    import openvino as ov
-
-    from edge.runtimes.plugins.openvino_ext import edge_attention_extension
-
-    core = ov.Core()
-    core.add_extension(edge_attention_extension())
     try:
-        return core.read_model(path)
+        return core().read_model(path)
     except Exception as e:
         msg = first_line(e)
         raise BundleError(f"{path}: openvino cannot read this model ({msg})") from None
@@ -78,7 +93,6 @@ class OpenVinoRuntime(BaseRuntime):
     def __init__(self, model_path: str, io: IOSpec, *, device: str = "CPU", inference_precision: str = "f32",
                  hint: str = "latency", threads: int = 0, streams: int = 0, front: Any = None,
                  pinning: bool = False) -> None:
-        import openvino as ov
 
         if front is not None:
             from edge.runtimes.front import camera_io
@@ -90,9 +104,9 @@ class OpenVinoRuntime(BaseRuntime):
                             f"{sorted(_PRECISIONS)}")
         if hint not in _HINTS:
             raise EdgeError(f"openvino hint {hint!r}: choose one of {sorted(_HINTS)}")
-        core = ov.Core()
-        if device.split(":")[0] not in {d.split(".")[0] for d in core.available_devices} | {"AUTO", "HETERO"}:
-            raise BackendUnavailable(f"openvino device {device!r} not available (have {core.available_devices})")
+        ovc = core()
+        if device.split(":")[0] not in {d.split(".")[0] for d in ovc.available_devices} | {"AUTO", "HETERO"}:
+            raise BackendUnavailable(f"openvino device {device!r} not available (have {ovc.available_devices})")
         model = read_model(model_path)
         names = [p.get_any_name() for p in model.inputs]
         if names != io.input_names:
@@ -113,12 +127,12 @@ class OpenVinoRuntime(BaseRuntime):
         self.compiled: Any = None
         self.request: Any = None
         if front is None:
-            self.compiled = core.compile_model(model, device, config)
+            self.compiled = ovc.compile_model(model, device, config)
             self.request = self.compiled.create_infer_request()
         else:
             from edge.runtimes.front import openvino_front
 
-            self._core, self._device, self._config = core, device, config
+            self._core, self._device, self._config = ovc, device, config
             self._model = openvino_front(model, front)
 
     def _for_size(self, hw: tuple[int, int]) -> None:
