@@ -72,6 +72,21 @@ def test_output_shapes_match_spec() -> None:
         assert tuple(ex.shape) == spec.outputs[1].concrete(batch=2)
 
 
+def test_attention_is_the_textbook_function() -> None:
+    """The export-friendly form (q, k, v from slices of the fused projection) computes what one fused
+    [b, s, 3, heads, d/heads] split does, so checkpoints trained with either load into the other."""
+    from edge.models.lane.net import MHSA
+    from edge.ops import attention
+
+    torch.manual_seed(0)
+    m = MHSA(48, 4).eval()
+    x = torch.randn(3, 64, 48)
+    with torch.no_grad():
+        qkv = m.qkv(x).reshape(3, 64, 3, 4, 12).permute(2, 0, 3, 1, 4)
+        want = m.proj(attention(qkv[0], qkv[1], qkv[2]).transpose(1, 2).reshape(3, 64, 48))
+        assert torch.allclose(m(x), want, rtol=0, atol=1e-5)
+
+
 def test_decode_recovers_positions() -> None:
     """Sharp logits at known cells decode to those cells' centres in original pixels."""
     cfg = lane.CONFIGS["default"]
@@ -95,6 +110,29 @@ def test_decode_recovers_positions() -> None:
     exist[4, :28] = 0.5  # half the rows barely on: sigmoid(0.5) there
     want = np.mean([1 / (1 + np.exp(-0.5))] * 28 + [1 / (1 + np.exp(-10.0))] * 28)
     assert lane.decode(loc, exist, cfg, (720, 1280), outlier_tol=None)["confidence"][1] == pytest.approx(want)
+
+
+def test_grid_expectation_is_the_softmax_mean_cell() -> None:
+    """Uniform logits give the image's centre; the product form equals the textbook softmax expectation."""
+    assert lane.grid_expectation(np.zeros((2, 3, 64), np.float32), 1280) == pytest.approx(np.full((2, 3), 640.0))
+    loc = np.random.default_rng(5).normal(0, 4, (6, 56, 64)).astype(np.float32)
+    z = loc.astype(np.float64) - loc.max(-1, keepdims=True)
+    prob = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    want = ((prob * np.arange(64)).sum(-1) + 0.5) / 64 * 1280
+    assert np.allclose(lane.grid_expectation(loc, 1280), want, rtol=1e-12, atol=0)
+
+
+def test_decode_without_h_samples_skips_only_the_tusimple_rows() -> None:
+    """The stream loop decodes without labels: same points, slots and confidence, no TuSimple rows."""
+    cfg = lane.CONFIGS["default"]
+    rng = np.random.default_rng(7)
+    loc = rng.normal(0, 3, (cfg["slots"], len(cfg["row_anchors"]), cfg["grid"])).astype(np.float32)
+    exist = rng.normal(1, 3, (cfg["slots"], len(cfg["row_anchors"]))).astype(np.float32)
+    full = lane.decode(loc, exist, cfg, (720, 1280), np.arange(160, 720, 10))
+    bare = lane.decode(loc, exist, cfg, (720, 1280))
+    assert full["slots"] and bare["slots"] == full["slots"] and bare["confidence"] == full["confidence"]
+    assert all(np.array_equal(a, b) for a, b in zip(bare["points"], full["points"], strict=True))
+    assert bare["lanes"] == [] and bare["h_samples"] == [] and len(full["lanes"]) == len(full["slots"])
 
 
 def _sharp(cells: np.ndarray, g: int) -> np.ndarray:
@@ -185,10 +223,7 @@ def _decode_lanes_loop(loc: np.ndarray, exist: np.ndarray, cfg: dict, oh: int, o
     """The straightforward per-anchor loop that lane.decode's vectorized form must equal exactly."""
     import itertools
 
-    g = loc.shape[-1]
-    z = loc.astype(np.float64) - loc.max(-1, keepdims=True)
-    prob = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
-    x = ((prob * np.arange(g)).sum(-1) + 0.5) / g * ow
+    x = lane.grid_expectation(loc, ow)  # what is checked here is the interpolation (x: its own test)
     on = 1.0 / (1.0 + np.exp(-exist.astype(np.float64))) > 0.5
     ys = np.asarray(cfg["row_anchors"], np.float64) * oh
     lanes = []
