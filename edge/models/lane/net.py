@@ -68,8 +68,8 @@ class MHSA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # q, k and v each from its third of the fused projection, one 4-D head split each: the same
         # function as slicing one [b, s, 3, heads, d/heads] tensor, but without that 5-D permute and the
-        # split after it, which OpenVINO ran as reference-kernel transposes (the streaming step's INT8
-        # temporal graph 4.0 -> 3.4 ms on 2 cores, benchmarks/results/lane_default_bench.json)
+        # split after it, which OpenVINO ran as reference-kernel transposes (with the row resampling
+        # below: the NNCF INT8 temporal graph 4.0 -> 3.4 ms on 2 Zen 4 cores, the README's benchmarks)
         b, s, d = x.shape
         w, bias = self.qkv.weight, self.qkv.bias
         q, k, v = (F.linear(x, w[i * d:(i + 1) * d], bias[i * d:(i + 1) * d])
