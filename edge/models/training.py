@@ -44,12 +44,15 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     if time_limit is not None and time_limit <= 0:
         raise ModelError(f"time limit must be > 0 seconds, got {time_limit}")
     tr = card.trainer
+    t0 = time.monotonic()
+    deadline = None if time_limit is None else t0 + time_limit
     procs = ProcessBatches(tr.batches, cfg, batch, seed, workers) if workers else None
-    # the parent still prefetches: receiving and unpickling a batch then overlaps the step
-    source = prefetch(procs if procs is not None else tr.batches(cfg, batch, seed))
+    # the parent still prefetches: receiving and unpickling a batch then overlaps the step; under a time
+    # limit the wait for a batch ends at the deadline (a stuck renderer cannot keep the run past it)
+    source = prefetch(procs if procs is not None else tr.batches(cfg, batch, seed), deadline=deadline)
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
-                    threads=threads, init_partial=init_partial, device=device, time_limit=time_limit)
+                    threads=threads, init_partial=init_partial, device=device, t0=t0, deadline=deadline)
     finally:
         source.close()
         if procs is not None:
@@ -58,7 +61,8 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
 
 def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
          seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
-         threads: int | None, init_partial: bool, device: str, time_limit: float | None) -> tuple[Any, list[float]]:
+         threads: int | None, init_partial: bool, device: str, t0: float,
+         deadline: float | None) -> tuple[Any, list[float]]:
     import torch
 
     tr = card.trainer
@@ -86,24 +90,23 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=total, pct_start=0.1)
     losses: list[float] = []
     done = 0
-    t0 = time.monotonic()
     t1: float | None = None  # end of the first step: the schedule's clock starts there (start-up is not warm-up)
     ended = False
     while done < steps:
-        if time_limit is not None and done:
+        if deadline is not None and done:
             now = time.monotonic()
-            if now - t0 >= time_limit:
+            if now >= deadline:
                 break
             assert t1 is not None
             # the schedule follows the clock when that is further on than the step count
-            at = (now - t1) / max(time_limit - (t1 - t0), 1e-9)
+            at = (now - t1) / max(deadline - t1, 1e-9)
             pos = min(int(at * (total - 1)), total - 1)
             if pos > sched.last_epoch:
                 sched.last_epoch = pos - 1
                 sched.step()
         b = next(source, None)
         if b is None:
-            ended = True
+            ended = deadline is None or time.monotonic() < deadline  # not the end of time: of the batches
             break
         loss, _ = tr.loss(model, b)
         opt.zero_grad(set_to_none=True)
@@ -179,11 +182,15 @@ class ProcessBatches:
     model and before any CUDA call. Elsewhere they are spawned, and the generator must be importable by
     name (every family's module-level ``batch_stream`` is). Each worker owns a bounded queue."""
 
+    #: a worker alive but without a batch for this long is stuck: one line instead of a run that hangs
+    STALL_S = 600.0
+
     def __init__(self, batches: Callable[[Config, int, int], Iterator[dict[str, np.ndarray]]], cfg: Config,
-                 batch: int, seed: int, workers: int, depth: int = 3) -> None:
+                 batch: int, seed: int, workers: int, depth: int = 3, stall_s: float | None = None) -> None:
         import multiprocessing as mp
         import os
 
+        self.stall_s = self.STALL_S if stall_s is None else stall_s
         self.method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(self.method)
         self.queues = [ctx.Queue(maxsize=depth) for _ in range(workers)]
@@ -206,13 +213,17 @@ class ProcessBatches:
 
         w = self.i % len(self.queues)
         self.i += 1
+        since = time.monotonic()
         while True:
             try:
-                item = self.queues[w].get(timeout=1.0)
+                item = self.queues[w].get(timeout=min(1.0, self.stall_s))
                 break
             except queue.Empty:
                 if not self.procs[w].is_alive():
                     raise ModelError(f"batch worker {w} died (exit code {self.procs[w].exitcode})") from None
+                if time.monotonic() - since >= self.stall_s:
+                    raise ModelError(f"batch worker {w} is alive but gave no batch in {self.stall_s:g} s "
+                                     "(its renderer is stuck)") from None
         if item == _END:
             raise StopIteration
         if isinstance(item, str):
@@ -231,9 +242,10 @@ class ProcessBatches:
             q.close()
 
 
-def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4) -> Iterator[dict[str, np.ndarray]]:
+def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4,
+             deadline: float | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Draw items of ``it`` in a background thread; its exceptions are raised here, in the consumer, and
-    its end ends this iterator too."""
+    its end ends this iterator too, as does ``deadline`` (a ``time.monotonic()`` time) while waiting."""
     import queue
     import threading
 
@@ -264,7 +276,10 @@ def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4) -> Iterator[di
     th.start()
     try:
         while True:
-            item = q.get()
+            try:
+                item = q.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except queue.Empty:  # the deadline passed while the source had nothing
+                return
             if item is end:
                 return
             if isinstance(item, BaseException):

@@ -162,3 +162,45 @@ def test_under_a_time_limit_the_learning_rate_follows_the_clock(toy: Any, monkey
     assert len(lrs) == len(losses) >= 5
     assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) > 0.7e-2 and lrs[-1] < 0.3e-2
     assert lrs.index(max(lrs)) < len(lrs) - 1
+
+
+def one_then_stuck(cfg: dict[str, Any], batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    """One toy batch, then a renderer that never returns (alive, stuck)."""
+    import time
+
+    import toyfam.card
+
+    yield next(toyfam.card.batches(cfg, batch, seed))
+    while True:
+        time.sleep(3600)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_stuck_renderer_cannot_keep_a_time_limited_run_past_its_limit(toy: Any, workers: int) -> None:
+    """The wait for the next batch ends at the deadline: the run returns its weights after the step it
+    had, in the single stream and with a worker process alike."""
+    import threading
+    import time
+
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=one_then_stuck))
+    got: list[Any] = []
+    t = time.monotonic()
+    th = threading.Thread(target=lambda: got.append(train(card, card.config("tiny"), steps=50, batch=2,
+                                                          workers=workers, time_limit=2.0)), daemon=True)
+    th.start()
+    th.join(timeout=60)
+    assert not th.is_alive(), "the run waited past its time limit for a stuck renderer"
+    model, losses = got[0]
+    assert len(losses) == 1 and time.monotonic() - t < 30 and next(model.parameters()).device.type == "cpu"
+
+
+def test_a_stuck_worker_without_a_time_limit_is_one_line(toy: Any) -> None:
+    from edge.models.training import ProcessBatches
+
+    procs = ProcessBatches(one_then_stuck, toy.config("tiny"), 2, 0, 1, stall_s=1.5)
+    try:
+        next(procs)
+        with pytest.raises(ModelError, match=r"batch worker 0 is alive but gave no batch in 1.5 s"):
+            next(procs)
+    finally:
+        procs.close()
