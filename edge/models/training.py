@@ -52,7 +52,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     source = prefetch(procs if procs is not None else tr.batches(cfg, batch, seed), deadline=deadline)
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
-                    threads=threads, init_partial=init_partial, device=device, t0=t0, deadline=deadline)
+                    threads=threads, init_partial=init_partial, device=device, deadline=deadline)
     finally:
         source.close()
         if procs is not None:
@@ -61,8 +61,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
 
 def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
          seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
-         threads: int | None, init_partial: bool, device: str, t0: float,
-         deadline: float | None) -> tuple[Any, list[float]]:
+         threads: int | None, init_partial: bool, device: str, deadline: float | None) -> tuple[Any, list[float]]:
     import torch
 
     tr = card.trainer
@@ -107,6 +106,9 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         b = next(source, None)
         if b is None:
             ended = deadline is None or time.monotonic() < deadline  # not the end of time: of the batches
+            if not ended and not done:  # weights that never saw a batch are not a trained model
+                raise ModelError(f"model '{card.name}': no training batch arrived within the time limit (its "
+                                 "renderer is stuck or slower than the limit)")
             break
         loss, _ = tr.loss(model, b)
         opt.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ sets ``INFERENCE_PRECISION_HINT=f32`` for parity; "bf16"/"f16" are explicit opt-
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,10 @@ _PRECISIONS = {"f32", "bf16", "f16"}
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 
 
-@functools.lru_cache(maxsize=1)
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
 def core() -> Any:
     """The process's one ``ov.Core`` (with our attention extension), kept for the process's life.
 
@@ -31,16 +34,21 @@ def core() -> Any:
     that loads it and, when destroyed, restores the one it found. Two Cores destroyed in the order they
     were made (a program closing its encoder, then its head) restore a stack the first one already
     freed, and the next signal that thread takes (a Ctrl-C, SIGTERM) kills the process with SIGSEGV
-    (OpenVINO 2026.4: tests/runtimes/test_openvino_ir.py). One Core also means one
-    set of plugin thread pools for every compiled model.
+    (OpenVINO 2026.4: tests/runtimes/test_openvino_ir.py). Made under a lock: two threads opening
+    their first runtimes at once must not make two.
     """
-    import openvino as ov
+    global _CORE
+    if _CORE is None:
+        with _CORE_LOCK:
+            if _CORE is None:
+                import openvino as ov
 
-    from edge.runtimes.plugins.openvino_ext import edge_attention_extension
+                from edge.runtimes.plugins.openvino_ext import edge_attention_extension
 
-    c = ov.Core()
-    c.add_extension(edge_attention_extension())
-    return c
+                c = ov.Core()
+                c.add_extension(edge_attention_extension())
+                _CORE = c
+    return _CORE
 
 
 def _available() -> tuple[bool, str]:
@@ -57,8 +65,9 @@ def _available() -> tuple[bool, str]:
 
 def read_model(path: str) -> Any:
     """Read ONNX (plugin nodes through our extension) or IR (.xml) into an ``ov.Model``."""
+    ovc = core()  # outside the try: a broken install is not this model's fault
     try:
-        return core().read_model(path)
+        return ovc.read_model(path)
     except Exception as e:
         msg = first_line(e)
         raise BundleError(f"{path}: openvino cannot read this model ({msg})") from None

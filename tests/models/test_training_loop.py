@@ -204,3 +204,17 @@ def test_a_stuck_worker_without_a_time_limit_is_one_line(toy: Any) -> None:
             next(procs)
     finally:
         procs.close()
+
+
+def stuck_from_the_start(cfg: dict[str, Any], batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    import time
+
+    while True:
+        time.sleep(3600)
+    yield {}
+
+
+def test_no_batch_within_the_time_limit_is_one_line_not_an_untrained_model(toy: Any) -> None:
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=stuck_from_the_start))
+    with pytest.raises(ModelError, match="no training batch arrived within the time limit"):
+        train(card, card.config("tiny"), steps=5, batch=2, time_limit=1.0)

@@ -329,8 +329,8 @@ def _robust_quadratic(xs: np.ndarray, yn: np.ndarray, ons: np.ndarray, tol: floa
     """Which rows of each lane (xs [L, R] at rows yn [R], normalised) lie within ``tol`` of the lane's
     quadratic x(y), fitted by least squares on its rows and refitted without the rows beyond ``tol``
     (up to ``iters`` times, fewer when the rows stop changing; all lanes at once through batched 3x3 normal
-    equations built from the weighted moments of y, one matrix product per refit: this runs per frame in
-    the stream loop). A lane with too few rows for a first fit keeps them all; one left with too few by a
+    equations built from the weighted moments of y, a few small matrix products per refit: this runs per
+    frame in the stream loop). A lane with too few rows for a first fit keeps them all; one left with too few by a
     refit keeps those."""
     powers = yn[:, None] ** np.arange(5)  # [R, 5]: 1, y, y^2, y^3, y^4
     v = powers[:, 2::-1]  # [R, 3]: y^2, y, 1
