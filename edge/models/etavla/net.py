@@ -36,7 +36,7 @@ from torch import nn
 
 from edge.models.etavla.card import kept as kept_count
 from edge.models.etavla.card import visual_tokens
-from edge.ops import attention
+from edge.ops import attention, projected_heads
 
 
 def conv_bn(cin: int, cout: int, s: int = 1) -> nn.Sequential:
@@ -79,7 +79,7 @@ class TemporalFusion(nn.Module):
         x = x.transpose(1, 2).reshape(b * v * p, t, d)
         h = self.heads
         q = self.q(self.nq(x[:, -1:])).reshape(b * v * p, 1, h, d // h).transpose(1, 2)
-        k, val = self.kv(self.nk(x)).reshape(b * v * p, t, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        k, val = projected_heads(self.kv, self.nk(x), 2, h)
         out = attention(q, k, val).transpose(1, 2).reshape(b * v * p, 1, d)
         return (x[:, -1:] + self.proj(out)).reshape(b, v * p, d)
 
@@ -117,8 +117,7 @@ class Layer(nn.Module):
 
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v [B, H, S, dh] before rotary."""
-        b, s, d = x.shape
-        q, k, v = self.qkv(self.n1(x)).reshape(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = projected_heads(self.qkv, self.n1(x), 3, self.heads)
         return q, k, v
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

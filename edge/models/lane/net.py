@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge.ops import attention
+from edge.ops import attention, projected_heads
 
 
 def _interp_matrix(dst: np.ndarray, src_len: int) -> torch.Tensor:
@@ -66,14 +66,8 @@ class MHSA(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # q, k and v each from its third of the fused projection, one 4-D head split each: the same
-        # function as slicing one [b, s, 3, heads, d/heads] tensor, but without that 5-D permute and the
-        # split after it, which OpenVINO ran as reference-kernel transposes (with the row resampling
-        # below: the NNCF INT8 temporal graph 4.0 -> 3.4 ms on 2 Zen 4 cores, the README's benchmarks)
         b, s, d = x.shape
-        w, bias = self.qkv.weight, self.qkv.bias
-        q, k, v = (F.linear(x, w[i * d:(i + 1) * d], bias[i * d:(i + 1) * d])
-                   .reshape(b, s, self.heads, d // self.heads).transpose(1, 2) for i in range(3))
+        q, k, v = projected_heads(self.qkv, x, 3, self.heads)  # no 5-D permute in the graph: see its doc
         out = attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, s, d))
 

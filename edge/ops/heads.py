@@ -1,0 +1,28 @@
+"""Heads from a fused projection: q/k/v (or k/v) of a ``Linear(d, parts * d)`` as [B, heads, S, d/heads].
+
+Why not ``linear(x).reshape(b, s, parts, heads, dh).permute(2, 0, 3, 1, 4)``, the usual form: the same
+function, but exported it is a 5-D transpose plus a split of the fused output, which OpenVINO's CPU
+plugin ran as reference-kernel transposes (in INT8 on quantized tensors). Each part from its own slice
+of the weight is one MatMul and one 4-D transpose, which the fused attention kernels take as they are
+(the lane model's INT8 temporal graph: 4.0 -> 3.4 ms on 2 cores). The weights and their names are
+unchanged, so checkpoints of either form load into the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def projected_heads(proj: Any, x: Any, parts: int, heads: int) -> tuple[Any, ...]:
+    """``parts`` tensors [B, heads, S, d/heads] of ``proj(x)`` (``proj`` a ``torch.nn.Linear(d, parts*d)``
+    with bias, ``x`` [B, S, d]), each computed from its slice of the weight."""
+    import torch.nn.functional as F
+
+    b, s, _ = x.shape
+    d = proj.out_features // parts
+    if d * parts != proj.out_features or d % heads:
+        raise ValueError(f"projection to {proj.out_features} features does not split into {parts} parts of "
+                         f"{heads} heads")
+    w, bias = proj.weight, proj.bias
+    return tuple(F.linear(x, w[i * d:(i + 1) * d], None if bias is None else bias[i * d:(i + 1) * d])
+                 .reshape(b, s, heads, d // heads).transpose(1, 2) for i in range(parts))
