@@ -4,7 +4,7 @@ Why not ``linear(x).reshape(b, s, parts, heads, dh).permute(2, 0, 3, 1, 4)``, th
 function, but exported it is a 5-D transpose plus a split of the fused output, which OpenVINO's CPU
 plugin ran as reference-kernel transposes (in INT8 on quantized tensors). Each part from its own slice
 of the weight is one MatMul and one 4-D transpose, which the fused attention kernels take as they are
-(the lane model's INT8 temporal graph: 4.0 -> 3.4 ms on 2 cores). The weights and their names are
+(a shipped temporal head's INT8 graph: 4.0 -> 3.4 ms on 2 cores, README benchmarks). The weights and their names are
 unchanged, so checkpoints of either form load into the other.
 """
 
