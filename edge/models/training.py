@@ -44,8 +44,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     if time_limit is not None and time_limit <= 0:
         raise ModelError(f"time limit must be > 0 seconds, got {time_limit}")
     tr = card.trainer
-    t0 = time.monotonic()
-    deadline = None if time_limit is None else t0 + time_limit
+    deadline = None if time_limit is None else time.monotonic() + time_limit
     procs = ProcessBatches(tr.batches, cfg, batch, seed, workers) if workers else None
     # the parent still prefetches: receiving and unpickling a batch then overlaps the step; under a time
     # limit the wait for a batch ends at the deadline (a stuck renderer cannot keep the run past it)

@@ -102,7 +102,6 @@ class OpenVinoRuntime(BaseRuntime):
     def __init__(self, model_path: str, io: IOSpec, *, device: str = "CPU", inference_precision: str = "f32",
                  hint: str = "latency", threads: int = 0, streams: int = 0, front: Any = None,
                  pinning: bool = False) -> None:
-
         if front is not None:
             from edge.runtimes.front import camera_io
 
@@ -141,7 +140,7 @@ class OpenVinoRuntime(BaseRuntime):
         else:
             from edge.runtimes.front import openvino_front
 
-            self._core, self._device, self._config = ovc, device, config
+            self._device, self._config = device, config
             self._model = openvino_front(model, front)
 
     def _for_size(self, hw: tuple[int, int]) -> None:
@@ -151,7 +150,7 @@ class OpenVinoRuntime(BaseRuntime):
                 self._sized.pop(next(iter(self._sized)))
             m = self._model.clone()
             m.reshape({self.front.input: [1, hw[0], hw[1], 3]})
-            c = self._core.compile_model(m, self._device, self._config)
+            c = core().compile_model(m, self._device, self._config)
             self._sized[hw] = (c, c.create_infer_request())
         self.compiled, self.request = self._sized[hw]
 

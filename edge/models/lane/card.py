@@ -372,12 +372,9 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     p_exist = 1.0 / (1.0 + np.exp(-exist.astype(np.float64)))
     on = p_exist > threshold
     lanes_at = np.flatnonzero(on.sum(-1) >= min_points)  # only these slots' softmax is needed (row-wise: same x)
-    x = np.zeros(on.shape, np.float64)
-    if lanes_at.size:
-        x[lanes_at] = grid_expectation(loc[lanes_at], ow)  # [lanes, R]
+    xs, ons = grid_expectation(loc[lanes_at], ow), on[lanes_at]  # [L, R]
     ys, hs, seg, inside, near = _sampling(tuple(cfg["row_anchors"]), oh,
                                           None if h_samples is None else np.asarray(h_samples, np.float64).tobytes())
-    xs, ons = x[lanes_at], on[lanes_at]  # [L, R]
     if outlier_tol is not None and lanes_at.size:
         ons = _robust_quadratic(xs, ys / oh, ons, outlier_tol * ow)
         still = ons.sum(-1) >= min_points
