@@ -11,9 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane"
-SETS = {"lanenet6": ("tusimple_lanenet/gt_tusimple_format_derived_from_instance_masks.json", "tusimple_lanenet"),
-        "official10": ("tusimple_lstr_train/label_data_0313.subset.json", "tusimple_lstr_train")}
+from lane_real_tusimple import REAL, SETS  # the real labelled sets, defined once (a sibling script)
+
 THRESHOLDS = (0.0, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
 
 

@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane"
-SETS = {"lanenet6": ("tusimple_lanenet/gt_tusimple_format_derived_from_instance_masks.json", "tusimple_lanenet"),
-        "official10": ("tusimple_lstr_train/label_data_0313.subset.json", "tusimple_lstr_train")}
+from lane_real_tusimple import REAL, SETS  # the real labelled sets, defined once (a sibling script)
 
 
 def _metric(m: dict[str, Any]) -> dict[str, float]:
