@@ -34,7 +34,7 @@ def main() -> None:
     from edge.models import get_card
     from edge.models.checkpoint import load_model
     from edge.models.nativecross.net import translation_from_flows
-    from edge.models.nativecross.train import batch_stream
+    from edge.models.nativecross.train import batch_stream, true_flows
 
     ckpt = args.checkpoint or get_card("nativecross").default_checkpoint
     m, cfg, _ = load_model(ckpt, expect_model="nativecross")
@@ -44,19 +44,14 @@ def main() -> None:
     b = next(batch_stream(cfg, args.rigs, seed=args.seed, worker=3))
     h, w = cfg["input_hw"]
     gh, gw = h // 8, w // 8
-    patch = torch.tensor([float(gw), float(gh)])
     px = torch.tensor([w / gw, h / gh])
     with torch.no_grad():
         img, pts = m.encoder(torch.from_numpy(b["image"]), torch.from_numpy(b["groups"]))
         centres, P = torch.from_numpy(b["centres"]), torch.from_numpy(b["P"])
         T = torch.from_numpy(b["T"].astype(np.float32))
         xi, (flow, log_sigma), uv = m.step(img, pts, centres, T, P, with_flow=True)
-        Tt = torch.from_numpy(b["T_true"].astype(np.float32))
-        cam_true = centres @ Tt[:, :3, :3].transpose(1, 2) + Tt[:, None, :3, 3]
-        pix = cam_true @ P[:, :, :3].transpose(1, 2) + P[:, None, :, 3]
-        uv_true = pix[..., :2] / pix[..., 2:3].clamp(min=0.5) / torch.tensor([float(w), float(h)])
-        true_flow = (uv_true - uv) * patch
-        ok = ((uv_true > 0) & (uv_true < 1) & (uv > 0) & (uv < 1)).all(-1) & (cam_true[..., 2] > 0.5)
+        true_flow, ok = true_flows(uv, centres, b["T_true"], P, cfg)
+        ok = ok[..., 0]
         f, t = flow[ok], true_flow[ok]
         err = (f - t).abs()
         sigma = torch.exp(log_sigma[ok][:, 0])

@@ -73,15 +73,13 @@ def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0) ->
         yield {k: np.stack([it[k] for it in items]) for k in items[0]}
 
 
-def _flow_loss(flow: Any, uv: Any, centres: Any, T_true: np.ndarray, P: Any, cfg: dict[str, Any]) -> Any:
-    """Laplace NLL of each group's predicted flow (patches) against where the true extrinsic puts it.
-
-    Dense supervision: 128 groups per sample say which way the image moved, where the 6 numbers of the
-    increment say it once; the sigma it learns is the weight the translation solve gives the group.
-    """
+def true_flows(uv: Any, centres: Any, T_true: np.ndarray, P: Any, cfg: dict[str, Any]) -> tuple[Any, Any]:
+    """Where the true extrinsic puts each group's centre, relative to ``uv`` (where the current guess puts
+    it): flows [B, G, 2] in patches, and ``ok`` [B, G, 1], the groups in front of the camera and inside the
+    image under both (the only ones whose flow the image can show). Training supervises the predicted
+    flows with these; ``benchmarks/nativecross_flows.py`` scores them against these."""
     import torch
 
-    f, log_sigma = flow
     h, w = cfg["input_hw"]
     gh, gw = h // 8, w // 8
     dev = centres.device
@@ -91,8 +89,20 @@ def _flow_loss(flow: Any, uv: Any, centres: Any, T_true: np.ndarray, P: Any, cfg
     z = pix[..., 2:3]
     uv_true = pix[..., :2] / torch.clamp(z, min=0.5) / torch.tensor([float(w), float(h)], device=dev)
     ok = (cam[..., 2:3] > 0.5) & ((uv_true > 0) & (uv_true < 1) & (uv > 0) & (uv < 1)).all(-1, keepdim=True)
-    target = torch.clamp((uv_true - uv.detach()) * torch.tensor([float(gw), float(gh)], device=dev),
-                         -FLOW_CLIP, FLOW_CLIP)
+    return (uv_true - uv) * torch.tensor([float(gw), float(gh)], device=dev), ok
+
+
+def _flow_loss(flow: Any, uv: Any, centres: Any, T_true: np.ndarray, P: Any, cfg: dict[str, Any]) -> Any:
+    """Laplace NLL of each group's predicted flow (patches) against where the true extrinsic puts it.
+
+    Dense supervision: 128 groups per sample say which way the image moved, where the 6 numbers of the
+    increment say it once; the sigma it learns is the weight the translation solve gives the group.
+    """
+    import torch
+
+    f, log_sigma = flow
+    target, ok = true_flows(uv.detach(), centres, T_true, P, cfg)
+    target = torch.clamp(target, -FLOW_CLIP, FLOW_CLIP)
     nll = (f - target).abs().sum(-1, keepdim=True) * torch.exp(-log_sigma) + 2.0 * log_sigma
     okf = ok.float()
     return (nll * okf).sum() / okf.sum().clamp(min=1.0)
