@@ -1,7 +1,8 @@
 """Real-frame checks of lane checkpoints (default: the shipped one): the official TuSimple metric on the 16 real
 labelled frames in ../shared/data/real, predicted lane points above where the road ends (more than 10 px
 above the frame's first labelled row), and lateral stability over the 5 real 256x128 sequences (mean jump,
-in pixels of those frames, of each lane's lowest fifth between consecutive frames).
+in pixels of those frames, of each lane between consecutive frames over the lowest fifth of the rows it has
+in both).
 
     python benchmarks/lane_real_checks.py [CHECKPOINT ...] [--out benchmarks/results/lane_real_checks.json]
 """
@@ -51,9 +52,12 @@ def _stability(prog: Any, card: Any, cfg: dict[str, Any], root: Path) -> dict[st
             cur = dict(zip(d["slots"], d["points"], strict=True))
             for s in set(cur) & set(prev or {}):
                 a, b = cur[s], prev[s]
-                low = 0.8 * max(a[:, 1].max(), b[:, 1].max())
-                if (a[:, 1] >= low).any() and (b[:, 1] >= low).any():
-                    jumps.append(abs(float(a[a[:, 1] >= low, 0].mean() - b[b[:, 1] >= low, 0].mean())))
+                # the same rows in both frames (lanes of different lengths would compare different rows)
+                common = np.intersect1d(a[:, 1], b[:, 1])
+                if common.size:
+                    low = common[common >= 0.8 * common.max()]
+                    xa, xb = (dict(zip(p[:, 1].tolist(), p[:, 0].tolist())) for p in (a, b))
+                    jumps.append(float(np.mean([abs(xa[y] - xb[y]) for y in low.tolist()])))
             prev = cur
     return {"mean_jump_px": round(float(np.mean(jumps)), 2) if jumps else None, "pairs": len(jumps)}
 

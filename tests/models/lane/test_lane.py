@@ -99,7 +99,8 @@ def test_decode_recovers_positions() -> None:
     exist[1, 10:40] = 10.0
     exist[4, :] = 10.0
     exist[2, :2] = 10.0  # too few points: not a lane
-    out = lane.decode(loc, exist, cfg, (720, 1280), np.arange(160, 720, 10), outlier_tol=None)  # random x per row
+    out = lane.decode(loc, exist, cfg, (720, 1280), np.arange(160, 720, 10), outlier_tol=None,
+                      complete=False)  # random x per row
     assert out["slots"] == [1, 4]
     want = (cells[4] + 0.5) / g * 1280
     assert np.allclose(out["lanes"][1], np.round(want, 1), atol=0.051)
@@ -163,8 +164,8 @@ def test_decode_turns_off_rows_off_the_lanes_curve() -> None:
     cells[5, [40, 41, 42, 43]] = [60, 10, 60, 10]  # zig-zag: the fit cannot hold both sides
     loc = _sharp(cells, g)
     hs = np.round(yn * 720)
-    out = lane.decode(loc, exist, cfg, (720, 1280), hs)
-    raw = lane.decode(loc, exist, cfg, (720, 1280), hs, outlier_tol=None)
+    out = lane.decode(loc, exist, cfg, (720, 1280), hs, complete=False)
+    raw = lane.decode(loc, exist, cfg, (720, 1280), hs, outlier_tol=None, complete=False)
     i = out["slots"].index(1)
     ys = out["points"][i][:, 1]
     assert sorted(np.round(yn * 720)[sorted(set(range(r)) - bad)].tolist()) == sorted(np.round(ys).tolist())
@@ -255,7 +256,7 @@ def test_decode_vectorized_equals_loop(seed: int, oh: int, shift: float, p_on: f
     ys = np.asarray(cfg["row_anchors"]) * oh
     # h_samples: some on anchors, some between, some shifted off (and outside the anchor span)
     hs = np.unique(np.round(np.concatenate([ys[::3], ys[1::4] + shift, rng.uniform(0, oh, 20)])))
-    out = lane.decode(loc, exist, cfg, (oh, 1280), hs, outlier_tol=None)
+    out = lane.decode(loc, exist, cfg, (oh, 1280), hs, outlier_tol=None, complete=False)
     assert out["lanes"] == _decode_lanes_loop(loc, exist, cfg, oh, 1280, hs)
 
 
@@ -283,3 +284,77 @@ def test_a_refit_with_too_few_rows_never_brings_rejected_rows_back() -> None:
     beside = _robust_quadratic(np.stack([bad, good]), yn, ons, 40.0, iters=3)
     assert alone.sum() <= 3 and not alone[0, 5:].any()
     assert (beside[0] == alone[0]).all() and beside[1].all()
+
+
+def test_decode_completes_lanes_across_gaps_and_a_little_below() -> None:
+    """A lane with a hole in its rows: the hole is filled by linear interpolation, and below its last row
+    it continues along the straight line through its 6 lowest rows for TAIL_REACH of the image height;
+    a lane running out of the side of the image stops there; a lane's first row stays its first (no
+    extension upward), and confidence is still over the rows the model turned on. ``complete=False``
+    keeps the model's rows as they are."""
+    cfg = lane.CONFIGS["default"]
+    s, r, g = cfg["slots"], len(cfg["row_anchors"]), cfg["grid"]
+    ys = np.asarray(cfg["row_anchors"]) * 720
+    cells = np.zeros((s, r), np.int64)
+    cells[2] = np.round(30 - 0.05 * np.arange(r))
+    cells[4] = 30 + 3 * (np.arange(r) - 5)  # runs right 3 cells (60 px) per row
+    exist = np.full((s, r), -10.0, np.float32)
+    exist[2, 8:30] = 10.0
+    exist[2, 15:18] = -10.0  # a hole
+    exist[4, 5:16] = 10.0  # last row at cell 60; the next at 63 is inside (x 1270), the one after is not
+    loc = _sharp(cells, g)
+    x = (np.clip(cells, 0, g - 1) + 0.5) / g * 1280
+    out = lane.decode(loc, exist, cfg, (720, 1280), np.round(ys), outlier_tol=None)
+    raw = lane.decode(loc, exist, cfg, (720, 1280), np.round(ys), outlier_tol=None, complete=False)
+    assert out["slots"] == raw["slots"] == [2, 4] and out["confidence"] == raw["confidence"]
+    a, b = out["points"]
+    more = int((ys[30:] <= ys[29] + lane.TAIL_REACH * 720 + 1e-9).sum())
+    assert more == 3  # 10 px between anchors at 720
+    assert np.array_equal(a[:, 1], ys[8:30 + more])
+    hole = np.interp(ys[15:18], ys[[14, 18]], x[2, [14, 18]])
+    assert np.allclose(a[7:10, 0], hole, rtol=0, atol=1e-9)
+    k, c = np.polyfit(ys[24:30], x[2, 24:30], 1)
+    assert np.allclose(a[22:, 0], k * ys[30:30 + more] + c, rtol=0, atol=1e-6)
+    assert np.allclose(a[:7, 0], x[2, 8:15]) and np.allclose(a[10:22, 0], x[2, 18:30])
+    assert np.array_equal(b[:, 1], ys[5:17]) and b[-1, 0] == pytest.approx(1270.0)
+    # the TuSimple rows say the same
+    row, raw_row = np.asarray(out["lanes"][0]), np.asarray(raw["lanes"][0])
+    assert (row[:8] == -2).all() and (row[8:30 + more] >= 0).all() and (row[30 + more:] == -2).all()
+    assert (raw_row[15:18] == -2).all() and (raw_row[30:] == -2).all()
+
+
+def _complete_loop(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, height: float, width: float,
+                   tail: int, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """The rule of ``_complete`` written plainly, one lane at a time (np.interp, np.polyfit)."""
+    xs, ons = xs.copy(), ons.copy()
+    for k in range(len(xs)):
+        on = np.flatnonzero(ons[k])
+        if on.size < 2:
+            continue
+        gap = on[0] + np.flatnonzero(~ons[k, on[0]:on[-1] + 1])
+        xs[k, gap] = np.interp(ys[gap], ys[on], xs[k, on])
+        ons[k, gap] = True
+        for j in range(on[-1] + 1, len(ys)):
+            if ys[j] > ys[on[-1]] + reach * height + 1e-9:
+                break
+            slope, icpt = np.polyfit(ys[on[-tail:]], xs[k, on[-tail:]], 1)
+            v = slope * ys[j] + icpt
+            if not 0 <= v < width:
+                break
+            xs[k, j], ons[k, j] = v, True
+    return xs, ons
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), p_on=st.floats(0.0, 1.0), tail=st.integers(2, 8),
+       reach=st.floats(0.0, 0.5), lanes=st.integers(0, 6))
+def test_complete_vectorized_equals_loop(seed: int, p_on: float, tail: int, reach: float, lanes: int) -> None:
+    """All lanes at once (accumulated row indices, masked least squares) equals the plain per-lane loop."""
+    rng = np.random.default_rng(seed)
+    ys = np.sort(rng.choice(np.arange(100, 720), 30, replace=False)).astype(np.float64)
+    xs = rng.uniform(-50, 1330, (lanes, 30)) if seed % 2 else np.cumsum(rng.normal(0, 40, (lanes, 30)), 1) + 640
+    ons = rng.random((lanes, 30)) < p_on
+    got = lane._complete(xs, ons, ys, 720.0, 1280.0, tail=tail, reach=reach)
+    want = _complete_loop(xs, ons, ys, 720.0, 1280.0, tail, reach)
+    assert np.array_equal(got[1], want[1])
+    assert np.allclose(got[0][want[1]], want[0][want[1]], rtol=0, atol=1e-6)
