@@ -105,6 +105,8 @@ def _artifact(a: Any, i: int, where: str, files: Mapping[str, Any], graphs: set[
         _need(key not in a or isinstance(a[key], dict), where, f"{at} has a malformed '{key}' (an object)")
     if "max_batch" in a:
         _need(_int(a["max_batch"]) and a["max_batch"] >= 1, where, f"{at} has a malformed 'max_batch'")
+    if "preprocess" in a:  # an engine that resizes and normalises camera frames itself
+        _need(a["preprocess"] == "engine", where, f"{at} has preprocess {a['preprocess']!r} (only 'engine')")
     if "io" in a:
         _io(a["io"], where, f"{at}.io")
 

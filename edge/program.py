@@ -234,8 +234,11 @@ def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str) 
     if preprocess == "auto":
         return mine if can and be.image_front_auto else {}
     if not can:
+        from edge.runtimes.registry import list_backends
+
+        able = [n for n in list_backends() if get_backend(n).image_front]
         raise BackendUnavailable(f"--preprocess engine: backend '{backend}' cannot preprocess inside the engine "
-                                 "(onnxruntime and openvino can); use --preprocess numpy")
+                                 f"({', '.join(able)} can); use --preprocess numpy")
     if not mine:
         raise BundleError(f"{bundle.path}: program '{spec.name}' has no camera-image input an engine can take "
                           f"(the bundle records {len(records)} image input(s)); use --preprocess numpy")

@@ -9,27 +9,58 @@ from typing import Any
 from edge.errors import BackendUnavailable, DataError
 
 
+def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
+    """Graph -> the camera ``ImageInput`` an engine of it preprocesses (``--preprocess engine``): every graph
+    the bundle records one for; a graph named with --graph that has none is an error, as is a bundle
+    with none (the other graphs of a program get plain engines, as ``edge run --preprocess engine`` loads)."""
+    from edge.models.contract import ImageInput
+
+    records = (b.manifest.get("preprocess") or {}).get("image_inputs") or []
+    fronts = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in graphs}
+    lacking = [g for g in graphs if g not in fronts]
+    if not fronts or (named and lacking):
+        which = f"graph '{lacking[0]}'" if fronts else f"{b.path}"
+        raise DataError(f"--preprocess engine: {which} has no camera-image input to preprocess (the bundle records "
+                        f"{len(records)} image input(s)); build without --preprocess")
+    return fronts
+
+
 def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], dims: list[str], workspace_mb: int,
-              timing_cache: Path | None, cuda: str | None, force: bool, json_out: bool) -> dict[str, Any]:
+              timing_cache: Path | None, cuda: str | None, force: bool, json_out: bool,
+              preprocess: str = "numpy") -> dict[str, Any]:
     from edge.bundle import Bundle
     from edge.runtimes.registry import get_backend
-    from edge.runtimes.trt_engine import onnx_for, parse_dim_ranges, profile_shapes
+    from edge.runtimes.trt_engine import onnx_for, parse_dim_ranges
 
     be = get_backend(backend)
     if be.build is None:
         raise BackendUnavailable(f"--backend {backend}: it builds nothing (it runs the bundle's ONNX/IR as they "
                                  "are); engines are built by backends such as tensorrt")
+    if preprocess not in ("numpy", "engine"):
+        raise DataError(f"--preprocess {preprocess!r}: numpy (the engine takes the model's normalised input) or "
+                        "engine (it takes camera bytes and resizes and normalises them itself)")
+    if preprocess == "engine" and not be.image_front:
+        raise BackendUnavailable(f"--preprocess engine: backend '{backend}' cannot preprocess inside its engines")
     b = Bundle.load(bundle)
+    named = bool(graphs)
     graphs = list(graphs) or b.graphs
     unknown = [g for g in graphs if g not in b.graphs]
     if unknown:
         raise DataError(f"--graph {unknown[0]}: {b.path} has graphs {', '.join(b.graphs)}")
     # everything that can be checked without the backend's library first, so the message is about the bundle
     ranges = parse_dim_ranges(dims)
+    from edge.runtimes.trt_engine import DEFAULT_CAMERA
+
+    cam = sorted(set(ranges) & set(DEFAULT_CAMERA))
+    if cam and preprocess != "engine":
+        raise DataError(f"--dim {cam[0]}: the camera's size is a range only of engines built with --preprocess engine")
+    fronts = _fronts(b, graphs, named) if preprocess == "engine" else {}
+    from edge.runtimes.tensorrt import engine_profile  # pure: imports no tensorrt
+
     profiles = {}
     for g in graphs:
         onnx_for(b, g, precision)
-        profiles[g] = profile_shapes(b.graph_io(g), ranges, b.manifest.get("dynamic_dims"))
+        profiles[g] = engine_profile(b, g, ranges, fronts.get(g))
     if timing_cache is not None and not timing_cache.parent.is_dir():
         raise DataError(f"--timing-cache {timing_cache}: folder {timing_cache.parent} does not exist")
     ok, why = be.is_available()
@@ -38,7 +69,11 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
             from edge.runtimes.trt_engine import trtexec_command
 
             for g in graphs:
-                print(trtexec_command(b, g, precision, profiles[g], workspace_mb))
+                if g in fronts:  # the front is added in memory at build time: there is no file to hand trtexec
+                    print(f"# graph '{g}' with --preprocess engine: edge build parses its ONNX with the camera front "
+                          "added in memory; trtexec has no such file (build it with edge build)")
+                else:
+                    print(trtexec_command(b, g, precision, profiles[g], workspace_mb))
         raise BackendUnavailable(f"backend '{backend}' is not available here: {why}")
     from rich.console import Console
 
@@ -48,13 +83,15 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         with console.status(f"building the {precision} {backend} engine for graph '{g}'...") as status:
             rec, reused = be.build(b, graph=g, precision=precision, dims=ranges, workspace_mb=workspace_mb,
                                    timing_cache=timing_cache, cuda_impl=cuda, force=force,
-                                   progress=lambda msg: status.update(f"{backend}: {msg}"))
+                                   progress=lambda msg: status.update(f"{backend}: {msg}"),
+                                   **({"front": fronts[g]} if g in fronts else {}))
         b = Bundle.load(b.path)
         results.append({"graph": g, "engine": rec.engine_file, "reused": reused, "record": vars(rec)})
         if not json_out:
             what = "reused" if reused else f"built in {rec.build_s:.1f} s"
+            cam = " + camera preprocessing" if rec.front else ""
             console.print(f"{rec.engine_file}: {what} ({backend} {rec.tensorrt}, {rec.gpu} sm "
-                          f"{rec.compute_capability}, {precision}, from {rec.onnx_file})", highlight=False)
+                          f"{rec.compute_capability}, {precision}, from {rec.onnx_file}{cam})", highlight=False)
     out = {"bundle": str(b.path), "engines": results}
     if json_out:
         print(json.dumps(out))

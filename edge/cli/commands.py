@@ -165,13 +165,17 @@ def build(
                                       "(reusing it makes rebuilds fast)."),
     cuda: str = typer.Option(None, "--cuda", help="cuda-python (default) or pycuda."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when a valid engine is cached."),
+    preprocess: str = typer.Option("numpy", "--preprocess", help="engine: the graphs with a camera-image input take "
+                                   "uint8 BGR frames of any size in the --dim camera_height/camera_width ranges "
+                                   "(default 16:720:2160 x 16:1280:3840) and resize + normalise them inside the "
+                                   "engine (for `edge run --preprocess engine`); numpy: the model's own input."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Build engines for this device into the bundle (TensorRT: cached by version, GPU, plugins, ONNX)."""
     from edge.cli.build_cmd import run_build
 
     run_build(bundle, backend=backend, precision=precision, graphs=graph, dims=dim, workspace_mb=workspace_mb,
-              timing_cache=timing_cache, cuda=cuda, force=force, json_out=json_out)
+              timing_cache=timing_cache, cuda=cuda, force=force, json_out=json_out, preprocess=preprocess)
 
 
 def bench(

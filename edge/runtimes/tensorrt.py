@@ -32,6 +32,7 @@ from edge.errors import BackendUnavailable, BundleError, EdgeError, ExportError,
 from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.runtimes.trt_engine import (
+    DEFAULT_CAMERA,
     EngineRecord,
     TrtVersion,
     check_feed_in_profile,
@@ -133,14 +134,49 @@ def _progress_monitor(trt: Any, callback: Callable[[str], None]) -> Any:
     return Monitor()
 
 
+def engine_profile(bundle: Any, graph: str, dims: dict[str, tuple[int, int, int]] | None = None,
+                   front: Any = None) -> dict[str, dict[str, list[int]]]:
+    """The optimization profile of ``graph``'s engine; with ``front`` (an ``ImageInput``) its image input is
+    the camera's uint8 [1, H, W, 3], H and W ranging over ``dims`` or :data:`DEFAULT_CAMERA`."""
+    io = bundle.graph_io(graph)
+    if front is None:  # camera ranges are for the graphs with a front (one `edge build` run builds both kinds)
+        return profile_shapes(io, {k: v for k, v in (dims or {}).items() if k not in DEFAULT_CAMERA},
+                              bundle.manifest.get("dynamic_dims"))
+    from edge.runtimes.front import camera_io
+
+    return profile_shapes(camera_io(io, front), {**DEFAULT_CAMERA, **(dims or {})},
+                          bundle.manifest.get("dynamic_dims"))
+
+
+def _front_onnx(onnx_path: Path, front: Any) -> bytes:
+    """The graph's ONNX with the camera front TensorRT can parse (``float_resize``), serialized; its
+    external weights stay references, resolved by the parser beside ``onnx_path``."""
+    import onnx
+
+    from edge.runtimes.front import onnx_front
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as e:
+        raise BundleError(f"{onnx_path}: not a readable ONNX model ({first_line(e)})") from None
+    try:
+        return onnx_front(model, front, float_resize=True).SerializeToString()
+    except BundleError as e:
+        raise BundleError(f"{onnx_path}: {e}") from None
+
+
 def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp16",
                  dims: dict[str, tuple[int, int, int]] | None = None, workspace_mb: int = 2048,
                  timing_cache: str | os.PathLike[str] | None = None, cuda_impl: str | None = None,
-                 progress: Callable[[str], None] | None = None, force: bool = False) -> tuple[EngineRecord, bool]:
+                 progress: Callable[[str], None] | None = None, force: bool = False,
+                 front: Any = None) -> tuple[EngineRecord, bool]:
     """Build (or reuse) the engine for ``graph`` at ``precision`` and add it to the bundle.
 
     Returns (record, reused). The engine is reused when the bundle already holds one whose record
-    matches this device, the source ONNX and the plugins, unless ``force``.
+    matches this device, the source ONNX, the plugins, the profile and the front, unless ``force``.
+    ``front`` (an ``ImageInput`` of this graph): the engine takes camera bytes for that input and
+    resizes and normalises them itself (:func:`edge.runtimes.front.onnx_front` with ``float_resize``);
+    the camera size is the profile's range of ``camera_height`` / ``camera_width`` (``dims``).
     """
     from edge.bundle import Bundle
 
@@ -155,12 +191,13 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
     onnx_sha = b.manifest["files"][src["file"]]["sha256"]
     plugins = plugin_hashes(onnx_path)
     dev = device_facts(trt, cuda)
-    io = b.graph_io(graph)
-    prof = profile_shapes(io, dims, b.manifest.get("dynamic_dims"))
+    prof = engine_profile(b, graph, dims, front)
+    want_front = front.to_dict() if front is not None else {}
+    blob = _front_onnx(onnx_path, front) if front is not None else None
     if not force:
         for art in find_engines(b, graph, precision):
             rec = _read_record(b, art)
-            if not mismatches(rec, dev, onnx_sha, plugins) and rec.profile == prof:
+            if not mismatches(rec, dev, onnx_sha, plugins) and rec.profile == prof and rec.front == want_front:
                 return rec, True
     ch = choices_for(dev["tensorrt"])
     _register_plugins(trt, plugins)
@@ -169,7 +206,10 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if ch.strongly_typed_flag else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):  # from file: external weights next to it are found
+    # from the file, or the front + graph from memory with the file's path (its external weights are found
+    # next to it either way)
+    parsed = parser.parse(blob, str(onnx_path)) if blob is not None else parser.parse_from_file(str(onnx_path))
+    if not parsed:
         errs = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise ExportError(f"{onnx_path}: TensorRT {dev['tensorrt']} cannot parse it: "
                           f"{errs[0].splitlines()[0] if errs else 'unknown error'}"
@@ -197,7 +237,7 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
                        tensorrt=dev["tensorrt"], gpu=dev["gpu"], compute_capability=dev["compute_capability"],
                        cuda_runtime=dev.get("cuda_runtime", ""), cuda_driver=dev.get("cuda_driver", ""),
                        l4t=dev.get("l4t", ""), plugins=plugins, profile=prof, strongly_typed=True,
-                       workspace_mb=int(workspace_mb), build_s=round(build_s, 2))
+                       workspace_mb=int(workspace_mb), build_s=round(build_s, 2), front=want_front)
     add_engine(b, rec, bytes(memoryview(blob)))
     if cache_path is not None:  # best effort, after the engine is safe: a cache is only a speed-up
         try:
@@ -249,6 +289,7 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
                            "tensorrt": rec.tensorrt,
                            # a plugin engine needs our Python plugin at run time (not in tritonserver)
                            "attention": "plugin" if rec.plugins else m.get("attention", {}).get("mode", "decomposed"),
+                           **({"preprocess": "engine"} if rec.front else {}),
                            **({"max_batch": batch.pop()[0]} if len(batch) == 1 and () not in batch else {})})
     validate_manifest(m, where=str(root / "manifest.json"))
     atomic_write_text(root / "manifest.json", json.dumps(m, indent=2) + "\n")
@@ -266,21 +307,29 @@ def _read_record(bundle: Any, art: Mapping[str, Any]) -> EngineRecord:
 
 
 def select_engine(bundle: Any, graph: str, precision: str | None, dev: dict[str, Any],
-                  artifact: str | None = None) -> tuple[dict[str, Any], EngineRecord]:
-    """The engine artifact valid on ``dev``; else a one-line BundleError saying to run ``edge build``."""
+                  artifact: str | None = None, front: Any = None) -> tuple[dict[str, Any], EngineRecord]:
+    """The engine artifact valid on ``dev`` (and preprocessing camera frames itself exactly when ``front``
+    is given); else a one-line BundleError saying to run ``edge build``."""
     arts = find_engines(bundle, graph, precision)
     if artifact is not None:
         arts = [a for a in arts if a.get("name") == artifact]
+    # the manifest marks engines with a front; whether it is this front, the record says (below)
+    arts = [a for a in arts if (a.get("preprocess") == "engine") == (front is not None)]
     prec = precision or "fp16"
-    how = f"run `edge build {bundle.path} --backend tensorrt --precision {prec}` on this device"
+    how = (f"run `edge build {bundle.path} --backend tensorrt --precision {prec}"
+           f"{' --preprocess engine' if front is not None else ''}` on this device")
     if not arts:
         raise BundleError(f"{bundle.path}: no TensorRT engine for graph '{graph}'"
-                          f"{f' at {precision}' if precision else ''}: {how}")
+                          f"{f' at {precision}' if precision else ''}"
+                          f"{' that preprocesses camera frames' if front is not None else ''}: {how}")
     reasons = []
     for art in arts:
         rec = _read_record(bundle, art)
         src_sha = bundle.manifest["files"].get(rec.onnx_file, {}).get("sha256")
         why = mismatches(rec, dev, src_sha, None)
+        if front is not None and rec.front != front.to_dict():
+            why.append(f"its camera preprocessing ({rec.front.get('input')} at {rec.front.get('size_hw')}) is not "
+                       f"this bundle's ({front.input} at {list(front.size_hw)})")
         if not why:
             return art, rec
         reasons.append(f"{art['name']}: {why[0]}")
@@ -294,6 +343,11 @@ class TrtRuntime(BaseRuntime):
     backend = "tensorrt"
 
     def __init__(self, engine_path: Path, record: EngineRecord, io: IOSpec, *, cuda_impl: str | None = None) -> None:
+        if record.front:  # the engine preprocesses camera frames: that input takes their bytes
+            from edge.models.contract import ImageInput
+            from edge.runtimes.front import camera_io
+
+            io = camera_io(io, ImageInput.from_dict(record.front))
         super().__init__(io)
         trt = _trt()
         from edge.runtimes.cuda_mem import get_cuda
@@ -387,13 +441,17 @@ class TrtRuntime(BaseRuntime):
 
 
 def load(bundle: Any, artifact: Mapping[str, Any], *, graph: str, cuda: str | None = None,
-         precision: str | None = None, **_: Any) -> TrtRuntime:
-    """Registry entry: the engine for this device (checked against its record) as a Runtime."""
+         precision: str | None = None, front: Any = None, **_: Any) -> TrtRuntime:
+    """Registry entry: the engine for this device (checked against its record) as a Runtime; with
+    ``front`` (an ``ImageInput``) the one built with ``--preprocess engine``, taking camera bytes."""
     trt = _trt()
     from edge.runtimes.cuda_mem import get_cuda
 
     dev = device_facts(trt, get_cuda(cuda))
-    art, rec = select_engine(bundle, graph, artifact.get("precision") or precision, dev, artifact.get("name"))
+    # the artifact picked for this graph may be the other kind (with / without camera preprocessing): then the
+    # graph's engine of the kind asked for, by the same rules
+    name = artifact.get("name") if (artifact.get("preprocess") == "engine") == (front is not None) else None
+    art, rec = select_engine(bundle, graph, artifact.get("precision") or precision, dev, name, front=front)
     return TrtRuntime(bundle.file(art["file"]), rec, bundle.graph_io(graph), cuda_impl=cuda)
 
 
@@ -410,5 +468,7 @@ def _attention() -> tuple[str, str]:
     return "plugin", f"TensorRT {v} runs the EdgeAttention plugin"
 
 
+# image_front: engines built with `edge build --preprocess engine` take camera bytes; not auto (unmeasured on
+# a GPU here, and it needs that build first)
 BACKEND = Backend("tensorrt", "NVIDIA TensorRT (engines built on the target)", ("tensorrt_engine",), _available,
-                  load, attention=_attention, build=build_engine, builds="TensorRT engines")
+                  load, attention=_attention, build=build_engine, builds="TensorRT engines", image_front=True)

@@ -24,6 +24,9 @@ from edge.spec import IOSpec
 RECORD_SCHEMA = 1
 #: default range of a dynamic batch dim when neither the manifest nor the CLI gives one
 DEFAULT_BATCH = (1, 1, 8)
+#: camera sizes an engine that preprocesses camera frames takes when the CLI gives no range (``--dim
+#: camera_height=... --dim camera_width=...``): anything from a thumbnail to 4K, tuned for 1280x720
+DEFAULT_CAMERA = {"camera_height": (16, 720, 2160), "camera_width": (16, 1280, 3840)}
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -178,11 +181,16 @@ class EngineRecord:
     build_s: float = 0.0
     host: str = field(default_factory=platform.node)
     schema: int = RECORD_SCHEMA
+    #: the camera image input this engine preprocesses itself (``ImageInput.to_dict()``; {} = none): its
+    #: input then takes uint8 [1, H, W, 3] BGR frames (:mod:`edge.runtimes.front`)
+    front: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
         """Cache key: the facts that make an engine valid (not the build time or the host)."""
         facts = {k: getattr(self, k) for k in ("graph", "precision", "onnx_sha256", "tensorrt",
                                                 "compute_capability", "gpu", "plugins", "profile", "l4t")}
+        if self.front:  # only then, so the keys of engines without one stay what they were
+            facts["front"] = self.front
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_json(self) -> str:
@@ -251,7 +259,7 @@ def mismatches(record: EngineRecord, device: dict[str, Any], onnx_sha256: str | 
 
 def engine_paths(record: EngineRecord) -> tuple[str, str]:
     """Bundle-relative engine and record file names for ``record`` (keyed, so builds never collide)."""
-    base = f"engines/{record.graph}.{record.precision}.{record.key()}"
+    base = f"engines/{record.graph}.{record.precision}{'.camera' if record.front else ''}.{record.key()}"
     return f"{base}.plan", f"{base}.json"
 
 

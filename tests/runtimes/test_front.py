@@ -94,6 +94,56 @@ def test_engine_input_takes_camera_bytes_only(backend: str, identity: Path) -> N
         rt.infer({"image": np.zeros((1, 3, 24, 40), np.float32)})
 
 
+def _float_front_session(path: Path) -> object:
+    """The graph TensorRT would parse for ``--preprocess engine`` (``float_resize``), run by ONNX Runtime."""
+    import onnx
+    import onnxruntime as ort
+
+    from edge.runtimes.front import onnx_front
+
+    m = onnx_front(onnx.load(str(path)), SPEC, float_resize=True)
+    onnx.checker.check_model(m, full_check=True)
+    ops = [n.op_type for n in m.graph.node]
+    assert ops[:4] == ["Cast", "Transpose", "Resize", "Gather"]  # uint8 only at the input, float Resize
+    resize = m.graph.node[2]
+    assert not [a for a in resize.attribute if a.name == "axes"]
+    return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("hw", [(24, 40), (72, 120), (50, 97), (12, 20)])
+def test_float_resize_front_for_tensorrt(hw: tuple[int, int], identity: Path) -> None:
+    """The TensorRT form of the front (cast + NCHW first, then a float resize of the two innermost dims to a
+    full 4-D size): at the model's size exactly the numpy reference; at other camera sizes OpenCV's float
+    bilinear resize without the uint8 rounding of the other form."""
+    import cv2
+
+    from edge.data.images import image_feed
+
+    sess = _float_front_session(identity)
+    img = _frame(*hw, seed=hw[1])
+    got = sess.run(["out"], {"image": img[None]})[0]
+    if hw == SPEC.size_hw:
+        want = image_feed(img, SPEC)[None]
+    else:
+        r = cv2.resize(img.astype(np.float32), SPEC.size_hw[::-1], interpolation=cv2.INTER_LINEAR)
+        want = ((r[..., ::-1] / 255.0 - np.float32(SPEC.mean)) / np.float32(SPEC.std)).transpose(2, 0, 1)[None]
+    assert got.shape == (1, 3, *SPEC.size_hw)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+
+
+def test_float_resize_front_needs_opset_13(tmp_path: Path, identity: Path) -> None:
+    import onnx
+
+    from edge.runtimes.front import onnx_front
+
+    m = onnx.load(str(identity))
+    m.opset_import[0].version = 17  # fine without axes
+    onnx_front(m, SPEC, float_resize=True)
+    m.opset_import[0].version = 12
+    with pytest.raises(BundleError, match="opset >= 13"):
+        onnx_front(m, SPEC, float_resize=True)
+
+
 def test_front_needs_opset_18(tmp_path: Path, identity: Path) -> None:
     import onnx
 

@@ -302,6 +302,10 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
             calls.append(("parse", Path(path).name))
             return True
 
+        def parse(self, model: bytes, path: str | None = None) -> bool:
+            calls.append(("parse_bytes", Path(path).name if path else None, bytes(model)))
+            return True
+
     class Context:
         def __init__(self) -> None:
             self.addr: dict[str, int] = {}
@@ -315,7 +319,7 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
             return True
 
         def get_tensor_shape(self, name: str) -> tuple:
-            return self.shapes["x"]
+            return self.shapes.get(name) or self.shapes.get("x") or next(iter(self.shapes.values()))
 
         def execute_async_v3(self, handle: int) -> bool:
             calls.append(("execute", handle))
@@ -325,10 +329,15 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
             return True
 
     class Engine:
-        num_io_tensors = 2
+        def __init__(self) -> None:
+            self.names = trt.fake_io  # the double model's; a test of another graph sets its names
+
+        @property
+        def num_io_tensors(self) -> int:
+            return len(self.names)
 
         def get_tensor_name(self, i: int) -> str:
-            return ["x", "y"][i]
+            return self.names[i]
 
         def get_tensor_dtype(self, name: str) -> str:
             return "float32"
@@ -351,6 +360,7 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
     trt.Builder, trt.OnnxParser, trt.Runtime, trt.IProgressMonitor = Builder, OnnxParser, Runtime, IProgressMonitor
     trt.init_libnvinfer_plugins = lambda logger, ns: calls.append(("init_plugins",))
     trt.nptype = lambda dt: np.float32
+    trt.fake_io = ["x", "y"]
     return trt
 
 
@@ -507,3 +517,83 @@ def test_trtexec_command_matches_what_edge_build_would_build(tmp_path: Path) -> 
     assert "--minShapes=x:1x3x8,y:1 --optShapes=x:2x3x8,y:1 --maxShapes=x:8x3x8,y:1" in line
     b.manifest["attention"]["mode"] = "plugin"
     assert trtexec_command(b, "g", "fp32", static, 512).startswith("# needs the EdgeAttention plugin")
+
+
+def test_engine_with_camera_preprocessing(fake_env: Any, tiny_bundle: Path, tmp_path: Path) -> None:
+    """``edge build --preprocess engine``: the parser gets the graph with the TensorRT form of the camera front
+    (from memory, with the ONNX's path for its external weights), the camera size is a profile range, the
+    record and manifest say so, and ``edge run --preprocess engine`` loads that engine taking uint8 frames
+    while the plain one stays what a numpy-preprocessing run loads. The bytes handed to the parser are
+    checked by running their front in ONNX Runtime against the numpy path at the model's size."""
+    import onnx
+    import onnxruntime as ort
+
+    import edge
+    from edge.bundle import Bundle
+    from edge.data.images import image_feed
+    from edge.models.contract import ImageInput
+    from edge.runtimes.tensorrt import build_engine
+
+    calls, _cuda = fake_env("10.8.0")
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    bundle = Bundle.load(b)
+    spec = ImageInput.from_dict(bundle.manifest["preprocess"]["image_inputs"][0])
+    cam = {"camera_height": (16, 72, 128), "camera_width": (16, 128, 256)}
+    rec, reused = build_engine(b, graph=spec.graph, precision="fp32", front=spec, dims=cam)
+    assert not reused and rec.front == spec.to_dict() and ".camera." in rec.engine_file
+    assert rec.profile[spec.input] == {"min": [1, 16, 16, 3], "opt": [1, 72, 128, 3], "max": [1, 128, 256, 3]}
+    src = Bundle.load(b).artifact(fmt="onnx", graph=spec.graph, precision="fp32")["file"]
+    (_, where, blob), = [c for c in calls if c[0] == "parse_bytes"]
+    assert where == Path(src).name and not [c for c in calls if c[0] == "parse"]
+    m = onnx.load_from_string(blob)
+    inp = next(i for i in m.graph.input if i.name == spec.input)
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert [n.op_type for n in m.graph.node[:4]] == ["Cast", "Transpose", "Resize", "Gather"]
+    # the front TensorRT parses, cut out and run: at the model's size it is the numpy preprocessing
+    nodes = [n for n in m.graph.node if n.name.startswith(f"{spec.input}__front_")]
+    used = {i for n in nodes for i in n.input}
+    front = onnx.helper.make_model(
+        onnx.helper.make_graph(nodes, "front", [inp], [onnx.helper.make_tensor_value_info(
+            f"{spec.input}__normalised", onnx.TensorProto.FLOAT, None)],
+            [t for t in m.graph.initializer if t.name in used]), opset_imports=m.opset_import)
+    img = np.random.default_rng(3).integers(0, 256, (*spec.size_hw, 3), dtype=np.uint8)
+    got = ort.InferenceSession(front.SerializeToString()).run(None, {spec.input: img[None]})[0]
+    np.testing.assert_allclose(got, image_feed(img, spec)[None], rtol=0, atol=2e-5)
+    # reused with the same front; the plain engine is another one, built beside it
+    assert build_engine(b, graph=spec.graph, precision="fp32", front=spec, dims=cam)[1]
+    plain, reused = build_engine(b, graph=spec.graph, precision="fp32")
+    assert not reused and not plain.front and plain.key() != rec.key()
+    arts = [a for a in Bundle.load(b).artifacts if a["format"] == "tensorrt_engine"]
+    assert sorted(a.get("preprocess", "-") for a in arts) == ["-", "engine"]
+    # loading: each kind where it is asked for
+    sys.modules["tensorrt"].fake_io = [t.name for t in (*bundle.graph_io(spec.graph).inputs,
+                                                         *bundle.graph_io(spec.graph).outputs)]
+    with edge.load(b, backend="tensorrt", graph=spec.graph, precision="fp32", front=spec) as rt:
+        t = rt.inputs.inputs[0]
+        assert (t.name, t.dtype, t.shape) == (spec.input, "uint8", (1, "camera_height", "camera_width", 3))
+    with edge.load(b, backend="tensorrt", graph=spec.graph, precision="fp32") as rt:
+        assert rt.inputs.inputs[0].dtype == "float32"
+    other = ImageInput(spec.graph, spec.input, (spec.size_hw[0] * 2, spec.size_hw[1]), spec.mean, spec.std)
+    with pytest.raises(BundleError, match=r"camera preprocessing .* is not this bundle.s.*--preprocess engine"):
+        edge.load(b, backend="tensorrt", graph=spec.graph, precision="fp32", front=other)
+
+
+def test_cli_build_preprocess_engine_refusals(tiny_bundle: Path, double_bundle: Path) -> None:
+    """One line, exit 2, before TensorRT is needed: no camera input, camera dims without the option, a bad
+    value; with a camera input and no TensorRT here, the usual 'not available' line."""
+    def build(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edge.cli.main", "build", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    for args, needle in (([str(double_bundle), "--preprocess", "engine", "--precision", "fp32"],
+                          "no camera-image input"),
+                         ([str(tiny_bundle), "--dim", "camera_height=1:720:1080", "--precision", "fp32"],
+                          "only of engines built with --preprocess engine"),
+                         ([str(tiny_bundle), "--preprocess", "gpu", "--precision", "fp32"], "--preprocess 'gpu'")):
+        r = build(*args)
+        assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = build(str(tiny_bundle), "--preprocess", "engine", "--precision", "fp32", "--dim", "camera_width=64:1280:1920")
+    if r.returncode != 2 or "not available" not in r.stderr:
+        pytest.skip("TensorRT is usable here")
+    assert "camera front added in memory" in r.stdout and len(r.stderr.strip().splitlines()) == 1
