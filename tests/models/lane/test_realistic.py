@@ -63,6 +63,18 @@ def test_clips_are_seeded_and_labels_stay_below_where_the_road_ends(layouts_file
             right = [v for s, v in bottom.items() if s >= 3]
             if left and right:
                 assert max(left) < min(right) + 1e-3
+            # and slot by slot from left to right, compared at one row (each lane's line through its two
+            # lowest points, extended to the bottom row): a lane that leaves the image high at the side is
+            # still the outer one
+            at = {s: _x_at(x, rows, rows[-1]) for s, x in enumerate(lanes_t) if (x >= 0).sum() >= 2}
+            order = [at[s] for s in sorted(at)]
+            assert order == sorted(order), (seed, at)
+
+
+def _x_at(x: np.ndarray, rows: np.ndarray, row: float) -> float:
+    on = np.flatnonzero(x >= 0)[-2:]
+    k = (x[on[1]] - x[on[0]]) / (rows[on[1]] - rows[on[0]])
+    return float(x[on[1]] + k * (row - rows[on[1]]))
 
 
 def test_training_batches_mix_both_renderers(layouts_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
