@@ -19,7 +19,7 @@ def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
     fronts = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in graphs}
     lacking = [g for g in graphs if g not in fronts]
     if not fronts or (named and lacking):
-        which = f"graph '{lacking[0]}'" if fronts else f"{b.path}"
+        which = f"graph '{lacking[0]}'" if named else f"{b.path}"
         raise DataError(f"--preprocess engine: {which} has no camera-image input to preprocess (the bundle records "
                         f"{len(records)} image input(s)); build without --preprocess")
     return fronts

@@ -193,12 +193,12 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
     dev = device_facts(trt, cuda)
     prof = engine_profile(b, graph, dims, front)
     want_front = front.to_dict() if front is not None else {}
-    blob = _front_onnx(onnx_path, front) if front is not None else None
     if not force:
         for art in find_engines(b, graph, precision):
             rec = _read_record(b, art)
             if not mismatches(rec, dev, onnx_sha, plugins) and rec.profile == prof and rec.front == want_front:
                 return rec, True
+    model = _front_onnx(onnx_path, front) if front is not None else None
     ch = choices_for(dev["tensorrt"])
     _register_plugins(trt, plugins)
     logger = _logger(trt)
@@ -208,7 +208,7 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
     parser = trt.OnnxParser(network, logger)
     # from the file, or the front + graph from memory with the file's path (its external weights are found
     # next to it either way)
-    parsed = parser.parse(blob, str(onnx_path)) if blob is not None else parser.parse_from_file(str(onnx_path))
+    parsed = parser.parse(model, str(onnx_path)) if model is not None else parser.parse_from_file(str(onnx_path))
     if not parsed:
         errs = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise ExportError(f"{onnx_path}: TensorRT {dev['tensorrt']} cannot parse it: "
@@ -333,7 +333,7 @@ def select_engine(bundle: Any, graph: str, precision: str | None, dev: dict[str,
         if not why:
             return art, rec
         reasons.append(f"{art['name']}: {why[0]}")
-    raise BundleError(f"{bundle.path}: its TensorRT engine(s) do not match this device ({reasons[0]}"
+    raise BundleError(f"{bundle.path}: no TensorRT engine here fits ({reasons[0]}"
                       f"{f'; +{len(reasons) - 1} more' if len(reasons) > 1 else ''}): {how}")
 
 

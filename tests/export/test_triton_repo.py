@@ -513,3 +513,18 @@ def test_cpu_only_server_repository(tiny_bundle: Path, tmp_path: Path) -> None:
     out = write_triton_repo(tiny_bundle, tmp_path / "r", device="cpu")
     assert parse_pbtxt((out / "lane" / "config.pbtxt").read_text())["instance_group"] == [
         {"count": 1, "kind": "KIND_CPU"}]
+
+
+def test_a_camera_preprocessing_engine_is_not_what_triton_serves() -> None:
+    """Triton is sent preprocessed tensors: of a graph's TensorRT engines it takes one built without
+    ``--preprocess engine`` (whose input would be camera bytes, not the config's tensor)."""
+    from types import SimpleNamespace
+
+    front = {"name": "t-enc-cam", "format": "tensorrt_engine", "graph": "encoder", "precision": "fp16",
+             "preprocess": "engine"}
+    plain = {"name": "t-enc", "format": "tensorrt_engine", "graph": "encoder", "precision": "fp16"}
+    b = SimpleNamespace(artifacts=[front, plain])
+    assert triton_repo._find_artifact(b, "tensorrt_engine", "encoder", "fp16", "tensorrt")["name"] == "t-enc"
+    assert triton_repo._find_artifact(b, "tensorrt_engine", "encoder", None, "tensorrt")["name"] == "t-enc"
+    b.artifacts = [front]
+    assert triton_repo._find_artifact(b, "tensorrt_engine", "encoder", "fp16", "tensorrt") is None
