@@ -5,11 +5,26 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 import time
 from pathlib import Path
 
 from edge.errors import EdgeError, ModelError
+
+
+def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr: float | None, seed: int,
+                  eval_clips: int, init: Path | None, *, device: str = "cpu", workers: int = 0,
+                  time_limit: float | None = None) -> str:
+    """The ``edge train`` line that makes this checkpoint again, from the arguments themselves (not argv: run
+    as ``python -m edge.cli.main`` the record once lost ``--init``, so a fine-tune read as a run from
+    scratch). Every option that changes the weights is in it; shell-quoted."""
+    parts = ["edge", "train", model, "--config", config, "--steps", str(steps), "--batch", str(batch)]
+    parts += ["--lr", str(lr)] if lr is not None else []
+    parts += ["--seed", str(seed), "--eval-samples", str(eval_clips)]
+    parts += ["--init", str(init)] if init is not None else []
+    parts += ["--workers", str(workers)] if workers else []
+    parts += ["--device", device] if device != "cpu" else []
+    parts += ["--time-limit", f"{time_limit:g}"] if time_limit else []
+    return " ".join(shlex.quote(p) for p in [*parts, "--out", str(out)])
 
 
 def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
@@ -79,9 +94,8 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     train_s = time.time() - t0
     k = max(1, len(losses) // 20)
     meta = {
-        "command": "edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("edge")
-        else f"edge train {model} --config {config} --steps {steps} --batch {batch}"
-             f"{f' --lr {lr}' if lr is not None else ''} --seed {seed} --eval-samples {eval_clips} --out {out}",
+        "command": train_command(model, out, config, steps, batch, lr, seed, eval_clips, init, device=device,
+                                 workers=workers, time_limit=time_limit),
         "model": model, "config_name": config, "steps": len(losses), "batch": batch,
         **({"workers": workers} if workers else {}), **({"device": device} if device != "cpu" else {}),
         **({"time_limit_s": time_limit, "steps_asked": steps} if time_limit else {}),

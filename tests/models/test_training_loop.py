@@ -137,6 +137,23 @@ def test_the_weights_are_written_before_scoring(toy: Any, tmp_path: Path) -> Non
         edge.models.unregister("toyscore")
     rec = json.loads((tmp_path / "t.json").read_text())
     assert (tmp_path / "t.pt").is_file() and rec["steps"] == 2 and "eval" not in rec
+    assert rec["command"] == (f"edge train toyscore --config tiny --steps 2 --batch 2 --seed 0 --eval-samples 5 "
+                              f"--out {tmp_path / 't.pt'}")
+
+
+def test_the_recorded_command_keeps_every_option_that_changes_the_weights(tmp_path: Path) -> None:
+    """A fine-tune's record says it started from another checkpoint, under a time limit, with workers."""
+    import shlex
+
+    from edge.cli.train_cmd import train_command
+
+    out = tmp_path / "my run" / "w.pt"
+    cmd = train_command("lane", out, "default", 2400, 8, 1e-3, 13, 100, Path("init weights.pt"), device="cuda:1",
+                        workers=3, time_limit=3000.0)
+    assert shlex.split(cmd) == ["edge", "train", "lane", "--config", "default", "--steps", "2400", "--batch", "8",
+                                "--lr", "0.001", "--seed", "13", "--eval-samples", "100", "--init",
+                                "init weights.pt", "--workers", "3", "--device", "cuda:1", "--time-limit", "3000",
+                                "--out", str(out)]
 
 
 def test_under_a_time_limit_the_learning_rate_follows_the_clock(toy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
