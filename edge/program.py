@@ -220,15 +220,14 @@ def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str) 
     ~0.3 ms; ONNX Runtime's Resize costs more than the numpy path running beside inference).
     """
     from edge.errors import BackendUnavailable, EdgeError
-    from edge.models.contract import ImageInput
+    from edge.models.contract import recorded_image_inputs
     from edge.runtimes import get_backend
 
     if preprocess not in PREPROCESS:
         raise EdgeError(f"--preprocess {preprocess!r}: choose one of {', '.join(PREPROCESS)}")
     if preprocess == "numpy":
         return {}
-    records = (bundle.manifest.get("preprocess") or {}).get("image_inputs") or []
-    mine = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in spec.graphs}
+    mine, n_records = recorded_image_inputs(bundle.manifest, spec.graphs)
     be = get_backend(backend)
     can = be.image_front
     if preprocess == "auto":
@@ -241,7 +240,7 @@ def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str) 
                                  f"({', '.join(able)} can); use --preprocess numpy")
     if not mine:
         raise BundleError(f"{bundle.path}: program '{spec.name}' has no camera-image input an engine can take "
-                          f"(the bundle records {len(records)} image input(s)); use --preprocess numpy")
+                          f"(the bundle records {n_records} image input(s)); use --preprocess numpy")
     return mine
 
 

@@ -13,15 +13,14 @@ def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
     """Graph -> the camera ``ImageInput`` an engine of it preprocesses (``--preprocess engine``): every graph
     the bundle records one for; a graph named with --graph that has none is an error, as is a bundle
     with none (the other graphs of a program get plain engines, as ``edge run --preprocess engine`` loads)."""
-    from edge.models.contract import ImageInput
+    from edge.models.contract import recorded_image_inputs
 
-    records = (b.manifest.get("preprocess") or {}).get("image_inputs") or []
-    fronts = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in graphs}
+    fronts, n_records = recorded_image_inputs(b.manifest, graphs)
     lacking = [g for g in graphs if g not in fronts]
     if not fronts or (named and lacking):
         which = f"graph '{lacking[0]}'" if named else f"{b.path}"
         raise DataError(f"--preprocess engine: {which} has no camera-image input to preprocess (the bundle records "
-                        f"{len(records)} image input(s)); build without --preprocess")
+                        f"{n_records} image input(s)); build without --preprocess")
     return fronts
 
 
@@ -30,7 +29,7 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
               preprocess: str = "numpy") -> dict[str, Any]:
     from edge.bundle import Bundle
     from edge.runtimes.registry import get_backend
-    from edge.runtimes.trt_engine import onnx_for, parse_dim_ranges
+    from edge.runtimes.trt_engine import DEFAULT_CAMERA, onnx_for, parse_dim_ranges
 
     be = get_backend(backend)
     if be.build is None:
@@ -49,8 +48,6 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         raise DataError(f"--graph {unknown[0]}: {b.path} has graphs {', '.join(b.graphs)}")
     # everything that can be checked without the backend's library first, so the message is about the bundle
     ranges = parse_dim_ranges(dims)
-    from edge.runtimes.trt_engine import DEFAULT_CAMERA
-
     cam = sorted(set(ranges) & set(DEFAULT_CAMERA))
     if cam and preprocess != "engine":
         raise DataError(f"--dim {cam[0]}: the camera's size is a range only of engines built with --preprocess engine")

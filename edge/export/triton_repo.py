@@ -174,9 +174,10 @@ def triton_config(io: IOSpec, *, name: str, backend: str = "onnxruntime", max_ba
 def _find_artifact(bundle: Bundle, fmt: str, graph: str, precision: str | None,
                    backend: str) -> dict[str, Any] | None:
     if fmt == "tensorrt_engine":  # Triton is sent preprocessed tensors: not an engine that takes camera bytes
-        arts = [a for a in bundle.artifacts if a.get("format") == fmt and a.get("graph", "full") == graph
-                and (precision is None or a.get("precision") == precision) and a.get("preprocess") != "engine"]
-        return dict(arts[0]) if arts else None
+        from edge.runtimes.trt_engine import find_engines
+
+        arts = [a for a in find_engines(bundle, graph, precision) if a.get("preprocess") != "engine"]
+        return dict(arts[-1]) if arts else None  # the first the manifest lists (find_engines: newest first)
     try:  # at a given precision the backend's preferred artifact (OpenVINO int8: the NNCF IR)
         return bundle.artifact(fmt=fmt, graph=graph, precision=precision, prefer=backend if precision else None)
     except BundleError:

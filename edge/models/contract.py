@@ -150,6 +150,14 @@ class ImageInput:
                              "(3 numbers each, std > 0)") from None
 
 
+def recorded_image_inputs(manifest: Mapping[str, Any], graphs: Any) -> tuple[dict[str, ImageInput], int]:
+    """(graph -> its recorded ``ImageInput``, for the ``graphs`` given; how many the manifest records in all):
+    what ``edge run`` and ``edge build`` read from ``manifest.preprocess.image_inputs``."""
+    records = (manifest.get("preprocess") or {}).get("image_inputs") or []
+    mine = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in graphs}
+    return mine, len(records)
+
+
 def _no_images(_cfg: Config) -> tuple[ImageInput, ...]:
     return ()
 
