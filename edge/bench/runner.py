@@ -3,8 +3,9 @@
 What is timed is one *program step*: what ``edge run`` pays per input (a streaming program: an encoder
 pass on the new frame + a temporal head on the ring buffer; a whole-clip program: one call of the
 clip graph). Each configuration is loaded once, run over a sample to fill its state, warmed up,
-then timed in interleaved rounds (each round calls every configuration once, the order reversed every
-other round) so drift and noise hit all alike. Reported per configuration: median/p90/p99 latency,
+then timed in interleaved rounds (each round calls every configuration twice and times the second call,
+so no configuration pays for its neighbour's still-spinning threads or its own sleeping ones; the order
+is reversed every other round) so drift and noise hit all alike. Reported per configuration: median/p90/p99 latency,
 throughput, the resident-memory growth when it was loaded, MACs per step (graph MACs x the calls the
 runner makes) and achieved GFLOP/s, next to the machine's fp32 and int8 GEMM peaks measured in the same
 run (``of_peak``: against the int8 peak for int8 rows), with the CPU model and ISA it ran on.
@@ -79,8 +80,13 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
                 chosen = per_backend["openvino"]
                 nncf = any("nncf" in v for v in chosen.values())
                 sel = {"artifacts": chosen} if chosen else {"precision": prec}
-                plans.append((spec, "openvino", f"{prec}-nncf" if nncf else prec,
-                              {**sel, "inference_precision": "f32"}))
+                hint = _gated_hint(have, chosen) if nncf else "f32"
+                # what edge run runs (the NNCF IRs with the float-layer precision their gate passed with)
+                # and, where that is bf16, the same IRs with f32 float layers beside it
+                plans.append((spec, "openvino", f"{prec}-nncf" + ("+bf16" if hint == "bf16" else "") if nncf
+                              else prec, {**sel, "inference_precision": "auto" if hint == "bf16" else "f32"}))
+                if hint == "bf16":
+                    plans.append((spec, "openvino", f"{prec}-nncf", {**sel, "inference_precision": "f32"}))
                 if prec == "fp32":
                     plans.append((spec, "openvino", "bf16", {"precision": prec, "inference_precision": "bf16"}))
                 if nncf:  # the IR read from the QDQ graph too, when the export made one
@@ -96,6 +102,15 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
                            for a in b.artifacts) for g in spec.graphs):
                     plans.append((spec, backend, prec, {"precision": prec}))
     return plans
+
+
+def _gated_hint(have: dict[str, dict[str, Any]], chosen: dict[str, str]) -> str:
+    """``bf16`` when every chosen OpenVINO artifact was gated with bf16 float layers and this CPU has
+    them natively (what ``edge run`` then uses), else ``f32``."""
+    from edge.runtimes.openvino import gated_precision, resolve_precision
+
+    gated = {gated_precision(have.get(n, {})) for n in chosen.values()}
+    return "bf16" if gated == {"bf16"} and resolve_precision("auto") == "bf16" else "f32"
 
 
 def _feeds(b: Bundle, card: Any) -> list[dict[str, np.ndarray]]:
@@ -178,6 +193,11 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     times: dict[str, list[float]] = {c.name: [] for c in configs}
     for r in range(rounds):
         for c in configs if r % 2 == 0 else configs[::-1]:
+            # an untimed call first: the previous configuration's runtime leaves its worker threads spinning
+            # for a while (torch's OpenMP pool) and this one's own pool has gone to sleep meanwhile; timed
+            # cold, an OpenVINO step right after torch's took 8.8 ms against 5.0 back to back on 2 cores,
+            # a bias of the interleaving, not of the runtime (edge run calls one runtime back to back)
+            c.runtime.step(feeds[-1])
             t0 = time.perf_counter()
             c.runtime.step(feeds[-1])
             times[c.name].append((time.perf_counter() - t0) * 1e3)

@@ -2,7 +2,9 @@
 for a device with explicit precision and performance hints, run synchronous requests.
 
 OpenVINO defaults to bf16 inference on CPUs with AVX512-BF16, so ``inference_precision="f32"`` (default)
-sets ``INFERENCE_PRECISION_HINT=f32`` for parity; "bf16"/"f16" are explicit opt-ins.
+sets ``INFERENCE_PRECISION_HINT=f32`` for parity; "bf16"/"f16" are explicit opt-ins, and "auto" is bf16
+only where the CPU computes bf16 natively (:func:`native_bf16`), else f32. An INT8 IR whose accuracy gate
+passed with bf16 float layers runs with "auto" by default (see :func:`load`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.spec import IOSpec
 
-_PRECISIONS = {"f32", "bf16", "f16"}
+_PRECISIONS = {"f32", "bf16", "f16", "auto"}
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 
 
@@ -49,6 +51,24 @@ def core() -> Any:
                 c.add_extension(edge_attention_extension())
                 _CORE = c
     return _CORE
+
+
+def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16).
+
+    OpenVINO also accepts a bf16 hint on AVX-512 CPUs without it and emulates bf16 there, which is slower
+    than f32 (OpenVINO's bf16 notes), so "auto" takes bf16 only where it is native.
+    """
+    from edge.bench.machine import machine
+
+    return bool({"BF16", "AMX-BF16"} & set(machine(cpuinfo)["isa"]))
+
+
+def resolve_precision(inference_precision: str) -> str:
+    """``auto`` -> ``bf16`` where :func:`native_bf16`, else ``f32``; other values unchanged."""
+    if inference_precision != "auto":
+        return inference_precision
+    return "bf16" if native_bf16() else "f32"
 
 
 def _available() -> tuple[bool, str]:
@@ -112,6 +132,10 @@ class OpenVinoRuntime(BaseRuntime):
                             f"{sorted(_PRECISIONS)}")
         if hint not in _HINTS:
             raise EdgeError(f"openvino hint {hint!r}: choose one of {sorted(_HINTS)}")
+        if device.split(":")[0] == "CPU":
+            inference_precision = resolve_precision(inference_precision)
+        elif inference_precision == "auto":  # native bf16 is a CPU question; elsewhere the exact form
+            inference_precision = "f32"
         ovc = core()
         if device.split(":")[0] not in {d.split(".")[0] for d in ovc.available_devices} | {"AUTO", "HETERO"}:
             raise BackendUnavailable(f"openvino device {device!r} not available (have {ovc.available_devices})")
@@ -210,7 +234,18 @@ class AsyncQueue:
         self.queue.wait_all()
 
 
+def gated_precision(artifact: dict[str, Any]) -> str:
+    """The inference precision an artifact's accuracy gate measured it with (``f32`` when not recorded:
+    bundles from before the gate recorded it, and every non-INT8 artifact, keep fp32 parity)."""
+    return str(artifact.get("metric", {}).get("inference_precision", "f32"))
+
+
 def load(bundle: Any, artifact: dict[str, Any], *, graph: str, **options: Any) -> OpenVinoRuntime:
+    """The artifact compiled; without an explicit ``inference_precision``, an INT8 IR gated with bf16 float
+    layers runs with ``auto`` (bf16 where the CPU has it natively, else f32: the more exact form of what
+    was gated), everything else with f32."""
+    if "inference_precision" not in options and gated_precision(artifact) == "bf16":
+        options["inference_precision"] = "auto"
     return OpenVinoRuntime(str(bundle.file(artifact["file"])), bundle.graph_io(graph), **options)
 
 

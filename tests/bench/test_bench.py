@@ -43,6 +43,28 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
     assert (tmp_path / f"{tiny_bundle.name}_bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_each_timed_step_follows_an_untimed_one_of_the_same_configuration(tiny_bundle: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interleaved rounds call each configuration twice in a row (the first call untimed): timed cold, a step
+    pays for the previous runtime's spinning threads and its own sleeping ones."""
+    from edge.bench.runner import run_bench
+    from edge.program import Program
+
+    calls: list[int] = []
+    real = Program.step
+
+    def step(self: Program, feeds: dict) -> dict:
+        calls.append(id(self))
+        return real(self, feeds)
+
+    monkeypatch.setattr(Program, "step", step)
+    rep = run_bench(tiny_bundle, backends=["onnxruntime"], rounds=3, warmup=0)
+    n = len(rep["rows"])
+    timed = calls[-2 * 3 * n:]
+    assert n >= 2 and all(a == b for a, b in zip(timed[::2], timed[1::2]))
+    assert len(set(timed[::2][:n])) == n  # every configuration once per round
+
+
 class _Lin(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()

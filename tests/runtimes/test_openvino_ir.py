@@ -117,6 +117,76 @@ def test_nncf_int8_artifact(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     task = json.loads(r.stdout)["task"]
     assert (task["backend"], task["precision"], task["program"]) == ("openvino", "int8", "clip")
+    from edge.runtimes.openvino import gated_precision, resolve_precision
+
+    # its float layers: the precision the gate passed with, bf16 only where this CPU has it natively
+    assert task["inference_precision"] == (resolve_precision("auto") if gated_precision(art) == "bf16" else "f32")
+
+
+def test_auto_inference_precision_is_bf16_only_where_native(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"auto" is bf16 only on a CPU with AVX512-BF16 or AMX-BF16 (OpenVINO would emulate it elsewhere)."""
+    from edge.runtimes import openvino as ovr
+
+    flags = {"zen4.txt": "avx2 avx512f avx512_vnni avx512_bf16", "zen3.txt": "avx2 fma", "spr.txt": "avx512f amx_bf16",
+             "skx.txt": "avx2 avx512f avx512_vnni"}
+    got = {}
+    for name, f in flags.items():
+        (tmp_path / name).write_text(f"model name\t: cpu\nflags\t\t: {f}\n")
+        got[name] = ovr.native_bf16(str(tmp_path / name))
+    assert got == {"zen4.txt": True, "zen3.txt": False, "spr.txt": True, "skx.txt": False}
+    monkeypatch.setattr(ovr, "native_bf16", lambda: False)
+    assert ovr.resolve_precision("auto") == "f32" and ovr.resolve_precision("bf16") == "bf16"
+    monkeypatch.setattr(ovr, "native_bf16", lambda: True)
+    assert ovr.resolve_precision("auto") == "bf16" and ovr.resolve_precision("f32") == "f32"
+    assert ovr.gated_precision({}) == "f32"
+    assert ovr.gated_precision({"metric": {"inference_precision": "bf16"}}) == "bf16"
+
+
+@pytest.mark.parametrize("bf16_costs", [0.0, 50.0])
+def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             bf16_costs: float) -> None:
+    """On a CPU with native bf16 the NNCF IRs are gated with bf16 float layers; when that misses the budget
+    (forced: 50 points lower) they are gated again with f32 ones. The hint that passed is recorded in the
+    gate and the artifact, edge run's load uses it ("auto": bf16 only where native) and edge bench times it
+    beside the f32 form. (The bf16 score is faked from the f32 run, so no CPU here needs bf16.)"""
+    pytest.importorskip("nncf")
+    from edge.bench.runner import _plans
+    from edge.calibration.precision import PrecisionJob
+    from edge.export.api import export_card
+    from edge.program import bundle_programs, card_for_bundle
+    from edge.runtimes import openvino as ovr
+
+    real = PrecisionJob.metric
+    hints: list[str] = []
+
+    def scored(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime", **kw) -> float:
+        if backend != "openvino":
+            return real(self, pname, files, backend, **kw)
+        hints.append(kw.get("inference_precision", "?"))
+        bf16 = kw.get("inference_precision") == "bf16"
+        return real(self, pname, files, backend, **{**kw, "inference_precision": "f32"}) - (bf16_costs if bf16 else 0)
+
+    monkeypatch.setattr(PrecisionJob, "metric", scored)
+    monkeypatch.setattr(ovr, "native_bf16", lambda: True)
+    said: list[str] = []
+    b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
+                       precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
+    want = "f32" if bf16_costs else "bf16"
+    gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
+    art = b.artifact(name="openvino-int8-nncf-full")
+    assert gate["passed"] is True and gate["inference_precision"] == want, gate
+    assert art["metric"]["inference_precision"] == want
+    assert hints == (["bf16", "f32"] if bf16_costs else ["bf16"])
+    assert any("measuring with f32" in m for m in said) == bool(bf16_costs)
+    plans = {label: opts for _, backend, label, opts in _plans(b, bundle_programs(b, card_for_bundle(b)),
+                                                               ["openvino"]) if backend == "openvino"}
+    if want == "bf16":
+        assert plans["int8-nncf+bf16"]["inference_precision"] == "auto"
+        assert plans["int8-nncf"]["inference_precision"] == "f32"
+    else:
+        assert "int8-nncf+bf16" not in plans and plans["int8-nncf"]["inference_precision"] == "f32"
+    monkeypatch.setattr(ovr, "native_bf16", lambda: False)  # a CPU without bf16 runs the gated IR with f32
+    assert edge.load(b, backend="openvino", artifact=art["name"]).inference_precision == "f32"
 
 
 def test_edge_run_default_runtime_without_irs(tiny_bundle: Path) -> None:
