@@ -211,13 +211,19 @@ def _artifact_names(bundle: Any, spec: ProgramSpec, backend: str, precision: str
 PREPROCESS = ("numpy", "engine", "auto")
 
 
-def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str) -> dict[str, Any]:
+def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str, *, precision: str | None = None,
+                 named: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Graph -> the ``ImageInput`` its runtime takes camera bytes for (empty: numpy preprocessing).
 
     ``engine`` asks for it and says in one line why it cannot be had (a backend without an image front,
     a program whose graphs have no image input, e.g. a whole-clip graph); ``auto`` takes it where it can
-    and it pays (the backend's ``image_front_auto``: OpenVINO's PrePostProcessor resizes the bytes in
-    ~0.3 ms; ONNX Runtime's Resize costs more than the numpy path running beside inference).
+    and it pays: on a backend with ``image_front_auto`` (OpenVINO's PrePostProcessor resizes the bytes in
+    ~0.3 ms; ONNX Runtime's Resize costs more than the numpy path running beside inference), and on a
+    backend whose engines are built on the target (TensorRT) for each graph that has an engine built with
+    the front at ``precision`` (someone ran ``edge build --preprocess engine`` for it: the resize then runs
+    on the GPU, not on the host's CPU). ``named`` (graph -> artifact the caller chose): those artifacts'
+    kind decides under ``auto``, and must match under ``engine``/``numpy`` (an engine built with the front
+    takes camera bytes, one built without it preprocessed frames: never one swapped for the other).
     """
     from edge.errors import BackendUnavailable, EdgeError
     from edge.models.contract import recorded_image_inputs
@@ -225,13 +231,29 @@ def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str) 
 
     if preprocess not in PREPROCESS:
         raise EdgeError(f"--preprocess {preprocess!r}: choose one of {', '.join(PREPROCESS)}")
+    be = get_backend(backend)
+    mine, n_records = recorded_image_inputs(bundle.manifest, spec.graphs)
+    built = be.build is not None  # its artifacts are engines, built with or without the front
+    marked = {g: bundle.artifact(name=n).get("preprocess") == "engine" for g, n in (named or {}).items()
+              if g in mine} if built else {}
+    if preprocess == "auto" and marked:
+        preprocess = "engine" if any(marked.values()) else "numpy"
+    for g, front in marked.items():
+        if front != (preprocess == "engine"):
+            raise BundleError(f"{bundle.path}: artifact '{named[g]}' was built "
+                              f"{'with' if front else 'without'} camera preprocessing in the engine; run it with "
+                              f"--preprocess {'engine' if front else 'numpy'} (or name the graph's other engine)")
     if preprocess == "numpy":
         return {}
-    mine, n_records = recorded_image_inputs(bundle.manifest, spec.graphs)
-    be = get_backend(backend)
     can = be.image_front
     if preprocess == "auto":
-        return mine if can and be.image_front_auto else {}
+        if not can:
+            return {}
+        if be.image_front_auto:
+            return mine
+        return {g: f for g, f in mine.items() if built and any(
+            a.get("preprocess") == "engine" and a.get("graph") == g and a.get("format") in be.formats
+            and (precision is None or a.get("precision") == precision) for a in bundle.artifacts)}
     if not can:
         from edge.runtimes.registry import list_backends
 
@@ -310,7 +332,7 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
                               "made by edge-export --precision, engines by edge build)")
     runtimes: dict[str, Any] = {}
     cfg = b.manifest["model"].get("config") or {}
-    fronts = image_fronts(b, spec, backend, preprocess)
+    fronts = image_fronts(b, spec, backend, preprocess, precision=precision, named=artifacts)
     try:
         for g in spec.graphs:
             runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options,

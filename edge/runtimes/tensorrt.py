@@ -468,7 +468,7 @@ def _attention() -> tuple[str, str]:
     return "plugin", f"TensorRT {v} runs the EdgeAttention plugin"
 
 
-# image_front: engines built with `edge build --preprocess engine` take camera bytes; not auto (unmeasured on
-# a GPU here, and it needs that build first)
+# image_front: engines built with `edge build --preprocess engine` take camera bytes; `--preprocess auto` takes
+# them where such an engine was built (edge.program.image_fronts), not by default: it needs that build first
 BACKEND = Backend("tensorrt", "NVIDIA TensorRT (engines built on the target)", ("tensorrt_engine",), _available,
                   load, attention=_attention, build=build_engine, builds="TensorRT engines", image_front=True)

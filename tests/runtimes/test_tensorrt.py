@@ -579,6 +579,39 @@ def test_engine_with_camera_preprocessing(fake_env: Any, tiny_bundle: Path, tmp_
         edge.load(b, backend="tensorrt", graph=spec.graph, precision="fp32", front=other)
 
 
+def test_preprocess_auto_takes_the_engines_built_with_the_front(fake_env: Any, tiny_bundle: Path,
+                                                                tmp_path: Path) -> None:
+    """``--preprocess auto`` on TensorRT: the front where an engine was built with it for the graph at that
+    precision, numpy otherwise; an engine the caller names decides by its kind under auto and must match
+    an explicit --preprocess (one line), never swapped for the other kind."""
+    from edge.bundle import Bundle
+    from edge.models.contract import ImageInput
+    from edge.program import bundle_programs, card_for_bundle, image_fronts
+    from edge.runtimes.tensorrt import build_engine
+
+    fake_env("10.8.0")
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    bundle = Bundle.load(b)
+    spec = ImageInput.from_dict(bundle.manifest["preprocess"]["image_inputs"][0])
+    prog = next(p for p in bundle_programs(bundle, card_for_bundle(bundle)) if spec.graph in p.graphs)
+    build_engine(b, graph=spec.graph, precision="fp32")
+    assert image_fronts(Bundle.load(b), prog, "tensorrt", "auto", precision="fp32") == {}  # only a plain engine
+    build_engine(b, graph=spec.graph, precision="fp32", front=spec,
+                 dims={"camera_height": (16, 72, 128), "camera_width": (16, 128, 256)})
+    bundle = Bundle.load(b)
+    assert image_fronts(bundle, prog, "tensorrt", "auto", precision="fp32") == {spec.graph: spec}
+    assert image_fronts(bundle, prog, "tensorrt", "auto", precision="fp16") == {}  # none built at fp16
+    engines = {a.get("preprocess", "numpy"): a["name"] for a in bundle.artifacts if a["format"] == "tensorrt_engine"}
+    assert image_fronts(bundle, prog, "tensorrt", "auto", named={spec.graph: engines["numpy"]}) == {}
+    assert image_fronts(bundle, prog, "tensorrt", "auto", named={spec.graph: engines["engine"]}) == {spec.graph: spec}
+    for kind, asked, needle in (("engine", "numpy", "built with camera preprocessing.*--preprocess engine"),
+                                ("numpy", "engine", "built without camera preprocessing.*--preprocess numpy")):
+        with pytest.raises(BundleError, match=needle) as e:
+            image_fronts(bundle, prog, "tensorrt", asked, named={spec.graph: engines[kind]})
+        assert engines[kind] in str(e.value) and "\n" not in str(e.value)
+
+
 def test_cli_build_preprocess_engine_refusals(tiny_bundle: Path, double_bundle: Path) -> None:
     """One line, exit 2, before TensorRT is needed: no camera input, camera dims without the option, a bad
     value; with a camera input and no TensorRT here, the usual 'not available' line."""
