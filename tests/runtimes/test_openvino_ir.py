@@ -43,6 +43,24 @@ def test_ir_round_trip_matches_torch(ir_bundle: Path) -> None:
     assert max(float(np.abs(got[k] - want[k]).max() / np.abs(want[k]).max()) for k in want) < 1e-4
 
 
+def test_inputs_read_in_place_outputs_are_the_callers(ir_bundle: Path) -> None:
+    """The request reads inputs in place and hands over its output buffers: a result must stay what it was
+    after the next call, the input must be untouched, and a Fortran-ordered input gives the same result as
+    the contiguous one."""
+    b = edge.Bundle.load(ir_bundle)
+    cfg = b.manifest["model"]["config"]
+    rt = edge.load(b, backend="openvino")
+    f1, f2 = lane.example_full(cfg, 1, 1), lane.example_full(cfg, 1, 2)
+    keep = f1["clip"].copy()
+    first = rt.infer(f1)
+    snapshot = {k: v.copy() for k, v in first.items()}
+    second = rt.infer(f2)
+    assert all(np.array_equal(first[k], snapshot[k]) for k in first)
+    assert not np.array_equal(first["loc"], second["loc"]) and np.array_equal(f1["clip"], keep)
+    got = rt.infer({"clip": np.asfortranarray(f1["clip"])})
+    assert all(np.array_equal(got[k], snapshot[k]) for k in got)
+
+
 def test_async_queue_matches_sync(ir_bundle: Path) -> None:
     b = edge.Bundle.load(ir_bundle)
     cfg = b.manifest["model"]["config"]
