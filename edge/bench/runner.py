@@ -145,6 +145,11 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     from edge.runtimes import require
 
     b = Bundle.load(bundle)
+    # the machine's GEMM peaks first, before any runtime is loaded, and int8 before fp32: right after numpy's
+    # GEMM its BLAS threads still spin (~0.1 s) on the cores ONNX Runtime's int8 GEMM needs, and the int8
+    # peak read 320-400 GOP/s in every edge bench run against 830 +- 3 % measured alone
+    peak8 = int8_gemm_peak_gops()
+    peak, here = gemm_peak_gflops(), machine()
     backends = backends or ["torch", "onnxruntime", "openvino"]
     card = card_for_bundle(b)
     specs = bundle_programs(b, card)
@@ -201,7 +206,6 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
             t0 = time.perf_counter()
             c.runtime.step(feeds[-1])
             times[c.name].append((time.perf_counter() - t0) * 1e3)
-    peak, peak8, here = gemm_peak_gflops(), int8_gemm_peak_gops(), machine()
     base = {c.program: float(np.median(times[c.name])) for c in configs if c.backend == "torch"}
     rows = []
     for c in configs:

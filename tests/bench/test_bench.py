@@ -65,6 +65,23 @@ def test_each_timed_step_follows_an_untimed_one_of_the_same_configuration(tiny_b
     assert len(set(timed[::2][:n])) == n  # every configuration once per round
 
 
+def test_gemm_peaks_measured_before_any_runtime_int8_first(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The peaks are measured before a runtime is loaded, int8 before fp32: numpy's BLAS threads still spin
+    after its GEMM, and the int8 peak measured right after read 320-400 GOP/s against ~830 alone."""
+    import edge.bench.machine as machine_mod
+    from edge.bench.runner import run_bench
+    from edge.program import Program
+
+    order: list[str] = []
+    for name in ("gemm_peak_gflops", "int8_gemm_peak_gops"):
+        real = getattr(machine_mod, name)
+        monkeypatch.setattr(machine_mod, name, lambda *a, _r=real, _n=name, **k: (order.append(_n), _r(n=64))[1])
+    real_step = Program.step
+    monkeypatch.setattr(Program, "step", lambda self, f: (order.append("step"), real_step(self, f))[1])
+    run_bench(tiny_bundle, backends=["onnxruntime"], rounds=1, warmup=0)
+    assert order[:2] == ["int8_gemm_peak_gops", "gemm_peak_gflops"] and "step" not in order[:2]
+
+
 class _Lin(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
