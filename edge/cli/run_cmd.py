@@ -111,6 +111,8 @@ def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, 
                   f"{' (interrupted)' if summary['interrupted'] else ''}", highlight=False)
     for reason, n in (summary.get("skip_reasons") or {}).items():
         console.print(f"skipped {n} frame set(s): {reason}", highlight=False)
+    for note in summary.get("notes", ()):
+        console.print(f"note: {note}", highlight=False)
     if summary["outputs"]:
         console.print("wrote " + ", ".join(summary["outputs"].values()), highlight=False)
     return summary

@@ -124,6 +124,12 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         # (the run is already ending), never a reason to leave them half-written
         with pipe.signals(handle_signals):
             summary = pipe.run(handle_signals=handle_signals)
+            from edge.bench.machine import int8_note, machine
+
+            note = int8_note(summary["task"].get("precision"), summary["task"].get("backend", backend),
+                             machine()["isa"])
+            if note:
+                summary["notes"] = [note]
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
                                   if (hasattr(s, "path") or hasattr(s, "folder")) and getattr(s, "frames", 1) > 0}
             if stats is not None and summary["frames"] > 0:

@@ -82,6 +82,19 @@ def test_gemm_peaks_measured_before_any_runtime_int8_first(tiny_bundle: Path, mo
     assert order[:2] == ["int8_gemm_peak_gops", "gemm_peak_gflops"] and "step" not in order[:2]
 
 
+def test_int8_note_only_where_int8_cannot_pay() -> None:
+    """edge run says so when INT8 runs on a CPU backend of a CPU without int8 dot products; never on a VNNI
+    or AMX CPU, for fp32, for TensorRT (the GPU), or when the ISA is unknown."""
+    from edge.bench.machine import int8_note
+
+    zen3, zen4, spr = ["AVX2"], ["AVX2", "AVX-512", "AVX-512 VNNI", "BF16"], ["AVX-512", "AMX-INT8"]
+    assert "no int8 dot-product" in int8_note("int8", "openvino", zen3)
+    assert int8_note("int8", "onnxruntime", zen3) is not None
+    for args in (("int8", "openvino", zen4), ("int8", "openvino", spr), ("fp32", "openvino", zen3),
+                 ("int8", "tensorrt", zen3), ("int8", "openvino", []), (None, "onnxruntime", zen3)):
+        assert int8_note(*args) is None, args
+
+
 class _Lin(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
