@@ -236,24 +236,24 @@ def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str, 
     built = be.build is not None  # its artifacts are engines, built with or without the front
     marked = {g: bundle.artifact(name=n).get("preprocess") == "engine" for g, n in (named or {}).items()
               if g in mine} if built else {}
-    if preprocess == "auto" and marked:
-        preprocess = "engine" if any(marked.values()) else "numpy"
-    for g, front in marked.items():
-        if front != (preprocess == "engine"):
-            raise BundleError(f"{bundle.path}: artifact '{named[g]}' was built "
-                              f"{'with' if front else 'without'} camera preprocessing in the engine; run it with "
-                              f"--preprocess {'engine' if front else 'numpy'} (or name the graph's other engine)")
+    if preprocess != "auto":
+        for g, front in marked.items():
+            if front != (preprocess == "engine"):
+                raise BundleError(f"{bundle.path}: artifact '{named[g]}' was built "
+                                  f"{'with' if front else 'without'} camera preprocessing in the engine; run it "
+                                  f"with --preprocess {'engine' if front else 'numpy'} (or name the graph's other "
+                                  "engine)")
     if preprocess == "numpy":
         return {}
     can = be.image_front
-    if preprocess == "auto":
+    if preprocess == "auto":  # per graph: a named engine's kind, else where it pays / where one was built
         if not can:
             return {}
         if be.image_front_auto:
             return mine
-        return {g: f for g, f in mine.items() if built and any(
+        return {g: f for g, f in mine.items() if marked.get(g, built and any(
             a.get("preprocess") == "engine" and a.get("graph") == g and a.get("format") in be.formats
-            and (precision is None or a.get("precision") == precision) for a in bundle.artifacts)}
+            and (precision is None or a.get("precision") == precision) for a in bundle.artifacts))}
     if not can:
         from edge.runtimes.registry import list_backends
 
@@ -305,7 +305,7 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
     the program's ``fronts`` then lists those inputs, for ``edge.data.images.raw_images``.
     """
     from edge.bundle import Bundle
-    from edge.runtimes import load, require
+    from edge.runtimes import get_backend, load, require
 
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
     card = card_for_bundle(b)
@@ -333,10 +333,19 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
     runtimes: dict[str, Any] = {}
     cfg = b.manifest["model"].get("config") or {}
     fronts = image_fronts(b, spec, backend, preprocess, precision=precision, named=artifacts)
+    # under auto, an engine built with the camera front for another device (or from another ONNX) is no reason
+    # to fail: the graph's plain engine runs with numpy preprocessing, as before any front engine was built
+    fallback = preprocess == "auto" and not artifacts and get_backend(backend).build is not None
     try:
         for g in spec.graphs:
-            runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options,
-                               **({"front": fronts[g]} if g in fronts else {}))
+            try:
+                runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options,
+                                   **({"front": fronts[g]} if g in fronts else {}))
+            except BundleError:
+                if not (fallback and g in fronts):
+                    raise
+                del fronts[g]
+                runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options)
         return Program(spec, runtimes, cfg, fronts=tuple(fronts.values()))
     except BaseException:
         for rt in runtimes.values():

@@ -52,6 +52,7 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
     """(program spec, backend, label, load options) for everything the bundle has for these backends."""
     from edge.export.api import artifact_name
     from edge.runtimes import get_backend
+    from edge.runtimes.openvino import resolve_precision
 
     plans = []
     have = {a["name"]: a for a in b.artifacts}
@@ -87,7 +88,7 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
                               else prec, {**sel, "inference_precision": "auto" if hint == "bf16" else "f32"}))
                 if hint == "bf16":
                     plans.append((spec, "openvino", f"{prec}-nncf", {**sel, "inference_precision": "f32"}))
-                if prec == "fp32":
+                if prec == "fp32" and resolve_precision("auto") == "bf16":  # elsewhere OpenVINO would emulate it
                     plans.append((spec, "openvino", "bf16", {"precision": prec, "inference_precision": "bf16"}))
                 if nncf:  # the IR read from the QDQ graph too, when the export made one
                     qdq = {g: artifact_name("openvino", prec, g) for g in spec.graphs}

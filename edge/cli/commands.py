@@ -123,7 +123,7 @@ def run(
     preprocess: str = typer.Option("auto", "--preprocess", help="Where camera images are resized and normalised: "
                                    "numpy (the reference), engine (inside ONNX Runtime / OpenVINO / TensorRT engines "
                                    "built with `edge build --preprocess engine`: uint8 frames of any size in) or auto "
-                                   "(engine where it pays: OpenVINO)."),
+                                   "(engine where it pays: OpenVINO, and TensorRT engines built with the front)."),
     realtime: bool = typer.Option(False, "--realtime", help="Play files and pcaps at their recorded rate."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads (0 = backend default)."),

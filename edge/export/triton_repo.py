@@ -258,7 +258,8 @@ def _plan_backend(bundle: Bundle, backend: str, graph: str, precision: str | Non
         if not bins:
             raise ExportError(f"{bundle.path}: OpenVINO artifact '{art['name']}' lists no .bin weights file")
         notes.append("Triton's OpenVINO backend runs on the CPU; on a CPU with bf16 it may pick bf16 unless told "
-                     "otherwise (edge-deploy's own runtime compiles with INFERENCE_PRECISION_HINT=f32).")
+                     "otherwise (edge-deploy's own runtime compiles with INFERENCE_PRECISION_HINT=f32, bf16 only "
+                     "for an INT8 IR whose gate passed with bf16 float layers, on a CPU with native bf16).")
         return art, [_Copy(bundle.file(xml), "model.xml"), _Copy(bundle.file(bins[0]), "model.bin")], notes
     # tensorrt
     if art is None:

@@ -9,6 +9,7 @@ passed with bf16 float layers runs with "auto" by default (see :func:`load`).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ def core() -> Any:
     return _CORE
 
 
+@functools.lru_cache(maxsize=4)
 def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16).
 
@@ -241,7 +243,9 @@ class AsyncQueue:
 def gated_precision(artifact: dict[str, Any]) -> str:
     """The inference precision an artifact's accuracy gate measured it with (``f32`` when not recorded:
     bundles from before the gate recorded it, and every non-INT8 artifact, keep fp32 parity)."""
-    return str(artifact.get("metric", {}).get("inference_precision", "f32"))
+    metric = artifact.get("metric")
+    hint = metric.get("inference_precision") if isinstance(metric, dict) else None
+    return hint if hint in ("bf16", "f32") else "f32"
 
 
 def load(bundle: Any, artifact: dict[str, Any], *, graph: str, **options: Any) -> OpenVinoRuntime:

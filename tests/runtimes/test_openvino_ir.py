@@ -189,7 +189,13 @@ def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, mo
         bf16 = kw.get("inference_precision") == "bf16"
         return real(self, pname, files, backend, **{**kw, "inference_precision": "f32"}) - (bf16_costs if bf16 else 0)
 
+    real_ms = PrecisionJob.step_ms
+
+    def timed(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime", **kw) -> float:
+        return real_ms(self, pname, files, backend, **{**kw, **({"inference_precision": "f32"} if kw else {})})
+
     monkeypatch.setattr(PrecisionJob, "metric", scored)
+    monkeypatch.setattr(PrecisionJob, "step_ms", timed)  # the export's speed column: never bf16 on a CPU without it
     monkeypatch.setattr(ovr, "native_bf16", lambda: True)
     said: list[str] = []
     b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
@@ -210,6 +216,44 @@ def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, mo
         assert "int8-nncf+bf16" not in plans and plans["int8-nncf"]["inference_precision"] == "f32"
     monkeypatch.setattr(ovr, "native_bf16", lambda: False)  # a CPU without bf16 runs the gated IR with f32
     assert edge.load(b, backend="openvino", artifact=art["name"]).inference_precision == "f32"
+
+
+def test_a_graph_shared_by_programs_runs_one_float_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PULSAR's two programs share one graph: when one of them passes only with f32 float layers (forced: its
+    bf16 score 50 points lower), the other is measured again with f32 and both gates, the artifact and the
+    export's rows say f32 (the graph runs one way for both). bf16 scores are faked from f32 runs."""
+    pytest.importorskip("nncf")
+    from edge.calibration.precision import PrecisionJob
+    from edge.export.api import export_card
+    from edge.runtimes import openvino as ovr
+
+    real, real_ms = PrecisionJob.metric, PrecisionJob.step_ms
+    asked: list[tuple[str, str]] = []
+
+    def scored(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime", **kw) -> float:
+        if backend != "openvino":
+            return real(self, pname, files, backend, **kw)
+        hint = kw.get("inference_precision", "?")
+        asked.append((pname, hint))
+        got = real(self, pname, files, backend, **{**kw, "inference_precision": "f32"})
+        return got - (50.0 if pname == "full" and hint == "bf16" else 0.0)
+
+    def timed(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime", **kw) -> float:
+        return real_ms(self, pname, files, backend, **{**kw, **({"inference_precision": "f32"} if kw else {})})
+
+    monkeypatch.setattr(PrecisionJob, "metric", scored)
+    monkeypatch.setattr(PrecisionJob, "step_ms", timed)
+    monkeypatch.setattr(ovr, "native_bf16", lambda: True)
+    b, rep = export_card("pulsar", tmp_path / "b", config="tiny", targets=("onnx", "openvino"), precisions=["int8"],
+                         calib_size=2, eval_size=2, max_drop=10.0)
+    progs = b.manifest["programs"]
+    assert {p: progs[p]["gates"]["openvino"]["int8"]["inference_precision"] for p in progs} == {
+        "full": "f32", "sectors": "f32"}
+    art = b.artifact(name=progs["sectors"]["precisions"]["int8"]["openvino"]["segment"])
+    assert art["quantization"]["format"] == "nncf" and art["metric"]["inference_precision"] == "f32"
+    assert {(r["program"], r["inference_precision"]) for r in rep["precisions"] if r["precision"] == "int8-nncf"} == {
+        ("full", "f32"), ("sectors", "f32")}
+    assert ("sectors", "bf16") in asked and asked[-1] == ("sectors", "f32")  # measured again, as it will run
 
 
 def test_edge_run_default_runtime_without_irs(tiny_bundle: Path) -> None:

@@ -610,6 +610,51 @@ def test_preprocess_auto_takes_the_engines_built_with_the_front(fake_env: Any, t
         with pytest.raises(BundleError, match=needle) as e:
             image_fronts(bundle, prog, "tensorrt", asked, named={spec.graph: engines[kind]})
         assert engines[kind] in str(e.value) and "\n" not in str(e.value)
+    # two image graphs named with different kinds under auto: each its own (here the one graph, both ways)
+    assert image_fronts(bundle, prog, "tensorrt", "auto", named={spec.graph: engines["engine"], "x": "y"}) == {
+        spec.graph: spec}
+
+
+def test_preprocess_auto_falls_back_when_the_front_engine_does_not_load(fake_env: Any, tiny_bundle: Path,
+                                                                        tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A front engine built for another device (or a stale ONNX) does not make an auto run fail: the graph's
+    plain engine runs with numpy preprocessing; asked for explicitly, the refusal stands."""
+    import types
+
+    import edge.runtimes as registry
+    from edge.bundle import Bundle
+    from edge.models.contract import ImageInput
+    from edge.program import bundle_programs, card_for_bundle, load_program
+    from edge.runtimes.tensorrt import build_engine
+
+    fake_env("10.8.0")
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    bundle = Bundle.load(b)
+    spec = ImageInput.from_dict(bundle.manifest["preprocess"]["image_inputs"][0])
+    prog = next(p for p in bundle_programs(bundle, card_for_bundle(bundle)) if spec.graph in p.graphs)
+    build_engine(b, graph=spec.graph, precision="fp32")
+    build_engine(b, graph=spec.graph, precision="fp32", front=spec,
+                 dims={"camera_height": (16, 72, 128), "camera_width": (16, 128, 256)})
+    import edge.program as program_mod
+
+    # the other graphs' engines (attention: the fake TensorRT has no plugin module) are only named here
+    monkeypatch.setattr(program_mod, "_artifact_names", lambda *a: {g: f"engine-{g}" for g in prog.graphs})
+    seen: list[tuple[str, bool]] = []
+
+    def load(bundle: Any, backend: str, *, graph: str, front: Any = None, **_: Any) -> Any:
+        seen.append((graph, front is not None))
+        if front is not None:
+            raise BundleError(f"{bundle.path}: no TensorRT engine here fits (built for another GPU)")
+        return types.SimpleNamespace(close=lambda: None, backend="tensorrt")
+
+    monkeypatch.setattr(registry, "load", load)
+    with load_program(b, "tensorrt", program=prog.name, precision="fp32", preprocess="auto") as got:
+        assert got.fronts == ()
+    assert seen[:2] == [(spec.graph, True), (spec.graph, False)] and len(seen) == len(prog.graphs) + 1
+    with pytest.raises(BundleError, match="no TensorRT engine here fits"):
+        load_program(b, "tensorrt", program=prog.name, precision="fp32", preprocess="engine")
 
 
 def test_cli_build_preprocess_engine_refusals(tiny_bundle: Path, double_bundle: Path) -> None:
