@@ -579,14 +579,12 @@ def test_engine_with_camera_preprocessing(fake_env: Any, tiny_bundle: Path, tmp_
         edge.load(b, backend="tensorrt", graph=spec.graph, precision="fp32", front=other)
 
 
-def test_preprocess_auto_takes_the_engines_built_with_the_front(fake_env: Any, tiny_bundle: Path,
-                                                                tmp_path: Path) -> None:
-    """``--preprocess auto`` on TensorRT: the front where an engine was built with it for the graph at that
-    precision, numpy otherwise; an engine the caller names decides by its kind under auto and must match
-    an explicit --preprocess (one line), never swapped for the other kind."""
+def _front_bundle(fake_env: Any, tiny_bundle: Path, tmp_path: Path) -> tuple[Path, Any, Any]:
+    """A copy of the tiny bundle with a plain engine of its camera graph built (fake TensorRT): (path, the
+    camera ImageInput, the program holding that graph)."""
     from edge.bundle import Bundle
     from edge.models.contract import ImageInput
-    from edge.program import bundle_programs, card_for_bundle, image_fronts
+    from edge.program import bundle_programs, card_for_bundle
     from edge.runtimes.tensorrt import build_engine
 
     fake_env("10.8.0")
@@ -596,6 +594,19 @@ def test_preprocess_auto_takes_the_engines_built_with_the_front(fake_env: Any, t
     spec = ImageInput.from_dict(bundle.manifest["preprocess"]["image_inputs"][0])
     prog = next(p for p in bundle_programs(bundle, card_for_bundle(bundle)) if spec.graph in p.graphs)
     build_engine(b, graph=spec.graph, precision="fp32")
+    return b, spec, prog
+
+
+def test_preprocess_auto_takes_the_engines_built_with_the_front(fake_env: Any, tiny_bundle: Path,
+                                                                tmp_path: Path) -> None:
+    """``--preprocess auto`` on TensorRT: the front where an engine was built with it for the graph at that
+    precision, numpy otherwise; an engine the caller names decides by its kind under auto and must match
+    an explicit --preprocess (one line), never swapped for the other kind."""
+    from edge.bundle import Bundle
+    from edge.program import image_fronts
+    from edge.runtimes.tensorrt import build_engine
+
+    b, spec, prog = _front_bundle(fake_env, tiny_bundle, tmp_path)
     assert image_fronts(Bundle.load(b), prog, "tensorrt", "auto", precision="fp32") == {}  # only a plain engine
     build_engine(b, graph=spec.graph, precision="fp32", front=spec,
                  dims={"camera_height": (16, 72, 128), "camera_width": (16, 128, 256)})
@@ -623,18 +634,10 @@ def test_preprocess_auto_falls_back_when_the_front_engine_does_not_load(fake_env
     import types
 
     import edge.runtimes as registry
-    from edge.bundle import Bundle
-    from edge.models.contract import ImageInput
-    from edge.program import bundle_programs, card_for_bundle, load_program
+    from edge.program import load_program
     from edge.runtimes.tensorrt import build_engine
 
-    fake_env("10.8.0")
-    b = tmp_path / "b"
-    shutil.copytree(tiny_bundle, b)
-    bundle = Bundle.load(b)
-    spec = ImageInput.from_dict(bundle.manifest["preprocess"]["image_inputs"][0])
-    prog = next(p for p in bundle_programs(bundle, card_for_bundle(bundle)) if spec.graph in p.graphs)
-    build_engine(b, graph=spec.graph, precision="fp32")
+    b, spec, prog = _front_bundle(fake_env, tiny_bundle, tmp_path)
     build_engine(b, graph=spec.graph, precision="fp32", front=spec,
                  dims={"camera_height": (16, 72, 128), "camera_width": (16, 128, 256)})
     import edge.program as program_mod
