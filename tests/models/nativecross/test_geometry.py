@@ -108,6 +108,36 @@ def test_farthest_points_and_knn() -> None:
     assert np.array_equal(nb, np.argsort(d, 1, kind="stable")[:, :5])
 
 
+def _fps_reference(pts: np.ndarray, k: int) -> np.ndarray:
+    """Farthest point sampling as first written (a broadcast per step): what the fast form must equal."""
+    d = np.full(len(pts), np.inf, np.float32)
+    out = [int(np.argmax(((pts - pts.mean(0)) ** 2).sum(1)))]
+    for _ in range(1, k):
+        d = np.minimum(d, ((pts - pts[out[-1]]) ** 2).sum(1))
+        out.append(int(np.argmax(d)))
+    return np.array(out)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(70, 3000), dims=st.sampled_from([3, 4]),
+       scale=st.sampled_from([0.01, 1.0, 40.0]))
+def test_fast_grouping_picks_exactly_what_the_plain_formulation_picks(seed: int, n: int, dims: int,
+                                                                     scale: float) -> None:
+    """Column-wise squared distances give the same float32 values in the same order, so the same centres
+    and neighbours, ties included (coordinates on a coarse grid make ties common)."""
+    rng = np.random.default_rng(seed)
+    pts = (rng.normal(size=(n, dims)) * scale).astype(np.float32)
+    pts[: n // 3] = np.round(pts[: n // 3] * 4 / scale) * scale / 4
+    k = min(32, n)
+    idx = farthest_points(pts, k)
+    assert np.array_equal(idx, _fps_reference(pts, k))
+    c = pts[idx, :3]
+    d = ((c[:, None] - pts[None, :, :3]) ** 2).sum(-1)
+    part = np.argpartition(d, 15, axis=1)[:, :16]
+    want = np.take_along_axis(part, np.argsort(np.take_along_axis(d, part, 1), axis=1, kind="stable"), 1)
+    assert np.array_equal(knn(pts[:, :3], c, 16), want)
+
+
 def test_view_space_centres_cover_near_and_far_alike() -> None:
     """A near patch and a far wall over the same directions: in metres the wide far wall takes most
     centres; over viewing directions they split about evenly (translation shows on the near ones)."""
