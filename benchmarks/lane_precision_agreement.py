@@ -56,9 +56,8 @@ def main() -> None:
         # this CPU has it natively), its fp32 with f32
         prog = load_program(b, backend, program=pname, precision=prec)
         row = {"program": pname, "backend": backend, "precision": label}
-        hints = {getattr(rt, "inference_precision", None) for rt in prog.runtimes.values()} - {None}
-        if hints:
-            row["inference_precision"] = "/".join(sorted(hints))
+        if prog.inference_precision is not None:
+            row["inference_precision"] = prog.inference_precision
         for name, samples in sets.items():
             row[name] = evaluate(prog, card, samples)
             if name != "synthetic":

@@ -73,6 +73,13 @@ class Program:
         """The first graph's inputs (for a one-graph program: exactly what ``step`` takes)."""
         return self.runtimes[self.spec.graphs[0]].inputs
 
+    @property
+    def inference_precision(self) -> str | None:
+        """The float-layer precision the runtimes that have one compile with (OpenVINO: an INT8 IR gated with
+        bf16 float layers runs them in bf16 where native), "/"-joined when they differ; None when none has."""
+        hints = {getattr(rt, "inference_precision", None) for rt in self.runtimes.values()} - {None}
+        return "/".join(sorted(hints)) if hints else None
+
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``step``, under the Runtime protocol's name (a one-graph program is a Runtime)."""
         return self.step(feeds)

@@ -107,10 +107,8 @@ class FamilyTask:
         out: dict[str, Any] = {"task": self.name, "backend": self.backend, "precision": self.precision,
                                "program": self.program.name, "graphs": list(self.program.spec.graphs),
                                "preprocess": "engine" if self.program.fronts else "numpy"}
-        # OpenVINO's float-layer precision (an INT8 IR gated with bf16 ones runs them in bf16 where native)
-        hints = {getattr(rt, "inference_precision", None) for rt in self.program.runtimes.values()} - {None}
-        if hints:
-            out["inference_precision"] = "/".join(sorted(hints))
+        if self.program.inference_precision is not None:
+            out["inference_precision"] = self.program.inference_precision
         if self._items and self.card.metric is not None:
             m = self.card.metric
             out["metric"] = {"name": m.name, "unit": m.unit, "frames": len(self._items), **m.reduce(self._items)}
