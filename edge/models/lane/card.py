@@ -222,6 +222,16 @@ def preprocess_clip(frames: np.ndarray | list[np.ndarray], cfg: dict[str, Any]) 
 # post-processing, metric, drawing
 
 
+def _rounded_lists(points: list[np.ndarray]) -> list[list[list[float]]]:
+    """Each lane's [K, 2] points rounded to 0.1 px as nested lists, with one rounding and one ``tolist``
+    for all lanes (per lane they were a quarter of the stream loop's decoding time)."""
+    if not points:
+        return []
+    flat = np.round(np.concatenate(points), 1).tolist()
+    ends = np.cumsum([len(p) for p in points]).tolist()
+    return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+
+
 def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
                 cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Outputs -> the JSON record (lane points per slot; TuSimple rows when the frame has labels)."""
@@ -229,7 +239,7 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     gt = cam.meta.get("gt")
     hs = np.asarray(gt["h_samples"]) if gt else None
     d = decode(out["loc"][0], out["exist"][0], cfg, cam.data.shape[:2], hs)
-    rec: dict[str, Any] = {"slots": d["slots"], "lanes": [np.round(p, 1).tolist() for p in d["points"]],
+    rec: dict[str, Any] = {"slots": d["slots"], "lanes": _rounded_lists(d["points"]),
                            "confidence": [round(c, 3) for c in d["confidence"]]}
     if gt:
         rec["tusimple"] = {"lanes": d["lanes"], "h_samples": d["h_samples"]}
@@ -325,6 +335,18 @@ def _sampling(anchors: tuple[float, ...], oh: int, h_samples: bytes | None) -> t
 OUTLIER_TOL = 0.02
 
 
+#: the normal matrix of a quadratic fit from the moments of y: [i, j] = sum w y^(4 - i - j)
+_MOMENT = 4 - np.add.outer(np.arange(3), np.arange(3))
+
+
+@functools.lru_cache(maxsize=32)
+def _powers(yn: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' powers [R, 5] (1, y, .., y^4) and the fit's basis [R, 3] (y^2, y, 1), cached per anchor set."""
+    y = np.frombuffer(yn, np.float64)
+    powers = y[:, None] ** np.arange(5)
+    return powers, powers[:, 2::-1]
+
+
 def _robust_quadratic(xs: np.ndarray, yn: np.ndarray, ons: np.ndarray, tol: float, iters: int = 3) -> np.ndarray:
     """Which rows of each lane (xs [L, R] at rows yn [R], normalised) lie within ``tol`` of the lane's
     quadratic x(y), fitted by least squares on its rows and refitted without the rows beyond ``tol``
@@ -332,21 +354,20 @@ def _robust_quadratic(xs: np.ndarray, yn: np.ndarray, ons: np.ndarray, tol: floa
     equations built from the weighted moments of y, a few small matrix products per refit: this runs per
     frame in the stream loop). A lane with too few rows for a first fit keeps them all; one left with too few by a
     refit keeps those."""
-    powers = yn[:, None] ** np.arange(5)  # [R, 5]: 1, y, y^2, y^3, y^4
-    v = powers[:, 2::-1]  # [R, 3]: y^2, y, 1
-    moment = 4 - np.add.outer(np.arange(3), np.arange(3))  # normal matrix [i, j] = sum w y^(4 - i - j)
+    powers, v = _powers(yn.tobytes())
     keep = ons.copy()
     for _ in range(iters):
         w = keep.astype(np.float64)
         fit = w.sum(1) > 3
         if not fit.any():
             break
-        a = (w @ powers)[:, moment]
-        a[~fit] = np.eye(3)
+        a = (w @ powers)[:, _MOMENT]
+        if not fit.all():
+            a[~fit] = np.eye(3)
         c = np.linalg.solve(a, ((w * xs) @ v)[..., None])[..., 0]
         near = np.abs(xs - c @ v.T) <= tol
         # a lane whose rows became too few to refit keeps what the last fit kept (never its rejected rows)
-        new = np.where(fit[:, None], ons & near, keep)
+        new = ons & near if fit.all() else np.where(fit[:, None], ons & near, keep)
         if np.array_equal(new, keep):  # a fixed point: another refit would give the same rows
             break
         keep = new
@@ -384,7 +405,8 @@ def _complete(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, height: float, wi
     nxt = np.minimum.accumulate(np.where(ons, r, len(ys))[:, ::-1], 1)[:, ::-1]  # the first at or below
     gap = ~ons & (prev >= 0) & (nxt < len(ys))
     p, q = np.maximum(prev, 0), np.minimum(nxt, len(ys) - 1)
-    xp, xq = np.take_along_axis(xs, p, 1), np.take_along_axis(xs, q, 1)
+    lane = np.arange(len(xs))[:, None]
+    xp, xq = xs[lane, p], xs[lane, q]
     span = np.where(gap, ys[q] - ys[p], 1.0)
     filled = np.where(gap, xp + (xq - xp) * (ys[None] - ys[p]) / span, xs)  # np.interp between the two
     # the straight line through each lane's ``tail`` lowest rows (weighted least squares, all lanes at once)
@@ -423,7 +445,10 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     p_exist = 1.0 / (1.0 + np.exp(-exist.astype(np.float64)))
     on = p_exist > threshold
     lanes_at = np.flatnonzero(on.sum(-1) >= min_points)  # only these slots' softmax is needed (row-wise: same x)
-    xs, ons = grid_expectation(loc[lanes_at], ow), on[lanes_at]  # [L, R]
+    ons = on[lanes_at]  # [L, R]
+    li, ri = np.nonzero(ons)
+    xs = np.zeros(ons.shape)  # only the rows turned on are ever read: the softmax of the others is skipped
+    xs[li, ri] = grid_expectation(loc[lanes_at[li], ri], ow)
     ys, hs, seg, inside, near = _sampling(tuple(cfg["row_anchors"]), oh,
                                           None if h_samples is None else np.asarray(h_samples, np.float64).tobytes())
     if outlier_tol is not None and lanes_at.size:
@@ -444,6 +469,10 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
         best = np.where(near[None] & ons[:, None, :], np.arange(len(ys)), -1).max(-1)  # [L, H]
         rows = np.where(best >= 0, np.take_along_axis(xs, np.maximum(best, 0), 1), rows)
         lanes = [[float(round(v, 1)) if v >= 0 else -2.0 for v in row] for row in rows.tolist()]
-    points = [np.stack([xs[k, ons[k]], ys[ons[k]]], 1) for k in range(len(lanes_at))]
+    li, ri = np.nonzero(ons)  # every lane's points in one array, each lane a view of it (row-major: lane order)
+    allp = np.empty((len(li), 2))
+    allp[:, 0], allp[:, 1] = xs[li, ri], ys[ri]
+    ends = np.cumsum(ons.sum(1)).tolist()
+    points = [allp[a:b] for a, b in zip([0, *ends[:-1]], ends)]
     slots = lanes_at.tolist()
     return {"points": points, "slots": slots, "lanes": lanes, "confidence": conf, "h_samples": h_out}

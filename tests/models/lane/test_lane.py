@@ -358,3 +358,13 @@ def test_complete_vectorized_equals_loop(seed: int, p_on: float, tail: int, reac
     want = _complete_loop(xs, ons, ys, 720.0, 1280.0, tail, reach)
     assert np.array_equal(got[1], want[1])
     assert np.allclose(got[0][want[1]], want[0][want[1]], rtol=0, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 60), max_size=6), seed=st.integers(0, 2**31 - 1))
+def test_rounded_lists_equal_rounding_each_lane(sizes: list[int], seed: int) -> None:
+    from edge.models.lane.card import _rounded_lists
+
+    rng = np.random.default_rng(seed)
+    points = [rng.uniform(-5, 1300, (k, 2)) for k in sizes]
+    assert _rounded_lists(points) == [np.round(p, 1).tolist() for p in points]
