@@ -243,6 +243,12 @@ class ModelCard:
     preprocess: Callable[[Frames, Config], Feeds]
     postprocess: Callable[[dict[str, np.ndarray], Frames, Config], tuple[dict[str, Any], Any]]
     draw: Callable[[Any, Frames, Config], np.ndarray | None] = _no_draw
+    #: optional: several steps' outputs decoded at once ([outputs], [frames], cfg) -> [(record, payload)],
+    #: each equal to ``postprocess`` of that step (a family whose decoding vectorises across frames gives
+    #: it: the stream loop's ``block`` mode then decodes the results that are ready together, paying
+    #: numpy's per-call cost once per batch instead of once per frame while the runtime has the cores)
+    postprocess_many: Callable[[list[dict[str, np.ndarray]], list[Frames], Config],
+                               list[tuple[dict[str, Any], Any]]] | None = None
     preprocess_params: Callable[[Config], dict[str, Any]] = _no_params
     metric: Metric | None = None
     data: FamilyData | None = None

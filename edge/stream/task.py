@@ -100,6 +100,25 @@ class FamilyTask:
                 self._items.append(item)
         return rec, payload
 
+    @property
+    def decodes_in_batches(self) -> bool:
+        """Whether decoding several results at once is cheaper per result (the card vectorises it)."""
+        return self.card.postprocess_many is not None
+
+    def postprocess_many(self, outs: list[dict[str, np.ndarray]],
+                         frames: list[Mapping[str, Frame]]) -> list[tuple[dict[str, Any], Any]]:
+        """``postprocess`` of several steps at once: through the card's ``postprocess_many`` when it has
+        one (one vectorised decode for all), else one by one; the metric sees each record as before."""
+        if self.card.postprocess_many is None or len(outs) < 2:
+            return [self.postprocess(o, f) for o, f in zip(outs, frames, strict=True)]
+        results = self.card.postprocess_many(outs, frames, self.cfg)
+        if self.card.metric is not None:
+            for (rec, _), f in zip(results, frames, strict=True):
+                item = self.card.metric.item(rec, f, self.cfg)
+                if item is not None:
+                    self._items.append(item)
+        return results
+
     def draw(self, result: Result) -> np.ndarray | None:
         return self.card.draw(result.payload, result.frames, self.cfg)
 

@@ -342,3 +342,54 @@ def test_source_failure_keeps_results_and_reports_one_line() -> None:
     with pytest.raises(EdgeError, match="breaks: OSError: device unplugged"):
         Pipeline([Breaks()], EchoTask(), [sink], policy="block").run()
     assert [r["cam"] for r in sink.records] == [0, 1, 2, 3] and sink.closed_with is True
+
+
+class BatchEchoTask(EchoTask):
+    """EchoTask that also decodes several results at once, recording each batch's size."""
+
+    decodes_in_batches = True
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(delay)
+        self.batches: list[int] = []
+
+    def postprocess(self, out: int, frames: dict[str, Frame]) -> tuple[dict[str, Any], Any]:
+        self.batches.append(1)
+        return super().postprocess(out, frames)
+
+    def postprocess_many(self, outs: list[int], frames: list[dict[str, Frame]]) -> list[tuple[dict[str, Any], Any]]:
+        self.batches.append(len(outs))
+        return [EchoTask.postprocess(self, o, f) for o, f in zip(outs, frames, strict=True)]
+
+
+def test_block_mode_decodes_ready_results_together_and_keeps_order() -> None:
+    """Inference at 2 ms a frame: the post stage takes the next results as they come (up to POST_BATCH),
+    every frame once, in order, each with its own end-to-end time; the per-frame postprocess stat is the
+    batch's time shared out."""
+    sink, task = ListSink(), BatchEchoTask(delay=0.002)
+    s = Pipeline([MemorySource(_images(5), count=60)], task, [sink], policy="block").run()
+    assert [r["cam"] for r in sink.records] == list(range(60))
+    assert [r["seq"] for r in sink.records] == list(range(60))
+    assert max(task.batches) == Pipeline.POST_BATCH and sum(task.batches) == 60
+    assert s["stages"]["postprocess"]["count"] == 60
+    assert all(r["e2e_ms"] > 0 for r in sink.records)
+
+
+def test_latest_mode_and_tasks_without_batch_decoding_decode_one_at_a_time() -> None:
+    task = BatchEchoTask(delay=0.002)
+    sink = ListSink()
+    Pipeline([MemorySource(_images(3), count=40, fps=400)], task, [sink], policy="latest").run()
+    assert set(task.batches) == {1} and sum(task.batches) == len(sink.records)  # latest: one at a time
+    plain = EchoTask(delay=0.002)
+    sink2 = ListSink()
+    Pipeline([MemorySource(_images(3), count=20)], plain, [sink2], policy="block").run()
+    assert [r["cam"] for r in sink2.records] == list(range(20))
+
+
+def test_a_slow_source_is_not_held_back_for_a_batch() -> None:
+    """Frames every 30 ms, inference 1 ms: the post stage waits at most 1.5 inference times for a
+    second result, so each result goes out on its own, without waiting for the next frame."""
+    task, sink = BatchEchoTask(delay=0.001), ListSink()
+    s = Pipeline([MemorySource(_images(2), count=12, fps=33)], task, [sink], policy="block").run()
+    assert len(sink.records) == 12 == sum(task.batches)
+    assert s["end_to_end"]["p50_ms"] < 25, s["end_to_end"]  # a frame period is 30 ms

@@ -232,3 +232,38 @@ def test_failed_run_leaves_previous_results_untouched(tiny_bundle: Path, tmp_pat
     r = _cli("run", str(tiny_bundle), "--source", str(bad), "--out", str(out))
     assert r.returncode == 2 and "broken.mp4" in r.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_block_mode_batch_decoding_gives_the_records_and_score_of_one_at_a_time(tiny_bundle: Path) -> None:
+    """Lane in the loop over labelled frames: ``block`` (results decoded in batches) and ``latest`` with
+    a source slower than the model (one at a time, nothing dropped) write the same records and score."""
+    from edge.models import get_card
+    from edge.stream import Pipeline
+    from edge.stream.sinks import Sink
+    from edge.stream.sources import MemorySource
+    from edge.stream.task import FamilyTask
+
+    frames = list(open_source("synthetic:16:180x320", card=get_card("lane")))
+
+    class Keep(Sink):
+        name = "keep"
+
+        def __init__(self) -> None:
+            self.records: list[dict] = []
+
+        def write(self, result: object) -> None:
+            self.records.append({k: v for k, v in result.record.items() if k not in ("e2e_ms", "t_capture_ns")})
+
+    runs = {}
+    for policy, fps in (("block", None), ("latest", 5.0)):
+        task, sink = FamilyTask(Bundle.load(tiny_bundle), "onnxruntime"), Keep()
+        assert task.decodes_in_batches
+        batched, many = [], task.postprocess_many
+        task.postprocess_many = lambda o, f, _many=many, _b=batched: (_b.append(len(o)), _many(o, f))[1]
+        src = MemorySource([f.data for f in frames], fps=fps, meta=[f.meta for f in frames])
+        s = Pipeline([src], task, [sink], policy=policy).run(handle_signals=False)
+        runs[policy] = (sink.records, s["task"]["metric"], batched)
+        task.close()
+    assert len(runs["block"][0]) == 16 and runs["block"][0] == runs["latest"][0]
+    assert runs["block"][1] == runs["latest"][1]
+    assert runs["block"][2] and not runs["latest"][2]  # block decoded some results together, latest none

@@ -168,6 +168,7 @@ def card() -> ModelCard:
         sensors=Sensors(("camera",), ("lidar",)),
         preprocess=preprocess,
         postprocess=postprocess,
+        postprocess_many=postprocess_many,
         draw=draw,
         preprocess_params=preprocess_params,
         metric=Metric("TuSimple accuracy", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0)),
@@ -239,11 +240,44 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     gt = cam.meta.get("gt")
     hs = np.asarray(gt["h_samples"]) if gt else None
     d = decode(out["loc"][0], out["exist"][0], cfg, cam.data.shape[:2], hs)
+    return _record(d, bool(gt)), d
+
+
+def _record(d: dict[str, Any], labelled: bool) -> dict[str, Any]:
     rec: dict[str, Any] = {"slots": d["slots"], "lanes": _rounded_lists(d["points"]),
                            "confidence": [round(c, 3) for c in d["confidence"]]}
-    if gt:
+    if labelled:
         rec["tusimple"] = {"lanes": d["lanes"], "h_samples": d["h_samples"]}
-    return rec, d
+    return rec
+
+
+def postprocess_many(outs: list[Mapping[str, np.ndarray]], frames: list[Mapping[str, Any]],
+                     cfg: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``postprocess`` of several steps in one :func:`decode`: their slots are stacked (step k's slot s is
+    row k * slots + s) and every part of decoding works lane by lane, so each step's lanes come out as
+    its own decode gives them (to float64 rounding of the batched products, ~1e-13 px). Steps whose
+    image size or labelled rows differ from the first's are decoded on their own."""
+    keys = []
+    for f in frames:
+        gt = f["camera"].meta.get("gt")
+        keys.append((f["camera"].data.shape[:2], None if not gt else tuple(gt["h_samples"])))
+    if len(set(keys)) != 1:
+        return [postprocess(o, f, cfg) for o, f in zip(outs, frames, strict=True)]
+    hw, hs = keys[0]
+    slots = int(outs[0]["loc"].shape[1])
+    d = decode(np.concatenate([o["loc"][0] for o in outs]), np.concatenate([o["exist"][0] for o in outs]), cfg,
+               hw, None if hs is None else np.asarray(hs))
+    step = np.asarray(d["slots"], np.int64) // slots
+    per: list[dict[str, Any]] = [{"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": d["h_samples"]}
+                                 for _ in outs]
+    for i, k in enumerate(step.tolist()):
+        e = per[k]
+        e["points"].append(d["points"][i])
+        e["slots"].append(d["slots"][i] - k * slots)
+        e["confidence"].append(d["confidence"][i])
+        if hs is not None:
+            e["lanes"].append(d["lanes"][i])
+    return [(_record(e, hs is not None), e) for e in per]
 
 
 def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> Any:

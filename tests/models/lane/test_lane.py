@@ -368,3 +368,39 @@ def test_rounded_lists_equal_rounding_each_lane(sizes: list[int], seed: int) -> 
     rng = np.random.default_rng(seed)
     points = [rng.uniform(-5, 1300, (k, 2)) for k in sizes]
     assert _rounded_lists(points) == [np.round(p, 1).tolist() for p in points]
+
+
+class _Cam:
+    def __init__(self, hw: tuple[int, int], gt: dict | None = None) -> None:
+        self.data = np.zeros((*hw, 3), np.uint8)
+        self.meta = {"gt": gt} if gt else {}
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 6), p_on=st.floats(0.0, 1.0), labelled=st.booleans(),
+       mixed=st.booleans())
+def test_postprocess_many_equals_postprocess_of_each_step(seed: int, n: int, p_on: float, labelled: bool,
+                                                          mixed: bool) -> None:
+    """Several steps decoded at once give each step's own record (exactly) and points (to 1e-9 px), with
+    steps of another image size decoded on their own."""
+    from edge.models.lane.card import postprocess, postprocess_many
+
+    cfg = lane.CONFIGS["tiny"]
+    rng = np.random.default_rng(seed)
+    s, r, g = cfg["slots"], len(cfg["row_anchors"]), cfg["grid"]
+    outs = []
+    for _ in range(n):  # lanes: a peaked softmax along a drifting cell, rows on with probability p_on
+        centre = rng.uniform(0, g, (s, 1)) + np.cumsum(rng.normal(0, 0.5, (s, r)), 1)
+        loc = -((np.arange(g) - centre[..., None]) ** 2) / 8.0 + rng.normal(0, 0.3, (s, r, g))
+        exist = np.where(rng.random((s, r)) < p_on, 4.0, -4.0) + rng.normal(0, 1, (s, r))
+        outs.append({"loc": loc[None].astype(np.float32), "exist": exist[None].astype(np.float32)})
+    gt = {"h_samples": list(range(160, 720, 10)), "lanes": []} if labelled else None
+    frames = [{"camera": _Cam((540, 960) if mixed and k == n - 1 else (720, 1280), gt)} for k in range(n)]
+    many = postprocess_many(outs, frames, cfg)
+    assert len(many) == n
+    for (rec, pay), o, f in zip(many, outs, frames, strict=True):
+        want_rec, want = postprocess(o, f, cfg)
+        assert rec == want_rec
+        assert pay["slots"] == want["slots"] and len(pay["points"]) == len(want["points"])
+        for a, b in zip(pay["points"], want["points"], strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
