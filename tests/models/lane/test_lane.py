@@ -123,6 +123,20 @@ def test_grid_expectation_is_the_softmax_mean_cell() -> None:
     assert np.allclose(lane.grid_expectation(loc, 1280), want, rtol=1e-12, atol=0)
 
 
+def test_grid_expectation_rows_far_apart_and_non_finite_logits() -> None:
+    """The shared shift must not lose a row whose logits sit far below the others' (it would underflow
+    to 0/0), and a NaN in one row must not reach the other rows."""
+    loc = np.random.default_rng(6).normal(0, 3, (5, 64)).astype(np.float32)
+    loc[1] -= 3000.0
+    loc[3] += 800.0
+    z = loc.astype(np.float64) - loc.max(-1, keepdims=True)
+    want = ((np.exp(z) * np.arange(64)).sum(-1) / np.exp(z).sum(-1) + 0.5) / 64 * 1280
+    assert np.allclose(lane.grid_expectation(loc, 1280), want, rtol=1e-12, atol=0)
+    loc[2, 7] = np.nan
+    got = lane.grid_expectation(loc, 1280)
+    assert np.isnan(got[2]) and np.allclose(np.delete(got, 2), np.delete(want, 2), rtol=1e-12, atol=0)
+
+
 def test_decode_without_h_samples_skips_only_the_tusimple_rows() -> None:
     """The stream loop decodes without labels: same points, slots and confidence, no TuSimple rows."""
     cfg = lane.CONFIGS["default"]
