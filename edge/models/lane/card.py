@@ -267,17 +267,25 @@ def postprocess_many(outs: list[Mapping[str, np.ndarray]], frames: list[Mapping[
     slots = int(outs[0]["loc"].shape[1])
     d = decode(np.concatenate([o["loc"][0] for o in outs]), np.concatenate([o["exist"][0] for o in outs]), cfg,
                hw, None if hs is None else np.asarray(hs))
-    step = np.asarray(d["slots"], np.int64) // slots
+    rounded = _rounded_lists(d["points"])  # one rounding and one tolist for every lane of every step
     per: list[dict[str, Any]] = [{"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": d["h_samples"]}
                                  for _ in outs]
-    for i, k in enumerate(step.tolist()):
-        e = per[k]
+    recs: list[dict[str, Any]] = [{"slots": [], "lanes": [], "confidence": []} for _ in outs]
+    for i, slot in enumerate(d["slots"]):
+        k = slot // slots
+        e, r = per[k], recs[k]
         e["points"].append(d["points"][i])
-        e["slots"].append(d["slots"][i] - k * slots)
+        e["slots"].append(slot - k * slots)
         e["confidence"].append(d["confidence"][i])
+        r["lanes"].append(rounded[i])
+        r["confidence"].append(round(d["confidence"][i], 3))
         if hs is not None:
             e["lanes"].append(d["lanes"][i])
-    return [(_record(e, hs is not None), e) for e in per]
+    for e, r in zip(per, recs, strict=True):
+        r["slots"] = e["slots"]
+        if hs is not None:
+            r["tusimple"] = {"lanes": e["lanes"], "h_samples": e["h_samples"]}
+    return list(zip(recs, per, strict=True))
 
 
 def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> Any:
