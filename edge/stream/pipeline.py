@@ -434,8 +434,8 @@ class Pipeline:
         plus those that follow within 1.5 inference times, up to POST_BATCH. Why: on a CPU the runtime
         keeps every core busy and a decoder's time beside it costs the runtime about twice over (its
         threads wait for the core the decoder took); decoding four results in one vectorised call pays
-        numpy's per-call cost once (measured on a shipped card in the README: 0.22 -> 0.11 ms a frame,
-        its 1280x720 loop from 0.83 to 0.88 of the bare runtime). A result then waits at most three
+        numpy's per-call cost once (measured on a shipped card in the README: 0.22 -> 0.09 ms a frame,
+        its 1280x720 loop from 0.83 to 0.90 of the bare runtime). A result then waits at most three
         inference times more; ``latest`` mode never waits."""
         batching = self.policy == "block" and bool(getattr(self.task, "decodes_in_batches", False))
         for item in self._items(self._q_post):
