@@ -88,7 +88,12 @@ def _waiting(summary: dict[str, Any]) -> str:
     w = summary.get("waiting", {}).get("p50_ms")
     if w is None:
         return ""
-    return f" ({w:.1f} of it queued{': block mode keeps every frame' if summary['policy'] == 'block' else ''})"
+    why = ""
+    if summary["policy"] == "block":
+        why = ": block mode keeps every frame"
+        if summary.get("counters", {}).get("decoded_in_batches"):
+            why += " and decodes results that come back to back together"
+    return f" ({w:.1f} of it queued{why})"
 
 
 def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, console: Any) -> dict[str, Any]:

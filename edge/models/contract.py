@@ -243,12 +243,6 @@ class ModelCard:
     preprocess: Callable[[Frames, Config], Feeds]
     postprocess: Callable[[dict[str, np.ndarray], Frames, Config], tuple[dict[str, Any], Any]]
     draw: Callable[[Any, Frames, Config], np.ndarray | None] = _no_draw
-    #: optional: several steps' outputs decoded at once ([outputs], [frames], cfg) -> [(record, payload)],
-    #: each equal to ``postprocess`` of that step (a family whose decoding vectorises across frames gives
-    #: it: the stream loop's ``block`` mode then decodes the results that are ready together, paying
-    #: numpy's per-call cost once per batch instead of once per frame while the runtime has the cores)
-    postprocess_many: Callable[[list[dict[str, np.ndarray]], list[Frames], Config],
-                               list[tuple[dict[str, Any], Any]]] | None = None
     preprocess_params: Callable[[Config], dict[str, Any]] = _no_params
     metric: Metric | None = None
     data: FamilyData | None = None
@@ -272,6 +266,13 @@ class ModelCard:
     #: graph inputs that are one normalised camera image (:class:`ImageInput`): a backend may then take
     #: the camera's bytes and preprocess inside the engine; the manifest records them
     image_inputs: Callable[[Config], tuple[ImageInput, ...]] = _no_images
+    #: optional: several steps' outputs decoded at once ([outputs], [frames], cfg) -> [(record, payload)],
+    #: each equal to ``postprocess`` of that step (a family whose decoding vectorises across frames gives
+    #: it: the stream loop's ``block`` mode then decodes the results that are ready together, paying
+    #: numpy's per-call cost once per batch instead of once per frame while the runtime has the cores).
+    #: A card made from another with a different ``postprocess`` must replace or clear this too.
+    postprocess_many: Callable[[list[dict[str, np.ndarray]], list[Frames], Config],
+                               list[tuple[dict[str, Any], Any]]] | None = None
 
     def __post_init__(self) -> None:
         problems = []

@@ -421,31 +421,49 @@ class Pipeline:
             inf_ms = (time.perf_counter() - t0) * 1e3
             rec.add(inf_ms)
             self._infer_s = inf_ms / 1e3
-            if not self._q_post.put((frames, out, pre_ms + inf_ms), self._abort):
+            if not self._q_post.put((frames, out, pre_ms + inf_ms, time.perf_counter()), self._abort):
                 return
 
     #: ``block`` mode with a task that decodes several results at once: at most this many per batch
     POST_BATCH = 4
-    _infer_s = 0.0  # the last inference's duration (how long the post stage waits for the next result)
+    _infer_s = 0.0  # the last inference's duration
+    _post_s = 0.0  # the post stage's time per result (decoding + sinks) in its last batch
 
     def _post_batches(self) -> Iterator[list[Any]]:
         """The post stage's input in batches. One result at a time, except in ``block`` mode with a task
-        whose ``decodes_in_batches`` is true (it has ``postprocess_many``): then the result that is ready
-        plus those that follow within 1.5 inference times, up to POST_BATCH. Why: on a CPU the runtime
-        keeps every core busy and a decoder's time beside it costs the runtime about twice over (its
-        threads wait for the core the decoder took); decoding four results in one vectorised call pays
-        numpy's per-call cost once (measured on a shipped card in the README: 0.22 -> 0.09 ms a frame,
-        its 1280x720 loop from 0.83 to 0.90 of the bare runtime). A result then waits at most three
-        inference times more; ``latest`` mode never waits."""
+        whose ``decodes_in_batches`` is true (it has ``postprocess_many``): then what is queued, and, while
+        inference runs back to back (the last two results were produced within 1.5 inference times) and
+        the post stage keeps up (its time per result is under an inference's), the results that follow
+        until POST_BATCH or a deadline of 1.25 inference times per missing result. Why: on a CPU the
+        runtime keeps every core busy and a decoder's time beside it costs the runtime about twice over
+        (its threads wait for the core the decoder took); decoding four results in one vectorised call
+        pays numpy's per-call cost once (measured on a shipped card in the README: 0.22 -> 0.09 ms a
+        frame, its 1280x720 loop from 0.83 to 0.90 of the bare runtime). A result then waits at most
+        3.75 inference times more; none waits when the source, or the sinks, are slower than inference;
+        ``latest`` mode never waits."""
         batching = self.policy == "block" and bool(getattr(self.task, "decodes_in_batches", False))
+        produced = -float("inf")  # when the previous result left the infer stage
         for item in self._items(self._q_post):
             batch = [item]
-            while batching and len(batch) < self.POST_BATCH and not self._abort.is_set():
-                nxt = self._q_post.get(timeout=max(0.002, 1.5 * self._infer_s))
-                if nxt is EMPTY or nxt is CLOSED:
-                    break
-                batch.append(nxt)
+            back_to_back = item[3] - produced < 1.5 * self._infer_s
+            produced = item[3]
+            if batching:
+                wait = self._wait_for_more(back_to_back)
+                deadline = time.monotonic() + 1.25 * self._infer_s * (self.POST_BATCH - 1)
+                while len(batch) < self.POST_BATCH and not self._abort.is_set():
+                    left = deadline - time.monotonic() if wait else 0.0
+                    nxt = self._q_post.get(timeout=left) if left > 0 else self._q_post.get_nowait()
+                    if nxt is EMPTY or nxt is CLOSED:
+                        break
+                    batch.append(nxt)
+                    produced = nxt[3]
             yield batch
+
+    def _wait_for_more(self, back_to_back: bool) -> bool:
+        """Whether the post stage waits for the results that follow: only while inference runs back to
+        back and the post stage keeps up with it (else waiting would only delay results, or idle the
+        slowest stage)."""
+        return back_to_back and self._post_s < self._infer_s
 
     def _post_loop(self) -> None:
         want_image = any(getattr(s, "wants_image", False) for s in self.sinks)
@@ -456,16 +474,21 @@ class Pipeline:
                 results = [self.task.postprocess(batch[0][1], batch[0][0])]
             else:
                 results = self.task.postprocess_many([b[1] for b in batch], [b[0] for b in batch])
-            t_res = now_ns()
+                self.stats.count("decoded_in_batches", len(batch))
             post_ms = (time.perf_counter() - t0) * 1e3 / len(batch)
-            for (frames, _out, work_ms), (record, payload) in zip(batch, results, strict=True):
-                self._deliver(n, frames, record, payload, work_ms, post_ms, t_res, want_image)
+            for (frames, _out, work_ms, _t), (record, payload) in zip(batch, results, strict=True):
+                if self._abort.is_set():
+                    return
+                self._deliver(n, frames, record, payload, work_ms, post_ms, want_image)
                 n += 1
+            self._post_s = (time.perf_counter() - t0) / len(batch)
 
     def _deliver(self, n: int, frames: dict[str, Frame], record: dict[str, Any], payload: Any, work_ms: float,
-                 post_ms: float, t_res: int, want_image: bool) -> None:
-        """One decoded result: its timings, its record head, the point-cloud records, then every sink."""
+                 post_ms: float, want_image: bool) -> None:
+        """One decoded result: its timings (its result time is now: after the sinks of the results
+        decoded with it before it), its record head, the point-cloud records, then every sink."""
         st = self.stats
+        t_res = now_ns()
         st.stages["postprocess"].add(post_ms)
         prim = frames[self.primary]
         e2e = (t_res - prim.t_capture_ns) / 1e6

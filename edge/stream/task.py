@@ -102,8 +102,9 @@ class FamilyTask:
 
     @property
     def decodes_in_batches(self) -> bool:
-        """Whether decoding several results at once is cheaper per result (the card vectorises it)."""
-        return self.card.postprocess_many is not None
+        """Whether decoding several results at once is cheaper per result (the card vectorises it). False
+        for a subclass that replaces ``postprocess``: the card's batch decoding would bypass it."""
+        return self.card.postprocess_many is not None and type(self).postprocess is FamilyTask.postprocess
 
     def postprocess_many(self, outs: list[dict[str, np.ndarray]],
                          frames: list[Mapping[str, Frame]]) -> list[tuple[dict[str, Any], Any]]:

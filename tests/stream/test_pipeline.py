@@ -371,6 +371,7 @@ def test_block_mode_decodes_ready_results_together_and_keeps_order() -> None:
     assert [r["cam"] for r in sink.records] == list(range(60))
     assert [r["seq"] for r in sink.records] == list(range(60))
     assert max(task.batches) == Pipeline.POST_BATCH and sum(task.batches) == 60
+    assert s["counters"]["decoded_in_batches"] == sum(b for b in task.batches if b > 1)
     assert s["stages"]["postprocess"]["count"] == 60
     assert all(r["e2e_ms"] > 0 for r in sink.records)
 
@@ -386,10 +387,44 @@ def test_latest_mode_and_tasks_without_batch_decoding_decode_one_at_a_time() -> 
     assert [r["cam"] for r in sink2.records] == list(range(20))
 
 
-def test_a_slow_source_is_not_held_back_for_a_batch() -> None:
-    """Frames every 30 ms, inference 1 ms: the post stage waits at most 1.5 inference times for a
-    second result, so each result goes out on its own, without waiting for the next frame."""
+def _record_waits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    decisions: list[bool] = []
+    real = Pipeline._wait_for_more
+
+    def spy(self: Pipeline, back_to_back: bool) -> bool:
+        decisions.append(real(self, back_to_back))
+        return decisions[-1]
+
+    monkeypatch.setattr(Pipeline, "_wait_for_more", spy)
+    return decisions
+
+
+def test_a_slow_source_is_not_held_back_for_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames every 30 ms, inference 1 ms: results are not produced back to back, so the post stage
+    never waits for a next one and each result goes out on its own."""
+    decisions = _record_waits(monkeypatch)
     task, sink = BatchEchoTask(delay=0.001), ListSink()
     s = Pipeline([MemorySource(_images(2), count=12, fps=33)], task, [sink], policy="block").run()
     assert len(sink.records) == 12 == sum(task.batches)
+    assert decisions and not any(decisions)
     assert s["end_to_end"]["p50_ms"] < 25, s["end_to_end"]  # a frame period is 30 ms
+
+
+class SlowSink(ListSink):
+    def write(self, result: Any) -> None:
+        time.sleep(0.02)
+        super().write(result)
+
+
+def test_slow_sinks_are_not_kept_waiting_for_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sinks at 20 ms a result, inference 1 ms back to back: the post stage is the slowest stage, so
+    after its first batch it never waits for more results (it takes what is queued), and nothing is lost
+    or reordered. With a fast sink the same run does wait, to fill its batches."""
+    decisions = _record_waits(monkeypatch)
+    sink = SlowSink()
+    Pipeline([MemorySource(_images(3), count=16)], BatchEchoTask(delay=0.001), [sink], policy="block").run()
+    assert [r["cam"] for r in sink.records] == list(range(16))
+    assert not any(decisions[1:]), decisions
+    decisions.clear()
+    Pipeline([MemorySource(_images(3), count=16)], BatchEchoTask(delay=0.001), [ListSink()], policy="block").run()
+    assert any(decisions)

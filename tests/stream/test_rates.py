@@ -83,6 +83,9 @@ def test_the_summary_line_says_what_bounds_the_rate() -> None:
     assert _rates(_summary(29.0, 10.0, 30.0, "latest", 1.0)) == "; the model alone 100.0 fps, source cam 30.0 fps"
     assert _waiting(_summary(40.0, 20.0, None, "block", 117.3)) == " (117.3 of it queued: block mode keeps every frame)"
     assert _waiting(_summary(29.0, 10.0, 30.0, "latest", 0.5)) == " (0.5 of it queued)"
+    batched = {**_summary(40.0, 20.0, None, "block", 30.0), "counters": {"decoded_in_batches": 12}}
+    assert _waiting(batched) == " (30.0 of it queued: block mode keeps every frame and decodes results that come " \
+                                "back to back together)"
 
 
 def test_max_frames_bounds_what_is_rendered_ahead(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -255,8 +255,8 @@ def postprocess_many(outs: list[Mapping[str, np.ndarray]], frames: list[Mapping[
                      cfg: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """``postprocess`` of several steps in one :func:`decode`: their slots are stacked (step k's slot s is
     row k * slots + s) and every part of decoding works lane by lane, so each step's lanes come out as
-    its own decode gives them (to float64 rounding of the batched products, ~1e-13 px). Steps whose
-    image size or labelled rows differ from the first's are decoded on their own."""
+    its own decode gives them (to float64 rounding of the batched products, ~1e-13 px). When the steps'
+    image sizes or labelled rows are not all the same, each step is decoded on its own."""
     keys = []
     for f in frames:
         gt = f["camera"].meta.get("gt")
@@ -268,8 +268,8 @@ def postprocess_many(outs: list[Mapping[str, np.ndarray]], frames: list[Mapping[
     d = decode(np.concatenate([o["loc"][0] for o in outs]), np.concatenate([o["exist"][0] for o in outs]), cfg,
                hw, None if hs is None else np.asarray(hs))
     rounded = _rounded_lists(d["points"])  # one rounding and one tolist for every lane of every step
-    per: list[dict[str, Any]] = [{"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": d["h_samples"]}
-                                 for _ in outs]
+    per: list[dict[str, Any]] = [{"points": [], "slots": [], "lanes": [], "confidence": [],
+                                  "h_samples": list(d["h_samples"])} for _ in outs]
     recs: list[dict[str, Any]] = [{"slots": [], "lanes": [], "confidence": []} for _ in outs]
     for i, slot in enumerate(d["slots"]):
         k = slot // slots
@@ -410,6 +410,7 @@ def _powers(yn: bytes) -> tuple[np.ndarray, np.ndarray]:
     """The rows' powers [R, 5] (1, y, .., y^4) and the fit's basis [R, 3] (y^2, y, 1), cached per anchor set."""
     y = np.frombuffer(yn, np.float64)
     powers = y[:, None] ** np.arange(5)
+    powers.setflags(write=False)
     return powers, powers[:, 2::-1]
 
 
