@@ -438,7 +438,7 @@ class Pipeline:
         runtime keeps every core busy and a decoder's time beside it costs the runtime about twice over
         (its threads wait for the core the decoder took); decoding four results in one vectorised call
         pays numpy's per-call cost once (measured on a shipped card in the README: 0.22 -> 0.09 ms a
-        frame, its 1280x720 loop from 0.83 to 0.90 of the bare runtime). A result then waits at most
+        frame, its 1280x720 loop from 0.83 to 0.92 of the bare runtime). A result then waits at most
         3.75 inference times more; none waits when the source, or the sinks, are slower than inference;
         ``latest`` mode never waits."""
         batching = self.policy == "block" and bool(getattr(self.task, "decodes_in_batches", False))
