@@ -418,3 +418,20 @@ def test_postprocess_many_equals_postprocess_of_each_step(seed: int, n: int, p_o
         assert pay["slots"] == want["slots"] and len(pay["points"]) == len(want["points"])
         for a, b in zip(pay["points"], want["points"], strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+
+
+def test_a_non_finite_logit_in_a_row_turned_off_does_not_touch_the_lane() -> None:
+    """Only the rows the model turned on are decoded, so NaN/inf in the grid logits of a row whose
+    existence is off changes nothing (it used to reach the lane's fit and drop the whole lane)."""
+    cfg = lane.CONFIGS["tiny"]
+    s, r, g = cfg["slots"], len(cfg["row_anchors"]), cfg["grid"]
+    loc = (-((np.arange(g) - np.linspace(20, 40, r)[:, None]) ** 2) / 4.0)[None].repeat(s, 0).astype(np.float32)
+    exist = np.full((s, r), -5.0, np.float32)
+    exist[2, 4:] = 5.0  # one lane, on from row 4 down
+    clean = lane.decode(loc, exist, cfg, (720, 1280))
+    for bad in (np.nan, np.inf, -np.inf):
+        dirty = loc.copy()
+        dirty[2, 1, 7] = bad  # row 1 is off
+        out = lane.decode(dirty, exist, cfg, (720, 1280))
+        assert out["slots"] == clean["slots"] == [2]
+        np.testing.assert_array_equal(out["points"][0], clean["points"][0])
