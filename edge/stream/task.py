@@ -94,11 +94,15 @@ class FamilyTask:
 
     def postprocess(self, out: dict[str, np.ndarray], frames: Mapping[str, Frame]) -> tuple[dict[str, Any], Any]:
         rec, payload = self.card.postprocess(out, frames, self.cfg)
+        self._score(rec, frames)
+        return rec, payload
+
+    def _score(self, rec: dict[str, Any], frames: Mapping[str, Frame]) -> None:
+        """Keep what the card's metric takes from a labelled frame set's record."""
         if self.card.metric is not None:
             item = self.card.metric.item(rec, frames, self.cfg)
             if item is not None:
                 self._items.append(item)
-        return rec, payload
 
     @property
     def decodes_in_batches(self) -> bool:
@@ -113,11 +117,8 @@ class FamilyTask:
         if self.card.postprocess_many is None or len(outs) < 2:
             return [self.postprocess(o, f) for o, f in zip(outs, frames, strict=True)]
         results = self.card.postprocess_many(outs, frames, self.cfg)
-        if self.card.metric is not None:
-            for (rec, _), f in zip(results, frames, strict=True):
-                item = self.card.metric.item(rec, f, self.cfg)
-                if item is not None:
-                    self._items.append(item)
+        for (rec, _), f in zip(results, frames, strict=True):
+            self._score(rec, f)
         return results
 
     def draw(self, result: Result) -> np.ndarray | None:

@@ -243,8 +243,10 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     return _record(d, bool(gt)), d
 
 
-def _record(d: dict[str, Any], labelled: bool) -> dict[str, Any]:
-    rec: dict[str, Any] = {"slots": d["slots"], "lanes": _rounded_lists(d["points"]),
+def _record(d: dict[str, Any], labelled: bool, lanes: list[list[list[float]]] | None = None) -> dict[str, Any]:
+    """The JSON record of one decode result (``lanes``: its points already rounded to lists, when the
+    caller rounded several results' points at once)."""
+    rec: dict[str, Any] = {"slots": d["slots"], "lanes": _rounded_lists(d["points"]) if lanes is None else lanes,
                            "confidence": [round(c, 3) for c in d["confidence"]]}
     if labelled:
         rec["tusimple"] = {"lanes": d["lanes"], "h_samples": d["h_samples"]}
@@ -270,22 +272,17 @@ def postprocess_many(outs: list[Mapping[str, np.ndarray]], frames: list[Mapping[
     rounded = _rounded_lists(d["points"])  # one rounding and one tolist for every lane of every step
     per: list[dict[str, Any]] = [{"points": [], "slots": [], "lanes": [], "confidence": [],
                                   "h_samples": list(d["h_samples"])} for _ in outs]
-    recs: list[dict[str, Any]] = [{"slots": [], "lanes": [], "confidence": []} for _ in outs]
+    lanes: list[list[Any]] = [[] for _ in outs]
     for i, slot in enumerate(d["slots"]):
         k = slot // slots
-        e, r = per[k], recs[k]
+        e = per[k]
         e["points"].append(d["points"][i])
         e["slots"].append(slot - k * slots)
         e["confidence"].append(d["confidence"][i])
-        r["lanes"].append(rounded[i])
-        r["confidence"].append(round(d["confidence"][i], 3))
+        lanes[k].append(rounded[i])
         if hs is not None:
             e["lanes"].append(d["lanes"][i])
-    for e, r in zip(per, recs, strict=True):
-        r["slots"] = e["slots"]
-        if hs is not None:
-            r["tusimple"] = {"lanes": e["lanes"], "h_samples": e["h_samples"]}
-    return list(zip(recs, per, strict=True))
+    return [(_record(e, hs is not None, rounded_k), e) for e, rounded_k in zip(per, lanes, strict=True)]
 
 
 def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> Any:
@@ -352,21 +349,22 @@ def grid_expectation(loc: np.ndarray, width: int) -> np.ndarray:
     g = loc.shape[-1]
     z = loc.astype(np.float64)
     top = z.max() if z.size else 0.0
-    if np.isfinite(top):
-        z -= top
-        np.exp(z, out=z)
-        s = z @ _expectation_weights(g)
+    if not np.isfinite(top):
+        s = _softmax_sums(z, z.max(-1, keepdims=True))
+    else:
+        s = _softmax_sums(z, top)
         low = s[..., 1] < 1e-280  # the whole row underflowed: shift it by its own maximum
         if low.any():
             zl = loc[low].astype(np.float64)
-            zl -= zl.max(-1, keepdims=True)
-            np.exp(zl, out=zl)
-            s[low] = zl @ _expectation_weights(g)
-    else:
-        z -= z.max(-1, keepdims=True)
-        np.exp(z, out=z)
-        s = z @ _expectation_weights(g)
+            s[low] = _softmax_sums(zl, zl.max(-1, keepdims=True))
     return (s[..., 0] / s[..., 1] + 0.5) * (width / g)
+
+
+def _softmax_sums(z: np.ndarray, shift: Any) -> np.ndarray:
+    """[..., 2]: sum of i * exp(z_i - shift) and of exp(z_i - shift) over the last axis (``z`` is consumed)."""
+    z -= shift
+    np.exp(z, out=z)
+    return z @ _expectation_weights(z.shape[-1])
 
 
 @functools.lru_cache(maxsize=8)
