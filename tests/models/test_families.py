@@ -2,8 +2,8 @@
 
 What each test would catch: a card that needs torch to import, a graph whose IOSpec lies about its
 module, a program whose ONNX runtimes disagree with its torch modules, a metric that cannot be
-computed from its own postprocessed records, a drawing that is not an image, a bundle `edge run`
-cannot drive.
+computed from its own postprocessed records, a batch decode that differs from decoding each step, a
+drawing that is not an image, a bundle `edge run` cannot drive.
 """
 
 from __future__ import annotations
@@ -39,12 +39,17 @@ def test_card_imports_and_preprocesses_without_torch(family: str) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_graph_specs_match_their_modules(family: str) -> None:
+def _seeded_tiny(family: str) -> tuple:
+    """(card, tiny config, its model with seeded random weights)."""
     card = get_card(family)
     cfg = card.config(card.test_config)
     torch.manual_seed(0)
-    model = card.build(cfg).eval()
+    return card, cfg, card.build(cfg).eval()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_graph_specs_match_their_modules(family: str) -> None:
+    card, cfg, model = _seeded_tiny(family)
     for g in card.graphs.values():
         io = g.io(cfg)
         feeds = g.example_inputs(cfg, 2, 0)
@@ -74,6 +79,42 @@ def test_every_program_scores_in_torch_and_draws(family: str) -> None:
         _, payload = card.postprocess(out, frames, cfg)
         img = card.draw(payload, frames, cfg)
         assert img is None or (img.ndim == 3 and img.dtype == np.uint8), spec.name
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal records/payloads, arrays to 1e-9 (NaN equal to NaN)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+BATCHED = [f for f in FAMILIES if get_card(f).postprocess_many is not None]
+
+
+def test_some_family_decodes_in_batches() -> None:
+    assert "lane" in BATCHED  # the stream loop's batch decoding is exercised by a shipped family
+
+
+@pytest.mark.parametrize("family", BATCHED)
+def test_postprocess_many_equals_postprocess_per_step(family: str) -> None:
+    """A family that decodes several steps at once (``ModelCard.postprocess_many``) gives each step the
+    record and payload its own ``postprocess`` gives, on its own evaluation samples."""
+    card, cfg, model = _seeded_tiny(family)
+    samples = card.data.samples(cfg, "evaluation", 4, 0)
+    with torch_program(card, model, cfg) as prog:
+        runs = run_samples(prog, card, samples)
+    outs, frames = [o for _, _, o in runs], [f for _, f, _ in runs]
+    many = card.postprocess_many(outs, frames, cfg)
+    assert len(many) == len(runs)
+    for (rec, pay), o, f in zip(many, outs, frames, strict=True):
+        want_rec, want_pay = card.postprocess(o, f, cfg)
+        assert json.dumps(rec, sort_keys=True) == json.dumps(want_rec, sort_keys=True)
+        assert _same(pay, want_pay)
 
 
 def test_bundle_programs_match_torch(family_bundle: tuple[str, Path]) -> None:
