@@ -272,17 +272,17 @@ def postprocess_many(outs: list[Mapping[str, np.ndarray]], frames: list[Mapping[
     rounded = _rounded_lists(d["points"])  # one rounding and one tolist for every lane of every step
     per: list[dict[str, Any]] = [{"points": [], "slots": [], "lanes": [], "confidence": [],
                                   "h_samples": list(d["h_samples"])} for _ in outs]
-    lanes: list[list[Any]] = [[] for _ in outs]
+    rounded_by_step: list[list[Any]] = [[] for _ in outs]  # each step's points, rounded (not TuSimple lanes)
     for i, slot in enumerate(d["slots"]):
         k = slot // slots
         e = per[k]
         e["points"].append(d["points"][i])
         e["slots"].append(slot - k * slots)
         e["confidence"].append(d["confidence"][i])
-        lanes[k].append(rounded[i])
+        rounded_by_step[k].append(rounded[i])
         if hs is not None:
             e["lanes"].append(d["lanes"][i])
-    return [(_record(e, hs is not None, rounded_k), e) for e, rounded_k in zip(per, lanes, strict=True)]
+    return [(_record(e, hs is not None, rounded_k), e) for e, rounded_k in zip(per, rounded_by_step, strict=True)]
 
 
 def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> Any:
