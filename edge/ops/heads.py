@@ -13,16 +13,23 @@ from __future__ import annotations
 from typing import Any
 
 
-def projected_heads(proj: Any, x: Any, parts: int, heads: int) -> tuple[Any, ...]:
+def projected_heads(proj: Any, x: Any, parts: int, heads: int, *, inputs: tuple[Any, ...] | None = None
+                    ) -> tuple[Any, ...]:
     """``parts`` tensors [B, heads, S, d/heads] of ``proj(x)`` (``proj`` a ``torch.nn.Linear(d, parts*d)``
-    with bias, ``x`` [B, S, d]), each computed from its slice of the weight."""
+    with bias, ``x`` [B, S, d]), each computed from its slice of the weight.
+
+    ``inputs`` (one tensor per part) projects each part from its own tokens instead of ``x``: queries
+    for only some tokens (a last block whose other outputs nobody reads) against keys/values of all
+    of them, without computing the queries nobody needs."""
     import torch.nn.functional as F
 
-    b, s, _ = x.shape
+    xs = (x,) * parts if inputs is None else tuple(inputs)
+    if len(xs) != parts:
+        raise ValueError(f"{len(xs)} inputs for {parts} projected parts")
     d = proj.out_features // parts
     if d * parts != proj.out_features or d % heads:
         raise ValueError(f"projection to {proj.out_features} features does not split into {parts} parts of "
                          f"{heads} heads")
     w, bias = proj.weight, proj.bias
-    return tuple(F.linear(x, w[i * d:(i + 1) * d], None if bias is None else bias[i * d:(i + 1) * d])
-                 .reshape(b, s, heads, d // heads).transpose(1, 2) for i in range(parts))
+    return tuple(F.linear(xi, w[i * d:(i + 1) * d], None if bias is None else bias[i * d:(i + 1) * d])
+                 .reshape(xi.shape[0], xi.shape[1], heads, d // heads).transpose(1, 2) for i, xi in enumerate(xs))

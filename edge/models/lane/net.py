@@ -7,7 +7,8 @@ over the clip's tokens) with an Ultra-Fast-Lane-Detection-style row-anchor head:
   It sees one frame only, so a stream can keep its outputs in a ring buffer and pay one encoder
   pass per new frame.
 * ``LaneTemporalHead``: the T frames' tokens -> self-attention over all T*N tokens (spatial + temporal
-  embeddings) -> the last frame's tokens, fused with its skip map, resampled at the row anchors ->
+  embeddings; the last block computes only the newest frame's N outputs, the only ones read, against
+  all T*N keys) -> the last frame's tokens, fused with its skip map, resampled at the row anchors ->
   row attention along the width -> per slot and row: ``loc`` logits over G grid cells and ``exist``.
 * ``LaneNet``: whole-clip model = encoder on every frame + head; numerically the same function as
   the streaming pair (tested).
@@ -65,11 +66,14 @@ class MHSA(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, q_start: int = 0) -> torch.Tensor:
+        """Attention outputs for tokens ``q_start:`` (keys/values: all of ``x``)."""
         b, s, d = x.shape
-        q, k, v = projected_heads(self.qkv, x, 3, self.heads)  # no 5-D permute in the graph: see its doc
+        xq = x[:, q_start:] if q_start else x
+        # no 5-D permute in the graph: see projected_heads' doc
+        q, k, v = projected_heads(self.qkv, x, 3, self.heads, inputs=(xq, x, x))
         out = attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, s, d))
+        return self.proj(out.transpose(1, 2).reshape(b, s - q_start, d))
 
 
 class Block(nn.Module):
@@ -82,8 +86,11 @@ class Block(nn.Module):
         self.n2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp * dim), nn.GELU(), nn.Linear(mlp * dim, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.n1(x))
+    def forward(self, x: torch.Tensor, q_start: int = 0) -> torch.Tensor:
+        """The block's outputs for tokens ``q_start:`` (they attend to all tokens): a last block whose
+        other outputs nobody reads computes only the ones read, the same values for a third of the work."""
+        h = self.n1(x)
+        x = (x[:, q_start:] if q_start else x) + self.attn(h, q_start)
         return x + self.mlp(self.n2(x))
 
 
@@ -136,9 +143,10 @@ class LaneTemporalHead(nn.Module):
         """tokens [B, T, N, D] (oldest first), skip [B, C, H/8, W/8] of the newest frame."""
         b, t, n, d = tokens.shape
         x = (tokens + self.pos + self.time).reshape(b, t * n, d)
-        for blk in self.blocks:
-            x = blk(x)
-        last = self.norm(x[:, (t - 1) * n :, :]).transpose(1, 2).reshape(b, d, self.h32, self.w32)
+        for i, blk in enumerate(self.blocks):
+            # only the newest frame's tokens leave the last block: it computes those alone (same values)
+            x = blk(x, (t - 1) * n if i == len(self.blocks) - 1 else 0)
+        last = self.norm(x).transpose(1, 2).reshape(b, d, self.h32, self.w32)
         up = F.interpolate(last, size=(self.h8, self.w8), mode="bilinear", align_corners=False)
         feat = self.fuse(torch.cat([up, skip], dim=1))  # [B, F, h8, w8]
         # resample the rows at the anchors: row_w [R, H8] @ feat [B, F, H8, W8] -> [B, R, W8, F] (a

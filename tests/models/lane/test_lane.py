@@ -87,6 +87,37 @@ def test_attention_is_the_textbook_function() -> None:
         assert torch.allclose(m(x), want, rtol=0, atol=1e-5)
 
 
+def test_last_block_computes_only_the_newest_frames_tokens(tiny) -> None:
+    """The head's last block computes outputs for the newest frame's tokens only (the rest is never
+    read): the same values as every block over all T*N tokens, sliced afterwards, for a block at any
+    depth of the clip (q_start) and for the whole head."""
+    from edge.models.lane.net import Block
+
+    cfg, m = tiny
+    torch.manual_seed(1)
+    blk = Block(32, 2).eval()
+    x = torch.randn(2, 30, 32)
+    with torch.no_grad():
+        for start in (0, 1, 10, 29):
+            assert torch.allclose(blk(x, start), blk(x)[:, start:], rtol=0, atol=1e-6)
+        h = m.head
+        t, n = cfg["frames"], h.h32 * h.w32
+        tokens = torch.randn(2, t, n, cfg["dim"])
+        full = (tokens + h.pos + h.time).reshape(2, t * n, -1)
+        for b in h.blocks:
+            full = b(full)
+        pruned = (tokens + h.pos + h.time).reshape(2, t * n, -1)
+        for i, b in enumerate(h.blocks):
+            pruned = b(pruned, (t - 1) * n if i == len(h.blocks) - 1 else 0)
+        assert pruned.shape == (2, n, cfg["dim"])
+        assert torch.allclose(pruned, full[:, (t - 1) * n:], rtol=0, atol=1e-6)
+        # and the pruned tokens are what the rest of the head reads: older frames still matter
+        skip = torch.randn(2, cfg["channels"][2], *(s // 8 for s in cfg["input_hw"]))
+        other = tokens.clone()
+        other[:, 0] = torch.randn_like(other[:, 0])  # (a constant shift would vanish in LayerNorm)
+        assert not torch.allclose(h(tokens, skip)[0], h(other, skip)[0], atol=1e-4)
+
+
 def test_decode_recovers_positions() -> None:
     """Sharp logits at known cells decode to those cells' centres in original pixels."""
     cfg = lane.CONFIGS["default"]
