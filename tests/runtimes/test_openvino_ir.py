@@ -116,6 +116,11 @@ def test_nncf_int8_artifact(tmp_path: Path) -> None:
     b = edge.Bundle.load(out)
     art = b.artifact(name="openvino-int8-nncf-full", graph="full")
     assert art["format"] == "openvino_ir" and art["quantization"]["format"] == "nncf"
+    # both NNCF schemes were built and timed here; the faster one is what was gated and kept
+    q = art["quantization"]
+    assert set(q["scheme_ms"]) == {"transformer", "default"} and "fallback" not in q
+    assert q["model_type"] == min(q["scheme_ms"], key=q["scheme_ms"].get)
+    assert not list(out.rglob("*.transformer.*")) and not list(out.rglob("*.default.*"))
     assert art["metric"]["drop"] <= 100 and art["metric"]["program"] == "clip"
     # OpenVINO prefers the NNCF IR at int8, in edge.load and in the program map alike
     assert edge.load(b, backend="openvino", precision="int8").io == b.graph_io("full")
@@ -292,6 +297,49 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
     assert any("not kept" in m for m in said)
     assert {"refused": True, "precision": "int8-nncf"}.items() <= next(r for r in rep["precisions"]
                                                                        if r["backend"] == "openvino").items()
+
+
+def test_nncf_faster_scheme_missing_the_budget_falls_back_to_the_other(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The faster NNCF scheme (forced: "default") is gated first; when it misses the budget (forced: OpenVINO
+    scores 50 points lower on its IRs) the program is measured again with the other scheme, which passes,
+    and the IR kept is that scheme's file, byte for byte, with the fallback recorded."""
+    import hashlib
+
+    pytest.importorskip("nncf")
+    from edge.calibration import nncf_int8, precision
+    from edge.calibration.precision import PrecisionJob
+    from edge.export.api import export_card
+
+    digests: dict[str, str] = {}
+    real_q, real_metric = nncf_int8.nncf_quantize_ir, PrecisionJob.metric
+
+    def quantize(src: str, xml_out: str, *a: object, **kw: object) -> dict:
+        info = real_q(src, xml_out, *a, **kw)
+        digests[info["model_type"]] = hashlib.sha256(Path(xml_out).with_suffix(".bin").read_bytes()).hexdigest()
+        return info
+
+    def worse_with_default(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime",
+                           **kw: object) -> float:
+        bad = backend == "openvino" and any(str(f).endswith(".default.xml") for f in files.values())
+        return real_metric(self, pname, files, backend, **kw) - (50.0 if bad else 0.0)
+
+    monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", quantize)
+    monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [2.0, 1.0])  # transformer, default
+    monkeypatch.setattr(PrecisionJob, "metric", worse_with_default)
+    said: list[str] = []
+    b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
+                       precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
+    gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
+    assert gate["passed"] is True and gate["drop"] <= 10.0
+    art = b.artifact(name="openvino-int8-nncf-full")
+    q = art["quantization"]
+    assert q["model_type"] == "transformer" and q["scheme_ms"] == {"transformer": 2.0, "default": 1.0}
+    assert "faster scheme missed the budget" in q["fallback"]
+    kept = hashlib.sha256(b.file(art["extra_files"][0]).read_bytes()).hexdigest()
+    assert kept == digests["transformer"] != digests["default"]
+    assert any("measuring the other one of full" in m for m in said)
+    assert not list((tmp_path / "b").rglob("*.default.*")) and not list((tmp_path / "b").rglob("*.transformer.*"))
 
 
 def test_nncf_kept_only_when_every_program_sharing_a_graph_passes(tmp_path: Path,
