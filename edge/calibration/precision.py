@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from edge.calibration.datasets import Feeds, FeedSet, SampleSet
-from edge.errors import ExportError
+from edge.errors import ExportError, first_line
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FP16_RTOL = 1e-2
@@ -450,37 +450,55 @@ def _nncf_gate(job: PrecisionJob, pname: str, files: dict[str, str], fp32: float
 SCHEME_CALLS = 15
 
 
-def _time_irs(paths: Sequence[str], io: Any, feeds: Feeds, calls: int = SCHEME_CALLS) -> list[float]:
+def _ov_reason(e: BaseException) -> str:
+    """OpenVINO's reason in one line: its messages open with "Exception from <file>:<line>:" lines and
+    end with the check that failed."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("Exception from")]
+    return lines[-1][:200] if lines else first_line(e)
+
+
+def _time_irs(paths: Sequence[str], io: Any, feeds: Feeds, calls: int = SCHEME_CALLS) -> list[float | str]:
     """Median ms of one call of each IR on ``feeds`` (OpenVINO, the gate's first float-layer precision),
-    in interleaved rounds, each timed call after an untimed one (the other request's threads still spin)."""
+    in interleaved rounds, each timed call after an untimed one (the other request's threads still spin);
+    for an IR OpenVINO cannot compile or run, the first line of why instead."""
     from edge.runtimes.openvino import OpenVinoRuntime, resolve_precision
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    rts = [OpenVinoRuntime(p, io, inference_precision=resolve_precision("auto")) for p in paths]
-    times: list[list[float]] = [[] for _ in rts]
+    rts: list[Any] = []
+    out: list[float | str] = []
     try:
-        for rt in rts:
-            rt.infer(feeds)
+        for p in paths:
+            try:
+                rt = OpenVinoRuntime(p, io, inference_precision=resolve_precision("auto"))
+                rt.infer(feeds)
+                rts.append(rt)
+                out.append(0.0)
+            except Exception as e:  # an OpenVINO plugin refusal: this IR is not a candidate
+                out.append(_ov_reason(e))
+        ok = [i for i, v in enumerate(out) if not isinstance(v, str)]
+        times: dict[int, list[float]] = {i: [] for i in ok}
         for r in range(calls):
-            for i in (range(len(rts)) if r % 2 == 0 else reversed(range(len(rts)))):
-                rts[i].infer(feeds)
+            for j in (ok if r % 2 == 0 else ok[::-1]):
+                rt = rts[ok.index(j)]
+                rt.infer(feeds)
                 t0 = time.perf_counter()
-                rts[i].infer(feeds)
-                times[i].append((time.perf_counter() - t0) * 1e3)
+                rt.infer(feeds)
+                times[j].append((time.perf_counter() - t0) * 1e3)
     finally:
         for rt in rts:
             rt.close()
-    return [float(np.median(t)) for t in times]
+    return [float(np.median(times[i])) if i in times else out[i] for i in range(len(paths))]
 
 
 def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet) -> tuple[tuple[str, dict[str, Any]],
-                                                                    tuple[str, dict[str, Any]]]:
-    """One graph quantized by NNCF both ways, faster first: ``(path, info)`` of each.
+                                                                    tuple[str, dict[str, Any]] | None]:
+    """One graph quantized by NNCF both ways: ``(path, info)`` of the faster and of the other (None when
+    OpenVINO cannot compile the other; both refused is one line).
 
     NNCF's transformer scheme (SmoothQuant, and the float patterns it keeps around softmax and layer norm)
     is what it recommends for attention, its default one for CNNs, and a graph here is often both: on the
     shipped video model's whole-clip graph (a CNN over 3 frames + an attention head) the default scheme
-    ran 3-5 % faster on OpenVINO with the same accuracy. So both are built and timed on this machine with
+    ran 2-5 % faster on OpenVINO with the same accuracy. So both are built and timed on this machine with
     the float-layer precision the gate tries first, each on a recorded calibration feed, in interleaved
     rounds; the faster is gated, the other is the fallback if it misses the budget. Which one won and
     the times are recorded in the artifact."""
@@ -491,11 +509,19 @@ def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet) -> tuple[tuple[str, di
         path = str(w.path_for(f".nncf-schemes/{gj.stem}.{scheme}.xml"))
         made.append((path, nncf_quantize_ir(src, path, fs, gj.io, transformer=scheme == "transformer")))
     times = _time_irs([p for p, _ in made], gj.io, fs.feeds[0])
-    ms = {info["model_type"]: round(t, 4) for (_, info), t in zip(made, times, strict=True)}
+    ms = {info["model_type"]: round(t, 4) for (_, info), t in zip(made, times, strict=True)
+          if not isinstance(t, str)}
+    refused = {info["model_type"]: t for (_, info), t in zip(made, times, strict=True) if isinstance(t, str)}
+    usable = [m for m in made if m[1]["model_type"] in ms]
+    if not usable:
+        raise ExportError(f"{gj.stem}: OpenVINO cannot compile the NNCF INT8 IR of either scheme "
+                          f"({'; '.join(f'{k}: {v}' for k, v in refused.items())})")
     for _, info in made:
         info["scheme_ms"] = ms
-    fast, slow = sorted(made, key=lambda m: ms[m[1]["model_type"]])
-    return fast, slow
+        if refused:
+            info["scheme_refused"] = refused
+    usable.sort(key=lambda m: ms[m[1]["model_type"]])
+    return usable[0], (usable[1] if len(usable) > 1 else None)
 
 
 def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
@@ -533,8 +559,9 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             gj = job.job(g)
             job.say(f"{pname}: NNCF int8 of {g} on {len(cal[g])} recorded feeds (both schemes, timed)")
             fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
-            (paths[g], infos[g]), others[g] = _nncf_schemes(
-                w, gj, str(w.path_for(_artifact(w, g, "fp32")["file"])), fs)
+            (paths[g], infos[g]), other = _nncf_schemes(w, gj, str(w.path_for(_artifact(w, g, "fp32")["file"])), fs)
+            if other is not None:
+                others[g] = other
             infos[g]["program"] = pname
             owner[g] = pname
         files = {g: paths[g] for g in spec.graphs}

@@ -418,3 +418,49 @@ def test_ctrl_c_after_closing_engines_is_a_signal_not_a_crash(ir_bundle: Path) -
     assert control.returncode == -signal.SIGSEGV, control.stderr[-2000:]
     r = _signal_after_close(ir_bundle, "edge")
     assert r.returncode == 0 and "handled [2]" in r.stdout, (r.returncode, r.stderr[-2000:])
+
+
+def test_nncf_schemes_skip_an_ir_openvino_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheme whose IR OpenVINO cannot compile (seen: the CPU plugin's post-op check on a MatMul with a
+    constant left operand) is no candidate: the other is used with no fallback, the refusal recorded; both
+    refused is one line naming the graph; two that compile come back fastest first."""
+    from types import SimpleNamespace
+
+    from edge.calibration import nncf_int8, precision
+    from edge.errors import ExportError
+
+    monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", lambda src, out, fs, io, transformer=True: {
+        "model_type": "transformer" if transformer else "default"})
+    w = SimpleNamespace(path_for=lambda name: tmp_path / name)
+    gj, fs = SimpleNamespace(stem="model", io=None), SimpleNamespace(feeds=[{}])
+    monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [3.0, "Check 'scale' failed"])
+    (path, info), other = precision._nncf_schemes(w, gj, "model.onnx", fs)
+    assert path.endswith("model.transformer.xml") and other is None
+    assert info["scheme_ms"] == {"transformer": 3.0} and info["scheme_refused"] == {"default": "Check 'scale' failed"}
+    monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [3.0, 2.0])
+    (path, info), (opath, oinfo) = precision._nncf_schemes(w, gj, "model.onnx", fs)
+    assert (info["model_type"], oinfo["model_type"]) == ("default", "transformer") and opath.endswith("transformer.xml")
+    monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: ["no", "nope"])
+    with pytest.raises(ExportError, match=r"^model: OpenVINO cannot compile the NNCF INT8 IR of either scheme "
+                                          r"\(transformer: no; default: nope\)$"):
+        precision._nncf_schemes(w, gj, "model.onnx", fs)
+
+
+def test_time_irs_times_what_compiles_and_says_why_not_for_the_rest(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge.calibration.precision import _time_irs
+    from edge.spec import IOSpec, TensorSpec
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
+    good = tmp_path / "good.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(good))
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<net><layers><layer id='0' type='Nope'/></layers></net>")
+    io = IOSpec((TensorSpec("x", "float32", (1, 8)),), (TensorSpec("y", "float32", (1, 8)),))
+    got = _time_irs([str(good), str(bad)], io, {"x": np.ones((1, 8), np.float32)}, calls=3)
+    assert isinstance(got[0], float) and got[0] > 0
+    assert isinstance(got[1], str) and got[1] and "\n" not in got[1] and not got[1].startswith("Exception from")
