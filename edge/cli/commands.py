@@ -71,8 +71,9 @@ def export(
     calib_size: int = typer.Option(32, "--calib-size", min=1, help="Calibration samples."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
     eval_size: int = typer.Option(40, "--eval-size", min=1, help="Held-out samples for the task metric."),
-    max_drop: str = typer.Option("1.0", "--max-drop", help="Allowed task-metric drop vs fp32: in the metric's "
-                                 "units (1.0 = one point of accuracy) or a percentage of the fp32 value (5%)."),
+    max_drop: str = typer.Option(None, "--max-drop", help="Allowed task-metric drop vs fp32: in the metric's "
+                                 "units (1.0 = one point of accuracy) or a percentage of the fp32 value (5%); "
+                                 "default: the model card's (1.0 unless its metric says otherwise)."),
     triton_repo: Path = typer.Option(None, "--triton-repo", help="Also write an NVIDIA Triton Inference Server "
                                      "model repository (config.pbtxt with the IOSpec's dims, dynamic batching)."),
     triton_backends: str = typer.Option(None, "--triton-backends", help="Comma-separated: onnxruntime, openvino, "

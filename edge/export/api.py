@@ -345,8 +345,8 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
                 dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int = 20,
                 rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
-                calib_size: int = 32, eval_size: int = 40, max_drop: float | str = 1.0, calib_method: str = "minmax",
-                progress: Any = None, targets: tuple[str, ...] = ("onnx",),
+                calib_size: int = 32, eval_size: int = 40, max_drop: float | str | None = None,
+                calib_method: str = "minmax", progress: Any = None, targets: tuple[str, ...] = ("onnx",),
                 options: Mapping[str, Any] | None = None) -> tuple[Bundle, dict[str, Any]]:
     """Export a model family (by name, or a checkpoint path) with the graphs of its programs.
 
@@ -437,6 +437,10 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         parse_max_drop,
     )
 
+    # no budget named: the card's (its metric's scale decides what a small drop is); 1.0 for a card without
+    # a metric
+    if max_drop is None:
+        max_drop = card.metric.max_drop if card.metric is not None else 1.0
     drop_abs, drop_rel = parse_max_drop(max_drop)
     job = PrecisionJob(card=card, cfg=cfg, module=module, jobs=jobs, programs=chosen,
                        precisions=list(precisions or ["fp32"]), calib=calib, calib_size=calib_size,

@@ -169,7 +169,9 @@ class Metric:
     ``item(record, frames, cfg)`` turns one postprocessed record of a labelled frame set into what
     ``reduce`` needs (None when the frames carry no label); ``reduce(items)`` returns at least
     ``{"value": float}``. ``bounds`` is the metric's range when it has one (the contract tests check
-    every program's score lies in it).
+    every program's score lies in it). ``max_drop`` is the reduced-precision gate's budget when the
+    export names none: metric units, or ``"N%"`` of the fp32 value for a metric with no fixed scale (one
+    point of a percentage is small; one metre of a trajectory error of 3 m is not).
     """
 
     name: str
@@ -178,6 +180,7 @@ class Metric:
     unit: str = ""
     higher_is_better: bool = True
     bounds: tuple[float, float] | None = None
+    max_drop: float | str = 1.0
 
     def drop(self, reference: float, value: float) -> float:
         """How much worse ``value`` is than ``reference`` (positive = worse), in the metric's units."""

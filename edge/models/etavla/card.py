@@ -135,7 +135,9 @@ def card() -> ModelCard:
         postprocess=postprocess,
         draw=draw,
         preprocess_params=preprocess_params,
-        metric=Metric("ADE", metric_item, metric_reduce, unit="m", higher_is_better=False, bounds=(0.0, math.inf)),
+        # a metre of ADE is a quarter of the shipped model's error: INT8 may cost 5 % of it by default
+        metric=Metric("ADE", metric_item, metric_reduce, unit="m", higher_is_better=False, bounds=(0.0, math.inf),
+                      max_drop="5%"),
         data=FamilyData(samples.synthetic, samples.samples, lambda cfg: int(cfg["frames"])),
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
         checkpoints={"default": WEIGHTS / "default.pt"},

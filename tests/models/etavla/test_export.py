@@ -62,3 +62,30 @@ def test_openvino_equals_pytorch_with_the_same_kept_tokens(tmp_path: Path, keep:
             assert np.array_equal(a["kept"], r["kept"])
             for k in ("waypoints", "speed"):
                 assert np.abs(a[k] - r[k]).max() <= 1e-4 * max(1.0, float(np.abs(r[k]).max())), k
+
+
+def test_int8_budget_defaults_to_the_cards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --max-drop: the gate takes the card's budget (ADE: 5 % of fp32, not one metre, which is a quarter
+    of the shipped model's error); a budget named wins. Checked on the job the export builds, before any
+    graph is written (what the gate then does with a budget, the gate tests check)."""
+    from edge.calibration import precision
+    from edge.export.api import export_card
+    from edge.models import get_card
+
+    jobs = []
+
+    class Seen(Exception):
+        pass
+
+    def seen(job: precision.PrecisionJob) -> None:
+        jobs.append(job)
+        raise Seen
+
+    monkeypatch.setattr(precision, "check_request", seen)
+    assert get_card("etavla").metric.max_drop == "5%" and get_card("lane").metric.max_drop == 1.0
+    for kw in ({}, {"max_drop": 2.0}):
+        with pytest.raises(Seen):
+            export_card("etavla", tmp_path / "b", config="tiny", precisions=["int8"], **kw)
+    assert (jobs[0].max_drop_rel, jobs[0].budget(3.0)) == (0.05, pytest.approx(0.15))
+    assert (jobs[1].max_drop_rel, jobs[1].budget(3.0)) == (None, 2.0)
+    assert not (tmp_path / "b").exists()
