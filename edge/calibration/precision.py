@@ -460,7 +460,7 @@ def _ov_reason(e: BaseException) -> str:
 def _time_irs(paths: Sequence[str], io: Any, feeds: Feeds, calls: int = SCHEME_CALLS) -> list[float | str]:
     """Median ms of one call of each IR on ``feeds`` (OpenVINO, the gate's first float-layer precision),
     in interleaved rounds, each timed call after an untimed one (the other request's threads still spin);
-    for an IR OpenVINO cannot compile or run, the first line of why instead."""
+    for an IR OpenVINO cannot compile or run, its reason in one line instead."""
     from edge.runtimes.openvino import OpenVinoRuntime, resolve_precision
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
@@ -468,12 +468,15 @@ def _time_irs(paths: Sequence[str], io: Any, feeds: Feeds, calls: int = SCHEME_C
     out: list[float | str] = []
     try:
         for p in paths:
+            rt = None
             try:
                 rt = OpenVinoRuntime(p, io, inference_precision=resolve_precision("auto"))
                 rt.infer(feeds)
                 rts.append(rt)
                 out.append(0.0)
             except Exception as e:  # an OpenVINO plugin refusal: this IR is not a candidate
+                if rt is not None:
+                    rt.close()
                 out.append(_ov_reason(e))
         ok = [i for i, v in enumerate(out) if not isinstance(v, str)]
         times: dict[int, list[float]] = {i: [] for i in ok}
