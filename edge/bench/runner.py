@@ -14,13 +14,13 @@ Configurations that cannot be loaded here are listed under ``skipped`` with the 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.bench.interleave import interleaved_ms
 from edge.bundle import Bundle
 from edge.errors import EdgeError
 
@@ -196,17 +196,8 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     for c in configs:
         for _ in range(warmup):
             c.runtime.step(feeds[-1])
-    times: dict[str, list[float]] = {c.name: [] for c in configs}
-    for r in range(rounds):
-        for c in configs if r % 2 == 0 else configs[::-1]:
-            # an untimed call first: the previous configuration's runtime leaves its worker threads spinning
-            # for a while (torch's OpenMP pool) and this one's own pool has gone to sleep meanwhile; timed
-            # cold, an OpenVINO step right after torch's took 8.8 ms against 5.0 back to back on 2 cores,
-            # a bias of the interleaving, not of the runtime (edge run calls one runtime back to back)
-            c.runtime.step(feeds[-1])
-            t0 = time.perf_counter()
-            c.runtime.step(feeds[-1])
-            times[c.name].append((time.perf_counter() - t0) * 1e3)
+    per = interleaved_ms([lambda c=c: c.runtime.step(feeds[-1]) for c in configs], rounds)
+    times = {c.name: t for c, t in zip(configs, per, strict=True)}
     base = {c.program: float(np.median(times[c.name])) for c in configs if c.backend == "torch"}
     rows = []
     for c in configs:

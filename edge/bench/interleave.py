@@ -1,0 +1,25 @@
+"""Interleaved timing: several callables compared in one process, so machine drift hits them alike."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+
+def interleaved_ms(calls: Sequence[Callable[[], object]], rounds: int) -> list[list[float]]:
+    """Per callable, the ms of one call in each of ``rounds`` rounds; the order alternates per round.
+
+    Each timed call follows an untimed one of the same callable: the previous one's runtime leaves its
+    worker threads spinning for a while (torch's OpenMP pool) and this one's own pool has gone to sleep
+    meanwhile; timed cold, an OpenVINO step right after torch's took 8.8 ms against 5.0 back to back on
+    2 cores, a bias of the interleaving, not of the runtime (``edge run`` calls one runtime back to back).
+    """
+    times: list[list[float]] = [[] for _ in calls]
+    order = list(range(len(calls)))
+    for r in range(rounds):
+        for i in order if r % 2 == 0 else order[::-1]:
+            calls[i]()
+            t0 = time.perf_counter()
+            calls[i]()
+            times[i].append((time.perf_counter() - t0) * 1e3)
+    return times
