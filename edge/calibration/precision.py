@@ -459,38 +459,33 @@ def _ov_reason(e: BaseException) -> str:
 
 def _time_irs(paths: Sequence[str], io: Any, feeds: Feeds, calls: int = SCHEME_CALLS) -> list[float | str]:
     """Median ms of one call of each IR on ``feeds`` (OpenVINO, the gate's first float-layer precision),
-    in interleaved rounds, each timed call after an untimed one (the other request's threads still spin);
-    for an IR OpenVINO cannot compile or run, its reason in one line instead."""
+    in interleaved rounds (:func:`~edge.bench.interleave.interleaved_ms`); for an IR OpenVINO cannot
+    compile or run, its reason in one line instead."""
+    from edge.bench.interleave import interleaved_ms
     from edge.runtimes.openvino import OpenVinoRuntime, resolve_precision
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    rts: list[Any] = []
     out: list[float | str] = []
+    live: dict[int, Any] = {}  # index in paths -> a runtime that compiled and ran once
     try:
-        for p in paths:
+        for i, p in enumerate(paths):
             rt = None
             try:
                 rt = OpenVinoRuntime(p, io, inference_precision=resolve_precision("auto"))
                 rt.infer(feeds)
-                rts.append(rt)
+                live[i] = rt
                 out.append(0.0)
             except Exception as e:  # an OpenVINO plugin refusal: this IR is not a candidate
                 if rt is not None:
                     rt.close()
                 out.append(_ov_reason(e))
-        ok = [i for i, v in enumerate(out) if not isinstance(v, str)]
-        times: dict[int, list[float]] = {i: [] for i in ok}
-        for r in range(calls):
-            for j in (ok if r % 2 == 0 else ok[::-1]):
-                rt = rts[ok.index(j)]
-                rt.infer(feeds)
-                t0 = time.perf_counter()
-                rt.infer(feeds)
-                times[j].append((time.perf_counter() - t0) * 1e3)
+        per = interleaved_ms([lambda rt=rt: rt.infer(feeds) for rt in live.values()], calls)
+        for i, t in zip(live, per, strict=True):
+            out[i] = float(np.median(t))
     finally:
-        for rt in rts:
+        for rt in live.values():
             rt.close()
-    return [float(np.median(times[i])) if i in times else out[i] for i in range(len(paths))]
+    return out
 
 
 def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet) -> tuple[tuple[str, dict[str, Any]],
@@ -533,7 +528,7 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
 
     Each graph is quantized with both NNCF schemes and the one faster here is gated first
     (:func:`_nncf_schemes`); a program that misses the budget with the default scheme somewhere is measured
-    once more with the transformer scheme for the graphs only it uses.
+    once more with the transformer scheme for the graphs first quantized for it.
 
     The IRs are kept only when every program passes: artifacts are chosen per graph, not per program, so
     an IR that one program passed with and another (sharing that graph) failed with could not be kept
@@ -548,8 +543,9 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     rows = report.setdefault("precisions", [])
     paths: dict[str, str] = {}  # graph -> IR path (a graph two programs share is quantized once)
     infos: dict[str, dict[str, Any]] = {}
-    others: dict[str, tuple[str, dict[str, Any]]] = {}  # graph -> the slower scheme's IR, while untried
-    owner: dict[str, str] = {}  # graph -> the first program gated with it
+    # graph -> the slower scheme's IR while untried: only graphs quantized for the program being gated (a
+    # graph is quantized with the first program that uses it and settled once that program is gated)
+    others: dict[str, tuple[str, dict[str, Any]]] = {}
     results = []
     for pname in job.programs:
         spec = card.program(pname)
@@ -567,16 +563,15 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             if other is not None:
                 others[g] = other
             infos[g]["program"] = pname
-            owner[g] = pname
         files = {g: paths[g] for g in spec.graphs}
         r = _nncf_gate(job, pname, files, fp32)
         # missed with the default scheme where it was faster: NNCF's transformer scheme (what it recommends
-        # for attention, and what every graph had before the choice) for the graphs only this program uses
-        swap = [g for g in spec.graphs
-                if g in others and owner[g] == pname and infos[g]["model_type"] != "transformer"]
+        # for attention, and what every graph had before the choice) for the graphs quantized for this program
+        # (a later program sharing one is gated with what is settled here)
+        swap = [g for g in spec.graphs if g in others and infos[g]["model_type"] != "transformer"]
         if not r["passed"] and swap:
             for g in swap:
-                (paths[g], info), others[g] = others.pop(g), (paths[g], infos[g])
+                paths[g], info = others.pop(g)
                 infos[g] = {**info, "program": pname, "fallback": f"the default scheme (faster here) missed the budget "
                             f"(drop {r['drop']:.3g})"}
             job.say(f"{pname}: NNCF int8 drop {r['drop']:.3g} > {r['max_drop']:.3g} with the default scheme; "
