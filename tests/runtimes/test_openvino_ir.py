@@ -299,8 +299,8 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
                                                                        if r["backend"] == "openvino").items()
 
 
-def test_nncf_faster_scheme_missing_the_budget_falls_back_to_the_other(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The faster NNCF scheme (forced: "default") is gated first; when it misses the budget (forced: OpenVINO
     scores 50 points lower on its IRs) the program is measured again with the transformer scheme, which
     passes, and the IR kept is that scheme's file, byte for byte, with the fallback recorded."""
