@@ -3,16 +3,19 @@
 A family's program may call several graphs (e.g. an encoder per frame and a temporal head on a ring
 buffer), and what must keep its accuracy is the program, not each graph alone. So:
 
-1. Quantize every candidate node (Conv/MatMul/Gemm) of every graph; score the task metric of the whole
-   program (``score({graph: path})``, which runs the family's runner over held-out samples).
+1. Quantize every candidate node of every graph; score the task metric of the whole program
+   (``score({graph: path})``, which runs the family's runner over held-out samples).
 2. If the drop against fp32 exceeds ``max_drop``: rank all quantized nodes of all graphs by
    sensitivity, measured as their graph's output error (max |int8 - fp32| / max |fp32| over that
    graph's evaluation feeds) when *only that node* is quantized, then retry keeping the worst 1, 2,
-   4, ... nodes in fp32 until the budget holds.
+   4, ... nodes in float until the budget holds.
 3. Every try (excluded nodes per graph, metric, drop, output error per graph) is returned for the
    manifest; if no try meets the budget the caller fails with that table and writes no INT8 artifact.
 
-The gate needs only ``score`` and the metric's sense (``drop(reference, value)``, positive = worse).
+What quantizes is a :class:`Quantizer`: the QDQ ONNX one (:func:`qdq_quantizer`, every backend, the
+default) or a backend's own (NNCF's OpenVINO IRs, :func:`edge.calibration.nncf_int8.nncf_quantizer`), so
+one fallback serves every INT8 form. The gate needs only ``score`` and the metric's sense
+(``drop(reference, value)``, positive = worse).
 """
 
 from __future__ import annotations
@@ -43,6 +46,22 @@ class GateGraph:
     feeds: list[dict[str, np.ndarray]]
 
 
+@dataclass(frozen=True)
+class Quantizer:
+    """One INT8 form as the gate drives it.
+
+    ``write(graph, gg, dst, exclude)`` writes ``gg.src`` quantized to ``dst`` with the ``exclude`` nodes left
+    in float; ``nodes(gg)`` names the nodes it would quantize (what can be excluded); ``error(gg, path)`` is
+    the worst relative output error of an INT8 copy against ``gg.src`` over ``gg.feeds``; ``suffix`` is
+    the file type written (an ``.xml`` IR has its ``.bin`` beside it, copied with it).
+    """
+
+    write: Callable[[str, GateGraph, Path, Sequence[str]], Any]
+    nodes: Callable[[GateGraph], list[str]]
+    error: Callable[[GateGraph, str], float]
+    suffix: str = ".onnx"
+
+
 @dataclass
 class GateResult:
     passed: bool
@@ -64,12 +83,18 @@ def candidate_nodes(onnx_path: str | Path, op_types: Sequence[str] = DEFAULT_OPS
             if n.op_type in op_types and n.name]
 
 
-def output_error(ref_path: str | Path, q_path: str | Path, io: IOSpec, feeds: Sequence[dict[str, np.ndarray]]) -> float:
-    """Worst relative output error of ``q_path`` against ``ref_path`` over ``feeds`` (ONNX Runtime)."""
+def output_error(ref_path: str | Path, q_path: str | Path, io: IOSpec, feeds: Sequence[dict[str, np.ndarray]],
+                 backend: str = "onnxruntime", **options: Any) -> float:
+    """Worst relative output error of ``q_path`` against ``ref_path`` over ``feeds`` on ``backend``."""
     from edge.parity import worst_rel
     from edge.runtimes import open_file
 
-    ref, q = open_file("onnxruntime", ref_path, io), open_file("onnxruntime", q_path, io)
+    ref = open_file(backend, ref_path, io, **options)
+    try:
+        q = open_file(backend, q_path, io, **options)
+    except BaseException:
+        ref.close()
+        raise
     try:
         return max([0.0, *(worst_rel(ref.infer(f), q.infer(f)) for f in feeds)])
     finally:
@@ -77,15 +102,39 @@ def output_error(ref_path: str | Path, q_path: str | Path, io: IOSpec, feeds: Se
         q.close()
 
 
+def qdq_quantizer(method: str = "minmax", op_types: Sequence[str] = DEFAULT_OPS,
+                  activations: str = "s8s8") -> Quantizer:
+    """The QDQ ONNX form (:func:`~edge.calibration.quantize.quantize_int8`), errors measured on ONNX Runtime."""
+
+    def write(graph: str, gg: GateGraph, dst: Path, exclude: Sequence[str]) -> None:
+        quantize_int8(gg.src, dst, gg.calib, method=method, exclude=exclude, op_types=op_types,
+                      activations=activations)
+
+    return Quantizer(write, lambda gg: candidate_nodes(gg.src, op_types),
+                     lambda gg, path: output_error(gg.src, path, gg.io, gg.feeds))
+
+
+def _copy(src: str | Path, dst: str | Path) -> None:
+    """A written INT8 file to its place, with an IR's weights file."""
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    if Path(src).suffix == ".xml":
+        shutil.copyfile(Path(src).with_suffix(".bin"), Path(dst).with_suffix(".bin"))
+
+
 def quantize_with_gate(graphs: Mapping[str, GateGraph], score: Callable[[dict[str, str]], float], *,
                        fp32_metric: float, max_drop: float = 1.0, method: str = "minmax", max_tries: int = 5,
                        drop: Callable[[float, float], float] = lambda ref, v: ref - v,
                        progress: Callable[[str], None] | None = None, op_types: Sequence[str] = DEFAULT_OPS,
-                       activations: str = "s8s8") -> GateResult:
+                       activations: str = "s8s8", quantizer: Quantizer | None = None,
+                       start: tuple[Mapping[str, str], float] | None = None) -> GateResult:
     """Quantize every graph to its ``dst`` so the program stays within ``max_drop`` of ``fp32_metric``.
 
-    ``op_types`` / ``activations``: what is quantized and in which form (:func:`quantize_int8`)."""
+    ``quantizer``: the INT8 form (default: QDQ ONNX with ``method`` / ``op_types`` / ``activations``, see
+    :func:`quantize_int8`). ``start``: every graph already quantized with nothing excluded and the metric
+    its program scored (a caller that measured that itself): the first try, not made again."""
     say = progress or (lambda _msg: None)
+    q = quantizer or qdq_quantizer(method, op_types, activations)
     res = GateResult(False, fp32_metric)
     with tempfile.TemporaryDirectory(prefix="edge-gate-") as tmp:
         work = Path(tmp)
@@ -93,36 +142,34 @@ def quantize_with_gate(graphs: Mapping[str, GateGraph], score: Callable[[dict[st
         def quantize_all(exclude: Mapping[str, list[str]], tag: str) -> dict[str, str]:
             files = {}
             for g, gg in graphs.items():
-                out = work / f"{tag}.{g}.onnx"
-                quantize_int8(gg.src, out, gg.calib, method=method, exclude=exclude.get(g, []), op_types=op_types,
-                              activations=activations)
+                out = work / f"{tag}.{g}{q.suffix}"
+                q.write(g, gg, out, exclude.get(g, []))
                 files[g] = str(out)
             return files
 
-        def attempt(exclude: dict[str, list[str]], tag: str) -> tuple[dict[str, str], dict[str, Any]]:
-            files = quantize_all(exclude, tag)
-            metric = float(score(files))
+        def attempt(exclude: dict[str, list[str]], tag: str,
+                    made: tuple[Mapping[str, str], float] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+            files = dict(made[0]) if made else quantize_all(exclude, tag)
+            metric = float(made[1]) if made else float(score(files))
             row = {"excluded": {g: list(v) for g, v in exclude.items() if v}, "metric": metric,
                    "drop": drop(fp32_metric, metric), "method": method,
-                   "output_rel_error": {g: output_error(gg.src, files[g], gg.io, gg.feeds) for g, gg in graphs.items()}}
+                   "output_rel_error": {g: q.error(gg, files[g]) for g, gg in graphs.items()}}
             row["passed"] = row["drop"] <= max_drop
             res.tries.append(row)
             n = sum(len(v) for v in exclude.values())
-            say(f"int8 try {len(res.tries)}: {n} node(s) in fp32 -> metric {metric:.2f} (drop {row['drop']:.2f})")
+            say(f"int8 try {len(res.tries)}: {n} node(s) in float -> metric {metric:.4g} (drop {row['drop']:.3g})")
             return files, row
 
-        files, row = attempt({}, "all")
+        files, row = attempt({}, "all", start)
         if not row["passed"]:
-            nodes = [(g, n) for g, gg in graphs.items() for n in candidate_nodes(gg.src, op_types)]
-            say(f"drop above {max_drop}: ranking {len(nodes)} nodes by sensitivity")
+            nodes = [(g, n) for g, gg in graphs.items() for n in q.nodes(gg)]
+            say(f"drop above {max_drop:.3g}: ranking {len(nodes)} nodes by sensitivity")
             sens = []
             for i, (g, name) in enumerate(nodes):
                 gg = graphs[g]
-                out = work / f"only{i}.onnx"
-                others = [n for h, n in nodes if h == g and n != name]
-                quantize_int8(gg.src, out, gg.calib, method=method, exclude=others, op_types=op_types,
-                              activations=activations)
-                sens.append({"graph": g, "node": name, "output_rel_error": output_error(gg.src, out, gg.io, gg.feeds)})
+                out = work / f"only{i}{q.suffix}"
+                q.write(g, gg, out, [n for h, n in nodes if h == g and n != name])
+                sens.append({"graph": g, "node": name, "output_rel_error": q.error(gg, str(out))})
             sens.sort(key=lambda r: -r["output_rel_error"])
             res.sensitivity = sens
             k = 1
@@ -136,6 +183,6 @@ def quantize_with_gate(graphs: Mapping[str, GateGraph], score: Callable[[dict[st
             res.passed = True
             res.chosen = row
             for g, gg in graphs.items():
-                Path(gg.dst).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(files[g], gg.dst)
+                if Path(files[g]) != Path(gg.dst):
+                    _copy(files[g], gg.dst)
     return res

@@ -8,7 +8,7 @@ weights stored in int8 (no fp16 compression involved).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +49,29 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
     ov.save_model(q, xml_out, compress_to_fp16=False)
     return {"format": "nncf", "preset": "performance", "model_type": "transformer" if transformer else "default",
             "ignored": list(ignored), "calibration": {"source": calib.source, "samples": len(calib)}}
+
+
+#: the operations NNCF quantizes on OpenVINO (their friendly names are what an ignored scope names)
+NNCF_OPS = ("MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData")
+
+
+def nncf_nodes(src: str | Path) -> list[str]:
+    """The nodes of ``src`` (as NNCF reads it) that NNCF would quantize: what the gate can leave in float."""
+    from edge.runtimes.openvino import read_model
+
+    return [op.get_friendly_name() for op in read_model(str(src)).get_ordered_ops() if op.get_type_name() in NNCF_OPS]
+
+
+def nncf_quantizer(transformer: Mapping[str, bool]) -> Any:
+    """NNCF's OpenVINO IRs as the accuracy gate's :class:`~edge.calibration.gate.Quantizer`: each graph with
+    its settled scheme (``transformer[graph]``), the nodes the gate excludes as NNCF's ignored scope, output
+    errors measured on OpenVINO with f32 float layers (the reference being the fp32 source there too)."""
+    from edge.calibration.gate import GateGraph, Quantizer, output_error
+
+    def write(graph: str, gg: GateGraph, dst: Path, exclude: Sequence[str]) -> None:
+        nncf_quantize_ir(str(gg.src), str(dst), gg.calib, gg.io, ignored=exclude, transformer=transformer[graph])
+
+    def error(gg: GateGraph, path: str) -> float:
+        return output_error(gg.src, path, gg.io, gg.feeds, "openvino", inference_precision="f32")
+
+    return Quantizer(write, lambda gg: nncf_nodes(gg.src), error, suffix=".xml")

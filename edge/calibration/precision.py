@@ -523,18 +523,64 @@ def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet) -> tuple[tuple[str, di
     return usable[0], (usable[1] if len(usable) > 1 else None)
 
 
+def _nncf_node_fallback(w: Any, job: PrecisionJob, pname: str, r: dict[str, Any], mine: Sequence[str],
+                        paths: dict[str, str], infos: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A program whose NNCF IRs miss the budget with either scheme: the accuracy gate's sensitivity-guided
+    fallback (:func:`~edge.calibration.gate.quantize_with_gate`, the one the QDQ form has) over the graphs
+    quantized for it, each with its settled scheme, the most sensitive nodes in NNCF's ignored scope.
+
+    Why: one layer can carry the whole loss (ETA-VLA's policy: quantizing its trajectory head's first layer
+    alone took ADE 3.73 -> 7.3 m on 10 episodes, every other MatMul together changed it by 0.01 m), and
+    without this the whole NNCF form was refused. Each try is scored as the program is gated (bf16 float
+    layers where native, else f32). When one passes, its IRs replace the graphs' files at ``paths`` and
+    their ``infos`` say what was left in float; returns the gate result of the try kept (or of the last)."""
+    from edge.calibration.gate import GateGraph, quantize_with_gate
+    from edge.calibration.nncf_int8 import nncf_quantizer
+
+    spec = job.card.program(pname)
+    src = {g: str(w.path_for(_artifact(w, g, "fp32")["file"])) for g in mine}
+    cal = job.record(pname, _fp32_files(w, spec.graphs), "calibration")
+    ev = job.record(pname, _fp32_files(w, spec.graphs), "evaluation")
+    cset = job.calib_samples()
+    graphs = {g: GateGraph(src[g], paths[g], job.job(g).io,
+                           FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
+                           ev[g][:PARITY_SAMPLES]) for g in mine}
+    gated = [r]  # one per try, in the gate's order (the first try is r, measured by the caller)
+
+    def score(files: dict[str, str]) -> float:
+        gated.append(_nncf_gate(job, pname, {**{g: paths[g] for g in spec.graphs}, **files}, r["fp32"]))
+        return float(gated[-1]["metric"])
+
+    job.say(f"{pname}: NNCF int8 drop {r['drop']:.3g} > {r['max_drop']:.3g}; looking for the nodes to keep in float")
+    gate = quantize_with_gate(graphs, score, fp32_metric=r["fp32"], max_drop=r["max_drop"], method="nncf",
+                              drop=job.card.metric.drop, progress=job.say,
+                              quantizer=nncf_quantizer({g: infos[g]["model_type"] == "transformer" for g in mine}),
+                              start=({g: paths[g] for g in mine}, r["metric"]))
+    tries = [{k: t[k] for k in ("excluded", "metric", "drop", "output_rel_error")} for t in gate.tries]
+    if not gate.passed:
+        return {**r, "node_tries": tries}
+    assert gate.chosen is not None
+    kept = gated[gate.tries.index(gate.chosen)]
+    for g in mine:
+        infos[g] = {**infos[g], "ignored": gate.chosen["excluded"].get(g, []), "node_fallback": {
+            "why": f"all nodes quantized: drop {r['drop']:.3g} > {r['max_drop']:.3g}", "tries": tries,
+            "sensitivity": [s for s in gate.sensitivity if s["graph"] == g][:10]}}
+    return {**kept, "files": {g: paths[g] for g in spec.graphs}}
+
+
 def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     """OpenVINO-native INT8 (NNCF) of every graph, each program gated on the task metric against fp32.
 
     Each graph is quantized with both NNCF schemes and the one faster here is gated first
     (:func:`_nncf_schemes`); a program that misses the budget with the default scheme somewhere is measured
-    once more with the transformer scheme for the graphs first quantized for it.
+    once more with the transformer scheme for the graphs first quantized for it, and when that misses too,
+    with the most sensitive nodes left in float (:func:`_nncf_node_fallback`, the gate's fallback).
 
     The IRs are kept only when every program passes: artifacts are chosen per graph, not per program, so
     an IR that one program passed with and another (sharing that graph) failed with could not be kept
     for one and not the other. When any program misses the budget no NNCF artifact is kept (each gate
     record says whether that program passed, with ``kept: false``) and the export goes on: the QDQ int8
-    ONNX passed its own gate, so OpenVINO int8 runs that. NNCF here has no per-node fallback of its own.
+    ONNX passed its own gate, so OpenVINO int8 runs that.
     """
 
     from edge.export.api import artifact_name
@@ -577,6 +623,13 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             job.say(f"{pname}: NNCF int8 drop {r['drop']:.3g} > {r['max_drop']:.3g} with the default scheme; "
                     f"measuring the transformer scheme of {', '.join(swap)}")
             r = _nncf_gate(job, pname, {g: paths[g] for g in spec.graphs}, fp32)
+        mine = [g for g in spec.graphs if infos[g]["program"] == pname]
+        if not r["passed"] and mine:
+            try:
+                r = _nncf_node_fallback(w, job, pname, r, mine, paths, infos)
+            except Exception as e:  # e.g. an IR OpenVINO refuses: the QDQ int8 stays what OpenVINO runs
+                job.say(f"{pname}: NNCF node fallback stopped ({_ov_reason(e)})")
+                r = {**r, "node_tries": f"stopped: {_ov_reason(e)}"}
         for g in spec.graphs:
             others.pop(g, None)  # gated: this graph's scheme is settled
         results.append(r)
@@ -603,7 +656,8 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             _gate_record(w, r["program"], "openvino", "int8", {
                 **{k: r[k] for k in ("metric", "fp32", "drop", "max_drop")}, "format": "nncf", "passed": ok,
                 "kept": False, "instead": "the int8 ONNX (QDQ) artifacts",
-                **({"why": f"program(s) {', '.join(failed)} missed the budget"} if ok else {})})
+                **({"why": f"program(s) {', '.join(failed)} missed the budget"} if ok else {}),
+                **({"node_tries": r["node_tries"]} if "node_tries" in r else {})})
             rows.append({"program": r["program"], "precision": "int8-nncf", "backend": "openvino", "files": [],
                          "metric": r["metric"], "drop": r["drop"], "refused": True})
         return

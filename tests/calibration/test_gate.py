@@ -146,3 +146,47 @@ def test_two_graph_program_blames_the_right_graph(tmp_path: Path) -> None:
     assert res.sensitivity[0]["graph"] == "back"
     assert res.passed and list(res.chosen["excluded"]) == ["back"]
     assert (tmp_path / "f8.onnx").is_file() and (tmp_path / "b8.onnx").is_file()
+
+
+def test_nncf_quantizer_fallback_keeps_the_sensitive_layer_in_float(tmp_path: Path) -> None:
+    """The same fallback drives NNCF's OpenVINO IRs: all-int8 breaks the outlier model, the layer after the
+    outlier ranks first, NNCF's ignored scope keeps it in float, and the IR written (with its weights file)
+    is the one that passed, scoring as the try said."""
+    pytest.importorskip("nncf")
+    from edge.calibration.nncf_int8 import nncf_nodes, nncf_quantizer
+
+    src, graphs, _ = _setup(tmp_path, outlier=5000.0)
+    b = edge.Bundle.load(tmp_path / "m")
+    ev = _set(np.random.default_rng(1), 64, "evaluation")
+    ref = open_file("openvino", src, b.io, inference_precision="f32")
+    want = [int(ref.infer(f)["y"].argmax()) for f in ev.feeds]
+
+    def score(files: dict[str, str]) -> float:
+        rt = open_file("openvino", files["m"], b.io, inference_precision="f32")
+        return 100.0 * float(np.mean(np.equal([int(rt.infer(f)["y"].argmax()) for f in ev.feeds], want)))
+
+    gg = {"m": GateGraph(src, tmp_path / "m8.xml", b.io, graphs()["m"].calib, ev.feeds[:4])}
+    nodes = nncf_nodes(src)
+    assert len(nodes) == 2
+    res = quantize_with_gate(gg, score, fp32_metric=100.0, max_drop=5.0, quantizer=nncf_quantizer({"m": False}),
+                             method="nncf")
+    assert res.tries[0]["drop"] > 5.0 and res.tries[0]["excluded"] == {}
+    assert res.sensitivity[0]["node"] == nodes[1] and res.sensitivity[0]["output_rel_error"] > \
+        10 * res.sensitivity[1]["output_rel_error"]
+    assert res.passed and res.chosen["excluded"] == {"m": [nodes[1]]}
+    assert (tmp_path / "m8.xml").is_file() and (tmp_path / "m8.bin").is_file()
+    assert score({"m": str(tmp_path / "m8.xml")}) == res.chosen["metric"]
+
+
+def test_a_measured_first_try_is_not_made_again(tmp_path: Path) -> None:
+    """``start``: the caller's all-int8 files and metric are the first try (nothing quantized or scored again)."""
+    _, graphs, score = _setup(tmp_path, outlier=1.0)
+    made = quantize_with_gate(graphs(), score, fp32_metric=100.0, max_drop=5.0)
+    assert made.passed
+    pre = tmp_path / "pre.onnx"
+    (tmp_path / "int8.onnx").replace(pre)
+    calls: list[dict[str, str]] = []
+    res = quantize_with_gate(graphs(), lambda f: calls.append(f) or 0.0, fp32_metric=100.0, max_drop=5.0,
+                             start=({"m": str(pre)}, 99.0))
+    assert calls == [] and res.passed and res.tries[0]["metric"] == 99.0 and len(res.tries) == 1
+    assert (tmp_path / "int8.onnx").read_bytes() == pre.read_bytes()

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -299,6 +300,18 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
                                                                        if r["backend"] == "openvino").items()
 
 
+def _nncf_lane_clip_passes(tmp_path: Path, calib_size: int) -> tuple[Any, list[str]]:
+    """The tiny lane clip program exported to OpenVINO INT8 (budget 10 points); its NNCF gate must pass."""
+    from edge.export.api import export_card
+
+    said: list[str] = []
+    b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
+                       precisions=["int8"], calib_size=calib_size, eval_size=4, max_drop=10.0, progress=said.append)
+    gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
+    assert gate["passed"] is True and gate["drop"] <= 10.0
+    return b, said
+
+
 def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The faster NNCF scheme (forced: "default") is gated first; when it misses the budget (forced: OpenVINO
@@ -309,7 +322,6 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
     pytest.importorskip("nncf")
     from edge.calibration import nncf_int8, precision
     from edge.calibration.precision import PrecisionJob
-    from edge.export.api import export_card
 
     digests: dict[str, str] = {}
     real_q, real_metric = nncf_int8.nncf_quantize_ir, PrecisionJob.metric
@@ -327,11 +339,7 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
     monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", quantize)
     monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [2.0, 1.0])  # transformer, default
     monkeypatch.setattr(PrecisionJob, "metric", worse_with_default)
-    said: list[str] = []
-    b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
-                       precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
-    gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
-    assert gate["passed"] is True and gate["drop"] <= 10.0
+    b, said = _nncf_lane_clip_passes(tmp_path, calib_size=6)
     art = b.artifact(name="openvino-int8-nncf-full")
     q = art["quantization"]
     assert q["model_type"] == "transformer" and q["scheme_ms"] == {"transformer": 2.0, "default": 1.0}
@@ -339,6 +347,43 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
     kept = hashlib.sha256(b.file(art["extra_files"][0]).read_bytes()).hexdigest()
     assert kept == digests["transformer"] != digests["default"]
     assert any("measuring the transformer scheme of full" in m for m in said)
+    assert not list((tmp_path / "b").rglob("*.default.*")) and not list((tmp_path / "b").rglob("*.transformer.*"))
+
+
+def test_nncf_missing_the_budget_with_either_scheme_keeps_the_most_sensitive_nodes_in_float(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both schemes miss the budget (forced: OpenVINO scores 50 points lower on any NNCF IR that quantized
+    every node): the gate's fallback ranks the nodes and the IR kept is NNCF's with the most sensitive one
+    in its ignored scope, the gate passed, the tries and ranking on the artifact."""
+    pytest.importorskip("nncf")
+    from edge.calibration import nncf_int8, precision
+    from edge.calibration.precision import PrecisionJob
+
+    ignored: dict[str, list] = {}
+    real_q, real_metric = nncf_int8.nncf_quantize_ir, PrecisionJob.metric
+
+    def quantize(src: str, xml_out: str, *a: object, **kw: object) -> dict:
+        info = real_q(src, xml_out, *a, **kw)
+        ignored[str(xml_out)] = list(kw.get("ignored", ()))
+        return info
+
+    def worse_when_all_quantized(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime",
+                                 **kw: object) -> float:
+        bad = backend == "openvino" and any(ignored.get(str(f)) == [] for f in files.values())
+        return real_metric(self, pname, files, backend, **kw) - (50.0 if bad else 0.0)
+
+    monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", quantize)
+    real_nodes = nncf_int8.nncf_nodes  # ranking 3 of the graph's nodes is enough to test the wiring (and quick)
+    monkeypatch.setattr(nncf_int8, "nncf_nodes", lambda src: real_nodes(src)[:3])
+    monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [1.0, 2.0])  # transformer first
+    monkeypatch.setattr(PrecisionJob, "metric", worse_when_all_quantized)
+    b, said = _nncf_lane_clip_passes(tmp_path, calib_size=4)
+    q = b.artifact(name="openvino-int8-nncf-full")["quantization"]
+    fb = q["node_fallback"]
+    assert q["model_type"] == "transformer" and len(q["ignored"]) == 1
+    assert q["ignored"] == [fb["sensitivity"][0]["node"]] and fb["tries"][0]["excluded"] == {}
+    assert fb["tries"][0]["drop"] > 10.0 and fb["tries"][-1]["excluded"] == {"full": q["ignored"]}
+    assert any("looking for the nodes to keep in float" in m for m in said)
     assert not list((tmp_path / "b").rglob("*.default.*")) and not list((tmp_path / "b").rglob("*.transformer.*"))
 
 
