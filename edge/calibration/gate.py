@@ -51,13 +51,13 @@ class Quantizer:
     """One INT8 form as the gate drives it.
 
     ``write(graph, gg, dst, exclude)`` writes ``gg.src`` quantized to ``dst`` with the ``exclude`` nodes left
-    in float; ``nodes(gg)`` names the nodes it would quantize (what can be excluded); ``error(gg, path)`` is
+    in float; ``nodes(graph, gg)`` names the nodes it would quantize (what can be excluded); ``error(gg, path)`` is
     the worst relative output error of an INT8 copy against ``gg.src`` over ``gg.feeds``; ``suffix`` is
     the file type written (an ``.xml`` IR has its ``.bin`` beside it, copied with it).
     """
 
     write: Callable[[str, GateGraph, Path, Sequence[str]], Any]
-    nodes: Callable[[GateGraph], list[str]]
+    nodes: Callable[[str, GateGraph], list[str]]
     error: Callable[[GateGraph, str], float]
     suffix: str = ".onnx"
 
@@ -96,7 +96,8 @@ def output_error(ref_path: str | Path, q_path: str | Path, io: IOSpec, feeds: Se
         ref.close()
         raise
     try:
-        return max([0.0, *(worst_rel(ref.infer(f), q.infer(f)) for f in feeds)])
+        errs = [worst_rel(ref.infer(f), q.infer(f)) for f in feeds]
+        return max([0.0, *(float("inf") if np.isnan(e) else e for e in errs)])  # a NaN output is the worst
     finally:
         ref.close()
         q.close()
@@ -110,7 +111,7 @@ def qdq_quantizer(method: str = "minmax", op_types: Sequence[str] = DEFAULT_OPS,
         quantize_int8(gg.src, dst, gg.calib, method=method, exclude=exclude, op_types=op_types,
                       activations=activations)
 
-    return Quantizer(write, lambda gg: candidate_nodes(gg.src, op_types),
+    return Quantizer(write, lambda graph, gg: candidate_nodes(gg.src, op_types),
                      lambda gg, path: output_error(gg.src, path, gg.io, gg.feeds))
 
 
@@ -162,7 +163,7 @@ def quantize_with_gate(graphs: Mapping[str, GateGraph], score: Callable[[dict[st
 
         files, row = attempt({}, "all", start)
         if not row["passed"]:
-            nodes = [(g, n) for g, gg in graphs.items() for n in q.nodes(gg)]
+            nodes = [(g, n) for g, gg in graphs.items() for n in q.nodes(g, gg)]
             say(f"drop above {max_drop:.3g}: ranking {len(nodes)} nodes by sensitivity")
             sens = []
             for i, (g, name) in enumerate(nodes):
@@ -170,6 +171,8 @@ def quantize_with_gate(graphs: Mapping[str, GateGraph], score: Callable[[dict[st
                 out = work / f"only{i}{q.suffix}"
                 q.write(g, gg, out, [n for h, n in nodes if h == g and n != name])
                 sens.append({"graph": g, "node": name, "output_rel_error": q.error(gg, str(out))})
+                out.unlink()  # one graph's worth of weights per node otherwise, until the gate ends
+                out.with_suffix(".bin").unlink(missing_ok=True)
             sens.sort(key=lambda r: -r["output_rel_error"])
             res.sensitivity = sens
             k = 1

@@ -51,27 +51,54 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
             "ignored": list(ignored), "calibration": {"source": calib.source, "samples": len(calib)}}
 
 
-#: the operations NNCF quantizes on OpenVINO (their friendly names are what an ignored scope names)
-NNCF_OPS = ("MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData")
+#: ops between an int8 weight or a FakeQuantize and the op it feeds (dequantization, layout)
+_PASS_THROUGH = ("Convert", "Subtract", "Multiply", "Reshape", "Transpose", "Unsqueeze", "Squeeze")
 
 
-def nncf_nodes(src: str | Path) -> list[str]:
-    """The nodes of ``src`` (as NNCF reads it) that NNCF would quantize: what the gate can leave in float."""
+def _reads_quantized(value: Any, depth: int = 4) -> bool:
+    """Whether an input comes from a FakeQuantize or an 8-bit constant through dequantization steps."""
+    node = value.get_node()
+    kind = node.get_type_name()
+    if kind == "FakeQuantize":
+        return True
+    if kind == "Constant":
+        return node.get_element_type().get_type_name() in ("i8", "u8")
+    if depth == 0 or kind not in _PASS_THROUGH:
+        return False
+    return any(_reads_quantized(i.get_source_output(), depth - 1) for i in node.inputs())
+
+
+def nncf_nodes(quantized_xml: str | Path) -> list[str]:
+    """The ops NNCF quantized in an IR it wrote (an input behind a FakeQuantize or an int8 weight), in graph
+    order: the names an ignored scope takes, so what the gate can leave in float. Read from NNCF's output
+    rather than listed by type: its default scheme also quantizes the inputs of Add, Multiply, pooling and
+    reductions, and which ones depends on the graph."""
     from edge.runtimes.openvino import read_model
 
-    return [op.get_friendly_name() for op in read_model(str(src)).get_ordered_ops() if op.get_type_name() in NNCF_OPS]
+    ops = read_model(str(quantized_xml)).get_ordered_ops()
+    return [op.get_friendly_name() for op in ops if op.get_type_name() not in ("FakeQuantize", *_PASS_THROUGH)
+            and any(_reads_quantized(i.get_source_output()) for i in op.inputs())]
 
 
 def nncf_quantizer(transformer: Mapping[str, bool]) -> Any:
     """NNCF's OpenVINO IRs as the accuracy gate's :class:`~edge.calibration.gate.Quantizer`: each graph with
-    its settled scheme (``transformer[graph]``), the nodes the gate excludes as NNCF's ignored scope, output
-    errors measured on OpenVINO with f32 float layers (the reference being the fp32 source there too)."""
+    its settled scheme (``transformer[graph]``), the nodes the gate excludes as NNCF's ignored scope (found by
+    quantizing the graph whole once, :func:`nncf_nodes`), output errors measured on OpenVINO with f32 float
+    layers (the reference being the fp32 source there too)."""
+    import tempfile
+
     from edge.calibration.gate import GateGraph, Quantizer, output_error
 
     def write(graph: str, gg: GateGraph, dst: Path, exclude: Sequence[str]) -> None:
         nncf_quantize_ir(str(gg.src), str(dst), gg.calib, gg.io, ignored=exclude, transformer=transformer[graph])
 
+    def nodes(graph: str, gg: GateGraph) -> list[str]:
+        with tempfile.TemporaryDirectory(prefix="edge-nncf-") as tmp:
+            whole = Path(tmp) / "whole.xml"
+            write(graph, gg, whole, ())
+            return nncf_nodes(whole)
+
     def error(gg: GateGraph, path: str) -> float:
         return output_error(gg.src, path, gg.io, gg.feeds, "openvino", inference_precision="f32")
 
-    return Quantizer(write, lambda gg: nncf_nodes(gg.src), error, suffix=".xml")
+    return Quantizer(write, nodes, error, suffix=".xml")

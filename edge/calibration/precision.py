@@ -529,11 +529,13 @@ def _nncf_node_fallback(w: Any, job: PrecisionJob, pname: str, r: dict[str, Any]
     fallback (:func:`~edge.calibration.gate.quantize_with_gate`, the one the QDQ form has) over the graphs
     quantized for it, each with its settled scheme, the most sensitive nodes in NNCF's ignored scope.
 
-    Why: one layer can carry the whole loss (ETA-VLA's policy: quantizing its trajectory head's first layer
-    alone took ADE 3.73 -> 7.3 m on 10 episodes, every other MatMul together changed it by 0.01 m), and
-    without this the whole NNCF form was refused. Each try is scored as the program is gated (bf16 float
-    layers where native, else f32). When one passes, its IRs replace the graphs' files at ``paths`` and
-    their ``infos`` say what was left in float; returns the gate result of the try kept (or of the last)."""
+    Why: one layer can carry the whole loss (a shipped driving policy: quantizing its trajectory head's first
+    layer alone took ADE 3.73 -> 7.3 m on 10 episodes, every other MatMul together changed it by 0.01 m),
+    and without this the whole NNCF form was refused. Each try is scored as the program is gated (bf16 float
+    layers where native, else f32; each try row says which). When one passes, its IRs replace the graphs'
+    files at ``paths``, their ``infos`` say what was left in float, and the gate result of that try is
+    returned; otherwise the caller's ``r`` (the files that stay: every node quantized). Either way with the
+    tries as ``node_tries``, for the program's gate record."""
     from edge.calibration.gate import GateGraph, quantize_with_gate
     from edge.calibration.nncf_int8 import nncf_quantizer
 
@@ -556,7 +558,8 @@ def _nncf_node_fallback(w: Any, job: PrecisionJob, pname: str, r: dict[str, Any]
                               drop=job.card.metric.drop, progress=job.say,
                               quantizer=nncf_quantizer({g: infos[g]["model_type"] == "transformer" for g in mine}),
                               start=({g: paths[g] for g in mine}, r["metric"]))
-    tries = [{k: t[k] for k in ("excluded", "metric", "drop", "output_rel_error")} for t in gate.tries]
+    tries = [{**{k: t[k] for k in ("excluded", "metric", "drop", "output_rel_error")},
+              "inference_precision": got["inference_precision"]} for t, got in zip(gate.tries, gated, strict=True)]
     if not gate.passed:
         return {**r, "node_tries": tries}
     assert gate.chosen is not None
@@ -565,7 +568,7 @@ def _nncf_node_fallback(w: Any, job: PrecisionJob, pname: str, r: dict[str, Any]
         infos[g] = {**infos[g], "ignored": gate.chosen["excluded"].get(g, []), "node_fallback": {
             "why": f"all nodes quantized: drop {r['drop']:.3g} > {r['max_drop']:.3g}", "tries": tries,
             "sensitivity": [s for s in gate.sensitivity if s["graph"] == g][:10]}}
-    return {**kept, "files": {g: paths[g] for g in spec.graphs}}
+    return {**kept, "files": {g: paths[g] for g in spec.graphs}, "node_tries": tries}
 
 
 def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
@@ -679,7 +682,7 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for r in results:
         _gate_record(w, r["program"], "openvino", "int8", {
             **{k: r[k] for k in ("metric", "fp32", "drop", "max_drop", "inference_precision")},
-            "format": "nncf", "passed": True})
+            "format": "nncf", "passed": True, **({"node_tries": r["node_tries"]} if "node_tries" in r else {})})
         rows.append({**_row(w, job, r["program"], "int8-nncf", r["files"], r["metric"], r["drop"], float("nan"),
                             "openvino", inference_precision=r["inference_precision"]),
                      "inference_precision": r["inference_precision"]})

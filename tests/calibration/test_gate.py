@@ -32,6 +32,7 @@ class Net(torch.nn.Module):
             self.a.bias.fill_(0.5)
             self.b.weight.copy_(torch.randn(10, 32, generator=g) * 0.3)
             self.b.weight[:, 0] = 0.0
+            self.b.bias.copy_(torch.randn(10, generator=g) * 0.1)  # seeded too: a random bias made margins vary
         boost = torch.ones(32)
         boost[0] = outlier
         self.register_buffer("boost", boost)
@@ -153,11 +154,11 @@ def test_nncf_quantizer_fallback_keeps_the_sensitive_layer_in_float(tmp_path: Pa
     outlier ranks first, NNCF's ignored scope keeps it in float, and the IR written (with its weights file)
     is the one that passed, scoring as the try said."""
     pytest.importorskip("nncf")
-    from edge.calibration.nncf_int8 import nncf_nodes, nncf_quantizer
+    from edge.calibration.nncf_int8 import nncf_quantizer
 
     src, graphs, _ = _setup(tmp_path, outlier=5000.0)
     b = edge.Bundle.load(tmp_path / "m")
-    ev = _set(np.random.default_rng(1), 64, "evaluation")
+    ev = _set(np.random.default_rng(2), 64, "evaluation")
     ref = open_file("openvino", src, b.io, inference_precision="f32")
     want = [int(ref.infer(f)["y"].argmax()) for f in ev.feeds]
 
@@ -166,14 +167,16 @@ def test_nncf_quantizer_fallback_keeps_the_sensitive_layer_in_float(tmp_path: Pa
         return 100.0 * float(np.mean(np.equal([int(rt.infer(f)["y"].argmax()) for f in ev.feeds], want)))
 
     gg = {"m": GateGraph(src, tmp_path / "m8.xml", b.io, graphs()["m"].calib, ev.feeds[:4])}
-    nodes = nncf_nodes(src)
-    assert len(nodes) == 2
-    res = quantize_with_gate(gg, score, fp32_metric=100.0, max_drop=5.0, quantizer=nncf_quantizer({"m": False}),
-                             method="nncf")
-    assert res.tries[0]["drop"] > 5.0 and res.tries[0]["excluded"] == {}
-    assert res.sensitivity[0]["node"] == nodes[1] and res.sensitivity[0]["output_rel_error"] > \
+    quantizer = nncf_quantizer({"m": False})
+    nodes = quantizer.nodes("m", gg["m"])  # what NNCF quantized: the two Linears (and the boost's Multiply)
+    lin = [n for n in nodes if "linear" in n]
+    assert len(lin) == 2 and nodes.index(lin[0]) < nodes.index(lin[1])
+    # budget 20 points of argmax agreement: all-int8 loses ~90, the first layer alone in int8 a few flips at most
+    res = quantize_with_gate(gg, score, fp32_metric=100.0, max_drop=20.0, quantizer=quantizer, method="nncf")
+    assert res.tries[0]["drop"] > 20.0 and res.tries[0]["excluded"] == {}
+    assert res.sensitivity[0]["node"] == lin[1] and res.sensitivity[0]["output_rel_error"] > \
         10 * res.sensitivity[1]["output_rel_error"]
-    assert res.passed and res.chosen["excluded"] == {"m": [nodes[1]]}
+    assert res.passed and res.chosen["excluded"] == {"m": [lin[1]]}
     assert (tmp_path / "m8.xml").is_file() and (tmp_path / "m8.bin").is_file()
     assert score({"m": str(tmp_path / "m8.xml")}) == res.chosen["metric"]
 

@@ -384,6 +384,8 @@ def test_nncf_missing_the_budget_with_either_scheme_keeps_the_most_sensitive_nod
     assert q["ignored"] == [fb["sensitivity"][0]["node"]] and fb["tries"][0]["excluded"] == {}
     assert fb["tries"][0]["drop"] > 10.0 and fb["tries"][-1]["excluded"] == {"full": q["ignored"]}
     assert any("looking for the nodes to keep in float" in m for m in said)
+    gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
+    assert gate["node_tries"] == fb["tries"] and gate["node_tries"][-1]["inference_precision"] in ("bf16", "f32")
     assert not list((tmp_path / "b").rglob("*.default.*")) and not list((tmp_path / "b").rglob("*.transformer.*"))
 
 
