@@ -245,6 +245,7 @@ def _value(value: Any, refs: list[Any], where: str, field: str) -> None:
                 _value(x, [r[j] for r in lists], where, f"{field}[{j}]")
         else:  # a variable-length field (channels per stage, anchors): any length the family could use
             _need(len(value) <= max(lens) * CONFIG_HEADROOM, where, f"'{field}' has {len(value)} entries")
+            _need(len(value) > 0 or min(lens) == 0, where, f"'{field}' is empty (the family's never are)")
             pooled = [x for r in lists for x in r]
             for j, x in enumerate(value):
                 if pooled:

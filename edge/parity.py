@@ -18,12 +18,17 @@ from edge.spec import IOSpec
 
 
 def compare(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Per output: max abs error and max abs error / max |ref| (inf on a shape mismatch)."""
+    """Per output: max abs error and max abs error / max |ref| (inf on a shape mismatch, and where either side
+    holds a NaN or an infinity: NaN compares as no error, and a model whose outputs are not finite has no
+    parity to claim)."""
     out = {}
     for name, r in ref.items():
         g = got[name]
         if g.shape != r.shape:
             out[name] = {"max_abs": float("inf"), "rel": float("inf")}
+            continue
+        if r.dtype.kind in "fc" and g.dtype.kind in "fc" and not (np.isfinite(r).all() and np.isfinite(g).all()):
+            out[name] = {"max_abs": float("inf"), "rel": float("inf"), "not_finite": True}
             continue
         diff = np.abs(g.astype(np.float64) - r.astype(np.float64))
         scale = float(np.max(np.abs(r))) if r.size else 0.0
@@ -66,4 +71,7 @@ def parity(module: Any, path: str, io: IOSpec, feed_sets: Sequence[tuple[str, Ma
     finally:
         rt.close()
         ref.close()
-    return {"backend": backend, "reference": "torch eager", "max_abs": worst_abs, "max_rel": worst, "sets": per_set}
+    bad = sorted({f"{label}: {name}" for label, errs in per_set.items() for name, e in errs.items()
+                  if e.get("not_finite")})
+    return {"backend": backend, "reference": "torch eager", "max_abs": worst_abs, "max_rel": worst, "sets": per_set,
+            **({"not_finite": bad} if bad else {})}

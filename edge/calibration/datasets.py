@@ -253,8 +253,13 @@ def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | No
     idx = _split(list(range(total)), role)
     if len(idx) < size:
         raise DataError(f"{p}: {len(idx)} samples available for {role} (half of {total}), asked for {size}")
+    if seq and any(heads[k].shape[1] == 0 for k in heads):
+        raise DataError(f"{p}: sequences of 0 steps ({', '.join(f'{k} {list(h.shape)}' for k, h in heads.items())})")
     chosen = idx[:size]
     arrays = {k: read_rows(p, members[k], chosen) for k in heads}
+    for k, a in arrays.items():  # a NaN/inf calibrates nothing and breaks the quantizer's scales far from here
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise DataError(f"{p}: '{k}' holds NaN or infinite values (in the samples used)")
 
     def steps_of(j: int, i: int) -> list[Feeds]:
         if seq:

@@ -18,6 +18,8 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
 
     console = make_console(stderr=json_out)
     folder = Path(out) if out is not None else Path(bundle).resolve().parent
+    if folder.exists() and not folder.is_dir():
+        raise EdgeError(f"{folder}: is a file; --out takes a folder")
     if not folder.is_dir():
         raise EdgeError(f"{folder}: output folder does not exist")
     with console.status("benchmarking...") as status:

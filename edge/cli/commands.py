@@ -127,7 +127,7 @@ def run(
                                    "(engine where it pays: OpenVINO, and TensorRT engines built with the front)."),
     realtime: bool = typer.Option(False, "--realtime", help="Play files and pcaps at their recorded rate."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads (0 = backend default)."),
+    threads: int = typer.Option(0, "--threads", min=0, max=1024, help="Intra-op threads (0 = backend default)."),
     display: bool = typer.Option(False, "--display", help="Show a live window (needs a display)."),
     dump_points: Path = typer.Option(None, "--dump-points", help="Folder for each LiDAR rotation as .npy."),
     udp: str = typer.Option(None, "--udp", help="Publish each result as a JSON datagram to HOST:PORT."),
@@ -185,7 +185,8 @@ def bench(
     backends: str = typer.Option("torch,onnxruntime,openvino", "--backends", help="Comma-separated backends."),
     rounds: int = typer.Option(30, "--rounds", min=1, help="Interleaved timing rounds."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Untimed calls per configuration first."),
-    threads: int = typer.Option(0, "--threads", min=0, help="Threads per backend (0 = backend default)."),
+    threads: int = typer.Option(0, "--threads", min=0, max=1024, help="Threads per backend (0 = backend "
+                                 "default)."),
     out: Path | None = typer.Option(None, "--out", help="Folder for NAME_bench.json/.png (default: beside bundle)."),
     programs: str = typer.Option(None, "--programs", help="Comma-separated programs to time (default: every "
                                  "program the bundle has)."),

@@ -45,6 +45,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                 instance_kind(b, triton_device)
             except ExportError as e:
                 raise ExportError(f"--triton-device {triton_device}: {e}") from None
+        from edge.export.triton_repo import check_repo_out
+
+        check_repo_out(Path(triton_repo).resolve(), Path(out).resolve())
     from edge.export.api import TARGETS
 
     unknown = [t for t in targets if t not in TARGETS]
@@ -57,7 +60,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         raise ExportError(f"--precision {','.join(bad)}: choose from {', '.join(PRECISIONS)}")
     from edge.export.api import check_args
 
-    check_args(out, opset, attention, calib_method)
+    check_args(out, opset, attention, calib_method, rtol=rtol)
     if precisions and set(precisions) - {"fp32"}:
         from edge.calibration.datasets import check_source
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import time
@@ -39,6 +40,10 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     card = get_card(model)
     if card.trainer is None:
         raise ModelError(f"model '{model}' declares no trainer (its card has no `trainer`)")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise EdgeError(f"--lr {lr}: a learning rate must be a finite number > 0")
+    if seed < 0:
+        raise EdgeError(f"--seed {seed}: seeds are integers >= 0")
     config = config or card.default_config
     cfg = card.config(config)
     out = Path(out)

@@ -162,7 +162,8 @@ class Rig:
         T = _matrix(path, d.get("T_lidar_to_cam"), "T_lidar_to_cam", ((4, 4), (3, 4)))
         size = d.get("image_size")
         if size is not None:
-            if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            if not (isinstance(size, list) and len(size) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
                 raise DataError(f"{path}: 'image_size' should be [height, width] in pixels")
             size = (size[0], size[1])
         dist = d.get("D")

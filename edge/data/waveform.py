@@ -302,6 +302,8 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
             rng = z["range_m"] if "range_m" in heads else None
             labels = z["labels"] if "labels" in heads else None
             attack = json.loads(str(z["attack"])) if "attack" in heads else None
+            if attack is not None and not isinstance(attack, list):
+                raise DataError(f"{p}: 'attack' must be a JSON list (an entry per frame), got {type(attack).__name__}")
     except DataError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:

@@ -65,9 +65,15 @@ def artifact_name(fmt: str, precision: str, graph: str, flavor: str = "") -> str
 MIN_OPSET = 18
 
 
-def check_args(out: str | os.PathLike[str], opset: int, attention: str, calib_method: str | None = None) -> None:
+def check_args(out: str | os.PathLike[str], opset: int, attention: str, calib_method: str | None = None,
+               rtol: float = 1e-4) -> None:
     """The export's arguments, checked before any work: one line each, nothing written."""
+    import math
+
     from edge.bundle import check_out
+
+    if not (math.isfinite(rtol) and rtol > 0):
+        raise ExportError(f"--rtol {rtol}: the parity tolerance must be a finite number > 0")
 
     if attention not in ATTENTION_MODES:
         raise ExportError(f"--attention {attention!r}: choose one of {', '.join(ATTENTION_MODES)}")
@@ -139,6 +145,9 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                 par = parity(job.module, str(w.path_for(run_file)), job.io, sets)
                 par["tolerance_rel"] = rtol
                 par["passed"] = par["max_rel"] <= rtol
+                if par.get("not_finite"):
+                    raise ExportError(f"{job.name}: outputs hold NaN or infinite values ({par['not_finite'][0]}; "
+                                      "broken weights?); nothing was written")
                 if not par["passed"]:
                     raise ExportError(f"{job.name}: ONNX Runtime differs from PyTorch: max rel error "
                                       f"{par['max_rel']:.2e} > tolerance {rtol:.0e} (max abs {par['max_abs']:.2e}); "
@@ -234,7 +243,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     """
     import torch
 
-    check_args(out, opset, attention)
+    check_args(out, opset, attention, rtol=rtol)
     if isinstance(example_inputs, Mapping):
         names = list(input_names or example_inputs.keys())
         arrays = [_as_numpy(example_inputs[k]) for k in example_inputs]
@@ -358,7 +367,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     from edge.models import get_card
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 
-    check_args(out, opset, attention, calib_method)
+    check_args(out, opset, attention, calib_method, rtol=rtol)
     ckpt_path: Path | None = None
     if model.endswith((".pt", ".pth")) or Path(model).is_file():
         ckpt_path = Path(model)

@@ -283,7 +283,9 @@ def _is_our_repo(folder: Path) -> bool:
     return isinstance(data, dict) and data.get("kind") == MARKER_KIND
 
 
-def _check_out(out: Path, bundle_root: Path) -> None:
+def check_repo_out(out: Path, bundle_root: Path) -> None:
+    """Refuse a repository folder that is a file, or not empty and not ours, or would hold the bundle:
+    called again before writing, and by the export CLI before any work (so nothing is exported in vain)."""
     if out.exists() or out.is_symlink():
         if not out.is_dir() or out.is_symlink():
             raise ExportError(f"{out}: exists and is not a folder; choose another output folder")
@@ -380,7 +382,7 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
             plans.append(_ModelPlan(folder, backend, art, tuple(copies), config, tuple(notes)))
 
     out = Path(out_dir).resolve()
-    _check_out(out, b.path.resolve())
+    check_repo_out(out, b.path.resolve())
     try:
         with StagedFolder(out, _is_our_repo, what="Triton repository", error=ExportError, given=str(out_dir)) as st:
             tmp = st.tmp
@@ -397,7 +399,7 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
                       "models": {pl.folder: {"backend": pl.backend, "artifact": pl.artifact["name"]} for pl in plans},
                       "version": version, "created_unix": int(time.time())}
             (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-            _check_out(out, b.path.resolve())  # again: the folder may have changed while we copied
+            check_repo_out(out, b.path.resolve())  # again: the folder may have changed while we copied
             st.commit()
     except OSError as e:
         raise ExportError(f"{out}: cannot write the Triton repository ({e.strerror or first_line(e)}); "

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ModelError, first_line
+from edge.errors import EdgeError, ModelError, first_line
 from edge.files import atomic_write_bytes
 
 FORMAT = "edge-checkpoint/1"
@@ -33,15 +33,25 @@ def save_checkpoint(path: str | os.PathLike[str], model_name: str, cfg: dict[str
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and structurally validate a checkpoint (no model built)."""
+    import warnings
+
     import torch
 
     p = Path(path)
+    if p.is_dir():
+        raise ModelError(f"{p}: is a folder, not a checkpoint file")
     if not p.is_file():
         raise ModelError(f"{p}: checkpoint not found")
     try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a file
+            warnings.simplefilter("ignore")
+            ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated / non-torch files
-        raise ModelError(f"{p}: not a readable checkpoint ({first_line(e, 160)})") from None
+        if "weights only load failed" in str(e).lower():
+            raise ModelError(f"{p}: not a readable checkpoint (it holds Python objects beyond tensors and plain "
+                             "data; refused without running any of it)") from None
+        raise ModelError(f"{p}: not a readable checkpoint (not a torch file, or truncated: "
+                         f"{type(e).__name__}: {first_line(e, 120, empty='no detail')})") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise ModelError(f"{p}: not an edge-deploy checkpoint (expected format '{FORMAT}')")
     for key, typ in (("model", str), ("config", dict), ("state_dict", dict)):
@@ -65,8 +75,14 @@ def model_from_checkpoint(ck: dict[str, Any], path: str | os.PathLike[str], expe
     p = Path(path)
     if expect_model is not None and ck["model"] != expect_model:
         raise ModelError(f"{p}: checkpoint is for model '{ck['model']}', not '{expect_model}'")
+    from edge.manifest_schema import check_config
+
     card = get_card(ck["model"])
     cfg = {**{k: v for k, v in card.config_added.items() if k not in ck["config"]}, **ck["config"]}
+    try:  # the checks a bundle's config gets (so a checkpoint never exports into a bundle edge run refuses)
+        check_config(cfg, card, str(p))
+    except EdgeError as e:
+        raise ModelError(str(e).replace("'model.config", "'config")) from None
     try:
         module = card.build(cfg)
     except Exception as e:  # a bad config can fail anywhere in a constructor (ZeroDivision, RuntimeError...)

@@ -131,7 +131,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             if note:
                 summary["notes"] = [note]
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
-                                  if (hasattr(s, "path") or hasattr(s, "folder")) and getattr(s, "frames", 1) > 0}
+                                  # a sink that wrote nothing (a point dump of a camera-only run) made nothing
+                                  if (hasattr(s, "path") or hasattr(s, "folder"))
+                                  and getattr(s, "frames", getattr(s, "files", 1)) > 0}
             if stats is not None and summary["frames"] > 0:
                 from edge.errors import DataError
                 from edge.files import atomic_path

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import signal
 import sys
 import threading
@@ -68,6 +69,9 @@ class Pipeline:
         if self.policy not in ("latest", "block"):
             raise DataError(f"unknown policy '{policy}' (use latest, block or auto)")
         self.capacity = capacity
+        if not (math.isfinite(sync_tolerance_ms) and sync_tolerance_ms >= 0):
+            raise DataError(f"--sync-ms {sync_tolerance_ms}: the camera-LiDAR tolerance must be a finite number "
+                            "of milliseconds >= 0")
         self.tolerance_ns = int(sync_tolerance_ms * 1e6)
         self.rig = rig
         self.skip_reasons: dict[str, int] = {}  # why frame sets were skipped (the family's one-line reasons)
@@ -181,11 +185,13 @@ class Pipeline:
         sys.setswitchinterval(min(switch, 0.001))
         ok = False
         pending: BaseException | None = None
+        before_close = 0  # errors up to here are the run's (a source's, a stage's); later ones a sink's commit
         try:
             self._run_threads()
             # a stage error means the results may be wrong: discard; a source error (device gone) leaves
             # valid results up to that point: keep them, then report the error. No frame: nothing to keep.
             ok = not self._stage_failed and self.stats.e2e.count > 0
+            before_close = len(self._errors)
         finally:
             sys.setswitchinterval(switch)
             for sink in self.sinks:
@@ -198,8 +204,10 @@ class Pipeline:
                     pending = pending or e
         if pending is not None:
             raise pending
-        if self._errors:
-            raise EdgeError(self._errors[0])
+        if self._errors:  # a run error with results kept: say so (the outputs hold the frames before it)
+            n = self.stats.e2e.count
+            kept = f" (the {n} frame(s) before it were processed and their outputs kept)" if ok and before_close else ""
+            raise EdgeError(self._errors[0] + kept)
         return self.summary()
 
     def summary(self) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def test_npz_of_steps_and_of_sequences(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["empty", "unreadable", "missing", "suffix", "shape", "dtype", "key", "pickle",
-                                  "pickle_npz"])
+                                  "pickle_npz", "nan", "inf", "no_steps"])
 def test_bad_sets(tmp_path: Path, kind: str) -> None:
     src = tmp_path / "src"
     if kind == "empty":
@@ -103,6 +103,14 @@ def test_bad_sets(tmp_path: Path, kind: str) -> None:
     elif kind == "pickle_npz":
         src = tmp_path / "c.npz"
         np.savez(src, frame=np.array([{"a": 1}], dtype=object))
+    elif kind in ("nan", "inf"):  # before: ONNX Runtime's "scale issue" naming an internal graph file
+        arr = np.zeros((4, 3, H, W), np.float32)
+        arr[0, 1, 2, 3] = np.nan if kind == "nan" else np.inf
+        src = tmp_path / "c.npz"
+        np.savez(src, frame=arr)
+    elif kind == "no_steps":  # sequences of 0 steps: before, "empty calibration set" without a file name
+        src = tmp_path / "c.npz"
+        np.savez(src, frame=np.zeros((4, 0, 3, H, W), np.float32))
     with pytest.raises(DataError) as e:
         load_samples(str(src), CARD, CFG, size=1)
     msg = str(e.value)

@@ -261,3 +261,52 @@ def test_train_out_is_a_folder_fails_before_training(tmp_path: Path) -> None:
                         "--steps", "1000000", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert r.returncode == 2 and "is a folder" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--lr", "nan"], "--lr nan"), (["--lr", "-1"], "--lr -1.0"),
+                                             (["--lr", "inf"], "--lr inf"), (["--seed", "-1"], "--seed -1")])
+def test_train_bad_numbers_refused_up_front(work: Path, args: list[str], needle: str) -> None:
+    """Before: torch's ValueError (nan, -1) or numpy's (seed -1) as a traceback, and --lr inf trained NaN weights."""
+    r = cli(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--eval-clips", "0", *args,
+            "--out", work / "x.pt", cwd=work)
+    assert_one_line_error(r, needle)
+    assert listing(work) == []
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--sync-ms", "inf"], "--sync-ms inf"),
+                                             (["--source", "synthetic:2:100000x100000"], "8192x8192")])
+def test_run_unbounded_numbers_refused(good_bundle: Path, work: Path, args: list[str], needle: str) -> None:
+    """Before: OverflowError converting inf to ns, and a 112 GiB allocation for one synthetic frame."""
+    base = ["--source", "synthetic:2", "--max-frames", "2", "--no-live"]
+    r = cli(EDGE, "run", good_bundle, *base, *args, "-o", work / "r", cwd=work)
+    assert_one_line_error(r, needle)
+    assert listing(work) == []
+
+
+def test_triton_repo_that_is_a_file_refused_before_exporting(work: Path) -> None:
+    """Before: the whole export ran, then the repository check failed and the bundle stayed on disk."""
+    (work / "afile").write_text("x")
+    r = cli(EXPORT, "lane", "--config", "tiny", "--triton-repo", work / "afile", "--out", work / "b", cwd=work)
+    assert_one_line_error(r, "afile", "not a folder")
+    assert listing(work) == ["afile"]
+
+
+def test_checkpoint_with_nan_weights_is_not_exported(good_bundle: Path, work: Path, tmp_path: Path) -> None:
+    """NaN outputs compared as no error: a checkpoint of NaN weights exported with parity 0.0."""
+    ck = torch.load(good_bundle / "weights.pt", weights_only=True)
+    for v in ck["state_dict"].values():
+        if v.is_floating_point():
+            v.fill_(float("nan"))
+    bad = tmp_path / "nan.pt"
+    torch.save(ck, bad)
+    r = cli(EXPORT, bad, "--out", work / "b", cwd=work)
+    assert_one_line_error(r, "NaN or infinite")
+    assert listing(work) == []
+
+
+@pytest.mark.parametrize("rtol", ["nan", "-1", "inf"])
+def test_bad_parity_tolerance_refused_before_exporting(work: Path, rtol: str) -> None:
+    """Before: the whole export ran, then failed on 'tolerance nan'."""
+    r = cli(EXPORT, "lane", "--config", "tiny", "--rtol", rtol, "--out", work / "b", cwd=work)
+    assert_one_line_error(r, "--rtol")
+    assert listing(work) == []

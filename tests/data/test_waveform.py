@@ -50,7 +50,8 @@ def _savez(path: Path, **arrays: object) -> Path:
 
 
 @pytest.mark.parametrize("case", ["missing", "not_zip", "truncated", "no_schema", "wrong_schema", "layout_json",
-                                  "shape", "dtype", "rank", "labels_shape", "extra", "object", "nan", "huge"])
+                                  "shape", "dtype", "rank", "labels_shape", "extra", "object", "nan", "huge",
+                                  "attack_not_list"])
 def test_bad_files_are_one_line_errors(tmp_path: Path, case: str) -> None:
     good = {"schema": np.array(SCHEMA), "layout": np.array(LAY.to_json()), "waveforms": _frames()}
     p = tmp_path / "bad.npz"
@@ -83,6 +84,8 @@ def test_bad_files_are_one_line_errors(tmp_path: Path, case: str) -> None:
         _savez(p, **good)
         with zipfile.ZipFile(p, "a") as z:
             z.writestr("attack.npy", buf.getvalue())
+    elif case == "attack_not_list":  # before: "TypeError: object of type 'int' has no len()"
+        _savez(p, **good, attack=np.array("5"))
     elif case == "nan":
         w = _frames()
         w[0, 0, 0, 0] = np.nan

@@ -103,10 +103,18 @@ def test_export_any_user_module(tmp_path: Path) -> None:
         assert np.abs(got - want).max() / np.abs(want).max() < 1e-4
 
 
-def test_failed_validation_leaves_nothing(tmp_path: Path) -> None:
+def test_failed_validation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.parity
+
+    real = edge.parity.parity
+
+    def worse(*a: object, **kw: object) -> dict:  # a parity failure (a negative --rtol is refused up front now)
+        return {**real(*a, **kw), "max_rel": 1.0}
+
+    monkeypatch.setattr(edge.parity, "parity", worse)
     out = tmp_path / "never"
     with pytest.raises(ExportError, match="differs from PyTorch"):
-        edge.export_card("lane", out, config="tiny", programs=["clip"], rtol=-1.0)
+        edge.export_card("lane", out, config="tiny", programs=["clip"])
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 

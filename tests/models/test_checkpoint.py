@@ -98,7 +98,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_folder_is_not_a_checkpoint(tmp_path: Path) -> None:
-    _expect_error(tmp_path, "not found")
+    _expect_error(tmp_path, "is a folder, not a checkpoint file")  # not "not found": it is there
 
 
 def test_truncated_file(ckpt_file: Path, tmp_path: Path) -> None:
@@ -192,6 +192,32 @@ def test_config_that_does_not_build(ckpt_file: Path, tmp_path: Path, bad: dict[s
     p = tmp_path / "cfg_bad.pt"
     torch.save(ck, p)
     _expect_error(p, "config")
+
+
+@pytest.mark.parametrize(("bad", "field"), [({"row_anchors": []}, "row_anchors"), ({"bogus": 1}, "bogus"),
+                                            ({"realistic_mix": "x"}, "realistic_mix"), ({"grid": 0}, "grid")])
+def test_config_checked_like_a_bundles(ckpt_file: Path, tmp_path: Path, bad: dict[str, Any], field: str) -> None:
+    """A checkpoint's config gets the checks a bundle's does, naming the file: before, an empty anchor list
+    crashed the export in torch, and an unknown key or a string mix exported a bundle `edge run` refused."""
+    ck = _raw(ckpt_file)
+    ck["config"].update(bad)
+    p = tmp_path / "cfg.pt"
+    torch.save(ck, p)
+    err = _expect_error(p, field)
+    assert "'config." in str(err) or "does not know" in str(err)
+
+
+def test_pickled_code_is_refused_in_one_clear_line(tmp_path: Path) -> None:
+    """A pickle with objects beyond tensors: refused, nothing run, no torch warning, a full sentence."""
+    import pickle
+    import warnings
+
+    p = tmp_path / "obj.pt"
+    p.write_bytes(pickle.dumps({"format": FORMAT, "obj": complex(1, 2)}, protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a torch UserWarning here would be printed above the one-line error
+        err = _expect_error(p, "refused without running any of it")
+    assert "Re-running" not in str(err)
 
 
 def test_checkpoint_for_unknown_model(ckpt_file: Path, tmp_path: Path) -> None:

@@ -339,9 +339,10 @@ def test_source_failure_keeps_results_and_reports_one_line() -> None:
             raise OSError("device unplugged")
 
     sink = ListSink()
-    with pytest.raises(EdgeError, match="breaks: OSError: device unplugged"):
+    with pytest.raises(EdgeError, match="breaks: OSError: device unplugged") as e:
         Pipeline([Breaks()], EchoTask(), [sink], policy="block").run()
     assert [r["cam"] for r in sink.records] == [0, 1, 2, 3] and sink.closed_with is True
+    assert "the 4 frame(s) before it were processed and their outputs kept" in str(e.value)  # says what stayed
 
 
 class BatchEchoTask(EchoTask):

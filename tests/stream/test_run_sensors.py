@@ -73,3 +73,12 @@ def test_lidar_spec_errors_are_one_line(tiny_bundle: Path, tmp_path: Path) -> No
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (spec, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_point_dump_of_a_camera_only_run_is_not_claimed(tiny_bundle: Path, tmp_path: Path) -> None:
+    """No point cloud arrives: no folder is left, and the summary does not list one as written."""
+    r = _cli(str(tiny_bundle), "--source", "synthetic:2", "--no-live", "--out", str(tmp_path / "o"),
+             "--dump-points", str(tmp_path / "pts"), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "points" not in summary["outputs"] and not (tmp_path / "pts").exists()

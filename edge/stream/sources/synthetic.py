@@ -25,6 +25,8 @@ from edge.stream.sources.base import Source
 #: frame sets rendered before the run up to this many bytes of sensor data or this many seconds of
 #: rendering (a long synthetic run should not wait minutes for its first frame); the rest render as read
 PRERENDER_BYTES = 512 * 2**20
+#: the largest side a synthetic frame may have (8K; a typo such as 100000x100000 would ask for 28 GB a frame)
+MAX_SIDE = 8192
 PRERENDER_S = 10.0
 
 #: (n, (h, w) or None, seed) -> n frame sets {sensor: (data, meta)}
@@ -56,8 +58,8 @@ def parse_synthetic(spec: str) -> tuple[int, tuple[int, int] | None]:
         hw = tuple(int(v) for v in parts[2].lower().split("x")) if len(parts) > 2 else None
     except ValueError:
         raise DataError(f"bad synthetic source '{spec}' (use synthetic[:FRAMES[:HxW]])") from None
-    if n < 1 or (hw is not None and (len(hw) != 2 or min(hw) < 32)):
-        raise DataError(f"bad synthetic source '{spec}' (frames >= 1, size >= 32x32)")
+    if n < 1 or (hw is not None and (len(hw) != 2 or min(hw) < 32 or max(hw) > MAX_SIDE)):
+        raise DataError(f"bad synthetic source '{spec}' (frames >= 1, size from 32x32 to {MAX_SIDE}x{MAX_SIDE})")
     return n, (hw[0], hw[1]) if hw is not None else None
 
 

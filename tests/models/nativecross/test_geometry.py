@@ -90,7 +90,8 @@ def test_rig_json_round_trip_distortion_and_bad_files(tmp_path: Path) -> None:
                      ({**rig.to_json(), "T_lidar_to_cam": np.diag([1, 1, -1, 1.0]).tolist()}, "reflection"),
                      ({**rig.to_json(), "D": ["a"]}, "'D'"), ({**rig.to_json(), "T_lidar_to_cam": [1, 2]}, "4x4"),
                      ({**rig.to_json(), "P": [[0, 0, 640, 0], [0, 810, 360, 0], [0, 0, 1, 0]]}, "fx > 0"),
-                     ({**rig.to_json(), "P": [[800, 0, 640, 44], [0, 810, 360, 0], [0, 0, 1, 0]]}, "4th column")):
+                     ({**rig.to_json(), "P": [[800, 0, 640, 44], [0, 810, 360, 0], [0, 0, 1, 0]]}, "4th column"),
+                     ({**rig.to_json(), "image_size": [True, 1242]}, "image_size")):  # a bool is no pixel count
         p.write_text(json.dumps(doc))
         with pytest.raises(DataError, match=why) as e:
             Rig.load(p)
