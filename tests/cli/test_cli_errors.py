@@ -310,3 +310,11 @@ def test_bad_parity_tolerance_refused_before_exporting(work: Path, rtol: str) ->
     r = cli(EXPORT, "lane", "--config", "tiny", "--rtol", rtol, "--out", work / "b", cwd=work)
     assert_one_line_error(r, "--rtol")
     assert listing(work) == []
+
+
+def test_bench_out_naming_a_file(good_bundle: Path, work: Path) -> None:
+    """Before: "output folder does not exist" for a file that exists."""
+    (work / "afile").write_text("x")
+    r = cli(EDGE, "bench", good_bundle, "--out", work / "afile", cwd=work)
+    assert_one_line_error(r, "afile", "is a file")
+    assert listing(work) == ["afile"]
