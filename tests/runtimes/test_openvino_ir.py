@@ -350,6 +350,7 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
     assert not list((tmp_path / "b").rglob("*.default.*")) and not list((tmp_path / "b").rglob("*.transformer.*"))
 
 
+@pytest.mark.slow  # ~25 s: a full tiny export with NNCF twice over; the gate itself is tested fast in test_gate
 def test_nncf_missing_the_budget_with_either_scheme_keeps_the_most_sensitive_nodes_in_float(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both schemes miss the budget (forced: OpenVINO scores 50 points lower on any NNCF IR that quantized
