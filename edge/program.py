@@ -273,10 +273,16 @@ def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str, 
     return mine
 
 
+#: why ``edge run`` left a gated INT8 aside (said in its summary's notes)
+INT8_NOT_CHOSEN = ("fp32, not the bundle's gated INT8: this CPU has no int8 dot-product instructions (VNNI/AMX), "
+                   "so INT8 is no faster than fp32 here; --precision int8 runs it anyway")
+
+
 def default_runtime(bundle: Any, program: str | None = None, precision: str | None = None) -> tuple[str, str, str]:
     """(backend, precision, why) ``edge run`` uses when not told: OpenVINO when it is installed and the bundle
-    was exported for it (IRs), at INT8 when that program's OpenVINO INT8 passed the export's gate; else ONNX
-    Runtime. ``precision`` given: that one, on the first of those backends that has it."""
+    was exported for it (IRs), at INT8 when that program's OpenVINO INT8 passed the export's gate and this CPU
+    has int8 dot-product instructions (without them INT8 only loses accuracy: :func:`edge.bench.machine.int8_pays`);
+    else ONNX Runtime. ``precision`` given: that one, on the first of those backends that has it."""
     from edge.runtimes import get_backend
 
     specs = bundle_programs(bundle, card_for_bundle(bundle))
@@ -290,7 +296,11 @@ def default_runtime(bundle: Any, program: str | None = None, precision: str | No
             if "openvino" in table.get(precision, {}) or not table:
                 return "openvino", precision, "OpenVINO is installed and the bundle has its IRs"
         elif "openvino" in table.get("int8", {}):
-            return "openvino", "int8", "OpenVINO is installed, the bundle has its IRs and its INT8 passed the gate"
+            from edge.bench.machine import int8_pays
+
+            if int8_pays():
+                return "openvino", "int8", "OpenVINO is installed, the bundle has its IRs and its INT8 passed the gate"
+            return "openvino", "fp32", INT8_NOT_CHOSEN
         else:
             return "openvino", "fp32", "OpenVINO is installed and the bundle has its IRs (no gated INT8)"
     why = "the bundle has no OpenVINO IRs" if not has_ir else "OpenVINO is not installed"

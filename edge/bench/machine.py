@@ -42,11 +42,20 @@ INT8_DOT = ("AMX-INT8", "AVX-512 VNNI", "AVX-VNNI", "NEON dot product")
 CPU_BACKENDS = ("onnxruntime", "openvino", "torch")
 
 
+def int8_pays(isa: list[str] | None = None) -> bool:
+    """Whether INT8 can run faster than fp32 on this CPU (``isa`` default: this machine's): it has int8
+    dot-product instructions, or its ISA is unknown (no /proc/cpuinfo: assume it may). Without them INT8
+    ran slower than fp32 on an AVX2-only Zen 1 (the shipped lane model's whole clip, OpenVINO NNCF INT8
+    0.75x its fp32) and at about its speed on a Zen 3 (1.05x)."""
+    isa = machine()["isa"] if isa is None else isa
+    return not isa or any(x in isa for x in INT8_DOT)
+
+
 def int8_note(precision: str | None, backend: str, isa: list[str]) -> str | None:
     """A one-line note when INT8 runs on a CPU backend where it cannot pay (no int8 dot-product
     instructions: measured on an AVX2-only Zen 3, OpenVINO INT8 was 1.05x its fp32 and ONNX Runtime's
     symmetric INT8 0.63x); None otherwise, and when the ISA is unknown (no /proc/cpuinfo)."""
-    if precision != "int8" or backend not in CPU_BACKENDS or not isa or any(x in isa for x in INT8_DOT):
+    if precision != "int8" or backend not in CPU_BACKENDS or int8_pays(isa):
         return None
     return ("this CPU has no int8 dot-product instructions (VNNI/AMX): INT8 runs at about fp32 speed here; "
             "edge bench times both")

@@ -93,13 +93,14 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
 
             raise DataError(f"--command: task '{getattr(task, 'name', '?')}' takes no command")
     own_task = task is None
+    why = ""
     if own_task and backend == "auto":
         if card is None:
             backend = "onnxruntime"
         else:
             from edge.program import default_runtime
 
-            backend, precision, _why = default_runtime(bundle, program, precision)
+            backend, precision, why = default_runtime(bundle, program, precision)
     if own_task:
         from edge.stream.task import task_for_bundle
 
@@ -125,11 +126,13 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         with pipe.signals(handle_signals):
             summary = pipe.run(handle_signals=handle_signals)
             from edge.bench.machine import int8_note, machine
+            from edge.program import INT8_NOT_CHOSEN
 
             note = int8_note(summary["task"].get("precision"), summary["task"].get("backend", backend),
                              machine()["isa"])
-            if note:
-                summary["notes"] = [note]
+            notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None) if n]
+            if notes:
+                summary["notes"] = notes
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
                                   # a sink that wrote nothing (a point dump of a camera-only run) made nothing
                                   if (hasattr(s, "path") or hasattr(s, "folder"))

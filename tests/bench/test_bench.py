@@ -82,6 +82,16 @@ def test_gemm_peaks_measured_before_any_runtime_int8_first(tiny_bundle: Path, mo
     assert order[:2] == ["int8_gemm_peak_gops", "gemm_peak_gflops"] and "step" not in order[:2]
 
 
+def test_int8_pays_only_with_int8_dot_products() -> None:
+    """The ISA rule edge run's default precision follows: VNNI/AMX/NEON dot product yes, AVX2 alone no,
+    an unknown ISA (no /proc/cpuinfo) yes."""
+    from edge.bench.machine import int8_pays
+
+    assert int8_pays(["AVX2", "AVX-512", "AVX-512 VNNI"]) and int8_pays(["AVX2", "AVX-VNNI"])
+    assert int8_pays(["AMX-INT8"]) and int8_pays(["NEON dot product"]) and int8_pays([])
+    assert not int8_pays(["AVX2"]) and not int8_pays(["AVX2", "AVX-512"]) and not int8_pays(["BF16"])
+
+
 def test_int8_note_only_where_int8_cannot_pay() -> None:
     """edge run says so when INT8 runs on a CPU backend of a CPU without int8 dot products; never on a VNNI
     or AMX CPU, for fp32, for TensorRT (the GPU), or when the ISA is unknown."""

@@ -174,8 +174,10 @@ def test_nncf_quantizer_fallback_keeps_the_sensitive_layer_in_float(tmp_path: Pa
     # budget 20 points of argmax agreement: all-int8 loses ~90, the first layer alone in int8 a few flips at most
     res = quantize_with_gate(gg, score, fp32_metric=100.0, max_drop=20.0, quantizer=quantizer, method="nncf")
     assert res.tries[0]["drop"] > 20.0 and res.tries[0]["excluded"] == {}
+    # ranked first by a clear margin; how clear is the CPU's: on an AVX2-only Zen 1 (int8 products summed in
+    # 16 bits there) the first layer's own int8 error is 0.25 against the second's 0.99 (4x; over 10x with VNNI)
     assert res.sensitivity[0]["node"] == lin[1] and res.sensitivity[0]["output_rel_error"] > \
-        10 * res.sensitivity[1]["output_rel_error"]
+        2 * res.sensitivity[1]["output_rel_error"]
     assert res.passed and res.chosen["excluded"] == {"m": [lin[1]]}
     assert (tmp_path / "m8.xml").is_file() and (tmp_path / "m8.bin").is_file()
     assert score({"m": str(tmp_path / "m8.xml")}) == res.chosen["metric"]

@@ -97,7 +97,7 @@ def test_corrupt_ir_is_a_bundle_error(ir_bundle: Path, tmp_path: Path) -> None:
         edge.load(bad, backend="openvino")
 
 
-def test_nncf_int8_artifact(tmp_path: Path) -> None:
+def test_nncf_int8_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--to openvino --precision int8 adds an NNCF-quantized IR, gated on the metric, loadable by name;
     --json output stays machine-readable (NNCF's progress bars do not reach stdout)."""
     import json
@@ -130,22 +130,29 @@ def test_nncf_int8_artifact(tmp_path: Path) -> None:
     rt = edge.load(b, backend="openvino", artifact="openvino-int8-nncf-full")
     feeds = lane.example_full(b.manifest["model"]["config"], 1, 0)
     assert set(rt.infer(feeds)) == {"loc", "exist"}
-    # edge run's default for a bundle exported for OpenVINO with a gated INT8: OpenVINO INT8; a precision asked
-    # for is kept
-    from edge.program import default_runtime
+    # edge run's default for a bundle exported for OpenVINO with a gated INT8: OpenVINO INT8 where the CPU has
+    # int8 dot products, else fp32 saying why; a precision asked for is kept
+    from edge.bench import machine as mach
+    from edge.program import INT8_NOT_CHOSEN, default_runtime
 
-    assert default_runtime(b)[:2] == ("openvino", "int8")
-    assert default_runtime(b, precision="fp32")[:2] == ("openvino", "fp32")
+    here = mach.machine()
+    for isa, want in ((["AVX2", "AVX-512", "AVX-512 VNNI"], "int8"), (["AVX2"], "fp32"), ([], "int8")):
+        monkeypatch.setattr(mach, "machine", lambda isa=isa: {**here, "isa": isa})
+        backend, precision, why = default_runtime(b)
+        assert (backend, precision) == ("openvino", want), isa
+        assert (why == INT8_NOT_CHOSEN) == (want == "fp32")
+        assert default_runtime(b, precision="fp32")[:2] == ("openvino", "fp32")
+        assert default_runtime(b, precision="int8")[:2] == ("openvino", "int8")
+    monkeypatch.undo()
     r = subprocess.run([sys.executable, "-m", "edge.cli.main", "run", str(out), "--source", "synthetic:3:72x128",
                         "--json", "--jsonl", str(tmp_path / "r.jsonl")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout)
     task = summary["task"]
-    assert (task["backend"], task["precision"], task["program"]) == ("openvino", "int8", "clip")
-    from edge.bench.machine import int8_note, machine
-
-    # a note only on a CPU where INT8 cannot pay (none on this AVX-512 VNNI machine)
-    assert summary.get("notes", []) == [n for n in [int8_note("int8", "openvino", machine()["isa"])] if n]
+    # this machine's own choice, in a separate process: INT8 where it pays, else fp32 and a note saying why
+    pays = mach.int8_pays()
+    assert (task["backend"], task["precision"], task["program"]) == ("openvino", "int8" if pays else "fp32", "clip")
+    assert summary.get("notes", []) == ([] if pays else [INT8_NOT_CHOSEN])
     from edge.runtimes.openvino import gated_precision, resolve_precision
 
     # its float layers: the precision the gate passed with, bf16 only where this CPU has it natively
