@@ -27,10 +27,10 @@ demo: $(VENV)/.stamp-demo
 	$(BIN)/edge run $(DEMO_OUT)/lane --source synthetic:90 --out $(DEMO_OUT)/run
 
 test: $(VENV)/.stamp-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25  # the slowest tests listed: the suite must stay fast on slow CPUs too
 
 test-slow: $(VENV)/.stamp-test
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow --durations=15
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .

@@ -178,11 +178,11 @@ def test_auto_inference_precision_is_bf16_only_where_native(tmp_path: Path, monk
     assert ovr.gated_precision({"metric": {"inference_precision": "bf16"}}) == "bf16"
 
 
-@pytest.mark.parametrize("bf16_costs", [0.0, 50.0])
+@pytest.mark.parametrize("bf16_costs", [0.0, 250.0])
 def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              bf16_costs: float) -> None:
     """On a CPU with native bf16 the NNCF IRs are gated with bf16 float layers; when that misses the budget
-    (forced: 50 points lower) they are gated again with f32 ones. The hint that passed is recorded in the
+    (forced: 250 points lower) they are gated again with f32 ones. The hint that passed is recorded in the
     gate and the artifact, edge run's load uses it ("auto": bf16 only where native) and edge bench times it
     beside the f32 form. (The bf16 score is faked from the f32 run, so no CPU here needs bf16.)"""
     pytest.importorskip("nncf")
@@ -212,7 +212,9 @@ def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, mo
     monkeypatch.setattr(ovr, "native_bf16", lambda: True)
     said: list[str] = []
     b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
-                       precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
+                       # any real drop passes (the untrained tiny model's INT8 error is the CPU's: on an AVX2-only
+                       # Zen 1 it missed a 10-point budget and the fallbacks ran); the forced bf16 cost never does
+                       precisions=["int8"], calib_size=6, eval_size=4, max_drop=100.0, progress=said.append)
     want = "f32" if bf16_costs else "bf16"
     gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
     art = b.artifact(name="openvino-int8-nncf-full")
@@ -294,7 +296,9 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
     monkeypatch.setattr(PrecisionJob, "metric", worse_on_openvino)
     said: list[str] = []
     b, rep = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
-                         precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
+                         # any real drop passes (the untrained tiny model's INT8 error is the CPU's: on an AVX2-only
+                       # Zen 1 it missed a 10-point budget and the fallbacks ran); the forced bf16 cost never does
+                       precisions=["int8"], calib_size=6, eval_size=4, max_drop=100.0, progress=said.append)
     gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
     assert gate["passed"] is False and gate["kept"] is False and gate["drop"] > 10.0 and gate["max_drop"] == 10.0
     assert not [a for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"]
