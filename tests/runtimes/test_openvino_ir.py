@@ -311,15 +311,17 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
                                                                        if r["backend"] == "openvino").items()
 
 
-def _nncf_lane_clip_passes(tmp_path: Path, calib_size: int) -> tuple[Any, list[str]]:
-    """The tiny lane clip program exported to OpenVINO INT8 (budget 10 points); its NNCF gate must pass."""
+def _nncf_lane_clip_passes(tmp_path: Path, calib_size: int, max_drop: float = 10.0) -> tuple[Any, list[str]]:
+    """The tiny lane clip program exported to OpenVINO INT8 (budget ``max_drop`` points); its NNCF gate must
+    pass."""
     from edge.export.api import export_card
 
     said: list[str] = []
     b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
-                       precisions=["int8"], calib_size=calib_size, eval_size=4, max_drop=10.0, progress=said.append)
+                       precisions=["int8"], calib_size=calib_size, eval_size=4, max_drop=max_drop,
+                       progress=said.append)
     gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
-    assert gate["passed"] is True and gate["drop"] <= 10.0
+    assert gate["passed"] is True and gate["drop"] <= max_drop
     return b, said
 
 
@@ -345,7 +347,7 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
     def worse_with_default(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime",
                            **kw: object) -> float:
         bad = backend == "openvino" and any(str(f).endswith(".default.xml") for f in files.values())
-        return real_metric(self, pname, files, backend, **kw) - (50.0 if bad else 0.0)
+        return real_metric(self, pname, files, backend, **kw) - (250.0 if bad else 0.0)
 
     monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", quantize)
     monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [2.0, 1.0])  # transformer, default
@@ -364,9 +366,10 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
 @pytest.mark.slow  # ~25 s: a full tiny export with NNCF twice over; the gate itself is tested fast in test_gate
 def test_nncf_missing_the_budget_with_either_scheme_keeps_the_most_sensitive_nodes_in_float(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both schemes miss the budget (forced: OpenVINO scores 50 points lower on any NNCF IR that quantized
-    every node): the gate's fallback ranks the nodes and the IR kept is NNCF's with the most sensitive one
-    in its ignored scope, the gate passed, the tries and ranking on the artifact."""
+    """Both schemes miss the budget (forced: OpenVINO scores 250 points lower on any NNCF IR that quantized
+    every node, and any real drop passes: the untrained tiny model's own INT8 error is the CPU's, over 10
+    points on an AVX2-only Zen 1): the gate's fallback ranks the nodes and the IR kept is NNCF's with the
+    most sensitive one in its ignored scope, the gate passed, the tries and ranking on the artifact."""
     pytest.importorskip("nncf")
     from edge.calibration import nncf_int8, precision
     from edge.calibration.precision import PrecisionJob
@@ -382,19 +385,19 @@ def test_nncf_missing_the_budget_with_either_scheme_keeps_the_most_sensitive_nod
     def worse_when_all_quantized(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime",
                                  **kw: object) -> float:
         bad = backend == "openvino" and any(ignored.get(str(f)) == [] for f in files.values())
-        return real_metric(self, pname, files, backend, **kw) - (50.0 if bad else 0.0)
+        return real_metric(self, pname, files, backend, **kw) - (250.0 if bad else 0.0)
 
     monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", quantize)
     real_nodes = nncf_int8.nncf_nodes  # ranking 3 of the graph's nodes is enough to test the wiring (and quick)
     monkeypatch.setattr(nncf_int8, "nncf_nodes", lambda src: real_nodes(src)[:3])
     monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [1.0, 2.0])  # transformer first
     monkeypatch.setattr(PrecisionJob, "metric", worse_when_all_quantized)
-    b, said = _nncf_lane_clip_passes(tmp_path, calib_size=4)
+    b, said = _nncf_lane_clip_passes(tmp_path, calib_size=4, max_drop=100.0)
     q = b.artifact(name="openvino-int8-nncf-full")["quantization"]
     fb = q["node_fallback"]
     assert q["model_type"] == "transformer" and len(q["ignored"]) == 1
     assert q["ignored"] == [fb["sensitivity"][0]["node"]] and fb["tries"][0]["excluded"] == {}
-    assert fb["tries"][0]["drop"] > 10.0 and fb["tries"][-1]["excluded"] == {"full": q["ignored"]}
+    assert fb["tries"][0]["drop"] > 100.0 and fb["tries"][-1]["excluded"] == {"full": q["ignored"]}
     assert any("looking for the nodes to keep in float" in m for m in said)
     gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
     assert gate["node_tries"] == fb["tries"] and gate["node_tries"][-1]["inference_precision"] in ("bf16", "f32")
