@@ -296,9 +296,7 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
     monkeypatch.setattr(PrecisionJob, "metric", worse_on_openvino)
     said: list[str] = []
     b, rep = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
-                         # any real drop passes (the untrained tiny model's INT8 error is the CPU's: on an AVX2-only
-                       # Zen 1 it missed a 10-point budget and the fallbacks ran); the forced bf16 cost never does
-                       precisions=["int8"], calib_size=6, eval_size=4, max_drop=100.0, progress=said.append)
+                         precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
     gate = b.manifest["programs"]["clip"]["gates"]["openvino"]["int8"]
     assert gate["passed"] is False and gate["kept"] is False and gate["drop"] > 10.0 and gate["max_drop"] == 10.0
     assert not [a for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"]
@@ -347,7 +345,7 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
     def worse_with_default(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime",
                            **kw: object) -> float:
         bad = backend == "openvino" and any(str(f).endswith(".default.xml") for f in files.values())
-        return real_metric(self, pname, files, backend, **kw) - (250.0 if bad else 0.0)
+        return real_metric(self, pname, files, backend, **kw) - (50.0 if bad else 0.0)
 
     monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", quantize)
     monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [2.0, 1.0])  # transformer, default
