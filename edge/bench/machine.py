@@ -45,7 +45,7 @@ CPU_BACKENDS = ("onnxruntime", "openvino", "torch")
 def int8_pays(isa: list[str] | None = None) -> bool:
     """Whether INT8 can run faster than fp32 on this CPU (``isa`` default: this machine's): it has int8
     dot-product instructions, or its ISA is unknown (no /proc/cpuinfo: assume it may). Without them INT8
-    ran slower than fp32 on an AVX2-only Zen 1 (the shipped lane model, OpenVINO NNCF INT8 0.68x its fp32
+    ran slower than fp32 on an AVX2-only Zen 1 (the shipped video model, OpenVINO NNCF INT8 0.68x its fp32
     on the streaming step, 0.78x on the whole clip; ONNX Runtime U8S8 0.93x / 0.81x) and at about its
     speed on a Zen 3 (1.05x)."""
     isa = machine()["isa"] if isa is None else isa
