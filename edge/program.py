@@ -281,7 +281,8 @@ INT8_NOT_CHOSEN = ("fp32, not the bundle's gated INT8: this CPU has no int8 dot-
 def default_runtime(bundle: Any, program: str | None = None, precision: str | None = None) -> tuple[str, str, str]:
     """(backend, precision, why) ``edge run`` uses when not told: OpenVINO when it is installed and the bundle
     was exported for it (IRs), at INT8 when that program's OpenVINO INT8 passed the export's gate and this CPU
-    has int8 dot-product instructions (without them INT8 only loses accuracy: :func:`edge.bench.machine.int8_pays`);
+    has int8 dot-product instructions (without them INT8 is no faster, often slower, and still loses accuracy:
+    :func:`edge.bench.machine.int8_pays`);
     else ONNX Runtime. ``precision`` given: that one, on the first of those backends that has it."""
     from edge.runtimes import get_backend
 
