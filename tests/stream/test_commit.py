@@ -193,8 +193,8 @@ def _fsize_limit(n: int) -> Any:
 
 @pytest.mark.parametrize("outputs", [("--save", "o/v.mp4"), ("--jsonl", "o/r.jsonl"), ("--out", "o")])
 def test_full_disk_is_one_line_and_keeps_nothing(lane: Path, tmp_path: Path, outputs: tuple[str, str]) -> None:
-    r = subprocess.run([*EDGE, "run", str(lane), "--source", "synthetic:200", *outputs], cwd=tmp_path, env=ENV,
-                       capture_output=True, text=True, timeout=300, preexec_fn=_fsize_limit(32 * 1024))
+    r = subprocess.run([*EDGE, "run", str(lane), "--source", "synthetic:30", *outputs], cwd=tmp_path, env=ENV,
+                       capture_output=True, text=True, timeout=300, preexec_fn=_fsize_limit(8 * 1024))
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2, r.stderr
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
