@@ -83,3 +83,21 @@ def family_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny lane bundle, for tests about lane itself and the loop machinery it exercises."""
     return _export(tmp_path_factory, "lane")
+
+
+_CLIP: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny lane bundle with its whole-clip program only (what ``edge run`` then runs), once per session.
+    Shared: a test that changes a bundle copies it first."""
+    if not _CLIP:
+        pytest.importorskip("torch")
+        pytest.importorskip("onnxruntime")
+        from edge.export.api import export_card
+
+        out = tmp_path_factory.mktemp("clip") / "tiny"
+        export_card("lane", out, config="tiny", programs=["clip"])
+        _CLIP.append(out)
+    return _CLIP[0]

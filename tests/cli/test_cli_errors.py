@@ -17,7 +17,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edge.export.api import export_card  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -47,10 +46,8 @@ def listing(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def good_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("good") / "tiny"
-    export_card("lane", out, config="tiny", programs=["clip"])
-    return out
+def good_bundle(tiny_clip_bundle: Path) -> Path:
+    return tiny_clip_bundle
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 
 from edge.bundle import Bundle  # noqa: E402
 from edge.errors import BundleError, EdgeError, SpecError  # noqa: E402
-from edge.export.api import export, export_card  # noqa: E402
+from edge.export.api import export  # noqa: E402
 from edge.runtimes import load  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,10 +33,8 @@ def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def lane_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lane") / "tiny"
-    export_card("lane", out, config="tiny", programs=["clip"])
-    return out
+def lane_bundle(tiny_clip_bundle: Path) -> Path:
+    return tiny_clip_bundle
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,12 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from edge.cli.main import _invoke, app
-from edge.export.api import export_card
 from edge.files import sha256_file
 
 
 @pytest.fixture(scope="module")
-def lane(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lane") / "tiny"
-    export_card("lane", out, config="tiny", programs=["clip"])
-    return out
+def lane(tiny_clip_bundle: Path) -> Path:
+    return tiny_clip_bundle
 
 
 def _art(m: dict[str, Any], name: str) -> dict[str, Any]:

@@ -175,13 +175,8 @@ def test_output_file_that_is_a_folder_is_refused_first(tmp_path: Path, option: s
 
 
 @pytest.fixture(scope="module")
-def lane(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch")
-    from edge.export.api import export_card
-
-    out = tmp_path_factory.mktemp("lane") / "tiny"
-    export_card("lane", out, config="tiny", programs=["clip"])
-    return out
+def lane(tiny_clip_bundle: Path) -> Path:
+    return tiny_clip_bundle
 
 
 def _fsize_limit(n: int) -> Any:

@@ -99,9 +99,8 @@ def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tm
     assert np.asarray(rec["T_lidar_to_cam"]).shape == (4, 4) and "eval" in rec  # scored against KITTI's calib
 
 
-def test_calibrate_errors_are_one_line(bundle: Path, tmp_path: Path, capsys) -> None:
-    lane = tmp_path / "lane"
-    edge.export_card("lane", lane, config="tiny", programs=["clip"])
+def test_calibrate_errors_are_one_line(bundle: Path, tmp_path: Path, capsys, tiny_clip_bundle: Path) -> None:
+    lane = tiny_clip_bundle
     cases = [
         (["calibrate", str(lane), "--source", "kitti:x", "--out", str(tmp_path / "r.json")], "does not estimate"),
         (["calibrate", str(bundle), "--source", "video.mp4", "--out", str(tmp_path / "r.json")], "--init RIG"),

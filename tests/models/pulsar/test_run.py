@@ -38,7 +38,7 @@ def _frames_in(video: Path) -> int:
 
 def test_100_simulated_frames_in_block_mode(bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    r = _cli("run", str(bundle), "--source", "waveform:sim,frames=100,azimuths=256", "--policy", "block",
+    r = _cli("run", str(bundle), "--source", "waveform:sim,frames=100,azimuths=128", "--policy", "block",
              "--out", str(out), "--dump-points", str(tmp_path / "pts"), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout)
