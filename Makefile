@@ -26,11 +26,16 @@ demo: $(VENV)/.stamp-demo
 	$(BIN)/edge-export lane --to onnx --out $(DEMO_OUT)/lane
 	$(BIN)/edge run $(DEMO_OUT)/lane --source synthetic:90 --out $(DEMO_OUT)/run
 
+# Two workers (pytest-xdist; a 2-core CI machine's both cores: most test time is single-threaded Python in
+# exporters and quantizers), idle ones stealing queued tests. The slowest tests are listed: the suite must
+# stay fast on slow CPUs too.
+XDIST := -n 2 --dist worksteal
+
 test: $(VENV)/.stamp-test
-	$(BIN)/python -m pytest -q --durations=25  # the slowest tests listed: the suite must stay fast on slow CPUs too
+	$(BIN)/python -m pytest -q $(XDIST) --durations=25
 
 test-slow: $(VENV)/.stamp-test
-	$(BIN)/python -m pytest -q -m slow --durations=15
+	$(BIN)/python -m pytest -q $(XDIST) -m slow --durations=15
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .

@@ -306,7 +306,6 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             _gate_record(w, pname, "onnxruntime", prec, {"metric": metric, "fp32": fp32, "drop": drop,
                                                          "max_drop": job.budget(fp32)})
             rows.append(_row(w, job, pname, prec, files, metric, drop, worst))
-    shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)
     report["precisions"] = rows
 
 
@@ -394,7 +393,9 @@ def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
     breaks on opset >= 21 graphs (our plugin lowering is opset 23), so those sessions must run without
     it and their int8 Convs stay fp32 behind DequantizeLinear: measured 52 ms vs 32 ms on a 5-stage
     CNN + attention video model. An opset-23 source is therefore re-exported in ``decomposed`` form
-    (opset 20) for INT8.
+    (opset 20) for INT8, once per export: the symmetric form and ONNX Runtime's own both quantize it (the
+    second export of a tiny video model took 12 of an INT8 export's 50 s on a Zen 1 core pair).
+    :func:`drop_int8_sources` removes them when the INT8 forms are written.
     """
     import onnx
 
@@ -406,9 +407,16 @@ def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
     from edge.ops.attention import export_mode
 
     path = w.path_for(f".int8-src/{gj.stem}.decomposed.onnx")  # inside the temp bundle; removed after
+    if path.is_file():
+        return str(path), "decomposed"
     with export_mode("decomposed"):
         export_onnx(gj.module, gj.example, gj.io, path, opset=20)
     return str(path), "decomposed"
+
+
+def drop_int8_sources(w: Any) -> None:
+    """The re-exported INT8 sources (:func:`_int8_source`) out of the bundle being written: not part of it."""
+    shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)
 
 
 def _all_or_none(job: PrecisionJob, results: list[dict[str, Any]], files: list[Any], what: str,
@@ -764,7 +772,6 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             passed = card.metric.drop(fp32, metric) <= job.budget(fp32)
         results.append({"program": pname, "files": mine, "metric": metric, "fp32": fp32,
                         "drop": card.metric.drop(fp32, metric), "max_drop": job.budget(fp32), "passed": passed})
-    shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)  # re-exported sources: not part of the bundle
     failed = _all_or_none(job, results, [Path(f) for f in files.values()],
                           f"onnxruntime int8 ({ORT_INT8_ACTIVATIONS})", "ONNX Runtime runs the symmetric int8 graphs")
     if failed or not files:

@@ -443,6 +443,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         add_ort_int8,
         add_precisions,
         check_request,
+        drop_int8_sources,
         parse_max_drop,
     )
 
@@ -462,15 +463,18 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         require("openvino")
 
     def extra(w: Any, report: dict[str, Any]) -> None:
-        add_precisions(w, report, job)
-        if "openvino" in targets:
-            from edge.export.openvino_ir import add_openvino
+        try:
+            add_precisions(w, report, job)
+            if "openvino" in targets:
+                from edge.export.openvino_ir import add_openvino
 
-            add_openvino(w, report, jobs, rtol=rtol)
-            if "int8" in job.precisions:
-                add_nncf_int8(w, report, job)
-        if "int8" in job.precisions:  # after the IRs: this form is ONNX Runtime's alone
-            add_ort_int8(w, report, job)
+                add_openvino(w, report, jobs, rtol=rtol)
+                if "int8" in job.precisions:
+                    add_nncf_int8(w, report, job)
+            if "int8" in job.precisions:  # after the IRs: this form is ONNX Runtime's alone
+                add_ort_int8(w, report, job)
+        finally:
+            drop_int8_sources(w)
 
     bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
                             torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra, targets=targets)
