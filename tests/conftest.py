@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,18 +60,37 @@ def real_data() -> Path:
 _BUNDLES: dict[str, Path] = {}
 
 
+def _shared(tmp_path_factory: pytest.TempPathFactory, key: str, name: str, build: Callable[[Path], object]) -> Path:
+    """A bundle ``build(out)`` writes once per test run. Under pytest-xdist the workers share it (the first to
+    ask builds it under a file lock while the others wait): each exporting the same tiny bundles took both
+    cores ~20 s a bundle on a Zen 1. Shared, so a test that changes a bundle copies it first. The bundle
+    (folder ``name``) is alone in its parent folder, as an export leaves it."""
+    if key not in _BUNDLES:
+        from filelock import FileLock
+
+        base = tmp_path_factory.getbasetemp()
+        root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-bundles"
+        root.mkdir(parents=True, exist_ok=True)
+        out = root / key / name
+        with FileLock(str(root / f"{key}.lock")):
+            if not (out / "manifest.json").is_file():
+                build(out)  # an export writes the folder whole or not at all
+        _BUNDLES[key] = out
+    return _BUNDLES[key]
+
+
 def _export(tmp_path_factory: pytest.TempPathFactory, family: str) -> Path:
-    """A tiny bundle of ``family`` (its test config, every program, dynamic batch), once per session."""
-    if family not in _BUNDLES:
-        pytest.importorskip("torch")
-        pytest.importorskip("onnxruntime")
+    """A tiny bundle of ``family`` (its test config, every program, dynamic batch), once per run."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+
+    def build(out: Path) -> None:
         from edge.export.api import export_card
         from edge.models import get_card
 
-        out = tmp_path_factory.mktemp("bundles") / f"{family}_tiny"
         export_card(family, out, config=get_card(family).test_config, dynamic_batch=True)
-        _BUNDLES[family] = out
-    return _BUNDLES[family]
+
+    return _shared(tmp_path_factory, family, f"{family}_tiny", build)
 
 
 @pytest.fixture(scope="session", params=FAMILIES)
@@ -85,19 +105,15 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _export(tmp_path_factory, "lane")
 
 
-_CLIP: list[Path] = []
-
-
 @pytest.fixture(scope="session")
 def tiny_clip_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny lane bundle with its whole-clip program only (what ``edge run`` then runs), once per session.
-    Shared: a test that changes a bundle copies it first."""
-    if not _CLIP:
-        pytest.importorskip("torch")
-        pytest.importorskip("onnxruntime")
+    """The tiny lane bundle with its whole-clip program only (what ``edge run`` then runs), once per run."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+
+    def build(out: Path) -> None:
         from edge.export.api import export_card
 
-        out = tmp_path_factory.mktemp("clip") / "tiny"
         export_card("lane", out, config="tiny", programs=["clip"])
-        _CLIP.append(out)
-    return _CLIP[0]
+
+    return _shared(tmp_path_factory, "clip", "tiny", build)

@@ -21,12 +21,19 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*EXPORT, *args], capture_output=True, text=True, timeout=600)
 
 
-def test_fp16_and_int8_artifacts(tmp_path: Path) -> None:
-    out = tmp_path / "b"
+@pytest.fixture(scope="module")
+def fp16_int8(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One CLI export of every precision (read by the tests below, not changed): its folder and --json report."""
+    out = tmp_path_factory.mktemp("prec") / "b"
     r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "fp32,fp16,int8", "--calib-size", "6",
              "--eval-size", "6", "--max-drop", "100", "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
-    rows = {row["precision"]: row for row in json.loads(r.stdout)["precisions"]}
+    return out, json.loads(r.stdout)
+
+
+def test_fp16_and_int8_artifacts(fp16_int8: tuple[Path, dict]) -> None:
+    out, rep = fp16_int8
+    rows = {row["precision"]: row for row in rep["precisions"]}
     assert set(rows) == {"fp32", "fp16", "int8", "int8-u8s8"} and {row["program"] for row in rows.values()} == {"clip"}
     b = edge.Bundle.load(out)
     arts = {a.get("precision"): a for a in b.artifacts if a["format"] == "onnx" and not a.get("preferred_by")}
@@ -40,7 +47,7 @@ def test_fp16_and_int8_artifacts(tmp_path: Path) -> None:
         assert set(out_) == {"loc", "exist"}
 
 
-def test_onnxruntime_gets_its_own_int8_form_and_tensorrt_the_symmetric_one(tmp_path: Path) -> None:
+def test_onnxruntime_gets_its_own_int8_form_and_tensorrt_the_symmetric_one(fp16_int8: tuple[Path, dict]) -> None:
     """Beside the symmetric QDQ graph (every backend; TensorRT needs zero points of 0) the export writes ONNX
     Runtime's fast form, U8S8 on the convolutions only, gated on the program like every INT8 artifact,
     preferred by ONNX Runtime and never chosen by TensorRT or OpenVINO."""
@@ -49,11 +56,7 @@ def test_onnxruntime_gets_its_own_int8_form_and_tensorrt_the_symmetric_one(tmp_p
 
     from edge.runtimes.trt_engine import onnx_for
 
-    out = tmp_path / "b"
-    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int8", "--calib-size", "4",
-             "--eval-size", "4", "--max-drop", "100", "--out", str(out))
-    assert r.returncode == 0, r.stderr[-2000:]
-    b = edge.Bundle.load(out)
+    b = edge.Bundle.load(fp16_int8[0])
     u8 = b.artifact(name="onnx-int8-u8s8-full")
     q = u8["quantization"]
     assert u8["preferred_by"] == ["onnxruntime"] and q["activations"] == "u8s8" and q["symmetric"] is False

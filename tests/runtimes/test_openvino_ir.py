@@ -429,7 +429,7 @@ def test_nncf_kept_only_when_every_program_sharing_a_graph_passes(tmp_path: Path
         return real(self, pname, files, backend, **kw) - (500.0 if bad else 0.0)
 
     monkeypatch.setattr(PrecisionJob, "metric", worse)
-    _rank_few_nodes(monkeypatch)  # the forced miss sends "full" through the node fallback, which misses too
+    _rank_few_nodes(monkeypatch, 0)  # the forced miss sends "full" to the node fallback: no node to try
     b, _ = export_card("pulsar", tmp_path / "b", config="tiny", targets=("onnx", "openvino"), precisions=["int8"],
                        calib_size=2, eval_size=2, max_drop=100.0)
     assert not [a for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"]
