@@ -85,8 +85,8 @@ def test_gate_failure_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 
     assert get_card("lane").metric.bounds == (0.0, 100.0)
     out = tmp_path / "b"
-    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int8", "--calib-size", "4",
-             "--eval-size", "4", "--max-drop", "-101", "--out", str(out))
+    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int8", "--calib-size", "2",
+             "--eval-size", "2", "--max-drop", "-101", "--out", str(out))
     assert r.returncode == 2, r.stderr[-2000:]
     assert "no int8 artifact written" in r.stderr and "Traceback" not in r.stderr
     assert "misses the --max-drop -101 budget in every try" in r.stderr

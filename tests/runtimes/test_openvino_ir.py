@@ -294,7 +294,7 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
         return real(self, pname, files, backend, **kw) - (50.0 if backend == "openvino" else 0.0)
 
     monkeypatch.setattr(PrecisionJob, "metric", worse_on_openvino)
-    _rank_few_nodes(monkeypatch)  # the forced miss sends it through the node fallback, which misses too
+    _rank_few_nodes(monkeypatch, 0)  # the forced miss sends it to the node fallback: no node to try
     said: list[str] = []
     b, rep = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], targets=("onnx", "openvino"),
                          precisions=["int8"], calib_size=6, eval_size=4, max_drop=10.0, progress=said.append)
@@ -310,7 +310,7 @@ def test_nncf_over_budget_is_not_kept_and_openvino_runs_the_gated_qdq(tmp_path: 
                                                                        if r["backend"] == "openvino").items()
 
 
-def _rank_few_nodes(monkeypatch: pytest.MonkeyPatch, n: int = 2) -> None:
+def _rank_few_nodes(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """The gate's node fallback ranks only the first ``n`` nodes NNCF quantized: a test that forces a miss
     exercises the fallback's wiring, and ranking every node (one NNCF run each) took ~2 min of a tiny graph on
     a Zen 1 core pair. The ranking itself is tested fast in tests/calibration/test_gate.py."""
