@@ -162,8 +162,21 @@ def test_onnxruntime_form_over_budget_is_not_kept(tmp_path: Path, monkeypatch: p
         return real(graphs, score, **kw)
 
     monkeypatch.setattr(gate, "quantize_with_gate", refuse_u8s8)
+    from edge.export import onnx_export
+    from edge.ops.attention import get_export_mode
+
+    modes: list[str] = []
+    real_export = onnx_export.export_onnx
+
+    def counted(*a, **kw):  # type: ignore[no-untyped-def]
+        modes.append(get_export_mode())
+        return real_export(*a, **kw)
+
+    monkeypatch.setattr(onnx_export, "export_onnx", counted)
     b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "int8"],
                        calib_size=3, eval_size=4, max_drop=100.0)
+    if b.manifest["attention"]["mode"] == "plugin":  # an opset-23 graph: INT8 quantizes a decomposed re-export
+        assert modes.count("decomposed") == 1, modes  # once for both INT8 forms, not once per form
     assert not [a for a in b.artifacts if "u8s8" in a["name"]]
     assert not list((tmp_path / "b").glob("*u8s8*")) and not (tmp_path / "b" / ".int8-src").exists()
     prog = b.manifest["programs"]["clip"]
