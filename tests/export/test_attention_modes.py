@@ -147,6 +147,49 @@ def test_plugin_graph_is_one_checked_node(tmp_path: Path) -> None:
     assert all(o.domain in ("", "ai.onnx") for o in lowered.opset_import)
 
 
+class Mha(torch.nn.Module):
+    """Heads split by view + transpose and merged back, as models write it; ``leak``: the split q is also
+    returned (so its Transpose must stay)."""
+
+    def __init__(self, heads: int, qk_norm: bool = False, leak: bool = False) -> None:
+        super().__init__()
+        self.h, self.qk_norm, self.leak = heads, qk_norm, leak
+
+    def forward(self, x, mem, mask=None):  # type: ignore[no-untyped-def]
+        b, s, e = x.shape
+        q = x.view(b, s, self.h, e // self.h).transpose(1, 2)
+        k = (mem * 0.5).view(b, mem.shape[1], self.h, e // self.h).transpose(1, 2)
+        v = mem.view(b, mem.shape[1], self.h, e // self.h).transpose(1, 2)
+        y = attention(q, k, v, mask=mask, qk_norm=self.qk_norm).transpose(1, 2).reshape(b, s, e) + 1.0
+        return (y, q * 2.0) if self.leak else y
+
+
+@pytest.mark.parametrize("kind", ["plain", "qk_norm", "mask", "leak"])
+def test_ort_lowering_drops_head_transposes(tmp_path: Path, kind: str) -> None:
+    """The ONNX Runtime lowering feeds the un-transposed [B, S, H, D] tensors to 3-D Attention (no head
+    Transposes left unless something else reads them) and stays equal to PyTorch."""
+    x, mem = _rand(2, 5, 12), _rand(2, 7, 12, seed=1)
+    feeds: dict[str, np.ndarray] = {"x": x, "mem": mem}
+    if kind == "mask":
+        mask = np.random.default_rng(5).random((1, 1, 5, 7)) > 0.4
+        mask[..., 0] = True
+        feeds["mask"] = mask
+    module = Mha(3, qk_norm=kind == "qk_norm", leak=kind == "leak")
+    names = ["y", "q"] if kind == "leak" else ["y"]
+    b = edge.export(module, feeds, tmp_path / kind, attention="plugin", output_names=names)
+    lowered = onnx.load(str(b.path / "model.ort.onnx"))
+    att = [n for n in lowered.graph.node if n.op_type == "Attention"]
+    assert len(att) == 1
+    assert {a.name: onnx.helper.get_attribute_value(a) for a in att[0].attribute}["q_num_heads"] == 3
+    transposes = sum(n.op_type == "Transpose" for n in lowered.graph.node)
+    assert transposes == (1 if kind == "leak" else 0)  # the returned q's swap is kept, nothing else
+    got = edge.load(b.path, backend="onnxruntime").infer(feeds)
+    with torch.no_grad():
+        want = module(*(torch.from_numpy(feeds[n]) for n in feeds))
+    for name, w in zip(names, want if kind == "leak" else [want], strict=True):
+        assert _rel(got[name], w.numpy()) < 1e-5, name
+
+
 def test_onnx_mode_uses_standard_attention(tmp_path: Path) -> None:
     b, _, _ = _export_and_run(tmp_path, Attn(), CASES["self_odd"][0], "onnx")
     model = onnx.load(str(b.path / "model.onnx"))

@@ -4,6 +4,13 @@ ORT >= 1.23 runs ``Attention`` natively on CPU; a Python-callback custom op meas
 the whole model, so the lowering is a graph rewrite done once (at export, cached in the bundle).
 QK-norm becomes an explicit RMS normalization (Mul, ReduceMean, Add, Sqrt, Div) in front of it.
 The default-domain opset is raised to 23: the ops that changed between 20 and 23 only gained types.
+
+Models split heads as ``x.view(B, S, H, D).transpose(1, 2)`` before attention and merge them back after
+it, so each EdgeAttention sits between Transposes (perm 0,2,1,3). Where all three inputs come from such
+Transposes, the lowering feeds their [B, S, H, D] sources, merged to [B, S, H*D], to the 3-D form of
+``Attention`` (``q_num_heads`` / ``kv_num_heads``) and drops the Transposes: ORT's kernel splits the heads
+itself, and the four copies per attention go (the same arithmetic; measured on the lane family's temporal
+head, three 384-token attentions: see README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -24,8 +31,35 @@ def _attr(node: Any, name: str, default: Any) -> Any:
     return default
 
 
-def lower_edge_attention(model: Any) -> Any:
-    """Return a copy of ``model`` with every EdgeAttention node replaced by standard ops."""
+_HEAD_SWAP = [0, 2, 1, 3]  # [B, S, H, D] <-> [B, H, S, D]
+
+
+def _head_split_sources(node: Any, producer: dict[str, Any]) -> list[str] | None:
+    """The [B, S, H, D] tensors whose head-swapping Transposes make ``node``'s q, k, v; None unless all three do."""
+    sources = []
+    for name in node.input[:3]:
+        t = producer.get(name)
+        if t is None or t.op_type != "Transpose" or list(_attr(t, "perm", [])) != _HEAD_SWAP:
+            return None
+        sources.append(t.input[0])
+    return sources
+
+
+def _drop_dead_transposes(g: Any) -> None:
+    """Remove Transposes whose output nothing reads any more (the head swaps the 3-D form made idle)."""
+    while True:
+        read = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if n.op_type == "Transpose" and n.output[0] not in read]
+        if not dead:
+            return
+        keep = [n for n in g.node if all(n is not d for d in dead)]
+        del g.node[:]
+        g.node.extend(keep)
+
+
+def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> Any:
+    """Return a copy of ``model`` with every EdgeAttention node replaced by standard ops
+    (``fold_head_transposes=False``: always the 4-D form, for comparison)."""
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper
@@ -33,11 +67,21 @@ def lower_edge_attention(model: Any) -> Any:
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph
+    producer = {o: n for n in g.node for o in n.output}
+    readers: dict[str, list[Any]] = {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    graph_outputs = {o.name for o in g.output}
     new_nodes = []
     count = 0
     eps_name, axes_name = "edge_rms_eps", "edge_rms_axes"
-    need_rms = False
+    merge_name, split_name = "edge_merge_heads", "edge_split_heads"
+    need_rms = need_merge = False
+    renamed: dict[str, str] = {}  # a head-merging Transpose's output -> the 3-D attention's reshaped output
     for node in g.node:
+        if node.op_type == "Transpose" and node.output[0] in renamed:
+            continue  # replaced by the Reshape written with its attention
         if node.domain != PLUGIN_DOMAIN or node.op_type != PLUGIN_OP:
             new_nodes.append(node)
             continue
@@ -45,6 +89,10 @@ def lower_edge_attention(model: Any) -> Any:
         tag = f"edge_attn{count}"
         q, k, v = node.input[0], node.input[1], node.input[2]
         mask = node.input[3] if len(node.input) > 3 and node.input[3] else None
+        heads = int(_attr(node, "num_heads", 0))
+        sources = _head_split_sources(node, producer) if heads > 0 and fold_head_transposes else None
+        if sources is not None:
+            q, k, v = sources  # [B, S, H, D]: RMS over D is the same on either layout
         if int(_attr(node, "qk_norm", 0)):
             need_rms = True
             normed = []
@@ -59,16 +107,44 @@ def lower_edge_attention(model: Any) -> Any:
                 ]
                 normed.append(f"{p}_n")
             q, k = normed
-        inputs = [q, k, v] + ([mask] if mask else [])
-        new_nodes.append(helper.make_node("Attention", inputs, [node.output[0]], name=node.name or tag,
-                                          scale=float(_attr(node, "scale", 1.0))))
+        scale = float(_attr(node, "scale", 1.0))
+        if sources is None:
+            inputs = [q, k, v] + ([mask] if mask else [])
+            new_nodes.append(helper.make_node("Attention", inputs, [node.output[0]], name=node.name or tag,
+                                              scale=scale))
+            continue
+        need_merge = True
+        merged = []
+        for name, x in (("q", q), ("k", k), ("v", v)):
+            new_nodes.append(helper.make_node("Reshape", [x, merge_name], [f"{tag}_{name}3"], name=f"{tag}_{name}3"))
+            merged.append(f"{tag}_{name}3")
+        inputs = merged + ([mask] if mask else [])
+        new_nodes.append(helper.make_node("Attention", inputs, [f"{tag}_y3"], name=node.name or tag, scale=scale,
+                                          q_num_heads=heads, kv_num_heads=heads))
+        out = node.output[0]
+        after = readers.get(out, [])
+        if (len(after) == 1 and out not in graph_outputs and after[0].op_type == "Transpose"
+                and list(_attr(after[0], "perm", [])) == _HEAD_SWAP):
+            # [B, S, H*D] -> [B, S, H, Dv]: what the Transpose that merged the heads back produced
+            renamed[after[0].output[0]] = f"{tag}_y3"
+            new_nodes.append(helper.make_node("Reshape", [f"{tag}_y3", f"{split_name}{heads}"],
+                                              [after[0].output[0]], name=f"{tag}_y4"))
+        else:
+            new_nodes += [helper.make_node("Reshape", [f"{tag}_y3", f"{split_name}{heads}"], [f"{tag}_y4"],
+                                           name=f"{tag}_y4"),
+                          helper.make_node("Transpose", [f"{tag}_y4"], [out], name=f"{tag}_bhsd", perm=_HEAD_SWAP)]
     if count == 0:
         return m
     del g.node[:]
     g.node.extend(new_nodes)
+    _drop_dead_transposes(g)
     if need_rms:
         g.initializer.extend([numpy_helper.from_array(np.array(RMS_EPS, np.float32), eps_name),
                               numpy_helper.from_array(np.array([-1], np.int64), axes_name)])
+    if need_merge:
+        g.initializer.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64), merge_name))
+        for h in sorted({int(_attr(n, "q_num_heads", 0)) for n in g.node if n.op_type == "Attention"} - {0}):
+            g.initializer.append(numpy_helper.from_array(np.array([0, 0, h, -1], np.int64), f"{split_name}{h}"))
     kept = [o for o in m.opset_import if o.domain not in (PLUGIN_DOMAIN,)]
     del m.opset_import[:]
     m.opset_import.extend(kept)
