@@ -171,7 +171,7 @@ class Pipeline:
                 sink.open()
                 opened_sinks.append(sink)
             self._prepare_engines()
-            self.stats.t0 = time.perf_counter()  # the rate counts from the loop's start, not the devices' opening
+            self.stats.start()  # the rate and CPU time count from the loop's start, not the devices' opening
         except BaseException:
             for src in opened_src:
                 src.close()
@@ -310,6 +310,9 @@ class Pipeline:
             t.join(0.5)  # daemon threads: a source stuck in a device read is left behind, not waited for
         monitor.join(2.0)
         for t in self._threads:
+            if t.cpu_s is not None:
+                self.stats.thread_cpu(t.name, t.cpu_s)
+        for t in self._threads:
             if t.error is not None and not isinstance(t.error, SystemExit):
                 e = t.error
                 self._errors.append(str(e) if isinstance(e, EdgeError) else
@@ -324,6 +327,7 @@ class Pipeline:
             log.debug("stage failed", exc_info=True)  # the user gets one line; the traceback is for -v logs
             self.abort(f"{threading.current_thread().name} failed: {type(e).__name__}: {first_line(e)}")
         finally:
+            self.stats.thread_cpu(threading.current_thread().name, time.thread_time())
             nxt = {"preprocess": "_q_infer", "infer": "_q_post"}.get(threading.current_thread().name)
             if nxt:
                 getattr(self, nxt).close()

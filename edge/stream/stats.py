@@ -92,7 +92,20 @@ class Stats:
         self.sources: dict[str, dict[str, Any]] = {}
         self.rss_mb: list[tuple[float, float]] = []  # (seconds since start, RSS MB), sampled by the monitor
         self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
+        self.threads_cpu_s: dict[str, float] = {}  # the loop's own threads' CPU time, by thread name
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """The loop starts now: wall time and this process's CPU time count from here, not from the opening
+        of the devices and engines."""
+        self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
+
+    def thread_cpu(self, name: str, seconds: float) -> None:
+        """A loop thread's CPU time when it ended (threads of one name add up)."""
+        with self._lock:
+            self.threads_cpu_s[name] = self.threads_cpu_s.get(name, 0.0) + seconds
 
     def count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -138,6 +151,7 @@ class Stats:
             "queues": {k: d.summary() for k, d in self.depths.items()},
             "counters": self._counters_sorted(),
             "sources": self.sources,
+            "cpu": cpu_use(time.process_time() - self.cpu0, wall, self.e2e.count, dict(self.threads_cpu_s)),
         }
         if self.rss_mb:
             first, last = self.rss_mb[0][1], self.rss_mb[-1][1]
@@ -149,6 +163,23 @@ class Stats:
                 out["rss_mb"].update({"after_warmup": warm, "growth_after_warmup_pct":
                                       round(100.0 * (last - warm) / warm, 2)})
         return out
+
+
+def cpu_use(cpu_s: float, wall_s: float, frames: int, threads: dict[str, float] | None = None) -> dict[str, Any]:
+    """This process's CPU time over the loop (every thread: sources, stages, the runtime's own pool), per
+    frame and as cores kept busy; with ``threads`` (the loop threads' own CPU seconds) also per frame by
+    thread, ``rest`` being the threads the loop did not start (a runtime's worker pool, the main thread).
+    Why: whether a loop keeps its rate while other work shares the cores (a car's computer) depends on its
+    CPU time per frame, not its latency; at 25 fps beside one busy core of two, a frame's CPU time must fit
+    in what is left of the cores, however well the stages overlap, and the split says where to cut."""
+    out: dict[str, Any] = {"seconds": round(cpu_s, 3),
+                           "ms_per_frame": round(1e3 * cpu_s / frames, 2) if frames else None,
+                           "cores": round(cpu_s / wall_s, 2) if wall_s > 0 else None}
+    if threads and frames:
+        split = {k: round(1e3 * v / frames, 2) for k, v in sorted(threads.items())}
+        split["rest"] = round(max(0.0, 1e3 * (cpu_s - sum(threads.values())) / frames), 2)
+        out["by_thread_ms_per_frame"] = split
+    return out
 
 
 def rss_mb() -> float | None:

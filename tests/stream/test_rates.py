@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from edge.cli.run_cmd import _rates, _waiting
+from edge.cli.run_cmd import _cpu, _rates, _waiting
 from edge.data.frame import Frame
 from edge.stream.pipeline import Pipeline
 from edge.stream.sources import MemorySource, SyntheticSource
@@ -101,3 +101,37 @@ def test_max_frames_bounds_what_is_rendered_ahead(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(SyntheticSource, "open", spy)
     s = run(None, "synthetic:500", task=EchoTask(), max_frames=3, handle_signals=False)
     assert seen == [3] and s["frames"] == 3 and s["sources"]["synthetic:500"]["prerendered"] == 3
+
+
+class Burn(EchoTask):
+    """Inference that keeps a core busy for ``cpu_s`` of this thread's CPU time (``sleep``: waits instead)."""
+
+    def __init__(self, cpu_s: float, sleep: bool = False) -> None:
+        super().__init__(delay=cpu_s if sleep else 0.0)
+        self.cpu_s, self.sleep = cpu_s, sleep
+
+    def infer(self, x: Frame) -> int:
+        if not self.sleep:
+            end = time.thread_time() + self.cpu_s
+            while time.thread_time() < end:
+                pass
+        return super().infer(x)
+
+
+def test_the_summary_counts_the_loop_cpu_time_per_frame() -> None:
+    """CPU per frame is what the loop's threads used, not how long frames took: 30 ms of computing per
+    frame shows as at least 30 ms, 30 ms of waiting as far less (all in thread CPU time, so a loaded
+    machine does not change either side)."""
+    busy = Pipeline([MemorySource([np.zeros((8, 8, 3), np.uint8)], count=8)], Burn(0.03), [], policy="block").run()
+    idle = Pipeline([MemorySource([np.zeros((8, 8, 3), np.uint8)], count=8)], Burn(0.03, sleep=True), [],
+                    policy="block").run()
+    assert busy["frames"] == idle["frames"] == 8
+    assert busy["cpu"]["ms_per_frame"] >= 30.0 and busy["cpu"]["seconds"] >= 0.24
+    assert idle["cpu"]["ms_per_frame"] < 15.0
+    split = busy["cpu"]["by_thread_ms_per_frame"]
+    assert split["infer"] >= 30.0 and split["infer"] > 5 * split["preprocess"]  # where the burning happened
+    assert {"source:camera", "postprocess", "rest"} <= set(split)
+    assert busy["cpu"]["cores"] > 0 and busy["cpu"]["cores"] == pytest.approx(busy["cpu"]["seconds"] / busy["wall_s"],
+                                                                             rel=0.05)
+    assert _cpu(busy) == f", CPU {busy['cpu']['ms_per_frame']:.1f} ms/frame ({busy['cpu']['cores']:.2f} cores)"
+    assert _cpu({"cpu": {"seconds": 0.0, "ms_per_frame": None, "cores": None}}) == ""

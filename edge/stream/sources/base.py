@@ -112,6 +112,7 @@ class SourceThread(threading.Thread):
         self.error: BaseException | None = None
         self.finished = threading.Event()
         self.on_exit = on_exit
+        self.cpu_s: float | None = None  # this thread's CPU time when it ended (decoding, parsing)
 
     def run(self) -> None:
         try:
@@ -156,6 +157,7 @@ class SourceThread(threading.Thread):
             except Exception as e:  # a failing close must still end the stream below, or the loop hangs
                 log.warning("%s: close failed (%s)", self.source.spec, e)
             finally:
+                self.cpu_s = time.thread_time()
                 self.finished.set()
                 if self.on_exit is not None:
                     self.on_exit()
