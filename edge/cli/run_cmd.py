@@ -96,6 +96,13 @@ def _waiting(summary: dict[str, Any]) -> str:
     return f" ({w:.1f} of it queued{why})"
 
 
+def _cpu(summary: dict[str, Any]) -> str:
+    cpu = summary.get("cpu") or {}
+    if cpu.get("ms_per_frame") is None or cpu.get("cores") is None:
+        return ""
+    return f", CPU {cpu['ms_per_frame']:.1f} ms/frame ({cpu['cores']:.2f} cores)"
+
+
 def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, console: Any) -> dict[str, Any]:
     if summary["frames"] == 0:
         reasons = summary.get("skip_reasons") or {}
@@ -112,7 +119,7 @@ def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, 
     prec = f" {task['precision']}" if task.get("precision", "fp32") != "fp32" else ""
     console.print(f"{summary['frames']} frames on {backend}{prec} ({summary['policy']}, {summary['fps']:.1f} fps"
                   f"{_rates(summary)}): end-to-end p50 {e2e['p50_ms']:.1f} / p99 {e2e['p99_ms']:.1f} ms"
-                  f"{_waiting(summary)}, infer p50 {inf['p50_ms']:.1f} ms, {drops} dropped{score}"
+                  f"{_waiting(summary)}, infer p50 {inf['p50_ms']:.1f} ms, {drops} dropped{score}{_cpu(summary)}"
                   f"{' (interrupted)' if summary['interrupted'] else ''}", highlight=False)
     for reason, n in (summary.get("skip_reasons") or {}).items():
         console.print(f"skipped {n} frame set(s): {reason}", highlight=False)
