@@ -105,10 +105,19 @@ def readable_frames(path: str | os.PathLike[str], expected: int) -> int:
         cap.release()
 
 
-def draw_points(img: np.ndarray, uv: np.ndarray, rng: np.ndarray, max_range: float = 60.0) -> np.ndarray:
-    """Draw projected LiDAR points in place, coloured by range (near red -> far blue, JET colormap)."""
+def jet(level: np.ndarray) -> np.ndarray:
+    """uint8 levels -> [N, 3] BGR colours of OpenCV's JET map. Empty in, empty out: ``cv2.applyColorMap``
+    returns None for an empty array, which crashed a drawing whenever no point landed in the picture."""
     import cv2
 
+    level = np.asarray(level, np.uint8).reshape(-1, 1)
+    if level.size == 0:
+        return np.zeros((0, 3), np.uint8)
+    return cv2.applyColorMap(level, cv2.COLORMAP_JET).reshape(-1, 3)
+
+
+def draw_points(img: np.ndarray, uv: np.ndarray, rng: np.ndarray, max_range: float = 60.0) -> np.ndarray:
+    """Draw projected LiDAR points in place, coloured by range (near red -> far blue, JET colormap)."""
     if len(uv) == 0:
         return img
     h, w = img.shape[:2]
@@ -116,7 +125,7 @@ def draw_points(img: np.ndarray, uv: np.ndarray, rng: np.ndarray, max_range: flo
     keep = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
     p, r = p[keep], np.asarray(rng)[keep]
     level = np.clip(255 - r / max_range * 255, 0, 255).astype(np.uint8)
-    colors = cv2.applyColorMap(level.reshape(-1, 1), cv2.COLORMAP_JET).reshape(-1, 3)
+    colors = jet(level)
     img[p[:, 1], p[:, 0]] = colors
     if w >= 640:  # one pixel is hard to see on a large frame: thicken to 2x2
         p2 = np.minimum(p + 1, [w - 1, h - 1])

@@ -253,6 +253,8 @@ def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]
     refined one (coloured by range)."""
     import cv2
 
+    from edge.stream.overlay import jet
+
     img = camera_image(frames["camera"].data, _rig(frames)).copy()
     xyz = _xyz(frames["lidar"].data)
     if len(xyz) > 30000:
@@ -269,7 +271,7 @@ def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]
         uv = uv[inside]
         if coloured:
             hue = np.clip(rng_m[ok][inside] / 50.0 * 255, 0, 255).astype(np.uint8)
-            col = cv2.applyColorMap(hue.reshape(-1, 1), cv2.COLORMAP_JET).reshape(-1, 3)
+            col = jet(hue)
         else:
             col = np.full((len(uv), 3), 150, np.uint8)
         for du, dv in ((0, 0), (1, 0), (0, 1), (1, 1)):  # 2x2 dots, vectorised (no per-point calls)

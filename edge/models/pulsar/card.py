@@ -183,6 +183,8 @@ def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]
     """Bird's-eye view, before (undefended) | after, 60 m around the sensor, the jammed sector shaded."""
     import cv2
 
+    from edge.stream.overlay import jet
+
     size, span = 480, 60.0
     panels = []
     az = payload["layout"].azimuth_deg()
@@ -200,7 +202,7 @@ def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]
             v = (c - p["x"] / span * c).astype(np.int64)
             ok = (u >= 0) & (u < size) & (v >= 0) & (v < size)
             hue = np.clip((p["z"][ok] + 2.0) / 4.0 * 255, 0, 255).astype(np.uint8)
-            img[v[ok], u[ok]] = cv2.applyColorMap(hue.reshape(-1, 1), cv2.COLORMAP_JET).reshape(-1, 3)
+            img[v[ok], u[ok]] = jet(hue)
         cv2.circle(img, (c, c), 3, (255, 255, 255), -1)
         cv2.putText(img, f"{title}: {len(p)} pts", (8, size - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (230, 230, 230), 1)
         panels.append(img)
