@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,8 +91,13 @@ def _repeat(bundle: Path, video: Path, cfg: tuple[str, str, str], work: Path, bu
     bad = [r for r in runs if "error" in r]
     if bad:
         return bad[0]
-    out: dict[str, Any] = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
-    out["dropped"] = round(out["dropped"])
+    keys = sorted({k for r in runs for k in r})
+    out: dict[str, Any] = {}
+    for k in keys:  # a figure some runs lack (or have as None: no frame done) is the median of the others
+        vals = [r[k] for r in runs if r.get(k) is not None]
+        out[k] = float(np.median(vals)) if vals else None
+    out["dropped"] = int(statistics.median_low([r["dropped"] for r in runs]))  # a run's count, even n too
+    out["dropped_pct"] = 100.0 * out["dropped"] / FRAMES
     out["dropped_runs"] = [r["dropped"] for r in runs]
     return out
 

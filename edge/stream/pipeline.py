@@ -309,6 +309,7 @@ class Pipeline:
         for t in self._threads:
             t.join(0.5)  # daemon threads: a source stuck in a device read is left behind, not waited for
         monitor.join(2.0)
+        self.stats.stop()
         for t in self._threads:
             if t.cpu_s is not None:
                 self.stats.thread_cpu(t.name, t.cpu_s)

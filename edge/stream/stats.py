@@ -93,6 +93,7 @@ class Stats:
         self.rss_mb: list[tuple[float, float]] = []  # (seconds since start, RSS MB), sampled by the monitor
         self.t0 = time.perf_counter()
         self.cpu0 = time.process_time()
+        self._cpu_end: tuple[float, float] | None = None  # (wall, CPU) when the loop's threads ended
         self.threads_cpu_s: dict[str, float] = {}  # the loop's own threads' CPU time, by thread name
         self._lock = threading.Lock()
 
@@ -101,6 +102,12 @@ class Stats:
         of the devices and engines."""
         self.t0 = time.perf_counter()
         self.cpu0 = time.process_time()
+        self._cpu_end = None
+
+    def stop(self) -> None:
+        """The loop's threads have ended: CPU time counts up to here (committing the outputs afterwards, e.g.
+        reading a saved video back, is not the loop's work)."""
+        self._cpu_end = (time.perf_counter(), time.process_time())
 
     def thread_cpu(self, name: str, seconds: float) -> None:
         """A loop thread's CPU time when it ended (threads of one name add up)."""
@@ -142,6 +149,7 @@ class Stats:
 
     def summary(self) -> dict[str, Any]:
         wall = time.perf_counter() - self.t0
+        wall_end, cpu_end = self._cpu_end or (time.perf_counter(), time.process_time())
         out: dict[str, Any] = {
             "frames": self.e2e.count, "wall_s": round(wall, 3),
             "fps": round(self.e2e.count / wall, 2) if wall > 0 else 0.0,
@@ -151,7 +159,7 @@ class Stats:
             "queues": {k: d.summary() for k, d in self.depths.items()},
             "counters": self._counters_sorted(),
             "sources": self.sources,
-            "cpu": cpu_use(time.process_time() - self.cpu0, wall, self.e2e.count, dict(self.threads_cpu_s)),
+            "cpu": cpu_use(cpu_end - self.cpu0, wall_end - self.t0, self.e2e.count, dict(self.threads_cpu_s)),
         }
         if self.rss_mb:
             first, last = self.rss_mb[0][1], self.rss_mb[-1][1]

@@ -148,20 +148,23 @@ def test_plugin_graph_is_one_checked_node(tmp_path: Path) -> None:
 
 
 class Mha(torch.nn.Module):
-    """Heads split by view + transpose and merged back, as models write it; ``leak``: the split q is also
-    returned (so its Transpose must stay)."""
+    """Heads split by view + transpose and merged back, as models write it. ``leak``: the split q and the
+    attention's own [B, H, S, D] output are returned too (so q's Transpose stays, and the output is made
+    4-D again); ``kv_heads``: K and V with that many heads (1: broadcast over the query's heads)."""
 
-    def __init__(self, heads: int, qk_norm: bool = False, leak: bool = False) -> None:
+    def __init__(self, heads: int, qk_norm: bool = False, leak: bool = False, kv_heads: int | None = None) -> None:
         super().__init__()
-        self.h, self.qk_norm, self.leak = heads, qk_norm, leak
+        self.h, self.qk_norm, self.leak, self.kv = heads, qk_norm, leak, kv_heads or heads
 
     def forward(self, x, mem, mask=None):  # type: ignore[no-untyped-def]
         b, s, e = x.shape
-        q = x.view(b, s, self.h, e // self.h).transpose(1, 2)
-        k = (mem * 0.5).view(b, mem.shape[1], self.h, e // self.h).transpose(1, 2)
-        v = mem.view(b, mem.shape[1], self.h, e // self.h).transpose(1, 2)
-        y = attention(q, k, v, mask=mask, qk_norm=self.qk_norm).transpose(1, 2).reshape(b, s, e) + 1.0
-        return (y, q * 2.0) if self.leak else y
+        d = e // self.h
+        q = x.view(b, s, self.h, d).transpose(1, 2)
+        k = (mem[..., :self.kv * d] * 0.5).reshape(b, mem.shape[1], self.kv, d).transpose(1, 2)
+        v = mem[..., :self.kv * d].reshape(b, mem.shape[1], self.kv, d).transpose(1, 2)
+        a = attention(q, k, v, mask=mask, qk_norm=self.qk_norm)
+        y = a.transpose(1, 2).reshape(b, s, e) + 1.0
+        return (y, q * 2.0, a) if self.leak else y
 
 
 @pytest.mark.parametrize("kind", ["qk_norm_mask", "leak"])
@@ -176,19 +179,52 @@ def test_ort_lowering_drops_head_transposes(tmp_path: Path, kind: str) -> None:
         mask[..., 0] = True
         feeds["mask"] = mask
     module = Mha(3, qk_norm=kind == "qk_norm_mask", leak=kind == "leak")
-    names = ["y", "q"] if kind == "leak" else ["y"]
+    names = ["y", "q", "a"] if kind == "leak" else ["y"]
     b = edge.export(module, feeds, tmp_path / kind, attention="plugin", output_names=names)
     lowered = onnx.load(str(b.path / "model.ort.onnx"))
     att = [n for n in lowered.graph.node if n.op_type == "Attention"]
     assert len(att) == 1
-    assert {a.name: onnx.helper.get_attribute_value(a) for a in att[0].attribute}["q_num_heads"] == 3
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in att[0].attribute}
     transposes = sum(n.op_type == "Transpose" for n in lowered.graph.node)
-    assert transposes == (1 if kind == "leak" else 0)  # the returned q's swap is kept, nothing else
+    # leak: q's swap stays for its other reader; the output, also read as [B, H, S, D], is swapped back to it
+    # (and the model's own merge Transpose reads that)
+    assert attrs["q_num_heads"] == 3 and transposes == (3 if kind == "leak" else 0)
     got = edge.load(b.path, backend="onnxruntime").infer(feeds)
     with torch.no_grad():
         want = module(*(torch.from_numpy(feeds[n]) for n in feeds))
     for name, w in zip(names, want if kind == "leak" else [want], strict=True):
         assert _rel(got[name], w.numpy()) < 1e-5, name
+
+
+def test_ort_lowering_keeps_4d_for_broadcast_kv_heads() -> None:
+    """K/V of one head broadcast over the query's heads in the 4-D form; the 3-D form would read them as H
+    heads, so a graph whose K/V sources have fewer heads than the node keeps its Transposes (hand-made graph:
+    torch writes no Transpose for a one-head swap)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from edge.runtimes.plugins.ort_lowering import lower_edge_attention
+
+    register_schemas()
+    heads, d = 3, 4
+    swaps = [helper.make_node("Transpose", [n], [f"{n}_t"], perm=[0, 2, 1, 3]) for n in ("q", "k", "v")]
+    att = helper.make_node("EdgeAttention", ["q_t", "k_t", "v_t"], ["a"], domain="edge.ai", num_heads=heads,
+                           scale=0.5)
+    merge = helper.make_node("Transpose", ["a"], ["y"], perm=[0, 2, 1, 3])
+    ins = [helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 5, heads, d])] + [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 7, 1, d]) for n in ("k", "v")]
+    g = helper.make_graph([*swaps, att, merge], "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("edge.ai", 1)])
+    lowered = lower_edge_attention(model)
+    assert sum(n.op_type == "Transpose" for n in lowered.graph.node) == 4
+    feeds = {"q": _rand(1, 5, heads, d), "k": _rand(1, 7, 1, d, seed=1), "v": _rand(1, 7, 1, d, seed=2)}
+    got = ort.InferenceSession(lowered.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    sw = {k: v.transpose(0, 2, 1, 3) for k, v in feeds.items()}
+    want = attention_numpy(sw["q"], sw["k"], sw["v"], scale=0.5).transpose(0, 2, 1, 3)
+    assert _rel(got, want) < 1e-5
+    for i, n in ((1, "k"), (2, "v")):
+        model.graph.input[i].CopyFrom(helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 7, heads, d]))
+    assert sum(n.op_type == "Transpose" for n in lower_edge_attention(model).graph.node) == 0  # H heads: folded
 
 
 def test_onnx_mode_uses_standard_attention(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from edge.stream.overlay import draw_points, jet
 
 
-def test_jet_colours_levels_and_takes_none() -> None:
+def test_jet_colours_levels_and_an_empty_array() -> None:
     cols = jet(np.array([0, 128, 255], np.uint8))
     assert cols.shape == (3, 3) and cols.dtype == np.uint8
     assert cols[0, 0] > cols[0, 2] and cols[2, 2] > cols[2, 0]  # BGR: level 0 is blue, 255 red

@@ -127,11 +127,12 @@ def test_the_summary_counts_the_loop_cpu_time_per_frame() -> None:
                     policy="block").run()
     assert busy["frames"] == idle["frames"] == 8
     assert busy["cpu"]["ms_per_frame"] >= 30.0 and busy["cpu"]["seconds"] >= 0.24
-    assert idle["cpu"]["ms_per_frame"] < 15.0
+    idle_loop = sum(v for k, v in idle["cpu"]["by_thread_ms_per_frame"].items() if k != "rest")
+    assert idle_loop < 15.0  # the loop's own threads (the process may hold other tests' threads)
     split = busy["cpu"]["by_thread_ms_per_frame"]
     assert split["infer"] >= 30.0 and split["infer"] > 5 * split["preprocess"]  # where the burning happened
     assert {"source:camera", "postprocess", "rest"} <= set(split)
-    assert busy["cpu"]["cores"] > 0 and busy["cpu"]["cores"] == pytest.approx(busy["cpu"]["seconds"] / busy["wall_s"],
-                                                                             rel=0.05)
+    # cores = CPU / wall, and the wall took at least the 8 x 30 ms of burning
+    assert 0 < busy["cpu"]["cores"] <= busy["cpu"]["seconds"] / (8 * 0.03) + 0.01
     assert _cpu(busy) == f", CPU {busy['cpu']['ms_per_frame']:.1f} ms/frame ({busy['cpu']['cores']:.2f} cores)"
     assert _cpu({"cpu": {"seconds": 0.0, "ms_per_frame": None, "cores": None}}) == ""

@@ -34,15 +34,47 @@ def _attr(node: Any, name: str, default: Any) -> Any:
 _HEAD_SWAP = [0, 2, 1, 3]  # [B, S, H, D] <-> [B, H, S, D]
 
 
-def _head_split_sources(node: Any, producer: dict[str, Any]) -> list[str] | None:
-    """The [B, S, H, D] tensors whose head-swapping Transposes make ``node``'s q, k, v; None unless all three do."""
+def _head_split_sources(node: Any, producer: dict[str, Any], dims: dict[str, list[int]]) -> list[str] | None:
+    """The [B, S, H, D] tensors whose head-swapping Transposes make ``node``'s q, k, v; None unless all three do
+    and each has the node's H heads, known statically (K/V with fewer heads broadcast in the 4-D form; the 3-D
+    form would read them as H heads)."""
+    heads = int(_attr(node, "num_heads", 0))
     sources = []
     for name in node.input[:3]:
         t = producer.get(name)
         if t is None or t.op_type != "Transpose" or list(_attr(t, "perm", [])) != _HEAD_SWAP:
             return None
+        shape = dims.get(t.input[0])
+        if heads <= 0 or shape is None or len(shape) != 4 or shape[2] != heads:
+            return None
         sources.append(t.input[0])
     return sources
+
+
+def _static_dims(model: Any) -> dict[str, list[int]]:
+    """Tensor name -> its dims (0 where unknown) after ONNX shape inference (our node's schema registered)."""
+    import onnx
+
+    from edge.ops.onnx_schema import register_schemas
+
+    register_schemas()
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # no shapes, no folding: the 4-D form is always right
+        return {}
+    out = {}
+    for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            out[vi.name] = [d.dim_value if d.HasField("dim_value") else 0 for d in t.shape.dim]
+    return out
+
+
+def _has_subgraphs(g: Any) -> bool:
+    """Whether any node carries a graph (If/Loop/Scan): their bodies read outer tensors by name."""
+    from onnx import AttributeProto
+
+    return any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for n in g.node for a in n.attribute)
 
 
 def _drop_dead_transposes(g: Any) -> None:
@@ -73,6 +105,8 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
         for i in n.input:
             readers.setdefault(i, []).append(n)
     graph_outputs = {o.name for o in g.output}
+    fold = fold_head_transposes and not _has_subgraphs(g)
+    dims = _static_dims(m) if fold and any(n.op_type == PLUGIN_OP for n in g.node) else {}
     new_nodes = []
     count = 0
     eps_name, axes_name = "edge_rms_eps", "edge_rms_axes"
@@ -90,7 +124,7 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
         q, k, v = node.input[0], node.input[1], node.input[2]
         mask = node.input[3] if len(node.input) > 3 and node.input[3] else None
         heads = int(_attr(node, "num_heads", 0))
-        sources = _head_split_sources(node, producer) if heads > 0 and fold_head_transposes else None
+        sources = _head_split_sources(node, producer, dims) if fold else None
         if sources is not None:
             q, k, v = sources  # [B, S, H, D]: RMS over D is the same on either layout
         if int(_attr(node, "qk_norm", 0)):
@@ -137,7 +171,8 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
         return m
     del g.node[:]
     g.node.extend(new_nodes)
-    _drop_dead_transposes(g)
+    if fold:
+        _drop_dead_transposes(g)
     if need_rms:
         g.initializer.extend([numpy_helper.from_array(np.array(RMS_EPS, np.float32), eps_name),
                               numpy_helper.from_array(np.array([-1], np.int64), axes_name)])
