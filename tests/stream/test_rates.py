@@ -136,3 +136,17 @@ def test_the_summary_counts_the_loop_cpu_time_per_frame() -> None:
     assert 0 < busy["cpu"]["cores"] <= busy["cpu"]["seconds"] / (8 * 0.03) + 0.01
     assert _cpu(busy) == f", CPU {busy['cpu']['ms_per_frame']:.1f} ms/frame ({busy['cpu']['cores']:.2f} cores)"
     assert _cpu({"cpu": {"seconds": 0.0, "ms_per_frame": None, "cores": None}}) == ""
+
+
+def test_the_live_line_shows_the_cores_in_use() -> None:
+    import re
+
+    from edge.stream.stats import Stats
+
+    st = Stats()
+    st.start()
+    end = time.thread_time() + 0.05
+    while time.thread_time() < end:
+        pass
+    m = re.search(r"CPU (\d+\.\d+) cores$", st.line())
+    assert m and float(m.group(1)) > 0
