@@ -143,8 +143,7 @@ class Stats:
             counters = dict(self.counters)
         drops = sum(v for k, v in counters.items() if k.startswith("dropped"))
         depth = " ".join(f"{k}={d.max}" for k, d in self.depths.items())
-        wall = time.perf_counter() - self.t0
-        cores = (time.process_time() - self.cpu0) / wall if wall > 0 else 0.0
+        cores = cpu_use(time.process_time() - self.cpu0, time.perf_counter() - self.t0, 0)["cores"] or 0.0
         return (f"{e2e.get('count', 0)} frames  {e2e.get('fps', 0):.1f} fps  e2e p50 {e2e.get('p50_ms', 0):.1f} / "
                 f"p99 {e2e.get('p99_ms', 0):.1f} ms  infer p50 {inf.get('p50_ms', 0):.1f} ms  drops {drops}  "
                 f"depth max {depth}  CPU {cores:.2f} cores")

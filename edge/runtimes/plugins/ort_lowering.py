@@ -111,10 +111,11 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
     count = 0
     eps_name, axes_name = "edge_rms_eps", "edge_rms_axes"
     merge_name, split_name = "edge_merge_heads", "edge_split_heads"
-    need_rms = need_merge = False
-    renamed: dict[str, str] = {}  # a head-merging Transpose's output -> the 3-D attention's reshaped output
+    need_rms = False
+    split_heads: set[int] = set()  # head counts of the 3-D attentions written (one split shape each)
+    replaced: set[str] = set()  # outputs of head-merging Transposes now written by a 3-D attention's Reshape
     for node in g.node:
-        if node.op_type == "Transpose" and node.output[0] in renamed:
+        if node.op_type == "Transpose" and node.output[0] in replaced:
             continue  # replaced by the Reshape written with its attention
         if node.domain != PLUGIN_DOMAIN or node.op_type != PLUGIN_OP:
             new_nodes.append(node)
@@ -147,7 +148,7 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
             new_nodes.append(helper.make_node("Attention", inputs, [node.output[0]], name=node.name or tag,
                                               scale=scale))
             continue
-        need_merge = True
+        split_heads.add(heads)
         merged = []
         for name, x in (("q", q), ("k", k), ("v", v)):
             new_nodes.append(helper.make_node("Reshape", [x, merge_name], [f"{tag}_{name}3"], name=f"{tag}_{name}3"))
@@ -160,7 +161,7 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
         if (len(after) == 1 and out not in graph_outputs and after[0].op_type == "Transpose"
                 and list(_attr(after[0], "perm", [])) == _HEAD_SWAP):
             # [B, S, H*D] -> [B, S, H, Dv]: what the Transpose that merged the heads back produced
-            renamed[after[0].output[0]] = f"{tag}_y3"
+            replaced.add(after[0].output[0])
             new_nodes.append(helper.make_node("Reshape", [f"{tag}_y3", f"{split_name}{heads}"],
                                               [after[0].output[0]], name=f"{tag}_y4"))
         else:
@@ -176,9 +177,9 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
     if need_rms:
         g.initializer.extend([numpy_helper.from_array(np.array(RMS_EPS, np.float32), eps_name),
                               numpy_helper.from_array(np.array([-1], np.int64), axes_name)])
-    if need_merge:
+    if split_heads:
         g.initializer.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64), merge_name))
-        for h in sorted({int(_attr(n, "q_num_heads", 0)) for n in g.node if n.op_type == "Attention"} - {0}):
+        for h in sorted(split_heads):
             g.initializer.append(numpy_helper.from_array(np.array([0, 0, h, -1], np.int64), f"{split_name}{h}"))
     kept = [o for o in m.opset_import if o.domain not in (PLUGIN_DOMAIN,)]
     del m.opset_import[:]
