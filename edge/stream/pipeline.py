@@ -107,10 +107,22 @@ class Pipeline:
     DRAIN_GRACE_S = 1.0
     _stop_since = float("inf")
 
+    _stop_asked = False
+    _abort_asked = False
+    _runner: int | None = None  # the thread running the loop while it runs
+
     def stop(self) -> None:
-        """Graceful stop: sources end, queued frames are processed, sinks commit. Thread- and signal-safe."""
+        """Graceful stop: sources end, queued frames are processed, sinks commit. Thread- and signal-safe.
+
+        Signal-safe because a signal handler runs in the main thread between any two bytecodes, also while
+        that thread is inside its own ``Event.set()``, whose Condition's Lock is not reentrant: taking it
+        again there hung ``edge run`` for good, further signals included. Called on the thread running the
+        loop, this only notes the stop; the loop's join (every 0.1 s) acts on it (:meth:`_take_noted_stops`).
+        """
         self._stop_since = min(self._stop_since, time.monotonic())
-        self._stop.set()
+        self._stop_asked = True
+        if threading.get_ident() != self._runner:
+            self._stop.set()
 
     _stage_failed = False
 
@@ -119,9 +131,10 @@ class Pipeline:
         if reason:
             self._errors.append(reason)
             self._stage_failed = True
-        self._stop_since = min(self._stop_since, time.monotonic())
-        self._stop.set()
-        self._abort.set()
+        self._abort_asked = True
+        self.stop()
+        if threading.get_ident() != self._runner:  # on the loop's thread: noted, see stop()
+            self._abort.set()
 
     @property
     def stopping(self) -> bool:
@@ -251,14 +264,23 @@ class Pipeline:
         old: dict[int, Any] = {}
 
         def handler(signum: int, _frame: Any) -> None:
-            if self._stop.is_set():  # second signal: stop at once (sinks still commit what they have)
-                self._abort.set()
+            # no lock taken here (see stop()): flags that the loop's thread acts on
             self._interrupted = True
-            self.stop()
+            if self._stop_asked or self._stop.is_set():  # second signal: stop at once (sinks still commit)
+                self.abort()
+            else:
+                self.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             old[sig] = signal.signal(sig, handler)
         return old
+
+    def _take_noted_stops(self) -> None:
+        """On the loop's own thread: act on the stops noted there (a signal handler's, a stop() call's)."""
+        if self._stop_asked and not self._stop.is_set():
+            self._stop.set()  # a signal landing inside this set() only notes again: no lock taken twice
+        if self._abort_asked and not self._abort.is_set():
+            self._abort.set()
 
     @staticmethod
     def _restore_signals(old: dict[int, Any]) -> None:
@@ -293,6 +315,7 @@ class Pipeline:
         stages = [threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
                   for name, fn in (("preprocess", self._pre_loop), ("infer", self._infer_loop),
                                    ("postprocess", self._post_loop))]
+        self._runner = threading.get_ident()  # until _stop is set below, stop() here only notes (see stop())
         for t in self._threads:
             t.start()
         for t in stages:
@@ -301,9 +324,11 @@ class Pipeline:
         monitor = threading.Thread(target=self._monitor, args=(done,), name="monitor", daemon=True)
         monitor.start()
         while stages[-1].is_alive():
+            self._take_noted_stops()
             stages[-1].join(0.1)  # short joins keep the main thread responsive to signals
         done.set()
         self._stop.set()
+        self._runner = None
         for t in stages:
             t.join(5.0)
         for t in self._threads:
