@@ -44,30 +44,39 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
         jsonl = jsonl or out / f"{results_name(bundle)}.jsonl"
         stats = stats or out / "summary.json"
     console = Console(stderr=True)
-    summary = run(bundle, source, lidar=lidar, rig=rig, save=save, jsonl=jsonl, stats=stats, policy=policy,
-                  backend=backend, precision=precision, program=program, realtime=realtime, max_frames=max_frames,
-                  threads=threads, display=display, dump_points=dump_points, udp=udp, sync_ms=sync_ms,
-                  live=sys.stderr.isatty() if live is None else live, command=command, preprocess=preprocess)
-    with _signals_ignored():  # the outputs are committed: a late Ctrl-C must not turn that into exit 130
+    # once the outputs are committed a late Ctrl-C/SIGTERM must not turn that into exit 130 (or a kill):
+    # the run's own handlers are swapped straight for SIG_IGN, which stays until the process is gone
+    with _caller_signals_back() as after:
+        summary = run(bundle, source, lidar=lidar, rig=rig, save=save, jsonl=jsonl, stats=stats, policy=policy,
+                      backend=backend, precision=precision, program=program, realtime=realtime,
+                      max_frames=max_frames, threads=threads, display=display, dump_points=dump_points, udp=udp,
+                      sync_ms=sync_ms, live=sys.stderr.isatty() if live is None else live, command=command,
+                      preprocess=preprocess, signals_after=after)
         return _report(summary, source, summary["task"].get("backend", backend), json_out, console)
 
 
 @contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
+def _caller_signals_back() -> Iterator[Any]:
+    """Yield the handler the run leaves once committed (SIG_IGN on the main thread); afterwards the
+    caller's handlers come back, except in the ``edge`` process itself after a committed run (its exit
+    must stay quiet: Python restores the default handlers during finalisation)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield None
         return
     from edge.cli.process import is_entry
 
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    done = False
     try:
-        yield
+        yield signal.SIG_IGN
+        done = True
     finally:
-        for s, h in old.items() if not is_entry() else ():
-            signal.signal(s, h)
+        for s, h in old.items() if not (done and is_entry()) else ():
+            if h is not None:  # None: a handler not installed from Python, which cannot be put back
+                signal.signal(s, h)
 
 
 def _rates(summary: dict[str, Any]) -> str:

@@ -35,7 +35,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         threads: int = 0, display: bool = False, dump_points: str | os.PathLike[str] | None = None,
         udp: str | None = None, sync_ms: float = 50.0, stall_s: float | None = None, live: bool = False,
         handle_signals: bool = True, task: Any = None, sinks: list[Any] | None = None,
-        command: str | None = None, preprocess: str = "auto") -> dict[str, Any]:
+        command: str | None = None, preprocess: str = "auto", signals_after: Any = None) -> dict[str, Any]:
     """Run ``bundle`` over ``source`` (and ``lidar``) until the sources end, a signal, or ``max_frames``.
 
     Returns the stats summary (also written to ``stats`` when given). ``precision`` (fp32, fp16, int8)
@@ -48,6 +48,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     (:func:`edge.program.image_fronts`: camera frames resized and normalised inside the engine where that
     pays). ``backend`` ``auto``: :func:`edge.program.default_runtime` (OpenVINO, at INT8 when gated, for a
     bundle exported for it; else ONNX Runtime), and the precision with it when none is given.
+    ``signals_after``: the SIGINT/SIGTERM handler left once the outputs are committed (``signal.SIG_IGN``:
+    what ``edge run`` does, so a late Ctrl-C cannot turn a committed run into exit 130); None: the
+    caller's handlers come back.
     """
     from edge.stream.pipeline import Pipeline
     from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
@@ -123,7 +126,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                         stall_s=stall_s, live=live, max_frames=max_frames, caption=caption)
         # the handlers stay until the summary is on disk too: a signal while the outputs commit is noted
         # (the run is already ending), never a reason to leave them half-written
-        with pipe.signals(handle_signals):
+        with pipe.signals(handle_signals, then=signals_after):
             summary = pipe.run(handle_signals=handle_signals)
             from edge.bench.machine import int8_note, machine
             from edge.program import INT8_NOT_CHOSEN

@@ -109,6 +109,7 @@ class Pipeline:
 
     _stop_asked = False
     _abort_asked = False
+    _signals_seen = 0
     _runner: int | None = None  # the thread running the loop while it runs
 
     def stop(self) -> None:
@@ -154,11 +155,13 @@ class Pipeline:
             return self._run()
 
     @contextlib.contextmanager
-    def signals(self, enabled: bool = True) -> Iterator[None]:
+    def signals(self, enabled: bool = True, *, then: Any = None) -> Iterator[None]:
         """SIGINT/SIGTERM -> graceful stop (a second one: stop now) for as long as the block runs.
 
         Outside the main thread (where Python cannot install handlers) this does nothing. Nested use
         keeps the outermost handlers: they must not be restored while outputs are still committing.
+        ``then``: the handler both signals get when the block ends (e.g. ``signal.SIG_IGN``), in place of
+        the ones found: swapped straight from ours, so no signal meets the default handler in between.
         """
         if not enabled or self._signals_held or threading.current_thread() is not threading.main_thread():
             yield
@@ -169,7 +172,7 @@ class Pipeline:
             yield
         finally:
             self._signals_held = False
-            self._restore_signals(old)
+            self._restore_signals(old if then is None else dict.fromkeys(old, then))
 
     _signals_held = False
 
@@ -266,9 +269,10 @@ class Pipeline:
         def handler(signum: int, _frame: Any) -> None:
             # no lock taken here (see stop()): flags that the loop's thread acts on
             self._interrupted = True
-            if self._stop_asked or self._stop.is_set():  # second signal: stop at once (sinks still commit)
+            self._signals_seen += 1
+            if self._signals_seen > 1:  # second signal: stop at once (sinks still commit what they have)
                 self.abort()
-            else:
+            else:  # the first is graceful, also while the loop already drains (after --max-frames)
                 self.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -323,14 +327,24 @@ class Pipeline:
         done = threading.Event()
         monitor = threading.Thread(target=self._monitor, args=(done,), name="monitor", daemon=True)
         monitor.start()
-        while stages[-1].is_alive():
-            self._take_noted_stops()
-            stages[-1].join(0.1)  # short joins keep the main thread responsive to signals
+        try:
+            gave_up = not self._wait_for_stages(stages)
+        except BaseException:
+            # a KeyboardInterrupt out of the join where no handlers of ours are installed (run(handle_signals=
+            # False)): every stage stops before the sinks are discarded under a live writer and the caller
+            # closes the model under a running inference
+            done.set()
+            self._stop.set()
+            self._abort.set()
+            self._runner = None
+            for t in stages:
+                t.join(self.ABORT_GRACE_S)
+            raise
         done.set()
         self._stop.set()
         self._runner = None
         for t in stages:
-            t.join(5.0)
+            t.join(0.0 if gave_up else 5.0)
         for t in self._threads:
             t.join(0.5)  # daemon threads: a source stuck in a device read is left behind, not waited for
         monitor.join(2.0)
@@ -343,6 +357,28 @@ class Pipeline:
                 e = t.error
                 self._errors.append(str(e) if isinstance(e, EdgeError) else
                                     f"{t.source.spec}: {type(e).__name__}: {first_line(e)}")
+
+    #: after an abort (a second signal, a stage error), how long the loop waits for its stages to end: a sink,
+    #: display or model call that never returns must not leave a process that only SIGKILL ends
+    ABORT_GRACE_S = 5.0
+
+    def _wait_for_stages(self, stages: list[threading.Thread]) -> bool:
+        """Join the last stage in short steps (the main thread stays responsive to signals and acts on the
+        stops noted); False when, after an abort, a stage did not end within ``ABORT_GRACE_S`` (the run then
+        fails and keeps nothing)."""
+        aborted_at: float | None = None
+        while stages[-1].is_alive():
+            self._take_noted_stops()
+            if self._abort.is_set():
+                aborted_at = time.monotonic() if aborted_at is None else aborted_at
+                if time.monotonic() - aborted_at > self.ABORT_GRACE_S:
+                    stuck = ", ".join(t.name for t in stages if t.is_alive())
+                    self._stage_failed = True
+                    self._errors.append(f"{stuck} did not stop within {self.ABORT_GRACE_S:g} s of the abort (a sink, "
+                                        "display or model call that does not return); nothing was kept")
+                    return False
+            stages[-1].join(0.1)
+        return True
 
     def _guard(self, fn: Any) -> None:
         try:
@@ -490,7 +526,10 @@ class Pipeline:
                 deadline = time.monotonic() + 1.25 * self._infer_s * (self.POST_BATCH - 1)
                 while len(batch) < self.POST_BATCH and not self._abort.is_set():
                     left = deadline - time.monotonic() if wait else 0.0
-                    nxt = self._q_post.get(timeout=left) if left > 0 else self._q_post.get_nowait()
+                    # in steps of at most 0.1 s: an abort is noticed as promptly as in _items
+                    nxt = self._q_post.get(timeout=min(left, 0.1)) if left > 0 else self._q_post.get_nowait()
+                    if nxt is EMPTY and left > 0.1:
+                        continue
                     if nxt is EMPTY or nxt is CLOSED:
                         break
                     batch.append(nxt)

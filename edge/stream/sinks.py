@@ -129,6 +129,7 @@ class JsonlSink(Sink):
             return
         f, self._f = self._f, None
         commit = commit and self.lines > 0
+        kept = False  # set only once renamed: any exception before (KeyboardInterrupt too) removes the partial
         try:
             try:
                 if commit:
@@ -138,11 +139,11 @@ class JsonlSink(Sink):
                 f.close()
             if commit:
                 os.replace(self.tmp, self.path)
+                kept = True
         except OSError as e:
-            commit = False
             raise DataError(f"{self.path}: cannot write ({e.strerror}); nothing was kept") from None
         finally:
-            if not commit:
+            if not kept:
                 self.tmp.unlink(missing_ok=True)
                 remove_made(self._made)
 
