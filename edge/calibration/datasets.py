@@ -239,7 +239,8 @@ def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | No
         raise DataError(f"{p}: '{scalar[0]}' is a scalar, not [samples, ...]")
     n = {h.shape[0] for h in heads.values()}
     if len(n) != 1:
-        raise DataError(f"{p}: arrays have different sample counts {sorted(n)}")
+        shapes = ", ".join(f"'{k}' {list(h.shape)}" for k, h in heads.items())
+        raise DataError(f"{p}: arrays have different sample counts {sorted(n)} ({shapes})")
     total = n.pop()
     # one step: [samples, *step shape without batch]; a sequence: [samples, steps, *...]
     seq = ref is not None and all(len(heads[k].shape) == r.ndim + 1 for k, r in ref.items())
@@ -250,6 +251,11 @@ def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | No
             if h.dtype != r.dtype or tuple(got) != tuple(r.shape[1:]):
                 raise DataError(f"{p}: '{k}' is {h.dtype} {list(h.shape)}, the model takes {r.dtype} "
                                 f"[samples{', steps' if seq else ''}, {', '.join(map(str, r.shape[1:]))}]")
+    if seq and len({heads[k].shape[1] for k in heads}) != 1:
+        # steps_of takes the step count of one array: a shorter one was an IndexError, a longer one cut short
+        shapes = ", ".join(f"'{k}' {list(h.shape)}" for k, h in heads.items())
+        raise DataError(f"{p}: sequence arrays have different numbers of steps ({shapes}); every array needs "
+                        "the same [samples, steps, ...]")
     idx = _split(list(range(total)), role)
     if len(idx) < size:
         raise DataError(f"{p}: {len(idx)} samples available for {role} (half of {total}), asked for {size}")

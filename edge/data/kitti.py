@@ -9,6 +9,7 @@ y, z, reflectance) before anything is read. Every problem is a one-line DataErro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,12 @@ def read_labels(path: str | Path) -> list[KittiObject]:
             v = [float(x) for x in f[1:15]]
         except ValueError:
             raise DataError(f"{p}:{n}: non-numeric KITTI label field") from None
+        # float() accepts nan / inf / 1e999; KITTI marks unknowns with -1 / -10 / -1000, never those
+        bad = next((i for i, x in enumerate(v, 1) if not math.isfinite(x)), None)
+        if bad is not None:
+            raise DataError(f"{p}:{n}: KITTI label field {bad + 1} is '{f[bad][:20]}', not a finite number")
+        if not v[1].is_integer():
+            raise DataError(f"{p}:{n}: KITTI label field 3 (occluded) is '{f[2][:20]}', not a whole number")
         out.append(KittiObject(f[0], v[0], int(v[1]), v[2], (v[3], v[4], v[5], v[6]), (v[7], v[8], v[9]),
                                (v[10], v[11], v[12]), v[13]))
     return out

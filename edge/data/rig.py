@@ -26,6 +26,7 @@ A malformed file is a one-line :class:`~edge.errors.DataError` naming the file a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from typing import Any
 import numpy as np
 
 from edge.errors import DataError, first_line
+
+#: the largest image side (pixels) a rig may declare; a bigger number is a corrupt file, not a camera
+MAX_IMAGE_SIDE = 1 << 20
 
 
 def _pad4(m: np.ndarray) -> np.ndarray:
@@ -67,6 +71,8 @@ def _matrix(path: Path, values: Any, key: str, shapes: tuple[tuple[int, int], ..
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise DataError(f"{path}: '{key}' is not a matrix of numbers") from None
+    except OverflowError:  # a JSON integer like 10**400 has no float64
+        raise DataError(f"{path}: '{key}' has a number too large for a float") from None
     for shape in shapes:
         if arr.shape == shape or (arr.size == shape[0] * shape[1] and arr.ndim == 1):
             arr = arr.reshape(shape)
@@ -75,6 +81,15 @@ def _matrix(path: Path, values: Any, key: str, shapes: tuple[tuple[int, int], ..
             return arr
     want = " or ".join(f"{r}x{c}" for r, c in shapes)
     raise DataError(f"{path}: '{key}' should be {want}, got shape {list(arr.shape)}")
+
+
+def _image_size(path: Path, key: str, h: float, w: float) -> tuple[int, int]:
+    """(h, w) as positive whole pixels up to MAX_IMAGE_SIDE, or a DataError naming the file and ``key``
+    (a NaN, infinite, negative, fractional or absurd size would break every projection mask later)."""
+    if not all(math.isfinite(v) and v == int(v) and 0 < v <= MAX_IMAGE_SIDE for v in (h, w)):
+        raise DataError(f"{path}: '{key}' should be width and height in whole pixels (each 1..{MAX_IMAGE_SIDE}), "
+                        f"got {w:g} {h:g}")
+    return int(h), int(w)
 
 
 def _projection(path: Path, P: np.ndarray, key: str = "P") -> np.ndarray:
@@ -138,8 +153,8 @@ class Rig:
         s_key = f"S_rect_0{camera}"
         size = None
         if s_key in kc and kc[s_key].size == 2:
-            w, h = kc[s_key]
-            size = (int(h), int(w))
+            w, h = (float(v) for v in kc[s_key])
+            size = _image_size(c2c, s_key, h, w)
         _rigid(v2c, Tr)
         return cls(P, _pad4(R0) @ Tr, size, str(folder))
 
@@ -151,6 +166,8 @@ class Rig:
             d = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise DataError(f"{path}: calibration is not readable JSON ({first_line(e)})") from None
+        except RecursionError:  # arrays nested thousands deep: refused, not a traceback
+            raise DataError(f"{path}: calibration is not readable JSON (nested too deeply)") from None
         if not isinstance(d, dict):
             raise DataError(f"{path}: calibration JSON must be an object with 'P' and 'T_lidar_to_cam'")
         if "P" in d:
@@ -163,17 +180,21 @@ class Rig:
         size = d.get("image_size")
         if size is not None:
             if not (isinstance(size, list) and len(size) == 2
-                    and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-                raise DataError(f"{path}: 'image_size' should be [height, width] in pixels")
+                    and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_IMAGE_SIDE
+                            for v in size)):
+                raise DataError(f"{path}: 'image_size' should be [height, width] in pixels (each 1..{MAX_IMAGE_SIDE})")
             size = (size[0], size[1])
         dist = d.get("D")
         if dist is not None:
             if not (isinstance(dist, list) and len(dist) in (4, 5, 8)
                     and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in dist)):
                 raise DataError(f"{path}: 'D' should be 4, 5 or 8 OpenCV distortion coefficients (k1 k2 p1 p2 ...)")
-            if not np.isfinite(dist).all():
+            try:
+                dist = tuple(float(v) for v in dist)
+            except OverflowError:  # an integer like 10**400: no float holds it
+                raise DataError(f"{path}: 'D' has a number too large for a float") from None
+            if not all(math.isfinite(v) for v in dist):
                 raise DataError(f"{path}: 'D' has non-finite values")
-            dist = tuple(float(v) for v in dist)
         T = _pad4(T) if T.shape == (3, 4) else T
         _rigid(path, T)
         _projection(path, P, "P" if "P" in d else "K")

@@ -27,6 +27,7 @@ so a small forged file cannot make us allocate gigabytes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -73,8 +74,15 @@ class Layout:
                             f"of range (1..{MAX_CHANNELS} x 1..{MAX_AZIMUTHS} x 8..{MAX_BINS})")
         if self.fire_group and len(self.fire_group) != c:
             raise DataError(f"layout '{self.name}': fire_group has {len(self.fire_group)} entries for {c} channels")
-        if not (self.bin_ns > 0 and self.rotation_hz > 0 and self.group_ns >= 0):
-            raise DataError(f"layout '{self.name}': bin_ns, rotation_hz must be > 0 and group_ns >= 0")
+        if self.fire_group and not all(0 <= g < c for g in self.fire_group):
+            raise DataError(f"layout '{self.name}': fire_group entries are group numbers 0..{c - 1}")
+        if not all(math.isfinite(e) and -90 <= e <= 90 for e in self.elevations_deg):
+            raise DataError(f"layout '{self.name}': elevations_deg must be finite angles in -90..90 degrees")
+        for key in ("bin_ns", "rotation_hz", "group_ns"):  # NaN and infinity fail these comparisons too
+            v = getattr(self, key)
+            if not (math.isfinite(v) and (v >= 0 if key == "group_ns" else v > 0)):
+                raise DataError(f"layout '{self.name}': {key} must be a finite number "
+                                f"{'>= 0' if key == 'group_ns' else '> 0'}, got {v}")
 
     @property
     def channels(self) -> int:
@@ -116,17 +124,57 @@ class Layout:
 
     @classmethod
     def from_json(cls, text: str, where: str = "layout") -> Layout:
+        """Parse :meth:`to_json`'s text; any problem is one DataError line starting with ``where`` and naming
+        the key (a forged file can hold 1e999, NaN or arrays nested past the recursion limit)."""
         try:
             d = json.loads(text)
-            return cls(name=str(d["name"]), elevations_deg=tuple(float(v) for v in d["elevations_deg"]),
-                       azimuths=int(d["azimuths"]), bins=int(d.get("bins", 800)), bin_ns=float(d.get("bin_ns", 1.0)),
-                       rotation_hz=float(d.get("rotation_hz", 10.0)),
-                       fire_group=tuple(int(v) for v in d.get("fire_group", ())),
-                       group_ns=float(d.get("group_ns", 0.0)), extra=dict(d.get("extra", {})))
-        except DataError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise DataError(f"{where}: not a waveform layout ({type(e).__name__}: {first_line(e)})") from None
+        except (ValueError, RecursionError) as e:
+            why = "nested too deeply" if isinstance(e, RecursionError) else first_line(e)
+            raise DataError(f"{where}: not a waveform layout ({why})") from None
+        if not isinstance(d, dict):
+            raise DataError(f"{where}: not a waveform layout (a JSON object, got {type(d).__name__})")
+        for key in ("name", "elevations_deg", "azimuths"):
+            if key not in d:
+                raise DataError(f"{where}: not a waveform layout (no '{key}')")
+        els, groups, extra = d["elevations_deg"], d.get("fire_group", []), d.get("extra", {})
+        if not isinstance(els, list) or not isinstance(groups, list):
+            raise DataError(f"{where}: '{'elevations_deg' if not isinstance(els, list) else 'fire_group'}' "
+                            "must be a JSON list")
+        if not isinstance(extra, dict):
+            raise DataError(f"{where}: 'extra' must be a JSON object")
+        if not isinstance(d["name"], str):
+            raise DataError(f"{where}: 'name' must be a JSON string")
+        try:
+            return cls(name=d["name"], elevations_deg=tuple(_number(where, "elevations_deg", v) for v in els),
+                       azimuths=_whole(where, "azimuths", d["azimuths"]),
+                       bins=_whole(where, "bins", d.get("bins", 800)),
+                       bin_ns=_number(where, "bin_ns", d.get("bin_ns", 1.0)),
+                       rotation_hz=_number(where, "rotation_hz", d.get("rotation_hz", 10.0)),
+                       fire_group=tuple(_whole(where, "fire_group", v) for v in groups),
+                       group_ns=_number(where, "group_ns", d.get("group_ns", 0.0)), extra=dict(extra))
+        except DataError as e:
+            msg = str(e)
+            raise DataError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+def _number(where: str, key: str, v: Any) -> float:
+    """A finite JSON number as a float; DataError naming ``key`` (a huge integer overflows, 1e999 parses as inf)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        try:
+            f = float(v)
+        except OverflowError:
+            f = math.inf
+        if math.isfinite(f):
+            return f
+    raise DataError(f"{where}: '{key}' must be a finite number, got {str(v)[:40]}")
+
+
+def _whole(where: str, key: str, v: Any) -> int:
+    """A whole JSON number (3 or 3.0) as an int; DataError naming ``key`` for 1e999, NaN, 2.5 or text."""
+    f = _number(where, key, v)
+    if f != int(f):
+        raise DataError(f"{where}: '{key}' must be a whole number, got {f:g}")
+    return int(v) if isinstance(v, int) else int(f)
 
 
 def _vlp16() -> Layout:
@@ -308,6 +356,8 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{p}: truncated or corrupt waveform file ({first_line(e)})") from None
+    except RecursionError:  # an 'attack' JSON nested past the recursion limit
+        raise DataError(f"{p}: 'attack' is not readable JSON (nested too deeply)") from None
     if not np.isfinite(waves).all():
         raise DataError(f"{p}: 'waveforms' holds NaN or infinite samples")
     return WaveformFile(p, lay, waves, rng, labels, attack)

@@ -10,18 +10,22 @@ pure Python so every rule here is unit-tested on machines without a GPU.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
+import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BundleError, SpecError
+from edge.errors import BundleError, SpecError, first_line
 from edge.spec import IOSpec
 
 RECORD_SCHEMA = 1
+#: deepest nesting of lists/objects a record value may have (its own fields are at most 4 deep)
+RECORD_DEPTH = 32
 #: default range of a dynamic batch dim when neither the manifest nor the CLI gives one
 DEFAULT_BATCH = (1, 1, 8)
 #: camera sizes an engine that preprocesses camera frames takes when the CLI gives no range (``--dim
@@ -198,18 +202,104 @@ class EngineRecord:
 
     @classmethod
     def from_json(cls, text: str, where: str = "engine record") -> EngineRecord:
+        """Parse a record file; anything malformed is a one-line BundleError naming ``where``.
+
+        The record sits beside a cached engine where anyone may edit or truncate it, and its fields are
+        used as strings, dicts and lists far from here (``mismatches``, ``key``): a field of the wrong
+        JSON type would surface there as an AttributeError, so every field is checked against the
+        dataclass annotation now. Unknown keys are ignored (a newer writer may add fields).
+        """
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise BundleError(f"{where}: corrupt engine record ({e.msg})") from None
+        except (ValueError, RecursionError) as e:  # an int over 4300 digits; nesting deeper than the stack
+            raise BundleError(f"{where}: corrupt engine record ({type(e).__name__}: {first_line(e)})") from None
         if not isinstance(d, dict) or d.get("schema") != RECORD_SCHEMA:
             raise BundleError(f"{where}: not an engine record this edge-deploy understands")
-        known = set(cls.__dataclass_fields__)
-        missing = [k for k in ("graph", "precision", "onnx_sha256", "tensorrt", "gpu", "compute_capability")
-                   if k not in d]
+        types = _record_types()
+        missing = [f.name for f in fields(cls)
+                   if f.default is MISSING and f.default_factory is MISSING and f.name not in d]
         if missing:
             raise BundleError(f"{where}: engine record lacks {missing}")
-        return cls(**{k: v for k, v in d.items() if k in known})
+        for k, tp in types.items():
+            bad = _misfit(d[k], tp, k) if k in d else None
+            if bad is not None:
+                raise BundleError(f"{where}: engine record field '{k}' must be {_json_type_name(tp)}; "
+                                  f"{bad[0][:80]} is {bad[1]}")
+        return cls(**{k: v for k, v in d.items() if k in types})
+
+
+@functools.cache
+def _record_types() -> dict[str, Any]:
+    """EngineRecord's field annotations, resolved (they are strings under ``from __future__``)."""
+    hints = typing.get_type_hints(EngineRecord)
+    return {f.name: hints[f.name] for f in fields(EngineRecord)}
+
+
+def _misfit(value: Any, tp: Any, at: str) -> tuple[str, str] | None:
+    """Where a ``json.loads`` value breaks annotation ``tp``: (path of the element, what it is), or None.
+
+    A bool is not an int (JSON tells them apart and ``mismatches`` would compare True with 1); an int
+    is a number (some writers drop the ``.0``). A value the annotation leaves open (``Any``) may still
+    not be nested deeper than RECORD_DEPTH: ``to_json``'s ``asdict`` recurses in Python.
+    """
+    if tp is Any:
+        return (at, f"nested deeper than {RECORD_DEPTH}") if _too_deep(value, RECORD_DEPTH) else None
+    origin = typing.get_origin(tp)
+    if origin is list:
+        if not isinstance(value, list):
+            return at, _json_kind(value)
+        (item,) = typing.get_args(tp)
+        return next((m for i, v in enumerate(value) if (m := _misfit(v, item, f"{at}[{i}]"))), None)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return at, _json_kind(value)
+        _, item = typing.get_args(tp)  # JSON object keys are always strings
+        return next((m for k, v in value.items() if (m := _misfit(v, item, f"{at}[{json.dumps(k)}]"))), None)
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif tp is str:
+        ok = isinstance(value, str)
+    else:
+        raise TypeError(f"EngineRecord: no JSON rule for annotation {tp!r}")  # a new field type needs one here
+    return None if ok else (at, _json_kind(value))
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether lists/objects nest deeper than ``limit`` (iterative: the value may be ~1000 deep)."""
+    stack = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            if d >= limit:
+                return True
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
+def _json_type_name(tp: Any) -> str:
+    """``dict[str, list[int]]`` -> ``{string: [integer]}``: the expected type in JSON words, for the message."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"[{_json_type_name(typing.get_args(tp)[0])}]"
+    if origin is dict:
+        key, item = typing.get_args(tp)
+        return f"{{{_json_type_name(key)}: {_json_type_name(item)}}}"
+    return {str: "string", int: "integer", float: "number", bool: "true/false"}.get(tp, "any JSON value")
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON type of a parsed value, for the message (nested values are not shown: one line)."""
+    for t, name in ((bool, "true/false"), (int, "an integer"), (float, "a number"), (str, "a string"),
+                    (list, "a list"), (dict, "an object")):
+        if isinstance(value, t):
+            return name
+    return "null"
 
 
 def l4t_release(path: str = "/etc/nv_tegra_release") -> str:

@@ -27,6 +27,9 @@ from edge.errors import DataError
 #: a schedule file larger than this is refused before it is read (a command per frame of an hour at 30 fps
 #: is ~3 MB)
 MAX_FILE_BYTES = 16 * 1024 * 1024
+#: frame numbers longer than this are refused (int() of thousands of digits raises ValueError, and 10**18
+#: frames is far beyond any run)
+MAX_FRAME_DIGITS = 18
 
 
 def parse_schedule(text: str, where: str) -> list[tuple[int, str]]:
@@ -48,6 +51,9 @@ def schedule_lines(text: str, where: str) -> list[tuple[int, str, int]]:
         rest = rest.strip()
         if not head.isascii() or not head.isdigit():
             raise DataError(f"{where}:{no}: expected 'FRAME COMMAND' with FRAME a whole number, got '{line[:60]}'")
+        if len(head) > MAX_FRAME_DIGITS:
+            raise DataError(f"{where}:{no}: frame number '{head[:20]}...' has {len(head)} digits, at most "
+                            f"{MAX_FRAME_DIGITS} allowed")
         if not rest:
             raise DataError(f"{where}:{no}: frame {int(head)} has no command")
         frame = int(head)

@@ -1,0 +1,273 @@
+"""Parsers at the edges of what their formats allow: nesting deep enough to blow the recursion limit,
+integers too large for a float, NaN / infinity where a size or a time belongs, frame numbers longer than
+Python will convert. Each used to escape as a RecursionError, OverflowError, ValueError or TypeError
+traceback; the project rule is one DataError line naming the file and the key (the CLIs exit 2)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.data.kitti import read_labels
+from edge.data.rig import Rig
+from edge.data.waveform import SCHEMA, Layout, layout, read_waveform_file
+from edge.errors import DataError
+from edge.stream.commands import parse_schedule
+
+HUGE = 10**400  # a valid JSON integer that no float64 can hold
+BIG_NUMBERS = st.sampled_from([HUGE, -HUGE, 2**64, 10**30, 1e308, -1e308, 5e-324])
+NUMBERS = st.one_of(st.floats(), st.integers(-10**6, 10**6), BIG_NUMBERS)
+JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=6),
+              st.sampled_from(["nan", "inf", "-1e999", "1e999", "12"])),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=20)
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _one_line(e: pytest.ExceptionInfo[DataError], *names: str) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg and all(n in msg for n in names), msg
+    return msg
+
+
+# ------------------------------------------------------------------------------------ rig JSON
+
+GOOD_RIG: dict[str, Any] = {"K": [[700, 0, 600], [0, 700, 180], [0, 0, 1]],
+                            "T_lidar_to_cam": [[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]],
+                            "image_size": [360, 1200], "D": [0.1, -0.05, 0.0, 0.0]}
+
+
+def _rig_file(tmp_path: Path, d: Any, name: str = "rig.json") -> Path:
+    p = tmp_path / name
+    p.write_text(json.dumps(d) if not isinstance(d, str) else d)
+    return p
+
+
+def _check_rig(rig: Rig) -> None:
+    """What a loaded rig promises its users: finite matrices, a positive whole-pixel size, and project() works."""
+    assert np.isfinite(rig.P).all() and np.isfinite(rig.T_lidar_to_cam).all()
+    if rig.image_size is not None:
+        assert all(isinstance(v, int) and 0 < v <= 1 << 20 for v in rig.image_size), rig.image_size
+    if rig.distortion is not None:
+        assert all(isinstance(v, float) and math.isfinite(v) for v in rig.distortion)
+    with np.errstate(over="ignore", invalid="ignore"):  # a focal length of 1e308 is legal, its pixels are not
+        rig.project(np.array([[10.0, 0.5, 0.2], [-3.0, 1.0, 0.0]]))
+
+
+def test_rig_good_base_loads(tmp_path: Path) -> None:
+    """The base the properties below mutate is itself valid (else they would only test refusals)."""
+    _check_rig(Rig.load(_rig_file(tmp_path, GOOD_RIG)))
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
+                                  '{"P": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_deeply_nested_rig_json_is_one_line(tmp_path: Path, text: str) -> None:
+    """Before: RecursionError from json.loads."""
+    p = _rig_file(tmp_path, text)
+    with pytest.raises(DataError) as e:
+        Rig.load(p)
+    _one_line(e, "rig.json")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("K", [[HUGE, 0, 600], [0, 700, 180], [0, 0, 1]]),  # before: OverflowError in np.asarray
+    ("P", [HUGE, 0, 600, 0, 0, 700, 180, 0, 0, 0, 1, 0]),
+    ("T_lidar_to_cam", [[1, 0, 0, HUGE], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]),
+    ("D", [HUGE, 0, 0, 0]),  # before: TypeError from np.isfinite on an object array
+    ("image_size", [HUGE, 1200]),  # before: accepted, then OverflowError in project()
+])
+def test_huge_integers_in_a_rig_are_one_line(tmp_path: Path, key: str, value: Any) -> None:
+    d = {k: v for k, v in GOOD_RIG.items() if not (key == "P" and k == "K")}
+    if key == "P":
+        d.pop("D")
+    d[key] = value
+    with pytest.raises(DataError) as e:
+        Rig.load(_rig_file(tmp_path, d))
+    _one_line(e, "rig.json", f"'{key}'")
+
+
+@FAST
+@given(key=st.sampled_from(["K", "P", "T_lidar_to_cam", "image_size", "D"]),
+       value=st.one_of(JSON, st.lists(NUMBERS, min_size=2, max_size=16),
+                       st.lists(st.lists(NUMBERS, min_size=3, max_size=4), min_size=3, max_size=4)))
+def test_any_json_value_in_a_rig_loads_or_is_one_line(tmp_path: Path, key: str, value: Any) -> None:
+    """Whatever JSON stands in P/K/T/D/image_size: a rig that keeps its promises, or one DataError line."""
+    d = dict(GOOD_RIG)
+    if key == "P":
+        d.pop("K")
+        d.pop("D")
+    d[key] = value
+    p = _rig_file(tmp_path, d)
+    try:
+        rig = Rig.load(p)
+    except DataError as e:
+        assert "\n" not in str(e) and "rig.json" in str(e), str(e)
+        return
+    _check_rig(rig)
+
+
+# ------------------------------------------------------------------------------------ KITTI raw calib
+
+def _raw_folder(tmp_path: Path, s_rect: str) -> Path:
+    (tmp_path / "calib_cam_to_cam.txt").write_text(
+        "calib_time: 09-Jan-2012 13:57:47\nP_rect_02: 700 0 600 0 0 700 180 0 0 0 1 0\n"
+        f"R_rect_00: 1 0 0 0 1 0 0 0 1\nS_rect_02: {s_rect}\n")
+    (tmp_path / "calib_velo_to_cam.txt").write_text("R: 0 -1 0 0 0 -1 1 0 0\nT: 0.1 -0.2 0.3\n")
+    return tmp_path
+
+
+def test_kitti_raw_size_is_read(tmp_path: Path) -> None:
+    assert Rig.load(_raw_folder(tmp_path, "1.242000e+03 3.750000e+02")).image_size == (375, 1242)
+
+
+@pytest.mark.parametrize("s_rect", ["nan 375", "1242 inf", "-3 -5", "0 375", "1242.5 375", "1e300 375"])
+def test_kitti_raw_bad_image_size_is_one_line(tmp_path: Path, s_rect: str) -> None:
+    """Before: ValueError (nan), OverflowError (inf), or a silently accepted size of (-5, -3)."""
+    with pytest.raises(DataError) as e:
+        Rig.load(_raw_folder(tmp_path, s_rect))
+    _one_line(e, "calib_cam_to_cam.txt", "S_rect_02")
+
+
+@FAST
+@given(w=st.one_of(st.floats(), st.integers(-10**20, 10**20)), h=st.one_of(st.floats(), st.integers(-5, 5000)))
+def test_any_kitti_raw_size_loads_or_is_one_line(tmp_path: Path, w: float, h: float) -> None:
+    try:
+        rig = Rig.load(_raw_folder(tmp_path, f"{w!r} {h!r}"))
+    except DataError as e:
+        assert "\n" not in str(e) and "calib_cam_to_cam.txt" in str(e), str(e)
+        return
+    _check_rig(rig)
+
+
+# ------------------------------------------------------------------------------------ waveform layouts
+
+LAY = layout("VLP16")
+
+
+def _layout_text(**changes: str) -> str:
+    """The VLP16 layout's JSON with some values replaced by raw JSON text (so 1e999, NaN, Infinity survive)."""
+    d = json.loads(LAY.to_json())
+    for k in changes:
+        d[k] = f"@{k}@"
+    text = json.dumps(d)
+    for k, raw in changes.items():
+        text = text.replace(f'"@{k}@"', raw)
+    return text
+
+
+@pytest.mark.parametrize(("key", "raw"), [
+    ("azimuths", "1e999"),  # before: OverflowError through read_waveform_file
+    ("bins", "-1e999"),
+    ("elevations_deg", "[NaN" + ", 1.0" * 15 + "]"),  # before: accepted
+    ("elevations_deg", "[1e400" + ", 1.0" * 15 + "]"),
+    ("elevations_deg", "[95.0" + ", 1.0" * 15 + "]"),
+    ("bin_ns", "Infinity"),  # before: accepted
+    ("bin_ns", "NaN"),
+    ("rotation_hz", "1e999"),
+    ("group_ns", "Infinity"),
+    ("fire_group", "[1e999" + ", 1" * 15 + "]"),
+    ("fire_group", "[-1" + ", 1" * 15 + "]"),
+])
+def test_bad_layout_in_a_waveform_file_is_one_line(tmp_path: Path, key: str, raw: str) -> None:
+    p = tmp_path / "bad.npz"
+    w = np.zeros((1, *LAY.shape), np.float16)
+    np.savez(p, schema=np.array(SCHEMA), layout=np.array(_layout_text(**{key: raw})), waveforms=w)
+    with pytest.raises(DataError) as e:
+        read_waveform_file(p)
+    _one_line(e, "bad.npz", key)
+
+
+def test_deeply_nested_layout_json_is_one_line() -> None:
+    with pytest.raises(DataError) as e:
+        Layout.from_json("[" * 100_000 + "]" * 100_000, where="w.npz: layout")
+    _one_line(e, "w.npz")
+
+
+@settings(max_examples=150, deadline=None)
+@given(key=st.sampled_from(["name", "elevations_deg", "azimuths", "bins", "bin_ns", "rotation_hz", "fire_group",
+                            "group_ns", "extra"]),
+       value=st.one_of(JSON, st.lists(NUMBERS, min_size=16, max_size=16)))
+def test_any_json_value_in_a_layout_loads_or_is_one_line(key: str, value: Any) -> None:
+    d = json.loads(LAY.to_json())
+    d[key] = value
+    try:
+        lay = Layout.from_json(json.dumps(d), where="w.npz: layout")
+    except DataError as e:
+        assert "\n" not in str(e) and str(e).startswith("w.npz: layout"), str(e)
+        return
+    assert all(math.isfinite(v) and -90 <= v <= 90 for v in lay.elevations_deg)
+    assert all(math.isfinite(v) and v > 0 for v in (lay.bin_ns, lay.rotation_hz, lay.step_ns, lay.max_range_m))
+    assert math.isfinite(lay.group_ns) and lay.group_ns >= 0
+    t = lay.fire_time_ns(np.arange(lay.channels), np.zeros(lay.channels, np.int64))
+    assert np.isfinite(t).all()
+
+
+# ------------------------------------------------------------------------------------ KITTI labels
+
+LABEL = "Car 0.00 {occ} -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59"
+
+
+@pytest.mark.parametrize("occ", ["nan", "inf", "-inf", "1e999", "1.5"])
+def test_bad_occluded_field_is_one_line(tmp_path: Path, occ: str) -> None:
+    """Before: int(nan) -> ValueError, int(inf) -> OverflowError (outside the try); 1.5 became 1."""
+    p = tmp_path / "000001.txt"
+    p.write_text(LABEL.format(occ=0) + "\n" + LABEL.format(occ=occ) + "\n")
+    with pytest.raises(DataError) as e:
+        read_labels(p)
+    _one_line(e, "000001.txt:2")
+
+
+@FAST
+@given(st.lists(st.sampled_from(["0", "1", "-1.5", "nan", "inf", "-inf", "1e999", "3.0", "x", "1e-400"]),
+                min_size=14, max_size=14))
+def test_any_label_fields_load_or_are_one_line(tmp_path: Path, fields: list[str]) -> None:
+    p = tmp_path / "l.txt"
+    p.write_text("Car " + " ".join(fields) + "\n")
+    try:
+        objs = read_labels(p)
+    except DataError as e:
+        assert "\n" not in str(e) and "l.txt:1" in str(e), str(e)
+        return
+    (o,) = objs
+    assert isinstance(o.occluded, int)
+    nums = [o.truncated, o.alpha, *o.bbox, *o.dimensions, *o.location, o.rotation_y]
+    assert all(math.isfinite(v) for v in nums)
+
+
+# ------------------------------------------------------------------------------------ command schedules
+
+@pytest.mark.parametrize("frame", ["9" * 5000, "1" * 19, "0" * 19])
+def test_long_frame_numbers_are_one_line(frame: str) -> None:
+    """Before: '9' * 5000 -> ValueError (Python's int max str digits), outside the DataError path."""
+    with pytest.raises(DataError) as e:
+        parse_schedule(f"0 go\n{frame} stop\n", "r.txt")
+    msg = _one_line(e, "r.txt:2")
+    assert len(msg) < 300, msg
+    with pytest.raises(DataError) as e:  # the "has no command" message formats the frame too
+        parse_schedule(f"0 go\n{frame}\n", "r.txt")
+    _one_line(e, "r.txt:2")
+
+
+def test_eighteen_digit_frame_numbers_still_parse() -> None:
+    big = 10**18 - 1
+    assert parse_schedule(f"0 go\n{big} stop\n", "r.txt") == [(0, "go"), (big, "stop")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**40))
+def test_any_frame_number_parses_or_is_one_line(frame: int) -> None:
+    try:
+        entries = parse_schedule(f"0 go\n{frame} stop\n", "r.txt")
+    except DataError as e:
+        assert "\n" not in str(e) and str(e).startswith("r.txt:2"), str(e)
+        assert frame == 0 or len(str(frame)) > 18
+        return
+    assert entries == [(0, "go"), (frame, "stop")] and len(str(frame)) <= 18
