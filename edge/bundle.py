@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BundleError
+from edge.errors import BundleError, first_line
 from edge.files import StagedFolder, sha256_file
 from edge.manifest_schema import MANIFEST, SCHEMA_VERSION, check_rel, validate_manifest
 from edge.spec import IOSpec
@@ -47,6 +47,8 @@ class Bundle:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BundleError(f"{mpath}: corrupt manifest ({e})") from None
+        except (ValueError, RecursionError) as e:  # an integer of thousands of digits; arrays nested too deep
+            raise BundleError(f"{mpath}: corrupt manifest ({type(e).__name__}: {str(e)[:120]})") from None
         except OSError as e:
             raise BundleError(f"{mpath}: cannot read ({e.strerror})") from None
         validate_manifest(manifest, where=str(mpath))
@@ -146,8 +148,11 @@ class Bundle:
         whose hash happens to match is still a file the bundle does not hold."""
         entry = self.manifest["files"][name]
         p = self.path / name
-        root = self.path.resolve()
-        real = p.resolve()
+        try:
+            root = self.path.resolve()
+            real = p.resolve()
+        except (OSError, RuntimeError) as e:  # a symlink loop (RuntimeError before Python 3.13)
+            raise BundleError(f"{p}: cannot be resolved ({type(e).__name__}: {first_line(e)})") from None
         if real != root and root not in real.parents:
             raise BundleError(f"{p}: a link leaving the bundle (to {real}); bundle files must be inside it")
         if not p.is_file():
@@ -173,7 +178,7 @@ def foreign_files(folder: Path) -> list[str] | None:
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         validate_manifest(manifest)
-    except (OSError, ValueError, BundleError):
+    except (OSError, ValueError, RecursionError, BundleError):
         return None
     listed = set(manifest["files"]) | {MANIFEST}
     dirs = {p.as_posix() for f in listed for p in Path(f).parents if p.as_posix() != "."}

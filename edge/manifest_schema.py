@@ -28,6 +28,7 @@ MAX_TENSOR_BYTES = 1 << 30
 #: a config value may exceed the largest value of that key among its card's named configs by this factor
 CONFIG_HEADROOM = 16
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_GRAPH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def check_rel(name: Any, where: str = "bundle") -> str:
@@ -82,19 +83,24 @@ def _artifact(a: Any, i: int, where: str, files: Mapping[str, Any], graphs: set[
     _need(isinstance(a.get("name"), str) and bool(a["name"]), where, f"artifact {i} needs a string 'name'")
     at = f"artifact '{a['name']}'"
     _need(isinstance(a.get("format"), str), where, f"{at} needs a string 'format'")
-    if a.get("file") is not None:
-        _need(isinstance(a["file"], str), where, f"{at} has a malformed 'file' (a name)")
+    _need(isinstance(a.get("file"), str) and bool(a["file"]), where, f"{at} needs a 'file' (a name)")
     _need(_strs(a.get("extra_files", [])), where, f"{at} has a malformed 'extra_files' (list of names)")
     lowered = a.get("lowered", {})
     _need(_str_map(lowered), where, f"{at} has a malformed 'lowered' (backend -> file name)")
     for f in [a.get("file"), *a.get("extra_files", []), *lowered.values()]:
         _need(f is None or f in files, where, f"{at} refers to unlisted file '{f}'")
+    # what a runtime opens on its own (external data, IR weights) is found by these suffixes
+    # (Bundle.verify_references): a model under another name would escape that check
+    suffix = {"onnx": ".onnx", "openvino_ir": ".xml"}.get(a["format"])
+    _need(suffix is None or (a["file"].endswith(suffix) and all(f.endswith(".onnx") for f in lowered.values())),
+          where, f"{at}: a '{a['format']}' file must be named *{suffix} (lowered ones *.onnx)")
     if "graph" in a:
-        _need(isinstance(a["graph"], str) and (a["graph"] in graphs or not graphs), where,
+        _need(isinstance(a["graph"], str) and bool(_GRAPH_NAME.match(a["graph"]))
+              and (a["graph"] in graphs or not graphs), where,
               f"{at} has a 'graph' that is not one of the bundle's graphs ({a['graph']!r})")
     if "graphs" in a:
-        _need(_strs(a["graphs"]) and all(g in graphs or not graphs for g in a["graphs"]), where,
-              f"{at} has a malformed 'graphs' (list of the bundle's graph names)")
+        _need(_strs(a["graphs"]) and all(_GRAPH_NAME.match(g) and (g in graphs or not graphs) for g in a["graphs"]),
+              where, f"{at} has a malformed 'graphs' (list of the bundle's graph names)")
     if "precision" in a:
         _need(a["precision"] in PRECISIONS, where, f"{at} has precision {a['precision']!r} (one of {PRECISIONS})")
     for key in ("preferred_by",):
@@ -163,6 +169,9 @@ def validate_manifest(m: Any, where: str = MANIFEST) -> None:
     graphs = m.get("graphs", {})
     _need(isinstance(graphs, dict), where, "'graphs' must be an object of name -> io spec")
     for gname, gio in graphs.items():
+        # a graph's name becomes part of file names (engines/<graph>...): a plain name, never a path
+        _need(bool(_GRAPH_NAME.match(gname)), where, f"graph name {gname!r} must be letters, digits, '_', '-' or "
+              "'.' (not starting with '.' or '-')")
         _io(gio, where, f"graphs.{gname}")
     arts = m["artifacts"]
     _need(isinstance(arts, list), where, "'artifacts' must be a list")
@@ -217,6 +226,12 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
             # layer 0, a diversity weight 0); it keeps its type, stays non-negative and bounded
             refs = [*refs, type(refs[0])(0)]
         _value(value, refs, where, f"model.config.{key}")
+    rules = getattr(card, "config_rules", None)
+    if rules is not None:
+        try:
+            rules(cfg)
+        except ValueError as e:
+            raise BundleError(f"{where}: 'model.config' {e}") from None
     return dict(cfg)
 
 

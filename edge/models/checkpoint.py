@@ -57,6 +57,19 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key, typ in (("model", str), ("config", dict), ("state_dict", dict)):
         if not isinstance(ck.get(key), typ):
             raise ModelError(f"{p}: checkpoint field '{key}' is missing or malformed")
+    for key in ("config", "state_dict"):  # names: sorted, compared and written to JSON later
+        if not all(isinstance(k, str) for k in ck[key]):
+            raise ModelError(f"{p}: checkpoint field '{key}' has keys that are not strings")
+    meta = ck.get("meta", {})
+    if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):
+        raise ModelError(f"{p}: checkpoint field 'meta' is malformed (an object with string keys)")
+    import json
+
+    try:  # it goes into the bundle's manifest: found now, not after the whole export ran
+        json.dumps(meta)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ModelError(f"{p}: checkpoint field 'meta' holds what JSON cannot ({type(e).__name__}: "
+                         f"{first_line(e, 120, empty='')})") from None
     return ck
 
 

@@ -276,6 +276,10 @@ class ModelCard:
     #: A card made from another with a different ``postprocess`` must replace or clear this too.
     postprocess_many: Callable[[list[dict[str, np.ndarray]], list[Frames], Config],
                                list[tuple[dict[str, Any], Any]]] | None = None
+    #: optional: what a config must satisfy beyond the type and bounds every key is checked for (relations
+    #: between keys, a vocabulary's special tokens): raises ValueError saying what is wrong. Bundles and
+    #: checkpoints are checked with it before anything is built from their config.
+    config_rules: Callable[[Config], None] | None = None
 
     def __post_init__(self) -> None:
         problems = []

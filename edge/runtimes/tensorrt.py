@@ -267,6 +267,11 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     stamp = f".{time.time_ns():x}"
     engine_file = engine_file.replace(".plan", f"{stamp}.plan")
     record_file = record_file.replace(".json", f"{stamp}.json")
+    from edge.manifest_schema import check_rel
+
+    where = str(Path(bundle.path) / "manifest.json")
+    check_rel(engine_file, where)  # the names come from the graph's name: never a path out of the bundle
+    check_rel(record_file, where)
     rec.engine_file = engine_file
     rec.engine_sha256 = hashlib.sha256(data).hexdigest()
     root = Path(bundle.path)
@@ -303,7 +308,13 @@ def _read_record(bundle: Any, art: Mapping[str, Any]) -> EngineRecord:
     if not files:
         raise BundleError(f"{bundle.path}: engine '{art.get('name')}' has no record file")
     path = bundle.file(files[0])
-    return EngineRecord.from_json(path.read_text(), where=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: corrupt engine record (not UTF-8 text)") from None
+    except OSError as e:
+        raise BundleError(f"{path}: cannot read ({e.strerror})") from None
+    return EngineRecord.from_json(text, where=str(path))
 
 
 def select_engine(bundle: Any, graph: str, precision: str | None, dev: dict[str, Any],

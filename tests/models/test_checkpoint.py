@@ -141,6 +141,24 @@ def test_malformed_field(ckpt_file: Path, tmp_path: Path, field: str) -> None:
     _expect_error(p, f"'{field}'")
 
 
+@pytest.mark.parametrize("change, says", [
+    (lambda ck: ck.__setitem__("meta", "ab"), "'meta' is malformed"),
+    (lambda ck: ck.__setitem__("meta", {1: "x"}), "'meta' is malformed"),
+    (lambda ck: ck["meta"].__setitem__("t", torch.zeros(2)), "'meta' holds what JSON cannot"),  # found at load
+    (lambda ck: ck["config"].__setitem__(1, 2), "'config' has keys that are not strings"),
+    (lambda ck: ck["state_dict"].__setitem__(7, torch.zeros(1)), "'state_dict' has keys that are not strings"),
+])
+def test_fields_a_bundle_could_not_hold(ckpt_file: Path, tmp_path: Path, change: Any, says: str) -> None:
+    """Keys that are not strings (sorted beside strings: TypeError) and meta JSON cannot hold (it goes into
+    the manifest after the whole export) are one line when the checkpoint is read."""
+    ck = _raw(ckpt_file)
+    change(ck)
+    p = tmp_path / "bad.pt"
+    torch.save(ck, p)
+    with pytest.raises(ModelError, match=says):
+        read_checkpoint(p)
+
+
 def test_missing_key(ckpt_file: Path, tmp_path: Path) -> None:
     ck = _raw(ckpt_file)
     dropped = sorted(ck["state_dict"])[0]

@@ -678,3 +678,17 @@ def test_cli_build_preprocess_engine_refusals(tiny_bundle: Path, double_bundle: 
     if r.returncode != 2 or "not available" not in r.stderr:
         pytest.skip("TensorRT is usable here")
     assert "camera front added in memory" in r.stdout and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_engine_record_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    """The record beside an engine is read before TensorRT is touched: bytes that are not UTF-8 are a
+    corrupt record naming the file, not a UnicodeDecodeError."""
+    from types import SimpleNamespace
+
+    from edge.errors import BundleError
+    from edge.runtimes.tensorrt import _read_record
+
+    (tmp_path / "r.json").write_bytes(b"\xff\xfe{not text")
+    b = SimpleNamespace(path=tmp_path, file=lambda name: tmp_path / name)
+    with pytest.raises(BundleError, match=r"r\.json: corrupt engine record \(not UTF-8 text\)"):
+        _read_record(b, {"name": "e", "extra_files": ["r.json"]})

@@ -50,6 +50,15 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "programs_null": (lambda m: m.__setitem__("programs", None), "'programs' must be an object"),  # fuzz found
     "files_size_str": (lambda m: m["files"]["model.onnx"].__setitem__("size", "12"), "file entry 'model.onnx'"),
     "task_list": (lambda m: m.__setitem__("task", []), "'task' must be an object"),
+    # a graph's name becomes part of engine file names: a path there would write outside the bundle
+    "graph_name_path": (lambda m: m["graphs"].__setitem__("../../victim/pwn", m["graphs"].pop("full")),
+                        "graph name '../../victim/pwn' must be"),
+    "artifact_graph_path": (lambda m: (m.__setitem__("graphs", {}),
+                                       _art(m, "onnx-fp32-full").__setitem__("graph", "../x")), "'graph'"),
+    "artifact_file_missing": (lambda m: _art(m, "onnx-fp32-full").pop("file"), "needs a 'file'"),
+    # external data is looked for in files named *.onnx: a model named otherwise would skip that check
+    "onnx_named_dat": (lambda m: (m["files"].__setitem__("model.dat", m["files"]["model.onnx"]),
+                                  _art(m, "onnx-fp32-full").__setitem__("file", "model.dat")), "must be named *.onnx"),
 }
 
 
@@ -117,3 +126,42 @@ def test_an_export_option_may_be_zero_a_size_may_not() -> None:
                       ({"layers": 4, "prune": 1, "w": -0.1}, "'model.config.w' = -0.1 must be > 0")):
         with pytest.raises(BundleError, match=says):
             check_config(cfg, card, "m.json")
+
+
+@pytest.mark.parametrize("text, says", [("[" * 100_000 + "]" * 100_000, "RecursionError"),
+                                        ('{"a": ' + "9" * 5000 + "}", "ValueError")])
+def test_manifest_json_python_cannot_read_is_one_line(lane: Path, tmp_path: Path, text: str, says: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Arrays nested past the recursion limit and integers past Python's digit limit are corrupt manifests."""
+    b = tmp_path / "b"
+    shutil.copytree(lane, b)
+    (b / "manifest.json").write_text(text)
+    code, err = _cli("run", b, "--source", "synthetic:2", "--out", tmp_path / "r", capsys=capsys)
+    _one_line(code, err, "manifest.json: corrupt manifest", says)
+
+
+def test_a_symlink_loop_in_a_bundle_is_one_line(lane: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    b = tmp_path / "b"
+    shutil.copytree(lane, b)
+    (b / "model.onnx").unlink()
+    (b / "model.onnx").symlink_to("model.onnx")
+    code, err = _cli("run", b, "--source", "synthetic:2", "--out", tmp_path / "r", capsys=capsys)
+    _one_line(code, err, "model.onnx")
+
+
+def test_an_engine_is_never_written_outside_the_bundle(lane: Path, tmp_path: Path) -> None:
+    """Even handed a record whose graph name is a path (the manifest check refuses such names first),
+    ``add_engine`` writes nothing: the file names are checked before any write."""
+    from edge.bundle import Bundle
+    from edge.errors import BundleError
+    from edge.runtimes.tensorrt import add_engine
+    from edge.runtimes.trt_engine import EngineRecord
+
+    b = tmp_path / "deep" / "b"
+    shutil.copytree(lane, b)
+    rec = EngineRecord(graph="../../victim/pwn", precision="fp16", onnx_file="model.onnx", onnx_sha256="0" * 64,
+                       tensorrt="10.0", gpu="none", compute_capability="8.7")
+    with pytest.raises(BundleError, match="bad file name"):
+        add_engine(Bundle.load(b), rec, b"plan")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if "victim" in p.as_posix()) == []
+    assert not (b / "engines").exists()

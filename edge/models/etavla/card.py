@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.errors import DataError
 from edge.models.contract import Command, FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
-from edge.models.etavla.tokens import default_vocabulary, parse_instruction, tokenize
+from edge.models.etavla.tokens import check_vocabulary, default_vocabulary, parse_instruction, tokenize
 from edge.models.history import History
 from edge.spec import IOSpec, TensorSpec
 
@@ -150,6 +150,7 @@ def card() -> ModelCard:
         command=Command("instruction", lambda text, cfg: parse_instruction(text, cfg["vocab"], int(cfg["text_len"])),
                         "'COMMAND[: sentence]', COMMAND one of left, straight, right, lane_left, lane_right, stop "
                         "(e.g. 'left: turn left at the next junction')"),
+        config_rules=check_vocabulary,  # a bundle's vocabulary is looked up by its special tokens
     )
 
 

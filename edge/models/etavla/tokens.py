@@ -10,7 +10,9 @@ input has a static shape. Words outside the vocabulary are refused with a clear 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +40,21 @@ def default_vocabulary() -> list[str]:
 def words_of(text: str) -> list[str]:
     """Lower-cased words of ``text``; punctuation and digits are separators."""
     return _WORD.findall(text.lower())
+
+
+def check_vocabulary(cfg: dict[str, Any]) -> None:
+    """The card's config rule for the vocabulary a bundle or checkpoint states: every word once, the
+    padding, unknown and command tokens present (tokenizing looks them up), ``vocab_size`` its length (the
+    embedding's rows). ValueError otherwise."""
+    vocab = cfg["vocab"]
+    dup = sorted(w for w, n in Counter(vocab).items() if n > 1)
+    if dup:
+        raise ValueError(f"vocab repeats {dup[:3]}")
+    missing = [t for t in (PAD, UNK, *(f"<{c}>" for c in COMMANDS)) if t not in vocab]
+    if missing:
+        raise ValueError(f"vocab lacks the special tokens {missing}")
+    if cfg["vocab_size"] != len(vocab):
+        raise ValueError(f"vocab_size {cfg['vocab_size']} is not the vocab's length {len(vocab)}")
 
 
 def tokenize(command: str, text: str, vocab: Sequence[str], length: int, *, unknown: str = "error") -> np.ndarray:

@@ -75,3 +75,27 @@ def test_the_card_refuses_bad_frame_sets_in_one_line() -> None:
                                                                                 "text": "a banana"}})), cfg)
     with pytest.raises(DataError, match="front_left camera: expected an HxWx3 image"):
         card.preprocess(frames(front_left=Frame(np.zeros((32, 64), np.uint8), 0, 0, "front_left")), cfg)
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda c: c["vocab"].__setitem__(0, "zz"), r"lacks the special tokens \['<pad>'\]"),
+    (lambda c: c["vocab"].__setitem__(c["vocab"].index("<left>"), "zzz"), r"lacks the special tokens \['<left>'\]"),
+    (lambda c: c["vocab"].__setitem__(-1, c["vocab"][-2]), "repeats"),
+    (lambda c: c.__setitem__("vocab_size", c["vocab_size"] - 1), "is not the vocab's length"),
+])
+def test_a_bundles_vocabulary_is_checked_before_any_command_uses_it(change, says: str) -> None:
+    """A bundle whose vocabulary lacks ``<pad>`` passed the type checks and then failed inside tokenizing an
+    `edge run --command` with a KeyError: the card's config rule refuses it when the config is checked."""
+    import copy
+
+    from edge.errors import BundleError
+    from edge.manifest_schema import check_config
+    from edge.models.registry import get_card
+
+    card = get_card("etavla")
+    for cfg in card.configs.values():
+        check_config(cfg, card, "m.json")
+    cfg = copy.deepcopy(card.configs[card.test_config])
+    change(cfg)
+    with pytest.raises(BundleError, match=f"m.json: .model.config. vocab.*{says}"):
+        check_config(cfg, card, "m.json")
