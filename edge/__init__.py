@@ -11,9 +11,16 @@ or any other heavy backend (a thin Jetson image has numpy and its runtime only):
 
 from __future__ import annotations
 
+import os as _os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: the most pixels OpenCV decodes from one image (8192 x 8192): a valid 388 KB PNG can declare 20000 x 20000
+#: and took 2.4-5.6 GB in `edge run`. OpenCV reads this when it is first imported (here it is imported lazily,
+#: after this); a caller's own setting is kept.
+MAX_IMAGE_PIXELS = 1 << 26
+_os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 
 _LAZY = {
     "export_card": ("edge.export.api", "export_card"),

@@ -128,8 +128,9 @@ def _pid_alive(pid: int) -> bool:
 
 def clean_stale(parent: Path, name: str) -> list[Path]:
     """Remove ``.NAME.<pid>.*.partial`` and ``.NAME.old-<pid>`` folders in ``parent`` left by writers whose
-    process no longer exists (on this machine); returns what was removed. Names without our pid
-    field (another tool's) are never touched."""
+    process no longer exists (on this machine); returns what was removed. An ``old-<pid>`` folder with no
+    ``NAME`` beside it (its writer died between its two renames) is moved back to ``NAME`` instead. Names
+    without our pid field (another tool's) are never touched."""
     import re
 
     pat = re.compile(rf"^\.{re.escape(name)}\.(?:(\d+)\.[^/]*\.partial|old-(\d+))$")
@@ -144,6 +145,15 @@ def clean_stale(parent: Path, name: str) -> list[Path]:
             continue
         pid = int(m.group(1) or m.group(2))
         if pid != os.getpid() and not _pid_alive(pid):
+            final = parent / name
+            if m.group(2) and not (final.exists() or final.is_symlink()):
+                # a writer killed between its two renames: this is the previous folder, with nothing in
+                # its place; put it back rather than delete the user's last good one
+                try:
+                    os.replace(p, final)
+                    continue
+                except OSError:
+                    pass
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
@@ -221,8 +231,8 @@ class StagedFolder:
                 os.replace(self.out, old)
             try:
                 os.replace(self.tmp, self.out)
-            except OSError:
-                if old is not None:  # put the previous folder back rather than leave nothing
+            except BaseException:  # an OSError, or a Ctrl-C between the two renames
+                if old is not None and not self.out.exists():  # put the previous folder back, never nothing
                     os.replace(old, self.out)
                     old = None
                 raise

@@ -25,9 +25,10 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     with console.status("benchmarking...") as status:
         report = run_bench(bundle, backends=backends, rounds=rounds, warmup=warmup, threads=threads,
                            programs=programs, say=lambda m: status.update(m))
-    stem = folder / f"{Path(bundle).resolve().name}_bench"
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
-    png = plot(report, stem.with_suffix(".png"))
+    # names built whole: with_suffix on 'lane.v2_bench' would give 'lane.json' (another file of the user's)
+    stem = f"{Path(bundle).resolve().name}_bench"
+    atomic_write_text(folder / f"{stem}.json", json.dumps(report, indent=1) + "\n")
+    png = plot(report, folder / f"{stem}.png")
     if json_out:
         print(json.dumps({k: v for k, v in report.items() if k != "rows"} |
                          {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))

@@ -57,6 +57,10 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     if not out.parent.is_dir() and str(out.parent):
         raise DataError(f"{out}: its folder does not exist")
     b = Bundle.load(bundle)
+    inside = Path(b.path).resolve()
+    if inside == out.resolve().parent or inside in out.resolve().parents:
+        raise DataError(f"{out}: --out is inside the bundle {bundle} (its files are checked against its manifest); "
+                        "write the rig elsewhere")
     card = card_for_bundle(b)
     if card is None or card.rig_output is None:
         name = card.name if card is not None else "this bundle's model"
@@ -71,6 +75,8 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     sink = _Collect(card.rig_output)
     summary = run(b, source, lidar=lidar, rig=init, policy="block", backend=backend, precision=precision,
                   max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False)
+    if summary.get("interrupted"):  # a rig from the frames before a Ctrl-C is not the one asked for
+        raise KeyboardInterrupt
     if not sink.estimates:
         reasons = summary.get("skip_reasons") or {}
         why = f" ({max(reasons, key=reasons.get)})" if reasons else ""

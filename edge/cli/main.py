@@ -9,7 +9,9 @@ they would say (a frame that did not encode, a file without its index) is checke
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import typer
 
@@ -35,6 +37,32 @@ export_app = typer.Typer(name="edge-export", add_completion=False, pretty_except
 export_app.command()(commands.export)
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`, a CI timeout) interrupts a command as Ctrl-C does, so its
+    cleanup runs: Python's default SIGTERM ends the process without any ``finally`` and left temporary
+    files of exports, checkpoints and engines behind. Only where SIGTERM still has its default handler;
+    a handler someone else installed meanwhile (`edge run` ignores signals once its outputs are
+    committed) is left in place."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is interrupt:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     """Run a Typer app in standalone mode (usage errors exit 2) and map EdgeError to one line + 2."""
     import os
@@ -45,9 +73,13 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
     try:
-        ty(args=argv, prog_name=prog)
+        with _sigterm_interrupts():
+            ty(args=argv, prog_name=prog)
     except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if code == 130:  # Typer turns Ctrl-C (and our SIGTERM) into a silent Exit(130): say it, in one line
+            print("interrupted", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

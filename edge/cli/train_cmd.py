@@ -52,6 +52,9 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         raise EdgeError(f"{parent}: output folder does not exist")
     if out.is_dir():
         raise EdgeError(f"{out}: is a folder; give a checkpoint file name such as {out / (model + '.pt')}")
+    if out.suffix.lower() == ".json":  # the training record goes to OUT with .json: it would replace the weights
+        raise EdgeError(f"{out}: a checkpoint is not named *.json (its training record is written beside it as "
+                        f"{out.with_suffix('.json').name}); use e.g. {out.with_suffix('.pt')}")
     if not os.access(parent, os.W_OK):
         raise EdgeError(f"{parent}: output folder is not writable")
     if eval_clips and (card.metric is None or card.data is None):
@@ -109,7 +112,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     }
     def write() -> None:
         save_checkpoint(out, model, cfg, module, meta)
-        atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2, allow_nan=False) + "\n")
 
     write()  # before scoring, so an interrupted or killed scoring loses only the score
     metric = None

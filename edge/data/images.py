@@ -56,8 +56,28 @@ def image_problem(path: str | os.PathLike[str]) -> str | None:
     if head[:2] == b"\xff\xd8":
         return None if tail.endswith(b"\xff\xd9") else "truncated JPEG (no end-of-image marker)"
     if head == b"\x89PNG\r\n\x1a\n":
-        return None if tail.endswith(_PNG_END) else "truncated PNG (no IEND chunk)"
+        if not tail.endswith(_PNG_END):
+            return "truncated PNG (no IEND chunk)"
+        try:
+            with open(p, "rb") as f:
+                ihdr = f.read(24)[16:24]  # width, height: the first chunk's first 8 bytes, big-endian
+        except OSError as e:
+            return f"cannot read ({e.strerror})"
+        if len(ihdr) == 8:
+            w, h = int.from_bytes(ihdr[:4], "big"), int.from_bytes(ihdr[4:], "big")
+            if w * h > _max_pixels():
+                return f"declares {w}x{h} pixels, more than the {_max_pixels()} an image may have"
     return None
+
+
+def _max_pixels() -> int:
+    """The decoding limit OpenCV was given (``edge.MAX_IMAGE_PIXELS`` unless the caller set its own)."""
+    from edge import MAX_IMAGE_PIXELS
+
+    try:
+        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS))
+    except ValueError:
+        return MAX_IMAGE_PIXELS
 
 
 def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
@@ -67,7 +87,10 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
         return None, problem
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV 5 raises for an image over its pixel limit (4 returned None)
+        return None, "too large to decode (over OpenCV's pixel limit) or undecodable"
     return (img, None) if img is not None else (None, "not a decodable image")
 
 

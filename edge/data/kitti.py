@@ -39,9 +39,12 @@ def read_image(path: Path) -> np.ndarray:
     """BGR uint8 image via OpenCV (imported here, so a LiDAR-only install never loads it)."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV 5 raises for an image over its pixel limit
+        img = None
     if img is None:
-        raise DataError(f"{path}: unreadable image (missing, empty or not an image OpenCV can decode)")
+        raise DataError(f"{path}: unreadable image (missing, empty, too large or not an image OpenCV can decode)")
     return img
 
 

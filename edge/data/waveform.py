@@ -83,6 +83,9 @@ class Layout:
             if not (math.isfinite(v) and (v >= 0 if key == "group_ns" else v > 0)):
                 raise DataError(f"layout '{self.name}': {key} must be a finite number "
                                 f"{'>= 0' if key == 'group_ns' else '> 0'}, got {v}")
+        if not 0.1 <= self.rotation_hz <= 100:  # a replay paces frames by it: 1e-6 Hz slept 11 days a frame
+            raise DataError(f"layout '{self.name}': rotation_hz {self.rotation_hz} is not a spinning LiDAR's "
+                            "(0.1..100 Hz)")
 
     @property
     def channels(self) -> int:

@@ -196,7 +196,8 @@ class FamilyData:
 
     ``synthetic(n, hw, seed, **options)`` yields ``n`` frame sets as ``{sensor: (data, meta)}`` (labels in
     meta); ``hw`` is None for the family's default size; ``options`` come from the source spec
-    (``synthetic:N,key=value``) and an unknown one is a TypeError, reported as a bad spec.
+    (``synthetic:N,key=value``) as strings, which the family parses itself (a bad value is a one-line
+    DataError), and an unknown one is a TypeError, reported as a bad spec.
     ``samples(cfg, role, n, seed)`` returns ``n`` :data:`Sample` sequences for ``role`` "evaluation" or
     "calibration", from disjoint seed streams.
     ``sequence_length(cfg)`` is how many consecutive video frames make one calibration sample.

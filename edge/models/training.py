@@ -110,6 +110,9 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
                                  "renderer is stuck or slower than the limit)")
             break
         loss, _ = tr.loss(model, b)
+        if not bool(torch.isfinite(loss.detach())):  # weights past this point are NaN: never a checkpoint
+            raise ModelError(f"model '{card.name}': the training loss became {float(loss.detach())} at step "
+                             f"{done + 1} (a learning rate too high for this model?); nothing was written")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tr.clip_grad:

@@ -16,6 +16,20 @@ import numpy as np
 from edge.errors import DataError
 
 
+def letterbox(img: np.ndarray, hw: tuple[int, ...]) -> np.ndarray:
+    """``img`` scaled to fit ``hw`` (aspect kept, area averaging when shrinking), centred on black."""
+    import cv2
+
+    H, W = hw[:2]
+    h, w = img.shape[:2]
+    s = min(W / w, H / h)
+    nw, nh = max(1, min(W, round(w * s))), max(1, min(H, round(h * s)))
+    out = np.zeros((H, W, *img.shape[2:]), img.dtype)
+    y, x = (H - nh) // 2, (W - nw) // 2
+    out[y:y + nh, x:x + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    return out
+
+
 class VideoWriter:
     """Atomic video writer: ``with VideoWriter(path, fps) as w: w.write(frame)``."""
 
@@ -47,8 +61,13 @@ class VideoWriter:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
         if self._w is None:
             self._open(frame.shape)
+            self._size = frame.shape[:2]
+        elif frame.shape[:2] != self._size:  # a folder of mixed sizes: the encoder silently dropped these
+            frame = letterbox(frame, self._size)
         self._w.write(frame)
         self.frames += 1
+
+    _size: tuple[int, ...] = ()
 
     def close(self, commit: bool = True) -> None:
         """Release the encoder; with ``commit`` the file gets its name only once it is on disk and reads

@@ -18,7 +18,11 @@ from edge.bench.flops import count_macs  # noqa: E402
 
 
 def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "bench", str(tiny_bundle), "--rounds", "4",
+    import shutil
+
+    bundle = tmp_path / "in" / "lane.v2"  # a dot in the name: the report is lane.v2_bench.json, not lane.json
+    shutil.copytree(tiny_bundle, bundle)
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "bench", str(bundle), "--rounds", "4",
                         "--warmup", "1", "--out", str(tmp_path), "--json"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -38,9 +42,10 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
     # a streaming step is one encoder pass + one temporal pass: fewer MACs than the T-frame clip graph
     macs = {(r["program"], r["backend"]): r["gmacs"] for r in rep["rows"]}
     assert 0 < macs[("stream", "onnxruntime")] < macs[("clip", "onnxruntime")]
-    full = json.loads((tmp_path / f"{tiny_bundle.name}_bench.json").read_text())
+    full = json.loads((tmp_path / "lane.v2_bench.json").read_text())
     assert all(len(row["samples_ms"]) == 4 for row in full["rows"])
-    assert (tmp_path / f"{tiny_bundle.name}_bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "lane.v2_bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "lane.v2_bench.json", "lane.v2_bench.png"]
 
 
 def test_each_timed_step_follows_an_untimed_one_of_the_same_configuration(tiny_bundle: Path,

@@ -271,3 +271,15 @@ def test_any_frame_number_parses_or_is_one_line(frame: int) -> None:
         assert frame == 0 or len(str(frame)) > 18
         return
     assert entries == [(0, "go"), (frame, "stop")] and len(str(frame)) <= 18
+
+
+@pytest.mark.parametrize("hz", [1e-6, 0.05, 1000.0])
+def test_a_layout_rotation_rate_no_lidar_has_is_refused(hz: float) -> None:
+    """A replay paces frames by the rotation rate: 1e-6 Hz would have slept eleven days per frame."""
+    import json
+
+    from edge.data.waveform import Layout
+
+    text = json.dumps({"name": "x", "elevations_deg": [0.0, 1.0], "azimuths": 8, "bins": 16, "rotation_hz": hz})
+    with pytest.raises(DataError, match=r"rotation_hz .* is not a spinning LiDAR's"):
+        Layout.from_json(text, where="w.npz")

@@ -216,3 +216,37 @@ def test_replay_udp_sends_every_selected_datagram(real_data: Path) -> None:
     rx.close()
     assert sent == len(want) == 84
     assert got == want
+
+
+class _Clock:
+    """time.monotonic / time.sleep stand-ins: sleeping advances the clock and is recorded."""
+
+    def __init__(self) -> None:
+        self.now, self.slept = 100.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(round(s, 6))
+        self.now += s
+
+
+def test_pacing_restarts_at_a_gap_or_a_clock_step_instead_of_sleeping_through_it(monkeypatch) -> None:
+    """Packets 10 ms apart are paced 10 ms apart; a 3-hour pause in the capture, a first record stamped 0 and
+    a clock set back an hour each restart the clock at that packet (counted), never a sleep of hours."""
+    from edge.data import pcap
+
+    clock = _Clock()
+    monkeypatch.setattr(pcap.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(pcap.time, "sleep", clock.sleep)
+    p = pcap.Pacer()
+    ms = 1_000_000
+    t0 = 1_700_000_000 * 1_000_000_000
+    stamps = [0, t0, t0 + 10 * ms, t0 + 20 * ms,           # a first record stamped 0, then 10 ms apart
+              t0 + 3 * 3600 * 1000 * ms, t0 + 3 * 3600 * 1000 * ms + 10 * ms,  # three hours later
+              t0 - 3600 * 1000 * ms, t0 - 3600 * 1000 * ms + 10 * ms]         # the clock set back an hour
+    for t in stamps:
+        p.wait(t)
+    assert clock.slept == [0.01, 0.01, 0.01, 0.01] and p.jumps == 3
+    assert max(clock.slept) <= pcap.Pacer.MAX_GAP_S

@@ -86,12 +86,48 @@ def test_clean_stale_removes_only_dead_writers_of_that_name(tmp_path: Path) -> N
                                       ".b.nopid.partial", f".c.{DEAD_PID}.x3.partial", f".b.{DEAD_PID}.x4.partial")}
     for p in made.values():
         p.mkdir()
+    (tmp_path / "b").mkdir()  # the swap had finished: the old folder beside it is stale
     (made[f".b.{DEAD_PID}.x4.partial"] / "f").write_text("half an export")
     removed = clean_stale(tmp_path, "b")
     assert sorted(p.name for p in removed) == sorted([f".b.{DEAD_PID}.x1.partial", f".b.old-{DEAD_PID}",
                                                       f".b.{DEAD_PID}.x4.partial"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".b.{live}.x2.partial", ".b.nopid.partial",
-                                                                 f".c.{DEAD_PID}.x3.partial"])
+                                                                 f".c.{DEAD_PID}.x3.partial", "b"])
+
+
+def test_a_writer_killed_between_its_two_renames_loses_no_bundle(tmp_path: Path) -> None:
+    """Killed after moving the previous folder aside and before moving the new one in: the next writer puts
+    the previous one back (it was deleted as stale before)."""
+    (tmp_path / f".b.old-{DEAD_PID}").mkdir()
+    (tmp_path / f".b.old-{DEAD_PID}" / "manifest.json").write_text("{}")
+    assert clean_stale(tmp_path, "b") == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"] and (tmp_path / "b" / "manifest.json").is_file()
+
+
+def test_an_interrupt_between_the_two_renames_puts_the_previous_folder_back(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (KeyboardInterrupt) right after the previous folder was moved aside: it is back at ``out``."""
+    from edge.files import StagedFolder
+
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "kept").write_text("the previous bundle")
+    staged = StagedFolder(out, lambda _p: True)
+    (staged.tmp / "new").write_text("the new one")
+    real, calls = os.replace, []
+
+    def interrupted(a: object, b: object) -> None:
+        calls.append(b)
+        if len(calls) == 2:  # the new folder's move into place
+            raise KeyboardInterrupt
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt), staged:
+        staged.commit()
+    monkeypatch.undo()
+    assert (out / "kept").read_text() == "the previous bundle"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
 def test_kill_9_leftovers_are_cleaned_by_the_next_export(tmp_path: Path) -> None:
@@ -111,6 +147,24 @@ def test_kill_9_leftovers_are_cleaned_by_the_next_export(tmp_path: Path) -> None
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert sorted(q.name for q in tmp_path.iterdir()) == ["lane"]
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
+    """SIGTERM (a service manager, `timeout`, a CI job's end) interrupts the export as Ctrl-C does: one line,
+    exit 130, no partial folder left (Python's default SIGTERM ended the process without its cleanup)."""
+    out = tmp_path / "lane"
+    p = subprocess.Popen([*EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", str(out)], env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    partial: list[Path] = []
+    while p.poll() is None and time.monotonic() < deadline and not partial:
+        partial = [q for q in tmp_path.iterdir() if q.name.endswith(".partial")]
+        time.sleep(0.01)
+    assert partial, "the export finished before a partial folder was seen"
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", (p.returncode, err[-500:])
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("args", "needle"), [

@@ -235,3 +235,30 @@ def test_no_batch_within_the_time_limit_is_one_line_not_an_untrained_model(toy: 
     card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=stuck_from_the_start))
     with pytest.raises(ModelError, match="no training batch arrived within the time limit"):
         train(card, card.config("tiny"), steps=5, batch=2, time_limit=1.0)
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_and_keeps_the_previous_checkpoint(toy: Any, tmp_path: Path) -> None:
+    """A learning rate far too high: the run stops at the first NaN/inf loss with one line, and the checkpoint
+    already at --out (a good one, being fine-tuned in place) is not replaced by NaN weights."""
+    import edge
+    from edge.cli.train_cmd import run_train
+
+    card = dataclasses.replace(toy, name="toynan")
+    edge.models.register("toynan", lambda: card)
+    out = tmp_path / "t.pt"
+    out.write_bytes(b"the previous good weights")
+    try:
+        with pytest.raises(ModelError, match=r"the training loss became (nan|inf|-inf) at step \d+"):
+            run_train("toynan", out, "tiny", 20, 2, 1e30, 0, 0, None, True)
+    finally:
+        edge.models.unregister("toynan")
+    assert out.read_bytes() == b"the previous good weights" and not (tmp_path / "t.json").exists()
+
+
+def test_a_checkpoint_named_json_is_refused_before_training(toy: Any, tmp_path: Path) -> None:
+    """The training record goes beside the checkpoint with .json: --out m.json would have been replaced by it."""
+    from edge.cli.train_cmd import run_train
+    from edge.errors import EdgeError
+
+    with pytest.raises(EdgeError, match=r"m\.json: a checkpoint is not named \*\.json"):
+        run_train("lane", tmp_path / "m.json", "tiny", 2, 2, None, 0, 0, None, True)

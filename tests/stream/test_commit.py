@@ -157,6 +157,25 @@ def test_video_reads_back(tmp_path: Path) -> None:
     assert readable_frames(tmp_path / "cut.mp4", 7) == 0
 
 
+def test_frames_of_changing_sizes_all_reach_the_video(tmp_path: Path) -> None:
+    """A folder of mixed image sizes: the encoder dropped every frame not of the first one's size without a
+    word, and the run then failed its read-back check and kept nothing. Later sizes are letterboxed."""
+    import cv2
+
+    from edge.stream.overlay import VideoWriter, letterbox, readable_frames
+
+    sizes = [(64, 96), (480, 640), (33, 2000), (64, 96), (9, 7)]
+    with VideoWriter(tmp_path / "v.mp4", 10) as w:
+        for h, wd in sizes:
+            w.write(np.full((h, wd, 3), 200, np.uint8))
+    assert readable_frames(tmp_path / "v.mp4", len(sizes)) == len(sizes)
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    assert (cap.get(cv2.CAP_PROP_FRAME_HEIGHT), cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == (64, 96)
+    cap.release()
+    box = letterbox(np.full((33, 2000, 3), 200, np.uint8), (64, 96))
+    assert box.shape == (64, 96, 3) and box[0].max() == 0 and box[32].min() == 200  # bars above and below
+
+
 @pytest.mark.parametrize("option", ["--save", "--jsonl", "--stats"])
 def test_output_file_that_is_a_folder_is_refused_first(tmp_path: Path, option: str) -> None:
     from edge.stream.api import run
@@ -276,3 +295,32 @@ def test_signals_across_the_end_of_a_run(lane: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_signals_at_twenty_moments(lane: Path, tmp_path: Path) -> None:
     _signal_moments(lane, tmp_path, 20)
+
+
+def test_a_video_cut_short_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A file whose container states 60 frames but holds about half: the run still uses what is there, and
+    says how many frames could not be read instead of ending as if complete."""
+    import logging
+
+    import cv2
+
+    from edge.stream.sources import open_source
+
+    path = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(60):
+        w.write(np.full((48, 64, 3), 4 * i, np.uint8))
+    w.release()
+    whole = open_source(str(path))
+    whole.open()
+    assert len(list(whole)) == 60 and "unread_frames" not in whole.counters()
+    whole.close()
+    data = path.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    src = open_source(str(tmp_path / "cut.avi"))
+    src.open()
+    with caplog.at_level(logging.WARNING, logger="edge.stream"):
+        n = len(list(src))
+    src.close()
+    assert 0 < n < 60 and src.counters()["unread_frames"] == 60 - n
+    assert f"the file states 60 frames, only {n} could be read (cut short or corrupt)" in caplog.text

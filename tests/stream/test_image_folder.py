@@ -76,3 +76,52 @@ def test_calibration_folder_warns_and_skips_truncated(tmp_path: Path, caplog: py
             pytest.raises(DataError, match=r"0 whole images for calibration \(3 truncated or unreadable skipped\)"):
         load_samples(str(tmp_path / "c"), card, card.config("tiny"), size=2)
     assert "truncated JPEG" in caplog.text
+
+
+def _png_claiming(path: Path, w: int, h: int) -> None:
+    """A PNG whose header declares ``w`` x ``h`` (what a decompression bomb does in a few hundred bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit grey
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def test_an_image_declaring_more_pixels_than_allowed_is_skipped_not_decoded(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """20000 x 20000 in a few hundred bytes: refused from its header (it took 2.4-5.6 GB in `edge run`), and
+    a folder holding it skips it like a truncated file."""
+    import edge
+    from edge.data.images import read_image
+
+    _frames(tmp_path / "d", ["a.png", "c.png"])
+    _png_claiming(tmp_path / "d" / "b.png", 20000, 20000)
+    why = image_problem(tmp_path / "d" / "b.png")
+    assert why is not None and why.startswith("declares 20000x20000 pixels, more than")
+    assert read_image(tmp_path / "d" / "b.png")[0] is None
+    src = open_source(str(tmp_path / "d"))
+    src.open()
+    with caplog.at_level(logging.WARNING, logger="edge.stream"):
+        frames = list(src)
+    assert [f.meta["file"] for f in frames] == ["a.png", "c.png"] and src.counters()["bad_images"] == 1
+    _png_claiming(tmp_path / "ok.png", 4096, 4096)  # under the limit: left to the decoder
+    assert image_problem(tmp_path / "ok.png") is None and edge.MAX_IMAGE_PIXELS == 1 << 26
+
+
+def test_opencv_gets_the_pixel_limit_when_edge_is_imported_first() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    code = "import os, edge; print(os.environ['OPENCV_IO_MAX_IMAGE_PIXELS'])"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.stdout.strip() == str(1 << 26), r.stderr
+    r = subprocess.run([sys.executable, "-c", code], env={**env, "OPENCV_IO_MAX_IMAGE_PIXELS": "123"},
+                       capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert r.stdout.strip() == "123"  # a caller's own setting is kept

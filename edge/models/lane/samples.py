@@ -20,6 +20,8 @@ from edge.errors import DataError
 from edge.models.lane.synthetic import TUSIMPLE_H_SAMPLES, generate_clip
 
 EVAL_HW = (720, 1280)
+#: the most ego-relative lane slots the synthetic source draws (the shipped configs use 6)
+MAX_SLOTS = 12
 #: the seed the held-out evaluation stream started from when the shipped checkpoint was scored
 EVAL_SEED = 1234
 
@@ -39,8 +41,15 @@ def _gt(lanes_px: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
 
 
 def synthetic(n: int, hw: tuple[int, int] | None = None, seed: int = 7,
-              slots: int = 6) -> Iterator[dict[str, tuple[Any, dict[str, Any]]]]:
-    """One continuous synthetic drive of ``n`` camera frames with exact lane labels (TuSimple rows)."""
+              slots: int | str = 6) -> Iterator[dict[str, tuple[Any, dict[str, Any]]]]:
+    """One continuous synthetic drive of ``n`` camera frames with exact lane labels (TuSimple rows);
+    ``slots`` (also as the source spec's text, ``synthetic:N,slots=4``) lanes at most."""
+    if isinstance(slots, str):
+        if not slots.isdigit():
+            raise DataError(f"slots={slots}: a whole number of lanes (2..{MAX_SLOTS})")
+        slots = int(slots)
+    if not 2 <= slots <= MAX_SLOTS:
+        raise DataError(f"slots={slots}: use 2..{MAX_SLOTS}")
     h, w = hw or EVAL_HW
     rng = np.random.default_rng(seed)
     rows = np.round(TUSIMPLE_H_SAMPLES * h / 720.0).astype(np.int64)

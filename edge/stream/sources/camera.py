@@ -8,6 +8,7 @@ with backoff. OpenCV is imported inside the methods so a LiDAR-only deployment n
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from typing import Any
 from edge.data.frame import Frame, now_ns
 from edge.errors import DataError
 from edge.stream.sources.base import Source, SourceLost
+
+log = logging.getLogger("edge.stream")
 
 #: a live stream that returns no frame for this long is lost (OpenCV's own read timeout where it has one)
 READ_TIMEOUT_S = 5.0
@@ -135,6 +138,7 @@ class CameraSource(Source):
                 raise SourceLost("watchdog: stream stalled")
             if not ok or img is None:
                 if self.kind == "file":
+                    self._note_cut_short()
                     return
                 self.read_failures += 1
                 raise SourceLost("read failed")
@@ -155,8 +159,24 @@ class CameraSource(Source):
             self._cap.release()
             self._cap = None
 
+    unread_frames = 0
+
+    def _note_cut_short(self) -> None:
+        """A file that ends before the frame count its container states was cut short or is corrupt past
+        that point: say so once and count it, rather than end as if complete. The count is the container's
+        estimate for some formats, so a frame or two (2 %) short is not reported."""
+        total = self.frames_total
+        if not total or (self.max_frames and self._seq >= self.max_frames):
+            return
+        missing = total - self._seq
+        if missing > max(2, 0.02 * total):
+            self.unread_frames = missing
+            log.warning("%s: the file states %d frames, only %d could be read (cut short or corrupt)",
+                        self.spec, total, self._seq)
+
     def counters(self) -> dict[str, int]:
-        return {"read_failures": self.read_failures}
+        return {"read_failures": self.read_failures, **({"unread_frames": self.unread_frames}
+                                                         if self.unread_frames else {})}
 
 
 class MemorySource(Source):

@@ -33,8 +33,8 @@ class KittiSource(Source):
 
     def __init__(self, folder: str | Path, *, index: str | None = None, realtime: bool = False,
                  fps: float = 10.0, max_frames: int = 0) -> None:
-        if fps <= 0:
-            raise DataError(f"kitti:{folder}: fps must be > 0, got {fps}")
+        if not 1e-3 <= fps <= 1000:  # NaN fails this too (it turned pacing off; 1e-320 overflowed the clock)
+            raise DataError(f"kitti:{folder}: fps {fps} must be in [0.001, 1000]")
         self.folder = Path(folder)
         self.spec = f"kitti:{folder}"
         self.index = index

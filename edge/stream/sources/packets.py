@@ -9,7 +9,6 @@ port filtering and the counters are here once.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,10 +78,11 @@ class PacketLidarSource(Source):
             yield from self._iter_pcap()
 
     def _iter_pcap(self) -> Iterator[Frame]:
+        from edge.data.pcap import Pacer
+
         reader, dec = self._reader, self.decoder
         assert reader is not None
-        t0_file: int | None = None
-        t0_wall = 0.0
+        self._pacer = pacer = Pacer()
         ports: dict[int, int] = {}
         frames = 0
         try:
@@ -92,11 +92,7 @@ class PacketLidarSource(Source):
                     ports[dport] = ports.get(dport, 0) + 1
                     continue
                 if self.realtime:
-                    if t0_file is None:
-                        t0_file, t0_wall = t_ns, time.monotonic()
-                    delay = t0_wall + (t_ns - t0_file) / 1e9 - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
+                    pacer.wait(t_ns)
                 out = self._feed(t_ns, payload)
                 if out is not None:
                     frames += 1
@@ -158,6 +154,9 @@ class PacketLidarSource(Source):
             for k in ("truncated", "malformed", "non_udp"):
                 c[k] = counts.get(k, 0)
             c["other_ports"] = self._other_ports
+            pacer = getattr(self, "_pacer", None)
+            if self.realtime and pacer is not None:  # gaps and clock steps the replay did not sleep through
+                c["time_jumps"] = pacer.jumps
         return c
 
     def close(self) -> None:

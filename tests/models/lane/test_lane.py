@@ -466,3 +466,29 @@ def test_a_non_finite_logit_in_a_row_turned_off_does_not_touch_the_lane() -> Non
         out = lane.decode(dirty, exist, cfg, (720, 1280))
         assert out["slots"] == clean["slots"] == [2]
         np.testing.assert_array_equal(out["points"][0], clean["points"][0])
+
+
+def test_the_synthetic_sources_slots_option_is_parsed_from_the_spec() -> None:
+    """Options reach a family's generator as the spec's text: `synthetic:3,slots=4` failed with "'str'
+    object cannot be interpreted as an integer"; a bad value is one line."""
+    from edge.errors import DataError
+    from edge.models.registry import get_card
+    from edge.stream.sources import open_source
+
+    src = open_source("synthetic:2:72x128,slots=4", card=get_card("lane"))
+    src.open()
+    assert len(list(src)) == 2
+    for bad, says in (("x", "a whole number"), ("40", "use 2..12")):
+        with pytest.raises(DataError, match=says):
+            src = open_source(f"synthetic:2:72x128,slots={bad}", card=get_card("lane"))
+            src.open()
+            list(src)
+
+
+def test_kitti_source_fps_must_be_a_usable_rate(tmp_path) -> None:
+    from edge.errors import DataError
+    from edge.stream.sources.kitti import KittiSource
+
+    for fps in (float("nan"), 1e-320, 0.0, -1.0, 1e6):
+        with pytest.raises(DataError, match=r"fps .* must be in \[0.001, 1000\]"):
+            KittiSource(tmp_path, fps=fps)

@@ -143,3 +143,32 @@ def test_calibrate_with_the_shipped_model_lands_within_its_measured_accuracy(rea
         after.append(pose_errors(Rig.load(out).T_lidar_to_cam, truth.T_lidar_to_cam)[0])
     rms_before, rms_after = float(np.sqrt(np.mean(np.square(before)))), float(np.sqrt(np.mean(np.square(after))))
     assert rms_after <= bound and rms_after < 0.9 * rms_before, (rms_before, rms_after, bound)
+
+
+def test_calibrate_refuses_an_out_inside_the_bundle(bundle: Path, tmp_path: Path, capsys) -> None:
+    """--out BUNDLE/manifest.json replaced the manifest (the bundle was then broken): refused before any work."""
+    before = (bundle / "manifest.json").read_bytes()
+    assert main(["calibrate", str(bundle), "--source", "kitti:nowhere", "--init", "x.json", "--out",
+                 str(bundle / "manifest.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is inside the bundle" in err and len(err.splitlines()) == 1
+    assert (bundle / "manifest.json").read_bytes() == before
+
+
+def test_an_interrupted_calibration_writes_no_rig(bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C stops the loop gracefully (edge run keeps what it has); a rig from the frames before it is not
+    the calibration asked for: nothing is written and the command is interrupted (exit 130)."""
+    import edge.stream.api as api
+    from edge.cli.calibrate_cmd import run_calibrate
+
+    def stopped(*_a, sinks, **_k):
+        return {"interrupted": True, "frames": 1, "skip_reasons": {}}
+
+    monkeypatch.setattr(api, "run", stopped)
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps({"P": [[500, 0, 320, 0], [0, 500, 240, 0], [0, 0, 1, 0]],
+                                "T_lidar_to_cam": np.eye(4).tolist(), "image_size": [480, 640]}))
+    with pytest.raises(KeyboardInterrupt):
+        run_calibrate(bundle, source="images:x", lidar="y", init=init, out=tmp_path / "r.json", frames=0,
+                      backend="onnxruntime", precision=None, sync_ms=50.0, json_out=True)
+    assert not (tmp_path / "r.json").exists()
