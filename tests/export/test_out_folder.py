@@ -130,19 +130,25 @@ def test_an_interrupt_between_the_two_renames_puts_the_previous_folder_back(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
-def test_kill_9_leftovers_are_cleaned_by_the_next_export(tmp_path: Path) -> None:
-    out = tmp_path / "lane"
+def _export_until_partial(tmp_path: Path, out: Path, sig: int) -> tuple[subprocess.Popen, Path]:
+    """Start a tiny export into ``out``, send ``sig`` once its partial folder exists; (process, partial)."""
     p = subprocess.Popen([*EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", str(out)], env=ENV,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     partial: list[Path] = []
     while p.poll() is None and time.monotonic() < deadline and not partial:
         partial = [q for q in tmp_path.iterdir() if q.name.endswith(".partial")]
         time.sleep(0.01)
     assert partial, "the export finished before a partial folder was seen"
-    p.send_signal(signal.SIGKILL)
-    p.wait(60)
-    assert partial[0].exists() and not out.exists()
+    p.send_signal(sig)
+    return p, partial[0]
+
+
+def test_kill_9_leftovers_are_cleaned_by_the_next_export(tmp_path: Path) -> None:
+    out = tmp_path / "lane"
+    p, partial = _export_until_partial(tmp_path, out, signal.SIGKILL)
+    p.communicate(timeout=60)
+    assert partial.exists() and not out.exists()
     r = subprocess.run([*EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", str(out)], env=ENV,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -152,16 +158,7 @@ def test_kill_9_leftovers_are_cleaned_by_the_next_export(tmp_path: Path) -> None
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
     """SIGTERM (a service manager, `timeout`, a CI job's end) interrupts the export as Ctrl-C does: one line,
     exit 130, no partial folder left (Python's default SIGTERM ended the process without its cleanup)."""
-    out = tmp_path / "lane"
-    p = subprocess.Popen([*EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", str(out)], env=ENV,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    partial: list[Path] = []
-    while p.poll() is None and time.monotonic() < deadline and not partial:
-        partial = [q for q in tmp_path.iterdir() if q.name.endswith(".partial")]
-        time.sleep(0.01)
-    assert partial, "the export finished before a partial folder was seen"
-    p.send_signal(signal.SIGTERM)
+    p, _ = _export_until_partial(tmp_path, tmp_path / "lane", signal.SIGTERM)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", (p.returncode, err[-500:])
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
