@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +46,8 @@ from edge.runtimes.trt_engine import (
     profile_shapes,
 )
 from edge.spec import IOSpec
+
+log = logging.getLogger("edge.runtimes")
 
 PLUGIN_OPS = {"EdgeAttention": "edge::EdgeAttention"}
 
@@ -79,8 +82,17 @@ def device_facts(trt: Any, cuda: Any) -> dict[str, Any]:
     return {"tensorrt": str(TrtVersion.parse(trt.__version__)), **cuda.device(), "l4t": l4t_release()}
 
 
+_LOGGERS: dict[int, tuple[Any, Any]] = {}
+
+
 def _logger(trt: Any) -> Any:
-    return trt.Logger(trt.Logger.WARNING)
+    """The process's one TensorRT logger, kept alive for good: ``init_libnvinfer_plugins`` keeps a raw pointer
+    to the logger it is given (a throwaway one left TensorRT's plugins logging through freed memory), and
+    TensorRT warns when runtimes and builders of one process are given different loggers."""
+    got = _LOGGERS.get(id(trt))
+    if got is None or got[0] is not trt:
+        got = _LOGGERS[id(trt)] = (trt, trt.Logger(trt.Logger.WARNING))
+    return got[1]
 
 
 def plugin_hashes(onnx_path: Path) -> dict[str, str]:
@@ -97,6 +109,16 @@ def plugin_hashes(onnx_path: Path) -> dict[str, str]:
     for mod in (tensorrt_plugin, triton_attention):
         h.update(Path(mod.__file__ or "").read_bytes())
     return {PLUGIN_OPS[op]: h.hexdigest() for op in sorted(used)}
+
+
+def _use_timing_cache(config: Any, blob: bytes) -> bool:
+    """Whether ``config`` took a timing cache made from ``blob``: a corrupt or foreign blob may come back as no
+    cache at all (None) rather than one ``set_timing_cache`` refuses."""
+    try:
+        cache = config.create_timing_cache(blob)
+        return cache is not None and bool(config.set_timing_cache(cache, ignore_mismatch=False))
+    except (TypeError, RuntimeError):
+        return False
 
 
 def _register_plugins(trt: Any, plugins: dict[str, str]) -> None:
@@ -219,12 +241,13 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
     profile = builder.create_optimization_profile()
     for name, r in prof.items():
         profile.set_shape(name, r["min"], r["opt"], r["max"])
-    config.add_optimization_profile(profile)
+    if config.add_optimization_profile(profile) < 0:  # -1: a name or range the network does not take
+        raise ExportError(f"{onnx_path}: TensorRT {dev['tensorrt']} refused the optimization profile {prof}")
     cache_path = Path(timing_cache) if timing_cache else None
     cache_blob = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
-    if not config.set_timing_cache(config.create_timing_cache(cache_blob), ignore_mismatch=False) and cache_blob:
+    if not _use_timing_cache(config, cache_blob) and cache_blob:
         # a cache from another GPU / TensorRT: start from an empty one (it is rewritten after the build)
-        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+        _use_timing_cache(config, b"")
     if progress is not None and hasattr(trt, "IProgressMonitor"):
         config.progress_monitor = _progress_monitor(trt, progress)
     t0 = time.perf_counter()
@@ -372,6 +395,9 @@ class TrtRuntime(BaseRuntime):
             raise BundleError(f"{engine_path}: TensorRT could not deserialize the engine (see its log): "
                               f"run `edge build` again on this device")
         self.context = self.engine.create_execution_context()
+        if self.context is None:  # e.g. no device memory left for its activations
+            raise EdgeError(f"{engine_path}: TensorRT could not create an execution context (out of device "
+                            "memory? see its log)")
         self.stream = self.cuda.stream()
         self._dev: dict[str, int] = {}
         self._host: dict[str, np.ndarray] = {}
@@ -390,7 +416,7 @@ class TrtRuntime(BaseRuntime):
         for name in names:
             shape = self._max_shape(name)
             if any(d < 0 for d in shape):
-                raise BundleError(f"{engine_path}: output '{name}' has a data-dependent shape {shape}, which this "
+                raise BundleError(f"{engine_path}: tensor '{name}' has a data-dependent shape {shape}, which this "
                                   "runtime does not support")
             try:
                 dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
@@ -413,21 +439,35 @@ class TrtRuntime(BaseRuntime):
         """Enqueue copies + inference on the stream (no wait); returns the output shapes."""
         self.io.validate_feeds(feeds)
         check_feed_in_profile(self.record.profile, dict(feeds))
-        for t in self.io.inputs:
-            x = np.ascontiguousarray(feeds[t.name])
-            host = self._host[t.name].reshape(-1)[: x.size].reshape(x.shape)
-            host[...] = x
-            self.context.set_input_shape(t.name, x.shape)
-            self.cuda.htod_async(self._dev[t.name], host, self.stream)
-        if not self.context.execute_async_v3(self.cuda.stream_handle(self.stream)):
-            raise EdgeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
-        shapes = {}
-        for t in self.io.outputs:
-            shape = tuple(int(d) for d in self.context.get_tensor_shape(t.name))
-            host = self._host[t.name].reshape(-1)[: int(np.prod(shape))].reshape(shape)
-            self.cuda.dtoh_async(host, self._dev[t.name], self.stream)
-            shapes[t.name] = shape
+        queued = False
+        try:
+            for t in self.io.inputs:
+                x = np.ascontiguousarray(feeds[t.name])
+                host = self._host[t.name].reshape(-1)[: x.size].reshape(x.shape)
+                host[...] = x
+                self.context.set_input_shape(t.name, x.shape)
+                self.cuda.htod_async(self._dev[t.name], host, self.stream)
+                queued = True
+            if not self.context.execute_async_v3(self.cuda.stream_handle(self.stream)):
+                raise EdgeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
+            shapes = {}
+            for t in self.io.outputs:
+                shape = tuple(int(d) for d in self.context.get_tensor_shape(t.name))
+                host = self._host[t.name].reshape(-1)[: int(np.prod(shape))].reshape(shape)
+                self.cuda.dtoh_async(host, self._dev[t.name], self.stream)
+                shapes[t.name] = shape
+        except BaseException:
+            if queued:  # copies may still read the pinned buffers the next call (or close) reuses
+                self._drain()
+            raise
         return shapes
+
+    def _drain(self) -> None:
+        """Wait for whatever is queued on the stream; errors here are not the caller's (best effort)."""
+        try:
+            self.cuda.synchronize(self.stream)
+        except Exception:
+            log.debug("stream synchronize failed", exc_info=True)
 
     def wait(self, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         """Wait for the stream and return copies of the outputs (the pinned buffers are reused)."""
@@ -440,14 +480,19 @@ class TrtRuntime(BaseRuntime):
     def close(self) -> None:
         if self._closed:
             return
+        # queued copies and kernels must be done before what they read and write is freed
+        if getattr(self, "stream", None) is not None:
+            self._drain()
+        self.context = None
         for ptr in self._dev.values():
             self.cuda.free(ptr)
         for arr in self._host.values():
             self.cuda.host_free(arr)
-        self.cuda.destroy_stream(self.stream)
+        if getattr(self, "stream", None) is not None:
+            self.cuda.destroy_stream(self.stream)
         self._dev.clear()
         self._host.clear()
-        self.context = self.engine = None
+        self.engine = None
         super().close()
 
 

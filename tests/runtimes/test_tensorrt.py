@@ -188,6 +188,7 @@ class FakeCuda:
         self.mem: dict[int, bytearray] = {}
         self.next = 4096
         self.freed: list[int] = []
+        self.events: list[str] = []  # the order of synchronize / free / destroy_stream calls
 
     def malloc(self, nbytes: int) -> int:
         ptr, self.next = self.next, self.next + nbytes + 256
@@ -196,6 +197,7 @@ class FakeCuda:
 
     def free(self, ptr: int) -> None:
         self.freed.append(ptr)
+        self.events.append("free")
 
     def host_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         return np.empty(shape, dtype)
@@ -216,10 +218,10 @@ class FakeCuda:
         dst.reshape(-1).view(np.uint8)[:] = np.frombuffer(bytes(self.mem[src][: dst.nbytes]), np.uint8)
 
     def synchronize(self, stream: Any) -> None:
-        pass
+        self.events.append("sync")
 
     def destroy_stream(self, stream: Any) -> None:
-        pass
+        self.events.append("destroy_stream")
 
     def device(self) -> dict[str, Any]:
         return {"gpu": "Fake GPU", "compute_capability": "8.7", "cuda_runtime": "12.6", "cuda_driver": "12.6"}
@@ -235,7 +237,7 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
         WARNING = 2
 
         def __init__(self, level: int) -> None:
-            pass
+            calls.append(("logger",))
 
     class Flag:
         STRONGLY_TYPED = 0
@@ -253,12 +255,13 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
         def set_memory_pool_limit(self, pool: str, n: int) -> None:
             calls.append(("workspace", pool, n))
 
-        def add_optimization_profile(self, p: Any) -> None:
+        def add_optimization_profile(self, p: Any) -> int:
             calls.append(("profile", dict(p.shapes)))
+            return -1 if trt.fake_refuse_profile else 0  # the profile's index; -1 when refused
 
-        def create_timing_cache(self, blob: bytes) -> Cache:
+        def create_timing_cache(self, blob: bytes) -> Cache | None:
             calls.append(("timing_cache_in", bytes(blob)))
-            return Cache()
+            return None if blob == b"foreign" else Cache()  # a blob TensorRT cannot read: no cache at all
 
         def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> bool:
             calls.append(("set_timing_cache", ignore_mismatch))
@@ -323,6 +326,8 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
 
         def execute_async_v3(self, handle: int) -> bool:
             calls.append(("execute", handle))
+            if trt.fake_execute_fails:
+                return False
             n = int(np.prod(self.shapes["x"])) * 4
             x = np.frombuffer(bytes(cuda.mem[self.addr["x"]][:n]), np.float32)
             cuda.mem[self.addr["y"]][:n] = (2 * x).astype(np.float32).tobytes()
@@ -342,8 +347,8 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
         def get_tensor_dtype(self, name: str) -> str:
             return "float32"
 
-        def create_execution_context(self) -> Context:
-            return Context()
+        def create_execution_context(self) -> Context | None:
+            return None if trt.fake_no_context else Context()
 
     class Runtime:
         def __init__(self, logger: Any) -> None:
@@ -361,6 +366,7 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
     trt.init_libnvinfer_plugins = lambda logger, ns: calls.append(("init_plugins",))
     trt.nptype = lambda dt: np.float32
     trt.fake_io = ["x", "y"]
+    trt.fake_execute_fails = trt.fake_no_context = trt.fake_refuse_profile = False
     return trt
 
 
@@ -692,3 +698,56 @@ def test_an_engine_record_that_is_not_text_is_one_line(tmp_path: Path) -> None:
     b = SimpleNamespace(path=tmp_path, file=lambda name: tmp_path / name)
     with pytest.raises(BundleError, match=r"r\.json: corrupt engine record \(not UTF-8 text\)"):
         _read_record(b, {"name": "e", "extra_files": ["r.json"]})
+
+
+def test_one_logger_and_the_stream_drained_before_anything_is_freed(fake_env: Any, double_bundle: Path,
+                                                                      tmp_path: Path) -> None:
+    """TensorRT keeps a raw pointer to the logger init_libnvinfer_plugins gets: one logger for the process,
+    kept alive. Queued copies read the pinned buffers: the stream is synchronised before close frees them,
+    and before a failed submit returns (the next call would overwrite what a copy still reads)."""
+    import edge
+    from edge.runtimes.tensorrt import _logger, build_engine
+
+    calls, cuda = fake_env("10.8.0")
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)})
+    rt = edge.load(b, backend="tensorrt")
+    rt2 = edge.load(b, backend="tensorrt")
+    assert calls.count(("logger",)) == 1 and _logger(sys.modules["tensorrt"]) is _logger(sys.modules["tensorrt"])
+    trt = sys.modules["tensorrt"]
+    trt.fake_execute_fails = True
+    cuda.events.clear()
+    with pytest.raises(edge.EdgeError, match="execute_async_v3 failed"):
+        rt.infer({"x": np.ones((2, 3, 4), np.float32)})
+    assert cuda.events == ["sync"]
+    cuda.events.clear()
+    rt.close()
+    assert cuda.events == ["sync", "free", "free", "destroy_stream"]
+    rt2.close()
+
+
+def test_no_execution_context_a_refused_profile_and_a_foreign_timing_cache(fake_env: Any, double_bundle: Path,
+                                                                           tmp_path: Path) -> None:
+    """What the C++ API reports by a null or -1 is one line here (not an AttributeError later); a timing cache
+    TensorRT cannot read at all is replaced by an empty one."""
+    import edge
+    from edge.runtimes.tensorrt import build_engine
+
+    calls, _ = fake_env("10.8.0")
+    trt = sys.modules["tensorrt"]
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    cache = tmp_path / "t.cache"
+    cache.write_bytes(b"foreign")
+    trt.fake_refuse_profile = True
+    with pytest.raises(edge.EdgeError, match="refused the optimization profile"):
+        build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)}, timing_cache=cache)
+    trt.fake_refuse_profile = False
+    calls.clear()
+    build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)}, timing_cache=cache)
+    assert [c for c in calls if c[0] == "timing_cache_in"] == [("timing_cache_in", b"foreign"),
+                                                              ("timing_cache_in", b"")]
+    trt.fake_no_context = True
+    with pytest.raises(edge.EdgeError, match="could not create an execution context"):
+        edge.load(b, backend="tensorrt")

@@ -191,10 +191,15 @@ def test_keyboard_interrupt_without_handlers_stops_every_stage_before_the_sinks_
 
     sink = ClosedCheck()
     p = Pipeline([MemorySource(_images(2), count=100_000, fps=500)], EchoTask(delay=0.002), [sink], policy="block")
+    # Python's own Ctrl-C handler: a test run in the background (nohup, `cmd &`) inherits SIGINT ignored
+    theirs = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
     before = {t.ident for t in threading.enumerate()}
-    with pytest.raises(KeyboardInterrupt):
-        p.run(handle_signals=False)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            p.run(handle_signals=False)
+    finally:
+        signal.signal(signal.SIGINT, theirs)
     time.sleep(0.3)
     assert sink.closed_with is False and ClosedCheck.after_close == 0
     left = [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
