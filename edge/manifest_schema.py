@@ -28,7 +28,8 @@ MAX_TENSOR_BYTES = 1 << 30
 #: a config value may exceed the largest value of that key among its card's named configs by this factor
 CONFIG_HEADROOM = 16
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_GRAPH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: a graph's name: it becomes part of file names (engines/<graph>...), so never a path
+GRAPH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def check_rel(name: Any, where: str = "bundle") -> str:
@@ -95,11 +96,11 @@ def _artifact(a: Any, i: int, where: str, files: Mapping[str, Any], graphs: set[
     _need(suffix is None or (a["file"].endswith(suffix) and all(f.endswith(".onnx") for f in lowered.values())),
           where, f"{at}: a '{a['format']}' file must be named *{suffix} (lowered ones *.onnx)")
     if "graph" in a:
-        _need(isinstance(a["graph"], str) and bool(_GRAPH_NAME.match(a["graph"]))
+        _need(isinstance(a["graph"], str) and bool(GRAPH_NAME.match(a["graph"]))
               and (a["graph"] in graphs or not graphs), where,
               f"{at} has a 'graph' that is not one of the bundle's graphs ({a['graph']!r})")
     if "graphs" in a:
-        _need(_strs(a["graphs"]) and all(_GRAPH_NAME.match(g) and (g in graphs or not graphs) for g in a["graphs"]),
+        _need(_strs(a["graphs"]) and all(GRAPH_NAME.match(g) and (g in graphs or not graphs) for g in a["graphs"]),
               where, f"{at} has a malformed 'graphs' (list of the bundle's graph names)")
     if "precision" in a:
         _need(a["precision"] in PRECISIONS, where, f"{at} has precision {a['precision']!r} (one of {PRECISIONS})")
@@ -170,7 +171,7 @@ def validate_manifest(m: Any, where: str = MANIFEST) -> None:
     _need(isinstance(graphs, dict), where, "'graphs' must be an object of name -> io spec")
     for gname, gio in graphs.items():
         # a graph's name becomes part of file names (engines/<graph>...): a plain name, never a path
-        _need(bool(_GRAPH_NAME.match(gname)), where, f"graph name {gname!r} must be letters, digits, '_', '-' or "
+        _need(bool(GRAPH_NAME.match(gname)), where, f"graph name {gname!r} must be letters, digits, '_', '-' or "
               "'.' (not starting with '.' or '-')")
         _io(gio, where, f"graphs.{gname}")
     arts = m["artifacts"]

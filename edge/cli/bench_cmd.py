@@ -25,7 +25,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     with console.status("benchmarking...") as status:
         report = run_bench(bundle, backends=backends, rounds=rounds, warmup=warmup, threads=threads,
                            programs=programs, say=lambda m: status.update(m))
-    # names built whole: with_suffix on 'lane.v2_bench' would give 'lane.json' (another file of the user's)
+    # names built whole: with_suffix on 'model.v2_bench' would give 'model.json' (another file of the user's)
     stem = f"{Path(bundle).resolve().name}_bench"
     atomic_write_text(folder / f"{stem}.json", json.dumps(report, indent=1) + "\n")
     png = plot(report, folder / f"{stem}.png")

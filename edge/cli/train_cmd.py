@@ -112,7 +112,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     }
     def write() -> None:
         save_checkpoint(out, model, cfg, module, meta)
-        atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
 
     write()  # before scoring, so an interrupted or killed scoring loses only the score
     metric = None

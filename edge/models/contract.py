@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.errors import ModelError
+from edge.manifest_schema import GRAPH_NAME
 from edge.spec import IOSpec
 
 Config = dict[str, Any]
@@ -299,6 +300,8 @@ class ModelCard:
         for gname, g in self.graphs.items():
             if g.name != gname:
                 problems.append(f"graph key '{gname}' names graph '{g.name}'")
+            if not GRAPH_NAME.match(gname):  # found here, not when the bundle is committed after the export
+                problems.append(f"graph name '{gname}' must be letters, digits, '_', '-' or '.' (file names)")
         if len({g.stem for g in self.graphs.values()}) != len(self.graphs):
             problems.append("two graphs share a file stem")
         if not self.sensors.required:

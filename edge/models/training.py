@@ -15,6 +15,7 @@ driven by the elapsed time, for a run that must fit a lease; the steps taken are
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -110,9 +111,6 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
                                  "renderer is stuck or slower than the limit)")
             break
         loss, _ = tr.loss(model, b)
-        if not bool(torch.isfinite(loss.detach())):  # weights past this point are NaN: never a checkpoint
-            raise ModelError(f"model '{card.name}': the training loss became {float(loss.detach())} at step "
-                             f"{done + 1} (a learning rate too high for this model?); nothing was written")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tr.clip_grad:
@@ -121,6 +119,9 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         if sched.last_epoch < total:
             sched.step()
         losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):  # the weights are NaN from here on: never a checkpoint
+            raise ModelError(f"model '{card.name}': the training loss became {losses[-1]} at step {done + 1} "
+                             "(a learning rate too high for this model?); nothing was written")
         done += 1
         if t1 is None:
             t1 = time.monotonic()
@@ -154,6 +155,13 @@ def _render_worker(batches: Callable[[Config, int, int], Iterator[dict[str, np.n
     hung in a test run whose parent had used it; OpenCV's and numpy's operations themselves run."""
     import os
     import queue
+    import signal
+
+    # the parent's handlers are not the worker's: `edge` turns SIGTERM into KeyboardInterrupt, which this
+    # loop would catch and pass on, so the parent's close (SIGTERM) waited 5 s per worker and each printed
+    # a traceback at exit; Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def put(item: Any) -> bool:
         while os.getppid() == parent:

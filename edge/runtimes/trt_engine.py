@@ -227,6 +227,10 @@ class EngineRecord:
             if bad is not None:
                 raise BundleError(f"{where}: engine record field '{k}' must be {_json_type_name(tp)}; "
                                   f"{bad[0][:80]} is {bad[1]}")
+        for name, r in d.get("profile", {}).items():  # each input's range is used as r["min"] ... r["max"]
+            if set(r) != {"min", "opt", "max"} or len({len(v) for v in r.values()}) != 1:
+                raise BundleError(f"{where}: engine record field 'profile' needs min, opt and max of one rank "
+                                  f"for '{name[:40]}'")
         return cls(**{k: v for k, v in d.items() if k in types})
 
 

@@ -157,6 +157,6 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         remove_made(made)
         raise
     finally:
-        if own_task:
+        if own_task and not (pipe is not None and pipe.gave_up):  # a stage stuck in the model may still use it
             task.close()
     return summary

@@ -160,19 +160,22 @@ class Pipeline:
 
         Outside the main thread (where Python cannot install handlers) this does nothing. Nested use
         keeps the outermost handlers: they must not be restored while outputs are still committing.
-        ``then``: the handler both signals get when the block ends (e.g. ``signal.SIG_IGN``), in place of
-        the ones found: swapped straight from ours, so no signal meets the default handler in between.
+        ``then``: the handler both signals get when the block ends without an exception (e.g.
+        ``signal.SIG_IGN``), in place of the ones found: swapped straight from ours, so no signal meets the
+        default handler in between.
         """
         if not enabled or self._signals_held or threading.current_thread() is not threading.main_thread():
             yield
             return
         old = self._install_signals()
         self._signals_held = True
+        done = False
         try:
             yield
+            done = True
         finally:
-            self._signals_held = False
-            self._restore_signals(old if then is None else dict.fromkeys(old, then))
+            self._signals_held = False  # ``then`` only after a block that ended well: a failed run's exit may
+            self._restore_signals(old if then is None or not done else dict.fromkeys(old, then))  # be signalled
 
     _signals_held = False
 
@@ -210,7 +213,9 @@ class Pipeline:
             before_close = len(self._errors)
         finally:
             sys.setswitchinterval(switch)
-            for sink in self.sinks:
+            if self.gave_up:  # a stage still runs, maybe inside a sink: discard them without waiting on it
+                self._discard_sinks_unwaited()
+            for sink in self.sinks if not self.gave_up else ():
                 try:
                     sink.close(commit=ok)
                 except Exception as e:  # one sink failing to close must not keep the others from committing
@@ -328,7 +333,7 @@ class Pipeline:
         monitor = threading.Thread(target=self._monitor, args=(done,), name="monitor", daemon=True)
         monitor.start()
         try:
-            gave_up = not self._wait_for_stages(stages)
+            self.gave_up = gave_up = not self._wait_for_stages(stages)
         except BaseException:
             # a KeyboardInterrupt out of the join where no handlers of ours are installed (run(handle_signals=
             # False)): every stage stops before the sinks are discarded under a live writer and the caller
@@ -357,6 +362,24 @@ class Pipeline:
                 e = t.error
                 self._errors.append(str(e) if isinstance(e, EdgeError) else
                                     f"{t.source.spec}: {type(e).__name__}: {first_line(e)}")
+
+    #: True when the loop gave up on a stage that did not end after an abort: what it holds (the sinks, the
+    #: task's runtime) may be in use by it, so nothing waits on them (``edge.stream.run`` does not close the task)
+    gave_up = False
+
+    def _discard_sinks_unwaited(self) -> None:
+        """Close the sinks without keeping anything, from a daemon thread given ``ABORT_GRACE_S``: a close that
+        blocks on what the stuck stage holds (a display window, a hung file system) is left behind."""
+        def discard() -> None:
+            for sink in self.sinks:
+                try:
+                    sink.close(commit=False)
+                except Exception:
+                    log.debug("discarding a sink failed", exc_info=True)
+
+        t = threading.Thread(target=discard, name="discard-sinks", daemon=True)
+        t.start()
+        t.join(self.ABORT_GRACE_S)
 
     #: after an abort (a second signal, a stage error), how long the loop waits for its stages to end: a sink,
     #: display or model call that never returns must not leave a process that only SIGKILL ends

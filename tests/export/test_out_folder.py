@@ -144,6 +144,7 @@ def _export_until_partial(tmp_path: Path, out: Path, sig: int) -> tuple[subproce
     return p, partial[0]
 
 
+@pytest.mark.slow  # two whole exports (~20 s on a Zen 1 pair); clean_stale itself is tested fast above
 def test_kill_9_leftovers_are_cleaned_by_the_next_export(tmp_path: Path) -> None:
     out = tmp_path / "lane"
     p, partial = _export_until_partial(tmp_path, out, signal.SIGKILL)

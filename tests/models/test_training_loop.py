@@ -262,3 +262,39 @@ def test_a_checkpoint_named_json_is_refused_before_training(toy: Any, tmp_path: 
 
     with pytest.raises(EdgeError, match=r"m\.json: a checkpoint is not named \*\.json"):
         run_train("lane", tmp_path / "m.json", "tiny", 2, 2, None, 0, 0, None, True)
+
+
+def test_render_workers_end_at_once_under_edges_sigterm_handler(toy: Any) -> None:
+    """`edge` turns SIGTERM into KeyboardInterrupt; forked render workers inherited it, caught it in their
+    loop and kept offering batches, so closing them took 5 s per worker and each printed a traceback at
+    exit. Workers take the default SIGTERM (and leave Ctrl-C to the parent)."""
+    import signal
+    import time
+
+    from edge.models.training import ProcessBatches
+
+    def interrupt(_s: int, _f: object) -> None:
+        raise KeyboardInterrupt
+
+    theirs = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        pb = ProcessBatches(toy.trainer.batches, toy.config("tiny"), 2, 0, workers=2)
+        next(pb)
+        time.sleep(0.5)  # the workers fill their queues and block offering more
+        t = time.monotonic()
+        pb.close()
+        took = time.monotonic() - t
+    finally:
+        signal.signal(signal.SIGTERM, theirs)
+    assert took < 4.0, took  # 5 s per worker before
+    assert all(p.exitcode == -signal.SIGTERM for p in pb.procs), [p.exitcode for p in pb.procs]
+
+
+def test_a_card_whose_graph_name_is_not_a_file_name_is_refused_when_made(toy: Any) -> None:
+    """A graph's name becomes part of file names: a user's card naming one 'enc v2' or '../x' is refused when
+    the card is made, not after a whole export when the bundle is committed."""
+    for bad in ("enc v2", "../x", ".hidden"):
+        g = dataclasses.replace(next(iter(toy.graphs.values())), name=bad)
+        with pytest.raises(ModelError, match="must be letters, digits"):
+            dataclasses.replace(toy, graphs={bad: g}, programs=tuple(
+                dataclasses.replace(p, graphs=(bad,)) for p in toy.programs))

@@ -751,3 +751,14 @@ def test_no_execution_context_a_refused_profile_and_a_foreign_timing_cache(fake_
     trt.fake_no_context = True
     with pytest.raises(edge.EdgeError, match="could not create an execution context"):
         edge.load(b, backend="tensorrt")
+
+
+def test_an_engine_record_profile_needs_min_opt_and_max() -> None:
+    """A profile entry without its three shapes passed the type check and failed later as a KeyError."""
+    rec = json.loads(te.EngineRecord(graph="g", precision="fp32", onnx_file="m.onnx", onnx_sha256="0" * 64,
+                                     tensorrt="10.8.0", gpu="x", compute_capability="8.7",
+                                     profile={"x": {"min": [1], "opt": [2], "max": [4]}}).to_json())
+    te.EngineRecord.from_json(json.dumps(rec), where="r.json")
+    for bad in ({}, {"min": [1], "opt": [2]}, {"min": [1], "opt": [2], "max": [4, 4]}):
+        with pytest.raises(BundleError, match=r"r\.json: engine record field 'profile' needs min, opt and max"):
+            te.EngineRecord.from_json(json.dumps({**rec, "profile": {"x": bad}}), where="r.json")

@@ -172,7 +172,7 @@ def test_a_stage_stuck_for_good_does_not_make_the_run_unkillable() -> None:
         took = time.monotonic() - t
     finally:
         sink.release.set()
-    assert "\n" not in str(ei.value) and sink.closed_with is False
+    assert "\n" not in str(ei.value) and sink.closed_with is False and p.gave_up  # edge.stream.run: no task.close
     assert took < 20, took
 
 
@@ -241,6 +241,11 @@ def test_signals_left_ignored_are_swapped_straight_from_the_runs_handlers() -> N
         with p.signals():
             pass
         assert {s: signal.getsignal(s) for s in before} == dict.fromkeys(before, signal.SIG_IGN)  # what it found
+        for s, h in before.items():
+            signal.signal(s, h)
+        with pytest.raises(RuntimeError), p.signals(then=signal.SIG_IGN):  # a failed block: what it found
+            raise RuntimeError("the run failed")
+        assert {s: signal.getsignal(s) for s in before} == before
     finally:
         for s, h in before.items():
             signal.signal(s, h)

@@ -45,7 +45,7 @@ def synthetic(n: int, hw: tuple[int, int] | None = None, seed: int = 7,
     """One continuous synthetic drive of ``n`` camera frames with exact lane labels (TuSimple rows);
     ``slots`` (also as the source spec's text, ``synthetic:N,slots=4``) lanes at most."""
     if isinstance(slots, str):
-        if not slots.isdigit():
+        if not (slots.isascii() and slots.isdigit()):
             raise DataError(f"slots={slots}: a whole number of lanes (2..{MAX_SLOTS})")
         slots = int(slots)
     if not 2 <= slots <= MAX_SLOTS:
