@@ -27,7 +27,8 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                            programs=programs, say=lambda m: status.update(m))
     # names built whole: with_suffix on 'model.v2_bench' would give 'model.json' (another file of the user's)
     stem = f"{Path(bundle).resolve().name}_bench"
-    atomic_write_text(folder / f"{stem}.json", json.dumps(report, indent=1) + "\n")
+    written = folder / f"{stem}.json"
+    atomic_write_text(written, json.dumps(report, indent=1) + "\n")
     png = plot(report, folder / f"{stem}.png")
     if json_out:
         print(json.dumps({k: v for k, v in report.items() if k != "rows"} |
@@ -51,4 +52,4 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                   highlight=False)
     for s in report.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['config']}: {s['reason']}", highlight=False)
-    console.print(f"wrote {stem.with_suffix('.json')} and {png}")
+    console.print(f"wrote {written} and {png}")

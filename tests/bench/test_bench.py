@@ -17,7 +17,7 @@ import edge  # noqa: E402
 from edge.bench.flops import count_macs  # noqa: E402
 
 
-def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 
     bundle = tmp_path / "in" / "lane.v2"  # a dot in the name: the report is lane.v2_bench.json, not lane.json
@@ -46,6 +46,18 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
     assert all(len(row["samples_ms"]) == 4 for row in full["rows"])
     assert (tmp_path / "lane.v2_bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "lane.v2_bench.json", "lane.v2_bench.png"]
+    # the table a person reads (no --json), from the same report: it names the files it wrote
+    import edge.bench.runner as runner
+    from edge.cli.bench_cmd import run_bench_cmd
+
+    real = runner.run_bench
+    runner.run_bench = lambda *a, **k: full
+    try:
+        run_bench_cmd(bundle, ["onnxruntime"], 1, 0, 0, tmp_path, None, False)
+    finally:
+        runner.run_bench = real
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'lane.v2_bench.json'} and {tmp_path / 'lane.v2_bench.png'}" in out.replace("\n", "")
 
 
 def test_each_timed_step_follows_an_untimed_one_of_the_same_configuration(tiny_bundle: Path,

@@ -51,6 +51,7 @@ def test_opset23_attention(tmp_path: Path) -> None:
     assert count_macs(p) == 2 * 4 * 10 * 20 * (16 + 16)
 
 
+@pytest.mark.slow  # two ETA-VLA exports (~25-30 s on a Zen 1 pair): the default suite's 15 min
 def test_pruning_shows_in_the_exported_policy_graph(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")

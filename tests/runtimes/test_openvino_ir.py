@@ -178,7 +178,8 @@ def test_auto_inference_precision_is_bf16_only_where_native(tmp_path: Path, monk
     assert ovr.gated_precision({"metric": {"inference_precision": "bf16"}}) == "bf16"
 
 
-@pytest.mark.parametrize("bf16_costs", [0.0, 250.0])
+# 250: bf16 tried and f32 kept, the path with both hints; 0 (bf16 kept) in the slow suite (~25 s each)
+@pytest.mark.parametrize("bf16_costs", [pytest.param(0.0, marks=pytest.mark.slow), 250.0])
 def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              bf16_costs: float) -> None:
     """On a CPU with native bf16 the NNCF IRs are gated with bf16 float layers; when that misses the budget
@@ -334,6 +335,7 @@ def _nncf_lane_clip_passes(tmp_path: Path, calib_size: int, max_drop: float = 10
     return b, said
 
 
+@pytest.mark.slow  # a tiny export with NNCF twice (~25 s on a Zen 1 pair); the gate is tested fast in test_gate
 def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The faster NNCF scheme (forced: "default") is gated first; when it misses the budget (forced: OpenVINO

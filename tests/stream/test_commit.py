@@ -288,6 +288,8 @@ def test_signals_stay_ignored_after_the_commit_until_exit(lane: Path, tmp_path: 
     assert "at exit: True True" in r.stdout, r.stdout + r.stderr
 
 
+@pytest.mark.slow  # four runs (~25-35 s); the slow suite's twenty moments cover it, and the default suite keeps
+# the in-process commit-under-signal tests and the deterministic lock test (test_signal_safety.py)
 def test_signals_across_the_end_of_a_run(lane: Path, tmp_path: Path) -> None:
     _signal_moments(lane, tmp_path, 4)
 
