@@ -48,25 +48,20 @@ def image_problem(path: str | os.PathLike[str]) -> str | None:
         if size == 0:
             return "empty file"
         with open(p, "rb") as f:
-            head = f.read(8)
+            head = f.read(24)  # the signature; for a PNG also its IHDR's width and height (bytes 16-24)
             f.seek(max(0, size - 64))
             tail = f.read().rstrip(b"\x00")  # some encoders pad the end with zeros
     except OSError as e:
         return f"cannot read ({e.strerror})"
     if head[:2] == b"\xff\xd8":
         return None if tail.endswith(b"\xff\xd9") else "truncated JPEG (no end-of-image marker)"
-    if head == b"\x89PNG\r\n\x1a\n":
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
         if not tail.endswith(_PNG_END):
             return "truncated PNG (no IEND chunk)"
-        try:
-            with open(p, "rb") as f:
-                ihdr = f.read(24)[16:24]  # width, height: the first chunk's first 8 bytes, big-endian
-        except OSError as e:
-            return f"cannot read ({e.strerror})"
-        if len(ihdr) == 8:
-            w, h = int.from_bytes(ihdr[:4], "big"), int.from_bytes(ihdr[4:], "big")
-            if w * h > _max_pixels():
-                return f"declares {w}x{h} pixels, more than the {_max_pixels()} an image may have"
+        if len(head) == 24:  # width, height: the first chunk's first 8 bytes, big-endian
+            w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            if w * h > (limit := _max_pixels()):
+                return f"declares {w}x{h} pixels, more than the {limit} an image may have"
     return None
 
 

@@ -480,16 +480,13 @@ class TrtRuntime(BaseRuntime):
     def close(self) -> None:
         if self._closed:
             return
-        # queued copies and kernels must be done before what they read and write is freed
-        if getattr(self, "stream", None) is not None:
-            self._drain()
+        self._drain()  # queued copies and kernels must be done before what they read and write is freed
         self.context = None
         for ptr in self._dev.values():
             self.cuda.free(ptr)
         for arr in self._host.values():
             self.cuda.host_free(arr)
-        if getattr(self, "stream", None) is not None:
-            self.cuda.destroy_stream(self.stream)
+        self.cuda.destroy_stream(self.stream)
         self._dev.clear()
         self._host.clear()
         self.engine = None

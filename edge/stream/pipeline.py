@@ -215,14 +215,16 @@ class Pipeline:
             sys.setswitchinterval(switch)
             if self.gave_up:  # a stage still runs, maybe inside a sink: discard them without waiting on it
                 self._discard_sinks_unwaited()
-            for sink in self.sinks if not self.gave_up else ():
-                try:
-                    sink.close(commit=ok)
-                except Exception as e:  # one sink failing to close must not keep the others from committing
-                    self._errors.append(str(e) if isinstance(e, EdgeError) else
-                                        f"sink {getattr(sink, 'name', sink)}: {type(e).__name__}: {first_line(e)}")
-                except BaseException as e:  # KeyboardInterrupt without our handlers: finish the others first
-                    pending = pending or e
+            else:
+                for sink in self.sinks:
+                    try:
+                        sink.close(commit=ok)
+                    except Exception as e:  # one sink failing to close must not keep the others from committing
+                        self._errors.append(str(e) if isinstance(e, EdgeError) else
+                                            f"sink {getattr(sink, 'name', sink)}: {type(e).__name__}: "
+                                            f"{first_line(e)}")
+                    except BaseException as e:  # KeyboardInterrupt without our handlers: finish the others first
+                        pending = pending or e
         if pending is not None:
             raise pending
         if self._errors:  # a run error with results kept: say so (the outputs hold the frames before it)
@@ -332,24 +334,22 @@ class Pipeline:
         done = threading.Event()
         monitor = threading.Thread(target=self._monitor, args=(done,), name="monitor", daemon=True)
         monitor.start()
+        join_s = 5.0
         try:
-            self.gave_up = gave_up = not self._wait_for_stages(stages)
+            self.gave_up = not self._wait_for_stages(stages)
         except BaseException:
             # a KeyboardInterrupt out of the join where no handlers of ours are installed (run(handle_signals=
             # False)): every stage stops before the sinks are discarded under a live writer and the caller
             # closes the model under a running inference
+            self._abort.set()
+            join_s = self.ABORT_GRACE_S
+            raise
+        finally:
             done.set()
             self._stop.set()
-            self._abort.set()
             self._runner = None
             for t in stages:
-                t.join(self.ABORT_GRACE_S)
-            raise
-        done.set()
-        self._stop.set()
-        self._runner = None
-        for t in stages:
-            t.join(0.0 if gave_up else 5.0)
+                t.join(0.0 if self.gave_up else join_s)
         for t in self._threads:
             t.join(0.5)  # daemon threads: a source stuck in a device read is left behind, not waited for
         monitor.join(2.0)

@@ -77,6 +77,8 @@ class PacketLidarSource(Source):
                 self.open()
             yield from self._iter_pcap()
 
+    _pacer: Any = None  # the pcap replay's Pacer, once replaying
+
     def _iter_pcap(self) -> Iterator[Frame]:
         from edge.data.pcap import Pacer
 
@@ -154,9 +156,8 @@ class PacketLidarSource(Source):
             for k in ("truncated", "malformed", "non_udp"):
                 c[k] = counts.get(k, 0)
             c["other_ports"] = self._other_ports
-            pacer = getattr(self, "_pacer", None)
-            if self.realtime and pacer is not None:  # gaps and clock steps the replay did not sleep through
-                c["time_jumps"] = pacer.jumps
+            if self.realtime and self._pacer is not None:  # gaps and clock steps the replay did not sleep through
+                c["time_jumps"] = self._pacer.jumps
         return c
 
     def close(self) -> None:
