@@ -234,7 +234,11 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
            rtol: float = 1e-4, seed: int = 0) -> Bundle:
     """Export any ``nn.Module`` to a validated bundle: ``edge.export(model, {"x": x}, "out/my_model")``.
 
-    ``example_inputs`` is a dict name -> array/tensor (or a sequence, named ``input0..``). With
+    ``example_inputs`` is a dict name -> array/tensor (or a sequence, named ``input0..``); a dict's
+    entries go to ``forward``'s parameters of the same names, whatever the dict's order (keys that name
+    none of them are passed in the dict's order). The outputs may be a tensor, a tuple/list or a
+    (nested) dict of tensors: the graph returns them flat, named by their keys (``output{i}``
+    otherwise) unless ``output_names`` says. With
     ``dynamic_batch`` dim 0 of every input and output is named "batch" (the export uses batch >= 2
     internally so the dim is not specialized). Parity is checked on fresh random inputs of the same
     shapes. The bundle holds ONNX (and the targets' conversions) only: no ``torch.export`` program,
@@ -243,22 +247,38 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     """
     import torch
 
+    from edge.export.user_module import bind_inputs, bound, flatten_outputs, is_flat
+    from edge.export.user_module import output_names as default_names
+
     check_args(out, opset, attention, rtol=rtol)
+    keywords: list[str] | None = None
     if isinstance(example_inputs, Mapping):
-        names = list(input_names or example_inputs.keys())
+        keys = [str(k) for k in example_inputs]
+        names = list(input_names or keys)
         arrays = [_as_numpy(example_inputs[k]) for k in example_inputs]
     else:
+        keys = None
         arrays = [_as_numpy(x) for x in example_inputs]
         names = list(input_names or [f"input{i}" for i in range(len(arrays))])
     if len(names) != len(arrays):
         raise ExportError(f"{len(names)} input names for {len(arrays)} example inputs")
     module = module.eval()
+    if keys is not None:  # a dict's entries reach forward's parameters of the same names, in any order
+        order, by_keyword = bind_inputs(module, keys)
+        if by_keyword:
+            keywords = keys
+        else:
+            names, arrays = [names[i] for i in order], [arrays[i] for i in order]
     if dynamic_batch:
         arrays = [np.concatenate([a, a]) if a.shape[0] == 1 else a for a in arrays]
     with torch.no_grad():
-        outs = module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
-    outs = list(outs) if isinstance(outs, list | tuple) else [outs]
-    onames = list(output_names or [f"output{i}" for i in range(len(outs))])
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        result = module(**dict(zip(keywords, tensors, strict=True))) if keywords else module(*tensors)
+    flat = flatten_outputs(result)
+    if keywords or not is_flat(result):
+        module = bound(module, keywords)
+    outs = [t for _, t in flat]
+    onames = list(output_names or default_names(flat))
     if len(onames) != len(outs):
         raise ExportError(f"{len(onames)} output names for {len(outs)} outputs")
 

@@ -42,7 +42,12 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(lv)
 
 
-def _dynamic_shapes(io: IOSpec) -> tuple[dict[int, Any], ...] | None:
+def _dynamic_shapes(io: IOSpec, module: Any = None) -> tuple[Any, ...] | None:
+    """torch.export's ``dynamic_shapes`` for the inputs in ``io`` order: one dict per input, except that
+    the inputs a ``forward(a, *rest)`` takes through ``*rest`` are one tuple of them (torch.export
+    matches the spec to the signature, and refused the flat form for such a forward)."""
+    import inspect
+
     import torch
 
     dims: dict[str, Any] = {}
@@ -55,7 +60,16 @@ def _dynamic_shapes(io: IOSpec) -> tuple[dict[int, Any], ...] | None:
             d[axis] = dims[name]
             any_dyn = True
         shapes.append(d)
-    return tuple(shapes) if any_dyn else None
+    if not any_dyn:
+        return None
+    try:
+        params = list(inspect.signature(module.forward).parameters.values()) if module is not None else []
+    except (TypeError, ValueError):
+        params = []
+    star = next((i for i, p in enumerate(params) if p.kind == inspect.Parameter.VAR_POSITIONAL), None)
+    if star is not None and star <= len(shapes):
+        return (*shapes[:star], tuple(shapes[star:]))
+    return tuple(shapes)
 
 
 def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path: str | os.PathLike[str], *,
@@ -76,7 +90,7 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
         with _quiet(), torch.no_grad():
             prog = torch.onnx.export(
                 module, args, dynamo=True, input_names=io.input_names, output_names=io.output_names,
-                dynamic_shapes=_dynamic_shapes(io), opset_version=opset, optimize=True, verbose=False,
+                dynamic_shapes=_dynamic_shapes(io, module), opset_version=opset, optimize=True, verbose=False,
             )
             prog.save(str(path), external_data=external)
     except ExportError:

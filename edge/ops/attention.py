@@ -148,12 +148,21 @@ def _decomposed(q: Any, k: Any, v: Any, scale: float, mask: Any, qk_norm: bool) 
     return torch.matmul(torch.softmax(logits, dim=-1), v)
 
 
+def _full_mask(mask: Any, q: Any, k: Any) -> Any:
+    """``mask`` expanded to [B, H, Sq, Sk]: SDPA broadcasts a [B, 1, 1, Sk] key-padding mask (or any
+    broadcastable shape), but ONNX Runtime's ``Attention`` kernel requires the mask's query length to be
+    Sq (it failed with "inconsistent q_sequence_length"), so the nodes get the full shape (an Expand)."""
+    if mask is None:
+        return None
+    return mask.expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+
+
 def _onnx_attention(q: Any, k: Any, v: Any, scale: float, mask: Any, qk_norm: bool) -> Any:
     import torch
 
     if qk_norm:
         q, k = _rms(q), _rms(k)
-    return torch.onnx.ops.attention(q, k, v, attn_mask=mask, scale=scale)[0]
+    return torch.onnx.ops.attention(q, k, v, attn_mask=_full_mask(mask, q, k), scale=scale)[0]
 
 
 def _plugin(q: Any, k: Any, v: Any, scale: float, mask: Any, qk_norm: bool) -> Any:
@@ -161,7 +170,8 @@ def _plugin(q: Any, k: Any, v: Any, scale: float, mask: Any, qk_norm: bool) -> A
 
     attrs = {"num_heads": int(q.shape[1]), "scale": float(scale), "qk_norm": int(qk_norm),
              "plugin_namespace": "edge", "plugin_version": "1"}
-    return torch.onnx.ops.symbolic(f"{PLUGIN_DOMAIN}::{PLUGIN_OP}", [q, k, v, mask], attrs, dtype=q.dtype,
+    return torch.onnx.ops.symbolic(f"{PLUGIN_DOMAIN}::{PLUGIN_OP}", [q, k, v, _full_mask(mask, q, k)], attrs,
+                                   dtype=q.dtype,
                                    shape=(q.shape[0], q.shape[1], q.shape[2], v.shape[3]), version=1)
 
 

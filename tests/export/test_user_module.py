@@ -1,0 +1,93 @@
+"""edge.export of a user's module: dict inputs bound to forward by name, dict / nested outputs made flat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import edge  # noqa: E402
+from edge.errors import ExportError  # noqa: E402
+from edge.export.user_module import bind_inputs, flatten_outputs, output_names  # noqa: E402
+
+
+class Sub(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a - 2 * b
+
+
+class Skip(torch.nn.Module):
+    def forward(self, a: torch.Tensor, scale: torch.Tensor | None = None, b: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        return a - 2 * b
+
+
+class Outputs(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        y = self.lin(x)
+        return {"logits": y, "aux": (y.softmax(-1), {"twice": 2 * y})}
+
+
+def _ones(v: float) -> np.ndarray:
+    return np.full((1, 4), v, np.float32)
+
+
+@pytest.mark.parametrize("module", [Sub(), Skip()])
+def test_dict_inputs_reach_forward_by_name(tmp_path: Path, module: torch.nn.Module) -> None:
+    """The dict's order is not forward's: the export used to pass them in dict order (a - 2b came out as
+    b - 2a, no error). Skip needs keywords (b is forward's third parameter)."""
+    b = edge.export(module, {"b": torch.ones(1, 4), "a": torch.zeros(1, 4)}, tmp_path / "m")
+    got = edge.load(b.path, backend="onnxruntime").infer({"a": _ones(10), "b": _ones(1)})["output0"]
+    np.testing.assert_allclose(got, _ones(8))
+
+
+def test_dict_keys_that_name_no_parameter_go_in_order(tmp_path: Path) -> None:
+    b = edge.export(Sub(), {"first": torch.zeros(1, 4), "second": torch.ones(1, 4)}, tmp_path / "m")
+    got = edge.load(b.path, backend="onnxruntime").infer({"first": _ones(10), "second": _ones(1)})["output0"]
+    np.testing.assert_allclose(got, _ones(8))
+
+
+def test_a_key_that_names_no_parameter_beside_ones_that_do_is_refused() -> None:
+    with pytest.raises(ExportError, match=r"'bb' name no parameter of Sub.forward\(a, b\)"):
+        bind_inputs(Sub(), ["a", "bb"])
+
+
+def test_binding_rules() -> None:
+    assert bind_inputs(Sub(), ["a", "b"]) == ([0, 1], False)
+    assert bind_inputs(Sub(), ["b", "a"]) == ([1, 0], False)
+    assert bind_inputs(Skip(), ["a", "b"]) == ([0, 1], True)  # skips `scale`: by keyword
+
+    class Star(torch.nn.Module):
+        def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+            return xs[0]
+
+    assert bind_inputs(Star(), ["y", "x"]) == ([0, 1], False)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_dict_and_nested_outputs_are_flat_and_named(tmp_path: Path, dynamic: bool) -> None:
+    """Failed with "'dict' object has no attribute 'detach'" (a traceback)."""
+    m = Outputs().eval()
+    b = edge.export(m, {"x": torch.randn(1, 8)}, tmp_path / "m", dynamic_batch=dynamic)
+    assert [t["name"] for t in b.manifest["io"]["outputs"]] == ["logits", "aux.0", "aux.1.twice"]
+    x = np.random.default_rng(0).standard_normal((3 if dynamic else 1, 8)).astype(np.float32)
+    with torch.no_grad():
+        want = m(torch.from_numpy(x))
+    got = edge.load(b.path, backend="onnxruntime").infer({"x": x})
+    for name, ref in (("logits", want["logits"]), ("aux.0", want["aux"][0]), ("aux.1.twice", want["aux"][1]["twice"])):
+        np.testing.assert_allclose(got[name], ref.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_outputs_that_are_not_tensors_are_one_line() -> None:
+    with pytest.raises(ExportError, match="output 'n' is a int"):
+        flatten_outputs({"y": torch.zeros(1), "n": 3})
+    with pytest.raises(ExportError, match="output0 occur twice"):
+        output_names([(None, 0), ("output0", 1)])
