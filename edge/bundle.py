@@ -115,10 +115,13 @@ class Bundle:
         """The first artifact matching the filters, or a BundleError listing what is there.
 
         ``graph`` None means any graph. Among matches, one whose ``preferred_by`` lists ``prefer`` (a
-        backend name) wins: e.g. OpenVINO takes the NNCF IR over the IR read from the QDQ graph.
+        backend name) wins: e.g. OpenVINO takes the NNCF IR over the IR read from the QDQ graph; one whose
+        ``refused_by`` lists it is not a match (an INT8 graph that missed its budget on that backend).
         """
         found = []
         for a in self.manifest["artifacts"]:
+            if prefer is not None and prefer in a.get("refused_by", ()):
+                continue
             if name is not None and a.get("name") != name:
                 continue
             if fmt is not None and a.get("format") != fmt:
@@ -258,6 +261,16 @@ class BundleWriter:
 
     def add_artifact(self, artifact: Mapping[str, Any]) -> None:
         self.manifest["artifacts"].append(dict(artifact))
+
+    def remove_artifact(self, name: str) -> None:
+        """Take artifact ``name`` out of the bundle being written: its entry, and its files from the manifest
+        and the temp folder (a form that turned out unusable, so the bundle does not carry it)."""
+        arts = self.manifest["artifacts"]
+        art = next(a for a in arts if a.get("name") == name)
+        arts.remove(art)
+        for f in [art["file"], *art.get("extra_files", [])]:
+            self.manifest["files"].pop(f, None)
+            (self.tmp / _check_rel(f)).unlink(missing_ok=True)
 
     def commit(self) -> Bundle:
         """Validate the manifest, write it, and swap the temp folder into place (replacing a bundle)."""

@@ -104,7 +104,7 @@ def _artifact(a: Any, i: int, where: str, files: Mapping[str, Any], graphs: set[
               where, f"{at} has a malformed 'graphs' (list of the bundle's graph names)")
     if "precision" in a:
         _need(a["precision"] in PRECISIONS, where, f"{at} has precision {a['precision']!r} (one of {PRECISIONS})")
-    for key in ("preferred_by",):
+    for key in ("preferred_by", "refused_by"):
         _need(_strs(a.get(key, [])), where, f"{at} has a malformed '{key}' (list of backend names)")
     for key in ("attention", "derived_from", "device", "tensorrt"):
         _need(key not in a or isinstance(a[key], str), where, f"{at} has a malformed '{key}' (a string)")

@@ -344,6 +344,13 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
                 spec = s
                 break
         else:
+            gate = b.manifest.get("programs", {}).get(spec.name, {}).get("gates", {}).get(backend, {}).get(precision)
+            if isinstance(gate, dict) and gate.get("kept") is False:
+                num = [f"{v:.3g}" if isinstance(v, int | float) else "?"
+                       for v in (gate.get("drop"), gate.get("max_drop"))]
+                raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} on '{backend}': it missed "
+                                  f"the accuracy budget there at export (drop {num[0]} > {num[1]}; the manifest's "
+                                  f"programs.{spec.name}.gates.{backend})")
             have = sorted({a.get("precision") for a in b.artifacts if a.get("precision")})
             raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} artifacts for every graph on "
                               f"'{backend}' (precisions in the bundle: {', '.join(have)}; reduced precisions are "

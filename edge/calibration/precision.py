@@ -15,7 +15,8 @@ head on a ring buffer, and a whole-clip program = one graph):
    OpenVINO program is gated the same way;
 5. ONNX Runtime's own form (:func:`add_ort_int8`): uint8 asymmetric activations on the convolutions
    only, gated the same way, kept when every program passes and preferred by ONNX Runtime; the
-   symmetric QDQ graphs of step 3 stay what TensorRT builds from and OpenVINO falls back to.
+   symmetric QDQ graphs of step 3 stay what TensorRT builds from and OpenVINO falls back to (gated on
+   OpenVINO as well: :mod:`edge.calibration.openvino_qdq`).
 
 Results land on each artifact and in ``manifest["programs"][name]["gates"]``, and in the export table.
 """
@@ -594,8 +595,8 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     The IRs are kept only when every program passes: artifacts are chosen per graph, not per program, so
     an IR that one program passed with and another (sharing that graph) failed with could not be kept
     for one and not the other. When any program misses the budget no NNCF artifact is kept (each gate
-    record says whether that program passed, with ``kept: false``) and the export goes on: the QDQ int8
-    ONNX passed its own gate, so OpenVINO int8 runs that.
+    record says whether that program passed, with ``kept: false``) and the export goes on: OpenVINO int8
+    then runs the QDQ graphs, once they pass the gate on OpenVINO too (:mod:`edge.calibration.openvino_qdq`).
     """
 
     from edge.export.api import artifact_name

@@ -490,7 +490,10 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
 
                 add_openvino(w, report, jobs, rtol=rtol)
                 if "int8" in job.precisions:
+                    from edge.calibration.openvino_qdq import gate_openvino_qdq
+
                     add_nncf_int8(w, report, job)
+                    gate_openvino_qdq(w, report, job)  # where no NNCF IR was kept, OpenVINO runs the QDQ graphs
             if "int8" in job.precisions:  # after the IRs: this form is ONNX Runtime's alone
                 add_ort_int8(w, report, job)
         finally:
