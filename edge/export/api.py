@@ -132,6 +132,7 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                 export_s = time.time() - t0
                 for f in files:
                     w.register(f, "onnx" if f == fname else "onnx_external_data")
+                graph_attention = attention if _has_attention_node(w.path_for(fname), attention) else "none"
                 run_file, lowered = fname, {}
                 if attention == "plugin":  # backends with a lowering run the cached lowered graph, not the node
                     for b in lowering:
@@ -158,10 +159,17 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                                                                              load_external_data=False).opset_import}
                 w.add_artifact({"name": artifact_name("onnx", "fp32", job.name), "format": "onnx",
                                 "file": fname, "extra_files": files[1:], "graph": job.name, "precision": "fp32",
-                                "attention": attention, "opset": opsets, "lowered": lowered, "parity": par})
+                                "attention": graph_attention, "opset": opsets, "lowered": lowered, "parity": par})
                 report["graphs"][job.name] = {"file": fname, "bytes": sum(w.path_for(f).stat().st_size for f in files),
                                               "export_s": round(export_s, 2), "max_abs": par["max_abs"],
                                               "max_rel": par["max_rel"]}
+            if attention in ("plugin", "onnx") and all(a.get("attention") == "none" for a in w.manifest["artifacts"]):
+                # no graph holds the node (the model's attention, if any, is not edge.ops.attention and traced
+                # as plain MatMul/Softmax): saying "plugin" would send users and tools after a node not there
+                w.manifest["attention"] = {"requested": requested, "mode": "none", "reason": (
+                    f"no attention node in the graphs ({attention} asked; the model does not call "
+                    "edge.ops.attention, so its attention, if any, is plain MatMul/Softmax)")}
+                report["attention"] = "none"
             if extra is not None:  # more artifacts derived from the validated fp32 graphs (fp16, int8, IR)
                 extra(w, report)
             if torch_artifact is not None:
@@ -305,6 +313,21 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     # checked against ONNX Runtime above and its parity is in the manifest
     bundle, _ = _write(out, [job], manifest, attention=attention, opset=opset, rtol=rtol, torch_artifact=None)
     return bundle
+
+
+def _has_attention_node(path: Path, mode: str) -> bool:
+    """Whether the exported graph holds the attention node ``mode`` lowers to (any graph does in
+    ``decomposed`` mode: its attention is MatMul/Softmax by design)."""
+    if mode not in ("plugin", "onnx"):
+        return True
+    import onnx
+
+    from edge.ops.attention import PLUGIN_DOMAIN, PLUGIN_OP
+
+    domains, op = ((PLUGIN_DOMAIN,), PLUGIN_OP) if mode == "plugin" else (("", "ai.onnx"), "Attention")
+    model = onnx.load(str(path), load_external_data=False)
+    nodes = [*model.graph.node, *(n for f in model.functions for n in f.node)]
+    return any(n.op_type == op and n.domain in domains for n in nodes)
 
 
 def _as_numpy(x: Any) -> np.ndarray:

@@ -91,3 +91,26 @@ def test_outputs_that_are_not_tensors_are_one_line() -> None:
         flatten_outputs({"y": torch.zeros(1), "n": 3})
     with pytest.raises(ExportError, match="output0 occur twice"):
         output_names([(None, 0), ("output0", 1)])
+
+
+def test_a_model_without_our_attention_is_not_recorded_as_plugin(tmp_path: Path) -> None:
+    """SDPA / nn.MultiheadAttention trace to MatMul/Softmax: the manifest said mode "plugin" (a node not in
+    the graph), which sends trtexec and Triton users away from a graph they could use."""
+    class Sdpa(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q = x.reshape(x.shape[0], x.shape[1], 2, 4).transpose(1, 2)
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q).sum(1)
+
+    class Ours(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q = x.reshape(x.shape[0], x.shape[1], 2, 4).transpose(1, 2)
+            return edge.ops.attention(q, q, q).sum(1)
+
+    x = {"x": torch.randn(1, 5, 8)}
+    plain = edge.export(Sdpa().eval(), x, tmp_path / "sdpa")
+    rec = plain.manifest["attention"]
+    assert rec["mode"] == "none" and "edge.ops.attention" in rec["reason"]
+    assert plain.artifact(name="onnx-fp32-full")["attention"] == "none"
+    ours = edge.export(Ours().eval(), x, tmp_path / "ours")
+    assert ours.manifest["attention"]["mode"] == "plugin"
+    assert ours.artifact(name="onnx-fp32-full")["attention"] == "plugin"
