@@ -373,6 +373,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
     for g in new:
         gj = job.job(g)
         fname = f"{gj.stem}.int8.onnx"
+        quantized = _say_if_float(job, files[g], g, "int8 (symmetric QDQ)")
         w.register(fname, "onnx")
         fp32_art = _artifact(w, g, "fp32")
         w.add_artifact({"name": artifact_name("onnx", "int8", g), "format": "onnx", "file": fname, "graph": g,
@@ -383,8 +384,21 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
                         "quantization": {"format": "qdq", "method": job.method, "calibration": cset.source,
                                          "calibration_samples": len(cset), "calibration_feeds": len(cal[g]),
                                          "excluded_nodes": gate.chosen["excluded"].get(g, []),
-                                         "program": pname, "tries": gate.tries}})
+                                         "dequantize_nodes": quantized, "program": pname, "tries": gate.tries}})
     return float(gate.chosen["metric"]), max(gate.chosen["output_rel_error"].values()), files
+
+
+def _say_if_float(job: PrecisionJob, path: str, graph: str, form: str) -> int:
+    """The graph's DequantizeLinear count, and a warning when it is 0: the gate's fallback left every node in
+    float to meet the budget, so this "int8" graph runs in fp32 (the artifact stays: its program passed
+    with it; the record and the export's output say what it is)."""
+    import onnx
+
+    n = sum(node.op_type == "DequantizeLinear" for node in onnx.load(path, load_external_data=False).graph.node)
+    if n == 0:
+        job.say(f"warning: {graph} {form}: every node left in float to meet the budget; this graph runs in fp32 "
+                "in the int8 program")
+    return n
 
 
 def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
@@ -785,6 +799,7 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for g, path in files.items():
         fname = Path(path).name
         w.register(fname, "onnx")
+        infos[g]["dequantize_nodes"] = _say_if_float(job, path, g, f"int8 ({ORT_INT8_ACTIVATIONS})")
         sym_art = _artifact(w, g, "int8")
         w.add_artifact({"name": artifact_name("onnx", "int8", g, ORT_INT8_ACTIVATIONS), "format": "onnx",
                         "file": fname, "graph": g, "precision": "int8", "preferred_by": ["onnxruntime"],
