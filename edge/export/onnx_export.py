@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,10 +30,11 @@ _EXTERNAL_BYTES = 1_800_000_000
 def _quiet() -> Iterator[None]:
     """The exporter prints progress and warnings to stdout; keep the CLI output ours."""
     buf = io.StringIO()
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo",
+                                              "torch._guards", "torch.fx.experimental.symbolic_shapes")]
     levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
+    for lg in loggers:  # a failed trace logs pages of guard internals at ERROR; its cause reaches our one line
+        lg.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(buf):
             warnings.simplefilter("ignore")
@@ -96,7 +98,7 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     except ExportError:
         raise
     except Exception as e:
-        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {first_line(e, 300)}") from None
+        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {export_failure(e)}") from None
     if slim:
         _slim(path, external)
     model = onnx.load(str(path), load_external_data=False)
@@ -115,6 +117,28 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     if data.exists():
         files.append(data.name)
     return files
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: torch.onnx's three steps, as its messages number them
+_STEPS = {"1": "torch.export could not trace the model", "2": "decomposing the traced graph failed",
+          "3": "an operator has no ONNX translation"}
+
+
+def export_failure(e: BaseException) -> str:
+    """What went wrong, in one line: torch.onnx's message is a generic "Failed to export ... This is step
+    1/3 ... Next steps:" with colour codes, and the cause sits in its "## Exception summary" (the first
+    line of the exception it wraps otherwise)."""
+    text = _ANSI.sub("", str(e))
+    step = re.search(r"This is step (\d)/3", text)
+    summary = re.search(r"## Exception summary\s*<class '([^']+)'>: ([^\n]*)", text)
+    if summary:
+        cause = f"{summary.group(1).rsplit('.', 1)[-1]}: {summary.group(2)}"
+    else:
+        inner = e.__cause__ or e.__context__
+        cause = _ANSI.sub("", first_line(inner if inner is not None else e, 300))
+    cause = cause if len(cause) <= 300 else cause[:297] + "..."
+    return f"{_STEPS[step.group(1)]} ({cause})" if step else cause
 
 
 def _slim(path: Path, external: bool) -> None:

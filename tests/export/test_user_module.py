@@ -114,3 +114,35 @@ def test_a_model_without_our_attention_is_not_recorded_as_plugin(tmp_path: Path)
     ours = edge.export(Ours().eval(), x, tmp_path / "ours")
     assert ours.manifest["attention"]["mode"] == "plugin"
     assert ours.artifact(name="onnx-fp32-full")["attention"] == "plugin"
+
+
+def test_an_operator_onnx_cannot_express_is_named_in_one_line(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """torch.onnx's own message is "Failed to export ... \\x1b[96mThis is step 3/3\\x1b[0m ... Next steps:" with
+    the cause pages below; the one line now says which step failed and why."""
+    class Eigh(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.linalg.eigh(x @ x.transpose(-1, -2))[0]
+
+    with pytest.raises(ExportError) as info:
+        edge.export(Eigh().eval(), {"x": torch.randn(1, 4, 4)}, tmp_path / "m")
+    msg = str(info.value)
+    assert "an operator has no ONNX translation" in msg and "aten._linalg_eigh" in msg and "\x1b" not in msg
+    assert "\n" not in msg and not (tmp_path / "m").exists()
+
+
+def test_export_failure_reads_the_cause_from_the_summary_or_the_chain() -> None:
+    from edge.export.onnx_export import export_failure
+
+    wrapped = RuntimeError("Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m of exporting."
+                           "\nNext steps:\n- ...\n\n## Exception summary\n\n<class 'torch._dynamo.exc.UserError'>: "
+                           "L['mask'].size()[0] = 8 is not equal to L['x'].size()[0] = 2\n\nmore")
+    assert export_failure(wrapped) == ("torch.export could not trace the model (UserError: L['mask'].size()[0] = 8 is "
+                                       "not equal to L['x'].size()[0] = 2)")
+    try:
+        try:
+            raise ValueError("the real cause\nwith details")
+        except ValueError as inner:
+            raise RuntimeError("Failed to convert. \x1b[96mThis is step 3/3\x1b[0m") from inner
+    except RuntimeError as outer:
+        assert export_failure(outer) == "an operator has no ONNX translation (the real cause)"
+    assert export_failure(KeyError("plain")) == "'plain'"
