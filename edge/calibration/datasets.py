@@ -10,8 +10,8 @@ no image folder could provide directly. Samples come from:
   stream disjoint from the held-out evaluation stream;
 * a folder of images (each a one-step sample: a static scene) or a video (windows of
   ``card.data.sequence_length(cfg)`` consecutive frames), through the card's own preprocessing, for
-  families whose only required sensor is the one the frames come from; items are split by index
-  parity, so the calibration and evaluation halves of one source never share a frame;
+  families whose only required sensor is the one the frames come from; every item calibrates (the
+  gate evaluates on the family's labelled samples, never on these);
 * ``.npz`` keyed by step-feed name (``.npy`` for a single one), first axis = samples, an optional
   second axis = steps of a sequence.
 
@@ -66,9 +66,14 @@ class SampleSet:
         return len(self.sequences)
 
 
-def _split(items: list[Any], role: str) -> list[Any]:
-    """Even indices calibrate, odd ones evaluate: disjoint and both spread over the whole source."""
-    return items[0::2] if role == "calibration" else items[1::2]
+def _split(items: list[Any], role: str, where: Any = "calibration source") -> list[Any]:
+    """Every item of a user's source calibrates. Evaluation (the accuracy gate) runs on the family's own
+    labelled samples, which an image folder, video or .npz cannot be (no labels), so nothing of it is held
+    back: an even/odd split used to set half of it aside for an evaluation that never read it."""
+    if role != "calibration":
+        raise DataError(f"{where}: images, videos and .npz files only calibrate; the gate evaluates on the "
+                        "family's labelled samples")
+    return list(items)
 
 
 def _check_step(feeds: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray] | None, where: str) -> Feeds:
@@ -129,9 +134,9 @@ def from_images(folder: str | os.PathLike[str], card: Any, cfg: dict[str, Any], 
     if not files:
         raise DataError(f"{root}: no images ({', '.join(IMAGE_EXT)}) in calibration folder")
     order = np.random.default_rng(seed).permutation(len(files))
-    chosen = _split([files[i] for i in order], role)
+    chosen = _split([files[i] for i in order], role, root)
     if len(chosen) < size:
-        raise DataError(f"{root}: {len(chosen)} images available for {role} (half of {len(files)}), asked for {size}")
+        raise DataError(f"{root}: {len(chosen)} images available for {role}, asked for {size}")
     seqs, ids, skipped = [], [], 0
     for p in chosen:
         if len(seqs) == size:
@@ -151,7 +156,7 @@ def from_images(folder: str | os.PathLike[str], card: Any, cfg: dict[str, Any], 
 
 def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, size: int,
                role: str = "calibration") -> SampleSet:
-    """``2 * size`` evenly spaced windows of consecutive frames; the halves alternate.
+    """``size`` evenly spaced windows of consecutive frames.
 
     Frames are streamed: only the frames of the window being assembled are held, each window is
     preprocessed as soon as it is complete, and decoding stops after the last one, so a long video
@@ -179,11 +184,10 @@ def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, 
             cap.release()
             cap = opened()
         windows = total - steps + 1
-        if windows < 2 * size:
-            raise DataError(f"{p}: {total} frames give {max(windows, 0)} windows of {steps}; "
-                            f"need {2 * size} ({size} calibration + {size} evaluation)")
-        starts = np.linspace(0, windows - 1, 2 * size).round().astype(int)
-        chosen = [int(c) for c in _split(list(starts), role)[:size]]
+        if windows < size:
+            raise DataError(f"{p}: {total} frames give {max(windows, 0)} windows of {steps}; need {size}")
+        starts = np.linspace(0, windows - 1, size).round().astype(int)
+        chosen = [int(c) for c in _split(list(dict.fromkeys(starts.tolist())), role, p)[:size]]
         held: dict[int, np.ndarray] = {}
         done: dict[int, list[Feeds]] = {}
         pending = sorted(set(chosen))
@@ -256,9 +260,9 @@ def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | No
         shapes = ", ".join(f"'{k}' {list(h.shape)}" for k, h in heads.items())
         raise DataError(f"{p}: sequence arrays have different numbers of steps ({shapes}); every array needs "
                         "the same [samples, steps, ...]")
-    idx = _split(list(range(total)), role)
+    idx = _split(list(range(total)), role, p)
     if len(idx) < size:
-        raise DataError(f"{p}: {len(idx)} samples available for {role} (half of {total}), asked for {size}")
+        raise DataError(f"{p}: {len(idx)} samples available for {role}, asked for {size}")
     if seq and any(heads[k].shape[1] == 0 for k in heads):
         raise DataError(f"{p}: sequences of 0 steps ({', '.join(f'{k} {list(h.shape)}' for k, h in heads.items())})")
     chosen = idx[:size]

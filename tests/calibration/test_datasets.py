@@ -35,12 +35,15 @@ def test_synthetic_samples_are_sequences_of_step_feeds() -> None:
     assert np.array_equal(again.sequences[1][2]["frame"], s.sequences[1][2]["frame"])  # seeded
 
 
-def test_image_folder_halves_are_disjoint(tmp_path: Path) -> None:
+def test_every_image_of_a_folder_calibrates(tmp_path: Path) -> None:
+    """An even/odd split set half of a user's images aside for an evaluation that never read them (the gate
+    scores the family's labelled samples): all 8 calibrate now, and no role but calibration is offered."""
     folder = _images(tmp_path / "imgs", 8)
-    a = load_samples(str(folder), CARD, CFG, size=4, role="calibration")
-    b = load_samples(str(folder), CARD, CFG, size=4, role="evaluation")
-    assert set(a.ids).isdisjoint(b.ids) and len(set(a.ids) | set(b.ids)) == 8
+    a = load_samples(str(folder), CARD, CFG, size=8, role="calibration")
+    assert len(set(a.ids)) == 8
     assert len(a.sequences[0]) == 1 and a.sequences[0][0]["frame"].shape == (1, 3, H, W)
+    with pytest.raises(DataError, match="only calibrate"):
+        load_samples(str(folder), CARD, CFG, size=4, role="evaluation")
 
 
 def test_real_tusimple_frames(real_data: Path) -> None:
@@ -57,11 +60,12 @@ def test_video_windows_are_consecutive_frames(tmp_path: Path) -> None:
         for tick in synthetic(20, (72, 128)):
             w.write(tick["camera"][0])
     a = load_samples(str(tmp_path / "v.mp4"), CARD, CFG, size=4, role="calibration")
-    b = load_samples(str(tmp_path / "v.mp4"), CARD, CFG, size=4, role="evaluation")
-    assert set(a.ids).isdisjoint(b.ids)
+    assert len(set(a.ids)) == 4
     assert all(len(seq) == CFG["frames"] for seq in a.sequences)  # T consecutive frames per sample
-    with pytest.raises(DataError, match="need 40"):
-        load_samples(str(tmp_path / "v.mp4"), CARD, CFG, size=20)
+    every = load_samples(str(tmp_path / "v.mp4"), CARD, CFG, size=18)  # 20 frames, windows of 3: all 18
+    assert len(set(every.ids)) == 18
+    with pytest.raises(DataError, match="give 18 windows of 3; need 19"):
+        load_samples(str(tmp_path / "v.mp4"), CARD, CFG, size=19)
 
 
 def test_npz_of_steps_and_of_sequences(tmp_path: Path) -> None:
@@ -70,13 +74,14 @@ def test_npz_of_steps_and_of_sequences(tmp_path: Path) -> None:
     np.save(tmp_path / "c.npy", x)
     for f in ("c.npz", "c.npy"):
         s = load_samples(str(tmp_path / f), CARD, CFG, size=3)
-        assert len(s.sequences[1]) == 1 and np.array_equal(s.sequences[1][0]["frame"], x[2:3])  # even indices
+        assert len(s.sequences[1]) == 1 and np.array_equal(s.sequences[1][0]["frame"], x[1:2])  # in file order
+    assert len(load_samples(str(tmp_path / "c.npz"), CARD, CFG, size=6)) == 6  # every sample of the file
     seq = np.random.default_rng(1).standard_normal((4, 5, 3, H, W)).astype(np.float32)
     np.savez(tmp_path / "s.npz", frame=seq)
     s = load_samples(str(tmp_path / "s.npz"), CARD, CFG, size=2)
-    assert len(s.sequences[0]) == 5 and np.array_equal(s.sequences[1][4]["frame"], seq[2, 4][None])
-    with pytest.raises(DataError, match="asked for 4"):
-        load_samples(str(tmp_path / "c.npz"), CARD, CFG, size=4)
+    assert len(s.sequences[0]) == 5 and np.array_equal(s.sequences[1][4]["frame"], seq[1, 4][None])
+    with pytest.raises(DataError, match="6 samples available for calibration, asked for 7"):
+        load_samples(str(tmp_path / "c.npz"), CARD, CFG, size=7)
 
 
 @pytest.mark.parametrize("kind", ["empty", "unreadable", "missing", "suffix", "shape", "dtype", "key", "pickle",
