@@ -351,6 +351,10 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
                 raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} on '{backend}': it missed "
                                   f"the accuracy budget there at export (drop {num[0]} > {num[1]}; the manifest's "
                                   f"programs.{spec.name}.gates.{backend})")
+            if backend == "torch" and not any(a.get("format") == "checkpoint" for a in b.artifacts):
+                raise BundleError(f"{b.path}: the torch backend runs a family's checkpoint, and this bundle has "
+                                  "none (edge.export of your own module keeps ONNX only: run the module itself "
+                                  "as the torch reference)")
             have = sorted({a.get("precision") for a in b.artifacts if a.get("precision")})
             raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} artifacts for every graph on "
                               f"'{backend}' (precisions in the bundle: {', '.join(have)}; reduced precisions are "

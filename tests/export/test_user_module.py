@@ -146,3 +146,13 @@ def test_export_failure_reads_the_cause_from_the_summary_or_the_chain() -> None:
     except RuntimeError as outer:
         assert export_failure(outer) == "an operator has no ONNX translation (the real cause)"
     assert export_failure(KeyError("plain")) == "'plain'"
+
+
+def test_the_torch_backend_on_a_plain_module_bundle_says_why(tmp_path: Path) -> None:
+    """It said "no fp32 artifacts ... (precisions in the bundle: fp32)", contradicting itself."""
+    from edge.errors import BundleError
+    from edge.program import load_program
+
+    b = edge.export(Sub(), {"a": torch.zeros(1, 4), "b": torch.ones(1, 4)}, tmp_path / "m")
+    with pytest.raises(BundleError, match="the torch backend runs a family's checkpoint, and this bundle has none"):
+        load_program(b, "torch")
