@@ -23,19 +23,22 @@ def _torch_module_base() -> type:
     return nn.Module
 
 
-def forward_parameters(module: Any) -> tuple[list[str], bool] | None:
-    """(names of ``forward``'s parameters that can be passed positionally or by keyword, whether it takes
-    ``**kwargs``); None when the signature cannot be read or takes only ``*args``."""
+def forward_parameters(module: Any) -> tuple[list[str], int, bool] | None:
+    """(names of ``forward``'s parameters that can be passed by keyword, how many of them lead and can also
+    be passed positionally, whether it takes ``**kwargs``); None when the signature cannot be read or takes
+    only ``*args``."""
     try:
         sig = inspect.signature(module.forward)
     except (TypeError, ValueError):
         return None
     kinds = inspect.Parameter
-    named = [p.name for p in sig.parameters.values() if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)]
-    var_kw = any(p.kind == kinds.VAR_KEYWORD for p in sig.parameters.values())
+    params = list(sig.parameters.values())
+    named = [p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)]
+    positional = sum(p.kind == kinds.POSITIONAL_OR_KEYWORD for p in params)
+    var_kw = any(p.kind == kinds.VAR_KEYWORD for p in params)
     if not named and not var_kw:
         return None
-    return named, var_kw
+    return named, positional, var_kw
 
 
 def bind_inputs(module: Any, keys: Sequence[str]) -> tuple[list[int], bool]:
@@ -53,7 +56,7 @@ def bind_inputs(module: Any, keys: Sequence[str]) -> tuple[list[int], bool]:
     params = forward_parameters(module)
     if params is None:
         return order, False
-    named, var_kw = params
+    named, positional, var_kw = params
     known = [k for k in keys if k in named]
     if not known and not var_kw:
         return order, False
@@ -62,7 +65,7 @@ def bind_inputs(module: Any, keys: Sequence[str]) -> tuple[list[int], bool]:
         raise ExportError(f"example input(s) {', '.join(map(repr, unknown))} name no parameter of "
                           f"{type(module).__name__}.forward({', '.join(named)}); name them as forward does, or "
                           f"give none of its names to pass them in order")
-    if not unknown and sorted(keys, key=named.index) == named[: len(keys)]:
+    if not unknown and len(keys) <= positional and sorted(keys, key=named.index) == named[: len(keys)]:
         return sorted(order, key=lambda i: named.index(keys[i])), False
     return order, True
 

@@ -71,6 +71,12 @@ def test_binding_rules() -> None:
 
     assert bind_inputs(Star(), ["y", "x"]) == ([0, 1], False)
 
+    class KeywordOnly(torch.nn.Module):
+        def forward(self, x: torch.Tensor, *, mask: torch.Tensor) -> torch.Tensor:
+            return x * mask
+
+    assert bind_inputs(KeywordOnly(), ["mask", "x"]) == ([0, 1], True)  # mask cannot go positionally
+
 
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_dict_and_nested_outputs_are_flat_and_named(tmp_path: Path, dynamic: bool) -> None:
