@@ -184,12 +184,15 @@ class Pipeline:
         opened_sinks: list[Any] = []
         try:
             for src in self.sources:
+                src.stop_asked = lambda: self._interrupted  # type: ignore[method-assign]
                 src.open()
                 opened_src.append(src)
             for sink in self.sinks:
                 sink.open()
                 opened_sinks.append(sink)
             self._prepare_engines()
+            if self._interrupted:  # a Ctrl-C / SIGTERM while opening (rendering ahead): not a run of 0 frames
+                raise KeyboardInterrupt
             self.stats.start()  # the rate and CPU time count from the loop's start, not the devices' opening
         except BaseException:
             for src in opened_src:

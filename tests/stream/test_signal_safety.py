@@ -297,3 +297,26 @@ def test_the_model_closes_with_signals_already_ignored(tiny_bundle: Path, tmp_pa
     finally:
         for s, h in before.items():
             signal.signal(s, h)
+
+
+class SlowToOpen(MemorySource):
+    """Opens like a synthetic source rendering ahead: long, polling stop_asked() (a SIGTERM arrives meanwhile)."""
+
+    def open(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        t = time.monotonic()
+        while not self.stop_asked() and time.monotonic() - t < 10:
+            time.sleep(0.01)
+        self.waited = time.monotonic() - t
+
+
+def test_a_signal_while_the_sources_open_is_an_interrupt_not_a_run_of_no_frames() -> None:
+    """Ctrl-C during a synthetic source's pre-render kept rendering ~10 s, then `edge run` said "no frames
+    were processed" with exit 2 (bad input); now the source stops rendering and the run is interrupted."""
+    _in_main_thread()
+    sink = ListSink()
+    src = SlowToOpen(_images(2), count=10)
+    p = Pipeline([src], EchoTask(), [sink], policy="block")
+    with pytest.raises(KeyboardInterrupt):
+        p.run()
+    assert src.waited < 2 and sink.records == [] and sink.closed_with is not True

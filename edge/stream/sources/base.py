@@ -54,6 +54,11 @@ class Source:
         self.renamed = {o: mapping.get(cur, cur) for o, cur in zip(originals, self.sensors)}
         self.sensors = tuple(self.renamed[o] for o in originals)
 
+    def stop_asked(self) -> bool:
+        """Whether the run was asked to stop (the pipeline replaces this before ``open()``): an ``open`` that
+        takes long (a synthetic source rendering ahead) polls it, so a Ctrl-C there is not kept waiting."""
+        return False
+
     def stalled(self) -> bool:
         ev = self.__dict__.get("stall")
         if ev is not None and ev.is_set():

@@ -95,7 +95,7 @@ class SyntheticSource(Source):
         for tick in stream:
             self._ready.append(tick)
             size += sum(int(getattr(d, "nbytes", 0)) for d, _ in tick.values())
-            if size >= PRERENDER_BYTES or time.perf_counter() - t0 >= PRERENDER_S:
+            if size >= PRERENDER_BYTES or time.perf_counter() - t0 >= PRERENDER_S or self.stop_asked():
                 break
         self.render_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(self._ready))
         self.prerendered = len(self._ready)
