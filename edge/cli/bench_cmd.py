@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from edge import jsonout
 from edge.errors import EdgeError
 
 
@@ -28,10 +28,10 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     # names built whole: with_suffix on 'model.v2_bench' would give 'model.json' (another file of the user's)
     stem = f"{Path(bundle).resolve().name}_bench"
     written = folder / f"{stem}.json"
-    atomic_write_text(written, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(written, jsonout.dumps(report, indent=1) + "\n")
     png = plot(report, folder / f"{stem}.png")
     if json_out:
-        print(json.dumps({k: v for k, v in report.items() if k != "rows"} |
+        print(jsonout.dumps({k: v for k, v in report.items() if k != "rows"} |
                          {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))
         return
     m = report["machine"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from edge import jsonout
 from edge.errors import BackendUnavailable, DataError
 
 
@@ -91,5 +91,5 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
                           f"{rec.compute_capability}, {precision}, from {rec.onnx_file}{cam})", highlight=False)
     out = {"bundle": str(b.path), "engines": results}
     if json_out:
-        print(json.dumps(out))
+        print(jsonout.dumps(out))
     return out

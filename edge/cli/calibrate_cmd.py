@@ -4,12 +4,12 @@ robustly and write the rig file ``edge run --calib`` reads."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge import jsonout
 from edge.errors import DataError, ModelError
 
 
@@ -110,9 +110,9 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         report["error_after"] = {"rot_deg": round(float(rotation_error_deg(T, reference.T_lidar_to_cam)), 4),
                                  "trans_cm": round(float(translation_error_m(T, reference.T_lidar_to_cam) * 100), 3)}
     doc = {**refined.to_json(), "refined": report}
-    atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(out, jsonout.dumps(doc, indent=2) + "\n")
     if json_out:
-        print(json.dumps(report))
+        print(jsonout.dumps(report))
     else:
         Console(stderr=True).print(
             f"refined over {len(Ts)} frames ({len(Ts) - int(inliers.sum())} rejected): moved {moved_deg:.2f} deg / "

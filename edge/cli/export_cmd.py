@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edge import jsonout
 from edge.errors import ExportError
 
 
@@ -93,7 +94,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         report["triton_repo"] = str(write_triton_repo(bundle, triton_repo, backends=tb, graphs=bundle.graphs,
                                                                  device=triton_device))
     if json_out:
-        print(json.dumps({"bundle": str(bundle.path), **report}))
+        print(jsonout.dumps({"bundle": str(bundle.path), **report}))
         return
     table = Table(title=f"{bundle.path} ({bundle.model_name}, attention={report['attention']})")
     for col in ("graph", "file", "size", "parity max abs", "parity max rel", "export s"):

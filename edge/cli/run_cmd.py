@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge import jsonout
 from edge.errors import DataError
 
 
@@ -114,11 +114,13 @@ def _cpu(summary: dict[str, Any]) -> str:
 
 def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, console: Any) -> dict[str, Any]:
     if summary["frames"] == 0:
+        if summary.get("interrupted"):  # Ctrl-C before the first result: an interrupted run, not a bad source
+            raise KeyboardInterrupt
         reasons = summary.get("skip_reasons") or {}
         why = f": every frame set was skipped ({max(reasons, key=reasons.get)})" if reasons else ""
         raise DataError(f"{source}: no frames were processed{why}")
     if json_out:
-        print(json.dumps(summary))
+        print(jsonout.dumps(summary))
         return summary
     e2e, inf = summary["end_to_end"], summary["stages"]["infer"]
     task = summary["task"]

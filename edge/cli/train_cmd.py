@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shlex
 import time
 from pathlib import Path
 
+from edge import jsonout
 from edge.errors import EdgeError, ModelError
 
 
@@ -112,7 +112,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     }
     def write() -> None:
         save_checkpoint(out, model, cfg, module, meta)
-        atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(out.with_suffix(".json"), jsonout.dumps(meta, indent=2) + "\n")
 
     write()  # before scoring, so an interrupted or killed scoring loses only the score
     metric = None
@@ -126,7 +126,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                     "metric": card.metric.name if card.metric else None, **(metric or {})}
     write()
     if json_out:
-        print(json.dumps(meta))
+        print(jsonout.dumps(meta))
     else:
         score = card.metric.format(metric["value"]) if metric else "not evaluated"
         console.print(f"wrote {out}  loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}  {score}  "

@@ -9,10 +9,11 @@ the first frame is read, so a bad argument is one line and nothing is written.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from edge import jsonout
 
 
 def bind_sensors(sources: list[Any], wanted: tuple[str, ...]) -> None:
@@ -145,7 +146,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                 from edge.files import atomic_path
 
                 with atomic_path(Path(stats), DataError) as tmp:
-                    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+                    tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
                 summary["outputs"]["stats"] = str(stats)
             elif stats is not None:
                 from edge.files import remove_made

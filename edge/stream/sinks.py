@@ -10,7 +10,6 @@ The overlay image is drawn once per result and shared by the video and display s
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edge import jsonout
 from edge.data.frame import is_points
 from edge.errors import DataError
 from edge.files import check_target, make_folder, remove_made
@@ -117,7 +117,7 @@ class JsonlSink(Sink):
 
     def write(self, result: Result) -> None:
         try:
-            self._f.write(json.dumps(result.record, separators=(",", ":")) + "\n")
+            self._f.write(jsonout.dumps(result.record, separators=(",", ":")) + "\n")
             self._f.flush()
         except OSError as e:  # disk full: the stage stops the run; close() removes the partial file
             raise DataError(f"{self.path}: cannot write ({e.strerror})") from None
@@ -254,7 +254,7 @@ class UdpJsonSink(Sink):
         self.addr = info[4][:2]
 
     def write(self, result: Result) -> None:
-        data = json.dumps(result.record, separators=(",", ":")).encode()
+        data = jsonout.dumps(result.record, separators=(",", ":")).encode()
         if len(data) > self.MAX_DATAGRAM:
             self.oversize += 1
             return
