@@ -56,3 +56,22 @@ def test_reduce_reports_following_per_command() -> None:
     assert r["value"] == r["ade"] == 2.0 and r["fde"] == 3.0 and r["collision_rate"] == pytest.approx(1 / 3)
     assert r["by_command"] == {"left": {"episodes": 1, "follow_rate": 1.0}, "stop": {"episodes": 2, "follow_rate": 0.5}}
     assert reduce([])["episodes"] == 0
+
+
+def test_a_given_command_is_scored_on_its_own_path() -> None:
+    """edge run --command stop scored the policy against the episode's own command (ADE 9.3 m, following 0 %
+    for a model that stopped); the episode labels every feasible command's path, so the given one is used."""
+    from types import SimpleNamespace
+
+    from edge.models.etavla.card import metric_item
+
+    straight = [[float(i), 0.0] for i in range(1, 9)]
+    stop = [[0.1 * i, 0.0] for i in range(1, 9)]
+    gt = {"command": "straight", "waypoints": straight, "alternatives": {"stop": stop}, "lane_y": 0.0,
+          "vehicles": []}
+    frames = {"front": SimpleNamespace(meta={"gt": gt})}
+    obeyed = metric_item({"waypoints": stop, "command": "stop"}, frames, {})
+    assert obeyed["command"] == "stop" and obeyed["ade"] == 0.0 and obeyed["follows"] is True
+    own = metric_item({"waypoints": straight, "command": "straight"}, frames, {})
+    assert own["command"] == "straight" and own["ade"] == 0.0 and own["follows"] is True
+    assert metric_item({"waypoints": stop, "command": "turn_left"}, frames, {}) is None  # no path for it here
