@@ -199,3 +199,14 @@ def test_synthetic_rig_image_and_scan_agree() -> None:
     ok = np.isfinite(hits.t)
     agree = np.abs(hits.t[ok] - dist[ok]) < 0.05 * dist[ok]
     assert m.sum() > 1000 and agree.mean() > 0.9  # the rest: points the camera sees occluded (parallax)
+
+
+@pytest.mark.parametrize("deg", [0.0, 1e-4, 0.5, 90.0, 179.0])
+def test_rotation_error_is_exact_near_zero_and_at_any_angle(deg: float) -> None:
+    """arccos of the trace read a KITTI rotation's rounding (orthonormal to ~1e-8) as 0.012 deg against itself."""
+    R = se3.exp_se3(np.array([0.3, -0.2, 0.9, 0, 0, 0]))
+    R_kitti = R.copy()
+    R_kitti[:3, :3] *= 1 - 2e-8  # what 9-digit calib files give
+    assert se3.rotation_error_deg(R_kitti, R_kitti) == 0.0
+    D = se3.exp_se3(np.array([0.0, np.deg2rad(deg), 0.0, 0, 0, 0]))
+    assert se3.rotation_error_deg(D @ R, R) == pytest.approx(deg, abs=1e-9)
