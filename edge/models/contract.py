@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.errors import ModelError
-from edge.manifest_schema import GRAPH_NAME
+from edge.errors import BundleError, ModelError
+from edge.manifest_schema import GRAPH_NAME, check_config
 from edge.spec import IOSpec
 
 Config = dict[str, Any]
@@ -334,7 +334,12 @@ class ModelCard:
         if bad:
             have = ", ".join(sorted(self.export_options)) or "none"
             raise ModelError(f"model '{self.name}': --set {bad[0]} is not an export option (options: {have})")
-        return {**cfg, **options}
+        merged = {**cfg, **options}
+        try:  # the checks edge run makes of the bundle's config, now: no export of a bundle it would refuse
+            check_config(merged, self, "--set")
+        except BundleError as e:
+            raise ModelError(f"model '{self.name}': {e}") from None
+        return merged
 
     def program(self, name: str) -> ProgramSpec:
         for p in self.programs:

@@ -55,3 +55,23 @@ def test_one_checkpoint_exports_at_two_keep_ratios(tmp_path: Path, capsys: pytes
     rc = _invoke(app, ["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "bad"), "--set", "keep=0"], "edge")
     err = capsys.readouterr().err
     assert rc == 2 and "keep 0" in err and "Traceback" not in err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    ("prune_layer=1.5", "'model.config.prune_layer' must be an integer, got 1.5"),
+    ("diversity=-5", "'model.config.diversity' = -5 must be > 0"),
+    ("prune_layer=3", "prune_layer 3 is not one of the layers 0..2"),
+    ("keep=nan", "'model.config.keep' must be a finite number"),
+])
+def test_set_values_are_checked_before_anything_is_exported(tmp_path: Path, option: str, message: str) -> None:
+    """--set prune_layer=1.5 exported a bundle that edge run refused; prune_layer=3 (3 layers) failed in
+    onnx.checker naming neither the option nor its range."""
+    from edge.cli.main import export_main
+
+    with pytest.raises(SystemExit) as e:
+        export_main(["etavla", "--config", "tiny", "--set", option, "--to", "onnx", "--out", str(tmp_path / "b")])
+    assert e.value.code == 2 and not (tmp_path / "b").exists()
+    card = get_card("etavla")
+    key, value = option.split("=")
+    with pytest.raises(ModelError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        card.with_options(card.config("tiny"), {key: float(value) if "." in value or value == "nan" else int(value)})

@@ -150,8 +150,17 @@ def card() -> ModelCard:
         command=Command("instruction", lambda text, cfg: parse_instruction(text, cfg["vocab"], int(cfg["text_len"])),
                         "'COMMAND[: sentence]', COMMAND one of left, straight, right, lane_left, lane_right, stop "
                         "(e.g. 'left: turn left at the next junction')"),
-        config_rules=check_vocabulary,  # a bundle's vocabulary is looked up by its special tokens
+        config_rules=check_rules,
     )
+
+
+def check_rules(cfg: dict[str, Any]) -> None:
+    """What a config must hold beyond types and bounds: the vocabulary is looked up by its special tokens,
+    and tokens are pruned before one of the layers (``--set prune_layer=3`` on 3 layers exported a graph
+    that onnx.checker refused, naming neither the option nor its range). ValueError otherwise."""
+    check_vocabulary(cfg)
+    if not 0 <= cfg["prune_layer"] < cfg["layers"]:
+        raise ValueError(f"prune_layer {cfg['prune_layer']} is not one of the layers 0..{cfg['layers'] - 1}")
 
 
 def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:
