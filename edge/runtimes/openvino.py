@@ -10,6 +10,7 @@ passed with bf16 float layers runs with "auto" by default (see :func:`load`).
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,17 @@ def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     from edge.bench.machine import machine
 
     return bool({"BF16", "AMX-BF16"} & set(machine(cpuinfo)["isa"]))
+
+
+def one_thread(threads: int | None) -> bool:
+    """Whether OpenVINO will run with one thread: asked for (``threads`` 1), or left to choose (0/None) on a
+    process allowed on one core only."""
+    if threads:
+        return int(threads) == 1
+    try:
+        return len(os.sched_getaffinity(0)) == 1
+    except (AttributeError, OSError):  # not Linux
+        return (os.cpu_count() or 2) == 1
 
 
 def resolve_precision(inference_precision: str) -> str:
@@ -155,6 +167,11 @@ class OpenVinoRuntime(BaseRuntime):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if streams:
             config["NUM_STREAMS"] = int(streams)
+        if device.split(":")[0] == "CPU" and one_thread(threads):
+            # OpenVINO 2026.4's CPU plugin segfaults compiling NativeCross's step graph with one thread (its
+            # fused "snippets" code path; `edge run --threads 1`, or any run on a process bound to one core);
+            # without snippets it compiles and runs. A crash cannot be caught, so one thread never uses them
+            config["SNIPPETS_MODE"] = "DISABLE"
         self.inference_precision = inference_precision
         self.front = front
         self._sized: dict[tuple[int, int], tuple[Any, Any]] = {}  # camera (H, W) -> (compiled, request)
