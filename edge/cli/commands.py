@@ -217,6 +217,9 @@ def calibrate(
     backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino, tensorrt or torch."),
     precision: str = typer.Option(None, "--precision", "-p", help="fp32 (default), fp16 or int8."),
     sync_ms: float = typer.Option(50.0, "--sync-ms", min=0.0, help="Camera-LiDAR match tolerance in ms."),
+    preprocess: str = typer.Option("numpy", "--preprocess", help="Where camera images are resized: numpy (the "
+                                   "reference INTER_AREA, the same estimate on every backend), engine or auto "
+                                   "(as edge run)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Refine the LiDAR-to-camera extrinsic over synchronized frames and write the rig file.
@@ -228,4 +231,4 @@ def calibrate(
     from edge.cli.calibrate_cmd import run_calibrate
 
     run_calibrate(bundle, source=source, lidar=lidar, init=init, out=out, frames=frames, backend=backend,
-                  precision=precision, sync_ms=sync_ms, json_out=json_out)
+                  precision=precision, sync_ms=sync_ms, json_out=json_out, preprocess=preprocess)

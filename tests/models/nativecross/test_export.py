@@ -91,6 +91,15 @@ def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tm
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["frames"] == 1 and "error_before" in report and "error_after" in report
+    # what ran is recorded: the estimate depends on the resize (the numpy reference by default)
+    assert (report["backend"], report["preprocess"], report["precision"]) == ("onnxruntime", "numpy", "fp32")
+    pytest.importorskip("openvino")
+    ov_out = tmp_path / "refined_ov.json"  # OpenVINO with the same numpy resize: the same estimate
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--init", str(init), "--out", str(ov_out),
+                 "--backend", "openvino", "--json"]) == 0
+    ov = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ov["backend"] == "openvino" and ov["preprocess"] == "numpy"
+    assert abs(ov["moved_deg"] - report["moved_deg"]) < 0.05 and abs(ov["moved_cm"] - report["moved_cm"]) < 0.5
     refined = Rig.load(out)
     assert refined.image_size == (375, 1242)
     assert main(["run", str(bundle), "--source", f"kitti:{folder}", "--calib", str(out), "--out",
