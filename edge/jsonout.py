@@ -1,9 +1,9 @@
 """JSON that every parser reads: non-finite numbers become null.
 
 Python's ``json.dumps`` writes NaN and Infinity as bare words, which strict parsers (JavaScript's
-``JSON.parse``, jq, most non-Python readers of a run's summary or JSONL) reject: a PULSAR run on a file
-with no echo bins wrote ``"iou": {"echo": NaN}`` (an IoU of 0/0) and made the whole summary unreadable
-there. Every file and line the commands write for others goes through :func:`dumps`; the common case
+``JSON.parse``, jq, most non-Python readers of a run's summary or JSONL) reject: a segmentation metric
+over a file without one of its classes wrote ``"iou": {"echo": NaN}`` (an IoU of 0/0) and made the whole
+summary unreadable there. Every file and line the commands write for others goes through :func:`dumps`; the common case
 (nothing non-finite) costs one ``json.dumps``.
 """
 

@@ -168,7 +168,7 @@ class OpenVinoRuntime(BaseRuntime):
         if streams:
             config["NUM_STREAMS"] = int(streams)
         if device.split(":")[0] == "CPU" and one_thread(threads):
-            # OpenVINO 2026.4's CPU plugin segfaults compiling NativeCross's step graph with one thread (its
+            # OpenVINO 2026.4's CPU plugin segfaulted compiling a shipped family's graph with one thread (its
             # fused "snippets" code path; `edge run --threads 1`, or any run on a process bound to one core);
             # without snippets it compiles and runs. A crash cannot be caught, so one thread never uses them
             config["SNIPPETS_MODE"] = "DISABLE"

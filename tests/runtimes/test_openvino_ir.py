@@ -234,6 +234,7 @@ def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, mo
     assert edge.load(b, backend="openvino", artifact=art["name"]).inference_precision == "f32"
 
 
+@pytest.mark.slow  # ~45 s on a Zen 1 pair: PULSAR's two programs through NNCF; the default suite gates lane's
 def test_a_graph_shared_by_programs_runs_one_float_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """PULSAR's two programs share one graph: when one of them passes only with f32 float layers (forced: its
     bf16 score 50 points lower), the other is measured again with f32 and both gates, the artifact and the
@@ -425,6 +426,7 @@ def test_nncf_missing_the_budget_with_either_scheme_keeps_the_most_sensitive_nod
     assert not list((tmp_path / "b").rglob("*.default.*")) and not list((tmp_path / "b").rglob("*.transformer.*"))
 
 
+@pytest.mark.slow  # ~46 s on a Zen 1 pair (NNCF, its node fallback and the QDQ gate on OpenVINO for PULSAR)
 def test_nncf_kept_only_when_every_program_sharing_a_graph_passes(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """PULSAR's two programs share one graph: one failing (forced) means no NNCF IR at all, since an IR is

@@ -73,7 +73,7 @@ def test_calibration_folder_warns_and_skips_truncated(tmp_path: Path, caplog: py
         p = tmp_path / "c" / f"{i}.jpg"
         p.write_bytes(p.read_bytes()[:-40])
     with caplog.at_level(logging.WARNING, logger="edge.calibration"), \
-            pytest.raises(DataError, match=r"0 whole images for calibration \(3 truncated or unreadable skipped\)"):
+            pytest.raises(DataError, match=r"0 whole images for calibration \(6 truncated or unreadable skipped\)"):
         load_samples(str(tmp_path / "c"), card, card.config("tiny"), size=2)
     assert "truncated JPEG" in caplog.text
 
