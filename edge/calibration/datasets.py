@@ -187,7 +187,7 @@ def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, 
         if windows < size:
             raise DataError(f"{p}: {total} frames give {max(windows, 0)} windows of {steps}; need {size}")
         starts = np.linspace(0, windows - 1, size).round().astype(int)
-        chosen = [int(c) for c in _split(list(dict.fromkeys(starts.tolist())), role, p)[:size]]
+        chosen = [int(c) for c in _split(starts.tolist(), role, p)]  # distinct: windows >= size, spacing >= 1
         held: dict[int, np.ndarray] = {}
         done: dict[int, list[Feeds]] = {}
         pending = sorted(set(chosen))

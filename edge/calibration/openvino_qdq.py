@@ -18,19 +18,14 @@ from typing import Any
 from edge.calibration.precision import PrecisionJob, _fp32_files, _gate_record, _nncf_gate, _row
 
 
-def _qdq_irs(w: Any) -> dict[str, dict[str, Any]]:
-    """graph -> the IR OpenVINO reads from its QDQ int8 ONNX (not an NNCF IR, which is preferred_by openvino)."""
-    return {a["graph"]: a for a in w.manifest["artifacts"] if a["format"] == "openvino_ir"
-            and a.get("precision") == "int8" and "openvino" not in a.get("preferred_by", ())}
-
-
 def gate_openvino_qdq(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     """Score each program OpenVINO would run from QDQ graphs on OpenVINO (f32 float layers, how it loads
     them); refuse OpenVINO those graphs' INT8 where a program misses the budget (see the module doc)."""
     card = job.card
-    nncf = {a["graph"] for a in w.manifest["artifacts"] if a["format"] == "openvino_ir"
-            and a.get("precision") == "int8" and "openvino" in a.get("preferred_by", ())}
-    irs = _qdq_irs(w)
+    int8_irs = [a for a in w.manifest["artifacts"] if a["format"] == "openvino_ir" and a.get("precision") == "int8"]
+    # NNCF's IRs are preferred_by openvino; the others are the IRs OpenVINO read from the QDQ int8 ONNX
+    nncf = {a["graph"] for a in int8_irs if "openvino" in a.get("preferred_by", ())}
+    irs = {a["graph"]: a for a in int8_irs if "openvino" not in a.get("preferred_by", ())}
     results = []
     for pname in job.programs:
         spec = card.program(pname)
@@ -43,10 +38,11 @@ def gate_openvino_qdq(w: Any, report: dict[str, Any], job: PrecisionJob) -> None
     if not results:
         return
     refused = {g for r in results if not r["passed"] for g in card.program(r["program"]).graphs}
+    removed = {irs[g]["name"] for g in refused}
+    if removed:  # the IR table lists the bundle's IRs: not those it no longer holds
+        report["openvino"] = [row for row in report.get("openvino", []) if row["artifact"] not in removed]
     for g in sorted(refused):
         w.remove_artifact(irs[g]["name"])
-        # the IR table lists the bundle's IRs: not one it no longer holds
-        report["openvino"] = [row for row in report.get("openvino", []) if row["artifact"] != irs[g]["name"]]
         for a in w.manifest["artifacts"]:
             if a["format"] == "onnx" and a.get("graph") == g and a.get("precision") == "int8":
                 a["refused_by"] = sorted({*a.get("refused_by", ()), "openvino"})

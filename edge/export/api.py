@@ -132,7 +132,11 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                 export_s = time.time() - t0
                 for f in files:
                     w.register(f, "onnx" if f == fname else "onnx_external_data")
-                graph_attention = attention if _has_attention_node(w.path_for(fname), attention) else "none"
+                import onnx
+
+                graph = onnx.load(str(w.path_for(fname)), load_external_data=False)  # read once: node and opsets
+                graph_attention = attention if _has_attention_node(graph, attention) else "none"
+                opsets = {o.domain or "ai.onnx": o.version for o in graph.opset_import}
                 run_file, lowered = fname, {}
                 if attention == "plugin":  # backends with a lowering run the cached lowered graph, not the node
                     for b in lowering:
@@ -153,10 +157,6 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                     raise ExportError(f"{job.name}: ONNX Runtime differs from PyTorch: max rel error "
                                       f"{par['max_rel']:.2e} > tolerance {rtol:.0e} (max abs {par['max_abs']:.2e}); "
                                       "nothing was written")
-                import onnx
-
-                opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(str(w.path_for(fname)),
-                                                                             load_external_data=False).opset_import}
                 w.add_artifact({"name": artifact_name("onnx", "fp32", job.name), "format": "onnx",
                                 "file": fname, "extra_files": files[1:], "graph": job.name, "precision": "fp32",
                                 "attention": graph_attention, "opset": opsets, "lowered": lowered, "parity": par})
@@ -315,17 +315,14 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     return bundle
 
 
-def _has_attention_node(path: Path, mode: str) -> bool:
-    """Whether the exported graph holds the attention node ``mode`` lowers to (any graph does in
-    ``decomposed`` mode: its attention is MatMul/Softmax by design)."""
+def _has_attention_node(model: Any, mode: str) -> bool:
+    """Whether the exported graph (an ``onnx.ModelProto``) holds the attention node ``mode`` lowers to (any
+    graph does in ``decomposed`` mode: its attention is MatMul/Softmax by design)."""
     if mode not in ("plugin", "onnx"):
         return True
-    import onnx
-
     from edge.ops.attention import PLUGIN_DOMAIN, PLUGIN_OP
 
     domains, op = ((PLUGIN_DOMAIN,), PLUGIN_OP) if mode == "plugin" else (("", "ai.onnx"), "Attention")
-    model = onnx.load(str(path), load_external_data=False)
     nodes = [*model.graph.node, *(n for f in model.functions for n in f.node)]
     return any(n.op_type == op and n.domain in domains for n in nodes)
 
