@@ -42,7 +42,8 @@ class Frame:
 
     data: ``uint8 [H, W, 3]`` BGR image for cameras, ``POINT_DTYPE [N]`` array for LiDAR.
     t_capture_ns: host monotonic time when the sample was complete on this machine (``now_ns``);
-    end-to-end latency and multi-sensor sync use it.
+    end-to-end latency and multi-sensor sync use it (two files read without ``--realtime`` pair on
+    their recorded times instead: ``Source.recorded_ns``, ``meta["t_recorded_ns"]`` where a source stamps it).
     seq: per-source counter, starting at 0, counting every sample the sensor delivered (so gaps in the
     sequence a stage sees are drops).
     sensor: the slot name the pipeline routes it to ("camera", "lidar", ...; sources name their sensors).

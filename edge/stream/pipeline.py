@@ -98,6 +98,12 @@ class Pipeline:
                             f"the sources give {', '.join(provided)}")
         self.secondary = [s for s in provided if s != self.primary]
         self.required = set(task.sensors)
+        self._source_of = {s: src for src in self.sources for s in src.sensors}
+        lead = self._source_of[self.primary]
+        # two recordings read as fast as the loop takes them (files, no --realtime): their arrival times say
+        # nothing about when they were captured, so a secondary from another file pairs on recording time
+        self.by_recording = {s for s in self.secondary if self.policy == "block" and not any_live
+                             and self._source_of[s] is not lead and lead.recorded and self._source_of[s].recorded}
         self._sync: dict[str, deque[Frame]] = {s: deque() for s in self.secondary}
         self._threads: list[SourceThread] = []
         self._stall_flag: dict[int, int] = {}
@@ -244,6 +250,8 @@ class Pipeline:
             out["sources"][t.source.spec or "+".join(t.source.sensors)] = {
                 "sensors": list(t.source.sensors), **t.status(), "dropped": sum(
                     self._slots[s].dropped for s in t.source.sensors)}
+        if self.secondary:  # how each secondary sensor was paired with the primary frames
+            out["sync"] = {s: "recording" if s in self.by_recording else "arrival" for s in self.secondary}
         out["interrupted"] = self._interrupted
         if self.prepare_ms is not None:
             out["engine_prepare_ms"] = self.prepare_ms  # before the clock: not in any frame's latency
@@ -438,7 +446,8 @@ class Pipeline:
                 return
             frames = {self.primary: item}
             for s in self.secondary:
-                m = self._match(s, item.t_capture_ns)
+                m = (self._match_recorded(s, self._source_of[self.primary].recorded_ns(item))
+                     if s in self.by_recording else self._match(s, item.t_capture_ns))
                 if m is not None:
                     frames[s] = m
             if not self.required <= set(frames):
@@ -468,6 +477,8 @@ class Pipeline:
 
     def _drain_secondaries(self) -> None:
         for s in self.secondary:
+            if s in self.by_recording:  # read on demand (_match_recorded): its source keeps step with the primary
+                continue
             buf, slot = self._sync[s], self._slots[s]
             while (f := slot.get_nowait()) is not EMPTY and f is not CLOSED:
                 buf.append(f)
@@ -499,6 +510,34 @@ class Pipeline:
             return None
         # frames older than the match cannot match a later primary frame better; the match itself can be
         # reused (a 10 Hz LiDAR rotation is the nearest one for several 30 Hz camera frames)
+        for _ in range(best):
+            buf.popleft()
+        return buf[0]
+
+    def _match_recorded(self, sensor: str, t_ns: int) -> Frame | None:
+        """Nearest ``sensor`` frame to ``t_ns`` on the recordings' own clocks, within tolerance.
+
+        Reads ``sensor``'s frames only until one at or past ``t_ns`` (its source then waits on its full slot,
+        so the two files are read in step, however fast either decodes); frames before the nearest one
+        are let go, as no later primary frame can be nearer to them."""
+        buf, slot, src = self._sync[sensor], self._slots[sensor], self._source_of[sensor]
+        while not buf or src.recorded_ns(buf[-1]) < t_ns:
+            f = slot.get(timeout=0.1)
+            if f is CLOSED:
+                break
+            if f is EMPTY:
+                if self._abort.is_set() or (self._stop.is_set()
+                                            and time.monotonic() - self._stop_since > self.DRAIN_GRACE_S):
+                    break
+                continue
+            buf.append(f)
+            while len(buf) > 1 and src.recorded_ns(buf[1]) <= t_ns:
+                buf.popleft()
+        if not buf:
+            return None
+        best = min(range(len(buf)), key=lambda i: abs(src.recorded_ns(buf[i]) - t_ns))
+        if abs(src.recorded_ns(buf[best]) - t_ns) > self.tolerance_ns:
+            return None
         for _ in range(best):
             buf.popleft()
         return buf[0]

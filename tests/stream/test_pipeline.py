@@ -307,6 +307,62 @@ def test_slow_secondary_frame_is_reused_for_several_primary_frames() -> None:
     assert got == [0, 0, 1, 1, 1, 2, 2, 2, None], got  # 266 ms is 66 ms from the last rotation
 
 
+class RecordedSource(Source):
+    """A file read without --realtime: ``n`` frames as fast as they are taken, ``period_s`` apart in its
+    recording, or at ``stamps_ms`` (recorded times, as a pcap's packets give) when given."""
+
+    def __init__(self, sensor: str, n: int, period_s: float, stamps_ms: list[float] | None = None) -> None:
+        self.sensors, self.spec, self.live, self.period_s = (sensor,), f"{sensor}.rec", False, period_s
+        self.n, self.stamps = n, stamps_ms
+        self.read = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i in range(self.n):
+            meta = {} if self.stamps is None else {"t_recorded_ns": int(self.stamps[i] * 1e6)}
+            self.read += 1
+            yield Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), i, self.sensors[0], meta)
+
+
+def test_two_recordings_pair_on_their_own_clocks_not_on_when_they_were_read() -> None:
+    """A 10 fps video and a 20 Hz LiDAR file, both read as fast as the loop takes them: frame k pairs with
+    rotation 2k (arrival times pair them by read speed: most fell outside the tolerance, the rest at random)."""
+    cam, lid = RecordedSource("camera", 12, 0.1), RecordedSource("lidar", 24, 0.05)
+    sink = ListSink()
+    s = Pipeline([cam, lid], EchoTask(delay=0.005), [sink], policy="block", sync_tolerance_ms=10).run()
+    assert [(r["cam"], r["lid"]) for r in sink.records] == [(k, 2 * k) for k in range(12)]
+    assert s["sync"] == {"lidar": "recording"}
+
+
+def test_recorded_stamps_pair_within_tolerance_and_a_slow_model_keeps_the_files_in_step() -> None:
+    cam = RecordedSource("camera", 5, 0.1)
+    lid = RecordedSource("lidar", 3, 0.1, stamps_ms=[0.0, 95.0, 310.0])
+    sink = ListSink()
+    Pipeline([cam, lid], EchoTask(), [sink], policy="block", sync_tolerance_ms=20).run()
+    assert {r["cam"]: r["lid"] for r in sink.records} == {0: 0, 1: 1, 2: None, 3: 2, 4: None}
+    # a slow model: the LiDAR file is read no further ahead than its slot holds, not to its end
+    cam, lid = RecordedSource("camera", 3, 0.1), RecordedSource("lidar", 200, 0.1)
+    seen: list[int] = []
+
+    class Watch(EchoTask):
+        def infer(self, x: Frame) -> Any:
+            time.sleep(0.02)
+            seen.append(lid.read)
+            return x.seq
+
+    Pipeline([cam, lid], Watch(), [ListSink()], policy="block", sync_tolerance_ms=20).run()
+    assert max(seen) <= 3 + 8 + 2, seen  # the frames up to the match + the slot's 8 + one in the source's hand
+
+
+def test_live_sources_and_latest_policy_pair_on_arrival() -> None:
+    live = StampedSource("lidar", [0.0])
+    assert Pipeline([RecordedSource("camera", 1, 0.1), live], EchoTask(), policy="block").by_recording == set()
+    assert Pipeline([RecordedSource("camera", 1, 0.1), RecordedSource("lidar", 1, 0.1)], EchoTask(),
+                    policy="latest").by_recording == set()
+    unpaced = RecordedSource("lidar", 1, 0.1)
+    unpaced.period_s = None  # no frame period, no stamps: no recording clock to pair on
+    assert Pipeline([RecordedSource("camera", 1, 0.1), unpaced], EchoTask(), policy="block").by_recording == set()
+
+
 class StuckSource(Source):
     """A live camera whose read blocks forever after 3 frames (a GStreamer appsink with no timeout)."""
 

@@ -67,6 +67,29 @@ def test_camera_with_velodyne_pcap_is_synced_by_capture_time(tiny_bundle: Path, 
     assert src["bad_packets"] == 0 and src["packets"] == 84
 
 
+def test_video_and_pcap_without_realtime_pair_on_their_recorded_times(tiny_bundle: Path, real_data: Path,
+                                                                     tmp_path: Path) -> None:
+    """Read as fast as the loop takes them, a 30 fps video and the VLP-16 pcap pair by where each frame sits
+    in its recording (the rotations' middles: 50.6 and 105.8 ms after the first packet), the same on any
+    machine; read times would pair them by decoding speed."""
+    from edge.models.lane.samples import synthetic
+    from edge.stream.overlay import VideoWriter
+
+    pcap = real_data / "lidar" / "velodyne" / "velodyne_vlp16.pcap"
+    video = tmp_path / "cam.mp4"
+    with VideoWriter(video, 30) as w:
+        for img in (tick['camera'][0] for tick in synthetic(12, (90, 160))):
+            w.write(img)
+    r = _cli(str(tiny_bundle), "--source", str(video), "--lidar", f"velodyne:{pcap},model=VLP16", "--sync-ms",
+             "100", "--jsonl", str(tmp_path / "r.jsonl"), "--json")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    # frame k at 33.3 k ms: the nearest rotation within 100 ms (frame 7 at 233 ms is 128 ms from the last)
+    assert [x["frames"].get("lidar") for x in lines] == [0, 0, 0, 1, 1, 1, 1] + [None] * 5
+    s = json.loads(r.stdout)
+    assert s["policy"] == "block" and s["sync"] == {"lidar": "recording"}
+
+
 def test_lidar_spec_errors_are_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
     for spec, needle in (("nothere.pcap", "nothere.pcap"), ("ouster:x.pcap", "meta"), ("lidar:foo", "lidar:foo")):
         r = _cli(str(tiny_bundle), "--source", "synthetic:2:90x160", "--lidar", spec, "--out", str(tmp_path / "o"))

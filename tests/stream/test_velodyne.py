@@ -109,6 +109,33 @@ def test_realtime_pacing_follows_the_recorded_times(real_data: Path) -> None:
     assert frames[1].t_capture_ns - frames[0].t_capture_ns > 0
 
 
+def test_rotations_are_stamped_on_the_capture_clock(real_data: Path, tmp_path: Path) -> None:
+    """Each rotation carries its middle in the capture's own time (first packet = 0), whatever the read
+    speed: the same capture stretched 3x in time and moved a day later gives 3x the stamps."""
+    from edge.data.velodyne import VelodyneDecoder
+
+    path = real_data / "lidar/velodyne/velodyne_vlp16.pcap"
+    pkts = [(t, p, d) for t, p, d in iter_udp(path)]
+    # when each rotation came out, fed packet by packet to the decoder on its own
+    dec, ends = VelodyneDecoder("VLP16"), []
+    data = [(t, d) for t, p, d in pkts if p == 2368]
+    for t, d in data:
+        if dec.feed(t / 1e9, d) is not None:
+            ends.append(t)
+    t0 = data[0][0]
+    src = VelodyneSource(path, model="VLP16")
+    src.open()
+    frames = list(src)
+    assert frames[0].meta["t_recorded_ns"] == (t0 + ends[0]) // 2 - t0
+    assert frames[1].meta["t_recorded_ns"] == (ends[0] + data[-1][0]) // 2 - t0  # the partial last one
+    stretched = tmp_path / "slow.pcap"
+    write_pcap(stretched, [(86_400 * 10**9 + 3 * t, udp_frame(d, p)) for t, p, d in pkts])
+    src = VelodyneSource(stretched, model="VLP16")
+    src.open()
+    slow = [f.meta["t_recorded_ns"] for f in src]
+    assert [abs(a - 3 * f.meta["t_recorded_ns"]) <= 3 for a, f in zip(slow, frames)] == [True, True]
+
+
 def test_bad_packets_are_counted_and_skipped(real_data: Path, tmp_path: Path) -> None:
     """Wrong sizes, broken block flags, bad azimuths and foreign model bytes interleaved with the real
     stream: the rotations stay exactly the reference's, the counters say what was dropped."""

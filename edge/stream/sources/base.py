@@ -91,6 +91,24 @@ class Source:
     def fps_hint(self) -> float | None:
         return 1.0 / self.period_s if self.period_s else None
 
+    @property
+    def recorded(self) -> bool:
+        """Whether this source replays a recording with a time axis of its own (a file read without
+        ``--realtime``, with a known frame period): see :meth:`recorded_ns`."""
+        return not self.live and bool(self.period_s)
+
+    def recorded_ns(self, frame: Frame) -> int:
+        """Where ``frame`` sits in its recording, in ns from the recording's start: ``meta['t_recorded_ns']``
+        when the source stamps it (a pcap's packet times), else its number times the frame period.
+
+        Why: a file read as fast as the loop takes it is stamped when it is read, not when it was captured,
+        and two recordings (a video and a pcap) share no clock; the stream pairs such files on this time
+        instead, both taken to start together (what a ``--realtime`` replay of the two assumes too)."""
+        t = frame.meta.get("t_recorded_ns")
+        if t is not None:
+            return int(t)
+        return round(frame.seq * float(self.period_s or 0.0) * 1e9)
+
 
 class SourceThread(threading.Thread):
     """Runs one source: publishes each frame, reconnects live sources with backoff, beats a heartbeat.

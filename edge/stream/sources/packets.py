@@ -87,22 +87,33 @@ class PacketLidarSource(Source):
         self._pacer = pacer = Pacer()
         ports: dict[int, int] = {}
         frames = 0
+        t_first = t_start = t_last = None  # recorded times: the capture's first packet, this rotation's, the last
+
+        def stamped(frame: Frame, t_end: int) -> Frame:
+            # the rotation's middle on the capture's own clock (the stream pairs recordings on it)
+            frame.meta["t_recorded_ns"] = (t_start + t_end) // 2 - t_first
+            return frame
+
         try:
             for t_ns, dport, payload in reader:
                 if dport != self.port:
                     self._other_ports += 1
                     ports[dport] = ports.get(dport, 0) + 1
                     continue
+                if t_first is None:
+                    t_first = t_start = t_ns
+                t_last = t_ns
                 if self.realtime:
                     pacer.wait(t_ns)
                 out = self._feed(t_ns, payload)
                 if out is not None:
                     frames += 1
-                    yield self._frame(out, False)
+                    yield stamped(self._frame(out, False), t_ns)
+                    t_start = t_ns
             out = dec.finish()
             if out is not None:
                 frames += 1
-                yield self._frame(out, True)
+                yield stamped(self._frame(out, True), t_last)
             if frames == 0:  # a capture that gives nothing: say why, instead of a run of 0 frames
                 raise DataError(self._why_no_frames(ports))
         finally:
