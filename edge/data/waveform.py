@@ -363,6 +363,12 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
         raise DataError(f"{p}: 'attack' is not readable JSON (nested too deeply)") from None
     if not np.isfinite(waves).all():
         raise DataError(f"{p}: 'waveforms' holds NaN or infinite samples")
+    # truths are scored as given: a label past 2 fell out of the 3x3 confusion or wrapped into another class
+    if labels is not None and (bad := int(np.count_nonzero(labels > 2))):
+        raise DataError(f"{p}: 'labels' holds {bad} values other than 0 (background), 1 (echo) and 2 (attack), "
+                        f"e.g. {int(labels[labels > 2].flat[0])}")
+    if rng is not None and (bad := int(np.count_nonzero(np.isinf(rng) | (rng < 0)))):
+        raise DataError(f"{p}: 'range_m' holds {bad} negative or infinite ranges (NaN means no return)")
     return WaveformFile(p, lay, waves, rng, labels, attack)
 
 

@@ -51,7 +51,7 @@ def _savez(path: Path, **arrays: object) -> Path:
 
 @pytest.mark.parametrize("case", ["missing", "not_zip", "truncated", "no_schema", "wrong_schema", "layout_json",
                                   "shape", "dtype", "rank", "labels_shape", "extra", "object", "nan", "huge",
-                                  "attack_not_list"])
+                                  "attack_not_list", "label_value", "label_wraps", "range_inf", "range_negative"])
 def test_bad_files_are_one_line_errors(tmp_path: Path, case: str) -> None:
     good = {"schema": np.array(SCHEMA), "layout": np.array(LAY.to_json()), "waveforms": _frames()}
     p = tmp_path / "bad.npz"
@@ -86,6 +86,14 @@ def test_bad_files_are_one_line_errors(tmp_path: Path, case: str) -> None:
             z.writestr("attack.npy", buf.getvalue())
     elif case == "attack_not_list":  # before: "TypeError: object of type 'int' has no len()"
         _savez(p, **good, attack=np.array("5"))
+    elif case in ("label_value", "label_wraps"):  # 3 fell out of the 3x3 confusion; 86 wrapped (86 * 3 = 2 mod 256)
+        labels = np.zeros(good["waveforms"].shape, np.uint8)
+        labels[1, 2, 3, 4] = 3 if case == "label_value" else 86
+        _savez(p, **good, labels=labels)
+    elif case in ("range_inf", "range_negative"):
+        rng = np.full((2, 16, 64), np.nan, np.float32)
+        rng[0, 1, 2] = np.inf if case == "range_inf" else -4.0
+        _savez(p, **good, range_m=rng)
     elif case == "nan":
         w = _frames()
         w[0, 0, 0, 0] = np.nan

@@ -11,6 +11,7 @@ parabolic sub-bin peak -> range -> points with the layout's beam angles.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from edge.models.pulsar.extract import MIN_AMP
 from edge.spec import IOSpec, TensorSpec
 
 WEIGHTS = Path(__file__).parent / "weights"
+#: the bin width (ns) the network was trained on: a pulse's width in bins, and so what it recognises, depends on it
+BIN_NS = 1.0
 
 
 def _cfg(azimuths: int, crop: tuple[int, int], margin: int, widths: tuple[int, int, int], heads: int,
@@ -135,6 +138,10 @@ def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.n
     if w.shape[-1] != cfg["bins"] or w.shape[0] % cc or w.shape[1] < cfg["crop"][1]:
         raise DataError(f"{where}: frames of shape {list(w.shape)}, this model takes channels in blocks of {cc}, "
                         f">= {cfg['crop'][1]} azimuth steps and {cfg['bins']} bins")
+    lay = fr.meta.get("layout")
+    if lay is not None and not math.isclose(lay.bin_ns, BIN_NS, rel_tol=1e-6):
+        raise DataError(f"{where}: bins of {lay.bin_ns:g} ns (layout {lay.name}), this model was trained on {BIN_NS:g} "
+                        "ns bins (resample the waveforms to it)")
     return {"waveform": w[None]}
 
 
@@ -228,7 +235,7 @@ def card() -> ModelCard:
         preprocess=preprocess,
         postprocess=postprocess,
         draw=draw,
-        preprocess_params=lambda cfg: {"input": "waveform", "bins": cfg["bins"], "bin_ns": 1.0,
+        preprocess_params=lambda cfg: {"input": "waveform", "bins": cfg["bins"], "bin_ns": BIN_NS,
                                        "crop": cfg["crop"], "margin": cfg["margin"], "jam_amp": cfg["jam_amp"]},
         metric=Metric("point recovery", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0)),
         data=FamilyData(samples.synthetic, samples.samples),

@@ -73,8 +73,10 @@ def test_waveform_file_replay_and_bad_files(bundle: Path, tmp_path: Path) -> Non
     trunc.write_bytes(good.read_bytes()[:5000])
     wrong = tmp_path / "wrong.npz"
     write_waveform_file(wrong, replace(lay, bins=400), np.zeros((1, 16, 128, 400), np.float16))
+    fine = tmp_path / "fine.npz"  # 0.5 ns bins: the same bin count covers half the range, pulses twice as wide
+    write_waveform_file(fine, replace(lay, bin_ns=0.5), np.stack([f.waveform for f in frames[:1]]))
     cases = ((bad, "no 'schema' array"), (trunc, "trunc.npz"), (wrong, "wrong.npz: frames of shape [16, 128, 400]"),
-             (tmp_path / "none.npz", "no such waveform file"))
+             (tmp_path / "none.npz", "no such waveform file"), (fine, "fine.npz: bins of 0.5 ns"))
     for p, needle in cases:
         r = _cli("run", str(bundle), "--source", f"waveform:{p}", "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (p, r.stderr)
