@@ -15,13 +15,14 @@ import os
 import re
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.errors import ExportError, first_line
-from edge.spec import IOSpec
+from edge.spec import IOSpec, TensorSpec
 
 _EXTERNAL_BYTES = 1_800_000_000
 
@@ -75,8 +76,9 @@ def _dynamic_shapes(io: IOSpec, module: Any = None) -> tuple[Any, ...] | None:
 
 
 def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path: str | os.PathLike[str], *,
-                opset: int = 20, slim: bool = True) -> list[str]:
-    """Export ``module`` (called with the inputs in ``io`` order) to ``path``; returns written files.
+                opset: int = 20, slim: bool = True) -> tuple[list[str], IOSpec]:
+    """Export ``module`` (called with the inputs in ``io`` order) to ``path``; returns the written files and
+    the graph's IOSpec (``io``, with the output dims the graph leaves open named: see ``_stamp_shapes``).
 
     The exported graph's input/output names and ranks are checked against ``io``; onnx.checker runs
     with full shape inference.
@@ -107,7 +109,7 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     if got_in != io.input_names or got_out != io.output_names:
         raise ExportError(f"exported names {got_in} -> {got_out} differ from the spec "
                           f"{io.input_names} -> {io.output_names}")
-    _stamp_shapes(path, io, external)
+    io = _stamp_shapes(path, io, external)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
@@ -116,7 +118,7 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     data = path.with_name(path.name + ".data")
     if data.exists():
         files.append(data.name)
-    return files
+    return files, io
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -156,13 +158,18 @@ def _slim(path: Path, external: bool) -> None:
     onnx.save(slimmed, str(path))
 
 
-def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> None:
+def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> IOSpec:
     """Write the IOSpec onto the graph I/O (dim names such as 'batch', not 's0') and drop the
-    exporter's intermediate shape hints, which the checker's full inference then recomputes.
+    exporter's intermediate shape hints, which the checker's full inference then recomputes; returns
+    the IOSpec the graph now has.
 
     Output dims come from running the module eagerly, so they overrule the exporter's annotation
     (torch 2.13's ``torch.onnx.ops.attention`` annotates Dv as D when they differ); a fixed input
-    dim that disagrees with the spec is still an error.
+    dim that disagrees with the spec is still an error. An output dim the exporter names with a symbol
+    of its own, derived from no input dim, depends on the input's values (``nonzero``, a mask's
+    selection): it is named ``<output>_dim<axis>``, not fixed at the example's length (every other
+    input's result then disagreed with the graph and the manifest; ONNX Runtime warned on each call)
+    nor called "batch" under ``dynamic_batch`` (which would have let Triton batch on it).
     """
     import onnx
 
@@ -170,13 +177,23 @@ def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> None:
     del model.graph.value_info[:]
     specs = {t.name: t for t in io.inputs + io.outputs}
     outputs = {o.name for o in model.graph.output}
+    opened: dict[str, dict[int, str]] = {}
+    # the exporter's names for the inputs' dynamic dims ("batch", "s0"): an output dim it names with none
+    # of them ("u0") has a length the input's values decide, whatever the eager run's spec said
+    symbols = {d.dim_param for vi in model.graph.input for d in vi.type.tensor_type.shape.dim if d.dim_param}
+
+    def data_dependent(d: Any) -> bool:
+        return bool(d.dim_param) and not any(re.search(rf"\b{re.escape(s)}\b", d.dim_param) for s in symbols)
+
     for vi in list(model.graph.input) + list(model.graph.output):
         t = specs[vi.name]
         dims = vi.type.tensor_type.shape.dim
         if len(dims) != t.rank:
             raise ExportError(f"exported '{vi.name}' has rank {len(dims)}, spec says {t.rank}")
-        for d, want in zip(dims, t.shape):
-            if isinstance(want, str):
+        for axis, (d, want) in enumerate(zip(dims, t.shape)):
+            if vi.name in outputs and data_dependent(d):
+                d.dim_param = opened.setdefault(vi.name, {})[axis] = f"{vi.name}_dim{axis}"
+            elif isinstance(want, str):
                 if d.HasField("dim_value"):
                     # the exporter specialized a dim the spec says is dynamic: the graph would only
                     # run at that size, so refuse instead of relabelling it
@@ -188,3 +205,11 @@ def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> None:
                     raise ExportError(f"exported '{vi.name}' has dim {d.dim_value}, spec says {want}")
                 d.dim_value = want
     onnx.save(model, str(path))
+    if not opened:
+        return io
+
+    def open_dims(t: TensorSpec) -> TensorSpec:
+        named = opened.get(t.name, {})
+        return replace(t, shape=tuple(named.get(i, d) for i, d in enumerate(t.shape)))
+
+    return replace(io, outputs=tuple(open_dims(t) for t in io.outputs))

@@ -162,3 +162,30 @@ def test_the_torch_backend_on_a_plain_module_bundle_says_why(tmp_path: Path) -> 
     b = edge.export(Sub(), {"a": torch.zeros(1, 4), "b": torch.ones(1, 4)}, tmp_path / "m")
     with pytest.raises(BundleError, match="the torch backend runs a family's checkpoint, and this bundle has none"):
         load_program(b, "torch")
+
+
+class Positives(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.nonzero(x > 0), 2 * x
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_an_output_whose_length_the_values_decide_is_recorded_open(tmp_path: Path, capfd: pytest.CaptureFixture,
+                                                                    dynamic: bool) -> None:
+    """nonzero's row count is the input's business: the manifest and the graph name that dim (they fixed it
+    at the example's count, and every other input's result then disagreed with them; with a dynamic batch
+    they called it "batch")."""
+    import onnx
+
+    x = np.array([[1, -1, 2, -2, 3, -3, 4, -4]], np.float32)  # 4 positives in the example
+    b = edge.export(Positives(), {"x": x}, tmp_path / "b", dynamic_batch=dynamic)
+    assert b.manifest["io"]["outputs"][0]["shape"] == ["output0_dim0", 2]
+    # a length the graph fixes stays a number, the batch its name
+    assert b.manifest["io"]["outputs"][1]["shape"] == (["batch", 8] if dynamic else [1, 8])
+    assert b.manifest["graphs"]["full"] == b.manifest["io"]
+    g = onnx.load(str(tmp_path / "b" / "model.onnx"))
+    assert [d.dim_param or d.dim_value for d in g.graph.output[0].type.tensor_type.shape.dim] == ["output0_dim0", 2]
+    capfd.readouterr()
+    out = edge.load(tmp_path / "b").infer({"x": np.ones((1, 8), np.float32)})
+    assert out["output0"].shape == (8, 2)
+    assert "does not match" not in capfd.readouterr().err  # ONNX Runtime's per-call shape warning
