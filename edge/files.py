@@ -76,12 +76,58 @@ def fsync_file(path: str | os.PathLike[str]) -> None:
 
 
 def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeError] | None = None) -> None:
-    """Refuse an output file name that is an existing folder, before any work is done."""
+    """Refuse an output file name that is an existing folder, or a device, pipe or socket (the write
+    renames a complete file onto the name: it would replace the node, and a reader on a pipe would
+    get nothing), before any work is done."""
+    from edge.errors import DataError
+
     p = Path(path)
     if p.is_dir():
-        from edge.errors import DataError
-
         raise (error or DataError)(f"{p}: is a folder; {option} needs a file name")
+    if p.exists() and not p.is_file():
+        raise (error or DataError)(f"{p}: is not a regular file (a device, pipe or socket); {option} writes a "
+                                   "file, renamed onto its name when complete")
+
+
+def check_outputs(outputs: dict[str, str | os.PathLike[str] | None], reads: list[Path],
+                  folders: dict[str, str | os.PathLike[str] | None] | None = None, sealed: tuple[Path, ...] = (),
+                  error: type[EdgeError] | None = None) -> None:
+    """Refuse, before any work, output files that name one file twice or that would replace a file the run
+    reads, and output folders inside a folder it reads.
+
+    ``outputs``: option -> file; ``folders``: option -> a folder the run fills (a point dump); ``reads``:
+    the files and folders the run reads (a video, a pcap, an image or KITTI folder); ``sealed``: folders
+    (read) that take no new file either (a bundle: a file its manifest does not list makes a later export
+    to it refuse the folder). A run that wrote its overlay onto its own video destroyed the recording and
+    exited 0.
+    """
+    from edge.errors import DataError
+
+    err = error or DataError
+    seen: dict[Path, str] = {}
+    ins = [(r, r.resolve()) for r in (*reads, *sealed)]
+    closed = {r.resolve() for r in sealed}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        real = Path(path).resolve()
+        if real in seen:
+            raise err(f"{path}: {seen[real]} and {option} name the same file; give each its own")
+        seen[real] = option
+        for given, r in ins:
+            if real == r or (r in real.parents and (r in closed or Path(path).exists())):
+                what = ("replace" if real == r else "replace a file in" if Path(path).exists() else "write into")
+                raise err(f"{path}: {option} would {what} {given}, which this run reads; write it elsewhere")
+    for option, folder in (folders or {}).items():
+        if folder is None:
+            continue
+        real = Path(folder).resolve()
+        for given, r in ins:
+            if real == r or (r in closed and r in real.parents):
+                raise err(f"{folder}: {option} would write into {given}, which this run reads; write it elsewhere")
+        for f, other in seen.items():
+            if f == real:
+                raise err(f"{folder}: {other} and {option} name the same path; give each its own")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -70,6 +70,12 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         sources.append(lidar_spec_source(lidar, realtime=realtime))
     if card is not None:
         bind_sensors(sources, (*card.sensors.required, *card.sensors.optional))
+    from edge.files import check_outputs
+
+    reads = [p for src in sources for p in src.reads()]
+    reads += [Path(x) for x in (rig, command) if x is not None and Path(x).is_file()]
+    check_outputs({"--save": save, "--jsonl": jsonl, "--stats": stats}, reads, {"--dump-points": dump_points},
+                  sealed=(Path(bundle.path),) if bundle is not None else ())
     the_rig = None
     if rig is not None:
         from edge.data.rig import Rig
@@ -134,7 +140,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
 
             note = int8_note(summary["task"].get("precision"), summary["task"].get("backend", backend),
                              machine()["isa"])
-            notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None) if n]
+            notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None,
+                                 *(s.note() for s in sinks if hasattr(s, "note"))) if n]
             if notes:
                 summary["notes"] = notes
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -329,11 +330,9 @@ class Pipeline:
                     return True
                 return slot.put(frame, self._stop) and not self._stop.is_set()
 
-            def on_exit(_s: list[Slot] = slots) -> None:
-                for sl in _s:
-                    sl.close()
-
-            self._threads.append(SourceThread(src, publish, self._stop, on_exit=on_exit))
+            th = SourceThread(src, publish, self._stop)
+            th.on_exit = lambda _s=slots, _t=th: self._source_ended(_t, _s)
+            self._threads.append(th)
         stages = [threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
                   for name, fn in (("preprocess", self._pre_loop), ("infer", self._infer_loop),
                                    ("postprocess", self._post_loop))]
@@ -377,6 +376,14 @@ class Pipeline:
     #: True when the loop gave up on a stage that did not end after an abort: what it holds (the sinks, the
     #: task's runtime) may be in use by it, so nothing waits on them (``edge.stream.run`` does not close the task)
     gave_up = False
+
+    def _source_ended(self, thread: SourceThread, slots: list[Slot]) -> None:
+        """A source's thread ended: its slots close; one that failed (a pcap that gives no frame) ends the
+        run now, as the run reports that error anyway (the whole video went through before it was said)."""
+        for sl in slots:
+            sl.close()
+        if thread.error is not None and not isinstance(thread.error, SystemExit):
+            self.stop()
 
     def _discard_sinks_unwaited(self) -> None:
         """Close the sinks without keeping anything, from a daemon thread given ``ABORT_GRACE_S``: a close that
@@ -638,6 +645,9 @@ class Pipeline:
         st.waiting.add(max(0.0, e2e - work_ms - post_ms))
         head: dict[str, Any] = {"seq": n, "t_capture_ns": prim.t_capture_ns, "e2e_ms": round(e2e, 3),
                                 "frames": {k: f.seq for k, f in frames.items()}}
+        files = {k: Path(f.meta["file"]).name for k, f in frames.items() if isinstance(f.meta.get("file"), str)}
+        if files:  # an image folder's frame numbers skip nothing its unreadable files took: name the files
+            head["files"] = files
         res = Result(n, frames, {**head, **record}, payload, t_res)
         t1 = time.perf_counter()
         for sensor, fr in frames.items():

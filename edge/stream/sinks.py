@@ -39,6 +39,10 @@ class Sink:
     def close(self, commit: bool = True) -> None:
         """Finish; ``commit`` False discards (the run failed)."""
 
+    def note(self) -> str | None:
+        """One line on what went wrong while writing without stopping the run (None: nothing)."""
+        return None
+
 
 def _check_parent(path: Path) -> list[Path]:
     """Create ``path``'s folder if needed; returns the folders created (removed again on discard)."""
@@ -197,6 +201,7 @@ class PointDumpSink(Sink):
             raise DataError(f"{self.folder}: exists and is not a folder; --dump-points needs a folder")
         self.files = 0
         self._made: list[Path] = []
+        self._written: list[Path] = []
 
     def open(self) -> None:
         try:
@@ -212,10 +217,16 @@ class PointDumpSink(Sink):
             os.replace(tmp, final)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise DataError(f"{final}: cannot write ({e.strerror})") from None
+            # a short write (disk full, a file-size limit) raises without an errno
+            raise DataError(f"{final}: cannot write ({e.strerror or 'short write: disk full?'})") from None
+        self._written.append(final)
         self.files += 1
 
     def close(self, commit: bool = True) -> None:
+        if not commit:  # a failed run keeps none of its outputs: the clouds it dumped go with the rest
+            for f in self._written:
+                f.unlink(missing_ok=True)
+            self._written, self.files = [], 0
         if self.files == 0:  # an empty folder is not a result
             remove_made(self._made)
 
@@ -237,6 +248,8 @@ class UdpJsonSink(Sink):
     def __init__(self, target: str) -> None:
         host, _, port = target.rpartition(":")
         host = host.removeprefix("udp://")
+        if host.startswith("[") and host.endswith("]"):  # an IPv6 address as URLs write it: [::1]:5600
+            host = host[1:-1]
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise DataError(f"bad UDP target '{target}' (use HOST:PORT, e.g. 127.0.0.1:5600)")
         self.addr = (host, int(port))
@@ -244,6 +257,7 @@ class UdpJsonSink(Sink):
         self.sent = 0
         self.oversize = 0
         self.errors = 0
+        self.first_error = ""
 
     def open(self) -> None:
         try:
@@ -262,8 +276,16 @@ class UdpJsonSink(Sink):
             assert self.sock is not None
             self.sock.sendto(data, self.addr)
             self.sent += 1
-        except OSError:  # no listener / network down: a publisher must not stop the car's loop
+        except OSError as e:  # no listener / network down: a publisher must not stop the car's loop
             self.errors += 1
+            self.first_error = self.first_error or (e.strerror or type(e).__name__)
+
+    def note(self) -> str | None:
+        tried = self.sent + self.errors + self.oversize
+        parts = [f"{self.errors} failed ({self.first_error})" if self.errors else "",
+                 f"{self.oversize} over {self.MAX_DATAGRAM} bytes, not sent" if self.oversize else ""]
+        said = ", ".join(p for p in parts if p)
+        return f"--udp {self.addr[0]}:{self.addr[1]}: of {tried} records {said}" if said else None
 
     def close(self, commit: bool = True) -> None:
         if self.sock is not None:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from edge.data.frame import Frame
@@ -77,6 +78,10 @@ class Source:
 
     def close(self) -> None:
         """Release the device/file. Safe to call more than once."""
+
+    def reads(self) -> tuple[Path, ...]:
+        """The files and folders this source reads (a run's outputs may not replace them); none for devices."""
+        return ()
 
     def frame_sizes(self) -> dict[str, tuple[int, int]]:
         """Camera frame sizes (sensor -> (H, W)) known once the source is open; {} when unknown. The

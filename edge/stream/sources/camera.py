@@ -9,6 +9,7 @@ with backoff. OpenCV is imported inside the methods so a LiDAR-only deployment n
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -50,6 +51,28 @@ def jetson_csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720
             "appsink drop=true max-buffers=1 sync=false")
 
 
+class FileClock:
+    """Seconds from a video file's first frame, from the timestamps OpenCV reads (``CAP_PROP_POS_MSEC`` after a
+    read: the frame just read), so a variable-frame-rate file is paced and paired by when each frame was
+    taken (its nominal fps drifted 2 s in 6 s on a 50 -> 12.5 fps file); a missing, negative or
+    non-increasing stamp is taken as one nominal period after the last."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def at(self, pos_ms: float) -> float:
+        t = pos_ms / 1e3
+        if self.first is None and math.isfinite(t) and t >= 0:
+            self.first = t
+        if self.first is not None and math.isfinite(t) and (self.last is None or t - self.first > self.last):
+            self.last = t - self.first
+        else:
+            self.last = 0.0 if self.last is None else self.last + self.period_s
+        return self.last
+
+
 class CameraSource(Source):
     """Frames from OpenCV. ``kind`` is one of "file", "device", "url", "gst"."""
 
@@ -70,6 +93,9 @@ class CameraSource(Source):
         self._first: Any = None  # the frame open() read to check the file, delivered first
         self._seq = 0
         self.read_failures = 0
+
+    def reads(self) -> tuple[Path, ...]:
+        return (Path(self.target),) if self.kind == "file" else ()
 
     def open(self) -> None:
         cv2 = _cv2()
@@ -98,7 +124,8 @@ class CameraSource(Source):
                     "url": "stream unreachable or unsupported", "gst": "GStreamer pipeline failed to start"}
             raise DataError(f"{self.spec}: OpenCV cannot open it ({what[self.kind]})")
         fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and 1.0 <= fps <= 1000.0 else 30.0
+        # a time-lapse file can hold 0.5 fps (it was taken as 30); 0, NaN or absurd rates: 30
+        self.fps = float(fps) if fps and 0.01 <= fps <= 1000.0 else 30.0
         self.period_s = 1.0 / self.fps
         if self.kind == "file":
             n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -124,7 +151,7 @@ class CameraSource(Source):
             raise SourceLost("not open")
         cap = self._cap
         t0 = time.monotonic()
-        k = 0
+        clock = FileClock(self.period_s)
         first, self._first = self._first, None
         while True:
             if self.max_frames and self._seq >= self.max_frames:
@@ -142,15 +169,16 @@ class CameraSource(Source):
                     return
                 self.read_failures += 1
                 raise SourceLost("read failed")
-            if self.realtime and self.kind == "file":
-                # deliver at the file's own rate, as the camera that recorded it would have
-                wait = t0 + k * self.period_s - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-            k += 1
-            meta = {"fps": self.fps}
+            meta: dict[str, Any] = {"fps": self.fps}
             if self.kind == "file":
-                meta["pos_ms"] = float(cap.get(_cv2().CAP_PROP_POS_MSEC))
+                meta["pos_ms"] = pos = float(cap.get(_cv2().CAP_PROP_POS_MSEC))
+                at_s = clock.at(pos)
+                meta["t_recorded_ns"] = round(at_s * 1e9)
+                if self.realtime:
+                    # deliver when the file's own timestamps say, as the camera that recorded it would have
+                    wait = t0 + at_s - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
             yield Frame(img, now_ns(), self._seq, self.sensors[0], meta)
             self._seq += 1
 

@@ -36,6 +36,9 @@ class ImageFolderSource(Source):
         self.files: list[Path] = []
         self.bad_images = 0
 
+    def reads(self) -> tuple[Path, ...]:
+        return (self.folder,)
+
     def open(self) -> None:
         self.files = list_images(self.folder)
         if not self.files:

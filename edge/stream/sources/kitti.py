@@ -48,6 +48,9 @@ class KittiSource(Source):
         self._seq = 0
         self._rigs: dict[str, Rig] = {}
 
+    def reads(self) -> tuple[Path, ...]:
+        return (self.folder,)
+
     def open(self) -> None:
         indices = list_indices(self.folder, self.index)
         self.indices = indices[:self.max_frames] if self.max_frames > 0 else indices

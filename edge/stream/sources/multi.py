@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from edge.data.frame import Frame, now_ns
@@ -86,6 +87,9 @@ class MultiSource(Source):
         lead = dict(self.parts)[self.primary]
         self.fps = float(getattr(lead, "fps", 30.0) or 30.0)
         self.period_s = lead.period_s
+
+    def reads(self) -> tuple[Path, ...]:
+        return tuple(p for _, src in self.parts for p in src.reads())
 
     @property
     def frames_total(self) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from edge.data.frame import Frame
@@ -46,6 +47,9 @@ class PacketLidarSource(Source):
         if self.udp:
             host, uport = parse_udp_url(self.target)
             self._rx = UdpReceiver(host, uport, size=packet_size)
+
+    def reads(self) -> tuple[Path, ...]:
+        return () if self.udp else (Path(self.target),)
 
     def _frame(self, out: Any, partial: bool) -> Frame:
         raise NotImplementedError

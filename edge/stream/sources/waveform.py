@@ -36,6 +36,9 @@ class WaveformFileSource(Source):
         self.file: WaveformFile | None = None
         self._seq = 0
 
+    def reads(self) -> tuple[Path, ...]:
+        return (self.path,)
+
     def open(self) -> None:
         self.file = read_waveform_file(self.path)
         self.period_s = 1.0 / self.file.layout.rotation_hz

@@ -1,0 +1,248 @@
+"""`edge run`'s outputs: never onto a file the run reads, one file twice, the bundle or a device/pipe; a failed
+run keeps no point dump; a failing UDP publisher is said; a variable-rate video keeps its own clock."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from edge.data.frame import POINT_DTYPE, Frame, now_ns  # noqa: E402
+from edge.errors import DataError, EdgeError  # noqa: E402
+from edge.files import check_outputs, check_target  # noqa: E402
+from edge.stream.overlay import VideoWriter  # noqa: E402
+from edge.stream.pipeline import Pipeline  # noqa: E402
+from edge.stream.sinks import PointDumpSink, UdpJsonSink  # noqa: E402
+from edge.stream.sources import MemorySource, Source, open_source  # noqa: E402
+from edge.stream.sources.camera import FileClock  # noqa: E402
+
+
+def _video(path: Path, n: int = 6, fps: float = 25.0) -> Path:
+    with VideoWriter(path, fps) as w:
+        for i in range(n):
+            w.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    return path
+
+
+def test_outputs_onto_inputs_or_each_other_are_refused_before_any_work(tmp_path: Path) -> None:
+    video = _video(tmp_path / "in.mp4")
+    pcap = tmp_path / "scan.pcap"
+    pcap.write_bytes(b"x")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.onnx").write_bytes(b"x")
+    reads = [video, pcap]
+    cases = [({"--jsonl": video}, {}, "--jsonl would replace"),
+             ({"--save": tmp_path / "." / "in.mp4"}, {}, "--save would replace"),  # the same file, spelt otherwise
+             ({"--save": tmp_path / "x.mp4", "--jsonl": tmp_path / "x.mp4"}, {}, "--save and --jsonl name the same"),
+             ({"--jsonl": bundle / "model.onnx"}, {}, "would replace"),
+             ({"--jsonl": bundle / "new.jsonl"}, {}, "would write into"),  # a file the manifest does not list
+             ({"--jsonl": tmp_path / "r.jsonl"}, {"--dump-points": bundle / "pts"}, "--dump-points would write into"),
+             ({"--jsonl": tmp_path / "pts"}, {"--dump-points": tmp_path / "pts"}, "name the same path")]
+    for outputs, folders, needle in cases:
+        with pytest.raises(DataError, match=needle) as e:
+            check_outputs(outputs, reads, folders, sealed=(bundle,))
+        assert "\n" not in str(e.value)
+    # new files beside the inputs, and in a folder the run reads, are fine
+    check_outputs({"--save": tmp_path / "o.mp4", "--jsonl": tmp_path / "o.jsonl", "--stats": None}, [*reads, tmp_path],
+                  {"--dump-points": tmp_path / "elsewhere" / "pts"}, sealed=(bundle,))
+
+
+def test_edge_run_onto_its_own_video_keeps_the_video(tiny_bundle: Path, tmp_path: Path) -> None:
+    from edge.stream.api import run
+
+    video = _video(tmp_path / "in.mp4")
+    before = video.read_bytes()
+    for kw in ({"jsonl": video}, {"save": video}, {"jsonl": tiny_bundle / "r.jsonl"}):
+        with pytest.raises(DataError, match="which this run reads"):
+            run(tiny_bundle, str(video), handle_signals=False, **kw)
+    assert video.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert not (tiny_bundle / "r.jsonl").exists()
+
+
+def test_a_pipe_or_device_is_not_an_output_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        check_target(fifo, "--jsonl")
+    assert fifo.is_fifo()
+    with pytest.raises(DataError, match="not a regular file"):
+        check_target("/dev/null", "--save")
+    check_target(tmp_path / "new.jsonl", "--jsonl")
+
+
+class PointsSource(Source):
+    """A camera frame and a LiDAR frame per step (recorded, read at once)."""
+
+    sensors = ("camera", "lidar")
+
+    def __init__(self, n: int) -> None:
+        self.n, self.spec = n, "points"
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i in range(self.n):
+            t = now_ns()
+            yield Frame(np.zeros((8, 8, 3), np.uint8), t, i, "camera", {})
+            yield Frame(np.zeros(5, POINT_DTYPE), t, i, "lidar", {})
+
+
+class FailAt:
+    name = "fail"
+    sensors = ("camera", "lidar")
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def preprocess(self, frames: dict[str, Frame]) -> Frame:
+        return frames["camera"]
+
+    def infer(self, x: Frame) -> int:
+        if x.seq == self.at:
+            raise ValueError("boom")
+        return x.seq
+
+    def postprocess(self, out: int, frames: dict[str, Frame]) -> tuple[dict, None]:
+        return {"n": out}, None
+
+    def summary(self) -> dict:
+        return {"task": self.name}
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failed_run_keeps_no_point_dump(tmp_path: Path) -> None:
+    keep = tmp_path / "pts" / "mine.txt"  # a folder that held a file before the run keeps it
+    keep.parent.mkdir()
+    keep.write_text("x")
+    sink = PointDumpSink(tmp_path / "pts")
+    with pytest.raises(EdgeError, match="boom"):
+        Pipeline([PointsSource(30)], FailAt(12), [sink], policy="block").run(handle_signals=False)
+    assert [p.name for p in (tmp_path / "pts").iterdir()] == ["mine.txt"]
+    sink = PointDumpSink(tmp_path / "new" / "pts")
+    with pytest.raises(EdgeError, match="boom"):
+        Pipeline([PointsSource(30)], FailAt(12), [sink], policy="block").run(handle_signals=False)
+    assert not (tmp_path / "new").exists()
+    sink = PointDumpSink(tmp_path / "ok")
+    Pipeline([PointsSource(3)], FailAt(99), [sink], policy="block").run(handle_signals=False)
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == [f"lidar_{i:06d}.npy" for i in range(3)]
+
+
+class FailingSource(Source):
+    sensors = ("lidar",)
+    spec = "bad.pcap"
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise DataError("bad.pcap: no LiDAR frames")
+        yield  # pragma: no cover
+
+
+def test_a_source_that_fails_ends_the_run_at_once() -> None:
+    """A LiDAR file that gives nothing: said after a few frames, not after the whole video."""
+
+    class Slow(FailAt):
+        sensors = ("camera",)
+
+        def infer(self, x: Frame) -> int:
+            import time
+
+            time.sleep(0.01)
+            return x.seq
+
+    cam = MemorySource([np.zeros((8, 8, 3), np.uint8)], count=300)
+    with pytest.raises(EdgeError, match="no LiDAR frames") as e:
+        Pipeline([cam, FailingSource()], Slow(0), policy="block").run(handle_signals=False)
+    done = int(str(e.value).split("the ")[-1].split(" frame")[0]) if "frame(s) before" in str(e.value) else 0
+    assert done < 30, str(e.value)
+
+
+def test_a_failing_udp_publisher_is_said_and_ipv6_brackets_are_read() -> None:
+    from edge.stream.task import Result
+
+    sink = UdpJsonSink("255.255.255.255:5600")  # broadcast without SO_BROADCAST: every send is refused
+    sink.open()
+    for i in range(3):
+        sink.write(Result(i, {}, {"seq": i}, None, 0))
+    sink.close()
+    assert sink.errors == 3 and sink.note() is not None and "of 3 records 3 failed" in sink.note()
+    assert UdpJsonSink("[::1]:5600").addr == ("::1", 5600)
+    assert UdpJsonSink("127.0.0.1:5600").note() is None
+
+
+def test_file_clock_follows_the_stamps_and_steps_over_bad_ones() -> None:
+    c = FileClock(0.04)
+    assert [c.at(ms) for ms in (1400.0, 1420.0, 1500.0, 1500.0, float("nan"), 1600.0, -5.0)] == pytest.approx(
+        [0.0, 0.02, 0.1, 0.14, 0.18, 0.2, 0.24])
+    c = FileClock(0.5)
+    assert [c.at(ms) for ms in (float("nan"), 0.0, 10.0)] == pytest.approx([0.0, 0.5, 1.0])
+
+
+def _retime(path: Path, first: int) -> None:
+    """Rewrite an mp4's sample durations (its stts box): the first ``first`` frames at half their duration,
+    the rest longer so the file's duration stays (a variable-frame-rate file)."""
+    data = bytearray(path.read_bytes())
+    i = data.find(b"stts")
+    n, count, delta = struct.unpack(">III", data[i + 8:i + 20])
+    assert n == 1, "expected one stts entry"
+    rest = (count * delta - first * (delta // 2)) // (count - first)
+    new = struct.pack(">I4sBBBBI", 32, b"stts", 0, 0, 0, 0, 2) + struct.pack(">IIII", first, delta // 2,
+                                                                              count - first, rest)
+    size = struct.unpack(">I", data[i - 4:i])[0]
+    grow = len(new) - size
+    data[i - 4:i - 4 + size] = new
+    for box in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):  # the boxes holding it grow with it
+        j = data.find(box)
+        assert 0 < j < i
+        struct.pack_into(">I", data, j - 4, struct.unpack(">I", data[j - 4:j])[0] + grow)
+    path.write_bytes(bytes(data))
+
+
+def test_a_variable_rate_video_is_placed_by_its_timestamps(tmp_path: Path) -> None:
+    video = _video(tmp_path / "vfr.mp4", n=12, fps=25.0)
+    _retime(video, 6)  # 6 frames 20 ms apart, then 6 frames 60 ms apart (a nominal 25 fps said 40)
+    src = open_source(str(video))
+    src.open()
+    got = [f.meta["t_recorded_ns"] / 1e6 for f in src]
+    assert got == pytest.approx([20.0 * i for i in range(6)] + [120.0 + 60.0 * i for i in range(6)], abs=1.0)
+    slow = _video(tmp_path / "timelapse.mp4", n=3, fps=0.5)  # 0.5 fps was read as 30
+    src = open_source(str(slow))
+    src.open()
+    assert src.fps == pytest.approx(0.5) and [f.meta["t_recorded_ns"] / 1e9 for f in src] == pytest.approx([0, 2, 4])
+
+
+def test_records_of_an_image_folder_name_their_files(tmp_path: Path) -> None:
+    """A skipped unreadable file leaves the frame numbers without a gap: the record names each file."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for i, name in enumerate(["f0.jpg", "f1.png", "f2.png"]):
+        cv2.imwrite(str(folder / name), np.full((16, 16, 3), 30 * i, np.uint8))
+    (folder / "f0.jpg").write_bytes((folder / "f0.jpg").read_bytes()[:50])  # cut short: skipped
+
+    class Keep:
+        name = "keep"
+
+        def __init__(self) -> None:
+            self.records: list[dict] = []
+
+        def open(self) -> None:
+            pass
+
+        def write(self, result: object) -> None:
+            self.records.append(result.record)  # type: ignore[attr-defined]
+
+        def close(self, commit: bool = True) -> None:
+            pass
+
+    class Task(FailAt):
+        sensors = ("camera",)
+
+    sink = Keep()
+    Pipeline([open_source(str(folder))], Task(99), [sink], policy="block").run(handle_signals=False)
+    assert [(r["frames"], r["files"]) for r in sink.records] == [({"camera": 0}, {"camera": "f1.png"}),
+                                                                  ({"camera": 1}, {"camera": "f2.png"})]
