@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge import jsonout
 from edge.errors import BundleError, first_line
 from edge.files import StagedFolder, sha256_file
 from edge.manifest_schema import MANIFEST, SCHEMA_VERSION, check_rel, validate_manifest
@@ -275,7 +276,8 @@ class BundleWriter:
     def commit(self) -> Bundle:
         """Validate the manifest, write it, and swap the temp folder into place (replacing a bundle)."""
         validate_manifest(self.manifest, where=f"{self.out}/{MANIFEST} (being written)")
-        (self.tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, sort_keys=False) + "\n")
+        # NaN (a checkpoint's eval of nan, a metric of 0/0) as null: strict JSON readers refuse the bare word
+        (self.tmp / MANIFEST).write_text(jsonout.dumps(self.manifest, indent=2, sort_keys=False) + "\n")
         self.stage.commit()
         self._done = True
         return Bundle.load(self.out)

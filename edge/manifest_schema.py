@@ -199,8 +199,9 @@ def validate_manifest(m: Any, where: str = MANIFEST) -> None:
 def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
     """A bundle's model config checked against its family's card before anything is built from it.
 
-    Keys must be the card's (those of its named configs), each value of the type the card's configs
-    use (an int stays an int: ``frames: 1e7`` is refused), numbers finite and no larger than
+    Keys must be the card's (those of its named configs; the ones every named config has are required),
+    each value of the type the card's configs use (an int stays an int: ``frames: 1e7`` is refused; a key
+    any config gives as a float takes numbers), numbers finite and no larger than
     :data:`CONFIG_HEADROOM` times the largest value the card's configs give that key (sizes drive
     allocation); a key's ``config_added`` value counts as one the card gives. A card with no named
     configs is not checked. An ``export_options`` key may also be 0 where the configs' values are
@@ -213,7 +214,7 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
     known = set().union(*(c.keys() for c in named))
     extra = sorted(set(cfg) - known)
     _need(not extra, where, f"'model.config' has keys the '{card.name}' card does not know: {extra}")
-    missing = sorted(set(named[0]) - set(cfg))
+    missing = sorted(set.intersection(*(set(c) for c in named)) - set(cfg))  # what every named config has
     _need(not missing, where, f"'model.config' lacks {missing}")
     added = dict(getattr(card, "config_added", {}) or {})
     options = set(getattr(card, "export_options", {}) or {})
@@ -237,9 +238,11 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
 
 
 def _value(value: Any, refs: list[Any], where: str, field: str) -> None:
-    ref = refs[0]
+    ref = next((r for r in refs if r is not None), None)
     if ref is None:
         return
+    if _int(ref) and any(isinstance(r, float) for r in refs):
+        ref = float(ref)  # one named config's 0.5 makes the key a number, whichever config comes first
     if isinstance(ref, bool):
         _need(isinstance(value, bool), where, f"'{field}' must be true or false, got {value!r}")
         return

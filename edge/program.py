@@ -268,8 +268,11 @@ def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str, 
         raise BackendUnavailable(f"--preprocess engine: backend '{backend}' cannot preprocess inside the engine "
                                  f"({', '.join(able)} can); use --preprocess numpy")
     if not mine:
+        numpy_only = [d for d in (bundle.manifest.get("preprocess") or {}).get("image_inputs_numpy_only") or []
+                      if isinstance(d, dict) and d.get("graph") in spec.graphs]
+        why = f": {numpy_only[0].get('why')}" if numpy_only else ""
         raise BundleError(f"{bundle.path}: program '{spec.name}' has no camera-image input an engine can take "
-                          f"(the bundle records {n_records} image input(s)); use --preprocess numpy")
+                          f"(the bundle records {n_records} image input(s){why}); use --preprocess numpy")
     return mine
 
 
@@ -409,7 +412,7 @@ def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample]) -> di
     items = [it for it in items if it is not None]
     if not items:
         raise ModelError(f"model '{card.name}': none of the {len(samples)} samples carries a label")
-    return card.metric.reduce(items)
+    return card.metric.score(items)
 
 
 def torch_program(card: ModelCard, model: Any, cfg: Config, spec: ProgramSpec | None = None) -> Program:

@@ -23,6 +23,7 @@ Results land on each artifact and in ``manifest["programs"][name]["gates"]``, an
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -109,7 +110,12 @@ class PrecisionJob:
     def fp32_metric(self, pname: str, src: dict[str, str]) -> float:
         """The program's fp32 metric on the held-out samples (scored once, kept for every later step)."""
         if pname not in self._fp32:
-            self._fp32[pname] = self.metric(pname, src)
+            value = self.metric(pname, src)
+            if not math.isfinite(value):  # nothing can be within a budget of it: say so before any quantizing
+                raise ExportError(f"program '{pname}': the fp32 {self.card.metric.name} is {value} on the "
+                                  f"{len(self.eval_samples())} evaluation samples, so no INT8 form can be gated "
+                                  "against it (export fp32 only, or fix the metric or the weights)")
+            self._fp32[pname] = value
         return self._fp32[pname]
 
     def metric(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", **options: Any) -> float:
@@ -187,7 +193,6 @@ def parse_max_drop(value: float | str) -> tuple[float, float | None]:
 
     A bad value is one line: ``--max-drop 'x': ...``.
     """
-    import math
 
     text = str(value).strip()
     try:
@@ -209,7 +214,6 @@ def check_request(job: PrecisionJob) -> None:
     """Everything about a precision request that can be checked before the export starts: the names,
     the budget, the family's metric and samples, the calibration source (its samples are loaded now
     and kept for the export, so a wrong .npz key is reported before any graph is written)."""
-    import math
 
     bad = [p for p in job.precisions if p not in PRECISIONS]
     if bad:
@@ -264,7 +268,7 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
         spec = card.program(pname)
         src = _fp32_files(w, spec.graphs)
         job.say(f"{pname}: scoring fp32 on {job.eval_size} held-out samples")
-        fp32 = job._fp32[pname] = job.metric(pname, src)
+        fp32 = job.fp32_metric(pname, src)
         for g in spec.graphs:
             art = _artifact(w, g, "fp32")
             art.setdefault("metric", {"name": mname, "program": pname, "value": fp32})

@@ -18,7 +18,10 @@ def results_name(bundle: Path) -> str:
 
     task = Bundle.load(bundle, verify=False).manifest.get("task") or {}
     name = task.get("results") if isinstance(task, dict) else None
-    return name if isinstance(name, str) and name.isidentifier() else "results"
+    from edge.manifest_schema import GRAPH_NAME
+
+    # a file name, not a path: a forged bundle's "../x" stays inside --out
+    return name if isinstance(name, str) and GRAPH_NAME.match(name) else "results"
 
 
 def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, save: Path | None,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge.bundle import Bundle, BundleWriter
-from edge.errors import ExportError, ModelError, first_line
+from edge.errors import EdgeError, ExportError, ModelError, first_line
 from edge.spec import IOSpec, TensorSpec
 
 ATTENTION_MODES = ("auto", "plugin", "onnx", "decomposed")
@@ -190,9 +190,16 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
     return bundle, report
 
 
-def _image_inputs(card: Any, cfg: dict[str, Any], graphs: set[str]) -> dict[str, Any]:
+def _image_inputs(card: Any, cfg: dict[str, Any], graphs: set[str], seed: int = 0) -> dict[str, Any]:
     """``{"image_inputs": [...]}`` for the card's image inputs among the exported graphs (checked against
-    each graph's IOSpec: a float [batch, 3, h, w] input of that size), or nothing when there are none."""
+    each graph's IOSpec: a float [batch, 3, h, w] input of that size), or nothing when there are none.
+
+    An input whose feed the card's ``preprocess`` does more to than :func:`edge.data.images.image_feed` (a
+    flip after it, its own normalisation) is not recorded, so no engine takes camera bytes for it, and
+    ``image_inputs_numpy_only`` says why: the engine's front reproduces image_feed, not the card's extra
+    step (a card that mirrored its image after image_feed ran, with in-engine preprocessing, on the
+    colour channels mirrored instead, and scored silently other numbers).
+    """
     from edge.errors import ModelError
 
     specs = [s for s in card.image_inputs(cfg) if s.graph in graphs]
@@ -201,7 +208,40 @@ def _image_inputs(card: Any, cfg: dict[str, Any], graphs: set[str]) -> dict[str,
         if t is None or t.rank != 4 or list(t.shape[1:]) != [3, *s.size_hw] or not t.dtype.startswith("float"):
             raise ModelError(f"family '{card.name}': image input {s.graph}.{s.input} is not a float "
                              f"[batch, 3, {s.size_hw[0]}, {s.size_hw[1]}] input of that graph")
-    return {"image_inputs": [s.to_dict() for s in specs]} if specs else {}
+    refused = _fronts_unlike_preprocess(card, cfg, specs, seed)
+    kept = [s for s in specs if (s.graph, s.input) not in refused]
+    out: dict[str, Any] = {"image_inputs": [s.to_dict() for s in kept]} if kept else {}
+    if refused:
+        out["image_inputs_numpy_only"] = [{"graph": g, "input": i, "why": why} for (g, i), why in refused.items()]
+    return out
+
+
+def _fronts_unlike_preprocess(card: Any, cfg: dict[str, Any], specs: list[Any], seed: int) -> dict[tuple, str]:
+    """(graph, input) -> why an engine's front would not reproduce the card's ``preprocess`` there, checked on
+    one synthetic frame set: with camera bytes asked for, the feed must be uint8 [B, H, W, 3], and the
+    reference normalisation of those bytes must be exactly what ``preprocess`` gives otherwise. A card
+    without data is not checked."""
+    if not specs or card.data is None:
+        return {}
+    from edge.data.images import chw_feed, raw_images
+
+    frames = card.data.samples(cfg, "calibration", 1, seed)[0][0]
+    plain = card.preprocess(frames, cfg)
+    with raw_images(specs):
+        raw = card.preprocess(frames, cfg)
+    out = {}
+    for s in specs:
+        r, n = raw.get(s.input), plain.get(s.input)
+        if not (isinstance(r, np.ndarray) and r.dtype == np.uint8 and r.ndim == 4 and r.shape[-1] == 3):
+            out[(s.graph, s.input)] = ("the card's preprocess does not pass this input through image_feed (it gave "
+                                       f"{getattr(r, 'dtype', type(r).__name__)} {tuple(getattr(r, 'shape', ()))} "
+                                       "where camera bytes were asked for)")
+            continue
+        ref = np.stack([chw_feed(x, s.size_hw, s.mean, s.std) for x in r])
+        if not isinstance(n, np.ndarray) or n.shape != ref.shape or not np.allclose(n, ref, rtol=0, atol=1e-5):
+            out[(s.graph, s.input)] = ("the card's preprocess changes this input after image_feed (an engine would "
+                                       "normalise the camera bytes only)")
+    return out
 
 
 def record_programs(w: Any) -> None:
@@ -373,6 +413,11 @@ def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[
         try:
             for frames in sample:
                 prog.step(card.preprocess(frames, cfg))
+        except EdgeError:
+            raise
+        except Exception as e:  # the model itself fails (a config its layers cannot take): one line, not a traceback
+            raise ExportError(f"model '{card.name}': program '{pname}' failed in PyTorch on a synthetic sample "
+                              f"({type(e).__name__}: {first_line(e, 200)}); nothing was written") from None
         finally:
             rec = prog.record(False)
             prog.close()
@@ -412,11 +457,19 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 
     check_args(out, opset, attention, calib_method, rtol=rtol)
+    from edge.models.registry import list_models
+
     ckpt_path: Path | None = None
-    if model.endswith((".pt", ".pth")) or Path(model).is_file():
+    # a family's name is the family, even where the working folder holds a file of that name
+    if model.endswith((".pt", ".pth")) or (Path(model).is_file() and (os.sep in model or model not in list_models())):
         ckpt_path = Path(model)
         model = read_checkpoint(ckpt_path)["model"]
-    card = get_card(model)
+        try:
+            card = get_card(model)
+        except ModelError as e:
+            raise ModelError(f"{ckpt_path}: {e}") from None
+    else:
+        card = get_card(model)
     chosen = list(dict.fromkeys(programs)) if programs else [p.name for p in card.programs]
     for p in chosen:
         card.program(p)  # ModelError naming the programs for a typo
@@ -469,7 +522,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     manifest = {
         "model": {"name": card.name, "family": card.name, "version": "1", "config": cfg, "weights": weights},
         "preprocess": {**card.preprocess_params(cfg),
-                       **_image_inputs(card, cfg, {g for p in chosen for g in card.program(p).graphs})},
+                       **_image_inputs(card, cfg, {g for p in chosen for g in card.program(p).graphs}, seed)},
         "programs": {p: {"graphs": list(card.program(p).graphs), "description": card.program(p).description}
                      for p in chosen},
         "task": {"sensors": {"required": list(card.sensors.required), "optional": list(card.sensors.optional)},

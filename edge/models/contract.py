@@ -20,6 +20,7 @@ Only ``build`` (and the trainer's callables) import torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,18 @@ def _no_images(_cfg: Config) -> tuple[ImageInput, ...]:
     return ()
 
 
+def _budget_ok(value: Any) -> bool:
+    """Whether ``value`` is a precision gate budget: a finite number >= 0, or "N%" with N finite >= 0."""
+    if isinstance(value, bool):
+        return False
+    text = str(value).strip()
+    try:
+        v = float(text[:-1] if text.endswith("%") else text)
+    except ValueError:
+        return False
+    return math.isfinite(v) and v >= 0
+
+
 @dataclass(frozen=True)
 class Metric:
     """The task metric, computed from records so every path scores alike.
@@ -182,6 +195,17 @@ class Metric:
     higher_is_better: bool = True
     bounds: tuple[float, float] | None = None
     max_drop: float | str = 1.0
+
+    def score(self, items: list[Any]) -> dict[str, Any]:
+        """``reduce(items)``, checked: a family's reduce that returns no number under ``"value"`` is one line
+        naming the metric, not a KeyError at the end of a training run or inside the precision gate."""
+        out = self.reduce(items)
+        value = out.get("value") if isinstance(out, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+            got = f"a {type(out).__name__}" if not isinstance(out, dict) else f"keys {sorted(map(str, out))[:6]}"
+            raise ModelError(f"metric '{self.name}': reduce() must return a dict with a number under 'value', "
+                             f"got {got}")
+        return {**out, "value": float(value)}
 
     def drop(self, reference: float, value: float) -> float:
         """How much worse ``value`` is than ``reference`` (positive = worse), in the metric's units."""
@@ -306,6 +330,12 @@ class ModelCard:
             problems.append("two graphs share a file stem")
         if not self.sensors.required:
             problems.append("needs at least one required sensor")
+        if not GRAPH_NAME.match(self.results_name):  # `edge run --out DIR` writes DIR/<results_name>.jsonl
+            problems.append(f"results_name '{self.results_name}' must be letters, digits, '_', '-' or '.' "
+                            "(a file name)")
+        if self.metric is not None and not _budget_ok(self.metric.max_drop):
+            problems.append(f"metric max_drop {self.metric.max_drop!r} must be a number >= 0 in the metric's "
+                            "units or a percentage such as '5%'")
         if problems:
             raise ModelError(f"family '{self.name}': " + "; ".join(problems))
 
@@ -334,7 +364,11 @@ class ModelCard:
         if bad:
             have = ", ".join(sorted(self.export_options)) or "none"
             raise ModelError(f"model '{self.name}': --set {bad[0]} is not an export option (options: {have})")
-        merged = {**cfg, **options}
+        import json
+
+        # `--set mode=3` reads 3 as JSON: for a key the config holds as text, it is the text "3"
+        merged = {**cfg, **{k: json.dumps(v) if isinstance(cfg.get(k), str) and isinstance(v, int | float) else v
+                            for k, v in options.items()}}
         try:  # the checks edge run makes of the bundle's config, now: no export of a bundle it would refuse
             check_config(merged, self, "--set")
         except BundleError as e:

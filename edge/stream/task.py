@@ -132,7 +132,7 @@ class FamilyTask:
             out["inference_precision"] = self.program.inference_precision
         if self._items and self.card.metric is not None:
             m = self.card.metric
-            out["metric"] = {"name": m.name, "unit": m.unit, "frames": len(self._items), **m.reduce(self._items)}
+            out["metric"] = {"name": m.name, "unit": m.unit, "frames": len(self._items), **m.score(self._items)}
         return out
 
     def close(self) -> None:

@@ -243,3 +243,119 @@ def test_our_families_cannot_be_taken_over(tmp_path: Path) -> None:
                        env={**__import__("os").environ, "PYTHONPATH": str(site)})
     assert r.returncode == 0, r.stderr
     assert "lane detection" in r.stdout and "ignored" in r.stderr
+
+
+def _image_variant(toy: Any, name: str, how: str) -> ModelCard:
+    """toy with its image declared an ImageInput; ``how``: the preprocess image_feed only, image_feed then a
+    mirror, or the toy's own normalisation (not through image_feed)."""
+    from edge.data.images import image_feed
+    from edge.models.contract import ImageInput
+
+    def spec(cfg: dict[str, Any]) -> ImageInput:
+        return ImageInput("embed", "image", tuple(cfg["hw"]), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+    def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+        if how == "own":
+            return toy.preprocess(frames, cfg)
+        x = image_feed(frames["camera"].data, spec(cfg))[None]
+        return {"image": np.ascontiguousarray(x[..., ::-1]) if how == "mirror" else x}
+
+    return dataclasses.replace(toy.card(), name=name, preprocess=preprocess, image_inputs=lambda cfg: (spec(cfg),))
+
+
+def test_an_image_input_whose_preprocess_does_more_than_image_feed_stays_numpy(toyfam: Any) -> None:
+    """A card that mirrors its image after image_feed ran, under in-engine preprocessing, on the colour
+    channels mirrored instead (the engine got the bytes mirrored) and scored other numbers silently."""
+    from edge.export.api import _image_inputs
+
+    for how, why in (("plain", None), ("mirror", "changes this input after image_feed"),
+                     ("own", "does not pass this input through image_feed")):
+        card = _image_variant(toyfam, f"toyimg{how}", how)
+        cfg = card.config("tiny")
+        got = _image_inputs(card, cfg, {"embed", "head"})
+        if why is None:
+            assert [d["input"] for d in got["image_inputs"]] == ["image"] and "image_inputs_numpy_only" not in got
+        else:
+            assert "image_inputs" not in got, how
+            said = got["image_inputs_numpy_only"][0]
+            assert said["graph"] == "embed" and why in said["why"]
+
+
+def test_card_metric_results_name_and_budget_are_checked(toyfam: Any) -> None:
+    from edge.models.contract import Metric
+
+    base = toyfam.card()
+    with pytest.raises(ModelError, match="results_name 'a/b'"):
+        dataclasses.replace(base, results_name="a/b")
+    assert dataclasses.replace(base, results_name="bright-values").results_name == "bright-values"
+    with pytest.raises(ModelError, match="max_drop 'abc'"):
+        dataclasses.replace(base, metric=dataclasses.replace(base.metric, max_drop="abc"))
+    assert dataclasses.replace(base, metric=dataclasses.replace(base.metric, max_drop="20%")).metric.max_drop == "20%"
+    m = Metric("mae", lambda r, f, c: 1.0, lambda items: {"mae": 1.0})
+    with pytest.raises(ModelError, match=r"metric 'mae': reduce\(\) must return a dict with a number under 'value'"):
+        m.score([1.0])
+    assert Metric("x", lambda r, f, c: 1.0, lambda items: {"value": np.float32(2.5)}).score([1.0])["value"] == 2.5
+
+
+def test_a_text_export_option_takes_digits_as_text(toyfam: Any) -> None:
+    base = toyfam.card()
+    card = dataclasses.replace(base, configs={k: {**v, "mode": "a"} for k, v in base.configs.items()},
+                               export_options={"mode": "a text option"})
+    assert card.with_options(card.config("tiny"), {"mode": 3})["mode"] == "3"  # `--set mode=3`
+    assert card.with_options(card.config("tiny"), {"mode": "b"})["mode"] == "b"
+
+
+def test_export_errors_of_a_users_family_are_one_line(toyfam: Any, registered: list[str], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that fails in its own forward, a checkpoint of a family not installed (named with its file),
+    and a file in the working folder named like a family (the family is meant)."""
+    from edge.export.api import export_card
+    from edge.models.checkpoint import save_checkpoint
+
+    class Broken(toyfam.Runner):
+        def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            raise RuntimeError("shape '[1, 2, 3]' is invalid for input of size 5")
+
+    registered.append("toybroken")
+    _variant(toyfam, "toybroken", programs=(ProgramSpec("main", ("embed", "head"), Broken),))
+    with pytest.raises(ExportError, match="program 'main' failed in PyTorch on a synthetic sample") as e:
+        export_card("toybroken", tmp_path / "b", config="tiny")
+    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+    card = toyfam.card()
+    ck = save_checkpoint(tmp_path / "ghost.pt", "ghost", card.config("tiny"), card.build(card.config("tiny")))
+    with pytest.raises(ModelError, match=r"ghost\.pt: unknown model 'ghost'"):
+        export_card(str(ck), tmp_path / "g")
+    registered.append("toycwd")
+    _variant(toyfam, "toycwd")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "toycwd").write_text("notes, not a checkpoint")
+    bundle, _ = export_card("toycwd", tmp_path / "c", config="tiny")
+    assert bundle.manifest["model"]["name"] == "toycwd"
+
+
+def test_a_manifest_holds_no_bare_nan(toyfam: Any, registered: list[str], tmp_path: Path) -> None:
+    """A checkpoint's eval of nan went into manifest.json as the bare word NaN, which strict readers refuse."""
+    from edge.export.api import export_card
+    from edge.models.checkpoint import save_checkpoint
+
+    registered.append("toynan")
+    card = _variant(toyfam, "toynan")
+    ck = save_checkpoint(tmp_path / "n.pt", "toynan", card.config("tiny"), card.build(card.config("tiny")),
+                         meta={"eval": {"value": float("nan")}})
+    export_card(str(ck), tmp_path / "b")
+    m = json.loads((tmp_path / "b" / "manifest.json").read_text(),
+                   parse_constant=lambda c: pytest.fail(f"bare {c} in manifest.json"))
+    assert m["model"]["weights"]["trained"]["eval"] == {"value": None}
+
+
+def test_an_fp32_metric_of_nan_is_said_before_any_quantizing(toyfam: Any, registered: list[str],
+                                                             tmp_path: Path) -> None:
+    from edge.export.api import export_card
+
+    base = toyfam.card()
+    registered.append("toynanmetric")
+    _variant(toyfam, "toynanmetric", metric=dataclasses.replace(base.metric, reduce=lambda items: {"value": float("nan")}))
+    with pytest.raises(ExportError, match="the fp32 colour accuracy is nan") as e:
+        export_card("toynanmetric", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=4,
+                    eval_size=4)
+    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()

@@ -165,3 +165,21 @@ def test_an_engine_is_never_written_outside_the_bundle(lane: Path, tmp_path: Pat
         add_engine(Bundle.load(b), rec, b"plan")
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if "victim" in p.as_posix()) == []
     assert not (b / "engines").exists()
+
+
+def test_config_types_and_required_keys_come_from_every_named_config() -> None:
+    """A family whose first config says ``scale: 1`` and another ``scale: 0.5`` takes numbers there (the
+    card's own second config was refused as 'must be an integer'); a key only one config has is optional."""
+    from types import SimpleNamespace
+
+    from edge.errors import BundleError
+    from edge.manifest_schema import check_config
+
+    card = SimpleNamespace(name="fam", configs={"tiny": {"scale": 1, "extra": 2, "n": 4},
+                                                "default": {"scale": 0.5, "n": 8}}, config_added={}, export_options={})
+    assert check_config({"scale": 0.5, "n": 8}, card, "m.json") == {"scale": 0.5, "n": 8}
+    assert check_config({"scale": 2, "extra": 3, "n": 4}, card, "m.json")["scale"] == 2
+    with pytest.raises(BundleError, match=r"'model\.config\.n' must be an integer"):
+        check_config({"scale": 1, "n": 4.5}, card, "m.json")
+    with pytest.raises(BundleError, match=r"lacks \['n'\]"):
+        check_config({"scale": 1}, card, "m.json")
