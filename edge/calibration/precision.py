@@ -374,10 +374,16 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
         raise ExportError(f"{pname} int8 misses the --max-drop {job.budget(fp32):.3g} budget in every try ({tries}); "
                           "no int8 artifact written")
     assert gate.chosen is not None
+    counts = {g: _say_if_float(job, files[g], g, "int8 (symmetric QDQ)") for g in new}
+    if len(new) == len(spec.graphs) and not any(counts.values()):
+        # the gate "passed" with every node in float: an int8 program that is fp32 is not what was asked for
+        raise ExportError(f"{pname} int8 meets the --max-drop {job.budget(fp32):.3g} budget only with every node left "
+                          "in float, so nothing would run in int8; no int8 artifact written (a larger --max-drop, "
+                          "or fp32)")
     for g in new:
         gj = job.job(g)
         fname = f"{gj.stem}.int8.onnx"
-        quantized = _say_if_float(job, files[g], g, "int8 (symmetric QDQ)")
+        quantized = counts[g]
         w.register(fname, "onnx")
         fp32_art = _artifact(w, g, "fp32")
         w.add_artifact({"name": artifact_name("onnx", "int8", g), "format": "onnx", "file": fname, "graph": g,
@@ -696,7 +702,13 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                          "metric": r["metric"], "drop": r["drop"], "refused": True})
         return
     by_program = {r["program"]: r for r in results}
+    from edge.calibration.nncf_int8 import nncf_nodes
+
     for g, path in paths.items():
+        infos[g]["quantized_ops"] = n_ops = len(nncf_nodes(path))
+        if n_ops == 0:
+            job.say(f"warning: {g} int8 (NNCF): every node left in float to meet the budget; this graph runs in "
+                    "fp32 in the int8 program")
         xml = Path(path).name
         bin_name = xml.replace(".xml", ".bin")
         w.register(xml, "openvino_ir")

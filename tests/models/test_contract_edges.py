@@ -354,8 +354,56 @@ def test_an_fp32_metric_of_nan_is_said_before_any_quantizing(toyfam: Any, regist
 
     base = toyfam.card()
     registered.append("toynanmetric")
-    _variant(toyfam, "toynanmetric", metric=dataclasses.replace(base.metric, reduce=lambda items: {"value": float("nan")}))
+    nan = dataclasses.replace(base.metric, reduce=lambda items: {"value": float("nan")})
+    _variant(toyfam, "toynanmetric", metric=nan)
     with pytest.raises(ExportError, match="the fp32 colour accuracy is nan") as e:
         export_card("toynanmetric", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=4,
                     eval_size=4)
+    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+
+
+class _Pooled(torch.nn.Module):
+    """One Linear on the frame's mean colour: a graph with a single quantizable node."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, cfg["classes"])
+
+
+def test_an_int8_program_left_all_float_by_the_gate_is_not_written(toyfam: Any, registered: list[str],
+                                                                   tmp_path: Path) -> None:
+    """A budget only met with every node in float: the 'int8' program would be fp32, so it is refused like a
+    gate that fails (it was written and called int8, with a warning)."""
+    from edge.export.api import export_card
+    from edge.spec import IOSpec, TensorSpec
+
+    def io_lin(cfg: dict[str, Any]) -> IOSpec:
+        return IOSpec((TensorSpec("rgb", "float32", ("batch", 3)),),
+                      (TensorSpec("logits", "float32", ("batch", cfg["classes"])),))
+
+    class One:
+        def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+            self.lin = graphs["lin"]
+
+        def reset(self) -> None:
+            pass
+
+        def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return self.lin(feeds)
+
+    def pre(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {"rgb": (frames["camera"].data.reshape(-1, 3).mean(0) / 255.0).astype(np.float32)[None]}
+
+    base = toyfam.card()
+    # a metric that any change of the scores moves: with --max-drop 0 only the all-float try meets it
+    exact = dataclasses.replace(base.metric, item=lambda rec, fr, cfg: rec["score"],
+                                reduce=lambda items: {"value": 1e4 * float(sum(items))}, bounds=None)
+    registered.append("toyone")
+    _variant(toyfam, "toyone", build=_Pooled,
+             graphs={"lin": Graph("lin", io_lin, lambda m: m.lin, lambda c, b, s: {
+                 "rgb": np.random.default_rng(s).random((b, 3)).astype(np.float32)}, "colour -> logits")},
+             programs=(ProgramSpec("main", ("lin",), One),), preprocess=pre, metric=exact, trainer=None)
+    with pytest.raises(ExportError, match="only with every node left in float") as e:
+        export_card("toyone", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=4,
+                    eval_size=8, max_drop=0)
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()

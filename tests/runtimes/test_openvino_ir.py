@@ -120,6 +120,7 @@ def test_nncf_int8_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # both NNCF schemes were built and timed here; the faster one is what was gated and kept
     q = art["quantization"]
     assert set(q["scheme_ms"]) == {"transformer", "default"} and "fallback" not in q
+    assert q["quantized_ops"] > 0  # counted from the IR written (0 is warned about: a float graph called int8)
     assert q["model_type"] == min(q["scheme_ms"], key=q["scheme_ms"].get)
     assert not list(out.rglob("*.transformer.*")) and not list(out.rglob("*.default.*"))
     assert art["metric"]["drop"] <= 100 and art["metric"]["program"] == "clip"
