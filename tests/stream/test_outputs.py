@@ -26,7 +26,7 @@ from edge.stream.sources.camera import FileClock  # noqa: E402
 def _video(path: Path, n: int = 6, fps: float = 25.0) -> Path:
     with VideoWriter(path, fps) as w:
         for i in range(n):
-            w.write(np.full((48, 64, 3), 20 * i, np.uint8))
+            w.write(np.full((48, 64, 3), 20 * i % 256, np.uint8))
     return path
 
 
