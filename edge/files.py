@@ -96,10 +96,11 @@ def check_outputs(outputs: dict[str, str | os.PathLike[str] | None], reads: list
     reads, and output folders inside a folder it reads.
 
     ``outputs``: option -> file; ``folders``: option -> a folder the run fills (a point dump); ``reads``:
-    the files and folders the run reads (a video, a pcap, an image or KITTI folder); ``sealed``: folders
-    (read) that take no new file either (a bundle: a file its manifest does not list makes a later export
-    to it refuse the folder). A run that wrote its overlay onto its own video destroyed the recording and
-    exited 0.
+    the files the run reads (a video, a pcap) and the folders whose files it reads (an image folder, a
+    KITTI folder's image_2/velodyne/calib): an existing file directly in one is refused, one in a
+    sub-folder (an earlier run's output) is not; ``sealed``: folders (read) that take no new file at any
+    depth (a bundle: a file its manifest does not list makes a later export to it refuse the folder). A
+    run that wrote its overlay onto its own video destroyed the recording and exited 0.
     """
     from edge.errors import DataError
 
@@ -115,7 +116,7 @@ def check_outputs(outputs: dict[str, str | os.PathLike[str] | None], reads: list
             raise err(f"{path}: {seen[real]} and {option} name the same file; give each its own")
         seen[real] = option
         for given, r in ins:
-            if real == r or (r in real.parents and (r in closed or Path(path).exists())):
+            if real == r or (r in closed and r in real.parents) or (real.parent == r and Path(path).exists()):
                 what = ("replace" if real == r else "replace a file in" if Path(path).exists() else "write into")
                 raise err(f"{path}: {option} would {what} {given}, which this run reads; write it elsewhere")
     for option, folder in (folders or {}).items():

@@ -49,9 +49,15 @@ def test_outputs_onto_inputs_or_each_other_are_refused_before_any_work(tmp_path:
         with pytest.raises(DataError, match=needle) as e:
             check_outputs(outputs, reads, folders, sealed=(bundle,))
         assert "\n" not in str(e.value)
-    # new files beside the inputs, and in a folder the run reads, are fine
+    # new files beside the inputs, and in a folder the run reads, are fine; so is an earlier run's output in a
+    # sub-folder of a folder whose files the run reads (edge run --source frames/ --out frames/run1, twice)
     check_outputs({"--save": tmp_path / "o.mp4", "--jsonl": tmp_path / "o.jsonl", "--stats": None}, [*reads, tmp_path],
                   {"--dump-points": tmp_path / "elsewhere" / "pts"}, sealed=(bundle,))
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "overlay.mp4").write_bytes(b"x")
+    check_outputs({"--save": tmp_path / "run1" / "overlay.mp4"}, [tmp_path])
+    with pytest.raises(DataError, match="would replace a file in"):
+        check_outputs({"--save": tmp_path / "scan.pcap"}, [tmp_path])
 
 
 def test_edge_run_onto_its_own_video_keeps_the_video(tiny_bundle: Path, tmp_path: Path) -> None:

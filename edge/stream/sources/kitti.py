@@ -49,7 +49,9 @@ class KittiSource(Source):
         self._rigs: dict[str, Rig] = {}
 
     def reads(self) -> tuple[Path, ...]:
-        return (self.folder,)
+        from edge.data.kitti import SUBDIRS
+
+        return tuple(self.folder / s for s in (*SUBDIRS, "label_2"))
 
     def open(self) -> None:
         indices = list_indices(self.folder, self.index)
