@@ -119,7 +119,12 @@ class CudaPythonApi(CudaApi):
         return s
 
     def stream_handle(self, stream: Any) -> int:
-        return int(stream)
+        # cuda-bindings 13 deprecates int() of its objects for get_cuda_native_handle (older ones lack it)
+        try:
+            from cuda.bindings.utils import get_cuda_native_handle
+        except ImportError:
+            return int(stream)
+        return int(get_cuda_native_handle(stream))
 
     def htod_async(self, dst: int, src: np.ndarray, stream: Any) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice

@@ -13,7 +13,8 @@ serialized engine and its record are added to the bundle atomically.
 
 Run: refuse an engine whose record does not match this device; deserialize with the plugin
 registered; pinned host buffers, device buffers and a stream from :mod:`edge.runtimes.cuda_mem`;
-``set_input_shape`` + ``set_tensor_address`` + ``execute_async_v3``; ``infer_async`` for the loop.
+``set_input_shape`` + ``set_tensor_address`` + ``execute_async_v3``; ``submit`` + ``wait`` for the loop (one
+call in flight: an execution context and its pinned buffers are not for two threads at once).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -399,6 +401,7 @@ class TrtRuntime(BaseRuntime):
             raise EdgeError(f"{engine_path}: TensorRT could not create an execution context (out of device "
                             "memory? see its log)")
         self.stream = self.cuda.stream()
+        self._calls = threading.Lock()
         self._dev: dict[str, int] = {}
         self._host: dict[str, np.ndarray] = {}
         try:
@@ -475,7 +478,8 @@ class TrtRuntime(BaseRuntime):
         return {k: self._host[k].reshape(-1)[: int(np.prod(s))].reshape(s).copy() for k, s in shapes.items()}
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.wait(self.submit(feeds))
+        with self._calls:  # TensorRT: no two threads in one execution context; the pinned buffers are shared too
+            return self.wait(self.submit(feeds))
 
     def close(self) -> None:
         if self._closed:

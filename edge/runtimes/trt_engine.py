@@ -339,9 +339,10 @@ def mismatches(record: EngineRecord, device: dict[str, Any], onnx_sha256: str | 
                    f"(sm {device.get('compute_capability')})")
     if (record.l4t or device.get("l4t")) and record.l4t != device.get("l4t", ""):
         why.append(f"built on L4T {record.l4t or '(none)'}, this is L4T {device.get('l4t') or '(none)'}")
-    rc, dc = record.cuda_runtime.split(".")[0], str(device.get("cuda_runtime", "")).split(".")[0]
-    if rc and dc and rc != dc:
-        why.append(f"built with CUDA {record.cuda_runtime}, this is CUDA {device.get('cuda_runtime')}")
+    # the record's cuda_runtime is information, not a key: cuda-python's runtime module is linked against its own
+    # CUDA runtime and pycuda reports the CUDA it was compiled for, neither the libcudart TensorRT loads, so a
+    # major differing between them refused good engines (cuda-python 13 at build, a pycuda for 12 on the
+    # Jetson) and missed real changes; the TensorRT version and the GPU above are what an engine is bound to
     if onnx_sha256 is not None and record.onnx_sha256 != onnx_sha256:
         why.append(f"{record.onnx_file} changed since the build (re-exported)")
     if plugins is not None and record.plugins != plugins:
