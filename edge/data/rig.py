@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,27 +47,63 @@ def _pad4(m: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_kv(path: Path) -> dict[str, np.ndarray]:
-    """KITTI ``key: v v v ...`` lines -> float arrays (lines without numbers, like calib_time, skipped)."""
+#: a calibration file is a few hundred bytes; a video or pcap given by mistake is refused before it is read
+MAX_CALIB_BYTES = 1 << 20
+#: a LiDAR-to-camera translation beyond this (m) is not a rig on one vehicle
+MAX_TRANSLATION_M = 1000.0
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _text(path: Path) -> str:
+    """A calibration file's text (UTF-8, a byte-order mark dropped), refused above MAX_CALIB_BYTES."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_CALIB_BYTES:
+            raise DataError(f"{path}: {path.stat().st_size} bytes is not a calibration file (they are a few hundred "
+                            f"bytes; limit {MAX_CALIB_BYTES})")
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read calibration ({first_line(e)})") from None
-    out: dict[str, np.ndarray] = {}
-    for line in text.splitlines():
+
+
+def _read_kv(path: Path) -> dict[str, np.ndarray]:
+    """KITTI ``key: v v v ...`` lines -> float arrays. A line whose values are not all plain numbers
+    (calib_time's date) is kept as its first bad token, so a key asked for later says which value is wrong
+    (a typo dropped the whole line and read as "no 'P2'"); Python's ``float`` alone would also take
+    ``7_2_1.5`` as 721.5. A key given twice is refused (which one would be meant?)."""
+    out: dict[str, Any] = {}
+    for line in _text(path).splitlines():
         if ":" not in line:
             continue
         key, _, rest = line.partition(":")
-        try:
-            out[key.strip()] = np.array([float(v) for v in rest.split()], dtype=np.float64)
-        except ValueError:
-            continue
+        key = key.strip()
+        if key in out:
+            raise DataError(f"{path}: '{key}' is given twice")
+        tokens = rest.split()
+        bad = next((t for t in tokens if not _NUMBER.fullmatch(t)), None)
+        out[key] = np.array([float(v) for v in tokens], dtype=np.float64) if bad is None else bad
     return out
+
+
+def _kv(path: Path, kv: dict[str, Any], key: str) -> Any:
+    """``kv[key]`` as numbers (None when absent); a line with a value that is not a number is one line."""
+    v = kv.get(key)
+    if isinstance(v, str):
+        raise DataError(f"{path}: '{key}' has a value that is not a number ({v[:40]!r})")
+    return v
+
+
+def _plain_numbers(values: Any) -> bool:
+    """Nested lists of JSON numbers only (np.asarray would also take "721.5" and true)."""
+    if isinstance(values, list):
+        return all(_plain_numbers(v) for v in values)
+    return isinstance(values, int | float | np.floating | np.integer) and not isinstance(values, bool)
 
 
 def _matrix(path: Path, values: Any, key: str, shapes: tuple[tuple[int, int], ...]) -> np.ndarray:
     if values is None:
         raise DataError(f"{path}: calibration has no '{key}'")
+    if not isinstance(values, np.ndarray) and not _plain_numbers(values):
+        raise DataError(f"{path}: '{key}' is not a matrix of numbers (text or true/false in it)")
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -93,17 +130,29 @@ def _image_size(path: Path, key: str, h: float, w: float) -> tuple[int, int]:
 
 
 def _projection(path: Path, P: np.ndarray, key: str = "P") -> np.ndarray:
-    """A usable pinhole projection: positive focal lengths and a third row that gives depth."""
-    if not (P[0, 0] > 0 and P[1, 1] > 0 and P[2, 2] > 0):
-        raise DataError(f"{path}: '{key}' is not a camera projection (need fx > 0, fy > 0 and a third row "
-                        f"[0 0 1 ...]; got fx {P[0, 0]:g}, fy {P[1, 1]:g}, P[2][2] {P[2, 2]:g})")
-    return P
+    """A usable pinhole projection: positive focal lengths, a second row without a skew into it and a third
+    row [0 0 s ...] with s > 0, scaled to s = 1 (the same projection; the distortion model reads K as written,
+    and a third row [0 0 2] projected twice as far from the centre with 'D' as without)."""
+    tiny = 1e-9 * max(abs(P[0, 0]), 1.0)  # a zero that went through a float conversion
+    if not (P[0, 0] > 0 and P[1, 1] > 0 and P[2, 2] > 0 and max(abs(P[1, 0]), abs(P[2, 0]), abs(P[2, 1])) <= tiny):
+        raise DataError(f"{path}: '{key}' is not a camera projection (need fx > 0, fy > 0, row 2 [0 fy cy ...] and "
+                        f"row 3 [0 0 1 ...]; got fx {P[0, 0]:g}, fy {P[1, 1]:g}, rows 2-3 "
+                        f"{P[1, :3].round(4).tolist()} {P[2, :3].round(4).tolist()})")
+    return P / P[2, 2]
 
 
-def _rigid(path: Path, T: np.ndarray) -> None:
+def _rigid(path: Path, T: np.ndarray, key: str = "T_lidar_to_cam") -> np.ndarray:
+    """``T`` checked rigid (rounding allowed), its last row made exactly 0 0 0 1 (the projection multiplies it
+    by P's 4th column), its translation within MAX_TRANSLATION_M."""
     from edge.data.se3 import check_rigid
 
-    check_rigid(T, f"{path}: T_lidar_to_cam")
+    check_rigid(T, f"{path}: {key}")
+    if np.abs(T[:3, 3]).max() > MAX_TRANSLATION_M:
+        raise DataError(f"{path}: {key} moves points by {np.abs(T[:3, 3]).max():.4g} m (more than "
+                        f"{MAX_TRANSLATION_M:g} m is not a rig on one vehicle)")
+    T = T.copy()
+    T[3] = (0.0, 0.0, 0.0, 1.0)
+    return T
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,11 +177,11 @@ class Rig:
         path = Path(path)
         kv = _read_kv(path)
         key = f"P{camera}"
-        P = _projection(path, _matrix(path, kv.get(key), key, ((3, 4),)), key)
-        R0 = _matrix(path, kv.get("R0_rect"), "R0_rect", ((3, 3),))
-        Tr = _matrix(path, kv.get("Tr_velo_to_cam"), "Tr_velo_to_cam", ((3, 4),))
-        T = _pad4(R0) @ _pad4(Tr)
-        _rigid(path, T)
+        P = _projection(path, _matrix(path, _kv(path, kv, key), key, ((3, 4),)), key)
+        R0 = _matrix(path, _kv(path, kv, "R0_rect"), "R0_rect", ((3, 3),))
+        Tr = _matrix(path, _kv(path, kv, "Tr_velo_to_cam"), "Tr_velo_to_cam", ((3, 4),))
+        _rigid(path, _pad4(R0), "R0_rect")
+        T = _rigid(path, _pad4(R0) @ _pad4(Tr))
         return cls(P, T, None, str(path))
 
     @classmethod
@@ -145,25 +194,38 @@ class Rig:
                 raise DataError(f"{f}: no such calibration file")
         kc, kv = _read_kv(c2c), _read_kv(v2c)
         key = f"P_rect_0{camera}"
-        P = _projection(c2c, _matrix(c2c, kc.get(key), key, ((3, 4),)), key)
-        R0 = _matrix(c2c, kc.get("R_rect_00"), "R_rect_00", ((3, 3),))
-        R = _matrix(v2c, kv.get("R"), "R", ((3, 3),))
-        T = _matrix(v2c, kv.get("T"), "T", ((3, 1),))
+        P = _projection(c2c, _matrix(c2c, _kv(c2c, kc, key), key, ((3, 4),)), key)
+        R0 = _matrix(c2c, _kv(c2c, kc, "R_rect_00"), "R_rect_00", ((3, 3),))
+        R = _matrix(v2c, _kv(v2c, kv, "R"), "R", ((3, 3),))
+        T = _matrix(v2c, _kv(v2c, kv, "T"), "T", ((3, 1),))
         Tr = _pad4(np.hstack([R, T]))
         s_key = f"S_rect_0{camera}"
         size = None
-        if s_key in kc and kc[s_key].size == 2:
-            w, h = (float(v) for v in kc[s_key])
+        if s_key in kc:
+            s = _kv(c2c, kc, s_key)
+            if s.size != 2:
+                raise DataError(f"{c2c}: '{s_key}' should be width and height, got {s.size} values")
+            w, h = (float(v) for v in s)
             size = _image_size(c2c, s_key, h, w)
-        _rigid(v2c, Tr)
-        return cls(P, _pad4(R0) @ Tr, size, str(folder))
+        _rigid(v2c, Tr, "R|T (velo to cam)")
+        _rigid(c2c, _pad4(R0), "R_rect_00")  # a scaled rectification made the chain non-rigid, and it was used
+        return cls(P, _rigid(c2c, _pad4(R0) @ Tr), size, str(folder))
 
     @classmethod
     def from_json(cls, path: str | Path) -> Rig:
         """The JSON rig format described in the module docstring."""
         path = Path(path)
+        def no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            keys = [k for k, _ in pairs]
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            if twice:
+                raise DataError(f"{path}: '{twice[0]}' is given twice")
+            return dict(pairs)
+
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
+            d = json.loads(_text(path), object_pairs_hook=no_twice)
+        except DataError:
+            raise
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise DataError(f"{path}: calibration is not readable JSON ({first_line(e)})") from None
         except RecursionError:  # arrays nested thousands deep: refused, not a traceback
@@ -195,9 +257,8 @@ class Rig:
                 raise DataError(f"{path}: 'D' has a number too large for a float") from None
             if not all(math.isfinite(v) for v in dist):
                 raise DataError(f"{path}: 'D' has non-finite values")
-        T = _pad4(T) if T.shape == (3, 4) else T
-        _rigid(path, T)
-        _projection(path, P, "P" if "P" in d else "K")
+        T = _rigid(path, _pad4(T) if T.shape == (3, 4) else T)
+        P = _projection(path, P, "P" if "P" in d else "K")
         if dist is not None and np.abs(P[:, 3]).max() > 0:
             raise DataError(f"{path}: 'D' (distortion) goes with a plain camera matrix: give 'K', or a 'P' whose 4th "
                             "column is 0")
@@ -214,7 +275,8 @@ class Rig:
         if path.suffix.lower() == ".json":
             return cls.from_json(path)
         try:
-            head = path.read_bytes()[:64].lstrip()
+            with open(path, "rb") as f:
+                head = f.read(64).removeprefix(b"\xef\xbb\xbf").lstrip()
         except OSError as e:
             raise DataError(f"{path}: cannot read calibration ({first_line(e)})") from None
         return cls.from_json(path) if head.startswith(b"{") else cls.from_kitti(path)

@@ -283,3 +283,80 @@ def test_a_layout_rotation_rate_no_lidar_has_is_refused(hz: float) -> None:
     text = json.dumps({"name": "x", "elevations_deg": [0.0, 1.0], "azimuths": 8, "bins": 16, "rotation_hz": hz})
     with pytest.raises(DataError, match=r"rotation_hz .* is not a spinning LiDAR's"):
         Layout.from_json(text, where="w.npz")
+
+
+# ------------------------------------------------------------------------------------ rigs that lied
+
+@pytest.mark.parametrize("r_rect, needle", [("2 0 0 0 2 0 0 0 2", "R_rect_00"), ("0 0 0 0 0 0 0 0 0", "R_rect_00")])
+def test_a_raw_folder_with_a_non_rigid_rectification_is_one_line(tmp_path: Path, r_rect: str, needle: str) -> None:
+    """A scaled R_rect_00 made T_lidar_to_cam non-rigid, and edge run --calib projected with it."""
+    folder = _raw_folder(tmp_path, "1242 375")
+    c2c = folder / "calib_cam_to_cam.txt"
+    c2c.write_text(c2c.read_text().replace("R_rect_00: 1 0 0 0 1 0 0 0 1", f"R_rect_00: {r_rect}"))
+    with pytest.raises(DataError) as e:
+        Rig.load(folder)
+    _one_line(e, "calib_cam_to_cam.txt", needle)
+
+
+def test_a_camera_matrix_is_a_pinhole_and_its_scale_does_not_move_pixels(tmp_path: Path) -> None:
+    """A third row [0 0 2] projected twice as far from the centre with 'D' [0 0 0 0] as without it."""
+    pts = np.array([[0.5, 1.0, 10.0]])  # camera frame already: T is identity below
+    base = {"T_lidar_to_cam": np.eye(4).tolist()}
+    k = [[721.5, 0, 609.5], [0, 721.5, 172.8], [0, 0, 1]]
+    want = Rig.load(_rig_file(tmp_path, {**base, "K": k})).project(pts)[0]
+    k2 = (2 * np.array(k)).tolist()
+    for extra in ({}, {"D": [0, 0, 0, 0]}):
+        got = Rig.load(_rig_file(tmp_path, {**base, "K": k2, **extra})).project(pts)[0]
+        assert np.allclose(got, want, atol=1e-3), (extra, got, want)
+    for bad in ([[721.5, 0, 609.5], [0, 721.5, 172.8], [0.5, 0, 1]], [[721.5, 0, 609.5], [3, 721.5, 172.8], [0, 0, 1]]):
+        with pytest.raises(DataError) as e:
+            Rig.load(_rig_file(tmp_path, {**base, "K": bad}))
+        _one_line(e, "rig.json", "'K' is not a camera projection")
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("text", "not a matrix of numbers"), ("bool", "not a matrix of numbers"),
+    ("twice", "'T_lidar_to_cam' is given twice"), ("far", "more than 1000 m"), ("big", "is not a calibration file")])
+def test_rig_json_that_was_quietly_taken(tmp_path: Path, case: str, needle: str) -> None:
+    d: Any = json.loads(json.dumps(GOOD_RIG))
+    if case == "text":
+        d["K"][0][0] = "721.5"
+    elif case == "bool":
+        d["K"][2][2] = True
+    elif case == "far":
+        d["T_lidar_to_cam"][0][3] = 1e300
+    text = json.dumps(d)
+    if case == "twice":  # the last one silently won
+        text = text[:-1] + ', "T_lidar_to_cam": ' + json.dumps(np.eye(4).tolist()) + "}"
+    if case == "big":  # a video or pcap given as --calib by mistake: refused before it is read
+        text = text + " " * (2 << 20)
+    with pytest.raises(DataError) as e:
+        Rig.load(_rig_file(tmp_path, text))
+    _one_line(e, "rig.json", needle)
+
+
+def test_rig_last_row_is_exact_and_a_bom_is_read(tmp_path: Path) -> None:
+    d: Any = json.loads(json.dumps(GOOD_RIG))
+    d["T_lidar_to_cam"][3] = [0, 0, 0, 1.0009]  # within rounding: kept, but as 0 0 0 1
+    p = tmp_path / "rig.txt"  # not .json: found by its first byte, after a byte-order mark
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps(d).encode())
+    assert Rig.load(p).T_lidar_to_cam[3].tolist() == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("p2, needle", [("7_2_1.5377", "'P2' has a value that is not a number ('7_2_1.5377')"),
+                                        ("7.2e+O2", "'P2' has a value that is not a number ('7.2e+O2')")])
+def test_kitti_txt_values_that_are_not_plain_numbers_are_named(tmp_path: Path, p2: str, needle: str) -> None:
+    """float() took 7_2_1.5377 as 721.5377; a typo dropped the line and read as "no 'P2'"."""
+    text = ("P2: {} 0 609.5 44.8 0 721.5 172.8 0.2 0 0 1 0.003\nR0_rect: 1 0 0 0 1 0 0 0 1\n"
+            "Tr_velo_to_cam: 0 -1 0 0 0 0 -1 0 1 0 0 0\n")
+    p = tmp_path / "calib.txt"
+    p.write_text(text.format(p2))
+    with pytest.raises(DataError) as e:
+        Rig.load(p)
+    _one_line(e, "calib.txt", needle)
+    p.write_text(text.format("721.5") + "P2: 1 0 0 0 0 1 0 0 0 0 1 0\n")
+    with pytest.raises(DataError) as e:
+        Rig.load(p)
+    _one_line(e, "calib.txt", "'P2' is given twice")
+    p.write_bytes(b"\xef\xbb\xbf" + ("P0: 1 0 0 0 0 1 0 0 0 0 1 0\n" + text.format("721.5")).encode())
+    assert Rig.load(p).P[0, 0] == pytest.approx(721.5)
