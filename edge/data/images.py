@@ -54,7 +54,9 @@ def image_problem(path: str | os.PathLike[str]) -> str | None:
     except OSError as e:
         return f"cannot read ({e.strerror})"
     if head[:2] == b"\xff\xd8":
-        return None if tail.endswith(b"\xff\xd9") else "truncated JPEG (no end-of-image marker)"
+        if tail.endswith(b"\xff\xd9") or _jpeg_then_video(p):
+            return None
+        return "truncated JPEG (no end-of-image marker)"
     if head[:8] == b"\x89PNG\r\n\x1a\n":
         if not tail.endswith(_PNG_END):
             return "truncated PNG (no IEND chunk)"
@@ -63,6 +65,21 @@ def image_problem(path: str | os.PathLike[str]) -> str | None:
             if w * h > (limit := _max_pixels()):
                 return f"declares {w}x{h} pixels, more than the {limit} an image may have"
     return None
+
+
+def _jpeg_then_video(p: Path) -> bool:
+    """A whole JPEG with a video after its end-of-image marker (a phone's "motion photo": an MP4 appended):
+    an end marker directly followed by an MP4 box header (``....ftyp``)."""
+    try:
+        data = p.read_bytes() if p.stat().st_size <= 256 << 20 else b""
+    except OSError:
+        return False
+    at = data.find(b"\xff\xd9")
+    while at >= 0:
+        if data[at + 6:at + 10] == b"ftyp":
+            return True
+        at = data.find(b"\xff\xd9", at + 2)
+    return False
 
 
 def _max_pixels() -> int:

@@ -316,6 +316,24 @@ def _headers(p: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     return {k: (h.shape, h.dtype) for k, h in npz_headers(p, what="waveform file", limit=MAX_FILE_BYTES).items()}
 
 
+#: recorded waveforms carry a noise floor and do not deflate like this; a file of zeros does (~1000:1): a
+#: 1 MB file inflated to 1.3 GB of RSS. Checked above BOMB_FLOOR bytes inflated only (labels are not checked:
+#: their shape equals the waveforms', so they stay within what those may take)
+MAX_RATIO, BOMB_FLOOR = 200, 256 << 20
+
+
+def _check_ratio(p: Path) -> None:
+    try:
+        with zipfile.ZipFile(p) as zf:
+            info = next((i for i in zf.infolist() if i.filename in ("waveforms.npy", "waveforms")), None)
+    except (OSError, zipfile.BadZipFile):
+        return  # the reads below say what is wrong
+    if info is not None and info.file_size > BOMB_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise DataError(f"{p}: 'waveforms' inflates {info.file_size // max(info.compress_size, 1)}:1 ({info.file_size} "
+                        f"bytes from {info.compress_size}); recorded waveforms do not compress like that (more than "
+                        f"{MAX_RATIO}:1 is refused)")
+
+
 def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
     """Read and check a waveform file (see the module docstring); DataError on any mismatch."""
     p = Path(path)
@@ -337,6 +355,7 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
     total = int(np.prod(w_shape, dtype=np.int64)) * heads["waveforms"][1].itemsize
     if total > MAX_FILE_BYTES:
         raise DataError(f"{p}: 'waveforms' would take {total} bytes (limit {MAX_FILE_BYTES})")
+    _check_ratio(p)
     try:
         with np.load(p, allow_pickle=False) as z:
             schema = str(z["schema"])

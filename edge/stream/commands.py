@@ -108,7 +108,7 @@ def load_commands(arg: str, card: Any, cfg: dict[str, Any]) -> Schedule:
             if size > MAX_FILE_BYTES:
                 raise DataError(f"{path}: {size} bytes, more than a command schedule can be "
                                 f"({MAX_FILE_BYTES // 2**20} MiB)")
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # Windows Notepad starts with a byte-order mark
         except UnicodeDecodeError:
             raise DataError(f"{path}: not a UTF-8 text file of 'FRAME COMMAND' lines") from None
         except OSError as e:

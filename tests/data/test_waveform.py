@@ -158,3 +158,19 @@ def test_points_and_grid_round_trip() -> None:
     pts = points_from_ranges(rng, lay)
     back, _ = grid_from_points(np.stack([pts["x"], pts["y"], pts["z"]], 1), lay)
     assert np.allclose(back, rng, equal_nan=True, atol=1e-4)
+
+
+def test_a_file_of_zeros_that_inflates_a_thousandfold_is_refused(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ~1 MB deflated file of zeros declared 1 GB of waveforms, was accepted and took 1.3 GB of RSS."""
+    import edge.data.waveform as wf
+
+    monkeypatch.setattr(wf, "BOMB_FLOOR", 1 << 20)  # the same rule at a test's size
+    zeros = np.zeros((8, *LAY.shape), np.float16)  # 8 frames of 16 x 64 x 800
+    p = tmp_path / "bomb.npz"
+    np.savez_compressed(p, schema=np.array(SCHEMA), layout=np.array(LAY.to_json()), waveforms=zeros)
+    with pytest.raises(DataError, match=r"bomb\.npz: 'waveforms' inflates \d+:1"):
+        read_waveform_file(p)
+    noisy = np.random.default_rng(0).random(zeros.shape).astype(np.float16)  # a recording's noise floor
+    np.savez_compressed(p, schema=np.array(SCHEMA), layout=np.array(LAY.to_json()), waveforms=noisy)
+    assert read_waveform_file(p).waveforms.shape == zeros.shape

@@ -78,6 +78,8 @@ def test_schedule_in_force_and_annotation(tmp_path: Path) -> None:
     assert frames["cam"].meta == {"x": 1}  # the source's frame is not changed in place
     t = load_commands("go now", _card(), {})
     assert t.frames == (0,) and t.at(123) == "GO NOW"
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf0 a\r\n5 b\r\n")  # Windows Notepad: a byte-order mark, CRLF
+    assert load_commands(str(tmp_path / "bom.txt"), _card(), {}).at(0) == "A"
 
 
 def test_load_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

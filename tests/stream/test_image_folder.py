@@ -51,6 +51,12 @@ def test_image_checks(tmp_path: Path) -> None:
     assert image_problem(tmp_path / "c.png") == "truncated PNG (no IEND chunk)"
     (tmp_path / "d.jpg").write_bytes(b"")
     assert image_problem(tmp_path / "d.jpg") == "empty file"
+    # a phone's motion photo: a whole JPEG, then an MP4 (was refused as truncated); other bytes after it are not
+    jpeg = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "motion.jpg").write_bytes(jpeg + b"\x00\x00\x00\x18ftypmp42" + bytes(range(200)))
+    assert image_problem(tmp_path / "motion.jpg") is None
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2] + bytes(range(200)))
+    assert image_problem(tmp_path / "cut.jpg") == "truncated JPEG (no end-of-image marker)"
 
 
 def test_folder_errors(tmp_path: Path) -> None:
