@@ -73,6 +73,8 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
                         "brings its own starting calibration")
     if start is not None:
         check_rigid(start.T_lidar_to_cam, str(init))
+    # a KITTI folder's own calibration, of the indices the run will read, checked before the run
+    reference = _source_rig(source, frames)
     sink = _Collect(card.rig_output)
     summary = run(b, source, lidar=lidar, rig=init, policy="block", backend=backend, precision=precision,
                   max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False, preprocess=preprocess)
@@ -91,7 +93,9 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     if not Ts:
         raise DataError(f"{source}: none of the {bad} frame estimates is a rigid transform")
     Ts = np.stack(Ts)
-    reference = _source_rig(source, sink.image_size)  # a KITTI folder's own calibration, when the source is one
+    if reference is not None:  # with the size of the images the run read
+        reference = Rig(reference.P, reference.T_lidar_to_cam, reference.image_size or sink.image_size,
+                        reference.source)
     if start is None:  # ... which was then every frame's starting guess
         start = reference
     T, inliers, spread = robust_mean(Ts, start.T_lidar_to_cam)
@@ -123,15 +127,14 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     return report
 
 
-def _source_rig(source: str, image_size: tuple[int, int] | None) -> Any:
-    """The calibration of a ``kitti:FOLDER`` source's first index (with the size of the images the run
-    read), else None."""
+def _source_rig(source: str, frames: int) -> Any:
+    """The calibration of a ``kitti:FOLDER`` source's first index, else None; the indices the run will read
+    (the first ``frames``, 0 = all) must share it (``--frames 1`` was refused for a calib it never used)."""
     if not source.startswith("kitti:"):
         return None
-    from edge.data.rig import Rig
     from edge.stream.sources.kitti import kitti_source
 
-    src = kitti_source(source)
+    src = kitti_source(source, max_frames=frames)
     src.open()
     idx = src.indices[0]
     rig = src.rig(idx)
@@ -140,4 +143,4 @@ def _source_rig(source: str, image_size: tuple[int, int] | None) -> Any:
         if not (np.allclose(o.T_lidar_to_cam, rig.T_lidar_to_cam, atol=1e-6) and np.allclose(o.P, rig.P, atol=1e-6)):
             raise DataError(f"{src.folder}: calib/{other}.txt differs from calib/{idx}.txt; calibrate one rig at a "
                             "time (kitti:FOLDER,index=ID, or a folder of one drive)")
-    return Rig(rig.P, rig.T_lidar_to_cam, rig.image_size or image_size, rig.source)
+    return rig

@@ -181,3 +181,16 @@ def test_an_interrupted_calibration_writes_no_rig(bundle: Path, tmp_path: Path, 
         run_calibrate(bundle, source="images:x", lidar="y", init=init, out=tmp_path / "r.json", frames=0,
                       backend="onnxruntime", precision=None, sync_ms=50.0, json_out=True)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_calibrate_checks_only_the_calibrations_it_uses(bundle: Path, real_data: Path, tmp_path: Path,
+                                                        capsys) -> None:
+    """A folder of several drives is one line before the run; --frames 1 reads one index and uses its calib
+    (it was refused, after the whole run, for a calib file it never read)."""
+    folder = real_data / "kitti" / "object_extra" / "training"
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--out", str(tmp_path / "all.json")]) == 2
+    err = capsys.readouterr().err
+    assert "differs from" in err and "Traceback" not in err and not (tmp_path / "all.json").exists()
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--frames", "1", "--out",
+                 str(tmp_path / "one.json"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["frames"] == 1
