@@ -118,6 +118,10 @@ def load_commands(arg: str, card: Any, cfg: dict[str, Any]) -> Schedule:
     else:
         if not arg.strip():
             raise DataError("--command: empty (give the command text, or a file of 'FRAME COMMAND' lines)")
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                raise DataError(f"--command {arg}: is a folder (give the command text, or a file of 'FRAME COMMAND' "
+                                "lines)")
         if arg.endswith((".txt", ".cmd", ".commands")) or "/" in arg:
             raise DataError(f"--command {arg}: no such file (a text command has no '/')")
         items = [(0, arg.strip(), "--command")]

@@ -89,6 +89,8 @@ def test_load_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         load_commands("left", None, {})
     with pytest.raises(DataError, match="no such file"):
         load_commands(str(tmp_path / "route.txt"), _card(), {})
+    with pytest.raises(DataError, match="is a folder"):
+        load_commands(str(tmp_path), _card(), {})
     with pytest.raises(DataError, match="empty"):
         load_commands("  ", _card(), {})
     (tmp_path / "bin.txt").write_bytes(b"0 \xff\xfe left\n")
