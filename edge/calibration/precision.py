@@ -111,7 +111,7 @@ class PrecisionJob:
         """The program's fp32 metric on the held-out samples (scored once, kept for every later step)."""
         if pname not in self._fp32:
             value = self.metric(pname, src)
-            if not math.isfinite(value):  # nothing can be within a budget of it: say so before any quantizing
+            if not math.isfinite(value) and "int8" in self.precisions:  # no budget can hold: say so before quantizing
                 raise ExportError(f"program '{pname}': the fp32 {self.card.metric.name} is {value} on the "
                                   f"{len(self.eval_samples())} evaluation samples, so no INT8 form can be gated "
                                   "against it (export fp32 only, or fix the metric or the weights)")
@@ -376,10 +376,13 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
     assert gate.chosen is not None
     counts = {g: _say_if_float(job, files[g], g, "int8 (symmetric QDQ)") for g in new}
     if len(new) == len(spec.graphs) and not any(counts.values()):
-        # the gate "passed" with every node in float: an int8 program that is fp32 is not what was asked for
-        raise ExportError(f"{pname} int8 meets the --max-drop {job.budget(fp32):.3g} budget only with every node left "
-                          "in float, so nothing would run in int8; no int8 artifact written (a larger --max-drop, "
-                          "or fp32)")
+        # an int8 program that is fp32 is not what was asked for: the gate passed with every node in float, or
+        # the graphs hold nothing int8 quantizes (no Conv, MatMul or Gemm)
+        budget = job.budget(fp32)
+        why = (f"meets the --max-drop {budget:.3g} budget only with every node left in float (a larger --max-drop, "
+               "or fp32)" if gate.chosen["excluded"] else
+               "has no node int8 quantizes (Conv, MatMul, Gemm); export it in fp32")
+        raise ExportError(f"{pname} int8 {why}, so nothing would run in int8; no int8 artifact written")
     for g in new:
         gj = job.job(g)
         fname = f"{gj.stem}.int8.onnx"

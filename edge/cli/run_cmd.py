@@ -21,7 +21,7 @@ def results_name(bundle: Path) -> str:
     from edge.manifest_schema import GRAPH_NAME
 
     # a file name, not a path: a forged bundle's "../x" stays inside --out
-    return name if isinstance(name, str) and GRAPH_NAME.match(name) else "results"
+    return name if isinstance(name, str) and GRAPH_NAME.fullmatch(name) else "results"
 
 
 def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, save: Path | None,

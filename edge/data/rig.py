@@ -138,7 +138,12 @@ def _projection(path: Path, P: np.ndarray, key: str = "P") -> np.ndarray:
         raise DataError(f"{path}: '{key}' is not a camera projection (need fx > 0, fy > 0, row 2 [0 fy cy ...] and "
                         f"row 3 [0 0 1 ...]; got fx {P[0, 0]:g}, fy {P[1, 1]:g}, rows 2-3 "
                         f"{P[1, :3].round(4).tolist()} {P[2, :3].round(4).tolist()})")
-    return P / P[2, 2]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        scaled = P / P[2, 2]
+    if not np.isfinite(scaled).all():
+        raise DataError(f"{path}: '{key}' is out of range once its third row is scaled to [0 0 1] (P[2][2] "
+                        f"{P[2, 2]:g})")
+    return scaled
 
 
 def _rigid(path: Path, T: np.ndarray, key: str = "T_lidar_to_cam") -> np.ndarray:
@@ -216,11 +221,12 @@ class Rig:
         """The JSON rig format described in the module docstring."""
         path = Path(path)
         def no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-            keys = [k for k, _ in pairs]
-            twice = sorted({k for k in keys if keys.count(k) > 1})
-            if twice:
-                raise DataError(f"{path}: '{twice[0]}' is given twice")
-            return dict(pairs)
+            out: dict[str, Any] = {}
+            for k, v in pairs:
+                if k in out:
+                    raise DataError(f"{path}: '{k}' is given twice")
+                out[k] = v
+            return out
 
         try:
             d = json.loads(_text(path), object_pairs_hook=no_twice)

@@ -330,7 +330,7 @@ class ModelCard:
             problems.append("two graphs share a file stem")
         if not self.sensors.required:
             problems.append("needs at least one required sensor")
-        if not GRAPH_NAME.match(self.results_name):  # `edge run --out DIR` writes DIR/<results_name>.jsonl
+        if not GRAPH_NAME.fullmatch(self.results_name):  # `edge run --out DIR` writes DIR/<results_name>.jsonl
             problems.append(f"results_name '{self.results_name}' must be letters, digits, '_', '-' or '.' "
                             "(a file name)")
         if self.metric is not None and not _budget_ok(self.metric.max_drop):

@@ -9,6 +9,7 @@ the first frame is read, so a bad argument is one line and nothing is written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,10 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     from edge.files import check_outputs
 
     reads = [p for src in sources for p in src.reads()]
-    reads += [Path(x) for x in (rig, command) if x is not None and Path(x).is_file()]
+    for x in (rig, command):
+        with contextlib.suppress(OSError):  # a command sentence longer than a file name is text, not a file
+            if x is not None and len(str(x)) < 4096 and Path(x).is_file():
+                reads.append(Path(x))
     check_outputs({"--save": save, "--jsonl": jsonl, "--stats": stats}, reads, {"--dump-points": dump_points},
                   sealed=(Path(bundle.path),) if bundle is not None else ())
     the_rig = None

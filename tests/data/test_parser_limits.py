@@ -308,6 +308,9 @@ def test_a_camera_matrix_is_a_pinhole_and_its_scale_does_not_move_pixels(tmp_pat
     for extra in ({}, {"D": [0, 0, 0, 0]}):
         got = Rig.load(_rig_file(tmp_path, {**base, "K": k2, **extra})).project(pts)[0]
         assert np.allclose(got, want, atol=1e-3), (extra, got, want)
+    with pytest.raises(DataError) as e:  # a third row [0 0 5e-324]: scaled to 1, the rest overflows
+        Rig.load(_rig_file(tmp_path, {**base, "K": [[700, 0, 600], [0, 700, 180], [0, 0, 5e-324]]}))
+    _one_line(e, "rig.json", "out of range once its third row is scaled")
     for bad in ([[721.5, 0, 609.5], [0, 721.5, 172.8], [0.5, 0, 1]], [[721.5, 0, 609.5], [3, 721.5, 172.8], [0, 0, 1]]):
         with pytest.raises(DataError) as e:
             Rig.load(_rig_file(tmp_path, {**base, "K": bad}))

@@ -360,6 +360,10 @@ def test_an_fp32_metric_of_nan_is_said_before_any_quantizing(toyfam: Any, regist
         export_card("toynanmetric", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=4,
                     eval_size=4)
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+    # fp16 has no budget to hold: it is exported whatever the metric says
+    export_card("toynanmetric", tmp_path / "h", config="tiny", precisions=["fp32", "fp16"], eval_size=4)
+    arts = json.loads((tmp_path / "h" / "manifest.json").read_text())["artifacts"]
+    assert any(a["precision"] == "fp16" for a in arts)
 
 
 class _Pooled(torch.nn.Module):

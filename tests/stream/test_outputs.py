@@ -252,3 +252,44 @@ def test_records_of_an_image_folder_name_their_files(tmp_path: Path) -> None:
     Pipeline([open_source(str(folder))], Task(99), [sink], policy="block").run(handle_signals=False)
     assert [(r["frames"], r["files"]) for r in sink.records] == [({"camera": 0}, {"camera": "f1.png"}),
                                                                   ({"camera": 1}, {"camera": "f2.png"})]
+
+
+def test_an_image_folder_rerun_into_itself_is_fine_and_its_gaps_keep_their_time(tmp_path: Path) -> None:
+    """--out frames/ twice: only the images are inputs. A skipped unreadable image keeps its place in the
+    recording (pairing with a LiDAR file went one period early after it)."""
+    from edge.stream.sources.images import ImageFolderSource
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:06d}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
+    (folder / "000002.png").write_bytes(b"")  # unreadable: skipped
+    (folder / "results.jsonl").write_text("{}\n")  # the first run's output
+    src = ImageFolderSource("frames", folder, fps=10)
+    check_outputs({"--jsonl": folder / "results.jsonl"}, list(src.reads()))
+    with pytest.raises(DataError, match="would replace"):
+        check_outputs({"--save": folder / "000001.png"}, list(src.reads()))
+    src.open()
+    assert [round(f.meta["t_recorded_ns"] / 1e6) for f in src] == [0, 100, 300, 400]
+
+
+def test_a_multi_source_of_files_pairs_on_recording_time() -> None:
+    """multi: had no frame period before it opened, so a pcap beside it was paired on arrival."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_pipeline import EchoTask, RecordedSource
+
+    from edge.stream.sources.multi import MultiSource
+
+    multi = MultiSource("multi:x", [("camera", RecordedSource("camera", 3, 0.1)),
+                                    ("left", RecordedSource("left", 3, 0.1))], primary="camera")
+    p = Pipeline([multi, RecordedSource("lidar", 3, 0.1)], EchoTask(), policy="block")
+    assert p.by_recording == {"lidar"}
+
+
+def test_a_long_command_sentence_is_text_not_a_file_error(tiny_bundle: Path) -> None:
+    from edge.stream.api import run
+
+    with pytest.raises(DataError, match="takes no command"):  # not OSError: File name too long
+        run(tiny_bundle, "synthetic:2", command="go straight and then " * 15, handle_signals=False)

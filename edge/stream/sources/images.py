@@ -37,7 +37,8 @@ class ImageFolderSource(Source):
         self.bad_images = 0
 
     def reads(self) -> tuple[Path, ...]:
-        return (self.folder,)
+        """The images it reads (not the folder: a rerun's outputs beside them are not inputs)."""
+        return tuple(self.files or list_images(self.folder))
 
     def open(self) -> None:
         self.files = list_images(self.folder)
@@ -61,7 +62,9 @@ class ImageFolderSource(Source):
                 wait = t0 + k * self.period_s - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-            yield Frame(img, now_ns(), seq, self.sensors[0], {"file": path.name, "fps": self.fps})
+            # placed in the recording by its file's position, so a skipped unreadable file leaves its gap
+            meta = {"file": path.name, "fps": self.fps, "t_recorded_ns": round(k * self.period_s * 1e9)}
+            yield Frame(img, now_ns(), seq, self.sensors[0], meta)
             seq += 1
         if seq == 0:
             raise DataError(f"{self.folder}: none of its {len(self.files)} images could be read")

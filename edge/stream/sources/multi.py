@@ -88,6 +88,11 @@ class MultiSource(Source):
         self.fps = float(getattr(lead, "fps", 30.0) or 30.0)
         self.period_s = lead.period_s
 
+    @property
+    def recorded(self) -> bool:
+        """Every part replays a recording (known before ``open``, when the lead's period is not yet)."""
+        return not self.live and all(src.recorded for _, src in self.parts)
+
     def reads(self) -> tuple[Path, ...]:
         return tuple(p for _, src in self.parts for p in src.reads())
 
