@@ -67,6 +67,13 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         name = card.name if card is not None else "this bundle's model"
         raise ModelError(f"{bundle}: {name} does not estimate a rig extrinsic (its card sets no rig_output); "
                          "`edge models` lists the families")
+    from edge.files import check_outputs
+    from edge.stream.sources import lidar_spec_source, open_source
+
+    # the rig written must not replace what the run reads (a KITTI folder's calib/*.txt, the --init file)
+    reads = [*open_source(source).reads(), *(lidar_spec_source(lidar).reads() if lidar else ())]
+    reads += [Path(init)] if init is not None and Path(init).is_file() else []
+    check_outputs({"--out": out}, reads)
     start = Rig.load(init) if init is not None else None
     if start is None and not source.startswith("kitti:"):
         raise DataError("--init RIG is needed (a KITTI calib .txt or a rig JSON): only a kitti:FOLDER source "

@@ -293,3 +293,24 @@ def test_a_long_command_sentence_is_text_not_a_file_error(tiny_bundle: Path) -> 
 
     with pytest.raises(DataError, match="takes no command"):  # not OSError: File name too long
         run(tiny_bundle, "synthetic:2", command="go straight and then " * 15, handle_signals=False)
+
+
+def test_a_raw_calib_folder_is_an_input(tiny_bundle: Path, tmp_path: Path) -> None:
+    from edge.stream.api import run
+
+    raw = tmp_path / "calib"
+    raw.mkdir()
+    (raw / "calib_cam_to_cam.txt").write_text("P_rect_02: 700 0 600 0 0 700 180 0 0 0 1 0\n"
+                                              "R_rect_00: 1 0 0 0 1 0 0 0 1\n")
+    (raw / "calib_velo_to_cam.txt").write_text("R: 0 -1 0 0 0 -1 1 0 0\nT: 0.1 -0.2 0.3\n")
+    before = (raw / "calib_cam_to_cam.txt").read_bytes()
+    with pytest.raises(DataError, match="would replace"):
+        run(tiny_bundle, "synthetic:2", rig=raw, jsonl=raw / "calib_cam_to_cam.txt", handle_signals=False)
+    assert (raw / "calib_cam_to_cam.txt").read_bytes() == before
+
+
+def test_an_ouster_metadata_file_is_an_input(real_data: Path) -> None:
+    from edge.stream.sources.ouster import OusterSource
+
+    meta = real_data / "lidar" / "ouster" / "OS-1-32-G_v2.1.1_1024x10.json"
+    assert OusterSource(meta.with_suffix(".pcap"), meta=meta).reads() == (meta.with_suffix(".pcap"), meta)

@@ -44,6 +44,9 @@ class OusterSource(PacketLidarSource):
         self.period_s = 1.0 / fps if fps > 0 else 0.1
         self._setup(str(target), realtime=realtime, port=port, silence_s=silence_s, packet_size=self.decoder.size)
 
+    def reads(self) -> tuple[Path, ...]:
+        return (*super().reads(), self.meta_path)
+
     def _frame(self, out: tuple[np.ndarray, dict[str, Any]], partial: bool = False) -> Frame:
         points, meta = out
         meta.update(bad_packets=self.counters()["bad_packets"], model=str(self.info.prod_line or "ouster"))

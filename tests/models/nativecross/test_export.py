@@ -194,3 +194,21 @@ def test_calibrate_checks_only_the_calibrations_it_uses(bundle: Path, real_data:
     assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--frames", "1", "--out",
                  str(tmp_path / "one.json"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["frames"] == 1
+
+
+def test_calibrate_never_writes_over_what_it_reads(bundle: Path, real_data: Path, tmp_path: Path, capsys) -> None:
+    """--out onto the KITTI folder's own calib file (or the --init file) is one line before the run."""
+    import shutil
+
+    src = real_data / "kitti" / "object" / "training"
+    folder = tmp_path / "kitti"
+    for sub, ext in (("calib", ".txt"), ("image_2", ".png"), ("velodyne", ".bin")):
+        (folder / sub).mkdir(parents=True)
+        shutil.copy(src / sub / f"000114{ext}", folder / sub)
+    calib = folder / "calib" / "000114.txt"
+    before = calib.read_bytes()
+    for argv in (["--out", str(calib)], ["--init", str(calib), "--out", str(calib)]):
+        assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "would replace" in err and "Traceback" not in err, err
+    assert calib.read_bytes() == before
