@@ -4,6 +4,7 @@ robustly and write the rig file ``edge run --calib`` reads."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     from edge.stream.sources import lidar_spec_source, open_source
 
     # the rig written must not replace what the run reads (a KITTI folder's calib/*.txt, the --init file)
-    reads = [*open_source(source).reads(), *(lidar_spec_source(lidar).reads() if lidar else ())]
-    reads += [Path(init)] if init is not None and Path(init).is_file() else []
+    reads = [Path(init)] if init is not None and Path(init).is_file() else []
+    for spec, make in ((source, open_source), (lidar, lidar_spec_source)):
+        with contextlib.suppress(DataError):  # a bad spec is the run's to report, in its own words
+            reads += list(make(spec).reads()) if spec else []
     check_outputs({"--out": out}, reads)
     start = Rig.load(init) if init is not None else None
     if start is None and not source.startswith("kitti:"):
