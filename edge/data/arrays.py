@@ -14,7 +14,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -33,6 +33,17 @@ class ArrayHeader:
     shape: tuple[int, ...]
     dtype: np.dtype
     fortran: bool
+    #: bytes the member inflates to and bytes it takes in the archive (an ``.npz`` member's; ``None`` for
+    #: a plain ``.npy``): their ratio tells a deflate bomb from recorded data before anything is inflated
+    inflated: int | None = None
+    stored: int | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        """Inflated bytes per stored byte (``None`` outside an archive)."""
+        if self.inflated is None or self.stored is None:
+            return None
+        return self.inflated / max(self.stored, 1)
 
     @property
     def nbytes(self) -> int:
@@ -97,7 +108,7 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
                                 f"(limit {limit})")
             if head.nbytes > info.file_size:
                 raise DataError(f"{where} declares {head.nbytes} bytes of data but holds {info.file_size}")
-            out[name] = head
+            out[name] = replace(head, inflated=info.file_size, stored=info.compress_size)
     return out
 
 

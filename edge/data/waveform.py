@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.data.arrays import ArrayHeader, npz_headers
 from edge.errors import DataError, first_line
 
 SCHEMA = "edge-waveform/1"
@@ -309,11 +310,9 @@ _DTYPES = {"schema": ("U",), "layout": ("U",), "attack": ("U",), "waveforms": ("
            "range_m": ("<f4",), "labels": ("|u1",)}
 
 
-def _headers(p: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape and dtype of every member, read from the .npy headers only (nothing is inflated)."""
-    from edge.data.arrays import npz_headers
-
-    return {k: (h.shape, h.dtype) for k, h in npz_headers(p, what="waveform file", limit=MAX_FILE_BYTES).items()}
+def _headers(p: Path) -> dict[str, ArrayHeader]:
+    """Every member's header, read from the .npy headers only (nothing is inflated)."""
+    return npz_headers(p, what="waveform file", limit=MAX_FILE_BYTES)
 
 
 #: recorded waveforms carry a noise floor and do not deflate like this; a file of zeros does (~1000:1): a
@@ -322,16 +321,11 @@ def _headers(p: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
 MAX_RATIO, BOMB_FLOOR = 200, 256 << 20
 
 
-def _check_ratio(p: Path) -> None:
-    try:
-        with zipfile.ZipFile(p) as zf:
-            info = next((i for i in zf.infolist() if i.filename in ("waveforms.npy", "waveforms")), None)
-    except (OSError, zipfile.BadZipFile):
-        return  # the reads below say what is wrong
-    if info is not None and info.file_size > BOMB_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-        raise DataError(f"{p}: 'waveforms' inflates {info.file_size // max(info.compress_size, 1)}:1 ({info.file_size} "
-                        f"bytes from {info.compress_size}); recorded waveforms do not compress like that (more than "
-                        f"{MAX_RATIO}:1 is refused)")
+def _check_ratio(p: Path, waves: ArrayHeader) -> None:
+    inflated, stored = waves.inflated or 0, max(waves.stored or 0, 1)
+    if inflated > BOMB_FLOOR and inflated > MAX_RATIO * stored:
+        raise DataError(f"{p}: 'waveforms' inflates {inflated // stored}:1 ({inflated} bytes from {stored}); "
+                        f"recorded waveforms do not compress like that (more than {MAX_RATIO}:1 is refused)")
 
 
 def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
@@ -343,19 +337,20 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
     for key in ("schema", "layout", "waveforms"):
         if key not in heads:
             raise DataError(f"{p}: not an {SCHEMA} file (no '{key}' array; has {sorted(heads)})")
-    for key, (_shape, dtype) in heads.items():
+    for key, head in heads.items():
+        dtype = head.dtype
         allowed = _DTYPES.get(key)
         if allowed is None:
             raise DataError(f"{p}: unexpected array '{key}' (schema {SCHEMA}: {', '.join(_DTYPES)})")
         if dtype.str not in allowed and dtype.kind not in [a for a in allowed if len(a) == 1]:
             raise DataError(f"{p}: '{key}' is {dtype}, the schema wants {' or '.join(allowed)}")
-    w_shape = heads["waveforms"][0]
+    w_shape = heads["waveforms"].shape
     if len(w_shape) != 4 or 0 in w_shape:
         raise DataError(f"{p}: 'waveforms' has shape {list(w_shape)}, the schema wants [frames, C, A, T]")
-    total = int(np.prod(w_shape, dtype=np.int64)) * heads["waveforms"][1].itemsize
+    total = int(np.prod(w_shape, dtype=np.int64)) * heads["waveforms"].dtype.itemsize
     if total > MAX_FILE_BYTES:
         raise DataError(f"{p}: 'waveforms' would take {total} bytes (limit {MAX_FILE_BYTES})")
-    _check_ratio(p)
+    _check_ratio(p, heads["waveforms"])
     try:
         with np.load(p, allow_pickle=False) as z:
             schema = str(z["schema"])
@@ -366,8 +361,8 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
                 raise DataError(f"{p}: 'waveforms' has frames of {list(w_shape[1:])}, its layout {lay.name} says "
                                 f"{list(lay.shape)}")
             for key, want in (("range_m", w_shape[:3]), ("labels", w_shape)):
-                if key in heads and heads[key][0] != want:
-                    raise DataError(f"{p}: '{key}' has shape {list(heads[key][0])}, expected {list(want)}")
+                if key in heads and heads[key].shape != want:
+                    raise DataError(f"{p}: '{key}' has shape {list(heads[key].shape)}, expected {list(want)}")
             waves = z["waveforms"]
             rng = z["range_m"] if "range_m" in heads else None
             labels = z["labels"] if "labels" in heads else None

@@ -75,3 +75,20 @@ def test_mutated_npz_is_a_data_error_or_reads(tmp_path: Path, edits: list[tuple[
                 read_rows(path, name, list(range(min(h.shape[0], 3))))
     except DataError as e:  # anything else escaping (BadZipFile, zlib.error, ValueError) fails the test
         assert "\n" not in str(e) and str(path) in str(e)
+
+
+def test_headers_report_inflated_and_stored_bytes(tmp_path: Path) -> None:
+    """An .npz member's header carries what it inflates to and what it takes in the archive, so a caller
+    can refuse a deflate bomb before inflating anything; a plain .npy has no ratio."""
+    zeros, noise = np.zeros((256, 256), np.float32), np.random.default_rng(0).standard_normal((64, 64))
+    np.savez_compressed(tmp_path / "a.npz", zeros=zeros, noise=noise)
+    heads = npz_headers(tmp_path / "a.npz")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "a.npz") as zf:
+        sizes = {i.filename[:-4]: (i.file_size, i.compress_size) for i in zf.infolist()}
+    for name, h in heads.items():
+        assert (h.inflated, h.stored) == sizes[name]
+    assert heads["zeros"].ratio > 100 > 2 > heads["noise"].ratio > 1
+    np.save(tmp_path / "b.npy", zeros)
+    assert npy_header(tmp_path / "b.npy").ratio is None
