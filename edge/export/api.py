@@ -190,7 +190,7 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
     return bundle, report
 
 
-def _image_inputs(card: Any, cfg: dict[str, Any], graphs: set[str], seed: int = 0) -> dict[str, Any]:
+def _image_inputs(card: Any, cfg: dict[str, Any], graphs: set[str], sample: Sequence[Any] | None) -> dict[str, Any]:
     """``{"image_inputs": [...]}`` for the card's image inputs among the exported graphs (checked against
     each graph's IOSpec: a float [batch, 3, h, w] input of that size), or nothing when there are none.
 
@@ -208,7 +208,7 @@ def _image_inputs(card: Any, cfg: dict[str, Any], graphs: set[str], seed: int = 
         if t is None or t.rank != 4 or list(t.shape[1:]) != [3, *s.size_hw] or not t.dtype.startswith("float"):
             raise ModelError(f"family '{card.name}': image input {s.graph}.{s.input} is not a float "
                              f"[batch, 3, {s.size_hw[0]}, {s.size_hw[1]}] input of that graph")
-    refused = _fronts_unlike_preprocess(card, cfg, specs, seed)
+    refused = _fronts_unlike_preprocess(card, cfg, specs, sample)
     kept = [s for s in specs if (s.graph, s.input) not in refused]
     out: dict[str, Any] = {"image_inputs": [s.to_dict() for s in kept]} if kept else {}
     if refused:
@@ -216,16 +216,17 @@ def _image_inputs(card: Any, cfg: dict[str, Any], graphs: set[str], seed: int = 
     return out
 
 
-def _fronts_unlike_preprocess(card: Any, cfg: dict[str, Any], specs: list[Any], seed: int) -> dict[tuple, str]:
+def _fronts_unlike_preprocess(card: Any, cfg: dict[str, Any], specs: list[Any], sample: Sequence[Any] | None
+                              ) -> dict[tuple, str]:
     """(graph, input) -> why an engine's front would not reproduce the card's ``preprocess`` there, checked on
-    one synthetic frame set: with camera bytes asked for, the feed must be uint8 [B, H, W, 3], and the
-    reference normalisation of those bytes must be exactly what ``preprocess`` gives otherwise. A card
-    without data is not checked."""
-    if not specs or card.data is None:
+    the first frame set of ``sample`` (the synthetic one the export records feeds from): with camera bytes
+    asked for, the feed must be uint8 [B, H, W, 3], and the reference normalisation of those bytes must be
+    exactly what ``preprocess`` gives otherwise. A card without data (no sample) is not checked."""
+    if not specs or not sample:
         return {}
     from edge.data.images import chw_feed, raw_images
 
-    frames = card.data.samples(cfg, "calibration", 1, seed)[0][0]
+    frames = sample[0]
     plain = card.preprocess(frames, cfg)
     with raw_images(specs):
         raw = card.preprocess(frames, cfg)
@@ -399,13 +400,13 @@ def _batch_of(io: IOSpec, feeds: dict[str, np.ndarray] | None) -> int:
 
 
 def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[str],
-                    seed: int) -> dict[str, dict[str, np.ndarray]]:
-    """Realistic feeds for each graph: what the torch program gives it on one synthetic sample."""
+                    sample: Sequence[Any] | None) -> dict[str, dict[str, np.ndarray]]:
+    """Realistic feeds for each graph: what the torch program gives it on one synthetic ``sample`` (its
+    frame sets in order; none for a card without data)."""
     from edge.program import torch_program
 
-    if card.data is None:
+    if not sample:
         return {}
-    sample = card.data.samples(cfg, "calibration", 1, seed)[0]
     out: dict[str, dict[str, np.ndarray]] = {}
     for pname in programs:
         prog = torch_program(card, module, cfg, card.program(pname))
@@ -494,7 +495,9 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         module, cfg = _apply_options(card, module, cfg, options)
         weights["options"] = dict(options)
     graph_names = card.graphs_of(chosen)
-    realistic = _recorded_feeds(card, module, cfg, chosen, seed)
+    # one synthetic sample serves both the recorded feeds and the image-input check
+    sample = card.data.samples(cfg, "calibration", 1, seed)[0] if card.data is not None else None
+    realistic = _recorded_feeds(card, module, cfg, chosen, sample)
     ios, batches = {}, {}
     for g in graph_names:
         io = card.graphs[g].io(cfg)
@@ -522,7 +525,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     manifest = {
         "model": {"name": card.name, "family": card.name, "version": "1", "config": cfg, "weights": weights},
         "preprocess": {**card.preprocess_params(cfg),
-                       **_image_inputs(card, cfg, {g for p in chosen for g in card.program(p).graphs}, seed)},
+                       **_image_inputs(card, cfg, {g for p in chosen for g in card.program(p).graphs}, sample)},
         "programs": {p: {"graphs": list(card.program(p).graphs), "description": card.program(p).description}
                      for p in chosen},
         "task": {"sensors": {"required": list(card.sensors.required), "optional": list(card.sensors.optional)},

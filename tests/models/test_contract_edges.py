@@ -272,7 +272,7 @@ def test_an_image_input_whose_preprocess_does_more_than_image_feed_stays_numpy(t
                      ("own", "does not pass this input through image_feed")):
         card = _image_variant(toyfam, f"toyimg{how}", how)
         cfg = card.config("tiny")
-        got = _image_inputs(card, cfg, {"embed", "head"})
+        got = _image_inputs(card, cfg, {"embed", "head"}, card.data.samples(cfg, "calibration", 1, 0)[0])
         if why is None:
             assert [d["input"] for d in got["image_inputs"]] == ["image"] and "image_inputs_numpy_only" not in got
         else:
