@@ -73,9 +73,12 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
 
     # the rig written must not replace what the run reads (a KITTI folder's calib/*.txt, the --init file)
     reads = [Path(init)] if init is not None and Path(init).is_file() else []
-    for spec, make in ((source, open_source), (lidar, lidar_spec_source)):
+    built = {}
+    for key, spec, make in (("source", source, open_source), ("lidar", lidar, lidar_spec_source)):
         with contextlib.suppress(DataError):  # a bad spec is the run's to report, in its own words
-            reads += list(make(spec).reads()) if spec else []
+            if spec:
+                built[key] = make(spec, max_frames=frames) if key == "source" else make(spec)
+                reads += list(built[key].reads())
     check_outputs({"--out": out}, reads)
     start = Rig.load(init) if init is not None else None
     if start is None and not source.startswith("kitti:"):
@@ -84,7 +87,7 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     if start is not None:
         check_rigid(start.T_lidar_to_cam, str(init))
     # a KITTI folder's own calibration, of the indices the run will read, checked before the run
-    reference = _source_rig(source, frames)
+    reference = _source_rig(built.get("source"))
     sink = _Collect(card.rig_output)
     summary = run(b, source, lidar=lidar, rig=init, policy="block", backend=backend, precision=precision,
                   max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False, preprocess=preprocess)
@@ -137,14 +140,14 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     return report
 
 
-def _source_rig(source: str, frames: int) -> Any:
-    """The calibration of a ``kitti:FOLDER`` source's first index, else None; the indices the run will read
-    (the first ``frames``, 0 = all) must share it (``--frames 1`` was refused for a calib it never used)."""
-    if not source.startswith("kitti:"):
-        return None
-    from edge.stream.sources.kitti import kitti_source
+def _source_rig(src: Any) -> Any:
+    """The calibration of a KITTI source's first index, else None (any other source, or one whose spec is
+    the run's to report); the indices the run will read (the source is built with ``--frames``) must share
+    it (``--frames 1`` was refused for a calib it never used)."""
+    from edge.stream.sources.kitti import KittiSource
 
-    src = kitti_source(source, max_frames=frames)
+    if not isinstance(src, KittiSource):
+        return None
     src.open()
     idx = src.indices[0]
     rig = src.rig(idx)

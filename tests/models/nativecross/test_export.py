@@ -114,6 +114,11 @@ def test_calibrate_errors_are_one_line(bundle: Path, tmp_path: Path, capsys, tin
         (["calibrate", str(lane), "--source", "kitti:x", "--out", str(tmp_path / "r.json")], "does not estimate"),
         (["calibrate", str(bundle), "--source", "video.mp4", "--out", str(tmp_path / "r.json")], "--init RIG"),
         (["calibrate", str(bundle), "--source", "kitti:x", "--out", str(tmp_path)], "--out"),
+        # a KITTI spec that cannot be built: the run says so, in the source's own words
+        (["calibrate", str(bundle), "--source", f"kitti:{tmp_path / 'none'}", "--out", str(tmp_path / "r.json")],
+         "no such KITTI folder"),
+        (["calibrate", str(bundle), "--source", f"kitti:{tmp_path},bogus=1", "--out", str(tmp_path / "r.json")],
+         "unknown option 'bogus'"),
     ]
     for argv, why in cases:
         assert main(argv) == 2, argv
