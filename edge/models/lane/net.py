@@ -94,6 +94,64 @@ class Block(nn.Module):
         return x + self.mlp(self.n2(x))
 
 
+def _shifted_interp(src_len: int, dst_len: int) -> np.ndarray:
+    """[3 * src_len, dst_len] float64: block d (d = 0, 1, 2) is the bilinear resample (align_corners=False,
+    as ``F.interpolate``) of a line of ``src_len`` to ``dst_len``, read at output position ``i + d - 1``
+    (zero outside): the resample followed by a 3-tap convolution's shift d, transposed for a right MatMul."""
+    pos = np.clip((np.arange(dst_len) + 0.5) * (src_len / dst_len) - 0.5, 0, src_len - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, src_len - 1)
+    a = np.zeros((dst_len, src_len))
+    np.add.at(a, (np.arange(dst_len), lo), 1 - (pos - lo))
+    np.add.at(a, (np.arange(dst_len), hi), pos - lo)
+    out = np.zeros((3, src_len, dst_len))
+    for d in range(3):
+        rows = np.arange(dst_len) + d - 1
+        ok = (rows >= 0) & (rows < dst_len)
+        out[d][:, ok] = a[rows[ok]].T
+    return out.reshape(3 * src_len, dst_len)
+
+
+class UpConcatConv(ConvBNAct):
+    """``ConvBNAct`` (3x3) of ``cat([bilinear_upsample(low), skip])`` without the upsampled map.
+
+    Channel mixing commutes with a per-channel spatial resample, and a bilinear resample followed by a
+    shift is one linear map per axis, so the 3x3 convolution's part on the upsampled channels is: nine
+    1x1 products at the low resolution (one per tap), then per axis one MatMul that resamples and shifts
+    and sums the three taps along it (zero padding as the convolution's). No tensor larger than the
+    output is made. The same function and the same parameters as ``ConvBNAct(cin_low + cin_skip, cout,
+    3)``, so checkpoints of either load into the other (``benchmarks/lane_fusion.py`` measures the gain).
+    """
+
+    def __init__(self, cin_low: int, cin_skip: int, cout: int) -> None:
+        super().__init__(cin_low + cin_skip, cout, 3, 1)
+        self.cin_low = cin_low
+        self._mats: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _resample(self, lo_hw: tuple[int, int], hi_hw: tuple[int, int], like: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (*lo_hw, *hi_hw)
+        if key not in self._mats:  # static sizes: constants of an exported graph
+            self._mats[key] = (_shifted_interp(lo_hw[0], hi_hw[0]), _shifted_interp(lo_hw[1], hi_hw[1]))
+        mh, mw = self._mats[key]
+        return (torch.tensor(mh, dtype=like.dtype, device=like.device),
+                torch.tensor(mw, dtype=like.dtype, device=like.device))
+
+    def forward(self, low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        conv, bn, act = self[0], self[1], self[2]
+        w = conv.weight
+        cout, c = w.shape[0], self.cin_low
+        (h_lo, w_lo), (h, wd) = low.shape[-2:], skip.shape[-2:]
+        mh, mw = self._resample((h_lo, w_lo), (h, wd), low)
+        # taps [B, (ky, o, kx), y, x] -> [B, ky, o, y, (kx, x)] -> along the width -> [B, ky, o, y, X]
+        w_taps = w[:, :c].permute(2, 0, 3, 1).reshape(9 * cout, c, 1, 1)
+        t = F.conv2d(low, w_taps).reshape(-1, 3, cout, 3, h_lo, w_lo).transpose(3, 4)
+        t = torch.matmul(t.reshape(-1, 3, cout, h_lo, 3 * w_lo), mw)
+        # -> [B, o, (ky, y), X] -> along the height (a left MatMul) -> [B, o, Y, X]
+        t = torch.matmul(mh.transpose(0, 1), t.transpose(1, 2).reshape(-1, cout, 3 * h_lo, wd))
+        return act(bn(t + F.conv2d(skip, w[:, c:], padding=1)))
+
+
 class LaneEncoder(nn.Module):
     """Per-frame CNN: [B, 3, H, W] -> (tokens [B, N, D] at stride 32, skip [B, C, H/8, W/8])."""
 
@@ -129,7 +187,7 @@ class LaneTemporalHead(nn.Module):
         nn.init.normal_(self.time, std=0.02)
         self.blocks = nn.ModuleList(Block(d, cfg["heads"]) for _ in range(cfg["blocks"]))
         self.norm = nn.LayerNorm(d)
-        self.fuse = ConvBNAct(d + cfg["channels"][2], f, 3, 1)
+        self.fuse = UpConcatConv(d, cfg["channels"][2], f)
         # fixed resampling: stride-8 rows -> row anchors (given as fractions of the input height)
         rows_src = np.asarray(cfg["row_anchors"], np.float64) * self.h8 - 0.5
         self.register_buffer("row_w", _interp_matrix(rows_src, self.h8), persistent=False)
@@ -147,8 +205,8 @@ class LaneTemporalHead(nn.Module):
             # only the newest frame's tokens leave the last block: it computes those alone (same values)
             x = blk(x, (t - 1) * n if i == len(self.blocks) - 1 else 0)
         last = self.norm(x).transpose(1, 2).reshape(b, d, self.h32, self.w32)
-        up = F.interpolate(last, size=(self.h8, self.w8), mode="bilinear", align_corners=False)
-        feat = self.fuse(torch.cat([up, skip], dim=1))  # [B, F, h8, w8]
+        # = ConvBNAct(3x3) of cat([bilinear upsample of last to stride 8, skip]): see UpConcatConv
+        feat = self.fuse(last, skip)  # [B, F, h8, w8]
         # resample the rows at the anchors: row_w [R, H8] @ feat [B, F, H8, W8] -> [B, R, W8, F] (a
         # MatMul + permute exports cleaner than the einsum, which became a slow layout reorder)
         rows = torch.matmul(self.row_w, feat).permute(0, 2, 3, 1) + self.xpos

@@ -51,6 +51,39 @@ def test_streaming_equals_whole_clip(tiny) -> None:
             assert torch.allclose(ex_s, ex_w, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_up_concat_conv_is_the_conv_of_the_upsampled_concatenation(train_mode: bool) -> None:
+    """The head's fusion (nine low-resolution taps, upsampled and shifted) is the 3x3 ConvBNAct of
+    cat([bilinear upsample, skip]) it replaces, in float64 to 1e-10 relative, the same BatchNorm batch
+    statistics in training and the same gradients, at sizes whose borders and odd scales matter."""
+    from torch.nn import functional as F
+
+    from edge.models.lane.net import ConvBNAct, UpConcatConv
+
+    torch.manual_seed(3)
+    new = UpConcatConv(5, 3, 4).double()
+    ref = ConvBNAct(8, 4, 3, 1).double()
+    for m in (new, ref):
+        m.train(train_mode)
+    with torch.no_grad():
+        new[0].weight.normal_()
+        new[1].weight.uniform_(0.5, 2)
+        new[1].bias.normal_()
+        new[1].running_mean.normal_()
+        new[1].running_var.uniform_(0.5, 2)
+    ref.load_state_dict(new.state_dict())  # same keys, same parameters
+    for lo_hw, hi_hw in (((4, 6), (16, 24)), ((3, 5), (7, 9))):
+        low = torch.randn(2, 5, *lo_hw, dtype=torch.double, requires_grad=True)
+        skip = torch.randn(2, 3, *hi_hw, dtype=torch.double)
+        a = new(low, skip)
+        b = ref(torch.cat([F.interpolate(low, size=hi_hw, mode="bilinear", align_corners=False), skip], 1))
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-10 * b.abs().max().item())
+        ga = torch.autograd.grad(a.square().sum(), [low, new[0].weight])
+        gb = torch.autograd.grad(b.square().sum(), [low, ref[0].weight])
+        for x, y in zip(ga, gb, strict=True):
+            assert torch.allclose(x, y, rtol=1e-8, atol=1e-8 * y.abs().max().item())
+
+
 def test_temporal_order_matters(tiny) -> None:
     """The head really uses all frames: reversing the clip changes the output."""
     cfg, m = tiny
