@@ -7,7 +7,8 @@ configuration runs the `edge run` command a user would type (a subprocess), quie
 busy-loop process (bounded: it exits after the run's length + 30 s, and is killed when the run ends)
 keeps one of the two cores at 100 %; each case ``--repeats`` times (medians, and every run's drops).
 
-    python benchmarks/realtime_video.py [--bundle DIR] [--repeats 3] [--out benchmarks/results/realtime_video.json]
+    python benchmarks/realtime_video.py [--bundle DIR] [--repeats 3] [--only onnxruntime/fp32/numpy,...]
+        [--threads 2,1] [--out benchmarks/results/realtime_video.json]
 
 Default bundle: the shipped lane model exported with int8 and OpenVINO (about a minute).
 """
@@ -58,8 +59,8 @@ def _video(path: Path) -> str:
     return what
 
 
-def _run(bundle: Path, video: Path, cfg: tuple[str, str, str], work: Path, busy: bool) -> dict[str, Any]:
-    backend, precision, preprocess = cfg
+def _run(bundle: Path, video: Path, cfg: tuple[str, str, str, int], work: Path, busy: bool) -> dict[str, Any]:
+    backend, precision, preprocess, threads = cfg
     load = None
     if busy:
         load = subprocess.Popen([sys.executable, "-c", BUSY, str(FRAMES / FPS + 30)])
@@ -67,7 +68,7 @@ def _run(bundle: Path, video: Path, cfg: tuple[str, str, str], work: Path, busy:
     try:
         r = subprocess.run([sys.executable, "-m", "edge.cli.main", "run", str(bundle), "--source", str(video),
                             "--realtime", "--policy", "latest", "--backend", backend, "--precision", precision,
-                            "--preprocess", preprocess, "--threads", "2", "--json", "--jsonl",
+                            "--preprocess", preprocess, "--threads", str(threads), "--json", "--jsonl",
                             str(work / "r.jsonl")], capture_output=True, text=True, timeout=300)
     finally:
         if load is not None:
@@ -84,10 +85,19 @@ def _run(bundle: Path, video: Path, cfg: tuple[str, str, str], work: Path, busy:
             **({"engine_prepare_ms": s["engine_prepare_ms"]} if "engine_prepare_ms" in s else {})}
 
 
-def _repeat(bundle: Path, video: Path, cfg: tuple[str, str, str], work: Path, busy: bool, n: int) -> dict[str, Any]:
-    """``n`` runs of one case: the median of each figure, and every run's drops (a busy core makes them vary
+def _repeat(bundles: list[Path], video: Path, cfg: tuple[str, str, str, int], work: Path, busy: bool, n: int
+            ) -> list[dict[str, Any]]:
+    """``n`` runs of one case per bundle, the bundles alternating run by run (so a machine that drifts hits
+    them alike): per bundle, the median of each figure and every run's drops (a busy core makes them vary
     from run to run: one run is not a measurement)."""
-    runs = [_run(bundle, video, cfg, work, busy) for _ in range(n)]
+    runs: list[list[dict[str, Any]]] = [[] for _ in bundles]
+    for r in range(n):
+        for i in (range(len(bundles)) if r % 2 == 0 else reversed(range(len(bundles)))):
+            runs[i].append(_run(bundles[i], video, cfg, work, busy))
+    return [_summary(one) for one in runs]
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     bad = [r for r in runs if "error" in r]
     if bad:
         return bad[0]
@@ -102,12 +112,29 @@ def _repeat(bundle: Path, video: Path, cfg: tuple[str, str, str], work: Path, bu
     return out
 
 
+def _line(res: dict[str, Any]) -> str:
+    if "error" in res:
+        return f"error {res['error']}"
+    return (f"dropped {res['dropped']}/{FRAMES} ({res['dropped_pct']:.1f} %; each run {res.get('dropped_runs')}), "
+            f"e2e p99 {res['e2e_p99_ms']:.1f} ms, infer p50 {res['infer_p50_ms']:.1f} ms, CPU "
+            f"{res['cpu_ms_per_frame']:.1f} ms/frame")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, default=None)
     ap.add_argument("--repeats", type=int, default=3, help="runs per case (medians are reported)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "realtime_video.json")
+    ap.add_argument("--only", default=None, help="comma-separated BACKEND/PRECISION/PREPROCESS (default: "
+                    + ", ".join("/".join(c) for c in CONFIGS) + ")")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="a second bundle run in the same cases, alternating run by run with the first")
+    ap.add_argument("--threads", default="2", help="comma-separated runtime thread counts, each a row (default 2)")
     args = ap.parse_args()
+    configs = [tuple(c.split("/")) for c in args.only.split(",")] if args.only else CONFIGS
+    if any(len(c) != 3 for c in configs):
+        ap.error(f"--only {args.only!r}: expected BACKEND/PRECISION/PREPROCESS, comma-separated")
+    threads = [int(t) for t in args.threads.split(",")]
 
     import edge
     from edge.bench.machine import machine
@@ -123,21 +150,22 @@ def main() -> None:
         video = work / "real_960x540_25fps.mp4"
         made_from = _video(video)
         rows = []
-        for cfg in CONFIGS:
-            row: dict[str, Any] = {"backend": cfg[0], "precision": cfg[1], "preprocess": cfg[2]}
+        bundles = [bundle, *([args.compare] if args.compare else [])]
+        for cfg in [(*c, t) for c in configs for t in threads]:
+            row: dict[str, Any] = {"backend": cfg[0], "precision": cfg[1], "preprocess": cfg[2], "threads": cfg[3]}
             for case, busy in (("quiet", False), ("one_core_busy", True)):
-                row[case] = res = _repeat(bundle, video, cfg, work, busy, args.repeats)
-                what = (f"dropped {res['dropped']}/{FRAMES} ({res['dropped_pct']:.1f} %; each run "
-                        f"{res.get('dropped_runs')}), "
-                        f"e2e p99 {res['e2e_p99_ms']:.1f} ms, infer p50 {res['infer_p50_ms']:.1f} ms, CPU "
-                        f"{res['cpu_ms_per_frame']:.1f} ms/frame") if "error" not in res \
-                    else f"error {res['error']}"
-                print(f"{cfg[0]:<12} {cfg[1]:<5} {cfg[2]:<7} {case:<14} {what}", flush=True)
+                res, *other = _repeat(bundles, video, cfg, work, busy, args.repeats)
+                row[case] = res
+                if other:
+                    row.setdefault("compare", {})[case] = other[0]
+                for tag, r in (("", res), *((" (--compare)", o) for o in other)):
+                    print(f"{cfg[0]:<12} {cfg[1]:<5} {cfg[2]:<7} {cfg[3]} thr {case:<14} {_line(r)}{tag}", flush=True)
             rows.append(row)
         report = {"what": f"edge run --source VIDEO --realtime --policy latest, {SIZE[0]}x{SIZE[1]} at {FPS:g} fps, "
                           f"{FRAMES} frames ({made_from}); 'one_core_busy': a busy-loop process beside the run",
                   "targets": "quiet: 0 dropped; one core busy: <= 10 % dropped",
-                  "machine": machine(), "rows": rows}
+                  "bundle": str(args.bundle or "the shipped lane model, exported here"),
+                  **({"compare": str(args.compare)} if args.compare else {}), "machine": machine(), "rows": rows}
         atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")
 
