@@ -288,6 +288,7 @@ def test_triton_repo_that_is_a_file_refused_before_exporting(work: Path) -> None
     assert listing(work) == ["afile"]
 
 
+@pytest.mark.slow  # moved out of the default run to keep it under 15 min (2026-12-02: 16:24)
 def test_checkpoint_with_nan_weights_is_not_exported(good_bundle: Path, work: Path, tmp_path: Path) -> None:
     """NaN outputs compared as no error: a checkpoint of NaN weights exported with parity 0.0."""
     ck = torch.load(good_bundle / "weights.pt", weights_only=True)

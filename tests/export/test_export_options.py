@@ -32,6 +32,7 @@ def test_options_are_only_what_the_card_declares() -> None:
         get_card("lane").with_options(get_card("lane").config("tiny"), {"keep": 1})
 
 
+@pytest.mark.slow  # moved out of the default run to keep it under 15 min (2026-12-02: 16:24)
 def test_one_checkpoint_exports_at_two_keep_ratios(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import edge
     from edge.models.checkpoint import save_checkpoint

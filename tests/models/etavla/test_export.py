@@ -38,7 +38,7 @@ def test_edge_build_says_how_tensorrt_would_build_it(bundle: Path) -> None:
     assert r.returncode == 2 and "trtexec" in text and "policy.onnx" in text and "encode.onnx" in text, text[-2000:]
 
 
-@pytest.mark.parametrize("keep", [1.0, 0.5, 0.25, 0.15])
+@pytest.mark.parametrize("keep", [1.0, 0.5, pytest.param(0.25, marks=pytest.mark.slow), 0.15])
 def test_openvino_equals_pytorch_with_the_same_kept_tokens(tmp_path: Path, keep: float) -> None:
     pytest.importorskip("openvino")
     import numpy as np

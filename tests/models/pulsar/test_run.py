@@ -36,6 +36,7 @@ def _frames_in(video: Path) -> int:
     return n
 
 
+@pytest.mark.slow  # moved out of the default run to keep it under 15 min (2026-12-02: 16:24)
 def test_100_simulated_frames_in_block_mode(bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     r = _cli("run", str(bundle), "--source", "waveform:sim,frames=100,azimuths=128", "--policy", "block",
