@@ -310,11 +310,6 @@ _DTYPES = {"schema": ("U",), "layout": ("U",), "attack": ("U",), "waveforms": ("
            "range_m": ("<f4",), "labels": ("|u1",)}
 
 
-def _headers(p: Path) -> dict[str, ArrayHeader]:
-    """Every member's header, read from the .npy headers only (nothing is inflated)."""
-    return npz_headers(p, what="waveform file", limit=MAX_FILE_BYTES)
-
-
 #: recorded waveforms carry a noise floor and do not deflate like this; a file of zeros does (~1000:1): a
 #: 1 MB file inflated to 1.3 GB of RSS. Checked above BOMB_FLOOR bytes inflated only (labels are not checked:
 #: their shape equals the waveforms', so they stay within what those may take)
@@ -322,10 +317,10 @@ MAX_RATIO, BOMB_FLOOR = 200, 256 << 20
 
 
 def _check_ratio(p: Path, waves: ArrayHeader) -> None:
-    inflated, stored = waves.inflated or 0, max(waves.stored or 0, 1)
-    if inflated > BOMB_FLOOR and inflated > MAX_RATIO * stored:
-        raise DataError(f"{p}: 'waveforms' inflates {inflated // stored}:1 ({inflated} bytes from {stored}); "
-                        f"recorded waveforms do not compress like that (more than {MAX_RATIO}:1 is refused)")
+    if (waves.inflated or 0) > BOMB_FLOOR and (waves.ratio or 0) > MAX_RATIO:
+        raise DataError(f"{p}: 'waveforms' inflates {int(waves.ratio or 0)}:1 ({waves.inflated} bytes from "
+                        f"{waves.stored}); recorded waveforms do not compress like that (more than {MAX_RATIO}:1 "
+                        "is refused)")
 
 
 def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
@@ -333,7 +328,7 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such waveform file" if not p.exists() else f"{p}: not a file")
-    heads = _headers(p)
+    heads = npz_headers(p, what="waveform file", limit=MAX_FILE_BYTES)  # nothing inflated
     for key in ("schema", "layout", "waveforms"):
         if key not in heads:
             raise DataError(f"{p}: not an {SCHEMA} file (no '{key}' array; has {sorted(heads)})")

@@ -28,16 +28,22 @@ from torch import nn
 from edge.ops import attention, projected_heads
 
 
-def _interp_matrix(dst: np.ndarray, src_len: int) -> torch.Tensor:
-    """Linear-interpolation weights [len(dst), src_len] sampling positions ``dst`` (in source cells)."""
-    m = np.zeros((len(dst), src_len), np.float32)
+def _interp_weights(dst: np.ndarray, src_len: int) -> np.ndarray:
+    """Linear-interpolation weights [len(dst), src_len] (float64) sampling positions ``dst`` (in source
+    cells), clamped at the ends as ``F.interpolate`` does."""
+    m = np.zeros((len(dst), src_len))
     for i, p in enumerate(np.clip(dst, 0, src_len - 1)):
         lo = int(np.floor(p))
         hi = min(lo + 1, src_len - 1)
         a = float(p - lo)
         m[i, lo] += 1 - a
         m[i, hi] += a
-    return torch.from_numpy(m)
+    return m
+
+
+def _interp_matrix(dst: np.ndarray, src_len: int) -> torch.Tensor:
+    """:func:`_interp_weights` as a float32 tensor."""
+    return torch.from_numpy(_interp_weights(dst, src_len).astype(np.float32))
 
 
 class ConvBNAct(nn.Sequential):
@@ -98,12 +104,7 @@ def _shifted_interp(src_len: int, dst_len: int) -> np.ndarray:
     """[3 * src_len, dst_len] float64: block d (d = 0, 1, 2) is the bilinear resample (align_corners=False,
     as ``F.interpolate``) of a line of ``src_len`` to ``dst_len``, read at output position ``i + d - 1``
     (zero outside): the resample followed by a 3-tap convolution's shift d, transposed for a right MatMul."""
-    pos = np.clip((np.arange(dst_len) + 0.5) * (src_len / dst_len) - 0.5, 0, src_len - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, src_len - 1)
-    a = np.zeros((dst_len, src_len))
-    np.add.at(a, (np.arange(dst_len), lo), 1 - (pos - lo))
-    np.add.at(a, (np.arange(dst_len), hi), pos - lo)
+    a = _interp_weights((np.arange(dst_len) + 0.5) * (src_len / dst_len) - 0.5, src_len)  # [dst, src]
     out = np.zeros((3, src_len, dst_len))
     for d in range(3):
         rows = np.arange(dst_len) + d - 1
