@@ -192,8 +192,7 @@ class Rig:
     @classmethod
     def from_kitti_raw(cls, folder: str | Path, *, camera: int = 2) -> Rig:
         """KITTI raw drive calibration: P_rect_0{camera} * R_rect_00 * [R|T] (velo to cam)."""
-        folder = Path(folder)
-        c2c, v2c = folder / "calib_cam_to_cam.txt", folder / "calib_velo_to_cam.txt"
+        c2c, v2c = kitti_raw_files(folder)
         for f in (c2c, v2c):
             if not f.is_file():
                 raise DataError(f"{f}: no such calibration file")
@@ -333,3 +332,9 @@ class Rig:
         yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
         K = self.P[:, :3]
         return np.stack([K[0, 0] * xd + K[0, 1] * yd + K[0, 2], K[1, 1] * yd + K[1, 2]], 1)
+
+
+def kitti_raw_files(folder: str | Path) -> tuple[Path, Path]:
+    """The two files a KITTI raw calibration folder is read from (cam-to-cam, velo-to-cam)."""
+    folder = Path(folder)
+    return folder / "calib_cam_to_cam.txt", folder / "calib_velo_to_cam.txt"

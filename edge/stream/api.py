@@ -79,7 +79,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             if x is not None and len(str(x)) < 4096 and Path(x).is_file():
                 reads.append(Path(x))
             elif x is rig and x is not None and Path(x).is_dir():  # a KITTI raw calib folder: its two files
-                reads += [Path(x) / "calib_cam_to_cam.txt", Path(x) / "calib_velo_to_cam.txt"]
+                from edge.data.rig import kitti_raw_files
+
+                reads += list(kitti_raw_files(x))
     check_outputs({"--save": save, "--jsonl": jsonl, "--stats": stats}, reads, {"--dump-points": dump_points},
                   sealed=(Path(bundle.path),) if bundle is not None else ())
     the_rig = None
