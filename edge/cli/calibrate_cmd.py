@@ -48,7 +48,7 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     from rich.console import Console
 
     from edge.bundle import Bundle
-    from edge.data.rig import Rig
+    from edge.data.rig import Rig, rig_reads
     from edge.data.se3 import check_rigid, robust_mean, rotation_error_deg, translation_error_m
     from edge.files import atomic_write_text, check_target
     from edge.program import card_for_bundle
@@ -71,8 +71,9 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     from edge.files import check_outputs
     from edge.stream.sources import lidar_spec_source, open_source
 
-    # the rig written must not replace what the run reads (a KITTI folder's calib/*.txt, the --init file)
-    reads = [Path(init)] if init is not None and Path(init).is_file() else []
+    # the rig written must not replace what the run reads (a KITTI folder's calib/*.txt, the --init file or
+    # the two files of an --init KITTI raw calibration folder)
+    reads = rig_reads(init)
     built = {}
     for key, spec, make in (("source", source, open_source), ("lidar", lidar, lidar_spec_source)):
         with contextlib.suppress(DataError):  # a bad spec is the run's to report, in its own words

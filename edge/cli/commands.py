@@ -126,7 +126,8 @@ def run(
                                    "built with `edge build --preprocess engine`: uint8 frames of any size in) or auto "
                                    "(engine where it pays: OpenVINO, and TensorRT engines built with the front)."),
     realtime: bool = typer.Option(False, "--realtime", help="Play files and pcaps at their recorded rate."),
-    max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after N frames (0 = all)."),
+    max_frames: int = typer.Option(0, "--max-frames", min=0, help="Stop after the source has given N frames "
+                                   "(0 = all; frames dropped by --policy latest count)."),
     threads: int = typer.Option(0, "--threads", min=0, max=1024, help="Intra-op threads (0 = backend default)."),
     display: bool = typer.Option(False, "--display", help="Show a live window (needs a display)."),
     dump_points: Path = typer.Option(None, "--dump-points", help="Folder for each LiDAR rotation as .npy."),

@@ -338,3 +338,20 @@ def kitti_raw_files(folder: str | Path) -> tuple[Path, Path]:
     """The two files a KITTI raw calibration folder is read from (cam-to-cam, velo-to-cam)."""
     folder = Path(folder)
     return folder / "calib_cam_to_cam.txt", folder / "calib_velo_to_cam.txt"
+
+
+def rig_reads(path: str | Path | None) -> list[Path]:
+    """The files :meth:`Rig.load` reads for ``path`` (a rig JSON or KITTI .txt, or a KITTI raw calibration
+    folder's two files), so a command can refuse an output that would replace one of them before it runs.
+    Empty when there is nothing there yet: loading then reports it in its own words."""
+    if path is None:
+        return []
+    p = Path(path)
+    try:
+        if p.is_file():
+            return [p]
+        if p.is_dir():
+            return list(kitti_raw_files(p))
+    except OSError:  # a name too long for the file system: loading says so
+        pass
+    return []

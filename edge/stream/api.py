@@ -74,14 +74,12 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     from edge.files import check_outputs
 
     reads = [p for src in sources for p in src.reads()]
-    for x in (rig, command):
-        with contextlib.suppress(OSError):  # a command sentence longer than a file name is text, not a file
-            if x is not None and len(str(x)) < 4096 and Path(x).is_file():
-                reads.append(Path(x))
-            elif x is rig and x is not None and Path(x).is_dir():  # a KITTI raw calib folder: its two files
-                from edge.data.rig import kitti_raw_files
+    from edge.data.rig import rig_reads
 
-                reads += list(kitti_raw_files(x))
+    reads += rig_reads(rig)  # a rig file, or a KITTI raw calib folder's two files
+    with contextlib.suppress(OSError):  # a command sentence longer than a file name is text, not a file
+        if command is not None and len(str(command)) < 4096 and Path(command).is_file():
+            reads.append(Path(command))
     check_outputs({"--save": save, "--jsonl": jsonl, "--stats": stats}, reads, {"--dump-points": dump_points},
                   sealed=(Path(bundle.path),) if bundle is not None else ())
     the_rig = None

@@ -212,8 +212,15 @@ def test_calibrate_never_writes_over_what_it_reads(bundle: Path, real_data: Path
         shutil.copy(src / sub / f"000114{ext}", folder / sub)
     calib = folder / "calib" / "000114.txt"
     before = calib.read_bytes()
-    for argv in (["--out", str(calib)], ["--init", str(calib), "--out", str(calib)]):
+    raw = tmp_path / "raw_calib"  # --init a KITTI raw calibration folder: its two files are read too
+    raw.mkdir()
+    (raw / "calib_cam_to_cam.txt").write_text("P_rect_02: 700 0 600 0 0 700 180 0 0 0 1 0\n"
+                                              "R_rect_00: 1 0 0 0 1 0 0 0 1\n")
+    (raw / "calib_velo_to_cam.txt").write_text("R: 0 -1 0 0 0 -1 1 0 0\nT: 0.1 -0.2 0.3\n")
+    raw_before = (raw / "calib_velo_to_cam.txt").read_bytes()
+    for argv in (["--out", str(calib)], ["--init", str(calib), "--out", str(calib)],
+                 ["--init", str(raw), "--out", str(raw / "calib_velo_to_cam.txt")]):
         assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", *argv]) == 2
         err = capsys.readouterr().err
         assert "would replace" in err and "Traceback" not in err, err
-    assert calib.read_bytes() == before
+    assert calib.read_bytes() == before and (raw / "calib_velo_to_cam.txt").read_bytes() == raw_before
