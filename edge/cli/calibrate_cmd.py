@@ -155,6 +155,6 @@ def _source_rig(src: Any) -> Any:
     for other in src.indices[1:]:  # one rig: frames of several drives would mix calibrations
         o = src.rig(other)
         if not (np.allclose(o.T_lidar_to_cam, rig.T_lidar_to_cam, atol=1e-6) and np.allclose(o.P, rig.P, atol=1e-6)):
-            raise DataError(f"{src.folder}: calib/{other}.txt differs from calib/{idx}.txt; calibrate one rig at a "
-                            "time (kitti:FOLDER,index=ID, or a folder of one drive)")
+            raise DataError(f"{src.folder}: {src.calib_name(other)} differs from {src.calib_name(idx)}; calibrate "
+                            "one rig at a time (kitti:FOLDER,index=ID, or a folder of one drive)")
     return rig

@@ -1,10 +1,17 @@
-"""KITTI object-layout folders: ``image_2/*.png``, ``velodyne/*.bin``, ``calib/*.txt`` (+ ``label_2``).
+"""KITTI folders of both layouts a user meets:
+
+* object layout: ``image_2/*.png``, ``velodyne/*.bin``, ``calib/*.txt`` (+ ``label_2``), one calib per
+  index (:meth:`edge.data.rig.Rig.from_kitti`);
+* raw drive (what online calibration runs on: consecutive frames of one rig): ``image_02/data/*.png``
+  and ``velodyne_points/data/*.bin``, calibrated by ``calib_cam_to_cam.txt`` + ``calib_velo_to_cam.txt``
+  in the drive folder itself or in its parent (KITTI's own tree puts them in the date folder above
+  ``<date>_drive_<n>_sync``; :meth:`edge.data.rig.Rig.from_kitti_raw`), one rig for every frame.
 
 Readers shared by the stream loop's KITTI source and by any family that trains or validates on KITTI
-frames: scans as :data:`~edge.data.frame.POINT_DTYPE`, images as BGR uint8, the rig from the calib
-file (:meth:`edge.data.rig.Rig.from_kitti`), and :func:`list_indices`, which checks the folder (the
-three sub-folders, indices present in all of them, ``.bin`` sizes a multiple of 16 bytes = float32 x,
-y, z, reflectance) before anything is read. Every problem is a one-line DataError naming the file.
+frames: scans as :data:`~edge.data.frame.POINT_DTYPE`, images as BGR uint8, and :func:`kitti_layout`,
+which checks the folder (its sub-folders, indices present in all of them, ``.bin`` sizes a multiple of
+16 bytes = float32 x, y, z, reflectance) before anything is read. Every problem is a one-line DataError
+naming the file.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +27,8 @@ from edge.data.frame import POINT_DTYPE
 from edge.errors import DataError
 
 SUBDIRS = ("image_2", "velodyne", "calib")
+#: a raw drive's image and scan folders
+RAW_SUBDIRS = ("image_02/data", "velodyne_points/data")
 
 
 def read_bin(path: Path) -> np.ndarray:
@@ -48,33 +58,101 @@ def read_image(path: Path) -> np.ndarray:
     return img
 
 
-def list_indices(folder: str | Path, index: str | None = None) -> list[str]:
-    """The indices of ``folder`` that have a scan, an image and a calib file (sorted), or just ``index``."""
+@dataclass(frozen=True)
+class KittiLayout:
+    """Where one KITTI folder keeps each index's image, scan and calibration (see the module docstring)."""
+
+    root: Path
+    kind: str  # "object" or "raw"
+    raw_calib: Path | None = None  # a raw drive's calibration folder (the drive's or its parent)
+
+    @property
+    def image_dir(self) -> Path:
+        return self.root / ("image_2" if self.kind == "object" else RAW_SUBDIRS[0])
+
+    @property
+    def scan_dir(self) -> Path:
+        return self.root / ("velodyne" if self.kind == "object" else RAW_SUBDIRS[1])
+
+    def image_path(self, index: str) -> Path:
+        return self.image_dir / f"{index}.png"
+
+    def scan_path(self, index: str) -> Path:
+        return self.scan_dir / f"{index}.bin"
+
+    def calib_path(self, index: str) -> Path:
+        """The file (object layout) or folder (raw drive) the rig of ``index`` is read from."""
+        return self.root / "calib" / f"{index}.txt" if self.kind == "object" else self.raw_calib  # type: ignore[return-value]
+
+    def rig(self, index: str) -> Any:
+        """The :class:`~edge.data.rig.Rig` of ``index`` (a raw drive's one rig for every index)."""
+        from edge.data.rig import Rig
+
+        return Rig.from_kitti(self.calib_path(index)) if self.kind == "object" else Rig.from_kitti_raw(self.raw_calib)
+
+    def reads(self) -> tuple[Path, ...]:
+        """What a run over this folder reads (outputs must not replace them)."""
+        if self.kind == "object":
+            return tuple(self.root / s for s in (*SUBDIRS, "label_2"))
+        from edge.data.rig import kitti_raw_files
+
+        return (self.image_dir, self.scan_dir, *kitti_raw_files(self.raw_calib))  # type: ignore[arg-type]
+
+    def indices(self, index: str | None = None) -> list[str]:
+        """The indices that have a scan, an image (and, object layout, a calib file), sorted; or just
+        ``index``, checked. Scan sizes are checked here, before anything is read."""
+        if index is not None:
+            need = [self.scan_path(index), self.image_path(index)]
+            need += [self.calib_path(index)] if self.kind == "object" else []
+            for f in need:
+                if not f.is_file():
+                    raise DataError(f"{f}: missing for KITTI index {index}")
+            indices = [index]
+        else:
+            found = [{p.stem for p in self.scan_dir.glob("*.bin")}, {p.stem for p in self.image_dir.glob("*.png")}]
+            if self.kind == "object":
+                found.append({p.stem for p in (self.root / "calib").glob("*.txt")})
+            indices = sorted(set.intersection(*found))
+            if not indices:
+                have = (f"{SUBDIRS[1]}/*.bin, {SUBDIRS[0]}/*.png and {SUBDIRS[2]}/*.txt" if self.kind == "object"
+                        else f"{RAW_SUBDIRS[1]}/*.bin and {RAW_SUBDIRS[0]}/*.png")
+                raise DataError(f"{self.root}: no KITTI index has {have}")
+        for idx in indices:
+            f = self.scan_path(idx)
+            if f.stat().st_size % 16:
+                raise DataError(f"{f}: {f.stat().st_size} bytes is not a whole number of float32 x, y, z, "
+                                "reflectance points")
+        return indices
+
+
+def kitti_layout(folder: str | Path) -> KittiLayout:
+    """The layout of ``folder`` (object or raw drive), checked: one line naming what is missing."""
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{root}: no such KITTI folder")
+    if not any((root / sub).is_dir() for sub in SUBDIRS) and any((root / sub.split("/")[0]).is_dir()
+                                                                  for sub in RAW_SUBDIRS):
+        for sub in RAW_SUBDIRS:
+            if not (root / sub).is_dir():
+                raise DataError(f"{root / sub}: missing KITTI raw sub-folder (need {', '.join(RAW_SUBDIRS)})")
+        from edge.data.rig import kitti_raw_files
+
+        calib = next((d for d in (root, root.parent) if all(f.is_file() for f in kitti_raw_files(d))), None)
+        if calib is None:
+            c2c, v2c = (f.name for f in kitti_raw_files(root))
+            raise DataError(f"{root}: a KITTI raw drive needs {c2c} and {v2c} in its folder or the one above")
+        return KittiLayout(root, "raw", calib)
     for sub in SUBDIRS:
         if not (root / sub).is_dir():
-            raise DataError(f"{root / sub}: missing KITTI sub-folder (need {', '.join(SUBDIRS)})")
-    if index is not None:
-        indices = [index]
-        for sub, ext in (("velodyne", ".bin"), ("image_2", ".png"), ("calib", ".txt")):
-            f = root / sub / f"{index}{ext}"
-            if not f.is_file():
-                raise DataError(f"{f}: missing for KITTI index {index}")
-    else:
-        bins = {p.stem for p in (root / "velodyne").glob("*.bin")}
-        imgs = {p.stem for p in (root / "image_2").glob("*.png")}
-        cals = {p.stem for p in (root / "calib").glob("*.txt")}
-        indices = sorted(bins & imgs & cals)
-        if not indices:
-            raise DataError(f"{root}: no KITTI index has velodyne/*.bin, image_2/*.png and calib/*.txt")
-    for idx in indices:
-        f = root / "velodyne" / f"{idx}.bin"
-        if f.stat().st_size % 16:
-            raise DataError(f"{f}: {f.stat().st_size} bytes is not a whole number of float32 x, y, z, "
-                            "reflectance points")
-    return indices
+            raise DataError(f"{root / sub}: missing KITTI sub-folder (need {', '.join(SUBDIRS)}, or a raw "
+                            f"drive's {', '.join(RAW_SUBDIRS)})")
+    return KittiLayout(root, "object")
+
+
+def list_indices(folder: str | Path, index: str | None = None) -> list[str]:
+    """The indices of ``folder`` (either layout) that have a scan, an image and a calibration (sorted), or
+    just ``index``."""
+    return kitti_layout(folder).indices(index)
 
 
 @dataclass(frozen=True)

@@ -206,3 +206,92 @@ def test_kitti_errors_name_the_file(tmp_path: Path) -> None:
         kitti_source(f"kitti:{root},scale=2")
     with pytest.raises(DataError, match="fps=fast is not a number"):
         kitti_source(f"kitti:{root},fps=fast")
+
+
+def make_raw_drive(date: Path, n: int, *, calib_here: bool = False) -> Path:
+    """A KITTI raw tree: <date>/calib_*.txt and <date>/<drive>/{image_02,velodyne_points}/data (or the
+    calibration files inside the drive folder)."""
+    cv2 = pytest.importorskip("cv2")
+    drive = date / "2011_09_26_drive_0001_sync"
+    for sub in ("image_02/data", "velodyne_points/data"):
+        (drive / sub).mkdir(parents=True)
+    where = drive if calib_here else date
+    (where / "calib_cam_to_cam.txt").write_text("P_rect_02: 700 0 600 45 0 700 180 -0.3 0 0 1 0.003\n"
+                                                "R_rect_00: 1 0 0 0 1 0 0 0 1\nS_rect_02: 16 8\n")
+    (where / "calib_velo_to_cam.txt").write_text("R: 0 -1 0 0 0 -1 1 0 0\nT: 0.1 -0.2 0.3\n")
+    for i in range(n):
+        idx = f"{i:010d}"
+        (drive / "velodyne_points" / "data" / f"{idx}.bin").write_bytes(np.arange(8, dtype="<f4").tobytes())
+        cv2.imwrite(str(drive / "image_02" / "data" / f"{idx}.png"), np.full((8, 16, 3), i, np.uint8))
+    return drive
+
+
+@pytest.mark.parametrize("calib_here", [False, True])
+def test_kitti_raw_drive_is_a_source(tmp_path: Path, calib_here: bool) -> None:
+    """A raw drive (image_02/data + velodyne_points/data, calibrated by the date folder's two files or its
+    own) gives camera + LiDAR pairs of one rig: the one Rig.load reads from those files."""
+    drive = make_raw_drive(tmp_path / "2011_09_26", 3, calib_here=calib_here)
+    (drive / "image_02" / "data" / "0000000009.png").write_bytes(b"")  # an image without a scan: not an index
+    calib = drive if calib_here else drive.parent
+    src = kitti_source(f"kitti:{drive}")
+    src.open()
+    assert src.indices == ["0000000000", "0000000001", "0000000002"]
+    assert src.reads() == (drive / "image_02" / "data", drive / "velodyne_points" / "data",
+                           calib / "calib_cam_to_cam.txt", calib / "calib_velo_to_cam.txt")
+    frames = list(src)
+    assert [(f.sensor, f.seq) for f in frames] == [("camera", 0), ("lidar", 0), ("camera", 1), ("lidar", 1),
+                                                   ("camera", 2), ("lidar", 2)]
+    assert frames[2].data[0, 0, 0] == 1 and frames[3].data["x"].tolist() == [0.0, 4.0]
+    want = Rig.load(calib)
+    for f in frames:
+        rig = f.meta["rig"]
+        np.testing.assert_array_equal(rig.matrix, want.matrix)
+        assert rig.image_size == (8, 16)
+    one = kitti_source(f"kitti:{drive},index=0000000001")
+    one.open()
+    assert one.indices == ["0000000001"]
+
+
+def test_kitti_raw_drive_errors_name_the_file(tmp_path: Path) -> None:
+    drive = make_raw_drive(tmp_path / "a", 1)
+    for f in (drive.parent / "calib_velo_to_cam.txt",):
+        f.unlink()
+    with pytest.raises(DataError, match=r"drive_0001_sync: a KITTI raw drive needs calib_cam_to_cam\.txt and "
+                                        r"calib_velo_to_cam\.txt in its folder or the one above"):
+        KittiSource(drive).open()
+    drive = make_raw_drive(tmp_path / "b", 1)
+    for p in (drive / "velodyne_points" / "data").iterdir():
+        p.unlink()
+    (drive / "velodyne_points" / "data").rmdir()
+    with pytest.raises(DataError, match=r"velodyne_points/data: missing KITTI raw sub-folder"):
+        KittiSource(drive).open()
+    drive = make_raw_drive(tmp_path / "c", 1)
+    with pytest.raises(DataError, match=r"0000000007\.bin: missing for KITTI index 0000000007"):
+        KittiSource(drive, index="0000000007").open()
+    (drive / "velodyne_points" / "data" / "0000000000.bin").write_bytes(b"\0" * 20)
+    with pytest.raises(DataError, match=r"0000000000\.bin: 20 bytes is not a whole number"):
+        KittiSource(drive).open()
+    empty = tmp_path / "d"
+    (empty / "image_02" / "data").mkdir(parents=True)
+    (empty / "velodyne_points" / "data").mkdir(parents=True)
+    for f in ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt"):
+        (empty / f).write_text("")
+    with pytest.raises(DataError,
+                       match=r"d: no KITTI index has velodyne_points/data/\*\.bin and image_02/data/\*\.png"):
+        KittiSource(empty).open()
+
+
+def test_the_real_kitti_raw_drive(real_data: Path) -> None:
+    """The 10-frame drive in ../shared: ten pairs, each with the drive's calibration (its S_rect size is the
+    images'), and the scans as the files hold them."""
+    drive = real_data / "kitti/raw_2011_09_26/2011_09_26"
+    src = kitti_source(f"kitti:{drive}")
+    frames = list(src)
+    assert len(frames) == 20 and src.layout.kind == "raw"
+    want = Rig.load(drive)
+    for cam, lidar in zip(frames[::2], frames[1::2], strict=True):
+        assert cam.data.shape == (375, 1242, 3) and cam.meta["rig"].image_size == (375, 1242)
+        np.testing.assert_array_equal(cam.meta["rig"].matrix, want.matrix)
+        raw = np.fromfile(drive / "velodyne_points/data" / f"{lidar.meta['index']}.bin", "<f4").reshape(-1, 4)
+        np.testing.assert_array_equal(lidar.data["x"], raw[:, 0])
+        np.testing.assert_array_equal(lidar.data["intensity"], raw[:, 3])

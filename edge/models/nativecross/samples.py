@@ -84,15 +84,15 @@ def samples(cfg: dict[str, Any], role: str, n: int, seed: int = 0) -> list[list[
 
 def kitti_samples(folder: str | Path, index: str, n: int, max_deg: float, max_m: float, seed: int = 0
                   ) -> list[list[dict[str, Frame]]]:
-    """A real KITTI frame (image_2, velodyne, calib) under ``n`` seeded perturbations of its calib."""
-    from edge.data.kitti import list_indices, read_bin, read_image
+    """A real KITTI frame (object layout or a raw drive's) under ``n`` seeded perturbations of its calib."""
+    from edge.data.kitti import kitti_layout, read_bin, read_image
 
-    root = Path(folder)
-    list_indices(root, index)
-    image = read_image(root / "image_2" / f"{index}.png")
-    points = read_bin(root / "velodyne" / f"{index}.bin")
-    base = Rig.from_kitti(root / "calib" / f"{index}.txt")
+    layout = kitti_layout(folder)
+    layout.indices(index)
+    image = read_image(layout.image_path(index))
+    points = read_bin(layout.scan_path(index))
+    base = layout.rig(index)
     truth = Rig(base.P, base.T_lidar_to_cam, image.shape[:2], base.source)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
-    files = {"file": str(root / "image_2" / f"{index}.png")}
+    files = {"file": str(layout.image_path(index))}
     return [[_frames(image, points, perturbed(truth, rng, max_deg, max_m), truth, i, files)] for i in range(n)]

@@ -1,4 +1,6 @@
-"""A KITTI object-style folder as a camera + LiDAR rig: ``image_2/*.png``, ``velodyne/*.bin``, ``calib/*.txt``.
+"""A KITTI folder as a camera + LiDAR rig: the object layout (``image_2/*.png``, ``velodyne/*.bin``,
+``calib/*.txt``) or a raw drive (``image_02/data``, ``velodyne_points/data`` and its calibration files; see
+:mod:`edge.data.kitti`).
 
 Each index becomes two frames with the same ``t_capture_ns`` and ``seq`` (camera first, then lidar),
 so the pipeline's timestamp matching pairs them exactly, and both carry ``meta["rig"]`` (a
@@ -16,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from edge.data.frame import Frame, now_ns
-from edge.data.kitti import list_indices, read_bin, read_image
+from edge.data.kitti import KittiLayout, kitti_layout, read_bin, read_image
 from edge.data.rig import Rig
 from edge.errors import DataError
 from edge.stream.sources.base import Source
 
 
 class KittiSource(Source):
-    """Camera + LiDAR frames from a KITTI object folder (e.g. ``.../object/training``).
+    """Camera + LiDAR frames from a KITTI folder (e.g. ``.../object/training`` or a raw drive).
 
     ``index`` limits it to one sample ("000114"); otherwise every index that has a scan, an image and
     a calibration, in sorted order. ``max_frames`` (0 = all) stops after that many samples (pairs).
@@ -47,21 +49,38 @@ class KittiSource(Source):
         self.indices: list[str] = []
         self._seq = 0
         self._rigs: dict[str, Rig] = {}
+        self._layout: KittiLayout | None = None
+
+    @property
+    def layout(self) -> KittiLayout:
+        """The folder's layout (checked when first asked: a missing folder is one line)."""
+        if self._layout is None:
+            self._layout = kitti_layout(self.folder)
+        return self._layout
 
     def reads(self) -> tuple[Path, ...]:
-        from edge.data.kitti import SUBDIRS
+        try:
+            return self.layout.reads()
+        except DataError:  # not a KITTI folder: open() says so, in the run
+            from edge.data.kitti import SUBDIRS
 
-        return tuple(self.folder / s for s in (*SUBDIRS, "label_2"))
+            return tuple(self.folder / s for s in (*SUBDIRS, "label_2"))
 
     def open(self) -> None:
-        indices = list_indices(self.folder, self.index)
+        indices = self.layout.indices(self.index)
         self.indices = indices[:self.max_frames] if self.max_frames > 0 else indices
 
+    def calib_name(self, index: str) -> str:
+        """Where the rig of ``index`` comes from, for messages ("calib/000114.txt", or a raw drive's folder)."""
+        p = self.layout.calib_path(index)
+        return f"calib/{p.name}" if self.layout.kind == "object" else str(p)
+
     def rig(self, index: str) -> Rig:
-        """The rig of one index (read once)."""
-        rig = self._rigs.get(index)
+        """The rig of one index (read once; a raw drive's one rig for all)."""
+        key = index if self.layout.kind == "object" else ""
+        rig = self._rigs.get(key)
         if rig is None:
-            rig = self._rigs[index] = Rig.from_kitti(self.folder / "calib" / f"{index}.txt")
+            rig = self._rigs[key] = self.layout.rig(index)
         return rig
 
     def __iter__(self) -> Iterator[Frame]:
@@ -75,8 +94,8 @@ class KittiSource(Source):
                     time.sleep(delay)
                 t_next = max(t_next + self.period_s, time.monotonic() - self.period_s)
             rig = self.rig(idx)
-            image = read_image(self.folder / "image_2" / f"{idx}.png")
-            points = read_bin(self.folder / "velodyne" / f"{idx}.bin")
+            image = read_image(self.layout.image_path(idx))
+            points = read_bin(self.layout.scan_path(idx))
             h, w = image.shape[:2]
             if rig.image_size is None:
                 rig = Rig(rig.P, rig.T_lidar_to_cam, (h, w), rig.source)

@@ -224,3 +224,23 @@ def test_calibrate_never_writes_over_what_it_reads(bundle: Path, real_data: Path
         err = capsys.readouterr().err
         assert "would replace" in err and "Traceback" not in err, err
     assert calib.read_bytes() == before and (raw / "calib_velo_to_cam.txt").read_bytes() == raw_before
+
+
+def test_calibrate_on_a_kitti_raw_drive(bundle: Path, real_data: Path, tmp_path: Path, capsys) -> None:
+    """The real 10-frame raw drive: its own calibration is the start (no --init), the frames asked for are
+    refined and combined, the rig written is one edge run --calib takes; its calibration files are inputs."""
+    from edge.data.rig import Rig
+
+    drive = real_data / "kitti" / "raw_2011_09_26" / "2011_09_26"
+    out = tmp_path / "refined.json"
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{drive}", "--frames", "3", "--out", str(out),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["frames"] == 3 and report["init"] == "source calibration"
+    refined = Rig.load(out)
+    assert refined.image_size == (375, 1242)
+    np.testing.assert_array_equal(refined.P, Rig.load(drive).P)
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{drive}", "--out",
+                 str(drive / "calib_velo_to_cam.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "would replace" in err and "Traceback" not in err, err
