@@ -68,14 +68,27 @@ def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 def one_thread(threads: int | None) -> bool:
-    """Whether OpenVINO will run with one thread: asked for (``threads`` 1), or left to choose (0/None) on a
-    process allowed on one core only."""
-    if threads:
-        return int(threads) == 1
+    """Whether OpenVINO will run with one thread: asked for (``threads`` 1), or on a process allowed on one
+    core only, whatever was asked (OpenVINO clamps INFERENCE_NUM_THREADS to the cores the process may use:
+    2 threads asked under ``taskset -c 0`` compile with 1)."""
+    if threads and int(threads) == 1:
+        return True
     try:
         return len(os.sched_getaffinity(0)) == 1
     except (AttributeError, OSError):  # not Linux
         return (os.cpu_count() or 2) == 1
+
+
+def runs_on_cpu(device: str) -> bool:
+    """Whether ``device`` compiles on the CPU plugin: "CPU", or "AUTO"/"HETERO"/"MULTI" whose priority list
+    names it ("AUTO:GPU,CPU"; bare "AUTO" may pick it). CPU-only properties (pinning, snippets) apply there
+    too, and these devices accept them."""
+    kind, _, devices = device.partition(":")
+    if kind.split(".")[0] == "CPU":
+        return True
+    if kind in ("AUTO", "HETERO", "MULTI"):
+        return not devices or "CPU" in {d.split(".")[0] for d in devices.split(",")}
+    return False
 
 
 def resolve_precision(inference_precision: str) -> str:
@@ -83,6 +96,14 @@ def resolve_precision(inference_precision: str) -> str:
     if inference_precision != "auto":
         return inference_precision
     return "bf16" if native_bf16() else "f32"
+
+
+def ov_error_line(e: BaseException) -> str:
+    """The line of an OpenVINO exception that says what went wrong: its text is a trace of "Exception from
+    src/..." lines with the reason last (``first_line`` alone gave only the first source location)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    said = [ln for ln in lines if not ln.startswith(("Exception from ", "Check '"))]
+    return (said or lines or [type(e).__name__])[-1][:300]
 
 
 def _available() -> tuple[bool, str]:
@@ -146,7 +167,8 @@ class OpenVinoRuntime(BaseRuntime):
                             f"{sorted(_PRECISIONS)}")
         if hint not in _HINTS:
             raise EdgeError(f"openvino hint {hint!r}: choose one of {sorted(_HINTS)}")
-        if device.split(":")[0] == "CPU":
+        on_cpu = runs_on_cpu(device)
+        if on_cpu:
             inference_precision = resolve_precision(inference_precision)
         elif inference_precision == "auto":  # native bf16 is a CPU question; elsewhere the exact form
             inference_precision = "f32"
@@ -161,13 +183,13 @@ class OpenVinoRuntime(BaseRuntime):
         # pinned worker waits for its busy core and the whole inference with it (measured with one of two
         # cores kept busy: the shipped video model's INT8 step 8.9 -> 21 ms p50 pinned, e2e p99 144 ms)
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": inference_precision, "PERFORMANCE_HINT": _HINTS[hint]}
-        if device.split(":")[0] == "CPU":  # a CPU property: other devices refuse it
+        if on_cpu:  # a CPU property: other devices refuse it
             config["ENABLE_CPU_PINNING"] = bool(pinning)
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if streams:
             config["NUM_STREAMS"] = int(streams)
-        if device.split(":")[0] == "CPU" and one_thread(threads):
+        if on_cpu and one_thread(threads):
             # OpenVINO 2026.4's CPU plugin segfaulted compiling a shipped family's graph with one thread (its
             # fused "snippets" code path; `edge run --threads 1`, or any run on a process bound to one core);
             # without snippets it compiles and runs. A crash cannot be caught, so one thread never uses them
@@ -187,8 +209,11 @@ class OpenVinoRuntime(BaseRuntime):
             self._model = openvino_front(model, front)
 
     def _for_size(self, hw: tuple[int, int]) -> None:
-        """Compile (or take the compiled) model for camera frames of ``hw``."""
-        if hw not in self._sized:
+        """Compile (or take the compiled) model for camera frames of ``hw``; the sizes used least recently
+        go first when more than SIZES_KEPT are seen (a hit moves its size to the back)."""
+        if hw in self._sized:
+            self._sized[hw] = self._sized.pop(hw)
+        else:
             if len(self._sized) >= self.SIZES_KEPT:
                 self._sized.pop(next(iter(self._sized)))
             m = self._model.clone()
@@ -227,34 +252,84 @@ class OpenVinoRuntime(BaseRuntime):
 class AsyncQueue:
     """``ov.AsyncInferQueue`` behind our IOSpec: ``submit(feeds, userdata)``; results reach ``callback``
     as named numpy outputs (copied, since the request's buffers are reused). ``jobs=0`` lets OpenVINO
-    pick the optimal number of requests for the compiled hint."""
+    pick the optimal number of requests for the compiled hint.
+
+    Errors are ours to report: OpenVINO keeps an exception raised in a Python callback and raises it
+    again at every later call without clearing it (the second such call aborted the whole process), and a
+    failed request leaves the queue raising its error for every later frame. So the callback never lets
+    an exception out: the first one is kept and raised once, as an EdgeError naming the job, from the next
+    ``submit`` or ``wait``; a failed request is reported the same way and the queue is rebuilt, so the
+    next frame runs.
+    """
 
     def __init__(self, rt: OpenVinoRuntime, jobs: int,
                  callback: Callable[[dict[str, np.ndarray], Any], None] | None) -> None:
-        import openvino as ov
-
         self.rt = rt
         if rt.compiled is None:
             raise EdgeError("an async queue over an engine-preprocessing runtime needs one frame through infer() "
                             "first (the model is compiled for the camera's size)")
-        self.queue = ov.AsyncInferQueue(rt.compiled, jobs)
+        self.compiled, self.jobs, self.callback = rt.compiled, jobs, callback
         self.results: list[tuple[Any, dict[str, np.ndarray]]] = []
+        self._error: tuple[BaseException, Any] | None = None
+        self._lock = threading.Lock()
+        # the camera size this queue's model was compiled for (engine preprocessing), checked per frame
+        self._hw = (tuple(self.compiled.input(rt.front.input).get_shape())[1:3]
+                    if rt.front is not None else None)
+        self._build()
+
+    def _build(self) -> None:
+        import openvino as ov
+
+        self.queue = ov.AsyncInferQueue(self.compiled, self.jobs)
+        names = self.rt.io.output_names
 
         def done(request: Any, userdata: Any) -> None:
-            outs = {n: np.array(request.get_output_tensor(i).data) for i, n in enumerate(rt.io.output_names)}
-            if callback is not None:
-                callback(outs, userdata)
-            else:
-                self.results.append((userdata, outs))
+            try:
+                outs = {n: np.array(request.get_output_tensor(i).data) for i, n in enumerate(names)}
+                if self.callback is not None:
+                    self.callback(outs, userdata)
+                else:
+                    self.results.append((userdata, outs))
+            except BaseException as e:  # never into OpenVINO (see the class docstring)
+                with self._lock:
+                    if self._error is None:
+                        self._error = (e, userdata)
 
         self.queue.set_callback(done)
 
+    def _raise_kept(self) -> None:
+        with self._lock:
+            kept, self._error = self._error, None
+        if kept is not None:
+            e, userdata = kept
+            if isinstance(e, KeyboardInterrupt):
+                raise e
+            raise EdgeError(f"openvino async job {userdata!r}: its callback raised {type(e).__name__}: "
+                            f"{first_line(e)}") from None
+
+    def _failed(self, e: Exception) -> EdgeError:
+        self._build()  # the old queue raises this error at every later call
+        return EdgeError(f"openvino async request failed: {ov_error_line(e)}")
+
     def submit(self, feeds: dict[str, np.ndarray], userdata: Any = None) -> None:
         self.rt.io.validate_feeds(feeds)
-        self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
+        if self._hw is not None:
+            hw = tuple(feeds[self.rt.front.input].shape[1:3])
+            if hw != self._hw:
+                raise EdgeError(f"openvino async queue: camera frames of {hw[0]}x{hw[1]}, but this queue's model "
+                                f"was compiled for {self._hw[0]}x{self._hw[1]} (one queue per camera size)")
+        self._raise_kept()
+        try:
+            self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
+        except RuntimeError as e:
+            raise self._failed(e) from None
 
     def wait(self) -> None:
-        self.queue.wait_all()
+        try:
+            self.queue.wait_all()
+        except RuntimeError as e:
+            raise self._failed(e) from None
+        self._raise_kept()
 
 
 def gated_precision(artifact: dict[str, Any]) -> str:

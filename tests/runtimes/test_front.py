@@ -216,3 +216,37 @@ def test_the_loop_compiles_for_the_camera_size_before_its_first_frame(identity: 
     summary = Pipeline([src], task, policy="block").run(handle_signals=False)
     assert summary["frames"] == 3 and summary["engine_prepare_ms"] > 0
     assert events[0] == ("prepare", (72, 120)) and events[1:] == ["infer"] * 3
+
+
+def test_the_camera_sizes_kept_are_the_ones_used_last(identity: Path, monkeypatch) -> None:
+    """More camera sizes than SIZES_KEPT: the least recently used one is compiled again, not the first seen
+    (a size used one frame earlier was dropped and recompiled inside a frame)."""
+    rt = _open("openvino", identity)
+    compiled: list[tuple[int, int]] = []
+    real = rt._for_size
+
+    def spy(hw: tuple[int, int]) -> None:
+        if hw not in rt._sized:
+            compiled.append(hw)
+        real(hw)
+
+    monkeypatch.setattr(rt, "_for_size", spy)
+    sizes = [(20 + 2 * i, 30) for i in range(rt.SIZES_KEPT)]
+    for hw in sizes:
+        rt.infer({"image": _frame(*hw)[None]})
+    compiled.clear()
+    for hw in (sizes[0], (99, 30), sizes[0]):  # sizes[0] used again just before a new size arrives
+        rt.infer({"image": _frame(*hw)[None]})
+    assert compiled == [(99, 30)]
+
+
+def test_an_async_queue_says_which_camera_size_it_takes(identity: Path) -> None:
+    """The queue runs the model compiled for the camera size of its creation: another size is one line."""
+    rt = _open("openvino", identity)
+    rt.infer({"image": _frame(40, 60)[None]})
+    q = rt.infer_queue(1)
+    q.submit({"image": _frame(40, 60)[None]}, 0)
+    q.wait()
+    assert [u for u, _ in q.results] == [0]
+    with pytest.raises(EdgeError, match="camera frames of 20x30, but this queue's model was compiled for 40x60"):
+        q.submit({"image": _frame(20, 30)[None]}, 1)
