@@ -16,10 +16,16 @@ import numpy as np
 from edge.ops.attention import PLUGIN_DOMAIN, PLUGIN_OP, RMS_EPS
 
 
+def _like(ops: Any, value: float, x: Any) -> Any:
+    """A scalar constant in ``x``'s element type: SDPA and Add refuse mixed types, so an f32 constant broke
+    every fp16 graph ("Mixed input types are not supported")."""
+    return ops.convert_like(ops.constant(np.array(value, np.float32)), x)
+
+
 def _rms(ops: Any, x: Any) -> Any:
     sq = ops.multiply(x, x)
     ms = ops.reduce_mean(sq, ops.constant(np.array([-1], np.int64)), keep_dims=True)
-    return ops.divide(x, ops.sqrt(ops.add(ms, ops.constant(np.array(RMS_EPS, np.float32)))))
+    return ops.divide(x, ops.sqrt(ops.add(ms, _like(ops, RMS_EPS, x))))
 
 
 def _convert(node: Any) -> list[Any]:
@@ -28,7 +34,7 @@ def _convert(node: Any) -> list[Any]:
     q, k, v = node.get_input(0), node.get_input(1), node.get_input(2)
     if int(node.get_attribute("qk_norm", 0)):
         q, k = _rms(ops, q).output(0), _rms(ops, k).output(0)
-    scale = ops.constant(np.array(float(node.get_attribute("scale")), np.float32))
+    scale = _like(ops, float(node.get_attribute("scale")), q)
     if node.get_input_size() > 3:
         out = ops.scaled_dot_product_attention(q, k, v, attention_mask=node.get_input(3), scale=scale)
     else:
