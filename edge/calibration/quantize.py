@@ -67,6 +67,11 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         raise ExportError(f"int8 activations {activations!r}: choose one of {', '.join(ACTIVATIONS)}")
     symmetric = activations == "s8s8"
     extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+    if symmetric:
+        # the symmetric form is TensorRT's, whose dequantize layer takes int8 (FP8/INT4) only: ONNX Runtime's
+        # default int32 bias DequantizeLinear failed every engine build. Biases stay float; ONNX Runtime still
+        # fuses QLinearConv / QGemm (same graph speed and outputs on a conv net, checked)
+        extra["QuantizeBias"] = False
     if method == "percentile":
         extra["CalibPercentile"] = float(percentile)
     cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,

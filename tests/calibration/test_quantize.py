@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
@@ -93,3 +93,41 @@ def test_bad_method(graph, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
     src, io, cfg = graph
     with pytest.raises(ExportError, match="choose one of"):
         quantize_int8(src, tmp_path / "x.onnx", _feeds(cfg, io, "calibration", 1), method="kl")
+
+
+def test_symmetric_qdq_keeps_biases_float(tmp_path: Path) -> None:
+    """The symmetric form is TensorRT's, whose dequantize layer takes int8 only: ONNX Runtime's default
+    int32 bias DequantizeLinear failed every engine build of a biased convolution. The biases stay float
+    and ONNX Runtime still fuses the convolution (QLinearConv) and runs it within int8's error."""
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3)).eval()
+    x = torch.randn(1, 4, 12, 12)
+    torch.onnx.export(m, (x,), str(tmp_path / "f.onnx"), input_names=["x"], output_names=["y"], dynamo=False,
+                      opset_version=17)
+    rng = np.random.default_rng(0)
+    calib = FeedSet([{"x": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)} for _ in range(4)], "random",
+                    "calibration", [str(i) for i in range(4)])
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", calib)
+    g = onnx.load(str(tmp_path / "q.onnx")).graph
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
+    dq_inputs = [inits.get(n.input[0]) for n in g.node if n.op_type == "DequantizeLinear"]
+    assert not [a for a in dq_inputs if a is not None and a.dtype == np.int32]
+    biases = [inits[n.input[2]] for n in g.node if n.op_type == "Conv"]
+    assert len(biases) == 2 and all(b.dtype == np.float32 for b in biases)
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from edge.calibration.quantize import _reader
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    got = ort.InferenceSession(str(tmp_path / "q.onnx"), so, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x.numpy()})[0]
+    assert "QLinearConv" in {n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node}
+    # the same outputs as ONNX Runtime's own form with int32 biases (what the float ones replace)
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "ort.onnx"), _reader(calib, None),
+                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    per_channel=True, extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    ref = ort.InferenceSession(str(tmp_path / "ort.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x.numpy()})[0]
+    assert np.abs(got - ref).max() < 1e-3 * np.abs(ref).max()
