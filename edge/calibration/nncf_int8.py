@@ -51,19 +51,35 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
             "ignored": list(ignored), "calibration": {"source": calib.source, "samples": len(calib)}}
 
 
-#: ops between an int8 weight or a FakeQuantize and the op it feeds (dequantization, layout)
-_PASS_THROUGH = ("Convert", "Subtract", "Multiply", "Reshape", "Transpose", "Unsqueeze", "Squeeze")
+#: ops that only move or convert a tensor: between a FakeQuantize (or an int8 weight) and the op it feeds
+_LAYOUT = ("Convert", "Reshape", "Transpose", "Unsqueeze", "Squeeze")
+#: arithmetic of a weight's dequantization ((w - zero point) * scale), when it reads an 8-bit constant
+_DEQUANT = ("Subtract", "Multiply")
+
+
+def _is_8bit(node: Any) -> bool:
+    return node.get_type_name() == "Constant" and node.get_element_type().get_type_name() in ("i8", "u8")
+
+
+def _is_dequant(node: Any, depth: int = 4) -> bool:
+    """Whether ``node``'s output is an 8-bit constant dequantized (Convert / Subtract / Multiply / layout
+    steps whose every non-constant input is such a chain; float constants are its zero points and scales).
+    A Multiply of two activations is not: NNCF quantizes those too, and they are ops a gate can leave float."""
+    if _is_8bit(node):
+        return True
+    if depth == 0 or node.get_type_name() not in (*_LAYOUT, *_DEQUANT):
+        return False
+    srcs = [i.get_source_output().get_node() for i in node.inputs()]
+    chains = [n for n in srcs if n.get_type_name() != "Constant" or _is_8bit(n)]
+    return bool(chains) and all(_is_dequant(n, depth - 1) for n in chains)
 
 
 def _reads_quantized(value: Any, depth: int = 4) -> bool:
-    """Whether an input comes from a FakeQuantize or an 8-bit constant through dequantization steps."""
+    """Whether an input comes from a FakeQuantize or an 8-bit constant through dequantization or layout steps."""
     node = value.get_node()
-    kind = node.get_type_name()
-    if kind == "FakeQuantize":
+    if node.get_type_name() == "FakeQuantize" or _is_dequant(node):
         return True
-    if kind == "Constant":
-        return node.get_element_type().get_type_name() in ("i8", "u8")
-    if depth == 0 or kind not in _PASS_THROUGH:
+    if depth == 0 or node.get_type_name() not in _LAYOUT:
         return False
     return any(_reads_quantized(i.get_source_output(), depth - 1) for i in node.inputs())
 
@@ -72,11 +88,13 @@ def nncf_nodes(quantized_xml: str | Path) -> list[str]:
     """The ops NNCF quantized in an IR it wrote (an input behind a FakeQuantize or an int8 weight), in graph
     order: the names an ignored scope takes, so what the gate can leave in float. Read from NNCF's output
     rather than listed by type: its default scheme also quantizes the inputs of Add, Multiply, pooling and
-    reductions, and which ones depends on the graph."""
+    reductions, and which ones depends on the graph. A weight's own dequantization steps and layout moves
+    are not listed (no ignored scope names them)."""
     from edge.runtimes.openvino import read_model
 
     ops = read_model(str(quantized_xml)).get_ordered_ops()
-    return [op.get_friendly_name() for op in ops if op.get_type_name() not in ("FakeQuantize", *_PASS_THROUGH)
+    return [op.get_friendly_name() for op in ops
+            if op.get_type_name() not in ("FakeQuantize", *_LAYOUT) and not _is_dequant(op)
             and any(_reads_quantized(i.get_source_output()) for i in op.inputs())]
 
 

@@ -38,3 +38,39 @@ def test_a_graph_left_all_in_float_is_reported(tmp_path: Path) -> None:
     assert _say_if_float(job, _graph(tmp_path / "f.onnx", False), "enc", "int8 (u8s8)") == 0
     assert said == ["warning: enc int8 (u8s8): every node left in float to meet the budget; this graph runs in fp32 "
                     "in the int8 program"]
+
+
+def test_nncf_lists_a_quantized_product_of_two_activations(tmp_path: Path) -> None:
+    """NNCF quantizes the inputs of a Multiply of two activations: nncf_nodes lists it (it skipped every
+    Multiply as a weight's dequantization step), so ignoring every listed node leaves no FakeQuantize and
+    the gate can keep that product in float. A weight's own dequantization ops are still not listed."""
+    pytest.importorskip("nncf")
+    from edge.calibration.nncf_int8 import nncf_nodes, nncf_quantize_ir
+    from edge.runtimes.openvino import read_model
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+             for n, s in (("w1", (8, 3, 3, 3)), ("w2", (8, 3, 3, 3)), ("w3", (8, 8, 3, 3)))]
+    conv = {"pads": [1, 1, 1, 1]}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="conva", **conv),
+             helper.make_node("Conv", ["x", "w2"], ["b"], name="convb", **conv),
+             helper.make_node("Mul", ["a", "b"], ["ab"], name="mul_ab"),
+             helper.make_node("Add", ["ab", "a"], ["s"], name="add_s"),
+             helper.make_node("Conv", ["s", "w3"], ["y"], name="convy", **conv)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
+    calib = type("Calib", (), {"feeds": feeds, "source": "random", "__len__": lambda self: 4})()
+    io = SimpleNamespace(input_names=["x"])
+
+    def fed_by_fq(xml: Path) -> set[str]:
+        return {t.get_node().get_friendly_name() for op in read_model(str(xml)).get_ordered_ops()
+                if op.get_type_name() == "FakeQuantize" for o in op.outputs() for t in o.get_target_inputs()}
+
+    nncf_quantize_ir(str(tmp_path / "m.onnx"), str(tmp_path / "q.xml"), calib, io, transformer=False)
+    listed = nncf_nodes(tmp_path / "q.xml")
+    assert "mul_ab" in listed and "mul_ab" in fed_by_fq(tmp_path / "q.xml")
+    assert not [n for n in listed if "dequantize" in n.lower() or "/fq_weights" in n.lower()]
+    nncf_quantize_ir(str(tmp_path / "m.onnx"), str(tmp_path / "f.xml"), calib, io, ignored=listed, transformer=False)
+    assert fed_by_fq(tmp_path / "f.xml") == set()
