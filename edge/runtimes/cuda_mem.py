@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,19 @@ def _cuda_version(v: int) -> str:
     return f"{v // 1000}.{(v % 1000) // 10}"
 
 
+def _padded_host(shape: tuple[int, ...], dtype: Any, alloc: Callable[[int, np.dtype], np.ndarray]) -> np.ndarray:
+    """A pinned array of ``shape`` from ``alloc(count, dtype)`` (a flat pinned array of ``count`` elements).
+
+    At least one element is allocated: an empty tensor (a 0 dim) would ask for a 0-byte pinned allocation,
+    which CUDA need not give a usable pointer for (``cuMemAlloc(0)`` is INVALID_VALUE); the array returned is
+    then a zero-length view of that one element (at its start: ``host_free`` finds the allocation by the
+    view's data pointer).
+    """
+    dt = np.dtype(dtype)
+    n = int(np.prod(shape))
+    return alloc(max(1, n), dt)[:n].reshape(shape)
+
+
 class CudaPythonApi(CudaApi):
     """``cuda.bindings.runtime``: every call returns (error, value...); errors become one line."""
 
@@ -99,12 +113,14 @@ class CudaPythonApi(CudaApi):
         self.rt.cudaFree(ptr)
 
     def host_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        dt = np.dtype(dtype)
-        nbytes = max(1, int(np.prod(shape)) * dt.itemsize)
+        return _padded_host(shape, dtype, self._host_flat)
+
+    def _host_flat(self, count: int, dt: np.dtype) -> np.ndarray:
+        nbytes = count * dt.itemsize
         err, ptr = self.rt.cudaMallocHost(nbytes)
         self._check(err, f"cudaMallocHost({nbytes})")
         buf = (ctypes.c_byte * nbytes).from_address(int(ptr))
-        arr = np.frombuffer(buf, dtype=dt, count=int(np.prod(shape))).reshape(shape)
+        arr = np.frombuffer(buf, dtype=dt, count=count)
         self._pinned[arr.__array_interface__["data"][0]] = int(ptr)
         return arr
 
@@ -201,7 +217,7 @@ class PyCudaApi(CudaApi):
 
     def host_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         with self._current():
-            return self.cuda.pagelocked_empty(shape, dtype)
+            return _padded_host(shape, dtype, lambda count, dt: self.cuda.pagelocked_empty((count,), dt))
 
     def stream(self) -> Any:
         with self._current():

@@ -6,10 +6,12 @@ decides (profiles, records, cache keys, which ONNX, which flags) lives in ``trt_
 unit-tested without a GPU. ``tensorrt`` and the CUDA bindings are imported inside functions only.
 
 Build: register our plugins (the ONNX parser finds ``EdgeAttention`` by op name + plugin_namespace
-+ plugin_version), parse the bundle's ONNX for the precision (fp32 / fp16 ONNX / QDQ INT8 ONNX),
-strongly typed network (flag on 10.x, default on 11.x), one optimization profile from the IOSpec,
-workspace limit, timing cache reused across builds, progress through ``IProgressMonitor``; the
-serialized engine and its record are added to the bundle atomically.
++ plugin_version; a masked node, which the plugin cannot take, is refused first), parse the bundle's
+ONNX for the precision (fp32 / fp16 ONNX / QDQ INT8 ONNX), strongly typed network (flag on 10.x,
+default on 11.x), one optimization profile from the IOSpec (its names checked against the parsed
+network's inputs), workspace limit, no TF32 in fp32 engines, timing cache reused across builds,
+progress through ``IProgressMonitor``; the serialized engine and its record are added to the bundle
+atomically.
 
 Run: refuse an engine whose record does not match this device; deserialize with the plugin
 registered; pinned host buffers, device buffers and a stream from :mod:`edge.runtimes.cuda_mem`;
@@ -25,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +99,28 @@ def _logger(trt: Any) -> Any:
     return got[1]
 
 
-def plugin_hashes(onnx_path: Path) -> dict[str, str]:
-    """Plugin id -> sha256 of its implementation, for each of our plugin ops the ONNX uses."""
+def plugin_ops(onnx_path: Path) -> set[str]:
+    """Which of our plugin ops the ONNX uses; an ExportError (one line, before any build) for a node the plugin
+    cannot take: the TensorRT EdgeAttention plugin declares q, k, v only, and the parser hands a plugin every
+    input of its node, so a masked node (a 4th input) fails deep inside the build with a TypeError."""
     from edge.onnx_file import read_model
+    from edge.runtimes.plugins.tensorrt_plugin import INPUTS
 
     m = read_model(onnx_path)
-    used = {n.op_type for n in m.graph.node if n.op_type in PLUGIN_OPS}
+    nodes = [n for n in m.graph.node if n.op_type in PLUGIN_OPS]
+    masked = [n for n in nodes if n.op_type == "EdgeAttention" and len(n.input) > len(INPUTS)]
+    if masked:
+        more = f" (+{len(masked) - 1} more)" if len(masked) > 1 else ""
+        raise ExportError(f"{onnx_path}: EdgeAttention node '{masked[0].name}'{more} has a mask input, which the "
+                          f"TensorRT EdgeAttention plugin does not take ({', '.join(INPUTS)} only): for TensorRT "
+                          "export with --attention onnx (TensorRT >= 10.14) or --attention decomposed")
+    return {n.op_type for n in nodes}
+
+
+def plugin_hashes(onnx_path: Path) -> dict[str, str]:
+    """Plugin id -> sha256 of its implementation, for each of our plugin ops the ONNX uses (refusing what the
+    plugins cannot build: :func:`plugin_ops`)."""
+    used = plugin_ops(onnx_path)
     if not used:
         return {}
     from edge.runtimes.plugins import tensorrt_plugin, triton_attention
@@ -189,6 +207,46 @@ def _front_onnx(onnx_path: Path, front: Any) -> bytes:
         raise BundleError(f"{onnx_path}: {e}") from None
 
 
+def _wants_tf32(trt: Any, precision: str) -> bool:
+    """Whether an engine of ``precision`` built by this TensorRT may use TF32 for its fp32 math: not an fp32
+    one (``BuilderFlag.TF32`` is on by default and gives fp32 Conv/MatMul a 10-bit mantissa on Ampere and
+    later), unless this TensorRT has no such flag to clear."""
+    return precision != "fp32" or getattr(getattr(trt, "BuilderFlag", None), "TF32", None) is None
+
+
+def _allow_tf32(trt: Any, config: Any, precision: str) -> bool:
+    """Clear ``BuilderFlag.TF32`` on ``config`` where :func:`_wants_tf32` says so; returns whether TF32 stays
+    allowed (the engine record's ``tf32``)."""
+    if _wants_tf32(trt, precision):
+        return True
+    config.clear_flag(trt.BuilderFlag.TF32)
+    return False
+
+
+def _add_profile(builder: Any, config: Any, network: Any, prof: Mapping[str, Mapping[str, list[int]]],
+                 where: str) -> None:
+    """Add ``prof`` as the build's one optimization profile, each refusal one line starting with ``where``.
+
+    Its names are checked against the parsed network's inputs first: TensorRT takes a profile for a name the
+    network lacks without a word (``add_optimization_profile`` returns -1 only for a profile that is invalid
+    in itself) and fails later, as ``build_serialized_network`` returning None.
+    """
+    inputs = [network.get_input(i).name for i in range(network.num_inputs)]
+    unknown = [name for name in prof if name not in inputs]
+    if unknown:
+        raise ExportError(f"{where}: the optimization profile names input '{unknown[0]}', which the parsed network "
+                          f"does not have (its inputs: {', '.join(inputs) or 'none'})")
+    profile = builder.create_optimization_profile()
+    for name, r in prof.items():
+        try:
+            profile.set_shape(name, r["min"], r["opt"], r["max"])
+        except RuntimeError as e:  # the bindings raise for min/opt/max that are inconsistent with each other
+            raise ExportError(f"{where} refused the shapes of input '{name}': min {list(r['min'])}, opt "
+                              f"{list(r['opt'])}, max {list(r['max'])} ({first_line(e)})") from None
+    if config.add_optimization_profile(profile) < 0:  # -1: the profile is invalid (e.g. an input left unset)
+        raise ExportError(f"{where} refused the optimization profile {dict(prof)}")
+
+
 def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp16",
                  dims: dict[str, tuple[int, int, int]] | None = None, workspace_mb: int = 2048,
                  timing_cache: str | os.PathLike[str] | None = None, cuda_impl: str | None = None,
@@ -220,7 +278,8 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
     if not force:
         for art in find_engines(b, graph, precision):
             rec = _read_record(b, art)
-            if not mismatches(rec, dev, onnx_sha, plugins) and rec.profile == prof and rec.front == want_front:
+            if (not mismatches(rec, dev, onnx_sha, plugins) and rec.profile == prof and rec.front == want_front
+                    and rec.tf32 == _wants_tf32(trt, precision)):
                 return rec, True
     model = _front_onnx(onnx_path, front) if front is not None else None
     ch = choices_for(dev["tensorrt"])
@@ -240,11 +299,8 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
                           f"{f' (+{len(errs) - 1} more)' if len(errs) > 1 else ''}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-    profile = builder.create_optimization_profile()
-    for name, r in prof.items():
-        profile.set_shape(name, r["min"], r["opt"], r["max"])
-    if config.add_optimization_profile(profile) < 0:  # -1: a name or range the network does not take
-        raise ExportError(f"{onnx_path}: TensorRT {dev['tensorrt']} refused the optimization profile {prof}")
+    tf32 = _allow_tf32(trt, config, precision)
+    _add_profile(builder, config, network, prof, f"{onnx_path}: TensorRT {dev['tensorrt']}")
     cache_path = Path(timing_cache) if timing_cache else None
     cache_blob = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
     if not _use_timing_cache(config, cache_blob) and cache_blob:
@@ -262,7 +318,7 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
                        tensorrt=dev["tensorrt"], gpu=dev["gpu"], compute_capability=dev["compute_capability"],
                        cuda_runtime=dev.get("cuda_runtime", ""), cuda_driver=dev.get("cuda_driver", ""),
                        l4t=dev.get("l4t", ""), plugins=plugins, profile=prof, strongly_typed=True,
-                       workspace_mb=int(workspace_mb), build_s=round(build_s, 2), front=want_front)
+                       workspace_mb=int(workspace_mb), build_s=round(build_s, 2), front=want_front, tf32=tf32)
     add_engine(b, rec, bytes(memoryview(blob)))
     if cache_path is not None:  # best effort, after the engine is safe: a cache is only a speed-up
         try:
@@ -388,7 +444,7 @@ class TrtRuntime(BaseRuntime):
         trt = _trt()
         from edge.runtimes.cuda_mem import get_cuda
 
-        self.trt, self.record = trt, record
+        self.trt, self.record, self.engine_path = trt, record, engine_path
         self.cuda = get_cuda(cuda_impl)
         _register_plugins(trt, record.plugins)
         self._rt = trt.Runtime(_logger(trt))
@@ -428,15 +484,26 @@ class TrtRuntime(BaseRuntime):
                                   "which numpy cannot hold; export with fp32/fp16 I/O") from None
             self._host[name] = self.cuda.host_empty(tuple(shape), dtype)
             self._dev[name] = self.cuda.malloc(int(np.prod(shape)) * dtype.itemsize)
-            self.context.set_tensor_address(name, self._dev[name])
+            # False (not an exception) for a name the engine lacks or an address it cannot take: unchecked, it
+            # surfaced only as a failed execute_async_v3
+            if not self.context.set_tensor_address(name, self._dev[name]):
+                raise EdgeError(f"{engine_path}: TensorRT refused the device address of tensor '{name}' "
+                                "(set_tensor_address returned False; see the TensorRT log)")
 
     def _max_shape(self, name: str) -> list[int]:
         if name in self.record.profile:
             return list(self.record.profile[name]["max"])
         # outputs: their shape at the max input shapes
         for inp, r in self.record.profile.items():
-            self.context.set_input_shape(inp, r["max"])
+            self._set_input_shape(inp, r["max"])
         return [int(d) for d in self.context.get_tensor_shape(name)]
+
+    def _set_input_shape(self, name: str, shape: Sequence[int]) -> None:
+        """``set_input_shape``, whose False (a shape outside the engine's profile, another rank) would otherwise
+        surface only as a failed execute_async_v3, as one line naming the input and the shape."""
+        if not self.context.set_input_shape(name, shape):
+            raise EdgeError(f"{self.engine_path}: TensorRT refused shape {[int(d) for d in shape]} for input "
+                            f"'{name}' (set_input_shape returned False; see the TensorRT log)")
 
     def submit(self, feeds: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
         """Enqueue copies + inference on the stream (no wait); returns the output shapes."""
@@ -448,7 +515,7 @@ class TrtRuntime(BaseRuntime):
                 x = np.ascontiguousarray(feeds[t.name])
                 host = self._host[t.name].reshape(-1)[: x.size].reshape(x.shape)
                 host[...] = x
-                self.context.set_input_shape(t.name, x.shape)
+                self._set_input_shape(t.name, x.shape)
                 self.cuda.htod_async(self._dev[t.name], host, self.stream)
                 queued = True
             if not self.context.execute_async_v3(self.cuda.stream_handle(self.stream)):

@@ -179,6 +179,9 @@ class EngineRecord:
     plugins: dict[str, str] = field(default_factory=dict)  # plugin id -> sha256 of its implementation
     profile: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     strongly_typed: bool = True
+    #: whether fp32 layers may run in TF32 (``BuilderFlag.TF32``, on by default): False for fp32 engines, whose
+    #: build clears it; records written before this field were all built with it on
+    tf32: bool = True
     workspace_mb: int = 0
     engine_file: str = ""
     engine_sha256: str = ""
@@ -392,12 +395,15 @@ def trtexec_command(bundle: Any, graph: str, precision: str, profile: Mapping[st
                     workspace_mb: int) -> str:
     """The ``trtexec`` line that builds the same engine as ``edge build`` (for a machine where only the
     TensorRT tools exist, or to compare): the same ONNX, a strongly typed network (precision lives in the
-    ONNX), the same single optimization profile (omitted when every input is static) and workspace."""
+    ONNX), the same single optimization profile (omitted when every input is static) and workspace, and
+    fp32 without TF32."""
     import shlex
 
     art = onnx_for(bundle, graph, precision)
     parts = ["trtexec", f"--onnx={bundle.path / art['file']}", f"--saveEngine={graph}.{precision}.plan",
              "--stronglyTyped", f"--memPoolSize=workspace:{int(workspace_mb)}M"]
+    if precision == "fp32":
+        parts.append("--noTF32")  # as edge build's fp32 engines: TF32 is on by default
     if any(p["min"] != p["max"] for p in profile.values()):
         for key, flag in (("min", "--minShapes"), ("opt", "--optShapes"), ("max", "--maxShapes")):
             parts.append(flag + "=" + ",".join(f"{n}:{'x'.join(str(d) for d in p[key])}" for n, p in profile.items()))

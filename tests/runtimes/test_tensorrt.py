@@ -246,6 +246,9 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
     class Pool:
         WORKSPACE = "workspace"
 
+    class BuilderFlag:
+        TF32 = "tf32"
+
     class Cache:
         def serialize(self) -> bytes:
             return b"timing-cache-v1"
@@ -253,12 +256,21 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
     class Config:
         progress_monitor = None
 
+        def __init__(self) -> None:
+            self.profiles: list[Any] = []
+
         def set_memory_pool_limit(self, pool: str, n: int) -> None:
             calls.append(("workspace", pool, n))
 
+        def clear_flag(self, flag: Any) -> None:
+            calls.append(("clear_flag", flag))
+
         def add_optimization_profile(self, p: Any) -> int:
             calls.append(("profile", dict(p.shapes)))
-            return -1 if trt.fake_refuse_profile else 0  # the profile's index; -1 when refused
+            if trt.fake_refuse_profile:
+                return -1  # the profile is invalid in itself
+            self.profiles.append(p)
+            return len(self.profiles) - 1  # the profile's index
 
         def create_timing_cache(self, blob: bytes) -> Cache | None:
             calls.append(("timing_cache_in", bytes(blob)))
@@ -276,15 +288,39 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
             self.shapes: dict[str, tuple] = {}
 
         def set_shape(self, name: str, lo: list[int], opt: list[int], hi: list[int]) -> None:
+            # the bindings raise (pyCore.cpp opt_profile_set_shape) for shapes inconsistent with each other
+            if len({len(lo), len(opt), len(hi)}) > 1 or any(a > o or o > b for a, o, b in zip(lo, opt, hi)):
+                raise RuntimeError("Shape provided for opt is inconsistent with other shapes.")
             self.shapes[name] = (list(lo), list(opt), list(hi))
+
+    class Tensor:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    class Network:
+        """What the parser made of the ONNX: its graph inputs (not its initializers), unless a test says."""
+
+        def __init__(self) -> None:
+            self.inputs: list[str] = []
+
+        def take(self, model: Any) -> None:
+            inits = {t.name for t in model.graph.initializer}
+            self.inputs = trt.fake_network_inputs or [i.name for i in model.graph.input if i.name not in inits]
+
+        @property
+        def num_inputs(self) -> int:
+            return len(self.inputs)
+
+        def get_input(self, i: int) -> Tensor:
+            return Tensor(self.inputs[i])
 
     class Builder:
         def __init__(self, logger: Any) -> None:
             pass
 
-        def create_network(self, flags: int) -> str:
+        def create_network(self, flags: int) -> Network:
             calls.append(("create_network", flags))
-            return "network"
+            return Network()
 
         def create_builder_config(self) -> Config:
             return Config()
@@ -292,22 +328,31 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
         def create_optimization_profile(self) -> Profile:
             return Profile()
 
-        def build_serialized_network(self, network: Any, config: Any) -> bytes:
+        def build_serialized_network(self, network: Any, config: Any) -> bytes | None:
             calls.append(("build",))
+            # a profile naming what the network lacks fails only here, as TensorRT does (None, a log line)
+            if any(name not in network.inputs for p in config.profiles for name in p.shapes):
+                return None
             return b"FAKE-ENGINE"
 
     class OnnxParser:
         num_errors = 0
 
         def __init__(self, network: Any, logger: Any) -> None:
-            pass
+            self.network = network
 
         def parse_from_file(self, path: str) -> bool:
+            import onnx
+
             calls.append(("parse", Path(path).name))
+            self.network.take(onnx.load(path, load_external_data=False))
             return True
 
         def parse(self, model: bytes, path: str | None = None) -> bool:
+            import onnx
+
             calls.append(("parse_bytes", Path(path).name if path else None, bytes(model)))
+            self.network.take(onnx.load_from_string(bytes(model)))
             return True
 
     class Context:
@@ -315,10 +360,15 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
             self.addr: dict[str, int] = {}
             self.shapes: dict[str, tuple] = {}
 
-        def set_tensor_address(self, name: str, ptr: int) -> None:
+        def set_tensor_address(self, name: str, ptr: int) -> bool:
+            if trt.fake_refuse_address:
+                return False
             self.addr[name] = ptr
+            return True
 
         def set_input_shape(self, name: str, shape: Any) -> bool:
+            if trt.fake_refuse_shape:
+                return False
             self.shapes[name] = tuple(shape)
             return True
 
@@ -362,12 +412,14 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
         def __init__(self) -> None:
             pass
 
-    trt.Logger, trt.NetworkDefinitionCreationFlag, trt.MemoryPoolType = Logger, Flag, Pool
+    trt.Logger, trt.NetworkDefinitionCreationFlag, trt.MemoryPoolType, trt.BuilderFlag = Logger, Flag, Pool, BuilderFlag
     trt.Builder, trt.OnnxParser, trt.Runtime, trt.IProgressMonitor = Builder, OnnxParser, Runtime, IProgressMonitor
     trt.init_libnvinfer_plugins = lambda logger, ns: calls.append(("init_plugins",))
     trt.nptype = lambda dt: np.float32
     trt.fake_io = ["x", "y"]
     trt.fake_execute_fails = trt.fake_no_context = trt.fake_refuse_profile = False
+    trt.fake_refuse_address = trt.fake_refuse_shape = False
+    trt.fake_network_inputs = None  # the parsed network's input names; None: the ONNX's
     return trt
 
 
@@ -522,6 +574,7 @@ def test_trtexec_command_matches_what_edge_build_would_build(tmp_path: Path) -> 
     dyn = {"x": {"min": [1, 3, 8], "opt": [2, 3, 8], "max": [8, 3, 8]}, "y": {"min": [1], "opt": [1], "max": [1]}}
     line = trtexec_command(b, "g", "fp32", dyn, 512)
     assert "--minShapes=x:1x3x8,y:1 --optShapes=x:2x3x8,y:1 --maxShapes=x:8x3x8,y:1" in line
+    assert " --noTF32" in line  # fp32 as edge build makes it (int8 above: no such flag)
     b.manifest["attention"]["mode"] = "plugin"
     assert trtexec_command(b, "g", "fp32", static, 512).startswith("# needs the EdgeAttention plugin")
 
@@ -799,3 +852,214 @@ def test_two_threads_never_share_the_execution_context(fake_env: Any, double_bun
         t.join()
     rt.close()
     assert max(seen) == 1 and all(np.array_equal(got[i]["y"], 2 * xs[i]) for i in range(8))
+
+
+@pytest.fixture(scope="module")
+def masked_plugin_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle whose one graph is attention with a key mask, exported in plugin mode: an EdgeAttention node
+    with 4 inputs (q, k, v, mask)."""
+    torch = pytest.importorskip("torch")
+    import edge
+    from edge.ops.attention import attention
+
+    class Masked(torch.nn.Module):
+        def forward(self, q: Any, k: Any, v: Any, mask: Any) -> Any:
+            return attention(q, k, v, mask=mask)
+
+    rng = np.random.default_rng(0)
+    qkv = {n: rng.standard_normal((1, 2, 4, 8)).astype(np.float32) for n in ("q", "k", "v")}
+    out = tmp_path_factory.mktemp("trt") / "masked"
+    edge.export(Masked(), {**qkv, "mask": np.ones((1, 1, 1, 4), bool)}, out, attention="plugin")
+    return out
+
+
+def test_masked_plugin_attention_is_refused_before_the_build(fake_env: Any, masked_plugin_bundle: Path,
+                                                             tmp_path: Path) -> None:
+    """The TensorRT EdgeAttention plugin declares q, k, v only and TensorRT hands it every input of the node: a
+    masked node is one line naming the graph file and the exports that work, from the plugin lookup (before
+    the parse and the build), and from ``edge build`` before TensorRT is even needed."""
+    import onnx
+
+    from edge.bundle import Bundle
+    from edge.errors import ExportError
+    from edge.runtimes.tensorrt import build_engine, plugin_hashes
+
+    b = tmp_path / "b"
+    shutil.copytree(masked_plugin_bundle, b)
+    onnx_path = Bundle.load(b).file(Bundle.load(b).artifact(fmt="onnx", graph="full")["file"])
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    assert [len(n.input) for n in m.graph.node if n.op_type == "EdgeAttention"] == [4]
+    needle = r"model\.onnx: EdgeAttention node .* mask input.*--attention onnx .*--attention decomposed"
+    with pytest.raises(ExportError, match=needle):
+        plugin_hashes(onnx_path)
+    calls, _ = fake_env("10.8.0")
+    with pytest.raises(ExportError, match=needle) as e:
+        build_engine(b, precision="fp32")
+    assert str(onnx_path) in str(e.value) and "\n" not in str(e.value)
+    assert not [c for c in calls if c[0] in ("parse", "parse_bytes", "build")]
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "build", str(b), "--precision", "fp32"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--attention decomposed" in r.stderr and str(onnx_path) in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "trtexec" not in r.stdout
+
+
+def test_fp32_engines_are_built_without_tf32(fake_env: Any, double_bundle: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """BuilderFlag.TF32 is on by default: an fp32 engine clears it (10-bit mantissas otherwise) and its record
+    says so; other precisions keep it; a TensorRT without the flag still builds; an fp32 engine recorded with
+    TF32 on is rebuilt, not reused, once the flag can be cleared."""
+    from edge.runtimes import tensorrt as trt_mod
+
+    calls, _ = fake_env("10.8.0")
+    trt = sys.modules["tensorrt"]
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    rec, _ = trt_mod.build_engine(b, precision="fp32")
+    assert ("clear_flag", "tf32") in calls and rec.tf32 is False
+    assert te.EngineRecord.from_json((b / rec.engine_file.replace(".plan", ".json")).read_text()).tf32 is False
+    calls.clear()
+    assert trt_mod.build_engine(b, precision="fp32")[1]  # reused: it was built without TF32
+    # fp16 (the double bundle has no fp16 ONNX: its fp32 one stands in) keeps the default
+    monkeypatch.setattr(trt_mod, "onnx_for", lambda bundle, graph, precision: te.onnx_for(bundle, graph, "fp32"))
+    rec16, _ = trt_mod.build_engine(b, precision="fp16")
+    assert not [c for c in calls if c[0] == "clear_flag"] and rec16.tf32 is True
+    # a TensorRT without the flag: nothing to clear, and the record says TF32 may be used
+    other = tmp_path / "other"
+    shutil.copytree(double_bundle, other)
+    flags = trt.BuilderFlag
+    monkeypatch.delattr(trt, "BuilderFlag")
+    calls.clear()
+    old, _ = trt_mod.build_engine(other, precision="fp32")
+    assert not [c for c in calls if c[0] == "clear_flag"] and old.tf32 is True
+    monkeypatch.setattr(trt, "BuilderFlag", flags, raising=False)
+    calls.clear()
+    new, reused = trt_mod.build_engine(other, precision="fp32")
+    assert not reused and ("clear_flag", "tf32") in calls and new.tf32 is False
+
+
+class _FakePinned:
+    """A pycuda.driver stand-in whose pinned allocator, like CUDA's, refuses 0 bytes."""
+
+    class Error(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, ...]] = []
+        ctx = types.SimpleNamespace(push=lambda: None)
+        self.Device = type("Device", (), {"count": staticmethod(lambda: 1),
+                                          "__init__": lambda self, i: None,
+                                          "retain_primary_context": lambda self: ctx})
+        self.Context = types.SimpleNamespace(pop=lambda: None)
+
+    def init(self) -> None:
+        pass
+
+    def pagelocked_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        self.asked.append(tuple(shape))
+        if int(np.prod(shape)) == 0:
+            raise self.Error("cuMemHostAlloc failed: invalid argument")
+        return np.empty(shape, dtype)
+
+
+def test_pycuda_pads_empty_pinned_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty tensor (a 0 dim) gets a one-element pinned buffer and a zero-length view of it, as with
+    cuda-python: a 0-byte pinned allocation is invalid."""
+    from edge.runtimes.cuda_mem import PyCudaApi
+
+    drv = _FakePinned()
+    pkg = types.ModuleType("pycuda")
+    pkg.driver = drv  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pycuda", pkg)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", drv)  # type: ignore[arg-type]
+    api = PyCudaApi()
+    empty = api.host_empty((2, 0, 3), np.float16)
+    assert empty.shape == (2, 0, 3) and empty.dtype == np.float16 and drv.asked == [(1,)]
+    full = api.host_empty((2, 3), np.float32)
+    assert full.shape == (2, 3) and drv.asked[-1] == (6,)
+    full[...] = 1.0
+    assert full.sum() == 6.0
+
+
+def test_cuda_python_pads_empty_pinned_buffers_and_frees_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cuda-python path through the same padding: one element for an empty tensor, found again by
+    ``host_free``."""
+    import ctypes
+
+    from edge.runtimes.cuda_mem import CudaPythonApi
+
+    bufs: dict[int, Any] = {}
+    asked: list[int] = []
+    freed: list[int] = []
+
+    def malloc_host(n: int) -> tuple[int, int]:
+        asked.append(n)
+        buf = ctypes.create_string_buffer(n)
+        bufs[ctypes.addressof(buf)] = buf
+        return 0, ctypes.addressof(buf)
+
+    rt = types.SimpleNamespace(cudaGetDeviceCount=lambda: (0, 1), cudaSetDevice=lambda i: (0,),
+                               cudaMallocHost=malloc_host, cudaFreeHost=lambda p: freed.append(p) or (0,))
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.runtime = rt  # type: ignore[attr-defined]
+    cuda_pkg = types.ModuleType("cuda")
+    cuda_pkg.bindings = bindings  # type: ignore[attr-defined]
+    for name, mod in (("cuda", cuda_pkg), ("cuda.bindings", bindings), ("cuda.bindings.runtime", rt)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    api = CudaPythonApi()
+    empty = api.host_empty((0, 5), np.float32)
+    full = api.host_empty((3,), np.float32)
+    assert empty.shape == (0, 5) and full.shape == (3,) and asked == [4, 12]
+    api.host_free(empty)
+    api.host_free(full)
+    assert sorted(freed) == sorted(bufs)
+
+
+def test_refused_tensor_addresses_and_input_shapes_are_one_line(fake_env: Any, double_bundle: Path,
+                                                               tmp_path: Path) -> None:
+    """set_tensor_address and set_input_shape answer False rather than raise: each is one line naming the
+    tensor (and the shape), not a generic execute_async_v3 failure later."""
+    import edge
+    from edge.runtimes.tensorrt import build_engine
+
+    calls, _ = fake_env("10.8.0")
+    trt = sys.modules["tensorrt"]
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)})
+    trt.fake_refuse_address = True
+    with pytest.raises(edge.EdgeError, match=r"\.plan: TensorRT refused the device address of tensor 'x'"):
+        edge.load(b, backend="tensorrt")
+    trt.fake_refuse_address = False
+    trt.fake_refuse_shape = True  # at load: the outputs are sized at the profile's max input shapes
+    with pytest.raises(edge.EdgeError, match=r"refused shape \[4, 3, 4\] for input 'x'"):
+        edge.load(b, backend="tensorrt")
+    trt.fake_refuse_shape = False
+    rt = edge.load(b, backend="tensorrt")
+    trt.fake_refuse_shape = True
+    calls.clear()
+    with pytest.raises(edge.EdgeError, match=r"refused shape \[3, 3, 4\] for input 'x'") as e:
+        rt.infer({"x": np.zeros((3, 3, 4), np.float32)})
+    assert "\n" not in str(e.value) and not [c for c in calls if c[0] == "execute"]
+    rt.close()
+
+
+def test_profile_refusals_are_one_line_before_the_build(fake_env: Any, double_bundle: Path, tmp_path: Path) -> None:
+    """``profile.set_shape`` raises RuntimeError for inconsistent min/opt/max: one line naming the input and its
+    three shapes. A profile name the parsed network lacks passes ``add_optimization_profile`` and fails only
+    as ``build_serialized_network`` -> None: it is refused before the build, naming the network's inputs."""
+    from edge.errors import ExportError
+    from edge.runtimes.tensorrt import build_engine
+
+    calls, _ = fake_env("10.8.0")
+    trt = sys.modules["tensorrt"]
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    with pytest.raises(ExportError, match=r"model\.onnx: TensorRT 10\.8\.0 refused the shapes of input 'x': "
+                                          r"min \[4, 3, 4\], opt \[2, 3, 4\], max \[8, 3, 4\]"):
+        build_engine(b, precision="fp32", dims={"batch": (4, 2, 8)})
+    assert ("build",) not in calls
+    trt.fake_network_inputs = ["images"]
+    with pytest.raises(ExportError, match=r"model\.onnx: TensorRT 10\.8\.0: the optimization profile names input "
+                                          r"'x', which the parsed network does not have \(its inputs: images\)"):
+        build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)})
+    assert ("build",) not in calls

@@ -11,8 +11,9 @@ calling convention wants the kernel's runtime parameters ordered (input pointers
 output pointers) with integer-only extra scalars, so it needs a kernel variant that takes the scale
 as a constexpr and the output pointer last; that variant must be checked on a GPU with TensorRT.
 
-Scope: the three-input form (Q, K, V; no mask), fp32 and fp16, linear layout - what our models
-emit. Masked attention for TensorRT is exported ``decomposed``. Everything here imports lazily:
+Scope: the three-input form (Q, K, V; no mask), fp32 and fp16, linear layout. A masked node (a 4th
+input) is refused before a build (:func:`edge.runtimes.tensorrt.plugin_ops`): masked attention for
+TensorRT is exported ``onnx`` or ``decomposed``. Everything here imports lazily:
 importing this module needs neither tensorrt nor a GPU; :func:`register` needs both.
 
 No ``from __future__ import annotations`` here: ``trtp.register`` reads the type hints of functions
@@ -24,6 +25,9 @@ resolve.
 from edge.errors import BackendUnavailable
 
 PLUGIN_ID = "edge::EdgeAttention"
+#: the inputs ``_desc`` declares: TensorRT hands the plugin every input of its node, so a node with more
+#: (a mask) cannot be built; ``edge.runtimes.tensorrt.plugin_ops`` refuses it before the build
+INPUTS = ("q", "k", "v")
 _REGISTERED = False
 
 
