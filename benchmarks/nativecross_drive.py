@@ -5,7 +5,7 @@ every frame refined from the start, the per-frame estimates combined by the robu
 space); reported: rotation and translation error of the start and of the written rig against the truth,
 and the scatter of one frame's estimate.
 
-    python benchmarks/nativecross_drive.py BUNDLE [--starts 20] [--deg 10] [--cm 25] [--drive FOLDER]
+    python benchmarks/nativecross_drive.py BUNDLE [--starts 50] [--deg 10] [--cm 25] [--drive FOLDER]
         [--backend onnxruntime] [--precision fp32] [--out benchmarks/results/nativecross_drive.json]
 """
 
@@ -30,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--drive", type=Path, default=DRIVE)
-    ap.add_argument("--starts", type=int, default=20)
+    ap.add_argument("--starts", type=int, default=50)
     ap.add_argument("--deg", type=float, default=10.0)
     ap.add_argument("--cm", type=float, default=25.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -71,13 +71,22 @@ def main() -> None:
                   f" -> {rep['error_after']['rot_deg']:5.2f} deg {rep['error_after']['trans_cm']:5.1f} cm "
                   f"({rep['inliers']}/{rep['frames']} frames kept)")
     b, f = summarize(before["rot"], before["trans"]), summarize(after["rot"], after["trans"])
+    weights = json.loads((a.bundle / "manifest.json").read_text())["model"].get("weights", {})
+    rb, tb, ta = (np.asarray(x) for x in (before["rot"], before["trans"], after["trans"]))
     report: dict[str, Any] = {
-        "bundle": str(a.bundle), "drive": str(a.drive), "frames_per_run": runs[0]["frames"] if runs else 0,
+        "bundle": str(a.bundle), "checkpoint": weights.get("checkpoint"),
+        "trained": (weights.get("trained") or {}).get("command"),
+        "drive": str(a.drive), "frames_per_run": runs[0]["frames"] if runs else 0,
         "starts": a.starts, "range": f"{a.deg:g} deg / {a.cm:g} cm", "backend": a.backend,
         "precision": a.precision, "machine": machine(), "seconds": round(time.perf_counter() - t0, 1),
         "before": b, "after": f,
-        "single_frame_scatter": {k: round(float(np.median([s[k] for s in spreads])), 3)
-                                 for k in ("rot_rms_deg", "trans_rms_cm")},
+        # how far the frames kept by the robust combination scatter around it (median over the runs)
+        "single_frame_scatter_of_inliers": {k: round(float(np.median([s[k] for s in spreads])), 3)
+                                            for k in ("rot_rms_deg", "trans_rms_cm")},
+        "runs_improved": {"rotation": int(np.sum(np.asarray(after["rot"]) < rb)), "translation": int(np.sum(ta < tb)),
+                          "of": len(rb)},
+        # does the translation left follow the start's? (it is not corrected if it does)
+        "trans_after_vs_before_corr": round(float(np.corrcoef(tb, ta)[0, 1]), 3) if len(tb) > 1 else None,
         "runs": runs}
     print(f"before: rot RMSE {b['rot_rmse_deg']:.2f} deg, trans RMSE {b['trans_rmse_cm']:.1f} cm; "
           f"after: rot RMSE {f['rot_rmse_deg']:.2f} deg (median {f['rot_median_deg']:.2f}), "

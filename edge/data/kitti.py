@@ -128,22 +128,29 @@ class KittiLayout:
 def kitti_layout(folder: str | Path) -> KittiLayout:
     """The layout of ``folder`` (object or raw drive), checked: one line naming what is missing."""
     root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such KITTI folder")
-    if not any((root / sub).is_dir() for sub in SUBDIRS) and any((root / sub.split("/")[0]).is_dir()
-                                                                  for sub in RAW_SUBDIRS):
+    try:
+        if not root.is_dir():
+            raise DataError(f"{root}: no such KITTI folder")
+        has = {sub: (root / sub).is_dir() for sub in (*SUBDIRS, *RAW_SUBDIRS, "image_02", "velodyne_points")}
+        drives = sorted(p.name for p in root.glob("*_sync") if p.is_dir())
+    except OSError as e:  # a name too long for the file system
+        raise DataError(f"{str(root)[:120]}...: not a readable folder ({e.strerror or e})") from None
+    if all(has[s] for s in RAW_SUBDIRS) or (not any(has[s] for s in SUBDIRS)
+                                            and (has["image_02"] or has["velodyne_points"])):
         for sub in RAW_SUBDIRS:
-            if not (root / sub).is_dir():
+            if not has[sub]:
                 raise DataError(f"{root / sub}: missing KITTI raw sub-folder (need {', '.join(RAW_SUBDIRS)})")
-        from edge.data.rig import kitti_raw_files
+        from edge.data.rig import kitti_raw_calib_dir, kitti_raw_files
 
-        calib = next((d for d in (root, root.parent) if all(f.is_file() for f in kitti_raw_files(d))), None)
+        calib = kitti_raw_calib_dir(root)
         if calib is None:
             c2c, v2c = (f.name for f in kitti_raw_files(root))
             raise DataError(f"{root}: a KITTI raw drive needs {c2c} and {v2c} in its folder or the one above")
         return KittiLayout(root, "raw", calib)
+    if drives and not any(has[s] for s in SUBDIRS):  # a date folder: its drives are the KITTI folders
+        raise DataError(f"{root}: holds KITTI raw drives, not frames; give one drive, e.g. kitti:{root / drives[0]}")
     for sub in SUBDIRS:
-        if not (root / sub).is_dir():
+        if not has[sub]:
             raise DataError(f"{root / sub}: missing KITTI sub-folder (need {', '.join(SUBDIRS)}, or a raw "
                             f"drive's {', '.join(RAW_SUBDIRS)})")
     return KittiLayout(root, "object")

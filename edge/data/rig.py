@@ -273,8 +273,8 @@ class Rig:
     def load(cls, path: str | Path) -> Rig:
         """KITTI object .txt, KITTI raw folder, or the JSON rig format (by suffix / content)."""
         path = Path(path)
-        if path.is_dir():
-            return cls.from_kitti_raw(path)
+        if path.is_dir():  # a raw calibration folder, or a drive whose folder above holds the calibration
+            return cls.from_kitti_raw(kitti_raw_calib_dir(path) or path)
         if not path.is_file():
             raise DataError(f"{path}: no such calibration file")
         if path.suffix.lower() == ".json":
@@ -340,6 +340,18 @@ def kitti_raw_files(folder: str | Path) -> tuple[Path, Path]:
     return folder / "calib_cam_to_cam.txt", folder / "calib_velo_to_cam.txt"
 
 
+def kitti_raw_calib_dir(folder: str | Path) -> Path | None:
+    """Where a KITTI raw drive's calibration is: ``folder`` when it holds both files, else the folder above it
+    (KITTI's own tree keeps them in the date folder over ``<date>_drive_<n>_sync``; resolved, so ``.`` or a
+    symlinked drive finds its real parent), else None. The one rule for ``kitti:DRIVE``, ``--calib DRIVE`` and
+    ``--init DRIVE``."""
+    folder = Path(folder)
+    for d in (folder, folder.parent, folder.resolve().parent):
+        if all(f.is_file() for f in kitti_raw_files(d)):
+            return d
+    return None
+
+
 def rig_reads(path: str | Path | None) -> list[Path]:
     """The files :meth:`Rig.load` reads for ``path`` (a rig JSON or KITTI .txt, or a KITTI raw calibration
     folder's two files), so a command can refuse an output that would replace one of them before it runs.
@@ -351,7 +363,7 @@ def rig_reads(path: str | Path | None) -> list[Path]:
         if p.is_file():
             return [p]
         if p.is_dir():
-            return list(kitti_raw_files(p))
+            return list(kitti_raw_files(kitti_raw_calib_dir(p) or p))
     except OSError:  # a name too long for the file system: loading says so
         pass
     return []

@@ -9,6 +9,7 @@ passed with bf16 float layers runs with "auto" by default (see :func:`load`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -168,7 +169,7 @@ class OpenVinoRuntime(BaseRuntime):
         if hint not in _HINTS:
             raise EdgeError(f"openvino hint {hint!r}: choose one of {sorted(_HINTS)}")
         on_cpu = runs_on_cpu(device)
-        if on_cpu:
+        if device.split(":")[0] == "CPU":  # the CPU alone: AUTO/HETERO may hand the hint to another device
             inference_precision = resolve_precision(inference_precision)
         elif inference_precision == "auto":  # native bf16 is a CPU question; elsewhere the exact form
             inference_precision = "f32"
@@ -258,8 +259,8 @@ class AsyncQueue:
     again at every later call without clearing it (the second such call aborted the whole process), and a
     failed request leaves the queue raising its error for every later frame. So the callback never lets
     an exception out: the first one is kept and raised once, as an EdgeError naming the job, from the next
-    ``submit`` or ``wait``; a failed request is reported the same way and the queue is rebuilt, so the
-    next frame runs.
+    ``submit`` (after queuing its frame) or ``wait``; a failed request is reported the same way and the
+    queue is rebuilt once its other requests finish, so the next frame runs.
     """
 
     def __init__(self, rt: OpenVinoRuntime, jobs: int,
@@ -308,21 +309,29 @@ class AsyncQueue:
                             f"{first_line(e)}") from None
 
     def _failed(self, e: Exception) -> EdgeError:
-        self._build()  # the old queue raises this error at every later call
+        # the old queue raises this error at every later call: let its other requests finish (wait_all stops
+        # at the failed one; a queue destroyed with requests in flight hangs or runs callbacks on freed state),
+        # then build a fresh one
+        for i in range(len(self.queue)):
+            with contextlib.suppress(RuntimeError):  # the failed request (or another): reported below, once
+                self.queue[i].wait()
+        self._build()
         return EdgeError(f"openvino async request failed: {ov_error_line(e)}")
 
     def submit(self, feeds: dict[str, np.ndarray], userdata: Any = None) -> None:
+        """Queue ``feeds``; an earlier job's callback error is raised after this frame is queued (the frame is
+        not lost to it)."""
         self.rt.io.validate_feeds(feeds)
         if self._hw is not None:
             hw = tuple(feeds[self.rt.front.input].shape[1:3])
             if hw != self._hw:
                 raise EdgeError(f"openvino async queue: camera frames of {hw[0]}x{hw[1]}, but this queue's model "
                                 f"was compiled for {self._hw[0]}x{self._hw[1]} (one queue per camera size)")
-        self._raise_kept()
         try:
             self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
         except RuntimeError as e:
             raise self._failed(e) from None
+        self._raise_kept()
 
     def wait(self) -> None:
         try:

@@ -83,3 +83,35 @@ def test_a_failed_request_is_one_error_and_the_next_frame_runs(tmp_path: Path) -
     q.submit({"x": np.arange(4, dtype=np.float32) - 1}, "even")
     q.wait()
     assert [u for u, _ in got] == ["even"] and got[0][1].tolist() == [[0, 0], [1, 2]]
+
+
+def test_a_failed_request_among_others_in_flight_neither_hangs_nor_aborts(tmp_path: Path) -> None:
+    """Two requests in flight, one fails: the queue waits for the other before it is rebuilt (wait_all stops
+    at the failed one; a queue destroyed with a request running could hang), and every failure is an
+    EdgeError, never an abort. (After such a failure OpenVINO 2026.4's CPU plugin keeps failing this
+    dynamic-shape graph even on fresh requests of the same compiled model, so later frames are not asserted.)"""
+    path = _reshape_graph(tmp_path / "g.onnx")
+    code = f"""
+import numpy as np
+from edge.errors import EdgeError
+from edge.runtimes.openvino import OpenVinoRuntime
+from edge.spec import IOSpec, TensorSpec
+rt = OpenVinoRuntime({str(path)!r}, {IO})
+q = rt.infer_queue(2, lambda outs, ud: None)
+even, odd = np.arange(4096, dtype=np.float32), np.zeros(3, np.float32)
+errors = 0
+for i, x in enumerate((even, odd, even, even, even)):
+    try:
+        q.submit({{"x": x}}, i)
+    except EdgeError:
+        errors += 1
+for _ in range(3):
+    try:
+        q.wait()
+    except EdgeError:
+        errors += 1
+print(errors)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout.split()[-1]) >= 1, r.stdout

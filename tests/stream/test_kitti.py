@@ -295,3 +295,29 @@ def test_the_real_kitti_raw_drive(real_data: Path) -> None:
         raw = np.fromfile(drive / "velodyne_points/data" / f"{lidar.meta['index']}.bin", "<f4").reshape(-1, 4)
         np.testing.assert_array_equal(lidar.data["x"], raw[:, 0])
         np.testing.assert_array_equal(lidar.data["intensity"], raw[:, 3])
+
+
+def test_a_raw_drive_finds_its_calibration_however_it_is_named(tmp_path: Path, monkeypatch) -> None:
+    """kitti:., a symlinked drive, --calib DRIVE and --init DRIVE all find the date folder's calibration
+    (one rule, edge.data.rig.kitti_raw_calib_dir); a date folder given instead of a drive says which to give."""
+    from edge.data.rig import rig_reads
+
+    drive = make_raw_drive(tmp_path / "2011_09_26", 2)
+    date = drive.parent
+    want = Rig.load(date)
+    np.testing.assert_array_equal(Rig.load(drive).matrix, want.matrix)
+    assert rig_reads(drive) == [date / "calib_cam_to_cam.txt", date / "calib_velo_to_cam.txt"]
+    link = tmp_path / "elsewhere" / "d"
+    link.parent.mkdir()
+    link.symlink_to(drive)
+    monkeypatch.chdir(drive)
+    for spec in ("kitti:.", f"kitti:{link}"):
+        src = kitti_source(spec)
+        frames = list(src)
+        assert len(frames) == 4 and src.layout.kind == "raw", spec
+        np.testing.assert_array_equal(frames[0].meta["rig"].matrix, want.matrix)
+    (drive / "calib").mkdir()  # a stray object-layout folder beside a complete drive: still the drive
+    assert kitti_source(f"kitti:{drive}").layout.kind == "raw"
+    with pytest.raises(DataError, match=r"2011_09_26: holds KITTI raw drives, not frames; give one drive, e\.g\. "
+                                        r"kitti:.*2011_09_26_drive_0001_sync"):
+        KittiSource(date).open()

@@ -61,7 +61,7 @@ class KittiSource(Source):
     def reads(self) -> tuple[Path, ...]:
         try:
             return self.layout.reads()
-        except DataError:  # not a KITTI folder: open() says so, in the run
+        except (DataError, OSError):  # not a (readable) KITTI folder: open() says so, in the run
             from edge.data.kitti import SUBDIRS
 
             return tuple(self.folder / s for s in (*SUBDIRS, "label_2"))
