@@ -39,6 +39,8 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
     import io as _io
     import logging
 
+    log = logging.getLogger("nncf")  # NNCF's logger: its level is the caller's, put back after this call
+    saved = (log.level, [h.level for h in log.handlers])
     nncf.set_log_level(logging.ERROR)
     try:
         with contextlib.redirect_stdout(_io.StringIO()):  # NNCF draws progress bars on stdout (breaks --json)
@@ -46,6 +48,10 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
     except Exception as e:
         msg = first_line(e)
         raise ExportError(f"{Path(src).name}: NNCF quantization failed ({msg})") from None
+    finally:
+        log.setLevel(saved[0])
+        for h, level in zip(log.handlers, saved[1], strict=False):
+            h.setLevel(level)
     ov.save_model(q, xml_out, compress_to_fp16=False)
     return {"format": "nncf", "preset": "performance", "model_type": "transformer" if transformer else "default",
             "ignored": list(ignored), "calibration": {"source": calib.source, "samples": len(calib)}}

@@ -68,7 +68,12 @@ def test_nncf_lists_a_quantized_product_of_two_activations(tmp_path: Path) -> No
         return {t.get_node().get_friendly_name() for op in read_model(str(xml)).get_ordered_ops()
                 if op.get_type_name() == "FakeQuantize" for o in op.outputs() for t in o.get_target_inputs()}
 
+    import logging
+
+    logging.getLogger("nncf").setLevel(logging.DEBUG)  # a caller's own NNCF logging is theirs after the call
     nncf_quantize_ir(str(tmp_path / "m.onnx"), str(tmp_path / "q.xml"), calib, io, transformer=False)
+    assert logging.getLogger("nncf").level == logging.DEBUG
+    logging.getLogger("nncf").setLevel(logging.INFO)
     listed = nncf_nodes(tmp_path / "q.xml")
     assert "mul_ab" in listed and "mul_ab" in fed_by_fq(tmp_path / "q.xml")
     assert not [n for n in listed if "dequantize" in n.lower() or "/fq_weights" in n.lower()]
