@@ -101,22 +101,20 @@ class KittiLayout:
     def indices(self, index: str | None = None) -> list[str]:
         """The indices that have a scan, an image (and, object layout, a calib file), sorted; or just
         ``index``, checked. Scan sizes are checked here, before anything is read."""
+        # the per-index files: scan, image and (object layout) calib; a raw drive's one calibration is checked
+        # where its layout is found
+        per_index = [(self.scan_dir, ".bin"), (self.image_dir, ".png")]
+        per_index += [(self.root / "calib", ".txt")] if self.kind == "object" else []
         if index is not None:
-            need = [self.scan_path(index), self.image_path(index)]
-            need += [self.calib_path(index)] if self.kind == "object" else []
-            for f in need:
-                if not f.is_file():
-                    raise DataError(f"{f}: missing for KITTI index {index}")
+            for d, ext in per_index:
+                if not (d / f"{index}{ext}").is_file():
+                    raise DataError(f"{d / f'{index}{ext}'}: missing for KITTI index {index}")
             indices = [index]
         else:
-            found = [{p.stem for p in self.scan_dir.glob("*.bin")}, {p.stem for p in self.image_dir.glob("*.png")}]
-            if self.kind == "object":
-                found.append({p.stem for p in (self.root / "calib").glob("*.txt")})
-            indices = sorted(set.intersection(*found))
+            indices = sorted(set.intersection(*({p.stem for p in d.glob(f"*{ext}")} for d, ext in per_index)))
             if not indices:
-                have = (f"{SUBDIRS[1]}/*.bin, {SUBDIRS[0]}/*.png and {SUBDIRS[2]}/*.txt" if self.kind == "object"
-                        else f"{RAW_SUBDIRS[1]}/*.bin and {RAW_SUBDIRS[0]}/*.png")
-                raise DataError(f"{self.root}: no KITTI index has {have}")
+                names = [f"{d.relative_to(self.root).as_posix()}/*{ext}" for d, ext in per_index]
+                raise DataError(f"{self.root}: no KITTI index has {', '.join(names[:-1])} and {names[-1]}")
         for idx in indices:
             f = self.scan_path(idx)
             if f.stat().st_size % 16:
@@ -132,7 +130,6 @@ def kitti_layout(folder: str | Path) -> KittiLayout:
         if not root.is_dir():
             raise DataError(f"{root}: no such KITTI folder")
         has = {sub: (root / sub).is_dir() for sub in (*SUBDIRS, *RAW_SUBDIRS, "image_02", "velodyne_points")}
-        drives = sorted(p.name for p in root.glob("*_sync") if p.is_dir())
     except OSError as e:  # a name too long for the file system
         raise DataError(f"{str(root)[:120]}...: not a readable folder ({e.strerror or e})") from None
     if all(has[s] for s in RAW_SUBDIRS) or (not any(has[s] for s in SUBDIRS)
@@ -147,7 +144,8 @@ def kitti_layout(folder: str | Path) -> KittiLayout:
             c2c, v2c = (f.name for f in kitti_raw_files(root))
             raise DataError(f"{root}: a KITTI raw drive needs {c2c} and {v2c} in its folder or the one above")
         return KittiLayout(root, "raw", calib)
-    if drives and not any(has[s] for s in SUBDIRS):  # a date folder: its drives are the KITTI folders
+    drives = [] if any(has[s] for s in SUBDIRS) else sorted(p.name for p in root.glob("*_sync") if p.is_dir())
+    if drives:  # a date folder: its drives are the KITTI folders
         raise DataError(f"{root}: holds KITTI raw drives, not frames; give one drive, e.g. kitti:{root / drives[0]}")
     for sub in SUBDIRS:
         if not has[sub]:

@@ -48,7 +48,7 @@ class KittiSource(Source):
         self.reconnect = False
         self.indices: list[str] = []
         self._seq = 0
-        self._rigs: dict[str, Rig] = {}
+        self._rigs: dict[Path, Rig] = {}
         self._layout: KittiLayout | None = None
 
     @property
@@ -76,8 +76,8 @@ class KittiSource(Source):
         return f"calib/{p.name}" if self.layout.kind == "object" else str(p)
 
     def rig(self, index: str) -> Rig:
-        """The rig of one index (read once; a raw drive's one rig for all)."""
-        key = index if self.layout.kind == "object" else ""
+        """The rig of one index, read once per calibration file or folder (a raw drive's one for every index)."""
+        key = self.layout.calib_path(index)
         rig = self._rigs.get(key)
         if rig is None:
             rig = self._rigs[key] = self.layout.rig(index)
