@@ -401,17 +401,49 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
     return float(gate.chosen["metric"]), max(gate.chosen["output_rel_error"].values()), files
 
 
-def _say_if_float(job: PrecisionJob, path: str, graph: str, form: str) -> int:
+def _say_if_float(job: PrecisionJob, path: str, graph: str, form: str, slower: str | None = None) -> int:
     """The graph's DequantizeLinear count, and a warning when it is 0: the gate's fallback left every node in
-    float to meet the budget, so this "int8" graph runs in fp32 (the artifact stays: its program passed
-    with it; the record and the export's output say what it is)."""
+    float to meet the budget (or, ``slower`` says, no int8 node was faster here), so this "int8" graph runs in
+    fp32 (the artifact stays: its program passed with it; the record and the export's output say what it is)."""
     import onnx
 
     n = sum(node.op_type == "DequantizeLinear" for node in onnx.load(path, load_external_data=False).graph.node)
     if n == 0:
-        job.say(f"warning: {graph} {form}: every node left in float to meet the budget; this graph runs in fp32 "
+        why = slower or "to meet the budget"
+        job.say(f"warning: {graph} {form}: every node left in float {why}; this graph runs in fp32 "
                 "in the int8 program")
     return n
+
+
+def _ort_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> tuple[list[str], dict[str, Any]]:
+    """The Convs of ``graph`` ONNX Runtime's INT8 form keeps in float because their int8 kernel is slower on
+    this CPU (:func:`edge.calibration.ort_pays.choose_float_convs`), and the timing record; said in one line."""
+    import tempfile
+
+    from edge.calibration.ort_pays import choose_float_convs
+    from edge.calibration.quantize import quantize_int8
+
+    def write(exclude: Sequence[str], dst: Path) -> None:
+        quantize_int8(src, dst, fs, method=job.method, op_types=ORT_INT8_OPS, activations=ORT_INT8_ACTIVATIONS,
+                      exclude=exclude)
+
+    with tempfile.TemporaryDirectory(prefix="edge-ort-pays-") as tmp:
+        keep, rec = choose_float_convs(write, src, io, fs.feeds[0], Path(tmp))
+    if rec["candidates"]:
+        best = rec["candidates"][rec["chosen"]]
+        job.say(f"{graph}: onnxruntime int8 keeps {len(keep)} of {len(rec['depths'])} Conv(s) in float, the "
+                f"fastest here ({best['ms']:.3g} ms vs fp32 {rec['fp32_ms']:.3g} ms; every Conv int8 "
+                f"{rec['candidates'][0]['ms']:.3g} ms)")
+    return keep, rec
+
+
+def _slower_why(rec: dict[str, Any]) -> str | None:
+    """Why a U8S8 graph with no int8 node was chosen for speed, or None when that was not the reason."""
+    cands = rec.get("candidates") or []
+    if not cands or cands[rec["chosen"]]["float_convs"] < len(rec["depths"]):
+        return None
+    return (f"because no int8 Conv was faster on this CPU (fp32 {rec['fp32_ms']:.3g} ms, every Conv int8 "
+            f"{cands[0]['ms']:.3g} ms)")
 
 
 def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
@@ -421,8 +453,9 @@ def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
     breaks on opset >= 21 graphs (our plugin lowering is opset 23), so those sessions must run without
     it and their int8 Convs stay fp32 behind DequantizeLinear: measured 52 ms vs 32 ms on a 5-stage
     CNN + attention video model. An opset-23 source is therefore re-exported in ``decomposed`` form
-    (opset 20) for INT8, once per export: the symmetric form and ONNX Runtime's own both quantize it (the
-    second export of a tiny video model took 12 of an INT8 export's 50 s on a Zen 1 core pair).
+    (opset 20) for the symmetric INT8 form, once per export (the second export of a tiny video model took 12
+    of an INT8 export's 50 s on a Zen 1 core pair). ONNX Runtime's own U8S8 form quantizes the lowered graph
+    itself: uint8 activations need no S8->U8 rewrite, and the fused Attention kernel stays.
     :func:`drop_int8_sources` removes them when the INT8 forms are written.
     """
     import onnx
@@ -759,13 +792,15 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     graphs, as before. Graphs without a Conv are not written (nothing to quantize in this form).
     """
 
-    from edge.calibration.gate import GateGraph, candidate_nodes, quantize_with_gate
+    from edge.calibration.gate import GateGraph, candidate_nodes, qdq_quantizer, quantize_with_gate
     from edge.export.api import artifact_name
 
     card, cset = job.card, job.calib_samples()
     # graph -> U8S8 file and what was done (a graph two programs share is quantized once); per-program results
     files: dict[str, str] = {}
     infos: dict[str, dict[str, Any]] = {}
+    keep: dict[str, list[str]] = {}  # graph -> Convs left in float because their int8 kernel does not pay here
+    timing: dict[str, dict[str, Any]] = {}
     results = []
     for spec in (card.program(p) for p in job.programs):
         pname, src = spec.name, _fp32_files(w, spec.graphs)
@@ -777,25 +812,29 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             if g in files:
                 continue
             gj = job.job(g)
-            q_src, _ = _int8_source(w, gj, src[g], job.seed)
+            # the graph ONNX Runtime runs (its lowering keeps the fused Attention kernel): uint8 activations
+            # need none of the S8->U8 rewrite the symmetric form re-exports to opset 20 for (_int8_source)
+            q_src = src[g]
             if not candidate_nodes(q_src, ORT_INT8_OPS):
                 continue
             files[g] = str(w.path_for(f"{gj.stem}.int8-u8s8.onnx"))
-            graphs[g] = GateGraph(q_src, files[g], gj.io,
-                                  FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
-                                  ev[g][:PARITY_SAMPLES])
+            fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
+            keep[g], timing[g] = _ort_pays(job, g, q_src, gj.io, fs)
+            graphs[g] = GateGraph(q_src, files[g], gj.io, fs, ev[g][:PARITY_SAMPLES])
         # graphs without this form run their symmetric int8 beside the U8S8 ones
         mine = {g: files.get(g, sym[g]) for g in spec.graphs}
         job.say(f"{pname}: onnxruntime int8 ({ORT_INT8_ACTIVATIONS} on {', '.join(ORT_INT8_OPS)})")
         if graphs:
             gate = quantize_with_gate(graphs, lambda fs, mine=mine, pname=pname: job.metric(pname, {**mine, **fs}),
                                       fp32_metric=fp32, max_drop=job.budget(fp32), method=job.method,
-                                      drop=card.metric.drop, progress=job.say, op_types=ORT_INT8_OPS,
-                                      activations=ORT_INT8_ACTIVATIONS)
+                                      drop=card.metric.drop, progress=job.say,
+                                      quantizer=qdq_quantizer(job.method, ORT_INT8_OPS, ORT_INT8_ACTIVATIONS,
+                                                              keep_float={g: keep[g] for g in graphs}))
             for g in graphs:
                 infos[g] = {"format": "qdq", "activations": ORT_INT8_ACTIVATIONS, "symmetric": False,
                             "op_types": list(ORT_INT8_OPS), "method": job.method, "calibration": cset.source,
                             "calibration_samples": len(cset), "calibration_feeds": len(cal[g]), "program": pname,
+                            "float_for_speed": keep[g], "speed": timing[g],
                             "excluded_nodes": (gate.chosen or {}).get("excluded", {}).get(g, []),
                             "output_rel_error": (gate.chosen or {}).get("output_rel_error", {}).get(g),
                             "tries": gate.tries}
@@ -818,7 +857,8 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for g, path in files.items():
         fname = Path(path).name
         w.register(fname, "onnx")
-        infos[g]["dequantize_nodes"] = _say_if_float(job, path, g, f"int8 ({ORT_INT8_ACTIVATIONS})")
+        infos[g]["dequantize_nodes"] = _say_if_float(job, path, g, f"int8 ({ORT_INT8_ACTIVATIONS})",
+                                                     _slower_why(timing[g]))
         sym_art = _artifact(w, g, "int8")
         w.add_artifact({"name": artifact_name("onnx", "int8", g, ORT_INT8_ACTIVATIONS), "format": "onnx",
                         "file": fname, "graph": g, "precision": "int8", "preferred_by": ["onnxruntime"],

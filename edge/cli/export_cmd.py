@@ -66,6 +66,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         from edge.calibration.datasets import check_source
 
         check_source(calib)
+    from rich.markup import escape
     from rich.table import Table
 
     from edge.cli import console as make_console
@@ -73,12 +74,18 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
 
     console = make_console(stderr=json_out)
     with console.status(f"exporting {model} to ONNX and checking parity against PyTorch...") as status:
+
+        def progress(msg: str) -> None:
+            # a status line is replaced by the next one; a warning (e.g. an int8 graph left all float) stays
+            if msg.startswith("warning:"):
+                console.print(f"[yellow]warning:[/]{escape(msg[len('warning:'):])}", highlight=False)
+            status.update(msg)
+
         bundle, report = export_card(model, out, config=config, checkpoint=checkpoint, attention=attention,
                                      dynamic_batch=dynamic_batch, programs=programs, opset=opset, rtol=rtol,
                                      precisions=precisions, calib=calib, calib_size=calib_size,
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
-                                     progress=lambda msg: status.update(msg), targets=tuple(targets),
-                                     options=options)
+                                     progress=progress, targets=tuple(targets), options=options)
     from edge.runtimes.registry import get_backend
 
     for target in targets:  # engines first: a Triton repository may want the engine just built

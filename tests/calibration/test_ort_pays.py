@@ -1,0 +1,173 @@
+"""ONNX Runtime's INT8 form keeps in float the Convs whose int8 kernel is slower here (edge.calibration.ort_pays):
+reduction depths, the candidate sets, the choice from timings (injected, so no test depends on this CPU), the
+real timer, and an export that records and honours the choice."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edge.calibration import ort_pays
+from edge.errors import ExportError
+from edge.spec import IOSpec, TensorSpec
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _convs(path: Path) -> None:
+    """x [1, 3, 8, 8] -> Conv a (3->4, 3x3, K 27) -> Conv b (depthwise 4, 3x3, K 9) -> Conv c (4->8, 1x1, K 4);
+    plus a Conv whose weight is an input (not a constant: not listed)."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+             for n, s in (("wa", (4, 3, 3, 3)), ("wb", (4, 1, 3, 3)), ("wc", (8, 4, 1, 1)))]
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="a", pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "wb"], ["b"], name="b", pads=[1, 1, 1, 1], group=4),
+             helper.make_node("Conv", ["b", "wc"], ["c"], name="c"),
+             helper.make_node("Conv", ["c", "wd"], ["y"], name="d")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
+                                       helper.make_tensor_value_info("wd", TensorProto.FLOAT, [2, 8, 1, 1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_reduction_depths_count_input_channels_per_group_times_the_kernel(tmp_path: Path) -> None:
+    _convs(tmp_path / "m.onnx")
+    assert ort_pays.conv_depths(tmp_path / "m.onnx") == {"a": 27, "b": 9, "c": 4}
+
+
+def test_candidates_leave_the_shallowest_convs_in_float_one_depth_more_each() -> None:
+    depths = {"a": 27, "b": 144, "c": 144, "d": 216, "e": 576, "f": 1152}
+    assert ort_pays.float_candidates(depths) == [[], ["a"], ["a", "b", "c"], ["a", "b", "c", "d"], list(depths)]
+    assert ort_pays.float_candidates({"a": 27, "b": 27}) == [[], ["a", "b"]]  # one depth: none or all
+    assert ort_pays.float_candidates({"a": 9, "b": 27}, steps=1) == [[], ["a"], ["a", "b"]]
+    assert ort_pays.float_candidates({}) == [[]]
+
+
+def _choose(tmp_path: Path, ms: list[float]) -> tuple[list[str], dict[str, Any], list[list[str]]]:
+    _convs(tmp_path / "m.onnx")
+    written: list[list[str]] = []
+
+    def write(exclude: Any, dst: Path) -> None:
+        written.append(list(exclude))
+        dst.write_bytes(b"stand-in")
+
+    keep, rec = ort_pays.choose_float_convs(write, tmp_path / "m.onnx", None, {}, tmp_path,
+                                            time_ms=lambda paths, io, feeds: ms[:len(paths)])
+    return keep, rec, written
+
+
+def test_the_fastest_candidate_is_chosen_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ort_pays.ENV, "timed")
+    # fp32 5 ms; every Conv int8 4; b (K 9) and c (K 4) in float 2.5; a too 3; all float 6
+    keep, rec, written = _choose(tmp_path, [5.0, 4.0, 3.5, 2.5, 3.0])
+    assert written == [[], ["c"], ["b", "c"], ["a", "b", "c"]]
+    assert keep == ["b", "c"] and rec["chosen"] == 2 and rec["fp32_ms"] == 5.0 and rec["mode"] == "timed"
+    assert [c["ms"] for c in rec["candidates"]] == [4.0, 3.5, 2.5, 3.0]
+    assert [(c["float_convs"], c["max_float_depth"]) for c in rec["candidates"]] == [(0, 0), (1, 4), (2, 9), (3, 27)]
+    assert not list(tmp_path.glob("pays*.onnx"))  # the candidates are not left behind
+
+
+def test_all_float_wins_where_no_int8_conv_pays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.calibration.precision import _slower_why
+
+    monkeypatch.setenv(ort_pays.ENV, "timed")
+    keep, rec, _ = _choose(tmp_path, [2.0, 4.0, 3.5, 3.0, 2.1])
+    assert keep == ["a", "b", "c"]
+    assert "no int8 Conv was faster on this CPU (fp32 2 ms, every Conv int8 4 ms)" in (_slower_why(rec) or "")
+    keep, rec, _ = _choose(tmp_path, [2.0, 1.0, 3.5, 3.0, 2.1])
+    assert keep == [] and _slower_why(rec) is None
+
+
+def test_all_asks_for_every_conv_untimed_and_a_bad_value_is_one_line(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ort_pays.ENV, "all")
+    keep, rec, written = _choose(tmp_path, [])
+    assert keep == [] and written == [] and rec == {"candidates": [], "mode": "all"}
+    monkeypatch.setenv(ort_pays.ENV, "fastest")
+    with pytest.raises(ExportError, match=r"^EDGE_ORT_INT8_CONVS='fastest': choose one of timed, all$"):
+        _choose(tmp_path, [])
+
+
+def test_the_real_timer_times_every_file(tmp_path: Path) -> None:
+    _convs(tmp_path / "m.onnx")
+    m = onnx.load(tmp_path / "m.onnx")
+    m.graph.node[-1].input[1] = "wc2"  # d's weight a constant too, so the graph has one input
+    m.graph.input.pop()
+    m.graph.initializer.append(numpy_helper.from_array(np.ones((2, 8, 1, 1), np.float32), "wc2"))
+    onnx.save(m, tmp_path / "n.onnx")
+    io = IOSpec((TensorSpec("x", "float32", (1, 3, 8, 8)),), (TensorSpec("y", "float32", (1, 2, 8, 8)),))
+    ms = ort_pays.time_onnx([str(tmp_path / "n.onnx")] * 2, io, {"x": np.ones((1, 3, 8, 8), np.float32)}, rounds=3)
+    assert len(ms) == 2 and all(t > 0 for t in ms)
+
+
+@pytest.fixture
+def toy() -> Iterator[Any]:
+    import dataclasses
+
+    import edge
+
+    sys.path.insert(0, str(FIXTURES))
+    import toyfam.card
+
+    edge.models.register("toypays", lambda: dataclasses.replace(toyfam.card.card(), name="toypays"))
+    yield toyfam.card
+    edge.models.unregister("toypays")
+    sys.path.remove(str(FIXTURES))
+
+
+@pytest.mark.parametrize("favour", [1, 2])
+def test_the_export_quantizes_only_the_convs_that_pay(toy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       favour: int) -> None:
+    """The toy's embed graph has two Convs (K 27 and 9 x dim): candidates none / the first / both in float.
+    With the timings favouring one, the U8S8 file quantizes exactly the others and records why."""
+    pytest.importorskip("torch")
+    import edge
+
+    monkeypatch.setenv(ort_pays.ENV, "timed")
+    ms = {1: [5.0, 4.0, 1.0, 3.0], 2: [1.0, 4.0, 3.0, 2.0]}[favour]
+    monkeypatch.setattr(ort_pays, "time_onnx", lambda paths, io, feeds: ms[:len(paths)])
+    said: list[str] = []
+    b, _ = edge.export_card("toypays", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=3,
+                            eval_size=4, max_drop=100.0, progress=said.append)
+    art = b.artifact(name="onnx-int8-u8s8-embed")
+    q = art["quantization"]
+    assert q["speed"]["chosen"] == favour and q["speed"]["fp32_ms"] == ms[0]
+    g = onnx.load(str(b.file(art["file"]))).graph
+    dq = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    assert len(convs) == 2
+    weight_quantized = [n.input[1] in dq for n in convs]
+    if favour == 1:  # the RGB layer in float, the second quantized
+        assert q["float_for_speed"] == [convs[0].name] and weight_quantized == [False, True]
+        assert any("keeps 1 of 2 Conv(s) in float" in s for s in said)
+    else:  # nothing paid: this graph stays float in ONNX Runtime's int8 program, and the export says so
+        assert len(q["float_for_speed"]) == 2 and weight_quantized == [False, False] and q["dequantize_nodes"] == 0
+        assert any("because no int8 Conv was faster on this CPU" in s for s in said)
+
+
+def test_edge_export_prints_the_all_float_warning_where_the_status_line_would_hide_it(
+        toy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Export progress goes to a status line that the next message replaces; a warning must stay on screen."""
+    pytest.importorskip("torch")
+    from edge.cli.main import export_main
+
+    monkeypatch.setenv(ort_pays.ENV, "timed")
+    monkeypatch.setattr(ort_pays, "time_onnx", lambda paths, io, feeds: [1.0, 4.0, 3.0, 2.0][:len(paths)])
+    with pytest.raises(SystemExit) as e:
+        export_main(["toypays", "--config", "tiny", "--precision", "fp32,int8", "--calib-size", "3", "--eval-size",
+                     "4", "--max-drop", "100", "--out", str(tmp_path / "b")])
+    out = capsys.readouterr()
+    assert e.value.code == 0, out.err[-2000:]
+    text = " ".join((out.out + out.err).split())
+    assert "warning: embed int8 (u8s8): every node left in float because no int8 Conv was faster on this CPU" in text
