@@ -1,6 +1,6 @@
 """Which Convs ONNX Runtime's INT8 form quantizes on this CPU: the ones whose int8 kernel pays, timed.
 
-Whether an int8 convolution beats its fp32 one depends on the CPU and on the layer's reduction depth K = in-
+Whether an int8 convolution beats its fp32 one depends on the CPU and on the layer's reduction depth K = input
 channels x kernel area (the length of each output's dot product). Short reductions waste int8 dot-product
 hardware (a VNNI instruction sums 4 products, an AMX tile row 64) and still pay for quantizing the input, the
 NHWC reorder around ``QLinearConv`` and the dequantize after it. Measured on a shipped video model's per-frame
