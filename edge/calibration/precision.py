@@ -827,7 +827,8 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
         if graphs:
             gate = quantize_with_gate(graphs, lambda fs, mine=mine, pname=pname: job.metric(pname, {**mine, **fs}),
                                       fp32_metric=fp32, max_drop=job.budget(fp32), method=job.method,
-                                      drop=card.metric.drop, progress=job.say,
+                                      drop=card.metric.drop, progress=job.say, op_types=ORT_INT8_OPS,
+                                      activations=ORT_INT8_ACTIVATIONS,
                                       quantizer=qdq_quantizer(job.method, ORT_INT8_OPS, ORT_INT8_ACTIVATIONS,
                                                               keep_float={g: keep[g] for g in graphs}))
             for g in graphs:

@@ -178,7 +178,8 @@ def test_onnxruntime_form_over_budget_is_not_kept(tmp_path: Path, monkeypatch: p
     b, _ = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "int8"],
                        calib_size=3, eval_size=4, max_drop=100.0)
     if b.manifest["attention"]["mode"] == "plugin":  # an opset-23 graph: INT8 quantizes a decomposed re-export
-        assert modes.count("decomposed") == 1, modes  # once for both INT8 forms, not once per form
+        # once, for the symmetric form (ONNX Runtime's U8S8 quantizes the ORT lowering itself)
+        assert modes.count("decomposed") == 1, modes
     assert not [a for a in b.artifacts if "u8s8" in a["name"]]
     assert not list((tmp_path / "b").glob("*u8s8*")) and not (tmp_path / "b" / ".int8-src").exists()
     prog = b.manifest["programs"]["clip"]
