@@ -98,6 +98,23 @@ def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | 
     return cands[best], rec
 
 
+def symmetric_pays(symmetric: str | Path, src: str | Path, io: Any, feeds: Feeds, *,
+                   time_ms: Callable[[list[str], Any, Feeds], list[float]] | None = None,
+                   ) -> tuple[bool, dict[str, Any]]:
+    """For a graph with no Conv (nothing in this form to quantize): whether its symmetric INT8 graph, which
+    ONNX Runtime's int8 program would otherwise run, is faster here than the fp32 graph, and the timing record.
+    Where it is slower (a token graph's quantized MatMuls, e.g.: every call of the step a refinement loop runs
+    three times), the form takes the fp32 graph for it. ``EDGE_ORT_INT8_CONVS=all``: untimed, True."""
+    mode = os.environ.get(ENV, "timed") or "timed"
+    if mode not in CHOICES:
+        raise ExportError(f"{ENV}={mode!r}: choose one of {', '.join(CHOICES)}")
+    if mode == "all":
+        return True, {"mode": mode}
+    sym_ms, fp32_ms = (time_ms or time_onnx)([str(symmetric), str(src)], io, feeds)
+    return sym_ms < fp32_ms, {"mode": mode, "fp32_ms": round(float(fp32_ms), 4),
+                              "symmetric_ms": round(float(sym_ms), 4), "float_graph": sym_ms >= fp32_ms}
+
+
 def time_onnx(paths: list[str], io: Any, feeds: Feeds, rounds: int = ROUNDS) -> list[float]:
     """Median ms of one ONNX Runtime call of each file on ``feeds``, interleaved in one process (as
     ``edge run`` opens them: default threads, no spinning)."""

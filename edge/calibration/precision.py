@@ -437,8 +437,36 @@ def _ort_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> 
     return keep, rec
 
 
+def _float_if_faster(job: PrecisionJob, w: Any, pname: str, graph: str, symmetric: str, src: str, fs: FeedSet,
+                     files: dict[str, str], infos: dict[str, dict[str, Any]],
+                     timing: dict[str, dict[str, Any]]) -> None:
+    """A graph with no Conv beside U8S8 ones: ONNX Runtime's int8 program runs its symmetric INT8 graph, unless
+    that is slower here than fp32 (:func:`edge.calibration.ort_pays.symmetric_pays`); then the form takes a
+    copy of the fp32 graph for it (in ``files``, with its record), gated with the program like the rest."""
+    from edge.calibration.ort_pays import symmetric_pays
+
+    gj = job.job(graph)
+    pays, rec = symmetric_pays(symmetric, src, gj.io, fs.feeds[0])
+    if pays:
+        return
+    import onnx
+
+    files[graph] = str(w.path_for(f"{gj.stem}.int8-u8s8.onnx"))
+    onnx.save(onnx.load(src), files[graph])  # weights inline, as the quantized graphs are written
+    timing[graph] = rec
+    infos[graph] = {"format": "onnx", "activations": ORT_INT8_ACTIVATIONS, "symmetric": False, "op_types": [],
+                    "method": job.method, "calibration": fs.source, "calibration_samples": len(job.calib_samples()),
+                    "calibration_feeds": len(fs), "program": pname, "float_for_speed": "the whole graph",
+                    "speed": rec, "excluded_nodes": [], "output_rel_error": 0.0, "tries": []}
+    job.say(f"{graph}: onnxruntime int8 runs it in fp32 ({rec['fp32_ms']:.3g} ms; its symmetric int8 "
+            f"{rec['symmetric_ms']:.3g} ms)")
+
+
 def _slower_why(rec: dict[str, Any]) -> str | None:
     """Why a U8S8 graph with no int8 node was chosen for speed, or None when that was not the reason."""
+    if rec.get("float_graph"):
+        return (f"because its symmetric int8 was slower on this CPU (fp32 {rec['fp32_ms']:.3g} ms, int8 "
+                f"{rec['symmetric_ms']:.3g} ms)")
     cands = rec.get("candidates") or []
     if not cands or cands[rec["chosen"]]["float_convs"] < len(rec["depths"]):
         return None
@@ -801,6 +829,8 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     infos: dict[str, dict[str, Any]] = {}
     keep: dict[str, list[str]] = {}  # graph -> Convs left in float because their int8 kernel does not pay here
     timing: dict[str, dict[str, Any]] = {}
+    every = tuple(dict.fromkeys(g for p in job.programs for g in card.program(p).graphs))
+    with_conv = {g for g, f in _fp32_files(w, every).items() if candidate_nodes(f, ORT_INT8_OPS)}
     results = []
     for spec in (card.program(p) for p in job.programs):
         pname, src = spec.name, _fp32_files(w, spec.graphs)
@@ -815,10 +845,12 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             # the graph ONNX Runtime runs (its lowering keeps the fused Attention kernel): uint8 activations
             # need none of the S8->U8 rewrite the symmetric form re-exports to opset 20 for (_int8_source)
             q_src = src[g]
-            if not candidate_nodes(q_src, ORT_INT8_OPS):
+            fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
+            if g not in with_conv:
+                if with_conv:  # beside quantized graphs, a graph whose symmetric int8 is slower here runs fp32
+                    _float_if_faster(job, w, pname, g, sym[g], q_src, fs, files, infos, timing)
                 continue
             files[g] = str(w.path_for(f"{gj.stem}.int8-u8s8.onnx"))
-            fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
             keep[g], timing[g] = _ort_pays(job, g, q_src, gj.io, fs)
             graphs[g] = GateGraph(q_src, files[g], gj.io, fs, ev[g][:PARITY_SAMPLES])
         # graphs without this form run their symmetric int8 beside the U8S8 ones

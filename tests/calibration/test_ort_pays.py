@@ -94,9 +94,13 @@ def test_all_asks_for_every_conv_untimed_and_a_bad_value_is_one_line(tmp_path: P
     monkeypatch.setenv(ort_pays.ENV, "all")
     keep, rec, written = _choose(tmp_path, [])
     assert keep == [] and written == [] and rec == {"candidates": [], "mode": "all"}
+    assert ort_pays.symmetric_pays("s.onnx", "f.onnx", None, {}, time_ms=lambda *a: [9.0, 1.0]) == (
+        True, {"mode": "all"})  # untimed: the symmetric graph, as before the timing
     monkeypatch.setenv(ort_pays.ENV, "fastest")
     with pytest.raises(ExportError, match=r"^EDGE_ORT_INT8_CONVS='fastest': choose one of timed, all$"):
         _choose(tmp_path, [])
+    with pytest.raises(ExportError, match=r"^EDGE_ORT_INT8_CONVS='fastest'"):
+        ort_pays.symmetric_pays("s.onnx", "f.onnx", None, {})
 
 
 def test_the_real_timer_times_every_file(tmp_path: Path) -> None:
@@ -171,3 +175,41 @@ def test_edge_export_prints_the_all_float_warning_where_the_status_line_would_hi
     assert e.value.code == 0, out.err[-2000:]
     text = " ".join((out.out + out.err).split())
     assert "warning: embed int8 (u8s8): every node left in float because no int8 Conv was faster on this CPU" in text
+
+
+@pytest.mark.parametrize("symmetric_faster", [False, True])
+def test_a_graph_without_convs_runs_fp32_in_the_int8_program_where_its_symmetric_int8_is_slower(
+        toy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, symmetric_faster: bool) -> None:
+    """The toy's head graph has no Conv: ONNX Runtime's int8 program ran its symmetric INT8 graph even where that
+    was slower than fp32 (a refinement step run 3 times per frame: the whole program slower than fp32). Timed
+    (injected here): slower -> the U8S8 form carries the fp32 graph for it, with a warning; faster -> as before."""
+    pytest.importorskip("torch")
+    import edge
+
+    monkeypatch.setenv(ort_pays.ENV, "timed")
+
+    def ms(paths: list[str], io: Any, feeds: Any) -> list[float]:
+        if len(paths) == 2:  # [symmetric int8, fp32] of the head
+            return [1.0, 2.0] if symmetric_faster else [2.0, 1.0]
+        return [float(len(paths)), *(float(i) for i in range(len(paths) - 1))]  # every Conv quantized wins
+
+    monkeypatch.setattr(ort_pays, "time_onnx", ms)
+    said: list[str] = []
+    b, _ = edge.export_card("toypays", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=3,
+                            eval_size=4, max_drop=100.0, progress=said.append)
+    ort = b.manifest["programs"]["main"]["precisions"]["int8"]["onnxruntime"]
+    assert ort["embed"] == "onnx-int8-u8s8-embed"
+    if symmetric_faster:
+        assert ort["head"] == "onnx-int8-head" and not any(a["name"] == "onnx-int8-u8s8-head" for a in b.artifacts)
+        return
+    assert ort["head"] == "onnx-int8-u8s8-head"
+    art = b.artifact(name="onnx-int8-u8s8-head")
+    q = art["quantization"]
+    assert q["speed"] == {"mode": "timed", "fp32_ms": 1.0, "symmetric_ms": 2.0, "float_graph": True}
+    g = onnx.load(str(b.file(art["file"]))).graph
+    assert not [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")] and q["dequantize_nodes"] == 0
+    assert any("head int8 (u8s8): every node left in float because its symmetric int8 was slower" in s for s in said)
+    with edge.load_program(b, "onnxruntime", precision="int8") as prog:  # the program runs with it
+        card = edge.get_card("toypays")
+        sample = card.data.samples(prog.cfg, "evaluation", 1, 0)[0]
+        assert prog.step(card.preprocess(sample[0], prog.cfg))["logits"].shape[0] == 1
