@@ -146,6 +146,14 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
 
             note = int8_note(summary["task"].get("precision"), summary["task"].get("backend", backend),
                              machine()["isa"])
+            if bundle is not None and summary["task"].get("precision") == "int8":
+                from edge.program import float_int8_graphs
+
+                fl = float_int8_graphs(bundle, summary["task"].get("program", ""), summary["task"].get("backend", ""))
+                if fl:
+                    note = "; ".join(x for x in (note, (
+                        f"graph(s) {', '.join(fl)} run in fp32 in this int8 program: the export found no int8 form "
+                        "of them faster than fp32 (or within the accuracy budget)")) if x)
             notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None,
                                  *(s.note() for s in sinks if hasattr(s, "note"))) if n]
             if notes:
