@@ -116,6 +116,7 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
 
         register_schemas()
     report: dict[str, Any] = {"graphs": {}, "attention": attention}
+    masked_onnx: list[str] = []  # graphs exported as opset-23 Attention in a plugin bundle (masked, for TensorRT)
     manifest = {**manifest, "attention": {"requested": requested, "mode": attention, "reason": reason}}
     manifest = {**manifest, "graphs": {j.name: j.io.to_dict() for j in jobs}, "io": jobs[0].io.to_dict()}
     manifest.setdefault("tools", tool_versions())
@@ -134,15 +135,27 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                     if job is jobs[0]:
                         w.manifest["io"] = io.to_dict()
                 export_s = time.time() - t0
-                for f in files:
-                    w.register(f, "onnx" if f == fname else "onnx_external_data")
                 import onnx
 
                 graph = onnx.load(str(w.path_for(fname)), load_external_data=False)  # read once: node and opsets
                 graph_attention = attention if _has_attention_node(graph, attention) else "none"
+                if requested == "auto" and attention == "plugin" and "tensorrt" in backends and _masked_plugin(graph):
+                    # TensorRT's EdgeAttention plugin takes q, k, v only; auto picks the plugin for TensorRT only
+                    # where it parses the standard opset-23 Attention too (>= 10.14), so this graph goes as that
+                    for f in files:
+                        w.path_for(f).unlink(missing_ok=True)
+                    with export_mode("onnx"):
+                        files, io = export_onnx(job.module, job.example, job.io, w.path_for(fname),
+                                                opset=max(opset, 23))
+                    graph = onnx.load(str(w.path_for(fname)), load_external_data=False)
+                    graph_attention = "onnx"
+                    masked_onnx.append(job.name)
+                for f in files:
+                    w.register(f, "onnx" if f == fname else "onnx_external_data")
                 opsets = {o.domain or "ai.onnx": o.version for o in graph.opset_import}
                 run_file, lowered = fname, {}
-                if attention == "plugin":  # backends with a lowering run the cached lowered graph, not the node
+                if attention == "plugin" and graph_attention != "onnx":  # backends with a lowering run the cached
+                    # lowered graph, not the node
                     for b in lowering:
                         be = get_backend(b)
                         lname = fname.replace(".onnx", f".{be.tag or be.name}.onnx")
@@ -167,6 +180,14 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                 report["graphs"][job.name] = {"file": fname, "bytes": sum(w.path_for(f).stat().st_size for f in files),
                                               "export_s": round(export_s, 2), "max_abs": par["max_abs"],
                                               "max_rel": par["max_rel"]}
+            if masked_onnx:
+                w.manifest["attention"]["onnx_graphs"] = masked_onnx
+                w.manifest["attention"]["reason"] += (
+                    f"; graph(s) {', '.join(masked_onnx)} as the standard opset-23 Attention: their attention is "
+                    "masked, which TensorRT's EdgeAttention plugin does not take")
+                if not any(a.get("attention") == "plugin" for a in w.manifest["artifacts"]):
+                    # no graph holds the plugin node now: the bundle is the standard op's (trtexec can build it)
+                    w.manifest["attention"]["mode"] = report["attention"] = "onnx"
             if attention in ("plugin", "onnx") and all(a.get("attention") == "none" for a in w.manifest["artifacts"]):
                 # no graph holds the node (the model's attention, if any, is not edge.ops.attention and traced
                 # as plain MatMul/Softmax): saying "plugin" would send users and tools after a node not there
@@ -358,6 +379,14 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     # checked against ONNX Runtime above and its parity is in the manifest
     bundle, _ = _write(out, [job], manifest, attention=attention, opset=opset, rtol=rtol, torch_artifact=None)
     return bundle
+
+
+def _masked_plugin(model: Any) -> bool:
+    """Whether an exported graph holds an EdgeAttention node with a mask (a 4th input)."""
+    from edge.ops.attention import PLUGIN_DOMAIN, PLUGIN_OP
+
+    return any(n.domain == PLUGIN_DOMAIN and n.op_type == PLUGIN_OP and len(n.input) > 3 and n.input[3]
+               for n in model.graph.node)
 
 
 def _has_attention_node(model: Any, mode: str) -> bool:

@@ -92,3 +92,35 @@ def test_int8_budget_defaults_to_the_cards(tmp_path: Path, monkeypatch: pytest.M
     assert (jobs[0].max_drop_rel, jobs[0].budget(3.0)) == (0.05, pytest.approx(0.15))
     assert (jobs[1].max_drop_rel, jobs[1].budget(3.0)) == (None, 2.0)
     assert not (tmp_path / "b").exists()
+
+
+def test_auto_for_tensorrt_exports_masked_attention_as_the_standard_op(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--attention auto` for TensorRT >= 10.14 picks the EdgeAttention plugin, which takes no mask: the policy's
+    masked attention made such a bundle one `edge build` refused. Now a masked graph goes as the standard opset-23
+    Attention (which that TensorRT parses) while the others keep the plugin form; parity holds, and the build's
+    early check passes every graph. The TensorRT version is faked (none is installed here)."""
+    import onnx
+
+    import edge
+    from edge.export.api import export_card
+    from edge.runtimes import trt_engine
+    from edge.runtimes.tensorrt import plugin_ops
+
+    monkeypatch.setattr(trt_engine, "installed_version", lambda: trt_engine.TrtVersion(10, 14, 1))
+    export_card("etavla", tmp_path / "b", config="tiny", targets=("onnx", "tensorrt"))
+    b = edge.Bundle.load(tmp_path / "b")
+    att = b.manifest["attention"]
+    # the policy is the only graph with attention, so no plugin node is left: the bundle says onnx
+    assert att["mode"] == "onnx" and att["onnx_graphs"] == ["policy"] and "masked" in att["reason"]
+    fp32 = {a["graph"]: a for a in b.artifacts if a.get("format") == "onnx" and a.get("precision") == "fp32"}
+    assert fp32["policy"]["attention"] == "onnx" and fp32["policy"]["lowered"] == {}
+    assert all(a["parity"]["passed"] for a in fp32.values())
+    ops = {n.op_type for n in onnx.load(b.file(fp32["policy"]["file"])).graph.node}
+    assert "Attention" in ops and "EdgeAttention" not in ops
+    assert fp32["encode"]["attention"] == "none" and fp32["encode"]["lowered"]  # plugin-mode files for the rest
+    for a in fp32.values():
+        plugin_ops(b.file(a["file"]))  # no masked plugin node left: edge build's early check passes
+    # asked for by name, the plugin stays everywhere (and edge build says why it cannot take the policy)
+    export_card("etavla", tmp_path / "p", config="tiny", attention="plugin", targets=("onnx", "tensorrt"))
+    assert "onnx_graphs" not in edge.Bundle.load(tmp_path / "p").manifest["attention"]
