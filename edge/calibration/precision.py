@@ -817,7 +817,10 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     on the task metric like every INT8 artifact; like the NNCF IRs it is kept only when every program
     passes (artifacts are chosen per graph), as ``onnx-int8-u8s8-<graph>`` with ``preferred_by:
     ["onnxruntime"]``. When a program misses the budget none is kept and ONNX Runtime runs the symmetric
-    graphs, as before. Graphs without a Conv are not written (nothing to quantize in this form).
+    graphs, as before. Which Convs are quantized is timed on this CPU (:func:`_ort_pays`); a graph without
+    a Conv is written only beside quantized ones and only when its symmetric INT8 is slower here than fp32:
+    then as a copy of its fp32 graph (:func:`_float_if_faster`); otherwise the program runs its symmetric
+    graph. A bundle with no Conv anywhere gets no form of this kind.
     """
 
     from edge.calibration.gate import GateGraph, candidate_nodes, qdq_quantizer, quantize_with_gate
