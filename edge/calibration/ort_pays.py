@@ -91,7 +91,8 @@ def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | 
     best = int(np.argmin(ms[1:]))
     rec = {"mode": mode, "fp32_ms": round(float(ms[0]), 4), "depths": depths,
            "candidates": [{"float_convs": len(c), "max_float_depth": max((depths[n] for n in c), default=0),
-                           "ms": round(float(t), 4)} for c, t in zip(cands, ms[1:], strict=True)],
+                           "ms": round(float(t), 4) if np.isfinite(t) else None}  # None: could not run
+                          for c, t in zip(cands, ms[1:], strict=True)],
            "chosen": best}
     for p in paths:
         Path(p).unlink(missing_ok=True)
@@ -112,22 +113,34 @@ def symmetric_pays(symmetric: str | Path, src: str | Path, io: Any, feeds: Feeds
         return True, {"mode": mode}
     sym_ms, fp32_ms = (time_ms or time_onnx)([str(symmetric), str(src)], io, feeds)
     return sym_ms < fp32_ms, {"mode": mode, "fp32_ms": round(float(fp32_ms), 4),
-                              "symmetric_ms": round(float(sym_ms), 4), "float_graph": sym_ms >= fp32_ms}
+                              "symmetric_ms": round(float(sym_ms), 4) if np.isfinite(sym_ms) else None,
+                              "float_graph": sym_ms >= fp32_ms}
 
 
 def time_onnx(paths: list[str], io: Any, feeds: Feeds, rounds: int = ROUNDS) -> list[float]:
     """Median ms of one ONNX Runtime call of each file on ``feeds``, interleaved in one process (as
-    ``edge run`` opens them: default threads, no spinning)."""
+    ``edge run`` opens them: default threads, no spinning). A file ONNX Runtime cannot load or run gets
+    ``inf`` (never the fastest) rather than failing the export: it is one candidate among several."""
     from edge.bench.interleave import interleaved_ms
     from edge.runtimes.onnxruntime import OrtRuntime
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    rts: list[Any] = []
+    live: dict[int, Any] = {}
     try:
-        for p in paths:
-            rts.append(OrtRuntime(p, io))
-        per = interleaved_ms([lambda rt=rt: rt.infer(feeds) for rt in rts], rounds)
+        for i, p in enumerate(paths):
+            rt = None
+            try:
+                rt = OrtRuntime(p, io)
+                rt.infer(feeds)
+                live[i] = rt
+            except Exception:
+                if rt is not None:
+                    rt.close()
+        per = interleaved_ms([lambda rt=rt: rt.infer(feeds) for rt in live.values()], rounds)
     finally:
-        for rt in rts:
+        for rt in live.values():
             rt.close()
-    return [float(np.median(t)) for t in per]
+    out = [float("inf")] * len(paths)
+    for i, t in zip(live, per, strict=True):
+        out[i] = float(np.median(t))
+    return out

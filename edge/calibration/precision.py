@@ -432,8 +432,8 @@ def _ort_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> 
     if rec["candidates"]:
         best = rec["candidates"][rec["chosen"]]
         job.say(f"{graph}: onnxruntime int8 keeps {len(keep)} of {len(rec['depths'])} Conv(s) in float, the "
-                f"fastest here ({best['ms']:.3g} ms vs fp32 {rec['fp32_ms']:.3g} ms; every Conv int8 "
-                f"{rec['candidates'][0]['ms']:.3g} ms)")
+                f"fastest here ({_ms(best['ms'])} vs fp32 {_ms(rec['fp32_ms'])}; every Conv int8 "
+                f"{_ms(rec['candidates'][0]['ms'])})")
     return keep, rec
 
 
@@ -458,20 +458,25 @@ def _float_if_faster(job: PrecisionJob, w: Any, pname: str, graph: str, symmetri
                     "method": job.method, "calibration": fs.source, "calibration_samples": len(job.calib_samples()),
                     "calibration_feeds": len(fs), "program": pname, "float_for_speed": "the whole graph",
                     "speed": rec, "excluded_nodes": [], "output_rel_error": 0.0, "tries": []}
-    job.say(f"{graph}: onnxruntime int8 runs it in fp32 ({rec['fp32_ms']:.3g} ms; its symmetric int8 "
-            f"{rec['symmetric_ms']:.3g} ms)")
+    job.say(f"{graph}: onnxruntime int8 runs it in fp32 ({_ms(rec['fp32_ms'])}; its symmetric int8 "
+            f"{_ms(rec['symmetric_ms'])})")
+
+
+def _ms(t: float | None) -> str:
+    """A timing for a message: "3.33 ms", or "could not run" (a candidate ONNX Runtime refused)."""
+    return "could not run" if t is None else f"{t:.3g} ms"
 
 
 def _slower_why(rec: dict[str, Any]) -> str | None:
     """Why a U8S8 graph with no int8 node was chosen for speed, or None when that was not the reason."""
     if rec.get("float_graph"):
-        return (f"because its symmetric int8 was slower on this CPU (fp32 {rec['fp32_ms']:.3g} ms, int8 "
-                f"{rec['symmetric_ms']:.3g} ms)")
+        return (f"because its symmetric int8 was slower on this CPU (fp32 {_ms(rec['fp32_ms'])}, int8 "
+                f"{_ms(rec['symmetric_ms'])})")
     cands = rec.get("candidates") or []
     if not cands or cands[rec["chosen"]]["float_convs"] < len(rec["depths"]):
         return None
-    return (f"because no int8 Conv was faster on this CPU (fp32 {rec['fp32_ms']:.3g} ms, every Conv int8 "
-            f"{cands[0]['ms']:.3g} ms)")
+    return (f"because no int8 Conv was faster on this CPU (fp32 {_ms(rec['fp32_ms'])}, every Conv int8 "
+            f"{_ms(cands[0]['ms'])})")
 
 
 def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
