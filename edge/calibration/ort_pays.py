@@ -34,6 +34,9 @@ CHOICES = ("timed", "all")
 DEPTH_STEPS = 3
 #: timed rounds per candidate (interleaved; median)
 ROUNDS = 15
+#: calibration feeds each timed candidate is quantized with: only its speed is read, and which kernels ONNX
+#: Runtime picks does not depend on the ranges (the chosen form is then quantized on every feed by the gate)
+TIMING_FEEDS = 2
 
 
 def conv_depths(path: str | Path) -> dict[str, int]:

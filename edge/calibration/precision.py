@@ -420,11 +420,13 @@ def _ort_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> 
     this CPU (:func:`edge.calibration.ort_pays.choose_float_convs`), and the timing record; said in one line."""
     import tempfile
 
-    from edge.calibration.ort_pays import choose_float_convs
+    from edge.calibration.ort_pays import TIMING_FEEDS, choose_float_convs
     from edge.calibration.quantize import quantize_int8
 
+    few = FeedSet(fs.feeds[:TIMING_FEEDS], fs.source, fs.role, fs.ids[:TIMING_FEEDS])
+
     def write(exclude: Sequence[str], dst: Path) -> None:
-        quantize_int8(src, dst, fs, method=job.method, op_types=ORT_INT8_OPS, activations=ORT_INT8_ACTIVATIONS,
+        quantize_int8(src, dst, few, method=job.method, op_types=ORT_INT8_OPS, activations=ORT_INT8_ACTIVATIONS,
                       exclude=exclude)
 
     with tempfile.TemporaryDirectory(prefix="edge-ort-pays-") as tmp:
