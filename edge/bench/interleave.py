@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
 
 
 def interleaved_ms(calls: Sequence[Callable[[], object]], rounds: int) -> list[list[float]]:
@@ -23,3 +26,31 @@ def interleaved_ms(calls: Sequence[Callable[[], object]], rounds: int) -> list[l
             calls[i]()
             times[i].append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def median_ms_each(opens: Sequence[Callable[[], Any]], call: Callable[[Any], object],
+                   rounds: int) -> list[float | Exception]:
+    """Median ms of ``call(runtime)`` for each runtime ``opens[i]()`` makes, in interleaved rounds
+    (:func:`interleaved_ms`); one that cannot be opened or called once gives its exception instead, so one
+    refused candidate among several is reported, not raised. Every runtime opened is closed."""
+    out: list[float | Exception] = []
+    live: dict[int, Any] = {}
+    try:
+        for i, make in enumerate(opens):
+            rt = None
+            try:
+                rt = make()
+                call(rt)
+                live[i] = rt
+                out.append(0.0)
+            except Exception as e:
+                if rt is not None:
+                    rt.close()
+                out.append(e)
+        per = interleaved_ms([lambda rt=rt: call(rt) for rt in live.values()], rounds)
+        for i, t in zip(live, per, strict=True):
+            out[i] = float(np.median(t))
+    finally:
+        for rt in live.values():
+            rt.close()
+    return out

@@ -67,6 +67,14 @@ def float_candidates(depths: dict[str, int], steps: int = DEPTH_STEPS) -> list[l
     return out
 
 
+def _mode() -> str:
+    """``EDGE_ORT_INT8_CONVS`` (default ``timed``); an ExportError in one line for any other value."""
+    mode = os.environ.get(ENV, "timed") or "timed"
+    if mode not in CHOICES:
+        raise ExportError(f"{ENV}={mode!r}: choose one of {', '.join(CHOICES)}")
+    return mode
+
+
 def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | Path, io: Any, feeds: Feeds,
                        work: Path, *, time_ms: Callable[[list[str], Any, Feeds], list[float]] | None = None,
                        ) -> tuple[list[str], dict[str, Any]]:
@@ -78,9 +86,7 @@ def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | 
     "every Conv in float" candidate is the same graph behind the gate). Returns ([], record) when the graph
     has no Conv or ``EDGE_ORT_INT8_CONVS=all`` asks for every Conv quantized. ``time_ms`` (paths, io,
     feeds) -> median ms each, replaceable for tests."""
-    mode = os.environ.get(ENV, "timed") or "timed"
-    if mode not in CHOICES:
-        raise ExportError(f"{ENV}={mode!r}: choose one of {', '.join(CHOICES)}")
+    mode = _mode()
     depths = conv_depths(src)
     if not depths or mode == "all":
         return [], {"candidates": [], "mode": mode}
@@ -109,9 +115,7 @@ def symmetric_pays(symmetric: str | Path, src: str | Path, io: Any, feeds: Feeds
     ONNX Runtime's int8 program would otherwise run, is faster here than the fp32 graph, and the timing record.
     Where it is slower (a token graph's quantized MatMuls, e.g.: every call of the step a refinement loop runs
     three times), the form takes the fp32 graph for it. ``EDGE_ORT_INT8_CONVS=all``: untimed, True."""
-    mode = os.environ.get(ENV, "timed") or "timed"
-    if mode not in CHOICES:
-        raise ExportError(f"{ENV}={mode!r}: choose one of {', '.join(CHOICES)}")
+    mode = _mode()
     if mode == "all":
         return True, {"mode": mode}
     sym_ms, fp32_ms = (time_ms or time_onnx)([str(symmetric), str(src)], io, feeds)
@@ -124,26 +128,9 @@ def time_onnx(paths: list[str], io: Any, feeds: Feeds, rounds: int = ROUNDS) -> 
     """Median ms of one ONNX Runtime call of each file on ``feeds``, interleaved in one process (as
     ``edge run`` opens them: default threads, no spinning). A file ONNX Runtime cannot load or run gets
     ``inf`` (never the fastest) rather than failing the export: it is one candidate among several."""
-    from edge.bench.interleave import interleaved_ms
+    from edge.bench.interleave import median_ms_each
     from edge.runtimes.onnxruntime import OrtRuntime
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    live: dict[int, Any] = {}
-    try:
-        for i, p in enumerate(paths):
-            rt = None
-            try:
-                rt = OrtRuntime(p, io)
-                rt.infer(feeds)
-                live[i] = rt
-            except Exception:
-                if rt is not None:
-                    rt.close()
-        per = interleaved_ms([lambda rt=rt: rt.infer(feeds) for rt in live.values()], rounds)
-    finally:
-        for rt in live.values():
-            rt.close()
-    out = [float("inf")] * len(paths)
-    for i, t in zip(live, per, strict=True):
-        out[i] = float(np.median(t))
-    return out
+    ms = median_ms_each([lambda p=p: OrtRuntime(p, io) for p in paths], lambda rt: rt.infer(feeds), rounds)
+    return [float("inf") if isinstance(t, Exception) else t for t in ms]

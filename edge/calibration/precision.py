@@ -569,31 +569,15 @@ def _time_irs(paths: Sequence[str], io: Any, feeds: Feeds, calls: int = SCHEME_C
     """Median ms of one call of each IR on ``feeds`` (OpenVINO, the gate's first float-layer precision),
     in interleaved rounds (:func:`~edge.bench.interleave.interleaved_ms`); for an IR OpenVINO cannot
     compile or run, its reason in one line instead."""
-    from edge.bench.interleave import interleaved_ms
+    from edge.bench.interleave import median_ms_each
     from edge.runtimes.openvino import OpenVinoRuntime, resolve_precision
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    out: list[float | str] = []
-    live: dict[int, Any] = {}  # index in paths -> a runtime that compiled and ran once
-    try:
-        for i, p in enumerate(paths):
-            rt = None
-            try:
-                rt = OpenVinoRuntime(p, io, inference_precision=resolve_precision("auto"))
-                rt.infer(feeds)
-                live[i] = rt
-                out.append(0.0)
-            except Exception as e:  # an OpenVINO plugin refusal: this IR is not a candidate
-                if rt is not None:
-                    rt.close()
-                out.append(_ov_reason(e))
-        per = interleaved_ms([lambda rt=rt: rt.infer(feeds) for rt in live.values()], calls)
-        for i, t in zip(live, per, strict=True):
-            out[i] = float(np.median(t))
-    finally:
-        for rt in live.values():
-            rt.close()
-    return out
+    hint = resolve_precision("auto")
+    ms = median_ms_each([lambda p=p: OpenVinoRuntime(p, io, inference_precision=hint) for p in paths],
+                        lambda rt: rt.infer(feeds), calls)
+    # an OpenVINO plugin refusal: that IR is not a candidate, said in one line
+    return [_ov_reason(t) if isinstance(t, Exception) else t for t in ms]
 
 
 def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet) -> tuple[tuple[str, dict[str, Any]],

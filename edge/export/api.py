@@ -102,7 +102,7 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
            targets: tuple[str, ...] = ("onnx",)) -> tuple[Bundle, dict]:
     from edge.export.attention_modes import resolve_attention
     from edge.export.onnx_export import export_onnx
-    from edge.ops.attention import export_mode
+    from edge.ops.attention import export_mode, masked_nodes
     from edge.parity import parity
     from edge.runtimes.registry import get_backend
 
@@ -139,7 +139,7 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
 
                 graph = onnx.load(str(w.path_for(fname)), load_external_data=False)  # read once: node and opsets
                 graph_attention = attention if _has_attention_node(graph, attention) else "none"
-                if requested == "auto" and attention == "plugin" and "tensorrt" in backends and _masked_plugin(graph):
+                if requested == "auto" and attention == "plugin" and "tensorrt" in backends and masked_nodes(graph):
                     # TensorRT's EdgeAttention plugin takes q, k, v only; auto picks the plugin for TensorRT only
                     # where it parses the standard opset-23 Attention too (>= 10.14), so this graph goes as that
                     for f in files:
@@ -379,14 +379,6 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     # checked against ONNX Runtime above and its parity is in the manifest
     bundle, _ = _write(out, [job], manifest, attention=attention, opset=opset, rtol=rtol, torch_artifact=None)
     return bundle
-
-
-def _masked_plugin(model: Any) -> bool:
-    """Whether an exported graph holds an EdgeAttention node with a mask (a 4th input)."""
-    from edge.ops.attention import PLUGIN_DOMAIN, PLUGIN_OP
-
-    return any(n.domain == PLUGIN_DOMAIN and n.op_type == PLUGIN_OP and len(n.input) > 3 and n.input[3]
-               for n in model.graph.node)
 
 
 def _has_attention_node(model: Any, mode: str) -> bool:

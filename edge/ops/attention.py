@@ -35,6 +35,13 @@ PLUGIN_DOMAIN = "edge.ai"
 _state = threading.local()
 
 
+def masked_nodes(model: Any) -> list[Any]:
+    """The EdgeAttention nodes of an ONNX ``ModelProto`` that take a mask (a 4th input, even an empty one):
+    TensorRT's EdgeAttention plugin declares q, k, v only, so ``edge build`` refuses them and an ``auto``
+    export for TensorRT writes such a graph as the standard opset-23 Attention instead."""
+    return [n for n in model.graph.node if n.op_type == PLUGIN_OP and len(n.input) > 3]
+
+
 def get_export_mode() -> str:
     """The lowering used by :func:`attention` on this thread ("eager" outside an export)."""
     return getattr(_state, "mode", "eager")

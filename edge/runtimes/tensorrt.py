@@ -104,11 +104,12 @@ def plugin_ops(onnx_path: Path) -> set[str]:
     cannot take: the TensorRT EdgeAttention plugin declares q, k, v only, and the parser hands a plugin every
     input of its node, so a masked node (a 4th input) fails deep inside the build with a TypeError."""
     from edge.onnx_file import read_model
+    from edge.ops.attention import masked_nodes
     from edge.runtimes.plugins.tensorrt_plugin import INPUTS
 
     m = read_model(onnx_path)
     nodes = [n for n in m.graph.node if n.op_type in PLUGIN_OPS]
-    masked = [n for n in nodes if n.op_type == "EdgeAttention" and len(n.input) > len(INPUTS)]
+    masked = masked_nodes(m)
     if masked:
         more = f" (+{len(masked) - 1} more)" if len(masked) > 1 else ""
         raise ExportError(f"{onnx_path}: EdgeAttention node '{masked[0].name}'{more} has a mask input, which the "

@@ -149,7 +149,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             if bundle is not None and summary["task"].get("precision") == "int8":
                 from edge.program import float_int8_graphs
 
-                fl = float_int8_graphs(bundle, summary["task"].get("program", ""), summary["task"].get("backend", ""))
+                fl = float_int8_graphs(bundle, summary["task"].get("program", ""),
+                                       summary["task"].get("backend", backend))
                 if fl:
                     note = "; ".join(x for x in (note, (
                         f"graph(s) {', '.join(fl)} run in fp32 in this int8 program: the export found no int8 form "
