@@ -68,3 +68,23 @@ def test_doctor_without_heavy_backends() -> None:
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert {"torch", "onnxruntime", "openvino", "tensorrt", "pycuda", "gpu"} <= set(rows)
     assert not rows["torch"]["ok"] and "not installed" in rows["torch"]["detail"]
+
+
+def test_ctrl_c_while_the_cli_loads_is_one_line() -> None:
+    """A Ctrl-C while ``edge`` imports its commands (Typer, rich, the command modules: the first ~0.1 s of
+    every run) is the CLI's ``interrupted`` and exit 130, as later, not a KeyboardInterrupt traceback. The
+    interrupt is raised by an import hook at that import, so the test does not depend on timing."""
+    for entry in ("main", "export_main"):
+        code = (
+            "import sys, importlib.abc\n"
+            "class Stop(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'edge.cli.commands':\n"
+            "            raise KeyboardInterrupt\n"
+            "        return None\n"
+            "sys.meta_path.insert(0, Stop())\n"
+            f"from edge.cli.main import {entry}\n"
+            f"{entry}(['--help'])\n"
+        )
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert (r.returncode, r.stderr) == (130, "interrupted\n"), (entry, r.stderr[-1500:])

@@ -10,31 +10,52 @@ they would say (a frame that did not encode, a file without its index) is checke
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:  # pragma: no cover
+    import typer
 
-from edge.cli import commands
 
-app = typer.Typer(
-    name="edge",
-    help="edge-deploy: export, validate, run and benchmark perception models with attention.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("doctor")(commands.doctor)
-app.command("models")(commands.models)
-app.command("train")(commands.train)
-app.command("export")(commands.export)
-app.command("run")(commands.run)
-app.command("build")(commands.build)
-app.command("bench")(commands.bench)
-app.command("calibrate")(commands.calibrate)
+@functools.cache
+def _apps() -> tuple[typer.Typer, typer.Typer]:
+    """The ``edge`` and ``edge-export`` Typer apps, built on first use: their imports (Typer, rich, the
+    command modules) run inside :func:`main`'s error boundary, so a Ctrl-C while they load is the one line
+    ``interrupted`` too, not a traceback (at module level they ran before any handler)."""
+    import typer
 
-export_app = typer.Typer(name="edge-export", add_completion=False, pretty_exceptions_enable=False)
-export_app.command()(commands.export)
+    from edge.cli import commands
+
+    app = typer.Typer(
+        name="edge",
+        help="edge-deploy: export, validate, run and benchmark perception models with attention.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.command("doctor")(commands.doctor)
+    app.command("models")(commands.models)
+    app.command("train")(commands.train)
+    app.command("export")(commands.export)
+    app.command("run")(commands.run)
+    app.command("build")(commands.build)
+    app.command("bench")(commands.bench)
+    app.command("calibrate")(commands.calibrate)
+
+    export_app = typer.Typer(name="edge-export", add_completion=False, pretty_exceptions_enable=False)
+    export_app.command()(commands.export)
+    return app, export_app
+
+
+def __getattr__(name: str) -> Any:
+    """``app`` and ``export_app`` as module attributes (tests and embedders call ``_invoke`` with them)."""
+    if name == "app":
+        return _apps()[0]
+    if name == "export_app":
+        return _apps()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextlib.contextmanager
@@ -93,15 +114,25 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     return 0
 
 
+def _app(which: int) -> typer.Typer:
+    """One of :func:`_apps`; a Ctrl-C (or SIGTERM) while the CLI loads exits 130 with one line."""
+    try:
+        with _sigterm_interrupts():
+            return _apps()[which]
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     from edge.cli.process import mark_entry
 
     mark_entry(argv is None)
-    sys.exit(_invoke(app, argv, "edge"))
+    sys.exit(_invoke(_app(0), argv, "edge"))
 
 
 def export_main(argv: list[str] | None = None) -> None:
-    sys.exit(_invoke(export_app, argv, "edge-export"))
+    sys.exit(_invoke(_app(1), argv, "edge-export"))
 
 
 if __name__ == "__main__":
