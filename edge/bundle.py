@@ -116,8 +116,11 @@ class Bundle:
         """The first artifact matching the filters, or a BundleError listing what is there.
 
         ``graph`` None means any graph. Among matches, one whose ``preferred_by`` lists ``prefer`` (a
-        backend name) wins: e.g. OpenVINO takes the NNCF IR over the IR read from the QDQ graph; one whose
-        ``refused_by`` lists it is not a match (an INT8 graph that missed its budget on that backend).
+        backend name) wins: e.g. OpenVINO takes the NNCF IR over the IR read from the QDQ graph; then one
+        no backend claims (ONNX Runtime without its U8S8 form takes the symmetric QDQ graph); another
+        backend's own form is never a match for ``prefer`` (TensorRT's fp16 INT8 graph was gated for it
+        alone), unless asked for by ``name``; one whose ``refused_by`` lists it is not a match (an INT8 graph
+        that missed its budget on that backend).
         """
         found = []
         for a in self.manifest["artifacts"]:
@@ -132,9 +135,13 @@ class Bundle:
             if precision is not None and a.get("precision") != precision:
                 continue
             found.append(a)
+        if prefer is not None and name is None:
+            # the backend's own form, else one no backend claims; never another backend's own form (ONNX
+            # Runtime's U8S8 graph, TensorRT's fp16 INT8 graph: gated for that backend only)
+            best = [a for a in found if prefer in a.get("preferred_by", ())]
+            found = best or [a for a in found if not a.get("preferred_by")]
         if found:
-            best = [a for a in found if prefer is not None and prefer in a.get("preferred_by", ())]
-            return dict((best or found)[0])
+            return dict(found[0])
         have = [a.get("name") for a in self.manifest["artifacts"]]
         want = {k: v for k, v in dict(name=name, format=fmt, graph=graph, precision=precision).items() if v}
         raise BundleError(f"{self.path}: no artifact matching {want} (bundle has {have})")

@@ -542,3 +542,24 @@ def test_a_missing_bundle_named_like_a_family_says_how_to_make_it(tmp_path: Path
     with pytest.raises(BundleError) as e:
         Bundle.load(tmp_path / "lane")
     assert str(e.value).endswith("no such bundle folder")  # a path is a path, not a family name
+
+
+def test_a_backend_never_takes_another_backends_own_form(tmp_path: Path) -> None:
+    """Artifact choice per backend: its own form first, then one no backend claims; never a form another
+    backend claims (gated for that backend only), even when its own choice was refused: OpenVINO, whose
+    gate refused the symmetric INT8 graph, gets no int8 ONNX rather than ONNX Runtime's U8S8 graph or
+    TensorRT's fp16 one. By name, any artifact."""
+    arts = [{"name": "onnx-int8-g", "format": "onnx", "file": "g.int8.onnx", "graph": "g", "precision": "int8",
+             "refused_by": ["openvino"]},
+            {"name": "onnx-int8-u8s8-g", "format": "onnx", "file": "g.u8.onnx", "graph": "g", "precision": "int8",
+             "preferred_by": ["onnxruntime"]},
+            {"name": "onnx-int8-fp16-g", "format": "onnx", "file": "g.f16.onnx", "graph": "g", "precision": "int8",
+             "preferred_by": ["tensorrt"]}]
+    b = Bundle(tmp_path, {"artifacts": arts})
+    pick = {be: b.artifact(fmt="onnx", graph="g", precision="int8", prefer=be)["name"]
+            for be in ("onnxruntime", "tensorrt")}
+    assert pick == {"onnxruntime": "onnx-int8-u8s8-g", "tensorrt": "onnx-int8-fp16-g"}
+    with pytest.raises(BundleError, match="no artifact matching"):
+        b.artifact(fmt="onnx", graph="g", precision="int8", prefer="openvino")
+    assert b.artifact(fmt="onnx", graph="g", precision="int8", prefer="torch")["name"] == "onnx-int8-g"
+    assert b.artifact(name="onnx-int8-fp16-g", prefer="onnxruntime")["name"] == "onnx-int8-fp16-g"

@@ -128,8 +128,10 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                 pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
                            "-", "not kept", "over budget")
                 continue
+            # no CPU time for a form made for another device (TensorRT's, scored on ONNX Runtime)
+            step = "-" if r["step_ms"] is None else f"{r['step_ms']:.2f}"
             pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
-                       f"{r['step_ms']:.2f}", f"{r['bytes'] / 1e6:.2f} MB", f"{r['parity_rel']:.2e}")
+                       step, f"{r['bytes'] / 1e6:.2f} MB", f"{r['parity_rel']:.2e}")
         console.print(pt)
     if report.get("weights") is None:
         console.print("[yellow]warning:[/] no checkpoint for this config: the bundle has RANDOM weights "

@@ -595,8 +595,11 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
 
                     add_nncf_int8(w, report, job)
                     gate_openvino_qdq(w, report, job)  # where no NNCF IR was kept, OpenVINO runs the QDQ graphs
-            if "int8" in job.precisions:  # after the IRs: this form is ONNX Runtime's alone
+            if "int8" in job.precisions:  # after the IRs: these forms are ONNX Runtime's and TensorRT's alone
+                from edge.calibration.trt_int8 import add_trt_int8
+
                 add_ort_int8(w, report, job)
+                add_trt_int8(w, report, job)
         finally:
             drop_int8_sources(w)
 

@@ -365,17 +365,27 @@ def onnx_for(bundle: Any, graph: str, precision: str) -> dict[str, Any]:
     """The ONNX artifact an engine of ``precision`` is built from (precision lives in the ONNX graph).
 
     fp32: the graph's exported ONNX; fp16: the fp16 ONNX (fp32 I/O kept); int8: the symmetric QDQ
-    ONNX. The same files build on TensorRT 10.x (with STRONGLY_TYPED) and 11.x.
+    ONNX whose float layers are fp16 where the export kept that form (``preferred_by: ["tensorrt"]``,
+    :mod:`edge.calibration.trt_int8`), else the symmetric QDQ ONNX (float layers in fp32: older bundles,
+    or a program that missed its budget with fp16). The same files build on TensorRT 10.x (with
+    STRONGLY_TYPED) and 11.x.
     """
     if precision not in PRECISIONS:
         raise BundleError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    found = []
     for a in bundle.artifacts:
         if a.get("format") != "onnx" or a.get("graph", "full") != graph:
             continue
         if a.get("quantization", {}).get("symmetric") is False:
             continue  # ONNX Runtime's U8S8 form: TensorRT's INT8 needs zero points of 0
+        if "tensorrt" in a.get("refused_by", ()):
+            continue
         if a.get("precision", "fp32") == precision:
-            return dict(a)
+            found.append(a)
+    if found:
+        mine = [a for a in found if "tensorrt" in a.get("preferred_by", ())]
+        neutral = [a for a in found if not a.get("preferred_by")]
+        return dict((mine or neutral or found)[0])
     have = sorted({a.get("precision", "fp32") for a in bundle.artifacts
                    if a.get("format") == "onnx" and a.get("graph", "full") == graph})
     what = "QDQ INT8 from a calibration set" if precision == "int8" else "FP16 with fp32 I/O"
