@@ -57,7 +57,7 @@ def main() -> None:
             q = chosen.get("quantization", {})
             graphs[g] = {"tensorrt_builds": chosen["file"], "symmetric": census(b.file(sym["file"])),
                          "fp16_form": census(b.file(chosen["file"])) if chosen["file"] != sym["file"] else None,
-                         "kept_fp32_nodes": len(q.get("kept_fp32_large_values", [])),
+                         "kept_fp32_nodes": len(q.get("kept_fp32_nodes", [])),
                          "fp16_range": q.get("fp16_range"), "parity_vs_fp32": chosen.get("parity")}
         gates = {p: rec.get("gates", {}).get("tensorrt", {}).get("int8-fp16")
                  for p, rec in b.manifest.get("programs", {}).items()}

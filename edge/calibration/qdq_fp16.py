@@ -248,7 +248,7 @@ def convert_qdq_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *
         raise ExportError(f"{name}: fp16 float layers for the QDQ graph failed ({first_line(e)})") from None
     n_dq = sum(n.op_type == "DequantizeLinear" for n in out.graph.node)
     return {"format": "qdq", "symmetric": True, "float": "fp16", "io": "float32", "kept_fp32_ops": list(keep_fp32),
-            "kept_fp32_custom_nodes": custom, "kept_fp32_large_values": list(keep_nodes), "dequantize_nodes": n_dq}
+            "kept_fp32_custom_nodes": custom, "kept_fp32_nodes": list(keep_nodes), "dequantize_nodes": n_dq}
 
 
 def drop_cast_round_trips(model: Any) -> int:

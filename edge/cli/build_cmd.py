@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import jsonout
-from edge.errors import BackendUnavailable, DataError
+from edge.errors import BackendUnavailable, DataError, ExportError
 
 
 def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
@@ -24,9 +24,27 @@ def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
     return fronts
 
 
+def check_built_engine(b: Any, backend: str, rec: Any, cuda: str | None, console: Any) -> dict[str, Any]:
+    """Run the engine just built (or reused) against ONNX Runtime fp32 (:mod:`edge.runtimes.engine_check`);
+    an engine whose outputs are not finite where ONNX Runtime's are leaves the bundle, in one line."""
+    from edge.runtimes.engine_check import check_engine
+    from edge.runtimes.tensorrt import engine_artifact_name, remove_engine
+
+    name = engine_artifact_name(rec)
+    with console.status(f"checking {rec.engine_file} against ONNX Runtime fp32..."):
+        check = check_engine(b, rec.graph, name, cuda=cuda)
+    if check["not_finite"]:
+        remove_engine(b, name)
+        raise ExportError(f"{rec.engine_file}: {backend} {rec.precision} engine of graph '{rec.graph}' gives outputs "
+                          f"that are not finite on {check['not_finite']} of {check['feeds']} inputs where ONNX "
+                          f"Runtime fp32 does not; removed from the bundle (build fp16 or fp32, or --no-check to "
+                          "keep it)")
+    return check
+
+
 def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], dims: list[str], workspace_mb: int,
               timing_cache: Path | None, cuda: str | None, force: bool, json_out: bool,
-              preprocess: str = "numpy") -> dict[str, Any]:
+              preprocess: str = "numpy", check_engines: bool = True) -> dict[str, Any]:
     from edge.bundle import Bundle
     from edge.runtimes.registry import get_backend
     from edge.runtimes.trt_engine import DEFAULT_CAMERA, onnx_for, parse_dim_ranges
@@ -85,12 +103,15 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
                                    progress=lambda msg: status.update(f"{backend}: {msg}"),
                                    **({"front": fronts[g]} if g in fronts else {}))
         b = Bundle.load(b.path)
-        results.append({"graph": g, "engine": rec.engine_file, "reused": reused, "record": vars(rec)})
+        check = check_built_engine(b, backend, rec, cuda, console) if check_engines and not rec.front else None
+        results.append({"graph": g, "engine": rec.engine_file, "reused": reused, "record": vars(rec),
+                        **({"check": check} if check is not None else {})})
         if not json_out:
             what = "reused" if reused else f"built in {rec.build_s:.1f} s"
             cam = " + camera preprocessing" if rec.front else ""
+            vs = f"; vs ONNX Runtime fp32 on {check['feeds']} inputs: max rel {check['max_rel']:.2e}" if check else ""
             console.print(f"{rec.engine_file}: {what} ({backend} {rec.tensorrt}, {rec.gpu} sm "
-                          f"{rec.compute_capability}, {precision}, from {rec.onnx_file}{cam})", highlight=False)
+                          f"{rec.compute_capability}, {precision}, from {rec.onnx_file}{cam}){vs}", highlight=False)
     out = {"bundle": str(b.path), "engines": results}
     if json_out:
         print(jsonout.dumps(out))

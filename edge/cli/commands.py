@@ -168,6 +168,9 @@ def build(
                                       "(reusing it makes rebuilds fast)."),
     cuda: str = typer.Option(None, "--cuda", help="cuda-python (default) or pycuda."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when a valid engine is cached."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Run each engine against ONNX Runtime fp32 on the "
+                               "family's inputs and report the worst error; an engine giving non-finite outputs "
+                               "where ONNX Runtime does not is removed (exit 2)."),
     preprocess: str = typer.Option("numpy", "--preprocess", help="engine: the graphs with a camera-image input take "
                                    "uint8 BGR frames of any size in the --dim camera_height/camera_width ranges "
                                    "(default 16:720:2160 x 16:1280:3840) and resize + normalise them inside the "
@@ -178,7 +181,8 @@ def build(
     from edge.cli.build_cmd import run_build
 
     run_build(bundle, backend=backend, precision=precision, graphs=graph, dims=dim, workspace_mb=workspace_mb,
-              timing_cache=timing_cache, cuda=cuda, force=force, json_out=json_out, preprocess=preprocess)
+              timing_cache=timing_cache, cuda=cuda, force=force, json_out=json_out, preprocess=preprocess,
+              check_engines=check)
 
 
 def bench(

@@ -167,6 +167,13 @@ def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> 
         for g in bundle.graphs:
             with console.status(f"building the {p} {backend} engine for {g}...") as status:
                 rec, _ = be.build(bundle, graph=g, precision=p, progress=lambda m: status.update(f"{backend}: {m}"))
-            console.print(f"{rec.engine_file}: {backend}, graph {g}, {p}, built in {rec.build_s:.1f} s")
+            check = None
+            if not rec.front:  # as edge build: against ONNX Runtime fp32; a non-finite engine leaves the bundle
+                from edge.bundle import Bundle
+                from edge.cli.build_cmd import check_built_engine
+
+                check = check_built_engine(Bundle.load(bundle.path), backend, rec, None, console)
+            vs = f"; vs ONNX Runtime fp32: max rel {check['max_rel']:.2e}" if check else ""
+            console.print(f"{rec.engine_file}: {backend}, graph {g}, {p}, built in {rec.build_s:.1f} s{vs}")
             built.append(rec.engine_file)
     return {"built": built}

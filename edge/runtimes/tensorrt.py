@@ -363,7 +363,7 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     m = json.loads((root / "manifest.json").read_text())
     for f, role in ((engine_file, "tensorrt_engine"), (record_file, "tensorrt_record")):
         m["files"][f] = {"sha256": sha256_file(root / f), "size": (root / f).stat().st_size, "role": role}
-    name = f"tensorrt-{rec.graph}-{rec.precision}-{rec.key()}"
+    name = engine_artifact_name(rec)
     replaced = [a for a in m["artifacts"] if a.get("name") == name]
     m["artifacts"] = [a for a in m["artifacts"] if a.get("name") != name]
     old_files = [f for a in replaced for f in [a.get("file"), *a.get("extra_files", [])] if f]
@@ -381,6 +381,31 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     validate_manifest(m, where=str(root / "manifest.json"))
     atomic_write_text(root / "manifest.json", json.dumps(m, indent=2) + "\n")
     for f in old_files:  # only now that the manifest no longer lists them
+        (root / f).unlink(missing_ok=True)
+    return Bundle.load(root)
+
+
+def engine_artifact_name(rec: EngineRecord) -> str:
+    """The manifest name of ``rec``'s engine (one per graph, precision and cache key)."""
+    return f"tensorrt-{rec.graph}-{rec.precision}-{rec.key()}"
+
+
+def remove_engine(bundle: Any, name: str) -> Any:
+    """Take engine artifact ``name`` and its files out of the bundle: the manifest first (temp + rename),
+    then the files, so a crash in between leaves unlisted files, never a listed missing one."""
+    from edge.bundle import Bundle, validate_manifest
+    from edge.files import atomic_write_text
+
+    root = Path(bundle.path)
+    m = json.loads((root / "manifest.json").read_text())
+    gone = [a for a in m["artifacts"] if a.get("name") == name]
+    m["artifacts"] = [a for a in m["artifacts"] if a.get("name") != name]
+    files = [f for a in gone for f in [a.get("file"), *a.get("extra_files", [])] if f]
+    for f in files:
+        m["files"].pop(f, None)
+    validate_manifest(m, where=str(root / "manifest.json"))
+    atomic_write_text(root / "manifest.json", json.dumps(m, indent=2) + "\n")
+    for f in files:
         (root / f).unlink(missing_ok=True)
     return Bundle.load(root)
 

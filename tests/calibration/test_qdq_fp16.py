@@ -130,7 +130,7 @@ def test_large_activations_keep_their_nodes_fp32(tmp_path: Path) -> None:
     keep = large_value_nodes(src, big)
     assert keep == ["scale_up", "q", "dq", "conv", "scale_down"]  # |x * 1000| ~ 3000 in or out of these
     info = convert_qdq_fp16(src, tmp_path / "out.onnx", keep_nodes=keep)
-    assert info["kept_fp32_large_values"] == keep
+    assert info["kept_fp32_nodes"] == keep
     out = onnx.load(str(tmp_path / "out.onnx"))
     cast_to = {o: n.attribute[0].i for n in out.graph.node if n.op_type == "Cast" for o in n.output}
     relu = next(n for n in out.graph.node if n.name == "relu")
@@ -210,7 +210,7 @@ def test_where_fp16_departs_from_fp32_the_nodes_stay_fp32(tmp_path: Path) -> Non
     onnx.save(emulate_fp16(onnx.load(str(plain))), plain_emu)
     assert np.abs(run(plain_emu, x)[0] - ref[0]).max() > 0.5 * np.abs(ref[0]).max()  # rounded to quarters
     info = qdq_fp16_form(src, dst, feeds)
-    kept = info["kept_fp32_large_values"]
+    kept = info["kept_fp32_nodes"]
     assert set(kept) == {"add", "sub"} and info["fp16_range"]["rounds"] == 3
     emu = Path(f"{dst}.emulation.onnx")
     for p in (dst, emu):

@@ -124,7 +124,7 @@ def test_tensorrt_gets_the_int8_graph_with_fp16_float_layers(fp16_int8: tuple[Pa
     assert set(by_op["QuantizeLinear"]) == {T.INT8} and set(by_op["Softmax"]) == {T.FLOAT}
     compute = [t for op in ("Conv", "Gemm", "MatMul") for t in by_op.get(op, [])]
     assert compute.count(T.FLOAT16) > len(compute) / 2  # most of the model runs fp16 ...
-    kept = set(a["quantization"]["kept_fp32_large_values"])
+    kept = set(a["quantization"]["kept_fp32_nodes"])
     for n in m.graph.node:  # ... and a compute node in fp32 is one the range/deviation checks kept
         if n.op_type in ("Conv", "Gemm", "MatMul", "Add", "Relu") and ty[n.output[0]] == T.FLOAT:
             assert n.name in kept, n.name

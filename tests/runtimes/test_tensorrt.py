@@ -381,7 +381,8 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
                 return False
             n = int(np.prod(self.shapes["x"])) * 4
             x = np.frombuffer(bytes(cuda.mem[self.addr["x"]][:n]), np.float32)
-            cuda.mem[self.addr["y"]][:n] = (2 * x).astype(np.float32).tobytes()
+            y = np.full_like(x, np.nan) if trt.fake_nan_output else 2 * x
+            cuda.mem[self.addr["y"]][:n] = y.astype(np.float32).tobytes()
             return True
 
     class Engine:
@@ -417,7 +418,7 @@ def fake_tensorrt(version: str, calls: list[tuple], cuda: FakeCuda) -> types.Mod
     trt.init_libnvinfer_plugins = lambda logger, ns: calls.append(("init_plugins",))
     trt.nptype = lambda dt: np.float32
     trt.fake_io = ["x", "y"]
-    trt.fake_execute_fails = trt.fake_no_context = trt.fake_refuse_profile = False
+    trt.fake_execute_fails = trt.fake_no_context = trt.fake_refuse_profile = trt.fake_nan_output = False
     trt.fake_refuse_address = trt.fake_refuse_shape = False
     trt.fake_network_inputs = None  # the parsed network's input names; None: the ONNX's
     return trt
@@ -1063,3 +1064,65 @@ def test_profile_refusals_are_one_line_before_the_build(fake_env: Any, double_bu
                                           r"'x', which the parsed network does not have \(its inputs: images\)"):
         build_engine(b, precision="fp32", dims={"batch": (1, 2, 4)})
     assert ("build",) not in calls
+
+
+def test_edge_build_checks_each_engine_against_onnxruntime(fake_env: Any, double_bundle: Path, tmp_path: Path) -> None:
+    """``edge build`` runs every engine it builds (or reuses) against ONNX Runtime fp32 on the same inputs
+    and reports the worst error; an engine whose outputs are not finite where ONNX Runtime's are (forced
+    here) is removed from the bundle, in one line, exit 2 through the CLI's error boundary."""
+    import json
+
+    from edge.bundle import Bundle
+    from edge.cli.build_cmd import run_build
+    from edge.errors import ExportError
+
+    fake_env("10.3.0")
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    out = run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=1:1:4"], workspace_mb=64,
+                    timing_cache=None, cuda=None, force=False, json_out=True)
+    check = out["engines"][0]["check"]
+    assert check == {"reference": "onnxruntime fp32", "feeds": 3, "max_rel": 0.0, "not_finite": 0}
+    assert any(a["format"] == "tensorrt_engine" for a in Bundle.load(b).artifacts)
+    import sys
+
+    sys.modules["tensorrt"].fake_nan_output = True
+    before = json.loads((b / "manifest.json").read_text())
+    with pytest.raises(ExportError, match=r"engine of graph 'full' gives outputs that are not finite on 3 of 3 "
+                                          r"inputs where ONNX Runtime fp32 does not; removed from the bundle"):
+        run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=1:1:4"], workspace_mb=64,
+                  timing_cache=None, cuda=None, force=True, json_out=True)
+    after = Bundle.load(b)  # verifies every listed file
+    assert not [a for a in after.artifacts if a["format"] == "tensorrt_engine"]
+    assert not list((b / "engines").iterdir())
+    assert set(after.manifest["files"]) == {f for f in before["files"] if not f.startswith("engines/")}
+    out = run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=1:1:4"], workspace_mb=64,
+                    timing_cache=None, cuda=None, force=True, json_out=True, check_engines=False)
+    assert "check" not in out["engines"][0]  # --no-check keeps what was built
+
+
+def test_the_check_feeds_each_graph_what_its_program_gives_it(tiny_bundle: Path) -> None:
+    """The engine check's inputs for a family's graph come from its fp32 program on an evaluation sample:
+    the per-frame encoder gets preprocessed frames and the temporal head the ring buffers the stream builds
+    (what the program recorded), not random arrays of the right shape."""
+    from edge.bundle import Bundle
+    from edge.program import card_for_bundle, load_program
+    from edge.runtimes.engine_check import graph_feeds
+
+    b = Bundle.load(tiny_bundle)
+    for g in b.graphs:
+        feeds = graph_feeds(b, g)
+        io = b.graph_io(g)
+        assert 1 <= len(feeds) <= 3 and all(set(f) == set(io.input_names) for f in feeds), g
+    card = card_for_bundle(b)
+    cfg = b.manifest["model"]["config"]
+    sample = card.data.samples(cfg, "evaluation", 1, 0)[0]
+    with load_program(b, "onnxruntime", program="stream", precision="fp32") as prog:
+        prog.record(True)
+        prog.reset()
+        for frames in sample:
+            prog.step(card.preprocess(frames, cfg))
+        want = prog.record(False)
+    for g in ("encoder", "temporal"):
+        got = graph_feeds(b, g)
+        assert all(np.array_equal(got[i][k], want[g][i][k]) for i in range(len(got)) for k in got[i]), g
