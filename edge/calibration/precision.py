@@ -230,6 +230,9 @@ def check_request(job: PrecisionJob) -> None:
 
         if job.method not in METHODS:
             raise ExportError(f"--calib-method {job.method!r}: choose one of {', '.join(METHODS)}")
+        from edge.calibration.trt_int8 import enabled
+
+        enabled()  # a bad EDGE_TRT_INT8_FORM is one line now, not after the INT8 gates
         job.calib_samples()
 
 

@@ -18,6 +18,7 @@ export warns. Its speed on ONNX Runtime's CPU kernels says nothing about a GPU, 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,17 @@ from edge.errors import EdgeError, ExportError, first_line
 
 FORM = "fp16"  # the artifact name's variant and the gate record's format suffix
 WHAT = "tensorrt int8 (fp16 float layers)"
+#: ``on`` (default) or ``off``: skip this form (an export that never goes to TensorRT saves its 5-25 s; the
+#: test suite sets it, and the tests of this form turn it on)
+ENV = "EDGE_TRT_INT8_FORM"
+
+
+def enabled() -> bool:
+    """Whether ``EDGE_TRT_INT8_FORM`` asks for the form; an ExportError in one line for another value."""
+    value = os.environ.get(ENV, "on") or "on"
+    if value not in ("on", "off"):
+        raise ExportError(f"{ENV}={value!r}: choose on or off")
+    return value == "on"
 
 
 def add_trt_int8(w: Any, report: dict[str, Any], job: Any) -> None:
@@ -34,6 +46,9 @@ def add_trt_int8(w: Any, report: dict[str, Any], job: Any) -> None:
     from edge.export.api import artifact_name
     from edge.parity import worst_rel
 
+    if not enabled():
+        job.say(f"{WHAT}: skipped ({ENV}=off); TensorRT builds the fp32-float int8 graphs")
+        return
     card = job.card
     files: dict[str, str] = {}
     emus: dict[str, str] = {}  # graph -> its fp16 emulation (scored in its place; not part of the bundle)

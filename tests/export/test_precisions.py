@@ -18,8 +18,11 @@ import edge
 EXPORT = [sys.executable, "-c", "from edge.cli.main import export_main; export_main()"]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EXPORT, *args], capture_output=True, text=True, timeout=600)
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([*EXPORT, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,8 @@ def fp16_int8(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """One CLI export of every precision (read by the tests below, not changed): its folder and --json report."""
     out = tmp_path_factory.mktemp("prec") / "b"
     r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "fp32,fp16,int8", "--calib-size", "6",
-             "--eval-size", "6", "--max-drop", "100", "--out", str(out), "--json")
+             "--eval-size", "6", "--max-drop", "100", "--out", str(out), "--json",
+             env={"EDGE_TRT_INT8_FORM": "on"})  # TensorRT's form too (the test suite turns it off elsewhere)
     assert r.returncode == 0, r.stderr[-2000:]
     return out, json.loads(r.stdout)
 
@@ -168,6 +172,7 @@ def test_tensorrt_form_over_budget_or_unmade_is_not_kept(tmp_path: Path, monkeyp
     def refuse(src, dst, **kw):  # type: ignore[no-untyped-def]
         raise ExportError("model.int8.onnx: forced refusal")
 
+    monkeypatch.setenv("EDGE_TRT_INT8_FORM", "on")
     if why == "budget":
         monkeypatch.setattr(precision.PrecisionJob, "metric", low)
     else:
@@ -295,3 +300,21 @@ def test_onnxruntime_form_over_budget_is_not_kept(tmp_path: Path, monkeypatch: p
     rec = prog["gates"]["onnxruntime"]["int8"]
     assert rec["u8s8"]["kept"] is False and "missed the budget" in rec["u8s8"]["why"] and rec["max_drop"] == 100
     edge.Bundle.load(tmp_path / "b")  # nothing unlisted left in the folder
+
+
+def test_tensorrt_form_can_be_skipped_and_a_bad_switch_is_one_line(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """EDGE_TRT_INT8_FORM=off writes no TensorRT form (TensorRT builds the symmetric graph); another value is
+    one line before any work."""
+    from edge.calibration.trt_int8 import enabled
+    from edge.errors import ExportError
+
+    monkeypatch.setenv("EDGE_TRT_INT8_FORM", "off")
+    assert enabled() is False
+    monkeypatch.setenv("EDGE_TRT_INT8_FORM", "maybe")
+    with pytest.raises(ExportError, match=r"^EDGE_TRT_INT8_FORM='maybe': choose on or off$"):
+        enabled()
+    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int8", "--out", str(tmp_path / "b"),
+             env={"EDGE_TRT_INT8_FORM": "maybe"})
+    assert r.returncode == 2 and r.stderr.strip() == "error: EDGE_TRT_INT8_FORM='maybe': choose on or off"
+    assert not (tmp_path / "b").exists()
