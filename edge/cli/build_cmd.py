@@ -24,22 +24,38 @@ def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
     return fronts
 
 
-def check_built_engine(b: Any, backend: str, rec: Any, cuda: str | None, console: Any) -> dict[str, Any]:
-    """Run the engine just built (or reused) against ONNX Runtime fp32 (:mod:`edge.runtimes.engine_check`);
-    an engine whose outputs are not finite where ONNX Runtime's are leaves the bundle, in one line."""
+def check_built_engine(b: Any, backend: str, rec: Any, cuda: str | None, console: Any,
+                       keep_hint: str = "--no-check keeps it") -> dict[str, Any]:
+    """Run the engine just built (or reused) against ONNX Runtime fp32 (:mod:`edge.runtimes.engine_check`).
+    An engine whose outputs are not finite where ONNX Runtime's are leaves the bundle, in one line (exit 2);
+    when the check itself cannot run here (no ONNX Runtime, a graph it cannot load) the engine stays and the
+    result says why it was not checked."""
+    from edge.errors import EdgeError
     from edge.runtimes.engine_check import check_engine
     from edge.runtimes.tensorrt import engine_artifact_name, remove_engine
 
     name = engine_artifact_name(rec)
     with console.status(f"checking {rec.engine_file} against ONNX Runtime fp32..."):
-        check = check_engine(b, rec.graph, name, cuda=cuda)
+        try:
+            check = check_engine(b, rec.graph, name, cuda=cuda)
+        except (EdgeError, ImportError) as e:
+            return {"reference": "onnxruntime fp32", "not_checked": str(e).splitlines()[0]}
     if check["not_finite"]:
         remove_engine(b, name)
         raise ExportError(f"{rec.engine_file}: {backend} {rec.precision} engine of graph '{rec.graph}' gives outputs "
                           f"that are not finite on {check['not_finite']} of {check['feeds']} inputs where ONNX "
-                          f"Runtime fp32 does not; removed from the bundle (build fp16 or fp32, or --no-check to "
-                          "keep it)")
+                          f"Runtime fp32 does not; removed from the bundle (another --precision may build; "
+                          f"{keep_hint})")
     return check
+
+
+def check_line(check: dict[str, Any] | None) -> str:
+    """The check's part of a build's one-line summary."""
+    if not check:
+        return ""
+    if "not_checked" in check:
+        return f"; not checked against ONNX Runtime ({check['not_checked']})"
+    return f"; vs ONNX Runtime fp32 on {check['feeds']} inputs: max rel {check['max_rel']:.2e}"
 
 
 def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], dims: list[str], workspace_mb: int,
@@ -109,9 +125,9 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         if not json_out:
             what = "reused" if reused else f"built in {rec.build_s:.1f} s"
             cam = " + camera preprocessing" if rec.front else ""
-            vs = f"; vs ONNX Runtime fp32 on {check['feeds']} inputs: max rel {check['max_rel']:.2e}" if check else ""
             console.print(f"{rec.engine_file}: {what} ({backend} {rec.tensorrt}, {rec.gpu} sm "
-                          f"{rec.compute_capability}, {precision}, from {rec.onnx_file}{cam}){vs}", highlight=False)
+                          f"{rec.compute_capability}, {precision}, from {rec.onnx_file}{cam}){check_line(check)}",
+                          highlight=False)
     out = {"bundle": str(b.path), "engines": results}
     if json_out:
         print(jsonout.dumps(out))

@@ -163,17 +163,23 @@ def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> 
                       highlight=False)
         return {"built": [], "reason": why, "on_target": cmds}
     built = []
+    checks: dict[str, Any] = {}
     for p in precisions:
         for g in bundle.graphs:
             with console.status(f"building the {p} {backend} engine for {g}...") as status:
                 rec, _ = be.build(bundle, graph=g, precision=p, progress=lambda m: status.update(f"{backend}: {m}"))
+            from edge.cli.build_cmd import check_built_engine, check_line
+
             check = None
             if not rec.front:  # as edge build: against ONNX Runtime fp32; a non-finite engine leaves the bundle
                 from edge.bundle import Bundle
-                from edge.cli.build_cmd import check_built_engine
 
-                check = check_built_engine(Bundle.load(bundle.path), backend, rec, None, console)
-            vs = f"; vs ONNX Runtime fp32: max rel {check['max_rel']:.2e}" if check else ""
-            console.print(f"{rec.engine_file}: {backend}, graph {g}, {p}, built in {rec.build_s:.1f} s{vs}")
+                check = check_built_engine(Bundle.load(bundle.path), backend, rec, None, console,
+                                           keep_hint=f"the bundle is kept without it; `edge build {bundle.path} "
+                                                     f"--precision {p} --no-check` builds it unchecked")
+            console.print(f"{rec.engine_file}: {backend}, graph {g}, {p}, built in {rec.build_s:.1f} s"
+                          f"{check_line(check)}")
             built.append(rec.engine_file)
-    return {"built": built}
+            if check is not None:
+                checks[rec.engine_file] = check
+    return {"built": built, "checks": checks}

@@ -1066,39 +1066,56 @@ def test_profile_refusals_are_one_line_before_the_build(fake_env: Any, double_bu
     assert ("build",) not in calls
 
 
-def test_edge_build_checks_each_engine_against_onnxruntime(fake_env: Any, double_bundle: Path, tmp_path: Path) -> None:
-    """``edge build`` runs every engine it builds (or reuses) against ONNX Runtime fp32 on the same inputs
-    and reports the worst error; an engine whose outputs are not finite where ONNX Runtime's are (forced
-    here) is removed from the bundle, in one line, exit 2 through the CLI's error boundary."""
+def test_edge_build_checks_each_engine_against_onnxruntime(fake_env: Any, double_bundle: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``edge build`` runs every engine it builds (or reuses) against ONNX Runtime fp32 on the same inputs (of
+    the profile's shapes: batch 2 here) and reports the worst error; an engine whose outputs are not finite
+    where ONNX Runtime's are (forced here) is removed from the bundle, in one line, exit 2 through the CLI's
+    error boundary, whether it was just built or reused; a check that cannot run leaves the engine and says
+    why; --no-check keeps what was built."""
     import json
 
     from edge.bundle import Bundle
     from edge.cli.build_cmd import run_build
-    from edge.errors import ExportError
+    from edge.cli.main import _invoke, app
+    from edge.runtimes import engine_check
 
     fake_env("10.3.0")
     b = tmp_path / "b"
     shutil.copytree(double_bundle, b)
-    out = run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=1:1:4"], workspace_mb=64,
-                    timing_cache=None, cuda=None, force=False, json_out=True)
+    args = dict(backend="tensorrt", precision="fp32", graphs=[], dims=["batch=2:2:4"], workspace_mb=64,
+                timing_cache=None, cuda=None, json_out=True)
+    out = run_build(b, force=False, **args)
     check = out["engines"][0]["check"]
     assert check == {"reference": "onnxruntime fp32", "feeds": 3, "max_rel": 0.0, "not_finite": 0}
-    assert any(a["format"] == "tensorrt_engine" for a in Bundle.load(b).artifacts)
+    capsys.readouterr()
     import sys
 
     sys.modules["tensorrt"].fake_nan_output = True
     before = json.loads((b / "manifest.json").read_text())
-    with pytest.raises(ExportError, match=r"engine of graph 'full' gives outputs that are not finite on 3 of 3 "
-                                          r"inputs where ONNX Runtime fp32 does not; removed from the bundle"):
-        run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=1:1:4"], workspace_mb=64,
-                  timing_cache=None, cuda=None, force=True, json_out=True)
+    cli = ["build", str(b), "--precision", "fp32", "--dim", "batch=2:2:4", "--workspace-mb", "64"]
+    assert _invoke(app, cli, "edge") == 2  # the engine cached above is reused, and now gives NaN
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: engines/full.fp32.") and "Traceback" not in err
+    assert ("engine of graph 'full' gives outputs that are not finite on 3 of 3 inputs where ONNX Runtime fp32 "
+            "does not; removed from the bundle (another --precision may build; --no-check keeps it)") in err
     after = Bundle.load(b)  # verifies every listed file
     assert not [a for a in after.artifacts if a["format"] == "tensorrt_engine"]
     assert not list((b / "engines").iterdir())
     assert set(after.manifest["files"]) == {f for f in before["files"] if not f.startswith("engines/")}
-    out = run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=1:1:4"], workspace_mb=64,
-                    timing_cache=None, cuda=None, force=True, json_out=True, check_engines=False)
+    out = run_build(b, force=True, check_engines=False, **args)
     assert "check" not in out["engines"][0]  # --no-check keeps what was built
+    sys.modules["tensorrt"].fake_nan_output = False
+
+    def cannot(*a: Any, **k: Any) -> dict[str, Any]:
+        raise ImportError("No module named 'onnxruntime'")
+
+    monkeypatch.setattr(engine_check, "check_engine", cannot)
+    out = run_build(b, force=True, **args)
+    assert out["engines"][0]["check"] == {"reference": "onnxruntime fp32",
+                                          "not_checked": "No module named 'onnxruntime'"}
+    assert [a for a in Bundle.load(b).artifacts if a["format"] == "tensorrt_engine"]  # kept, unchecked
 
 
 def test_the_check_feeds_each_graph_what_its_program_gives_it(tiny_bundle: Path) -> None:
