@@ -24,29 +24,49 @@ def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
     return fronts
 
 
-def check_built_engine(b: Any, backend: str, rec: Any, cuda: str | None, console: Any,
-                       keep_hint: str = "--no-check keeps it") -> dict[str, Any]:
-    """Run the engine just built (or reused) against ONNX Runtime fp32 (:mod:`edge.runtimes.engine_check`).
-    An engine whose outputs are not finite where ONNX Runtime's are leaves the bundle, in one line (exit 2);
-    when the check itself cannot run here (no ONNX Runtime, a graph it cannot load) the engine stays and the
-    result says why it was not checked."""
+def engine_checker(b: Any, backend: str, cuda: str | None, say: Any = None,
+                   keep_hint: str = "--no-check keeps it") -> tuple[Any, Any, dict[str, Any]]:
+    """``(verify, check_reused, results)`` for one engine (:mod:`edge.runtimes.engine_check`): ``verify`` is
+    the build's hook for a new engine, before it enters the bundle (a broken one raises, the bundle keeps
+    what it had); ``check_reused(rec)`` checks a cached engine and removes it when broken; ``results`` holds
+    the check (``new`` or ``reused``): make one checker per engine. A check that cannot run here (no ONNX
+    Runtime, an unloadable reference) leaves the engine and says why it was not checked."""
     from edge.errors import EdgeError
-    from edge.runtimes.engine_check import check_engine
+    from edge.runtimes.engine_check import check_engine, check_engine_file
     from edge.runtimes.tensorrt import engine_artifact_name, remove_engine
 
-    name = engine_artifact_name(rec)
-    with console.status(f"checking {rec.engine_file} against ONNX Runtime fp32..."):
+    results: dict[str, Any] = {}
+
+    def run(rec: Any, fn: Any) -> dict[str, Any]:
+        if say is not None:  # the build's status line (a second live display is refused by rich)
+            say(f"checking the {rec.precision} engine of graph '{rec.graph}' against ONNX Runtime fp32")
         try:
-            check = check_engine(b, rec.graph, name, cuda=cuda)
+            return fn()
         except (EdgeError, ImportError) as e:
             return {"reference": "onnxruntime fp32", "not_checked": str(e).splitlines()[0]}
-    if check["not_finite"]:
-        remove_engine(b, name)
-        raise ExportError(f"{rec.engine_file}: {backend} {rec.precision} engine of graph '{rec.graph}' gives outputs "
-                          f"that are not finite on {check['not_finite']} of {check['feeds']} inputs where ONNX "
-                          f"Runtime fp32 does not; removed from the bundle (another --precision may build; "
-                          f"{keep_hint})")
-    return check
+
+    def broken(rec: Any, check: dict[str, Any], what: str) -> ExportError:
+        where = "not added to" if what == "new engine" else "removed from"
+        return ExportError(f"{what}: {backend} {rec.precision} engine of graph '{rec.graph}' gives outputs that are "
+                           f"not finite on {check['not_finite']} of {check['feeds']} inputs where ONNX Runtime fp32 "
+                           f"does not; {where} the bundle (another --precision may build; {keep_hint})")
+
+    def verify(path: Any, rec: Any) -> None:
+        check = run(rec, lambda: check_engine_file(b, rec.graph, path, rec, cuda))
+        if check.get("not_finite"):
+            raise broken(rec, check, "new engine")
+        results["new"] = check
+
+    def check_reused(rec: Any) -> dict[str, Any]:
+        name = engine_artifact_name(rec)
+        check = run(rec, lambda: check_engine(b, rec.graph, name, cuda=cuda))
+        if check.get("not_finite"):
+            remove_engine(b, name)
+            raise broken(rec, check, rec.engine_file)
+        results["reused"] = check
+        return check
+
+    return verify, check_reused, results
 
 
 def check_line(check: dict[str, Any] | None) -> str:
@@ -114,12 +134,15 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
     results = []
     for g in graphs:
         with console.status(f"building the {precision} {backend} engine for graph '{g}'...") as status:
+            checking = check_engines and g not in fronts  # a camera-front engine takes bytes: not checked
+            verify, check_reused, checks = engine_checker(b, backend, cuda, say=status.update)
             rec, reused = be.build(b, graph=g, precision=precision, dims=ranges, workspace_mb=workspace_mb,
                                    timing_cache=timing_cache, cuda_impl=cuda, force=force,
                                    progress=lambda msg: status.update(f"{backend}: {msg}"),
-                                   **({"front": fronts[g]} if g in fronts else {}))
+                                   **({"front": fronts[g]} if g in fronts else {}),
+                                   **({"verify": verify} if checking else {}))
         b = Bundle.load(b.path)
-        check = check_built_engine(b, backend, rec, cuda, console) if check_engines and not rec.front else None
+        check = (check_reused(rec) if reused else checks.get("new")) if checking else None
         results.append({"graph": g, "engine": rec.engine_file, "reused": reused, "record": vars(rec),
                         **({"check": check} if check is not None else {})})
         if not json_out:

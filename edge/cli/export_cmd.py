@@ -166,17 +166,18 @@ def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> 
     checks: dict[str, Any] = {}
     for p in precisions:
         for g in bundle.graphs:
+            from edge.bundle import Bundle
+            from edge.cli.build_cmd import check_line, engine_checker
+
             with console.status(f"building the {p} {backend} engine for {g}...") as status:
-                rec, _ = be.build(bundle, graph=g, precision=p, progress=lambda m: status.update(f"{backend}: {m}"))
-            from edge.cli.build_cmd import check_built_engine, check_line
-
-            check = None
-            if not rec.front:  # as edge build: against ONNX Runtime fp32; a non-finite engine leaves the bundle
-                from edge.bundle import Bundle
-
-                check = check_built_engine(Bundle.load(bundle.path), backend, rec, None, console,
-                                           keep_hint=f"the bundle is kept without it; `edge build {bundle.path} "
-                                                     f"--precision {p} --no-check` builds it unchecked")
+                # as edge build: each engine against ONNX Runtime fp32; a broken one is not added (the bundle stays)
+                verify, check_reused, checks = engine_checker(
+                    Bundle.load(bundle.path), backend, None, say=status.update,
+                    keep_hint=f"the bundle is kept without it; `edge build {bundle.path} --precision {p} "
+                              "--no-check` builds it unchecked")
+                rec, reused = be.build(bundle, graph=g, precision=p, verify=verify,
+                                       progress=lambda m: status.update(f"{backend}: {m}"))
+                check = None if rec.front else check_reused(rec) if reused else checks.get("new")
             console.print(f"{rec.engine_file}: {backend}, graph {g}, {p}, built in {rec.build_s:.1f} s"
                           f"{check_line(check)}")
             built.append(rec.engine_file)

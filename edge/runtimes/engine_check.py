@@ -73,12 +73,29 @@ def graph_feeds(bundle: Any, graph: str, profile: Mapping[str, Mapping[str, list
 
 def check_engine(bundle: Any, graph: str, artifact: str, feeds: list[dict[str, np.ndarray]] | None = None,
                  **options: Any) -> dict[str, Any]:
-    """Run engine ``artifact`` of ``graph`` and ONNX Runtime's fp32 graph on the same inputs: the worst
-    relative error where both are finite, and on how many inputs an engine output element was not finite
-    where ONNX Runtime's was."""
+    """:func:`check_runtime` of the bundle's engine artifact ``artifact`` (one already in the bundle)."""
     import edge
 
-    eng = edge.load(bundle, backend="tensorrt", graph=graph, artifact=artifact, **options)
+    return check_runtime(bundle, graph, edge.load(bundle, backend="tensorrt", graph=graph, artifact=artifact,
+                                                  **options), feeds)
+
+
+def check_engine_file(bundle: Any, graph: str, path: Any, record: Any, cuda: str | None = None,
+                      feeds: list[dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
+    """:func:`check_runtime` of an engine file not yet in the bundle (``edge build`` checks a new engine
+    before it replaces anything)."""
+    from edge.runtimes.tensorrt import TrtRuntime
+
+    return check_runtime(bundle, graph, TrtRuntime(path, record, bundle.graph_io(graph), cuda_impl=cuda), feeds)
+
+
+def check_runtime(bundle: Any, graph: str, eng: Any, feeds: list[dict[str, np.ndarray]] | None = None
+                  ) -> dict[str, Any]:
+    """Run the engine runtime ``eng`` of ``graph`` (closed here) and ONNX Runtime's fp32 graph on the same
+    inputs: the worst relative error where both are finite, and on how many inputs an engine output element
+    was not finite where ONNX Runtime's was."""
+    import edge
+
     try:
         feeds = feeds if feeds is not None else graph_feeds(bundle, graph, eng.record.profile)
         ref = edge.load(bundle, backend="onnxruntime", graph=graph, precision="fp32")

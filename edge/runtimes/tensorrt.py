@@ -252,8 +252,13 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
                  dims: dict[str, tuple[int, int, int]] | None = None, workspace_mb: int = 2048,
                  timing_cache: str | os.PathLike[str] | None = None, cuda_impl: str | None = None,
                  progress: Callable[[str], None] | None = None, force: bool = False,
-                 front: Any = None) -> tuple[EngineRecord, bool]:
+                 front: Any = None, verify: Callable[[Path, EngineRecord], None] | None = None,
+                 ) -> tuple[EngineRecord, bool]:
     """Build (or reuse) the engine for ``graph`` at ``precision`` and add it to the bundle.
+
+    ``verify(engine_path, record)`` runs on a newly built engine before it enters the bundle (from a temporary
+    file outside it); when it raises, the bundle is unchanged, so a ``force`` rebuild that fails it keeps the
+    engine it would have replaced. A reused engine is returned as it is (the caller checks it).
 
     Returns (record, reused). The engine is reused when the bundle already holds one whose record
     matches this device, the source ONNX, the plugins, the profile and the front, unless ``force``.
@@ -320,7 +325,15 @@ def build_engine(bundle: Any, *, graph: str | None = None, precision: str = "fp1
                        cuda_runtime=dev.get("cuda_runtime", ""), cuda_driver=dev.get("cuda_driver", ""),
                        l4t=dev.get("l4t", ""), plugins=plugins, profile=prof, strongly_typed=True,
                        workspace_mb=int(workspace_mb), build_s=round(build_s, 2), front=want_front, tf32=tf32)
-    add_engine(b, rec, bytes(memoryview(blob)))
+    data = bytes(memoryview(blob))
+    if verify is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="edge-engine-") as tmp:
+            path = Path(tmp) / "engine.plan"
+            path.write_bytes(data)
+            verify(path, rec)
+    add_engine(b, rec, data)
     if cache_path is not None:  # best effort, after the engine is safe: a cache is only a speed-up
         try:
             from edge.files import atomic_write_bytes

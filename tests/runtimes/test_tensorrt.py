@@ -1070,11 +1070,12 @@ def test_edge_build_checks_each_engine_against_onnxruntime(fake_env: Any, double
                                                           capsys: pytest.CaptureFixture[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """``edge build`` runs every engine it builds (or reuses) against ONNX Runtime fp32 on the same inputs (of
-    the profile's shapes: batch 2 here) and reports the worst error; an engine whose outputs are not finite
-    where ONNX Runtime's are (forced here) is removed from the bundle, in one line, exit 2 through the CLI's
-    error boundary, whether it was just built or reused; a check that cannot run leaves the engine and says
-    why; --no-check keeps what was built."""
+    the profile's shapes: batch 2 here) and reports the worst error. An engine whose outputs are not finite
+    where ONNX Runtime's are (forced here) is refused in one line, exit 2 through the CLI's error boundary: a
+    new one never enters the bundle (a --force rebuild keeps the engine it would have replaced), a cached one
+    is removed. A check that cannot run leaves the engine and says why; --no-check keeps what was built."""
     import json
+    import sys
 
     from edge.bundle import Bundle
     from edge.cli.build_cmd import run_build
@@ -1089,21 +1090,24 @@ def test_edge_build_checks_each_engine_against_onnxruntime(fake_env: Any, double
     out = run_build(b, force=False, **args)
     check = out["engines"][0]["check"]
     assert check == {"reference": "onnxruntime fp32", "feeds": 3, "max_rel": 0.0, "not_finite": 0}
+    good = json.loads((b / "manifest.json").read_text())
     capsys.readouterr()
-    import sys
-
     sys.modules["tensorrt"].fake_nan_output = True
-    before = json.loads((b / "manifest.json").read_text())
     cli = ["build", str(b), "--precision", "fp32", "--dim", "batch=2:2:4", "--workspace-mb", "64"]
-    assert _invoke(app, cli, "edge") == 2  # the engine cached above is reused, and now gives NaN
+    assert _invoke(app, [*cli, "--force"], "edge") == 2  # a broken rebuild: refused before it replaces anything
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("error: engines/full.fp32.") and "Traceback" not in err
-    assert ("engine of graph 'full' gives outputs that are not finite on 3 of 3 inputs where ONNX Runtime fp32 "
-            "does not; removed from the bundle (another --precision may build; --no-check keeps it)") in err
+    assert "\n" not in err and "Traceback" not in err
+    assert err == ("error: new engine: tensorrt fp32 engine of graph 'full' gives outputs that are not finite on 3 "
+                   "of 3 inputs where ONNX Runtime fp32 does not; not added to the bundle (another --precision may "
+                   "build; --no-check keeps it)")
+    assert json.loads((b / "manifest.json").read_text()) == good  # the good engine is still there
+    Bundle.load(b)
+    assert _invoke(app, cli, "edge") == 2  # the cached engine, now giving NaN (the stand-in's switch), is removed
+    assert "removed from the bundle" in capsys.readouterr().err
     after = Bundle.load(b)  # verifies every listed file
     assert not [a for a in after.artifacts if a["format"] == "tensorrt_engine"]
     assert not list((b / "engines").iterdir())
-    assert set(after.manifest["files"]) == {f for f in before["files"] if not f.startswith("engines/")}
+    assert set(after.manifest["files"]) == {f for f in good["files"] if not f.startswith("engines/")}
     out = run_build(b, force=True, check_engines=False, **args)
     assert "check" not in out["engines"][0]  # --no-check keeps what was built
     sys.modules["tensorrt"].fake_nan_output = False
@@ -1111,7 +1115,7 @@ def test_edge_build_checks_each_engine_against_onnxruntime(fake_env: Any, double
     def cannot(*a: Any, **k: Any) -> dict[str, Any]:
         raise ImportError("No module named 'onnxruntime'")
 
-    monkeypatch.setattr(engine_check, "check_engine", cannot)
+    monkeypatch.setattr(engine_check, "check_engine_file", cannot)
     out = run_build(b, force=True, **args)
     assert out["engines"][0]["check"] == {"reference": "onnxruntime fp32",
                                           "not_checked": "No module named 'onnxruntime'"}
