@@ -26,6 +26,14 @@ from edge.spec import IOSpec
 _check_rel = check_rel
 
 
+def for_backend(arts: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
+    """Of matching artifacts, those ``backend`` may take: its own form (``preferred_by`` lists it), else the
+    ones no backend claims; never another backend's own form (ONNX Runtime's U8S8 graph, TensorRT's fp16 INT8
+    graph: gated for that backend only). :meth:`Bundle.artifact` and TensorRT's ``onnx_for`` both choose so."""
+    mine = [a for a in arts if backend in a.get("preferred_by", ())]
+    return mine or [a for a in arts if not a.get("preferred_by")]
+
+
 @dataclass
 class Bundle:
     """A verified bundle folder. Use :meth:`load`; construct directly only in tests."""
@@ -136,10 +144,7 @@ class Bundle:
                 continue
             found.append(a)
         if prefer is not None and name is None:
-            # the backend's own form, else one no backend claims; never another backend's own form (ONNX
-            # Runtime's U8S8 graph, TensorRT's fp16 INT8 graph: gated for that backend only)
-            best = [a for a in found if prefer in a.get("preferred_by", ())]
-            found = best or [a for a in found if not a.get("preferred_by")]
+            found = for_backend(found, prefer)
         if found:
             return dict(found[0])
         have = [a.get("name") for a in self.manifest["artifacts"]]

@@ -55,50 +55,59 @@ def large_value_nodes(src: str | os.PathLike[str], feeds: Sequence[dict[str, Any
     for acts in _activations(model, feeds, Path(src).name):
         for k, v in acts.items():
             peak[k] = max(peak.get(k, 0.0), _peak(v))
-    big = {k for k, v in peak.items() if not v <= limit}
-    return [n.name or f"#{i}" for i, n in enumerate(model.graph.node) if big & {*n.input, *n.output}]
+    return _touching(model, {k for k, v in peak.items() if not v <= limit})
 
 
-def deviating_nodes(src: str | os.PathLike[str], fp16: str | os.PathLike[str], feeds: Sequence[dict[str, Any]],
-                    tol: float = FP16_DEVIATION) -> list[str]:
-    """The nodes of ``src`` where its fp16 form ``fp16`` first goes wrong on ``feeds``: an output whose
-    largest error against ``src``'s is over ``tol`` of that output's largest magnitude (or not finite where
-    ``src``'s is, or a comparison flipped on over :data:`FP16_FLIPS` of its elements), while no node
-    feeding it is wrong. Roots only: what follows a wrong node is wrong
-    because of it. Nodes are matched by name and outputs by position (the converter renames the tensors
-    around the nodes it keeps fp32). A value too small for fp16 (a sum of tiny weights rounded to 0, then
-    a division by it) shows here, not in :func:`large_value_nodes`."""
+def _touching(model: Any, tensors: set[str]) -> list[str]:
+    """Names of the nodes that read or write any of ``tensors`` (``#<index>`` for an unnamed node)."""
+    return [n.name or f"#{i}" for i, n in enumerate(model.graph.node) if tensors & {*n.input, *n.output}]
+
+
+def fp16_findings(src: str | os.PathLike[str], fp16: str | os.PathLike[str], feeds: Sequence[dict[str, Any]],
+                  limit: float = FP16_DATA_MAX, tol: float = FP16_DEVIATION) -> tuple[list[str], list[str]]:
+    """What a conversion still gets wrong, from one run of each graph on ``feeds``: the nodes of the fp16
+    form ``fp16`` that read or write a value beyond ``limit`` (or not finite), as :func:`large_value_nodes`
+    finds them (fp16 upstream changes what flows downstream), and the nodes of ``src`` where the form first
+    goes wrong: an output whose largest error against ``src``'s is over ``tol`` of that output's largest
+    magnitude (or not finite where ``src``'s is, or a comparison flipped on over :data:`FP16_FLIPS` of its
+    elements), while no node feeding it is wrong. Roots only: what follows a wrong node is wrong because of
+    it. Nodes are matched by name and outputs by position (the converter renames the tensors around the
+    nodes it keeps fp32). A value too small for fp16 (a sum of tiny weights rounded to 0, then a division by
+    it) shows as a deviation, not as a large value."""
     import numpy as np
     import onnx
 
     ref_model, got_model = onnx.load(str(src)), onnx.load(str(fp16))
     ref_nodes = [(n.name or f"#{i}", list(n.output), list(n.input)) for i, n in enumerate(ref_model.graph.node)]
-    got_out = {n.name: list(n.output) for n in got_model.graph.node}
+    # each node's outputs in the form, an emulation's rounded (stored) value where it has one
+    got_out = {n.name: [o.removesuffix(RAW) for o in n.output] for n in got_model.graph.node}
     err: dict[str, float] = {}  # node name -> worst relative error of its outputs
+    peak: dict[str, float] = {}  # the form's tensors -> largest magnitude
     for ref, got in zip(_activations(ref_model, feeds, Path(src).name),
                         _activations(got_model, feeds, Path(fp16).name), strict=True):
+        for k, v in got.items():
+            peak[k] = max(peak.get(k, 0.0), _peak(v))
         for name, outs, _ in ref_nodes:
+            mine = got_out.get(name, [])
             for k, t in enumerate(outs):
-                mine = [o.removesuffix(RAW) for o in got_out.get(name, [])]  # an emulation's stored value
                 a, b = ref.get(t), got.get(mine[k]) if k < len(mine) else None
-                if a is None or b is None or a.shape != b.shape:
+                if a is None or b is None or a.shape != b.shape or not a.size:
                     continue
                 if a.dtype == bool:  # a comparison flipped by fp16 rounding near its threshold: a few are noise
-                    flips = float(np.mean(a != b)) if a.size else 0.0
+                    flips = float(np.mean(a != b))
                     err[name] = max(err.get(name, 0.0), float("inf") if flips > FP16_FLIPS else 0.0)
                     continue
                 if not np.isfinite(a).all():
-                    continue
-                if not a.size:
                     continue
                 scale, b64 = float(np.max(np.abs(a))), b.astype(np.float64)
                 diff = float(np.max(np.abs(b64 - a))) if np.isfinite(b64).all() else float("inf")
                 # relative to the output's own size, however small (weights of 1e-9 rounded to 0 are wrong)
                 e = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
                 err[name] = max(err.get(name, 0.0), e)
+    large = _touching(got_model, {k for k, v in peak.items() if not v <= limit})
     producer = {t: name for name, outs, _ in ref_nodes for t in outs}
     bad = {name for name, e in err.items() if not e <= tol}
-    return [name for name, _, ins in ref_nodes if name in bad and not {producer.get(t) for t in ins} & bad]
+    return large, [name for name, _, ins in ref_nodes if name in bad and not {producer.get(t) for t in ins} & bad]
 
 
 def _activations(model: Any, feeds: Sequence[dict[str, Any]], name: str) -> Iterator[dict[str, Any]]:
@@ -162,7 +171,7 @@ def qdq_fp16_form(src: str | os.PathLike[str], dst: str | os.PathLike[str], feed
     """TensorRT's INT8 graph: :func:`convert_qdq_fp16` of ``src`` with the nodes that fp16 cannot carry kept
     fp32: those whose activations leave fp16's range on ``feeds`` (:func:`large_value_nodes`, on the fp32
     graph and on each converted one: fp16 upstream changes what flows downstream), and those where the
-    converted graph first departs from ``src`` (:func:`deviating_nodes`: a shipped calibration model's step
+    converted graph first departs from ``src`` (:func:`fp16_findings`: a shipped calibration model's step
     rounded a sum of small weights to 0 and divided by it), both judged on the form's :func:`emulate_fp16`
     (written to ``emulation``, default ``<dst>.emulation.onnx``, for the caller to score and remove).
     Repeated until a conversion needs nothing more; an ExportError when that has not happened after
@@ -179,8 +188,9 @@ def qdq_fp16_form(src: str | os.PathLike[str], dst: str | os.PathLike[str], feed
     for r in range(rounds):
         info = convert_qdq_fp16(src, dst, keep_nodes=keep)
         onnx.save(emulate_fp16(onnx.load(str(dst))), str(emu))
-        more = [n for n in large_value_nodes(emu, feeds, limit) if n in names and n not in keep]
-        for n in deviating_nodes(src, emu, feeds, tol):
+        large, deviating = fp16_findings(src, emu, feeds, limit, tol)
+        more = [n for n in large if n in names and n not in keep]
+        for n in deviating:
             # a root already fp32 went wrong on what it was handed (a tiny value rounded to 0 by fp16):
             # the nodes feeding it keep fp32 too
             more += [m for m in ([n] if n not in keep else feeders[n]) if m not in keep and m not in more]

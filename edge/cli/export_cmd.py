@@ -171,13 +171,13 @@ def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> 
 
             with console.status(f"building the {p} {backend} engine for {g}...") as status:
                 # as edge build: each engine against ONNX Runtime fp32; a broken one is not added (the bundle stays)
-                verify, check_reused, checks = engine_checker(
+                verify, check_reused, found = engine_checker(
                     Bundle.load(bundle.path), backend, None, say=status.update,
                     keep_hint=f"the bundle is kept without it; `edge build {bundle.path} --precision {p} "
                               "--no-check` builds it unchecked")
                 rec, reused = be.build(bundle, graph=g, precision=p, verify=verify,
                                        progress=lambda m: status.update(f"{backend}: {m}"))
-                check = None if rec.front else check_reused(rec) if reused else checks.get("new")
+                check = None if rec.front else check_reused(rec) if reused else found.get("new")
             console.print(f"{rec.engine_file}: {backend}, graph {g}, {p}, built in {rec.build_s:.1f} s"
                           f"{check_line(check)}")
             built.append(rec.engine_file)

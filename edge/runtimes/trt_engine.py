@@ -382,10 +382,11 @@ def onnx_for(bundle: Any, graph: str, precision: str) -> dict[str, Any]:
             continue
         if a.get("precision", "fp32") == precision:
             found.append(a)
+    from edge.bundle import for_backend
+
+    found = for_backend(found, "tensorrt")
     if found:
-        mine = [a for a in found if "tensorrt" in a.get("preferred_by", ())]
-        neutral = [a for a in found if not a.get("preferred_by")]
-        return dict((mine or neutral or found)[0])
+        return dict(found[0])
     have = sorted({a.get("precision", "fp32") for a in bundle.artifacts
                    if a.get("format") == "onnx" and a.get("graph", "full") == graph})
     what = "QDQ INT8 from a calibration set" if precision == "int8" else "FP16 with fp32 I/O"
