@@ -9,6 +9,7 @@ and large ones (> ~1.8 GB) keep the side file, which the bundle then lists and h
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -25,6 +26,9 @@ from edge.errors import ExportError, first_line
 from edge.spec import IOSpec, TensorSpec
 
 _EXTERNAL_BYTES = 1_800_000_000
+
+#: torchlib registries built by torch.onnx.export, per its arguments (the opset): see ``_torchlib_registry_reused``
+_REGISTRIES: dict[Any, Any] = {}
 
 
 @contextlib.contextmanager
@@ -43,6 +47,44 @@ def _quiet() -> Iterator[None]:
     finally:
         for lg, lv in zip(loggers, levels):
             lg.setLevel(lv)
+
+
+@contextlib.contextmanager
+def _torchlib_registry_reused() -> Iterator[None]:
+    """Inside: torch.onnx.export takes a copy of the torchlib registry it built before for the same opset.
+
+    Why: every call builds its registry of ATen -> ONNX functions from torchlib afresh (importing and
+    wrapping ~500 functions: 1.1-1.3 s a call on a 2-core Zen 1, after 1.8 s for the first), the same
+    each time, and an export writes several graphs and the INT8 forms re-export some. Each export gets
+    its own copy (the registry's function lists copied), so a custom translation table registered into
+    one cannot reach the next. Private torch API: where it is not there (another torch), nothing changes.
+    """
+    try:
+        from torch.onnx._internal.exporter import _registration
+
+        cls = _registration.ONNXRegistry
+        build = cls.__dict__["from_torchlib"]
+        build.__func__  # noqa: B018  (a classmethod, as in torch 2.5-2.13)
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+
+    def reused(klass: Any, *args: Any, **kwargs: Any) -> Any:
+        key = (klass, args, tuple(sorted(kwargs.items())))
+        base = _REGISTRIES.get(key)
+        if base is None:
+            base = _REGISTRIES[key] = build.__func__(klass, *args, **kwargs)
+        if not isinstance(getattr(base, "functions", None), dict):  # not the registry this was written for
+            return build.__func__(klass, *args, **kwargs)
+        reg = copy.copy(base)
+        reg.functions = {k: list(v) for k, v in base.functions.items()}
+        return reg
+
+    cls.from_torchlib = classmethod(reused)
+    try:
+        yield
+    finally:
+        cls.from_torchlib = build
 
 
 def _dynamic_shapes(io: IOSpec, module: Any = None) -> tuple[Any, ...] | None:
@@ -91,7 +133,7 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     nbytes = sum(p.numel() * p.element_size() for p in module.parameters()) if hasattr(module, "parameters") else 0
     external = nbytes > _EXTERNAL_BYTES
     try:
-        with _quiet(), torch.no_grad():
+        with _quiet(), torch.no_grad(), _torchlib_registry_reused():
             prog = torch.onnx.export(
                 module, args, dynamo=True, input_names=io.input_names, output_names=io.output_names,
                 dynamic_shapes=_dynamic_shapes(io, module), opset_version=opset, optimize=True, verbose=False,

@@ -123,3 +123,48 @@ def test_manifest_is_plain_json(tiny_bundle: Path) -> None:
     m = json.loads((tiny_bundle / "manifest.json").read_text())
     assert m["schema_version"] == 1
     assert m["io"]["inputs"][0]["shape"][0] == "batch"
+
+
+def test_the_torchlib_registry_is_built_once_and_each_export_gets_its_own_copy(tmp_path: Path) -> None:
+    """torch.onnx.export builds its ATen -> ONNX registry afresh on every call (~1 s); export_onnx reuses it. The
+    graph written is byte-identical to one exported with a fresh registry, a custom op registered into one
+    export's registry reaches no other, and torch's own builder is back after each export."""
+    from torch.onnx._internal.exporter import _registration
+
+    from edge.export import onnx_export
+    from edge.spec import IOSpec, TensorSpec
+
+    class Net(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(x @ x.transpose(1, 2), -1) @ x
+
+    io = IOSpec((TensorSpec("x", "float32", (1, 4, 8)),), (TensorSpec("y", "float32", (1, 4, 8)),))
+    ex = {"x": np.zeros((1, 4, 8), np.float32)}
+    own = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    calls = []
+    real = own.__func__
+
+    def counting(cls, *a, **k):  # the builder torch calls, counted
+        calls.append(a or tuple(k.values()))
+        return real(cls, *a, **k)
+
+    _registration.ONNXRegistry.from_torchlib = classmethod(counting)
+    onnx_export._REGISTRIES.clear()
+    try:
+        files = []
+        for i in range(3):
+            onnx_export.export_onnx(Net(), ex, io, tmp_path / f"m{i}.onnx", opset=20)
+            files.append((tmp_path / f"m{i}.onnx").read_bytes())
+            assert _registration.ONNXRegistry.__dict__["from_torchlib"].__func__ is counting  # restored
+        assert len(calls) == 1  # built once, for opset 20
+        with onnx_export._torchlib_registry_reused():
+            a = _registration.ONNXRegistry.from_torchlib(20)
+            a.register_op(torch.ops.aten.relu.default, lambda x: x)
+            b = _registration.ONNXRegistry.from_torchlib(20)
+        assert a is not b and len(a.get_decomps(torch.ops.aten.relu.default)) == \
+            len(b.get_decomps(torch.ops.aten.relu.default)) + 1
+    finally:
+        _registration.ONNXRegistry.from_torchlib = own
+        onnx_export._REGISTRIES.clear()
+    onnx_export.export_onnx(Net(), ex, io, tmp_path / "fresh.onnx", opset=20)  # torch's own, fresh registry
+    assert files[0] == files[1] == files[2] == (tmp_path / "fresh.onnx").read_bytes()
