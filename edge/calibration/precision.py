@@ -480,6 +480,12 @@ def _slower_why(rec: dict[str, Any]) -> str | None:
     cands = rec.get("candidates") or []
     if not cands or cands[rec["chosen"]]["float_convs"] < len(rec["depths"]):
         return None
+    again = rec.get("confirm")
+    if again and not again["kept"]:
+        from edge.calibration.ort_pays import CONFIRM_MARGIN
+
+        return (f"because its fastest int8 form was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU when "
+                f"timed again (fp32 {_ms(again['fp32_ms'])}, int8 {_ms(again['ms'])})")
     return (f"because no int8 Conv was faster on this CPU (fp32 {_ms(rec['fp32_ms'])}, every Conv int8 "
             f"{_ms(cands[0]['ms'])})")
 
