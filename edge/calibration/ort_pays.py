@@ -109,11 +109,8 @@ def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | 
     best = int(np.argmin(ms[1:]))
     confirm = None
     if len(cands[best]) < len(depths):  # int8 Convs: confirmed against fp32 in fresh rounds, else all float
-        again = timer([str(src), paths[best]], io, feeds)
-        kept = bool(again[1] < (1 - CONFIRM_MARGIN) * again[0])
-        confirm = {"fp32_ms": round(float(again[0]), 4),
-                   "ms": round(float(again[1]), 4) if np.isfinite(again[1]) else None, "kept": kept}
-        if not kept:
+        confirm = _confirm(timer, src, paths[best], io, feeds)
+        if not confirm["kept"]:
             best = next(i for i, c in enumerate(cands) if len(c) == len(depths))
     rec = {"mode": mode, "fp32_ms": round(float(ms[0]), 4), "depths": depths,
            "candidates": [{"float_convs": len(c), "max_float_depth": max((depths[n] for n in c), default=0),
@@ -127,20 +124,36 @@ def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | 
     return cands[best], rec
 
 
+def _confirm(timer: Callable[[list[str], Any, Feeds], list[float]], fp32: str | Path, cand: str | Path, io: Any,
+             feeds: Feeds) -> dict[str, Any]:
+    """A candidate that won one set of timed rounds, timed again beside the fp32 graph: kept only if it is at
+    least ``CONFIRM_MARGIN`` faster there too (the record says both times)."""
+    f, c = timer([str(fp32), str(cand)], io, feeds)
+    return {"fp32_ms": round(float(f), 4), "ms": round(float(c), 4) if np.isfinite(c) else None,
+            "kept": bool(c < (1 - CONFIRM_MARGIN) * f)}
+
+
 def symmetric_pays(symmetric: str | Path, src: str | Path, io: Any, feeds: Feeds, *,
                    time_ms: Callable[[list[str], Any, Feeds], list[float]] | None = None,
                    ) -> tuple[bool, dict[str, Any]]:
     """For a graph with no Conv (nothing in this form to quantize): whether its symmetric INT8 graph, which
     ONNX Runtime's int8 program would otherwise run, is faster here than the fp32 graph, and the timing record.
     Where it is slower (a token graph's quantized MatMuls, e.g.: every call of the step a refinement loop runs
-    three times), the form takes the fp32 graph for it. ``EDGE_ORT_INT8_CONVS=all``: untimed, True."""
+    three times), the form takes the fp32 graph for it; faster in those rounds, it is timed again beside fp32 and
+    taken only if ``CONFIRM_MARGIN`` faster there too. ``EDGE_ORT_INT8_CONVS=all``: untimed, True."""
     mode = _mode()
     if mode == "all":
         return True, {"mode": mode}
-    sym_ms, fp32_ms = (time_ms or time_onnx)([str(symmetric), str(src)], io, feeds)
-    return sym_ms < fp32_ms, {"mode": mode, "fp32_ms": round(float(fp32_ms), 4),
-                              "symmetric_ms": round(float(sym_ms), 4) if np.isfinite(sym_ms) else None,
-                              "float_graph": sym_ms >= fp32_ms}
+    timer = time_ms or time_onnx
+    sym_ms, fp32_ms = timer([str(symmetric), str(src)], io, feeds)
+    rec: dict[str, Any] = {"mode": mode, "fp32_ms": round(float(fp32_ms), 4),
+                           "symmetric_ms": round(float(sym_ms), 4) if np.isfinite(sym_ms) else None}
+    pays = bool(sym_ms < fp32_ms)
+    if pays:  # confirmed in fresh rounds, as a Conv candidate is
+        rec["confirm"] = _confirm(timer, src, symmetric, io, feeds)
+        pays = rec["confirm"]["kept"]
+    rec["float_graph"] = not pays
+    return pays, rec
 
 
 def time_onnx(paths: list[str], io: Any, feeds: Feeds, rounds: int = ROUNDS) -> list[float]:

@@ -201,8 +201,11 @@ def test_a_graph_without_convs_runs_fp32_in_the_int8_program_where_its_symmetric
     monkeypatch.setenv(ort_pays.ENV, "timed")
 
     def ms(paths: list[str], io: Any, feeds: Any) -> list[float]:
-        if len(paths) == 2:  # [symmetric int8, fp32] of the head
-            return [1.0, 2.0] if symmetric_faster else [2.0, 1.0]
+        fast, slow = (1.0, 2.0) if symmetric_faster else (2.0, 1.0)
+        if len(paths) == 2 and paths[0].endswith(".int8.onnx"):  # [symmetric int8, fp32] of the head
+            return [fast, slow]
+        if len(paths) == 2:  # confirming [fp32, int8]: the head's symmetric graph, or the embed's candidate
+            return [slow, fast] if paths[1].endswith(".int8.onnx") else [2.0, 1.0]
         return [float(len(paths)), *(float(i) for i in range(len(paths) - 1))]  # every Conv quantized wins
 
     monkeypatch.setattr(ort_pays, "time_onnx", ms)
@@ -217,7 +220,7 @@ def test_a_graph_without_convs_runs_fp32_in_the_int8_program_where_its_symmetric
     assert ort["head"] == "onnx-int8-u8s8-head"
     art = b.artifact(name="onnx-int8-u8s8-head")
     q = art["quantization"]
-    assert q["speed"] == {"mode": "timed", "fp32_ms": 1.0, "symmetric_ms": 2.0, "float_graph": True}
+    assert q["speed"] == {"mode": "timed", "fp32_ms": 1.0, "symmetric_ms": 2.0, "float_graph": True}  # no confirm
     g = onnx.load(str(b.file(art["file"]))).graph
     assert not [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")] and q["dequantize_nodes"] == 0
     assert any("head int8 (u8s8): every node left in float because its symmetric int8 was slower" in s for s in said)
@@ -269,3 +272,24 @@ def test_an_int8_candidate_is_kept_only_if_fresh_rounds_confirm_it(tmp_path: Pat
     # all float fastest in the first rounds: nothing to confirm
     keep, rec = choose([2.0, 4.0, 3.5, 3.0, 1.9], [])
     assert keep == ["a", "b", "c"] and "confirm" not in rec and len(calls) == 1
+
+
+def test_a_symmetric_graph_faster_once_is_confirmed_before_it_is_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph without Convs: its symmetric INT8 graph, faster than fp32 in one set of rounds, is timed again beside
+    fp32 and taken only if CONFIRM_MARGIN faster there too; else the form carries the fp32 graph, saying why."""
+    from edge.calibration.precision import _slower_why
+
+    monkeypatch.setenv(ort_pays.ENV, "timed")
+    for again, pays in (([5.0, 4.0], True), ([5.0, 4.95], False), ([5.0, float("inf")], False)):
+        calls: list[list[str]] = []
+
+        def timer(paths: list[str], io: Any, feeds: Any, again: list[float] = again,
+                  calls: list[list[str]] = calls) -> list[float]:
+            calls.append(paths)
+            return [4.0, 5.0] if len(calls) == 1 else again
+
+        ok, rec = ort_pays.symmetric_pays("s.onnx", "f.onnx", None, {}, time_ms=timer)
+        assert calls == [["s.onnx", "f.onnx"], ["f.onnx", "s.onnx"]]
+        assert ok is pays and rec["float_graph"] is (not pays) and rec["confirm"]["kept"] is pays
+        assert (_slower_why(rec) is None) is pays
+    assert "not 3% faster than fp32 on this CPU when timed again (fp32 5 ms, int8 could not run)" in _slower_why(rec)
