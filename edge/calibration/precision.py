@@ -434,7 +434,11 @@ def _ort_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> 
 
     with tempfile.TemporaryDirectory(prefix="edge-ort-pays-") as tmp:
         keep, rec = choose_float_convs(write, src, io, fs.feeds[0], Path(tmp))
-    if rec["candidates"]:
+    again = rec.get("confirm")
+    if again and not again["kept"]:
+        job.say(f"{graph}: onnxruntime int8 keeps every Conv in float: its fastest int8 form was not faster than "
+                f"fp32 when timed again ({_ms(again['ms'])} vs fp32 {_ms(again['fp32_ms'])})")
+    elif rec["candidates"]:
         best = rec["candidates"][rec["chosen"]]
         job.say(f"{graph}: onnxruntime int8 keeps {len(keep)} of {len(rec['depths'])} Conv(s) in float, the "
                 f"fastest here ({_ms(best['ms'])} vs fp32 {_ms(rec['fp32_ms'])}; every Conv int8 "
@@ -448,7 +452,7 @@ def _float_if_faster(job: PrecisionJob, w: Any, pname: str, graph: str, symmetri
     """A graph with no Conv beside U8S8 ones: ONNX Runtime's int8 program runs its symmetric INT8 graph, unless
     that is slower here than fp32 (:func:`edge.calibration.ort_pays.symmetric_pays`); then the form takes a
     copy of the fp32 graph for it (in ``files``, with its record), gated with the program like the rest."""
-    from edge.calibration.ort_pays import symmetric_pays
+    from edge.calibration.ort_pays import CONFIRM_MARGIN, symmetric_pays
 
     gj = job.job(graph)
     pays, rec = symmetric_pays(symmetric, src, gj.io, fs.feeds[0])
@@ -463,9 +467,13 @@ def _float_if_faster(job: PrecisionJob, w: Any, pname: str, graph: str, symmetri
                     "method": job.method, "calibration": fs.source, "calibration_samples": len(job.calib_samples()),
                     "calibration_feeds": len(fs), "program": pname, "float_for_speed": "the whole graph",
                     "speed": rec, "excluded_nodes": [], "output_rel_error": 0.0, "tries": []}
-    again = rec.get("confirm") or {"fp32_ms": rec["fp32_ms"], "ms": rec["symmetric_ms"]}  # the deciding times
-    job.say(f"{graph}: onnxruntime int8 runs it in fp32 ({_ms(again['fp32_ms'])}; its symmetric int8 "
-            f"{_ms(again['ms'])})")
+    again = rec.get("confirm")
+    if again:
+        job.say(f"{graph}: onnxruntime int8 runs it in fp32 ({_ms(again['fp32_ms'])}; its symmetric int8 "
+                f"{_ms(again['ms'])} when timed again, not {CONFIRM_MARGIN:.0%} faster)")
+    else:
+        job.say(f"{graph}: onnxruntime int8 runs it in fp32 ({_ms(rec['fp32_ms'])}; its symmetric int8 "
+                f"{_ms(rec['symmetric_ms'])})")
 
 
 def _ms(t: float | None) -> str:
@@ -482,7 +490,8 @@ def _slower_why(rec: dict[str, Any]) -> str | None:
     if again and not again["kept"]:
         from edge.calibration.ort_pays import CONFIRM_MARGIN
 
-        return (f"because its fastest int8 form was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU when "
+        form = "its symmetric int8" if rec.get("float_graph") else "its fastest int8 form"
+        return (f"because {form} was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU when "
                 f"timed again (fp32 {_ms(again['fp32_ms'])}, int8 {_ms(again['ms'])})")
     if rec.get("float_graph"):
         return (f"because its symmetric int8 was slower on this CPU (fp32 {_ms(rec['fp32_ms'])}, int8 "

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -29,6 +30,7 @@ _EXTERNAL_BYTES = 1_800_000_000
 
 #: torchlib registries built by torch.onnx.export, per its arguments (the opset): see ``_torchlib_registry_reused``
 _REGISTRIES: dict[Any, Any] = {}
+_PATCH_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -51,40 +53,53 @@ def _quiet() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _torchlib_registry_reused() -> Iterator[None]:
-    """Inside: torch.onnx.export takes a copy of the torchlib registry it built before for the same opset.
+    """Inside: torch.onnx.export takes a copy of the torchlib registry it built before for the same opset and
+    the same set of operators known to torch.
 
     Why: every call builds its registry of ATen -> ONNX functions from torchlib afresh (importing and
     wrapping ~500 functions: 1.1-1.3 s a call on a 2-core Zen 1, after 1.8 s for the first), the same
-    each time, and an export writes several graphs and the INT8 forms re-export some. Each export gets
-    its own copy (the registry's function lists copied), so a custom translation table registered into
-    one cannot reach the next. Private torch API: where it is not there (another torch), nothing changes.
+    each time, and an export writes several graphs and the INT8 forms re-export some. The registry lists
+    only the operators torch knows when it is built (torchvision's or PT2E's appear when those are
+    imported), so the number of operators torch knows is part of the key. Each export gets its own copy
+    (the function lists copied), so a custom translation table registered into one cannot reach the next.
+    One export at a time patches torch (a lock; another thread's export waits). Private torch API: where
+    it is not what this was written for (another torch), torch builds its registry as before.
     """
+    import torch
+
     try:
         from torch.onnx._internal.exporter import _registration
 
         cls = _registration.ONNXRegistry
         build = cls.__dict__["from_torchlib"]
-        build.__func__  # noqa: B018  (a classmethod, as in torch 2.5-2.13)
+        ok = isinstance(build, classmethod)  # as in torch 2.5-2.13
     except (ImportError, AttributeError, KeyError):
+        ok = False
+    if not ok:
         yield
         return
 
     def reused(klass: Any, *args: Any, **kwargs: Any) -> Any:
-        key = (klass, args, tuple(sorted(kwargs.items())))
+        if len(args) + len(kwargs) > 1 or set(kwargs) - {"opset_version"}:  # not the call this was written for
+            return build.__func__(klass, *args, **kwargs)
+        opset = args[0] if args else kwargs.get("opset_version")
+        key = (klass, opset, len(torch._C._dispatch_get_all_op_names()))
         base = _REGISTRIES.get(key)
         if base is None:
-            base = _REGISTRIES[key] = build.__func__(klass, *args, **kwargs)
-        if not isinstance(getattr(base, "functions", None), dict):  # not the registry this was written for
-            return build.__func__(klass, *args, **kwargs)
+            base = build.__func__(klass, *args, **kwargs)
+            if not isinstance(getattr(base, "functions", None), dict):  # not the registry this was written for
+                return base
+            _REGISTRIES[key] = base
         reg = copy.copy(base)
         reg.functions = {k: list(v) for k, v in base.functions.items()}
         return reg
 
-    cls.from_torchlib = classmethod(reused)
-    try:
-        yield
-    finally:
-        cls.from_torchlib = build
+    with _PATCH_LOCK:
+        cls.from_torchlib = classmethod(reused)
+        try:
+            yield
+        finally:
+            cls.from_torchlib = build
 
 
 def _dynamic_shapes(io: IOSpec, module: Any = None) -> tuple[Any, ...] | None:

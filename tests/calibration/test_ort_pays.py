@@ -62,9 +62,18 @@ def _choose(tmp_path: Path, ms: list[float]) -> tuple[list[str], dict[str, Any],
         written.append(list(exclude))
         dst.write_bytes(b"stand-in")
 
-    keep, rec = ort_pays.choose_float_convs(write, tmp_path / "m.onnx", None, {}, tmp_path,
-                                            time_ms=lambda paths, io, feeds: ms[:len(paths)])
+    keep, rec = ort_pays.choose_float_convs(write, tmp_path / "m.onnx", None, {}, tmp_path, time_ms=_by_name(ms))
     return keep, rec, written
+
+
+def _by_name(ms: list[float]) -> Any:
+    """A timer answering by file: ``ms[0]`` for the fp32 graph, ``ms[i + 1]`` for candidate ``pays<i>.onnx`` (so
+    the confirming second timing of the chosen candidate gets that candidate's time)."""
+    def timer(paths: list[str], io: Any, feeds: Any) -> list[float]:
+        names = [Path(p).name for p in paths]
+        return [ms[int(n[4:-5]) + 1] if n.startswith("pays") else ms[0] for n in names]
+
+    return timer
 
 
 def test_the_fastest_candidate_is_chosen_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,7 +161,7 @@ def test_the_export_quantizes_only_the_convs_that_pay(toy: Any, tmp_path: Path, 
 
     monkeypatch.setenv(ort_pays.ENV, "timed")
     ms = {1: [5.0, 4.0, 1.0, 3.0], 2: [1.0, 4.0, 3.0, 2.0]}[favour]
-    monkeypatch.setattr(ort_pays, "time_onnx", lambda paths, io, feeds: ms[:len(paths)])
+    monkeypatch.setattr(ort_pays, "time_onnx", _by_name(ms))
     said: list[str] = []
     b, _ = edge.export_card("toypays", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=3,
                             eval_size=4, max_drop=100.0, progress=said.append)
@@ -179,7 +188,7 @@ def test_edge_export_prints_the_all_float_warning_where_the_status_line_would_hi
     from edge.cli.main import export_main
 
     monkeypatch.setenv(ort_pays.ENV, "timed")
-    monkeypatch.setattr(ort_pays, "time_onnx", lambda paths, io, feeds: [1.0, 4.0, 3.0, 2.0][:len(paths)])
+    monkeypatch.setattr(ort_pays, "time_onnx", _by_name([1.0, 4.0, 3.0, 2.0]))
     with pytest.raises(SystemExit) as e:
         export_main(["toypays", "--config", "tiny", "--precision", "fp32,int8", "--calib-size", "3", "--eval-size",
                      "4", "--max-drop", "100", "--out", str(tmp_path / "b")])
