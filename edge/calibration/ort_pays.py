@@ -14,8 +14,9 @@ three smallest, every Conv) and the candidates are timed against each other in i
 calibration feed; the fastest is what the accuracy gate then starts from. A candidate with int8 Convs is
 then timed once more against the fp32 graph in fresh rounds and kept only if it is at least
 ``CONFIRM_MARGIN`` faster there too: on a shared 2-core VM one set of rounds scatters by 5-10 % (the
-all-float candidate, the fp32 computation, timed 7 % off the fp32 graph), and on the AVX2-only Zen 1 a lane
-clip graph chosen 5 % faster with three Convs in float ran 13 % slower than fp32 in `edge bench`.
+all-float candidate, the fp32 computation, timed 7 % off the fp32 graph), and on the AVX2-only Zen 1 a
+video model's whole-clip graph chosen 5 % faster with three Convs in float ran 13 % slower than fp32 in
+`edge bench`.
 """
 
 from __future__ import annotations
