@@ -28,7 +28,8 @@ from edge.spec import IOSpec, TensorSpec
 
 _EXTERNAL_BYTES = 1_800_000_000
 
-#: torchlib registries built by torch.onnx.export, per its arguments (the opset): see ``_torchlib_registry_reused``
+#: torchlib registries built by torch.onnx.export, per (class, opset, operators torch knows): see
+#: ``_torchlib_registry_reused``
 _REGISTRIES: dict[Any, Any] = {}
 _PATCH_LOCK = threading.RLock()
 
@@ -72,7 +73,8 @@ def _torchlib_registry_reused() -> Iterator[None]:
 
         cls = _registration.ONNXRegistry
         build = cls.__dict__["from_torchlib"]
-        ok = isinstance(build, classmethod)  # as in torch 2.5-2.13
+        # as in torch 2.5-2.13: a classmethod, and the operator list the key counts
+        ok = isinstance(build, classmethod) and hasattr(torch._C, "_dispatch_get_all_op_names")
     except (ImportError, AttributeError, KeyError):
         ok = False
     if not ok:
