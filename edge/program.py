@@ -282,13 +282,19 @@ INT8_NOT_CHOSEN = ("fp32, not the bundle's gated INT8: this CPU has no int8 dot-
 
 
 def float_int8_graphs(bundle: Any, program: str, backend: str) -> list[str]:
-    """The graphs a program's int8 runs in float on ``backend``: their int8 artifact has no dequantize node (the
-    export found no int8 node faster than fp32 there on the CPU that built the bundle, or the gate's fallback
-    left them float), so ``edge run`` can say that part of its "int8" is fp32."""
+    """The graphs a program's int8 runs in float on ``backend``: their int8 artifact has no dequantize node (a
+    QDQ graph) or no quantized op (an NNCF IR): the export found no int8 form faster than fp32 there on the CPU
+    that built the bundle, or the gate's fallback left them float, so ``edge run`` can say that part of its
+    "int8" is fp32."""
     names = (bundle.manifest.get("programs", {}).get(program, {}).get("precisions", {}).get("int8", {})
              .get(backend, {}))
     arts = {a.get("name"): a for a in bundle.artifacts}
-    return [g for g, n in names.items() if (arts.get(n) or {}).get("quantization", {}).get("dequantize_nodes") == 0]
+
+    def in_float(name: str) -> bool:
+        q = (arts.get(name) or {}).get("quantization") or {}
+        return q.get("dequantize_nodes") == 0 or q.get("quantized_ops") == 0
+
+    return [g for g, n in names.items() if in_float(n)]
 
 
 def default_runtime(bundle: Any, program: str | None = None, precision: str | None = None) -> tuple[str, str, str]:

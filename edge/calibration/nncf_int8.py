@@ -17,8 +17,10 @@ from edge.errors import BackendUnavailable, ExportError, first_line
 
 
 def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored: Sequence[str] = (),
-                     transformer: bool = True) -> dict[str, Any]:
-    """Quantize ``src`` (ONNX or IR, read with our attention extension) to an INT8 IR at ``xml_out``."""
+                     transformer: bool = True, float_types: Sequence[str] = ()) -> dict[str, Any]:
+    """Quantize ``src`` (ONNX or IR, read with our attention extension) to an INT8 IR at ``xml_out``; the ops
+    named in ``ignored`` and every op of the OpenVINO types in ``float_types`` (e.g. ``MatMul``: the types whose
+    int8 kernels do not pay on this CPU, :mod:`edge.calibration.ov_pays`) stay in float."""
     try:
         import nncf
     except ImportError:
@@ -33,8 +35,8 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
     kwargs: dict[str, Any] = {"preset": nncf.QuantizationPreset.PERFORMANCE, "subset_size": len(calib)}
     if transformer:  # keeps softmax/layernorm-adjacent patterns in float, as NNCF recommends for attention
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
-    if ignored:
-        kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(ignored), validate=False)
+    if ignored or float_types:
+        kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(ignored), types=list(float_types), validate=False)
     import contextlib
     import io as _io
     import logging
@@ -54,7 +56,8 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
             h.setLevel(level)
     ov.save_model(q, xml_out, compress_to_fp16=False)
     return {"format": "nncf", "preset": "performance", "model_type": "transformer" if transformer else "default",
-            "ignored": list(ignored), "calibration": {"source": calib.source, "samples": len(calib)}}
+            "ignored": list(ignored), "float_types": list(float_types),
+            "calibration": {"source": calib.source, "samples": len(calib)}}
 
 
 #: ops that only move or convert a tensor: between a FakeQuantize (or an int8 weight) and the op it feeds
@@ -104,17 +107,20 @@ def nncf_nodes(quantized_xml: str | Path) -> list[str]:
             and any(_reads_quantized(i.get_source_output()) for i in op.inputs())]
 
 
-def nncf_quantizer(transformer: Mapping[str, bool]) -> Any:
+def nncf_quantizer(transformer: Mapping[str, bool], float_types: Mapping[str, Sequence[str]] | None = None) -> Any:
     """NNCF's OpenVINO IRs as the accuracy gate's :class:`~edge.calibration.gate.Quantizer`: each graph with
-    its settled scheme (``transformer[graph]``), the nodes the gate excludes as NNCF's ignored scope (found by
-    quantizing the graph whole once, :func:`nncf_nodes`), output errors measured on OpenVINO with f32 float
-    layers (the reference being the fp32 source there too)."""
+    its settled scheme (``transformer[graph]``) and op types kept in float for speed (``float_types[graph]``),
+    the nodes the gate excludes as NNCF's ignored scope (found by quantizing the graph whole once,
+    :func:`nncf_nodes`), output errors measured on OpenVINO with f32 float layers (the reference being the
+    fp32 source there too)."""
+    types = float_types or {}
     import tempfile
 
     from edge.calibration.gate import GateGraph, Quantizer, output_error
 
     def write(graph: str, gg: GateGraph, dst: Path, exclude: Sequence[str]) -> None:
-        nncf_quantize_ir(str(gg.src), str(dst), gg.calib, gg.io, ignored=exclude, transformer=transformer[graph])
+        nncf_quantize_ir(str(gg.src), str(dst), gg.calib, gg.io, ignored=exclude, transformer=transformer[graph],
+                         float_types=types.get(graph, ()))
 
     def nodes(graph: str, gg: GateGraph) -> list[str]:
         with tempfile.TemporaryDirectory(prefix="edge-nncf-") as tmp:

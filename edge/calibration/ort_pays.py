@@ -13,15 +13,12 @@ Convs of the smallest reduction depths left in float (nothing, K <= the smallest
 three smallest, every Conv) and the candidates are timed against each other in interleaved rounds on a
 calibration feed; the fastest is what the accuracy gate then starts from. A candidate with int8 Convs is
 then timed once more against the fp32 graph in fresh rounds and kept only if it is at least
-``CONFIRM_MARGIN`` faster there too: on a shared 2-core VM one set of rounds scatters by 5-10 % (the
-all-float candidate, the fp32 computation, timed 7 % off the fp32 graph), and on the AVX2-only Zen 1 a
-video model's whole-clip graph chosen 5 % faster with three Convs in float ran 13 % slower than fp32 in
-`edge bench`.
+``CONFIRM_MARGIN`` faster there too (:mod:`edge.calibration.pays`): on the AVX2-only Zen 1 a video model's
+whole-clip graph chosen 5 % faster with three Convs in float ran 13 % slower than fp32 in `edge bench`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,12 +26,11 @@ from typing import Any
 import numpy as np
 
 from edge.calibration.datasets import Feeds
-from edge.errors import ExportError
+from edge.calibration.pays import confirm_faster, timing_mode
 
 #: ``all``: quantize every Conv, untimed (a bundle that does not depend on the machine that built it);
 #: ``timed`` (default): keep in float the Convs whose int8 kernel is slower here
 ENV = "EDGE_ORT_INT8_CONVS"
-CHOICES = ("timed", "all")
 #: how many of the smallest distinct reduction depths get a candidate of their own
 DEPTH_STEPS = 3
 #: timed rounds per candidate (interleaved; median)
@@ -42,8 +38,6 @@ ROUNDS = 15
 #: calibration feeds each timed candidate is quantized with: only its speed is read, and which kernels ONNX
 #: Runtime picks does not depend on the ranges (the chosen form is then quantized on every feed by the gate)
 TIMING_FEEDS = 2
-#: a candidate with int8 Convs must beat the fp32 graph by this share in a second, fresh timing to be kept
-CONFIRM_MARGIN = 0.03
 
 
 def conv_depths(path: str | Path) -> dict[str, int]:
@@ -76,10 +70,7 @@ def float_candidates(depths: dict[str, int], steps: int = DEPTH_STEPS) -> list[l
 
 def _mode() -> str:
     """``EDGE_ORT_INT8_CONVS`` (default ``timed``); an ExportError in one line for any other value."""
-    mode = os.environ.get(ENV, "timed") or "timed"
-    if mode not in CHOICES:
-        raise ExportError(f"{ENV}={mode!r}: choose one of {', '.join(CHOICES)}")
-    return mode
+    return timing_mode(ENV)
 
 
 def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | Path, io: Any, feeds: Feeds,
@@ -110,7 +101,7 @@ def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | 
     best = int(np.argmin(ms[1:]))
     confirm = None
     if len(cands[best]) < len(depths):  # int8 Convs: confirmed against fp32 in fresh rounds, else all float
-        confirm = _confirm(timer, src, paths[best], io, feeds)
+        confirm = confirm_faster(timer, src, paths[best], io, feeds)
         if not confirm["kept"]:
             best = next(i for i, c in enumerate(cands) if len(c) == len(depths))
     rec = {"mode": mode, "fp32_ms": round(float(ms[0]), 4), "depths": depths,
@@ -123,15 +114,6 @@ def choose_float_convs(write: Callable[[Sequence[str], Path], None], src: str | 
     for p in paths:
         Path(p).unlink(missing_ok=True)
     return cands[best], rec
-
-
-def _confirm(timer: Callable[[list[str], Any, Feeds], list[float]], fp32: str | Path, cand: str | Path, io: Any,
-             feeds: Feeds) -> dict[str, Any]:
-    """A candidate that won one set of timed rounds, timed again beside the fp32 graph: kept only if it is at
-    least ``CONFIRM_MARGIN`` faster there too (the record says both times)."""
-    f, c = timer([str(fp32), str(cand)], io, feeds)
-    return {"fp32_ms": round(float(f), 4), "ms": round(float(c), 4) if np.isfinite(c) else None,
-            "kept": bool(c < (1 - CONFIRM_MARGIN) * f)}
 
 
 def symmetric_pays(symmetric: str | Path, src: str | Path, io: Any, feeds: Feeds, *,
@@ -151,7 +133,7 @@ def symmetric_pays(symmetric: str | Path, src: str | Path, io: Any, feeds: Feeds
                            "symmetric_ms": round(float(sym_ms), 4) if np.isfinite(sym_ms) else None}
     pays = bool(sym_ms < fp32_ms)
     if pays:  # confirmed in fresh rounds, as a Conv candidate is
-        rec["confirm"] = _confirm(timer, src, symmetric, io, feeds)
+        rec["confirm"] = confirm_faster(timer, src, symmetric, io, feeds)
         pays = rec["confirm"]["kept"]
     rec["float_graph"] = not pays
     return pays, rec

@@ -11,7 +11,8 @@ head on a ring buffer, and a whole-clip program = one graph):
    recorded feeds (rel < 1e-2), and the program scored;
 3. int8: every graph quantized to QDQ and the *program* put through the accuracy gate
    (:mod:`edge.calibration.gate`), so the metric that must hold is the one of what ``edge run`` executes;
-4. with ``--to openvino``, NNCF quantizes every graph natively from the same recordings and the
+4. with ``--to openvino``, NNCF quantizes every graph natively from the same recordings (leaving in float
+   the op types whose int8 kernels are slower on this CPU, timed: :mod:`edge.calibration.ov_pays`) and the
    OpenVINO program is gated the same way;
 5. ONNX Runtime's own form (:func:`add_ort_int8`): uint8 asymmetric activations on the convolutions
    only, gated the same way, kept when every program passes and preferred by ONNX Runtime; the
@@ -33,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from edge.calibration.datasets import Feeds, FeedSet, SampleSet
-from edge.errors import ExportError, first_line
+from edge.calibration.datasets import FeedSet, SampleSet
+from edge.calibration.ov_pays import ov_reason as _ov_reason
+from edge.calibration.ov_pays import time_irs as _time_irs
+from edge.errors import ExportError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FP16_RTOL = 1e-2
@@ -436,7 +439,7 @@ def _ort_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> 
         keep, rec = choose_float_convs(write, src, io, fs.feeds[0], Path(tmp))
     again = rec.get("confirm")
     if again and not again["kept"]:
-        from edge.calibration.ort_pays import CONFIRM_MARGIN
+        from edge.calibration.pays import CONFIRM_MARGIN
 
         job.say(f"{graph}: onnxruntime int8 keeps every Conv in float: its fastest int8 form was not "
                 f"{CONFIRM_MARGIN:.0%} faster than fp32 when timed again ({_ms(again['ms'])} vs fp32 "
@@ -455,7 +458,8 @@ def _float_if_faster(job: PrecisionJob, w: Any, pname: str, graph: str, symmetri
     """A graph with no Conv beside U8S8 ones: ONNX Runtime's int8 program runs its symmetric INT8 graph, unless
     that is slower here than fp32 (:func:`edge.calibration.ort_pays.symmetric_pays`); then the form takes a
     copy of the fp32 graph for it (in ``files``, with its record), gated with the program like the rest."""
-    from edge.calibration.ort_pays import CONFIRM_MARGIN, symmetric_pays
+    from edge.calibration.ort_pays import symmetric_pays
+    from edge.calibration.pays import CONFIRM_MARGIN
 
     gj = job.job(graph)
     pays, rec = symmetric_pays(symmetric, src, gj.io, fs.feeds[0])
@@ -491,7 +495,7 @@ def _slower_why(rec: dict[str, Any]) -> str | None:
         return None
     again = rec.get("confirm")
     if again and not again["kept"]:
-        from edge.calibration.ort_pays import CONFIRM_MARGIN
+        from edge.calibration.pays import CONFIRM_MARGIN
 
         form = "its symmetric int8" if rec.get("float_graph") else "its fastest int8 form"
         return (f"because {form} was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU when "
@@ -576,36 +580,40 @@ def _nncf_gate(job: PrecisionJob, pname: str, files: dict[str, str], fp32: float
             "passed": drop <= budget, "inference_precision": hint}
 
 
-#: timed calls per NNCF scheme when choosing between them (interleaved, median)
-SCHEME_CALLS = 15
+def _ov_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> tuple[list[str], dict[str, Any]]:
+    """The OpenVINO op types NNCF leaves in float for ``graph`` because their int8 kernels are slower on this
+    CPU (:func:`edge.calibration.ov_pays.choose_float_types`, timed with NNCF's default scheme), and the timing
+    record; said in one line when anything is left in float."""
+    import tempfile
+
+    from edge.calibration.nncf_int8 import nncf_quantize_ir
+    from edge.calibration.ov_pays import TIMING_FEEDS, choose_float_types
+    from edge.calibration.pays import CONFIRM_MARGIN
+
+    few = FeedSet(fs.feeds[:TIMING_FEEDS], fs.source, fs.role, fs.ids[:TIMING_FEEDS])
+
+    def write(types: Sequence[str], dst: Path) -> None:
+        nncf_quantize_ir(src, str(dst), few, io, transformer=False, float_types=types)
+
+    with tempfile.TemporaryDirectory(prefix="edge-ov-pays-") as tmp:
+        types, rec = choose_float_types(write, src, io, fs.feeds[0], Path(tmp))
+    if rec.get("float_graph"):
+        again = rec["confirm"]
+        job.say(f"{graph}: openvino int8 (NNCF) keeps every op in float: its fastest int8 form was not "
+                f"{CONFIRM_MARGIN:.0%} faster than fp32 when timed again ({_ms(again['ms'])} vs fp32 "
+                f"{_ms(again['fp32_ms'])}; every op int8 {_ms(rec['rungs'][0]['ms'])})")
+    elif types:
+        best = rec["rungs"][rec["chosen"]]
+        job.say(f"{graph}: openvino int8 (NNCF) keeps {', '.join(types)} in float, the fastest here "
+                f"({_ms(best['ms'])} vs fp32 {_ms(rec['fp32_ms'])}; every op int8 {_ms(rec['rungs'][0]['ms'])})")
+    return types, rec
 
 
-def _ov_reason(e: BaseException) -> str:
-    """OpenVINO's reason in one line: its messages open with "Exception from <file>:<line>:" lines and
-    end with the check that failed."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("Exception from")]
-    return lines[-1][:200] if lines else first_line(e)
-
-
-def _time_irs(paths: Sequence[str], io: Any, feeds: Feeds, calls: int = SCHEME_CALLS) -> list[float | str]:
-    """Median ms of one call of each IR on ``feeds`` (OpenVINO, the gate's first float-layer precision),
-    in interleaved rounds (:func:`~edge.bench.interleave.interleaved_ms`); for an IR OpenVINO cannot
-    compile or run, its reason in one line instead."""
-    from edge.bench.interleave import median_ms_each
-    from edge.runtimes.openvino import OpenVinoRuntime, resolve_precision
-
-    feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    hint = resolve_precision("auto")
-    ms = median_ms_each([lambda p=p: OpenVinoRuntime(p, io, inference_precision=hint) for p in paths],
-                        lambda rt: rt.infer(feeds), calls)
-    # an OpenVINO plugin refusal: that IR is not a candidate, said in one line
-    return [_ov_reason(t) if isinstance(t, Exception) else t for t in ms]
-
-
-def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet) -> tuple[tuple[str, dict[str, Any]],
-                                                                    tuple[str, dict[str, Any]] | None]:
-    """One graph quantized by NNCF both ways: ``(path, info)`` of the faster and of the other (None when
-    OpenVINO cannot compile the other; both refused is one line).
+def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet, float_types: Sequence[str] = ()
+                  ) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]] | None]:
+    """One graph quantized by NNCF both ways, the op types ``float_types`` left in float in both:
+    ``(path, info)`` of the faster and of the other (None when OpenVINO cannot compile the other; both
+    refused is one line).
 
     NNCF's transformer scheme (SmoothQuant, and the float patterns it keeps around softmax and layer norm)
     is what it recommends for attention, its default one for CNNs, and a graph here is often both: on the
@@ -620,7 +628,8 @@ def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet) -> tuple[tuple[str, di
     made = []
     for scheme in ("transformer", "default"):
         path = str(w.path_for(f".nncf-schemes/{gj.stem}.{scheme}.xml"))
-        made.append((path, nncf_quantize_ir(src, path, fs, gj.io, transformer=scheme == "transformer")))
+        made.append((path, nncf_quantize_ir(src, path, fs, gj.io, transformer=scheme == "transformer",
+                                            float_types=float_types)))
     times = _time_irs([p for p, _ in made], gj.io, fs.feeds[0])
     ms = {info["model_type"]: round(t, 4) for (_, info), t in zip(made, times, strict=True)
           if not isinstance(t, str)}
@@ -670,7 +679,8 @@ def _nncf_node_fallback(w: Any, job: PrecisionJob, pname: str, r: dict[str, Any]
     job.say(f"{pname}: NNCF int8 drop {r['drop']:.3g} > {r['max_drop']:.3g}; looking for the nodes to keep in float")
     gate = quantize_with_gate(graphs, score, fp32_metric=r["fp32"], max_drop=r["max_drop"], method="nncf",
                               drop=job.card.metric.drop, progress=job.say,
-                              quantizer=nncf_quantizer({g: infos[g]["model_type"] == "transformer" for g in mine}),
+                              quantizer=nncf_quantizer({g: infos[g]["model_type"] == "transformer" for g in mine},
+                                                       {g: infos[g].get("float_types", []) for g in mine}),
                               start=({g: paths[g] for g in mine}, r["metric"]))
     tries = [{**{k: t[k] for k in ("excluded", "metric", "drop", "output_rel_error")},
               "inference_precision": got["inference_precision"]} for t, got in zip(gate.tries, gated, strict=True)]
@@ -688,7 +698,9 @@ def _nncf_node_fallback(w: Any, job: PrecisionJob, pname: str, r: dict[str, Any]
 def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     """OpenVINO-native INT8 (NNCF) of every graph, each program gated on the task metric against fp32.
 
-    Each graph is quantized with both NNCF schemes and the one faster here is gated first
+    Each graph first has the op types whose int8 kernels do not pay on this CPU chosen, timed, to stay in
+    float (:func:`_ov_pays`; on an AVX2-only CPU NNCF's int8 MatMuls and attention ran 2-4x slower than
+    fp32), then is quantized with both NNCF schemes and the one faster here is gated first
     (:func:`_nncf_schemes`); a program that misses the budget with the default scheme somewhere is measured
     once more with the transformer scheme for the graphs first quantized for it, and when that misses too,
     with the most sensitive nodes left in float (:func:`_nncf_node_fallback`, the gate's fallback).
@@ -722,7 +734,11 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             gj = job.job(g)
             job.say(f"{pname}: NNCF int8 of {g} on {len(cal[g])} recorded feeds (both schemes, timed)")
             fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
-            (paths[g], infos[g]), other = _nncf_schemes(w, gj, str(w.path_for(_artifact(w, g, "fp32")["file"])), fs)
+            g_src = str(w.path_for(_artifact(w, g, "fp32")["file"]))
+            float_types, speed = _ov_pays(job, g, g_src, gj.io, fs)
+            (paths[g], infos[g]), other = _nncf_schemes(w, gj, g_src, fs, float_types)
+            for info in (infos[g], *(() if other is None else (other[1],))):
+                info["speed"] = speed
             if other is not None:
                 others[g] = other
             infos[g]["program"] = pname
@@ -784,8 +800,16 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for g, path in paths.items():
         infos[g]["quantized_ops"] = n_ops = len(nncf_nodes(path))
         if n_ops == 0:
-            job.say(f"warning: {g} int8 (NNCF): every node left in float to meet the budget; this graph runs in "
-                    "fp32 in the int8 program")
+            speed = infos[g].get("speed", {})
+            why = "to meet the budget"
+            if speed.get("float_graph"):
+                from edge.calibration.pays import CONFIRM_MARGIN
+
+                why = (f"because its fastest int8 form was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU "
+                       f"when timed again (fp32 {_ms(speed['confirm']['fp32_ms'])}, int8 "
+                       f"{_ms(speed['confirm']['ms'])}; every op int8 {_ms(speed['rungs'][0]['ms'])})")
+            job.say(f"warning: {g} int8 (NNCF): every node left in float {why}; this graph runs in fp32 in the "
+                    "int8 program")
         xml = Path(path).name
         bin_name = xml.replace(".xml", ".bin")
         w.register(xml, "openvino_ir")

@@ -512,6 +512,31 @@ def test_ctrl_c_after_closing_engines_is_a_signal_not_a_crash(ir_bundle: Path) -
     assert r.returncode == 0 and "handled [2]" in r.stdout, (r.returncode, r.stderr[-2000:])
 
 
+def test_nncf_leaves_in_float_the_op_types_timed_slower_in_int8(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the timing on (EDGE_OV_INT8_OPS=timed; timings injected: the rung with attention and MatMuls in float
+    fastest, and confirmed faster than fp32), the kept NNCF IR quantizes no MatMul and no attention but its
+    convolutions, records the timing, and both schemes and the gate used those types."""
+    pytest.importorskip("nncf")
+    from edge.calibration import ov_pays
+
+    def timer(paths: list[str], io: object, feeds: object) -> list[float]:
+        ms = {"ops0": 8.0, "ops1": 6.0, "ops2": 3.0, "ops3": 4.0}  # fp32: 5
+        return [ms.get(Path(p).stem, 5.0) for p in paths]
+
+    monkeypatch.setenv(ov_pays.ENV, "timed")
+    monkeypatch.setattr(ov_pays, "time_irs_ms", timer)
+    b, _ = _nncf_lane_clip_passes(tmp_path, calib_size=4, max_drop=100.0)
+    art = b.artifact(name="openvino-int8-nncf-full")
+    q = art["quantization"]
+    assert q["float_types"] == ["MatMul", "ScaledDotProductAttention"] and q["speed"]["chosen"] == 2
+    assert q["speed"]["confirm"] == {"fp32_ms": 5.0, "ms": 3.0, "kept": True} and not q["speed"]["float_graph"]
+    assert {"MatMul", "ScaledDotProductAttention", "Convolution"} <= set(q["speed"]["quantized_types"])
+    kept = ov_pays.quantized_types(b.file(art["file"]))
+    assert "Convolution" in kept and not {"MatMul", "ScaledDotProductAttention"} & set(kept)
+    assert q["quantized_ops"] == sum(kept.values())
+
+
 def test_nncf_schemes_skip_an_ir_openvino_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A scheme whose IR OpenVINO cannot compile (seen: the CPU plugin's post-op check on a MatMul with a
     constant left operand) is no candidate: the other is used with no fallback, the refusal recorded; both
@@ -521,7 +546,7 @@ def test_nncf_schemes_skip_an_ir_openvino_refuses(tmp_path: Path, monkeypatch: p
     from edge.calibration import nncf_int8, precision
     from edge.errors import ExportError
 
-    monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", lambda src, out, fs, io, transformer=True: {
+    monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", lambda src, out, fs, io, transformer=True, float_types=(): {
         "model_type": "transformer" if transformer else "default"})
     w = SimpleNamespace(path_for=lambda name: tmp_path / name)
     gj, fs = SimpleNamespace(stem="model", io=None), SimpleNamespace(feeds=[{}])
