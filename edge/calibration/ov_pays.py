@@ -74,25 +74,34 @@ def choose_float_types(write: Callable[[Sequence[str], Path], None], src: str | 
     one is, on fewer feeds). The first rung quantizes everything; the types it quantized decide the other
     rungs (:func:`float_type_rungs`); every rung and the fp32 graph are timed on ``feeds``, and the fastest
     rung is timed again beside fp32 (``confirm``): kept if :data:`~edge.calibration.pays.CONFIRM_MARGIN`
-    faster there, else every quantized type stays in float (``float_graph`` in the record). ``time_ms``
-    (paths, io, feeds) -> median ms each, replaceable for tests. ``EDGE_OV_INT8_OPS=all``: ([], untimed)."""
+    faster there, else every quantized type stays in float (``float_graph`` in the record; ``chosen`` is the
+    fastest rung either way, so with ``float_graph`` it names the rung refused, not the types applied). A rung
+    NNCF cannot write is recorded as ``refused`` and never chosen. ``time_ms`` (paths, io, feeds) -> median
+    ms each, replaceable for tests. ``EDGE_OV_INT8_OPS=all``: ([], untimed).
+
+    Only this default-scheme choice is timed against fp32: an accuracy fallback the gate takes afterwards
+    (NNCF's transformer scheme, or nodes left in float) keeps these types and is not timed again."""
     mode = timing_mode(ENV)
     if mode == "all":
         return [], {"mode": mode}
     timer = time_ms or time_irs_ms
     paths = [work / "ops0.xml"]
-    write([], paths[0])
-    present = quantized_types(paths[0])
-    if not present:  # NNCF quantized nothing here: nothing to time
-        for f in (paths[0], paths[0].with_suffix(".bin")):
-            f.unlink(missing_ok=True)
-        return [], {"mode": mode, "quantized_types": present}
-    rungs = float_type_rungs(list(present))
+    refused: dict[int, str] = {}  # rung -> why NNCF could not write it (a speed choice: that rung is no candidate)
     try:
+        write([], paths[0])  # every op NNCF quantizes: its failure is the export's (the real form would fail too)
+        present = quantized_types(paths[0])
+        if not present:  # NNCF quantized nothing here: nothing to time
+            return [], {"mode": mode, "quantized_types": present}
+        rungs = float_type_rungs(list(present))
         for i, types in enumerate(rungs[1:], 1):
             paths.append(work / f"ops{i}.xml")
-            write(types, paths[-1])
-        ms = timer([str(src), *map(str, paths)], io, feeds)
+            try:
+                write(types, paths[-1])
+            except Exception as e:
+                refused[i] = first_line(e)
+        ms = timer([str(src), *(str(p) for i, p in enumerate(paths) if i not in refused)], io, feeds)
+        it = iter(ms[1:])
+        ms = [ms[0], *(float("inf") if i in refused else next(it) for i in range(len(paths)))]
         best = int(np.argmin(ms[1:]))
         confirm = confirm_faster(timer, src, paths[best], io, feeds)
     finally:
@@ -101,8 +110,9 @@ def choose_float_types(write: Callable[[Sequence[str], Path], None], src: str | 
                 f.unlink(missing_ok=True)
     float_graph = not confirm["kept"]
     rec = {"mode": mode, "fp32_ms": round(float(ms[0]), 4), "quantized_types": present,
-           "rungs": [{"float_types": r, "ms": round(float(t), 4) if np.isfinite(t) else None}
-                     for r, t in zip(rungs, ms[1:], strict=True)],
+           "rungs": [{"float_types": r, "ms": round(float(t), 4) if np.isfinite(t) else None,
+                      **({"refused": refused[i]} if i in refused else {})}
+                     for i, (r, t) in enumerate(zip(rungs, ms[1:], strict=True))],
            "chosen": best, "confirm": confirm, "float_graph": float_graph}
     return (sorted(present) if float_graph else rungs[best]), rec
 

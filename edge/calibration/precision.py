@@ -233,9 +233,13 @@ def check_request(job: PrecisionJob) -> None:
 
         if job.method not in METHODS:
             raise ExportError(f"--calib-method {job.method!r}: choose one of {', '.join(METHODS)}")
+        from edge.calibration import ort_pays, ov_pays
+        from edge.calibration.pays import timing_mode
         from edge.calibration.trt_int8 import enabled
 
-        enabled()  # a bad EDGE_TRT_INT8_FORM is one line now, not after the INT8 gates
+        enabled()  # a bad EDGE_TRT_INT8_FORM (or timing mode) is one line now, not after the INT8 gates
+        for env in (ort_pays.ENV, ov_pays.ENV):
+            timing_mode(env)
         job.calib_samples()
 
 
@@ -609,11 +613,28 @@ def _ov_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> t
     return types, rec
 
 
-def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet, float_types: Sequence[str] = ()
+def _nncf_float_why(info: dict[str, Any]) -> str:
+    """Why an NNCF IR quantizes nothing, from its record: no int8 form was confirmed faster here
+    (:func:`_ov_pays`), NNCF found nothing to quantize, or the gate's fallback left every node float."""
+    speed = info.get("speed") or {}
+    if speed.get("float_graph"):
+        from edge.calibration.pays import CONFIRM_MARGIN
+
+        again = speed["confirm"]
+        return (f"because its fastest int8 form was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU when "
+                f"timed again (fp32 {_ms(again['fp32_ms'])}, int8 {_ms(again['ms'])}; every op int8 "
+                f"{_ms(speed['rungs'][0]['ms'])})")
+    if info.get("ignored"):
+        return "to meet the budget"
+    return "because NNCF found nothing to quantize in it"
+
+
+def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet, float_types: Sequence[str] = (),
+                  schemes: Sequence[str] = ("transformer", "default"),
                   ) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]] | None]:
-    """One graph quantized by NNCF both ways, the op types ``float_types`` left in float in both:
-    ``(path, info)`` of the faster and of the other (None when OpenVINO cannot compile the other; both
-    refused is one line).
+    """One graph quantized by NNCF both ways (``schemes``), the op types ``float_types`` left in float in
+    both: ``(path, info)`` of the faster and of the other (None when OpenVINO cannot compile the other or
+    only one scheme was asked for; every one refused is one line).
 
     NNCF's transformer scheme (SmoothQuant, and the float patterns it keeps around softmax and layer norm)
     is what it recommends for attention, its default one for CNNs, and a graph here is often both: on the
@@ -626,7 +647,7 @@ def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet, float_types: Sequence[
     from edge.calibration.nncf_int8 import nncf_quantize_ir
 
     made = []
-    for scheme in ("transformer", "default"):
+    for scheme in schemes:
         path = str(w.path_for(f".nncf-schemes/{gj.stem}.{scheme}.xml"))
         made.append((path, nncf_quantize_ir(src, path, fs, gj.io, transformer=scheme == "transformer",
                                             float_types=float_types)))
@@ -636,7 +657,8 @@ def _nncf_schemes(w: Any, gj: Any, src: str, fs: FeedSet, float_types: Sequence[
     refused = {info["model_type"]: t for (_, info), t in zip(made, times, strict=True) if isinstance(t, str)}
     usable = [m for m in made if m[1]["model_type"] in ms]
     if not usable:
-        raise ExportError(f"{gj.stem}: OpenVINO cannot compile the NNCF INT8 IR of either scheme "
+        which = "either scheme" if len(made) > 1 else f"the {made[0][1]['model_type']} scheme"
+        raise ExportError(f"{gj.stem}: OpenVINO cannot compile the NNCF INT8 IR of {which} "
                           f"({'; '.join(f'{k}: {v}' for k, v in refused.items())})")
     for _, info in made:
         info["scheme_ms"] = ms
@@ -736,7 +758,10 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
             g_src = str(w.path_for(_artifact(w, g, "fp32")["file"]))
             float_types, speed = _ov_pays(job, g, g_src, gj.io, fs)
-            (paths[g], infos[g]), other = _nncf_schemes(w, gj, g_src, fs, float_types)
+            # a graph left float for speed: NNCF's default scheme only (the transformer one's SmoothQuant would
+            # still rescale weights and add ops to a graph that quantizes nothing)
+            schemes = ("default",) if speed.get("float_graph") else ("transformer", "default")
+            (paths[g], infos[g]), other = _nncf_schemes(w, gj, g_src, fs, float_types, schemes)
             for info in (infos[g], *(() if other is None else (other[1],))):
                 info["speed"] = speed
             if other is not None:
@@ -800,16 +825,8 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for g, path in paths.items():
         infos[g]["quantized_ops"] = n_ops = len(nncf_nodes(path))
         if n_ops == 0:
-            speed = infos[g].get("speed", {})
-            why = "to meet the budget"
-            if speed.get("float_graph"):
-                from edge.calibration.pays import CONFIRM_MARGIN
-
-                why = (f"because its fastest int8 form was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU "
-                       f"when timed again (fp32 {_ms(speed['confirm']['fp32_ms'])}, int8 "
-                       f"{_ms(speed['confirm']['ms'])}; every op int8 {_ms(speed['rungs'][0]['ms'])})")
-            job.say(f"warning: {g} int8 (NNCF): every node left in float {why}; this graph runs in fp32 in the "
-                    "int8 program")
+            job.say(f"warning: {g} int8 (NNCF): every node left in float {_nncf_float_why(infos[g])}; this graph "
+                    "runs in fp32 in the int8 program")
         xml = Path(path).name
         bin_name = xml.replace(".xml", ".bin")
         w.register(xml, "openvino_ir")

@@ -79,6 +79,27 @@ def test_every_type_stays_float_where_no_rung_is_confirmed_faster_than_fp32(tmp_
     assert rec["rungs"][0]["ms"] is None and types == [SDPA]
 
 
+def test_a_rung_nncf_cannot_write_is_refused_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ov_pays.ENV, "timed")
+    monkeypatch.setattr(ov_pays, "quantized_types", lambda xml: {"Add": 1, "Convolution": 2, "MatMul": 1, SDPA: 1})
+    timed: list[list[str]] = []
+
+    def write(types: Any, dst: Path) -> None:
+        if types == ["MatMul", SDPA]:
+            raise RuntimeError("nncf: cannot build the ignored scope\nsecond line")
+        dst.write_bytes(b"<stand-in/>")
+
+    def timer(paths: list[str], io: Any, feeds: Any) -> list[float]:
+        timed.append([Path(p).name for p in paths])
+        return [{"fp32.xml": 5.0, "ops0.xml": 8.0, "ops1.xml": 4.0, "ops3.xml": 6.0}[Path(p).name] for p in paths]
+
+    types, rec = ov_pays.choose_float_types(write, tmp_path / "fp32.xml", None, {}, tmp_path, time_ms=timer)
+    assert timed[0] == ["fp32.xml", "ops0.xml", "ops1.xml", "ops3.xml"]  # the refused rung is not timed
+    assert rec["rungs"][2] == {"float_types": ["MatMul", SDPA], "ms": None,
+                               "refused": "nncf: cannot build the ignored scope"}
+    assert types == [SDPA] and rec["chosen"] == 1 and not list(tmp_path.glob("ops*"))
+
+
 def test_nothing_quantized_is_nothing_to_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ov_pays.ENV, "timed")
     types, rec, written = _choose(tmp_path, monkeypatch, [], present={})
@@ -145,3 +166,16 @@ def test_edge_run_names_an_nncf_graph_left_all_float_as_fp32_in_its_int8_program
         {"name": "ort-enc", "quantization": {"dequantize_nodes": 3}}])
     assert float_int8_graphs(b, "main", "openvino") == ["enc"]
     assert float_int8_graphs(b, "main", "onnxruntime") == []
+
+
+def test_the_export_warning_says_why_an_nncf_graph_quantizes_nothing() -> None:
+    from edge.calibration.precision import _nncf_float_why
+
+    speed = {"float_graph": True, "confirm": {"fp32_ms": 12.6, "ms": 12.5, "kept": False},
+             "rungs": [{"float_types": [], "ms": 28.0}]}
+    assert _nncf_float_why({"speed": speed, "ignored": []}) == (
+        "because its fastest int8 form was not 3% faster than fp32 on this CPU when timed again (fp32 12.6 ms, "
+        "int8 12.5 ms; every op int8 28 ms)")
+    assert _nncf_float_why({"speed": {"mode": "all"}, "ignored": ["a", "b"]}) == "to meet the budget"
+    assert _nncf_float_why({"speed": {"mode": "timed", "quantized_types": {}}, "ignored": []}) == (
+        "because NNCF found nothing to quantize in it")

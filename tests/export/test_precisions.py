@@ -322,3 +322,12 @@ def test_tensorrt_form_can_be_skipped_and_a_bad_switch_is_one_line(tmp_path: Pat
              env={"EDGE_TRT_INT8_FORM": "maybe"})
     assert r.returncode == 2 and r.stderr.strip() == "error: EDGE_TRT_INT8_FORM='maybe': choose on or off"
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("env", ["EDGE_OV_INT8_OPS", "EDGE_ORT_INT8_CONVS"])
+def test_a_bad_int8_timing_mode_is_one_line_before_any_work(tmp_path: Path, env: str) -> None:
+    """The INT8 forms' timing modes are read when the request is checked, not after the fp32 export and gates."""
+    r = _run("lane", "--config", "tiny", "--programs", "clip", "--precision", "int8", "--out", str(tmp_path / "b"),
+             env={env: "fastest"})
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {env}='fastest': choose one of timed, all"
+    assert not (tmp_path / "b").exists()

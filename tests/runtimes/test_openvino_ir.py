@@ -334,6 +334,35 @@ def _rank_few_nodes(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     monkeypatch.setattr(nncf_int8, "nncf_nodes", lambda src: real_nodes(src)[:n])
 
 
+#: the op types the injected timing of :func:`_ladder_picks_matmuls` leaves in float (the tiny lane clip graph's
+#: third rung: NNCF quantizes its attention, MatMuls, convolutions and element-wise ops)
+MATMUL_RUNG = ["MatMul", "ScaledDotProductAttention"]
+
+
+def _ladder_picks_matmuls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The op-type timing on (EDGE_OV_INT8_OPS=timed) with injected times: the rung with attention and MatMuls in
+    float (``ops2``) the fastest, and confirmed faster than fp32 (5 ms). The rungs come from every op NNCF
+    quantized, read with ``nncf_nodes`` as it is now (call this before :func:`_rank_few_nodes` shortens it)."""
+    from collections import Counter
+
+    from edge.calibration import nncf_int8, ov_pays
+    from edge.runtimes.openvino import read_model
+
+    real_nodes = nncf_int8.nncf_nodes
+
+    def quantized_types(xml: object) -> dict[str, int]:
+        kinds = {op.get_friendly_name(): op.get_type_name() for op in read_model(str(xml)).get_ordered_ops()}
+        return dict(Counter(kinds[n] for n in real_nodes(xml)))
+
+    def timer(paths: list[str], io: object, feeds: object) -> list[float]:
+        ms = {"ops0": 8.0, "ops1": 6.0, "ops2": 3.0, "ops3": 4.0}
+        return [ms.get(Path(p).stem, 5.0) for p in paths]
+
+    monkeypatch.setenv(ov_pays.ENV, "timed")
+    monkeypatch.setattr(ov_pays, "time_irs_ms", timer)
+    monkeypatch.setattr(ov_pays, "quantized_types", quantized_types)
+
+
 def _nncf_lane_clip_passes(tmp_path: Path, calib_size: int, max_drop: float = 10.0) -> tuple[Any, list[str]]:
     """The tiny lane clip program exported to OpenVINO INT8 (budget ``max_drop`` points); its NNCF gate must
     pass."""
@@ -363,11 +392,14 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
     from edge.calibration.precision import PrecisionJob
 
     digests: dict[str, str] = {}
+    types: dict[str, list] = {}  # IR written -> the op types it left in float
     real_q, real_metric = nncf_int8.nncf_quantize_ir, PrecisionJob.metric
 
     def quantize(src: str, xml_out: str, *a: object, **kw: object) -> dict:
         info = real_q(src, xml_out, *a, **kw)
-        digests[info["model_type"]] = hashlib.sha256(Path(xml_out).with_suffix(".bin").read_bytes()).hexdigest()
+        types[str(xml_out)] = list(kw.get("float_types", ()))
+        if not Path(xml_out).name.startswith("ops"):  # not a rung of the op-type timing
+            digests[info["model_type"]] = hashlib.sha256(Path(xml_out).with_suffix(".bin").read_bytes()).hexdigest()
         return info
 
     def worse_with_default(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime",
@@ -378,10 +410,13 @@ def test_nncf_default_scheme_missing_the_budget_falls_back_to_transformer(tmp_pa
     monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", quantize)
     monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [2.0, 1.0])  # transformer, default
     monkeypatch.setattr(PrecisionJob, "metric", worse_with_default)
+    _ladder_picks_matmuls(monkeypatch)  # both schemes, and so the fallback's, leave those types in float
     b, said = _nncf_lane_clip_passes(tmp_path, calib_size=6, max_drop=100.0)
     art = b.artifact(name="openvino-int8-nncf-full")
     q = art["quantization"]
     assert q["model_type"] == "transformer" and q["scheme_ms"] == {"transformer": 2.0, "default": 1.0}
+    assert q["float_types"] == MATMUL_RUNG and q["speed"]["chosen"] == 2 and not q["speed"]["float_graph"]
+    assert all(t == MATMUL_RUNG for f, t in types.items() if not Path(f).name.startswith("ops"))
     assert "the default scheme (faster here) missed the budget" in q["fallback"]
     kept = hashlib.sha256(b.file(art["extra_files"][0]).read_bytes()).hexdigest()
     assert kept == digests["transformer"] != digests["default"]
@@ -401,11 +436,13 @@ def test_nncf_missing_the_budget_with_either_scheme_keeps_the_most_sensitive_nod
     from edge.calibration.precision import PrecisionJob
 
     ignored: dict[str, list] = {}
+    types: dict[str, list] = {}  # IR written -> the op types it left in float
     real_q, real_metric = nncf_int8.nncf_quantize_ir, PrecisionJob.metric
 
     def quantize(src: str, xml_out: str, *a: object, **kw: object) -> dict:
         info = real_q(src, xml_out, *a, **kw)
         ignored[str(xml_out)] = list(kw.get("ignored", ()))
+        types[str(xml_out)] = list(kw.get("float_types", ()))
         return info
 
     def worse_when_all_quantized(self: PrecisionJob, pname: str, files: dict, backend: str = "onnxruntime",
@@ -414,11 +451,15 @@ def test_nncf_missing_the_budget_with_either_scheme_keeps_the_most_sensitive_nod
         return real_metric(self, pname, files, backend, **kw) - (250.0 if bad else 0.0)
 
     monkeypatch.setattr(nncf_int8, "nncf_quantize_ir", quantize)
+    _ladder_picks_matmuls(monkeypatch)  # the node fallback's IRs leave those types in float too
     _rank_few_nodes(monkeypatch, 3)
     monkeypatch.setattr(precision, "_time_irs", lambda paths, io, feeds: [1.0, 2.0])  # transformer first
     monkeypatch.setattr(PrecisionJob, "metric", worse_when_all_quantized)
     b, said = _nncf_lane_clip_passes(tmp_path, calib_size=4, max_drop=100.0)
     q = b.artifact(name="openvino-int8-nncf-full")["quantization"]
+    assert q["float_types"] == MATMUL_RUNG and q["speed"]["chosen"] == 2
+    node_irs = [f for f, names in ignored.items() if names]
+    assert node_irs and all(types[f] == MATMUL_RUNG for f in node_irs)
     fb = q["node_fallback"]
     assert q["model_type"] == "transformer" and len(q["ignored"]) == 1
     assert q["ignored"] == [fb["sensitivity"][0]["node"]] and fb["tries"][0]["excluded"] == {}
@@ -520,16 +561,11 @@ def test_nncf_leaves_in_float_the_op_types_timed_slower_in_int8(tmp_path: Path,
     pytest.importorskip("nncf")
     from edge.calibration import ov_pays
 
-    def timer(paths: list[str], io: object, feeds: object) -> list[float]:
-        ms = {"ops0": 8.0, "ops1": 6.0, "ops2": 3.0, "ops3": 4.0}  # fp32: 5
-        return [ms.get(Path(p).stem, 5.0) for p in paths]
-
-    monkeypatch.setenv(ov_pays.ENV, "timed")
-    monkeypatch.setattr(ov_pays, "time_irs_ms", timer)
+    _ladder_picks_matmuls(monkeypatch)
     b, _ = _nncf_lane_clip_passes(tmp_path, calib_size=4, max_drop=100.0)
     art = b.artifact(name="openvino-int8-nncf-full")
     q = art["quantization"]
-    assert q["float_types"] == ["MatMul", "ScaledDotProductAttention"] and q["speed"]["chosen"] == 2
+    assert q["float_types"] == MATMUL_RUNG and q["speed"]["chosen"] == 2
     assert q["speed"]["confirm"] == {"fp32_ms": 5.0, "ms": 3.0, "kept": True} and not q["speed"]["float_graph"]
     assert {"MatMul", "ScaledDotProductAttention", "Convolution"} <= set(q["speed"]["quantized_types"])
     kept = ov_pays.quantized_types(b.file(art["file"]))
