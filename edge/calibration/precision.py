@@ -492,6 +492,16 @@ def _ms(t: float | None) -> str:
     return "could not run" if t is None else f"{t:.3g} ms"
 
 
+def _unconfirmed_why(form: str, again: dict[str, Any], extra: str = "") -> str:
+    """Why a graph stays float when its int8 ``form`` was not confirmed faster than fp32 in a second timing
+    (``again``: :func:`edge.calibration.pays.confirm_faster`'s record), for an export warning; ``extra`` goes
+    inside the parentheses."""
+    from edge.calibration.pays import CONFIRM_MARGIN
+
+    return (f"because {form} was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU when timed again "
+            f"(fp32 {_ms(again['fp32_ms'])}, int8 {_ms(again['ms'])}{extra})")
+
+
 def _slower_why(rec: dict[str, Any]) -> str | None:
     """Why a U8S8 graph with no int8 node was chosen for speed, or None when that was not the reason."""
     cands = rec.get("candidates") or []
@@ -499,11 +509,7 @@ def _slower_why(rec: dict[str, Any]) -> str | None:
         return None
     again = rec.get("confirm")
     if again and not again["kept"]:
-        from edge.calibration.pays import CONFIRM_MARGIN
-
-        form = "its symmetric int8" if rec.get("float_graph") else "its fastest int8 form"
-        return (f"because {form} was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU when "
-                f"timed again (fp32 {_ms(again['fp32_ms'])}, int8 {_ms(again['ms'])})")
+        return _unconfirmed_why("its symmetric int8" if rec.get("float_graph") else "its fastest int8 form", again)
     if rec.get("float_graph"):
         return (f"because its symmetric int8 was slower on this CPU (fp32 {_ms(rec['fp32_ms'])}, int8 "
                 f"{_ms(rec['symmetric_ms'])})")
@@ -618,12 +624,8 @@ def _nncf_float_why(info: dict[str, Any]) -> str:
     (:func:`_ov_pays`), NNCF found nothing to quantize, or the gate's fallback left every node float."""
     speed = info.get("speed") or {}
     if speed.get("float_graph"):
-        from edge.calibration.pays import CONFIRM_MARGIN
-
-        again = speed["confirm"]
-        return (f"because its fastest int8 form was not {CONFIRM_MARGIN:.0%} faster than fp32 on this CPU when "
-                f"timed again (fp32 {_ms(again['fp32_ms'])}, int8 {_ms(again['ms'])}; every op int8 "
-                f"{_ms(speed['rungs'][0]['ms'])})")
+        return _unconfirmed_why("its fastest int8 form", speed["confirm"],
+                                f"; every op int8 {_ms(speed['rungs'][0]['ms'])}")
     if info.get("ignored"):
         return "to meet the budget"
     return "because NNCF found nothing to quantize in it"
