@@ -46,6 +46,23 @@ RECORD_BYTES = 256 << 20
 MAX_FEEDS = 512
 #: evaluation samples whose per-graph feeds are kept for parity and output-error checks
 PARITY_SAMPLES = 4
+#: held-out samples the gate scores when the export names no count, and the most it draws to resolve a
+#: budget finer than one sample's step (:func:`samples_to_resolve`)
+EVAL_SAMPLES = 40
+EVAL_SAMPLES_MAX = 400
+
+
+def samples_to_resolve(quantum: Callable[[int], float], budget: float, lo: int = EVAL_SAMPLES,
+                       hi: int = EVAL_SAMPLES_MAX) -> int:
+    """The fewest samples in ``[lo, hi]`` over which one sample moves a stepped metric (``Metric.quantum``)
+    by at most half of ``budget`` (``hi`` when none does). Why half: at a step equal to the budget one
+    changed sample is already the verdict; at half of it the gate tells one sample from the budget."""
+    if budget <= 0 or quantum(hi) > budget / 2:
+        return hi
+    while lo < hi:  # the step shrinks as samples are added
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if quantum(mid) <= budget / 2 else (mid + 1, hi)
+    return lo
 
 
 @dataclass
@@ -60,7 +77,8 @@ class PrecisionJob:
     precisions: list[str]
     calib: str = "synthetic"
     calib_size: int = 32
-    eval_size: int = 40
+    #: None: :data:`EVAL_SAMPLES`, or as many as a stepped metric needs to resolve the budget (:meth:`eval_count`)
+    eval_size: int | None = None
     max_drop: float = 1.0
     #: when set, the budget is this fraction of the fp32 metric instead (``--max-drop 5%``): an ADE in
     #: metres has no natural "points", 5 % of it does
@@ -80,10 +98,40 @@ class PrecisionJob:
     def job(self, graph: str) -> Any:
         return next(j for j in self.jobs if j.name == graph)
 
+    def eval_count(self) -> int:
+        """The held-out samples the gate scores: ``--eval-size`` when given; else 40, or for a metric that
+        moves in steps (``Metric.quantum``, such as a rate of frames within a tolerance) under an absolute
+        budget, enough that one sample moves it by at most half the budget (an L2 rate over 40 samples moves
+        2.5 points a sample, over a 1.0 budget: 200 samples), at most :data:`EVAL_SAMPLES_MAX`."""
+        if self.eval_size is not None:
+            return self.eval_size
+        quantum = self.card.metric.quantum if self.card.metric is not None else None
+        if (quantum is None or self.max_drop_rel is not None or self.max_drop <= 0
+                or not [p for p in self.precisions if p != "fp32"]):
+            return EVAL_SAMPLES  # (no sample count resolves a zero budget: any changed sample fails it)
+        return samples_to_resolve(quantum, self.max_drop)
+
     def eval_samples(self) -> list[Any]:
         if self._eval is None:
-            self._eval = self.card.data.samples(self.cfg, "evaluation", self.eval_size, self.seed)
+            self._eval = self.card.data.samples(self.cfg, "evaluation", self.eval_count(), self.seed)
         return self._eval
+
+    def resolution(self, fp32: float) -> dict[str, Any]:
+        """The gate's sample count and, for a stepped metric, one sample's step, with a warning when that
+        step is over the budget (any sample a reduced precision changes then fails the gate)."""
+        n = len(self.eval_samples())
+        out: dict[str, Any] = {"samples": n}
+        metric = self.card.metric
+        if metric is None or metric.quantum is None:
+            return out
+        step, budget = float(metric.quantum(n)), self.budget(fp32)
+        out["one_sample"] = step
+        if step > budget > 0:
+            need = samples_to_resolve(metric.quantum, budget, lo=n, hi=max(n, 10**6))
+            self.say(f"warning: one of the {n} evaluation samples moves the {metric.name} by {step:.3g}"
+                     f"{metric.unit}, over the gate's budget of {budget:.3g}{metric.unit}: any sample a reduced "
+                     f"precision changes fails the gate (--eval-size {need} resolves it)")
+        return out
 
     def calib_samples(self) -> SampleSet:
         if self._calib is None:
@@ -277,12 +325,12 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for pname in job.programs:
         spec = card.program(pname)
         src = _fp32_files(w, spec.graphs)
-        job.say(f"{pname}: scoring fp32 on {job.eval_size} held-out samples")
+        job.say(f"{pname}: scoring fp32 on {job.eval_count()} held-out samples")
         fp32 = job.fp32_metric(pname, src)
         for g in spec.graphs:
             art = _artifact(w, g, "fp32")
             art.setdefault("metric", {"name": mname, "program": pname, "value": fp32})
-        _gate_record(w, pname, "onnxruntime", "fp32", {"metric": fp32})
+        _gate_record(w, pname, "onnxruntime", "fp32", {"metric": fp32, **job.resolution(fp32)})
         rows.append(_row(w, job, pname, "fp32", src, fp32, 0.0,
                          max(_artifact(w, g, "fp32")["parity"]["max_rel"] for g in spec.graphs)))
         ev = job.record(pname, src, "evaluation")

@@ -70,7 +70,8 @@ def export(
     calib: str = typer.Option("synthetic", "--calib", help="INT8 calibration: synthetic, image folder, video, .npz."),
     calib_size: int = typer.Option(32, "--calib-size", min=1, help="Calibration samples."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
-    eval_size: int = typer.Option(40, "--eval-size", min=1, help="Held-out samples for the task metric."),
+    eval_size: int = typer.Option(None, "--eval-size", min=1, help="Held-out samples for the task metric (default: "
+                                  "40, or as many as a metric that moves in steps needs to resolve the budget)."),
     max_drop: str = typer.Option(None, "--max-drop", help="Allowed task-metric drop vs fp32: in the metric's "
                                  "units (1.0 = one point of accuracy) or a percentage of the fp32 value (5%); "
                                  "default: the model card's (1.0 unless its metric says otherwise)."),

@@ -465,7 +465,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
                 dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int = 20,
                 rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
-                calib_size: int = 32, eval_size: int = 40, max_drop: float | str | None = None,
+                calib_size: int = 32, eval_size: int | None = None, max_drop: float | str | None = None,
                 calib_method: str = "minmax", progress: Any = None, targets: tuple[str, ...] = ("onnx",),
                 options: Mapping[str, Any] | None = None) -> tuple[Bundle, dict[str, Any]]:
     """Export a model family (by name, or a checkpoint path) with the graphs of its programs.

@@ -14,8 +14,10 @@ from edge.models.contract import (
     Runner,
     Sensors,
     Trainer,
+    percent_per_sample,
 )
 from edge.models.registry import get_card, list_models, register, unregister
 
 __all__ = ["Command", "FamilyData", "Graph", "Metric", "ModelCard", "ProgramSpec", "Runner", "Sensors", "Trainer",
-           "get_card", "list_models", "register", "unregister"]
+           "get_card", "list_models", "percent_per_sample", "register",
+           "unregister"]

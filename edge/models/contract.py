@@ -160,6 +160,12 @@ def recorded_image_inputs(manifest: Mapping[str, Any], graphs: Any) -> tuple[dic
     return mine, len(records)
 
 
+def percent_per_sample(n: int) -> float:
+    """A rate in percent over ``n`` samples moves by 100 / n when one sample passes or fails
+    (a :class:`Metric` ``quantum``)."""
+    return 100.0 / max(int(n), 1)
+
+
 def _no_images(_cfg: Config) -> tuple[ImageInput, ...]:
     return ()
 
@@ -186,6 +192,12 @@ class Metric:
     every program's score lies in it). ``max_drop`` is the reduced-precision gate's budget when the
     export names none: metric units, or ``"N%"`` of the fp32 value for a metric with no fixed scale (one
     point of a percentage is small; one metre of a trajectory error of 3 m is not).
+
+    ``quantum`` is for a metric that scores each sample pass or fail (a rate, such as the share of frames
+    within a tolerance): ``quantum(n)`` is how far one sample's outcome moves it over ``n`` samples
+    (:func:`percent_per_sample`, 100 / n). Why: such a metric moves in steps, and a gate whose one step is
+    over its budget fails on any sample that changes; the export sizes its evaluation set from it. None
+    (the default) for a metric whose samples move it by degrees (an accuracy over points, an error).
     """
 
     name: str
@@ -195,6 +207,7 @@ class Metric:
     higher_is_better: bool = True
     bounds: tuple[float, float] | None = None
     max_drop: float | str = 1.0
+    quantum: Callable[[int], float] | None = None
 
     def score(self, items: list[Any]) -> dict[str, Any]:
         """``reduce(items)``, checked: a family's reduce that returns no number under ``"value"`` is one line
@@ -336,6 +349,8 @@ class ModelCard:
         if self.metric is not None and not _budget_ok(self.metric.max_drop):
             problems.append(f"metric max_drop {self.metric.max_drop!r} must be a number >= 0 in the metric's "
                             "units or a percentage such as '5%'")
+        if self.metric is not None and self.metric.quantum is not None and not callable(self.metric.quantum):
+            problems.append(f"metric quantum {self.metric.quantum!r} must be a function of the sample count")
         if problems:
             raise ModelError(f"family '{self.name}': " + "; ".join(problems))
 

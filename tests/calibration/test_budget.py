@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from edge.calibration.precision import PrecisionJob, parse_max_drop
+from edge.calibration.precision import EVAL_SAMPLES, EVAL_SAMPLES_MAX, PrecisionJob, parse_max_drop, samples_to_resolve
 from edge.errors import ExportError
+from edge.models import Metric, percent_per_sample
 
 
 def test_parse_and_budget() -> None:
@@ -22,3 +26,62 @@ def test_parse_and_budget() -> None:
                        max_drop=inf, max_drop_rel=rel)
     assert job.budget(3.4) == pytest.approx(0.17) and job.budget(-2.0) == pytest.approx(0.1)
     assert PrecisionJob(card=None, cfg={}, module=None, jobs=[], programs=[], precisions=[]).budget(90.0) == 1.0
+
+
+def test_a_rate_gets_enough_samples_to_resolve_its_budget() -> None:
+    """A rate over n samples moves 100/n a sample: the gate draws the fewest samples whose step is at most
+    half the budget (an L2 rate against 1 point: 200, not 40, where one sample is 2.5 points)."""
+    assert samples_to_resolve(percent_per_sample, 1.0) == 200
+    assert samples_to_resolve(percent_per_sample, 2.5) == 80
+    assert samples_to_resolve(percent_per_sample, 10.0) == EVAL_SAMPLES  # 40 already resolve 10 points
+    assert samples_to_resolve(percent_per_sample, 0.1) == EVAL_SAMPLES_MAX  # capped: 2000 would be needed
+    assert samples_to_resolve(percent_per_sample, 0.0) == EVAL_SAMPLES_MAX  # nothing resolves "no drop at all"
+
+
+@given(st.floats(min_value=0.01, max_value=200.0, allow_nan=False))
+def test_samples_to_resolve_is_the_fewest(budget: float) -> None:
+    n = samples_to_resolve(percent_per_sample, budget)
+    assert EVAL_SAMPLES <= n <= EVAL_SAMPLES_MAX
+    assert n == EVAL_SAMPLES_MAX or percent_per_sample(n) <= budget / 2
+    assert n == EVAL_SAMPLES or percent_per_sample(n - 1) > budget / 2
+
+
+def _job(quantum: Any, **kw: Any) -> PrecisionJob:
+    metric = Metric("L2 rate", lambda r, f, c: None, lambda items: {"value": 0.0}, unit="%", quantum=quantum)
+    said: list[str] = []
+    kw = {"precisions": ["fp32", "int8"], "max_drop": 1.0, **kw}
+    job = PrecisionJob(card=SimpleNamespace(metric=metric), cfg={}, module=None, jobs=[], programs=[],
+                       say=said.append, **kw)
+    job.said = said  # type: ignore[attr-defined]
+    return job
+
+
+def test_eval_count_follows_the_metric_and_the_request() -> None:
+    assert _job(percent_per_sample).eval_count() == 200
+    assert _job(None).eval_count() == EVAL_SAMPLES  # a metric that moves by degrees keeps 40
+    assert _job(percent_per_sample, eval_size=12).eval_count() == 12  # --eval-size is the user's
+    assert _job(percent_per_sample, precisions=["fp32"]).eval_count() == EVAL_SAMPLES  # no gate
+    assert _job(percent_per_sample, max_drop=float("inf"), max_drop_rel=0.05).eval_count() == EVAL_SAMPLES
+    assert _job(percent_per_sample, max_drop=0.0).eval_count() == EVAL_SAMPLES  # nothing resolves a zero budget
+
+
+def test_a_gate_that_cannot_resolve_its_budget_says_so() -> None:
+    job = _job(percent_per_sample, eval_size=8)
+    job._eval = [object()] * 8  # the samples themselves are not read
+    assert job.resolution(50.0) == {"samples": 8, "one_sample": 12.5}
+    (warning,) = job.said  # type: ignore[attr-defined]
+    assert warning.startswith("warning: one of the 8 evaluation samples moves the L2 rate by 12.5%, over the "
+                              "gate's budget of 1%") and warning.endswith("(--eval-size 200 resolves it)")
+    fine = _job(percent_per_sample)
+    fine._eval = [object()] * 200
+    assert fine.resolution(50.0) == {"samples": 200, "one_sample": 0.5} and not fine.said  # type: ignore[attr-defined]
+    fine_budget = _job(percent_per_sample, eval_size=8, max_drop=0.1)
+    fine_budget._eval = [object()] * 8
+    fine_budget.resolution(50.0)
+    assert fine_budget.said[0].endswith("(--eval-size 2000 resolves it)")  # type: ignore[attr-defined]
+    zero = _job(percent_per_sample, eval_size=8, max_drop=0.0)
+    zero._eval = [object()] * 8
+    assert zero.resolution(50.0)["one_sample"] == 12.5 and not zero.said  # type: ignore[attr-defined]
+    smooth = _job(None, eval_size=8)
+    smooth._eval = [object()] * 8
+    assert smooth.resolution(50.0) == {"samples": 8} and not smooth.said  # type: ignore[attr-defined]

@@ -291,6 +291,8 @@ def test_card_metric_results_name_and_budget_are_checked(toyfam: Any) -> None:
     with pytest.raises(ModelError, match="max_drop 'abc'"):
         dataclasses.replace(base, metric=dataclasses.replace(base.metric, max_drop="abc"))
     assert dataclasses.replace(base, metric=dataclasses.replace(base.metric, max_drop="20%")).metric.max_drop == "20%"
+    with pytest.raises(ModelError, match=r"metric quantum 2\.5 must be a function of the sample count"):
+        dataclasses.replace(base, metric=dataclasses.replace(base.metric, quantum=2.5))
     m = Metric("mae", lambda r, f, c: 1.0, lambda items: {"mae": 1.0})
     with pytest.raises(ModelError, match=r"metric 'mae': reduce\(\) must return a dict with a number under 'value'"):
         m.score([1.0])
@@ -424,3 +426,27 @@ def test_an_int8_program_left_all_float_by_the_gate_is_not_written(toyfam: Any, 
         export_card("toyone", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=4,
                     eval_size=8, max_drop=0)
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+
+
+def test_a_stepped_metric_gets_the_samples_its_budget_needs(toyfam: Any, registered: list[str],
+                                                            tmp_path: Path) -> None:
+    """The toy's colour accuracy is a rate of frames right: declared as stepped (``quantum``), the export
+    with no ``--eval-size`` scores 100 samples against a 2-point budget (one sample 1 point), records that
+    in the gate, and an explicit 6 (one sample 16.7 points) warns that the gate cannot resolve 10 points."""
+    toy = toyfam.card()
+    registered.append("toystep")
+    _variant(toyfam, "toystep", metric=dataclasses.replace(toy.metric, quantum=edge.models.percent_per_sample))
+    said: list[str] = []
+    b, _ = edge.export_card("toystep", tmp_path / "a", config="tiny", precisions=["fp32", "int8"], calib_size=3,
+                            max_drop=2.0, progress=said.append)
+    assert "main: scoring fp32 on 100 held-out samples" in said
+    gate = b.manifest["programs"]["main"]["gates"]["onnxruntime"]["fp32"]
+    assert gate["samples"] == 100 and gate["one_sample"] == pytest.approx(1.0)
+    assert not [m for m in said if "evaluation samples moves" in m]
+    said.clear()
+    b, _ = edge.export_card("toystep", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=3,
+                            eval_size=6, max_drop=10.0, progress=said.append)
+    assert b.manifest["programs"]["main"]["gates"]["onnxruntime"]["fp32"]["samples"] == 6
+    (warning,) = [m for m in said if "evaluation samples moves" in m]
+    assert "moves the colour accuracy by 16.7%, over the gate's budget of 10%" in warning
+    assert warning.endswith("(--eval-size 20 resolves it)")

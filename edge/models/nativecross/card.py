@@ -19,7 +19,17 @@ import numpy as np
 
 from edge.data.frame import is_image, is_points
 from edge.errors import DataError
-from edge.models.contract import FamilyData, Graph, ImageInput, Metric, ModelCard, ProgramSpec, Sensors, Trainer
+from edge.models.contract import (
+    FamilyData,
+    Graph,
+    ImageInput,
+    Metric,
+    ModelCard,
+    ProgramSpec,
+    Sensors,
+    Trainer,
+    percent_per_sample,
+)
 from edge.spec import IOSpec, TensorSpec
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -305,7 +315,7 @@ def card() -> ModelCard:
                                        "std": STD, "points": cfg["points"], "groups": cfg["groups"],
                                        "group_size": cfg["group_size"], "iterations": cfg["iterations"],
                                        "group_space": cfg["group_space"]},
-        metric=Metric("L2 rate", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0)),
+        metric=Metric("L2 rate", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0), quantum=percent_per_sample),
         data=FamilyData(samples.synthetic, samples.samples),
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
         checkpoints={"default": WEIGHTS / "default.pt"},
