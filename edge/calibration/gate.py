@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from edge.calibration.datasets import FeedSet
-from edge.calibration.quantize import DEFAULT_OPS, quantize_int8
+from edge.calibration.quantize import DEFAULT_OPS, quantize_int8, short_dots
 from edge.spec import IOSpec
 
 
@@ -76,11 +76,13 @@ class GateResult:
 
 
 def candidate_nodes(onnx_path: str | Path, op_types: Sequence[str] = DEFAULT_OPS) -> list[str]:
-    """Names of the nodes the quantizer would touch (named so they can be excluded)."""
+    """Names of the nodes the quantizer would touch (named so they can be excluded): not the short dot
+    products it always leaves in float."""
     import onnx
 
-    return [n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node
-            if n.op_type in op_types and n.name]
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    short = set(short_dots(model))
+    return [n.name for n in model.graph.node if n.op_type in op_types and n.name and n.name not in short]
 
 
 def output_error(ref_path: str | Path, q_path: str | Path, io: IOSpec, feeds: Sequence[dict[str, np.ndarray]],

@@ -30,6 +30,8 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
     from edge.runtimes.openvino import read_model
 
     model = read_model(src)
+    short = [n for n in short_matmuls(model) if n not in ignored]
+    ignored = [*ignored, *short]
     names = io.input_names
     dataset = nncf.Dataset(calib.feeds, lambda feed: [feed[n] for n in names])
     kwargs: dict[str, Any] = {"preset": nncf.QuantizationPreset.PERFORMANCE, "subset_size": len(calib)}
@@ -56,8 +58,34 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
             h.setLevel(level)
     ov.save_model(q, xml_out, compress_to_fp16=False)
     return {"format": "nncf", "preset": "performance", "model_type": "transformer" if transformer else "default",
-            "ignored": list(ignored), "float_types": list(float_types),
+            "ignored": [n for n in ignored if n not in short], "short_dots": short, "float_types": list(float_types),
             "calibration": {"source": calib.source, "samples": len(calib)}}
+
+
+def short_matmuls(model: Any) -> list[str]:
+    """The MatMuls of an OpenVINO model whose dot products sum fewer than
+    :data:`~edge.calibration.quantize.MIN_INT8_DOT` terms: left in float as in the QDQ form (geometry such
+    as a rotation of points, where int8 gains no speed and loses the coordinates; see
+    :func:`edge.calibration.quantize.short_dots`)."""
+    from edge.calibration.quantize import MIN_INT8_DOT
+
+    out = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "MatMul":
+            continue
+        attrs = op.get_attributes()
+        k = None
+        for idx, key, summed in ((0, "transpose_a", (-2, -1)), (1, "transpose_b", (-1, -2))):
+            ps = op.input(idx).get_partial_shape()
+            if ps.rank.is_dynamic or ps.rank.get_length() == 0:
+                continue
+            dim = ps[0] if ps.rank.get_length() == 1 else ps[summed[0] if attrs.get(key) else summed[1]]
+            if dim.is_static:
+                k = dim.get_length()
+                break
+        if k is not None and k < MIN_INT8_DOT:
+            out.append(op.get_friendly_name())
+    return out
 
 
 #: ops that only move or convert a tensor: between a FakeQuantize (or an int8 weight) and the op it feeds
