@@ -44,9 +44,10 @@ def short_dots(src: str | os.PathLike[str] | Any) -> list[str]:
     :data:`MIN_INT8_DOT` terms (the summed axis from shape inference; unknown lengths count as long).
 
     Why they stay in float: an int8 kernel pays by packing many products into one instruction (VNNI sums
-    4 per lane, TensorRT's int8 tiles 32), so a 3-term product gains nothing, and such products are
+    4 per 32-bit slot, TensorRT's int8 tiles 32), so a 3-term product gains nothing, and such products are
     geometry, not features: moving points by a rotation or projecting them with the intrinsics, where one
-    scale over a 50 m range leaves 0.4 m steps (NativeCross's step graph went 180 % off in int8 with them).
+    scale over a 50 m range leaves 0.4 m steps (a calibration model's refinement step went 180 % off in
+    int8 with them).
     """
     import onnx
 

@@ -369,11 +369,12 @@ def test_an_fp32_metric_of_nan_is_said_before_any_quantizing(toyfam: Any, regist
 
 
 class _Pooled(torch.nn.Module):
-    """One Linear on the frame's mean colour: a graph with a single quantizable node."""
+    """One Linear on the frame's mean colour (tiled to 18 inputs: int8 leaves dot products under 16 terms in
+    float): a graph with a single quantizable node."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
-        self.lin = torch.nn.Linear(3, cfg["classes"])
+        self.lin = torch.nn.Linear(18, cfg["classes"])
 
 
 def test_an_int8_program_left_all_float_by_the_gate_is_not_written(toyfam: Any, registered: list[str],
@@ -388,7 +389,7 @@ def test_an_int8_program_left_all_float_by_the_gate_is_not_written(toyfam: Any, 
     from edge.spec import IOSpec, TensorSpec
 
     def io_lin(cfg: dict[str, Any]) -> IOSpec:
-        return IOSpec((TensorSpec("rgb", "float32", ("batch", 3)),),
+        return IOSpec((TensorSpec("rgb", "float32", ("batch", 18)),),
                       (TensorSpec("logits", "float32", ("batch", cfg["classes"])),))
 
     class One:
@@ -402,7 +403,7 @@ def test_an_int8_program_left_all_float_by_the_gate_is_not_written(toyfam: Any, 
             return self.lin(feeds)
 
     def pre(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
-        return {"rgb": (frames["camera"].data.reshape(-1, 3).mean(0) / 255.0).astype(np.float32)[None]}
+        return {"rgb": np.tile(frames["camera"].data.reshape(-1, 3).mean(0) / 255.0, 6).astype(np.float32)[None]}
 
     base = toyfam.card()
     exact = dataclasses.replace(base.metric, item=lambda rec, fr, cfg: rec["score"],
@@ -420,7 +421,7 @@ def test_an_int8_program_left_all_float_by_the_gate_is_not_written(toyfam: Any, 
     registered.append("toyone")
     _variant(toyfam, "toyone", build=_Pooled,
              graphs={"lin": Graph("lin", io_lin, lambda m: m.lin, lambda c, b, s: {
-                 "rgb": np.random.default_rng(s).random((b, 3)).astype(np.float32)}, "colour -> logits")},
+                 "rgb": np.random.default_rng(s).random((b, 18)).astype(np.float32)}, "colour -> logits")},
              programs=(ProgramSpec("main", ("lin",), One),), preprocess=pre, metric=exact, trainer=None)
     with pytest.raises(ExportError, match="only with every node left in float") as e:
         export_card("toyone", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=4,
