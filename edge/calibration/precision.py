@@ -271,6 +271,9 @@ def check_request(job: PrecisionJob) -> None:
         raise ExportError(f"--precision {bad}: choose from {', '.join(PRECISIONS)}")
     if not [p for p in job.precisions if p != "fp32"]:
         return
+    for flag, n in (("--eval-size", job.eval_size), ("--calib-size", job.calib_size)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ExportError(f"{flag} {n!r}: give a whole number of samples, at least 1")
     if job.max_drop_rel is None and not math.isfinite(job.max_drop):
         raise ExportError(f"--max-drop {job.max_drop}: give a finite number of metric points (or a percentage)")
     if job.card.metric is None or job.card.data is None:

@@ -85,3 +85,17 @@ def test_a_gate_that_cannot_resolve_its_budget_says_so() -> None:
     smooth = _job(None, eval_size=8)
     smooth._eval = [object()] * 8
     assert smooth.resolution(50.0) == {"samples": 8} and not smooth.said  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("kw", "flag"), [({"eval_size": 0}, "--eval-size 0"), ({"eval_size": -3}, "--eval-size -3"),
+                                          ({"eval_size": 2.5}, "--eval-size 2.5"),
+                                          ({"eval_size": True}, "--eval-size True"),
+                                          ({"calib_size": 0}, "--calib-size 0")])
+def test_a_sample_count_under_one_is_one_line_before_any_work(kw: dict[str, Any], flag: str) -> None:
+    """The Python API takes any value the CLI's min=1 refuses: an empty held-out set scored NaN and was only
+    refused after the fp32 export, with a message about the metric rather than the count."""
+    from edge.calibration.precision import check_request
+
+    with pytest.raises(ExportError, match=f"^{flag}: give a whole number of samples, at least 1$"):
+        check_request(_job(percent_per_sample, **kw))
+    check_request(_job(percent_per_sample, precisions=["fp32"], **kw))  # no gate: the counts are not used
