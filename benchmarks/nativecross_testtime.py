@@ -66,11 +66,11 @@ def _loop(runner: Any, tok: dict[str, np.ndarray], feeds: dict[str, np.ndarray],
     return T
 
 
-def _summary(errs: list[tuple[float, float]]) -> dict[str, float]:
+def _summary(errs: list[tuple[float, float]]) -> dict[str, Any]:
+    from edge.models.nativecross.metrics import summarize
+
     e = np.asarray(errs, np.float64)
-    return {"rot_rmse_deg": float(np.sqrt(np.mean(e[:, 0] ** 2))), "rot_median_deg": float(np.median(e[:, 0])),
-            "trans_rmse_cm": float(np.sqrt(np.mean(e[:, 1] ** 2))),
-            "l2_rate": float(np.mean((e[:, 0] < 2.0) & (e[:, 1] < 5.0)) * 100.0)}
+    return summarize(e[:, 0], e[:, 1])
 
 
 def _case(card: Any, cfg: dict[str, Any], runner: Any, samples: list) -> dict[str, Any]:
