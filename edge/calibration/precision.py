@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 
 from edge.calibration.datasets import FeedSet, SampleSet
+from edge.calibration.gate import within_budget
 from edge.calibration.ov_pays import ov_reason as _ov_reason
 from edge.calibration.ov_pays import time_irs as _time_irs
-from edge.errors import ExportError
+from edge.errors import ExportError, first_line
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FP16_RTOL = 1e-2
@@ -279,6 +280,17 @@ def check_request(job: PrecisionJob) -> None:
     if job.card.metric is None or job.card.data is None:
         raise ExportError(f"model '{job.card.name}' has no task metric or samples; fp16/int8 need them for the "
                           "accuracy gate")
+    quantum = job.card.metric.quantum
+    if quantum is not None:  # the card's function, called now: a broken one is one line before any export
+        try:
+            step = float(quantum(EVAL_SAMPLES))
+        except Exception as e:  # a user's card function: any failure is reported the same way
+            step, why = math.nan, f"raised {type(e).__name__}: {first_line(e)}"
+        else:
+            why = f"returned {step!r}"
+        if not (math.isfinite(step) and step > 0):
+            raise ExportError(f"model '{job.card.name}': metric quantum({EVAL_SAMPLES}) {why}; it must give one "
+                              "sample's step as a finite number > 0 (edge.models.percent_per_sample for a rate)")
     if "int8" in job.precisions:
         from edge.calibration.quantize import METHODS
 
@@ -412,7 +424,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
     if not new:
         metric = job.metric(pname, files)
         drop = job.card.metric.drop(fp32, metric)
-        if drop > job.budget(fp32):
+        if not within_budget(drop, job.budget(fp32)):
             raise ExportError(f"{pname} int8 (its graphs were quantized for another program): "
                               f"{job.card.metric.name} {metric:.2f} vs fp32 {fp32:.2f}, drop {drop:.2f} > --max-drop "
                               f"{job.budget(fp32):.3g}; no int8 artifact written")
@@ -633,12 +645,12 @@ def _nncf_gate(job: PrecisionJob, pname: str, files: dict[str, str], fp32: float
     for hint in hints:
         metric = job.metric(pname, files, "openvino", inference_precision=hint)
         drop = job.card.metric.drop(fp32, metric)
-        if drop <= budget or hint == hints[-1]:
+        if within_budget(drop, budget) or hint == hints[-1]:
             break
         job.say(f"{pname}: NNCF int8 with bf16 float layers: {job.card.metric.name} drop {drop:.3g} > "
                 f"{budget:.3g}; measuring with f32 float layers")
     return {"program": pname, "files": files, "metric": metric, "fp32": fp32, "drop": drop, "max_drop": budget,
-            "passed": drop <= budget, "inference_precision": hint}
+            "passed": within_budget(drop, budget), "inference_precision": hint}
 
 
 def _ov_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> tuple[list[str], dict[str, Any]]:
@@ -985,7 +997,7 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             passed = gate.passed
         else:
             metric = job.metric(pname, mine)
-            passed = card.metric.drop(fp32, metric) <= job.budget(fp32)
+            passed = within_budget(card.metric.drop(fp32, metric), job.budget(fp32))
         results.append({"program": pname, "files": mine, "metric": metric, "fp32": fp32,
                         "drop": card.metric.drop(fp32, metric), "max_drop": job.budget(fp32), "passed": passed})
     failed = _all_or_none(job, results, [Path(f) for f in files.values()],

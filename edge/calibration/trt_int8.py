@@ -41,6 +41,7 @@ def enabled() -> bool:
 
 def add_trt_int8(w: Any, report: dict[str, Any], job: Any) -> None:
     """Derive, score and keep (or not) the TensorRT INT8 form of every graph; see the module docstring."""
+    from edge.calibration.gate import within_budget
     from edge.calibration.precision import PARITY_SAMPLES, _all_or_none, _artifact, _evenly, _fp32_files, _run
     from edge.calibration.qdq_fp16 import FP16_RANGE_FEEDS, qdq_fp16_form
     from edge.export.api import artifact_name
@@ -93,7 +94,7 @@ def add_trt_int8(w: Any, report: dict[str, Any], job: Any) -> None:
             results.append({**r, "metric": math.nan, "drop": math.nan, "passed": False, "why": why})
             continue
         drop = card.metric.drop(fp32, metric)
-        results.append({**r, "metric": metric, "drop": drop, "passed": bool(drop <= job.budget(fp32))})
+        results.append({**r, "metric": metric, "drop": drop, "passed": within_budget(drop, job.budget(fp32))})
     instead = "TensorRT builds the fp32-float int8 graphs"
     for r in results:
         if "why" in r:

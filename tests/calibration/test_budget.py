@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,3 +100,39 @@ def test_a_sample_count_under_one_is_one_line_before_any_work(kw: dict[str, Any]
     with pytest.raises(ExportError, match=f"^{flag}: give a whole number of samples, at least 1$"):
         check_request(_job(percent_per_sample, **kw))
     check_request(_job(percent_per_sample, precisions=["fp32"], **kw))  # no gate: the counts are not used
+
+
+def test_a_drop_of_exactly_the_budget_passes_at_every_level() -> None:
+    """The held-out set is sized so that two samples are the budget; a two-sample change must pass wherever
+    it happens. As rates, 3.5 % - 2.5 % is 1.0000000000000004 (and 7 % - 6 % 1.0000000000000009): an exact
+    comparison failed those and passed 1.5 % - 0.5 %. Three samples over the budget still fail."""
+    from edge.calibration.gate import within_budget
+    from edge.models.nativecross.metrics import summarize
+
+    def rate(passed: int, n: int) -> float:
+        ok = np.arange(n) < passed
+        return summarize(np.where(ok, 0.5, 9.0), np.where(ok, 1.0, 30.0))["value"]
+
+    for n, budget in ((200, 1.0), (400, 0.5), (100, 2.0)):
+        drops = [Metric("L2", lambda r, f, c: None, lambda i: {}).drop(rate(k, n), rate(k - 2, n))
+                 for k in range(2, n + 1)]
+        assert any(d > budget for d in drops)  # the rounding the rule is for happens at these counts
+        assert all(within_budget(d, budget) for d in drops)
+        assert not any(within_budget(Metric("L2", lambda r, f, c: None, lambda i: {}).drop(rate(k, n),
+                                                                                          rate(k - 3, n)), budget)
+                       for k in range(3, n + 1))
+    assert within_budget(0.0, 0.0) and not within_budget(1e-6, 0.0) and not within_budget(1.001, 1.0)
+
+
+@pytest.mark.parametrize(("quantum", "why"), [(lambda n: 1 / 0, "raised ZeroDivisionError: division by zero"),
+                                              (lambda n: float("nan"), "returned nan"),
+                                              (lambda n: 0.0, "returned 0.0"), (lambda n: "x", "raised ValueError")])
+def test_a_broken_quantum_is_one_line_before_any_work(quantum: Any, why: str) -> None:
+    """A card's quantum is only called once the fp32 graphs are written; a broken one was a traceback there
+    (or, NaN, silently the most samples)."""
+    from edge.calibration.precision import check_request
+
+    job = _job(quantum)
+    job.card.name, job.card.data = "toy", object()  # type: ignore[attr-defined]
+    with pytest.raises(ExportError, match=f"^model 'toy': metric quantum\\(40\\) {why}"):
+        check_request(job)
