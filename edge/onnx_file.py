@@ -84,3 +84,25 @@ def opened_files(bundle_root: Path, name: str) -> list[str]:
         weights = Path(name).with_suffix(".bin").as_posix()
         return [weights] if (bundle_root / weights).exists() or (bundle_root / weights).is_symlink() else []
     return []
+
+
+def name_nodes(model: Any) -> int:
+    """Give every unnamed node of ``model``'s main graph a name unique in it (``<op type>_<index>``); returns
+    how many were named.
+
+    Why: the INT8 tools pick nodes by name (the gate's exclusions, the Convs and short dot products left in
+    float, ONNX Runtime's ``nodes_to_exclude``), and an unnamed node cannot be picked: excluding "" would
+    exclude every unnamed node at once. Naming is deterministic, so two loads of one file agree.
+    """
+    used = {n.name for n in model.graph.node if n.name}
+    named = 0
+    for i, n in enumerate(model.graph.node):
+        if n.name:
+            continue
+        name = f"{n.op_type}_{i}"
+        while name in used:
+            name += "_"
+        n.name = name
+        used.add(name)
+        named += 1
+    return named

@@ -91,9 +91,12 @@ def candidate_nodes(onnx_path: str | Path, op_types: Sequence[str] = DEFAULT_OPS
     products it always leaves in float."""
     import onnx
 
+    from edge.onnx_file import name_nodes
+
     model = onnx.load(str(onnx_path), load_external_data=False)
+    name_nodes(model)  # named as the quantizer names them
     short = set(short_dots(model))
-    return [n.name for n in model.graph.node if n.op_type in op_types and n.name and n.name not in short]
+    return [n.name for n in model.graph.node if n.op_type in op_types and n.name not in short]
 
 
 def output_error(ref_path: str | Path, q_path: str | Path, io: IOSpec, feeds: Sequence[dict[str, np.ndarray]],

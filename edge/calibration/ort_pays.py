@@ -41,14 +41,18 @@ TIMING_FEEDS = 2
 
 
 def conv_depths(path: str | Path) -> dict[str, int]:
-    """Each named Conv with a constant weight -> its reduction depth (in-channels per group x kernel area)."""
+    """Each Conv with a constant weight -> its reduction depth (in-channels per group x kernel area); an unnamed
+    Conv under the name the quantizer gives it (:func:`edge.onnx_file.name_nodes`)."""
     import onnx
 
+    from edge.onnx_file import name_nodes
+
     m = onnx.load(str(path), load_external_data=False)
+    name_nodes(m)  # named as the quantizer names them
     shapes = {t.name: list(t.dims) for t in m.graph.initializer}
     out = {}
     for n in m.graph.node:
-        if n.op_type == "Conv" and n.name and len(n.input) > 1 and n.input[1] in shapes:
+        if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in shapes:
             dims = shapes[n.input[1]]  # [out, in / group, *kernel]
             if len(dims) >= 3:
                 out[n.name] = int(np.prod(dims[1:]))

@@ -38,6 +38,7 @@ from edge.calibration.datasets import FeedSet, SampleSet
 from edge.calibration.gate import within_budget
 from edge.calibration.ov_pays import ov_reason as _ov_reason
 from edge.calibration.ov_pays import time_irs as _time_irs
+from edge.calibration.quantize import MIN_INT8_DOT, short_dots
 from edge.errors import ExportError, first_line
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -51,6 +52,8 @@ PARITY_SAMPLES = 4
 #: budget finer than one sample's step (:func:`samples_to_resolve`)
 EVAL_SAMPLES = 40
 EVAL_SAMPLES_MAX = 400
+#: the largest --eval-size the resolution warning suggests (scoring more is the user's choice, not our advice)
+EVAL_SAMPLES_LIMIT = 10_000
 
 
 def samples_to_resolve(quantum: Callable[[int], float], budget: float, lo: int = EVAL_SAMPLES,
@@ -119,7 +122,10 @@ class PrecisionJob:
 
     def resolution(self, fp32: float) -> dict[str, Any]:
         """The gate's sample count and, for a stepped metric, one sample's step, with a warning when that
-        step is over the budget (any sample a reduced precision changes then fails the gate)."""
+        step is over half the budget (the rule the default count follows, :func:`samples_to_resolve`): two
+        samples a reduced precision changes then fail the gate, one already when the step is over the
+        budget. The warning's advice is one the user can take: a count the family's evaluation data gives
+        and one that resolves the budget, or that no count does."""
         n = len(self.eval_samples())
         out: dict[str, Any] = {"samples": n}
         metric = self.card.metric
@@ -127,11 +133,20 @@ class PrecisionJob:
             return out
         step, budget = float(metric.quantum(n)), self.budget(fp32)
         out["one_sample"] = step
-        if step > budget > 0:
-            need = samples_to_resolve(metric.quantum, budget, lo=n, hi=max(n, 10**6))
+        if step > budget / 2 and budget > 0:
+            fails = "any sample a reduced precision changes fails" if not within_budget(step, budget) else \
+                "two samples a reduced precision changes fail"
+            big = max(n, EVAL_SAMPLES_LIMIT)
+            need = samples_to_resolve(metric.quantum, budget, lo=n, hi=big)
+            if n < self.eval_count():
+                advice = f"the family's evaluation data gives only {n} of the {self.eval_count()} asked for"
+            elif float(metric.quantum(need)) > budget / 2:
+                advice = f"no --eval-size up to {big} resolves it; a larger --max-drop does"
+            else:
+                advice = f"--eval-size {need} resolves it"
             self.say(f"warning: one of the {n} evaluation samples moves the {metric.name} by {step:.3g}"
-                     f"{metric.unit}, over the gate's budget of {budget:.3g}{metric.unit}: any sample a reduced "
-                     f"precision changes fails the gate (--eval-size {need} resolves it)")
+                     f"{metric.unit}, over half the gate's budget of {budget:.3g}{metric.unit}: {fails} the gate "
+                     f"({advice})")
         return out
 
     def calib_samples(self) -> SampleSet:
@@ -447,14 +462,19 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
         raise ExportError(f"{pname} int8 misses the --max-drop {job.budget(fp32):.3g} budget in every try ({tries}); "
                           "no int8 artifact written")
     assert gate.chosen is not None
-    counts = {g: _say_if_float(job, files[g], g, "int8 (symmetric QDQ)") for g in new}
+    unquantizable = {g: _nothing_to_quantize(graphs[g].src) for g in new}
+    counts = {g: _say_if_float(job, files[g], g, "int8 (symmetric QDQ)", unquantizable[g] or (
+        "to meet the budget" if gate.chosen["excluded"].get(g) else None)) for g in new}
     if len(new) == len(spec.graphs) and not any(counts.values()):
         # an int8 program that is fp32 is not what was asked for: the gate passed with every node in float, or
-        # the graphs hold nothing int8 quantizes (no Conv, MatMul or Gemm)
+        # the graphs hold nothing int8 quantizes (no Conv, MatMul or Gemm but short dot products)
         budget = job.budget(fp32)
+        short = sum(len(short_dots(graphs[g].src)) for g in new)
         why = (f"meets the --max-drop {budget:.3g} budget only with every node left in float (a larger --max-drop, "
                "or fp32)" if gate.chosen["excluded"] else
-               "has no node int8 quantizes (Conv, MatMul, Gemm); export it in fp32")
+               "has no node int8 quantizes (Conv, MatMul, Gemm" + (
+                   f"; its {short} MatMul/Gemm sum fewer than {MIN_INT8_DOT} terms, which stay float in every "
+                   "INT8 form" if short else "") + "); export it in fp32")
         raise ExportError(f"{pname} int8 {why}, so nothing would run in int8; no int8 artifact written")
     for g in new:
         gj = job.job(g)
@@ -474,18 +494,30 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
     return float(gate.chosen["metric"]), max(gate.chosen["output_rel_error"].values()), files
 
 
-def _say_if_float(job: PrecisionJob, path: str, graph: str, form: str, slower: str | None = None) -> int:
-    """The graph's DequantizeLinear count, and a warning when it is 0: the gate's fallback left every node in
-    float to meet the budget (or, ``slower`` says, no int8 node was faster here), so this "int8" graph runs in
-    fp32 (the artifact stays: its program passed with it; the record and the export's output say what it is)."""
+def _say_if_float(job: PrecisionJob, path: str, graph: str, form: str, why: str | None = None) -> int:
+    """The graph's DequantizeLinear count, and a warning when it is 0: ``why`` says what left every node in
+    float (the gate's fallback, to meet the budget; no int8 node faster here; nothing int8 quantizes), so
+    this "int8" graph runs in fp32 (the artifact stays: its program passed with it; the record and the
+    export's output say what it is)."""
     import onnx
 
     n = sum(node.op_type == "DequantizeLinear" for node in onnx.load(path, load_external_data=False).graph.node)
     if n == 0:
-        why = slower or "to meet the budget"
-        job.say(f"warning: {graph} {form}: every node left in float {why}; this graph runs in fp32 "
-                "in the int8 program")
+        job.say(f"warning: {graph} {form}: every node left in float {why or '(the quantizer wrote no int8 node)'}; "
+                "this graph runs in fp32 in the int8 program")
     return n
+
+
+def _nothing_to_quantize(src: str) -> str | None:
+    """Why the symmetric QDQ form has no node to quantize in ``src`` (None when it has some): no Conv, MatMul
+    or Gemm at all, or only dot products too short for int8 (:func:`~edge.calibration.quantize.short_dots`)."""
+    from edge.calibration.gate import candidate_nodes
+
+    if candidate_nodes(src):
+        return None
+    if short_dots(src):
+        return f"because its MatMul/Gemm nodes all sum fewer than {MIN_INT8_DOT} terms (kept float in every INT8 form)"
+    return "because it has no Conv, MatMul or Gemm"
 
 
 def _ort_pays(job: PrecisionJob, graph: str, src: str, io: Any, fs: FeedSet) -> tuple[list[str], dict[str, Any]]:

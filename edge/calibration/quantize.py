@@ -51,9 +51,17 @@ def short_dots(src: str | os.PathLike[str] | Any) -> list[str]:
     """
     import onnx
 
-    model = src if isinstance(src, onnx.ModelProto) else onnx.load(str(src), load_external_data=False)
+    from edge.onnx_file import name_nodes
+
+    if isinstance(src, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(src)
+    else:
+        model = onnx.load(str(src), load_external_data=False)
+    name_nodes(model)
     try:
-        model = onnx.shape_inference.infer_shapes(model)
+        # data_prop: a Reshape whose shape is computed (Shape -> Gather -> Concat) gets its dims, not only a rank
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # a graph shape inference cannot read keeps every node a candidate
         return []
     g = model.graph
@@ -61,7 +69,7 @@ def short_dots(src: str | os.PathLike[str] | Any) -> list[str]:
     shapes.update({t.name: list(t.dims) for t in g.initializer})
     out = []
     for n in g.node:
-        if n.op_type not in ("MatMul", "Gemm") or not n.name:
+        if n.op_type not in ("MatMul", "Gemm"):
             continue
         a = shapes.get(n.input[0]) or []
         b = shapes.get(n.input[1]) or []
@@ -126,13 +134,21 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
           "percentile": CalibrationMethod.Percentile}[method]
     import logging
 
+    import onnx
+
+    from edge.onnx_file import name_nodes
+
     short = [n for n in short_dots(src) if n not in exclude]
+    model: Any = str(src)
+    if not all(n.name for n in onnx.load(str(src), load_external_data=False).graph.node):
+        model = onnx.load(str(src))
+        name_nodes(model)  # nodes are excluded by name: an unnamed one gets the name short_dots gave it
     dst = Path(dst)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs a pre-processing hint on the root logger every call
     try:
-        quantize_static(str(src), str(dst), _reader(calib, progress), quant_format=QuantFormat.QDQ,
+        quantize_static(model, str(dst), _reader(calib, progress), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(op_types), per_channel=per_channel,
                         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                         weight_type=QuantType.QInt8,

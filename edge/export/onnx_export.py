@@ -232,8 +232,11 @@ def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> IOSpec:
     """
     import onnx
 
+    from edge.onnx_file import name_nodes
+
     model = onnx.load(str(path), load_external_data=False)
     del model.graph.value_info[:]
+    name_nodes(model)  # the INT8 tools pick nodes by name
     specs = {t.name: t for t in io.inputs + io.outputs}
     outputs = {o.name for o in model.graph.output}
     opened: dict[str, dict[int, str]] = {}

@@ -71,8 +71,9 @@ def test_a_gate_that_cannot_resolve_its_budget_says_so() -> None:
     job._eval = [object()] * 8  # the samples themselves are not read
     assert job.resolution(50.0) == {"samples": 8, "one_sample": 12.5}
     (warning,) = job.said  # type: ignore[attr-defined]
-    assert warning.startswith("warning: one of the 8 evaluation samples moves the L2 rate by 12.5%, over the "
-                              "gate's budget of 1%") and warning.endswith("(--eval-size 200 resolves it)")
+    assert warning == ("warning: one of the 8 evaluation samples moves the L2 rate by 12.5%, over half the gate's "
+                       "budget of 1%: any sample a reduced precision changes fails the gate (--eval-size 200 "
+                       "resolves it)")
     fine = _job(percent_per_sample)
     fine._eval = [object()] * 200
     assert fine.resolution(50.0) == {"samples": 200, "one_sample": 0.5} and not fine.said  # type: ignore[attr-defined]
@@ -80,6 +81,22 @@ def test_a_gate_that_cannot_resolve_its_budget_says_so() -> None:
     fine_budget._eval = [object()] * 8
     fine_budget.resolution(50.0)
     assert fine_budget.said[0].endswith("(--eval-size 2000 resolves it)")  # type: ignore[attr-defined]
+    # over half the budget, not over it: one changed sample passes, two fail (the default count's rule)
+    near = _job(percent_per_sample, eval_size=150)
+    near._eval = [object()] * 150
+    near.resolution(50.0)
+    assert near.said == ["warning: one of the 150 evaluation samples moves the L2 rate by 0.667%, over half the "  # type: ignore[attr-defined]
+                         "gate's budget of 1%: two samples a reduced precision changes fail the gate (--eval-size "
+                         "200 resolves it)"]
+    # advice the user can take: not a count the family's data cannot give, not one that resolves nothing
+    short = _job(percent_per_sample, eval_size=300)
+    short._eval = [object()] * 8
+    short.resolution(50.0)
+    assert short.said[0].endswith("(the family's evaluation data gives only 8 of the 300 asked for)")  # type: ignore[attr-defined]
+    flat = _job(lambda n: 5.0, eval_size=8)
+    flat._eval = [object()] * 8
+    flat.resolution(50.0)
+    assert flat.said[0].endswith("(no --eval-size up to 10000 resolves it; a larger --max-drop does)")  # type: ignore[attr-defined]
     zero = _job(percent_per_sample, eval_size=8, max_drop=0.0)
     zero._eval = [object()] * 8
     assert zero.resolution(50.0)["one_sample"] == 12.5 and not zero.said  # type: ignore[attr-defined]

@@ -35,9 +35,41 @@ def test_a_graph_left_all_in_float_is_reported(tmp_path: Path) -> None:
     job = SimpleNamespace(say=said.append)
     assert _say_if_float(job, _graph(tmp_path / "q.onnx", True), "enc", "int8 (u8s8)") == 1
     assert said == []
-    assert _say_if_float(job, _graph(tmp_path / "f.onnx", False), "enc", "int8 (u8s8)") == 0
+    assert _say_if_float(job, _graph(tmp_path / "f.onnx", False), "enc", "int8 (u8s8)", "to meet the budget") == 0
     assert said == ["warning: enc int8 (u8s8): every node left in float to meet the budget; this graph runs in fp32 "
                     "in the int8 program"]
+
+
+def _products(path: Path, widths: tuple[int, ...]) -> str:
+    """x [1, 4, widths[0]] through a chain of MatMuls summing ``widths`` terms each (the last writes 8)."""
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    for i, w in enumerate(widths):
+        out = widths[i + 1] if i + 1 < len(widths) else 8
+        inits.append(numpy_helper.from_array(rng.standard_normal((w, out)).astype(np.float32), f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"y{i}"], name=f"mm{i}"))
+        prev = f"y{i}"
+    g = helper.make_graph(nodes or [helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, widths[0] if widths else 8])],
+                          [helper.make_tensor_value_info(prev if widths else "y", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
+def test_why_a_graph_has_nothing_to_quantize(tmp_path: Path) -> None:
+    """The warning for a graph left float says the real reason: no Conv/MatMul/Gemm at all, or only dot
+    products too short for int8 (it said "to meet the budget" for both, though the gate had excluded nothing)."""
+    from edge.calibration.precision import _nothing_to_quantize
+
+    assert _nothing_to_quantize(_products(tmp_path / "none.onnx", ())) == "because it has no Conv, MatMul or Gemm"
+    assert _nothing_to_quantize(_products(tmp_path / "short.onnx", (3, 8))) == (
+        "because its MatMul/Gemm nodes all sum fewer than 16 terms (kept float in every INT8 form)")
+    assert _nothing_to_quantize(_products(tmp_path / "long.onnx", (3, 16, 4))) is None  # mm1 sums 16
+    assert _nothing_to_quantize(_products(tmp_path / "wide.onnx", (16,))) is None
+    said: list[str] = []
+    _say_if_float(SimpleNamespace(say=said.append), _graph(tmp_path / "f.onnx", False), "g", "int8")
+    assert said == ["warning: g int8: every node left in float (the quantizer wrote no int8 node); this graph runs "
+                    "in fp32 in the int8 program"]
 
 
 def test_nncf_lists_a_quantized_product_of_two_activations(tmp_path: Path) -> None:

@@ -100,3 +100,55 @@ def test_nncf_leaves_short_matmuls_in_float(tmp_path: Path) -> None:
     assert sorted(n.split("/")[0] for n in info["short_dots"]) == ["gemm_small", "lift", "rotate"]
     quantized = {n.split("/")[0] for n in nncf_nodes(tmp_path / "q.xml")}
     assert "mix" in quantized and not quantized & {"rotate", "lift", "gemm_small"}
+
+
+def test_a_computed_reshape_still_shows_its_short_dot(tmp_path: Path) -> None:
+    """The points' Gram matrix (pairwise dot products, as a kNN computes distances) after a Reshape whose
+    shape is computed from the input's (Shape -> Gather -> Concat): only data propagation in shape
+    inference gives the summed length 3; without it the node counted as long and was quantized."""
+    inits = [numpy_helper.from_array(np.array([0], np.int64), "i0"),
+             numpy_helper.from_array(np.array([-1, 3], np.int64), "tail"),
+             numpy_helper.from_array(np.random.default_rng(0).standard_normal((32, 32)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Shape", ["x"], ["sx"], name="shape"),
+             helper.make_node("Gather", ["sx", "i0"], ["b"], name="batch", axis=0),
+             helper.make_node("Concat", ["b", "tail"], ["shp"], name="cat", axis=0),
+             helper.make_node("Reshape", ["x", "shp"], ["pts"], name="pts"),
+             helper.make_node("Transpose", ["pts"], ["ptsT"], name="tr", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["pts", "ptsT"], ["gram"], name="gram"),
+             helper.make_node("MatMul", ["gram", "w"], ["y"], name="mix")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 96])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    assert short_dots(model) == ["gram"]  # mix sums 32 (the weight's rows)
+    assert [n.name for n in model.graph.node][-2:] == ["gram", "mix"]  # the caller's model is not changed
+
+
+def test_unnamed_nodes_are_named_alike_by_every_int8_tool(tmp_path: Path) -> None:
+    """A graph whose MatMuls carry no names (a user's own file): short_dots, the gate's candidates and the
+    quantizer give the same names, so the short one stays float, the long one is quantized, and an
+    exclusion by the given name holds (ONNX Runtime excludes by name; "" would have matched every
+    unnamed node or none)."""
+    src = _graph(tmp_path / "g.onnx")
+    m = onnx.load(str(src))
+    for n in m.graph.node:
+        if n.name in ("rotate", "mix"):
+            n.name = ""
+    onnx.save(m, str(tmp_path / "u.onnx"))
+    src = tmp_path / "u.onnx"
+    assert short_dots(src) == ["MatMul_0", "lift", "gemm_small"]
+    assert candidate_nodes(src, ("MatMul", "Gemm")) == ["MatMul_3", "gemm_long"]
+
+    def reads_dq(path: Path) -> dict[str, bool]:
+        q = onnx.load(str(path))
+        made_by = {o: n.op_type for n in q.graph.node for o in n.output}
+        return {n.name: any(made_by.get(i) == "DequantizeLinear" for i in n.input)
+                for n in q.graph.node if n.op_type in ("MatMul", "Gemm")}
+
+    info = quantize_int8(src, tmp_path / "q.onnx", _feeds(4))
+    assert info["short_dots"] == ["MatMul_0", "lift", "gemm_small"]
+    assert reads_dq(tmp_path / "q.onnx") == {"MatMul_0": False, "lift": False, "gemm_small": False,
+                                            "MatMul_3": True, "gemm_long": True}
+    quantize_int8(src, tmp_path / "q2.onnx", _feeds(4), exclude=["MatMul_3"])
+    assert reads_dq(tmp_path / "q2.onnx") == {"MatMul_0": False, "lift": False, "gemm_small": False,
+                                              "MatMul_3": False, "gemm_long": True}
+    assert onnx.load(str(src)).graph.node[0].name == ""  # the source file is not rewritten
