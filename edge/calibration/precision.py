@@ -1045,7 +1045,8 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
         fname = Path(path).name
         w.register(fname, "onnx")
         infos[g]["dequantize_nodes"] = _say_if_float(job, path, g, f"int8 ({ORT_INT8_ACTIVATIONS})",
-                                                     _slower_why(timing[g]))
+                                                     _slower_why(timing[g]) or ("to meet the budget" if infos[g].get(
+                                                         "excluded_nodes") else None))
         sym_art = _artifact(w, g, "int8")
         w.add_artifact({"name": artifact_name("onnx", "int8", g, ORT_INT8_ACTIVATIONS), "format": "onnx",
                         "file": fname, "graph": g, "precision": "int8", "preferred_by": ["onnxruntime"],
