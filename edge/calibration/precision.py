@@ -123,9 +123,10 @@ class PrecisionJob:
     def resolution(self, fp32: float) -> dict[str, Any]:
         """The gate's sample count and, for a stepped metric, one sample's step, with a warning when that
         step is over half the budget (the rule the default count follows, :func:`samples_to_resolve`): two
-        samples a reduced precision changes then fail the gate, one already when the step is over the
-        budget. The warning's advice is one the user can take: a count the family's evaluation data gives
-        and one that resolves the budget, or that no count does."""
+        samples a reduced precision worsens then fail the gate, one already when the step is over the
+        budget (both judged by the gate's own :func:`~edge.calibration.gate.within_budget`). The warning's
+        advice is one the user can take: a count that resolves the budget, that the family's evaluation data
+        gave fewer samples than asked for, or that no count does."""
         n = len(self.eval_samples())
         out: dict[str, Any] = {"samples": n}
         metric = self.card.metric
@@ -133,9 +134,9 @@ class PrecisionJob:
             return out
         step, budget = float(metric.quantum(n)), self.budget(fp32)
         out["one_sample"] = step
-        if step > budget / 2 and budget > 0:
-            fails = "any sample a reduced precision changes fails" if not within_budget(step, budget) else \
-                "two samples a reduced precision changes fail"
+        if budget > 0 and not within_budget(2 * step, budget):
+            fails = "any sample a reduced precision worsens fails" if not within_budget(step, budget) else \
+                "two samples a reduced precision worsens fail"
             big = max(n, EVAL_SAMPLES_LIMIT)
             need = samples_to_resolve(metric.quantum, budget, lo=n, hi=big)
             if n < self.eval_count():
@@ -470,11 +471,16 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
         # the graphs hold nothing int8 quantizes (no Conv, MatMul or Gemm but short dot products)
         budget = job.budget(fp32)
         short = sum(len(short_dots(graphs[g].src)) for g in new)
-        why = (f"meets the --max-drop {budget:.3g} budget only with every node left in float (a larger --max-drop, "
-               "or fp32)" if gate.chosen["excluded"] else
-               "has no node int8 quantizes (Conv, MatMul, Gemm" + (
-                   f"; its {short} MatMul/Gemm sum fewer than {MIN_INT8_DOT} terms, which stay float in every "
-                   "INT8 form" if short else "") + "); export it in fp32")
+        if gate.chosen["excluded"]:
+            why = (f"meets the --max-drop {budget:.3g} budget only with every node left in float (a larger "
+                   "--max-drop, or fp32)")
+        elif any(v is None for v in unquantizable.values()):
+            why = "was written with no int8 node by the quantizer"
+        elif short:
+            why = (f"has no node int8 quantizes: its {short} MatMul/Gemm all sum fewer than {MIN_INT8_DOT} terms, "
+                   "which stay float in every INT8 form, and it has no other Conv, MatMul or Gemm; export it in fp32")
+        else:
+            why = "has no node int8 quantizes (Conv, MatMul, Gemm); export it in fp32"
         raise ExportError(f"{pname} int8 {why}, so nothing would run in int8; no int8 artifact written")
     for g in new:
         gj = job.job(g)

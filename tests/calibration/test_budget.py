@@ -72,7 +72,7 @@ def test_a_gate_that_cannot_resolve_its_budget_says_so() -> None:
     assert job.resolution(50.0) == {"samples": 8, "one_sample": 12.5}
     (warning,) = job.said  # type: ignore[attr-defined]
     assert warning == ("warning: one of the 8 evaluation samples moves the L2 rate by 12.5%, over half the gate's "
-                       "budget of 1%: any sample a reduced precision changes fails the gate (--eval-size 200 "
+                       "budget of 1%: any sample a reduced precision worsens fails the gate (--eval-size 200 "
                        "resolves it)")
     fine = _job(percent_per_sample)
     fine._eval = [object()] * 200
@@ -86,7 +86,7 @@ def test_a_gate_that_cannot_resolve_its_budget_says_so() -> None:
     near._eval = [object()] * 150
     near.resolution(50.0)
     assert near.said == ["warning: one of the 150 evaluation samples moves the L2 rate by 0.667%, over half the "  # type: ignore[attr-defined]
-                         "gate's budget of 1%: two samples a reduced precision changes fail the gate (--eval-size "
+                         "gate's budget of 1%: two samples a reduced precision worsens fail the gate (--eval-size "
                          "200 resolves it)"]
     # advice the user can take: not a count the family's data cannot give, not one that resolves nothing
     short = _job(percent_per_sample, eval_size=300)

@@ -113,14 +113,15 @@ def test_a_computed_reshape_still_shows_its_short_dot(tmp_path: Path) -> None:
              helper.make_node("Gather", ["sx", "i0"], ["b"], name="batch", axis=0),
              helper.make_node("Concat", ["b", "tail"], ["shp"], name="cat", axis=0),
              helper.make_node("Reshape", ["x", "shp"], ["pts"], name="pts"),
-             helper.make_node("Transpose", ["pts"], ["ptsT"], name="tr", perm=[0, 2, 1]),
+             helper.make_node("Transpose", ["pts"], ["ptsT"], perm=[0, 2, 1]),  # unnamed
              helper.make_node("MatMul", ["pts", "ptsT"], ["gram"], name="gram"),
              helper.make_node("MatMul", ["gram", "w"], ["y"], name="mix")]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 96])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     assert short_dots(model) == ["gram"]  # mix sums 32 (the weight's rows)
-    assert [n.name for n in model.graph.node][-2:] == ["gram", "mix"]  # the caller's model is not changed
+    # the caller's model is not changed: its unnamed node stays unnamed, no shapes are added to it
+    assert [n.name for n in model.graph.node][-3:] == ["", "gram", "mix"] and len(model.graph.value_info) == 0
 
 
 def test_unnamed_nodes_are_named_alike_by_every_int8_tool(tmp_path: Path) -> None:
