@@ -97,7 +97,9 @@ def main() -> None:
     rows = [check(c, args.data) for c in ckpts]
     for r in rows:
         print(json.dumps(r))
-    atomic_write_text(args.out, json.dumps({"rows": rows}, indent=1) + "\n")
+    # the file's other keys (experiments recorded by hand, diagnoses) stay: only the measured rows are new
+    kept = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    atomic_write_text(args.out, json.dumps({**kept, "rows": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 
