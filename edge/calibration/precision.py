@@ -464,8 +464,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
                           "no int8 artifact written")
     assert gate.chosen is not None
     unquantizable = {g: _nothing_to_quantize(graphs[g].src) for g in new}
-    counts = {g: _say_if_float(job, files[g], g, "int8 (symmetric QDQ)", unquantizable[g] or (
-        "to meet the budget" if gate.chosen["excluded"].get(g) else None)) for g in new}
+    counts = {g: _dequantize_count(files[g]) for g in new}  # warned below, unless the program is refused
     if len(new) == len(spec.graphs) and not any(counts.values()):
         # an int8 program that is fp32 is not what was asked for: the gate passed with every node in float, or
         # the graphs hold nothing int8 quantizes (no Conv, MatMul or Gemm but short dot products)
@@ -482,6 +481,10 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
         else:
             why = "has no node int8 quantizes (Conv, MatMul, Gemm); export it in fp32"
         raise ExportError(f"{pname} int8 {why}, so nothing would run in int8; no int8 artifact written")
+    for g in new:
+        if not counts[g]:
+            _warn_float(job, g, "int8 (symmetric QDQ)",
+                        unquantizable[g] or ("to meet the budget" if gate.chosen["excluded"].get(g) else None))
     for g in new:
         gj = job.job(g)
         fname = f"{gj.stem}.int8.onnx"
@@ -505,13 +508,24 @@ def _say_if_float(job: PrecisionJob, path: str, graph: str, form: str, why: str 
     float (the gate's fallback, to meet the budget; no int8 node faster here; nothing int8 quantizes), so
     this "int8" graph runs in fp32 (the artifact stays: its program passed with it; the record and the
     export's output say what it is)."""
+    n = _dequantize_count(path)
+    if n == 0:
+        _warn_float(job, graph, form, why)
+    return n
+
+
+def _dequantize_count(path: str) -> int:
+    """How many DequantizeLinear nodes the ONNX file at ``path`` has (0: nothing in it runs in int8)."""
     import onnx
 
-    n = sum(node.op_type == "DequantizeLinear" for node in onnx.load(path, load_external_data=False).graph.node)
-    if n == 0:
-        job.say(f"warning: {graph} {form}: every node left in float {why or '(the quantizer wrote no int8 node)'}; "
-                "this graph runs in fp32 in the int8 program")
-    return n
+    return sum(node.op_type == "DequantizeLinear" for node in onnx.load(path, load_external_data=False).graph.node)
+
+
+def _warn_float(job: PrecisionJob, graph: str, form: str, why: str | None) -> None:
+    """Say that ``graph``'s ``form`` has every node in float and why (a separate step, so a program refused
+    for being all float is refused without a warning per graph printed first)."""
+    job.say(f"warning: {graph} {form}: every node left in float {why or '(the quantizer wrote no int8 node)'}; "
+            "this graph runs in fp32 in the int8 program")
 
 
 def _nothing_to_quantize(src: str) -> str | None:

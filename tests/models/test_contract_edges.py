@@ -386,7 +386,8 @@ def test_an_int8_program_left_all_float_by_the_gate_is_not_written(toyfam: Any, 
     """A budget only met with every node in float: the 'int8' program would be fp32, so it is refused like a
     gate that fails (it was written and called int8, with a warning). A graph whose only Linear reads 3
     inputs has nothing int8 quantizes, and the refusal says why (it named only Conv, MatMul, Gemm, which
-    the graph has)."""
+    the graph has), without first warning that the graph runs in fp32 (a warning about an artifact that is
+    then not written)."""
     import onnx
 
     from edge.calibration import precision
@@ -429,10 +430,13 @@ def test_an_int8_program_left_all_float_by_the_gate_is_not_written(toyfam: Any, 
              graphs={"lin": Graph("lin", io_lin, lambda m: m.lin, lambda c, b, s: {
                  "rgb": np.random.default_rng(s).random((b, width)).astype(np.float32)}, "colour -> logits")},
              programs=(ProgramSpec("main", ("lin",), One),), preprocess=pre, metric=exact, trainer=None)
+    lines: list[str] = []
     with pytest.raises(ExportError, match=said) as e:
         export_card("toyone", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=4,
-                    eval_size=8, max_drop=0)
+                    eval_size=8, max_drop=0, progress=lines.append)
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+    # the refusal is the one message: no per-graph 'runs in fp32' warning printed before it
+    assert not any("every node left in float" in x for x in lines), lines
 
 
 def test_a_stepped_metric_gets_the_samples_its_budget_needs(toyfam: Any, registered: list[str],
