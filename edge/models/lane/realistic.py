@@ -81,6 +81,40 @@ def _bottom_x(xs: np.ndarray, ys: np.ndarray, at: float) -> float:
     return float(k * at + b)
 
 
+def _x_at(xs: np.ndarray, ys: np.ndarray, at: float) -> float:
+    """A lane's x at row ``at``: interpolated on its labelled rows, else a straight line through its nearest
+    six points (a lane that starts below, or leaves the image above, that row)."""
+    ok = np.isfinite(xs)
+    yv, xv = ys[ok], xs[ok]
+    if yv[0] <= at <= yv[-1]:
+        return float(np.interp(at, yv, xv))
+    if at > yv[-1]:
+        return _bottom_x(xs, ys, at)
+    k, b = np.polyfit(yv[:6], xv[:6], 1)
+    return float(k * at + b)
+
+
+def _vehicle(lanes: np.ndarray, ys: np.ndarray, yc: float, pick: float, side: float,
+             frac: float) -> tuple[float, float] | None:
+    """Centre and width (px) of a vehicle standing at row ``yc`` in a lane of this frame's ``lanes``: between
+    two neighbouring lines, or a neighbouring lane's width beyond an outer line (``pick`` in [0, 1) chooses
+    which, ``side`` the lane whose width it takes there), ``frac`` of that lane's width. Sized by its lane and
+    moving with the road, it hides the lines as real traffic does. None where the lines meet at that row."""
+    xs = np.sort([_x_at(x, ys, yc) for x in lanes if np.isfinite(x).sum() >= 2])
+    gaps = np.diff(xs)
+    if gaps.size == 0:
+        return None
+    k = min(int(pick * (gaps.size + 2)), gaps.size + 1)
+    if k < gaps.size:
+        centre, gap = 0.5 * (xs[k] + xs[k + 1]), gaps[k]
+    else:  # beyond the leftmost or the rightmost line
+        gap = gaps[min(int(side * gaps.size), gaps.size - 1)]
+        centre = xs[0] - 0.5 * gap if k == gaps.size else xs[-1] + 0.5 * gap
+    if gap < 2.0:
+        return None
+    return float(centre), float(frac * gap)
+
+
 def _labels(lanes: np.ndarray, ys: np.ndarray, rows: np.ndarray, w: int, num_slots: int) -> np.ndarray:
     """Ego-relative slots (nearest left of the image centre = half - 1, right = half) at ``rows``."""
     out = np.full((num_slots, rows.size), ABSENT, np.float32)
@@ -182,11 +216,12 @@ def _frame(lanes: np.ndarray, ys: np.ndarray, yh: float, h: int, w: int, look: d
                 cv2.fillPoly(img, [np.clip(pts, -4 * w, 4 * w).astype(np.int32)], look["rail_colour"])
     for k, x in enumerate(lanes):
         _paint(img, x, ys, yh, look["paint_px"], np.random.default_rng(look["seed"] + 17 * k), look["phase"] + 0.3 * t)
-    for yc, xc, wd, col in look["vehicles"]:  # boxes standing on the road, far ones first
-        scale = (yc - yh) / max(h - yh, 1.0)
-        if scale <= 0:
+    for yc, pick, side, frac, col in look["vehicles"]:  # boxes standing in the lanes, far ones first
+        placed = _vehicle(lanes, ys, yc, pick, side, frac)
+        if placed is None:
             continue
-        bw, bh = wd * scale, 0.8 * wd * scale
+        xc, bw = placed
+        bh = 0.8 * bw
         x0, y0 = int(xc - bw / 2), int(yc - bh)
         cv2.ellipse(img, (int(xc), int(yc)), (int(bw * 0.6), max(1, int(bh * 0.12))), 0, 0, 360, (20, 20, 20), -1)
         cv2.rectangle(img, (x0, y0), (int(x0 + bw), int(yc)), col, -1)
@@ -236,10 +271,7 @@ def realistic_clip(rng: np.random.Generator, layouts: np.ndarray, *, height: int
         if len(drawn) < 2:
             break
         yc = rng.uniform(yh + 0.1 * (height - yh), height * 1.05)
-        a, b = (drawn[k] for k in rng.choice(len(drawn), 2, replace=False))
-        xc = 0.5 * (np.interp(yc / sy, LABEL_ROWS[np.isfinite(a)], a[np.isfinite(a)]) * sx
-                    + np.interp(yc / sy, LABEL_ROWS[np.isfinite(b)], b[np.isfinite(b)]) * sx)
-        look["vehicles"].append((yc, xc, rng.uniform(120, 260) * sx,
+        look["vehicles"].append((yc, rng.random(), rng.random(), rng.uniform(0.55, 0.85),
                                  (rng.integers(20, 230, 3)).tolist()))
     look["vehicles"].sort(key=lambda v: v[0])
     for _ in range(int(rng.integers(0, 4))):

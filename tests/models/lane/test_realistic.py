@@ -90,3 +90,20 @@ def test_training_batches_mix_both_renderers(layouts_file: Path, monkeypatch: py
         next(batch_stream(cfg, 2, seed=0))
     plain = next(batch_stream({**cfg, "realistic_mix": 0.0}, 2, seed=0))  # no layouts needed without the mix
     assert plain["clip"].shape == batch["clip"].shape
+
+
+def test_vehicles_stand_in_a_lane_sized_by_it() -> None:
+    """Hand-made lines 200 px apart at row 150, diverging downwards: a vehicle between them is centred and
+    a share of their gap wide; beyond an outer line it stands a lane's width out; below the labelled rows the
+    lines are extended straight; where they meet (above their start) there is no vehicle."""
+    from edge.models.lane.realistic import _vehicle
+
+    ys = np.array([100.0, 150.0, 200.0])
+    lanes = np.array([[200.0, 150.0, 100.0], [300.0, 350.0, 400.0], [np.nan, np.nan, np.nan]])
+    assert _vehicle(lanes, ys, 150.0, 0.1, 0.5, 0.7) == pytest.approx((250.0, 140.0))
+    assert _vehicle(lanes, ys, 150.0, 0.5, 0.5, 0.7) == pytest.approx((50.0, 140.0))  # left of the left line
+    assert _vehicle(lanes, ys, 150.0, 0.9, 0.5, 0.6) == pytest.approx((450.0, 120.0))  # right of the right one
+    assert _vehicle(lanes, ys, 125.0, 0.1, 0.5, 0.5) == pytest.approx((250.0, 75.0))  # interpolated
+    assert _vehicle(lanes, ys, 250.0, 0.1, 0.5, 0.5) == pytest.approx((250.0, 200.0))  # extended below
+    assert _vehicle(lanes, ys, 50.0, 0.1, 0.5, 0.5) is None  # the lines meet at row 50
+    assert _vehicle(lanes[:1], ys, 150.0, 0.1, 0.5, 0.5) is None  # one line: no lane to stand in
