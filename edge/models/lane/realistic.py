@@ -94,22 +94,29 @@ def _x_at(xs: np.ndarray, ys: np.ndarray, at: float) -> float:
     return float(k * at + b)
 
 
-def _vehicle(lanes: np.ndarray, ys: np.ndarray, yc: float, pick: float, side: float,
-             frac: float) -> tuple[float, float] | None:
-    """Centre and width (px) of a vehicle standing at row ``yc`` in a lane of this frame's ``lanes``: between
-    two neighbouring lines, or a neighbouring lane's width beyond an outer line (``pick`` in [0, 1) chooses
-    which, ``side`` the lane whose width it takes there), ``frac`` of that lane's width. Sized by its lane and
-    moving with the road, it hides the lines as real traffic does. None where the lines meet at that row."""
+#: the share of vehicles one lane out beyond an outer line (unlabelled lanes, the shoulder) rather than between
+#: two of the layout's lines
+BEYOND = 0.2
+
+
+def _vehicle(lanes: np.ndarray, ys: np.ndarray, yc: float, pick: float, frac: float) -> tuple[float, float] | None:
+    """Centre and width (px) of a vehicle standing at row ``yc`` in a lane of this frame's ``lanes``, ``frac`` of
+    that lane's width. ``pick`` in [0, 1) chooses the lane: below ``1 - BEYOND`` one between two neighbouring
+    lines (evenly), else one beyond the leftmost or rightmost line, as wide as the lane next to it. Sized by its
+    lane and moving with the road, it hides the lines as real traffic does. None where the chosen lane's lines
+    meet at that row (above or below its labelled rows a line is extended straight, :func:`_x_at`)."""
     xs = np.sort([_x_at(x, ys, yc) for x in lanes if np.isfinite(x).sum() >= 2])
     gaps = np.diff(xs)
     if gaps.size == 0:
         return None
-    k = min(int(pick * (gaps.size + 2)), gaps.size + 1)
-    if k < gaps.size:
+    inner = 1.0 - BEYOND
+    if pick < inner:
+        k = min(int(pick / inner * gaps.size), gaps.size - 1)
         centre, gap = 0.5 * (xs[k] + xs[k + 1]), gaps[k]
-    else:  # beyond the leftmost or the rightmost line
-        gap = gaps[min(int(side * gaps.size), gaps.size - 1)]
-        centre = xs[0] - 0.5 * gap if k == gaps.size else xs[-1] + 0.5 * gap
+    elif pick < 1.0 - BEYOND / 2:
+        centre, gap = xs[0] - 0.5 * gaps[0], gaps[0]
+    else:
+        centre, gap = xs[-1] + 0.5 * gaps[-1], gaps[-1]
     if gap < 2.0:
         return None
     return float(centre), float(frac * gap)
@@ -216,8 +223,8 @@ def _frame(lanes: np.ndarray, ys: np.ndarray, yh: float, h: int, w: int, look: d
                 cv2.fillPoly(img, [np.clip(pts, -4 * w, 4 * w).astype(np.int32)], look["rail_colour"])
     for k, x in enumerate(lanes):
         _paint(img, x, ys, yh, look["paint_px"], np.random.default_rng(look["seed"] + 17 * k), look["phase"] + 0.3 * t)
-    for yc, pick, side, frac, col in look["vehicles"]:  # boxes standing in the lanes, far ones first
-        placed = _vehicle(lanes, ys, yc, pick, side, frac)
+    for yc, pick, frac, col in look["vehicles"]:  # boxes standing in the lanes, far ones first
+        placed = _vehicle(lanes, ys, yc, pick, frac)
         if placed is None:
             continue
         xc, bw = placed
@@ -266,12 +273,12 @@ def realistic_clip(rng: np.random.Generator, layouts: np.ndarray, *, height: int
             "bright": rng.normal(0, 25), "cast": np.clip(rng.normal(1.0, 0.07, 3), 0.8, 1.2),
             "noise": rng.uniform(0, 7), "blur": rng.uniform(0.3, 1.4) if rng.random() < 0.5 else 0.0,
             "jpeg": int(rng.integers(25, 95)) if rng.random() < 0.7 else 0, "vehicles": [], "shadows": []}
-    drawn = [x for x in base if np.isfinite(x).sum() >= 2]  # the layout's lanes with at least two points
+    drawn = sum(np.isfinite(x).sum() >= 2 for x in base)  # the layout's lanes with at least two points
     for _ in range(int(rng.integers(0, 4))):
-        if len(drawn) < 2:
+        if drawn < 2:
             break
         yc = rng.uniform(yh + 0.1 * (height - yh), height * 1.05)
-        look["vehicles"].append((yc, rng.random(), rng.random(), rng.uniform(0.55, 0.85),
+        look["vehicles"].append((yc, rng.random(), rng.uniform(0.55, 0.85),
                                  (rng.integers(20, 230, 3)).tolist()))
     look["vehicles"].sort(key=lambda v: v[0])
     for _ in range(int(rng.integers(0, 4))):

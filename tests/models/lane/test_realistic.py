@@ -93,17 +93,23 @@ def test_training_batches_mix_both_renderers(layouts_file: Path, monkeypatch: py
 
 
 def test_vehicles_stand_in_a_lane_sized_by_it() -> None:
-    """Hand-made lines 200 px apart at row 150, diverging downwards: a vehicle between them is centred and
-    a share of their gap wide; beyond an outer line it stands a lane's width out; below the labelled rows the
-    lines are extended straight; where they meet (above their start) there is no vehicle."""
+    """Hand-made lines at x 150 / 350 / 450 on row 150, diverging downwards: a vehicle between two neighbouring
+    lines is centred and a share of their gap wide; beyond an outer line (a fifth of the picks) it stands as
+    wide as the lane next to it, half that lane out; off the labelled rows the lines are extended straight;
+    where they meet there is no vehicle."""
     from edge.models.lane.realistic import _vehicle
 
     ys = np.array([100.0, 150.0, 200.0])
-    lanes = np.array([[200.0, 150.0, 100.0], [300.0, 350.0, 400.0], [np.nan, np.nan, np.nan]])
-    assert _vehicle(lanes, ys, 150.0, 0.1, 0.5, 0.7) == pytest.approx((250.0, 140.0))
-    assert _vehicle(lanes, ys, 150.0, 0.5, 0.5, 0.7) == pytest.approx((50.0, 140.0))  # left of the left line
-    assert _vehicle(lanes, ys, 150.0, 0.9, 0.5, 0.6) == pytest.approx((450.0, 120.0))  # right of the right one
-    assert _vehicle(lanes, ys, 125.0, 0.1, 0.5, 0.5) == pytest.approx((250.0, 75.0))  # interpolated
-    assert _vehicle(lanes, ys, 250.0, 0.1, 0.5, 0.5) == pytest.approx((250.0, 200.0))  # extended below
-    assert _vehicle(lanes, ys, 50.0, 0.1, 0.5, 0.5) is None  # the lines meet at row 50
-    assert _vehicle(lanes[:1], ys, 150.0, 0.1, 0.5, 0.5) is None  # one line: no lane to stand in
+    lanes = np.array([[200.0, 150.0, 100.0], [300.0, 350.0, 400.0], [np.nan, np.nan, np.nan],
+                      [400.0, 450.0, 500.0]])
+    assert _vehicle(lanes, ys, 150.0, 0.1, 0.7) == pytest.approx((250.0, 140.0))  # the lane 150-350
+    assert _vehicle(lanes, ys, 150.0, 0.7, 0.5) == pytest.approx((400.0, 50.0))  # the lane 350-450
+    assert _vehicle(lanes, ys, 150.0, 0.85, 0.5) == pytest.approx((50.0, 100.0))  # left of 150, as wide as 150-350
+    assert _vehicle(lanes, ys, 150.0, 0.95, 0.5) == pytest.approx((500.0, 50.0))  # right of 450, as 350-450
+    assert _vehicle(lanes, ys, 150.0, 0.999999, 0.5) == pytest.approx((500.0, 50.0))
+    assert _vehicle(lanes, ys, 125.0, 0.1, 0.5) == pytest.approx((250.0, 75.0))  # interpolated
+    assert _vehicle(lanes, ys, 250.0, 0.1, 0.5) == pytest.approx((250.0, 200.0))  # extended below
+    assert _vehicle(lanes, ys, 50.0, 0.1, 0.5) is None  # the first two lines meet at row 50
+    assert _vehicle(lanes[:1], ys, 150.0, 0.1, 0.5) is None  # one line: no lane to stand in
+    # the lanes of a later frame, shifted sideways: the vehicle moves with them, its width unchanged
+    assert _vehicle(lanes + 30.0, ys, 150.0, 0.1, 0.7) == pytest.approx((280.0, 140.0))
