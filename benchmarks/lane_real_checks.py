@@ -5,6 +5,9 @@ in pixels of those frames, of each lane between consecutive frames over the lowe
 in both).
 
     python benchmarks/lane_real_checks.py [CHECKPOINT ...] [--out benchmarks/results/lane_real_checks.json]
+
+A measured row replaces the file's row of the same checkpoint and decoding; its other rows (other decodings,
+recorded by hand) and keys (experiments, diagnoses) stay.
 """
 
 from __future__ import annotations
@@ -62,6 +65,20 @@ def _stability(prog: Any, card: Any, cfg: dict[str, Any], root: Path) -> dict[st
     return {"mean_jump_px": round(float(np.mean(jumps)), 2) if jumps else None, "pairs": len(jumps)}
 
 
+#: how :func:`check` decodes (the card's default), the ``decode`` field of the rows it writes
+DEFAULT_DECODE = ("outlier rule + lanes completed (gaps interpolated, continued 0.045 of the image height below "
+                  "their last row; the default)")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(ckpt: str) -> str:
+    """The checkpoint as the results file names it: relative to the repository when inside it."""
+    try:
+        return str(Path(ckpt).resolve().relative_to(ROOT))
+    except ValueError:
+        return ckpt
+
+
 def check(ckpt: str, data: Path) -> dict[str, Any]:
     from edge.models import get_card
     from edge.models.checkpoint import load_model
@@ -70,7 +87,7 @@ def check(ckpt: str, data: Path) -> dict[str, Any]:
 
     card = get_card("lane")
     module, cfg, _ = load_model(ckpt)
-    out: dict[str, Any] = {"checkpoint": ckpt}
+    out: dict[str, Any] = {"checkpoint": _name(ckpt), "decode": DEFAULT_DECODE}
     with torch_program(card, module, cfg) as prog:
         every = []
         for name, (gt, root) in SETS.items():
@@ -93,13 +110,16 @@ def main() -> None:
     from edge.files import atomic_write_text
     from edge.models import get_card
 
+    kept = json.loads(args.out.read_text()) if args.out.is_file() else {}  # read first: a bad file before any work
+    if not isinstance(kept, dict) or not isinstance(kept.get("rows", []), list):
+        raise SystemExit(f"{args.out}: not a results file of this script (an object with a rows list)")
     ckpts = args.checkpoints or [str(get_card("lane").default_checkpoint)]
     rows = [check(c, args.data) for c in ckpts]
     for r in rows:
         print(json.dumps(r))
-    # the file's other keys (experiments recorded by hand, diagnoses) stay: only the measured rows are new
-    kept = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    atomic_write_text(args.out, json.dumps({**kept, "rows": rows}, indent=1) + "\n")
+    new = {(r["checkpoint"], r["decode"]) for r in rows}
+    old = [r for r in kept.get("rows", []) if (r.get("checkpoint"), r.get("decode")) not in new]
+    atomic_write_text(args.out, json.dumps({**kept, "rows": old + rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 
