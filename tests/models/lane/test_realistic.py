@@ -113,3 +113,31 @@ def test_vehicles_stand_in_a_lane_sized_by_it() -> None:
     assert _vehicle(lanes[:1], ys, 150.0, 0.1, 0.5) is None  # one line: no lane to stand in
     # the lanes of a later frame, shifted sideways: the vehicle moves with them, its width unchanged
     assert _vehicle(lanes + 30.0, ys, 150.0, 0.1, 0.7) == pytest.approx((280.0, 140.0))
+
+
+def test_each_frame_places_its_vehicles_on_its_own_lanes(layouts_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vehicles of a frame are placed on the lanes that frame draws and labels (shifted sideways over the
+    clip), not on the layout before the shift: they stood off their lanes and did not move with them."""
+    from edge.models.lane import realistic
+
+    layouts = load_layouts(str(layouts_file))
+    placed: list[np.ndarray] = []
+    labelled: list[np.ndarray] = []
+    vehicle, labels = realistic._vehicle, realistic._labels
+    monkeypatch.setattr(realistic, "_vehicle", lambda lanes, *a: placed.append(lanes.copy()) or vehicle(lanes, *a))
+    monkeypatch.setattr(realistic, "_labels", lambda lanes, *a: labelled.append(lanes.copy()) or labels(lanes, *a))
+    for seed in range(40):
+        placed.clear()
+        labelled.clear()
+        realistic_clip(np.random.default_rng(seed), layouts, height=128, width=256, frames=3,
+                       h_samples=np.linspace(60, 127, 14))
+        if not placed:
+            continue  # no vehicle in this clip
+        per_frame = len(placed) // 3
+        assert per_frame * 3 == len(placed) and len(labelled) == 3
+        for t in range(3):
+            for got in placed[t * per_frame:(t + 1) * per_frame]:
+                assert np.array_equal(got, labelled[t], equal_nan=True)
+        assert not np.array_equal(labelled[0], labelled[2], equal_nan=True)  # the road moved over the clip
+        return
+    pytest.fail("no clip with a vehicle in 40 seeds")
