@@ -482,13 +482,12 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
             why = "has no node int8 quantizes (Conv, MatMul, Gemm); export it in fp32"
         raise ExportError(f"{pname} int8 {why}, so nothing would run in int8; no int8 artifact written")
     for g in new:
-        if not counts[g]:
-            _warn_float(job, g, "int8 (symmetric QDQ)",
-                        unquantizable[g] or ("to meet the budget" if gate.chosen["excluded"].get(g) else None))
-    for g in new:
         gj = job.job(g)
         fname = f"{gj.stem}.int8.onnx"
         quantized = counts[g]
+        if not quantized:
+            _warn_float(job, g, "int8 (symmetric QDQ)",
+                        unquantizable[g] or ("to meet the budget" if gate.chosen["excluded"].get(g) else None))
         w.register(fname, "onnx")
         fp32_art = _artifact(w, g, "fp32")
         w.add_artifact({"name": artifact_name("onnx", "int8", g), "format": "onnx", "file": fname, "graph": g,
