@@ -13,12 +13,12 @@ recorded by hand) and keys (experiments, diagnoses) stay.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from lane_real_tusimple import REAL, SETS  # the real labelled sets, defined once (a sibling script)
+from results_rows import checkpoint_name, read_results, write_rows  # a sibling script
 
 
 def _metric(m: dict[str, Any]) -> dict[str, float]:
@@ -68,15 +68,6 @@ def _stability(prog: Any, card: Any, cfg: dict[str, Any], root: Path) -> dict[st
 #: how :func:`check` decodes (the card's default), the ``decode`` field of the rows it writes
 DEFAULT_DECODE = ("outlier rule + lanes completed (gaps interpolated, continued 0.045 of the image height below "
                   "their last row; the default)")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _name(ckpt: str) -> str:
-    """The checkpoint as the results file names it: relative to the repository when inside it."""
-    try:
-        return str(Path(ckpt).resolve().relative_to(ROOT))
-    except ValueError:
-        return ckpt
 
 
 def check(ckpt: str, data: Path) -> dict[str, Any]:
@@ -87,7 +78,7 @@ def check(ckpt: str, data: Path) -> dict[str, Any]:
 
     card = get_card("lane")
     module, cfg, _ = load_model(ckpt)
-    out: dict[str, Any] = {"checkpoint": _name(ckpt), "decode": DEFAULT_DECODE}
+    out: dict[str, Any] = {"checkpoint": checkpoint_name(ckpt), "decode": DEFAULT_DECODE}
     with torch_program(card, module, cfg) as prog:
         every = []
         for name, (gt, root) in SETS.items():
@@ -107,20 +98,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "lane_real_checks.json")
     args = ap.parse_args()
 
-    from edge.files import atomic_write_text
     from edge.models import get_card
 
-    kept = json.loads(args.out.read_text()) if args.out.is_file() else {}  # read first: a bad file before any work
-    if not isinstance(kept, dict) or not isinstance(kept.get("rows", []), list):
-        raise SystemExit(f"{args.out}: not a results file of this script (an object with a rows list)")
+    kept = read_results(args.out)  # a bad file fails before any work
     ckpts = args.checkpoints or [str(get_card("lane").default_checkpoint)]
     rows = [check(c, args.data) for c in ckpts]
-    for r in rows:
-        print(json.dumps(r))
-    new = {(r["checkpoint"], r["decode"]) for r in rows}
-    old = [r for r in kept.get("rows", []) if (r.get("checkpoint"), r.get("decode")) not in new]
-    atomic_write_text(args.out, json.dumps({**kept, "rows": old + rows}, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_rows(args.out, kept, rows, lambda r: (r.get("checkpoint"), r.get("decode")))
 
 
 if __name__ == "__main__":

@@ -122,6 +122,17 @@ def _vehicle(lanes: np.ndarray, ys: np.ndarray, yc: float, pick: float, frac: fl
     return float(centre), float(frac * gap)
 
 
+def _vehicle_row(rng: np.random.Generator, yh: float, height: int) -> float:
+    """The image row a vehicle stands on: log-uniform in its height below the horizon ``yh``, from a tenth of the
+    road's rows to just below the image. On a flat road the distance is inversely proportional to that height,
+    so every distance ratio (every apparent size) is as likely. Why not uniform in the row: that put 59 % of the
+    vehicles in the nearest half of the road's rows (a horizon at 100 of 256), within a few car lengths and
+    up to half the image wide (a truck filling the view, rare on the highways the layouts come from); on 60
+    held-out clips such vehicles were in all eight the shipped model scored worst."""
+    lo, hi = 0.1 * (height - yh), 1.05 * height - yh
+    return float(yh + lo * (hi / lo) ** rng.random())
+
+
 def _labels(lanes: np.ndarray, ys: np.ndarray, rows: np.ndarray, w: int, num_slots: int) -> np.ndarray:
     """Ego-relative slots (nearest left of the image centre = half - 1, right = half) at ``rows``."""
     out = np.full((num_slots, rows.size), ABSENT, np.float32)
@@ -254,8 +265,10 @@ def _frame(lanes: np.ndarray, ys: np.ndarray, yh: float, h: int, w: int, look: d
 
 
 def realistic_clip(rng: np.random.Generator, layouts: np.ndarray, *, height: int = 256, width: int = 512,
-                   frames: int = 3, h_samples: np.ndarray, num_slots: int = 6) -> LaneClip:
-    """One clip on a real lane layout (randomly mirrored, shifted, drifting over the clip) and its labels."""
+                   frames: int = 3, h_samples: np.ndarray, num_slots: int = 6, vehicles: bool = True) -> LaneClip:
+    """One clip on a real lane layout (randomly mirrored, shifted, drifting over the clip) and its labels.
+    ``vehicles=False`` draws the same clip (the same random draws) without its vehicles: what they cost a model
+    is measured on otherwise identical clips (``benchmarks/lane_realistic_heldout.py``)."""
     base = layouts[int(rng.integers(len(layouts)))].copy()
     if rng.random() < 0.5:
         base = 1280.0 - base
@@ -277,10 +290,12 @@ def realistic_clip(rng: np.random.Generator, layouts: np.ndarray, *, height: int
     for _ in range(int(rng.integers(0, 4))):
         if drawn < 2:
             break
-        yc = rng.uniform(yh + 0.1 * (height - yh), height * 1.05)
+        yc = _vehicle_row(rng, yh, height)
         look["vehicles"].append((yc, rng.random(), rng.uniform(0.55, 0.85),
                                  (rng.integers(20, 230, 3)).tolist()))
     look["vehicles"].sort(key=lambda v: v[0])
+    if not vehicles:
+        look["vehicles"].clear()
     for _ in range(int(rng.integers(0, 4))):
         y0 = rng.uniform(yh, height)
         pts = np.array([[rng.uniform(-0.2, 1.2) * width, y0], [rng.uniform(-0.2, 1.2) * width, y0],
