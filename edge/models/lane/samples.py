@@ -88,6 +88,22 @@ def samples(cfg: dict[str, Any], role: str, n: int, seed: int = 0) -> list[list[
     return out
 
 
+def realistic_samples(cfg: dict[str, Any], n: int, seed: int, *, vehicles: bool = True) -> list[list[dict[str, Frame]]]:
+    """``n`` held-out clips of the realistic renderer (:mod:`edge.models.lane.realistic`) at 1280x720 from the
+    evaluation stream ``eval_rng(seed)``: new renders of the training layouts (the validation clips' layouts stay
+    excluded), to measure how well a checkpoint fits its training renderer; ``vehicles=False``: the same clips
+    without their vehicles. Needs TuSimple's layout file, as training does."""
+    from edge.models.lane.realistic import layouts_path, load_layouts, realistic_clip
+
+    layouts, rng, (h, w) = load_layouts(str(layouts_path())), eval_rng(seed), EVAL_HW
+    out = []
+    for i in range(n):
+        c = realistic_clip(rng, layouts, height=h, width=w, frames=int(cfg["frames"]), h_samples=TUSIMPLE_H_SAMPLES,
+                           num_slots=int(cfg["slots"]), vehicles=vehicles)
+        out.append(_clip_sample(c.frames, c.lanes, TUSIMPLE_H_SAMPLES, f"realistic/{seed}/{i}"))
+    return out
+
+
 def tusimple_samples(gt_path: str | os.PathLike[str], image_root: str | os.PathLike[str]
                      ) -> list[list[dict[str, Frame]]]:
     """Real labelled frames (a TuSimple label file + the images it names), each a one-frame sample.
