@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 from lane_real_tusimple import REAL, SETS  # the real labelled sets, defined once (a sibling script)
-from results_rows import ROOT, checkpoint_name, read_results, write_rows  # a sibling script
+from lane_realistic_heldout import SEED  # the held-out stream both scripts render
+from results_rows import ROOT, checkpoint_name, measure  # a sibling script
 
 BUCKETS = ((0, 50, "<50 px"), (50, 150, "50-150 px"), (150, 300, "150-300 px"), (300, 10_000, ">300 px"))
 
@@ -72,7 +73,7 @@ def check(ckpt: str, data: Path, clips: int) -> dict[str, Any]:
     card = get_card("lane")
     module, cfg, _ = load_model(ckpt)
     real = [s for gt, root in SETS.values() for s in tusimple_samples(data / gt, data / root)]
-    synth = realistic_samples(cfg, clips, 99, vehicles=False)
+    synth = realistic_samples(cfg, clips, SEED, vehicles=False)
     with torch_program(card, module, cfg) as prog:
         return {"checkpoint": checkpoint_name(ckpt), "clips": clips, "data": os.path.relpath(data, ROOT),
                 "real16": lateral(run_samples(prog, card, real)),
@@ -87,12 +88,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "lane_lateral_errors.json")
     args = ap.parse_args()
 
-    from edge.models import get_card
-
-    kept = read_results(args.out)  # a bad file fails before any work
-    ckpt = args.checkpoint or str(get_card("lane").default_checkpoint)
-    write_rows(args.out, kept, [check(ckpt, args.data, args.clips)],
-               lambda r: (r.get("checkpoint"), r.get("clips"), r.get("data")))
+    measure(args.out, [args.checkpoint] if args.checkpoint else [], lambda c: check(c, args.data, args.clips),
+            lambda r: (r.get("checkpoint"), r.get("clips"), r.get("data")))
 
 
 if __name__ == "__main__":

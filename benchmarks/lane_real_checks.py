@@ -18,11 +18,7 @@ from typing import Any
 
 import numpy as np
 from lane_real_tusimple import REAL, SETS  # the real labelled sets, defined once (a sibling script)
-from results_rows import checkpoint_name, read_results, write_rows  # a sibling script
-
-
-def _metric(m: dict[str, Any]) -> dict[str, float]:
-    return {k: round(float(m[k]), 4) for k in ("value", "fp", "fn")}
+from results_rows import checkpoint_name, measure, rounded_metric  # a sibling script
 
 
 def _above_road_end(prog: Any, card: Any, cfg: dict[str, Any], samples: list) -> dict[str, int]:
@@ -84,8 +80,8 @@ def check(ckpt: str, data: Path) -> dict[str, Any]:
         for name, (gt, root) in SETS.items():
             samples = tusimple_samples(data / gt, data / root)
             every += samples
-            out[name] = _metric(evaluate(prog, card, samples))
-        out["all16"] = _metric(evaluate(prog, card, every))
+            out[name] = rounded_metric(evaluate(prog, card, samples))
+        out["all16"] = rounded_metric(evaluate(prog, card, every))
         out["points_above_road_end"] = _above_road_end(prog, card, cfg, every)
         out["stability_256x128"] = _stability(prog, card, cfg, data / "robust_lane_seq_256x128")
     return out
@@ -98,12 +94,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "lane_real_checks.json")
     args = ap.parse_args()
 
-    from edge.models import get_card
-
-    kept = read_results(args.out)  # a bad file fails before any work
-    ckpts = args.checkpoints or [str(get_card("lane").default_checkpoint)]
-    rows = [check(c, args.data) for c in ckpts]
-    write_rows(args.out, kept, rows, lambda r: (r.get("checkpoint"), r.get("decode")))
+    measure(args.out, args.checkpoints, lambda c: check(c, args.data), lambda r: (r.get("checkpoint"), r.get("decode")))
 
 
 if __name__ == "__main__":

@@ -20,14 +20,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from results_rows import checkpoint_name, read_results, write_rows  # a sibling script
+from results_rows import checkpoint_name, measure, rounded_metric  # a sibling script
 
 #: the held-out stream's seed (``samples.eval_rng``: disjoint from every training stream)
 SEED = 99
-
-
-def _rounded(m: dict[str, Any]) -> dict[str, float]:
-    return {"value": round(float(m["value"]), 2), "fp": round(float(m["fp"]), 4), "fn": round(float(m["fn"]), 4)}
 
 
 def check(ckpt: str, clips: int) -> dict[str, Any]:
@@ -46,7 +42,7 @@ def check(ckpt: str, clips: int) -> dict[str, Any]:
     out: dict[str, Any] = {"checkpoint": checkpoint_name(ckpt), "clips": clips}
     with torch_program(card, module, cfg) as prog:
         for name, make in sets.items():
-            out[name] = _rounded(evaluate(prog, card, make()))
+            out[name] = rounded_metric(evaluate(prog, card, make()), 2)
     return out
 
 
@@ -57,12 +53,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "lane_realistic_heldout.json")
     args = ap.parse_args()
 
-    from edge.models import get_card
-
-    kept = read_results(args.out)  # a bad file fails before any work
-    ckpts = args.checkpoints or [str(get_card("lane").default_checkpoint)]
-    rows = [check(c, args.clips) for c in ckpts]
-    write_rows(args.out, kept, rows, lambda r: (r.get("checkpoint"), r.get("clips")))
+    measure(args.out, args.checkpoints, lambda c: check(c, args.clips), lambda r: (r.get("checkpoint"), r.get("clips")))
 
 
 if __name__ == "__main__":

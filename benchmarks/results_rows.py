@@ -29,6 +29,23 @@ def read_results(path: Path) -> dict[str, Any]:
     return kept
 
 
+def rounded_metric(m: dict[str, Any], value_digits: int = 4) -> dict[str, float]:
+    """A lane metric's value, FP and FN as the results files record them (FP and FN to 4 digits)."""
+    return {"value": round(float(m["value"]), value_digits), "fp": round(float(m["fp"]), 4),
+            "fn": round(float(m["fn"]), 4)}
+
+
+def measure(path: Path, checkpoints: Sequence[str], check: Callable[[str], dict[str, Any]],
+            key: Callable[[dict[str, Any]], tuple[Any, ...]]) -> None:
+    """``check`` of each checkpoint (none given: the shipped lane checkpoint) merged into the results file ``path``
+    by :func:`write_rows`; a file of another kind is refused before any measuring."""
+    from edge.models import get_card
+
+    kept = read_results(path)
+    rows = [check(c) for c in (checkpoints or [str(get_card("lane").default_checkpoint)])]
+    write_rows(path, kept, rows, key)
+
+
 def write_rows(path: Path, kept: dict[str, Any], rows: Sequence[dict[str, Any]],
                key: Callable[[dict[str, Any]], tuple[Any, ...]]) -> None:
     """``rows`` printed, and merged into ``kept`` (replacing the rows of the same ``key``), written atomically to

@@ -42,3 +42,23 @@ def test_absent_file_is_empty_and_a_foreign_file_is_refused(tmp_path: Path) -> N
 def test_checkpoints_inside_the_repository_are_named_relative_to_it(tmp_path: Path) -> None:
     assert rr.checkpoint_name(str(rr.ROOT / "edge" / "x.pt")) == "edge/x.pt"
     assert rr.checkpoint_name(str(tmp_path / "x.pt")) == str(tmp_path / "x.pt")
+
+
+def test_measure_reads_first_then_merges_each_checkpoints_row(tmp_path: Path) -> None:
+    """``measure`` refuses a foreign file before measuring anything, and merges one row per checkpoint."""
+    out = tmp_path / "r.json"
+    out.write_text("[1]")
+    measured: list[str] = []
+    with pytest.raises(SystemExit, match="not a results file"):
+        rr.measure(out, ["a"], lambda c: measured.append(c) or {"checkpoint": c}, lambda r: (r["checkpoint"],))
+    assert measured == []
+    out.write_text(json.dumps({"rows": [{"checkpoint": "a", "v": 1}, {"checkpoint": "b", "v": 2}]}))
+    rr.measure(out, ["a", "c"], lambda c: {"checkpoint": c, "v": 9}, lambda r: (r["checkpoint"],))
+    assert sorted((r["checkpoint"], r["v"]) for r in json.loads(out.read_text())["rows"]) == [
+        ("a", 9), ("b", 2), ("c", 9)]
+
+
+def test_rounded_metric() -> None:
+    m = {"value": 89.243861, "fp": 0.1937512, "fn": 0.18751, "num": 16}
+    assert rr.rounded_metric(m) == {"value": 89.2439, "fp": 0.1938, "fn": 0.1875}
+    assert rr.rounded_metric(m, 2)["value"] == 89.24
