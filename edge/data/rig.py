@@ -295,6 +295,29 @@ class Rig:
             d["D"] = list(self.distortion)
         return d
 
+    def horizon(self, image_size: tuple[int, int] | None = None,
+                up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray | None:
+        """The horizon in pixels: ``(a, b, c)`` with ``a^2 + b^2 = 1`` such that ``a u + b v + c`` is the signed
+        distance (px) of pixel (u, v) from it, positive on the sky side; None when the camera looks straight up
+        or down (no horizon in view).
+
+        Why: nothing on a flat road is imaged above the image of the ground plane's line at infinity,
+        ``K^-T n`` with ``n`` the up direction in the camera frame; a road-marking model can keep its lines off the
+        sky with it. ``up`` is the up direction in the LiDAR frame (its z axis: KITTI's Velodyne and most roof
+        LiDARs are mounted level; a tilted one makes the horizon tilt with it). ``image_size`` (h, w): the image
+        the pixels are in, when it differs from the rig's own ``image_size`` (the intrinsics are scaled to it).
+        Lens distortion is ignored (the line is that of the undistorted image)."""
+        n = self.T_lidar_to_cam[:3, :3] @ np.asarray(up, np.float64)
+        K = self.P[:, :3].astype(np.float64)
+        if image_size is not None and self.image_size is not None and tuple(image_size) != tuple(self.image_size):
+            K = np.diag([image_size[1] / self.image_size[1], image_size[0] / self.image_size[0], 1.0]) @ K
+        # for the pixel p of a ray r = K^-1 p (r_z = 1), (K^-T n) . p = n . r: the ray's height above the horizontal
+        line = np.linalg.solve(K.T, n)
+        norm = math.hypot(line[0], line[1])
+        if norm < 1e-12 * max(abs(line[2]), 1e-300):
+            return None
+        return line / norm
+
     def project(self, points_xyz: np.ndarray, image_size: tuple[int, int] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Pixels of LiDAR points: ``(uv [N, 2] float32, mask [N] bool)``.

@@ -233,13 +233,36 @@ def _rounded_lists(points: list[np.ndarray]) -> list[list[list[float]]]:
     return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends)]
 
 
+#: how far above a rig's horizon a lane may still rise (deg): a road climbing ahead of the car, or the car pitching
+#: on its springs, lifts the far road over the flat ground's horizon (a grade 3.5 % steeper than the car's is 2 deg)
+HORIZON_SLACK_DEG = 2.0
+
+
+def sky_line(cam: Any, slack_deg: float = HORIZON_SLACK_DEG) -> tuple[float, float, float] | None:
+    """The line above which no lane is drawn in this camera frame, from the rig in its ``meta["rig"]`` (``edge
+    run --calib``, or a KITTI source's own): the rig's horizon raised by ``slack_deg``, as ``(a, b, c)`` with
+    ``a x + b y + c > 0`` beyond it; None without a rig (or without a horizon in view)."""
+    rig = cam.meta.get("rig")
+    if rig is None or not hasattr(rig, "horizon"):
+        return None
+    h, w = cam.data.shape[:2]
+    line = rig.horizon((h, w))
+    if line is None:
+        return None
+    rh = rig.image_size[0] if rig.image_size is not None else h
+    fy = float(rig.P[1, 1]) * h / rh  # the focal length in this frame's rows
+    a, b, c = (float(v) for v in line)
+    return a, b, c - fy * float(np.tan(np.radians(slack_deg)))
+
+
 def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
                 cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Outputs -> the JSON record (lane points per slot; TuSimple rows when the frame has labels)."""
+    """Outputs -> the JSON record (lane points per slot; TuSimple rows when the frame has labels). With a rig in
+    the frame's meta, no lane rises above its horizon (:func:`sky_line`)."""
     cam = frames["camera"]
     gt = cam.meta.get("gt")
     hs = np.asarray(gt["h_samples"]) if gt else None
-    d = decode(out["loc"][0], out["exist"][0], cfg, cam.data.shape[:2], hs)
+    d = decode(out["loc"][0], out["exist"][0], cfg, cam.data.shape[:2], hs, sky=sky_line(cam))
     return _record(d, bool(gt)), d
 
 
@@ -262,13 +285,13 @@ def postprocess_many(outs: list[Mapping[str, np.ndarray]], frames: list[Mapping[
     keys = []
     for f in frames:
         gt = f["camera"].meta.get("gt")
-        keys.append((f["camera"].data.shape[:2], None if not gt else tuple(gt["h_samples"])))
+        keys.append((f["camera"].data.shape[:2], None if not gt else tuple(gt["h_samples"]), sky_line(f["camera"])))
     if len(set(keys)) != 1:
         return [postprocess(o, f, cfg) for o, f in zip(outs, frames, strict=True)]
-    hw, hs = keys[0]
+    hw, hs, sky = keys[0]
     slots = int(outs[0]["loc"].shape[1])
     d = decode(np.concatenate([o["loc"][0] for o in outs]), np.concatenate([o["exist"][0] for o in outs]), cfg,
-               hw, None if hs is None else np.asarray(hs))
+               hw, None if hs is None else np.asarray(hs), sky=sky)
     rounded = _rounded_lists(d["points"])  # one rounding and one tolist for every lane of every step
     per: list[dict[str, Any]] = [{"points": [], "slots": [], "lanes": [], "confidence": [],
                                   "h_samples": list(d["h_samples"])} for _ in outs]
@@ -491,14 +514,17 @@ def _complete(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, height: float, wi
 
 def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tuple[int, int],
            h_samples: np.ndarray | None = None, *, threshold: float = 0.5,
-           min_points: int = 3, outlier_tol: float | None = OUTLIER_TOL, complete: bool = True) -> dict[str, Any]:
+           min_points: int = 3, outlier_tol: float | None = OUTLIER_TOL, complete: bool = True,
+           sky: tuple[float, float, float] | None = None) -> dict[str, Any]:
     """Decode one sample's outputs (loc [S, R, G], exist [S, R]) to lanes in original pixels.
 
     x is the softmax expectation over the grid (sub-cell precision). A slot is a lane when at least
     ``min_points`` rows exist. Rows farther than ``outlier_tol`` x the image width from the lane's robust
     quadratic fit are turned off (real lanes are near-parabolic in the image; the rows that are not were
     spurs into the sky and jumps onto cars: on the 16 real labelled frames this took the points above the
-    road's end from 4 to 0; None keeps every row). With ``complete`` the lanes are then made continuous
+    road's end from 4 to 0; None keeps every row). ``sky`` (a line ``a x + b y + c = 0`` in original pixels): rows
+    with ``a x + b y + c > 0`` are off before anything else (the camera's horizon, :func:`sky_line`; a lane left
+    with fewer than ``min_points`` rows is dropped). With ``complete`` the lanes are then made continuous
     and continued a little below their last row (:func:`_complete`). Returns ``points`` (list of [K, 2]
     arrays, x/y), their ``slots``, ``confidence``: per lane, the mean existence probability of the rows the
     model turned on (so a consumer can threshold), and, only when ``h_samples`` are given, ``lanes``: x at
@@ -516,6 +542,11 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     xs[li, ri] = grid_expectation(loc[lanes_at[li], ri], ow)
     ys, hs, seg, inside, near = _sampling(tuple(cfg["row_anchors"]), oh,
                                           None if h_samples is None else np.asarray(h_samples, np.float64).tobytes())
+    if sky is not None and lanes_at.size:
+        a, b, c = sky
+        ons = ons & ~(a * xs + b * ys[None, :] + c > 0)
+        still = ons.sum(-1) >= min_points
+        lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
     if outlier_tol is not None and lanes_at.size:
         ons = _robust_quadratic(xs, ys / oh, ons, outlier_tol * ow)
         still = ons.sum(-1) >= min_points
