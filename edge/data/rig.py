@@ -312,9 +312,12 @@ class Rig:
         if image_size is not None and self.image_size is not None and tuple(image_size) != tuple(self.image_size):
             K = np.diag([image_size[1] / self.image_size[1], image_size[0] / self.image_size[0], 1.0]) @ K
         # for the pixel p of a ray r = K^-1 p (r_z = 1), (K^-T n) . p = n . r: the ray's height above the horizontal
-        line = np.linalg.solve(K.T, n)
+        try:
+            line = np.linalg.solve(K.T, n)
+        except np.linalg.LinAlgError:  # a singular camera matrix (a hand-built rig): no horizon to give
+            return None
         norm = math.hypot(line[0], line[1])
-        if norm < 1e-12 * max(abs(line[2]), 1e-300):
+        if not np.isfinite(line).all() or norm < 1e-12 * max(abs(line[2]), 1e-300):
             return None
         return line / norm
 

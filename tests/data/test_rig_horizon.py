@@ -73,3 +73,8 @@ def test_the_line_scales_to_another_image_size() -> None:
 
 def test_a_camera_looking_straight_down_has_no_horizon() -> None:
     assert _rig(np.array([[700.0, 0, 600], [0, 700.0, 180], [0, 0, 1]]), _rot(0, 90.0) @ LEVEL).horizon() is None
+
+
+def test_a_singular_camera_matrix_has_no_horizon() -> None:
+    """A hand-built rig (the loaders refuse such a matrix) gives None rather than raising in the lane decoder."""
+    assert Rig(np.zeros((3, 4)), np.eye(4)).horizon() is None

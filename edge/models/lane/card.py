@@ -240,10 +240,13 @@ HORIZON_SLACK_DEG = 2.0
 
 def sky_line(cam: Any, slack_deg: float = HORIZON_SLACK_DEG) -> tuple[float, float, float] | None:
     """The line above which no lane is drawn in this camera frame, from the rig in its ``meta["rig"]`` (``edge
-    run --calib``, or a KITTI source's own): the rig's horizon raised by ``slack_deg``, as ``(a, b, c)`` with
+    run --calib``, or a KITTI source's own): the rig's horizon raised by ``fy tan(slack_deg)`` pixels (``slack_deg``
+    at the principal point of a level camera, a little less towards the image's sides), as ``(a, b, c)`` with
     ``a x + b y + c > 0`` beyond it; None without a rig (or without a horizon in view)."""
+    from edge.data.rig import Rig
+
     rig = cam.meta.get("rig")
-    if rig is None or not hasattr(rig, "horizon"):
+    if not isinstance(rig, Rig):
         return None
     h, w = cam.data.shape[:2]
     line = rig.horizon((h, w))
@@ -512,6 +515,12 @@ def _complete(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, height: float, wi
     return np.where(below, line, filled), ons | gap | below
 
 
+def _beyond(sky: tuple[float, float, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """[L, R]: which rows of the lanes (x ``xs`` [L, R] at rows ``ys`` [R]) lie beyond the line ``sky``."""
+    a, b, c = sky
+    return a * xs + b * ys[None, :] + c > 0
+
+
 def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tuple[int, int],
            h_samples: np.ndarray | None = None, *, threshold: float = 0.5,
            min_points: int = 3, outlier_tol: float | None = OUTLIER_TOL, complete: bool = True,
@@ -542,9 +551,8 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     xs[li, ri] = grid_expectation(loc[lanes_at[li], ri], ow)
     ys, hs, seg, inside, near = _sampling(tuple(cfg["row_anchors"]), oh,
                                           None if h_samples is None else np.asarray(h_samples, np.float64).tobytes())
-    if sky is not None and lanes_at.size:
-        a, b, c = sky
-        ons = ons & ~(a * xs + b * ys[None, :] + c > 0)
+    if sky is not None and lanes_at.size:  # before the fit: rows in the sky are not evidence of the lane's shape
+        ons = ons & ~_beyond(sky, xs, ys)
         still = ons.sum(-1) >= min_points
         lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
     if outlier_tol is not None and lanes_at.size:
@@ -557,6 +565,10 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     conf = ((p_exist[lanes_at] * ons).sum(1) / ons.sum(1)).tolist()  # over the rows the model kept
     if complete:
         xs, ons = _complete(xs, ons, ys, oh, ow)
+        if sky is not None:
+            # the continuation runs towards the image's bottom, the sky side of a camera mounted upside down (gaps are
+            # filled between kept rows, so on the kept side of a straight line: only a continued tail can cross it)
+            ons = ons & ~_beyond(sky, xs, ys)
     lanes: list[list[float]] = []
     if h_samples is not None:
         # all lanes at once; np.interp's own arithmetic (slope * (h - ys[j]) + x[j]), so the values are its

@@ -66,7 +66,8 @@ def test_postprocess_keeps_lanes_under_the_rig_horizon_plus_the_allowance() -> N
     rec1, d1 = lane.postprocess(out, _frame(rig), cfg)
     limit = 172.9 - 721.5 * np.tan(np.radians(lane.HORIZON_SLACK_DEG))  # the row the allowance reaches
     assert min(p[:, 1].min() for p in d0["points"]) < limit
-    assert min(p[:, 1].min() for p in d1["points"]) >= limit
+    top = min(p[:, 1].min() for p in d1["points"])
+    assert limit <= top < 172.9 - 10  # cut at the allowance, not at the horizon itself
     assert rec0 == lane.postprocess(out, _frame(None), cfg)[0]  # without a rig: decoding as before
     # the batched path gives each step what postprocess gives it, rig or not
     many = lane.postprocess_many([out, out], [_frame(rig), _frame(rig)], cfg)
@@ -86,3 +87,21 @@ def test_the_sky_line_is_the_horizon_raised_by_the_allowance(slack: float) -> No
     assert a == pytest.approx(0.0, abs=1e-12)
     assert row == pytest.approx((180.0 - 700.0 * np.tan(np.radians(slack))) * 375 / 360)
     assert lane.sky_line(_frame(None)["camera"]) is None
+
+
+def test_a_camera_upside_down_keeps_continued_tails_out_of_its_sky() -> None:
+    """Rolled 180 degrees, the sky is the image's bottom: the rows there are off, and completion, which continues
+    each lane a little towards the bottom, does not put points back beyond the line."""
+    cfg = lane.CONFIGS["default"]
+    loc, exist = _outputs(cfg)
+    out = {"loc": loc[None], "exist": exist[None]}
+    T = np.eye(4)
+    T[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ LEVEL  # rolled 180 degrees about the optical axis
+    K = np.array([[721.5, 0, 609.6], [0, 721.5, 172.9], [0, 0, 1]])
+    cam = _frame(Rig(np.hstack([K, np.zeros((3, 1))]), T, (375, 1242)))
+    a, b, c = lane.sky_line(cam["camera"])
+    assert b > 0  # larger rows are beyond it
+    _, d = lane.postprocess(out, cam, cfg)
+    pts = np.concatenate(d["points"])
+    assert len(d["points"]) >= 2 and (a * pts[:, 0] + b * pts[:, 1] + c <= 0).all()
+    assert pts[:, 1].max() > 172.9  # the allowance: rows a little into the lower half stay
