@@ -10,7 +10,6 @@ Prints accuracy %, FP, FN per set and variant (recorded in benchmarks/results/la
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lane_args import checkpoint_and_clips  # beside this script
 from lane_real_tusimple import REAL, SETS  # a benchmarks script
 
 
@@ -73,19 +73,12 @@ def refit_decoder(mode: str | None, *, deg: int = 2, weight: str = "var", s2: fl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", nargs="?", type=Path, default=None)
-    ap.add_argument("--clips", type=int, default=150)
-    args = ap.parse_args()
+    args, card, module, cfg = checkpoint_and_clips(__doc__)
 
-    from edge.models import get_card
-    from edge.models.checkpoint import load_model
     from edge.models.lane.samples import realistic_samples, samples, tusimple_samples
     from edge.models.lane.tusimple import lane_bench
     from edge.program import run_samples, torch_program
 
-    card = get_card("lane")
-    module, cfg, _ = load_model(args.checkpoint or card.default_checkpoint, expect_model="lane")
     sets = {"real16": lambda: [s for gt, root in SETS.values() for s in tusimple_samples(REAL / gt, REAL / root)],
             "realistic": lambda: realistic_samples(cfg, args.clips, 99),
             "plain": lambda: samples(cfg, "evaluation", args.clips)}

@@ -11,29 +11,20 @@ benchmarks/results/lane_real_checks.json, ``render_resolution_2026_12_04``).
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
+from lane_args import checkpoint_and_clips  # beside this script (a script's folder is on sys.path)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", nargs="?", type=Path, default=None)
-    ap.add_argument("--clips", type=int, default=150)
-    args = ap.parse_args()
+    args, card, module, cfg = checkpoint_and_clips(__doc__)
 
     import cv2
 
-    from edge.models import get_card
-    from edge.models.checkpoint import load_model
     from edge.models.lane.realistic import layouts_path, load_layouts, realistic_clip
     from edge.models.lane.samples import EVAL_HW, _clip_sample, eval_rng
     from edge.models.lane.synthetic import TUSIMPLE_H_SAMPLES
     from edge.program import evaluate, torch_program
 
-    card = get_card("lane")
-    module, cfg, _ = load_model(args.checkpoint or card.default_checkpoint, expect_model="lane")
     layouts = load_layouts(str(layouts_path()))
     big_h, big_w = EVAL_HW
 
