@@ -29,13 +29,13 @@ from results_rows import checkpoint_name  # a sibling script
 DATA = REAL.parent
 
 
-def above(points: np.ndarray, line: np.ndarray, fy: float, deg: float) -> int:
-    """How many of ``points`` ([N, 2] x, y) lie beyond ``line`` (``Rig.horizon``: signed pixels, positive on the sky
-    side) by more than ``deg`` degrees (``fy tan(deg)`` pixels)."""
+def above(points: np.ndarray, line: np.ndarray) -> int:
+    """How many of ``points`` ([N, 2] x, y) lie beyond ``line`` (``Rig.horizon``, raised by a margin: signed pixels,
+    positive on the sky side)."""
     if not len(points):
         return 0
     a, b, c = line
-    return int((a * points[:, 0] + b * points[:, 1] + c > fy * np.tan(np.radians(deg))).sum())
+    return int((a * points[:, 0] + b * points[:, 1] + c > 0).sum())
 
 
 def rig_of(K: np.ndarray, R_up_to_cam: np.ndarray) -> Any:
@@ -99,7 +99,7 @@ def main() -> None:
             img = cv2.imread(str(path))
             h, w = img.shape[:2]
             line = rig.horizon((h, w))
-            fy = float(rig.P[1, 1]) * (h / rig.image_size[0] if rig.image_size else 1.0)
+            raised = {m: rig.horizon((h, w), raised_deg=m) for m in margins}
             prog.reset()  # each frame a static clip
             out = prog.step(card.preprocess({"camera": Frame(img, 0, 0, "camera", {})}, cfg))
             centre = float(-(line[0] * w / 2 + line[2]) / line[1])  # the horizon's row at the image's centre column
@@ -109,7 +109,7 @@ def main() -> None:
                 _, d = card.postprocess(out, fr, cfg)
                 pts = np.concatenate(d["points"]) if d["points"] else np.zeros((0, 2))
                 row[key] = {"lanes": len(d["points"]), "points": len(pts),
-                            "above_deg": {f"{m:g}": above(pts, line, fy, m) for m in margins}}
+                            "above_deg": {f"{m:g}": above(pts, raised[m]) for m in margins}}
             rows.append(row)
             print(name, {k: row[k]["above_deg"] for k in decodes}, flush=True)
     summary = {key: {"points": sum(r[key]["points"] for r in rows),

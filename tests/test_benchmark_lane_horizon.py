@@ -18,15 +18,15 @@ def hz(monkeypatch: pytest.MonkeyPatch):
     return importlib.import_module("lane_horizon_checks")
 
 
-def test_points_count_only_beyond_the_margin(hz) -> None:
+def test_points_count_only_beyond_the_raised_line(hz) -> None:
     K = np.array([[700.0, 0, 600], [0, 700.0, 180], [0, 0, 1]])
     rig = hz.rig_of(K, LEVEL)
     line = rig.horizon()  # row 180 everywhere
     pts = np.array([[100.0, 179.0], [300.0, 171.0], [500.0, 150.0], [700.0, 300.0]])
-    assert hz.above(pts, line, 700.0, 0.0) == 3
-    assert hz.above(pts, line, 700.0, 1.0) == 1  # 12.2 px: only the point 30 px above
-    assert hz.above(pts, line, 700.0, 3.0) == 0  # 36.7 px
-    assert hz.above(np.zeros((0, 2)), line, 700.0, 0.0) == 0
+    assert hz.above(pts, line) == 3
+    assert hz.above(pts, rig.horizon(raised_deg=1.0)) == 1  # 12.2 px: only the point 30 px above
+    assert hz.above(pts, rig.horizon(raised_deg=3.0)) == 0  # 36.7 px
+    assert hz.above(np.zeros((0, 2)), line) == 0
 
 
 def test_a_cameras_rotation_from_a_z_up_frame_becomes_the_rigs_extrinsic(hz) -> None:

@@ -62,12 +62,8 @@ def refit_decoder(mode: str | None, *, deg: int = 2, weight: str = "var", s2: fl
                 new = (a * xs[k] + fit / s2) / (a + 1.0 / s2)
             xs[k] = np.where(ons[k], new, xs[k])
         xs, ons = C._complete(xs, ons, ys, oh, ow)
-        ya, hs_, seg, inside, near = C._sampling(tuple(cfg["row_anchors"]), oh, np.asarray(hs, np.float64).tobytes())
-        slope = (xs[:, seg + 1] - xs[:, seg]) / (ya[seg + 1] - ya[seg])
-        rows = np.where(inside & ons[:, seg] & ons[:, seg + 1], slope * (hs_ - ya[seg]) + xs[:, seg], -2.0)
-        best = np.where(near[None] & ons[:, None, :], np.arange(len(ya)), -1).max(-1)
-        rows = np.where(best >= 0, np.take_along_axis(xs, np.maximum(best, 0), 1), rows)
-        return {"lanes": [[v if v >= 0 else -2.0 for v in r] for r in rows.tolist()]}
+        return {"lanes": C._at_h_samples(xs, ons, *C._sampling(tuple(cfg["row_anchors"]), oh,
+                                                                np.asarray(hs, np.float64).tobytes()))}
 
     return dec
 

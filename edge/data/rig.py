@@ -295,8 +295,8 @@ class Rig:
             d["D"] = list(self.distortion)
         return d
 
-    def horizon(self, image_size: tuple[int, int] | None = None,
-                up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray | None:
+    def horizon(self, image_size: tuple[int, int] | None = None, up: tuple[float, float, float] = (0.0, 0.0, 1.0),
+                raised_deg: float = 0.0) -> np.ndarray | None:
         """The horizon in pixels: ``(a, b, c)`` with ``a^2 + b^2 = 1`` such that ``a u + b v + c`` is the signed
         distance (px) of pixel (u, v) from it, positive on the sky side; None when the camera looks straight up
         or down (no horizon in view).
@@ -306,7 +306,9 @@ class Rig:
         sky with it. ``up`` is the up direction in the LiDAR frame (its z axis: KITTI's Velodyne and most roof
         LiDARs are mounted level; a tilted one makes the horizon tilt with it). ``image_size`` (h, w): the image
         the pixels are in, when it differs from the rig's own ``image_size`` (the intrinsics are scaled to it).
-        Lens distortion is ignored (the line is that of the undistorted image)."""
+        Lens distortion is ignored (the line is that of the undistorted image). ``raised_deg``: the line moved
+        ``fy tan(raised_deg)`` pixels towards the sky (that angle above the horizon at the principal point of a
+        level camera, a little less towards the image's sides)."""
         n = self.T_lidar_to_cam[:3, :3] @ np.asarray(up, np.float64)
         K = self.P[:, :3].astype(np.float64)
         if image_size is not None and self.image_size is not None and tuple(image_size) != tuple(self.image_size):
@@ -319,7 +321,9 @@ class Rig:
         norm = math.hypot(line[0], line[1])
         if not np.isfinite(line).all() or norm < 1e-12 * max(abs(line[2]), 1e-300):
             return None
-        return line / norm
+        line = line / norm
+        line[2] -= K[1, 1] * math.tan(math.radians(raised_deg))
+        return line
 
     def project(self, points_xyz: np.ndarray, image_size: tuple[int, int] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:

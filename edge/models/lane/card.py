@@ -248,14 +248,8 @@ def sky_line(cam: Any, slack_deg: float = HORIZON_SLACK_DEG) -> tuple[float, flo
     rig = cam.meta.get("rig")
     if not isinstance(rig, Rig):
         return None
-    h, w = cam.data.shape[:2]
-    line = rig.horizon((h, w))
-    if line is None:
-        return None
-    rh = rig.image_size[0] if rig.image_size is not None else h
-    fy = float(rig.P[1, 1]) * h / rh  # the focal length in this frame's rows
-    a, b, c = (float(v) for v in line)
-    return a, b, c - fy * float(np.tan(np.radians(slack_deg)))
+    line = rig.horizon(cam.data.shape[:2], raised_deg=slack_deg)
+    return None if line is None else (float(line[0]), float(line[1]), float(line[2]))
 
 
 def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
@@ -515,6 +509,18 @@ def _complete(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, height: float, wi
     return np.where(below, line, filled), ons | gap | below
 
 
+def _at_h_samples(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, hs: np.ndarray, seg: np.ndarray,
+                  inside: np.ndarray, near: np.ndarray) -> list[list[float]]:
+    """The lanes (x ``xs`` / on ``ons`` [L, R] at anchor rows ``ys``) at the h_samples ``hs``, TuSimple style (0.1 px,
+    -2 absent), from :func:`_sampling`'s ``seg`` / ``inside`` / ``near``: all lanes at once, with np.interp's own
+    arithmetic (slope * (h - ys[j]) + x[j]), so the values are its."""
+    slope = (xs[:, seg + 1] - xs[:, seg]) / (ys[seg + 1] - ys[seg])
+    rows = np.where(inside & ons[:, seg] & ons[:, seg + 1], slope * (hs - ys[seg]) + xs[:, seg], -2.0)
+    best = np.where(near[None] & ons[:, None, :], np.arange(len(ys)), -1).max(-1)  # [L, H]
+    rows = np.where(best >= 0, np.take_along_axis(xs, np.maximum(best, 0), 1), rows)
+    return [[float(round(v, 1)) if v >= 0 else -2.0 for v in row] for row in rows.tolist()]
+
+
 def _beyond(sky: tuple[float, float, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """[L, R]: which rows of the lanes (x ``xs`` [L, R] at rows ``ys`` [R]) lie beyond the line ``sky``."""
     a, b, c = sky
@@ -569,14 +575,7 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
             # the continuation runs towards the image's bottom, the sky side of a camera mounted upside down (gaps are
             # filled between kept rows, so on the kept side of a straight line: only a continued tail can cross it)
             ons = ons & ~_beyond(sky, xs, ys)
-    lanes: list[list[float]] = []
-    if h_samples is not None:
-        # all lanes at once; np.interp's own arithmetic (slope * (h - ys[j]) + x[j]), so the values are its
-        slope = (xs[:, seg + 1] - xs[:, seg]) / (ys[seg + 1] - ys[seg])
-        rows = np.where(inside & ons[:, seg] & ons[:, seg + 1], slope * (hs - ys[seg]) + xs[:, seg], -2.0)
-        best = np.where(near[None] & ons[:, None, :], np.arange(len(ys)), -1).max(-1)  # [L, H]
-        rows = np.where(best >= 0, np.take_along_axis(xs, np.maximum(best, 0), 1), rows)
-        lanes = [[float(round(v, 1)) if v >= 0 else -2.0 for v in row] for row in rows.tolist()]
+    lanes = [] if h_samples is None else _at_h_samples(xs, ons, ys, hs, seg, inside, near)
     li, ri = np.nonzero(ons)  # every lane's points in one array, each lane a view of it (row-major: lane order)
     allp = np.empty((len(li), 2))
     allp[:, 0], allp[:, 1] = xs[li, ri], ys[ri]
