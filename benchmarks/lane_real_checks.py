@@ -62,8 +62,9 @@ def _stability(prog: Any, card: Any, cfg: dict[str, Any], root: Path) -> dict[st
 
 
 #: how :func:`check` decodes (the card's default), the ``decode`` field of the rows it writes
-DEFAULT_DECODE = ("outlier rule + lanes completed (gaps interpolated, continued 0.045 of the image height below "
-                  "their last row; the default)")
+DEFAULT_DECODE = ("outlier rule + rows more than 0.04 of the image height above where the lanes converge off + "
+                  "lanes completed (gaps interpolated, continued 0.045 of the image height below their last row; "
+                  "the default)")
 
 
 def check(ckpt: str, data: Path) -> dict[str, Any]:

@@ -36,3 +36,34 @@ def test_a_cameras_rotation_from_a_z_up_frame_becomes_the_rigs_extrinsic(hz) -> 
     np.testing.assert_array_equal(rig.T_lidar_to_cam[:3, :3], LEVEL)
     a, b, c = rig.horizon()
     assert a == pytest.approx(0.0, abs=1e-12) and -c / b == pytest.approx(491.0)
+
+
+#: real frames where, decoded without their rig, two lanes crossed and ran on into the sky (points more than 2 deg
+#: above the horizon before decoding cut lanes above the row where they converge: 28, 19 and 31)
+CROSSINGS = ("kitti/object_extra/training/image_2/000002.png", "CAM_BACK__", "CAM_BACK_RIGHT__")
+
+
+def test_without_a_rig_lanes_stay_below_where_they_converge_on_real_frames(hz, real_data: Path) -> None:
+    pytest.importorskip("torch")
+    cv2 = pytest.importorskip("cv2")
+    from edge.data.frame import Frame
+    from edge.models import get_card
+    from edge.models.checkpoint import load_model
+    from edge.program import torch_program
+
+    card = get_card("lane")
+    if card.default_checkpoint is None:
+        pytest.skip("no shipped checkpoint in this checkout")
+    module, cfg, _ = load_model(card.default_checkpoint)
+    picked = [(n, p, r) for n, p, r in hz.frames(real_data) if any(k in n for k in CROSSINGS)]
+    assert len(picked) == 3
+    found = {}
+    with torch_program(card, module, cfg) as prog:
+        for name, path, rig in picked:
+            img = cv2.imread(str(path))
+            prog.reset()
+            fr = {"camera": Frame(img, 0, 0, "camera", {})}  # no rig: the horizon below is only the referee
+            _, d = card.postprocess(prog.step(card.preprocess(fr, cfg)), fr, cfg)
+            assert d["points"], name  # the lanes' lower parts stay
+            found[name] = sum(hz.above(p, rig.horizon(img.shape[:2], raised_deg=2.0)) for p in d["points"])
+    assert found == dict.fromkeys(found, 0)

@@ -223,7 +223,7 @@ def _sharp(cells: np.ndarray, g: int) -> np.ndarray:
 def test_decode_turns_off_rows_off_the_lanes_curve() -> None:
     """A lane on a parabola with a spur at its top (into the sky) and one row jumped onto a car: those rows
     are off (points and TuSimple rows), every other row is kept; a lane left with too few rows is dropped;
-    ``outlier_tol=None`` keeps everything."""
+    ``outlier_tol=None`` (with ``converge_slack=None``) keeps everything."""
     cfg = lane.CONFIGS["default"]
     s, r, g = cfg["slots"], len(cfg["row_anchors"]), cfg["grid"]
     yn = np.asarray(cfg["row_anchors"])
@@ -243,7 +243,8 @@ def test_decode_turns_off_rows_off_the_lanes_curve() -> None:
     loc = _sharp(cells, g)
     hs = np.round(yn * 720)
     out = lane.decode(loc, exist, cfg, (720, 1280), hs, complete=False)
-    raw = lane.decode(loc, exist, cfg, (720, 1280), hs, outlier_tol=None, complete=False)
+    raw = lane.decode(loc, exist, cfg, (720, 1280), hs, outlier_tol=None, complete=False,
+                      converge_slack=None)
     i = out["slots"].index(1)
     ys = out["points"][i][:, 1]
     assert sorted(np.round(yn * 720)[sorted(set(range(r)) - bad)].tolist()) == sorted(np.round(ys).tolist())
@@ -334,7 +335,8 @@ def test_decode_vectorized_equals_loop(seed: int, oh: int, shift: float, p_on: f
     ys = np.asarray(cfg["row_anchors"]) * oh
     # h_samples: some on anchors, some between, some shifted off (and outside the anchor span)
     hs = np.unique(np.round(np.concatenate([ys[::3], ys[1::4] + shift, rng.uniform(0, oh, 20)])))
-    out = lane.decode(loc, exist, cfg, (oh, 1280), hs, outlier_tol=None, complete=False)
+    out = lane.decode(loc, exist, cfg, (oh, 1280), hs, outlier_tol=None, complete=False,
+                      converge_slack=None)
     assert out["lanes"] == _decode_lanes_loop(loc, exist, cfg, oh, 1280, hs)
 
 
