@@ -17,6 +17,7 @@ graph). Both give the same numbers (tested); both start with the first frame rep
 from __future__ import annotations
 
 import functools
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -544,46 +545,30 @@ def _converge_rows(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, frame: np.nd
     going up and say nothing. Curves keep their vanishing points on the same horizon on a flat road, so the row holds
     for them too; a road climbing ahead, and the straight fit's error, are what the slack
     (:data:`CONVERGE_SLACK`) is for."""
-    n = ons.sum(1)
-    k = np.maximum(np.ceil(part * n), least)
-    w = (ons & (np.cumsum(ons[:, ::-1], 1)[:, ::-1] <= k[:, None])).astype(np.float64)
+    cs = np.cumsum(ons, 1)
+    n = cs[:, -1:]
+    w = (ons & (n - cs + ons <= np.maximum(np.ceil(part * n), least))).astype(np.float64)  # rows on at or below
     p = _line_powers(ys.tobytes())
-    s0, sy, syy = (w @ p).T  # the weighted moments of y, then of x: a straight line x = m y + q per lane
-    sx, sxy = ((w * xs) @ p[:, :2]).T
-    den = s0 * syy - sy * sy
-    fit = (s0 >= 2) & (den > 1e-9 * np.maximum(s0 * syy, 1.0))
-    m = np.where(fit, s0 * sxy - sy * sx, 0.0) / np.where(fit, den, 1.0)
-    q = (sx - m * sy) / np.maximum(s0, 1.0)
-    low = ys[len(ys) - 1 - np.argmax(ons[:, ::-1], 1)]  # each lane's lowest row (where its line was fitted)
-    i, j = _pairs(len(xs))
-    dm = m[i] - m[j]
-    ok = fit[i] & fit[j] & (frame[i] == frame[j]) & (np.abs(dm) > 1e-6)
-    y = (q[j] - q[i]) / np.where(ok, dm, 1.0)  # where lane i's line meets lane j's
-    ok &= y < np.minimum(low[i], low[j])
+    s0, sy, syy = (w @ p).T.tolist()  # the weighted moments of y, then of x: a straight line x = m y + q per lane
+    sx, sxy = ((w * xs) @ p[:, :2]).T.tolist()
+    low = (w * ys).max(1).tolist()  # each lane's lowest row (the lowest row on is always in its line's part)
+    lines = []  # (frame, m, q, lowest row) of each lane with a line; a few lanes a frame: plain Python is faster
+    for f, a, b, c, d, e, lo in zip(frame.tolist(), s0, sy, syy, sx, sxy, low, strict=True):
+        den = a * c - b * b
+        if a >= 2 and den > 1e-9 * max(a * c, 1.0):
+            m = (a * e - b * d) / den
+            lines.append((f, m, (d - m * b) / a, lo))
+    found: dict[int, list[float]] = {}
+    for u, (f1, m1, q1, lo1) in enumerate(lines):
+        for f2, m2, q2, lo2 in lines[u + 1:]:
+            if f2 == f1 and abs(m1 - m2) > 1e-6:
+                y = (q2 - q1) / (m1 - m2)  # where the two lines meet
+                if y < min(lo1, lo2):
+                    found.setdefault(f1, []).append(y)
     out = np.full(len(xs), -np.inf)
-    if not ok.any():
-        return out
-    if frame[0] == frame[-1]:  # one frame (the stream loop): no grouping
-        out[:] = _median(y[ok])
-        return out
-    for f in np.unique(frame[i[ok]]):
-        out[frame == f] = _median(y[ok & (frame[i] == f)])
+    for f, ys_met in found.items():
+        out[frame == f] = statistics.median(ys_met)
     return out
-
-
-def _median(v: np.ndarray) -> float:
-    """np.median of a short 1-D array without its checks (a third of :func:`_converge_rows`' time)."""
-    c = np.sort(v)
-    return float(0.5 * (c[(len(c) - 1) // 2] + c[len(c) // 2]))
-
-
-@functools.lru_cache(maxsize=64)
-def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """np.triu_indices(n, 1), cached (it was half of :func:`_converge_rows`' time)."""
-    i, j = np.triu_indices(n, 1)
-    i.setflags(write=False)
-    j.setflags(write=False)
-    return i, j
 
 
 @functools.lru_cache(maxsize=32)
@@ -644,9 +629,11 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
         lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
     if converge_slack is not None and lanes_at.size > 1:
         vp = _converge_rows(xs, ons, ys, lanes_at // int(cfg["slots"]))
-        ons = ons & (ys[None, :] >= vp[:, None] - converge_slack * oh)
-        still = ons.sum(-1) >= min_points
-        lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
+        above = ons & (ys[None, :] < vp[:, None] - converge_slack * oh)
+        if above.any():  # most frames: nothing to cut
+            ons = ons & ~above
+            still = ons.sum(-1) >= min_points
+            lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
     h_out = [] if h_samples is None else [int(h) for h in hs]
     if not lanes_at.size:
         return {"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": h_out}
