@@ -289,7 +289,7 @@ def postprocess_many(outs: list[Mapping[str, np.ndarray]], frames: list[Mapping[
     hw, hs, sky = keys[0]
     slots = int(outs[0]["loc"].shape[1])
     d = decode(np.concatenate([o["loc"][0] for o in outs]), np.concatenate([o["exist"][0] for o in outs]), cfg,
-               hw, None if hs is None else np.asarray(hs), sky=sky)
+               hw, None if hs is None else np.asarray(hs), sky=sky, frame_slots=slots)
     rounded = _rounded_lists(d["points"])  # one rounding and one tolist for every lane of every step
     per: list[dict[str, Any]] = [{"points": [], "slots": [], "lanes": [], "confidence": [],
                                   "h_samples": list(d["h_samples"])} for _ in outs]
@@ -590,7 +590,7 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
            h_samples: np.ndarray | None = None, *, threshold: float = 0.5,
            min_points: int = 3, outlier_tol: float | None = OUTLIER_TOL, complete: bool = True,
            sky: tuple[float, float, float] | None = None,
-           converge_slack: float | None = CONVERGE_SLACK) -> dict[str, Any]:
+           converge_slack: float | None = CONVERGE_SLACK, frame_slots: int | None = None) -> dict[str, Any]:
     """Decode one sample's outputs (loc [S, R, G], exist [S, R]) to lanes in original pixels.
 
     x is the softmax expectation over the grid (sub-cell precision). A slot is a lane when at least
@@ -601,7 +601,8 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
     with ``a x + b y + c > 0`` are off before anything else (the camera's horizon, :func:`sky_line`; a lane left
     with fewer than ``min_points`` rows is dropped). ``converge_slack`` (a fraction of the image height; None: off):
     after the fit, rows more than that above the row where the frame's lanes converge are off (no calibration
-    needed, :func:`_converge_rows`; lanes left too short are dropped). With ``complete`` the lanes are then made
+    needed, :func:`_converge_rows`, per frame when several frames' slots are stacked, ``frame_slots`` each; lanes
+    left too short are dropped). With ``complete`` the lanes are then made
     continuous and continued a little below their last row (:func:`_complete`). Returns ``points`` (list of [K, 2]
     arrays, x/y), their ``slots``, ``confidence``: per lane, the mean existence probability of the rows the
     model turned on (so a consumer can threshold), and, only when ``h_samples`` are given, ``lanes``: x at
@@ -628,7 +629,7 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
         still = ons.sum(-1) >= min_points
         lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
     if converge_slack is not None and lanes_at.size > 1:
-        vp = _converge_rows(xs, ons, ys, lanes_at // int(cfg["slots"]))
+        vp = _converge_rows(xs, ons, ys, lanes_at // (frame_slots or len(loc)))
         above = ons & (ys[None, :] < vp[:, None] - converge_slack * oh)
         if above.any():  # most frames: nothing to cut
             ons = ons & ~above

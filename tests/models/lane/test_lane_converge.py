@@ -36,7 +36,7 @@ def _crossing(cfg: dict, at: float) -> dict[int, tuple[float, float]]:
     """Two lanes meeting at normalised row ``at`` in the middle column and continuing past each other (an X)."""
     g, last = cfg["grid"], cfg["row_anchors"][-1]
     rate = 0.3 * g / (last - at)  # each moves 0.3 of the width between the bottom row and the crossing
-    return {1: (0.2 * g, rate), 3: (0.8 * g, -rate)}
+    return {0: (0.2 * g, rate), 5: (0.8 * g, -rate)}  # slots 0 and 5: stacked frames' 0, 5, 6, 11 group right only by 6
 
 
 def _tops(d: dict) -> dict[int, float]:
@@ -50,7 +50,7 @@ def test_crossing_lanes_are_cut_above_where_they_meet_plus_the_slack(at: float) 
     ys = np.asarray(cfg["row_anchors"]) * H
     plain = lane.decode(loc, exist, cfg, (H, W), None, converge_slack=None)
     cut = lane.decode(loc, exist, cfg, (H, W), None)
-    assert sorted(plain["slots"]) == sorted(cut["slots"]) == [1, 3]
+    assert sorted(plain["slots"]) == sorted(cut["slots"]) == [0, 5]
     assert set(_tops(plain).values()) == {ys[0]}  # past the crossing to the first anchor row
     limit = at * H - lane.CONVERGE_SLACK * H
     step = float(np.diff(ys).max())
@@ -78,10 +78,10 @@ def test_a_lane_left_with_too_few_rows_is_dropped() -> None:
     """A short lane entirely above where the others meet (a spur up a wall) goes; the others stay."""
     cfg = lane.CONFIGS["default"]
     loc, exist = _outputs(cfg, _crossing(cfg, 0.6))
-    loc2, exist2 = _outputs(cfg, {5: (0.5 * cfg["grid"], 0.0)}, rows=slice(0, 6))  # rows 0-5: the top of the image
-    loc[5], exist[5] = loc2[5], exist2[5]
-    assert sorted(lane.decode(loc, exist, cfg, (H, W), None, converge_slack=None)["slots"]) == [1, 3, 5]
-    assert sorted(lane.decode(loc, exist, cfg, (H, W), None)["slots"]) == [1, 3]
+    loc2, exist2 = _outputs(cfg, {2: (0.5 * cfg["grid"], 0.0)}, rows=slice(0, 6))  # rows 0-5: the top of the image
+    loc[2], exist[2] = loc2[2], exist2[2]
+    assert sorted(lane.decode(loc, exist, cfg, (H, W), None, converge_slack=None)["slots"]) == [0, 2, 5]
+    assert sorted(lane.decode(loc, exist, cfg, (H, W), None)["slots"]) == [0, 5]
 
 
 def test_the_converge_row_is_estimated_per_frame_in_a_batched_decode() -> None:
@@ -110,3 +110,22 @@ def test_converge_rows_hand_made() -> None:
     # a crossing inside the lanes' own rows counts (the rows above it are past the vanishing point)
     xs2 = np.stack([250 + (ys - 100) * 1.0, 550 - (ys - 100) * 1.0])  # meet at y = 250
     np.testing.assert_allclose(lane._converge_rows(xs2, ons[:2], ys, np.zeros(2, np.int64)), 250.0)
+
+
+def test_converge_rows_takes_the_median_of_lines_through_each_lanes_lower_part() -> None:
+    ys = np.arange(100.0, 700.0, 50.0)  # 12 rows
+    ons = np.ones((4, 12), bool)
+    one = np.zeros(4, np.int64)
+    lines = [(-1.0, 740.0), (1.0, 540.0), (2.0, 440.0), (0.5, 440.0)]  # x = m y + q: the first three meet at y = 100
+    xs = np.stack([m * ys + q for m, q in lines])
+    met = [(q2 - q1) / (m1 - m2) for a, (m1, q1) in enumerate(lines) for m2, q2 in lines[a + 1:]]
+    assert np.mean(met) != pytest.approx(np.median(met))  # 100, 100, 200, 100, 0, -300 (all above the lanes)
+    np.testing.assert_allclose(lane._converge_rows(xs, ons, ys, one), np.median(met))
+    # a lane bent in its upper half: only its lower half's line counts (through (640, 100), as the other lane's)
+    bent = np.where(ys < 400, 340 + 3.0 * (400 - ys), 740 - ys)
+    np.testing.assert_allclose(lane._converge_rows(np.stack([bent, 540 + ys]), ons[:2], ys, one[:2]), 100.0)
+    # lines meeting above one lane's lowest row but below the other's say nothing
+    short = ons[:2].copy()
+    short[1, 6:] = False  # the second lane ends at row 350
+    xs3 = np.stack([1140 - ys, 140 + ys])  # they meet at 500: above the first lane's lowest row (650), below 350
+    assert np.all(np.isneginf(lane._converge_rows(xs3, short, ys, one[:2])))
