@@ -144,15 +144,11 @@ def train(X: Any, Y: Any, epochs: int, seed: int = 0) -> Any:
     return m.eval()
 
 
-def _skew(v: np.ndarray) -> np.ndarray:
-    return np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-
-
 def solve(X: np.ndarray, target: np.ndarray, w: np.ndarray, T0: np.ndarray, P: np.ndarray, iters: int = 10,
           huber: float = 3.0) -> np.ndarray:
     """The extrinsic near ``T0`` that projects ``X`` (LiDAR) onto ``target`` (px): weighted, Huber-robust Gauss-Newton
     on a left se(3) increment."""
-    from edge.data.se3 import exp_se3
+    from edge.data.se3 import exp_se3, hat
 
     T = T0.copy()
     for _ in range(iters):
@@ -161,7 +157,7 @@ def solve(X: np.ndarray, target: np.ndarray, w: np.ndarray, T0: np.ndarray, P: n
         uv = p[:, :2] / p[:, 2:3]
         r = target - uv
         dpdc = (P[None, :2, :3] - uv[:, :, None] * P[None, 2:3, :3]) / p[:, 2, None, None]  # [N, 2, 3]
-        dcdxi = np.concatenate([-np.stack([_skew(ci) for ci in c]), np.tile(np.eye(3), (len(X), 1, 1))], 2)
+        dcdxi = np.concatenate([-hat(c), np.tile(np.eye(3), (len(X), 1, 1))], 2)
         J = dpdc @ dcdxi
         e = np.linalg.norm(r, axis=1)
         k = np.where(e < huber, 1.0, huber / np.maximum(e, 1e-9)) * w

@@ -548,8 +548,9 @@ def _converge_rows(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, frame: np.nd
     cs = np.cumsum(ons, 1)
     n = cs[:, -1:]
     w = (ons & (n - cs + ons <= np.maximum(np.ceil(part * n), least))).astype(np.float64)  # rows on at or below
-    p = _line_powers(ys.tobytes())
-    s0, sy, syy = (w @ p).T.tolist()  # the weighted moments of y, then of x: a straight line x = m y + q per lane
+    p = _powers(ys.tobytes())[0]  # 1, y, y^2, ... of the anchor rows (cached)
+    # the weighted moments of y, then of x: a straight line x = m y + q per lane
+    s0, sy, syy = (w @ p[:, :3]).T.tolist()
     sx, sxy = ((w * xs) @ p[:, :2]).T.tolist()
     low = (w * ys).max(1).tolist()  # each lane's lowest row (the lowest row on is always in its line's part)
     lines = []  # (frame, m, q, lowest row) of each lane with a line; a few lanes a frame: plain Python is faster
@@ -571,13 +572,12 @@ def _converge_rows(xs: np.ndarray, ons: np.ndarray, ys: np.ndarray, frame: np.nd
     return out
 
 
-@functools.lru_cache(maxsize=32)
-def _line_powers(ys: bytes) -> np.ndarray:
-    """[R, 3]: 1, y, y^2 of the anchor rows (cached per anchor set, as :func:`_powers`)."""
-    y = np.frombuffer(ys, np.float64)
-    p = y[:, None] ** np.arange(3)
-    p.setflags(write=False)
-    return p
+def _long_enough(lanes_at: np.ndarray, xs: np.ndarray, ons: np.ndarray, min_points: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lanes (slots ``lanes_at``, x ``xs`` / on ``ons`` [L, R]) that still have ``min_points`` rows on: each rule
+    that turns rows off in :func:`decode` drops the lanes it left too short."""
+    still = ons.sum(-1) >= min_points
+    return lanes_at[still], xs[still], ons[still]
 
 
 def _beyond(sky: tuple[float, float, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -622,19 +622,16 @@ def decode(loc: np.ndarray, exist: np.ndarray, cfg: dict[str, Any], orig_hw: tup
                                           None if h_samples is None else np.asarray(h_samples, np.float64).tobytes())
     if sky is not None and lanes_at.size:  # before the fit: rows in the sky are not evidence of the lane's shape
         ons = ons & ~_beyond(sky, xs, ys)
-        still = ons.sum(-1) >= min_points
-        lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
+        lanes_at, xs, ons = _long_enough(lanes_at, xs, ons, min_points)
     if outlier_tol is not None and lanes_at.size:
         ons = _robust_quadratic(xs, ys / oh, ons, outlier_tol * ow)
-        still = ons.sum(-1) >= min_points
-        lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
+        lanes_at, xs, ons = _long_enough(lanes_at, xs, ons, min_points)
     if converge_slack is not None and lanes_at.size > 1:
         vp = _converge_rows(xs, ons, ys, lanes_at // (frame_slots or len(loc)))
         above = ons & (ys[None, :] < vp[:, None] - converge_slack * oh)
         if above.any():  # most frames: nothing to cut
             ons = ons & ~above
-            still = ons.sum(-1) >= min_points
-            lanes_at, xs, ons = lanes_at[still], xs[still], ons[still]
+            lanes_at, xs, ons = _long_enough(lanes_at, xs, ons, min_points)
     h_out = [] if h_samples is None else [int(h) for h in hs]
     if not lanes_at.size:
         return {"points": [], "slots": [], "lanes": [], "confidence": [], "h_samples": h_out}

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from edge.models import get_card  # noqa: E402
 from edge.models.lane import card as lane  # noqa: E402
 from edge.models.training import train as _train  # noqa: E402
+from tests.models.lane.outputs import sharp_loc  # noqa: E402
 
 
 def train(cfg, **kw):  # type: ignore[no-untyped-def]
@@ -214,12 +215,6 @@ def test_decode_without_h_samples_skips_only_the_tusimple_rows() -> None:
     assert bare["lanes"] == [] and bare["h_samples"] == [] and len(full["lanes"]) == len(full["slots"])
 
 
-def _sharp(cells: np.ndarray, g: int) -> np.ndarray:
-    loc = np.full((*cells.shape, g), -30.0, np.float32)
-    np.put_along_axis(loc, np.clip(cells, 0, g - 1)[..., None], 30.0, axis=-1)
-    return loc
-
-
 def test_decode_turns_off_rows_off_the_lanes_curve() -> None:
     """A lane on a parabola with a spur at its top (into the sky) and one row jumped onto a car: those rows
     are off (points and TuSimple rows), every other row is kept; a lane left with too few rows is dropped;
@@ -240,7 +235,7 @@ def test_decode_turns_off_rows_off_the_lanes_curve() -> None:
     exist[5, [4, 5, 6, 40, 41, 42, 43]] = 10.0
     cells[5, [4, 5, 6]] = 5
     cells[5, [40, 41, 42, 43]] = [60, 10, 60, 10]  # zig-zag: the fit cannot hold both sides
-    loc = _sharp(cells, g)
+    loc = sharp_loc(cells, g)
     hs = np.round(yn * 720)
     out = lane.decode(loc, exist, cfg, (720, 1280), hs, complete=False)
     raw = lane.decode(loc, exist, cfg, (720, 1280), hs, outlier_tol=None, complete=False,
@@ -382,7 +377,7 @@ def test_decode_completes_lanes_across_gaps_and_a_little_below() -> None:
     exist[2, 8:30] = 10.0
     exist[2, 15:18] = -10.0  # a hole
     exist[4, 5:16] = 10.0  # last row at cell 60; the next at 63 is inside (x 1270), the one after is not
-    loc = _sharp(cells, g)
+    loc = sharp_loc(cells, g)
     x = (np.clip(cells, 0, g - 1) + 0.5) / g * 1280
     out = lane.decode(loc, exist, cfg, (720, 1280), np.round(ys), outlier_tol=None)
     raw = lane.decode(loc, exist, cfg, (720, 1280), np.round(ys), outlier_tol=None, complete=False)

@@ -9,14 +9,9 @@ import pytest
 
 from edge.data.frame import Frame
 from edge.models.lane import card as lane
+from tests.models.lane.outputs import sharp_loc
 
 H, W = 720, 1280
-
-
-def _sharp(cells: np.ndarray, g: int) -> np.ndarray:
-    loc = np.full((*cells.shape, g), -30.0, np.float32)
-    np.put_along_axis(loc, np.clip(cells, 0, g - 1)[..., None], 30.0, axis=-1)
-    return loc
 
 
 def _outputs(cfg: dict, lanes: dict[int, tuple[float, float]], rows: slice = slice(None)) -> tuple[np.ndarray, ...]:
@@ -29,7 +24,7 @@ def _outputs(cfg: dict, lanes: dict[int, tuple[float, float]], rows: slice = sli
     for slot, (bottom, rate) in lanes.items():
         cells[slot] = np.round(bottom + rate * (yn[-1] - yn))
         exist[slot, rows] = 10.0
-    return _sharp(cells, g), exist
+    return sharp_loc(cells, g), exist
 
 
 def _crossing(cfg: dict, at: float) -> dict[int, tuple[float, float]]:

@@ -9,14 +9,9 @@ import pytest
 from edge.data.frame import Frame
 from edge.data.rig import Rig
 from edge.models.lane import card as lane
+from tests.models.lane.outputs import sharp_loc
 
 LEVEL = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
-
-
-def _sharp(cells: np.ndarray, g: int) -> np.ndarray:
-    loc = np.full((*cells.shape, g), -30.0, np.float32)
-    np.put_along_axis(loc, np.clip(cells, 0, g - 1)[..., None], 30.0, axis=-1)
-    return loc
 
 
 def _outputs(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +25,7 @@ def _outputs(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     exist = np.full((s, r), -10.0, np.float32)
     exist[1] = exist[2] = 10.0
     exist[4, 2:6] = 10.0
-    return _sharp(cells, g), exist
+    return sharp_loc(cells, g), exist
 
 
 def test_rows_beyond_the_sky_line_are_off_and_too_short_lanes_dropped() -> None:
