@@ -435,6 +435,6 @@ def torch_program(card: ModelCard, model: Any, cfg: Config, spec: ProgramSpec | 
     """A program over the torch modules of a built model (training scores, parity references)."""
     from edge.runtimes import from_module
 
-    spec = spec or card.programs[0]
+    spec = spec or card.programs_for(cfg)[0]
     rts = {g: from_module(card.graphs[g].module(model), card.graphs[g].io(cfg)) for g in spec.graphs}
     return Program(spec, rts, cfg)

@@ -492,8 +492,8 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
             raise ModelError(f"{ckpt_path}: {e}") from None
     else:
         card = get_card(model)
-    chosen = list(dict.fromkeys(programs)) if programs else [p.name for p in card.programs]
-    for p in chosen:
+    asked = list(dict.fromkeys(programs)) if programs else None
+    for p in asked or ():
         card.program(p)  # ModelError naming the programs for a typo
     if checkpoint is not None:
         ckpt_path = Path(checkpoint)
@@ -515,6 +515,12 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     if options:
         module, cfg = _apply_options(card, module, cfg, options)
         weights["options"] = dict(options)
+    have = [p.name for p in card.programs_for(cfg)]
+    for p in asked or ():
+        if p not in have:
+            raise ModelError(f"model '{card.name}': program '{p}' is not available for this config (available: "
+                             f"{', '.join(have)})")
+    chosen = asked or have
     graph_names = card.graphs_of(chosen)
     # one synthetic sample serves both the recorded feeds and the image-input check
     sample = card.data.samples(cfg, "calibration", 1, seed)[0] if card.data is not None else None

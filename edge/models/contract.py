@@ -84,6 +84,13 @@ class ProgramSpec:
     graphs: tuple[str, ...]
     runner: Callable[[Mapping[str, GraphFn], Config], Runner]
     description: str = ""
+    #: whether a config has this program (None: every config has it). A graph that exists only under some
+    #: configs (a stage an option adds, absent from checkpoints made before it) is in programs only those
+    #: configs have; export takes the available ones, a torch program the first available
+    available: Callable[[Config], bool] | None = None
+
+    def available_for(self, cfg: Config) -> bool:
+        return self.available is None or bool(self.available(cfg))
 
 
 @dataclass(frozen=True)
@@ -396,6 +403,13 @@ class ModelCard:
                 return p
         raise ModelError(f"model '{self.name}' has no program '{name}' (programs: "
                          f"{', '.join(p.name for p in self.programs)})")
+
+    def programs_for(self, cfg: Config) -> list[ProgramSpec]:
+        """The programs ``cfg`` has, in preference order (every config has at least the last)."""
+        out = [p for p in self.programs if p.available_for(cfg)]
+        if not out:
+            raise ModelError(f"model '{self.name}': no program is available for this config")
+        return out
 
     def graphs_of(self, programs: list[str] | tuple[str, ...]) -> list[str]:
         """The graphs the named programs call, in the card's graph order (each once)."""

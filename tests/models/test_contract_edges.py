@@ -124,6 +124,35 @@ def test_only_the_exported_programs_run_and_precision_is_honoured(toyfam: Any, r
         edge.load_program(b, precision="int8")
 
 
+def test_a_program_only_some_configs_have_is_exported_only_for_those(toyfam: Any, registered: list[str],
+                                                                     tmp_path: Path) -> None:
+    """``ProgramSpec.available``: a stage only some configs build (here: the 'alt' program, available when the
+    config's dim is above 16) is left out of the export of the others, and asking for it there is one line."""
+    base = toyfam.card()
+    graphs = {**base.graphs,
+              "head2": Graph("head2", toyfam.io_head, lambda m: m.head, base.graphs["head"].example_inputs)}
+    registered.append("toystage")
+    card = _variant(toyfam, "toystage", graphs=graphs,
+                    programs=(ProgramSpec("alt", ("embed", "head2"), Alt, available=lambda cfg: cfg["dim"] > 16),
+                              *base.programs))
+    assert [p.name for p in card.programs_for(card.config("tiny"))] == ["main"]
+    assert [p.name for p in card.programs_for(card.config("default"))] == ["alt", "main"]
+    b, _ = edge.export_card("toystage", tmp_path / "b", config="tiny")
+    assert list(b.manifest["programs"]) == ["main"] and sorted(b.graphs) == ["embed", "head"]
+    with pytest.raises(ModelError, match="program 'alt' is not available for this config \\(available: main\\)"):
+        edge.export_card("toystage", tmp_path / "c", config="tiny", programs=["alt"])
+    assert not (tmp_path / "c").exists()
+    from edge.program import torch_program
+
+    cfg = card.config("default")
+    with torch_program(card, card.build(cfg).eval(), cfg) as prog:
+        assert prog.name == "alt"  # the first available
+    never = dataclasses.replace(card, programs=(ProgramSpec("alt", ("embed", "head2"), Alt,
+                                                            available=lambda cfg: False),))
+    with pytest.raises(ModelError, match="no program is available for this config"):
+        never.programs_for(cfg)
+
+
 class Pair:
     """Feeds the embed graph a batch of two views (the frame and its mirror) and averages the logits."""
 
