@@ -43,13 +43,16 @@ def train(
                                 "thread). Same seed and workers, same batches."),
     time_limit: float | None = typer.Option(None, "--time-limit", min=1.0, help="Stop after this many seconds, "
                                             "the one-cycle schedule following the clock (not reproducible)."),
+    freeze: str = typer.Option("", "--freeze", help="Comma-separated submodules (e.g. encoder,step) whose weights "
+                               "stay as --init gave them: train a stage added to a trained model alone."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a model on its synthetic data; writes the checkpoint and a .json record beside it."""
     from edge.cli.train_cmd import run_train
 
     run_train(model, out, config, steps, batch, lr, seed, eval_clips, resume, json_out, device=device,
-              workers=workers, time_limit=time_limit)
+              workers=workers, time_limit=time_limit,
+              freeze=tuple(n.strip() for n in freeze.split(",") if n.strip()))
 
 
 def export(

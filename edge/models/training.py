@@ -29,12 +29,14 @@ from edge.models.contract import Config, ModelCard
 def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float | None = None, seed: int = 0,
           init_state: dict[str, Any] | None = None, progress: Callable[[int, float], None] | None = None,
           threads: int | None = None, init_partial: bool = False, device: str = "cpu", workers: int = 0,
-          time_limit: float | None = None) -> tuple[Any, list[float]]:
+          time_limit: float | None = None, freeze: tuple[str, ...] = ()) -> tuple[Any, list[float]]:
     """Train ``card``'s model for ``steps`` optimizer steps (or until ``time_limit`` seconds, whichever
     ends first); returns (module on the CPU in eval mode, loss per step).
 
     ``init_partial``: ``init_state`` may lack layers (a checkpoint from before a config option added
-    them); those keep their fresh initialisation. ``workers`` > 0 renders batches in that many processes
+    them); those keep their fresh initialisation. ``freeze`` names submodules (``encoder``, ``step.rot``)
+    whose weights stay as initialised: no gradients, and in eval mode, so their BatchNorm statistics hold
+    too (a stage added to a trained model is trained alone). ``workers`` > 0 renders batches in that many processes
     (see :class:`ProcessBatches`)."""
     if card.trainer is None:
         raise ModelError(f"model '{card.name}' declares no trainer")
@@ -52,7 +54,8 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     source = prefetch(procs if procs is not None else tr.batches(cfg, batch, seed), deadline=deadline)
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
-                    threads=threads, init_partial=init_partial, device=device, deadline=deadline)
+                    threads=threads, init_partial=init_partial, device=device, deadline=deadline,
+                    freeze=tuple(freeze))
     finally:
         source.close()
         if procs is not None:
@@ -61,7 +64,8 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
 
 def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
          seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
-         threads: int | None, init_partial: bool, device: str, deadline: float | None) -> tuple[Any, list[float]]:
+         threads: int | None, init_partial: bool, device: str, deadline: float | None,
+         freeze: tuple[str, ...] = ()) -> tuple[Any, list[float]]:
     import torch
 
     tr = card.trainer
@@ -82,9 +86,17 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         if unexpected or (missing and not init_partial):
             raise ModelError(f"model '{card.name}': the initial weights do not fit the config (missing "
                              f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    frozen = frozen_modules(card, model, freeze)
+    for m in frozen:
+        m.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ModelError(f"model '{card.name}': --freeze {','.join(freeze)} leaves nothing to train")
     model.to(dev).train()
+    for m in frozen:
+        m.eval()
     peak = tr.lr if lr is None else lr
-    opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=tr.weight_decay)
+    opt = torch.optim.AdamW(trainable, lr=peak, weight_decay=tr.weight_decay)
     total = steps  # >= 1, checked by train()
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=total, pct_start=0.1)
     losses: list[float] = []
@@ -114,7 +126,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tr.clip_grad:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tr.clip_grad)
+            torch.nn.utils.clip_grad_norm_(trainable, tr.clip_grad)
         opt.step()
         if sched.last_epoch < total:
             sched.step()
@@ -132,6 +144,19 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
                          "(Trainer.batches must be endless)")
     model.cpu().eval()
     return model, losses
+
+
+def frozen_modules(card: ModelCard, model: Any, names: tuple[str, ...]) -> list[Any]:
+    """The submodules ``names`` (dotted paths) of ``model``; a name that is not one is a ModelError listing
+    the top-level ones."""
+    out = []
+    subs = dict(model.named_modules())
+    for name in names:
+        if not name or name not in subs:
+            top = ", ".join(n for n in subs if n and "." not in n)
+            raise ModelError(f"model '{card.name}': --freeze {name!r} is not a submodule (top-level: {top})")
+        out.append(subs[name])
+    return out
 
 
 def batch_tensor(x: np.ndarray, model: Any) -> Any:

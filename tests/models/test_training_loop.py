@@ -149,11 +149,26 @@ def test_the_recorded_command_keeps_every_option_that_changes_the_weights(tmp_pa
 
     out = tmp_path / "my run" / "w.pt"
     cmd = train_command("lane", out, "default", 2400, 8, 1e-3, 13, 100, Path("init weights.pt"), device="cuda:1",
-                        workers=3, time_limit=3000.0)
+                        workers=3, time_limit=3000.0, freeze=("encoder", "step.rot"))
     assert shlex.split(cmd) == ["edge", "train", "lane", "--config", "default", "--steps", "2400", "--batch", "8",
                                 "--lr", "0.001", "--seed", "13", "--eval-samples", "100", "--init",
-                                "init weights.pt", "--workers", "3", "--device", "cuda:1", "--time-limit", "3000",
-                                "--out", str(out)]
+                                "init weights.pt", "--freeze", "encoder,step.rot", "--workers", "3", "--device",
+                                "cuda:1", "--time-limit", "3000", "--out", str(out)]
+
+
+def test_frozen_submodules_keep_their_weights_and_the_rest_learns(toy: Any) -> None:
+    cfg = toy.config("tiny")
+    torch.manual_seed(0)
+    init = toy.build(cfg).state_dict()
+    model, _ = train(toy, cfg, steps=3, batch=2, init_state=init, freeze=("embed",))
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in init.items() if k.startswith("embed."))
+    assert not all(torch.equal(got[k], v) for k, v in init.items() if k.startswith("head."))
+    assert all(p.requires_grad is False for p in model.embed.parameters())
+    with pytest.raises(ModelError, match="--freeze 'embedd' is not a submodule \\(top-level: embed, head\\)"):
+        train(toy, cfg, steps=1, batch=1, freeze=("embedd",))
+    with pytest.raises(ModelError, match="leaves nothing to train"):
+        train(toy, cfg, steps=1, batch=1, freeze=("embed", "head"))
 
 
 def test_under_a_time_limit_the_learning_rate_follows_the_clock(toy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
