@@ -1,13 +1,17 @@
 """NativeCross accuracy: held-out synthetic rigs per perturbation range and per iteration (1..5), and the
 real KITTI 000114 frame under seeded perturbations (errors before and after refinement).
 
+With a bundle whose program has the matching stage (``refine_match``), the rows are the config's steps and then
+``--rounds`` matching rounds (default 5; the table of 1..N rounds comes from one run); otherwise 1..``--iterations``
+steps (default 5).
+
 Synthetic rigs come from the evaluation seed stream (disjoint from training), rendered at twice the
 model's input like a real camera's image and resized. KITTI: ../shared/data/real/kitti/object/training
 000114 with its calib perturbed ``--kitti`` times within 10 deg / 25 cm per axis (the protocol of the
 paper's first table). Rotation error = geodesic angle, translation error = distance of translation
 parts; L1 = < 1 deg and < 2.5 cm, L2 = < 2 deg and < 5 cm.
 
-    python benchmarks/nativecross_eval.py BUNDLE [--frames 100] [--kitti 100] [--backend onnxruntime]
+    python benchmarks/nativecross_eval.py BUNDLE [--frames 100] [--kitti 100] [--backend onnxruntime] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -36,12 +40,19 @@ def _brief(s: dict[str, Any]) -> str:
             f"trans RMSE {s['trans_rmse_cm']:5.1f} cm")
 
 
+def _rows(res: dict[str, Any], steps: int) -> None:
+    for i, it in enumerate(res["per_iteration"], 1):
+        name = f"iteration {i}" if i <= steps else f"match round {i - steps}"
+        print(f"{'':>12} {name}: {_brief(it)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--frames", type=int, default=100, help="synthetic rigs per range")
     ap.add_argument("--kitti", type=int, default=100, help="perturbations of KITTI 000114")
-    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--iterations", type=int, default=None, help="steps (default: 5, or the config's with matching)")
+    ap.add_argument("--rounds", type=int, default=5, help="matching rounds (a program with the matching stage)")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nativecross_eval.json")
@@ -55,26 +66,28 @@ def main() -> None:
     b = edge.Bundle.load(args.bundle)
     card = edge.get_card(b.family)
     cfg = dict(b.manifest["model"]["config"])
-    report: dict[str, Any] = {"bundle": str(args.bundle), "backend": args.backend, "precision": args.precision,
-                              "iterations": args.iterations, "synthetic": {}, "kitti_000114": {}}
     with load_program(b, args.backend, precision=args.precision) as prog:
-        prog.runner.iterations = args.iterations  # the table of 1..N iterations comes from one run
+        matching = getattr(prog.runner, "rounds", 0) > 0
+        prog.runner.iterations = args.iterations or (int(cfg["iterations"]) if matching else 5)
+        if matching:
+            prog.runner.rounds = args.rounds
+        report: dict[str, Any] = {"bundle": str(args.bundle), "backend": args.backend, "precision": args.precision,
+                                  "program": prog.name, "iterations": prog.runner.iterations,
+                                  "match_rounds": args.rounds if matching else 0, "synthetic": {}, "kitti_000114": {}}
         for deg, m in RANGES:
             c = {**cfg, "eval_max_deg": deg, "eval_max_m": m}
             res = _run(prog, card, c, card.data.samples(c, "evaluation", args.frames, 0))
             key = f"{deg:g}deg_{m * 100:g}cm"
             report["synthetic"][key] = res
             print(f"synthetic {key:>12}: before {_brief(res['before'])}")
-            for i, it in enumerate(res["per_iteration"], 1):
-                print(f"{'':>12} iteration {i}: {_brief(it)}")
+            _rows(res, prog.runner.iterations)
         if (REAL / "calib" / "000114.txt").is_file() and args.kitti:
             for deg, m in RANGES[:1]:
                 res = _run(prog, card, cfg, kitti_samples(REAL, "000114", args.kitti, deg, m, seed=0))
                 key = f"{deg:g}deg_{m * 100:g}cm"
                 report["kitti_000114"][key] = res
                 print(f"KITTI 000114 {key}: before {_brief(res['before'])}")
-                for i, it in enumerate(res["per_iteration"], 1):
-                    print(f"{'':>12} iteration {i}: {_brief(it)}")
+                _rows(res, prog.runner.iterations)
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 

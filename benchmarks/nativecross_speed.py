@@ -1,7 +1,9 @@
 """A full NativeCross refinement per frame on this CPU: host preprocessing (resize + normalise the image,
 select the in-view points, farthest point sampling + kNN grouping) on the real KITTI 000114 frame, and
-the refine program (encode + 3 steps, with the host's se(3) updates) timed by ``edge bench``'s
-interleaved rounds for torch eager, ONNX Runtime and OpenVINO at every precision the bundle has.
+the refine program (encode + 3 steps, with the host's se(3) updates; with the matching stage, its rounds too:
+crops, the ``match`` graph, the host's pose solve) timed by ``edge bench``'s interleaved rounds for torch
+eager, ONNX Runtime and OpenVINO at every precision the bundle has. The host's share of a matching round (cutting
+the crops, the solve) is timed apart, on the same frame.
 
     python benchmarks/nativecross_speed.py BUNDLE [--rounds 20] [--threads 0]
 """
@@ -53,6 +55,21 @@ def main() -> None:
         parts["image"].append((t1 - t0) * 1e3)
         parts["grouping"].append((t2 - t1) * 1e3)
         parts["preprocess"].append((t3 - t2) * 1e3)
+    if int(cfg.get("match_rounds", 0)) > 0:
+        from edge.models.nativecross import matching
+
+        feeds = card.preprocess(frames, cfg)
+        out = np.random.default_rng(0).normal(0, 0.3, (cfg["groups"], 3))
+        parts["match_crops"], parts["match_solve"] = [], []
+        for _ in range(args.rounds):
+            t0 = time.perf_counter()
+            _, valid, base = matching.crops(feeds["match_image"][0], feeds["scan"][0], feeds["centres"][0],
+                                            feeds["T"][0], feeds["match_P"][0], int(cfg["match_crop"]))
+            t1 = time.perf_counter()
+            matching.update(out, valid, base, feeds["centres"][0], feeds["T"][0], feeds["match_P"][0], cfg)
+            t2 = time.perf_counter()
+            parts["match_crops"].append((t1 - t0) * 1e3)
+            parts["match_solve"].append((t2 - t1) * 1e3)
     host = {k: float(np.median(v)) for k, v in parts.items()}
     bench = run_bench(args.bundle, rounds=args.rounds, warmup=3, threads=args.threads)
     rows = []
@@ -65,10 +82,13 @@ def main() -> None:
               f"= {total:6.1f} ms per frame (host {100 * host['preprocess'] / total:4.1f}%, "
               f"program {r['speedup_vs_torch'] or 1:.2f}x torch)")
     report = {"bundle": str(args.bundle), "frame": "KITTI 000114 (1242x375, 120k points)",
-              "iterations": cfg["iterations"], "host_ms": host, "rows": rows, "skipped": bench["skipped"],
+              "iterations": cfg["iterations"], "match_rounds": cfg.get("match_rounds", 0),
+              "host_ms": host, "rows": rows, "skipped": bench["skipped"],
               "machine": machine()}
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
-    print(f"host: image {host['image']:.1f} ms, grouping {host['grouping']:.1f} ms; wrote {args.out}")
+    print(f"host: image {host['image']:.1f} ms, grouping {host['grouping']:.1f} ms"
+          + (f", per matching round: crops {host['match_crops']:.1f} ms, solve {host['match_solve']:.1f} ms"
+             if "match_crops" in host else "") + f"; wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""A host-side local matcher for NativeCross's translation (an experiment, not part of the family; README, NativeCross
-section): a small CNN looks at each point group's neighbourhood at the camera's full resolution and says where the
-group's centre really lands; a weighted 6-DoF Gauss-Newton solve from those landings moves the extrinsic, and the
-loop repeats under the new guess.
+"""A host-side local matcher for NativeCross's translation (the experiment that led to the family's matching stage,
+which now holds its crops, matcher and solve: ``edge/models/nativecross/matching.py``, ``net.Matcher``; README,
+NativeCross section): a small CNN looks at each point group's neighbourhood at the camera's full resolution and
+says where the group's centre really lands; a weighted 6-DoF Gauss-Newton solve from those landings moves the
+extrinsic, and the loop repeats under the new guess.
 
 Why: the shipped ``step`` graph corrects rotation but not translation. A 25 cm error moves a group a few pixels of the
 model's 384x128 input, and its per-group flows, read from stride-8 patch tokens, miss by more than that (benchmarks/
@@ -34,32 +35,19 @@ CROP = 48
 
 
 def _project(X: np.ndarray, T: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    c = X @ T[:3, :3].T + T[:3, 3]
-    p = c @ P[:, :3].T + P[:, 3]
-    return p[:, :2] / np.maximum(p[:, 2:3], 1e-6), c[:, 2]
+    from edge.models.nativecross.matching import _project as project
+
+    return project(X, T, P)
 
 
 def crops(image: np.ndarray, xyz: np.ndarray, centres: np.ndarray, T: np.ndarray, P: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """[K, 4, CROP, CROP] (RGB in 0..1 + 4 / depth of the scan under ``T``, nearest point on top) around where ``T``
-    puts each group centre inside the image; which centres; the crops' centre pixels."""
-    h, w = HW
-    m = CROP
-    uv, z = _project(xyz, T, P)
-    ok = (z > 1) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
-    depth = np.zeros((h + 2 * m, w + 2 * m), np.float32)
-    order = np.argsort(-z[ok])
-    depth[uv[ok, 1].astype(int)[order] + m, uv[ok, 0].astype(int)[order] + m] = 4.0 / z[ok][order]
-    img = np.zeros((h + 2 * m, w + 2 * m, 3), np.float32)
-    img[m:-m, m:-m] = image.astype(np.float32) / 255.0
-    c, zc = _project(centres, T, P)
-    good = np.flatnonzero((zc > 1) & (c[:, 0] >= 0) & (c[:, 0] < w) & (c[:, 1] >= 0) & (c[:, 1] < h))
-    base = np.round(c[good])
-    out = np.empty((len(good), 4, m, m), np.float32)
-    for i, (u, v) in enumerate(base.astype(int) + m):
-        out[i, :3] = img[v - m // 2: v + m // 2, u - m // 2: u + m // 2].transpose(2, 0, 1)
-        out[i, 3] = depth[v - m // 2: v + m // 2, u - m // 2: u + m // 2]
-    return out, good, base
+    """The family's crops (``matching.crops``) from the whole scan, only the centres inside the image."""
+    from edge.models.nativecross.matching import crops as cut
+
+    x, valid, base = cut(image, xyz, centres, T, P, CROP)
+    good = np.flatnonzero(valid)
+    return x[good], good, base[good]
 
 
 def rig(seed: int, deg: float, cm: float) -> dict[str, Any] | None:
@@ -92,26 +80,21 @@ def _training_item(args: tuple[int, float, float]) -> tuple[np.ndarray, np.ndarr
 
 
 def matcher() -> Any:
+    """The family's matcher at the default config, called on [B, 4, 48, 48] crops."""
     import torch.nn as nn
 
-    def block(i: int, o: int, s: int) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
+    from edge.models import get_card
+    from edge.models.nativecross.net import Matcher
 
-    class Matcher(nn.Module):
-        """[B, 4, 48, 48] -> [B, 3]: the centre's flow (tens of px) and a log Laplace scale."""
-
+    class Flat(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.img, self.dep = block(3, 24, 2), block(1, 16, 2)
-            self.body = nn.Sequential(block(40, 48, 2), block(48, 64, 2), block(64, 128, 2))
-            self.head = nn.Sequential(nn.Flatten(), nn.Linear(128 * 9, 256), nn.ReLU(), nn.Linear(256, 3))
+            self.m = Matcher(get_card("nativecross").config("default"))
 
         def forward(self, x: Any) -> Any:
-            import torch
+            return self.m(x[None])[0]
 
-            return self.head(self.body(torch.cat([self.img(x[:, :3]), self.dep(x[:, 3:])], 1)))
-
-    return Matcher()
+    return Flat()
 
 
 def train(X: Any, Y: Any, epochs: int, seed: int = 0) -> Any:
@@ -144,26 +127,10 @@ def train(X: Any, Y: Any, epochs: int, seed: int = 0) -> Any:
     return m.eval()
 
 
-def solve(X: np.ndarray, target: np.ndarray, w: np.ndarray, T0: np.ndarray, P: np.ndarray, iters: int = 10,
-          huber: float = 3.0) -> np.ndarray:
-    """The extrinsic near ``T0`` that projects ``X`` (LiDAR) onto ``target`` (px): weighted, Huber-robust Gauss-Newton
-    on a left se(3) increment."""
-    from edge.data.se3 import exp_se3, hat
+def solve(X: np.ndarray, target: np.ndarray, w: np.ndarray, T0: np.ndarray, P: np.ndarray) -> np.ndarray:
+    from edge.models.nativecross.matching import solve as gauss_newton
 
-    T = T0.copy()
-    for _ in range(iters):
-        c = X @ T[:3, :3].T + T[:3, 3]
-        p = c @ P[:, :3].T + P[:, 3]
-        uv = p[:, :2] / p[:, 2:3]
-        r = target - uv
-        dpdc = (P[None, :2, :3] - uv[:, :, None] * P[None, 2:3, :3]) / p[:, 2, None, None]  # [N, 2, 3]
-        dcdxi = np.concatenate([-hat(c), np.tile(np.eye(3), (len(X), 1, 1))], 2)
-        J = dpdc @ dcdxi
-        e = np.linalg.norm(r, axis=1)
-        k = np.where(e < huber, 1.0, huber / np.maximum(e, 1e-9)) * w
-        A = np.einsum("n,nij,nik->jk", k, J, J) + 1e-6 * np.eye(6)
-        T = exp_se3(np.linalg.solve(A, np.einsum("n,nij,ni->j", k, J, r))) @ T
-    return T
+    return gauss_newton(X, target, w, T0, P)
 
 
 def evaluate(m: Any, seeds: range, deg: float, cm: float, iters: int, part: float) -> list[dict[str, float]]:

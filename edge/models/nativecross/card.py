@@ -3,7 +3,10 @@ pre/post-processing, the extrinsic metrics and the before/after projection overl
 
 Program ``refine`` (what ``edge run`` and ``edge calibrate`` execute): ``encode`` once per frame set,
 then ``step`` ``iterations`` times (default 3), each time with the current extrinsic guess; the host
-applies ``T <- exp(xi) T``. The starting guess is the rig the frames carry (``edge run --calib``, a
+applies ``T <- exp(xi) T``. Program ``refine_match`` (configs with ``match_rounds`` > 0; preferred) goes
+on with ``match_rounds`` rounds of local matching: crops around each group centre at ``match_hw``, the
+``match`` graph's landings, a robust pose solve on the host (:mod:`edge.models.nativecross.matching`).
+The starting guess is the rig the frames carry (``edge run --calib``, a
 KITTI folder's calib, or ``edge calibrate --init``); the record holds the refined ``T_lidar_to_cam``
 and, when the frames know the true rig (synthetic rigs, or a KITTI folder's calib while ``--calib``
 gives a perturbed start), the errors before and after.
@@ -37,8 +40,9 @@ MEAN, STD = 0.45, 0.25  # image normalisation after /255 (every channel)
 
 
 def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, point_widths: tuple[int, int], heads: int,
-         blocks: int, harmonics: int, points: int, groups: int, group_size: int) -> dict[str, Any]:
-    return {"input_hw": list(hw), "widths": list(widths), "dim": dim, "point_widths": list(point_widths),
+         blocks: int, harmonics: int, points: int, groups: int, group_size: int, match: dict[str, Any]
+         ) -> dict[str, Any]:
+    return {**match, "input_hw": list(hw), "widths": list(widths), "dim": dim, "point_widths": list(point_widths),
             "heads": heads, "blocks": blocks, "harmonics": harmonics, "points": points, "groups": groups,
             "group_size": group_size, "min_points": max(64, points // 32), "view_margin": 0.15, "iterations": 3,
             "qk_scale": 0.5, "landing": 5, "group_space": "view", "flow_solve": 1, "flow_attention": 1,
@@ -46,12 +50,27 @@ def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, point_widt
             "eval_max_deg": 10.0, "eval_max_m": 0.25}
 
 
+def _match(rounds: int, hw: tuple[int, int], crop: int, widths: tuple[int, int, int, int, int], hidden: int,
+           points: int) -> dict[str, Any]:
+    """The local matching stage's keys: ``match_rounds`` (0: no stage), the image size crops are cut from,
+    the crop side (a multiple of 16), the matcher's widths (image stem, depth stem, three stages) and head,
+    the scan points the depth channel draws, the share of groups (surest first) the solve uses, the
+    flow unit (px) the graph's outputs are in, and the residual range (per axis) the matcher trains on."""
+    return {"match_rounds": rounds, "match_hw": list(hw), "match_crop": crop, "match_widths": list(widths),
+            "match_hidden": hidden, "match_points": points, "match_keep": 0.5, "match_scale": 10.0,
+            "match_train_deg": 1.5, "match_train_m": 0.25}
+
+
 CONFIGS: dict[str, dict[str, Any]] = {
     # seconds on 2 CPU cores; for tests
-    "tiny": _cfg((64, 192), (8, 16, 32), 32, (16, 32), 2, 1, 4, 1024, 32, 16),
-    # the shipped model: 128x384 input (16x48 = 768 patch tokens), 8192 points in 128 groups of 64
-    "default": _cfg((128, 384), (16, 32, 64), 64, (32, 64), 4, 1, 6, 8192, 128, 64),
-    "large": _cfg((160, 480), (24, 48, 96), 96, (48, 96), 4, 2, 6, 8192, 128, 64),
+    "tiny": _cfg((64, 192), (8, 16, 32), 32, (16, 32), 2, 1, 4, 1024, 32, 16,
+                 _match(2, (128, 384), 32, (8, 8, 16, 16, 32), 32, 2048)),
+    # the shipped model: 128x384 input (16x48 = 768 patch tokens), 8192 points in 128 groups of 64; local
+    # matching on 48x48 crops of the image at 256x768
+    "default": _cfg((128, 384), (16, 32, 64), 64, (32, 64), 4, 1, 6, 8192, 128, 64,
+                    _match(4, (256, 768), 48, (24, 16, 48, 64, 128), 256, 16384)),
+    "large": _cfg((160, 480), (24, 48, 96), 96, (48, 96), 4, 2, 6, 8192, 128, 64,
+                  _match(4, (320, 960), 48, (32, 16, 64, 96, 160), 256, 16384)),
 }
 
 
@@ -83,6 +102,22 @@ def io_step(cfg: dict[str, Any]) -> IOSpec:
                    TensorSpec("T", "float32", ("batch", 4, 4), "current LiDAR-to-camera guess"),
                    TensorSpec("P", "float32", ("batch", 3, 4), "projection to the model input's pixels")),
                   (TensorSpec("xi", "float32", ("batch", 6), "se(3) increment: rotation vector, translation"),))
+
+
+def io_match(cfg: dict[str, Any]) -> IOSpec:
+    g, c = cfg["groups"], cfg["match_crop"]
+    return IOSpec((TensorSpec("crops", "float32", ("batch", g, 4, c, c),
+                              "per group centre: BGR / 255 and 4 / depth of the scan under the guess, at match_hw"),),
+                  (TensorSpec("flow", "float32", ("batch", g, 3),
+                              "the centre's true landing from the crop centre (px / match_scale), log scale"),))
+
+
+def example_match(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    g, c = cfg["groups"], cfg["match_crop"]
+    x = rng.uniform(0, 1, (batch, g, 4, c, c)).astype(np.float32)
+    x[:, :, 3] *= rng.random((batch, g, c, c)) < 0.1  # the depth channel is sparse
+    return {"crops": x}
 
 
 def _example_geometry(cfg: dict[str, Any], batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -121,11 +156,15 @@ def example_step(cfg: dict[str, Any], batch: int, seed: int) -> dict[str, np.nda
 
 
 class RefineRunner:
-    """``encode`` once, ``step`` ``iterations`` times, ``T <- exp(xi) T`` on the host (float64)."""
+    """``encode`` once, ``step`` ``iterations`` times, ``T <- exp(xi) T`` on the host (float64); with a
+    ``match`` graph, then ``match_rounds`` rounds of crops -> landings -> pose solve."""
 
     def __init__(self, graphs: Mapping[str, Any], cfg: dict[str, Any]) -> None:
         self.encode, self.update = graphs["encode"], graphs["step"]
+        self.match = graphs.get("match")
         self.iterations = int(cfg["iterations"])
+        self.rounds = int(cfg.get("match_rounds", 0)) if self.match is not None else 0
+        self.cfg = cfg
 
     def reset(self) -> None:
         pass
@@ -141,7 +180,21 @@ class RefineRunner:
                               "centres": feeds["centres"], "T": T.astype(np.float32), "P": feeds["P"]})["xi"]
             T = exp_se3(np.asarray(xi, np.float64)) @ T
             Ts.append(T)
+        for _ in range(self.rounds):
+            T = self._match_round(feeds, T)
+            Ts.append(T)
         return {"T": T, "T_iters": np.stack(Ts, 1)}
+
+    def _match_round(self, feeds: Mapping[str, np.ndarray], T: np.ndarray) -> np.ndarray:
+        from edge.models.nativecross import matching
+
+        cut = [matching.crops(feeds["match_image"][b], feeds["scan"][b], feeds["centres"][b], T[b],
+                              np.asarray(feeds["match_P"][b], np.float64), int(self.cfg["match_crop"]))
+               for b in range(len(T))]
+        out = self.match({"crops": np.stack([c[0] for c in cut])})["flow"]
+        return np.stack([matching.update(out[b], cut[b][1], cut[b][2], feeds["centres"][b], T[b],
+                                         np.asarray(feeds["match_P"][b], np.float64), self.cfg)
+                         for b in range(len(T))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,11 +261,31 @@ def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.n
     if rig.image_size is not None and tuple(rig.image_size) != tuple(hw):
         raise DataError(f"{where}: the image is {hw[1]}x{hw[0]} but the rig ({rig.source or 'given'}) is for "
                         f"{rig.image_size[1]}x{rig.image_size[0]} images")
-    groups, centres = group_scan(_xyz(lid.data), rig.T_lidar_to_cam, rig.P, hw, cfg,
-                                 where=lid.meta.get("file") or "LiDAR frame")
-    return {"image": image_feed(camera_image(cam.data, rig), cfg), "groups": groups[None], "centres": centres[None],
-            "T": rig.T_lidar_to_cam[None].astype(np.float64),
-            "P": scaled_projection(rig.P, hw, cfg)[None].astype(np.float32)}
+    xyz = _xyz(lid.data)
+    groups, centres = group_scan(xyz, rig.T_lidar_to_cam, rig.P, hw, cfg, where=lid.meta.get("file") or "LiDAR frame")
+    img = camera_image(cam.data, rig)
+    feeds = {"image": image_feed(img, cfg), "groups": groups[None], "centres": centres[None],
+             "T": rig.T_lidar_to_cam[None].astype(np.float64),
+             "P": scaled_projection(rig.P, hw, cfg)[None].astype(np.float32)}
+    if int(cfg.get("match_rounds", 0)) > 0:
+        feeds.update(match_feeds(img, xyz, rig.T_lidar_to_cam, rig.P, cfg))
+    return feeds
+
+
+def match_feeds(img: np.ndarray, xyz: np.ndarray, T: np.ndarray, P: np.ndarray, cfg: dict[str, Any]
+                ) -> dict[str, np.ndarray]:
+    """What the matching rounds read on the host: the (undistorted) image at ``match_hw`` (BGR uint8), its
+    projection, and ``match_points`` scan points in view of the starting guess."""
+    import cv2
+
+    from edge.models.nativecross.matching import scan_points
+
+    hw = img.shape[:2]
+    mh, mw = cfg["match_hw"]
+    small = img if hw == (mh, mw) else cv2.resize(img, (mw, mh), interpolation=cv2.INTER_AREA)
+    return {"match_image": np.ascontiguousarray(small)[None],
+            "match_P": scaled_projection(P, hw, {"input_hw": (mh, mw)})[None],
+            "scan": scan_points(xyz, T, P, hw, cfg)[None]}
 
 
 def _truth(frames: Mapping[str, Any]) -> Any:
@@ -235,8 +308,10 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     T0 = np.asarray(rig.T_lidar_to_cam, np.float64)
     T = np.asarray(out["T"][0], np.float64)
     rot, trans = pose_errors(T, T0)
+    rounds = int(cfg.get("match_rounds", 0)) if out["T_iters"].shape[1] - 1 > int(cfg["iterations"]) else 0
     rec: dict[str, Any] = {"T_lidar_to_cam": np.round(T, 7).tolist(), "correction_deg": round(rot, 4),
-                           "correction_cm": round(trans, 3), "iterations": int(out["T_iters"].shape[1] - 1)}
+                           "correction_cm": round(trans, 3), "iterations": int(out["T_iters"].shape[1] - 1 - rounds),
+                           "match_rounds": rounds}
     truth = _truth(frames)
     if truth is not None:
         Tt = np.asarray(truth.T_lidar_to_cam, np.float64)
@@ -304,9 +379,15 @@ def card() -> ModelCard:
         graphs={"encode": Graph("encode", io_encode, lambda m: m.encoder, example_encode,
                                 "image + point groups -> tokens (once per frame)"),
                 "step": Graph("step", io_step, lambda m: m.step, example_step,
-                              "tokens + centres + current extrinsic -> se(3) increment")},
-        programs=(ProgramSpec("refine", ("encode", "step"), RefineRunner,
-                              "encode once, then `iterations` steps of T <- exp(xi) T on the host"),),
+                              "tokens + centres + current extrinsic -> se(3) increment"),
+                "match": Graph("match", io_match, lambda m: m.matcher, example_match,
+                               "crops around each group centre -> its landing and scale (per matching round)")},
+        programs=(ProgramSpec("refine_match", ("encode", "step", "match"), RefineRunner,
+                              "encode once, `iterations` steps of T <- exp(xi) T, then `match_rounds` rounds of "
+                              "local matching and a pose solve on the host",
+                              available=lambda cfg: int(cfg.get("match_rounds", 0)) > 0),
+                  ProgramSpec("refine", ("encode", "step"), RefineRunner,
+                              "encode once, then `iterations` steps of T <- exp(xi) T on the host")),
         sensors=Sensors(("camera", "lidar")),
         preprocess=preprocess,
         postprocess=postprocess,
@@ -314,7 +395,8 @@ def card() -> ModelCard:
         preprocess_params=lambda cfg: {"input": "camera+lidar", "input_hw": cfg["input_hw"], "mean": MEAN,
                                        "std": STD, "points": cfg["points"], "groups": cfg["groups"],
                                        "group_size": cfg["group_size"], "iterations": cfg["iterations"],
-                                       "group_space": cfg["group_space"]},
+                                       "group_space": cfg["group_space"], "match_rounds": cfg["match_rounds"],
+                                       "match_hw": cfg["match_hw"], "match_points": cfg["match_points"]},
         metric=Metric("L2 rate", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0), quantum=percent_per_sample),
         data=FamilyData(samples.synthetic, samples.samples),
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
@@ -324,5 +406,7 @@ def card() -> ModelCard:
         image_inputs=lambda cfg: (image_input(cfg),),
         # the first shipped weights predate the landing cue, view-space grouping and the flow solve (and
         # its attention search)
-        config_added={"landing": 0, "group_space": "xyz", "flow_solve": 0, "flow_attention": 0},
+        config_added={"landing": 0, "group_space": "xyz", "flow_solve": 0, "flow_attention": 0,
+                      # and the local matching stage (the default's sizes; no rounds: no matcher)
+                      **_match(0, (256, 768), 48, (24, 16, 48, 64, 128), 256, 16384)},
     )

@@ -23,6 +23,11 @@ Two graphs, so the expensive part runs once per frame and the loop stays on the 
 
 The host updates ``T <- exp(xi) T`` and calls ``step`` again (the card's runner; 3 iterations by default).
 Outputs are scaled by ``rot_scale`` (rad) and ``trans_scale`` (m) so the heads work at unit size.
+
+With ``match_rounds`` > 0 a third graph follows, ``match`` (:class:`Matcher`): crops around each group
+centre's projection [B, G, 4, C, C] (image + the scan's inverse depth, cut on the host at ``match_hw``:
+:mod:`edge.models.nativecross.matching`) -> each centre's true landing relative to the crop's centre
+(px / ``match_scale``) and a log Laplace scale [B, G, 3]; the host solves the extrinsic from them.
 """
 
 from __future__ import annotations
@@ -290,14 +295,40 @@ def solve_translation(j: torch.Tensor, px: torch.Tensor, w: torch.Tensor, dampin
     return limit * torch.tanh(t / limit)
 
 
+class Matcher(nn.Module):
+    """[B, G, 4, C, C] crops -> [B, G, 3]: (du, dv) / ``match_scale`` of each centre's true landing from the
+    crop's centre, and a log Laplace scale (of the same units) the solve weights it by. The image and the
+    depth channel get their own first convolution (colour and sparse inverse depth differ in kind), then
+    four stride-2 stages shrink the crop 16x before a small MLP head."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        wi, wd, w1, w2, w3 = cfg["match_widths"]
+        c = int(cfg["match_crop"])
+        self.crop = c
+        self.img, self.dep = conv_bn(3, wi, 2), conv_bn(1, wd, 2)
+        self.body = nn.Sequential(conv_bn(wi + wd, w1, 2), conv_bn(w1, w2, 2), conv_bn(w2, w3, 2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(w3 * (c // 16) ** 2, int(cfg["match_hidden"])),
+                                  nn.ReLU(inplace=True), nn.Linear(int(cfg["match_hidden"]), 3))
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        b, g = crops.shape[0], crops.shape[1]
+        x = crops.reshape(b * g, 4, self.crop, self.crop)
+        y = self.body(torch.cat([self.img(x[:, :3]), self.dep(x[:, 3:])], 1))
+        return self.head(y).reshape(b, g, 3)
+
+
 class NativeCross(nn.Module):
-    """The whole model; ``encoder`` and ``step`` are the two exported graphs."""
+    """The whole model; ``encoder``, ``step`` (and with ``match_rounds`` > 0 ``matcher``) are the exported
+    graphs."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
         self.cfg = dict(cfg)
         self.encoder = Encoder(cfg)
         self.step = Step(cfg)
+        if int(cfg.get("match_rounds", 0)) > 0:
+            self.matcher = Matcher(cfg)
 
     def forward(self, image: torch.Tensor, groups: torch.Tensor, centres: torch.Tensor, T: torch.Tensor,
                 P: torch.Tensor) -> torch.Tensor:

@@ -95,6 +95,11 @@ def test_a_checkpoint_from_before_an_option_exports_a_bundle_that_loads(tmp_path
     assert cfg["landing"] == 0 and cfg["group_space"] == "xyz" and cfg["flow_solve"] == 0
     edge.export_card("nativecross", tmp_path / "b", checkpoint=tmp_path / "old.pt", targets=("onnx",))
     loaded = edge.Bundle.load(tmp_path / "b")
+    # no matching stage before it existed: only the program without it
+    assert list(loaded.manifest["programs"]) == ["refine"] and "match" not in loaded.graphs
+    with pytest.raises(ModelError, match="program 'refine_match' is not available for this config"):
+        edge.export_card("nativecross", tmp_path / "c", checkpoint=tmp_path / "old.pt", programs=["refine_match"])
+    assert not (tmp_path / "c").exists()
     assert loaded.manifest["model"]["config"]["group_space"] == "xyz"
     assert loaded.manifest["preprocess"]["group_space"] == "xyz"
     from edge.program import load_program
@@ -175,3 +180,61 @@ def test_the_flow_loss_is_lowest_at_the_true_flow() -> None:
     best = _flow_loss((exact, sigma), *args)
     assert float(_flow_loss((exact + 0.5, sigma), *args)) > float(best) + 0.4
     assert float(_flow_loss((torch.zeros_like(exact), sigma), *args)) > float(best)
+
+
+def test_the_matcher_trains_alone_on_a_trained_model() -> None:
+    """``--freeze encoder,step``: the matching stage added to a checkpoint that predates it learns, while the
+    encoder and step keep their weights and BatchNorm statistics (frozen modules stay in eval mode)."""
+    from edge.models.nativecross import train as T
+    from edge.models.training import train
+
+    card = get_card("nativecross")
+    cfg = card.config("tiny")
+    torch.manual_seed(1)
+    init = {k: v for k, v in card.build(cfg).state_dict().items() if not k.startswith("matcher.")}
+    model, losses = train(card, cfg, steps=2, batch=2, init_state=init, init_partial=True,
+                          freeze=("encoder", "step"))
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in init.items()), "a frozen weight or statistic moved"
+    batch = next(T.batch_stream(cfg, 2, 0))
+    c = cfg["match_crop"]
+    assert batch["match_x"].shape == (T.MATCH_BATCH, 4, c, c) and batch["match_y"].shape == (T.MATCH_BATCH, 2)
+    _, parts = T.loss(model.train(), batch)
+    assert list(parts) == ["match"] and np.isfinite(parts["match"]) and len(losses) == 2
+
+
+def test_the_matchers_targets_are_where_the_truth_puts_each_centre() -> None:
+    """With no perturbation the crops are cut where the truth puts each centre: every target is within half
+    a pixel (the rounding of the crop's centre), and a mirrored crop's x target is negated."""
+    from edge.models.nativecross import matching as M
+    from edge.models.nativecross import train as T
+    from edge.models.nativecross.rigsim import random_rig
+
+    cfg = {**get_card("nativecross").config("tiny"), "match_train_deg": 0.0, "match_train_m": 0.0}
+    rig = random_rig(np.random.default_rng(4), tuple(cfg["match_hw"]))
+    x, y = T.match_crops(rig, np.random.default_rng(0), cfg)
+    assert len(x) > 10 and np.abs(y).max() <= 0.5 / cfg["match_scale"] + 1e-6
+    moved = {**cfg, "match_train_deg": 2.0, "match_train_m": 0.3}
+    _, y2 = T.match_crops(rig, np.random.default_rng(0), moved)
+    assert np.abs(y2).max() > 0.2  # > 2 px somewhere (4x the rounding): a perturbed start is corrected
+    # each crop is the one cut at the truth, or it mirrored with its x target negated; both kinds occur
+    from edge.models.nativecross.card import match_feeds
+    from edge.models.nativecross.grouping import group_scan
+
+    T, P = rig.rig.T_lidar_to_cam, rig.rig.P
+    xyz = np.stack([rig.points["x"], rig.points["y"], rig.points["z"]], 1).astype(np.float64)
+    _, centres = group_scan(xyz, T, P, rig.image.shape[:2], cfg)
+    f = match_feeds(rig.image, xyz, T, P, cfg)
+    ref, valid, base = M.crops(f["match_image"][0], f["scan"][0], centres, T, f["match_P"][0], cfg["match_crop"])
+    ref = ref[valid].astype(np.float16)
+    ry = (M._project(centres[valid].astype(np.float64), T, f["match_P"][0])[0] - base[valid]) / cfg["match_scale"]
+    assert len(ref) == len(x)
+    kinds = []
+    for i in range(len(x)):
+        same, flipped = np.array_equal(x[i], ref[i]), np.array_equal(x[i], ref[i][..., ::-1])
+        assert same or flipped
+        kinds.append(same)
+        if same != flipped:  # (a crop equal to its mirror says nothing about the flip)
+            assert y[i, 0] == pytest.approx(ry[i, 0] if same else -ry[i, 0], abs=1e-6)
+        assert y[i, 1] == pytest.approx(ry[i, 1], abs=1e-6)
+    assert 0 < sum(kinds) < len(kinds)

@@ -1,0 +1,130 @@
+"""NativeCross's local matching stage on the host: crops cut where the guess puts each centre, the pose solve
+(exact from exact landings, robust to wrong ones), the surest-half update, and the program's rounds: an
+oracle matcher (the true landings) brings the runner's guess onto the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.data import se3
+from edge.models.nativecross import card as C
+from edge.models.nativecross import matching as M
+from edge.models.nativecross.metrics import pose_errors
+
+CFG = C.CONFIGS["tiny"]
+P = np.array([[300.0, 0, 192, 0], [0, 300.0, 64, 0], [0, 0, 1, 0]])
+
+
+def _scene(seed: int, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Points in front of a forward camera (LiDAR axes) and the true extrinsic."""
+    from edge.models.nativecross.rigsim import LIDAR_TO_CAM_AXES
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(4, 40, n)
+    X = np.stack([x, rng.uniform(-0.5, 0.5, n) * x, rng.uniform(-0.15, 0.15, n) * x], 1)
+    T = np.eye(4)
+    T[:3, :3] = LIDAR_TO_CAM_AXES
+    T[:3, 3] = [0.05, -0.08, -0.27]
+    return X, T
+
+
+def test_crops_are_cut_around_each_centres_projection() -> None:
+    img = np.zeros((128, 384, 3), np.uint8)
+    img[40, 100] = (255, 128, 0)
+    T = np.eye(4)  # camera axes: a point (u - cx) z / f, ...
+    scan = np.array([[(101 - 192) * 10 / 300, (41 - 64) * 10 / 300, 10.0],   # lands at (101, 41), 10 m
+                     [(101 - 192) * 5 / 300, (41 - 64) * 5 / 300, 5.0],      # the same pixel, nearer: on top
+                     [0.0, 0.0, -5.0]])                                      # behind the camera
+    centres = np.array([[(100 - 192) * 8 / 300, (40 - 64) * 8 / 300, 8.0],  # at (100, 40)
+                        [0.0, 0.0, -3.0],                                    # behind: no crop
+                        [5000.0, 0.0, 1.5]])                                 # outside the image
+    x, valid, base = M.crops(img, scan.astype(np.float32), centres, T, P, 16)
+    assert x.shape == (3, 4, 16, 16) and valid.tolist() == [True, False, False]
+    assert base[0].tolist() == [100.0, 40.0] and not x[1:].any()
+    c = 8  # the crop's centre pixel is the projection's (row/col index crop // 2)
+    assert x[0, :3, c, c].tolist() == pytest.approx([1.0, 128 / 255, 0.0])
+    assert x[0, 3, c + 1, c + 1] == pytest.approx(4 / 5)  # the nearer point's inverse depth
+    assert np.count_nonzero(x[0, 3]) == 1 and np.count_nonzero(x[0, :3]) == 2
+
+
+def test_crops_at_the_border_are_padded_with_zeros() -> None:
+    img = np.full((128, 384, 3), 255, np.uint8)
+    centres = np.array([[(0 - 192) * 8 / 300, (0 - 64) * 8 / 300, 8.0]])  # pixel (0, 0)
+    x, valid, _ = M.crops(img, np.zeros((1, 3), np.float32), centres, np.eye(4), P, 16)
+    assert valid[0] and x[0, 0, 8:, 8:].min() == 1.0 and x[0, 0, :8].max() == 0 and x[0, 0, :, :8].max() == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_solve_is_exact_from_exact_landings_and_robust_to_wrong_ones(seed: int) -> None:
+    X, T = _scene(seed)
+    rng = np.random.default_rng(seed)
+    T0 = se3.perturbation(rng, 3.0, 0.3) @ T
+    uv = M._project(X, T, P)[0]
+    got = M.solve(X, uv, np.ones(len(X)), T0, P)
+    assert se3.rotation_error_deg(got, T) < 1e-6 and np.abs(got[:3, 3] - T[:3, 3]).max() < 1e-6
+    wrong = uv.copy()
+    wrong[:10] += rng.uniform(20, 60, (10, 2))  # a sixth of the landings 20-60 px off
+    plain = M.solve(X, wrong, np.ones(len(X)), T0, P, huber=1e9)
+    robust = M.solve(X, wrong, np.ones(len(X)), T0, P)
+    assert pose_errors(robust, T)[1] < 0.3 * pose_errors(plain, T)[1]
+    weighted = M.solve(X, wrong, np.r_[np.zeros(10), np.ones(len(X) - 10)], T0, P)  # weight 0: ignored
+    assert np.abs(weighted - got).max() < 1e-6
+
+
+def test_update_trusts_the_surest_share_and_needs_six_groups() -> None:
+    X, T = _scene(7, 40)
+    T0 = se3.perturbation(np.random.default_rng(7), 2.0, 0.2) @ T
+    base = np.round(M._project(X, T0, P)[0])
+    flow = (M._project(X, T, P)[0] - base) / CFG["match_scale"]
+    out = np.concatenate([flow, np.full((40, 1), -2.0)], 1)
+    out[:15, :2] += 3.0  # 30 px wrong, and unsure of it
+    out[:15, 2] = 2.0
+    valid = np.ones(40, bool)
+    got = M.update(out, valid, base, X, T0, P, CFG)
+    assert se3.rotation_error_deg(got, T) < 1e-5 and np.abs(got[:3, 3] - T[:3, 3]).max() < 1e-5
+    few = np.zeros(40, bool)
+    few[20:25] = True
+    assert np.array_equal(M.update(out, few, base, X, T0, P, CFG), T0)
+
+
+def test_an_oracle_matcher_brings_the_program_onto_the_truth() -> None:
+    """The runner's rounds: crops under each new guess, the match graph's landings, the solve. A match graph
+    that answers with the true landings (read from the feeds it was given) lands on the truth in one round."""
+    from edge.models.nativecross.samples import samples
+
+    frames = samples({**CFG, "eval_max_deg": 3, "eval_max_m": 0.25}, "evaluation", 1, 3)[0][0]
+    truth = frames["camera"].meta["rig_true"].T_lidar_to_cam
+    feeds = C.preprocess(frames, CFG)
+    seen: list[np.ndarray] = []
+
+    def match(f: dict) -> dict:
+        T = seen[-1]
+        x, _, base = M.crops(feeds["match_image"][0], feeds["scan"][0], feeds["centres"][0], T,
+                             feeds["match_P"][0], CFG["match_crop"])
+        assert np.array_equal(f["crops"][0], x)  # the runner cut the crops under the current guess
+        flow = (M._project(feeds["centres"][0].astype(np.float64), truth, feeds["match_P"][0])[0] - base)
+        return {"flow": np.concatenate([flow / CFG["match_scale"], np.zeros((len(x), 1))], 1)[None]}
+
+    def step(f: dict) -> dict:
+        seen.append(np.asarray(f["T"][0], np.float64))
+        return {"xi": np.zeros((1, 6), np.float32)}
+
+    runner = C.RefineRunner({"encode": lambda f: {"img_tokens": 0, "pt_tokens": 0}, "step": step,
+                             "match": lambda f: match(f)}, CFG)
+    real_round = runner._match_round
+
+    def round_(f: dict, T: np.ndarray) -> np.ndarray:
+        seen.append(T[0])
+        return real_round(f, T)
+
+    runner._match_round = round_
+    out = runner.step(feeds)
+    assert out["T_iters"].shape == (1, 1 + CFG["iterations"] + CFG["match_rounds"], 4, 4)
+    before = pose_errors(out["T_iters"][0, 0], truth)
+    assert before[0] > 0.5 and before[1] > 3
+    rot, cm = pose_errors(out["T"][0], truth)
+    assert rot < 1e-3 and cm < 1e-2
+    rec, _ = C.postprocess(out, frames, CFG)
+    assert rec["iterations"] == CFG["iterations"] and rec["match_rounds"] == CFG["match_rounds"]
+    assert len(rec["eval"]["per_iter"]) == CFG["iterations"] + CFG["match_rounds"]
