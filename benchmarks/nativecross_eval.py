@@ -12,6 +12,7 @@ paper's first table). Rotation error = geodesic angle, translation error = dista
 parts; L1 = < 1 deg and < 2.5 cm, L2 = < 2 deg and < 5 cm.
 
     python benchmarks/nativecross_eval.py BUNDLE [--frames 100] [--kitti 100] [--backend onnxruntime] [--rounds 5]
+        [--program refine_match --out benchmarks/results/nativecross_eval_match.json]
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="matching rounds (a program with the matching stage)")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--program", default=None, help="e.g. refine_match (default: the bundle's first)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nativecross_eval.json")
     args = ap.parse_args()
 
@@ -66,7 +68,7 @@ def main() -> None:
     b = edge.Bundle.load(args.bundle)
     card = edge.get_card(b.family)
     cfg = dict(b.manifest["model"]["config"])
-    with load_program(b, args.backend, precision=args.precision) as prog:
+    with load_program(b, args.backend, precision=args.precision, program=args.program) as prog:
         matching = getattr(prog.runner, "rounds", 0) > 0
         prog.runner.iterations = args.iterations or (int(cfg["iterations"]) if matching else 5)
         if matching:

@@ -44,7 +44,7 @@ class _Collect:
 
 def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | None, out: Path, frames: int,
                   backend: str, precision: str | None, sync_ms: float, json_out: bool,
-                  preprocess: str = "numpy") -> dict[str, Any]:
+                  preprocess: str = "numpy", program: str | None = None) -> dict[str, Any]:
     from rich.console import Console
 
     from edge.bundle import Bundle
@@ -91,7 +91,7 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     reference = _source_rig(built.get("source"))
     sink = _Collect(card.rig_output)
     summary = run(b, source, lidar=lidar, rig=init, policy="block", backend=backend, precision=precision,
-                  max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False, preprocess=preprocess)
+                  program=program, max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False, preprocess=preprocess)
     if summary.get("interrupted"):  # a rig from the frames before a Ctrl-C is not the one asked for
         raise KeyboardInterrupt
     if not sink.estimates:
@@ -121,7 +121,8 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
               "spread": {k: round(v, 4) for k, v in spread.items()},
               "bundle": str(bundle), "source": source, "init": str(init) if init else "source calibration",
               # what ran (the resize differs between the numpy reference and an engine's: so does the estimate)
-              **{k: summary["task"][k] for k in ("backend", "precision", "preprocess") if k in summary["task"]}}
+              **{k: summary["task"][k] for k in ("backend", "precision", "preprocess", "program")
+                 if k in summary["task"]}}
     if reference is not None and init is not None:  # --init replaced the folder's calib: score against it
         report["error_before"] = {"rot_deg": round(float(rotation_error_deg(start.T_lidar_to_cam,
                                                                             reference.T_lidar_to_cam)), 4),

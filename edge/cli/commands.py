@@ -229,6 +229,8 @@ def calibrate(
     preprocess: str = typer.Option("numpy", "--preprocess", help="Where camera images are resized: numpy (the "
                                    "reference INTER_AREA, the same estimate on every backend), engine or auto "
                                    "(as edge run)."),
+    program: str = typer.Option(None, "--program", help="Which of the family's programs to run (default: the "
+                                "first the bundle has; `edge models` lists them)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Refine the LiDAR-to-camera extrinsic over synchronized frames and write the rig file.
@@ -240,4 +242,4 @@ def calibrate(
     from edge.cli.calibrate_cmd import run_calibrate
 
     run_calibrate(bundle, source=source, lidar=lidar, init=init, out=out, frames=frames, backend=backend,
-                  precision=precision, sync_ms=sync_ms, json_out=json_out, preprocess=preprocess)
+                  precision=precision, sync_ms=sync_ms, json_out=json_out, preprocess=preprocess, program=program)

@@ -3,7 +3,7 @@ pre/post-processing, the extrinsic metrics and the before/after projection overl
 
 Program ``refine`` (what ``edge run`` and ``edge calibrate`` execute): ``encode`` once per frame set,
 then ``step`` ``iterations`` times (default 3), each time with the current extrinsic guess; the host
-applies ``T <- exp(xi) T``. Program ``refine_match`` (configs with ``match_rounds`` > 0; preferred) goes
+applies ``T <- exp(xi) T``. Program ``refine_match`` (configs with ``match_rounds`` > 0; run it by name) goes
 on with ``match_rounds`` rounds of local matching: crops around each group centre at ``match_hw``, the
 ``match`` graph's landings, a robust pose solve on the host (:mod:`edge.models.nativecross.matching`).
 The starting guess is the rig the frames carry (``edge run --calib``, a
@@ -248,7 +248,7 @@ def scaled_projection(P: np.ndarray, image_hw: tuple[int, int], cfg: dict[str, A
 def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """Image + scan + starting rig -> feeds (image, groups, centres, T, P); one-line DataError for a frame
     set that cannot be refined (wrong image size for the rig, too few points in view)."""
-    from edge.models.nativecross.grouping import group_scan
+    from edge.models.nativecross.grouping import group_view, view_points
 
     cam, lid = frames["camera"], frames["lidar"]
     where = cam.meta.get("file") or "camera frame"
@@ -261,31 +261,31 @@ def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.n
     if rig.image_size is not None and tuple(rig.image_size) != tuple(hw):
         raise DataError(f"{where}: the image is {hw[1]}x{hw[0]} but the rig ({rig.source or 'given'}) is for "
                         f"{rig.image_size[1]}x{rig.image_size[0]} images")
-    xyz = _xyz(lid.data)
-    groups, centres = group_scan(xyz, rig.T_lidar_to_cam, rig.P, hw, cfg, where=lid.meta.get("file") or "LiDAR frame")
+    view = view_points(_xyz(lid.data), rig.T_lidar_to_cam, rig.P, hw, cfg, where=lid.meta.get("file") or "LiDAR frame")
+    groups, centres = group_view(view, cfg)
     img = camera_image(cam.data, rig)
     feeds = {"image": image_feed(img, cfg), "groups": groups[None], "centres": centres[None],
              "T": rig.T_lidar_to_cam[None].astype(np.float64),
              "P": scaled_projection(rig.P, hw, cfg)[None].astype(np.float32)}
     if int(cfg.get("match_rounds", 0)) > 0:
-        feeds.update(match_feeds(img, xyz, rig.T_lidar_to_cam, rig.P, cfg))
+        feeds.update(match_feeds(img, view, rig.P, cfg))
     return feeds
 
 
-def match_feeds(img: np.ndarray, xyz: np.ndarray, T: np.ndarray, P: np.ndarray, cfg: dict[str, Any]
-                ) -> dict[str, np.ndarray]:
+def match_feeds(img: np.ndarray, view: np.ndarray, P: np.ndarray, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """What the matching rounds read on the host: the (undistorted) image at ``match_hw`` (BGR uint8), its
-    projection, and ``match_points`` scan points in view of the starting guess."""
+    projection, and ``match_points`` of the scan's points in view of the starting guess (``view``, the
+    points the grouping drew from; sampled to a fixed count so the feeds have one shape)."""
     import cv2
 
-    from edge.models.nativecross.matching import scan_points
+    from edge.models.nativecross.grouping import sample_points
 
     hw = img.shape[:2]
     mh, mw = cfg["match_hw"]
     small = img if hw == (mh, mw) else cv2.resize(img, (mw, mh), interpolation=cv2.INTER_AREA)
     return {"match_image": np.ascontiguousarray(small)[None],
             "match_P": scaled_projection(P, hw, {"input_hw": (mh, mw)})[None],
-            "scan": scan_points(xyz, T, P, hw, cfg)[None]}
+            "scan": sample_points(np.asarray(view, np.float32), int(cfg["match_points"]), seed=1)[None]}
 
 
 def _truth(frames: Mapping[str, Any]) -> Any:
@@ -382,12 +382,14 @@ def card() -> ModelCard:
                               "tokens + centres + current extrinsic -> se(3) increment"),
                 "match": Graph("match", io_match, lambda m: m.matcher, example_match,
                                "crops around each group centre -> its landing and scale (per matching round)")},
-        programs=(ProgramSpec("refine_match", ("encode", "step", "match"), RefineRunner,
+        # the steps alone stay the default: the matching stage reaches only a few pixels (its crops' half
+        # width), and on real frames the steps leave more than that (README, NativeCross)
+        programs=(ProgramSpec("refine", ("encode", "step"), RefineRunner,
+                              "encode once, then `iterations` steps of T <- exp(xi) T on the host"),
+                  ProgramSpec("refine_match", ("encode", "step", "match"), RefineRunner,
                               "encode once, `iterations` steps of T <- exp(xi) T, then `match_rounds` rounds of "
                               "local matching and a pose solve on the host",
-                              available=lambda cfg: int(cfg.get("match_rounds", 0)) > 0),
-                  ProgramSpec("refine", ("encode", "step"), RefineRunner,
-                              "encode once, then `iterations` steps of T <- exp(xi) T on the host")),
+                              available=lambda cfg: int(cfg.get("match_rounds", 0)) > 0)),
         sensors=Sensors(("camera", "lidar")),
         preprocess=preprocess,
         postprocess=postprocess,

@@ -110,11 +110,11 @@ def group(xyz: np.ndarray, n_points: int, groups: int, group_size: int, seed: in
     return (pts[nb] - centres[:, None, :]).astype(np.float32), centres.astype(np.float32)
 
 
-def group_scan(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int], cfg: dict,
-               where: str = "LiDAR frame") -> tuple[np.ndarray, np.ndarray]:
-    """The groups of a scan's in-view points under the guess ``T``; one-line DataError (naming ``where``)
-    when fewer than ``cfg['min_points']`` points are in view (a wrong rig, an empty scan, a sensor
-    facing away)."""
+def view_points(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int], cfg: dict,
+                where: str = "LiDAR frame") -> np.ndarray:
+    """The finite points [N, 3] (float64) the guess ``T`` puts in view (with ``view_margin``); one-line
+    DataError (naming ``where``) when fewer than ``cfg['min_points']`` are (a wrong rig, an empty scan, a
+    sensor facing away). The grouping and the matching stage's scan both draw from these."""
     xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
     finite = np.isfinite(xyz).all(1)
     xyz = xyz[finite]
@@ -123,5 +123,15 @@ def group_scan(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int
     if count < int(cfg["min_points"]):
         raise DataError(f"{where}: only {count} LiDAR points are in the camera's view under the current extrinsic "
                         f"(need >= {cfg['min_points']}); is the rig right for this camera and scan?")
-    return group(xyz[ok], int(cfg["points"]), int(cfg["groups"]), int(cfg["group_size"]),
-                 space=str(cfg["group_space"]))
+    return xyz[ok]
+
+
+def group_view(view: np.ndarray, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The groups of in-view points (:func:`view_points`)."""
+    return group(view, int(cfg["points"]), int(cfg["groups"]), int(cfg["group_size"]), space=str(cfg["group_space"]))
+
+
+def group_scan(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int], cfg: dict,
+               where: str = "LiDAR frame") -> tuple[np.ndarray, np.ndarray]:
+    """The groups of a scan's in-view points under the guess ``T`` (:func:`view_points`, :func:`group_view`)."""
+    return group_view(view_points(xyz, T, P, hw, cfg, where), cfg)

@@ -34,19 +34,6 @@ def _project(xyz: np.ndarray, T: np.ndarray, P: np.ndarray) -> tuple[np.ndarray,
     return p[:, :2] / np.maximum(p[:, 2:3], 1e-6), c[:, 2]
 
 
-def scan_points(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int], cfg: dict[str, Any]
-                ) -> np.ndarray:
-    """The ``match_points`` scan points [M, 3] float32 the depth channel is drawn from: those the starting
-    guess puts in view (with the grouping's margin, as the guess moves), sampled to a fixed count so the
-    program's feeds have one shape. The caller has checked that enough are in view."""
-    from edge.models.nativecross.grouping import in_view, sample_points
-
-    xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
-    xyz = xyz[np.isfinite(xyz).all(1)]
-    ok = in_view(xyz, T, P, hw, float(cfg.get("view_margin", 0.15)))
-    return sample_points(xyz[ok].astype(np.float32), int(cfg["match_points"]), seed=1)
-
-
 def crops(image: np.ndarray, scan: np.ndarray, centres: np.ndarray, T: np.ndarray, P: np.ndarray, crop: int
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x [G, 4, crop, crop] float32, valid [G] bool, base [G, 2] px)``: for each group centre that ``T`` puts

@@ -73,7 +73,7 @@ def match_crops(rig: Any, rng: np.random.Generator, cfg: dict[str, Any]) -> tupl
     start perturbed within the matcher's training range (half of the time half of it); half mirrored."""
     from edge.data.se3 import perturbation
     from edge.models.nativecross.card import match_feeds
-    from edge.models.nativecross.grouping import group_scan
+    from edge.models.nativecross.grouping import group_view, view_points
     from edge.models.nativecross.matching import _project, crops
 
     f = 1.0 if rng.random() < 0.5 else 0.5
@@ -82,10 +82,11 @@ def match_crops(rig: Any, rng: np.random.Generator, cfg: dict[str, Any]) -> tupl
     xyz = np.stack([rig.points["x"], rig.points["y"], rig.points["z"]], 1).astype(np.float64)
     hw = rig.image.shape[:2]
     try:
-        _, centres = group_scan(xyz, T0, P, hw, cfg)
+        view = view_points(xyz, T0, P, hw, cfg)
     except DataError:
         return None
-    feeds = match_feeds(rig.image, xyz, T0, P, cfg)
+    _, centres = group_view(view, cfg)
+    feeds = match_feeds(rig.image, view, P, cfg)
     Pm = feeds["match_P"][0]
     x, valid, base = crops(feeds["match_image"][0], feeds["scan"][0], centres, T0, Pm, int(cfg["match_crop"]))
     flow = (_project(centres[valid].astype(np.float64), T, Pm)[0] - base[valid]) / float(cfg["match_scale"])

@@ -29,7 +29,7 @@ def test_every_attention_mode_matches_torch(mode: str, tmp_path: Path) -> None:
     b, _ = edge.export_card("nativecross", tmp_path / mode, config="tiny", attention=mode,
                             targets=("onnx", "openvino"))
     arts = {a["name"]: a for a in b.artifacts}
-    assert list(b.manifest["programs"]) == ["refine_match", "refine"]
+    assert list(b.manifest["programs"]) == ["refine", "refine_match"]
     for graph in ("encode", "step", "match"):
         for target in ("onnx", "openvino"):
             assert arts[f"{target}-fp32-{graph}"]["parity"]["max_rel"] < 1e-4, (target, graph)
@@ -48,10 +48,10 @@ def test_every_attention_mode_matches_torch(mode: str, tmp_path: Path) -> None:
     model, cfg, _ = load_model(b.file("weights.pt"))
     frames = card.data.samples(cfg, "evaluation", 1, 5)[0][0]
     feeds = card.preprocess(frames, cfg)
-    with torch_program(card, model, cfg) as ref:
+    with torch_program(card, model, cfg, card.program("refine_match")) as ref:
         want = ref.step(feeds)
     for backend in ("onnxruntime", "openvino"):
-        with load_program(b, backend) as prog:
+        with load_program(b, backend, program="refine_match") as prog:
             got = prog.step(feeds)
         assert got["T_iters"].shape == (1, 1 + cfg["iterations"] + cfg["match_rounds"], 4, 4)
         assert np.abs(got["T_iters"] - want["T_iters"]).max() < 1e-4, backend
@@ -99,6 +99,11 @@ def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tm
     assert report["frames"] == 1 and "error_before" in report and "error_after" in report
     # what ran is recorded: the estimate depends on the resize (the numpy reference by default)
     assert (report["backend"], report["preprocess"], report["precision"]) == ("onnxruntime", "numpy", "fp32")
+    assert report["program"] == "refine"  # the steps alone by default; the matching stage by name
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--init", str(init), "--out",
+                 str(tmp_path / "matched.json"), "--program", "refine_match", "--json"]) == 0
+    matched = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert matched["program"] == "refine_match" and matched["moved_deg"] != report["moved_deg"]
     pytest.importorskip("openvino")
     ov_out = tmp_path / "refined_ov.json"  # OpenVINO with the same numpy resize: the same estimate
     assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--init", str(init), "--out", str(ov_out),
@@ -148,7 +153,7 @@ def test_calibrate_with_the_shipped_model_lands_within_its_measured_accuracy(rea
     measured = report["kitti_000114"]["10deg_25cm"]
     cfg = edge.get_card("nativecross").config("default")
     # the row of the default program's last iteration (its steps, then its matching rounds when it has them)
-    last = report["iterations"] + (cfg["match_rounds"] if report.get("match_rounds") else 0) - 1
+    last = cfg["iterations"] + (cfg["match_rounds"] if report.get("match_rounds") else 0) - 1
     bound = 1.25 * measured["per_iteration"][last]["rot_rmse_deg"]
     b = tmp_path / "b"
     edge.export_card("nativecross", b, targets=("onnx",))

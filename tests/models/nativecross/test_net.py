@@ -219,12 +219,13 @@ def test_the_matchers_targets_are_where_the_truth_puts_each_centre() -> None:
     assert np.abs(y2).max() > 0.2  # > 2 px somewhere (4x the rounding): a perturbed start is corrected
     # each crop is the one cut at the truth, or it mirrored with its x target negated; both kinds occur
     from edge.models.nativecross.card import match_feeds
-    from edge.models.nativecross.grouping import group_scan
+    from edge.models.nativecross.grouping import group_view, view_points
 
     T, P = rig.rig.T_lidar_to_cam, rig.rig.P
     xyz = np.stack([rig.points["x"], rig.points["y"], rig.points["z"]], 1).astype(np.float64)
-    _, centres = group_scan(xyz, T, P, rig.image.shape[:2], cfg)
-    f = match_feeds(rig.image, xyz, T, P, cfg)
+    view = view_points(xyz, T, P, rig.image.shape[:2], cfg)
+    _, centres = group_view(view, cfg)
+    f = match_feeds(rig.image, view, P, cfg)
     ref, valid, base = M.crops(f["match_image"][0], f["scan"][0], centres, T, f["match_P"][0], cfg["match_crop"])
     ref = ref[valid].astype(np.float16)
     ry = (M._project(centres[valid].astype(np.float64), T, f["match_P"][0])[0] - base[valid]) / cfg["match_scale"]
