@@ -183,17 +183,17 @@ class RefineRunner:
         for _ in range(self.rounds):
             T = self._match_round(feeds, T)
             Ts.append(T)
-        return {"T": T, "T_iters": np.stack(Ts, 1)}
+        # how many of the iterates are matching rounds (the record's labels; a caller may change either count)
+        return {"T": T, "T_iters": np.stack(Ts, 1), "match_rounds": np.array([self.rounds])}
 
     def _match_round(self, feeds: Mapping[str, np.ndarray], T: np.ndarray) -> np.ndarray:
         from edge.models.nativecross import matching
 
-        cut = [matching.crops(feeds["match_image"][b], feeds["scan"][b], feeds["centres"][b], T[b],
-                              np.asarray(feeds["match_P"][b], np.float64), int(self.cfg["match_crop"]))
-               for b in range(len(T))]
+        P = np.asarray(feeds["match_P"], np.float64)
+        cut = [matching.crops(feeds["match_image"][b], feeds["scan"][b], feeds["centres"][b], T[b], P[b],
+                              int(self.cfg["match_crop"])) for b in range(len(T))]
         out = self.match({"crops": np.stack([c[0] for c in cut])})["flow"]
-        return np.stack([matching.update(out[b], cut[b][1], cut[b][2], feeds["centres"][b], T[b],
-                                         np.asarray(feeds["match_P"][b], np.float64), self.cfg)
+        return np.stack([matching.update(out[b], cut[b][1], cut[b][2], feeds["centres"][b], T[b], P[b], self.cfg)
                          for b in range(len(T))])
 
 
@@ -308,7 +308,7 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     T0 = np.asarray(rig.T_lidar_to_cam, np.float64)
     T = np.asarray(out["T"][0], np.float64)
     rot, trans = pose_errors(T, T0)
-    rounds = int(cfg.get("match_rounds", 0)) if out["T_iters"].shape[1] - 1 > int(cfg["iterations"]) else 0
+    rounds = int(np.asarray(out.get("match_rounds", 0)).ravel()[0])
     rec: dict[str, Any] = {"T_lidar_to_cam": np.round(T, 7).tolist(), "correction_deg": round(rot, 4),
                            "correction_cm": round(trans, 3), "iterations": int(out["T_iters"].shape[1] - 1 - rounds),
                            "match_rounds": rounds}

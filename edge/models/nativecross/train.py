@@ -63,9 +63,8 @@ def _item(rig: Any, rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, 
         groups, centres = group_scan(xyz, T0, rig.rig.P, hw, cfg)
     except DataError:
         return None
-    item = {"image": image_feed(rig.image, cfg)[0], "groups": groups, "centres": centres, "T": T0,
+    return {"image": image_feed(rig.image, cfg)[0], "groups": groups, "centres": centres, "T": T0,
             "T_true": rig.rig.T_lidar_to_cam, "P": scaled_projection(rig.rig.P, hw, cfg).astype(np.float32)}
-    return item
 
 
 def match_crops(rig: Any, rng: np.random.Generator, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -106,10 +105,12 @@ class CropBuffer:
         self.n = self.at = 0
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        for i in range(len(x)):
-            self.x[self.at], self.y[self.at] = x[i], y[i]
-            self.at = (self.at + 1) % len(self.x)
-            self.n = min(self.n + 1, len(self.x))
+        k, size = len(x), len(self.x)
+        x, y = x[-size:], y[-size:]  # more than the ring holds: only the last fit, where one by one they would go
+        idx = (self.at + k - len(x) + np.arange(len(x))) % size
+        self.x[idx], self.y[idx] = x, y
+        self.at = (self.at + k) % size
+        self.n = min(self.n + k, size)
 
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         idx = rng.integers(0, self.n, n)

@@ -43,6 +43,10 @@ def test_runner_applies_each_increment_on_the_left() -> None:
     assert rec["eval"]["rot_deg"] == pytest.approx(errs[-1], abs=1e-3) and len(rec["eval"]["per_iter"]) == 3
     assert rec["eval"]["rot_deg_before"] == pytest.approx(errs[0], abs=1e-3)
     assert np.asarray(rec["T_lidar_to_cam"]).shape == (4, 4)
+    assert rec["iterations"] == 3 and rec["match_rounds"] == 0
+    runner.iterations = 5  # as the evaluation's table of 1..5 steps runs it: labelled as steps, not rounds
+    rec, _ = C.postprocess(runner.step(feeds), frames, CFG)
+    assert rec["iterations"] == 5 and rec["match_rounds"] == 0 and len(rec["eval"]["per_iter"]) == 5
 
 
 def test_preprocess_feeds_and_errors() -> None:

@@ -239,3 +239,18 @@ def test_the_matchers_targets_are_where_the_truth_puts_each_centre() -> None:
             assert y[i, 0] == pytest.approx(ry[i, 0] if same else -ry[i, 0], abs=1e-6)
         assert y[i, 1] == pytest.approx(ry[i, 1], abs=1e-6)
     assert 0 < sum(kinds) < len(kinds)
+
+
+def test_the_crop_buffer_keeps_the_last_crops_in_a_ring() -> None:
+    from edge.models.nativecross.train import CropBuffer
+
+    buf = CropBuffer(5, 16)
+    for start, n in ((0, 3), (3, 4), (7, 9)):  # the last add is more than the ring holds
+        buf.add(np.arange(start, start + n, dtype=np.float16)[:, None, None, None] * np.ones((1, 4, 16, 16)),
+                np.arange(start, start + n, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32))
+        assert buf.n == min(start + n, 5)
+    assert buf.y[:, 0].tolist() == [15.0, 11.0, 12.0, 13.0, 14.0]  # where one by one they would have gone
+    assert buf.at == 1
+    assert all(float(buf.x[i, 0, 0, 0]) == buf.y[i, 0] for i in range(5))
+    x, y = buf.sample(np.random.default_rng(0), 50)
+    assert set(y[:, 0].tolist()) <= {11.0, 12.0, 13.0, 14.0, 15.0} and x.shape == (50, 4, 16, 16)
