@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+
+REAL = REAL_DATA
 FRAMES = {
     "tusimple_0313-1_6040": "lane/tusimple_lstr_train/clips/0313-1/6040/20.jpg",
     "tusimple_lanenet_0002": "lane/tusimple_lanenet/image/0002.png",

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
-DRIVE = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kitti" / "raw_2011_09_26"
+DRIVE = (REAL_DATA / "kitti" / "raw_2011_09_26"
          / "2011_09_26")
 
 

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
-KITTI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kitti"
+KITTI = REAL_DATA / "kitti"
 SIGMAS = (24.0, 12.0, 6.0, 3.0)
 #: search step per level: (rotation deg, translation m)
 STEPS = ((2.0, 0.08), (1.0, 0.04), (0.5, 0.02), (0.25, 0.01))

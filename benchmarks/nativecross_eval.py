@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kitti" / "object" / "training"
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+
+REAL = REAL_DATA / "kitti" / "object" / "training"
 RANGES = ((10.0, 0.25), (10.0, 0.50), (15.0, 0.15))
 
 

@@ -2,7 +2,8 @@
 select the in-view points, farthest point sampling + kNN grouping) on the real KITTI 000114 frame, and
 the refine program (encode + 3 steps, with the host's se(3) updates; with the matching stage, its rounds too:
 crops, the ``match`` graph, the host's pose solve) timed by ``edge bench``'s interleaved rounds for torch
-eager, ONNX Runtime and OpenVINO at every precision the bundle has. The host's share of a matching round (cutting
+eager, ONNX Runtime and OpenVINO at every precision the bundle has; each program's row adds the preprocessing its own
+feeds take (``refine`` makes none of the matching stage's). The host's share of a matching round (cutting
 the crops, the solve) is timed apart, on the same frame.
 
     python benchmarks/nativecross_speed.py BUNDLE [--rounds 20] [--threads 0]
@@ -16,8 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kitti" / "object" / "training"
+REAL = REAL_DATA / "kitti" / "object" / "training"
 
 
 def main() -> None:
@@ -32,6 +34,7 @@ def main() -> None:
     from edge.bench.machine import machine
     from edge.bench.runner import run_bench
     from edge.files import atomic_write_text
+    from edge.models.contract import feeds_for
     from edge.models.nativecross.card import image_feed
     from edge.models.nativecross.grouping import group_scan
     from edge.models.nativecross.samples import kitti_samples
@@ -43,18 +46,21 @@ def main() -> None:
     cam, lid = frames["camera"], frames["lidar"]
     rig = cam.meta["rig"]
     xyz = np.stack([lid.data["x"], lid.data["y"], lid.data["z"]], 1).astype(np.float64)
-    parts: dict[str, list[float]] = {"image": [], "grouping": [], "preprocess": []}
+    programs = card.programs_for(cfg)
+    parts: dict[str, list[float]] = {"image": [], "grouping": [], **{f"preprocess:{p.name}": [] for p in programs}}
     for _ in range(args.rounds):
         t0 = time.perf_counter()
         image_feed(cam.data, cfg)
         t1 = time.perf_counter()
         group_scan(xyz, rig.T_lidar_to_cam, rig.P, cam.data.shape[:2], cfg)
         t2 = time.perf_counter()
-        card.preprocess(frames, cfg)
-        t3 = time.perf_counter()
         parts["image"].append((t1 - t0) * 1e3)
         parts["grouping"].append((t2 - t1) * 1e3)
-        parts["preprocess"].append((t3 - t2) * 1e3)
+        for p in programs:  # each program's own feeds, as edge run makes them (Program.preprocess)
+            with feeds_for(p.graphs):
+                t3 = time.perf_counter()
+                card.preprocess(frames, cfg)
+                parts[f"preprocess:{p.name}"].append((time.perf_counter() - t3) * 1e3)
     if int(cfg.get("match_rounds", 0)) > 0:
         from edge.models.nativecross import matching
 
@@ -74,12 +80,13 @@ def main() -> None:
     bench = run_bench(args.bundle, rounds=args.rounds, warmup=3, threads=args.threads)
     rows = []
     for r in bench["rows"]:
-        total = r["median_ms"] + host["preprocess"]
-        rows.append({"config": r["config"], "program_ms": r["median_ms"], "preprocess_ms": host["preprocess"],
-                     "frame_ms": total, "host_share": host["preprocess"] / total,
+        pre = host[f"preprocess:{r['program']}"]
+        total = r["median_ms"] + pre
+        rows.append({"config": r["config"], "program_ms": r["median_ms"], "preprocess_ms": pre,
+                     "frame_ms": total, "host_share": pre / total,
                      "speedup_vs_torch": r["speedup_vs_torch"]})
-        print(f"{r['config']:<22} program {r['median_ms']:6.1f} ms + host preprocess {host['preprocess']:5.1f} ms "
-              f"= {total:6.1f} ms per frame (host {100 * host['preprocess'] / total:4.1f}%, "
+        print(f"{r['config']:<22} program {r['median_ms']:6.1f} ms + host preprocess {pre:5.1f} ms "
+              f"= {total:6.1f} ms per frame (host {100 * pre / total:4.1f}%, "
               f"program {r['speedup_vs_torch'] or 1:.2f}x torch)")
     report = {"bundle": str(args.bundle), "frame": "KITTI 000114 (1242x375, 120k points)",
               "iterations": cfg["iterations"], "match_rounds": cfg.get("match_rounds", 0),

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
-KITTI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kitti"
+KITTI = REAL_DATA / "kitti"
 REAL = KITTI / "object" / "training"
 #: every real frame with a scan and a calibration: (folder, index)
 REAL_FRAMES = ((REAL, "000114"), *((KITTI / "object_extra" / "training", f"{i:06d}") for i in range(3)),

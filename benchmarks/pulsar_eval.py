@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kitti"
+REAL = REAL_DATA / "kitti"
 METHODS = ("PULSAR-Net", "strongest peak", "FFT defence")
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "lane"
+REAL = REAL_DATA / "lane"
 FPS, FRAMES, SIZE = 25.0, 221, (960, 540)
 #: (backend, precision, preprocess): the reference beside the fastest forms; OpenVINO fp32 is `edge run`'s
 #: default on a CPU without int8 dot products (INT8 is no faster there)

@@ -100,13 +100,17 @@ class Program:
 
     def preprocess(self, card: ModelCard, frames: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """``card.preprocess`` as this program takes it: the image inputs its engines preprocess themselves
-        (``fronts``) stay camera bytes (:func:`edge.data.images.raw_images`)."""
-        if not self.fronts:
-            return card.preprocess(frames, self.cfg)
-        from edge.data.images import raw_images
+        (``fronts``) stay camera bytes (:func:`edge.data.images.raw_images`), and feeds only graphs it does not
+        call read are not made (:func:`edge.models.contract.feeds_for`)."""
+        from edge.models.contract import feeds_for
 
-        with raw_images(self.fronts):
-            return card.preprocess(frames, self.cfg)
+        with feeds_for(self.spec.graphs):
+            if not self.fronts:
+                return card.preprocess(frames, self.cfg)
+            from edge.data.images import raw_images
+
+            with raw_images(self.fronts):
+                return card.preprocess(frames, self.cfg)
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner.step(feeds)

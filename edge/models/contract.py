@@ -21,7 +21,9 @@ Only ``build`` (and the trainer's callables) import torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,6 +93,30 @@ class ProgramSpec:
 
     def available_for(self, cfg: Config) -> bool:
         return self.available is None or bool(self.available(cfg))
+
+
+#: the graphs of the program whose feeds ``preprocess`` is making (None: not said, so every feed)
+_FEEDS_FOR: ContextVar[frozenset[str] | None] = ContextVar("edge_feeds_for", default=None)
+
+
+@contextmanager
+def feeds_for(graphs: Iterable[str]) -> Iterator[None]:
+    """Inside this block a family's ``preprocess`` makes feeds for a program that calls only ``graphs``
+    (``edge.program.Program.preprocess`` opens it), so host work only another program's graph reads is
+    skipped (:func:`feeds_wanted`)."""
+    token = _FEEDS_FOR.set(frozenset(graphs))
+    try:
+        yield
+    finally:
+        _FEEDS_FOR.reset(token)
+
+
+def feeds_wanted(graph: str) -> bool:
+    """Whether the feeds being made may reach ``graph``: True outside :func:`feeds_for` (a caller that does not
+    name its program, such as the INT8 calibration set of every program, gets every feed), else whether the
+    program calls it. A ``preprocess`` asks this before host work that only one optional graph reads."""
+    graphs = _FEEDS_FOR.get()
+    return graphs is None or graph in graphs
 
 
 @dataclass(frozen=True)

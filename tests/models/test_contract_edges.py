@@ -490,3 +490,20 @@ def test_a_stepped_metric_gets_the_samples_its_budget_needs(toyfam: Any, registe
     (warning,) = [m for m in said if "evaluation samples moves" in m]
     assert "moves the colour accuracy by 16.7%, over half the gate's budget of 10%" in warning
     assert warning.endswith("(--eval-size 20 resolves it)")
+
+
+def test_feeds_wanted_says_which_graphs_the_feeds_are_for() -> None:
+    """Outside ``feeds_for`` every graph's feeds are wanted (a caller that names no program, e.g. the INT8
+    calibration set); inside, only the named graphs', and the previous answer comes back on leaving."""
+    from edge.models.contract import feeds_for, feeds_wanted
+
+    assert feeds_wanted("match") and feeds_wanted("anything")
+    with feeds_for(("encode", "step")):
+        assert feeds_wanted("step") and not feeds_wanted("match")
+        with feeds_for(["match"]):
+            assert feeds_wanted("match") and not feeds_wanted("step")
+        assert not feeds_wanted("match")
+    assert feeds_wanted("match")
+    with pytest.raises(RuntimeError), feeds_for(("a",)):
+        raise RuntimeError
+    assert feeds_wanted("match")  # reset after an error too

@@ -31,6 +31,7 @@ from edge.models.contract import (
     ProgramSpec,
     Sensors,
     Trainer,
+    feeds_wanted,
     percent_per_sample,
 )
 from edge.spec import IOSpec, TensorSpec
@@ -267,7 +268,7 @@ def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.n
     feeds = {"image": image_feed(img, cfg), "groups": groups[None], "centres": centres[None],
              "T": rig.T_lidar_to_cam[None].astype(np.float64),
              "P": scaled_projection(rig.P, hw, cfg)[None].astype(np.float32)}
-    if int(cfg.get("match_rounds", 0)) > 0:
+    if int(cfg.get("match_rounds", 0)) > 0 and feeds_wanted("match"):  # refine alone does not read them
         feeds.update(match_feeds(img, view, rig.P, cfg))
     return feeds
 

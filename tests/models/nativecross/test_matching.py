@@ -128,3 +128,27 @@ def test_an_oracle_matcher_brings_the_program_onto_the_truth() -> None:
     rec, _ = C.postprocess(out, frames, CFG)
     assert rec["iterations"] == CFG["iterations"] and rec["match_rounds"] == CFG["match_rounds"]
     assert len(rec["eval"]["per_iter"]) == CFG["iterations"] + CFG["match_rounds"]
+
+
+def test_each_program_gets_only_the_feeds_its_graphs_read() -> None:
+    """``refine`` does not pay for the matching stage's feeds (the image at match_hw, the scan sample): a program
+    makes its feeds under ``feeds_for`` its graphs, and the refine result is the same as from every feed."""
+    import torch
+
+    from edge.models import get_card
+    from edge.models.nativecross.samples import samples
+    from edge.program import torch_program
+
+    card = get_card("nativecross")
+    torch.manual_seed(0)
+    model = card.build(CFG).eval()
+    frames = samples(CFG, "evaluation", 1, 5)[0][0]
+    full = C.preprocess(frames, CFG)  # no program named: every feed
+    assert {"match_image", "match_P", "scan"} <= set(full)
+    with torch_program(card, model, CFG, card.program("refine")) as prog:
+        own = prog.preprocess(card, frames)
+        assert not {"match_image", "match_P", "scan"} & set(own)
+        assert set(own) == set(full) - {"match_image", "match_P", "scan"}
+        np.testing.assert_array_equal(prog.step(own)["T"], prog.step(full)["T"])
+    with torch_program(card, model, CFG, card.program("refine_match")) as prog:
+        assert set(prog.preprocess(card, frames)) == set(full)
