@@ -283,7 +283,9 @@ class FamilyData:
 class Trainer:
     """What the shared training loop (:mod:`edge.models.training`) needs from a family.
 
-    ``batches(cfg, batch, seed)`` is an endless, seeded iterator of numpy batches; ``loss(model, batch)``
+    ``batches(cfg, batch, seed)`` is an endless, seeded iterator of numpy batches (one that also takes a
+    ``frozen`` keyword gets the submodule names ``edge train --freeze`` gave, so it can leave out what only
+    those read); ``loss(model, batch)``
     returns (scalar tensor, parts for the log). The loop owns the optimizer (AdamW, one-cycle LR,
     gradient clipping), seeding, background batch rendering and progress.
     """

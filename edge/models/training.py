@@ -48,10 +48,11 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
         raise ModelError(f"time limit must be > 0 seconds, got {time_limit}")
     tr = card.trainer
     deadline = None if time_limit is None else time.monotonic() + time_limit
-    procs = ProcessBatches(tr.batches, cfg, batch, seed, workers) if workers else None
+    batches = batches_for(tr.batches, tuple(freeze))
+    procs = ProcessBatches(batches, cfg, batch, seed, workers) if workers else None
     # the parent still prefetches: receiving and unpickling a batch then overlaps the step; under a time
     # limit the wait for a batch ends at the deadline (a stuck renderer cannot keep the run past it)
-    source = prefetch(procs if procs is not None else tr.batches(cfg, batch, seed), deadline=deadline)
+    source = prefetch(procs if procs is not None else batches(cfg, batch, seed), deadline=deadline)
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
                     threads=threads, init_partial=init_partial, device=device, deadline=deadline,
@@ -144,6 +145,24 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
                          "(Trainer.batches must be endless)")
     model.cpu().eval()
     return model, losses
+
+
+def batches_for(batches: Callable[..., Iterator[dict[str, np.ndarray]]], freeze: tuple[str, ...]
+                ) -> Callable[..., Iterator[dict[str, np.ndarray]]]:
+    """The trainer's ``batches`` told what ``freeze`` names, when it takes a ``frozen`` keyword: it may then skip
+    rendering what only frozen modules read (a stage trained alone on top of a trained model need not pay for
+    the others' inputs). A ``batches`` without that keyword, or no freeze, is used as it is. A
+    ``functools.partial`` of a module-level function stays picklable for the rendering processes."""
+    import functools
+    import inspect
+
+    if not freeze:
+        return batches
+    try:
+        takes = "frozen" in inspect.signature(batches).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        takes = False
+    return functools.partial(batches, frozen=tuple(freeze)) if takes else batches
 
 
 def frozen_modules(card: ModelCard, model: Any, names: tuple[str, ...]) -> list[Any]:

@@ -92,7 +92,9 @@ def test_time_limit_ends_the_run_early_with_a_cpu_module(toy: Any) -> None:
             yield b
 
     card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=slow))
-    model, losses = train(card, card.config("tiny"), steps=100_000, batch=2, time_limit=1.0)
+    # 4 s: long enough that a loaded machine (two test workers starting torch) still gets a first batch in,
+    # short enough that 0.05 s per batch cannot reach 100 steps
+    model, losses = train(card, card.config("tiny"), steps=100_000, batch=2, time_limit=4.0)
     assert 1 <= len(losses) < 100
     assert next(model.parameters()).device.type == "cpu" and not model.training
     with pytest.raises(ModelError, match="time limit must be > 0"):
@@ -313,3 +315,26 @@ def test_a_card_whose_graph_name_is_not_a_file_name_is_refused_when_made(toy: An
         with pytest.raises(ModelError, match="must be letters, digits"):
             dataclasses.replace(toy, graphs={bad: g}, programs=tuple(
                 dataclasses.replace(p, graphs=(bad,)) for p in toy.programs))
+
+
+def _takes_frozen(cfg: dict, batch: int, seed: int, worker: int = 0, frozen: tuple[str, ...] = ()) -> Any:
+    yield {"frozen": np.array(list(frozen) or ["-"])}
+
+
+def _plain(cfg: dict, batch: int, seed: int, worker: int = 0) -> Any:
+    yield {"x": np.zeros(1)}
+
+
+def test_the_batches_hear_what_is_frozen_when_they_ask() -> None:
+    """``batches_for``: a trainer's ``batches`` with a ``frozen`` keyword gets the --freeze names (so it can skip
+    what only frozen modules read); one without it, or no freeze, is called as it is; the wrapped callable
+    still pickles for the rendering processes."""
+    import pickle
+
+    from edge.models.training import batches_for
+
+    got = batches_for(_takes_frozen, ("encoder", "step"))
+    assert next(got({}, 1, 0))["frozen"].tolist() == ["encoder", "step"]
+    assert next(pickle.loads(pickle.dumps(got))({}, 1, 0, worker=1))["frozen"].tolist() == ["encoder", "step"]
+    assert batches_for(_takes_frozen, ()) is _takes_frozen
+    assert batches_for(_plain, ("encoder",)) is _plain

@@ -122,20 +122,29 @@ def render_hw(cfg: dict[str, Any]) -> tuple[int, int]:
     return tuple(cfg["match_hw"] if int(cfg.get("match_rounds", 0)) > 0 else cfg["input_hw"])
 
 
-def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0) -> Iterator[dict[str, np.ndarray]]:
-    """Endless batches: image, groups, centres, P (float32), T and T_true (float64)."""
+def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0,
+                 frozen: tuple[str, ...] = ()) -> Iterator[dict[str, np.ndarray]]:
+    """Endless batches: image, groups, centres, P (float32), T and T_true (float64), and with a matcher its
+    crops (match_x, match_y). With the encoder and the step both ``frozen`` (the matcher trained alone) only
+    the crops: the steps' samples would cost a rig and 8 groupings per batch that no loss reads."""
     from edge.models.nativecross.rigsim import random_rig
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, worker)))
     hw = render_hw(cfg)
-    pool = [random_rig(rng, hw) for _ in range(min(POOL, max(batch, 8)))]
-    renew = 1
     buf = CropBuffer(MATCH_BUFFER, int(cfg["match_crop"])) if int(cfg.get("match_rounds", 0)) > 0 else None
+    steps = buf is None or not {"encoder", "step"} <= set(frozen)
+    pool = [random_rig(rng, hw) for _ in range(min(POOL, max(batch, 8)))] if steps else []
+    renew = 1
     while True:
         while buf is not None and buf.n < MATCH_BATCH:  # at the start: enough crops for one batch
             _add_crops(buf, random_rig(rng, hw), rng, cfg)
         for _ in range(MATCH_RIGS if buf is not None else 0):
             _add_crops(buf, random_rig(rng, hw), rng, cfg)
+        if not steps:
+            assert buf is not None
+            x, y = buf.sample(rng, MATCH_BATCH)
+            yield {"match_x": x, "match_y": y}
+            continue
         for _ in range(renew):
             pool[int(rng.integers(len(pool)))] = random_rig(rng, hw)
         if len(pool) < POOL:

@@ -201,6 +201,12 @@ def test_the_matcher_trains_alone_on_a_trained_model() -> None:
     assert batch["match_x"].shape == (T.MATCH_BATCH, 4, c, c) and batch["match_y"].shape == (T.MATCH_BATCH, 2)
     _, parts = T.loss(model.train(), batch)
     assert list(parts) == ["match"] and np.isfinite(parts["match"]) and len(losses) == 2
+    # the loop tells the stream what is frozen: it then renders only the crops, which are all the loss reads
+    alone = next(T.batch_stream(cfg, 2, 0, frozen=("encoder", "step")))
+    assert set(alone) == {"match_x", "match_y"} and alone["match_x"].shape == batch["match_x"].shape
+    _, parts = T.loss(model.train(), alone)
+    assert list(parts) == ["match"] and np.isfinite(parts["match"])
+    assert "image" in next(T.batch_stream(cfg, 2, 0, frozen=("encoder",)))  # the step still learns: its samples
 
 
 def test_the_matchers_targets_are_where_the_truth_puts_each_centre() -> None:
