@@ -310,9 +310,7 @@ class Rig:
         ``fy tan(raised_deg)`` pixels towards the sky (that angle above the horizon at the principal point of a
         level camera, a little less towards the image's sides)."""
         n = self.T_lidar_to_cam[:3, :3] @ np.asarray(up, np.float64)
-        K = self.P[:, :3].astype(np.float64)
-        if image_size is not None and self.image_size is not None and tuple(image_size) != tuple(self.image_size):
-            K = np.diag([image_size[1] / self.image_size[1], image_size[0] / self.image_size[0], 1.0]) @ K
+        K = self.P_for(image_size)[:, :3]
         # for the pixel p of a ray r = K^-1 p (r_z = 1), (K^-T n) . p = n . r: the ray's height above the horizontal
         try:
             line = np.linalg.solve(K.T, n)
@@ -325,25 +323,35 @@ class Rig:
         line[2] -= K[1, 1] * math.tan(math.radians(raised_deg))
         return line
 
+    def P_for(self, image_size: tuple[int, int] | None = None) -> np.ndarray:
+        """The projection (float64 3x4) for an image of ``image_size`` (h, w): the rig's own ``P``, scaled per
+        axis when the rig knows its image size and this one differs (the same camera, resized). One rule for
+        :meth:`project` and :meth:`horizon`, so a resized frame's points and horizon agree."""
+        P = self.P.astype(np.float64)
+        if image_size is not None and self.image_size is not None and tuple(image_size) != tuple(self.image_size):
+            P = np.diag([image_size[1] / self.image_size[1], image_size[0] / self.image_size[0], 1.0]) @ P
+        return P
+
     def project(self, points_xyz: np.ndarray, image_size: tuple[int, int] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Pixels of LiDAR points: ``(uv [N, 2] float32, mask [N] bool)``.
 
         ``mask`` is True for points in front of the camera (z > 0 in the camera frame) and, when an
-        image size (h, w) is given here or in the calibration, inside ``0 <= u < w, 0 <= v < h``.
-        Points behind the camera still get a uv (meaningless); use the mask.
+        image size (h, w) is given here or in the calibration, inside ``0 <= u < w, 0 <= v < h``. An
+        ``image_size`` other than the rig's own is the same camera resized: the pixels are scaled to it
+        (:meth:`P_for`). Points behind the camera still get a uv (meaningless); use the mask.
         """
         pts = np.asarray(points_xyz)
         if pts.dtype.names:  # a POINT_DTYPE array works too
             pts = np.stack([pts["x"], pts["y"], pts["z"]], axis=1)
         pts = pts.reshape(-1, pts.shape[-1])[:, :3].astype(np.float64, copy=False)
-        cam = pts @ self.T_lidar_to_cam[:3, :3].T + self.T_lidar_to_cam[:3, 3]
-        pix = cam @ self.P[:, :3].T + self.P[:, 3]
+        P = self.P_for(image_size)
+        cam, pix = pinhole(pts, self.T_lidar_to_cam, P)
         z = cam[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             uv = pix[:, :2] / pix[:, 2:3]
             if self.distortion is not None:
-                uv = self._distort(cam)
+                uv = self._distort(cam, P[:, :3])
         mask = (z > 0) & (pix[:, 2] > 0)
         size = image_size or self.image_size
         if size is not None:
@@ -351,7 +359,7 @@ class Rig:
             mask &= (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
         return uv.astype(np.float32), mask
 
-    def _distort(self, cam: np.ndarray) -> np.ndarray:
+    def _distort(self, cam: np.ndarray, K: np.ndarray) -> np.ndarray:
         """Pixels of camera-frame points through the OpenCV model (radial k1 k2 k3 ..., tangential p1 p2)."""
         k = list(self.distortion or ()) + [0.0] * 8
         k1, k2, p1, p2, k3 = k[:5]
@@ -360,8 +368,22 @@ class Rig:
         radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k[5] * r2 + k[6] * r2**2 + k[7] * r2**3)
         xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
         yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-        K = self.P[:, :3]
         return np.stack([K[0, 0] * xd + K[0, 1] * yd + K[0, 2], K[1, 1] * yd + K[1, 2]], 1)
+
+
+def pinhole(xyz: np.ndarray, T: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(cam [N, 3], pix [N, 3])``: points ``xyz`` [N, 3] in the camera frame under the extrinsic ``T`` (4x4),
+    and their homogeneous pixels under ``P`` (3x4); u = pix[:, 0] / pix[:, 2]. The one pinhole chain the rig,
+    a model's host code and its overlays share (distortion is :meth:`Rig.project`'s). Written as
+    multiply-adds: an [N, 3] @ [3, 3] matmul would start BLAS threads beside an inference runtime's."""
+    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    cam = np.empty((3, len(xyz)), np.result_type(xyz, T))  # rows: each coordinate contiguous, returned transposed
+    pix = np.empty((3, len(xyz)), np.result_type(cam, P))
+    for i in range(3):
+        cam[i] = T[i, 0] * x + T[i, 1] * y + T[i, 2] * z + T[i, 3]
+    for i in range(3):
+        pix[i] = P[i, 0] * cam[0] + P[i, 1] * cam[1] + P[i, 2] * cam[2] + P[i, 3]
+    return cam.T, pix.T
 
 
 def kitti_raw_files(folder: str | Path) -> tuple[Path, Path]:

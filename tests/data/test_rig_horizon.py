@@ -71,6 +71,28 @@ def test_the_line_scales_to_another_image_size() -> None:
     np.testing.assert_allclose(v_half, v_full * 187 / 375, rtol=1e-9)
 
 
+def test_points_and_the_horizon_scale_together_to_a_resized_frame() -> None:
+    """A frame of another size than the rig's is the same camera resized: far ground points land on the
+    horizon in that frame too, and every pixel scales per axis (with and without lens distortion)."""
+    K = np.array([[700.0, 0, 620], [0, 700.0, 190], [0, 0, 1]])
+    R = _rot(0, 3.0) @ _rot(2, 1.5) @ LEVEL
+    rig = _rig(K, R, image_size=(375, 1242))
+    small = (188, 621)
+    far = np.array([[1.0e6, y, -1.7] for y in (-2.0e5, 0.0, 3.0e5)])
+    uv, mask = rig.project(far, image_size=small)
+    line = rig.horizon(small)
+    assert mask.all() and np.abs(uv.astype(np.float64) @ line[:2] + line[2]).max() < 0.05
+    pts = np.array([[12.0, 3.0, -1.0], [30.0, -5.0, 0.5], [8.0, 0.0, -1.6]])
+    full, _ = rig.project(pts)
+    got, _ = rig.project(pts, image_size=small)
+    np.testing.assert_allclose(got, full * [621 / 1242, 188 / 375], rtol=1e-5)
+    bent = Rig(rig.P, rig.T_lidar_to_cam, rig.image_size, distortion=(-0.2, 0.05, 0.001, -0.001, 0.0))
+    np.testing.assert_allclose(bent.project(pts, image_size=small)[0], bent.project(pts)[0] * [621 / 1242, 188 / 375],
+                               rtol=1e-5)
+    same, _ = rig.project(pts, image_size=(375, 1242))  # the rig's own size: nothing scales
+    np.testing.assert_array_equal(same, full)
+
+
 def test_a_camera_looking_straight_down_has_no_horizon() -> None:
     assert _rig(np.array([[700.0, 0, 600], [0, 700.0, 180], [0, 0, 1]]), _rot(0, 90.0) @ LEVEL).horizon() is None
 

@@ -339,6 +339,7 @@ def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]
     refined one (coloured by range)."""
     import cv2
 
+    from edge.data.rig import pinhole
     from edge.stream.overlay import jet
 
     img = camera_image(frames["camera"].data, _rig(frames)).copy()
@@ -349,8 +350,7 @@ def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]
     rng_m = np.linalg.norm(xyz, axis=1)
     for key, coloured in (("T0", False), ("T", True)):
         T = payload[key]
-        cam = xyz @ T[:3, :3].T + T[:3, 3]
-        pix = cam @ payload["P"][:, :3].T + payload["P"][:, 3]
+        cam, pix = pinhole(xyz, T, payload["P"])
         ok = (cam[:, 2] > 0.5) & (pix[:, 2] > 1e-6)
         uv = np.round(pix[ok, :2] / pix[ok, 2:3]).astype(np.int64)
         inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)

@@ -19,15 +19,14 @@ def in_view(xyz: np.ndarray, T: np.ndarray, P: np.ndarray, hw: tuple[int, int], 
             min_depth: float = 1.0, max_depth: float = 80.0) -> np.ndarray:
     """Mask of points that ``P @ T`` projects inside the image enlarged by ``margin`` (a fraction of
     its size on each side), between ``min_depth`` and ``max_depth`` metres in front of the camera."""
-    # written as multiply-adds: an [N, 3] @ [3, 3] matmul would start BLAS threads beside the runtime's
-    x, y, zz = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    cam = [T[i, 0] * x + T[i, 1] * y + T[i, 2] * zz + T[i, 3] for i in range(3)]
-    pix = [P[i, 0] * cam[0] + P[i, 1] * cam[1] + P[i, 2] * cam[2] + P[i, 3] for i in range(3)]
-    z = cam[2]
-    ok = (z > min_depth) & (z < max_depth) & (pix[2] > 1e-6)
+    from edge.data.rig import pinhole
+
+    cam, pix = pinhole(xyz, T, P)
+    z = cam[:, 2]
+    ok = (z > min_depth) & (z < max_depth) & (pix[:, 2] > 1e-6)
     h, w = hw
     with np.errstate(divide="ignore", invalid="ignore"):
-        u, v = pix[0] / pix[2], pix[1] / pix[2]
+        u, v = pix[:, 0] / pix[:, 2], pix[:, 1] / pix[:, 2]
     ok &= (u > -margin * w) & (u < (1 + margin) * w) & (v > -margin * h) & (v < (1 + margin) * h)
     return ok
 

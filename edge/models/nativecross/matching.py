@@ -28,9 +28,11 @@ SOLVE_ITERS = 10
 
 
 def _project(xyz: np.ndarray, T: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(uv [N, 2] px, depth [N] m) of LiDAR points under ``T`` and ``P``."""
-    c = xyz @ T[:3, :3].T + T[:3, 3]
-    p = c @ P[:, :3].T + P[:, 3]
+    """(uv [N, 2] px, depth [N] m) of LiDAR points under ``T`` and ``P`` (one behind the camera: a finite,
+    meaningless uv; callers check the depth)."""
+    from edge.data.rig import pinhole
+
+    c, p = pinhole(xyz, T, P)
     return p[:, :2] / np.maximum(p[:, 2:3], 1e-6), c[:, 2]
 
 
@@ -66,13 +68,13 @@ def solve(X: np.ndarray, target: np.ndarray, weight: np.ndarray, T0: np.ndarray,
     """The extrinsic near ``T0`` that projects LiDAR points ``X`` [N, 3] onto ``target`` [N, 2] px: weighted,
     Huber-robust Gauss-Newton on a left se(3) increment (float64). Exact from exact targets; a point behind
     the camera under the current guess counts nothing in that iteration."""
+    from edge.data.rig import pinhole
     from edge.data.se3 import exp_se3, hat
 
     T = np.asarray(T0, np.float64).copy()
     X = np.asarray(X, np.float64)
     for _ in range(iters):
-        c = X @ T[:3, :3].T + T[:3, 3]
-        p = c @ P[:, :3].T + P[:, 3]
+        c, p = pinhole(X, T, P)
         front = p[:, 2] > 1e-3
         zp = np.where(front, p[:, 2], 1.0)
         uv = p[:, :2] / zp[:, None]
