@@ -13,10 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-#: the real labelled TuSimple frames in ../shared: set name -> (label file, image root), both under REAL; the
-#: other lane benchmarks import these
 from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
+#: the real labelled TuSimple frames in ../shared: set name -> (label file, image root), both under REAL; the
+#: other lane benchmarks import these
 REAL = REAL_DATA / "lane"
 SETS = {"lanenet6": ("tusimple_lanenet/gt_tusimple_format_derived_from_instance_masks.json", "tusimple_lanenet"),
         "official10": ("tusimple_lstr_train/label_data_0313.subset.json", "tusimple_lstr_train")}

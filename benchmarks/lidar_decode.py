@@ -24,6 +24,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+
 REPO = Path(__file__).resolve().parents[1]
 
 VELODYNE = [("VLP-16", "velodyne/velodyne_vlp16.pcap", "VLP16", 1e6 / 1327.0),
@@ -166,8 +168,7 @@ def bench_pcap(data: Path, seconds: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path,
-                    default=Path(os.environ.get("EDGE_REAL_DATA", REPO.parent / "shared/data/real")))
+    ap.add_argument("--data", type=Path, default=REAL_DATA)
     ap.add_argument("--seconds", type=float, default=2.0, help="work per capture")
     ap.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the first allowed)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "lidar_decode.json")

@@ -7,5 +7,5 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REAL_DATA = Path(os.environ.get("EDGE_REAL_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
-                 / "real")
+REAL_DATA = Path(os.environ.get("EDGE_REAL_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+                                / "real"))  # as tests/conftest.py reads it

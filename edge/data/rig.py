@@ -357,7 +357,7 @@ class Rig:
         if size is not None:
             h, w = size
             mask &= (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
-        return uv.astype(np.float32), mask
+        return np.ascontiguousarray(uv, np.float32), mask  # C order whatever pinhole's layout
 
     def _distort(self, cam: np.ndarray, K: np.ndarray) -> np.ndarray:
         """Pixels of camera-frame points through the OpenCV model (radial k1 k2 k3 ..., tangential p1 p2)."""
@@ -374,7 +374,8 @@ class Rig:
 def pinhole(xyz: np.ndarray, T: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(cam [N, 3], pix [N, 3])``: points ``xyz`` [N, 3] in the camera frame under the extrinsic ``T`` (4x4),
     and their homogeneous pixels under ``P`` (3x4); u = pix[:, 0] / pix[:, 2]. The one pinhole chain the rig,
-    a model's host code and its overlays share (distortion is :meth:`Rig.project`'s). Written as
+    a model's host code and its overlays share (distortion is :meth:`Rig.project`'s); both are transposed views of
+    coordinate-major buffers (read them; copy before handing them to code that needs C order). Written as
     multiply-adds: an [N, 3] @ [3, 3] matmul would start BLAS threads beside an inference runtime's."""
     x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     cam = np.empty((3, len(xyz)), np.result_type(xyz, T))  # rows: each coordinate contiguous, returned transposed

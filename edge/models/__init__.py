@@ -14,10 +14,12 @@ from edge.models.contract import (
     Runner,
     Sensors,
     Trainer,
+    feeds_for,
+    feeds_wanted,
     percent_per_sample,
 )
 from edge.models.registry import get_card, list_models, register, unregister
 
 __all__ = ["Command", "FamilyData", "Graph", "Metric", "ModelCard", "ProgramSpec", "Runner", "Sensors", "Trainer",
-           "get_card", "list_models", "percent_per_sample", "register",
+           "feeds_for", "feeds_wanted", "get_card", "list_models", "percent_per_sample", "register",
            "unregister"]

@@ -285,9 +285,8 @@ class Trainer:
 
     ``batches(cfg, batch, seed)`` is an endless, seeded iterator of numpy batches (one that also takes a
     ``frozen`` keyword gets the submodule names ``edge train --freeze`` gave, so it can leave out what only
-    those read); ``loss(model, batch)``
-    returns (scalar tensor, parts for the log). The loop owns the optimizer (AdamW, one-cycle LR,
-    gradient clipping), seeding, background batch rendering and progress.
+    those read); ``loss(model, batch)`` returns (scalar tensor, parts for the log). The loop owns the
+    optimizer (AdamW, one-cycle LR, gradient clipping), seeding, background batch rendering and progress.
     """
 
     batches: Callable[[Config, int, int], Iterator[dict[str, np.ndarray]]]
