@@ -52,14 +52,15 @@ def _cfg(hw: tuple[int, int], widths: tuple[int, int, int], dim: int, point_widt
 
 
 def _match(rounds: int, hw: tuple[int, int], crop: int, widths: tuple[int, int, int, int, int], hidden: int,
-           points: int) -> dict[str, Any]:
+           points: int, max_sigma: float = 0.0) -> dict[str, Any]:
     """The local matching stage's keys: ``match_rounds`` (0: no stage), the image size crops are cut from,
     the crop side (a multiple of 16), the matcher's widths (image stem, depth stem, three stages) and head,
     the scan points the depth channel draws, the share of groups (surest first) the solve uses, the
-    flow unit (px) the graph's outputs are in, and the residual range (per axis) the matcher trains on."""
+    flow unit (px) the graph's outputs are in, the residual range (per axis) the matcher trains on, and the
+    surest share's median scale (px) above which the rounds stop (``matching.confident``; 0: never)."""
     return {"match_rounds": rounds, "match_hw": list(hw), "match_crop": crop, "match_widths": list(widths),
             "match_hidden": hidden, "match_points": points, "match_keep": 0.5, "match_scale": 10.0,
-            "match_train_deg": 1.5, "match_train_m": 0.25}
+            "match_train_deg": 1.5, "match_train_m": 0.25, "match_max_sigma": max_sigma}
 
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -181,21 +182,30 @@ class RefineRunner:
                               "centres": feeds["centres"], "T": T.astype(np.float32), "P": feeds["P"]})["xi"]
             T = exp_se3(np.asarray(xi, np.float64)) @ T
             Ts.append(T)
+        active = np.ones(len(T), bool)  # items whose rounds have not stopped (an unsure round stops them)
+        applied = np.zeros(len(T), np.int64)
         for _ in range(self.rounds):
-            T = self._match_round(feeds, T)
-            Ts.append(T)
-        # how many of the iterates are matching rounds (the record's labels; a caller may change either count)
-        return {"T": T, "T_iters": np.stack(Ts, 1), "match_rounds": np.array([self.rounds])}
+            if active.any():
+                T, moved = self._match_round(feeds, T, active)
+                active &= moved
+                applied += moved
+            Ts.append(T)  # a stopped item keeps its guess: one iterate per round all the same
+        # how many of the iterates are matching rounds (the record's labels; a caller may change either count),
+        # and how many of them moved each item's guess
+        return {"T": T, "T_iters": np.stack(Ts, 1), "match_rounds": np.array([self.rounds]), "match_applied": applied}
 
-    def _match_round(self, feeds: Mapping[str, np.ndarray], T: np.ndarray) -> np.ndarray:
+    def _match_round(self, feeds: Mapping[str, np.ndarray], T: np.ndarray, active: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """One round for the ``active`` items: (new guesses, whether each moved); the others keep theirs."""
         from edge.models.nativecross import matching
 
         P = np.asarray(feeds["match_P"], np.float64)
         cut = [matching.crops(feeds["match_image"][b], feeds["scan"][b], feeds["centres"][b], T[b], P[b],
                               int(self.cfg["match_crop"])) for b in range(len(T))]
         out = self.match({"crops": np.stack([c[0] for c in cut])})["flow"]
+        moved = np.array([bool(active[b]) and matching.confident(out[b], cut[b][1], self.cfg) for b in range(len(T))])
         return np.stack([matching.update(out[b], cut[b][1], cut[b][2], feeds["centres"][b], T[b], P[b], self.cfg)
-                         for b in range(len(T))])
+                         if moved[b] else np.asarray(T[b], np.float64) for b in range(len(T))]), moved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,6 +323,8 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     rec: dict[str, Any] = {"T_lidar_to_cam": np.round(T, 7).tolist(), "correction_deg": round(rot, 4),
                            "correction_cm": round(trans, 3), "iterations": int(out["T_iters"].shape[1] - 1 - rounds),
                            "match_rounds": rounds}
+    if "match_applied" in out:  # the rounds that moved the guess (they stop at the first unsure one)
+        rec["match_rounds_applied"] = int(np.asarray(out["match_applied"]).ravel()[0])
     truth = _truth(frames)
     if truth is not None:
         Tt = np.asarray(truth.T_lidar_to_cam, np.float64)
@@ -411,5 +423,7 @@ def card() -> ModelCard:
         # its attention search)
         config_added={"landing": 0, "group_space": "xyz", "flow_solve": 0, "flow_attention": 0,
                       # and the local matching stage (the default's sizes; no rounds: no matcher)
-                      **_match(0, (256, 768), 48, (24, 16, 48, 64, 128), 256, 16384)},
+                      **_match(0, (256, 768), 48, (24, 16, 48, 64, 128), 256, 16384),
+                      # and the rounds' stop rule (checkpoints before it never stopped)
+                      "match_max_sigma": 0.0},
     )

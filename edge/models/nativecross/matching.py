@@ -8,7 +8,8 @@ image at twice that resolution (``match_hw``) together with the sparse inverse d
 under the current guess, centred where the guess puts the group's centre, and predicts where the centre
 truly lands (px) with a Laplace scale. A weighted, Huber-robust Gauss-Newton solve over all six degrees of
 freedom turns the surer half of those landings into a new extrinsic; the program repeats it
-``match_rounds`` times, cutting new crops under each new guess.
+``match_rounds`` times, cutting new crops under each new guess, and stops at the first round whose landings are
+not sure enough (:func:`confident`): the guess stays where the last sure round left it.
 
 Crops are cut here rather than in the graph so the graph stays a static batch of small convolutions that
 every backend runs and INT8 quantizes; everything is deterministic for a given frame and guess.
@@ -87,6 +88,22 @@ def solve(X: np.ndarray, target: np.ndarray, weight: np.ndarray, T0: np.ndarray,
         A = np.einsum("n,nij,nik->jk", k, J, J) + 1e-6 * np.eye(6)
         T = exp_se3(np.linalg.solve(A, np.einsum("n,nij,ni->j", k, J, r))) @ T
     return T
+
+
+def confident(out: np.ndarray, valid: np.ndarray, cfg: dict[str, Any]) -> bool:
+    """Whether a round's landings are sure enough to move the extrinsic: the median predicted scale (px) of the
+    surest ``match_keep`` of the valid groups is at most ``match_max_sigma`` (0: always). Why: the matcher sees only
+    its crops' half width; where the guess is further off than that (a real frame the steps left degrees away) it
+    still predicts landings, but less surely, and each round then moved the guess further off. Fewer than 6
+    valid groups is not confident either (:func:`update` would not move)."""
+    idx = np.flatnonzero(valid)
+    if len(idx) < 6:
+        return False
+    limit = float(cfg.get("match_max_sigma", 0.0))
+    if limit <= 0:
+        return True
+    sigma = np.exp(np.clip(np.asarray(out, np.float64)[idx, 2], -4.0, 3.0)) * float(cfg["match_scale"])
+    return bool(np.median(sigma[sigma <= np.quantile(sigma, float(cfg["match_keep"]))]) <= limit)
 
 
 def update(out: np.ndarray, valid: np.ndarray, base: np.ndarray, centres: np.ndarray, T: np.ndarray,

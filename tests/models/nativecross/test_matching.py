@@ -114,9 +114,9 @@ def test_an_oracle_matcher_brings_the_program_onto_the_truth() -> None:
                              "match": lambda f: match(f)}, CFG)
     real_round = runner._match_round
 
-    def round_(f: dict, T: np.ndarray) -> np.ndarray:
+    def round_(f: dict, T: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         seen.append(T[0])
-        return real_round(f, T)
+        return real_round(f, T, active)
 
     runner._match_round = round_
     out = runner.step(feeds)
@@ -152,3 +152,49 @@ def test_each_program_gets_only_the_feeds_its_graphs_read() -> None:
         np.testing.assert_array_equal(prog.step(own)["T"], prog.step(full)["T"])
     with torch_program(card, model, CFG, card.program("refine_match")) as prog:
         assert set(prog.preprocess(card, frames)) == set(full)
+
+
+def test_confident_reads_the_surest_shares_median_scale() -> None:
+    out = np.zeros((40, 3))
+    out[:, 2] = np.log(np.linspace(1.0, 8.0, 40) / CFG["match_scale"])  # scales 1..8 px
+    valid = np.ones(40, bool)
+    med = float(np.median(np.linspace(1.0, 8.0, 40)[:20]))  # the surest half's median: ~2.8 px
+    assert M.confident(out, valid, {**CFG, "match_max_sigma": 0.0})  # 0: the rule is off
+    assert M.confident(out, valid, {**CFG, "match_max_sigma": med + 0.05})
+    assert not M.confident(out, valid, {**CFG, "match_max_sigma": med - 0.05})
+    few = np.zeros(40, bool)
+    few[:5] = True
+    assert not M.confident(out, few, {**CFG, "match_max_sigma": 0.0})  # too few groups to fix 6 DoF
+
+
+@pytest.mark.parametrize("log_scale, applied", [(np.log(0.1), 2), (np.log(3.0), 0)])
+def test_the_rounds_stop_at_the_first_unsure_one(log_scale: float, applied: int) -> None:
+    """A match graph that always answers 'one pixel right': with sure landings (1 px scale) every round moves
+    the guess; with unsure ones (30 px, over ``match_max_sigma``) none does, the guess stays the steps' and the
+    graph is not called again; the record says how many rounds moved it."""
+    from edge.models.nativecross.samples import samples
+
+    cfg = {**CFG, "match_max_sigma": 5.0}
+    frames = samples(cfg, "evaluation", 1, 3)[0][0]
+    feeds = C.preprocess(frames, cfg)
+    calls = []
+
+    def match(f: dict) -> dict:
+        calls.append(1)
+        g = f["crops"].shape[1]
+        o = np.zeros((1, g, 3))
+        o[..., 0] = 1.0 / cfg["match_scale"]
+        o[..., 2] = log_scale
+        return {"flow": o}
+
+    runner = C.RefineRunner({"encode": lambda f: {"img_tokens": 0, "pt_tokens": 0},
+                             "step": lambda f: {"xi": np.zeros((1, 6), np.float32)}, "match": match}, cfg)
+    out = runner.step(feeds)
+    n = cfg["iterations"]
+    assert out["T_iters"].shape[1] == 1 + n + cfg["match_rounds"]
+    assert int(out["match_applied"][0]) == applied and len(calls) == (cfg["match_rounds"] if applied else 1)
+    rounds = cfg["match_rounds"]
+    moved = [not np.allclose(out["T_iters"][0, n + k + 1], out["T_iters"][0, n + k]) for k in range(rounds)]
+    assert moved == [True] * applied + [False] * (cfg["match_rounds"] - applied)
+    rec, _ = C.postprocess(out, frames, cfg)
+    assert rec["match_rounds_applied"] == applied and rec["match_rounds"] == cfg["match_rounds"]
