@@ -422,8 +422,7 @@ def card() -> ModelCard:
         # the first shipped weights predate the landing cue, view-space grouping and the flow solve (and
         # its attention search)
         config_added={"landing": 0, "group_space": "xyz", "flow_solve": 0, "flow_attention": 0,
-                      # and the local matching stage (the default's sizes; no rounds: no matcher)
-                      **_match(0, (256, 768), 48, (24, 16, 48, 64, 128), 256, 16384),
-                      # and the rounds' stop rule (checkpoints before it never stopped)
-                      "match_max_sigma": 0.0},
+                      # and the local matching stage (the default's sizes; no rounds: no matcher; no stop rule:
+                      # checkpoints from before match_max_sigma never stopped)
+                      **_match(0, (256, 768), 48, (24, 16, 48, 64, 128), 256, 16384)},
     )

@@ -90,6 +90,13 @@ def solve(X: np.ndarray, target: np.ndarray, weight: np.ndarray, T0: np.ndarray,
     return T
 
 
+def _scales(out: np.ndarray, idx: np.ndarray, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(sigma px, surest)`` of the groups ``idx``: each one's predicted Laplace scale, and the mask of the surest
+    ``match_keep`` of them (the share both the stop rule and the solve read)."""
+    sigma = np.exp(np.clip(np.asarray(out, np.float64)[idx, 2], -4.0, 3.0)) * float(cfg["match_scale"])
+    return sigma, sigma <= np.quantile(sigma, float(cfg["match_keep"]))
+
+
 def confident(out: np.ndarray, valid: np.ndarray, cfg: dict[str, Any]) -> bool:
     """Whether a round's landings are sure enough to move the extrinsic: the median predicted scale (px) of the
     surest ``match_keep`` of the valid groups is at most ``match_max_sigma`` (0: always). Why: the matcher sees only
@@ -102,8 +109,8 @@ def confident(out: np.ndarray, valid: np.ndarray, cfg: dict[str, Any]) -> bool:
     limit = float(cfg.get("match_max_sigma", 0.0))
     if limit <= 0:
         return True
-    sigma = np.exp(np.clip(np.asarray(out, np.float64)[idx, 2], -4.0, 3.0)) * float(cfg["match_scale"])
-    return bool(np.median(sigma[sigma <= np.quantile(sigma, float(cfg["match_keep"]))]) <= limit)
+    sigma, surest = _scales(out, idx, cfg)
+    return bool(np.median(sigma[surest]) <= limit)
 
 
 def update(out: np.ndarray, valid: np.ndarray, base: np.ndarray, centres: np.ndarray, T: np.ndarray,
@@ -114,11 +121,8 @@ def update(out: np.ndarray, valid: np.ndarray, base: np.ndarray, centres: np.nda
     idx = np.flatnonzero(valid)
     if len(idx) < 6:
         return np.asarray(T, np.float64)
-    scale = float(cfg["match_scale"])
-    o = np.asarray(out, np.float64)[idx]
-    sigma = np.exp(np.clip(o[:, 2], -4.0, 3.0)) * scale
-    keep = sigma <= np.quantile(sigma, float(cfg["match_keep"]))
+    sigma, keep = _scales(out, idx, cfg)
     if keep.sum() < 6:
         keep = np.argsort(sigma, kind="stable")[:6]
-    target = base[idx] + o[:, :2] * scale
+    target = base[idx] + np.asarray(out, np.float64)[idx, :2] * float(cfg["match_scale"])
     return solve(np.asarray(centres, np.float64)[idx][keep], target[keep], 1.0 / sigma[keep] ** 2, T, P)
