@@ -65,19 +65,47 @@ def farthest_points(xyz: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def knn(xyz: np.ndarray, centres: np.ndarray, k: int) -> np.ndarray:
-    """[G, k] indices of each centre's ``k`` nearest points, nearest first. The [G, N] squared distances
-    are summed coordinate by coordinate (the values of the [G, N, 3] broadcast's sum, without its 3x
-    larger temporary: 31.7 -> 11.6 ms for 128 x 8,192)."""
-    d = centres[:, 0, None] - xyz[None, :, 0]
+def knn(xyz: np.ndarray, centres: np.ndarray, k: int, stride: int = 16) -> np.ndarray:
+    """[G, k] indices of each centre's ``k`` nearest points, nearest first, ties by lower index (the first ``k``
+    of a stable sort of each row). The [G, N] squared distances are summed coordinate by coordinate over
+    contiguous columns (the values of the [G, N, 3] broadcast's sum, without its 3x larger temporary).
+
+    Why a prefilter: selecting from every row took most of the time (an argpartition of 128 x 8,192). Every
+    ``stride``-th column's ``ceil(2k / stride)``-th smallest distance bounds about ``2k`` points of the row; when
+    at least ``k`` are within it, the ``k`` nearest are among them (ties at the k-th distance included), so
+    only those candidates are sorted: 12.3 -> 4.1 ms for 128 x 8,192 on the Zen 1, the same indices. A row with
+    fewer candidates is sorted whole."""
+    cols = [np.ascontiguousarray(xyz[:, j]) for j in range(xyz.shape[1])]
+    d = np.subtract(centres[:, 0, None], cols[0][None])
     d *= d
-    for j in range(1, xyz.shape[1]):
-        t = centres[:, j, None] - xyz[None, :, j]
+    t = np.empty_like(d)
+    for c in range(1, len(cols)):
+        np.subtract(centres[:, c, None], cols[c][None], out=t)
         t *= t
         d += t
-    part = np.argpartition(d, k - 1, axis=1)[:, :k]
-    order = np.argsort(np.take_along_axis(d, part, 1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, 1)
+    out = np.empty((len(d), k), np.int64)
+    m = -(-2 * k // stride)
+    few = np.ones(len(d), bool)
+    if len(d) and m < d.shape[1] // stride:
+        thr = np.partition(d[:, ::stride], m - 1, axis=1)[:, m - 1:m]
+        rows, cand = np.nonzero(d <= thr)  # row by row, columns ascending
+        counts = np.bincount(rows, minlength=len(d))
+        few = counts < k
+        if not few.all():
+            take = ~few[rows]
+            rows, cand = rows[take], cand[take]
+            counts = np.where(few, 0, counts)
+            pos = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
+            width = int(counts.max())
+            cd = np.full((len(d), width), np.inf, d.dtype)
+            ci = np.zeros((len(d), width), np.int64)
+            cd[rows, pos] = d[rows, cand]
+            ci[rows, pos] = cand
+            pick = np.argsort(cd[~few], axis=1, kind="stable")[:, :k]  # the padding (inf) sorts last
+            out[~few] = np.take_along_axis(ci[~few], pick, 1)
+    if few.any():
+        out[few] = np.argsort(d[few], axis=1, kind="stable")[:, :k]
+    return out
 
 
 #: where farthest point sampling measures distance: ``xyz`` (metres) or ``view`` (viewing direction from

@@ -125,7 +125,8 @@ def _fps_reference(pts: np.ndarray, k: int) -> np.ndarray:
 def test_fast_grouping_picks_exactly_what_the_plain_formulation_picks(seed: int, n: int, dims: int,
                                                                      scale: float) -> None:
     """Column-wise squared distances give the same float32 values in the same order, so the same centres
-    and neighbours, ties included (coordinates on a coarse grid make ties common)."""
+    and neighbours as a stable sort of the plain distances, ties included (coordinates on a coarse grid make
+    ties common), whether knn's prefilter takes a row or not."""
     rng = np.random.default_rng(seed)
     pts = (rng.normal(size=(n, dims)) * scale).astype(np.float32)
     pts[: n // 3] = np.round(pts[: n // 3] * 4 / scale) * scale / 4
@@ -134,9 +135,9 @@ def test_fast_grouping_picks_exactly_what_the_plain_formulation_picks(seed: int,
     assert np.array_equal(idx, _fps_reference(pts, k))
     c = pts[idx, :3]
     d = ((c[:, None] - pts[None, :, :3]) ** 2).sum(-1)
-    part = np.argpartition(d, 15, axis=1)[:, :16]
-    want = np.take_along_axis(part, np.argsort(np.take_along_axis(d, part, 1), axis=1, kind="stable"), 1)
-    assert np.array_equal(knn(pts[:, :3], c, 16), want)
+    for kk in (1, 16, 64):  # with k = 64 and fewer than ~1,000 points no row is prefiltered (sorted whole)
+        if kk <= n:
+            assert np.array_equal(knn(pts[:, :3], c, kk), np.argsort(d, 1, kind="stable")[:, :kk])
 
 
 def test_view_space_centres_cover_near_and_far_alike() -> None:
@@ -210,3 +211,15 @@ def test_rotation_error_is_exact_near_zero_and_at_any_angle(deg: float) -> None:
     assert se3.rotation_error_deg(R_kitti, R_kitti) == 0.0
     D = se3.exp_se3(np.array([0.0, np.deg2rad(deg), 0.0, 0, 0, 0]))
     assert se3.rotation_error_deg(D @ R, R) == pytest.approx(deg, abs=1e-9)
+
+
+def test_knn_sorts_whole_the_rows_its_prefilter_cannot_bound() -> None:
+    """Every 16th point sits at one centre and the rest far off: the stride-16 subsample then bounds fewer than
+    k points of that centre's row, which must be sorted whole, while the other centres' rows are prefiltered."""
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(-50, 50, (4096, 3)).astype(np.float32)
+    pts[::16] = rng.normal(0, 0.01, (256, 3)).astype(np.float32)
+    c = np.concatenate([np.zeros((1, 3), np.float32), pts[1:400:37]])
+    d = ((c[:, None] - pts[None]) ** 2).sum(-1)
+    for k in (8, 64, 300):
+        assert np.array_equal(knn(pts, c, k), np.argsort(d, 1, kind="stable")[:, :k])
