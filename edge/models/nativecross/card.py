@@ -200,8 +200,12 @@ class RefineRunner:
         from edge.models.nativecross import matching
 
         P = np.asarray(feeds["match_P"], np.float64)
-        cut = [matching.crops(feeds["match_image"][b], feeds["scan"][b], feeds["centres"][b], T[b], P[b],
-                              int(self.cfg["match_crop"])) for b in range(len(T))]
+        m = int(self.cfg["match_crop"])
+        g = len(feeds["centres"][0])
+        # a stopped item gets blank crops (the graph's batch may be static) and no host work
+        blank = (np.zeros((g, matching.CHANNELS, m, m), np.float32), np.zeros(g, bool), np.zeros((g, 2)))
+        cut = [matching.crops(feeds["match_image"][b], feeds["scan"][b], feeds["centres"][b], T[b], P[b], m)
+               if active[b] else blank for b in range(len(T))]
         out = self.match({"crops": np.stack([c[0] for c in cut])})["flow"]
         moved = np.array([bool(active[b]) and matching.confident(out[b], cut[b][1], self.cfg) for b in range(len(T))])
         return np.stack([matching.update(out[b], cut[b][1], cut[b][2], feeds["centres"][b], T[b], P[b], self.cfg)

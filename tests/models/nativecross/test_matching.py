@@ -198,3 +198,36 @@ def test_the_rounds_stop_at_the_first_unsure_one(log_scale: float, applied: int)
     assert moved == [True] * applied + [False] * (cfg["match_rounds"] - applied)
     rec, _ = C.postprocess(out, frames, cfg)
     assert rec["match_rounds_applied"] == applied and rec["match_rounds"] == cfg["match_rounds"]
+
+
+def test_a_stopped_item_of_a_batch_gets_no_more_crops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two items in one batch: the first's landings are sure, the second's not. The second stops after the first
+    round: no crops are cut for it afterwards (its rows of the graph's batch are blank) and its guess stays,
+    while the first moves every round."""
+    from edge.models.nativecross.samples import samples
+
+    cfg = {**CFG, "match_max_sigma": 5.0}
+    one = [C.preprocess(s[0], cfg) for s in samples(cfg, "evaluation", 2, 3)]
+    feeds = {k: np.concatenate([f[k] for f in one]) for k in one[0]}
+    cut: list[int] = []
+    real = M.crops
+    monkeypatch.setattr(M, "crops", lambda *a, **k: cut.append(1) or real(*a, **k))
+    seen = []
+
+    def match(f: dict) -> dict:
+        seen.append(f["crops"].copy())
+        o = np.zeros((2, f["crops"].shape[1], 3))
+        o[..., 0] = 1.0 / cfg["match_scale"]
+        o[0, :, 2], o[1, :, 2] = np.log(0.1), np.log(3.0)
+        return {"flow": o}
+
+    runner = C.RefineRunner({"encode": lambda f: {"img_tokens": 0, "pt_tokens": 0},
+                             "step": lambda f: {"xi": np.zeros((2, 6), np.float32)}, "match": match}, cfg)
+    out = runner.step(feeds)
+    rounds = cfg["match_rounds"]
+    assert out["match_applied"].tolist() == [rounds, 0]
+    assert len(cut) == 2 + (rounds - 1)  # both items in the first round, then the first only
+    assert all(np.abs(s[0]).max() > 0 for s in seen) and all(not np.abs(s[1]).any() for s in seen[1:])
+    n = cfg["iterations"]
+    assert np.array_equal(out["T_iters"][1, n], out["T_iters"][1, -1])
+    assert not np.allclose(out["T_iters"][0, n], out["T_iters"][0, -1])
