@@ -45,6 +45,9 @@ def train(
                                             "the one-cycle schedule following the clock (not reproducible)."),
     freeze: str = typer.Option("", "--freeze", help="Comma-separated submodules (e.g. encoder,step) whose weights "
                                "stay as --init gave them: train a stage added to a trained model alone."),
+    qat: str = typer.Option("", "--qat", help="Comma-separated submodules trained through the symmetric INT8 "
+                            "export's rounding (fake-quantized Conv/Linear inputs and weights), so they keep "
+                            "their accuracy in INT8; the checkpoint stays plain float."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a model on its synthetic data; writes the checkpoint and a .json record beside it."""
@@ -52,7 +55,8 @@ def train(
 
     run_train(model, out, config, steps, batch, lr, seed, eval_clips, resume, json_out, device=device,
               workers=workers, time_limit=time_limit,
-              freeze=tuple(n.strip() for n in freeze.split(",") if n.strip()))
+              freeze=tuple(n.strip() for n in freeze.split(",") if n.strip()),
+              qat=tuple(n.strip() for n in qat.split(",") if n.strip()))
 
 
 def export(

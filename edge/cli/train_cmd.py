@@ -14,7 +14,7 @@ from edge.errors import EdgeError, ModelError
 
 def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr: float | None, seed: int,
                   eval_clips: int, init: Path | None, *, device: str = "cpu", workers: int = 0,
-                  time_limit: float | None = None, freeze: tuple[str, ...] = ()) -> str:
+                  time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> str:
     """The ``edge train`` line that makes this checkpoint again, from the arguments themselves (not argv: run
     as ``python -m edge.cli.main`` the record once lost ``--init``, so a fine-tune read as a run from
     scratch). Every option that changes the weights is in it; shell-quoted."""
@@ -23,6 +23,7 @@ def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr
     parts += ["--seed", str(seed), "--eval-samples", str(eval_clips)]
     parts += ["--init", str(init)] if init is not None else []
     parts += ["--freeze", ",".join(freeze)] if freeze else []
+    parts += ["--qat", ",".join(qat)] if qat else []
     parts += ["--workers", str(workers)] if workers else []
     parts += ["--device", device] if device != "cpu" else []
     parts += ["--time-limit", f"{time_limit:g}"] if time_limit else []
@@ -31,7 +32,7 @@ def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr
 
 def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
               eval_clips: int, init: Path | None, json_out: bool, *, device: str = "cpu", workers: int = 0,
-              time_limit: float | None = None, freeze: tuple[str, ...] = ()) -> None:
+              time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -99,16 +100,17 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
 
         module, losses = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
                                progress=report, init_partial=init_partial, device=device, workers=workers,
-                               time_limit=time_limit, freeze=freeze)
+                               time_limit=time_limit, freeze=freeze, qat=qat)
     train_s = time.time() - t0
     k = max(1, len(losses) // 20)
     meta = {
         "command": train_command(model, out, config, steps, batch, lr, seed, eval_clips, init, device=device,
-                                 workers=workers, time_limit=time_limit, freeze=freeze),
+                                 workers=workers, time_limit=time_limit, freeze=freeze, qat=qat),
         "model": model, "config_name": config, "steps": len(losses), "batch": batch,
         **({"workers": workers} if workers else {}), **({"device": device} if device != "cpu" else {}),
         **({"time_limit_s": time_limit, "steps_asked": steps} if time_limit else {}),
         "lr": lr if lr is not None else card.trainer.lr, "seed": seed, **({"freeze": list(freeze)} if freeze else {}),
+        **({"qat": list(qat)} if qat else {}),
         "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
     }
     def write() -> None:

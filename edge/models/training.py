@@ -29,15 +29,17 @@ from edge.models.contract import Config, ModelCard
 def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float | None = None, seed: int = 0,
           init_state: dict[str, Any] | None = None, progress: Callable[[int, float], None] | None = None,
           threads: int | None = None, init_partial: bool = False, device: str = "cpu", workers: int = 0,
-          time_limit: float | None = None, freeze: tuple[str, ...] = ()) -> tuple[Any, list[float]]:
+          time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()
+          ) -> tuple[Any, list[float]]:
     """Train ``card``'s model for ``steps`` optimizer steps (or until ``time_limit`` seconds, whichever
     ends first); returns (module on the CPU in eval mode, loss per step).
 
     ``init_partial``: ``init_state`` may lack layers (a checkpoint from before a config option added
     them); those keep their fresh initialisation. ``freeze`` names submodules (``encoder``, ``step.rot``)
     whose weights stay as initialised: no gradients, and in eval mode, so their BatchNorm statistics hold
-    too (a stage added to a trained model is trained alone). ``workers`` > 0 renders batches in that many processes
-    (see :class:`ProcessBatches`)."""
+    too (a stage added to a trained model is trained alone). ``qat`` names submodules trained through the
+    symmetric INT8 export's rounding (:mod:`edge.models.qat`; the returned model is plain float). ``workers`` > 0
+    renders batches in that many processes (see :class:`ProcessBatches`)."""
     if card.trainer is None:
         raise ModelError(f"model '{card.name}' declares no trainer")
     if steps < 1:
@@ -56,7 +58,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
                     threads=threads, init_partial=init_partial, device=device, deadline=deadline,
-                    freeze=tuple(freeze))
+                    freeze=tuple(freeze), qat=tuple(qat))
     finally:
         source.close()
         if procs is not None:
@@ -66,7 +68,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
 def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
          seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
          threads: int | None, init_partial: bool, device: str, deadline: float | None,
-         freeze: tuple[str, ...] = ()) -> tuple[Any, list[float]]:
+         freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> tuple[Any, list[float]]:
     import torch
 
     tr = card.trainer
@@ -98,8 +100,33 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         m.eval()
     peak = tr.lr if lr is None else lr
     opt = torch.optim.AdamW(trainable, lr=peak, weight_decay=tr.weight_decay)
-    total = steps  # >= 1, checked by train()
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=total, pct_start=0.1)
+    # total steps >= 1, checked by train()
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=0.1)
+    fake = None
+    if qat:
+        from edge.models.qat import attach
+
+        fake = attach(frozen_modules(card, model, qat, option="--qat"))
+        if not fake.layers:
+            raise ModelError(f"model '{card.name}': --qat {','.join(qat)} holds no layer INT8 quantizes (Conv, Linear)")
+    try:
+        losses = _loop(card, model, source, opt, sched, trainable, steps, deadline, progress)
+    finally:
+        if fake is not None:
+            fake.remove()
+    model.cpu().eval()
+    return model, losses
+
+
+def _loop(card: ModelCard, model: Any, source: Iterator[dict[str, np.ndarray]], opt: Any, sched: Any,
+          trainable: list[Any], steps: int, deadline: float | None,
+          progress: Callable[[int, float], None] | None) -> list[float]:
+    """The optimizer steps: until ``steps``, the deadline or the batches' end; the loss per step."""
+    import torch
+
+    tr = card.trainer
+    assert tr is not None
+    total = steps
     losses: list[float] = []
     done = 0
     t1: float | None = None  # end of the first step: the schedule's clock starts there (start-up is not warm-up)
@@ -143,8 +170,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
     if ended:
         raise ModelError(f"model '{card.name}': its trainer's batches ended after {done} of {steps} steps "
                          "(Trainer.batches must be endless)")
-    model.cpu().eval()
-    return model, losses
+    return losses
 
 
 def batches_for(batches: Callable[..., Iterator[dict[str, np.ndarray]]], freeze: tuple[str, ...]
@@ -165,15 +191,15 @@ def batches_for(batches: Callable[..., Iterator[dict[str, np.ndarray]]], freeze:
     return functools.partial(batches, frozen=tuple(freeze)) if takes else batches
 
 
-def frozen_modules(card: ModelCard, model: Any, names: tuple[str, ...]) -> list[Any]:
-    """The submodules ``names`` (dotted paths) of ``model``; a name that is not one is a ModelError listing
-    the top-level ones."""
+def frozen_modules(card: ModelCard, model: Any, names: tuple[str, ...], option: str = "--freeze") -> list[Any]:
+    """The submodules ``names`` (dotted paths) of ``model``; a name that is not one is a ModelError (naming the
+    CLI ``option`` it came from) listing the top-level ones."""
     out = []
     subs = dict(model.named_modules())
     for name in names:
         if not name or name not in subs:
             top = ", ".join(n for n in subs if n and "." not in n)
-            raise ModelError(f"model '{card.name}': --freeze {name!r} is not a submodule (top-level: {top})")
+            raise ModelError(f"model '{card.name}': {option} {name!r} is not a submodule (top-level: {top})")
         out.append(subs[name])
     return out
 

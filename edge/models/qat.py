@@ -1,0 +1,108 @@
+"""Quantization-aware training (``edge train --qat MODULES``): the named submodules train with the rounding
+the symmetric INT8 export will apply, so their weights learn to keep their accuracy at that precision.
+
+Why: post-training quantization (:mod:`edge.calibration.quantize`) rounds each Conv/MatMul/Gemm input to a
+per-tensor symmetric int8 grid and each weight to a per-output-channel one. A network whose outputs need
+more precision than that (NativeCross's matcher: sub-pixel landings from non-negative activations, which a
+zero-centred int8 range leaves 7 bits) loses its accuracy there, whatever nodes the gate leaves float
+(README, NativeCross). Training through the same rounding (fake quantization, straight-through gradients)
+is the standard remedy (NNCF's and PyTorch's QAT do the same).
+
+What is rounded mirrors the symmetric QDQ form: the input and the weight of every ``Conv1d/2d/3d`` and
+``Linear`` inside the named submodules, except a Linear whose dot products sum fewer than
+:data:`~edge.calibration.quantize.MIN_INT8_DOT` terms (the export keeps those float). Activation scales follow
+an exponential average of each batch's max |x| / 127 (minmax calibration's scale); weight scales are each
+output channel's max |w| / 127. Nothing is added to the weights or the checkpoint: :meth:`FakeQuant.remove`
+leaves the plain float model, which exports and is calibrated as any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+#: int8's symmetric range (-127..127: the zero point is 0, as TensorRT requires)
+QMAX = 127.0
+#: weight of each batch in the activation scale's running average
+MOMENTUM = 0.05
+
+
+def fake_round(x: Any, scale: Any) -> Any:
+    """``x`` rounded to the symmetric int8 grid of ``scale`` (broadcast), with the gradient of the identity
+    (straight through): the forward pass sees what int8 computes, the backward pass moves the float values."""
+    import torch
+
+    q = torch.clamp(torch.round(x / scale), -QMAX, QMAX) * scale
+    return x + (q - x).detach()
+
+
+class FakeQuant:
+    """Fake quantization hooked onto the Conv/Linear layers of some submodules; :meth:`remove` undoes it."""
+
+    def __init__(self, layers: Sequence[Any]) -> None:
+        import torch
+
+        self.layers = list(layers)
+        self.handles: list[Any] = []
+        self.scales: dict[int, Any] = {}
+        for layer in self.layers:
+            self.scales[id(layer)] = torch.zeros(())
+            self.handles.append(layer.register_forward_pre_hook(self._pre))
+            self.handles.append(layer.register_forward_hook(self._post))
+        self._saved: dict[int, Any] = {}
+
+    def _pre(self, layer: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        import torch
+
+        x = args[0]
+        s = self.scales[id(layer)]
+        if layer.training:
+            batch = x.detach().abs().max() / QMAX
+            s = batch if float(s) == 0.0 else (1 - MOMENTUM) * s + MOMENTUM * batch
+            self.scales[id(layer)] = s
+        if float(s) > 0:
+            x = fake_round(x, s)
+        # the weight, rounded per output channel, stands in for the parameter during this call only
+        w = layer.weight
+        dims = tuple(range(1, w.dim()))
+        ws = torch.clamp(w.detach().abs().amax(dim=dims, keepdim=True) / QMAX, min=1e-12)
+        self._saved[id(layer)] = w
+        del layer.weight
+        layer.weight = fake_round(w, ws)
+        return (x, *args[1:])
+
+    def _post(self, layer: Any, args: tuple[Any, ...], out: Any) -> Any:
+        del layer.weight  # the rounded tensor; the parameter goes back
+        layer.weight = self._saved.pop(id(layer))
+        return out
+
+    def remove(self) -> None:
+        """Take every hook off: the layers are plain float layers again (their parameters never changed type)."""
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+        for layer in self.layers:  # a forward that raised between the two hooks left its rounded weight in place
+            if id(layer) in self._saved:
+                del layer.weight
+                layer.weight = self._saved.pop(id(layer))
+
+
+def quantized_layers(module: Any) -> list[Any]:
+    """The layers of ``module`` the symmetric INT8 export quantizes: Conv1d/2d/3d, and Linear with at least
+    MIN_INT8_DOT inputs."""
+    import torch
+
+    from edge.calibration.quantize import MIN_INT8_DOT
+
+    out = []
+    for m in module.modules():
+        conv = isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))
+        if conv or (isinstance(m, torch.nn.Linear) and m.in_features >= MIN_INT8_DOT):
+            out.append(m)
+    return out
+
+
+def attach(modules: Sequence[Any]) -> FakeQuant:
+    """Fake quantization on every quantized layer of ``modules`` (see the module's docstring)."""
+    layers = [layer for m in modules for layer in quantized_layers(m)]
+    return FakeQuant(layers)

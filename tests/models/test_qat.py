@@ -1,0 +1,124 @@
+"""Quantization-aware training (``edge train --qat``): the rounding it trains through is the symmetric INT8
+export's (per-tensor int8 inputs, per-output-channel int8 weights of Conv/Linear), gradients pass straight
+through, and nothing of it stays on the model or in the checkpoint."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge.errors import ModelError  # noqa: E402
+from edge.models.qat import QMAX, attach, fake_round, quantized_layers  # noqa: E402
+from edge.models.training import train  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_fake_round_is_the_int8_grid_forward_and_the_identity_backward() -> None:
+    x = torch.tensor([-3.0, -0.26, 0.0, 0.24, 0.26, 1.0, 5.0], requires_grad=True)
+    y = fake_round(x, torch.tensor(0.5 / QMAX * 4))  # scale: 127 steps reach 2.0
+    s = 2.0 / QMAX
+    want = np.clip(np.round(x.detach().numpy() / s), -QMAX, QMAX) * s
+    assert np.allclose(y.detach().numpy(), want, rtol=0, atol=1e-7)
+    assert y.detach().numpy().max() == pytest.approx(2.0) and y.detach().numpy().min() == pytest.approx(-2.0)
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def _net() -> Any:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 4 * 4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+
+def _reference(net: Any, x: Any, act_scales: list[float]) -> Any:
+    """The same forward with every quantized layer's input and weight rounded by hand (numpy-style)."""
+    import torch.nn.functional as F
+
+    def rw(w: Any) -> Any:
+        s = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) / QMAX
+        return torch.clamp(torch.round(w / s), -QMAX, QMAX) * s
+
+    def ra(a: Any, s: float) -> Any:
+        return torch.clamp(torch.round(a / s), -QMAX, QMAX) * s
+
+    conv, lin1, lin2 = net[0], net[3], net[5]
+    h = F.relu(F.conv2d(ra(x, act_scales[0]), rw(conv.weight), conv.bias)).flatten(1)
+    h = F.relu(F.linear(ra(h, act_scales[1]), rw(lin1.weight), lin1.bias))
+    return F.linear(h, lin2.weight, lin2.bias)  # 8 inputs: a short dot product, float in every INT8 form
+
+
+def test_attached_layers_compute_what_int8_computes_and_removal_leaves_the_float_model() -> None:
+    net = _net().train()
+    params = {k: v for k, v in net.named_parameters()}
+    before = {k: v.detach().clone() for k, v in params.items()}
+    layers = quantized_layers(net)
+    assert layers == [net[0], net[3]]  # the 8-input Linear is left float, as the export leaves it
+    fq = attach([net])
+    x = torch.randn(2, 3, 6, 6)
+    y = net(x)  # the first training batch sets each activation scale to its max |x| / 127
+    scales = [float(fq.scales[id(layer)]) for layer in layers]
+    assert scales[0] == pytest.approx(float(x.abs().max()) / QMAX)
+    with torch.no_grad():
+        want = _reference(net, x, scales)
+    assert torch.allclose(y, want, atol=1e-5)
+    y.sum().backward()  # straight through: the float weights get gradients
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in (net[0].weight, net[3].weight))
+    assert dict(net.named_parameters()).keys() == params.keys()
+    assert all(dict(net.named_parameters())[k] is v for k, v in params.items())  # the same Parameter objects
+    fq.remove()
+    assert all(torch.equal(dict(net.named_parameters())[k], before[k]) for k in before)  # never rounded in place
+    with torch.no_grad():
+        plain = _net()
+        plain.load_state_dict(net.state_dict())
+        assert torch.equal(net(x), plain(x))  # no hook left
+
+
+def test_eval_mode_keeps_the_scales_training_reached() -> None:
+    net = _net().train()
+    fq = attach([net])
+    net(torch.randn(2, 3, 6, 6))
+    s = float(fq.scales[id(net[0])])
+    net.eval()
+    net(100 * torch.randn(2, 3, 6, 6))  # far larger inputs: clipped to the scale training reached
+    assert float(fq.scales[id(net[0])]) == s
+    fq.remove()
+
+
+@pytest.fixture(scope="module")
+def toy() -> Iterator[Any]:
+    sys.path.insert(0, str(FIXTURES))
+    import toyfam.card
+
+    yield toyfam.card.card()
+    sys.path.remove(str(FIXTURES))
+
+
+def test_the_loop_trains_named_submodules_through_int8_and_returns_a_plain_model(toy: Any) -> None:
+    cfg = toy.config("tiny")
+    torch.manual_seed(0)
+    init = toy.build(cfg).state_dict()
+    model, q = train(toy, cfg, steps=3, batch=2, init_state=init, qat=("embed",))
+    _, f = train(toy, cfg, steps=3, batch=2, init_state=init)
+    assert q[0] != f[0]  # the first step's loss already differs: the forward pass was rounded
+    assert set(model.state_dict()) == set(init)  # nothing of the rounding in the weights a checkpoint saves
+    assert not any(m._forward_pre_hooks for m in model.modules())
+    with pytest.raises(ModelError, match="--qat 'embedd' is not a submodule \\(top-level: embed, head\\)"):
+        train(toy, cfg, steps=1, batch=1, qat=("embedd",))
+
+
+def test_the_recorded_command_keeps_qat() -> None:
+    import shlex
+
+    from edge.cli.train_cmd import train_command
+
+    cmd = train_command("lane", Path("w.pt"), "default", 10, 8, None, 0, 0, Path("a.pt"), freeze=("encoder",),
+                        qat=("matcher", "step.rot"))
+    assert shlex.split(cmd)[-6:] == ["--freeze", "encoder", "--qat", "matcher,step.rot", "--out", "w.pt"]
