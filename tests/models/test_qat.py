@@ -4,8 +4,6 @@ through, and nothing of it stays on the model or in the checkpoint."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,6 @@ torch = pytest.importorskip("torch")
 from edge.errors import ModelError  # noqa: E402
 from edge.models.qat import QMAX, attach, fake_round, quantized_layers  # noqa: E402
 from edge.models.training import train  # noqa: E402
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_fake_round_is_the_int8_grid_forward_and_the_identity_backward() -> None:
@@ -90,15 +86,6 @@ def test_eval_mode_keeps_the_scales_training_reached() -> None:
     net(100 * torch.randn(2, 3, 6, 6))  # far larger inputs: clipped to the scale training reached
     assert float(fq.scales[id(net[0])]) == s
     fq.remove()
-
-
-@pytest.fixture(scope="module")
-def toy() -> Iterator[Any]:
-    sys.path.insert(0, str(FIXTURES))
-    import toyfam.card
-
-    yield toyfam.card.card()
-    sys.path.remove(str(FIXTURES))
 
 
 def test_the_loop_trains_named_submodules_through_int8_and_returns_a_plain_model(toy: Any) -> None:

@@ -18,17 +18,6 @@ torch = pytest.importorskip("torch")
 from edge.errors import ModelError  # noqa: E402
 from edge.models.training import batch_tensor, train, worker_seed  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def toy() -> Iterator[Any]:
-    sys.path.insert(0, str(FIXTURES))
-    import toyfam.card
-
-    yield toyfam.card.card()
-    sys.path.remove(str(FIXTURES))
-
 
 def test_workers_give_the_same_losses_run_after_run(toy: Any) -> None:
     cfg = toy.config("tiny")
