@@ -3,10 +3,10 @@ the symmetric INT8 export will apply, so their weights learn to keep their accur
 
 Why: post-training quantization (:mod:`edge.calibration.quantize`) rounds each Conv/MatMul/Gemm input to a
 per-tensor symmetric int8 grid and each weight to a per-output-channel one. A network whose outputs need
-more precision than that (NativeCross's matcher: sub-pixel landings from non-negative activations, which a
-zero-centred int8 range leaves 7 bits) loses its accuracy there, whatever nodes the gate leaves float
-(README, NativeCross). Training through the same rounding (fake quantization, straight-through gradients)
-is the standard remedy (NNCF's and PyTorch's QAT do the same).
+more precision than that (sub-pixel positions read from non-negative activations, which a zero-centred int8
+range leaves 7 bits) loses its accuracy there, whatever nodes the gate leaves float. Training through the
+same rounding (fake quantization, straight-through gradients) is the standard remedy (NNCF's and PyTorch's QAT
+do the same).
 
 What is rounded mirrors the symmetric QDQ form: the input and the weight of every ``Conv1d/2d/3d`` and
 ``Linear`` inside the named submodules, except a Linear whose dot products sum fewer than
