@@ -89,7 +89,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         if unexpected or (missing and not init_partial):
             raise ModelError(f"model '{card.name}': the initial weights do not fit the config (missing "
                              f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
-    frozen = frozen_modules(card, model, freeze)
+    frozen = named_submodules(card, model, freeze)
     for m in frozen:
         m.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -106,7 +106,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
     if qat:
         from edge.models.qat import attach
 
-        fake = attach(frozen_modules(card, model, qat, option="--qat"))
+        fake = attach(named_submodules(card, model, qat, option="--qat"))
         if not fake.layers:
             raise ModelError(f"model '{card.name}': --qat {','.join(qat)} holds no layer INT8 quantizes (Conv, Linear)")
     try:
@@ -191,9 +191,9 @@ def batches_for(batches: Callable[..., Iterator[dict[str, np.ndarray]]], freeze:
     return functools.partial(batches, frozen=tuple(freeze)) if takes else batches
 
 
-def frozen_modules(card: ModelCard, model: Any, names: tuple[str, ...], option: str = "--freeze") -> list[Any]:
-    """The submodules ``names`` (dotted paths) of ``model``; a name that is not one is a ModelError (naming the
-    CLI ``option`` it came from) listing the top-level ones."""
+def named_submodules(card: ModelCard, model: Any, names: tuple[str, ...], option: str = "--freeze") -> list[Any]:
+    """The submodules ``names`` (dotted paths) of ``model`` that ``--freeze`` or ``--qat`` name; a name that is not
+    one is a ModelError (naming the CLI ``option`` it came from) listing the top-level ones."""
     out = []
     subs = dict(model.named_modules())
     for name in names:

@@ -99,6 +99,8 @@ def test_the_loop_trains_named_submodules_through_int8_and_returns_a_plain_model
     assert not any(m._forward_pre_hooks for m in model.modules())
     with pytest.raises(ModelError, match="--qat 'embedd' is not a submodule \\(top-level: embed, head\\)"):
         train(toy, cfg, steps=1, batch=1, qat=("embedd",))
+    with pytest.raises(ModelError, match=r"--qat embed\.conv\.1 holds no layer INT8 quantizes"):  # a ReLU
+        train(toy, cfg, steps=1, batch=1, qat=("embed.conv.1",))
 
 
 def test_the_recorded_command_keeps_qat() -> None:
