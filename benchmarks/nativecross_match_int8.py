@@ -10,7 +10,11 @@ Scores `refine_match` (L2 rate, the gate's metric) on held-out synthetic rigs (t
   acts, not a kernel's);
 - the `match` graph quantized again here (symmetric, calibrated on the fp32 program's own crops of 32
   calibration rigs, as the export records them) with its stems (the first convolution of the image and of the
-  depth channel), its head (the two Gemm) or both left float, and with percentile / entropy calibration;
+  depth channel), its head (the two Gemm) or both left float, with percentile / entropy calibration, and with
+  only the layers' inputs rounded (the outputs of its Conv/Gemm left float, TensorRT's recommended placement);
+- for a quantization-aware checkpoint (`edge train --qat matcher`): the `match` graph quantized with the scales
+  training reached (inputs only, as the export writes it; and with the outputs rounded too, to show what that
+  costs);
 - the bundle's other INT8 forms where it has them (ONNX Runtime's U8S8, TensorRT's int8-fp16 emulation).
 
     python benchmarks/nativecross_match_int8.py BUNDLE [--rigs 100]
@@ -113,12 +117,31 @@ def main() -> None:
                 "head float": ("minmax", head),
                 "stems + head float (the body's 3 convs int8)": ("minmax", stems + head),
                 "all nodes, percentile 99.999": ("percentile", []), "all nodes, entropy": ("entropy", [])}
+    weights = b.manifest["model"].get("weights", {})
+    trained = weights.get("trained") if isinstance(weights.get("trained"), dict) else {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, (method, exclude)) in enumerate(variants.items()):
             dst = str(Path(tmp) / f"match{i}.onnx")
             quantize_int8(fp32["match"], dst, calib, method=method, exclude=exclude)
             row(f"match requantized: {label}", {**fp32, "match": dst})
-    doc = {"bundle": str(args.bundle), "checkpoint": b.manifest.get("model", {}).get("checkpoint"),
+        dst = str(Path(tmp) / "inputs.onnx")
+        quantize_int8(fp32["match"], dst, calib, quantize_outputs=False)
+        row("match requantized: inputs only (outputs float), minmax", {**fp32, "match": dst})
+        if trained.get("qat_scales"):
+            from edge.calibration.qat_scales import check_scales, tensor_scales
+            from edge.models.checkpoint import load_model
+
+            model, _, _ = load_model(weights["checkpoint"])
+            scales = check_scales(trained["qat_scales"], model, weights["checkpoint"])
+            found, missed = tensor_scales(fp32["match"], card.graphs["match"].module(model), b.graph_io("match"),
+                                          crops[0], model, scales)
+            print(f"trained scales on {len(found)} tensors; unmatched layers: {missed}")
+            for outputs in (False, True):
+                dst = str(Path(tmp) / f"trained{outputs}.onnx")
+                quantize_int8(fp32["match"], dst, calib, tensor_scales=found, quantize_outputs=outputs)
+                row(f"match requantized: trained scales, {'outputs rounded too' if outputs else 'inputs only'}",
+                    {**fp32, "match": dst})
+    doc = {"bundle": str(args.bundle), "checkpoint": weights.get("checkpoint"),
            "rigs": args.rigs, "range": "10 deg / 25 cm, evaluation seed stream", "metric": "L2 rate (%)",
            "one_rig": 100.0 / args.rigs, "stems": stems, "head": head, "rows": rows,
            "seconds": round(time.time() - t0, 1), "machine": machine()}

@@ -120,16 +120,20 @@ def output_error(ref_path: str | Path, q_path: str | Path, io: IOSpec, feeds: Se
 
 
 def qdq_quantizer(method: str = "minmax", op_types: Sequence[str] = DEFAULT_OPS,
-                  activations: str = "s8s8", keep_float: Mapping[str, Sequence[str]] | None = None) -> Quantizer:
+                  activations: str = "s8s8", keep_float: Mapping[str, Sequence[str]] | None = None,
+                  trained: Mapping[str, Mapping[str, float]] | None = None) -> Quantizer:
     """The QDQ ONNX form (:func:`~edge.calibration.quantize.quantize_int8`), errors measured on ONNX Runtime.
 
     ``keep_float``: per graph, nodes never quantized (chosen for speed before the gate, e.g. by
-    :func:`edge.calibration.ort_pays.choose_float_convs`); the gate's fallback excludes more on top."""
+    :func:`edge.calibration.ort_pays.choose_float_convs`); the gate's fallback excludes more on top.
+    ``trained``: per graph, activation tensors that take a quantization-aware checkpoint's trained scale
+    (:mod:`edge.calibration.qat_scales`) instead of a calibrated one."""
     keep = {g: list(v) for g, v in (keep_float or {}).items()}
+    scales = {g: dict(v) for g, v in (trained or {}).items()}
 
     def write(graph: str, gg: GateGraph, dst: Path, exclude: Sequence[str]) -> None:
         quantize_int8(gg.src, dst, gg.calib, method=method, exclude=[*keep.get(graph, []), *exclude],
-                      op_types=op_types, activations=activations)
+                      op_types=op_types, activations=activations, tensor_scales=scales.get(graph))
 
     def nodes(graph: str, gg: GateGraph) -> list[str]:
         return [n for n in candidate_nodes(gg.src, op_types) if n not in keep.get(graph, [])]

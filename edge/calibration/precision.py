@@ -90,6 +90,9 @@ class PrecisionJob:
     method: str = "minmax"
     seed: int = 0
     say: Callable[[str], None] = lambda _m: None
+    #: a quantization-aware checkpoint's trained input scales by layer name (``meta["qat_scales"]``): the
+    #: symmetric INT8 form quantizes those layers' inputs with them (:mod:`edge.calibration.qat_scales`)
+    qat_scales: dict[str, float] = field(default_factory=dict)
     _eval: list[Any] | None = None
     _calib: SampleSet | None = None
     _recorded: dict[tuple[str, str], dict[str, list[dict[str, np.ndarray]]]] = field(default_factory=dict)
@@ -431,7 +434,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
     and only excludes nodes of, this program's new graphs, scoring the program with both; a program
     whose graphs were all quantized before is still held to the budget.
     """
-    from edge.calibration.gate import GateGraph, quantize_with_gate
+    from edge.calibration.gate import GateGraph, qdq_quantizer, quantize_with_gate
     from edge.export.api import artifact_name
 
     spec = job.card.program(pname)
@@ -447,16 +450,20 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
         return metric, 0.0, files
     cal = job.record(pname, src, "calibration")
     cset = job.calib_samples()
-    graphs, q_att = {}, {}
+    graphs, q_att, trained = {}, {}, {}
     for g in new:
         gj = job.job(g)
         q_src, q_att[g] = _int8_source(w, gj, src[g], job.seed)
         graphs[g] = GateGraph(q_src, files[g], gj.io,
                               FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
                               ev[g][:PARITY_SAMPLES])
+        if job.qat_scales:
+            trained[g] = _trained_scales(job, g, q_src, cal[g][0])
     gate = quantize_with_gate(graphs, lambda fs: job.metric(pname, {**files, **fs}), fp32_metric=fp32,
                               max_drop=job.budget(fp32), method=job.method, drop=job.card.metric.drop,
-                              progress=job.say)
+                              progress=job.say,
+                              quantizer=qdq_quantizer(job.method, trained={g: t["tensors"] for g, t in trained.items()
+                                                                           if t}))
     if not gate.passed:
         tries = "; ".join(f"{sum(len(v) for v in t['excluded'].values())} fp32 nodes -> {t['metric']:.2f} "
                           f"(drop {t['drop']:.2f})" for t in gate.tries)
@@ -498,8 +505,24 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
                         "quantization": {"format": "qdq", "method": job.method, "calibration": cset.source,
                                          "calibration_samples": len(cset), "calibration_feeds": len(cal[g]),
                                          "excluded_nodes": gate.chosen["excluded"].get(g, []),
-                                         "dequantize_nodes": quantized, "program": pname, "tries": gate.tries}})
+                                         "dequantize_nodes": quantized, "program": pname, "tries": gate.tries,
+                                         **({"trained_scales": trained[g]} if trained.get(g) else {})}})
     return float(gate.chosen["metric"]), max(gate.chosen["output_rel_error"].values()), files
+
+
+def _trained_scales(job: PrecisionJob, graph: str, src: str, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The checkpoint's trained scales that apply to ``graph`` (:func:`~edge.calibration.qat_scales.tensor_scales`
+    on one calibration feed), said when there are any: a layer left to calibration is worth a line."""
+    from edge.calibration.qat_scales import describe, tensor_scales
+
+    gj = job.job(graph)
+    found, missed = tensor_scales(src, gj.module, gj.io, feed, job.module, job.qat_scales)
+    if not found and not missed:
+        return {}
+    job.say(f"int8 {graph}: {len(found)} input(s) take the checkpoint's trained scales"
+            + (f"; {len(missed)} trained layer(s) matched no tensor and are calibrated: {', '.join(missed[:4])}"
+               if missed else ""))
+    return describe(found, missed)
 
 
 def _say_if_float(job: PrecisionJob, path: str, graph: str, form: str, why: str | None = None) -> int:

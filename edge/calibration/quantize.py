@@ -14,7 +14,7 @@ The graph given must run in ONNX Runtime (for a plugin-mode bundle: its ``*.ort.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +111,18 @@ def _reader(calib: FeedSet, progress: Callable[[int], None] | None) -> Any:
 def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], calib: FeedSet, *,
                   method: str = "minmax", op_types: Sequence[str] = DEFAULT_OPS, exclude: Sequence[str] = (),
                   per_channel: bool = True, percentile: float = 99.999, activations: str = "s8s8",
-                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Write a QDQ INT8 copy of ``src`` calibrated on ``calib``; returns what was done (for the manifest)."""
+                  progress: Callable[[int], None] | None = None,
+                  tensor_scales: Mapping[str, float] | None = None,
+                  quantize_outputs: bool | None = None) -> dict[str, Any]:
+    """Write a QDQ INT8 copy of ``src`` calibrated on ``calib``; returns what was done (for the manifest).
+
+    ``tensor_scales``: activation tensors quantized with these symmetric scales instead of calibrated ones
+    (a quantization-aware checkpoint's trained scales, :mod:`edge.calibration.qat_scales`); symmetric form only.
+    ``quantize_outputs``: whether the outputs of the Conv/MatMul/Gemm are rounded too (ONNX Runtime's quantizer
+    does so by default, so that its CPU kernels can fuse QLinearConv); None: yes, unless ``tensor_scales`` is
+    given. A graph with trained scales quantizes only the inputs: where training rounded
+    (:mod:`edge.models.qat`), which never saw an output rounded, and where TensorRT's placement guide puts Q/DQ
+    ("by default, do not quantize the outputs of weighted operations")."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in METHODS:
@@ -130,6 +140,18 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         extra["QuantizeBias"] = False
     if method == "percentile":
         extra["CalibPercentile"] = float(percentile)
+    if tensor_scales:
+        if not symmetric:
+            raise ExportError("trained activation scales are symmetric int8 scales; the u8s8 form calibrates its own")
+        import numpy as np
+
+        extra["TensorQuantOverrides"] = {t: [{"scale": np.array(s, dtype=np.float32),
+                                              "zero_point": np.array(0, dtype=np.int8)}]
+                                         for t, s in tensor_scales.items()}
+    if quantize_outputs is None:
+        quantize_outputs = not tensor_scales
+    if not quantize_outputs:
+        extra["OpTypesToExcludeOutputQuantization"] = list(op_types)
     cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
           "percentile": CalibrationMethod.Percentile}[method]
     import logging
@@ -163,6 +185,7 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
     return {"format": "qdq", "method": method, "op_types": list(op_types), "excluded": list(exclude),
             "short_dots": short,
             "per_channel": per_channel, "symmetric": symmetric, "activations": activations,
+            "trained_scales": len(tensor_scales or {}), "outputs_quantized": quantize_outputs,
             "calibration": {"source": calib.source, "samples": len(calib)}}
 
 

@@ -98,7 +98,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                 last[0] = now
                 console.print(f"step {step}/{steps} loss {loss:.4f} ({now - t0:.0f}s)")
 
-        module, losses = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
+        module, losses, qat_scales = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
                                progress=report, init_partial=init_partial, device=device, workers=workers,
                                time_limit=time_limit, freeze=freeze, qat=qat)
     train_s = time.time() - t0
@@ -110,7 +110,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         **({"workers": workers} if workers else {}), **({"device": device} if device != "cpu" else {}),
         **({"time_limit_s": time_limit, "steps_asked": steps} if time_limit else {}),
         "lr": lr if lr is not None else card.trainer.lr, "seed": seed, **({"freeze": list(freeze)} if freeze else {}),
-        **({"qat": list(qat)} if qat else {}),
+        **({"qat": list(qat), "qat_scales": qat_scales} if qat else {}),
         "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
     }
     def write() -> None:

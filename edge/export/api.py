@@ -579,10 +579,15 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     if max_drop is None:
         max_drop = card.metric.max_drop if card.metric is not None else 1.0
     drop_abs, drop_rel = parse_max_drop(max_drop)
+    qat_scales = {}
+    if "qat_scales" in meta:  # a quantization-aware checkpoint: its trained scales go into the symmetric INT8 form
+        from edge.calibration.qat_scales import check_scales
+
+        qat_scales = check_scales(meta["qat_scales"], module, str(ckpt_path))
     job = PrecisionJob(card=card, cfg=cfg, module=module, jobs=jobs, programs=chosen,
                        precisions=list(precisions or ["fp32"]), calib=calib, calib_size=calib_size,
                        eval_size=eval_size, max_drop=drop_abs, max_drop_rel=drop_rel, method=calib_method, seed=seed,
-                       say=progress or (lambda _m: None))
+                       say=progress or (lambda _m: None), qat_scales=qat_scales)
     check_request(job)  # a bad --calib or budget fails now, before any graph is exported
     if "openvino" in targets:
         from edge.runtimes import require

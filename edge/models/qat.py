@@ -12,8 +12,12 @@ What is rounded mirrors the symmetric QDQ form: the input and the weight of ever
 ``Linear`` inside the named submodules, except a Linear whose dot products sum fewer than
 :data:`~edge.calibration.quantize.MIN_INT8_DOT` terms (the export keeps those float). Activation scales follow
 an exponential average of each batch's max |x| / 127 (minmax calibration's scale); weight scales are each
-output channel's max |w| / 127. Nothing is added to the weights or the checkpoint: :meth:`FakeQuant.remove`
-leaves the plain float model, which exports and is calibrated as any other.
+output channel's max |w| / 127. Nothing is added to the weights: :meth:`FakeQuant.remove` leaves the plain
+float model. The activation scales training reached are kept by name (:meth:`FakeQuant.named_scales`, saved in
+the checkpoint's ``meta["qat_scales"]``), and the symmetric INT8 export uses them for those layers' inputs in
+place of its own calibration (:mod:`edge.calibration.qat_scales`): the weights learned to live with that grid,
+and a calibration over other samples gives another one (a coarser one, when one crop's max exceeds the
+average batch max training saw).
 """
 
 from __future__ import annotations
@@ -74,6 +78,17 @@ class FakeQuant:
     def _post(self, layer: Any, args: tuple[Any, ...], out: Any) -> Any:
         del layer.weight  # the rounded tensor; the parameter goes back
         layer.weight = self._saved.pop(id(layer))
+        return out
+
+    def named_scales(self, root: Any) -> dict[str, float]:
+        """Each hooked layer's input scale by its dotted name in ``root`` (layers that never ran are left out):
+        what ``meta["qat_scales"]`` of a checkpoint holds."""
+        names = {id(m): n for n, m in root.named_modules()}
+        out = {}
+        for layer in self.layers:
+            s = float(self.scales[id(layer)])
+            if s > 0 and id(layer) in names:
+                out[names[id(layer)]] = s
         return out
 
     def remove(self) -> None:

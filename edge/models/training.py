@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,19 +26,29 @@ from edge.errors import ModelError
 from edge.models.contract import Config, ModelCard
 
 
+class Trained(NamedTuple):
+    """What :func:`train` returns: the module (CPU, eval mode), the loss per step and, after ``--qat``, each
+    quantization-aware layer's trained input scale by name (empty otherwise; see :mod:`edge.models.qat`)."""
+
+    model: Any
+    losses: list[float]
+    qat_scales: dict[str, float]
+
+
 def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float | None = None, seed: int = 0,
           init_state: dict[str, Any] | None = None, progress: Callable[[int, float], None] | None = None,
           threads: int | None = None, init_partial: bool = False, device: str = "cpu", workers: int = 0,
           time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()
-          ) -> tuple[Any, list[float]]:
+          ) -> Trained:
     """Train ``card``'s model for ``steps`` optimizer steps (or until ``time_limit`` seconds, whichever
-    ends first); returns (module on the CPU in eval mode, loss per step).
+    ends first); returns :class:`Trained` (module on the CPU in eval mode, loss per step, QAT scales).
 
     ``init_partial``: ``init_state`` may lack layers (a checkpoint from before a config option added
     them); those keep their fresh initialisation. ``freeze`` names submodules (``encoder``, ``step.rot``)
     whose weights stay as initialised: no gradients, and in eval mode, so their BatchNorm statistics hold
     too (a stage added to a trained model is trained alone). ``qat`` names submodules trained through the
-    symmetric INT8 export's rounding (:mod:`edge.models.qat`; the returned model is plain float). ``workers`` > 0
+    symmetric INT8 export's rounding (:mod:`edge.models.qat`; the returned model is plain float, the scales
+    its layers' inputs were rounded with come beside it). ``workers`` > 0
     renders batches in that many processes (see :class:`ProcessBatches`)."""
     if card.trainer is None:
         raise ModelError(f"model '{card.name}' declares no trainer")
@@ -68,7 +78,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
 def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
          seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
          threads: int | None, init_partial: bool, device: str, deadline: float | None,
-         freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> tuple[Any, list[float]]:
+         freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> Trained:
     import torch
 
     tr = card.trainer
@@ -109,13 +119,16 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         fake = attach(named_submodules(card, model, qat, option="--qat"))
         if not fake.layers:
             raise ModelError(f"model '{card.name}': --qat {','.join(qat)} holds no layer INT8 quantizes (Conv, Linear)")
+    scales: dict[str, float] = {}
     try:
         losses = _loop(card, model, source, opt, sched, trainable, steps, deadline, progress)
+        if fake is not None:
+            scales = fake.named_scales(model)
     finally:
         if fake is not None:
             fake.remove()
     model.cpu().eval()
-    return model, losses
+    return Trained(model, losses, scales)
 
 
 def _loop(card: ModelCard, model: Any, source: Iterator[dict[str, np.ndarray]], opt: Any, sched: Any,

@@ -4,7 +4,6 @@ real timer, and an export that records and honours the choice."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from edge.calibration import ort_pays
 from edge.errors import ExportError
 from edge.spec import IOSpec, TensorSpec
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _convs(path: Path) -> None:
@@ -137,18 +135,9 @@ def test_a_candidate_that_cannot_run_is_recorded_as_such(tmp_path: Path, monkeyp
 
 
 @pytest.fixture
-def toy() -> Iterator[Any]:
-    import dataclasses
-
-    import edge
-
-    sys.path.insert(0, str(FIXTURES))
-    import toyfam.card
-
-    edge.models.register("toypays", lambda: dataclasses.replace(toyfam.card.card(), name="toypays"))
-    yield toyfam.card
-    edge.models.unregister("toypays")
-    sys.path.remove(str(FIXTURES))
+def toy(toy_as: Any) -> Iterator[Any]:
+    with toy_as("toypays") as mod:
+        yield mod
 
 
 @pytest.mark.parametrize("favour", [1, 2])

@@ -92,8 +92,10 @@ def test_the_loop_trains_named_submodules_through_int8_and_returns_a_plain_model
     cfg = toy.config("tiny")
     torch.manual_seed(0)
     init = toy.build(cfg).state_dict()
-    model, q = train(toy, cfg, steps=3, batch=2, init_state=init, qat=("embed",))
-    _, f = train(toy, cfg, steps=3, batch=2, init_state=init)
+    model, q, scales = train(toy, cfg, steps=3, batch=2, init_state=init, qat=("embed",))
+    _, f, none = train(toy, cfg, steps=3, batch=2, init_state=init)
+    # the scales its inputs were rounded with, by name in the whole model (the export looks them up there)
+    assert set(scales) == {"embed.conv.0", "embed.conv.2"} and min(scales.values()) > 0 and none == {}
     assert q[0] != f[0]  # the first step's loss already differs: the forward pass was rounded
     assert set(model.state_dict()) == set(init)  # nothing of the rounding in the weights a checkpoint saves
     assert not any(m._forward_pre_hooks for m in model.modules())

@@ -21,9 +21,9 @@ from edge.models.training import batch_tensor, train, worker_seed  # noqa: E402
 
 def test_workers_give_the_same_losses_run_after_run(toy: Any) -> None:
     cfg = toy.config("tiny")
-    _, a = train(toy, cfg, steps=5, batch=3, seed=4, workers=2)
-    _, b = train(toy, cfg, steps=5, batch=3, seed=4, workers=2)
-    _, one = train(toy, cfg, steps=5, batch=3, seed=4)
+    _, a, _ = train(toy, cfg, steps=5, batch=3, seed=4, workers=2)
+    _, b, _ = train(toy, cfg, steps=5, batch=3, seed=4, workers=2)
+    _, one, _ = train(toy, cfg, steps=5, batch=3, seed=4)
     assert a == b and len(a) == 5
     assert a != one  # workers render their own seeded streams, not the single stream's
     assert len({worker_seed(4, w) for w in range(8)} | {4}) == 9
@@ -55,7 +55,7 @@ def test_forked_workers_render_after_the_parent_used_opencvs_threads(toy: Any) -
     img = np.random.default_rng(0).integers(0, 255, (900, 1600, 3), dtype=np.uint8)
     for _ in range(5):
         cv2.resize(img, (800, 450), interpolation=cv2.INTER_AREA)
-    _, losses = train(toy, toy.config("tiny"), steps=3, batch=2, workers=2)
+    _, losses, _ = train(toy, toy.config("tiny"), steps=3, batch=2, workers=2)
     assert len(losses) == 3
 
 
@@ -83,7 +83,7 @@ def test_time_limit_ends_the_run_early_with_a_cpu_module(toy: Any) -> None:
     card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=slow))
     # 4 s: long enough that a loaded machine (two test workers starting torch) still gets a first batch in,
     # short enough that 0.05 s per batch cannot reach 100 steps
-    model, losses = train(card, card.config("tiny"), steps=100_000, batch=2, time_limit=4.0)
+    model, losses, _ = train(card, card.config("tiny"), steps=100_000, batch=2, time_limit=4.0)
     assert 1 <= len(losses) < 100
     assert next(model.parameters()).device.type == "cpu" and not model.training
     with pytest.raises(ModelError, match="time limit must be > 0"):
@@ -151,7 +151,7 @@ def test_frozen_submodules_keep_their_weights_and_the_rest_learns(toy: Any) -> N
     cfg = toy.config("tiny")
     torch.manual_seed(0)
     init = toy.build(cfg).state_dict()
-    model, _ = train(toy, cfg, steps=3, batch=2, init_state=init, freeze=("embed",))
+    model, _, _ = train(toy, cfg, steps=3, batch=2, init_state=init, freeze=("embed",))
     got = model.state_dict()
     assert all(torch.equal(got[k], v) for k, v in init.items() if k.startswith("embed."))
     assert not all(torch.equal(got[k], v) for k, v in init.items() if k.startswith("head."))
@@ -181,7 +181,7 @@ def test_under_a_time_limit_the_learning_rate_follows_the_clock(toy: Any, monkey
 
     monkeypatch.setattr(torch.optim, "AdamW", Recording)
     card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, batches=slow))
-    _, losses = train(card, card.config("tiny"), steps=100_000, batch=2, lr=1e-2, time_limit=2.0)
+    _, losses, _ = train(card, card.config("tiny"), steps=100_000, batch=2, lr=1e-2, time_limit=2.0)
     assert len(lrs) == len(losses) >= 5
     assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) > 0.7e-2 and lrs[-1] < 0.3e-2
     assert lrs.index(max(lrs)) < len(lrs) - 1
@@ -213,7 +213,7 @@ def test_a_stuck_renderer_cannot_keep_a_time_limited_run_past_its_limit(toy: Any
     th.start()
     th.join(timeout=60)
     assert not th.is_alive(), "the run waited past its time limit for a stuck renderer"
-    model, losses = got[0]
+    model, losses, _ = got[0]
     assert len(losses) == 1 and time.monotonic() - t < 30 and next(model.parameters()).device.type == "cpu"
 
 

@@ -262,11 +262,11 @@ def test_targets_roundtrip_through_decode() -> None:
 
 def test_short_training_lowers_loss_and_is_deterministic() -> None:
     cfg = lane.CONFIGS["tiny"]
-    _, losses = train(cfg, steps=30, batch=4, seed=3, threads=2)
+    _, losses, _ = train(cfg, steps=30, batch=4, seed=3, threads=2)
     assert np.mean(losses[-6:]) < 0.7 * np.mean(losses[:4])
-    _, a = train(cfg, steps=3, batch=2, seed=3, threads=2)
-    _, b = train(cfg, steps=3, batch=2, seed=3, threads=2)
-    _, c = train(cfg, steps=3, batch=2, seed=4, threads=2)
+    _, a, _ = train(cfg, steps=3, batch=2, seed=3, threads=2)
+    _, b, _ = train(cfg, steps=3, batch=2, seed=3, threads=2)
+    _, c, _ = train(cfg, steps=3, batch=2, seed=4, threads=2)
     assert a == b  # same seed: bit-identical losses
     assert a != c
 

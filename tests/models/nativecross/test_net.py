@@ -58,7 +58,7 @@ def test_a_checkpoint_from_before_an_option_continues(tmp_path: Path) -> None:
     cfg = card.config("tiny")
     with pytest.raises(ModelError, match="do not fit"):
         train(card, cfg, steps=1, batch=1, init_state=old)
-    model, _ = train(card, cfg, steps=1, batch=1, lr=1e-12, init_state=old, init_partial=True)
+    model, _, _ = train(card, cfg, steps=1, batch=1, lr=1e-12, init_state=old, init_partial=True)
     new = model.state_dict()
     assert any(k.startswith("step.land_proj") for k in new) and not any("land_proj" in k for k in old)
     for k, v in old.items():
@@ -192,7 +192,7 @@ def test_the_matcher_trains_alone_on_a_trained_model() -> None:
     cfg = card.config("tiny")
     torch.manual_seed(1)
     init = {k: v for k, v in card.build(cfg).state_dict().items() if not k.startswith("matcher.")}
-    model, losses = train(card, cfg, steps=2, batch=2, init_state=init, init_partial=True,
+    model, losses, _ = train(card, cfg, steps=2, batch=2, init_state=init, init_partial=True,
                           freeze=("encoder", "step"))
     got = model.state_dict()
     assert all(torch.equal(got[k], v) for k, v in init.items()), "a frozen weight or statistic moved"

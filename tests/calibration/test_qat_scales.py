@@ -1,0 +1,163 @@
+"""A quantization-aware checkpoint's trained scales in the symmetric INT8 export: found on the graph's tensors
+by value, written into the QDQ graph in place of calibrated ones, so the INT8 graph computes what training
+trained (the fake-quantized forward), and recorded in the manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from edge.calibration.datasets import FeedSet  # noqa: E402
+from edge.calibration.qat_scales import check_scales, tensor_scales  # noqa: E402
+from edge.calibration.quantize import quantize_int8  # noqa: E402
+from edge.errors import ExportError, ModelError  # noqa: E402
+from edge.export.onnx_export import export_onnx  # noqa: E402
+from edge.models.qat import attach  # noqa: E402
+from edge.spec import IOSpec, TensorSpec  # noqa: E402
+
+
+class Root(torch.nn.Module):
+    """A whole model of which the graph exports only ``body`` (so layer names in the model and in the graph's
+    module differ, as a family's graph wrappers make them differ)."""
+
+    def __init__(self, padding_mode: str = "zeros") -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1, padding_mode=padding_mode), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, stride=2), torch.nn.ReLU(), torch.nn.Flatten(),
+            torch.nn.Linear(8 * 3 * 3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+        self.other = torch.nn.Linear(32, 32)
+
+
+IO = IOSpec((TensorSpec("x", "float32", (2, 3, 8, 8)),), (TensorSpec("y", "float32", (2, 4)),))
+
+
+def _trained(root: Root) -> tuple[dict[str, float], Any]:
+    """Scales from a few fake-quantized training forwards (inputs of several sizes: the running average is no
+    one batch's max), and the fake-quantized eval forward of a probe input."""
+    fq = attach([root.body])
+    root.train()
+    g = torch.Generator().manual_seed(1)
+    for k in (1.0, 2.0, 0.5, 1.5):
+        root.body(k * torch.randn(2, 3, 8, 8, generator=g))
+    root.eval()
+    probe = torch.randn(2, 3, 8, 8, generator=g)
+    with torch.no_grad():
+        want = root.body(probe).numpy()
+    scales = fq.named_scales(root)
+    fq.remove()
+    return scales, (probe.numpy(), want)
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def _q_scales(path: Path) -> dict[str, float]:
+    m = onnx.load(str(path))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    return {n.input[0]: float(inits[n.input[1]]) for n in m.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+
+
+def test_the_int8_graph_with_trained_scales_computes_what_training_trained(tmp_path: Path) -> None:
+    root = Root()
+    scales, (probe, want) = _trained(root)
+    assert set(scales) == {"body.0", "body.2", "body.5"}  # the 8-input Linear stays float
+    src = tmp_path / "body.onnx"
+    g = torch.Generator().manual_seed(2)
+    calib = [{"x": (3.0 * torch.randn(2, 3, 8, 8, generator=g)).numpy()} for _ in range(3)]  # another range
+    export_onnx(root.body.eval(), calib[0], IO, src)
+    found, missed = tensor_scales(src, root.body, IO, calib[0], root, scales)
+    assert missed == [] and len(found) == 3 and "x" in found  # the first conv reads the graph input itself
+    assert found["x"] == scales["body.0"] and sorted(found.values()) == sorted(scales.values())
+    fs = FeedSet(calib, "test", "calibration", ["0", "1", "2"])
+    info = quantize_int8(src, tmp_path / "qat.onnx", fs, tensor_scales=found)
+    assert info["trained_scales"] == 3
+    written = _q_scales(tmp_path / "qat.onnx")
+    assert set(written) == set(found)  # the layers' inputs only: training rounded no output
+    assert all(written[t] == pytest.approx(s, rel=1e-6) for t, s in found.items())
+    got = _run(tmp_path / "qat.onnx", probe)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()  # the fake-quantized forward, to float rounding
+    # calibrated scales are another grid, and the default form rounds the outputs too: another result
+    quantize_int8(src, tmp_path / "cal.onnx", fs)
+    assert len(_q_scales(tmp_path / "cal.onnx")) == 6
+    assert np.abs(_run(tmp_path / "cal.onnx", probe) - want).max() > 1e-2 * np.abs(want).max()
+    quantize_int8(src, tmp_path / "both.onnx", fs, tensor_scales=found, quantize_outputs=True)  # outputs rounded
+    assert len(_q_scales(tmp_path / "both.onnx")) == 6
+    assert np.abs(_run(tmp_path / "both.onnx", probe) - want).max() > 1e-3 * np.abs(want).max()
+
+
+def test_a_layer_whose_input_the_graph_changes_keeps_calibration_and_is_named(tmp_path: Path) -> None:
+    root = Root(padding_mode="reflect")  # the exporter pads in a node of its own: the Conv reads another tensor
+    scales, _ = _trained(root)
+    src = tmp_path / "body.onnx"
+    feed = {"x": np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)}
+    export_onnx(root.body.eval(), feed, IO, src)
+    found, missed = tensor_scales(src, root.body, IO, feed, root, scales)
+    assert missed == ["body.0"] and len(found) == 2
+    assert tensor_scales(src, root.body, IO, feed, root, {"other": 0.1}) == ({}, [])  # no trained layer here
+
+
+def test_trained_scales_are_symmetric_only(tmp_path: Path) -> None:
+    root = Root()
+    feed = {"x": np.ones((2, 3, 8, 8), np.float32)}
+    export_onnx(root.body.eval(), feed, IO, tmp_path / "b.onnx")
+    with pytest.raises(ExportError, match="symmetric int8 scales"):
+        quantize_int8(tmp_path / "b.onnx", tmp_path / "q.onnx", FeedSet([feed], "t", "calibration", ["0"]),
+                      activations="u8s8", tensor_scales={"x": 0.1})
+
+
+@pytest.mark.parametrize("value, match", [
+    ([0.1], "not an object"),
+    ({"body.0": -1.0}, "'body.0' is -1.0, not a positive number"),
+    ({"body.0": float("nan")}, "not a positive number"),
+    ({"body.0": True}, "not a positive number"),
+    ({"body.0": "0.1"}, "not a positive number"),
+    ({"body.1": 0.1}, "names 'body.1', which is not a Conv or Linear layer"),
+    ({"nope": 0.1}, "names 'nope'"),
+])
+def test_malformed_trained_scales_are_one_line(value: Any, match: str) -> None:
+    with pytest.raises(ModelError, match=match) as e:
+        check_scales(value, Root(), "ck.pt")
+    assert str(e.value).startswith("ck.pt: ") and "\n" not in str(e.value)
+
+
+@pytest.fixture
+def toyqat(toy_as: Any) -> Iterator[Any]:
+    with toy_as("toyqat") as mod:
+        yield mod
+
+
+def test_a_quantization_aware_checkpoint_exports_with_its_trained_scales(toyqat: Any, tmp_path: Path) -> None:
+    """`edge train --qat` saves the scales in the checkpoint; `edge-export` of that checkpoint puts them into
+    the symmetric INT8 graph, says so, and records them in the manifest."""
+    import edge
+    from edge.cli.train_cmd import run_train
+    from edge.models.checkpoint import read_checkpoint
+
+    ck = tmp_path / "t.pt"
+    run_train("toyqat", ck, "tiny", 3, 2, None, 0, 0, None, True, qat=("embed",))
+    meta = read_checkpoint(ck)["meta"]
+    assert set(meta["qat_scales"]) == {"embed.conv.0", "embed.conv.2"} and min(meta["qat_scales"].values()) > 0
+    said: list[str] = []
+    b, _ = edge.export_card(str(ck), tmp_path / "b", precisions=["fp32", "int8"], calib_size=3, eval_size=4,
+                            max_drop=100.0, progress=said.append)
+    q = b.artifact(name="onnx-int8-embed")["quantization"]["trained_scales"]
+    assert q["unmatched_layers"] == [] and len(q["tensors"]) == 2
+    assert q["tensors"]["image"] == meta["qat_scales"]["embed.conv.0"]
+    written = _q_scales(b.file(b.artifact(name="onnx-int8-embed")["file"]))
+    assert all(written[t] == pytest.approx(s, rel=1e-6) for t, s in q["tensors"].items())
+    assert any("int8 embed: 2 input(s) take the checkpoint's trained scales" in s for s in said)
+    assert "trained_scales" not in b.artifact(name="onnx-int8-head")["quantization"]  # not trained aware
