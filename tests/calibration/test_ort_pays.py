@@ -22,7 +22,6 @@ from edge.errors import ExportError
 from edge.spec import IOSpec, TensorSpec
 
 
-
 def _convs(path: Path) -> None:
     """x [1, 3, 8, 8] -> Conv a (3->4, 3x3, K 27) -> Conv b (depthwise 4, 3x3, K 9) -> Conv c (4->8, 1x1, K 4);
     plus a Conv whose weight is an input (not a constant: not listed)."""
