@@ -59,13 +59,15 @@ class FakeQuant:
         import torch
 
         x = args[0]
-        s = self.scales[id(layer)]
+        s = self.scales[id(layer)].to(x.device)
+        # tensor arithmetic only (no float() of a scale): on a GPU each read would wait for the device, per layer
+        # per step. A scale of 0 means no batch with a nonzero input has been seen: the first one sets it, and
+        # until then the input is left as it is
         if layer.training:
             batch = x.detach().abs().max() / QMAX
-            s = batch if float(s) == 0.0 else (1 - MOMENTUM) * s + MOMENTUM * batch
+            s = torch.where(s == 0, batch, (1 - MOMENTUM) * s + MOMENTUM * batch)
             self.scales[id(layer)] = s
-        if float(s) > 0:
-            x = fake_round(x, s)
+        x = torch.where(s > 0, fake_round(x, torch.clamp(s, min=1e-30)), x)
         # the weight, rounded per output channel, stands in for the parameter during this call only
         w = layer.weight
         dims = tuple(range(1, w.dim()))

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from edge.errors import ModelError  # noqa: E402
-from edge.models.qat import QMAX, attach, fake_round, quantized_layers  # noqa: E402
+from edge.models.qat import MOMENTUM, QMAX, attach, fake_round, quantized_layers  # noqa: E402
 from edge.models.training import train  # noqa: E402
 
 
@@ -75,6 +75,20 @@ def test_attached_layers_compute_what_int8_computes_and_removal_leaves_the_float
         plain = _net()
         plain.load_state_dict(net.state_dict())
         assert torch.equal(net(x), plain(x))  # no hook left
+
+
+def test_an_all_zero_first_batch_leaves_the_input_and_the_next_batch_sets_the_scale() -> None:
+    net = _net().train()
+    fq = attach([net])
+    with torch.no_grad():
+        y0 = net(torch.zeros(2, 3, 6, 6))
+    assert float(fq.scales[id(net[0])]) == 0.0 and torch.isfinite(y0).all()
+    x = torch.randn(2, 3, 6, 6)
+    net(x)  # not an average with the zero: the first informative batch's own max
+    assert float(fq.scales[id(net[0])]) == pytest.approx(float(x.abs().max()) / QMAX)
+    net(2 * x)
+    assert float(fq.scales[id(net[0])]) == pytest.approx(float(x.abs().max()) / QMAX * (1 + MOMENTUM))
+    fq.remove()
 
 
 def test_eval_mode_keeps_the_scales_training_reached() -> None:
