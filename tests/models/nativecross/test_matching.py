@@ -231,3 +231,12 @@ def test_a_stopped_item_of_a_batch_gets_no_more_crops(monkeypatch: pytest.Monkey
     n = cfg["iterations"]
     assert np.array_equal(out["T_iters"][1, n], out["T_iters"][1, -1])
     assert not np.allclose(out["T_iters"][0, n], out["T_iters"][0, -1])
+
+
+def test_the_stop_rule_is_an_export_option() -> None:
+    """The same weights with another stop rule: ``--set match_max_sigma=4.25`` (a config key the card declares)."""
+    from edge.errors import ModelError
+
+    assert C.card().with_options(CFG, {"match_max_sigma": 4.25})["match_max_sigma"] == 4.25
+    with pytest.raises(ModelError, match="--set match_rounds is not an export option"):
+        C.card().with_options(CFG, {"match_rounds": 2})
