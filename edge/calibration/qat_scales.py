@@ -21,10 +21,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.calibration.activations import activations
 from edge.calibration.quantize import DEFAULT_OPS
 from edge.errors import ModelError
 from edge.spec import IOSpec
@@ -78,33 +80,20 @@ def _inputs_of(module: Any, layers: Mapping[int, tuple[float, str]], args: Seque
     return got
 
 
-def _quantized_inputs(path: str | os.PathLike[str], io: IOSpec, feed: Mapping[str, np.ndarray],
+def _quantized_inputs(path: str | os.PathLike[str], feed: Mapping[str, np.ndarray],
                       op_types: Sequence[str]) -> dict[str, np.ndarray]:
-    """Every activation input of the graph's ``op_types`` nodes (not initializers) on ``feed``, by tensor name."""
+    """Every float activation input of the graph's ``op_types`` nodes (not initializers or constants) on
+    ``feed``, by tensor name (:func:`~edge.calibration.activations.activations`; a graph ONNX Runtime cannot
+    run so is a one-line ExportError naming the file)."""
     import onnx
-    import onnxruntime as ort
 
     model = onnx.load(str(path))
     g = model.graph
     consts = {t.name for t in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
-    wanted: list[str] = []
-    for n in g.node:
-        if n.op_type in op_types:
-            for t in n.input[: 1 if n.op_type == "Conv" else 2]:
-                if t and t not in consts and t not in wanted:
-                    wanted.append(t)
-    have = {o.name for o in g.output}
-    fed = {i.name for i in g.input}
-    for t in wanted:
-        if t not in have and t not in fed:
-            g.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # tensor names as written
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    outs = dict(zip(names, sess.run(names, {k: feed[k] for k in io.input_names}), strict=True))
-    outs.update({k: feed[k] for k in io.input_names})
-    return {t: np.asarray(outs[t], dtype=np.float32).ravel() for t in wanted if t in outs}
+    wanted = {t for n in g.node if n.op_type in op_types for t in n.input[: 1 if n.op_type == "Conv" else 2]
+              if t and t not in consts}
+    acts = next(activations(model, [feed], Path(path).name, "its trained INT8 scales"))
+    return {t: np.asarray(v, dtype=np.float32).ravel() for t, v in acts.items() if t in wanted and v.dtype.kind == "f"}
 
 
 def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feed: Mapping[str, np.ndarray], root: Any,
@@ -123,7 +112,7 @@ def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feed: M
         return {}, []
     args = tuple(torch.from_numpy(np.ascontiguousarray(feed[n])) for n in io.input_names)
     calls = _inputs_of(module, layers, args)
-    tensors = _quantized_inputs(path, io, feed, op_types)
+    tensors = _quantized_inputs(path, feed, op_types)
     out: dict[str, float] = {}
     unmatched: list[str] = []
     for s, x, name in calls:
@@ -139,4 +128,6 @@ def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feed: M
 def describe(found: Mapping[str, float], unmatched: Sequence[str]) -> dict[str, Any]:
     """What the manifest records of the trained scales a graph's INT8 copy used."""
     return {"source": "the checkpoint's meta qat_scales (edge train --qat)", "tensors": dict(sorted(found.items())),
-            "unmatched_layers": list(unmatched)}
+            "unmatched_layers": list(unmatched),
+            # quantize_int8 leaves every Conv/MatMul/Gemm output of such a graph float, trained or not
+            "outputs_quantized": not found}

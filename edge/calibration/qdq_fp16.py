@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge.calibration.activations import activations
 from edge.calibration.quantize import FP16_KEEP
 from edge.errors import ExportError, first_line
 
@@ -47,12 +48,12 @@ def large_value_nodes(src: str | os.PathLike[str], feeds: Sequence[dict[str, Any
     """Names of the nodes of ``src`` that read or write a float activation whose magnitude exceeds ``limit``
     (or is not finite) on any of ``feeds`` (graph inputs count; initializers do not: the converter clamps
     them). Unnamed nodes are reported as ``#<index>``, which :func:`convert_qdq_fp16` resolves. An
-    ExportError names the file when ONNX Runtime cannot run it (:func:`_activations`)."""
+    ExportError names the file when ONNX Runtime cannot run it (:func:`~edge.calibration.activations.activations`)."""
     import onnx
 
     model = onnx.load(str(src))
     peak: dict[str, float] = {}
-    for acts in _activations(model, feeds, Path(src).name):
+    for acts in activations(model, feeds, Path(src).name, "fp16"):
         for k, v in acts.items():
             peak[k] = max(peak.get(k, 0.0), _peak(v))
     return _touching(model, {k for k, v in peak.items() if not v <= limit})
@@ -83,8 +84,8 @@ def fp16_findings(src: str | os.PathLike[str], fp16: str | os.PathLike[str], fee
     got_out = {n.name: [o.removesuffix(RAW) for o in n.output] for n in got_model.graph.node}
     err: dict[str, float] = {}  # node name -> worst relative error of its outputs
     peak: dict[str, float] = {}  # the form's tensors -> largest magnitude
-    for ref, got in zip(_activations(ref_model, feeds, Path(src).name),
-                        _activations(got_model, feeds, Path(fp16).name), strict=True):
+    for ref, got in zip(activations(ref_model, feeds, Path(src).name, "fp16"),
+                        activations(got_model, feeds, Path(fp16).name, "fp16"), strict=True):
         for k, v in got.items():
             peak[k] = max(peak.get(k, 0.0), _peak(v))
         for name, outs, _ in ref_nodes:
@@ -108,48 +109,6 @@ def fp16_findings(src: str | os.PathLike[str], fp16: str | os.PathLike[str], fee
     producer = {t: name for name, outs, _ in ref_nodes for t in outs}
     bad = {name for name, e in err.items() if not e <= tol}
     return large, [name for name, _, ins in ref_nodes if name in bad and not {producer.get(t) for t in ins} & bad]
-
-
-def _activations(model: Any, feeds: Sequence[dict[str, Any]], name: str) -> Iterator[dict[str, Any]]:
-    """Per feed, every float / fp16 / bool activation of ``model`` (graph inputs and node outputs, not
-    initializers) by tensor name, from an unoptimized ONNX Runtime session with each as an output (fused
-    kernels would hide some). ``model`` is changed (outputs added). An ExportError names ``name`` when
-    ONNX Runtime cannot run it so."""
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-        kinds = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BOOL)
-        floats = {v.name: v.type.tensor_type.elem_type
-                  for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
-                  if v.type.tensor_type.elem_type in kinds}
-        inputs = {i.name for i in model.graph.input}
-        real = {o for n in model.graph.node for o in n.output} | inputs
-        have = {o.name for o in model.graph.output}
-        watch = sorted((set(floats) & real) - {t.name for t in model.graph.initializer})
-        for t in watch:
-            if t not in have and t not in inputs:
-                model.graph.output.append(onnx.helper.make_tensor_value_info(t, floats[t], None))
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        names = [o.name for o in sess.get_outputs()]
-        feed_names = [i.name for i in sess.get_inputs()]
-    except Exception as e:  # a graph ONNX Runtime cannot run unoptimized
-        raise ExportError(f"{name}: could not measure its activations for fp16 ({first_line(e)})") from None
-    keep = set(watch)
-    for f in feeds:
-        feed = {k: f[k] for k in feed_names}
-        try:
-            outs = sess.run(names, feed)
-        except Exception as e:
-            raise ExportError(f"{name}: could not measure its activations for fp16 ({first_line(e)})") from None
-        acts = {k: np.asarray(v) for k, v in feed.items() if k in keep}
-        acts.update({k: v for k, v in zip(names, outs) if k in keep})
-        yield acts
 
 
 def _peak(a: Any) -> float:

@@ -155,9 +155,31 @@ def test_a_quantization_aware_checkpoint_exports_with_its_trained_scales(toyqat:
     b, _ = edge.export_card(str(ck), tmp_path / "b", precisions=["fp32", "int8"], calib_size=3, eval_size=4,
                             max_drop=100.0, progress=said.append)
     q = b.artifact(name="onnx-int8-embed")["quantization"]["trained_scales"]
-    assert q["unmatched_layers"] == [] and len(q["tensors"]) == 2
+    assert q["unmatched_layers"] == [] and len(q["tensors"]) == 2 and q["outputs_quantized"] is False
     assert q["tensors"]["image"] == meta["qat_scales"]["embed.conv.0"]
     written = _q_scales(b.file(b.artifact(name="onnx-int8-embed")["file"]))
     assert all(written[t] == pytest.approx(s, rel=1e-6) for t, s in q["tensors"].items())
     assert any("int8 embed: 2 input(s) take the checkpoint's trained scales" in s for s in said)
     assert "trained_scales" not in b.artifact(name="onnx-int8-head")["quantization"]  # not trained aware
+
+
+def test_integer_products_are_not_candidates_and_do_not_break_the_search(tmp_path: Path) -> None:
+    """A graph may multiply integers (an index computation): its MatMul inputs are not float activations a
+    trained layer could read; they are left out, and the float Conv input is still found (the search once
+    declared every exposed tensor float, and ONNX Runtime refused the graph)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge.calibration.qat_scales import _quantized_inputs
+
+    w = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"]),
+             helper.make_node("Add", ["i", "i"], ["i2"]), helper.make_node("MatMul", ["i2", "i"], ["z"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2]),
+                                       helper.make_tensor_value_info("i", TensorProto.INT64, [2, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2, 2]),
+                           helper.make_tensor_value_info("z", TensorProto.INT64, [2, 2])], [w])
+    path = tmp_path / "ints.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = np.arange(12, dtype=np.float32).reshape(1, 3, 2, 2)
+    got = _quantized_inputs(path, {"x": x, "i": np.ones((2, 2), np.int64)}, ("Conv", "MatMul", "Gemm"))
+    assert set(got) == {"x"} and np.array_equal(got["x"], x.ravel())

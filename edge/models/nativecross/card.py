@@ -425,7 +425,7 @@ def card() -> ModelCard:
         results_name="extrinsics",
         rig_output="T_lidar_to_cam",
         image_inputs=lambda cfg: (image_input(cfg),),
-        # the same weights, another stop rule (`edge-export nativecross --set match_max_sigma=4.25`)
+        # the same weights, another stop rule (`edge-export nativecross --set match_max_sigma=0`: never stop)
         export_options={"match_max_sigma": "px: the matching rounds stop at the first whose surest landings' median "
                                            "scale is above this (0: they never stop)"},
         # the first shipped weights predate the landing cue, view-space grouping and the flow solve (and
