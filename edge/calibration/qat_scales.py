@@ -10,10 +10,11 @@ learned ranges into the QDQ graph.
 
 Why by value, not by name: a layer's input has no stable name in the ONNX graph (the dynamo exporter names
 nodes by op, onnxslim renames and fuses, a re-export for another attention form renumbers), and a user's
-model may wrap its layers in any way. The graph's torch module is run on one feed with a hook on each trained
-layer; the ONNX graph is run on the same feed with every Conv/MatMul/Gemm input exposed; a tensor equal to a
-layer's input (to float tolerance, same element count) is that layer's input. A layer whose input no tensor
-equals (an op the exporter moved in between, such as a reflect pad) keeps the calibrated scale, and is listed.
+model may wrap its layers in any way. The graph's torch module is run on a few calibration feeds with a hook on
+each trained layer; the ONNX graph is run on the same feeds with every Conv/MatMul/Gemm input exposed; a tensor
+equal to a layer's input on every feed (to float tolerance, same element count) is that layer's input. A layer
+whose input no tensor equals (an op the exporter moved in between, such as a reflect pad) keeps the calibrated
+scale, and is listed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from edge.calibration.activations import activations
 from edge.calibration.quantize import DEFAULT_OPS
-from edge.errors import ModelError
+from edge.errors import ExportError, ModelError
 from edge.spec import IOSpec
 
 #: a tensor matches a layer's input when every element is within this of it, relative to the input's largest
@@ -56,21 +57,26 @@ def check_scales(value: Any, root: Any, where: str) -> dict[str, float]:
     return out
 
 
-def _inputs_of(module: Any, layers: Mapping[int, tuple[float, str]], args: Sequence[Any]
+def _inputs_of(module: Any, layers: Mapping[str, tuple[Any, float]], args: Sequence[Any]
                ) -> list[tuple[float, np.ndarray, str]]:
-    """(scale, input, layer name) of every call of a trained layer while ``module`` runs on ``args``."""
+    """(scale, input, layer name) of every call of a trained layer while ``module`` runs on ``args``, in call
+    order. Every trained layer of the whole model is hooked, not only ``module``'s submodules: a graph's module
+    may call a layer it holds outside its own tree (shared with another graph, or kept in a plain attribute),
+    and what the graph computes is what ran."""
     import torch
+
+    from edge.models.qat import layer_input
 
     got: list[tuple[float, np.ndarray, str]] = []
     handles = []
 
-    def hook(layer: Any, a: tuple[Any, ...]) -> None:
-        s, name = layers[id(layer)]
-        got.append((s, a[0].detach().float().cpu().numpy().ravel(), name))
+    def hook_for(name: str, s: float) -> Any:
+        def hook(layer: Any, a: tuple[Any, ...], kw: dict[str, Any]) -> None:
+            got.append((s, layer_input(a, kw).detach().float().cpu().numpy().ravel(), name))
+        return hook
 
-    for m in module.modules():
-        if id(m) in layers:
-            handles.append(m.register_forward_pre_hook(hook))
+    for name, (m, s) in layers.items():
+        handles.append(m.register_forward_pre_hook(hook_for(name, s), with_kwargs=True))
     try:
         with torch.no_grad():
             module(*args)
@@ -80,10 +86,10 @@ def _inputs_of(module: Any, layers: Mapping[int, tuple[float, str]], args: Seque
     return got
 
 
-def _quantized_inputs(path: str | os.PathLike[str], feed: Mapping[str, np.ndarray],
-                      op_types: Sequence[str]) -> dict[str, np.ndarray]:
-    """Every float activation input of the graph's ``op_types`` nodes (not initializers or constants) on
-    ``feed``, by tensor name (:func:`~edge.calibration.activations.activations`; a graph ONNX Runtime cannot
+def _quantized_inputs(path: str | os.PathLike[str], feeds: Sequence[Mapping[str, np.ndarray]],
+                      op_types: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """Per feed, every float activation input of the graph's ``op_types`` nodes (not initializers or
+    constants) by tensor name (:func:`~edge.calibration.activations.activations`; a graph ONNX Runtime cannot
     run so is a one-line ExportError naming the file)."""
     import onnx
 
@@ -92,36 +98,55 @@ def _quantized_inputs(path: str | os.PathLike[str], feed: Mapping[str, np.ndarra
     consts = {t.name for t in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
     wanted = {t for n in g.node if n.op_type in op_types for t in n.input[: 1 if n.op_type == "Conv" else 2]
               if t and t not in consts}
-    acts = next(activations(model, [feed], Path(path).name, "its trained INT8 scales"))
-    return {t: np.asarray(v, dtype=np.float32).ravel() for t, v in acts.items() if t in wanted and v.dtype.kind == "f"}
+    return [{t: np.asarray(v, dtype=np.float32).ravel() for t, v in acts.items() if t in wanted and v.dtype.kind == "f"}
+            for acts in activations(model, feeds, Path(path).name, "its trained INT8 scales")]
 
 
-def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feed: Mapping[str, np.ndarray], root: Any,
-                  scales: Mapping[str, float], op_types: Sequence[str] = DEFAULT_OPS
+def _equal(v: np.ndarray, x: np.ndarray) -> bool:
+    """``v`` is ``x`` to float tolerance (:data:`MATCH_RTOL` of x's largest magnitude), element for element."""
+    tol = MATCH_RTOL * max(float(np.abs(x).max()) if x.size else 0.0, 1e-6)
+    return v.size == x.size and float(np.abs(v - x).max()) <= tol
+
+
+def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feeds: Sequence[Mapping[str, np.ndarray]],
+                  root: Any, scales: Mapping[str, float], op_types: Sequence[str] = DEFAULT_OPS
                   ) -> tuple[dict[str, float], list[str]]:
     """The trained scales ``scales`` (layer names in ``root``, the whole model) that apply to the ONNX graph at
-    ``path`` exported from ``module`` (a part of ``root``): (tensor name -> scale, names of the trained layers
-    in ``module`` whose input no tensor equals). A tensor that several trained layers read takes the largest
-    of their scales (the grid none of them clips more than it was trained to). A graph with no trained layer
-    gives ({}, [])."""
+    ``path`` exported from ``module`` (a part of ``root``): (tensor name -> scale, the trained layers ``module``
+    ran whose input no tensor equals, as "name" or "name (k of n calls)" when only some calls matched).
+
+    A tensor is a call's input when it equals it on every one of ``feeds`` (a few calibration feeds: one feed
+    can make unrelated tensors equal, e.g. two all-zero ones). A call whose input is constant on every feed
+    could be any constant tensor of the graph, so it matches nothing and is listed. A tensor that several
+    trained layers read takes the largest of their scales (the grid none of them clips more than it was
+    trained to). A graph that runs no trained layer gives ({}, [])."""
     import torch
 
     mods = dict(root.named_modules())
-    layers = {id(mods[n]): (float(s), n) for n, s in scales.items() if n in mods}
-    if not any(id(m) in layers for m in module.modules()):
+    layers = {n: (mods[n], float(s)) for n, s in scales.items() if n in mods}
+    if not layers or not feeds:
         return {}, []
-    args = tuple(torch.from_numpy(np.ascontiguousarray(feed[n])) for n in io.input_names)
-    calls = _inputs_of(module, layers, args)
-    tensors = _quantized_inputs(path, feed, op_types)
+    runs = [_inputs_of(module, layers, tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in io.input_names))
+            for f in feeds]
+    if not runs[0]:
+        return {}, []
+    if any(len(r) != len(runs[0]) or [c[2] for c in r] != [c[2] for c in runs[0]] for r in runs):
+        raise ExportError(f"{Path(path).name}: the trained layers ran in another order on another calibration "
+                          "feed; their trained scales cannot be placed on the graph")
+    tensors = _quantized_inputs(path, feeds, op_types)
     out: dict[str, float] = {}
-    unmatched: list[str] = []
-    for s, x, name in calls:
-        tol = MATCH_RTOL * max(float(np.abs(x).max()) if x.size else 0.0, 1e-6)
-        hits = [t for t, v in tensors.items() if v.size == x.size and float(np.abs(v - x).max()) <= tol]
+    calls: dict[str, list[int]] = {}  # layer name -> [calls, calls matched]
+    for k, (s, _, name) in enumerate(runs[0]):
+        xs = [r[k][1] for r in runs]
+        informative = any(x.size and float(np.ptp(x)) > 0 for x in xs)
+        hits = [t for t in tensors[0]
+                if informative and all(t in ts and _equal(ts[t], x) for ts, x in zip(tensors, xs, strict=True))]
         for t in hits:
             out[t] = max(out.get(t, 0.0), s)
-        if not hits and name not in unmatched:
-            unmatched.append(name)
+        c = calls.setdefault(name, [0, 0])
+        c[0] += 1
+        c[1] += bool(hits)
+    unmatched = [n if hit == 0 else f"{n} ({n_ - hit} of {n_} calls)" for n, (n_, hit) in calls.items() if hit < n_]
     return out, unmatched
 
 

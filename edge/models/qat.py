@@ -40,6 +40,12 @@ def fake_round(x: Any, scale: Any) -> Any:
     return x + (q - x).detach()
 
 
+def layer_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The input tensor of a Conv/Linear call, passed by position or as ``input=`` (both reach the layer's
+    forward, so a forward pre-hook must read both)."""
+    return args[0] if args else kwargs["input"]
+
+
 class FakeQuant:
     """Fake quantization hooked onto the Conv/Linear layers of some submodules; :meth:`remove` undoes it."""
 
@@ -51,14 +57,15 @@ class FakeQuant:
         self.scales: dict[int, Any] = {}
         for layer in self.layers:
             self.scales[id(layer)] = torch.zeros(())
-            self.handles.append(layer.register_forward_pre_hook(self._pre))
+            self.handles.append(layer.register_forward_pre_hook(self._pre, with_kwargs=True))
             self.handles.append(layer.register_forward_hook(self._post))
         self._saved: dict[int, Any] = {}
 
-    def _pre(self, layer: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    def _pre(self, layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+             ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         import torch
 
-        x = args[0]
+        x = layer_input(args, kwargs)
         s = self.scales[id(layer)].to(x.device)
         # tensor arithmetic only (no float() of a scale): on a GPU each read would wait for the device, per layer
         # per step. A scale of 0 means no batch with a nonzero input has been seen: the first one sets it, and
@@ -75,7 +82,9 @@ class FakeQuant:
         self._saved[id(layer)] = w
         del layer.weight
         layer.weight = fake_round(w, ws)
-        return (x, *args[1:])
+        if args:
+            return (x, *args[1:]), kwargs
+        return args, {**kwargs, "input": x}
 
     def _post(self, layer: Any, args: tuple[Any, ...], out: Any) -> Any:
         del layer.weight  # the rounded tensor; the parameter goes back

@@ -79,7 +79,7 @@ def test_the_int8_graph_with_trained_scales_computes_what_training_trained(tmp_p
     g = torch.Generator().manual_seed(2)
     calib = [{"x": (3.0 * torch.randn(2, 3, 8, 8, generator=g)).numpy()} for _ in range(3)]  # another range
     export_onnx(root.body.eval(), calib[0], IO, src)
-    found, missed = tensor_scales(src, root.body, IO, calib[0], root, scales)
+    found, missed = tensor_scales(src, root.body, IO, calib, root, scales)
     assert missed == [] and len(found) == 3 and "x" in found  # the first conv reads the graph input itself
     assert found["x"] == scales["body.0"] and sorted(found.values()) == sorted(scales.values())
     fs = FeedSet(calib, "test", "calibration", ["0", "1", "2"])
@@ -105,9 +105,9 @@ def test_a_layer_whose_input_the_graph_changes_keeps_calibration_and_is_named(tm
     src = tmp_path / "body.onnx"
     feed = {"x": np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)}
     export_onnx(root.body.eval(), feed, IO, src)
-    found, missed = tensor_scales(src, root.body, IO, feed, root, scales)
+    found, missed = tensor_scales(src, root.body, IO, [feed], root, scales)
     assert missed == ["body.0"] and len(found) == 2
-    assert tensor_scales(src, root.body, IO, feed, root, {"other": 0.1}) == ({}, [])  # no trained layer here
+    assert tensor_scales(src, root.body, IO, [feed], root, {"other": 0.1}) == ({}, [])  # no trained layer here
 
 
 def test_trained_scales_are_symmetric_only(tmp_path: Path) -> None:
@@ -181,5 +181,128 @@ def test_integer_products_are_not_candidates_and_do_not_break_the_search(tmp_pat
     path = tmp_path / "ints.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     x = np.arange(12, dtype=np.float32).reshape(1, 3, 2, 2)
-    got = _quantized_inputs(path, {"x": x, "i": np.ones((2, 2), np.int64)}, ("Conv", "MatMul", "Gemm"))
+    [got] = _quantized_inputs(path, [{"x": x, "i": np.ones((2, 2), np.int64)}], ("Conv", "MatMul", "Gemm"))
     assert set(got) == {"x"} and np.array_equal(got["x"], x.ravel())
+
+
+def test_a_constant_input_matches_no_tensor_and_is_named(tmp_path: Path) -> None:
+    """On all-zero feeds the first conv's input is zero, as other zero tensors of a graph may be: it cannot be
+    told apart, so it takes no trained scale (once it matched whatever zero tensor came first) and is named."""
+    root = Root()
+    scales, _ = _trained(root)
+    src = tmp_path / "body.onnx"
+    zeros = [{"x": np.zeros((2, 3, 8, 8), np.float32)} for _ in range(2)]
+    export_onnx(root.body.eval(), zeros[0], IO, src)
+    found, missed = tensor_scales(src, root.body, IO, zeros, root, scales)
+    assert "x" not in found and missed[0] == "body.0"
+
+
+def test_a_tensor_equal_on_one_feed_only_is_not_the_input(tmp_path: Path) -> None:
+    """Matching asks for equality on every feed: a feed on which the graph input happens to equal a layer's
+    input elsewhere does not place that layer's scale on it."""
+    class Twin(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(16, 16)
+            self.b = torch.nn.Linear(16, 16)
+
+        def forward(self, x: Any) -> Any:
+            return self.a(x) + self.b(torch.abs(x))  # b reads |x|: equal to x when x >= 0
+
+    root = Twin()
+    io = IOSpec((TensorSpec("x", "float32", (2, 16)),), (TensorSpec("y", "float32", (2, 16)),))
+    pos = {"x": np.random.default_rng(0).uniform(0.1, 1.0, (2, 16)).astype(np.float32)}
+    mixed = {"x": np.random.default_rng(1).standard_normal((2, 16)).astype(np.float32)}
+    src = tmp_path / "twin.onnx"
+    export_onnx(root.eval(), mixed, io, src)
+    found, _ = tensor_scales(src, root, io, [pos], root, {"a": 0.1, "b": 0.2})
+    assert found["x"] == 0.2  # one feed: |x| == x, and x takes b's (larger) scale too
+    found, missed = tensor_scales(src, root, io, [pos, mixed], root, {"a": 0.1, "b": 0.2})
+    assert found["x"] == 0.1 and sorted(found.values()) == [0.1, 0.2] and missed == []
+
+
+class Kw(torch.nn.Module):
+    """Calls its layers with the input as a keyword (``layer(input=x)``), which a positional pre-hook misses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.lin = torch.nn.Linear(8 * 8 * 8, 4)
+
+    def forward(self, x: Any) -> Any:
+        return self.lin(input=torch.relu(self.conv(input=x)).flatten(1))
+
+
+def test_layers_called_with_keyword_inputs_train_and_are_found(tmp_path: Path) -> None:
+    root = Kw()
+    fq = attach([root])
+    root.train()
+    root(torch.randn(2, 3, 8, 8))
+    scales = fq.named_scales(root)
+    fq.remove()
+    assert set(scales) == {"conv", "lin"}
+    src = tmp_path / "kw.onnx"
+    feeds = [{"x": np.random.default_rng(k).standard_normal((2, 3, 8, 8)).astype(np.float32)} for k in range(2)]
+    export_onnx(root.eval(), feeds[0], IO, src)
+    found, missed = tensor_scales(src, root, IO, feeds, root, scales)
+    assert missed == [] and found["x"] == scales["conv"] and sorted(found.values()) == sorted(scales.values())
+
+
+def test_a_layer_the_graph_calls_but_does_not_own_is_found(tmp_path: Path) -> None:
+    """A graph's module may call a trained layer it does not hold as a submodule (shared with another graph):
+    what ran is what the graph computes, so its scale applies (it was once skipped without a word)."""
+    root = Root()
+    scales, _ = _trained(root)
+
+    class Graph(torch.nn.Module):
+        def __init__(self, body: Any) -> None:
+            super().__init__()
+            self.__dict__["body"] = body  # a plain attribute: not a submodule
+
+        def forward(self, x: Any) -> Any:
+            return self.body(x)
+
+    g = Graph(root.body)
+    assert not list(g.children())
+    src = tmp_path / "g.onnx"
+    feeds = [{"x": np.random.default_rng(k).standard_normal((2, 3, 8, 8)).astype(np.float32)} for k in range(2)]
+    export_onnx(g.eval(), feeds[0], IO, src)
+    found, missed = tensor_scales(src, g, IO, feeds, root, scales)
+    assert missed == [] and len(found) == 3
+
+
+def test_a_layer_matched_on_some_calls_only_says_how_many(tmp_path: Path) -> None:
+    """A layer called twice, once on the input and once on a constant (which no graph tensor can be told to
+    be): one call is placed, the other is named with its count (once the whole layer was named)."""
+    class Twice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(16, 16)
+
+        def forward(self, x: Any) -> Any:
+            return self.lin(x) + self.lin(torch.ones_like(x))
+
+    root = Twice()
+    io = IOSpec((TensorSpec("x", "float32", (2, 16)),), (TensorSpec("y", "float32", (2, 16)),))
+    feeds = [{"x": np.random.default_rng(k).standard_normal((2, 16)).astype(np.float32)} for k in range(2)]
+    src = tmp_path / "twice.onnx"
+    export_onnx(root.eval(), feeds[0], io, src)
+    found, missed = tensor_scales(src, root, io, feeds, root, {"lin": 0.1})
+    assert found == {"x": 0.1} and missed == ["lin (1 of 2 calls)"]
+
+
+def test_a_graph_too_large_for_one_protobuf_string_goes_through_external_data(tmp_path: Path,
+                                                                             monkeypatch: Any) -> None:
+    """Past protobuf's 2 GiB a model cannot be serialized to one string: the probe then writes it with external
+    data (forced here by a 0-byte limit) and finds the same tensors."""
+    import edge.calibration.activations as acts
+
+    root = Root()
+    scales, _ = _trained(root)
+    src = tmp_path / "body.onnx"
+    feeds = [{"x": np.random.default_rng(k).standard_normal((2, 3, 8, 8)).astype(np.float32)} for k in range(2)]
+    export_onnx(root.body.eval(), feeds[0], IO, src)
+    want = tensor_scales(src, root.body, IO, feeds, root, scales)
+    monkeypatch.setattr(acts, "INLINE_BYTES", 0)
+    assert tensor_scales(src, root.body, IO, feeds, root, scales) == want and len(want[0]) == 3
