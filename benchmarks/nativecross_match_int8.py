@@ -134,7 +134,7 @@ def main() -> None:
             model, _, _ = load_model(weights["checkpoint"])
             scales = check_scales(trained["qat_scales"], model, weights["checkpoint"])
             found, missed = tensor_scales(fp32["match"], card.graphs["match"].module(model), b.graph_io("match"),
-                                          crops[0], model, scales)
+                                          crops[:3], model, scales)
             print(f"trained scales on {len(found)} tensors; unmatched layers: {missed}")
             for outputs in (False, True):
                 dst = str(Path(tmp) / f"trained{outputs}.onnx")

@@ -506,6 +506,8 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
                         "derived_from": fp32_art.get("lowered", {}).get("onnxruntime", fp32_art["file"]),
                         "parity": {"reference": "fp32 ONNX Runtime", "max_rel": gate.chosen["output_rel_error"][g]},
                         "quantization": {"format": "qdq", "method": job.method, "calibration": cset.source,
+                                         # TensorRT's placement: Conv/MatMul/Gemm inputs only (quantize_int8)
+                                         "outputs_quantized": False,
                                          "calibration_samples": len(cset), "calibration_feeds": len(cal[g]),
                                          "excluded_nodes": gate.chosen["excluded"].get(g, []),
                                          "dequantize_nodes": quantized, "program": pname, "tries": gate.tries,
@@ -1064,6 +1066,7 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                                                               keep_float={g: keep[g] for g in graphs}))
             for g in graphs:
                 infos[g] = {"format": "qdq", "activations": ORT_INT8_ACTIVATIONS, "symmetric": False,
+                            "outputs_quantized": True,  # ONNX Runtime's placement, for its QLinearConv fusion
                             "op_types": list(ORT_INT8_OPS), "method": job.method, "calibration": cset.source,
                             "calibration_samples": len(cset), "calibration_feeds": len(cal[g]), "program": pname,
                             "float_for_speed": keep[g], "speed": timing[g],

@@ -153,6 +153,4 @@ def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feeds: 
 def describe(found: Mapping[str, float], unmatched: Sequence[str]) -> dict[str, Any]:
     """What the manifest records of the trained scales a graph's INT8 copy used."""
     return {"source": "the checkpoint's meta qat_scales (edge train --qat)", "tensors": dict(sorted(found.items())),
-            "unmatched_layers": list(unmatched),
-            # quantize_int8 leaves every Conv/MatMul/Gemm output of such a graph float, trained or not
-            "outputs_quantized": not found}
+            "unmatched_layers": list(unmatched)}

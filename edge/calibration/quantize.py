@@ -108,6 +108,20 @@ def _reader(calib: FeedSet, progress: Callable[[int], None] | None) -> Any:
     return Reader()
 
 
+def batched_matmul_constants(src: str | os.PathLike[str]) -> list[str]:
+    """The constant (initializer) second inputs of MatMul nodes with more than 2 dimensions: quantized with one
+    scale, not per channel. ORT's quantizer puts a MatMul weight's channels on axis 1, which for a batched
+    constant [1, heads, K, N] is one scale per head; ONNX Runtime's MatMulIntegerToFloat (its fusion of
+    DequantizeLinear -> MatMul) then refuses to run ("b zero point is not valid"), and the output columns of a
+    batched constant are no per-channel layout TensorRT's MatMul weights take either."""
+    import onnx
+
+    g = onnx.load(str(src), load_external_data=False).graph
+    inits = {t.name: len(t.dims) for t in g.initializer}
+    return sorted({n.input[1] for n in g.node if n.op_type == "MatMul" and len(n.input) > 1
+                   and inits.get(n.input[1], 0) > 2})
+
+
 def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], calib: FeedSet, *,
                   method: str = "minmax", op_types: Sequence[str] = DEFAULT_OPS, exclude: Sequence[str] = (),
                   per_channel: bool = True, percentile: float = 99.999, activations: str = "s8s8",
@@ -118,11 +132,13 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
 
     ``tensor_scales``: activation tensors quantized with these symmetric scales instead of calibrated ones
     (a quantization-aware checkpoint's trained scales, :mod:`edge.calibration.qat_scales`); symmetric form only.
-    ``quantize_outputs``: whether the outputs of the Conv/MatMul/Gemm are rounded too (ONNX Runtime's quantizer
-    does so by default, so that its CPU kernels can fuse QLinearConv); None: yes, unless ``tensor_scales`` is
-    given. A graph with trained scales quantizes only the inputs: where training rounded
-    (:mod:`edge.models.qat`), which never saw an output rounded, and where TensorRT's placement guide puts Q/DQ
-    ("by default, do not quantize the outputs of weighted operations")."""
+    ``quantize_outputs``: whether the outputs of the Conv/MatMul/Gemm are rounded too. None: only in the U8S8
+    form (ONNX Runtime's own, whose quantizer rounds them so that its CPU kernels can fuse QLinearConv). The
+    symmetric form, TensorRT's, rounds the inputs only: where TensorRT's placement guide puts Q/DQ ("by default,
+    do not quantize the outputs of weighted operations"), and where quantization-aware training rounds
+    (:mod:`edge.models.qat`). Rounding the outputs too was the default before; on the four shipped families'
+    programs (``benchmarks/int8_placement.py``) it never scored better, cost one of them 2 of its 16 points (6
+    with the Q/DQ pairs as float arithmetic), and ONNX Runtime ran the inputs-only graphs as fast or faster."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in METHODS:
@@ -132,7 +148,7 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
     if activations not in ACTIVATIONS:
         raise ExportError(f"int8 activations {activations!r}: choose one of {', '.join(ACTIVATIONS)}")
     symmetric = activations == "s8s8"
-    extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+    extra: dict[str, Any] = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
     if symmetric:
         # the symmetric form is TensorRT's, whose dequantize layer takes int8 (FP8/INT4) only: ONNX Runtime's
         # default int32 bias DequantizeLinear failed every engine build. Biases stay float; ONNX Runtime still
@@ -140,16 +156,18 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         extra["QuantizeBias"] = False
     if method == "percentile":
         extra["CalibPercentile"] = float(percentile)
+    overrides: dict[str, list[dict[str, Any]]] = {t: [{"symmetric": True}] for t in batched_matmul_constants(src)}
     if tensor_scales:
         if not symmetric:
             raise ExportError("trained activation scales are symmetric int8 scales; the u8s8 form calibrates its own")
         import numpy as np
 
-        extra["TensorQuantOverrides"] = {t: [{"scale": np.array(s, dtype=np.float32),
-                                              "zero_point": np.array(0, dtype=np.int8)}]
-                                         for t, s in tensor_scales.items()}
+        overrides.update({t: [{"scale": np.array(s, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}]
+                          for t, s in tensor_scales.items()})
+    if overrides:
+        extra["TensorQuantOverrides"] = overrides
     if quantize_outputs is None:
-        quantize_outputs = not tensor_scales
+        quantize_outputs = not symmetric
     if not quantize_outputs:
         extra["OpTypesToExcludeOutputQuantization"] = list(op_types)
     cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,

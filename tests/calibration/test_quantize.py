@@ -59,6 +59,9 @@ def test_qdq_is_symmetric_per_channel_and_runs(graph, tmp_path: Path) -> None:  
             assert w is not None and inits[dq.input[1]].size == w.shape[0]  # one scale per output channel
             per_channel += 1
     assert per_channel == len(convs)
+    # TensorRT's placement: the inputs of the Convs rounded, their outputs left float
+    quantized = {n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"}
+    assert not quantized & {c.output[0] for c in convs} and not info["outputs_quantized"]
     ev = _feeds(cfg, io, "evaluation", 2)
     ref = OrtRuntime(str(src), io)
     q = OrtRuntime(str(tmp_path / "int8.onnx"), io)
@@ -95,10 +98,13 @@ def test_bad_method(graph, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
         quantize_int8(src, tmp_path / "x.onnx", _feeds(cfg, io, "calibration", 1), method="kl")
 
 
-def test_symmetric_qdq_keeps_biases_float(tmp_path: Path) -> None:
+@pytest.mark.parametrize("outputs", [False, True])
+def test_symmetric_qdq_keeps_biases_float(tmp_path: Path, outputs: bool) -> None:
     """The symmetric form is TensorRT's, whose dequantize layer takes int8 only: ONNX Runtime's default
-    int32 bias DequantizeLinear failed every engine build of a biased convolution. The biases stay float
-    and ONNX Runtime still fuses the convolution (QLinearConv) and runs it within int8's error."""
+    int32 bias DequantizeLinear failed every engine build of a biased convolution. The biases stay float, in
+    both placements. With the outputs rounded too, ONNX Runtime still fuses the convolution (QLinearConv) and
+    computes what its own form with int32 biases computes; with the inputs only (the default), the graph runs
+    within int8's error of the float model."""
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3)).eval()
     x = torch.randn(1, 4, 12, 12)
@@ -107,7 +113,7 @@ def test_symmetric_qdq_keeps_biases_float(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     calib = FeedSet([{"x": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)} for _ in range(4)], "random",
                     "calibration", [str(i) for i in range(4)])
-    quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", calib)
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", calib, quantize_outputs=outputs or None)
     g = onnx.load(str(tmp_path / "q.onnx")).graph
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
     dq_inputs = [inits.get(n.input[0]) for n in g.node if n.op_type == "DequantizeLinear"]
@@ -123,6 +129,11 @@ def test_symmetric_qdq_keeps_biases_float(tmp_path: Path) -> None:
     so.optimized_model_filepath = str(tmp_path / "opt.onnx")
     got = ort.InferenceSession(str(tmp_path / "q.onnx"), so, providers=["CPUExecutionProvider"]).run(
         None, {"x": x.numpy()})[0]
+    if not outputs:
+        with torch.no_grad():
+            want = m(x).numpy()
+        assert 0 < np.abs(got - want).max() < 5e-2 * np.abs(want).max()
+        return
     assert "QLinearConv" in {n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node}
     # the same outputs as ONNX Runtime's own form with int32 biases (what the float ones replace)
     quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "ort.onnx"), _reader(calib, None),
@@ -131,3 +142,58 @@ def test_symmetric_qdq_keeps_biases_float(tmp_path: Path) -> None:
     ref = ort.InferenceSession(str(tmp_path / "ort.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"x": x.numpy()})[0]
     assert np.abs(got - ref).max() < 1e-3 * np.abs(ref).max()
+
+
+def test_only_onnx_runtimes_own_form_rounds_the_outputs(graph, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """U8S8 (ONNX Runtime's form) rounds each Conv's output too, for its QLinearConv fusion; the symmetric form
+    (TensorRT's) only the inputs unless asked, and asking puts a Q/DQ pair on every Conv output."""
+    src, io, cfg = graph
+    calib = _feeds(cfg, io, "calibration", 2)
+
+    def rounded_outputs(path: Path) -> int:
+        m = onnx.load(str(path))
+        outs = {n.output[0] for n in m.graph.node if n.op_type == "Conv"}
+        return len(outs & {n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"})
+
+    n_conv = sum(n.op_type == "Conv" for n in onnx.load(str(src)).graph.node)
+    assert quantize_int8(src, tmp_path / "u.onnx", calib, activations="u8s8")["outputs_quantized"]
+    assert rounded_outputs(tmp_path / "u.onnx") > 0
+    assert not quantize_int8(src, tmp_path / "s.onnx", calib)["outputs_quantized"]
+    assert rounded_outputs(tmp_path / "s.onnx") == 0
+    quantize_int8(src, tmp_path / "so.onnx", calib, quantize_outputs=True)
+    assert 0 < rounded_outputs(tmp_path / "so.onnx") <= n_conv
+
+
+def test_a_batched_matmul_constant_takes_one_scale_and_the_graph_runs(tmp_path: Path) -> None:
+    """A MatMul whose second input is a constant [1, heads, K, N] (attention against a fixed key set): ORT's
+    quantizer would give it one scale per head (its MatMul channel axis is 1), and ONNX Runtime's fused
+    MatMulIntegerToFloat then refused to run the inputs-only graph. It takes one scale; the graph runs within
+    int8's error; a 2-D weight keeps its per-column scales."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge.calibration.quantize import batched_matmul_constants
+
+    rng = np.random.default_rng(0)
+    keys = rng.standard_normal((1, 2, 32, 16)).astype(np.float32)
+    w = rng.standard_normal((16, 16)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "keys"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("MatMul", ["r", "w"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 32])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 16])],
+                          [numpy_helper.from_array(keys, "keys"), numpy_helper.from_array(w, "w")])
+    src = tmp_path / "b.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    assert batched_matmul_constants(src) == ["keys"]
+    feeds = [{"x": rng.standard_normal((1, 2, 8, 32)).astype(np.float32)} for _ in range(4)]
+    quantize_int8(src, tmp_path / "q.onnx", FeedSet(feeds, "random", "calibration", list("0123")))
+    m = onnx.load(str(tmp_path / "q.onnx"))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    scale = {n.input[0]: inits[n.input[1]] for n in m.graph.node if n.op_type == "DequantizeLinear"
+             and n.input[0] in inits}
+    by_src = {k.replace("_quantized", ""): v for k, v in scale.items()}
+    assert by_src["keys"].size == 1 and by_src["w"].size == 16
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]
+    want = np.maximum(feeds[0]["x"] @ keys, 0) @ w
+    assert np.abs(got - want).max() < 5e-2 * np.abs(want).max()
