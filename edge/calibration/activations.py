@@ -21,8 +21,9 @@ def activations(model: Any, feeds: Sequence[dict[str, Any]], name: str, why: str
     """Per feed, every float / fp16 / bool activation of ``model`` (graph inputs and node outputs, not
     initializers) by tensor name, from an unoptimized ONNX Runtime session with each as an output (fused
     kernels would hide some); a model over :data:`INLINE_BYTES` goes through a temporary file with external
-    data (its initializers then point at it). ``model`` is changed (outputs added). An ExportError names
-    ``name`` and ``why`` the activations were wanted when ONNX Runtime cannot run it so."""
+    data. ``model`` is changed: outputs added, and past :data:`INLINE_BYTES` its initializers are moved to that
+    file, which is deleted when the iteration ends (load the model again to use its weights). An ExportError
+    names ``name`` and ``why`` the activations were wanted when ONNX Runtime cannot run it so."""
     import numpy as np
     import onnx
     import onnxruntime as ort

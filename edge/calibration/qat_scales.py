@@ -29,7 +29,7 @@ import numpy as np
 
 from edge.calibration.activations import activations
 from edge.calibration.quantize import DEFAULT_OPS
-from edge.errors import ExportError, ModelError
+from edge.errors import ModelError
 from edge.spec import IOSpec
 
 #: a tensor matches a layer's input when every element is within this of it, relative to the input's largest
@@ -72,7 +72,9 @@ def _inputs_of(module: Any, layers: Mapping[str, tuple[Any, float]], args: Seque
 
     def hook_for(name: str, s: float) -> Any:
         def hook(layer: Any, a: tuple[Any, ...], kw: dict[str, Any]) -> None:
-            got.append((s, layer_input(a, kw).detach().float().cpu().numpy().ravel(), name))
+            found = layer_input(a, kw)  # no input tensor: an empty record, which matches nothing
+            x = found[1].detach().float().cpu().numpy().ravel() if found else np.zeros(0, np.float32)
+            got.append((s, x, name))
         return hook
 
     for name, (m, s) in layers.items():
@@ -104,8 +106,10 @@ def _quantized_inputs(path: str | os.PathLike[str], feeds: Sequence[Mapping[str,
 
 def _equal(v: np.ndarray, x: np.ndarray) -> bool:
     """``v`` is ``x`` to float tolerance (:data:`MATCH_RTOL` of x's largest magnitude), element for element."""
-    tol = MATCH_RTOL * max(float(np.abs(x).max()) if x.size else 0.0, 1e-6)
-    return v.size == x.size and float(np.abs(v - x).max()) <= tol
+    if v.size != x.size or x.size == 0:  # an empty input (no rows selected on this feed) equals any empty tensor
+        return v.size == x.size
+    tol = MATCH_RTOL * max(float(np.abs(x).max()), 1e-6)
+    return float(np.abs(v - x).max()) <= tol
 
 
 def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feeds: Sequence[Mapping[str, np.ndarray]],
@@ -119,7 +123,9 @@ def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feeds: 
     can make unrelated tensors equal, e.g. two all-zero ones). A call whose input is constant on every feed
     could be any constant tensor of the graph, so it matches nothing and is listed. A tensor that several
     trained layers read takes the largest of their scales (the grid none of them clips more than it was
-    trained to). A graph that runs no trained layer gives ({}, [])."""
+    trained to). When the trained layers run in another order or number on another feed (control flow that
+    depends on the input), no call can be paired across feeds: every layer that ran is listed and keeps
+    calibration. A graph that runs no trained layer gives ({}, [])."""
     import torch
 
     mods = dict(root.named_modules())
@@ -128,11 +134,13 @@ def tensor_scales(path: str | os.PathLike[str], module: Any, io: IOSpec, feeds: 
         return {}, []
     runs = [_inputs_of(module, layers, tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in io.input_names))
             for f in feeds]
-    if not runs[0]:
+    if not any(runs):
         return {}, []
-    if any(len(r) != len(runs[0]) or [c[2] for c in r] != [c[2] for c in runs[0]] for r in runs):
-        raise ExportError(f"{Path(path).name}: the trained layers ran in another order on another calibration "
-                          "feed; their trained scales cannot be placed on the graph")
+    if any([c[2] for c in r] != [c[2] for c in runs[0]] for r in runs):
+        # the graph's control flow depends on its input: no call can be paired across feeds, so every layer it
+        # ran keeps calibration (the export goes on with calibrated scales and names them)
+        names = list(dict.fromkeys(c[2] for r in runs for c in r))
+        return {}, [f"{n} (calls differ between calibration feeds)" for n in names]
     tensors = _quantized_inputs(path, feeds, op_types)
     out: dict[str, float] = {}
     calls: dict[str, list[int]] = {}  # layer name -> [calls, calls matched]

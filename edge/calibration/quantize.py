@@ -161,7 +161,14 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         if not symmetric:
             raise ExportError("trained activation scales are symmetric int8 scales; the u8s8 form calibrates its own")
         import numpy as np
+        import onnx
 
+        g = onnx.load(str(src), load_external_data=False).graph
+        known = {i.name for i in g.input} | {o for n in g.node for o in n.output}
+        missing = sorted(set(tensor_scales) - known)
+        if missing:  # ORT's override check reads only the first entry, so it would ignore them silently
+            raise ExportError(f"{Path(src).name}: trained scales name tensors the graph does not have: "
+                              f"{', '.join(missing[:4])}")
         overrides.update({t: [{"scale": np.array(s, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}]
                           for t, s in tensor_scales.items()})
     if overrides:

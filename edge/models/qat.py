@@ -40,10 +40,19 @@ def fake_round(x: Any, scale: Any) -> Any:
     return x + (q - x).detach()
 
 
-def layer_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The input tensor of a Conv/Linear call, passed by position or as ``input=`` (both reach the layer's
-    forward, so a forward pre-hook must read both)."""
-    return args[0] if args else kwargs["input"]
+def layer_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int | str, Any] | None:
+    """Where a Conv/Linear call's input tensor is and the tensor: (position, tensor) for the first tensor passed
+    by position, else (keyword, tensor) for the only tensor passed by keyword (``input=`` for torch's own
+    layers; a subclass may name it otherwise); None when the call passes no tensor or several by keyword (a
+    subclass whose input is a tuple: nothing to round). Both kinds of call reach the layer's forward, so a
+    forward pre-hook must read both."""
+    import torch
+
+    for i, a in enumerate(args):
+        if isinstance(a, torch.Tensor):
+            return i, a
+    kw = [(k, v) for k, v in kwargs.items() if isinstance(v, torch.Tensor)]
+    return kw[0] if len(kw) == 1 else None
 
 
 class FakeQuant:
@@ -62,10 +71,13 @@ class FakeQuant:
         self._saved: dict[int, Any] = {}
 
     def _pre(self, layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-             ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+             ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         import torch
 
-        x = layer_input(args, kwargs)
+        found = layer_input(args, kwargs)
+        if found is None:  # no input tensor to round: the call runs as it is (and _post has nothing to restore)
+            return None
+        where, x = found
         s = self.scales[id(layer)].to(x.device)
         # tensor arithmetic only (no float() of a scale): on a GPU each read would wait for the device, per layer
         # per step. A scale of 0 means no batch with a nonzero input has been seen: the first one sets it, and
@@ -82,13 +94,14 @@ class FakeQuant:
         self._saved[id(layer)] = w
         del layer.weight
         layer.weight = fake_round(w, ws)
-        if args:
-            return (x, *args[1:]), kwargs
-        return args, {**kwargs, "input": x}
+        if isinstance(where, int):
+            return (*args[:where], x, *args[where + 1:]), kwargs
+        return args, {**kwargs, where: x}
 
     def _post(self, layer: Any, args: tuple[Any, ...], out: Any) -> Any:
-        del layer.weight  # the rounded tensor; the parameter goes back
-        layer.weight = self._saved.pop(id(layer))
+        if id(layer) in self._saved:  # not when _pre left the call alone
+            del layer.weight  # the rounded tensor; the parameter goes back
+            layer.weight = self._saved.pop(id(layer))
         return out
 
     def named_scales(self, root: Any) -> dict[str, float]:

@@ -307,3 +307,87 @@ def test_a_graph_too_large_for_one_protobuf_string_goes_through_external_data(tm
     want = tensor_scales(src, root.body, IO, feeds, root, scales)
     monkeypatch.setattr(acts, "INLINE_BYTES", 0)
     assert tensor_scales(src, root.body, IO, feeds, root, scales) == want and len(want[0]) == 3
+
+
+def test_an_input_empty_on_one_feed_is_compared_as_empty(tmp_path: Path) -> None:
+    """A layer on the selected rows of its input (detections, a mask) may get none on some feed: an empty input
+    equals the graph's empty tensor there, and the other feed decides (it once crashed on max() of nothing)."""
+    class Masked(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(16, 8)
+
+        def forward(self, x: Any) -> Any:
+            return self.lin(x[x[:, 0] > 0]).sum(0, keepdim=True)
+
+    root = Masked().eval()
+    src = tmp_path / "mask.onnx"
+    torch.onnx.export(root, (torch.randn(5, 16),), str(src), input_names=["x"], output_names=["y"], dynamo=False,
+                      dynamic_axes={"x": {0: "n"}})
+    rng = np.random.default_rng(0)
+    some = rng.standard_normal((5, 16)).astype(np.float32)
+    some[:, 0] = np.abs(some[:, 0]) + 0.1
+    none = some.copy()
+    none[:, 0] = -none[:, 0]
+    io = IOSpec((TensorSpec("x", "float32", ("n", 16)),), (TensorSpec("y", "float32", (1, 8)),))
+    found, missed = tensor_scales(src, root, io, [{"x": some}, {"x": none}], root, {"lin": 0.05})
+    assert list(found.values()) == [0.05] and missed == []
+
+
+def test_calls_that_differ_between_feeds_keep_calibration_and_are_named(tmp_path: Path) -> None:
+    """Control flow that depends on the input runs the trained layers differently on different feeds: no call
+    can be paired, so each layer that ran is named and calibrated, and the export goes on (it once aborted)."""
+    class Branch(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(16, 16)
+            self.b = torch.nn.Linear(16, 16)
+
+        def forward(self, x: Any) -> Any:
+            y = self.a(x)
+            return y + self.b(x) if float(x.mean()) > 0 else y
+
+    root = Branch().eval()
+    io = IOSpec((TensorSpec("x", "float32", (2, 16)),), (TensorSpec("y", "float32", (2, 16)),))
+    pos = {"x": np.random.default_rng(0).uniform(0.1, 1.0, (2, 16)).astype(np.float32)}
+    src = tmp_path / "branch.onnx"
+    torch.onnx.export(root, (torch.from_numpy(pos["x"]),), str(src), input_names=["x"], output_names=["y"],
+                      dynamo=False)  # traced: the branch the positive feed takes
+    found, missed = tensor_scales(src, root, io, [pos, {"x": -pos["x"]}], root, {"a": 0.1, "b": 0.2})
+    assert found == {} and missed == ["a (calls differ between calibration feeds)",
+                                      "b (calls differ between calibration feeds)"]
+
+
+def test_fake_quantization_finds_the_input_however_a_layer_subclass_takes_it() -> None:
+    """A Conv/Linear subclass may name its input otherwise (``layer(x=...)``) or take a tuple: the first is
+    rounded like ``input=``, the second runs untouched (both once raised inside the hook)."""
+    class Named(torch.nn.Linear):
+        def forward(self, x: Any) -> Any:  # type: ignore[override]
+            return super().forward(x)
+
+    class Pair(torch.nn.Linear):
+        def forward(self, pair: Any) -> Any:  # type: ignore[override]
+            return super().forward(pair[0]) + pair[1]
+
+    named, pair = Named(16, 4), Pair(16, 4)
+    fq = attach([torch.nn.ModuleList([named, pair])])
+    named.train()
+    pair.train()
+    x = torch.randn(3, 16)
+    named(x=x)
+    out = pair((x, torch.ones(3, 4)))
+    with torch.no_grad():
+        plain = torch.nn.functional.linear(x, pair.weight, pair.bias) + 1
+    assert fq.named_scales(torch.nn.ModuleDict({"n": named, "p": pair})) == {
+        "n": pytest.approx(float(x.abs().max()) / 127.0)}
+    assert torch.equal(out, plain)  # the tuple call ran as a float layer
+    fq.remove()
+
+
+def test_trained_scales_naming_no_tensor_of_the_graph_are_refused(tmp_path: Path) -> None:
+    root = Root()
+    feed = {"x": np.ones((2, 3, 8, 8), np.float32)}
+    export_onnx(root.body.eval(), feed, IO, tmp_path / "b.onnx")
+    with pytest.raises(ExportError, match=r"b\.onnx: trained scales name tensors the graph does not have: nope"):
+        quantize_int8(tmp_path / "b.onnx", tmp_path / "q.onnx", FeedSet([feed], "t", "calibration", ["0"]),
+                      tensor_scales={"x": 0.1, "nope": 0.2})
