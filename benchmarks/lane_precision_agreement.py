@@ -1,8 +1,9 @@
 """fp32 vs reduced precisions of a lane bundle's *programs* on the real labelled TuSimple frames in
 ../shared/data/real (6 LaneNet frames + 10 official train frames; each a one-frame sample, i.e. a static
 clip through the ring buffer), and on the held-out synthetic clips the gate uses: TuSimple accuracy of
-each program x backend x precision, and lane-point agreement with the fp32 program (share of fp32 lane
-points (slot, row) the other one also predicts, and within 20 px, TuSimple's threshold at 1280 px).
+each program x backend x precision (and the symmetric QDQ graphs TensorRT builds, run by ONNX Runtime), and
+lane-point agreement with the fp32 program (share of fp32 lane points (slot, row) the other one also predicts,
+and within 20 px, TuSimple's threshold at 1280 px).
 
     python benchmarks/lane_precision_agreement.py BUNDLE [--eval-size 40]
 """
@@ -49,12 +50,18 @@ def main() -> None:
             for backend in ("onnxruntime", "openvino"):
                 if backend in per_backend:
                     nncf = any("nncf" in v for v in per_backend[backend].values())
-                    confs.append((pname, backend, prec, f"{prec}-nncf" if nncf else prec))
+                    confs.append((pname, backend, prec, f"{prec}-nncf" if nncf else prec, None))
+        # the symmetric QDQ graphs (TensorRT's form; ONNX Runtime's int8 program takes U8S8), run by ONNX Runtime
+        names = {a["name"] for a in b.artifacts}
+        sym = {g: f"onnx-int8-{g}" for g in card.program(pname).graphs}
+        if "int8" in prog["precisions"] and set(sym.values()) <= names:
+            confs.append((pname, "onnxruntime", "int8", "int8-symmetric", sym))
     rows, grids = [], {}
-    for pname, backend, prec, label in confs:
+    for pname, backend, prec, label, arts in confs:
         # what edge run runs: OpenVINO's INT8 with the float-layer precision its gate passed with (bf16 where
         # this CPU has it natively), its fp32 with f32
-        prog = load_program(b, backend, program=pname, precision=prec)
+        prog = (load_program(b, backend, program=pname, artifacts=arts) if arts else
+                load_program(b, backend, program=pname, precision=prec))
         row = {"program": pname, "backend": backend, "precision": label}
         if prog.inference_precision is not None:
             row["inference_precision"] = prog.inference_precision
