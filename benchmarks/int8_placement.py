@@ -125,9 +125,9 @@ def main() -> None:
         for (label, backend), v in times.items():
             rows[label][f"{backend}_step_ms"] = round(float(np.median(v)), 3)
         for (label, backend), prog in progs.items():
-            if label != "fp32":
-                rows[label][f"{backend}_vs_fp32"] = round(rows["fp32"][f"{backend}_step_ms"]
-                                                          / rows[label][f"{backend}_step_ms"], 3)
+            ref = rows["fp32"].get(f"{backend}_step_ms")
+            if label != "fp32" and ref:  # no ratio where fp32 could not open on that runtime
+                rows[label][f"{backend}_vs_fp32"] = round(ref / rows[label][f"{backend}_step_ms"], 3)
             prog.close()
     for label, r in rows.items():
         print(label, {k: v for k, v in r.items() if k != "graphs"})
