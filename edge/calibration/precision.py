@@ -48,9 +48,6 @@ RECORD_BYTES = 256 << 20
 MAX_FEEDS = 512
 #: evaluation samples whose per-graph feeds are kept for parity and output-error checks
 PARITY_SAMPLES = 4
-#: calibration feeds a quantization-aware checkpoint's layers are found on (their inputs must equal a graph
-#: tensor on each: one feed can make unrelated tensors equal)
-MATCH_FEEDS = 3
 #: held-out samples the gate scores when the export names no count, and the most it draws to resolve a
 #: budget finer than one sample's step (:func:`samples_to_resolve`)
 EVAL_SAMPLES = 40
@@ -461,7 +458,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
                               FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
                               ev[g][:PARITY_SAMPLES])
         if job.qat_scales:
-            trained[g] = _trained_scales(job, g, q_src, cal[g][:MATCH_FEEDS])
+            trained[g] = _trained_scales(job, g, q_src, cal[g])
     gate = quantize_with_gate(graphs, lambda fs: job.metric(pname, {**files, **fs}), fp32_metric=fp32,
                               max_drop=job.budget(fp32), method=job.method, drop=job.card.metric.drop,
                               progress=job.say,
@@ -518,10 +515,10 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
 def _trained_scales(job: PrecisionJob, graph: str, src: str, feeds: list[dict[str, np.ndarray]]) -> dict[str, Any]:
     """The checkpoint's trained scales that apply to ``graph`` (:func:`~edge.calibration.qat_scales.tensor_scales`
     on the first calibration feeds), said when there are any: a layer left to calibration is worth a line."""
-    from edge.calibration.qat_scales import describe, tensor_scales
+    from edge.calibration.qat_scales import MATCH_FEEDS, describe, tensor_scales
 
     gj = job.job(graph)
-    found, missed = tensor_scales(src, gj.module, gj.io, feeds, job.module, job.qat_scales)
+    found, missed = tensor_scales(src, gj.module, gj.io, feeds[:MATCH_FEEDS], job.module, job.qat_scales)
     if not found and not missed:
         return {}
     job.say(f"int8 {graph}: {len(found)} input(s) take the checkpoint's trained scales"

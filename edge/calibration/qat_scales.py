@@ -35,6 +35,9 @@ from edge.spec import IOSpec
 #: a tensor matches a layer's input when every element is within this of it, relative to the input's largest
 #: magnitude (fp32 export parity is ~1e-6; two different activations are far apart)
 MATCH_RTOL = 1e-4
+#: calibration feeds the export finds a layer's input on (it must equal the tensor on each: one feed can make
+#: unrelated tensors equal)
+MATCH_FEEDS = 3
 
 
 def check_scales(value: Any, root: Any, where: str) -> dict[str, float]:

@@ -108,17 +108,15 @@ def _reader(calib: FeedSet, progress: Callable[[int], None] | None) -> Any:
     return Reader()
 
 
-def batched_matmul_constants(src: str | os.PathLike[str]) -> list[str]:
-    """The constant (initializer) second inputs of MatMul nodes with more than 2 dimensions: quantized with one
+def batched_matmul_constants(graph: Any) -> list[str]:
+    """The constant (initializer) second inputs of the ONNX ``graph``'s MatMul nodes with more than 2 dimensions:
+    quantized with one
     scale, not per channel. ORT's quantizer puts a MatMul weight's channels on axis 1, which for a batched
     constant [1, heads, K, N] is one scale per head; ONNX Runtime's MatMulIntegerToFloat (its fusion of
     DequantizeLinear -> MatMul) then refuses to run ("b zero point is not valid"), and the output columns of a
     batched constant are no per-channel layout TensorRT's MatMul weights take either."""
-    import onnx
-
-    g = onnx.load(str(src), load_external_data=False).graph
-    inits = {t.name: len(t.dims) for t in g.initializer}
-    return sorted({n.input[1] for n in g.node if n.op_type == "MatMul" and len(n.input) > 1
+    inits = {t.name: len(t.dims) for t in graph.initializer}
+    return sorted({n.input[1] for n in graph.node if n.op_type == "MatMul" and len(n.input) > 1
                    and inits.get(n.input[1], 0) > 2})
 
 
@@ -156,14 +154,16 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         extra["QuantizeBias"] = False
     if method == "percentile":
         extra["CalibPercentile"] = float(percentile)
-    overrides: dict[str, list[dict[str, Any]]] = {t: [{"symmetric": True}] for t in batched_matmul_constants(src)}
+    import onnx
+
+    # the graph's structure, read once (weights left on disk): what the overrides and node names below look at
+    g = onnx.load(str(src), load_external_data=False).graph
+    overrides: dict[str, list[dict[str, Any]]] = {t: [{"symmetric": True}] for t in batched_matmul_constants(g)}
     if tensor_scales:
         if not symmetric:
             raise ExportError("trained activation scales are symmetric int8 scales; the u8s8 form calibrates its own")
         import numpy as np
-        import onnx
 
-        g = onnx.load(str(src), load_external_data=False).graph
         known = {i.name for i in g.input} | {o for n in g.node for o in n.output}
         missing = sorted(set(tensor_scales) - known)
         if missing:  # ORT's override check reads only the first entry, so it would ignore them silently
@@ -181,13 +181,11 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
           "percentile": CalibrationMethod.Percentile}[method]
     import logging
 
-    import onnx
-
     from edge.onnx_file import name_nodes
 
     short = [n for n in short_dots(src) if n not in exclude]
     model: Any = str(src)
-    if not all(n.name for n in onnx.load(str(src), load_external_data=False).graph.node):
+    if not all(n.name for n in g.node):
         model = onnx.load(str(src))
         name_nodes(model)  # nodes are excluded by name: an unnamed one gets the name short_dots gave it
     dst = Path(dst)
