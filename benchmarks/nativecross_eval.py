@@ -2,8 +2,8 @@
 real KITTI 000114 frame under seeded perturbations (errors before and after refinement).
 
 With a bundle whose program has the matching stage (``refine_match``), the rows are the config's steps and then
-``--rounds`` matching rounds (default 5; the table of 1..N rounds comes from one run); otherwise 1..``--iterations``
-steps (default 5).
+``--rounds`` matching rounds (default 5; the table of 1..N rounds comes from one run); with the edge alignment
+(``refine_edges``) the config's steps and then the alignment; otherwise 1..``--iterations`` steps (default 5).
 
 Synthetic rigs come from the evaluation seed stream (disjoint from training), rendered at twice the
 model's input like a real camera's image and resized. KITTI: ../shared/data/real/kitti/object/training
@@ -43,9 +43,9 @@ def _brief(s: dict[str, Any]) -> str:
             f"trans RMSE {s['trans_rmse_cm']:5.1f} cm")
 
 
-def _rows(res: dict[str, Any], steps: int) -> None:
+def _rows(res: dict[str, Any], steps: int, last: str = "match round") -> None:
     for i, it in enumerate(res["per_iteration"], 1):
-        name = f"iteration {i}" if i <= steps else f"match round {i - steps}"
+        name = f"iteration {i}" if i <= steps else f"{last} {i - steps}"
         print(f"{'':>12} {name}: {_brief(it)}")
 
 
@@ -72,7 +72,9 @@ def main() -> None:
     cfg = dict(b.manifest["model"]["config"])
     with load_program(b, args.backend, precision=args.precision, program=args.program) as prog:
         matching = getattr(prog.runner, "rounds", 0) > 0
-        prog.runner.iterations = args.iterations or (int(cfg["iterations"]) if matching else 5)
+        aligning = "edges" in prog.spec.host_stages  # its last iterate is the edge alignment's
+        last = "edge alignment" if aligning else "match round"
+        prog.runner.iterations = args.iterations or (int(cfg["iterations"]) if matching or aligning else 5)
         if matching:
             prog.runner.rounds = args.rounds
         report: dict[str, Any] = {"bundle": str(args.bundle), "backend": args.backend, "precision": args.precision,
@@ -84,14 +86,14 @@ def main() -> None:
             key = f"{deg:g}deg_{m * 100:g}cm"
             report["synthetic"][key] = res
             print(f"synthetic {key:>12}: before {_brief(res['before'])}")
-            _rows(res, prog.runner.iterations)
+            _rows(res, prog.runner.iterations, last)
         if (REAL / "calib" / "000114.txt").is_file() and args.kitti:
             for deg, m in RANGES[:1]:
                 res = _run(prog, card, cfg, kitti_samples(REAL, "000114", args.kitti, deg, m, seed=0))
                 key = f"{deg:g}deg_{m * 100:g}cm"
                 report["kitti_000114"][key] = res
                 print(f"KITTI 000114 {key}: before {_brief(res['before'])}")
-                _rows(res, prog.runner.iterations)
+                _rows(res, prog.runner.iterations, last)
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -104,7 +104,7 @@ class Program:
         call read are not made (:func:`edge.models.contract.feeds_for`)."""
         from edge.models.contract import feeds_for
 
-        with feeds_for(self.spec.graphs):
+        with feeds_for((*self.spec.graphs, *self.spec.host_stages)):
             if not self.fronts:
                 return card.preprocess(frames, self.cfg)
             from edge.data.images import raw_images

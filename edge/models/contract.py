@@ -90,6 +90,9 @@ class ProgramSpec:
     #: configs (a stage an option adds, absent from checkpoints made before it) is in programs only those
     #: configs have; export takes the available ones, a torch program the first available
     available: Callable[[Config], bool] | None = None
+    #: host stages the runner runs besides its graphs (e.g. an alignment on the host): their feeds are made for
+    #: this program only (:func:`feeds_wanted` answers True for these names as for its graphs)
+    host_stages: tuple[str, ...] = ()
 
     def available_for(self, cfg: Config) -> bool:
         return self.available is None or bool(self.available(cfg))
@@ -112,9 +115,10 @@ def feeds_for(graphs: Iterable[str]) -> Iterator[None]:
 
 
 def feeds_wanted(graph: str) -> bool:
-    """Whether the feeds being made may reach ``graph``: True outside :func:`feeds_for` (a caller that does not
-    name its program, such as the INT8 calibration set of every program, gets every feed), else whether the
-    program calls it. A ``preprocess`` asks this before host work that only one optional graph reads."""
+    """Whether the feeds being made may reach ``graph`` (a graph or a program's host stage): True outside
+    :func:`feeds_for` (a caller that does not name its program, such as the INT8 calibration set of every
+    program, gets every feed), else whether the program calls it. A ``preprocess`` asks this before host work
+    that only one optional graph or stage reads."""
     graphs = _FEEDS_FOR.get()
     return graphs is None or graph in graphs
 

@@ -214,6 +214,26 @@ class RefineRunner:
                          if moved[b] else np.asarray(T[b], np.float64) for b in range(len(T))]), moved
 
 
+class AlignRunner(RefineRunner):
+    """:class:`RefineRunner`'s steps, then the edge alignment on the host (:mod:`edge.models.nativecross.edges`),
+    searched from the steps' result and from the frame's starting guess (the better-scoring pose is kept)."""
+
+    def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from edge.models.nativecross.edges import ScanEdges, align
+
+        out = super().step(feeds)
+        T, start = out["T"], np.asarray(feeds["T"], np.float64)
+        aligned, info = [], []
+        for b in range(len(T)):
+            Tb, rec = align(feeds["edge_image"][b], ScanEdges.unpack(feeds["edge_points"][b]), [T[b], start[b]],
+                            feeds["edge_P"][b])
+            aligned.append(Tb)
+            info.append([rec["score_before"], rec["score"], rec["start"], rec["edges"]])
+        T = np.stack(aligned)
+        return {**out, "T": T, "T_iters": np.concatenate([out["T_iters"], T[:, None]], 1),
+                "edge_stage": np.array([1]), "edge_info": np.array(info, np.float64)}
+
+
 # ---------------------------------------------------------------------------------------------
 # pre/post-processing
 
@@ -286,7 +306,33 @@ def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.n
              "P": scaled_projection(rig.P, hw, cfg)[None].astype(np.float32)}
     if int(cfg.get("match_rounds", 0)) > 0 and feeds_wanted("match"):  # refine alone does not read them
         feeds.update(match_feeds(img, view, rig.P, cfg))
+    if feeds_wanted("edges"):
+        feeds.update(edge_feeds(img, lid.data, rig, cfg))
     return feeds
+
+
+def edge_feeds(img: np.ndarray, points: np.ndarray, rig: Any, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """What the edge alignment reads: the (undistorted) image, at most ``edges.MAX_WIDTH`` wide, its projection,
+    and the scan's ``edges.POINTS`` heaviest depth edges in front of the camera under the starting guess (within
+    half an image's margin around it: the stage may turn the camera that far), packed to one shape."""
+    import cv2
+
+    from edge.data.rig import pinhole
+    from edge.models.nativecross.edges import MAX_WIDTH, POINTS, ScanEdges, scan_edges
+
+    h, w = img.shape[:2]
+    k = min(1.0, MAX_WIDTH / w)
+    small = img if k == 1.0 else cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+    P = scaled_projection(rig.P, (h, w), {"input_hw": small.shape[:2]})
+    ring = points["ring"] if "ring" in (points.dtype.names or ()) else None
+    e = scan_edges(_xyz(points), ring)
+    _, pix = pinhole(e.xyz, rig.T_lidar_to_cam, P)
+    z = np.maximum(pix[:, 2], 1e-6)
+    sh, sw = small.shape[:2]
+    near = (pix[:, 2] > 1.0) & (np.abs(pix[:, 0] / z - sw / 2) < sw) & (np.abs(pix[:, 1] / z - sh / 2) < sh)
+    e = ScanEdges(e.xyz[near], e.weight[near], e.vertical[near])
+    return {"edge_image": np.ascontiguousarray(small)[None], "edge_P": P[None],
+            "edge_points": e.packed(POINTS)[None]}
 
 
 def match_feeds(img: np.ndarray, view: np.ndarray, P: np.ndarray, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -326,9 +372,14 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     T = np.asarray(out["T"][0], np.float64)
     rot, trans = pose_errors(T, T0)
     rounds = int(np.asarray(out.get("match_rounds", 0)).ravel()[0])
+    edge = int(np.asarray(out.get("edge_stage", 0)).ravel()[0])
     rec: dict[str, Any] = {"T_lidar_to_cam": np.round(T, 7).tolist(), "correction_deg": round(rot, 4),
-                           "correction_cm": round(trans, 3), "iterations": int(out["T_iters"].shape[1] - 1 - rounds),
-                           "match_rounds": rounds}
+                           "correction_cm": round(trans, 3),
+                           "iterations": int(out["T_iters"].shape[1] - 1 - rounds - edge), "match_rounds": rounds}
+    if edge:  # the edge alignment's scores (before: at the steps' result) and which start it kept
+        before, after, start, n = (float(v) for v in np.asarray(out["edge_info"])[0])
+        rec["edge_alignment"] = {"score_before": before, "score": after,
+                                 "from": "steps" if start == 0 else "start", "edges": int(n)}
     if "match_applied" in out:  # the rounds that moved the guess (they stop at the first unsure one)
         rec["match_rounds_applied"] = int(np.asarray(out["match_applied"]).ravel()[0])
     truth = _truth(frames)
@@ -408,7 +459,10 @@ def card() -> ModelCard:
                   ProgramSpec("refine_match", ("encode", "step", "match"), RefineRunner,
                               "encode once, `iterations` steps of T <- exp(xi) T, then `match_rounds` rounds of "
                               "local matching and a pose solve on the host",
-                              available=lambda cfg: int(cfg.get("match_rounds", 0)) > 0)),
+                              available=lambda cfg: int(cfg.get("match_rounds", 0)) > 0),
+                  ProgramSpec("refine_edges", ("encode", "step"), AlignRunner,
+                              "encode once, `iterations` steps of T <- exp(xi) T, then the scan's depth edges "
+                              "aligned with the image's edges on the host", host_stages=("edges",))),
         sensors=Sensors(("camera", "lidar")),
         preprocess=preprocess,
         postprocess=postprocess,

@@ -29,7 +29,7 @@ def test_every_attention_mode_matches_torch(mode: str, tmp_path: Path) -> None:
     b, _ = edge.export_card("nativecross", tmp_path / mode, config="tiny", attention=mode,
                             targets=("onnx", "openvino"))
     arts = {a["name"]: a for a in b.artifacts}
-    assert list(b.manifest["programs"]) == ["refine", "refine_match"]
+    assert list(b.manifest["programs"]) == ["refine", "refine_match", "refine_edges"]
     for graph in ("encode", "step", "match"):
         for target in ("onnx", "openvino"):
             assert arts[f"{target}-fp32-{graph}"]["parity"]["max_rel"] < 1e-4, (target, graph)
@@ -259,3 +259,34 @@ def test_calibrate_on_a_kitti_raw_drive(bundle: Path, real_data: Path, tmp_path:
                  str(drive / "calib_velo_to_cam.txt")]) == 2
     err = capsys.readouterr().err
     assert "would replace" in err and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_calibrate_with_edge_alignment_lands_within_its_measured_accuracy(real_data: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    """`edge calibrate --program refine_edges`, the shipped model, the real KITTI frame, 8 seeded 10 deg / 25 cm
+    starts: the written rigs' median rotation and translation errors are within twice the medians
+    benchmarks/results/nativecross_eval_edges.json measured on 100 such starts (0.22 deg, 3.8 cm)."""
+    from edge.data.rig import Rig
+    from edge.models.nativecross.metrics import pose_errors
+    from edge.models.nativecross.samples import perturbed
+
+    report = json.loads((Path(__file__).resolve().parents[3] / "benchmarks" / "results" /
+                         "nativecross_eval_edges.json").read_text())
+    measured = report["kitti_000114"]["10deg_25cm"]["per_iteration"][-1]
+    b = tmp_path / "b"
+    edge.export_card("nativecross", b, targets=("onnx",))
+    folder = real_data / "kitti" / "object" / "training"
+    truth = Rig.from_kitti(folder / "calib" / "000114.txt")
+    rng = np.random.default_rng(12)
+    errs = []
+    for i in range(8):
+        start = perturbed(truth, rng, 10, 0.25)
+        (tmp_path / "init.json").write_text(json.dumps(start.to_json()))
+        out = tmp_path / f"refined{i}.json"
+        assert main(["calibrate", str(b), "--source", f"kitti:{folder}", "--init", str(tmp_path / "init.json"),
+                     "--out", str(out), "--program", "refine_edges", "--json"]) == 0
+        capsys.readouterr()
+        errs.append(pose_errors(Rig.load(out).T_lidar_to_cam, truth.T_lidar_to_cam))
+    rot, trans = np.median(np.array(errs), axis=0)
+    assert rot <= 2 * measured["rot_median_deg"] and trans <= 2 * measured["trans_median_cm"], errs

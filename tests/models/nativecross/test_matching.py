@@ -144,14 +144,16 @@ def test_each_program_gets_only_the_feeds_its_graphs_read() -> None:
     model = card.build(CFG).eval()
     frames = samples(CFG, "evaluation", 1, 5)[0][0]
     full = C.preprocess(frames, CFG)  # no program named: every feed
-    assert {"match_image", "match_P", "scan"} <= set(full)
+    match, edges = {"match_image", "match_P", "scan"}, {"edge_image", "edge_P", "edge_points"}
+    assert match | edges <= set(full)
     with torch_program(card, model, CFG, card.program("refine")) as prog:
         own = prog.preprocess(card, frames)
-        assert not {"match_image", "match_P", "scan"} & set(own)
-        assert set(own) == set(full) - {"match_image", "match_P", "scan"}
+        assert set(own) == set(full) - match - edges
         np.testing.assert_array_equal(prog.step(own)["T"], prog.step(full)["T"])
     with torch_program(card, model, CFG, card.program("refine_match")) as prog:
-        assert set(prog.preprocess(card, frames)) == set(full)
+        assert set(prog.preprocess(card, frames)) == set(full) - edges
+    with torch_program(card, model, CFG, card.program("refine_edges")) as prog:  # a host stage's feeds too
+        assert set(prog.preprocess(card, frames)) == set(full) - match
 
 
 def test_confident_reads_the_surest_shares_median_scale() -> None:

@@ -96,7 +96,7 @@ def test_a_checkpoint_from_before_an_option_exports_a_bundle_that_loads(tmp_path
     edge.export_card("nativecross", tmp_path / "b", checkpoint=tmp_path / "old.pt", targets=("onnx",))
     loaded = edge.Bundle.load(tmp_path / "b")
     # no matching stage before it existed: only the program without it
-    assert list(loaded.manifest["programs"]) == ["refine"] and "match" not in loaded.graphs
+    assert list(loaded.manifest["programs"]) == ["refine", "refine_edges"] and "match" not in loaded.graphs
     with pytest.raises(ModelError, match="program 'refine_match' is not available for this config"):
         edge.export_card("nativecross", tmp_path / "c", checkpoint=tmp_path / "old.pt", programs=["refine_match"])
     assert not (tmp_path / "c").exists()
