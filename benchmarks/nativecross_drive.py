@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--program", default=None, help="e.g. refine_edges (default: the bundle's first)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nativecross_drive.json")
     a = ap.parse_args()
 
@@ -62,7 +63,7 @@ def main() -> None:
             with contextlib.redirect_stdout(io.StringIO()):
                 rep = run_calibrate(a.bundle, source=f"kitti:{a.drive}", lidar=None, init=init,
                                     out=Path(tmp) / f"refined{i}.json", frames=0, backend=a.backend,
-                                    precision=a.precision, sync_ms=50.0, json_out=True)
+                                    precision=a.precision, sync_ms=50.0, json_out=True, program=a.program)
             for d, key in ((before, "error_before"), (after, "error_after")):
                 d["rot"].append(rep[key]["rot_deg"])
                 d["trans"].append(rep[key]["trans_cm"])
@@ -79,7 +80,8 @@ def main() -> None:
         "trained": (weights.get("trained") or {}).get("command"),
         "drive": str(a.drive), "frames_per_run": runs[0]["frames"] if runs else 0,
         "starts": a.starts, "range": f"{a.deg:g} deg / {a.cm:g} cm", "backend": a.backend,
-        "precision": a.precision, "machine": machine(), "seconds": round(time.perf_counter() - t0, 1),
+        "precision": a.precision, "program": a.program,
+        "machine": machine(), "seconds": round(time.perf_counter() - t0, 1),
         "before": b, "after": f,
         # how far the frames kept by the robust combination scatter around it (median over the runs)
         "single_frame_scatter_of_inliers": {k: round(float(np.median([s[k] for s in spreads])), 3)
