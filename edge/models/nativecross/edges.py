@@ -102,8 +102,8 @@ def _rows(xyz: np.ndarray, ring: np.ndarray | None, rows: int) -> np.ndarray:
             seg[np.argsort(el, kind="stable")] = (np.arange(len(r)) * rows) // len(r)
     n = int(seg.max()) + 1
     count = np.bincount(seg, minlength=n)
-    med = np.bincount(seg, el, minlength=n) / np.maximum(count, 1)  # mean elevation per ring orders them
-    return np.argsort(np.argsort(med, kind="stable"), kind="stable")[seg]
+    mean_el = np.bincount(seg, el, minlength=n) / np.maximum(count, 1)  # the mean elevation orders the rings
+    return np.argsort(np.argsort(mean_el, kind="stable"), kind="stable")[seg]
 
 
 def _columns(az: np.ndarray, row: np.ndarray) -> int:
@@ -166,18 +166,28 @@ def scan_edges(xyz: np.ndarray, ring: np.ndarray | None = None, *, rows: int = 6
                      np.concatenate([np.full(len(f[0]), f[2]) for f in found]))
 
 
-def image_maps(img: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """(horizontal-gradient map, vertical-gradient map) of a BGR image at blur ``sigma`` px (module doc)."""
+def gradients(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal, vertical) colour gradient magnitudes of a BGR image, each normalised by its 99th percentile
+    and capped at 1: what every blur of :func:`image_maps` starts from (computed once per image)."""
     import cv2
 
     f = cv2.GaussianBlur(np.asarray(img, np.float32), (0, 0), 1.0)
-    maps = []
+    out = []
     for dx, dy in ((1, 0), (0, 1)):
         g = np.abs(cv2.Sobel(f, cv2.CV_32F, dx, dy))
         g = g.max(-1) if g.ndim == 3 else g
-        g = np.minimum(g / (float(np.percentile(g, 99)) + 1e-6), 1.0)
-        maps.append(cv2.GaussianBlur(g, (0, 0), sigma) - cv2.GaussianBlur(g, (0, 0), 4 * sigma))
-    return maps[0], maps[1]
+        out.append(np.minimum(g / (float(np.percentile(g, 99)) + 1e-6), 1.0))
+    return out[0], out[1]
+
+
+def image_maps(img: np.ndarray | tuple[np.ndarray, np.ndarray], sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal-gradient map, vertical-gradient map) of a BGR image, or of its :func:`gradients`, at blur
+    ``sigma`` px (module doc)."""
+    import cv2
+
+    grads = img if isinstance(img, tuple) else gradients(img)
+    m = [cv2.GaussianBlur(g, (0, 0), sigma) - cv2.GaussianBlur(g, (0, 0), 4 * sigma) for g in grads]
+    return m[0], m[1]
 
 
 def score(maps: tuple[np.ndarray, np.ndarray], edges: ScanEdges, T: np.ndarray, P: np.ndarray) -> float:
@@ -234,7 +244,8 @@ def align(img: np.ndarray, edges: ScanEdges, starts: list[np.ndarray], P: np.nda
     best-scoring result kept), and a record: the score of the first start and of the result, which start won."""
     scale = img.shape[1] / REF_WIDTH
     trust = (np.deg2rad(trust_deg), trust_m)
-    maps = {b: image_maps(img, b * scale) for b in blurs}
+    grads = gradients(img)
+    maps = {b: image_maps(grads, b * scale) for b in blurs}
     P = np.asarray(P, np.float64)
     results = []
     for T0 in starts:
