@@ -63,6 +63,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import edge
+    from edge.bench.machine import machine
     from edge.files import atomic_write_text
     from edge.models.nativecross.samples import kitti_samples
     from edge.program import load_program
@@ -77,7 +78,9 @@ def main() -> None:
         prog.runner.iterations = args.iterations or (int(cfg["iterations"]) if matching or aligning else 5)
         if matching:
             prog.runner.rounds = args.rounds
-        report: dict[str, Any] = {"bundle": str(args.bundle), "backend": args.backend, "precision": args.precision,
+        # the CPU it ran on: each range's "seconds" is a timing (host stages such as the edge alignment dominate it)
+        report: dict[str, Any] = {"machine": machine(), "bundle": str(args.bundle), "backend": args.backend,
+                                  "precision": args.precision,
                                   "program": prog.name, "iterations": prog.runner.iterations,
                                   "match_rounds": args.rounds if matching else 0, "synthetic": {}, "kitti_000114": {}}
         for deg, m in RANGES:
