@@ -376,10 +376,11 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     rec: dict[str, Any] = {"T_lidar_to_cam": np.round(T, 7).tolist(), "correction_deg": round(rot, 4),
                            "correction_cm": round(trans, 3),
                            "iterations": int(out["T_iters"].shape[1] - 1 - rounds - edge), "match_rounds": rounds}
-    if edge:  # the edge alignment's scores (before: at the steps' result) and which start it kept
+    if edge:  # the edge alignment's scores (before: at the steps' result) and which chain it kept
+        from edge.models.nativecross.edges import FROM
+
         before, after, start, n = (float(v) for v in np.asarray(out["edge_info"])[0])
-        rec["edge_alignment"] = {"score_before": before, "score": after,
-                                 "from": "steps" if start == 0 else "start", "edges": int(n)}
+        rec["edge_alignment"] = {"score_before": before, "score": after, "from": FROM[int(start)], "edges": int(n)}
     if "match_applied" in out:  # the rounds that moved the guess (they stop at the first unsure one)
         rec["match_rounds_applied"] = int(np.asarray(out["match_applied"]).ravel()[0])
     truth = _truth(frames)
