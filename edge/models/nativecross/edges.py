@@ -135,7 +135,14 @@ def scan_edges(xyz: np.ndarray, ring: np.ndarray | None = None, *, rows: int = 6
     r = np.linalg.norm(xyz, axis=1)
     az = np.arctan2(xyz[:, 1], xyz[:, 0])
     cols = _columns(az, row)
-    col = np.round((az + np.pi) / (2 * np.pi) * cols).astype(np.int64) % cols
+    x = (az + np.pi) / (2 * np.pi) * cols
+    # each ring on the grid at its own azimuth phase: a sensor fires its lasers at offset azimuths, and where a
+    # ring's returns sat half a cell off the grid two of them rounded into one cell and the next stayed empty, so
+    # a wall's neighbours were two steps apart and a far oblique facade was all "edges"
+    ang = 2 * np.pi * (x - np.floor(x))
+    n_rows = int(row.max()) + 1
+    phase = np.arctan2(np.bincount(row, np.sin(ang), n_rows), np.bincount(row, np.cos(ang), n_rows))
+    col = np.round(x - phase[row] / (2 * np.pi)).astype(np.int64) % cols
     R = np.full((int(row.max()) + 1, cols), np.nan)
     order = np.argsort(-r, kind="stable")  # the nearest return of a cell wins
     R[row[order], col[order]] = r[order]
@@ -153,7 +160,10 @@ def scan_edges(xyz: np.ndarray, ring: np.ndarray | None = None, *, rows: int = 6
     with np.errstate(invalid="ignore"):
         for dc in (1, -1):  # the neighbours left and right in the ring
             d = np.roll(R, dc, 1) - R
-            between(ok & (d > min_jump), np.roll(U, dc, 1), np.nan_to_num(d), True)
+            # the jump beyond the step the surface itself continues with (on a wall seen obliquely each step grows
+            # by about the same amount, and a plain threshold found "edges" all over far facades)
+            slope_r = np.clip(np.nan_to_num(R - np.roll(R, -dc, 1)), 0, None)
+            between(ok & (d - slope_r > min_jump) & (d > min_jump), np.roll(U, dc, 1), np.nan_to_num(d), True)
         up_r = np.roll(R, -1, 0)
         up_r[-1] = np.nan
         d = up_r - R

@@ -47,6 +47,31 @@ def test_scan_edges_finds_the_box_sides_and_top_between_the_beams() -> None:
     assert np.all(e.weight > 0)
 
 
+def _wall(lo_deg: float, hi_deg: float, phase: float, jitter: float, step_deg: float = 0.5
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Six rings of a flat wall 10 m to the left (y = 10 m) between azimuths ``lo_deg`` and ``hi_deg``: seen
+    obliquely its range grows a little more with every step, with no depth edge anywhere on it. Returns sit at
+    ``phase`` of a cell off the azimuth grid, each moved by up to ``jitter`` of a cell (seeded)."""
+    rng = np.random.default_rng(0)
+    xyz, ring = [], []
+    for k in range(6):
+        idx = np.arange(np.ceil(lo_deg / step_deg), hi_deg / step_deg)
+        a = np.deg2rad((idx + phase + rng.uniform(-jitter, jitter, len(idx))) * step_deg)
+        flat = 10.0 / np.sin(a)
+        xyz.append(np.stack([flat * np.cos(a), flat * np.sin(a), flat * np.tan(np.deg2rad(-2.0 + 0.5 * k))], 1))
+        ring += [k] * len(a)
+    return np.concatenate(xyz), np.array(ring)
+
+
+@pytest.mark.parametrize(("lo", "hi", "phase", "jitter"), [
+    (12.0, 40.0, 0.0, 0.0),  # 16-48 m, each step 0.3-1.6 m further: a plain threshold made 216 "edges" of it
+    (31.0, 45.0, 0.5, 1e-3),  # steps of 0.12-0.3 m, but half a cell off the grid: two returns shared a cell and
+])                            # the gaps left two-step "jumps" (15 "edges" before the rings kept their own phase)
+def test_an_oblique_wall_has_no_depth_edge(lo: float, hi: float, phase: float, jitter: float) -> None:
+    xyz, ring = _wall(lo, hi, phase, jitter)
+    assert len(E.scan_edges(xyz, ring)) == 0
+
+
 def test_rings_found_from_the_files_order_equal_the_given_ones() -> None:
     xyz, ring = _scan()
     a, b = E.scan_edges(xyz, ring), E.scan_edges(xyz, None)
