@@ -163,16 +163,21 @@ def scan_edges(xyz: np.ndarray, ring: np.ndarray | None = None, *, rows: int = 6
             # by about the same amount, and a plain threshold found "edges" all over far facades)
             slope_r = np.clip(np.nan_to_num(R - np.roll(R, -dc, 1)), 0, None)
             between(ok & (d - slope_r > min_jump) & (d > min_jump), np.roll(U, dc, 1), np.nan_to_num(d), True)
-        up_r = np.roll(R, -1, 0)
-        up_r[-1] = np.nan
-        d = up_r - R
-        between(ok & (d > min_jump) & (up_r > RATIO * R), np.roll(U, -1, 0), np.nan_to_num(d), False)
         up, down = np.roll(P, -1, 0), np.roll(P, 1, 0)
         up[-1], down[0] = np.nan, np.nan
 
         def slope(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             dd = b - a
             return np.abs(dd[..., 2]) / np.maximum(np.hypot(dd[..., 0], dd[..., 1]), 1e-3)
+
+        up_r = np.roll(R, -1, 0)
+        up_r[-1] = np.nan
+        d = up_r - R
+        # not where flat ground goes on flat: towards the horizon the ground's range grows by more than RATIO from
+        # beam to beam, and those "tops" drew lines across open road on synthetic rigs (a pitch error laid them
+        # on the horizon's haze: from the truth the search drifted out of 2 deg / 5 cm on 10 of 40, 8 without)
+        top = ok & (d > min_jump) & (up_r > RATIO * R) & ~((slope(down, P) < FLAT) & (slope(P, up) < FLAT))
+        between(top, np.roll(U, -1, 0), np.nan_to_num(d), False)
 
         down_r = np.roll(R, 1, 0)
         down_r[0] = np.nan

@@ -72,6 +72,19 @@ def test_an_oblique_wall_has_no_depth_edge(lo: float, hi: float, phase: float, j
     assert len(E.scan_edges(xyz, ring)) == 0
 
 
+def test_flat_ground_towards_the_horizon_has_no_top_edge() -> None:
+    """Ground 1.73 m below the sensor, rings at -4..-0.5 deg: from beam to beam its range grows 1.1-2x (more than
+    the 1.5x a top is found at, near the horizon), yet nothing there is an edge (before: a ring of 120 "tops")."""
+    xyz, ring = [], []
+    for k, el in enumerate(np.arange(-4.0, -0.25, 0.5)):
+        flat = 1.73 / np.tan(np.deg2rad(-el))
+        a = np.deg2rad(np.arange(-30.0, 30.0, 0.5))
+        xyz.append(np.stack([flat * np.cos(a), flat * np.sin(a), np.full(len(a), -1.73)], 1))
+        ring += [k] * len(a)
+    xyz, ring = np.concatenate(xyz), np.array(ring)
+    assert len(E.scan_edges(xyz, ring)) == 0
+
+
 def test_rings_found_from_the_files_order_equal_the_given_ones() -> None:
     xyz, ring = _scan()
     a, b = E.scan_edges(xyz, ring), E.scan_edges(xyz, None)
