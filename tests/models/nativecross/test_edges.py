@@ -194,8 +194,8 @@ def test_align_escapes_the_local_optima_seen_on_kitti(real_data: object, index: 
 
 
 def test_align_on_real_kitti_000114(real_data: object) -> None:
-    """Real camera and Velodyne scan, its calib perturbed by a seeded 2 deg / 20 cm: the edges bring it back
-    (measured on 40 such starts: rotation 1.40 -> 0.45 deg median, README)."""
+    """Real camera and Velodyne scan, its calib perturbed by a seeded 2 deg / 20 cm: the edges alone, from that
+    start, bring it back (100 starts at 10 deg / 25 cm after the steps: 0.17 deg / 2.9 cm RMSE, README)."""
     from edge.models.nativecross.samples import kitti_samples
 
     s = kitti_samples(real_data / "kitti" / "object" / "training", "000114", 1, 2.0, 0.2, seed=0)[0][0]

@@ -266,7 +266,7 @@ def test_calibrate_with_edge_alignment_lands_within_its_measured_accuracy(real_d
                                                                           capsys) -> None:
     """`edge calibrate --program refine_edges`, the shipped model, the real KITTI frame, 8 seeded 10 deg / 25 cm
     starts: the written rigs' median rotation and translation errors are within twice the medians
-    benchmarks/results/nativecross_eval_edges.json measured on 100 such starts (0.22 deg, 3.8 cm)."""
+    benchmarks/results/nativecross_eval_edges.json measured on 100 such starts (0.17 deg, 2.4 cm)."""
     from edge.data.rig import Rig
     from edge.models.nativecross.metrics import pose_errors
     from edge.models.nativecross.samples import perturbed
