@@ -37,6 +37,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--passes", type=int, default=1, help="edge calibrate --passes")
+    ap.add_argument("--only", default=None, help="comma-separated start indices to run (the others' draws are "
+                    "still made, so each start is the one a full run has)")
     ap.add_argument("--program", default=None, help="e.g. refine_edges (default: the bundle's first)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nativecross_drive.json")
     a = ap.parse_args()
@@ -58,12 +61,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.starts):
             start = perturbed(truth, rng, a.deg, a.cm / 100)
+            if a.only is not None and i not in {int(k) for k in a.only.split(",")}:
+                continue
             init = Path(tmp) / f"init{i}.json"
             init.write_text(json.dumps(start.to_json()))
             with contextlib.redirect_stdout(io.StringIO()):
                 rep = run_calibrate(a.bundle, source=f"kitti:{a.drive}", lidar=None, init=init,
                                     out=Path(tmp) / f"refined{i}.json", frames=0, backend=a.backend,
-                                    precision=a.precision, sync_ms=50.0, json_out=True, program=a.program)
+                                    precision=a.precision, sync_ms=50.0, json_out=True, program=a.program,
+                                    passes=a.passes)
             for d, key in ((before, "error_before"), (after, "error_after")):
                 d["rot"].append(rep[key]["rot_deg"])
                 d["trans"].append(rep[key]["trans_cm"])
@@ -80,7 +86,7 @@ def main() -> None:
         "trained": (weights.get("trained") or {}).get("command"),
         "drive": str(a.drive), "frames_per_run": runs[0]["frames"] if runs else 0,
         "starts": a.starts, "range": f"{a.deg:g} deg / {a.cm:g} cm", "backend": a.backend,
-        "precision": a.precision, "program": a.program,
+        "precision": a.precision, "program": a.program, "passes": a.passes, "only": a.only,
         "machine": machine(), "seconds": round(time.perf_counter() - t0, 1),
         "before": b, "after": f,
         # how far the frames kept by the robust combination scatter around it (median over the runs)

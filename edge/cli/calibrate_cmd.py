@@ -24,6 +24,7 @@ class _Collect:
         self.key = key
         self.estimates: list[np.ndarray] = []
         self.image_size: tuple[int, int] | None = None  # of the camera frames the estimates came from
+        self.summary: dict[str, Any] = {}  # the run's, once it has ended
 
     def open(self) -> None:
         pass
@@ -44,7 +45,12 @@ class _Collect:
 
 def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | None, out: Path, frames: int,
                   backend: str, precision: str | None, sync_ms: float, json_out: bool,
-                  preprocess: str = "numpy", program: str | None = None) -> dict[str, Any]:
+                  preprocess: str = "numpy", program: str | None = None, passes: int = 1) -> dict[str, Any]:
+    """Refine over the frames, combine, write the rig. With ``passes`` > 1 every frame is refined again from the
+    previous pass's combined rig (a per-frame search reaches further from a closer start, and where the first
+    pass's frames were split between two optima the second's may not be)."""
+    import tempfile
+
     from rich.console import Console
 
     from edge.bundle import Bundle
@@ -54,6 +60,8 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     from edge.program import card_for_bundle
     from edge.stream.api import run
 
+    if passes < 1:
+        raise DataError(f"--passes {passes}: use 1 or more")
     out = Path(out)
     check_target(out, "--out")
     if not out.parent.is_dir() and str(out.parent):
@@ -89,34 +97,29 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         check_rigid(start.T_lidar_to_cam, str(init))
     # a KITTI folder's own calibration, of the indices the run will read, checked before the run
     reference = _source_rig(built.get("source"))
-    sink = _Collect(card.rig_output)
-    summary = run(b, source, lidar=lidar, rig=init, policy="block", backend=backend, precision=precision,
-                  program=program, max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False, preprocess=preprocess)
-    if summary.get("interrupted"):  # a rig from the frames before a Ctrl-C is not the one asked for
-        raise KeyboardInterrupt
-    if not sink.estimates:
-        reasons = summary.get("skip_reasons") or {}
-        why = f" ({max(reasons, key=reasons.get)})" if reasons else ""
-        raise DataError(f"{source}: no frame gave an estimate{why}")
-    Ts, bad = [], 0
-    for i, T in enumerate(sink.estimates):  # a NaN or non-rigid estimate is dropped and counted
-        try:
-            Ts.append(check_rigid(T, f"frame {i}'s estimate"))
-        except DataError:
-            bad += 1
-    if not Ts:
-        raise DataError(f"{source}: none of the {bad} frame estimates is a rigid transform")
-    Ts = np.stack(Ts)
-    if reference is not None:  # with the size of the images the run read
-        reference = Rig(reference.P, reference.T_lidar_to_cam, reference.image_size or sink.image_size,
-                        reference.source)
-    if start is None:  # ... which was then every frame's starting guess
-        start = reference
-    T, inliers, spread = robust_mean(Ts, start.T_lidar_to_cam)
+    first_start = start
+    with tempfile.TemporaryDirectory(prefix="edge-calibrate-") as tmp:
+        rig_in: Path | None = init
+        for k in range(passes):
+            Ts, bad, sink = _refine_frames(b, card, source, lidar=lidar, rig=rig_in, backend=backend,
+                                           precision=precision, program=program, frames=frames, sync_ms=sync_ms,
+                                           preprocess=preprocess, run=run)
+            if reference is not None:  # with the size of the images the run read
+                reference = Rig(reference.P, reference.T_lidar_to_cam, reference.image_size or sink.image_size,
+                                reference.source)
+            if start is None:  # ... which was then every frame's starting guess
+                start = first_start = reference
+            T, inliers, spread = robust_mean(Ts, start.T_lidar_to_cam)
+            if k + 1 < passes:  # the next pass starts every frame from this pass's rig
+                start = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
+                rig_in = Path(tmp) / f"pass{k + 1}.json"
+                rig_in.write_text(jsonout.dumps(start.to_json()))
+    summary = sink.summary
+    start = first_start
     refined = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
     moved_deg = float(rotation_error_deg(T, start.T_lidar_to_cam))
     moved_cm = float(translation_error_m(T, start.T_lidar_to_cam) * 100)
-    report = {"frames": len(Ts), "inliers": int(inliers.sum()), "dropped_not_rigid": bad,
+    report = {"frames": len(Ts), "inliers": int(inliers.sum()), "dropped_not_rigid": bad, "passes": passes,
               "moved_deg": round(moved_deg, 4), "moved_cm": round(moved_cm, 3),
               "spread": {k: round(v, 4) for k, v in spread.items()},
               "bundle": str(bundle), "source": source, "init": str(init) if init else "source calibration",
@@ -140,6 +143,34 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
             f"{moved_cm:.1f} cm from the start; one frame scatters {spread['rot_rms_deg']:.2f} deg / "
             f"{spread['trans_rms_cm']:.1f} cm; wrote {out}", highlight=False)
     return report
+
+
+def _refine_frames(b: Any, card: Any, source: str, *, lidar: str | None, rig: Path | None, backend: str,
+                   precision: str | None, program: str | None, frames: int, sync_ms: float, preprocess: str,
+                   run: Any) -> tuple[np.ndarray, int, _Collect]:
+    """One pass: every frame refined from ``rig`` (None: the source's own calibration); (the rigid estimates,
+    how many were dropped as not rigid, the sink with the run's summary)."""
+    from edge.data.se3 import check_rigid
+
+    sink = _Collect(card.rig_output)
+    summary = run(b, source, lidar=lidar, rig=rig, policy="block", backend=backend, precision=precision,
+                  program=program, max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False, preprocess=preprocess)
+    if summary.get("interrupted"):  # a rig from the frames before a Ctrl-C is not the one asked for
+        raise KeyboardInterrupt
+    if not sink.estimates:
+        reasons = summary.get("skip_reasons") or {}
+        why = f" ({max(reasons, key=reasons.get)})" if reasons else ""
+        raise DataError(f"{source}: no frame gave an estimate{why}")
+    Ts, bad = [], 0
+    for i, T in enumerate(sink.estimates):  # a NaN or non-rigid estimate is dropped and counted
+        try:
+            Ts.append(check_rigid(T, f"frame {i}'s estimate"))
+        except DataError:
+            bad += 1
+    if not Ts:
+        raise DataError(f"{source}: none of the {bad} frame estimates is a rigid transform")
+    sink.summary = summary
+    return np.stack(Ts), bad, sink
 
 
 def _source_rig(src: Any) -> Any:

@@ -235,6 +235,8 @@ def calibrate(
                                    "(as edge run)."),
     program: str = typer.Option(None, "--program", help="Which of the family's programs to run (default: the "
                                 "first the bundle has; `edge models` lists them)."),
+    passes: int = typer.Option(1, "--passes", min=1, help="Refine every frame again from the previous pass's "
+                               "combined rig, this many passes in all."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Refine the LiDAR-to-camera extrinsic over synchronized frames and write the rig file.
@@ -246,4 +248,5 @@ def calibrate(
     from edge.cli.calibrate_cmd import run_calibrate
 
     run_calibrate(bundle, source=source, lidar=lidar, init=init, out=out, frames=frames, backend=backend,
-                  precision=precision, sync_ms=sync_ms, json_out=json_out, preprocess=preprocess, program=program)
+                  precision=precision, sync_ms=sync_ms, json_out=json_out, preprocess=preprocess, program=program,
+                  passes=passes)

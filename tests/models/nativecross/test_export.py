@@ -16,6 +16,7 @@ pytest.importorskip("openvino")
 
 import edge  # noqa: E402
 from edge.cli.main import _invoke, app  # noqa: E402
+from edge.errors import DataError  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -130,6 +131,8 @@ def test_calibrate_errors_are_one_line(bundle: Path, tmp_path: Path, capsys, tin
          "no such KITTI folder"),
         (["calibrate", str(bundle), "--source", f"kitti:{tmp_path},bogus=1", "--out", str(tmp_path / "r.json")],
          "unknown option 'bogus'"),
+        (["calibrate", str(bundle), "--source", "kitti:x", "--out", str(tmp_path / "r.json"), "--passes", "0"],
+         "--passes"),
     ]
     for argv, why in cases:
         assert main(argv) == 2, argv
@@ -259,6 +262,28 @@ def test_calibrate_on_a_kitti_raw_drive(bundle: Path, real_data: Path, tmp_path:
                  str(drive / "calib_velo_to_cam.txt")]) == 2
     err = capsys.readouterr().err
     assert "would replace" in err and "Traceback" not in err, err
+
+
+def test_calibrate_passes_start_each_from_the_last_ones_rig(bundle: Path, real_data: Path, tmp_path: Path,
+                                                             capsys) -> None:
+    """Two passes are one pass and then a pass from the rig it wrote (every frame refined again from it)."""
+    from edge.cli.calibrate_cmd import run_calibrate
+    from edge.data.rig import Rig
+
+    drive = real_data / "kitti" / "raw_2011_09_26" / "2011_09_26"
+    src = ["calibrate", str(bundle), "--source", f"kitti:{drive}", "--frames", "3", "--json"]
+    assert main([*src, "--out", str(tmp_path / "one.json")]) == 0
+    assert main([*src, "--init", str(tmp_path / "one.json"), "--out", str(tmp_path / "again.json")]) == 0
+    assert main([*src, "--passes", "2", "--out", str(tmp_path / "two.json")]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["passes"] == 2 and report["init"] == "source calibration"
+    one, again, two = (Rig.load(tmp_path / f"{n}.json").T_lidar_to_cam for n in ("one", "again", "two"))
+    assert np.abs(one - again).max() > 1e-4  # the second pass moved it
+    np.testing.assert_allclose(two, again, atol=1e-9)
+    assert report["moved_deg"] == pytest.approx(json.loads((tmp_path / "two.json").read_text())["refined"]["moved_deg"])
+    with pytest.raises(DataError, match="--passes 0"):
+        run_calibrate(bundle, source=f"kitti:{drive}", lidar=None, init=None, out=tmp_path / "x.json", frames=1,
+                      backend="onnxruntime", precision=None, sync_ms=50.0, json_out=True, passes=0)
 
 
 @pytest.mark.slow
