@@ -9,14 +9,16 @@ rotation. So the stage maximises, over the extrinsic, how much image edge lies u
 
 - **Scan edges** (:func:`scan_edges`): a range image (rows: the scan's rings; without ring numbers, rings
   found where the azimuth wraps in the file's order, as KITTI's scans are stored; else elevation
-  quantiles; columns at the scan's own azimuth step),
-  then the foreground side of every horizontal jump (> ``min_jump`` m), every vertical jump to a beam at
-  least ``RATIO`` times as far (the ground's own range growth between beams is not an edge) and every
-  crease (flat below, steep above, no jump between: where a wall or a car meets the road). Each edge is
+  quantiles; columns at the scan's own azimuth step, each ring at its own azimuth phase),
+  then the foreground side of every horizontal jump (> ``min_jump`` m beyond the step the surface itself
+  continues with, so a wall seen obliquely is no edge), every vertical jump to a beam at least ``RATIO``
+  times as far (the ground's own range growth between beams is not an edge, nor flat ground going on flat
+  towards the horizon) and every crease (flat below, steep above, no jump between: where a wall or a car
+  meets the road). Each edge is
   placed halfway between the two beams it lies between (direction at the foreground range; for a crease
   the midpoint): the true edge is somewhere between the
   beams, and on KITTI 000114 placing it on the foreground beam moved the optimum 8-9 cm from the true
-  extrinsic (halfway: within 1.5 cm and 0.1 deg).
+  extrinsic (halfway, with the rules above: 2.2 cm and 0.18 deg).
 - **Image edges** (:func:`image_maps`): colour gradients, the horizontal one for the scan's vertical
   silhouettes and the vertical one for its horizontal edges (so a facade's texture of the other orientation
   does not attract them), each normalised by its 99th percentile, blurred and minus a 4x wider blur (a
