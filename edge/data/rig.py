@@ -377,14 +377,24 @@ def pinhole(xyz: np.ndarray, T: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, 
     a model's host code and its overlays share (distortion is :meth:`Rig.project`'s); both are transposed views of
     coordinate-major buffers (read them; copy before handing them to code that needs C order). Written as
     multiply-adds: an [N, 3] @ [3, 3] matmul would start BLAS threads beside an inference runtime's."""
-    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    cam = np.empty((3, len(xyz)), np.result_type(xyz, T))  # rows: each coordinate contiguous, returned transposed
-    pix = np.empty((3, len(xyz)), np.result_type(cam, P))
-    for i in range(3):
-        cam[i] = T[i, 0] * x + T[i, 1] * y + T[i, 2] * z + T[i, 3]
-    for i in range(3):
-        pix[i] = P[i, 0] * cam[0] + P[i, 1] * cam[1] + P[i, 2] * cam[2] + P[i, 3]
+    cam = _affine_rows(xyz[:, 0], xyz[:, 1], xyz[:, 2], T)  # rows: each coordinate contiguous, returned transposed
+    pix = _affine_rows(cam[0], cam[1], cam[2], P)
     return cam.T, pix.T
+
+
+def pixels(xyz: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """[3, N] homogeneous pixels of ``xyz`` [N, 3] under ``M = P @ T`` (3x4): :func:`pinhole`'s chain in one stage,
+    for a caller that needs no camera-frame points and projects the same points under many extrinsics (an
+    alignment's search scores ~10,000 poses a frame; the two stages cost it twice as much)."""
+    return _affine_rows(xyz[:, 0], xyz[:, 1], xyz[:, 2], M)
+
+
+def _affine_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Rows ``M[i, :3] . (x, y, z) + M[i, 3]`` for i < 3, as multiply-adds into a [3, N] buffer."""
+    out = np.empty((3, len(x)), np.result_type(x, M))
+    for i in range(3):
+        out[i] = M[i, 0] * x + M[i, 1] * y + M[i, 2] * z + M[i, 3]
+    return out
 
 
 def kitti_raw_files(folder: str | Path) -> tuple[Path, Path]:

@@ -216,7 +216,8 @@ class RefineRunner:
 
 class AlignRunner(RefineRunner):
     """:class:`RefineRunner`'s steps, then the edge alignment on the host (:mod:`edge.models.nativecross.edges`),
-    searched from the steps' result and from the frame's starting guess (the better-scoring pose is kept)."""
+    searched from the steps' result and from the frame's starting guess (and the grid turns and restarts around
+    them that :func:`~edge.models.nativecross.edges.align` adds; the best-scoring pose is kept)."""
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         from edge.models.nativecross.edges import ScanEdges, align

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.data.rig import pixels
 from edge.data.se3 import exp_se3
 
 #: a vertical neighbour is across an edge only when at least this many times as far (ground: ~1.1-1.3)
@@ -144,7 +145,7 @@ def scan_edges(xyz: np.ndarray, ring: np.ndarray | None = None, *, rows: int = 6
     n_rows = int(row.max()) + 1
     phase = np.arctan2(np.bincount(row, np.sin(ang), n_rows), np.bincount(row, np.cos(ang), n_rows))
     col = np.round(x - phase[row] / (2 * np.pi)).astype(np.int64) % cols
-    R = np.full((int(row.max()) + 1, cols), np.nan)
+    R = np.full((n_rows, cols), np.nan)
     order = np.argsort(-r, kind="stable")  # the nearest return of a cell wins
     R[row[order], col[order]] = r[order]
     U = np.full((*R.shape, 3), np.nan)
@@ -164,7 +165,7 @@ def scan_edges(xyz: np.ndarray, ring: np.ndarray | None = None, *, rows: int = 6
             # the jump beyond the step the surface itself continues with (on a wall seen obliquely each step grows
             # by about the same amount, and a plain threshold found "edges" all over far facades)
             slope_r = np.clip(np.nan_to_num(R - np.roll(R, -dc, 1)), 0, None)
-            between(ok & (d - slope_r > min_jump) & (d > min_jump), np.roll(U, dc, 1), np.nan_to_num(d), True)
+            between(ok & (d - slope_r > min_jump), np.roll(U, dc, 1), np.nan_to_num(d), True)  # slope_r >= 0
         up, down = np.roll(P, -1, 0), np.roll(P, 1, 0)
         up[-1], down[0] = np.nan, np.nan
 
@@ -178,13 +179,14 @@ def scan_edges(xyz: np.ndarray, ring: np.ndarray | None = None, *, rows: int = 6
         # not where flat ground goes on flat: towards the horizon the ground's range grows by more than RATIO from
         # beam to beam, and those "tops" drew lines across open road on synthetic rigs (a pitch error laid them
         # on the horizon's haze: from the truth the search drifted out of 2 deg / 5 cm on 10 of 40, 8 without)
-        top = ok & (d > min_jump) & (up_r > RATIO * R) & ~((slope(down, P) < FLAT) & (slope(P, up) < FLAT))
+        below, above = slope(down, P), slope(P, up)
+        top = ok & (d > min_jump) & (up_r > RATIO * R) & ~((below < FLAT) & (above < FLAT))
         between(top, np.roll(U, -1, 0), np.nan_to_num(d), False)
 
         down_r = np.roll(R, 1, 0)
         down_r[0] = np.nan
         # flat below, steep above, and no depth jump to the beam below (that is a silhouette's top, seen from behind)
-        crease = ok & (slope(P, up) > STEEP) & (slope(down, P) < FLAT) & (down_r * RATIO > R)
+        crease = ok & (above > STEEP) & (below < FLAT) & (down_r * RATIO > R)
     found.append((0.5 * (P[crease] + down[crease]), np.ones(int(crease.sum())), False))
     return ScanEdges(np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found]),
                      np.concatenate([np.full(len(f[0]), f[2]) for f in found]))
@@ -220,10 +222,7 @@ def score(maps: tuple[np.ndarray, np.ndarray], edges: ScanEdges, T: np.ndarray, 
 
     if len(edges) == 0:
         return 0.0
-    # P @ T in one step (the search calls this ~10,000 times a frame; pinhole's two stages cost twice as much)
-    M = np.asarray(P, np.float64) @ np.asarray(T, np.float64)
-    x, y, z = edges.xyz[:, 0], edges.xyz[:, 1], edges.xyz[:, 2]
-    pix = [M[i, 0] * x + M[i, 1] * y + M[i, 2] * z + M[i, 3] for i in range(3)]
+    pix = pixels(edges.xyz, np.asarray(P, np.float64) @ np.asarray(T, np.float64))
     front = pix[2] > 1.0
     zs = np.where(front, pix[2], 1.0)
     u, v = pix[0] / zs - 0.5, pix[1] / zs - 0.5  # pixel i's centre is at i + 0.5
@@ -282,7 +281,8 @@ def _grid(maps: tuple[np.ndarray, np.ndarray], edges: ScanEdges, starts: list[np
     """The ``GRID_KEEP`` best-scoring rotations of the grid around each start, with the start each turns."""
     g = np.deg2rad(np.asarray(GRID_DEG))
     turns = [exp_se3(np.array([a, b, c, 0.0, 0.0, 0.0])) for a in g for b in g for c in g]
-    cands = [(score(maps, edges, R @ T0, P), k, R @ T0) for k, T0 in enumerate(starts) for R in turns]
+    turned = [(k, R @ T0) for k, T0 in enumerate(starts) for R in turns]
+    cands = [(score(maps, edges, T, P), k, T) for k, T in turned]
     cands.sort(key=lambda c: -c[0])  # stable: ties keep the grid's order
     return [(T, k) for _, k, T in cands[:GRID_KEEP]]
 
