@@ -51,6 +51,7 @@ def main() -> None:
     from edge.models.nativecross.metrics import summarize
     from edge.models.nativecross.samples import perturbed
 
+    only = None if a.only is None else {int(k) for k in a.only.split(",")}
     layout = kitti_layout(a.drive)
     truth = layout.rig(layout.indices()[0])
     rng = np.random.default_rng(np.random.SeedSequence(a.seed, spawn_key=(4,)))
@@ -61,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.starts):
             start = perturbed(truth, rng, a.deg, a.cm / 100)
-            if a.only is not None and i not in {int(k) for k in a.only.split(",")}:
+            if only is not None and i not in only:
                 continue
             init = Path(tmp) / f"init{i}.json"
             init.write_text(json.dumps(start.to_json()))

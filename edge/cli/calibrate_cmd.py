@@ -24,7 +24,6 @@ class _Collect:
         self.key = key
         self.estimates: list[np.ndarray] = []
         self.image_size: tuple[int, int] | None = None  # of the camera frames the estimates came from
-        self.summary: dict[str, Any] = {}  # the run's, once it has ended
 
     def open(self) -> None:
         pass
@@ -97,25 +96,25 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         check_rigid(start.T_lidar_to_cam, str(init))
     # a KITTI folder's own calibration, of the indices the run will read, checked before the run
     reference = _source_rig(built.get("source"))
-    first_start = start
     with tempfile.TemporaryDirectory(prefix="edge-calibrate-") as tmp:
         rig_in: Path | None = init
         for k in range(passes):
-            Ts, bad, sink = _refine_frames(b, card, source, lidar=lidar, rig=rig_in, backend=backend,
-                                           precision=precision, program=program, frames=frames, sync_ms=sync_ms,
-                                           preprocess=preprocess, run=run)
-            if reference is not None:  # with the size of the images the run read
-                reference = Rig(reference.P, reference.T_lidar_to_cam, reference.image_size or sink.image_size,
-                                reference.source)
-            if start is None:  # ... which was then every frame's starting guess
-                start = first_start = reference
-            T, inliers, spread = robust_mean(Ts, start.T_lidar_to_cam)
+            Ts, bad, sink, summary = _refine_frames(b, card, source, lidar=lidar, rig=rig_in, backend=backend,
+                                                    precision=precision, program=program, frames=frames,
+                                                    sync_ms=sync_ms, preprocess=preprocess, run=run)
+            if k == 0:
+                if reference is not None:  # with the size of the images the run read
+                    reference = Rig(reference.P, reference.T_lidar_to_cam, reference.image_size or sink.image_size,
+                                    reference.source)
+                if start is None:  # ... which was then every frame's starting guess
+                    start = reference
+                centre = start.T_lidar_to_cam
+            T, inliers, spread = robust_mean(Ts, centre)
+            centre = T  # each pass's median is taken around the rig its frames started from
             if k + 1 < passes:  # the next pass starts every frame from this pass's rig
-                start = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
                 rig_in = Path(tmp) / f"pass{k + 1}.json"
-                rig_in.write_text(jsonout.dumps(start.to_json()))
-    summary = sink.summary
-    start = first_start
+                rig_in.write_text(jsonout.dumps(Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate",
+                                                    start.distortion).to_json()))
     refined = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
     moved_deg = float(rotation_error_deg(T, start.T_lidar_to_cam))
     moved_cm = float(translation_error_m(T, start.T_lidar_to_cam) * 100)
@@ -147,9 +146,9 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
 
 def _refine_frames(b: Any, card: Any, source: str, *, lidar: str | None, rig: Path | None, backend: str,
                    precision: str | None, program: str | None, frames: int, sync_ms: float, preprocess: str,
-                   run: Any) -> tuple[np.ndarray, int, _Collect]:
+                   run: Any) -> tuple[np.ndarray, int, _Collect, dict[str, Any]]:
     """One pass: every frame refined from ``rig`` (None: the source's own calibration); (the rigid estimates,
-    how many were dropped as not rigid, the sink with the run's summary)."""
+    how many were dropped as not rigid, the sink, the run's summary)."""
     from edge.data.se3 import check_rigid
 
     sink = _Collect(card.rig_output)
@@ -169,8 +168,7 @@ def _refine_frames(b: Any, card: Any, source: str, *, lidar: str | None, rig: Pa
             bad += 1
     if not Ts:
         raise DataError(f"{source}: none of the {bad} frame estimates is a rigid transform")
-    sink.summary = summary
-    return np.stack(Ts), bad, sink
+    return np.stack(Ts), bad, sink, summary
 
 
 def _source_rig(src: Any) -> Any:
