@@ -27,7 +27,7 @@ def gate_openvino_qdq(w: Any, report: dict[str, Any], job: PrecisionJob) -> None
     nncf = {a["graph"] for a in int8_irs if "openvino" in a.get("preferred_by", ())}
     irs = {a["graph"]: a for a in int8_irs if "openvino" not in a.get("preferred_by", ())}
     results = []
-    for pname in job.programs:
+    for pname in job.scored():
         spec = card.program(pname)
         if all(g in nncf for g in spec.graphs) or not all(g in irs for g in spec.graphs):
             continue  # OpenVINO runs gated NNCF IRs here, or the program has no QDQ int8 at all

@@ -93,10 +93,27 @@ class PrecisionJob:
     #: a quantization-aware checkpoint's trained input scales by layer name (``meta["qat_scales"]``): the
     #: symmetric INT8 form quantizes those layers' inputs with them (:mod:`edge.calibration.qat_scales`)
     qat_scales: dict[str, float] = field(default_factory=dict)
+    #: score every exported program at each precision, also one whose card names another program's gates as
+    #: its own (``ProgramSpec.gated_by``; ``edge-export --score-every-program``)
+    score_every: bool = False
     _eval: list[Any] | None = None
     _calib: SampleSet | None = None
     _recorded: dict[tuple[str, str], dict[str, list[dict[str, np.ndarray]]]] = field(default_factory=dict)
     _fp32: dict[str, float] = field(default_factory=dict)
+
+    def inherits(self) -> dict[str, str]:
+        """Exported programs whose gates are another exported program's (``ProgramSpec.gated_by``): program ->
+        the one gated for it. Empty under ``score_every``, and for a program whose gating one is not exported."""
+        if self.score_every:
+            return {}
+        return {p: by for p in self.programs
+                if (by := self.card.program(p).gated_by) is not None and by in self.programs}
+
+    def scored(self) -> list[str]:
+        """The programs each precision step scores on the task metric, in export order (:meth:`inherits`
+        leaves out those whose gates are another's)."""
+        skip = self.inherits()
+        return [p for p in self.programs if p not in skip]
 
     def budget(self, fp32: float) -> float:
         """The allowed drop in metric units for a program whose fp32 metric is ``fp32``."""
@@ -356,7 +373,7 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     card = job.card
     mname = card.metric.name
     rows = []
-    for pname in job.programs:
+    for pname in job.scored():
         spec = card.program(pname)
         src = _fp32_files(w, spec.graphs)
         job.say(f"{pname}: scoring fp32 on {job.eval_count()} held-out samples")
@@ -404,6 +421,24 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                                                          "max_drop": job.budget(fp32)})
             rows.append(_row(w, job, pname, prec, files, metric, drop, worst))
     report["precisions"] = rows
+
+
+def inherit_gates(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
+    """Record, for each program whose gates are another's (:meth:`PrecisionJob.inherits`), every gate that
+    program got, as inherited: whether it passed and was kept, not its metric (a figure of the other program).
+    Its forms are the same files, chosen per graph, so the other program's verdict is what ``edge run`` gets
+    for it; the report lists it (``inherited_gates``) so the summary says which programs were not scored."""
+    inherited = job.inherits()
+    if not inherited or not [p for p in job.precisions if p != "fp32"]:
+        return
+    for child, parent in inherited.items():
+        gates = w.manifest["programs"][parent].get("gates", {})
+        w.manifest["programs"][child]["gates"] = {
+            backend: {form: {"inherited_from": parent, **{k: rec[k] for k in ("passed", "kept", "format")
+                                                         if k in rec}}
+                      for form, rec in forms.items()}
+            for backend, forms in gates.items()}
+    report["inherited_gates"] = dict(inherited)
 
 
 def _run(path: str, io: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -885,7 +920,7 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     # graph is quantized with the first program that uses it and settled once that program is gated)
     others: dict[str, tuple[str, dict[str, Any]]] = {}
     results = []
-    for pname in job.programs:
+    for pname in job.scored():
         spec = card.program(pname)
         src = _fp32_files(w, spec.graphs)
         fp32 = job.fp32_metric(pname, src)
@@ -1027,10 +1062,10 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     infos: dict[str, dict[str, Any]] = {}
     keep: dict[str, list[str]] = {}  # graph -> Convs left in float because their int8 kernel does not pay here
     timing: dict[str, dict[str, Any]] = {}
-    every = tuple(dict.fromkeys(g for p in job.programs for g in card.program(p).graphs))
+    every = tuple(dict.fromkeys(g for p in job.scored() for g in card.program(p).graphs))
     with_conv = {g for g, f in _fp32_files(w, every).items() if candidate_nodes(f, ORT_INT8_OPS)}
     results = []
-    for spec in (card.program(p) for p in job.programs):
+    for spec in (card.program(p) for p in job.scored()):
         pname, src = spec.name, _fp32_files(w, spec.graphs)
         fp32 = job.fp32_metric(pname, src)
         sym = {g: str(w.path_for(_artifact(w, g, "int8")["file"])) for g in spec.graphs}

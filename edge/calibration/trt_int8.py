@@ -57,7 +57,7 @@ def add_trt_int8(w: Any, report: dict[str, Any], job: Any) -> None:
     rel: dict[str, float] = {}  # graph -> worst output error vs its fp32 graph on evaluation feeds
     unmade: dict[str, str] = {}  # graph -> why it has no such form
     results = []
-    for spec in (card.program(p) for p in job.programs):
+    for spec in (card.program(p) for p in job.scored()):
         pname, src = spec.name, _fp32_files(w, spec.graphs)
         fp32 = job.fp32_metric(pname, src)
         ev, cal = job.record(pname, src, "evaluation"), job.record(pname, src, "calibration")

@@ -89,6 +89,10 @@ def export(
     triton_device: str = typer.Option("auto", "--triton-device", help="Where Triton runs the models: auto "
                                       "(KIND_AUTO: the GPU when the server has one; OpenVINO CPU, TensorRT GPU), "
                                       "gpu or cpu."),
+    score_every: bool = typer.Option(False, "--score-every-program", help="Score every program at each reduced "
+                                     "precision, also one whose gates the family takes from another program with "
+                                     "the same graphs (one that adds costly host work, such as an alignment "
+                                     "of ~1 s a sample; `edge models --json` shows gated_by)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     set_: list[str] = typer.Option(None, "--set", help="KEY=VALUE: an export option of the model (config values "
                                    "the weights do not depend on, e.g. a pruning keep ratio; `edge models --json` "
@@ -102,7 +106,7 @@ def export(
                precisions=[p.strip() for p in precision.split(",") if p.strip()], calib=calib,
                calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                triton_repo=triton_repo, triton_backends=triton_backends, triton_device=triton_device,
-               options=parse_options(set_ or []))
+               options=parse_options(set_ or []), score_every=score_every)
 
 
 def run(

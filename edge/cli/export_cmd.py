@@ -29,7 +29,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
                calib_method: str = "minmax", eval_size: int | None = None, max_drop: float | str | None = None,
                triton_repo: Path | None = None, triton_backends: str | None = None,
-               triton_device: str = "auto", options: dict[str, Any] | None = None) -> None:
+               triton_device: str = "auto", options: dict[str, Any] | None = None,
+               score_every: bool = False) -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
     tb = [b.strip() for b in (triton_backends or "").split(",") if b.strip()] or (
         ["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
@@ -85,7 +86,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                                      dynamic_batch=dynamic_batch, programs=programs, opset=opset, rtol=rtol,
                                      precisions=precisions, calib=calib, calib_size=calib_size,
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
-                                     progress=progress, targets=tuple(targets), options=options)
+                                     progress=progress, targets=tuple(targets), options=options,
+                                     score_every=score_every)
     from edge.runtimes.registry import get_backend
 
     for target in targets:  # engines first: a Triton repository may want the engine just built
@@ -133,6 +135,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
             pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
                        step, f"{r['bytes'] / 1e6:.2f} MB", f"{r['parity_rel']:.2e}")
         console.print(pt)
+    for child, parent in (report.get("inherited_gates") or {}).items():
+        console.print(f"{child}: not scored; its gates are {parent}'s (the same graphs, gated there; "
+                      "--score-every-program scores it too)", highlight=False)
     if report.get("weights") is None:
         console.print("[yellow]warning:[/] no checkpoint for this config: the bundle has RANDOM weights "
                       "(train one with `edge train` and pass --checkpoint)")

@@ -467,13 +467,16 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
                 rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
                 calib_size: int = 32, eval_size: int | None = None, max_drop: float | str | None = None,
                 calib_method: str = "minmax", progress: Any = None, targets: tuple[str, ...] = ("onnx",),
-                options: Mapping[str, Any] | None = None) -> tuple[Bundle, dict[str, Any]]:
+                options: Mapping[str, Any] | None = None, score_every: bool = False,
+                ) -> tuple[Bundle, dict[str, Any]]:
     """Export a model family (by name, or a checkpoint path) with the graphs of its programs.
 
     ``programs`` (default: all the card declares) chooses which host programs the bundle can run;
     the graphs they call are exported. ``precisions`` adds fp16 / gated int8 copies of every graph,
     gated per program on the family's metric (:mod:`edge.calibration.precision`). ``options`` sets
-    config keys the card lists as ``export_options`` (the same weights, another setting).
+    config keys the card lists as ``export_options`` (the same weights, another setting). A program whose
+    card names another's gates as its own (``ProgramSpec.gated_by``) is not scored when both are exported,
+    unless ``score_every``.
     """
     from edge.models import get_card
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -571,6 +574,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
         add_precisions,
         check_request,
         drop_int8_sources,
+        inherit_gates,
         parse_max_drop,
     )
 
@@ -587,7 +591,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     job = PrecisionJob(card=card, cfg=cfg, module=module, jobs=jobs, programs=chosen,
                        precisions=list(precisions or ["fp32"]), calib=calib, calib_size=calib_size,
                        eval_size=eval_size, max_drop=drop_abs, max_drop_rel=drop_rel, method=calib_method, seed=seed,
-                       say=progress or (lambda _m: None), qat_scales=qat_scales)
+                       say=progress or (lambda _m: None), qat_scales=qat_scales, score_every=score_every)
     check_request(job)  # a bad --calib or budget fails now, before any graph is exported
     if "openvino" in targets:
         from edge.runtimes import require
@@ -611,6 +615,7 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
 
                 add_ort_int8(w, report, job)
                 add_trt_int8(w, report, job)
+            inherit_gates(w, report, job)
         finally:
             drop_int8_sources(w)
 

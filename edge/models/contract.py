@@ -93,6 +93,11 @@ class ProgramSpec:
     #: host stages the runner runs besides its graphs (e.g. an alignment on the host): their feeds are made for
     #: this program only (:func:`feeds_wanted` answers True for these names as for its graphs)
     host_stages: tuple[str, ...] = ()
+    #: another program of the card whose reduced-precision gates stand for this one's at export, when both are
+    #: exported: this program calls only that one's graphs and adds host work that makes scoring it far
+    #: dearer (an edge alignment of ~1 s a sample made one family's INT8 export 22 min instead of 4). Its gates
+    #: are recorded as inherited; ``edge-export --score-every-program`` scores it on its own instead
+    gated_by: str | None = None
 
     def available_for(self, cfg: Config) -> bool:
         return self.available is None or bool(self.available(cfg))
@@ -372,6 +377,13 @@ class ModelCard:
             missing = [g for g in p.graphs if g not in self.graphs]
             if missing or not p.graphs:
                 problems.append(f"program '{p.name}' calls unknown graphs {missing or '(none)'}")
+            if p.gated_by is not None:
+                by = next((q for q in self.programs if q.name == p.gated_by and q.name != p.name), None)
+                if by is None:
+                    problems.append(f"program '{p.name}' is gated_by '{p.gated_by}', not another program here")
+                elif not set(p.graphs) <= set(by.graphs) or by.gated_by is not None:
+                    problems.append(f"program '{p.name}' is gated_by '{by.name}', which must call all its graphs "
+                                    "and be gated itself")
         for gname, g in self.graphs.items():
             if g.name != gname:
                 problems.append(f"graph key '{gname}' names graph '{g.name}'")

@@ -42,7 +42,7 @@ def _job(fp32: float = 10.0) -> Any:
     card = SimpleNamespace(program=programs.__getitem__, metric=SimpleNamespace(name="score"))
     said: list[str] = []
     return SimpleNamespace(card=card, programs=["stream", "enc_only"], say=said.append, said=said,
-                           fp32_metric=lambda pname, src: fp32)
+                           fp32_metric=lambda pname, src: fp32, scored=lambda: ["stream", "enc_only"])
 
 
 def _scores(monkeypatch: pytest.MonkeyPatch, drops: dict[str, float]) -> list[dict[str, Any]]:

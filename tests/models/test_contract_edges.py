@@ -109,6 +109,50 @@ def test_a_program_of_already_quantized_graphs_is_still_held_to_the_budget(
     assert not (tmp_path / "b").exists()
 
 
+def _gated(toy: Any, registered: list[str]) -> ModelCard:
+    """`same` (the graphs of `main`) names `main`'s gates as its own (ProgramSpec.gated_by)."""
+    card = _shared(toy, registered, "toygated")
+    programs = tuple(dataclasses.replace(p, gated_by="main") if p.name == "same" else p for p in card.programs)
+    return _variant(toy, "toygated", graphs=card.graphs, programs=programs)
+
+
+def test_a_program_gated_by_another_is_not_scored_and_inherits_its_gates(
+        toyfam: Any, registered: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`same` would drop 50 points at int8 (patched, as above) but is not scored when `main` is exported: its
+    gates are `main`'s, recorded as inherited, and it runs the int8 forms. ``score_every`` scores it (and the
+    export fails on the drop); exported without `main` it is scored too."""
+    from edge.calibration import precision
+
+    _gated(toyfam, registered)
+    real = precision.PrecisionJob.metric
+    scored: list[str] = []
+
+    def metric(self: Any, pname: str, files: dict[str, str], *a: Any, **k: Any) -> float:
+        scored.append(pname)
+        value = real(self, pname, files, *a, **k)
+        return value - 50.0 if pname == "same" and any(".int8." in f for f in files.values()) else value
+
+    monkeypatch.setattr(precision.PrecisionJob, "metric", metric)
+    kw: dict[str, Any] = {"config": "tiny", "precisions": ["fp32", "int8"], "calib_size": 3, "eval_size": 6,
+                          "max_drop": 10.0}
+    b, report = edge.export_card("toygated", tmp_path / "b", programs=["main", "same"], **kw)
+    assert "same" not in scored and "main" in scored
+    assert report["inherited_gates"] == {"same": "main"}
+    gates = b.manifest["programs"]["same"]["gates"]
+    assert set(gates) == set(b.manifest["programs"]["main"]["gates"])  # every backend's gates
+    mine = b.manifest["programs"]["main"]["gates"]["onnxruntime"]["int8"]
+    assert gates["onnxruntime"]["int8"] == {"inherited_from": "main", **{k: mine[k] for k in ("passed", "format")}}
+    assert all(r["inherited_from"] == "main" and "metric" not in r for f in gates.values() for r in f.values())
+    assert edge.load_program(b, program="same", precision="int8").step(
+        {"image": np.zeros((1, 3, 32, 32), np.float32)})["logits"].shape == (1, 4)
+    with pytest.raises(ExportError, match="same int8"):
+        edge.export_card("toygated", tmp_path / "c", programs=["main", "same"], score_every=True, **kw)
+    assert not (tmp_path / "c").exists()
+    scored.clear()  # without `main` exported, `same` is gated itself
+    _, report = edge.export_card("toygated", tmp_path / "d", programs=["same"], **{**kw, "max_drop": 100.0})
+    assert "same" in scored and "inherited_gates" not in report
+
+
 def test_only_the_exported_programs_run_and_precision_is_honoured(toyfam: Any, registered: list[str],
                                                                   tmp_path: Path) -> None:
     _shared(toyfam, registered)
@@ -228,6 +272,14 @@ def test_malformed_cards_are_refused(toyfam: Any) -> None:
         dataclasses.replace(base, configs={"default": base.configs["default"]})
     with pytest.raises(ModelError, match="calls unknown graphs"):
         dataclasses.replace(base, programs=(ProgramSpec("x", ("embed", "nope"), toyfam.Runner),))
+    main = base.programs[0]
+    with pytest.raises(ModelError, match="gated_by 'nope', not another program"):
+        dataclasses.replace(base, programs=(main, ProgramSpec("x", main.graphs, toyfam.Runner, gated_by="nope")))
+    with pytest.raises(ModelError, match="gated_by 'x', not another program"):
+        dataclasses.replace(base, programs=(main, ProgramSpec("x", main.graphs, toyfam.Runner, gated_by="x")))
+    with pytest.raises(ModelError, match="must call all its graphs"):
+        dataclasses.replace(base, programs=(ProgramSpec("x", main.graphs[:1], toyfam.Runner),
+                                            ProgramSpec("y", main.graphs, toyfam.Runner, gated_by="x")))
 
 
 def test_malformed_programs_section_is_one_line(tiny_bundle: Path, tmp_path: Path) -> None:

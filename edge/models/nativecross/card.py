@@ -464,7 +464,8 @@ def card() -> ModelCard:
                               available=lambda cfg: int(cfg.get("match_rounds", 0)) > 0),
                   ProgramSpec("refine_edges", ("encode", "step"), AlignRunner,
                               "encode once, `iterations` steps of T <- exp(xi) T, then the scan's depth edges "
-                              "aligned with the image's edges on the host", host_stages=("edges",))),
+                              "aligned with the image's edges on the host", host_stages=("edges",),
+                              gated_by="refine")),
         sensors=Sensors(("camera", "lidar")),
         preprocess=preprocess,
         postprocess=postprocess,

@@ -68,6 +68,10 @@ def test_int8_through_the_gate(tmp_path: Path) -> None:
     assert matched["match"] in {"onnx-int8-u8s8-match", "onnx-int8-match"} and matched["step"] == "onnx-int8-step"
     gate = prog["gates"]["onnxruntime"]["int8"]
     assert set(gate) >= {"metric", "fp32", "drop", "max_drop"} and 0 <= gate["metric"] <= 100
+    # refine_edges (refine's graphs + the host alignment) takes refine's gates instead of ~1 s a sample per form
+    edges = b.manifest["programs"]["refine_edges"]
+    assert edges["gates"]["onnxruntime"]["int8"]["inherited_from"] == "refine"
+    assert edges["precisions"]["int8"]["onnxruntime"] == prog["precisions"]["int8"]["onnxruntime"]
     card = edge.get_card("nativecross")
     frames = card.data.samples(b.manifest["model"]["config"], "evaluation", 1, 6)[0][0]
     with edge.load_program(b, precision="int8") as p:
