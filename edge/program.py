@@ -369,13 +369,13 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
         else:
             gate = b.manifest.get("programs", {}).get(spec.name, {}).get("gates", {}).get(backend, {}).get(precision)
             if isinstance(gate, dict) and gate.get("kept") is False:
-                num = [f"{v:.3g}" if isinstance(v, int | float) else "?"
-                       for v in (gate.get("drop"), gate.get("max_drop"))]
                 if gate.get("inherited_from"):  # its gates are another program's (ProgramSpec.gated_by)
                     by = gate["inherited_from"]
                     raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} on '{backend}': its "
                                       f"graphs' program '{by}' missed the accuracy budget there at export (the "
                                       f"manifest's programs.{by}.gates.{backend})")
+                num = [f"{v:.3g}" if isinstance(v, int | float) else "?"
+                       for v in (gate.get("drop"), gate.get("max_drop"))]
                 raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} on '{backend}': it missed "
                                   f"the accuracy budget there at export (drop {num[0]} > {num[1]}; the manifest's "
                                   f"programs.{spec.name}.gates.{backend})")

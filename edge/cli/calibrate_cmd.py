@@ -57,7 +57,6 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     from edge.data.se3 import check_rigid, robust_mean, rotation_error_deg, translation_error_m
     from edge.files import atomic_write_text, check_target
     from edge.program import card_for_bundle
-    from edge.stream.api import run
 
     if passes < 1:
         raise DataError(f"--passes {passes}: use 1 or more")
@@ -101,7 +100,7 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         for k in range(passes):
             Ts, bad, sink, summary = _refine_frames(b, card, source, lidar=lidar, rig=rig_in, backend=backend,
                                                     precision=precision, program=program, frames=frames,
-                                                    sync_ms=sync_ms, preprocess=preprocess, run=run)
+                                                    sync_ms=sync_ms, preprocess=preprocess)
             if k == 0:
                 if reference is not None:  # with the size of the images the run read
                     reference = Rig(reference.P, reference.T_lidar_to_cam, reference.image_size or sink.image_size,
@@ -111,11 +110,10 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
                 centre = start.T_lidar_to_cam
             T, inliers, spread = robust_mean(Ts, centre)
             centre = T  # each pass's median is taken around the rig its frames started from
+            refined = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
             if k + 1 < passes:  # the next pass starts every frame from this pass's rig
                 rig_in = Path(tmp) / f"pass{k + 1}.json"
-                rig_in.write_text(jsonout.dumps(Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate",
-                                                    start.distortion).to_json()))
-    refined = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
+                rig_in.write_text(jsonout.dumps(refined.to_json()))
     moved_deg = float(rotation_error_deg(T, start.T_lidar_to_cam))
     moved_cm = float(translation_error_m(T, start.T_lidar_to_cam) * 100)
     report = {"frames": len(Ts), "inliers": int(inliers.sum()), "dropped_not_rigid": bad, "passes": passes,
@@ -146,10 +144,11 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
 
 def _refine_frames(b: Any, card: Any, source: str, *, lidar: str | None, rig: Path | None, backend: str,
                    precision: str | None, program: str | None, frames: int, sync_ms: float, preprocess: str,
-                   run: Any) -> tuple[np.ndarray, int, _Collect, dict[str, Any]]:
+                   ) -> tuple[np.ndarray, int, _Collect, dict[str, Any]]:
     """One pass: every frame refined from ``rig`` (None: the source's own calibration); (the rigid estimates,
     how many were dropped as not rigid, the sink, the run's summary)."""
     from edge.data.se3 import check_rigid
+    from edge.stream.api import run
 
     sink = _Collect(card.rig_output)
     summary = run(b, source, lidar=lidar, rig=rig, policy="block", backend=backend, precision=precision,
