@@ -278,11 +278,7 @@ class BundleWriter:
     def remove_artifact(self, name: str) -> None:
         """Take artifact ``name`` out of the bundle being written: its entry, and its files from the manifest
         and the temp folder (a form that turned out unusable, so the bundle does not carry it)."""
-        arts = self.manifest["artifacts"]
-        art = next(a for a in arts if a.get("name") == name)
-        arts.remove(art)
-        for f in [art["file"], *art.get("extra_files", [])]:
-            self.manifest["files"].pop(f, None)
+        for f in drop_artifact(self.manifest, name):
             (self.tmp / _check_rel(f)).unlink(missing_ok=True)
 
     def commit(self) -> Bundle:
@@ -298,6 +294,27 @@ class BundleWriter:
         """Remove the temp folder and any parent folders this writer created."""
         self.stage.abort()
         self._done = True
+
+
+def drop_artifact(manifest: dict[str, Any], name: str) -> list[str]:
+    """Take artifact ``name`` (every entry of that name) out of ``manifest`` with its files' entries; the files
+    it listed, for the caller to delete once the manifest without them is written."""
+    gone = [a for a in manifest["artifacts"] if a.get("name") == name]
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a.get("name") != name]
+    files = [f for a in gone for f in [a.get("file"), *a.get("extra_files", [])] if f]
+    for f in files:
+        manifest["files"].pop(f, None)
+    return files
+
+
+def rewrite_manifest(folder: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
+    """Validate ``manifest`` and write it over the bundle's in ``folder`` (temp file + rename, NaN as null):
+    how a bundle already in place changes (an engine added or removed); a new bundle is a :class:`BundleWriter`."""
+    from edge.files import atomic_write_text
+
+    path = Path(folder) / MANIFEST
+    validate_manifest(manifest, where=str(path))
+    atomic_write_text(path, jsonout.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
 
 def _family_hint(name: str) -> str:

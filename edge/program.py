@@ -131,6 +131,23 @@ class Program:
         self._record = {g: [] for g in self.spec.graphs} if on else None
         return got
 
+    def graph_feeds(self, card: ModelCard | None, sequences: Iterable[Sequence[Any]], *, preprocessed: bool = False
+                    ) -> dict[str, list[dict[str, np.ndarray]]]:
+        """What each graph receives when the program runs over ``sequences`` (each from a fresh state): frame
+        sets through :meth:`preprocess` (or step feeds already made, ``preprocessed``). The one way a
+        calibration set, a parity check's inputs and an engine check's inputs are recorded."""
+        got: dict[str, list[dict[str, np.ndarray]]] = {g: [] for g in self.spec.graphs}
+        for seq in sequences:
+            self.record(True)
+            self.reset()
+            try:
+                for item in seq:
+                    self.step(item if preprocessed or card is None else self.preprocess(card, item))
+            finally:
+                for g, feeds in self.record(False).items():
+                    got[g].extend(feeds)
+        return got
+
     def close(self) -> None:
         if self._owns:
             for rt in self.runtimes.values():

@@ -34,6 +34,7 @@ class Config:
     runtime: Any  # an edge.program.Program
     rss_mb: float
     macs: int
+    feeds: list[dict[str, np.ndarray]]  # its steps' feeds, made as this program takes them
 
 
 def _rss_mb() -> float:
@@ -114,15 +115,14 @@ def _gated_hint(have: dict[str, dict[str, Any]], chosen: dict[str, str]) -> str:
     return "bf16" if gated == {"bf16"} and resolve_precision("auto") == "bf16" else "f32"
 
 
-def _feeds(b: Bundle, card: Any) -> list[dict[str, np.ndarray]]:
-    """Step feeds of one realistic input sequence (the family's evaluation sample, else random)."""
+def _sample(b: Bundle, card: Any) -> list[Any] | list[dict[str, np.ndarray]]:
+    """One realistic input sequence: the family's evaluation sample (frame sets), else random step feeds."""
     cfg = b.manifest["model"].get("config") or {}
     if card is not None:
         if card.data is None:
             raise EdgeError(f"{b.path}: model '{card.name}' declares no data (card.data), so there is no realistic "
                             "input to time its programs with")
-        sample = card.data.samples(cfg, "evaluation", 1, 0)[0]
-        return [card.preprocess(frames, cfg) for frames in sample]
+        return list(card.data.samples(cfg, "evaluation", 1, 0)[0])
     rng = np.random.default_rng(0)
     io = b.graph_io()
     return [{t.name: rng.standard_normal(t.concrete(batch=1)).astype(t.dtype) for t in io.inputs}]
@@ -159,7 +159,7 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
         if unknown:
             raise EdgeError(f"{bundle}: no program {unknown[0]!r} (has {', '.join(s.name for s in specs)})")
         specs = [s for s in specs if s.name in programs]
-    feeds = _feeds(b, card)
+    sample = _sample(b, card)
     macs = {g: _graph_macs(b, g) for s in specs for g in s.graphs}
     configs: list[Config] = []
     skipped: list[dict[str, str]] = []
@@ -183,20 +183,22 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
             say(f"skip {name}: {e}")
             skipped.append({"config": name, "reason": str(e)})
             continue
+        # made as this program takes them: only the feeds its graphs and host stages read
+        feeds = sample if card is None else [prog.preprocess(card, frames) for frames in sample]
         prog.reset()
         for f in feeds:
             prog.step(f)
         prog.calls.clear()
         prog.step(feeds[-1])
         step_macs = sum(macs.get(g, 0) * n for g, n in prog.calls.items())
-        configs.append(Config(name, spec.name, backend, label, prog, _rss_mb() - before, step_macs))
+        configs.append(Config(name, spec.name, backend, label, prog, _rss_mb() - before, step_macs, feeds))
     if not configs:
         raise EdgeError(f"{bundle}: nothing to benchmark with backends {backends}"
                         + (f" ({skipped[0]['reason']})" if skipped else ""))
     for c in configs:
         for _ in range(warmup):
-            c.runtime.step(feeds[-1])
-    per = interleaved_ms([lambda c=c: c.runtime.step(feeds[-1]) for c in configs], rounds)
+            c.runtime.step(c.feeds[-1])
+    per = interleaved_ms([lambda c=c: c.runtime.step(c.feeds[-1]) for c in configs], rounds)
     times = {c.name: t for c, t in zip(configs, per, strict=True)}
     base = {c.program: float(np.median(times[c.name])) for c in configs if c.backend == "torch"}
     rows = []

@@ -148,8 +148,9 @@ def time_onnx(paths: list[str], io: Any, feeds: Feeds, rounds: int = ROUNDS) -> 
     ``edge run`` opens them: default threads, no spinning). A file ONNX Runtime cannot load or run gets
     ``inf`` (never the fastest) rather than failing the export: it is one candidate among several."""
     from edge.bench.interleave import median_ms_each
-    from edge.runtimes.onnxruntime import OrtRuntime
+    from edge.runtimes import open_file
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    ms = median_ms_each([lambda p=p: OrtRuntime(p, io) for p in paths], lambda rt: rt.infer(feeds), rounds)
+    ms = median_ms_each([lambda p=p: open_file("onnxruntime", p, io) for p in paths], lambda rt: rt.infer(feeds),
+                        rounds)
     return [float("inf") if isinstance(t, Exception) else t for t in ms]

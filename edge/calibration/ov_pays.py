@@ -129,11 +129,12 @@ def time_irs(paths: Sequence[str], io: Any, feeds: Feeds, calls: int = CALLS) ->
     in interleaved rounds (:func:`~edge.bench.interleave.interleaved_ms`); for an IR OpenVINO cannot
     compile or run, its reason in one line instead."""
     from edge.bench.interleave import median_ms_each
-    from edge.runtimes.openvino import OpenVinoRuntime, resolve_precision
+    from edge.runtimes import open_file
+    from edge.runtimes.openvino import resolve_precision
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
     hint = resolve_precision("auto")
-    ms = median_ms_each([lambda p=p: OpenVinoRuntime(p, io, inference_precision=hint) for p in paths],
+    ms = median_ms_each([lambda p=p: open_file("openvino", p, io, inference_precision=hint) for p in paths],
                         lambda rt: rt.infer(feeds), calls)
     # an OpenVINO plugin refusal: that IR is not a candidate, said in one line
     return [ov_reason(t) if isinstance(t, Exception) else t for t in ms]

@@ -173,9 +173,14 @@ class PrecisionJob:
     def calib_samples(self) -> SampleSet:
         if self._calib is None:
             from edge.calibration.datasets import load_samples
+            from edge.models.contract import feeds_for
 
-            self._calib = load_samples(self.calib, self.card, self.cfg, size=self.calib_size, role="calibration",
-                                       seed=self.seed)
+            # only the feeds the scored programs read (their graphs and host stages): not, say, a host-only
+            # stage's inputs of a program whose gates are another's, which nothing records
+            specs = [self.card.program(p) for p in self.scored()]
+            with feeds_for({x for s in specs for x in (*s.graphs, *s.host_stages)}):
+                self._calib = load_samples(self.calib, self.card, self.cfg, size=self.calib_size,
+                                           role="calibration", seed=self.seed)
             self.say(f"calibrating on {len(self._calib)} samples from {self._calib.source}")
         return self._calib
 
@@ -216,18 +221,12 @@ class PrecisionJob:
         """What each graph of the fp32 program receives over the calibration or evaluation samples."""
         key = (pname, role)
         if key not in self._recorded:
-            if role == "calibration":
-                seqs = self.calib_samples().sequences
-            else:
-                seqs = [[self.card.preprocess(f, self.cfg) for f in s] for s in self.eval_samples()[:PARITY_SAMPLES]]
+            calib = role == "calibration"
+            seqs = self.calib_samples().sequences if calib else self.eval_samples()[:PARITY_SAMPLES]
             kept: dict[str, list[dict[str, np.ndarray]]] = {}
             with self.program(pname, files) as prog:
-                for seq in seqs:
-                    prog.record(True)
-                    prog.reset()
-                    for feeds in seq:
-                        prog.step(feeds)
-                    for g, got in prog.record(False).items():
+                for seq in seqs:  # one at a time, thinned as it goes: a long calibration set is not all kept
+                    for g, got in prog.graph_feeds(self.card, [seq], preprocessed=calib).items():
                         kept.setdefault(g, []).extend(got)
                         _thin(kept[g])
             self._recorded[key] = {g: _evenly(v, _cap(v)) for g, v in kept.items()}
@@ -242,7 +241,7 @@ class PrecisionJob:
         8 rows, 53 of 105 s)."""
         sample = self.eval_samples()[0]
         with self.program(pname, files, backend, **options) as prog:
-            feeds = [self.card.preprocess(f, self.cfg) for f in sample]
+            feeds = [prog.preprocess(self.card, f) for f in sample]
             for f in feeds:
                 prog.step(f)
             prog.step(feeds[-1])

@@ -80,7 +80,11 @@ def check_line(check: dict[str, Any] | None) -> str:
 
 def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], dims: list[str], workspace_mb: int,
               timing_cache: Path | None, cuda: str | None, force: bool, json_out: bool,
-              preprocess: str = "numpy", check_engines: bool = True) -> dict[str, Any]:
+              preprocess: str = "numpy", check_engines: bool = True, keep_hint: str = "--no-check keeps it"
+              ) -> dict[str, Any]:
+    """Build (or reuse) and check the ``backend`` engines of ``graphs`` (default all) at ``precision``: ``edge
+    build``, and ``edge-export --to tensorrt`` where the backend is installed (one build path for both, with
+    the masked-attention check and the check against ONNX Runtime). ``keep_hint`` ends a broken engine's line."""
     from edge.bundle import Bundle
     from edge.runtimes.registry import get_backend
     from edge.runtimes.trt_engine import DEFAULT_CAMERA, onnx_for, parse_dim_ranges
@@ -135,7 +139,7 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
     for g in graphs:
         with console.status(f"building the {precision} {backend} engine for graph '{g}'...") as status:
             checking = check_engines and g not in fronts  # a camera-front engine takes bytes: not checked
-            verify, check_reused, checks = engine_checker(b, backend, cuda, say=status.update)
+            verify, check_reused, checks = engine_checker(b, backend, cuda, say=status.update, keep_hint=keep_hint)
             rec, reused = be.build(b, graph=g, precision=precision, dims=ranges, workspace_mb=workspace_mb,
                                    timing_cache=timing_cache, cuda_impl=cuda, force=force,
                                    progress=lambda msg: status.update(f"{backend}: {msg}"),

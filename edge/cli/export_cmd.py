@@ -167,25 +167,19 @@ def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> 
                       f"target from the ONNX in {bundle.path}: copy the bundle there and run\n  " + "\n  ".join(cmds),
                       highlight=False)
         return {"built": [], "reason": why, "on_target": cmds}
-    built = []
-    checks: dict[str, Any] = {}
-    for p in precisions:
-        for g in bundle.graphs:
-            from edge.bundle import Bundle
-            from edge.cli.build_cmd import check_line, engine_checker
+    from pathlib import Path
 
-            with console.status(f"building the {p} {backend} engine for {g}...") as status:
-                # as edge build: each engine against ONNX Runtime fp32; a broken one is not added (the bundle stays)
-                verify, check_reused, found = engine_checker(
-                    Bundle.load(bundle.path), backend, None, say=status.update,
-                    keep_hint=f"the bundle is kept without it; `edge build {bundle.path} --precision {p} "
-                              "--no-check` builds it unchecked")
-                rec, reused = be.build(bundle, graph=g, precision=p, verify=verify,
-                                       progress=lambda m: status.update(f"{backend}: {m}"))
-                check = None if rec.front else check_reused(rec) if reused else found.get("new")
-            console.print(f"{rec.engine_file}: {backend}, graph {g}, {p}, built in {rec.build_s:.1f} s"
-                          f"{check_line(check)}")
-            built.append(rec.engine_file)
-            if check is not None:
-                checks[rec.engine_file] = check
+    from edge.cli.build_cmd import run_build
+
+    built: list[str] = []
+    checks: dict[str, Any] = {}
+    for p in precisions:  # edge build's own path: the same checks, the same one-line summaries
+        out = run_build(Path(bundle.path), backend=backend, precision=p, graphs=[], dims=[], workspace_mb=2048,
+                        timing_cache=None, cuda=None, force=False, json_out=False,
+                        keep_hint=f"the bundle is kept without it; `edge build {bundle.path} --precision {p} "
+                                  "--no-check` builds it unchecked")
+        for e in out["engines"]:
+            built.append(e["engine"])
+            if "check" in e:
+                checks[e["engine"]] = e["check"]
     return {"built": built, "checks": checks}

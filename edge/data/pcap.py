@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import struct
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from edge.data.pacing import Pacer
 from edge.errors import DataError, first_line
 
 # Classic pcap magics (as read little-endian) -> (byte order, ns per fraction unit)
@@ -294,37 +294,6 @@ def iter_udp(path: str | Path, counters: dict[str, int] | None = None) -> Iterat
                     counters[k] = counters.get(k, 0) + v
 
     return gen()
-
-
-class Pacer:
-    """Replays recorded timestamps at their own rate (divided by ``speed``): :meth:`wait` sleeps until a
-    packet's time. A jump between two consecutive packets (more than ``MAX_GAP_S`` forward, or any step
-    back) restarts the clock at that packet instead of sleeping for it: a capture paused for hours, a
-    first record stamped 0 or a clock set back asked for sleeps of hours to decades, or stopped the
-    pacing for the rest of the file. ``jumps`` counts them."""
-
-    MAX_GAP_S = 2.0
-
-    def __init__(self, speed: float = 1.0, stop: threading.Event | None = None) -> None:
-        self.speed, self.stop = speed, stop
-        self.jumps = 0
-        self._t0_file: int | None = None
-        self._t0_wall = 0.0
-        self._last = 0
-
-    def wait(self, t_ns: int) -> None:
-        """Return when the packet recorded at ``t_ns`` is due (at once after a jump, or when ``stop`` is set)."""
-        if self._t0_file is None or t_ns < self._last or t_ns - self._last > self.MAX_GAP_S * 1e9:
-            if self._t0_file is not None:
-                self.jumps += 1
-            self._t0_file, self._t0_wall = t_ns, time.monotonic()
-        self._last = t_ns
-        delay = self._t0_wall + (t_ns - self._t0_file) / 1e9 / self.speed - time.monotonic()
-        if delay > 0:
-            if self.stop is not None:
-                self.stop.wait(delay)
-            else:
-                time.sleep(delay)
 
 
 def replay_udp(path: str | Path, host: str, port: int | None, *, realtime: bool = True,

@@ -327,10 +327,9 @@ class Rig:
         """The projection (float64 3x4) for an image of ``image_size`` (h, w): the rig's own ``P``, scaled per
         axis when the rig knows its image size and this one differs (the same camera, resized). One rule for
         :meth:`project` and :meth:`horizon`, so a resized frame's points and horizon agree."""
-        P = self.P.astype(np.float64)
         if image_size is not None and self.image_size is not None and tuple(image_size) != tuple(self.image_size):
-            P = np.diag([image_size[1] / self.image_size[1], image_size[0] / self.image_size[0], 1.0]) @ P
-        return P
+            return resized_P(self.P, self.image_size, image_size)
+        return self.P.astype(np.float64)
 
     def project(self, points_xyz: np.ndarray, image_size: tuple[int, int] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -369,6 +368,12 @@ class Rig:
         xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
         yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
         return np.stack([K[0, 0] * xd + K[0, 1] * yd + K[0, 2], K[1, 1] * yd + K[1, 2]], 1)
+
+
+def resized_P(P: np.ndarray, from_hw: tuple[int, int], to_hw: tuple[int, int]) -> np.ndarray:
+    """The projection (float64 3x4) of camera ``P`` for its image resized from ``from_hw`` to ``to_hw`` (h, w): each
+    axis scaled on its own. The one rule for a resized frame (:meth:`Rig.P_for`) and a model's input size."""
+    return np.diag([to_hw[1] / from_hw[1], to_hw[0] / from_hw[0], 1.0]) @ np.asarray(P, np.float64)
 
 
 def pinhole(xyz: np.ndarray, T: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,6 @@ from edge.bundle import Bundle, BundleWriter
 from edge.errors import EdgeError, ExportError, ModelError, first_line
 from edge.spec import IOSpec, TensorSpec
 
-ATTENTION_MODES = ("auto", "plugin", "onnx", "decomposed")
 #: backends a bundle can be exported for (``--to``); "onnx" means the ONNX files, run by ONNX Runtime
 TARGETS = ("onnx", "openvino", "tensorrt")
 
@@ -75,8 +74,9 @@ def check_args(out: str | os.PathLike[str], opset: int, attention: str, calib_me
     if not (math.isfinite(rtol) and rtol > 0):
         raise ExportError(f"--rtol {rtol}: the parity tolerance must be a finite number > 0")
 
-    if attention not in ATTENTION_MODES:
-        raise ExportError(f"--attention {attention!r}: choose one of {', '.join(ATTENTION_MODES)}")
+    from edge.export.attention_modes import check_mode
+
+    check_mode(attention)
     import onnx
 
     top = onnx.defs.onnx_opset_version()
@@ -431,17 +431,14 @@ def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[
     out: dict[str, dict[str, np.ndarray]] = {}
     for pname in programs:
         prog = torch_program(card, module, cfg, card.program(pname))
-        prog.record(True)
         try:
-            for frames in sample:
-                prog.step(card.preprocess(frames, cfg))
+            rec = prog.graph_feeds(card, [sample])
         except EdgeError:
             raise
         except Exception as e:  # the model itself fails (a config its layers cannot take): one line, not a traceback
             raise ExportError(f"model '{card.name}': program '{pname}' failed in PyTorch on a synthetic sample "
                               f"({type(e).__name__}: {first_line(e, 200)}); nothing was written") from None
         finally:
-            rec = prog.record(False)
             prog.close()
         for g, feeds in rec.items():
             if feeds and g not in out:

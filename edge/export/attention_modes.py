@@ -15,6 +15,12 @@ from edge.errors import ExportError
 MODES = ("auto", "plugin", "onnx", "decomposed")
 
 
+def check_mode(mode: str) -> None:
+    """One line for an attention mode that is not one of :data:`MODES` (checked before any work)."""
+    if mode not in MODES:
+        raise ExportError(f"--attention {mode!r}: choose one of {', '.join(MODES)}")
+
+
 def dist_version(dist: str) -> tuple[int, ...] | None:
     """(major, minor, patch) of an installed distribution, None when it is not installed."""
     try:
@@ -32,8 +38,7 @@ def resolve_attention(mode: str, targets: tuple[str, ...] = ("onnxruntime",)) ->
     """(mode, reason) for a requested mode; ``auto`` is decided by the target backends."""
     from edge.runtimes.registry import get_backend
 
-    if mode not in MODES:
-        raise ExportError(f"--attention {mode!r}: choose one of {', '.join(MODES)}")
+    check_mode(mode)
     if mode != "auto":
         return mode, "requested"
     for t in targets:

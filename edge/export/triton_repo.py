@@ -34,6 +34,8 @@ MARKER = ".edge-triton-repo.json"
 MARKER_KIND = "edge-deploy triton model repository"
 DEFAULT_MAX_BATCH = 8
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+#: a preprocessing value listing more than this many items is given in the README line as its count only
+LONG_LIST = 8
 
 # our dtype strings (edge.spec) -> Triton's DataType enum names
 TRITON_DTYPES = {
@@ -328,8 +330,9 @@ def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graphs: Sequ
                                                                bundle.manifest["programs"].items())]
     pre = bundle.manifest.get("preprocess")
     if pre:
-        lines += ["", "Inputs are preprocessed tensors (manifest 'preprocess'): "
-                  + json.dumps({k: v for k, v in pre.items() if k not in ("row_anchors",)}, sort_keys=True)]
+        # a long table (a decoder's anchors, say) would bury the line's point: its length, the values in the manifest
+        brief = {k: f"<{len(v)} values>" if isinstance(v, list) and len(v) > LONG_LIST else v for k, v in pre.items()}
+        lines += ["", "Inputs are preprocessed tensors (manifest 'preprocess'): " + json.dumps(brief, sort_keys=True)]
     return "\n".join(lines) + "\n"
 
 

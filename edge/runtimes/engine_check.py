@@ -51,11 +51,8 @@ def graph_feeds(bundle: Any, graph: str, profile: Mapping[str, Mapping[str, list
             cfg = bundle.manifest["model"].get("config") or {}
             sample = card.data.samples(cfg, "evaluation", 1, 0)[0]
             with load_program(bundle, "onnxruntime", program=spec.name, precision="fp32") as prog:
-                prog.record(True)
-                prog.reset()
-                for frames in sample:
-                    prog.step(card.preprocess(frames, cfg))
-                got = [f for f in prog.record(False).get(graph, []) if profile is None or _fits(f, profile)]
+                rec = prog.graph_feeds(card, [sample])
+            got = [f for f in rec[graph] if profile is None or _fits(f, profile)]
             if got:
                 return got[:n]
     rng = np.random.default_rng(0)
@@ -95,6 +92,7 @@ def check_runtime(bundle: Any, graph: str, eng: Any, feeds: list[dict[str, np.nd
     inputs: the worst relative error where both are finite, and on how many inputs an engine output element
     was not finite where ONNX Runtime's was."""
     import edge
+    from edge.parity import finite_rel
 
     try:
         feeds = feeds if feeds is not None else graph_feeds(bundle, graph, eng.record.profile)
@@ -102,18 +100,8 @@ def check_runtime(bundle: Any, graph: str, eng: Any, feeds: list[dict[str, np.nd
         try:
             worst, broken = 0.0, 0
             for f in feeds:
-                want, got = ref.infer(f), eng.infer(f)
-                bad = False
-                for k, w in want.items():
-                    g = got[k]
-                    if w.dtype.kind != "f":
-                        continue
-                    both = np.isfinite(w) & np.isfinite(g)
-                    bad |= bool((np.isfinite(w) & ~np.isfinite(g)).any())
-                    if both.any():
-                        scale = float(np.max(np.abs(w[both])))
-                        diff = float(np.max(np.abs(g[both].astype(np.float64) - w[both])))
-                        worst = max(worst, diff / scale if scale > 0 else diff)
+                rel, bad = finite_rel(ref.infer(f), eng.infer(f))
+                worst = max(worst, rel)
                 broken += bad
         finally:
             ref.close()

@@ -354,7 +354,7 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     leaves an unlisted file, never a manifest that lists a missing or partial engine. An engine of
     the same graph, precision and key replaces the old entry.
     """
-    from edge.bundle import Bundle, validate_manifest
+    from edge.bundle import Bundle, drop_artifact, rewrite_manifest
     from edge.files import atomic_write_bytes, atomic_write_text, sha256_file
 
     engine_file, record_file = engine_paths(rec)
@@ -377,11 +377,7 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     for f, role in ((engine_file, "tensorrt_engine"), (record_file, "tensorrt_record")):
         m["files"][f] = {"sha256": sha256_file(root / f), "size": (root / f).stat().st_size, "role": role}
     name = engine_artifact_name(rec)
-    replaced = [a for a in m["artifacts"] if a.get("name") == name]
-    m["artifacts"] = [a for a in m["artifacts"] if a.get("name") != name]
-    old_files = [f for a in replaced for f in [a.get("file"), *a.get("extra_files", [])] if f]
-    for f in old_files:
-        m["files"].pop(f, None)
+    old_files = drop_artifact(m, name)
     batch = {tuple(r["max"][:1]) for r in rec.profile.values()}
     m["artifacts"].append({"name": name, "format": "tensorrt_engine", "file": engine_file,
                            "extra_files": [record_file], "graph": rec.graph, "precision": rec.precision,
@@ -391,8 +387,7 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
                            "attention": "plugin" if rec.plugins else m.get("attention", {}).get("mode", "decomposed"),
                            **({"preprocess": "engine"} if rec.front else {}),
                            **({"max_batch": batch.pop()[0]} if len(batch) == 1 and () not in batch else {})})
-    validate_manifest(m, where=str(root / "manifest.json"))
-    atomic_write_text(root / "manifest.json", json.dumps(m, indent=2) + "\n")
+    rewrite_manifest(root, m)
     for f in old_files:  # only now that the manifest no longer lists them
         (root / f).unlink(missing_ok=True)
     return Bundle.load(root)
@@ -406,18 +401,12 @@ def engine_artifact_name(rec: EngineRecord) -> str:
 def remove_engine(bundle: Any, name: str) -> Any:
     """Take engine artifact ``name`` and its files out of the bundle: the manifest first (temp + rename),
     then the files, so a crash in between leaves unlisted files, never a listed missing one."""
-    from edge.bundle import Bundle, validate_manifest
-    from edge.files import atomic_write_text
+    from edge.bundle import Bundle, drop_artifact, rewrite_manifest
 
     root = Path(bundle.path)
     m = json.loads((root / "manifest.json").read_text())
-    gone = [a for a in m["artifacts"] if a.get("name") == name]
-    m["artifacts"] = [a for a in m["artifacts"] if a.get("name") != name]
-    files = [f for a in gone for f in [a.get("file"), *a.get("extra_files", [])] if f]
-    for f in files:
-        m["files"].pop(f, None)
-    validate_manifest(m, where=str(root / "manifest.json"))
-    atomic_write_text(root / "manifest.json", json.dumps(m, indent=2) + "\n")
+    files = drop_artifact(m, name)
+    rewrite_manifest(root, m)
     for f in files:
         (root / f).unlink(missing_ok=True)
     return Bundle.load(root)

@@ -68,10 +68,13 @@ def load(bundle: Any, artifact: dict[str, Any], *, graph: str, threads: int = 0,
     path = bundle.file(artifact["file"])
     if artifact["format"] == "checkpoint":
         from edge.models.checkpoint import load_model
-        from edge.models.registry import get_card
+        from edge.program import card_for_bundle
 
+        card = card_for_bundle(bundle)  # the manifest's family, its config checked: the one way to a bundle's card
+        if card is None:
+            raise BundleError(f"{path}: a checkpoint in a bundle no model family made; the torch backend needs one")
         model, _, _ = load_model(path)
-        module = get_card(bundle.model_name).graphs[graph].module(model)
+        module = card.graphs[graph].module(model)
     elif artifact["format"] == "torch_export":
         raise BundleError(f"{path}: refused: the torch backend does not open torch.export programs (.pt2) from a "
                           "bundle, because loading one unpickles data and can run code; run this bundle on "

@@ -235,7 +235,7 @@ class _Clock:
 def test_pacing_restarts_at_a_gap_or_a_clock_step_instead_of_sleeping_through_it(monkeypatch) -> None:
     """Packets 10 ms apart are paced 10 ms apart; a 3-hour pause in the capture, a first record stamped 0 and
     a clock set back an hour each restart the clock at that packet (counted), never a sleep of hours."""
-    from edge.data import pcap
+    from edge.data import pacing as pcap  # the pcap replay's clock (every realtime source's)
 
     clock = _Clock()
     monkeypatch.setattr(pcap.time, "monotonic", clock.monotonic)
@@ -250,3 +250,24 @@ def test_pacing_restarts_at_a_gap_or_a_clock_step_instead_of_sleeping_through_it
         p.wait(t)
     assert clock.slept == [0.01, 0.01, 0.01, 0.01] and p.jumps == 3
     assert max(clock.slept) <= pcap.Pacer.MAX_GAP_S
+
+
+def test_a_fixed_rate_schedule_has_no_jumps_however_slow(monkeypatch) -> None:
+    """Frame sources pace frame i at i * period from the first frame (``max_gap_s=None``): a time-lapse folder
+    at one frame in 5 s sleeps 5 s a frame (the packet rule would call each gap a jump and not pace at all),
+    and a frame read late is followed at once by the ones already due, as the camera that recorded them
+    delivered them."""
+    from edge.data import pacing
+
+    clock = _Clock()
+    monkeypatch.setattr(pacing.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(pacing.time, "sleep", clock.sleep)
+    p = pacing.Pacer(max_gap_s=None)
+    for i in range(3):
+        p.wait(pacing.frame_ns(i, 5.0))
+    assert clock.slept == [5.0, 5.0] and p.jumps == 0
+    clock.now += 12.0  # the next read took 12 s: frames 3 and 4 were due 7 and 2 s ago
+    p.wait(pacing.frame_ns(3, 5.0))
+    p.wait(pacing.frame_ns(4, 5.0))
+    p.wait(pacing.frame_ns(5, 5.0))
+    assert clock.slept == [5.0, 5.0, 3.0] and p.jumps == 0

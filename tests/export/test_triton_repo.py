@@ -220,6 +220,11 @@ def test_dynamic_batch_config_exact_text(tiny_bundle: Path, tmp_path: Path) -> N
     readme = (out / "README.txt").read_text()
     assert f"tritonserver --model-repository={out}" in readme
     assert "clip: float32 [batch, 3, 3, 64, 128]" in readme
+    # the preprocessing line: short values in full, a long table (the decoder's row anchors) as its length
+    pre = json.loads(readme.split("(manifest 'preprocess'): ")[1].splitlines()[0])
+    manifest = Bundle.load(tiny_bundle).manifest["preprocess"]
+    assert pre["mean"] == manifest["mean"] and pre["size_hw"] == manifest["size_hw"]
+    assert pre["row_anchors"] == f"<{len(manifest['row_anchors'])} values>" and len(manifest["row_anchors"]) > 8
 
 
 def test_streaming_graph_options(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -202,3 +202,15 @@ def test_edge_run_drives_the_family(family_bundle: tuple[str, Path], tmp_path: P
     assert s["frames"] == 3 and s["task"]["task"] == family and s["task"]["program"] == card.programs[0].name
     lines = (tmp_path / f"{card.results_name}.jsonl").read_text().splitlines()
     assert len(lines) == 3 and all(json.loads(x)["seq"] == i for i, x in enumerate(lines))
+
+
+def test_every_shipped_family_is_declared_as_an_entry_point() -> None:
+    """A pip-installed edge-deploy finds its families the way it finds yours (the ``edge.families`` group,
+    registry.py's first way): every family folder is declared in pyproject.toml, pointing at its card."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    eps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]["edge.families"]
+    folders = {p.parent.name for p in (root / "edge" / "models").glob("*/card.py")}
+    assert set(eps) == folders
+    assert all(eps[name] == f"edge.models.{name}.card:card" for name in folders)

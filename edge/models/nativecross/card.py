@@ -279,8 +279,9 @@ def image_feed(img: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
 
 def scaled_projection(P: np.ndarray, image_hw: tuple[int, int], cfg: dict[str, Any]) -> np.ndarray:
     """``P`` of an image of ``image_hw`` rescaled to the model input's pixels."""
-    h, w = cfg["input_hw"]
-    return np.diag([w / image_hw[1], h / image_hw[0], 1.0]) @ np.asarray(P, np.float64)
+    from edge.data.rig import resized_P
+
+    return resized_P(P, image_hw, tuple(cfg["input_hw"]))
 
 
 def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.ndarray]:

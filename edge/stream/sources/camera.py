@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from edge.data.frame import Frame, now_ns
+from edge.data.pacing import Pacer, frame_ns
 from edge.errors import DataError
 from edge.stream.sources.base import Source, SourceLost
 
@@ -150,7 +150,7 @@ class CameraSource(Source):
         if self._cap is None:
             raise SourceLost("not open")
         cap = self._cap
-        t0 = time.monotonic()
+        pacer = Pacer(max_gap_s=None)
         clock = FileClock(self.period_s)
         first, self._first = self._first, None
         while True:
@@ -176,9 +176,7 @@ class CameraSource(Source):
                 meta["t_recorded_ns"] = round(at_s * 1e9)
                 if self.realtime:
                     # deliver when the file's own timestamps say, as the camera that recorded it would have
-                    wait = t0 + at_s - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)
+                    pacer.wait(round(at_s * 1e9))
             yield Frame(img, now_ns(), self._seq, self.sensors[0], meta)
             self._seq += 1
 
@@ -231,12 +229,10 @@ class MemorySource(Source):
         return {self.sensors[0]: (int(first.shape[0]), int(first.shape[1]))} if getattr(first, "ndim", 0) == 3 else {}
 
     def __iter__(self) -> Iterator[Frame]:
-        t0 = time.monotonic()
+        pacer = Pacer(max_gap_s=None)
         for i in range(self.count):
             if self.period_s:
-                wait = t0 + i * self.period_s - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
+                pacer.wait(frame_ns(i, self.period_s))
             k = i % len(self.images)
             meta = dict(self.meta[k]) if self.meta else {}
             yield Frame(self.images[k], now_ns(), i, self.sensors[0], meta)

@@ -8,12 +8,12 @@ which OpenCV would decode into a half-grey frame without a word) are skipped, co
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from edge.data.frame import Frame, now_ns
 from edge.data.images import list_images, read_image
+from edge.data.pacing import Pacer, frame_ns
 from edge.errors import DataError
 from edge.stream.sources.base import Source
 
@@ -49,7 +49,7 @@ class ImageFolderSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         if not self.files:
             self.open()
-        t0, seq = time.monotonic(), 0
+        pacer, seq = Pacer(max_gap_s=None), 0
         for k, path in enumerate(self.files):
             if self.max_frames and seq >= self.max_frames:
                 return
@@ -58,10 +58,8 @@ class ImageFolderSource(Source):
                 self.bad_images += 1
                 log.warning("%s: %s; skipped", path, problem)
                 continue
-            if self.realtime:
-                wait = t0 + k * self.period_s - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
+            if self.realtime:  # by the file's position: a skipped unreadable file leaves its gap
+                pacer.wait(frame_ns(k, self.period_s))
             # placed in the recording by its file's position, so a skipped unreadable file leaves its gap
             meta = {"file": path.name, "fps": self.fps, "t_recorded_ns": round(k * self.period_s * 1e9)}
             yield Frame(img, now_ns(), seq, self.sensors[0], meta)

@@ -12,13 +12,13 @@ read lazily with OpenCV. ``realtime`` paces the indices at ``fps`` like a live r
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from edge.data.frame import Frame, now_ns
 from edge.data.kitti import KittiLayout, kitti_layout, read_bin, read_image
+from edge.data.pacing import Pacer, frame_ns
 from edge.data.rig import Rig
 from edge.errors import DataError
 from edge.stream.sources.base import Source
@@ -86,13 +86,10 @@ class KittiSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         if not self.indices:
             self.open()
-        t_next = time.monotonic()
-        for idx in self.indices:
+        pacer = Pacer(max_gap_s=None)
+        for i, idx in enumerate(self.indices):
             if self.realtime:
-                delay = t_next - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                t_next = max(t_next + self.period_s, time.monotonic() - self.period_s)
+                pacer.wait(frame_ns(i, self.period_s))
             rig = self.rig(idx)
             image = read_image(self.layout.image_path(idx))
             points = read_bin(self.layout.scan_path(idx))

@@ -84,7 +84,7 @@ class PacketLidarSource(Source):
     _pacer: Any = None  # the pcap replay's Pacer, once replaying
 
     def _iter_pcap(self) -> Iterator[Frame]:
-        from edge.data.pcap import Pacer
+        from edge.data.pacing import Pacer
 
         reader, dec = self._reader, self.decoder
         assert reader is not None

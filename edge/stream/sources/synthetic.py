@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge.data.frame import Frame, now_ns
+from edge.data.pacing import Pacer, frame_ns
 from edge.errors import DataError
 from edge.stream.sources.base import Source
 
@@ -124,14 +125,10 @@ class SyntheticSource(Source):
             yield from self.generator(self.n, self.hw, self.seed)
 
     def __iter__(self) -> Iterator[Frame]:
-        t0 = 0.0
+        pacer = Pacer(max_gap_s=None)  # its clock starts when the first frame exists, as a camera's would
         for i, tick in enumerate(self._ticks_ahead()):
-            if i == 0:
-                t0 = time.monotonic()  # the clock starts when the first frame exists, as a camera's would
             if self.realtime:
-                wait = t0 + i * self.period_s - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
+                pacer.wait(frame_ns(i, self.period_s))
             t = now_ns()
             for sensor, (data, meta) in tick.items():
                 yield Frame(data, t, i, sensor, {**meta, "fps": self.fps})

@@ -8,12 +8,12 @@ frames at the layout's rotation rate, like the sensor; ``loop=N`` plays the file
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from edge.data.frame import Frame, now_ns
+from edge.data.pacing import Pacer, frame_ns
 from edge.data.waveform import WaveformFile, read_waveform_file
 from edge.errors import DataError
 from edge.stream.sources.base import Source
@@ -49,17 +49,14 @@ class WaveformFileSource(Source):
             self.open()
         f = self.file
         assert f is not None
-        t_next = time.monotonic()
+        pacer = Pacer(max_gap_s=None)
         n = 0
         for _ in range(self.loop):
             for i in range(len(f)):
                 if self.max_frames and n >= self.max_frames:
                     return
                 if self.realtime:
-                    delay = t_next - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    t_next = max(t_next + self.period_s, time.monotonic() - self.period_s)
+                    pacer.wait(frame_ns(n, self.period_s))
                 meta: dict[str, Any] = {"layout": f.layout, "index": i, "file": str(self.path)}
                 if f.range_m is not None:
                     meta["range_m"] = f.range_m[i]
