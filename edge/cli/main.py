@@ -1,8 +1,9 @@
 """Entry points for ``edge`` and ``edge-export``.
 
 Every command runs under one error boundary: an :class:`EdgeError` prints one line naming what is
-wrong and exits 2 (a usage error too), and so does an OSError from the machine (a full disk); Ctrl-C
-outside ``edge run``'s loop prints "interrupted" and exits 130. Only a genuine bug shows a traceback.
+wrong and exits 2 (a usage error too: Click's checks of options and paths, said as one line), and so
+does an OSError from the machine (a full disk); Ctrl-C outside ``edge run``'s loop prints "interrupted"
+and exits 130. Only a genuine bug shows a traceback.
 OpenCV's and FFmpeg's own warning lines are silenced (unless the user set their log levels): what
 they would say (a frame that did not encode, a file without its index) is checked and reported by us.
 """
@@ -85,20 +86,45 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
-    """Run a Typer app in standalone mode (usage errors exit 2) and map EdgeError to one line + 2."""
+    """Run a Typer app and map its errors to one line: a usage error (an unknown option, a value out of range,
+    an unreadable path Click checks) and an EdgeError each exit 2, Ctrl-C 130. Click's own report of a usage
+    error is a framed box of 5-7 lines; not standalone mode, it is raised here and said in the project's form."""
     import os
 
+    import typer
+
     from edge.errors import EdgeError
+
+    try:  # Typer's own copy of Click raises these (the base of its usage errors); an older Typer, Click's
+        from typer import TyperException as ClickError
+    except ImportError:  # pragma: no cover
+        from click import ClickException as ClickError
 
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
     try:
         with _sigterm_interrupts():
-            ty(args=argv, prog_name=prog)
+            rv = ty(args=argv, prog_name=prog, standalone_mode=False)
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0  # an Exit(n) comes back as n
+        if code == 130:  # Typer turns Ctrl-C (and our SIGTERM) into a silent Exit(130): say it, in one line
+            print("interrupted", file=sys.stderr)
+        return code
+    except typer.Abort:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ClickError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare `edge`: the help, as before, and exit 2
+            e.show()
+            return 2
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = " ".join(e.format_message().split())  # one line, whatever Click wrapped
+        print(f"error: {message}{hint}", file=sys.stderr)
+        return 2
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if code == 130:  # Typer turns Ctrl-C (and our SIGTERM) into a silent Exit(130): say it, in one line
+        if code == 130:
             print("interrupted", file=sys.stderr)
         return code
     except KeyboardInterrupt:
