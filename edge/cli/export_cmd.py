@@ -50,6 +50,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         from edge.export.triton_repo import check_repo_out
 
         check_repo_out(Path(triton_repo).resolve(), Path(out).resolve())
+        _check_triton_sources(tb, targets, Path(out))
     from edge.export.api import TARGETS
 
     unknown = [t for t in targets if t not in TARGETS]
@@ -149,6 +150,24 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     console.print("next:\n"
                   f"  edge run {bundle.path} --source synthetic:30 --out {bundle.path}_run   # the family's own data\n"
                   f"  edge bench {bundle.path}")
+
+
+def _check_triton_sources(backends: list[str], targets: list[str], out: Path) -> None:
+    """Refuse, before any work, a Triton backend this export will give nothing to serve: OpenVINO needs the
+    IRs (``--to ...,openvino``), TensorRT an engine built here (``--to ...,tensorrt`` on a machine with
+    TensorRT); found after the export, the bundle was left written and the command failed."""
+    if "openvino" in backends and "openvino" not in targets:
+        raise ExportError("--triton-backends openvino: the repository serves the OpenVINO IR, which this export "
+                          "does not write; export with --to onnx,openvino")
+    if "tensorrt" in backends:
+        from edge.runtimes.registry import get_backend
+
+        ok, why = get_backend("tensorrt").is_available()
+        if "tensorrt" not in targets or not ok:
+            reason = "not among --to" if "tensorrt" not in targets else f"TensorRT is not available here: {why}"
+            raise ExportError(f"--triton-backends tensorrt: the repository serves an engine built by this export "
+                              f"({reason}); engines are specific to the GPU and TensorRT version, so build them "
+                              f"on the target (`edge build {out} --backend tensorrt`) and write the repository there")
 
 
 def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> dict[str, Any]:

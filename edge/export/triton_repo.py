@@ -286,17 +286,18 @@ def _is_our_repo(folder: Path) -> bool:
 
 
 def check_repo_out(out: Path, bundle_root: Path) -> None:
-    """Refuse a repository folder that is a file, or not empty and not ours, or would hold the bundle:
-    called again before writing, and by the export CLI before any work (so nothing is exported in vain)."""
+    """Refuse a repository folder that is a file, or not empty and not ours, or that is the bundle's folder or
+    inside or around it: called again before writing, and by the export CLI before any work (so nothing is
+    exported in vain)."""
+    if out == bundle_root or out.is_relative_to(bundle_root) or bundle_root.is_relative_to(out):
+        raise ExportError(f"{out}: the Triton repository and the bundle ({bundle_root}) must be separate folders, "
+                          "neither inside the other")
     if out.exists() or out.is_symlink():
         if not out.is_dir() or out.is_symlink():
             raise ExportError(f"{out}: exists and is not a folder; choose another output folder")
-        if any(out.iterdir()):
-            if not _is_our_repo(out):
-                raise ExportError(f"{out}: folder exists, is not empty and is not a Triton repository written by "
-                                  "edge-deploy; choose another output folder")
-            if bundle_root == out or bundle_root.is_relative_to(out):
-                raise ExportError(f"{out}: replacing this repository would delete the bundle inside it")
+        if any(out.iterdir()) and not _is_our_repo(out):
+            raise ExportError(f"{out}: folder exists, is not empty and is not a Triton repository written by "
+                              "edge-deploy; choose another output folder")
 
 
 def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graphs: Sequence[str], version: int) -> str:

@@ -288,6 +288,22 @@ def test_triton_repo_that_is_a_file_refused_before_exporting(work: Path) -> None
     assert listing(work) == ["afile"]
 
 
+@pytest.mark.parametrize(("extra", "needles"), [
+    (["--triton-repo", "tr", "--triton-backends", "openvino"], ["--triton-backends openvino", "--to onnx,openvino"]),
+    (["--triton-repo", "tr", "--triton-backends", "onnxruntime,tensorrt"], ["--triton-backends tensorrt",
+                                                                           "edge build"]),
+    (["--triton-repo", "b"], ["must be separate folders"]),
+    (["--triton-repo", "b/tr"], ["must be separate folders"]),
+])
+def test_a_triton_repository_this_export_cannot_fill_is_refused_before_exporting(work: Path, extra: list[str],
+                                                                                  needles: list[str]) -> None:
+    """Before: the whole export ran, then the repository failed (no IR, no engine, the bundle's own folder) and
+    the bundle stayed on disk with exit 2."""
+    r = cli(EXPORT, "lane", "--config", "tiny", "--out", "b", *extra, cwd=work)
+    assert_one_line_error(r, *needles)
+    assert listing(work) == []
+
+
 @pytest.mark.slow  # moved out of the default run to keep it under 15 min (2026-12-02: 16:24)
 def test_checkpoint_with_nan_weights_is_not_exported(good_bundle: Path, work: Path, tmp_path: Path) -> None:
     """NaN outputs compared as no error: a checkpoint of NaN weights exported with parity 0.0."""

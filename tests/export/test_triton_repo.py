@@ -431,8 +431,10 @@ def test_refuses_a_foreign_folder_or_a_file(tiny_bundle: Path, tmp_path: Path) -
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and (foreign / "notes.txt").read_text() == "keep me"
     with pytest.raises(ExportError, match="is not a folder"):
         write_triton_repo(tiny_bundle, foreign / "notes.txt")
-    with pytest.raises(ExportError, match="not a Triton repository"):
+    with pytest.raises(ExportError, match="must be separate folders"):
         write_triton_repo(tiny_bundle, tiny_bundle)  # the bundle folder itself
+    with pytest.raises(ExportError, match="must be separate folders"):
+        write_triton_repo(tiny_bundle, tiny_bundle / "triton")  # a repository inside the bundle
     assert _leftovers(tmp_path) == [] and _leftovers(tiny_bundle.parent) == []
 
 
@@ -474,7 +476,7 @@ def test_failure_midway_leaves_the_previous_repo_and_no_temp(engine_bundle: Path
 def test_never_deletes_a_bundle_kept_inside_an_old_repo(fixed_bundle: Path, tmp_path: Path) -> None:
     out = write_triton_repo(fixed_bundle, tmp_path / "repo")
     inner = shutil.copytree(fixed_bundle, out / "bundle")
-    with pytest.raises(ExportError, match="delete the bundle"):
+    with pytest.raises(ExportError, match="must be separate folders"):
         write_triton_repo(inner, out)
     assert Bundle.load(inner).model_name == "fixed"
 
