@@ -219,7 +219,12 @@ class Pipeline:
             self._run_threads()
             # a stage error means the results may be wrong: discard; a source error (device gone) leaves
             # valid results up to that point: keep them, then report the error. No frame: nothing to keep.
-            ok = not self._stage_failed and self.stats.e2e.count > 0
+            # A source that failed before giving a single frame (a pcap of another sensor's packets) is bad
+            # input, not a device lost mid-run: the frames processed meanwhile lack what was asked for, and
+            # keeping them left a run's outputs without its summary behind an exit 2
+            never = [t for t in self._threads if t.error is not None and not isinstance(t.error, SystemExit)
+                     and t.frames == 0]
+            ok = not self._stage_failed and not never and self.stats.e2e.count > 0
             before_close = len(self._errors)
         finally:
             sys.setswitchinterval(switch)

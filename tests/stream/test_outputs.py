@@ -149,23 +149,39 @@ class FailingSource(Source):
         yield  # pragma: no cover
 
 
+class SlowCamera(FailAt):
+    """FailAt as a camera-only task of 10 ms a frame whose inference never fails."""
+
+    sensors = ("camera",)
+
+    def infer(self, x: Frame) -> int:
+        import time
+
+        time.sleep(0.01)
+        return x.seq
+
+
 def test_a_source_that_fails_ends_the_run_at_once() -> None:
     """A LiDAR file that gives nothing: said after a few frames, not after the whole video."""
 
-    class Slow(FailAt):
-        sensors = ("camera",)
-
-        def infer(self, x: Frame) -> int:
-            import time
-
-            time.sleep(0.01)
-            return x.seq
-
     cam = MemorySource([np.zeros((8, 8, 3), np.uint8)], count=300)
     with pytest.raises(EdgeError, match="no LiDAR frames") as e:
-        Pipeline([cam, FailingSource()], Slow(0), policy="block").run(handle_signals=False)
+        Pipeline([cam, FailingSource()], SlowCamera(0), policy="block").run(handle_signals=False)
     done = int(str(e.value).split("the ")[-1].split(" frame")[0]) if "frame(s) before" in str(e.value) else 0
     assert done < 30, str(e.value)
+
+
+def test_a_source_that_never_gave_a_frame_leaves_no_outputs(tmp_path: Path) -> None:
+    """A LiDAR pcap of another sensor's packets beside a camera: the camera frames processed before it was said
+    lack the points that were asked for, so the run is bad input, its outputs discarded (they were kept, without
+    a summary, behind the exit 2), unlike a device lost mid-run, whose frames before it stay."""
+    from edge.stream.sinks import JsonlSink
+
+    cam = MemorySource([np.zeros((8, 8, 3), np.uint8)], count=300)
+    out = tmp_path / "run" / "lanes.jsonl"
+    with pytest.raises(EdgeError, match="no LiDAR frames") as e:
+        Pipeline([cam, FailingSource()], SlowCamera(0), [JsonlSink(out)], policy="block").run(handle_signals=False)
+    assert "outputs kept" not in str(e.value) and not out.exists() and not (tmp_path / "run").exists()
 
 
 def test_a_failing_udp_publisher_is_said_and_ipv6_brackets_are_read() -> None:
