@@ -35,6 +35,11 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
+    try:  # rglob passes over a folder it may not read: said here, not as "no images"
+        with os.scandir(root):
+            pass
+    except OSError as e:
+        raise DataError(f"{root}: cannot read ({e.strerror})") from None
     it = root.rglob("*") if recursive else root.iterdir()
     files = [p for p in it if p.suffix.lower() in IMAGE_EXT and p.is_file()]
     return sorted(files, key=lambda p: ([natural_key(q) for q in p.relative_to(root).parents], natural_key(p)))

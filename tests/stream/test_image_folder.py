@@ -131,3 +131,25 @@ def test_opencv_gets_the_pixel_limit_when_edge_is_imported_first() -> None:
     r = subprocess.run([sys.executable, "-c", code], env={**env, "OPENCV_IO_MAX_IMAGE_PIXELS": "123"},
                        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert r.stdout.strip() == "123"  # a caller's own setting is kept
+
+
+def test_a_folder_that_cannot_be_read_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A calibration folder without read permission was reported as holding no images (rglob passes over what
+    it may not read); its reason now, for the recursive and the plain listing. (Faked: tests may run as root,
+    whom permissions do not stop.)"""
+    import os
+
+    from edge.data import images
+
+    _frames(tmp_path / "d", ["a.png"])
+    real = os.scandir
+
+    def refuse(path: object) -> object:
+        if Path(str(path)) == tmp_path / "d":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(images.os, "scandir", refuse)
+    for recursive in (True, False):
+        with pytest.raises(DataError, match=r"d: cannot read \(Permission denied\)"):
+            list_images(tmp_path / "d", recursive=recursive)
