@@ -24,7 +24,9 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
     try:
         import nncf
     except ImportError:
-        raise BackendUnavailable("nncf is not installed (pip install 'edge-deploy[openvino]')") from None
+        from edge.deps import missing
+
+        raise BackendUnavailable(missing("nncf")) from None
     import openvino as ov
 
     from edge.runtimes.openvino import read_model

@@ -10,6 +10,7 @@ from edge.errors import EdgeError
 
 def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, threads: int, out: Path | None,
                   programs: list[str] | None, json_out: bool) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from edge.bench.runner import plot, run_bench
@@ -29,7 +30,14 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     stem = f"{Path(bundle).resolve().name}_bench"
     written = folder / f"{stem}.json"
     atomic_write_text(written, jsonout.dumps(report, indent=1) + "\n")
-    png = plot(report, folder / f"{stem}.png")
+    try:  # the plot is a convenience: a thin install without matplotlib still gets the table and the JSON
+        import matplotlib  # noqa: F401
+    except Exception as e:
+        from edge.deps import import_failure
+
+        png, no_plot = None, import_failure("matplotlib", e)
+    else:
+        png, no_plot = plot(report, folder / f"{stem}.png"), None
     if json_out:
         print(jsonout.dumps({k: v for k, v in report.items() if k != "rows"} |
                          {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))
@@ -51,5 +59,6 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     console.print(f"{m['cpu']}, {m['cores']} cores, {', '.join(m['isa']) or 'no SIMD extension detected'}: {m['int8']}",
                   highlight=False)
     for s in report.get("skipped", []):
-        console.print(f"[yellow]skipped[/] {s['config']}: {s['reason']}", highlight=False)
-    console.print(f"wrote {written} and {png}")
+        console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
+    console.print(f"wrote {written} and {png}" if png else f"wrote {written} (no box plot: {escape(no_plot or '')})",
+                  highlight=False)

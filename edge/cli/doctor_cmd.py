@@ -33,7 +33,7 @@ def _gpu() -> tuple[bool, str]:
 
         if torch.cuda.is_available():
             return True, f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    except ImportError:
+    except Exception:  # no torch, or a torch whose CUDA libraries do not load (an OSError): the device nodes say
         pass
     if os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvhost-ctrl"):
         return True, "NVIDIA device node present (torch CUDA not available)"
@@ -83,9 +83,11 @@ def run_doctor(json_out: bool, require: list[str] | None = None) -> None:
     table = Table(title=f"edge doctor (python {platform.python_version()}, {platform.machine()})")
     for col in ("component", "kind", "status", "version / reason"):
         table.add_column(col)
+    from rich.markup import escape
+
     for r in rows:
         status = "[green]ok[/]" if r["ok"] else ("[red]unavailable[/]" if r["kind"] == "backend" else "[red]no[/]")
-        table.add_row(r["name"], r["kind"], status, r["detail"])
+        table.add_row(r["name"], r["kind"], status, escape(r["detail"]))  # "edge-deploy[export]" is not markup
     make_console().print(table)
     if missing:
         raise typer.Exit(1)

@@ -133,6 +133,14 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     except EdgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except ImportError as e:  # an optional package this command needs: the pip line that installs it
+        from edge.deps import EXTRAS, missing
+
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise  # one of ours, or a package we do not know: a bug, with its traceback
+        print(f"error: {missing(top)}", file=sys.stderr)
+        return 2
     except OSError as e:  # the machine, not the code: a full disk, a quota, an I/O error mid-write
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)

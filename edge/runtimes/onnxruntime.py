@@ -15,8 +15,10 @@ from edge.spec import IOSpec
 def _available() -> tuple[bool, str]:
     try:
         import onnxruntime as ort
-    except ImportError:
-        return False, "onnxruntime is not installed (pip install 'edge-deploy[onnxruntime]')"
+    except Exception as e:  # not installed, or broken (torch without a CUDA library it links: an OSError)
+        from edge.deps import import_failure
+
+        return False, import_failure("onnxruntime", e)
     return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
 
 

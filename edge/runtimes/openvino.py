@@ -110,8 +110,10 @@ def ov_error_line(e: BaseException) -> str:
 def _available() -> tuple[bool, str]:
     try:
         import openvino as ov
-    except ImportError:
-        return False, "openvino is not installed (pip install 'edge-deploy[openvino]')"
+    except Exception as e:  # not installed, or broken (torch without a CUDA library it links: an OSError)
+        from edge.deps import import_failure
+
+        return False, import_failure("openvino", e)
     try:
         devices = core().available_devices
     except Exception as e:  # a broken plugin install should be a reason, not a crash

@@ -124,11 +124,14 @@ def plugin_hashes(onnx_path: Path) -> dict[str, str]:
     used = plugin_ops(onnx_path)
     if not used:
         return {}
-    from edge.runtimes.plugins import tensorrt_plugin, triton_attention
+    import importlib.util
 
     h = hashlib.sha256()
-    for mod in (tensorrt_plugin, triton_attention):
-        h.update(Path(mod.__file__ or "").read_bytes())
+    # their source files, found without importing them (triton_attention imports triton at module level, absent
+    # on a machine that builds only; the build's plugin registration then says so in one line)
+    for mod in ("edge.runtimes.plugins.tensorrt_plugin", "edge.runtimes.plugins.triton_attention"):
+        spec = importlib.util.find_spec(mod)
+        h.update(Path(spec.origin if spec is not None and spec.origin else "").read_bytes())
     return {PLUGIN_OPS[op]: h.hexdigest() for op in sorted(used)}
 
 

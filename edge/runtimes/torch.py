@@ -23,8 +23,10 @@ from edge.spec import IOSpec
 def _available() -> tuple[bool, str]:
     try:
         import torch
-    except ImportError:
-        return False, "torch is not installed (pip install 'edge-deploy[export]')"
+    except Exception as e:  # not installed, or broken (torch without a CUDA library it links: an OSError)
+        from edge.deps import import_failure
+
+        return False, import_failure("torch", e)
     return True, f"torch {torch.__version__}"
 
 

@@ -58,6 +58,23 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path, capsys: pytest
         runner.run_bench = real
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / 'lane.v2_bench.json'} and {tmp_path / 'lane.v2_bench.png'}" in out.replace("\n", "")
+    # without matplotlib (not among the runtime extras): the table and the JSON, the plot said missing, with the
+    # extra's name kept (rich read "[dev]" as markup and dropped it)
+    (tmp_path / "lane.v2_bench.png").unlink()
+    runner.run_bench = lambda *a, **k: full
+    saved = sys.modules.get("matplotlib")
+    sys.modules["matplotlib"] = None  # type: ignore[assignment]
+    try:
+        run_bench_cmd(bundle, ["onnxruntime"], 1, 0, 0, tmp_path, None, False)
+    finally:
+        runner.run_bench = real
+        if saved is None:
+            del sys.modules["matplotlib"]
+        else:
+            sys.modules["matplotlib"] = saved
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(no box plot: matplotlib is not installed (pip install 'edge-deploy[dev]'))" in out
+    assert not (tmp_path / "lane.v2_bench.png").exists() and (tmp_path / "lane.v2_bench.json").is_file()
 
 
 def test_each_timed_step_follows_an_untimed_one_of_the_same_configuration(tiny_bundle: Path,

@@ -46,3 +46,46 @@ def test_help_still_prints_and_a_bare_edge_shows_it() -> None:
     assert r.returncode == 0 and "Usage" in r.stdout and "calibrate" in r.stdout
     bare = run(EDGE)
     assert bare.returncode == 2 and "Usage" in bare.stdout + bare.stderr
+
+
+def _with_broken(modules: dict[str, str], argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process where each of ``modules`` fails to import: "missing" as an absent package
+    (ImportError), "oserror" as torch does when a CUDA library it links is not found."""
+    code = ("import sys\n"
+            f"BROKEN = {modules!r}\n"
+            "class Finder:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        how = BROKEN.get(name.split('.')[0])\n"
+            "        if how == 'missing':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "        if how == 'oserror':\n"
+            "            raise OSError('libcudnn.so.9: cannot open shared object file: No such file or directory')\n"
+            "sys.meta_path.insert(0, Finder())\n"
+            "from edge.cli.main import main\n"
+            f"main({argv!r})\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120, cwd=REPO)
+
+
+def test_a_missing_optional_package_is_the_pip_line_that_installs_it(tmp_path: Path) -> None:
+    """A command that reaches torch (or OpenCV, ...) on a thin install: one line with the extra, not a traceback."""
+    r = _with_broken({"torch": "missing"}, ["export", "lane", "--out", str(tmp_path / "o")])
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and lines == ["error: torch is not installed (pip install 'edge-deploy[export]')"], \
+        r.stderr[-2000:]
+    assert not (tmp_path / "o").exists()
+
+
+def test_doctor_lists_a_backend_whose_import_breaks_instead_of_failing() -> None:
+    """torch raising OSError at import (a CUDA library missing: Jetson, partial CUDA installs) stopped `edge
+    doctor` with that one line and no table; it is now torch's row, and the other components are still listed.
+    And the install hint of a missing one keeps its extra's name (rich read "[openvino]" as markup)."""
+    r = _with_broken({"torch": "oserror", "openvino": "missing"}, ["doctor", "--json"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    import json
+
+    rows = {row["name"]: row for row in json.loads(r.stdout)["rows"]}
+    assert not rows["torch"]["ok"] and "installed but cannot be imported (OSError: libcudnn.so.9" in \
+        rows["torch"]["detail"]
+    assert rows["onnxruntime"]["ok"] and "gpu" in rows
+    table = _with_broken({"openvino": "missing"}, ["doctor"])
+    assert table.returncode == 0 and "pip install 'edge-deploy[openvino]'" in " ".join(table.stdout.split())
