@@ -50,6 +50,8 @@ class Bundle:
         if not root.is_dir():
             raise BundleError(f"{root}: not a bundle folder (expected a folder with {MANIFEST})")
         mpath = root / MANIFEST
+        if mpath.is_dir():
+            raise BundleError(f"{mpath}: a folder where the bundle's manifest file should be")
         if not mpath.is_file():
             raise BundleError(f"{mpath}: missing; not a bundle (or an export that did not finish)")
         try:
@@ -172,7 +174,8 @@ class Bundle:
         if real != root and root not in real.parents:
             raise BundleError(f"{p}: a link leaving the bundle (to {real}); bundle files must be inside it")
         if not p.is_file():
-            raise BundleError(f"{p}: listed in {MANIFEST} but missing")
+            raise BundleError(f"{p}: listed in {MANIFEST} as a file, but a folder is there" if p.is_dir() else
+                              f"{p}: listed in {MANIFEST} but missing")
         size = p.stat().st_size
         if size != entry["size"]:
             raise BundleError(f"{p}: size {size} B but the manifest says {entry['size']} B (truncated or replaced)")

@@ -37,6 +37,11 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def no_folder(parent: Path) -> str:
+    """Why an output's folder cannot take it: a file of that name is there, or nothing is."""
+    return f"{parent}: is a file, not a folder" if parent.exists() else f"{parent}: output folder does not exist"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], error: type[EdgeError] = BundleError) -> Iterator[Path]:
     """Yield a temp path in the destination folder; rename it onto ``path`` only on success.
@@ -48,7 +53,7 @@ def atomic_path(path: str | os.PathLike[str], error: type[EdgeError] = BundleErr
         raise error(f"{dest}: is a folder; give a file name")
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
-        raise error(f"{parent}: output folder does not exist")
+        raise error(no_folder(parent))
     if not os.access(parent, os.W_OK):
         raise error(f"{parent}: output folder is not writable")
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)

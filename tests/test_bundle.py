@@ -563,3 +563,25 @@ def test_a_backend_never_takes_another_backends_own_form(tmp_path: Path) -> None
         b.artifact(fmt="onnx", graph="g", precision="int8", prefer="openvino")
     assert b.artifact(fmt="onnx", graph="g", precision="int8", prefer="torch")["name"] == "onnx-int8-g"
     assert b.artifact(name="onnx-int8-fp16-g", prefer="onnxruntime")["name"] == "onnx-int8-fp16-g"
+
+
+def test_a_folder_where_a_bundle_file_should_be_is_said_as_such(tmp_path: Path) -> None:
+    """A folder in place of the manifest or of a listed file was reported as "missing"."""
+    out = make_bundle(tmp_path / "b")
+    (out / "model.onnx").unlink()
+    (out / "model.onnx").mkdir()
+    with pytest.raises(BundleError, match=r"model.onnx: listed in manifest.json as a file, but a folder is there"):
+        Bundle.load(out)
+    (out / MANIFEST).unlink()
+    (out / MANIFEST).mkdir()
+    with pytest.raises(BundleError, match=r"manifest.json: a folder where the bundle's manifest file should be"):
+        Bundle.load(out)
+
+
+def test_an_output_under_a_file_says_the_file_is_in_the_way(tmp_path: Path) -> None:
+    """``atomic_path`` into "afile/x.pt" where afile is a file: said "output folder does not exist" before."""
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(BundleError, match=r"afile: is a file, not a folder"), atomic_path(tmp_path / "afile" / "x.pt"):
+        pass
+    with pytest.raises(BundleError, match=r"nope: output folder does not exist"), atomic_path(tmp_path / "nope" / "x"):
+        pass

@@ -51,7 +51,9 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise EdgeError(f"{parent}: output folder does not exist")
+        from edge.files import no_folder
+
+        raise EdgeError(no_folder(parent))
     if out.is_dir():
         raise EdgeError(f"{out}: is a folder; give a checkpoint file name such as {out / (model + '.pt')}")
     if out.suffix.lower() == ".json":  # the training record goes to OUT with .json: it would replace the weights
@@ -62,7 +64,9 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     if eval_clips and (card.metric is None or card.data is None):
         raise ModelError(f"model '{model}' has no metric or samples to score; pass --eval-samples 0")
     from edge.models.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
-    from edge.models.training import train
+    from edge.models.training import check_options, train
+
+    check_options(card, cfg, device=device, freeze=tuple(freeze), qat=tuple(qat))
 
     console = Console(stderr=True)
     init_state = None

@@ -83,13 +83,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
 
     tr = card.trainer
     assert tr is not None
-    try:
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("this torch has no CUDA device")
-        torch.empty(1, device=dev)
-    except RuntimeError as e:
-        raise ModelError(f"cannot train on device '{device}': {str(e).splitlines()[0]}") from None
+    dev = _device(device)
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
@@ -99,12 +93,8 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         if unexpected or (missing and not init_partial):
             raise ModelError(f"model '{card.name}': the initial weights do not fit the config (missing "
                              f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
-    frozen = named_submodules(card, model, freeze)
-    for m in frozen:
-        m.requires_grad_(False)
+    frozen = _frozen(card, model, freeze, qat)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise ModelError(f"model '{card.name}': --freeze {','.join(freeze)} leaves nothing to train")
     model.to(dev).train()
     for m in frozen:
         m.eval()
@@ -117,8 +107,6 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         from edge.models.qat import attach
 
         fake = attach(named_submodules(card, model, qat, option="--qat"))
-        if not fake.layers:
-            raise ModelError(f"model '{card.name}': --qat {','.join(qat)} holds no layer INT8 quantizes (Conv, Linear)")
     scales: dict[str, float] = {}
     try:
         losses = _loop(card, model, source, opt, sched, trainable, steps, deadline, progress)
@@ -202,6 +190,45 @@ def batches_for(batches: Callable[..., Iterator[dict[str, np.ndarray]]], freeze:
     except (TypeError, ValueError):  # a builtin or C callable: no signature to read
         takes = False
     return functools.partial(batches, frozen=tuple(freeze)) if takes else batches
+
+
+def _device(device: str) -> Any:
+    """The torch device to train on; a ModelError (one line) for one this torch cannot use."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("this torch has no CUDA device")
+        torch.empty(1, device=dev)
+    except RuntimeError as e:
+        raise ModelError(f"cannot train on device '{device}': {str(e).splitlines()[0]}") from None
+    return dev
+
+
+def _frozen(card: ModelCard, model: Any, freeze: tuple[str, ...], qat: tuple[str, ...]) -> list[Any]:
+    """The ``--freeze`` submodules of ``model``, their weights set not to train; ModelError for a name that is
+    not a submodule, a freeze that leaves nothing to train, or a ``--qat`` that names no layer INT8 quantizes."""
+    frozen = named_submodules(card, model, freeze)
+    for m in frozen:
+        m.requires_grad_(False)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ModelError(f"model '{card.name}': --freeze {','.join(freeze)} leaves nothing to train")
+    if qat:
+        from edge.models.qat import quantized_layers
+
+        if not [layer for m in named_submodules(card, model, qat, option="--qat") for layer in quantized_layers(m)]:
+            raise ModelError(f"model '{card.name}': --qat {','.join(qat)} holds no layer INT8 quantizes (Conv, Linear)")
+    return frozen
+
+
+def check_options(card: ModelCard, cfg: Config, *, device: str = "cpu", freeze: tuple[str, ...] = (),
+                  qat: tuple[str, ...] = ()) -> None:
+    """What :func:`train` would refuse about ``device``, ``freeze`` and ``qat``, checked on a model built for it
+    and dropped: ``edge train`` calls it before its progress bar, so a bad option is one line, not a bar and
+    then a line."""
+    _device(device)
+    _frozen(card, card.build(cfg), tuple(freeze), tuple(qat))
 
 
 def named_submodules(card: ModelCard, model: Any, names: tuple[str, ...], option: str = "--freeze") -> list[Any]:

@@ -89,3 +89,17 @@ def test_doctor_lists_a_backend_whose_import_breaks_instead_of_failing() -> None
     assert rows["onnxruntime"]["ok"] and "gpu" in rows
     table = _with_broken({"openvino": "missing"}, ["doctor"])
     assert table.returncode == 0 and "pip install 'edge-deploy[openvino]'" in " ".join(table.stdout.split())
+
+
+@pytest.mark.parametrize(("option", "needle"), [
+    (["--device", "cuda:7"], "cannot train on device 'cuda:7'"),
+    (["--freeze", "nope"], "--freeze 'nope' is not a submodule"),
+    (["--qat", "nope"], "--qat 'nope' is not a submodule"),
+])
+def test_train_refuses_a_bad_option_before_its_progress_bar(tmp_path: Path, option: list[str], needle: str) -> None:
+    """These were found inside the training loop, after the progress bar's first line: two lines."""
+    pytest.importorskip("torch")
+    r = run(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", *option, "--out", str(tmp_path / "t.pt"))
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
+    assert list(tmp_path.iterdir()) == []
