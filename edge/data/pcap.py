@@ -58,6 +58,8 @@ class PcapReader:
     def __init__(self, source: str | Path | IO[bytes], *, name: str | None = None) -> None:
         self.name = name or str(getattr(source, "name", source))
         self.counters: dict[str, int] = dict.fromkeys(_COUNTER_KEYS, 0)
+        #: why reading stopped before the end of the file (a torn last record, a corrupt header), None when it did not
+        self.ended_early: str | None = None
         self._own = not hasattr(source, "read")
         if self._own:
             path = Path(source)  # type: ignore[arg-type]
@@ -117,24 +119,30 @@ class PcapReader:
                     return
                 except Exception:  # torn or corrupt block: nothing after it can be trusted
                     self.counters["truncated"] += 1
+                    self.ended_early = "a torn or corrupt pcapng block; nothing after it is read"
                     return
                 yield round(float(ts) * 1e9), bytes(buf)
         rec, f = self._rec, self._f
+        at = 24  # the byte each record starts at (after the file's 24-byte header); counted, as a pipe cannot tell
         while True:
             hdr = f.read(16)
             if not hdr:
                 return
             if len(hdr) < 16:
                 self.counters["truncated"] += 1
+                self.ended_early = f"the file ends inside a record header at byte {at} (cut short?)"
                 return
             sec, frac, incl, _orig = rec.unpack(hdr)
             if incl > _MAX_RECORD:
                 self.counters["malformed"] += 1
+                self.ended_early = f"a record at byte {at} claims {incl} bytes (corrupt); nothing after it is read"
                 return
             buf = f.read(incl)
             if len(buf) < incl:
                 self.counters["truncated"] += 1
+                self.ended_early = f"the file ends inside the record at byte {at} (cut short?)"
                 return
+            at += 16 + incl
             yield sec * 1_000_000_000 + frac * self._ns_per_unit, buf
 
     # ---- protocol layers --------------------------------------------------------------------

@@ -135,6 +135,7 @@ def test_truncated_file_ends_cleanly(real_data: Path, tmp_path: Path, cut: int) 
     assert got == full[:len(got)]
     assert len(got) < len(full)
     assert r.counters["truncated"] == 1
+    assert r.ended_early is not None and "cut short" in r.ended_early  # what a source then warns
 
 
 def test_corrupt_record_length_stops_with_a_count(real_data: Path, tmp_path: Path) -> None:
@@ -148,6 +149,27 @@ def test_corrupt_record_length_stops_with_a_count(real_data: Path, tmp_path: Pat
     r = PcapReader(f)
     assert len(list(r)) == 1
     assert r.counters["malformed"] == 1
+    assert r.ended_early == f"a record at byte {second} claims {0x7FFFFFF0} bytes (corrupt); nothing after it is read"
+    whole = PcapReader(src)
+    assert list(whole) and whole.ended_early is None
+
+
+def test_a_lidar_source_says_its_pcap_ended_early(real_data: Path, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A capture cut short gave its frames with no word (a video cut short is said): now one warning line."""
+    import logging
+
+    from edge.stream.sources.lidar import lidar_source
+
+    data = (real_data / "lidar/velodyne/velodyne_vlp16.pcap").read_bytes()
+    f = tmp_path / "half.pcap"
+    f.write_bytes(data[: len(data) // 2 + 7])
+    src = lidar_source(str(f))
+    src.open()
+    with caplog.at_level(logging.WARNING, logger="edge.stream"):
+        frames = list(src)
+    said = [r.getMessage() for r in caplog.records if "ends inside the record" in r.getMessage()]
+    assert frames and len(said) == 1 and said[0].startswith(f"{f}: the file ends inside the record at byte ")
 
 
 def test_non_udp_and_garbage_records_are_counted(tmp_path: Path) -> None:

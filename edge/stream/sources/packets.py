@@ -122,6 +122,9 @@ class PacketLidarSource(Source):
                 raise DataError(self._why_no_frames(ports))
         finally:
             self._pcap_counts = dict(reader.counters)
+            if reader.ended_early and frames:  # said, as a video cut short is (with none, the error says why)
+                log.warning("%s: %s; its %d record(s) before it were read", self.target, reader.ended_early,
+                            reader.counters["records"])
             reader.close()
             self._reader = None
 
