@@ -218,18 +218,13 @@ def _artifact_names(bundle: Any, spec: ProgramSpec, backend: str, precision: str
     if table is not None and get_backend(backend).build is None:  # the export's record is the answer
         names = table.get(precision, {}).get(backend)
         return dict(names) if names and set(names) == set(spec.graphs) else None
+    from edge.runtimes import backend_artifact
+
     out = {}
     for g in spec.graphs:
-        for fmt in get_backend(backend).formats:
-            if fmt in ("checkpoint", "torch_export") and precision != "fp32":
-                continue  # the torch reference is fp32 only
-            try:
-                out[g] = bundle.artifact(fmt=fmt, graph=g, precision=None if fmt in ("checkpoint", "torch_export")
-                                         else precision, prefer=backend)["name"]
-                break
-            except _BE:
-                continue
-        else:
+        try:
+            out[g] = backend_artifact(bundle, backend, g, precision)["name"]
+        except _BE:
             return None
     return out
 

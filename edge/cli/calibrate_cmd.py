@@ -88,13 +88,13 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
                 reads += list(built[key].reads())
     check_outputs({"--out": out}, reads)
     start = Rig.load(init) if init is not None else None
-    if start is None and not source.startswith("kitti:"):
-        raise DataError("--init RIG is needed (a KITTI calib .txt or a rig JSON): only a kitti:FOLDER source "
-                        "brings its own starting calibration")
     if start is not None:
         check_rigid(start.T_lidar_to_cam, str(init))
-    # a KITTI folder's own calibration, of the indices the run will read, checked before the run
-    reference = _source_rig(built.get("source"))
+    # the calibration a source brings (a KITTI folder's, of the indices the run will read), checked before the run
+    reference = built["source"].own_rig() if "source" in built else None
+    if start is None and reference is None and "source" in built:
+        raise DataError(f"--init RIG is needed (a KITTI calib .txt or a rig JSON): {source} brings no calibration "
+                        "of its own (a kitti:FOLDER source does)")
     with tempfile.TemporaryDirectory(prefix="edge-calibrate-") as tmp:
         rig_in: Path | None = init
         for k in range(passes):
@@ -169,21 +169,3 @@ def _refine_frames(b: Any, card: Any, source: str, *, lidar: str | None, rig: Pa
         raise DataError(f"{source}: none of the {bad} frame estimates is a rigid transform")
     return np.stack(Ts), bad, sink, summary
 
-
-def _source_rig(src: Any) -> Any:
-    """The calibration of a KITTI source's first index, else None (any other source, or one whose spec is
-    the run's to report); the indices the run will read (the source is built with ``--frames``) must share
-    it (``--frames 1`` was refused for a calib it never used)."""
-    from edge.stream.sources.kitti import KittiSource
-
-    if not isinstance(src, KittiSource):
-        return None
-    src.open()
-    idx = src.indices[0]
-    rig = src.rig(idx)
-    for other in src.indices[1:]:  # one rig: frames of several drives would mix calibrations
-        o = src.rig(other)
-        if not (np.allclose(o.T_lidar_to_cam, rig.T_lidar_to_cam, atol=1e-6) and np.allclose(o.P, rig.P, atol=1e-6)):
-            raise DataError(f"{src.folder}: {src.calib_name(other)} differs from {src.calib_name(idx)}; calibrate "
-                            "one rig at a time (kitti:FOLDER,index=ID, or a folder of one drive)")
-    return rig

@@ -26,23 +26,33 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
     name (e.g. "openvino-int8-nncf-full").
     """
     from edge.bundle import Bundle
-    from edge.errors import BundleError
 
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
     graph = graph or b.default_graph
     be = require(backend)
+    return be.load(b, backend_artifact(b, backend, graph, precision, artifact), graph=graph, **options)
+
+
+def backend_artifact(bundle: Any, backend: str, graph: str, precision: str | None, name: str | None = None
+                     ) -> dict[str, Any]:
+    """The artifact ``backend`` loads for ``graph`` at ``precision`` (or the one called ``name``): the first of its
+    formats, in its order of preference, that the bundle has (:meth:`edge.bundle.Bundle.artifact` with ``prefer``:
+    its own form first, never another backend's). The torch reference (a checkpoint) is fp32 only: a request for
+    int8 must not quietly get fp32. The one rule for :func:`load` and a program's artifacts; BundleError naming
+    what is missing."""
+    from edge.errors import BundleError
+
     last: BundleError | None = None
-    for fmt in be.formats:
-        if fmt in ("checkpoint", "torch_export") and precision not in (None, "fp32") and artifact is None:
-            continue  # the torch reference runs fp32 only; a request for int8 must not quietly get fp32
+    for fmt in get_backend(backend).formats:
+        reference = fmt in ("checkpoint", "torch_export")
+        if reference and precision not in (None, "fp32") and name is None:
+            continue
         try:
-            art = b.artifact(fmt=fmt, graph=graph, precision=precision if fmt not in ("checkpoint", "torch_export")
-                             else None, name=artifact, prefer=backend)
+            return bundle.artifact(fmt=fmt, graph=graph, precision=None if reference else precision, name=name,
+                                   prefer=backend)
         except BundleError as e:
             last = e
-            continue
-        return be.load(b, art, graph=graph, **options)
-    raise BundleError(f"{b.path}: nothing the '{backend}' backend can load for graph '{graph}'"
+    raise BundleError(f"{bundle.path}: nothing the '{backend}' backend can load for graph '{graph}'"
                       f"{f' at {precision}' if precision else ''}" + (f" ({last})" if last else ""))
 
 

@@ -175,14 +175,13 @@ class RuntimeTask:
     def preprocess(self, frames: Mapping[str, Frame]) -> Mapping[str, np.ndarray]:
         if self._user_pre is not None:
             return self._user_pre(frames)
-        import cv2
+        from edge.data.images import chw_feed
 
         cam = frames.get(self.sensors[0])
         if cam is None or not isinstance(cam.data, np.ndarray) or cam.data.ndim != 3:
             raise DataError(f"sensor '{self.sensors[0]}' did not deliver an image for input '{self._input.name}'")
-        h, w = self._input.shape[2], self._input.shape[3]
-        img = cv2.resize(cam.data, (w, h), interpolation=cv2.INTER_AREA)[..., ::-1]
-        x = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+        # the families' image path (area resize, RGB, /255) with no mean or std: a plain module gets [0, 1] RGB
+        x = chw_feed(cam.data, (self._input.shape[2], self._input.shape[3]), 0.0, 1.0)
         return {self._input.name: x[None].astype(self._input.dtype, copy=False)}
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -83,6 +83,12 @@ class Source:
         """The files and folders this source reads (a run's outputs may not replace them); none for devices."""
         return ()
 
+    def own_rig(self) -> Any:
+        """The camera-LiDAR calibration (:class:`edge.data.rig.Rig`) the source brings with it and that holds
+        for every frame it will give (a KITTI folder's calib), None when it brings none; a DataError when its
+        frames carry different ones. ``edge calibrate`` starts from it without ``--init`` and scores against it."""
+        return None
+
     def frame_sizes(self) -> dict[str, tuple[int, int]]:
         """Camera frame sizes (sensor -> (H, W)) known once the source is open; {} when unknown. The
         pipeline prepares the engines for them before its clock starts, so an engine that compiles per

@@ -83,6 +83,23 @@ class KittiSource(Source):
             rig = self._rigs[key] = self.layout.rig(index)
         return rig
 
+    def own_rig(self) -> Rig:
+        """The calibration of the indices this source will read (it is built with ``--frames``): one rig, as
+        frames of several drives would mix calibrations (a DataError naming the two files that differ)."""
+        import numpy as np
+
+        if not self.indices:
+            self.open()
+        idx = self.indices[0]
+        rig = self.rig(idx)
+        for other in self.indices[1:]:
+            o = self.rig(other)
+            same = np.allclose(o.T_lidar_to_cam, rig.T_lidar_to_cam, atol=1e-6) and np.allclose(o.P, rig.P, atol=1e-6)
+            if not same:
+                raise DataError(f"{self.folder}: {self.calib_name(other)} differs from {self.calib_name(idx)}; "
+                                "calibrate one rig at a time (kitti:FOLDER,index=ID, or a folder of one drive)")
+        return rig
+
     def __iter__(self) -> Iterator[Frame]:
         if not self.indices:
             self.open()

@@ -125,10 +125,16 @@ def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tm
 
 
 def test_calibrate_errors_are_one_line(bundle: Path, tmp_path: Path, capsys, tiny_clip_bundle: Path) -> None:
+    import cv2
+
     lane = tiny_clip_bundle
+    (tmp_path / "imgs").mkdir()
+    cv2.imwrite(str(tmp_path / "imgs" / "0.png"), np.zeros((8, 8, 3), np.uint8))
     cases = [
         (["calibrate", str(lane), "--source", "kitti:x", "--out", str(tmp_path / "r.json")], "does not estimate"),
-        (["calibrate", str(bundle), "--source", "video.mp4", "--out", str(tmp_path / "r.json")], "--init RIG"),
+        # a source that brings no calibration of its own, and no --init (Source.own_rig)
+        (["calibrate", str(bundle), "--source", str(tmp_path / "imgs"), "--out", str(tmp_path / "r.json")],
+         "--init RIG is needed"),
         (["calibrate", str(bundle), "--source", "kitti:x", "--out", str(tmp_path)], "--out"),
         # a KITTI spec that cannot be built: the run says so, in the source's own words
         (["calibrate", str(bundle), "--source", f"kitti:{tmp_path / 'none'}", "--out", str(tmp_path / "r.json")],
