@@ -179,10 +179,31 @@ def _find_artifact(bundle: Bundle, fmt: str, graph: str, precision: str | None,
         from edge.runtimes.trt_engine import find_engines
 
         arts = [a for a in find_engines(bundle, graph, precision) if a.get("preprocess") != "engine"]
-        return dict(arts[-1]) if arts else None  # the first the manifest lists (find_engines: newest first)
+        if not arts:
+            return None
+        here = _trt_device()
+        if here is None:  # no TensorRT GPU here to match: the first the manifest lists (find_engines: newest first)
+            return dict(arts[-1])
+        from edge.runtimes.tensorrt import select_engine
+
+        # written on the device that serves it, as edge.load chooses: the engine whose record fits this GPU and
+        # TensorRT (a bundle may hold engines for several devices), else one line saying to build one here
+        return dict(select_engine(bundle, graph, precision, here)[0])
     try:  # at a given precision the backend's preferred artifact (OpenVINO int8: the NNCF IR)
         return bundle.artifact(fmt=fmt, graph=graph, precision=precision, prefer=backend if precision else None)
     except BundleError:
+        return None
+
+
+def _trt_device() -> dict[str, Any] | None:
+    """This machine's TensorRT device facts (what an engine record is checked against), None without TensorRT
+    or a CUDA device."""
+    try:
+        from edge.runtimes.cuda_mem import get_cuda
+        from edge.runtimes.tensorrt import _trt, device_facts
+
+        return device_facts(_trt(), get_cuda(None))
+    except Exception:  # not installed, no driver, no GPU: nothing to match an engine with
         return None
 
 

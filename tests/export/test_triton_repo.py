@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import Bundle, BundleWriter
-from edge.errors import ExportError
+from edge.errors import BundleError, ExportError
 from edge.export import triton_repo
 from edge.export.triton_repo import MARKER, TRITON_DTYPES, batch_dim, triton_config, write_triton_repo
 from edge.spec import _DTYPES, IOSpec, TensorSpec
@@ -535,3 +535,38 @@ def test_a_camera_preprocessing_engine_is_not_what_triton_serves() -> None:
     assert triton_repo._find_artifact(b, "tensorrt_engine", "encoder", None, "tensorrt")["name"] == "t-enc"
     b.artifacts = [front]
     assert triton_repo._find_artifact(b, "tensorrt_engine", "encoder", "fp16", "tensorrt") is None
+
+
+def test_tensorrt_serves_the_engine_built_for_this_device(tiny_bundle: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle with engines for two devices: the repository, written on the device that serves it, takes the one
+    whose record fits (as edge.load does); it took the first listed whatever the GPU. With no engine for this
+    device, one line saying to build one; with no TensorRT here, the first listed, as before."""
+    from edge.export import triton_repo
+    from edge.runtimes import tensorrt
+    from edge.runtimes import trt_engine as te
+
+    def add(w: BundleWriter) -> None:  # engines that need no Python plugin (Triton serves plans alone)
+        w.manifest["attention"] = {"mode": "decomposed", "reason": "test"}
+
+    b = Bundle.load(_derive(tiny_bundle, tmp_path / "lane", add))
+    sha = b.manifest["files"]["model.onnx"]["sha256"]
+    gpus = {"H100": ("9.0", ""), "Orin": ("8.7", "36.4.0")}
+    for gpu, (cc, l4t) in gpus.items():
+        rec = te.EngineRecord(graph="full", precision="fp16", onnx_file="model.onnx", onnx_sha256=sha,
+                              tensorrt="10.3.0", gpu=gpu, compute_capability=cc, l4t=l4t)
+        b = tensorrt.add_engine(b, rec, f"plan for {gpu}".encode())
+    for gpu in ("Orin", "H100"):
+        cc, l4t = gpus[gpu]
+        monkeypatch.setattr(triton_repo, "_trt_device", lambda cc=cc, l4t=l4t, gpu=gpu: {
+            "tensorrt": "10.3.0", "gpu": gpu, "compute_capability": cc, "l4t": l4t})
+        out = write_triton_repo(b, tmp_path / f"r_{gpu}", backends=("tensorrt",))
+        assert (out / "lane" / "1" / "model.plan").read_bytes() == f"plan for {gpu}".encode()
+    monkeypatch.setattr(triton_repo, "_trt_device", lambda: {"tensorrt": "10.3.0", "gpu": "RTX 4090",
+                                                             "compute_capability": "8.9", "l4t": ""})
+    with pytest.raises(BundleError, match=r"no TensorRT engine here fits .*RTX 4090"):
+        write_triton_repo(b, tmp_path / "r_rtx", backends=("tensorrt",))
+    monkeypatch.setattr(triton_repo, "_trt_device", lambda: None)
+    out = write_triton_repo(b, tmp_path / "r_none", backends=("tensorrt",))
+    assert (out / "lane" / "1" / "model.plan").read_bytes() == b"plan for H100"
+    assert not (tmp_path / "r_rtx").exists()
