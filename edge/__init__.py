@@ -34,6 +34,7 @@ _LAZY = {
     "get_card": ("edge.models.registry", "get_card"),
     "models": ("edge.models", None),
     "ops": ("edge.ops", None),
+    "stream": ("edge.stream", None),
 }
 
 __all__ = [*_LAZY, "__version__", "export"]
@@ -43,7 +44,7 @@ __all__ = [*_LAZY, "__version__", "export"]
 from edge.export.api import export  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edge import models, ops  # noqa: F401
+    from edge import models, ops, stream  # noqa: F401
     from edge.bundle import Bundle  # noqa: F401
     from edge.errors import EdgeError  # noqa: F401
     from edge.export.api import export_card  # noqa: F401

@@ -44,6 +44,8 @@ class Bundle:
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
         """Read and validate the manifest, then (``verify``) check every listed file's size and sha256."""
+        if not isinstance(path, str | os.PathLike):
+            raise BundleError(f"a bundle is a folder path (str or os.PathLike), got {type(path).__name__}")
         root = Path(path)
         if not root.exists():
             raise BundleError(f"{root}: no such bundle folder{_family_hint(str(path))}")

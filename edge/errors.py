@@ -37,6 +37,10 @@ class BackendUnavailable(EdgeError):
     """The requested backend cannot run here; the message says why (missing package, no GPU)."""
 
 
+class ClosedError(EdgeError, RuntimeError):
+    """A runtime or program used after ``close()`` (also a RuntimeError, what it raised before)."""
+
+
 class DataError(EdgeError):
     """Input data (labels, video, images, sensor files) is missing or malformed."""
 

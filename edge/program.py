@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BundleError, ModelError
+from edge.errors import BundleError, ModelError, SpecError
 from edge.models.contract import Config, ModelCard, ProgramSpec, Sample
 
 
@@ -64,14 +64,21 @@ class Program:
     def name(self) -> str:
         return self.spec.name
 
+    def _first(self) -> Any:
+        if not self.runtimes:
+            from edge.errors import ClosedError
+
+            raise ClosedError(f"program '{self.spec.name}' is closed")
+        return self.runtimes[self.spec.graphs[0]]
+
     @property
     def backend(self) -> str:
-        return str(getattr(self.runtimes[self.spec.graphs[0]], "backend", "?"))
+        return str(getattr(self._first(), "backend", "?"))
 
     @property
     def inputs(self) -> Any:
         """The first graph's inputs (for a one-graph program: exactly what ``step`` takes)."""
-        return self.runtimes[self.spec.graphs[0]].inputs
+        return self._first().inputs
 
     @property
     def inference_precision(self) -> str | None:
@@ -113,7 +120,19 @@ class Program:
                 return card.preprocess(frames, self.cfg)
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.runner.step(feeds)
+        """One step of the card's runner on ``feeds`` (what the card's ``preprocess`` makes of one frame set);
+        a SpecError naming a feed the runner reads that ``feeds`` lacks (a family's runner indexes them)."""
+        if not isinstance(feeds, Mapping):
+            raise SpecError(f"program '{self.spec.name}': step feeds are a mapping of name -> array, got "
+                            f"{type(feeds).__name__}")
+        try:
+            return self.runner.step(feeds)
+        except KeyError as e:
+            key = e.args[0] if len(e.args) == 1 else None
+            if isinstance(key, str) and key not in feeds:
+                raise SpecError(f"program '{self.spec.name}': no step feed '{key}' (given: "
+                                f"{', '.join(sorted(map(str, feeds))) or 'none'})") from None
+            raise
 
     def prepare(self, sizes: Iterable[tuple[int, int]]) -> None:
         """Get the engines that preprocess camera frames ready for frames of these (H, W) sizes (an
@@ -371,7 +390,13 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
             raise BundleError(f"{b.path}: no program '{program}' here (has "
                               f"{', '.join(p.name for p in bundle_programs(b, card))})")
     names: dict[str, str] | None = dict(artifacts) if artifacts else None
-    spec = specs[0]
+    # artifacts named for some graphs: the program that calls exactly those (the first program otherwise)
+    spec = next((s for s in specs if names is not None and set(s.graphs) == set(names)), specs[0])
+    if names is not None and set(names) != set(spec.graphs):
+        missing, unknown = sorted(set(spec.graphs) - set(names)), sorted(set(names) - set(spec.graphs))
+        raise BundleError(f"{b.path}: artifacts= names one artifact for each graph of program '{spec.name}' "
+                          f"({', '.join(spec.graphs)})" + (f"; missing {', '.join(missing)}" if missing else "")
+                          + (f"; not its graphs: {', '.join(unknown)}" if unknown else ""))
     if names is None:
         for s in specs:
             names = _artifact_names(b, s, backend, precision)

@@ -12,9 +12,10 @@ import numpy as np
 
 from edge import jsonout
 from edge.errors import DataError, ModelError
+from edge.stream.sinks import Sink
 
 
-class _Collect:
+class _Collect(Sink):
     """A sink that keeps each frame's estimate."""
 
     name = "collect"
@@ -25,9 +26,6 @@ class _Collect:
         self.estimates: list[np.ndarray] = []
         self.image_size: tuple[int, int] | None = None  # of the camera frames the estimates came from
 
-    def open(self) -> None:
-        pass
-
     def write(self, result: Any) -> None:
         T = result.record.get(self.key)
         if T is not None:
@@ -37,9 +35,6 @@ class _Collect:
 
                 img = next((f.data for f in result.frames.values() if is_image(f.data)), None)
                 self.image_size = None if img is None else (int(img.shape[0]), int(img.shape[1]))
-
-    def close(self, commit: bool = True) -> None:
-        pass
 
 
 def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | None, out: Path, frames: int,

@@ -28,6 +28,10 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
     from edge.bundle import Bundle
 
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    if graph is None and artifact is not None:  # a named artifact of one graph: that graph
+        named = [a for a in b.artifacts if a.get("name") == artifact]
+        if len(named) == 1 and "graph" in named[0]:
+            graph = named[0]["graph"]
     graph = graph or b.default_graph
     be = require(backend)
     return be.load(b, backend_artifact(b, backend, graph, precision, artifact), graph=graph, **options)
@@ -42,8 +46,13 @@ def backend_artifact(bundle: Any, backend: str, graph: str, precision: str | Non
     what is missing."""
     from edge.errors import BundleError
 
+    formats = get_backend(backend).formats
+    if not any(a.get("format") in formats for a in bundle.artifacts):
+        raise BundleError(f"{bundle.path}: the '{backend}' backend loads {', '.join(formats)} artifacts and this "
+                          "bundle has none" + (" (edge.export of your own module keeps ONNX only: run the module "
+                                               "itself as the reference)" if "checkpoint" in formats else ""))
     last: BundleError | None = None
-    for fmt in get_backend(backend).formats:
+    for fmt in formats:
         reference = fmt in ("checkpoint", "torch_export")
         if reference and precision not in (None, "fp32") and name is None:
             continue

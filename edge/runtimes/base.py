@@ -50,7 +50,9 @@ class BaseRuntime:
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._closed:
-            raise RuntimeError(f"{self.backend} runtime is closed")
+            from edge.errors import ClosedError
+
+            raise ClosedError(f"{self.backend} runtime is closed")
         self.io.validate_feeds(feeds)
         return self._run({k: feeds[k] for k in self.io.input_names})
 

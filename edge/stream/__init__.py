@@ -26,4 +26,11 @@ def __getattr__(name: str) -> Any:
         from edge.data.frame import Frame
 
         return Frame
-    raise AttributeError(name)
+    if name in _SUBMODULES:  # edge.stream.task.RuntimeTask, as the README spells it, without importing each first
+        import importlib
+
+        return importlib.import_module(f"edge.stream.{name}")
+    raise AttributeError(f"module 'edge.stream' has no attribute {name!r}")
+
+
+_SUBMODULES = ("task", "sinks", "sources", "pipeline", "api", "overlay", "stats", "commands", "slot")

@@ -44,7 +44,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     and ``program`` choose what the family's program runs; ``rig`` projects point clouds onto the
     image (KITTI calib .txt or the rig JSON). ``task`` replaces the bundle's default task (e.g. a
     RuntimeTask with your own pre/postprocessing); ``bundle`` may then be None. ``sinks`` are more
-    sinks (objects with ``write(result)`` and ``close()``), e.g. one collecting the records in memory.
+    sinks, e.g. one collecting the records in memory: :class:`edge.stream.sinks.Sink` subclasses (``open()``,
+    ``write(result)``, ``close(commit=True)``: committed when the run's results stand, discarded when not).
     ``command``: the text command (or a schedule file) for a family that takes one
     (:mod:`edge.stream.commands`). ``preprocess``: ``numpy`` (the reference), ``engine`` or ``auto``
     (:func:`edge.program.image_fronts`: camera frames resized and normalised inside the engine where that
@@ -54,10 +55,24 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     what ``edge run`` does, so a late Ctrl-C cannot turn a committed run into exit 130); None: the
     caller's handlers come back.
     """
+    from edge.errors import EdgeError
     from edge.stream.pipeline import Pipeline
-    from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
+    from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, Sink, UdpJsonSink
     from edge.stream.sources import lidar_spec_source, open_source
 
+    if not isinstance(source, str):
+        raise EdgeError(f"source: a source spec string (a video, camera:0, synthetic:N, kitti:FOLDER, ...), got "
+                        f"{type(source).__name__}")
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 0:
+        raise EdgeError(f"max_frames: an integer >= 0 (0: until the source ends), got {max_frames!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise EdgeError(f"threads: an integer >= 0 (0: the runtime's default), got {threads!r}")
+    bad = [s for s in sinks or [] if not isinstance(s, Sink)]
+    if bad:
+        raise EdgeError(f"sinks: edge.stream.sinks.Sink subclasses (open, write, close(commit)), got "
+                        f"{type(bad[0]).__name__}")
+    if bundle is None and task is None:
+        raise EdgeError("bundle: a bundle folder (or pass task=, a RuntimeTask over your own runtime)")
     card = None
     if bundle is not None:
         from edge.bundle import Bundle

@@ -256,5 +256,6 @@ def test_user_bundle_bad_feeds(user_bundle: Path, backend: str) -> None:
 def test_user_bundle_has_no_torch_artifact(user_bundle: Path) -> None:
     """A user module's bundle carries no torch program (a .pt2 would unpickle at load): the torch
     backend says there is nothing it can load, in one line."""
-    with pytest.raises(BundleError, match=r"nothing the 'torch' backend can load"):
+    with pytest.raises(BundleError, match=r"the 'torch' backend loads checkpoint, torch_export artifacts and this "
+                                          r"bundle has none \(edge.export of your own module keeps ONNX only"):
         load(user_bundle, backend="torch")
