@@ -14,7 +14,8 @@ from pathlib import Path
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", nargs="?", default="edge/models/etavla/weights/default.pt")
+    ap.add_argument("checkpoint", nargs="?",
+                    default=str(Path(__file__).resolve().parents[1] / "edge/models/etavla/weights/default.pt"))
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "etavla_pruning_torch.json")
     args = ap.parse_args()

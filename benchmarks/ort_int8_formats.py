@@ -5,8 +5,8 @@ program calibrated on what the fp32 program fed it, timed interleaved in one pro
 
     python benchmarks/ort_int8_formats.py [BUNDLE] [--program stream] [--calib 8] [--rounds 60]
 
-BUNDLE: an fp32 bundle (default: the shipped lane model exported to a temporary folder with decomposed
-attention, opset 20).
+BUNDLE: an fp32 bundle exported with --attention decomposed (default: the shipped lane model exported so to a
+temporary folder, opset 20); a bundle with plugin or onnx attention is refused (see ``_check_attention``).
 """
 
 from __future__ import annotations
@@ -41,18 +41,23 @@ def _record(card: Any, cfg: dict[str, Any], program: str, files: dict[str, str],
             samples: list) -> dict[str, list[dict[str, np.ndarray]]]:
     """What each graph of the fp32 program receives over ``samples`` (the program's own recorder)."""
     with _program(card, cfg, program, files) as prog:
-        prog.record()
-        for seq in samples:
-            prog.reset()
-            for frames in seq:
-                prog.step(card.preprocess(frames, cfg))
-        return prog.record(False)
+        return prog.graph_feeds(card, samples)
 
 
 def _file(bundle: Any, card: Any, g: str) -> Path:
     stem = card.graphs[g].stem
     lowered = bundle.path / f"{stem}.ort.onnx"
     return lowered if lowered.is_file() else bundle.path / f"{stem}.onnx"
+
+
+def _check_attention(bundle: Any) -> None:
+    """ONNX Runtime's quantizer writes an invalid U8 QuantizeLinear (output_dtype INT8 beside a UINT8 zero point)
+    into the opset-23 graphs ORT runs a plugin-attention bundle from: such a bundle is refused in one line."""
+    mode = bundle.manifest.get("attention", {}).get("mode")
+    if mode not in (None, "decomposed", "none"):
+        raise SystemExit(f"{bundle.path}: exported with attention '{mode}'; this benchmark quantizes with ONNX "
+                         "Runtime's own quantizer, which breaks the opset-23 graphs ORT runs such a bundle from: "
+                         "export it with --attention decomposed (or give no bundle)")
 
 
 def main() -> None:
@@ -87,6 +92,7 @@ def main() -> None:
             # (output_dtype INT8 beside a UINT8 zero point) into the opset-23 lowered graphs
             edge.export_card("lane", path, attention="decomposed")
         b = edge.Bundle.load(path)
+        _check_attention(b)
         card = edge.get_card(b.family)
         cfg = b.manifest["model"]["config"]
         spec = card.program(args.program)

@@ -63,3 +63,58 @@ def test_stream_run_checks_its_arguments(tiny_bundle: Path, kwargs: dict[str, ob
         edge.stream.run(tiny_bundle, **args)
     with pytest.raises(EdgeError, match="bundle: a bundle folder"):
         edge.stream.run(None, "synthetic:2")
+
+
+@pytest.mark.parametrize(("options", "needle"), [
+    ({"bogus": 1}, "backend 'onnxruntime' takes no option 'bogus'"),
+    ({"optimization": "bogus"}, "optimization 'bogus': choose one of disable, basic, extended, all"),
+    ({"threads": "x"}, r"threads: an integer >= 0 \(0: the backend's default\), got 'x'"),
+    ({"threads": -2}, "threads: an integer >= 0"),
+])
+def test_backend_options_are_checked(tiny_bundle: Path, options: dict[str, object], needle: str) -> None:
+    with pytest.raises(EdgeError, match=needle):
+        edge.load(tiny_bundle, graph="encoder", **options)
+    with pytest.raises(EdgeError, match=needle):
+        edge.load_program(tiny_bundle, "onnxruntime", **options)
+
+
+def _export_cases() -> list[tuple[str, object, object, dict[str, object], str]]:
+    return [
+        ("function", "fn", {"x": np.zeros((1, 4), np.float32)}, {}, "module: a torch.nn.Module, got function"),
+        ("none", "linear", None, {}, "example_inputs: a dict .* got None"),
+        ("empty", "linear", {}, {}, r"got dict \(empty\)"),
+        ("shape", "linear", {"input": np.zeros((1, 5), np.float32)}, {},
+         r"Linear fails on the example inputs \(input: \[1, 5\]\): RuntimeError: mat1 and mat2"),
+        ("rtol", "linear", {"input": np.zeros((1, 4), np.float32)}, {"rtol": "x"}, "--rtol 'x': .* a number"),
+        ("opset", "linear", {"input": np.zeros((1, 4), np.float32)}, {"opset": "20"}, "--opset '20': an integer"),
+        ("scalar out", "scalar", {"x": np.zeros((1, 4), np.float32)}, {"dynamic_batch": True},
+         "dynamic_batch: output1 is a scalar, with no dim 0 to be the batch"),
+    ]
+
+
+@pytest.mark.parametrize("case", _export_cases(), ids=lambda c: c[0])
+def test_edge_export_argument_mistakes_are_one_line(tmp_path: Path, case: tuple) -> None:
+    torch = pytest.importorskip("torch")
+    from edge.errors import ExportError
+
+    class Scalar(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return x * 2, x.sum()
+
+    modules = {"fn": lambda x: x, "linear": torch.nn.Linear(4, 2), "scalar": Scalar()}
+    _, which, example, kwargs, needle = case
+    with pytest.raises(ExportError, match=needle):
+        edge.export(modules[which], example, tmp_path / "b", **kwargs)
+    assert not (tmp_path / "b").exists()
+
+
+def test_edge_export_takes_one_tensor_as_the_one_input_and_export_card_a_path(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    b = edge.export(torch.nn.Linear(4, 2), torch.randn(1, 4), tmp_path / "b")
+    assert [(t.name, t.shape) for t in b.io.inputs] == [("input0", (1, 4))]  # not iterated over its rows
+    from edge.errors import ExportError
+
+    with pytest.raises(ExportError, match="config: the name of one of the family's configs"):
+        edge.export_card("lane", tmp_path / "c", config={"hw": [16, 16]})  # type: ignore[arg-type]
+    with pytest.raises(ExportError, match="model: a family's name or a checkpoint path, got int"):
+        edge.export_card(5, tmp_path / "c")  # type: ignore[arg-type]

@@ -71,6 +71,10 @@ def check_args(out: str | os.PathLike[str], opset: int, attention: str, calib_me
 
     from edge.bundle import check_out
 
+    if not isinstance(out, str | os.PathLike):
+        raise ExportError(f"out: the bundle's folder path, got {type(out).__name__}")
+    if isinstance(rtol, bool) or not isinstance(rtol, int | float):
+        raise ExportError(f"--rtol {rtol!r}: the parity tolerance must be a number")
     if not (math.isfinite(rtol) and rtol > 0):
         raise ExportError(f"--rtol {rtol}: the parity tolerance must be a finite number > 0")
 
@@ -80,7 +84,9 @@ def check_args(out: str | os.PathLike[str], opset: int, attention: str, calib_me
     import onnx
 
     top = onnx.defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
+    if isinstance(opset, bool) or not isinstance(opset, int):
+        raise ExportError(f"--opset {opset!r}: an integer ({MIN_OPSET} to {top})")
+    if not MIN_OPSET <= opset <= top:
         raise ExportError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {top} (the onnx package "
                           f"{onnx.__version__}); attention mode 'onnx' uses 23")
     if calib_method is not None:
@@ -325,6 +331,14 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     from edge.export.user_module import output_names as default_names
 
     check_args(out, opset, attention, rtol=rtol)
+    if not isinstance(module, torch.nn.Module):
+        raise ExportError(f"module: a torch.nn.Module, got {type(module).__name__}")
+    if isinstance(example_inputs, np.ndarray | torch.Tensor):  # one tensor: the one input (as torch.onnx takes it)
+        example_inputs = [example_inputs]
+    if not isinstance(example_inputs, Mapping | Sequence) or isinstance(example_inputs, str) or not example_inputs:
+        raise ExportError(f"example_inputs: a dict name -> array/tensor, a sequence of them or one tensor, got "
+                          f"{type(example_inputs).__name__ if example_inputs is not None else 'None'}"
+                          f"{' (empty)' if isinstance(example_inputs, Mapping | Sequence) else ''}")
     keywords: list[str] | None = None
     if isinstance(example_inputs, Mapping):
         keys = [str(k) for k in example_inputs]
@@ -345,9 +359,14 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
             names, arrays = [names[i] for i in order], [arrays[i] for i in order]
     if dynamic_batch:
         arrays = [np.concatenate([a, a]) if a.shape[0] == 1 else a for a in arrays]
-    with torch.no_grad():
-        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-        result = module(**dict(zip(keywords, tensors, strict=True))) if keywords else module(*tensors)
+    try:
+        with torch.no_grad():
+            tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+            result = module(**dict(zip(keywords, tensors, strict=True))) if keywords else module(*tensors)
+    except Exception as e:  # the module refuses its examples (a shape, a missing input): one line, as export_card
+        raise ExportError(f"{type(module).__name__} fails on the example inputs ({', '.join(names)}: "
+                          f"{', '.join(str(list(a.shape)) for a in arrays)}): {type(e).__name__}: "
+                          f"{first_line(e, 200)}; nothing was written") from None
     flat = flatten_outputs(result)
     if keywords or not is_flat(result):
         module = bound(module, keywords)
@@ -359,6 +378,13 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     def shape(a: Any) -> tuple[int | str, ...]:
         s = [int(d) for d in a.shape]
         return ("batch", *s[1:]) if dynamic_batch else tuple(s)
+
+    if dynamic_batch:  # dim 0 of every input and output is the batch: a scalar has none, said by name
+        odd = [n for n, a in [*zip(names, arrays), *zip(onames, outs)] if a.ndim == 0]
+        if odd:
+            raise ExportError(f"dynamic_batch: {', '.join(odd)} {'is a scalar' if len(odd) == 1 else 'are scalars'}"
+                              ", with no dim 0 to be the batch; export with dynamic_batch=False, or give "
+                              f"{'it' if len(odd) == 1 else 'them'} a batch dim")
 
     io = IOSpec(tuple(TensorSpec(n, str(a.dtype), shape(a)) for n, a in zip(names, arrays)),
                 tuple(TensorSpec(n, str(o.detach().numpy().dtype), shape(o)) for n, o in zip(onames, outs)))
@@ -458,7 +484,7 @@ def _apply_options(card: Any, module: Any, cfg: dict[str, Any], options: Mapping
     return new.eval(), new_cfg
 
 
-def export_card(model: str, out: str | os.PathLike[str], *, config: str | None = None,
+def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, config: str | None = None,
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
                 dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int = 20,
                 rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
@@ -482,6 +508,14 @@ def export_card(model: str, out: str | os.PathLike[str], *, config: str | None =
     from edge.models.registry import list_models
 
     ckpt_path: Path | None = None
+    if isinstance(model, os.PathLike):  # a checkpoint given as a Path, as the docstring allows
+        model = os.fspath(model)
+    if not isinstance(model, str):
+        raise ExportError(f"model: a family's name or a checkpoint path, got {type(model).__name__}")
+    if config is not None and not isinstance(config, str):
+        raise ExportError(f"config: the name of one of the family's configs (tiny, default, ...), got "
+                          f"{type(config).__name__}; a custom config is trained into a checkpoint, which "
+                          "export_card takes as model or checkpoint=")
     # a family's name is the family, even where the working folder holds a file of that name
     if model.endswith((".pt", ".pth")) or (Path(model).is_file() and (os.sep in model or model not in list_models())):
         ckpt_path = Path(model)

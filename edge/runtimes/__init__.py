@@ -34,7 +34,32 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
             graph = named[0]["graph"]
     graph = graph or b.default_graph
     be = require(backend)
-    return be.load(b, backend_artifact(b, backend, graph, precision, artifact), graph=graph, **options)
+    art = backend_artifact(b, backend, graph, precision, artifact)
+    return _opened(backend, lambda: be.load(b, art, graph=graph, **_checked(options)))
+
+
+def _checked(options: dict[str, Any]) -> dict[str, Any]:
+    """The options every backend takes, checked here once: ``threads`` an integer >= 0 (0: its default)."""
+    from edge.errors import EdgeError
+
+    t = options.get("threads")
+    if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 0):
+        raise EdgeError(f"threads: an integer >= 0 (0: the backend's default), got {t!r}")
+    return options
+
+
+def _opened(backend: str, make: Any) -> Runtime:
+    """``make()``, with an option the backend does not take said in one line (a TypeError from its class)."""
+    from edge.errors import EdgeError
+
+    try:
+        return make()
+    except TypeError as e:
+        msg = str(e)
+        if "unexpected keyword argument" not in msg:
+            raise
+        name = msg.split("unexpected keyword argument")[-1].strip()
+        raise EdgeError(f"backend '{backend}' takes no option {name}") from None
 
 
 def backend_artifact(bundle: Any, backend: str, graph: str, precision: str | None, name: str | None = None
@@ -72,7 +97,7 @@ def open_file(backend: str, path: str | os.PathLike[str], io: Any, **options: An
     be = require(backend)
     if be.open is None:
         raise BackendUnavailable(f"backend '{backend}' runs only a bundle's artifacts ({', '.join(be.formats)})")
-    return be.open(str(path), io, **options)
+    return _opened(backend, lambda: be.open(str(path), io, **_checked(options)))
 
 
 def from_module(module: Any, io: Any, **options: Any) -> Runtime:

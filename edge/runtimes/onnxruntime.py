@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BackendUnavailable, BundleError, first_line
+from edge.errors import BackendUnavailable, BundleError, EdgeError, first_line
 from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.spec import IOSpec
@@ -80,12 +80,15 @@ class OrtRuntime(BaseRuntime):
         # call needs: measured 31.5 ms vs 11 ms per streaming step on 2 cores. Spin only when asked.
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         so.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
-        so.graph_optimization_level = {
+        levels = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[optimization]
+        }
+        if optimization not in levels:
+            raise EdgeError(f"optimization {optimization!r}: choose one of {', '.join(levels)}")
+        so.graph_optimization_level = levels[optimization]
         have = ort.get_available_providers()
         providers = providers or ["CPUExecutionProvider"]
         missing = [p for p in providers if p not in have]
