@@ -117,6 +117,9 @@ def check_outputs(outputs: dict[str, str | os.PathLike[str] | None], reads: list
         if path is None:
             continue
         real = Path(path).resolve()
+        for _, r in ins:  # a hard link to a file the run reads is that file under another name
+            if real != r and real.is_file() and r.is_file() and os.path.samefile(real, r):
+                real = r
         if real in seen:
             raise err(f"{path}: {seen[real]} and {option} name the same file; give each its own")
         seen[real] = option

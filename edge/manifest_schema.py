@@ -223,9 +223,10 @@ def check_config(cfg: Any, card: Any, where: str) -> dict[str, Any]:
         # valid as the named configs' values (landing 0, keep_mix 0 in bundles from before those options)
         refs = [c[key] for c in named if key in c] + ([added[key]] if key in added else [])
         nums = [r for r in refs if isinstance(r, int | float) and not isinstance(r, bool)]
-        if key in options and value == 0 and not isinstance(value, bool) and nums and min(nums) >= 0:
+        if key in options and not isinstance(value, bool) and nums and min(nums) >= 0:
             # an export option is not a size: the model accepted 0 when the bundle was made (a pruning
-            # layer 0, a diversity weight 0); it keeps its type, stays non-negative and bounded
+            # layer 0, a diversity weight 0); it keeps its type, stays non-negative and bounded (and a
+            # negative one is told ">= 0", the bound that holds, not "> 0")
             refs = [*refs, type(refs[0])(0)]
         _value(value, refs, where, f"model.config.{key}")
     rules = getattr(card, "config_rules", None)

@@ -17,6 +17,8 @@ def parse_options(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ExportError(f"--set {item!r}: use KEY=VALUE")
+        if key.strip() in out:  # the later one silently won: say which value is meant
+            raise ExportError(f"--set {key.strip()} is given twice; give each option once")
         try:
             out[key.strip()] = json.loads(raw)
         except ValueError:

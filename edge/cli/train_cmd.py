@@ -30,6 +30,10 @@ def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr
     return " ".join(shlex.quote(p) for p in [*parts, "--out", str(out)])
 
 
+#: the longest --time-limit (s): a queue's wait past the platform's time_t overflowed
+MAX_TIME_LIMIT_S = 30 * 24 * 3600.0
+
+
 def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
               eval_clips: int, init: Path | None, json_out: bool, *, device: str = "cpu", workers: int = 0,
               time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> None:
@@ -46,6 +50,13 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         raise EdgeError(f"--lr {lr}: a learning rate must be a finite number > 0")
     if seed < 0:
         raise EdgeError(f"--seed {seed}: seeds are integers >= 0")
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit <= MAX_TIME_LIMIT_S):
+        # a queue's wait past the platform's time_t overflowed deep inside the batch prefetcher
+        raise EdgeError(f"--time-limit {time_limit:g}: at most {MAX_TIME_LIMIT_S:.0f} s (30 days)")
+    most = max(8, 4 * (os.cpu_count() or 1))
+    if workers > most:
+        raise EdgeError(f"--workers {workers}: at most {most} render processes here (4 per CPU core); "
+                        f"{os.cpu_count() or 1} cores")
     config = config or card.default_config
     cfg = card.config(config)
     out = Path(out)
@@ -61,6 +72,10 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                         f"{out.with_suffix('.json').name}); use e.g. {out.with_suffix('.pt')}")
     if not os.access(parent, os.W_OK):
         raise EdgeError(f"{parent}: output folder is not writable")
+    if init is not None:  # the checkpoint trained from (and its record) stay what they were
+        from edge.files import check_outputs
+
+        check_outputs({"--out": out, "--out's record": out.with_suffix(".json")}, [Path(init)], error=EdgeError)
     if eval_clips and (card.metric is None or card.data is None):
         raise ModelError(f"model '{model}' has no metric or samples to score; pass --eval-samples 0")
     from edge.models.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
@@ -127,8 +142,13 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         from edge.program import evaluate, torch_program
 
         console.print(f"scoring on {eval_clips} held-out synthetic samples ({card.metric.name})")
-        with torch_program(card, module, cfg) as prog:
-            metric = evaluate(prog, card, card.data.samples(cfg, "evaluation", eval_clips, 0))
+        try:
+            with torch_program(card, module, cfg) as prog:
+                metric = evaluate(prog, card, card.data.samples(cfg, "evaluation", eval_clips, 0))
+        except KeyboardInterrupt:  # the checkpoint and its record stand, unscored: say so before "interrupted"
+            console.print(f"{out}: written (with {out.with_suffix('.json').name}), not scored: the scoring was "
+                          "interrupted", highlight=False)
+            raise
     meta["eval"] = {"set": f"synthetic held-out, {eval_clips} samples, eval seed stream disjoint from training",
                     "metric": card.metric.name if card.metric else None, **(metric or {})}
     write()

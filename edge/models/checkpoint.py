@@ -116,6 +116,10 @@ def model_from_checkpoint(ck: dict[str, Any], path: str | os.PathLike[str], expe
             raise ModelError(f"{p}: weight '{k}' is a {type(got[k]).__name__}, not a tensor")
         if tuple(got[k].shape) != tuple(v.shape):
             raise ModelError(f"{p}: weight '{k}' has shape {tuple(got[k].shape)}, model expects {tuple(v.shape)}")
+        if got[k].is_floating_point() and not bool(torch.isfinite(got[k]).all()):
+            # said here, naming the file: trained from, it read as "the loss became nan (a learning rate too
+            # high?)", exported, as NaN outputs of the parity check
+            raise ModelError(f"{p}: weight '{k}' holds NaN or infinite values")
     module.load_state_dict(got)
     module.eval()
     return module, cfg, dict(ck.get("meta", {}))

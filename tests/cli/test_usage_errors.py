@@ -95,6 +95,8 @@ def test_doctor_lists_a_backend_whose_import_breaks_instead_of_failing() -> None
     (["--device", "cuda:7"], "cannot train on device 'cuda:7'"),
     (["--freeze", "nope"], "--freeze 'nope' is not a submodule"),
     (["--qat", "nope"], "--qat 'nope' is not a submodule"),
+    (["--time-limit", "inf"], "--time-limit inf: at most 2592000 s"),  # an OverflowError traceback before
+    (["--workers", "100000"], "--workers 100000: at most"),  # "Too many open files" before
 ])
 def test_train_refuses_a_bad_option_before_its_progress_bar(tmp_path: Path, option: list[str], needle: str) -> None:
     """These were found inside the training loop, after the progress bar's first line: two lines."""
@@ -103,3 +105,24 @@ def test_train_refuses_a_bad_option_before_its_progress_bar(tmp_path: Path, opti
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_never_writes_over_the_checkpoint_it_starts_from(tmp_path: Path) -> None:
+    """--out onto the --init file (by its name, a symlink or a hard link) replaced the weights trained from and
+    their record, with exit 0."""
+    pytest.importorskip("torch")
+    first = tmp_path / "same.pt"
+    r = run(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--batch", "2", "--eval-clips", "0", "--out",
+            str(first))
+    assert r.returncode == 0, r.stderr[-2000:]
+    before = first.read_bytes()
+    (tmp_path / "link.pt").symlink_to(first)
+    import os
+
+    os.link(first, tmp_path / "hard.pt")
+    for out in (first, tmp_path / "link.pt", tmp_path / "hard.pt"):
+        r = run(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--batch", "2", "--eval-clips", "0",
+                "--init", str(first), "--out", str(out))
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and "--out would replace" in lines[0], r.stderr
+    assert first.read_bytes() == before

@@ -60,7 +60,7 @@ def test_one_checkpoint_exports_at_two_keep_ratios(tmp_path: Path, capsys: pytes
 
 @pytest.mark.parametrize("option, message", [
     ("prune_layer=1.5", "'model.config.prune_layer' must be an integer, got 1.5"),
-    ("diversity=-5", "'model.config.diversity' = -5 must be > 0"),
+    ("diversity=-5", "'model.config.diversity' = -5 must be >= 0"),  # 0 is a weight the model takes
     ("prune_layer=3", "prune_layer 3 is not one of the layers 0..2"),
     ("keep=nan", "'model.config.keep' must be a finite number"),
 ])
@@ -76,3 +76,14 @@ def test_set_values_are_checked_before_anything_is_exported(tmp_path: Path, opti
     key, value = option.split("=")
     with pytest.raises(ModelError, match=message.replace("(", r"\(").replace(".", r"\.")):
         card.with_options(card.config("tiny"), {key: float(value) if "." in value or value == "nan" else int(value)})
+
+
+def test_an_option_given_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--set keep=0.5 --set keep=0.25` exported with 0.25 and no word: which was meant is the user's to say."""
+    from edge.cli.main import export_main
+
+    with pytest.raises(SystemExit) as e:
+        export_main(["etavla", "--config", "tiny", "--set", "keep=0.5", "--set", "keep=0.25", "--out",
+                     str(tmp_path / "b")])
+    assert e.value.code == 2 and "--set keep is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -297,3 +297,15 @@ def test_custom_class_instance_rejected(ckpt_file: Path, tmp_path: Path) -> None
 def test_model_error_is_user_facing() -> None:
     assert issubclass(ModelError, EdgeError)
     assert ModelError.exit_code == 2
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_weight_that_is_not_finite_is_named(ckpt_file: Path, tmp_path: Path, bad: float) -> None:
+    """Trained from (`edge train --init`), such a checkpoint read as "the loss became nan (a learning rate too
+    high?)"; exported, as NaN outputs of the parity check. Now the file and the weight are named at load."""
+    ck = _raw(ckpt_file)
+    name = next(k for k, v in ck["state_dict"].items() if v.is_floating_point())
+    ck["state_dict"][name].view(-1)[0] = bad
+    p = tmp_path / "nan.pt"
+    torch.save(ck, p)
+    _expect_error(p, f"weight '{name}' holds NaN or infinite values")

@@ -121,9 +121,9 @@ def test_an_export_option_may_be_zero_a_size_may_not() -> None:
     assert check_config({"layers": 4, "prune": 1, "w": 0.0}, card, "m.json")["w"] == 0.0  # a float option at 0
     assert check_config({"layers": 4, "prune": 1, "w": 0}, card, "m.json")["w"] == 0
     for cfg, says in (({"layers": 0, "prune": 1, "w": 0.5}, "'model.config.layers' = 0 must be > 0"),
-                      ({"layers": 4, "prune": -1, "w": 0.5}, "'model.config.prune' = -1 must be > 0"),
+                      ({"layers": 4, "prune": -1, "w": 0.5}, "'model.config.prune' = -1 must be >= 0"),
                       ({"layers": 4, "prune": 0.0, "w": 0.5}, "'model.config.prune' must be an integer"),
-                      ({"layers": 4, "prune": 1, "w": -0.1}, "'model.config.w' = -0.1 must be > 0")):
+                      ({"layers": 4, "prune": 1, "w": -0.1}, "'model.config.w' = -0.1 must be >= 0")):
         with pytest.raises(BundleError, match=says):
             check_config(cfg, card, "m.json")
 
