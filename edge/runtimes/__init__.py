@@ -71,11 +71,14 @@ def backend_artifact(bundle: Any, backend: str, graph: str, precision: str | Non
     what is missing."""
     from edge.errors import BundleError
 
-    formats = get_backend(backend).formats
+    be = get_backend(backend)
+    formats = be.formats
     if not any(a.get("format") in formats for a in bundle.artifacts):
+        why = (f": build them on this device with `edge build {bundle.path} --backend {backend}`" if be.build else
+               " (edge.export of your own module keeps ONNX only: run the module itself as the reference)"
+               if "checkpoint" in formats else "")
         raise BundleError(f"{bundle.path}: the '{backend}' backend loads {', '.join(formats)} artifacts and this "
-                          "bundle has none" + (" (edge.export of your own module keeps ONNX only: run the module "
-                                               "itself as the reference)" if "checkpoint" in formats else ""))
+                          f"bundle has none{why}")
     last: BundleError | None = None
     for fmt in formats:
         reference = fmt in ("checkpoint", "torch_export")

@@ -508,7 +508,8 @@ def test_stale_engine_is_refused_with_the_command_to_run(fake_env: Any, double_b
         edge.load(b, backend="tensorrt", precision="fp32")
     shutil.rmtree(b)
     shutil.copytree(double_bundle, b)
-    with pytest.raises(BundleError, match="nothing the 'tensorrt' backend can load"):
+    with pytest.raises(BundleError, match=r"the 'tensorrt' backend loads tensorrt_engine artifacts and this bundle has "
+                                          r"none: build them on this device with `edge build .* --backend tensorrt`"):
         edge.load(b, backend="tensorrt")
 
 
