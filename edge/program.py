@@ -42,6 +42,19 @@ def single_graph_spec(graph: str) -> ProgramSpec:
     return ProgramSpec("model", (graph,), _Passthrough, "the exported module")
 
 
+class _Feeds(dict):  # type: ignore[type-arg]
+    """A step's feeds that remember a name looked up and absent (what :meth:`Program.step` reports)."""
+
+    missing: Any = None
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return super().__getitem__(key)
+        except KeyError:
+            self.missing = key
+            raise
+
+
 class Program:
     """Runtimes by graph name + the card's runner over them; ``step(feeds) -> outputs``."""
 
@@ -125,14 +138,14 @@ class Program:
         if not isinstance(feeds, Mapping):
             raise SpecError(f"program '{self.spec.name}': step feeds are a mapping of name -> array, got "
                             f"{type(feeds).__name__}")
+        given = _Feeds(feeds)
         try:
-            return self.runner.step(feeds)
-        except KeyError as e:
-            key = e.args[0] if len(e.args) == 1 else None
-            if isinstance(key, str) and key not in feeds:
-                raise SpecError(f"program '{self.spec.name}': no step feed '{key}' (given: "
-                                f"{', '.join(sorted(map(str, feeds))) or 'none'})") from None
-            raise
+            return self.runner.step(given)
+        except KeyError as e:  # only a lookup of the feeds themselves: any other KeyError is a bug, raised as is
+            if given.missing is None or e.args[:1] != (given.missing,):
+                raise
+            raise SpecError(f"program '{self.spec.name}': no step feed '{given.missing}' (given: "
+                            f"{', '.join(sorted(map(str, feeds))) or 'none'})") from None
 
     def prepare(self, sizes: Iterable[tuple[int, int]]) -> None:
         """Get the engines that preprocess camera frames ready for frames of these (H, W) sizes (an

@@ -55,7 +55,7 @@ def test_program_artifacts_steps_and_a_named_artifact(tiny_bundle: Path) -> None
     ({"source": None}, "source: a source spec string"),
     ({"max_frames": "x"}, "max_frames: an integer >= 0"),
     ({"threads": -2}, "threads: an integer >= 0"),
-    ({"sinks": [object()]}, "sinks: edge.stream.sinks.Sink subclasses"),
+    ({"sinks": [object()]}, r"sinks: objects with open\(\), write\(result\) and close\(commit\)"),
 ])
 def test_stream_run_checks_its_arguments(tiny_bundle: Path, kwargs: dict[str, object], needle: str) -> None:
     args = {"source": "synthetic:2", **kwargs}
@@ -118,3 +118,29 @@ def test_edge_export_takes_one_tensor_as_the_one_input_and_export_card_a_path(tm
         edge.export_card("lane", tmp_path / "c", config={"hw": [16, 16]})  # type: ignore[arg-type]
     with pytest.raises(ExportError, match="model: a family's name or a checkpoint path, got int"):
         edge.export_card(5, tmp_path / "c")  # type: ignore[arg-type]
+
+
+def test_a_scalar_input_under_dynamic_batch_is_named(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from edge.errors import ExportError
+
+    class Scaled(torch.nn.Module):
+        def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            return x * s
+
+    with pytest.raises(ExportError, match="dynamic_batch: s is a scalar"):  # an IndexError before
+        edge.export(Scaled(), {"x": np.zeros((1, 4), np.float32), "s": np.array(2.0, np.float32)}, tmp_path / "b",
+                    dynamic_batch=True)
+
+
+def test_a_runner_bug_is_not_reported_as_a_missing_feed(tiny_bundle: Path) -> None:
+    """Program.step says "no step feed" only for a lookup of the feeds themselves: a KeyError inside the runner
+    (a graph output it expects, a config key) stays the bug it is."""
+    with edge.load_program(tiny_bundle, "onnxruntime", program="stream") as p:
+        enc = p.runtimes["encoder"]
+        real = enc.infer
+        enc.infer = lambda feeds: {("renamed_" + k): v for k, v in real(feeds).items()}  # type: ignore[method-assign]
+        frame = np.zeros((1, 3, 64, 128), np.float32)
+        with pytest.raises(KeyError) as e:
+            p.step({"frame": frame})
+        assert not isinstance(e.value, SpecError)

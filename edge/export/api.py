@@ -358,6 +358,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
         else:
             names, arrays = [names[i] for i in order], [arrays[i] for i in order]
     if dynamic_batch:
+        _no_scalars([n for n, a in zip(names, arrays, strict=True) if a.ndim == 0])
         arrays = [np.concatenate([a, a]) if a.shape[0] == 1 else a for a in arrays]
     try:
         with torch.no_grad():
@@ -379,12 +380,8 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
         s = [int(d) for d in a.shape]
         return ("batch", *s[1:]) if dynamic_batch else tuple(s)
 
-    if dynamic_batch:  # dim 0 of every input and output is the batch: a scalar has none, said by name
-        odd = [n for n, a in [*zip(names, arrays), *zip(onames, outs)] if a.ndim == 0]
-        if odd:
-            raise ExportError(f"dynamic_batch: {', '.join(odd)} {'is a scalar' if len(odd) == 1 else 'are scalars'}"
-                              ", with no dim 0 to be the batch; export with dynamic_batch=False, or give "
-                              f"{'it' if len(odd) == 1 else 'them'} a batch dim")
+    if dynamic_batch:  # dim 0 of every output is the batch too
+        _no_scalars([n for n, o in zip(onames, outs) if o.ndim == 0])
 
     io = IOSpec(tuple(TensorSpec(n, str(a.dtype), shape(a)) for n, a in zip(names, arrays)),
                 tuple(TensorSpec(n, str(o.detach().numpy().dtype), shape(o)) for n, o in zip(onames, outs)))
@@ -405,6 +402,16 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     # checked against ONNX Runtime above and its parity is in the manifest
     bundle, _ = _write(out, [job], manifest, attention=attention, opset=opset, rtol=rtol, torch_artifact=None)
     return bundle
+
+
+def _no_scalars(names: list[str]) -> None:
+    """Under ``dynamic_batch`` dim 0 of every input and output is the batch: a scalar has none (one line, by name;
+    a scalar input failed with an IndexError, a scalar output as a rank mismatch after the export)."""
+    if names:
+        one = len(names) == 1
+        raise ExportError(f"dynamic_batch: {', '.join(names)} {'is a scalar' if one else 'are scalars'}, with no "
+                          f"dim 0 to be the batch; export with dynamic_batch=False, or give {'it' if one else 'them'} "
+                          "a batch dim")
 
 
 def _has_attention_node(model: Any, mode: str) -> bool:

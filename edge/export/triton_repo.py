@@ -187,8 +187,12 @@ def _find_artifact(bundle: Bundle, fmt: str, graph: str, precision: str | None,
         from edge.runtimes.tensorrt import select_engine
 
         # written on the device that serves it, as edge.load chooses: the engine whose record fits this GPU and
-        # TensorRT (a bundle may hold engines for several devices), else one line saying to build one here
-        return dict(select_engine(bundle, graph, precision, here)[0])
+        # TensorRT (a bundle may hold engines for several devices); none fits (a build host writing for another
+        # GPU): the first listed, as without TensorRT
+        try:
+            return dict(select_engine(bundle, graph, precision, here)[0])
+        except BundleError:
+            return dict(arts[-1])
     try:  # at a given precision the backend's preferred artifact (OpenVINO int8: the NNCF IR)
         return bundle.artifact(fmt=fmt, graph=graph, precision=precision, prefer=backend if precision else None)
     except BundleError:

@@ -52,14 +52,16 @@ def _opened(backend: str, make: Any) -> Runtime:
     """``make()``, with an option the backend does not take said in one line (a TypeError from its class)."""
     from edge.errors import EdgeError
 
+    opener = get_backend(backend).open
+    # only the runtime class refusing a keyword (its message names it); any other TypeError is a bug, as is
+    prefix = f"{opener.__name__}.__init__() got an unexpected keyword argument" if isinstance(opener, type) else None
     try:
         return make()
     except TypeError as e:
         msg = str(e)
-        if "unexpected keyword argument" not in msg:
+        if prefix is None or not msg.startswith(prefix):
             raise
-        name = msg.split("unexpected keyword argument")[-1].strip()
-        raise EdgeError(f"backend '{backend}' takes no option {name}") from None
+        raise EdgeError(f"backend '{backend}' takes no option {msg[len(prefix):].strip()}") from None
 
 
 def backend_artifact(bundle: Any, backend: str, graph: str, precision: str | None, name: str | None = None

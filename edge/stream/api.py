@@ -44,8 +44,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     and ``program`` choose what the family's program runs; ``rig`` projects point clouds onto the
     image (KITTI calib .txt or the rig JSON). ``task`` replaces the bundle's default task (e.g. a
     RuntimeTask with your own pre/postprocessing); ``bundle`` may then be None. ``sinks`` are more
-    sinks, e.g. one collecting the records in memory: :class:`edge.stream.sinks.Sink` subclasses (``open()``,
-    ``write(result)``, ``close(commit=True)``: committed when the run's results stand, discarded when not).
+    sinks, e.g. one collecting the records in memory: objects with ``open()``, ``write(result)`` and
+    ``close(commit=True)`` (committed when the run's results stand, discarded when not), as
+    :class:`edge.stream.sinks.Sink` subclasses have.
     ``command``: the text command (or a schedule file) for a family that takes one
     (:mod:`edge.stream.commands`). ``preprocess``: ``numpy`` (the reference), ``engine`` or ``auto``
     (:func:`edge.program.image_fronts`: camera frames resized and normalised inside the engine where that
@@ -57,7 +58,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     """
     from edge.errors import EdgeError
     from edge.stream.pipeline import Pipeline
-    from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, Sink, UdpJsonSink
+    from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
     from edge.stream.sources import lidar_spec_source, open_source
 
     if not isinstance(source, str):
@@ -67,10 +68,10 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         raise EdgeError(f"max_frames: an integer >= 0 (0: until the source ends), got {max_frames!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise EdgeError(f"threads: an integer >= 0 (0: the runtime's default), got {threads!r}")
-    bad = [s for s in sinks or [] if not isinstance(s, Sink)]
+    bad = [s for s in sinks or [] if not all(callable(getattr(s, m, None)) for m in ("open", "write", "close"))]
     if bad:
-        raise EdgeError(f"sinks: edge.stream.sinks.Sink subclasses (open, write, close(commit)), got "
-                        f"{type(bad[0]).__name__}")
+        raise EdgeError(f"sinks: objects with open(), write(result) and close(commit) (e.g. edge.stream.sinks.Sink "
+                        f"subclasses), got {type(bad[0]).__name__}")
     if bundle is None and task is None:
         raise EdgeError("bundle: a bundle folder (or pass task=, a RuntimeTask over your own runtime)")
     card = None

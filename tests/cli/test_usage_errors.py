@@ -126,3 +126,33 @@ def test_train_never_writes_over_the_checkpoint_it_starts_from(tmp_path: Path) -
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and "--out would replace" in lines[0], r.stderr
     assert first.read_bytes() == before
+
+
+def test_an_installed_package_lacking_a_name_is_not_called_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    """`from numpy import X` of an older release: the package is there, so "not installed (pip install ...)" was
+    wrong advice; the line says what is lacking. (numpy, an optional package's stand-in: registered for the test.)"""
+    import typer
+
+    from edge import deps
+    from edge.cli.main import _invoke
+
+    app = typer.Typer()
+
+    @app.command()
+    def go() -> None:
+        from numpy import no_such_name_in_any_release  # noqa: F401
+
+    @app.command()
+    def other() -> None:  # a second command keeps Typer from folding the app into one
+        pass
+
+    saved = dict(deps.EXTRAS)
+    deps.EXTRAS["numpy"] = "export"
+    try:
+        assert _invoke(app, ["go"], "edge") == 2
+    finally:
+        deps.EXTRAS.clear()
+        deps.EXTRAS.update(saved)
+    err = capsys.readouterr().err
+    assert "numpy is installed but lacks what this command needs (ImportError: cannot import name" in err
+    assert "not installed" not in err
