@@ -30,8 +30,23 @@ def missing(module: str) -> str:
     return f"{name} is not installed ({how})"
 
 
+def installed(module: str) -> bool:
+    """Whether the top-level package of ``module`` can be found (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except (ImportError, ValueError):  # a finder refusing it, a module whose __spec__ is None (blocked)
+        return False
+
+
 def import_failure(module: str, e: BaseException) -> str:
-    """Why ``import module`` failed, in one line: not installed, or installed but broken (its own error)."""
-    if isinstance(e, ImportError) and (e.name or module).split(".")[0] == module.split(".")[0]:
-        return missing(module)
+    """Why an import of (or from) ``module`` failed, in one line: not installed; installed but lacking what was
+    imported from it (a name an older release lacks); or installed but broken (its own error: an OSError)."""
+    top = module.split(".")[0]
+    if isinstance(e, ImportError) and (e.name or top).split(".")[0] == top:
+        if not installed(top):
+            return missing(top)
+        return (f"{top} is installed but lacks what this command needs ({type(e).__name__}: {first_line(e, 200)}; "
+                "another release?)")
     return f"{module} is installed but cannot be imported ({type(e).__name__}: {first_line(e, 200)})"

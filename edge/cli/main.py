@@ -134,22 +134,12 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except ImportError as e:  # an optional package this command needs: the pip line that installs it
-        import importlib.util
-
-        from edge.deps import EXTRAS, missing
-        from edge.errors import first_line
+        from edge.deps import EXTRAS, import_failure
 
         top = (e.name or "").split(".")[0]
         if top not in EXTRAS:
             raise  # one of ours, or a package we do not know: a bug, with its traceback
-        # absent, or there but not what this needs (a name an older release lacks, a broken install)
-        try:
-            there = importlib.util.find_spec(top) is not None
-        except (ImportError, ValueError):  # a finder refusing it, a module whose __spec__ is None
-            there = False
-        said = (f"{top} is installed but lacks what this command needs ({type(e).__name__}: {first_line(e, 200)}; "
-                "another release?)" if there else missing(top))
-        print(f"error: {said}", file=sys.stderr)
+        print(f"error: {import_failure(top, e)}", file=sys.stderr)  # absent, or there but lacking what was asked
         return 2
     except OSError as e:  # the machine, not the code: a full disk, a quota, an I/O error mid-write
         where = f"{e.filename}: " if e.filename else ""

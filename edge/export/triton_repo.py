@@ -15,6 +15,7 @@ repository written by this module (it carries a marker file) is ever replaced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -182,17 +183,12 @@ def _find_artifact(bundle: Bundle, fmt: str, graph: str, precision: str | None,
         if not arts:
             return None
         here = _trt_device()
-        if here is None:  # no TensorRT GPU here to match: the first the manifest lists (find_engines: newest first)
-            return dict(arts[-1])
-        from edge.runtimes.tensorrt import select_engine
+        if here is not None:  # written on the device that serves it, as edge.load chooses: the engine whose
+            from edge.runtimes.tensorrt import select_engine  # record fits this GPU and TensorRT
 
-        # written on the device that serves it, as edge.load chooses: the engine whose record fits this GPU and
-        # TensorRT (a bundle may hold engines for several devices); none fits (a build host writing for another
-        # GPU): the first listed, as without TensorRT
-        try:
-            return dict(select_engine(bundle, graph, precision, here)[0])
-        except BundleError:
-            return dict(arts[-1])
+            with contextlib.suppress(BundleError):  # none fits (a build host writing for another GPU)
+                return dict(select_engine(bundle, graph, precision, here)[0])
+        return dict(arts[-1])  # the first the manifest lists (find_engines: newest first)
     try:  # at a given precision the backend's preferred artifact (OpenVINO int8: the NNCF IR)
         return bundle.artifact(fmt=fmt, graph=graph, precision=precision, prefer=backend if precision else None)
     except BundleError:

@@ -226,9 +226,11 @@ def check_options(card: ModelCard, cfg: Config, *, device: str = "cpu", freeze: 
                   qat: tuple[str, ...] = ()) -> None:
     """What :func:`train` would refuse about ``device``, ``freeze`` and ``qat``, checked on a model built for it
     and dropped: ``edge train`` calls it before its progress bar, so a bad option is one line, not a bar and
-    then a line."""
-    _device(device)
-    _frozen(card, card.build(cfg), tuple(freeze), tuple(qat))
+    then a line. Nothing to check (the CPU, nothing frozen or fake-quantized) builds nothing."""
+    if device != "cpu":
+        _device(device)
+    if freeze or qat:
+        _frozen(card, card.build(cfg), tuple(freeze), tuple(qat))
 
 
 def named_submodules(card: ModelCard, model: Any, names: tuple[str, ...], option: str = "--freeze") -> list[Any]:

@@ -7,6 +7,7 @@ files still being written) and :func:`from_module` (a torch module: the referenc
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -26,16 +27,16 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
     name (e.g. "openvino-int8-nncf-full").
     """
     from edge.bundle import Bundle
+    from edge.errors import BundleError
 
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
     if graph is None and artifact is not None:  # a named artifact of one graph: that graph
-        named = [a for a in b.artifacts if a.get("name") == artifact]
-        if len(named) == 1 and "graph" in named[0]:
-            graph = named[0]["graph"]
+        with contextlib.suppress(BundleError):  # no such name: backend_artifact says so below
+            graph = b.artifact(name=artifact).get("graph")
     graph = graph or b.default_graph
     be = require(backend)
     art = backend_artifact(b, backend, graph, precision, artifact)
-    return _opened(backend, lambda: be.load(b, art, graph=graph, **_checked(options)))
+    return _opened(be, lambda: be.load(b, art, graph=graph, **_checked(options)))
 
 
 def _checked(options: dict[str, Any]) -> dict[str, Any]:
@@ -48,11 +49,11 @@ def _checked(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _opened(backend: str, make: Any) -> Runtime:
-    """``make()``, with an option the backend does not take said in one line (a TypeError from its class)."""
+def _opened(be: Any, make: Any) -> Runtime:
+    """``make()``, with an option backend ``be`` does not take said in one line (a TypeError from its class)."""
     from edge.errors import EdgeError
 
-    opener = get_backend(backend).open
+    opener = be.open
     # only the runtime class refusing a keyword (its message names it); any other TypeError is a bug, as is
     prefix = f"{opener.__name__}.__init__() got an unexpected keyword argument" if isinstance(opener, type) else None
     try:
@@ -61,7 +62,7 @@ def _opened(backend: str, make: Any) -> Runtime:
         msg = str(e)
         if prefix is None or not msg.startswith(prefix):
             raise
-        raise EdgeError(f"backend '{backend}' takes no option {msg[len(prefix):].strip()}") from None
+        raise EdgeError(f"backend '{be.name}' takes no option {msg[len(prefix):].strip()}") from None
 
 
 def backend_artifact(bundle: Any, backend: str, graph: str, precision: str | None, name: str | None = None
@@ -102,7 +103,7 @@ def open_file(backend: str, path: str | os.PathLike[str], io: Any, **options: An
     be = require(backend)
     if be.open is None:
         raise BackendUnavailable(f"backend '{backend}' runs only a bundle's artifacts ({', '.join(be.formats)})")
-    return _opened(backend, lambda: be.open(str(path), io, **_checked(options)))
+    return _opened(be, lambda: be.open(str(path), io, **_checked(options)))
 
 
 def from_module(module: Any, io: Any, **options: Any) -> Runtime:

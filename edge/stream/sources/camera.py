@@ -176,7 +176,7 @@ class CameraSource(Source):
                 meta["t_recorded_ns"] = round(at_s * 1e9)
                 if self.realtime:
                     # deliver when the file's own timestamps say, as the camera that recorded it would have
-                    pacer.wait(round(at_s * 1e9))
+                    pacer.wait(meta["t_recorded_ns"])
             yield Frame(img, now_ns(), self._seq, self.sensors[0], meta)
             self._seq += 1
 

@@ -58,10 +58,11 @@ class ImageFolderSource(Source):
                 self.bad_images += 1
                 log.warning("%s: %s; skipped", path, problem)
                 continue
-            if self.realtime:  # by the file's position: a skipped unreadable file leaves its gap
-                pacer.wait(frame_ns(k, self.period_s))
-            # placed in the recording by its file's position, so a skipped unreadable file leaves its gap
-            meta = {"file": path.name, "fps": self.fps, "t_recorded_ns": round(k * self.period_s * 1e9)}
+            # placed in the recording (and paced) by its file's position, so a skipped unreadable file leaves its gap
+            t_ns = frame_ns(k, self.period_s)
+            if self.realtime:
+                pacer.wait(t_ns)
+            meta = {"file": path.name, "fps": self.fps, "t_recorded_ns": t_ns}
             yield Frame(img, now_ns(), seq, self.sensors[0], meta)
             seq += 1
         if seq == 0:
