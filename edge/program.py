@@ -236,6 +236,29 @@ def bundle_programs(bundle: Any, card: ModelCard | None) -> list[ProgramSpec]:
     return out
 
 
+def program_precisions(bundle: Any, graphs: Sequence[str]) -> dict[str, dict[str, dict[str, str]]]:
+    """``{precision: {backend: {graph: artifact}}}`` for the backends that run exported files: a precision is
+    listed for a backend only when every graph has an artifact the backend loads at it, chosen by
+    :func:`edge.runtimes.backend_artifact` (the rule :func:`load_program` follows). What the export records as
+    a program's ``precisions`` table, and what stands in for it in a bundle exported before that table existed
+    (``edge bench``), so the two can never disagree."""
+    from edge.runtimes import backend_artifact
+    from edge.runtimes.registry import get_backend, list_backends
+
+    precisions = sorted({a.get("precision") for a in bundle.artifacts if a.get("precision")})
+    table: dict[str, dict[str, dict[str, str]]] = {}
+    for prec in precisions:
+        for backend in list_backends():
+            if get_backend(backend).build is not None:  # engines built on the target are added when built
+                continue
+            try:
+                chosen = {g: backend_artifact(bundle, backend, g, prec)["name"] for g in graphs}
+            except BundleError:
+                continue
+            table.setdefault(prec, {})[backend] = chosen
+    return table
+
+
 def _artifact_names(bundle: Any, spec: ProgramSpec, backend: str, precision: str) -> dict[str, str] | None:
     """The artifact of each graph of ``spec`` at ``precision`` on ``backend``, or None when one is missing.
 

@@ -52,6 +52,7 @@ def _rss_mb() -> float:
 def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, str, str, dict[str, Any]]]:
     """(program spec, backend, label, load options) for everything the bundle has for these backends."""
     from edge.export.api import artifact_name
+    from edge.program import program_precisions
     from edge.runtimes import get_backend
     from edge.runtimes.openvino import resolve_precision
 
@@ -59,12 +60,8 @@ def _plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, 
     have = {a["name"]: a for a in b.artifacts}
     for spec in specs:
         table = b.manifest.get("programs", {}).get(spec.name, {}).get("precisions")
-        if table is None:  # a bundle without a programs section: whatever ONNX precisions it has
-            precs = sorted({a["precision"] for a in b.artifacts if a["format"] == "onnx"})
-            table = {p: {"onnxruntime": {}, "openvino": {}} for p in precs}
-            nncf = {a["graph"]: a["name"] for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"}
-            if "int8" in table and set(spec.graphs) <= set(nncf):
-                table["int8"]["openvino"] = {g: nncf[g] for g in spec.graphs}
+        if table is None:  # exported before the table was recorded: the rule the export records it by
+            table = program_precisions(b, spec.graphs)
         if "torch" in backends:
             plans.append((spec, "torch", "fp32", {"precision": None}))
         for prec, per_backend in table.items():

@@ -276,36 +276,15 @@ def record_programs(w: Any) -> None:
     """Fill ``manifest["programs"][name]["precisions"][precision][backend] = {graph: artifact}``.
 
     A precision is listed for a backend only when every graph of the program has an artifact the
-    backend can load at that precision (the same choice :func:`edge.runtimes.load` makes).
+    backend can load at that precision (:func:`edge.program.program_precisions`: the same choice
+    :func:`edge.runtimes.load` makes).
     """
     from edge.bundle import Bundle
-    from edge.errors import BundleError
-    from edge.runtimes.registry import get_backend, list_backends
+    from edge.program import program_precisions
 
-    programs = w.manifest.get("programs", {})
     view = Bundle(w.tmp, w.manifest)
-    precisions = sorted({a.get("precision") for a in w.manifest["artifacts"] if a.get("precision")})
-    # backends that run the exported files (one that builds engines on the target gets them later)
-    runners = [b for b in list_backends() if get_backend(b).build is None]
-    for prog in programs.values():
-        table: dict[str, dict[str, dict[str, str]]] = {}
-        for prec in precisions:
-            for backend in runners:
-                chosen = {}
-                for g in prog["graphs"]:
-                    for fmt in get_backend(backend).formats:
-                        try:
-                            art = view.artifact(fmt=fmt, graph=g, precision=prec if fmt != "checkpoint" else None,
-                                                prefer=backend)
-                        except BundleError:
-                            continue
-                        if fmt == "checkpoint" and prec != "fp32":
-                            continue
-                        chosen[g] = art["name"]
-                        break
-                if len(chosen) == len(prog["graphs"]):
-                    table.setdefault(prec, {})[backend] = chosen
-        prog["precisions"] = table
+    for prog in w.manifest.get("programs", {}).values():
+        prog["precisions"] = program_precisions(view, prog["graphs"])
 
 
 def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: str | os.PathLike[str], *,

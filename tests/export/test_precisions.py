@@ -53,6 +53,28 @@ def test_fp16_and_int8_artifacts(fp16_int8: tuple[Path, dict]) -> None:
         assert set(out_) == {"loc", "exist"}
 
 
+def test_a_bundle_without_the_precisions_table_is_benchmarked_as_one_with_it(fp16_int8: tuple[Path, dict]) -> None:
+    """A bundle exported before programs recorded their precisions: ``edge bench`` plans what the export would
+    have recorded (one rule, :func:`edge.program.program_precisions`), not a guess of its own."""
+    import copy
+
+    from edge.bench.runner import _plans
+    from edge.program import bundle_programs, card_for_bundle, program_precisions
+
+    b = edge.Bundle.load(fp16_int8[0])
+    spec = bundle_programs(b, card_for_bundle(b))[0]
+    recorded = b.manifest["programs"]["clip"]["precisions"]
+    assert program_precisions(b, spec.graphs) == recorded
+    assert recorded["int8"]["onnxruntime"] == {"full": "onnx-int8-u8s8-full"}  # ONNX Runtime's own form
+    old = edge.Bundle(b.path, copy.deepcopy(b.manifest))
+    for prog in old.manifest["programs"].values():
+        del prog["precisions"]
+    backends = ["torch", "onnxruntime", "openvino"]
+    plan = [(p[1], p[2], p[3]) for p in _plans(b, [spec], backends)]
+    assert [(p[1], p[2], p[3]) for p in _plans(old, [spec], backends)] == plan
+    assert ("onnxruntime", "int8-u8s8", {"artifacts": {"full": "onnx-int8-u8s8-full"}}) in plan
+
+
 def test_onnxruntime_gets_its_own_int8_form(fp16_int8: tuple[Path, dict]) -> None:
     """Beside the symmetric QDQ graph (every backend; TensorRT needs zero points of 0) the export writes ONNX
     Runtime's fast form, U8S8 on the convolutions only, gated on the program like every INT8 artifact,
