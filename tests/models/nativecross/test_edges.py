@@ -158,6 +158,28 @@ def test_align_brings_a_perturbed_synthetic_guess_back(rig: object) -> None:
     assert all(rec2["score"] >= E.score(fine, e, t, P) for t in starts)  # no chain ends below where it began
 
 
+def test_a_held_chain_keeps_its_starts_pitch_and_roll(rig: object) -> None:
+    """A start with the true pitch and roll and yaw and translation off: the held chain moves only yaw and
+    translation (its rotation differs from the start's about the camera's y axis alone) and brings those back;
+    align keeps a result at least as good as the held chain's."""
+    T_true, P = rig.rig.T_lidar_to_cam, rig.rig.P
+    e = E.scan_edges(np.stack([rig.points[k] for k in "xyz"], 1), rig.points["ring"])
+    start = se3.exp_se3(np.array([0.0, np.deg2rad(2.5), 0.0, 0.0, 0.06, 0.1])) @ T_true  # yaw, height, forward
+    scale = 768 / E.REF_WIDTH
+    maps = {b: E.image_maps(rig.image, b * scale) for b in E.BLURS}
+    trust = (np.deg2rad(E.TRUST_DEG), E.TRUST_M)
+    held = E._chain(maps, e, start, P, start, E.BLURS, trust, E.ROTATION_ONLY_ABOVE, E.HELD_DOFS)
+    turn = se3.log_se3(held @ se3.inverse(start))[:3]
+    assert abs(turn[1]) > np.deg2rad(1.0) and abs(turn[0]) < 1e-9 and abs(turn[2]) < 1e-9, np.rad2deg(turn)
+    r0, t0 = pose_errors(start, T_true)
+    r1, t1 = pose_errors(held, T_true)
+    assert r1 < 0.5 * r0 and t1 < 0.5 * t0, (r0, t0, r1, t1)
+    T, rec = E.align(rig.image, e, [start], P)
+    fine = maps[E.BLURS[-1]]
+    assert rec["score"] == pytest.approx(E.score(fine, e, T, P), abs=1e-5)
+    assert rec["score"] >= E.score(fine, e, held, P) - 1e-5 and E.FROM[4] == "held"
+
+
 def test_grid_keeps_the_best_scoring_turns_of_each_start(rig: object) -> None:
     """The grid's poses are grid rotations of the starts, best first, and each names the start it turns: a start
     turned 10 deg about the camera's vertical axis has the turn back (the truth) as its best grid pose."""
