@@ -995,8 +995,15 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                          "metric": r["metric"], "drop": r["drop"], "refused": True})
         return
     by_program = {r["program"]: r for r in results}
+    from edge.calibration.gate import output_error
     from edge.calibration.nncf_int8 import nncf_nodes
 
+    # each IR's outputs against its fp32 graph on the evaluation feeds its program records, on OpenVINO with f32
+    # float layers (what the symmetric QDQ and U8S8 rows report against fp32 on ONNX Runtime): the table's parity
+    parity = {g: output_error(str(w.path_for(_artifact(w, g, "fp32")["file"])), path, job.job(g).io,
+                              job.record(infos[g]["program"], _fp32_files(w, card.program(infos[g]["program"]).graphs),
+                                         "evaluation")[g][:PARITY_SAMPLES], "openvino", inference_precision="f32")
+              for g, path in paths.items()}
     for g, path in paths.items():
         infos[g]["quantized_ops"] = n_ops = len(nncf_nodes(path))
         if n_ops == 0:
@@ -1012,6 +1019,7 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                         "file": xml, "extra_files": [bin_name], "graph": g, "precision": "int8",
                         "preferred_by": ["openvino"], "attention": fp32_art.get("attention"),
                         "derived_from": fp32_art["file"], "quantization": infos[g],
+                        "parity": {"reference": "fp32 OpenVINO (f32 float layers)", "max_rel": parity[g]},
                         "metric": {"name": card.metric.name, "program": r["program"], "value": r["metric"],
                                    "fp32": r["fp32"], "drop": r["drop"], "max_drop": r["max_drop"],
                                    "inference_precision": _graph_hint(results, g, spec_of=card.program)}})
@@ -1019,7 +1027,8 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
         _gate_record(w, r["program"], "openvino", "int8", {
             **{k: r[k] for k in ("metric", "fp32", "drop", "max_drop", "inference_precision")},
             "format": "nncf", "passed": True, **({"node_tries": r["node_tries"]} if "node_tries" in r else {})})
-        rows.append({**_row(w, job, r["program"], "int8-nncf", r["files"], r["metric"], r["drop"], float("nan"),
+        rows.append({**_row(w, job, r["program"], "int8-nncf", r["files"], r["metric"], r["drop"],
+                            max(parity[g] for g in r["files"]),
                             "openvino", inference_precision=r["inference_precision"]),
                      "inference_precision": r["inference_precision"]})
 

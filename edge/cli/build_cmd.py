@@ -110,8 +110,18 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
     if cam and preprocess != "engine":
         raise DataError(f"--dim {cam[0]}: the camera's size is a range only of engines built with --preprocess engine")
     fronts = _fronts(b, graphs, named) if preprocess == "engine" else {}
-    from edge.runtimes.tensorrt import engine_profile, plugin_ops  # pure: import no tensorrt
+    from edge.runtimes.front import camera_io
+    from edge.runtimes.tensorrt import dim_names, engine_profile, plugin_ops  # pure: import no tensorrt
 
+    named_dims = set().union(*(dim_names(camera_io(b.graph_io(g), fronts[g]) if g in fronts else b.graph_io(g))
+                               for g in graphs))
+    if "batch" in ranges and "batch" not in named_dims:  # it was ignored: an engine of a fixed batch takes that one
+        raise DataError(f"--dim batch: {b.path}'s graphs have a fixed batch (exported without --dynamic-batch); "
+                        "re-export with --dynamic-batch for engines that take a range of batches")
+    unknown = sorted(set(ranges) - named_dims - set(DEFAULT_CAMERA))
+    if unknown:
+        raise DataError(f"--dim {', '.join(unknown)}: the graphs built have no such dynamic dim (they have: "
+                        f"{', '.join(sorted(named_dims)) or 'none'})")
     profiles = {}
     for g in graphs:
         src = b.file(onnx_for(b, g, precision)["file"])

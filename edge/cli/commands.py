@@ -30,7 +30,8 @@ def models(
 def train(
     model: str = typer.Argument(..., help="Model family (`edge models` lists them)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
-    config: str = typer.Option(None, "--config", "-c", help="Config size (default: the family's default)."),
+    config: str = typer.Option(None, "--config", "-c", help="Config size (default: the --init checkpoint's, else the "
+                               "family's default)."),
     steps: int = typer.Option(1000, "--steps", min=1, help="Optimizer steps."),
     batch: int = typer.Option(8, "--batch", min=1, help="Samples per step."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate (one-cycle; default: the family's)."),

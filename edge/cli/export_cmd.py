@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from edge import jsonout
 from edge.errors import ExportError
+
+
+def parity_cell(rel: Any) -> str:
+    """The precisions table's parity column: a measured relative error, or a dash where none was measured
+    (OpenVINO running the QDQ graphs' IRs), never "nan", which reads as a graph whose outputs are NaN."""
+    return f"{rel:.2e}" if isinstance(rel, int | float) and math.isfinite(rel) else "-"
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
@@ -136,7 +143,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
             # no CPU time for a form made for another device (TensorRT's, scored on ONNX Runtime)
             step = "-" if r["step_ms"] is None else f"{r['step_ms']:.2f}"
             pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
-                       step, f"{r['bytes'] / 1e6:.2f} MB", f"{r['parity_rel']:.2e}")
+                       step, f"{r['bytes'] / 1e6:.2f} MB", parity_cell(r.get("parity_rel")))
         console.print(pt)
     for child, parent in (report.get("inherited_gates") or {}).items():
         console.print(f"{child}: not scored; its gates are {parent}'s (the same graphs, gated there; "

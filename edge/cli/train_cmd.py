@@ -7,6 +7,7 @@ import os
 import shlex
 import time
 from pathlib import Path
+from typing import Any
 
 from edge import jsonout
 from edge.errors import EdgeError, ModelError
@@ -34,6 +35,18 @@ def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr
 MAX_TIME_LIMIT_S = 30 * 24 * 3600.0
 
 
+def config_of(card: Any, cfg0: dict[str, Any], init: Path) -> str:
+    """The name of the card's config a checkpoint was trained with (``--init`` without ``--config``): the first,
+    in the card's order, whose values equal the checkpoint's (keys the card added since may be new), the rule
+    the training run then checks."""
+    for name in card.configs:
+        cfg = card.config(name)
+        if set(cfg0) <= set(cfg) and all(cfg0[k] == cfg[k] for k in cfg0):
+            return name
+    raise ModelError(f"{init}: its config is none of model '{card.name}''s ({', '.join(card.configs)}); it was "
+                     "trained with one changed since, or by another version: give --config")
+
+
 def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
               eval_clips: int, init: Path | None, json_out: bool, *, device: str = "cpu", workers: int = 0,
               time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> None:
@@ -57,6 +70,12 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     if workers > most:
         raise EdgeError(f"--workers {workers}: at most {most} render processes here (4 per CPU core); "
                         f"{os.cpu_count() or 1} cores")
+    ck = None
+    if config is None and init is not None:  # continuing a checkpoint: its own config, not the card's default
+        from edge.models.checkpoint import read_checkpoint
+
+        ck = read_checkpoint(init)
+        config = config_of(card, ck["config"], init)
     config = config or card.default_config
     cfg = card.config(config)
     out = Path(out)
@@ -87,7 +106,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     init_state = None
     init_partial = False
     if init is not None:
-        ck = read_checkpoint(init)
+        ck = ck or read_checkpoint(init)
         m0, _, _ = model_from_checkpoint(ck, init, expect_model=model)
         # a checkpoint from before an option existed continues (the option's layers start fresh); any
         # other difference is refused. Compared with the config as written (loading fills in the

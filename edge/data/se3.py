@@ -157,6 +157,10 @@ def check_rigid(T: np.ndarray, where: str, tol: float = 1e-3) -> np.ndarray:
     if np.abs(T[3] - (0, 0, 0, 1)).max() > tol:
         raise DataError(f"{where}: the last row of a rigid transform is 0 0 0 1, got {T[3].round(4).tolist()}")
     R = T[:3, :3]
+    big = float(np.abs(R).max())
+    if big > 1 + tol:  # a rotation's entries are within +-1 (and a product of huge ones overflowed, with a warning)
+        raise DataError(f"{where}: the rotation block is not orthonormal (an entry of {big:.4g}; a rotation's are "
+                        "within +-1); the extrinsic must be rigid")
     err = float(np.abs(R @ R.T - np.eye(3)).max())
     if err > tol or np.linalg.det(R) < 0:
         why = "a reflection (det -1)" if np.linalg.det(R) < 0 else f"not orthonormal (|R R^T - I| = {err:.3g})"

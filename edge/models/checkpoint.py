@@ -43,6 +43,17 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not p.is_file():
         raise ModelError(f"{p}: checkpoint not found")
     try:
+        with p.open("rb") as f:
+            head = f.read(2)
+    except OSError as e:
+        raise ModelError(f"{p}: cannot read the checkpoint ({e.strerror or e})") from None
+    # a torch file is a zip archive (torch.save) or a pickle (protocol 2+ starts with 0x80): anything else (a
+    # JSON record, a video) is refused here, since torch's weights-only loader calls every failure to unpickle
+    # "weights only load failed", which would name Python objects a text file does not hold
+    if head not in (b"PK",) and head[:1] != b"\x80":
+        raise ModelError(f"{p}: not a readable checkpoint (not a torch file: "
+                         f"{'it is empty' if not head else 'no zip archive or pickle at its start'})")
+    try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a file
             warnings.simplefilter("ignore")
             ck = torch.load(p, map_location="cpu", weights_only=True)

@@ -87,3 +87,11 @@ def test_an_option_given_twice_is_refused(tmp_path: Path, capsys: pytest.Capture
                      str(tmp_path / "b")])
     assert e.value.code == 2 and "--set keep is given twice" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_parity_cell_says_a_dash_where_nothing_was_measured() -> None:
+    """The precisions table printed "nan" for OpenVINO's INT8 rows, which reads as a graph with NaN outputs."""
+    from edge.cli.export_cmd import parity_cell
+
+    assert parity_cell(0.0734) == "7.34e-02" and parity_cell(0) == "0.00e+00"
+    assert parity_cell(float("nan")) == parity_cell(None) == parity_cell(float("inf")) == "-"

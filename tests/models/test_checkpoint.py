@@ -120,6 +120,20 @@ def test_random_bytes(tmp_path: Path) -> None:
     _expect_error(p, "not a readable checkpoint")
 
 
+@pytest.mark.parametrize("content", [b'{"model": "lane", "steps": 3000}\n', b"\x00\x00\x00\x20ftypisom" + bytes(64),
+                                     b""])
+def test_a_file_that_is_no_torch_file_is_said_so(tmp_path: Path, content: bytes) -> None:
+    """A training record (JSON), a video or an empty file given as the checkpoint: "not a torch file", not the
+    weights-only loader's refusal of Python objects such a file does not hold."""
+    p = tmp_path / "lane.json"
+    p.write_bytes(content)
+    with pytest.raises(ModelError) as e:
+        read_checkpoint(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: not a readable checkpoint (not a torch file") and "Python objects" not in msg, msg
+    assert ("it is empty" in msg) == (not content)
+
+
 def test_plain_torch_dict_is_not_our_format(tmp_path: Path, tiny_module: Any) -> None:
     p = tmp_path / "plain.pt"
     torch.save({"state_dict": tiny_module.state_dict()}, p)

@@ -132,6 +132,26 @@ def test_the_weights_are_written_before_scoring(toy: Any, tmp_path: Path) -> Non
                               f"--out {tmp_path / 't.pt'}")
 
 
+def test_init_without_config_continues_in_the_checkpoints_config(toy: Any, tmp_path: Path) -> None:
+    """`edge train --init ck.pt` without --config: the config the checkpoint was trained with (it took the card's
+    default and refused the checkpoint as a config mismatch); one that matches no config is one line."""
+    import json
+
+    import edge
+    from edge.cli.train_cmd import config_of, run_train
+
+    edge.models.register("toyinit", lambda: dataclasses.replace(toy, name="toyinit"))
+    try:
+        assert toy.default_config != "tiny"  # else this would not tell the two apart
+        run_train("toyinit", tmp_path / "a.pt", "tiny", 1, 2, None, 0, 0, None, True)
+        run_train("toyinit", tmp_path / "b.pt", None, 1, 2, None, 0, 0, tmp_path / "a.pt", True)
+        assert json.loads((tmp_path / "b.json").read_text())["config_name"] == "tiny"
+    finally:
+        edge.models.unregister("toyinit")
+    with pytest.raises(ModelError, match=r"a\.pt: its config is none of model 'toyinit''s .*give --config"):
+        config_of(dataclasses.replace(toy, name="toyinit"), {"dim": -1}, tmp_path / "a.pt")
+
+
 def test_the_recorded_command_keeps_every_option_that_changes_the_weights(tmp_path: Path) -> None:
     """A fine-tune's record says it started from another checkpoint, under a time limit, with workers."""
     import shlex

@@ -124,6 +124,10 @@ def test_nncf_int8_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert q["model_type"] == min(q["scheme_ms"], key=q["scheme_ms"].get)
     assert not list(out.rglob("*.transformer.*")) and not list(out.rglob("*.default.*"))
     assert art["metric"]["drop"] <= 100 and art["metric"]["program"] == "clip"
+    # its outputs against the fp32 graph's, measured (the table's parity column read "nan" before)
+    assert art["parity"]["reference"].startswith("fp32 OpenVINO") and 0 < art["parity"]["max_rel"] < float("inf")
+    row = next(r for r in rep["precisions"] if r["precision"] == "int8-nncf")
+    assert row["parity_rel"] == art["parity"]["max_rel"]
     # OpenVINO prefers the NNCF IR at int8, in edge.load and in the program map alike
     assert edge.load(b, backend="openvino", precision="int8").io == b.graph_io("full")
     assert b.artifact(fmt="openvino_ir", graph="full", precision="int8", prefer="openvino")["name"] == art["name"]

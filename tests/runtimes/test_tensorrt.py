@@ -78,6 +78,37 @@ def test_profile_errors(dims: list[str], needle: str) -> None:
         te.profile_shapes(IO, te.parse_dim_ranges(dims))
 
 
+def test_each_graph_takes_the_dim_ranges_of_its_own_dims() -> None:
+    """One `edge build` gives every graph the same --dim ranges: a graph without a dim another has takes the
+    ranges of its own (it raised 'no such dynamic dim' for the other's)."""
+    from edge.runtimes.tensorrt import dim_names, engine_profile
+
+    clip_only = IOSpec((IO.inputs[0],), IO.outputs)
+
+    class TwoGraphs:
+        def __init__(self) -> None:
+            self.manifest: dict = {}
+
+        def graph_io(self, g: str) -> IOSpec:
+            return IO if g == "both" else clip_only
+
+    dims = te.parse_dim_ranges(["batch=1:2:4", "n=100:200:300"])
+    assert dim_names(IO) == {"batch", "n"} and dim_names(clip_only) == {"batch"}
+    assert engine_profile(TwoGraphs(), "clip", dims)["clip"]["max"][0] == 4
+    assert engine_profile(TwoGraphs(), "both", dims)["pts"]["max"] == [4, 300, 4]
+
+
+@pytest.mark.parametrize(("dim", "needle"), [
+    ("batch=1:1:4", "fixed batch (exported without --dynamic-batch)"),
+    ("tokens=1:2:3", "--dim tokens: the graphs built have no such dynamic dim")])
+def test_cli_build_refuses_a_dim_range_no_graph_takes(tiny_clip_bundle: Path, dim: str, needle: str) -> None:
+    """A fixed-batch bundle (exported without --dynamic-batch) given --dim batch=...: it was silently ignored (the
+    README's example did nothing); one line, exit 2, before TensorRT is needed."""
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "build", str(tiny_clip_bundle), "--precision", "fp32",
+                        "--dim", dim], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_feed_outside_profile_is_a_spec_error() -> None:
     prof = te.profile_shapes(IO, {"n": (16, 32, 64)})
     ok = {"clip": np.zeros((2, 3, 3, 64, 128)), "pts": np.zeros((2, 40, 4))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,14 @@ def test_check_rigid_says_what_is_wrong() -> None:
     T = np.eye(4)
     se3.check_rigid(T, "x")
     for bad, why in ((np.eye(3), "4x4"), (np.diag([1, 1, -1, 1.0]), "reflection"),
-                     (np.diag([1, 2, 1, 1.0]), "not orthonormal"), (np.full((4, 4), np.nan), "non-finite")):
+                     (np.diag([1, 2, 1, 1.0]), "not orthonormal"), (np.full((4, 4), np.nan), "non-finite"),
+                     (np.diag([1e200, 1, 1, 1.0]), "an entry of 1e\\+200")):
         with pytest.raises(DataError, match=why):
             se3.check_rigid(bad, "rig.json")
+    with warnings.catch_warnings():  # huge entries: refused before a product overflows (a RuntimeWarning)
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match="within \\+-1"):
+            se3.check_rigid(np.diag([1e200, 1e200, 1, 1.0]), "rig.json")
 
 
 def test_rig_json_round_trip_distortion_and_bad_files(tmp_path: Path) -> None:
