@@ -78,6 +78,29 @@ def check_line(check: dict[str, Any] | None) -> str:
     return f"; vs ONNX Runtime fp32 on {check['feeds']} inputs: max rel {check['max_rel']:.2e}"
 
 
+def dims_per_graph(ranges: dict[str, tuple[int, int, int]], plain: dict[str, set[str]],
+                   fronted: dict[str, set[str]], where: str) -> dict[str, dict[str, tuple[int, int, int]]]:
+    """Each graph's share of one ``edge build``'s ``--dim`` ranges: those of its own dynamic dims (``plain``: graph ->
+    its IOSpec's named dims; ``fronted``: the same for the graphs built with a camera front, whose image input is
+    one uint8 frame) plus the camera's, since each graph's profile refuses a name it lacks. A name no graph built
+    has is one line here (``--dim batch`` on a fixed-batch bundle was ignored)."""
+    from edge.runtimes.trt_engine import DEFAULT_CAMERA
+
+    own = {g: fronted.get(g, names) for g, names in plain.items()}
+    named = set().union(*own.values())
+    if "batch" in ranges and "batch" not in named:  # an engine of a fixed batch takes that one batch
+        if any("batch" in names for names in plain.values()):  # dynamic, but every graph built has a front
+            raise DataError("--dim batch: an engine built with --preprocess engine takes one camera frame (batch 1); "
+                            "build with --preprocess numpy for a range of batches")
+        raise DataError(f"--dim batch: {where}'s graphs have a fixed batch (exported without --dynamic-batch); "
+                        "re-export with --dynamic-batch for engines that take a range of batches")
+    unknown = sorted(set(ranges) - named - set(DEFAULT_CAMERA))
+    if unknown:
+        raise DataError(f"--dim {', '.join(unknown)}: the graphs built have no such dynamic dim (they have: "
+                        f"{', '.join(sorted(named)) or 'none'})")
+    return {g: {k: v for k, v in ranges.items() if k in own[g] or k in DEFAULT_CAMERA} for g in plain}
+
+
 def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], dims: list[str], workspace_mb: int,
               timing_cache: Path | None, cuda: str | None, force: bool, json_out: bool,
               preprocess: str = "numpy", check_engines: bool = True, keep_hint: str = "--no-check keeps it"
@@ -113,21 +136,14 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
     from edge.runtimes.front import camera_io
     from edge.runtimes.tensorrt import dim_names, engine_profile, plugin_ops  # pure: import no tensorrt
 
-    named_dims = set().union(*(dim_names(camera_io(b.graph_io(g), fronts[g]) if g in fronts else b.graph_io(g))
-                               for g in graphs))
-    if "batch" in ranges and "batch" not in named_dims:  # it was ignored: an engine of a fixed batch takes that one
-        raise DataError(f"--dim batch: {b.path}'s graphs have a fixed batch (exported without --dynamic-batch); "
-                        "re-export with --dynamic-batch for engines that take a range of batches")
-    unknown = sorted(set(ranges) - named_dims - set(DEFAULT_CAMERA))
-    if unknown:
-        raise DataError(f"--dim {', '.join(unknown)}: the graphs built have no such dynamic dim (they have: "
-                        f"{', '.join(sorted(named_dims)) or 'none'})")
+    mine = dims_per_graph(ranges, {g: dim_names(b.graph_io(g)) for g in graphs},
+                          {g: dim_names(camera_io(b.graph_io(g), fronts[g])) for g in fronts}, str(b.path))
     profiles = {}
     for g in graphs:
         src = b.file(onnx_for(b, g, precision)["file"])
         if backend == "tensorrt":  # a graph its plugin cannot take (masked attention): one line, before any build
             plugin_ops(src)
-        profiles[g] = engine_profile(b, g, ranges, fronts.get(g))
+        profiles[g] = engine_profile(b, g, mine[g], fronts.get(g))
     if timing_cache is not None and not timing_cache.parent.is_dir():
         raise DataError(f"--timing-cache {timing_cache}: folder {timing_cache.parent} does not exist")
     ok, why = be.is_available()
@@ -150,7 +166,7 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         with console.status(f"building the {precision} {backend} engine for graph '{g}'...") as status:
             checking = check_engines and g not in fronts  # a camera-front engine takes bytes: not checked
             verify, check_reused, checks = engine_checker(b, backend, cuda, say=status.update, keep_hint=keep_hint)
-            rec, reused = be.build(b, graph=g, precision=precision, dims=ranges, workspace_mb=workspace_mb,
+            rec, reused = be.build(b, graph=g, precision=precision, dims=mine[g], workspace_mb=workspace_mb,
                                    timing_cache=timing_cache, cuda_impl=cuda, force=force,
                                    progress=lambda msg: status.update(f"{backend}: {msg}"),
                                    **({"front": fronts[g]} if g in fronts else {}),

@@ -12,9 +12,10 @@ from edge.errors import ExportError
 
 
 def parity_cell(rel: Any) -> str:
-    """The precisions table's parity column: a measured relative error, or a dash where none was measured
-    (OpenVINO running the QDQ graphs' IRs), never "nan", which reads as a graph whose outputs are NaN."""
-    return f"{rel:.2e}" if isinstance(rel, int | float) and math.isfinite(rel) else "-"
+    """The precisions table's parity column: a measured relative error (``inf`` where outputs were not finite),
+    or a dash where none was measured (OpenVINO running the QDQ graphs' IRs), never "nan", which reads as a graph
+    whose outputs are NaN."""
+    return "-" if rel is None or (isinstance(rel, float) and math.isnan(rel)) else f"{rel:.2e}"
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:

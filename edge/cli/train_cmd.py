@@ -35,13 +35,22 @@ def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr
 MAX_TIME_LIMIT_S = 30 * 24 * 3600.0
 
 
-def config_of(card: Any, cfg0: dict[str, Any], init: Path) -> str:
-    """The name of the card's config a checkpoint was trained with (``--init`` without ``--config``): the first,
-    in the card's order, whose values equal the checkpoint's (keys the card added since may be new), the rule
-    the training run then checks."""
-    for name in card.configs:
+def config_of(card: Any, ck: dict[str, Any], init: Path) -> str:
+    """The name of the card's config a checkpoint (as read) was trained with (``--init`` without ``--config``):
+    the name its training record gives (``meta.config_name``) when that config's values equal the checkpoint's
+    (keys the card added since may be new: the rule the training run then checks), else the first such config
+    in the card's order (a checkpoint without a record, or one whose config was renamed)."""
+    cfg0 = ck["config"]
+
+    def same(name: str) -> bool:
         cfg = card.config(name)
-        if set(cfg0) <= set(cfg) and all(cfg0[k] == cfg[k] for k in cfg0):
+        return set(cfg0) <= set(cfg) and all(cfg0[k] == cfg[k] for k in cfg0)
+
+    named = (ck.get("meta") or {}).get("config_name")
+    if isinstance(named, str) and named in card.configs and same(named):
+        return named
+    for name in card.configs:
+        if same(name):
             return name
     raise ModelError(f"{init}: its config is none of model '{card.name}''s ({', '.join(card.configs)}); it was "
                      "trained with one changed since, or by another version: give --config")
@@ -75,7 +84,9 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         from edge.models.checkpoint import read_checkpoint
 
         ck = read_checkpoint(init)
-        config = config_of(card, ck["config"], init)
+        if ck["model"] != model:  # said before its config is matched against this card's
+            raise ModelError(f"{init}: checkpoint is for model '{ck['model']}', not '{model}'")
+        config = config_of(card, ck, init)
     config = config or card.default_config
     cfg = card.config(config)
     out = Path(out)

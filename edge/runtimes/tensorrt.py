@@ -185,15 +185,13 @@ def engine_profile(bundle: Any, graph: str, dims: dict[str, tuple[int, int, int]
     """The optimization profile of ``graph``'s engine; with ``front`` (an ``ImageInput``) its image input is
     the camera's uint8 [1, H, W, 3], H and W ranging over ``dims`` or :data:`DEFAULT_CAMERA`."""
     io = bundle.graph_io(graph)
-    if front is not None:
-        from edge.runtimes.front import camera_io
+    if front is None:  # camera ranges are for the graphs with a front (one `edge build` run builds both kinds)
+        return profile_shapes(io, {k: v for k, v in (dims or {}).items() if k not in DEFAULT_CAMERA},
+                              bundle.manifest.get("dynamic_dims"))
+    from edge.runtimes.front import camera_io
 
-        io = camera_io(io, front)
-    # one `edge build` run gives every graph the same --dim ranges: each takes those of its own dynamic dims (the
-    # camera's only with a front); a name no built graph has is refused by the caller (dim_names)
-    mine = dim_names(io)
-    ranges = {**(DEFAULT_CAMERA if front is not None else {}), **(dims or {})}
-    return profile_shapes(io, {k: v for k, v in ranges.items() if k in mine}, bundle.manifest.get("dynamic_dims"))
+    return profile_shapes(camera_io(io, front), {**DEFAULT_CAMERA, **(dims or {})},
+                          bundle.manifest.get("dynamic_dims"))
 
 
 def dim_names(io: Any) -> set[str]:

@@ -94,4 +94,5 @@ def test_parity_cell_says_a_dash_where_nothing_was_measured() -> None:
     from edge.cli.export_cmd import parity_cell
 
     assert parity_cell(0.0734) == "7.34e-02" and parity_cell(0) == "0.00e+00"
-    assert parity_cell(float("nan")) == parity_cell(None) == parity_cell(float("inf")) == "-"
+    assert parity_cell(float("nan")) == parity_cell(None) == "-"
+    assert parity_cell(float("inf")) == "inf"  # outputs that were not finite: measured, and said

@@ -149,7 +149,15 @@ def test_init_without_config_continues_in_the_checkpoints_config(toy: Any, tmp_p
     finally:
         edge.models.unregister("toyinit")
     with pytest.raises(ModelError, match=r"a\.pt: its config is none of model 'toyinit''s .*give --config"):
-        config_of(dataclasses.replace(toy, name="toyinit"), {"dim": -1}, tmp_path / "a.pt")
+        config_of(dataclasses.replace(toy, name="toyinit"), {"config": {"dim": -1}}, tmp_path / "a.pt")
+    # two configs of equal values: the one the checkpoint's record names, not the first
+    twin = dataclasses.replace(toy, name="toyinit", configs={**toy.configs, "tiny2": dict(toy.configs["tiny"])})
+    ck = {"config": dict(toy.configs["tiny"]), "meta": {"config_name": "tiny2"}}
+    assert config_of(twin, ck, tmp_path / "a.pt") == "tiny2"
+    assert config_of(twin, {**ck, "meta": {}}, tmp_path / "a.pt") == "tiny"
+    # another family's checkpoint: said as such, before any config is matched against this card's
+    with pytest.raises(ModelError, match=r"a\.pt: checkpoint is for model 'toyinit', not 'lane'"):
+        run_train("lane", tmp_path / "c.pt", None, 1, 2, None, 0, 0, tmp_path / "a.pt", True)
 
 
 def test_the_recorded_command_keeps_every_option_that_changes_the_weights(tmp_path: Path) -> None:

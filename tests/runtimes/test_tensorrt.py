@@ -79,8 +79,11 @@ def test_profile_errors(dims: list[str], needle: str) -> None:
 
 
 def test_each_graph_takes_the_dim_ranges_of_its_own_dims() -> None:
-    """One `edge build` gives every graph the same --dim ranges: a graph without a dim another has takes the
-    ranges of its own (it raised 'no such dynamic dim' for the other's)."""
+    """One `edge build` gives every graph the same --dim ranges: each takes those of its own dims (a graph without
+    a dim another has raised 'no such dynamic dim' for it), while one graph's profile, as the build API makes it,
+    still refuses a name it lacks; a name no graph has is one line."""
+    from edge.cli.build_cmd import dims_per_graph
+    from edge.errors import DataError
     from edge.runtimes.tensorrt import dim_names, engine_profile
 
     clip_only = IOSpec((IO.inputs[0],), IO.outputs)
@@ -94,8 +97,19 @@ def test_each_graph_takes_the_dim_ranges_of_its_own_dims() -> None:
 
     dims = te.parse_dim_ranges(["batch=1:2:4", "n=100:200:300"])
     assert dim_names(IO) == {"batch", "n"} and dim_names(clip_only) == {"batch"}
-    assert engine_profile(TwoGraphs(), "clip", dims)["clip"]["max"][0] == 4
-    assert engine_profile(TwoGraphs(), "both", dims)["pts"]["max"] == [4, 300, 4]
+    mine = dims_per_graph(dims, {"both": dim_names(IO), "clip": dim_names(clip_only)}, {}, "b")
+    assert mine == {"both": dims, "clip": {"batch": (1, 2, 4)}}
+    assert engine_profile(TwoGraphs(), "clip", mine["clip"])["clip"]["max"][0] == 4
+    assert engine_profile(TwoGraphs(), "both", mine["both"])["pts"]["max"] == [4, 300, 4]
+    with pytest.raises(SpecError, match="no such dynamic dim"):  # the API: a typo is not ignored
+        engine_profile(TwoGraphs(), "clip", {"tokenz": (1, 2, 3)})
+    with pytest.raises(DataError, match="--dim tokenz: the graphs built have no such dynamic dim"):
+        dims_per_graph({"tokenz": (1, 2, 3)}, {"both": dim_names(IO)}, {}, "b")
+    # batch on graphs all built with a camera front (one frame each), though the bundle's batch is dynamic
+    with pytest.raises(DataError, match="takes one camera frame"):
+        dims_per_graph({"batch": (1, 2, 4)}, {"enc": {"batch"}}, {"enc": {"camera_height", "camera_width"}}, "b")
+    with pytest.raises(DataError, match="fixed batch"):
+        dims_per_graph({"batch": (1, 2, 4)}, {"enc": set()}, {}, "b")
 
 
 @pytest.mark.parametrize(("dim", "needle"), [
