@@ -134,7 +134,8 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         raise DataError(f"--dim {cam[0]}: the camera's size is a range only of engines built with --preprocess engine")
     fronts = _fronts(b, graphs, named) if preprocess == "engine" else {}
     from edge.runtimes.front import camera_io
-    from edge.runtimes.tensorrt import dim_names, engine_profile, plugin_ops  # pure: import no tensorrt
+    from edge.runtimes.tensorrt import engine_profile, plugin_ops  # pure: import no tensorrt
+    from edge.runtimes.trt_engine import dim_names
 
     mine = dims_per_graph(ranges, {g: dim_names(b.graph_io(g)) for g in graphs},
                           {g: dim_names(camera_io(b.graph_io(g), fronts[g])) for g in fronts}, str(b.path))

@@ -35,22 +35,22 @@ def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr
 MAX_TIME_LIMIT_S = 30 * 24 * 3600.0
 
 
+def continues(cfg0: dict[str, Any], cfg: dict[str, Any]) -> bool:
+    """Whether a checkpoint written with config ``cfg0`` trains on under ``cfg``: every key it has, with the same
+    value (keys the card added since may be new: their layers start fresh)."""
+    return set(cfg0) <= set(cfg) and all(cfg0[k] == cfg[k] for k in cfg0)
+
+
 def config_of(card: Any, ck: dict[str, Any], init: Path) -> str:
     """The name of the card's config a checkpoint (as read) was trained with (``--init`` without ``--config``):
     the name its training record gives (``meta.config_name``) when that config's values equal the checkpoint's
-    (keys the card added since may be new: the rule the training run then checks), else the first such config
-    in the card's order (a checkpoint without a record, or one whose config was renamed)."""
-    cfg0 = ck["config"]
-
-    def same(name: str) -> bool:
-        cfg = card.config(name)
-        return set(cfg0) <= set(cfg) and all(cfg0[k] == cfg[k] for k in cfg0)
-
+    (:func:`continues`, the rule the training run then checks), else the first such config in the card's order
+    (a checkpoint without a record, or one whose config was renamed)."""
     named = (ck.get("meta") or {}).get("config_name")
-    if isinstance(named, str) and named in card.configs and same(named):
+    if isinstance(named, str) and named in card.configs and continues(ck["config"], card.config(named)):
         return named
     for name in card.configs:
-        if same(name):
+        if continues(ck["config"], card.config(name)):
             return name
     raise ModelError(f"{init}: its config is none of model '{card.name}''s ({', '.join(card.configs)}); it was "
                      "trained with one changed since, or by another version: give --config")
@@ -124,7 +124,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         # values that mean "before the option")
         cfg0 = ck["config"]
         added = sorted(set(cfg) - set(cfg0))
-        if set(cfg0) - set(cfg) or any(cfg0[k] != cfg[k] for k in cfg0):
+        if not continues(cfg0, cfg):
             raise ModelError(f"{init}: checkpoint config differs from --config {config}")
         if added:
             console.print(f"{init}: predates config option(s) {', '.join(added)}; their layers start fresh",

@@ -48,11 +48,15 @@ class BaseRuntime:
     def outputs(self) -> IOSpec:
         return IOSpec((), self.io.outputs)
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _check_open(self) -> None:
+        """ClosedError (an EdgeError and a RuntimeError) once :meth:`close` ran."""
         if self._closed:
             from edge.errors import ClosedError
 
             raise ClosedError(f"{self.backend} runtime is closed")
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._check_open()
         self.io.validate_feeds(feeds)
         return self._run({k: feeds[k] for k in self.io.input_names})
 

@@ -243,10 +243,7 @@ class OpenVinoRuntime(BaseRuntime):
     def infer_queue(self, jobs: int = 0, callback: Callable[[dict[str, np.ndarray], Any], None] | None = None
                     ) -> AsyncQueue:
         """An async request queue over this compiled model (for the stream loop)."""
-        if self._closed:
-            from edge.errors import ClosedError
-
-            raise ClosedError(f"{self.backend} runtime is closed")
+        self._check_open()
         return AsyncQueue(self, jobs, callback)
 
     def close(self) -> None:

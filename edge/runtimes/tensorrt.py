@@ -194,11 +194,6 @@ def engine_profile(bundle: Any, graph: str, dims: dict[str, tuple[int, int, int]
                           bundle.manifest.get("dynamic_dims"))
 
 
-def dim_names(io: Any) -> set[str]:
-    """The named (dynamic) dims of an IOSpec's inputs."""
-    return {d for t in io.inputs for d in t.shape if isinstance(d, str)}
-
-
 def _front_onnx(onnx_path: Path, front: Any) -> bytes:
     """The graph's ONNX with the camera front TensorRT can parse (``float_resize``), serialized; its
     external weights stay references, resolved by the parser beside ``onnx_path``."""

@@ -145,10 +145,15 @@ def profile_shapes(io: IOSpec, dims: dict[str, tuple[int, int, int]] | None = No
         prof[t.name] = shapes
     unknown = set(dims or {}) - used - {"batch"}
     if unknown:
-        names = sorted({d for t in io.inputs for d in t.shape if isinstance(d, str)})
+        names = sorted(dim_names(io))
         raise SpecError(f"--dim {', '.join(sorted(unknown))}: the model has no such dynamic dim (it has: "
                         f"{', '.join(names) or 'none'})")
     return prof
+
+
+def dim_names(io: IOSpec) -> set[str]:
+    """The named (dynamic) dims of an IOSpec's inputs."""
+    return {d for t in io.inputs for d in t.dynamic_dims.values()}
 
 
 def check_feed_in_profile(profile: dict[str, dict[str, list[int]]], feeds: dict[str, Any]) -> None:

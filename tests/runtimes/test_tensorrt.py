@@ -84,7 +84,8 @@ def test_each_graph_takes_the_dim_ranges_of_its_own_dims() -> None:
     still refuses a name it lacks; a name no graph has is one line."""
     from edge.cli.build_cmd import dims_per_graph
     from edge.errors import DataError
-    from edge.runtimes.tensorrt import dim_names, engine_profile
+    from edge.runtimes.tensorrt import engine_profile
+    from edge.runtimes.trt_engine import dim_names
 
     clip_only = IOSpec((IO.inputs[0],), IO.outputs)
 

@@ -302,6 +302,11 @@ def _grid(maps: tuple[np.ndarray, np.ndarray], edges: ScanEdges, starts: list[np
     return [(T, k) for _, k, T in cands[:GRID_KEEP]]
 
 
+def _restarts(T: np.ndarray) -> list[np.ndarray]:
+    """``T`` moved ``RESTART_M`` both ways along each camera axis (the restarts' starts)."""
+    return [exp_se3(sign * move) @ T for move in np.eye(6)[3:] * RESTART_M for sign in (1.0, -1.0)]
+
+
 #: which chain the kept pose came from (the record's "start")
 FROM = ("steps", "start", "grid", "restart", "held")
 
@@ -329,21 +334,13 @@ def align(img: np.ndarray, edges: ScanEdges, starts: list[np.ndarray], P: np.nda
         results.append((score(fine, edges, T, P), T, kind, k))
     _, T_best, _, k_best = max(results, key=lambda r: r[0])
     restart_blurs = tuple(b for b in blurs if b <= RESTART_BLUR)
-    for axis in range(3, 6):
-        for sign in (1.0, -1.0):
-            xi = np.zeros(6)
-            xi[axis] = sign * RESTART_M
-            T = _chain(maps, edges, exp_se3(xi) @ T_best, P, starts[k_best], restart_blurs, trust, RESTART_BLUR)
-            results.append((score(fine, edges, T, P), T, 3, k_best))
+    for T in _restarts(T_best):
+        T = _chain(maps, edges, T, P, starts[k_best], restart_blurs, trust, RESTART_BLUR)
+        results.append((score(fine, edges, T, P), T, 3, k_best))
     release = (np.deg2rad(RELEASE_TRUST[0]), RELEASE_TRUST[1])
     held = _chain(maps, edges, starts[0], P, starts[0], blurs, trust, ROTATION_ONLY_ABOVE, HELD_DOFS)
-    helds = [held]
-    for axis in range(3, 6):  # restarts around the held result, held too
-        for sign in (1.0, -1.0):
-            xi = np.zeros(6)
-            xi[axis] = sign * RESTART_M
-            helds.append(_chain(maps, edges, exp_se3(xi) @ held, P, starts[0], restart_blurs, trust,
-                                ROTATION_ONLY_ABOVE, HELD_DOFS))
+    helds = [held] + [_chain(maps, edges, T, P, starts[0], restart_blurs, trust, ROTATION_ONLY_ABOVE, HELD_DOFS)
+                      for T in _restarts(held)]  # restarts around the held result, held too
     for T in helds:
         results.append((score(fine, edges, T, P), T, 4, 0))
         T = _chain(maps, edges, T, P, T, blurs[-2:], release, RESTART_BLUR)  # then all six, close to it
