@@ -37,6 +37,8 @@ def read_bin(path: Path) -> np.ndarray:
         size = path.stat().st_size
     except OSError:
         raise DataError(f"{path}: no such LiDAR scan") from None
+    if size == 0:  # a KITTI scan always has points: an empty file is a broken copy, not an empty street
+        raise DataError(f"{path}: empty LiDAR scan (0 bytes)")
     if size % 16:
         raise DataError(f"{path}: {size} bytes is not a whole number of float32 (x, y, z, reflectance) points")
     raw = np.fromfile(path, dtype="<f4").reshape(-1, 4)
@@ -46,15 +48,16 @@ def read_bin(path: Path) -> np.ndarray:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """BGR uint8 image via OpenCV (imported here, so a LiDAR-only install never loads it)."""
-    import cv2
+    """BGR uint8 image via OpenCV (imported there, so a LiDAR-only install never loads it); a truncated,
+    empty or undecodable file is one :class:`DataError` (:func:`edge.data.images.read_image`, which checks a
+    PNG's or JPEG's end before the decoder prints its own complaint to stderr)."""
+    from edge.data.images import read_image as read_checked
 
-    try:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error:  # OpenCV 5 raises for an image over its pixel limit
-        img = None
+    if not Path(path).is_file():
+        raise DataError(f"{path}: " + ("not a file" if Path(path).exists() else "no such image file"))
+    img, problem = read_checked(path)
     if img is None:
-        raise DataError(f"{path}: unreadable image (missing, empty, too large or not an image OpenCV can decode)")
+        raise DataError(f"{path}: unreadable image ({problem})")
     return img
 
 

@@ -276,7 +276,9 @@ class Rig:
         if path.is_dir():  # a raw calibration folder, or a drive whose folder above holds the calibration
             return cls.from_kitti_raw(kitti_raw_calib_dir(path) or path)
         if not path.is_file():
-            raise DataError(f"{path}: no such calibration file")
+            raise DataError(f"{path}: " + ("not a regular file (a calibration is a KITTI .txt, a rig .json or a "
+                                           "KITTI raw calibration folder)" if path.exists() else
+                                           "no such calibration file"))
         if path.suffix.lower() == ".json":
             return cls.from_json(path)
         try:

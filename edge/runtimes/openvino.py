@@ -124,11 +124,43 @@ def _available() -> tuple[bool, str]:
 def read_model(path: str) -> Any:
     """Read ONNX (plugin nodes through our extension) or IR (.xml) into an ``ov.Model``."""
     ovc = core()  # outside the try: a broken install is not this model's fault
+    if Path(path).suffix.lower() == ".onnx":
+        _check_onnx(path)
+    elif Path(path).suffix.lower() == ".xml":
+        _check_ir(path)
     try:
         return ovc.read_model(path)
-    except Exception as e:
-        msg = first_line(e)
-        raise BundleError(f"{path}: openvino cannot read this model ({msg})") from None
+    except Exception as e:  # the reason is the exception's last line (ov_error_line), often the weights file's
+        msg = ov_error_line(e)
+        raise BundleError(f"{_model_files(path)}: openvino cannot read this model ({msg})") from None
+
+
+def _check_onnx(path: str) -> None:
+    """Refuse a file that does not parse as an ONNX model before OpenVINO sees it: OpenVINO then tries its other
+    frontends on it, and TensorFlow's text parser prints a dozen native log lines before the one-line error."""
+    import onnx
+
+    try:
+        onnx.load_model(path, load_external_data=False)
+    except Exception as e:  # DecodeError, or an OSError for an unreadable file
+        raise BundleError(f"{path}: not an ONNX model ({first_line(e, 120)})") from None
+
+
+def _check_ir(path: str) -> None:
+    """Refuse an ``.xml`` whose head is not an IR's (``<net`` in its first KiB); why: :func:`_check_onnx`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError as e:
+        raise BundleError(f"{path}: cannot read ({first_line(e, 120)})") from None
+    if b"<net" not in head:
+        raise BundleError(f"{path}: not an OpenVINO IR (no <net> element at its start)")
+
+
+def _model_files(path: str) -> str:
+    """``path``, and for an IR its weights file too: a damaged ``.bin`` fails the read of its ``.xml``."""
+    p = Path(path)
+    return f"{p} (with {p.with_suffix('.bin').name})" if p.suffix.lower() == ".xml" else str(p)
 
 
 def save_ir(src: str, xml_path: str, *, compress_to_fp16: bool = False) -> list[str]:

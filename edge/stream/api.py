@@ -57,7 +57,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     caller's handlers come back.
     """
     from edge.errors import EdgeError
-    from edge.stream.pipeline import Pipeline
+    from edge.stream.pipeline import Pipeline, StoppedWithOutputs
     from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
     from edge.stream.sources import lidar_spec_source, open_source
 
@@ -142,6 +142,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         task.commands = schedule
     made: list[Path] = []
     pipe = None
+    stopped: StoppedWithOutputs | None = None
     try:
         if stats is not None:
             from edge.files import check_target
@@ -156,7 +157,10 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         # the handlers stay until the summary is on disk too: a signal while the outputs commit is noted
         # (the run is already ending), never a reason to leave them half-written
         with pipe.signals(handle_signals, then=signals_after):
-            summary = pipe.run(handle_signals=handle_signals)
+            try:
+                summary = pipe.run(handle_signals=handle_signals)
+            except StoppedWithOutputs as e:  # the outputs of the frames before the error are kept: so is their summary
+                stopped, summary = e, {**e.summary, "error": str(e)}
             from edge.bench.machine import int8_note, machine
             from edge.program import INT8_NOT_CHOSEN
 
@@ -198,4 +202,6 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     finally:
         if own_task and not (pipe is not None and pipe.gave_up):  # a stage stuck in the model may still use it
             task.close()
+    if stopped is not None:
+        raise stopped
     return summary

@@ -41,6 +41,15 @@ log = logging.getLogger("edge.stream")
 SYNC_BUFFER = 32
 
 
+class StoppedWithOutputs(EdgeError):
+    """A run error after which the frames processed before it were committed: ``summary`` is theirs, so the caller
+    writes it beside them (a stale summary of an earlier run must not sit next to this run's outputs)."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 class Pipeline:
     """The real-time loop (see the module docstring).
 
@@ -244,8 +253,10 @@ class Pipeline:
             raise pending
         if self._errors:  # a run error with results kept: say so (the outputs hold the frames before it)
             n = self.stats.e2e.count
-            kept = f" (the {n} frame(s) before it were processed and their outputs kept)" if ok and before_close else ""
-            raise EdgeError(self._errors[0] + kept)
+            if ok and before_close:
+                raise StoppedWithOutputs(f"{self._errors[0]} (the {n} frame(s) before it were processed and their "
+                                         "outputs kept)", self.summary())
+            raise EdgeError(self._errors[0])
         return self.summary()
 
     def summary(self) -> dict[str, Any]:

@@ -97,6 +97,29 @@ def test_corrupt_ir_is_a_bundle_error(ir_bundle: Path, tmp_path: Path) -> None:
         edge.load(bad, backend="openvino")
 
 
+def test_openvino_read_errors_say_why_in_one_line(ir_bundle: Path, tmp_path: Path,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from edge.errors import BundleError
+    from edge.runtimes.openvino import read_model
+
+    xml, onnx_file = tmp_path / "m.xml", tmp_path / "m.onnx"
+    shutil.copy(ir_bundle / "model.xml", xml)
+    weights = (ir_bundle / "model.bin").read_bytes()
+    (tmp_path / "m.bin").write_bytes(weights[: len(weights) // 2])  # the weights cut short: named, with the reason
+    with pytest.raises(BundleError, match=r"m\.xml \(with m\.bin\): openvino cannot read this model \(.*bin"):
+        read_model(str(xml))
+    xml.write_bytes(np.random.default_rng(0).bytes(4000))
+    with pytest.raises(BundleError, match=r"m\.xml: not an OpenVINO IR"):
+        read_model(str(xml))
+    onnx_file.write_bytes(np.random.default_rng(1).bytes(4000))
+    capfd.readouterr()
+    with pytest.raises(BundleError, match=r"m\.onnx: not an ONNX model"):
+        read_model(str(onnx_file))
+    assert capfd.readouterr().err == ""  # OpenVINO's other frontends never saw it (they print native log lines)
+
+
 def test_nncf_int8_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--to openvino --precision int8 adds an NNCF-quantized IR, gated on the metric, loadable by name;
     --json output stays machine-readable (NNCF's progress bars do not reach stdout)."""

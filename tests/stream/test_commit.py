@@ -29,7 +29,7 @@ from edge.errors import DataError, EdgeError
 from edge.stream.pipeline import Pipeline
 from edge.stream.sinks import JsonlSink, OverlaySink, PointDumpSink, Sink
 from edge.stream.sources import MemorySource, Source
-from tests.stream.test_pipeline import EchoTask
+from tests.stream.test_pipeline import Breaks, EchoTask
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -71,6 +71,26 @@ def test_zero_frames_api_writes_no_summary(tmp_path: Path, monkeypatch: pytest.M
     s = run(None, "x", task=EchoTask(), jsonl=tmp_path / "o" / "r.jsonl", stats=tmp_path / "o" / "summary.json",
             handle_signals=False)
     assert s["frames"] == 0 and not (tmp_path / "o").exists()
+
+
+def test_a_run_stopped_by_its_source_writes_the_summary_of_what_it_kept(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source failing mid-run (a device lost, a broken file at frame 3) keeps the frames before it: their summary
+    is written beside them, with the error, and replaces an earlier run's (it stayed, describing another run)."""
+    import json
+
+    import edge.stream.sources as sources
+    from edge.stream.api import run
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "summary.json").write_text(json.dumps({"frames": 99}))  # an earlier run's
+    monkeypatch.setattr(sources, "open_source", lambda *a, **k: Breaks(3))
+    with pytest.raises(EdgeError, match=r"device unplugged.*3 frame"):
+        run(None, "x", task=EchoTask(), jsonl=out / "r.jsonl", stats=out / "summary.json", handle_signals=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 3 and "device unplugged" in summary["error"]
+    assert len((out / "r.jsonl").read_text().splitlines()) == 3
 
 
 class SignalInClose(Sink):

@@ -5,6 +5,7 @@ the file and the key."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -128,6 +129,10 @@ def test_malformed_calibration_names_file_and_key(tmp_path: Path, real_data: Pat
         Rig.load(js)
     with pytest.raises(DataError, match=r"absent\.txt: no such calibration file"):
         Rig.load(tmp_path / "absent.txt")
+    if hasattr(os, "mkfifo"):  # a path that exists but is no file: not "no such file" (and never opened)
+        os.mkfifo(tmp_path / "pipe.txt")
+        with pytest.raises(DataError, match=r"pipe\.txt: not a regular file"):
+            Rig.load(tmp_path / "pipe.txt")
 
 
 def test_kitti_source_yields_camera_and_lidar_pairs(real_data: Path) -> None:
@@ -199,6 +204,19 @@ def test_kitti_errors_name_the_file(tmp_path: Path) -> None:
     src.open()
     with pytest.raises(DataError, match=r"000000\.png: unreadable image"):
         list(src)
+    png = cv2_png()
+    src = KittiSource(make_folder(tmp_path / "t", 1, image=png[: len(png) // 2]))  # a PNG cut short
+    src.open()
+    with pytest.raises(DataError, match=r"000000\.png: unreadable image \(truncated PNG"):
+        list(src)
+    root = make_folder(tmp_path / "e", 1, bin_bytes=0)
+    with pytest.raises(DataError, match=r"000000\.bin: empty LiDAR scan"):
+        list(kitti_source(f"kitti:{root}"))
+    root = make_folder(tmp_path / "f", 1)
+    (root / "image_2" / "000000.png").unlink()
+    (root / "image_2" / "000000.png").mkdir()  # a folder where the image should be
+    with pytest.raises(DataError, match=r"000000\.png: not a file"):
+        list(kitti_source(f"kitti:{root}"))
     root = make_folder(tmp_path / "d", 1)
     with pytest.raises(DataError, match=r"000999\.bin: missing for KITTI index 000999"):
         KittiSource(root, index="000999").open()
@@ -206,6 +224,14 @@ def test_kitti_errors_name_the_file(tmp_path: Path) -> None:
         kitti_source(f"kitti:{root},scale=2")
     with pytest.raises(DataError, match="fps=fast is not a number"):
         kitti_source(f"kitti:{root},fps=fast")
+
+
+def cv2_png() -> bytes:
+    """A small whole PNG (its bytes)."""
+    cv2 = pytest.importorskip("cv2")
+    ok, buf = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    assert ok
+    return buf.tobytes()
 
 
 def make_raw_drive(date: Path, n: int, *, calib_here: bool = False) -> Path:

@@ -385,20 +385,27 @@ def test_stop_does_not_hang_on_a_source_stuck_in_a_read() -> None:
     assert [r["cam"] for r in sink.records] == [0, 1, 2] and sink.closed_with is True and s["frames"] == 3
 
 
+class Breaks(Source):
+    """A camera lost after ``n`` frames (a device unplugged)."""
+
+    spec = "breaks"
+
+    def __init__(self, n: int = 4) -> None:
+        self.n = n
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i in range(self.n):
+            yield Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), i, "camera", {})
+        raise OSError("device unplugged")
+
+
 def test_source_failure_keeps_results_and_reports_one_line() -> None:
-    class Breaks(Source):
-        spec = "breaks"
-
-        def __iter__(self) -> Iterator[Frame]:
-            for i in range(4):
-                yield Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), i, "camera", {})
-            raise OSError("device unplugged")
-
     sink = ListSink()
     with pytest.raises(EdgeError, match="breaks: OSError: device unplugged") as e:
         Pipeline([Breaks()], EchoTask(), [sink], policy="block").run()
     assert [r["cam"] for r in sink.records] == [0, 1, 2, 3] and sink.closed_with is True
     assert "the 4 frame(s) before it were processed and their outputs kept" in str(e.value)  # says what stayed
+    assert e.value.summary["frames"] == 4  # what the caller writes beside the kept outputs
 
 
 class BatchEchoTask(EchoTask):

@@ -66,7 +66,8 @@ def test_check_rigid_says_what_is_wrong() -> None:
     T = np.eye(4)
     se3.check_rigid(T, "x")
     for bad, why in ((np.eye(3), "4x4"), (np.diag([1, 1, -1, 1.0]), "reflection"),
-                     (np.diag([1, 2, 1, 1.0]), "not orthonormal"), (np.full((4, 4), np.nan), "non-finite"),
+                     (np.diag([1, 2, 1, 1.0]), "not orthonormal"), (np.diag([1, 0, 1, 1.0]), r"not a rotation \(det 0"),
+                     (np.full((4, 4), np.nan), "non-finite"),
                      (np.diag([1e200, 1, 1, 1.0]), "an entry of 1e\\+200")):
         with pytest.raises(DataError, match=why):
             se3.check_rigid(bad, "rig.json")
