@@ -155,7 +155,8 @@ def check_rigid(T: np.ndarray, where: str, tol: float = 1e-3) -> np.ndarray:
     if not np.isfinite(T).all():
         raise DataError(f"{where}: the transform has non-finite values")
     if np.abs(T[3] - (0, 0, 0, 1)).max() > tol:
-        raise DataError(f"{where}: the last row of a rigid transform is 0 0 0 1, got {T[3].round(4).tolist()}")
+        row = [float(f"{v:.4g}") for v in T[3]]  # (np.round overflowed on huge values, with a RuntimeWarning)
+        raise DataError(f"{where}: the last row of a rigid transform is 0 0 0 1, got {row}")
     R = T[:3, :3]
     big = float(np.abs(R).max())
     if big > 1 + tol:  # a rotation's entries are within +-1 (and a product of huge ones overflowed, with a warning)

@@ -68,8 +68,10 @@ def test_check_rigid_says_what_is_wrong() -> None:
     for bad, why in ((np.eye(3), "4x4"), (np.diag([1, 1, -1, 1.0]), "reflection"),
                      (np.diag([1, 2, 1, 1.0]), "not orthonormal"), (np.diag([1, 0, 1, 1.0]), r"not a rotation \(det 0"),
                      (np.full((4, 4), np.nan), "non-finite"),
-                     (np.diag([1e200, 1, 1, 1.0]), "an entry of 1e\\+200")):
-        with pytest.raises(DataError, match=why):
+                     (np.diag([1e200, 1, 1, 1.0]), "an entry of 1e\\+200"),
+                     (np.diag([1, 1, 1, 1e306]), r"0 0 0 1, got \[0\.0, 0\.0, 0\.0, 1e\+306\]")):
+        with pytest.raises(DataError, match=why), warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow on the way to the message
             se3.check_rigid(bad, "rig.json")
     with warnings.catch_warnings():  # huge entries: refused before a product overflows (a RuntimeWarning)
         warnings.simplefilter("error")
