@@ -147,14 +147,18 @@ def _check_onnx(path: str) -> None:
 
 
 def _check_ir(path: str) -> None:
-    """Refuse an ``.xml`` whose head is not an IR's (``<net`` in its first KiB); why: :func:`_check_onnx`."""
+    """Refuse an ``.xml`` that is not XML at all (its first byte past a byte-order mark and white space is not
+    ``<``); why: :func:`_check_onnx`. Anything XML-like is OpenVINO's to judge (an IR may open with a long comment,
+    or be UTF-16)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(1024)
+            head = f.read(64)
     except OSError as e:
         raise BundleError(f"{path}: cannot read ({first_line(e, 120)})") from None
-    if b"<net" not in head:
-        raise BundleError(f"{path}: not an OpenVINO IR (no <net> element at its start)")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16
+        return
+    if not head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<"):
+        raise BundleError(f"{path}: not an OpenVINO IR (not XML)")
 
 
 def _model_files(path: str) -> str:

@@ -187,9 +187,16 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                 from edge.errors import DataError
                 from edge.files import atomic_path
 
-                with atomic_path(Path(stats), DataError) as tmp:
-                    tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
-                summary["outputs"]["stats"] = str(stats)
+                try:
+                    with atomic_path(Path(stats), DataError) as tmp:
+                        tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
+                except EdgeError as e:
+                    if stopped is None:
+                        raise
+                    # the run's own error stays the one said; the summary's failure is added to it
+                    stopped = StoppedWithOutputs(f"{stopped}; its summary was not written: {e}", stopped.summary)
+                else:
+                    summary["outputs"]["stats"] = str(stats)
             elif stats is not None:
                 from edge.files import remove_made
 

@@ -110,9 +110,16 @@ def test_openvino_read_errors_say_why_in_one_line(ir_bundle: Path, tmp_path: Pat
     (tmp_path / "m.bin").write_bytes(weights[: len(weights) // 2])  # the weights cut short: named, with the reason
     with pytest.raises(BundleError, match=r"m\.xml \(with m\.bin\): openvino cannot read this model \(.*bin"):
         read_model(str(xml))
-    xml.write_bytes(np.random.default_rng(0).bytes(4000))
-    with pytest.raises(BundleError, match=r"m\.xml: not an OpenVINO IR"):
+    xml.write_bytes(b"\x00" + np.random.default_rng(0).bytes(4000))
+    with pytest.raises(BundleError, match=r"m\.xml: not an OpenVINO IR \(not XML\)"):
         read_model(str(xml))
+    shutil.copy(ir_bundle / "model.bin", tmp_path / "m.bin")  # a valid IR behind a long comment, or in UTF-16: read
+    text = (ir_bundle / "model.xml").read_text()
+    head, rest = text.split("\n", 1)
+    xml.write_text(f"{head}\n<!-- {'x' * 3000} -->\n{rest}")
+    assert read_model(xml).get_parameters()
+    xml.write_bytes(text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16"))
+    assert read_model(str(xml)).get_parameters()
     onnx_file.write_bytes(np.random.default_rng(1).bytes(4000))
     capfd.readouterr()
     with pytest.raises(BundleError, match=r"m\.onnx: not an ONNX model"):

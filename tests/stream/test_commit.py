@@ -92,6 +92,15 @@ def test_a_run_stopped_by_its_source_writes_the_summary_of_what_it_kept(tmp_path
     assert summary["frames"] == 3 and "device unplugged" in summary["error"]
     assert len((out / "r.jsonl").read_text().splitlines()) == 3
 
+    import edge.files
+
+    def full(*a: Any, **k: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(edge.files, "fsync_file", full)  # the summary's own write fails: the run's error is still said
+    with pytest.raises(EdgeError, match=r"device unplugged.*3 frame.*summary was not written.*No space left"):
+        run(None, "x", task=EchoTask(), stats=out / "summary.json", handle_signals=False)
+
 
 class SignalInClose(Sink):
     """A sink whose commit is hit by a signal (the moment a user's Ctrl-C lands at the end of a run)."""
