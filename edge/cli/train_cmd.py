@@ -70,8 +70,8 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         raise ModelError(f"model '{model}' declares no trainer (its card has no `trainer`)")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise EdgeError(f"--lr {lr}: a learning rate must be a finite number > 0")
-    if seed < 0:
-        raise EdgeError(f"--seed {seed}: seeds are integers >= 0")
+    if not 0 <= seed < 2**63:  # torch's generator takes a 64-bit seed (a larger one was a traceback from torch)
+        raise EdgeError(f"--seed {seed}: seeds are integers from 0 to 2**63 - 1")
     if time_limit is not None and not (math.isfinite(time_limit) and time_limit <= MAX_TIME_LIMIT_S):
         # a queue's wait past the platform's time_t overflowed deep inside the batch prefetcher
         raise EdgeError(f"--time-limit {time_limit:g}: at most {MAX_TIME_LIMIT_S:.0f} s (30 days)")

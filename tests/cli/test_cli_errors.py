@@ -261,9 +261,11 @@ def test_train_out_is_a_folder_fails_before_training(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "needle"), [(["--lr", "nan"], "--lr nan"), (["--lr", "-1"], "--lr -1.0"),
-                                             (["--lr", "inf"], "--lr inf"), (["--seed", "-1"], "--seed -1")])
+                                             (["--lr", "inf"], "--lr inf"), (["--seed", "-1"], "--seed -1"),
+                                             (["--seed", str(2**64)], f"--seed {2**64}")])
 def test_train_bad_numbers_refused_up_front(work: Path, args: list[str], needle: str) -> None:
-    """Before: torch's ValueError (nan, -1) or numpy's (seed -1) as a traceback, and --lr inf trained NaN weights."""
+    """Before: torch's ValueError (nan, -1, a seed past 64 bits) or numpy's (seed -1) as a traceback, and --lr inf
+    trained NaN weights."""
     r = cli(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--eval-clips", "0", *args,
             "--out", work / "x.pt", cwd=work)
     assert_one_line_error(r, needle)
