@@ -82,6 +82,7 @@ def main() -> None:
 
     import edge.models.nativecross.rigsim as rigsim
     from edge.bench.machine import machine
+    from edge.data.se3 import rotation_error_deg, translation_error_m
     from edge.models.nativecross.card import edge_feeds
     from edge.models.nativecross.edges import ScanEdges, align, scan_edges
     from edge.models.nativecross.samples import perturbed
@@ -97,9 +98,7 @@ def main() -> None:
         f = edge_feeds(s.image, s.points, s.rig, {})
         T0 = np.asarray(s.rig.T_lidar_to_cam, np.float64)
         T, _ = align(f["edge_image"][0], ScanEdges.unpack(f["edge_points"][0]), [T0, T0], f["edge_P"][0])
-        D = T @ np.linalg.inv(T0)
-        rot = float(np.degrees(np.arccos(np.clip((np.trace(D[:3, :3]) - 1) / 2, -1, 1))))
-        cm = float(np.linalg.norm(D[:3, 3]) * 100)
+        rot, cm = float(rotation_error_deg(T, T0)), float(translation_error_m(T, T0) * 100)
         pts = s.points
         e = scan_edges(np.stack([pts["x"], pts["y"], pts["z"]], 1).astype(np.float64), pts["ring"])
         rows.append({"rig": i, "rot_deg": round(rot, 3), "trans_cm": round(cm, 2), "edges": len(e),

@@ -53,8 +53,6 @@ def read_image(path: Path) -> np.ndarray:
     PNG's or JPEG's end before the decoder prints its own complaint to stderr)."""
     from edge.data.images import read_image as read_checked
 
-    if not Path(path).is_file():
-        raise DataError(f"{path}: " + ("not a file" if Path(path).exists() else "no such image file"))
     img, problem = read_checked(path)
     if img is None:
         raise DataError(f"{path}: unreadable image ({problem})")

@@ -163,8 +163,8 @@ def check_rigid(T: np.ndarray, where: str, tol: float = 1e-3) -> np.ndarray:
         raise DataError(f"{where}: the rotation block is not orthonormal (an entry of {big:.4g}; a rotation's are "
                         "within +-1); the extrinsic must be rigid")
     err = float(np.abs(R @ R.T - np.eye(3)).max())
-    if err > tol or np.linalg.det(R) < 0:
-        det = float(np.linalg.det(R))
+    det = float(np.linalg.det(R))
+    if err > tol or det < 0:
         why = (f"not a rotation (det {det:.3g}; a rotation's is 1)" if abs(det) < 0.5
                else "a reflection (det -1)" if det < 0 else f"not orthonormal (|R R^T - I| = {err:.3g})")
         raise DataError(f"{where}: the rotation block is {why}; the extrinsic must be rigid")

@@ -124,9 +124,10 @@ def _available() -> tuple[bool, str]:
 def read_model(path: str) -> Any:
     """Read ONNX (plugin nodes through our extension) or IR (.xml) into an ``ov.Model``."""
     ovc = core()  # outside the try: a broken install is not this model's fault
-    if Path(path).suffix.lower() == ".onnx":
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
         _check_onnx(path)
-    elif Path(path).suffix.lower() == ".xml":
+    elif suffix == ".xml":
         _check_ir(path)
     try:
         return ovc.read_model(path)

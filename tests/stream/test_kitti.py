@@ -215,7 +215,7 @@ def test_kitti_errors_name_the_file(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "f", 1)
     (root / "image_2" / "000000.png").unlink()
     (root / "image_2" / "000000.png").mkdir()  # a folder where the image should be
-    with pytest.raises(DataError, match=r"000000\.png: not a file"):
+    with pytest.raises(DataError, match=r"000000\.png: unreadable image \(cannot read \(Is a directory\)"):
         list(kitti_source(f"kitti:{root}"))
     root = make_folder(tmp_path / "d", 1)
     with pytest.raises(DataError, match=r"000999\.bin: missing for KITTI index 000999"):
