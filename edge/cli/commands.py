@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from edge.cli import names
+
 
 def doctor(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -44,9 +46,9 @@ def train(
                                 "thread). Same seed and workers, same batches."),
     time_limit: float | None = typer.Option(None, "--time-limit", min=1.0, help="Stop after this many seconds, "
                                             "the one-cycle schedule following the clock (not reproducible)."),
-    freeze: str = typer.Option("", "--freeze", help="Comma-separated submodules (e.g. encoder,step) whose weights "
+    freeze: str = typer.Option(None, "--freeze", help="Comma-separated submodules (e.g. encoder,step) whose weights "
                                "stay as --init gave them: train a stage added to a trained model alone."),
-    qat: str = typer.Option("", "--qat", help="Comma-separated submodules trained through the symmetric INT8 "
+    qat: str = typer.Option(None, "--qat", help="Comma-separated submodules trained through the symmetric INT8 "
                             "export's rounding (fake-quantized Conv/Linear inputs and weights), so they keep "
                             "their accuracy in INT8; the checkpoint stays plain float."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -56,8 +58,7 @@ def train(
 
     run_train(model, out, config, steps, batch, lr, seed, eval_clips, resume, json_out, device=device,
               workers=workers, time_limit=time_limit,
-              freeze=tuple(n.strip() for n in freeze.split(",") if n.strip()),
-              qat=tuple(n.strip() for n in qat.split(",") if n.strip()))
+              freeze=tuple(names("--freeze", freeze) or ()), qat=tuple(names("--qat", qat) or ()))
 
 
 def export(
@@ -72,7 +73,8 @@ def export(
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dim dynamic."),
     programs: str = typer.Option(None, "--programs", help="Comma-separated host programs to export (their graphs "
                                  "go in the bundle); default: every program the family declares."),
-    opset: int = typer.Option(20, "--opset", help="ONNX opset."),
+    opset: int = typer.Option(None, "--opset", help="ONNX opset (default: 20; 23 with --attention onnx, which "
+                              "refuses a lower one)."),
     rtol: float = typer.Option(1e-4, "--rtol", help="Parity tolerance: max error / max |reference|."),
     precision: str = typer.Option("fp32", "--precision", help="Comma-separated: fp32, fp16, int8."),
     calib: str = typer.Option("synthetic", "--calib", help="INT8 calibration: synthetic, image folder, video, .npz."),
@@ -103,8 +105,8 @@ def export(
     from edge.cli.export_cmd import parse_options, run_export
 
     run_export(model, out, to, config, checkpoint, attention, dynamic_batch,
-               [p.strip() for p in programs.split(",") if p.strip()] if programs else None, opset, rtol, json_out,
-               precisions=[p.strip() for p in precision.split(",") if p.strip()], calib=calib,
+               names("--programs", programs), opset, rtol, json_out, precisions=names("--precision", precision),
+               calib=calib,
                calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                triton_repo=triton_repo, triton_backends=triton_backends, triton_device=triton_device,
                options=parse_options(set_ or []), score_every=score_every)
@@ -217,9 +219,8 @@ def bench(
     """
     from edge.cli.bench_cmd import run_bench_cmd
 
-    run_bench_cmd(bundle, [b.strip() for b in backends.split(",") if b.strip()], rounds, warmup, threads, out,
-                  [p.strip() for p in programs.split(",") if p.strip()] if programs else None,
-                  json_out)
+    run_bench_cmd(bundle, names("--backends", backends) or [], rounds, warmup, threads, out,
+                  names("--programs", programs), json_out)
 
 
 def calibrate(

@@ -35,7 +35,7 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: Path | None, attention: str,
-               dynamic_batch: bool, programs: list[str] | None, opset: int, rtol: float, json_out: bool, *,
+               dynamic_batch: bool, programs: list[str] | None, opset: int | None, rtol: float, json_out: bool, *,
                precisions: list[str] | None = None, calib: str = "synthetic", calib_size: int = 32,
                calib_method: str = "minmax", eval_size: int | None = None, max_drop: float | str | None = None,
                triton_repo: Path | None = None, triton_backends: str | None = None,

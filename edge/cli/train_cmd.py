@@ -112,6 +112,9 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     from edge.models.training import check_options, train
 
     check_options(card, cfg, device=device, freeze=tuple(freeze), qat=tuple(qat))
+    if freeze and init is None:  # the frozen modules would keep the random weights they were built with
+        raise EdgeError(f"--freeze {','.join(freeze)}: without --init the frozen weights stay random; give --init "
+                        "CHECKPOINT (the trained model whose stage is trained alone)")
 
     console = Console(stderr=True)
     init_state = None

@@ -62,11 +62,16 @@ def artifact_name(fmt: str, precision: str, graph: str, flavor: str = "") -> str
 
 #: opsets the exporter writes (torch's dynamo exporter starts at 18; the standard Attention op at 23)
 MIN_OPSET = 18
+#: the opset written when none is asked for; attention mode "onnx" writes ATTENTION_OPSET
+DEFAULT_OPSET = 20
+ATTENTION_OPSET = 23
 
 
-def check_args(out: str | os.PathLike[str], opset: int, attention: str, calib_method: str | None = None,
+def check_args(out: str | os.PathLike[str], opset: int | None, attention: str, calib_method: str | None = None,
                rtol: float = 1e-4) -> None:
-    """The export's arguments, checked before any work: one line each, nothing written."""
+    """The export's arguments, checked before any work: one line each, nothing written. ``opset`` None is
+    the default (:data:`DEFAULT_OPSET`, or :data:`ATTENTION_OPSET` where the attention mode needs it); an
+    opset asked for that the attention mode cannot be written in is refused, not silently raised."""
     import math
 
     from edge.bundle import check_out
@@ -84,11 +89,16 @@ def check_args(out: str | os.PathLike[str], opset: int, attention: str, calib_me
     import onnx
 
     top = onnx.defs.onnx_opset_version()
+    if opset is None:
+        opset = DEFAULT_OPSET
+    elif attention == "onnx" and isinstance(opset, int) and not isinstance(opset, bool) and opset < ATTENTION_OPSET:
+        raise ExportError(f"--opset {opset}: attention mode 'onnx' writes the standard Attention op, which exists "
+                          f"from opset {ATTENTION_OPSET}; give --opset {ATTENTION_OPSET} or more, or leave it out")
     if isinstance(opset, bool) or not isinstance(opset, int):
         raise ExportError(f"--opset {opset!r}: an integer ({MIN_OPSET} to {top})")
     if not MIN_OPSET <= opset <= top:
         raise ExportError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {top} (the onnx package "
-                          f"{onnx.__version__}); attention mode 'onnx' uses 23")
+                          f"{onnx.__version__}); attention mode 'onnx' uses {ATTENTION_OPSET}")
     if calib_method is not None:
         from edge.calibration.quantize import METHODS
 
@@ -103,7 +113,7 @@ def _backends(targets: Sequence[str]) -> tuple[str, ...]:
 
 
 def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict[str, Any], *, attention: str,
-           opset: int, rtol: float, torch_artifact: tuple[str, str, Any] | None,
+           opset: int | None, rtol: float, torch_artifact: tuple[str, str, Any] | None,
            extra: Callable[[Any, dict[str, Any]], None] | None = None,
            targets: tuple[str, ...] = ("onnx",)) -> tuple[Bundle, dict]:
     from edge.export.attention_modes import resolve_attention
@@ -115,8 +125,8 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
     requested = attention
     backends = _backends(targets)
     attention, reason = resolve_attention(attention, backends)
-    if attention == "onnx":
-        opset = max(opset, 23)  # the standard Attention op exists from opset 23
+    if opset is None:  # the default, what the resolved mode needs (check_args refused one asked for below it)
+        opset = ATTENTION_OPSET if attention == "onnx" else DEFAULT_OPSET
     if attention == "plugin":
         from edge.ops.onnx_schema import register_schemas
 
@@ -152,7 +162,7 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                         w.path_for(f).unlink(missing_ok=True)
                     with export_mode("onnx"):
                         files, io = export_onnx(job.module, job.example, job.io, w.path_for(fname),
-                                                opset=max(opset, 23))
+                                                opset=max(opset, ATTENTION_OPSET))
                     graph = onnx.load(str(w.path_for(fname)), load_external_data=False)
                     graph_attention = "onnx"
                     masked_onnx.append(job.name)
@@ -289,7 +299,7 @@ def record_programs(w: Any) -> None:
 
 def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: str | os.PathLike[str], *,
            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
-           dynamic_batch: bool = False, name: str = "custom", attention: str = "auto", opset: int = 20,
+           dynamic_batch: bool = False, name: str = "custom", attention: str = "auto", opset: int | None = None,
            rtol: float = 1e-4, seed: int = 0) -> Bundle:
     """Export any ``nn.Module`` to a validated bundle: ``edge.export(model, {"x": x}, "out/my_model")``.
 
@@ -472,7 +482,7 @@ def _apply_options(card: Any, module: Any, cfg: dict[str, Any], options: Mapping
 
 def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, config: str | None = None,
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
-                dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int = 20,
+                dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int | None = None,
                 rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
                 calib_size: int = 32, eval_size: int | None = None, max_drop: float | str | None = None,
                 calib_method: str = "minmax", progress: Any = None, targets: tuple[str, ...] = ("onnx",),

@@ -434,10 +434,12 @@ class ModelCard:
         # `--set mode=3` reads 3 as JSON: for a key the config holds as text, it is the text "3"
         merged = {**cfg, **{k: json.dumps(v) if isinstance(cfg.get(k), str) and isinstance(v, int | float) else v
                             for k, v in options.items()}}
+        given = " ".join(f"{k}={json.dumps(v)}" for k, v in options.items())
         try:  # the checks edge run makes of the bundle's config, now: no export of a bundle it would refuse
-            check_config(merged, self, "--set")
-        except BundleError as e:
-            raise ModelError(f"model '{self.name}': {e}") from None
+            check_config(merged, self, f"--set {given}")
+        except BundleError as e:  # the option's own description says its range (the generic check only a bound)
+            meant = "".join(f"; {k}: {self.export_options[k]}" for k in options if f"model.config.{k}'" in str(e))
+            raise ModelError(f"model '{self.name}': {e}{meant}") from None
         return merged
 
     def program(self, name: str) -> ProgramSpec:

@@ -272,6 +272,31 @@ def test_train_bad_numbers_refused_up_front(work: Path, args: list[str], needle:
     assert listing(work) == []
 
 
+def test_train_freeze_without_init_refused(work: Path) -> None:
+    """`--freeze encoder` without `--init` trained the rest around an encoder frozen at its random weights."""
+    r = cli(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--eval-clips", "0", "--freeze", "encoder",
+            "--out", work / "x.pt", cwd=work)
+    assert_one_line_error(r, "--freeze encoder", "--init")
+    assert listing(work) == []
+
+
+@pytest.mark.parametrize(("cmd", "args", "needle"), [
+    (EXPORT, ["lane", "--config", "tiny", "--programs", ",", "--out", "b"], "--programs ','"),
+    (EXPORT, ["lane", "--config", "tiny", "--precision", " ", "--out", "b"], "--precision ' '"),
+    (EDGE, ["train", "lane", "--config", "tiny", "--steps", "1", "--freeze", ",", "--out", "x.pt"], "--freeze ','"),
+    (EDGE, ["train", "lane", "--config", "tiny", "--steps", "1", "--qat", ",", "--out", "x.pt"], "--qat ','"),
+    (EDGE, ["bench", "b", "--programs", ","], "--programs ','"),
+    (EDGE, ["bench", "b", "--backends", ","], "--backends ','"),
+])
+def test_a_list_option_that_names_nothing_is_refused(work: Path, cmd: list[str], args: list[str],
+                                                     needle: str) -> None:
+    """An empty `--programs ,` exported (or timed) every program and an empty `--freeze ,` froze nothing: the
+    opposite of a narrowing the user may have meant. Now one line, before any work."""
+    r = cli(cmd, *args, cwd=work)
+    assert_one_line_error(r, needle, "names nothing")
+    assert listing(work) == []
+
+
 @pytest.mark.parametrize(("args", "needle"), [(["--sync-ms", "inf"], "--sync-ms inf"),
                                              (["--source", "synthetic:2:100000x100000"], "8192x8192")])
 def test_run_unbounded_numbers_refused(good_bundle: Path, work: Path, args: list[str], needle: str) -> None:

@@ -78,6 +78,16 @@ def test_set_values_are_checked_before_anything_is_exported(tmp_path: Path, opti
         card.with_options(card.config("tiny"), {key: float(value) if "." in value or value == "nan" else int(value)})
 
 
+def test_an_option_out_of_range_names_the_option_and_its_meaning() -> None:
+    """`--set keep=-1` said only "'model.config.keep' = -1 must be >= 0", which 0 does not meet either: the
+    message names the option as given and the range its description states."""
+    card = get_card("etavla")
+    with pytest.raises(ModelError) as e:
+        card.with_options(card.config("tiny"), {"keep": -1})
+    msg = str(e.value)
+    assert "--set keep=-1" in msg and "(0 < keep <= 1)" in msg and "\n" not in msg
+
+
 def test_an_option_given_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--set keep=0.5 --set keep=0.25` exported with 0.25 and no word: which was meant is the user's to say."""
     from edge.cli.main import export_main

@@ -186,6 +186,9 @@ def test_api_checks_opset_and_out_first(tmp_path: Path) -> None:
     (tmp_path / "mine" / "data.csv").write_text("1,2\n")
     with pytest.raises(ExportError, match="--opset 17"):
         edge.export_card("lane", tmp_path / "o", config="tiny", opset=17)
+    # attention mode 'onnx' needs opset 23: an opset asked for below it is refused (it was raised to 23 unsaid)
+    with pytest.raises(ExportError, match=r"--opset 20: attention mode 'onnx' .* opset 23"):
+        edge.export_card("lane", tmp_path / "o", config="tiny", opset=20, attention="onnx")
     with pytest.raises(BundleError, match="mine: folder exists, is not empty and is not a bundle"):
         edge.export_card("lane", tmp_path / "mine", config="tiny")
     assert json.dumps(sorted(p.name for p in tmp_path.iterdir())) == '["mine"]'
