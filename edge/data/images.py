@@ -97,6 +97,12 @@ def _max_pixels() -> int:
         return MAX_IMAGE_PIXELS
 
 
+#: what a decoder says when image data is missing or damaged (a JPEG cut short and closed with an end marker
+#: decodes "successfully", its missing part filled grey): such a frame is refused, not used. Not libjpeg's
+#: "N extraneous bytes before marker", which some cameras' whole files give
+DAMAGED = re.compile(r"^(libpng error|Premature end of JPEG|Corrupt JPEG data: (?!\d+ extraneous bytes))")
+
+
 def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
     """(BGR image or None, why not): a truncated or undecodable file gives (None, reason)."""
     problem = image_problem(path)
@@ -104,11 +110,23 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
         return None, problem
     import cv2
 
-    try:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error:  # OpenCV 5 raises for an image over its pixel limit (4 returned None)
+    from edge.native_stderr import caught
+
+    big = False
+    with caught() as said:  # libpng / libjpeg / OpenCV print to stderr themselves: said here instead
+        try:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error:  # OpenCV 5 raises for an image over its pixel limit (4 returned None)
+            img, big = None, True
+    if big:
         return None, "too large to decode (over OpenCV's pixel limit) or undecodable"
-    return (img, None) if img is not None else (None, "not a decodable image")
+    damaged = [ln.strip() for ln in said if DAMAGED.search(ln)]
+    if img is not None and not damaged:  # a harmless warning (an sRGB profile libpng dislikes) is no refusal
+        return img, None
+    if img is None:  # libpng's or libjpeg's reason, not OpenCV's log line about the call that failed
+        why = [ln.strip() for ln in said if not ln.lstrip().startswith(("[", "OpenCV("))]
+        return None, f"not a decodable image ({why[0]})" if why else "not a decodable image"
+    return None, f"damaged image data ({damaged[0]})"
 
 
 def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: Any, std: Any) -> Any:

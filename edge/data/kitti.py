@@ -37,11 +37,19 @@ def read_bin(path: Path) -> np.ndarray:
         size = path.stat().st_size
     except OSError:
         raise DataError(f"{path}: no such LiDAR scan") from None
+    if not path.is_file():  # a folder (IsADirectoryError from numpy), a FIFO (a read that never ends)
+        raise DataError(f"{path}: not a regular file (a KITTI scan is a .bin of float32 points)")
     if size == 0:  # a KITTI scan always has points: an empty file is a broken copy, not an empty street
         raise DataError(f"{path}: empty LiDAR scan (0 bytes)")
     if size % 16:
         raise DataError(f"{path}: {size} bytes is not a whole number of float32 (x, y, z, reflectance) points")
     raw = np.fromfile(path, dtype="<f4").reshape(-1, 4)
+    finite = np.isfinite(raw).all(1)
+    if not finite.all():  # NaN or infinite values are no return (some converters write NaN for one): dropped,
+        # so no projection computes with them; a scan of nothing else is refused
+        if not finite.any():
+            raise DataError(f"{path}: no finite points (all {len(raw)} hold NaN or infinite values)")
+        raw = raw[finite]
     pts = np.zeros(len(raw), POINT_DTYPE)
     pts["x"], pts["y"], pts["z"], pts["intensity"] = raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 3]
     return pts
@@ -189,16 +197,19 @@ def read_labels(path: str | Path) -> list[KittiObject]:
             continue
         if len(f) not in (15, 16):
             raise DataError(f"{p}:{n}: a KITTI label line has 15 fields, this one {len(f)}")
-        try:
+        from edge.data.rig import NUMBER
+
+        # plain decimal numbers only: float() also takes nan / inf / 1e999 and "1_0" (as 10); KITTI marks
+        # unknowns with -1 / -10 / -1000, never those
+        bad = next((i for i, x in enumerate(f[1:15], 1) if not NUMBER.fullmatch(x)), None)
+        if bad is None:
             v = [float(x) for x in f[1:15]]
-        except ValueError:
-            raise DataError(f"{p}:{n}: non-numeric KITTI label field") from None
-        # float() accepts nan / inf / 1e999; KITTI marks unknowns with -1 / -10 / -1000, never those
-        bad = next((i for i, x in enumerate(v, 1) if not math.isfinite(x)), None)
+            bad = next((i for i, x in enumerate(v, 1) if not math.isfinite(x)), None)
         if bad is not None:
             raise DataError(f"{p}:{n}: KITTI label field {bad + 1} is '{f[bad][:20]}', not a finite number")
-        if not v[1].is_integer():
-            raise DataError(f"{p}:{n}: KITTI label field 3 (occluded) is '{f[2][:20]}', not a whole number")
+        if v[1] not in (-1, 0, 1, 2, 3):  # KITTI's occlusion states (0-3; -1 for DontCare)
+            raise DataError(f"{p}:{n}: KITTI label field 3 (occluded) is '{f[2][:20]}', not one of 0, 1, 2, 3 "
+                            "(-1 for DontCare)")
         out.append(KittiObject(f[0], v[0], int(v[1]), v[2], (v[3], v[4], v[5], v[6]), (v[7], v[8], v[9]),
                                (v[10], v[11], v[12]), v[13]))
     return out

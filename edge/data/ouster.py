@@ -51,8 +51,9 @@ def load_sensor_info(meta: str | Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
         json.loads(text)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"{path}: Ouster metadata is not JSON ({first_line(e)})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
+        why = "nested too deeply" if isinstance(e, RecursionError) else first_line(e)
+        raise DataError(f"{path}: Ouster metadata is not JSON ({why})") from None
     from ouster.sdk import core
 
     try:

@@ -51,12 +51,16 @@ def _pad4(m: np.ndarray) -> np.ndarray:
 MAX_CALIB_BYTES = 1 << 20
 #: a LiDAR-to-camera translation beyond this (m) is not a rig on one vehicle
 MAX_TRANSLATION_M = 1000.0
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: a plain decimal number as calibration and label files write them (Python's float() also takes "7_2_1.5",
+#: "nan", "infinity")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _text(path: Path) -> str:
     """A calibration file's text (UTF-8, a byte-order mark dropped), refused above MAX_CALIB_BYTES."""
     try:
+        if path.exists() and not path.is_file():  # a FIFO would block the read forever (a KITTI folder's calib/)
+            raise DataError(f"{path}: not a regular file (a calibration is a text file)")
         if path.stat().st_size > MAX_CALIB_BYTES:
             raise DataError(f"{path}: {path.stat().st_size} bytes is not a calibration file (they are a few hundred "
                             f"bytes; limit {MAX_CALIB_BYTES})")
@@ -79,7 +83,7 @@ def _read_kv(path: Path) -> dict[str, np.ndarray]:
         if key in out:
             raise DataError(f"{path}: '{key}' is given twice")
         tokens = rest.split()
-        bad = next((t for t in tokens if not _NUMBER.fullmatch(t)), None)
+        bad = next((t for t in tokens if not NUMBER.fullmatch(t)), None)
         out[key] = np.array([float(v) for v in tokens], dtype=np.float64) if bad is None else bad
     return out
 

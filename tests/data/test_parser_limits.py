@@ -215,9 +215,10 @@ def test_any_json_value_in_a_layout_loads_or_is_one_line(key: str, value: Any) -
 LABEL = "Car 0.00 {occ} -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59"
 
 
-@pytest.mark.parametrize("occ", ["nan", "inf", "-inf", "1e999", "1.5"])
+@pytest.mark.parametrize("occ", ["nan", "inf", "-inf", "1e999", "1.5", "1_0", "1e300", "4"])
 def test_bad_occluded_field_is_one_line(tmp_path: Path, occ: str) -> None:
-    """Before: int(nan) -> ValueError, int(inf) -> OverflowError (outside the try); 1.5 became 1."""
+    """Before: int(nan) -> ValueError, int(inf) -> OverflowError (outside the try); 1.5 became 1; "1_0" was read as
+    10 (float() takes underscores) and 1e300 became a 301-digit occlusion state (KITTI's are 0-3, -1)."""
     p = tmp_path / "000001.txt"
     p.write_text(LABEL.format(occ=0) + "\n" + LABEL.format(occ=occ) + "\n")
     with pytest.raises(DataError) as e:

@@ -226,6 +226,53 @@ def test_kitti_errors_name_the_file(tmp_path: Path) -> None:
         kitti_source(f"kitti:{root},fps=fast")
 
 
+def test_kitti_hostile_files_are_one_line_or_read_clean(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Found by a review: a FIFO as a frame's calibration blocked the run forever; a folder as a scan raised numpy's
+    IsADirectoryError; infinite coordinates reached the projection (RuntimeWarnings on stderr); a PNG with damaged
+    pixel data (its IEND whole) printed libpng's complaint above the error; and a JPEG cut short and closed with an
+    end marker was decoded, its lost half grey, and calibrated from as a whole frame."""
+    import os
+
+    from edge.data.kitti import read_bin
+
+    root = make_folder(tmp_path / "fifo", 1)
+    (root / "calib" / "000000.txt").unlink()
+    os.mkfifo(root / "calib" / "000000.txt")
+    with pytest.raises(DataError, match=r"000000\.txt: not a regular file"):
+        list(kitti_source(f"kitti:{root}"))
+    root = make_folder(tmp_path / "dir", 1)
+    (root / "velodyne" / "000000.bin").unlink()
+    (root / "velodyne" / "000000.bin").mkdir()
+    with pytest.raises(DataError, match=r"000000\.bin: not a regular file"):
+        read_bin(root / "velodyne" / "000000.bin")
+    scan = tmp_path / "inf.bin"
+    pts = np.arange(40, dtype="<f4").reshape(10, 4)
+    pts[::2, 0] = np.inf
+    pts[1, 3] = np.nan
+    scan.write_bytes(pts.tobytes())
+    got = read_bin(scan)  # the NaN / infinite returns dropped, the rest kept as they were
+    assert len(got) == 4 and np.array_equal(got["x"], pts[[3, 5, 7, 9], 0])
+    scan.write_bytes(np.full((3, 4), np.nan, "<f4").tobytes())
+    with pytest.raises(DataError, match=r"inf\.bin: no finite points \(all 3"):
+        read_bin(scan)
+    cv2 = pytest.importorskip("cv2")
+    img = np.random.default_rng(1).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    png = bytearray(cv2.imencode(".png", img)[1].tobytes())
+    at = png.index(b"IDAT") + 40
+    png[at:at + 64] = bytes(64)  # pixel data damaged; the chunk structure and IEND whole
+    jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    cut = jpg[: len(jpg) // 2] + b"\xff\xd9"  # cut short, closed with an end marker
+    capfd.readouterr()
+    for name, data, why in (("png", bytes(png), "not a decodable image (libpng error"),
+                            ("jpg", cut, "damaged image data (Corrupt JPEG data: premature end")):
+        root = make_folder(tmp_path / name, 1, image=data)
+        with pytest.raises(DataError) as e:
+            list(kitti_source(f"kitti:{root}"))
+        assert why in str(e.value) and "\n" not in str(e.value), str(e.value)
+    err = capfd.readouterr().err
+    assert err == "", err  # the decoders' own lines are in the message, not on stderr
+
+
 def cv2_png() -> bytes:
     """A small whole PNG (its bytes)."""
     cv2 = pytest.importorskip("cv2")

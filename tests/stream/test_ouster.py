@@ -119,6 +119,9 @@ def test_metadata_formats_and_errors(real_data: Path, tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(DataError, match=r"bad\.json: Ouster metadata is not JSON"):
         load_sensor_info(bad)
+    bad.write_text("[" * 50000 + "]" * 50000)  # RecursionError from json before: a traceback, exit 1
+    with pytest.raises(DataError, match=r"bad\.json: Ouster metadata is not JSON \(nested too deeply\)"):
+        load_sensor_info(bad)
     empty = tmp_path / "empty.json"
     empty.write_text("{}")
     with pytest.raises(DataError, match=r"empty\.json: ouster-sdk cannot parse this metadata \(.*beam_altitude_angles"):
