@@ -126,10 +126,19 @@ class KittiLayout:
                 raise DataError(f"{self.root}: no KITTI index has {', '.join(names[:-1])} and {names[-1]}")
         for idx in indices:
             f = self.scan_path(idx)
-            if f.stat().st_size % 16:
-                raise DataError(f"{f}: {f.stat().st_size} bytes is not a whole number of float32 x, y, z, "
-                                "reflectance points")
+            size = f.stat().st_size
+            if size % 16:
+                raise DataError(f"{f}: {size} bytes is not a whole number of float32 x, y, z, reflectance points")
+            if size == 0:  # refused here like a cut scan, before a run writes anything (it stopped mid-run)
+                raise DataError(f"{f}: empty LiDAR scan (0 bytes)")
         return indices
+
+    def unpaired(self) -> list[str]:
+        """The images that :meth:`indices` leaves out for want of their scan (or, object layout, their calib file),
+        sorted: a run says how many, rather than read fewer frames without a word."""
+        have = [{p.stem for p in self.scan_dir.glob("*.bin")}]
+        have += [{p.stem for p in (self.root / "calib").glob("*.txt")}] if self.kind == "object" else []
+        return sorted(p.stem for p in self.image_dir.glob("*.png") if not all(p.stem in h for h in have))
 
 
 def kitti_layout(folder: str | Path) -> KittiLayout:

@@ -51,6 +51,12 @@ def _pad4(m: np.ndarray) -> np.ndarray:
 MAX_CALIB_BYTES = 1 << 20
 #: a LiDAR-to-camera translation beyond this (m) is not a rig on one vehicle
 MAX_TRANSLATION_M = 1000.0
+#: focal lengths a camera matrix may have, in pixels (a fisheye's ~200 on a small sensor to a long lens's ~1e5),
+#: any entry of it once scaled (principal point, a stereo baseline term fx * b within MAX_TRANSLATION_M), and a
+#: distortion coefficient (OpenCV's rational model's stay within tens)
+MIN_FOCAL_PX, MAX_FOCAL_PX = 1.0, 1e6
+MAX_PROJECTION_ENTRY = MAX_FOCAL_PX * MAX_TRANSLATION_M
+MAX_DISTORTION = 1e4
 #: a plain decimal number as calibration and label files write them (Python's float() also takes "7_2_1.5",
 #: "nan", "infinity")
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -147,6 +153,14 @@ def _projection(path: Path, P: np.ndarray, key: str = "P") -> np.ndarray:
     if not np.isfinite(scaled).all():
         raise DataError(f"{path}: '{key}' is out of range once its third row is scaled to [0 0 1] (P[2][2] "
                         f"{P[2, 2]:g})")
+    fx, fy = scaled[0, 0], scaled[1, 1]
+    if not (MIN_FOCAL_PX <= fx <= MAX_FOCAL_PX and MIN_FOCAL_PX <= fy <= MAX_FOCAL_PX):
+        # fx 1e-300 projected every point onto the principal point; 1e308 overflowed the projection
+        raise DataError(f"{path}: '{key}' has focal lengths fx {fx:.4g}, fy {fy:.4g} px; a camera's are "
+                        f"{MIN_FOCAL_PX:g} to {MAX_FOCAL_PX:g} px")
+    if np.abs(scaled).max() > MAX_PROJECTION_ENTRY:
+        raise DataError(f"{path}: '{key}' has an entry {np.abs(scaled).max():.4g}; a camera's principal point and "
+                        f"baseline term are within +-{MAX_PROJECTION_ENTRY:g}")
     return scaled
 
 
@@ -266,6 +280,10 @@ class Rig:
                 raise DataError(f"{path}: 'D' has a number too large for a float") from None
             if not all(math.isfinite(v) for v in dist):
                 raise DataError(f"{path}: 'D' has non-finite values")
+            big = max(abs(v) for v in dist)
+            if big > MAX_DISTORTION:  # the polynomial overflowed float32 pixels (RuntimeWarnings, inf points)
+                raise DataError(f"{path}: 'D' has a coefficient {big:.4g}; a lens model's are within "
+                                f"+-{MAX_DISTORTION:g}")
         T = _rigid(path, _pad4(T) if T.shape == (3, 4) else T)
         P = _projection(path, P, "P" if "P" in d else "K")
         if dist is not None and np.abs(P[:, 3]).max() > 0:

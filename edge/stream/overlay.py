@@ -1,8 +1,10 @@
 """Overlay drawing and a video writer that works with OpenCV 4.x (Jetson) and 5.x (pip).
 
-pip's OpenCV has no H.264 encoder, so the writer uses mp4v in an .mp4 container and falls back to
-MJPG/.avi if that cannot open. The file is written under a temporary name and renamed on close, so
-an interrupted run never leaves a truncated video that looks complete.
+pip's OpenCV has no H.264 encoder, so the writer encodes what each container takes here (:data:`VIDEO_CODECS`:
+mp4v in .mp4, MJPG in .avi, ...). The file gets the name it was given, or none: it used to fall back to MJPG in
+``NAME.avi`` when mp4v would not open, a name no output check had seen (``--save clip.txt`` wrote over the
+``clip.avi`` the run was reading). The file is written under a temporary name and renamed on close, so an
+interrupted run never leaves a truncated video that looks complete.
 """
 
 from __future__ import annotations
@@ -30,11 +32,39 @@ def letterbox(img: np.ndarray, hw: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+#: the containers a video may be written as and the codecs tried for each, in order (MJPG in .avi is OpenCV's own
+#: writer, which needs no FFmpeg; the others are FFmpeg's as OpenCV builds it)
+VIDEO_CODECS = {".mp4": ("mp4v", "MJPG"), ".m4v": ("mp4v", "MJPG"), ".mov": ("mp4v", "MJPG"),
+                ".mkv": ("mp4v", "MJPG"), ".avi": ("MJPG", "mp4v"), ".webm": ("VP80", "VP90")}
+#: the rate a video slower than no writer here opens for is written at (OpenCV's MJPG writer refuses under 1 fps;
+#: FFmpeg's mp4v took 0.01 and refused 0.001)
+MIN_VIDEO_FPS = 1.0
+
+
+def video_name_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot name a video this writer makes (its suffix is no container it writes), or None."""
+    if Path(path).suffix.lower() not in VIDEO_CODECS:
+        return f"not a video file name (one ends in {', '.join(VIDEO_CODECS)})"
+    return None
+
+
+def partial_video(path: str | os.PathLike[str]) -> Path:
+    """The temporary name ``path`` is written under until it is whole (checked as an output of its own: a file
+    the run reads may not have it)."""
+    p = Path(path)
+    return p.with_name(f".{p.stem}.partial{p.suffix}")
+
+
 class VideoWriter:
-    """Atomic video writer: ``with VideoWriter(path, fps) as w: w.write(frame)``."""
+    """Atomic video writer: ``with VideoWriter(path, fps) as w: w.write(frame)``. ``path`` ends in one of
+    :data:`VIDEO_CODECS`' suffixes (DataError otherwise). A rate under :data:`MIN_VIDEO_FPS` that no codec opens
+    for is written at that rate instead (``fps`` says the rate written, once the first frame opened it)."""
 
     def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
         self.path = Path(path)
+        problem = video_name_problem(self.path)
+        if problem is not None:
+            raise DataError(f"{self.path}: {problem}")
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self._w: Any = None
         self._tmp: Path | None = None
@@ -43,17 +73,25 @@ class VideoWriter:
     def _open(self, shape: tuple[int, ...]) -> None:
         import cv2
 
+        from edge.native_stderr import caught
+
         h, w = shape[:2]
-        for fourcc, suffix in (("mp4v", self.path.suffix or ".mp4"), ("MJPG", ".avi")):
-            tmp = self.path.with_name(f".{self.path.stem}.partial{suffix}")
-            wr = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
-            if wr.isOpened():
-                self._w, self._tmp = wr, tmp
-                if suffix != (self.path.suffix or ".mp4"):
-                    self.path = self.path.with_suffix(suffix)
-                return
-            wr.release()
-        raise DataError(f"{self.path}: OpenCV cannot open a video writer (tried mp4v and MJPG)")
+        tmp = partial_video(self.path)
+        codecs = VIDEO_CODECS[self.path.suffix.lower()]
+        said: list[str] = []
+        for fps in (self.fps, MIN_VIDEO_FPS) if self.fps < MIN_VIDEO_FPS else (self.fps,):
+            for fourcc in codecs:
+                with caught() as lines:  # FFmpeg's complaints about a codec it cannot open: in the error, not stderr
+                    wr = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+                said += lines
+                if wr.isOpened():
+                    self._w, self._tmp, self.fps = wr, tmp, fps
+                    return
+                wr.release()
+                tmp.unlink(missing_ok=True)  # a writer that did not open may have left its file
+        why = next((ln.split("]", 1)[-1].strip() for ln in said if "Could not" in ln or "Failed" in ln), "")
+        raise DataError(f"{self.path}: OpenCV cannot write a {self.path.suffix} video here (tried "
+                        f"{' and '.join(codecs)}{': ' + why if why else ''}); .avi uses OpenCV's own MJPG writer")
 
     def write(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]

@@ -64,6 +64,11 @@ class OverlaySink(Sink):
     def __init__(self, path: str | os.PathLike[str], fps: float | None = None, fps_source: Any = None) -> None:
         self.path = Path(path)
         check_target(self.path, "--save")
+        from edge.stream.overlay import video_name_problem
+
+        problem = video_name_problem(self.path)
+        if problem is not None:
+            raise DataError(f"{self.path}: --save writes a video; {problem}")
         self.fps = fps
         self.fps_source = fps_source  # the primary source: its frame rate is known once it is open
         self._w: Any = None
@@ -90,9 +95,14 @@ class OverlaySink(Sink):
             except BaseException:
                 remove_made(self._made)
                 raise
-            self.path = w.path  # the writer may have fallen back to .avi
             if not commit or self.frames == 0:
                 remove_made(self._made)
+
+
+def partial_jsonl(path: str | os.PathLike[str]) -> Path:
+    """The name a JSONL file is written under until the run commits it (an output of its own to check)."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.partial")
 
 
 class JsonlSink(Sink):
@@ -103,7 +113,7 @@ class JsonlSink(Sink):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         check_target(self.path, "--jsonl")
-        self.tmp = self.path.with_name(f".{self.path.name}.partial")
+        self.tmp = partial_jsonl(self.path)
         self._f: Any = None
         self.lines = 0
 

@@ -318,6 +318,22 @@ def test_a_camera_matrix_is_a_pinhole_and_its_scale_does_not_move_pixels(tmp_pat
         _one_line(e, "rig.json", "'K' is not a camera projection")
 
 
+@pytest.mark.parametrize(("k", "dist", "needle"), [
+    ([[1e-300, 0, 600], [0, 1e-300, 170], [0, 0, 1]], None, "focal lengths fx 1e-300, fy 1e-300 px"),
+    ([[1e308, 0, 600], [0, 707, 170], [0, 0, 1]], None, "focal lengths fx 1e+308"),
+    ([[700, 0, 1e300], [0, 700, 170], [0, 0, 1]], None, "has an entry 1e+300"),
+    ([[700, 0, 600], [0, 700, 170], [0, 0, 1]], [1e308, 1e308, 0, 0], "'D' has a coefficient 1e+308"),
+])
+def test_a_camera_out_of_any_cameras_range_is_refused(tmp_path: Path, k: list, dist: list | None, needle: str) -> None:
+    """Found by a review: fx 1e-300 was calibrated from (every point on the principal point) and wrote a rig; P2 1e308
+    or 'D' 1e308 overflowed the projection (RuntimeWarnings on stderr) and ended in "0 points in view", naming
+    neither the file nor the value."""
+    d = {"T_lidar_to_cam": np.eye(4).tolist(), "K": k, **({"D": dist} if dist else {})}
+    with pytest.raises(DataError) as e:
+        Rig.load(_rig_file(tmp_path, d))
+    _one_line(e, "rig.json", needle)
+
+
 @pytest.mark.parametrize("case, needle", [
     ("text", "not a matrix of numbers"), ("bool", "not a matrix of numbers"),
     ("twice", "'T_lidar_to_cam' is given twice"), ("far", "more than 1000 m"), ("big", "is not a calibration file")])

@@ -273,6 +273,21 @@ def test_kitti_hostile_files_are_one_line_or_read_clean(tmp_path: Path, capfd: p
     assert err == "", err  # the decoders' own lines are in the message, not on stderr
 
 
+def test_images_without_a_scan_are_counted_and_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Images whose scan (or calib file) was missing were left out without a word: `edge run` said "7 frames, 0
+    dropped" over a folder of 10 images and `edge calibrate` "refined over 7 frames"."""
+    root = make_folder(tmp_path / "k", 4)
+    (root / "velodyne" / "000001.bin").unlink()
+    (root / "calib" / "000003.txt").unlink()
+    src = KittiSource(root)
+    with caplog.at_level("WARNING", logger="edge.stream"):
+        frames = list(src)
+    assert [f.meta["index"] for f in frames[::2]] == ["000000", "000002"]
+    assert src.counters() == {"unpaired_images": 2}
+    assert "2 image(s) without a scan or calibration are not read (000001, 000003)" in caplog.text
+    assert KittiSource(root, index="000000").counters() == {"unpaired_images": 0}  # one index asked for: no count
+
+
 def cv2_png() -> bytes:
     """A small whole PNG (its bytes)."""
     cv2 = pytest.importorskip("cv2")

@@ -72,6 +72,62 @@ def test_edge_run_onto_its_own_video_keeps_the_video(tiny_bundle: Path, tmp_path
     assert not (tiny_bundle / "r.jsonl").exists()
 
 
+def test_the_video_keeps_its_name_and_no_temporary_name_hides_a_source(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Found by a review: `--save clip.txt` (any name mp4v would not open) was written as MJPG to `clip.avi`, a name no
+    output check had seen, over the `clip.avi` the run was reading (exit 0); and a source named like the writer's
+    temporary file (`.clip.partial.avi` for `--save clip.avi`) was overwritten by it and renamed away."""
+    from edge.stream.api import run
+
+    video = _video(tmp_path / "clip.avi")
+    before = video.read_bytes()
+    for name in ("clip.txt", "clip", "clip.json"):
+        with pytest.raises(DataError, match=rf"{name}: --save writes a video; not a video file name"):
+            run(tiny_bundle, str(video), save=tmp_path / name, handle_signals=False)
+    hidden = tmp_path / ".out.partial.avi"
+    hidden.write_bytes(before)
+    with pytest.raises(DataError, match="--save's partial file would replace"):
+        run(tiny_bundle, str(hidden), save=tmp_path / "out.avi", handle_signals=False)
+    hidden2 = tmp_path / ".r.jsonl.partial"
+    hidden2.write_bytes(before)
+    with pytest.raises(DataError, match="--jsonl's partial file would replace"):
+        run(tiny_bundle, str(hidden2), jsonl=tmp_path / "r.jsonl", handle_signals=False)
+    assert video.read_bytes() == hidden.read_bytes() == hidden2.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial.avi", ".r.jsonl.partial", "clip.avi"]
+    with pytest.raises(DataError, match=r"v\.gif: not a video file name"):
+        VideoWriter(tmp_path / "v.gif", 10)
+
+
+def test_a_video_writer_that_cannot_open_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer OpenCV would not open (fps=0.001 did: FFmpeg refused the rate) left its empty temporary file, and the
+    folders made for it, after the one-line error. Now each failed try removes its file; a rate under 1 fps that
+    no codec opens for is written at 1 fps."""
+    import cv2
+
+    real = cv2.VideoWriter
+
+    class Refusing:
+        def __init__(self, path: str, *args: object) -> None:
+            Path(path).write_bytes(b"")  # as FFmpeg does before failing
+
+        def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+            return False
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(cv2, "VideoWriter", Refusing)
+    with pytest.raises(DataError, match=r"v\.mp4: OpenCV cannot write a \.mp4 video here \(tried mp4v and MJPG"):
+        _video(tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(cv2, "VideoWriter", real)
+    with VideoWriter(tmp_path / "slow.mp4", 0.001) as w:
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    assert w.fps == 1.0 and (tmp_path / "slow.mp4").is_file()
+    with VideoWriter(tmp_path / "lapse.mp4", 0.5) as w:  # a rate mp4v takes stays
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    assert w.fps == 0.5
+
+
 def test_a_pipe_or_device_is_not_an_output_file(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

@@ -25,6 +25,21 @@ __all__ = ["CameraSource", "MemorySource", "Source", "SourceLost", "SourceThread
            "lidar_spec_source", "open_source", "parse_synthetic", "pattern_frames"]
 
 
+#: the largest camera index a source spec takes (OpenCV takes a C int; V4L2 devices are numbered far lower)
+MAX_DEVICE_INDEX = 1023
+
+
+def _device_index(spec: str, what: str, meaning: str) -> int:
+    """N of ``camera:N`` / ``csi:N``: ASCII digits within 0..MAX_DEVICE_INDEX (``camera:2147483648`` was an
+    OpenCV traceback, and ``str.isdigit`` also passes digits ``int`` cannot read, such as superscripts)."""
+    idx = spec.split(":", 1)[1]
+    prefix = spec.split(":", 1)[0]
+    if not (idx.isascii() and idx.isdigit()) or int(idx) > MAX_DEVICE_INDEX:
+        raise DataError(f"bad {what} source '{spec[:40]}' (use {prefix}:N with N {meaning}, 0 to {MAX_DEVICE_INDEX}, "
+                        f"e.g. {prefix}:0)")
+    return int(idx)
+
+
 def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card: Any = None) -> Source:
     """Build (not open) the source for ``spec``; a malformed spec is a one-line DataError.
 
@@ -57,15 +72,11 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         src.spec = spec
         return src
     if spec.startswith("camera:"):
-        idx = spec.split(":", 1)[1]
-        if not idx.isdigit():
-            raise DataError(f"bad camera source '{spec}' (use camera:N with N the V4L2 index, e.g. camera:0)")
-        return CameraSource(spec, "device", int(idx), max_frames=max_frames)
+        idx = _device_index(spec, "camera", "the V4L2 index")
+        return CameraSource(spec, "device", idx, max_frames=max_frames)
     if spec.startswith("csi:"):
-        idx = spec.split(":", 1)[1]
-        if not idx.isdigit():
-            raise DataError(f"bad CSI source '{spec}' (use csi:N with N the sensor id, e.g. csi:0)")
-        return CameraSource(spec, "gst", jetson_csi_pipeline(int(idx)), max_frames=max_frames)
+        idx = _device_index(spec, "CSI", "the sensor id")
+        return CameraSource(spec, "gst", jetson_csi_pipeline(idx), max_frames=max_frames)
     if spec.startswith("gst:"):
         pipe = spec[4:].strip()
         if not pipe:

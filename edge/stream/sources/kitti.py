@@ -11,6 +11,7 @@ read lazily with OpenCV. ``realtime`` paces the indices at ``fps`` like a live r
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,10 @@ from edge.data.pacing import Pacer, frame_ns
 from edge.data.rig import Rig
 from edge.errors import DataError
 from edge.stream.sources.base import Source
+
+log = logging.getLogger("edge.stream")
+#: (spec, count) of the folders whose unpaired images were said
+_SAID: set[tuple[str, int]] = set()
 
 
 class KittiSource(Source):
@@ -50,6 +55,7 @@ class KittiSource(Source):
         self._seq = 0
         self._rigs: dict[Path, Rig] = {}
         self._layout: KittiLayout | None = None
+        self.unpaired_images = 0
 
     @property
     def layout(self) -> KittiLayout:
@@ -68,6 +74,15 @@ class KittiSource(Source):
 
     def open(self) -> None:
         indices = self.layout.indices(self.index)
+        if self.index is None:
+            missing = self.layout.unpaired()
+            self.unpaired_images = len(missing)
+            if missing and (self.spec, len(missing)) not in _SAID:  # said once a process (edge calibrate opens
+                # the folder for its rig and again to run), counted in each run's summary
+                _SAID.add((self.spec, len(missing)))
+                what = "scan or calibration" if self.layout.kind == "object" else "scan"
+                log.warning("%s: %d image(s) without a %s are not read (%s%s)", self.spec, len(missing), what,
+                            ", ".join(missing[:3]), ", ..." if len(missing) > 3 else "")
         self.indices = indices[:self.max_frames] if self.max_frames > 0 else indices
 
     def calib_name(self, index: str) -> str:
@@ -118,6 +133,10 @@ class KittiSource(Source):
             yield Frame(image, t, self._seq, "camera", dict(meta))
             yield Frame(points, t, self._seq, "lidar", dict(meta))
             self._seq += 1
+
+
+    def counters(self) -> dict[str, int]:
+        return {"unpaired_images": self.unpaired_images}
 
 
 def kitti_source(spec: str, *, realtime: bool = False, max_frames: int = 0) -> KittiSource:
