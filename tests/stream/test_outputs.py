@@ -109,7 +109,7 @@ def test_a_video_writer_that_cannot_open_leaves_nothing(tmp_path: Path, monkeypa
         def __init__(self, path: str, *args: object) -> None:
             Path(path).write_bytes(b"")  # as FFmpeg does before failing
 
-        def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        def isOpened(self) -> bool:  # OpenCV's name
             return False
 
         def release(self) -> None:
