@@ -192,6 +192,20 @@ def test_other_ports_are_skipped_and_reported(real_data: Path) -> None:
     assert src.counters()["other_ports"] == 100
 
 
+def test_a_corrupt_first_record_is_named(tmp_path: Path) -> None:
+    """A capture whose first record claims 4 GiB said "the capture holds no UDP packets", not what was wrong."""
+    import struct
+
+    path = tmp_path / "huge.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+                     + struct.pack("<IIII", 0, 0, 0xFFFFFFF0, 0xFFFFFFF0) + b"x" * 100)
+    src = VelodyneSource(path)
+    src.open()
+    with pytest.raises(DataError, match=r"huge\.pcap: no Velodyne frames: a record at byte 24 claims 4294967280 "
+                                        r"bytes \(corrupt\)"):
+        list(src)
+
+
 def test_models_and_their_errors() -> None:
     assert normalize_model("vlp-16") == "VLP16" and normalize_model("hdl_32e") == "HDL32E"
     with pytest.raises(DataError, match="unknown Velodyne model"):

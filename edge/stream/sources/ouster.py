@@ -27,8 +27,8 @@ class OusterSource(PacketLidarSource):
     kind = "Ouster"
     MISMATCH_HINT = "; is the metadata JSON from this sensor (model, mode, UDP profile)?"
 
-    def _why_no_frames(self, ports: dict[int, int]) -> str:
-        line = super()._why_no_frames(ports)
+    def _why_no_frames(self, ports: dict[int, int], ended_early: str | None = None) -> str:
+        line = super()._why_no_frames(ports, ended_early)
         sizes = self.decoder.bad_sizes
         if sizes:
             seen = ", ".join(f"{n} B" for n in sorted(sizes, key=lambda k: -sizes[k])[:2])

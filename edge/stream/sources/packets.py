@@ -119,7 +119,7 @@ class PacketLidarSource(Source):
                 frames += 1
                 yield stamped(self._frame(out, True), t_last)
             if frames == 0:  # a capture that gives nothing: say why, instead of a run of 0 frames
-                raise DataError(self._why_no_frames(ports))
+                raise DataError(self._why_no_frames(ports, reader.ended_early))
         finally:
             self._pcap_counts = dict(reader.counters)
             if reader.ended_early and frames:  # said, as a video cut short is (with none, the error says why)
@@ -130,11 +130,14 @@ class PacketLidarSource(Source):
 
     kind = "LiDAR"
 
-    def _why_no_frames(self, ports: dict[int, int]) -> str:
-        """One line on why a pcap gave no frame: packets elsewhere (another sensor's port?) or all refused."""
+    def _why_no_frames(self, ports: dict[int, int], ended_early: str | None = None) -> str:
+        """One line on why a pcap gave no frame: the file broken before any packet, packets elsewhere (another
+        sensor's port?) or all refused."""
         dec = self.decoder
         head = f"{self.target}: no {self.kind} frames"
         if dec.counters["packets"] == 0:
+            if not ports and ended_early:  # a corrupt first record said "no UDP packets", not what was wrong
+                return f"{head}: {ended_early}"
             if not ports:
                 return f"{head}: the capture holds no UDP packets"
             top, n = max(ports.items(), key=lambda kv: kv[1])
