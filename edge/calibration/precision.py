@@ -229,6 +229,15 @@ class PrecisionJob:
                     for g, got in prog.graph_feeds(self.card, [seq], preprocessed=calib).items():
                         kept.setdefault(g, []).extend(got)
                         _thin(kept[g])
+            if calib:  # a graph the program never ran on these samples has nothing to calibrate on: said here,
+                # naming the set, not as the quantizer's "empty calibration set"
+                never = [g for g in self.card.program(pname).graphs if not kept.get(g)]
+                if never:
+                    src = self.calib_samples()
+                    raise ExportError(f"--calib {src.source}: program '{pname}' never ran graph '{never[0]}' on "
+                                      f"the {len(seqs)} calibration samples, so its INT8 form has nothing to "
+                                      f"calibrate on; give samples that reach it, or export without '{pname}' "
+                                      "(--programs)")
             self._recorded[key] = {g: _evenly(v, _cap(v)) for g, v in kept.items()}
         return self._recorded[key]
 

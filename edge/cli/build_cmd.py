@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import jsonout
-from edge.errors import BackendUnavailable, DataError, ExportError
+from edge.errors import BackendUnavailable, BundleError, DataError, ExportError
 
 
 def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
@@ -141,7 +141,13 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
                           {g: dim_names(camera_io(b.graph_io(g), fronts[g])) for g in fronts}, str(b.path))
     profiles = {}
     for g in graphs:
-        src = b.file(onnx_for(b, g, precision)["file"])
+        try:
+            art = onnx_for(b, g, precision)
+        except BundleError as e:  # a re-export fixes this; say now whether the backend would build here after it
+            ok, why = be.is_available()
+            raise BundleError(str(e) + ("" if ok else f"; and backend '{backend}' is not available here: {why}")
+                              ) from None
+        src = b.file(art["file"])
         if backend == "tensorrt":  # a graph its plugin cannot take (masked attention): one line, before any build
             plugin_ops(src)
         profiles[g] = engine_profile(b, g, mine[g], fronts.get(g))

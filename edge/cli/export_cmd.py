@@ -74,7 +74,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     from edge.export.api import check_args
 
     check_args(out, opset, attention, calib_method, rtol=rtol)
-    if precisions and set(precisions) - {"fp32"}:
+    int8 = "int8" in (precisions or [])
+    if int8 or calib != "synthetic":  # a set given is checked even where unused: a typo was exported past silently
         from edge.calibration.datasets import check_source
 
         check_source(calib)
@@ -85,6 +86,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     from edge.export.api import export_card
 
     console = make_console(stderr=json_out)
+    if calib != "synthetic" and not int8:
+        console.print(f"[yellow]warning:[/] --calib {escape(calib)} is read by --precision int8 only; this export "
+                      "does not use it", highlight=False)
     with console.status(f"exporting {model} to ONNX and checking parity against PyTorch...") as status:
 
         def progress(msg: str) -> None:

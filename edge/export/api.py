@@ -107,6 +107,13 @@ def check_args(out: str | os.PathLike[str], opset: int | None, attention: str, c
     check_out(out)
 
 
+def _listed(names: str | Sequence[str] | None) -> list[str] | None:
+    """``names`` as a list: a string is comma-separated names; None stays None."""
+    if names is None:
+        return None
+    return [n.strip() for n in names.split(",") if n.strip()] if isinstance(names, str) else list(names)
+
+
 def _backends(targets: Sequence[str]) -> tuple[str, ...]:
     """Target names -> backend names ("onnx" is run by ONNX Runtime)."""
     return tuple(dict.fromkeys("onnxruntime" if t == "onnx" else t for t in targets))
@@ -482,10 +489,10 @@ def _apply_options(card: Any, module: Any, cfg: dict[str, Any], options: Mapping
 
 def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, config: str | None = None,
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
-                dynamic_batch: bool = False, programs: Sequence[str] | None = None, opset: int | None = None,
-                rtol: float = 1e-4, seed: int = 0, precisions: list[str] | None = None, calib: str = "synthetic",
+                dynamic_batch: bool = False, programs: str | Sequence[str] | None = None, opset: int | None = None,
+                rtol: float = 1e-4, seed: int = 0, precisions: str | list[str] | None = None, calib: str = "synthetic",
                 calib_size: int = 32, eval_size: int | None = None, max_drop: float | str | None = None,
-                calib_method: str = "minmax", progress: Any = None, targets: tuple[str, ...] = ("onnx",),
+                calib_method: str = "minmax", progress: Any = None, targets: str | tuple[str, ...] = ("onnx",),
                 options: Mapping[str, Any] | None = None, score_every: bool = False,
                 ) -> tuple[Bundle, dict[str, Any]]:
     """Export a model family (by name, or a checkpoint path) with the graphs of its programs.
@@ -503,6 +510,11 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     check_args(out, opset, attention, calib_method, rtol=rtol)
     from edge.models.registry import list_models
 
+    # a name list given as one string is read as the CLI reads it (comma-separated): "int8" was taken letter by
+    # letter ("--precision ['i', 'n', 't', '8']")
+    precisions = _listed(precisions)
+    programs = _listed(programs)
+    targets = tuple(_listed(targets) or ())
     ckpt_path: Path | None = None
     if isinstance(model, os.PathLike):  # a checkpoint given as a Path, as the docstring allows
         model = os.fspath(model)

@@ -166,8 +166,15 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     got_in = [i.name for i in model.graph.input]
     got_out = [o.name for o in model.graph.output]
     if got_in != io.input_names or got_out != io.output_names:
-        raise ExportError(f"exported names {got_in} -> {got_out} differ from the spec "
-                          f"{io.input_names} -> {io.output_names}")
+        unused = [n for n in io.input_names if n not in got_in]
+        if not got_out:
+            why = "forward returns no tensor, and a graph needs at least one output"
+        elif unused and got_out == io.output_names and [n for n in io.input_names if n in got_in] == got_in:
+            why = (f"input(s) {', '.join(unused)} are not used by forward (no output depends on them, and the exporter "
+                   "drops such inputs); leave them out of the example inputs")
+        else:
+            why = f"exported names {got_in} -> {got_out} differ from the spec {io.input_names} -> {io.output_names}"
+        raise ExportError(f"{type(module).__name__}: {why}")
     io = _stamp_shapes(path, io, external)
     try:
         onnx.checker.check_model(str(path), full_check=True)

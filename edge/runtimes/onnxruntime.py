@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BackendUnavailable, BundleError, EdgeError, first_line
+from edge.errors import BackendUnavailable, BundleError, DataError, EdgeError, first_line
 from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.spec import IOSpec
@@ -108,9 +108,16 @@ class OrtRuntime(BaseRuntime):
         if names != io.input_names:
             raise BundleError(f"{model_path}: graph inputs {names} differ from the manifest {io.input_names}")
         self.providers = self.session.get_providers()
+        self.model_path = model_path
+        # a failed run raises with ORT's reason (above); its own log line of the same reason stays off stderr
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = self.session.run(self.io.output_names, feeds)
+        try:
+            outs = self.session.run(self.io.output_names, feeds, self._run_options)
+        except Exception as e:  # ORT's own Fail / InvalidArgument (an index past a table): ours, in one line
+            raise DataError(f"{self.model_path}: onnxruntime cannot run these inputs ({first_line(e, 300)})") from None
         return dict(zip(self.io.output_names, outs))
 
     def close(self) -> None:

@@ -24,6 +24,22 @@ from edge.runtimes import trt_engine as te
 
 # ------------------------------------------------------------------ calibration sequences (.npz)
 
+
+def test_a_set_that_never_reaches_a_graph_is_named(tmp_path: Path) -> None:
+    """PULSAR's `sectors` program sends only waveforms that look jammed through its graph: a set of quiet ones (a
+    valid .npz) failed after the fp32 scoring as "empty calibration set", naming no file, program or graph."""
+    pytest.importorskip("torch")
+    from edge.errors import ExportError
+    from edge.export.api import export_card
+
+    calib = tmp_path / "quiet.npz"
+    np.savez(calib, waveform=np.random.default_rng(0).uniform(0, 1, (4, 16, 128, 800)).astype(np.float16))
+    with pytest.raises(ExportError) as e:
+        export_card("pulsar", tmp_path / "b", config="tiny", precisions=["int8"], calib=str(calib), calib_size=4)
+    msg = str(e.value)
+    assert "quiet.npz" in msg and "program 'sectors' never ran graph 'segment'" in msg and "\n" not in msg, msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quiet.npz"]
+
 #: step feeds of a two-input model: 'a' is [1, 2], 'b' is [1, 3] per step
 REF = {"a": np.zeros((1, 2), np.float32), "b": np.zeros((1, 3), np.float32)}
 

@@ -272,6 +272,20 @@ def test_train_bad_numbers_refused_up_front(work: Path, args: list[str], needle:
     assert listing(work) == []
 
 
+def test_a_calibration_source_is_checked_even_when_unused(work: Path) -> None:
+    """`--calib /nonexist` with an fp32 export wrote the bundle without a word (only int8 checked it); a set that
+    exists but is unused is said once."""
+    r = cli(EXPORT, "pulsar", "--config", "tiny", "--calib", work / "nonexist", "--out", work / "b", cwd=work)
+    assert_one_line_error(r, "nonexist: calibration source not found")
+    assert listing(work) == []
+    np = pytest.importorskip("numpy")
+    np.savez(work / "set.npz", waveform=np.zeros((2, 16, 128, 800), np.float16))
+    r = cli(EXPORT, "pulsar", "--config", "tiny", "--calib", work / "set.npz", "--out", work / "b", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert "warning: --calib" in " ".join(r.stdout.split()) and "read by --precision int8 only" in " ".join(
+        r.stdout.split())
+
+
 def test_train_freeze_without_init_refused(work: Path) -> None:
     """`--freeze encoder` without `--init` trained the rest around an encoder frozen at its random weights."""
     r = cli(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--eval-clips", "0", "--freeze", "encoder",

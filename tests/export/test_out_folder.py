@@ -181,6 +181,17 @@ def test_bad_arguments_fail_before_any_work(tmp_path: Path, args: list[str], nee
     assert time.perf_counter() - t0 < 60
 
 
+def test_api_reads_a_string_of_names_as_the_cli_does(tmp_path: Path) -> None:
+    """export_card(..., programs="full") looked up a program 'f', precisions="int8" reported ['i', 'n', 't', '8']."""
+    from edge.errors import ModelError
+    from edge.export.api import _listed
+
+    assert _listed("fp32, int8") == ["fp32", "int8"] and _listed(("onnx",)) == ["onnx"] and _listed(None) is None
+    with pytest.raises(ModelError, match="has no program 'nope'"):
+        edge.export_card("pulsar", tmp_path / "o", config="tiny", programs="nope")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_api_checks_opset_and_out_first(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "data.csv").write_text("1,2\n")

@@ -99,6 +99,42 @@ def test_outputs_that_are_not_tensors_are_one_line() -> None:
         output_names([(None, 0), ("output0", 1)])
 
 
+class _NoOutputs(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple:
+        return ()
+
+
+class _Unused(torch.nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+@pytest.mark.parametrize(("module", "needle"), [
+    (_NoOutputs(), "_NoOutputs: forward returns no tensor"),
+    (_Unused(), "_Unused: input(s) y are not used by forward"),
+])
+def test_no_outputs_or_an_unused_input_is_said_plainly(tmp_path: Path, module: torch.nn.Module, needle: str) -> None:
+    """Both said "exported names [...] differ from the spec [...]", which names neither cause."""
+    with pytest.raises(ExportError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        edge.export(module, {"x": torch.randn(2, 4), "y": torch.randn(2, 4)} if isinstance(module, _Unused)
+                    else {"x": torch.randn(2, 4)}, tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_onnxruntime_refuses_is_one_error_of_ours(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """An index past an embedding's table escaped as ONNX Runtime's own InvalidArgument (not an EdgeError), with
+    ORT's coloured log line of the same reason on stderr."""
+    from edge.errors import DataError
+
+    edge.export(torch.nn.Embedding(10, 4), {"idx": torch.randint(0, 10, (2, 3))}, tmp_path / "b")
+    rt = edge.load(tmp_path / "b", backend="onnxruntime")
+    capfd.readouterr()
+    with pytest.raises(DataError, match=r"model\.ort\.onnx: onnxruntime cannot run these inputs \(.*out of"):
+        rt.infer({"idx": np.full((2, 3), 99, np.int64)})
+    assert capfd.readouterr().err == ""
+    assert rt.infer({"idx": np.full((2, 3), 9, np.int64)})["output0"].shape == (2, 3, 4)
+
+
 def test_a_model_without_our_attention_is_not_recorded_as_plugin(tmp_path: Path) -> None:
     """SDPA / nn.MultiheadAttention trace to MatMul/Softmax: the manifest said mode "plugin" (a node not in
     the graph), which sends trtexec and Triton users away from a graph they could use."""

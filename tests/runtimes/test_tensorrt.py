@@ -219,6 +219,10 @@ def test_cli_build_and_load_without_tensorrt(tiny_bundle: Path, tmp_path: Path) 
     r = subprocess.run([sys.executable, "-m", "edge.cli.main", "build", str(tiny_bundle), "--precision", "int8"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no int8 ONNX" in r.stderr and "--precision int8" in r.stderr
+    from edge.runtimes.registry import get_backend
+
+    if not get_backend("tensorrt").is_available()[0]:  # said too, or a re-export only leads to that line
+        assert "and backend 'tensorrt' is not available here" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     with pytest.raises(BackendUnavailable, match="tensorrt"):
         edge.load(tiny_bundle, backend="tensorrt")
 
