@@ -68,14 +68,21 @@ def test_stream_run_checks_its_arguments(tiny_bundle: Path, kwargs: dict[str, ob
 @pytest.mark.parametrize(("options", "needle"), [
     ({"bogus": 1}, "backend 'onnxruntime' takes no option 'bogus'"),
     ({"optimization": "bogus"}, "optimization 'bogus': choose one of disable, basic, extended, all"),
-    ({"threads": "x"}, r"threads: an integer >= 0 \(0: the backend's default\), got 'x'"),
-    ({"threads": -2}, "threads: an integer >= 0"),
+    ({"threads": "x"}, r"threads: an integer from 0 \(the backend's default\) to 1024, got 'x'"),
+    ({"threads": -2}, "threads: an integer from 0"),
+    ({"threads": 10**20}, "to 1024, got 100000000000000000000"),  # each backend's own overflow before
 ])
 def test_backend_options_are_checked(tiny_bundle: Path, options: dict[str, object], needle: str) -> None:
     with pytest.raises(EdgeError, match=needle):
         edge.load(tiny_bundle, graph="encoder", **options)
     with pytest.raises(EdgeError, match=needle):
         edge.load_program(tiny_bundle, "onnxruntime", **options)
+
+
+def test_threads_none_is_the_default_on_every_backend(tiny_bundle: Path) -> None:
+    """ONNX Runtime took threads=None as int(None) (a TypeError); OpenVINO and torch took it as their default."""
+    with edge.load(tiny_bundle, graph="encoder", threads=None) as rt:
+        assert rt.inputs.input_names == ["frame"]
 
 
 def _export_cases() -> list[tuple[str, object, object, dict[str, object], str]]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 from edge import jsonout
-from edge.errors import EdgeError, ModelError
+from edge.errors import EdgeError, ModelError, first_line
 
 
 def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr: float | None, seed: int,
@@ -33,6 +34,11 @@ def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr
 
 #: the longest --time-limit (s): a queue's wait past the platform's time_t overflowed
 MAX_TIME_LIMIT_S = 30 * 24 * 3600.0
+#: the most samples a training step takes (the families' models train on 8-32; a GPU's largest useful batch is far
+#: below this)
+MAX_BATCH = 4096
+#: how torch's CPU and CUDA allocators say a tensor did not fit
+OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|DefaultCPUAllocator", re.IGNORECASE)
 
 
 def continues(cfg0: dict[str, Any], cfg: dict[str, Any]) -> bool:
@@ -70,6 +76,11 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         raise ModelError(f"model '{model}' declares no trainer (its card has no `trainer`)")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise EdgeError(f"--lr {lr}: a learning rate must be a finite number > 0")
+    if config is not None and not config.strip():  # "" trained the default config without a word
+        raise EdgeError(f"--config {config!r}: name one of the family's configs (edge models lists them), or leave "
+                        "it out")
+    if batch > MAX_BATCH:  # 10**8 rendered for ever before the first step, without a word
+        raise EdgeError(f"--batch {batch}: at most {MAX_BATCH} samples a step")
     if not 0 <= seed < 2**63:  # torch's generator takes a 64-bit seed (a larger one was a traceback from torch)
         raise EdgeError(f"--seed {seed}: seeds are integers from 0 to 2**63 - 1")
     if time_limit is not None and not (math.isfinite(time_limit) and time_limit <= MAX_TIME_LIMIT_S):
@@ -150,9 +161,16 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                 last[0] = now
                 console.print(f"step {step}/{steps} loss {loss:.4f} ({now - t0:.0f}s)")
 
-        module, losses, qat_scales = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed, init_state=init_state,
-                               progress=report, init_partial=init_partial, device=device, workers=workers,
-                               time_limit=time_limit, freeze=freeze, qat=qat)
+        try:
+            module, losses, qat_scales = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed,
+                                               init_state=init_state, progress=report, init_partial=init_partial,
+                                               device=device, workers=workers, time_limit=time_limit, freeze=freeze,
+                                               qat=qat)
+        except (MemoryError, RuntimeError) as e:  # torch's allocator says so as a RuntimeError; other ones stay bugs
+            if not isinstance(e, MemoryError) and not OUT_OF_MEMORY.search(str(e)):
+                raise
+            raise EdgeError(f"--batch {batch}: out of memory ({first_line(e, 160)}); give a smaller --batch"
+                            ) from None
     train_s = time.time() - t0
     k = max(1, len(losses) // 20)
     meta = {

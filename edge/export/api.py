@@ -520,6 +520,9 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
         model = os.fspath(model)
     if not isinstance(model, str):
         raise ExportError(f"model: a family's name or a checkpoint path, got {type(model).__name__}")
+    if isinstance(config, str) and not config.strip():  # "" exported the default config without a word
+        raise ExportError(f"--config {config!r}: name one of the family's configs (tiny, default, ...), or leave it "
+                          "out")
     if config is not None and not isinstance(config, str):
         raise ExportError(f"config: the name of one of the family's configs (tiny, default, ...), got "
                           f"{type(config).__name__}; a custom config is trained into a checkpoint, which "

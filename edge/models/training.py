@@ -192,17 +192,25 @@ def batches_for(batches: Callable[..., Iterator[dict[str, np.ndarray]]], freeze:
     return functools.partial(batches, frozen=tuple(freeze)) if takes else batches
 
 
+#: the torch device types training runs on
+TRAIN_DEVICES = ("cpu", "cuda")
+
+
 def _device(device: str) -> Any:
     """The torch device to train on; a ModelError (one line) for one this torch cannot use."""
     import torch
 
     try:
         dev = torch.device(device)
+        if dev.type not in TRAIN_DEVICES:  # 'meta' allocated nothing and aborted the process at the first .item();
+            # 'xpu' raised an AssertionError
+            raise RuntimeError(f"the trainer runs on {' or '.join(TRAIN_DEVICES)} (cuda:N for one of several GPUs)")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("this torch has no CUDA device")
         torch.empty(1, device=dev)
-    except RuntimeError as e:
-        raise ModelError(f"cannot train on device '{device}': {str(e).splitlines()[0]}") from None
+    except (RuntimeError, AssertionError) as e:
+        raise ModelError(f"cannot train on device '{device}': {(str(e).splitlines() or [type(e).__name__])[0]}"
+                         ) from None
     return dev
 
 
@@ -366,6 +374,10 @@ class ProcessBatches:
             q.close()
 
 
+#: how long a finished prefetch waits for its thread to finish the batch it is rendering (s)
+JOIN_S = 60.0
+
+
 def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4,
              deadline: float | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Draw items of ``it`` in a background thread; its exceptions are raised here, in the consumer, and
@@ -396,13 +408,15 @@ def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4,
         except BaseException as e:  # hand the generator's error to the consumer instead of hanging it
             put(e)
 
-    th = threading.Thread(target=work, daemon=True)
+    th = threading.Thread(target=work, daemon=True, name="edge-prefetch")
     th.start()
+    expired = False
     try:
         while True:
             try:
                 item = q.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
             except queue.Empty:  # the deadline passed while the source had nothing
+                expired = True
                 return
             if item is end:
                 return
@@ -411,3 +425,7 @@ def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4,
             yield item
     finally:
         stop.set()
+        # waited for, up to one batch's rendering: a daemon thread still inside numpy / OpenCV / torch code when the
+        # interpreter exited aborted the process (std::terminate, exit 134) after the checkpoint was written, in 1
+        # of ~8 `edge train --steps 1` runs. Not a source that missed the deadline: it may be stuck for good
+        th.join(timeout=0 if expired else JOIN_S)

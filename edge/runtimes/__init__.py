@@ -39,13 +39,20 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
     return _opened(be, lambda: be.load(b, art, graph=graph, **_checked(options)))
 
 
+#: the most threads a runtime is given (as ``--threads`` takes)
+MAX_THREADS = 1024
+
+
 def _checked(options: dict[str, Any]) -> dict[str, Any]:
-    """The options every backend takes, checked here once: ``threads`` an integer >= 0 (0: its default)."""
+    """The options every backend takes, checked here once: ``threads`` an integer 0..MAX_THREADS (0 or None: its
+    default; None reached ONNX Runtime as int(None), and 10**20 each backend's own overflow)."""
     from edge.errors import EdgeError
 
     t = options.get("threads")
-    if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 0):
-        raise EdgeError(f"threads: an integer >= 0 (0: the backend's default), got {t!r}")
+    if t is None and "threads" in options:
+        return {**options, "threads": 0}
+    if t is not None and (isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_THREADS):
+        raise EdgeError(f"threads: an integer from 0 (the backend's default) to {MAX_THREADS}, got {t!r}")
     return options
 
 

@@ -117,7 +117,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         sinks.append(DisplaySink())
     if dump_points is not None:
         sinks.append(PointDumpSink(dump_points))
-    if udp:
+    if udp is not None:  # an empty target is the sink's one-line error, not no sink (it was dropped unsaid)
         sinks.append(UdpJsonSink(udp))
     sinks.extend(extra)
     schedule = None

@@ -262,13 +262,24 @@ def test_train_out_is_a_folder_fails_before_training(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "needle"), [(["--lr", "nan"], "--lr nan"), (["--lr", "-1"], "--lr -1.0"),
                                              (["--lr", "inf"], "--lr inf"), (["--seed", "-1"], "--seed -1"),
-                                             (["--seed", str(2**64)], f"--seed {2**64}")])
+                                             (["--seed", str(2**64)], f"--seed {2**64}"),
+                                             (["--batch", "100000000"], "--batch 100000000: at most 4096"),
+                                             (["--config", ""], "--config '': name one of")])
 def test_train_bad_numbers_refused_up_front(work: Path, args: list[str], needle: str) -> None:
     """Before: torch's ValueError (nan, -1, a seed past 64 bits) or numpy's (seed -1) as a traceback, and --lr inf
-    trained NaN weights."""
+    trained NaN weights; a batch of 10**8 rendered for ever without a word; --config '' trained the default."""
     r = cli(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--eval-clips", "0", *args,
             "--out", work / "x.pt", cwd=work)
     assert_one_line_error(r, needle)
+    assert listing(work) == []
+
+
+def test_empty_config_and_udp_target_are_refused(good_bundle: Path, work: Path) -> None:
+    """`--config ''` exported the default config and `--udp ''` sent nothing, each without a word."""
+    r = cli(EXPORT, "lane", "--config", "", "--out", work / "b", cwd=work)
+    assert_one_line_error(r, "--config '': name one of")
+    r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", "--udp", "", "--out", work / "r", cwd=work)
+    assert_one_line_error(r, "bad UDP target ''")
     assert listing(work) == []
 
 

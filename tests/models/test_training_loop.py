@@ -98,6 +98,34 @@ def test_an_unusable_device_is_one_line(toy: Any) -> None:
             train(toy, toy.config("tiny"), steps=1, batch=2, device="cuda")
 
 
+def test_a_closed_prefetch_has_waited_for_its_thread() -> None:
+    """The rendering thread was left running when training ended; still inside native code when the interpreter
+    exited, it aborted the process (exit 134, "terminate called without an active exception") after the
+    checkpoint was written, in about 1 of 8 `edge train --steps 1` runs."""
+    import threading
+    import time
+
+    from edge.models.training import prefetch
+
+    def slow() -> Iterator[dict[str, np.ndarray]]:
+        while True:
+            time.sleep(0.3)  # a batch being rendered when the consumer stops
+            yield {"x": np.zeros(1)}
+
+    g = prefetch(slow(), depth=1)
+    next(g)
+    g.close()
+    assert not [t for t in threading.enumerate() if t.name == "edge-prefetch"]
+
+
+def test_devices_training_cannot_use_are_one_line(toy: Any) -> None:
+    """'meta' allocated nothing, trained, and aborted the process at the first .item() (exit 134); 'xpu' was torch's
+    AssertionError (exit 1)."""
+    for device in ("meta", "xpu"):
+        with pytest.raises(ModelError, match=f"cannot train on device '{device}': the trainer runs on cpu or cuda"):
+            train(toy, toy.config("tiny"), steps=1, batch=2, device=device)
+
+
 def test_batch_tensor_lands_on_the_models_device() -> None:
     m = torch.nn.Linear(2, 2)
     t = batch_tensor(np.arange(6, dtype=np.float32).reshape(3, 2)[:, ::-1], m)
