@@ -147,7 +147,8 @@ def _projection(path: Path, P: np.ndarray, key: str = "P") -> np.ndarray:
     if not (P[0, 0] > 0 and P[1, 1] > 0 and P[2, 2] > 0 and max(abs(P[1, 0]), abs(P[2, 0]), abs(P[2, 1])) <= tiny):
         raise DataError(f"{path}: '{key}' is not a camera projection (need fx > 0, fy > 0, row 2 [0 fy cy ...] and "
                         f"row 3 [0 0 1 ...]; got fx {P[0, 0]:g}, fy {P[1, 1]:g}, rows 2-3 "
-                        f"{P[1, :3].round(4).tolist()} {P[2, :3].round(4).tolist()})")
+                        f"[{', '.join(f'{v:.6g}' for v in P[1, :3])}] [{', '.join(f'{v:.6g}' for v in P[2, :3])}])")
+        # (formatted, not np.round: rounding 1e306 to 4 decimals overflowed, a RuntimeWarning on stderr)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         scaled = P / P[2, 2]
     if not np.isfinite(scaled).all():

@@ -94,6 +94,7 @@ def test_huge_integers_in_a_rig_are_one_line(tmp_path: Path, key: str, value: An
     _one_line(e, "rig.json", f"'{key}'")
 
 
+@pytest.mark.filterwarnings("error")  # a value that overflows a message's formatting warned on stderr (np.round)
 @FAST
 @given(key=st.sampled_from(["K", "P", "T_lidar_to_cam", "image_size", "D"]),
        value=st.one_of(JSON, st.lists(NUMBERS, min_size=2, max_size=16),
