@@ -115,6 +115,8 @@ class Pipeline:
         self.by_recording = {s for s in self.secondary if self.policy == "block" and not any_live
                              and self._source_of[s] is not lead and lead.recorded and self._source_of[s].recorded}
         self._sync: dict[str, deque[Frame]] = {s: deque() for s in self.secondary}
+        self._used: dict[str, Frame] = {}  # per secondary sensor, the frame last matched (it may be matched again)
+        self._read: dict[str, int] = {}  # frames each sensor's source handed to the loop (delivered or not)
         self._threads: list[SourceThread] = []
         self._stall_flag: dict[int, int] = {}
 
@@ -344,6 +346,7 @@ class Pipeline:
                 slot = _slots.get(frame.sensor)
                 if slot is None:
                     return True
+                self._read[frame.sensor] = self._read.get(frame.sensor, 0) + 1  # one source thread per sensor
                 return slot.put(frame, self._stop) and not self._stop.is_set()
 
             th = SourceThread(src, publish, self._stop)
@@ -376,6 +379,8 @@ class Pipeline:
             self._runner = None
             for t in stages:
                 t.join(0.0 if self.gave_up else join_s)
+        if self._abort.is_set() and not self.gave_up:
+            self._count_abandoned()
         for t in self._threads:
             t.join(0.5)  # daemon threads: a source stuck in a device read is left behind, not waited for
         monitor.join(2.0)
@@ -388,6 +393,16 @@ class Pipeline:
                 e = t.error
                 self._errors.append(str(e) if isinstance(e, EdgeError) else
                                     f"{t.source.spec}: {type(e).__name__}: {first_line(e)}")
+
+    def _count_abandoned(self) -> None:
+        """After an abort (a second signal), the primary frames read but neither processed, dropped, skipped nor
+        unsynced, counted as ``abandoned``: in the loop's queues or in a stage's hands when it stopped, they were
+        in no counter (95 frames read, 86 processed, 0 dropped)."""
+        c = self.stats.counters
+        read = self._read.get(self.primary, 0)  # including one a source read as the stop came, not delivered
+        n = read - self.stats.e2e.count - self._slots[self.primary].dropped - c.get("skipped", 0) - c.get("unsynced", 0)
+        if n > 0:
+            self.stats.count("abandoned", n)
 
     #: True when the loop gave up on a stage that did not end after an abort: what it holds (the sinks, the
     #: task's runtime) may be in use by it, so nothing waits on them (``edge.stream.run`` does not close the task)
@@ -453,6 +468,12 @@ class Pipeline:
 
     # preprocess: pull the freshest primary frame once infer has room, match secondaries, preprocess
     def _pre_loop(self) -> None:
+        try:
+            self._pre_frames()
+        finally:
+            self._count_left_over()
+
+    def _pre_frames(self) -> None:
         primary = self._slots[self.primary]
         n = 0
         rec = self.stats.stages["preprocess"]
@@ -534,8 +555,28 @@ class Pipeline:
         # frames older than the match cannot match a later primary frame better; the match itself can be
         # reused (a 10 Hz LiDAR rotation is the nearest one for several 30 Hz camera frames)
         for _ in range(best):
-            buf.popleft()
+            self._let_go(sensor, buf)
+        self._used[sensor] = buf[0]
         return buf[0]
+
+    def _let_go(self, sensor: str, buf: deque[Frame]) -> None:
+        """Drop the oldest buffered ``sensor`` frame; one no primary frame was matched with is counted as
+        ``unmatched_<sensor>`` (under ``latest``, a side camera's frames passed over for newer ones were in no
+        counter: 124 used and 86 dropped of a camera's 300)."""
+        f = buf.popleft()
+        if f is not self._used.get(sensor):
+            self.stats.count(f"unmatched_{sensor}")
+
+    def _count_left_over(self) -> None:
+        """At the end, the secondary frames no primary frame was matched with, buffered or delivered since (counted,
+        as above; a sensor read on demand keeps the rest in its source)."""
+        for s in self.secondary:
+            buf = self._sync[s]
+            if s not in self.by_recording:
+                while (f := self._slots[s].get_nowait()) is not EMPTY and f is not CLOSED:
+                    buf.append(f)
+            while buf:
+                self._let_go(s, buf)
 
     def _match_recorded(self, sensor: str, t_ns: int) -> Frame | None:
         """Nearest ``sensor`` frame to ``t_ns`` on the recordings' own clocks, within tolerance.
@@ -555,14 +596,15 @@ class Pipeline:
                 continue
             buf.append(f)
             while len(buf) > 1 and src.recorded_ns(buf[1]) <= t_ns:
-                buf.popleft()
+                self._let_go(sensor, buf)
         if not buf:
             return None
         best = min(range(len(buf)), key=lambda i: abs(src.recorded_ns(buf[i]) - t_ns))
         if abs(src.recorded_ns(buf[best]) - t_ns) > self.tolerance_ns:
             return None
         for _ in range(best):
-            buf.popleft()
+            self._let_go(sensor, buf)
+        self._used[sensor] = buf[0]
         return buf[0]
 
     def _items(self, slot: Slot) -> Iterator[Any]:
