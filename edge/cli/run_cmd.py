@@ -47,6 +47,14 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
         jsonl = jsonl or out / f"{results_name(bundle)}.jsonl"
         stats = stats or out / "summary.json"
     console = Console(stderr=True)
+    if out is not None and out.is_dir():  # an earlier run's results another family named otherwise stay beside
+        # this run's and read as its own (lanes.jsonl beside extrinsics.jsonl): said, not deleted
+        mine = {Path(p).name for p in (save, jsonl, stats) if p is not None}
+        earlier = sorted(p.name for p in out.iterdir() if p.is_file() and p.name not in mine
+                         and (p.suffix == ".jsonl" or p.stem == "overlay"))
+        if earlier:
+            console.print(f"note: {out} also holds {', '.join(earlier[:3])}{' ...' if len(earlier) > 3 else ''} "
+                          "from an earlier run; this run does not write or replace them", highlight=False)
     # once the outputs are committed a late Ctrl-C/SIGTERM must not turn that into exit 130 (or a kill):
     # the run's own handlers are swapped straight for SIG_IGN, which stays until the process is gone
     with _caller_signals_back() as after:

@@ -87,11 +87,6 @@ def test_synthetic_frames_carry_labels() -> None:
     assert len(gt["lanes"]) >= 1 and all(len(lane_) == len(gt["h_samples"]) for lane_ in gt["lanes"])
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edge.cli.main", *args], capture_output=True, text=True,
-                          timeout=300)
-
-
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edge.cli.main", *args], capture_output=True, text=True,
@@ -133,9 +128,12 @@ def test_edge_run_block_mode_processes_every_video_frame_once(tiny_bundle: Path,
 
 
 def test_edge_run_synthetic_scores_tusimple(tiny_bundle: Path, tmp_path: Path) -> None:
+    (tmp_path / "extrinsics.jsonl").write_text("{}\n")  # another family's results from an earlier run: said, kept
     r = _cli("run", str(tiny_bundle), "--source", "synthetic:5:180x320", "--out", str(tmp_path), "--json",
              "--backend", "torch")
     assert r.returncode == 0, r.stderr
+    assert "also holds extrinsics.jsonl from an earlier run" in " ".join(r.stderr.split())
+    assert (tmp_path / "extrinsics.jsonl").read_text() == "{}\n"
     s = json.loads(r.stdout)
     assert s["frames"] == 5 and s["task"]["program"] == "stream" and s["task"]["graphs"] == ["encoder", "temporal"]
     m = s["task"]["metric"]
