@@ -212,12 +212,23 @@ class PointDumpSink(Sink):
         self.files = 0
         self._made: list[Path] = []
         self._written: list[Path] = []
+        self._earlier: set[str] = set()  # the clouds the folder held when the run opened it
 
     def open(self) -> None:
         try:
             self._made = make_folder(self.folder.absolute())
         except OSError as e:
             raise DataError(f"{self.folder}: cannot create the point-cloud folder ({e.strerror})") from None
+        self._earlier = {p.name for p in self.folder.glob("*.npy") if p.is_file()}
+
+    def note(self) -> str | None:
+        """The clouds an earlier run left in the folder that this run did not write over (they would read as
+        this run's: a second, shorter run left the first one's later frames beside its own)."""
+        left = sorted(self._earlier - {f.name for f in self._written})
+        if not left:
+            return None
+        return (f"{self.folder} also holds {len(left)} point cloud(s) this run did not write ({', '.join(left[:2])}"
+                f"{', ...' if len(left) > 2 else ''}): an earlier run's")
 
     def _save(self, stem: str, data: np.ndarray) -> None:
         final = self.folder / f"{stem}.npy"

@@ -196,6 +196,17 @@ def test_a_failed_run_keeps_no_point_dump(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == [f"lidar_{i:06d}.npy" for i in range(3)]
 
 
+def test_a_point_dump_over_an_earlier_ones_names_what_it_did_not_write(tmp_path: Path) -> None:
+    """A second, shorter run into the same dump folder left the first run's later clouds beside its own, unsaid."""
+    sink = PointDumpSink(tmp_path / "pts")
+    Pipeline([PointsSource(4)], FailAt(99), [sink], policy="block").run(handle_signals=False)
+    assert sink.note() is None
+    sink = PointDumpSink(tmp_path / "pts")
+    Pipeline([PointsSource(2)], FailAt(99), [sink], policy="block").run(handle_signals=False)
+    assert sink.note() == (f"{tmp_path / 'pts'} also holds 2 point cloud(s) this run did not write (lidar_000002.npy, "
+                           "lidar_000003.npy): an earlier run's")
+
+
 class FailingSource(Source):
     sensors = ("lidar",)
     spec = "bad.pcap"
