@@ -100,6 +100,7 @@ class PrecisionJob:
     _calib: SampleSet | None = None
     _recorded: dict[tuple[str, str], dict[str, list[dict[str, np.ndarray]]]] = field(default_factory=dict)
     _fp32: dict[str, float] = field(default_factory=dict)
+    _warned: set[str] = field(default_factory=set)
 
     def inherits(self) -> dict[str, str]:
         """Exported programs whose gates are another exported program's (``ProgramSpec.gated_by``): program ->
@@ -165,9 +166,12 @@ class PrecisionJob:
                 advice = f"no --eval-size up to {big} resolves it; a larger --max-drop does"
             else:
                 advice = f"--eval-size {need} resolves it"
-            self.say(f"warning: one of the {n} evaluation samples moves the {metric.name} by {step:.3g}"
-                     f"{metric.unit}, over half the gate's budget of {budget:.3g}{metric.unit}: {fails} the gate "
-                     f"({advice})")
+            msg = (f"warning: one of the {n} evaluation samples moves the {metric.name} by {step:.3g}"
+                   f"{metric.unit}, over half the gate's budget of {budget:.3g}{metric.unit}: {fails} the gate "
+                   f"({advice})")
+            if msg not in self._warned:  # said once, not once per program gated on the same samples
+                self._warned.add(msg)
+                self.say(msg)
         return out
 
     def calib_samples(self) -> SampleSet:

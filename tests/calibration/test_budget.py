@@ -70,6 +70,7 @@ def test_a_gate_that_cannot_resolve_its_budget_says_so() -> None:
     job = _job(percent_per_sample, eval_size=8)
     job._eval = [object()] * 8  # the samples themselves are not read
     assert job.resolution(50.0) == {"samples": 8, "one_sample": 12.5}
+    job.resolution(50.0)  # a second program gated on the same samples: said once (it was printed twice)
     (warning,) = job.said  # type: ignore[attr-defined]
     assert warning == ("warning: one of the 8 evaluation samples moves the L2 rate by 12.5%, over half the gate's "
                        "budget of 1%: any sample a reduced precision worsens fails the gate (--eval-size 200 "
