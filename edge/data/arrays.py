@@ -108,6 +108,9 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
                                 f"(limit {limit})")
             if head.nbytes > info.file_size:
                 raise DataError(f"{where} declares {head.nbytes} bytes of data but holds {info.file_size}")
+            if name in out:  # 'x' and 'x.npy': the checks would see one and numpy's loader read the other
+                raise DataError(f"{where} is stored twice (as '{name}' and '{name}.npy'); an .npz holds each array "
+                                "once")
             out[name] = replace(head, inflated=info.file_size, stored=info.compress_size)
     return out
 

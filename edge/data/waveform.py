@@ -314,6 +314,8 @@ _DTYPES = {"schema": ("U",), "layout": ("U",), "attack": ("U",), "waveforms": ("
 #: 1 MB file inflated to 1.3 GB of RSS. Checked above BOMB_FLOOR bytes inflated only (labels are not checked:
 #: their shape equals the waveforms', so they stay within what those may take)
 MAX_RATIO, BOMB_FLOOR = 200, 256 << 20
+#: the text members (schema, layout JSON, the per-frame attack JSON) are kilobytes; numpy stores 4 bytes a character
+MAX_TEXT_BYTES = 64 << 20
 
 
 def _check_ratio(p: Path, waves: ArrayHeader) -> None:
@@ -346,6 +348,10 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
     if total > MAX_FILE_BYTES:
         raise DataError(f"{p}: 'waveforms' would take {total} bytes (limit {MAX_FILE_BYTES})")
     _check_ratio(p, heads["waveforms"])
+    for key in ("schema", "layout", "attack"):  # read whole below: a 1 GiB string of NULs deflated to 1 MB
+        if key in heads and heads[key].nbytes > MAX_TEXT_BYTES:
+            raise DataError(f"{p}: '{key}' is {heads[key].nbytes} bytes of text; the schema's are small (limit "
+                            f"{MAX_TEXT_BYTES})")
     try:
         with np.load(p, allow_pickle=False) as z:
             schema = str(z["schema"])

@@ -100,8 +100,12 @@ def load_commands(arg: str, card: Any, cfg: dict[str, Any]) -> Schedule:
                         "--command: this bundle's model takes no command (its family declares none)")
     path = Path(arg)
     is_file = False
+    special = False
     with contextlib.suppress(OSError):  # a name too long for the file system is a text, not a file
         is_file = len(arg) < 4096 and path.is_file()
+        special = len(arg) < 4096 and (path.is_fifo() or path.is_char_device() or path.is_socket())
+    if special:  # a pipe was taken as the command text itself ("instruction 'c_fifo': start with ...")
+        raise DataError(f"{path}: not a regular file (--command takes a text or a schedule file)")
     if is_file:
         try:
             size = path.stat().st_size

@@ -51,7 +51,8 @@ def _savez(path: Path, **arrays: object) -> Path:
 
 @pytest.mark.parametrize("case", ["missing", "not_zip", "truncated", "no_schema", "wrong_schema", "layout_json",
                                   "shape", "dtype", "rank", "labels_shape", "extra", "object", "nan", "huge",
-                                  "attack_not_list", "label_value", "label_wraps", "range_inf", "range_negative"])
+                                  "attack_not_list", "label_value", "label_wraps", "range_inf", "range_negative",
+                                  "attack_text_bomb", "stored_twice"])
 def test_bad_files_are_one_line_errors(tmp_path: Path, case: str) -> None:
     good = {"schema": np.array(SCHEMA), "layout": np.array(LAY.to_json()), "waveforms": _frames()}
     p = tmp_path / "bad.npz"
@@ -94,6 +95,19 @@ def test_bad_files_are_one_line_errors(tmp_path: Path, case: str) -> None:
         rng = np.full((2, 16, 64), np.nan, np.float32)
         rng[0, 1, 2] = np.inf if case == "range_inf" else -4.0
         _savez(p, **good, range_m=rng)
+    elif case == "attack_text_bomb":  # 64 MiB + of NULs after a valid JSON list: text members were read whole,
+        # unchecked (a 1 GiB one in a 7 MB file took 2.2 GB)
+        _savez(p, **good, attack=np.array("[]" + "\0" * (16 << 20)))
+        with zipfile.ZipFile(tmp_path / "small.npz", "w", zipfile.ZIP_DEFLATED) as z:
+            for name in ("schema", "layout", "waveforms"):
+                z.writestr(f"{name}.npy", _npy(good[name]))
+            z.writestr("attack.npy", _npy(np.array("[]" + "\0" * (16 << 20) + "x")))
+        p = tmp_path / "small.npz"
+    elif case == "stored_twice":  # 'waveforms' and 'waveforms.npy': the checks saw the last, numpy read the first
+        with zipfile.ZipFile(p, "w") as z:
+            z.writestr("waveforms", _npy(np.zeros((2, 3), np.int64)))
+            for name in ("schema", "layout", "waveforms"):
+                z.writestr(f"{name}.npy", _npy(good[name]))
     elif case == "nan":
         w = _frames()
         w[0, 0, 0, 0] = np.nan

@@ -89,6 +89,11 @@ def test_load_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         load_commands("left", None, {})
     with pytest.raises(DataError, match="no such file"):
         load_commands(str(tmp_path / "route.txt"), _card(), {})
+    import os
+
+    os.mkfifo(tmp_path / "pipe")  # was taken as the command text itself
+    with pytest.raises(DataError, match=r"pipe: not a regular file \(--command takes a text or a schedule file\)"):
+        load_commands(str(tmp_path / "pipe"), _card(), {})
     with pytest.raises(DataError, match="is a folder"):
         load_commands(str(tmp_path), _card(), {})
     with pytest.raises(DataError, match="empty"):

@@ -49,8 +49,9 @@ def test_source_specs_and_errors(tmp_path: Path) -> None:
     for bad in ("synthetic:x", "synthetic:0", "synthetic:3:10x10"):
         with pytest.raises(DataError):
             open_source(bad)
-    for bad in ("camera:x", "csi:", "gst:", "camera:2147483648", "camera:\u00b2", "csi:99999"):  # an OpenCV
-        # traceback for a C int overflow; int() refused the superscript str.isdigit passed
+    for bad in ("camera:x", "csi:", "gst:", "camera:2147483648", "camera:\u00b2", "csi:99999",  # an OpenCV
+                # traceback for a C int overflow; int() refused the superscripts str.isdigit passed
+                "waveform:sim,frames=\u00b3", "waveform:x.npz,loop=\u00b2"):
         with pytest.raises(DataError, match=bad.split(":")[0]):
             open_source(bad)
     with pytest.raises(DataError, match=r"missing\.mp4"):

@@ -57,6 +57,13 @@ def check_vocabulary(cfg: dict[str, Any]) -> None:
         raise ValueError(f"vocab_size {cfg['vocab_size']} is not the vocab's length {len(vocab)}")
 
 
+def _quoted(text: str, most: int = 60) -> str:
+    """``text`` quoted for an error line: control characters escaped (a NUL printed raw made 'straight\\x00' read
+    as 'straight'), cut to ``most`` characters (a 10-million-character instruction made a 20 MB "line")."""
+    shown = repr(text[:most])
+    return shown if len(text) <= most else f"{shown[:-1]}...{shown[-1]} ({len(text)} characters)"
+
+
 def tokenize(command: str, text: str, vocab: Sequence[str], length: int, *, unknown: str = "error") -> np.ndarray:
     """int64 [length]: the command token, the words' ids, padding.
 
@@ -66,7 +73,7 @@ def tokenize(command: str, text: str, vocab: Sequence[str], length: int, *, unkn
     index = {w: i for i, w in enumerate(vocab)}
     cmd = index.get(f"<{command}>")
     if cmd is None:
-        raise DataError(f"unknown route command '{command}': use one of {', '.join(COMMANDS)}")
+        raise DataError(f"unknown route command {_quoted(command)}: use one of {', '.join(COMMANDS)}")
     ids = [cmd]
     for w in words_of(text):
         if w in index:
@@ -74,9 +81,9 @@ def tokenize(command: str, text: str, vocab: Sequence[str], length: int, *, unkn
         elif unknown == "unk":
             ids.append(index[UNK])
         else:
-            raise DataError(f"instruction '{text}': the word '{w}' is not in the model's vocabulary")
+            raise DataError(f"instruction {_quoted(text)}: the word {_quoted(w)} is not in the model's vocabulary")
     if len(ids) > length:
-        raise DataError(f"instruction '{text}': {len(ids) - 1} words, the model takes at most {length - 1}")
+        raise DataError(f"instruction {_quoted(text)}: {len(ids) - 1} words, the model takes at most {length - 1}")
     return np.array(ids + [index[PAD]] * (length - len(ids)), dtype=np.int64)
 
 
@@ -97,7 +104,7 @@ def parse_instruction(text: str, vocab: Sequence[str], length: int) -> dict[str,
         said = " ".join(words_of(text))
         found = [c for c, ts in TEMPLATES.items() if said in ts]
         if not found:
-            raise DataError(f"instruction '{text}': start with the route command ({', '.join(COMMANDS)}), "
+            raise DataError(f"instruction {_quoted(text)}: start with the route command ({', '.join(COMMANDS)}), "
                             "e.g. 'left: turn left at the next junction'")
         command, sentence = found[0], text.strip()
     tokenize(command, sentence, vocab, length)  # refuses an unknown command, an unknown word, too many words

@@ -127,7 +127,7 @@ def _int_option(spec: str, opts: dict[str, str], key: str, default: int) -> int:
     if key not in opts:
         return default
     v = opts.pop(key)
-    if not v.isdigit() or int(v) < 1:
+    if not (v.isascii() and v.isdigit()) or int(v) < 1:  # isdigit alone passes '²', which int() refuses
         raise DataError(f"bad source '{spec}': {key}={v} must be a whole number >= 1")
     return int(v)
 

@@ -35,6 +35,12 @@ def test_unknown_words_and_commands_are_one_clear_error() -> None:
         tokenize("sideways", "keep lane", v, 10)
     with pytest.raises(DataError, match="at most 3"):
         tokenize("stop", "stop behind the car ahead", v, 4)
+    # a 10-million-character instruction was a 20 MB error "line"; a NUL in the command printed raw
+    with pytest.raises(DataError) as e:
+        tokenize("left", "x" * 10_000_000, v, 10)
+    assert len(str(e.value)) < 300 and "(10000000 characters)" in str(e.value)
+    with pytest.raises(DataError, match=r"unknown route command 'straight\\x00'"):
+        tokenize("straight\x00", "keep lane", v, 10)
 
 
 @settings(max_examples=300, deadline=None)
