@@ -16,6 +16,7 @@ driven by the elapsed time, for a run that must fit a lease; the steps taken are
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -64,12 +65,15 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     procs = ProcessBatches(batches, cfg, batch, seed, workers) if workers else None
     # the parent still prefetches: receiving and unpickling a batch then overlaps the step; under a time
     # limit the wait for a batch ends at the deadline (a stuck renderer cannot keep the run past it)
-    source = prefetch(procs if procs is not None else batches(cfg, batch, seed), deadline=deadline)
+    join = {"s": JOIN_S}  # how long closing the prefetch waits for its rendering thread (see prefetch)
+    source = prefetch(procs if procs is not None else batches(cfg, batch, seed), deadline=deadline, join=join)
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
                     threads=threads, init_partial=init_partial, device=device, deadline=deadline,
                     freeze=tuple(freeze), qat=tuple(qat))
     finally:
+        if sys.exc_info()[0] is not None:  # Ctrl-C or an error: leave promptly (it waited for a whole batch)
+            join["s"] = INTERRUPTED_JOIN_S
         source.close()
         if procs is not None:
             procs.close()
@@ -374,14 +378,17 @@ class ProcessBatches:
             q.close()
 
 
-#: how long a finished prefetch waits for its thread to finish the batch it is rendering (s)
-JOIN_S = 60.0
+#: how long a finished prefetch waits for its thread to finish the batch it is rendering (s); past a deadline
+#: at most DEADLINE_GRACE_S more, after an interruption or error INTERRUPTED_JOIN_S
+JOIN_S, DEADLINE_GRACE_S, INTERRUPTED_JOIN_S = 60.0, 2.0, 0.5
 
 
-def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4,
-             deadline: float | None = None) -> Iterator[dict[str, np.ndarray]]:
+def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4, deadline: float | None = None,
+             join: dict[str, float] | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Draw items of ``it`` in a background thread; its exceptions are raised here, in the consumer, and
-    its end ends this iterator too, as does ``deadline`` (a ``time.monotonic()`` time) while waiting."""
+    its end ends this iterator too, as does ``deadline`` (a ``time.monotonic()`` time) while waiting.
+    Closing it waits for the thread (``join["s"]`` seconds, default :data:`JOIN_S`; with a deadline, no longer
+    than :data:`DEADLINE_GRACE_S` past it), so that it is not inside native code when the interpreter exits."""
     import queue
     import threading
 
@@ -427,5 +434,9 @@ def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4,
         stop.set()
         # waited for, up to one batch's rendering: a daemon thread still inside numpy / OpenCV / torch code when the
         # interpreter exited aborted the process (std::terminate, exit 134) after the checkpoint was written, in 1
-        # of ~8 `edge train --steps 1` runs. Not a source that missed the deadline: it may be stuck for good
-        th.join(timeout=0 if expired else JOIN_S)
+        # of ~8 `edge train --steps 1` runs. Not a source that missed the deadline (it may be stuck for good), and a
+        # time-limited run not much past its limit (a batch of 1024 rendered 13 s past it)
+        wait = (join or {}).get("s", JOIN_S)
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.monotonic()) + DEADLINE_GRACE_S)
+        th.join(timeout=0 if expired else wait)

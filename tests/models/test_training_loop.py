@@ -118,6 +118,26 @@ def test_a_closed_prefetch_has_waited_for_its_thread() -> None:
     assert not [t for t in threading.enumerate() if t.name == "edge-prefetch"]
 
 
+def test_a_closed_prefetch_past_its_deadline_waits_only_a_grace() -> None:
+    """Waiting for the batch being rendered kept a time-limited run 13 s past its limit (a batch of 1024): past the
+    deadline the wait is at most DEADLINE_GRACE_S."""
+    import time
+
+    from edge.models.training import DEADLINE_GRACE_S, prefetch
+
+    def slow() -> Iterator[dict[str, np.ndarray]]:
+        yield {"x": np.zeros(1)}
+        time.sleep(30)  # a large batch still rendering when the time is up
+        yield {"x": np.zeros(1)}
+
+    g = prefetch(slow(), depth=1, deadline=time.monotonic() + 0.2)
+    next(g)
+    time.sleep(0.3)
+    t = time.monotonic()
+    g.close()
+    assert time.monotonic() - t < DEADLINE_GRACE_S + 1.0
+
+
 def test_devices_training_cannot_use_are_one_line(toy: Any) -> None:
     """'meta' allocated nothing, trained, and aborted the process at the first .item() (exit 134); 'xpu' was torch's
     AssertionError (exit 1)."""
