@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -179,6 +180,44 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+#: numbers the partial files of this process (two sinks of one process writing one name get two files)
+_PARTIALS = itertools.count()
+
+
+def partial_file(path: str | os.PathLike[str], suffix: str = "") -> Path:
+    """The private name an output file is written under until it is whole: ``.NAME.<pid>-<n>.partial<suffix>`` beside
+    it (``suffix`` keeps an extension a writer chooses its format by). Private to this process: two runs writing
+    one output name each write their own file and the last rename wins, whole (a shared ``.NAME.partial`` mixed two
+    runs' lines into one committed file, a broken line between them). A dead writer's file:
+    :func:`clean_stale_files`."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.{os.getpid()}-{next(_PARTIALS)}.partial{suffix}")
+
+
+def clean_stale_files(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:
+    """Remove the :func:`partial_file` files in ``folder`` (of output ``name``, or of any) whose writer process
+    no longer exists (a run killed with SIGKILL); returns what was removed. Other names are never touched."""
+    import re
+
+    stem = re.escape(name) if name is not None else r"[^/]+"
+    pat = re.compile(rf"^\.{stem}\.(\d+)-\d+\.partial[^/]*$")
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = pat.match(p.name)
+        if m is None or p.is_symlink() or not p.is_file():
+            continue
+        pid = int(m.group(1))
+        if pid != os.getpid() and not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def clean_stale(parent: Path, name: str) -> list[Path]:

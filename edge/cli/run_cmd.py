@@ -48,7 +48,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
         stats = stats or out / "summary.json"
     console = Console(stderr=True)
     if out is not None and out.is_dir():  # an earlier run's results another family named otherwise stay beside
-        # this run's and read as its own (lanes.jsonl beside extrinsics.jsonl): said, not deleted
+        # this run's and read as its own (one family's results file beside another's): said, not deleted
         mine = {Path(p).name for p in (save, jsonl, stats) if p is not None}
         earlier = sorted(p.name for p in out.iterdir() if p.is_file() and p.name not in mine
                          and (p.suffix == ".jsonl" or p.stem == "overlay"))

@@ -58,7 +58,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     """
     from edge.errors import EdgeError
     from edge.stream.pipeline import Pipeline, StoppedWithOutputs
-    from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink, partial_jsonl
+    from edge.stream.sinks import DisplaySink, JsonlSink, OverlaySink, PointDumpSink, UdpJsonSink
     from edge.stream.sources import lidar_spec_source, open_source
 
     if not isinstance(source, str):
@@ -96,13 +96,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     with contextlib.suppress(OSError):  # a command sentence longer than a file name is text, not a file
         if command is not None and len(str(command)) < 4096 and Path(command).is_file():
             reads.append(Path(command))
-    from edge.stream.overlay import partial_video
-
-    # the sinks' temporary names too: a source that had one was overwritten by it, and then renamed away
-    check_outputs({"--save": save, "--jsonl": jsonl, "--stats": stats,
-                   "--save's partial file": partial_video(save) if save is not None else None,
-                   "--jsonl's partial file": partial_jsonl(jsonl) if jsonl is not None else None},
-                  reads, {"--dump-points": dump_points}, sealed=(Path(bundle.path),) if bundle is not None else ())
+    # (the sinks write under private names, edge.files.partial_file: a source cannot hold one)
+    check_outputs({"--save": save, "--jsonl": jsonl, "--stats": stats}, reads, {"--dump-points": dump_points},
+                  sealed=(Path(bundle.path),) if bundle is not None else ())
     the_rig = None
     if rig is not None:
         from edge.data.rig import Rig

@@ -49,10 +49,12 @@ def video_name_problem(path: str | os.PathLike[str]) -> str | None:
 
 
 def partial_video(path: str | os.PathLike[str]) -> Path:
-    """The temporary name ``path`` is written under until it is whole (checked as an output of its own: a file
-    the run reads may not have it)."""
+    """The temporary name ``path`` is written under until it is whole (:func:`edge.files.partial_file`, keeping the
+    container's suffix OpenCV chooses by; checked as an output of its own: a file the run reads may not have it)."""
+    from edge.files import partial_file
+
     p = Path(path)
-    return p.with_name(f".{p.stem}.partial{p.suffix}")
+    return partial_file(p, p.suffix)
 
 
 class VideoWriter:
@@ -73,9 +75,11 @@ class VideoWriter:
     def _open(self, shape: tuple[int, ...]) -> None:
         import cv2
 
+        from edge.files import clean_stale_files
         from edge.native_stderr import caught
 
         h, w = shape[:2]
+        clean_stale_files(self.path.parent, self.path.name)  # a killed run's file of this name
         tmp = partial_video(self.path)
         codecs = VIDEO_CODECS[self.path.suffix.lower()]
         said: list[str] = []

@@ -20,7 +20,7 @@ import numpy as np
 from edge import jsonout
 from edge.data.frame import is_points
 from edge.errors import DataError
-from edge.files import check_target, make_folder, remove_made
+from edge.files import check_target, clean_stale_files, make_folder, partial_file, remove_made
 from edge.stream.task import Result
 
 
@@ -100,9 +100,11 @@ class OverlaySink(Sink):
 
 
 def partial_jsonl(path: str | os.PathLike[str]) -> Path:
-    """The name a JSONL file is written under until the run commits it (an output of its own to check)."""
-    p = Path(path)
-    return p.with_name(f".{p.name}.partial")
+    """The name a JSONL file is written under until the run commits it (:func:`edge.files.partial_file`; an output
+    of its own to check)."""
+    from edge.files import partial_file
+
+    return partial_file(path)
 
 
 class JsonlSink(Sink):
@@ -122,7 +124,10 @@ class JsonlSink(Sink):
         return self.lines
 
     def open(self) -> None:
+        from edge.files import clean_stale_files
+
         self._made = _check_parent(self.path)
+        clean_stale_files(self.path.parent, self.path.name)  # a killed run's file of this name
         try:
             self._f = self.tmp.open("w")
         except OSError as e:
@@ -219,6 +224,7 @@ class PointDumpSink(Sink):
             self._made = make_folder(self.folder.absolute())
         except OSError as e:
             raise DataError(f"{self.folder}: cannot create the point-cloud folder ({e.strerror})") from None
+        clean_stale_files(self.folder)  # the clouds a killed run was writing
         self._earlier = {p.name for p in self.folder.glob("*.npy") if p.is_file()}
 
     def note(self) -> str | None:
@@ -232,7 +238,7 @@ class PointDumpSink(Sink):
 
     def _save(self, stem: str, data: np.ndarray) -> None:
         final = self.folder / f"{stem}.npy"
-        tmp = final.with_name(f".{final.stem}.partial.npy")
+        tmp = partial_file(final, ".npy")  # private to this run (np.save keeps a name ending in .npy)
         try:
             np.save(tmp, data)
             os.replace(tmp, final)

@@ -262,11 +262,11 @@ def _signal_at(lane: Path, out: Path, frames: int, delay: float, sig: int) -> tu
     """Start a run, wait until its results file holds ``frames - 2`` lines, wait ``delay``, signal."""
     p = subprocess.Popen([*EDGE, "run", str(lane), "--source", f"synthetic:{frames}", "--policy", "block", "--out",
                           str(out)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = out / ".lanes.jsonl.partial"
     deadline = time.monotonic() + 240
     while p.poll() is None and time.monotonic() < deadline:
-        try:
-            if partial.read_bytes().count(b"\n") >= frames - 2:
+        try:  # the run's private partial file (pid and a number)
+            partial = next(out.glob(".lanes.jsonl.*.partial"), None) if out.is_dir() else None
+            if partial is not None and partial.read_bytes().count(b"\n") >= frames - 2:
                 break
         except OSError:
             pass

@@ -83,18 +83,32 @@ def test_the_video_keeps_its_name_and_no_temporary_name_hides_a_source(tiny_bund
     for name in ("clip.txt", "clip", "clip.json"):
         with pytest.raises(DataError, match=rf"{name}: --save writes a video; not a video file name"):
             run(tiny_bundle, str(video), save=tmp_path / name, handle_signals=False)
+    # the sinks write under private names now: a source named as the old shared ones were is only read
     hidden = tmp_path / ".out.partial.avi"
     hidden.write_bytes(before)
-    with pytest.raises(DataError, match="--save's partial file would replace"):
-        run(tiny_bundle, str(hidden), save=tmp_path / "out.avi", handle_signals=False)
-    hidden2 = tmp_path / ".r.jsonl.partial"
-    hidden2.write_bytes(before)
-    with pytest.raises(DataError, match="--jsonl's partial file would replace"):
-        run(tiny_bundle, str(hidden2), jsonl=tmp_path / "r.jsonl", handle_signals=False)
-    assert video.read_bytes() == hidden.read_bytes() == hidden2.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial.avi", ".r.jsonl.partial", "clip.avi"]
+    run(tiny_bundle, str(hidden), save=tmp_path / "out.avi", jsonl=tmp_path / "r.jsonl", handle_signals=False)
+    assert video.read_bytes() == hidden.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial.avi", "clip.avi", "out.avi", "r.jsonl"]
     with pytest.raises(DataError, match=r"v\.gif: not a video file name"):
         VideoWriter(tmp_path / "v.gif", 10)
+
+
+def test_two_writers_of_one_name_write_their_own_files(tmp_path: Path) -> None:
+    """Two `edge run` with one --jsonl shared `.NAME.partial`: the second truncated the first's file, the first
+    renamed it into place while the second kept writing, and the committed file mixed both runs with a broken
+    line between them (the second said "nothing was kept"). Each writer's file is now its own (pid and a number),
+    the last rename wins whole, and a killed writer's file is removed by the next one."""
+    from edge.files import clean_stale_files, partial_file
+    from edge.stream.sinks import JsonlSink
+
+    a, b = JsonlSink(tmp_path / "r.jsonl"), JsonlSink(tmp_path / "r.jsonl")
+    assert a.tmp != b.tmp and a.tmp.parent == tmp_path
+    dead = tmp_path / ".r.jsonl.999999999-0.partial"  # no such pid
+    dead.write_text("{half")
+    other = tmp_path / ".mine.partial"  # not ours: never touched
+    other.write_text("x")
+    assert clean_stale_files(tmp_path, "r.jsonl") == [dead] and other.exists()
+    assert partial_file(tmp_path / "v.mp4", ".mp4").name.endswith(".partial.mp4")
 
 
 def test_a_video_writer_that_cannot_open_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,10 +176,10 @@ def test_sigint_leaves_playable_video_and_parseable_jsonl(tiny_bundle: Path, tmp
     p = subprocess.Popen([sys.executable, "-m", "edge.cli.main", "run", str(tiny_bundle), "--source",
                           "synthetic:3000:180x320", "--realtime", "--out", str(out), "--json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = out / ".lanes.jsonl.partial"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and p.poll() is None:
-        if partial.exists() and partial.read_text().count("\n") >= 15:
+    while time.monotonic() < deadline and p.poll() is None:  # the run's private partial file (pid and a number)
+        partial = list(out.glob(".lanes.jsonl.*.partial")) if out.is_dir() else []
+        if partial and partial[0].read_text().count("\n") >= 15:
             break
         time.sleep(0.1)
     assert p.poll() is None, p.stderr.read() if p.stderr else ""
