@@ -69,6 +69,20 @@ def test_open_source_multi_builds_and_refuses(tmp_path: Path) -> None:
         multi_source("multi:front=x.mp4,left=k", lambda sub: two if sub == "k" else open_source(sub), CARD)
 
 
+def test_an_option_on_a_video_part_names_the_video(tmp_path: Path) -> None:
+    """`c.avi,fps=5` (fps belongs to image folders and KITTI) said "c.avi,fps=5: no such video file" of a video
+    that exists."""
+    import cv2
+
+    w = cv2.VideoWriter(str(tmp_path / "c.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    w.write(np.zeros((24, 32, 3), np.uint8))
+    w.release()
+    with pytest.raises(DataError, match=r"c\.avi: a video file takes no options \(fps=5\)"):
+        open_source(f"{tmp_path / 'c.avi'},fps=5").open()
+    with pytest.raises(DataError, match=r"nope\.avi: no such video file"):
+        open_source(str(tmp_path / "nope.avi")).open()
+
+
 def test_a_part_that_cannot_open_closes_the_others(tmp_path: Path) -> None:
     closed = []
 

@@ -105,6 +105,10 @@ class CameraSource(Source):
         if self.kind == "file":
             path = Path(self.target)
             if not path.exists():
+                head, _, opts = str(self.target).partition(",")
+                if opts and "=" in opts and Path(head).is_file():  # 'c.avi,fps=5' named c.avi,fps=5 as missing
+                    raise DataError(f"{head}: a video file takes no options ({opts}): it plays at its own rate "
+                                    "(--realtime paces it)")
                 raise DataError(f"{path}: no such video file")
             if not path.is_file():
                 raise DataError(f"{path}: not a file")
