@@ -31,6 +31,15 @@ SUBDIRS = ("image_2", "velodyne", "calib")
 RAW_SUBDIRS = ("image_02/data", "velodyne_points/data")
 
 
+def _check_scan_size(path: Path, size: int) -> None:
+    """A ``.bin`` of ``size`` bytes refused (one line) when it cannot be a KITTI scan: checked when the folder opens,
+    before a run writes anything, and again when the scan is read."""
+    if size == 0:  # a KITTI scan always has points: an empty file is a broken copy, not an empty street
+        raise DataError(f"{path}: empty LiDAR scan (0 bytes)")
+    if size % 16:
+        raise DataError(f"{path}: {size} bytes is not a whole number of float32 (x, y, z, reflectance) points")
+
+
 def read_bin(path: Path) -> np.ndarray:
     """KITTI ``.bin`` scan -> POINT_DTYPE (intensity = reflectance 0..1, ring 0, t 0)."""
     try:
@@ -39,10 +48,7 @@ def read_bin(path: Path) -> np.ndarray:
         raise DataError(f"{path}: no such LiDAR scan") from None
     if not path.is_file():  # a folder (IsADirectoryError from numpy), a FIFO (a read that never ends)
         raise DataError(f"{path}: not a regular file (a KITTI scan is a .bin of float32 points)")
-    if size == 0:  # a KITTI scan always has points: an empty file is a broken copy, not an empty street
-        raise DataError(f"{path}: empty LiDAR scan (0 bytes)")
-    if size % 16:
-        raise DataError(f"{path}: {size} bytes is not a whole number of float32 (x, y, z, reflectance) points")
+    _check_scan_size(path, size)
     raw = np.fromfile(path, dtype="<f4").reshape(-1, 4)
     finite = np.isfinite(raw).all(1)
     if not finite.all():  # NaN or infinite values are no return (some converters write NaN for one): dropped,
@@ -126,11 +132,7 @@ class KittiLayout:
                 raise DataError(f"{self.root}: no KITTI index has {', '.join(names[:-1])} and {names[-1]}")
         for idx in indices:
             f = self.scan_path(idx)
-            size = f.stat().st_size
-            if size % 16:
-                raise DataError(f"{f}: {size} bytes is not a whole number of float32 x, y, z, reflectance points")
-            if size == 0:  # refused here like a cut scan, before a run writes anything (it stopped mid-run)
-                raise DataError(f"{f}: empty LiDAR scan (0 bytes)")
+            _check_scan_size(f, f.stat().st_size)
         return indices
 
     def unpaired(self) -> list[str]:
@@ -199,6 +201,8 @@ def read_labels(path: str | Path) -> list[KittiObject]:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{p}: cannot read KITTI labels ({e})") from None
+    from edge.data.rig import NUMBER
+
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         f = line.split()
@@ -206,8 +210,6 @@ def read_labels(path: str | Path) -> list[KittiObject]:
             continue
         if len(f) not in (15, 16):
             raise DataError(f"{p}:{n}: a KITTI label line has 15 fields, this one {len(f)}")
-        from edge.data.rig import NUMBER
-
         # plain decimal numbers only: float() also takes nan / inf / 1e999 and "1_0" (as 10); KITTI marks
         # unknowns with -1 / -10 / -1000, never those
         bad = next((i for i, x in enumerate(f[1:15], 1) if not NUMBER.fullmatch(x)), None)

@@ -48,15 +48,6 @@ def video_name_problem(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def partial_video(path: str | os.PathLike[str]) -> Path:
-    """The temporary name ``path`` is written under until it is whole (:func:`edge.files.partial_file`, keeping the
-    container's suffix OpenCV chooses by; checked as an output of its own: a file the run reads may not have it)."""
-    from edge.files import partial_file
-
-    p = Path(path)
-    return partial_file(p, p.suffix)
-
-
 class VideoWriter:
     """Atomic video writer: ``with VideoWriter(path, fps) as w: w.write(frame)``. ``path`` ends in one of
     :data:`VIDEO_CODECS`' suffixes (DataError otherwise). A rate under :data:`MIN_VIDEO_FPS` that no codec opens
@@ -75,12 +66,12 @@ class VideoWriter:
     def _open(self, shape: tuple[int, ...]) -> None:
         import cv2
 
-        from edge.files import clean_stale_files
+        from edge.files import clean_stale_files, partial_file
         from edge.native_stderr import caught
 
         h, w = shape[:2]
         clean_stale_files(self.path.parent, self.path.name)  # a killed run's file of this name
-        tmp = partial_video(self.path)
+        tmp = partial_file(self.path, self.path.suffix)  # private to this run; OpenCV picks the container by suffix
         codecs = VIDEO_CODECS[self.path.suffix.lower()]
         said: list[str] = []
         for fps in (self.fps, MIN_VIDEO_FPS) if self.fps < MIN_VIDEO_FPS else (self.fps,):

@@ -99,14 +99,6 @@ class OverlaySink(Sink):
                 remove_made(self._made)
 
 
-def partial_jsonl(path: str | os.PathLike[str]) -> Path:
-    """The name a JSONL file is written under until the run commits it (:func:`edge.files.partial_file`; an output
-    of its own to check)."""
-    from edge.files import partial_file
-
-    return partial_file(path)
-
-
 class JsonlSink(Sink):
     """One JSON object per result, flushed per line (a reader tailing the partial file sees whole lines)."""
 
@@ -115,7 +107,7 @@ class JsonlSink(Sink):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         check_target(self.path, "--jsonl")
-        self.tmp = partial_jsonl(self.path)
+        self.tmp = partial_file(self.path)  # private to this run
         self._f: Any = None
         self.lines = 0
 
@@ -124,8 +116,6 @@ class JsonlSink(Sink):
         return self.lines
 
     def open(self) -> None:
-        from edge.files import clean_stale_files
-
         self._made = _check_parent(self.path)
         clean_stale_files(self.path.parent, self.path.name)  # a killed run's file of this name
         try:
