@@ -11,19 +11,3 @@ def console(stderr: bool = False) -> Any:
 
     c = Console(stderr=stderr)
     return c if c.is_terminal else Console(stderr=stderr, width=160)
-
-
-def names(option: str, raw: str | None) -> list[str] | None:
-    """The comma-separated names an option was given (``--programs stream,clip``), or None when it was not.
-
-    A value that names nothing (``,`` or spaces) is a usage error (EdgeError), not a quiet default: an empty
-    ``--programs`` used to mean every program and an empty ``--freeze`` nothing, each the opposite of what
-    someone who typed the option may have meant."""
-    if raw is None:
-        return None
-    out = [n.strip() for n in raw.split(",") if n.strip()]
-    if not out:
-        from edge.errors import EdgeError
-
-        raise EdgeError(f"{option} {raw!r}: names nothing; give one or more names, comma-separated")
-    return out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edge.cli import names
+from edge.names import name_list as names
 
 
 def doctor(

@@ -23,6 +23,7 @@ import numpy as np
 
 from edge.bundle import Bundle, BundleWriter
 from edge.errors import EdgeError, ExportError, ModelError, first_line
+from edge.names import name_list
 from edge.spec import IOSpec, TensorSpec
 
 #: backends a bundle can be exported for (``--to``); "onnx" means the ONNX files, run by ONNX Runtime
@@ -105,13 +106,6 @@ def check_args(out: str | os.PathLike[str], opset: int | None, attention: str, c
         if calib_method not in METHODS:
             raise ExportError(f"--calib-method {calib_method!r}: choose one of {', '.join(METHODS)}")
     check_out(out)
-
-
-def _listed(names: str | Sequence[str] | None) -> list[str] | None:
-    """``names`` as a list: a string is comma-separated names; None stays None."""
-    if names is None:
-        return None
-    return [n.strip() for n in names.split(",") if n.strip()] if isinstance(names, str) else list(names)
 
 
 def _backends(targets: Sequence[str]) -> tuple[str, ...]:
@@ -512,9 +506,9 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
 
     # a name list given as one string is read as the CLI reads it (comma-separated): "int8" was taken letter by
     # letter ("--precision ['i', 'n', 't', '8']")
-    precisions = _listed(precisions)
-    programs = _listed(programs)
-    targets = tuple(_listed(targets) or ())
+    precisions = name_list("precisions", precisions)
+    programs = name_list("programs", programs)
+    targets = tuple(name_list("targets", targets) or ())
     ckpt_path: Path | None = None
     if isinstance(model, os.PathLike):  # a checkpoint given as a Path, as the docstring allows
         model = os.fspath(model)

@@ -184,11 +184,20 @@ def test_bad_arguments_fail_before_any_work(tmp_path: Path, args: list[str], nee
 def test_api_reads_a_string_of_names_as_the_cli_does(tmp_path: Path) -> None:
     """export_card(..., programs="full") looked up a program 'f', precisions="int8" reported ['i', 'n', 't', '8']."""
     from edge.errors import ModelError
-    from edge.export.api import _listed
 
-    assert _listed("fp32, int8") == ["fp32", "int8"] and _listed(("onnx",)) == ["onnx"] and _listed(None) is None
     with pytest.raises(ModelError, match="has no program 'nope'"):
         edge.export_card("pulsar", tmp_path / "o", config="tiny", programs="nope")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kw", [{"targets": ""}, {"precisions": " , "}, {"programs": ""}, {"programs": []}])
+def test_api_refuses_a_list_that_names_nothing(tmp_path: Path, kw: dict) -> None:
+    """targets="" exported with no target and programs="" every program, where the CLI refuses both."""
+    from edge.errors import EdgeError
+
+    (name,) = kw
+    with pytest.raises(EdgeError, match=f"{name} .*names nothing"):
+        edge.export_card("pulsar", tmp_path / "o", config="tiny", **kw)
     assert list(tmp_path.iterdir()) == []
 
 
