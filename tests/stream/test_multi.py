@@ -96,3 +96,27 @@ def test_a_part_that_cannot_open_closes_the_others(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such video file"):
         src.open()
     assert closed == ["good"]
+
+
+def _folder(path: Path) -> Path:
+    import cv2
+
+    path.mkdir()
+    cv2.imwrite(str(path / "000000.png"), np.zeros((8, 8, 3), np.uint8))
+    return path
+
+
+def test_parts_at_different_rates_are_named_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A 60 fps part beside a 10 fps one was read in lockstep without a word (the 60 fps one played 6x slow)."""
+    a, b = _folder(tmp_path / "a"), _folder(tmp_path / "b")
+    with caplog.at_level("WARNING", logger="edge.stream"):
+        same = open_source(f"multi:front={a},fps=10,left={b},fps=10", card=CARD)
+        same.open()
+        same.close()
+        assert not caplog.records
+        src = open_source(f"multi:front={a},fps=60,left={b},fps=10", card=CARD)
+        src.open()
+        src.close()
+    (rec,) = caplog.records
+    assert "frame rates differ (front_left 10 fps, front 60 fps)" in rec.getMessage()
+    assert "at front's 60 fps" in rec.getMessage()

@@ -12,6 +12,7 @@ cannot be a part (give that camera its own device or a pipeline without commas).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -24,6 +25,8 @@ from edge.stream.sources.base import Source
 
 #: option keys of single-source specs: a ``,key=value`` with one of these belongs to the part before it
 PART_OPTIONS = frozenset({"fps", "loop", "index", "meta", "frames"})
+
+log = logging.getLogger("edge.stream")
 
 
 def split_parts(body: str, spec: str) -> list[tuple[str, str]]:
@@ -87,6 +90,18 @@ class MultiSource(Source):
         lead = dict(self.parts)[self.primary]
         self.fps = float(getattr(lead, "fps", 30.0) or 30.0)
         self.period_s = lead.period_s
+        self._warn_rates()
+
+    def _warn_rates(self) -> None:
+        """Say so when the parts' own frame rates differ: one frame of each is read a step, so a 60 fps video
+        beside 10 fps folders plays at the lead's rate, six of its frames per second of the others' (a part's
+        frames are not resampled; an image folder's rate is its ``fps=`` option)."""
+        rates = {name: 1.0 / src.period_s for name, src in self.parts if src.period_s}
+        if len(rates) > 1 and max(rates.values()) > 1.01 * min(rates.values()):
+            listed = ", ".join(f"{name} {fps:g} fps" for name, fps in rates.items())
+            log.warning("%s: its parts' frame rates differ (%s); they are read in lockstep, one frame of each a "
+                        "step, at %s's %g fps, so the others play faster or slower than recorded (give image "
+                        "folders the videos' rate with ,fps=N)", self.spec, listed, self.primary, self.fps)
 
     @property
     def recorded(self) -> bool:
