@@ -26,6 +26,7 @@ _LAZY = {
     "export_card": ("edge.export.api", "export_card"),
     "load": ("edge.runtimes", "load"),
     "load_program": ("edge.program", "load_program"),
+    "validate": ("edge.val", "run_val"),
     "list_models": ("edge.models.registry", "list_models"),
     "Bundle": ("edge.bundle", "Bundle"),
     "IOSpec": ("edge.spec", "IOSpec"),
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from edge.program import load_program  # noqa: F401
     from edge.runtimes import load  # noqa: F401
     from edge.spec import IOSpec, TensorSpec  # noqa: F401
+    from edge.val import run_val as validate  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -223,6 +223,33 @@ def bench(
                   names("--programs", programs), json_out)
 
 
+def val(
+    bundle: Path = typer.Argument(..., help="Bundle folder (of a model family: its card's metric is scored)."),
+    data: list[str] = typer.Option(..., "--data", "-d", help="Labelled data: synthetic[:N][,seed=S] (the "
+                                   "family's held-out synthetic set, default 40) or PATH[,key=value...] in the "
+                                   "family's own format (`edge models` says which, and its options); repeat to "
+                                   "score several together."),
+    backends: str = typer.Option("torch,onnxruntime,openvino", "--backends", help="Comma-separated backends."),
+    programs: str = typer.Option(None, "--programs", help="Comma-separated programs to score (default: the first "
+                                 "the bundle has, the one edge run runs)."),
+    max_drop: str = typer.Option(None, "--max-drop", help="Exit 1 when a reduced precision scores worse than its "
+                                 "backend's fp32 by more than this: metric units (1.0) or a percentage of the fp32 "
+                                 "value (5%)."),
+    threads: int = typer.Option(0, "--threads", min=0, max=1024, help="Threads per backend (0 = backend default)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Also write the report as JSON to this file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Score a bundle's task metric on labelled data: every backend x precision it has here, one run.
+
+    The same forms edge run runs (and those beside them, as edge bench lists them), each scored by the family's
+    metric, with the drop against the same backend's fp32: the export's INT8 gate, on your data.
+    """
+    from edge.cli.val_cmd import run_val_cmd
+
+    run_val_cmd(bundle, data, names("--backends", backends) or [], names("--programs", programs), max_drop,
+                threads, out, json_out)
+
+
 def calibrate(
     bundle: Path = typer.Argument(..., help="Bundle of a model that estimates the rig's extrinsic (its card "
                                   "names a rig_output)."),

@@ -44,6 +44,7 @@ def _apps() -> tuple[typer.Typer, typer.Typer]:
     app.command("build")(commands.build)
     app.command("bench")(commands.bench)
     app.command("calibrate")(commands.calibrate)
+    app.command("val")(commands.val)
 
     export_app = typer.Typer(name="edge-export", add_completion=False, pretty_exceptions_enable=False)
     export_app.command()(commands.export)

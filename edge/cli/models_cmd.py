@@ -28,6 +28,8 @@ def describe(name: str) -> dict[str, Any]:
         "weights": {k: str(v) for k, v in card.checkpoints.items() if v.is_file()},
         "export_options": dict(card.export_options),
         "command": card.command.help if card.command is not None else None,
+        # what `edge val --data PATH` reads for this family (None: only its held-out synthetic set)
+        "labelled_data": card.data.labelled.formats if card.data is not None and card.data.labelled else None,
     }
 
 
@@ -53,6 +55,6 @@ def run_models(json_out: bool) -> None:
                                                          if r["sensors"]["optional"] else "")
         if r["command"]:
             sensors += f"; --command: {r['command']}"
-        t.add_row(r["name"], ", ".join(r["configs"]), progs, sensors, r["metric"] or "-",
-                  ", ".join(r["weights"]) or "-")
+        metric = (r["metric"] or "-") + (f"; edge val --data: {r['labelled_data']}" if r["labelled_data"] else "")
+        t.add_row(r["name"], ", ".join(r["configs"]), progs, sensors, metric, ", ".join(r["weights"]) or "-")
     make_console().print(t)

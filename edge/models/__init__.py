@@ -8,6 +8,7 @@ from edge.models.contract import (
     Command,
     FamilyData,
     Graph,
+    LabelledData,
     Metric,
     ModelCard,
     ProgramSpec,
@@ -20,6 +21,6 @@ from edge.models.contract import (
 )
 from edge.models.registry import get_card, list_models, register, unregister
 
-__all__ = ["Command", "FamilyData", "Graph", "Metric", "ModelCard", "ProgramSpec", "Runner", "Sensors", "Trainer",
-           "feeds_for", "feeds_wanted", "get_card", "list_models", "percent_per_sample", "register",
-           "unregister"]
+__all__ = ["Command", "FamilyData", "Graph", "LabelledData", "Metric", "ModelCard", "ProgramSpec", "Runner",
+           "Sensors", "Trainer", "feeds_for", "feeds_wanted", "get_card", "list_models", "percent_per_sample",
+           "register", "unregister"]

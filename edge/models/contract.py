@@ -271,6 +271,22 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class LabelledData:
+    """A family's reader of labelled real data in its own format, for ``edge val --data PATH[,key=value...]``.
+
+    ``read(path, cfg, **options)`` returns the labelled :data:`Sample` sequences the card's metric scores (labels in
+    the frames' meta, as the synthetic samples carry them); ``options`` are the spec's ``key=value`` strings, which
+    the family parses itself (a bad value is a one-line DataError; an unknown key is a TypeError, reported as a bad
+    spec). ``formats`` says in one line what ``path`` may be and which options there are (``edge models`` and
+    ``edge val --help`` show it). Why on the card: only the family knows its label format (a dataset's label file, a
+    sensor folder whose own calibration is the truth), and ``edge val`` must score a user's family as it scores ours.
+    """
+
+    formats: str
+    read: Callable[..., list[Sample]]
+
+
+@dataclass(frozen=True)
 class FamilyData:
     """The family's data: a synthetic stream for ``edge run --source synthetic`` and seeded sample sets.
 
@@ -281,11 +297,13 @@ class FamilyData:
     ``samples(cfg, role, n, seed)`` returns ``n`` :data:`Sample` sequences for ``role`` "evaluation" or
     "calibration", from disjoint seed streams.
     ``sequence_length(cfg)`` is how many consecutive video frames make one calibration sample.
+    ``labelled`` reads real labelled data in the family's format (:class:`LabelledData`), None when it has none.
     """
 
     synthetic: Callable[..., Iterator[dict[str, tuple[Any, dict[str, Any]]]]]
     samples: Callable[[Config, str, int, int], list[Sample]]
     sequence_length: Callable[[Config], int] = lambda _cfg: 1
+    labelled: LabelledData | None = None
 
 
 @dataclass(frozen=True)

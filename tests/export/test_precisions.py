@@ -58,7 +58,7 @@ def test_a_bundle_without_the_precisions_table_is_benchmarked_as_one_with_it(fp1
     have recorded (one rule, :func:`edge.program.program_precisions`), not a guess of its own."""
     import copy
 
-    from edge.bench.runner import _plans
+    from edge.plans import program_plans
     from edge.program import bundle_programs, card_for_bundle, program_precisions
 
     b = edge.Bundle.load(fp16_int8[0])
@@ -70,8 +70,8 @@ def test_a_bundle_without_the_precisions_table_is_benchmarked_as_one_with_it(fp1
     for prog in old.manifest["programs"].values():
         del prog["precisions"]
     backends = ["torch", "onnxruntime", "openvino"]
-    plan = [(p[1], p[2], p[3]) for p in _plans(b, [spec], backends)]
-    assert [(p[1], p[2], p[3]) for p in _plans(old, [spec], backends)] == plan
+    plan = [(p[1], p[2], p[3]) for p in program_plans(b, [spec], backends)]
+    assert [(p[1], p[2], p[3]) for p in program_plans(old, [spec], backends)] == plan
     assert ("onnxruntime", "int8-u8s8", {"artifacts": {"full": "onnx-int8-u8s8-full"}}) in plan
 
 

@@ -84,6 +84,31 @@ def test_out_of_tree_family_end_to_end(site: Path, tmp_path: Path) -> None:
     configs = {row["config"] for row in json.loads(r.stdout)["rows"]}
     assert {"torch/fp32", "onnxruntime/fp32", "onnxruntime/int8", "openvino/int8-nncf"} <= configs
 
+    # `edge val`: the family's held-out synthetic set, and its own labelled format (a CSV the card reads)
+    r = _edge(site, "val", str(bundle), "--data", "synthetic:8", "--backends", "torch,onnxruntime,openvino", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    got = {row["config"]: row for row in rep["rows"]}
+    assert {"main:torch/fp32", "main:onnxruntime/fp32", "main:onnxruntime/int8", "main:openvino/int8-nncf"} <= set(got)
+    assert rep["samples"] == 8 and rep["metric"] == "colour accuracy"
+    assert got["main:onnxruntime/fp32"]["value"] == got["main:torch/fp32"]["value"]  # same frames, parity ~1e-6
+    import cv2
+    import numpy as np
+
+    data = tmp_path / "mine"
+    data.mkdir()
+    colours = {0: (200, 40, 40), 2: (40, 40, 200)}  # toyfam's COLOURS (BGR) of classes 0 and 2
+    for i, k in enumerate((0, 2, 0)):
+        cv2.imwrite(str(data / f"{i}.png"), np.full((48, 64, 3), colours[k], np.uint8))
+    (data / "labels.csv").write_text("0.png,0\n1.png,2\n2.png,0\n")
+    r = _edge(site, "val", str(bundle), "--data", f"{data / 'labels.csv'},limit=2", "--backends", "onnxruntime",
+              "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep["samples"] == 2 and all(row["score"]["num"] == 2 for row in rep["rows"])
+    r = _edge(site, "val", str(bundle), "--data", f"{data / 'labels.csv'},nope=1")
+    assert r.returncode == 2 and "unknown option" in r.stderr and "Traceback" not in r.stderr
+
     for backend, precision in (("onnxruntime", "fp32"), ("openvino", "int8")):
         out = tmp_path / f"run_{backend}"
         r = _edge(site, "run", str(bundle), "--source", "synthetic:6:48x64", "--backend", backend, "--precision",

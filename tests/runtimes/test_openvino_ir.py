@@ -222,9 +222,9 @@ def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, mo
     gate and the artifact, edge run's load uses it ("auto": bf16 only where native) and edge bench times it
     beside the f32 form. (The bf16 score is faked from the f32 run, so no CPU here needs bf16.)"""
     pytest.importorskip("nncf")
-    from edge.bench.runner import _plans
     from edge.calibration.precision import PrecisionJob
     from edge.export.api import export_card
+    from edge.plans import program_plans
     from edge.program import bundle_programs, card_for_bundle
     from edge.runtimes import openvino as ovr
 
@@ -258,7 +258,7 @@ def test_nncf_gate_records_the_float_precision_it_passed_with(tmp_path: Path, mo
     assert art["metric"]["inference_precision"] == want
     assert hints == (["bf16", "f32"] if bf16_costs else ["bf16"])
     assert any("measuring with f32" in m for m in said) == bool(bf16_costs)
-    plans = {label: opts for _, backend, label, opts in _plans(b, bundle_programs(b, card_for_bundle(b)),
+    plans = {label: opts for _, backend, label, opts in program_plans(b, bundle_programs(b, card_for_bundle(b)),
                                                                ["openvino"]) if backend == "openvino"}
     if want == "bf16":
         assert plans["int8-nncf+bf16"]["inference_precision"] == "auto"

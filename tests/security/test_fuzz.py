@@ -76,9 +76,9 @@ def lane_bundle(tiny_bundle: Path) -> Path:
 
 def _consume_bundle(path: Path) -> None:
     """What edge run / edge bench / edge.load do with a manifest before any runtime session."""
-    from edge.bench.runner import _plans
     from edge.bundle import Bundle
     from edge.cli.run_cmd import results_name
+    from edge.plans import program_plans
     from edge.program import _artifact_names, bundle_programs, card_for_bundle
 
     b = Bundle.load(path)
@@ -91,7 +91,7 @@ def _consume_bundle(path: Path) -> None:
         for backend in ("onnxruntime", "openvino", "torch"):
             for prec in ("fp32", "fp16", "int8"):
                 _artifact_names(b, spec, backend, prec)
-    _plans(b, specs, ["torch", "onnxruntime", "openvino"])
+    program_plans(b, specs, ["torch", "onnxruntime", "openvino"])
     if card is not None and card.data is not None:
         cfg = b.manifest["model"]["config"]
         card.preprocess(_first_sample(card, json.dumps(cfg, sort_keys=True)), cfg)

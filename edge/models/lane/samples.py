@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.data.frame import Frame
 from edge.errors import DataError
+from edge.models.contract import LabelledData
 from edge.models.lane.synthetic import TUSIMPLE_H_SAMPLES, generate_clip
 
 EVAL_HW = (720, 1280)
@@ -110,16 +112,35 @@ def tusimple_samples(gt_path: str | os.PathLike[str], image_root: str | os.PathL
 
     A one-frame sample is a static clip: the runners repeat the first frame until T frames arrived.
     """
-    import cv2
-
+    from edge.data.images import read_image
     from edge.models.lane.tusimple import read_tusimple
 
     out = []
     for gt in read_tusimple(gt_path):
         path = os.path.join(image_root, gt.raw_file)
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        img, why = read_image(path) if os.path.isfile(path) else (None, "no such image")
         if img is None:
-            raise DataError(f"{path}: cannot read image listed in {gt_path}")
+            raise DataError(f"{path}: {why}, listed in {gt_path}")
         meta = {"gt": {"lanes": gt.lanes, "h_samples": gt.h_samples, "raw_file": gt.raw_file}}
         out.append([{"camera": Frame(img, 0, 0, "camera", meta)}])
     return out
+
+
+#: what ``edge val --data`` takes for this family (the card's LabelledData.formats)
+LABELLED_FORMATS = ("a TuSimple label file (JSON lines: lanes, h_samples, raw_file), each raw_file read under "
+                    "the label file's folder, or under images=DIR")
+
+
+def read_labelled(path: str | os.PathLike[str], cfg: dict[str, Any], images: str | None = None
+                  ) -> list[list[dict[str, Frame]]]:
+    """Real labelled frames for ``edge val``: a TuSimple label file, each frame a one-frame sample (a static clip,
+    as :func:`tusimple_samples`); its images under ``images`` (default: the label file's folder, where the
+    official dataset keeps ``clips/``)."""
+    root = Path(images) if images is not None else Path(path).parent
+    if not root.is_dir():
+        raise DataError(f"{root}: no such image folder (images=)")
+    return tusimple_samples(path, root)
+
+
+#: the card's reader of real labelled data (``edge val --data PATH``)
+LABELLED = LabelledData(LABELLED_FORMATS, read_labelled)

@@ -19,6 +19,7 @@ from edge.data.frame import Frame
 from edge.data.rig import Rig
 from edge.data.se3 import perturbation
 from edge.errors import DataError
+from edge.models.contract import LabelledData
 
 #: the synthetic stream's camera size (KITTI's colour camera)
 STREAM_HW = (375, 1242)
@@ -96,3 +97,28 @@ def kitti_samples(folder: str | Path, index: str, n: int, max_deg: float, max_m:
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
     files = {"file": str(layout.image_path(index))}
     return [[_frames(image, points, perturbed(truth, rng, max_deg, max_m), truth, i, files)] for i in range(n)]
+
+
+#: what ``edge val --data`` takes for this family (the card's LabelledData.formats)
+LABELLED_FORMATS = ("a KITTI object or raw-drive folder whose own calibration is the truth, each frame started from "
+                    "seeded perturbations of it: deg=10 (max rotation per axis), cm=25 (max translation per axis), "
+                    "starts=10 (perturbations per frame), seed=0, index=NAME (one frame; default all)")
+
+
+def read_labelled(path: str | Path, cfg: dict[str, Any], *, deg: Any = 10.0, cm: Any = 25.0, starts: Any = 10,
+                  seed: Any = 0, index: str | None = None) -> list[list[dict[str, Frame]]]:
+    """Real labelled rigs for ``edge val``: every frame of a KITTI folder (or ``index``) under ``starts`` seeded
+    perturbations within ``deg`` / ``cm`` per axis (the paper's protocol; the folder's calibration is the truth).
+    The k-th frame's perturbations come from seed ``seed + k``, so frames do not share their starts."""
+    from edge.data.kitti import kitti_layout
+
+    max_deg, max_m = _float("deg", deg, 0, 45), _float("cm", cm, 0, 200) / 100.0
+    n, first = int(_float("starts", starts, 1, 10000)), int(_float("seed", seed, 0, 2**31 - 1))
+    if float(starts) != n or float(seed) != first:
+        raise DataError(f"starts={starts}, seed={seed}: whole numbers")
+    indices = kitti_layout(path).indices(index)
+    return [s for k, i in enumerate(indices) for s in kitti_samples(path, i, n, max_deg, max_m, seed=first + k)]
+
+
+#: the card's reader of real labelled data (``edge val --data PATH``)
+LABELLED = LabelledData(LABELLED_FORMATS, read_labelled)

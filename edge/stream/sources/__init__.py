@@ -47,7 +47,7 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
     """
     if spec == "synthetic" or spec.startswith(("synthetic:", "synthetic,")) or spec == "waveform:sim" \
             or spec.startswith("waveform:sim,"):
-        head, opts = _options(spec)
+        head, opts = spec_options(spec)
         if head.startswith("waveform:"):
             n, hw = _int_option(spec, opts, "frames", 60), None
         else:
@@ -63,7 +63,7 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
     if spec.startswith("waveform:"):
         from edge.stream.sources.waveform import WaveformFileSource
 
-        path, opts = _options(spec[len("waveform:"):])
+        path, opts = spec_options(spec[len("waveform:"):])
         unknown = set(opts) - {"loop"}
         if unknown or not path:
             raise DataError(f"bad waveform source '{spec}' (use waveform:FILE[,loop=N] or waveform:sim[,...])")
@@ -92,7 +92,7 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         from edge.stream.sources.kitti import kitti_source
 
         return kitti_source(spec, realtime=realtime, max_frames=max_frames)
-    head, opts = _options(spec)
+    head, opts = spec_options(spec)
     if Path(head).is_dir():
         from edge.stream.sources.images import ImageFolderSource
 
@@ -103,7 +103,7 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 
-def _options(spec: str) -> tuple[str, dict[str, str]]:
+def spec_options(spec: str) -> tuple[str, dict[str, str]]:
     """``head,key=value,...`` -> (head, options); a comma inside the head (a file name) stays there."""
     import re
 

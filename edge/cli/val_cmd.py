@@ -1,0 +1,72 @@
+"""``edge val``: the table to the terminal (or JSON), the report file, and exit 1 over a ``--max-drop``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge import jsonout
+
+
+def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: list[str] | None, max_drop: str | None,
+                threads: int, out: Path | None, json_out: bool) -> None:
+    import typer
+    from rich.markup import escape
+    from rich.table import Table
+
+    from edge.cli import console as make_console
+    from edge.files import atomic_write_text, check_target
+    from edge.val import over_budget, run_val
+
+    if max_drop is not None:  # a bad budget is refused before any scoring
+        from edge.calibration.precision import parse_max_drop
+
+        absolute, relative = parse_max_drop(max_drop)
+        if min(absolute, relative if relative is not None else 0.0) < 0:
+            from edge.errors import DataError
+
+            raise DataError(f"--max-drop {max_drop}: a drop budget is 0 or more (metric units, or a percentage)")
+    if out is not None:
+        check_target(out, "--out")
+        if not Path(out).resolve().parent.is_dir():
+            from edge.errors import DataError
+
+            raise DataError(f"{out}: its folder does not exist (--out)")
+    console = make_console(stderr=json_out)
+    with console.status("scoring...") as status:
+        report = run_val(bundle, data, backends=backends, programs=programs, threads=threads,
+                         say=lambda m: status.update(escape(m)))
+    over = over_budget(report, max_drop) if max_drop is not None else []
+    report["max_drop"] = max_drop
+    report["over_budget"] = [r["config"] for r in over]
+    if out is not None:
+        atomic_write_text(out, jsonout.dumps(report, indent=1) + "\n")
+    if json_out:
+        print(jsonout.dumps(report))
+    else:
+        unit = report["unit"]
+        t = Table(title=f"{report['model']}: {report['metric']} on {report['described']}")
+        for col in ("config", report["metric"], "drop vs fp32", "also", "seconds"):
+            t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
+        for r in report["rows"]:
+            drop = "-" if r["drop"] is None or r["precision"] == "fp32" else f"{r['drop']:+.2f}{unit}"
+            mark = " [red]over --max-drop[/]" if r in over else ""
+            t.add_row(r["config"], f"{r['value']:.2f}{unit}", drop + mark, _also(r["score"]), f"{r['seconds']:.1f}")
+        console.print(t)
+        for s in report["skipped"]:
+            console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
+        if out is not None:
+            console.print(f"wrote {out}", highlight=False)
+    if over:
+        worst = max(over, key=lambda r: r["drop"])
+        make_console(stderr=True).print(
+            f"{len(over)} configuration(s) drop more than --max-drop {max_drop}: {worst['config']} by "
+            f"{worst['drop']:.2f}{report['unit']}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _also(score: dict, most: int = 4) -> str:
+    """The score's other top-level numbers (a family's FP / FN, RMSEs), the first ``most`` of them."""
+    nums = [(k, v) for k, v in score.items() if k != "value" and isinstance(v, int | float) and not isinstance(v, bool)
+            and v != score["value"]]
+    return ", ".join(f"{k} {v:.3g}" for k, v in nums[:most])
+

@@ -1,0 +1,183 @@
+"""`edge val`: a bundle's task metric on labelled data for every backend x precision, the family's own readers
+(lane: TuSimple label files; nativecross: KITTI folders under seeded perturbations), the drop against fp32 and
+`--max-drop`, and one-line refusals of bad data specs."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge.errors import DataError, EdgeError
+from edge.val import labelled_samples, over_budget
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+LANENET = "lane/tusimple_lanenet/gt_tusimple_format_derived_from_instance_masks.json"
+EDGE = [sys.executable, "-m", "edge.cli.main"]
+
+
+def _card(name: str) -> Any:
+    from edge.models import get_card
+
+    return get_card(name)
+
+
+def test_scores_equal_the_reference_evaluation(tiny_bundle: Path, real_data: Path) -> None:
+    """Each row is the card's metric of the program `edge run` would load, on the family's reader's samples: the
+    same number as evaluating that program directly on tusimple_samples (the benchmarks' and tests' reader)."""
+    import edge
+    from edge.models.lane.samples import tusimple_samples
+    from edge.program import evaluate, load_program
+
+    rep = edge.validate(tiny_bundle, str(real_data / LANENET), backends=["torch", "onnxruntime"])
+    rows = {r["config"]: r for r in rep["rows"]}
+    assert set(rows) == {"stream:torch/fp32", "stream:onnxruntime/fp32"} and rep["samples"] == 6
+    samples = tusimple_samples(real_data / LANENET, real_data / "lane/tusimple_lanenet")
+    card = _card("lane")
+    for backend in ("torch", "onnxruntime"):
+        with load_program(edge.Bundle.load(tiny_bundle), backend, program="stream") as prog:
+            ref = evaluate(prog, card, samples)
+        assert rows[f"stream:{backend}/fp32"]["score"] == ref
+        assert rows[f"stream:{backend}/fp32"]["drop"] == 0.0
+    clip = edge.validate(tiny_bundle, str(real_data / LANENET), backends=["onnxruntime"], programs=["clip"])
+    assert [r["config"] for r in clip["rows"]] == ["clip:onnxruntime/fp32"]
+
+
+def test_synthetic_data_spec(tiny_bundle: Path) -> None:
+    import edge
+    from edge.program import evaluate, load_program
+
+    rep = edge.validate(tiny_bundle, "synthetic:3,seed=5", backends=["onnxruntime"])
+    card = _card("lane")
+    cfg = json.loads((tiny_bundle / "manifest.json").read_text())["model"]["config"]
+    with load_program(edge.Bundle.load(tiny_bundle), "onnxruntime", program="stream") as prog:
+        ref = evaluate(prog, card, card.data.samples(cfg, "evaluation", 3, 5))
+    assert rep["samples"] == 3 and rep["rows"][0]["score"] == ref
+    assert rep["skipped"] == []
+    with pytest.raises(EdgeError, match="no program 'nope'"):
+        edge.validate(tiny_bundle, "synthetic:1", programs=["nope"])
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("", "names no data"),
+    ("synthetic:0", "N 1..100000"),
+    ("synthetic:x", "use synthetic"),
+    ("synthetic:2,bogus=1", "unknown option bogus"),
+    ("synthetic:2,seed=-1", "seed=-1 must be a whole number"),
+    ("/no/such/labels.json", "/no/such/labels.json: no such file or folder (--data takes a TuSimple label file"),
+])
+def test_bad_specs_are_one_line(spec: str, needle: str) -> None:
+    with pytest.raises(EdgeError) as e:
+        labelled_samples(_card("lane"), _card("lane").config("tiny"), spec)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_family_without_a_reader_says_what_it_can_score() -> None:
+    card = next(_card(n) for n in ("pulsar", "etavla") if _card(n).data.labelled is None)
+    with pytest.raises(EdgeError, match=r"reads no labelled data of its own .* --data synthetic"):
+        labelled_samples(card, card.config("tiny"), "/tmp")
+
+
+def test_lane_reader_errors(tmp_path: Path, real_data: Path) -> None:
+    card, cfg = _card("lane"), _card("lane").config("tiny")
+    labels = real_data / LANENET
+    with pytest.raises(DataError, match="unknown option"):
+        labelled_samples(card, cfg, f"{labels},foo=1")
+    with pytest.raises(DataError, match="no such image folder"):
+        labelled_samples(card, cfg, f"{labels},images={tmp_path / 'none'}")
+    line = json.dumps({"lanes": [[-2, 10]], "h_samples": [200, 210], "raw_file": "clips/a.jpg"})
+    (tmp_path / "l.json").write_text(line + "\n")
+    with pytest.raises(DataError, match=r"clips/a\.jpg: no such image, listed in .*l\.json"):
+        labelled_samples(card, cfg, str(tmp_path / "l.json"))
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    with pytest.raises(DataError, match=r"a\.jpg: .*listed in"):
+        labelled_samples(card, cfg, str(tmp_path / "l.json"))
+    (tmp_path / "l.json").write_text("{not json\n")
+    with pytest.raises(DataError, match=r"l\.json: line 1: invalid JSON"):
+        labelled_samples(card, cfg, str(tmp_path / "l.json"))
+    samples, what = labelled_samples(card, cfg, f"{labels},images={labels.parent}")
+    assert len(samples) == 6 and "6 labelled samples" in what
+
+
+def test_nativecross_reader_on_kitti(real_data: Path) -> None:
+    from edge.data.kitti import kitti_layout
+
+    card, cfg = _card("nativecross"), _card("nativecross").config("tiny")
+    folder = real_data / "kitti/object/training"
+    samples, _ = labelled_samples(card, cfg, f"{folder},index=000114,starts=3,deg=5,cm=10,seed=4")
+    truth = kitti_layout(folder).rig("000114").T_lidar_to_cam
+    assert len(samples) == 3
+    starts = [s[0]["camera"].meta["rig"].T_lidar_to_cam for s in samples]
+    for s, t in zip(samples, starts, strict=True):
+        assert np.allclose(s[0]["camera"].meta["rig_true"].T_lidar_to_cam, truth)
+        d = t @ np.linalg.inv(truth)
+        assert 0 < np.linalg.norm(d[:3, 3]) <= 0.10 * math.sqrt(3) + 1e-9
+    assert not np.allclose(starts[0], starts[1])
+    drive = real_data / "kitti/raw_2011_09_26/2011_09_26"
+    every, _ = labelled_samples(card, cfg, f"{drive},starts=1")
+    firsts = [s[0]["camera"].meta["rig"].T_lidar_to_cam for s in every]
+    assert len(every) == 10 and not np.allclose(firsts[0], firsts[1])  # frames do not share their starts
+    for bad, needle in (("deg=abc", "deg=abc: not a number"), ("starts=0", "starts=0: use 1..10000"),
+                        ("starts=1.5", "whole numbers"), ("index=999999", "missing for KITTI index 999999"),
+                        ("colour=red", "unknown option")):
+        with pytest.raises(DataError, match=needle):
+            labelled_samples(card, cfg, f"{folder},{bad}")
+
+
+def test_over_budget_rules() -> None:
+    rows = [{"config": "a", "drop": 0.0, "reference": 50.0}, {"config": "b", "drop": 1.5, "reference": 50.0},
+            {"config": "c", "drop": 1.0 + 1e-13, "reference": 50.0}, {"config": "d", "drop": float("nan"),
+                                                                     "reference": 50.0},
+            {"config": "e", "drop": None, "reference": None}]
+    assert [r["config"] for r in over_budget({"rows": rows}, 1.0)] == ["b", "d"]
+    assert [r["config"] for r in over_budget({"rows": rows}, "3%")] == ["d"]  # 3 % of 50 = 1.5: b is within
+    assert [r["config"] for r in over_budget({"rows": rows}, "4%")] == ["d"]
+    assert [r["config"] for r in over_budget({"rows": rows}, "1%")] == ["b", "c", "d"]
+
+
+def test_cli_max_drop_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    import edge.val
+    from edge.cli.val_cmd import run_val_cmd
+
+    row = {"config": "p:onnxruntime/int8", "program": "p", "backend": "onnxruntime", "precision": "int8",
+           "value": 88.0, "score": {"value": 88.0, "fp": 0.2}, "seconds": 0.1, "reference": 90.0, "drop": 2.0}
+    ref = {**row, "config": "p:onnxruntime/fp32", "precision": "fp32", "value": 90.0, "drop": 0.0}
+    report = {"model": "m", "metric": "acc", "unit": "%", "described": "2 samples", "rows": [ref, row],
+              "skipped": []}
+    monkeypatch.setattr(edge.val, "run_val", lambda *a, **k: dict(report))
+    out = tmp_path / "r.json"
+    with pytest.raises(typer.Exit) as e:
+        run_val_cmd(tmp_path, "synthetic", [], None, "1.0", 0, out, False)
+    assert e.value.exit_code == 1
+    assert "1 configuration(s) drop more than --max-drop 1.0: p:onnxruntime/int8 by 2.00%" in capsys.readouterr().err
+    assert json.loads(out.read_text())["over_budget"] == ["p:onnxruntime/int8"]
+    run_val_cmd(tmp_path, "synthetic", [], None, "2.0", 0, None, True)  # within: no exit
+    assert json.loads(capsys.readouterr().out)["over_budget"] == []
+    for bad in ("-1", "x", "inf"):
+        with pytest.raises(EdgeError, match="--max-drop"):
+            run_val_cmd(tmp_path, "synthetic", [], None, bad, 0, None, True)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["val", "/no/bundle", "--data", "synthetic"], "/no/bundle"),
+    (["val", "BUNDLE", "--data", "synthetic:2", "--programs", ","], "names nothing"),
+    (["val", "BUNDLE", "--data", "synthetic:2", "--out", "/no/folder/r.json"], "its folder does not exist"),
+    (["val", "BUNDLE", "--data", "synthetic:2", "--max-drop", "-1"], "a drop budget is 0 or more"),
+])
+def test_cli_errors_are_one_line(tiny_bundle: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+    argv = [str(tiny_bundle) if a == "BUNDLE" else a for a in args]
+    r = subprocess.run([*EDGE, *argv], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr, r.stderr
