@@ -346,6 +346,10 @@ class Pipeline:
                 slot = _slots.get(frame.sensor)
                 if slot is None:
                     return True
+                if frame.meta.get("partial"):  # a LiDAR rotation cut short (a capture's start or end, a sensor
+                    # that went quiet): a wedge of the sweep, not a frame to pair or run; counted, not delivered
+                    self.stats.count(f"partial_{frame.sensor}")
+                    return not self._stop.is_set()
                 self._read[frame.sensor] = self._read.get(frame.sensor, 0) + 1  # one source thread per sensor
                 return slot.put(frame, self._stop) and not self._stop.is_set()
 
@@ -795,6 +799,7 @@ class Pipeline:
 
             console = Console(stderr=True)
         tick = 0
+        self.stats.sample_rss()  # at the start and the end too: a run under a second had no RSS in its summary
         while not done.wait(0.25):
             tick += 1
             self._watchdog()
@@ -807,6 +812,7 @@ class Pipeline:
                     console.print(self.stats.line(), end="\r", highlight=False, soft_wrap=True)
         if console is not None:
             console.print(self.stats.line(), highlight=False, soft_wrap=True)
+        self.stats.sample_rss()
         for t in self._threads:
             for s in t.source.sensors:
                 self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)

@@ -138,6 +138,38 @@ def test_secondary_sensor_is_matched_by_capture_time() -> None:
     assert got == {0: 0, 1: None, 2: 1, 3: None, 4: 2, 5: None, 6: 3, 7: None}
 
 
+class PartialSource(StampedSource):
+    """A LiDAR whose frames at ``partial`` indices are rotations cut short (``meta["partial"]``, as the packet
+    sources mark a capture's first or last rotation)."""
+
+    def __init__(self, offsets_ms: list[float], partial: set[int]) -> None:
+        super().__init__("lidar", offsets_ms)
+        self.partial = partial
+
+    def __iter__(self) -> Iterator[Frame]:
+        for f in super().__iter__():
+            if f.seq in self.partial:
+                f.meta["partial"] = True
+            yield f
+
+
+def test_partial_rotations_are_counted_not_paired() -> None:
+    """The VLP-16 capture's last rotation (1,425 points of 18,154, 5 of 36 azimuth sectors) was paired with the
+    camera frames nearest it, a wedge of the sweep as their scan. Now it is counted and no frame takes it."""
+    cam = StampedSource("camera", [100.0 * i for i in range(4)])
+    lid = PartialSource([100.0 * i + 5 for i in range(4)], partial={0, 3})
+    sink = ListSink()
+    s = Pipeline([cam, lid], EchoTask(), [sink], policy="block", sync_tolerance_ms=30).run()
+    assert {r["cam"]: r["lid"] for r in sink.records} == {0: None, 1: 1, 2: 2, 3: None}
+    assert s["counters"]["partial_lidar"] == 2 and "unmatched_lidar" not in s["counters"]
+
+
+def test_a_short_run_reports_its_memory() -> None:
+    """RSS was sampled once a second, so a run under a second had no rss_mb in its summary."""
+    s = Pipeline([MemorySource(_images(2), count=3)], EchoTask(), [], policy="block").run()
+    assert s["frames"] == 3 and s["wall_s"] < 1.0 and s["rss_mb"]["end"] > 0
+
+
 def test_secondary_frames_no_primary_frame_took_are_counted() -> None:
     """A LiDAR (or side camera) faster than the primary camera: the frames passed over for a nearer one were in no
     counter (a side camera's 124 used + 86 dropped of 300). Each is now matched or counted as unmatched_<sensor>."""

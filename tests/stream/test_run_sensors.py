@@ -57,12 +57,12 @@ def test_camera_with_velodyne_pcap_is_synced_by_capture_time(tiny_bundle: Path, 
     lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(lines) == 24
     with_lidar = [x for x in lines if "lidar" in x["frames"]]
-    # the file holds one full rotation (18,154 points) and a partial one (1,425); a rotation rides along
-    # every camera frame within the tolerance of it
-    assert with_lidar and {x["frames"]["lidar"] for x in with_lidar} <= {0, 1}
-    assert with_lidar[0]["frames"]["lidar"] == 0 and with_lidar[0]["lidar"]["points"] == 18154
-    assert all(x["lidar"]["points"] == (18154, 1425)[x["frames"]["lidar"]] for x in with_lidar)
+    # the file holds one full rotation (18,154 points) and a partial one (1,425: the capture's end), which is
+    # counted, not paired (it was paired with the frames nearest it, a wedge of the sweep as their scan); the
+    # full rotation rides along every camera frame within the tolerance of it
+    assert with_lidar and all(x["frames"]["lidar"] == 0 and x["lidar"]["points"] == 18154 for x in with_lidar)
     s = json.loads(r.stdout)
+    assert s["counters"]["partial_lidar"] == 1
     src = next(v for k, v in s["sources"].items() if k.startswith("velodyne:"))
     assert src["bad_packets"] == 0 and src["packets"] == 84
 
@@ -84,9 +84,11 @@ def test_video_and_pcap_without_realtime_pair_on_their_recorded_times(tiny_bundl
              "100", "--jsonl", str(tmp_path / "r.jsonl"), "--json")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
-    # frame k at 33.3 k ms: the nearest rotation within 100 ms (frame 7 at 233 ms is 128 ms from the last)
-    assert [x["frames"].get("lidar") for x in lines] == [0, 0, 0, 1, 1, 1, 1] + [None] * 5
+    # frame k at 33.3 k ms: the full rotation (its middle at 50.6 ms) within 100 ms, up to frame 4 at 133 ms; the
+    # partial one (105.8 ms) is not paired (frames 3-6 took it before)
+    assert [x["frames"].get("lidar") for x in lines] == [0] * 5 + [None] * 7
     s = json.loads(r.stdout)
+    assert s["counters"]["partial_lidar"] == 1
     assert s["policy"] == "block" and s["sync"] == {"lidar": "recording"}
 
 
