@@ -111,7 +111,10 @@ class Program:
             self.calls[graph] += 1
             if self._record is not None:
                 self._record[graph].append({k: np.array(v, copy=True) for k, v in feeds.items()})
-            return rt.infer(feeds)
+            try:
+                return rt.infer(feeds)
+            except SpecError as e:  # which of the program's graphs was fed wrong (a card's io vs its preprocess)
+                raise SpecError(f"graph '{graph}': {e}") from None
 
         return call
 

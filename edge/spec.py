@@ -163,7 +163,8 @@ class IOSpec:
             raise SpecError(f"feeds must be a dict of name -> array, got {type(feeds).__name__}")
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
-            raise SpecError(f"missing input(s) {missing}; the model takes {self.input_names}")
+            raise SpecError(f"missing input(s) {missing} (given {sorted(map(str, feeds))}); the model takes "
+                            f"{self.input_names}")
         extra = [n for n in feeds if n not in self.input_names]
         if extra:
             raise SpecError(f"unknown input(s) {extra}; the model takes {self.input_names}")

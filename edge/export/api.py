@@ -473,7 +473,7 @@ def _apply_options(card: Any, module: Any, cfg: dict[str, Any], options: Mapping
     """The model rebuilt with the export options in its config, carrying the same weights."""
     new_cfg = card.with_options(cfg, options)
     try:
-        new = card.build(new_cfg)
+        new = card.make(new_cfg)
         new.load_state_dict(module.state_dict())
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise ModelError(f"model '{card.name}': --set {', '.join(f'{k}={v}' for k, v in options.items())}: "
@@ -548,7 +548,7 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
 
         cfg = card.config(config)
         torch.manual_seed(seed)
-        module = card.build(cfg).eval()
+        module = card.make(cfg).eval()
         meta = {}
         weights = {"checkpoint": None, "trained": "random init (no checkpoint for this config)"}
     if options:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.errors import BundleError, ModelError
+from edge.errors import BundleError, EdgeError, ModelError, first_line
 from edge.manifest_schema import GRAPH_NAME, check_config
 from edge.spec import IOSpec
 
@@ -130,10 +130,22 @@ def feeds_wanted(graph: str) -> bool:
 
 @dataclass(frozen=True)
 class Sensors:
-    """The sensors a family reads: ``required[0]`` is the primary one, which paces the loop."""
+    """The sensors a family reads: ``required[0]`` is the primary one, which paces the loop.
+
+    ``points`` names those of them that take point clouds (a LiDAR): ``edge run --lidar`` feeds only these (a
+    family that names none takes no ``--lidar``, unless it reads a sensor called ``lidar``), and a camera source
+    (a video, a ``multi:`` part) is never bound to one. Why: sources are bound to a family's sensors by name, then
+    by order, and by order alone a LiDAR could feed a side camera, or a folder of images a LiDAR slot.
+    """
 
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    points: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        stray = [p for p in self.points if p not in (*self.required, *self.optional)]
+        if stray:
+            raise ModelError(f"sensors: points {stray} are not among the sensors {[*self.required, *self.optional]}")
 
     @property
     def primary(self) -> str:
@@ -421,6 +433,19 @@ class ModelCard:
             problems.append(f"metric quantum {self.metric.quantum!r} must be a function of the sample count")
         if problems:
             raise ModelError(f"family '{self.name}': " + "; ".join(problems))
+
+    def make(self, cfg: Config) -> Any:
+        """``build(cfg)``, with a failure of the family's own code one line naming the family (a config key the
+        model reads that its configs lack was a KeyError traceback out of ``edge-export`` and ``edge train``).
+        A missing package (ImportError) and our own errors pass through as they are."""
+        try:
+            return self.build(cfg)
+        except (EdgeError, ImportError, MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            hint = "; a config key the model reads that the config lacks?" if isinstance(e, KeyError) else ""
+            raise ModelError(f"model '{self.name}': building the model failed ({type(e).__name__}: "
+                             f"{first_line(e)}){hint}") from None
 
     def config(self, name_or_cfg: str | Config | None = None) -> Config:
         """A copy of a named config (default: ``default_config``), or of a config dict as given."""

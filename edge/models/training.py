@@ -91,7 +91,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
-    model = card.build(cfg)
+    model = card.make(cfg)
     if init_state is not None:
         missing, unexpected = model.load_state_dict(init_state, strict=False)
         if unexpected or (missing and not init_partial):
@@ -104,8 +104,10 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         m.eval()
     peak = tr.lr if lr is None else lr
     opt = torch.optim.AdamW(trainable, lr=peak, weight_decay=tr.weight_decay)
-    # total steps >= 1, checked by train()
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=0.1)
+    # total steps >= 1, checked by train(); the warm-up is a tenth of them, except where that is exactly one step
+    # (torch divides by warm-up steps - 1: `--steps 10` was a ZeroDivisionError before the first step)
+    warm = 0.1 if not math.isclose(0.1 * steps, 1.0) else 0.2
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=warm)
     fake = None
     if qat:
         from edge.models.qat import attach
@@ -242,7 +244,7 @@ def check_options(card: ModelCard, cfg: Config, *, device: str = "cpu", freeze: 
     if device != "cpu":
         _device(device)
     if freeze or qat:
-        _frozen(card, card.build(cfg), tuple(freeze), tuple(qat))
+        _frozen(card, card.make(cfg), tuple(freeze), tuple(qat))
 
 
 def named_submodules(card: ModelCard, model: Any, names: tuple[str, ...], option: str = "--freeze") -> list[Any]:

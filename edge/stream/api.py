@@ -17,14 +17,33 @@ from typing import Any
 from edge import jsonout
 
 
-def bind_sensors(sources: list[Any], wanted: tuple[str, ...]) -> None:
-    """Name the sources' sensors after the family's: a source sensor the family does not read takes
-    the next sensor the family wants that no source gives (in order: required, then optional). So a
-    video feeds a family whose camera sensor is called "image", and ``--lidar`` its point-cloud one."""
+def bind_sensors(sources: list[Any], sensors: Any, family: str = "the model") -> None:
+    """Name the sources' sensors after the family's (``sensors``: its :class:`edge.models.contract.Sensors`): a
+    source sensor the family does not read takes the next sensor the family wants that no source gives (in order:
+    required, then optional) *of its kind*: a LiDAR source's (published as ``lidar``) only a sensor that takes
+    point clouds (``Sensors.points``, or one called ``lidar``), a camera's only one that does not. So a video feeds
+    a family whose camera sensor is called "image", and ``--lidar`` its point-cloud one; by order alone a LiDAR fed
+    a family's second camera. A LiDAR for a family that takes no point cloud is one line."""
+    from edge.errors import DataError
+    from edge.stream.sources.base import POINT_SENSOR
+
+    wanted = (*sensors.required, *sensors.optional)
+    points = set(sensors.points) | ({POINT_SENSOR} & set(wanted))
     provided = [s for src in sources for s in src.sensors]
     free = [s for s in wanted if s not in provided]
     for src in sources:
-        mapping = {s: free.pop(0) for s in src.sensors if s not in wanted and free}
+        mapping = {}
+        for s in src.sensors:
+            if s in wanted:
+                continue
+            fits = [f for f in free if (f in points) == (s == POINT_SENSOR)]
+            if not fits:
+                if s == POINT_SENSOR:
+                    raise DataError(f"{src.spec}: {family} takes no point cloud (it reads {', '.join(wanted)}); "
+                                    "leave out --lidar")
+                continue
+            mapping[s] = fits[0]
+            free.remove(fits[0])
         if mapping:
             src.rename_sensors(mapping)
 
@@ -86,7 +105,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     if lidar:
         sources.append(lidar_spec_source(lidar, realtime=realtime))
     if card is not None:
-        bind_sensors(sources, (*card.sensors.required, *card.sensors.optional))
+        bind_sensors(sources, card.sensors, f"model '{card.name}'")
     from edge.files import check_outputs
 
     reads = [p for src in sources for p in src.reads()]

@@ -416,6 +416,48 @@ def test_export_errors_of_a_users_family_are_one_line(toyfam: Any, registered: l
     assert bundle.manifest["model"]["name"] == "toycwd"
 
 
+def test_a_build_that_fails_and_a_mis_named_graph_input_are_one_line(toyfam: Any, registered: list[str],
+                                                                      tmp_path: Path) -> None:
+    """A config key the model's constructor reads that the configs lack was a KeyError traceback out of edge-export
+    and edge train; a graph input named otherwise than preprocess makes said "missing input(s) ['img']; the model
+    takes ['img']", naming neither the graph nor what was fed."""
+    from edge.export.api import export_card
+    from edge.models.training import train
+
+    base = toyfam.card()
+
+    def build(cfg: dict[str, Any]) -> Any:
+        return base.build({**cfg, "heads": cfg["head"]})
+
+    registered.append("toytypo")
+    card = _variant(toyfam, "toytypo", build=build)
+    for call in (lambda: export_card("toytypo", tmp_path / "b", config="tiny"),
+                 lambda: train(card, card.config("tiny"), steps=2, batch=2)):
+        with pytest.raises(ModelError, match=r"model 'toytypo': building the model failed \(KeyError: 'head'\); a "
+                                             "config key the model reads that the config lacks") as e:
+            call()
+        assert "\n" not in str(e.value)
+    assert not (tmp_path / "b").exists()
+
+    def io_embed(cfg: dict[str, Any]) -> Any:
+        io = base.graphs["embed"].io(cfg)
+        return dataclasses.replace(io, inputs=tuple(dataclasses.replace(t, name="img") for t in io.inputs))
+
+    registered.append("toyio")
+    _variant(toyfam, "toyio", graphs={**base.graphs, "embed": dataclasses.replace(base.graphs["embed"], io=io_embed)})
+    with pytest.raises(edge.EdgeError, match=r"graph 'embed': missing input\(s\) \['img'\] \(given \['image'\]\)"):
+        export_card("toyio", tmp_path / "b", config="tiny")
+
+
+def test_every_step_count_trains(toyfam: Any) -> None:
+    """`edge train --steps 10` died in torch's OneCycleLR (a warm-up of exactly one step divides by zero)."""
+    from edge.models.training import train
+
+    card = toyfam.card()
+    for steps in (1, 2, 10, 11):
+        assert len(train(card, card.config("tiny"), steps=steps, batch=1).losses) == steps
+
+
 def test_a_manifest_holds_no_bare_nan(toyfam: Any, registered: list[str], tmp_path: Path) -> None:
     """A checkpoint's eval of nan went into manifest.json as the bare word NaN, which strict readers refuse."""
     from edge.export.api import export_card

@@ -120,3 +120,46 @@ def test_parts_at_different_rates_are_named_once(tmp_path: Path, caplog: pytest.
     (rec,) = caplog.records
     assert "frame rates differ (front_left 10 fps, front 60 fps)" in rec.getMessage()
     assert "at front's 60 fps" in rec.getMessage()
+
+
+LIDAR_CARD = SimpleNamespace(name="fam", sensors=Sensors(("camera",), ("scan",), points=("scan",)))
+
+
+def test_a_part_for_a_point_cloud_sensor_is_refused(tmp_path: Path) -> None:
+    """`multi:camera=drive.mp4,lidar=imgs` ran with JPEGs in the LiDAR's slot, exit 0 and no word."""
+    a, b = _folder(tmp_path / "a"), _folder(tmp_path / "b")
+    with pytest.raises(DataError, match=r"'scan' takes point clouds \(give the LiDAR with --lidar\)"):
+        open_source(f"multi:camera={a},scan={b}", card=LIDAR_CARD)
+    named = SimpleNamespace(name="fam", sensors=Sensors(("camera",), ("lidar",)))  # no points declared: by name
+    with pytest.raises(DataError, match="'lidar' takes point clouds"):
+        open_source(f"multi:camera={a},lidar={b}", card=named)
+
+
+def test_sources_bind_to_sensors_of_their_kind() -> None:
+    """By order alone a LiDAR took a family's second camera (free sensors: left, scan -> lidar fed 'left')."""
+    from edge.stream.api import bind_sensors
+
+    fam = Sensors(("front", "left"), ("scan",), points=("scan",))
+    cam, lid = MemorySource([np.zeros((2, 2, 3), np.uint8)]), MemorySource([np.zeros((2, 4), np.float32)],
+                                                                              sensor="lidar", spec="x.pcap")
+    bind_sensors([cam, lid], fam)
+    assert cam.sensors == ("front",) and lid.sensors == ("scan",)
+    cams = Sensors(("front", "front_left"))  # no point cloud: --lidar is one line, not a camera's frames
+    lid2 = MemorySource([np.zeros((2, 4), np.float32)], sensor="lidar", spec="x.pcap")
+    with pytest.raises(DataError, match=r"x\.pcap: model 'fam' takes no point cloud \(it reads front, front_left\)"):
+        bind_sensors([MemorySource([np.zeros((2, 2, 3), np.uint8)]), lid2], cams, "model 'fam'")
+    named = Sensors(("camera",), ("lidar",))  # a sensor called lidar takes the LiDAR by name, declared or not
+    lid3 = MemorySource([np.zeros((2, 4), np.float32)], sensor="lidar")
+    bind_sensors([lid3], named)
+    assert lid3.sensors == ("lidar",)
+    only_points = Sensors(("cloud",), points=("cloud",))  # a camera is never bound to a point-cloud sensor
+    cam2 = MemorySource([np.zeros((2, 2, 3), np.uint8)])
+    bind_sensors([cam2], only_points)
+    assert cam2.sensors == ("camera",)
+
+
+def test_points_must_be_sensors() -> None:
+    from edge.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"points \['x'\] are not among the sensors"):
+        Sensors(("camera",), points=("x",))

@@ -166,7 +166,7 @@ def card() -> ModelCard:
                         "encoder once per frame + ring buffer of T frames' tokens + temporal head"),
             ProgramSpec("clip", ("full",), ClipRunner, "the last T frames through the whole-clip graph"),
         ),
-        sensors=Sensors(("camera",), ("lidar",)),
+        sensors=Sensors(("camera",), ("lidar",), points=("lidar",)),
         preprocess=preprocess,
         postprocess=postprocess,
         postprocess_many=postprocess_many,

@@ -467,7 +467,7 @@ def card() -> ModelCard:
                               "encode once, `iterations` steps of T <- exp(xi) T, then the scan's depth edges "
                               "aligned with the image's edges on the host", host_stages=("edges",),
                               gated_by="refine")),
-        sensors=Sensors(("camera", "lidar")),
+        sensors=Sensors(("camera", "lidar"), points=("lidar",)),
         preprocess=preprocess,
         postprocess=postprocess,
         draw=draw,

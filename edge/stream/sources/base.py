@@ -23,6 +23,10 @@ from edge.errors import EdgeError
 log = logging.getLogger("edge.stream")
 
 
+#: the sensor name this package's LiDAR sources publish under (pcap, UDP, KITTI scans): what a family's point-cloud
+#: sensors (``Sensors.points``) are bound to
+POINT_SENSOR = "lidar"
+
 class SourceLost(Exception):
     """A live source lost its device/stream; the runner reconnects it (not a user error)."""
 

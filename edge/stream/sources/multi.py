@@ -21,7 +21,7 @@ from typing import Any
 
 from edge.data.frame import Frame, now_ns
 from edge.errors import DataError
-from edge.stream.sources.base import Source
+from edge.stream.sources.base import POINT_SENSOR, Source
 
 #: option keys of single-source specs: a ``,key=value`` with one of these belongs to the part before it
 PART_OPTIONS = frozenset({"fps", "loop", "index", "meta", "frames"})
@@ -149,6 +149,7 @@ class MultiSource(Source):
 def multi_source(spec: str, build: Callable[[str], Source], card: Any = None) -> MultiSource:
     """Build (not open) ``multi:...``: each part's spec through ``build`` (``open_source``)."""
     wanted = (*card.sensors.required, *card.sensors.optional) if card is not None else ()
+    points = set(card.sensors.points) | ({POINT_SENSOR} & set(wanted)) if card is not None else set()
     parts = []
     for name, sub in split_parts(spec[len("multi:"):], spec):
         if sub.startswith("multi:"):
@@ -157,5 +158,9 @@ def multi_source(spec: str, build: Callable[[str], Source], card: Any = None) ->
         if len(src.sensors) != 1:
             raise DataError(f"bad source '{spec}': part '{name}={sub}' gives {len(src.sensors)} sensors "
                             f"({', '.join(src.sensors)}); each part must be one camera")
-        parts.append((resolve_name(name, wanted, spec), src))
+        sensor = resolve_name(name, wanted, spec)
+        if sensor in points:  # a folder of images in a LiDAR's slot ran without a word
+            raise DataError(f"bad source '{spec}': '{sensor}' takes point clouds (give the LiDAR with --lidar); "
+                            "each multi: part is a camera")
+        parts.append((sensor, src))
     return MultiSource(spec, parts, card.sensors.primary if card is not None else None)
