@@ -69,7 +69,8 @@ def export(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights (default: the shipped ones)."),
     attention: str = typer.Option("auto", "--attention",
                                   help="Attention form: auto, plugin (EdgeAttention node, lowered per backend), "
-                                       "onnx (opset-23 Attention), decomposed (MatMul/Softmax, opset <= 20)."),
+                                       "onnx (opset-23 Attention), decomposed (MatMul/Softmax at any opset: for "
+                                       "runtimes without an attention op, e.g. TensorRT 10.3)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dim dynamic."),
     programs: str = typer.Option(None, "--programs", help="Comma-separated host programs to export (their graphs "
                                  "go in the bundle); default: every program the family declares."),
@@ -77,7 +78,8 @@ def export(
                               "refuses a lower one)."),
     rtol: float = typer.Option(1e-4, "--rtol", help="Parity tolerance: max error / max |reference|."),
     precision: str = typer.Option("fp32", "--precision", help="Comma-separated: fp32, fp16, int8."),
-    calib: str = typer.Option("synthetic", "--calib", help="INT8 calibration: synthetic, image folder, video, .npz."),
+    calib: str = typer.Option("synthetic", "--calib", help="INT8 calibration: synthetic, an image folder, a video, "
+                              "an .npz/.npy of recorded inputs."),
     calib_size: int = typer.Option(32, "--calib-size", min=1, help="Calibration samples."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
     eval_size: int = typer.Option(None, "--eval-size", min=1, help="Held-out samples for the task metric (default: "
@@ -115,8 +117,9 @@ def export(
 def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by edge-export."),
     source: str = typer.Option("synthetic", "--source", "-s", help="synthetic[:N[:HxW]] (the model family's own "
-                               "synthetic data), a video file, a folder of images, camera:N, csi:N, rtsp://..., "
-                               "gst:<pipeline> or kitti:FOLDER."),
+                               "synthetic data), a video file, a folder of images (FOLDER[,fps=N]), camera:N, csi:N, "
+                               "rtsp:// or http://..., gst:<pipeline>, kitti:FOLDER[,index=NAME] or "
+                               "multi:NAME=SPEC,NAME=SPEC (several cameras in lockstep)."),
     lidar: str = typer.Option(None, "--lidar", help="LiDAR beside the camera: FILE.pcap, velodyne:..., "
                               "ouster:FILE.pcap,meta=FILE.json or udp://0.0.0.0:2368."),
     rig: Path = typer.Option(None, "--rig", "--calib", help="Sensor rig: camera intrinsics + LiDAR-to-camera "

@@ -61,11 +61,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
 
         check_repo_out(Path(triton_repo).resolve(), Path(out).resolve())
         _check_triton_sources(tb, targets, Path(out))
-    from edge.export.api import TARGETS
+    from edge.export.api import check_targets
 
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not targets:
-        raise ExportError(f"--to {to!r}: supported targets: {', '.join(TARGETS)}")
+    check_targets(targets, "--to")
     from edge.calibration.precision import PRECISIONS
 
     bad = [p for p in precisions or [] if p not in PRECISIONS]

@@ -127,6 +127,8 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         raise EdgeError(f"--freeze {','.join(freeze)}: without --init the frozen weights stay random; give --init "
                         "CHECKPOINT (the trained model whose stage is trained alone)")
 
+    import torch  # noqa: F401  (before the progress bar: without torch it drew "0/2 loss nan" above the error)
+
     console = Console(stderr=True)
     init_state = None
     init_partial = False

@@ -99,13 +99,23 @@ def check_args(out: str | os.PathLike[str], opset: int | None, attention: str, c
         raise ExportError(f"--opset {opset!r}: an integer ({MIN_OPSET} to {top})")
     if not MIN_OPSET <= opset <= top:
         raise ExportError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {top} (the onnx package "
-                          f"{onnx.__version__}); attention mode 'onnx' uses {ATTENTION_OPSET}")
+                          f"{onnx.__version__})" + (f"; attention mode 'onnx' uses {ATTENTION_OPSET}"
+                                                    if attention == "onnx" else ""))
     if calib_method is not None:
         from edge.calibration.quantize import METHODS
 
         if calib_method not in METHODS:
             raise ExportError(f"--calib-method {calib_method!r}: choose one of {', '.join(METHODS)}")
     check_out(out)
+
+
+def check_targets(targets: Sequence[str], option: str) -> None:
+    """Refuse a target that is not one (``torch`` and ``onnxruntime`` are backends, not export targets; the API
+    took them and ignored them, and a typo was "unknown backend" listing backends), in the CLI's words."""
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise ExportError(f"{option} {','.join(targets)!r}: supported targets: {', '.join(TARGETS)}"
+                          + (f" ({unknown[0]!r} is not one)" if unknown else ""))
 
 
 def _backends(targets: Sequence[str]) -> tuple[str, ...]:
@@ -509,6 +519,7 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     precisions = name_list("precisions", precisions)
     programs = name_list("programs", programs)
     targets = tuple(name_list("targets", targets) or ())
+    check_targets(targets, "targets")
     ckpt_path: Path | None = None
     if isinstance(model, os.PathLike):  # a checkpoint given as a Path, as the docstring allows
         model = os.fspath(model)

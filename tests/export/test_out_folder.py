@@ -190,6 +190,14 @@ def test_api_reads_a_string_of_names_as_the_cli_does(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_api_refuses_what_is_not_a_target(tmp_path: Path) -> None:
+    """targets="onnx,torch" exported and ignored torch (the CLI refuses it); a typo said "unknown backend"."""
+    for targets in ("onnx,torch", ["onnx", "openvno"], "onnxruntime"):
+        with pytest.raises(ExportError, match=r"targets .*: supported targets: onnx, openvino, tensorrt \('"):
+            edge.export_card("pulsar", tmp_path / "o", config="tiny", targets=targets)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("kw", [{"targets": ""}, {"precisions": " , "}, {"programs": ""}, {"programs": []}])
 def test_api_refuses_a_list_that_names_nothing(tmp_path: Path, kw: dict) -> None:
     """targets="" exported with no target and programs="" every program, where the CLI refuses both."""
@@ -242,3 +250,12 @@ def test_disk_full_at_each_stage_is_one_line_and_leaves_nothing(tmp_path: Path, 
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert "No space left on device" in lines[0] and str(tmp_path) in lines[0] and victim in lines[0], lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_opset_out_of_range_names_the_attention_opset_only_for_mode_onnx(tmp_path: Path) -> None:
+    """`--opset 17 --attention decomposed` said "attention mode 'onnx' uses 23", a mode nobody chose."""
+    with pytest.raises(ExportError) as e:
+        edge.export_card("pulsar", tmp_path / "o", config="tiny", opset=17, attention="decomposed")
+    assert "opsets 18 to" in str(e.value) and "attention mode" not in str(e.value)
+    with pytest.raises(ExportError, match="attention mode 'onnx' uses 23"):
+        edge.export_card("pulsar", tmp_path / "o", config="tiny", opset=99, attention="onnx")

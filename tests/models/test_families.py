@@ -214,3 +214,16 @@ def test_every_shipped_family_is_declared_as_an_entry_point() -> None:
     folders = {p.parent.name for p in (root / "edge" / "models").glob("*/card.py")}
     assert set(eps) == folders
     assert all(eps[name] == f"edge.models.{name}.card:card" for name in folders)
+
+
+def test_train_without_torch_is_one_line(tmp_path: Path) -> None:
+    """The progress bar drew "train lane/tiny 0/2 loss nan" above the missing-torch error (it read as a diverged
+    run)."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from edge.cli.main import main; sys.argv = ['edge'] + sys.argv[1:]; main()\n")
+    family = FAMILIES[0]
+    r = subprocess.run([sys.executable, "-c", code, "train", family, "--config", "tiny", "--steps", "2", "--out",
+                        str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "torch is not installed" in lines[0], r.stderr
+    assert not list(tmp_path.iterdir())
