@@ -23,6 +23,8 @@ def name_list(option: str, value: str | Sequence[str] | None) -> list[str] | Non
         return None
     if isinstance(value, str):
         out = [n.strip() for n in value.split(",") if n.strip()]
+    elif not isinstance(value, Sequence):  # a number or a set: `list(8)` was a TypeError from deep inside
+        raise EdgeError(f"{option}: a comma-separated string or a list of names, got {type(value).__name__}")
     else:
         out = list(value)
         bad = [n for n in out if not isinstance(n, str) or not n.strip()]

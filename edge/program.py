@@ -119,6 +119,7 @@ class Program:
         return call
 
     def reset(self) -> None:
+        self._first()  # ClosedError once closed, as step
         self.runner.reset()
 
     def preprocess(self, card: ModelCard, frames: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -138,6 +139,8 @@ class Program:
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One step of the card's runner on ``feeds`` (what the card's ``preprocess`` makes of one frame set);
         a SpecError naming a feed the runner reads that ``feeds`` lacks (a family's runner indexes them)."""
+        if not self.runtimes:
+            self._first()  # ClosedError naming the program (the runtime's own said "onnxruntime runtime is closed")
         if not isinstance(feeds, Mapping):
             raise SpecError(f"program '{self.spec.name}': step feeds are a mapping of name -> array, got "
                             f"{type(feeds).__name__}")
@@ -190,6 +193,7 @@ class Program:
         self.runtimes = {}
 
     def __enter__(self) -> Program:
+        self._first()  # `with prog:` after close() is refused, not entered
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -428,6 +432,10 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
         if not specs:
             raise BundleError(f"{b.path}: no program '{program}' here (has "
                               f"{', '.join(p.name for p in bundle_programs(b, card))})")
+    if artifacts is not None and (not isinstance(artifacts, Mapping)
+                                  or not all(isinstance(v, str) for v in artifacts.values())):
+        raise BundleError(f"artifacts=: a mapping graph -> artifact name (e.g. {{'encoder': 'onnx-int8-encoder'}}), "
+                          f"got {type(artifacts).__name__}")
     names: dict[str, str] | None = dict(artifacts) if artifacts else None
     # artifacts named for some graphs: the program that calls exactly those (the first program otherwise)
     spec = next((s for s in specs if names is not None and set(s.graphs) == set(names)), specs[0])

@@ -12,11 +12,13 @@ drop is taken against the fp32 of the same program on the same backend.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from edge.errors import DataError, EdgeError
+from edge.names import name_list
 
 #: held-out synthetic samples when ``synthetic`` names no count (the export gate's default evaluation size)
 SYNTHETIC_DEFAULT = 40
@@ -28,7 +30,8 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str) -> tuple[list[An
     """(samples, what they are) for ``--data SPEC``: one line naming the spec when it cannot be read."""
     from edge.stream.sources import spec_options
 
-    head, opts = spec_options(spec.strip())
+    # a path that exists is a path, whatever it holds (a folder named "set,v=2" is not set + option v)
+    head, opts = (spec, {}) if os.path.exists(spec) else spec_options(spec.strip())
     if not head:
         raise DataError(f"--data {spec!r}: names no data (synthetic[:N] or a path the family reads)")
     if head == "synthetic" or head.startswith("synthetic:"):
@@ -51,19 +54,46 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str) -> tuple[list[An
     path = Path(head)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder (--data takes {reader.formats})")
-    try:
-        samples = reader.read(path, cfg, **opts)
-    except TypeError as e:
-        if "unexpected keyword" not in str(e):
-            raise
-        raise DataError(f"--data {spec}: unknown option ({reader.formats})") from None
+    unknown = [k for k in opts if k not in _options_of(reader.read)]
+    if unknown:  # checked before the call: a key named like the reader's own parameters (cfg=) was a TypeError
+        raise DataError(f"--data {spec}: unknown option {unknown[0]} ({reader.formats})")
+    samples = reader.read(path, cfg, **opts)
     if not samples:
         raise DataError(f"{path}: no labelled samples in it ({reader.formats})")
     return samples, f"{len(samples)} labelled samples from {path}"
 
 
-def run_val(bundle: str | Path, data: str | list[str], *, backends: list[str] | None = None,
-            programs: list[str] | None = None, threads: int = 0, say: Any = lambda _m: None) -> dict[str, Any]:
+def _options_of(read: Any) -> set[str] | Any:
+    """The ``key=value`` options a reader takes: its keyword parameters after (path, cfg); every key when it takes
+    ``**options``."""
+    import inspect
+
+    params = list(inspect.signature(read).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return _Everything()
+    return {p.name for p in params[2:] if p.kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                     inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+
+
+class _Everything:
+    def __contains__(self, _key: object) -> bool:
+        return True
+
+
+def data_paths(data: list[str]) -> list[Path]:
+    """The files and folders the data specs read (what an output must not replace)."""
+    from edge.stream.sources import spec_options
+
+    out = []
+    for spec in data:
+        head = spec if os.path.exists(spec) else spec_options(spec.strip())[0]
+        if head and not (head == "synthetic" or head.startswith("synthetic:")):
+            out.append(Path(head))
+    return out
+
+
+def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, backends: str | list[str] | None = None,
+            programs: str | list[str] | None = None, threads: int = 0, say: Any = None) -> dict[str, Any]:
     """Score ``bundle`` on ``data`` (see the module docstring; several specs: their samples together); returns the
     report (what ``--json`` prints).
 
@@ -74,6 +104,7 @@ def run_val(bundle: str | Path, data: str | list[str], *, backends: list[str] | 
     from edge.program import card_for_bundle, evaluate, load_program
     from edge.runtimes import require
 
+    say = say if callable(say) else (lambda _m: None)
     b = Bundle.load(bundle)
     card = card_for_bundle(b)
     if card is None:
@@ -82,12 +113,16 @@ def run_val(bundle: str | Path, data: str | list[str], *, backends: list[str] | 
     if card.metric is None:
         raise EdgeError(f"{bundle}: model '{card.name}' declares no metric (card.metric), so there is nothing to score")
     cfg = b.manifest["model"].get("config") or {}
+    programs = name_list("programs", programs)
     specs = chosen_programs(b, card, programs)
     specs = specs if programs else specs[:1]
-    backends = backends or ["torch", "onnxruntime", "openvino"]
-    specs_given = [data] if isinstance(data, str) else list(data)
-    if not specs_given:
-        raise DataError("--data: give one or more data specs")
+    backends = name_list("backends", backends) or ["torch", "onnxruntime", "openvino"]
+    if isinstance(data, str | os.PathLike):
+        data = [data]
+    if not isinstance(data, list | tuple) or not data or not all(isinstance(d, str | os.PathLike) for d in data):
+        raise DataError(f"data: a data spec (synthetic[:N] or a path, with ,key=value options) or a list of them, "
+                        f"got {data!r:.80}")
+    specs_given = [os.fspath(d) for d in data]
     samples, parts = [], []
     for one in specs_given:
         got, what = labelled_samples(card, cfg, one)
@@ -116,15 +151,28 @@ def run_val(bundle: str | Path, data: str | list[str], *, backends: list[str] | 
     if not rows:
         raise EdgeError(f"{bundle}: nothing to score with backends {backends}"
                         + (f" ({skipped[0]['reason']})" if skipped else ""))
-    for r in rows:  # the drop against the same program's fp32 on the same backend (torch: its own reference)
-        ref = next((q["value"] for q in rows if q["program"] == r["program"] and q["backend"] == r["backend"]
-                    and q["precision"] == "fp32"), None)
-        r["reference"] = ref
-        r["drop"] = card.metric.drop(ref, r["value"]) if ref is not None else None
+    for r in rows:
+        r["reference_config"] = ref = _reference(rows, r)
+        r["reference"] = None if ref is None else next(q["value"] for q in rows if q["config"] == ref)
+        r["drop"] = card.metric.drop(r["reference"], r["value"]) if ref is not None else None
     return {"bundle": str(bundle), "model": b.model_name, "family": card.name, "data": specs_given,
             "samples": len(samples),
             "described": described, "metric": card.metric.name, "unit": card.metric.unit,
             "higher_is_better": card.metric.higher_is_better, "rows": rows, "skipped": skipped}
+
+
+def _reference(rows: list[dict[str, Any]], r: dict[str, Any]) -> str | None:
+    """The row ``r`` is measured against: a reduced precision against its backend's fp32 (what quantizing cost),
+    an exported fp32 against torch fp32 (what the export cost), each of the same program; None for torch itself
+    or when that row was not scored."""
+    if r["precision"] == "fp32":
+        want = ("torch", "fp32") if r["backend"] != "torch" else None
+    else:
+        want = (r["backend"], "fp32")
+    if want is None:
+        return None
+    return next((q["config"] for q in rows if q["program"] == r["program"] and (q["backend"], q["precision"]) == want),
+                None)
 
 
 def over_budget(report: dict[str, Any], max_drop: float | str) -> list[dict[str, Any]]:

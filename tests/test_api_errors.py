@@ -56,6 +56,13 @@ def test_program_artifacts_steps_and_a_named_artifact(tiny_bundle: Path) -> None
     ({"max_frames": "x"}, "max_frames: an integer >= 0"),
     ({"threads": -2}, "threads: an integer >= 0"),
     ({"sinks": [object()]}, r"sinks: objects with open\(\), write\(result\) and close\(commit\)"),
+    ({"sinks": 3}, "sinks: a list of sinks, got int"),
+    ({"jsonl": 3}, "jsonl: a path, got int"),
+    ({"dump_points": 3.5}, "dump_points: a path, got float"),
+    ({"lidar": 3}, "lidar: a spec string, got int"),
+    ({"task": 3}, r"task: a task with preprocess\(\), infer\(\) and postprocess\(\)"),
+    ({"stall_s": -1}, "stall_s: .* a finite number > 0"),
+    ({"stall_s": "abc"}, "stall_s: .* got 'abc'"),
 ])
 def test_stream_run_checks_its_arguments(tiny_bundle: Path, kwargs: dict[str, object], needle: str) -> None:
     args = {"source": "synthetic:2", **kwargs}
@@ -96,6 +103,11 @@ def _export_cases() -> list[tuple[str, object, object, dict[str, object], str]]:
         ("opset", "linear", {"input": np.zeros((1, 4), np.float32)}, {"opset": "20"}, "--opset '20': an integer"),
         ("scalar out", "scalar", {"x": np.zeros((1, 4), np.float32)}, {"dynamic_batch": True},
          "dynamic_batch: output1 is a scalar, with no dim 0 to be the batch"),
+        ("seed", "linear", {"input": np.zeros((1, 4), np.float32)}, {"seed": "a"}, "seed: an integer >= 0, got 'a'"),
+        ("flag", "linear", {"input": np.zeros((1, 4), np.float32)}, {"dynamic_batch": "no"},
+         "dynamic_batch: True or False, got 'no'"),
+        ("0-d", "linear", {"input": np.array(1.0, np.float32)}, {}, r"'input' is 0-d \(a scalar\)"),
+        ("text", "linear", "abc", {}, r"got str$"),
     ]
 
 
@@ -151,3 +163,43 @@ def test_a_runner_bug_is_not_reported_as_a_missing_feed(tiny_bundle: Path) -> No
         with pytest.raises(KeyError) as e:
             p.step({"frame": frame})
         assert not isinstance(e.value, SpecError)
+
+
+def test_more_misuse_is_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A second review of the API: these were raw TypeErrors, AttributeErrors and ValueErrors, or accepted."""
+    from edge.errors import ExportError
+    from edge.stream.task import RuntimeTask
+
+    for bad in (None, 3, [None]):
+        with pytest.raises(EdgeError, match="data: a data spec"):
+            edge.validate(tiny_bundle, bad)  # type: ignore[arg-type]
+    with pytest.raises(EdgeError, match=r"backends .* names nothing"):
+        edge.validate(tiny_bundle, "synthetic:1", backends=[])
+    rep = edge.validate(tiny_bundle, Path("synthetic:1"), backends="onnxruntime", programs="clip", say=None)
+    assert [r["config"] for r in rep["rows"]] == ["clip:onnxruntime/fp32"]  # a str is a comma list, as export_card
+    for kwargs, needle in (({"precisions": 8}, "precisions: a comma-separated string or a list of names, got int"),
+                           ({"targets": 3}, "targets: a comma-separated string or a list"),
+                           ({"checkpoint": 3}, "checkpoint: a checkpoint file's path, got int"),
+                           ({"seed": -1}, "seed: an integer >= 0")):
+        with pytest.raises(EdgeError, match=needle):
+            edge.export_card("pulsar", tmp_path / "o", config="tiny", **kwargs)
+    assert not (tmp_path / "o").exists() and issubclass(ExportError, EdgeError)
+    with pytest.raises(BundleError, match="artifacts=: a mapping graph -> artifact name"):
+        edge.load_program(tiny_bundle, "onnxruntime", artifacts=["x"])  # type: ignore[arg-type]
+    for bad in (None, "out/m"):
+        with pytest.raises(EdgeError, match="RuntimeTask: a runtime"):
+            RuntimeTask(bad)
+
+
+def test_nothing_runs_after_close(tiny_bundle: Path) -> None:
+    """`with rt:` after close() entered, and a closed program's reset() passed; step named the runtime, not it."""
+    rt = edge.load(tiny_bundle, graph="encoder")
+    rt.close()
+    with pytest.raises(ClosedError, match="runtime is closed"), rt:
+        pass
+    prog = edge.load_program(tiny_bundle, "onnxruntime", program="stream")
+    prog.close()
+    for use in (prog.reset, lambda: prog.step({}), prog.__enter__):
+        with pytest.raises(ClosedError, match="program 'stream' is closed"):
+            use()
+

@@ -26,11 +26,16 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
 
             raise DataError(f"--max-drop {max_drop}: a drop budget is 0 or more (metric units, or a percentage)")
     if out is not None:
+        from edge.files import check_outputs
+        from edge.val import data_paths
+
         check_target(out, "--out")
         if not Path(out).resolve().parent.is_dir():
             from edge.errors import DataError
 
             raise DataError(f"{out}: its folder does not exist (--out)")
+        # the report must not replace a label file it scores, nor go into the bundle (its manifest, a stray file)
+        check_outputs({"--out": out}, data_paths(data), sealed=(Path(bundle),))
     console = make_console(stderr=json_out)
     with console.status("scoring...") as status:
         report = run_val(bundle, data, backends=backends, programs=programs, threads=threads,
@@ -45,12 +50,14 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
     else:
         unit = report["unit"]
         t = Table(title=f"{report['model']}: {report['metric']} on {report['described']}")
-        for col in ("config", report["metric"], "drop vs fp32", "also", "seconds"):
+        for col in ("config", report["metric"], "drop", "against", "also", "seconds"):
             t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
         for r in report["rows"]:
-            drop = "-" if r["drop"] is None or r["precision"] == "fp32" else f"{r['drop']:+.2f}{unit}"
+            drop = "-" if r["drop"] is None else f"{r['drop']:+.2f}{unit}"
             mark = " [red]over --max-drop[/]" if r in over else ""
-            t.add_row(r["config"], f"{r['value']:.2f}{unit}", drop + mark, _also(r["score"]), f"{r['seconds']:.1f}")
+            against = (r["reference_config"] or "-").split(":", 1)[-1]
+            t.add_row(r["config"], f"{r['value']:.2f}{unit}", drop + mark, against, _also(r["score"]),
+                      f"{r['seconds']:.1f}")
         console.print(t)
         for s in report["skipped"]:
             console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)

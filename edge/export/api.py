@@ -331,6 +331,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     from edge.export.user_module import output_names as default_names
 
     check_args(out, opset, attention, rtol=rtol)
+    _check_flags(seed=seed, dynamic_batch=dynamic_batch)
     if not isinstance(module, torch.nn.Module):
         raise ExportError(f"module: a torch.nn.Module, got {type(module).__name__}")
     if isinstance(example_inputs, np.ndarray | torch.Tensor):  # one tensor: the one input (as torch.onnx takes it)
@@ -338,7 +339,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     if not isinstance(example_inputs, Mapping | Sequence) or isinstance(example_inputs, str) or not example_inputs:
         raise ExportError(f"example_inputs: a dict name -> array/tensor, a sequence of them or one tensor, got "
                           f"{type(example_inputs).__name__ if example_inputs is not None else 'None'}"
-                          f"{' (empty)' if isinstance(example_inputs, Mapping | Sequence) else ''}")
+                          f"{' (empty)' if isinstance(example_inputs, Mapping | list | tuple) else ''}")
     keywords: list[str] | None = None
     if isinstance(example_inputs, Mapping):
         keys = [str(k) for k in example_inputs]
@@ -357,8 +358,11 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
             keywords = keys
         else:
             names, arrays = [names[i] for i in order], [arrays[i] for i in order]
+    scalars = [n for n, a in zip(names, arrays, strict=True) if a.ndim == 0]
     if dynamic_batch:
-        _no_scalars([n for n, a in zip(names, arrays, strict=True) if a.ndim == 0])
+        _no_scalars(scalars)
+    if scalars:  # torch.onnx writes a 0-d input as rank 1: "exported 'x' has rank 1, spec says 0" said nothing useful
+        raise ExportError(f"example input {scalars[0]!r} is 0-d (a scalar): give it as an array of shape [1]")
         arrays = [np.concatenate([a, a]) if a.shape[0] == 1 else a for a in arrays]
     try:
         with torch.no_grad():
@@ -402,6 +406,15 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     # checked against ONNX Runtime above and its parity is in the manifest
     bundle, _ = _write(out, [job], manifest, attention=attention, opset=opset, rtol=rtol, torch_artifact=None)
     return bundle
+
+
+def _check_flags(*, seed: Any, dynamic_batch: Any) -> None:
+    """``seed`` an integer >= 0 and ``dynamic_batch`` a bool: a string seed was a TypeError deep in the example
+    inputs, and ``dynamic_batch="no"`` made the batch dynamic (a non-empty string is true)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ExportError(f"seed: an integer >= 0, got {seed!r}")
+    if not isinstance(dynamic_batch, bool | np.bool_):
+        raise ExportError(f"dynamic_batch: True or False, got {dynamic_batch!r}")
 
 
 def _no_scalars(names: list[str]) -> None:
@@ -516,6 +529,7 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
 
     # a name list given as one string is read as the CLI reads it (comma-separated): "int8" was taken letter by
     # letter ("--precision ['i', 'n', 't', '8']")
+    _check_flags(seed=seed, dynamic_batch=dynamic_batch)
     precisions = name_list("precisions", precisions)
     programs = name_list("programs", programs)
     targets = tuple(name_list("targets", targets) or ())
@@ -546,6 +560,8 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     for p in asked or ():
         card.program(p)  # ModelError naming the programs for a typo
     if checkpoint is not None:
+        if not isinstance(checkpoint, str | os.PathLike):
+            raise ExportError(f"checkpoint: a checkpoint file's path, got {type(checkpoint).__name__}")
         ckpt_path = Path(checkpoint)
     if ckpt_path is None and card.checkpoint_for(config) is not None:
         ckpt_path = card.checkpoint_for(config)

@@ -108,7 +108,9 @@ def model_from_checkpoint(ck: dict[str, Any], path: str | os.PathLike[str], expe
     except EdgeError as e:
         raise ModelError(str(e).replace("'model.config", "'config")) from None
     try:
-        module = card.make(cfg)
+        module = card.build(cfg)  # not card.make: its own wording would be nested inside this one
+    except (EdgeError, ImportError, MemoryError):
+        raise
     except Exception as e:  # a bad config can fail anywhere in a constructor (ZeroDivision, RuntimeError...)
         raise ModelError(f"{p}: checkpoint config does not build a '{ck['model']}' model "
                          f"({type(e).__name__}: {first_line(e, 120, empty='')})") from None

@@ -289,8 +289,8 @@ class LabelledData:
     ``read(path, cfg, **options)`` returns the labelled :data:`Sample` sequences the card's metric scores (labels in
     the frames' meta, as the synthetic samples carry them); ``options`` are the spec's ``key=value`` strings, which
     the family parses itself (a bad value is a one-line DataError; an unknown key is a TypeError, reported as a bad
-    spec). ``formats`` says in one line what ``path`` may be and which options there are (``edge models`` and
-    ``edge val --help`` show it). Why on the card: only the family knows its label format (a dataset's label file, a
+    spec). ``formats`` says in one line what ``path`` may be and which options there are (``edge models`` shows
+    it). Why on the card: only the family knows its label format (a dataset's label file, a
     sensor folder whose own calibration is the truth), and ``edge val`` must score a user's family as it scores ours.
     """
 

@@ -67,6 +67,7 @@ class BaseRuntime:
         self._closed = True
 
     def __enter__(self) -> BaseRuntime:
+        self._check_open()  # `with rt:` after close() is refused, not entered
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -10,6 +10,7 @@ the first frame is read, so a bad argument is one line and nothing is written.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ def bind_sensors(sources: list[Any], sensors: Any, family: str = "the model") ->
                 continue
             fits = [f for f in free if (f in points) == (s == POINT_SENSOR)]
             if not fits:
-                if s == POINT_SENSOR:
+                # a LiDAR given alone (--lidar) is refused; a source's scans beside its images (kitti:) stay unread
+                if s == POINT_SENSOR and set(src.sensors) == {POINT_SENSOR}:
                     raise DataError(f"{src.spec}: {family} takes no point cloud (it reads {', '.join(wanted)}); "
                                     "leave out --lidar")
                 continue
@@ -87,6 +89,22 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         raise EdgeError(f"max_frames: an integer >= 0 (0: until the source ends), got {max_frames!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise EdgeError(f"threads: an integer >= 0 (0: the runtime's default), got {threads!r}")
+    for name, value in (("lidar", lidar), ("udp", udp)):
+        if value is not None and not isinstance(value, str):
+            raise EdgeError(f"{name}: a spec string, got {type(value).__name__}")
+    for name, value in (("rig", rig), ("save", save), ("jsonl", jsonl), ("stats", stats), ("dump_points", dump_points),
+                        ("command", command)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise EdgeError(f"{name}: a path{' or a text' if name == 'command' else ''}, got {type(value).__name__}")
+    if stall_s is not None and (isinstance(stall_s, bool) or not isinstance(stall_s, int | float)
+                                or not (math.isfinite(stall_s) and stall_s > 0)):
+        raise EdgeError(f"stall_s: seconds without a frame before a source counts as stalled, a finite number > 0 "
+                        f"(None: the default), got {stall_s!r}")
+    if sinks is not None and not isinstance(sinks, list | tuple):
+        raise EdgeError(f"sinks: a list of sinks, got {type(sinks).__name__}")
+    if task is not None and not all(callable(getattr(task, m, None)) for m in ("preprocess", "infer", "postprocess")):
+        raise EdgeError(f"task: a task with preprocess(), infer() and postprocess() (e.g. "
+                        f"edge.stream.task.RuntimeTask), got {type(task).__name__}")
     bad = [s for s in sinks or [] if not all(callable(getattr(s, m, None)) for m in ("open", "write", "close"))]
     if bad:
         raise EdgeError(f"sinks: objects with open(), write(result) and close(commit) (e.g. edge.stream.sinks.Sink "

@@ -153,6 +153,11 @@ class RuntimeTask:
                  | None = None, postprocess: Callable[[dict[str, np.ndarray], Mapping[str, Frame]], dict[str, Any]]
                  | None = None, sensors: tuple[str, ...] = ("camera",), optional: tuple[str, ...] = ("lidar",),
                  owns_runtime: bool = True) -> None:
+        if not callable(getattr(runtime, "infer", None)) or getattr(runtime, "inputs", None) is None:
+            from edge.errors import EdgeError
+
+            raise EdgeError(f"RuntimeTask: a runtime (edge.load(...): infer() and its IOSpec as .inputs), got "
+                            f"{type(runtime).__name__}")
         self.rt = runtime
         self.sensors, self.optional = tuple(sensors), tuple(optional)
         self._user_pre, self._user_post = preprocess, postprocess

@@ -152,6 +152,10 @@ def test_sources_bind_to_sensors_of_their_kind() -> None:
     lid3 = MemorySource([np.zeros((2, 4), np.float32)], sensor="lidar")
     bind_sensors([lid3], named)
     assert lid3.sensors == ("lidar",)
+    pair = MemorySource([np.zeros((2, 2, 3), np.uint8)])
+    pair.sensors = ("camera", "lidar")  # a kitti: source: images with their scans
+    bind_sensors([pair], Sensors(("image",)))  # a camera-only family: the scans stay unread, no refusal
+    assert pair.sensors == ("image", "lidar")
     only_points = Sensors(("cloud",), points=("cloud",))  # a camera is never bound to a point-cloud sensor
     cam2 = MemorySource([np.zeros((2, 2, 3), np.uint8)])
     bind_sensors([cam2], only_points)

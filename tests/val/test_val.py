@@ -46,7 +46,8 @@ def test_scores_equal_the_reference_evaluation(tiny_bundle: Path, real_data: Pat
         with load_program(edge.Bundle.load(tiny_bundle), backend, program="stream") as prog:
             ref = evaluate(prog, card, samples)
         assert rows[f"stream:{backend}/fp32"]["score"] == ref
-        assert rows[f"stream:{backend}/fp32"]["drop"] == 0.0
+    assert rows["stream:torch/fp32"]["reference_config"] is None
+    assert rows["stream:onnxruntime/fp32"]["reference_config"] == "stream:torch/fp32"
     clip = edge.validate(tiny_bundle, str(real_data / LANENET), backends=["onnxruntime"], programs=["clip"])
     assert [r["config"] for r in clip["rows"]] == ["clip:onnxruntime/fp32"]
 
@@ -153,21 +154,23 @@ def test_cli_max_drop_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 
     row = {"config": "p:onnxruntime/int8", "program": "p", "backend": "onnxruntime", "precision": "int8",
            "value": 88.0, "score": {"value": 88.0, "fp": 0.2}, "seconds": 0.1, "reference": 90.0, "drop": 2.0}
-    ref = {**row, "config": "p:onnxruntime/fp32", "precision": "fp32", "value": 90.0, "drop": 0.0}
+    ref = {**row, "config": "p:onnxruntime/fp32", "precision": "fp32", "value": 90.0, "drop": None,
+           "reference_config": None, "reference": None}
+    row["reference_config"] = "p:onnxruntime/fp32"
     report = {"model": "m", "metric": "acc", "unit": "%", "described": "2 samples", "rows": [ref, row],
               "skipped": []}
     monkeypatch.setattr(edge.val, "run_val", lambda *a, **k: dict(report))
     out = tmp_path / "r.json"
     with pytest.raises(typer.Exit) as e:
-        run_val_cmd(tmp_path, "synthetic", [], None, "1.0", 0, out, False)
+        run_val_cmd(tmp_path / "b", ["synthetic"], [], None, "1.0", 0, out, False)
     assert e.value.exit_code == 1
     assert "1 configuration(s) drop more than --max-drop 1.0: p:onnxruntime/int8 by 2.00%" in capsys.readouterr().err
     assert json.loads(out.read_text())["over_budget"] == ["p:onnxruntime/int8"]
-    run_val_cmd(tmp_path, "synthetic", [], None, "2.0", 0, None, True)  # within: no exit
+    run_val_cmd(tmp_path / "b", ["synthetic"], [], None, "2.0", 0, None, True)  # within: no exit
     assert json.loads(capsys.readouterr().out)["over_budget"] == []
     for bad in ("-1", "x", "inf"):
         with pytest.raises(EdgeError, match="--max-drop"):
-            run_val_cmd(tmp_path, "synthetic", [], None, bad, 0, None, True)
+            run_val_cmd(tmp_path / "b", ["synthetic"], [], None, bad, 0, None, True)
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -181,3 +184,56 @@ def test_cli_errors_are_one_line(tiny_bundle: Path, tmp_path: Path, args: list[s
     r = subprocess.run([*EDGE, *argv], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_each_form_is_measured_against_the_right_row(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exported fp32 against torch fp32 (what the export cost), a reduced precision against its backend's fp32
+    (what quantizing cost), the drop's sign by the metric's sense, and --max-drop over both: every fp32 row was
+    its own reference, so an export 30 points off torch passed."""
+    import edge
+    import edge.plans
+    import edge.program
+
+    real = edge.plans.program_plans
+
+    def plans(b: Any, specs: Any, backends: Any) -> Any:
+        fp32 = [p for p in real(b, specs, backends) if p[2] == "fp32"]
+        return fp32 + [(p[0], p[1], "int8-u8s8", p[3]) for p in fp32 if p[1] == "onnxruntime"]
+
+    values = iter([90.0, 88.5, 87.0])  # torch, onnxruntime fp32, onnxruntime "int8", in plan order
+    monkeypatch.setattr(edge.plans, "program_plans", plans)
+    monkeypatch.setattr(edge.program, "evaluate", lambda *a: {"value": next(values)})
+    rep = edge.validate(tiny_bundle, "synthetic:1", backends=["torch", "onnxruntime"])
+    got = {r["config"]: (r["reference_config"], r["drop"]) for r in rep["rows"]}
+    assert got == {"stream:torch/fp32": (None, None), "stream:onnxruntime/fp32": ("stream:torch/fp32", 1.5),
+                   "stream:onnxruntime/int8-u8s8": ("stream:onnxruntime/fp32", 1.5)}
+    assert [r["config"] for r in over_budget(rep, 1.0)] == ["stream:onnxruntime/fp32", "stream:onnxruntime/int8-u8s8"]
+    assert over_budget(rep, 1.5) == []
+    assert over_budget(rep, "1%") == [r for r in rep["rows"] if r["drop"]]  # 1 % of 90 and of 88.5: both over
+
+
+def test_data_paths_options_and_outputs(tmp_path: Path, real_data: Path, tiny_bundle: Path) -> None:
+    """A folder named "set,v=2" is a path, not set + option v; an option named like the reader's own parameters
+    (cfg=) was a TypeError; --out over the label file or into the bundle was written (the bundle then unreadable);
+    a raw_file outside the label file's folder was read."""
+    import shutil
+
+    card, cfg = _card("lane"), _card("lane").config("tiny")
+    odd = tmp_path / "set,v=2"
+    shutil.copytree(real_data / "lane/tusimple_lanenet", odd, ignore=shutil.ignore_patterns("gt_*_image", "test_*"))
+    labels = odd / Path(LANENET).name
+    assert len(labelled_samples(card, cfg, str(labels))[0]) == 6
+    for opt in ("cfg=1", "path=x"):
+        with pytest.raises(DataError, match=f"unknown option {opt.split('=')[0]}"):
+            labelled_samples(card, cfg, f"{real_data / LANENET},{opt}")
+    for out, needle in ((labels, "would replace"), (tiny_bundle / "manifest.json", str(tiny_bundle))):
+        r = subprocess.run([*EDGE, "val", str(tiny_bundle), "--data", str(labels), "--out", str(out)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert json.loads((tiny_bundle / "manifest.json").read_text())["schema_version"]
+    line = json.dumps({"lanes": [[-2, 10]], "h_samples": [200, 210], "raw_file": "../elsewhere/a.jpg"})
+    for raw in ("../elsewhere/a.jpg", str(odd / "image" / "0000.png")):
+        (tmp_path / "x.json").write_text(line.replace("../elsewhere/a.jpg", raw) + "\n")
+        with pytest.raises(DataError, match="is not under the image folder"):
+            labelled_samples(card, cfg, str(tmp_path / "x.json"))
+
