@@ -96,7 +96,11 @@ class PrecisionJob:
     #: score every exported program at each precision, also one whose card names another program's gates as
     #: its own (``ProgramSpec.gated_by``; ``edge-export --score-every-program``)
     score_every: bool = False
+    #: labelled data specs the gate scores on instead of the held-out synthetic samples (``--eval-data``: what
+    #: ``edge val --data`` takes, read by the family's own reader); None: the synthetic ones
+    eval_data: list[str] | None = None
     _eval: list[Any] | None = None
+    _eval_described: str = ""
     _calib: SampleSet | None = None
     _recorded: dict[tuple[str, str], dict[str, list[dict[str, np.ndarray]]]] = field(default_factory=dict)
     _fp32: dict[str, float] = field(default_factory=dict)
@@ -137,8 +141,18 @@ class PrecisionJob:
         return samples_to_resolve(quantum, self.max_drop)
 
     def eval_samples(self) -> list[Any]:
+        if self._eval is None and self.eval_data:
+            from edge.val import labelled_samples
+
+            samples, parts = [], []
+            for spec in self.eval_data:
+                got, what = labelled_samples(self.card, self.cfg, spec)
+                samples += got
+                parts.append(what)
+            self._eval, self._eval_described = samples, "; ".join(parts)
         if self._eval is None:
             self._eval = self.card.data.samples(self.cfg, "evaluation", self.eval_count(), self.seed)
+            self._eval_described = f"{len(self._eval)} held-out synthetic samples"
         return self._eval
 
     def resolution(self, fp32: float) -> dict[str, Any]:
@@ -149,7 +163,7 @@ class PrecisionJob:
         advice is one the user can take: a count that resolves the budget, that the family's evaluation data
         gave fewer samples than asked for, or that no count does."""
         n = len(self.eval_samples())
-        out: dict[str, Any] = {"samples": n}
+        out: dict[str, Any] = {"samples": n, "data": self._eval_described}
         metric = self.card.metric
         if metric is None or metric.quantum is None:
             return out
@@ -352,6 +366,8 @@ def check_request(job: PrecisionJob) -> None:
         for env in (ort_pays.ENV, ov_pays.ENV):
             timing_mode(env)
         job.calib_samples()
+        if job.eval_data:  # a bad --eval-data (a missing label file, an unknown option) fails now, before any export
+            job.eval_samples()
 
 
 def _fp32_files(w: Any, graphs: tuple[str, ...]) -> dict[str, str]:
@@ -388,7 +404,7 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for pname in job.scored():
         spec = card.program(pname)
         src = _fp32_files(w, spec.graphs)
-        job.say(f"{pname}: scoring fp32 on {job.eval_count()} held-out samples")
+        job.say(f"{pname}: scoring fp32 on {len(job.eval_samples())} samples")
         fp32 = job.fp32_metric(pname, src)
         for g in spec.graphs:
             art = _artifact(w, g, "fp32")

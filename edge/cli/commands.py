@@ -82,6 +82,9 @@ def export(
                               "an .npz/.npy of recorded inputs."),
     calib_size: int = typer.Option(32, "--calib-size", min=1, help="Calibration samples."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
+    eval_data: list[str] = typer.Option(None, "--eval-data", help="Gate on this labelled data instead of held-out "
+                                        "synthetic samples: what `edge val --data` takes (PATH[,key=value] in the "
+                                        "family's own format; repeatable)."),
     eval_size: int = typer.Option(None, "--eval-size", min=1, help="Held-out samples for the task metric (default: "
                                   "40, or as many as a metric that moves in steps needs to resolve the budget)."),
     max_drop: str = typer.Option(None, "--max-drop", help="Allowed task-metric drop vs fp32: in the metric's "
@@ -111,7 +114,7 @@ def export(
                calib=calib,
                calib_size=calib_size, calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                triton_repo=triton_repo, triton_backends=triton_backends, triton_device=triton_device,
-               options=parse_options(set_ or []), score_every=score_every)
+               options=parse_options(set_ or []), score_every=score_every, eval_data=eval_data or None)
 
 
 def run(

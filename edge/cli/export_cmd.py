@@ -40,7 +40,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                calib_method: str = "minmax", eval_size: int | None = None, max_drop: float | str | None = None,
                triton_repo: Path | None = None, triton_backends: str | None = None,
                triton_device: str = "auto", options: dict[str, Any] | None = None,
-               score_every: bool = False) -> None:
+               score_every: bool = False, eval_data: list[str] | None = None) -> None:
     targets = [t.strip() for t in to.split(",") if t.strip()]
     tb = [b.strip() for b in (triton_backends or "").split(",") if b.strip()] or (
         ["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
@@ -87,6 +87,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     if calib != "synthetic" and not int8:
         console.print(f"[yellow]warning:[/] --calib {escape(calib)} is read by --precision int8 only; this export "
                       "does not use it", highlight=False)
+    if eval_data and not [p for p in precisions or [] if p != "fp32"]:
+        console.print("[yellow]warning:[/] --eval-data is what the gates of fp16 / int8 score on; this export has "
+                      "none", highlight=False)
     with console.status(f"exporting {model} to ONNX and checking parity against PyTorch...") as status:
 
         def progress(msg: str) -> None:
@@ -100,7 +103,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                                      precisions=precisions, calib=calib, calib_size=calib_size,
                                      calib_method=calib_method, eval_size=eval_size, max_drop=max_drop,
                                      progress=progress, targets=tuple(targets), options=options,
-                                     score_every=score_every)
+                                     score_every=score_every, eval_data=eval_data)
     from edge.runtimes.registry import get_backend
 
     for target in targets:  # engines first: a Triton repository may want the engine just built

@@ -511,6 +511,7 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
                 calib_size: int = 32, eval_size: int | None = None, max_drop: float | str | None = None,
                 calib_method: str = "minmax", progress: Any = None, targets: str | tuple[str, ...] = ("onnx",),
                 options: Mapping[str, Any] | None = None, score_every: bool = False,
+                eval_data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
                 ) -> tuple[Bundle, dict[str, Any]]:
     """Export a model family (by name, or a checkpoint path) with the graphs of its programs.
 
@@ -519,7 +520,8 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     gated per program on the family's metric (:mod:`edge.calibration.precision`). ``options`` sets
     config keys the card lists as ``export_options`` (the same weights, another setting). A program whose
     card names another's gates as its own (``ProgramSpec.gated_by``) is not scored when both are exported,
-    unless ``score_every``.
+    unless ``score_every``. ``eval_data``: the gates score on this labelled data (specs as ``edge val --data``
+    takes them, read by the family's own reader) instead of held-out synthetic samples.
     """
     from edge.models import get_card
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -534,6 +536,16 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     programs = name_list("programs", programs)
     targets = tuple(name_list("targets", targets) or ())
     check_targets(targets, "targets")
+    if eval_data is not None:
+        eval_data = [eval_data] if isinstance(eval_data, str | os.PathLike) else eval_data
+        if not isinstance(eval_data, list | tuple) or not eval_data or \
+                not all(isinstance(d, str | os.PathLike) for d in eval_data):
+            raise ExportError(f"eval_data: a data spec (what edge val --data takes) or a list of them, got "
+                              f"{eval_data!r:.80}")
+        if eval_size is not None:
+            raise ExportError("--eval-size counts held-out synthetic samples; --eval-data gates on the samples it "
+                              "names: give one or the other")
+        eval_data = [os.fspath(d) for d in eval_data]
     ckpt_path: Path | None = None
     if isinstance(model, os.PathLike):  # a checkpoint given as a Path, as the docstring allows
         model = os.fspath(model)
@@ -654,7 +666,8 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     job = PrecisionJob(card=card, cfg=cfg, module=module, jobs=jobs, programs=chosen,
                        precisions=list(precisions or ["fp32"]), calib=calib, calib_size=calib_size,
                        eval_size=eval_size, max_drop=drop_abs, max_drop_rel=drop_rel, method=calib_method, seed=seed,
-                       say=progress or (lambda _m: None), qat_scales=qat_scales, score_every=score_every)
+                       say=progress or (lambda _m: None), qat_scales=qat_scales, score_every=score_every,
+                       eval_data=eval_data)
     check_request(job)  # a bad --calib or budget fails now, before any graph is exported
     if "openvino" in targets:
         from edge.runtimes import require

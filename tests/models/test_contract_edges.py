@@ -449,6 +449,30 @@ def test_a_build_that_fails_and_a_mis_named_graph_input_are_one_line(toyfam: Any
         export_card("toyio", tmp_path / "b", config="tiny")
 
 
+def test_the_gate_scores_on_labelled_data_when_given(toyfam: Any, registered: list[str], tmp_path: Path) -> None:
+    """--eval-data: the INT8 gate scores the family's own labelled data (here the toy family's CSV reader), the
+    manifest says which; a bad spec fails before anything is written, and --eval-size beside it is refused."""
+    import cv2
+
+    from edge.export.api import export_card
+
+    registered.append("toyval")
+    _variant(toyfam, "toyval")
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    (tmp_path / "labels.csv").write_text("0.png,0\n1.png,1\n2.png,2\n")
+    b, _ = export_card("toyval", tmp_path / "b", config="tiny", precisions="fp32,int8", calib_size=3,
+                            max_drop=100.0, eval_data=str(tmp_path / "labels.csv"))
+    gate = b.manifest["programs"]["main"]["gates"]["onnxruntime"]["fp32"]
+    assert gate["samples"] == 3 and gate["data"] == f"3 labelled samples from {tmp_path / 'labels.csv'}"
+    for kwargs, needle in (({"eval_data": str(tmp_path / "nope.csv")}, "nope.csv: no such file or folder"),
+                           ({"eval_data": f"{tmp_path / 'labels.csv'},bogus=1"}, "unknown option bogus"),
+                           ({"eval_data": str(tmp_path / "labels.csv"), "eval_size": 4}, "give one or the other")):
+        with pytest.raises(edge.EdgeError, match=needle):
+            export_card("toyval", tmp_path / "c", config="tiny", precisions="fp32,int8", calib_size=3, **kwargs)
+        assert not (tmp_path / "c").exists()
+
+
 def test_every_step_count_trains(toyfam: Any) -> None:
     """`edge train --steps 10` died in torch's OneCycleLR (a warm-up of exactly one step divides by zero)."""
     from edge.models.training import train
