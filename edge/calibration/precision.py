@@ -163,7 +163,7 @@ class PrecisionJob:
         advice is one the user can take: a count that resolves the budget, that the family's evaluation data
         gave fewer samples than asked for, or that no count does."""
         n = len(self.eval_samples())
-        out: dict[str, Any] = {"samples": n, "data": self._eval_described}
+        out: dict[str, Any] = {"samples": n, **({"data": self._eval_described} if self._eval_described else {})}
         metric = self.card.metric
         if metric is None or metric.quantum is None:
             return out
@@ -404,7 +404,8 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     for pname in job.scored():
         spec = card.program(pname)
         src = _fp32_files(w, spec.graphs)
-        job.say(f"{pname}: scoring fp32 on {len(job.eval_samples())} samples")
+        job.say(f"{pname}: scoring fp32 on {len(job.eval_samples())} "
+                f"{'labelled' if job.eval_data else 'held-out'} samples")
         fp32 = job.fp32_metric(pname, src)
         for g in spec.graphs:
             art = _artifact(w, g, "fp32")
