@@ -6,7 +6,8 @@ validation step). The data is either the family's held-out synthetic set (``synt
 that has data) or ``PATH[,key=value...]`` read by the family's own reader (:class:`edge.models.contract.LabelledData`:
 a dataset's label file, a sensor folder whose calibration is the truth...). Each configuration is scored by the
 card's metric through :func:`edge.program.evaluate`, the same code the export's gate and the benchmarks use, and its
-drop is taken against the fp32 of the same program on the same backend.
+drop is taken against a reference of the same program: a reduced precision against its backend's fp32 (what
+quantizing cost), an exported fp32 form against torch fp32 (what the export cost).
 """
 
 from __future__ import annotations
@@ -26,38 +27,44 @@ SYNTHETIC_DEFAULT = 40
 SYNTHETIC_MAX = 100_000
 
 
-def labelled_samples(card: Any, cfg: dict[str, Any], spec: str) -> tuple[list[Any], str]:
-    """(samples, what they are) for ``--data SPEC``: one line naming the spec when it cannot be read."""
+def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "--data") -> tuple[list[Any], str]:
+    """(samples, what they are) for ``--data SPEC``: one line naming the spec (and ``option``, the one it came
+    from: ``--eval-data`` for the export's gate) when it cannot be read."""
     from edge.stream.sources import spec_options
 
     # a path that exists is a path, whatever it holds (a folder named "set,v=2" is not set + option v)
     head, opts = (spec, {}) if os.path.exists(spec) else spec_options(spec.strip())
     if not head:
-        raise DataError(f"--data {spec!r}: names no data (synthetic[:N] or a path the family reads)")
+        raise DataError(f"{option} {spec!r}: names no data (synthetic[:N] or a path the family reads)")
     if head == "synthetic" or head.startswith("synthetic:"):
         if card.data is None:
-            raise EdgeError(f"--data {spec}: model '{card.name}' declares no data (card.data)")
+            raise EdgeError(f"{option} {spec}: model '{card.name}' declares no data (card.data)")
         count = head.partition(":")[2] or str(SYNTHETIC_DEFAULT)
         unknown = sorted(set(opts) - {"seed"})
         if unknown or not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= SYNTHETIC_MAX:
-            raise DataError(f"--data {spec}: use synthetic[:N][,seed=S], N 1..{SYNTHETIC_MAX}"
+            raise DataError(f"{option} {spec}: use synthetic[:N][,seed=S], N 1..{SYNTHETIC_MAX}"
                             + (f" (unknown option {unknown[0]})" if unknown else ""))
         seed = opts.get("seed", "0")
         if not (seed.isascii() and seed.isdigit()) or int(seed) >= 2**32:
-            raise DataError(f"--data {spec}: seed={seed} must be a whole number 0..{2**32 - 1}")
+            raise DataError(f"{option} {spec}: seed={seed} must be a whole number 0..{2**32 - 1}")
         n = int(count)
         return card.data.samples(cfg, "evaluation", n, int(seed)), f"{n} held-out synthetic samples (seed {seed})"
     reader = card.data.labelled if card.data is not None else None
     if reader is None:
-        raise EdgeError(f"--data {spec}: model '{card.name}' reads no labelled data of its own (its card has no "
-                        "data.labelled); --data synthetic[:N] scores its held-out synthetic set")
+        raise EdgeError(f"{option} {spec}: model '{card.name}' reads no labelled data of its own (its card has no "
+                        "data.labelled); synthetic[:N] scores its held-out synthetic set")
     path = Path(head)
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder (--data takes {reader.formats})")
+        raise DataError(f"{path}: no such file or folder ({option} takes {reader.formats})")
     unknown = [k for k in opts if k not in _options_of(reader.read)]
     if unknown:  # checked before the call: a key named like the reader's own parameters (cfg=) was a TypeError
-        raise DataError(f"--data {spec}: unknown option {unknown[0]} ({reader.formats})")
-    samples = reader.read(path, cfg, **opts)
+        raise DataError(f"{option} {spec}: unknown option {unknown[0]} ({reader.formats})")
+    try:
+        samples = reader.read(path, cfg, **opts)
+    except TypeError as e:  # a reader taking **options that passes them on: an unknown key fails in there
+        if not opts or "unexpected keyword" not in str(e):
+            raise
+        raise DataError(f"{option} {spec}: unknown option ({reader.formats})") from None
     if not samples:
         raise DataError(f"{path}: no labelled samples in it ({reader.formats})")
     return samples, f"{len(samples)} labelled samples from {path}"
@@ -81,7 +88,7 @@ class _Everything:
 
 
 def data_paths(data: list[str]) -> list[Path]:
-    """The files and folders the data specs read (what an output must not replace)."""
+    """The files and folders the data specs name (what an output must not replace)."""
     from edge.stream.sources import spec_options
 
     out = []
@@ -90,6 +97,28 @@ def data_paths(data: list[str]) -> list[Path]:
         if head and not (head == "synthetic" or head.startswith("synthetic:")):
             out.append(Path(head))
     return out
+
+
+def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
+    """Refuse an ``--out`` that would replace a file the data is read from: the spec's own file, or any existing file
+    in the folder tree it reads (a label file's images beside it, a KITTI folder's calibration: the report replaced
+    the truth it scores against), unless that file is an earlier ``edge val`` report. A new file there is fine."""
+    import json
+
+    target = Path(out).absolute()
+    if not target.is_file():
+        return
+    for p in data_paths(data):
+        root = p.absolute() if p.is_dir() else p.absolute().parent
+        if target == p.absolute() or root in target.parents:
+            try:
+                earlier = json.loads(target.read_text())
+                ours = isinstance(earlier, dict) and {"rows", "metric", "described"} <= set(earlier)
+            except (OSError, UnicodeDecodeError, ValueError):
+                ours = False
+            if not ours:
+                raise DataError(f"{out}: --out would replace a file of the data this run reads ({p}); write the "
+                                "report elsewhere")
 
 
 def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, backends: str | list[str] | None = None,
@@ -176,7 +205,7 @@ def _reference(rows: list[dict[str, Any]], r: dict[str, Any]) -> str | None:
 
 
 def over_budget(report: dict[str, Any], max_drop: float | str) -> list[dict[str, Any]]:
-    """The rows whose drop against their fp32 exceeds ``max_drop``: metric units, or ``"N%"`` of that fp32 value,
+    """The rows whose drop against their reference exceeds ``max_drop``: metric units, or ``"N%"`` of that value,
     as ``edge-export --max-drop`` takes it (the same rounding allowance as the export's gate); a non-finite value
     counts as over."""
     from edge.calibration.gate import within_budget

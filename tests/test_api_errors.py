@@ -203,3 +203,23 @@ def test_nothing_runs_after_close(tiny_bundle: Path) -> None:
         with pytest.raises(ClosedError, match="program 'stream' is closed"):
             use()
 
+
+def test_a_batch_one_example_still_exports_a_dynamic_batch(tmp_path: Path) -> None:
+    """The 0-d check moved the batch-1 doubling under a raise: a model that squeezes then exported rank 1 outputs
+    and failed ("exported 'output0' has rank 2, spec says 1")."""
+    torch = pytest.importorskip("torch")
+
+    class Sq(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.squeeze() * 2
+
+    b = edge.export(Sq(), {"x": np.zeros((1, 4), np.float32)}, tmp_path / "b", dynamic_batch=True)
+    with edge.load(b.path) as rt:
+        assert rt.infer({"x": np.ones((3, 4), np.float32)})["output0"].shape == (3, 4)
+
+
+def test_numpy_numbers_are_numbers(tiny_bundle: Path) -> None:
+    """stall_s=np.float32(2.0) was refused by the new type check (numbers.Real takes numpy's)."""
+    s = edge.stream.run(tiny_bundle, "synthetic:2:64x128", stall_s=np.float32(2.0), handle_signals=False)
+    assert s["frames"] == 2
+

@@ -146,7 +146,7 @@ class PrecisionJob:
 
             samples, parts = [], []
             for spec in self.eval_data:
-                got, what = labelled_samples(self.card, self.cfg, spec)
+                got, what = labelled_samples(self.card, self.cfg, spec, option="--eval-data")
                 samples += got
                 parts.append(what)
             self._eval, self._eval_described = samples, "; ".join(parts)
@@ -174,7 +174,9 @@ class PrecisionJob:
                 "two samples a reduced precision worsens fail"
             big = max(n, EVAL_SAMPLES_LIMIT)
             need = samples_to_resolve(metric.quantum, budget, lo=n, hi=big)
-            if n < self.eval_count():
+            if self.eval_data:
+                advice = f"--eval-data names {n}; about {need} would resolve it, or a larger --max-drop"
+            elif n < self.eval_count():
                 advice = f"the family's evaluation data gives only {n} of the {self.eval_count()} asked for"
             elif float(metric.quantum(need)) > budget / 2:
                 advice = f"no --eval-size up to {big} resolves it; a larger --max-drop does"
@@ -366,8 +368,8 @@ def check_request(job: PrecisionJob) -> None:
         for env in (ort_pays.ENV, ov_pays.ENV):
             timing_mode(env)
         job.calib_samples()
-        if job.eval_data:  # a bad --eval-data (a missing label file, an unknown option) fails now, before any export
-            job.eval_samples()
+    if job.eval_data:  # a bad --eval-data (a missing label file, an unknown option) fails now, before any export
+        job.eval_samples()
 
 
 def _fp32_files(w: Any, graphs: tuple[str, ...]) -> dict[str, str]:

@@ -238,9 +238,9 @@ def val(
     backends: str = typer.Option("torch,onnxruntime,openvino", "--backends", help="Comma-separated backends."),
     programs: str = typer.Option(None, "--programs", help="Comma-separated programs to score (default: the first "
                                  "the bundle has, the one edge run runs)."),
-    max_drop: str = typer.Option(None, "--max-drop", help="Exit 1 when a reduced precision scores worse than its "
-                                 "backend's fp32 by more than this: metric units (1.0) or a percentage of the fp32 "
-                                 "value (5%)."),
+    max_drop: str = typer.Option(None, "--max-drop", help="Exit 1 when a form scores worse than its reference by "
+                                 "more than this (a reduced precision: its backend's fp32; an exported fp32: "
+                                 "torch fp32): metric units (1.0) or a percentage of the reference (5%)."),
     threads: int = typer.Option(0, "--threads", min=0, max=1024, help="Threads per backend (0 = backend default)."),
     out: Path = typer.Option(None, "--out", "-o", help="Also write the report as JSON to this file."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -248,7 +248,7 @@ def val(
     """Score a bundle's task metric on labelled data: every backend x precision it has here, one run.
 
     The same forms edge run runs (and those beside them, as edge bench lists them), each scored by the family's
-    metric, with the drop against the same backend's fp32: the export's INT8 gate, on your data.
+    metric, with its drop: a reduced precision against its backend's fp32, an exported fp32 against torch fp32.
     """
     from edge.cli.val_cmd import run_val_cmd
 

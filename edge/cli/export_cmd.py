@@ -137,7 +137,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         console.print(ot)
     if report.get("precisions"):
         metric = bundle.manifest.get("task", {}).get("metric") or {}
-        pt = Table(title=f"precisions per program ({metric.get('name', 'task metric')} on held-out samples, "
+        on = "the --eval-data samples" if eval_data else "held-out samples"
+        pt = Table(title=f"precisions per program ({metric.get('name', 'task metric')} on {on}, "
                          "step = what edge run pays per input, CPU)")
         for col in ("program", "precision", "backend", "metric", "drop", "step ms", "size", "parity rel"):
             pt.add_column(col, justify="left" if col in ("program", "precision", "backend") else "right")

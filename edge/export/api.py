@@ -363,6 +363,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
         _no_scalars(scalars)
     if scalars:  # torch.onnx writes a 0-d input as rank 1: "exported 'x' has rank 1, spec says 0" said nothing useful
         raise ExportError(f"example input {scalars[0]!r} is 0-d (a scalar): give it as an array of shape [1]")
+    if dynamic_batch:  # the export runs at batch >= 2, so a batch-1 example cannot fix the batch dim to 1
         arrays = [np.concatenate([a, a]) if a.shape[0] == 1 else a for a in arrays]
     try:
         with torch.no_grad():

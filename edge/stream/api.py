@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                         ("command", command)):
         if value is not None and not isinstance(value, str | os.PathLike):
             raise EdgeError(f"{name}: a path{' or a text' if name == 'command' else ''}, got {type(value).__name__}")
-    if stall_s is not None and (isinstance(stall_s, bool) or not isinstance(stall_s, int | float)
+    if isinstance(command, os.PathLike):  # a schedule file given as a Path, as other paths are
+        command = os.fspath(command)
+    if stall_s is not None and (isinstance(stall_s, bool) or not isinstance(stall_s, numbers.Real)
                                 or not (math.isfinite(stall_s) and stall_s > 0)):
         raise EdgeError(f"stall_s: seconds without a frame before a source counts as stalled, a finite number > 0 "
                         f"(None: the default), got {stall_s!r}")

@@ -465,6 +465,10 @@ def test_the_gate_scores_on_labelled_data_when_given(toyfam: Any, registered: li
                             max_drop=100.0, eval_data=str(tmp_path / "labels.csv"))
     gate = b.manifest["programs"]["main"]["gates"]["onnxruntime"]["fp32"]
     assert gate["samples"] == 3 and gate["data"] == f"3 labelled samples from {tmp_path / 'labels.csv'}"
+    with pytest.raises(edge.EdgeError, match=r"nope\.csv: no such file or folder \(--eval-data takes"):
+        export_card("toyval", tmp_path / "c", config="tiny", precisions="fp32,fp16",
+                    eval_data=str(tmp_path / "nope.csv"))
+    assert not (tmp_path / "c").exists()  # refused before the export, as for int8 (fp16 alone exported first)
     for kwargs, needle in (({"eval_data": str(tmp_path / "nope.csv")}, "nope.csv: no such file or folder"),
                            ({"eval_data": f"{tmp_path / 'labels.csv'},bogus=1"}, "unknown option bogus"),
                            ({"eval_data": str(tmp_path / "labels.csv"), "eval_size": 4}, "give one or the other")):

@@ -83,7 +83,7 @@ def test_bad_specs_are_one_line(spec: str, needle: str) -> None:
 
 def test_a_family_without_a_reader_says_what_it_can_score() -> None:
     card = next(_card(n) for n in ("pulsar", "etavla") if _card(n).data.labelled is None)
-    with pytest.raises(EdgeError, match=r"reads no labelled data of its own .* --data synthetic"):
+    with pytest.raises(EdgeError, match=r"reads no labelled data of its own .* synthetic\[:N\] scores"):
         labelled_samples(card, card.config("tiny"), "/tmp")
 
 
@@ -232,8 +232,41 @@ def test_data_paths_options_and_outputs(tmp_path: Path, real_data: Path, tiny_bu
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert json.loads((tiny_bundle / "manifest.json").read_text())["schema_version"]
     line = json.dumps({"lanes": [[-2, 10]], "h_samples": [200, 210], "raw_file": "../elsewhere/a.jpg"})
-    for raw in ("../elsewhere/a.jpg", str(odd / "image" / "0000.png")):
+    for raw in ("../elsewhere/a.jpg", "/etc/hostname"):
         (tmp_path / "x.json").write_text(line.replace("../elsewhere/a.jpg", raw) + "\n")
         with pytest.raises(DataError, match="is not under the image folder"):
             labelled_samples(card, cfg, str(tmp_path / "x.json"))
+    # an absolute raw_file inside the label file's folder is under it (the first rule refused it)
+    first = json.loads((odd / Path(LANENET).name).read_text().splitlines()[0])
+    (odd / "abs.json").write_text(json.dumps({**first, "raw_file": str(odd / first["raw_file"])}) + "\n")
+    assert len(labelled_samples(card, cfg, str(odd / "abs.json"))[0]) == 1
+    # --out over an image or calibration file the data is read from: refused (an earlier report may be replaced)
+    image = odd / first["raw_file"]
+    r = subprocess.run([*EDGE, "val", str(tiny_bundle), "--data", str(labels), "--out", str(image)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "would replace a file of the data" in r.stderr, r.stderr
+    from edge.val import check_report_out
+
+    (odd / "report.json").write_text(json.dumps({"rows": [], "metric": "m", "described": "d"}))
+    check_report_out(odd / "report.json", [str(labels)])  # an earlier edge val report: replaceable
+    check_report_out(odd / "new.json", [str(labels)])  # a new file: fine
+
+
+def test_a_reader_passing_options_on_is_one_line() -> None:
+    """A reader taking **options that passes them to another function: the unknown key's TypeError is the spec's
+    one line, not a traceback."""
+    from types import SimpleNamespace
+
+    from edge.models import LabelledData
+
+    def inner(path: Path, cfg: dict, images: str | None = None) -> list:
+        return [["s"]]
+
+    def read(path: Path, cfg: dict, **options: str) -> list:
+        return inner(path, cfg, **options)
+
+    card = SimpleNamespace(name="ud", data=SimpleNamespace(labelled=LabelledData("a folder; images=DIR", read)))
+    with pytest.raises(DataError, match=r"--eval-data /tmp,bogus=1: unknown option \(a folder; images=DIR\)"):
+        labelled_samples(card, {}, "/tmp,bogus=1", option="--eval-data")
+    assert labelled_samples(card, {}, "/tmp,images=x")[0] == [["s"]]
 

@@ -117,11 +117,11 @@ def tusimple_samples(gt_path: str | os.PathLike[str], image_root: str | os.PathL
 
     out = []
     for gt in read_tusimple(gt_path):
-        rel = os.path.normpath(gt.raw_file)
-        if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
+        root = os.path.abspath(image_root)
+        path = os.path.normpath(os.path.join(root, gt.raw_file))  # an absolute raw_file stays itself
+        if os.path.commonpath([root, path]) != root:
             # a label file names its images under its dataset's folder; one naming any file on the machine is not read
             raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} is not under the image folder {image_root}")
-        path = os.path.join(image_root, rel)
         img, why = read_image(path) if os.path.isfile(path) else (None, "no such image")
         if img is None:
             raise DataError(f"{path}: {why}, listed in {gt_path}")

@@ -108,6 +108,17 @@ def test_a_schedule_file_changes_the_instruction_at_its_frame(bundle: Path, vide
     _same(got, _expected(bundle, videos, ["straight: keep lane"] * 3 + ["right: take the next right"] * 3))
 
 
+def test_the_api_takes_a_schedule_file_as_a_path(bundle: Path, videos: Path, tmp_path: Path) -> None:
+    """edge.stream.run(command=Path(...)) passed the argument check and then failed in len() of a Path."""
+    import edge
+
+    (tmp_path / "route.txt").write_text("0 left: take the next left\n")
+    src = f"multi:front_right={videos / 'r.avi'},front={videos / 'f.avi'},front_left={videos / 'l.avi'}"
+    s = edge.stream.run(bundle, src, command=tmp_path / "route.txt", policy="block", max_frames=2,
+                        handle_signals=False)
+    assert s["frames"] == 2
+
+
 @pytest.mark.parametrize(("views", "command", "says"), [
     (("f", "l"), "left", "needs sensor(s) front_right"),
     (("f", "l", "r_big"), "left", "the views differ in size"),
