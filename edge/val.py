@@ -62,7 +62,7 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
     try:
         samples = reader.read(path, cfg, **opts)
     except TypeError as e:  # a reader taking **options that passes them on: an unknown key fails in there
-        if not opts or "unexpected keyword" not in str(e):
+        if not opts or not ("unexpected keyword" in str(e) or "multiple values" in str(e)):
             raise
         raise DataError(f"{option} {spec}: unknown option ({reader.formats})") from None
     if not samples:
@@ -87,38 +87,42 @@ class _Everything:
         return True
 
 
-def data_paths(data: list[str]) -> list[Path]:
-    """The files and folders the data specs name (what an output must not replace)."""
+def data_roots(data: list[str]) -> list[tuple[Path, Path]]:
+    """(the spec's path, the folder tree its data is read from) for each spec naming files: a label file's folder, a
+    data folder itself, and a folder given as an option (``images=DIR``); all resolved (``..``, symlinks)."""
     from edge.stream.sources import spec_options
 
     out = []
     for spec in data:
-        head = spec if os.path.exists(spec) else spec_options(spec.strip())[0]
-        if head and not (head == "synthetic" or head.startswith("synthetic:")):
-            out.append(Path(head))
+        head, opts = (spec, {}) if os.path.exists(spec) else spec_options(spec.strip())
+        if not head or head == "synthetic" or head.startswith("synthetic:"):
+            continue
+        p = Path(head)
+        out.append((p, p.resolve() if p.is_dir() else p.resolve().parent))
+        out += [(Path(v), Path(v).resolve()) for v in opts.values() if v and Path(v).is_dir()]
     return out
 
 
 def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
-    """Refuse an ``--out`` that would replace a file the data is read from: the spec's own file, or any existing file
-    in the folder tree it reads (a label file's images beside it, a KITTI folder's calibration: the report replaced
-    the truth it scores against), unless that file is an earlier ``edge val`` report. A new file there is fine."""
+    """Refuse an ``--out`` that would replace a file the data is read from: any existing file in a folder tree the
+    data comes from (a label file and its images, an ``images=`` folder, a KITTI folder's calibration: the report
+    replaced the truth it scores against), compared resolved, unless that file is an earlier ``edge val`` report.
+    A new file there is fine."""
     import json
 
-    target = Path(out).absolute()
+    target = Path(out).resolve()
     if not target.is_file():
         return
-    for p in data_paths(data):
-        root = p.absolute() if p.is_dir() else p.absolute().parent
-        if target == p.absolute() or root in target.parents:
+    for given, root in data_roots(data):
+        if root == target or root in target.parents:
             try:
                 earlier = json.loads(target.read_text())
                 ours = isinstance(earlier, dict) and {"rows", "metric", "described"} <= set(earlier)
             except (OSError, UnicodeDecodeError, ValueError):
                 ours = False
             if not ours:
-                raise DataError(f"{out}: --out would replace a file of the data this run reads ({p}); write the "
-                                "report elsewhere")
+                raise DataError(f"{out}: --out would replace a file of the data this run reads ({given}); write "
+                                "the report elsewhere")
 
 
 def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, backends: str | list[str] | None = None,

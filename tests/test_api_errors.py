@@ -63,6 +63,8 @@ def test_program_artifacts_steps_and_a_named_artifact(tiny_bundle: Path) -> None
     ({"task": 3}, r"task: a task with preprocess\(\), infer\(\) and postprocess\(\)"),
     ({"stall_s": -1}, "stall_s: .* a finite number > 0"),
     ({"stall_s": "abc"}, "stall_s: .* got 'abc'"),
+    ({"stall_s": 10**400}, "stall_s: .* a finite number > 0"),
+    ({"stall_s": float("nan")}, "stall_s: .* a finite number > 0"),
 ])
 def test_stream_run_checks_its_arguments(tiny_bundle: Path, kwargs: dict[str, object], needle: str) -> None:
     args = {"source": "synthetic:2", **kwargs}

@@ -175,7 +175,9 @@ class PrecisionJob:
             big = max(n, EVAL_SAMPLES_LIMIT)
             need = samples_to_resolve(metric.quantum, budget, lo=n, hi=big)
             if self.eval_data:
-                advice = f"--eval-data names {n}; about {need} would resolve it, or a larger --max-drop"
+                advice = (f"--eval-data names {n}; " + (f"no count up to {big} resolves it, a larger --max-drop does"
+                                                        if float(metric.quantum(need)) > budget / 2 else
+                                                        f"about {need} would resolve it, or a larger --max-drop"))
             elif n < self.eval_count():
                 advice = f"the family's evaluation data gives only {n} of the {self.eval_count()} asked for"
             elif float(metric.quantum(need)) > budget / 2:

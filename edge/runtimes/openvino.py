@@ -9,10 +9,12 @@ passed with bf16 float layers runs with "auto" by default (see :func:`load`).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -290,6 +292,18 @@ class OpenVinoRuntime(BaseRuntime):
         self._sized = {}
 
 
+#: queues alive in this process: each is drained at interpreter exit (see :func:`_drain_queues`)
+_LIVE_QUEUES: weakref.WeakSet[AsyncQueue] = weakref.WeakSet()
+
+
+def _drain_queues() -> None:
+    """At exit, before modules are torn down: wait for every request still running. A queue destroyed with a
+    request in flight aborted the process ("terminate called without an active exception", exit -6), seen once
+    in the test suite under load for a script that ended without waiting for its last requests."""
+    for q in list(_LIVE_QUEUES):
+        q.drain()
+
+
 class AsyncQueue:
     """``ov.AsyncInferQueue`` behind our IOSpec: ``submit(feeds, userdata)``; results reach ``callback``
     as named numpy outputs (copied, since the request's buffers are reused). ``jobs=0`` lets OpenVINO
@@ -317,6 +331,17 @@ class AsyncQueue:
         self._hw = (tuple(self.compiled.input(rt.front.input).get_shape())[1:3]
                     if rt.front is not None else None)
         self._build()
+        if not _LIVE_QUEUES:
+            atexit.unregister(_drain_queues)  # registered once, however many queues come and go
+            atexit.register(_drain_queues)
+        _LIVE_QUEUES.add(self)
+
+    def drain(self) -> None:
+        """Wait for every request in flight, whatever it raises (its error was reported, or nobody is left to
+        hear it): what must happen before the queue may be destroyed."""
+        for i in range(len(self.queue)):
+            with contextlib.suppress(Exception):
+                self.queue[i].wait()
 
     def _build(self) -> None:
         import openvino as ov
@@ -352,9 +377,7 @@ class AsyncQueue:
         # the old queue raises this error at every later call: let its other requests finish (wait_all stops
         # at the failed one; a queue destroyed with requests in flight hangs or runs callbacks on freed state),
         # then build a fresh one
-        for i in range(len(self.queue)):
-            with contextlib.suppress(RuntimeError):  # the failed request (or another): reported below, once
-                self.queue[i].wait()
+        self.drain()  # the failed request (or another) raises in there: reported below, once
         self._build()
         return EdgeError(f"openvino async request failed: {ov_error_line(e)}")
 

@@ -51,6 +51,17 @@ def bind_sensors(sources: list[Any], sensors: Any, family: str = "the model") ->
             src.rename_sensors(mapping)
 
 
+def _positive_seconds(value: Any) -> bool:
+    """A finite real number > 0 (numpy's too; 10**400 is not: float() of it overflows)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        f = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(f) and f > 0
+
+
 def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lidar: str | None = None,
         rig: str | os.PathLike[str] | None = None, save: str | os.PathLike[str] | None = None,
         jsonl: str | os.PathLike[str] | None = None, stats: str | os.PathLike[str] | None = None,
@@ -99,8 +110,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             raise EdgeError(f"{name}: a path{' or a text' if name == 'command' else ''}, got {type(value).__name__}")
     if isinstance(command, os.PathLike):  # a schedule file given as a Path, as other paths are
         command = os.fspath(command)
-    if stall_s is not None and (isinstance(stall_s, bool) or not isinstance(stall_s, numbers.Real)
-                                or not (math.isfinite(stall_s) and stall_s > 0)):
+    if stall_s is not None and not _positive_seconds(stall_s):
         raise EdgeError(f"stall_s: seconds without a frame before a source counts as stalled, a finite number > 0 "
                         f"(None: the default), got {stall_s!r}")
     if sinks is not None and not isinstance(sinks, list | tuple):

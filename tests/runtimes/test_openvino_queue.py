@@ -115,3 +115,22 @@ print(errors)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert int(r.stdout.split()[-1]) >= 1, r.stdout
+
+
+def test_a_script_that_ends_with_requests_in_flight_exits_cleanly(tmp_path: Path) -> None:
+    """A queue destroyed at interpreter exit with requests still running aborted the process ("terminate called
+    without an active exception", exit -6; seen in the suite under load). Queues are drained at exit."""
+    path = _reshape_graph(tmp_path / "g.onnx")
+    code = f"""
+import atexit, numpy as np
+from edge.runtimes import openvino as ovr
+from edge.spec import IOSpec, TensorSpec
+rt = ovr.OpenVinoRuntime({str(path)!r}, {IO})
+q = rt.infer_queue(2, lambda outs, ud: None)
+for i in range(6):
+    q.submit({{"x": np.arange(4096, dtype=np.float32)}}, i)
+print(len(ovr._LIVE_QUEUES))
+"""
+    for _ in range(3):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.split()[-1] == "1", (r.returncode, r.stderr[-2000:])

@@ -270,3 +270,61 @@ def test_a_reader_passing_options_on_is_one_line() -> None:
         labelled_samples(card, {}, "/tmp,bogus=1", option="--eval-data")
     assert labelled_samples(card, {}, "/tmp,images=x")[0] == [["s"]]
 
+
+def test_out_is_checked_resolved_and_against_an_images_folder(tmp_path: Path, real_data: Path) -> None:
+    """check_report_out compared paths as written: `..`, a symlinked folder and an images= folder let --out replace
+    an image the run scores; an earlier report inside a KITTI folder could not be replaced."""
+    import shutil
+
+    from edge.val import check_report_out
+
+    src = tmp_path / "set"
+    shutil.copytree(real_data / "lane/tusimple_lanenet", src, ignore=shutil.ignore_patterns("gt_*_image", "test_*"))
+    labels = src / Path(LANENET).name
+    (tmp_path / "sib").mkdir()
+    (tmp_path / "lnk").symlink_to(src)
+    (tmp_path / "lbl").mkdir()
+    shutil.copy(labels, tmp_path / "lbl" / "gt.json")
+    image = src / "image" / "0000.png"
+    for out, data in ((tmp_path / "sib" / ".." / "set" / "image" / "0000.png", str(labels)),
+                      (image, str(tmp_path / "lnk" / labels.name)),
+                      (tmp_path / "lnk" / "image" / "0000.png", str(labels)),
+                      (image, f"{tmp_path / 'lbl' / 'gt.json'},images={src}")):
+        with pytest.raises(DataError, match="would replace a file of the data"):
+            check_report_out(out, [data])
+    kitti = tmp_path / "k"
+    shutil.copytree(real_data / "kitti/object/training", kitti)
+    (kitti / "report.json").write_text(json.dumps({"rows": [], "metric": "m", "described": "d"}))
+    check_report_out(kitti / "report.json", [f"{kitti},starts=1"])  # an earlier report: replaceable
+    with pytest.raises(DataError, match="would replace"):
+        check_report_out(kitti / "calib" / "000114.txt", [f"{kitti},starts=1"])
+
+
+def test_an_absolute_raw_file_through_a_symlinked_folder(tmp_path: Path, real_data: Path) -> None:
+    import shutil
+
+    card, cfg = _card("lane"), _card("lane").config("tiny")
+    real = tmp_path / "real"
+    shutil.copytree(real_data / "lane/tusimple_lanenet", real, ignore=shutil.ignore_patterns("gt_*_image", "test_*"))
+    (tmp_path / "lnk").symlink_to(real)
+    first = json.loads((real / Path(LANENET).name).read_text().splitlines()[0])
+    (real / "abs.json").write_text(json.dumps({**first, "raw_file": str(real / first["raw_file"])}) + "\n")
+    assert len(labelled_samples(card, cfg, str(tmp_path / "lnk" / "abs.json"))[0]) == 1
+
+
+def test_a_passing_on_reader_named_like_its_parameters(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from edge.models import LabelledData
+
+    def read(path: Path, cfg: dict, **options: str) -> list:
+        return [["s"]]
+
+    def forward(path: Path, cfg: dict, **options: str) -> list:
+        return read(path, cfg, **options)
+
+    card = SimpleNamespace(name="ud", data=SimpleNamespace(labelled=LabelledData("x", forward)))
+    for opt in ("cfg=1", "path=1"):
+        with pytest.raises(DataError, match="unknown option"):
+            labelled_samples(card, {}, f"/tmp,{opt}")
+

@@ -119,7 +119,10 @@ def tusimple_samples(gt_path: str | os.PathLike[str], image_root: str | os.PathL
     for gt in read_tusimple(gt_path):
         root = os.path.abspath(image_root)
         path = os.path.normpath(os.path.join(root, gt.raw_file))  # an absolute raw_file stays itself
-        if os.path.commonpath([root, path]) != root:
+        real_root, real = os.path.realpath(root), os.path.realpath(path)
+        # under the folder as written (a symlinked image folder inside it) or as resolved (the folder reached
+        # through a symlink, the raw_file naming the real path)
+        if os.path.commonpath([root, path]) != root and os.path.commonpath([real_root, real]) != real_root:
             # a label file names its images under its dataset's folder; one naming any file on the machine is not read
             raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} is not under the image folder {image_root}")
         img, why = read_image(path) if os.path.isfile(path) else (None, "no such image")
