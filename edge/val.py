@@ -87,9 +87,10 @@ class _Everything:
         return True
 
 
-def data_roots(data: list[str]) -> list[tuple[Path, Path]]:
-    """(the spec's path, the folder tree its data is read from) for each spec naming files: a label file's folder, a
-    data folder itself, and a folder given as an option (``images=DIR``); all resolved (``..``, symlinks)."""
+def data_roots(data: list[str]) -> list[tuple[Path, list[Path]]]:
+    """(the spec's path, the folder tree its data is read from, both as written (absolute) and resolved) for each
+    spec naming files: a label file's folder, a data folder itself, and a folder given as an option
+    (``images=DIR``)."""
     from edge.stream.sources import spec_options
 
     out = []
@@ -98,31 +99,37 @@ def data_roots(data: list[str]) -> list[tuple[Path, Path]]:
         if not head or head == "synthetic" or head.startswith("synthetic:"):
             continue
         p = Path(head)
-        out.append((p, p.resolve() if p.is_dir() else p.resolve().parent))
-        out += [(Path(v), Path(v).resolve()) for v in opts.values() if v and Path(v).is_dir()]
+        folder = p if p.is_dir() else p.parent
+        out.append((p, [Path(os.path.abspath(folder)), folder.resolve()]))
+        out += [(Path(v), [Path(os.path.abspath(v)), Path(v).resolve()]) for v in opts.values()
+                if v and Path(v).is_dir()]
     return out
 
 
 def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
-    """Refuse an ``--out`` that would replace a file the data is read from: any existing file in a folder tree the
-    data comes from (a label file and its images, an ``images=`` folder, a KITTI folder's calibration: the report
-    replaced the truth it scores against), compared resolved, unless that file is an earlier ``edge val`` report.
-    A new file there is fine."""
+    """Refuse an ``--out`` that would replace an entry of the data: an existing file (or a link) in a folder tree
+    the data comes from (a label file and its images, an ``images=`` folder, a KITTI folder's calibration: the
+    report replaced the truth it scores against), unless it is an earlier ``edge val`` report. What the write
+    replaces is the name itself (a link is replaced, not followed), so that name is compared, as written and
+    with its folder resolved, against each data folder as written and resolved. A new file there is fine."""
     import json
 
-    target = Path(out).resolve()
-    if not target.is_file():
+    name = Path(out)
+    if not (name.is_file() or name.is_symlink()):
         return
-    for given, root in data_roots(data):
-        if root == target or root in target.parents:
-            try:
-                earlier = json.loads(target.read_text())
-                ours = isinstance(earlier, dict) and {"rows", "metric", "described"} <= set(earlier)
-            except (OSError, UnicodeDecodeError, ValueError):
-                ours = False
-            if not ours:
-                raise DataError(f"{out}: --out would replace a file of the data this run reads ({given}); write "
-                                "the report elsewhere")
+    places = {Path(os.path.abspath(name)), name.parent.resolve() / name.name}
+    for given, roots in data_roots(data):
+        same = given.is_file() and name.is_file() and os.path.samefile(name, given)  # a hard link to a label file
+        if not same and not any(r == p or r in p.parents for r in roots for p in places):
+            continue
+        try:
+            earlier = json.loads(name.read_text()) if not name.is_symlink() else None
+            ours = isinstance(earlier, dict) and {"rows", "metric", "described"} <= set(earlier)
+        except (OSError, UnicodeDecodeError, ValueError):
+            ours = False
+        if not ours:
+            raise DataError(f"{out}: --out would replace a file of the data this run reads ({given}); write "
+                            "the report elsewhere")
 
 
 def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, backends: str | list[str] | None = None,

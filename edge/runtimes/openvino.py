@@ -296,12 +296,24 @@ class OpenVinoRuntime(BaseRuntime):
 _LIVE_QUEUES: weakref.WeakSet[AsyncQueue] = weakref.WeakSet()
 
 
+#: how long the exit drain waits for the requests still running, all queues together (a callback that blocks
+#: for ever must not hold the process at exit)
+EXIT_DRAIN_S = 2.0
+
+
 def _drain_queues() -> None:
-    """At exit, before modules are torn down: wait for every request still running. A queue destroyed with a
-    request in flight aborted the process ("terminate called without an active exception", exit -6), seen once
-    in the test suite under load for a script that ended without waiting for its last requests."""
-    for q in list(_LIVE_QUEUES):
-        q.drain()
+    """At exit, before modules are torn down: close every queue to new requests, then wait (at most
+    :data:`EXIT_DRAIN_S`, in short slices) for those still running. A queue destroyed with a request in flight
+    aborted the process ("terminate called without an active exception", exit -6), seen once in the test suite
+    under load for a script that ended without waiting for its last requests."""
+    import time
+
+    deadline = time.monotonic() + EXIT_DRAIN_S
+    queues = list(_LIVE_QUEUES)
+    for q in queues:
+        q.closing()
+    for q in queues:
+        q.drain(deadline)
 
 
 class AsyncQueue:
@@ -331,17 +343,35 @@ class AsyncQueue:
         self._hw = (tuple(self.compiled.input(rt.front.input).get_shape())[1:3]
                     if rt.front is not None else None)
         self._build()
+        self._closed = False
+        self._submit = threading.Lock()  # a submit and the exit's closing() do not interleave
         if not _LIVE_QUEUES:
             atexit.unregister(_drain_queues)  # registered once, however many queues come and go
             atexit.register(_drain_queues)
         _LIVE_QUEUES.add(self)
 
-    def drain(self) -> None:
+    def closing(self) -> None:
+        """No new request from now on (the process is exiting): a thread still submitting gets an EdgeError. A
+        submit blocked in ``start_async`` (every request busy) holds the lock: waited for at most a second."""
+        got = self._submit.acquire(timeout=1.0)
+        self._closed = True
+        if got:
+            self._submit.release()
+
+    def drain(self, deadline: float | None = None) -> None:
         """Wait for every request in flight, whatever it raises (its error was reported, or nobody is left to
-        hear it): what must happen before the queue may be destroyed."""
+        hear it): what must happen before the queue may be destroyed. With ``deadline`` (a monotonic time) the
+        wait gives up then, in 50 ms slices, so a callback that never returns cannot hold the process."""
+        import time
+
         for i in range(len(self.queue)):
+            request = self.queue[i]
             with contextlib.suppress(Exception):
-                self.queue[i].wait()
+                if deadline is None:
+                    request.wait()
+                    continue
+                while time.monotonic() < deadline and not request.wait_for(50):
+                    pass
 
     def _build(self) -> None:
         import openvino as ov
@@ -390,10 +420,13 @@ class AsyncQueue:
             if hw != self._hw:
                 raise EdgeError(f"openvino async queue: camera frames of {hw[0]}x{hw[1]}, but this queue's model "
                                 f"was compiled for {self._hw[0]}x{self._hw[1]} (one queue per camera size)")
-        try:
-            self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
-        except RuntimeError as e:
-            raise self._failed(e) from None
+        with self._submit:
+            if self._closed:
+                raise EdgeError("openvino async queue: the process is exiting; no new request is taken")
+            try:
+                self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
+            except RuntimeError as e:
+                raise self._failed(e) from None
         self._raise_kept()
 
     def wait(self) -> None:

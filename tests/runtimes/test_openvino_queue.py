@@ -134,3 +134,42 @@ print(len(ovr._LIVE_QUEUES))
     for _ in range(3):
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and r.stdout.split()[-1] == "1", (r.returncode, r.stderr[-2000:])
+
+
+def test_the_exit_drain_is_bounded_and_closes_the_queue(tmp_path: Path) -> None:
+    """The exit drain waited without limit: a callback blocked for ever (a consumer that died) held the process
+    (SIGINT could not stop it). A thread still submitting during the drain destroyed the queue with requests in
+    flight (exit 134). Now the queue is closed to new requests first and the wait is bounded."""
+    import time
+
+    path = _reshape_graph(tmp_path / "g.onnx")
+    head = f"""
+import threading, time, numpy as np
+from edge.errors import EdgeError
+from edge.runtimes import openvino as ovr
+from edge.spec import IOSpec, TensorSpec
+rt = ovr.OpenVinoRuntime({str(path)!r}, {IO})
+"""
+    blocked = head + """
+q = rt.infer_queue(2, lambda outs, ud: threading.Event().wait())
+q.submit({"x": np.arange(8, dtype=np.float32)}, 0)
+time.sleep(0.2)
+"""
+    submitting = head + """
+q = rt.infer_queue(2, lambda o, u: None)
+def loop():
+    while True:
+        try:
+            q.submit({"x": np.arange(1 << 18, dtype=np.float32)}, 0)
+        except EdgeError:
+            return
+threading.Thread(target=loop, daemon=True).start()
+time.sleep(0.3)
+"""
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - t0 < 30, "the exit waited for a callback that never returns"
+    for _ in range(3):
+        r = subprocess.run([sys.executable, "-c", submitting], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+

@@ -292,6 +292,23 @@ def test_out_is_checked_resolved_and_against_an_images_folder(tmp_path: Path, re
                       (image, f"{tmp_path / 'lbl' / 'gt.json'},images={src}")):
         with pytest.raises(DataError, match="would replace a file of the data"):
             check_report_out(out, [data])
+    # an image folder inside the dataset that is a link to another disk, and an image entry that is itself a link:
+    # the name is what the write replaces
+    disk = tmp_path / "disk"
+    shutil.copytree(src / "image", disk)
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    shutil.copy(labels, ds / "gt.json")
+    (ds / "image").symlink_to(disk)
+    with pytest.raises(DataError, match="would replace"):
+        check_report_out(ds / "image" / "0000.png", [str(ds / "gt.json")])
+    ds2 = tmp_path / "ds2"
+    (ds2 / "image").mkdir(parents=True)
+    (ds2 / "image" / "0000.png").symlink_to(disk / "0000.png")
+    with pytest.raises(DataError, match="would replace"):
+        check_report_out(ds2 / "image" / "0000.png", [str(ds2)])
+    (tmp_path / "lnk.png").symlink_to(disk / "0000.png")  # a link outside the data: replacing it leaves the data
+    check_report_out(tmp_path / "lnk.png", [str(ds / "gt.json")])
     kitti = tmp_path / "k"
     shutil.copytree(real_data / "kitti/object/training", kitti)
     (kitti / "report.json").write_text(json.dumps({"rows": [], "metric": "m", "described": "d"}))
