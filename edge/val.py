@@ -101,8 +101,37 @@ def data_roots(data: list[str]) -> list[tuple[Path, list[Path]]]:
         p = Path(head)
         folder = p if p.is_dir() else p.parent
         out.append((p, [Path(os.path.abspath(folder)), folder.resolve()]))
+        if p.is_dir():  # a KITTI raw drive reads its calibration from the folder above it
+            import contextlib
+
+            from edge.data.kitti import kitti_layout
+
+            with contextlib.suppress(EdgeError, OSError):
+                calib = kitti_layout(p).raw_calib
+                if calib is not None:
+                    out.append((calib, [Path(os.path.abspath(calib)), calib.resolve()]))
         out += [(Path(v), [Path(os.path.abspath(v)), Path(v).resolve()]) for v in opts.values()
                 if v and Path(v).is_dir()]
+    return out
+
+
+#: the most entries :func:`_link_targets` looks at in one data folder (a dataset of a million images is not walked)
+LINK_SCAN_MAX = 200_000
+
+
+def _link_targets(root: Path) -> set[Path]:
+    """The resolved files and folders behind the links in a data folder's tree (an image entry or an image folder
+    that links elsewhere: replacing a file there replaces the data), up to :data:`LINK_SCAN_MAX` entries."""
+    out: set[Path] = set()
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        for entry in (*dirs, *files):
+            seen += 1
+            path = Path(folder) / entry
+            if path.is_symlink():
+                out.add(path.resolve())
+        if seen > LINK_SCAN_MAX:
+            break
     return out
 
 
@@ -120,7 +149,11 @@ def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
     places = {Path(os.path.abspath(name)), name.parent.resolve() / name.name}
     for given, roots in data_roots(data):
         same = given.is_file() and name.is_file() and os.path.samefile(name, given)  # a hard link to a label file
-        if not same and not any(r == p or r in p.parents for r in roots for p in places):
+        inside = any(r == p or r in p.parents for r in roots for p in places)
+        if not same and not inside and not name.is_symlink():  # the file behind a link the data reads
+            real = name.resolve()
+            inside = any(t == real or t in real.parents for t in _link_targets(roots[-1]))
+        if not (same or inside):
             continue
         try:
             earlier = json.loads(name.read_text()) if not name.is_symlink() else None

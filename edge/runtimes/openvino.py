@@ -311,7 +311,7 @@ def _drain_queues() -> None:
     deadline = time.monotonic() + EXIT_DRAIN_S
     queues = list(_LIVE_QUEUES)
     for q in queues:
-        q.closing()
+        q.closing(deadline)
     for q in queues:
         q.drain(deadline)
 
@@ -344,19 +344,22 @@ class AsyncQueue:
                     if rt.front is not None else None)
         self._build()
         self._closed = False
-        self._submit = threading.Lock()  # a submit and the exit's closing() do not interleave
+        self._submitting = 0  # submits inside start_async now (which blocks while every request is busy)
+        self._submit = threading.Lock()  # guards the two above; never held while OpenVINO runs
         if not _LIVE_QUEUES:
             atexit.unregister(_drain_queues)  # registered once, however many queues come and go
             atexit.register(_drain_queues)
         _LIVE_QUEUES.add(self)
 
-    def closing(self) -> None:
-        """No new request from now on (the process is exiting): a thread still submitting gets an EdgeError. A
-        submit blocked in ``start_async`` (every request busy) holds the lock: waited for at most a second."""
-        got = self._submit.acquire(timeout=1.0)
-        self._closed = True
-        if got:
-            self._submit.release()
+    def closing(self, deadline: float) -> None:
+        """No new request from now on (the process is exiting): a thread still submitting gets an EdgeError; one
+        already inside ``start_async`` (blocked while every request is busy) is waited for until ``deadline``."""
+        import time
+
+        with self._submit:
+            self._closed = True
+        while self._submitting and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def drain(self, deadline: float | None = None) -> None:
         """Wait for every request in flight, whatever it raises (its error was reported, or nobody is left to
@@ -423,10 +426,14 @@ class AsyncQueue:
         with self._submit:
             if self._closed:
                 raise EdgeError("openvino async queue: the process is exiting; no new request is taken")
-            try:
-                self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
-            except RuntimeError as e:
-                raise self._failed(e) from None
+            self._submitting += 1
+        try:  # not under the lock: a callback that submits again must not wait for a submit blocked on it
+            self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
+        except RuntimeError as e:
+            raise self._failed(e) from None
+        finally:
+            with self._submit:
+                self._submitting -= 1
         self._raise_kept()
 
     def wait(self) -> None:

@@ -173,3 +173,40 @@ time.sleep(0.3)
         r = subprocess.run([sys.executable, "-c", submitting], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
 
+
+def test_a_callback_that_submits_again_and_the_drain_over_many_queues(tmp_path: Path) -> None:
+    """A callback that hands a new frame to the queue (from a thread) is served, and the exit drain over several
+    stuck queues takes about EXIT_DRAIN_S in all: each queue's closing waited its own second before."""
+    path = _reshape_graph(tmp_path / "g.onnx")
+    code = f"""
+import atexit, threading, time, numpy as np
+from edge.errors import EdgeError
+from edge.runtimes import openvino as ovr
+from edge.spec import IOSpec, TensorSpec
+T = {{}}
+atexit.register(lambda: print("drain", round(time.monotonic() - T["end"], 2), flush=True))  # runs after the drain
+rt = ovr.OpenVinoRuntime({str(path)!r}, {IO})
+done = []
+def cb(outs, ud):
+    done.append(ud)
+    if ud == 0:
+        threading.Thread(target=lambda: q.submit({{"x": np.arange(8, dtype=np.float32)}}, 100)).start()
+q = rt.infer_queue(2, cb)
+for i in range(20):
+    q.submit({{"x": np.arange(8, dtype=np.float32)}}, i)
+q.wait()
+time.sleep(0.2)
+q.wait()
+stuck = [rt.infer_queue(1, lambda o, u: threading.Event().wait()) for _ in range(4)]
+for s in stuck:
+    s.submit({{"x": np.arange(8, dtype=np.float32)}}, 0)
+    threading.Thread(target=lambda s=s: s.submit({{"x": np.arange(8, dtype=np.float32)}}, 1), daemon=True).start()
+time.sleep(0.3)
+print(sorted(done)[-1], flush=True)
+T["end"] = time.monotonic()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = r.stdout.split()
+    assert out[:1] == ["100"] and out[1] == "drain", (r.returncode, r.stdout, r.stderr[-1000:])
+    assert float(out[2]) < 3.5, out  # about EXIT_DRAIN_S for the four stuck queues together, not a second each
+

@@ -309,6 +309,18 @@ def test_out_is_checked_resolved_and_against_an_images_folder(tmp_path: Path, re
         check_report_out(ds2 / "image" / "0000.png", [str(ds2)])
     (tmp_path / "lnk.png").symlink_to(disk / "0000.png")  # a link outside the data: replacing it leaves the data
     check_report_out(tmp_path / "lnk.png", [str(ds / "gt.json")])
+    for data in (str(ds / "gt.json"), str(ds2)):  # the file behind an image folder or entry that links elsewhere
+        with pytest.raises(DataError, match="would replace"):
+            check_report_out(disk / "0000.png", [data])
+    drive = tmp_path / "date" / "drive"  # a KITTI raw drive reads its calibration from the folder above
+    shutil.copytree(real_data / "kitti/raw_2011_09_26/2011_09_26", drive)
+    for f in drive.glob("calib_*.txt"):
+        f.rename(drive.parent / f.name)
+    with pytest.raises(DataError, match="would replace"):
+        check_report_out(drive.parent / "calib_cam_to_cam.txt", [f"{drive},starts=1"])
+    (tmp_path / "set2").mkdir()  # a folder whose name only starts like the data's
+    (tmp_path / "set2" / "r.json").write_text("{}")
+    check_report_out(tmp_path / "set2" / "r.json", [str(labels)])
     kitti = tmp_path / "k"
     shutil.copytree(real_data / "kitti/object/training", kitti)
     (kitti / "report.json").write_text(json.dumps({"rows": [], "metric": "m", "described": "d"}))
