@@ -496,8 +496,8 @@ def _recorded_feeds(card: Any, module: Any, cfg: dict[str, Any], programs: list[
 def _apply_options(card: Any, module: Any, cfg: dict[str, Any], options: Mapping[str, Any]) -> tuple[Any, dict]:
     """The model rebuilt with the export options in its config, carrying the same weights."""
     new_cfg = card.with_options(cfg, options)
-    try:
-        new = card.make(new_cfg)
+    try:  # build, not make: this wrapper names the --set values (make's line would drop them)
+        new = card.build(new_cfg)
         new.load_state_dict(module.state_dict())
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise ModelError(f"model '{card.name}': --set {', '.join(f'{k}={v}' for k, v in options.items())}: "

@@ -56,6 +56,7 @@ def test_one_checkpoint_exports_at_two_keep_ratios(tmp_path: Path, capsys: pytes
     rc = _invoke(app, ["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "bad"), "--set", "keep=0"], "edge")
     err = capsys.readouterr().err
     assert rc == 2 and "keep 0" in err and "Traceback" not in err and not (tmp_path / "bad").exists()
+    assert "--set keep=0" in err  # the line names the option that failed (ModelCard.make's wording lost it)
 
 
 @pytest.mark.parametrize("option, message", [
