@@ -12,6 +12,7 @@ quantizing cost), an exported fp32 form against torch fp32 (what the export cost
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -27,16 +28,47 @@ SYNTHETIC_DEFAULT = 40
 SYNTHETIC_MAX = 100_000
 
 
+def _split(spec: str) -> tuple[str, dict[str, str]]:
+    """A data spec -> (head, options). A path that exists is a path, whatever it holds (a folder named "set,v=2"
+    is not set + option v)."""
+    from edge.stream.sources import spec_options
+
+    return (spec, {}) if os.path.exists(spec) else spec_options(spec.strip())
+
+
+def _synthetic(head: str) -> bool:
+    return head == "synthetic" or head.startswith("synthetic:")
+
+
+def data_specs(value: Any, option: str, error: type[EdgeError] = DataError) -> list[str]:
+    """``value`` (one spec, or a list of them; a path may be an ``os.PathLike``) as a list of spec strings; anything
+    else, or an empty list, is one line naming ``option``."""
+    if isinstance(value, str | os.PathLike):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(d, str | os.PathLike) for d in value):
+        raise error(f"{option}: a data spec (synthetic[:N] or a path, with ,key=value options; what edge val --data "
+                    f"takes) or a list of them, got {value!r:.80}")
+    return [os.fspath(d) for d in value]
+
+
+def labelled_sets(card: Any, cfg: dict[str, Any], specs: list[str], option: str = "--data"
+                  ) -> tuple[list[Any], list[str]]:
+    """The samples of several specs together, and what each spec gave (:func:`labelled_samples`)."""
+    samples, parts = [], []
+    for spec in specs:
+        got, what = labelled_samples(card, cfg, spec, option)
+        samples += got
+        parts.append(what)
+    return samples, parts
+
+
 def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "--data") -> tuple[list[Any], str]:
     """(samples, what they are) for ``--data SPEC``: one line naming the spec (and ``option``, the one it came
     from: ``--eval-data`` for the export's gate) when it cannot be read."""
-    from edge.stream.sources import spec_options
-
-    # a path that exists is a path, whatever it holds (a folder named "set,v=2" is not set + option v)
-    head, opts = (spec, {}) if os.path.exists(spec) else spec_options(spec.strip())
+    head, opts = _split(spec)
     if not head:
         raise DataError(f"{option} {spec!r}: names no data (synthetic[:N] or a path the family reads)")
-    if head == "synthetic" or head.startswith("synthetic:"):
+    if _synthetic(head):
         if card.data is None:
             raise EdgeError(f"{option} {spec}: model '{card.name}' declares no data (card.data)")
         count = head.partition(":")[2] or str(SYNTHETIC_DEFAULT)
@@ -91,19 +123,15 @@ def data_roots(data: list[str]) -> list[tuple[Path, list[Path]]]:
     """(the spec's path, the folder tree its data is read from, both as written (absolute) and resolved) for each
     spec naming files: a label file's folder, a data folder itself, and a folder given as an option
     (``images=DIR``)."""
-    from edge.stream.sources import spec_options
-
     out = []
     for spec in data:
-        head, opts = (spec, {}) if os.path.exists(spec) else spec_options(spec.strip())
-        if not head or head == "synthetic" or head.startswith("synthetic:"):
+        head, opts = _split(spec)
+        if not head or _synthetic(head):
             continue
         p = Path(head)
         folder = p if p.is_dir() else p.parent
         out.append((p, [Path(os.path.abspath(folder)), folder.resolve()]))
         if p.is_dir():  # a KITTI raw drive reads its calibration from the folder above it
-            import contextlib
-
             from edge.data.kitti import kitti_layout
 
             with contextlib.suppress(EdgeError, OSError):
@@ -190,17 +218,8 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
     specs = chosen_programs(b, card, programs)
     specs = specs if programs else specs[:1]
     backends = name_list("backends", backends) or ["torch", "onnxruntime", "openvino"]
-    if isinstance(data, str | os.PathLike):
-        data = [data]
-    if not isinstance(data, list | tuple) or not data or not all(isinstance(d, str | os.PathLike) for d in data):
-        raise DataError(f"data: a data spec (synthetic[:N] or a path, with ,key=value options) or a list of them, "
-                        f"got {data!r:.80}")
-    specs_given = [os.fspath(d) for d in data]
-    samples, parts = [], []
-    for one in specs_given:
-        got, what = labelled_samples(card, cfg, one)
-        samples += got
-        parts.append(what)
+    specs_given = data_specs(data, "data")
+    samples, parts = labelled_sets(card, cfg, specs_given)
     described = parts[0] if len(parts) == 1 else f"{len(samples)} samples ({'; '.join(parts)})"
     plans = program_plans(b, specs, backends)
     rows: list[dict[str, Any]] = []

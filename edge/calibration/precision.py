@@ -142,14 +142,10 @@ class PrecisionJob:
 
     def eval_samples(self) -> list[Any]:
         if self._eval is None and self.eval_data:
-            from edge.val import labelled_samples
+            from edge.val import labelled_sets
 
-            samples, parts = [], []
-            for spec in self.eval_data:
-                got, what = labelled_samples(self.card, self.cfg, spec, option="--eval-data")
-                samples += got
-                parts.append(what)
-            self._eval, self._eval_described = samples, "; ".join(parts)
+            self._eval, parts = labelled_sets(self.card, self.cfg, self.eval_data, option="--eval-data")
+            self._eval_described = "; ".join(parts)
         if self._eval is None:
             self._eval = self.card.data.samples(self.cfg, "evaluation", self.eval_count(), self.seed)
             self._eval_described = f"{len(self._eval)} held-out synthetic samples"

@@ -538,15 +538,12 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     targets = tuple(name_list("targets", targets) or ())
     check_targets(targets, "targets")
     if eval_data is not None:
-        eval_data = [eval_data] if isinstance(eval_data, str | os.PathLike) else eval_data
-        if not isinstance(eval_data, list | tuple) or not eval_data or \
-                not all(isinstance(d, str | os.PathLike) for d in eval_data):
-            raise ExportError(f"eval_data: a data spec (what edge val --data takes) or a list of them, got "
-                              f"{eval_data!r:.80}")
+        from edge.val import data_specs
+
+        eval_data = data_specs(eval_data, "eval_data", ExportError)
         if eval_size is not None:
             raise ExportError("--eval-size counts held-out synthetic samples; --eval-data gates on the samples it "
                               "names: give one or the other")
-        eval_data = [os.fspath(d) for d in eval_data]
     ckpt_path: Path | None = None
     if isinstance(model, os.PathLike):  # a checkpoint given as a Path, as the docstring allows
         model = os.fspath(model)

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -306,8 +307,6 @@ def _drain_queues() -> None:
     :data:`EXIT_DRAIN_S`, in short slices) for those still running. A queue destroyed with a request in flight
     aborted the process ("terminate called without an active exception", exit -6), seen once in the test suite
     under load for a script that ended without waiting for its last requests."""
-    import time
-
     deadline = time.monotonic() + EXIT_DRAIN_S
     queues = list(_LIVE_QUEUES)
     for q in queues:
@@ -354,8 +353,6 @@ class AsyncQueue:
     def closing(self, deadline: float) -> None:
         """No new request from now on (the process is exiting): a thread still submitting gets an EdgeError; one
         already inside ``start_async`` (blocked while every request is busy) is waited for until ``deadline``."""
-        import time
-
         with self._submit:
             self._closed = True
         while self._submitting and time.monotonic() < deadline:
@@ -365,8 +362,6 @@ class AsyncQueue:
         """Wait for every request in flight, whatever it raises (its error was reported, or nobody is left to
         hear it): what must happen before the queue may be destroyed. With ``deadline`` (a monotonic time) the
         wait gives up then, in 50 ms slices, so a callback that never returns cannot hold the process."""
-        import time
-
         for i in range(len(self.queue)):
             request = self.queue[i]
             with contextlib.suppress(Exception):

@@ -27,10 +27,10 @@ def bind_sensors(sources: list[Any], sensors: Any, family: str = "the model") ->
     a family whose camera sensor is called "image", and ``--lidar`` its point-cloud one; by order alone a LiDAR fed
     a family's second camera. A LiDAR for a family that takes no point cloud is one line."""
     from edge.errors import DataError
-    from edge.stream.sources.base import POINT_SENSOR
+    from edge.stream.sources.base import POINT_SENSOR, point_sensors
 
     wanted = (*sensors.required, *sensors.optional)
-    points = set(sensors.points) | ({POINT_SENSOR} & set(wanted))
+    points = point_sensors(sensors)
     provided = [s for src in sources for s in src.sensors]
     free = [s for s in wanted if s not in provided]
     for src in sources:

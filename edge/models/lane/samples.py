@@ -116,10 +116,11 @@ def tusimple_samples(gt_path: str | os.PathLike[str], image_root: str | os.PathL
     from edge.models.lane.tusimple import read_tusimple
 
     out = []
+    root = os.path.abspath(image_root)
+    real_root = os.path.realpath(root)
     for gt in read_tusimple(gt_path):
-        root = os.path.abspath(image_root)
         path = os.path.normpath(os.path.join(root, gt.raw_file))  # an absolute raw_file stays itself
-        real_root, real = os.path.realpath(root), os.path.realpath(path)
+        real = os.path.realpath(path)
         # under the folder as written (a symlinked image folder inside it) or as resolved (the folder reached
         # through a symlink, the raw_file naming the real path)
         if os.path.commonpath([root, path]) != root and os.path.commonpath([real_root, real]) != real_root:

@@ -27,6 +27,13 @@ log = logging.getLogger("edge.stream")
 #: sensors (``Sensors.points``) are bound to
 POINT_SENSOR = "lidar"
 
+
+def point_sensors(sensors: Any) -> set[str]:
+    """A family's sensors (its :class:`edge.models.contract.Sensors`) that take point clouds: those it declares in
+    ``points``, and one called ``lidar`` (what our LiDAR sources publish under), declared or not."""
+    return set(sensors.points) | ({POINT_SENSOR} & {*sensors.required, *sensors.optional})
+
+
 class SourceLost(Exception):
     """A live source lost its device/stream; the runner reconnects it (not a user error)."""
 

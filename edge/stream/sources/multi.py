@@ -21,7 +21,7 @@ from typing import Any
 
 from edge.data.frame import Frame, now_ns
 from edge.errors import DataError
-from edge.stream.sources.base import POINT_SENSOR, Source
+from edge.stream.sources.base import Source, point_sensors
 
 #: option keys of single-source specs: a ``,key=value`` with one of these belongs to the part before it
 PART_OPTIONS = frozenset({"fps", "loop", "index", "meta", "frames"})
@@ -149,7 +149,7 @@ class MultiSource(Source):
 def multi_source(spec: str, build: Callable[[str], Source], card: Any = None) -> MultiSource:
     """Build (not open) ``multi:...``: each part's spec through ``build`` (``open_source``)."""
     wanted = (*card.sensors.required, *card.sensors.optional) if card is not None else ()
-    points = set(card.sensors.points) | ({POINT_SENSOR} & set(wanted)) if card is not None else set()
+    points = point_sensors(card.sensors) if card is not None else set()
     parts = []
     for name, sub in split_parts(spec[len("multi:"):], spec):
         if sub.startswith("multi:"):
