@@ -345,6 +345,10 @@ class AsyncQueue:
         self._closed = False
         self._submitting = 0  # submits inside start_async now (which blocks while every request is busy)
         self._submit = threading.Lock()  # guards the two above; never held while OpenVINO runs
+        # one start_async at a time: two threads starting at once could take the same idle request ("Infer
+        # Request is busy", reported as a failed request and the queue rebuilt). A callback that submits on its
+        # own thread would wait here for a start waiting for it; OpenVINO's own start_async deadlocks there too
+        self._start = threading.Lock()
         if not _LIVE_QUEUES:
             atexit.unregister(_drain_queues)  # registered once, however many queues come and go
             atexit.register(_drain_queues)
@@ -422,8 +426,9 @@ class AsyncQueue:
             if self._closed:
                 raise EdgeError("openvino async queue: the process is exiting; no new request is taken")
             self._submitting += 1
-        try:  # not under the lock: a callback that submits again must not wait for a submit blocked on it
-            self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
+        try:  # not under _submit: the exit's closing() must not wait for a start blocked on busy requests
+            with self._start:
+                self.queue.start_async([feeds[n] for n in self.rt.io.input_names], userdata)
         except RuntimeError as e:
             raise self._failed(e) from None
         finally:
