@@ -93,6 +93,10 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
         raise DataError(f"{option} {spec}: unknown option {unknown[0]} ({reader.formats})")
     try:
         samples = reader.read(path, cfg, **opts)
+    except DataError as e:  # a reader's own line ("deg=x: not a number") says which spec it came from
+        if str(path) in str(e):
+            raise
+        raise DataError(f"{option} {spec}: {e}") from None
     except TypeError as e:  # a reader taking **options that passes them on: an unknown key fails in there
         if not opts or not ("unexpected keyword" in str(e) or "multiple values" in str(e)):
             raise

@@ -13,7 +13,10 @@ no image folder could provide directly. Samples come from:
   families whose only required sensor is the one the frames come from; every item calibrates (the
   gate evaluates on the family's labelled samples, never on these);
 * ``.npz`` keyed by step-feed name (``.npy`` for a single one), first axis = samples, an optional
-  second axis = steps of a sequence.
+  second axis = steps of a sequence;
+* labelled data in the family's own format, ``PATH[,key=value...]`` as ``edge val --data`` takes it (the card's
+  ``data.labelled`` reader: a dataset's label file, a folder of camera + LiDAR pairs): the only real source for a
+  family that needs several sensors at once, since an image folder or a video feeds one. Its labels are not read.
 
 Every problem (empty folder, unreadable file, wrong shape or dtype, fewer samples than asked) is a
 DataError naming the source.
@@ -95,8 +98,11 @@ def _check_step(feeds: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray] |
 def _primary(card: Any, where: str) -> str:
     extra = [s for s in card.sensors.required[1:]]
     if extra:
+        own = card.data is not None and card.data.labelled is not None
         raise DataError(f"{where}: model '{card.name}' needs sensors {list(card.sensors.required)}; images or "
-                        "a video give only one: calibrate with synthetic or an .npz of step feeds")
+                        "a video give only one: calibrate with synthetic, "
+                        + ("labelled data in its format (edge models shows it) " if own else "")
+                        + "or an .npz of step feeds")
     return card.sensors.primary
 
 
@@ -282,18 +288,69 @@ def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | No
     return SampleSet(seqs, str(p), role, [f"{p}[{i}]" for i in chosen])
 
 
+def from_labelled(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",
+                  seed: int = 0) -> SampleSet:
+    """``size`` of the samples the family's labelled-data reader gives for ``spec`` (shuffled with ``seed``), each
+    through the card's preprocessing as a live frame set would go; the labels stay unread."""
+    from edge.val import _split as split_spec
+    from edge.val import _synthetic, labelled_samples
+
+    head = split_spec(spec)[0]
+    if _synthetic(head):  # edge val's synthetic[:N] is the held-out evaluation stream: never calibrate on it
+        raise DataError(f"--calib {spec}: synthetic takes no count or options here (--calib-size and --seed set them)")
+    if card.data is None or card.data.labelled is None:
+        raise DataError(f"{head}: unsupported calibration source for model '{card.name}', which reads no labelled "
+                        "data of its own (use synthetic, a folder of images, a video or .npz/.npy)")
+    samples, _what = labelled_samples(card, cfg, spec, "--calib")
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(samples))]
+    chosen = _split(order, role, spec)
+    if len(chosen) < size:
+        raise DataError(f"--calib {spec}: {len(chosen)} samples available for {role}, asked for {size}")
+    seqs = []
+    for i in chosen[:size]:
+        try:
+            seqs.append([card.preprocess(frames, cfg) for frames in samples[i]])
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(f"--calib {spec}: sample {i}: preprocessing failed ({type(e).__name__}: "
+                            f"{first_line(e)})") from None
+    return SampleSet(seqs, spec, role, [f"{spec}[{i}]" for i in chosen[:size]])
+
+
+def _labelled_spec(src: str, card: Any | None) -> bool:
+    """Whether ``src`` is read by the family's labelled-data reader rather than as images, a video or arrays:
+    ``key=value`` options; a file of no calibration kind (a label file); a folder for a family that needs more
+    than one sensor at once, which images cannot feed. Without a card (before one is loaded) only the first two
+    are known."""
+    from edge.val import _split as split_spec
+
+    head, opts = split_spec(src)
+    if opts:
+        return True
+    p = Path(head)
+    if p.is_file():
+        return p.suffix.lower() not in (".npz", ".npy", *VIDEO_EXT)
+    return p.is_dir() and card is not None and len(card.sensors.required) > 1
+
+
 def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",
                  seed: int = 0) -> SampleSet:
-    """Dispatch on ``src``: "synthetic", a folder of images, a video file, or .npz/.npy."""
+    """Dispatch on ``src``: "synthetic", labelled data in the family's format (:func:`_labelled_spec`), a folder
+    of images, a video file, or .npz/.npy."""
     if size < 1:
         raise DataError(f"calibration size must be >= 1, got {size}")
+    src = os.fspath(src)
     if src == "synthetic":
         return from_synthetic(card, cfg, size=size, role=role, seed=seed)
+    if _labelled_spec(src, card):
+        return from_labelled(src, card, cfg, size=size, role=role, seed=seed)
     p = Path(src)
     if p.is_dir():
         return from_images(p, card, cfg, size=size, role=role, seed=seed)
     if not p.exists():
-        raise DataError(f"{src}: calibration source not found (use synthetic, a folder, a video or .npz/.npy)")
+        raise DataError(f"{src}: calibration source not found (use synthetic, a folder, a video, .npz/.npy, or "
+                        "labelled data as edge val --data takes it)")
     if p.suffix.lower() in (".npz", ".npy"):
         ref = None
         if card.data is not None:
@@ -307,11 +364,14 @@ def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
 
 
 def check_source(src: str) -> None:
-    """Refuse a calibration source that cannot work before any export work starts."""
+    """Refuse a calibration source that cannot work before any export work starts (what the source holds, and
+    whether the family reads a labelled spec, is checked once the card is loaded)."""
+    src = os.fspath(src)
     if src == "synthetic":
         return
-    p = Path(src)
-    if not p.exists():
-        raise DataError(f"{src}: calibration source not found (use synthetic, a folder, a video or .npz/.npy)")
-    if p.is_file() and p.suffix.lower() not in (".npz", ".npy", *VIDEO_EXT):
-        raise DataError(f"{src}: unsupported calibration source (use synthetic, a folder, a video or .npz/.npy)")
+    from edge.val import _split as split_spec
+
+    head = split_spec(src)[0]
+    if not Path(head).exists():
+        raise DataError(f"{head}: calibration source not found (use synthetic, a folder, a video, .npz/.npy, or "
+                        "labelled data as edge val --data takes it)")

@@ -368,6 +368,13 @@ def check_request(job: PrecisionJob) -> None:
         job.calib_samples()
     if job.eval_data:  # a bad --eval-data (a missing label file, an unknown option) fails now, before any export
         job.eval_samples()
+        if "int8" in job.precisions and job.calib != "synthetic":
+            from edge.val import _split as split_spec
+
+            calib = Path(split_spec(job.calib)[0]).resolve()
+            if any(Path(split_spec(d)[0]).resolve() == calib for d in job.eval_data):
+                job.say(f"warning: --calib and --eval-data both read {calib}: the INT8 gate then scores the samples "
+                        "it was calibrated on, which flatters what INT8 keeps; gate on data held out from calibration")
 
 
 def _fp32_files(w: Any, graphs: tuple[str, ...]) -> dict[str, str]:

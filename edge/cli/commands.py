@@ -79,7 +79,8 @@ def export(
     rtol: float = typer.Option(1e-4, "--rtol", help="Parity tolerance: max error / max |reference|."),
     precision: str = typer.Option("fp32", "--precision", help="Comma-separated: fp32, fp16, int8."),
     calib: str = typer.Option("synthetic", "--calib", help="INT8 calibration: synthetic, an image folder, a video, "
-                              "an .npz/.npy of recorded inputs."),
+                              "an .npz/.npy of recorded inputs, or PATH[,key=value] in the family's labelled format "
+                              "(what edge val --data takes; a KITTI folder of camera + LiDAR pairs)."),
     calib_size: int = typer.Option(32, "--calib-size", min=1, help="Calibration samples."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
     eval_data: list[str] = typer.Option(None, "--eval-data", help="Gate on this labelled data instead of held-out "

@@ -522,7 +522,9 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     config keys the card lists as ``export_options`` (the same weights, another setting). A program whose
     card names another's gates as its own (``ProgramSpec.gated_by``) is not scored when both are exported,
     unless ``score_every``. ``eval_data``: the gates score on this labelled data (specs as ``edge val --data``
-    takes them, read by the family's own reader) instead of held-out synthetic samples.
+    takes them, read by the family's own reader) instead of held-out synthetic samples. ``calib``: "synthetic", an
+    image folder, a video, an .npz/.npy of step feeds, or labelled data in the family's format (the same specs; its
+    labels unread), the one real source for a family that needs several sensors at once.
     """
     from edge.models import get_card
     from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint

@@ -126,6 +126,95 @@ def test_check_source_refuses_before_any_work(tmp_path: Path) -> None:
     check_source("synthetic")
     with pytest.raises(DataError, match="not found"):
         check_source(str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="not found"):  # the path of a labelled spec, before its options
+        check_source(str(tmp_path / "nope") + ",images=x")
     (tmp_path / "x.txt").write_text("x")
-    with pytest.raises(DataError, match="unsupported"):
-        check_source(str(tmp_path / "x.txt"))
+    check_source(str(tmp_path / "x.txt"))  # a label file maybe: the family's reader says once the card is loaded
+    check_source(str(tmp_path / "x.txt") + ",images=x")
+    with pytest.raises(DataError, match=r"x\.txt.*not valid JSON|x\.txt.*line 1"):
+        load_samples(str(tmp_path / "x.txt"), CARD, CFG, size=1)
+
+
+def _label_file(folder: Path, n: int) -> Path:
+    """``n`` TuSimple-format labelled frames (one lane each) and their images, in ``folder``."""
+    import json
+
+    _images(folder / "clips", n)
+    rows = [{"lanes": [[-2, 100, 110]], "h_samples": [20, 30, 40], "raw_file": f"clips/{i:03d}.png"} for i in range(n)]
+    (folder / "label.json").write_text("\n".join(json.dumps(r) for r in rows))
+    return folder / "label.json"
+
+
+def test_labelled_data_calibrates_through_the_cards_preprocessing(tmp_path: Path) -> None:
+    """``--calib`` takes what ``edge val --data`` takes: the family's labelled format, its labels unread, every
+    sample through the card's preprocessing (the same feeds an image of the set gives), shuffled by the seed."""
+    label = _label_file(tmp_path, 5)
+    s = load_samples(str(label), CARD, CFG, size=5, seed=3)
+    assert len(s) == 5 and len(set(s.ids)) == 5 and s.source == str(label)
+    direct = load_samples(str(tmp_path / "clips"), CARD, CFG, size=5, seed=3)
+    by_image = {float(q[0]["frame"].sum()) for q in direct.sequences}
+    assert {float(q[0]["frame"].sum()) for q in s.sequences} == by_image
+    assert load_samples(str(label), CARD, CFG, size=2, seed=3).ids == s.ids[:2]  # seeded
+    assert load_samples(str(label), CARD, CFG, size=5, seed=4).ids != s.ids
+    assert load_samples(f"{label},images={tmp_path}", CARD, CFG, size=1).ids  # the reader's options
+    with pytest.raises(DataError, match=r"5 samples available for calibration, asked for 6"):
+        load_samples(str(label), CARD, CFG, size=6)
+    with pytest.raises(DataError, match="unknown option bogus"):
+        load_samples(f"{label},bogus=1", CARD, CFG, size=1)
+    with pytest.raises(DataError, match=r"^--calib .*label\.json,images=.*no such image folder"):
+        load_samples(f"{label},images={tmp_path / 'none'}", CARD, CFG, size=1)
+    # edge val's synthetic:N is the held-out evaluation stream: never a calibration set
+    for spec in ("synthetic,seed=2", "synthetic:8"):
+        with pytest.raises(DataError, match="synthetic"):
+            load_samples(spec, CARD, CFG, size=1)
+
+
+def test_labelled_calibration_needs_the_familys_reader(tmp_path: Path) -> None:
+    card = get_card("pulsar")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(DataError, match=r"x\.json: unsupported calibration source for model 'pulsar'"):
+        load_samples(str(tmp_path / "x.json"), card, card.config("tiny"), size=1)
+
+
+def test_real_kitti_pairs_calibrate_a_two_sensor_family(real_data: Path) -> None:
+    """An image folder feeds one sensor; a KITTI folder through the family's reader gives camera + LiDAR pairs:
+    the one real calibration set of a family that needs both (before, synthetic or a hand-made .npz only)."""
+    card = get_card("nativecross")
+    cfg = card.config("tiny")
+    drive = real_data / "kitti" / "raw_2011_09_26" / "2011_09_26"
+    s = load_samples(str(drive), card, cfg, size=12, seed=0)
+    feeds = s.sequences[0][0]
+    assert len(s) == 12 and {"image", "groups", "centres", "T", "P"} <= set(feeds)
+    assert all(np.isfinite(q[0]["groups"]).all() for q in s.sequences)
+    assert len({float(q[0]["T"].sum()) for q in s.sequences}) == 12  # 12 different starts
+    with pytest.raises(DataError, match=r"10 samples available for calibration, asked for 11"):
+        load_samples(f"{drive},starts=1", card, cfg, size=11)
+    with pytest.raises(DataError, match=r"^--calib .*,deg=x: deg=x: not a number"):
+        load_samples(f"{drive},deg=x", card, cfg, size=1)
+    with pytest.raises(DataError, match="labelled data in its format"):  # a video feeds one sensor: the advice
+        from edge.calibration.datasets import _preprocess
+
+        _preprocess(card, cfg, [np.zeros((8, 8, 3), np.uint8)], "v.mp4")
+
+
+def test_calibrating_on_the_gates_own_data_is_named(tmp_path: Path) -> None:
+    """The same labelled set as ``--calib`` and ``--eval-data``: the INT8 gate would score the samples it was
+    calibrated on, so the export says so (once, before any graph is exported); held-out data says nothing."""
+    import shutil
+
+    from edge.calibration.precision import PrecisionJob, check_request
+
+    label = _label_file(tmp_path / "a", 3)
+    other = tmp_path / "b"
+    shutil.copytree(tmp_path / "a", other)
+
+    def said(calib: str, data: str) -> list[str]:
+        out: list[str] = []
+        check_request(PrecisionJob(card=CARD, cfg=CFG, module=None, jobs=[], programs=["stream"],
+                                   precisions=["fp32", "int8"], calib=calib, calib_size=2, eval_data=[data],
+                                   say=out.append))
+        return [m for m in out if "--calib and --eval-data" in m]
+
+    assert len(said(str(label), str(label))) == 1
+    assert len(said(f"{label},images={tmp_path / 'a'}", str(label))) == 1  # options do not hide it
+    assert said(str(label), str(other / "label.json")) == []

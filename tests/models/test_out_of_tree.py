@@ -108,6 +108,11 @@ def test_out_of_tree_family_end_to_end(site: Path, tmp_path: Path) -> None:
     assert rep["samples"] == 2 and all(row["score"]["num"] == 2 for row in rep["rows"])
     r = _edge(site, "val", str(bundle), "--data", f"{data / 'labels.csv'},nope=1")
     assert r.returncode == 2 and "unknown option" in r.stderr and "Traceback" not in r.stderr
+    # the same format calibrates INT8 (`--calib` takes what `--data` takes); a bad option fails before any export
+    r = _edge(site, str(ckpt), "--precision", "fp32,int8", "--calib", f"{data / 'labels.csv'},nope=1",
+              "--out", str(tmp_path / "c"), prog="export_main")
+    assert r.returncode == 2 and "--calib" in r.stderr and "unknown option nope" in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and not (tmp_path / "c").exists()
 
     for backend, precision in (("onnxruntime", "fp32"), ("openvino", "int8")):
         out = tmp_path / f"run_{backend}"
