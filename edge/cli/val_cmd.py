@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from edge import jsonout
@@ -73,8 +74,10 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
 
 
 def _also(score: dict, most: int = 4) -> str:
-    """The score's other top-level numbers (a family's FP / FN, RMSEs), the first ``most`` of them."""
+    """The score's other top-level numbers (a family's FP / FN, RMSEs), the first ``most`` of them; not the metric
+    again (a family may report it also as a fraction, 0.892 beside 89.24 %)."""
+    value = score["value"]
     nums = [(k, v) for k, v in score.items() if k != "value" and isinstance(v, int | float) and not isinstance(v, bool)
-            and v != score["value"]]
+            and not any(math.isclose(v * f, value, rel_tol=1e-9, abs_tol=1e-12) for f in (1, 100))]
     return ", ".join(f"{k} {v:.3g}" for k, v in nums[:most])
 

@@ -357,3 +357,14 @@ def test_a_passing_on_reader_named_like_its_parameters(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="unknown option"):
             labelled_samples(card, {}, f"/tmp,{opt}")
 
+
+
+def test_the_also_column_does_not_repeat_the_metric() -> None:
+    """lane reports its accuracy also as a fraction (0.892 beside 89.24 %): the table's "also" column showed it as
+    if it were another number; FP / FN and the rest stay, at most four."""
+    from edge.cli.val_cmd import _also
+
+    score = {"value": 89.2439, "accuracy": 0.892439, "fp": 0.194, "fn": 0.188, "frames": 16, "same": 89.2439,
+             "ok": True, "name": "x", "a": 1.0, "b": 2.0}
+    assert _also(score) == "fp 0.194, fn 0.188, frames 16, a 1"
+    assert _also({"value": 0.0, "l2_rate": 0.0, "rot_rmse_deg": 7.9}) == "rot_rmse_deg 7.9"
