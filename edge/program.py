@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -497,10 +497,10 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
 # ------------------------------------------------------------------------------------ samples
 
 
-def run_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
-                ) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]]:
-    """Each sample through the program (reset first); (record, frames, outputs) of its last step."""
-    out = []
+def iter_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
+                 ) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]]:
+    """Each sample through the program (reset first), in turn: (record, frames, outputs) of its last step. One at
+    a time, so a reader's lazily loaded samples (:class:`edge.models.contract.LazySamples`) are let go in turn."""
     cfg = program.cfg
     for sample in samples:
         program.reset()
@@ -508,16 +508,21 @@ def run_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
         for frames in sample:
             res = program.step(program.preprocess(card, frames))
         rec, _ = card.postprocess(res, sample[-1], cfg)
-        out.append((rec, sample[-1], res))
-    return out
+        yield rec, sample[-1], res
+
+
+def run_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
+                ) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]]:
+    """Each sample through the program (reset first); (record, frames, outputs) of its last step."""
+    return list(iter_samples(program, card, samples))
 
 
 def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample]) -> dict[str, Any]:
-    """The card's metric of ``program`` on labelled samples: ``{"value": ..., ...}``."""
+    """The card's metric of ``program`` on labelled samples: ``{"value": ..., ...}``. Only each sample's metric item
+    is kept, not its frames."""
     if card.metric is None:
         raise ModelError(f"model '{card.name}' declares no metric")
-    results = run_samples(program, card, samples)
-    items = [card.metric.item(rec, frames, program.cfg) for rec, frames, _ in results]
+    items = [card.metric.item(rec, frames, program.cfg) for rec, frames, _ in iter_samples(program, card, samples)]
     items = [it for it in items if it is not None]
     if not items:
         raise ModelError(f"model '{card.name}': none of the {len(samples)} samples carries a label")

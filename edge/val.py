@@ -16,6 +16,7 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +53,21 @@ def data_specs(value: Any, option: str, error: type[EdgeError] = DataError) -> l
 
 
 def labelled_sets(card: Any, cfg: dict[str, Any], specs: list[str], option: str = "--data"
-                  ) -> tuple[list[Any], list[str]]:
-    """The samples of several specs together, and what each spec gave (:func:`labelled_samples`)."""
-    samples, parts = [], []
+                  ) -> tuple[Sequence[Any], list[str]]:
+    """The samples of several specs together (still loaded one at a time where a reader's are lazy), and what each
+    spec gave (:func:`labelled_samples`)."""
+    from edge.models.contract import chain_samples
+
+    sets, parts = [], []
     for spec in specs:
         got, what = labelled_samples(card, cfg, spec, option)
-        samples += got
+        sets.append(got)
         parts.append(what)
-    return samples, parts
+    return chain_samples(sets), parts
 
 
-def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "--data") -> tuple[list[Any], str]:
+def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "--data"
+                     ) -> tuple[Sequence[Any], str]:
     """(samples, what they are) for ``--data SPEC``: one line naming the spec (and ``option``, the one it came
     from: ``--eval-data`` for the export's gate) when it cannot be read."""
     head, opts = _split(spec)
@@ -94,7 +99,7 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
     try:
         samples = reader.read(path, cfg, **opts)
     except DataError as e:  # a reader's own line ("deg=x: not a number") says which spec it came from
-        if str(path) in str(e):
+        if str(e).startswith((str(path), os.path.abspath(path), option)):
             raise
         raise DataError(f"{option} {spec}: {e}") from None
     except TypeError as e:  # a reader taking **options that passes them on: an unknown key fails in there

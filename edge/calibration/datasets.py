@@ -100,9 +100,9 @@ def _primary(card: Any, where: str) -> str:
     if extra:
         own = card.data is not None and card.data.labelled is not None
         raise DataError(f"{where}: model '{card.name}' needs sensors {list(card.sensors.required)}; images or "
-                        "a video give only one: calibrate with synthetic, "
-                        + ("labelled data in its format (edge models shows it) " if own else "")
-                        + "or an .npz of step feeds")
+                        "a video give only one: calibrate with synthetic"
+                        + (", labelled data in its format (edge models shows it)," if own else "")
+                        + " or an .npz of step feeds")
     return card.sensors.primary
 
 
@@ -301,13 +301,19 @@ def from_labelled(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role:
     if card.data is None or card.data.labelled is None:
         raise DataError(f"{head}: unsupported calibration source for model '{card.name}', which reads no labelled "
                         "data of its own (use synthetic, a folder of images, a video or .npz/.npy)")
-    samples, _what = labelled_samples(card, cfg, spec, "--calib")
+    try:
+        samples, _what = labelled_samples(card, cfg, spec, "--calib")
+    except DataError as e:  # say how it was read: a stray file (an image, a pcap) was taken for a label file
+        msg = str(e)
+        raise DataError(msg if msg.startswith("--calib") else
+                        f"--calib {spec}: read as model '{card.name}' labelled data: {msg}") from None
     order = [int(i) for i in np.random.default_rng(seed).permutation(len(samples))]
     chosen = _split(order, role, spec)
     if len(chosen) < size:
         raise DataError(f"--calib {spec}: {len(chosen)} samples available for {role}, asked for {size}")
+    chosen = sorted(chosen[:size])  # only these are loaded (a lazy reader's), in its order: a frame's starts together
     seqs = []
-    for i in chosen[:size]:
+    for i in chosen:
         try:
             seqs.append([card.preprocess(frames, cfg) for frames in samples[i]])
         except DataError:
@@ -315,14 +321,14 @@ def from_labelled(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role:
         except Exception as e:
             raise DataError(f"--calib {spec}: sample {i}: preprocessing failed ({type(e).__name__}: "
                             f"{first_line(e)})") from None
-    return SampleSet(seqs, spec, role, [f"{spec}[{i}]" for i in chosen[:size]])
+    return SampleSet(seqs, spec, role, [f"{spec}[{i}]" for i in chosen])
 
 
 def _labelled_spec(src: str, card: Any | None) -> bool:
     """Whether ``src`` is read by the family's labelled-data reader rather than as images, a video or arrays:
     ``key=value`` options; a file of no calibration kind (a label file); a folder for a family that needs more
-    than one sensor at once, which images cannot feed. Without a card (before one is loaded) only the first two
-    are known."""
+    than one sensor at once, which images cannot feed, and that has such a reader. Without a card (before one is
+    loaded) only the first two are known."""
     from edge.val import _split as split_spec
 
     head, opts = split_spec(src)
@@ -331,7 +337,8 @@ def _labelled_spec(src: str, card: Any | None) -> bool:
     p = Path(head)
     if p.is_file():
         return p.suffix.lower() not in (".npz", ".npy", *VIDEO_EXT)
-    return p.is_dir() and card is not None and len(card.sensors.required) > 1
+    return (p.is_dir() and card is not None and len(card.sensors.required) > 1 and card.data is not None
+            and card.data.labelled is not None)
 
 
 def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",
@@ -343,6 +350,7 @@ def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
     src = os.fspath(src)
     if src == "synthetic":
         return from_synthetic(card, cfg, size=size, role=role, seed=seed)
+    check_source(src)
     if _labelled_spec(src, card):
         return from_labelled(src, card, cfg, size=size, role=role, seed=seed)
     p = Path(src)
@@ -370,8 +378,11 @@ def check_source(src: str) -> None:
     if src == "synthetic":
         return
     from edge.val import _split as split_spec
+    from edge.val import _synthetic
 
     head = split_spec(src)[0]
+    if _synthetic(head) and not Path(head).exists():  # edge val's synthetic:N is the evaluation stream
+        raise DataError(f"--calib {src}: synthetic takes no count or options here (--calib-size and --seed set them)")
     if not Path(head).exists():
         raise DataError(f"{head}: calibration source not found (use synthetic, a folder, a video, .npz/.npy, or "
                         "labelled data as edge val --data takes it)")

@@ -25,6 +25,7 @@ Results land on each artifact and in ``manifest["programs"][name]["gates"]``, an
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -99,7 +100,7 @@ class PrecisionJob:
     #: labelled data specs the gate scores on instead of the held-out synthetic samples (``--eval-data``: what
     #: ``edge val --data`` takes, read by the family's own reader); None: the synthetic ones
     eval_data: list[str] | None = None
-    _eval: list[Any] | None = None
+    _eval: Sequence[Any] | None = None
     _eval_described: str = ""
     _calib: SampleSet | None = None
     _recorded: dict[tuple[str, str], dict[str, list[dict[str, np.ndarray]]]] = field(default_factory=dict)
@@ -140,7 +141,7 @@ class PrecisionJob:
             return EVAL_SAMPLES  # (no sample count resolves a zero budget: any changed sample fails it)
         return samples_to_resolve(quantum, self.max_drop)
 
-    def eval_samples(self) -> list[Any]:
+    def eval_samples(self) -> Sequence[Any]:
         if self._eval is None and self.eval_data:
             from edge.val import labelled_sets
 
@@ -367,14 +368,49 @@ def check_request(job: PrecisionJob) -> None:
             timing_mode(env)
         job.calib_samples()
     if job.eval_data:  # a bad --eval-data (a missing label file, an unknown option) fails now, before any export
-        job.eval_samples()
-        if "int8" in job.precisions and job.calib != "synthetic":
-            from edge.val import _split as split_spec
+        for _sample in job.eval_samples():  # and a bad frame in it: each loaded once (a reader's lazy ones let go)
+            pass
+        shared = shared_data(job.calib, job.eval_data) if "int8" in job.precisions else None
+        if shared is not None:
+            msg = (f"warning: --calib and --eval-data read from the same data ({shared}): where they share frames, "
+                   "the INT8 gate scores samples it was calibrated on, which flatters what INT8 keeps; gate on data "
+                   "held out from calibration")
+            if msg not in job._warned:  # check_request runs again when the precisions are added: said once
+                job._warned.add(msg)
+                job.say(msg)
 
-            calib = Path(split_spec(job.calib)[0]).resolve()
-            if any(Path(split_spec(d)[0]).resolve() == calib for d in job.eval_data):
-                job.say(f"warning: --calib and --eval-data both read {calib}: the INT8 gate then scores the samples "
-                        "it was calibrated on, which flatters what INT8 keeps; gate on data held out from calibration")
+
+def shared_data(calib: str | os.PathLike[str], eval_data: list[str]) -> str | None:
+    """Where ``--calib`` and an ``--eval-data`` spec may read the same frames (a path), None where they cannot:
+    the same file or folder, or one's folder inside the other's (an image folder under a label file's folder). Two
+    different label files do not share frames, even in one folder (a dataset's label files split its clips)."""
+    from edge.val import _split as split_spec
+    from edge.val import _synthetic
+
+    def where(spec: str) -> tuple[Path, list[Path]] | None:
+        head, opts = split_spec(spec)
+        if not head or _synthetic(head) or not Path(head).exists():
+            return None
+        p = Path(head).resolve()
+        trees = [p if p.is_dir() else p.parent]
+        return p, trees + [Path(v).resolve() for v in opts.values() if v and Path(v).is_dir()]
+
+    mine = where(os.fspath(calib))
+    if mine is None or Path(mine[0]).suffix.lower() in (".npz", ".npy"):
+        return None
+    for spec in eval_data:
+        theirs = where(spec)
+        if theirs is None:
+            continue
+        if mine[0] == theirs[0]:
+            return str(mine[0])
+        if mine[0].is_file() and theirs[0].is_file():
+            continue
+        for a in mine[1]:
+            for b in theirs[1]:
+                if a == b or b in a.parents or a in b.parents:
+                    return str(a if b in a.parents or a == b else b)
+    return None
 
 
 def _fp32_files(w: Any, graphs: tuple[str, ...]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from edge.models.contract import (
     FamilyData,
     Graph,
     LabelledData,
+    LazySamples,
     Metric,
     ModelCard,
     ProgramSpec,
@@ -21,6 +22,6 @@ from edge.models.contract import (
 )
 from edge.models.registry import get_card, list_models, register, unregister
 
-__all__ = ["Command", "FamilyData", "Graph", "LabelledData", "Metric", "ModelCard", "ProgramSpec", "Runner",
-           "Sensors", "Trainer", "feeds_for", "feeds_wanted", "get_card", "list_models", "percent_per_sample",
+__all__ = ["Command", "FamilyData", "Graph", "LabelledData", "LazySamples", "Metric", "ModelCard", "ProgramSpec",
+           "Runner", "Sensors", "Trainer", "feeds_for", "feeds_wanted", "get_card", "list_models", "percent_per_sample",
            "register", "unregister"]

@@ -21,12 +21,13 @@ Only ``build`` (and the trainer's callables) import torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 
@@ -282,20 +283,67 @@ class Metric:
         return f"{self.name} {value:.2f}{self.unit}"
 
 
+class LazySamples(Sequence[Sample]):
+    """``n`` samples a reader has listed (and checked) up front, each loaded only when it is asked for.
+
+    Why: a real labelled set is large (a dataset's label file names thousands of 1280x720 frames, gigabytes as
+    pixels), and ``--calib`` uses a few dozen of them, ``edge val`` one at a time: a reader that returned a list of
+    loaded frames held the whole set in memory. ``load(i)`` returns sample ``i`` (a problem with that one file is
+    its one-line DataError); a slice is a list of loaded samples."""
+
+    def __init__(self, n: int, load: Callable[[int], Sample]) -> None:
+        self._n = int(n)
+        self._load = load
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Sample]: ...
+
+    def __getitem__(self, i: int | slice) -> Sample | list[Sample]:
+        if isinstance(i, slice):
+            return [self._load(j) for j in range(*i.indices(self._n))]
+        j = operator.index(i)
+        j = j + self._n if j < 0 else j
+        if not 0 <= j < self._n:
+            raise IndexError(f"sample {i} of {self._n}")
+        return self._load(j)
+
+
+def chain_samples(parts: Iterable[Sequence[Sample]]) -> Sequence[Sample]:
+    """Several readers' samples as one sequence, still loaded one at a time where a part is lazy."""
+    parts = list(parts)
+    if all(isinstance(p, list) for p in parts):
+        return [s for p in parts for s in p]
+    starts = np.cumsum([0, *(len(p) for p in parts)])
+
+    def load(i: int) -> Sample:
+        k = int(np.searchsorted(starts, i, side="right")) - 1
+        return parts[k][i - int(starts[k])]
+
+    return LazySamples(int(starts[-1]), load)
+
+
 @dataclass(frozen=True)
 class LabelledData:
     """A family's reader of labelled real data in its own format, for ``edge val --data PATH[,key=value...]``.
 
     ``read(path, cfg, **options)`` returns the labelled :data:`Sample` sequences the card's metric scores (labels in
-    the frames' meta, as the synthetic samples carry them); ``options`` are the spec's ``key=value`` strings, which
-    the family parses itself (a bad value is a one-line DataError; an unknown key is a TypeError, reported as a bad
-    spec). ``formats`` says in one line what ``path`` may be and which options there are (``edge models`` shows
-    it). Why on the card: only the family knows its label format (a dataset's label file, a
-    sensor folder whose own calibration is the truth), and ``edge val`` must score a user's family as it scores ours.
+    the frames' meta, as the synthetic samples carry them): a list, or a :class:`LazySamples` that lists and checks
+    the set up front and loads a sample when it is asked for (what a reader of a large set should do); ``options``
+    are the spec's ``key=value`` strings, which the family parses itself (a bad value is a one-line DataError; an
+    unknown key is a TypeError, reported as a bad spec). ``formats`` says in one line what ``path`` may be and which
+    options there are (``edge models`` shows it). Why on the card: only the family knows its label format (a
+    dataset's label file, a sensor folder whose own calibration is the truth), and ``edge val`` must score a user's
+    family as it scores ours.
     """
 
     formats: str
-    read: Callable[..., list[Sample]]
+    read: Callable[..., Sequence[Sample]]
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,9 @@ def test_lane_reader_errors(tmp_path: Path, real_data: Path) -> None:
         labelled_samples(card, cfg, str(tmp_path / "l.json"))
     (tmp_path / "clips").mkdir()
     (tmp_path / "clips" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    samples, _ = labelled_samples(card, cfg, str(tmp_path / "l.json"))  # listed and checked; read when used
     with pytest.raises(DataError, match=r"a\.jpg: .*listed in"):
-        labelled_samples(card, cfg, str(tmp_path / "l.json"))
+        samples[0]
     (tmp_path / "l.json").write_text("{not json\n")
     with pytest.raises(DataError, match=r"l\.json: line 1: invalid JSON"):
         labelled_samples(card, cfg, str(tmp_path / "l.json"))

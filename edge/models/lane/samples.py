@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.data.frame import Frame
 from edge.errors import DataError
-from edge.models.contract import LabelledData
+from edge.models.contract import LabelledData, LazySamples
 from edge.models.lane.synthetic import TUSIMPLE_H_SAMPLES, generate_clip
 
 EVAL_HW = (720, 1280)
@@ -108,17 +108,24 @@ def realistic_samples(cfg: dict[str, Any], n: int, seed: int, *, vehicles: bool 
 
 def tusimple_samples(gt_path: str | os.PathLike[str], image_root: str | os.PathLike[str]
                      ) -> list[list[dict[str, Frame]]]:
-    """Real labelled frames (a TuSimple label file + the images it names), each a one-frame sample.
+    """Real labelled frames (a TuSimple label file + the images it names), each a one-frame sample, all loaded.
 
     A one-frame sample is a static clip: the runners repeat the first frame until T frames arrived.
     """
-    from edge.data.images import read_image
+    return list(tusimple_lazy(gt_path, image_root))
+
+
+def tusimple_lazy(gt_path: str | os.PathLike[str], image_root: str | os.PathLike[str]) -> LazySamples:
+    """:func:`tusimple_samples` with each image read when its sample is asked for: the label file is parsed and
+    every image it names checked (under the image folder, a file) up front, so a bad set fails before any work,
+    and a full dataset's thousands of frames are never all held."""
     from edge.models.lane.tusimple import read_tusimple
 
-    out = []
+    gts = read_tusimple(gt_path)
     root = os.path.abspath(image_root)
     real_root = os.path.realpath(root)
-    for gt in read_tusimple(gt_path):
+    paths = []
+    for gt in gts:
         path = os.path.normpath(os.path.join(root, gt.raw_file))  # an absolute raw_file stays itself
         real = os.path.realpath(path)
         # under the folder as written (a symlinked image folder inside it) or as resolved (the folder reached
@@ -126,12 +133,21 @@ def tusimple_samples(gt_path: str | os.PathLike[str], image_root: str | os.PathL
         if os.path.commonpath([root, path]) != root and os.path.commonpath([real_root, real]) != real_root:
             # a label file names its images under its dataset's folder; one naming any file on the machine is not read
             raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} is not under the image folder {image_root}")
-        img, why = read_image(path) if os.path.isfile(path) else (None, "no such image")
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: no such image, listed in {gt_path}")
+        paths.append(path)
+
+    def load(i: int) -> list[dict[str, Frame]]:
+        from edge.data.images import read_image
+
+        gt = gts[i]
+        img, why = read_image(paths[i])
         if img is None:
-            raise DataError(f"{path}: {why}, listed in {gt_path}")
+            raise DataError(f"{paths[i]}: {why}, listed in {gt_path}")
         meta = {"gt": {"lanes": gt.lanes, "h_samples": gt.h_samples, "raw_file": gt.raw_file}}
-        out.append([{"camera": Frame(img, 0, 0, "camera", meta)}])
-    return out
+        return [{"camera": Frame(img, 0, 0, "camera", meta)}]
+
+    return LazySamples(len(gts), load)
 
 
 #: what ``edge val --data`` takes for this family (the card's LabelledData.formats)
@@ -139,15 +155,14 @@ LABELLED_FORMATS = ("a TuSimple label file (JSON lines: lanes, h_samples, raw_fi
                     "the label file's folder, or under images=DIR")
 
 
-def read_labelled(path: str | os.PathLike[str], cfg: dict[str, Any], images: str | None = None
-                  ) -> list[list[dict[str, Frame]]]:
+def read_labelled(path: str | os.PathLike[str], cfg: dict[str, Any], images: str | None = None) -> LazySamples:
     """Real labelled frames for ``edge val``: a TuSimple label file, each frame a one-frame sample (a static clip,
     as :func:`tusimple_samples`); its images under ``images`` (default: the label file's folder, where the
     official dataset keeps ``clips/``)."""
     root = Path(images) if images is not None else Path(path).parent
     if not root.is_dir():
         raise DataError(f"{root}: no such image folder (images=)")
-    return tusimple_samples(path, root)
+    return tusimple_lazy(path, root)
 
 
 #: the card's reader of real labelled data (``edge val --data PATH``)

@@ -19,7 +19,7 @@ from edge.data.frame import Frame
 from edge.data.rig import Rig
 from edge.data.se3 import perturbation
 from edge.errors import DataError
-from edge.models.contract import LabelledData
+from edge.models.contract import LabelledData, LazySamples
 
 #: the synthetic stream's camera size (KITTI's colour camera)
 STREAM_HW = (375, 1242)
@@ -27,7 +27,12 @@ STREAM_HW = (375, 1242)
 
 def perturbed(rig: Rig, rng: np.random.Generator, max_deg: float, max_m: float) -> Rig:
     """``rig`` with its extrinsic moved by a seeded random perturbation (applied in the camera frame)."""
-    return Rig(rig.P, perturbation(rng, max_deg, max_m) @ rig.T_lidar_to_cam, rig.image_size,
+    return moved(rig, perturbation(rng, max_deg, max_m), max_deg, max_m)
+
+
+def moved(rig: Rig, delta: np.ndarray, max_deg: float, max_m: float) -> Rig:
+    """``rig`` with its extrinsic moved by ``delta`` (4x4, camera frame), drawn within ``max_deg`` / ``max_m``."""
+    return Rig(rig.P, delta @ rig.T_lidar_to_cam, rig.image_size,
                f"{rig.source} perturbed {max_deg:g} deg / {max_m * 100:g} cm")
 
 
@@ -86,17 +91,40 @@ def samples(cfg: dict[str, Any], role: str, n: int, seed: int = 0) -> list[list[
 def kitti_samples(folder: str | Path, index: str, n: int, max_deg: float, max_m: float, seed: int = 0
                   ) -> list[list[dict[str, Frame]]]:
     """A real KITTI frame (object layout or a raw drive's) under ``n`` seeded perturbations of its calib."""
+    return list(kitti_lazy(folder, [index], n, max_deg, max_m, [seed]))
+
+
+def kitti_lazy(folder: str | Path, indices: list[str], n: int, max_deg: float, max_m: float, seeds: list[int]
+               ) -> LazySamples:
+    """Each of ``indices`` under ``n`` seeded perturbations (frame k's from ``seeds[k]``), a frame's image, scan and
+    calibration read when one of its samples is asked for (the last frame read is kept, so its ``n`` samples in
+    turn read it once): the folder's layout and each index's files are checked up front, the perturbations drawn
+    up front, so a sample is the same whenever it is loaded."""
     from edge.data.kitti import kitti_layout, read_bin, read_image
 
     layout = kitti_layout(folder)
-    layout.indices(index)
-    image = read_image(layout.image_path(index))
-    points = read_bin(layout.scan_path(index))
-    base = layout.rig(index)
-    truth = Rig(base.P, base.T_lidar_to_cam, image.shape[:2], base.source)
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
-    files = {"file": str(layout.image_path(index))}
-    return [[_frames(image, points, perturbed(truth, rng, max_deg, max_m), truth, i, files)] for i in range(n)]
+    for index in indices:
+        layout.indices(index)
+    deltas = []
+    for seed in seeds:
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+        deltas.append([perturbation(rng, max_deg, max_m) for _ in range(n)])
+    held: dict[str, Any] = {}
+
+    def load(j: int) -> list[dict[str, Frame]]:
+        k, i = divmod(j, n)
+        index = indices[k]
+        if held.get("index") != index:
+            held.clear()
+            image = read_image(layout.image_path(index))
+            base = layout.rig(index)
+            held.update(index=index, image=image, points=read_bin(layout.scan_path(index)),
+                        truth=Rig(base.P, base.T_lidar_to_cam, image.shape[:2], base.source))
+        start = moved(held["truth"], deltas[k][i], max_deg, max_m)
+        return [_frames(held["image"], held["points"], start, held["truth"], i,
+                        {"file": str(layout.image_path(index))})]
+
+    return LazySamples(len(indices) * n, load)
 
 
 #: what ``edge val --data`` takes for this family (the card's LabelledData.formats)
@@ -106,7 +134,7 @@ LABELLED_FORMATS = ("a KITTI object or raw-drive folder whose own calibration is
 
 
 def read_labelled(path: str | Path, cfg: dict[str, Any], *, deg: Any = 10.0, cm: Any = 25.0, starts: Any = 10,
-                  seed: Any = 0, index: str | None = None) -> list[list[dict[str, Frame]]]:
+                  seed: Any = 0, index: str | None = None) -> LazySamples:
     """Real labelled rigs for ``edge val``: every frame of a KITTI folder (or ``index``) under ``starts`` seeded
     perturbations within ``deg`` / ``cm`` per axis (the paper's protocol; the folder's calibration is the truth).
     The k-th frame's perturbations come from seed ``seed + k``, so frames do not share their starts."""
@@ -117,7 +145,7 @@ def read_labelled(path: str | Path, cfg: dict[str, Any], *, deg: Any = 10.0, cm:
     if float(starts) != n or float(seed) != first:
         raise DataError(f"starts={starts}, seed={seed}: whole numbers")
     indices = kitti_layout(path).indices(index)
-    return [s for k, i in enumerate(indices) for s in kitti_samples(path, i, n, max_deg, max_m, seed=first + k)]
+    return kitti_lazy(path, indices, n, max_deg, max_m, [first + k for k in range(len(indices))])
 
 
 #: the card's reader of real labelled data (``edge val --data PATH``)
