@@ -402,6 +402,17 @@ def default_runtime(bundle: Any, program: str | None = None, precision: str | No
         else:
             return "openvino", "fp32", "OpenVINO is installed and the bundle has its IRs (no gated INT8)"
     why = "the bundle has no OpenVINO IRs" if not has_ir else "OpenVINO is not installed"
+    if precision is not None and table and "onnxruntime" not in table.get(precision, {}):
+        # said of the backends auto picks from: "no int8 on 'onnxruntime'" read as if that had been the choice
+        have = sorted({a.get("precision") for a in bundle.artifacts if a.get("precision")})
+        if "openvino" in table.get(precision, {}):
+            raise BundleError(f"{bundle.path}: program '{spec.name}' has {precision} for OpenVINO, which is not "
+                              f"installed here, and none for ONNX Runtime (pip install openvino)")
+        ov = "OpenVINO or " if has_ir else ""
+        raise BundleError(f"{bundle.path}: program '{spec.name}' has no {precision} for {ov}ONNX Runtime, the "
+                          f"backends --backend auto picks from (precisions in the bundle: {', '.join(have)}; reduced "
+                          "precisions are made by edge-export --precision, engines by edge build and run with "
+                          "--backend tensorrt)")
     return "onnxruntime", precision or "fp32", why
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import DataError, EdgeError
-from edge.names import name_list
+from edge.names import keyword_options, name_list
 
 #: held-out synthetic samples when ``synthetic`` names no count (the export gate's default evaluation size)
 SYNTHETIC_DEFAULT = 40
@@ -93,7 +93,7 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
     path = Path(head)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder ({option} takes {reader.formats})")
-    unknown = [k for k in opts if k not in _options_of(reader.read)]
+    unknown = [k for k in opts if k not in keyword_options(reader.read, 2)]
     if unknown:  # checked before the call: a key named like the reader's own parameters (cfg=) was a TypeError
         raise DataError(f"{option} {spec}: unknown option {unknown[0]} ({reader.formats})")
     try:
@@ -109,23 +109,6 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
     if not samples:
         raise DataError(f"{path}: no labelled samples in it ({reader.formats})")
     return samples, f"{len(samples)} labelled samples from {path}"
-
-
-def _options_of(read: Any) -> set[str] | Any:
-    """The ``key=value`` options a reader takes: its keyword parameters after (path, cfg); every key when it takes
-    ``**options``."""
-    import inspect
-
-    params = list(inspect.signature(read).parameters.values())
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return _Everything()
-    return {p.name for p in params[2:] if p.kind in (inspect.Parameter.KEYWORD_ONLY,
-                                                     inspect.Parameter.POSITIONAL_OR_KEYWORD)}
-
-
-class _Everything:
-    def __contains__(self, _key: object) -> bool:
-        return True
 
 
 def data_roots(data: list[str]) -> list[tuple[Path, list[Path]]]:

@@ -31,6 +31,12 @@ def is_image(data: Any) -> bool:
     return isinstance(data, np.ndarray) and data.ndim == 3 and data.shape[2] == 3 and data.dtype == np.uint8
 
 
+def is_waveform(data: Any) -> bool:
+    """Full waveforms of one rotation: a float ``[channels, azimuths, bins]`` array (what ``waveform:`` sources
+    give)."""
+    return isinstance(data, np.ndarray) and data.ndim == 3 and data.dtype.kind == "f"
+
+
 def now_ns() -> int:
     """The capture clock: monotonic host time in ns (never jumps with NTP, unlike time.time)."""
     return time.monotonic_ns()

@@ -315,6 +315,10 @@ def test_edge_run_default_runtime_without_irs(tiny_bundle: Path) -> None:
     b = edge.Bundle.load(tiny_bundle)
     backend, precision, why = default_runtime(b)
     assert (backend, precision) == ("onnxruntime", "fp32") and "no OpenVINO IRs" in why
+    # a precision the bundle lacks is said of the backends auto picks from, not as if ONNX Runtime had been chosen
+    with pytest.raises(edge.errors.BundleError, match=r"has no int8 for ONNX Runtime, the backends --backend auto "
+                                                      r"picks from \(precisions in the bundle: fp32"):
+        default_runtime(b, precision="int8")
 
 
 @pytest.mark.slow  # moved out of the default run to keep it under 15 min (2026-12-02: 16:24)

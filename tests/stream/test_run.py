@@ -88,6 +88,28 @@ def test_synthetic_frames_carry_labels() -> None:
     assert len(gt["lanes"]) >= 1 and all(len(lane_) == len(gt["h_samples"]) for lane_ in gt["lanes"])
 
 
+def test_synthetic_source_options_seed_and_kind() -> None:
+    """``seed=`` picks the synthetic stream's seed (it was "synthetic() got multiple values for argument 'seed'"), an
+    unknown key lists the keys there are (it was Python's "unexpected keyword argument"), and ``waveform:sim`` for
+    a family that reads no waveforms is refused (a camera family quietly ran its own synthetic stream)."""
+    from edge.models import get_card
+
+    card = get_card("lane")
+
+    def first(spec: str) -> np.ndarray:
+        return next(iter(open_source(spec, card=card))).data
+
+    assert np.array_equal(first("synthetic:1:64x128,seed=3"), first("synthetic:1:64x128,seed=3"))
+    assert not np.array_equal(first("synthetic:1:64x128,seed=3"), first("synthetic:1:64x128,seed=4"))
+    assert np.array_equal(first("synthetic:1:64x128"), first("synthetic:1:64x128,seed=7"))  # the default
+    for bad, needle in (("synthetic:1,bogus=1", r"unknown option bogus \(model 'lane' takes seed"),
+                        ("synthetic:1,seed=-1", "seed=-1 must be a whole number from 0"),
+                        ("synthetic:1,seed=4294967296", "seed=4294967296 must be a whole number"),
+                        ("waveform:sim,frames=1", "model 'lane' reads no full waveforms")):
+        with pytest.raises(DataError, match=needle):
+            open_source(bad, card=card)
+
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edge.cli.main", *args], capture_output=True, text=True,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import DataError
+from edge.errors import DataError, SpecError
 from edge.models.contract import FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
 from edge.models.pulsar.extract import MIN_AMP
 from edge.spec import IOSpec, TensorSpec
@@ -84,12 +84,19 @@ class SectorRunner:
         self.cc, self.ca = cfg["crop"]
         self.margin = int(cfg["margin"])
         self.jam_amp = float(cfg["jam_amp"])
+        self.bins = int(cfg["bins"])
 
     def reset(self) -> None:
         pass
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        w = feeds["waveform"][0]
+        w = np.asarray(feeds["waveform"])
+        # checked on every call: the graph sees only jammed blocks, so a frame with none was never checked and a
+        # wrong one came back "clean" (all zero labels) where one with a jammed block was refused
+        if w.ndim != 4 or w.shape[0] != 1 or w.shape[-1] != self.bins or w.shape[1] % self.cc or w.shape[2] < self.ca:
+            raise SpecError(f"program input 'waveform': shape {list(w.shape)}, expected [1, channels in blocks of "
+                            f"{self.cc}, >= {self.ca} azimuths, {self.bins} bins]")
+        w = w[0]
         c_n, a_n, t_n = w.shape
         labels = np.zeros((c_n, a_n, t_n), np.uint8)
         done = np.zeros((c_n, a_n), bool)
@@ -142,6 +149,14 @@ def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.n
     if lay is not None and not math.isclose(lay.bin_ns, BIN_NS, rel_tol=1e-6):
         raise DataError(f"{where}: bins of {lay.bin_ns:g} ns (layout {lay.name}), this model was trained on {BIN_NS:g} "
                         "ns bins (resample the waveforms to it)")
+    # postprocess turns ranges into points with this layout's beams: a frame of another grid (a bare Frame, no
+    # "layout" in its meta, so the config's) was an IndexError there, after the network had run
+    lay = _layout(fr, cfg)
+    grid = [len(lay.elevations_deg), lay.azimuths, lay.bins]
+    if list(w.shape) != grid:
+        src = "its meta's layout" if fr.meta.get("layout") is not None else "the config's layout (none in its meta)"
+        raise DataError(f"{where}: a frame of shape {list(w.shape)} with {src} '{lay.name}' of {grid[0]} channels x "
+                        f"{grid[1]} azimuths x {grid[2]} bins: give the frame its layout (meta['layout'])")
     return {"waveform": w[None]}
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edge.data.frame import is_waveform
 from edge.errors import DataError
+from edge.names import keyword_options
 from edge.stream.sources.base import Source, SourceLost, SourceThread
 from edge.stream.sources.camera import CameraSource, MemorySource, jetson_csi_pipeline
 from edge.stream.sources.synthetic import SyntheticSource, parse_synthetic, pattern_frames
@@ -55,8 +57,20 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         n = min(n, max_frames) if max_frames else n
         if card is not None and card.data is not None:
             gen = card.data.synthetic
-            return SyntheticSource(spec, n, hw, generator=lambda n_, hw_, seed: gen(n_, hw_, seed, **opts),
-                                   realtime=realtime)
+            seed = _int_option(spec, opts, "seed", 7, lowest=0) if "seed" in opts else 7
+            known = keyword_options(gen, 3)
+            unknown = sorted(k for k in opts if k not in known)
+            if unknown:  # listed, where the call said "synthetic() got an unexpected keyword argument"
+                there = ["seed", *(["frames"] if head.startswith("waveform:") else []),
+                         *(sorted(known) if isinstance(known, set) else [])]
+                raise DataError(f"bad source '{spec}': unknown option {unknown[0]} (model '{card.name}' takes "
+                                f"{', '.join(there)})")
+            src = SyntheticSource(spec, n, hw, generator=lambda n_, hw_, seed_: gen(n_, hw_, seed_, **opts),
+                                  realtime=realtime, seed=seed)
+            if head.startswith("waveform:") and not any(is_waveform(d) for d, _ in src.first_tick().values()):
+                raise DataError(f"bad source '{spec}': model '{card.name}' reads no full waveforms; its own synthetic "
+                                "stream is --source synthetic")
+            return src
         if opts:
             raise DataError(f"bad source '{spec}': options {sorted(opts)} need a model family's synthetic data")
         return SyntheticSource(spec, n, hw, realtime=realtime)
@@ -123,12 +137,13 @@ def fps_option(spec: str, opts: dict[str, str], default: float = 10.0) -> float:
         raise DataError(f"bad source '{spec}': fps={opts['fps']} is not a number") from None
 
 
-def _int_option(spec: str, opts: dict[str, str], key: str, default: int) -> int:
+def _int_option(spec: str, opts: dict[str, str], key: str, default: int, lowest: int = 1) -> int:
     if key not in opts:
         return default
     v = opts.pop(key)
-    if not (v.isascii() and v.isdigit()) or int(v) < 1:  # isdigit alone passes '²', which int() refuses
-        raise DataError(f"bad source '{spec}': {key}={v} must be a whole number >= 1")
+    # isdigit alone passes '²', which int() refuses; a seed past 32 bits is numpy's error far from here
+    if not (v.isascii() and v.isdigit()) or not lowest <= int(v) < 2**32:
+        raise DataError(f"bad source '{spec}': {key}={v} must be a whole number from {lowest} to {2**32 - 1}")
     return int(v)
 
 

@@ -88,6 +88,10 @@ class SyntheticSource(Source):
         self._rest: Iterator[dict[str, Any]] | None = None
         self.render_ms = 0.0
 
+    def first_tick(self) -> dict[str, Any]:
+        """The first frame set ({sensor: (data, meta)}), rendered to learn the sensors; {} once delivered."""
+        return self._first if self._first is not None else {}
+
     def open(self) -> None:
         """Render the frame sets ahead (up to PRERENDER_BYTES), before the loop's clock starts."""
         if self._rest is not None:
