@@ -46,6 +46,7 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     import tempfile
 
     from rich.console import Console
+    from rich.markup import escape
 
     from edge.bundle import Bundle
     from edge.data.rig import Rig, rig_reads
@@ -111,7 +112,9 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
                 rig_in.write_text(jsonout.dumps(refined.to_json()))
     moved_deg = float(rotation_error_deg(T, start.T_lidar_to_cam))
     moved_cm = float(translation_error_m(T, start.T_lidar_to_cam) * 100)
+    reasons = {str(k): int(v) for k, v in (summary.get("skip_reasons") or {}).items()}
     report = {"frames": len(Ts), "inliers": int(inliers.sum()), "dropped_not_rigid": bad, "passes": passes,
+              "skipped": sum(reasons.values()), "skip_reasons": reasons,
               "moved_deg": round(moved_deg, 4), "moved_cm": round(moved_cm, 3),
               "spread": {k: round(v, 4) for k, v in spread.items()},
               "bundle": str(bundle), "source": source, "init": str(init) if init else "source calibration",
@@ -130,6 +133,9 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     if json_out:
         print(jsonout.dumps(report))
     else:
+        if reasons:  # frame sets the run could not use (an image not of the rig's size, no scan in sync): named
+            Console(stderr=True).print(f"[yellow]skipped[/] {sum(reasons.values())} frame set(s): " + "; ".join(
+                f"{n} x {escape(r)}" for r, n in reasons.items()), highlight=False)
         Console(stderr=True).print(
             f"refined over {len(Ts)} frames ({len(Ts) - int(inliers.sum())} rejected): moved {moved_deg:.2f} deg / "
             f"{moved_cm:.1f} cm from the start; one frame scatters {spread['rot_rms_deg']:.2f} deg / "
@@ -144,10 +150,15 @@ def _refine_frames(b: Any, card: Any, source: str, *, lidar: str | None, rig: Pa
     how many were dropped as not rigid, the sink, the run's summary)."""
     from edge.data.se3 import check_rigid
     from edge.stream.api import run
+    from edge.stream.pipeline import StoppedWithOutputs
 
     sink = _Collect(card.rig_output)
-    summary = run(b, source, lidar=lidar, rig=rig, policy="block", backend=backend, precision=precision,
-                  program=program, max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False, preprocess=preprocess)
+    try:
+        summary = run(b, source, lidar=lidar, rig=rig, policy="block", backend=backend, precision=precision,
+                      program=program, max_frames=frames, sync_ms=sync_ms, sinks=[sink], live=False,
+                      preprocess=preprocess)
+    except StoppedWithOutputs as e:  # edge run keeps the frames before an error; a rig from some of them is not made
+        raise DataError(f"{e.error} (after {len(sink.estimates)} frame(s); no rig was written)") from None
     if summary.get("interrupted"):  # a rig from the frames before a Ctrl-C is not the one asked for
         raise KeyboardInterrupt
     if not sink.estimates:

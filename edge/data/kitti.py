@@ -142,6 +142,11 @@ class KittiLayout:
         have += [{p.stem for p in (self.root / "calib").glob("*.txt")}] if self.kind == "object" else []
         return sorted(p.stem for p in self.image_dir.glob("*.png") if not all(p.stem in h for h in have))
 
+    def unpaired_scans(self) -> list[str]:
+        """The scans :meth:`indices` leaves out for want of their image, sorted (said as the images are)."""
+        images = {p.stem for p in self.image_dir.glob("*.png")}
+        return sorted(p.stem for p in self.scan_dir.glob("*.bin") if p.stem not in images)
+
 
 def kitti_layout(folder: str | Path) -> KittiLayout:
     """The layout of ``folder`` (object or raw drive), checked: one line naming what is missing."""

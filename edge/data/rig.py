@@ -165,6 +165,26 @@ def _projection(path: Path, P: np.ndarray, key: str = "P") -> np.ndarray:
     return scaled
 
 
+#: how far from the image centre (a share of its width / height) the principal point of a calibration that
+#: states no image size may lie before the image it was paired with is taken for another size (a KITTI object
+#: calib beside a half-size image put it at the right edge; real cameras keep it near the centre)
+PRINCIPAL_OFF_CENTRE = 0.375
+
+
+def principal_point_problem(P: np.ndarray, hw: tuple[int, int], sized: bool) -> str | None:
+    """What is wrong with pairing the projection ``P`` (third row [0 0 1]) with an image of ``hw`` (h, w), or None:
+    its principal point outside the image; or, when the calibration states no size of its own (``sized`` False,
+    the size taken from the image), far from the centre, as for a calibration of another image size."""
+    h, w = hw
+    cx, cy = float(P[0, 2]), float(P[1, 2])
+    if not (0.0 <= cx <= w and 0.0 <= cy <= h):
+        return f"its principal point ({cx:.1f}, {cy:.1f}) lies outside the {w}x{h} image"
+    if not sized and (abs(cx - w / 2) > PRINCIPAL_OFF_CENTRE * w or abs(cy - h / 2) > PRINCIPAL_OFF_CENTRE * h):
+        return (f"its principal point ({cx:.1f}, {cy:.1f}) is far from the centre of the {w}x{h} image: is the "
+                "calibration for another image size?")
+    return None
+
+
 def _rigid(path: Path, T: np.ndarray, key: str = "T_lidar_to_cam") -> np.ndarray:
     """``T`` checked rigid (rounding allowed), its last row made exactly 0 0 0 1 (the projection multiplies it
     by P's 4th column), its translation within MAX_TRANSLATION_M."""
@@ -230,6 +250,9 @@ class Rig:
                 raise DataError(f"{c2c}: '{s_key}' should be width and height, got {s.size} values")
             w, h = (float(v) for v in s)
             size = _image_size(c2c, s_key, h, w)
+            problem = principal_point_problem(P, size, sized=True)
+            if problem:
+                raise DataError(f"{c2c}: '{key}' with '{s_key}': {problem}")
         _rigid(v2c, Tr, "R|T (velo to cam)")
         _rigid(c2c, _pad4(R0), "R_rect_00")  # a scaled rectification made the chain non-rigid, and it was used
         return cls(P, _rigid(c2c, _pad4(R0) @ Tr), size, str(folder))
@@ -256,6 +279,8 @@ class Rig:
             raise DataError(f"{path}: calibration is not readable JSON (nested too deeply)") from None
         if not isinstance(d, dict):
             raise DataError(f"{path}: calibration JSON must be an object with 'P' and 'T_lidar_to_cam'")
+        if "P" in d and "K" in d:  # P won and a K that disagreed was ignored without a word
+            raise DataError(f"{path}: give 'P' (3x4) or 'K' (3x3), not both")
         if "P" in d:
             P = _matrix(path, d["P"], "P", ((3, 4),))
         elif "K" in d:
@@ -290,6 +315,9 @@ class Rig:
         if dist is not None and np.abs(P[:, 3]).max() > 0:
             raise DataError(f"{path}: 'D' (distortion) goes with a plain camera matrix: give 'K', or a 'P' whose 4th "
                             "column is 0")
+        problem = principal_point_problem(P, size, sized=True) if size is not None else None
+        if problem:
+            raise DataError(f"{path}: '{'P' if 'P' in d else 'K'}' with 'image_size': {problem}")
         return cls(P, T, size, str(path), dist)
 
     @classmethod

@@ -245,7 +245,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                     if stopped is None:
                         raise
                     # the run's own error stays the one said; the summary's failure is added to it
-                    stopped = StoppedWithOutputs(f"{stopped}; its summary was not written: {e}", stopped.summary)
+                    stopped = StoppedWithOutputs(f"{stopped}; its summary was not written: {e}", stopped.summary,
+                                                 stopped.error)
                 else:
                     summary["outputs"]["stats"] = str(stats)
             elif stats is not None:

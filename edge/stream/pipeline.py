@@ -45,9 +45,11 @@ class StoppedWithOutputs(EdgeError):
     """A run error after which the frames processed before it were committed: ``summary`` is theirs, so the caller
     writes it beside them (a stale summary of an earlier run must not sit next to this run's outputs)."""
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+    def __init__(self, message: str, summary: dict[str, Any], error: str | None = None) -> None:
         super().__init__(message)
         self.summary = summary
+        #: the run error itself, without what was kept (a caller that keeps nothing, such as edge calibrate, says so)
+        self.error = message if error is None else error
 
 
 class Pipeline:
@@ -257,7 +259,7 @@ class Pipeline:
             n = self.stats.e2e.count
             if ok and before_close:
                 raise StoppedWithOutputs(f"{self._errors[0]} (the {n} frame(s) before it were processed and their "
-                                         "outputs kept)", self.summary())
+                                         "outputs kept)", self.summary(), self._errors[0])
             raise EdgeError(self._errors[0])
         return self.summary()
 

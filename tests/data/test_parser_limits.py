@@ -356,6 +356,32 @@ def test_rig_json_that_was_quietly_taken(tmp_path: Path, case: str, needle: str)
     _one_line(e, "rig.json", needle)
 
 
+def test_rig_json_with_both_matrices_or_a_principal_point_off_its_image(tmp_path: Path) -> None:
+    """Found by a review: 'P' beside a different 'K' ran with P, the K ignored; a principal point at x 5000 of a
+    1242-wide image refined a rig 36 deg off. A raw calibration folder's S_rect is checked the same way."""
+    base = {"T_lidar_to_cam": np.eye(4).tolist()}
+    k = [[721.5, 0, 609.5], [0, 721.5, 172.8], [0, 0, 1]]
+    p = [[721.5, 0, 609.5, 0], [0, 721.5, 172.8, 0], [0, 0, 1, 0]]
+    with pytest.raises(DataError) as e:
+        Rig.load(_rig_file(tmp_path, {**base, "K": k, "P": p}))
+    _one_line(e, "rig.json", "give 'P' (3x4) or 'K' (3x3), not both")
+    off = [[721.5, 0, 5000, 0], [0, 721.5, 172.8, 0], [0, 0, 1, 0]]
+    with pytest.raises(DataError) as e:
+        Rig.load(_rig_file(tmp_path, {**base, "P": off, "image_size": [375, 1242]}))
+    _one_line(e, "rig.json", "principal point (5000.0, 172.8) lies outside the 1242x375 image")
+    assert Rig.load(_rig_file(tmp_path, {**base, "P": off})).image_size is None  # no size stated: checked per image
+    assert Rig.load(_rig_file(tmp_path, {**base, "K": k, "image_size": [375, 1242]})).image_size == (375, 1242)
+    with pytest.raises(DataError) as e:
+        Rig.load(_raw_folder(tmp_path, "500 300"))  # its principal point (600, 180) past the right edge
+    _one_line(e, "calib_cam_to_cam.txt", "its principal point (600.0, 180.0) lies outside the 500x300 image")
+    from edge.data.rig import principal_point_problem
+
+    P = np.array(p, float)
+    assert principal_point_problem(P, (375, 1242), sized=False) is None
+    assert "far from the centre" in principal_point_problem(P, (188, 621), sized=False)
+    assert principal_point_problem(P, (188, 621), sized=True) is None  # a stated size is trusted to the edges
+
+
 def test_rig_last_row_is_exact_and_a_bom_is_read(tmp_path: Path) -> None:
     d: Any = json.loads(json.dumps(GOOD_RIG))
     d["T_lidar_to_cam"][3] = [0, 0, 0, 1.0009]  # within rounding: kept, but as 0 0 0 1

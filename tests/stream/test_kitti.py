@@ -283,9 +283,15 @@ def test_images_without_a_scan_are_counted_and_said(tmp_path: Path, caplog: pyte
     with caplog.at_level("WARNING", logger="edge.stream"):
         frames = list(src)
     assert [f.meta["index"] for f in frames[::2]] == ["000000", "000002"]
-    assert src.counters() == {"unpaired_images": 2}
+    assert src.counters() == {"unpaired_images": 2, "unpaired_scans": 0}
     assert "2 image(s) without a scan or calibration are not read (000001, 000003)" in caplog.text
-    assert KittiSource(root, index="000000").counters() == {"unpaired_images": 0}  # one index asked for: no count
+    assert KittiSource(root, index="000000").counters() == {"unpaired_images": 0, "unpaired_scans": 0}  # one index
+    (root / "image_2" / "000002.png").unlink()  # and a scan without its image, said the same way
+    src = KittiSource(root)
+    with caplog.at_level("WARNING", logger="edge.stream"):
+        list(src)
+    assert src.counters() == {"unpaired_images": 2, "unpaired_scans": 1}
+    assert "1 scan(s) without an image are not read (000002)" in caplog.text
 
 
 def cv2_png() -> bytes:
@@ -304,7 +310,7 @@ def make_raw_drive(date: Path, n: int, *, calib_here: bool = False) -> Path:
     for sub in ("image_02/data", "velodyne_points/data"):
         (drive / sub).mkdir(parents=True)
     where = drive if calib_here else date
-    (where / "calib_cam_to_cam.txt").write_text("P_rect_02: 700 0 600 45 0 700 180 -0.3 0 0 1 0.003\n"
+    (where / "calib_cam_to_cam.txt").write_text("P_rect_02: 700 0 8 45 0 700 4 -0.3 0 0 1 0.003\n"
                                                 "R_rect_00: 1 0 0 0 1 0 0 0 1\nS_rect_02: 16 8\n")
     (where / "calib_velo_to_cam.txt").write_text("R: 0 -1 0 0 0 -1 1 0 0\nT: 0.1 -0.2 0.3\n")
     for i in range(n):

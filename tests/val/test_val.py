@@ -369,3 +369,16 @@ def test_the_also_column_does_not_repeat_the_metric() -> None:
              "ok": True, "name": "x", "a": 1.0, "b": 2.0}
     assert _also(score) == "fp 0.194, fn 0.188, frames 16, a 1"
     assert _also({"value": 0.0, "l2_rate": 0.0, "rot_rmse_deg": 7.9}) == "rot_rmse_deg 7.9"
+
+
+def test_an_option_given_twice_is_refused(real_data: Path) -> None:
+    """``deg=5,deg=6`` scored at 6 without a word (the last one won); sources and data specs share the parser."""
+    from edge.stream.sources import open_source, spec_options
+
+    card = _card("nativecross")
+    drive = real_data / "kitti" / "raw_2011_09_26" / "2011_09_26"
+    with pytest.raises(DataError, match=r"deg= given twice"):
+        labelled_samples(card, card.config("tiny"), f"{drive},deg=5,deg=6,starts=3")
+    with pytest.raises(DataError, match=r"bad spec 'synthetic:2,seed=1,seed=2': seed= given twice"):
+        open_source("synthetic:2,seed=1,seed=2")
+    assert spec_options("a.mp4,fps=5") == ("a.mp4", {"fps": "5"})

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge.data.frame import is_image, is_points
+from edge.data.rig import principal_point_problem
 from edge.errors import DataError
 from edge.models.contract import (
     FamilyData,
@@ -300,6 +301,9 @@ def preprocess(frames: Mapping[str, Any], cfg: dict[str, Any]) -> dict[str, np.n
     if rig.image_size is not None and tuple(rig.image_size) != tuple(hw):
         raise DataError(f"{where}: the image is {hw[1]}x{hw[0]} but the rig ({rig.source or 'given'}) is for "
                         f"{rig.image_size[1]}x{rig.image_size[0]} images")
+    problem = principal_point_problem(rig.P, hw, sized=rig.image_size is not None)
+    if problem:  # a calibration stating no size (KITTI object) beside an image of another size
+        raise DataError(f"{where}: the rig ({rig.source or 'given'}): {problem}")
     view = view_points(_xyz(lid.data), rig.T_lidar_to_cam, rig.P, hw, cfg, where=lid.meta.get("file") or "LiDAR frame")
     groups, centres = group_view(view, cfg)
     img = camera_image(cam.data, rig)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge.data.frame import Frame
-from edge.data.rig import Rig
+from edge.data.rig import Rig, principal_point_problem
 from edge.data.se3 import perturbation
 from edge.errors import DataError
 from edge.models.contract import LabelledData, LazySamples
@@ -118,6 +118,14 @@ def kitti_lazy(folder: str | Path, indices: list[str], n: int, max_deg: float, m
             held.clear()
             image = read_image(layout.image_path(index))
             base = layout.rig(index)
+            if base.image_size is not None and tuple(base.image_size) != image.shape[:2]:
+                # the truth would pair this image with a projection for another size (edge run skips such a frame)
+                h, w = base.image_size
+                raise DataError(f"{layout.image_path(index)}: the image is {image.shape[1]}x{image.shape[0]} but "
+                                f"the folder's calibration is for {w}x{h} images")
+            problem = principal_point_problem(base.P, image.shape[:2], sized=base.image_size is not None)
+            if problem:
+                raise DataError(f"{layout.image_path(index)}: the folder's calibration: {problem}")
             held.update(index=index, image=image, points=read_bin(layout.scan_path(index)),
                         truth=Rig(base.P, base.T_lidar_to_cam, image.shape[:2], base.source))
         start = moved(held["truth"], deltas[k][i], max_deg, max_m)

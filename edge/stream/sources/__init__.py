@@ -125,6 +125,8 @@ def spec_options(spec: str) -> tuple[str, dict[str, str]]:
     opts = {}
     for p in parts[1:]:
         k, _, v = p.partition("=")
+        if k.strip() in opts:  # the last one silently won ("deg=5,deg=6" scored at 6)
+            raise DataError(f"bad spec '{spec}': {k.strip()}= given twice")
         opts[k.strip()] = v.strip()
     return parts[0], opts
 

@@ -56,6 +56,7 @@ class KittiSource(Source):
         self._rigs: dict[Path, Rig] = {}
         self._layout: KittiLayout | None = None
         self.unpaired_images = 0
+        self.unpaired_scans = 0
 
     @property
     def layout(self) -> KittiLayout:
@@ -83,6 +84,12 @@ class KittiSource(Source):
                 what = "scan or calibration" if self.layout.kind == "object" else "scan"
                 log.warning("%s: %d image(s) without a %s are not read (%s%s)", self.spec, len(missing), what,
                             ", ".join(missing[:3]), ", ..." if len(missing) > 3 else "")
+            lonely = self.layout.unpaired_scans()
+            self.unpaired_scans = len(lonely)
+            if lonely and (self.spec, -len(lonely)) not in _SAID:  # the other way round, said the same way
+                _SAID.add((self.spec, -len(lonely)))
+                log.warning("%s: %d scan(s) without an image are not read (%s%s)", self.spec, len(lonely),
+                            ", ".join(lonely[:3]), ", ..." if len(lonely) > 3 else "")
         self.indices = indices[:self.max_frames] if self.max_frames > 0 else indices
 
     def calib_name(self, index: str) -> str:
@@ -136,7 +143,7 @@ class KittiSource(Source):
 
 
     def counters(self) -> dict[str, int]:
-        return {"unpaired_images": self.unpaired_images}
+        return {"unpaired_images": self.unpaired_images, "unpaired_scans": self.unpaired_scans}
 
 
 def kitti_source(spec: str, *, realtime: bool = False, max_frames: int = 0) -> KittiSource:

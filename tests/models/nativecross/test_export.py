@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -325,3 +326,93 @@ def test_calibrate_with_edge_alignment_lands_within_its_measured_accuracy(real_d
         errs.append(pose_errors(Rig.load(out).T_lidar_to_cam, truth.T_lidar_to_cam))
     rot, trans = np.median(np.array(errs), axis=0)
     assert rot <= 2 * measured["rot_median_deg"] and trans <= 2 * measured["trans_median_cm"], errs
+
+
+def _drive_copy(real_data: Path, dst: Path) -> Path:
+    """The real 10-frame raw drive as links in ``dst`` (the calibration files copied beside them)."""
+    import shutil
+
+    src = real_data / "kitti" / "raw_2011_09_26" / "2011_09_26"
+    for f in src.rglob("*"):
+        if f.is_file():
+            (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            if f.suffix == ".txt":
+                shutil.copy(f, dst / f.relative_to(src))
+            else:
+                (dst / f.relative_to(src)).symlink_to(f)
+    return dst
+
+
+def test_calibrate_names_the_frames_it_skipped_and_writes_nothing_after_an_error(
+        bundle: Path, real_data: Path, tmp_path: Path, capsys) -> None:
+    """A frame of another size than the rig's was skipped without a word (report: 9 frames of 10, exit 0); an
+    unreadable image said "the frames before it were processed and their outputs kept" where no rig is written."""
+    import cv2
+
+    drive = _drive_copy(real_data, tmp_path / "d")
+    png = drive / "image_02" / "data" / "0000000007.png"
+    small = cv2.resize(cv2.imread(str(png)), (621, 188))
+    png.unlink()
+    cv2.imwrite(str(png), small)
+    out = tmp_path / "r.json"
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{drive}", "--out", str(out)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "skipped 1 frame set(s): 1 x camera frame: the image is 621x188 but the rig" in err, err
+    report = json.loads(out.read_text())["refined"]
+    assert report["frames"] == 9 and report["skipped"] == 1 and len(report["skip_reasons"]) == 1
+    png.unlink()
+    png.write_text("not an image")
+    out2 = tmp_path / "r2.json"
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{drive}", "--out", str(out2)]) == 2
+    err = capsys.readouterr().err
+    assert "0000000007.png" in err and "no rig was written" in err and "outputs kept" not in err, err
+    assert not out2.exists()
+    # edge val reads the same frame through the family's reader: refused in one line, not scored beside the rest
+    from edge.val import labelled_samples
+
+    card = edge.get_card("nativecross")
+    png.unlink()
+    cv2.imwrite(str(png), small)
+    samples, _ = labelled_samples(card, card.config("tiny"), f"{drive},index=0000000007,starts=2")
+    with pytest.raises(DataError, match=r"0000000007\.png: the image is 621x188 but the folder's calibration is for "
+                                        r"1242x375 images"):
+        samples[0]
+
+
+def test_a_calibration_without_a_size_beside_an_image_of_another_size(real_data: Path, tmp_path: Path) -> None:
+    """A KITTI object calib states no image size, so a half-size image was taken with the full-size projection
+    (its principal point at the image's right edge): `edge calibrate` moved the rig 10.7 deg and wrote that size
+    beside the full-size P. The frame is refused now (a counted skip in a run), and so is the reader's sample."""
+    import cv2
+
+    from edge.val import labelled_samples
+
+    src = real_data / "kitti" / "object" / "training"
+    obj = tmp_path / "o"
+    for sub in ("calib", "velodyne"):
+        (obj / sub).mkdir(parents=True)
+        (obj / sub / f"000114{'.txt' if sub == 'calib' else '.bin'}").symlink_to(
+            src / sub / f"000114{'.txt' if sub == 'calib' else '.bin'}")
+    (obj / "image_2").mkdir()
+    cv2.imwrite(str(obj / "image_2" / "000114.png"), cv2.resize(cv2.imread(str(src / "image_2" / "000114.png")),
+                                                                   (621, 188)))
+    card = edge.get_card("nativecross")
+    samples, _ = labelled_samples(card, card.config("tiny"), f"{obj},starts=1")
+    with pytest.raises(DataError, match=r"000114\.png: the folder's calibration: its principal point \(609\.6, "
+                                        r"172\.9\) is far from the centre of the 621x188 image"):
+        samples[0]
+    full, _ = labelled_samples(card, card.config("tiny"), f"{src},starts=1")
+    frames = full[0][0]
+    from edge.data.frame import Frame
+
+    half = {**frames, "camera": Frame(cv2.resize(frames["camera"].data, (621, 188)), 0, 0, "camera",
+                                      {**frames["camera"].meta, "rig": _sizeless(frames["camera"].meta["rig"])})}
+    with pytest.raises(DataError, match="far from the centre of the 621x188 image"):
+        card.preprocess(half, card.config("tiny"))
+
+
+def _sizeless(rig: Any) -> Any:
+    """``rig`` as a calibration that states no image size (a KITTI object calib's)."""
+    from edge.data.rig import Rig
+
+    return Rig(rig.P, rig.T_lidar_to_cam, None, rig.source)
