@@ -395,9 +395,13 @@ def shared_data(calib: str | os.PathLike[str], eval_data: list[str]) -> str | No
         trees = [p if p.is_dir() else p.parent]
         return p, trees + [Path(v).resolve() for v in opts.values() if v and Path(v).is_dir()]
 
+    from edge.calibration.datasets import VIDEO_EXT
+
     mine = where(os.fspath(calib))
     if mine is None or Path(mine[0]).suffix.lower() in (".npz", ".npy"):
         return None
+    if mine[0].suffix.lower() in VIDEO_EXT:  # a video's frames are in it, not in the folder beside it
+        mine = (mine[0], [])
     for spec in eval_data:
         theirs = where(spec)
         if theirs is None:

@@ -135,11 +135,11 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     else:
         if reasons:  # frame sets the run could not use (an image not of the rig's size, no scan in sync): named
             Console(stderr=True).print(f"[yellow]skipped[/] {sum(reasons.values())} frame set(s): " + "; ".join(
-                f"{n} x {escape(r)}" for r, n in reasons.items()), highlight=False)
+                f"{n} x {escape(r)}" for r, n in reasons.items()), highlight=False, soft_wrap=True)
         Console(stderr=True).print(
             f"refined over {len(Ts)} frames ({len(Ts) - int(inliers.sum())} rejected): moved {moved_deg:.2f} deg / "
             f"{moved_cm:.1f} cm from the start; one frame scatters {spread['rot_rms_deg']:.2f} deg / "
-            f"{spread['trans_rms_cm']:.1f} cm; wrote {out}", highlight=False)
+            f"{spread['trans_rms_cm']:.1f} cm; wrote {out}", highlight=False, soft_wrap=True)
     return report
 
 

@@ -279,6 +279,9 @@ def test_calibrating_on_the_gates_own_data_is_named(tmp_path: Path) -> None:
     assert shared_data(str(label), [str(tmp_path / "a" / "label2.json")]) is None  # two label files: their own
     assert shared_data(Path(label), [str(label)]) == str(label.resolve())  # a PathLike, as the API takes it
     assert shared_data("synthetic", [str(label)]) is None
+    video = tmp_path / "a" / "v.mp4"
+    video.write_bytes(b"")
+    assert shared_data(str(video), [str(tmp_path / "a" / "clips")]) is None  # a video is its own frames
 
 
 def test_a_bad_frame_in_eval_data_fails_before_the_export(tmp_path: Path) -> None:
