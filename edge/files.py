@@ -88,6 +88,10 @@ def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeErro
     from edge.errors import DataError
 
     p = Path(path)
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)) or (os.altsep is not None and text.endswith(os.altsep)):
+        # a name ending in a separator names a folder: Path() drops the slash, and the write made a file of it
+        raise (error or DataError)(f"{text}: names a folder (it ends in '/'); {option} needs a file name")
     if p.is_dir():
         raise (error or DataError)(f"{p}: is a folder; {option} needs a file name")
     if p.exists() and not p.is_file():

@@ -23,6 +23,10 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         raise EdgeError(f"{folder}: is a file; --out takes a folder")
     if not folder.is_dir():
         raise EdgeError(f"{folder}: output folder does not exist")
+    inside = Path(bundle).resolve()
+    if folder.resolve() == inside or inside in folder.resolve().parents:
+        # files the manifest does not list: the bundle then fails its own checks on a re-export to it
+        raise EdgeError(f"{folder}: --out is inside the bundle {bundle}; write the report elsewhere")
     with console.status("benchmarking...") as status:
         report = run_bench(bundle, backends=backends, rounds=rounds, warmup=warmup, threads=threads,
                            programs=programs, say=lambda m: status.update(m))
@@ -53,7 +57,8 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     for r in report["rows"]:
         t.add_row(r["config"], f"{r['gmacs']:.2f}", f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}",
                   f"{r['p99_ms']:.2f}", f"{r['throughput_per_s']:.1f}", f"{r['gflops']:.1f}",
-                  f"{100 * r['of_peak']:.0f} %", f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-",
+                  "-" if r["of_peak"] is None else f"{100 * r['of_peak']:.0f} %",
+                  f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-",
                   f"{r['rss_delta_mb']:.0f}")
     console.print(t)
     console.print(f"{m['cpu']}, {m['cores']} cores, {', '.join(m['isa']) or 'no SIMD extension detected'}: {m['int8']}",

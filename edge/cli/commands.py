@@ -9,6 +9,14 @@ import typer
 from edge.names import name_list as names
 
 
+def file_name(text: str) -> Path:
+    """An output file's name as typed: one ending in '/' names a folder, and Path() would drop the slash (the write
+    then made a file called after the folder)."""
+    if text.endswith(("/", "\\")):
+        raise typer.BadParameter(f"{text} names a folder (it ends in '/'); give a file name")
+    return Path(text)
+
+
 def doctor(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     require: list[str] = typer.Option([], "--require", help="Exit 1 unless this component is usable (repeatable; "
@@ -31,7 +39,7 @@ def models(
 
 def train(
     model: str = typer.Argument(..., help="Model family (`edge models` lists them)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
+    out: Path = typer.Option(..., "--out", "-o", parser=file_name, help="Checkpoint file to write (.pt)."),
     config: str = typer.Option(None, "--config", "-c", help="Config size (default: the --init checkpoint's, else the "
                                "family's default)."),
     steps: int = typer.Option(1000, "--steps", min=1, help="Optimizer steps."),
@@ -128,9 +136,11 @@ def run(
                               "ouster:FILE.pcap,meta=FILE.json or udp://0.0.0.0:2368."),
     rig: Path = typer.Option(None, "--rig", "--calib", help="Sensor rig: camera intrinsics + LiDAR-to-camera "
                              "extrinsic (KITTI calib .txt or the rig JSON)."),
-    save: Path = typer.Option(None, "--save", help="Overlay video (the model's drawing + projected LiDAR points)."),
-    jsonl: Path = typer.Option(None, "--jsonl", help="One JSON line of results per frame."),
-    stats: Path = typer.Option(None, "--stats", help="Stats summary JSON (latency per stage, fps, drops)."),
+    save: Path = typer.Option(None, "--save", parser=file_name, help="Overlay video (the model's drawing + "
+                              "projected LiDAR points)."),
+    jsonl: Path = typer.Option(None, "--jsonl", parser=file_name, help="One JSON line of results per frame."),
+    stats: Path = typer.Option(None, "--stats", parser=file_name, help="Stats summary JSON (latency per stage, fps, "
+                               "drops)."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder shorthand: overlay.mp4, <results>.jsonl (named by "
                              "the model family) and summary.json in it (default edge_run when no other output "
                              "is given)."),
@@ -243,7 +253,7 @@ def val(
                                  "more than this (a reduced precision: its backend's fp32; an exported fp32: "
                                  "torch fp32): metric units (1.0) or a percentage of the reference (5%)."),
     threads: int = typer.Option(0, "--threads", min=0, max=1024, help="Threads per backend (0 = backend default)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Also write the report as JSON to this file."),
+    out: Path = typer.Option(None, "--out", "-o", parser=file_name, help="Also write the report as JSON to this file."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Score a bundle's task metric on labelled data: every backend x precision it has here, one run.
@@ -260,7 +270,8 @@ def val(
 def calibrate(
     bundle: Path = typer.Argument(..., help="Bundle of a model that estimates the rig's extrinsic (its card "
                                   "names a rig_output)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Rig JSON to write (what `edge run --calib` reads)."),
+    out: Path = typer.Option(..., "--out", "-o", parser=file_name, help="Rig JSON to write (what `edge run --calib` "
+                             "reads)."),
     source: str = typer.Option(..., "--source", "-s", help="kitti:FOLDER (camera + LiDAR pairs and their calib), "
                                "or a camera spec with --lidar."),
     lidar: str = typer.Option(None, "--lidar", help="LiDAR beside the camera: FILE.pcap, velodyne:..., ouster:..."),

@@ -67,6 +67,7 @@ def _sigterm_interrupts() -> Iterator[None]:
     files of exports, checkpoints and engines behind. Only where SIGTERM still has its default handler;
     a handler someone else installed meanwhile (`edge run` ignores signals once its outputs are
     committed) is left in place."""
+    import os
     import signal
     import threading
 
@@ -75,7 +76,14 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
         return
 
+    owner = os.getpid()
+
     def interrupt(_signum: int, _frame: object) -> None:
+        if os.getpid() != owner:  # a library's forked helper (OpenVINO's telemetry sender) inherited this handler:
+            # it ends as SIGTERM would end it, not with a KeyboardInterrupt traceback under the command's one line
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)

@@ -199,7 +199,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             from edge.files import check_target
             from edge.stream.sinks import _check_parent
 
-            check_target(Path(stats), "--stats")
+            check_target(stats, "--stats")  # the name as given: Path() drops a trailing '/'
             made = _check_parent(Path(stats))
         shown = getattr(task, "backend", backend)
         caption = shown if not precision or precision == "fp32" else f"{shown} {precision}"

@@ -62,8 +62,8 @@ class OverlaySink(Sink):
     wants_image = True
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None = None, fps_source: Any = None) -> None:
+        check_target(path, "--save")  # the name as given: Path() drops a trailing '/'
         self.path = Path(path)
-        check_target(self.path, "--save")
         from edge.stream.overlay import video_name_problem
 
         problem = video_name_problem(self.path)
@@ -105,8 +105,8 @@ class JsonlSink(Sink):
     name = "jsonl"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        check_target(path, "--jsonl")  # the name as given: Path() drops a trailing '/'
         self.path = Path(path)
-        check_target(self.path, "--jsonl")
         self.tmp = partial_file(self.path)  # private to this run
         self._f: Any = None
         self.lines = 0

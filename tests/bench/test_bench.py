@@ -38,7 +38,10 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path, capsys: pytest
     for row in rep["rows"]:
         assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"]
         assert row["throughput_per_s"] > 0 and row["gflops"] > 0
-        assert row["of_peak"] == pytest.approx(row["gflops"] / rep["gemm_peak_gflops"])  # fp32 rows: the fp32 peak
+        if row["precision"] == "bf16":  # no bf16 peak is measured: AMX runs past the fp32 one
+            assert row["of_peak"] is None
+        else:
+            assert row["of_peak"] == pytest.approx(row["gflops"] / rep["gemm_peak_gflops"])  # fp32 rows: fp32 peak
     # a streaming step is one encoder pass + one temporal pass: fewer MACs than the T-frame clip graph
     macs = {(r["program"], r["backend"]): r["gmacs"] for r in rep["rows"]}
     assert 0 < macs[("stream", "onnxruntime")] < macs[("clip", "onnxruntime")]

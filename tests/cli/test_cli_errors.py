@@ -384,3 +384,19 @@ def test_bench_out_naming_a_file(good_bundle: Path, work: Path) -> None:
     r = cli(EDGE, "bench", good_bundle, "--out", work / "afile", cwd=work)
     assert_one_line_error(r, "afile", "is a file")
     assert listing(work) == ["afile"]
+
+
+def test_bench_out_inside_the_bundle(good_bundle: Path, work: Path) -> None:
+    """Found by a review: the report and plot went into the bundle, whose re-export then refused the folder."""
+    before = sorted(p.name for p in good_bundle.iterdir())
+    r = cli(EDGE, "bench", good_bundle, "--out", good_bundle, cwd=work)
+    assert_one_line_error(r, "--out is inside the bundle")
+    assert sorted(p.name for p in good_bundle.iterdir()) == before
+
+
+@pytest.mark.parametrize("option", ["--jsonl", "--stats"])
+def test_an_output_name_ending_in_a_slash_is_a_folder(good_bundle: Path, work: Path, option: str) -> None:
+    """Found by a review: `--stats rd2/` wrote a file called rd2 (Path() drops the slash)."""
+    r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", option, "out/", cwd=work)
+    assert_one_line_error(r, "out/ names a folder")
+    assert listing(work) == []

@@ -259,3 +259,28 @@ def test_an_opset_out_of_range_names_the_attention_opset_only_for_mode_onnx(tmp_
     assert "opsets 18 to" in str(e.value) and "attention mode" not in str(e.value)
     with pytest.raises(ExportError, match="attention mode 'onnx' uses 23"):
         edge.export_card("pulsar", tmp_path / "o", config="tiny", opset=99, attention="onnx")
+
+
+def test_a_forked_helper_ends_quietly_on_sigterm() -> None:
+    """A library's forked helper process (OpenVINO's telemetry sender) inherited the command's SIGTERM handler and
+    printed a KeyboardInterrupt traceback under `interrupted`; it now ends as SIGTERM ends a process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import multiprocessing as mp, os, signal, time
+        from edge.cli.main import _sigterm_interrupts
+        def child():
+            time.sleep(30)
+        with _sigterm_interrupts():
+            p = mp.get_context("fork").Process(target=child, daemon=True)
+            p.start()
+            time.sleep(0.5)
+            os.kill(p.pid, signal.SIGTERM)
+            p.join(10)
+            print("child", p.exitcode)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == f"child {-signal.SIGTERM}", (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
