@@ -57,6 +57,12 @@ class Bundle:
         if not mpath.is_file():
             raise BundleError(f"{mpath}: missing; not a bundle (or an export that did not finish)")
         try:
+            real, inside = mpath.resolve(), root.resolve()
+        except (OSError, RuntimeError) as e:  # a symlink loop (RuntimeError before Python 3.13)
+            raise BundleError(f"{mpath}: cannot be resolved ({type(e).__name__}: {first_line(e)})") from None
+        if inside not in real.parents:  # the one file that says what every other file must be: held, as they are
+            raise BundleError(f"{mpath}: a link leaving the bundle (to {real}); the manifest must be inside it")
+        try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BundleError(f"{mpath}: corrupt manifest ({e})") from None

@@ -437,6 +437,8 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
     card = card_for_bundle(b)
     specs = bundle_programs(b, card)
     precision = precision or "fp32"
+    if precision not in ("fp32", "fp16", "int8"):  # "INT8" read as a precision the bundle lacks
+        raise BundleError(f"precision {precision!r}: use fp32, fp16 or int8")
     require(backend)
     if program is not None:
         specs = [p for p in specs if p.name == program]

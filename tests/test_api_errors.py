@@ -225,3 +225,9 @@ def test_numpy_numbers_are_numbers(tiny_bundle: Path) -> None:
     s = edge.stream.run(tiny_bundle, "synthetic:2:64x128", stall_s=np.float32(2.0), handle_signals=False)
     assert s["frames"] == 2
 
+
+
+def test_a_precision_name_is_checked(tiny_bundle: Path) -> None:
+    """`precision="INT8"` said "has no INT8 artifacts (precisions in the bundle: fp32, int8)"."""
+    with pytest.raises(BundleError, match=r"precision 'INT8': use fp32, fp16 or int8"):
+        edge.load_program(tiny_bundle, "onnxruntime", precision="INT8")

@@ -119,6 +119,10 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
     if preprocess not in ("numpy", "engine"):
         raise DataError(f"--preprocess {preprocess!r}: numpy (the engine takes the model's normalised input) or "
                         "engine (it takes camera bytes and resizes and normalises them itself)")
+    from edge.runtimes.cuda_mem import IMPLEMENTATIONS
+
+    if cuda is not None and cuda not in IMPLEMENTATIONS:  # checked with the other options, not after TensorRT's absence
+        raise DataError(f"--cuda {cuda!r}: use {' or '.join(IMPLEMENTATIONS)}")
     if preprocess == "engine" and not be.image_front:
         raise BackendUnavailable(f"--preprocess engine: backend '{backend}' cannot preprocess inside its engines")
     b = Bundle.load(bundle)

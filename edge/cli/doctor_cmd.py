@@ -89,5 +89,8 @@ def run_doctor(json_out: bool, require: list[str] | None = None) -> None:
         status = "[green]ok[/]" if r["ok"] else ("[red]unavailable[/]" if r["kind"] == "backend" else "[red]no[/]")
         table.add_row(r["name"], r["kind"], status, escape(r["detail"]))  # "edge-deploy[export]" is not markup
     make_console().print(table)
-    if missing:
+    if missing:  # the exit status 1 said why, in one line (the table alone left a reader to find the row)
+        why = {r["name"]: r["detail"] for r in rows}
+        make_console(stderr=True).print("--require: missing " + "; ".join(f"{n} ({escape(why[n])})" for n in missing),
+                                        highlight=False, soft_wrap=True)
         raise typer.Exit(1)

@@ -224,8 +224,9 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                                        summary["task"].get("backend", backend))
                 if fl:
                     note = "; ".join(x for x in (note, (
-                        f"graph(s) {', '.join(fl)} run in fp32 in this int8 program: the export found no int8 form "
-                        "of them faster than fp32 (or within the accuracy budget)")) if x)
+                        f"graph(s) {', '.join(fl)} run unquantized (float, at the run's inference precision) in "
+                        "this int8 program: the export found no int8 form of them faster than fp32 (or within the "
+                        "accuracy budget)")) if x)
             notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None,
                                  *(s.note() for s in sinks if hasattr(s, "note"))) if n]
             if notes:

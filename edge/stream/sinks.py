@@ -205,6 +205,8 @@ class PointDumpSink(Sink):
         if self.folder.exists() and not self.folder.is_dir():
             raise DataError(f"{self.folder}: exists and is not a folder; --dump-points needs a folder")
         self.files = 0
+        self.results = 0  # results seen, and point clouds among them (kept even when a failed run removes its files)
+        self.clouds = 0
         self._made: list[Path] = []
         self._written: list[Path] = []
         self._earlier: set[str] = set()  # the clouds the folder held when the run opened it
@@ -220,6 +222,9 @@ class PointDumpSink(Sink):
     def note(self) -> str | None:
         """The clouds an earlier run left in the folder that this run did not write over (they would read as
         this run's: a second, shorter run left the first one's later frames beside its own)."""
+        if self.results and not self.clouds:  # an option that did nothing, said (a camera-only run)
+            return (f"--dump-points {self.folder}: no point cloud in this run's {self.results} result(s) (no LiDAR "
+                    "source, and the model gives none); nothing written")
         left = sorted(self._earlier - {f.name for f in self._written})
         if not left:
             return None
@@ -238,6 +243,7 @@ class PointDumpSink(Sink):
             raise DataError(f"{final}: cannot write ({e.strerror or 'short write: disk full?'})") from None
         self._written.append(final)
         self.files += 1
+        self.clouds += 1
 
     def close(self, commit: bool = True) -> None:
         if not commit:  # a failed run keeps none of its outputs: the clouds it dumped go with the rest
@@ -248,6 +254,7 @@ class PointDumpSink(Sink):
             remove_made(self._made)
 
     def write(self, result: Result) -> None:
+        self.results += 1
         for sensor, fr in result.frames.items():
             if is_points(fr.data):
                 self._save(f"{sensor}_{fr.seq:06d}", fr.data)

@@ -56,3 +56,7 @@ def test_doctor_require_exit_codes() -> None:
     assert _run("doctor", "--json", "--require", "opencv").returncode == (0 if rows["opencv"]["ok"] else 1)
     r = _run("doctor", "--require", "flux-capacitor")
     assert r.returncode == 2 and "flux-capacitor" in r.stderr
+    if not rows["tensorrt"]["ok"]:  # the table alone did not say why the exit status was 1
+        r = _run("doctor", "--require", "tensorrt")
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.returncode == 1 and lines == [f"--require: missing tensorrt ({rows['tensorrt']['detail']})"], r.stderr

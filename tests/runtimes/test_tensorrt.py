@@ -124,6 +124,14 @@ def test_cli_build_refuses_a_dim_range_no_graph_takes(tiny_clip_bundle: Path, di
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_cli_build_refuses_an_unknown_cuda_before_tensorrt_is_needed(tiny_clip_bundle: Path) -> None:
+    """`--cuda bogus` was only the TensorRT-missing line here (and where TensorRT is, a failure after the build)."""
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "build", str(tiny_clip_bundle), "--precision", "fp32",
+                        "--cuda", "bogus"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--cuda 'bogus': use cuda-python or pycuda" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "trtexec" not in r.stdout
+
+
 def test_feed_outside_profile_is_a_spec_error() -> None:
     prof = te.profile_shapes(IO, {"n": (16, 32, 64)})
     ok = {"clip": np.zeros((2, 3, 3, 64, 128)), "pts": np.zeros((2, 40, 4))}

@@ -115,3 +115,18 @@ def test_symlinks_must_stay_inside(small: tuple[Path, np.ndarray], tmp_path: Pat
     (b / "model.ort.onnx").symlink_to(Path("store") / "model.ort.onnx")  # a link inside is fine
     with edge.load(b, backend="onnxruntime") as rt:
         assert np.allclose(rt.infer({"x": X})["output0"], want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_manifest_itself_must_stay_inside(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """Found by a review: every listed file was refused as a link leaving the bundle, but manifest.json itself,
+    which says what every other file must be, was read through one."""
+    b = _copy(small, tmp_path)
+    outside = tmp_path / "elsewhere.json"
+    shutil.move(b / "manifest.json", outside)
+    (b / "manifest.json").symlink_to(outside)
+    with pytest.raises(BundleError, match=r"manifest\.json: a link leaving the bundle"):
+        Bundle.load(b)
+    (b / "manifest.json").unlink()
+    shutil.move(outside, b / "m.json")
+    (b / "manifest.json").symlink_to("m.json")  # a link inside is fine
+    assert Bundle.load(b).manifest["files"]
