@@ -317,7 +317,7 @@ def image_fronts(bundle: Any, spec: ProgramSpec, backend: str, preprocess: str, 
     if preprocess not in PREPROCESS:
         raise EdgeError(f"--preprocess {preprocess!r}: choose one of {', '.join(PREPROCESS)}")
     be = get_backend(backend)
-    mine, n_records = recorded_image_inputs(bundle.manifest, spec.graphs)
+    mine, n_records = recorded_image_inputs(bundle.manifest, spec.graphs, str(bundle.path / "manifest.json"))
     built = be.build is not None  # its artifacts are engines, built with or without the front
     marked = {g: bundle.artifact(name=n).get("preprocess") == "engine" for g, n in (named or {}).items()
               if g in mine} if built else {}
@@ -416,6 +416,27 @@ def default_runtime(bundle: Any, program: str | None = None, precision: str | No
     return "onnxruntime", precision or "fp32", why
 
 
+def _check_fronts(b: Any, card: ModelCard, cfg: Config, fronts: Mapping[str, Any]) -> None:
+    """BundleError unless each recorded camera input an engine will preprocess by is the one the card makes from the
+    bundle's config: the card's preprocessing hands such an input over as camera bytes only when the two are equal,
+    so an edited record (a mean, a size) fed normalised floats to an engine that takes bytes ("dtype float32 but
+    the model expects uint8", naming neither the manifest nor the field)."""
+    from dataclasses import fields
+
+    try:
+        own = {s.input: s for s in card.image_inputs(cfg)}
+    except Exception:  # a card that cannot say: the engine's record stands, as before
+        return
+    for g, rec in fronts.items():
+        mine = own.get(rec.input)
+        if mine is None or mine == rec:
+            continue
+        diff = [f.name for f in fields(rec) if getattr(rec, f.name) != getattr(mine, f.name)]
+        raise BundleError(f"{b.path / 'manifest.json'}: preprocess.image_inputs for graph '{g}' (input "
+                          f"'{rec.input}') differs from what model '{card.name}' makes of the bundle's config in "
+                          f"{', '.join(diff)}; the manifest was edited: re-export, or run with --preprocess numpy")
+
+
 def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *,
                  precision: str | None = None, program: str | None = None,
                  artifacts: Mapping[str, str] | None = None, preprocess: str = "numpy",
@@ -487,6 +508,8 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
     runtimes: dict[str, Any] = {}
     cfg = b.manifest["model"].get("config") or {}
     fronts = image_fronts(b, spec, backend, preprocess, precision=precision, named=artifacts)
+    if fronts and card is not None:  # the engine preprocesses by the record, the card's code by its config
+        _check_fronts(b, card, cfg, fronts)
     # under auto, an engine built with the camera front for another device (or from another ONNX) is no reason
     # to fail: the graph's plain engine runs with numpy preprocessing, as before any front engine was built
     fallback = preprocess == "auto" and not artifacts and get_backend(backend).build is not None

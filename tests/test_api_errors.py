@@ -231,3 +231,26 @@ def test_a_precision_name_is_checked(tiny_bundle: Path) -> None:
     """`precision="INT8"` said "has no INT8 artifacts (precisions in the bundle: fp32, int8)"."""
     with pytest.raises(BundleError, match=r"precision 'INT8': use fp32, fp16 or int8"):
         edge.load_program(tiny_bundle, "onnxruntime", precision="INT8")
+
+
+def test_an_edited_camera_input_record_names_the_manifest(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Found by a review: a hand-edited mean in manifest.json's preprocess.image_inputs made the card hand normalised
+    floats to an engine built to take camera bytes ("dtype float32 but the model expects uint8"); std [0, 0, 0]
+    dumped the whole record as a Python dict. Both are one line naming the manifest and what is wrong."""
+    import json
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    m = json.loads((b / "manifest.json").read_text())
+    good = json.loads(json.dumps(m))
+    m["preprocess"]["image_inputs"][0]["mean"][0] += 0.001
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"manifest\.json: preprocess\.image_inputs for graph '\w+' \(input '\w+'\) "
+                                          r"differs from what model 'lane' makes of the bundle's config in mean"):
+        edge.load_program(b, "onnxruntime", preprocess="engine")
+    edge.load_program(b, "onnxruntime", preprocess="numpy").close()  # the numpy path reads the card, not the record
+    good["preprocess"]["image_inputs"][0]["std"] = [0, 0, 0]
+    (b / "manifest.json").write_text(json.dumps(good))
+    with pytest.raises(BundleError, match=r"b/manifest\.json: preprocess\.image_inputs record of graph '\w+': needs"):
+        edge.load_program(b, "onnxruntime", preprocess="engine")

@@ -15,7 +15,7 @@ def _fronts(b: Any, graphs: list[str], named: bool) -> dict[str, Any]:
     with none (the other graphs of a program get plain engines, as ``edge run --preprocess engine`` loads)."""
     from edge.models.contract import recorded_image_inputs
 
-    fronts, n_records = recorded_image_inputs(b.manifest, graphs)
+    fronts, n_records = recorded_image_inputs(b.manifest, graphs, str(b.path / "manifest.json"))
     lacking = [g for g in graphs if g not in fronts]
     if not fronts or (named and lacking):
         which = f"graph '{lacking[0]}'" if named else f"{b.path}"

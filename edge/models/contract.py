@@ -202,16 +202,21 @@ class ImageInput:
             if len(mean) != 3 or len(std) != 3 or min(std) <= 0 or h < 1 or w < 1:
                 raise ValueError
             return cls(str(d["graph"]), str(d["input"]), (h, w), mean, std)  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError):
-            raise ModelError(f"image input record {dict(d)!r}: needs graph, input, size_hw [h, w], mean and std "
-                             "(3 numbers each, std > 0)") from None
+        except (KeyError, TypeError, ValueError, AttributeError):
+            which = f"graph '{d.get('graph')}'" if isinstance(d, Mapping) else f"a {type(d).__name__}"
+            raise ModelError(f"preprocess.image_inputs record of {which!s:.80}: needs graph, input, size_hw [h, w], "
+                             "mean and std (3 numbers each, std > 0)") from None
 
 
-def recorded_image_inputs(manifest: Mapping[str, Any], graphs: Any) -> tuple[dict[str, ImageInput], int]:
+def recorded_image_inputs(manifest: Mapping[str, Any], graphs: Any, where: str = "manifest.json"
+                          ) -> tuple[dict[str, ImageInput], int]:
     """(graph -> its recorded ``ImageInput``, for the ``graphs`` given; how many the manifest records in all):
     what ``edge run`` and ``edge build`` read from ``manifest.preprocess.image_inputs``."""
     records = (manifest.get("preprocess") or {}).get("image_inputs") or []
-    mine = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in graphs}
+    try:
+        mine = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in graphs}
+    except ModelError as e:  # a hand-edited manifest: say which file
+        raise BundleError(f"{where}: {e}") from None
     return mine, len(records)
 
 
