@@ -55,4 +55,8 @@ def first_line(exc: BaseException, limit: int | None = 200, *, empty: str | None
     if not text:
         return type(exc).__name__ if empty is None else empty
     line = text.splitlines()[0]
-    return line if limit is None else line[:limit]
+    if limit is None or len(line) <= limit:
+        return line
+    # cut at a word and marked as cut ("... If yo)" read as the message's end)
+    cut = line[:max(limit - 3, 1)]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[limit // 2:] else cut) + "..."

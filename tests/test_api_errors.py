@@ -254,3 +254,30 @@ def test_an_edited_camera_input_record_names_the_manifest(tiny_bundle: Path, tmp
     (b / "manifest.json").write_text(json.dumps(good))
     with pytest.raises(BundleError, match=r"b/manifest\.json: preprocess\.image_inputs record of graph '\w+': needs"):
         edge.load_program(b, "onnxruntime", preprocess="engine")
+
+
+def test_export_leaves_the_module_in_its_mode_and_names_a_fixed_batch(tmp_path: Path) -> None:
+    """Found by a review: edge.export left a module it was given mid-training in eval mode (Dropout and BatchNorm
+    then trained frozen), and a module that reshapes to a literal batch was told to use an example size >= 2 when
+    its example already had 3."""
+    import torch
+
+    class M(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.drop = torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.drop(self.lin(x))
+
+    m = M().train()
+    m.drop.eval()  # a mix: each submodule gets its own mode back
+    edge.export(m, {"x": torch.randn(2, 4)}, tmp_path / "b")
+    assert (m.training, m.lin.training, m.drop.training) == (True, True, False)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(3, -1) * 2
+
+    with pytest.raises(EdgeError, match=r"fixed dynamic dim 'batch' to 3 \(the module fixes it: a reshape"):
+        edge.export(Fixed(), {"x": torch.randn(3, 4, 5)}, tmp_path / "f", dynamic_batch=True)

@@ -632,7 +632,7 @@ def _trained_scales(job: PrecisionJob, graph: str, src: str, feeds: list[dict[st
     found, missed = tensor_scales(src, gj.module, gj.io, feeds[:MATCH_FEEDS], job.module, job.qat_scales)
     if not found and not missed:
         return {}
-    job.say(f"int8 {graph}: {len(found)} input(s) take the checkpoint's trained scales"
+    job.say(f"note: int8 {graph}: {len(found)} input(s) take the checkpoint's trained scales"
             + (f"; {len(missed)} trained layer(s) matched no tensor and are calibrated: {', '.join(missed[:4])}"
                if missed else ""))
     return describe(found, missed)

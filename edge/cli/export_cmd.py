@@ -44,6 +44,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     targets = [t.strip() for t in to.split(",") if t.strip()]
     tb = [b.strip() for b in (triton_backends or "").split(",") if b.strip()] or (
         ["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
+    if triton_repo is None and (triton_backends is not None or triton_device != "auto"):  # silently unused before
+        given = "--triton-backends" if triton_backends is not None else "--triton-device"
+        raise ExportError(f"{given}: sets up the Triton repository that --triton-repo DIR writes; give --triton-repo")
     if triton_repo is not None:
         from edge.export.triton_repo import BACKENDS
 
@@ -93,9 +96,12 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     with console.status(f"exporting {model} to ONNX and checking parity against PyTorch...") as status:
 
         def progress(msg: str) -> None:
-            # a status line is replaced by the next one; a warning (e.g. an int8 graph left all float) stays
+            # a status line is replaced by the next one; a warning (e.g. an int8 graph left all float) or a note
+            # (how many inputs took a checkpoint's trained scales) stays, also in a log where no status shows
             if msg.startswith("warning:"):
                 console.print(f"[yellow]warning:[/]{escape(msg[len('warning:'):])}", highlight=False)
+            elif msg.startswith("note:"):
+                console.print(escape(msg), highlight=False)
             status.update(msg)
 
         bundle, report = export_card(model, out, config=config, checkpoint=checkpoint, attention=attention,

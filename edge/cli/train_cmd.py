@@ -113,6 +113,11 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                         f"{out.with_suffix('.json').name}); use e.g. {out.with_suffix('.pt')}")
     if not os.access(parent, os.W_OK):
         raise EdgeError(f"{parent}: output folder is not writable")
+    from edge.files import check_target
+
+    for name, what in ((out, "--out"), (out.with_suffix(".json"), "--out's record")):
+        # a device, pipe or socket: the write renames a file onto its name (--out /dev/null replaced the device)
+        check_target(name, what, EdgeError)
     if init is not None:  # the checkpoint trained from (and its record) stay what they were
         from edge.files import check_outputs
 
@@ -149,15 +154,16 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         init_partial = bool(added)
     t0 = time.time()
     with Progress(TextColumn("[bold]train {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,
+                  TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), console=console,
                   disable=json_out) as prog:
-        task = prog.add_task("train", total=steps, name=f"{model}/{config}", loss=float("nan"))
+        # "-" until the first step: "loss nan" read as the failure that a NaN loss is (edge train stops on one)
+        task = prog.add_task("train", total=steps, name=f"{model}/{config}", loss="-")
         every = max(1, steps // 50)
 
         last = [t0]
 
         def report(step: int, loss: float) -> None:
-            prog.update(task, completed=step, loss=loss)
+            prog.update(task, completed=step, loss=f"{loss:.4f}")
             now = time.time()
             if not console.is_terminal and not json_out and (step % every == 0 or step == steps or now - last[0] > 30):
                 last[0] = now

@@ -323,8 +323,25 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     internally so the dim is not specialized). Parity is checked on fresh random inputs of the same
     shapes. The bundle holds ONNX (and the targets' conversions) only: no ``torch.export`` program,
     whose loading would unpickle data, so the torch backend cannot run it (the module you hold is
-    the torch reference).
+    the torch reference). The module is exported in eval mode and left in the mode it came in (a module exported
+    mid-training trains on with its Dropout and BatchNorm as they were).
     """
+    import torch
+
+    modes = [(m, m.training) for m in module.modules()] if isinstance(module, torch.nn.Module) else []
+    try:
+        return _export_module(module, example_inputs, out, input_names=input_names, output_names=output_names,
+                              dynamic_batch=dynamic_batch, name=name, attention=attention, opset=opset, rtol=rtol,
+                              seed=seed)
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _export_module(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: str | os.PathLike[str], *,
+                   input_names: Sequence[str] | None, output_names: Sequence[str] | None, dynamic_batch: bool,
+                   name: str, attention: str, opset: int | None, rtol: float, seed: int) -> Bundle:
+    """:func:`export`'s work (the module in eval mode; :func:`export` restores its mode)."""
     import torch
 
     from edge.export.user_module import bind_inputs, bound, flatten_outputs, is_flat

@@ -266,8 +266,12 @@ def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> IOSpec:
                 if d.HasField("dim_value"):
                     # the exporter specialized a dim the spec says is dynamic: the graph would only
                     # run at that size, so refuse instead of relabelling it
-                    raise ExportError(f"exported '{vi.name}' fixed dynamic dim '{want}' to {d.dim_value} "
-                                      "(export with an example size >= 2 for dynamic dims)")
+                    why = ("export with an example size >= 2 for dynamic dims" if d.dim_value < 2 else
+                           # the example was already >= 2: the module itself pins the size (the old advice led
+                           # nowhere)
+                           "the module fixes it: a reshape or view with a literal size, or a Python loop or "
+                           "int() over that dim")
+                    raise ExportError(f"exported '{vi.name}' fixed dynamic dim '{want}' to {d.dim_value} ({why})")
                 d.dim_param = want
             else:
                 if d.HasField("dim_value") and d.dim_value != want and vi.name not in outputs:

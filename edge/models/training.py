@@ -231,8 +231,14 @@ def _frozen(card: ModelCard, model: Any, freeze: tuple[str, ...], qat: tuple[str
     if qat:
         from edge.models.qat import quantized_layers
 
-        if not [layer for m in named_submodules(card, model, qat, option="--qat") for layer in quantized_layers(m)]:
+        layers = [layer for m in named_submodules(card, model, qat, option="--qat") for layer in quantized_layers(m)]
+        if not layers:
             raise ModelError(f"model '{card.name}': --qat {','.join(qat)} holds no layer INT8 quantizes (Conv, Linear)")
+        if any(not p.requires_grad for layer in layers for p in layer.parameters()):
+            # a frozen layer runs in eval mode and learns no scale: the record said qat, its scales were {}
+            raise ModelError(f"model '{card.name}': --qat {','.join(qat)} and --freeze {','.join(freeze)} overlap; a "
+                             "frozen layer is not trained, so it gets no trained INT8 scales (train it, or leave it "
+                             "out of --qat)")
     return frozen
 
 

@@ -400,3 +400,15 @@ def test_an_output_name_ending_in_a_slash_is_a_folder(good_bundle: Path, work: P
     r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", option, "out/", cwd=work)
     assert_one_line_error(r, "out/ names a folder")
     assert listing(work) == []
+
+
+def test_train_out_that_is_not_a_regular_file(work: Path) -> None:
+    """Found by a review: `edge train --out /dev/null` renamed a checkpoint onto the device (as root: the system's
+    /dev/null became a 300 KB file). A pipe stands in for a device here."""
+    import os
+
+    os.mkfifo(work / "pipe")
+    r = cli(EDGE, "train", "lane", "--config", "tiny", "--steps", "1", "--batch", "1", "--eval-samples", "0",
+            "--out", work / "pipe", cwd=work)
+    assert_one_line_error(r, "pipe", "is not a regular file")
+    assert listing(work) == ["pipe"] and (work / "pipe").is_fifo()

@@ -49,6 +49,16 @@ def test_bad_triton_backend_fails_before_exporting(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("args", [["--triton-backends", "openvino"], ["--triton-device", "cpu"]])
+def test_triton_options_without_a_repository_are_refused(tmp_path: Path, args: list[str]) -> None:
+    """Found by a review: both were silently ignored without --triton-repo (and refused with it, when unfillable)."""
+    r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
+                        "--config", "tiny", "--out", str(tmp_path / "b"), *args], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "give --triton-repo" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
 def test_doctor_require_exit_codes() -> None:
     r = _run("doctor", "--json", "--require", "tensorrt")
     rows = {x["name"]: x for x in json.loads(r.stdout)["rows"]}

@@ -117,6 +117,9 @@ def test_the_loop_trains_named_submodules_through_int8_and_returns_a_plain_model
         train(toy, cfg, steps=1, batch=1, qat=("embedd",))
     with pytest.raises(ModelError, match=r"--qat embed\.conv\.1 holds no layer INT8 quantizes"):  # a ReLU
         train(toy, cfg, steps=1, batch=1, qat=("embed.conv.1",))
+    # a frozen layer learns no scale: the record said qat while its scales were {} (found by a review)
+    with pytest.raises(ModelError, match=r"--qat embed and --freeze embed overlap"):
+        train(toy, cfg, steps=1, batch=1, init_state=init, freeze=("embed",), qat=("embed",))
 
 
 def test_the_recorded_command_keeps_qat() -> None:
