@@ -89,9 +89,9 @@ def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeErro
 
     p = Path(path)
     text = os.fspath(path)
-    if text.endswith(("/", os.sep)) or (os.altsep is not None and text.endswith(os.altsep)):
-        # a name ending in a separator names a folder: Path() drops the slash, and the write made a file of it
-        raise (error or DataError)(f"{text}: names a folder (it ends in '/'); {option} needs a file name")
+    ends = next((c for c in ("/", os.sep, os.altsep) if c and text.endswith(c)), None)
+    if ends is not None:  # a name ending in a separator names a folder: Path() drops it, and the write made a file
+        raise (error or DataError)(f"{text}: names a folder (it ends in '{ends}'); {option} needs a file name")
     if p.is_dir():
         raise (error or DataError)(f"{p}: is a folder; {option} needs a file name")
     if p.exists() and not p.is_file():

@@ -250,6 +250,11 @@ def test_an_edited_camera_input_record_names_the_manifest(tiny_bundle: Path, tmp
                                           r"differs from what model 'lane' makes of the bundle's config in mean"):
         edge.load_program(b, "onnxruntime", preprocess="engine")
     edge.load_program(b, "onnxruntime", preprocess="numpy").close()  # the numpy path reads the card, not the record
+    for bad in (5, True, {"graph": "encoder"}):  # not a list: 5 was a TypeError traceback from every edge run
+        m["preprocess"]["image_inputs"] = bad
+        (b / "manifest.json").write_text(json.dumps(m))
+        with pytest.raises(BundleError, match=r"manifest\.json: preprocess\.image_inputs: a list of records, got"):
+            edge.load_program(b, "onnxruntime", preprocess="numpy")
     good["preprocess"]["image_inputs"][0]["std"] = [0, 0, 0]
     (b / "manifest.json").write_text(json.dumps(good))
     with pytest.raises(BundleError, match=r"b/manifest\.json: preprocess\.image_inputs record of graph '\w+': needs"):

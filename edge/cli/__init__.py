@@ -6,8 +6,9 @@ from typing import Any
 
 
 def console(stderr: bool = False) -> Any:
-    """A rich Console; when the output is not a terminal (a log, a pipe) tables get 160 columns, not 80."""
+    """A rich Console; when the output is not a terminal (a log, a pipe) tables get 160 columns, not 80, and a
+    line printed is not wrapped (a one-line note or warning stays one line in a log, whatever its length)."""
     from rich.console import Console
 
     c = Console(stderr=stderr)
-    return c if c.is_terminal else Console(stderr=stderr, width=160)
+    return c if c.is_terminal else Console(stderr=stderr, width=160, soft_wrap=True)

@@ -169,9 +169,9 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
                 else:
                     print(trtexec_command(b, g, precision, profiles[g], workspace_mb))
         raise BackendUnavailable(f"backend '{backend}' is not available here: {why}")
-    from rich.console import Console
+    from edge.cli import console as make_console
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     results = []
     for g in graphs:
         with console.status(f"building the {precision} {backend} engine for graph '{g}'...") as status:

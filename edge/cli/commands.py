@@ -12,8 +12,11 @@ from edge.names import name_list as names
 def file_name(text: str) -> Path:
     """An output file's name as typed: one ending in '/' names a folder, and Path() would drop the slash (the write
     then made a file called after the folder)."""
-    if text.endswith(("/", "\\")):
-        raise typer.BadParameter(f"{text} names a folder (it ends in '/'); give a file name")
+    import os
+
+    ends = next((c for c in ("/", os.sep, os.altsep) if c and text.endswith(c)), None)
+    if ends is not None:  # a backslash is a separator only where the system says so (a file name on Linux)
+        raise typer.BadParameter(f"{text} names a folder (it ends in '{ends}'); give a file name")
     return Path(text)
 
 

@@ -30,8 +30,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
             max_frames: int, threads: int, display: bool, dump_points: Path | None, udp: str | None,
             sync_ms: float, live: bool | None, json_out: bool,
             command: str | None = None, preprocess: str = "auto") -> dict[str, Any]:
-    from rich.console import Console
-
+    from edge.cli import console as make_console
     from edge.stream.api import run
 
     if policy not in ("auto", "latest", "block"):
@@ -46,7 +45,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
         save = save or out / "overlay.mp4"
         jsonl = jsonl or out / f"{results_name(bundle)}.jsonl"
         stats = stats or out / "summary.json"
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if out is not None and out.is_dir():  # an earlier run's results another family named otherwise stay beside
         # this run's and read as its own (one family's results file beside another's): said, not deleted
         mine = {Path(p).name for p in (save, jsonl, stats) if p is not None}

@@ -65,9 +65,9 @@ def config_of(card: Any, ck: dict[str, Any], init: Path) -> str:
 def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
               eval_clips: int, init: Path | None, json_out: bool, *, device: str = "cpu", workers: int = 0,
               time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> None:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from edge.cli import console as make_console
     from edge.files import atomic_write_text
     from edge.models import get_card
 
@@ -134,7 +134,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
 
     import torch  # noqa: F401  (before the progress bar: without torch it drew "0/2 loss nan" above the error)
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     init_state = None
     init_partial = False
     if init is not None:

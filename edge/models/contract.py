@@ -212,7 +212,11 @@ def recorded_image_inputs(manifest: Mapping[str, Any], graphs: Any, where: str =
                           ) -> tuple[dict[str, ImageInput], int]:
     """(graph -> its recorded ``ImageInput``, for the ``graphs`` given; how many the manifest records in all):
     what ``edge run`` and ``edge build`` read from ``manifest.preprocess.image_inputs``."""
-    records = (manifest.get("preprocess") or {}).get("image_inputs") or []
+    pre = manifest.get("preprocess") or {}
+    records = pre.get("image_inputs") if isinstance(pre, Mapping) else None
+    records = records or []
+    if not isinstance(records, list):  # a hand-edited manifest: 5 was a TypeError traceback
+        raise BundleError(f"{where}: preprocess.image_inputs: a list of records, got {type(records).__name__}")
     try:
         mine = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in graphs}
     except ModelError as e:  # a hand-edited manifest: say which file

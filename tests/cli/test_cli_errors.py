@@ -398,8 +398,11 @@ def test_bench_out_inside_the_bundle(good_bundle: Path, work: Path) -> None:
 def test_an_output_name_ending_in_a_slash_is_a_folder(good_bundle: Path, work: Path, option: str) -> None:
     """Found by a review: `--stats rd2/` wrote a file called rd2 (Path() drops the slash)."""
     r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", option, "out/", cwd=work)
-    assert_one_line_error(r, "out/ names a folder")
+    assert_one_line_error(r, "out/ names a folder (it ends in '/')")
     assert listing(work) == []
+    if os.sep == "/":  # a backslash is a file name's character here, not a folder's end
+        r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", option, "d\\", cwd=work)
+        assert r.returncode == 0 and listing(work) == ["d\\"], r.stderr
 
 
 def test_train_out_that_is_not_a_regular_file(work: Path) -> None:
