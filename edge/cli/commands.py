@@ -165,7 +165,8 @@ def run(
                                    "(0 = all; frames dropped by --policy latest count)."),
     threads: int = typer.Option(0, "--threads", min=0, max=1024, help="Intra-op threads (0 = backend default)."),
     display: bool = typer.Option(False, "--display", help="Show a live window (needs a display)."),
-    dump_points: Path = typer.Option(None, "--dump-points", help="Folder for each LiDAR rotation as .npy."),
+    dump_points: Path = typer.Option(None, "--dump-points", help="Folder for each LiDAR rotation paired with a "
+                                     "frame (and the model's own output cloud) as .npy."),
     udp: str = typer.Option(None, "--udp", help="Publish each result as a JSON datagram to HOST:PORT."),
     sync_ms: float = typer.Option(50.0, "--sync-ms", min=0.0, help="Camera-LiDAR match tolerance in ms."),
     live: bool = typer.Option(None, "--live/--no-live", help="Live stats line (default: when stderr is a tty)."),

@@ -50,11 +50,18 @@ def load_sensor_info(meta: str | Path) -> Any:
         raise DataError(f"{path}: {path.stat().st_size} bytes is not Ouster metadata (limit {MAX_METADATA_BYTES})")
     try:
         text = path.read_text(encoding="utf-8")
-        json.loads(text)
+        doc = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
         why = "nested too deeply" if isinstance(e, RecursionError) else first_line(e)
         raise DataError(f"{path}: Ouster metadata is not JSON ({why})") from None
     from ouster.sdk import core
+
+    fmt = doc.get("data_format") if isinstance(doc, dict) else None
+    profile = fmt.get("udp_profile_lidar") if isinstance(fmt, dict) else None
+    known = [n for n in dir(core.UDPProfileLidar) if n.isupper() and n != "UNKNOWN"]
+    if profile is not None and profile not in known:  # the SDK reads an unknown one as LEGACY, without a word
+        raise DataError(f"{path}: data_format.udp_profile_lidar {str(profile)[:40]!r} is not an Ouster lidar packet "
+                        f"profile ({', '.join(known[:6])}, ...)")
 
     try:
         info = core.SensorInfo(text)

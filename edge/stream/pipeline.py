@@ -204,7 +204,8 @@ class Pipeline:
         opened_sinks: list[Any] = []
         try:
             for src in self.sources:
-                src.stop_asked = lambda: self._interrupted  # type: ignore[method-assign]
+                # interrupted, or the run is over (a quiet UDP source ends its thread then, not at exit)
+                src.stop_asked = lambda: self._interrupted or self._stop.is_set()  # type: ignore[method-assign]
                 src.open()
                 opened_src.append(src)
             for sink in self.sinks:

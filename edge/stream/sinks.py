@@ -224,7 +224,7 @@ class PointDumpSink(Sink):
         this run's: a second, shorter run left the first one's later frames beside its own)."""
         if self.results and not self.clouds:  # an option that did nothing, said (a camera-only run)
             return (f"--dump-points {self.folder}: no point cloud in this run's {self.results} result(s) (no LiDAR "
-                    "source, and the model gives none); nothing written")
+                    "rotation was paired with a frame, and the model gives none); nothing written")
         left = sorted(self._earlier - {f.name for f in self._written})
         if not left:
             return None

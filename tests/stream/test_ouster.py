@@ -135,6 +135,11 @@ def test_metadata_formats_and_errors(real_data: Path, tmp_path: Path) -> None:
     assert "\n" not in str(e.value)
     with pytest.raises(DataError, match=r"velodyne_vlp16\.pcap: Ouster metadata is not JSON"):
         OusterSource(d / f"{NAMES[0]}.pcap", meta=real_data / "lidar/velodyne/velodyne_vlp16.pcap")
+    m = json.loads((d / f"{NAMES[0]}.json").read_text())  # an unknown packet profile was read as LEGACY, unsaid
+    m["data_format"]["udp_profile_lidar"] = "BOGUS"
+    partial.write_text(json.dumps(m))
+    with pytest.raises(DataError, match=r"partial\.json: data_format\.udp_profile_lidar 'BOGUS' is not an Ouster"):
+        load_sensor_info(partial)
 
 
 def test_ouster_specs(real_data: Path) -> None:

@@ -156,7 +156,7 @@ class PacketLidarSource(Source):
     def _iter_udp(self) -> Iterator[Frame]:
         rx, dec = self._rx, self.decoder
         assert rx is not None
-        for item in rx.datagrams(silence_s=self.silence_s, stalled=self.stalled):
+        for item in rx.datagrams(silence_s=self.silence_s, stalled=self.stalled, stopping=self.stop_asked):
             if item is None:  # quiet: the sensor stopped mid-rotation; hand over what we have
                 out = dec.finish()
                 if out is not None:

@@ -105,18 +105,23 @@ class UdpReceiver:
         return t_ns, bytes(self._buf[:n])
 
     def datagrams(self, *, silence_s: float, stalled: Callable[[], bool] = lambda: False,
-                  idle_s: float = 0.3) -> Iterator[tuple[int, bytes] | None]:
+                  idle_s: float = 0.3, stopping: Callable[[], bool] = lambda: False
+                  ) -> Iterator[tuple[int, bytes] | None]:
         """Datagrams until the stream is lost, with ``None`` once per quiet spell of ``idle_s`` (sources
         flush a partial rotation then, as a file source does at its end).
 
         Raises :class:`SourceLost` after ``silence_s`` without a datagram of the right size, or within
         ``timeout_s`` of ``stalled()`` saying the watchdog asked for a reconnect (checked while packets
-        flow too: a stream of packets that never completes a frame is stalled as well).
+        flow too: a stream of packets that never completes a frame is stalled as well). Ends within ``timeout_s``
+        of ``stopping()`` (the run is over): a quiet socket kept its thread, and the decoder it holds, alive
+        past the run's end (a daemon thread at exit: nanobind's "leaked instances" dump under the summary).
         """
         last = checked = time.monotonic()
         idled = False
         while True:
             got = self.recv()
+            if stopping():
+                return
             now = time.monotonic()
             if now - checked >= self.timeout_s:  # also while packets flow but no frame comes out
                 checked = now
