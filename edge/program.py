@@ -537,13 +537,18 @@ def iter_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
                  ) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]]:
     """Each sample through the program (reset first), in turn: (record, frames, outputs) of its last step. One at
     a time, so a reader's lazily loaded samples (:class:`edge.models.contract.LazySamples`) are let go in turn."""
+    from edge.models.contract import family_code, record_and_payload
+
     cfg = program.cfg
     for sample in samples:
         program.reset()
         res: dict[str, np.ndarray] = {}
         for frames in sample:
-            res = program.step(program.preprocess(card, frames))
-        rec, _ = card.postprocess(res, sample[-1], cfg)
+            feeds = program.preprocess(card, frames)
+            with family_code(card.name, f"program '{program.spec.name}'"):
+                res = program.step(feeds)
+        with family_code(card.name, "postprocess"):
+            rec, _ = record_and_payload(card.name, card.postprocess(res, sample[-1], cfg))
         yield rec, sample[-1], res
 
 
@@ -556,13 +561,19 @@ def run_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
 def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample]) -> dict[str, Any]:
     """The card's metric of ``program`` on labelled samples: ``{"value": ..., ...}``. Only each sample's metric item
     is kept, not its frames."""
+    from edge.models.contract import family_code
+
     if card.metric is None:
         raise ModelError(f"model '{card.name}' declares no metric")
-    items = [card.metric.item(rec, frames, program.cfg) for rec, frames, _ in iter_samples(program, card, samples)]
+    items = []
+    for rec, frames, _ in iter_samples(program, card, samples):
+        with family_code(card.name, f"metric '{card.metric.name}' item"):
+            items.append(card.metric.item(rec, frames, program.cfg))
     items = [it for it in items if it is not None]
     if not items:
         raise ModelError(f"model '{card.name}': none of the {len(samples)} samples carries a label")
-    return card.metric.score(items)
+    with family_code(card.name, f"metric '{card.metric.name}' reduce"):
+        return card.metric.score(items)
 
 
 def torch_program(card: ModelCard, model: Any, cfg: Config, spec: ProgramSpec | None = None) -> Program:

@@ -78,6 +78,7 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
               threads: int = 0, programs: list[str] | None = None, say: Any = lambda _m: None) -> dict[str, Any]:
     """Benchmark a bundle; returns the report dict (what ``--json`` prints)."""
     from edge.bench.machine import gemm_peak_gflops, int8_gemm_peak_gops, int8_support, machine
+    from edge.models.contract import family_code
     from edge.program import card_for_bundle, load_program
     from edge.runtimes import require
 
@@ -110,8 +111,9 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
         # made as this program takes them: only the feeds its graphs and host stages read
         feeds = sample if card is None else [prog.preprocess(card, frames) for frames in sample]
         prog.reset()
-        for f in feeds:
-            prog.step(f)
+        with family_code(card.name if card is not None else b.model_name, f"program '{spec.name}'"):
+            for f in feeds:  # a family's runner that raises is one line here, not a traceback in the timing
+                prog.step(f)
         prog.calls.clear()
         prog.step(feeds[-1])
         step_macs = sum(macs.get(g, 0) * n for g, n in prog.calls.items())

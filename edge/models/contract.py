@@ -208,6 +208,28 @@ class ImageInput:
                              "mean and std (3 numbers each, std > 0)") from None
 
 
+@contextmanager
+def family_code(family: str, part: str) -> Iterator[None]:
+    """A family's own code (its runner, postprocess, metric, draw) that raises is one ModelError naming the family
+    and the part (the exception chained for the API): a user's family with a bug in its postprocess gave ``edge
+    val``, ``edge bench`` and the INT8 gate a traceback, and ``edge run`` "postprocess failed" for its draw.
+    Our own errors (EdgeError) pass as they are."""
+    try:
+        yield
+    except EdgeError:
+        raise
+    except Exception as e:
+        raise ModelError(f"model '{family}': {part} raised {type(e).__name__}: {first_line(e)}") from e
+
+
+def record_and_payload(family: str, out: Any) -> tuple[dict[str, Any], Any]:
+    """A card's ``postprocess`` result, checked: ``(record dict, payload)``."""
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], dict)):
+        got = f"a {len(out)}-tuple" if isinstance(out, tuple) else f"a {type(out).__name__}"
+        raise ModelError(f"model '{family}': postprocess must return (record dict, payload), got {got}")
+    return out
+
+
 def recorded_image_inputs(manifest: Mapping[str, Any], graphs: Any, where: str = "manifest.json"
                           ) -> tuple[dict[str, ImageInput], int]:
     """(graph -> its recorded ``ImageInput``, for the ``graphs`` given; how many the manifest records in all):

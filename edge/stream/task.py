@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.data.frame import Frame
-from edge.errors import BundleError, DataError
+from edge.errors import BundleError, DataError, ModelError
 
 
 @dataclass
@@ -93,14 +93,20 @@ class FamilyTask:
         self.program.prepare(sizes.values())
 
     def postprocess(self, out: dict[str, np.ndarray], frames: Mapping[str, Frame]) -> tuple[dict[str, Any], Any]:
-        rec, payload = self.card.postprocess(out, frames, self.cfg)
+        from edge.models.contract import family_code, record_and_payload
+
+        with family_code(self.name, "postprocess"):
+            rec, payload = record_and_payload(self.name, self.card.postprocess(out, frames, self.cfg))
         self._score(rec, frames)
         return rec, payload
 
     def _score(self, rec: dict[str, Any], frames: Mapping[str, Frame]) -> None:
         """Keep what the card's metric takes from a labelled frame set's record."""
+        from edge.models.contract import family_code
+
         if self.card.metric is not None:
-            item = self.card.metric.item(rec, frames, self.cfg)
+            with family_code(self.name, f"metric '{self.card.metric.name}' item"):
+                item = self.card.metric.item(rec, frames, self.cfg)
             if item is not None:
                 self._items.append(item)
 
@@ -116,13 +122,24 @@ class FamilyTask:
         one (one vectorised decode for all), else one by one; the metric sees each record as before."""
         if self.card.postprocess_many is None or len(outs) < 2:
             return [self.postprocess(o, f) for o, f in zip(outs, frames, strict=True)]
-        results = self.card.postprocess_many(outs, frames, self.cfg)
+        from edge.models.contract import family_code, record_and_payload
+
+        with family_code(self.name, "postprocess_many"):
+            results = [record_and_payload(self.name, r) for r in self.card.postprocess_many(outs, frames, self.cfg)]
         for (rec, _), f in zip(results, frames, strict=True):
             self._score(rec, f)
         return results
 
     def draw(self, result: Result) -> np.ndarray | None:
-        return self.card.draw(result.payload, result.frames, self.cfg)
+        from edge.data.frame import is_image
+        from edge.models.contract import family_code
+
+        with family_code(self.name, "draw"):
+            img = self.card.draw(result.payload, result.frames, self.cfg)
+        if img is not None and not is_image(img):  # OpenCV's putText assertion on our overlay said "postprocess"
+            raise ModelError(f"model '{self.name}': draw must return a uint8 HxWx3 BGR image or None, got "
+                             f"{getattr(img, 'dtype', type(img).__name__)} {tuple(getattr(img, 'shape', ()))}")
+        return img
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self.name, "backend": self.backend, "precision": self.precision,

@@ -630,3 +630,48 @@ def test_feeds_wanted_says_which_graphs_the_feeds_are_for() -> None:
     with pytest.raises(RuntimeError), feeds_for(("a",)):
         raise RuntimeError
     assert feeds_wanted("match")  # reset after an error too
+
+
+def test_a_users_family_code_that_raises_is_one_line_naming_the_part(toyfam: Any, registered: list[str],
+                                                                     tmp_path: Path) -> None:
+    """Found by a review: a family whose runner, postprocess or metric item raised gave `edge val`, `edge bench`, the
+    INT8 gate and `edge train`'s scoring a traceback; `edge run` said "postprocess failed" for its draw. Each is one
+    ModelError naming the family and the part now (the exception chained), wherever it runs."""
+    from edge.export.api import export_card
+    from edge.program import evaluate, load_program
+    from edge.stream.task import FamilyTask, Result
+
+    card = toyfam.card()
+    bundle, _ = export_card(_variant(toyfam, "toyok").name, tmp_path / "b", config="tiny")
+    registered.append("toyok")
+    samples = card.data.samples(card.config("tiny"), "evaluation", 2, 0)
+
+    def score(variant: ModelCard) -> None:
+        with load_program(bundle, "onnxruntime") as prog:
+            evaluate(prog, variant, samples)
+
+    class Broken(toyfam.Runner):
+        def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            raise RuntimeError("exploded")
+
+    for changes, needle in (
+            ({"postprocess": lambda out, frames, cfg: {"a": 1}},
+             r"model 'toyok': postprocess must return \(record dict, payload\), got a dict"),
+            ({"postprocess": lambda out, frames, cfg: 1 / 0}, r"model 'toyok': postprocess raised ZeroDivisionError"),
+            ({"metric": dataclasses.replace(card.metric, item=lambda rec, frames, cfg: rec["klass"])},
+             r"model 'toyok': metric 'colour accuracy' item raised KeyError: 'klass'")):
+        with pytest.raises(ModelError, match=needle) as e:
+            score(dataclasses.replace(card, name="toyok", **changes))
+        assert "\n" not in str(e.value) and (e.value.__cause__ is not None or "must return" in needle)
+    with load_program(bundle, "onnxruntime") as prog:
+        prog.runner = Broken(prog.runtimes, prog.cfg)
+        with pytest.raises(ModelError, match=r"model 'toyok': program 'main' raised RuntimeError: exploded"):
+            evaluate(prog, dataclasses.replace(card, name="toyok"), samples)
+    task = FamilyTask(bundle, card=dataclasses.replace(card, name="toyok", draw=lambda p, f, c: np.zeros((4, 4),
+                                                                                                       np.float32)))
+    try:
+        with pytest.raises(ModelError, match=r"model 'toyok': draw must return a uint8 HxWx3 BGR image or None, got "
+                                             r"float32 \(4, 4\)"):
+            task.draw(Result(0, {}, {}, None))
+    finally:
+        task.close()
