@@ -56,12 +56,14 @@ def load_sensor_info(meta: str | Path) -> Any:
         raise DataError(f"{path}: Ouster metadata is not JSON ({why})") from None
     from ouster.sdk import core
 
-    fmt = doc.get("data_format") if isinstance(doc, dict) else None
-    profile = fmt.get("udp_profile_lidar") if isinstance(fmt, dict) else None
     known = [n for n in dir(core.UDPProfileLidar) if n.isupper() and n != "UNKNOWN"]
-    if profile is not None and profile not in known:  # the SDK reads an unknown one as LEGACY, without a word
-        raise DataError(f"{path}: data_format.udp_profile_lidar {str(profile)[:40]!r} is not an Ouster lidar packet "
-                        f"profile ({', '.join(known[:6])}, ...)")
+    # the flat layout (data_format) and the nested one the SDK writes (config_params, lidar_data_format)
+    for section in ("data_format", "config_params", "lidar_data_format"):
+        part = doc.get(section) if isinstance(doc, dict) else None
+        profile = part.get("udp_profile_lidar") if isinstance(part, dict) else None
+        if profile is not None and profile not in known:  # the SDK reads an unknown one as LEGACY, without a word
+            raise DataError(f"{path}: {section}.udp_profile_lidar {str(profile)[:40]!r} is not an Ouster lidar "
+                            f"packet profile ({', '.join(known[:6])}, ...)")
 
     try:
         info = core.SensorInfo(text)

@@ -216,7 +216,7 @@ def family_code(family: str, part: str) -> Iterator[None]:
     Our own errors (EdgeError) pass as they are."""
     try:
         yield
-    except EdgeError:
+    except (EdgeError, ImportError, OSError):  # ours; a missing extra (the CLI says which pip line); the machine's
         raise
     except Exception as e:
         raise ModelError(f"model '{family}': {part} raised {type(e).__name__}: {first_line(e)}") from e

@@ -134,6 +134,11 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         card = card_for_bundle(bundle)
     sources = [open_source(source, realtime=realtime, max_frames=max_frames, card=card)]
     if lidar:
+        from edge.errors import DataError
+        from edge.stream.sources.base import POINT_SENSOR
+
+        if POINT_SENSOR in sources[0].sensors:  # it said "two sources deliver the same sensor", naming neither option
+            raise DataError(f"--lidar: --source {source} already gives the LiDAR ({POINT_SENSOR}); drop --lidar")
         sources.append(lidar_spec_source(lidar, realtime=realtime))
     if card is not None:
         bind_sensors(sources, card.sensors, f"model '{card.name}'")

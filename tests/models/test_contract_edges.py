@@ -663,6 +663,11 @@ def test_a_users_family_code_that_raises_is_one_line_naming_the_part(toyfam: Any
         with pytest.raises(ModelError, match=needle) as e:
             score(dataclasses.replace(card, name="toyok", **changes))
         assert "\n" not in str(e.value) and (e.value.__cause__ is not None or "must return" in needle)
+    from edge.models.contract import family_code
+
+    # a missing extra stays itself: the CLI names the pip line for it
+    with pytest.raises(ModuleNotFoundError), family_code("toyok", "postprocess"):
+        import edge_no_such_module  # type: ignore[import-not-found]  # noqa: F401
     with load_program(bundle, "onnxruntime") as prog:
         prog.runner = Broken(prog.runtimes, prog.cfg)
         with pytest.raises(ModelError, match=r"model 'toyok': program 'main' raised RuntimeError: exploded"):

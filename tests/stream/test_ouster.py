@@ -140,6 +140,12 @@ def test_metadata_formats_and_errors(real_data: Path, tmp_path: Path) -> None:
     partial.write_text(json.dumps(m))
     with pytest.raises(DataError, match=r"partial\.json: data_format\.udp_profile_lidar 'BOGUS' is not an Ouster"):
         load_sensor_info(partial)
+    nested = json.loads(new.to_json_string())  # the layout the SDK itself writes: checked the same way
+    nested["lidar_data_format"]["udp_profile_lidar"] = "RNG99_BOGUS"
+    nested.get("config_params", {}).pop("udp_profile_lidar", None)
+    partial.write_text(json.dumps(nested))
+    with pytest.raises(DataError, match=r"lidar_data_format\.udp_profile_lidar 'RNG99_BOGUS' is not an Ouster"):
+        load_sensor_info(partial)
 
 
 def test_ouster_specs(real_data: Path) -> None:

@@ -110,3 +110,14 @@ def test_point_dump_of_a_camera_only_run_is_not_claimed(tiny_bundle: Path, tmp_p
     # and it says so: the option did nothing (a review found it silently ignored)
     said = "no point cloud in this run's 2 result(s) (no LiDAR rotation was paired"
     assert any(said in n for n in summary.get("notes", [])), summary
+
+
+def test_lidar_beside_a_source_that_gives_one_names_the_option(tiny_bundle: Path, real_data: Path,
+                                                                tmp_path: Path) -> None:
+    """`kitti:` with `--lidar` said "two sources deliver the same sensor (camera, lidar, lidar); give each its own
+    name", which a user cannot do for --lidar (a review)."""
+    kitti = real_data / "kitti" / "object" / "training"
+    pcap = real_data / "lidar" / "velodyne" / "velodyne_vlp16.pcap"
+    r = _cli(str(tiny_bundle), "--source", f"kitti:{kitti}", "--lidar", str(pcap), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--lidar: --source kitti:" in r.stderr and "drop --lidar" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
