@@ -49,7 +49,11 @@ def data_specs(value: Any, option: str, error: type[EdgeError] = DataError) -> l
     if not isinstance(value, list | tuple) or not value or not all(isinstance(d, str | os.PathLike) for d in value):
         raise error(f"{option}: a data spec (synthetic[:N] or a path, with ,key=value options; what edge val --data "
                     f"takes) or a list of them, got {value!r:.80}")
-    return [os.fspath(d) for d in value]
+    out = [os.fspath(d) for d in value]
+    twice = next((d for i, d in enumerate(out) if d in out[:i]), None)
+    if twice is not None:  # its samples were scored twice, counted as more data
+        raise error(f"{option} {twice}: given twice")
+    return out
 
 
 def labelled_sets(card: Any, cfg: dict[str, Any], specs: list[str], option: str = "--data"

@@ -66,10 +66,11 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
         if out is not None:
             console.print(f"wrote {out}", highlight=False)
     if over:
-        worst = max(over, key=lambda r: r["drop"])
+        worst = sorted(over, key=lambda r: -r["drop"])  # every one named: a log that keeps stderr lost the others
         make_console(stderr=True).print(
-            f"{len(over)} configuration(s) drop more than --max-drop {max_drop}: {worst['config']} by "
-            f"{worst['drop']:.2f}{report['unit']}", highlight=False)
+            f"{len(over)} configuration(s) drop more than --max-drop {max_drop}: "
+            + ", ".join(f"{r['config']} by {r['drop']:.2f}{report['unit']}" for r in worst), highlight=False,
+            soft_wrap=True)
         raise typer.Exit(1)
 
 

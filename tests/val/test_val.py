@@ -382,3 +382,22 @@ def test_an_option_given_twice_is_refused(real_data: Path) -> None:
     with pytest.raises(DataError, match=r"bad spec 'synthetic:2,seed=1,seed=2': seed= given twice"):
         open_source("synthetic:2,seed=1,seed=2")
     assert spec_options("a.mp4,fps=5") == ("a.mp4", {"fps": "5"})
+
+
+def test_a_frame_or_a_spec_given_twice_is_refused(tmp_path: Path, real_data: Path) -> None:
+    """Found by a review: a label file repeating a raw_file, or one spec given twice, scored those frames twice (the
+    count and the accuracy moved without a word); a label file with a byte-order mark was invalid JSON."""
+    from edge.val import data_specs
+
+    card, cfg = _card("lane"), _card("lane").config("tiny")
+    labels = real_data / LANENET
+    lines = [x for x in labels.read_text().splitlines() if x.strip()]
+    dup = tmp_path / "dup.json"
+    dup.write_text("\n".join([*lines, lines[0]]))
+    with pytest.raises(DataError, match=r"dup\.json: raw_file '.*' is listed twice \(entries 1 and 7\)"):
+        labelled_samples(card, cfg, f"{dup},images={labels.parent}")
+    with pytest.raises(DataError, match=r"--data .*: given twice"):
+        data_specs([str(labels), str(labels)], "--data")
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())
+    assert len(labelled_samples(card, cfg, f"{bom},images={labels.parent}")[0]) == len(lines)

@@ -124,8 +124,13 @@ def tusimple_lazy(gt_path: str | os.PathLike[str], image_root: str | os.PathLike
     gts = read_tusimple(gt_path)
     root = os.path.abspath(image_root)
     real_root = os.path.realpath(root)
-    paths = []
-    for gt in gts:
+    paths: list[str] = []
+    first: dict[str, int] = {}
+    for k, gt in enumerate(gts):
+        if gt.raw_file in first:  # scored (or calibrated on) twice, the count and the accuracy moved without a word
+            raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} is listed twice (entries {first[gt.raw_file] + 1} "
+                            f"and {k + 1}); each frame once")
+        first[gt.raw_file] = k
         path = os.path.normpath(os.path.join(root, gt.raw_file))  # an absolute raw_file stays itself
         real = os.path.realpath(path)
         # under the folder as written (a symlinked image folder inside it) or as resolved (the folder reached

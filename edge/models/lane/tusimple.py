@@ -151,6 +151,8 @@ def read_tusimple(path: str | os.PathLike[str]) -> list[TuSimpleSample]:
         data = p.read_bytes()
     except OSError as e:
         raise DataError(f"{p}: cannot read ({e.strerror or e})") from None
+    if data.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (a Windows editor's save), read as a rig file's is
+        data = data[3:]
     samples: list[TuSimpleSample] = []
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         try:
