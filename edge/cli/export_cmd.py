@@ -90,9 +90,19 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     if calib != "synthetic" and not int8:
         console.print(f"[yellow]warning:[/] --calib {escape(calib)} is read by --precision int8 only; this export "
                       "does not use it", highlight=False)
-    if eval_data and not [p for p in precisions or [] if p != "fp32"]:
+    gated = [p for p in precisions or [] if p != "fp32"]
+    if eval_data and not gated:
         console.print("[yellow]warning:[/] --eval-data is what the gates of fp16 / int8 score on; this export has "
                       "none", highlight=False)
+    # options of the INT8 calibration or of the reduced precisions' gate, given to an export that has none: said,
+    # as --calib is (a budget a user believed enforced passed silently)
+    unused = [flag for flag, given, needs in (
+        ("--max-drop", max_drop is not None, gated), ("--eval-size", eval_size is not None, gated),
+        ("--score-every-program", score_every, gated), ("--calib-size", calib_size != 32, int8),
+        ("--calib-method", calib_method != "minmax", int8)) if given and not needs]
+    if unused:
+        console.print(f"[yellow]warning:[/] {', '.join(unused)}: read by the gates of --precision fp16 / int8 "
+                      "(calibration: int8 only); this export does not use them", highlight=False)
     with console.status(f"exporting {model} to ONNX and checking parity against PyTorch...") as status:
 
         def progress(msg: str) -> None:

@@ -591,6 +591,9 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     if checkpoint is not None:
         if not isinstance(checkpoint, str | os.PathLike):
             raise ExportError(f"checkpoint: a checkpoint file's path, got {type(checkpoint).__name__}")
+        if ckpt_path is not None:  # the one named as the model was dropped for this one without a word
+            raise ExportError(f"a checkpoint is given twice ({ckpt_path} as the model and --checkpoint {checkpoint}); "
+                              "give one")
         ckpt_path = Path(checkpoint)
     if ckpt_path is None and card.checkpoint_for(config) is not None:
         ckpt_path = card.checkpoint_for(config)

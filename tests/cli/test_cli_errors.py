@@ -415,3 +415,17 @@ def test_train_out_that_is_not_a_regular_file(work: Path) -> None:
             "--out", work / "pipe", cwd=work)
     assert_one_line_error(r, "pipe", "is not a regular file")
     assert listing(work) == ["pipe"] and (work / "pipe").is_fifo()
+
+
+def test_a_checkpoint_given_twice_and_gate_options_without_a_gate(good_bundle: Path, work: Path) -> None:
+    """Found by a review: a checkpoint named as the model beside --checkpoint was dropped without a word (the bundle
+    held the other one), and --max-drop / --calib-size given to an fp32-only export were ignored silently."""
+    ck = good_bundle / "weights.pt"
+    r = cli(EXPORT, ck, "--checkpoint", ck, "--out", work / "b", cwd=work)
+    assert_one_line_error(r, "a checkpoint is given twice")
+    assert listing(work) == []
+    r = cli(EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", work / "b", "--max-drop", "5%",
+            "--calib-size", "5", cwd=work)
+    assert r.returncode == 0, r.stderr
+    said = " ".join((r.stdout + r.stderr).split())  # the export's table and warnings go to stdout without --json
+    assert "warning: --max-drop, --calib-size: read by the gates of --precision fp16 / int8" in said, said
