@@ -81,6 +81,12 @@ def fsync_file(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def folder_end(text: str) -> str | None:
+    """The separator a name ends in (a name typed as a folder's), or None; a backslash only where the system takes
+    it for one (a file name's character on Linux). Path() drops it, so a check of the name must see it as typed."""
+    return next((c for c in ("/", os.sep, os.altsep) if c and text.endswith(c)), None)
+
+
 def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeError] | None = None) -> None:
     """Refuse an output file name that is an existing folder, or a device, pipe or socket (the write
     renames a complete file onto the name: it would replace the node, and a reader on a pipe would
@@ -89,7 +95,7 @@ def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeErro
 
     p = Path(path)
     text = os.fspath(path)
-    ends = next((c for c in ("/", os.sep, os.altsep) if c and text.endswith(c)), None)
+    ends = folder_end(text)
     if ends is not None:  # a name ending in a separator names a folder: Path() drops it, and the write made a file
         raise (error or DataError)(f"{text}: names a folder (it ends in '{ends}'); {option} needs a file name")
     if p.is_dir():

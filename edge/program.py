@@ -458,8 +458,10 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
     card = card_for_bundle(b)
     specs = bundle_programs(b, card)
     precision = precision or "fp32"
-    if precision not in ("fp32", "fp16", "int8"):  # "INT8" read as a precision the bundle lacks
-        raise BundleError(f"precision {precision!r}: use fp32, fp16 or int8")
+    from edge.manifest_schema import PRECISIONS
+
+    if precision not in PRECISIONS:  # "INT8" read as a precision the bundle lacks
+        raise BundleError(f"precision {precision!r}: use {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}")
     require(backend)
     if program is not None:
         specs = [p for p in specs if p.name == program]
@@ -537,7 +539,7 @@ def iter_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
                  ) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]]:
     """Each sample through the program (reset first), in turn: (record, frames, outputs) of its last step. One at
     a time, so a reader's lazily loaded samples (:class:`edge.models.contract.LazySamples`) are let go in turn."""
-    from edge.models.contract import family_code, record_and_payload
+    from edge.models.contract import family_code
 
     cfg = program.cfg
     for sample in samples:
@@ -547,8 +549,7 @@ def iter_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
             feeds = program.preprocess(card, frames)
             with family_code(card.name, f"program '{program.spec.name}'"):
                 res = program.step(feeds)
-        with family_code(card.name, "postprocess"):
-            rec, _ = record_and_payload(card.name, card.postprocess(res, sample[-1], cfg))
+        rec, _ = card.postprocessed(res, sample[-1], cfg)
         yield rec, sample[-1], res
 
 
@@ -565,10 +566,7 @@ def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample]) -> di
 
     if card.metric is None:
         raise ModelError(f"model '{card.name}' declares no metric")
-    items = []
-    for rec, frames, _ in iter_samples(program, card, samples):
-        with family_code(card.name, f"metric '{card.metric.name}' item"):
-            items.append(card.metric.item(rec, frames, program.cfg))
+    items = [card.metric_item(rec, frames, program.cfg) for rec, frames, _ in iter_samples(program, card, samples)]
     items = [it for it in items if it is not None]
     if not items:
         raise ModelError(f"model '{card.name}': none of the {len(samples)} samples carries a label")

@@ -12,10 +12,10 @@ from edge.names import name_list as names
 def file_name(text: str) -> Path:
     """An output file's name as typed: one ending in '/' names a folder, and Path() would drop the slash (the write
     then made a file called after the folder)."""
-    import os
+    from edge.files import folder_end
 
-    ends = next((c for c in ("/", os.sep, os.altsep) if c and text.endswith(c)), None)
-    if ends is not None:  # a backslash is a separator only where the system says so (a file name on Linux)
+    ends = folder_end(text)
+    if ends is not None:
         raise typer.BadParameter(f"{text} names a folder (it ends in '{ends}'); give a file name")
     return Path(text)
 

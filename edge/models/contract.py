@@ -526,6 +526,18 @@ class ModelCard:
             raise ModelError(f"model '{self.name}': building the model failed ({type(e).__name__}: "
                              f"{first_line(e)}){hint}") from None
 
+    def postprocessed(self, out: Mapping[str, np.ndarray], frames: Frames, cfg: Config) -> tuple[dict[str, Any], Any]:
+        """``postprocess(out, frames, cfg)``, checked as :meth:`make` checks ``build``: a failure of the family's own
+        code is one line naming the family (:func:`family_code`), a result that is not (record, payload) too."""
+        with family_code(self.name, "postprocess"):
+            return record_and_payload(self.name, self.postprocess(out, frames, cfg))
+
+    def metric_item(self, record: dict[str, Any], frames: Frames, cfg: Config) -> Any:
+        """``metric.item(record, frames, cfg)``, a failure of it one line naming the family and the metric."""
+        assert self.metric is not None
+        with family_code(self.name, f"metric '{self.metric.name}' item"):
+            return self.metric.item(record, frames, cfg)
+
     def config(self, name_or_cfg: str | Config | None = None) -> Config:
         """A copy of a named config (default: ``default_config``), or of a config dict as given."""
         if isinstance(name_or_cfg, dict):

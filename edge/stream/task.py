@@ -93,20 +93,14 @@ class FamilyTask:
         self.program.prepare(sizes.values())
 
     def postprocess(self, out: dict[str, np.ndarray], frames: Mapping[str, Frame]) -> tuple[dict[str, Any], Any]:
-        from edge.models.contract import family_code, record_and_payload
-
-        with family_code(self.name, "postprocess"):
-            rec, payload = record_and_payload(self.name, self.card.postprocess(out, frames, self.cfg))
+        rec, payload = self.card.postprocessed(out, frames, self.cfg)
         self._score(rec, frames)
         return rec, payload
 
     def _score(self, rec: dict[str, Any], frames: Mapping[str, Frame]) -> None:
         """Keep what the card's metric takes from a labelled frame set's record."""
-        from edge.models.contract import family_code
-
         if self.card.metric is not None:
-            with family_code(self.name, f"metric '{self.card.metric.name}' item"):
-                item = self.card.metric.item(rec, frames, self.cfg)
+            item = self.card.metric_item(rec, frames, self.cfg)
             if item is not None:
                 self._items.append(item)
 
