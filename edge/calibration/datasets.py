@@ -293,11 +293,10 @@ def from_labelled(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role:
     """``size`` of the samples the family's labelled-data reader gives for ``spec`` (shuffled with ``seed``), each
     through the card's preprocessing as a live frame set would go; the labels stay unread."""
     from edge.val import _split as split_spec
-    from edge.val import _synthetic, labelled_samples
+    from edge.val import labelled_samples
 
+    check_source(spec)  # edge val's synthetic[:N] is the held-out evaluation stream: never calibrate on it
     head = split_spec(spec)[0]
-    if _synthetic(head):  # edge val's synthetic[:N] is the held-out evaluation stream: never calibrate on it
-        raise DataError(f"--calib {spec}: synthetic takes no count or options here (--calib-size and --seed set them)")
     if card.data is None or card.data.labelled is None:
         raise DataError(f"{head}: unsupported calibration source for model '{card.name}', which reads no labelled "
                         "data of its own (use synthetic, a folder of images, a video or .npz/.npy)")
