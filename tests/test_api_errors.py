@@ -259,6 +259,16 @@ def test_an_edited_camera_input_record_names_the_manifest(tiny_bundle: Path, tmp
     (b / "manifest.json").write_text(json.dumps(good))
     with pytest.raises(BundleError, match=r"b/manifest\.json: preprocess\.image_inputs record of graph '\w+': needs"):
         edge.load_program(b, "onnxruntime", preprocess="engine")
+    # a review: the graph's input renamed in graphs.<g>.inputs (not in the record) said "image input 'frame' is not
+    # an input of this graph (fr\u00e4me\u202e)", naming no file and printing the control character as is
+    renamed = json.loads((tiny_bundle / "manifest.json").read_text())
+    rec = renamed["preprocess"]["image_inputs"][0]
+    g = rec["graph"]
+    renamed["graphs"][g]["inputs"][0]["name"] = "fr\u00e4me\u202e"
+    (b / "manifest.json").write_text(json.dumps(renamed))
+    with pytest.raises(BundleError, match=r"b/manifest\.json: preprocess\.image_inputs names input '\w+' of graph "
+                                          r"'\w+', which graphs\.\w+\.inputs does not have \('fr\u00e4me\\u202e'\)"):
+        edge.load_program(b, "onnxruntime", preprocess="engine")
 
 
 def test_export_leaves_the_module_in_its_mode_and_names_a_fixed_batch(tmp_path: Path) -> None:

@@ -89,15 +89,29 @@ def _caller_signals_back() -> Iterator[Any]:
                 signal.signal(s, h)
 
 
+#: a source that spent this share of the run's wall time producing frames is named in the summary line
+BUSY_SHARE = 0.25
+
+
 def _rates(summary: dict[str, Any]) -> str:
     """What bounds the loop's rate: the model alone (1 / infer p50), and a source when it is the slower one
-    (a source slower than 1.25x the loop's rate is what the loop waited for)."""
+    (a source slower than 1.25x the loop's rate is what the loop waited for). A source fast at its median and
+    busy for a quarter of the run or more (synthetic frames rendered ahead up to a cap, then in the loop) is
+    named too, with its rate past the frames made ahead when it reports one."""
     inf = summary["stages"]["infer"]["p50_ms"]
     parts = [f"the model alone {1e3 / inf:.1f} fps"] if inf > 0 else []
+    wall = summary.get("wall_s") or 0.0
     for name, st in summary.get("sources", {}).items():
         fps = st.get("produce_fps")
         if fps and fps < 1.25 * summary["fps"]:
             parts.append(f"source {name} {fps:.1f} fps")
+        elif wall > 0 and (st.get("produce_s") or 0.0) >= BUSY_SHARE * wall:
+            share = f"busy {st['produce_s'] / wall:.0%} of the run"
+            if st.get("live_fps") and st.get("prerendered"):
+                parts.append(f"source {name} {st['live_fps']:.1f} fps past its {st['prerendered']} frames "
+                             f"rendered ahead ({share})")
+            else:
+                parts.append(f"source {name} {share}")
     return "; " + ", ".join(parts) if parts else ""
 
 

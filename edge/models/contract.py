@@ -243,6 +243,15 @@ def recorded_image_inputs(manifest: Mapping[str, Any], graphs: Any, where: str =
         mine = {s.graph: s for s in (ImageInput.from_dict(d) for d in records) if s.graph in graphs}
     except ModelError as e:  # a hand-edited manifest: say which file
         raise BundleError(f"{where}: {e}") from None
+    graph_records = manifest.get("graphs")
+    for g, rec in mine.items():  # an input renamed in one place: the engine said "not an input", naming no file
+        ins = graph_records.get(g, {}).get("inputs") if isinstance(graph_records, Mapping) and isinstance(
+            graph_records.get(g), Mapping) else None
+        names = [t.get("name") for t in ins if isinstance(t, Mapping)] if isinstance(ins, list) else []
+        if names and rec.input not in names:
+            raise BundleError(f"{where}: preprocess.image_inputs names input {rec.input!r} of graph '{g}', which "
+                              f"graphs.{g}.inputs does not have ({', '.join(map(repr, names))}); the manifest was "
+                              "edited: re-export")
     return mine, len(records)
 
 

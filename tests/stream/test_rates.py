@@ -71,6 +71,8 @@ def test_synthetic_frames_render_before_the_loop(monkeypatch: pytest.MonkeyPatch
     src.open()
     assert calls == [0, 1, 2] and src.counters()["prerendered"] == 3
     assert [f.meta["i"] for f in src] == list(range(6)) and calls == list(range(6))
+    c = src.counters()  # the three past the budget were rendered in the loop: their count and rate are reported
+    assert c["rendered_live"] == 3 and c["live_fps"] > 0
 
 
 def _summary(fps: float, infer_ms: float, produce: float | None, policy: str, waiting: float) -> dict:
@@ -86,6 +88,24 @@ def test_the_summary_line_says_what_bounds_the_rate() -> None:
     batched = {**_summary(40.0, 20.0, None, "block", 30.0), "counters": {"decoded_in_batches": 12}}
     assert _waiting(batched) == " (30.0 of it queued: block mode keeps every frame and decodes results that come " \
                                 "back to back together)"
+
+
+def test_a_source_fast_at_its_median_but_busy_is_named() -> None:
+    """Found by a review: synthetic:250 rendered 195 frames ahead and 55 in the loop at 20 fps; the median made its
+    rate 117,495 fps and the line named no source beside a loop at 30 fps against a model at 72."""
+    s = {**_summary(30.0, 13.9, 117495.0, "block", 1.0), "wall_s": 8.3}
+    s["sources"]["cam"].update(produce_s=2.8, prerendered=195, rendered_live=55, live_fps=19.6)
+    assert _rates(s) == ("; the model alone 71.9 fps, source cam 19.6 fps past its 195 frames rendered ahead "
+                         "(busy 34% of the run)")
+    s["sources"]["cam"] = {"produce_fps": 117495.0, "produce_s": 2.8}  # a source reporting no live rate
+    assert _rates(s) == "; the model alone 71.9 fps, source cam busy 34% of the run"
+    s["sources"]["cam"]["produce_s"] = 1.0  # 12 %: not what bounds the run
+    assert _rates(s) == "; the model alone 71.9 fps"
+
+
+def test_a_source_reports_its_whole_production_time() -> None:
+    st = Pipeline([Slow(4, 0.02)], EchoTask(), [], policy="block").run()["sources"]["memory"]
+    assert st["produce_s"] >= 0.08
 
 
 def test_max_frames_bounds_what_is_rendered_ahead(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -401,3 +401,11 @@ def test_a_frame_or_a_spec_given_twice_is_refused(tmp_path: Path, real_data: Pat
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())
     assert len(labelled_samples(card, cfg, f"{bom},images={labels.parent}")[0]) == len(lines)
+    # a review: label rows past the image were scored without a word
+    row = json.loads(lines[0])
+    row["h_samples"][-1] = 10**6
+    far = tmp_path / "far.json"
+    far.write_text(json.dumps(row))
+    samples = labelled_samples(card, cfg, f"{far},images={labels.parent}")[0]
+    with pytest.raises(DataError, match=r"far\.json: .*: h_samples reach row 1000000, past the image's 720 rows"):
+        samples[0]

@@ -149,6 +149,9 @@ def tusimple_lazy(gt_path: str | os.PathLike[str], image_root: str | os.PathLike
         img, why = read_image(paths[i])
         if img is None:
             raise DataError(f"{paths[i]}: {why}, listed in {gt_path}")
+        if max(gt.h_samples) >= img.shape[0]:  # scored at rows the image does not have, without a word
+            raise DataError(f"{gt_path}: {gt.raw_file}: h_samples reach row {max(gt.h_samples)}, past the image's "
+                            f"{img.shape[0]} rows")
         meta = {"gt": {"lanes": gt.lanes, "h_samples": gt.h_samples, "raw_file": gt.raw_file}}
         return [{"camera": Frame(img, 0, 0, "camera", meta)}]
 

@@ -83,7 +83,10 @@ def _is_number(v: Any) -> bool:
 def _finite_number(v: Any, what: str) -> float:
     if not _is_number(v):
         raise ValueError(f"{what} is {type(v).__name__} {_short(v)}, expected a number")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer literal past the float range (JSON allows any)
+        raise ValueError(f"{what} is {_short(v)}, too large for a float") from None
     if not math.isfinite(f):
         raise ValueError(f"{what} is {v!r}, expected a finite number")
     return f
@@ -104,6 +107,8 @@ def _parse_sample(obj: Any) -> TuSimpleSample:
     raw_file = obj["raw_file"]
     if not isinstance(raw_file, str):
         raise ValueError(f"'raw_file' is {type(raw_file).__name__}, expected a string")
+    if not raw_file or "\x00" in raw_file:  # no file has such a name (os calls raise on a NUL)
+        raise ValueError(f"'raw_file' is {raw_file!r}, expected a file name")
     h_raw = obj["h_samples"]
     if not isinstance(h_raw, list):
         raise ValueError(f"'h_samples' is {type(h_raw).__name__}, expected a list of integers")
@@ -112,8 +117,8 @@ def _parse_sample(obj: Any) -> TuSimpleSample:
     h_samples: list[int] = []
     for j, v in enumerate(h_raw):
         f = _finite_number(v, f"h_samples[{j}]")
-        if not f.is_integer():
-            raise ValueError(f"h_samples[{j}] is {v!r}, expected an integer row")
+        if not f.is_integer() or f < 0:
+            raise ValueError(f"h_samples[{j}] is {_short(v)}, expected an image row (an integer >= 0)")
         h_samples.append(int(f))
     lanes_raw = obj["lanes"]
     if not isinstance(lanes_raw, list):
@@ -183,7 +188,10 @@ def _num_out(v: float, what: str) -> int | float:
     Floats are not rounded: ``repr`` round-trips exactly, so a written prediction scores the same
     after reading it back even when an x lies right at the angle-adjusted threshold.
     """
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer literal past the float range (JSON allows any)
+        raise ValueError(f"{what} is {_short(v)}, too large for a float") from None
     if not math.isfinite(f):
         raise DataError(f"{what} is {v!r}; JSON lane files hold finite numbers only")
     return int(f) if f.is_integer() else f

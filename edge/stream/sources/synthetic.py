@@ -107,9 +107,15 @@ class SyntheticSource(Source):
         self._rest = stream
 
     prerendered = 0
+    live = 0  # frame sets rendered as they were read, past what fitted ahead, and the time that took
+    live_s = 0.0
 
-    def counters(self) -> dict[str, int]:
-        return {"prerendered": self.prerendered, "render_ms_per_frame": round(self.render_ms)}
+    def counters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"prerendered": self.prerendered, "render_ms_per_frame": round(self.render_ms)}
+        if self.live:
+            out["rendered_live"] = self.live
+            out["live_fps"] = round(self.live / self.live_s, 1) if self.live_s > 0 else None
+        return out
 
     def _ticks_ahead(self) -> Iterator[dict[str, Any]]:
         if self._rest is None:  # iterated without open(): render as it goes
@@ -118,7 +124,14 @@ class SyntheticSource(Source):
         ready, self._ready = deque(self._ready), []
         while ready:  # each set is let go once delivered
             yield ready.popleft()
-        yield from self._rest
+        while True:  # past what fitted ahead: rendered in the loop, timed (the summary's live rate)
+            t0 = time.perf_counter()
+            tick = next(self._rest, None)
+            if tick is None:
+                return
+            self.live_s += time.perf_counter() - t0
+            self.live += 1
+            yield tick
 
     def _stream(self) -> Iterator[dict[str, Any]]:
         if self._first is not None:

@@ -431,6 +431,11 @@ def _assert_error(path: Path, line: int | None, what: str) -> None:
         ('{"lanes": [[1, 2, 3]], "h_samples": [1, 2, 3], "raw_file": 7}', "'raw_file' is int"),
         ('{"lanes": [1, 2, 3], "h_samples": [1, 2, 3], "raw_file": "b.jpg"}', "lanes[0] is int"),
         ('{"lanes": [], "h_samples": [1], "raw_file": "b", "run_time": "fast"}', "'run_time' is str"),
+        ('{"lanes": [[1, 1' + "0" * 400 + ', 3]], "h_samples": [1, 2, 3], "raw_file": "b.jpg"}',
+         "lanes[0][1] is 1000"),
+        ('{"lanes": [[1, 2, 3]], "h_samples": [1, -2, 3], "raw_file": "b.jpg"}', "h_samples[1] is -2"),
+        ('{"lanes": [[1, 2, 3]], "h_samples": [1, 2, 3], "raw_file": ""}', "'raw_file' is ''"),
+        ('{"lanes": [[1, 2, 3]], "h_samples": [1, 2, 3], "raw_file": "a\\u0000.png"}', "'raw_file' is 'a\\x00.png'"),
         ("[1, 2, 3]", "expected a JSON object"),
         ("[" * 100_000, "invalid JSON"),
     ],
@@ -470,6 +475,7 @@ _json_leaf = (
     st.none()
     | st.booleans()
     | st.integers(-5, 2000)
+    | st.integers(10**308, 10**330)  # JSON integers past the float range
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=5)
 )
@@ -486,8 +492,8 @@ _json_val = st.recursive(
 _near_valid = st.fixed_dictionaries(
     {
         "lanes": st.lists(st.lists(st.integers(-2, 1280) | _json_leaf, min_size=2, max_size=4), max_size=3),
-        "h_samples": st.lists(st.integers(0, 720), min_size=0, max_size=4),
-        "raw_file": st.text(max_size=8) | st.integers(),
+        "h_samples": st.lists(st.integers(-3, 720), min_size=0, max_size=4),
+        "raw_file": st.text(max_size=8) | st.integers() | st.just("a\x00.png"),
     },
     optional={"run_time": _json_leaf},
 )
