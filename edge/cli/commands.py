@@ -177,8 +177,9 @@ def run(
 ) -> None:
     """Run a bundle in the real-time loop: sources -> model -> overlay video, JSONL, display, UDP.
 
-    Ctrl-C (or SIGTERM) stops the sources, finishes the frames in flight and closes every output
-    cleanly (exit 0).
+    Ctrl-C (or SIGTERM) in the loop stops the sources, finishes the frames in flight and closes every
+    output cleanly (exit 0); before the loop starts (the model loading, frames rendered ahead) it ends
+    the run with nothing written ("interrupted", exit 130).
     """
     from edge.cli.run_cmd import run_run
 

@@ -94,6 +94,46 @@ def _sigterm_interrupts() -> Iterator[None]:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
+    """The one-line error for an option that takes one value given twice (``--source a --source b``), or None.
+
+    Click keeps the last value without a word: a run of two sources read one, two ``--save`` wrote one file.
+    Repeatable options (``--data``, ``--graph``) and flags are not counted; scanning stops at ``--``. Duck-typed:
+    Typer builds its commands on its own copy of Click."""
+    path = [prog]
+    if isinstance(getattr(cmd, "commands", None), dict):  # `edge SUBCOMMAND ...`: the first word not an option
+        words = [i for i, a in enumerate(args) if not a.startswith("-")]
+        sub = cmd.commands.get(args[words[0]]) if words else None
+        if sub is None:
+            return None  # Click says what is wrong with the command's name
+        path.append(args[words[0]])
+        cmd, args = sub, args[words[0] + 1:]
+    opts = {name: p for p in cmd.params if getattr(p, "param_type_name", None) == "option"
+            for name in (*p.opts, *p.secondary_opts)}
+    seen: dict[str, tuple[str, str]] = {}
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            break
+        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
+        p = opts.get(name)
+        i += 1
+        if p is None or p.is_flag or p.count:
+            continue
+        if not eq and i < len(args):  # the value is the next word
+            value = args[i]
+            i += 1
+        if p.multiple:
+            continue
+        if p.name in seen:
+            first, was = seen[p.name]
+            return (f"{name} given twice ({first} {was!r}, then {value!r}); it takes one value "
+                    f"(see `{' '.join(path)} --help`)")
+        seen[p.name] = (name, value)
+    return None
+
+
 def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     """Run a Typer app and map its errors to one line: a usage error (an unknown option, a value out of range,
     an unreadable path Click checks) and an EdgeError each exit 2, Ctrl-C 130. Click's own report of a usage
@@ -114,6 +154,10 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
 
     try:
         with _sigterm_interrupts():
+            twice = repeated_option(typer.main.get_command(ty), list(sys.argv[1:] if argv is None else argv), prog)
+            if twice is not None:
+                print(f"error: {twice}", file=sys.stderr)
+                return 2
             rv = ty(args=argv, prog_name=prog, standalone_mode=False)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0  # an Exit(n) comes back as n
         if code == 130:  # Typer turns Ctrl-C (and our SIGTERM) into a silent Exit(130): say it, in one line

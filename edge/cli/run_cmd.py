@@ -42,6 +42,11 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
     if out is not None:
         if out.exists() and not out.is_dir():
             raise DataError(f"{out}: --out must be a folder")
+        from edge.files import check_outputs
+
+        # said of --out (its files were refused as "--save would write into ...", an option never given)
+        src = [Path(source)] if Path(source).is_dir() else []
+        check_outputs({}, src, {"--out": out}, sealed=(Path(bundle),))
         save = save or out / "overlay.mp4"
         jsonl = jsonl or out / f"{results_name(bundle)}.jsonl"
         stats = stats or out / "summary.json"

@@ -51,7 +51,15 @@ def _check_parent(path: Path) -> list[Path]:
     except OSError as e:
         raise DataError(f"{path}: cannot create its folder ({e.strerror})") from None
     if not os.access(path.parent, os.W_OK):
+        remove_made(made)
         raise DataError(f"{path}: folder is not writable")
+    probe = partial_file(path)  # access() says yes to root on a read-only mount or /sys; the video writer then
+    try:  # blamed its codecs
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as e:
+        remove_made(made)
+        raise DataError(f"{path}: cannot write ({e.strerror})") from None
     return made
 
 

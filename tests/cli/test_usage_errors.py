@@ -31,6 +31,11 @@ def run(cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     (EDGE, ["run"], ["Missing argument"]),
     (EDGE, ["run", "--nope", "b"], ["No such option: --nope"]),
     (EXPORT, ["lane", "--nope"], ["No such option: --nope", "--help`"]),
+    # a review: Click kept the last of a one-value option given twice, without a word (two sources read one)
+    (EDGE, ["run", "b", "--source", "a.mp4", "--source=b.mp4"],
+     ["--source given twice (--source 'a.mp4', then 'b.mp4'); it takes one value", "`edge run --help`"]),
+    (EDGE, ["run", "b", "--save", "a.mp4", "--save", "b.mp4"], ["--save given twice"]),
+    (EXPORT, ["lane", "--to", "onnx", "--to", "openvino"], ["--to given twice", "`edge-export --help`"]),
 ])
 def test_a_usage_error_is_one_line_and_exit_2(cmd: list[str], args: list[str], needles: list[str]) -> None:
     r = run(cmd, *args)
@@ -39,6 +44,18 @@ def test_a_usage_error_is_one_line_and_exit_2(cmd: list[str], args: list[str], n
     assert "Traceback" not in r.stderr and "╭" not in r.stderr
     for n in needles:
         assert n in lines[0], lines[0]
+
+
+def test_repeatable_options_and_flags_may_repeat() -> None:
+    import typer
+
+    from edge.cli.main import _apps, repeated_option
+
+    edge = typer.main.get_command(_apps()[0])
+    assert repeated_option(edge, ["val", "b", "--data", "x", "--data", "y", "--json", "--json"], "edge") is None
+    assert repeated_option(edge, ["run", "b", "--source", "a", "--", "--source", "b"], "edge") is None
+    assert repeated_option(edge, ["nope", "--source", "a", "--source", "b"], "edge") is None  # Click names it
+    assert "--jsonl given twice" in repeated_option(edge, ["run", "b", "--jsonl", "a", "--jsonl", "a"], "edge")
 
 
 def test_help_still_prints_and_a_bare_edge_shows_it() -> None:

@@ -60,6 +60,29 @@ def test_outputs_onto_inputs_or_each_other_are_refused_before_any_work(tmp_path:
         check_outputs({"--save": tmp_path / "scan.pcap"}, [tmp_path])
 
 
+def test_out_onto_the_bundle_names_out(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Found by a review: `edge run B --out B` said "overlay.mp4: --save would write into B", an option not given."""
+    from edge.cli.run_cmd import run_run
+
+    for out in (tiny_bundle, tiny_bundle / "sub"):
+        with pytest.raises(DataError, match=r"--out would write into .*, which this run reads") as e:
+            run_run(str(tiny_bundle), source="synthetic:2", lidar=None, rig=None, save=None, jsonl=None, stats=None,
+                    out=out, policy="block", backend="onnxruntime", precision=None, program=None, realtime=False,
+                    max_frames=0, threads=0, display=False, dump_points=None, udp=None, sync_ms=50.0, live=False,
+                    json_out=False)
+        assert "--save" not in str(e.value)
+    assert not (tiny_bundle / "sub").exists()
+
+
+def test_a_video_in_a_folder_that_takes_no_file_says_why() -> None:
+    """Found by a review: `--save /sys/a.avi` (as root, whom access() lets write anywhere) said "OpenCV cannot write
+    a .avi video here (tried MJPG and mp4v); .avi uses OpenCV's own MJPG writer"; the folder takes no file."""
+    from edge.stream.sinks import OverlaySink
+
+    with pytest.raises(DataError, match=r"^/proc/edge-probe\.mp4: (cannot write \(|folder is not writable)"):
+        OverlaySink("/proc/edge-probe.mp4").open()
+
+
 def test_edge_run_onto_its_own_video_keeps_the_video(tiny_bundle: Path, tmp_path: Path) -> None:
     from edge.stream.api import run
 
