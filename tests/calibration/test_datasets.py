@@ -140,7 +140,7 @@ def _label_file(folder: Path, n: int) -> Path:
     import json
 
     _images(folder / "clips", n)
-    rows = [{"lanes": [[-2, 100, 110]], "h_samples": [20, 30, 40], "raw_file": f"clips/{i:03d}.png"} for i in range(n)]
+    rows = [{"lanes": [[-2, 100, 110]], "h_samples": [10, 20, 30], "raw_file": f"clips/{i:03d}.png"} for i in range(n)]
     (folder / "label.json").write_text("\n".join(json.dumps(r) for r in rows))
     return folder / "label.json"
 
