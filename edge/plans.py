@@ -14,8 +14,14 @@ from edge.bundle import Bundle
 from edge.errors import EdgeError
 
 
-def program_plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tuple[Any, str, str, dict[str, Any]]]:
-    """(program spec, backend, label, load options) for everything the bundle has for these backends."""
+def program_plans(b: Bundle, specs: list[Any], backends: list[str], run_forms: set[tuple[str, str, str]] | None = None
+                  ) -> list[tuple[Any, str, str, dict[str, Any]]]:
+    """(program spec, backend, label, load options) for everything the bundle has for these backends.
+
+    ``run_forms``, when given, receives ``(program, backend, label)`` of each form ``edge run --backend B --precision
+    P`` runs (the first plan of each precision on ONNX Runtime and OpenVINO; the others are the forms beside it):
+    the labels alone do not say it (ONNX Runtime's ``int8`` row is the symmetric QDQ graphs, its ``int8-u8s8`` row
+    what ``edge run`` runs), so ``edge val`` and ``edge bench`` mark those rows."""
     from edge.export.api import artifact_name
     from edge.program import program_precisions
     from edge.runtimes import get_backend
@@ -31,6 +37,7 @@ def program_plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tupl
             plans.append((spec, "torch", "fp32", {"precision": None}))
         for prec, per_backend in table.items():
             if "onnxruntime" in backends and "onnxruntime" in per_backend:
+                first = len(plans)
                 chosen = per_backend["onnxruntime"]
                 if any("onnxruntime" in have.get(n, {}).get("preferred_by", ()) for n in chosen.values()):
                     # ONNX Runtime's own int8 form (U8S8), and the symmetric graphs beside it
@@ -40,7 +47,10 @@ def program_plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tupl
                         plans.append((spec, "onnxruntime", prec, {"artifacts": sym}))
                 else:
                     plans.append((spec, "onnxruntime", prec, {"precision": prec}))
+                if run_forms is not None:
+                    run_forms.add((spec.name, "onnxruntime", plans[first][2]))
             if "openvino" in backends and "openvino" in per_backend:
+                first = len(plans)
                 chosen = per_backend["openvino"]
                 nncf = any("nncf" in v for v in chosen.values())
                 sel = {"artifacts": chosen} if chosen else {"precision": prec}
@@ -57,6 +67,8 @@ def program_plans(b: Bundle, specs: list[Any], backends: list[str]) -> list[tupl
                     qdq = {g: artifact_name("openvino", prec, g) for g in spec.graphs}
                     if all(n in have for n in qdq.values()):
                         plans.append((spec, "openvino", prec, {"artifacts": qdq, "inference_precision": "f32"}))
+                if run_forms is not None:
+                    run_forms.add((spec.name, "openvino", plans[first][2]))
         for backend in backends:  # backends that build engines on the target (TensorRT): what was built
             if backend in ("torch", "onnxruntime", "openvino") or get_backend(backend).build is None:
                 continue
@@ -107,3 +119,7 @@ def unplanned(plans: list[tuple[Any, str, str, dict[str, Any]]], backends: list[
             out.append({"config": backend, "reason": why})
     return out
 
+
+#: what ``edge val`` and ``edge bench`` print after a config that ``edge run`` runs, and the note that says so
+RUN_MARK = " *"
+RUN_NOTE = "* what edge run runs for that backend and precision (the other rows are the forms beside it)"

@@ -130,11 +130,11 @@ class Program:
 
         with feeds_for((*self.spec.graphs, *self.spec.host_stages)):
             if not self.fronts:
-                return card.preprocess(frames, self.cfg)
+                return card.preprocessed(frames, self.cfg)
             from edge.data.images import raw_images
 
             with raw_images(self.fronts):
-                return card.preprocess(frames, self.cfg)
+                return card.preprocessed(frames, self.cfg)
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One step of the card's runner on ``feeds`` (what the card's ``preprocess`` makes of one frame set);

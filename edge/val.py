@@ -217,7 +217,8 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
     specs_given = data_specs(data, "data")
     samples, parts = labelled_sets(card, cfg, specs_given)
     described = parts[0] if len(parts) == 1 else f"{len(samples)} samples ({'; '.join(parts)})"
-    plans = program_plans(b, specs, backends)
+    run_forms: set[tuple[str, str, str]] = set()
+    plans = program_plans(b, specs, backends, run_forms)
     rows: list[dict[str, Any]] = []
     skipped = unplanned(plans, backends)
     for spec, backend, label, opts in plans:
@@ -235,6 +236,7 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
         finally:
             prog.close()
         rows.append({"config": name, "program": spec.name, "backend": backend, "precision": label,
+                     "edge_run": (spec.name, backend, label) in run_forms,
                      "value": score["value"], "score": score, "seconds": round(time.perf_counter() - t0, 2)})
     if not rows:
         raise EdgeError(f"{bundle}: nothing to score with backends {backends}"

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 import edge
-from edge.errors import BundleError, ClosedError, EdgeError, SpecError
+from edge.errors import BundleError, ClosedError, DataError, EdgeError, SpecError
 
 
 def test_edge_stream_and_its_task_module_load_lazily_from_edge() -> None:
@@ -225,6 +225,23 @@ def test_numpy_numbers_are_numbers(tiny_bundle: Path) -> None:
     s = edge.stream.run(tiny_bundle, "synthetic:2:64x128", stall_s=np.float32(2.0), handle_signals=False)
     assert s["frames"] == 2
 
+
+
+def test_a_missing_sensor_is_named_by_the_programs_preprocess(tiny_bundle: Path) -> None:
+    """Found by a review: a camera missing from the frames given to a family's preprocess was a bare KeyError
+    (ETA-VLA: 'front_left'); the README's API example now goes through the checked path."""
+    from edge.data.frame import Frame
+
+    card = edge.get_card("lane")
+    with edge.load_program(tiny_bundle, "onnxruntime") as prog:
+        with pytest.raises(DataError, match=r"model 'lane': no frame for sensor\(s\) camera \(given: cam; it reads "
+                                            r"camera\)"):
+            prog.preprocess(card, {"cam": Frame(np.zeros((64, 128, 3), np.uint8), 0, 0, "cam")})
+        with pytest.raises(DataError, match=r"frames are a mapping of sensor -> Frame, got list"):
+            prog.preprocess(card, [])
+        frames = {"camera": Frame(np.zeros((64, 128, 3), np.uint8), 0, 0, "camera")}
+        record, _ = card.postprocessed(prog.step(prog.preprocess(card, frames)), frames, prog.cfg)
+        assert isinstance(record, dict)
 
 
 def test_a_precision_name_is_checked(tiny_bundle: Path) -> None:

@@ -94,7 +94,8 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     sample = _sample(b, card)
     macs = {g: _graph_macs(b, g) for s in specs for g in s.graphs}
     configs: list[Config] = []
-    plans = program_plans(b, specs, backends)
+    run_forms: set[tuple[str, str, str]] = set()
+    plans = program_plans(b, specs, backends, run_forms)
     skipped = unplanned(plans, backends)
     for s in skipped:
         say(f"skip {s['config']}: {s['reason']}")
@@ -138,6 +139,7 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
         med = float(np.median(t))
         ref = base.get(c.program)
         rows.append({"config": c.name, "program": c.program, "backend": c.backend, "precision": c.precision,
+                     "edge_run": (c.program, c.backend, c.precision) in run_forms,
                      "graphs": list(c.runtime.spec.graphs), "median_ms": med,
                      "p90_ms": float(np.percentile(t, 90)), "p99_ms": float(np.percentile(t, 99)),
                      "throughput_per_s": 1e3 / med, "rss_delta_mb": round(c.rss_mb, 1), "gmacs": c.macs / 1e9,

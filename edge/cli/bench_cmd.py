@@ -16,6 +16,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     from edge.bench.runner import plot, run_bench
     from edge.cli import console as make_console
     from edge.files import atomic_write_text
+    from edge.plans import RUN_MARK, RUN_NOTE
 
     console = make_console(stderr=json_out)
     folder = Path(out) if out is not None else Path(bundle).resolve().parent
@@ -55,12 +56,15 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                 "RSS +MB"):
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
     for r in report["rows"]:
-        t.add_row(r["config"], f"{r['gmacs']:.2f}", f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}",
+        t.add_row(r["config"] + (RUN_MARK if r.get("edge_run") else ""), f"{r['gmacs']:.2f}",
+                  f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}",
                   f"{r['p99_ms']:.2f}", f"{r['throughput_per_s']:.1f}", f"{r['gflops']:.1f}",
                   "-" if r["of_peak"] is None else f"{100 * r['of_peak']:.0f} %",
                   f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-",
                   f"{r['rss_delta_mb']:.0f}")
     console.print(t)
+    if any(r.get("edge_run") for r in report["rows"]):
+        console.print(RUN_NOTE, highlight=False)
     console.print(f"{m['cpu']}, {m['cores']} cores, {', '.join(m['isa']) or 'no SIMD extension detected'}: {m['int8']}",
                   highlight=False)
     for s in report.get("skipped", []):

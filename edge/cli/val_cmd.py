@@ -16,6 +16,7 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
 
     from edge.cli import console as make_console
     from edge.files import atomic_write_text, check_target
+    from edge.plans import RUN_MARK, RUN_NOTE
     from edge.val import over_budget, run_val
 
     if max_drop is not None:  # a bad budget is refused before any scoring
@@ -58,9 +59,11 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
             drop = "-" if r["drop"] is None else f"{r['drop']:+.2f}{unit}"
             mark = " [red]over --max-drop[/]" if r in over else ""
             against = (r["reference_config"] or "-").split(":", 1)[-1]
-            t.add_row(r["config"], f"{r['value']:.2f}{unit}", drop + mark, against, _also(r["score"]),
-                      f"{r['seconds']:.1f}")
+            t.add_row(r["config"] + (RUN_MARK if r.get("edge_run") else ""), f"{r['value']:.2f}{unit}", drop + mark,
+                      against, _also(r["score"]), f"{r['seconds']:.1f}")
         console.print(t)
+        if any(r.get("edge_run") for r in report["rows"]):
+            console.print(RUN_NOTE, highlight=False)
         for s in report["skipped"]:
             console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
         if out is not None:

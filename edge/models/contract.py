@@ -31,7 +31,7 @@ from typing import Any, Protocol, overload
 
 import numpy as np
 
-from edge.errors import BundleError, EdgeError, ModelError, first_line
+from edge.errors import BundleError, DataError, EdgeError, ModelError, first_line
 from edge.manifest_schema import GRAPH_NAME, check_config
 from edge.spec import IOSpec
 
@@ -534,6 +534,18 @@ class ModelCard:
             hint = "; a config key the model reads that the config lacks?" if isinstance(e, KeyError) else ""
             raise ModelError(f"model '{self.name}': building the model failed ({type(e).__name__}: "
                              f"{first_line(e)}){hint}") from None
+
+    def preprocessed(self, frames: Frames, cfg: Config) -> Feeds:
+        """``preprocess(frames, cfg)`` after checking that ``frames`` has every required sensor: a family indexes
+        them, so a missing camera was a bare KeyError from the API (``edge run`` binds sources to sensors first)."""
+        if not isinstance(frames, Mapping):
+            raise DataError(f"model '{self.name}': frames are a mapping of sensor -> Frame, got "
+                            f"{type(frames).__name__}")
+        missing = [s for s in self.sensors.required if s not in frames]
+        if missing:
+            raise DataError(f"model '{self.name}': no frame for sensor(s) {', '.join(missing)} (given: "
+                            f"{', '.join(map(str, frames)) or 'none'}; it reads {', '.join(self.sensors.required)})")
+        return self.preprocess(frames, cfg)
 
     def postprocessed(self, out: Mapping[str, np.ndarray], frames: Frames, cfg: Config) -> tuple[dict[str, Any], Any]:
         """``postprocess(out, frames, cfg)``, checked as :meth:`make` checks ``build``: a failure of the family's own

@@ -73,6 +73,12 @@ def test_a_bundle_without_the_precisions_table_is_benchmarked_as_one_with_it(fp1
     plan = [(p[1], p[2], p[3]) for p in program_plans(b, [spec], backends)]
     assert [(p[1], p[2], p[3]) for p in program_plans(old, [spec], backends)] == plan
     assert ("onnxruntime", "int8-u8s8", {"artifacts": {"full": "onnx-int8-u8s8-full"}}) in plan
+    # a review: the rows did not say which form edge run runs (its ONNX Runtime int8 is the u8s8 row, not "int8")
+    forms: set[tuple[str, str, str]] = set()
+    program_plans(b, [spec], backends, forms)
+    ort = {label for _, backend, label in forms if backend == "onnxruntime"}
+    assert ort == {"fp32", "fp16", "int8-u8s8"}, forms
+    assert {f[1] for f in forms} <= {"onnxruntime", "openvino"}  # torch is the reference, not a choice of edge run
 
 
 def test_onnxruntime_gets_its_own_int8_form(fp16_int8: tuple[Path, dict]) -> None:

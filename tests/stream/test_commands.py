@@ -96,6 +96,10 @@ def test_load_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         load_commands(str(tmp_path / "pipe"), _card(), {})
     with pytest.raises(DataError, match="is a folder"):
         load_commands(str(tmp_path), _card(), {})
+    # a review: `--command left` run beside the camera folders front/ left/ right/ was refused as a folder
+    (tmp_path / "left").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_commands("left", _card(), {}).texts == ("left",)
     with pytest.raises(DataError, match="empty"):
         load_commands("  ", _card(), {})
     (tmp_path / "bin.txt").write_bytes(b"0 \xff\xfe left\n")

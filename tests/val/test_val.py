@@ -197,8 +197,8 @@ def test_each_form_is_measured_against_the_right_row(tiny_bundle: Path, monkeypa
 
     real = edge.plans.program_plans
 
-    def plans(b: Any, specs: Any, backends: Any) -> Any:
-        fp32 = [p for p in real(b, specs, backends) if p[2] == "fp32"]
+    def plans(b: Any, specs: Any, backends: Any, run_forms: Any = None) -> Any:
+        fp32 = [p for p in real(b, specs, backends, run_forms) if p[2] == "fp32"]
         return fp32 + [(p[0], p[1], "int8-u8s8", p[3]) for p in fp32 if p[1] == "onnxruntime"]
 
     values = iter([90.0, 88.5, 87.0])  # torch, onnxruntime fp32, onnxruntime "int8", in plan order
