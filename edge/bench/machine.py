@@ -42,6 +42,18 @@ INT8_DOT = ("AMX-INT8", "AVX-512 VNNI", "AVX-VNNI", "NEON dot product")
 CPU_BACKENDS = ("onnxruntime", "openvino", "torch")
 
 
+def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
+    """The memory this machine can give now without swapping (Linux's MemAvailable), None where it is not known."""
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def int8_pays(isa: list[str] | None = None) -> bool:
     """Whether INT8 can run faster than fp32 on this CPU (``isa`` default: this machine's): it has int8
     dot-product instructions, or its ISA is unknown (no /proc/cpuinfo: assume it may). Without them INT8

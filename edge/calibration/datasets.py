@@ -116,11 +116,45 @@ def _preprocess(card: Any, cfg: dict[str, Any], images: list[np.ndarray], where:
         raise DataError(f"{where}: preprocessing failed ({type(e).__name__}: {first_line(e)})") from None
 
 
+def held_bytes(obj: Any) -> int:
+    """Bytes of the arrays in ``obj`` (a sample: frames by sensor, feeds, lists of them; a Frame's data)."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(obj, Frame):
+        return held_bytes(obj.data)
+    if isinstance(obj, dict):
+        return sum(held_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(held_bytes(v) for v in obj)
+    return 0
+
+
+#: the share of the memory available now that samples held at once may take
+HELD_SHARE = 0.5
+
+
+def check_fits(one: int, n: int, what: str) -> None:
+    """DataError when ``n`` samples of ``one`` bytes each, held at once, would take more than :data:`HELD_SHARE` of
+    the memory available now: ``--calib-size 100000`` rendered lane clips until the machine ran out of memory,
+    minutes into the export, where one line before any work says it. Unchecked where the free memory is unknown."""
+    from edge.bench.machine import available_memory_bytes
+
+    free = available_memory_bytes()
+    if free is None or n * one <= HELD_SHARE * free:
+        return
+    most = max(1, int(HELD_SHARE * free // max(one, 1)))
+    raise DataError(f"{what} {n}: {n * one / 2**30:.1f} GiB held at once ({one / 2**20:.1f} MiB a sample), more "
+                    f"than half of the {free / 2**30:.1f} GiB free here; at most {most} on this machine")
+
+
 def from_synthetic(card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",
                    seed: int = 0) -> SampleSet:
     """The family's own seeded samples (calibration and evaluation streams never meet)."""
     if card.data is None:
         raise DataError(f"model '{card.name}' has no synthetic data; pass a folder, video or .npz")
+    first = card.data.samples(cfg, role, 1, seed)  # one, to size them all before rendering them
+    check_fits(held_bytes(first) + held_bytes([card.preprocess(f, cfg) for s in first for f in s]), size,
+               "--calib-size" if role == "calibration" else f"{role} size")
     seqs = [[card.preprocess(frames, cfg) for frames in sample]
             for sample in card.data.samples(cfg, role, size, seed)]
     return SampleSet(seqs, f"synthetic(seed={seed})", role, [f"synthetic/{role}/{seed}/{i}" for i in range(size)])

@@ -148,7 +148,11 @@ class PrecisionJob:
             self._eval, parts = labelled_sets(self.card, self.cfg, self.eval_data, option="--eval-data")
             self._eval_described = "; ".join(parts)
         if self._eval is None:
-            self._eval = self.card.data.samples(self.cfg, "evaluation", self.eval_count(), self.seed)
+            from edge.calibration.datasets import check_fits, held_bytes
+
+            n = self.eval_count()
+            check_fits(held_bytes(self.card.data.samples(self.cfg, "evaluation", 1, self.seed)), n, "--eval-size")
+            self._eval = self.card.data.samples(self.cfg, "evaluation", n, self.seed)
             self._eval_described = f"{len(self._eval)} held-out synthetic samples"
         return self._eval
 

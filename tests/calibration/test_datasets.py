@@ -294,3 +294,27 @@ def test_a_bad_frame_in_eval_data_fails_before_the_export(tmp_path: Path) -> Non
     with pytest.raises(DataError, match=r"001\.png: .*listed in .*label\.json"):
         export_card("lane", tmp_path / "b", config="tiny", precisions="fp32,int8", calib_size=2, eval_data=str(label))
     assert not (tmp_path / "b").exists()
+
+
+def test_a_set_larger_than_memory_is_refused_before_it_is_rendered(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """Found by a review: `--calib-size 100000000` (or `--eval-size`) rendered lane clips until the machine ran out of
+    memory, minutes into the export. One sample is rendered to size the set; past half the free memory, one line."""
+    import edge.bench.machine as machine
+    from edge.calibration.datasets import held_bytes
+
+    one = held_bytes(CARD.data.samples(CFG, "calibration", 1, 0))
+    monkeypatch.setattr(machine, "available_memory_bytes", lambda: 40 * one)
+    with pytest.raises(DataError, match=r"^--calib-size 1000: .* GiB held at once \(.* MiB a sample\), more than half "
+                                        r"of the .* GiB free here; at most \d+ on this machine$"):
+        load_samples("synthetic", CARD, CFG, size=1000)
+    assert len(load_samples("synthetic", CARD, CFG, size=2)) == 2  # what fits is rendered
+    monkeypatch.setattr(machine, "available_memory_bytes", lambda: 1000 * one)
+    with pytest.raises(DataError, match=r"^--eval-size 100000: .* GiB held at once"):  # the gate's set
+        import edge
+
+        edge.export_card("lane", config="tiny", targets="onnx", precisions="fp32,int8", eval_size=100_000,
+                         out=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    monkeypatch.setattr(machine, "available_memory_bytes", lambda: None)  # unknown (not Linux): unchecked
+    assert len(load_samples("synthetic", CARD, CFG, size=3)) == 3
