@@ -135,8 +135,9 @@ HELD_SHARE = 0.5
 
 def check_fits(one: int, n: int, what: str) -> None:
     """DataError when ``n`` samples of ``one`` bytes each, held at once, would take more than :data:`HELD_SHARE` of
-    the memory available now: ``--calib-size 100000`` rendered a video model's clips until the machine ran out of memory,
-    minutes into the export, where one line before any work says it. Unchecked where the free memory is unknown."""
+    the memory available now: ``--calib-size 100000`` rendered a video model's clips until the machine ran out of
+    memory, minutes into the export, where one line before any work says it. Unchecked where the free memory is
+    unknown."""
     from edge.bench.machine import available_memory_bytes
 
     free = available_memory_bytes()
