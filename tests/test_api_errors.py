@@ -239,6 +239,11 @@ def test_a_missing_sensor_is_named_by_the_programs_preprocess(tiny_bundle: Path)
             prog.preprocess(card, {"cam": Frame(np.zeros((64, 128, 3), np.uint8), 0, 0, "cam")})
         with pytest.raises(DataError, match=r"frames are a mapping of sensor -> Frame, got list"):
             prog.preprocess(card, [])
+        # a review: an empty frame was OpenCV's resize assertion, a bare array its "Overload resolution failed"
+        with pytest.raises(DataError, match=r"^expected an HxWx3 image, got shape \(0, 0, 3\)$"):
+            prog.preprocess(card, {"camera": Frame(np.zeros((0, 0, 3), np.uint8), 0, 0, "camera")})
+        with pytest.raises(DataError, match=r"sensor camera: a Frame \(edge\.data\.frame\.Frame\), got ndarray"):
+            prog.preprocess(card, {"camera": np.zeros((64, 128, 3), np.uint8)})
         frames = {"camera": Frame(np.zeros((64, 128, 3), np.uint8), 0, 0, "camera")}
         record, _ = card.postprocessed(prog.step(prog.preprocess(card, frames)), frames, prog.cfg)
         assert isinstance(record, dict)
@@ -313,3 +318,19 @@ def test_export_leaves_the_module_in_its_mode_and_names_a_fixed_batch(tmp_path: 
 
     with pytest.raises(EdgeError, match=r"fixed dynamic dim 'batch' to 3 \(the module fixes it: a reshape"):
         edge.export(Fixed(), {"x": torch.randn(3, 4, 5)}, tmp_path / "f", dynamic_batch=True)
+
+
+def test_a_string_for_a_list_or_a_mapping_is_named(tmp_path: Path) -> None:
+    """Found by a review: `output_names="yy"` said "2 output names for 1 outputs" and `export_card(options="abc")`
+    "--set a is not an export option": each string was read letter by letter."""
+    import torch
+
+    from edge.errors import ExportError
+
+    with pytest.raises(ExportError, match=r"^output_names: a list of names, got 'yy'$"):
+        edge.export(torch.nn.Linear(2, 2), {"x": torch.zeros(1, 2)}, tmp_path / "a", output_names="yy")
+    with pytest.raises(ExportError, match=r"^input_names: a list of names, got \['x', 3\]$"):
+        edge.export(torch.nn.Linear(2, 2), {"x": torch.zeros(1, 2)}, tmp_path / "a", input_names=["x", 3])
+    with pytest.raises(ExportError, match=r"^options: a mapping of KEY -> VALUE \(what --set takes\), got str$"):
+        edge.export_card("lane", tmp_path / "b", options="abc")
+    assert list(tmp_path.iterdir()) == []

@@ -140,7 +140,9 @@ def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: Any, std: Any)
     import cv2
     import numpy as np
 
-    if img_bgr.ndim != 3 or img_bgr.shape[2] != 3:
+    if not isinstance(img_bgr, np.ndarray):  # OpenCV's "Overload resolution failed" otherwise
+        raise DataError(f"expected an HxWx3 image array, got {type(img_bgr).__name__}")
+    if img_bgr.ndim != 3 or img_bgr.shape[2] != 3 or 0 in img_bgr.shape:  # empty: OpenCV's resize assertion
         raise DataError(f"expected an HxWx3 image, got shape {tuple(img_bgr.shape)}")
     h, w = hw
     if img_bgr.shape[:2] != (h, w):
@@ -181,8 +183,10 @@ def image_feed(img_bgr: Any, spec: Any) -> Any:
     if spec in _RAW.get():
         import numpy as np
 
-        if img_bgr.ndim != 3 or img_bgr.shape[2] != 3 or img_bgr.dtype != np.uint8:
+        if (not isinstance(img_bgr, np.ndarray) or img_bgr.ndim != 3 or img_bgr.shape[2] != 3
+                or img_bgr.dtype != np.uint8 or 0 in img_bgr.shape):
             raise DataError(f"input '{spec.input}': the engine takes uint8 HxWx3 camera frames, got "
-                            f"{img_bgr.dtype} {tuple(img_bgr.shape)}")
+                            f"{getattr(img_bgr, 'dtype', type(img_bgr).__name__)} "
+                            f"{tuple(getattr(img_bgr, 'shape', ()))}")
         return np.ascontiguousarray(img_bgr)
     return chw_feed(img_bgr, spec.size_hw, spec.mean, spec.std)

@@ -308,6 +308,16 @@ def record_programs(w: Any) -> None:
         prog["precisions"] = program_precisions(view, prog["graphs"])
 
 
+def _names(names: Sequence[str] | None, what: str) -> list[str] | None:
+    """``input_names`` / ``output_names`` as a list of strings: a string given for them was read letter by letter
+    ("2 output names for 1 outputs" for ``output_names="yy"``)."""
+    if names is None:
+        return None
+    if isinstance(names, str | bytes) or not all(isinstance(n, str) for n in names):
+        raise ExportError(f"{what}: a list of names, got {names!r:.60}")
+    return list(names)
+
+
 def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: str | os.PathLike[str], *,
            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
            dynamic_batch: bool = False, name: str = "custom", attention: str = "auto", opset: int | None = None,
@@ -328,6 +338,7 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     """
     import torch
 
+    input_names, output_names = _names(input_names, "input_names"), _names(output_names, "output_names")
     modes = [(m, m.training) for m in module.modules()] if isinstance(module, torch.nn.Module) else []
     try:
         return _export_module(module, example_inputs, out, input_names=input_names, output_names=output_names,
@@ -552,6 +563,8 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     # a name list given as one string is read as the CLI reads it (comma-separated): "int8" was taken letter by
     # letter ("--precision ['i', 'n', 't', '8']")
     _check_flags(seed=seed, dynamic_batch=dynamic_batch)
+    if options is not None and not isinstance(options, Mapping):  # a string was read key by key: "--set a"
+        raise ExportError(f"options: a mapping of KEY -> VALUE (what --set takes), got {type(options).__name__}")
     precisions = name_list("precisions", precisions)
     programs = name_list("programs", programs)
     targets = tuple(name_list("targets", targets) or ())

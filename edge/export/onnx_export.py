@@ -36,7 +36,9 @@ _PATCH_LOCK = threading.RLock()
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """The exporter prints progress and warnings to stdout; keep the CLI output ours."""
+    """The exporter prints progress and warnings to stdout; keep the CLI output ours. stderr too: a failed trace
+    prints the whole traced graph there (torch.export's ``_trace``: 36 lines for a two-op module) before the
+    exception whose cause our one line says."""
     buf = io.StringIO()
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo",
                                               "torch._guards", "torch.fx.experimental.symbolic_shapes")]
@@ -44,7 +46,7 @@ def _quiet() -> Iterator[None]:
     for lg in loggers:  # a failed trace logs pages of guard internals at ERROR; its cause reaches our one line
         lg.setLevel(logging.CRITICAL)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(buf):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             warnings.simplefilter("ignore")
             yield
     finally:

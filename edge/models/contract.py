@@ -545,6 +545,12 @@ class ModelCard:
         if missing:
             raise DataError(f"model '{self.name}': no frame for sensor(s) {', '.join(missing)} (given: "
                             f"{', '.join(map(str, frames)) or 'none'}; it reads {', '.join(self.sensors.required)})")
+        from edge.data.frame import Frame
+
+        bare = [s for s in self.sensors.required if not isinstance(frames[s], Frame)]
+        if bare:  # a bare array: the family reads frame.data and frame.meta
+            raise DataError(f"model '{self.name}': sensor {bare[0]}: a Frame (edge.data.frame.Frame), got "
+                            f"{type(frames[bare[0]]).__name__}")
         return self.preprocess(frames, cfg)
 
     def postprocessed(self, out: Mapping[str, np.ndarray], frames: Frames, cfg: Config) -> tuple[dict[str, Any], Any]:

@@ -239,6 +239,9 @@ class OpenVinoRuntime(BaseRuntime):
             config["SNIPPETS_MODE"] = "DISABLE"
         self.inference_precision = inference_precision
         self.front = front
+        # one infer request: two threads in it raised "Infer Request is busy" or, worse, returned each other's
+        # outputs (its buffers are shared out, then copied); calls are serialised, as the TensorRT runtime's are
+        self._calls = threading.Lock()
         self._sized: dict[tuple[int, int], tuple[Any, Any]] = {}  # camera (H, W) -> (compiled, request)
         self.compiled: Any = None
         self.request: Any = None
@@ -268,17 +271,20 @@ class OpenVinoRuntime(BaseRuntime):
     def prepare_image_size(self, hw: tuple[int, int]) -> None:
         """Compile for camera frames of ``hw`` now rather than inside the first such frame."""
         if self.front is not None:
-            self._for_size((int(hw[0]), int(hw[1])))
+            with self._calls:
+                self._for_size((int(hw[0]), int(hw[1])))
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.front is not None:
-            self._for_size(tuple(feeds[self.front.input].shape[1:3]))
-        # the request reads the inputs in place and hands its output buffers over (zero-copy both ways; the
-        # call is synchronous and the outputs are copied here before the next one): copying the 4.7 MB
-        # whole-clip input of the shipped video model cost ~1 ms of a 7-8 ms INT8 step. An input that is not
-        # C-contiguous or not of the graph's dtype is still copied/converted by OpenVINO.
-        res = self.request.infer([feeds[n] for n in self.io.input_names], share_inputs=True, share_outputs=True)
-        return {name: np.array(res[self.compiled.outputs[i]]) for i, name in enumerate(self.io.output_names)}
+        with self._calls:
+            if self.front is not None:
+                self._for_size(tuple(feeds[self.front.input].shape[1:3]))
+            # the request reads the inputs in place and hands its output buffers over (zero-copy both ways; the
+            # call is synchronous and the outputs are copied here before the next one): copying the 4.7 MB
+            # whole-clip input of the shipped video model cost ~1 ms of a 7-8 ms INT8 step. An input that is not
+            # C-contiguous or not of the graph's dtype is still copied/converted by OpenVINO.
+            res = self.request.infer([feeds[n] for n in self.io.input_names], share_inputs=True,
+                                     share_outputs=True)
+            return {name: np.array(res[self.compiled.outputs[i]]) for i, name in enumerate(self.io.output_names)}
 
     def infer_queue(self, jobs: int = 0, callback: Callable[[dict[str, np.ndarray], Any], None] | None = None
                     ) -> AsyncQueue:

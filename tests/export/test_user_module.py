@@ -172,6 +172,19 @@ def test_an_operator_onnx_cannot_express_is_named_in_one_line(tmp_path: Path, ca
     assert "\n" not in msg and not (tmp_path / "m").exists()
 
 
+def test_a_module_that_cannot_be_traced_is_one_line_and_nothing_on_stderr(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a review: a forward branching on its data printed torch.export's whole traced graph (36 lines) on
+    stderr before the one-line ExportError."""
+    class Branch(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2 if x.sum() > 0 else x
+
+    with pytest.raises(ExportError, match=r"torch\.export could not trace the model \(GuardOnDataDependentSymNode"):
+        edge.export(Branch(), {"x": torch.zeros(2, 3)}, tmp_path / "m")
+    assert capsys.readouterr().err == "" and not (tmp_path / "m").exists()
+
+
 def test_export_failure_reads_the_cause_from_the_summary_or_the_chain() -> None:
     from edge.export.onnx_export import export_failure
 
