@@ -25,13 +25,18 @@ _DTYPES = {"float32", "float16", "bfloat16", "int8", "uint8", "int32", "int64", 
 class TensorSpec:
     """Name, dtype and shape of one graph input or output.
 
-    ``shape`` holds ints for fixed dims and strings for named dynamic dims.
+    ``shape`` holds ints for fixed dims and strings for named dynamic dims. ``index_range`` ``(lo, hi)``: an
+    integer input whose values index a table of the graph's (an embedding's rows) takes ``lo <= v < hi`` only,
+    checked on every call: ONNX Runtime refuses an index past the table, OpenVINO's Gather returns zeros for it
+    without an error, so the same bundle gave a wrong answer on one backend (export finds the range,
+    :func:`edge.export.index_ranges.index_ranges`).
     """
 
     name: str
     dtype: str
     shape: tuple[Dim, ...]
     description: str = ""
+    index_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -43,6 +48,15 @@ class TensorSpec:
             if isinstance(d, bool) or not isinstance(d, int | str) or (isinstance(d, int) and d < 0):
                 raise SpecError(f"tensor '{self.name}': bad dimension {d!r} (int >= 0 or a name)")
         object.__setattr__(self, "shape", shape)
+        if self.index_range is not None:
+            r = self.index_range
+            if (not isinstance(r, list | tuple) or len(r) != 2 or any(isinstance(v, bool) or not isinstance(v, int)
+                                                                      for v in r) or r[0] >= r[1]):
+                raise SpecError(f"tensor '{self.name}': index_range must be [lo, hi] integers with lo < hi, got "
+                                f"{r!r:.60}")
+            if not self.dtype.startswith(("int", "uint")):
+                raise SpecError(f"tensor '{self.name}': index_range on a {self.dtype} tensor (integers only)")
+            object.__setattr__(self, "index_range", (int(r[0]), int(r[1])))
 
     @property
     def rank(self) -> int:
@@ -68,6 +82,8 @@ class TensorSpec:
         d: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
         if self.description:
             d["description"] = self.description
+        if self.index_range is not None:
+            d["index_range"] = list(self.index_range)
         return d
 
     @classmethod
@@ -82,7 +98,11 @@ class TensorSpec:
             raise SpecError(f"tensor spec {d['name']!r}: shape must be a list, got {type(d['shape']).__name__}")
         if not isinstance(d["name"], str) or not isinstance(d["dtype"], str):
             raise SpecError(f"tensor spec {d['name']!r}: name and dtype must be strings")
-        return cls(d["name"], d["dtype"], tuple(d["shape"]), str(d.get("description", "")))
+        rng = d.get("index_range")
+        if rng is not None and not isinstance(rng, list | tuple):
+            raise SpecError(f"tensor spec {d['name']!r}: index_range must be a list [lo, hi], got {type(rng).__name__}")
+        return cls(d["name"], d["dtype"], tuple(d["shape"]), str(d.get("description", "")),
+                   None if rng is None else tuple(rng))
 
     def check(self, value: Any, bound: dict[str, int] | None = None) -> None:
         """Raise SpecError unless ``value`` is an ndarray matching this spec.
@@ -114,6 +134,12 @@ class TensorSpec:
                         f"input '{self.name}': dim '{want}' is {got} but another input has {bound[want]}"
                     )
                 bound[want] = got
+        if self.index_range is not None and value.size:
+            lo, hi = self.index_range
+            mn, mx = int(value.min()), int(value.max())
+            if mn < lo or mx >= hi:
+                raise SpecError(f"input '{self.name}': values {mn}..{mx}, outside {lo}..{hi - 1}: it indexes a table "
+                                f"of {hi} rows (ONNX Runtime refuses such an index, OpenVINO returns zeros for it)")
 
     def pretty_shape(self) -> str:
         return "[" + ", ".join(str(d) for d in self.shape) + "]"

@@ -20,12 +20,35 @@ _dim = st.one_of(st.integers(min_value=0, max_value=4096), st.sampled_from(["bat
 
 @st.composite
 def tensor_specs(draw: st.DrawFn, name: str | None = None) -> TensorSpec:
+    dtype = draw(st.sampled_from(DTYPES))
+    rng = None
+    if dtype.startswith(("int", "uint")) and draw(st.booleans()):
+        n = draw(st.integers(1, 10**9))
+        rng = (-n, n)
     return TensorSpec(
         name if name is not None else draw(_ident),
-        draw(st.sampled_from(DTYPES)),
+        dtype,
         tuple(draw(st.lists(_dim, max_size=6))),
         draw(st.one_of(st.just(""), st.text(max_size=20))),
+        rng,
     )
+
+
+@pytest.mark.parametrize("bad", ["x", [1], [3, 1], [True, 2], [0.5, 2], {"lo": 0}])
+def test_a_malformed_index_range_is_a_spec_error(bad: object) -> None:
+    with pytest.raises(SpecError, match=r"tensor (spec )?'?ids'?.*index_range"):
+        TensorSpec.from_dict({"name": "ids", "dtype": "int64", "shape": [2], "index_range": bad})
+    with pytest.raises(SpecError, match=r"index_range on a float32 tensor"):
+        TensorSpec("x", "float32", (2,), index_range=(0, 3))
+
+
+def test_an_index_range_is_checked_on_every_call() -> None:
+    t = TensorSpec("ids", "int64", (3,), index_range=(-4, 4))
+    t.check(np.array([-4, 0, 3]))
+    TensorSpec("ids", "int64", (0,), index_range=(0, 4)).check(np.zeros(0, np.int64))  # nothing to index
+    for bad, needle in (([0, 4, 1], "values 0..4, outside -4..3"), ([-5, 0, 0], "values -5..0")):
+        with pytest.raises(SpecError, match=needle):
+            t.check(np.array(bad))
 
 
 @st.composite

@@ -178,6 +178,9 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
             why = f"exported names {got_in} -> {got_out} differ from the spec {io.input_names} -> {io.output_names}"
         raise ExportError(f"{type(module).__name__}: {why}")
     io = _stamp_shapes(path, io, external)
+    from edge.export.index_ranges import with_index_ranges
+
+    io = with_index_ranges(path, io)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:

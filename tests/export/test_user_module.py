@@ -126,13 +126,49 @@ def test_a_run_onnxruntime_refuses_is_one_error_of_ours(tmp_path: Path, capfd: p
     ORT's coloured log line of the same reason on stderr."""
     from edge.errors import DataError
 
-    edge.export(torch.nn.Embedding(10, 4), {"idx": torch.randint(0, 10, (2, 3))}, tmp_path / "b")
+    class Shifted(torch.nn.Module):  # the index is computed (no range recorded on the input): ORT's own refusal
+        def __init__(self) -> None:
+            super().__init__()
+            self.e = torch.nn.Embedding(10, 4)
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            return self.e(idx % 1000)
+
+    edge.export(Shifted(), {"idx": torch.randint(0, 10, (2, 3))}, tmp_path / "b")
     rt = edge.load(tmp_path / "b", backend="onnxruntime")
     capfd.readouterr()
     with pytest.raises(DataError, match=r"model\.ort\.onnx: onnxruntime cannot run these inputs \(.*out of"):
         rt.infer({"idx": np.full((2, 3), 99, np.int64)})
     assert capfd.readouterr().err == ""
     assert rt.infer({"idx": np.full((2, 3), 9, np.int64)})["output0"].shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_an_index_past_an_embeddings_table_is_refused_on_every_backend(tmp_path: Path, backend: str) -> None:
+    """Found by a review: OpenVINO returned zeros for an index past an embedding's table, without an error, where
+    ONNX Runtime refused it. The export records the range on the input, and every runtime checks it."""
+    import json
+
+    from edge.errors import SpecError
+
+    pytest.importorskip(backend)
+
+    class Two(torch.nn.Module):  # through a reshape, and the smaller of two tables wins
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Embedding(10, 4), torch.nn.Embedding(7, 4)
+
+        def forward(self, idx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.a(idx.reshape(-1)).sum(0) + self.b(idx).sum((0, 1)) + x
+
+    edge.export(Two(), {"idx": torch.randint(0, 7, (2, 3)), "x": torch.zeros(4)}, tmp_path / "b")
+    io = json.loads((tmp_path / "b" / "manifest.json").read_text())["io"]["inputs"]
+    assert [t.get("index_range") for t in io] == [[-7, 7], None]
+    rt = edge.load(tmp_path / "b", backend=backend)
+    x = np.zeros(4, np.float32)
+    with pytest.raises(SpecError, match=r"input 'idx': values 0\.\.9, outside -7\.\.6: it indexes a table of 7 rows"):
+        rt.infer({"idx": np.array([[0, 9, 1], [2, 3, 4]]), "x": x})
+    assert rt.infer({"idx": np.array([[-7, 6, 1], [2, 3, 4]]), "x": x})["output0"].shape == (4,)
 
 
 def test_a_model_without_our_attention_is_not_recorded_as_plugin(tmp_path: Path) -> None:
