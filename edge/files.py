@@ -356,3 +356,10 @@ class StagedFolder:
         shutil.rmtree(self.tmp, ignore_errors=True)
         remove_made(self._made)
         self.done = True
+
+
+def media_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as OpenCV's FFmpeg back end is given a file: absolute. A relative name with a colon before its first
+    slash (``run:2/overlay.mp4``, ``clip:1.mp4``) is read by FFmpeg as a URL of that protocol, and the file neither
+    opened nor written ("OpenCV cannot write a .mp4 video here")."""
+    return str(Path(path).absolute())

@@ -209,7 +209,9 @@ def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, 
     steps = card.data.sequence_length(cfg) if card.data is not None else 1
 
     def opened() -> Any:
-        cap = cv2.VideoCapture(str(p))
+        from edge.files import media_path
+
+        cap = cv2.VideoCapture(media_path(p))
         if not cap.isOpened():
             cap.release()
             raise DataError(f"{p}: OpenCV cannot open this video")

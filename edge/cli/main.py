@@ -100,6 +100,8 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
     Click keeps the last value without a word: a run of two sources read one, two ``--save`` wrote one file.
     Repeatable options (``--data``, ``--graph``) and flags are not counted; scanning stops at ``--``. Duck-typed:
     Typer builds its commands on its own copy of Click."""
+    if "--help" in (args[:args.index("--")] if "--" in args else args):
+        return None  # the help, as Click gives it first
     path = [prog]
     if isinstance(getattr(cmd, "commands", None), dict):  # `edge SUBCOMMAND ...`: the first word not an option
         words = [i for i, a in enumerate(args) if not a.startswith("-")]

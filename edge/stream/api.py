@@ -70,7 +70,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         threads: int = 0, display: bool = False, dump_points: str | os.PathLike[str] | None = None,
         udp: str | None = None, sync_ms: float = 50.0, stall_s: float | None = None, live: bool = False,
         handle_signals: bool = True, task: Any = None, sinks: list[Any] | None = None,
-        command: str | None = None, preprocess: str = "auto", signals_after: Any = None) -> dict[str, Any]:
+        command: str | None = None, preprocess: str = "auto", signals_after: Any = None,
+        out_folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run ``bundle`` over ``source`` (and ``lidar``) until the sources end, a signal, or ``max_frames``.
 
     Returns the stats summary (also written to ``stats`` when given). ``precision`` (fp32, fp16, int8)
@@ -87,7 +88,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     bundle exported for it; else ONNX Runtime), and the precision with it when none is given.
     ``signals_after``: the SIGINT/SIGTERM handler left once the outputs are committed (``signal.SIG_IGN``:
     what ``edge run`` does, so a late Ctrl-C cannot turn a committed run into exit 130); None: the
-    caller's handlers come back.
+    caller's handlers come back. ``out_folder``: the folder ``edge run --out`` names (the outputs' files are
+    in it), checked as a whole against what the run reads, so a refusal names ``--out``, not ``--save``.
     """
     from edge.errors import EdgeError
     from edge.stream.pipeline import Pipeline, StoppedWithOutputs
@@ -152,6 +154,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         if command is not None and len(str(command)) < 4096 and Path(command).is_file():
             reads.append(Path(command))
     # (the sinks write under private names, edge.files.partial_file: a source cannot hold one)
+    if out_folder is not None:  # before its files: "--save would write into", for an option never given
+        check_outputs({}, reads, {"--out": out_folder}, sealed=(Path(bundle.path),) if bundle is not None else ())
     check_outputs({"--save": save, "--jsonl": jsonl, "--stats": stats}, reads, {"--dump-points": dump_points},
                   sealed=(Path(bundle.path),) if bundle is not None else ())
     the_rig = None

@@ -66,7 +66,7 @@ class VideoWriter:
     def _open(self, shape: tuple[int, ...]) -> None:
         import cv2
 
-        from edge.files import clean_stale_files, partial_file
+        from edge.files import clean_stale_files, media_path, partial_file
         from edge.native_stderr import caught
 
         h, w = shape[:2]
@@ -77,7 +77,7 @@ class VideoWriter:
         for fps in (self.fps, MIN_VIDEO_FPS) if self.fps < MIN_VIDEO_FPS else (self.fps,):
             for fourcc in codecs:
                 with caught() as lines:  # FFmpeg's complaints about a codec it cannot open: in the error, not stderr
-                    wr = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+                    wr = cv2.VideoWriter(media_path(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
                 said += lines
                 if wr.isOpened():
                     self._w, self._tmp, self.fps = wr, tmp, fps
@@ -142,7 +142,9 @@ def readable_frames(path: str | os.PathLike[str], expected: int) -> int:
     by decoding the last frame (a file without its index, or cut short, reads as fewer or none)."""
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    from edge.files import media_path
+
+    cap = cv2.VideoCapture(media_path(path))
     try:
         if not cap.isOpened():
             return 0

@@ -56,6 +56,7 @@ def test_repeatable_options_and_flags_may_repeat() -> None:
     assert repeated_option(edge, ["run", "b", "--source", "a", "--", "--source", "b"], "edge") is None
     assert repeated_option(edge, ["nope", "--source", "a", "--source", "b"], "edge") is None  # Click names it
     assert "--jsonl given twice" in repeated_option(edge, ["run", "b", "--jsonl", "a", "--jsonl", "a"], "edge")
+    assert repeated_option(edge, ["run", "b", "--source", "a", "--source", "b", "--help"], "edge") is None  # help
 
 
 def test_help_still_prints_and_a_bare_edge_shows_it() -> None:

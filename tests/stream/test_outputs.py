@@ -60,7 +60,7 @@ def test_outputs_onto_inputs_or_each_other_are_refused_before_any_work(tmp_path:
         check_outputs({"--save": tmp_path / "scan.pcap"}, [tmp_path])
 
 
-def test_out_onto_the_bundle_names_out(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_out_onto_the_bundle_names_out(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a review: `edge run B --out B` said "overlay.mp4: --save would write into B", an option not given."""
     from edge.cli.run_cmd import run_run
 
@@ -72,6 +72,17 @@ def test_out_onto_the_bundle_names_out(tiny_bundle: Path, tmp_path: Path) -> Non
                     json_out=False)
         assert "--save" not in str(e.value)
     assert not (tiny_bundle / "sub").exists()
+    # the review of that fix: a folder named like the source's spec ("synthetic") is not the source
+    monkeypatch.chdir(tmp_path)
+    run_run(str(tiny_bundle), source="synthetic:2", lidar=None, rig=None, save=None, jsonl=None, stats=None,
+            out=Path("synthetic:2"), policy="block", backend="onnxruntime", precision=None, program=None,
+            realtime=False, max_frames=0, threads=0, display=False, dump_points=None, udp=None, sync_ms=50.0,
+            live=False, json_out=True)
+    assert (tmp_path / "synthetic:2" / "summary.json").is_file()
+    # and FFmpeg read "synthetic:2/overlay.mp4" (relative, a colon before the slash) as a URL: neither written nor read
+    from edge.stream.overlay import readable_frames
+
+    assert readable_frames("synthetic:2/overlay.mp4", 2) == 2
 
 
 def test_a_video_in_a_folder_that_takes_no_file_says_why() -> None:

@@ -90,22 +90,27 @@ def test_the_summary_line_says_what_bounds_the_rate() -> None:
                                 "back to back together)"
 
 
-def test_a_source_fast_at_its_median_but_busy_is_named() -> None:
+def test_a_synthetic_source_slow_past_what_it_rendered_ahead_is_named() -> None:
     """Found by a review: synthetic:250 rendered 195 frames ahead and 55 in the loop at 20 fps; the median made its
-    rate 117,495 fps and the line named no source beside a loop at 30 fps against a model at 72."""
-    s = {**_summary(30.0, 13.9, 117495.0, "block", 1.0), "wall_s": 8.3}
-    s["sources"]["cam"].update(produce_s=2.8, prerendered=195, rendered_live=55, live_fps=19.6)
-    assert _rates(s) == ("; the model alone 71.9 fps, source cam 19.6 fps past its 195 frames rendered ahead "
-                         "(busy 34% of the run)")
-    s["sources"]["cam"] = {"produce_fps": 117495.0, "produce_s": 2.8}  # a source reporting no live rate
-    assert _rates(s) == "; the model alone 71.9 fps, source cam busy 34% of the run"
-    s["sources"]["cam"]["produce_s"] = 1.0  # 12 %: not what bounds the run
+    rate 117,495 fps and the line named no source beside a loop at 30 fps against a model at 72. (A first fix
+    named any source busy a quarter of the run: a paced video or a camera waits for its frames all the time.)"""
+    s = _summary(30.0, 13.9, 117495.0, "block", 1.0)
+    s["sources"]["cam"].update(prerendered=195, rendered_live=55, live_fps=19.6)
+    assert _rates(s) == "; the model alone 71.9 fps, source cam 19.6 fps past its 195 frames rendered ahead"
+    s["sources"]["cam"]["live_fps"] = 60.0  # rendered in the loop faster than the loop ran: not what bounds it
     assert _rates(s) == "; the model alone 71.9 fps"
 
 
-def test_a_source_reports_its_whole_production_time() -> None:
-    st = Pipeline([Slow(4, 0.02)], EchoTask(), [], policy="block").run()["sources"]["memory"]
-    assert st["produce_s"] >= 0.08
+def test_a_realtime_synthetic_source_stays_live_and_counts_what_it_rendered_in_the_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: the count of live-rendered sets had the Source's ``live`` flag's name (a non-realtime
+    source turned live mid-run and the watchdog watched it; a realtime one reported ``rendered_live: true``)."""
+    monkeypatch.setattr(synthetic_mod, "PRERENDER_BYTES", 2 * 16 * 16 * 3)
+    for realtime in (False, True):
+        src = SyntheticSource("synthetic:5", 5, None, generator=_gen([]), realtime=realtime, fps=200.0)
+        src.open()
+        assert len(list(src)) == 5 and src.live is realtime
+        assert src.counters()["rendered_live"] == 3 and src.counters()["prerendered"] == 2
 
 
 def test_max_frames_bounds_what_is_rendered_ahead(monkeypatch: pytest.MonkeyPatch) -> None:

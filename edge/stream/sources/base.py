@@ -227,7 +227,4 @@ class SourceThread(threading.Thread):
             p50 = float(sorted(self.produce_s)[len(self.produce_s) // 2]) * 1e3
             out["produce_p50_ms"] = round(p50, 3)
             out["produce_fps"] = round(1e3 / p50, 1) if p50 > 0 else None
-            # the whole time spent producing: a source fast for most frames and slow for some (frames made
-            # ahead, then live) has a fast median and can still bound the run
-            out["produce_s"] = round(float(sum(self.produce_s)), 3)
         return out

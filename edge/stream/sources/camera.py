@@ -112,7 +112,9 @@ class CameraSource(Source):
                 raise DataError(f"{path}: no such video file")
             if not path.is_file():
                 raise DataError(f"{path}: not a file")
-            cap = cv2.VideoCapture(str(path))
+            from edge.files import media_path
+
+            cap = cv2.VideoCapture(media_path(path))
         elif self.kind == "gst":
             cap = cv2.VideoCapture(self.target, cv2.CAP_GSTREAMER)
         elif self.kind == "url":

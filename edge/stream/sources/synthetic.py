@@ -107,14 +107,15 @@ class SyntheticSource(Source):
         self._rest = stream
 
     prerendered = 0
-    live = 0  # frame sets rendered as they were read, past what fitted ahead, and the time that took
-    live_s = 0.0
+    rendered_live = 0  # frame sets rendered as they were read, past what fitted ahead, and the time that took
+    rendered_live_s = 0.0  # (``live`` is the Source's flag: paced like a sensor)
 
     def counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {"prerendered": self.prerendered, "render_ms_per_frame": round(self.render_ms)}
-        if self.live:
-            out["rendered_live"] = self.live
-            out["live_fps"] = round(self.live / self.live_s, 1) if self.live_s > 0 else None
+        if self.rendered_live:
+            out["rendered_live"] = self.rendered_live
+            out["live_fps"] = (round(self.rendered_live / self.rendered_live_s, 1) if self.rendered_live_s > 0
+                               else None)
         return out
 
     def _ticks_ahead(self) -> Iterator[dict[str, Any]]:
@@ -129,8 +130,8 @@ class SyntheticSource(Source):
             tick = next(self._rest, None)
             if tick is None:
                 return
-            self.live_s += time.perf_counter() - t0
-            self.live += 1
+            self.rendered_live_s += time.perf_counter() - t0
+            self.rendered_live += 1
             yield tick
 
     def _stream(self) -> Iterator[dict[str, Any]]:
