@@ -22,8 +22,11 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     folder = Path(out) if out is not None else Path(bundle).resolve().parent
     if folder.exists() and not folder.is_dir():
         raise EdgeError(f"{folder}: is a file; --out takes a folder")
-    if not folder.is_dir():
-        raise EdgeError(f"{folder}: output folder does not exist")
+    above = folder.absolute()
+    while not above.exists() and above != above.parent:  # made after the run: a file on the way fails now
+        above = above.parent
+    if not above.is_dir():
+        raise EdgeError(f"{folder}: cannot create the output folder ({above} is a file)")
     inside = Path(bundle).resolve()
     if folder.resolve() == inside or inside in folder.resolve().parents:
         # files the manifest does not list: the bundle then fails its own checks on a re-export to it
@@ -31,6 +34,12 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     with console.status("benchmarking...") as status:
         report = run_bench(bundle, backends=backends, rounds=rounds, warmup=warmup, threads=threads,
                            programs=programs, say=lambda m: status.update(m))
+    try:  # made once there is a report to put in it (as edge run --out makes its folder); a failed run makes none
+        from edge.files import make_folder
+
+        make_folder(folder.absolute())
+    except OSError as e:
+        raise EdgeError(f"{folder}: cannot create the output folder ({e.strerror or e})") from None
     # names built whole: with_suffix on 'model.v2_bench' would give 'model.json' (another file of the user's)
     stem = f"{Path(bundle).resolve().name}_bench"
     written = folder / f"{stem}.json"

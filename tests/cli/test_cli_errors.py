@@ -387,6 +387,17 @@ def test_bench_out_naming_a_file(good_bundle: Path, work: Path) -> None:
     assert listing(work) == ["afile"]
 
 
+def test_bench_out_folder_is_made_once_there_is_a_report(good_bundle: Path, work: Path) -> None:
+    """Found by a review: `edge bench --out new/` refused a folder that did not exist (`edge run --out` makes one)."""
+    (work / "afile").write_text("x")
+    r = cli(EDGE, "bench", good_bundle, "--out", work / "afile" / "sub", cwd=work)
+    assert_one_line_error(r, "afile is a file")
+    r = cli(EDGE, "bench", good_bundle, "--out", work / "new" / "sub", "--rounds", "2", "--backends", "onnxruntime",
+            cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert (work / "new" / "sub" / f"{good_bundle.name}_bench.json").is_file()
+
+
 def test_bench_out_inside_the_bundle(good_bundle: Path, work: Path) -> None:
     """Found by a review: the report and plot went into the bundle, whose re-export then refused the folder."""
     before = sorted(p.name for p in good_bundle.iterdir())
