@@ -46,6 +46,9 @@ def test_lockstep_one_time_per_step_primary_last_shortest_ends() -> None:
     src.open()
     frames = list(src)
     assert src.ended == "front_left" and src.frames_total == 3
+    # said (found by a review: the run stopped at the shortest part without a word)
+    assert src.note() == ("m: part 'front_left' ended the run after 3 frame set(s); 'front_right' has 9, 'front' "
+                          "has 5 (parts are read in lockstep)")
     assert [f.sensor for f in frames] == ["front_left", "front_right", "front"] * 3
     for k in range(3):
         step = frames[3 * k:3 * k + 3]

@@ -76,6 +76,7 @@ class MultiSource(Source):
         self.reconnect = any(s.reconnect for _, s in parts)
         self.fps, self.period_s = 30.0, None
         self.ended: str | None = None  # the part whose end ended the run
+        self.steps = 0  # frame sets delivered
 
     def open(self) -> None:
         opened: list[Source] = []
@@ -130,7 +131,7 @@ class MultiSource(Source):
             for name, it in iters:
                 f = next(it, None)
                 if f is None:
-                    self.ended = name
+                    self.ended, self.steps = name, seq
                     return
                 got.append((name, f))
             t = now_ns()
@@ -141,6 +142,18 @@ class MultiSource(Source):
     def close(self) -> None:
         for _, src in self.parts:
             src.close()
+
+    def note(self) -> str | None:
+        """Which part ended the run, when another part had frames left (read in lockstep, the shortest part ends it:
+        a 300-frame video beside a 40-image folder stops at 40 without a word otherwise)."""
+        if self.ended is None:
+            return None
+        longer = {n: t for n, s in self.parts if n != self.ended
+                  and (t := getattr(s, "frames_total", None)) is not None and t > self.steps}
+        if not longer:
+            return None
+        return (f"{self.spec}: part '{self.ended}' ended the run after {self.steps} frame set(s); "
+                + ", ".join(f"'{n}' has {t}" for n, t in longer.items()) + " (parts are read in lockstep)")
 
     def counters(self) -> dict[str, int]:
         return {f"{name}.{k}": v for name, src in self.parts for k, v in src.counters().items()}
