@@ -116,16 +116,24 @@ def _preprocess(card: Any, cfg: dict[str, Any], images: list[np.ndarray], where:
         raise DataError(f"{where}: preprocessing failed ({type(e).__name__}: {first_line(e)})") from None
 
 
-def held_bytes(obj: Any) -> int:
-    """Bytes of the arrays in ``obj`` (a sample: frames by sensor, feeds, lists of them; a Frame's data)."""
+def held_bytes(obj: Any, _seen: set[int] | None = None) -> int:
+    """Bytes of the arrays in ``obj`` (a sample: frames by sensor, feeds, lists of them; a Frame's data), each
+    buffer once: a feed that is a view of its frame (``w[None]``) holds no memory of its own."""
+    seen = set() if _seen is None else _seen
     if isinstance(obj, np.ndarray):
-        return int(obj.nbytes)
+        root = obj
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        if id(root) in seen:
+            return 0
+        seen.add(id(root))
+        return int(root.nbytes)
     if isinstance(obj, Frame):
-        return held_bytes(obj.data)
+        return held_bytes(obj.data, seen)
     if isinstance(obj, dict):
-        return sum(held_bytes(v) for v in obj.values())
+        return sum(held_bytes(v, seen) for v in obj.values())
     if isinstance(obj, list | tuple):
-        return sum(held_bytes(v) for v in obj)
+        return sum(held_bytes(v, seen) for v in obj)
     return 0
 
 
@@ -154,7 +162,7 @@ def from_synthetic(card: Any, cfg: dict[str, Any], *, size: int, role: str = "ca
     if card.data is None:
         raise DataError(f"model '{card.name}' has no synthetic data; pass a folder, video or .npz")
     first = card.data.samples(cfg, role, 1, seed)  # one, to size them all before rendering them
-    check_fits(held_bytes(first) + held_bytes([card.preprocess(f, cfg) for s in first for f in s]), size,
+    check_fits(held_bytes([first, [card.preprocess(f, cfg) for s in first for f in s]]), size,
                "--calib-size" if role == "calibration" else f"{role} size")
     seqs = [[card.preprocess(frames, cfg) for frames in sample]
             for sample in card.data.samples(cfg, role, size, seed)]

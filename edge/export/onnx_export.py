@@ -211,7 +211,12 @@ def export_failure(e: BaseException) -> str:
         inner = e.__cause__ or e.__context__
         cause = _ANSI.sub("", first_line(inner if inner is not None else e, 300))
     cause = cause if len(cause) <= 300 else cause[:297] + "..."
-    return f"{_STEPS[step.group(1)]} ({cause})" if step else cause
+    # the user's line that failed (a trace printed it on stderr, which the export keeps quiet): the last frame
+    # the message names outside torch itself
+    frames = [f for f in re.findall(r'File "([^"]+)", line (\d+), in (\w+)', text)
+              if f"{os.sep}torch{os.sep}" not in f[0] and f"{os.sep}site-packages{os.sep}" not in f[0]]
+    at = f" at {frames[-1][0]}:{frames[-1][1]} in {frames[-1][2]}" if frames else ""
+    return f"{_STEPS[step.group(1)]}{at} ({cause})" if step else cause + at
 
 
 def _slim(path: Path, external: bool) -> None:

@@ -276,6 +276,7 @@ class OpenVinoRuntime(BaseRuntime):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._calls:
+            self._check_open()  # closed by another thread while this call waited: ClosedError, not AttributeError
             if self.front is not None:
                 self._for_size(tuple(feeds[self.front.input].shape[1:3]))
             # the request reads the inputs in place and hands its output buffers over (zero-copy both ways; the
@@ -293,10 +294,12 @@ class OpenVinoRuntime(BaseRuntime):
         return AsyncQueue(self, jobs, callback)
 
     def close(self) -> None:
-        super().close()
-        self.request = None
-        self.compiled = None
-        self._sized = {}
+        # after a call in flight, never under it (a runtime whose __init__ failed early has no lock yet)
+        with getattr(self, "_calls", None) or contextlib.nullcontext():
+            super().close()
+            self.request = None
+            self.compiled = None
+            self._sized = {}
 
 
 #: queues alive in this process: each is drained at interpreter exit (see :func:`_drain_queues`)

@@ -318,3 +318,14 @@ def test_a_set_larger_than_memory_is_refused_before_it_is_rendered(monkeypatch: 
     assert not (tmp_path / "b").exists()
     monkeypatch.setattr(machine, "available_memory_bytes", lambda: None)  # unknown (not Linux): unchecked
     assert len(load_samples("synthetic", CARD, CFG, size=3)) == 3
+
+
+def test_a_view_of_a_frame_is_not_counted_twice() -> None:
+    """The review of the memory check: a family whose feed is a view of its frame (``w[None]``) was counted twice
+    (a PULSAR-Net default INT8 export would have been refused below ~5.5 GiB free instead of ~2.8)."""
+    from edge.calibration.datasets import held_bytes
+    from edge.data.frame import Frame
+
+    w = np.zeros((8, 100), np.float32)
+    assert held_bytes([{"lidar": Frame(w, 0, 0, "lidar")}, {"x": w[None]}, [w.reshape(-1)]]) == w.nbytes
+    assert held_bytes([w, np.ones(3)]) == w.nbytes + 24

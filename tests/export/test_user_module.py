@@ -171,6 +171,28 @@ def test_an_index_past_an_embeddings_table_is_refused_on_every_backend(tmp_path:
     assert rt.infer({"idx": np.array([[-7, 6, 1], [2, 3, 4]]), "x": x})["output0"].shape == (4,)
 
 
+def test_an_index_range_follows_only_casts_that_keep_every_value(tmp_path: Path) -> None:
+    """The review of the range: a float input cast to an index had a range put on it (the export died refusing
+    it), and a cast to bool was followed (`seg(ids.bool().long())`: a 2-row table then refused ids 0..7)."""
+    import json
+
+    class Mixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tok, self.seg, self.pos = (torch.nn.Embedding(1000, 4), torch.nn.Embedding(2, 4),
+                                            torch.nn.Embedding(10, 4))
+
+        def forward(self, ids: torch.Tensor, t: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
+            return (self.tok(ids) + self.seg(ids.bool().long())).sum(1) + self.pos(t.long()).sum(1) + \
+                self.pos(small.long()).sum(1)
+
+    edge.export(Mixed(), {"ids": torch.tensor([[5, 0, 7]]), "t": torch.tensor([[1.0, 2.0, 3.0]]),
+                          "small": torch.tensor([[1, 2, 3]], dtype=torch.int32)}, tmp_path / "b")
+    io = json.loads((tmp_path / "b" / "manifest.json").read_text())["io"]["inputs"]
+    # the tok table alone bounds ids; t is float; small (int32 widened to int64) reaches the 10-row table
+    assert {t["name"]: t.get("index_range") for t in io} == {"ids": [-1000, 1000], "t": None, "small": [-10, 10]}
+
+
 def test_a_model_without_our_attention_is_not_recorded_as_plugin(tmp_path: Path) -> None:
     """SDPA / nn.MultiheadAttention trace to MatMul/Softmax: the manifest said mode "plugin" (a node not in
     the graph), which sends trtexec and Triton users away from a graph they could use."""
@@ -216,7 +238,9 @@ def test_a_module_that_cannot_be_traced_is_one_line_and_nothing_on_stderr(tmp_pa
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x * 2 if x.sum() > 0 else x
 
-    with pytest.raises(ExportError, match=r"torch\.export could not trace the model \(GuardOnDataDependentSymNode"):
+    # the line that failed, which the graph on stderr had shown, is in the one line (the review of that change)
+    with pytest.raises(ExportError, match=r"torch\.export could not trace the model at \S+test_user_module\.py:\d+ in "
+                                          r"forward \(GuardOnDataDependentSymNode"):
         edge.export(Branch(), {"x": torch.zeros(2, 3)}, tmp_path / "m")
     assert capsys.readouterr().err == "" and not (tmp_path / "m").exists()
 
