@@ -3,9 +3,9 @@
 Why: an index past the table is refused by ONNX Runtime but read as zeros by OpenVINO's Gather, without an
 error, so one bundle gave a wrong answer on one backend and a clear error on the other. The export records the
 valid range on the input (:attr:`edge.spec.TensorSpec.index_range`) and every runtime's feed check refuses a
-value outside it. Only inputs that reach a Gather's indices unchanged are given a range (through reshapes, and casts to
-a type that holds every value: a cast to bool or a narrower type ends the search); an input used otherwise as well
-keeps the strictest range its Gathers set.
+value outside it. Only inputs that reach a Gather's indices unchanged are given a range (through reshapes, and casts
+between integer types: a cast to bool or float ends the search); an input used otherwise as well keeps the strictest
+range its Gathers set.
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ from typing import Any
 from edge.spec import IOSpec
 
 #: ops whose output holds exactly the values of their first input (so a Gather after them constrains the input);
-#: a Cast only when its type holds every value of the one before (:data:`INT_RANGES`)
+#: a Cast only from one integer type to another (:func:`_keeps_indices`)
 KEEP_VALUES = {"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Transpose", "Expand"}
-#: ONNX's integer element types (TensorProto) -> the values they hold
-INT_RANGES = {2: (0, 2**8 - 1), 3: (-2**7, 2**7 - 1), 4: (0, 2**16 - 1), 5: (-2**15, 2**15 - 1),
-              6: (-2**31, 2**31 - 1), 7: (-2**63, 2**63 - 1), 12: (0, 2**32 - 1), 13: (0, 2**64 - 1)}
+#: ONNX's integer element types (TensorProto: uint8, int8, uint16, int16, int32, int64, uint32, uint64)
+INT_TYPES = frozenset({2, 3, 4, 5, 6, 7, 12, 13})
 
 
-def _widens(src: int, dst: int) -> bool:
-    """Whether a Cast from integer type ``src`` to ``dst`` keeps every value (not to bool, float, or narrower)."""
-    if src not in INT_RANGES or dst not in INT_RANGES:
-        return False
-    return INT_RANGES[dst][0] <= INT_RANGES[src][0] and INT_RANGES[src][1] <= INT_RANGES[dst][1]
+def _keeps_indices(src: int, dst: int) -> bool:
+    """Whether a Cast from integer type ``src`` to ``dst`` keeps every index of a table (integer to integer: a
+    narrower type keeps every value a table's rows can be numbered by; to bool or float the values change)."""
+    return src in INT_TYPES and dst in INT_TYPES
 
 
 def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
@@ -47,7 +45,7 @@ def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
             users.setdefault(name, []).append((node, i))
     out: dict[str, tuple[int, int]] = {}
     for vi in g.input:
-        if vi.type.tensor_type.elem_type not in INT_RANGES or vi.name in consts:
+        if vi.type.tensor_type.elem_type not in INT_TYPES or vi.name in consts:
             continue
         n_rows: list[int] = []
         seen, todo = {vi.name}, [(vi.name, vi.type.tensor_type.elem_type)]
@@ -64,7 +62,7 @@ def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
                     after = kind
                     if node.op_type == "Cast":
                         after = next((a.i for a in node.attribute if a.name == "to"), 0)
-                        if not _widens(kind, after):  # to bool, float or a narrower type: values change
+                        if not _keeps_indices(kind, after):  # to bool or float: the values change
                             continue
                     for o in node.output:
                         if o not in seen:

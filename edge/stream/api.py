@@ -238,7 +238,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                         "accuracy budget)")) if x)
             notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None,
                                  *(s.note() for s in sinks if hasattr(s, "note")),
-                                 *(s.note() for s in sources if hasattr(s, "note"))) if n]
+                                 *(s.note(max_frames) for s in sources if hasattr(s, "note"))) if n]
             if notes:
                 summary["notes"] = notes
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks

@@ -182,15 +182,19 @@ def test_an_index_range_follows_only_casts_that_keep_every_value(tmp_path: Path)
             self.tok, self.seg, self.pos = (torch.nn.Embedding(1000, 4), torch.nn.Embedding(2, 4),
                                             torch.nn.Embedding(10, 4))
 
-        def forward(self, ids: torch.Tensor, t: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
+        def forward(self, ids: torch.Tensor, t: torch.Tensor, small: torch.Tensor, big: torch.Tensor
+                    ) -> torch.Tensor:
             return (self.tok(ids) + self.seg(ids.bool().long())).sum(1) + self.pos(t.long()).sum(1) + \
-                self.pos(small.long()).sum(1)
+                self.pos(small.long()).sum(1) + self.pos(big.int()).sum(1)
 
     edge.export(Mixed(), {"ids": torch.tensor([[5, 0, 7]]), "t": torch.tensor([[1.0, 2.0, 3.0]]),
-                          "small": torch.tensor([[1, 2, 3]], dtype=torch.int32)}, tmp_path / "b")
+                          "small": torch.tensor([[1, 2, 3]], dtype=torch.int32), "big": torch.tensor([[1, 2, 3]])},
+                tmp_path / "b")
     io = json.loads((tmp_path / "b" / "manifest.json").read_text())["io"]["inputs"]
-    # the tok table alone bounds ids; t is float; small (int32 widened to int64) reaches the 10-row table
-    assert {t["name"]: t.get("index_range") for t in io} == {"ids": [-1000, 1000], "t": None, "small": [-10, 10]}
+    # the tok table alone bounds ids; t is float; small (int32 to int64) and big (int64 to int32: a narrower type
+    # keeps every index) reach the 10-row table
+    assert {t["name"]: t.get("index_range") for t in io} == {"ids": [-1000, 1000], "t": None, "small": [-10, 10],
+                                                             "big": [-10, 10]}
 
 
 def test_a_model_without_our_attention_is_not_recorded_as_plugin(tmp_path: Path) -> None:

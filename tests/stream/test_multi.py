@@ -49,6 +49,7 @@ def test_lockstep_one_time_per_step_primary_last_shortest_ends() -> None:
     # said (found by a review: the run stopped at the shortest part without a word)
     assert src.note() == ("m: part 'front_left' ended the run after 3 frame set(s); 'front_right' has 9, 'front' "
                           "has 5 (parts are read in lockstep)")
+    assert src.note(max_frames=3) is None  # --max-frames ended it (the review of the note: it blamed a part)
     assert [f.sensor for f in frames] == ["front_left", "front_right", "front"] * 3
     for k in range(3):
         step = frames[3 * k:3 * k + 3]

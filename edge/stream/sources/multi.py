@@ -143,10 +143,11 @@ class MultiSource(Source):
         for _, src in self.parts:
             src.close()
 
-    def note(self) -> str | None:
+    def note(self, max_frames: int = 0) -> str | None:
         """Which part ended the run, when another part had frames left (read in lockstep, the shortest part ends it:
-        a 300-frame video beside a 40-image folder stops at 40 without a word otherwise)."""
-        if self.ended is None:
+        a 300-frame video beside a 40-image folder stops at 40 without a word otherwise). None when the run's
+        ``max_frames`` ended it (every part stops there; a video's own length is not capped by it)."""
+        if self.ended is None or (max_frames and self.steps >= max_frames):
             return None
         longer = {n: t for n, s in self.parts if n != self.ended
                   and (t := getattr(s, "frames_total", None)) is not None and t > self.steps}
