@@ -62,6 +62,14 @@ def _positive_seconds(value: Any) -> bool:
     return math.isfinite(f) and f > 0
 
 
+def rig_note(rig: Any, pipe: Any, summary: dict[str, Any]) -> str | None:
+    """``--calib`` given to a run whose frames had no camera image (a family reading waveforms): it did nothing,
+    said as ``--dump-points`` on a camera-only run is."""
+    if rig is None or pipe is None or pipe.rig_met_image or not summary.get("frames"):
+        return None
+    return f"--calib {rig}: no camera image in this run's frames, so the rig was not used"
+
+
 def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lidar: str | None = None,
         rig: str | os.PathLike[str] | None = None, save: str | os.PathLike[str] | None = None,
         jsonl: str | os.PathLike[str] | None = None, stats: str | os.PathLike[str] | None = None,
@@ -238,7 +246,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                         "accuracy budget)")) if x)
             notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None,
                                  *(s.note() for s in sinks if hasattr(s, "note")),
-                                 *(s.note(max_frames) for s in sources if hasattr(s, "note"))) if n]
+                                 *(s.note(max_frames) for s in sources if hasattr(s, "note")),
+                                 rig_note(rig, pipe, summary)) if n]
             if notes:
                 summary["notes"] = notes
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks

@@ -86,6 +86,8 @@ class Pipeline:
                             "of milliseconds >= 0")
         self.tolerance_ns = int(sync_tolerance_ms * 1e6)
         self.rig = rig
+        #: whether a frame set with a camera image met the run's rig (a run of waveforms had --calib do nothing)
+        self.rig_met_image = False
         self.skip_reasons: dict[str, int] = {}  # why frame sets were skipped (the family's one-line reasons)
         self._skip_shapes: dict[str, str] = {}
         self.stall_s = stall_s
@@ -747,6 +749,8 @@ class Pipeline:
         rig is wins over a source's own (kept as ``meta["rig_source"]``, e.g. KITTI's reference calib)."""
         out = {}
         for k, fr in frames.items():
+            if not self.rig_met_image and is_image(fr.data):
+                self.rig_met_image = True
             meta = dict(fr.meta)
             if meta.get("rig") is not None and meta["rig"] is not self.rig:
                 meta["rig_source"] = meta["rig"]

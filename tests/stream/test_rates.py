@@ -175,3 +175,28 @@ def test_the_live_line_shows_the_cores_in_use() -> None:
         pass
     m = re.search(r"CPU (\d+\.\d+) cores$", st.line())
     assert m and float(m.group(1)) > 0
+
+
+def test_a_rig_that_met_no_camera_image_is_said() -> None:
+    """Found by a review: `--calib RIG` on a family reading waveforms did nothing, without a word (its --lidar is
+    refused in one line); now a note, as --dump-points on a camera-only run has."""
+    from edge.stream.api import rig_note
+
+    class Waves(MemorySource):
+        def __iter__(self) -> Iterator[Frame]:
+            for i in range(self.count):
+                yield Frame(np.zeros((4, 16), np.float32), time.monotonic_ns(), i, "camera", {})
+
+    rig = object()
+    for src, met in ((Waves([np.zeros((8, 8, 3), np.uint8)], count=3), False), (Slow(3, 0.0), True)):
+        pipe = Pipeline([src], EchoTask(), [], policy="block", rig=rig)
+        s = pipe.run()
+        assert pipe.rig_met_image is met and s["frames"] == 3
+        note = rig_note("r.json", pipe, s)
+        assert (note is None) is met
+    assert note is None and rig_note(None, pipe, s) is None
+    assert rig_note("r.json", Pipeline([Waves([np.zeros((8, 8, 3), np.uint8)], count=1)], EchoTask(), [], rig=rig),
+                    {"frames": 0}) is None  # nothing ran: nothing to say
+    pipe = Pipeline([Waves([np.zeros((8, 8, 3), np.uint8)], count=2)], EchoTask(), [], policy="block", rig=rig)
+    assert rig_note("r.json", pipe, pipe.run()) == "--calib r.json: no camera image in this run's frames, so the " \
+                                                  "rig was not used"
