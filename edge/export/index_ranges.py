@@ -11,7 +11,6 @@ range its Gathers set.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from edge.spec import IOSpec
@@ -74,11 +73,10 @@ def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
     return out
 
 
-def with_index_ranges(path: str | Path, io: IOSpec) -> IOSpec:
-    """``io`` with the index ranges of the ONNX graph at ``path`` on its inputs (weights not loaded)."""
-    import onnx
-
-    found = index_ranges(onnx.load(str(path), load_external_data=False))
+def with_index_ranges(model: Any, io: IOSpec) -> IOSpec:
+    """``io`` with the index ranges of the ONNX ``model`` (a ModelProto; its weights' values are not read) on its
+    inputs."""
+    found = index_ranges(model)
     if not found:
         return io
     return replace(io, inputs=tuple(replace(t, index_range=found[t.name]) if t.name in found else t

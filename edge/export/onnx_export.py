@@ -178,9 +178,6 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
             why = f"exported names {got_in} -> {got_out} differ from the spec {io.input_names} -> {io.output_names}"
         raise ExportError(f"{type(module).__name__}: {why}")
     io = _stamp_shapes(path, io, external)
-    from edge.export.index_ranges import with_index_ranges
-
-    io = with_index_ranges(path, io)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
@@ -237,7 +234,7 @@ def _slim(path: Path, external: bool) -> None:
 def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> IOSpec:
     """Write the IOSpec onto the graph I/O (dim names such as 'batch', not 's0') and drop the
     exporter's intermediate shape hints, which the checker's full inference then recomputes; returns
-    the IOSpec the graph now has.
+    the IOSpec the graph now has, with the index ranges of its integer inputs (:mod:`edge.export.index_ranges`).
 
     Output dims come from running the module eagerly, so they overrule the exporter's annotation
     (torch 2.13's ``torch.onnx.ops.attention`` annotates Dv as D when they differ); a fixed input
@@ -288,6 +285,9 @@ def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> IOSpec:
                     raise ExportError(f"exported '{vi.name}' has dim {d.dim_value}, spec says {want}")
                 d.dim_value = want
     onnx.save(model, str(path))
+    from edge.export.index_ranges import with_index_ranges
+
+    io = with_index_ranges(model, io)  # the integer inputs that index a table of the graph: from the graph at hand
     if not opened:
         return io
 

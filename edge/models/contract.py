@@ -245,8 +245,8 @@ def recorded_image_inputs(manifest: Mapping[str, Any], graphs: Any, where: str =
         raise BundleError(f"{where}: {e}") from None
     graph_records = manifest.get("graphs")
     for g, rec in mine.items():  # an input renamed in one place: the engine said "not an input", naming no file
-        ins = graph_records.get(g, {}).get("inputs") if isinstance(graph_records, Mapping) and isinstance(
-            graph_records.get(g), Mapping) else None
+        graph = graph_records.get(g) if isinstance(graph_records, Mapping) else None
+        ins = graph.get("inputs") if isinstance(graph, Mapping) else None
         names = [t.get("name") for t in ins if isinstance(t, Mapping)] if isinstance(ins, list) else []
         if names and rec.input not in names:
             raise BundleError(f"{where}: preprocess.image_inputs names input {rec.input!r} of graph '{g}', which "

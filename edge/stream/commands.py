@@ -122,17 +122,21 @@ def load_commands(arg: str, card: Any, cfg: dict[str, Any]) -> Schedule:
     else:
         if not arg.strip():
             raise DataError("--command: empty (give the command text, or a file of 'FRAME COMMAND' lines)")
+        def parses(text: str) -> bool:
+            try:
+                spec.parse(text, cfg)
+            except DataError:
+                return False
+            return True
+
         is_dir = False
         with contextlib.suppress(OSError):
             is_dir = path.is_dir()
-        if is_dir:  # a folder is never a schedule; a command that a folder here is named after is still a command
-            try:  # (`--command left` beside the camera folders front/ left/ right/); a path is a path
-                if "/" in arg:
-                    raise DataError(arg)
-                spec.parse(arg.strip(), cfg)
-            except DataError:
-                raise DataError(f"--command {arg}: is a folder (give the command text, or a file of 'FRAME COMMAND' "
-                                "lines)") from None
+        # a folder is never a schedule; a command that a folder here is named after is still a command (`--command
+        # left` beside the camera folders front/ left/ right/); a path is a path
+        if is_dir and ("/" in arg or not parses(arg.strip())):
+            raise DataError(f"--command {arg}: is a folder (give the command text, or a file of 'FRAME COMMAND' "
+                            "lines)")
         if arg.endswith((".txt", ".cmd", ".commands")) or "/" in arg:
             raise DataError(f"--command {arg}: no such file (a text command has no '/')")
         items = [(0, arg.strip(), "--command")]

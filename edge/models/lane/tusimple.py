@@ -190,8 +190,8 @@ def _num_out(v: float, what: str) -> int | float:
     """
     try:
         f = float(v)
-    except OverflowError:  # an integer literal past the float range (JSON allows any)
-        raise ValueError(f"{what} is {_short(v)}, too large for a float") from None
+    except OverflowError:  # an integer past the float range: a finite number no JSON lane file holds either
+        raise DataError(f"{what} is {_short(v)}; JSON lane files hold finite numbers only") from None
     if not math.isfinite(f):
         raise DataError(f"{what} is {v!r}; JSON lane files hold finite numbers only")
     return int(f) if f.is_integer() else f

@@ -187,6 +187,8 @@ def test_write_rejects_what_cannot_be_read_back(tmp_path):
         write_tusimple(tmp_path / "x.json", [TuSimpleSample("a", [[1, 2]], [1, 2, 3])])
     with pytest.raises(DataError, match="finite"):
         write_tusimple(tmp_path / "x.json", [TuSimpleSample("a", [[float("nan")]], [1])])
+    with pytest.raises(DataError, match=r"lanes\[0\] is 1000.*; JSON lane files hold finite numbers only"):
+        write_tusimple(tmp_path / "x.json", [TuSimpleSample("a", [[10**400]], [1])])  # past the float range
     with pytest.raises(DataError, match="does not exist"):
         write_tusimple(tmp_path / "nope" / "x.json", [])
     assert not (tmp_path / "x.json").exists()
