@@ -39,7 +39,10 @@ def main() -> None:
     card = get_card("lane")
     ckpt = args.checkpoint or card.default_checkpoint
     module, cfg, _ = load_model(ckpt, expect_model="lane")
-    report = {"checkpoint": str(ckpt), "program": card.programs[0].name, "sets": {}}
+    repo = Path(__file__).resolve().parent.parent
+    shown = Path(ckpt).resolve()
+    shown = shown.relative_to(repo) if shown.is_relative_to(repo) else shown
+    report = {"checkpoint": str(shown), "program": card.programs[0].name, "sets": {}}
     with torch_program(card, module, cfg) as prog:
         for name, (gt, root) in SETS.items():
             samples = tusimple_samples(args.data / gt, args.data / root)
