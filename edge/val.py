@@ -245,10 +245,23 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
         r["reference_config"] = ref = _reference(rows, r)
         r["reference"] = None if ref is None else next(q["value"] for q in rows if q["config"] == ref)
         r["drop"] = card.metric.drop(r["reference"], r["value"]) if ref is not None else None
-    return {"bundle": str(bundle), "model": b.model_name, "family": card.name, "data": specs_given,
-            "samples": len(samples),
-            "described": described, "metric": card.metric.name, "unit": card.metric.unit,
-            "higher_is_better": card.metric.higher_is_better, "rows": rows, "skipped": skipped}
+    report = {"bundle": str(bundle), "model": b.model_name, "family": card.name, "data": specs_given,
+              "samples": len(samples),
+              "described": described, "metric": card.metric.name, "unit": card.metric.unit,
+              "higher_is_better": card.metric.higher_is_better, "rows": rows, "skipped": skipped}
+    note = not_a_number_note(card.metric.name, [r["config"] for r in rows if not math.isfinite(r["value"])])
+    if note:
+        report["notes"] = [note]
+    return report
+
+
+def not_a_number_note(metric: str, configs: list[str]) -> str | None:
+    """One line naming the configurations whose score is not a number (a family's metric reduce that returned NaN,
+    or outputs that made it so): a table of "nan" and a drop budget that blamed a "drop by nan" said neither."""
+    if not configs:
+        return None
+    return (f"{metric} is not a number for {', '.join(configs)}: no drop can be measured against or from it (the "
+            "family's metric reduce, or the model's outputs on these samples)")
 
 
 def _reference(rows: list[dict[str, Any]], r: dict[str, Any]) -> str | None:

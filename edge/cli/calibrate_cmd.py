@@ -116,12 +116,13 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     report = {"frames": len(Ts), "inliers": int(inliers.sum()), "dropped_not_rigid": bad, "passes": passes,
               "skipped": sum(reasons.values()), "skip_reasons": reasons,
               "moved_deg": round(moved_deg, 4), "moved_cm": round(moved_cm, 3),
-              "spread": {k: round(v, 4) for k, v in spread.items()},
+              # one estimate scatters by an unknown amount, not by zero
+              "spread": {k: round(v, 4) for k, v in spread.items()} if int(inliers.sum()) >= 2 else None,
               "bundle": str(bundle), "source": source, "init": str(init) if init else "source calibration",
               # what ran (the resize differs between the numpy reference and an engine's: so does the estimate)
               **{k: summary["task"][k] for k in ("backend", "precision", "preprocess", "program")
                  if k in summary["task"]}}
-    if reference is not None and init is not None:  # --init replaced the folder's calib: score against it
+    if reference is not None:  # the source's own calib: scored against it (0 before when it was the start)
         report["error_before"] = {"rot_deg": round(float(rotation_error_deg(start.T_lidar_to_cam,
                                                                             reference.T_lidar_to_cam)), 4),
                                   "trans_cm": round(float(translation_error_m(start.T_lidar_to_cam,
@@ -136,11 +137,31 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         if reasons:  # frame sets the run could not use (an image not of the rig's size, no scan in sync): named
             Console(stderr=True).print(f"[yellow]skipped[/] {sum(reasons.values())} frame set(s): " + "; ".join(
                 f"{n} x {escape(r)}" for r, n in reasons.items()), highlight=False, soft_wrap=True)
+        scatter = ("one frame scatters {rot_rms_deg:.2f} deg / {trans_rms_cm:.1f} cm".format(**report["spread"])
+                   if report["spread"] else "one estimate: how much a frame's scatters is not known")
+        against = ""
+        if "error_after" in report:
+            b, a = report["error_before"], report["error_after"]
+            against = (f"; against the source's own calibration {b['rot_deg']:.2f} -> {a['rot_deg']:.2f} deg, "
+                       f"{b['trans_cm']:.1f} -> {a['trans_cm']:.1f} cm")
         Console(stderr=True).print(
             f"refined over {len(Ts)} frames ({len(Ts) - int(inliers.sum())} rejected): moved {moved_deg:.2f} deg / "
-            f"{moved_cm:.1f} cm from the start; one frame scatters {spread['rot_rms_deg']:.2f} deg / "
-            f"{spread['trans_rms_cm']:.1f} cm; wrote {out}", highlight=False, soft_wrap=True)
+            f"{moved_cm:.1f} cm from the start{against}; {scatter}; wrote {out}", highlight=False, soft_wrap=True)
+        worse = worse_than_start(report) if init is not None else []
+        if worse:
+            Console(stderr=True).print(
+                f"[yellow]warning[/]: the refined rig is farther from the source's own calibration than --init in "
+                f"{' and '.join(worse)}; compare the two before using {out}", highlight=False, soft_wrap=True)
     return report
+
+
+def worse_than_start(report: dict[str, Any]) -> list[str]:
+    """Which of rotation / translation the refinement made worse against the source's own calibration (an --init
+    start scored against it); empty when there is no such reference."""
+    b, a = report.get("error_before"), report.get("error_after")
+    if not b or not a:
+        return []
+    return [name for name, key in (("rotation", "rot_deg"), ("translation", "trans_cm")) if a[key] > b[key]]
 
 
 def _refine_frames(b: Any, card: Any, source: str, *, lidar: str | None, rig: Path | None, backend: str,

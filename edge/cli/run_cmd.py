@@ -24,6 +24,16 @@ def results_name(bundle: Path) -> str:
     return name if isinstance(name, str) and GRAPH_NAME.fullmatch(name) else "results"
 
 
+def draws(bundle: Path) -> bool:
+    """Whether the bundle's family draws an overlay (``--out`` then writes overlay.mp4; a family whose card has no
+    ``draw`` gets no video, where an explicit ``--save`` is refused)."""
+    from edge.bundle import Bundle
+    from edge.program import card_for_bundle
+
+    card = card_for_bundle(Bundle.load(bundle, verify=False))
+    return card is None or card.draws
+
+
 def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, save: Path | None,
             jsonl: Path | None, stats: Path | None, out: Path | None, policy: str, backend: str,
             precision: str | None, program: str | None, realtime: bool,
@@ -42,7 +52,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
     if out is not None:
         if out.exists() and not out.is_dir():
             raise DataError(f"{out}: --out must be a folder")
-        save = save or out / "overlay.mp4"
+        save = save or (out / "overlay.mp4" if draws(bundle) else None)
         jsonl = jsonl or out / f"{results_name(bundle)}.jsonl"
         stats = stats or out / "summary.json"
     console = make_console(stderr=True)

@@ -66,14 +66,18 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
             console.print(RUN_NOTE, highlight=False)
         for s in report["skipped"]:
             console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
+        for n in report.get("notes", ()):
+            console.print(f"note: {escape(n)}", highlight=False)
         if out is not None:
             console.print(f"wrote {out}", highlight=False)
     if over:
-        worst = sorted(over, key=lambda r: -r["drop"])  # every one named: a log that keeps stderr lost the others
+        # every one named: a log that keeps stderr lost the others; one that is not a number first, said so
+        worst = sorted(over, key=lambda r: -r["drop"] if math.isfinite(r["drop"]) else -math.inf)
         make_console(stderr=True).print(
             f"{len(over)} configuration(s) drop more than --max-drop {max_drop}: "
-            + ", ".join(f"{r['config']} by {r['drop']:.2f}{report['unit']}" for r in worst), highlight=False,
-            soft_wrap=True)
+            + ", ".join(f"{r['config']} by {r['drop']:.2f}{report['unit']}" if math.isfinite(r["drop"]) else
+                        f"{r['config']} (its {report['metric']} or its reference's is not a number)" for r in worst),
+            highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -122,6 +122,8 @@ class VelodyneDecoder:
             return None
         product = data[1205]
         if self.override is not None:
+            if len(self._stamps) < 64:
+                self._check_forced(data)
             if product != self.model_id:
                 data = data[:1205] + bytes((self.model_id,))
         elif self.model_id is None:
@@ -164,6 +166,23 @@ class VelodyneDecoder:
         if len(cloud) == 0:
             return None
         return to_points(cloud), round(stamp.device * 1e9), packets
+
+    def _check_forced(self, data: bytes) -> None:
+        """Warn when ``model=`` contradicts the packets' own model byte, unless it is the one known lie (an HDL-32E
+        byte on a VLP-16's packet clock, which model=VLP16 is the fix for): a VLP-16 capture forced to VLS-128
+        decoded 32 rings out to 189 m without a word."""
+        self._stamps.append(struct.unpack_from("<I", data, 1200)[0])
+        if len(self._stamps) < 64:
+            return
+        said = _ID_NAMES.get(data[1205])
+        if said is None or MODEL_IDS[said] == self.model_id:
+            return
+        dt = float(np.median(np.diff(np.asarray(self._stamps, np.int64))))
+        if said == "HDL32E" and self.override in ("VLP16", "PuckLite") and 1000 < dt < 1700:
+            return
+        log.warning("velodyne: model=%s given, but the packets say %s (a packet every %.0f us); the points are "
+                    "decoded as %s and may be wrong", self.override, said, dt, self.override)
+        self.model_warning = f"model={self.override} given on packets that say {said} ({dt:.0f} us apart)"
 
     def _check_rate(self, data: bytes) -> None:
         """Warn when an HDL-32E byte comes with a VLP-16 packet clock (the lie seen in real captures)."""

@@ -481,7 +481,47 @@ class ModelCard:
     #: checkpoints are checked with it before anything is built from their config.
     config_rules: Callable[[Config], None] | None = None
 
+    def _field_types(self) -> list[str]:
+        """What a card's fields hold, checked before anything reads them: a family that passed ``sensors="camera"``
+        got "AttributeError: 'str' object has no attribute 'required'" from deep inside the core."""
+        problems = []
+        kinds: tuple[tuple[str, Any, str], ...] = (
+            ("name", str, "a string"), ("description", str, "a string"), ("default_config", str, "a string"),
+            ("test_config", str, "a string"), ("results_name", str, "a string"),
+            ("configs", dict, "a dict of config name -> dict"), ("graphs", dict, "a dict of graph name -> Graph"),
+            ("programs", tuple | list, "a tuple of ProgramSpec"), ("sensors", Sensors, "edge.models.Sensors"),
+            ("checkpoints", dict, "a dict of config name -> path"), ("config_added", dict, "a dict"),
+            ("export_options", dict, "a dict of key -> what it means"),
+            ("metric", Metric | None, "edge.models.Metric or None"),
+            ("data", FamilyData | None, "edge.models.FamilyData or None"),
+            ("trainer", Trainer | None, "edge.models.Trainer or None"),
+            ("command", Command | None, "edge.models.Command or None"),
+            ("rig_output", str | None, "a string or None"))
+        for fname, kind, what in kinds:
+            value = getattr(self, fname)
+            if not isinstance(value, kind):
+                problems.append(f"{fname} must be {what}, got {type(value).__name__}")
+        for fname in ("build", "preprocess", "postprocess", "draw", "preprocess_params", "image_inputs"):
+            if not callable(getattr(self, fname)):
+                problems.append(f"{fname} must be a function, got {type(getattr(self, fname)).__name__}")
+        for fname in ("postprocess_many", "config_rules"):
+            if getattr(self, fname) is not None and not callable(getattr(self, fname)):
+                problems.append(f"{fname} must be a function or None, got {type(getattr(self, fname)).__name__}")
+        if isinstance(self.configs, dict):
+            problems += [f"config '{k}' must be a dict, got {type(v).__name__}" for k, v in self.configs.items()
+                         if not isinstance(v, dict)][:1]
+        if isinstance(self.graphs, dict):
+            problems += [f"graph '{k}' must be edge.models.Graph, got {type(v).__name__}"
+                         for k, v in self.graphs.items() if not isinstance(v, Graph)][:1]
+        if isinstance(self.programs, tuple | list):
+            problems += [f"programs must hold edge.models.ProgramSpec, got {type(p).__name__}" for p in self.programs
+                         if not isinstance(p, ProgramSpec)][:1]
+        return problems
+
     def __post_init__(self) -> None:
+        typed = self._field_types()
+        if typed:  # the checks below read these fields
+            raise ModelError(f"family '{self.name}': " + "; ".join(typed))
         problems = []
         for what, key in (("default", self.default_config), ("test", self.test_config)):
             if key not in self.configs:
@@ -573,6 +613,12 @@ class ModelCard:
         if key not in self.configs:
             raise ModelError(f"model '{self.name}' has no config '{key}' (configs: {sorted(self.configs)})")
         return dict(self.configs[key])
+
+    @property
+    def draws(self) -> bool:
+        """Whether the card gives a ``draw`` (an overlay for ``edge run --save/--display``): without one those
+        options have nothing to show, and a run is refused before it starts rather than writing nothing."""
+        return self.draw is not _no_draw
 
     @property
     def default_checkpoint(self) -> Path | None:

@@ -53,12 +53,19 @@ class TorchRuntime(BaseRuntime):
         with torch.inference_mode():
             out = self.module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.io.input_names))
         if isinstance(out, dict):
+            if any(n not in out for n in self.io.output_names):  # a card whose graph and IOSpec disagree: one line
+                raise BundleError(f"torch module returned outputs {sorted(map(str, out))}, its IOSpec declares "
+                                  f"{sorted(self.io.output_names)}")
             out = [out[n] for n in self.io.output_names]
         elif not isinstance(out, list | tuple):
             out = [out]
         if len(out) != len(self.io.outputs):
             raise BundleError(f"torch module returned {len(out)} outputs, the manifest lists {len(self.io.outputs)}")
-        return {n: o.detach().cpu().numpy() for n, o in zip(self.io.output_names, out)}
+        bad = [n for n, o in zip(self.io.output_names, out, strict=True) if not isinstance(o, torch.Tensor)]
+        if bad:
+            raise BundleError(f"torch module returned a {type(out[self.io.output_names.index(bad[0])]).__name__} "
+                              f"as output '{bad[0]}', not a tensor")
+        return {n: o.detach().cpu().numpy() for n, o in zip(self.io.output_names, out, strict=True)}
 
 
 def load(bundle: Any, artifact: dict[str, Any], *, graph: str, threads: int = 0,

@@ -70,6 +70,16 @@ def rig_note(rig: Any, pipe: Any, summary: dict[str, Any]) -> str | None:
     return f"--calib {rig}: no camera image in this run's frames, so the rig was not used"
 
 
+def metric_note(summary: dict[str, Any]) -> str | None:
+    """The run's metric when it is not a number (a family's reduce that returned NaN): said, as ``edge val`` says it."""
+    m = summary.get("task", {}).get("metric")
+    value = m.get("value") if isinstance(m, dict) else None
+    if not isinstance(value, float) or math.isfinite(value):
+        return None
+    return (f"{m.get('name', 'the metric')} is not a number for this run (the family's metric reduce, or the model's "
+            "outputs on these frames)")
+
+
 def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lidar: str | None = None,
         rig: str | os.PathLike[str] | None = None, save: str | os.PathLike[str] | None = None,
         jsonl: str | os.PathLike[str] | None = None, stats: str | os.PathLike[str] | None = None,
@@ -142,6 +152,11 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         if not isinstance(bundle, Bundle):
             bundle = Bundle.load(bundle)
         card = card_for_bundle(bundle)
+        if card is not None and not card.draws and (save is not None or display):
+            from edge.errors import DataError
+
+            raise DataError(f"{'--save' if save is not None else '--display'}: model '{card.name}' draws no overlay "
+                            "(its card gives no draw), so there is nothing to show")
     sources = [open_source(source, realtime=realtime, max_frames=max_frames, card=card)]
     if lidar:
         from edge.errors import DataError
@@ -247,7 +262,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None,
                                  *(s.note() for s in sinks if hasattr(s, "note")),
                                  *(s.note(max_frames) for s in sources if hasattr(s, "note")),
-                                 rig_note(rig, pipe, summary)) if n]
+                                 rig_note(rig, pipe, summary), metric_note(summary)) if n]
             if notes:
                 summary["notes"] = notes
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks

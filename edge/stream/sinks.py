@@ -81,6 +81,7 @@ class OverlaySink(Sink):
         self.fps_source = fps_source  # the primary source: its frame rate is known once it is open
         self._w: Any = None
         self.frames = 0
+        self.results = 0
 
     def open(self) -> None:
         from edge.stream.overlay import VideoWriter
@@ -90,10 +91,18 @@ class OverlaySink(Sink):
         self._w = VideoWriter(self.path, fps)
 
     def write(self, result: Result) -> None:
+        self.results += 1
         img = result._image
         if img is not None and self._w is not None:
             self._w.write(img)
             self.frames += 1
+
+    def note(self) -> str | None:
+        """A run whose results had no overlay frame (the model drew none for them): the video was not written."""
+        if self.results and not self.frames:
+            return (f"--save {self.path}: no overlay frame in this run's {self.results} result(s) (the model drew "
+                    "none for these frames); nothing written")
+        return None
 
     def close(self, commit: bool = True) -> None:
         if self._w is not None:

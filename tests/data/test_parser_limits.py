@@ -67,6 +67,21 @@ def test_rig_good_base_loads(tmp_path: Path) -> None:
     _check_rig(Rig.load(_rig_file(tmp_path, GOOD_RIG)))
 
 
+def test_flat_row_major_matrices_read_as_the_nested_ones(tmp_path: Path) -> None:
+    """A flat list of 16 or 12 numbers for T (as KITTI's .txt and ROS's CameraInfo write matrices) is the row-major
+    matrix, as the README says; a flat list of another length is one line."""
+    nested = Rig.load(_rig_file(tmp_path, GOOD_RIG))
+    d = json.loads(json.dumps(GOOD_RIG))
+    d["T_lidar_to_cam"] = np.asarray(d["T_lidar_to_cam"]).ravel().tolist()
+    flat = Rig.load(_rig_file(tmp_path, d))
+    assert np.array_equal(flat.T_lidar_to_cam, nested.T_lidar_to_cam) and np.array_equal(flat.P, nested.P)
+    d["T_lidar_to_cam"] = d["T_lidar_to_cam"][:12]
+    assert np.array_equal(Rig.load(_rig_file(tmp_path, d)).T_lidar_to_cam, nested.T_lidar_to_cam)
+    d["T_lidar_to_cam"] = d["T_lidar_to_cam"][:10]
+    with pytest.raises(DataError, match="'T_lidar_to_cam' should be 4x4 or 3x4, got shape \\[10\\]"):
+        Rig.load(_rig_file(tmp_path, d))
+
+
 @pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
                                   '{"P": ' + "[" * 100_000 + "]" * 100_000 + "}"])
 def test_deeply_nested_rig_json_is_one_line(tmp_path: Path, text: str) -> None:

@@ -680,3 +680,89 @@ def test_a_users_family_code_that_raises_is_one_line_naming_the_part(toyfam: Any
             task.draw(Result(0, {}, {}, None))
     finally:
         task.close()
+
+
+def test_a_family_without_draw_refuses_save_and_its_out_folder_has_no_video(
+        toyfam: Any, registered: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`edge run --save` on a family whose card gives no draw wrote nothing, said nothing and exited 0; ``--out``
+    then writes its JSONL and summary without a video. A draw that returns None for every frame is a note."""
+    from edge.cli.main import _invoke, app
+    from edge.errors import DataError
+    from edge.export.api import export_card
+    from edge.stream.api import run
+
+    registered.append("toynodraw")
+    card = _variant(toyfam, "toynodraw", draw=ModelCard.__dataclass_fields__["draw"].default)
+    assert not card.draws and toyfam.card().draws
+    export_card("toynodraw", tmp_path / "b", config="tiny")
+    with pytest.raises(DataError, match="--save: model 'toynodraw' draws no overlay"):
+        run(tmp_path / "b", "synthetic:2:32x32", save=tmp_path / "v.mp4")
+    assert not (tmp_path / "v.mp4").exists()
+    code = _invoke(app, ["run", str(tmp_path / "b"), "--source", "synthetic:2:32x32", "--out", str(tmp_path / "o")],
+                   "edge")
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["classes.jsonl", "summary.json"]
+
+    registered.append("toyblank")
+    _variant(toyfam, "toyblank", draw=lambda payload, frames, cfg: None)
+    export_card("toyblank", tmp_path / "c", config="tiny")
+    s = run(tmp_path / "c", "synthetic:2:32x32", save=tmp_path / "w.mp4")
+    assert f"--save {tmp_path / 'w.mp4'}: no overlay frame in this run's 2 result(s)" in " ".join(s["notes"])
+    assert not (tmp_path / "w.mp4").exists() and "video" not in s["outputs"]
+
+
+def test_a_graph_returning_other_outputs_than_its_iospec_is_one_line(toyfam: Any) -> None:
+    """A graph whose module returns a dict without an output its IOSpec names was a bare KeyError."""
+    from edge.runtimes import from_module
+    from edge.spec import IOSpec, TensorSpec
+
+    class Named(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return {"logits": x * 2, "box": x}
+
+    io = IOSpec((TensorSpec("x", "float32", (1, 2)),), (TensorSpec("scores", "float32", (1, 2)),
+                                                        TensorSpec("box", "float32", (1, 2))))
+    with pytest.raises(BundleError, match=r"returned outputs \['box', 'logits'\], its IOSpec declares \['box', "
+                                          r"'scores'\]"):
+        from_module(Named(), io).infer({"x": np.ones((1, 2), np.float32)})
+
+    class NotTensor(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x, 3
+
+    with pytest.raises(BundleError, match="returned a int as output 'box', not a tensor"):
+        from_module(NotTensor(), io).infer({"x": np.ones((1, 2), np.float32)})
+
+
+def test_card_fields_of_the_wrong_type_are_named(toyfam: Any) -> None:
+    """``sensors="camera"`` gave "AttributeError: 'str' object has no attribute 'required'" from the core."""
+    base = toyfam.card()
+    for changes, said in (({"sensors": "camera"}, "sensors must be edge.models.Sensors, got str"),
+                          ({"metric": "acc"}, "metric must be edge.models.Metric or None, got str"),
+                          ({"preprocess": None}, "preprocess must be a function, got NoneType"),
+                          ({"graphs": {"embed": "x"}}, "graph 'embed' must be edge.models.Graph, got str"),
+                          ({"programs": ("main",)}, "programs must hold edge.models.ProgramSpec, got str"),
+                          ({"configs": {"tiny": 1, "default": {}}}, "config 'tiny' must be a dict, got int")):
+        with pytest.raises(ModelError, match=f"family 'toy': .*{said}"):
+            dataclasses.replace(base, **changes)
+
+
+def test_a_metric_that_is_not_a_number_is_said_by_val_and_run(toyfam: Any, registered: list[str], tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`edge val` showed a table of "nan%" without a word, and with --max-drop blamed a "drop by nan%"."""
+    from edge.cli.main import _invoke, app
+    from edge.export.api import export_card
+    from edge.stream.api import run
+
+    registered.append("toynanval")
+    base = toyfam.card()
+    _variant(toyfam, "toynanval", metric=dataclasses.replace(base.metric, reduce=lambda items: {"value": float("nan")}))
+    export_card("toynanval", tmp_path / "b", config="tiny")  # fp32 only: no budget to hold against the metric
+    code = _invoke(app, ["val", str(tmp_path / "b"), "--data", "synthetic:4", "--backends", "torch,onnxruntime",
+                         "--max-drop", "1"], "edge")
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "note: colour accuracy is not a number for main:torch/fp32, main:onnxruntime/fp32" in out.replace("\n", " ")
+    assert "main:onnxruntime/fp32 (its colour accuracy or its reference's is not a number)" in err
+    s = run(tmp_path / "b", "synthetic:2:32x32", jsonl=tmp_path / "r.jsonl")
+    assert "colour accuracy is not a number for this run" in " ".join(s["notes"])

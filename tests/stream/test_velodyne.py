@@ -95,6 +95,22 @@ def test_lying_factory_byte_is_warned_about(real_data: Path, caplog: pytest.LogC
     assert src.decoder.model_warning
 
 
+def test_a_forced_model_the_packets_contradict_is_warned_about(real_data: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """model=VLS128 on a VLP-16 capture decoded 32 rings out to 189 m without a word; model=VLP16 (the fix for the
+    capture's lying HDL-32E byte) stays quiet."""
+    pcap = real_data / "lidar/velodyne/velodyne_vlp16.pcap"
+    for model, warned in (("VLS128", True), ("HDL32E", False), ("VLP16", False)):
+        caplog.clear()
+        src = VelodyneSource(pcap, model=model)
+        src.open()
+        with caplog.at_level(logging.WARNING, logger="edge.data"):
+            next(iter(src))
+        src.close()
+        assert ("model=" + model + " given, but the packets say HDL32E" in caplog.text) is warned, (model, caplog.text)
+        assert bool(src.decoder.model_warning) is warned
+
+
 def test_realtime_pacing_follows_the_recorded_times(real_data: Path) -> None:
     path = real_data / "lidar/velodyne/velodyne_vlp16.pcap"
     times = [t for t, p, _ in iter_udp(path) if p == 2368]

@@ -176,10 +176,12 @@ def postprocess(out: Mapping[str, np.ndarray], frames: Mapping[str, Any],
     if done.any():
         after[done] = peak_ranges(w[done], labels[done] == 1, min_amp, lay.bin_ns)
     pts_before, pts_after = points_from_ranges(before, lay), points_from_ranges(after, lay)
-    moved = np.isfinite(before) & ~(np.abs(after - before) <= 1e-6)
+    had, has = np.isfinite(before), np.isfinite(after)  # = a point (peak_ranges gives NaN for no return)
+    # points_before - removed + added == points; moved: beams with a point in both, at another range
     rec: dict[str, Any] = {"points": len(pts_after), "points_before": len(pts_before),
-                           "removed": int((np.isfinite(before) & ~np.isfinite(after)).sum()),
-                           "moved": int((moved & np.isfinite(after)).sum()), "labelled_cells": int(done.sum())}
+                           "removed": int((had & ~has).sum()), "added": int((~had & has).sum()),
+                           "moved": int((had & has & ~(np.abs(after - before) <= 1e-6)).sum()),
+                           "labelled_cells": int(done.sum())}
     truth = fr.meta.get("range_m")
     if truth is not None:
         ev = frame_counts(after, truth)

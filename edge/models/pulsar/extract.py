@@ -48,8 +48,13 @@ def peak_bins(wave: np.ndarray, mask: np.ndarray | None = None, min_amp: float =
 
 def peak_ranges(wave: np.ndarray, mask: np.ndarray | None = None, min_amp: float = MIN_AMP,
                 bin_ns: float = 1.0) -> np.ndarray:
-    """Range (m) of the strongest allowed peak of each waveform, NaN where none."""
-    return peak_bins(wave, mask, min_amp) * bin_ns * RANGE_PER_BIN_M
+    """Range (m) of the strongest allowed peak of each waveform, NaN where none.
+
+    A peak in the first bin refines to a position at or before it (range <= 0): no return either, as the point
+    cloud reads it (:func:`edge.data.waveform.points_from_ranges`). Left as a number, the record counted such a beam
+    removed or moved and the metric a fake point, while no point was ever drawn from it."""
+    r = peak_bins(wave, mask, min_amp) * bin_ns * RANGE_PER_BIN_M
+    return np.where(r > 0, r, np.nan)
 
 
 def strongest_peak_ranges(wave: np.ndarray, min_amp: float = MIN_AMP, bin_ns: float = 1.0) -> np.ndarray:

@@ -103,6 +103,7 @@ def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tm
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["frames"] == 1 and "error_before" in report and "error_after" in report
+    assert report["spread"] is None  # one estimate: its scatter is unknown (it said 0.00 deg / 0.0 cm)
     # what ran is recorded: the estimate depends on the resize (the numpy reference by default)
     assert (report["backend"], report["preprocess"], report["precision"]) == ("onnxruntime", "numpy", "fp32")
     assert report["program"] == "refine"  # the steps alone by default; the matching stage by name
@@ -117,6 +118,12 @@ def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tm
     ov = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ov["backend"] == "openvino" and ov["preprocess"] == "numpy"
     assert abs(ov["moved_deg"] - report["moved_deg"]) < 0.05 and abs(ov["moved_cm"] - report["moved_cm"]) < 0.5
+    # from the folder's own calib (the default start) the errors are against it too: 0 before, "moved" after
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--out", str(tmp_path / "own.json"),
+                 "--json"]) == 0
+    own = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert own["error_before"] == {"rot_deg": 0.0, "trans_cm": 0.0}
+    assert own["error_after"] == {"rot_deg": own["moved_deg"], "trans_cm": own["moved_cm"]}
     refined = Rig.load(out)
     assert refined.image_size == (375, 1242)
     assert main(["run", str(bundle), "--source", f"kitti:{folder}", "--calib", str(out), "--out",
@@ -418,3 +425,15 @@ def _sizeless(rig: Any) -> Any:
     from edge.data.rig import Rig
 
     return Rig(rig.P, rig.T_lidar_to_cam, None, rig.source)
+
+
+def test_a_refinement_farther_from_the_reference_than_its_start_is_named() -> None:
+    from edge.cli.calibrate_cmd import worse_than_start
+
+    before = {"rot_deg": 30.0, "trans_cm": 100.0}
+    assert worse_than_start({"error_before": before, "error_after": {"rot_deg": 30.8, "trans_cm": 100.4}}) == [
+        "rotation", "translation"]
+    assert worse_than_start({"error_before": before, "error_after": {"rot_deg": 3.0, "trans_cm": 120.0}}) == [
+        "translation"]
+    assert worse_than_start({"error_before": before, "error_after": {"rot_deg": 3.0, "trans_cm": 10.0}}) == []
+    assert worse_than_start({"moved_deg": 1.0}) == []  # no reference: nothing to compare

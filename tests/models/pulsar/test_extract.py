@@ -50,6 +50,10 @@ def test_masked_and_strongest_peaks_and_no_return() -> None:
     mask[90:110] = True
     assert peak_ranges(w[None], mask[None])[0] == pytest.approx(100 * RANGE_PER_BIN_M, abs=0.02)
     assert np.isnan(strongest_peak_ranges(np.full((1, 800), 0.05, np.float32))[0])  # below min_amp
+    # the strongest sample in the first bin refines to -0.5 bins: no return (the point cloud has no point there;
+    # the record counted the beam removed or moved, the metric a fake point)
+    first = np.linspace(1.0, 0.2, 800, dtype=np.float32)
+    assert peak_bins(first[None])[0] < 0 and np.isnan(strongest_peak_ranges(first[None])[0])
 
 
 def test_fft_defence_removes_a_periodic_train_and_keeps_the_echo() -> None:
