@@ -10,10 +10,11 @@ before any backend touches a byte of it (a swapped or truncated engine is an err
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ from edge.manifest_schema import MANIFEST, SCHEMA_VERSION, check_rel, validate_m
 from edge.spec import IOSpec
 
 _check_rel = check_rel
+log = logging.getLogger("edge.bundle")
+#: the manifest roles of what ``edge build`` caches in a bundle (rebuilt from the bundle's ONNX on demand): a missing
+#: or corrupt one is left out of that load with a warning instead of failing the whole bundle
+ENGINE_CACHE_ROLES = ("tensorrt_engine", "tensorrt_record")
 
 
 def for_backend(arts: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
@@ -40,6 +45,8 @@ class Bundle:
 
     path: Path
     manifest: dict[str, Any]
+    #: engine artifacts a load left out (their cached files missing or corrupt) -> why; see :meth:`_leave_out`
+    broken_engines: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
@@ -73,10 +80,34 @@ class Bundle:
         validate_manifest(manifest, where=str(mpath))
         bundle = cls(root, manifest)
         if verify:
+            broken: dict[str, str] = {}
             for name in manifest["files"]:
-                bundle.verify_file(name)
+                try:
+                    bundle.verify_file(name)
+                except BundleError as e:
+                    if manifest["files"][name].get("role") not in ENGINE_CACHE_ROLES:
+                        raise
+                    broken[name] = str(e)
+            if broken:
+                bundle._leave_out(broken)
             bundle.verify_references()
         return bundle
+
+    def _leave_out(self, broken: dict[str, str]) -> None:
+        """Take the engine cache entries whose files failed verification out of this (in-memory) manifest, with a
+        warning: a missing or corrupt engine that ``edge build`` wrote made the whole bundle unusable on every
+        backend (ONNX Runtime and OpenVINO included), and ``edge build --force`` could not load it to replace it.
+        ``broken_engines`` names each (artifact -> why); the next ``edge build`` drops them from the manifest."""
+        for art in list(self.manifest["artifacts"]):
+            files = [art.get("file"), *art.get("extra_files", [])]
+            why = next((broken[f] for f in files if f in broken), None)
+            if why is not None:
+                self.broken_engines[art["name"]] = why
+                drop_artifact(self.manifest, art["name"])
+                log.warning("%s: engine '%s' left out (%s); `edge build` builds it again", self.path, art["name"],
+                            why)
+        for f in broken:  # a cache file no artifact names
+            self.manifest["files"].pop(f, None)
 
     def verify_references(self) -> None:
         """BundleError unless every file a runtime would open on its own is listed (and so verified):

@@ -9,6 +9,8 @@ whose import fails for another reason (a CUDA library missing under torch: an OS
 
 from __future__ import annotations
 
+from typing import Any
+
 from edge.errors import first_line
 
 #: top-level module -> the edge-deploy extra that installs it (pyproject's [project.optional-dependencies])
@@ -44,9 +46,41 @@ def import_failure(module: str, e: BaseException) -> str:
     """Why an import of (or from) ``module`` failed, in one line: not installed; installed but lacking what was
     imported from it (a name an older release lacks); or installed but broken (its own error: an OSError)."""
     top = module.split(".")[0]
-    if isinstance(e, ImportError) and (e.name or top).split(".")[0] == top:
-        if not installed(top):
-            return missing(top)
+    if isinstance(e, ImportError) and not installed(top):
+        return missing(top)
+    # (an ImportError without a module name is a package failing to load, libGL missing under OpenCV: not "lacking")
+    if isinstance(e, ImportError) and e.name and e.name.split(".")[0] == top:
         return (f"{top} is installed but lacks what this command needs ({type(e).__name__}: {first_line(e, 200)}; "
                 "another release?)")
     return f"{module} is installed but cannot be imported ({type(e).__name__}: {first_line(e, 200)})"
+
+
+def import_culprit(e: BaseException) -> str | None:
+    """The optional package (a key of :data:`EXTRAS`) whose import raised ``e``: the first of its modules whose
+    top-level code (a ``<module>`` frame: code that runs only when the module is imported) is on the traceback;
+    None when ``e`` was not raised while importing one. (CPython drops importlib's own frames from such tracebacks.)
+
+    Why: a package that is installed but does not load (OpenCV without libGL on a slim image, torch without its
+    CUDA libraries, pycuda without a driver) raises an ImportError with no module name, or an OSError, from inside
+    its own ``__init__``: the CLI printed a traceback, or the bare library message without the package's name."""
+    tb = e.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "<module>":
+            top = str(frame.f_globals.get("__name__", "")).split(".")[0]
+            if top in EXTRAS:
+                return top
+        tb = tb.tb_next
+    return None
+
+
+def opencv() -> Any:
+    """``cv2``, or a BackendUnavailable saying why not (the pip line, or the library it failed to load): a script
+    preprocessing camera frames through the Python API on an image without OpenCV got a bare ModuleNotFoundError."""
+    try:
+        import cv2
+    except ImportError as e:
+        from edge.errors import BackendUnavailable
+
+        raise BackendUnavailable(import_failure("cv2", e)) from None
+    return cv2

@@ -31,6 +31,18 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     if folder.resolve() == inside or inside in folder.resolve().parents:
         # files the manifest does not list: the bundle then fails its own checks on a re-export to it
         raise EdgeError(f"{folder}: --out is inside the bundle {bundle}; write the report elsewhere")
+    # the folder (or the one it would be made in) must take the report now, not after every round has run
+    from edge.files import partial_file
+
+    stem = f"{Path(bundle).resolve().name}_bench"
+    probe = partial_file(above / f"{stem}.json")
+    try:
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as e:
+        where = "beside the bundle" if out is None else "there"
+        raise EdgeError(f"{folder}: cannot write the report {stem}.json {where} ({e.strerror or e}); give --out "
+                        "FOLDER") from None
     with console.status("benchmarking...") as status:
         report = run_bench(bundle, backends=backends, rounds=rounds, warmup=warmup, threads=threads,
                            programs=programs, say=lambda m: status.update(m))
@@ -41,7 +53,6 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     except OSError as e:
         raise EdgeError(f"{folder}: cannot create the output folder ({e.strerror or e})") from None
     # names built whole: with_suffix on 'model.v2_bench' would give 'model.json' (another file of the user's)
-    stem = f"{Path(bundle).resolve().name}_bench"
     written = folder / f"{stem}.json"
     atomic_write_text(written, jsonout.dumps(report, indent=1) + "\n")
     try:  # the plot is a convenience: a thin install without matplotlib still gets the table and the JSON

@@ -103,8 +103,8 @@ def dims_per_graph(ranges: dict[str, tuple[int, int, int]], plain: dict[str, set
 
 def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], dims: list[str], workspace_mb: int,
               timing_cache: Path | None, cuda: str | None, force: bool, json_out: bool,
-              preprocess: str = "numpy", check_engines: bool = True, keep_hint: str = "--no-check keeps it"
-              ) -> dict[str, Any]:
+              preprocess: str = "numpy", check_engines: bool = True, keep_hint: str = "--no-check keeps it",
+              triton_repo: Path | None = None, triton_device: str = "auto") -> dict[str, Any]:
     """Build (or reuse) and check the ``backend`` engines of ``graphs`` (default all) at ``precision``: ``edge
     build``, and ``edge-export --to tensorrt`` where the backend is installed (one build path for both, with
     the masked-attention check and the check against ONNX Runtime). ``keep_hint`` ends a broken engine's line."""
@@ -126,6 +126,14 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
     if preprocess == "engine" and not be.image_front:
         raise BackendUnavailable(f"--preprocess engine: backend '{backend}' cannot preprocess inside its engines")
     b = Bundle.load(bundle)
+    if triton_repo is not None:  # where the engines are built is where their repository can be written: checked first
+        from edge.export.triton_repo import check_repo_out, instance_kind
+
+        try:
+            instance_kind(backend, triton_device)
+        except ExportError as e:
+            raise DataError(f"--triton-device {triton_device}: {e}") from None
+        check_repo_out(Path(triton_repo).resolve(), Path(b.path).resolve())
     named = bool(graphs)
     graphs = list(graphs) or b.graphs
     unknown = [g for g in graphs if g not in b.graphs]
@@ -160,14 +168,17 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
     ok, why = be.is_available()
     if not ok:
         if backend == "tensorrt":  # what would be built, for a machine that has trtexec
+            import sys
+
             from edge.runtimes.trt_engine import trtexec_command
 
+            shown = sys.stderr if json_out else sys.stdout  # --json: stdout holds JSON or nothing
             for g in graphs:
                 if g in fronts:  # the front is added in memory at build time: there is no file to hand trtexec
                     print(f"# graph '{g}' with --preprocess engine: edge build parses its ONNX with the camera front "
-                          "added in memory; trtexec has no such file (build it with edge build)")
+                          "added in memory; trtexec has no such file (build it with edge build)", file=shown)
                 else:
-                    print(trtexec_command(b, g, precision, profiles[g], workspace_mb))
+                    print(trtexec_command(b, g, precision, profiles[g], workspace_mb), file=shown)
         raise BackendUnavailable(f"backend '{backend}' is not available here: {why}")
     from edge.cli import console as make_console
 
@@ -193,6 +204,13 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
                           f"{rec.compute_capability}, {precision}, from {rec.onnx_file}{cam}){check_line(check)}",
                           highlight=False)
     out = {"bundle": str(b.path), "engines": results}
+    if triton_repo is not None:
+        from edge.export.triton_repo import write_triton_repo
+
+        out["triton_repo"] = str(write_triton_repo(b, triton_repo, backends=[backend], graphs=graphs,
+                                                   precision=precision, device=triton_device))
+        if not json_out:
+            console.print(f"wrote the Triton repository {out['triton_repo']}", highlight=False)
     if json_out:
         print(jsonout.dumps(out))
     return out

@@ -63,13 +63,18 @@ def train(
                             "export's rounding (fake-quantized Conv/Linear inputs and weights), so they keep "
                             "their accuracy in INT8; the checkpoint stays plain float."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    set_: list[str] = typer.Option(None, "--set", help="KEY=VALUE: a config value for this run (e.g. keep_mix=0, "
+                                   "a training-only switch; `edge models --json` lists the configs); repeatable, "
+                                   "recorded."),
 ) -> None:
     """Train a model on its synthetic data; writes the checkpoint and a .json record beside it."""
+    from edge.cli.export_cmd import parse_options
     from edge.cli.train_cmd import run_train
 
     run_train(model, out, config, steps, batch, lr, seed, eval_clips, resume, json_out, device=device,
               workers=workers, time_limit=time_limit,
-              freeze=tuple(names("--freeze", freeze) or ()), qat=tuple(names("--qat", qat) or ()))
+              freeze=tuple(names("--freeze", freeze) or ()), qat=tuple(names("--qat", qat) or ()),
+              options=parse_options(set_ or []))
 
 
 def export(
@@ -212,6 +217,11 @@ def build(
                                    "uint8 BGR frames of any size in the --dim camera_height/camera_width ranges "
                                    "(default 16:720:2160 x 16:1280:3840) and resize + normalise them inside the "
                                    "engine (for `edge run --preprocess engine`); numpy: the model's own input."),
+    triton_repo: Path | None = typer.Option(None, "--triton-repo", help="Then write a Triton model repository "
+                                            "serving these engines into this folder (the target's GPU and "
+                                            "TensorRT, where they were built)."),
+    triton_device: str = typer.Option("auto", "--triton-device", help="Instance kind for --triton-repo: auto or "
+                                      "gpu (a TensorRT engine runs on the GPU)."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Build engines for this device into the bundle (TensorRT: cached by version, GPU, plugins, ONNX)."""
@@ -219,7 +229,7 @@ def build(
 
     run_build(bundle, backend=backend, precision=precision, graphs=graph, dims=dim, workspace_mb=workspace_mb,
               timing_cache=timing_cache, cuda=cuda, force=force, json_out=json_out, preprocess=preprocess,
-              check_engines=check)
+              check_engines=check, triton_repo=triton_repo, triton_device=triton_device)
 
 
 def bench(

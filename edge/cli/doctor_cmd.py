@@ -18,7 +18,12 @@ def _pkg(name: str, dist: str | None = None) -> tuple[bool, str]:
     try:
         importlib.import_module(name)
     except ImportError as e:
-        return False, f"not installed ({e.name or name})"
+        from edge.deps import installed
+
+        if not installed(name):
+            return False, f"not installed ({e.name or name})"
+        # there, but its own import fails (OpenCV without libGL, pycuda without a driver): not "not installed"
+        return False, f"installed but does not import: {type(e).__name__}: {first_line(e, 100, empty='')}"
     except Exception as e:  # pycuda raises at import without a driver
         return False, f"import fails: {type(e).__name__}: {first_line(e, 100, empty='')}"
     try:

@@ -198,8 +198,9 @@ def _check_triton_sources(backends: list[str], targets: list[str], out: Path) ->
         if "tensorrt" not in targets or not ok:
             reason = "not among --to" if "tensorrt" not in targets else f"TensorRT is not available here: {why}"
             raise ExportError(f"--triton-backends tensorrt: the repository serves an engine built by this export "
-                              f"({reason}); engines are specific to the GPU and TensorRT version, so build them "
-                              f"on the target (`edge build {out} --backend tensorrt`) and write the repository there")
+                              f"({reason}); engines are specific to the GPU and TensorRT version: export without "
+                              f"tensorrt in --triton-backends, then on the target `edge build {out} --triton-repo "
+                              "DIR` builds them and writes the repository")
 
 
 def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -16,7 +17,8 @@ from edge.errors import EdgeError, ModelError, first_line
 
 def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr: float | None, seed: int,
                   eval_clips: int, init: Path | None, *, device: str = "cpu", workers: int = 0,
-                  time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> str:
+                  time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (),
+                  options: dict[str, Any] | None = None) -> str:
     """The ``edge train`` line that makes this checkpoint again, from the arguments themselves (not argv: run
     as ``python -m edge.cli.main`` the record once lost ``--init``, so a fine-tune read as a run from
     scratch). Every option that changes the weights is in it; shell-quoted."""
@@ -24,6 +26,8 @@ def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr
     parts += ["--lr", str(lr)] if lr is not None else []
     parts += ["--seed", str(seed), "--eval-samples", str(eval_clips)]
     parts += ["--init", str(init)] if init is not None else []
+    for key, value in (options or {}).items():
+        parts += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     parts += ["--freeze", ",".join(freeze)] if freeze else []
     parts += ["--qat", ",".join(qat)] if qat else []
     parts += ["--workers", str(workers)] if workers else []
@@ -62,9 +66,82 @@ def config_of(card: Any, ck: dict[str, Any], init: Path) -> str:
                      "trained with one changed since, or by another version: give --config")
 
 
+def provenance() -> dict[str, str]:
+    """What made a checkpoint besides its command: edge-deploy's version and, from a git checkout, its commit (the
+    synthetic data is the family's code at that commit: the data version), torch's and numpy's versions."""
+    import subprocess
+
+    import numpy
+    import torch
+
+    import edge
+
+    out = {"edge-deploy": str(edge.__version__), "torch": str(torch.__version__), "numpy": str(numpy.__version__)}
+    here = Path(edge.__file__).resolve().parent
+    try:  # only a repository that tracks this package's files (an install inside a user's repo is not its source)
+        ours = subprocess.run(["git", "-C", str(here), "ls-files", "--error-unmatch", "__init__.py"],
+                              capture_output=True, text=True, timeout=10)
+        if ours.returncode != 0:
+            return out
+        r = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):  # no git here (an installed wheel): the version says it
+        return out
+    if r.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", r.stdout.strip()):
+        out["git"] = r.stdout.strip() + ("+changes" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+    return out
+
+
+def check_replaceable_outputs(out: Path) -> None:
+    """An existing ``out`` must be a checkpoint and ``out``'s .json a training record (what a run writes there);
+    another file is refused before any training, naming it."""
+    from edge.models.checkpoint import read_checkpoint
+
+    if out.exists():
+        try:
+            read_checkpoint(out)
+        except ModelError:
+            raise EdgeError(f"{out}: exists and is not a checkpoint; --out would replace it (remove it, or name "
+                            "another file)") from None
+    record = out.with_suffix(".json")
+    if record.exists() and not is_training_record(record):
+        raise EdgeError(f"{record}: exists and is not a training record; --out {out.name} writes its record there "
+                        "(remove it, or name another --out)")
+
+
+def is_training_record(path: Path) -> bool:
+    """Whether ``path`` holds what ``edge train`` writes beside a checkpoint (a JSON object with its command, model
+    and steps)."""
+    import json
+
+    try:
+        if path.stat().st_size > 64 << 20:
+            return False
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(d, dict) and {"model", "steps", "command"} <= set(d)
+            and str(d["command"]).startswith("edge train"))
+
+
+def probe_writable(out: Path) -> None:
+    """Write (and remove) a private file beside ``out`` now: an --out under /sys or on a read-only mount passed the
+    access() check as root and failed only after the whole run, naming a hidden temporary file."""
+    from edge.files import partial_file
+
+    probe = partial_file(out)
+    try:
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as e:
+        raise EdgeError(f"{out}: cannot write there ({e.strerror or e})") from None
+
+
 def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
               eval_clips: int, init: Path | None, json_out: bool, *, device: str = "cpu", workers: int = 0,
-              time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> None:
+              time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (),
+              options: dict[str, Any] | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from edge.cli import console as make_console
@@ -100,6 +177,15 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         config = config_of(card, ck, init)
     config = config or card.default_config
     cfg = card.config(config)
+    options = dict(options or {})
+    if options:  # config values of this run (a training-only switch such as a pruning mix), checked as a bundle's are
+        unknown = sorted(k for k in options if k not in cfg)
+        if unknown:
+            raise EdgeError(f"--set {unknown[0]}: not a config key of model '{model}' (its keys: "
+                            f"{', '.join(sorted(cfg))})")
+        from edge.manifest_schema import check_config
+
+        cfg = check_config({**cfg, **options}, card, "--set")
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
@@ -122,6 +208,10 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         from edge.files import check_outputs
 
         check_outputs({"--out": out, "--out's record": out.with_suffix(".json")}, [Path(init)], error=EdgeError)
+    # what is already at --out or its record's name must be ours to replace (a user's notes.txt became a checkpoint
+    # and notes.json the record, without a word), and the folder must take a file now, not after the run
+    check_replaceable_outputs(out)
+    probe_writable(out)
     if eval_clips and (card.metric is None or card.data is None):
         raise ModelError(f"model '{model}' has no metric or samples to score; pass --eval-samples 0")
     from edge.models.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
@@ -145,8 +235,15 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         # values that mean "before the option")
         cfg0 = ck["config"]
         added = sorted(set(cfg) - set(cfg0))
-        if not continues(cfg0, cfg):
+        if not continues({k: v for k, v in cfg0.items() if k not in options}, cfg):
             raise ModelError(f"{init}: checkpoint config differs from --config {config}")
+        changed = sorted(k for k in options if k in cfg0 and cfg0[k] != cfg[k])
+        if changed:  # a --set value the checkpoint was not trained with: its weights must still be the model's
+            try:
+                card.build(cfg).load_state_dict(m0.state_dict(), strict=True)
+            except Exception as e:  # torch's size/key mismatch (RuntimeError), a build the value breaks
+                raise ModelError(f"{init}: its weights do not fit the model --set {changed[0]}={cfg[changed[0]]} "
+                                 f"builds ({first_line(e, 160)})") from None
         if added:
             console.print(f"{init}: predates config option(s) {', '.join(added)}; their layers start fresh",
                           soft_wrap=True, highlight=False)
@@ -183,13 +280,15 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     k = max(1, len(losses) // 20)
     meta = {
         "command": train_command(model, out, config, steps, batch, lr, seed, eval_clips, init, device=device,
-                                 workers=workers, time_limit=time_limit, freeze=freeze, qat=qat),
-        "model": model, "config_name": config, "steps": len(losses), "batch": batch,
+                                 workers=workers, time_limit=time_limit, freeze=freeze, qat=qat, options=options),
+        "model": model, "config_name": config, **({"config_set": options} if options else {}),
+        "steps": len(losses), "batch": batch,
         **({"workers": workers} if workers else {}), **({"device": device} if device != "cpu" else {}),
         **({"time_limit_s": time_limit, "steps_asked": steps} if time_limit else {}),
         "lr": lr if lr is not None else card.trainer.lr, "seed": seed, **({"freeze": list(freeze)} if freeze else {}),
         **({"qat": list(qat), "qat_scales": qat_scales} if qat else {}),
         "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
+        "versions": provenance(),
     }
     def write() -> None:
         save_checkpoint(out, model, cfg, module, meta)

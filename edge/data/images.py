@@ -108,9 +108,10 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
     problem = image_problem(path)
     if problem is not None:
         return None, problem
-    import cv2
-
+    from edge.deps import opencv
     from edge.native_stderr import caught
+
+    cv2 = opencv()
 
     big = False
     with caught() as said:  # libpng / libjpeg / OpenCV print to stderr themselves: said here instead
@@ -137,8 +138,11 @@ def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: Any, std: Any)
     Per channel, in place: the same float32 operations as ``((bgr[..., ::-1] / 255 - mean) / std)`` in HWC
     then transposed (bitwise equal, tested), at ~1/10 of the time: this runs on every frame.
     """
-    import cv2
     import numpy as np
+
+    from edge.deps import opencv
+
+    cv2 = opencv()
 
     if not isinstance(img_bgr, np.ndarray):  # OpenCV's "Overload resolution failed" otherwise
         raise DataError(f"expected an HxWx3 image array, got {type(img_bgr).__name__}")

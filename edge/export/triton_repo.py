@@ -287,8 +287,8 @@ def _plan_backend(bundle: Bundle, backend: str, graph: str, precision: str | Non
     # tensorrt
     if art is None:
         raise ExportError(f"{bundle.path}: no TensorRT engine for {want}; TensorRT engines are specific to the "
-                          f"GPU and TensorRT version, so build it on the target with `edge build {bundle.path} "
-                          "--backend tensorrt` and write the repository there")
+                          f"GPU and TensorRT version: on the target, `edge build {bundle.path} --triton-repo DIR` "
+                          "builds them and writes the repository")
     if art.get("attention") == "plugin":
         raise ExportError(f"{bundle.path}: engine '{art['name']}' uses the Python EdgeAttention plugin, which "
                           "tritonserver cannot load; build it from an export with --attention decomposed or onnx")

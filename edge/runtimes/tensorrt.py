@@ -381,6 +381,8 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
         m["files"][f] = {"sha256": sha256_file(root / f), "size": (root / f).stat().st_size, "role": role}
     name = engine_artifact_name(rec)
     old_files = drop_artifact(m, name)
+    for gone in getattr(bundle, "broken_engines", {}):  # cache entries whose files were missing or corrupt: dropped
+        old_files += drop_artifact(m, gone)
     batch = {tuple(r["max"][:1]) for r in rec.profile.values()}
     m["artifacts"].append({"name": name, "format": "tensorrt_engine", "file": engine_file,
                            "extra_files": [record_file], "graph": rec.graph, "precision": rec.precision,
@@ -409,6 +411,8 @@ def remove_engine(bundle: Any, name: str) -> Any:
     root = Path(bundle.path)
     m = json.loads((root / "manifest.json").read_text())
     files = drop_artifact(m, name)
+    for gone in getattr(bundle, "broken_engines", {}):  # as add_engine does
+        files += drop_artifact(m, gone)
     rewrite_manifest(root, m)
     for f in files:
         (root / f).unlink(missing_ok=True)

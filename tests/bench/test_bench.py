@@ -192,3 +192,21 @@ def test_machine_reads_x86_and_arm_cpuinfo(tmp_path: Path) -> None:
                                  "Model\t\t: Raspberry Pi 4 Model B\n")
     assert machine(str(tmp_path / "pi"))["cpu"] == "ARMv7 Processor rev 4 (v7l)"  # the CPU, not the board
     assert int8_gemm_peak_gops(n=64, repeats=1) > 0
+
+
+def test_a_report_folder_that_takes_no_file_is_said_before_the_rounds(
+        tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A read-only bundle's parent (the default --out) failed after every round with "output folder is not
+    writable", naming neither the report nor --out."""
+    from edge.bench import runner
+    from edge.cli.main import _invoke, app
+
+    ran: list[int] = []
+    monkeypatch.setattr(runner, "run_bench", lambda *a, **k: ran.append(1))
+    for out in ("/proc/edge_bench_report", "/sys"):
+        if not Path(out).parent.is_dir():
+            continue
+        code = _invoke(app, ["bench", str(tiny_bundle), "--out", out], "edge")
+        err = capsys.readouterr().err
+        assert code == 2 and f"cannot write the report {tiny_bundle.name}_bench.json there" in err, err
+        assert "give --out FOLDER" in err and not ran

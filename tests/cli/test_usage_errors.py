@@ -109,6 +109,36 @@ def test_doctor_lists_a_backend_whose_import_breaks_instead_of_failing() -> None
     assert table.returncode == 0 and "pip install 'edge-deploy[openvino]'" in " ".join(table.stdout.split())
 
 
+def test_a_package_that_is_installed_but_does_not_load_is_named(tmp_path: Path, tiny_bundle: Path) -> None:
+    """OpenCV without libGL (a slim image) raises an ImportError with no module name from its own __init__: `edge
+    doctor` called it "not installed" and `edge run` printed a traceback; torch raising OSError for its cuDNN made
+    `edge-export` print the library's message without torch's name."""
+    site = tmp_path / "site"
+    (site / "cv2").mkdir(parents=True)
+    (site / "cv2" / "__init__.py").write_text('raise ImportError("libGL.so.1: cannot open shared object file")\n')
+    (site / "torch").mkdir()
+    (site / "torch" / "__init__.py").write_text('raise OSError("libcudnn.so.9: cannot open shared object file")\n')
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(site), ENV["PYTHONPATH"]])}
+
+    def edge(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*EDGE, *args], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+
+    r = edge("doctor", "--json")
+    import json
+
+    rows = {row["name"]: row for row in json.loads(r.stdout)["rows"]}
+    assert rows["opencv"]["detail"] == ("installed but does not import: ImportError: libGL.so.1: cannot open shared "
+                                        "object file"), rows["opencv"]
+    r = edge("run", str(tiny_bundle), "--source", "synthetic:2", "--backend", "onnxruntime", "--out", "o")
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and lines == ["error: cv2 is installed but cannot be imported (ImportError: libGL.so.1: "
+                                           "cannot open shared object file)"], r.stderr[-2000:]
+    r = edge("train", "lane", "--config", "tiny", "--steps", "1", "--out", "t.pt")
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and lines == ["error: torch is installed but cannot be imported (OSError: libcudnn.so.9: "
+                                           "cannot open shared object file)"], r.stderr[-2000:]
+
+
 @pytest.mark.parametrize(("option", "needle"), [
     (["--device", "cuda:7"], "cannot train on device 'cuda:7'"),
     (["--freeze", "nope"], "--freeze 'nope' is not a submodule"),
@@ -144,6 +174,51 @@ def test_train_never_writes_over_the_checkpoint_it_starts_from(tmp_path: Path) -
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and "--out would replace" in lines[0], r.stderr
     assert first.read_bytes() == before
+
+
+def test_train_replaces_only_its_own_files_and_checks_the_folder_first(tmp_path: Path) -> None:
+    """--out onto a user's notes.txt made it a checkpoint and notes.json the record, exit 0; an --out under /sys
+    trained to the end, then failed naming a hidden temporary file."""
+    pytest.importorskip("torch")
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "mine.json").write_text('{"mine": 1}')
+    (tmp_path / "mine.pt").write_bytes(b"")
+    base = ["train", "lane", "--config", "tiny", "--steps", "1", "--batch", "2", "--eval-clips", "0"]
+    for out, needle in (("notes.txt", "notes.txt: exists and is not a checkpoint"),
+                        ("mine.pt", "mine.pt: exists and is not a checkpoint"),
+                        ("mine", "mine.json: exists and is not a training record")):
+        if out == "mine":
+            (tmp_path / "mine.pt").unlink()
+        r = run(EDGE, *base, "--out", str(tmp_path / out))
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
+    assert (tmp_path / "notes.txt").read_text() == "my notes" and (tmp_path / "mine.json").read_text() == '{"mine": 1}'
+    # a checkpoint and its record from an earlier run are replaced, and the record says what made it
+    ck = tmp_path / "again.pt"
+    for _ in range(2):
+        r = run(EDGE, *base, "--set", "realistic_mix=0", "--out", str(ck), "--json")
+        assert r.returncode == 0, r.stderr[-2000:]
+    import json
+
+    rec = json.loads((tmp_path / "again.json").read_text())
+    assert rec["config_set"] == {"realistic_mix": 0} and "--set realistic_mix=0" in rec["command"]
+    assert rec["versions"]["edge-deploy"] and rec["versions"]["torch"]
+    # from a checkpoint, a --set value it was not trained with: a training switch goes, a size its weights refuse
+    r = run(EDGE, *base, "--init", str(ck), "--set", "realistic_mix=0.5", "--out", str(tmp_path / "b.pt"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run(EDGE, *base, "--init", str(ck), "--set", "dim=48", "--out", str(tmp_path / "c.pt"))
+    assert r.returncode == 2 and "its weights do not fit the model --set dim=48 builds" in r.stderr, r.stderr
+    # b.pt was trained with realistic_mix 0.5, tiny says 0: from it without --set, the config differs
+    r = run(EDGE, *base, "--init", str(tmp_path / "b.pt"), "--out", str(tmp_path / "c.pt"))
+    assert r.returncode == 2 and "checkpoint config differs" in r.stderr, r.stderr
+    r = run(EDGE, *base, "--set", "nope=1", "--out", str(tmp_path / "n.pt"))
+    assert r.returncode == 2 and "--set nope: not a config key of model 'lane'" in r.stderr, r.stderr
+    r = run(EDGE, *base, "--set", "frames=abc", "--out", str(tmp_path / "n.pt"))
+    assert r.returncode == 2 and "must be an integer" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    if Path("/sys/kernel").is_dir() and os.geteuid() == 0:  # root passes access(); /sys takes no new file
+        r = run(EDGE, *base, "--out", "/sys/x.pt")
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and lines == [lines[-1]] and "/sys/x.pt: cannot write there" in lines[0], r.stderr
 
 
 def test_an_installed_package_lacking_a_name_is_not_called_missing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -327,14 +327,17 @@ def test_a_loss_that_is_not_finite_stops_the_run_and_keeps_the_previous_checkpoi
 
     card = dataclasses.replace(toy, name="toynan")
     edge.models.register("toynan", lambda: card)
+    from edge.models.checkpoint import save_checkpoint
+
     out = tmp_path / "t.pt"
-    out.write_bytes(b"the previous good weights")
+    save_checkpoint(out, "toynan", card.config("tiny"), card.build(card.config("tiny")), {})  # the previous weights
+    before = out.read_bytes()
     try:
         with pytest.raises(ModelError, match=r"the training loss became (nan|inf|-inf) at step \d+"):
             run_train("toynan", out, "tiny", 20, 2, 1e30, 0, 0, None, True)
     finally:
         edge.models.unregister("toynan")
-    assert out.read_bytes() == b"the previous good weights" and not (tmp_path / "t.json").exists()
+    assert out.read_bytes() == before and not (tmp_path / "t.json").exists()
 
 
 def test_a_checkpoint_named_json_is_refused_before_training(toy: Any, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.errors import BackendUnavailable, BundleError, SpecError
+from edge.errors import BackendUnavailable, BundleError, DataError, SpecError
 from edge.runtimes import trt_engine as te
 from edge.spec import IOSpec, TensorSpec
 
@@ -572,6 +572,8 @@ def test_stale_engine_is_refused_with_the_command_to_run(fake_env: Any, double_b
 
 
 def test_corrupt_engine_file_fails_the_bundle_check(fake_env: Any, double_bundle: Path, tmp_path: Path) -> None:
+    """A cached engine of the manifest's size whose sha256 differs is left out of the load (never handed to
+    TensorRT); the rest of the bundle loads (it failed the whole bundle before 2026-12-06)."""
     from edge.bundle import Bundle
     from edge.runtimes.tensorrt import build_engine
 
@@ -580,8 +582,9 @@ def test_corrupt_engine_file_fails_the_bundle_check(fake_env: Any, double_bundle
     shutil.copytree(double_bundle, b)
     rec, _ = build_engine(b, precision="fp32")
     (b / rec.engine_file).write_bytes(b"FAKE-ENGINX")
-    with pytest.raises(BundleError, match="sha256"):
-        Bundle.load(b)
+    loaded = Bundle.load(b)
+    assert [w for w in loaded.broken_engines.values()] and "sha256" in next(iter(loaded.broken_engines.values()))
+    assert not [a for a in loaded.artifacts if a["format"] == "tensorrt_engine"]
 
 
 def test_plugin_hashes_follow_the_attention_mode(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -1179,6 +1182,72 @@ def test_edge_build_checks_each_engine_against_onnxruntime(fake_env: Any, double
     assert out["engines"][0]["check"] == {"reference": "onnxruntime fp32",
                                           "not_checked": "No module named 'onnxruntime'"}
     assert [a for a in Bundle.load(b).artifacts if a["format"] == "tensorrt_engine"]  # kept, unchecked
+
+
+def test_a_missing_or_corrupt_cached_engine_leaves_the_rest_usable_and_build_replaces_it(
+        fake_env: Any, double_bundle: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A cached engine whose file was deleted (or one byte flipped) made every command refuse the whole bundle, ONNX
+    Runtime included, and `edge build --force` could not load it to replace it: it is left out of the load, with a
+    warning naming it, and the next build takes it out of the manifest."""
+    import json
+    import logging
+
+    from edge.bundle import Bundle
+    from edge.cli.build_cmd import run_build
+
+    fake_env("10.3.0")
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    args = dict(backend="tensorrt", precision="fp32", graphs=[], dims=["batch=2:2:4"], workspace_mb=64,
+                timing_cache=None, cuda=None, json_out=True, check_engines=False)
+    run_build(b, force=False, **args)
+    plan = next((b / "engines").glob("*.plan"))
+    for damage in ("flip", "delete"):
+        if damage == "flip":
+            data = bytearray(plan.read_bytes())
+            data[-1] ^= 1
+            plan.write_bytes(bytes(data))
+        else:
+            plan.unlink()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="edge.bundle"):
+            loaded = Bundle.load(b)
+        assert [a for a in loaded.artifacts if a["format"] == "tensorrt_engine"] == []
+        assert len(loaded.broken_engines) == 1 and "left out" in caplog.text and plan.name in caplog.text
+        assert loaded.artifact(fmt="onnx", graph="full")["file"]  # the rest of the bundle is there
+        with pytest.raises(BundleError, match="is not listed"):  # nothing that loads from this bundle opens it
+            loaded.file(plan.relative_to(b).as_posix())
+    run_build(b, force=True, **args)
+    after = Bundle.load(b)
+    listed = json.loads((b / "manifest.json").read_text())["files"]
+    assert not after.broken_engines and plan.relative_to(b).as_posix() not in listed
+    assert len([a for a in after.artifacts if a["format"] == "tensorrt_engine"]) == 1
+
+
+def test_edge_build_writes_the_triton_repository_of_the_engines_it_built(
+        fake_env: Any, double_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only edge-export wrote Triton repositories, and it refused TensorRT without an engine of its own, advising an
+    `edge build` that could not write one: on the target, `edge build --triton-repo DIR` does. Without TensorRT,
+    `edge build --json` printed trtexec lines on stdout: they go to stderr, stdout stays JSON or nothing."""
+    from edge.cli.build_cmd import run_build
+    from edge.cli.main import _invoke, app
+
+    b = tmp_path / "b"
+    shutil.copytree(double_bundle, b)
+    code = _invoke(app, ["build", str(b), "--precision", "fp32", "--json"], "edge")  # no tensorrt here
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "trtexec --onnx=" in err
+    with pytest.raises(DataError, match="--triton-device cpu"):
+        run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
+                  cuda=None, force=False, json_out=True, triton_repo=tmp_path / "r", triton_device="cpu")
+    fake_env("10.3.0")
+    res = run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=1:2:4"], workspace_mb=64,
+                    timing_cache=None, cuda=None, force=False, json_out=True, check_engines=False,
+                    triton_repo=tmp_path / "repo")
+    configs = list((tmp_path / "repo").glob("*/config.pbtxt"))
+    assert res["triton_repo"] == str(tmp_path / "repo") and len(configs) == 1
+    assert 'platform: "tensorrt_plan"' in configs[0].read_text()
+    assert list((tmp_path / "repo").glob("*/1/model.plan"))
 
 
 def test_the_check_feeds_each_graph_what_its_program_gives_it(tiny_bundle: Path) -> None:
