@@ -41,7 +41,10 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     except OSError as e:
         raise DataError(f"{root}: cannot read ({e.strerror})") from None
     it = root.rglob("*") if recursive else root.iterdir()
-    files = [p for p in it if p.suffix.lower() in IMAGE_EXT and p.is_file()]
+    # hidden files (and, listed recursively, what hidden folders hold) are no frames: macOS leaves a "._NAME.png" of
+    # metadata beside each file on a non-Mac drive
+    files = [p for p in it if p.suffix.lower() in IMAGE_EXT and p.is_file()
+             and not any(part.startswith(".") for part in p.relative_to(root).parts)]
     return sorted(files, key=lambda p: ([natural_key(q) for q in p.relative_to(root).parents], natural_key(p)))
 
 
@@ -59,7 +62,7 @@ def image_problem(path: str | os.PathLike[str]) -> str | None:
     except OSError as e:
         return f"cannot read ({e.strerror})"
     if head[:2] == b"\xff\xd8":
-        if tail.endswith(b"\xff\xd9") or _jpeg_then_video(p):
+        if tail.endswith(b"\xff\xd9") or _jpeg_whole(p):
             return None
         return "truncated JPEG (no end-of-image marker)"
     if head[:8] == b"\x89PNG\r\n\x1a\n":
@@ -72,18 +75,31 @@ def image_problem(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def _jpeg_then_video(p: Path) -> bool:
-    """A whole JPEG with a video after its end-of-image marker (a phone's "motion photo": an MP4 appended):
-    an end marker directly followed by an MP4 box header (``....ftyp``)."""
+def _jpeg_whole(p: Path) -> bool:
+    """Whether a JPEG whose file does not end in its end-of-image marker still holds a whole image: its header
+    segments walked by their lengths to the first scan (so an EXIF thumbnail's own markers are stepped over), then
+    an end-of-image marker after it (inside entropy-coded data an 0xFF byte is always followed by 0x00 or a restart
+    marker, so 0xFFD9 there is the end). What follows it is a phone's addition: a motion photo's MP4, Samsung's
+    SEFH/SEFT trailer; such files decode whole and were refused as truncated."""
     try:
         data = p.read_bytes() if p.stat().st_size <= 256 << 20 else b""
     except OSError:
         return False
-    at = data.find(b"\xff\xd9")
-    while at >= 0:
-        if data[at + 6:at + 10] == b"ftyp":
-            return True
-        at = data.find(b"\xff\xd9", at + 2)
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return False  # not a marker where the previous segment's length said one starts
+        m = data[i + 1]
+        if m == 0xFF:  # fill byte before a marker
+            i += 1
+        elif m == 0xDA:  # the first scan: the image's end marker must follow it
+            return data.find(b"\xff\xd9", i + 2) >= 0
+        elif m == 0x01 or 0xD0 <= m <= 0xD8:  # markers without a length
+            i += 2
+        elif m == 0xD9:
+            return False  # an end before any scan: no image
+        else:
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
     return False
 
 

@@ -57,6 +57,32 @@ def test_image_checks(tmp_path: Path) -> None:
     assert image_problem(tmp_path / "motion.jpg") is None
     (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2] + bytes(range(200)))
     assert image_problem(tmp_path / "cut.jpg") == "truncated JPEG (no end-of-image marker)"
+    # Samsung's trailer after a whole JPEG (SEFH ... SEFT): decodes whole, was skipped as truncated
+    sef = b"\x00\x00\x0a\x00Image_UTC_Data1700000000000SEFHk" + b"\x00" * 12 + (60).to_bytes(4, "little") + b"SEFT"
+    (tmp_path / "sef.jpg").write_bytes(jpeg + sef)
+    assert image_problem(tmp_path / "sef.jpg") is None
+    # a cut JPEG whose header holds an EXIF thumbnail (its own SOS and EOI): still truncated
+    thumb = jpeg[:]  # a whole small JPEG as the APP1 payload
+    app1 = b"\xff\xe1" + (len(thumb) + 8).to_bytes(2, "big") + b"Exif\x00\x00" + thumb
+    with_thumb = jpeg[:2] + app1 + jpeg[2:]
+    (tmp_path / "thumb_cut.jpg").write_bytes(with_thumb[: len(with_thumb) - len(jpeg) // 2] + b"\x01" * 64)
+    assert image_problem(tmp_path / "thumb_cut.jpg") == "truncated JPEG (no end-of-image marker)"
+    (tmp_path / "thumb_sef.jpg").write_bytes(with_thumb + sef)
+    assert image_problem(tmp_path / "thumb_sef.jpg") is None
+
+
+def test_hidden_files_are_no_frames(tmp_path: Path) -> None:
+    """macOS's "._NAME.png" metadata files were read as frames: counted as bad images, or (one that decodes) taken
+    as the first frame."""
+    from edge.data.images import list_images
+
+    _frames(tmp_path, ["f0.png", "f1.png"])
+    (tmp_path / "._f0.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + b"\x00" * 64)
+    (tmp_path / "._f1.png").write_bytes((tmp_path / "f1.png").read_bytes())
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "t.png").write_bytes((tmp_path / "f1.png").read_bytes())
+    assert [p.name for p in list_images(tmp_path)] == ["f0.png", "f1.png"]
+    assert [p.name for p in list_images(tmp_path, recursive=True)] == ["f0.png", "f1.png"]
 
 
 def test_folder_errors(tmp_path: Path) -> None:
