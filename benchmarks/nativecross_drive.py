@@ -91,8 +91,9 @@ def main() -> None:
         "machine": machine(), "seconds": round(time.perf_counter() - t0, 1),
         "before": b, "after": f,
         # how far the frames kept by the robust combination scatter around it (median over the runs)
-        "single_frame_scatter_of_inliers": {k: round(float(np.median([s[k] for s in spreads])), 3)
-                                            for k in ("rot_rms_deg", "trans_rms_cm")},
+        # (a run that kept one frame has no scatter: `spread` null)
+        "single_frame_scatter_of_inliers": {k: round(float(np.median([s[k] for s in spreads if s])), 3)
+                                            if any(spreads) else None for k in ("rot_rms_deg", "trans_rms_cm")},
         "runs_improved": {"rotation": int(np.sum(np.asarray(after["rot"]) < rb)), "translation": int(np.sum(ta < tb)),
                           "of": len(rb)},
         # does the translation left follow the start's? (it is not corrected if it does)

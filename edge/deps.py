@@ -32,6 +32,23 @@ def missing(module: str) -> str:
     return f"{name} is not installed ({how})"
 
 
+def absent(e: BaseException, top: str) -> bool:
+    """Whether ``e`` says package ``top`` is not there: it cannot be found, or a ModuleNotFoundError names one of its
+    own modules that cannot be found either (``cuda.bindings`` where another package provides the shared ``cuda``
+    namespace: cuda-python is absent, not broken)."""
+    if not installed(top):
+        return True
+    name = getattr(e, "name", None) or ""
+    if not isinstance(e, ModuleNotFoundError) or name.split(".")[0] != top or name == top:
+        return False
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):  # a parent that is not a package, a finder refusing it
+        return True
+
+
 def installed(module: str) -> bool:
     """Whether the top-level package of ``module`` can be found (without importing it)."""
     import importlib.util
@@ -46,7 +63,7 @@ def import_failure(module: str, e: BaseException) -> str:
     """Why an import of (or from) ``module`` failed, in one line: not installed; installed but lacking what was
     imported from it (a name an older release lacks); or installed but broken (its own error: an OSError)."""
     top = module.split(".")[0]
-    if isinstance(e, ImportError) and not installed(top):
+    if isinstance(e, ImportError) and absent(e, top):
         return missing(top)
     # (an ImportError without a module name is a package failing to load, libGL missing under OpenCV: not "lacking")
     if isinstance(e, ImportError) and e.name and e.name.split(".")[0] == top:

@@ -18,9 +18,9 @@ def _pkg(name: str, dist: str | None = None) -> tuple[bool, str]:
     try:
         importlib.import_module(name)
     except ImportError as e:
-        from edge.deps import installed
+        from edge.deps import absent
 
-        if not installed(name):
+        if absent(e, name.split(".")[0]):
             return False, f"not installed ({e.name or name})"
         # there, but its own import fails (OpenCV without libGL, pycuda without a driver): not "not installed"
         return False, f"installed but does not import: {type(e).__name__}: {first_line(e, 100, empty='')}"

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +52,18 @@ def continues(cfg0: dict[str, Any], cfg: dict[str, Any]) -> bool:
     return set(cfg0) <= set(cfg) and all(cfg0[k] == cfg[k] for k in cfg0)
 
 
-def config_of(card: Any, ck: dict[str, Any], init: Path) -> str:
+def config_of(card: Any, ck: dict[str, Any], init: Path, ignore: Iterable[str] = ()) -> str:
     """The name of the card's config a checkpoint (as read) was trained with (``--init`` without ``--config``):
     the name its training record gives (``meta.config_name``) when that config's values equal the checkpoint's
     (:func:`continues`, the rule the training run then checks), else the first such config in the card's order
     (a checkpoint without a record, or one whose config was renamed)."""
+    skip = set(ignore)  # keys set for a run (`--set`, the checkpoint's own `config_set`): not what names a config
+    cfg0 = {k: v for k, v in ck["config"].items() if k not in skip}
     named = (ck.get("meta") or {}).get("config_name")
-    if isinstance(named, str) and named in card.configs and continues(ck["config"], card.config(named)):
+    if isinstance(named, str) and named in card.configs and continues(cfg0, card.config(named)):
         return named
     for name in card.configs:
-        if continues(ck["config"], card.config(name)):
+        if continues(cfg0, card.config(name)):
             return name
     raise ModelError(f"{init}: its config is none of model '{card.name}''s ({', '.join(card.configs)}); it was "
                      "trained with one changed since, or by another version: give --config")
@@ -174,7 +177,11 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         ck = read_checkpoint(init)
         if ck["model"] != model:  # said before its config is matched against this card's
             raise ModelError(f"{init}: checkpoint is for model '{ck['model']}', not '{model}'")
-        config = config_of(card, ck, init)
+        # its own config, --set values included: a checkpoint trained with --set keep_mix=0 continues with it
+        kept = (ck.get("meta") or {}).get("config_set")
+        kept = {k: ck["config"][k] for k in kept if k in ck["config"]} if isinstance(kept, dict) else {}
+        config = config_of(card, ck, init, ignore=[*kept, *(options or {})])
+        options = {**kept, **(options or {})}
     config = config or card.default_config
     cfg = card.config(config)
     options = dict(options or {})
@@ -236,7 +243,10 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         cfg0 = ck["config"]
         added = sorted(set(cfg) - set(cfg0))
         if not continues({k: v for k, v in cfg0.items() if k not in options}, cfg):
-            raise ModelError(f"{init}: checkpoint config differs from --config {config}")
+            differ = sorted(k for k in cfg0 if k not in options and cfg.get(k, object()) != cfg0[k])
+            hint = "".join(f"; {k}: {cfg0[k]!r} there, {cfg[k]!r} in --config {config}" for k in differ[:3] if k in cfg)
+            raise ModelError(f"{init}: checkpoint config differs from --config {config}{hint} (--set KEY=VALUE keeps "
+                             "a value the weights do not depend on)")
         changed = sorted(k for k in options if k in cfg0 and cfg0[k] != cfg[k])
         if changed:  # a --set value the checkpoint was not trained with: its weights must still be the model's
             try:

@@ -488,10 +488,11 @@ class ModelCard:
         kinds: tuple[tuple[str, Any, str], ...] = (
             ("name", str, "a string"), ("description", str, "a string"), ("default_config", str, "a string"),
             ("test_config", str, "a string"), ("results_name", str, "a string"),
-            ("configs", dict, "a dict of config name -> dict"), ("graphs", dict, "a dict of graph name -> Graph"),
+            ("configs", Mapping, "a mapping of config name -> dict"),
+            ("graphs", Mapping, "a mapping of graph name -> Graph"),
             ("programs", tuple | list, "a tuple of ProgramSpec"), ("sensors", Sensors, "edge.models.Sensors"),
-            ("checkpoints", dict, "a dict of config name -> path"), ("config_added", dict, "a dict"),
-            ("export_options", dict, "a dict of key -> what it means"),
+            ("checkpoints", Mapping, "a mapping of config name -> path"), ("config_added", Mapping, "a mapping"),
+            ("export_options", Mapping, "a mapping of key -> what it means"),
             ("metric", Metric | None, "edge.models.Metric or None"),
             ("data", FamilyData | None, "edge.models.FamilyData or None"),
             ("trainer", Trainer | None, "edge.models.Trainer or None"),
@@ -507,10 +508,10 @@ class ModelCard:
         for fname in ("postprocess_many", "config_rules"):
             if getattr(self, fname) is not None and not callable(getattr(self, fname)):
                 problems.append(f"{fname} must be a function or None, got {type(getattr(self, fname)).__name__}")
-        if isinstance(self.configs, dict):
-            problems += [f"config '{k}' must be a dict, got {type(v).__name__}" for k, v in self.configs.items()
-                         if not isinstance(v, dict)][:1]
-        if isinstance(self.graphs, dict):
+        if isinstance(self.configs, Mapping):
+            problems += [f"config '{k}' must be a mapping, got {type(v).__name__}" for k, v in self.configs.items()
+                         if not isinstance(v, Mapping)][:1]
+        if isinstance(self.graphs, Mapping):
             problems += [f"graph '{k}' must be edge.models.Graph, got {type(v).__name__}"
                          for k, v in self.graphs.items() if not isinstance(v, Graph)][:1]
         if isinstance(self.programs, tuple | list):

@@ -118,6 +118,8 @@ def test_a_package_that_is_installed_but_does_not_load_is_named(tmp_path: Path, 
     (site / "cv2" / "__init__.py").write_text('raise ImportError("libGL.so.1: cannot open shared object file")\n')
     (site / "torch").mkdir()
     (site / "torch" / "__init__.py").write_text('raise OSError("libcudnn.so.9: cannot open shared object file")\n')
+    (site / "cuda" / "pathfinder").mkdir(parents=True)  # another package's share of the `cuda` namespace
+    (site / "cuda" / "pathfinder" / "__init__.py").write_text("")
     env = {**ENV, "PYTHONPATH": os.pathsep.join([str(site), ENV["PYTHONPATH"]])}
 
     def edge(*args: str) -> subprocess.CompletedProcess[str]:
@@ -129,6 +131,8 @@ def test_a_package_that_is_installed_but_does_not_load_is_named(tmp_path: Path, 
     rows = {row["name"]: row for row in json.loads(r.stdout)["rows"]}
     assert rows["opencv"]["detail"] == ("installed but does not import: ImportError: libGL.so.1: cannot open shared "
                                         "object file"), rows["opencv"]
+    if "cuda-python" in rows and not rows["cuda-python"]["ok"]:  # cuda.bindings absent: not installed, not broken
+        assert rows["cuda-python"]["detail"].startswith("not installed"), rows["cuda-python"]
     r = edge("run", str(tiny_bundle), "--source", "synthetic:2", "--backend", "onnxruntime", "--out", "o")
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and lines == ["error: cv2 is installed but cannot be imported (ImportError: libGL.so.1: "
@@ -208,9 +212,16 @@ def test_train_replaces_only_its_own_files_and_checks_the_folder_first(tmp_path:
     assert r.returncode == 0, r.stderr[-2000:]
     r = run(EDGE, *base, "--init", str(ck), "--set", "dim=48", "--out", str(tmp_path / "c.pt"))
     assert r.returncode == 2 and "its weights do not fit the model --set dim=48 builds" in r.stderr, r.stderr
-    # b.pt was trained with realistic_mix 0.5, tiny says 0: from it without --set, the config differs
+    # b.pt was trained with realistic_mix 0.5, tiny says 0: from it with --config tiny and no --set, the config
+    # differs (said with the key); without --config it continues with its own values, --set ones included
     r = run(EDGE, *base, "--init", str(tmp_path / "b.pt"), "--out", str(tmp_path / "c.pt"))
-    assert r.returncode == 2 and "checkpoint config differs" in r.stderr, r.stderr
+    assert r.returncode == 2 and "checkpoint config differs from --config tiny; realistic_mix: 0.5 there, 0.0 in " \
+        "--config tiny" in r.stderr, r.stderr
+    r = run(EDGE, "train", "lane", "--steps", "1", "--batch", "2", "--eval-clips", "0", "--init",
+            str(tmp_path / "b.pt"), "--out", str(tmp_path / "d.pt"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = json.loads((tmp_path / "d.json").read_text())
+    assert rec["config_name"] == "tiny" and rec["config_set"] == {"realistic_mix": 0.5}
     r = run(EDGE, *base, "--set", "nope=1", "--out", str(tmp_path / "n.pt"))
     assert r.returncode == 2 and "--set nope: not a config key of model 'lane'" in r.stderr, r.stderr
     r = run(EDGE, *base, "--set", "frames=abc", "--out", str(tmp_path / "n.pt"))
