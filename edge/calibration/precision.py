@@ -201,9 +201,17 @@ class PrecisionJob:
             # only the feeds the scored programs read (their graphs and host stages): not, say, a host-only
             # stage's inputs of a program whose gates are another's, which nothing records
             specs = [self.card.program(p) for p in self.scored()]
+            from edge.errors import DataError
+
             with feeds_for({x for s in specs for x in (*s.graphs, *s.host_stages)}):
-                self._calib = load_samples(self.calib, self.card, self.cfg, size=self.calib_size,
-                                           role="calibration", seed=self.seed)
+                try:
+                    self._calib = load_samples(self.calib, self.card, self.cfg, size=self.calib_size,
+                                               role="calibration", seed=self.seed)
+                except DataError as e:  # what the family's preprocess said of a sample, named as --calib's
+                    if str(e).startswith("--calib") or str(self.calib) in str(e):
+                        raise
+                    raise DataError(f"--calib {self.calib}: model '{self.card.name}' cannot take these samples "
+                                    f"({e})") from None
             self.say(f"calibrating on {len(self._calib)} samples from {self._calib.source}")
         return self._calib
 
@@ -326,6 +334,8 @@ def parse_max_drop(value: float | str) -> tuple[float, float | None]:
                           "the fp32 metric (5%)") from None
     if not math.isfinite(v):
         raise ExportError(f"--max-drop {value}: give a finite number of metric points (or a percentage)")
+    if v < 0:  # a budget below 0 asks int8 to be better than fp32: it kept int8 only where it happened to be
+        raise ExportError(f"--max-drop {value}: a drop budget is 0 or more (metric points, or a percentage)")
     return v, None
 
 
@@ -481,7 +491,12 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                     err = max([0.0, *(worst_rel(torch_outputs(gj.module, gj.io, f), _run(files[g], gj.io, f))
                                       for f in ev[g][:PARITY_SAMPLES])])
                     if err > FP16_RTOL:
-                        raise ExportError(f"{g} fp16: rel error {err:.2e} vs PyTorch above {FP16_RTOL:.0e}; "
+                        from edge.calibration.quantize import FP16_MAX, fp16_range
+
+                        over = fp16_range(src[g], ev[g][0]) if ev[g] else None
+                        why = (f" (the fp32 graph's values reach {over[0]:.2g} at a {over[1]}, past float16's "
+                               f"{FP16_MAX:g}: this graph has no fp16 form; export without fp16)" if over else "")
+                        raise ExportError(f"{g} fp16: rel error {err:.2e} vs PyTorch above {FP16_RTOL:.0e}{why}; "
                                           "nothing was written")
                     worst = max(worst, err)
                     w.register(fname, "onnx")

@@ -90,6 +90,15 @@ def check_args(out: str | os.PathLike[str], opset: int | None, attention: str, c
     import onnx
 
     top = onnx.defs.onnx_opset_version()
+    converts = None  # torch writes opset 18 and onnxscript's version converter takes it up: only as far as it goes
+    try:
+        from onnxscript.version_converter import _version_converter
+
+        converts = int(_version_converter.SUPPORTED_MAX_ONNX_OPSET)
+    except (ImportError, AttributeError, TypeError, ValueError):  # another onnxscript: the onnx package's bound
+        pass
+    if converts is not None and converts < top:
+        top = converts
     if opset is None:
         opset = DEFAULT_OPSET
     elif attention == "onnx" and isinstance(opset, int) and not isinstance(opset, bool) and opset < ATTENTION_OPSET:
@@ -98,9 +107,10 @@ def check_args(out: str | os.PathLike[str], opset: int | None, attention: str, c
     if isinstance(opset, bool) or not isinstance(opset, int):
         raise ExportError(f"--opset {opset!r}: an integer ({MIN_OPSET} to {top})")
     if not MIN_OPSET <= opset <= top:
-        raise ExportError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {top} (the onnx package "
-                          f"{onnx.__version__})" + (f"; attention mode 'onnx' uses {ATTENTION_OPSET}"
-                                                    if attention == "onnx" else ""))
+        by = (f"onnxscript's version converter; the onnx package {onnx.__version__} knows "
+              f"{onnx.defs.onnx_opset_version()}" if top == converts else f"the onnx package {onnx.__version__}")
+        raise ExportError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {top} ({by})"
+                          + (f"; attention mode 'onnx' uses {ATTENTION_OPSET}" if attention == "onnx" else ""))
     if calib_method is not None:
         from edge.calibration.quantize import METHODS
 
@@ -166,6 +176,13 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
 
                 graph = onnx.load(str(w.path_for(fname)), load_external_data=False)  # read once: node and opsets
                 graph_attention = attention if _has_attention_node(graph, attention) else "none"
+                if requested == "plugin" and "tensorrt" in backends and masked_nodes(graph):
+                    # asked for by name, the node stays: TensorRT's plugin could never build it (the export said
+                    # nothing, exit 0, and printed an `edge build` line that was then refused)
+                    raise ExportError(f"--attention plugin --to tensorrt: graph '{job.name}' has masked attention "
+                                      f"(EdgeAttention node '{masked_nodes(graph)[0].name}' with a mask input), which "
+                                      "the TensorRT EdgeAttention plugin does not take (q, k, v only); export with "
+                                      "--attention auto, onnx (TensorRT >= 10.14) or decomposed")
                 if requested == "auto" and attention == "plugin" and "tensorrt" in backends and masked_nodes(graph):
                     # TensorRT's EdgeAttention plugin takes q, k, v only; auto picks the plugin for TensorRT only
                     # where it parses the standard opset-23 Attention too (>= 10.14), so this graph goes as that

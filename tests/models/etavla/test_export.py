@@ -122,6 +122,12 @@ def test_auto_for_tensorrt_exports_masked_attention_as_the_standard_op(tmp_path:
     assert fp32["encode"]["attention"] == "none" and fp32["encode"]["lowered"]  # plugin-mode files for the rest
     for a in fp32.values():
         plugin_ops(b.file(a["file"]))  # no masked plugin node left: edge build's early check passes
-    # asked for by name, the plugin stays everywhere (and edge build says why it cannot take the policy)
-    export_card("etavla", tmp_path / "p", config="tiny", attention="plugin", targets=("onnx", "tensorrt"))
+    # asked for by name for TensorRT, the plugin cannot take the policy: refused before anything is written (it
+    # exported, exit 0, and printed an `edge build` line that build then refused); for other targets it stays
+    from edge.errors import ExportError
+
+    with pytest.raises(ExportError, match=r"--attention plugin --to tensorrt: graph 'policy' has masked attention"):
+        export_card("etavla", tmp_path / "p", config="tiny", attention="plugin", targets=("onnx", "tensorrt"))
+    assert not (tmp_path / "p").exists()
+    export_card("etavla", tmp_path / "p", config="tiny", attention="plugin", targets=("onnx",))
     assert "onnx_graphs" not in edge.Bundle.load(tmp_path / "p").manifest["attention"]

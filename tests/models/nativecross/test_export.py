@@ -437,3 +437,24 @@ def test_a_refinement_farther_from_the_reference_than_its_start_is_named() -> No
         "translation"]
     assert worse_than_start({"error_before": before, "error_after": {"rot_deg": 3.0, "trans_cm": 10.0}}) == []
     assert worse_than_start({"moved_deg": 1.0}) == []  # no reference: nothing to compare
+
+
+def test_fp16_of_a_graph_past_float16s_range_says_why(tmp_path: Path) -> None:
+    """The step graph computes geometry in pixels and metres squared (values near 1e11): its fp16 form is NaN. The
+    export said only "rel error inf vs PyTorch"; it now says which values are past float16's range."""
+    from edge.calibration.quantize import fp16_range
+    from edge.errors import ExportError
+
+    with pytest.raises(ExportError, match=r"step fp16: rel error inf vs PyTorch above 1e-02 \(the fp32 graph's values "
+                                          r"reach .* past float16's 65504: this graph has no fp16 form") as e:
+        edge.export_card("nativecross", tmp_path / "b", config="tiny", precisions=["fp32", "fp16"], eval_size=2)
+    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    g = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["y"])], "sq", [x], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "sq.onnx")
+    assert fp16_range(tmp_path / "sq.onnx", {"x": np.array([10.0, 300.0], np.float32)}) == (90000.0, "Mul")
+    assert fp16_range(tmp_path / "sq.onnx", {"x": np.array([10.0, 200.0], np.float32)}) is None

@@ -115,3 +115,19 @@ def test_a_frame_off_the_layout_is_refused_before_the_network(bundle: Path) -> N
     with pytest.raises(SpecError, match=r"program input 'waveform': shape \[1, .*, 10\]"):
         prog.step({"waveform": np.ones((1, c, a, 10), np.float32)})  # no block looks jammed: checked all the same
     prog.close()
+
+
+def test_a_calibration_set_of_another_kind_names_calib(tmp_path: Path) -> None:
+    """A folder of camera images as PULSAR-Net's --calib said only "waveform frame: expected a float [channels,
+    azimuths, bins] frame", naming neither --calib nor the folder."""
+    from edge.errors import DataError
+    from edge.export.api import export_card
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(imgs / f"{i}.png"), np.full((32, 48, 3), 40 * i, np.uint8))
+    with pytest.raises(DataError, match=rf"--calib {imgs}: model 'pulsar' cannot take these samples \(waveform"):
+        export_card("pulsar", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib=str(imgs),
+                    calib_size=2, eval_size=2)
+    assert not (tmp_path / "b").exists()
