@@ -47,6 +47,8 @@ class Bundle:
     manifest: dict[str, Any]
     #: engine artifacts a load left out (their cached files missing or corrupt) -> why; see :meth:`_leave_out`
     broken_engines: dict[str, str] = field(default_factory=dict)
+    #: each verified file's (device, inode, size, mtime) when its sha256 was checked: :meth:`file` compares
+    _verified: dict[str, tuple[int, int, int, int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
@@ -193,9 +195,20 @@ class Bundle:
         raise BundleError(f"{self.path}: no artifact matching {want} (bundle has {have})")
 
     def file(self, name: str) -> Path:
-        """Path of a listed file (already verified at load)."""
+        """Path of a listed file (already verified at load), refused when any verified file is no longer the one the
+        load checked: a new export swapped into this folder between the load and a runtime opening a graph by its
+        path made `edge run` execute the new bundle's graphs under the old manifest, exit 0."""
         if name not in self.manifest["files"]:
             raise BundleError(f"{self.path}: '{name}' is not listed in {MANIFEST}")
+        for listed, seen in self._verified.items():
+            try:
+                st = (self.path / listed).stat()
+                now = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            except OSError:
+                now = None
+            if now != seen:
+                raise BundleError(f"{self.path / listed}: replaced since this bundle was loaded and verified (a new "
+                                  "export into the folder?); load it again")
         return self.path / name
 
     def verify_file(self, name: str) -> None:
@@ -215,7 +228,8 @@ class Bundle:
         if not p.is_file():
             raise BundleError(f"{p}: listed in {MANIFEST} as a file, but a folder is there" if p.is_dir() else
                               f"{p}: listed in {MANIFEST} but missing")
-        size = p.stat().st_size
+        st = p.stat()
+        size = st.st_size
         if size != entry["size"]:
             raise BundleError(f"{p}: size {size} B but the manifest says {entry['size']} B (truncated or replaced)")
         try:
@@ -224,6 +238,12 @@ class Bundle:
             raise BundleError(f"{p}: cannot read ({e.strerror})") from None
         if digest != entry["sha256"]:
             raise BundleError(f"{p}: sha256 does not match the manifest (corrupt or replaced)")
+        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        after = p.stat()
+        if (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns) != seen:
+            raise BundleError(f"{p}: replaced while it was being verified (a new export into the folder?); load "
+                              "the bundle again")
+        self._verified[name] = seen
 
 
 #: engine files ``edge build`` writes before listing them (a crash in between leaves them unlisted)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import os
@@ -341,6 +342,15 @@ class StagedFolder:
                     old = None
                 raise
         except OSError as e:
+            if (old is not None and e.errno in (errno.ENOTEMPTY, errno.EEXIST) and self.out.is_dir()
+                    and self.is_ours(self.out)):
+                # another writer moved its finished folder in between this one's two renames (two exports to one
+                # name): it stays, and the previous folder this process moved aside goes (it was left behind in
+                # .NAME.old-<pid>); this one is not moved in
+                shutil.rmtree(old, ignore_errors=True)
+                self.abort()
+                raise self.error(f"{self.out}: another {self.what} was moved in while this one was finishing (two "
+                                 "writers to one name); it stays, this one was not written") from None
             self.abort()
             raise self.error(f"{self.out}: cannot move the finished {self.what} into place ({e.strerror})") from None
         except EdgeError:

@@ -130,6 +130,64 @@ def test_an_interrupt_between_the_two_renames_puts_the_previous_folder_back(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
+@pytest.mark.parametrize("ours", [True, False])
+def test_another_writers_folder_landing_between_the_two_renames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                ours: bool) -> None:
+    """Two exports to one name: B moved its finished bundle onto ``out`` after A had moved the previous one aside.
+    A exited 2 ("Directory not empty") and left the previous bundle in ``.b.old-<pid>`` for good. B's stays, A says
+    so in one line, and the previous one goes; a folder at ``out`` that is not ours keeps the previous one aside
+    (recoverable, as before)."""
+    from edge.errors import EdgeError
+    from edge.files import StagedFolder
+
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "kept").write_text("the previous bundle")
+    staged = StagedFolder(out, lambda p: ours or (p / "kept").exists())
+    (staged.tmp / "new").write_text("A's bundle")
+    real, calls = os.replace, []
+
+    def raced(a: object, b: object) -> None:
+        calls.append(b)
+        if len(calls) == 2:  # before A's folder moves in, B's lands at out
+            (out / "other").parent.mkdir(exist_ok=True)
+            (out / "other").write_text("B's bundle")
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", raced)
+    with pytest.raises(EdgeError) as e, staged:
+        staged.commit()
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["other"] and "\n" not in str(e.value)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    if ours:
+        assert "another folder was moved in while this one was finishing" in str(e.value) and left == ["b"]
+    else:
+        assert "Directory not empty" in str(e.value) and left == sorted(["b", f".b.old-{os.getpid()}"])
+
+
+def test_a_bundle_swapped_after_its_load_is_not_opened(tmp_path: Path, tiny_bundle: Path) -> None:
+    """An export swapped into the folder between `edge run`'s load (every sha256 checked) and a runtime opening a
+    graph by its path: the new bundle's graphs ran under the old manifest, exit 0. Bundle.file refuses a verified
+    file that is no longer the one checked."""
+    import shutil
+
+    import edge
+    from edge.errors import BundleError
+
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    loaded = edge.Bundle.load(b)
+    name = loaded.artifact(fmt="onnx")["file"]
+    assert loaded.file(name) == b / name
+    data = (b / name).read_bytes()
+    (b / name).unlink()
+    (b / name).write_bytes(data)  # the same bytes, another file (a new export's copy)
+    with pytest.raises(BundleError, match=r"replaced since this bundle was loaded and verified"):
+        loaded.file(name)
+    assert edge.Bundle.load(b).file(name) == b / name  # loaded again: verified again
+
+
 def _export_until_partial(tmp_path: Path, out: Path, sig: int) -> tuple[subprocess.Popen, Path]:
     """Start a tiny export into ``out``, send ``sig`` once its partial folder exists; (process, partial)."""
     p = subprocess.Popen([*EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", str(out)], env=ENV,
