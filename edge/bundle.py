@@ -49,6 +49,8 @@ class Bundle:
     broken_engines: dict[str, str] = field(default_factory=dict)
     #: each verified file's (device, inode, size, mtime) when its sha256 was checked: :meth:`file` compares
     _verified: dict[str, tuple[int, int, int, int]] = field(default_factory=dict, repr=False)
+    #: each listed file's own references (an ONNX model's external data, an IR's .bin): what a runtime opening it reads
+    _refs: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
@@ -118,7 +120,8 @@ class Bundle:
 
         files = self.manifest["files"]
         for name in files:
-            for ref in opened_files(self.path, name):
+            self._refs[name] = refs = list(opened_files(self.path, name))
+            for ref in refs:
                 if ref not in files:
                     raise BundleError(f"{self.path / name}: makes the runtime read '{ref}', which {MANIFEST} does "
                                       "not list (an unverified file); re-export the bundle")
@@ -195,12 +198,16 @@ class Bundle:
         raise BundleError(f"{self.path}: no artifact matching {want} (bundle has {have})")
 
     def file(self, name: str) -> Path:
-        """Path of a listed file (already verified at load), refused when any verified file is no longer the one the
-        load checked: a new export swapped into this folder between the load and a runtime opening a graph by its
-        path made `edge run` execute the new bundle's graphs under the old manifest, exit 0."""
+        """Path of a listed file (already verified at load), refused when it or a file it makes the runtime read is
+        no longer the one the load checked: a new export swapped into this folder between the load and a runtime
+        opening a graph by its path made `edge run` execute the new bundle's graphs under the old manifest, exit 0.
+        (Only those files: an engine `edge build` replaced beside an unchanged graph is no reason to refuse it.)"""
         if name not in self.manifest["files"]:
             raise BundleError(f"{self.path}: '{name}' is not listed in {MANIFEST}")
-        for listed, seen in self._verified.items():
+        for listed in (name, *self._refs.get(name, ())):
+            seen = self._verified.get(listed)
+            if seen is None:
+                continue
             try:
                 st = (self.path / listed).stat()
                 now = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

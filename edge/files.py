@@ -327,13 +327,17 @@ class StagedFolder:
     def commit(self) -> Path:
         """Swap the finished folder onto ``out`` (putting the previous one back if that fails)."""
         old = None
+        second = False
         try:
             if self.out.exists():
                 if any(self.out.iterdir()) and not self.is_ours(self.out):
                     raise self.error(f"{self.out}: became a folder that is not ours while it was written; "
                                      "not replacing it")
                 old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+                if old.exists():  # a dead writer's that had this pid (clean_stale keeps this process's own name)
+                    shutil.rmtree(old)
                 os.replace(self.out, old)
+            second = True  # the first rename (if any) is done: a failure now is the move in
             try:
                 os.replace(self.tmp, self.out)
             except BaseException:  # an OSError, or a Ctrl-C between the two renames
@@ -342,12 +346,12 @@ class StagedFolder:
                     old = None
                 raise
         except OSError as e:
-            if (old is not None and e.errno in (errno.ENOTEMPTY, errno.EEXIST) and self.out.is_dir()
-                    and self.is_ours(self.out)):
-                # another writer moved its finished folder in between this one's two renames (two exports to one
-                # name): it stays, and the previous folder this process moved aside goes (it was left behind in
-                # .NAME.old-<pid>); this one is not moved in
-                shutil.rmtree(old, ignore_errors=True)
+            if second and e.errno in (errno.ENOTEMPTY, errno.EEXIST) and self.out.is_dir() and self.is_ours(self.out):
+                # another writer moved its finished folder in before this one's (two exports to one name): it stays,
+                # and the previous folder this process moved aside goes (it was left behind in .NAME.old-<pid>);
+                # this one is not moved in
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
                 self.abort()
                 raise self.error(f"{self.out}: another {self.what} was moved in while this one was finishing (two "
                                  "writers to one name); it stays, this one was not written") from None

@@ -208,8 +208,10 @@ class PrecisionJob:
                     self._calib = load_samples(self.calib, self.card, self.cfg, size=self.calib_size,
                                                role="calibration", seed=self.seed)
                 except DataError as e:  # what the family's preprocess said of a sample, named as --calib's
-                    if str(e).startswith("--calib") or str(self.calib) in str(e):
-                        raise
+                    raw = str(self.calib).split(",")[0]  # a spec may carry options: labels.json,limit=2
+                    named = {raw, str(Path(raw)), str(Path(raw).resolve())}  # as typed, normalised, absolute
+                    if str(e).startswith("--calib") or any(n and n in str(e) for n in named):
+                        raise  # about the data itself (a truncated image, too few samples): its own words
                     raise DataError(f"--calib {self.calib}: model '{self.card.name}' cannot take these samples "
                                     f"({e})") from None
             self.say(f"calibrating on {len(self._calib)} samples from {self._calib.source}")

@@ -185,7 +185,50 @@ def test_a_bundle_swapped_after_its_load_is_not_opened(tmp_path: Path, tiny_bund
     (b / name).write_bytes(data)  # the same bytes, another file (a new export's copy)
     with pytest.raises(BundleError, match=r"replaced since this bundle was loaded and verified"):
         loaded.file(name)
-    assert edge.Bundle.load(b).file(name) == b / name  # loaded again: verified again
+    again = edge.Bundle.load(b)
+    assert again.file(name) == b / name  # loaded again: verified again
+    other = next(f for f in again.manifest["files"] if f != name and not again._refs.get(name, []).count(f))
+    data = (b / other).read_bytes()
+    (b / other).unlink()
+    (b / other).write_bytes(data)  # another file replaced (an engine edge build rebuilt): this graph still opens
+    assert again.file(name) == b / name
+
+
+def test_a_leftover_of_a_dead_writer_with_this_pid_and_a_race_to_a_new_name(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .NAME.old-<pid> left by a dead writer that had this process's pid (containers reuse small pids) failed the
+    commit as "Directory not empty"; a race to a name that did not exist yet said nothing of the other writer."""
+    from edge.errors import EdgeError
+    from edge.files import StagedFolder
+
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "kept").write_text("the previous bundle")
+    stale = tmp_path / f".b.old-{os.getpid()}"
+    stale.mkdir()
+    (stale / "x").write_text("a dead writer's")
+    staged = StagedFolder(out, lambda _p: True)
+    (staged.tmp / "new").write_text("the new one")
+    with staged:
+        staged.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"] and (out / "new").is_file()
+
+    fresh = tmp_path / "c"
+    staged = StagedFolder(fresh, lambda _p: True)
+    (staged.tmp / "mine").write_text("A's")
+    real = os.replace
+
+    def raced(a: object, b: object) -> None:
+        fresh.mkdir(exist_ok=True)
+        (fresh / "theirs").write_text("B's")
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", raced)
+    with pytest.raises(EdgeError, match="another folder was moved in while this one was finishing"), staged:
+        staged.commit()
+    monkeypatch.undo()
+    assert sorted(p.name for p in fresh.iterdir()) == ["theirs"] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "b", "c"]
 
 
 def _export_until_partial(tmp_path: Path, out: Path, sig: int) -> tuple[subprocess.Popen, Path]:

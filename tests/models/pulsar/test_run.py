@@ -131,3 +131,11 @@ def test_a_calibration_set_of_another_kind_names_calib(tmp_path: Path) -> None:
         export_card("pulsar", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib=str(imgs),
                     calib_size=2, eval_size=2)
     assert not (tmp_path / "b").exists()
+    # a problem of the data itself passes through in its own words, however the folder was typed (a review: "cal/"
+    # and "./cal" were wrapped as "model cannot take these samples")
+    (imgs / "2.png").write_bytes((imgs / "1.png").read_bytes()[:40])
+    for typed in (f"{imgs}/", str(imgs)):
+        with pytest.raises(DataError) as e:
+            export_card("lane", tmp_path / "c", config="tiny", precisions=["fp32", "int8"], calib=typed,
+                        calib_size=3, eval_size=2)
+        assert "cannot take these samples" not in str(e.value) and "asked for 3" in str(e.value), str(e.value)
