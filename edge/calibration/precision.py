@@ -210,8 +210,10 @@ class PrecisionJob:
                 except DataError as e:  # what the family's preprocess said of a sample, named as --calib's
                     raw = str(self.calib).split(",")[0]  # a spec may carry options: labels.json,limit=2
                     named = {raw, str(Path(raw)), str(Path(raw).resolve())}  # as typed, normalised, absolute
-                    if str(e).startswith("--calib") or any(n and n in str(e) for n in named):
-                        raise  # about the data itself (a truncated image, too few samples): its own words
+                    msg = str(e)
+                    if msg.startswith("--calib") or any(n and msg.startswith((f"{n}:", f"{n}/", f"{n}{os.sep}"))
+                                                        for n in named):
+                        raise  # about the data itself, naming it (a truncated image, too few samples): its own words
                     raise DataError(f"--calib {self.calib}: model '{self.card.name}' cannot take these samples "
                                     f"({e})") from None
             self.say(f"calibrating on {len(self._calib)} samples from {self._calib.source}")

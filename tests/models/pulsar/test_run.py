@@ -117,7 +117,7 @@ def test_a_frame_off_the_layout_is_refused_before_the_network(bundle: Path) -> N
     prog.close()
 
 
-def test_a_calibration_set_of_another_kind_names_calib(tmp_path: Path) -> None:
+def test_a_calibration_set_of_another_kind_names_calib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder of camera images as PULSAR-Net's --calib said only "waveform frame: expected a float [channels,
     azimuths, bins] frame", naming neither --calib nor the folder."""
     from edge.errors import DataError
@@ -131,6 +131,14 @@ def test_a_calibration_set_of_another_kind_names_calib(tmp_path: Path) -> None:
         export_card("pulsar", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib=str(imgs),
                     calib_size=2, eval_size=2)
     assert not (tmp_path / "b").exists()
+    frame = tmp_path / "frame"  # a folder named like a word of the family's message ("waveform frame: ...")
+    imgs.rename(frame)
+    monkeypatch.chdir(tmp_path)
+    for typed in ("./frame", "frame/"):
+        with pytest.raises(DataError, match=f"--calib {typed}: model 'pulsar' cannot take these samples"):
+            export_card("pulsar", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib=typed,
+                        calib_size=2, eval_size=2)
+    frame.rename(imgs)
     # a problem of the data itself passes through in its own words, however the folder was typed (a review: "cal/"
     # and "./cal" were wrapped as "model cannot take these samples")
     (imgs / "2.png").write_bytes((imgs / "1.png").read_bytes()[:40])
