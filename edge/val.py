@@ -41,6 +41,15 @@ def _synthetic(head: str) -> bool:
     return head == "synthetic" or head.startswith("synthetic:")
 
 
+def _spec_key(spec: str) -> tuple[str, str]:
+    """A data spec's identity: its path resolved (options as written); a synthetic spec or a path that does not exist
+    as given."""
+    head, _, opts = spec.partition(",") if not os.path.exists(spec) else (spec, "", "")
+    if _synthetic(head) or not os.path.exists(head):
+        return spec, ""
+    return os.path.realpath(head), opts.strip()
+
+
 def data_specs(value: Any, option: str, error: type[EdgeError] = DataError) -> list[str]:
     """``value`` (one spec, or a list of them; a path may be an ``os.PathLike``) as a list of spec strings; anything
     else, or an empty list, is one line naming ``option``."""
@@ -50,7 +59,8 @@ def data_specs(value: Any, option: str, error: type[EdgeError] = DataError) -> l
         raise error(f"{option}: a data spec (synthetic[:N] or a path, with ,key=value options; what edge val --data "
                     f"takes) or a list of them, got {value!r:.80}")
     out = [os.fspath(d) for d in value]
-    twice = next((d for i, d in enumerate(out) if d in out[:i]), None)
+    keys = [_spec_key(d) for d in out]  # one file however it is spelled (./d/x.json, d/x.json, its absolute path)
+    twice = next((d for i, d in enumerate(out) if keys[i] in keys[:i]), None)
     if twice is not None:  # its samples were scored twice, counted as more data
         raise error(f"{option} {twice}: given twice")
     return out

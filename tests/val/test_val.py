@@ -398,6 +398,21 @@ def test_a_frame_or_a_spec_given_twice_is_refused(tmp_path: Path, real_data: Pat
         labelled_samples(card, cfg, f"{dup},images={labels.parent}")
     with pytest.raises(DataError, match=r"--data .*: given twice"):
         data_specs([str(labels), str(labels)], "--data")
+    # the same frame or file spelled another way (a review: "./clips/x.jpg" beside "clips/x.jpg" scored it twice)
+    first = json.loads(lines[0])
+    dotted = tmp_path / "dotted.json"
+    dotted.write_text("\n".join([*lines, json.dumps({**first, "raw_file": "./" + first["raw_file"]})]))
+    with pytest.raises(DataError, match=r"dotted\.json: raw_file '\./.*' is listed twice \(entries 1 and 7\)"):
+        labelled_samples(card, cfg, f"{dotted},images={labels.parent}")
+    with pytest.raises(DataError, match=r"--data .*: given twice"):
+        data_specs([str(labels), f"{labels.parent}/./{labels.name}"], "--data")
+    with pytest.raises(DataError, match=r"images= is empty"):
+        labelled_samples(card, cfg, f"{labels},images=")
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps([json.loads(x) for x in lines]))
+    with pytest.raises(DataError, match=r"array\.json: line 1: expected a JSON object, got list \(a label file holds "
+                                        r"one JSON object per line"):
+        labelled_samples(card, cfg, f"{array},images={labels.parent}")
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())
     assert len(labelled_samples(card, cfg, f"{bom},images={labels.parent}")[0]) == len(lines)

@@ -127,12 +127,13 @@ def tusimple_lazy(gt_path: str | os.PathLike[str], image_root: str | os.PathLike
     paths: list[str] = []
     first: dict[str, int] = {}
     for k, gt in enumerate(gts):
-        if gt.raw_file in first:  # scored (or calibrated on) twice, the count and the accuracy moved without a word
-            raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} is listed twice (entries {first[gt.raw_file] + 1} "
-                            f"and {k + 1}); each frame once")
-        first[gt.raw_file] = k
         path = os.path.normpath(os.path.join(root, gt.raw_file))  # an absolute raw_file stays itself
         real = os.path.realpath(path)
+        if real in first:  # scored (or calibrated on) twice, the count and the accuracy moved without a word; the
+            # same image however it is spelled (clips/x.jpg, ./clips/x.jpg, its absolute path)
+            raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} is listed twice (entries {first[real] + 1} "
+                            f"and {k + 1}); each frame once")
+        first[real] = k
         # under the folder as written (a symlinked image folder inside it) or as resolved (the folder reached
         # through a symlink, the raw_file naming the real path)
         if os.path.commonpath([root, path]) != root and os.path.commonpath([real_root, real]) != real_root:
@@ -167,6 +168,9 @@ def read_labelled(path: str | os.PathLike[str], cfg: dict[str, Any], images: str
     """Real labelled frames for ``edge val``: a TuSimple label file, each frame a one-frame sample (a static clip,
     as :func:`tusimple_samples`); its images under ``images`` (default: the label file's folder, where the
     official dataset keeps ``clips/``)."""
+    if images is not None and not str(images).strip():  # "images=" read the working folder, without a word
+        raise DataError(f"{path}: images= is empty; name the folder the raw_file paths are under (or leave it out: "
+                        "the label file's folder)")
     root = Path(images) if images is not None else Path(path).parent
     if not root.is_dir():
         raise DataError(f"{root}: no such image folder (images=)")

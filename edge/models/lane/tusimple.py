@@ -100,7 +100,8 @@ def _short(v: Any, limit: int = 40) -> str:
 def _parse_sample(obj: Any) -> TuSimpleSample:
     """Validate one decoded JSON value; raises ValueError with what is wrong (no file/line context)."""
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__} (a label file holds one JSON object per "
+                         "line, TuSimple's JSON lines)")
     missing = [k for k in _REQUIRED_KEYS if k not in obj]
     if missing:
         raise ValueError(f"missing key(s) {', '.join(repr(k) for k in missing)}")

@@ -4,6 +4,7 @@ hand-made cases, and the stream's counted skip of frame sets it cannot use."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +146,25 @@ def test_stream_counts_frame_sets_it_cannot_use() -> None:
     reasons = " | ".join(out["skip_reasons"])
     assert "LiDAR points are in the camera's view" in reasons
     assert "no lidar frame within the sync tolerance (50 ms, --sync-ms)" in reasons
+
+
+def test_edge_val_says_which_kitti_frames_it_cannot_score(real_data: Path, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """`edge run` named the images of a KITTI folder that have no scan or calibration; `edge val` scored fewer frames
+    without a word (a review)."""
+    import logging
+    import shutil
+
+    from edge.models.nativecross.samples import read_labelled
+
+    src = real_data / "kitti" / "object" / "training"
+    for sub, ext in (("image_2", "png"), ("velodyne", "bin"), ("calib", "txt")):
+        (tmp_path / sub).mkdir()
+        shutil.copy(src / sub / f"000114.{ext}", tmp_path / sub / f"000114.{ext}")
+    shutil.copy(src / "image_2" / "000114.png", tmp_path / "image_2" / "000115.png")  # no scan, no calib
+    shutil.copy(src / "velodyne" / "000114.bin", tmp_path / "velodyne" / "000200.bin")  # no image
+    with caplog.at_level(logging.WARNING, logger="edge.data"):
+        got = read_labelled(tmp_path, {}, starts=1)
+    assert len(got) == 1
+    assert "1 image(s) without a scan or calibration are not scored (000115)" in caplog.text
+    assert "1 scan(s) without an image are not scored (000200)" in caplog.text
