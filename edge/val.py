@@ -41,13 +41,18 @@ def _synthetic(head: str) -> bool:
     return head == "synthetic" or head.startswith("synthetic:")
 
 
-def _spec_key(spec: str) -> tuple[str, str]:
-    """A data spec's identity: its path resolved (options as written); a synthetic spec or a path that does not exist
-    as given."""
-    head, _, opts = spec.partition(",") if not os.path.exists(spec) else (spec, "", "")
+def _spec_key(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A data spec's identity: its path resolved, and its options with any value naming an existing path resolved too
+    (``images=X/`` is ``images=X``); split as the readers split it (a comma inside a file name stays in the name). A
+    synthetic spec, one that does not parse, or a path that does not exist is itself."""
+    try:
+        head, opts = _split(spec)
+    except (EdgeError, ValueError, OSError):
+        return spec, ()
     if _synthetic(head) or not os.path.exists(head):
-        return spec, ""
-    return os.path.realpath(head), opts.strip()
+        return spec, ()
+    norm = tuple(sorted((k, os.path.realpath(v) if v and os.path.exists(v) else v) for k, v in opts.items()))
+    return os.path.realpath(head), norm
 
 
 def data_specs(value: Any, option: str, error: type[EdgeError] = DataError) -> list[str]:

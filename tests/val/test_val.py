@@ -402,10 +402,24 @@ def test_a_frame_or_a_spec_given_twice_is_refused(tmp_path: Path, real_data: Pat
     first = json.loads(lines[0])
     dotted = tmp_path / "dotted.json"
     dotted.write_text("\n".join([*lines, json.dumps({**first, "raw_file": "./" + first["raw_file"]})]))
-    with pytest.raises(DataError, match=r"dotted\.json: raw_file '\./.*' is listed twice \(entries 1 and 7\)"):
+    with pytest.raises(DataError, match=r"dotted\.json: raw_file '\./.*' is the same image file as entry 1's "
+                                        r"'.*' \(entries 1 and 7\)"):
         labelled_samples(card, cfg, f"{dotted},images={labels.parent}")
     with pytest.raises(DataError, match=r"--data .*: given twice"):
         data_specs([str(labels), f"{labels.parent}/./{labels.name}"], "--data")
+    with pytest.raises(DataError, match=r"--data .*: given twice"):  # an option's folder spelled otherwise
+        data_specs([f"{labels},images={labels.parent}", f"{labels},images={labels.parent}/"], "--data")
+    # a comma inside a folder's name is the name (as the readers split a spec): two different files are two specs
+    for name in ("a,b", "alink,b"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "alink").symlink_to(tmp_path / "a")
+    (tmp_path / "a,b" / "l.json").write_text(lines[0])
+    (tmp_path / "alink,b" / "l.json").write_text(lines[1])
+    both = [f"{tmp_path}/a,b/l.json,images={labels.parent}", f"{tmp_path}/alink,b/l.json,images={labels.parent}"]
+    assert data_specs(both, "--data") == both
+    with pytest.raises(DataError, match=r"--data .*: given twice"):
+        data_specs([both[0], f"{tmp_path}/./a,b/l.json,images={labels.parent}"], "--data")
     with pytest.raises(DataError, match=r"images= is empty"):
         labelled_samples(card, cfg, f"{labels},images=")
     array = tmp_path / "array.json"

@@ -125,15 +125,22 @@ def tusimple_lazy(gt_path: str | os.PathLike[str], image_root: str | os.PathLike
     root = os.path.abspath(image_root)
     real_root = os.path.realpath(root)
     paths: list[str] = []
-    first: dict[str, int] = {}
+    first: dict[Any, int] = {}
     for k, gt in enumerate(gts):
         path = os.path.normpath(os.path.join(root, gt.raw_file))  # an absolute raw_file stays itself
         real = os.path.realpath(path)
-        if real in first:  # scored (or calibrated on) twice, the count and the accuracy moved without a word; the
-            # same image however it is spelled (clips/x.jpg, ./clips/x.jpg, its absolute path)
-            raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} is listed twice (entries {first[real] + 1} "
-                            f"and {k + 1}); each frame once")
-        first[real] = k
+        try:  # one image file however it is reached: spelled otherwise (./clips/x.jpg), a symlink or a hard link
+            st = os.stat(path)
+            same: Any = (st.st_dev, st.st_ino)
+        except OSError:  # missing: said below, naming the file
+            same = real
+        if same in first:  # scored (or calibrated on) twice, the count and the accuracy moved without a word
+            j = first[same]
+            how = ("is listed twice" if gts[j].raw_file == gt.raw_file else
+                   f"is the same image file as entry {j + 1}'s {gts[j].raw_file!r}")
+            raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} {how} (entries {j + 1} and {k + 1}); each frame "
+                            "once")
+        first[same] = k
         # under the folder as written (a symlinked image folder inside it) or as resolved (the folder reached
         # through a symlink, the raw_file naming the real path)
         if os.path.commonpath([root, path]) != root and os.path.commonpath([real_root, real]) != real_root:
