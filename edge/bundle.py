@@ -31,6 +31,11 @@ log = logging.getLogger("edge.bundle")
 ENGINE_CACHE_ROLES = ("tensorrt_engine", "tensorrt_record")
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells one file from its replacement without reading it: device, inode, size, modification time."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def for_backend(arts: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
     """Of matching artifacts, those ``backend`` may take: its own form (``preferred_by`` lists it), else the
     ones no backend claims; never another backend's own form (ONNX Runtime's U8S8 graph, TensorRT's fp16 INT8
@@ -209,8 +214,7 @@ class Bundle:
             if seen is None:
                 continue
             try:
-                st = (self.path / listed).stat()
-                now = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                now: tuple[int, int, int, int] | None = _identity((self.path / listed).stat())
             except OSError:
                 now = None
             if now != seen:
@@ -245,9 +249,8 @@ class Bundle:
             raise BundleError(f"{p}: cannot read ({e.strerror})") from None
         if digest != entry["sha256"]:
             raise BundleError(f"{p}: sha256 does not match the manifest (corrupt or replaced)")
-        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        after = p.stat()
-        if (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns) != seen:
+        seen = _identity(st)
+        if _identity(p.stat()) != seen:
             raise BundleError(f"{p}: replaced while it was being verified (a new export into the folder?); load "
                               "the bundle again")
         self._verified[name] = seen

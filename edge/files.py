@@ -207,6 +207,15 @@ def partial_file(path: str | os.PathLike[str], suffix: str = "") -> Path:
     return p.with_name(f".{p.name}.{os.getpid()}-{next(_PARTIALS)}.partial{suffix}")
 
 
+def probe_write(path: str | os.PathLike[str]) -> None:
+    """Create and remove a private file beside ``path`` (:func:`partial_file`): an OSError when its folder takes no
+    file. ``os.access`` says yes to root on a read-only mount or under /sys, where the real write then failed only at
+    the end of the work (a video, a training run, a benchmark's report)."""
+    probe = partial_file(path)
+    probe.open("xb").close()
+    probe.unlink()
+
+
 def clean_stale_files(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:
     """Remove the :func:`partial_file` files in ``folder`` (of output ``name``, or of any) whose writer process
     no longer exists (a run killed with SIGKILL); returns what was removed. Other names are never touched."""

@@ -208,7 +208,12 @@ class PrecisionJob:
                     self._calib = load_samples(self.calib, self.card, self.cfg, size=self.calib_size,
                                                role="calibration", seed=self.seed)
                 except DataError as e:  # what the family's preprocess said of a sample, named as --calib's
-                    raw = str(self.calib).split(",")[0]  # a spec may carry options: labels.json,limit=2
+                    from edge.val import _split as split_spec  # as the readers split it (a comma in a name stays)
+
+                    try:
+                        raw = split_spec(str(self.calib))[0]
+                    except DataError:
+                        raw = str(self.calib)
                     named = {raw, str(Path(raw)), str(Path(raw).resolve())}  # as typed, normalised, absolute
                     msg = str(e)
                     if msg.startswith("--calib") or any(n and msg.startswith((f"{n}:", f"{n}/", f"{n}{os.sep}"))

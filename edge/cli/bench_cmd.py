@@ -32,13 +32,11 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         # files the manifest does not list: the bundle then fails its own checks on a re-export to it
         raise EdgeError(f"{folder}: --out is inside the bundle {bundle}; write the report elsewhere")
     # the folder (or the one it would be made in) must take the report now, not after every round has run
-    from edge.files import partial_file
+    from edge.files import probe_write
 
     stem = f"{Path(bundle).resolve().name}_bench"
-    probe = partial_file(above / f"{stem}.json")
     try:
-        probe.open("xb").close()
-        probe.unlink()
+        probe_write(above / f"{stem}.json")
     except OSError as e:
         where = "beside the bundle" if out is None else "there"
         raise EdgeError(f"{folder}: cannot write the report {stem}.json {where} ({e.strerror or e}); give --out "

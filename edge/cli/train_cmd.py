@@ -116,8 +116,6 @@ def check_replaceable_outputs(out: Path) -> None:
 def is_training_record(path: Path) -> bool:
     """Whether ``path`` holds what ``edge train`` writes beside a checkpoint (a JSON object with its command, model
     and steps)."""
-    import json
-
     try:
         if path.stat().st_size > 64 << 20:
             return False
@@ -129,14 +127,12 @@ def is_training_record(path: Path) -> bool:
 
 
 def probe_writable(out: Path) -> None:
-    """Write (and remove) a private file beside ``out`` now: an --out under /sys or on a read-only mount passed the
-    access() check as root and failed only after the whole run, naming a hidden temporary file."""
-    from edge.files import partial_file
+    """The folder of ``out`` takes a file now (:func:`edge.files.probe_write`): an --out under /sys or on a read-only
+    mount passed the access() check as root and failed only after the whole run, naming a hidden temporary file."""
+    from edge.files import probe_write
 
-    probe = partial_file(out)
     try:
-        probe.open("xb").close()
-        probe.unlink()
+        probe_write(out)
     except OSError as e:
         raise EdgeError(f"{out}: cannot write there ({e.strerror or e})") from None
 

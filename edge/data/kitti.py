@@ -147,6 +147,18 @@ class KittiLayout:
         images = {p.stem for p in self.image_dir.glob("*.png")}
         return sorted(p.stem for p in self.scan_dir.glob("*.bin") if p.stem not in images)
 
+    def unpaired_lines(self, name: str, verb: str) -> dict[str, tuple[int, str]]:
+        """``{"images": (count, line), "scans": (count, line)}``: what :meth:`unpaired` and :meth:`unpaired_scans`
+        leave out, each said in one line naming the folder as ``name`` and what is not done with them (``verb``: an
+        ``edge run`` does not read them, ``edge val`` does not score them)."""
+        what = "scan or calibration" if self.kind == "object" else "scan"
+        out = {}
+        for key, names, said in (("images", self.unpaired(), f"image(s) without a {what}"),
+                                 ("scans", self.unpaired_scans(), "scan(s) without an image")):
+            out[key] = (len(names), f"{name}: {len(names)} {said} are not {verb} ({', '.join(names[:3])}"
+                                    f"{', ...' if len(names) > 3 else ''})")
+        return out
+
 
 def kitti_layout(folder: str | Path) -> KittiLayout:
     """The layout of ``folder`` (object or raw drive), checked: one line naming what is missing."""

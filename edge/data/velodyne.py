@@ -69,6 +69,11 @@ def check_packet(data: bytes) -> str | None:
     return None
 
 
+def _vlp16_clock(dt_us: float) -> bool:
+    """Whether packets ``dt_us`` apart come at a VLP-16's rate (1,327 us single return), not an HDL-32E's (552 us)."""
+    return 1000 < dt_us < 1700
+
+
 def to_points(cloud: np.ndarray) -> np.ndarray:
     """velodyne-decoder's PCL structs -> POINT_DTYPE (t rebased to the rotation's first point)."""
     out = np.empty(len(cloud), POINT_DTYPE)
@@ -167,18 +172,23 @@ class VelodyneDecoder:
             return None
         return to_points(cloud), round(stamp.device * 1e9), packets
 
+    def _interval(self, data: bytes) -> float | None:
+        """The median microseconds between the first 64 packets' timestamps, once the 64th (``data``) is in; None
+        before it."""
+        self._stamps.append(struct.unpack_from("<I", data, 1200)[0])
+        if len(self._stamps) < 64:
+            return None
+        return float(np.median(np.diff(np.asarray(self._stamps, np.int64))))
+
     def _check_forced(self, data: bytes) -> None:
         """Warn when ``model=`` contradicts the packets' own model byte, unless it is the one known lie (an HDL-32E
         byte on a VLP-16's packet clock, which model=VLP16 is the fix for): a VLP-16 capture forced to VLS-128
         decoded 32 rings out to 189 m without a word."""
-        self._stamps.append(struct.unpack_from("<I", data, 1200)[0])
-        if len(self._stamps) < 64:
-            return
+        dt = self._interval(data)
         said = _ID_NAMES.get(data[1205])
-        if said is None or MODEL_IDS[said] == self.model_id:
+        if dt is None or said is None or MODEL_IDS[said] == self.model_id:
             return
-        dt = float(np.median(np.diff(np.asarray(self._stamps, np.int64))))
-        if said == "HDL32E" and self.override in ("VLP16", "PuckLite") and 1000 < dt < 1700:
+        if said == "HDL32E" and self.override in ("VLP16", "PuckLite") and _vlp16_clock(dt):
             return
         log.warning("velodyne: model=%s given, but the packets say %s (a packet every %.0f us); the points are "
                     "decoded as %s and may be wrong", self.override, said, dt, self.override)
@@ -186,10 +196,8 @@ class VelodyneDecoder:
 
     def _check_rate(self, data: bytes) -> None:
         """Warn when an HDL-32E byte comes with a VLP-16 packet clock (the lie seen in real captures)."""
-        self._stamps.append(struct.unpack_from("<I", data, 1200)[0])
-        if len(self._stamps) == 64 and self.model == "HDL32E" and data[1204] != 0x39:
-            dt = float(np.median(np.diff(np.asarray(self._stamps, np.int64))))
-            if 1000 < dt < 1700:
-                log.warning("velodyne: packets say HDL-32E but arrive every %.0f us like a VLP-16; "
-                            "pass model=VLP16 if the points look wrong", dt)
-                self.model_warning = f"HDL-32E id with a VLP-16 packet interval ({dt:.0f} us)"
+        dt = self._interval(data)
+        if dt is not None and self.model == "HDL32E" and data[1204] != 0x39 and _vlp16_clock(dt):
+            log.warning("velodyne: packets say HDL-32E but arrive every %.0f us like a VLP-16; "
+                        "pass model=VLP16 if the points look wrong", dt)
+            self.model_warning = f"HDL-32E id with a VLP-16 packet interval ({dt:.0f} us)"

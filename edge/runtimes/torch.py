@@ -61,10 +61,10 @@ class TorchRuntime(BaseRuntime):
             out = [out]
         if len(out) != len(self.io.outputs):
             raise BundleError(f"torch module returned {len(out)} outputs, the manifest lists {len(self.io.outputs)}")
-        bad = [n for n, o in zip(self.io.output_names, out, strict=True) if not isinstance(o, torch.Tensor)]
-        if bad:
-            raise BundleError(f"torch module returned a {type(out[self.io.output_names.index(bad[0])]).__name__} "
-                              f"as output '{bad[0]}', not a tensor")
+        bad = next(((n, o) for n, o in zip(self.io.output_names, out, strict=True) if not isinstance(o, torch.Tensor)),
+                   None)
+        if bad is not None:
+            raise BundleError(f"torch module returned a {type(bad[1]).__name__} as output '{bad[0]}', not a tensor")
         return {n: o.detach().cpu().numpy() for n, o in zip(self.io.output_names, out, strict=True)}
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from edge import jsonout
 from edge.data.frame import is_points
 from edge.errors import DataError
-from edge.files import check_target, clean_stale_files, make_folder, partial_file, remove_made
+from edge.files import check_target, clean_stale_files, make_folder, partial_file, probe_write, remove_made
 from edge.stream.task import Result
 
 
@@ -53,10 +53,8 @@ def _check_parent(path: Path) -> list[Path]:
     if not os.access(path.parent, os.W_OK):
         remove_made(made)
         raise DataError(f"{path}: folder is not writable")
-    probe = partial_file(path)  # access() says yes to root on a read-only mount or /sys; the video writer then
-    try:  # blamed its codecs
-        probe.open("xb").close()
-        probe.unlink()
+    try:  # access() says yes to root on a read-only mount or /sys; the video writer then blamed its codecs
+        probe_write(path)
     except OSError as e:
         remove_made(made)
         raise DataError(f"{path}: cannot write ({e.strerror})") from None

@@ -157,13 +157,9 @@ def read_labelled(path: str | Path, cfg: dict[str, Any], *, deg: Any = 10.0, cm:
     if index is None:  # frames without a scan or a calibration are not scored: said, as `edge run` says it
         import logging
 
-        missing, lonely = layout.unpaired(), layout.unpaired_scans()
-        for n_left, what in ((len(missing), "image(s) without a scan or calibration"),
-                             (len(lonely), "scan(s) without an image")):
+        for n_left, line in layout.unpaired_lines(str(path), "scored").values():
             if n_left:
-                names = missing if what.startswith("image") else lonely
-                logging.getLogger("edge.data").warning("%s: %d %s are not scored (%s%s)", path, n_left, what,
-                                                       ", ".join(names[:3]), ", ..." if n_left > 3 else "")
+                logging.getLogger("edge.data").warning("%s", line)
     return kitti_lazy(path, indices, n, max_deg, max_m, [first + k for k in range(len(indices))])
 
 

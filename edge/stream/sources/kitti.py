@@ -76,20 +76,15 @@ class KittiSource(Source):
     def open(self) -> None:
         indices = self.layout.indices(self.index)
         if self.index is None:
-            missing = self.layout.unpaired()
-            self.unpaired_images = len(missing)
-            if missing and (self.spec, len(missing)) not in _SAID:  # said once a process (edge calibrate opens
-                # the folder for its rig and again to run), counted in each run's summary
-                _SAID.add((self.spec, len(missing)))
-                what = "scan or calibration" if self.layout.kind == "object" else "scan"
-                log.warning("%s: %d image(s) without a %s are not read (%s%s)", self.spec, len(missing), what,
-                            ", ".join(missing[:3]), ", ..." if len(missing) > 3 else "")
-            lonely = self.layout.unpaired_scans()
-            self.unpaired_scans = len(lonely)
-            if lonely and (self.spec, -len(lonely)) not in _SAID:  # the other way round, said the same way
-                _SAID.add((self.spec, -len(lonely)))
-                log.warning("%s: %d scan(s) without an image are not read (%s%s)", self.spec, len(lonely),
-                            ", ".join(lonely[:3]), ", ..." if len(lonely) > 3 else "")
+            said = self.layout.unpaired_lines(self.spec, "read")
+            self.unpaired_images, self.unpaired_scans = said["images"][0], said["scans"][0]
+            for sign, key in ((1, "images"), (-1, "scans")):
+                n, line = said[key]
+                # said once a process (edge calibrate opens the folder for its rig and again to run), counted in
+                # each run's summary
+                if n and (self.spec, sign * n) not in _SAID:
+                    _SAID.add((self.spec, sign * n))
+                    log.warning("%s", line)
         self.indices = indices[:self.max_frames] if self.max_frames > 0 else indices
 
     def calib_name(self, index: str) -> str:
