@@ -134,6 +134,9 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         except ExportError as e:
             raise DataError(f"--triton-device {triton_device}: {e}") from None
         check_repo_out(Path(triton_repo).resolve(), Path(b.path).resolve())
+        if preprocess == "engine":  # the writer serves engines taking the model's tensors: found after the builds
+            raise DataError("--triton-repo with --preprocess engine: Triton is sent the model's preprocessed inputs, "
+                            "and these engines take camera bytes; build without --preprocess engine for a repository")
     named = bool(graphs)
     graphs = list(graphs) or b.graphs
     unknown = [g for g in graphs if g not in b.graphs]
@@ -161,7 +164,10 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
                               ) from None
         src = b.file(art["file"])
         if backend == "tensorrt":  # a graph its plugin cannot take (masked attention): one line, before any build
-            plugin_ops(src)
+            used = plugin_ops(src)
+            if used and triton_repo is not None:  # refused by the repository's writer only after the builds
+                raise DataError(f"--triton-repo: graph '{g}' uses the Python {', '.join(sorted(used))} plugin, which "
+                                "tritonserver cannot load; build from an export with --attention decomposed or onnx")
         profiles[g] = engine_profile(b, g, mine[g], fronts.get(g))
     if timing_cache is not None and not timing_cache.parent.is_dir():
         raise DataError(f"--timing-cache {timing_cache}: folder {timing_cache.parent} does not exist")

@@ -31,6 +31,8 @@ def parse_options(items: list[str]) -> dict[str, Any]:
             out[key.strip()] = json.loads(raw)
         except ValueError:
             out[key.strip()] = raw
+        except RecursionError:  # nested past the parser's depth: no option is that deep
+            raise ExportError(f"--set {key.strip()}: the value is nested too deeply to be an option") from None
     return out
 
 

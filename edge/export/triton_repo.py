@@ -400,7 +400,14 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
             art, copies, notes = _plan_backend(b, backend, graph, precision)
             comment = (f"written by edge-deploy from bundle '{b.model_name}' (graph {graph}, artifact "
                        f"'{art['name']}'); regenerate rather than edit")
-            config = triton_config(io, name=folder, backend=backend, max_batch_size=max_batch_size,
+            mbs = max_batch_size
+            engine_max = art.get("max_batch") if backend == "tensorrt" and batch_dim(io) is not None else None
+            if engine_max is not None:  # the engine's profile stops there: Triton refuses a larger max_batch_size
+                if mbs is not None and mbs > engine_max:
+                    raise ExportError(f"triton max_batch_size {mbs}: engine '{art['name']}' was built for batches "
+                                      f"up to {engine_max} (edge build --dim batch=MIN:OPT:MAX sets its range)")
+                mbs = engine_max if mbs is None else mbs
+            config = triton_config(io, name=folder, backend=backend, max_batch_size=mbs,
                                    preferred_batch_sizes=preferred_batch_sizes,
                                    max_queue_delay_us=max_queue_delay_us, instances=instances, comment=comment,
                                    device=device)

@@ -110,6 +110,8 @@ def parse_dim_ranges(items: list[str] | None) -> dict[str, tuple[int, int, int]]
         lo, opt, hi = (nums * 3)[:3] if len(nums) == 1 else nums
         if not 1 <= lo <= opt <= hi:
             raise SpecError(f"--dim {item!r}: need 1 <= MIN <= OPT <= MAX")
+        if name in out:  # the last one silently won
+            raise SpecError(f"--dim {name}: given twice; give each dimension once")
         out[name] = (lo, opt, hi)
     return out
 

@@ -690,11 +690,12 @@ class Pipeline:
                 results = [self.task.postprocess(batch[0][1], batch[0][0])]
             else:
                 results = self.task.postprocess_many([b[1] for b in batch], [b[0] for b in batch])
-                self.stats.count("decoded_in_batches", len(batch))
             post_ms = (time.perf_counter() - t0) * 1e3 / len(batch)
             for (frames, _out, work_ms, _t), (record, payload) in zip(batch, results, strict=True):
                 if self._abort.is_set():
                     return
+                if len(batch) > 1:  # counted as delivered: one decoded with others, then abandoned, was counted twice
+                    self.stats.count("decoded_in_batches")
                 self._deliver(n, frames, record, payload, work_ms, post_ms, want_image)
                 n += 1
             self._post_s = (time.perf_counter() - t0) / len(batch)

@@ -20,6 +20,8 @@ def test_parse_options_reads_json_values_or_text() -> None:
         "keep": 0.15, "prune_rule": "fastv", "flag": True, "k": [1, 2]}
     with pytest.raises(ExportError, match="KEY=VALUE"):
         parse_options(["keep"])
+    with pytest.raises(ExportError, match="nested too deeply"):  # was json's RecursionError (a fuzz review)
+        parse_options(["a=" + "[" * 100_000])
 
 
 def test_options_are_only_what_the_card_declares() -> None:

@@ -412,6 +412,23 @@ def test_tensorrt_engine_and_several_backends(engine_bundle: Path, tmp_path: Pat
         write_triton_repo(b, tmp_path / "r2", backends=("onnxruntime",), precision="fp16")
 
 
+def test_tensorrt_max_batch_size_is_the_engine_profiles(engine_bundle: Path, tmp_path: Path) -> None:
+    """Found by a review: the config said max_batch_size 8 whatever the engine's profile (edge build --dim
+    batch=1:2:4 stops at 4), which Triton's TensorRT backend refuses to load."""
+    def add(w: BundleWriter) -> None:
+        w.manifest["artifacts"] = [dict(a, max_batch=4) if a["format"] == "tensorrt_engine" else a
+                                   for a in w.manifest["artifacts"]]
+    src = _derive(engine_bundle, tmp_path / "b4", add)
+    out = write_triton_repo(src, tmp_path / "r", backends=("tensorrt", "onnxruntime"))
+    assert parse_pbtxt((out / "lane_tensorrt" / "config.pbtxt").read_text())["max_batch_size"] == 4
+    assert parse_pbtxt((out / "lane_onnxruntime" / "config.pbtxt").read_text())["max_batch_size"] == 8
+    out = write_triton_repo(src, tmp_path / "r2", backends=("tensorrt",), max_batch_size=2)
+    assert parse_pbtxt((out / "lane" / "config.pbtxt").read_text())["max_batch_size"] == 2
+    with pytest.raises(ExportError, match="max_batch_size 8: engine 'tensorrt-fp16' was built for batches up to 4"):
+        write_triton_repo(src, tmp_path / "r3", backends=("tensorrt",), max_batch_size=8)
+    assert not (tmp_path / "r3").exists()
+
+
 def test_tensorrt_engine_with_python_plugin_is_refused(engine_bundle: Path, tmp_path: Path) -> None:
     def add(w: BundleWriter) -> None:
         w.manifest["artifacts"] = [dict(a, attention="plugin") if a["format"] == "tensorrt_engine" else a

@@ -72,7 +72,8 @@ def test_profile_from_iospec_named_dims() -> None:
 
 @pytest.mark.parametrize(("dims", "needle"), [([], "'n' with no range"), (["m=1:2:3", "n=5"], "no such dynamic dim"),
                                               (["n=4:2:8"], "MIN <= OPT <= MAX"), (["n"], "NAME=MIN:OPT:MAX"),
-                                              (["n=a:b:c"], "NAME=MIN:OPT:MAX"), (["n=0"], "1 <= MIN")])
+                                              (["n=a:b:c"], "NAME=MIN:OPT:MAX"), (["n=0"], "1 <= MIN"),
+                                              (["n=1", "n=4"], "given twice")])
 def test_profile_errors(dims: list[str], needle: str) -> None:
     with pytest.raises(SpecError, match=needle):
         te.profile_shapes(IO, te.parse_dim_ranges(dims))
@@ -1247,7 +1248,14 @@ def test_edge_build_writes_the_triton_repository_of_the_engines_it_built(
     configs = list((tmp_path / "repo").glob("*/config.pbtxt"))
     assert res["triton_repo"] == str(tmp_path / "repo") and len(configs) == 1
     assert 'platform: "tensorrt_plan"' in configs[0].read_text()
+    assert "max_batch_size: 4\n" in configs[0].read_text()  # the profile's batch=1:2:4 (it said 8: a review)
     assert list((tmp_path / "repo").glob("*/1/model.plan"))
+    # refused before any build, not by the repository's writer after them (a review)
+    with pytest.raises(DataError, match="--triton-repo with --preprocess engine"):
+        run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
+                  cuda=None, force=False, json_out=True, check_engines=False, preprocess="engine",
+                  triton_repo=tmp_path / "repo2")
+    assert not (tmp_path / "repo2").exists()
 
 
 def test_the_check_feeds_each_graph_what_its_program_gives_it(tiny_bundle: Path) -> None:

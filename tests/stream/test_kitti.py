@@ -224,6 +224,15 @@ def test_kitti_errors_name_the_file(tmp_path: Path) -> None:
         kitti_source(f"kitti:{root},scale=2")
     with pytest.raises(DataError, match="fps=fast is not a number"):
         kitti_source(f"kitti:{root},fps=fast")
+    # found by a fuzz review: a repeated option kept the last value, an empty index= read every frame, and a
+    # rate below a thousandth of a frame a second overflowed the clock's nanoseconds
+    for spec, needle in ((f"kitti:{root},fps=5,fps=10", "fps= given twice"),
+                         (f"kitti:{root},index=1,index=2", "index= given twice"),
+                         (f"kitti:{root},index=", "index= is empty"),
+                         (f"kitti:{root},fps=1e-320", r"fps=1e-320 must be in \[0.001, 1000\]"),
+                         (f"kitti:{root},fps=nan", r"must be in \[0.001, 1000\]")):
+        with pytest.raises(DataError, match=needle):
+            kitti_source(spec)
 
 
 def test_kitti_hostile_files_are_one_line_or_read_clean(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -46,7 +46,8 @@ def test_streaming_program_equals_clip_program(tiny_bundle: Path) -> None:
 def test_source_specs_and_errors(tmp_path: Path) -> None:
     assert parse_synthetic("synthetic") == (60, None)
     assert parse_synthetic("synthetic:5:360x640") == (5, (360, 640))
-    for bad in ("synthetic:x", "synthetic:0", "synthetic:3:10x10"):
+    # the last two were accepted, their extra text dropped (a fuzz review)
+    for bad in ("synthetic:x", "synthetic:0", "synthetic:3:10x10", "synthetic:10:64x64:junk", "synthetic,junk"):
         with pytest.raises(DataError):
             open_source(bad)
     for bad in ("camera:x", "csi:", "gst:", "camera:2147483648", "camera:\u00b2", "csi:99999",  # an OpenCV
@@ -58,6 +59,9 @@ def test_source_specs_and_errors(tmp_path: Path) -> None:
         open_source(str(tmp_path / "missing.mp4")).open()
     with pytest.raises(DataError, match="no images in this folder"):  # a folder is an image-folder source
         open_source(str(tmp_path)).open()
+    for fps in ("1e-320", "1e-300", "nan", "0", "2000"):  # 1e-320: NaN nanoseconds a frame; 1e-300: infinity
+        with pytest.raises(DataError, match=rf"fps={fps} must be in \[0.001, 1000\]"):
+            open_source(f"{tmp_path},fps={fps}")
     assert open_source("rtsp://10.0.0.1/stream").live and open_source("camera:0").reconnect
     assert not open_source(str(tmp_path / "a.mp4")).live and open_source(str(tmp_path / "a.mp4"), realtime=True).live
 

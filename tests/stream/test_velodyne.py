@@ -252,7 +252,8 @@ def test_lidar_specs(real_data: Path) -> None:
     ("udp://:2368,color=red", "unknown option 'color'"),
     ("udp://:2368,model=", "option model= has no value"),
     ("udp://:2368,model=VLP99", "unknown Velodyne model"),
-    ("velodyne:udp://:2368,port=abc", "port=abc is not a number"),
+    ("velodyne:udp://:2368,port=7", r"port= is the UDP port a pcap's packets were sent to"),  # was unused silently
+    ("udp://:2368,model=VLP16,model=HDL32E", "option model= given twice"),  # decoded as the last one
     ("udp://host-without-port", "not a UDP address"),
     ("udp://:70000", "not a UDP address"),
 ])

@@ -225,7 +225,12 @@ def write_tusimple(path: str | os.PathLike[str], samples: Sequence[TuSimpleSampl
         obj: dict[str, Any] = {"lanes": lanes, "h_samples": h, "raw_file": str(s.raw_file)}
         if s.run_time is not None:
             obj["run_time"] = _num_out(s.run_time, f"{where}: run_time")
-        lines.append(json.dumps(obj, allow_nan=False))
+        line = json.dumps(obj, allow_nan=False)
+        try:  # the reader's own rules on the line as written (rows >= 0, a file name): what it refuses is not written
+            _parse_sample(json.loads(line))
+        except ValueError as e:
+            raise DataError(f"{where}: {e}") from None
+        lines.append(line)
     atomic_write_text(p, "".join(line + "\n" for line in lines))
 
 

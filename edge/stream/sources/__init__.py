@@ -131,12 +131,21 @@ def spec_options(spec: str) -> tuple[str, dict[str, str]]:
     return parts[0], opts
 
 
+#: the frame rates a file source paces at: below a thousandth of a frame a second the clock's nanoseconds per
+#: frame overflow (fps=1e-320 gave NaN, 1e-300 infinity), above 1000 a frame is shorter than the loop's tick
+FPS_RANGE = (1e-3, 1000.0)
+
+
 def fps_option(spec: str, opts: dict[str, str], default: float = 10.0) -> float:
-    """``fps=`` of a file source's options (a one-line DataError when it is not a number)."""
+    """``fps=`` of a file source's options: a one-line DataError when it is not a number in :data:`FPS_RANGE`."""
     try:
-        return float(opts.get("fps", default))
+        fps = float(opts.get("fps", default))
     except ValueError:
         raise DataError(f"bad source '{spec}': fps={opts['fps']} is not a number") from None
+    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:  # NaN fails this too
+        raise DataError(f"bad source '{spec}': fps={opts.get('fps', default)} must be in "
+                        f"[{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}]")
+    return fps
 
 
 def _int_option(spec: str, opts: dict[str, str], key: str, default: int, lowest: int = 1) -> int:

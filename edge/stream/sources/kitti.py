@@ -12,7 +12,6 @@ read lazily with OpenCV. ``realtime`` paces the indices at ``fps`` like a live r
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,10 @@ class KittiSource(Source):
 
     def __init__(self, folder: str | Path, *, index: str | None = None, realtime: bool = False,
                  fps: float = 10.0, max_frames: int = 0) -> None:
-        if not 1e-3 <= fps <= 1000:  # NaN fails this too (it turned pacing off; 1e-320 overflowed the clock)
-            raise DataError(f"kitti:{folder}: fps {fps} must be in [0.001, 1000]")
+        from edge.stream.sources import FPS_RANGE
+
+        if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:  # NaN fails this too (it turned pacing off; 1e-320 overflowed
+            raise DataError(f"kitti:{folder}: fps {fps} must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}]")  # the clock)
         self.folder = Path(folder)
         self.spec = f"kitti:{folder}"
         self.index = index
@@ -143,17 +144,17 @@ class KittiSource(Source):
 
 def kitti_source(spec: str, *, realtime: bool = False, max_frames: int = 0) -> KittiSource:
     """``kitti:FOLDER[,index=000114][,fps=10]`` -> :class:`KittiSource`."""
-    body = spec[len("kitti:"):] if spec.startswith("kitti:") else spec
-    parts = re.split(r",(?=\w+=)", body)
-    folder, opts = parts[0], {}
-    for p in parts[1:]:
-        k, _, v = p.partition("=")
-        opts[k.strip()] = v.strip()
+    from edge.stream.sources import spec_options
+
+    head, opts = spec_options(spec)  # an option given twice is refused there (the last one silently won)
+    folder = head[len("kitti:"):] if head.startswith("kitti:") else head
     if not folder:
         raise DataError(f"{spec}: no folder; expected kitti:FOLDER[,index=000114][,fps=10]")
     unknown = set(opts) - {"index", "fps"}
     if unknown:
         raise DataError(f"{spec}: unknown option {sorted(unknown)[0]!r}; expected kitti:FOLDER[,index=000114][,fps=10]")
+    if "index" in opts and not opts["index"]:  # read every frame without a word
+        raise DataError(f"{spec}: index= is empty; name a frame (index=000114) or leave the option out")
     from edge.stream.sources import fps_option
 
     src = KittiSource(folder, index=opts.get("index") or None, realtime=realtime, fps=fps_option(spec, opts),

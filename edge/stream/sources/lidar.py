@@ -56,9 +56,13 @@ def parse_lidar_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         k, v = k.strip().lower(), v.strip()
         if not v:
             raise _bad(spec, f"option {k}= has no value")
+        if k in opts:  # the last one silently won (model=VLP16,model=HDL32E decoded as HDL-32E)
+            raise _bad(spec, f"option {k}= given twice")
         opts[k] = v
     if not target:
         raise _bad(spec, "no pcap path or udp:// address")
+    if target.startswith("udp://") and "port" in opts:  # bound to the URL's port, port= unused without a word
+        raise _bad(spec, "port= is the UDP port a pcap's packets were sent to; a udp:// address carries its own")
     if kind is None:
         kind = "ouster" if "meta" in opts else "velodyne"
     unknown = set(opts) - _OPTIONS[kind]

@@ -54,6 +54,8 @@ def pattern_frames(n: int, hw: tuple[int, int] | None = None, seed: int = 7
 def parse_synthetic(spec: str) -> tuple[int, tuple[int, int] | None]:
     """'synthetic', 'synthetic:N' or 'synthetic:N:HxW' -> (frames, (h, w) or None for the default)."""
     parts = spec.split(":")
+    if parts[0] != "synthetic" or len(parts) > 3:  # 'synthetic,junk' and 'synthetic:10:64x64:junk' were accepted
+        raise DataError(f"bad synthetic source '{spec}' (use synthetic[:FRAMES[:HxW]][,key=value...])")
     try:
         n = int(parts[1]) if len(parts) > 1 and parts[1] else 60
         hw = tuple(int(v) for v in parts[2].lower().split("x")) if len(parts) > 2 else None

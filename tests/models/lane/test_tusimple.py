@@ -189,6 +189,12 @@ def test_write_rejects_what_cannot_be_read_back(tmp_path):
         write_tusimple(tmp_path / "x.json", [TuSimpleSample("a", [[float("nan")]], [1])])
     with pytest.raises(DataError, match=r"lanes\[0\] is 1000.*; JSON lane files hold finite numbers only"):
         write_tusimple(tmp_path / "x.json", [TuSimpleSample("a", [[10**400]], [1])])  # past the float range
+    # written, then refused by the reader (a fuzz review): the reader's rules run on each line written
+    with pytest.raises(DataError, match=r"h_samples\[0\] is -5, expected an image row"):
+        write_tusimple(tmp_path / "x.json", [TuSimpleSample("a.jpg", [[1.0]], [-5])])
+    for name in ("", "a\x00.jpg"):
+        with pytest.raises(DataError, match="expected a file name"):
+            write_tusimple(tmp_path / "x.json", [TuSimpleSample(name, [[1.0]], [5])])
     with pytest.raises(DataError, match="does not exist"):
         write_tusimple(tmp_path / "nope" / "x.json", [])
     assert not (tmp_path / "x.json").exists()
