@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +110,24 @@ def test_parity_cell_says_a_dash_where_nothing_was_measured() -> None:
     assert parity_cell(0.0734) == "7.34e-02" and parity_cell(0) == "0.00e+00"
     assert parity_cell(float("nan")) == parity_cell(None) == "-"
     assert parity_cell(float("inf")) == "inf"  # outputs that were not finite: measured, and said
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"dim": 33}, "dim 33 with heads 2: dim must split into heads of an even size"),
+    ({"dim": 30}, "dim 30 with heads 2"),  # heads of 15: rotary positions rotate half a head's channels
+    ({"image_hw": [30, 64]}, r"image_hw \[30, 64\]: height and width must be multiples of 16"),
+    ({"views": 5}, "views 5: this family reads 3 cameras"),
+    ({"keep_mix": 2.0}, "keep_mix 2.0 is a probability"),
+])
+def test_train_set_values_the_model_cannot_build_are_refused_first(change: dict[str, Any], message: str) -> None:
+    """Found by a review: `edge train etavla --set dim=33` (or image_hw=[30,64]) was torch's traceback deep in the
+    first step, --set views=5 trained and then failed at scoring with the checkpoint left behind, and keep_mix=2 (a
+    probability) was taken. The card's config rules say so before anything is built (edge train and bundles)."""
+    from edge.errors import BundleError
+    from edge.manifest_schema import check_config
+
+    card = get_card("etavla")
+    for name in card.configs:
+        check_config(dict(card.config(name)), card, "ok")
+    with pytest.raises(BundleError, match=message):
+        check_config({**card.config("tiny"), **change}, card, "--set")

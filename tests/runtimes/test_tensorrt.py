@@ -1226,7 +1226,8 @@ def test_a_missing_or_corrupt_cached_engine_leaves_the_rest_usable_and_build_rep
 
 
 def test_edge_build_writes_the_triton_repository_of_the_engines_it_built(
-        fake_env: Any, double_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        fake_env: Any, double_bundle: Path, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Only edge-export wrote Triton repositories, and it refused TensorRT without an engine of its own, advising an
     `edge build` that could not write one: on the target, `edge build --triton-repo DIR` does. Without TensorRT,
     `edge build --json` printed trtexec lines on stdout: they go to stderr, stdout stays JSON or nothing."""
@@ -1256,6 +1257,12 @@ def test_edge_build_writes_the_triton_repository_of_the_engines_it_built(
                   cuda=None, force=False, json_out=True, check_engines=False, preprocess="engine",
                   triton_repo=tmp_path / "repo2")
     assert not (tmp_path / "repo2").exists()
+    p = tmp_path / "p"
+    shutil.copytree(tiny_bundle, p)  # its graphs use the Python EdgeAttention plugin
+    with pytest.raises(DataError, match=r"--triton-repo: graph '.*' uses the Python EdgeAttention plugin"):
+        run_build(p, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
+                  cuda=None, force=False, json_out=True, check_engines=False, triton_repo=tmp_path / "repo3")
+    assert not (tmp_path / "repo3").exists() and not list(p.glob("engines/*"))
 
 
 def test_the_check_feeds_each_graph_what_its_program_gives_it(tiny_bundle: Path) -> None:

@@ -171,3 +171,27 @@ def test_points_must_be_sensors() -> None:
 
     with pytest.raises(ModelError, match=r"points \['x'\] are not among the sensors"):
         Sensors(("camera",), points=("x",))
+
+
+def test_a_part_that_skips_an_unreadable_image_stays_aligned(tmp_path: Path) -> None:
+    """Found by a review: a part whose folder skipped an unreadable image fed its frame i + 1 beside the others'
+    frame i for the rest of the run, without a word. The parts now meet at each frame's position in its recording:
+    the set it lacked is left out and counted, every later set is one position, and no part is said to have
+    ended the run early."""
+    import cv2
+
+    for d in ("f", "l", "r"):
+        (tmp_path / d).mkdir()
+        for i in range(6):
+            cv2.imwrite(str(tmp_path / d / f"{i:04d}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
+    (tmp_path / "l" / "0002.png").write_bytes(b"junk" * 10)  # the left camera's third image is unreadable
+    (tmp_path / "r" / "0004.png").write_bytes(b"junk" * 10)  # and the right's fifth
+    src = open_source(f"multi:front={tmp_path / 'f'},left={tmp_path / 'l'},right={tmp_path / 'r'}", card=CARD)
+    src.open()
+    sets: dict[int, dict[str, str]] = {}
+    for f in src:
+        sets.setdefault(f.seq, {})[f.sensor] = f.meta["file"]
+    src.close()
+    assert [sorted(set(s.values())) for s in sets.values()] == [["0000.png"], ["0001.png"], ["0003.png"],
+                                                                 ["0005.png"]]
+    assert src.counters()["incomplete_sets"] == 2 and src.note() is None

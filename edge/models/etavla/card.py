@@ -161,6 +161,16 @@ def check_rules(cfg: dict[str, Any]) -> None:
     check_vocabulary(cfg)
     if not 0 <= cfg["prune_layer"] < cfg["layers"]:
         raise ValueError(f"prune_layer {cfg['prune_layer']} is not one of the layers 0..{cfg['layers'] - 1}")
+    # what --set took and then failed on deep inside torch (a traceback), or after training (a review)
+    if cfg["views"] != len(VIEWS):  # the cameras preprocess stacks, in this order
+        raise ValueError(f"views {cfg['views']}: this family reads {len(VIEWS)} cameras ({', '.join(VIEWS)})")
+    dim, heads = cfg["dim"], cfg["heads"]
+    if heads < 1 or dim % heads or (dim // heads) % 2:  # rotary positions rotate half of each head's channels
+        raise ValueError(f"dim {dim} with heads {heads}: dim must split into heads of an even size")
+    if any(v < 16 or v % 16 for v in cfg["image_hw"]):  # the patch encoder's stride
+        raise ValueError(f"image_hw {list(cfg['image_hw'])}: height and width must be multiples of 16")
+    if not 0 <= cfg["keep_mix"] <= 1:  # a probability
+        raise ValueError(f"keep_mix {cfg['keep_mix']} is a probability: from 0 to 1")
 
 
 def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:

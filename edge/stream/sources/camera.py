@@ -177,6 +177,7 @@ class CameraSource(Source):
                 raise SourceLost("read failed")
             meta: dict[str, Any] = {"fps": self.fps}
             if self.kind == "file":
+                meta["position"] = self._seq  # the frame's number in the file (a multi: source aligns on it)
                 meta["pos_ms"] = pos = float(cap.get(_cv2().CAP_PROP_POS_MSEC))
                 at_s = clock.at(pos)
                 meta["t_recorded_ns"] = round(at_s * 1e9)

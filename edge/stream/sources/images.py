@@ -64,7 +64,8 @@ class ImageFolderSource(Source):
             t_ns = frame_ns(k, self.period_s)
             if self.realtime:
                 pacer.wait(t_ns)
-            meta = {"file": path.name, "fps": self.fps, "t_recorded_ns": t_ns}
+            # position: the file's index, skipped files included (how a multi: source keeps its parts aligned)
+            meta = {"file": path.name, "fps": self.fps, "t_recorded_ns": t_ns, "position": k}
             yield Frame(img, now_ns(), seq, self.sensors[0], meta)
             seq += 1
         if seq == 0:

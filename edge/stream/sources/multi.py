@@ -123,9 +123,12 @@ class MultiSource(Source):
         for _, src in self.parts:  # a part blocked in a read polls its own flag
             src.request_reconnect()
 
+    #: frame sets left out because a part lacked its frame (an unreadable image skipped by its folder)
+    incomplete_sets = 0
+
     def __iter__(self) -> Iterator[Frame]:
         iters = [(name, iter(src)) for name, src in self.parts]
-        seq = 0
+        seq, expected = 0, 0
         while True:
             got = []
             for name, it in iters:
@@ -134,10 +137,38 @@ class MultiSource(Source):
                     self.ended, self.steps = name, seq
                     return
                 got.append((name, f))
+            got = self._aligned(got, dict(iters), seq)
+            if got is None:
+                return
+            at = got[0][1].meta.get("position")
+            if at is not None:  # the positions no set was delivered at: some part lacked its frame there
+                self.incomplete_sets += at - expected
+                expected = at + 1
             t = now_ns()
             for name, f in got:
                 yield replace(f, sensor=name, t_capture_ns=t, seq=seq, meta={**f.meta, "part_seq": f.seq})
             seq += 1
+
+    def _aligned(self, got: list[tuple[str, Frame]], iters: dict[str, Iterator[Frame]], seq: int
+                 ) -> list[tuple[str, Frame]] | None:
+        """One frame of each part at the same position in its recording, where every part says its frame's
+        (``meta["position"]``: an image folder's file index, a video's frame number): a part that skipped an
+        unreadable image is ahead of the others, which read on to its position (it fed frame i + 1 beside the
+        others' frame i for the rest of the run before). Parts without positions (live cameras) stay in the
+        lockstep of their reads. None when a part ended on the way."""
+        while True:
+            pos = [f.meta.get("position") for _, f in got]
+            if any(p is None for p in pos) or len(set(pos)) == 1:
+                return got
+            top = max(pos)
+            for k, (name, f) in enumerate(got):
+                while f.meta["position"] < top:
+                    nxt = next(iters[name], None)
+                    if nxt is None:
+                        self.ended, self.steps = name, seq
+                        return None
+                    f = nxt
+                got[k] = (name, f)
 
     def close(self) -> None:
         for _, src in self.parts:
@@ -149,15 +180,17 @@ class MultiSource(Source):
         ``max_frames`` ended it (every part stops there; a video's own length is not capped by it)."""
         if self.ended is None or (max_frames and self.steps >= max_frames):
             return None
+        read = self.steps + self.incomplete_sets  # the positions a set was delivered or left out at
         longer = {n: t for n, s in self.parts if n != self.ended
-                  and (t := getattr(s, "frames_total", None)) is not None and t > self.steps}
+                  and (t := getattr(s, "frames_total", None)) is not None and t > read}
         if not longer:
             return None
         return (f"{self.spec}: part '{self.ended}' ended the run after {self.steps} frame set(s); "
                 + ", ".join(f"'{n}' has {t}" for n, t in longer.items()) + " (parts are read in lockstep)")
 
     def counters(self) -> dict[str, int]:
-        return {f"{name}.{k}": v for name, src in self.parts for k, v in src.counters().items()}
+        return {**{f"{name}.{k}": v for name, src in self.parts for k, v in src.counters().items()},
+                **({"incomplete_sets": self.incomplete_sets} if self.incomplete_sets else {})}
 
 
 def multi_source(spec: str, build: Callable[[str], Source], card: Any = None) -> MultiSource:
