@@ -195,3 +195,12 @@ def test_a_part_that_skips_an_unreadable_image_stays_aligned(tmp_path: Path) -> 
     assert [sorted(set(s.values())) for s in sets.values()] == [["0000.png"], ["0001.png"], ["0003.png"],
                                                                  ["0005.png"]]
     assert src.counters()["incomplete_sets"] == 2 and src.note() is None
+    # capped at 3 sets: the parts read on past their own count to meet (a part capped by it ended the run at 2 and
+    # its note blamed the other part); the cap is the multi source's
+    spec = f"multi:front={tmp_path / 'f'},left={tmp_path / 'l'},right={tmp_path / 'r'}"
+    src = open_source(spec, card=CARD, max_frames=3)
+    src.open()
+    files = [f.meta["file"] for f in src if f.sensor == "front"]
+    src.close()
+    assert files == ["0000.png", "0001.png", "0003.png"] and src.frames_total == 3 and src.note(3) is None
+    assert src.counters()["incomplete_sets"] == 1

@@ -101,7 +101,11 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
     if spec.startswith("multi:"):
         from edge.stream.sources.multi import multi_source
 
-        return multi_source(spec, lambda sub: open_source(sub, realtime=realtime, max_frames=max_frames), card)
+        # the parts read uncapped and the multi source stops at max_frames sets: a part capped by its own count
+        # ended the run early where another skipped an unreadable image and the parts read on to meet it
+        src = multi_source(spec, lambda sub: open_source(sub, realtime=realtime), card)
+        src.max_frames = max_frames
+        return src
     if spec.startswith("kitti:"):
         from edge.stream.sources.kitti import kitti_source
 

@@ -116,7 +116,9 @@ class MultiSource(Source):
     def frames_total(self) -> int | None:
         """The shortest part's length, when every part knows its own (files do once open)."""
         totals = [getattr(s, "frames_total", None) for _, s in self.parts]
-        return min(totals) if all(t is not None for t in totals) else None
+        if not all(t is not None for t in totals):
+            return None
+        return min([*totals, self.max_frames]) if self.max_frames else min(totals)
 
     def request_reconnect(self) -> None:
         super().request_reconnect()
@@ -125,11 +127,13 @@ class MultiSource(Source):
 
     #: frame sets left out because a part lacked its frame (an unreadable image skipped by its folder)
     incomplete_sets = 0
+    #: stop after this many frame sets (0: when a part ends); the parts themselves are not capped
+    max_frames = 0
 
     def __iter__(self) -> Iterator[Frame]:
         iters = [(name, iter(src)) for name, src in self.parts]
         seq, expected = 0, 0
-        while True:
+        while not (self.max_frames and seq >= self.max_frames):
             got = []
             for name, it in iters:
                 f = next(it, None)
