@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edge.errors import BundleError, EdgeError
+from edge.errors import BundleError, DataError, EdgeError
 
 
 def umask() -> int:
@@ -214,6 +214,16 @@ def probe_write(path: str | os.PathLike[str]) -> None:
     probe = partial_file(path)
     probe.open("xb").close()
     probe.unlink()
+
+
+def check_writable(path: str | os.PathLike[str], option: str, error: type[Exception] = DataError) -> None:
+    """The folder of ``path`` takes a file now (:func:`probe_write`), or one line naming ``path`` and ``option``:
+    an output under /sys or on a read-only mount passed the access() check as root and failed only after the whole
+    run (a training, a scoring), naming a hidden temporary file."""
+    try:
+        probe_write(path)
+    except OSError as e:
+        raise error(f"{path}: cannot write there ({e.strerror or e}) ({option})") from None
 
 
 def clean_stale_files(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:

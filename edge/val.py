@@ -49,7 +49,13 @@ def _spec_key(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         head, opts = _split(spec)
     except (EdgeError, ValueError, OSError):
         return spec, ()
-    if _synthetic(head) or not os.path.exists(head):
+    if _synthetic(head):  # its count and seed as read (synthetic is synthetic:40, seed 0 the default): one set
+        count = "" if head == "synthetic:" else head.partition(":")[2] or str(SYNTHETIC_DEFAULT)
+        seed = opts.get("seed", "0")
+        if set(opts) - {"seed"} or not all(v.isascii() and v.isdigit() for v in (count, seed)):
+            return spec, ()  # malformed: refused by its reader in its own words, not as "given twice"
+        return f"synthetic:{int(count)}", (("seed", str(int(seed))),)
+    if not os.path.exists(head):
         return spec, ()
     norm = tuple(sorted((k, os.path.realpath(v) if v and os.path.exists(v) else v) for k, v in opts.items()))
     return os.path.realpath(head), norm
@@ -95,7 +101,7 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
     if _synthetic(head):
         if card.data is None:
             raise EdgeError(f"{option} {spec}: model '{card.name}' declares no data (card.data)")
-        count = head.partition(":")[2] or str(SYNTHETIC_DEFAULT)
+        count = head.partition(":")[2] or ("" if head.endswith(":") else str(SYNTHETIC_DEFAULT))  # "synthetic:"
         unknown = sorted(set(opts) - {"seed"})
         if unknown or not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= SYNTHETIC_MAX:
             raise DataError(f"{option} {spec}: use synthetic[:N][,seed=S], N 1..{SYNTHETIC_MAX}"

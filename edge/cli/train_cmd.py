@@ -126,17 +126,6 @@ def is_training_record(path: Path) -> bool:
             and str(d["command"]).startswith("edge train"))
 
 
-def probe_writable(out: Path) -> None:
-    """The folder of ``out`` takes a file now (:func:`edge.files.probe_write`): an --out under /sys or on a read-only
-    mount passed the access() check as root and failed only after the whole run, naming a hidden temporary file."""
-    from edge.files import probe_write
-
-    try:
-        probe_write(out)
-    except OSError as e:
-        raise EdgeError(f"{out}: cannot write there ({e.strerror or e})") from None
-
-
 def run_train(model: str, out: Path, config: str | None, steps: int, batch: int, lr: float | None, seed: int,
               eval_clips: int, init: Path | None, json_out: bool, *, device: str = "cpu", workers: int = 0,
               time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (),
@@ -148,6 +137,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     from edge.models import get_card
 
     card = get_card(model)
+    typed = dict(options or {})  # the --set values of this command line (not those a checkpoint carries)
     if card.trainer is None:
         raise ModelError(f"model '{model}' declares no trainer (its card has no `trainer`)")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
@@ -214,7 +204,9 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     # what is already at --out or its record's name must be ours to replace (a user's notes.txt became a checkpoint
     # and notes.json the record, without a word), and the folder must take a file now, not after the run
     check_replaceable_outputs(out)
-    probe_writable(out)
+    from edge.files import check_writable
+
+    check_writable(out, "--out", EdgeError)
     if eval_clips and (card.metric is None or card.data is None):
         raise ModelError(f"model '{model}' has no metric or samples to score; pass --eval-samples 0")
     from edge.models.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
@@ -264,8 +256,10 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         every = max(1, steps // 50)
 
         last = [t0]
+        stepped = [False]
 
         def report(step: int, loss: float) -> None:
+            stepped[0] = True
             prog.update(task, completed=step, loss=f"{loss:.4f}")
             now = time.time()
             if not console.is_terminal and not json_out and (step % every == 0 or step == steps or now - last[0] > 30):
@@ -277,11 +271,18 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                                                init_state=init_state, progress=report, init_partial=init_partial,
                                                device=device, workers=workers, time_limit=time_limit, freeze=freeze,
                                                qat=qat)
-        except (MemoryError, RuntimeError) as e:  # torch's allocator says so as a RuntimeError; other ones stay bugs
-            if not isinstance(e, MemoryError) and not OUT_OF_MEMORY.search(str(e)):
-                raise
-            raise EdgeError(f"--batch {batch}: out of memory ({first_line(e, 160)}); give a smaller --batch"
-                            ) from None
+        except (MemoryError, RuntimeError, ValueError, IndexError, TypeError) as e:
+            if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and OUT_OF_MEMORY.search(str(e))):
+                # torch's allocator says so as a RuntimeError
+                raise EdgeError(f"--batch {batch}: out of memory ({first_line(e, 160)}); give a smaller --batch"
+                                ) from None
+            if typed and not stepped[0]:  # a --set value the card's config rules let through (a family of the
+                # user's own without rules, or one they miss): the model it builds cannot take a step. With the
+                # config as named or as a checkpoint carries it, the same failure is a bug and keeps its traceback
+                given = " ".join(f"--set {k}={json.dumps(v)}" for k, v in typed.items())
+                raise EdgeError(f"{given}: the model these values build fails on its first training step "
+                                f"({type(e).__name__}: {first_line(e, 160)}); nothing was written") from None
+            raise
     train_s = time.time() - t0
     k = max(1, len(losses) // 20)
     meta = {

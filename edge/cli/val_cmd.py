@@ -39,6 +39,9 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
         # the report must not replace a label file it scores, nor go into the bundle (its manifest, a stray file)
         check_outputs({"--out": out}, [], sealed=(Path(bundle),))  # nothing written into the bundle
         check_report_out(out, data)  # nor over the data it scores
+        from edge.files import check_writable
+
+        check_writable(out, "--out")  # now, not after the scoring
     console = make_console(stderr=json_out)
     with console.status("scoring...") as status:
         report = run_val(bundle, data, backends=backends, programs=programs, threads=threads,

@@ -260,3 +260,44 @@ def test_an_installed_package_lacking_a_name_is_not_called_missing(capsys: pytes
     err = capsys.readouterr().err
     assert "numpy is installed but lacks what this command needs (ImportError: cannot import name" in err
     assert "not installed" not in err
+
+
+def test_a_set_value_that_builds_a_model_failing_its_first_step_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A review found --set values in every family that passed the type and bound checks and then failed inside
+    torch (a traceback, exit 1): each family's config rules refuse those now. For what rules miss (a family of the
+    user's own has none), a --set run whose first step fails is one line naming the values, and nothing is
+    written; the lane card without its rules stands in for such a family here."""
+    import dataclasses
+
+    from edge.cli.main import _invoke, app
+    from edge.models import registry
+
+    card = registry.get_card("lane")
+    monkeypatch.setitem(registry._CARDS, "lane", dataclasses.replace(card, config_rules=None))
+    out = tmp_path / "m.pt"
+    code = _invoke(app, ["train", "lane", "--config", "tiny", "--steps", "1", "--batch", "2", "--eval-clips", "0",
+                         "--set", "grid=32", "--out", str(out)], "edge")
+    err = capsys.readouterr().err
+    assert code == 2 and "--set grid=32: the model these values build fails on its first training step" in err, err
+    assert "Traceback" not in err and not list(tmp_path.iterdir())
+    # values a checkpoint carries (its config_set) are not this command's --set: a failure with them is a bug
+    ck = tmp_path / "ck" / "a.pt"
+    ck.parent.mkdir()
+    monkeypatch.setitem(registry._CARDS, "lane", card)
+    assert _invoke(app, ["train", "lane", "--config", "tiny", "--steps", "1", "--batch", "2", "--eval-clips", "0",
+                         "--set", "realistic_mix=0.0", "--out", str(ck)], "edge") == 0
+
+    def broken(model: object, batch: object) -> None:
+        raise TypeError("a bug in the family's loss")
+
+    trainer = dataclasses.replace(card.trainer, loss=broken)
+    monkeypatch.setitem(registry._CARDS, "lane", dataclasses.replace(card, trainer=trainer))
+    with pytest.raises(TypeError, match="a bug in the family's loss"):
+        _invoke(app, ["train", "lane", "--init", str(ck), "--steps", "1", "--batch", "2", "--eval-clips", "0",
+                      "--out", str(tmp_path / "b.pt")], "edge")
+    capsys.readouterr()
+    monkeypatch.setitem(registry._CARDS, "lane", card)  # with its rules: refused before anything is built
+    code = _invoke(app, ["train", "lane", "--config", "tiny", "--steps", "1", "--batch", "2", "--eval-clips", "0",
+                         "--set", "grid=32", "--out", str(out)], "edge")
+    assert code == 2 and "input width / 8 = 16" in capsys.readouterr().err

@@ -112,21 +112,39 @@ def test_parity_cell_says_a_dash_where_nothing_was_measured() -> None:
     assert parity_cell(float("inf")) == "inf"  # outputs that were not finite: measured, and said
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"dim": 33}, "dim 33 with heads 2: dim must split into heads of an even size"),
-    ({"dim": 30}, "dim 30 with heads 2"),  # heads of 15: rotary positions rotate half a head's channels
-    ({"image_hw": [30, 64]}, r"image_hw \[30, 64\]: height and width must be multiples of 16"),
-    ({"views": 5}, "views 5: this family reads 3 cameras"),
-    ({"keep_mix": 2.0}, "keep_mix 2.0 is a probability"),
+@pytest.mark.parametrize("family, change, message", [
+    ("etavla", {"dim": 33}, "dim 33 with heads 2: dim must split into heads of an even size"),
+    ("etavla", {"dim": 30}, "dim 30 with heads 2"),  # heads of 15: rotary positions rotate half a head's channels
+    ("etavla", {"image_hw": [30, 64]}, r"image_hw \[30, 64\]: height and width must be multiples of 16"),
+    ("etavla", {"views": 5}, "views 5: this family reads 3 cameras"),
+    ("etavla", {"keep_mix": 2.0}, "keep_mix 2.0 is a probability"),
+    ("lane", {"input_hw": [80, 128]}, r"input_hw \[80, 128\]: height and width must be multiples of 32"),
+    ("lane", {"grid": 10}, "grid 10: .* input width / 8 = 16"),  # trained, then the export's shape check failed
+    ("lane", {"head_dim": 15}, "head_dim 15 is not divisible by row_heads 2"),
+    ("pulsar", {"sensor": "FOO"}, "sensor 'FOO': unknown LiDAR layout"),
+    ("pulsar", {"heads": 3}, r"widths\[2\] 16 is not divisible by heads 3"),
+    ("pulsar", {"margin": 16}, "margin 16: twice it must be less than the crop's 32 azimuths"),
+    ("pulsar", {"margin": 20}, "margin 20"),  # the sectors stepped by -8: the network never ran, exit 0
+    ("pulsar", {"crop": [5, 32]}, "the VLP16's 16 channels do not split into blocks of 5"),
+    ("pulsar", {"azimuths": 30}, "32 azimuths, more than the frame's 30"),
+    ("nativecross", {"heads": 3}, "dim 32 is not divisible by heads 3"),
+    ("nativecross", {"input_hw": [60, 192]}, r"input_hw \[60, 192\]: height and width must be multiples of 8"),
+    ("nativecross", {"landing": 6}, "landing 6: at most 5"),
+    ("nativecross", {"heads": 32}, "the flow attention needs heads of 2 or more channels"),
+    ("nativecross", {"match_crop": 40}, "match_crop 40: a multiple of 16"),
+    ("nativecross", {"match_keep": 4.0}, "match_keep 4.0 is a share of the groups"),
 ])
-def test_train_set_values_the_model_cannot_build_are_refused_first(change: dict[str, Any], message: str) -> None:
-    """Found by a review: `edge train etavla --set dim=33` (or image_hw=[30,64]) was torch's traceback deep in the
-    first step, --set views=5 trained and then failed at scoring with the checkpoint left behind, and keep_mix=2 (a
-    probability) was taken. The card's config rules say so before anything is built (edge train and bundles)."""
+def test_train_set_values_the_model_cannot_build_are_refused_first(family: str, change: dict[str, Any],
+                                                                    message: str) -> None:
+    """Found by reviews: `edge train etavla --set dim=33` (lane input_hw=[80,128], pulsar heads=3, nativecross
+    landing=6, ...) was torch's traceback in the first step; others trained and then failed at scoring with the
+    checkpoint left behind (etavla views=5, pulsar crop=[5,32]), failed at export (lane grid=10, nativecross
+    match_keep=4), or ran a network that never saw a crop (pulsar margin=20). Each card's config rules say so
+    before anything is built (edge train and bundles); every named config passes them."""
     from edge.errors import BundleError
     from edge.manifest_schema import check_config
 
-    card = get_card("etavla")
+    card = get_card(family)
     for name in card.configs:
         check_config(dict(card.config(name)), card, "ok")
     with pytest.raises(BundleError, match=message):

@@ -384,6 +384,25 @@ def test_an_option_given_twice_is_refused(real_data: Path) -> None:
     assert spec_options("a.mp4,fps=5") == ("a.mp4", {"fps": "5"})
 
 
+def test_one_synthetic_set_spelled_two_ways_is_given_twice() -> None:
+    """Found by a review: `--data synthetic:2 --data synthetic:2,seed=0` (seed 0 is the default) and `--data
+    synthetic --data synthetic:40` scored one set twice, the count doubled; `synthetic:` took the default count."""
+    from edge.val import data_specs
+
+    for twice in (["synthetic:2", "synthetic:2,seed=0"], ["synthetic", "synthetic:40"], ["synthetic:02", "synthetic:2"],
+                  ["synthetic:3,seed=007", "synthetic:3,seed=7"]):
+        with pytest.raises(DataError, match=r"--data .*: given twice"):
+            data_specs(twice, "--data")
+    assert data_specs(["synthetic:2", "synthetic:2,seed=1", "synthetic:3"], "--data")  # three sets
+    # a malformed spec is its reader's to refuse in its own words, not "given twice" (a review of the identity)
+    for pair in (["synthetic:2", "synthetic:2,foo=1"], ["synthetic:2", "synthetic:2,seed="],
+                 ["synthetic", "synthetic:"]):
+        assert data_specs(pair, "--data") == pair
+    card = _card("lane")
+    with pytest.raises(DataError, match=r"--data synthetic:: use synthetic\[:N\]"):
+        labelled_samples(card, card.config("tiny"), "synthetic:")
+
+
 def test_a_frame_or_a_spec_given_twice_is_refused(tmp_path: Path, real_data: Path) -> None:
     """Found by a review: a label file repeating a raw_file, or one spec given twice, scored those frames twice (the
     count and the accuracy moved without a word); a label file with a byte-order mark was invalid JSON."""
@@ -438,3 +457,17 @@ def test_a_frame_or_a_spec_given_twice_is_refused(tmp_path: Path, real_data: Pat
     samples = labelled_samples(card, cfg, f"{far},images={labels.parent}")[0]
     with pytest.raises(DataError, match=r"far\.json: .*: h_samples reach row 1000000, past the image's 720 rows"):
         samples[0]
+
+
+def test_an_out_that_takes_no_file_is_one_line_before_scoring(tiny_bundle: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a review: `edge val --out /proc/nope.json` scored everything and then said
+    "/proc/.nope.json.rvqi0sop.tmp: No such file or directory", naming a temporary file, not the path or option."""
+    from edge.cli.main import _invoke, app
+
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs /proc (Linux), a folder that takes no new file")
+    code = _invoke(app, ["val", str(tiny_bundle), "--data", "synthetic:1", "--out", "/proc/nope.json"], "edge")
+    err = capsys.readouterr().err
+    assert code == 2 and "/proc/nope.json: cannot write there" in err and "(--out)" in err and ".tmp" not in err, err
+    assert "scoring" not in err

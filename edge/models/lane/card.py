@@ -182,7 +182,22 @@ def card() -> ModelCard:
         # training data only (the weights do not depend on it at run time); checkpoints from before it
         # were trained on the plain renderer alone
         config_added={"realistic_mix": 0.0},
+        config_rules=check_rules,
     )
+
+
+def check_rules(cfg: dict[str, Any]) -> None:
+    """What a config must hold beyond types and bounds (``edge train --set`` took these, then torch failed in the
+    first step or the export's shape check did): ValueError saying which."""
+    for width, heads, what in ((cfg["dim"], cfg["heads"], "dim"), (cfg["head_dim"], cfg["row_heads"], "head_dim")):
+        if width % heads:  # the encoder's and the row attention's heads split their widths
+            raise ValueError(f"{what} {width} is not divisible by {'heads' if what == 'dim' else 'row_heads'} {heads}")
+    h, w = cfg["input_hw"]
+    if h % 32 or w % 32:  # the encoder's tokens are [h/32, w/32], its position table too
+        raise ValueError(f"input_hw {[h, w]}: height and width must be multiples of 32")
+    if cfg["grid"] != w // 8:  # the row attention scores one cell per column of the stride-8 features
+        raise ValueError(f"grid {cfg['grid']}: the locations are scored over the stride-8 features' columns, "
+                         f"input width / 8 = {w // 8}")
 
 
 # ---------------------------------------------------------------------------------------------

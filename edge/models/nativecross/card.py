@@ -497,4 +497,26 @@ def card() -> ModelCard:
                       # and the local matching stage (the default's sizes; no rounds: no matcher; no stop rule:
                       # checkpoints from before match_max_sigma never stopped)
                       **_match(0, (256, 768), 48, (24, 16, 48, 64, 128), 256, 16384)},
+        config_rules=check_rules,
     )
+
+
+def check_rules(cfg: dict[str, Any]) -> None:
+    """What a config must hold beyond types and bounds (``edge train --set`` took these, then torch failed in the
+    first step, or the export's PyTorch run did): ValueError saying which."""
+    if cfg["dim"] % cfg["heads"]:  # the cross-attention's heads split the token width
+        raise ValueError(f"dim {cfg['dim']} is not divisible by heads {cfg['heads']}")
+    if cfg.get("flow_solve", 0) and cfg.get("flow_attention", 0) and cfg["dim"] // cfg["heads"] < 2:
+        # the flow attention's values are the patch centres (u, v) in each head's first two channels
+        raise ValueError(f"dim {cfg['dim']} with heads {cfg['heads']}: the flow attention needs heads of 2 or more "
+                         "channels")
+    h, w = cfg["input_hw"]
+    if h % 8 or w % 8:  # the patch grid is the stride-8 features', [h/8, w/8]
+        raise ValueError(f"input_hw {[h, w]}: height and width must be multiples of 8")
+    if cfg.get("landing", 0) > 5:  # the landing cue reads the centre and the four patches around it
+        raise ValueError(f"landing {cfg['landing']}: at most 5 (the centre and its four neighbours)")
+    if cfg.get("match_rounds", 0):  # (older checkpoints' configs lack these keys: their card values hold)
+        if cfg["match_crop"] < 16 or cfg["match_crop"] % 16:  # the matcher's four stride-2 stages
+            raise ValueError(f"match_crop {cfg['match_crop']}: a multiple of 16")
+        if not 0 < cfg["match_keep"] <= 1:  # a share of the groups
+            raise ValueError(f"match_keep {cfg['match_keep']} is a share of the groups: above 0, at most 1")

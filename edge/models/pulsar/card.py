@@ -259,4 +259,26 @@ def card() -> ModelCard:
         trainer=Trainer(train.batch_stream, train.loss, lr=3e-3),
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="points",
+        config_rules=check_rules,
     )
+
+
+def check_rules(cfg: dict[str, Any]) -> None:
+    """What a config must hold beyond types and bounds (``edge train --set`` took these, then torch failed, the
+    scoring refused the frames after training, or the sectors stepped by zero or less and the network never ran):
+    ValueError saying which."""
+    from edge.models.pulsar.samples import cfg_layout
+
+    cc, ca = cfg["crop"]
+    if cfg["widths"][2] % cfg["heads"]:  # the axial attention's heads split the deepest width
+        raise ValueError(f"widths[2] {cfg['widths'][2]} is not divisible by heads {cfg['heads']}")
+    if 2 * cfg["margin"] >= ca:  # each crop keeps its azimuths between the two margins
+        raise ValueError(f"margin {cfg['margin']}: twice it must be less than the crop's {ca} azimuths")
+    if ca > cfg["azimuths"]:
+        raise ValueError(f"crop {[cc, ca]}: {ca} azimuths, more than the frame's {cfg['azimuths']}")
+    try:
+        channels = len(cfg_layout(cfg).elevations_deg)
+    except DataError as e:  # an unknown sensor name: said as the config's (the caller wraps ValueError)
+        raise ValueError(f"sensor {cfg['sensor']!r}: {e}") from None
+    if channels % cc:  # the sectors cut the sensor's channels in blocks of crop[0]
+        raise ValueError(f"crop {[cc, ca]}: the {cfg['sensor']}'s {channels} channels do not split into blocks of {cc}")
