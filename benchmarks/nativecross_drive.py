@@ -84,7 +84,8 @@ def main() -> None:
     rb, tb, ta = (np.asarray(x) for x in (before["rot"], before["trans"], after["trans"]))
     report: dict[str, Any] = {
         "bundle": str(a.bundle), "checkpoint": weights.get("checkpoint"),
-        "trained": (weights.get("trained") or {}).get("command"),
+        # a bundle exported without a checkpoint says so in text ("random init ..."): no command to record
+        "trained": t.get("command") if isinstance(t := weights.get("trained"), dict) else t,
         "drive": str(a.drive), "frames_per_run": runs[0]["frames"] if runs else 0,
         "starts": a.starts, "range": f"{a.deg:g} deg / {a.cm:g} cm", "backend": a.backend,
         "precision": a.precision, "program": a.program, "passes": a.passes, "only": a.only,
