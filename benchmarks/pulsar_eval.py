@@ -130,8 +130,11 @@ def main() -> None:
     if args.data.is_dir():
         sets["KITTI scans"] = [points_samples(cfg, _xyz(p), p["intensity"], 1, seed=200 + i)[0]
                                for i, (_, p) in enumerate(_kitti_scans(args.data))]
+    from edge.bench.machine import machine
+
+    # the figures are counts, not timings, but each set's seconds are the machine's
     report: dict[str, Any] = {"bundle": str(args.bundle), "backend": args.backend, "precision": args.precision,
-                              "program": prog.name, "sets": {}}
+                              "program": prog.name, "machine": machine(), "sets": {}}
     for name, samples in sets.items():
         r = report["sets"][name] = evaluate_set(prog, card, cfg, samples)
         print(f"{name} ({r['frames']} frames):", "; ".join(

@@ -64,8 +64,11 @@ def external_data_files(model: Any) -> list[str]:
             tensors.extend(_attribute_tensors(node.attribute))
     for t in tensors:
         if t.data_location == onnx.TensorProto.EXTERNAL:
-            loc = next((e.value for e in t.external_data if e.key == "location"), "")
-            out[loc] = None
+            # every entry: a second 'location' is the one OpenVINO reads (ONNX Runtime refuses two), so checking
+            # only the first let an unlisted file's weights run behind a listed one
+            locs = [e.value for e in t.external_data if e.key == "location"] or [""]
+            for loc in locs:
+                out[loc] = None
     return list(out)
 
 

@@ -102,10 +102,11 @@ def _kv(path: Path, kv: dict[str, Any], key: str) -> Any:
     return v
 
 
-def _plain_numbers(values: Any) -> bool:
-    """Nested lists of JSON numbers only (np.asarray would also take "721.5" and true)."""
+def _plain_numbers(values: Any, depth: int = 3) -> bool:
+    """Lists of JSON numbers nested at most ``depth`` deep (a matrix is 2; np.asarray would also take "721.5" and
+    true). Bounded: JSON parses nesting 900 deep, which a check by recursion then overflowed on."""
     if isinstance(values, list):
-        return all(_plain_numbers(v) for v in values)
+        return depth > 0 and all(_plain_numbers(v, depth - 1) for v in values)
     return isinstance(values, int | float | np.floating | np.integer) and not isinstance(values, bool)
 
 
@@ -113,7 +114,8 @@ def _matrix(path: Path, values: Any, key: str, shapes: tuple[tuple[int, int], ..
     if values is None:
         raise DataError(f"{path}: calibration has no '{key}'")
     if not isinstance(values, np.ndarray) and not _plain_numbers(values):
-        raise DataError(f"{path}: '{key}' is not a matrix of numbers (text or true/false in it)")
+        raise DataError(f"{path}: '{key}' is not a matrix of numbers (text, true/false or lists nested deeper than a "
+                        "matrix in it)")
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):

@@ -83,9 +83,12 @@ def test_flat_row_major_matrices_read_as_the_nested_ones(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
-                                  '{"P": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+                                  '{"P": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                  # nesting json parses (900), which the number check's recursion overflowed on
+                                  '{"P": ' + "[" * 900 + "1" + "]" * 900 + ', "T_lidar_to_cam": '
+                                  '[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}'])
 def test_deeply_nested_rig_json_is_one_line(tmp_path: Path, text: str) -> None:
-    """Before: RecursionError from json.loads."""
+    """Before: RecursionError from json.loads, then (a security review) from the matrix check."""
     p = _rig_file(tmp_path, text)
     with pytest.raises(DataError) as e:
         Rig.load(p)

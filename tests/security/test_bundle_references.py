@@ -72,6 +72,23 @@ def test_unlisted_external_data_is_refused(small: tuple[Path, np.ndarray], tmp_p
         Bundle.load(b)
 
 
+def test_a_second_location_entry_is_checked_too(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """Found by a security review: a tensor with two 'location' entries was checked by its first (a listed, hashed
+    file) while OpenVINO reads its last: an unlisted file's weights ran (ONNX Runtime refuses two)."""
+    b = _copy(small, tmp_path)
+    _externalize(b, "model.onnx", "w.bin")
+    (b / "evil.bin").write_bytes((b / "w.bin").read_bytes())
+    model = onnx.load(str(b / "model.onnx"), load_external_data=False)
+    for t in model.graph.initializer:
+        extra = t.external_data.add()
+        extra.key, extra.value = "location", "evil.bin"
+    onnx.save_model(model, str(b / "model.onnx"))
+    _rehash(b, "model.onnx")
+    _rehash(b, "w.bin", add=True)  # the first location is listed and hashed; the second is not
+    with pytest.raises(BundleError, match=r"makes the runtime read 'evil\.bin', which manifest\.json does not list"):
+        Bundle.load(b)
+
+
 def test_external_data_leaving_the_bundle_is_refused(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     b = _copy(small, tmp_path)
     (tmp_path / "elsewhere").mkdir()

@@ -61,7 +61,8 @@ def load_layouts(path: str) -> np.ndarray:
                 lanes = np.asarray(rec["lanes"], np.float64)
                 if list(rec["h_samples"]) != LABEL_ROWS.astype(int).tolist() or lanes.shape != (4, len(LABEL_ROWS)):
                     continue
-            except (ValueError, KeyError, IndexError, TypeError):
+            # AttributeError: a raw_file that is not text; RecursionError: nesting past the JSON parser's depth
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
                 raise DataError(f"{p}:{n}: not a TuSimple label line") from None
             if any(abs(cid - v) <= EXCLUDE_WITHIN for v in VALIDATION_CLIPS.get(clip, ())):
                 continue

@@ -39,6 +39,13 @@ def test_missing_or_foreign_layouts_file_is_one_line(tmp_path: Path) -> None:
     bad.write_text('{"lanes": 3}\n')
     with pytest.raises(DataError, match=r"bad\.json:1: not a TuSimple label line"):
         load_layouts(str(bad))
+    # a security review: a raw_file that is not text (AttributeError) and nesting past the JSON parser's depth
+    # (RecursionError) were tracebacks
+    for name, text in (("attr.json", '{"raw_file": 5, "lanes": [], "h_samples": []}\n'),
+                       ("deep.json", "[" * 200_000 + "]" * 200_000 + "\n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError, match=rf"{name.replace('.', chr(92) + '.')}:1: not a TuSimple label line"):
+            load_layouts(str(tmp_path / name))
 
 
 def test_clips_are_seeded_and_labels_stay_below_where_the_road_ends(layouts_file: Path) -> None:
