@@ -302,6 +302,9 @@ def _render_worker(batches: Callable[[Config, int, int], Iterator[dict[str, np.n
                 return True
             except queue.Full:
                 continue
+        # the parent is gone: exit without flushing what the queue's feeder thread holds (nobody reads the pipe,
+        # and the exit's join on that thread kept a SIGKILLed trainer's workers alive for ever)
+        q.cancel_join_thread()
         return False
 
     try:

@@ -406,3 +406,55 @@ def test_the_batches_hear_what_is_frozen_when_they_ask() -> None:
     assert next(pickle.loads(pickle.dumps(got))({}, 1, 0, worker=1))["frozen"].tolist() == ["encoder", "step"]
     assert batches_for(_takes_frozen, ()) is _takes_frozen
     assert batches_for(_plain, ("encoder",)) is _plain
+
+
+def _big_batches(cfg: dict, batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    while True:  # a megabyte a batch: one fills the pipe to the parent, the next waits in the queue
+        yield {"x": np.zeros(1 << 18, np.float32)}
+
+
+def _trainer_then_sleep(conn: Any) -> None:
+    """Stands in for `edge train`: starts its rendering workers, says their pids, and sleeps (to be SIGKILLed)."""
+    import time
+
+    from edge.models.training import ProcessBatches
+
+    pb = ProcessBatches(_big_batches, {}, 1, 0, workers=2)
+    conn.send([p.pid for p in pb.procs])
+    time.sleep(60)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie: a container's init may never reap an orphan that exited."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_render_workers_of_a_killed_trainer_exit() -> None:
+    """Found by a review: after `kill -9` of `edge train --workers 2`, its workers stayed alive for ever: a batch
+    put in the queue was held by the queue's feeder thread, blocked writing to a pipe nobody reads, and the exit
+    waited for it. A worker whose parent is gone now exits without flushing."""
+    import multiprocessing as mp
+    import os
+    import signal
+    import time
+
+    ctx = mp.get_context("fork")
+    mine, theirs = ctx.Pipe()
+    trainer = ctx.Process(target=_trainer_then_sleep, args=(theirs,))
+    trainer.start()
+    pids = mine.recv()
+    time.sleep(1.5)  # the queues fill and the feeders block on the pipes
+    os.kill(trainer.pid, signal.SIGKILL)
+    trainer.join()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in pids if _alive(p)]
+    for p in left:  # do not leave them to the next test
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"render workers {left} outlived their killed trainer"
