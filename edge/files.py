@@ -162,6 +162,16 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def inside(root: str | os.PathLike[str], rel: str) -> Path | None:
+    """``root / rel`` when the folder it lies in is really inside ``root`` (no folder on the way is a link out),
+    else None: what a bundle deletes or writes by a listed name must never follow a symlinked folder out of it
+    (a security review: an ``engines`` link to another folder had the cache's cleanup delete files there)."""
+    path = Path(root) / rel
+    base = os.path.realpath(root)
+    where = os.path.realpath(path.parent)
+    return path if where == base or where.startswith(base + os.sep) else None
+
+
 def make_folder(folder: Path) -> list[Path]:
     """Create ``folder`` and its missing parents (OSError as mkdir raises it); returns the folders this
     call created, innermost first, so a failed write can remove exactly those (:func:`remove_made`)."""

@@ -35,6 +35,9 @@ _MAGICS = {
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 #: a record bigger than this is a corrupt length field, not a packet (largest snaplen in use: 256 KiB)
 _MAX_RECORD = 262144 + 65536
+#: a pcapng block bigger than this is a corrupt length or a bomb: a record plus its headers and any real options
+#: (dpkt parses a block's options in time quadratic in their length: 8 MB of them held a run for minutes)
+_MAX_BLOCK = _MAX_RECORD + 65536
 #: IPv4 datagrams waiting for fragments; beyond this the oldest is dropped (and counted)
 _MAX_PENDING_FRAGMENTS = 64
 
@@ -44,6 +47,47 @@ _LINK_RAW = (101, 12, 14, 228, 229)  # DLT_RAW variants, IPv4, IPv6
 SUPPORTED_LINKTYPES = (_LINK_ETHERNET, _LINK_NULL, _LINK_LOOP, _LINK_SLL, _LINK_SLL2, *_LINK_RAW)
 
 _COUNTER_KEYS = ("records", "udp", "non_udp", "truncated", "malformed", "fragments", "fragments_dropped")
+
+
+def _oversized_block(f: IO[bytes]) -> tuple[int, int] | None:
+    """(offset, claimed length) of the first pcapng block longer than :data:`_MAX_BLOCK`, or None: the block
+    headers walked from ``f``'s position (a seek and 12 bytes each; each section header says its byte order),
+    ``f`` left where it was. A length that does not step to another block (under 12, not a multiple of 4) ends the
+    walk: dpkt finds that block corrupt itself and the reader counts it."""
+    start = f.tell()
+    pos, order = start, "<"
+    try:
+        while True:
+            f.seek(pos)
+            head = f.read(12)
+            if len(head) < 8:
+                return None
+            if head[:4] == _PCAPNG_MAGIC and len(head) == 12:  # a section header: its byte-order magic
+                order = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(head[8:12], order)
+            length = struct.unpack(order + "I", head[4:8])[0]
+            if length > _MAX_BLOCK:
+                return pos, length
+            if length < 12 or length % 4:
+                return None
+            pos += length
+    finally:
+        f.seek(start)
+
+
+class _Until:
+    """``f`` read up to byte ``end`` (then as if it ended there): what dpkt is handed before an oversized block."""
+
+    def __init__(self, f: IO[bytes], end: int) -> None:
+        self._f, self._end = f, end
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._end - self._f.tell()
+        if left <= 0:
+            return b""
+        return self._f.read(left if n is None or n < 0 else min(n, left))
+
+    def __getattr__(self, name: str) -> Any:  # name, fileno, close: the file's own
+        return getattr(self._f, name)
 
 
 class PcapReader:
@@ -84,9 +128,13 @@ class PcapReader:
             import dpkt
 
             self._f.seek(self._f.tell() - len(head))
+            self._ng_stop = _oversized_block(self._f)
             try:
-                self._ng = dpkt.pcapng.Reader(self._f)
+                self._ng = dpkt.pcapng.Reader(self._f if self._ng_stop is None else _Until(self._f, self._ng_stop[0]))
             except Exception as e:  # dpkt raises ValueError / UnpackError / struct.error
+                if self._ng_stop is not None:  # in the header blocks
+                    raise DataError(f"{self.name}: not a readable pcapng file (a block at byte {self._ng_stop[0]} "
+                                    f"claims {self._ng_stop[1]} bytes, more than any capture block holds)") from None
                 raise DataError(f"{self.name}: not a readable pcapng file ({first_line(e)})") from None
             self.linktype = int(self._ng.datalink())
             self.format = "pcapng"
@@ -116,6 +164,10 @@ class PcapReader:
                 try:
                     ts, buf = next(it)
                 except StopIteration:
+                    if self._ng_stop is not None:  # read up to an oversized block (_oversized_block)
+                        self.counters["malformed"] += 1
+                        self.ended_early = (f"a pcapng block at byte {self._ng_stop[0]} claims {self._ng_stop[1]} "
+                                            "bytes (corrupt); nothing after it is read")
                     return
                 except Exception:  # torn or corrupt block: nothing after it can be trusted
                     self.counters["truncated"] += 1

@@ -358,7 +358,7 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     the same graph, precision and key replaces the old entry.
     """
     from edge.bundle import Bundle, drop_artifact, rewrite_manifest
-    from edge.files import atomic_write_bytes, atomic_write_text, sha256_file
+    from edge.files import atomic_write_bytes, atomic_write_text, inside, sha256_file
 
     engine_file, record_file = engine_paths(rec)
     # a rebuild gets new file names, so the files the manifest lists are never overwritten in place
@@ -374,6 +374,9 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
     rec.engine_sha256 = hashlib.sha256(data).hexdigest()
     root = Path(bundle.path)
     (root / "engines").mkdir(exist_ok=True)
+    if inside(root, engine_file) is None:  # an engines/ link out of the bundle: the engine would land elsewhere
+        raise BundleError(f"{root / 'engines'}: a link out of the bundle; engines are written inside it (remove the "
+                          "link)")
     atomic_write_bytes(root / engine_file, data)
     atomic_write_text(root / record_file, rec.to_json())
     m = json.loads((root / "manifest.json").read_text())
@@ -393,8 +396,9 @@ def add_engine(bundle: Any, rec: EngineRecord, data: bytes) -> Any:
                            **({"preprocess": "engine"} if rec.front else {}),
                            **({"max_batch": batch.pop()[0]} if len(batch) == 1 and () not in batch else {})})
     rewrite_manifest(root, m)
-    for f in old_files:  # only now that the manifest no longer lists them
-        (root / f).unlink(missing_ok=True)
+    for f in old_files:  # only now that the manifest no longer lists them; never through a link out of the bundle
+        if (p := inside(root, f)) is not None:
+            p.unlink(missing_ok=True)
     return Bundle.load(root)
 
 
@@ -407,6 +411,7 @@ def remove_engine(bundle: Any, name: str) -> Any:
     """Take engine artifact ``name`` and its files out of the bundle: the manifest first (temp + rename),
     then the files, so a crash in between leaves unlisted files, never a listed missing one."""
     from edge.bundle import Bundle, drop_artifact, rewrite_manifest
+    from edge.files import inside
 
     root = Path(bundle.path)
     m = json.loads((root / "manifest.json").read_text())
@@ -414,8 +419,9 @@ def remove_engine(bundle: Any, name: str) -> Any:
     for gone in getattr(bundle, "broken_engines", {}):  # as add_engine does
         files += drop_artifact(m, gone)
     rewrite_manifest(root, m)
-    for f in files:
-        (root / f).unlink(missing_ok=True)
+    for f in files:  # never through a link out of the bundle (a broken engine's may be one)
+        if (p := inside(root, f)) is not None:
+            p.unlink(missing_ok=True)
     return Bundle.load(root)
 
 

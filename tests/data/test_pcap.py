@@ -293,3 +293,39 @@ def test_a_fixed_rate_schedule_has_no_jumps_however_slow(monkeypatch) -> None:
     p.wait(pacing.frame_ns(4, 5.0))
     p.wait(pacing.frame_ns(5, 5.0))
     assert clock.slept == [5.0, 5.0, 3.0] and p.jumps == 0
+
+
+def _ng_block(btype: int, body: bytes) -> bytes:
+    n = 12 + len(body)
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+def test_a_pcapng_block_larger_than_any_capture_holds_is_not_parsed(tmp_path: Path) -> None:
+    """Found by a security review: dpkt parses a block's options in time quadratic in their length, so a header
+    with 8 MB of (empty) options held `edge run --lidar` for minutes before a word. Blocks are walked first: one
+    larger than a packet with its headers can be is refused in the header blocks, and in the packets it ends the
+    reading there, counted, with what came before it read."""
+    import time
+
+    shb = _ng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _ng_block(1, struct.pack("<HHI", 1, 0, 65535))
+    frame = udp_frame(b"\x01" * 100, 2368)
+    epb = _ng_block(6, struct.pack("<IIIII", 0, 0, 0, len(frame), len(frame)) + frame + b"\0" * (-len(frame) % 4))
+    bomb = struct.pack("<HH", 1, 0) * (2 * 1024 * 1024)  # 8 MB of empty comment options
+    for name, data, where in (("shb.pcapng", _ng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + bomb)
+                               + idb + epb, 0),
+                              ("idb.pcapng", shb + _ng_block(1, struct.pack("<HHI", 1, 0, 65535) + bomb) + epb,
+                               len(shb))):
+        (tmp_path / name).write_bytes(data)
+        t = time.monotonic()
+        with pytest.raises(DataError, match=rf"{name.replace('.', chr(92) + '.')}: not a readable pcapng file \(a "
+                                            rf"block at byte {where} claims \d+ bytes"):
+            PcapReader(tmp_path / name)
+        assert time.monotonic() - t < 5  # minutes before
+    big_epb = _ng_block(6, struct.pack("<IIIII", 0, 0, 0, len(frame), len(frame)) + frame
+                        + b"\0" * (-len(frame) % 4) + bomb)
+    (tmp_path / "epb.pcapng").write_bytes(shb + idb + epb + epb + big_epb + epb)
+    r = PcapReader(tmp_path / "epb.pcapng")
+    got = list(r)
+    assert len(got) == 2 and r.counters["malformed"] == 1
+    assert r.ended_early and "claims" in r.ended_early and "nothing after it is read" in r.ended_early

@@ -1223,6 +1223,19 @@ def test_a_missing_or_corrupt_cached_engine_leaves_the_rest_usable_and_build_rep
     listed = json.loads((b / "manifest.json").read_text())["files"]
     assert not after.broken_engines and plan.relative_to(b).as_posix() not in listed
     assert len([a for a in after.artifacts if a["format"] == "tensorrt_engine"]) == 1
+    # a security review: with engines/ a link to a folder elsewhere, the cleanup of the engine it left out deleted
+    # that folder's files through the link, and a new engine would have been written there
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(b / "engines", elsewhere)
+    (b / "engines").symlink_to(elsewhere)
+    kept = sorted(p.name for p in elsewhere.iterdir())
+    assert Bundle.load(b).broken_engines
+    with pytest.raises(BundleError, match="engines: a link out of the bundle"):
+        run_build(b, force=True, **args)
+    from edge.runtimes.tensorrt import remove_engine
+
+    remove_engine(Bundle.load(b), "nothing-by-this-name")  # drops the broken entries from the manifest only
+    assert sorted(p.name for p in elsewhere.iterdir()) == kept and not Bundle.load(b).broken_engines
 
 
 def test_edge_build_writes_the_triton_repository_of_the_engines_it_built(
