@@ -49,42 +49,87 @@ SUPPORTED_LINKTYPES = (_LINK_ETHERNET, _LINK_NULL, _LINK_LOOP, _LINK_SLL, _LINK_
 _COUNTER_KEYS = ("records", "udp", "non_udp", "truncated", "malformed", "fragments", "fragments_dropped")
 
 
-def _oversized_block(f: IO[bytes]) -> tuple[int, int] | None:
-    """(offset, claimed length) of the first pcapng block longer than :data:`_MAX_BLOCK`, or None: the block
-    headers walked from ``f``'s position (a seek and 12 bytes each; each section header says its byte order),
-    ``f`` left where it was. A length that does not step to another block (under 12, not a multiple of 4) ends the
-    walk: dpkt finds that block corrupt itself and the reader counts it."""
-    start = f.tell()
-    pos, order = start, "<"
-    try:
-        while True:
-            f.seek(pos)
-            head = f.read(12)
-            if len(head) < 8:
-                return None
-            if head[:4] == _PCAPNG_MAGIC and len(head) == 12:  # a section header: its byte-order magic
-                order = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(head[8:12], order)
-            length = struct.unpack(order + "I", head[4:8])[0]
-            if length > _MAX_BLOCK:
-                return pos, length
-            if length < 12 or length % 4:
-                return None
-            pos += length
-    finally:
-        f.seek(start)
+#: pcapng block types whose options dpkt parses (section header, interface, packet, simple and enhanced packet):
+#: capped at :data:`_MAX_BLOCK`; any other block (name resolution, statistics, decryption secrets) is read whole and
+#: skipped, capped only against memory
+_PARSED_BLOCKS = frozenset({0x0A0D0D0A, 1, 2, 3, 6})
+_MAX_OTHER_BLOCK = 64 << 20
 
 
-class _Until:
-    """``f`` read up to byte ``end`` (then as if it ended there): what dpkt is handed before an oversized block."""
+class _Blocks:
+    """The pcapng file as dpkt reads it, each block's header checked as the reading reaches it (no pass of its own
+    over the file, and no seek: dpkt reads in order): a block longer than its type can be ends the file there for
+    dpkt (``stop`` = its offset and claimed length). A section header says the byte order of the blocks after it. A
+    length that does not step to another block (under 12, not a multiple of 4) ends the checking: dpkt finds that
+    block corrupt itself. The two reads dpkt makes a block (its type and length, then the rest) take a fast path."""
 
-    def __init__(self, f: IO[bytes], end: int) -> None:
-        self._f, self._end = f, end
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self._pos = f.tell()  # the offset of the next byte handed out
+        self._next: int | None = self._pos  # where the next block header starts
+        self._order = "<"
+        self._pending = b""  # bytes read ahead of dpkt (a section header's byte-order magic), to be handed out
+        self.stop: tuple[int, int] | None = None
+
+    def _judge(self, head: bytes) -> None:
+        """A block header's first 8 bytes (12 for a section header) at ``_pos``: where the next block starts."""
+        self._next = None
+        if len(head) < 8:
+            return
+        if head[:4] == _PCAPNG_MAGIC and len(head) == 12:
+            self._order = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(head[8:12], self._order)
+        btype, length = struct.unpack(self._order + "II", head[:8])
+        if length > (_MAX_BLOCK if btype in _PARSED_BLOCKS else _MAX_OTHER_BLOCK):
+            self.stop = (self._pos, length)
+        elif length >= 12 and length % 4 == 0:
+            self._next = self._pos + length
 
     def read(self, n: int = -1) -> bytes:
-        left = self._end - self._f.tell()
-        if left <= 0:
+        if self.stop is not None:
             return b""
-        return self._f.read(left if n is None or n < 0 else min(n, left))
+        nxt, pos = self._next, self._pos
+        if nxt is not None and n is not None and n >= 0 and not self._pending:
+            if pos != nxt and n <= nxt - pos:  # within a block: dpkt's read of a block's body
+                chunk = self._f.read(n)
+                self._pos += len(chunk)
+                return chunk
+            if pos == nxt and n == 8:  # dpkt's read of a block's type and length
+                head = self._f.read(8)
+                if head[:4] == _PCAPNG_MAGIC:
+                    self._pending = head
+                else:
+                    self._judge(head)
+                    if self.stop is not None:
+                        return b""
+                    self._pos += len(head)
+                    return head
+        return self._read_slow(n)
+
+    def _read_slow(self, n: int) -> bytes:
+        whole = n is None or n < 0
+        out = bytearray()
+        while self.stop is None and (whole or len(out) < n):
+            if self._pos == self._next:
+                head = self._pending + self._f.read(8 - len(self._pending)) if len(self._pending) < 8 else self._pending
+                if len(head) == 8 and head[:4] == _PCAPNG_MAGIC:
+                    head += self._f.read(4)
+                self._pending = head
+                self._judge(head)
+                if self.stop is not None or not head:
+                    break
+            if self._pending:
+                k = len(self._pending) if whole else min(len(self._pending), n - len(out))
+                chunk, self._pending = self._pending[:k], self._pending[k:]
+            else:
+                want = -1 if whole else n - len(out)
+                if self._next is not None:  # never read across a block's start unchecked
+                    want = self._next - self._pos if want < 0 else min(want, self._next - self._pos)
+                chunk = self._f.read(want)
+                if not chunk:
+                    break
+            out += chunk
+            self._pos += len(chunk)
+        return bytes(out)
 
     def __getattr__(self, name: str) -> Any:  # name, fileno, close: the file's own
         return getattr(self._f, name)
@@ -128,13 +173,13 @@ class PcapReader:
             import dpkt
 
             self._f.seek(self._f.tell() - len(head))
-            self._ng_stop = _oversized_block(self._f)
+            self._blocks = _Blocks(self._f)
             try:
-                self._ng = dpkt.pcapng.Reader(self._f if self._ng_stop is None else _Until(self._f, self._ng_stop[0]))
+                self._ng = dpkt.pcapng.Reader(self._blocks)
             except Exception as e:  # dpkt raises ValueError / UnpackError / struct.error
-                if self._ng_stop is not None:  # in the header blocks
-                    raise DataError(f"{self.name}: not a readable pcapng file (a block at byte {self._ng_stop[0]} "
-                                    f"claims {self._ng_stop[1]} bytes, more than any capture block holds)") from None
+                if (stop := self._blocks.stop) is not None:  # in the header blocks
+                    raise DataError(f"{self.name}: not a readable pcapng file (a block at byte {stop[0]} claims "
+                                    f"{stop[1]} bytes, more than a block of its type holds)") from None
                 raise DataError(f"{self.name}: not a readable pcapng file ({first_line(e)})") from None
             self.linktype = int(self._ng.datalink())
             self.format = "pcapng"
@@ -164,10 +209,10 @@ class PcapReader:
                 try:
                     ts, buf = next(it)
                 except StopIteration:
-                    if self._ng_stop is not None:  # read up to an oversized block (_oversized_block)
+                    if (stop := self._blocks.stop) is not None:  # read up to an oversized block (_Blocks)
                         self.counters["malformed"] += 1
-                        self.ended_early = (f"a pcapng block at byte {self._ng_stop[0]} claims {self._ng_stop[1]} "
-                                            "bytes (corrupt); nothing after it is read")
+                        self.ended_early = (f"a pcapng block at byte {stop[0]} claims {stop[1]} bytes (corrupt); "
+                                            "nothing after it is read")
                     return
                 except Exception:  # torn or corrupt block: nothing after it can be trusted
                     self.counters["truncated"] += 1
