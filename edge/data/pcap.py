@@ -59,9 +59,11 @@ _MAX_OTHER_BLOCK = 64 << 20
 class _Blocks:
     """The pcapng file as dpkt reads it, each block's header checked as the reading reaches it (no pass of its own
     over the file, and no seek: dpkt reads in order): a block longer than its type can be ends the file there for
-    dpkt (``stop`` = its offset and claimed length). A section header says the byte order of the blocks after it. A
-    length that does not step to another block (under 12, not a multiple of 4) ends the checking: dpkt finds that
-    block corrupt itself. The two reads dpkt makes a block (its type and length, then the rest) take a fast path."""
+    dpkt (``stop`` = its offset and claimed length). A section header says the byte order of the blocks after it.
+    The next block is checked where dpkt reads on from: the claimed length on, odd lengths included (dpkt skips a
+    block of a type it does not parse whatever its length: stopping the checks there let a later block through, a
+    review found); under 8, dpkt reads the rest of the file as that block. The two reads dpkt makes a block (its
+    type and length, then the rest) take a fast path."""
 
     def __init__(self, f: IO[bytes]) -> None:
         self._f = f
@@ -81,8 +83,8 @@ class _Blocks:
         btype, length = struct.unpack(self._order + "II", head[:8])
         if length > (_MAX_BLOCK if btype in _PARSED_BLOCKS else _MAX_OTHER_BLOCK):
             self.stop = (self._pos, length)
-        elif length >= 12 and length % 4 == 0:
-            self._next = self._pos + length
+        elif length >= len(head):  # where dpkt reads on from, odd lengths too (a block it skips; one it parses it
+            self._next = self._pos + length  # refuses); a section header under its own 12 bytes is dpkt's to refuse
 
     def read(self, n: int = -1) -> bytes:
         if self.stop is not None:

@@ -329,6 +329,12 @@ def test_a_pcapng_block_larger_than_any_capture_holds_is_not_parsed(tmp_path: Pa
     got = list(r)
     assert len(got) == 2 and r.counters["malformed"] == 1
     assert r.ended_early and "claims" in r.ended_early and "nothing after it is read" in r.ended_early
+    # a block dpkt skips with an odd length (a custom block claiming 14 bytes) stopped the checks, and the oversized
+    # packet block after it was parsed again (a review): the checks go on where dpkt reads on
+    odd = struct.pack("<II", 0xBAD, 14) + b"\0" * 6
+    (tmp_path / "odd.pcapng").write_bytes(shb + idb + epb + odd + big_epb + epb)
+    r = PcapReader(tmp_path / "odd.pcapng")
+    assert len(list(r)) == 1 and r.counters["malformed"] == 1 and "claims" in (r.ended_early or "")
     # blocks dpkt does not parse are read whole and skipped as before (a review: a 440 KB decryption-secrets block,
     # which editcap --inject-secrets writes, and a 636 KB name-resolution block were refused by the first cap)
     secrets = _ng_block(0x0A, struct.pack("<II", 0x544C534B, 440_000) + b"k" * 440_000)
