@@ -81,9 +81,10 @@ class Pipeline:
         if self.policy not in ("latest", "block"):
             raise DataError(f"unknown policy '{policy}' (use latest, block or auto)")
         self.capacity = capacity
-        if not (math.isfinite(sync_tolerance_ms) and sync_tolerance_ms >= 0):
-            raise DataError(f"--sync-ms {sync_tolerance_ms}: the camera-LiDAR tolerance must be a finite number "
-                            "of milliseconds >= 0")
+        if not (math.isfinite(sync_tolerance_ms) and 0 <= sync_tolerance_ms <= self.MAX_SYNC_MS):
+            # 1e308 passed a finiteness check and overflowed into nanoseconds (a review)
+            raise DataError(f"--sync-ms {sync_tolerance_ms:g}: the camera-LiDAR tolerance is a number of "
+                            f"milliseconds from 0 to {self.MAX_SYNC_MS:g}")
         self.tolerance_ns = int(sync_tolerance_ms * 1e6)
         self.rig = rig
         #: whether a frame set with a camera image met the run's rig (a run of waveforms had --calib do nothing)
@@ -540,16 +541,18 @@ class Pipeline:
                     self.stats.count(f"sync_dropped_{s}")
 
     def _match(self, sensor: str, t_ns: int) -> Frame | None:
-        """Nearest ``sensor`` frame to ``t_ns`` within tolerance; waits up to the tolerance when the
-        sensor's newest frame is older than ``t_ns`` and its source is still delivering."""
+        """Nearest ``sensor`` frame to ``t_ns`` within tolerance; waits up to the tolerance (no longer than the
+        watchdog's limit for that source) when the sensor's newest frame is older than ``t_ns`` and its source is
+        still delivering."""
         buf, slot = self._sync[sensor], self._slots[sensor]
         tol = self.tolerance_ns
 
         def near() -> bool:
             return any(abs(f.t_capture_ns - t_ns) <= tol for f in buf)
 
-        # wait (up to the tolerance) only when nothing buffered matches yet and a newer frame could
-        deadline = time.monotonic() + tol / 1e9
+        # wait only when nothing buffered matches yet and a newer frame could; a silent source is the watchdog's
+        # (--sync-ms 1e9 with a LiDAR that sent nothing waited 11 days a camera frame)
+        deadline = time.monotonic() + min(tol / 1e9, self._stall_limit(sensor))
         while (not buf or buf[-1].t_capture_ns < t_ns) and not near() and not slot.closed \
                 and time.monotonic() < deadline:
             f = slot.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -567,6 +570,12 @@ class Pipeline:
             self._let_go(sensor, buf)
         self._used[sensor] = buf[0]
         return buf[0]
+
+    def _stall_limit(self, sensor: str) -> float:
+        """Seconds without a frame after which the watchdog calls ``sensor``'s source stalled."""
+        src = next((t.source for t in self._threads if sensor in getattr(t.source, "sensors", ())), None)
+        period = getattr(src, "period_s", None) if src is not None else None
+        return self.stall_s or max(2.0, 10 * (period or 0.1))
 
     def _let_go(self, sensor: str, buf: deque[Frame]) -> None:
         """Drop the oldest buffered ``sensor`` frame; one no primary frame was matched with is counted as
@@ -639,6 +648,8 @@ class Pipeline:
 
     #: ``block`` mode with a task that decodes several results at once: at most this many per batch
     POST_BATCH = 4
+    #: the largest camera-LiDAR tolerance (--sync-ms): a minute, far past any sensor's period
+    MAX_SYNC_MS = 60_000.0
     _infer_s = 0.0  # the last inference's duration
     _post_s = 0.0  # the post stage's time per result (decoding + sinks) in its last batch
 
@@ -831,7 +842,7 @@ class Pipeline:
             src = t.source
             if not src.live or t.finished.is_set() or self._stop.is_set():
                 continue
-            limit = self.stall_s or max(2.0, 10 * (src.period_s or 0.1))
+            limit = self.stall_s or max(2.0, 10 * (src.period_s or 0.1))  # as _stall_limit
             if (now - t.last_frame_ns) / 1e9 > limit and self._stall_flag.get(id(t)) != t.last_frame_ns:
                 self._stall_flag[id(t)] = t.last_frame_ns  # one count per stall episode
                 self.stats.count("stalls")

@@ -324,6 +324,8 @@ def test_a_list_option_that_names_nothing_is_refused(work: Path, cmd: list[str],
 
 
 @pytest.mark.parametrize(("args", "needle"), [(["--sync-ms", "inf"], "--sync-ms inf"),
+                                             # finite, and past a float once in nanoseconds (a review)
+                                             (["--sync-ms", "1e308"], "from 0 to 60000"),
                                              (["--source", "synthetic:2:100000x100000"], "8192x8192")])
 def test_run_unbounded_numbers_refused(good_bundle: Path, work: Path, args: list[str], needle: str) -> None:
     """Before: OverflowError converting inf to ns, and a 112 GiB allocation for one synthetic frame."""

@@ -206,6 +206,34 @@ def test_required_secondary_sensor_skips_unmatched_frames() -> None:
     assert s["counters"]["unsynced"] == 4
 
 
+class SilentLidar(Source):
+    """A live LiDAR that never sends a frame (a sensor unplugged), polling for the end of the run."""
+
+    live, sensors, spec, period_s = True, ("lidar",), "silent", 0.1
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self.stalled():
+            time.sleep(0.01)
+        return
+        yield
+
+
+def test_a_silent_lidar_waits_no_longer_than_the_watchdog_whatever_the_tolerance() -> None:
+    """Found by a review: with --sync-ms 1e9 and a LiDAR that sent nothing, each camera frame waited the whole
+    tolerance (11 days) for a partner: a 2 s file ran for ever. The wait is capped by the watchdog's limit (here
+    0.3 s against the largest tolerance taken, a minute a frame)."""
+    task = EchoTask()
+    task.sensors = ("camera", "lidar")
+    cam = StampedSource("camera", [100.0 * i for i in range(3)], live=False)
+    t0 = time.monotonic()
+    s = Pipeline([cam, SilentLidar()], task, [ListSink()], policy="block", sync_tolerance_ms=60_000,
+                 stall_s=0.3).run(handle_signals=False)
+    assert time.monotonic() - t0 < 10 and s["counters"]["unsynced"] == 3
+    with pytest.raises(DataError, match=r"--sync-ms 1e\+308: the camera-LiDAR tolerance is a number of "
+                                        r"milliseconds from 0 to 60000"):
+        Pipeline([cam, SilentLidar()], task, [], sync_tolerance_ms=1e308)
+
+
 def test_missing_sensor_and_duplicate_sensor_are_one_line_errors() -> None:
     task = EchoTask()
     task.sensors = ("camera", "lidar")

@@ -126,7 +126,7 @@ class UdpReceiver:
             if now - checked >= self.timeout_s:  # also while packets flow but no frame comes out
                 checked = now
                 if stalled():
-                    raise SourceLost(f"{self.url}: stalled (watchdog)")
+                    raise SourceLost("stalled (watchdog)")  # the runner names the source
             if got is not None:
                 last, idled = now, False
                 yield got
@@ -135,7 +135,7 @@ class UdpReceiver:
                 idled = True
                 yield None
             if now - last >= silence_s:
-                raise SourceLost(f"{self.url}: no packets for {silence_s:.1f} s")
+                raise SourceLost(f"no packets for {silence_s:.1f} s")  # the runner names the source
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
