@@ -344,7 +344,7 @@ def from_labelled(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role:
     head = split_spec(spec)[0]
     if card.data is None or card.data.labelled is None:
         raise DataError(f"{head}: unsupported calibration source for model '{card.name}', which reads no labelled "
-                        "data of its own (use synthetic, a folder of images, a video or .npz/.npy)")
+                        f"data of its own (use {_kinds(card, cfg)})")
     try:
         samples, _what = labelled_samples(card, cfg, spec, "--calib")
     except DataError as e:  # say how it was read: a stray file (an image, a pcap) was taken for a label file
@@ -394,6 +394,8 @@ def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
     src = os.fspath(src)
     if src == "synthetic":
         return from_synthetic(card, cfg, size=size, role=role, seed=seed)
+    if src.startswith(SOURCE_PREFIXES):
+        return from_source(src, card, cfg, size=size, role=role)
     check_source(src)
     if _labelled_spec(src, card):
         return from_labelled(src, card, cfg, size=size, role=role, seed=seed)
@@ -403,6 +405,8 @@ def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
     if not p.exists():
         raise DataError(f"{src}: calibration source not found (use synthetic, a folder, a video, .npz/.npy, or "
                         "labelled data as edge val --data takes it)")
+    if p.suffix.lower() == ".npz" and p.is_file() and is_waveform_file(p):  # a recording, not step feeds
+        return from_source(f"waveform:{p}", card, cfg, size=size, role=role)
     if p.suffix.lower() in (".npz", ".npy"):
         ref = None
         if card.data is not None:
@@ -412,7 +416,73 @@ def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
         if not p.is_file():
             raise DataError(f"{p}: calibration video is not a file")
         return from_video(p, card, cfg, size=size, role=role)
-    raise DataError(f"{src}: unsupported calibration source (use synthetic, a folder, a video or .npz/.npy)")
+    raise DataError(f"{src}: unsupported calibration source (use {_kinds(card, cfg)})")
+
+
+#: the prefixes of the recorded sources `edge run --source` takes that calibrate through :func:`from_source`
+SOURCE_PREFIXES = ("waveform:", "multi:")
+
+
+def _kinds(card: Any, cfg: dict[str, Any]) -> str:
+    """What a calibration set may be for ``card``: camera frames only where it reads camera images (waveform-only
+    families were told to give images, which they then refused)."""
+    images = bool(card is not None and card.image_inputs(cfg))
+    return ", ".join(["synthetic", *(["a folder of images", "a video"] if images else []),
+                      "a recording edge run --source takes (waveform:FILE, multi:...)", ".npz/.npy of step feeds"])
+
+
+def is_waveform_file(path: Path) -> bool:
+    """An .npz in the edge waveform format (what `edge run --source waveform:FILE` replays), not a feeds archive."""
+    from edge.data.waveform import SCHEMA
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "schema" in z.files and str(z["schema"]) == SCHEMA
+    except Exception:  # not an archive, or a damaged one: from_arrays says what is wrong
+        return False
+
+
+def from_source(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration") -> SampleSet:
+    """The first ``size`` windows of the family's sequence length from a recorded source `edge run --source` reads
+    (frame sets by their ``seq``), each frame set through the card's preprocess as the stream's own: a waveform
+    model calibrates on a recorded waveform file. Frame sets are preprocessed as they are read; only feeds are kept."""
+    from edge.stream.sources import open_source
+
+    _split([], role, spec)
+    steps = card.data.sequence_length(cfg) if card.data is not None else 1
+    src = open_source(spec, card=card)
+    src.open()
+    seqs: list[list[Feeds]] = []
+    window: list[Feeds] = []
+    frames: dict[str, Frame] = {}
+    seq: int | None = None
+
+    def close_set() -> None:
+        try:
+            window.append(card.preprocessed(frames, cfg))
+        except DataError as e:
+            raise DataError(f"{spec}: frame set {seq}: {e}") from None
+        if len(window) == steps:
+            seqs.append(list(window))
+            window.clear()
+
+    try:
+        for f in src:
+            if seq is not None and f.seq != seq:
+                close_set()
+                frames = {}
+                if len(seqs) == size:
+                    break
+            seq = f.seq
+            frames[f.sensor] = f
+        else:
+            if frames:
+                close_set()
+    finally:
+        src.close()
+    if len(seqs) < size:
+        raise DataError(f"{spec}: {len(seqs)} windows of {steps} frame sets for {role}, asked for {size}")
+    return SampleSet(seqs, spec, role, [f"{spec}#{i}" for i in range(len(seqs))])
 
 
 def check_source(src: str) -> None:
@@ -420,6 +490,10 @@ def check_source(src: str) -> None:
     whether the family reads a labelled spec, is checked once the card is loaded)."""
     src = os.fspath(src)
     if src == "synthetic":
+        return
+    if src.startswith(SOURCE_PREFIXES):  # a recording: its file is checked as edge run checks it, when it opens
+        if src.startswith("waveform:") and not Path(src[len("waveform:"):].split(",")[0]).exists():
+            raise DataError(f"--calib {src}: no such waveform file")
         return
     from edge.val import _split as split_spec
     from edge.val import _synthetic

@@ -216,9 +216,13 @@ class PrecisionJob:
                         raw = str(self.calib)
                     named = {raw, str(Path(raw)), str(Path(raw).resolve())}  # as typed, normalised, absolute
                     msg = str(e)
-                    if msg.startswith("--calib") or any(n and msg.startswith((f"{n}:", f"{n}/", f"{n}{os.sep}"))
-                                                        for n in named):
-                        raise  # about the data itself, naming it (a truncated image, too few samples): its own words
+                    if msg.startswith("--calib"):
+                        raise
+                    own = next((n for n in sorted(named, key=len, reverse=True) if n and msg.startswith(f"{n}:")), None)
+                    if own is not None:  # about the set itself (too few samples, a video cut short): its own words,
+                        raise DataError(f"--calib {self.calib}:{msg[len(own) + 1:]}") from None  # named as --calib's
+                    if any(n and msg.startswith((f"{n}/", f"{n}{os.sep}")) for n in named):  # a file in it
+                        raise DataError(f"--calib {self.calib}: {msg}") from None
                     raise DataError(f"--calib {self.calib}: model '{self.card.name}' cannot take these samples "
                                     f"({e})") from None
             self.say(f"calibrating on {len(self._calib)} samples from {self._calib.source}")

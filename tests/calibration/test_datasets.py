@@ -225,8 +225,40 @@ def test_a_two_sensor_family_without_a_reader_keeps_its_advice(tmp_path: Path) -
 def test_labelled_calibration_needs_the_familys_reader(tmp_path: Path) -> None:
     card = get_card("pulsar")
     (tmp_path / "x.json").write_text("{}")
-    with pytest.raises(DataError, match=r"x\.json: unsupported calibration source for model 'pulsar'"):
+    with pytest.raises(DataError, match=r"x\.json: unsupported calibration source for model 'pulsar'") as e:
         load_samples(str(tmp_path / "x.json"), card, card.config("tiny"), size=1)
+    # a review: a waveform model was told to give images or a video, which it then refused
+    assert "images" not in str(e.value) and "video" not in str(e.value) and "waveform:FILE" in str(e.value)
+
+
+def test_a_recorded_waveform_file_calibrates_a_waveform_model(tmp_path: Path) -> None:
+    """Found by a review: a waveform model took no waveform recording as --calib (its own edge-waveform .npz, what
+    `edge run --source waveform:FILE` replays, was read as a feeds archive and refused). A recording a source spec
+    names (waveform:FILE, multi:...), or an .npz in the waveform format, calibrates through the card's preprocess,
+    windows of its sequence length, as the stream would feed it."""
+    from edge.data.waveform import write_waveform_file
+    from edge.models.pulsar.samples import synthetic
+
+    card = get_card("pulsar")
+    cfg = card.config("tiny")
+    ticks = list(synthetic(3, None, 5, attack="on", azimuths=cfg["azimuths"]))
+    path = write_waveform_file(tmp_path / "rec.npz", ticks[0]["waveform"][1]["layout"],
+                               np.stack([t["waveform"][0] for t in ticks]))
+    for spec in (str(path), f"waveform:{path}"):
+        s = load_samples(spec, card, cfg, size=3)
+        assert len(s) == 3 and s.source == f"waveform:{path}"
+        want = card.preprocess({"waveform": _frame(ticks[1]["waveform"][0])}, cfg)
+        assert np.array_equal(s.sequences[1][0]["waveform"], want["waveform"])
+    with pytest.raises(DataError, match=r"rec\.npz: 3 windows of 1 frame sets for calibration, asked for 4"):
+        load_samples(str(path), card, cfg, size=4)
+    with pytest.raises(DataError, match=r"--calib waveform:.*nope\.npz: no such waveform file"):
+        check_source(f"waveform:{tmp_path / 'nope.npz'}")
+
+
+def _frame(data: np.ndarray) -> object:
+    from edge.data.frame import Frame
+
+    return Frame(data, 0, 0, "waveform", {})
 
 
 def test_real_kitti_pairs_calibrate_a_two_sensor_family(real_data: Path) -> None:

@@ -284,6 +284,20 @@ def test_empty_config_and_udp_target_are_refused(good_bundle: Path, work: Path) 
     assert listing(work) == []
 
 
+def test_a_calibration_set_too_small_names_calib(work: Path) -> None:
+    """Found by a review: errors about a --calib set in its own words began with its path alone ("one: 1 images
+    available for calibration, asked for 4"), others with "--calib SPEC:": each names --calib now."""
+    np = pytest.importorskip("numpy")
+    cv2 = pytest.importorskip("cv2")
+    (work / "one").mkdir()
+    cv2.imwrite(str(work / "one" / "a.png"), np.zeros((40, 60, 3), np.uint8))
+    r = cli(EXPORT, "lane", "--config", "tiny", "--to", "onnx", "--precision", "fp32,int8", "--calib", "one",
+            "--calib-size", "4", "--out", work / "b", cwd=work)
+    line = assert_one_line_error(r, "--calib one: 1 images available for calibration, asked for 4")
+    assert line.count("one") == 1
+    assert listing(work) == ["one"]
+
+
 def test_a_calibration_source_is_checked_even_when_unused(work: Path) -> None:
     """`--calib /nonexist` with an fp32 export wrote the bundle without a word (only int8 checked it); a set that
     exists but is unused is said once."""
