@@ -406,7 +406,7 @@ def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
         raise DataError(f"{src}: calibration source not found (use synthetic, a folder, a video, .npz/.npy, or "
                         "labelled data as edge val --data takes it)")
     if p.suffix.lower() == ".npz" and p.is_file() and is_waveform_file(p):  # a recording, not step feeds
-        return from_source(f"waveform:{p}", card, cfg, size=size, role=role)
+        return from_source(f"waveform:{p}", card, cfg, size=size, role=role, given=src)
     if p.suffix.lower() in (".npz", ".npy"):
         ref = None
         if card.data is not None:
@@ -442,16 +442,26 @@ def is_waveform_file(path: Path) -> bool:
         return False
 
 
-def from_source(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration") -> SampleSet:
+def from_source(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",
+                given: str | None = None) -> SampleSet:
     """The first ``size`` windows of the family's sequence length from a recorded source `edge run --source` reads
     (frame sets by their ``seq``), each frame set through the card's preprocess as the stream's own: a waveform
-    model calibrates on a recorded waveform file. Frame sets are preprocessed as they are read; only feeds are kept."""
+    model calibrates on a recorded waveform file. Frame sets are preprocessed as they are read; only feeds are kept.
+    Errors name ``--calib`` and the spec as the user gave it (``given``: a bare .npz read as ``waveform:FILE``)."""
     from edge.stream.sources import open_source
 
-    _split([], role, spec)
+    where = f"--calib {given or spec}"
+    _split([], role, where)
+    if card.command is not None:  # a recording carries no text command, which every frame set needs here
+        raise DataError(f"{where}: model '{card.name}' reads its {card.command.key} beside its frames (edge run "
+                        "--command), which a recording does not carry; calibrate with synthetic or an .npz of step "
+                        "feeds")
     steps = card.data.sequence_length(cfg) if card.data is not None else 1
-    src = open_source(spec, card=card)
-    src.open()
+    try:
+        src = open_source(spec, card=card)
+        src.open()
+    except DataError as e:
+        raise DataError(f"{where}: {e}") from None
     seqs: list[list[Feeds]] = []
     window: list[Feeds] = []
     frames: dict[str, Frame] = {}
@@ -461,7 +471,7 @@ def from_source(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
         try:
             window.append(card.preprocessed(frames, cfg))
         except DataError as e:
-            raise DataError(f"{spec}: frame set {seq}: {e}") from None
+            raise DataError(f"{where}: frame set {seq}: {e}") from None
         if len(window) == steps:
             seqs.append(list(window))
             window.clear()
@@ -481,7 +491,7 @@ def from_source(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
     finally:
         src.close()
     if len(seqs) < size:
-        raise DataError(f"{spec}: {len(seqs)} windows of {steps} frame sets for {role}, asked for {size}")
+        raise DataError(f"{where}: {len(seqs)} windows of {steps} frame sets for {role}, asked for {size}")
     return SampleSet(seqs, spec, role, [f"{spec}#{i}" for i in range(len(seqs))])
 
 
@@ -492,8 +502,10 @@ def check_source(src: str) -> None:
     if src == "synthetic":
         return
     if src.startswith(SOURCE_PREFIXES):  # a recording: its file is checked as edge run checks it, when it opens
-        if src.startswith("waveform:") and not Path(src[len("waveform:"):].split(",")[0]).exists():
-            raise DataError(f"--calib {src}: no such waveform file")
+        from edge.stream.sources import spec_options
+
+        if src.startswith("waveform:") and not Path(spec_options(src[len("waveform:"):])[0]).exists():
+            raise DataError(f"--calib {src}: no such waveform file")  # split as edge run splits it
         return
     from edge.val import _split as split_spec
     from edge.val import _synthetic

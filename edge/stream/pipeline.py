@@ -572,10 +572,13 @@ class Pipeline:
         return buf[0]
 
     def _stall_limit(self, sensor: str) -> float:
-        """Seconds without a frame after which the watchdog calls ``sensor``'s source stalled."""
+        """Seconds without a frame after which the watchdog calls ``sensor``'s live source stalled; infinite for a
+        source that is not live (the watchdog leaves it alone: a file's slow decode is no stall, and capping the
+        wait there lost matches a large tolerance made, a review found)."""
         src = next((t.source for t in self._threads if sensor in getattr(t.source, "sensors", ())), None)
-        period = getattr(src, "period_s", None) if src is not None else None
-        return self.stall_s or max(2.0, 10 * (period or 0.1))
+        if src is None or not src.live:
+            return math.inf
+        return self.stall_s or max(2.0, 10 * (getattr(src, "period_s", None) or 0.1))
 
     def _let_go(self, sensor: str, buf: deque[Frame]) -> None:
         """Drop the oldest buffered ``sensor`` frame; one no primary frame was matched with is counted as

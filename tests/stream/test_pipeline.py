@@ -229,6 +229,13 @@ def test_a_silent_lidar_waits_no_longer_than_the_watchdog_whatever_the_tolerance
     s = Pipeline([cam, SilentLidar()], task, [ListSink()], policy="block", sync_tolerance_ms=60_000,
                  stall_s=0.3).run(handle_signals=False)
     assert time.monotonic() - t0 < 10 and s["counters"]["unsynced"] == 3
+    # a secondary that is not live is the watchdog's to leave alone: a large tolerance still waits for it (a review:
+    # a file's frame 3 s off and 3 s late was lost under the cap)
+    lid = StampedSource("lidar", [3000.0], live=False)
+    sink = ListSink()
+    Pipeline([StampedSource("camera", [0.0], live=False), lid], task, [sink], policy="block",
+             sync_tolerance_ms=5000, stall_s=0.3).run(handle_signals=False)
+    assert [(r["cam"], r["lid"]) for r in sink.records] == [(0, 0)]
     with pytest.raises(DataError, match=r"--sync-ms 1e\+308: the camera-LiDAR tolerance is a number of "
                                         r"milliseconds from 0 to 60000"):
         Pipeline([cam, SilentLidar()], task, [], sync_tolerance_ms=1e308)
