@@ -117,6 +117,10 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
                         "data.labelled); synthetic[:N] scores its held-out synthetic set")
     path = Path(head)
     if not path.exists():
+        prefix, colon, rest = head.partition(":")
+        if colon and prefix.isalpha() and rest and Path(rest).exists():  # edge run's kitti:FOLDER, typed here
+            raise DataError(f"{path}: no such file or folder; {option} takes the path itself ({rest}), not a source "
+                            f"spec ({prefix}: is edge run --source's)")
         raise DataError(f"{path}: no such file or folder ({option} takes {reader.formats})")
     unknown = [k for k in opts if k not in keyword_options(reader.read, 2)]
     if unknown:  # checked before the call: a key named like the reader's own parameters (cfg=) was a TypeError

@@ -384,6 +384,15 @@ def test_an_option_given_twice_is_refused(real_data: Path) -> None:
     assert spec_options("a.mp4,fps=5") == ("a.mp4", {"fps": "5"})
 
 
+def test_a_source_prefix_typed_before_a_data_path_is_named(tmp_path: Path) -> None:
+    """A final review: `--data kitti:FOLDER` (edge run's source spec) said only "no such file or folder"; the line now
+    says to give the path itself."""
+    card = _card("nativecross")
+    with pytest.raises(DataError, match=rf"kitti:{tmp_path}: no such file or folder; --data takes the path itself "
+                                        rf"\({tmp_path}\), not a source spec \(kitti: is edge run --source's\)"):
+        labelled_samples(card, card.config("tiny"), f"kitti:{tmp_path}")
+
+
 def test_one_synthetic_set_spelled_two_ways_is_given_twice() -> None:
     """Found by a review: `--data synthetic:2 --data synthetic:2,seed=0` (seed 0 is the default) and `--data
     synthetic --data synthetic:40` scored one set twice, the count doubled; `synthetic:` took the default count."""
