@@ -41,6 +41,11 @@ def _synthetic(head: str) -> bool:
     return head == "synthetic" or head.startswith("synthetic:")
 
 
+def _synthetic_count(head: str) -> str:
+    """The count of a ``synthetic[:N]`` head as written: the default for ``synthetic``, "" for ``synthetic:``."""
+    return head.partition(":")[2] or ("" if head.endswith(":") else str(SYNTHETIC_DEFAULT))
+
+
 def _spec_key(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """A data spec's identity: its path resolved, and its options with any value naming an existing path resolved too
     (``images=X/`` is ``images=X``); split as the readers split it (a comma inside a file name stays in the name). A
@@ -50,8 +55,7 @@ def _spec_key(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     except (EdgeError, ValueError, OSError):
         return spec, ()
     if _synthetic(head):  # its count and seed as read (synthetic is synthetic:40, seed 0 the default): one set
-        count = "" if head == "synthetic:" else head.partition(":")[2] or str(SYNTHETIC_DEFAULT)
-        seed = opts.get("seed", "0")
+        count, seed = _synthetic_count(head), opts.get("seed", "0")
         if set(opts) - {"seed"} or not all(v.isascii() and v.isdigit() for v in (count, seed)):
             return spec, ()  # malformed: refused by its reader in its own words, not as "given twice"
         return f"synthetic:{int(count)}", (("seed", str(int(seed))),)
@@ -101,7 +105,7 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
     if _synthetic(head):
         if card.data is None:
             raise EdgeError(f"{option} {spec}: model '{card.name}' declares no data (card.data)")
-        count = head.partition(":")[2] or ("" if head.endswith(":") else str(SYNTHETIC_DEFAULT))  # "synthetic:"
+        count = _synthetic_count(head)
         unknown = sorted(set(opts) - {"seed"})
         if unknown or not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= SYNTHETIC_MAX:
             raise DataError(f"{option} {spec}: use synthetic[:N][,seed=S], N 1..{SYNTHETIC_MAX}"

@@ -40,7 +40,7 @@ from edge.calibration.gate import within_budget
 from edge.calibration.ov_pays import ov_reason as _ov_reason
 from edge.calibration.ov_pays import time_irs as _time_irs
 from edge.calibration.quantize import MIN_INT8_DOT, short_dots
-from edge.errors import ExportError, first_line
+from edge.errors import DataError, ExportError, first_line
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FP16_RTOL = 1e-2
@@ -201,8 +201,6 @@ class PrecisionJob:
             # only the feeds the scored programs read (their graphs and host stages): not, say, a host-only
             # stage's inputs of a program whose gates are another's, which nothing records
             specs = [self.card.program(p) for p in self.scored()]
-            from edge.errors import DataError
-
             with feeds_for({x for s in specs for x in (*s.graphs, *s.host_stages)}):
                 try:
                     self._calib = load_samples(self.calib, self.card, self.cfg, size=self.calib_size,

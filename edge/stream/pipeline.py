@@ -575,10 +575,12 @@ class Pipeline:
         """Seconds without a frame after which the watchdog calls ``sensor``'s live source stalled; infinite for a
         source that is not live (the watchdog leaves it alone: a file's slow decode is no stall, and capping the
         wait there lost matches a large tolerance made, a review found)."""
-        src = next((t.source for t in self._threads if sensor in getattr(t.source, "sensors", ())), None)
-        if src is None or not src.live:
-            return math.inf
-        return self.stall_s or max(2.0, 10 * (getattr(src, "period_s", None) or 0.1))
+        src = self._source_of.get(sensor)
+        return self._watchdog_limit(src) if src is not None and src.live else math.inf
+
+    def _watchdog_limit(self, src: Source) -> float:
+        """Seconds a live source may go without a frame: ``stall_s``, by default max(2 s, 10 frame periods)."""
+        return self.stall_s or max(2.0, 10 * (src.period_s or 0.1))
 
     def _let_go(self, sensor: str, buf: deque[Frame]) -> None:
         """Drop the oldest buffered ``sensor`` frame; one no primary frame was matched with is counted as
@@ -845,7 +847,7 @@ class Pipeline:
             src = t.source
             if not src.live or t.finished.is_set() or self._stop.is_set():
                 continue
-            limit = self.stall_s or max(2.0, 10 * (src.period_s or 0.1))  # as _stall_limit
+            limit = self._watchdog_limit(src)
             if (now - t.last_frame_ns) / 1e9 > limit and self._stall_flag.get(id(t)) != t.last_frame_ns:
                 self._stall_flag[id(t)] = t.last_frame_ns  # one count per stall episode
                 self.stats.count("stalls")

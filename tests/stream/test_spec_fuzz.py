@@ -6,6 +6,8 @@ Nothing here opens a device or a file: building a source does not read it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -36,6 +38,15 @@ def _spec(templates: list[str], keys: list[str]) -> st.SearchStrategy[str]:
                      st.integers(0, 80)).map(lambda x: x.replace("\0", "{d}"))
 
 
+def _parsed(parse: Any, arg: Any, error: type[Exception]) -> Any:
+    """``parse(arg)``, or None when it refused ``arg`` with ``error`` in one line (anything else escapes)."""
+    try:
+        return parse(arg)
+    except error as e:
+        assert "\n" not in str(e)
+        return None
+
+
 @settings(FUZZ, max_examples=800)
 @given(raw=st.one_of(_spec(SOURCES, ["fps", "index", "seed", "frames", "loop"]), st.text(max_size=40)))
 def test_source_specs_build_or_are_one_line(raw: str, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -43,11 +54,8 @@ def test_source_specs_build_or_are_one_line(raw: str, tmp_path_factory: pytest.T
 
     d = tmp_path_factory.getbasetemp() / "spec_folder"
     d.mkdir(exist_ok=True)
-    spec = raw.replace("{d}", str(d))
-    try:
-        src = open_source(spec)
-    except DataError as e:
-        assert "\n" not in str(e)
+    src = _parsed(open_source, raw.replace("{d}", str(d)), DataError)
+    if src is None:
         return
     assert src.sensors
     fps = getattr(src, "fps", None)
@@ -60,12 +68,10 @@ def test_lidar_specs_build_or_are_one_line(raw: str, tmp_path_factory: pytest.Te
     from edge.stream.sources.lidar import parse_lidar_spec
 
     d = tmp_path_factory.getbasetemp() / "spec_folder"
-    spec = raw.replace("{d}", str(d))
-    try:
-        kind, target, opts = parse_lidar_spec(spec)
-    except DataError as e:
-        assert "\n" not in str(e)
+    parsed = _parsed(parse_lidar_spec, raw.replace("{d}", str(d)), DataError)
+    if parsed is None:
         return
+    kind, target, opts = parsed
     assert kind in ("velodyne", "ouster") and target
     assert not (target.startswith("udp://") and "port" in opts)  # a udp:// address carries its own port
 
@@ -80,12 +86,8 @@ SET_ITEMS = st.one_of(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["keep"
 def test_set_options_parse_or_are_one_line(items: list[str]) -> None:
     from edge.cli.export_cmd import parse_options
 
-    try:
-        out = parse_options(items)
-    except ExportError as e:
-        assert "\n" not in str(e)
-        return
-    assert len(out) == len(items)  # each given once, none dropped
+    out = _parsed(parse_options, items, ExportError)
+    assert out is None or len(out) == len(items)  # each given once, none dropped
 
 
 @FUZZ
@@ -95,9 +97,5 @@ def test_set_options_parse_or_are_one_line(items: list[str]) -> None:
 def test_dim_ranges_parse_or_are_one_line(items: list[str]) -> None:
     from edge.runtimes.trt_engine import parse_dim_ranges
 
-    try:
-        out = parse_dim_ranges(items)
-    except SpecError as e:
-        assert "\n" not in str(e)
-        return
-    assert len(out) == len(items) and all(1 <= lo <= opt <= hi for lo, opt, hi in out.values())
+    out = _parsed(parse_dim_ranges, items, SpecError)
+    assert out is None or (len(out) == len(items) and all(1 <= lo <= opt <= hi for lo, opt, hi in out.values()))

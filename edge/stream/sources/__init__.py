@@ -140,16 +140,21 @@ def spec_options(spec: str) -> tuple[str, dict[str, str]]:
 FPS_RANGE = (1e-3, 1000.0)
 
 
+def check_fps(fps: float, said: str) -> float:
+    """``fps`` when it is in :data:`FPS_RANGE` (NaN is not), else a one-line DataError: ``said`` (which names the
+    source and the value) "must be in [0.001, 1000]"."""
+    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise DataError(f"{said} must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}]")
+    return fps
+
+
 def fps_option(spec: str, opts: dict[str, str], default: float = 10.0) -> float:
     """``fps=`` of a file source's options: a one-line DataError when it is not a number in :data:`FPS_RANGE`."""
     try:
         fps = float(opts.get("fps", default))
     except ValueError:
         raise DataError(f"bad source '{spec}': fps={opts['fps']} is not a number") from None
-    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:  # NaN fails this too
-        raise DataError(f"bad source '{spec}': fps={opts.get('fps', default)} must be in "
-                        f"[{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}]")
-    return fps
+    return check_fps(fps, f"bad source '{spec}': fps={opts.get('fps', default)}")
 
 
 def _int_option(spec: str, opts: dict[str, str], key: str, default: int, lowest: int = 1) -> int:

@@ -27,10 +27,9 @@ class ImageFolderSource(Source):
 
     def __init__(self, spec: str, folder: str | Path, *, fps: float = 10.0, realtime: bool = False,
                  max_frames: int = 0) -> None:
-        from edge.stream.sources import FPS_RANGE
+        from edge.stream.sources import check_fps
 
-        if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:  # NaN fails this too; 1e-320 overflowed the clock
-            raise DataError(f"{spec}: fps {fps} must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}]")
+        check_fps(fps, f"{spec}: fps {fps}")  # 1e-320 overflowed the clock
         self.spec, self.folder = spec, Path(folder)
         self.fps, self.period_s = float(fps), 1.0 / float(fps)
         self.realtime = self.live = realtime

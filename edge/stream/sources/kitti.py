@@ -39,10 +39,9 @@ class KittiSource(Source):
 
     def __init__(self, folder: str | Path, *, index: str | None = None, realtime: bool = False,
                  fps: float = 10.0, max_frames: int = 0) -> None:
-        from edge.stream.sources import FPS_RANGE
+        from edge.stream.sources import check_fps
 
-        if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:  # NaN fails this too (it turned pacing off; 1e-320 overflowed
-            raise DataError(f"kitti:{folder}: fps {fps} must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}]")  # the clock)
+        check_fps(fps, f"kitti:{folder}: fps {fps}")  # NaN turned pacing off; 1e-320 overflowed the clock
         self.folder = Path(folder)
         self.spec = f"kitti:{folder}"
         self.index = index

@@ -132,6 +132,7 @@ class MultiSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         iters = [(name, iter(src)) for name, src in self.parts]
+        by_name = dict(iters)
         seq, expected = 0, 0
         while not (self.max_frames and seq >= self.max_frames):
             got = []
@@ -141,7 +142,7 @@ class MultiSource(Source):
                     self.ended, self.steps = name, seq
                     return
                 got.append((name, f))
-            got = self._aligned(got, dict(iters), seq)
+            got = self._aligned(got, by_name, seq)
             if got is None:
                 return
             at = got[0][1].meta.get("position")
