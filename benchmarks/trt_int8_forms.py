@@ -1,10 +1,11 @@
 """What TensorRT's INT8 graphs hold, per bundle: how many float layers the symmetric QDQ graph runs in fp32
 under TensorRT's strong typing and how many its fp16 form (``*.int8-fp16.onnx``) runs in fp16, how many
 nodes the form kept fp32 (range and deviation checks), and the program gate of that form (scored on its
-fp16-storage emulation in ONNX Runtime).
+fp16-storage emulation in ONNX Runtime); and the same for the fp16 precision (``*.fp16.onnx``, what TensorRT
+builds for ``--precision fp16``): its census, the nodes kept fp32, its parity and its program gate.
 
 No GPU here: this measures the graphs and the accuracy TensorRT's engine would be built from, not its
-speed. Each BUNDLE must have been exported with ``--precision int8``.
+speed. Each BUNDLE must have been exported with ``--precision int8`` or ``fp16`` (or both).
 
     python benchmarks/trt_int8_forms.py BUNDLE [BUNDLE ...] [--out benchmarks/results/trt_int8_forms.json]
 """
@@ -52,22 +53,34 @@ def main() -> None:
         b = Bundle.load(path)
         graphs = {}
         for g in b.graphs:
-            sym = b.artifact(name=f"onnx-int8-{g}")
-            chosen = onnx_for(b, g, "int8")
-            q = chosen.get("quantization", {})
-            graphs[g] = {"tensorrt_builds": chosen["file"], "symmetric": census(b.file(sym["file"])),
-                         "fp16_form": census(b.file(chosen["file"])) if chosen["file"] != sym["file"] else None,
-                         "kept_fp32_nodes": len(q.get("kept_fp32_nodes", [])),
-                         "fp16_range": q.get("fp16_range"), "parity_vs_fp32": chosen.get("parity")}
+            graphs[g] = {}
+            sym = next((a for a in b.artifacts if a["name"] == f"onnx-int8-{g}"), None)
+            if sym is not None:
+                chosen = onnx_for(b, g, "int8")
+                q = chosen.get("quantization", {})
+                graphs[g].update({
+                    "tensorrt_builds": chosen["file"], "symmetric": census(b.file(sym["file"])),
+                    "fp16_form": census(b.file(chosen["file"])) if chosen["file"] != sym["file"] else None,
+                    "kept_fp32_nodes": len(q.get("kept_fp32_nodes", [])), "fp16_range": q.get("fp16_range"),
+                    "parity_vs_fp32": chosen.get("parity")})
+            half = next((a for a in b.artifacts if a["name"] == f"onnx-fp16-{g}"), None)
+            if half is not None:
+                q = half.get("quantization", {})
+                graphs[g]["fp16_precision"] = {"file": half["file"], "census": census(b.file(half["file"])),
+                                               "kept_fp32_nodes": len(q.get("kept_fp32_nodes", [])),
+                                               "fp16_range": q.get("fp16_range"), "parity_vs_torch": half.get("parity")}
         gates = {p: rec.get("gates", {}).get("tensorrt", {}).get("int8-fp16")
                  for p, rec in b.manifest.get("programs", {}).items()}
+        fp16 = {p: rec.get("gates", {}).get("onnxruntime", {}).get("fp16")
+                for p, rec in b.manifest.get("programs", {}).items()}
         fp32 = {p: (rec.get("gates", {}).get("onnxruntime", {}).get("fp32") or {}).get("metric")
                 for p, rec in b.manifest.get("programs", {}).items()}
         sym_int8 = {p: ((rec.get("gates", {}).get("onnxruntime", {}).get("int8") or {}).get("symmetric_qdq")
                         or rec.get("gates", {}).get("onnxruntime", {}).get("int8") or {}).get("metric")
                     for p, rec in b.manifest.get("programs", {}).items()}
         rows.append({"bundle": str(path), "model": b.model_name, "metric": (b.manifest.get("task") or {}).get("metric"),
-                     "fp32": fp32, "int8_symmetric": sym_int8, "int8_fp16_gate": gates, "graphs": graphs})
+                     "fp32": fp32, "int8_symmetric": sym_int8, "int8_fp16_gate": gates, "fp16_gate": fp16,
+                     "graphs": graphs})
         print(json.dumps(rows[-1], indent=1)[:3000])
     atomic_write_text(args.out, json.dumps({"rows": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -52,7 +52,7 @@ os.environ["EDGE_ORT_INT8_CONVS"] = "all"
 # in float those slower in int8 here); tests/calibration/test_ov_pays.py times for real
 os.environ["EDGE_OV_INT8_OPS"] = "all"
 # TensorRT's INT8 form (fp16 float layers, edge.calibration.trt_int8) adds 5-25 s to each INT8 export; only
-# its own tests (tests/export/test_precisions.py, tests/calibration/test_qdq_fp16.py) turn it on
+# its own tests (tests/export/test_precisions.py, tests/calibration/test_fp16.py) turn it on
 os.environ["EDGE_TRT_INT8_FORM"] = "off"
 
 

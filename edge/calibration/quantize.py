@@ -18,8 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge.calibration.datasets import FeedSet
 from edge.errors import ExportError, first_line
 
@@ -212,50 +210,3 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
             "per_channel": per_channel, "symmetric": symmetric, "activations": activations,
             "trained_scales": len(tensor_scales or {}), "outputs_quantized": quantize_outputs,
             "calibration": {"source": calib.source, "samples": len(calib)}}
-
-
-#: the largest finite float16
-FP16_MAX = 65504.0
-
-
-def fp16_range(src: str | os.PathLike[str], feeds: Mapping[str, np.ndarray]) -> tuple[float, str] | None:
-    """The largest magnitude any float value of the fp32 graph ``src`` takes on ``feeds`` and the op type making it,
-    when it is past float16's range (None otherwise, or when the graph cannot be run so): why an fp16 form of a graph
-    that computes geometry in pixels and metres squared (a camera-LiDAR refinement step: 1.8e10) comes out NaN."""
-    import onnx
-    import onnxruntime as ort
-
-    try:
-        model = onnx.shape_inference.infer_shapes(onnx.load(str(src)))
-        typed = {v.name: v for v in model.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
-        have = {o.name for o in model.graph.output}
-        made = {o: n.op_type for n in model.graph.node for o in n.output}
-        model.graph.output.extend(typed[o] for o in made if o in typed and o not in have)
-        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        names = [o.name for o in sess.get_outputs()]
-        wanted = {i.name for i in sess.get_inputs()}
-        got = sess.run(None, {k: np.asarray(v) for k, v in feeds.items() if k in wanted})
-    except Exception:  # a graph with external data, an op only a lowered form has: no answer, not an error
-        return None
-    top, where = 0.0, ""
-    for name, value in zip(names, got, strict=True):
-        if value.dtype == np.float32 and value.size:
-            m = float(np.max(np.abs(np.where(np.isfinite(value), value, 0.0))))
-            if m > top:
-                top, where = m, made.get(name, "input")
-    return (top, where) if top > FP16_MAX else None
-
-
-def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
-                 keep_fp32: Sequence[str] = FP16_KEEP) -> dict[str, Any]:
-    """Write an fp16 copy of ``src`` whose inputs and outputs stay fp32 (callers feed the same arrays)."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    try:
-        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, op_block_list=list(keep_fp32))
-        onnx.save(model, str(dst))
-    except Exception as e:
-        msg = first_line(e)
-        raise ExportError(f"{Path(src).name}: FP16 conversion failed ({msg})") from None
-    return {"format": "fp16", "io": "float32", "kept_fp32_ops": list(keep_fp32)}

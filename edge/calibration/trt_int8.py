@@ -4,7 +4,7 @@ TensorRT builds strongly typed networks here (10.x with the flag, 11.x always): 
 tensor types, so in the symmetric QDQ graphs (:func:`edge.calibration.precision._int8`) every layer left
 unquantized ran in fp32 on the GPU and each DequantizeLinear handed fp32 on (``trtexec --int8 --fp16``'s
 behaviour needs the weakly typed builder flags 11.x removed). For each graph of the export this writes
-``<stem>.int8-fp16.onnx`` (:mod:`edge.calibration.qdq_fp16`: fp16 float tensors and Q/DQ scales,
+``<stem>.int8-fp16.onnx`` (:mod:`edge.calibration.fp16`: fp16 float tensors and Q/DQ scales,
 reductions and normalisations kept fp32 as in the fp16 precision, and the nodes fp16 cannot carry on the
 calibration feeds; fp32 I/O), what NVIDIA's ModelOpt writes with an fp16 high-precision type. Each
 program made of them is scored against the same budget as the other INT8 forms on ONNX Runtime, run as
@@ -41,9 +41,9 @@ def enabled() -> bool:
 
 def add_trt_int8(w: Any, report: dict[str, Any], job: Any) -> None:
     """Derive, score and keep (or not) the TensorRT INT8 form of every graph; see the module docstring."""
+    from edge.calibration.fp16 import FP16_RANGE_FEEDS, fp16_form
     from edge.calibration.gate import within_budget
     from edge.calibration.precision import PARITY_SAMPLES, _all_or_none, _artifact, _evenly, _fp32_files, _run
-    from edge.calibration.qdq_fp16 import FP16_RANGE_FEEDS, qdq_fp16_form
     from edge.export.api import artifact_name
     from edge.parity import worst_rel
 
@@ -70,7 +70,7 @@ def add_trt_int8(w: Any, report: dict[str, Any], job: Any) -> None:
             emu.parent.mkdir(exist_ok=True)
             io = job.job(g).io
             try:
-                infos[g] = qdq_fp16_form(w.path_for(sym["file"]), dst, _evenly(cal[g], FP16_RANGE_FEEDS),
+                infos[g] = fp16_form(w.path_for(sym["file"]), dst, _evenly(cal[g], FP16_RANGE_FEEDS),
                                          emulation=emu)
                 rel[g] = max([0.0, *(worst_rel(_run(src[g], io, f), _run(str(emu), io, f))
                                      for f in ev[g][:PARITY_SAMPLES])])

@@ -13,7 +13,8 @@ pytest.importorskip("onnxruntime")
 
 import edge  # noqa: E402
 from edge.calibration.datasets import FeedSet  # noqa: E402
-from edge.calibration.quantize import convert_fp16, quantize_int8  # noqa: E402
+from edge.calibration.fp16 import convert_fp16  # noqa: E402
+from edge.calibration.quantize import quantize_int8  # noqa: E402
 from edge.errors import ExportError  # noqa: E402
 from edge.models.lane import card as lane  # noqa: E402
 from edge.parity import compare  # noqa: E402

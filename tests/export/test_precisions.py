@@ -190,7 +190,7 @@ def test_tensorrt_form_over_budget_or_unmade_is_not_kept(tmp_path: Path, monkeyp
     """A program whose fp16 form misses the budget (forced: it scores 200 points under fp32), or whose graph
     cannot be converted (forced), keeps none of it, says so, and TensorRT builds the symmetric graph as
     before."""
-    from edge.calibration import precision, qdq_fp16
+    from edge.calibration import fp16, precision
     from edge.errors import ExportError
     from edge.export.api import export_card
     from edge.runtimes.trt_engine import onnx_for
@@ -208,7 +208,7 @@ def test_tensorrt_form_over_budget_or_unmade_is_not_kept(tmp_path: Path, monkeyp
     if why == "budget":
         monkeypatch.setattr(precision.PrecisionJob, "metric", low)
     else:
-        monkeypatch.setattr(qdq_fp16, "convert_qdq_fp16", refuse)
+        monkeypatch.setattr(fp16, "convert_fp16", refuse)
     said: list[str] = []
     b, rep = export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "int8"],
                          calib_size=3, eval_size=4, max_drop=100.0, progress=said.append)
@@ -366,3 +366,24 @@ def test_a_bad_int8_timing_mode_is_one_line_before_any_work(tmp_path: Path, env:
              env={env: "fastest"})
     assert r.returncode == 2 and r.stderr.strip() == f"error: {env}='fastest': choose one of timed, all"
     assert not (tmp_path / "b").exists()
+
+
+def test_fp16_over_the_budget_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp16 is gated on the program's metric like INT8 (it was written whatever the metric said, on tensor
+    parity alone): forced 200 points under fp32, the export fails in one line and writes nothing."""
+    from edge.calibration import precision
+    from edge.errors import ExportError
+    from edge.export.api import export_card
+
+    real = precision.PrecisionJob.metric
+
+    def low(self, pname, files, backend="onnxruntime", **options):  # type: ignore[no-untyped-def]
+        m = real(self, pname, files, backend, **options)
+        return m - 200.0 if any(f.endswith(".fp16.onnx") for f in files.values()) else m
+
+    monkeypatch.setattr(precision.PrecisionJob, "metric", low)
+    with pytest.raises(ExportError, match=r"^clip fp16: TuSimple accuracy .* \(drop 200\) misses the --max-drop "
+                                          r".* budget; nothing was written$") as e:
+        export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "fp16"],
+                    eval_size=2)
+    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()

@@ -513,10 +513,15 @@ def test_an_fp32_metric_of_nan_is_said_before_any_quantizing(toyfam: Any, regist
         export_card("toynanmetric", tmp_path / "b", config="tiny", precisions=["fp32", "int8"], calib_size=4,
                     eval_size=4)
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
-    # fp16 has no budget to hold: it is exported whatever the metric says
-    export_card("toynanmetric", tmp_path / "h", config="tiny", precisions=["fp32", "fp16"], eval_size=4)
-    arts = json.loads((tmp_path / "h" / "manifest.json").read_text())["artifacts"]
-    assert any(a["precision"] == "fp16" for a in arts)
+    assert "no INT8 form" in str(e.value)
+    # fp16 is gated on the metric too (it was exported whatever the metric said)
+    with pytest.raises(ExportError, match=r"the fp32 colour accuracy is nan .* no fp16 form can be gated") as e:
+        export_card("toynanmetric", tmp_path / "h", config="tiny", precisions=["fp32", "fp16"], eval_size=4)
+    assert "\n" not in str(e.value) and not (tmp_path / "h").exists()
+    # and fp32 alone has nothing to gate: written
+    export_card("toynanmetric", tmp_path / "f", config="tiny", precisions=["fp32"], eval_size=4)
+    arts = json.loads((tmp_path / "f" / "manifest.json").read_text())["artifacts"]
+    assert any(a["precision"] == "fp32" for a in arts)
 
 
 class _Pooled(torch.nn.Module):

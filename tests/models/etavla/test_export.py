@@ -131,3 +131,33 @@ def test_auto_for_tensorrt_exports_masked_attention_as_the_standard_op(tmp_path:
     assert not (tmp_path / "p").exists()
     export_card("etavla", tmp_path / "p", config="tiny", attention="plugin", targets=("onnx",))
     assert "onnx_graphs" not in edge.Bundle.load(tmp_path / "p").manifest["attention"]
+
+
+def test_fp16_form_is_judged_on_its_float_outputs_and_the_metric(tmp_path: Path) -> None:
+    """The policy returns the indices of the tokens it keeps beside its waypoints. With the tiny config's random
+    weights attention scores nearly tie, fp16 picks other tokens, and the indices' 'relative error' (7 for 5)
+    refused the fp16 form at 40 % although the waypoints moved under 1 %. Index outputs now count as the share
+    that changed (recorded); the float outputs are held to the fp16 bound and the program to the metric."""
+    from edge.calibration.precision import FP16_BROKEN
+    from edge.export.api import export_card
+
+    b, _ = export_card("etavla", tmp_path / "b", config="tiny", precisions=["fp32", "fp16"], eval_size=4)
+    art = b.artifact(name="onnx-fp16-policy")
+    assert art["parity"]["max_rel"] <= FP16_BROKEN and 0.0 <= art["parity"]["changed_share"] <= 1.0
+    gate = b.manifest["programs"]["stream"]["gates"]["onnxruntime"]["fp16"]
+    assert gate["drop"] <= gate["max_drop"]
+
+
+def test_fp16_parity_helpers_on_hand_made_outputs() -> None:
+    import numpy as np
+
+    from edge.calibration.precision import changed_share, fp16_rel
+
+    ref = {"w": np.array([1.0, -2.0], np.float32), "kept": np.array([5, 6, 7, 8])}
+    got = {"w": np.array([1.1, -2.0], np.float32), "kept": np.array([5, 6, 9, 8])}
+    assert fp16_rel(ref, got) == pytest.approx(0.05, rel=1e-5)  # 0.1 of the largest magnitude 2
+    assert changed_share(ref, got) == 0.25
+    assert fp16_rel(ref, {**got, "w": np.array([np.inf, -2.0], np.float32)}) == float("inf")
+    assert changed_share(ref, {**got, "kept": np.array([5, 6])}) == 1.0  # a shape change is all changed
+    assert changed_share({"w": ref["w"]}, {"w": got["w"]}) == 0.0
+    assert fp16_rel({"w": ref["w"]}, {"w": np.zeros(3, np.float32)}) == float("inf")  # another length: broken

@@ -1,4 +1,4 @@
-"""TensorRT's INT8 graph form: a symmetric QDQ graph with fp16 float layers (convert_qdq_fp16), and the
+"""TensorRT's INT8 graph form: a symmetric QDQ graph with fp16 float layers (convert_fp16), and the
 topological sort it relies on."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto as T  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
 
-from edge.calibration.qdq_fp16 import convert_qdq_fp16, topological_sort  # noqa: E402
+from edge.calibration.fp16 import convert_fp16, topological_sort  # noqa: E402
 from edge.errors import ExportError  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def test_float_layers_become_fp16_and_the_result_matches(tmp_path: Path, opset: 
     is converted to 19 first; outputs within fp16 rounding of the fp32 QDQ graph."""
     src, dst = tmp_path / "g.int8.onnx", tmp_path / "g.int8-fp16.onnx"
     onnx.save(_qdq_model(opset), src)
-    info = convert_qdq_fp16(src, dst)
+    info = convert_fp16(src, dst)
     assert info["float"] == "fp16" and info["dequantize_nodes"] == 2
     m = onnx.load(str(dst))
     assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 19
@@ -85,11 +85,11 @@ def test_a_custom_domain_node_stays_fp32_and_a_bad_graph_is_one_line(tmp_path: P
     src, dst = tmp_path / "g.onnx", tmp_path / "out.onnx"
     onnx.save(m, src)
     with pytest.raises(ExportError, match=r"^g\.onnx: node 'plug' \(my\.plugins::MyOp\) has outputs of unknown type"):
-        convert_qdq_fp16(src, dst)
+        convert_fp16(src, dst)
     assert not dst.exists()
     m.graph.value_info.append(helper.make_tensor_value_info("c", T.FLOAT, [1, 4, 8, 8]))
     onnx.save(m, src)
-    info = convert_qdq_fp16(src, dst)
+    info = convert_fp16(src, dst)
     assert info["kept_fp32_custom_nodes"] == ["plug"]
     out = onnx.load(str(dst))
     cast_to = {o: n.attribute[0].i for n in out.graph.node if n.op_type == "Cast" for o in n.output}
@@ -99,8 +99,8 @@ def test_a_custom_domain_node_stays_fp32_and_a_bad_graph_is_one_line(tmp_path: P
     broken = _qdq_model(20)
     broken.graph.node[3].input[0] = "nothing"  # read a tensor nobody produces
     onnx.save(broken, src)
-    with pytest.raises(ExportError, match=r"^g\.onnx: fp16 float layers for the QDQ graph failed \(.*nothing"):
-        convert_qdq_fp16(src, tmp_path / "never.onnx")
+    with pytest.raises(ExportError, match=r"^g\.onnx: FP16 conversion failed \(.*nothing"):
+        convert_fp16(src, tmp_path / "never.onnx")
     assert not (tmp_path / "never.onnx").exists()
 
 
@@ -108,7 +108,7 @@ def test_large_activations_keep_their_nodes_fp32(tmp_path: Path) -> None:
     """A node reading or writing an activation beyond fp16's useful range on the feeds (here the Conv's
     input scaled by 1000, its output scaled back by 1e-4) is found and kept fp32, its neighbours (Relu,
     Softmax) stay fp16; on feeds within range nothing is."""
-    from edge.calibration.qdq_fp16 import large_value_nodes
+    from edge.calibration.fp16 import large_value_nodes
 
     m = _qdq_model(20)
     m.graph.node[0].input[0] = "xb"  # x -> Mul(1000) -> xb -> Q ...
@@ -129,7 +129,7 @@ def test_large_activations_keep_their_nodes_fp32(tmp_path: Path) -> None:
     assert large_value_nodes(src, small) == []
     keep = large_value_nodes(src, big)
     assert keep == ["scale_up", "q", "dq", "conv", "scale_down"]  # |x * 1000| ~ 3000 in or out of these
-    info = convert_qdq_fp16(src, tmp_path / "out.onnx", keep_nodes=keep)
+    info = convert_fp16(src, tmp_path / "out.onnx", keep_nodes=keep)
     assert info["kept_fp32_nodes"] == keep
     out = onnx.load(str(tmp_path / "out.onnx"))
     cast_to = {o: n.attribute[0].i for n in out.graph.node if n.op_type == "Cast" for o in n.output}
@@ -180,11 +180,11 @@ def test_topological_sort_names_a_cycle_and_a_missing_input() -> None:
 def test_where_fp16_departs_from_fp32_the_nodes_stay_fp32(tmp_path: Path) -> None:
     """``(x + 384) - 384`` loses x in fp16 storage (spacing 0.25 there, x in [0.01, 0.1]: rounded to 0 or
     0.25) while every value stays under the range limit. Scored as it would run (the emulation: fp32
-    arithmetic, fp16 storage), the plain form is off; ``qdq_fp16_form`` keeps the Sub fp32 where the two
+    arithmetic, fp16 storage), the plain form is off; ``fp16_form`` keeps the Sub fp32 where the two
     first part, then the Add that handed it the rounded sum, and ends exact on a feed it was not fitted
     on; the Relu beside them, which fp16 carries, stays fp16. ONNX Runtime's own fp16 run of the plain form
     is exact here, which is why the form is judged on the emulation."""
-    from edge.calibration.qdq_fp16 import emulate_fp16, qdq_fp16_form
+    from edge.calibration.fp16 import emulate_fp16, fp16_form
 
     nodes = [helper.make_node("Add", ["x", "c"], ["a"], name="add"),
              helper.make_node("Sub", ["a", "c"], ["t"], name="sub"),
@@ -206,10 +206,10 @@ def test_where_fp16_departs_from_fp32_the_nodes_stay_fp32(tmp_path: Path) -> Non
     x = {"x": rng.uniform(0.01, 0.1, 64).astype(np.float32)}
     ref = run(src, x)
     plain, plain_emu = tmp_path / "plain.onnx", tmp_path / "plain.emu.onnx"
-    convert_qdq_fp16(src, plain)
+    convert_fp16(src, plain)
     onnx.save(emulate_fp16(onnx.load(str(plain))), plain_emu)
     assert np.abs(run(plain_emu, x)[0] - ref[0]).max() > 0.5 * np.abs(ref[0]).max()  # rounded to quarters
-    info = qdq_fp16_form(src, dst, feeds)
+    info = fp16_form(src, dst, feeds)
     kept = info["kept_fp32_nodes"]
     assert set(kept) == {"add", "sub"} and info["fp16_range"]["rounds"] == 3
     emu = Path(f"{dst}.emulation.onnx")

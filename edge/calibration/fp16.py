@@ -1,11 +1,13 @@
-"""TensorRT's INT8 graph form: a symmetric QDQ graph whose float layers are fp16, and what decides which
-of its nodes stay fp32.
+"""fp16 graph forms, and what decides which of their nodes stay fp32: the fp16 precision of every graph
+(``<stem>.fp16.onnx``) and TensorRT's INT8 form (a symmetric QDQ graph whose float layers are fp16).
 
 TensorRT builds strongly typed networks, so an ONNX tensor's type is its precision (see
-:mod:`edge.calibration.trt_int8` for why this form exists). :func:`convert_qdq_fp16` converts; and
-:func:`qdq_fp16_form` finds the nodes fp16 cannot carry on real inputs (AutoCast's range rule, then
-where the converted graph first departs from the fp32 one), judged on :func:`emulate_fp16`: ONNX
-Runtime's CPU runs many fp16 ops through fp32 kernels and drops the fp16 rounding between them (an
+:mod:`edge.calibration.trt_int8` for why the INT8 form exists), and a value past fp16's range in an fp16
+tensor is inf there. :func:`convert_fp16` converts; :func:`fp16_form` finds the nodes fp16 cannot carry on
+real inputs (AutoCast's range rule, then where the converted graph first departs from the fp32 one) and
+keeps them fp32, so a graph that computes geometry in pixels and metres (a camera-LiDAR refinement step:
+values near 1e10) gets a mixed fp16/fp32 form instead of none. Both are judged on :func:`emulate_fp16`:
+ONNX Runtime's CPU runs many fp16 ops through fp32 kernels and drops the fp16 rounding between them (an
 ``(x + 256) - 256`` chain came back exact), so the form is run as an fp32 graph that rounds each tensor
 the form stores as fp16 through an explicit Cast pair, which ONNX Runtime keeps: fp32 arithmetic, fp16
 storage between layers, as TensorRT runs it.
@@ -47,7 +49,7 @@ def large_value_nodes(src: str | os.PathLike[str], feeds: Sequence[dict[str, Any
                       limit: float = FP16_DATA_MAX) -> list[str]:
     """Names of the nodes of ``src`` that read or write a float activation whose magnitude exceeds ``limit``
     (or is not finite) on any of ``feeds`` (graph inputs count; initializers do not: the converter clamps
-    them). Unnamed nodes are reported as ``#<index>``, which :func:`convert_qdq_fp16` resolves. An
+    them). Unnamed nodes are reported as ``#<index>``, which :func:`convert_fp16` resolves. An
     ExportError names the file when ONNX Runtime cannot run it (:func:`~edge.calibration.activations.activations`)."""
     import onnx
 
@@ -120,21 +122,21 @@ def _peak(a: Any) -> float:
     return float(np.max(np.abs(a))) if np.isfinite(a).all() else float("inf")
 
 
-#: rounds of :func:`qdq_fp16_form`: each converts, runs the result and keeps fp32 what still went wrong
+#: rounds of :func:`fp16_form`: each converts, runs the result and keeps fp32 what still went wrong
 FP16_ROUNDS = 8
 
 
-def qdq_fp16_form(src: str | os.PathLike[str], dst: str | os.PathLike[str], feeds: Sequence[dict[str, Any]], *,
-                  emulation: str | os.PathLike[str] | None = None, limit: float = FP16_DATA_MAX,
-                  tol: float = FP16_DEVIATION, rounds: int = FP16_ROUNDS) -> dict[str, Any]:
-    """TensorRT's INT8 graph: :func:`convert_qdq_fp16` of ``src`` with the nodes that fp16 cannot carry kept
-    fp32: those whose activations leave fp16's range on ``feeds`` (:func:`large_value_nodes`, on the fp32
-    graph and on each converted one: fp16 upstream changes what flows downstream), and those where the
-    converted graph first departs from ``src`` (:func:`fp16_findings`: a shipped calibration model's step
-    rounded a sum of small weights to 0 and divided by it), both judged on the form's :func:`emulate_fp16`
-    (written to ``emulation``, default ``<dst>.emulation.onnx``, for the caller to score and remove).
-    Repeated until a conversion needs nothing more; an ExportError when that has not happened after
-    ``rounds`` conversions."""
+def fp16_form(src: str | os.PathLike[str], dst: str | os.PathLike[str], feeds: Sequence[dict[str, Any]], *,
+              emulation: str | os.PathLike[str] | None = None, limit: float = FP16_DATA_MAX,
+              tol: float = FP16_DEVIATION, rounds: int = FP16_ROUNDS) -> dict[str, Any]:
+    """The fp16 form of ``src`` (an fp32 graph, or TensorRT's symmetric QDQ one): :func:`convert_fp16` of it
+    with the nodes that fp16 cannot carry kept fp32: those whose activations leave fp16's range on ``feeds``
+    (:func:`large_value_nodes`, on the fp32 graph and on each converted one: fp16 upstream changes what flows
+    downstream), and those where the converted graph first departs from ``src`` (:func:`fp16_findings`: a
+    shipped calibration model's step rounded a sum of small weights to 0 and divided by it), both judged on
+    the form's :func:`emulate_fp16` (written to ``emulation``, default ``<dst>.emulation.onnx``, for the
+    caller to score and remove). Repeated until a conversion needs nothing more; an ExportError when that
+    has not happened after ``rounds`` conversions."""
     import onnx
 
     model = onnx.load(str(src), load_external_data=False)
@@ -145,7 +147,7 @@ def qdq_fp16_form(src: str | os.PathLike[str], dst: str | os.PathLike[str], feed
     emu = Path(emulation) if emulation is not None else Path(f"{dst}.emulation.onnx")
     keep = large_value_nodes(src, feeds, limit)
     for r in range(rounds):
-        info = convert_qdq_fp16(src, dst, keep_nodes=keep)
+        info = convert_fp16(src, dst, keep_nodes=keep)
         onnx.save(emulate_fp16(onnx.load(str(dst))), str(emu))
         large, deviating = fp16_findings(src, emu, feeds, limit, tol)
         more = [n for n in large if n in names and n not in keep]
@@ -162,21 +164,22 @@ def qdq_fp16_form(src: str | os.PathLike[str], dst: str | os.PathLike[str], feed
                       f"nodes fp32 ({len(keep)} kept); no fp16 form")
 
 
-def convert_qdq_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
-                     keep_fp32: Sequence[str] = FP16_KEEP, keep_nodes: Sequence[str] = ()) -> dict[str, Any]:
-    """Write a copy of the symmetric QDQ graph ``src`` whose float layers are fp16 (fp32 I/O kept).
+def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                 keep_fp32: Sequence[str] = FP16_KEEP, keep_nodes: Sequence[str] = ()) -> dict[str, Any]:
+    """Write a copy of the graph ``src`` whose float layers are fp16 (fp32 I/O kept): an fp32 graph (the fp16
+    precision) or a symmetric QDQ graph (TensorRT's INT8 form).
 
-    Why: TensorRT builds strongly typed networks, where an ONNX tensor's type is its precision, so every
-    layer the QDQ graph leaves unquantized (normalisations, softmax, residual adds, the heads) runs in
-    fp32 and each DequantizeLinear hands fp32 to its consumer; the builder flag that once let those layers
-    pick fp16 is gone in 11.x. Here the float tensors become fp16 and so do the Q/DQ scales, so each
-    DequantizeLinear outputs fp16 directly (opset >= 19; an older graph is converted by ONNX's version
-    converter). The ``keep_fp32`` op types stay fp32 as in the fp16 precision, and so do nodes of custom
-    domains (a plugin's types are its own) and ``keep_nodes`` (names, or ``#<index>`` for an unnamed node:
-    :func:`large_value_nodes`, the ones whose activations leave fp16's useful range). The converter
-    appends its casts after the nodes they feed, so the graph is put back in topological order, which
-    ONNX and TensorRT's parser need. An
-    ExportError names the file when the opset conversion fails or the result is not a valid model.
+    Why the QDQ form: TensorRT builds strongly typed networks, where an ONNX tensor's type is its precision,
+    so every layer the QDQ graph leaves unquantized (normalisations, softmax, residual adds, the heads) runs
+    in fp32 and each DequantizeLinear hands fp32 to its consumer; the builder flag that once let those
+    layers pick fp16 is gone in 11.x. Here the float tensors become fp16 and so do the Q/DQ scales, so each
+    DequantizeLinear outputs fp16 directly (opset >= 19; an older QDQ graph is converted by ONNX's version
+    converter; a graph without Q/DQ nodes keeps its opset). The ``keep_fp32`` op types stay fp32, and so do
+    nodes of custom domains (a plugin's types are its own) and ``keep_nodes`` (names, or ``#<index>`` for
+    an unnamed node: those :func:`fp16_form` finds fp16 cannot carry). The converter appends its casts
+    after the nodes they feed, so the graph is put back in topological order, which ONNX and TensorRT's
+    parser need. An ExportError names the file when the opset conversion fails or the result is not a
+    valid model.
     """
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -189,7 +192,8 @@ def convert_qdq_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *
         if not n.name:
             n.name = f"#{i}"
     opset = default_opset(model)
-    if opset < QDQ_FP16_MIN_OPSET:  # ONNX's own converter: 18 -> 19 only widens types and adds modes
+    qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    if qdq and opset < QDQ_FP16_MIN_OPSET:  # ONNX's own converter: 18 -> 19 only widens types and adds modes
         try:
             model = onnx.version_converter.convert_version(model, QDQ_FP16_MIN_OPSET)
             model.ir_version = max(model.ir_version, onnx.helper.find_min_ir_version_for(
@@ -214,10 +218,13 @@ def convert_qdq_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *
         onnx.checker.check_model(out, full_check=True)
         onnx.save(out, str(dst))
     except Exception as e:
-        raise ExportError(f"{name}: fp16 float layers for the QDQ graph failed ({first_line(e)})") from None
+        raise ExportError(f"{name}: FP16 conversion failed ({first_line(e)})") from None
+    kept = {"io": "float32", "kept_fp32_ops": list(keep_fp32), "kept_fp32_custom_nodes": custom,
+            "kept_fp32_nodes": list(keep_nodes)}
+    if not qdq:
+        return {"format": "fp16", **kept}
     n_dq = sum(n.op_type == "DequantizeLinear" for n in out.graph.node)
-    return {"format": "qdq", "symmetric": True, "float": "fp16", "io": "float32", "kept_fp32_ops": list(keep_fp32),
-            "kept_fp32_custom_nodes": custom, "kept_fp32_nodes": list(keep_nodes), "dequantize_nodes": n_dq}
+    return {"format": "qdq", "symmetric": True, "float": "fp16", **kept, "dequantize_nodes": n_dq}
 
 
 def drop_cast_round_trips(model: Any) -> int:
