@@ -47,6 +47,8 @@ MAX_FILE_BYTES = 4 << 30
 MAX_BINS = 4096
 MAX_CHANNELS = 256
 MAX_AZIMUTHS = 8192
+#: the widest digitiser bin a layout may declare (ns): 150 m of range per bin, far past any full-waveform sensor's
+MAX_BIN_NS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,9 @@ class Layout:
             if not (math.isfinite(v) and (v >= 0 if key == "group_ns" else v > 0)):
                 raise DataError(f"layout '{self.name}': {key} must be a finite number "
                                 f"{'>= 0' if key == 'group_ns' else '> 0'}, got {v}")
+        if self.bin_ns > MAX_BIN_NS:  # the range of the last bin is bins x bin_ns: 2e305 ns overflowed to inf
+            raise DataError(f"layout '{self.name}': bin_ns {self.bin_ns} is not a digitiser's bin (at most "
+                            f"{MAX_BIN_NS:g} ns, {MAX_BIN_NS * RANGE_PER_BIN_M:g} m of range per bin)")
         if not 0.1 <= self.rotation_hz <= 100:  # a replay paces frames by it: 1e-6 Hz slept 11 days a frame
             raise DataError(f"layout '{self.name}': rotation_hz {self.rotation_hz} is not a spinning LiDAR's "
                             "(0.1..100 Hz)")

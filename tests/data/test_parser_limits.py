@@ -190,6 +190,7 @@ def _layout_text(**changes: str) -> str:
     ("elevations_deg", "[95.0" + ", 1.0" * 15 + "]"),
     ("bin_ns", "Infinity"),  # before: accepted
     ("bin_ns", "NaN"),
+    ("bin_ns", "2.247116418577895e+305"),  # before: loaded, and the last bin's range overflowed to inf (hypothesis)
     ("rotation_hz", "1e999"),
     ("group_ns", "Infinity"),
     ("fire_group", "[1e999" + ", 1" * 15 + "]"),
