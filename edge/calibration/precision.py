@@ -503,6 +503,7 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                     fname = f"{gj.stem}.fp16.onnx"
                     files[g] = str(w.path_for(fname))
                     if _artifact(w, g, "fp16") is not None:  # a graph two programs share is converted once
+                        worst = max(worst, _artifact(w, g, "fp16")["parity"]["max_rel"])
                         continue
                     # the nodes fp16 cannot carry on these inputs stay fp32 (a form judged as TensorRT runs it)
                     emu = w.path_for(f".int8-src/{gj.stem}.fp16.emulation.onnx")
