@@ -508,8 +508,9 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                     # the nodes fp16 cannot carry on these inputs stay fp32 (a form judged as TensorRT runs it)
                     emu = w.path_for(f".int8-src/{gj.stem}.fp16.emulation.onnx")
                     emu.parent.mkdir(exist_ok=True)
+                    h_src, h_att = _reduced_source(w, gj, src[g], job.seed)
                     try:
-                        info = fp16_form(src[g], files[g], ev[g], emulation=emu)
+                        info = fp16_form(h_src, files[g], ev[g], emulation=emu)
                     except ExportError as e:
                         raise ExportError(f"{g} fp16: {e}; export without fp16") from None
                     ref = [torch_outputs(gj.module, gj.io, f) for f in ev[g][:PARITY_SAMPLES]]
@@ -527,7 +528,9 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                     worst = max(worst, err)
                     w.register(fname, "onnx")
                     w.add_artifact({"name": artifact_name("onnx", "fp16", g), "format": "onnx", "file": fname,
-                                    "graph": g, "precision": "fp16", "attention": _artifact(w, g, "fp32")["attention"],
+                                    "graph": g, "precision": "fp16",
+                                    "attention": _artifact(w, g, "fp32")["attention"] if h_att == "same as fp32"
+                                    else h_att,
                                     "derived_from": _artifact(w, g, "fp32")["file"], "quantization": info,
                                     "parity": {"reference": "torch eager", "max_rel": err, **on,
                                                "changed_share": changed}})
@@ -635,7 +638,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
     graphs, q_att, trained = {}, {}, {}
     for g in new:
         gj = job.job(g)
-        q_src, q_att[g] = _int8_source(w, gj, src[g], job.seed)
+        q_src, q_att[g] = _reduced_source(w, gj, src[g], job.seed)
         graphs[g] = GateGraph(q_src, files[g], gj.io,
                               FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
                               ev[g][:PARITY_SAMPLES])
@@ -838,8 +841,8 @@ def _slower_why(rec: dict[str, Any]) -> str | None:
             f"{_ms(cands[0]['ms'])})")
 
 
-def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
-    """The fp32 graph to quantize, and its attention form.
+def _reduced_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
+    """The fp32 graph to quantize or convert to fp16, and its attention form.
 
     ONNX Runtime 1.32 only fuses QDQ Conv into QLinearConv through its S8->U8 transformer, which
     breaks on opset >= 21 graphs (our plugin lowering is opset 23), so those sessions must run without
@@ -848,7 +851,12 @@ def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
     (opset 20) for the symmetric INT8 form, once per export (the second export of a tiny video model took 12
     of an INT8 export's 50 s on a Zen 1 core pair). ONNX Runtime's own U8S8 form quantizes the lowered graph
     itself: uint8 activations need no S8->U8 rewrite, and the fused Attention kernel stays.
-    :func:`drop_int8_sources` removes them when the INT8 forms are written.
+
+    The fp16 copy comes from the same source for TensorRT's sake: it is what ``edge build --precision fp16``
+    builds, and the lowering ONNX Runtime runs (opset 23, whose ``Attention`` TensorRT parses from 10.14 on)
+    is the only form of a plugin graph ONNX Runtime can convert and check; the decomposed re-export builds on
+    every TensorRT and runs everywhere (the fp16 copy of a plugin graph was that lowering, recorded as the
+    plugin). :func:`drop_reduced_sources` removes these files when the reduced precisions are written.
     """
     import onnx
 
@@ -867,8 +875,8 @@ def _int8_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
     return str(path), "decomposed"
 
 
-def drop_int8_sources(w: Any) -> None:
-    """The reduced precisions' scratch files (the re-exported INT8 sources of :func:`_int8_source`, the fp16
+def drop_reduced_sources(w: Any) -> None:
+    """The reduced precisions' scratch files (the re-exported INT8 sources of :func:`_reduced_source`, the fp16
     forms' emulations) out of the bundle being written: not part of it."""
     shutil.rmtree(w.tmp / ".int8-src", ignore_errors=True)
 
@@ -1233,7 +1241,7 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                 continue
             gj = job.job(g)
             # the graph ONNX Runtime runs (its lowering keeps the fused Attention kernel): uint8 activations
-            # need none of the S8->U8 rewrite the symmetric form re-exports to opset 20 for (_int8_source)
+            # need none of the S8->U8 rewrite the symmetric form re-exports to opset 20 for (_reduced_source)
             q_src = src[g]
             fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
             if g not in with_conv:

@@ -147,7 +147,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                       f"{r['export_s']:.1f}")
     console.print(table)
     if report.get("openvino"):
-        ot = Table(title="OpenVINO IR (fp32 weights)")
+        ot = Table(title="OpenVINO IR (the weights of the ONNX each came from, not compressed to fp16)")
         for col in ("artifact", "file", "size", "parity rel"):
             ot.add_column(col, justify="left" if col in ("artifact", "file") else "right")
         for r in report["openvino"]:

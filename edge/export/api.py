@@ -698,7 +698,7 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
         add_ort_int8,
         add_precisions,
         check_request,
-        drop_int8_sources,
+        drop_reduced_sources,
         inherit_gates,
         parse_max_drop,
     )
@@ -743,7 +743,7 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
                 add_trt_int8(w, report, job)
             inherit_gates(w, report, job)
         finally:
-            drop_int8_sources(w)
+            drop_reduced_sources(w)
 
     bundle, report = _write(out, jobs, manifest, attention=attention, opset=opset, rtol=rtol,
                             torch_artifact=("weights.pt", "checkpoint", write_ckpt), extra=extra, targets=targets)

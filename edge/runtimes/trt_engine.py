@@ -426,7 +426,7 @@ def trtexec_command(bundle: Any, graph: str, precision: str, profile: Mapping[st
         for key, flag in (("min", "--minShapes"), ("opt", "--optShapes"), ("max", "--maxShapes")):
             parts.append(flag + "=" + ",".join(f"{n}:{'x'.join(str(d) for d in p[key])}" for n, p in profile.items()))
     line = " ".join(shlex.quote(p) for p in parts)
-    if (bundle.manifest.get("attention") or {}).get("mode") == "plugin":
+    if art.get("attention") == "plugin":  # this file's form (a graph without attention, or a decomposed copy, has none)
         # our EdgeAttention plugin is a Python (tensorrt.plugin) one that edge build registers; trtexec
         # cannot load it, so say so rather than print a line that fails on the first attention node
         line = ("# needs the EdgeAttention plugin, which only edge build registers (Python); for trtexec export "

@@ -639,8 +639,14 @@ def test_trtexec_command_matches_what_edge_build_would_build(tmp_path: Path) -> 
     line = trtexec_command(b, "g", "fp32", dyn, 512)
     assert "--minShapes=x:1x3x8,y:1 --optShapes=x:2x3x8,y:1 --maxShapes=x:8x3x8,y:1" in line
     assert " --noTF32" in line  # fp32 as edge build makes it (int8 above: no such flag)
+    # the hint goes by the file's own form: a plugin bundle's graph without attention (or its decomposed int8
+    # copy) needs no plugin; it said so for every graph of a plugin bundle
     b.manifest["attention"]["mode"] = "plugin"
+    assert trtexec_command(b, "g", "fp32", static, 512).startswith("trtexec ")
+    b.artifacts[0]["attention"] = "plugin"
     assert trtexec_command(b, "g", "fp32", static, 512).startswith("# needs the EdgeAttention plugin")
+    b.artifacts[1]["attention"] = "decomposed"
+    assert trtexec_command(b, "g", "int8", static, 512).startswith("trtexec ")
 
 
 def test_engine_with_camera_preprocessing(fake_env: Any, tiny_bundle: Path, tmp_path: Path) -> None:
