@@ -190,11 +190,11 @@ class OpenVinoRuntime(BaseRuntime):
     ``front`` (an ``ImageInput``): that input takes uint8 BGR camera frames [1, H, W, 3] and the
     PrePostProcessor steps of :func:`edge.runtimes.front.openvino_front` run inside the compiled model.
     The model is compiled for the camera's size when the first frame of that size arrives (a reshape,
-    not a re-export; the last few sizes stay compiled).
+    not a re-export; the sizes prepared before the first frame, and the last few others, stay compiled).
     """
 
     backend = "openvino"
-    #: camera sizes kept compiled at once (a stream has one; a folder of mixed images a few)
+    #: camera sizes kept compiled beside the prepared ones (a stream has one; a folder of mixed images a few)
     SIZES_KEPT = 4
 
     def __init__(self, model_path: str, io: IOSpec, *, device: str = "CPU", inference_precision: str = "f32",
@@ -243,6 +243,7 @@ class OpenVinoRuntime(BaseRuntime):
         # outputs (its buffers are shared out, then copied); calls are serialised, as the TensorRT runtime's are
         self._calls = threading.Lock()
         self._sized: dict[tuple[int, int], tuple[Any, Any]] = {}  # camera (H, W) -> (compiled, request)
+        self._prepared: set[tuple[int, int]] = set()  # the sizes announced before the first frame: never dropped
         self.compiled: Any = None
         self.request: Any = None
         if front is None:
@@ -255,13 +256,16 @@ class OpenVinoRuntime(BaseRuntime):
             self._model = openvino_front(model, front)
 
     def _for_size(self, hw: tuple[int, int]) -> None:
-        """Compile (or take the compiled) model for camera frames of ``hw``; the sizes used least recently
-        go first when more than SIZES_KEPT are seen (a hit moves its size to the back)."""
+        """Compile (or take the compiled) model for camera frames of ``hw``; of the sizes not prepared
+        (:meth:`prepare_image_size`) the ones used least recently go first when more than SIZES_KEPT are
+        seen (a hit moves its size to the back). Prepared sizes stay: they are the rig's cameras, and a rig of
+        more distinct sizes than SIZES_KEPT recompiled one inside every frame set."""
         if hw in self._sized:
             self._sized[hw] = self._sized.pop(hw)
         else:
-            if len(self._sized) >= self.SIZES_KEPT:
-                self._sized.pop(next(iter(self._sized)))
+            loose = [k for k in self._sized if k not in self._prepared]
+            if loose and len(loose) >= self.SIZES_KEPT:
+                self._sized.pop(loose[0])
             m = self._model.clone()
             m.reshape({self.front.input: [1, hw[0], hw[1], 3]})
             c = core().compile_model(m, self._device, self._config)
@@ -272,6 +276,7 @@ class OpenVinoRuntime(BaseRuntime):
         """Compile for camera frames of ``hw`` now rather than inside the first such frame."""
         if self.front is not None:
             with self._calls:
+                self._prepared.add((int(hw[0]), int(hw[1])))
                 self._for_size((int(hw[0]), int(hw[1])))
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

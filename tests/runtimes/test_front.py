@@ -250,3 +250,32 @@ def test_an_async_queue_says_which_camera_size_it_takes(identity: Path) -> None:
     assert [u for u, _ in q.results] == [0]
     with pytest.raises(EdgeError, match="camera frames of 20x30, but this queue's model was compiled for 40x60"):
         q.submit({"image": _frame(20, 30)[None]}, 1)
+
+
+def test_prepared_camera_sizes_are_never_dropped(identity: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A rig of more distinct camera sizes than SIZES_KEPT, announced before the first frame (the stream's
+    prepare): every one stays compiled, so cycling through them compiles nothing inside a frame (one size was
+    dropped and compiled again in every frame set). Sizes seen only in frames still rotate beside them."""
+    rt = _open("openvino", identity)
+    compiled: list[tuple[int, int]] = []
+    real = rt._for_size
+
+    def spy(hw: tuple[int, int]) -> None:
+        if hw not in rt._sized:
+            compiled.append(hw)
+        real(hw)
+
+    monkeypatch.setattr(rt, "_for_size", spy)
+    rig = [(20 + 2 * i, 30) for i in range(rt.SIZES_KEPT + 2)]
+    for hw in rig:
+        rt.prepare_image_size(hw)
+    assert compiled == rig
+    compiled.clear()
+    for _ in range(2):
+        for hw in rig:
+            rt.infer({"image": _frame(*hw)[None]})
+    assert compiled == []
+    loose = [(60 + 2 * i, 30) for i in range(rt.SIZES_KEPT + 1)]
+    for hw in loose:
+        rt.infer({"image": _frame(*hw)[None]})
+    assert set(rig) <= set(rt._sized) and len(rt._sized) == len(rig) + rt.SIZES_KEPT
