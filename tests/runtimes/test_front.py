@@ -4,6 +4,7 @@ PrePostProcessor against the numpy reference, the camera size as a reshape, and 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,10 +219,8 @@ def test_the_loop_compiles_for_the_camera_size_before_its_first_frame(identity: 
     assert events[0] == ("prepare", (72, 120)) and events[1:] == ["infer"] * 3
 
 
-def test_the_camera_sizes_kept_are_the_ones_used_last(identity: Path, monkeypatch) -> None:
-    """More camera sizes than SIZES_KEPT: the least recently used one is compiled again, not the first seen
-    (a size used one frame earlier was dropped and recompiled inside a frame)."""
-    rt = _open("openvino", identity)
+def _compiles(rt: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The camera sizes ``rt`` compiles from now on, in order (a spy on its per-size compile)."""
     compiled: list[tuple[int, int]] = []
     real = rt._for_size
 
@@ -231,6 +230,14 @@ def test_the_camera_sizes_kept_are_the_ones_used_last(identity: Path, monkeypatc
         real(hw)
 
     monkeypatch.setattr(rt, "_for_size", spy)
+    return compiled
+
+
+def test_the_camera_sizes_kept_are_the_ones_used_last(identity: Path, monkeypatch) -> None:
+    """More camera sizes than SIZES_KEPT: the least recently used one is compiled again, not the first seen
+    (a size used one frame earlier was dropped and recompiled inside a frame)."""
+    rt = _open("openvino", identity)
+    compiled = _compiles(rt, monkeypatch)
     sizes = [(20 + 2 * i, 30) for i in range(rt.SIZES_KEPT)]
     for hw in sizes:
         rt.infer({"image": _frame(*hw)[None]})
@@ -257,15 +264,7 @@ def test_prepared_camera_sizes_are_never_dropped(identity: Path, monkeypatch) ->
     prepare): every one stays compiled, so cycling through them compiles nothing inside a frame (one size was
     dropped and compiled again in every frame set). Sizes seen only in frames still rotate beside them."""
     rt = _open("openvino", identity)
-    compiled: list[tuple[int, int]] = []
-    real = rt._for_size
-
-    def spy(hw: tuple[int, int]) -> None:
-        if hw not in rt._sized:
-            compiled.append(hw)
-        real(hw)
-
-    monkeypatch.setattr(rt, "_for_size", spy)
+    compiled = _compiles(rt, monkeypatch)
     rig = [(20 + 2 * i, 30) for i in range(rt.SIZES_KEPT + 2)]
     for hw in rig:
         rt.prepare_image_size(hw)
