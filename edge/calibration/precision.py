@@ -529,8 +529,7 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                     w.register(fname, "onnx")
                     w.add_artifact({"name": artifact_name("onnx", "fp16", g), "format": "onnx", "file": fname,
                                     "graph": g, "precision": "fp16",
-                                    "attention": _artifact(w, g, "fp32")["attention"] if h_att == "same as fp32"
-                                    else h_att,
+                                    "attention": _reduced_attention(_artifact(w, g, "fp32"), h_att),
                                     "derived_from": _artifact(w, g, "fp32")["file"], "quantization": info,
                                     "parity": {"reference": "torch eager", "max_rel": err, **on,
                                                "changed_share": changed}})
@@ -684,7 +683,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
         fp32_art = _artifact(w, g, "fp32")
         w.add_artifact({"name": artifact_name("onnx", "int8", g), "format": "onnx", "file": fname, "graph": g,
                         "precision": "int8",
-                        "attention": fp32_art["attention"] if q_att[g] == "same as fp32" else q_att[g],
+                        "attention": _reduced_attention(fp32_art, q_att[g]),
                         "derived_from": fp32_art.get("lowered", {}).get("onnxruntime", fp32_art["file"]),
                         "parity": {"reference": "fp32 ONNX Runtime", "max_rel": gate.chosen["output_rel_error"][g]},
                         "quantization": {"format": "qdq", "method": job.method, "calibration": cset.source,
@@ -873,6 +872,12 @@ def _reduced_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
     with export_mode("decomposed"):
         export_onnx(gj.module, gj.example, gj.io, path, opset=20)
     return str(path), "decomposed"
+
+
+def _reduced_attention(fp32_art: dict[str, Any], form: str) -> str:
+    """The attention form a reduced copy records: its fp32 graph's, unless :func:`_reduced_source` re-exported
+    it decomposed and that graph has attention at all (a graph without it stays ``none``)."""
+    return fp32_art["attention"] if form == "same as fp32" or fp32_art.get("attention") == "none" else form
 
 
 def drop_reduced_sources(w: Any) -> None:

@@ -161,3 +161,20 @@ def test_fp16_parity_helpers_on_hand_made_outputs() -> None:
     assert changed_share(ref, {**got, "kept": np.array([5, 6])}) == 1.0  # a shape change is all changed
     assert changed_share({"w": ref["w"]}, {"w": got["w"]}) == 0.0
     assert fp16_rel({"w": ref["w"]}, {"w": np.zeros(3, np.float32)}) == float("inf")  # another length: broken
+
+
+def test_reduced_copies_of_an_opset_23_export_say_which_graphs_have_attention(tmp_path: Path) -> None:
+    """``--attention onnx`` writes opset-23 graphs, whose reduced copies come from the decomposed opset-20
+    re-export (TensorRT before 10.14 parses no opset-23 Attention): the policy's fp16 copy records that form,
+    and the encoder, which has no attention, stays ``none`` (it was recorded decomposed)."""
+    import onnx
+
+    from edge.export.api import export_card
+
+    b, _ = export_card("etavla", tmp_path / "b", config="tiny", attention="onnx", precisions=["fp32", "fp16"],
+                       eval_size=2)
+    att = {a["name"]: a.get("attention") for a in b.artifacts}
+    assert att["onnx-fp32-policy"] == "onnx" and att["onnx-fp16-policy"] == "decomposed"
+    assert att["onnx-fp32-encode"] == att["onnx-fp16-encode"] == "none"
+    m = onnx.load(str(b.file(b.artifact(name="onnx-fp16-policy")["file"])))
+    assert "Attention" not in {n.op_type for n in m.graph.node}
