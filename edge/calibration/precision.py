@@ -469,9 +469,6 @@ def _gate_record(w: Any, pname: str, backend: str, precision: str, rec: dict[str
 
 def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
     """Write the requested fp16/int8 copies of every graph into the bundle writer ``w`` (ONNX Runtime)."""
-    from edge.export.api import artifact_name
-    from edge.parity import torch_outputs
-
     check_request(job)
     wanted = [p for p in job.precisions if p != "fp32"]
     if not wanted:
@@ -493,53 +490,8 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                          max(_artifact(w, g, "fp32")["parity"]["max_rel"] for g in spec.graphs)))
         ev = job.record(pname, src, "evaluation")
         for prec in wanted:
-            files: dict[str, str] = {}
-            if prec == "fp16":
-                from edge.calibration.fp16 import fp16_form
-
-                worst = 0.0
-                for g in spec.graphs:
-                    gj = job.job(g)
-                    fname = f"{gj.stem}.fp16.onnx"
-                    files[g] = str(w.path_for(fname))
-                    if _artifact(w, g, "fp16") is not None:  # a graph two programs share is converted once
-                        worst = max(worst, _artifact(w, g, "fp16")["parity"]["max_rel"])
-                        continue
-                    # the nodes fp16 cannot carry on these inputs stay fp32 (a form judged as TensorRT runs it)
-                    emu = w.path_for(f".int8-src/{gj.stem}.fp16.emulation.onnx")
-                    emu.parent.mkdir(exist_ok=True)
-                    h_src, h_att = _reduced_source(w, gj, src[g], job.seed)
-                    try:
-                        info = fp16_form(h_src, files[g], ev[g], emulation=emu)
-                    except ExportError as e:
-                        raise ExportError(f"{g} fp16: {e}; export without fp16") from None
-                    ref = [torch_outputs(gj.module, gj.io, f) for f in ev[g][:PARITY_SAMPLES]]
-                    got = {run: [_run(p, gj.io, f) for f in ev[g][:PARITY_SAMPLES]]
-                           for run, p in (("onnxruntime", files[g]), ("emulation", str(emu)))}
-                    on = {run: max([0.0, *(fp16_rel(r, o) for r, o in zip(ref, outs, strict=True))])
-                          for run, outs in got.items()}
-                    err = max(on.values())
-                    changed = max([0.0, *(changed_share(r, o) for outs in got.values()
-                                          for r, o in zip(ref, outs, strict=True))])
-                    if not err <= FP16_BROKEN:
-                        raise ExportError(f"{g} fp16: rel error {err:.2e} vs PyTorch above {FP16_BROKEN:g} with "
-                                          f"{len(info['kept_fp32_nodes'])} nodes kept fp32 (broken, not imprecise); "
-                                          "nothing was written")
-                    worst = max(worst, err)
-                    w.register(fname, "onnx")
-                    w.add_artifact({"name": artifact_name("onnx", "fp16", g), "format": "onnx", "file": fname,
-                                    "graph": g, "precision": "fp16",
-                                    "attention": _reduced_attention(_artifact(w, g, "fp32"), h_att),
-                                    "derived_from": _artifact(w, g, "fp32")["file"], "quantization": info,
-                                    "parity": {"reference": "torch eager", "max_rel": err, **on,
-                                               "changed_share": changed}})
-                metric = job.metric(pname, files)
-                if not within_budget(card.metric.drop(fp32, metric), job.budget(fp32)):
-                    raise ExportError(f"{pname} fp16: {mname} {metric:.4g} against fp32's {fp32:.4g} (drop "
-                                      f"{card.metric.drop(fp32, metric):.3g}) misses the --max-drop "
-                                      f"{job.budget(fp32):.3g} budget; nothing was written")
-            else:
-                metric, worst, files = _int8(w, job, pname, src, ev, fp32)
+            make = _fp16 if prec == "fp16" else _int8
+            metric, worst, files = make(w, job, pname, src, ev, fp32)
             drop = card.metric.drop(fp32, metric)
             for g in spec.graphs:
                 art = _artifact(w, g, prec)
@@ -549,6 +501,63 @@ def add_precisions(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                                                          "max_drop": job.budget(fp32)})
             rows.append(_row(w, job, pname, prec, files, metric, drop, worst))
     report["precisions"] = rows
+
+
+def _fp16(w: Any, job: PrecisionJob, pname: str, src: dict[str, str], ev: dict[str, list[dict[str, np.ndarray]]],
+          fp32: float) -> tuple[float, float, dict[str, str]]:
+    """The fp16 copy of each graph of ``pname`` (once per graph: programs share graphs): the nodes fp16 cannot
+    carry on the evaluation feeds kept fp32 (:func:`~edge.calibration.fp16.fp16_form`), refused past
+    :data:`FP16_BROKEN` from PyTorch on ONNX Runtime or in the fp16-storage emulation, and the program gated on
+    its metric; returns (metric, worst parity, files)."""
+    from edge.calibration.fp16 import fp16_form
+    from edge.export.api import artifact_name
+    from edge.parity import torch_outputs
+
+    card, mname = job.card, job.card.metric.name
+    files: dict[str, str] = {}
+    spec = card.program(pname)
+    worst = 0.0
+    for g in spec.graphs:
+        gj = job.job(g)
+        fname = f"{gj.stem}.fp16.onnx"
+        files[g] = str(w.path_for(fname))
+        if _artifact(w, g, "fp16") is not None:  # a graph two programs share is converted once
+            worst = max(worst, _artifact(w, g, "fp16")["parity"]["max_rel"])
+            continue
+        # the nodes fp16 cannot carry on these inputs stay fp32 (a form judged as TensorRT runs it)
+        emu = w.path_for(f".int8-src/{gj.stem}.fp16.emulation.onnx")
+        emu.parent.mkdir(exist_ok=True)
+        h_src, h_att = _reduced_source(w, gj, src[g], job.seed)
+        try:
+            info = fp16_form(h_src, files[g], ev[g], emulation=emu)
+        except ExportError as e:
+            raise ExportError(f"{g} fp16: {e}; export without fp16") from None
+        ref = [torch_outputs(gj.module, gj.io, f) for f in ev[g][:PARITY_SAMPLES]]
+        got = {run: [_run(p, gj.io, f) for f in ev[g][:PARITY_SAMPLES]]
+               for run, p in (("onnxruntime", files[g]), ("emulation", str(emu)))}
+        on = {run: max([0.0, *(fp16_rel(r, o) for r, o in zip(ref, outs, strict=True))])
+              for run, outs in got.items()}
+        err = max(on.values())
+        changed = max([0.0, *(changed_share(r, o) for outs in got.values()
+                              for r, o in zip(ref, outs, strict=True))])
+        if not err <= FP16_BROKEN:
+            raise ExportError(f"{g} fp16: rel error {err:.2e} vs PyTorch above {FP16_BROKEN:g} with "
+                              f"{len(info['kept_fp32_nodes'])} nodes kept fp32 (broken, not imprecise); "
+                              "nothing was written")
+        worst = max(worst, err)
+        w.register(fname, "onnx")
+        w.add_artifact({"name": artifact_name("onnx", "fp16", g), "format": "onnx", "file": fname,
+                        "graph": g, "precision": "fp16",
+                        "attention": _reduced_attention(_artifact(w, g, "fp32"), h_att),
+                        "derived_from": _artifact(w, g, "fp32")["file"], "quantization": info,
+                        "parity": {"reference": "torch eager", "max_rel": err, **on,
+                                   "changed_share": changed}})
+    metric = job.metric(pname, files)
+    if not within_budget(card.metric.drop(fp32, metric), job.budget(fp32)):
+        raise ExportError(f"{pname} fp16: {mname} {metric:.4g} against fp32's {fp32:.4g} (drop "
+                          f"{card.metric.drop(fp32, metric):.3g}) misses the --max-drop "
+                          f"{job.budget(fp32):.3g} budget; nothing was written")
+    return metric, worst, files
 
 
 def inherit_gates(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
