@@ -219,8 +219,15 @@ def card_for_bundle(bundle: Any) -> ModelCard | None:
                          "install the package that provides it") from None
     from edge.manifest_schema import MANIFEST, check_config
 
-    # the config sizes ring buffers, resizes and crops: checked against the card before anything uses it
-    check_config(model.get("config") or {}, card, f"{bundle.path}/{MANIFEST}")
+    # the config sizes ring buffers, resizes and crops: checked against the card before anything uses it. A
+    # bundle exported before the card gained a key has none: the value that meant "before" (config_added, as
+    # for an older checkpoint) is filled in, in memory, so every reader of the manifest's config sees it
+    cfg = model.get("config") or {}
+    if isinstance(cfg, dict):
+        cfg = {**{k: v for k, v in (card.config_added or {}).items() if k not in cfg}, **cfg}
+    check_config(cfg, card, f"{bundle.path}/{MANIFEST}")
+    if model.get("config") is not None:
+        model["config"] = cfg
     return card
 
 
