@@ -34,7 +34,7 @@ def _split(spec: str) -> tuple[str, dict[str, str]]:
     is not set + option v)."""
     from edge.stream.sources import spec_options
 
-    return (spec, {}) if os.path.exists(spec) else spec_options(spec.strip())
+    return spec_options(spec if os.path.exists(spec) else spec.strip())
 
 
 def _synthetic(head: str) -> bool:

@@ -424,3 +424,21 @@ def test_a_raw_drive_finds_its_calibration_however_it_is_named(tmp_path: Path, m
     with pytest.raises(DataError, match=r"2011_09_26: holds KITTI raw drives, not frames; give one drive, e\.g\. "
                                         r"kitti:.*2011_09_26_drive_0001_sync"):
         KittiSource(date).open()
+
+
+def test_a_folder_named_like_options_is_a_folder(tmp_path: Path) -> None:
+    """``kitti:`` and image-folder specs read ``,key=value`` options, so a folder named "drive, index=1" was read
+    as folder "drive" with option index=1 (edge val's specs already took an existing path as a path): an existing
+    path, after its ``scheme:``, is the path whatever its name holds; options still follow a real folder."""
+    from edge.stream.sources import open_source, spec_options
+
+    root = make_folder(tmp_path / "drive, index=1", 2)
+    src = kitti_source(f"kitti:{root}")
+    src.open()
+    assert [f.meta["index"] for f in list(src)[::2]] == ["000000", "000001"]  # both frames, no index option
+    plain = make_folder(tmp_path / "plain", 2)
+    assert spec_options(f"kitti:{plain},index=000001") == (f"kitti:{plain}", {"index": "000001"})
+    shots = tmp_path / "shots, fps=1"
+    shots.mkdir()
+    assert open_source(str(shots)).spec == str(shots)  # an image folder of that name, at its default pace
+    assert spec_options(str(shots)) == (str(shots), {})

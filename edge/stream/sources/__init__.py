@@ -122,9 +122,16 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
 
 
 def spec_options(spec: str) -> tuple[str, dict[str, str]]:
-    """``head,key=value,...`` -> (head, options); a comma inside the head (a file name) stays there."""
+    """``head,key=value,...`` -> (head, options); a comma inside the head (a file name) stays there. A spec that
+    names an existing path as a whole (after a ``scheme:`` such as ``kitti:``) is that path, options and all: a
+    folder named "drive, x=1" is not drive + option x (one rule for every reader of specs)."""
+    import os
     import re
 
+    scheme = re.match(r"[a-z]+:", spec)
+    rest = spec[scheme.end():] if scheme else ""
+    if os.path.exists(spec) or (rest and os.path.exists(rest)):
+        return spec, {}
     parts = re.split(r",(?=\s*\w+\s*=)", spec)
     opts = {}
     for p in parts[1:]:
