@@ -14,6 +14,7 @@ from typing import Any
 
 from edge import jsonout
 from edge.errors import EdgeError, ModelError, first_line
+from edge.models.checkpoint import continues
 
 
 def train_command(model: str, out: Path, config: str, steps: int, batch: int, lr: float | None, seed: int,
@@ -44,12 +45,6 @@ MAX_TIME_LIMIT_S = 30 * 24 * 3600.0
 MAX_BATCH = 4096
 #: how torch's CPU and CUDA allocators say a tensor did not fit
 OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|DefaultCPUAllocator", re.IGNORECASE)
-
-
-def continues(cfg0: dict[str, Any], cfg: dict[str, Any]) -> bool:
-    """Whether a checkpoint written with config ``cfg0`` trains on under ``cfg``: every key it has, with the same
-    value (keys the card added since may be new: their layers start fresh)."""
-    return set(cfg0) <= set(cfg) and all(cfg0[k] == cfg[k] for k in cfg0)
 
 
 def config_of(card: Any, ck: dict[str, Any], init: Path, ignore: Iterable[str] = ()) -> str:

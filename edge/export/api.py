@@ -550,6 +550,26 @@ def _apply_options(card: Any, module: Any, cfg: dict[str, Any], options: Mapping
     return new.eval(), new_cfg
 
 
+def _check_config_name(card: Any, config: str, recorded: dict[str, Any], path: Path, progress: Any) -> None:
+    """That a checkpoint is of the config ``--config`` names: every key it recorded has that config's value
+    (:func:`~edge.models.checkpoint.continues`). Keys the card gained since take their ``config_added`` values,
+    the model as trained, and a note says so: a tiny checkpoint from before a family's new stage was refused as
+    "trained with another config than 'tiny'" while its record named tiny. A real difference names its keys."""
+    from edge.models.checkpoint import continues
+
+    want = card.config(config)
+    if not continues(recorded, want):
+        differ = [k for k in sorted(recorded) if want.get(k, object()) != recorded[k]]
+        said = "; ".join(f"{k}: {recorded[k]!r} there, {want[k]!r} in '{config}'" if k in want
+                         else f"{k}: {recorded[k]!r} there, no such key in '{config}'" for k in differ[:3])
+        raise ModelError(f"{path}: checkpoint was trained with another config than '{config}' ({said}); leave "
+                         "out --config to export it as it was trained")
+    older = sorted(set(want) - set(recorded))
+    if older and progress is not None:
+        progress(f"note: {path} predates config option(s) {', '.join(older)}: exported as trained, with the "
+                 "values they had before (the card's config_added)")
+
+
 def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, config: str | None = None,
                 checkpoint: str | os.PathLike[str] | None = None, attention: str = "auto",
                 dynamic_batch: bool = False, programs: str | Sequence[str] | None = None, opset: int | None = None,
@@ -572,7 +592,7 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     labels unread), the one real source for a family that needs several sensors at once.
     """
     from edge.models import get_card
-    from edge.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+    from edge.models.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 
     check_args(out, opset, attention, calib_method, rtol=rtol)
     from edge.models.registry import list_models
@@ -628,9 +648,10 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     if ckpt_path is None and card.checkpoint_for(config) is not None:
         ckpt_path = card.checkpoint_for(config)
     if ckpt_path is not None:
-        module, cfg, meta = load_model(ckpt_path, expect_model=model)
-        if config is not None and card.config(config) != cfg:
-            raise ModelError(f"{ckpt_path}: checkpoint was trained with another config than '{config}'")
+        ck = read_checkpoint(ckpt_path)
+        module, cfg, meta = model_from_checkpoint(ck, ckpt_path, expect_model=model)
+        if config is not None:
+            _check_config_name(card, config, ck["config"], ckpt_path, progress)
         weights = {"checkpoint": str(ckpt_path), "trained": meta}
     else:
         import torch

@@ -84,6 +84,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return ck
 
 
+def continues(cfg0: dict[str, Any], cfg: dict[str, Any]) -> bool:
+    """Whether a checkpoint written with config ``cfg0`` is of config ``cfg``: every key it has, with the same value
+    (keys the card added since may be new: training gives their layers a fresh start, an export takes the
+    card's ``config_added`` values, the model as trained)."""
+    return set(cfg0) <= set(cfg) and all(cfg0[k] == cfg[k] for k in cfg0)
+
+
 def load_model(path: str | os.PathLike[str], expect_model: str | None = None) -> tuple[Any, dict[str, Any], dict]:
     """Build the model a checkpoint describes and load its weights; returns (module, config, meta). Keys
     the card added after the checkpoint was written take the card's ``config_added`` values."""
