@@ -223,9 +223,16 @@ def card_for_bundle(bundle: Any) -> ModelCard | None:
     # bundle exported before the card gained a key has none: the value that meant "before" (config_added, as
     # for an older checkpoint) is filled in, in memory, so every reader of the manifest's config sees it
     cfg = model.get("config") or {}
-    if isinstance(cfg, dict):
-        cfg = {**{k: v for k, v in (card.config_added or {}).items() if k not in cfg}, **cfg}
+    filled = [k for k in (card.config_added or {}) if k not in cfg] if isinstance(cfg, dict) else []
+    if filled:
+        cfg = {**{k: card.config_added[k] for k in filled}, **cfg}
     check_config(cfg, card, f"{bundle.path}/{MANIFEST}")
+    if filled:  # an older bundle has only the graphs those values make (a hand-edited manifest may not)
+        extra = sorted(set(bundle.graphs) - set(card.graphs_of([p.name for p in card.programs_for(cfg)])))
+        if extra:
+            raise BundleError(f"{bundle.path}/{MANIFEST}: 'model.config' lacks {filled}, and with the values they "
+                              f"had before (the card's config_added) there is no graph {extra[0]!r}, which the "
+                              "bundle has: the manifest does not describe its graphs; export the bundle again")
     if model.get("config") is not None:
         model["config"] = cfg
     return card

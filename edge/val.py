@@ -34,7 +34,8 @@ def _split(spec: str) -> tuple[str, dict[str, str]]:
     is not set + option v)."""
     from edge.stream.sources import spec_options
 
-    return spec_options(spec if os.path.exists(spec) else spec.strip())
+    s = spec if os.path.exists(spec) else spec.strip()
+    return spec_options(s, path=not _synthetic(s.split(",", 1)[0]))
 
 
 def _synthetic(head: str) -> bool:

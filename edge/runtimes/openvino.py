@@ -196,6 +196,9 @@ class OpenVinoRuntime(BaseRuntime):
     backend = "openvino"
     #: camera sizes kept compiled beside the prepared ones (a stream has one; a folder of mixed images a few)
     SIZES_KEPT = 4
+    #: camera sizes kept for good when announced before the first frame (a rig's cameras; a caller announcing
+    #: sizes for ever does not grow the compiled models without bound)
+    SIZES_PREPARED = 16
 
     def __init__(self, model_path: str, io: IOSpec, *, device: str = "CPU", inference_precision: str = "f32",
                  hint: str = "latency", threads: int = 0, streams: int = 0, front: Any = None,
@@ -276,7 +279,8 @@ class OpenVinoRuntime(BaseRuntime):
         """Compile for camera frames of ``hw`` now rather than inside the first such frame."""
         if self.front is not None:
             with self._calls:
-                self._prepared.add((int(hw[0]), int(hw[1])))
+                if len(self._prepared) < self.SIZES_PREPARED:  # past it, a size rotates with the others
+                    self._prepared.add((int(hw[0]), int(hw[1])))
                 self._for_size((int(hw[0]), int(hw[1])))
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -305,6 +309,7 @@ class OpenVinoRuntime(BaseRuntime):
             self.request = None
             self.compiled = None
             self._sized = {}
+            self._prepared = set()
 
 
 #: queues alive in this process: each is drained at interpreter exit (see :func:`_drain_queues`)

@@ -278,3 +278,8 @@ def test_prepared_camera_sizes_are_never_dropped(identity: Path, monkeypatch) ->
     for hw in loose:
         rt.infer({"image": _frame(*hw)[None]})
     assert set(rig) <= set(rt._sized) and len(rt._sized) == len(rig) + rt.SIZES_KEPT
+    # sizes announced past SIZES_PREPARED rotate with the others: announcing for ever is not unbounded
+    for i in range(rt.SIZES_PREPARED + 3):
+        rt.prepare_image_size((100 + 2 * i, 30))
+    assert len(rt._prepared) == rt.SIZES_PREPARED
+    assert len(rt._sized) == rt.SIZES_PREPARED + rt.SIZES_KEPT

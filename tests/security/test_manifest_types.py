@@ -216,3 +216,21 @@ def test_a_bundle_from_before_a_config_key_runs_with_the_value_that_meant_before
     (b / "manifest.json").write_text(json.dumps(m))
     code, err = _cli("run", b, "--source", "synthetic:2", "--out", tmp_path / "r2", capsys=capsys)
     _one_line(code, err, "lacks", required)
+
+
+def test_filled_config_keys_must_describe_the_bundles_graphs(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A manifest stripped of the keys a card added (by hand: an older bundle never had a matching graph) is not
+    filled and run as the older model beside a graph that model has no use for (a review: it ran, the match graph
+    loaded and unused, the step fed as without the landing cue): one line naming the graph, export again."""
+    from edge.export.api import export_card
+    from edge.models import get_card
+
+    b = tmp_path / "nc"
+    export_card("nativecross", b, config="tiny", programs=["refine", "refine_match"])
+    m = json.loads((b / "manifest.json").read_text())
+    for k in get_card("nativecross").config_added:
+        m["model"]["config"].pop(k, None)
+    (b / "manifest.json").write_text(json.dumps(m))
+    code, err = _cli("run", b, "--source", "synthetic:2", "--out", tmp_path / "r", capsys=capsys)
+    _one_line(code, err, "lacks", "there is no graph 'match'", "export the bundle again")

@@ -426,10 +426,11 @@ def test_a_raw_drive_finds_its_calibration_however_it_is_named(tmp_path: Path, m
         KittiSource(date).open()
 
 
-def test_a_folder_named_like_options_is_a_folder(tmp_path: Path) -> None:
+def test_a_folder_named_like_options_is_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``kitti:`` and image-folder specs read ``,key=value`` options, so a folder named "drive, index=1" was read
     as folder "drive" with option index=1 (edge val's specs already took an existing path as a path): an existing
     path, after its ``scheme:``, is the path whatever its name holds; options still follow a real folder."""
+    from edge.models import get_card
     from edge.stream.sources import open_source, spec_options
 
     root = make_folder(tmp_path / "drive, index=1", 2)
@@ -442,3 +443,13 @@ def test_a_folder_named_like_options_is_a_folder(tmp_path: Path) -> None:
     shots.mkdir()
     assert open_source(str(shots)).spec == str(shots)  # an image folder of that name, at its default pace
     assert spec_options(str(shots)) == (str(shots), {})
+    # a synthetic spec names no path: a file of its name in the working folder changes nothing (a review of the
+    # first version, which took "synthetic:30,seed=3" as that file and refused it)
+    monkeypatch.chdir(tmp_path)
+    for name in ("30,seed=3", "synthetic:30,seed=3"):
+        (tmp_path / name).write_text("")
+        assert spec_options("synthetic:30,seed=3", path=False) == ("synthetic:30", {"seed": "3"})
+        assert open_source("synthetic:30,seed=3", card=get_card("lane")).seed == 3
+        from edge.val import _split
+
+        assert _split("synthetic:30,seed=3") == ("synthetic:30", {"seed": "3"})

@@ -49,7 +49,7 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
     """
     if spec == "synthetic" or spec.startswith(("synthetic:", "synthetic,")) or spec == "waveform:sim" \
             or spec.startswith("waveform:sim,"):
-        head, opts = spec_options(spec)
+        head, opts = spec_options(spec, path=False)
         if head.startswith("waveform:"):
             n, hw = _int_option(spec, opts, "frames", 60), None
         else:
@@ -121,16 +121,15 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 
-def spec_options(spec: str) -> tuple[str, dict[str, str]]:
-    """``head,key=value,...`` -> (head, options); a comma inside the head (a file name) stays there. A spec that
-    names an existing path as a whole (after a ``scheme:`` such as ``kitti:``) is that path, options and all: a
-    folder named "drive, x=1" is not drive + option x (one rule for every reader of specs)."""
+def spec_options(spec: str, *, path: bool = True) -> tuple[str, dict[str, str]]:
+    """``head,key=value,...`` -> (head, options); a comma inside the head (a file name) stays there. Where the head
+    is a path (``path``; not a ``synthetic`` spec), a spec that names an existing path as a whole is that path,
+    options and all: a folder named "drive, x=1" is not drive + option x (one rule for every reader of specs;
+    callers hand over the part after a scheme such as ``kitti:``)."""
     import os
     import re
 
-    scheme = re.match(r"[a-z]+:", spec)
-    rest = spec[scheme.end():] if scheme else ""
-    if os.path.exists(spec) or (rest and os.path.exists(rest)):
+    if path and os.path.exists(spec):
         return spec, {}
     parts = re.split(r",(?=\s*\w+\s*=)", spec)
     opts = {}

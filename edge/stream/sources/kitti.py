@@ -145,8 +145,8 @@ def kitti_source(spec: str, *, realtime: bool = False, max_frames: int = 0) -> K
     """``kitti:FOLDER[,index=000114][,fps=10]`` -> :class:`KittiSource`."""
     from edge.stream.sources import spec_options
 
-    head, opts = spec_options(spec)  # an option given twice is refused there (the last one silently won)
-    folder = head[len("kitti:"):] if head.startswith("kitti:") else head
+    # an option given twice is refused there (the last one silently won); an existing folder is taken whole
+    folder, opts = spec_options(spec[len("kitti:"):] if spec.startswith("kitti:") else spec)
     if not folder:
         raise DataError(f"{spec}: no folder; expected kitti:FOLDER[,index=000114][,fps=10]")
     unknown = set(opts) - {"index", "fps"}
