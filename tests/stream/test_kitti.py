@@ -438,7 +438,12 @@ def test_a_folder_named_like_options_is_a_folder(tmp_path: Path, monkeypatch: py
     src.open()
     assert [f.meta["index"] for f in list(src)[::2]] == ["000000", "000001"]  # both frames, no index option
     plain = make_folder(tmp_path / "plain", 2)
-    assert spec_options(f"kitti:{plain},index=000001") == (f"kitti:{plain}", {"index": "000001"})
+    assert kitti_source(f"kitti:{plain},index=000001").spec.startswith(f"kitti:{plain}")
+    # an option twice names the spec as typed, prefix and all (a review: the prefix was dropped)
+    with pytest.raises(DataError, match=rf"^bad spec 'kitti:{plain},index=1,index=2': index= given twice$"):
+        kitti_source(f"kitti:{plain},index=1,index=2")
+    with pytest.raises(DataError, match=r"^bad spec 'waveform:w.npz,loop=2,loop=3': loop= given twice$"):
+        open_source("waveform:w.npz,loop=2,loop=3")
     shots = tmp_path / "shots, fps=1"
     shots.mkdir()
     assert open_source(str(shots)).spec == str(shots)  # an image folder of that name, at its default pace

@@ -77,7 +77,7 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
     if spec.startswith("waveform:"):
         from edge.stream.sources.waveform import WaveformFileSource
 
-        path, opts = spec_options(spec[len("waveform:"):])
+        path, opts = spec_options(spec[len("waveform:"):], said=spec)
         unknown = set(opts) - {"loop"}
         if unknown or not path:
             raise DataError(f"bad waveform source '{spec}' (use waveform:FILE[,loop=N] or waveform:sim[,...])")
@@ -121,11 +121,11 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 
-def spec_options(spec: str, *, path: bool = True) -> tuple[str, dict[str, str]]:
+def spec_options(spec: str, *, path: bool = True, said: str | None = None) -> tuple[str, dict[str, str]]:
     """``head,key=value,...`` -> (head, options); a comma inside the head (a file name) stays there. Where the head
     is a path (``path``; not a ``synthetic`` spec), a spec that names an existing path as a whole is that path,
     options and all: a folder named "drive, x=1" is not drive + option x (one rule for every reader of specs;
-    callers hand over the part after a scheme such as ``kitti:``)."""
+    callers hand over the part after a scheme such as ``kitti:``, and the spec as typed as ``said`` for errors)."""
     import os
     import re
 
@@ -136,7 +136,7 @@ def spec_options(spec: str, *, path: bool = True) -> tuple[str, dict[str, str]]:
     for p in parts[1:]:
         k, _, v = p.partition("=")
         if k.strip() in opts:  # the last one silently won ("deg=5,deg=6" scored at 6)
-            raise DataError(f"bad spec '{spec}': {k.strip()}= given twice")
+            raise DataError(f"bad spec '{said or spec}': {k.strip()}= given twice")
         opts[k.strip()] = v.strip()
     return parts[0], opts
 

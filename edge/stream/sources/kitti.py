@@ -146,7 +146,7 @@ def kitti_source(spec: str, *, realtime: bool = False, max_frames: int = 0) -> K
     from edge.stream.sources import spec_options
 
     # an option given twice is refused there (the last one silently won); an existing folder is taken whole
-    folder, opts = spec_options(spec[len("kitti:"):] if spec.startswith("kitti:") else spec)
+    folder, opts = spec_options(spec[len("kitti:"):] if spec.startswith("kitti:") else spec, said=spec)
     if not folder:
         raise DataError(f"{spec}: no folder; expected kitti:FOLDER[,index=000114][,fps=10]")
     unknown = set(opts) - {"index", "fps"}
