@@ -524,6 +524,10 @@ def _fp16(w: Any, job: PrecisionJob, pname: str, src: dict[str, str], ev: dict[s
         if _artifact(w, g, "fp16") is not None:  # a graph two programs share is converted once
             worst = max(worst, _artifact(w, g, "fp16")["parity"]["max_rel"])
             continue
+        if not ev[g]:  # converted unchecked, it would first run on the car (as INT8, which needs feeds to calibrate)
+            raise ExportError(f"program '{pname}' never ran graph '{g}' on the evaluation samples its parity is "
+                              "checked on, so its fp16 form cannot be checked; give evaluation data that reaches it "
+                              f"(--eval-data), or export without '{pname}' (--programs)")
         # the nodes fp16 cannot carry on these inputs stay fp32 (a form judged as TensorRT runs it)
         emu = w.path_for(f".int8-src/{gj.stem}.fp16.emulation.onnx")
         emu.parent.mkdir(exist_ok=True)

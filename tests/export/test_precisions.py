@@ -387,3 +387,26 @@ def test_fp16_over_the_budget_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
         export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "fp16"],
                     eval_size=2)
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+
+
+def test_fp16_of_a_graph_no_evaluation_sample_reached_is_refused(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program may call a graph only on some inputs (PULSAR's sectors program sends only jammed-looking
+    waveforms through its graph): with none among the evaluation samples, the fp16 copy was written with no parity
+    check at all (0.0 recorded). Refused in one line, as INT8 is for a calibration set that never reaches a graph."""
+    from edge.calibration import precision
+    from edge.errors import ExportError
+    from edge.export.api import export_card
+
+    real = precision.PrecisionJob.record
+
+    def none(self, pname, files, role):  # type: ignore[no-untyped-def]
+        got = real(self, pname, files, role)
+        return {g: [] for g in got} if role == "evaluation" else got
+
+    monkeypatch.setattr(precision.PrecisionJob, "record", none)
+    with pytest.raises(ExportError, match=r"^program 'clip' never ran graph 'full' on the evaluation samples .* "
+                                          r"export without 'clip' \(--programs\)$") as e:
+        export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "fp16"],
+                    eval_size=2)
+    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
