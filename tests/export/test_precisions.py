@@ -372,8 +372,6 @@ def test_fp16_over_the_budget_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     """fp16 is gated on the program's metric like INT8 (it was written whatever the metric said, on tensor
     parity alone): forced 200 points under fp32, the export fails in one line and writes nothing."""
     from edge.calibration import precision
-    from edge.errors import ExportError
-    from edge.export.api import export_card
 
     real = precision.PrecisionJob.metric
 
@@ -382,11 +380,8 @@ def test_fp16_over_the_budget_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
         return m - 200.0 if any(f.endswith(".fp16.onnx") for f in files.values()) else m
 
     monkeypatch.setattr(precision.PrecisionJob, "metric", low)
-    with pytest.raises(ExportError, match=r"^clip fp16: TuSimple accuracy .* \(drop 200\) misses the --max-drop "
-                                          r".* budget; nothing was written$") as e:
-        export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "fp16"],
-                    eval_size=2)
-    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+    _fp16_refused(tmp_path, r"^clip fp16: TuSimple accuracy .* \(drop 200\) misses the --max-drop .* budget; "
+                            "nothing was written$")
 
 
 def test_fp16_of_a_graph_no_evaluation_sample_reached_is_refused(tmp_path: Path,
@@ -395,8 +390,6 @@ def test_fp16_of_a_graph_no_evaluation_sample_reached_is_refused(tmp_path: Path,
     waveforms through its graph): with none among the evaluation samples, the fp16 copy was written with no parity
     check at all (0.0 recorded). Refused in one line, as INT8 is for a calibration set that never reaches a graph."""
     from edge.calibration import precision
-    from edge.errors import ExportError
-    from edge.export.api import export_card
 
     real = precision.PrecisionJob.record
 
@@ -405,8 +398,16 @@ def test_fp16_of_a_graph_no_evaluation_sample_reached_is_refused(tmp_path: Path,
         return {g: [] for g in got} if role == "evaluation" else got
 
     monkeypatch.setattr(precision.PrecisionJob, "record", none)
-    with pytest.raises(ExportError, match=r"^program 'clip' never ran graph 'full' on the evaluation samples .* "
-                                          r"export without 'clip' \(--programs\)$") as e:
+    _fp16_refused(tmp_path, r"^program 'clip' never ran graph 'full' on the evaluation samples .* export without "
+                            r"'clip' \(--programs\)$")
+
+
+def _fp16_refused(tmp_path: Path, said: str) -> None:
+    """A tiny lane clip export with fp16 fails in one line matching ``said`` and writes nothing."""
+    from edge.errors import ExportError
+    from edge.export.api import export_card
+
+    with pytest.raises(ExportError, match=said) as e:
         export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "fp16"],
                     eval_size=2)
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
