@@ -56,6 +56,25 @@ def finite_rel(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> 
     return worst, broken
 
 
+def fp16_rel(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
+    """The largest relative error of an fp16 form's float outputs (inf where one is not finite and PyTorch's
+    is). Integer and boolean outputs are not in it: a selection (the indices of the tokens a policy keeps)
+    flips where two scores tie within fp16's rounding, and 7 for 5 is no relative error of 40 %; the share
+    that changed is recorded (:func:`changed_share`) and the task metric judges what it costs."""
+    if any(r.dtype.kind == "f" and got[k].shape != r.shape for k, r in ref.items()):
+        return float("inf")  # a float output whose length the values decide came out another length
+    rel, broken = finite_rel(ref, got)
+    return float("inf") if broken else rel
+
+
+def changed_share(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
+    """The largest share of elements that differ in any integer or boolean output (0.0 when there is none)."""
+    shares = [float(np.mean(r != got[k])) for k, r in ref.items() if r.dtype.kind in "biu" and r.size
+              and got[k].shape == r.shape]
+    shares += [1.0 for k, r in ref.items() if r.dtype.kind in "biu" and got[k].shape != r.shape]
+    return max(shares, default=0.0)
+
+
 def torch_outputs(module: Any, io: IOSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run a torch module on numpy feeds (in IOSpec order) and name its outputs."""
     from edge.runtimes import from_module

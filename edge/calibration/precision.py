@@ -511,7 +511,7 @@ def _fp16(w: Any, job: PrecisionJob, pname: str, src: dict[str, str], ev: dict[s
     its metric; returns (metric, worst parity, files)."""
     from edge.calibration.fp16 import fp16_form
     from edge.export.api import artifact_name
-    from edge.parity import torch_outputs
+    from edge.parity import changed_share, fp16_rel, torch_outputs
 
     card, mname = job.card, job.card.metric.name
     files: dict[str, str] = {}
@@ -557,10 +557,10 @@ def _fp16(w: Any, job: PrecisionJob, pname: str, src: dict[str, str], ev: dict[s
                         "parity": {"reference": "torch eager", "max_rel": err, **on,
                                    "changed_share": changed}})
     metric = job.metric(pname, files)
-    if not within_budget(card.metric.drop(fp32, metric), job.budget(fp32)):
-        raise ExportError(f"{pname} fp16: {mname} {metric:.4g} against fp32's {fp32:.4g} (drop "
-                          f"{card.metric.drop(fp32, metric):.3g}) misses the --max-drop "
-                          f"{job.budget(fp32):.3g} budget; nothing was written")
+    drop = card.metric.drop(fp32, metric)
+    if not within_budget(drop, job.budget(fp32)):
+        raise ExportError(f"{pname} fp16: {mname} {metric:.4g} against fp32's {fp32:.4g} (drop {drop:.3g}) misses "
+                          f"the --max-drop {job.budget(fp32):.3g} budget; nothing was written")
     return metric, worst, files
 
 
@@ -580,27 +580,6 @@ def inherit_gates(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                       for form, rec in forms.items()}
             for backend, forms in gates.items()}
     report["inherited_gates"] = dict(inherited)
-
-
-def fp16_rel(ref: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> float:
-    """The largest relative error of an fp16 form's float outputs (inf where one is not finite and PyTorch's
-    is). Integer and boolean outputs are not in it: a selection (the indices of the tokens a policy keeps)
-    flips where two scores tie within fp16's rounding, and 7 for 5 is no relative error of 40 %; the share
-    that changed is recorded (:func:`changed_share`) and the task metric judges what it costs."""
-    from edge.parity import finite_rel
-
-    if any(r.dtype.kind == "f" and got[k].shape != r.shape for k, r in ref.items()):
-        return float("inf")  # a float output whose length the values decide came out another length
-    rel, broken = finite_rel(ref, got)
-    return float("inf") if broken else rel
-
-
-def changed_share(ref: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> float:
-    """The largest share of elements that differ in any integer or boolean output (0.0 when there is none)."""
-    shares = [float(np.mean(r != got[k])) for k, r in ref.items() if r.dtype.kind in "biu" and r.size
-              and got[k].shape == r.shape]
-    shares += [1.0 for k, r in ref.items() if r.dtype.kind in "biu" and got[k].shape != r.shape]
-    return max(shares, default=0.0)
 
 
 def _run(path: str, io: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

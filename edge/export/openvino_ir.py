@@ -50,7 +50,7 @@ def add_openvino(w: Any, report: dict[str, Any], jobs: list[Any], *, rtol: float
             # not gated here; the task metric on OpenVINO gates them (edge.calibration.openvino_qdq)
             ref_name, tol = f"{art['file']} in onnxruntime", 1e-2 if art["precision"] == "fp16" else float("inf")
         if art["precision"] == "fp16":  # float outputs, as the fp16 form was held to (an index output may flip)
-            from edge.calibration.precision import fp16_rel
+            from edge.parity import fp16_rel
 
             worst = fp16_rel(ref, got)
         else:
