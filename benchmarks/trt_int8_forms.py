@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "trt_int8_forms.json")
     args = ap.parse_args()
 
+    from edge.bench.machine import machine
     from edge.bundle import Bundle
     from edge.files import atomic_write_text
     from edge.runtimes.trt_engine import onnx_for
@@ -82,7 +83,8 @@ def main() -> None:
                      "fp32": fp32, "int8_symmetric": sym_int8, "int8_fp16_gate": gates, "fp16_gate": fp16,
                      "graphs": graphs})
         print(json.dumps(rows[-1], indent=1)[:3000])
-    atomic_write_text(args.out, json.dumps({"rows": rows}, indent=1) + "\n")
+    # accuracy and graph counts, not timings; the parity figures are this machine's ONNX Runtime kernels'
+    atomic_write_text(args.out, json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 
