@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.data.frame import Frame
 from edge.errors import BundleError, DataError, ModelError
+from edge.models.contract import FOLD_EVERY
 
 
 @dataclass
@@ -75,6 +76,7 @@ class FamilyTask:
         self.precision = precision or "fp32"
         self.program = load_program(bundle, backend, precision=precision, program=program, **options)
         self._items: list[Any] = []
+        self._scored = 0  # labelled frame sets scored (items are folded, so not len(_items))
         #: the run's text commands (``edge run --command``, :mod:`edge.stream.commands`), None: the sources'
         self.commands: Any = None
 
@@ -98,11 +100,15 @@ class FamilyTask:
         return rec, payload
 
     def _score(self, rec: dict[str, Any], frames: Mapping[str, Frame]) -> None:
-        """Keep what the card's metric takes from a labelled frame set's record."""
+        """Keep what the card's metric takes from a labelled frame set's record, folded every ``FOLD_EVERY`` items
+        where the metric can fold (``Metric.fold``), so a long labelled run does not grow with its length."""
         if self.card.metric is not None:
             item = self.card.metric_item(rec, frames, self.cfg)
             if item is not None:
                 self._items.append(item)
+                self._scored += 1
+                if len(self._items) >= FOLD_EVERY:
+                    self._items = self.card.metric_fold(self._items)
 
     @property
     def decodes_in_batches(self) -> bool:
@@ -143,7 +149,7 @@ class FamilyTask:
             out["inference_precision"] = self.program.inference_precision
         if self._items and self.card.metric is not None:
             m = self.card.metric
-            out["metric"] = {"name": m.name, "unit": m.unit, "frames": len(self._items), **m.score(self._items)}
+            out["metric"] = {"name": m.name, "unit": m.unit, "frames": self._scored, **m.score(self._items)}
         return out
 
     def close(self) -> None:

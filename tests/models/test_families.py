@@ -90,7 +90,30 @@ def _same(a: object, b: object) -> bool:
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
     return a == b
+
+
+def test_shipped_metrics_fold() -> None:
+    """A labelled live run keeps a shipped family's metric items folded (bounded memory), not every item."""
+    assert all(get_card(f).metric.fold is not None for f in FAMILIES)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_metric_fold_scores_as_its_items(family: str) -> None:
+    """``Metric.fold``'s law on the family's own items: a fold of some items, or a fold of a fold and more items,
+    scores as the items it folded (what ``FamilyTask`` relies on when it folds a long labelled run)."""
+    card, cfg, model = _seeded_tiny(family)
+    samples = card.data.samples(cfg, "evaluation", 6, 0)
+    with torch_program(card, model, cfg) as prog:
+        items = [card.metric_item(rec, frames, cfg) for rec, frames, _ in run_samples(prog, card, samples)]
+    items = [i for i in items if i is not None]
+    assert len(items) == 6
+    m, whole = card.metric, card.metric.score(items)
+    for folded in ([m.fold(items[:3]), *items[3:]], [m.fold([m.fold(items[:2]), *items[2:4]]), *items[4:]],
+                   card.metric_fold(items), card.metric_fold(card.metric_fold(items) + items[:0])):
+        assert _same(m.score(folded), whole), family
 
 
 BATCHED = [f for f in FAMILIES if get_card(f).postprocess_many is not None]

@@ -293,3 +293,28 @@ def test_block_mode_batch_decoding_gives_the_records_and_score_of_one_at_a_time(
     assert len(runs["block"][0]) == 16 and runs["block"][0] == runs["latest"][0]
     assert runs["block"][1] == runs["latest"][1]
     assert runs["block"][2] and not runs["latest"][2]  # block decoded some results together, latest none
+
+
+def test_a_labelled_run_folds_its_metric_items(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``FamilyTask`` folds its metric items every ``FOLD_EVERY`` scored frame sets (a long labelled run held every
+    frame's lanes: 13 MB more every 1,000 frames); the score and its frame count are those of keeping them all."""
+    import edge.stream.task as task_module
+    from edge.models import get_card
+    from edge.stream import Pipeline
+    from edge.stream.sources import MemorySource
+
+    frames = list(open_source("synthetic:10:180x320", card=get_card("lane")))
+    scores, held = {}, {}
+    for every in (3, 10_000):
+        monkeypatch.setattr(task_module, "FOLD_EVERY", every)
+        task = task_module.FamilyTask(Bundle.load(tiny_bundle), "onnxruntime")
+        src = MemorySource([f.data for f in frames], meta=[f.meta for f in frames])
+        scores[every] = Pipeline([src], task, [], policy="block").run(handle_signals=False)["task"]["metric"]
+        held[every] = len(task._items)
+        task.close()
+    assert held == {3: 2, 10_000: 10}  # folded at the 3rd, 5th, 7th and 9th item: that fold and the 10th
+    assert scores[3]["frames"] == scores[10_000]["frames"] == 10
+    assert scores[3].keys() == scores[10_000].keys() and scores[3]["name"] == scores[10_000]["name"]
+    nums = [k for k, v in scores[3].items() if isinstance(v, float)]
+    assert "value" in nums and [scores[3][k] for k in nums] == pytest.approx([scores[10_000][k] for k in nums],
+                                                                             rel=1e-12)

@@ -137,7 +137,7 @@ def card() -> ModelCard:
         preprocess_params=preprocess_params,
         # a metre of ADE is a quarter of the shipped model's error: INT8 may cost 5 % of it by default
         metric=Metric("ADE", metric_item, metric_reduce, unit="m", higher_is_better=False, bounds=(0.0, math.inf),
-                      max_drop="5%"),
+                      max_drop="5%", fold=metric_fold),
         data=FamilyData(samples.synthetic, samples.samples, lambda cfg: int(cfg["frames"])),
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),
         checkpoints={"default": WEIGHTS / "default.pt"},
@@ -240,6 +240,12 @@ def metric_reduce(items: list[Any]) -> dict[str, Any]:
     from edge.models.etavla.metrics import reduce
 
     return reduce(items)
+
+
+def metric_fold(items: list[Any]) -> dict[str, Any]:
+    from edge.models.etavla.metrics import fold
+
+    return fold(items)
 
 
 def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> np.ndarray | None:

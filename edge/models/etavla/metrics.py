@@ -69,18 +69,31 @@ def score(pred: np.ndarray, gt: Episode | Mapping[str, Any]) -> dict[str, Any]:
             "follows": all(ade < o for o in others), "command": gt["command"]}
 
 
+def fold(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Episodes' records (or folds of them) as one item: sums over episodes, per command too (the card's metric
+    fold; ``reduce`` divides)."""
+    tot: dict[str, Any] = {"episodes": 0, "ade": 0.0, "fde": 0.0, "collision": 0, "follows": 0, "by_command": {}}
+    for i in items:
+        n = int(i.get("episodes", 1))  # a record is one episode
+        for k in ("ade", "fde"):
+            tot[k] += float(i[k])
+        for k in ("collision", "follows"):
+            tot[k] += int(i[k])
+        tot["episodes"] += n
+        for c, (cn, cf) in (i["by_command"].items() if "episodes" in i else [(i["command"], (1, int(i["follows"])))]):
+            was = tot["by_command"].get(c, (0, 0))
+            tot["by_command"][c] = (was[0] + cn, was[1] + cf)
+    return tot
+
+
 def reduce(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over episodes; following rate per command too (a policy that always keeps its lane must show)."""
     if not items:
         return {"value": float("nan"), "episodes": 0}
-    ade = float(np.mean([i["ade"] for i in items]))
-    out: dict[str, Any] = {"value": ade, "episodes": len(items), "ade": ade,
-                           "fde": float(np.mean([i["fde"] for i in items])),
-                           "collision_rate": float(np.mean([i["collision"] for i in items])),
-                           "follow_rate": float(np.mean([i["follows"] for i in items]))}
-    by = {}
-    for c in sorted({i["command"] for i in items}):
-        sel = [i["follows"] for i in items if i["command"] == c]
-        by[c] = {"episodes": len(sel), "follow_rate": float(np.mean(sel))}
-    out["by_command"] = by
-    return out
+    t = fold(items)
+    n = t["episodes"]
+    ade = t["ade"] / n
+    return {"value": ade, "episodes": n, "ade": ade, "fde": t["fde"] / n, "collision_rate": t["collision"] / n,
+            "follow_rate": t["follows"] / n,
+            "by_command": {c: {"episodes": cn, "follow_rate": cf / cn}
+                           for c, (cn, cf) in sorted(t["by_command"].items())}}

@@ -410,6 +410,12 @@ def metric_reduce(items: list[Any]) -> dict[str, Any]:
     return reduce_items(items)
 
 
+def metric_fold(items: list[Any]) -> dict[str, Any]:
+    from edge.models.nativecross.metrics import fold_items
+
+    return fold_items(items)
+
+
 def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> np.ndarray:
     """The camera image with the scan projected by the starting extrinsic (grey, small) and by the
     refined one (coloured by range)."""
@@ -480,7 +486,8 @@ def card() -> ModelCard:
                                        "group_size": cfg["group_size"], "iterations": cfg["iterations"],
                                        "group_space": cfg["group_space"], "match_rounds": cfg["match_rounds"],
                                        "match_hw": cfg["match_hw"], "match_points": cfg["match_points"]},
-        metric=Metric("L2 rate", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0), quantum=percent_per_sample),
+        metric=Metric("L2 rate", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0), quantum=percent_per_sample,
+                      fold=metric_fold),
         data=FamilyData(samples.synthetic, samples.samples,
                         labelled=samples.LABELLED),
         trainer=Trainer(train.batch_stream, train.loss, lr=1e-3),

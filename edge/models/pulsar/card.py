@@ -203,6 +203,12 @@ def metric_reduce(items: list[Any]) -> dict[str, Any]:
     return reduce_counts(items)
 
 
+def metric_fold(items: list[Any]) -> dict[str, Any]:
+    from edge.models.pulsar.metrics import sum_counts
+
+    return sum_counts(items)
+
+
 def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> np.ndarray:
     """Bird's-eye view, before (undefended) | after, 60 m around the sensor, the jammed sector shaded."""
     import cv2
@@ -254,7 +260,7 @@ def card() -> ModelCard:
         draw=draw,
         preprocess_params=lambda cfg: {"input": "waveform", "bins": cfg["bins"], "bin_ns": BIN_NS,
                                        "crop": cfg["crop"], "margin": cfg["margin"], "jam_amp": cfg["jam_amp"]},
-        metric=Metric("point recovery", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0)),
+        metric=Metric("point recovery", metric_item, metric_reduce, unit="%", bounds=(0.0, 100.0), fold=metric_fold),
         data=FamilyData(samples.synthetic, samples.samples),
         trainer=Trainer(train.batch_stream, train.loss, lr=3e-3),
         checkpoints={"default": WEIGHTS / "default.pt"},

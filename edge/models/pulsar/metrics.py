@@ -43,12 +43,18 @@ def confusion(pred_labels: np.ndarray, true_labels: np.ndarray, mask: np.ndarray
     return np.bincount(code.ravel(), minlength=9)[:9].reshape(3, 3).astype(np.float64)
 
 
-def reduce_counts(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum frames' counts into the reported numbers (value = point recovery in %)."""
+def sum_counts(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Frames' counts (or sums of them) as one item: their sums (the card's metric fold)."""
     tot: dict[str, Any] = {}
     for it in items:
         for k, v in it.items():
             tot[k] = tot.get(k, 0) + (np.asarray(v, np.float64) if isinstance(v, list) else v)
+    return tot
+
+
+def reduce_counts(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum frames' counts into the reported numbers (value = point recovery in %)."""
+    tot = sum_counts(items)
     real, rec = max(tot.get("real", 0.0), 1.0), tot.get("recovered", 0.0)
     out: dict[str, Any] = {"value": 100.0 * rec / real, "point_recovery": rec / real,
                            "range_mae_m": tot.get("abs_err", 0.0) / max(rec, 1.0),

@@ -248,6 +248,31 @@ def test_spurious_lane_raises_fp(gt0313):
     assert r["accuracy"] == 1.0 and r["fn"] == 0.0
 
 
+def test_card_metric_is_the_official_metric_folded_or_not(gt0313):
+    """The lane card's metric (a frame's score as its item, sums as its fold) gives what ``evaluate`` gives on the
+    same real frames, whole or folded in chunks as a labelled live run folds it."""
+    import numpy as np
+
+    from edge.data.frame import Frame
+    from edge.models.lane.card import metric_fold, metric_item, metric_reduce
+
+    gts = gt0313[:120]
+    preds = _shift(gts, 30)  # some lanes matched, some not: accuracy, fp and fn all between 0 and 1
+    items = [metric_item({"tusimple": {"lanes": p.lanes, "h_samples": p.h_samples}},
+                         {"camera": Frame(np.zeros((2, 2, 3), np.uint8), i, 0, "camera",
+                                          {"gt": {"lanes": g.lanes, "h_samples": g.h_samples}})}, {})
+             for i, (p, g) in enumerate(zip(preds, gts, strict=True))]
+    want = evaluate(preds, gts)
+    assert 0.3 < want["accuracy"] < 0.97 and want["fp"] > 0 and want["fn"] > 0
+    folded = [metric_fold([metric_fold(items[:50]), *items[50:70]]), *items[70:]]
+    for got in (metric_reduce(items), metric_reduce(folded)):
+        assert got["num"] == 120 and got["value"] == pytest.approx(100 * want["accuracy"], rel=1e-12)
+        assert [got[k] for k in ("accuracy", "fp", "fn")] == pytest.approx([want[k] for k in ("accuracy", "fp", "fn")],
+                                                                            rel=1e-12)
+    unlabelled = {"camera": Frame(np.zeros((2, 2, 3), np.uint8), 0, 0, "camera", {})}
+    assert metric_item({"tusimple": {}}, unlabelled, {}) is None
+
+
 def test_lane_bench_matches_reference_on_real_frames(gt0313):
     rng = random.Random(1234)
     frames = rng.sample(gt0313, 200)
