@@ -318,3 +318,17 @@ def test_a_labelled_run_folds_its_metric_items(tiny_bundle: Path, monkeypatch: p
     nums = [k for k, v in scores[3].items() if isinstance(v, float)]
     assert "value" in nums and [scores[3][k] for k in nums] == pytest.approx([scores[10_000][k] for k in nums],
                                                                              rel=1e-12)
+
+
+def test_latest_over_unpaced_sources_says_why_it_dropped(tiny_bundle: Path) -> None:
+    """``--policy latest`` over a synthetic drive read as fast as possible drops most frames: the summary's note says
+    so with the count and the options; a paced run (``--realtime``) and ``block`` have no such note."""
+    from edge.stream import run
+
+    s = run(tiny_bundle, "synthetic:40:180x320", policy="latest", handle_signals=False, backend="onnxruntime")
+    dropped = s["counters"]["dropped_camera"]
+    assert dropped > 0 and s["frames"] + dropped == 40
+    assert [n for n in s.get("notes", []) if n.startswith(f"--policy latest dropped {dropped} frame(s)")]
+    for kw in ({"policy": "latest", "realtime": True}, {"policy": "block"}):
+        s = run(tiny_bundle, "synthetic:6:180x320", handle_signals=False, backend="onnxruntime", **kw)
+        assert not [n for n in s.get("notes", []) if "--policy latest" in n], kw
