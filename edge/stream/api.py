@@ -259,11 +259,11 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                 summary = pipe.run(handle_signals=handle_signals)
             except StoppedWithOutputs as e:  # the outputs of the frames before the error are kept: so is their summary
                 stopped, summary = e, {**e.summary, "error": str(e)}
-            from edge.bench.machine import int8_note, machine
+            from edge.bench.machine import fp16_note, int8_note, machine
             from edge.program import INT8_NOT_CHOSEN
 
-            note = int8_note(summary["task"].get("precision"), summary["task"].get("backend", backend),
-                             machine()["isa"])
+            ran = (summary["task"].get("precision"), summary["task"].get("backend", backend))
+            note = int8_note(*ran, machine()["isa"]) or fp16_note(*ran)
             if bundle is not None and summary["task"].get("precision") == "int8":
                 from edge.program import float_int8_graphs
 

@@ -142,6 +142,14 @@ def test_int8_note_only_where_int8_cannot_pay() -> None:
         assert int8_note(*args) is None, args
 
 
+def test_fp16_note_only_for_onnxruntime() -> None:
+    from edge.bench.machine import fp16_note
+
+    assert "slower than fp32" in fp16_note("fp16", "onnxruntime")
+    for args in (("fp16", "openvino"), ("fp16", "tensorrt"), ("fp32", "onnxruntime"), (None, "onnxruntime")):
+        assert fp16_note(*args) is None, args
+
+
 class _Lin(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()

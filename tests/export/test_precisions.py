@@ -53,6 +53,16 @@ def test_fp16_and_int8_artifacts(fp16_int8: tuple[Path, dict]) -> None:
         assert set(out_) == {"loc", "exist"}
 
 
+def test_edge_run_says_fp16_on_onnxruntime_is_slower_than_fp32(fp16_int8: tuple[Path, dict]) -> None:
+    """fp16 graphs on ONNX Runtime's CPU provider run slower than fp32: ``edge run`` says so in a note; fp32 does not."""
+    from edge.stream import run
+
+    for precision, said in (("fp16", True), ("fp32", False)):
+        s = run(fp16_int8[0], "synthetic:2:180x320", precision=precision, backend="onnxruntime", handle_signals=False)
+        assert s["task"]["precision"] == precision
+        assert any("fp16 on ONNX Runtime's CPU provider runs slower" in n for n in s.get("notes", [])) is said
+
+
 def test_a_bundle_without_the_precisions_table_is_benchmarked_as_one_with_it(fp16_int8: tuple[Path, dict]) -> None:
     """A bundle exported before programs recorded their precisions: ``edge bench`` plans what the export would
     have recorded (one rule, :func:`edge.program.program_precisions`), not a guess of its own."""
