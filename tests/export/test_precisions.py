@@ -54,7 +54,7 @@ def test_fp16_and_int8_artifacts(fp16_int8: tuple[Path, dict]) -> None:
 
 
 def test_edge_run_says_fp16_on_onnxruntime_is_slower_than_fp32(fp16_int8: tuple[Path, dict]) -> None:
-    """fp16 graphs on ONNX Runtime's CPU provider run slower than fp32: ``edge run`` says so in a note; fp32 does not."""
+    """fp16 graphs on ONNX Runtime's CPU provider run slower than fp32: ``edge run`` says so in a note; fp32 not."""
     from edge.stream import run
 
     for precision, said in (("fp16", True), ("fp32", False)):

@@ -112,8 +112,9 @@ def test_metric_fold_scores_as_its_items(family: str) -> None:
     assert len(items) == 6
     m, whole = card.metric, card.metric.score(items)
     for folded in ([m.fold(items[:3]), *items[3:]], [m.fold([m.fold(items[:2]), *items[2:4]]), *items[4:]],
-                   card.metric_fold(items), card.metric_fold(card.metric_fold(items) + items[:0])):
+                   card.metric_fold(items), [m.fold([]), *items], [m.fold([m.fold([]), *items[:2]]), *items[2:]]):
         assert _same(m.score(folded), whole), family
+    assert _same(m.score([m.fold([])]), m.score([])), family  # a fold of nothing scores as no items
 
 
 BATCHED = [f for f in FAMILIES if get_card(f).postprocess_many is not None]

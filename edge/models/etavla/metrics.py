@@ -88,10 +88,10 @@ def fold(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def reduce(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over episodes; following rate per command too (a policy that always keeps its lane must show)."""
-    if not items:
-        return {"value": float("nan"), "episodes": 0}
     t = fold(items)
     n = t["episodes"]
+    if not n:
+        return {"value": float("nan"), "episodes": 0}
     ade = t["ade"] / n
     return {"value": ade, "episodes": n, "ade": ade, "fde": t["fde"] / n, "collision_rate": t["collision"] / n,
             "follow_rate": t["follows"] / n,

@@ -337,6 +337,8 @@ def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, A
 
 def metric_fold(items: list[Any]) -> tuple[float, float, float, int]:
     """Items (frames' scores, or folds of them) as one: their sums."""
+    if not items:
+        return 0.0, 0.0, 0.0, 0
     a, fp, fn, num = (sum(col) for col in zip(*items, strict=True))
     return float(a), float(fp), float(fn), int(num)
 
@@ -344,10 +346,10 @@ def metric_fold(items: list[Any]) -> tuple[float, float, float, int]:
 def metric_reduce(items: list[Any]) -> dict[str, Any]:
     """The official TuSimple metric over the items: sums over frames divided by the number of frames (run_time 0:
     latency is the stats' job)."""
-    if not items:
-        return {"value": float("nan"), "num": 0}
     a, fp, fn, num = metric_fold(items)
-    return {"value": 100.0 * a / num, "accuracy": a / num, "fp": fp / num, "fn": fn / num, "num": num}
+    if not num:
+        return {"value": float("nan"), "num": 0}
+    return {"value": 100.0 * (a / num), "accuracy": a / num, "fp": fp / num, "fn": fn / num, "num": num}
 
 
 def draw(payload: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, Any]) -> np.ndarray | None:

@@ -51,7 +51,8 @@ def fold_items(items: list[dict[str, Any] | None]) -> dict[str, Any]:
             rows.append(np.asarray([[i["rot_deg"], i["trans_cm"], i["rot_deg_before"], i["trans_cm_before"]]],
                                    np.float64))
             iters.append(np.asarray(i["per_iter"], np.float64).reshape(1, -1, 2))
-    if not rows:
+    iters = [a for a, r in zip(iters, rows, strict=True) if len(r)]  # a fold of no frames bounds no iteration count
+    if not iters:
         return {"errors": np.zeros((0, 4)), "per_iter": np.zeros((0, 0, 2))}
     k = min(a.shape[1] for a in iters)
     return {"errors": np.concatenate(rows), "per_iter": np.concatenate([a[:, :k] for a in iters])}
