@@ -9,7 +9,8 @@ near-zero element). An export fails when any output's rel error exceeds the tole
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from edge.spec import IOSpec
 def compare(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per output: max abs error and max abs error / max |ref| (inf on a shape mismatch, and where either side
     holds a NaN or an infinity: NaN compares as no error, and a model whose outputs are not finite has no
-    parity to claim)."""
+    parity to claim; ``not_finite`` then says which side: ``reference``, ``runtime`` or ``both``)."""
     out = {}
     for name, r in ref.items():
         g = got[name]
@@ -28,7 +29,9 @@ def compare(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> dic
             out[name] = {"max_abs": float("inf"), "rel": float("inf")}
             continue
         if r.dtype.kind in "fc" and g.dtype.kind in "fc" and not (np.isfinite(r).all() and np.isfinite(g).all()):
-            out[name] = {"max_abs": float("inf"), "rel": float("inf"), "not_finite": True}
+            side = {(False, True): "reference", (True, False): "runtime"}.get(
+                (bool(np.isfinite(r).all()), bool(np.isfinite(g).all())), "both")
+            out[name] = {"max_abs": float("inf"), "rel": float("inf"), "not_finite": side}
             continue
         diff = np.abs(g.astype(np.float64) - r.astype(np.float64))
         scale = float(np.max(np.abs(r))) if r.size else 0.0
@@ -75,13 +78,34 @@ def changed_share(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) 
     return max(shares, default=0.0)
 
 
+@contextlib.contextmanager
+def reference_attention() -> Iterator[None]:
+    """PyTorch's ``nn.MultiheadAttention`` fast path off while a module is the reference: in eval mode under no_grad
+    a ``TransformerEncoder`` given a padding mask takes it and returns zeros at the padded tokens (a nested-tensor
+    shortcut), which no traced graph computes, so a correct graph failed parity (0.97) on the padded rows alone;
+    with it off the reference is the layer's own arithmetic, which the graph is. The flag is global: restored after."""
+    import torch
+
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(was)
+
+
 def torch_outputs(module: Any, io: IOSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run a torch module on numpy feeds (in IOSpec order) and name its outputs."""
     from edge.runtimes import from_module
 
     rt = from_module(module, io)
     try:
-        return rt.infer({n: np.ascontiguousarray(feeds[n]) for n in io.input_names})
+        with reference_attention():
+            return rt.infer({n: np.ascontiguousarray(feeds[n]) for n in io.input_names})
     finally:
         rt.close()
 
@@ -102,14 +126,16 @@ def parity(module: Any, path: str, io: IOSpec, feed_sets: Sequence[tuple[str, Ma
         per_set = {}
         worst_abs = worst = 0.0
         for label, feeds in feed_sets:
-            errs = compare(ref.infer(feeds), rt.infer(feeds))
+            with reference_attention():
+                want = ref.infer(feeds)
+            errs = compare(want, rt.infer(feeds))
             per_set[label] = errs
             worst_abs = max([worst_abs, *(e["max_abs"] for e in errs.values())])
             worst = max([worst, *(e["rel"] for e in errs.values())])
     finally:
         rt.close()
         ref.close()
-    bad = sorted({f"{label}: {name}" for label, errs in per_set.items() for name, e in errs.items()
-                  if e.get("not_finite")})
+    bad = sorted({f"{label}: {name} ({e['not_finite']})" for label, errs in per_set.items()
+                  for name, e in errs.items() if e.get("not_finite")})
     return {"backend": backend, "reference": "torch eager", "max_abs": worst_abs, "max_rel": worst, "sets": per_set,
             **({"not_finite": bad} if bad else {})}

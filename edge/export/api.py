@@ -212,12 +212,11 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                 par["tolerance_rel"] = rtol
                 par["passed"] = par["max_rel"] <= rtol
                 if par.get("not_finite"):
-                    raise ExportError(f"{job.name}: outputs hold NaN or infinite values ({par['not_finite'][0]}; "
-                                      "broken weights?); nothing was written")
+                    raise ExportError(f"{job.name}: {not_finite_cause(par['not_finite'][0])}; nothing was written")
                 if not par["passed"]:
                     raise ExportError(f"{job.name}: ONNX Runtime differs from PyTorch: max rel error "
-                                      f"{par['max_rel']:.2e} > tolerance {rtol:.0e} (max abs {par['max_abs']:.2e}); "
-                                      "nothing was written")
+                                      f"{par['max_rel']:.2e} > tolerance {rtol:.0e} (max abs {par['max_abs']:.2e}; "
+                                      "--rtol / rtol= sets the tolerance); nothing was written")
                 w.add_artifact({"name": artifact_name("onnx", "fp32", job.name), "format": "onnx",
                                 "file": fname, "extra_files": files[1:], "graph": job.name, "precision": "fp32",
                                 "attention": graph_attention, "opset": opsets, "lowered": lowered, "parity": par})
@@ -338,7 +337,7 @@ def _names(names: Sequence[str] | None, what: str) -> list[str] | None:
 def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: str | os.PathLike[str], *,
            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
            dynamic_batch: bool = False, name: str = "custom", attention: str = "auto", opset: int | None = None,
-           rtol: float = 1e-4, seed: int = 0) -> Bundle:
+           rtol: float | None = None, seed: int = 0) -> Bundle:
     """Export any ``nn.Module`` to a validated bundle: ``edge.export(model, {"x": x}, "out/my_model")``.
 
     ``example_inputs`` is a dict name -> array/tensor (or a sequence, named ``input0..``); a dict's
@@ -347,8 +346,10 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
     (nested) dict of tensors: the graph returns them flat, named by their keys (``output{i}``
     otherwise) unless ``output_names`` says. With
     ``dynamic_batch`` dim 0 of every input and output is named "batch" (the export uses batch >= 2
-    internally so the dim is not specialized). Parity is checked on fresh random inputs of the same
-    shapes. The bundle holds ONNX (and the targets' conversions) only: no ``torch.export`` program,
+    internally so the dim is not specialized). Parity is checked on the examples and on fresh random inputs of the
+    same shapes (each float input drawn in its example's range), within ``rtol`` of the largest output value: 1e-4,
+    or 1e-2 for a module that computes in float16 (its inputs or weights), whose own rounding is ~1e-3.
+    The bundle holds ONNX (and the targets' conversions) only: no ``torch.export`` program,
     whose loading would unpickle data, so the torch backend cannot run it (the module you hold is
     the torch reference). The module is exported in eval mode and left in the mode it came in (a module exported
     mid-training trains on with its Dropout and BatchNorm as they were).
@@ -368,14 +369,14 @@ def export(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: 
 
 def _export_module(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any], out: str | os.PathLike[str], *,
                    input_names: Sequence[str] | None, output_names: Sequence[str] | None, dynamic_batch: bool,
-                   name: str, attention: str, opset: int | None, rtol: float, seed: int) -> Bundle:
+                   name: str, attention: str, opset: int | None, rtol: float | None, seed: int) -> Bundle:
     """:func:`export`'s work (the module in eval mode; :func:`export` restores its mode)."""
     import torch
 
     from edge.export.user_module import bind_inputs, bound, flatten_outputs, is_flat
     from edge.export.user_module import output_names as default_names
 
-    check_args(out, opset, attention, rtol=rtol)
+    check_args(out, opset, attention, rtol=1e-4 if rtol is None else rtol)
     _check_flags(seed=seed, dynamic_batch=dynamic_batch)
     if not isinstance(module, torch.nn.Module):
         raise ExportError(f"module: a torch.nn.Module, got {type(module).__name__}")
@@ -396,6 +397,8 @@ def _export_module(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any
         names = list(input_names or [f"input{i}" for i in range(len(arrays))])
     if len(names) != len(arrays):
         raise ExportError(f"{len(names)} input names for {len(arrays)} example inputs")
+    if rtol is None:
+        rtol = HALF_RTOL if computes_in_half(module, arrays) else 1e-4
     module = module.eval()
     if keys is not None:  # a dict's entries reach forward's parameters of the same names, in any order
         order, by_keyword = bind_inputs(module, keys)
@@ -425,6 +428,12 @@ def _export_module(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any
     onames = list(output_names or default_names(flat))
     if len(onames) != len(outs):
         raise ExportError(f"{len(onames)} output names for {len(outs)} outputs")
+    clash = [n for n in onames if n in names]
+    if clash:  # it was "IOSpec has duplicate tensor names"
+        raise ExportError(f"output name(s) {', '.join(map(repr, clash))} also name an input, and a graph's inputs and "
+                          "outputs need distinct names: pass output_names=[...] (or input_names)")
+    if dynamic_batch:  # the module (bound when it had to be) takes the inputs positionally here
+        _batch_first_outputs(module, arrays, onames, outs)
 
     def shape(a: Any) -> tuple[int | str, ...]:
         s = [int(d) for d in a.shape]
@@ -436,11 +445,10 @@ def _export_module(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any
     io = IOSpec(tuple(TensorSpec(n, str(a.dtype), shape(a)) for n, a in zip(names, arrays)),
                 tuple(TensorSpec(n, str(o.detach().numpy().dtype), shape(o)) for n, o in zip(onames, outs)))
     rng = np.random.default_rng(seed + 1)
-    fresh = {n: (rng.standard_normal(a.shape).astype(a.dtype) if a.dtype.kind == "f" else a.copy())
-             for n, a in zip(names, arrays)}
+    fresh = {n: (like_example(a, a.shape, rng) if a.dtype.kind == "f" else a.copy()) for n, a in zip(names, arrays)}
     checks = [("random", fresh)]
     if dynamic_batch:
-        checks.append(("random_batch3", {n: (rng.standard_normal((3, *a.shape[1:])).astype(a.dtype)
+        checks.append(("random_batch3", {n: (like_example(a, (3, *a.shape[1:]), rng)
                                              if a.dtype.kind == "f" else np.concatenate([a, a[:1]]))
                                          for n, a in zip(names, arrays)}))
     job = GraphJob("full", module, io, dict(zip(names, arrays)), checks, stem="model")
@@ -454,6 +462,23 @@ def _export_module(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any
     return bundle
 
 
+def not_finite_cause(where: str) -> str:
+    """What a parity entry ``"<feed set>: <output> (<side>)"`` with NaN or infinite values says, in words: on the
+    example itself the module's (or graph's) own numbers are broken; on the random check inputs the module may need
+    inputs in a range (a sqrt, a log: the check draws each float input in its example's range, so an example that
+    spans the valid range passes); a graph alone non-finite where PyTorch is finite is a conversion fault."""
+    head, _, side = where.rpartition(" (")
+    side = side.rstrip(")")
+    if side == "runtime":
+        return (f"the exported graph gives NaN or infinite values where PyTorch's are finite ({head}): the conversion "
+                "lost range (an op in lower precision, an overflow)")
+    if head.startswith("export_example"):
+        return f"outputs hold NaN or infinite values on the example inputs themselves ({head}; broken weights?)"
+    return (f"outputs hold NaN or infinite values on the random check inputs ({head}; each float input is drawn in its "
+            "example's range, or standard normal where the example is constant): give example inputs that span the "
+            "values the model takes")
+
+
 def _check_flags(*, seed: Any, dynamic_batch: Any) -> None:
     """``seed`` an integer >= 0 and ``dynamic_batch`` a bool: a string seed was a TypeError deep in the example
     inputs, and ``dynamic_batch="no"`` made the batch dynamic (a non-empty string is true)."""
@@ -461,6 +486,55 @@ def _check_flags(*, seed: Any, dynamic_batch: Any) -> None:
         raise ExportError(f"seed: an integer >= 0, got {seed!r}")
     if not isinstance(dynamic_batch, bool | np.bool_):
         raise ExportError(f"dynamic_batch: True or False, got {dynamic_batch!r}")
+
+
+#: the parity tolerance of a module that computes in float16 (fp16's own rounding is ~1e-3 of a value)
+HALF_RTOL = 1e-2
+
+
+def computes_in_half(module: Any, arrays: Sequence[np.ndarray]) -> bool:
+    """Whether the module computes in float16: a float16 example input or float16 weights."""
+    import torch
+
+    return any(a.dtype == np.float16 for a in arrays) or any(
+        p.dtype == torch.float16 for p in [*module.parameters(), *module.buffers()])
+
+
+def _batch_first_outputs(module: Any, arrays: list[np.ndarray], onames: list[str], outs: list[Any]) -> None:
+    """Under ``dynamic_batch`` dim 0 of every output must be the batch: the module is run at one more sample, and an
+    output whose dim 0 stays as it was is refused by name. Why: an output batch-second (a transpose) or with no batch
+    (a parameter) was "exported 'output0' fixed dynamic dim 'batch' to 5 (the module fixes it: a reshape ...)", a
+    cause that was not it."""
+    import torch
+
+    from edge.export.user_module import flatten_outputs
+
+    b = int(arrays[0].shape[0])
+    more = [torch.from_numpy(np.ascontiguousarray(np.concatenate([a, a[:1]]))) for a in arrays]
+    try:
+        with torch.no_grad():
+            again = [t for _, t in flatten_outputs(module(*more))]
+    except Exception:  # the module refuses another batch size: the export says how, as it did
+        return
+    for n, o, o2 in zip(onames, outs, again, strict=False):
+        d0, d1 = (int(o.shape[0]) if o.ndim else None), (int(o2.shape[0]) if o2.ndim else None)
+        if d0 == d1:  # fixed (a batch-second output, a parameter); a length that moves otherwise (a selection whose
+            # length the values decide, a batch times a constant) is the export's to name, as before
+            raise ExportError(f"dynamic_batch: output {n!r} has dim 0 of {d0} at batch {b} and {d1} at batch {b + 1}, "
+                              "so its dim 0 is not the batch; return it batch first, or export with "
+                              "dynamic_batch=False")
+
+
+def like_example(a: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Random values for a float input's parity check, drawn uniformly between the example's smallest and largest
+    finite values (standard normal where the example is constant, e.g. zeros). Why: a model that takes only positive
+    values (a sqrt, a log of an intensity) gave NaN on standard normal inputs, and the export failed blaming its
+    weights; the example says what the input holds."""
+    finite = a[np.isfinite(a)] if a.size else a
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if hi > lo:
+        return rng.uniform(lo, hi, shape).astype(a.dtype)
+    return rng.standard_normal(shape).astype(a.dtype)
 
 
 def _no_scalars(names: list[str]) -> None:
@@ -489,7 +563,11 @@ def _as_numpy(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
+        try:
+            return x.detach().cpu().numpy()
+        except TypeError as e:  # bfloat16: numpy has no such type (a raw TypeError before)
+            raise ExportError(f"example input of dtype {str(x.dtype).removeprefix('torch.')} has no numpy form "
+                              f"({first_line(e)}): give float32 (or float16) inputs and cast inside forward") from None
     raise ExportError(f"example inputs must be numpy arrays or torch tensors, got {type(x).__name__}")
 
 

@@ -177,7 +177,7 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
         else:
             why = f"exported names {got_in} -> {got_out} differ from the spec {io.input_names} -> {io.output_names}"
         raise ExportError(f"{type(module).__name__}: {why}")
-    io = _stamp_shapes(path, io, external)
+    io = _no_negative_indices(module, args, _stamp_shapes(path, io, external))
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
@@ -187,6 +187,28 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
     if data.exists():
         files.append(data.name)
     return files, io
+
+
+def _no_negative_indices(module: Any, args: tuple[Any, ...], io: IOSpec) -> IOSpec:
+    """``io`` with the index range of each integer input that PyTorch refuses a negative value for narrowed to
+    ``[0, n)``. Why: the graph's Gather takes ``-n <= i < n`` (ONNX's rule, and a Python index's), but an
+    ``nn.Embedding`` raises on -1 where ONNX Runtime and OpenVINO returned the last row; the module decides,
+    probed on the example with one value set to -1."""
+    import torch
+
+    for pos, t in enumerate(io.inputs):
+        if t.index_range is None or t.index_range[0] >= 0 or not args[pos].numel():
+            continue
+        probe = list(args)
+        probe[pos] = args[pos].clone()
+        probe[pos].view(-1)[0] = -1
+        try:
+            with torch.no_grad():
+                module(*probe)
+        except Exception:
+            io = replace(io, inputs=tuple(replace(x, index_range=(0, x.index_range[1])) if x.name == t.name else x
+                                          for x in io.inputs))
+    return io
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

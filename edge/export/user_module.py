@@ -122,4 +122,6 @@ def bound(module: Any, keywords: Sequence[str] | None) -> Any:
             out = self.inner(**dict(zip(keywords, inputs, strict=True))) if keywords else self.inner(*inputs)
             return tuple(t for _, t in flatten_outputs(out))
 
+    # named as the user's class, so the export's messages say "Kw: input(s) scale are not used", not "Bound: ..."
+    Bound.__name__ = Bound.__qualname__ = type(module).__name__
     return Bound().eval()
