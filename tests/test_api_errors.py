@@ -316,7 +316,7 @@ def test_export_leaves_the_module_in_its_mode_and_names_a_fixed_batch(tmp_path: 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x.reshape(3, -1) * 2
 
-    with pytest.raises(EdgeError, match=r"fixed dynamic dim 'batch' to 3 \(the module fixes it: a reshape"):
+    with pytest.raises(EdgeError, match=r"fixed dynamic dim 'batch' to 3 .*\(the module fixes it: a reshape"):
         edge.export(Fixed(), {"x": torch.randn(3, 4, 5)}, tmp_path / "f", dynamic_batch=True)
 
 

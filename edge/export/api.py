@@ -432,8 +432,6 @@ def _export_module(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any
     if clash:  # it was "IOSpec has duplicate tensor names"
         raise ExportError(f"output name(s) {', '.join(map(repr, clash))} also name an input, and a graph's inputs and "
                           "outputs need distinct names: pass output_names=[...] (or input_names)")
-    if dynamic_batch:  # the module (bound when it had to be) takes the inputs positionally here
-        _batch_first_outputs(module, arrays, onames, outs)
 
     def shape(a: Any) -> tuple[int | str, ...]:
         s = [int(d) for d in a.shape]
@@ -493,36 +491,12 @@ HALF_RTOL = 1e-2
 
 
 def computes_in_half(module: Any, arrays: Sequence[np.ndarray]) -> bool:
-    """Whether the module computes in float16: a float16 example input or float16 weights."""
+    """Whether the module computes in float16: a float16 example input, or float16 weights, every float parameter
+    (a ``.half()`` module; a float16 buffer beside float32 weights does not loosen the check)."""
     import torch
 
-    return any(a.dtype == np.float16 for a in arrays) or any(
-        p.dtype == torch.float16 for p in [*module.parameters(), *module.buffers()])
-
-
-def _batch_first_outputs(module: Any, arrays: list[np.ndarray], onames: list[str], outs: list[Any]) -> None:
-    """Under ``dynamic_batch`` dim 0 of every output must be the batch: the module is run at one more sample, and an
-    output whose dim 0 stays as it was is refused by name. Why: an output batch-second (a transpose) or with no batch
-    (a parameter) was "exported 'output0' fixed dynamic dim 'batch' to 5 (the module fixes it: a reshape ...)", a
-    cause that was not it."""
-    import torch
-
-    from edge.export.user_module import flatten_outputs
-
-    b = int(arrays[0].shape[0])
-    more = [torch.from_numpy(np.ascontiguousarray(np.concatenate([a, a[:1]]))) for a in arrays]
-    try:
-        with torch.no_grad():
-            again = [t for _, t in flatten_outputs(module(*more))]
-    except Exception:  # the module refuses another batch size: the export says how, as it did
-        return
-    for n, o, o2 in zip(onames, outs, again, strict=False):
-        d0, d1 = (int(o.shape[0]) if o.ndim else None), (int(o2.shape[0]) if o2.ndim else None)
-        if d0 == d1:  # fixed (a batch-second output, a parameter); a length that moves otherwise (a selection whose
-            # length the values decide, a batch times a constant) is the export's to name, as before
-            raise ExportError(f"dynamic_batch: output {n!r} has dim 0 of {d0} at batch {b} and {d1} at batch {b + 1}, "
-                              "so its dim 0 is not the batch; return it batch first, or export with "
-                              "dynamic_batch=False")
+    floats = [p.dtype for p in module.parameters() if p.dtype.is_floating_point]
+    return any(a.dtype == np.float16 for a in arrays) or (bool(floats) and all(d == torch.float16 for d in floats))
 
 
 def like_example(a: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

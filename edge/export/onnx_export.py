@@ -295,6 +295,14 @@ def _stamp_shapes(path: Path, io: IOSpec, external: bool) -> IOSpec:
                 if d.HasField("dim_value"):
                     # the exporter specialized a dim the spec says is dynamic: the graph would only
                     # run at that size, so refuse instead of relabelling it
+                    if vi.name in outputs and axis == 0 and want == "batch":
+                        # the inputs are checked first and kept the batch: this output's dim 0 does not follow it
+                        # (it was blamed on "a reshape or view with a literal size", a cause that was not it)
+                        raise ExportError(f"exported output '{vi.name}' fixed dynamic dim 'batch' to {d.dim_value} "
+                                          "while the inputs' batch stays dynamic: its dim 0 does not follow the batch "
+                                          "(the module fixes it: a reshape or view with a literal size, a transpose, a "
+                                          "parameter or a reduction over the batch); return it batch first, or export "
+                                          "without dynamic_batch")
                     why = ("export with an example size >= 2 for dynamic dims" if d.dim_value < 2 else
                            # the example was already >= 2: the module itself pins the size (the old advice led
                            # nowhere)
