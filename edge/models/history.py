@@ -7,7 +7,14 @@ looks like a car that stood still), so the first output comes with the first fra
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
 import numpy as np
+
+from edge.errors import SpecError
+
+T = TypeVar("T")
 
 
 class History:
@@ -40,10 +47,35 @@ class History:
             self._ring[:] = item
             self._next = 0
         elif self._ring.shape[1:] != item.shape or self._ring.dtype != item.dtype:
-            raise ValueError(f"history of {self._ring.dtype}{list(self._ring.shape[1:])} arrays got a "
-                             f"{item.dtype}{list(item.shape)} one (clear() it first)")
+            raise SpecError(f"a step of {item.dtype}{list(item.shape)} after steps of {self._ring.dtype}"
+                            f"{list(self._ring.shape[1:])}: the program keeps a history of those; reset() it first")
         i = self._next
         self._ring[i] = item
         self._ring[i + t] = item
         self._next = (i + 1) % t
         return self._ring[i + 1:i + 1 + t]
+
+    def through(self, item: np.ndarray, fn: Callable[[np.ndarray], T]) -> T:
+        """``fn(push(item))``, the push undone when ``fn`` raises. Why: a runner pushes a step's array and then runs
+        a graph that may refuse it (a float64 frame, another size); the history kept the refused array, and the
+        next, valid, step was refused too ("history of float64 arrays got a float32 one") until ``reset()``. Undone,
+        the slots the push wrote lie outside the window the next push returns, so resetting ``_next`` suffices."""
+        created, i = self._ring is None, self._next
+        view = self.push(item)
+        try:
+            return fn(view)
+        except BaseException:
+            if created:
+                self._ring = None
+            self._next = i
+            raise
+
+
+def one_sample(feeds: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """``feeds[name]``'s one sample, for a runner that keeps a history and so steps one frame set at a time: a batch of
+    another size is refused (a clip program given two frames returned the first one's result, without an error)."""
+    a = np.asarray(feeds[name])
+    if a.ndim < 1 or a.shape[0] != 1:
+        raise SpecError(f"step feed '{name}' {a.dtype}{list(a.shape)}: this program keeps a history and steps one "
+                        "frame set at a time, so dim 0 (the batch) must be 1")
+    return a[0]

@@ -212,7 +212,13 @@ class Pipeline:
                 src.open()
                 opened_src.append(src)
             for sink in self.sinks:
-                sink.open()
+                try:
+                    sink.open()
+                except EdgeError:
+                    raise
+                except Exception as e:  # a user's sink: one EdgeError line, as its write() and close() give
+                    raise EdgeError(f"sink {getattr(sink, 'name', type(sink).__name__)}: open failed: "
+                                    f"{type(e).__name__}: {first_line(e)}") from e
                 opened_sinks.append(sink)
             self._prepare_engines()
             if self._interrupted:  # a Ctrl-C / SIGTERM while opening (rendering ahead): not a run of 0 frames
@@ -470,6 +476,12 @@ class Pipeline:
         except Exception as e:
             log.debug("stage failed", exc_info=True)  # the user gets one line; the traceback is for -v logs
             self.abort(f"{threading.current_thread().name} failed: {type(e).__name__}: {first_line(e)}")
+        except BaseException as e:  # SystemExit or KeyboardInterrupt raised by a task's or a sink's own code: in a
+            # stage thread it ended the thread alone, the run then reported success over the frames before it and a
+            # stage was left waiting; it is the run's error as any other failure is (the caller's handlers saw none)
+            log.debug("stage ended", exc_info=True)
+            self.abort(f"{threading.current_thread().name} failed: {type(e).__name__} raised in a stage thread"
+                       f"{': ' + first_line(e) if str(e) else ''}")
         finally:
             self.stats.thread_cpu(threading.current_thread().name, time.thread_time())
             nxt = {"preprocess": "_q_infer", "infer": "_q_post"}.get(threading.current_thread().name)

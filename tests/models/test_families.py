@@ -251,3 +251,27 @@ def test_train_without_torch_is_one_line(tmp_path: Path) -> None:
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "torch is not installed" in lines[0], r.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_refused_step_leaves_every_program_as_it_was(family: str) -> None:
+    """A step the graphs refuse (its float feeds in float64) is a SpecError and leaves the program's state as it was:
+    a clip program kept the refused frame in its history and refused every later, valid, step until reset(). (A
+    program that takes float64 itself, casting it, steps it as the program beside it then does.)"""
+    from edge.errors import SpecError
+
+    card, cfg, model = _seeded_tiny(family)
+    (sample,) = card.data.samples(cfg, "evaluation", 1, 0)
+    for spec in card.programs:
+        with torch_program(card, model, cfg, spec) as prog, torch_program(card, model, cfg, spec) as clean:
+            feeds = [prog.preprocess(card, frames) for frames in sample]
+            for i, f in enumerate(feeds):
+                if i == 1 or len(feeds) == 1:
+                    wide = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in f.items()}
+                    try:
+                        prog.step(wide)
+                    except SpecError:
+                        pass
+                    else:
+                        clean.step(wide)
+                assert _same(prog.step(f), clean.step(f)), (family, spec.name, i)

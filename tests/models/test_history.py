@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.models.history import History
+from edge.errors import SpecError
+from edge.models.history import History, one_sample
 
 
 def _reference(length: int, items: list[np.ndarray]) -> list[np.ndarray]:
@@ -57,9 +58,43 @@ def test_the_stack_is_contiguous_and_a_view_until_the_next_push() -> None:
 def test_an_item_of_another_shape_or_dtype_is_one_line() -> None:
     h = History(2)
     h.push(np.zeros((2, 2), np.float32))
-    with pytest.raises(ValueError, match=r"history of float32\[2, 2\] arrays got a float32\[3\] one"):
+    with pytest.raises(SpecError, match=r"a step of float32\[3\] after steps of float32\[2, 2\].*reset\(\)"):
         h.push(np.zeros(3, np.float32))
-    with pytest.raises(ValueError, match=r"got a float64\[2, 2\]"):
+    with pytest.raises(SpecError, match=r"a step of float64\[2, 2\]"):
         h.push(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="length must be >= 1"):
         History(0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.integers(1, 5), fails=st.lists(st.booleans(), min_size=1, max_size=16), seed=st.integers(0, 2**16))
+def test_a_step_that_fails_leaves_the_history_as_it_was(length: int, fails: list[bool], seed: int) -> None:
+    """``through``: a graph that refuses a step's array leaves no trace of it (the next step sees the history of the
+    steps that ran), the first step included (its refusal must not fix the ring's dtype)."""
+    rng = np.random.default_rng(seed)
+    h, kept, seen = History(length), [], []
+
+    def graph(fail: bool) -> object:
+        def run(view: np.ndarray) -> np.ndarray:
+            if fail:
+                raise SpecError("refused")
+            return view.copy()
+        return run
+
+    for fail in fails:
+        item = rng.normal(size=3).astype(np.float64 if fail else np.float32)  # a refused step may differ in dtype
+        if fail:
+            with pytest.raises(SpecError):
+                h.through(item, graph(True))
+        else:
+            kept.append(item)
+            seen.append(h.through(item, graph(False)))
+    for got, want in zip(seen, _reference(length, kept), strict=True):
+        assert np.array_equal(got, want)
+
+
+def test_one_sample_takes_a_batch_of_one() -> None:
+    assert one_sample({"frame": np.zeros((1, 3))}, "frame").shape == (3,)
+    for bad in (np.zeros((2, 3)), np.zeros((0, 3)), np.float32(1.0)):
+        with pytest.raises(SpecError, match="dim 0 \\(the batch\\) must be 1"):
+            one_sample({"frame": bad}, "frame")

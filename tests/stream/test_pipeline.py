@@ -272,6 +272,38 @@ def test_stage_error_aborts_with_one_line_and_discards_sinks() -> None:
     assert sink.closed_with is False
 
 
+class _Raising(ListSink):
+    def __init__(self, exc: BaseException, where: str = "write") -> None:
+        super().__init__()
+        self.exc, self.where = exc, where
+
+    def open(self) -> None:
+        if self.where == "open":
+            raise self.exc
+
+    def write(self, result: Any) -> None:
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt()])
+def test_a_sink_raising_systemexit_or_keyboardinterrupt_fails_the_run(exc: BaseException) -> None:
+    """A review: either, raised by a sink's own write(), ended the post thread alone; the run reported success over
+    the frame before it, committed the other sinks and left the infer thread waiting. Now the run's error: one
+    line, every sink discarded, no stage thread left."""
+    sink = ListSink()
+    p = Pipeline([MemorySource(_images(2), count=20)], EchoTask(), [sink, _Raising(exc)], policy="block")
+    with pytest.raises(EdgeError, match=rf"postprocess failed: {type(exc).__name__} raised in a stage thread"):
+        p.run()
+    assert sink.closed_with is False
+    time.sleep(0.2)
+    assert not [t.name for t in threading.enumerate() if t.name in ("preprocess", "infer", "postprocess", "sinks")]
+
+
+def test_a_sink_whose_open_raises_is_one_edge_error() -> None:
+    with pytest.raises(EdgeError, match=r"sink list: open failed: RuntimeError: no device"):
+        Pipeline([MemorySource(_images(2), count=2)], EchoTask(), [_Raising(RuntimeError("no device"), "open")]).run()
+
+
 def test_max_frames_is_exact() -> None:
     sink = ListSink()
     Pipeline([MemorySource(_images(2), count=100)], EchoTask(), [sink], policy="block", max_frames=13).run()

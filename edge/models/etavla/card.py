@@ -21,7 +21,7 @@ import numpy as np
 from edge.errors import DataError
 from edge.models.contract import Command, FamilyData, Graph, Metric, ModelCard, ProgramSpec, Sensors, Trainer
 from edge.models.etavla.tokens import check_vocabulary, default_vocabulary, parse_instruction, tokenize
-from edge.models.history import History
+from edge.models.history import History, one_sample
 from edge.spec import IOSpec, TensorSpec
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -109,8 +109,9 @@ class StreamRunner:
         self._tok.clear()
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tok = np.concatenate([self.encode({"image": v[None]})["tokens"] for v in feeds["views"][0]])  # [V, P, D]
-        return self.policy({"tokens": self._tok.push(tok)[None], "instruction": feeds["instruction"]})
+        views = one_sample(feeds, "views")
+        tok = np.concatenate([self.encode({"image": v[None]})["tokens"] for v in views])  # [V, P, D]
+        return self._tok.through(tok, lambda t: self.policy({"tokens": t[None], "instruction": feeds["instruction"]}))
 
 
 def card() -> ModelCard:

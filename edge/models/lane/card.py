@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edge.models.contract import FamilyData, Graph, ImageInput, Metric, ModelCard, ProgramSpec, Sensors, Trainer
-from edge.models.history import History
+from edge.models.history import History, one_sample
 from edge.spec import IOSpec, TensorSpec
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -128,7 +128,8 @@ class StreamRunner:
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         enc = self.encoder({"frame": feeds["frame"]})
-        return self.temporal({"tokens": self._tok.push(enc["tokens"][0])[None], "skip": enc["skip"]})
+        return self._tok.through(enc["tokens"][0],
+                                 lambda tok: self.temporal({"tokens": tok[None], "skip": enc["skip"]}))
 
 
 class ClipRunner:
@@ -142,7 +143,7 @@ class ClipRunner:
         self._buf.clear()
 
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.full({"clip": self._buf.push(feeds["frame"][0])[None]})
+        return self._buf.through(one_sample(feeds, "frame"), lambda clip: self.full({"clip": clip[None]}))
 
 
 def card() -> ModelCard:

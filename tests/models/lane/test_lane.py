@@ -522,3 +522,20 @@ def test_kitti_source_fps_must_be_a_usable_rate(tmp_path) -> None:
     for fps in (float("nan"), 1e-320, 0.0, -1.0, 1e6):
         with pytest.raises(DataError, match=r"fps .* must be in \[0.001, 1000\]"):
             KittiSource(tmp_path, fps=fps)
+
+
+def test_the_clip_program_steps_one_frame_at_a_time(tiny) -> None:
+    """A review: the clip program given two frames in one step returned the first one's result, without an error
+    (and an empty batch was an IndexError); the stream program refused both already."""
+    from edge.errors import SpecError
+    from edge.program import torch_program
+
+    cfg, m = tiny
+    card = get_card("lane")
+    frame = np.random.default_rng(0).standard_normal((1, 3, *cfg["input_hw"])).astype(np.float32)
+    for program in card.programs:
+        with torch_program(card, m, cfg, program) as prog:
+            for bad in (np.concatenate([frame, frame]), frame[:0]):
+                with pytest.raises(SpecError):
+                    prog.step({"frame": bad})
+            assert prog.step({"frame": frame})["exist"].shape[0] == 1
