@@ -280,6 +280,28 @@ def foreign_files(folder: Path) -> list[str] | None:
     return [f + "/" if is_dir else f for f, is_dir in foreign]
 
 
+def enclosing_bundle(path: str | os.PathLike[str]) -> Path | None:
+    """The bundle folder ``path`` would be written inside (the nearest folder above it holding a manifest edge-deploy
+    wrote: an object with ``schema_version`` and ``files``), or None. Why: a bundle lists and hashes its files, so a
+    checkpoint trained to ``BUNDLE/weights.pt`` replaced a listed file (the bundle then refused to load: "size ...
+    but the manifest says ...") or added unlisted ones a re-export refuses to delete."""
+    import json
+
+    from edge.manifest_schema import MANIFEST
+
+    for folder in Path(os.path.abspath(path)).parents:
+        m = folder / MANIFEST
+        if not m.is_file():
+            continue
+        try:
+            doc = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and "schema_version" in doc and isinstance(doc.get("files"), dict):
+            return folder
+    return None
+
+
 def _is_bundle(folder: Path) -> bool:
     """True only for a bundle folder holding nothing but what edge-deploy wrote: a re-export replaces
     the whole folder, so one with a user's notes or runs in it is refused (never rmtree user data)."""

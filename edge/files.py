@@ -58,10 +58,14 @@ def atomic_path(path: str | os.PathLike[str], error: type[EdgeError] = BundleErr
         raise error(no_folder(parent))
     if not os.access(parent, os.W_OK):
         raise error(f"{parent}: output folder is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~umask())  # mkstemp makes 0600; give the file normal permissions
+    # under this process's private name (:func:`partial_file`), so the next write of this name removes what a killed
+    # writer left (a mkstemp name carried no pid: a checkpoint half-written under SIGKILL stayed for good)
+    clean_stale_files(parent, dest.name)
+    tmp_path = partial_file(dest, ".tmp")
+    try:
+        tmp_path.open("xb").close()
+    except OSError as e:
+        raise error(f"{dest}: cannot write ({e.strerror or e})") from None
     try:
         yield tmp_path
         fsync_file(tmp_path)  # on disk before the name points at it: a crash leaves old or new, not empty
@@ -104,6 +108,12 @@ def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeErro
     if p.exists() and not p.is_file():
         raise (error or DataError)(f"{p}: is not a regular file (a device, pipe or socket); {option} writes a "
                                    "file, renamed onto its name when complete")
+    from edge.bundle import enclosing_bundle
+
+    bundle = enclosing_bundle(p)
+    if bundle is not None:  # its files are listed and hashed: a new or replaced one breaks it
+        raise (error or DataError)(f"{p}: inside bundle {bundle}, whose files are listed and hashed in its manifest; "
+                                   f"{option} must name a file outside it")
 
 
 def check_outputs(outputs: dict[str, str | os.PathLike[str] | None], reads: list[Path],

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -459,6 +460,37 @@ def test_atomic_path_failure_leaves_no_temp_and_keeps_old(tmp_path: Path) -> Non
         raise RuntimeError("disk full")
     assert p.read_text() == "old"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_a_killed_writers_temp_file_goes_with_the_next_write(tmp_path: Path) -> None:
+    """A review: the temp name carried no pid, so a checkpoint half-written when its run was killed (SIGKILL) stayed
+    beside the real one for good. The temp is the process's private name now and the next write of that name
+    removes a dead writer's; a live writer's (this process's) and other names' files stay."""
+    dead = tmp_path / ".ck.pt.999999999-0.partial.tmp"  # no such pid
+    dead.write_bytes(b"half")
+    other = tmp_path / ".other.pt.999999999-0.partial.tmp"
+    other.write_bytes(b"half")
+    with atomic_path(tmp_path / "ck.pt") as tmp:
+        assert tmp.name.startswith(f".ck.pt.{os.getpid()}-") and tmp.name.endswith(".partial.tmp")
+        tmp.write_bytes(b"whole")
+    assert sorted(x.name for x in tmp_path.iterdir()) == [other.name, "ck.pt"]
+
+
+def test_a_file_inside_a_bundle_is_refused_as_an_output(tmp_path: Path) -> None:
+    """A review: `edge train --out BUNDLE/weights.pt` replaced a listed file (the bundle then refused to load) or
+    added unlisted ones; an output file inside any bundle folder is one line naming the bundle."""
+    from edge.errors import DataError
+    from edge.files import check_target
+
+    (tmp_path / "b" / "sub").mkdir(parents=True)
+    (tmp_path / "b" / "manifest.json").write_text('{"schema_version": 1, "files": {}}')
+    for inside in (tmp_path / "b" / "weights.pt", tmp_path / "b" / "sub" / "x.json"):
+        with pytest.raises(DataError, match=rf"inside bundle {re.escape(str(tmp_path / 'b'))}.*--out must name"):
+            check_target(inside, "--out")
+    check_target(tmp_path / "weights.pt", "--out")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "manifest.json").write_text('{"a": 1}')  # another tool's manifest: not a bundle
+    check_target(tmp_path / "c" / "weights.pt", "--out")
 
 
 def test_atomic_path_failure_new_file(tmp_path: Path) -> None:

@@ -293,8 +293,11 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         "versions": provenance(),
     }
     def write() -> None:
-        save_checkpoint(out, model, cfg, module, meta)
-        atomic_write_text(out.with_suffix(".json"), jsonout.dumps(meta, indent=2) + "\n")
+        from edge.signals_held import signals_held
+
+        with signals_held():  # the checkpoint and its record are one result: both new, or both as they were
+            save_checkpoint(out, model, cfg, module, meta)
+            atomic_write_text(out.with_suffix(".json"), jsonout.dumps(meta, indent=2) + "\n")
 
     write()  # before scoring, so an interrupted or killed scoring loses only the score
     metric = None

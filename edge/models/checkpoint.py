@@ -53,6 +53,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if head not in (b"PK",) and head[:1] != b"\x80":
         raise ModelError(f"{p}: not a readable checkpoint (not a torch file: "
                          f"{'it is empty' if not head else 'no zip archive or pickle at its start'})")
+    import zipfile
+
+    if head == b"PK" and not zipfile.is_zipfile(p):  # torch's loader called it "weights only load failed", which
+        # then read as a file holding Python objects
+        raise ModelError(f"{p}: not a readable checkpoint (not a torch file, or truncated: no complete zip archive)")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a file
             warnings.simplefilter("ignore")

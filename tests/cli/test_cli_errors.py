@@ -445,6 +445,17 @@ def test_train_out_that_is_not_a_regular_file(work: Path) -> None:
     assert listing(work) == ["pipe"] and (work / "pipe").is_fifo()
 
 
+def test_train_out_inside_a_bundle_is_refused_before_training(work: Path) -> None:
+    """A review: `edge train --out BUNDLE/weights.pt` replaced the bundle's listed checkpoint (the bundle then
+    refused to load) or added files a re-export would not delete."""
+    (work / "b").mkdir()
+    (work / "b" / "manifest.json").write_text('{"schema_version": 1, "files": {}}')
+    r = cli(EDGE, "train", "lane", "--config", "tiny", "--steps", "1000000", "--batch", "1", "--eval-samples", "0",
+            "--out", work / "b" / "weights.pt", cwd=work)
+    assert_one_line_error(r, "inside bundle", "manifest")
+    assert listing(work / "b") == ["manifest.json"]
+
+
 def test_a_checkpoint_given_twice_and_gate_options_without_a_gate(good_bundle: Path, work: Path) -> None:
     """Found by a review: a checkpoint named as the model beside --checkpoint was dropped without a word (the bundle
     held the other one), and --max-drop / --calib-size given to an fp32-only export were ignored silently."""
