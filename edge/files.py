@@ -18,6 +18,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -217,14 +218,31 @@ def _pid_alive(pid: int) -> bool:
 _PARTIALS = itertools.count()
 
 
+#: an output name longer than this (bytes) is written under a digest of it: the partial name adds ~30 bytes, and a
+#: name of 235 bytes (under the 255 a file system takes) made a temp name it refused, after the whole run
+LONG_NAME = 200
+#: a partial file whose writer is not seen (no such pid here) is removed only when unmodified this long: a live
+#: writer in another pid namespace or on another host (a shared volume) is not seen either, and is writing
+STALE_AFTER_S = 120.0
+
+
+def _partial_stem(name: str) -> str:
+    """The part of a partial file's name that names its output: the name, or a digest of a long one."""
+    if len(name.encode("utf-8", "surrogateescape")) <= LONG_NAME:
+        return name
+    import hashlib
+
+    return "long-" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
 def partial_file(path: str | os.PathLike[str], suffix: str = "") -> Path:
     """The private name an output file is written under until it is whole: ``.NAME.<pid>-<n>.partial<suffix>`` beside
-    it (``suffix`` keeps an extension a writer chooses its format by). Private to this process: two runs writing
-    one output name each write their own file and the last rename wins, whole (a shared ``.NAME.partial`` mixed two
-    runs' lines into one committed file, a broken line between them). A dead writer's file:
-    :func:`clean_stale_files`."""
+    it (``suffix`` keeps an extension a writer chooses its format by; a name past :data:`LONG_NAME` bytes is a digest
+    of it). Private to this process: two runs writing one output name each write their own file and the last rename
+    wins, whole (a shared ``.NAME.partial`` mixed two runs' lines into one committed file, a broken line between
+    them). A dead writer's file: :func:`clean_stale_files`."""
     p = Path(path)
-    return p.with_name(f".{p.name}.{os.getpid()}-{next(_PARTIALS)}.partial{suffix}")
+    return p.with_name(f".{_partial_stem(p.name)}.{os.getpid()}-{next(_PARTIALS)}.partial{suffix}")
 
 
 def probe_write(path: str | os.PathLike[str]) -> None:
@@ -248,10 +266,11 @@ def check_writable(path: str | os.PathLike[str], option: str, error: type[Except
 
 def clean_stale_files(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:
     """Remove the :func:`partial_file` files in ``folder`` (of output ``name``, or of any) whose writer process
-    no longer exists (a run killed with SIGKILL); returns what was removed. Other names are never touched."""
+    no longer exists (a run killed with SIGKILL) and that nothing wrote for :data:`STALE_AFTER_S`; returns what was
+    removed. Other names are never touched."""
     import re
 
-    stem = re.escape(name) if name is not None else r"[^/]+"
+    stem = re.escape(_partial_stem(name)) if name is not None else r"[^/]+"
     pat = re.compile(rf"^\.{stem}\.(\d+)-\d+\.partial[^/]*$")
     removed = []
     try:
@@ -263,11 +282,18 @@ def clean_stale_files(folder: str | os.PathLike[str], name: str | None = None) -
         if m is None or p.is_symlink() or not p.is_file():
             continue
         pid = int(m.group(1))
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not _pid_alive(pid) and _unmodified_for(p, STALE_AFTER_S):
             with contextlib.suppress(OSError):
                 p.unlink()
                 removed.append(p)
     return removed
+
+
+def _unmodified_for(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime >= seconds
+    except OSError:
+        return False
 
 
 def clean_stale(parent: Path, name: str) -> list[Path]:

@@ -466,14 +466,35 @@ def test_a_killed_writers_temp_file_goes_with_the_next_write(tmp_path: Path) -> 
     """A review: the temp name carried no pid, so a checkpoint half-written when its run was killed (SIGKILL) stayed
     beside the real one for good. The temp is the process's private name now and the next write of that name
     removes a dead writer's; a live writer's (this process's) and other names' files stay."""
+    import time
+
     dead = tmp_path / ".ck.pt.999999999-0.partial.tmp"  # no such pid
-    dead.write_bytes(b"half")
     other = tmp_path / ".other.pt.999999999-0.partial.tmp"
-    other.write_bytes(b"half")
+    for p in (dead, other):
+        p.write_bytes(b"half")
+        os.utime(p, (time.time() - 600, time.time() - 600))  # written long ago (a fresh one may be alive elsewhere)
     with atomic_path(tmp_path / "ck.pt") as tmp:
         assert tmp.name.startswith(f".ck.pt.{os.getpid()}-") and tmp.name.endswith(".partial.tmp")
         tmp.write_bytes(b"whole")
     assert sorted(x.name for x in tmp_path.iterdir()) == [other.name, "ck.pt"]
+
+
+def test_a_long_output_name_is_written_under_a_short_temp_name(tmp_path: Path) -> None:
+    """A review: the pid-tagged temp name of a 236-byte output name passed 255 bytes and the write failed after the
+    whole run; a long name's temp is a digest of it, cleaned by the same rule."""
+    import time
+
+    from edge.files import clean_stale_files, partial_file
+
+    name = "a" * 233 + ".pt"
+    atomic_write_bytes(tmp_path / name, b"whole")
+    assert sorted(x.name for x in tmp_path.iterdir()) == [name]
+    dead = partial_file(tmp_path / name).with_name(partial_file(tmp_path / name).name.replace(str(os.getpid()),
+                                                                                              "999999999", 1))
+    assert len(dead.name) < 80
+    dead.write_bytes(b"half")
+    os.utime(dead, (time.time() - 600, time.time() - 600))
+    assert clean_stale_files(tmp_path, name) == [dead]
 
 
 def test_a_file_inside_a_bundle_is_refused_as_an_output(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,6 +142,9 @@ def test_two_writers_of_one_name_write_their_own_files(tmp_path: Path) -> None:
     dead.write_text("{half")
     other = tmp_path / ".mine.partial"  # not ours: never touched
     other.write_text("x")
+    # a writer not seen here that wrote a moment ago may be alive in another pid namespace or host: kept
+    assert clean_stale_files(tmp_path, "r.jsonl") == [] and dead.exists()
+    os.utime(dead, (time.time() - 600, time.time() - 600))
     assert clean_stale_files(tmp_path, "r.jsonl") == [dead] and other.exists()
     assert partial_file(tmp_path / "v.mp4", ".mp4").name.endswith(".partial.mp4")
 
