@@ -76,7 +76,7 @@ def int8_note(precision: str | None, backend: str, isa: list[str]) -> str | None
 
 def fp16_note(precision: str | None, backend: str) -> str | None:
     """A one-line note when fp16 graphs run on ONNX Runtime (its CPU provider in ``edge run``): fp16 kernels where it
-    has them and casts around the rest, slower than fp32 (NativeCross's refinement step 11.5 ms a step against
+    has them and casts around the rest, slower than fp32 (a shipped refinement step: 11.5 ms a step against
     8.8 on a 2-core Xeon); fp16 is for TensorRT, and OpenVINO computes an fp16 IR at its own CPU precision."""
     if precision != "fp16" or backend != "onnxruntime":
         return None
