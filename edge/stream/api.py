@@ -85,6 +85,16 @@ def policy_note(pipe: Any, summary: dict[str, Any]) -> str | None:
             "--policy block takes every frame")
 
 
+def unannounced_note(summary: dict[str, Any]) -> str | None:
+    """Frames of a sensor their source did not announce (``unannounced_<sensor>``), said: a synthetic generator's
+    sensors are those of its first frame set, and one that appeared later was dropped in no counter."""
+    names = sorted(k[len("unannounced_"):] for k in (summary.get("counters") or {}) if k.startswith("unannounced_"))
+    if not names:
+        return None
+    return (f"frames of {', '.join(names)} were ignored: their source did not announce the sensor (a synthetic "
+            "generator's sensors are those of its first frame set)")
+
+
 def metric_note(summary: dict[str, Any]) -> str | None:
     """The run's metric when it is not a number (a family's reduce that returned NaN): said, as ``edge val`` says it."""
     m = summary.get("task", {}).get("metric")
@@ -277,7 +287,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             notes = [n for n in (note, why if why == INT8_NOT_CHOSEN else None,
                                  *(s.note() for s in sinks if hasattr(s, "note")),
                                  *(s.note(max_frames) for s in sources if hasattr(s, "note")),
-                                 rig_note(rig, pipe, summary), policy_note(pipe, summary), metric_note(summary)) if n]
+                                 rig_note(rig, pipe, summary), policy_note(pipe, summary), unannounced_note(summary),
+                                 metric_note(summary)) if n]
             if notes:
                 summary["notes"] = notes
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks

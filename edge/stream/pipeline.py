@@ -282,7 +282,8 @@ class Pipeline:
                 "sensors": list(t.source.sensors), **t.status(), "dropped": sum(
                     self._slots[s].dropped for s in t.source.sensors)}
         if self.secondary:  # how each secondary sensor was paired with the primary frames
-            out["sync"] = {s: "recording" if s in self.by_recording else "arrival" for s in self.secondary}
+            out["sync"] = {s: "recording" if s in self.by_recording else "tick" if self._same_tick(s) else "arrival"
+                           for s in self.secondary}
         out["interrupted"] = self._interrupted
         if self.prepare_ms is not None:
             out["engine_prepare_ms"] = self.prepare_ms  # before the clock: not in any frame's latency
@@ -356,7 +357,8 @@ class Pipeline:
 
             def publish(frame: Frame, _slots: dict[str, Slot] = self._slots) -> bool:
                 slot = _slots.get(frame.sensor)
-                if slot is None:
+                if slot is None:  # a sensor its source did not announce (a generator's first tick had none): counted
+                    self.stats.count(f"unannounced_{frame.sensor}")
                     return True
                 if frame.meta.get("partial"):  # a LiDAR rotation cut short (a capture's start or end, a sensor
                     # that went quiet): a wedge of the sweep, not a frame to pair or run; counted, not delivered
@@ -513,7 +515,8 @@ class Pipeline:
             frames = {self.primary: item}
             for s in self.secondary:
                 m = (self._match_recorded(s, self._source_of[self.primary].recorded_ns(item))
-                     if s in self.by_recording else self._match(s, item.t_capture_ns))
+                     if s in self.by_recording else self._match_tick(s, item.seq)
+                     if self._same_tick(s) else self._match(s, item.t_capture_ns))
                 if m is not None:
                     frames[s] = m
             if not self.required <= set(frames):
@@ -580,6 +583,28 @@ class Pipeline:
         # reused (a 10 Hz LiDAR rotation is the nearest one for several 30 Hz camera frames)
         for _ in range(best):
             self._let_go(sensor, buf)
+        self._used[sensor] = buf[0]
+        return buf[0]
+
+    def _same_tick(self, sensor: str) -> bool:
+        """Whether ``sensor`` comes from the primary's own source and that source numbers frame sets by tick."""
+        src = self._source_of[sensor]
+        return src is self._source_of[self.primary] and src.ticked
+
+    def _match_tick(self, sensor: str, seq: int) -> Frame | None:
+        """``sensor``'s frame of tick ``seq`` from the primary's own (ticked) source, or None when that tick has none:
+        waits until the source is past the tick (a frame of a later tick, or its end), at most the sync tolerance."""
+        buf, slot = self._sync[sensor], self._slots[sensor]
+        deadline = time.monotonic() + min(self.tolerance_ns / 1e9, self._stall_limit(sensor))
+        while (not buf or buf[-1].seq < seq) and not slot.closed and time.monotonic() < deadline:
+            f = slot.get(timeout=max(0.0, deadline - time.monotonic()))
+            if f is EMPTY or f is CLOSED:
+                break
+            buf.append(f)
+        while buf and buf[0].seq < seq:
+            self._let_go(sensor, buf)
+        if not buf or buf[0].seq != seq:
+            return None
         self._used[sensor] = buf[0]
         return buf[0]
 

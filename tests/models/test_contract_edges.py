@@ -21,7 +21,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("cv2")
 
 import edge  # noqa: E402
-from edge.errors import BundleError, ExportError, ModelError  # noqa: E402
+from edge.errors import BundleError, DataError, ExportError, ModelError  # noqa: E402
 from edge.models import Graph, ModelCard, ProgramSpec, Sensors  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -247,6 +247,9 @@ def test_sources_take_the_family_sensor_names(toyfam: Any, registered: list[str]
     assert s["frames"] == 5 and next(iter(s["sources"].values()))["sensors"] == ["image"]
     recs = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [r["frames"] for r in recs] == [{"image": i} for i in range(5)]
+    # a review: with no data of its own the family got the camera test pattern, whatever its sensors read
+    with pytest.raises(DataError, match=r"--source synthetic:3: model 'toyimage' declares no synthetic data"):
+        edge.stream.run(b, "synthetic:3", handle_signals=False)
 
 
 def test_a_finite_trainer_is_an_error_not_a_hang(toyfam: Any, registered: list[str]) -> None:

@@ -304,6 +304,57 @@ def test_a_sink_whose_open_raises_is_one_edge_error() -> None:
         Pipeline([MemorySource(_images(2), count=2)], EchoTask(), [_Raising(RuntimeError("no device"), "open")]).run()
 
 
+class _Ticks(Source):
+    """One source of two sensors: a camera frame every tick, a LiDAR one on the ticks ``lidar_on`` names (an optional
+    sensor a generator leaves out now and then), every frame of a tick with its ``seq``, read as fast as taken."""
+
+    sensors = ("camera", "lidar")
+    ticked = True
+
+    def __init__(self, n: int, lidar_on: Any) -> None:
+        self.n, self.lidar_on = n, lidar_on
+
+    def open(self) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i in range(self.n):
+            t = now_ns()
+            yield Frame(np.zeros((4, 4, 3), np.uint8), t, i, "camera", {})
+            if self.lidar_on(i):
+                yield Frame(np.zeros((5, 3), np.float32), t, i, "lidar", {})
+
+
+@pytest.mark.parametrize("lidar_on", [lambda i: i % 2 == 1, lambda i: i % 2 == 0, lambda i: i % 3 == 0])
+def test_sensors_of_one_ticked_source_pair_by_tick(lidar_on: Any) -> None:
+    """A review: a tick without the optional sensor got the next tick's frame (all ticks of a source read faster than
+    real time lie within the sync tolerance). A source whose frames carry their tick's seq pairs by it."""
+    sink = ListSink()
+    s = Pipeline([_Ticks(12, lidar_on)], EchoTask(), [sink], policy="block").run()
+    assert [(r["cam"], r["lid"]) for r in sink.records] == [(i, i if lidar_on(i) else None) for i in range(12)]
+    assert s["sync"] == {"lidar": "tick"}
+
+
+def test_frames_of_a_sensor_the_source_did_not_announce_are_counted() -> None:
+    """A synthetic generator's sensors are those of its first tick: a sensor that appears later was dropped in no
+    counter; it is counted (``unannounced_<sensor>``) and ``edge run`` says so."""
+    from edge.stream.sources.synthetic import SyntheticSource
+
+    def gen(n: int, hw: Any, seed: int) -> Iterator[dict[str, Any]]:
+        for i in range(n):
+            tick = {"camera": (np.zeros((4, 4, 3), np.uint8), {})}
+            if i % 2:
+                tick["lidar"] = (np.zeros((5, 3), np.float32), {})
+            yield tick
+
+    sink = ListSink()
+    s = Pipeline([SyntheticSource("synthetic:6", 6, None, generator=gen)], EchoTask(), [sink], policy="block").run()
+    assert len(sink.records) == 6 and s["counters"]["unannounced_lidar"] == 3
+    from edge.stream.api import unannounced_note
+
+    assert unannounced_note(s).startswith("frames of lidar were ignored: their source did not announce the sensor")
+
+
 def test_max_frames_is_exact() -> None:
     sink = ListSink()
     Pipeline([MemorySource(_images(2), count=100)], EchoTask(), [sink], policy="block", max_frames=13).run()

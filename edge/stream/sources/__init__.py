@@ -45,7 +45,8 @@ def _device_index(spec: str, what: str, meaning: str) -> int:
 def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card: Any = None) -> Source:
     """Build (not open) the source for ``spec``; a malformed spec is a one-line DataError.
 
-    ``card``: the model family whose synthetic stream ``synthetic`` means (None: a moving test pattern).
+    ``card``: the model family whose synthetic stream ``synthetic`` means (None, a bundle without a family: a moving
+    test pattern; a family that declares no data is refused).
     """
     if spec == "synthetic" or spec.startswith(("synthetic:", "synthetic,")) or spec == "waveform:sim" \
             or spec.startswith("waveform:sim,"):
@@ -71,6 +72,9 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
                 raise DataError(f"bad source '{spec}': model '{card.name}' reads no full waveforms; its own synthetic "
                                 "stream is --source synthetic")
             return src
+        if card is not None:  # the test pattern is a camera image: a family's own sensors may be anything else
+            raise DataError(f"--source {spec}: model '{card.name}' declares no synthetic data (its card's data); run "
+                            f"it on a recording or a device that gives {', '.join(card.sensors.required)}")
         if opts:
             raise DataError(f"bad source '{spec}': options {sorted(opts)} need a model family's synthetic data")
         return SyntheticSource(spec, n, hw, realtime=realtime)

@@ -52,6 +52,10 @@ class Source:
     reconnect: bool = False
     #: expected seconds between frames (None: unknown); the watchdog's default stall limit derives from it
     period_s: float | None = None
+    #: whether every frame of one tick (one frame set, several sensors) carries the tick's ``seq``: the loop then
+    #: pairs this source's sensors by tick, not by the nearest capture time (ticks read faster than real time are
+    #: all within the sync tolerance, and a tick without an optional sensor got the next tick's frame)
+    ticked: bool = False
 
     #: set by the pipeline's watchdog when no frame came in time; live sources poll it in their read
     #: loops (socket timeouts, grab loops) and raise SourceLost so the runner reconnects them

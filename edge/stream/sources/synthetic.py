@@ -67,7 +67,10 @@ def parse_synthetic(spec: str) -> tuple[int, tuple[int, int] | None]:
 
 
 class SyntheticSource(Source):
-    """Frames from a generator; every frame set of one tick shares ``t_capture_ns`` and ``seq``."""
+    """Frames from a generator; every frame set of one tick shares ``t_capture_ns`` and ``seq``. Its sensors are the
+    ones the first tick delivers (a later tick may leave an optional one out, not add one)."""
+
+    ticked = True
 
     def __init__(self, spec: str, n: int, hw: tuple[int, int] | None, *, generator: Generator = pattern_frames,
                  realtime: bool = False, fps: float = 30.0, seed: int = 7) -> None:
