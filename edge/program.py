@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BundleError, ModelError, SpecError
+from edge.errors import BundleError, DataError, ModelError, SpecError
 from edge.models.contract import Config, ModelCard, ProgramSpec, Sample
 
 
@@ -556,11 +556,15 @@ def iter_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
     from edge.models.contract import family_code
 
     cfg = program.cfg
-    for sample in samples:
+    for k, sample in enumerate(samples):
         program.reset()
         res: dict[str, np.ndarray] = {}
-        for frames in sample:
-            feeds = program.preprocess(card, frames)
+        for j, frames in enumerate(sample):
+            try:
+                feeds = program.preprocess(card, frames)
+            except DataError as e:  # the family's one line for a frame set it cannot use: which one (edge val said
+                # only "signal frame is corrupt", naming neither the sample nor where)
+                raise DataError(f"sample {k}, frame set {j}: {e}") from e
             with family_code(card.name, f"program '{program.spec.name}'"):
                 res = program.step(feeds)
         rec, _ = card.postprocessed(res, sample[-1], cfg)

@@ -263,6 +263,8 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
         t0 = time.perf_counter()
         try:
             score = evaluate(prog, card, samples)
+        except DataError as e:  # a frame set the family refuses: which data and which plan (it named neither)
+            raise DataError(f"--data {', '.join(specs_given)}: {name}: {e}") from e
         finally:
             prog.close()
         rows.append({"config": name, "program": spec.name, "backend": backend, "precision": label,

@@ -52,6 +52,27 @@ def test_scores_equal_the_reference_evaluation(tiny_bundle: Path, real_data: Pat
     assert [r["config"] for r in clip["rows"]] == ["clip:onnxruntime/fp32"]
 
 
+def test_a_frame_set_the_family_refuses_is_named(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review: a family's one-line refusal of a frame set ("frame is corrupt") reached `edge val` naming neither the
+    data, the plan, nor which sample."""
+    import edge
+    from edge.program import Program
+
+    calls = []
+    real = Program.preprocess
+
+    def refuse_the_fourth(self: Program, card: Any, frames: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 4:
+            raise DataError("frame is corrupt")
+        return real(self, card, frames)
+
+    monkeypatch.setattr(Program, "preprocess", refuse_the_fourth)
+    with pytest.raises(DataError, match=r"^--data synthetic:3: stream:onnxruntime/fp32: sample 1, frame set 0: frame "
+                                        r"is corrupt$"):
+        edge.validate(tiny_bundle, "synthetic:3", backends=["onnxruntime"])
+
+
 def test_synthetic_data_spec(tiny_bundle: Path) -> None:
     import edge
     from edge.program import evaluate, load_program
