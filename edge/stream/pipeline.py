@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -515,8 +515,8 @@ class Pipeline:
             frames = {self.primary: item}
             for s in self.secondary:
                 m = (self._match_recorded(s, self._source_of[self.primary].recorded_ns(item))
-                     if s in self.by_recording else self._match_tick(s, item.seq)
-                     if self._same_tick(s) else self._match(s, item.t_capture_ns))
+                     if s in self.by_recording else self._match(s, item, self._tick_ns(s))
+                     if self._same_tick(s) else self._match(s, item))
                 if m is not None:
                     frames[s] = m
             if not self.required <= set(frames):
@@ -555,20 +555,26 @@ class Pipeline:
                     buf.popleft()
                     self.stats.count(f"sync_dropped_{s}")
 
-    def _match(self, sensor: str, t_ns: int) -> Frame | None:
-        """Nearest ``sensor`` frame to ``t_ns`` within tolerance; waits up to the tolerance (no longer than the
-        watchdog's limit for that source) when the sensor's newest frame is older than ``t_ns`` and its source is
-        still delivering."""
+    def _match(self, sensor: str, primary: Frame, clock: Callable[[Frame], int] | None = None) -> Frame | None:
+        """Nearest ``sensor`` frame to the ``primary`` frame within tolerance; waits up to the tolerance (no longer
+        than the watchdog's limit for that source) when the sensor's newest frame is older and its source is still
+        delivering. ``clock``: a frame's time (default its capture time; a ticked source's tick time,
+        :meth:`_tick_ns`)."""
         buf, slot = self._sync[sensor], self._slots[sensor]
         tol = self.tolerance_ns
+        when = clock or (lambda f: f.t_capture_ns)
+        t_ns = when(primary)
 
         def near() -> bool:
-            return any(abs(f.t_capture_ns - t_ns) <= tol for f in buf)
+            return any(abs(when(f) - t_ns) <= tol for f in buf)
 
         # wait only when nothing buffered matches yet and a newer frame could; a silent source is the watchdog's
         # (--sync-ms 1e9 with a LiDAR that sent nothing waited 11 days a camera frame)
-        deadline = time.monotonic() + min(tol / 1e9, self._stall_limit(sensor))
-        while (not buf or buf[-1].t_capture_ns < t_ns) and not near() and not slot.closed \
+        # a ticked source read faster than real time: its next tick comes when it comes (not paced), so the wait is
+        # for the source to pass the tick, not the tolerance in wall time (a loaded machine missed pairs)
+        paced = clock is None or self._source_of[sensor].live
+        deadline = time.monotonic() + min(tol / 1e9 if paced else self.TICK_WAIT_S, self._stall_limit(sensor))
+        while (not buf or when(buf[-1]) < t_ns) and not near() and not slot.closed \
                 and time.monotonic() < deadline:
             f = slot.get(timeout=max(0.0, deadline - time.monotonic()))
             if f is EMPTY or f is CLOSED:
@@ -576,8 +582,8 @@ class Pipeline:
             buf.append(f)
         if not buf:
             return None
-        best = min(range(len(buf)), key=lambda i: abs(buf[i].t_capture_ns - t_ns))
-        if abs(buf[best].t_capture_ns - t_ns) > tol:
+        best = min(range(len(buf)), key=lambda i: abs(when(buf[i]) - t_ns))
+        if abs(when(buf[best]) - t_ns) > tol:
             return None
         # frames older than the match cannot match a later primary frame better; the match itself can be
         # reused (a 10 Hz LiDAR rotation is the nearest one for several 30 Hz camera frames)
@@ -591,22 +597,14 @@ class Pipeline:
         src = self._source_of[sensor]
         return src is self._source_of[self.primary] and src.ticked
 
-    def _match_tick(self, sensor: str, seq: int) -> Frame | None:
-        """``sensor``'s frame of tick ``seq`` from the primary's own (ticked) source, or None when that tick has none:
-        waits until the source is past the tick (a frame of a later tick, or its end), at most the sync tolerance."""
-        buf, slot = self._sync[sensor], self._slots[sensor]
-        deadline = time.monotonic() + min(self.tolerance_ns / 1e9, self._stall_limit(sensor))
-        while (not buf or buf[-1].seq < seq) and not slot.closed and time.monotonic() < deadline:
-            f = slot.get(timeout=max(0.0, deadline - time.monotonic()))
-            if f is EMPTY or f is CLOSED:
-                break
-            buf.append(f)
-        while buf and buf[0].seq < seq:
-            self._let_go(sensor, buf)
-        if not buf or buf[0].seq != seq:
-            return None
-        self._used[sensor] = buf[0]
-        return buf[0]
+    #: how long a frame set of a ticked source read faster than real time waits for a sensor's next tick at most
+    TICK_WAIT_S = 5.0
+
+    def _tick_ns(self, sensor: str) -> Callable[[Frame], int]:
+        """A ticked source's clock: a frame's tick number times the source's period (its frames read faster than real
+        time carry arrival times that say nothing of their ticks)."""
+        period_ns = int((self._source_of[sensor].period_s or 1 / 30) * 1e9)
+        return lambda f: f.seq * period_ns
 
     def _stall_limit(self, sensor: str) -> float:
         """Seconds without a frame after which the watchdog calls ``sensor``'s live source stalled; infinite for a

@@ -53,8 +53,9 @@ class Source:
     #: expected seconds between frames (None: unknown); the watchdog's default stall limit derives from it
     period_s: float | None = None
     #: whether every frame of one tick (one frame set, several sensors) carries the tick's ``seq``: the loop then
-    #: pairs this source's sensors by tick, not by the nearest capture time (ticks read faster than real time are
-    #: all within the sync tolerance, and a tick without an optional sensor got the next tick's frame)
+    #: pairs this source's sensors on the ticks' own clock (``seq`` x ``period_s``), not on arrival (ticks read
+    #: faster than real time all arrived within the sync tolerance, and a tick without an optional sensor got
+    #: whichever frame came nearest in wall time)
     ticked: bool = False
 
     #: set by the pipeline's watchdog when no frame came in time; live sources poll it in their read
