@@ -13,14 +13,18 @@ from edge.signals_held import signals_held
 
 
 def test_a_signal_in_the_block_takes_effect_after_it() -> None:
-    before = signal.getsignal(signal.SIGINT)
-    done = []
-    with pytest.raises(KeyboardInterrupt), signals_held():
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler has run by now: with the default one this line was never reached
-        done.append("both files written")
-    assert done == ["both files written"]
-    assert signal.getsignal(signal.SIGINT) is before
+    # Python's own Ctrl-C handler (a pytest-xdist worker runs with SIGINT ignored)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt), signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler has run by now: with the default one this line was never reached
+            done.append("both files written")
+        assert done == ["both files written"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_no_signal_no_effect_and_an_ignored_signal_stays_ignored() -> None:
