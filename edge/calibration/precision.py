@@ -263,7 +263,11 @@ class PrecisionJob:
         from edge.program import evaluate
 
         with self.program(pname, files, backend, **options) as prog:
-            return float(evaluate(prog, self.card, self.eval_samples())["value"])
+            try:
+                return float(evaluate(prog, self.card, self.eval_samples())["value"])
+            except DataError as e:  # a frame set the family refuses: which data and program (as edge val says it)
+                data = f"--eval-data {', '.join(self.eval_data)}" if self.eval_data else "the held-out samples"
+                raise DataError(f"{data}: program '{pname}' on {backend}: {e}") from e
 
     def record(self, pname: str, files: dict[str, str], role: str) -> dict[str, list[dict[str, np.ndarray]]]:
         """What each graph of the fp32 program receives over the calibration or evaluation samples."""

@@ -63,6 +63,23 @@ def test_edge_run_says_fp16_on_onnxruntime_is_slower_than_fp32(fp16_int8: tuple[
         assert any("fp16 on ONNX Runtime's CPU provider runs slower" in n for n in s.get("notes", [])) is said
 
 
+def test_a_frame_set_the_family_refuses_in_the_gate_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `edge val` says it: the gate's scoring names the data and the program (a review: "sample K, frame set J"
+    alone named neither)."""
+    import edge.program
+    from edge.errors import DataError
+    from edge.export.api import export_card
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise DataError("sample 1, frame set 0: frame is corrupt")
+
+    monkeypatch.setattr(edge.program, "evaluate", refuse)
+    with pytest.raises(DataError, match=r"^the held-out samples: program 'clip' on onnxruntime: sample 1, frame set 0: "
+                                        r"frame is corrupt$"):
+        export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions="fp32,fp16")
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_bundle_without_the_precisions_table_is_benchmarked_as_one_with_it(fp16_int8: tuple[Path, dict]) -> None:
     """A bundle exported before programs recorded their precisions: ``edge bench`` plans what the export would
     have recorded (one rule, :func:`edge.program.program_precisions`), not a guess of its own."""
