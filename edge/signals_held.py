@@ -20,8 +20,8 @@ HELD = (signal.SIGINT, signal.SIGTERM)
 def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM recorded, not acted on, while the block runs; afterwards the handlers are back and the
     first signal that came is raised again, so it has the effect it would have had (a KeyboardInterrupt, the
-    command's exit 130). Only in the main thread (Python delivers signals there; elsewhere it cannot install
-    handlers); a signal that was ignored stays ignored."""
+    command's exit 130); when the block raised, its error is the one that propagates. Only in the main thread
+    (Python delivers signals there; elsewhere it cannot install handlers); a signal that was ignored stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -30,11 +30,14 @@ def signals_held() -> Iterator[None]:
     for s, handler in old.items():
         if handler not in (signal.SIG_IGN, None):
             signal.signal(s, lambda signum, _frame: came.append(signum))
+    done = False
     try:
         yield
+        done = True
     finally:
         for s, handler in old.items():
             if handler is not None:
                 signal.signal(s, handler)
-        if came:
+        if came and done:  # a block that failed (a full disk) ends the command with its own error, which a
+            # KeyboardInterrupt raised here would have replaced with "interrupted"
             signal.raise_signal(came[0])

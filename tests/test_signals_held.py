@@ -27,6 +27,19 @@ def test_a_signal_in_the_block_takes_effect_after_it() -> None:
         signal.signal(signal.SIGINT, before)
 
 
+def test_the_blocks_own_error_is_not_replaced_by_a_held_signal() -> None:
+    """A write that fails (a full disk) while a Ctrl-C is held ends with its own error, not "interrupted"."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(OSError, match="No space left"), signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            raise OSError(28, "No space left on device")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_no_signal_no_effect_and_an_ignored_signal_stays_ignored() -> None:
     old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
