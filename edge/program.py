@@ -549,10 +549,12 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
 # ------------------------------------------------------------------------------------ samples
 
 
-def iter_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
+def iter_samples(program: Program, card: ModelCard, samples: Sequence[Sample], where: str = ""
                  ) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]]:
     """Each sample through the program (reset first), in turn: (record, frames, outputs) of its last step. One at
-    a time, so a reader's lazily loaded samples (:class:`edge.models.contract.LazySamples`) are let go in turn."""
+    a time, so a reader's lazily loaded samples (:class:`edge.models.contract.LazySamples`) are let go in turn.
+    A frame set the family refuses (its DataError) is named: ``where`` (the caller's data and program, ending in
+    ": "), then the sample and frame set."""
     from edge.models.contract import family_code
 
     cfg = program.cfg
@@ -564,7 +566,7 @@ def iter_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
                 feeds = program.preprocess(card, frames)
             except DataError as e:  # the family's one line for a frame set it cannot use: which one (edge val said
                 # only "signal frame is corrupt", naming neither the sample nor where)
-                raise DataError(f"sample {k}, frame set {j}: {e}") from e
+                raise DataError(f"{where}sample {k}, frame set {j}: {e}") from e
             with family_code(card.name, f"program '{program.spec.name}'"):
                 res = program.step(feeds)
         rec, _ = card.postprocessed(res, sample[-1], cfg)
@@ -577,14 +579,15 @@ def run_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
     return list(iter_samples(program, card, samples))
 
 
-def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample]) -> dict[str, Any]:
+def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample], where: str = "") -> dict[str, Any]:
     """The card's metric of ``program`` on labelled samples: ``{"value": ..., ...}``. Only each sample's metric item
-    is kept, not its frames."""
+    is kept, not its frames. ``where``: as :func:`iter_samples` takes it."""
     from edge.models.contract import family_code
 
     if card.metric is None:
         raise ModelError(f"model '{card.name}' declares no metric")
-    items = [card.metric_item(rec, frames, program.cfg) for rec, frames, _ in iter_samples(program, card, samples)]
+    items = [card.metric_item(rec, frames, program.cfg)
+             for rec, frames, _ in iter_samples(program, card, samples, where)]
     items = [it for it in items if it is not None]
     if not items:
         raise ModelError(f"model '{card.name}': none of the {len(samples)} samples carries a label")

@@ -261,10 +261,8 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
             skipped.append({"config": name, "reason": str(e)})
             continue
         t0 = time.perf_counter()
-        try:
-            score = evaluate(prog, card, samples)
-        except DataError as e:  # a frame set the family refuses: which data and which plan (it named neither)
-            raise DataError(f"--data {', '.join(specs_given)}: {name}: {e}") from e
+        try:  # a frame set the family refuses is named with the data and the plan (it named neither)
+            score = evaluate(prog, card, samples, where=f"--data {', '.join(specs_given)}: {name}: ")
         finally:
             prog.close()
         rows.append({"config": name, "program": spec.name, "backend": backend, "precision": label,

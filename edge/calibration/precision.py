@@ -262,12 +262,11 @@ class PrecisionJob:
     def metric(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", **options: Any) -> float:
         from edge.program import evaluate
 
+        # a frame set the family refuses is named with the data and the program (as edge val names it)
+        data = f"--eval-data {', '.join(self.eval_data)}" if self.eval_data else "the held-out samples"
         with self.program(pname, files, backend, **options) as prog:
-            try:
-                return float(evaluate(prog, self.card, self.eval_samples())["value"])
-            except DataError as e:  # a frame set the family refuses: which data and program (as edge val says it)
-                data = f"--eval-data {', '.join(self.eval_data)}" if self.eval_data else "the held-out samples"
-                raise DataError(f"{data}: program '{pname}' on {backend}: {e}") from e
+            score = evaluate(prog, self.card, self.eval_samples(), f"{data}: program '{pname}' on {backend}: ")
+        return float(score["value"])
 
     def record(self, pname: str, files: dict[str, str], role: str) -> dict[str, list[dict[str, np.ndarray]]]:
         """What each graph of the fp32 program receives over the calibration or evaluation samples."""

@@ -70,10 +70,22 @@ def test_a_frame_set_the_family_refuses_in_the_gate_is_named(tmp_path: Path, mon
     from edge.errors import DataError
     from edge.export.api import export_card
 
-    def refuse(*_: Any, **__: Any) -> Any:
-        raise DataError("sample 1, frame set 0: frame is corrupt")
+    real_evaluate, real_preprocess = edge.program.evaluate, edge.program.Program.preprocess
+    scoring: list[int] = []
 
-    monkeypatch.setattr(edge.program, "evaluate", refuse)
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        scoring.append(0)
+        return real_evaluate(*args, **kwargs)
+
+    def refuse_the_fourth_scored(self: Any, card: Any, frames: Any) -> Any:
+        if scoring:
+            scoring[0] += 1
+            if scoring[0] == 4:  # 3 frame sets a sample: the second sample's first
+                raise DataError("frame is corrupt")
+        return real_preprocess(self, card, frames)
+
+    monkeypatch.setattr(edge.program, "evaluate", evaluate)
+    monkeypatch.setattr(edge.program.Program, "preprocess", refuse_the_fourth_scored)
     with pytest.raises(DataError, match=r"^the held-out samples: program 'clip' on onnxruntime: sample 1, frame set 0: "
                                         r"frame is corrupt$"):
         export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions="fp32,fp16")
