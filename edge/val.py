@@ -262,7 +262,7 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
             continue
         t0 = time.perf_counter()
         try:  # a frame set the family refuses is named with the data and the plan (it named neither)
-            score = evaluate(prog, card, samples, where=f"--data {', '.join(specs_given)}: {name}: ")
+            score = evaluate(prog, card, samples, f"--data {', '.join(specs_given)}: {name}: ")
         finally:
             prog.close()
         rows.append({"config": name, "program": spec.name, "backend": backend, "precision": label,
