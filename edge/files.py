@@ -296,11 +296,35 @@ def _unmodified_for(path: Path, seconds: float) -> bool:
         return False
 
 
+def _tree_unmodified_for(path: Path, seconds: float, limit: int = 10_000) -> bool:
+    """Whether nothing in the folder ``path`` (itself, its entries, theirs) was modified for ``seconds``: a writer
+    filling a file inside a folder does not change the folder's own mtime. Past ``limit`` entries, or on an error,
+    it says no (kept: a folder is removed only when known stale)."""
+    now, seen, todo = time.time(), 0, [path]
+    try:
+        while todo:
+            d = todo.pop()
+            if now - d.stat().st_mtime < seconds:
+                return False
+            with os.scandir(d) as it:
+                for e in it:
+                    seen += 1
+                    if seen > limit or now - e.stat(follow_symlinks=False).st_mtime < seconds:
+                        return False
+                    if e.is_dir(follow_symlinks=False):
+                        todo.append(Path(e.path))
+    except OSError:
+        return False
+    return True
+
+
 def clean_stale(parent: Path, name: str) -> list[Path]:
     """Remove ``.NAME.<pid>.*.partial`` and ``.NAME.old-<pid>`` folders in ``parent`` left by writers whose
-    process no longer exists (on this machine); returns what was removed. An ``old-<pid>`` folder with no
-    ``NAME`` beside it (its writer died between its two renames) is moved back to ``NAME`` instead. Names
-    without our pid field (another tool's) are never touched."""
+    process no longer exists (on this machine) and in which nothing was written for :data:`STALE_AFTER_S` (a
+    live writer in another pid namespace, or on another host of a shared volume, is not seen either: it is
+    writing); returns what was removed. An ``old-<pid>`` folder with no ``NAME`` beside it (its writer died
+    between its two renames) is moved back to ``NAME`` instead. Names without our pid field (another tool's)
+    are never touched."""
     import re
 
     pat = re.compile(rf"^\.{re.escape(name)}\.(?:(\d+)\.[^/]*\.partial|old-(\d+))$")
@@ -314,7 +338,7 @@ def clean_stale(parent: Path, name: str) -> list[Path]:
         if m is None or not p.is_dir() or p.is_symlink():
             continue
         pid = int(m.group(1) or m.group(2))
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not _pid_alive(pid) and _tree_unmodified_for(p, STALE_AFTER_S):
             final = parent / name
             if m.group(2) and not (final.exists() or final.is_symlink()):
                 # a writer killed between its two renames: this is the previous folder, with nothing in

@@ -80,6 +80,13 @@ def test_a_symlink_in_the_bundle_is_not_ours(tmp_path: Path) -> None:
     assert (tmp_path / "precious").is_dir()
 
 
+def _age(path: Path, seconds: float = 600.0) -> None:
+    """Set the mtime of ``path`` and of everything under it ``seconds`` back (a leftover nothing writes to)."""
+    when = time.time() - seconds
+    for q in [*path.rglob("*"), path]:
+        os.utime(q, (when, when), follow_symlinks=False)
+
+
 def test_clean_stale_removes_only_dead_writers_of_that_name(tmp_path: Path) -> None:
     live = os.getppid()
     made = {n: tmp_path / n for n in (f".b.{DEAD_PID}.x1.partial", f".b.old-{DEAD_PID}", f".b.{live}.x2.partial",
@@ -88,6 +95,8 @@ def test_clean_stale_removes_only_dead_writers_of_that_name(tmp_path: Path) -> N
         p.mkdir()
     (tmp_path / "b").mkdir()  # the swap had finished: the old folder beside it is stale
     (made[f".b.{DEAD_PID}.x4.partial"] / "f").write_text("half an export")
+    for p in made.values():
+        _age(p)
     removed = clean_stale(tmp_path, "b")
     assert sorted(p.name for p in removed) == sorted([f".b.{DEAD_PID}.x1.partial", f".b.old-{DEAD_PID}",
                                                       f".b.{DEAD_PID}.x4.partial"])
@@ -100,8 +109,28 @@ def test_a_writer_killed_between_its_two_renames_loses_no_bundle(tmp_path: Path)
     the previous one back (it was deleted as stale before)."""
     (tmp_path / f".b.old-{DEAD_PID}").mkdir()
     (tmp_path / f".b.old-{DEAD_PID}" / "manifest.json").write_text("{}")
+    _age(tmp_path / f".b.old-{DEAD_PID}")
     assert clean_stale(tmp_path, "b") == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"] and (tmp_path / "b" / "manifest.json").is_file()
+
+
+def test_a_folder_an_unseen_writer_wrote_in_lately_is_kept(tmp_path: Path) -> None:
+    """A writer whose pid is not seen here (another pid namespace: a container sharing the volume, another host) may
+    be alive: its partial folder was removed at once, under it. Kept while anything in it was written in the last
+    STALE_AFTER_S, however old the folder itself (filling a file inside does not touch the folder's mtime)."""
+    from edge.files import STALE_AFTER_S
+
+    busy, idle = tmp_path / f".b.{DEAD_PID}.x1.partial", tmp_path / f".b.{DEAD_PID}.x2.partial"
+    for d in (busy, idle):
+        (d / "engines").mkdir(parents=True)
+        (d / "engines" / "model.onnx").write_bytes(b"half")
+        _age(d, 10 * STALE_AFTER_S)
+    (busy / "engines" / "model.onnx").write_bytes(b"half a model, still growing")  # the writer is at work
+    assert clean_stale(tmp_path, "b") == [idle]
+    assert busy.is_dir() and not idle.exists()
+    fresh_old = tmp_path / f".b.old-{DEAD_PID}"  # moved aside a moment ago, between a live writer's two renames
+    fresh_old.mkdir()
+    assert clean_stale(tmp_path, "b") == [] and fresh_old.is_dir() and not (tmp_path / "b").exists()
 
 
 def test_an_interrupt_between_the_two_renames_puts_the_previous_folder_back(tmp_path: Path,
@@ -251,6 +280,7 @@ def test_kill_9_leftovers_are_cleaned_by_the_next_export(tmp_path: Path) -> None
     p, partial = _export_until_partial(tmp_path, out, signal.SIGKILL)
     p.communicate(timeout=60)
     assert partial.exists() and not out.exists()
+    _age(partial)  # a dead writer's leftover nothing wrote in for STALE_AFTER_S (a fresh one is kept: test above)
     r = subprocess.run([*EXPORT, "lane", "--config", "tiny", "--programs", "clip", "--out", str(out)], env=ENV,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
