@@ -28,6 +28,24 @@ def interleaved_ms(calls: Sequence[Callable[[], object]], rounds: int) -> list[l
     return times
 
 
+def speedup_interval(ref_ms: Sequence[float], ms: Sequence[float], *, level: float = 0.95, resamples: int = 2000,
+                     seed: int = 0) -> tuple[float, float]:
+    """A ``level`` bootstrap interval of ``median(ref_ms) / median(ms)``, the speed-up a report states, from rounds of
+    :func:`interleaved_ms` resampled in pairs (round i of both, together): a round the machine ran slow slows every
+    configuration in it, so the pairs keep what the interleaving cancels. Why: the ratio of medians alone does not
+    say whether 3.97x is distinguishable from a 4x goal in that run. Seeded: the same samples give the same
+    interval. The scatter between runs minutes apart (a VM's speed moving) is not in it: compare runs for that."""
+    a, b = np.asarray(ref_ms, np.float64), np.asarray(ms, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"paired rounds of equal, non-zero length needed, got {a.shape} and {b.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level {level}: a fraction in (0, 1)")
+    idx = np.random.default_rng(seed).integers(0, len(a), (resamples, len(a)))
+    ratio = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
+    lo, hi = np.quantile(ratio, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def median_ms_each(opens: Sequence[Callable[[], Any]], call: Callable[[Any], object],
                    rounds: int) -> list[float | Exception]:
     """Median ms of ``call(runtime)`` for each runtime ``opens[i]()`` makes, in interleaved rounds

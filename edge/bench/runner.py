@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bench.interleave import interleaved_ms
+from edge.bench.interleave import interleaved_ms, speedup_interval
 from edge.bundle import Bundle
 from edge.errors import EdgeError
 from edge.plans import chosen_programs, program_plans, unplanned
@@ -133,6 +133,7 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     peak = max(peak, gemm_peak_gflops())
     peak8 = max(peak8, again8) if peak8 is not None and again8 is not None else (peak8 or again8)
     base = {c.program: float(np.median(times[c.name])) for c in configs if c.backend == "torch"}
+    base_ms = {c.program: times[c.name] for c in configs if c.backend == "torch"}
     rows = []
     for c in configs:
         t = np.asarray(times[c.name])
@@ -144,6 +145,9 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
                      "p90_ms": float(np.percentile(t, 90)), "p99_ms": float(np.percentile(t, 99)),
                      "throughput_per_s": 1e3 / med, "rss_delta_mb": round(c.rss_mb, 1), "gmacs": c.macs / 1e9,
                      "gflops": 2 * c.macs / (med / 1e3) / 1e9, "speedup_vs_torch": (ref / med) if ref else None,
+                     # how well this one run pins that ratio down (paired bootstrap over its rounds)
+                     "speedup_ci95": (list(speedup_interval(base_ms[c.program], t)) if ref and c.backend != "torch"
+                                      else None),
                      # the achieved rate against the peak of the arithmetic this precision runs on; none for
                      # bf16 (AMX / AVX-512 BF16 run past the fp32 peak, which it was divided by: "192 %")
                      "of_peak": None if c.precision == "bf16" else (2 * c.macs / (med / 1e3) / 1e9)

@@ -71,7 +71,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                     f"fp32 {report['gemm_peak_gflops']:.0f} GFLOP/s"
                     + (f", int8 {p8:.0f} GOP/s" if p8 else "") + " here")
     for col in ("config", "GMAC", "median ms", "p90 ms", "p99 ms", "steps/s", "GFLOP/s", "of peak", "vs torch",
-                "RSS +MB"):
+                "95 % CI", "RSS +MB"):
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
     for r in report["rows"]:
         t.add_row(r["config"] + (RUN_MARK if r.get("edge_run") else ""), f"{r['gmacs']:.2f}",
@@ -79,10 +79,14 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                   f"{r['p99_ms']:.2f}", f"{r['throughput_per_s']:.1f}", f"{r['gflops']:.1f}",
                   "-" if r["of_peak"] is None else f"{100 * r['of_peak']:.0f} %",
                   f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-",
+                  "{:.2f}-{:.2f}".format(*r["speedup_ci95"]) if r.get("speedup_ci95") else "-",
                   f"{r['rss_delta_mb']:.0f}")
     console.print(t)
     if any(r.get("edge_run") for r in report["rows"]):
         console.print(RUN_NOTE, highlight=False)
+    if any(r.get("speedup_ci95") for r in report["rows"]):
+        console.print("95 % CI: the speed-up's bootstrap interval over this run's rounds, resampled in pairs (runs "
+                      "minutes apart can differ by more: a shared machine's speed moves)", highlight=False)
     console.print(f"{m['cpu']}, {m['cores']} cores, {', '.join(m['isa']) or 'no SIMD extension detected'}: {m['int8']}",
                   highlight=False)
     for s in report.get("skipped", []):

@@ -37,6 +37,11 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path, capsys: pytest
     assert {"stream:torch/fp32", "stream:onnxruntime/fp32", "clip:torch/fp32", "clip:onnxruntime/fp32"} <= configs
     for row in rep["rows"]:
         assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        if row["backend"] == "torch":  # the reference: no interval against itself
+            assert row["speedup_ci95"] is None and row["speedup_vs_torch"] == 1.0
+        else:  # the run's own interval for the ratio it states (4 rounds: no claim it holds the point)
+            lo, hi = row["speedup_ci95"]
+            assert 0 < lo <= hi
         assert row["throughput_per_s"] > 0 and row["gflops"] > 0
         if row["precision"] == "bf16":  # no bf16 peak is measured: AMX runs past the fp32 one
             assert row["of_peak"] is None
@@ -61,6 +66,8 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path, capsys: pytest
         runner.run_bench = real
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / 'lane.v2_bench.json'} and {tmp_path / 'lane.v2_bench.png'}" in out.replace("\n", "")
+    row = next(r for r in full["rows"] if r["speedup_ci95"])
+    assert "95 % CI" in out and "{:.2f}-{:.2f}".format(*row["speedup_ci95"]) in out
     # without matplotlib (not among the runtime extras): the table and the JSON, the plot said missing, with the
     # extra's name kept (rich read "[dev]" as markup and dropped it)
     (tmp_path / "lane.v2_bench.png").unlink()
