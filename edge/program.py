@@ -579,16 +579,20 @@ def run_samples(program: Program, card: ModelCard, samples: Sequence[Sample]
     return list(iter_samples(program, card, samples))
 
 
-def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample], where: str = "") -> dict[str, Any]:
+def evaluate(program: Program, card: ModelCard, samples: Sequence[Sample], where: str = "",
+             items_out: list[Any] | None = None) -> dict[str, Any]:
     """The card's metric of ``program`` on labelled samples: ``{"value": ..., ...}``. Only each sample's metric item
-    is kept, not its frames. ``where``: as :func:`iter_samples` takes it."""
+    is kept, not its frames. ``where``: as :func:`iter_samples` takes it. ``items_out`` (a list) receives every
+    sample's item in order, None for a sample without a label (what :mod:`edge.intervals` resamples)."""
     from edge.models.contract import family_code
 
     if card.metric is None:
         raise ModelError(f"model '{card.name}' declares no metric")
-    items = [card.metric_item(rec, frames, program.cfg)
+    every = [card.metric_item(rec, frames, program.cfg)
              for rec, frames, _ in iter_samples(program, card, samples, where)]
-    items = [it for it in items if it is not None]
+    if items_out is not None:
+        items_out.extend(every)
+    items = [it for it in every if it is not None]
     if not items:
         raise ModelError(f"model '{card.name}': none of the {len(samples)} samples carries a label")
     with family_code(card.name, f"metric '{card.metric.name}' reduce"):

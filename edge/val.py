@@ -227,6 +227,8 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
     ``programs``: default the bundle's first (the one ``edge run`` runs). Configurations that cannot load here
     are listed under ``skipped`` with the reason, as ``edge bench`` lists them."""
     from edge.bundle import Bundle
+    from edge.intervals import drop_interval, metric_interval
+    from edge.models.contract import family_code
     from edge.plans import chosen_programs, program_plans, unplanned
     from edge.program import card_for_bundle, evaluate, load_program
     from edge.runtimes import require
@@ -250,6 +252,7 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
     run_forms: set[tuple[str, str, str]] = set()
     plans = program_plans(b, specs, backends, run_forms)
     rows: list[dict[str, Any]] = []
+    items: dict[str, list[Any]] = {}  # config -> every sample's metric item (None: no label), for the intervals
     skipped = unplanned(plans, backends)
     for spec, backend, label, opts in plans:
         name = f"{spec.name}:{backend}/{label}"
@@ -261,13 +264,19 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
             skipped.append({"config": name, "reason": str(e)})
             continue
         t0 = time.perf_counter()
+        got: list[Any] = []
         try:  # a frame set the family refuses is named with the data and the plan (it named neither)
-            score = evaluate(prog, card, samples, f"--data {', '.join(specs_given)}: {name}: ")
+            score = evaluate(prog, card, samples, f"--data {', '.join(specs_given)}: {name}: ", got)
         finally:
             prog.close()
+        seconds = round(time.perf_counter() - t0, 2)
+        with family_code(card.name, f"metric '{card.metric.name}' reduce"):
+            ci = metric_interval(card.metric, got)
+        items[name] = got
         rows.append({"config": name, "program": spec.name, "backend": backend, "precision": label,
                      "edge_run": (spec.name, backend, label) in run_forms,
-                     "value": score["value"], "score": score, "seconds": round(time.perf_counter() - t0, 2)})
+                     "value": score["value"], "ci95": None if ci is None else list(ci), "score": score,
+                     "seconds": seconds})
     if not rows:
         raise EdgeError(f"{bundle}: nothing to score with backends {backends}"
                         + (f" ({skipped[0]['reason']})" if skipped else ""))
@@ -275,6 +284,10 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
         r["reference_config"] = ref = _reference(rows, r)
         r["reference"] = None if ref is None else next(q["value"] for q in rows if q["config"] == ref)
         r["drop"] = card.metric.drop(r["reference"], r["value"]) if ref is not None else None
+        # the same samples scored both ways: the drop's own interval, resampled in pairs
+        with family_code(card.name, f"metric '{card.metric.name}' reduce"):
+            di = None if ref is None else drop_interval(card.metric, items[ref], items[r["config"]])
+        r["drop_ci95"] = None if di is None else list(di)
     report = {"bundle": str(bundle), "model": b.model_name, "family": card.name, "data": specs_given,
               "samples": len(samples),
               "described": described, "metric": card.metric.name, "unit": card.metric.unit,

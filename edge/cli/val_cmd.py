@@ -56,17 +56,21 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
     else:
         unit = report["unit"]
         t = Table(title=f"{report['model']}: {report['metric']} on {report['described']}")
-        for col in ("config", report["metric"], "drop", "against", "also", "seconds"):
+        for col in ("config", report["metric"], "95 % CI", "drop", "drop 95 % CI", "against", "also", "seconds"):
             t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
         for r in report["rows"]:
             drop = "-" if r["drop"] is None else f"{r['drop']:+.2f}{unit}"
             mark = " [red]over --max-drop[/]" if r in over else ""
             against = (r["reference_config"] or "-").split(":", 1)[-1]
-            t.add_row(r["config"] + (RUN_MARK if r.get("edge_run") else ""), f"{r['value']:.2f}{unit}", drop + mark,
-                      against, _also(r["score"]), f"{r['seconds']:.1f}")
+            t.add_row(r["config"] + (RUN_MARK if r.get("edge_run") else ""), f"{r['value']:.2f}{unit}",
+                      _span(r.get("ci95")), drop + mark, _span(r.get("drop_ci95"), signed=True), against,
+                      _also(r["score"]), f"{r['seconds']:.1f}")
         console.print(t)
         if any(r.get("edge_run") for r in report["rows"]):
             console.print(RUN_NOTE, highlight=False)
+        if any(r.get("ci95") for r in report["rows"]):
+            console.print("95 % CI: bootstrap over the samples (a drop's: the same samples for both configurations); "
+                          "what one sample more or less can move", highlight=False)
         for s in report["skipped"]:
             console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
         for n in report.get("notes", ()):
@@ -82,6 +86,14 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
                         f"{r['config']} (its {report['metric']} or its reference's is not a number)" for r in worst),
             highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _span(ends: list[float] | None, signed: bool = False) -> str:
+    """An interval's two ends for the table ("-" when there is none)."""
+    if not ends:
+        return "-"
+    f = "{:+.2f}" if signed else "{:.2f}"
+    return f"{f.format(ends[0])} .. {f.format(ends[1])}"
 
 
 def _also(score: dict, most: int = 4) -> str:

@@ -48,6 +48,14 @@ def test_scores_equal_the_reference_evaluation(tiny_bundle: Path, real_data: Pat
         assert rows[f"stream:{backend}/fp32"]["score"] == ref
     assert rows["stream:torch/fp32"]["reference_config"] is None
     assert rows["stream:onnxruntime/fp32"]["reference_config"] == "stream:torch/fp32"
+    # each score's interval over the 6 frames (a mean over frames: it holds the score), and the drop's, paired
+    # over the same frames: the export changes no frame's outcome beyond rounding, so it holds 0
+    for r in rows.values():
+        lo, hi = r["ci95"]
+        assert lo <= r["value"] <= hi and hi > lo
+    assert rows["stream:torch/fp32"]["drop_ci95"] is None
+    lo, hi = rows["stream:onnxruntime/fp32"]["drop_ci95"]
+    assert lo <= 0.0 <= hi and hi - lo < rows["stream:torch/fp32"]["ci95"][1] - rows["stream:torch/fp32"]["ci95"][0]
     clip = edge.validate(tiny_bundle, str(real_data / LANENET), backends=["onnxruntime"], programs=["clip"])
     assert [r["config"] for r in clip["rows"]] == ["clip:onnxruntime/fp32"]
 
