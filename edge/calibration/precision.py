@@ -110,6 +110,10 @@ class PrecisionJob:
     _calib: SampleSet | None = None
     _recorded: dict[tuple[str, str], dict[str, list[dict[str, np.ndarray]]]] = field(default_factory=dict)
     _fp32: dict[str, float] = field(default_factory=dict)
+    #: each program's scorings in order: (backend and options, value, every sample's metric item), for the drops'
+    #: intervals (the gate scores its tries under temporary file names, so they are found by value, not by file)
+    _scorings: dict[str, list[tuple[tuple[Any, ...], float, list[Any]]]] = field(default_factory=dict)
+    _fp32_items: dict[str, list[Any]] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
 
     def inherits(self) -> dict[str, str]:
@@ -251,6 +255,7 @@ class PrecisionJob:
         """The program's fp32 metric on the held-out samples (scored once, kept for every later step)."""
         if pname not in self._fp32:
             value = self.metric(pname, src)
+            self._fp32_items[pname] = self._scorings[pname][-1][2]
             gated = [p.upper() if p == "int8" else p for p in self.precisions if p != "fp32"]
             if not math.isfinite(value) and gated:  # no budget can hold: say so before converting or quantizing
                 raise ExportError(f"program '{pname}': the fp32 {self.card.metric.name} is {value} on the "
@@ -264,9 +269,31 @@ class PrecisionJob:
 
         # a frame set the family refuses is named with the data and the program (as edge val names it)
         data = f"--eval-data {', '.join(self.eval_data)}" if self.eval_data else "the held-out samples"
+        items: list[Any] = []
         with self.program(pname, files, backend, **options) as prog:
-            score = evaluate(prog, self.card, self.eval_samples(), f"{data}: program '{pname}' on {backend}: ")
-        return float(score["value"])
+            score = evaluate(prog, self.card, self.eval_samples(), f"{data}: program '{pname}' on {backend}: ", items)
+        value = float(score["value"])
+        kept = self._scorings.setdefault(pname, [])
+        kept.append((_scoring_key(backend, options), value, items))
+        del kept[:-SCORINGS_KEPT]
+        return value
+
+    def drop_interval(self, pname: str, metric: float, backend: str = "onnxruntime",
+                      **options: Any) -> list[float] | None:
+        """The 95 % interval (:func:`edge.intervals.drop_interval`, paired over the same samples) of the drop against
+        the program's fp32 of its form scored ``metric`` on ``backend`` with ``options``: the latest such scoring
+        of the program (a row is made right after its form was gated, so the latest with that exact value is
+        its own); None when the fp32 or no such scoring is kept."""
+        from edge.intervals import drop_interval
+
+        ref = self._fp32_items.get(pname)
+        key = _scoring_key(backend, options)
+        got = next((items for k, v, items in reversed(self._scorings.get(pname, [])) if k == key and v == metric),
+                   None)
+        if ref is None or got is None:
+            return None
+        ends = drop_interval(self.card.metric, ref, got)
+        return None if ends is None else [float(ends[0]), float(ends[1])]
 
     def record(self, pname: str, files: dict[str, str], role: str) -> dict[str, list[dict[str, np.ndarray]]]:
         """What each graph of the fp32 program receives over the calibration or evaluation samples."""
@@ -312,6 +339,16 @@ class PrecisionJob:
                 prog.step(feeds[-1])
                 ts.append((time.perf_counter() - t0) * 1e3)
         return float(np.median(ts))
+
+
+#: scorings of one program kept for the drops' intervals (a gate's node fallback scores a few dozen at most)
+SCORINGS_KEPT = 64
+
+
+def _scoring_key(backend: str, options: dict[str, Any]) -> tuple[Any, ...]:
+    """The backend and runtime options of one scoring (a form scored on OpenVINO with bf16 float layers is not the
+    same scoring as one on ONNX Runtime that happened to reach the same value)."""
+    return (backend, tuple(sorted((k, repr(v)) for k, v in options.items())))
 
 
 def _cap(feeds: list[dict[str, np.ndarray]]) -> int:
@@ -600,6 +637,7 @@ def _row(w: Any, job: PrecisionJob, pname: str, prec: str, files: dict[str, str]
 
     return {"program": pname, "precision": prec, "backend": backend,
             "files": [Path(f).name for f in files.values()], "metric": metric, "drop": drop,
+            "drop_ci95": job.drop_interval(pname, metric, backend, **options) if prec != "fp32" else None,
             "parity_rel": parity_rel, "step_ms": job.step_ms(pname, files, backend, **options),
             "bytes": sum(Path(f).stat().st_size + (Path(f).with_suffix(".bin").stat().st_size
                                                    if f.endswith(".xml") else 0) for f in files.values())}
@@ -1149,7 +1187,9 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                 **({"why": f"program(s) {', '.join(failed)} missed the budget"} if ok else {}),
                 **({"node_tries": r["node_tries"]} if "node_tries" in r else {})})
             rows.append({"program": r["program"], "precision": "int8-nncf", "backend": "openvino", "files": [],
-                         "metric": r["metric"], "drop": r["drop"], "refused": True})
+                         "metric": r["metric"], "drop": r["drop"], "refused": True,
+                         "drop_ci95": job.drop_interval(r["program"], r["metric"], "openvino",
+                                                        inference_precision=r["inference_precision"])})
         return
     by_program = {r["program"]: r for r in results}
     from edge.calibration.gate import output_error

@@ -158,18 +158,24 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         on = "the --eval-data samples" if eval_data else "held-out samples"
         pt = Table(title=f"precisions per program ({metric.get('name', 'task metric')} on {on}, "
                          "step = what edge run pays per input, CPU)")
-        for col in ("program", "precision", "backend", "metric", "drop", "step ms", "size", "parity rel"):
+        for col in ("program", "precision", "backend", "metric", "drop", "drop 95 % CI", "step ms", "size",
+                    "parity rel"):
             pt.add_column(col, justify="left" if col in ("program", "precision", "backend") else "right")
         for r in report["precisions"]:
+            ci = r.get("drop_ci95")
+            ci_cell = "-" if not ci else f"{ci[0]:+.2f} .. {ci[1]:+.2f}"
             if r.get("refused"):  # over the budget: not written, the backend runs the gated QDQ int8 instead
                 pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
-                           "-", "not kept", "over budget")
+                           ci_cell, "-", "not kept", "over budget")
                 continue
             # no CPU time for a form made for another device (TensorRT's, scored on ONNX Runtime)
             step = "-" if r["step_ms"] is None else f"{r['step_ms']:.2f}"
-            pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
+            pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}", ci_cell,
                        step, f"{r['bytes'] / 1e6:.2f} MB", parity_cell(r.get("parity_rel")))
         console.print(pt)
+        if any(r.get("drop_ci95") for r in report["precisions"]):
+            console.print("drop 95 % CI: bootstrap over the evaluation samples, the same samples for both forms (the "
+                          "gate judges the drop itself against --max-drop)", highlight=False)
     for child, parent in (report.get("inherited_gates") or {}).items():
         console.print(f"{child}: not scored; its gates are {parent}'s (the same graphs, gated there; "
                       "--score-every-program scores it too)", highlight=False)

@@ -47,6 +47,12 @@ def test_fp16_and_int8_artifacts(fp16_int8: tuple[Path, dict]) -> None:
     q = arts["int8"]["quantization"]
     assert q["format"] == "qdq" and q["calibration_samples"] == 6 and q["tries"]
     assert arts["int8"]["metric"]["fp32"] == rows["fp32"]["metric"]
+    # each reduced form's drop with its interval over the same 6 samples (the fp32 row has none: it is the reference);
+    # a mean accuracy's paired bootstrap holds the drop it resamples
+    assert rows["fp32"]["drop_ci95"] is None
+    for prec in ("fp16", "int8", "int8-u8s8", "int8-fp16"):
+        lo, hi = rows[prec]["drop_ci95"]
+        assert lo - 1e-9 <= rows[prec]["drop"] <= hi + 1e-9, prec
     feeds = {"clip": __import__("numpy").zeros(b.io.inputs[0].concrete(batch=1), "float32")}
     for prec in ("fp16", "int8"):
         out_ = edge.load(b, backend="onnxruntime", precision=prec).infer(feeds)
