@@ -1,6 +1,6 @@
 """How well a score measured on a few samples pins the metric down: bootstrap intervals over the samples.
 
-Why: a labelled set is often small (16 real frames for lanes, 40 held-out rigs in a gate), and a score or a drop
+Why: a labelled set is often small (16 real frames, 40 held-out samples in a gate), and a score or a drop
 between two precisions moves by more than a point from one sample more or less: a table of 89.24 % against a
 95 % goal, or a drop of 0.04 against a 1.0 budget, says nothing of that alone. Each interval resamples the
 samples with replacement and scores each resample with the family's own ``reduce`` (so any metric works: an

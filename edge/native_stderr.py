@@ -25,11 +25,11 @@ from collections.abc import Iterator
 _LOCK = threading.RLock()
 
 #: lines the decoders and encoders write: libpng's, libjpeg's (its warnings and errors), OpenCV's log
-#: (``[ERROR:0@0.149] global ...``, ``[ WARN:0@...]``, ``OpenCV: FFMPEG: ...``) and FFmpeg's own
-#: (``[libvpx-vp9 @ 0x...] ...``)
+#: (``[ERROR:0@0.149] global ...``, ``[ WARN:0@...]``, ``OpenCV: FFMPEG: ...``, its checks quoted as ``> ...``
+#: lines: ``> Internal imread issue:``) and FFmpeg's own (``[libvpx-vp9 @ 0x...] ...``)
 NATIVE = re.compile(r"^(libpng (error|warning)|Corrupt JPEG data|Premature end of JPEG|Invalid JPEG|Not a JPEG|"
                     r"Bogus |Unsupported (JPEG|marker)|JPEG|Warning: |\[ ?(ERROR|WARN|INFO|DEBUG)\b|"
-                    r"\[[\w.-]+ @ |OpenCV(\(|: ))")
+                    r"\[[\w.-]+ @ |OpenCV(\(|: )|> )")
 
 
 @contextlib.contextmanager

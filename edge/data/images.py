@@ -43,7 +43,8 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     it = root.rglob("*") if recursive else root.iterdir()
     # hidden files (and, listed recursively, what hidden folders hold) are no frames: macOS leaves a "._NAME.png" of
     # metadata beside each file on a non-Mac drive
-    files = [p for p in it if p.suffix.lower() in IMAGE_EXT and p.is_file()
+    # a link whose target is gone is listed (read_image names it, the reader counts it), never dropped unsaid
+    files = [p for p in it if p.suffix.lower() in IMAGE_EXT and (p.is_file() or (p.is_symlink() and not p.exists()))
              and not any(part.startswith(".") for part in p.relative_to(root).parts)]
     return sorted(files, key=lambda p: ([natural_key(q) for q in p.relative_to(root).parents], natural_key(p)))
 
@@ -51,6 +52,8 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
 def image_problem(path: str | os.PathLike[str]) -> str | None:
     """Why an image file is not whole (truncated JPEG/PNG, empty), or None. Other formats are not checked."""
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        return f"broken symbolic link (its target {os.readlink(p)} is missing)"
     try:
         size = p.stat().st_size
         if size == 0:
@@ -141,7 +144,10 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
     if img is not None and not damaged:  # a harmless warning (an sRGB profile libpng dislikes) is no refusal
         return img, None
     if img is None:  # libpng's or libjpeg's reason, not OpenCV's log line about the call that failed
-        why = [ln.strip() for ln in said if not ln.lstrip().startswith(("[", "OpenCV("))]
+        why = [ln.strip() for ln in said if not ln.lstrip().startswith(("[", "OpenCV(", ">"))]
+        # OpenCV's own check, on "> "-quoted lines (a TIFF with an EXIF orientation it cannot apply): one reason
+        quoted = " ".join(ln.lstrip("> ").strip() for ln in said if ln.startswith(">"))
+        why = why or ([f"OpenCV: {quoted}"] if quoted else [])
         return None, f"not a decodable image ({why[0]})" if why else "not a decodable image"
     return None, f"damaged image data ({damaged[0]})"
 

@@ -179,3 +179,71 @@ def test_a_folder_that_cannot_be_read_says_so(tmp_path: Path, monkeypatch: pytes
     for recursive in (True, False):
         with pytest.raises(DataError, match=r"d: cannot read \(Permission denied\)"):
             list_images(tmp_path / "d", recursive=recursive)
+
+
+def _exif_rotated(path: Path, img: np.ndarray, orientation: int) -> None:
+    """``img`` stored as a JPEG with an EXIF orientation tag (0x0112): what a phone writes for a picture taken
+    sideways (the pixels as the sensor read them, the tag saying how to turn them)."""
+    ok, enc = cv2.imencode(".jpg", img)
+    assert ok
+    jpeg = enc.tobytes()
+    ifd = (1).to_bytes(2, "little") + (0x0112).to_bytes(2, "little") + (3).to_bytes(2, "little") \
+        + (1).to_bytes(4, "little") + orientation.to_bytes(2, "little") + b"\x00\x00" + (0).to_bytes(4, "little")
+    tiff = b"II*\x00" + (8).to_bytes(4, "little") + ifd
+    app1 = b"\xff\xe1" + (len(tiff) + 8).to_bytes(2, "big") + b"Exif\x00\x00" + tiff
+    path.write_bytes(jpeg[:2] + app1 + jpeg[2:])
+
+
+def test_one_image_file_is_read_as_the_folder_reads_it(tmp_path: Path) -> None:
+    """`--source photo.jpg` went through OpenCV's video reader: a phone picture with an EXIF orientation came out
+    sideways (the same file in a folder upright), and a JPEG cut short was run on, its missing half filled in. One
+    image is read by the image reader now: upright, and a file it cannot use is the run's one-line error."""
+    stored = np.zeros((48, 32, 3), np.uint8)  # 32 wide, 48 tall as stored; orientation 6: shown 48 wide, 32 tall
+    stored[:8] = 255  # a bright band at the stored top: turned 90 deg clockwise it is the right edge
+    _exif_rotated(tmp_path / "side.jpg", stored, 6)
+    (tmp_path / "d").mkdir()
+    _exif_rotated(tmp_path / "d" / "side.jpg", stored, 6)
+    src = open_source(str(tmp_path / "side.jpg"))
+    src.open()
+    one = list(src)
+    folder = open_source(str(tmp_path / "d"))
+    folder.open()
+    assert [f.data.shape for f in one] == [(32, 48, 3)] == [f.data.shape for f in folder]
+    assert one[0].data[:, -4:].mean() > 200 and one[0].data[:, :4].mean() < 60  # the band on the right: upright
+    assert src.reads() == (tmp_path / "side.jpg",)
+    data = (tmp_path / "side.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    cut = open_source(str(tmp_path / "cut.jpg") + ",fps=5")
+    cut.open()
+    with pytest.raises(DataError, match=r"cut.jpg: truncated JPEG \(no end-of-image marker\)$"):
+        list(cut)
+    with pytest.raises(DataError, match=r"bad image source .*unknown \['loop'\]"):
+        open_source(str(tmp_path / "side.jpg") + ",loop=2")
+
+
+def test_a_link_to_a_missing_image_is_named_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A dangling symlink named like an image was left out of the listing without a word: not counted in bad_images,
+    not in a calibration set's skips, and a folder of only such links said "no images"."""
+    from edge.data.images import read_image
+
+    _frames(tmp_path / "d", ["a.png", "c.png"])
+    (tmp_path / "d" / "b.png").symlink_to(tmp_path / "gone.png")
+    assert [p.name for p in list_images(tmp_path / "d")] == ["a.png", "b.png", "c.png"]
+    assert read_image(tmp_path / "d" / "b.png") == (None, f"broken symbolic link (its target {tmp_path / 'gone.png'} "
+                                                          "is missing)")
+    src = open_source(str(tmp_path / "d"))
+    src.open()
+    with caplog.at_level(logging.WARNING, logger="edge.stream"):
+        assert [f.meta["file"] for f in src] == ["a.png", "c.png"]
+    assert src.counters()["bad_images"] == 1 and "b.png: broken symbolic link" in caplog.text
+
+
+def test_opencv_quoted_check_lines_are_caught_as_native() -> None:
+    """OpenCV 5's imread printed its failed check on a TIFF it could not orient as "> ..." lines past the capture,
+    above the one-line skip; they are native lines now, and the reason names them."""
+    from edge.native_stderr import _sort
+
+    native: list[str] = []
+    rest = _sort("> Internal imread issue:\n>     'original_ptr == real_mat.data' must be 'true'\nstatus\r", native)
+    assert native == ["> Internal imread issue:", ">     'original_ptr == real_mat.data' must be 'true'"]
+    assert rest == "status\r"

@@ -122,6 +122,18 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         if unknown:
             raise DataError(f"bad image folder source '{spec}' (use FOLDER[,fps=N]; unknown {sorted(unknown)})")
         return ImageFolderSource(spec, head, fps=fps_option(spec, opts), realtime=realtime, max_frames=max_frames)
+    from edge.data.images import IMAGE_EXT
+
+    if Path(head).suffix.lower() in IMAGE_EXT and (Path(head).is_file() or Path(head).is_symlink()):
+        # one image: read as the folder reader reads its images (EXIF orientation, damaged files refused), not
+        # as a one-frame video
+        from edge.stream.sources.images import ImageFolderSource
+
+        unknown = set(opts) - {"fps"}
+        if unknown:
+            raise DataError(f"bad image source '{spec}' (use IMAGE[,fps=N]; unknown {sorted(unknown)})")
+        return ImageFolderSource(spec, Path(head).parent, fps=fps_option(spec, opts), realtime=realtime,
+                                 max_frames=max_frames, image=head)
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 

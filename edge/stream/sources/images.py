@@ -3,6 +3,9 @@
 Users expect a folder of frames to work like a video. Files that are not whole (a JPEG cut short,
 which OpenCV would decode into a half-grey frame without a word) are skipped, counted in
 ``bad_images`` and named once in the log; ``realtime`` paces delivery at ``fps`` like a camera.
+One image file given as the source is read the same way (not as a one-frame video: OpenCV's video reader
+ignores a JPEG's EXIF orientation, which the image reader applies, and decodes a damaged file without a word);
+that one file unreadable is the run's one-line error.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ class ImageFolderSource(Source):
     sensors = ("camera",)
 
     def __init__(self, spec: str, folder: str | Path, *, fps: float = 10.0, realtime: bool = False,
-                 max_frames: int = 0) -> None:
+                 max_frames: int = 0, image: str | Path | None = None) -> None:
+        """``image``: this one file of ``folder`` instead of every image in it."""
         from edge.stream.sources import check_fps
 
         check_fps(fps, f"{spec}: fps {fps}")  # 1e-320 overflowed the clock
         self.spec, self.folder = spec, Path(folder)
+        self.image = None if image is None else Path(image)
         self.fps, self.period_s = float(fps), 1.0 / float(fps)
         self.realtime = self.live = realtime
         self.max_frames = max_frames
@@ -39,10 +44,13 @@ class ImageFolderSource(Source):
 
     def reads(self) -> tuple[Path, ...]:
         """The images it reads (not the folder: a rerun's outputs beside them are not inputs)."""
-        return tuple(self.files or list_images(self.folder))
+        return tuple(self.files or self._listed())
+
+    def _listed(self) -> list[Path]:
+        return [self.image] if self.image is not None else list_images(self.folder)
 
     def open(self) -> None:
-        self.files = list_images(self.folder)
+        self.files = self._listed()
         if not self.files:
             raise DataError(f"{self.folder}: no images in this folder (sub-folders are not read)")
         self.frames_total = len(self.files) if not self.max_frames else min(len(self.files), self.max_frames)
@@ -55,6 +63,8 @@ class ImageFolderSource(Source):
             if self.max_frames and seq >= self.max_frames:
                 return
             img, problem = read_image(path)
+            if img is None and self.image is not None:  # the one image the run was given: its error
+                raise DataError(f"{path}: {problem}")
             if img is None:
                 self.bad_images += 1
                 log.warning("%s: %s; skipped", path, problem)
