@@ -37,7 +37,8 @@ def _qdq_model(opset: int) -> Any:
              helper.make_node("Softmax", ["r"], ["y"], name="softmax", axis=1)]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", T.FLOAT, [1, 3, 8, 8])],
                           [helper.make_tensor_value_info("y", T.FLOAT, [1, 4, 8, 8])], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    ops = [helper.make_opsetid("", opset)]  # the IR version opset needs: ONNX Runtime 1.23 (Python 3.10) reads <= 11
+    return helper.make_model(g, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops))
 
 
 def _run(path: Path, x: np.ndarray) -> np.ndarray:
@@ -194,7 +195,8 @@ def test_where_fp16_departs_from_fp32_the_nodes_stay_fp32(tmp_path: Path) -> Non
                            helper.make_tensor_value_info("r", T.FLOAT, [64])],
                           [numpy_helper.from_array(np.float32(384.0), "c")])
     src, dst = tmp_path / "g.onnx", tmp_path / "out.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), src)
+    ops = [helper.make_opsetid("", 20)]
+    onnx.save(helper.make_model(g, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops)), src)
     rng = np.random.default_rng(4)
     feeds = [{"x": rng.uniform(0.01, 0.1, 64).astype(np.float32)} for _ in range(3)]
     so = ort.SessionOptions()

@@ -35,7 +35,8 @@ def _convs(path: Path) -> None:
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
                                        helper.make_tensor_value_info("wd", TensorProto.FLOAT, [2, 8, 1, 1])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])], inits)
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    ops = [helper.make_opsetid("", 17)]  # the IR version opset 17 needs: ONNX Runtime 1.23 (Python 3.10) reads <= 11
+    onnx.save(helper.make_model(g, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops)), path)
 
 
 def test_reduction_depths_count_input_channels_per_group_times_the_kernel(tmp_path: Path) -> None:

@@ -231,7 +231,7 @@ def test_edge_run_drives_the_family(family_bundle: tuple[str, Path], tmp_path: P
 def test_every_shipped_family_is_declared_as_an_entry_point() -> None:
     """A pip-installed edge-deploy finds its families the way it finds yours (the ``edge.families`` group,
     registry.py's first way): every family folder is declared in pyproject.toml, pointing at its card."""
-    import tomllib
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
 
     root = Path(__file__).resolve().parents[2]
     eps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]["edge.families"]

@@ -32,7 +32,8 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 3, 24, 40])],
                           [numpy_helper.from_array(np.ones((1,), np.float32), "one")])
     path = tmp_path_factory.mktemp("front") / "identity.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+    ops = [helper.make_opsetid("", 20)]  # the IR version opset 20 needs: ONNX Runtime 1.23 (Python 3.10) reads <= 11
+    onnx.save(helper.make_model(g, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops)), str(path))
     return path
 
 
