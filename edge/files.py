@@ -320,11 +320,11 @@ def _tree_unmodified_for(path: Path, seconds: float, limit: int = 10_000) -> boo
 
 def clean_stale(parent: Path, name: str) -> list[Path]:
     """Remove ``.NAME.<pid>.*.partial`` and ``.NAME.old-<pid>`` folders in ``parent`` left by writers whose
-    process no longer exists (on this machine) and in which nothing was written for :data:`STALE_AFTER_S` (a
-    live writer in another pid namespace, or on another host of a shared volume, is not seen either: it is
-    writing); returns what was removed. An ``old-<pid>`` folder with no ``NAME`` beside it (its writer died
-    between its two renames) is moved back to ``NAME`` instead. Names without our pid field (another tool's)
-    are never touched."""
+    process no longer exists (on this machine), a partial one only when nothing in it was written for
+    :data:`STALE_AFTER_S` (a live writer in another pid namespace, or on another host of a shared volume, is not
+    seen either: it is writing); returns what was removed. An ``old-<pid>`` folder with no ``NAME`` beside it
+    (its writer died between its two renames) is moved back to ``NAME`` instead. Names without our pid field
+    (another tool's) are never touched."""
     import re
 
     pat = re.compile(rf"^\.{re.escape(name)}\.(?:(\d+)\.[^/]*\.partial|old-(\d+))$")
@@ -338,7 +338,10 @@ def clean_stale(parent: Path, name: str) -> list[Path]:
         if m is None or not p.is_dir() or p.is_symlink():
             continue
         pid = int(m.group(1) or m.group(2))
-        if pid != os.getpid() and not _pid_alive(pid) and _tree_unmodified_for(p, STALE_AFTER_S):
+        # the age rule is for partial folders, which a writer fills for a while; an old-<pid> folder is the previous
+        # bundle, moved aside for the instant between a writer's two renames: its age says nothing of the writer
+        # (a bundle written a minute before its writer was killed was left hidden)
+        if pid != os.getpid() and not _pid_alive(pid) and (m.group(2) or _tree_unmodified_for(p, STALE_AFTER_S)):
             final = parent / name
             if m.group(2) and not (final.exists() or final.is_symlink()):
                 # a writer killed between its two renames: this is the previous folder, with nothing in
@@ -348,7 +351,10 @@ def clean_stale(parent: Path, name: str) -> list[Path]:
                     continue
                 except OSError:
                     pass
-            shutil.rmtree(p, ignore_errors=True)
+            try:
+                shutil.rmtree(p, ignore_errors=True)
+            except RecursionError:  # a tree deeper than Python's recursion limit: left, not the export's failure
+                continue
             removed.append(p)
     return removed
 

@@ -25,11 +25,11 @@ from collections.abc import Iterator
 _LOCK = threading.RLock()
 
 #: lines the decoders and encoders write: libpng's, libjpeg's (its warnings and errors), OpenCV's log
-#: (``[ERROR:0@0.149] global ...``, ``[ WARN:0@...]``, ``OpenCV: FFMPEG: ...``, its checks quoted as ``> ...``
-#: lines: ``> Internal imread issue:``) and FFmpeg's own (``[libvpx-vp9 @ 0x...] ...``)
+#: (``[ERROR:0@0.149] global ...``, ``[ WARN:0@...]``, ``OpenCV: FFMPEG: ...``, its imread check quoted as
+#: ``> Internal imread issue:`` with ``> ...`` lines after it) and FFmpeg's own (``[libvpx-vp9 @ 0x...] ...``)
 NATIVE = re.compile(r"^(libpng (error|warning)|Corrupt JPEG data|Premature end of JPEG|Invalid JPEG|Not a JPEG|"
                     r"Bogus |Unsupported (JPEG|marker)|JPEG|Warning: |\[ ?(ERROR|WARN|INFO|DEBUG)\b|"
-                    r"\[[\w.-]+ @ |OpenCV(\(|: )|> )")
+                    r"\[[\w.-]+ @ |OpenCV(\(|: )|> Internal )")
 
 
 @contextlib.contextmanager
@@ -72,7 +72,9 @@ def _sort(text: str, native: list[str]) -> str:
         if not chunk:
             continue
         body = chunk.rstrip("\r\n")
-        if NATIVE.match(body) or (after_native and not body.strip()):
+        # a blank line, or OpenCV's "> ..." quoted lines, right after a native one: its continuation (another
+        # thread's own "> ..." output, with no native line before it, is not)
+        if NATIVE.match(body) or (after_native and (not body.strip() or body.startswith(">"))):
             if body.strip():
                 native.append(body.strip())
             after_native = True

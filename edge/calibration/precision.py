@@ -281,17 +281,18 @@ class PrecisionJob:
     def drop_interval(self, pname: str, metric: float, backend: str = "onnxruntime",
                       **options: Any) -> list[float] | None:
         """The 95 % interval (:func:`edge.intervals.drop_interval`, paired over the same samples) of the drop against
-        the program's fp32 of its form scored ``metric`` on ``backend`` with ``options``: the latest such scoring
-        of the program (a row is made right after its form was gated, so the latest with that exact value is
-        its own); None when the fp32 or no such scoring is kept."""
+        the program's fp32 of its form scored ``metric`` on ``backend`` with ``options``: the scoring of the program
+        that gave that exact value there. None when the fp32 or no such scoring is kept, and when several did with
+        different samples passing (a gate's later try reaching the same rate as the form a row reports): which one
+        the row is cannot be told, and another form's interval would be wrong."""
         from edge.intervals import drop_interval
 
         ref = self._fp32_items.get(pname)
         key = _scoring_key(backend, options)
-        got = next((items for k, v, items in reversed(self._scorings.get(pname, [])) if k == key and v == metric),
-                   None)
-        if ref is None or got is None:
+        same = [items for k, v, items in self._scorings.get(pname, []) if k == key and v == metric]
+        if ref is None or not same or len({_items_digest(items) for items in same}) > 1:
             return None
+        got = same[-1]
         ends = drop_interval(self.card.metric, ref, got)
         return None if ends is None else [float(ends[0]), float(ends[1])]
 
@@ -343,6 +344,18 @@ class PrecisionJob:
 
 #: scorings of one program kept for the drops' intervals (a gate's node fallback scores a few dozen at most)
 SCORINGS_KEPT = 64
+
+
+def _items_digest(items: list[Any]) -> bytes:
+    """What tells two scorings' per-sample items apart (a family's items are numbers, tuples, dicts or arrays; one
+    that cannot be pickled is unique, so it never passes for another's)."""
+    import hashlib
+    import pickle
+
+    try:
+        return hashlib.sha256(pickle.dumps(items, protocol=4)).digest()
+    except Exception:
+        return hashlib.sha256(repr(id(items)).encode()).digest()
 
 
 def _scoring_key(backend: str, options: dict[str, Any]) -> tuple[Any, ...]:

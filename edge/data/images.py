@@ -49,6 +49,23 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     return sorted(files, key=lambda p: ([natural_key(q) for q in p.relative_to(root).parents], natural_key(p)))
 
 
+#: the first bytes of the formats in IMAGE_EXT (JPEG, PNG, BMP, TIFF both byte orders, WebP's RIFF container)
+_SIGNATURES = (b"\xff\xd8", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def looks_like_image(path: str | os.PathLike[str]) -> bool:
+    """Whether a file starts like one of the image formats read here (a video renamed ``.jpg`` does not: its reader
+    is the video one); an empty or unreadable file counts as an image, so the image reader names what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return True
+    if not head:
+        return True
+    return head.startswith(_SIGNATURES[:-1]) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
+
+
 def image_problem(path: str | os.PathLike[str]) -> str | None:
     """Why an image file is not whole (truncated JPEG/PNG, empty), or None. Other formats are not checked."""
     p = Path(path)
@@ -139,7 +156,8 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
         except cv2.error:  # OpenCV 5 raises for an image over its pixel limit (4 returned None)
             img, big = None, True
     if big:
-        return None, "too large to decode (over OpenCV's pixel limit) or undecodable"
+        return None, (f"too large to decode (over the {_max_pixels()}-pixel limit, edge.MAX_IMAGE_PIXELS, that guards "
+                      "against decompression bombs; set OPENCV_IO_MAX_IMAGE_PIXELS higher to read it) or undecodable")
     damaged = [ln.strip() for ln in said if DAMAGED.search(ln)]
     if img is not None and not damaged:  # a harmless warning (an sRGB profile libpng dislikes) is no refusal
         return img, None

@@ -247,3 +247,24 @@ def test_opencv_quoted_check_lines_are_caught_as_native() -> None:
     rest = _sort("> Internal imread issue:\n>     'original_ptr == real_mat.data' must be 'true'\nstatus\r", native)
     assert native == ["> Internal imread issue:", ">     'original_ptr == real_mat.data' must be 'true'"]
     assert rest == "status\r"
+    # another thread's own "> ..." line, written during a capture, is not OpenCV's: written back as it was
+    native.clear()
+    assert _sort("> user progress: 50%\n", native) == "> user progress: 50%\n" and native == []
+
+
+def test_a_video_named_like_an_image_still_plays(tmp_path: Path) -> None:
+    """Reading one image file by its extension alone refused a video renamed .jpg ("not a decodable image"); a file
+    that does not start like an image goes to the video reader, as before."""
+    path = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (48, 32))
+    assert w.isOpened()
+    for i in range(5):
+        w.write(np.full((32, 48, 3), 40 * i, np.uint8))
+    w.release()
+    path.rename(tmp_path / "clip.jpg")
+    src = open_source(str(tmp_path / "clip.jpg"))
+    src.open()
+    try:
+        assert len(list(src)) == 5
+    finally:
+        src.close()
