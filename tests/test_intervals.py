@@ -130,3 +130,9 @@ def test_an_export_row_never_takes_another_forms_interval() -> None:
     job._scorings["p"][-1] = (key, 70.0, list(form))  # the same form scored again: the same samples, kept
     assert job.drop_interval("p", 70.0, "openvino", inference_precision="f32") == alone
     assert job.drop_interval("p", 70.0, "onnxruntime") is None  # no scoring of that value there
+    # a form that ties with fp32 on fp32's own backend (the commonest result for a rate): its own interval, not none
+    # because fp32's scoring has the same value, nor fp32 against itself
+    tie = [1.0] * 33 + [0.0, 1.0] + [0.0] * 5  # 34 of 40 as fp32, but sample 33 and 34 swapped
+    job._scorings["p"].append((_scoring_key("onnxruntime", {}), 85.0, tie))
+    assert job.drop_interval("p", 85.0, "onnxruntime") == pytest.approx(list(drop_interval(RATE, fp32, tie)))
+    assert drop_interval(RATE, fp32, tie) != drop_interval(RATE, fp32, fp32)

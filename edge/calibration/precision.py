@@ -282,43 +282,23 @@ class PrecisionJob:
                       **options: Any) -> list[float] | None:
         """The 95 % interval (:func:`edge.intervals.drop_interval`, paired over the same samples) of the drop against
         the program's fp32 of its form scored ``metric`` on ``backend`` with ``options``: the scoring of the program
-        that gave that exact value there. None when the fp32 or no such scoring is kept, and when several did with
-        different samples passing (a gate's later try reaching the same rate as the form a row reports): which one
-        the row is cannot be told, and another form's interval would be wrong."""
+        that gave that exact value there (the fp32's own left out when another did: a form that ties with fp32 is
+        still itself). None when the fp32 or no such scoring is kept, and when several did whose intervals differ
+        (a gate's later try reaching the same rate with other samples passing): which one the row is cannot be
+        told, and another form's interval would be wrong."""
         from edge.intervals import drop_interval
 
         ref = self._fp32_items.get(pname)
         key = _scoring_key(backend, options)
         same = [items for k, v, items in self._scorings.get(pname, []) if k == key and v == metric]
-        if ref is None or not same or len({_items_digest(items) for items in same}) > 1:
+        if ref is None or not same:
             return None
-        got = same[-1]
-        ends = drop_interval(self.card.metric, ref, got)
-        return None if ends is None else [float(ends[0]), float(ends[1])]
-
-    def record(self, pname: str, files: dict[str, str], role: str) -> dict[str, list[dict[str, np.ndarray]]]:
-        """What each graph of the fp32 program receives over the calibration or evaluation samples."""
-        key = (pname, role)
-        if key not in self._recorded:
-            calib = role == "calibration"
-            seqs = self.calib_samples().sequences if calib else self.eval_samples()[:PARITY_SAMPLES]
-            kept: dict[str, list[dict[str, np.ndarray]]] = {}
-            with self.program(pname, files) as prog:
-                for seq in seqs:  # one at a time, thinned as it goes: a long calibration set is not all kept
-                    for g, got in prog.graph_feeds(self.card, [seq], preprocessed=calib).items():
-                        kept.setdefault(g, []).extend(got)
-                        _thin(kept[g])
-            if calib:  # a graph the program never ran on these samples has nothing to calibrate on: said here,
-                # naming the set, not as the quantizer's "empty calibration set"
-                never = [g for g in self.card.program(pname).graphs if not kept.get(g)]
-                if never:
-                    src = self.calib_samples()
-                    raise ExportError(f"--calib {src.source}: program '{pname}' never ran graph '{never[0]}' on "
-                                      f"the {len(seqs)} calibration samples, so its INT8 form has nothing to "
-                                      f"calibrate on; give samples that reach it, or export without '{pname}' "
-                                      "(--programs)")
-            self._recorded[key] = {g: _evenly(v, _cap(v)) for g, v in kept.items()}
-        return self._recorded[key]
+        same = [items for items in same if items is not ref] or same
+        ends = {drop_interval(self.card.metric, ref, items) for items in same}
+        if len(ends) != 1:
+            return None
+        (got,) = ends
+        return None if got is None else [float(got[0]), float(got[1])]
 
     def step_ms(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", n: int = 15,
                 budget_s: float = 1.0, **options: Any) -> float:
@@ -344,18 +324,6 @@ class PrecisionJob:
 
 #: scorings of one program kept for the drops' intervals (a gate's node fallback scores a few dozen at most)
 SCORINGS_KEPT = 64
-
-
-def _items_digest(items: list[Any]) -> bytes:
-    """What tells two scorings' per-sample items apart (a family's items are numbers, tuples, dicts or arrays; one
-    that cannot be pickled is unique, so it never passes for another's)."""
-    import hashlib
-    import pickle
-
-    try:
-        return hashlib.sha256(pickle.dumps(items, protocol=4)).digest()
-    except Exception:
-        return hashlib.sha256(repr(id(items)).encode()).digest()
 
 
 def _scoring_key(backend: str, options: dict[str, Any]) -> tuple[Any, ...]:

@@ -268,3 +268,7 @@ def test_a_video_named_like_an_image_still_plays(tmp_path: Path) -> None:
         assert len(list(src)) == 5
     finally:
         src.close()
+    # a file named .jpg that is neither (its header lost): said as such, not as a video without frames
+    (tmp_path / "lost.jpg").write_bytes(b"\x00" * 64)
+    with pytest.raises(DataError, match=r"lost.jpg: neither an image \(it does not start as a JPEG"):
+        open_source(str(tmp_path / "lost.jpg")).open()

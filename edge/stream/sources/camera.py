@@ -139,6 +139,11 @@ class CameraSource(Source):
             ok, first = cap.read()
             if not ok or first is None:
                 cap.release()
+                from edge.data.images import IMAGE_EXT
+
+                if Path(str(self.target)).suffix.lower() in IMAGE_EXT:  # named as an image, opened as a video
+                    raise DataError(f"{self.spec}: neither an image (it does not start as a JPEG, PNG, BMP, TIFF or "
+                                    "WebP file does: damaged, or another format) nor a video with readable frames")
                 raise DataError(f"{self.spec}: video has no readable frames")
             self._first = first
         self._cap = cap
