@@ -124,6 +124,15 @@ def test_parts_at_different_rates_are_named_once(tmp_path: Path, caplog: pytest.
     (rec,) = caplog.records
     assert "frame rates differ (front_left 10 fps, front 60 fps)" in rec.getMessage()
     assert "at front's 60 fps" in rec.getMessage()
+    # --realtime: each part waits for its own frame times, so the sets come at the slowest part's rate (the warning
+    # said the lead's, and the lead played six times slower than recorded)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="edge.stream"):
+        paced = open_source(f"multi:front={a},fps=60,left={b},fps=10", card=CARD, realtime=True)
+        paced.open()
+        paced.close()
+    (rec,) = caplog.records
+    assert "the sets come at front_left's 10 fps and the faster parts play slower than recorded" in rec.getMessage()
 
 
 LIDAR_CARD = SimpleNamespace(name="fam", sensors=Sensors(("camera",), ("scan",), points=("scan",)))

@@ -29,6 +29,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "stop": ("stop behind the car ahead", "come to a stop", "stop behind the vehicle in front"),
 }
 _WORD = re.compile(r"[a-z]+")
+#: a word as typed: letters of any script and digits (punctuation separates words); one with a digit or a letter
+#: outside a-z is no word of the vocabulary and is named whole ("2nd" was split into "nd", "café" into "caf")
+_TYPED = re.compile(r"[^\W_]+")
 
 
 def default_vocabulary() -> list[str]:
@@ -38,8 +41,8 @@ def default_vocabulary() -> list[str]:
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-cased words of ``text``; punctuation and digits are separators."""
-    return _WORD.findall(text.lower())
+    """Lower-cased words of ``text`` as typed (letters of any script and digits); punctuation separates them."""
+    return _TYPED.findall(text.lower())
 
 
 def check_vocabulary(cfg: dict[str, Any]) -> None:
@@ -90,16 +93,20 @@ def tokenize(command: str, text: str, vocab: Sequence[str], length: int, *, unkn
 def parse_instruction(text: str, vocab: Sequence[str], length: int) -> dict[str, str]:
     """A typed instruction -> ``{"command", "text"}``, checked against the model's vocabulary.
 
-    Forms: ``COMMAND: sentence`` ("left: take the next left"), a bare ``COMMAND`` (its first template
-    sentence), or one of the template sentences alone (its command is known). A word outside ``vocab``
-    or too many words is a DataError naming it.
+    Forms: ``COMMAND: sentence`` ("left: take the next left"), a bare ``COMMAND`` or ``COMMAND:`` with no
+    words (its first template sentence), or one of the template sentences alone (its command is known). A word
+    outside ``vocab`` or too many words is a DataError naming it.
     """
     head, colon, rest = text.partition(":")
     command = head.strip().lower().replace(" ", "_").replace("-", "_")
-    if colon:
+    if colon and words_of(rest):
         sentence = rest.strip()
-    elif command in TEMPLATES:
+    elif command in TEMPLATES:  # a bare command, or one with a colon and no words after it ("left:")
+        # its first template sentence: the model was trained on a command with one of its sentences, never alone
+        # (given "left:" with no words it barely turned where "left" turned)
         sentence = TEMPLATES[command][0]
+    elif colon:
+        sentence = ""  # an unknown command: tokenize names it
     else:
         said = " ".join(words_of(text))
         found = [c for c, ts in TEMPLATES.items() if said in ts]

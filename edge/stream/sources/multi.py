@@ -100,6 +100,15 @@ class MultiSource(Source):
         rates = {name: 1.0 / src.period_s for name, src in self.parts if src.period_s}
         if len(rates) > 1 and max(rates.values()) > 1.01 * min(rates.values()):
             listed = ", ".join(f"{name} {fps:g} fps" for name, fps in rates.items())
+            if any(getattr(src, "realtime", False) for _, src in self.parts):
+                # --realtime: each part waits for its own frame times, so a set is whole only at the slowest's pace
+                # (the warning said the lead's rate, and the lead then played four times slower than recorded)
+                slowest = min(rates, key=rates.__getitem__)
+                log.warning("%s: its parts' frame rates differ (%s); they are read in lockstep, one frame of each a "
+                            "step, and each part keeps its own pace, so the sets come at %s's %g fps and the faster "
+                            "parts play slower than recorded (give image folders the videos' rate with ,fps=N)",
+                            self.spec, listed, slowest, rates[slowest])
+                return
             log.warning("%s: its parts' frame rates differ (%s); they are read in lockstep, one frame of each a "
                         "step, at %s's %g fps, so the others play faster or slower than recorded (give image "
                         "folders the videos' rate with ,fps=N)", self.spec, listed, self.primary, self.fps)

@@ -105,3 +105,22 @@ def test_a_bundles_vocabulary_is_checked_before_any_command_uses_it(change, says
     change(cfg)
     with pytest.raises(BundleError, match=f"m.json: .model.config. vocab.*{says}"):
         check_config(cfg, card, "m.json")
+
+
+def test_a_word_is_named_as_typed_and_a_command_with_no_words_is_the_bare_command() -> None:
+    """Digits and letters outside a-z split a word: "2nd" was named as 'nd', "café" as 'caf'; and "left:" with
+    nothing after it ran the command token alone, which the model never saw in training (it barely turned where
+    "left" turned). Now the word is named whole, and "COMMAND:" reads as the bare command."""
+    from edge.models.etavla.tokens import parse_instruction
+
+    v = default_vocabulary()
+    for text, word in (("take the 2nd left", "2nd"), ("go straight through the café", "café"),
+                       ("tàke the next left", "tàke"), ("take the next left 2", "2")):
+        with pytest.raises(DataError, match=f"the word '{word}' is not in the model's vocabulary"):
+            parse_instruction(f"left: {text}", v, 16)
+    bare = parse_instruction("left", v, 16)
+    assert parse_instruction("left:", v, 16) == bare == parse_instruction("left: ...", v, 16)
+    assert bare == {"command": "left", "text": TEMPLATES["left"][0]}
+    assert parse_instruction("left: take the next left.", v, 16)["text"] == "take the next left."
+    with pytest.raises(DataError, match="unknown route command 'lefty'"):
+        parse_instruction("lefty:", v, 16)
