@@ -300,6 +300,30 @@ class PrecisionJob:
         (got,) = ends
         return None if got is None else [float(got[0]), float(got[1])]
 
+    def record(self, pname: str, files: dict[str, str], role: str) -> dict[str, list[dict[str, np.ndarray]]]:
+        """What each graph of the fp32 program receives over the calibration or evaluation samples."""
+        key = (pname, role)
+        if key not in self._recorded:
+            calib = role == "calibration"
+            seqs = self.calib_samples().sequences if calib else self.eval_samples()[:PARITY_SAMPLES]
+            kept: dict[str, list[dict[str, np.ndarray]]] = {}
+            with self.program(pname, files) as prog:
+                for seq in seqs:  # one at a time, thinned as it goes: a long calibration set is not all kept
+                    for g, got in prog.graph_feeds(self.card, [seq], preprocessed=calib).items():
+                        kept.setdefault(g, []).extend(got)
+                        _thin(kept[g])
+            if calib:  # a graph the program never ran on these samples has nothing to calibrate on: said here,
+                # naming the set, not as the quantizer's "empty calibration set"
+                never = [g for g in self.card.program(pname).graphs if not kept.get(g)]
+                if never:
+                    src = self.calib_samples()
+                    raise ExportError(f"--calib {src.source}: program '{pname}' never ran graph '{never[0]}' on "
+                                      f"the {len(seqs)} calibration samples, so its INT8 form has nothing to "
+                                      f"calibrate on; give samples that reach it, or export without '{pname}' "
+                                      "(--programs)")
+            self._recorded[key] = {g: _evenly(v, _cap(v)) for g, v in kept.items()}
+        return self._recorded[key]
+
     def step_ms(self, pname: str, files: dict[str, str], backend: str = "onnxruntime", n: int = 15,
                 budget_s: float = 1.0, **options: Any) -> float:
         """Median latency of one program step (what ``edge run`` pays per input) on ``backend``: ``n`` timed
