@@ -272,3 +272,5 @@ def test_a_video_named_like_an_image_still_plays(tmp_path: Path) -> None:
     (tmp_path / "lost.jpg").write_bytes(b"\x00" * 64)
     with pytest.raises(DataError, match=r"lost.jpg: neither an image \(it does not start as a JPEG"):
         open_source(str(tmp_path / "lost.jpg")).open()
+    with pytest.raises(DataError, match=r"lost.jpg: does not start as a JPEG.*a video file takes no options \(fps=5\)"):
+        open_source(str(tmp_path / "lost.jpg") + ",fps=5").open()

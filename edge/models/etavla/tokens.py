@@ -29,9 +29,6 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "stop": ("stop behind the car ahead", "come to a stop", "stop behind the vehicle in front"),
 }
 _WORD = re.compile(r"[a-z]+")
-#: a word as typed: letters of any script and digits (punctuation separates words); one with a digit or a letter
-#: outside a-z is no word of the vocabulary and is named whole ("2nd" was split into "nd", "café" into "caf")
-_TYPED = re.compile(r"[^\W_]+")
 
 
 def default_vocabulary() -> list[str]:
@@ -41,8 +38,22 @@ def default_vocabulary() -> list[str]:
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-cased words of ``text`` as typed (letters of any script and digits); punctuation separates them."""
-    return _TYPED.findall(text.lower())
+    """Lower-cased words of ``text`` as typed: letters of any script, digits and the marks combined with them (an
+    accent typed as its own code point, a Devanagari vowel sign), the text NFC-normalised first; anything else
+    separates words. Why: a word with a digit or a letter outside a-z is no word of the vocabulary and is named
+    whole ("2nd" was named 'nd', "café" 'caf'; a combining accent was dropped and the word taken as known)."""
+    import unicodedata
+
+    words, cur = [], []
+    for ch in unicodedata.normalize("NFC", text).lower():
+        if (ch.isalnum() and ch != "_") or (cur and unicodedata.category(ch).startswith("M")):
+            cur.append(ch)
+        elif cur:
+            words.append("".join(cur))
+            cur = []
+    if cur:
+        words.append("".join(cur))
+    return words
 
 
 def check_vocabulary(cfg: dict[str, Any]) -> None:

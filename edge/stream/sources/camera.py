@@ -107,6 +107,12 @@ class CameraSource(Source):
             if not path.exists():
                 head, _, opts = str(self.target).partition(",")
                 if opts and "=" in opts and Path(head).is_file():  # 'c.avi,fps=5' named c.avi,fps=5 as missing
+                    from edge.data.images import IMAGE_EXT
+
+                    if Path(head).suffix.lower() in IMAGE_EXT:  # an image's name, but no image's first bytes
+                        raise DataError(f"{head}: does not start as a JPEG, PNG, BMP, TIFF or WebP file does "
+                                        f"(damaged, or another format), so it is read as a video, and a video file "
+                                        f"takes no options ({opts})")
                     raise DataError(f"{head}: a video file takes no options ({opts}): it plays at its own rate "
                                     "(--realtime paces it)")
                 raise DataError(f"{path}: no such video file")

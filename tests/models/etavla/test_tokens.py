@@ -115,7 +115,9 @@ def test_a_word_is_named_as_typed_and_a_command_with_no_words_is_the_bare_comman
 
     v = default_vocabulary()
     for text, word in (("take the 2nd left", "2nd"), ("go straight through the café", "café"),
-                       ("tàke the next left", "tàke"), ("take the next left 2", "2")):
+                       ("tàke the next left", "tàke"), ("take the next left 2", "2"),
+                       ("go straight through the cafe\u0301", "café"),  # the accent as its own code point
+                       ("come to a stop\u0301", "sto\u1e55"), ("नमस्ते", "नमस्ते")):
         with pytest.raises(DataError, match=f"the word '{word}' is not in the model's vocabulary"):
             parse_instruction(f"left: {text}", v, 16)
     bare = parse_instruction("left", v, 16)
