@@ -274,3 +274,12 @@ def test_a_video_named_like_an_image_still_plays(tmp_path: Path) -> None:
         open_source(str(tmp_path / "lost.jpg")).open()
     with pytest.raises(DataError, match=r"lost.jpg: does not start as a JPEG.*a video file takes no options \(fps=5\)"):
         open_source(str(tmp_path / "lost.jpg") + ",fps=5").open()
+    # a real image with an option list that is not key=value: its options are wrong, not its first bytes
+    _frames(tmp_path / "ok", ["real.jpg"])
+    with pytest.raises(DataError, match=r"bad image source .*real.jpg,realtime,fps=5' \(use IMAGE\[,fps=N\]"):
+        open_source(str(tmp_path / "ok" / "real.jpg") + ",realtime,fps=5").open()
+    # a folder with a comma in its name: the file is found (it was "no such video file")
+    (tmp_path / "a,b").mkdir()
+    (tmp_path / "clip.jpg").rename(tmp_path / "a,b" / "clip.avi")
+    with pytest.raises(DataError, match=r"a,b/clip.avi: a video file takes no options \(fps=5\)"):
+        open_source(str(tmp_path / "a,b" / "clip.avi") + ",fps=5").open()

@@ -73,6 +73,21 @@ class FileClock:
         return self.last
 
 
+def _file_and_options(target: str) -> tuple[str, str] | None:
+    """(file, options text) of a spec that names an existing file followed by options, split where the source specs
+    split (at a comma before ``key=``, so a folder named "a,b" stays whole), else at the first comma (``x.jpg,realtime,
+    fps=5``); None when no split names a file."""
+    from edge.stream.sources import spec_options
+
+    head, opts = spec_options(target)
+    if opts and Path(head).is_file():
+        return head, target[len(head) + 1:]
+    head, _, rest = target.partition(",")
+    if rest and "=" in rest and Path(head).is_file():
+        return head, rest
+    return None
+
+
 class CameraSource(Source):
     """Frames from OpenCV. ``kind`` is one of "file", "device", "url", "gst"."""
 
@@ -105,10 +120,13 @@ class CameraSource(Source):
         if self.kind == "file":
             path = Path(self.target)
             if not path.exists():
-                head, _, opts = str(self.target).partition(",")
-                if opts and "=" in opts and Path(head).is_file():  # 'c.avi,fps=5' named c.avi,fps=5 as missing
-                    from edge.data.images import IMAGE_EXT
+                given = _file_and_options(str(self.target))
+                if given is not None:  # 'c.avi,fps=5' named c.avi,fps=5 as missing
+                    from edge.data.images import IMAGE_EXT, looks_like_image
 
+                    head, opts = given
+                    if Path(head).suffix.lower() in IMAGE_EXT and looks_like_image(head):  # an image: its options
+                        raise DataError(f"bad image source '{self.spec}' (use IMAGE[,fps=N]; got {opts})")
                     if Path(head).suffix.lower() in IMAGE_EXT:  # an image's name, but no image's first bytes
                         raise DataError(f"{head}: does not start as a JPEG, PNG, BMP, TIFF or WebP file does "
                                         f"(damaged, or another format), so it is read as a video, and a video file "
