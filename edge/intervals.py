@@ -30,7 +30,9 @@ RESAMPLES = 1000
 LEVEL = 0.95
 
 
-def _ends(values: list[float], level: float) -> tuple[float, float] | None:
+def _ends(values: Sequence[float], level: float) -> tuple[float, float] | None:
+    """The ``level`` percentile interval of bootstrap ``values`` (one per resample); None when under 99 % of them are
+    finite (a metric not defined on many resamples)."""
     vals = np.asarray([v for v in values if math.isfinite(v)], np.float64)
     if len(vals) < len(values) * 0.99 or len(vals) == 0:  # a metric not defined on many resamples: no interval
         return None
@@ -38,7 +40,9 @@ def _ends(values: list[float], level: float) -> tuple[float, float] | None:
     return float(lo), float(hi)
 
 
-def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
+def resample_rows(n: int, resamples: int, seed: int) -> np.ndarray:
+    """[resamples, n] indices of ``n`` samples drawn with replacement, seeded: each row one bootstrap resample (the
+    same rows index every paired series, so a pair is drawn together)."""
     return np.random.default_rng(seed).integers(0, n, (resamples, n))
 
 
@@ -103,7 +107,8 @@ def metric_interval(metric: Any, items: Sequence[Any], *, level: float = LEVEL, 
         ok, full = passed
         lo, hi = wilson(sum(ok), len(ok), level)
         return full * lo, full * hi
-    return _ends([metric.score([got[i] for i in row])["value"] for row in _indices(len(got), resamples, seed)], level)
+    rows = resample_rows(len(got), resamples, seed)
+    return _ends([metric.score([got[i] for i in row])["value"] for row in rows], level)
 
 
 def drop_interval(metric: Any, reference: Sequence[Any], items: Sequence[Any], *, level: float = LEVEL,
@@ -128,7 +133,7 @@ def drop_interval(metric: Any, reference: Sequence[Any], items: Sequence[Any], *
             return full * lo, full * hi
         return -full * hi, -full * lo
     drops = []
-    for row in _indices(len(both), resamples, seed):
+    for row in resample_rows(len(both), resamples, seed):
         drops.append(metric.drop(metric.score([ref[i] for i in row])["value"],
                                  metric.score([got[i] for i in row])["value"]))
     return _ends(drops, level)

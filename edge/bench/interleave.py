@@ -40,7 +40,9 @@ def speedup_interval(ref_ms: Sequence[float], ms: Sequence[float], *, level: flo
         raise ValueError(f"paired rounds of equal, non-zero length needed, got {a.shape} and {b.shape}")
     if not 0 < level < 1:
         raise ValueError(f"level {level}: a fraction in (0, 1)")
-    idx = np.random.default_rng(seed).integers(0, len(a), (resamples, len(a)))
+    from edge.intervals import resample_rows
+
+    idx = resample_rows(len(a), resamples, seed)
     ratio = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
     lo, hi = np.quantile(ratio, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)

@@ -132,8 +132,8 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     again8 = int8_gemm_peak_gops()  # int8 first again (numpy's BLAS threads spin after its GEMM)
     peak = max(peak, gemm_peak_gflops())
     peak8 = max(peak8, again8) if peak8 is not None and again8 is not None else (peak8 or again8)
-    base = {c.program: float(np.median(times[c.name])) for c in configs if c.backend == "torch"}
     base_ms = {c.program: times[c.name] for c in configs if c.backend == "torch"}
+    base = {program: float(np.median(t)) for program, t in base_ms.items()}
     rows = []
     for c in configs:
         t = np.asarray(times[c.name])

@@ -12,3 +12,12 @@ def console(stderr: bool = False) -> Any:
 
     c = Console(stderr=stderr)
     return c if c.is_terminal else Console(stderr=stderr, width=160, soft_wrap=True)
+
+
+def interval_cell(ends: list[float] | None, signed: bool = False) -> str:
+    """A 95 % interval's two ends for a table (``edge val``'s scores and drops, ``edge-export``'s drops); "-" when
+    there is none."""
+    if not ends:
+        return "-"
+    f = "{:+.2f}" if signed else "{:.2f}"
+    return f"{f.format(ends[0])} .. {f.format(ends[1])}"

@@ -86,6 +86,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     from rich.table import Table
 
     from edge.cli import console as make_console
+    from edge.cli import interval_cell
     from edge.export.api import export_card
 
     console = make_console(stderr=json_out)
@@ -162,8 +163,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                     "parity rel"):
             pt.add_column(col, justify="left" if col in ("program", "precision", "backend") else "right")
         for r in report["precisions"]:
-            ci = r.get("drop_ci95")
-            ci_cell = "-" if not ci else f"{ci[0]:+.2f} .. {ci[1]:+.2f}"
+            ci_cell = interval_cell(r.get("drop_ci95"), signed=True)
             if r.get("refused"):  # over the budget: not written, the backend runs the gated QDQ int8 instead
                 pt.add_row(r["program"], r["precision"], r["backend"], f"{r['metric']:.2f}", f"{r['drop']:.2f}",
                            ci_cell, "-", "not kept", "over budget")
@@ -174,8 +174,9 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                        step, f"{r['bytes'] / 1e6:.2f} MB", parity_cell(r.get("parity_rel")))
         console.print(pt)
         if any(r.get("drop_ci95") for r in report["precisions"]):
-            console.print("drop 95 % CI: bootstrap over the evaluation samples, the same samples for both forms (the "
-                          "gate judges the drop itself against --max-drop)", highlight=False)
+            console.print("drop 95 % CI: over the evaluation samples, the same samples for both forms (a bootstrap, "
+                          "or Newcombe's for a pass/fail rate; the gate judges the drop itself against --max-drop)",
+                          highlight=False)
     for child, parent in (report.get("inherited_gates") or {}).items():
         console.print(f"{child}: not scored; its gates are {parent}'s (the same graphs, gated there; "
                       "--score-every-program scores it too)", highlight=False)

@@ -15,6 +15,7 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
     from rich.table import Table
 
     from edge.cli import console as make_console
+    from edge.cli import interval_cell
     from edge.files import atomic_write_text, check_target
     from edge.plans import RUN_MARK, RUN_NOTE
     from edge.val import over_budget, run_val
@@ -63,14 +64,15 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
             mark = " [red]over --max-drop[/]" if r in over else ""
             against = (r["reference_config"] or "-").split(":", 1)[-1]
             t.add_row(r["config"] + (RUN_MARK if r.get("edge_run") else ""), f"{r['value']:.2f}{unit}",
-                      _span(r.get("ci95")), drop + mark, _span(r.get("drop_ci95"), signed=True), against,
-                      _also(r["score"]), f"{r['seconds']:.1f}")
+                      interval_cell(r.get("ci95")), drop + mark, interval_cell(r.get("drop_ci95"), signed=True),
+                      against, _also(r["score"]), f"{r['seconds']:.1f}")
         console.print(t)
         if any(r.get("edge_run") for r in report["rows"]):
             console.print(RUN_NOTE, highlight=False)
         if any(r.get("ci95") for r in report["rows"]):
-            console.print("95 % CI: bootstrap over the samples (a drop's: the same samples for both configurations); "
-                          "what one sample more or less can move", highlight=False)
+            console.print("95 % CI: over the samples (a bootstrap, or Wilson's and Newcombe's for a pass/fail rate; a "
+                          "drop's: the same samples for both configurations); what one sample more or less can move",
+                          highlight=False)
         for s in report["skipped"]:
             console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
         for n in report.get("notes", ()):
@@ -86,14 +88,6 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
                         f"{r['config']} (its {report['metric']} or its reference's is not a number)" for r in worst),
             highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-
-
-def _span(ends: list[float] | None, signed: bool = False) -> str:
-    """An interval's two ends for the table ("-" when there is none)."""
-    if not ends:
-        return "-"
-    f = "{:+.2f}" if signed else "{:.2f}"
-    return f"{f.format(ends[0])} .. {f.format(ends[1])}"
 
 
 def _also(score: dict, most: int = 4) -> str:

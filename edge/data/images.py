@@ -44,13 +44,22 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     # hidden files (and, listed recursively, what hidden folders hold) are no frames: macOS leaves a "._NAME.png" of
     # metadata beside each file on a non-Mac drive
     # a link whose target is gone is listed (read_image names it, the reader counts it), never dropped unsaid
-    files = [p for p in it if p.suffix.lower() in IMAGE_EXT and (p.is_file() or (p.is_symlink() and not p.exists()))
+    files = [p for p in it if named_as_image(p) and (p.is_file() or (p.is_symlink() and not p.exists()))
              and not any(part.startswith(".") for part in p.relative_to(root).parts)]
     return sorted(files, key=lambda p: ([natural_key(q) for q in p.relative_to(root).parents], natural_key(p)))
 
 
 #: the first bytes of the formats in IMAGE_EXT (JPEG, PNG, BMP, TIFF both byte orders, WebP's RIFF container)
 _SIGNATURES = (b"\xff\xd8", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+#: the formats ``looks_like_image`` knows, for messages about a file that starts like none of them
+IMAGE_FORMATS = "a JPEG, PNG, BMP, TIFF or WebP file"
+
+
+def named_as_image(path: str | os.PathLike[str]) -> bool:
+    """Whether the file's name has an image extension (:data:`IMAGE_EXT`)."""
+    return Path(path).suffix.lower() in IMAGE_EXT
 
 
 def looks_like_image(path: str | os.PathLike[str]) -> bool:

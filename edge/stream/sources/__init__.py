@@ -122,10 +122,9 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         if unknown:
             raise DataError(f"bad image folder source '{spec}' (use FOLDER[,fps=N]; unknown {sorted(unknown)})")
         return ImageFolderSource(spec, head, fps=fps_option(spec, opts), realtime=realtime, max_frames=max_frames)
-    from edge.data.images import IMAGE_EXT, looks_like_image
+    from edge.data.images import looks_like_image, named_as_image
 
-    if (Path(head).suffix.lower() in IMAGE_EXT and (Path(head).is_file() or Path(head).is_symlink())
-            and looks_like_image(head)):
+    if named_as_image(head) and (Path(head).is_file() or Path(head).is_symlink()) and looks_like_image(head):
         # one image: read as the folder reader reads its images (EXIF orientation, damaged files refused), not
         # as a one-frame video (a video named .jpg still plays as one)
         from edge.stream.sources.images import ImageFolderSource

@@ -122,15 +122,15 @@ class CameraSource(Source):
             if not path.exists():
                 given = _file_and_options(str(self.target))
                 if given is not None:  # 'c.avi,fps=5' named c.avi,fps=5 as missing
-                    from edge.data.images import IMAGE_EXT, looks_like_image
+                    from edge.data.images import IMAGE_FORMATS, looks_like_image, named_as_image
 
                     head, opts = given
-                    if Path(head).suffix.lower() in IMAGE_EXT and looks_like_image(head):  # an image: its options
+                    if named_as_image(head) and looks_like_image(head):  # an image: its options are wrong
                         raise DataError(f"bad image source '{self.spec}' (use IMAGE[,fps=N]; got {opts})")
-                    if Path(head).suffix.lower() in IMAGE_EXT:  # an image's name, but no image's first bytes
-                        raise DataError(f"{head}: does not start as a JPEG, PNG, BMP, TIFF or WebP file does "
-                                        f"(damaged, or another format), so it is read as a video, and a video file "
-                                        f"takes no options ({opts})")
+                    if named_as_image(head):  # an image's name, but no image's first bytes
+                        raise DataError(f"{head}: does not start as {IMAGE_FORMATS} does (damaged, or another "
+                                        f"format), so it is read as a video, and a video file takes no options "
+                                        f"({opts})")
                     raise DataError(f"{head}: a video file takes no options ({opts}): it plays at its own rate "
                                     "(--realtime paces it)")
                 raise DataError(f"{path}: no such video file")
@@ -163,11 +163,11 @@ class CameraSource(Source):
             ok, first = cap.read()
             if not ok or first is None:
                 cap.release()
-                from edge.data.images import IMAGE_EXT
+                from edge.data.images import IMAGE_FORMATS, named_as_image
 
-                if Path(str(self.target)).suffix.lower() in IMAGE_EXT:  # named as an image, opened as a video
-                    raise DataError(f"{self.spec}: neither an image (it does not start as a JPEG, PNG, BMP, TIFF or "
-                                    "WebP file does: damaged, or another format) nor a video with readable frames")
+                if named_as_image(str(self.target)):  # named as an image, opened as a video
+                    raise DataError(f"{self.spec}: neither an image (it does not start as {IMAGE_FORMATS} does: "
+                                    "damaged, or another format) nor a video with readable frames")
                 raise DataError(f"{self.spec}: video has no readable frames")
             self._first = first
         self._cap = cap
