@@ -15,6 +15,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
 
     from edge.bench.runner import plot, run_bench
     from edge.cli import console as make_console
+    from edge.cli import interval_cell
     from edge.files import atomic_write_text
     from edge.plans import RUN_MARK, RUN_NOTE
 
@@ -79,7 +80,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                   f"{r['p99_ms']:.2f}", f"{r['throughput_per_s']:.1f}", f"{r['gflops']:.1f}",
                   "-" if r["of_peak"] is None else f"{100 * r['of_peak']:.0f} %",
                   f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-",
-                  "{:.2f}-{:.2f}".format(*r["speedup_ci95"]) if r.get("speedup_ci95") else "-",
+                  interval_cell(r.get("speedup_ci95")),
                   f"{r['rss_delta_mb']:.0f}")
     console.print(t)
     if any(r.get("edge_run") for r in report["rows"]):

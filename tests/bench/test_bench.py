@@ -67,7 +67,7 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / 'lane.v2_bench.json'} and {tmp_path / 'lane.v2_bench.png'}" in out.replace("\n", "")
     row = next(r for r in full["rows"] if r["speedup_ci95"])
-    assert "95 % CI" in out and "{:.2f}-{:.2f}".format(*row["speedup_ci95"]) in out
+    assert "95 % CI" in out and "{:.2f} .. {:.2f}".format(*row["speedup_ci95"]) in out
     # without matplotlib (not among the runtime extras): the table and the JSON, the plot said missing, with the
     # extra's name kept (rich read "[dev]" as markup and dropped it)
     (tmp_path / "lane.v2_bench.png").unlink()
