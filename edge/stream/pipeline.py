@@ -105,6 +105,7 @@ class Pipeline:
         self.primary = task.sensors[0]
         # what every later stage sees in a frame set's meta, in order: the run's rig (--calib), then the
         # task's own additions (edge run --command)
+        self._rig_problems: dict[tuple[int, tuple[int, int]], str | None] = {}  # (id(rig), image hw) -> problem
         self._annotators = [f for f in (self._with_rig if rig is not None else None, getattr(task, "annotate", None))
                             if f is not None]
         missing = [s for s in task.sensors if s not in provided]
@@ -530,10 +531,11 @@ class Pipeline:
             for annotate in self._annotators:
                 frames = annotate(frames)
             try:
+                self._check_rig(frames)
                 x = self.task.preprocess(frames)
             except DataError as e:  # this frame set cannot be used (too few points in view, ...): a counted skip
                 self.stats.count("skipped")
-                self._note_skip(first_line(e, 200))
+                self._note_skip(first_line(e, 400))  # room for a file's whole path and what is wrong with it
                 continue
             pre_ms = (time.perf_counter() - t0) * 1e3
             rec.add(pre_ms)
@@ -809,6 +811,25 @@ class Pipeline:
             meta["rig"] = self.rig
             out[k] = dataclasses.replace(fr, meta=meta)
         return out
+
+    def _check_rig(self, frames: dict[str, Frame]) -> None:
+        """A DataError (the frame set's counted skip) when the frame set's rig states no image size and its
+        principal point says it was made for an image of another size than the primary image (a KITTI object calib
+        beside a half-size image): its projection, overlay and horizon would all land at the wrong scale."""
+        from edge.data.rig import principal_point_problem
+
+        rig = self._rig_for(frames)
+        img = frames.get(self.primary)
+        if rig is None or img is None or not is_image(img.data) or getattr(rig, "image_size", 0) is not None:
+            return
+        hw = (int(img.data.shape[0]), int(img.data.shape[1]))
+        key = (id(rig), hw)
+        if key not in self._rig_problems:  # once per rig and image size (a stream has one of each)
+            self._rig_problems[key] = principal_point_problem(rig.P, hw, sized=False)
+        problem = self._rig_problems[key]
+        if problem:
+            where = img.meta.get("file") or f"{self.primary} frame"
+            raise DataError(f"{where}: the rig ({rig.source or 'given'}): {problem}")
 
     def _rig_for(self, frames: dict[str, Frame]) -> Any:
         """The rig a frame set carries (KITTI frames do), else the run's ``rig``."""

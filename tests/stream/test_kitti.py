@@ -149,8 +149,10 @@ def test_kitti_source_yields_camera_and_lidar_pairs(real_data: Path) -> None:
     np.testing.assert_array_equal(lid.data["intensity"], scan(real_data)[:, 3])
     for f in frames:
         assert f.meta["index"] == "000114"
-        assert isinstance(f.meta["rig"], Rig) and f.meta["rig"].image_size == (H, W)
-    _, mask = lid.meta["rig"].project(lid.data)
+        # KITTI object's calib states no image size: the rig says so (the stream checks it against each image)
+        assert isinstance(f.meta["rig"], Rig) and f.meta["rig"].image_size is None
+    assert cam.meta["file"].endswith("image_2/000114.png") and lid.meta["file"].endswith("velodyne/000114.bin")
+    _, mask = lid.meta["rig"].project(lid.data, image_size=cam.data.shape[:2])
     assert abs(int(mask.sum()) - 19463) <= 0.01 * 19463
     # whole folder (no index): the same single sample
     assert len(list(KittiSource(kitti_dir(real_data)))) == 2

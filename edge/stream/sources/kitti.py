@@ -4,8 +4,9 @@
 
 Each index becomes two frames with the same ``t_capture_ns`` and ``seq`` (camera first, then lidar),
 so the pipeline's timestamp matching pairs them exactly, and both carry ``meta["rig"]`` (a
-:class:`~edge.data.rig.Rig`) and ``meta["index"]``: fusion models get the projection with the data,
-not from a side channel. The folder is checked at ``open()`` (see :mod:`edge.data.kitti`); images are
+:class:`~edge.data.rig.Rig`; an object calib's states no image size) and ``meta["index"]``, and each its own
+``meta["file"]`` (what an error or a skip names): fusion models get the projection with the data, not from a
+side channel. The folder is checked at ``open()`` (see :mod:`edge.data.kitti`); images are
 read lazily with OpenCV. ``realtime`` paces the indices at ``fps`` like a live rig.
 """
 
@@ -124,16 +125,16 @@ class KittiSource(Source):
         for i, idx in enumerate(self.indices):
             if self.realtime:
                 pacer.wait(frame_ns(i, self.period_s))
+            # a calibration stating no image size (KITTI object's) stays so: the stream checks its principal point
+            # against each image (a calib for another image size is a counted skip, not a projection at its scale)
             rig = self.rig(idx)
-            image = read_image(self.layout.image_path(idx))
-            points = read_bin(self.layout.scan_path(idx))
-            h, w = image.shape[:2]
-            if rig.image_size is None:
-                rig = Rig(rig.P, rig.T_lidar_to_cam, (h, w), rig.source)
+            image_path, scan_path = self.layout.image_path(idx), self.layout.scan_path(idx)
+            image = read_image(image_path)
+            points = read_bin(scan_path)
             t = now_ns()
             meta: dict[str, Any] = {"rig": rig, "index": idx}
-            yield Frame(image, t, self._seq, "camera", dict(meta))
-            yield Frame(points, t, self._seq, "lidar", dict(meta))
+            yield Frame(image, t, self._seq, "camera", {**meta, "file": str(image_path)})
+            yield Frame(points, t, self._seq, "lidar", {**meta, "file": str(scan_path)})
             self._seq += 1
 
 

@@ -365,7 +365,7 @@ def test_calibrate_names_the_frames_it_skipped_and_writes_nothing_after_an_error
     assert main(["calibrate", str(bundle), "--source", f"kitti:{drive}", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     lines = [x for x in err.splitlines() if x.startswith("skipped")]  # one line each, whatever the path's length
-    assert len(lines) == 1 and "1 x camera frame: the image is 621x188 but the rig" in lines[0], err
+    assert len(lines) == 1 and f"1 x {png}: the image is 621x188 but the rig" in lines[0], err  # the file named
     assert "is for 1242x375 images" in lines[0] and len(err.strip().splitlines()) == 2, err
     report = json.loads(out.read_text())["refined"]
     assert report["frames"] == 9 and report["skipped"] == 1 and len(report["skip_reasons"]) == 1
@@ -418,6 +418,28 @@ def test_a_calibration_without_a_size_beside_an_image_of_another_size(real_data:
                                       {**frames["camera"].meta, "rig": _sizeless(frames["camera"].meta["rig"])})}
     with pytest.raises(DataError, match="far from the centre of the 621x188 image"):
         card.preprocess(half, card.config("tiny"))
+
+
+def test_a_kitti_folder_whose_calibration_is_for_another_image_size(bundle: Path, real_data: Path, tmp_path: Path,
+                                                                      capsys) -> None:
+    """The same half-size image in a kitti: folder: the source gave its own sizeless calib the image's size, so
+    the check above never ran and `edge calibrate` wrote a rig of 621x188 with the full-size P (exit 0). Now the
+    frame is the run's counted skip, naming the image, and with no frame left no rig is written (exit 2)."""
+    import cv2
+
+    src = real_data / "kitti" / "object" / "training"
+    obj = tmp_path / "o"
+    for sub, ext in (("calib", ".txt"), ("velodyne", ".bin")):
+        (obj / sub).mkdir(parents=True)
+        (obj / sub / f"000114{ext}").symlink_to(src / sub / f"000114{ext}")
+    (obj / "image_2").mkdir()
+    png = obj / "image_2" / "000114.png"
+    cv2.imwrite(str(png), cv2.resize(cv2.imread(str(src / "image_2" / "000114.png")), (621, 188)))
+    out = tmp_path / "r.json"
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{obj}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{png}: the rig" in err and "far from the centre of the 621x188 image" in err, err
+    assert not out.exists() and len(err.strip().splitlines()) == 1, err
 
 
 def _sizeless(rig: Any) -> Any:
