@@ -70,6 +70,22 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+@pytest.fixture
+def half_size_kitti(real_data: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """(a KITTI object folder, its image): 000114's calib and scan beside its image at half size (621x188), the
+    calibration (which states no image size) then for another size than the image."""
+    cv2 = pytest.importorskip("cv2")
+    src = real_data / "kitti" / "object" / "training"
+    obj = tmp_path / "half_size_kitti"
+    for sub, ext in (("calib", ".txt"), ("velodyne", ".bin")):
+        (obj / sub).mkdir(parents=True)
+        (obj / sub / f"000114{ext}").symlink_to(src / sub / f"000114{ext}")
+    (obj / "image_2").mkdir()
+    png = obj / "image_2" / "000114.png"
+    cv2.imwrite(str(png), cv2.resize(cv2.imread(str(src / "image_2" / "000114.png")), (621, 188)))
+    return obj, png
+
+
 _BUNDLES: dict[str, Path] = {}
 
 

@@ -40,22 +40,17 @@ def test_kitti_run_projects_lidar_and_dumps_points(tiny_bundle: Path, real_data:
 
 
 def test_a_kitti_calibration_for_another_image_size_is_a_counted_skip(tiny_bundle: Path, real_data: Path,
+                                                                        half_size_kitti: tuple[Path, Path],
                                                                         tmp_path: Path) -> None:
     """KITTI object's calib states no image size; beside a half-size image its principal point sits at the image's
     right edge. The source used to give it the image's size, and the overlay and the horizon were drawn at the
     full-size scale without a word; the frame set is now skipped, its image and the reason named."""
     root = real_data / "kitti" / "object" / "training"
-    obj = tmp_path / "k"
-    for sub, ext in (("calib", ".txt"), ("velodyne", ".bin")):
-        (obj / sub).mkdir(parents=True)
-        (obj / sub / f"000114{ext}").symlink_to(root / sub / f"000114{ext}")
-    (obj / "image_2").mkdir()
-    png = obj / "image_2" / "000114.png"
-    cv2.imwrite(str(png), cv2.resize(cv2.imread(str(root / "image_2" / "000114.png")), (621, 188)))
+    obj, png = half_size_kitti
     r = _cli(str(tiny_bundle), "--source", f"kitti:{obj}", "--out", str(tmp_path / "o"), "--json")
     # its only frame skipped: the run's one line names the skip's reason
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "no frames were processed" in r.stderr and "000114.png: the rig" in r.stderr, r.stderr
+    assert "no frames were processed" in r.stderr and f"{png}: the rig" in r.stderr, r.stderr
     assert "far from the centre of the 621x188 image" in r.stderr, r.stderr
     # the same calib given with --calib beside the full-size image still runs (its principal point is central)
     r = _cli(str(tiny_bundle), "--source", str(root / "image_2" / "000114.png"), "--calib",

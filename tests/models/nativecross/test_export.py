@@ -388,7 +388,8 @@ def test_calibrate_names_the_frames_it_skipped_and_writes_nothing_after_an_error
         samples[0]
 
 
-def test_a_calibration_without_a_size_beside_an_image_of_another_size(real_data: Path, tmp_path: Path) -> None:
+def test_a_calibration_without_a_size_beside_an_image_of_another_size(real_data: Path,
+                                                                      half_size_kitti: tuple[Path, Path]) -> None:
     """A KITTI object calib states no image size, so a half-size image was taken with the full-size projection
     (its principal point at the image's right edge): `edge calibrate` moved the rig 10.7 deg and wrote that size
     beside the full-size P. The frame is refused now (a counted skip in a run), and so is the reader's sample."""
@@ -397,14 +398,7 @@ def test_a_calibration_without_a_size_beside_an_image_of_another_size(real_data:
     from edge.val import labelled_samples
 
     src = real_data / "kitti" / "object" / "training"
-    obj = tmp_path / "o"
-    for sub in ("calib", "velodyne"):
-        (obj / sub).mkdir(parents=True)
-        (obj / sub / f"000114{'.txt' if sub == 'calib' else '.bin'}").symlink_to(
-            src / sub / f"000114{'.txt' if sub == 'calib' else '.bin'}")
-    (obj / "image_2").mkdir()
-    cv2.imwrite(str(obj / "image_2" / "000114.png"), cv2.resize(cv2.imread(str(src / "image_2" / "000114.png")),
-                                                                   (621, 188)))
+    obj, _ = half_size_kitti
     card = edge.get_card("nativecross")
     samples, _ = labelled_samples(card, card.config("tiny"), f"{obj},starts=1")
     with pytest.raises(DataError, match=r"000114\.png: the folder's calibration: its principal point \(609\.6, "
@@ -420,21 +414,12 @@ def test_a_calibration_without_a_size_beside_an_image_of_another_size(real_data:
         card.preprocess(half, card.config("tiny"))
 
 
-def test_a_kitti_folder_whose_calibration_is_for_another_image_size(bundle: Path, real_data: Path, tmp_path: Path,
-                                                                      capsys) -> None:
+def test_a_kitti_folder_whose_calibration_is_for_another_image_size(bundle: Path, half_size_kitti: tuple[Path, Path],
+                                                                      tmp_path: Path, capsys) -> None:
     """The same half-size image in a kitti: folder: the source gave its own sizeless calib the image's size, so
     the check above never ran and `edge calibrate` wrote a rig of 621x188 with the full-size P (exit 0). Now the
     frame is the run's counted skip, naming the image, and with no frame left no rig is written (exit 2)."""
-    import cv2
-
-    src = real_data / "kitti" / "object" / "training"
-    obj = tmp_path / "o"
-    for sub, ext in (("calib", ".txt"), ("velodyne", ".bin")):
-        (obj / sub).mkdir(parents=True)
-        (obj / sub / f"000114{ext}").symlink_to(src / sub / f"000114{ext}")
-    (obj / "image_2").mkdir()
-    png = obj / "image_2" / "000114.png"
-    cv2.imwrite(str(png), cv2.resize(cv2.imread(str(src / "image_2" / "000114.png")), (621, 188)))
+    obj, png = half_size_kitti
     out = tmp_path / "r.json"
     assert main(["calibrate", str(bundle), "--source", f"kitti:{obj}", "--out", str(out)]) == 2
     err = capsys.readouterr().err
