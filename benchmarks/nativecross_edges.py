@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+from real_data import REAL_DATA, add_synthetic_only, need_real  # a sibling script: $EDGE_REAL_DATA
 
 KITTI = REAL_DATA / "kitti"
 SIGMAS = (24.0, 12.0, 6.0, 3.0)
@@ -205,7 +205,13 @@ def main() -> None:
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--objective", choices=("edges", "contrast"), default="edges")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nativecross_edges.json")
+    add_synthetic_only(ap)
     args = ap.parse_args()
+    obj = KITTI / "object" / "training"
+    if not args.synthetic_only:  # before any work: the KITTI rows are half of the table
+        need_real(obj / "calib" / "000114.txt", "KITTI 000114")
+        if args.starts:
+            need_real(KITTI / "raw_2011_09_26", "the KITTI raw drive")
     global CONTRAST, SIGMAS, STEPS
     if args.objective == "contrast":
         CONTRAST, SIGMAS, STEPS = True, SIGMAS[1:], STEPS[1:]
@@ -222,14 +228,13 @@ def main() -> None:
     report: dict[str, Any] = {"bundle": str(args.bundle), "backend": args.backend, "objective": args.objective,
                               "sigmas_px": SIGMAS,
                               "bound": {"deg": MAX_DEG, "m": MAX_M}, "machine": machine(), "cases": {}}
-    obj = KITTI / "object" / "training"
     with load_program(b, args.backend) as prog:
         cases = {"synthetic_10deg_25cm": lambda: _single(card, cfg, prog.runner, card.data.samples(
             {**cfg, "eval_max_deg": 10.0, "eval_max_m": 0.25}, "evaluation", args.frames, 0))}
-        if (obj / "calib" / "000114.txt").is_file():
+        if not args.synthetic_only:
             cases["kitti_000114_10deg_25cm"] = lambda: _single(card, cfg, prog.runner, kitti_samples(
                 obj, "000114", args.frames, 10.0, 0.25, seed=0))
-        if (KITTI / "raw_2011_09_26").is_dir() and args.starts:
+        if not args.synthetic_only and args.starts:
             cases["kitti_drive_10_frames_10deg_25cm"] = lambda: _drive(card, cfg, prog.runner, args.starts)
         for name, make in cases.items():
             res = report["cases"][name] = make()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+from real_data import REAL_DATA, add_synthetic_only, need_real  # a sibling script: $EDGE_REAL_DATA
 
 KITTI = REAL_DATA / "kitti"
 REAL = KITTI / "object" / "training"
@@ -131,8 +131,6 @@ def _per_frame_bias(card: Any, cfg: dict[str, Any], runner: Any, n: int) -> dict
 
     out: dict[str, Any] = {}
     for folder, index in REAL_FRAMES:
-        if not folder.is_dir():
-            continue
         res, before, after = [], [], []
         for sample in kitti_samples(folder, index, n, 10.0, 0.25, seed=0):
             frames = sample[0]
@@ -163,7 +161,13 @@ def main() -> None:
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--out", type=Path,
                     default=Path(__file__).parent / "results" / "nativecross_testtime.json")
+    add_synthetic_only(ap)
     args = ap.parse_args()
+    if not args.synthetic_only:  # before any work: the KITTI rows and the per-frame table need them
+        for folder, index in REAL_FRAMES:
+            need_real(folder / "calib" / f"{index}.txt", f"KITTI {index}")
+    else:
+        args.per_frame = 0
 
     import edge
     from edge.bench.machine import machine
@@ -178,7 +182,7 @@ def main() -> None:
                               "machine": machine(), "cases": {}}
     cases = {"synthetic_10deg_25cm": lambda: card.data.samples({**cfg, "eval_max_deg": 10.0, "eval_max_m": 0.25},
                                                                "evaluation", args.frames, 0)}
-    if (REAL / "calib" / "000114.txt").is_file():
+    if not args.synthetic_only:
         cases["kitti_000114_10deg_25cm"] = lambda: kitti_samples(REAL, "000114", args.frames, 10.0, 0.25, seed=0)
     with load_program(b, args.backend) as prog:
         for name, make in cases.items():

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+from real_data import REAL_DATA, add_synthetic_only, need_real  # a sibling script: $EDGE_REAL_DATA
 
 REAL = REAL_DATA / "kitti"
 METHODS = ("PULSAR-Net", "strongest peak", "FFT defence")
@@ -115,7 +115,11 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--data", type=Path, default=REAL)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pulsar_eval.json")
+    add_synthetic_only(ap)
     args = ap.parse_args()
+    real = not args.synthetic_only
+    if real:  # before any work: the KITTI rows are half of the table
+        need_real(args.data / "object" / "training" / "label_2" / "000114.txt", "KITTI 000114 (--data)")
 
     import edge
     from edge.files import atomic_write_text
@@ -127,7 +131,7 @@ def main() -> None:
     cfg = b.manifest["model"]["config"]
     prog = load_program(b, args.backend, precision=args.precision)
     sets = {"synthetic streets": card.data.samples(cfg, "evaluation", args.frames, 100)}
-    if args.data.is_dir():
+    if real:
         sets["KITTI scans"] = [points_samples(cfg, _xyz(p), p["intensity"], 1, seed=200 + i)[0]
                                for i, (_, p) in enumerate(_kitti_scans(args.data))]
     from edge.bench.machine import machine
@@ -141,7 +145,7 @@ def main() -> None:
             f"{m} {r[m]['all']['value']:.1f}% (cone {r[m]['cone']['value']:.1f}%, "
             f"of all hits {r[m]['hits']['value']:.1f}%, fake/frame "
             f"{r[m]['all']['fake_per_frame']:.0f}, MAE {100 * r[m]['all']['range_mae_m']:.1f} cm)" for m in METHODS))
-    if (args.data / "object" / "training" / "label_2" / "000114.txt").is_file():
+    if real:
         e = report["erased_objects_kitti_000114"] = erased_objects(prog, card, cfg, args.data, args.attacks)
         print("erased objects on KITTI 000114:", {m: e[m] for m in ("PULSAR-Net", "FFT defence")})
     prog.close()
