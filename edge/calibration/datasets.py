@@ -405,6 +405,8 @@ def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
     if not p.exists():
         raise DataError(f"{src}: calibration source not found (use synthetic, a folder, a video, .npz/.npy, or "
                         "labelled data as edge val --data takes it)")
+    from edge.data.waveform import is_waveform_file
+
     if p.suffix.lower() == ".npz" and p.is_file() and is_waveform_file(p):  # a recording, not step feeds
         return from_source(f"waveform:{p}", card, cfg, size=size, role=role, given=src)
     if p.suffix.lower() in (".npz", ".npy"):
@@ -429,17 +431,6 @@ def _kinds(card: Any, cfg: dict[str, Any]) -> str:
     images = bool(card is not None and card.image_inputs(cfg))
     return ", ".join(["synthetic", *(["a folder of images", "a video"] if images else []),
                       "a recording edge run --source takes (waveform:FILE, multi:...)", ".npz/.npy of step feeds"])
-
-
-def is_waveform_file(path: Path) -> bool:
-    """An .npz in the edge waveform format (what `edge run --source waveform:FILE` replays), not a feeds archive."""
-    from edge.data.waveform import SCHEMA
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return "schema" in z.files and str(z["schema"]) == SCHEMA
-    except Exception:  # not an archive, or a damaged one: from_arrays says what is wrong
-        return False
 
 
 def from_source(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",

@@ -330,6 +330,17 @@ def _check_ratio(p: Path, waves: ArrayHeader) -> None:
                         "is refused)")
 
 
+def is_waveform_file(path: str | os.PathLike[str]) -> bool:
+    """An .npz in this format (what `edge run --source waveform:FILE` replays), not a feeds archive or another
+    .npz: its ``schema`` array says so. False for anything unreadable (the reader that takes it says what is
+    wrong)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "schema" in z.files and str(z["schema"]) == SCHEMA
+    except Exception:  # not an archive, or a damaged one
+        return False
+
+
 def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
     """Read and check a waveform file (see the module docstring); DataError on any mismatch."""
     p = Path(path)

@@ -134,6 +134,15 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
             raise DataError(f"bad image source '{spec}' (use IMAGE[,fps=N]; unknown {sorted(unknown)})")
         return ImageFolderSource(spec, Path(head).parent, fps=fps_option(spec, opts), realtime=realtime,
                                  max_frames=max_frames, image=head)
+    if head.lower().endswith(".npz") and Path(head).is_file():  # no video: a recording named as --calib takes it
+        from edge.data.waveform import SCHEMA, is_waveform_file
+
+        if is_waveform_file(head):
+            src = open_source(f"waveform:{spec}", realtime=realtime, max_frames=max_frames, card=card)
+            src.spec = spec  # errors name the source as given
+            return src
+        raise DataError(f"{head}: an .npz that is not an {SCHEMA} recording (the .npz that --source replays, as "
+                        "waveform:FILE or the file alone)")
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 

@@ -92,6 +92,15 @@ def test_waveform_file_replay_and_bad_files(bundle: Path, tmp_path: Path) -> Non
     # the keys there are, where it said "synthetic() got an unexpected keyword argument 'colour'"
     assert "unknown option colour (model 'pulsar' takes seed, frames, " in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()
+    # the recording given alone (as --calib takes it) is replayed; it was "OpenCV cannot open it (corrupt ...)"
+    r = _cli("run", str(bundle), "--source", f"{good},loop=2", "--jsonl", str(tmp_path / "r2.jsonl"), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "r2.jsonl").read_text().count("\n") == 6
+    for p, needle in ((bad, "bad.npz: an .npz that is not an edge-waveform/1 recording"),
+                      (trunc, "trunc.npz: an .npz that is not an edge-waveform/1 recording")):
+        r = _cli("run", str(bundle), "--source", str(p), "--out", str(tmp_path / "o"))
+        assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_frame_off_the_layout_is_refused_before_the_network(bundle: Path) -> None:
