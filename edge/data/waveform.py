@@ -427,17 +427,39 @@ def read_neon(folder: str | os.PathLike[str]) -> NeonShots:
             geo = list(csv.DictReader(f))
     except OSError as e:
         raise DataError(f"{root}: NEON waveform files missing ({e.strerror}: {e.filename})") from None
-    if len(rows) != len(geo) or not rows:
+    if not rows:
+        raise DataError(f"{root}/return_waveforms.csv: no waveforms (a header at most)")
+    if len(rows) != len(geo):
         raise DataError(f"{root}: {len(rows)} waveforms but {len(geo)} geolocation rows")
     width = max(len(r) for r in rows)
     w = np.full((len(rows), width), np.nan)
     for i, r in enumerate(rows):
-        vals = np.array([float(v) if v not in ("", "NA") else np.nan for v in r])
-        w[i, : len(vals)] = vals
+        w[i, : len(r)] = [_neon_sample(root / "return_waveforms.csv", i, j, v) for j, v in enumerate(r)]
     w[w == 0] = np.nan  # zero is padding
     try:
         fr = np.array([float(g["fr"]) for g in geo])
         out = np.array([float(g["or"]) for g in geo])
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, TypeError) as e:
         raise DataError(f"{root}/geolocation.csv: no numeric 'fr'/'or' columns ({first_line(e)})") from None
+    if not (np.isfinite(fr).all() and np.isfinite(out).all()):
+        raise DataError(f"{root}/geolocation.csv: a non-finite 'fr' or 'or' value (row "
+                        f"{int(np.flatnonzero(~(np.isfinite(fr) & np.isfinite(out)))[0]) + 1})")
     return NeonShots(w, fr, out)
+
+
+#: the largest magnitude a NEON waveform sample (a digitizer count) may have
+NEON_MAX_SAMPLE = 2.0**31
+
+
+def _neon_sample(path: Path, row: int, col: int, v: str) -> float:
+    """One cell of a NEON waveform CSV: a digitizer count, or NaN where empty / "NA" (padding); anything else is
+    the file's one-line error naming the row (1 = the first after the header) and column."""
+    if v in ("", "NA"):
+        return math.nan
+    try:
+        x = float(v)
+    except ValueError:
+        raise DataError(f"{path}: row {row + 1}, column {col + 1}: {v[:40]!r} is not a number") from None
+    if not math.isfinite(x) or abs(x) > NEON_MAX_SAMPLE:
+        raise DataError(f"{path}: row {row + 1}, column {col + 1}: {v[:40]!r} is not a digitizer count")
+    return x

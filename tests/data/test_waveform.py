@@ -188,3 +188,54 @@ def test_a_file_of_zeros_that_inflates_a_thousandfold_is_refused(tmp_path: Path,
     noisy = np.random.default_rng(0).random(zeros.shape).astype(np.float16)  # a recording's noise floor
     np.savez_compressed(p, schema=np.array(SCHEMA), layout=np.array(LAY.to_json()), waveforms=noisy)
     assert read_waveform_file(p).waveforms.shape == zeros.shape
+
+
+def _neon_folder(root: Path, waveforms: list[list[str]], geo: list[tuple[str, str]] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    width = max((len(r) for r in waveforms), default=3)
+    (root / "return_waveforms.csv").write_text(",".join(f"V{i + 1}" for i in range(width)) + "\n"
+                                               + "".join(",".join(r) + "\n" for r in waveforms))
+    geo = geo if geo is not None else [("10", "5")] * len(waveforms)
+    (root / "geolocation.csv").write_text("fr,or\n" + "".join(f"{a},{b}\n" for a, b in geo))
+    return root
+
+
+def test_neon_reader_names_the_bad_cell(tmp_path: Path) -> None:
+    """A non-numeric cell was a bare ValueError naming neither file nor row; an empty file was "0 waveforms but 0
+    geolocation rows"; inf and 1e308 were taken as samples (the first return then timed at bin 0)."""
+    from edge.data.waveform import read_neon
+    from edge.errors import DataError
+
+    ok = read_neon(_neon_folder(tmp_path / "ok", [["0", "5", "NA", "7"], ["3", "", "4"]]))
+    assert ok.waveforms.shape == (2, 4) and ok.waveforms[0, 1] == 5 and np.isnan(ok.waveforms[0, 0])
+    cases = {"abc": r"return_waveforms\.csv: row 2, column 3: 'abc' is not a number",
+             "inf": r"row 2, column 3: 'inf' is not a digitizer count",
+             "1e308": r"row 2, column 3: '1e308' is not a digitizer count",
+             "nan": r"row 2, column 3: 'nan' is not a digitizer count"}
+    for cell, needle in cases.items():
+        with pytest.raises(DataError, match=needle):
+            read_neon(_neon_folder(tmp_path / cell, [["1", "2", "3"], ["1", "2", cell]]))
+    with pytest.raises(DataError, match=r"return_waveforms\.csv: no waveforms"):
+        read_neon(_neon_folder(tmp_path / "empty", []))
+    with pytest.raises(DataError, match=r"geolocation\.csv: a non-finite 'fr' or 'or' value \(row 2\)"):
+        read_neon(_neon_folder(tmp_path / "geo", [["1"], ["2"]], [("1", "2"), ("inf", "2")]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cells=st.lists(st.lists(st.text(alphabet=st.characters(blacklist_characters=',\n\r"'), max_size=8),
+                               min_size=1, max_size=4), min_size=1, max_size=3))
+def test_neon_reader_parses_or_says_what_is_wrong(tmp_path: Path, cells: list[list[str]]) -> None:
+    import shutil
+
+    from edge.data.waveform import read_neon
+    from edge.errors import DataError
+
+    root = tmp_path / "neon"
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        shots = read_neon(_neon_folder(root, cells))
+    except DataError as e:
+        assert "\n" not in str(e) and str(root) in str(e)
+    else:
+        finite = shots.waveforms[np.isfinite(shots.waveforms)]
+        assert (np.abs(finite) <= 2.0**31).all()
