@@ -131,12 +131,14 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
                                  "trans_cm": round(float(translation_error_m(T, reference.T_lidar_to_cam) * 100), 3)}
     doc = {**refined.to_json(), "refined": report}
     atomic_write_text(out, jsonout.dumps(doc, indent=2) + "\n")
+    # the warnings go to stderr with --json too (stdout is the report alone)
+    if reasons:  # frame sets the run could not use (an image not of the rig's size, no scan in sync): named
+        Console(stderr=True).print(f"[yellow]skipped[/] {sum(reasons.values())} frame set(s): " + "; ".join(
+            f"{n} x {escape(r)}" for r, n in reasons.items()), highlight=False, soft_wrap=True)
+    worse = worse_than_start(report) if init is not None else []
     if json_out:
         print(jsonout.dumps(report))
     else:
-        if reasons:  # frame sets the run could not use (an image not of the rig's size, no scan in sync): named
-            Console(stderr=True).print(f"[yellow]skipped[/] {sum(reasons.values())} frame set(s): " + "; ".join(
-                f"{n} x {escape(r)}" for r, n in reasons.items()), highlight=False, soft_wrap=True)
         scatter = ("one frame scatters {rot_rms_deg:.2f} deg / {trans_rms_cm:.1f} cm".format(**report["spread"])
                    if report["spread"] else "one estimate: how much a frame's scatters is not known")
         against = ""
@@ -147,11 +149,10 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         Console(stderr=True).print(
             f"refined over {len(Ts)} frames ({len(Ts) - int(inliers.sum())} rejected): moved {moved_deg:.2f} deg / "
             f"{moved_cm:.1f} cm from the start{against}; {scatter}; wrote {out}", highlight=False, soft_wrap=True)
-        worse = worse_than_start(report) if init is not None else []
-        if worse:
-            Console(stderr=True).print(
-                f"[yellow]warning[/]: the refined rig is farther from the source's own calibration than --init in "
-                f"{' and '.join(worse)}; compare the two before using {out}", highlight=False, soft_wrap=True)
+    if worse:
+        Console(stderr=True).print(
+            f"[yellow]warning[/]: the refined rig is farther from the source's own calibration than --init in "
+            f"{' and '.join(worse)}; compare the two before using {out}", highlight=False, soft_wrap=True)
     return report
 
 

@@ -369,6 +369,10 @@ def test_calibrate_names_the_frames_it_skipped_and_writes_nothing_after_an_error
     assert "is for 1242x375 images" in lines[0] and len(err.strip().splitlines()) == 2, err
     report = json.loads(out.read_text())["refined"]
     assert report["frames"] == 9 and report["skipped"] == 1 and len(report["skip_reasons"]) == 1
+    # with --json, stdout is the report alone and the skip is still said on stderr (it was said only without)
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{drive}", "--out", str(out), "--json"]) == 0
+    got = capsys.readouterr()
+    assert json.loads(got.out)["skipped"] == 1 and got.err.startswith("skipped 1 frame set(s)"), got
     png.unlink()
     png.write_text("not an image")
     out2 = tmp_path / "r2.json"
