@@ -292,11 +292,13 @@ class Rig:
         T = _matrix(path, d.get("T_lidar_to_cam"), "T_lidar_to_cam", ((4, 4), (3, 4)))
         size = d.get("image_size")
         if size is not None:
+            # whole numbers, written as 375 or as 375.0 (a tool that wrote the size from a float array)
             if not (isinstance(size, list) and len(size) == 2
-                    and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_IMAGE_SIDE
-                            for v in size)):
-                raise DataError(f"{path}: 'image_size' should be [height, width] in pixels (each 1..{MAX_IMAGE_SIDE})")
-            size = (size[0], size[1])
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                            and v == int(v) and 0 < v <= MAX_IMAGE_SIDE for v in size)):
+                raise DataError(f"{path}: 'image_size' should be [height, width] in whole pixels (each "
+                                f"1..{MAX_IMAGE_SIDE})")
+            size = (int(size[0]), int(size[1]))
         dist = d.get("D")
         if dist is not None:
             if not (isinstance(dist, list) and len(dist) in (4, 5, 8)

@@ -124,6 +124,16 @@ def test_malformed_calibration_names_file_and_key(tmp_path: Path, real_data: Pat
     js.write_text(json.dumps({"K": np.eye(3).tolist(), "T_lidar_to_cam": np.eye(4).tolist(), "image_size": [0]}))
     with pytest.raises(DataError, match=r"rig\.json: 'image_size' should be \[height, width\]"):
         Rig.load(js)
+    for bad in ([375.5, 1242], [375, float("nan")], [True, 1242], ["375", 1242], [375, 1242, 3]):
+        js.write_text(json.dumps({"K": np.diag([700.0, 700, 1]).tolist(), "T_lidar_to_cam": np.eye(4).tolist(),
+                                  "image_size": bad}))
+        with pytest.raises(DataError, match=r"rig\.json: 'image_size' should be \[height, width\] in whole"):
+            Rig.load(js)
+    # a size written from a float array (375.0) is the same whole size
+    K = [[700.0, 0, 620], [0, 700, 187], [0, 0, 1]]
+    js.write_text(json.dumps({"K": K, "T_lidar_to_cam": np.eye(4).tolist(), "image_size": [375.0, 1242.0]}))
+    size = Rig.load(js).image_size
+    assert size == (375, 1242) and all(type(v) is int for v in size)
     js.write_text("{broken")
     with pytest.raises(DataError, match=r"rig\.json: calibration is not readable JSON"):
         Rig.load(js)
