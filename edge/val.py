@@ -100,6 +100,8 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
                      ) -> tuple[Sequence[Any], str]:
     """(samples, what they are) for ``--data SPEC``: one line naming the spec (and ``option``, the one it came
     from: ``--eval-data`` for the export's gate) when it cannot be read."""
+    from edge.models.contract import LazySamples, family_code
+
     head, opts = _split(spec)
     if not head:
         raise DataError(f"{option} {spec!r}: names no data (synthetic[:N] or a path the family reads)")
@@ -136,12 +138,16 @@ def labelled_samples(card: Any, cfg: dict[str, Any], spec: str, option: str = "-
         if str(e).startswith((str(path), os.path.abspath(path), option)):
             raise
         raise DataError(f"{option} {spec}: {e}") from None
-    except TypeError as e:  # a reader taking **options that passes them on: an unknown key fails in there
-        if not opts or not ("unexpected keyword" in str(e) or "multiple values" in str(e)):
+    except Exception as e:
+        # a reader taking **options that passes them on: an unknown key fails in there
+        if isinstance(e, TypeError) and opts and ("unexpected keyword" in str(e) or "multiple values" in str(e)):
+            raise DataError(f"{option} {spec}: unknown option ({reader.formats})") from None
+        with family_code(card.name, f"labelled reader on {option} {spec}"):  # the family's own bug: one line
             raise
-        raise DataError(f"{option} {spec}: unknown option ({reader.formats})") from None
     if not samples:
         raise DataError(f"{path}: no labelled samples in it ({reader.formats})")
+    if isinstance(samples, LazySamples) and not samples.family:  # a failing load names the family too
+        samples.family = card.name
     return samples, f"{len(samples)} labelled samples from {path}"
 
 

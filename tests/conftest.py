@@ -117,7 +117,7 @@ def _export(tmp_path_factory: pytest.TempPathFactory, family: str) -> Path:
         from edge.export.api import export_card
         from edge.models import get_card
 
-        export_card(family, out, config=get_card(family).test_config, dynamic_batch=True)
+        export_card(family, out, config=get_card(family).test_config_name, dynamic_batch=True)
 
     return _shared(tmp_path_factory, family, f"{family}_tiny", build)
 

@@ -41,7 +41,7 @@ from edge.calibration.gate import within_budget
 from edge.calibration.ov_pays import ov_reason as _ov_reason
 from edge.calibration.ov_pays import time_irs as _time_irs
 from edge.calibration.quantize import MIN_INT8_DOT, short_dots
-from edge.errors import DataError, ExportError, first_line
+from edge.errors import DataError, ExportError, SpecError, first_line
 
 PRECISIONS = ("fp32", "fp16", "int8")
 #: an fp16 form whose outputs are further than this from PyTorch's (relative to each output's largest
@@ -305,11 +305,19 @@ class PrecisionJob:
         key = (pname, role)
         if key not in self._recorded:
             calib = role == "calibration"
-            seqs = self.calib_samples().sequences if calib else self.eval_samples()[:PARITY_SAMPLES]
+            sset = self.calib_samples() if calib else None
+            seqs = sset.sequences if sset is not None else self.eval_samples()[:PARITY_SAMPLES]
             kept: dict[str, list[dict[str, np.ndarray]]] = {}
             with self.program(pname, files) as prog:
-                for seq in seqs:  # one at a time, thinned as it goes: a long calibration set is not all kept
-                    for g, got in prog.graph_feeds(self.card, [seq], preprocessed=calib).items():
+                for i, seq in enumerate(seqs):  # one at a time, thinned as it goes: a long set is not all kept
+                    try:
+                        feeds = prog.graph_feeds(self.card, [seq], preprocessed=calib)
+                    except SpecError as e:  # a user's set of feeds the graph refuses (an index past its table)
+                        if sset is None:
+                            raise
+                        where = sset.ids[i] if i < len(sset.ids) else sset.source
+                        raise DataError(f"--calib {where}: {e}") from None
+                    for g, got in feeds.items():
                         kept.setdefault(g, []).extend(got)
                         _thin(kept[g])
             if calib:  # a graph the program never ran on these samples has nothing to calibrate on: said here,

@@ -171,6 +171,10 @@ def _write(out: str | os.PathLike[str], jobs: Sequence[GraphJob], manifest: dict
                     w.manifest["graphs"][job.name] = io.to_dict()
                     if job is jobs[0]:
                         w.manifest["io"] = io.to_dict()
+                    # ... and so do the runtimes the gate opens on the files being written (an integer input's
+                    # index range: a --calib set of indices past the table was ONNX Runtime's error about a
+                    # temporary file instead of the input's one line)
+                    job.io = io
                 export_s = time.time() - t0
                 import onnx
 

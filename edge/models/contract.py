@@ -219,7 +219,8 @@ def family_code(family: str, part: str) -> Iterator[None]:
     except (EdgeError, ImportError, OSError):  # ours; a missing extra (the CLI says which pip line); the machine's
         raise
     except Exception as e:
-        raise ModelError(f"model '{family}': {part} raised {type(e).__name__}: {first_line(e)}") from e
+        who = f"model '{family}'" if family else "the model family"
+        raise ModelError(f"{who}: {part} raised {type(e).__name__}: {first_line(e)}") from e
 
 
 def record_and_payload(family: str, out: Any) -> tuple[dict[str, Any], Any]:
@@ -343,9 +344,14 @@ class LazySamples(Sequence[Sample]):
     loaded frames held the whole set in memory. ``load(i)`` returns sample ``i`` (a problem with that one file is
     its one-line DataError); a slice is a list of loaded samples."""
 
-    def __init__(self, n: int, load: Callable[[int], Sample]) -> None:
+    def __init__(self, n: int, load: Callable[[int], Sample], family: str = "") -> None:
         self._n = int(n)
-        self._load = load
+        self._load_fn = load
+        self.family = family  # named when ``load`` fails in a way of its own (not its DataError)
+
+    def _load(self, j: int) -> Sample:
+        with family_code(self.family, f"labelled reader's load of sample {j}"):
+            return self._load_fn(j)
 
     def __len__(self) -> int:
         return self._n
@@ -467,7 +473,9 @@ class ModelCard:
     #: families that estimate the rig's LiDAR-to-camera extrinsic name the record key holding it
     #: (a 4x4 list); ``edge calibrate`` runs such a bundle and combines the frames' estimates
     rig_output: str | None = None
-    test_config: str = "tiny"  # the config tests and CI use (seconds on 2 CPU cores)
+    #: the config tests and CI use (seconds on 2 CPU cores); "" (the default): ``tiny`` where the card has one, else
+    #: its ``default_config`` (a user's family need not name a config as ours do)
+    test_config: str = ""
     #: config keys added after checkpoints had shipped, with the value that means what a config
     #: without the key did; a checkpoint lacking them gets these values when it is loaded (so its
     #: bundle states them), instead of the newest configs' defaults
@@ -531,12 +539,19 @@ class ModelCard:
                          if not isinstance(p, ProgramSpec)][:1]
         return problems
 
+    @property
+    def test_config_name(self) -> str:
+        """The config tests and CI use: ``test_config`` when set, else ``tiny`` where the card has one, else the
+        default (resolved here, not stored: a card copied with ``dataclasses.replace`` and other configs keeps
+        resolving against its own)."""
+        return self.test_config or ("tiny" if "tiny" in self.configs else self.default_config)
+
     def __post_init__(self) -> None:
         typed = self._field_types()
         if typed:  # the checks below read these fields
             raise ModelError(f"family '{self.name}': " + "; ".join(typed))
         problems = []
-        for what, key in (("default", self.default_config), ("test", self.test_config)):
+        for what, key in (("default", self.default_config), ("test", self.test_config_name)):
             if key not in self.configs:
                 problems.append(f"{what} config '{key}' is not in configs {sorted(self.configs)}")
         names = [p.name for p in self.programs]
@@ -606,7 +621,8 @@ class ModelCard:
         if bare:  # a bare array: the family reads frame.data and frame.meta
             raise DataError(f"model '{self.name}': sensor {bare[0]}: a Frame (edge.data.frame.Frame), got "
                             f"{type(frames[bare[0]]).__name__}")
-        return self.preprocess(frames, cfg)
+        with family_code(self.name, "preprocess"):  # its DataError (an unusable frame set) passes as it is
+            return self.preprocess(frames, cfg)
 
     def postprocessed(self, out: Mapping[str, np.ndarray], frames: Frames, cfg: Config) -> tuple[dict[str, Any], Any]:
         """``postprocess(out, frames, cfg)``, checked as :meth:`make` checks ``build``: a failure of the family's own

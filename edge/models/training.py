@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from edge.errors import ModelError
-from edge.models.contract import Config, ModelCard
+from edge.models.contract import Config, ModelCard, family_code
 
 
 class Trained(NamedTuple):
@@ -150,14 +150,16 @@ def _loop(card: ModelCard, model: Any, source: Iterator[dict[str, np.ndarray]], 
             if pos > sched.last_epoch:
                 sched.last_epoch = pos - 1
                 sched.step()
-        b = next(source, None)
+        with family_code(card.name, "trainer's batches"):  # a user's renderer: one line naming the family
+            b = next(source, None)
         if b is None:
             ended = deadline is None or time.monotonic() < deadline  # not the end of time: of the batches
             if not ended and not done:  # weights that never saw a batch are not a trained model
                 raise ModelError(f"model '{card.name}': no training batch arrived within the time limit (its "
                                  "renderer is stuck or slower than the limit)")
             break
-        loss, _ = tr.loss(model, b)
+        with family_code(card.name, "trainer's loss"):
+            loss, _ = tr.loss(model, b)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tr.clip_grad:

@@ -88,7 +88,10 @@ class FamilyTask:
         return self.program.preprocess(self.card, frames)  # camera bytes for inputs its engines preprocess
 
     def infer(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.program.step(x)
+        from edge.models.contract import family_code
+
+        with family_code(self.name, f"program '{self.program.spec.name}'"):  # the card's runner, as edge val says
+            return self.program.step(x)
 
     def prepare(self, sizes: Mapping[str, tuple[int, int]]) -> None:
         """The sources' camera sizes, before the first frame (see ``Source.frame_sizes``)."""

@@ -271,8 +271,10 @@ def test_malformed_cards_are_refused(toyfam: Any) -> None:
     base = toyfam.card()
     with pytest.raises(ModelError, match="program names repeat"):
         dataclasses.replace(base, programs=(*base.programs, *base.programs))
-    with pytest.raises(ModelError, match="test config 'tiny' is not in configs"):
-        dataclasses.replace(base, configs={"default": base.configs["default"]})
+    with pytest.raises(ModelError, match="test config 'tiny' is not in configs"):  # named, it must exist
+        dataclasses.replace(base, configs={"default": base.configs["default"]}, test_config="tiny")
+    # not named: tests use the default config
+    assert dataclasses.replace(base, configs={"default": base.configs["default"]}).test_config_name == "default"
     with pytest.raises(ModelError, match="calls unknown graphs"):
         dataclasses.replace(base, programs=(ProgramSpec("x", ("embed", "nope"), toyfam.Runner),))
     main = base.programs[0]
@@ -688,6 +690,76 @@ def test_a_users_family_code_that_raises_is_one_line_naming_the_part(toyfam: Any
             task.draw(Result(0, {}, {}, None))
     finally:
         task.close()
+
+
+def test_a_users_preprocess_reader_loss_and_runner_in_the_loop_are_named(toyfam: Any, registered: list[str],
+                                                                         tmp_path: Path) -> None:
+    """Found by a review: a user's family whose preprocess, labelled-data reader (or its lazy loader) or trainer's
+    loss raised gave `edge val`, `edge-export --calib/--eval-data` and `edge train` a traceback (exit 1), and `edge
+    run` said "infer failed: KeyError" for its runner. Each is one ModelError naming the family and the part; the
+    family's own DataError (an unusable frame set, the loop's counted skip) passes as it is."""
+    from edge.export.api import export_card
+    from edge.models import LazySamples
+    from edge.models.training import train
+    from edge.stream.task import FamilyTask
+    from edge.val import labelled_samples
+
+    card = dataclasses.replace(toyfam.card(), name="toyb")
+    cfg = card.config("tiny")
+    frames = card.data.samples(cfg, "evaluation", 1, 0)[0][0]
+
+    def boom(*a: Any, **k: Any) -> Any:
+        raise ValueError("boom")
+
+    def unusable(*a: Any, **k: Any) -> Any:
+        raise DataError("this frame set cannot be used")
+
+    with pytest.raises(ModelError, match=r"^model 'toyb': preprocess raised ValueError: boom$"):
+        dataclasses.replace(card, preprocess=boom).preprocessed(frames, cfg)
+    with pytest.raises(DataError, match=r"^this frame set cannot be used$"):
+        dataclasses.replace(card, preprocess=unusable).preprocessed(frames, cfg)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("")
+    reader = dataclasses.replace(card.data.labelled, read=lambda path, cfg, limit=None: boom())
+    bad_reader = dataclasses.replace(card, data=dataclasses.replace(card.data, labelled=reader))
+    with pytest.raises(ModelError, match=rf"^model 'toyb': labelled reader on --data {labels} raised ValueError: "):
+        labelled_samples(bad_reader, cfg, str(labels))
+    with pytest.raises(DataError, match="unknown option colour"):  # still the spec's error, not the reader's bug
+        labelled_samples(bad_reader, cfg, f"{labels},colour=red")
+    reader = dataclasses.replace(card.data.labelled, read=lambda path, cfg, limit=None: LazySamples(2, boom))
+    lazy = dataclasses.replace(card, data=dataclasses.replace(card.data, labelled=reader))
+    got, _ = labelled_samples(lazy, cfg, str(labels))
+    with pytest.raises(ModelError, match=r"^model 'toyb': labelled reader's load of sample 1 raised ValueError"):
+        got[1]
+    bad_loss = dataclasses.replace(card, trainer=dataclasses.replace(card.trainer, loss=boom))
+    with pytest.raises(ModelError, match=r"^model 'toyb': trainer's loss raised ValueError: boom$"):
+        train(bad_loss, cfg, steps=1, batch=2)
+
+    bundle, _ = export_card(_variant(toyfam, "toyb").name, tmp_path / "b", config="tiny")
+    registered.append("toyb")
+
+    class Broken(toyfam.Runner):
+        def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            raise KeyError("exploded")
+
+    task = FamilyTask(bundle, card=card)
+    try:
+        task.program.runner = Broken(task.program.runtimes, task.program.cfg)
+        with pytest.raises(ModelError, match=r"^model 'toyb': program 'main' raised KeyError: 'exploded'$"):
+            task.infer(task.preprocess(frames))
+    finally:
+        task.close()
+
+
+def test_a_users_card_needs_no_config_named_tiny(toyfam: Any) -> None:
+    """A user's card of configs "small" and "big" was refused: "test config 'tiny' is not in configs" (a name
+    only our families use, a field the README's template never mentions). Without one, tests use the default."""
+    card = toyfam.card()
+    own = dataclasses.replace(card, configs={"small": card.configs["tiny"], "big": card.configs["default"]},
+                              default_config="small")
+    assert own.test_config_name == "small" and card.test_config_name == "tiny"
+    with pytest.raises(ModelError, match=r"test config 'huge' is not in configs \['big', 'small'\]"):
+        dataclasses.replace(own, test_config="huge")
 
 
 def test_a_family_without_draw_refuses_save_and_its_out_folder_has_no_video(

@@ -30,7 +30,7 @@ from edge.program import evaluate, load_program, run_samples, torch_program  # n
 def test_card_imports_and_preprocesses_without_torch(family: str) -> None:
     code = ("import sys; sys.modules['torch'] = None\n"
             "import edge.models as m\n"
-            f"c = m.get_card('{family}'); cfg = c.config(c.test_config)\n"
+            f"c = m.get_card('{family}'); cfg = c.config(c.test_config_name)\n"
             "s = c.data.samples(cfg, 'calibration', 1, 0)[0]\n"
             "feeds = c.preprocess(s[0], cfg)\n"
             "assert feeds and all(hasattr(v, 'shape') for v in feeds.values())\n"
@@ -42,7 +42,7 @@ def test_card_imports_and_preprocesses_without_torch(family: str) -> None:
 def _seeded_tiny(family: str) -> tuple:
     """(card, tiny config, its model with seeded random weights)."""
     card = get_card(family)
-    cfg = card.config(card.test_config)
+    cfg = card.config(card.test_config_name)
     torch.manual_seed(0)
     return card, cfg, card.build(cfg).eval()
 
@@ -65,7 +65,7 @@ def test_graph_specs_match_their_modules(family: str) -> None:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_program_scores_in_torch_and_draws(family: str) -> None:
     card = get_card(family)
-    cfg = card.config(card.test_config)
+    cfg = card.config(card.test_config_name)
     model = card.build(cfg).eval()
     samples = card.data.samples(cfg, "evaluation", 2, 0)
     for spec in card.programs:

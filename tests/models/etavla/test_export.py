@@ -163,3 +163,27 @@ def test_reduced_copies_of_an_opset_23_export_say_which_graphs_have_attention(tm
     assert att["onnx-fp32-encode"] == att["onnx-fp16-encode"] == "none"
     m = onnx.load(str(b.file(b.artifact(name="onnx-fp16-policy")["file"])))
     assert "Attention" not in {n.op_type for n in m.graph.node}
+
+
+def test_a_calibration_set_of_words_past_the_vocabulary_names_the_file(tmp_path: Path) -> None:
+    """Found by a review: a --calib .npz whose token ids lie past the vocabulary reached ONNX Runtime, whose error
+    named a temporary file of the half-written export ("...partial/policy.onnx: onnxruntime cannot run these
+    inputs"). The export's own spec of the graph knows the table's size: the set's sample and input are named."""
+    import numpy as np
+
+    import edge
+    from edge.errors import DataError
+    from edge.export.api import export_card
+
+    card = edge.get_card("etavla")
+    cfg = card.config(card.test_config_name)
+    feeds = card.preprocessed(card.data.samples(cfg, "evaluation", 1, 0)[0][0], cfg)
+    calib = tmp_path / "cal.npz"
+    words = np.repeat(feeds["instruction"], 2, 0)
+    words[1, 0] = 10_000
+    np.savez(calib, views=np.repeat(feeds["views"], 2, 0), instruction=words)
+    with pytest.raises(DataError, match=rf"^--calib {calib}\[1\]: graph 'policy': input 'instruction': values "
+                                        r"0\.\.10000, outside 0\.\.\d+: it indexes a table of"):
+        export_card("etavla", tmp_path / "b", config=card.test_config_name, precisions="fp32,int8", calib=str(calib),
+                    calib_size=2, eval_size=2)
+    assert not (tmp_path / "b").exists()

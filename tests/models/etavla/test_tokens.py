@@ -101,7 +101,7 @@ def test_a_bundles_vocabulary_is_checked_before_any_command_uses_it(change, says
     card = get_card("etavla")
     for cfg in card.configs.values():
         check_config(cfg, card, "m.json")
-    cfg = copy.deepcopy(card.configs[card.test_config])
+    cfg = copy.deepcopy(card.configs[card.test_config_name])
     change(cfg)
     with pytest.raises(BundleError, match=f"m.json: .model.config. vocab.*{says}"):
         check_config(cfg, card, "m.json")
