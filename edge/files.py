@@ -101,6 +101,13 @@ def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeErro
 
     p = Path(path)
     text = os.fspath(path)
+    if text == "-":  # the shell's "standard output": a file of that name appeared in the working folder
+        raise (error or DataError)(f"{option} -: standard output is not an output here ({option} writes a file, "
+                                   "renamed onto its name when complete); name a file")
+    if p.is_symlink():  # the rename replaces the link itself (a link to /proc/self/fd/1 made /dev/stdout a file)
+        raise (error or DataError)(f"{p}: is a symbolic link (to {os.readlink(p)}); {option} writes a file renamed "
+                                   "onto this name, which would replace the link, not write where it points: name "
+                                   "the file itself")
     ends = folder_end(text)
     if ends is not None:  # a name ending in a separator names a folder: Path() drops it, and the write made a file
         raise (error or DataError)(f"{text}: names a folder (it ends in '{ends}'); {option} needs a file name")

@@ -52,9 +52,17 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
     if out is not None:
         if out.exists() and not out.is_dir():
             raise DataError(f"{out}: --out must be a folder")
-        save = save or (out / "overlay.mp4" if draws(bundle) else None)
-        jsonl = jsonl or out / f"{results_name(bundle)}.jsonl"
-        stats = stats or out / "summary.json"
+        given = {o: Path(v) for o, v in (("--save", save), ("--jsonl", jsonl), ("--stats", stats)) if v is not None}
+        implied = {o: v for o, v in (("--save", None if save else out / "overlay.mp4" if draws(bundle) else None),
+                                     ("--jsonl", None if jsonl else out / f"{results_name(bundle)}.jsonl"),
+                                     ("--stats", None if stats else out / "summary.json")) if v is not None}
+        for o, v in given.items():  # said as the user wrote them ("--jsonl and --stats" named an option never given)
+            same = next((i for i in implied.values() if i.absolute() == v.absolute()), None)
+            if same is not None:
+                raise DataError(f"{o} {v}: is the file --out {out} writes ({same.name}); name another file")
+        save = save or implied.get("--save")
+        jsonl = jsonl or implied["--jsonl"]
+        stats = stats or implied["--stats"]
     console = make_console(stderr=True)
     if out is not None and out.is_dir():  # an earlier run's results another family named otherwise stay beside
         # this run's and read as its own (one family's results file beside another's): said, not deleted

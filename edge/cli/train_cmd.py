@@ -266,7 +266,13 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                                                init_state=init_state, progress=report, init_partial=init_partial,
                                                device=device, workers=workers, time_limit=time_limit, freeze=freeze,
                                                qat=qat)
-        except (MemoryError, RuntimeError, ValueError, IndexError, TypeError) as e:
+        except (MemoryError, RuntimeError, ValueError, IndexError, TypeError, ModelError) as caught:
+            # the family's loss or batches raising is one ModelError naming it (edge.models.contract.family_code):
+            # what it raised decides here as it did before
+            e = caught.__cause__ if isinstance(caught, ModelError) and caught.__cause__ is not None else caught
+            if isinstance(e, ModelError) or not isinstance(e, MemoryError | RuntimeError | ValueError | IndexError
+                                                            | TypeError):
+                raise
             if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and OUT_OF_MEMORY.search(str(e))):
                 # torch's allocator says so as a RuntimeError
                 raise EdgeError(f"--batch {batch}: out of memory ({first_line(e, 160)}); give a smaller --batch"

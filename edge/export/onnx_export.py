@@ -157,7 +157,11 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], io: IOSpec, path
                 module, args, dynamo=True, input_names=io.input_names, output_names=io.output_names,
                 dynamic_shapes=_dynamic_shapes(io, module), opset_version=opset, optimize=True, verbose=False,
             )
+        try:
             prog.save(str(path), external_data=external)
+        except OSError as e:  # a full disk, a file-size limit: the output's, not the model's ("export failed")
+            raise ExportError(f"{Path(path).parent}: cannot write the ONNX graph {Path(path).name} "
+                              f"({e.strerror or 'short write: disk full?'})") from None
     except ExportError:
         raise
     except Exception as e:

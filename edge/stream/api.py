@@ -262,13 +262,8 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         caption = shown if not precision or precision == "fp32" else f"{shown} {precision}"
         pipe = Pipeline(sources, task, sinks, policy=policy, sync_tolerance_ms=sync_ms, rig=the_rig,
                         stall_s=stall_s, live=live, max_frames=max_frames, caption=caption)
-        # the handlers stay until the summary is on disk too: a signal while the outputs commit is noted
-        # (the run is already ending), never a reason to leave them half-written
-        with pipe.signals(handle_signals, then=signals_after):
-            try:
-                summary = pipe.run(handle_signals=handle_signals)
-            except StoppedWithOutputs as e:  # the outputs of the frames before the error are kept: so is their summary
-                stopped, summary = e, {**e.summary, "error": str(e)}
+        def complete(summary: dict[str, Any]) -> None:
+            """The run's notes and outputs, in its summary."""
             from edge.bench.machine import fp16_note, int8_note, machine
             from edge.program import INT8_NOT_CHOSEN
 
@@ -295,22 +290,51 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                                   # a sink that wrote nothing (a point dump of a camera-only run) made nothing
                                   if (hasattr(s, "path") or hasattr(s, "folder"))
                                   and getattr(s, "frames", getattr(s, "files", 1)) > 0}
-            if stats is not None and summary["frames"] > 0:
-                from edge.errors import DataError
-                from edge.files import atomic_path
 
+        def finish(summary: dict[str, Any]) -> Any:
+            """Once every output is written and checked: the summary completed and, with ``--stats``, written
+            under a temporary name; the call that names it (or removes it, when the outputs are discarded)."""
+            complete(summary)
+            if stats is None or summary["frames"] <= 0:
+                return None
+            from edge.errors import DataError
+            from edge.files import clean_stale_files, fsync_file, partial_file
+
+            dest = Path(stats)
+            clean_stale_files(dest.parent if str(dest.parent) else Path("."), dest.name)  # a killed run's file
+            summary["outputs"]["stats"] = str(stats)  # as the file written says, once named
+            tmp = partial_file(dest, ".tmp")
+            try:
+                tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
+                fsync_file(tmp)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                del summary["outputs"]["stats"]
+                raise DataError(f"{dest}: cannot write ({e.strerror or e})") from None
+
+            def done(commit: bool) -> None:
                 try:
-                    with atomic_path(Path(stats), DataError) as tmp:
-                        tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
-                except EdgeError as e:
-                    if stopped is None:
-                        raise
-                    # the run's own error stays the one said; the summary's failure is added to it
-                    stopped = StoppedWithOutputs(f"{stopped}; its summary was not written: {e}", stopped.summary,
-                                                 stopped.error)
-                else:
-                    summary["outputs"]["stats"] = str(stats)
-            elif stats is not None:
+                    if commit:
+                        os.replace(tmp, dest)
+                except OSError as e:
+                    raise DataError(f"{dest}: cannot write ({e.strerror or e})") from None
+                finally:
+                    tmp.unlink(missing_ok=True)  # after the rename it is gone already
+                    if not commit:
+                        summary["outputs"].pop("stats", None)
+
+            return done
+
+        # the handlers stay until the summary is on disk too: a signal while the outputs commit is noted
+        # (the run is already ending), never a reason to leave them half-written
+        with pipe.signals(handle_signals, then=signals_after):
+            try:
+                summary = pipe.run(handle_signals=handle_signals, finish=finish)
+            except StoppedWithOutputs as e:  # the outputs of the frames before the error are kept: so is their summary
+                stopped, summary = e, e.summary
+            if "outputs" not in summary:  # a run that processed no frame: nothing to commit, its notes all the same
+                complete(summary)
+            if stats is not None and "stats" not in summary["outputs"]:
                 from edge.files import remove_made
 
                 remove_made(made)

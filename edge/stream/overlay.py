@@ -102,33 +102,53 @@ class VideoWriter:
 
     _size: tuple[int, ...] = ()
 
-    def close(self, commit: bool = True) -> None:
-        """Release the encoder; with ``commit`` the file gets its name only once it is on disk and reads
-        back whole (OpenCV reports write errors, such as a full disk, only as FFmpeg log lines)."""
+    def prepare(self) -> None:
+        """The first half of a commit: release the encoder and check that the file is on disk and reads back whole,
+        still under its temporary name (OpenCV reports write errors, such as a full disk, only as FFmpeg log
+        lines); a DataError when it does not. :meth:`close` then only gives it its name."""
         if self._w is None:
             return
         w, self._w = self._w, None
-        tmp = self._tmp
-        assert tmp is not None
-        try:
-            w.release()
-            if commit:
-                from edge.files import fsync_file
+        w.release()
+        assert self._tmp is not None
+        self._check(self._tmp)
+        self._ready = True
 
-                try:
-                    fsync_file(tmp)
-                except OSError as e:
-                    raise DataError(f"{self.path}: cannot write the video ({e.strerror}); nothing was kept") from None
-                readable = readable_frames(tmp, self.frames)
-                if readable != self.frames:
-                    raise DataError(f"{self.path}: the video did not write completely ({readable} of {self.frames} "
-                                    "frames read back; disk full?); nothing was kept")
+    def _check(self, tmp: Path) -> None:
+        from edge.files import fsync_file
+
+        try:
+            fsync_file(tmp)
+        except OSError as e:
+            raise DataError(f"{self.path}: cannot write the video ({e.strerror}); nothing was kept") from None
+        readable = readable_frames(tmp, self.frames)
+        if readable != self.frames:
+            raise DataError(f"{self.path}: the video did not write completely ({readable} of {self.frames} "
+                            "frames read back; disk full?); nothing was kept")
+
+    def close(self, commit: bool = True) -> None:
+        """Release the encoder; with ``commit`` the file gets its name only once it is on disk and reads
+        back whole (checked here unless :meth:`prepare` checked it)."""
+        tmp, self._tmp = self._tmp, None
+        if tmp is None:
+            return
+        try:
+            if self._w is not None:
+                w, self._w = self._w, None
+                w.release()
+                if commit:
+                    self._check(tmp)
+            elif not self._ready:  # prepare() raised: its file is not the video
+                commit = False
+            if commit:
                 try:
                     os.replace(tmp, self.path)
                 except OSError as e:
                     raise DataError(f"{self.path}: cannot write the video ({e.strerror}); nothing was kept") from None
         finally:
             tmp.unlink(missing_ok=True)  # after a commit it is gone already
+
+    _ready = False
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -166,7 +166,7 @@ class Pipeline:
         return self._stop.is_set()
 
     # ----------------------------------------------------------------- run
-    def run(self, handle_signals: bool = True) -> dict[str, Any]:
+    def run(self, handle_signals: bool = True, finish: Any = None) -> dict[str, Any]:
         """Open everything, run until the sources end, ``stop()``, a signal or ``max_frames``; the summary.
 
         Raises a one-line EdgeError when opening fails, a stage fails (sinks are then discarded) or a
@@ -174,9 +174,15 @@ class Pipeline:
         caught until every sink has committed (a caller that writes more afterwards, like
         :func:`edge.stream.run`, holds :meth:`signals` itself across that too). A run that processed
         no frame commits nothing.
+
+        Outputs commit in two halves: every sink is prepared (written and checked under its temporary name) before
+        any is given its name, so one that fails leaves none of the run's outputs. ``finish(summary)``, called once
+        all are prepared, writes what the caller adds to them (the summary file) under a temporary name and returns
+        ``done(commit)``, called after the sinks are named (True: name it) or discarded (False: remove it); when
+        ``finish`` raises, nothing is kept either.
         """
         with self.signals(handle_signals):
-            return self._run()
+            return self._run(finish)
 
     @contextlib.contextmanager
     def signals(self, enabled: bool = True, *, then: Any = None) -> Iterator[None]:
@@ -203,7 +209,7 @@ class Pipeline:
 
     _signals_held = False
 
-    def _run(self) -> dict[str, Any]:
+    def _run(self, finish: Any = None) -> dict[str, Any]:
         opened_src: list[Source] = []
         opened_sinks: list[Any] = []
         try:
@@ -239,6 +245,9 @@ class Pipeline:
         ok = False
         pending: BaseException | None = None
         before_close = 0  # errors up to here are the run's (a source's, a stage's); later ones a sink's commit
+        commit_error: str | None = None  # a sink's prepare or the caller's finish failed: no output is kept
+        publish: Any = None
+        summary: dict[str, Any] | None = None
         try:
             self._run_threads()
             # a stage error means the results may be wrong: discard; a source error (device gone) leaves
@@ -250,6 +259,19 @@ class Pipeline:
                      and t.frames == 0]
             ok = not self._stage_failed and not never and self.stats.e2e.count > 0
             before_close = len(self._errors)
+            if ok:
+                commit_error = self._prepare_sinks()
+                ok = commit_error is None
+            if ok:
+                summary = self.summary()
+                if self._errors:  # a source's error with the frames before it kept: the summary says it
+                    summary["error"] = self._stopped_message(self._errors[0])
+                if finish is not None:
+                    try:
+                        publish = finish(summary)
+                    except EdgeError as e:
+                        stopped = f" (the run had stopped: {self._errors[0]})" if self._errors else ""
+                        commit_error, ok = f"{e}; no output of the run was kept{stopped}", False
         finally:
             sys.setswitchinterval(switch)
             if self.gave_up:  # a stage still runs, maybe inside a sink: discard them without waiting on it
@@ -264,15 +286,39 @@ class Pipeline:
                                             f"{first_line(e)}")
                     except BaseException as e:  # KeyboardInterrupt without our handlers: finish the others first
                         pending = pending or e
+        if publish is not None:  # the caller's file: named once the sinks are, else discarded with them
+            publish(ok and pending is None and len(self._errors) == before_close)
         if pending is not None:
             raise pending
+        if commit_error is not None:  # every output was discarded: that is the run's one line
+            raise EdgeError(commit_error)
         if self._errors:  # a run error with results kept: say so (the outputs hold the frames before it)
-            n = self.stats.e2e.count
-            if ok and before_close:
-                raise StoppedWithOutputs(f"{self._errors[0]} (the {n} frame(s) before it were processed and their "
-                                         "outputs kept)", self.summary(), self._errors[0])
-            raise EdgeError(self._errors[0])
-        return self.summary()
+            if ok and before_close and len(self._errors) == before_close:
+                assert summary is not None
+                raise StoppedWithOutputs(summary["error"], summary, self._errors[0])
+            raise EdgeError(self._errors[-1] if len(self._errors) > before_close else self._errors[0])
+        if summary is None:
+            return self.summary()
+        summary["interrupted"] = self._interrupted  # a signal that landed while the outputs were named is noted too
+        return summary
+
+    def _stopped_message(self, error: str) -> str:
+        return f"{error} (the {self.stats.e2e.count} frame(s) before it were processed and their outputs kept)"
+
+    def _prepare_sinks(self) -> str | None:
+        """Every sink's first half of its commit (:meth:`edge.stream.sinks.Sink.prepare`); the first failure's one
+        line (the caller then discards them all), or None."""
+        for sink in self.sinks:
+            prepare = getattr(sink, "prepare", None)
+            if prepare is None:  # a user's sink written before prepare existed: its close() commits in one step
+                continue
+            try:
+                prepare()
+            except Exception as e:
+                said = str(e) if isinstance(e, EdgeError) else (f"sink {getattr(sink, 'name', sink)}: prepare failed: "
+                                                                f"{type(e).__name__}: {first_line(e)}")
+                return said if "was kept" in said else f"{said}; no output of the run was kept"
+        return None
 
     def summary(self) -> dict[str, Any]:
         out = self.stats.summary()

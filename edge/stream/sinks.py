@@ -36,8 +36,14 @@ class Sink:
     def write(self, result: Result) -> None:
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """The first half of a commit: finish writing and check what was written, still under its temporary name
+        (a DataError when it is not whole). The loop prepares every sink before it commits any, and one that fails
+        discards them all: a run's output files are all of that run, or none of it (a video that failed its check
+        beside a JSONL that got its name mixed two runs in a reused --out folder)."""
+
     def close(self, commit: bool = True) -> None:
-        """Finish; ``commit`` False discards (the run failed)."""
+        """Finish; ``commit`` False discards (the run failed). After :meth:`prepare`, a commit only names."""
 
     def note(self) -> str | None:
         """One line on what went wrong while writing without stopping the run (None: nothing)."""
@@ -49,6 +55,10 @@ def _check_parent(path: Path) -> list[Path]:
     try:
         made = make_folder(path.parent.absolute())
     except OSError as e:
+        dangling = next((f for f in (path.parent, *path.parent.parents) if f.is_symlink() and not f.exists()), None)
+        if dangling is not None:  # "File exists" said nothing about a link to nowhere
+            raise DataError(f"{path}: cannot create its folder: {dangling} is a symbolic link to "
+                            f"{os.readlink(dangling)}, which does not exist") from None
         raise DataError(f"{path}: cannot create its folder ({e.strerror})") from None
     if not os.access(path.parent, os.W_OK):
         remove_made(made)
@@ -102,11 +112,15 @@ class OverlaySink(Sink):
                     "none for these frames); nothing written")
         return None
 
+    def prepare(self) -> None:
+        if self._w is not None and self.frames > 0:
+            self._w.prepare()  # the file reads back whole, or a DataError
+
     def close(self, commit: bool = True) -> None:
         if self._w is not None:
             w, self._w = self._w, None
             try:
-                w.close(commit=commit and self.frames > 0)  # verifies the file before it gets its name
+                w.close(commit=commit and self.frames > 0)  # verified (prepare) before it gets its name
             except BaseException:
                 remove_made(self._made)
                 raise
@@ -147,8 +161,22 @@ class JsonlSink(Sink):
             raise DataError(f"{self.path}: cannot write ({e.strerror})") from None
         self.lines += 1
 
+    _synced = False
+
+    def prepare(self) -> None:
+        """Flushed and fsynced under the partial name (a full disk shows here)."""
+        if self._f is None or self.lines == 0 or self._synced:
+            return
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as e:
+            raise DataError(f"{self.path}: cannot write ({e.strerror}); nothing was kept") from None
+        self._synced = True
+
     def close(self, commit: bool = True) -> None:
-        """Commit = flushed, fsynced, renamed; a failure at any step removes the partial file and says so."""
+        """Commit = flushed, fsynced (:meth:`prepare`), renamed; a failure at any step removes the partial file
+        and says so."""
         if self._f is None:
             return
         f, self._f = self._f, None
@@ -156,7 +184,7 @@ class JsonlSink(Sink):
         kept = False  # set only once renamed: any exception before (KeyboardInterrupt too) removes the partial
         try:
             try:
-                if commit:
+                if commit and not self._synced:
                     f.flush()
                     os.fsync(f.fileno())
             finally:

@@ -418,3 +418,17 @@ def test_an_output_whose_length_the_values_decide_is_recorded_open(tmp_path: Pat
     out = edge.load(tmp_path / "b").infer({"x": np.ones((1, 8), np.float32)})
     assert out["output0"].shape == (8, 2)
     assert "does not match" not in capfd.readouterr().err  # ONNX Runtime's per-call shape warning
+
+
+def test_a_full_disk_while_saving_the_graph_names_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: a full disk under --out said "torch.onnx.export failed for LaneNet: [Errno 28] No space
+    left on device", blaming the model; it is the output's write now, and nothing is left behind."""
+    import errno
+
+    def full(self: object, *a: object, **k: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch.onnx.ONNXProgram, "save", full)
+    with pytest.raises(ExportError, match=r"cannot write the ONNX graph model\.onnx \(No space left on device\)$"):
+        edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []

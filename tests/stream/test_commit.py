@@ -97,9 +97,58 @@ def test_a_run_stopped_by_its_source_writes_the_summary_of_what_it_kept(tmp_path
     def full(*a: Any, **k: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(edge.files, "fsync_file", full)  # the summary's own write fails: the run's error is still said
-    with pytest.raises(EdgeError, match=r"device unplugged.*3 frame.*summary was not written.*No space left"):
-        run(None, "x", task=EchoTask(), stats=out / "summary.json", handle_signals=False)
+    # the summary's own write fails: nothing of the run is kept (its outputs without their summary were a run's
+    # files mixed with an earlier one's), and the run's own error is still said
+    monkeypatch.setattr(edge.files, "fsync_file", full)
+    with pytest.raises(EdgeError, match=r"summary\.json: cannot write \(No space left on device\); no output of the "
+                                        r"run was kept \(the run had stopped: .*device unplugged\)$"):
+        run(None, "x", task=EchoTask(), jsonl=out / "r2.jsonl", stats=out / "summary.json", handle_signals=False)
+    assert json.loads((out / "summary.json").read_text())["frames"] == 3 and not (out / "r2.jsonl").exists()
+    assert _leftovers(out) == []
+
+
+def test_an_output_failing_its_check_keeps_none_of_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: a video that failed its read-back (a full disk) beside a JSONL that had already got its name:
+    the run said "nothing was kept", kept the JSONL, wrote no summary, and a reused --out folder then held this run's
+    JSONL beside an earlier run's video and summary. Every output is checked before any is named: none is kept, and
+    the earlier run's files stay as they were, all of that run."""
+    import edge.stream.sources as sources
+    from edge.stream import overlay
+    from edge.stream.api import run
+
+    out = tmp_path / "o"
+    monkeypatch.setattr(sources, "open_source", lambda *a, **k: MemorySource(_images(3), count=3))
+    run(None, "x", task=EchoTask(), save=out / "v.mp4", jsonl=out / "r.jsonl", stats=out / "summary.json",
+        handle_signals=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["r.jsonl", "summary.json", "v.mp4"]
+    monkeypatch.setattr(overlay, "readable_frames", lambda path, expected: 0)  # the encoder's silent failure
+    with pytest.raises(EdgeError, match=r"v\.mp4: the video did not write completely \(0 of 5 frames read back; "
+                                        r"disk full\?\); nothing was kept$"):
+        monkeypatch.setattr(sources, "open_source", lambda *a, **k: MemorySource(_images(3), count=5))
+        run(None, "x", task=EchoTask(), save=out / "v.mp4", jsonl=out / "r.jsonl", stats=out / "summary.json",
+            handle_signals=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and _leftovers(out) == []
+
+    class Unchecked(Sink):  # a sink of the caller's own whose check fails: the others are discarded with it
+        name = "own"
+        committed: bool | None = None
+
+        def write(self, result: Any) -> None:
+            pass
+
+        def prepare(self) -> None:
+            raise RuntimeError("short write")
+
+        def close(self, commit: bool = True) -> None:
+            self.committed = commit
+
+    own = Unchecked()
+    p = Pipeline([MemorySource(_images(3), count=4)], EchoTask(), [JsonlSink(out / "r.jsonl"), own], policy="block")
+    with pytest.raises(EdgeError, match=r"^sink own: prepare failed: RuntimeError: short write; no output of the "
+                                        r"run was kept$"):
+        p.run(handle_signals=False)
+    assert own.committed is False and (out / "r.jsonl").read_bytes() == before["r.jsonl"] and _leftovers(out) == []
 
 
 class SignalInClose(Sink):

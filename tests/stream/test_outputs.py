@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,6 +191,42 @@ def test_a_pipe_or_device_is_not_an_output_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a regular file"):
         check_target("/dev/null", "--save")
     check_target(tmp_path / "new.jsonl", "--jsonl")
+
+
+def test_a_link_or_a_dash_is_not_an_output_file(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Found by a review: `--jsonl /dev/stdout` with stdout sent to a file (a link to /proc/self/fd/1 that leads to a
+    regular file) passed the check, and the commit's rename replaced the link (as root, /dev/stdout itself) with the
+    results; `--jsonl -` wrote a file named '-'. Both are refused before any work, links dangling or not; a folder
+    given by --out that is a link to nowhere says so ("cannot create its folder (File exists)"); an option naming
+    the file --out writes names --out (it named --jsonl, never given)."""
+    target = tmp_path / "real.jsonl"
+    target.write_text("kept\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(DataError, match=rf"^{link}: is a symbolic link \(to {target}\); --jsonl writes a file"):
+        check_target(link, "--jsonl")
+    (tmp_path / "dangling.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    with pytest.raises(DataError, match="is a symbolic link"):
+        check_target(tmp_path / "dangling.mp4", "--save")
+    with pytest.raises(DataError, match=r"^--jsonl -: standard output is not an output here"):
+        check_target("-", "--jsonl")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "edge.cli.main", "run", str(tiny_bundle), "--source",
+                               "synthetic:2", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    r = cli("--jsonl", str(link), "--stats", str(tmp_path / "s.json"))
+    assert r.returncode == 2 and "is a symbolic link" in r.stderr and link.is_symlink(), r.stderr
+    assert target.read_text() == "kept\n" and not (tmp_path / "s.json").exists()
+    r = cli("--jsonl", "-")
+    assert r.returncode == 2 and "standard output" in r.stderr and not (tmp_path / "-").exists(), r.stderr
+    (tmp_path / "gone").symlink_to(tmp_path / "no_such_folder")
+    r = cli("--out", str(tmp_path / "gone"))
+    assert r.returncode == 2 and f"{tmp_path / 'gone'} is a symbolic link to {tmp_path / 'no_such_folder'}, which " \
+        "does not exist" in r.stderr, r.stderr
+    r = cli("--out", str(tmp_path / "o"), "--stats", str(tmp_path / "o" / "lanes.jsonl"))
+    assert r.returncode == 2 and f"--stats {tmp_path / 'o' / 'lanes.jsonl'}: is the file --out {tmp_path / 'o'} " \
+        "writes (lanes.jsonl)" in r.stderr, r.stderr
 
 
 class PointsSource(Source):
