@@ -179,6 +179,7 @@ def from_images(folder: str | os.PathLike[str], card: Any, cfg: dict[str, Any], 
     from edge.data.images import list_images, read_image
 
     root = Path(folder)
+    _primary(card, str(root))  # a model of several sensors first: told "too few images", then that images cannot do
     files = list_images(root, recursive=True)
     if not files:
         raise DataError(f"{root}: no images ({', '.join(IMAGE_EXT)}) in calibration folder")
@@ -214,6 +215,7 @@ def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, 
     import cv2
 
     p = Path(path)
+    _primary(card, str(p))  # before counting its frames, as for a folder
     steps = card.data.sequence_length(cfg) if card.data is not None else 1
 
     def opened() -> Any:

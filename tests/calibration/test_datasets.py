@@ -220,6 +220,17 @@ def test_a_two_sensor_family_without_a_reader_keeps_its_advice(tmp_path: Path) -
     folder = _images(tmp_path / "imgs", 2)
     with pytest.raises(DataError, match=r"needs sensors .* calibrate with synthetic or an \.npz of step feeds"):
         load_samples(str(folder), card, card.config("tiny"), size=1)
+    # with more samples asked than the folder holds it was first told "2 images available for calibration, asked
+    # for 32" (a user who added 30 images was then refused for this reason): this reason comes first
+    with pytest.raises(DataError, match=r"needs sensors .* calibrate with synthetic or an \.npz of step feeds"):
+        load_samples(str(folder), card, card.config("tiny"), size=32)
+    from edge.stream.overlay import VideoWriter
+
+    with VideoWriter(tmp_path / "v.mp4", 10) as w:  # a video: the same, before its windows are counted
+        for _ in range(3):
+            w.write(np.zeros((32, 64, 3), np.uint8))
+    with pytest.raises(DataError, match=r"needs sensors .* calibrate with synthetic or an \.npz of step feeds"):
+        load_samples(str(tmp_path / "v.mp4"), card, card.config("tiny"), size=32)
 
 
 def test_labelled_calibration_needs_the_familys_reader(tmp_path: Path) -> None:

@@ -172,6 +172,14 @@ def check_rules(cfg: dict[str, Any]) -> None:
         raise ValueError(f"image_hw {list(cfg['image_hw'])}: height and width must be multiples of 16")
     if not 0 <= cfg["keep_mix"] <= 1:  # a probability
         raise ValueError(f"keep_mix {cfg['keep_mix']} is a probability: from 0 to 1")
+    from edge.models.etavla.tokens import TEMPLATES, words_of
+
+    # the command token and the longest of the family's own sentences: fewer failed training when that sentence
+    # was drawn, or exporting a checkpoint a short run had written (a review)
+    longest = max((t for ts in TEMPLATES.values() for t in ts), key=lambda t: len(words_of(t)))
+    if cfg["text_len"] < 1 + len(words_of(longest)):
+        raise ValueError(f"text_len {cfg['text_len']}: at least {1 + len(words_of(longest))} (the command token and "
+                         f"the {len(words_of(longest))} words of the family's longest instruction, '{longest}')")
 
 
 def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -126,3 +126,24 @@ def test_a_word_is_named_as_typed_and_a_command_with_no_words_is_the_bare_comman
     assert parse_instruction("left: take the next left.", v, 16)["text"] == "take the next left."
     with pytest.raises(DataError, match="unknown route command 'lefty'"):
         parse_instruction("lefty:", v, 16)
+
+
+def test_text_len_holds_every_sentence_of_the_family() -> None:
+    """Found by a review: `--set text_len=5` passed the config rules; training died when it drew "move to the left
+    lane", or wrote a checkpoint that no export could take. Refused before anything is built now, naming the minimum;
+    every shipped config holds all of the family's sentences."""
+    import edge
+    from edge.models.etavla.card import check_rules
+    from edge.models.etavla.tokens import TEMPLATES, tokenize
+
+    card = edge.get_card("etavla")
+    for name in card.configs:
+        cfg = card.config(name)
+        check_rules(cfg)
+        for command, sentences in TEMPLATES.items():
+            for text in sentences:
+                assert len(tokenize(command, text, cfg["vocab"], cfg["text_len"])) == cfg["text_len"]
+    cfg = card.config(card.test_config_name)
+    with pytest.raises(ValueError, match=r"^text_len 6: at least 7 \(the command token and the 6 words"):
+        check_rules({**cfg, "text_len": 6})
+    check_rules({**cfg, "text_len": 7})
