@@ -125,6 +125,9 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         raise DataError(f"--cuda {cuda!r}: use {' or '.join(IMPLEMENTATIONS)}")
     if preprocess == "engine" and not be.image_front:
         raise BackendUnavailable(f"--preprocess engine: backend '{backend}' cannot preprocess inside its engines")
+    if triton_repo is None and triton_device != "auto":  # taken and unused before, whatever its value
+        raise DataError(f"--triton-device {triton_device}: sets the instance kind of the Triton repository that "
+                        "--triton-repo DIR writes; give --triton-repo")
     b = Bundle.load(bundle)
     if triton_repo is not None:  # where the engines are built is where their repository can be written: checked first
         from edge.export.triton_repo import check_repo_out, instance_kind

@@ -65,7 +65,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         from edge.export.triton_repo import check_repo_out
 
         check_repo_out(Path(triton_repo).resolve(), Path(out).resolve())
-        _check_triton_sources(tb, targets, Path(out))
+        _check_triton_sources(tb, targets, Path(out), (precisions or ["fp32"])[-1])
     from edge.export.api import check_targets
 
     check_targets(targets, "--to")
@@ -193,7 +193,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                   f"  edge bench {bundle.path}")
 
 
-def _check_triton_sources(backends: list[str], targets: list[str], out: Path) -> None:
+def _check_triton_sources(backends: list[str], targets: list[str], out: Path, precision: str = "fp32") -> None:
     """Refuse, before any work, a Triton backend this export will give nothing to serve: OpenVINO needs the
     IRs (``--to ...,openvino``), TensorRT an engine built here (``--to ...,tensorrt`` on a machine with
     TensorRT); found after the export, the bundle was left written and the command failed."""
@@ -208,8 +208,8 @@ def _check_triton_sources(backends: list[str], targets: list[str], out: Path) ->
             reason = "not among --to" if "tensorrt" not in targets else f"TensorRT is not available here: {why}"
             raise ExportError(f"--triton-backends tensorrt: the repository serves an engine built by this export "
                               f"({reason}); engines are specific to the GPU and TensorRT version: export without "
-                              f"tensorrt in --triton-backends, then on the target `edge build {out} --triton-repo "
-                              "DIR` builds them and writes the repository")
+                              f"tensorrt in --triton-backends, then on the target `edge build {out} --precision "
+                              f"{precision} --triton-repo DIR` builds them and writes the repository")
 
 
 def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> dict[str, Any]:

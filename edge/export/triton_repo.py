@@ -286,9 +286,12 @@ def _plan_backend(bundle: Bundle, backend: str, graph: str, precision: str | Non
         return art, [_Copy(bundle.file(xml), "model.xml"), _Copy(bundle.file(bins[0]), "model.bin")], notes
     # tensorrt
     if art is None:
+        # a precision the bundle has an ONNX of (edge build's default, fp16, is not in an fp32-only bundle)
+        have = [a.get("precision") for a in bundle.artifacts if a.get("format") == "onnx" and a.get("graph") == graph]
+        p = precision if precision in have else next((x for x in ("fp16", "int8", "fp32") if x in have), "fp32")
         raise ExportError(f"{bundle.path}: no TensorRT engine for {want}; TensorRT engines are specific to the "
-                          f"GPU and TensorRT version: on the target, `edge build {bundle.path} --triton-repo DIR` "
-                          "builds them and writes the repository")
+                          f"GPU and TensorRT version: on the target, `edge build {bundle.path} --precision {p} "
+                          "--triton-repo DIR` builds them and writes the repository")
     if art.get("attention") == "plugin":
         raise ExportError(f"{bundle.path}: engine '{art['name']}' uses the Python EdgeAttention plugin, which "
                           "tritonserver cannot load; build it from an export with --attention decomposed or onnx")

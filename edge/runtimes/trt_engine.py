@@ -413,7 +413,8 @@ def trtexec_command(bundle: Any, graph: str, precision: str, profile: Mapping[st
                     workspace_mb: int) -> str:
     """The ``trtexec`` line that builds the same engine as ``edge build`` (for a machine where only the
     TensorRT tools exist, or to compare): the same ONNX, a strongly typed network (precision lives in the
-    ONNX), the same single optimization profile (omitted when every input is static) and workspace, and
+    ONNX), the same single optimization profile (omitted when every input is static: a dim the graph names gets
+    its shapes even when the profile fixes it, since trtexec takes a named dim not given as 1) and workspace, and
     fp32 without TF32."""
     import shlex
 
@@ -422,7 +423,10 @@ def trtexec_command(bundle: Any, graph: str, precision: str, profile: Mapping[st
              "--stronglyTyped", f"--memPoolSize=workspace:{int(workspace_mb)}M"]
     if precision == "fp32":
         parts.append("--noTF32")  # as edge build's fp32 engines: TF32 is on by default
-    if any(p["min"] != p["max"] for p in profile.values()):
+    # a graph with a named dim takes shapes, fixed ones too (--dim batch=8): trtexec sets an unnamed one to 1
+    io = bundle.graph_io(graph)
+    dynamic = any(isinstance(d, str) for t in io.inputs for d in t.shape)
+    if dynamic or any(p["min"] != p["max"] for p in profile.values()):
         for key, flag in (("min", "--minShapes"), ("opt", "--optShapes"), ("max", "--maxShapes")):
             parts.append(flag + "=" + ",".join(f"{n}:{'x'.join(str(d) for d in p[key])}" for n, p in profile.items()))
     line = " ".join(shlex.quote(p) for p in parts)

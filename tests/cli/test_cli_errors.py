@@ -359,8 +359,10 @@ def test_triton_repo_that_is_a_file_refused_before_exporting(work: Path) -> None
 
 @pytest.mark.parametrize(("extra", "needles"), [
     (["--triton-repo", "tr", "--triton-backends", "openvino"], ["--triton-backends openvino", "--to onnx,openvino"]),
+    # the edge build line names a precision the bundle will have (its default fp16 failed on an fp32 export)
     (["--triton-repo", "tr", "--triton-backends", "onnxruntime,tensorrt"], ["--triton-backends tensorrt",
-                                                                           "edge build"]),
+                                                                           "`edge build b --precision fp32 "
+                                                                           "--triton-repo DIR`"]),
     (["--triton-repo", "b"], ["must be separate folders"]),
     (["--triton-repo", "b/tr"], ["must be separate folders"]),
 ])

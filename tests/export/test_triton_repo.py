@@ -390,6 +390,8 @@ def test_tensorrt_without_engine_fails_before_writing(tiny_bundle: Path, tmp_pat
         write_triton_repo(tiny_bundle, parent / "repo", backends=["onnxruntime", "tensorrt"])
     msg = str(ei.value)
     assert "\n" not in msg and "edge build" in msg and "--triton-repo DIR" in msg
+    # with a precision the bundle has (edge build's default fp16 is not in an fp32-only bundle: the line failed)
+    assert f"`edge build {tiny_bundle} --precision fp32 --triton-repo DIR`" in msg, msg
     assert not (tmp_path / "new").exists()
 
 

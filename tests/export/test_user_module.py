@@ -432,3 +432,17 @@ def test_a_full_disk_while_saving_the_graph_names_the_output(tmp_path: Path, mon
     with pytest.raises(ExportError, match=r"cannot write the ONNX graph model\.onnx \(No space left on device\)$"):
         edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, tmp_path / "b")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_inside_another_bundle_is_refused(tmp_path: Path) -> None:
+    """Found by a review: `edge-export --out BUNDLE/sub` wrote a whole bundle inside another, whose next re-export
+    then refused its own folder ("it also holds sub/, which a re-export would delete")."""
+    from edge.errors import BundleError
+
+    outer = tmp_path / "outer"
+    edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, outer)
+    listed = sorted(p.name for p in outer.iterdir())
+    with pytest.raises(BundleError, match=rf"^{outer / 'sub'}: inside bundle {outer}, whose files are listed"):
+        edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, outer / "sub")
+    assert sorted(p.name for p in outer.iterdir()) == listed
+    edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, outer)  # and the outer one still re-exports

@@ -627,17 +627,25 @@ def test_trtexec_command_matches_what_edge_build_would_build(tmp_path: Path) -> 
     from types import SimpleNamespace
 
     from edge.runtimes.trt_engine import trtexec_command
+    from edge.spec import IOSpec, TensorSpec
 
-    b = SimpleNamespace(path=tmp_path, manifest={"attention": {"mode": "decomposed"}},
+    fixed = IOSpec((TensorSpec("x", "float32", (1, 3, 8)), TensorSpec("y", "float32", (1,))), ())
+    b = SimpleNamespace(path=tmp_path, manifest={"attention": {"mode": "decomposed"}}, graph_io=lambda g: fixed,
                         artifacts=[{"format": "onnx", "graph": "g", "precision": "fp32", "file": "g.onnx"},
                                    {"format": "onnx", "graph": "g", "precision": "int8", "file": "g.int8.onnx"}])
     static = {"x": {"min": [1, 3, 8], "opt": [1, 3, 8], "max": [1, 3, 8]}}
     line = trtexec_command(b, "g", "int8", static, 512)
     assert line == (f"trtexec --onnx={tmp_path / 'g.int8.onnx'} --saveEngine=g.int8.plan --stronglyTyped "
                     "--memPoolSize=workspace:512M")
+    b.graph_io = lambda g: IOSpec((TensorSpec("x", "float32", ("batch", 3, 8)), TensorSpec("y", "float32", (1,))), ())
     dyn = {"x": {"min": [1, 3, 8], "opt": [2, 3, 8], "max": [8, 3, 8]}, "y": {"min": [1], "opt": [1], "max": [1]}}
     line = trtexec_command(b, "g", "fp32", dyn, 512)
     assert "--minShapes=x:1x3x8,y:1 --optShapes=x:2x3x8,y:1 --maxShapes=x:8x3x8,y:1" in line
+    # a named dim fixed by the profile (--dim batch=8) is still given: trtexec took it as 1 (a batch-1 engine)
+    eight = {"x": {"min": [8, 3, 8], "opt": [8, 3, 8], "max": [8, 3, 8]}, "y": {"min": [1], "opt": [1], "max": [1]}}
+    assert "--minShapes=x:8x3x8,y:1 --optShapes=x:8x3x8,y:1 --maxShapes=x:8x3x8,y:1" in trtexec_command(
+        b, "g", "fp32", eight, 512)
+    b.graph_io = lambda g: fixed
     assert " --noTF32" in line  # fp32 as edge build makes it (int8 above: no such flag)
     # the hint goes by the file's own form: a plugin bundle's graph without attention (or its decomposed int8
     # copy) needs no plugin; it said so for every graph of a plugin bundle
@@ -1261,6 +1269,10 @@ def test_edge_build_writes_the_triton_repository_of_the_engines_it_built(
     with pytest.raises(DataError, match="--triton-device cpu"):
         run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
                   cuda=None, force=False, json_out=True, triton_repo=tmp_path / "r", triton_device="cpu")
+    # without --triton-repo it was taken and unused, whatever its value (a review)
+    with pytest.raises(DataError, match=r"^--triton-device bogus: sets the instance kind .* give --triton-repo$"):
+        run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
+                  cuda=None, force=False, json_out=True, triton_device="bogus")
     fake_env("10.3.0")
     res = run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=1:2:4"], workspace_mb=64,
                     timing_cache=None, cuda=None, force=False, json_out=True, check_engines=False,
