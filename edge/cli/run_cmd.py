@@ -57,7 +57,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
                                      ("--jsonl", None if jsonl else out / f"{results_name(bundle)}.jsonl"),
                                      ("--stats", None if stats else out / "summary.json")) if v is not None}
         for o, v in given.items():  # said as the user wrote them ("--jsonl and --stats" named an option never given)
-            same = next((i for i in implied.values() if i.absolute() == v.absolute()), None)
+            same = next((i for i in implied.values() if i.resolve() == v.resolve()), None)  # through '..' and links
             if same is not None:
                 raise DataError(f"{o} {v}: is the file --out {out} writes ({same.name}); name another file")
         save = save or implied.get("--save")

@@ -294,8 +294,10 @@ class Rig:
         if size is not None:
             # whole numbers, written as 375 or as 375.0 (a tool that wrote the size from a float array)
             if not (isinstance(size, list) and len(size) == 2
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                            and v == int(v) and 0 < v <= MAX_IMAGE_SIDE for v in size)):
+                    and all(not isinstance(v, bool) and (
+                        (isinstance(v, int) and 0 < v <= MAX_IMAGE_SIDE)  # an int past a float's range: no isfinite
+                        or (isinstance(v, float) and math.isfinite(v) and v == int(v) and 0 < v <= MAX_IMAGE_SIDE))
+                            for v in size)):
                 raise DataError(f"{path}: 'image_size' should be [height, width] in whole pixels (each "
                                 f"1..{MAX_IMAGE_SIDE})")
             size = (int(size[0]), int(size[1]))

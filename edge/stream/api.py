@@ -307,10 +307,12 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             try:
                 tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
                 fsync_file(tmp)
-            except OSError as e:
+            except BaseException as e:  # a Ctrl-C here too: no temporary file is left
                 tmp.unlink(missing_ok=True)
-                del summary["outputs"]["stats"]
-                raise DataError(f"{dest}: cannot write ({e.strerror or e})") from None
+                summary["outputs"].pop("stats", None)
+                if isinstance(e, OSError):
+                    raise DataError(f"{dest}: cannot write ({e.strerror or e})") from None
+                raise
 
             def done(commit: bool) -> None:
                 try:

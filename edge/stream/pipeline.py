@@ -105,7 +105,7 @@ class Pipeline:
         self.primary = task.sensors[0]
         # what every later stage sees in a frame set's meta, in order: the run's rig (--calib), then the
         # task's own additions (edge run --command)
-        self._rig_problems: dict[tuple[int, tuple[int, int]], str | None] = {}  # (id(rig), image hw) -> problem
+        self._rig_problems: dict[tuple[int, tuple[int, int]], tuple[Any, str | None]] = {}  # -> (rig, problem)
         self._annotators = [f for f in (self._with_rig if rig is not None else None, getattr(task, "annotate", None))
                             if f is not None]
         missing = [s for s in task.sensors if s not in provided]
@@ -257,12 +257,16 @@ class Pipeline:
             # keeping them left a run's outputs without its summary behind an exit 2
             never = [t for t in self._threads if t.error is not None and not isinstance(t.error, SystemExit)
                      and t.frames == 0]
-            ok = not self._stage_failed and not never and self.stats.e2e.count > 0
+            ran = not self._stage_failed and not never and self.stats.e2e.count > 0
             before_close = len(self._errors)
-            if ok:
+            # ``ok`` (name the outputs) only once all are checked and the summary written: anything raised before,
+            # a KeyboardInterrupt included, discards them all in the finally below
+            stopped = f" (the run had stopped: {self._errors[0]})" if self._errors else ""
+            if ran:
                 commit_error = self._prepare_sinks()
-                ok = commit_error is None
-            if ok:
+                if commit_error is not None:
+                    commit_error += stopped
+            if ran and commit_error is None:
                 summary = self.summary()
                 if self._errors:  # a source's error with the frames before it kept: the summary says it
                     summary["error"] = self._stopped_message(self._errors[0])
@@ -270,8 +274,12 @@ class Pipeline:
                     try:
                         publish = finish(summary)
                     except EdgeError as e:
-                        stopped = f" (the run had stopped: {self._errors[0]})" if self._errors else ""
-                        commit_error, ok = f"{e}; no output of the run was kept{stopped}", False
+                        commit_error = f"{e}; no output of the run was kept{stopped}"
+                    except Exception as e:  # a user's sink whose note() raised: one line, as its write() gives
+                        log.debug("summary failed", exc_info=True)
+                        commit_error = (f"the run's summary could not be made ({type(e).__name__}: {first_line(e)}); "
+                                        f"no output of the run was kept{stopped}")
+                ok = commit_error is None
         finally:
             sys.setswitchinterval(switch)
             if self.gave_up:  # a stage still runs, maybe inside a sink: discard them without waiting on it
@@ -870,9 +878,13 @@ class Pipeline:
             return
         hw = (int(img.data.shape[0]), int(img.data.shape[1]))
         key = (id(rig), hw)
-        if key not in self._rig_problems:  # once per rig and image size (a stream has one of each)
-            self._rig_problems[key] = principal_point_problem(rig.P, hw, sized=False)
-        problem = self._rig_problems[key]
+        held = self._rig_problems.get(key)
+        if held is None or held[0] is not rig:  # once per rig and image size (a stream has one of each); the rig is
+            # held with its answer, so a new rig given a freed one's id is not taken for it
+            if len(self._rig_problems) >= 64:  # a source making a new rig per frame: the cache stays small
+                self._rig_problems.clear()
+            held = self._rig_problems[key] = (rig, principal_point_problem(rig.P, hw, sized=False))
+        problem = held[1]
         if problem:
             where = img.meta.get("file") or f"{self.primary} frame"
             raise DataError(f"{where}: the rig ({rig.source or 'given'}): {problem}")

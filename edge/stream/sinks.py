@@ -253,6 +253,7 @@ class PointDumpSink(Sink):
         self._made: list[Path] = []
         self._written: list[Path] = []
         self._earlier: set[str] = set()  # the clouds the folder held when the run opened it
+        self._kept_aside: dict[Path, Path] = {}  # an earlier run's cloud this run wrote over -> where it waits
 
     def open(self) -> None:
         try:
@@ -279,6 +280,12 @@ class PointDumpSink(Sink):
         tmp = partial_file(final, ".npy")  # private to this run (np.save keeps a name ending in .npy)
         try:
             np.save(tmp, data)
+            if final.name in self._earlier and final not in self._kept_aside:
+                # an earlier run's cloud of this name: moved aside until this run commits, and put back if it does
+                # not (a run discarded by a failed video check deleted the earlier run's clouds)
+                aside = partial_file(final, ".npy")
+                os.replace(final, aside)
+                self._kept_aside[final] = aside
             os.replace(tmp, final)
         except OSError as e:
             tmp.unlink(missing_ok=True)
@@ -293,7 +300,14 @@ class PointDumpSink(Sink):
             for f in self._written:
                 f.unlink(missing_ok=True)
             self._written, self.files = [], 0
-        if self.files == 0:  # an empty folder is not a result
+        for final, aside in self._kept_aside.items():  # the earlier run's clouds: back, or replaced for good
+            with contextlib.suppress(OSError):
+                if commit:
+                    aside.unlink(missing_ok=True)
+                else:
+                    os.replace(aside, final)
+        self._kept_aside = {}
+        if self.files == 0 and not self._earlier:  # an empty folder is not a result
             remove_made(self._made)
 
     def write(self, result: Result) -> None:

@@ -29,7 +29,7 @@ from edge.errors import DataError, EdgeError
 from edge.stream.pipeline import Pipeline
 from edge.stream.sinks import JsonlSink, OverlaySink, PointDumpSink, Sink
 from edge.stream.sources import MemorySource, Source
-from tests.stream.test_pipeline import Breaks, EchoTask
+from tests.stream.test_pipeline import Breaks, EchoTask, UncheckedSink
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -149,6 +149,52 @@ def test_an_output_failing_its_check_keeps_none_of_the_run(tmp_path: Path, monke
                                         r"run was kept$"):
         p.run(handle_signals=False)
     assert own.committed is False and (out / "r.jsonl").read_bytes() == before["r.jsonl"] and _leftovers(out) == []
+
+
+def test_a_ctrl_c_or_a_users_sink_failing_in_the_commit_keeps_nothing(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review of the two-half commit: the outputs were marked to be named before they were checked, so a
+    KeyboardInterrupt while the video was read back or the summary written named the JSONL (and left the summary's
+    temporary file), and a user's sink whose note() raised was a traceback with the outputs kept. None is kept now;
+    a check failing after a source's error still says the source's error."""
+    import edge.files
+    import edge.stream.sources as sources
+    from edge.stream import overlay
+    from edge.stream.api import run
+
+    monkeypatch.setattr(sources, "open_source", lambda *a, **k: MemorySource(_images(3), count=3))
+    out = tmp_path / "o"
+
+    def interrupted(*a: Any, **k: Any) -> Any:
+        raise KeyboardInterrupt
+
+    for target, name in ((overlay, "readable_frames"), (edge.files, "fsync_file")):
+        with monkeypatch.context() as m:
+            m.setattr(target, name, interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                run(None, "x", task=EchoTask(), save=out / "v.mp4", jsonl=out / "r.jsonl", stats=out / "s.json",
+                    handle_signals=False)
+        assert not out.exists() or sorted(p.name for p in out.iterdir()) == [], name
+
+    class Noting(Sink):
+        name = "own"
+
+        def write(self, result: Any) -> None:
+            pass
+
+        def note(self) -> str | None:
+            raise ValueError("cannot say")
+
+    with pytest.raises(EdgeError, match=r"^the run's summary could not be made \(ValueError: cannot say\); no output "
+                                        r"of the run was kept$"):
+        run(None, "x", task=EchoTask(), jsonl=out / "r.jsonl", stats=out / "s.json", sinks=[Noting()],
+            handle_signals=False)
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+
+    full = UncheckedSink("f.jsonl: cannot write (No space left on device); nothing was kept")
+    with pytest.raises(EdgeError, match=r"^f\.jsonl: cannot write \(No space left on device\); nothing was kept \(the "
+                                        r"run had stopped: breaks: OSError: device unplugged\)$"):
+        Pipeline([Breaks(3)], EchoTask(), [full], policy="block").run(handle_signals=False)
 
 
 class SignalInClose(Sink):

@@ -470,3 +470,25 @@ def test_a_folder_named_like_options_is_a_folder(tmp_path: Path, monkeypatch: py
         from edge.val import _split
 
         assert _split("synthetic:30,seed=3") == ("synthetic:30", {"seed": "3"})
+
+
+def test_the_streams_rig_check_is_per_rig_object_not_per_id() -> None:
+    """Found by a review: the check's answer was cached by id(rig), which Python gives again to a new rig once the
+    old one is freed: a source making a rig per frame had frames of a good calibration skipped and bad ones drawn."""
+    from edge.data.frame import Frame
+    from edge.stream.pipeline import Pipeline
+    from edge.stream.sources import MemorySource
+    from tests.stream.test_pipeline import EchoTask
+
+    img = np.zeros((188, 621, 3), np.uint8)
+    full = Rig(np.array([[721.5, 0, 609.6, 0], [0, 721.5, 172.9, 0], [0, 0, 1, 0]]), np.eye(4), None, "full size")
+    half = Rig(np.array([[360.0, 0, 310.0, 0], [0, 360.0, 94.0, 0], [0, 0, 1, 0]]), np.eye(4), None, "half size")
+    p = Pipeline([MemorySource([img], count=1)], EchoTask(), [], policy="block")
+    with pytest.raises(DataError, match=r"the rig \(full size\): its principal point \(609\.6, 172\.9\) is far"):
+        p._check_rig({"camera": Frame(img, 0, 0, "camera", {"rig": full})})
+    # another rig under the id the first one had: answered for itself
+    p._rig_problems[(id(half), (188, 621))] = p._rig_problems.pop((id(full), (188, 621)))
+    p._check_rig({"camera": Frame(img, 0, 1, "camera", {"rig": half})})
+    for _ in range(100):  # a new rig every frame: the answers held stay few
+        p._check_rig({"camera": Frame(img, 0, 2, "camera", {"rig": Rig(half.P, half.T_lidar_to_cam)})})
+    assert len(p._rig_problems) <= 64

@@ -227,6 +227,9 @@ def test_a_link_or_a_dash_is_not_an_output_file(tiny_bundle: Path, tmp_path: Pat
     r = cli("--out", str(tmp_path / "o"), "--stats", str(tmp_path / "o" / "lanes.jsonl"))
     assert r.returncode == 2 and f"--stats {tmp_path / 'o' / 'lanes.jsonl'}: is the file --out {tmp_path / 'o'} " \
         "writes (lanes.jsonl)" in r.stderr, r.stderr
+    # spelled through '..' (or a link to the folder): the same file, the same line
+    r = cli("--out", str(tmp_path / "o"), "--jsonl", str(tmp_path / "o" / ".." / "o" / "summary.json"))
+    assert r.returncode == 2 and "is the file --out" in r.stderr and "(summary.json)" in r.stderr, r.stderr
 
 
 class PointsSource(Source):
@@ -284,6 +287,32 @@ def test_a_failed_run_keeps_no_point_dump(tmp_path: Path) -> None:
     sink = PointDumpSink(tmp_path / "ok")
     Pipeline([PointsSource(3)], FailAt(99), [sink], policy="block").run(handle_signals=False)
     assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == [f"lidar_{i:06d}.npy" for i in range(3)]
+
+
+def test_a_discarded_run_leaves_an_earlier_runs_point_clouds_as_they_were(tmp_path: Path) -> None:
+    """Found by a review of the two-half commit: a run discarded by another output's failed check (a video on a full
+    disk) removed the clouds it had written over an earlier run's of the same names, so that run's dump was gone.
+    An earlier cloud this run writes over is kept aside and put back when the run keeps nothing."""
+    from tests.stream.test_pipeline import UncheckedSink
+
+    first = PointDumpSink(tmp_path / "pts")
+    Pipeline([PointsSource(3)], FailAt(99), [first], policy="block").run(handle_signals=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "pts").iterdir()}
+
+    class Other(PointsSource):  # other clouds under the same names
+        def __iter__(self) -> Iterator[Frame]:
+            for f in super().__iter__():
+                yield Frame(np.ones(7, POINT_DTYPE), f.t_capture_ns, f.seq, f.sensor, {}) if f.sensor == "lidar" else f
+
+    unwritten = UncheckedSink("v.mp4: the video did not write completely; nothing was kept")
+    with pytest.raises(EdgeError, match="nothing was kept"):
+        Pipeline([Other(5)], FailAt(99), [PointDumpSink(tmp_path / "pts"), unwritten],
+                 policy="block").run(handle_signals=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "pts").iterdir()} == before
+    Pipeline([Other(2)], FailAt(99), [PointDumpSink(tmp_path / "pts")], policy="block").run(handle_signals=False)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "pts").iterdir()}  # a kept run replaces them for good
+    assert sorted(after) == sorted(before) and after["lidar_000002.npy"] == before["lidar_000002.npy"]
+    assert after["lidar_000000.npy"] != before["lidar_000000.npy"]
 
 
 def test_a_point_dump_over_an_earlier_ones_names_what_it_did_not_write(tmp_path: Path) -> None:

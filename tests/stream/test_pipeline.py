@@ -53,6 +53,21 @@ class EchoTask:
         pass
 
 
+class UncheckedSink(Sink):
+    """A sink whose output fails its check (``prepare``) with ``why``: a video on a full disk, a JSONL not fsynced."""
+
+    name = "unchecked"
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def write(self, result: Any) -> None:
+        pass
+
+    def prepare(self) -> None:
+        raise DataError(self.why)
+
+
 class ListSink(Sink):
     name = "list"
 

@@ -283,15 +283,18 @@ def test_shipped_checkpoint_record() -> None:
 
 
 def test_renderer_error_reaches_the_training_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A failure in the background renderer is raised in train(), not a hang."""
+    """A failure in the background renderer is raised in train(), not a hang: one line naming the family's batches,
+    the renderer's own exception chained."""
+    from edge.errors import ModelError
     from edge.models.lane import train as lane_train
 
     def boom(*a, **k):  # type: ignore[no-untyped-def]
         raise RuntimeError("renderer broke")
 
     monkeypatch.setattr(lane_train, "generate_clip", boom)
-    with pytest.raises(RuntimeError, match="renderer broke"):
+    with pytest.raises(ModelError, match=r"^model 'lane': trainer's batches raised RuntimeError: renderer broke$") as e:
         train(lane.CONFIGS["tiny"], steps=2, batch=1)
+    assert isinstance(e.value.__cause__, RuntimeError)
 
 
 def _decode_lanes_loop(loc: np.ndarray, exist: np.ndarray, cfg: dict, oh: int, ow: int, hs: np.ndarray) -> list:
