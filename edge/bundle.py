@@ -320,7 +320,7 @@ def check_out(out: str | os.PathLike[str]) -> None:
     """Refuse an ``--out`` that a bundle may not replace, before any export work (BundleError)."""
     from edge.files import check_replaceable
 
-    inside = enclosing_bundle(out)
+    inside = enclosing_bundle(out) or enclosing_bundle(Path(out).resolve())  # through a link, as the writer goes
     if inside is not None:  # its files are listed and hashed: a bundle in it made a re-export of it refuse the folder
         raise BundleError(f"{out}: inside bundle {inside}, whose files are listed and hashed in its manifest; "
                           "--out must be a folder outside it")

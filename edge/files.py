@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from edge.errors import BundleError, DataError, EdgeError
 
@@ -278,22 +279,50 @@ def clean_stale_files(folder: str | os.PathLike[str], name: str | None = None) -
     import re
 
     stem = re.escape(_partial_stem(name)) if name is not None else r"[^/]+"
-    pat = re.compile(rf"^\.{stem}\.(\d+)-\d+\.partial[^/]*$")
     removed = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return removed
-    for p in entries:
-        m = pat.match(p.name)
-        if m is None or p.is_symlink() or not p.is_file():
-            continue
+    for p, m in _files_named(folder, re.compile(rf"^\.{stem}\.(\d+)-\d+\.partial[^/]*$")):
         pid = int(m.group(1))
         if pid != os.getpid() and not _pid_alive(pid) and _unmodified_for(p, STALE_AFTER_S):
             with contextlib.suppress(OSError):
                 p.unlink()
                 removed.append(p)
     return removed
+
+
+#: the suffix of :func:`partial_file`'s name for an earlier output moved aside until the run writing over it commits
+ASIDE = ".aside"
+
+
+def _files_named(folder: str | os.PathLike[str], pat: Any) -> Iterator[tuple[Path, Any]]:
+    """(path, match) of the regular files (not links) in ``folder`` whose names ``pat`` matches; none when the
+    folder cannot be listed."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return
+    for p in entries:
+        m = pat.match(p.name)
+        if m is not None and not p.is_symlink() and p.is_file():
+            yield p, m
+
+
+def put_back_aside(folder: str | os.PathLike[str]) -> list[Path]:
+    """Move back onto their names the earlier outputs a dead run had moved aside (``partial_file(final, ASIDE)``) and
+    never committed over: the name holds that run's uncommitted file. At once, as an ``.old-<pid>`` folder is:
+    :func:`clean_stale_files` would otherwise delete them as its leftovers (the earlier run's files were lost for
+    good after a SIGKILL). Returns the names restored."""
+    import re
+
+    restored = []
+    for p, m in _files_named(folder, re.compile(rf"^\.(.+)\.(\d+)-\d+\.partial{re.escape(ASIDE)}$")):
+        if len(m.group(1).encode()) > LONG_NAME:
+            continue  # (a long name is a digest: its output's name is not known here)
+        pid = int(m.group(2))
+        if pid != os.getpid() and not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.replace(p, p.with_name(m.group(1)))
+                restored.append(p.with_name(m.group(1)))
+    return restored
 
 
 def _unmodified_for(path: Path, seconds: float) -> bool:

@@ -68,7 +68,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
         # this run's and read as its own (one family's results file beside another's): said, not deleted
         mine = {Path(p).name for p in (save, jsonl, stats) if p is not None}
         earlier = sorted(p.name for p in out.iterdir() if p.is_file() and p.name not in mine
-                         and (p.suffix == ".jsonl" or p.stem == "overlay"))
+                         and (p.suffix == ".jsonl" or p.stem == "overlay" or p.name == "summary.json"))
         if earlier:
             console.print(f"note: {out} also holds {', '.join(earlier[:3])}{' ...' if len(earlier) > 3 else ''} "
                           "from an earlier run; this run does not write or replace them", highlight=False)

@@ -294,8 +294,11 @@ class Pipeline:
                                             f"{first_line(e)}")
                     except BaseException as e:  # KeyboardInterrupt without our handlers: finish the others first
                         pending = pending or e
-        if publish is not None:  # the caller's file: named once the sinks are, else discarded with them
-            publish(ok and pending is None and len(self._errors) == before_close)
+        if publish is not None:  # the caller's file: named once the sinks are, else discarded with them (a sink that
+            # failed only to take its name leaves the others named: their summary is named beside them)
+            publish(ok and pending is None)
+        if ok and len(self._errors) > before_close:  # ... and the error says they were kept
+            self._errors[-1] += "; the run's other outputs were kept"
         if pending is not None:
             raise pending
         if commit_error is not None:  # every output was discarded: that is the run's one line
@@ -831,7 +834,13 @@ class Pipeline:
         if want_image:
             res._image = self._compose(res, e2e)
         for sink in self.sinks:
-            sink.write(res)
+            try:
+                sink.write(res)
+            except EdgeError:
+                raise
+            except Exception as e:  # a user's sink: named (it was "postprocess failed", the stage it runs in)
+                raise EdgeError(f"sink {getattr(sink, 'name', type(sink).__name__)}: write failed: "
+                                f"{type(e).__name__}: {first_line(e)}") from e
             if getattr(sink, "quit", False):  # a display window's q / Esc
                 self.stop()
         st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)

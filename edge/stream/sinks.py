@@ -20,7 +20,16 @@ import numpy as np
 from edge import jsonout
 from edge.data.frame import is_points
 from edge.errors import DataError
-from edge.files import check_target, clean_stale_files, make_folder, partial_file, probe_write, remove_made
+from edge.files import (
+    ASIDE,
+    check_target,
+    clean_stale_files,
+    make_folder,
+    partial_file,
+    probe_write,
+    put_back_aside,
+    remove_made,
+)
 from edge.stream.task import Result
 
 
@@ -260,8 +269,9 @@ class PointDumpSink(Sink):
             self._made = make_folder(self.folder.absolute())
         except OSError as e:
             raise DataError(f"{self.folder}: cannot create the point-cloud folder ({e.strerror})") from None
+        put_back_aside(self.folder)  # an earlier run's clouds a killed run had moved aside: back on their names
         clean_stale_files(self.folder)  # the clouds a killed run was writing
-        self._earlier = {p.name for p in self.folder.glob("*.npy") if p.is_file()}
+        self._earlier = {p.name for p in self.folder.glob("*.npy") if p.is_file() and not p.name.startswith(".")}
 
     def note(self) -> str | None:
         """The clouds an earlier run left in the folder that this run did not write over (they would read as
@@ -283,7 +293,7 @@ class PointDumpSink(Sink):
             if final.name in self._earlier and final not in self._kept_aside:
                 # an earlier run's cloud of this name: moved aside until this run commits, and put back if it does
                 # not (a run discarded by a failed video check deleted the earlier run's clouds)
-                aside = partial_file(final, ".npy")
+                aside = partial_file(final, ASIDE)  # a dead run's is put back by the next (put_back_aside)
                 os.replace(final, aside)
                 self._kept_aside[final] = aside
             os.replace(tmp, final)

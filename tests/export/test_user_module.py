@@ -445,4 +445,8 @@ def test_an_out_inside_another_bundle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match=rf"^{outer / 'sub'}: inside bundle {outer}, whose files are listed"):
         edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, outer / "sub")
     assert sorted(p.name for p in outer.iterdir()) == listed
+    (tmp_path / "deep").symlink_to(outer / "sub")  # through a link (to nowhere yet): where the writer would go
+    with pytest.raises(BundleError, match=rf"^{tmp_path / 'deep'}: inside bundle {outer}"):
+        edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, tmp_path / "deep")
+    assert sorted(p.name for p in outer.iterdir()) == listed
     edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, outer)  # and the outer one still re-exports

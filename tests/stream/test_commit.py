@@ -191,6 +191,15 @@ def test_a_ctrl_c_or_a_users_sink_failing_in_the_commit_keeps_nothing(tmp_path: 
             handle_signals=False)
     assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
 
+    class Writing(Sink):
+        name = "own"
+
+        def write(self, result: Any) -> None:
+            raise RuntimeError("boom at write")
+
+    # a user's sink failing in write() is named as such (it was "postprocess failed", the stage it runs in)
+    with pytest.raises(EdgeError, match=r"^sink own: write failed: RuntimeError: boom at write$"):
+        Pipeline([MemorySource(_images(3), count=2)], EchoTask(), [Writing()], policy="block").run(handle_signals=False)
     full = UncheckedSink("f.jsonl: cannot write (No space left on device); nothing was kept")
     with pytest.raises(EdgeError, match=r"^f\.jsonl: cannot write \(No space left on device\); nothing was kept \(the "
                                         r"run had stopped: breaks: OSError: device unplugged\)$"):
@@ -240,7 +249,8 @@ def test_failed_commit_is_one_line_and_the_others_commit(tmp_path: Path, monkeyp
 
     jsonl = JsonlSink(tmp_path / "r.jsonl")
     p = Pipeline([MemorySource(_images(3), count=4)], EchoTask(), [Broken(), jsonl], policy="block")
-    with pytest.raises(EdgeError, match=r"^sink broken: OSError: .*No space left on device$"):
+    with pytest.raises(EdgeError, match=r"^sink broken: OSError: .*No space left on device; the run's other outputs "
+                                        r"were kept$"):
         p.run(handle_signals=False)
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 4
 

@@ -227,6 +227,10 @@ def test_a_link_or_a_dash_is_not_an_output_file(tiny_bundle: Path, tmp_path: Pat
     r = cli("--out", str(tmp_path / "o"), "--stats", str(tmp_path / "o" / "lanes.jsonl"))
     assert r.returncode == 2 and f"--stats {tmp_path / 'o' / 'lanes.jsonl'}: is the file --out {tmp_path / 'o'} " \
         "writes (lanes.jsonl)" in r.stderr, r.stderr
+    # a second run into --out with its summary elsewhere: the first run's summary.json there is said, as its JSONL is
+    assert cli("--out", str(tmp_path / "o5")).returncode == 0
+    r = cli("--out", str(tmp_path / "o5"), "--stats", str(tmp_path / "s2.json"))
+    assert r.returncode == 0 and "also holds summary.json from an earlier run" in r.stderr, r.stderr
     # spelled through '..' (or a link to the folder): the same file, the same line
     r = cli("--out", str(tmp_path / "o"), "--jsonl", str(tmp_path / "o" / ".." / "o" / "summary.json"))
     assert r.returncode == 2 and "is the file --out" in r.stderr and "(summary.json)" in r.stderr, r.stderr
@@ -313,6 +317,31 @@ def test_a_discarded_run_leaves_an_earlier_runs_point_clouds_as_they_were(tmp_pa
     after = {p.name: p.read_bytes() for p in (tmp_path / "pts").iterdir()}  # a kept run replaces them for good
     assert sorted(after) == sorted(before) and after["lidar_000002.npy"] == before["lidar_000002.npy"]
     assert after["lidar_000000.npy"] != before["lidar_000000.npy"]
+
+
+def test_a_killed_runs_point_dump_gives_back_the_earlier_clouds_it_moved_aside(tmp_path: Path) -> None:
+    """Found by a review: a run killed with SIGKILL left the earlier run's clouds it had written over under hidden
+    partial names, which the next run then deleted as leftovers (and its note counted them as clouds): the earlier
+    clouds were gone for good. The next run puts them back first, and counts only real clouds."""
+    import os
+
+    from edge.files import ASIDE, partial_file
+
+    folder = tmp_path / "pts"
+    Pipeline([PointsSource(3)], FailAt(99), [PointDumpSink(folder)], policy="block").run(handle_signals=False)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    dead = 2**22 + 12345  # a pid no process has here
+    aside = partial_file(folder / "lidar_000000.npy", ASIDE)
+    aside = aside.with_name(aside.name.replace(f".{os.getpid()}-", f".{dead}-"))
+    os.replace(folder / "lidar_000000.npy", aside)  # the killed run's move, then its own cloud under the name
+    np.save(folder / "lidar_000000.npy", np.ones(9, POINT_DTYPE))
+    (folder / f".lidar_000001.npy.{dead}-3.partial.npy").write_bytes(b"half")  # what it was writing when killed
+    sink = PointDumpSink(folder)
+    with pytest.raises(EdgeError, match="boom"):  # the next run (failing at once: it writes nothing)
+        Pipeline([PointsSource(3)], FailAt(0), [sink], policy="block").run(handle_signals=False)
+    assert sink._earlier == {"lidar_000000.npy", "lidar_000001.npy", "lidar_000002.npy"}  # no partial counted
+    after = {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.startswith(".")}
+    assert after == before and not aside.exists()  # the earlier run's clouds, all of them
 
 
 def test_a_point_dump_over_an_earlier_ones_names_what_it_did_not_write(tmp_path: Path) -> None:
