@@ -14,6 +14,7 @@ The graph given must run in ONNX Runtime (for a plugin-mode bundle: its ``*.ort.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -190,8 +191,17 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         name_nodes(model)  # nodes are excluded by name: an unnamed one gets the name short_dots gave it
     dst = Path(dst)
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantizer logs a pre-processing hint on the root logger every call
+    # the quantizer logs a pre-processing hint on the root logger every call: its own records below ERROR are
+    # dropped by a filter on that logger, for this thread only (the root's level set to ERROR silenced a host
+    # application's other threads' warnings meanwhile, and two quantizations at once could leave it there)
+    me = threading.get_ident()
+
+    def quantizer_hint(record: logging.LogRecord) -> bool:
+        path = record.pathname.replace("\\", "/")
+        return not (record.thread == me and record.levelno < logging.ERROR
+                    and "/onnxruntime/quantization/" in path)
+
+    root.addFilter(quantizer_hint)
     try:
         quantize_static(model, str(dst), _reader(calib, progress), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(op_types), per_channel=per_channel,
@@ -204,7 +214,7 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], cali
         msg = first_line(e)
         raise ExportError(f"{Path(src).name}: INT8 quantization failed ({msg})") from None
     finally:
-        root.setLevel(level)
+        root.removeFilter(quantizer_hint)
     return {"format": "qdq", "method": method, "op_types": list(op_types), "excluded": list(exclude),
             "short_dots": short,
             "per_channel": per_channel, "symmetric": symmetric, "activations": activations,

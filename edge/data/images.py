@@ -197,6 +197,8 @@ def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: Any, std: Any)
         raise DataError(f"expected an HxWx3 image array, got {type(img_bgr).__name__}")
     if img_bgr.ndim != 3 or img_bgr.shape[2] != 3 or 0 in img_bgr.shape:  # empty: OpenCV's resize assertion
         raise DataError(f"expected an HxWx3 image, got shape {tuple(img_bgr.shape)}")
+    if img_bgr.dtype != np.uint8:  # a float image in [0, 1] was taken as near black; int64 was OpenCV's assertion
+        raise DataError(f"expected a uint8 BGR image (a camera frame, 0..255), got {img_bgr.dtype}")
     h, w = hw
     if img_bgr.shape[:2] != (h, w):
         img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA)

@@ -541,6 +541,13 @@ def _as_numpy(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach"):
+        if getattr(x, "is_meta", False):  # torch's "Cannot copy out of meta tensor" (NotImplementedError) before
+            raise ExportError("example input is a meta tensor (a shape without data): give a real tensor or array "
+                              "of example values")
+        layout = str(getattr(x, "layout", "torch.strided"))
+        if layout != "torch.strided":  # a sparse tensor was told its float32 dtype has no numpy form
+            raise ExportError(f"example input has layout {layout.removeprefix('torch.')}: give a dense tensor "
+                              "(.to_dense()) or array")
         try:
             return x.detach().cpu().numpy()
         except TypeError as e:  # bfloat16: numpy has no such type (a raw TypeError before)

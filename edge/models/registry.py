@@ -35,7 +35,14 @@ _CARDS: dict[str, ModelCard] = {}
 
 
 def register(name: str, factory: Callable[[], ModelCard]) -> None:
-    """Add (or replace) a family at run time; ``factory()`` builds its card on first use."""
+    """Add (or replace) a family at run time; ``factory()`` builds its card on first use. A name that is not a
+    non-empty string without blanks or a callable that is not a factory is one ModelError here (``None`` broke
+    every later listing and lookup with a TypeError from sorting the names)."""
+    if not isinstance(name, str) or not name or name != name.strip() or any(c.isspace() for c in name):
+        raise ModelError(f"register: a family's name is a non-empty string without blanks, got {name!r}")
+    if not callable(factory):
+        raise ModelError(f"register('{name}', ...): give a function that returns the family's ModelCard, got "
+                         f"{type(factory).__name__}")
     _REGISTERED[name] = factory
     _CARDS.pop(name, None)
 

@@ -24,7 +24,9 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
 
     The bundle's files are verified against the manifest first; the artifact is chosen by the
     backend's formats, the graph (default: the bundle's first graph) and precision, or by ``artifact``
-    name (e.g. "openvino-int8-nncf-full").
+    name (e.g. "openvino-int8-nncf-full"). ``precision`` None is fp32 where the bundle has it for this backend
+    and graph, as :func:`edge.load_program` takes it (it was the backend's preferred form, an INT8 one, so the
+    outputs were quantized without a word), else the backend's own form (a TensorRT bundle built fp16 only).
     """
     from edge.bundle import Bundle
     from edge.errors import BundleError
@@ -35,7 +37,12 @@ def load(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *, 
             graph = b.artifact(name=artifact).get("graph")
     graph = graph or b.default_graph
     be = require(backend)
-    art = backend_artifact(b, backend, graph, precision, artifact)
+    art = None
+    if precision is None and artifact is None:
+        with contextlib.suppress(BundleError):
+            art = backend_artifact(b, backend, graph, "fp32")
+    if art is None:
+        art = backend_artifact(b, backend, graph, precision, artifact)
     return _opened(be, lambda: be.load(b, art, graph=graph, **_checked(options)))
 
 

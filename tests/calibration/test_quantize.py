@@ -71,6 +71,40 @@ def test_qdq_is_symmetric_per_channel_and_runs(graph, tmp_path: Path) -> None:  
         assert all(np.isfinite(e["rel"]) and e["rel"] < 0.5 for e in errs.values()), errs
 
 
+def test_the_quantizers_hint_is_dropped_but_not_the_processs_other_logs(graph, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """The quantizer logs a pre-processing hint on the root logger every call. It was silenced by setting the root
+    logger to ERROR for the call, which silenced every other thread's warnings too (a review): now only the
+    quantizer's own records of this thread are dropped, and the root's level is left as it was."""
+    import logging
+    import threading
+
+    src, io, cfg = graph
+    root = logging.getLogger()
+    level = root.level
+    calib = _feeds(cfg, io, "calibration", 2)
+    threads: list[threading.Thread] = []
+
+    def app(n: int) -> None:  # another thread of the host application logs while the quantizer runs
+        t = threading.Thread(target=lambda: logging.getLogger("app").warning("the host application's warning"))
+        t.start()
+        threads.append(t)
+
+    with caplog.at_level(logging.WARNING):
+        quantize_int8(src, tmp_path / "int8.onnx", calib, progress=app)
+        for t in threads:
+            t.join(5)
+    assert threads and root.level == level and not root.filters
+    assert not [r for r in caplog.records if "/onnxruntime/quantization/" in r.pathname.replace("\\", "/")]
+    assert [r.getMessage() for r in caplog.records if r.name == "app"] == ["the host application's warning"] * len(
+        threads)
+    caplog.clear()  # the filter is what drops the hint: without it the quantizer's records are there
+    with caplog.at_level(logging.WARNING), pytest.MonkeyPatch.context() as m:
+        m.setattr(logging.Logger, "addFilter", lambda self, f: None)
+        quantize_int8(src, tmp_path / "int8b.onnx", calib)
+    assert [r for r in caplog.records if "/onnxruntime/quantization/" in r.pathname.replace("\\", "/")]
+
+
 def test_calibration_and_evaluation_are_disjoint(graph) -> None:  # type: ignore[no-untyped-def]
     _, io, cfg = graph
     a = _feeds(cfg, io, "calibration", 3)

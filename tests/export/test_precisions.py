@@ -156,6 +156,17 @@ def test_onnxruntime_gets_its_own_int8_form(fp16_int8: tuple[Path, dict]) -> Non
     assert b.artifact(fmt="onnx", graph="full", precision="int8", prefer="openvino")["name"] == "onnx-int8-full"
 
 
+def test_edge_load_without_a_precision_is_fp32_as_load_program_is(fp16_int8: tuple[Path, dict]) -> None:
+    """Found by a review: edge.load(bundle, "onnxruntime") with no precision opened the backend's preferred form, the
+    U8S8 INT8 graph (OpenVINO: the NNCF IR), so a user's outputs were quantized without a word while
+    edge.load_program defaults to fp32. fp32 where the bundle has it; the INT8 forms when asked for."""
+    b = edge.Bundle.load(fp16_int8[0])
+    with edge.load(b, "onnxruntime") as rt:  # (ONNX Runtime runs the fp32 graph's lowering of the attention op)
+        assert Path(rt.model_path).name in ("model.onnx", "model.ort.onnx")
+    with edge.load(b, "onnxruntime", precision="int8") as rt:
+        assert Path(rt.model_path).name == b.artifact(name="onnx-int8-u8s8-full")["file"]
+
+
 def _types(model: Any) -> dict[str, int]:
     import onnx
 

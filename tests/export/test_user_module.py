@@ -450,3 +450,13 @@ def test_an_out_inside_another_bundle_is_refused(tmp_path: Path) -> None:
         edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, tmp_path / "deep")
     assert sorted(p.name for p in outer.iterdir()) == listed
     edge.export(Sub(), {"a": _ones(1.0), "b": _ones(2.0)}, outer)  # and the outer one still re-exports
+
+
+def test_meta_and_sparse_example_inputs_are_one_line(tmp_path: Path) -> None:
+    """Found by a review: a meta-device example was torch's NotImplementedError traceback, and a sparse one was told
+    its float32 dtype has no numpy form."""
+    with pytest.raises(ExportError, match=r"^example input is a meta tensor"):
+        edge.export(Sub(), {"a": torch.ones(1, 4, device="meta"), "b": _ones(2.0)}, tmp_path / "m")
+    with pytest.raises(ExportError, match=r"^example input has layout sparse_coo: give a dense tensor"):
+        edge.export(Sub(), {"a": torch.ones(1, 4).to_sparse(), "b": _ones(2.0)}, tmp_path / "s")
+    assert list(tmp_path.iterdir()) == []

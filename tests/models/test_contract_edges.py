@@ -751,6 +751,17 @@ def test_a_users_preprocess_reader_loss_and_runner_in_the_loop_are_named(toyfam:
         task.close()
 
 
+def test_register_refuses_a_name_or_factory_that_is_none() -> None:
+    """Found by a review: register(None, card) was taken, and every later edge.list_models() / get_card() was a
+    TypeError from sorting the names."""
+    for name in (None, "", " toy", "my family", 3):
+        with pytest.raises(ModelError, match="a family's name is a non-empty string without blanks"):
+            edge.models.register(name, lambda: None)  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match=r"register\('toyz', \.\.\.\): give a function"):
+        edge.models.register("toyz", None)  # type: ignore[arg-type]
+    assert "toyz" not in edge.list_models() and "lane" in edge.list_models()
+
+
 def test_a_users_card_needs_no_config_named_tiny(toyfam: Any) -> None:
     """A user's card of configs "small" and "big" was refused: "test config 'tiny' is not in configs" (a name
     only our families use, a field the README's template never mentions). Without one, tests use the default."""

@@ -182,6 +182,21 @@ def test_raw_images_only_for_the_named_inputs() -> None:
     assert image_feed(img, SPEC).shape == (3, 24, 40)
 
 
+def test_the_numpy_path_takes_camera_bytes_only_too() -> None:
+    """Found by a review: the numpy path (the documented reference) took a float image in [0, 1], a notebook's habit,
+    as a near-black frame, and an int64 one was "model 'lane': preprocess raised error: OpenCV ... Assertion
+    failed". Anything but uint8 is one DataError, as the engine path's."""
+    from edge.data.images import chw_feed
+    from edge.errors import DataError
+
+    img = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    assert chw_feed(img, (12, 16), 0.5, 0.25).shape == (3, 12, 16)
+    for bad in (img / 255.0, img.astype(np.float32), img.astype(np.uint16), img.astype(np.int64), img > 128):
+        with pytest.raises(DataError, match=rf"^expected a uint8 BGR image \(a camera frame, 0\.\.255\), got "
+                                            rf"{bad.dtype}$"):
+            chw_feed(bad, (12, 16), 0.5, 0.25)
+
+
 def test_program_refusals(tiny_bundle: Path) -> None:
     """engine preprocessing for a backend or program that cannot have it is one line, never a fallback."""
     from edge.program import load_program
