@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ def load_sensor_info(meta: str | Path) -> Any:
             raise DataError(f"{path}: {section}.udp_profile_lidar {str(profile)[:40]!r} is not an Ouster lidar "
                             f"packet profile ({', '.join(known[:6])}, ...)")
 
+    _transform_lengths(doc, str(path))
     try:
         info = core.SensorInfo(text)
     except Exception as e:  # the SDK lists every issue on its own line; keep them on one
@@ -102,6 +104,35 @@ def check_geometry(info: Any, where: str) -> None:
     window = [int(c) for c in fmt.column_window]
     if len(window) != 2 or not all(0 <= c < cols for c in window):
         raise DataError(f"{where}: column_window {window} is not inside 0..{cols - 1}")
+    # numbers every point is made of: 1e300 mm made every point infinite (a numpy overflow warning, exit 0)
+    for name in ("beam_altitude_angles", "beam_azimuth_angles"):
+        angles = np.asarray(getattr(info, name), np.float64)
+        if not (np.isfinite(angles).all() and (np.abs(angles) <= 360).all()):
+            raise DataError(f"{where}: {name} holds a value that is no angle in degrees")
+    origin = float(getattr(info, "lidar_origin_to_beam_origin_mm", 0.0))
+    if not (math.isfinite(origin) and abs(origin) <= MAX_BEAM_OFFSET_MM):
+        raise DataError(f"{where}: lidar_origin_to_beam_origin_mm {origin:g} is no sensor's (within "
+                        f"{MAX_BEAM_OFFSET_MM:g} mm)")
+    for name in ("lidar_to_sensor_transform", "beam_to_lidar_transform"):
+        m = np.asarray(getattr(info, name, np.eye(4)), np.float64)
+        if m.shape != (4, 4) or not np.isfinite(m).all() or np.abs(m[:3, 3]).max() > 1e4:
+            raise DataError(f"{where}: {name} is not a rigid transform in mm")
+
+
+#: the offset of the beams from the lidar's origin an Ouster sensor has (15.8 mm on an OS-1; a few cm at most)
+MAX_BEAM_OFFSET_MM = 1000.0
+
+
+def _transform_lengths(doc: Any, where: str, depth: int = 0) -> None:
+    """A ``*_transform`` array in the metadata that is not 16 numbers (ouster-sdk took [1, 2, 3] and put its
+    default transform in its place, without a word): one line."""
+    if depth > 4 or not isinstance(doc, dict):
+        return
+    for key, value in doc.items():
+        if key.endswith("_transform") and not (isinstance(value, list) and len(value) == 16):
+            raise DataError(f"{where}: {key} should be 16 numbers (a 4x4 matrix, row by row), got "
+                            f"{len(value) if isinstance(value, list) else type(value).__name__}")
+        _transform_lengths(value, where, depth + 1)
 
 
 class OusterDecoder:

@@ -163,6 +163,22 @@ def test_ouster_specs(real_data: Path) -> None:
         lidar_source(f"ouster:{pcap},meta={d / 'missing.json'}")
 
 
+def test_metadata_numbers_no_sensor_has_are_one_line(real_data: Path, tmp_path: Path) -> None:
+    """Found by a review: lidar_origin_to_beam_origin_mm 1e300 made every point infinite (a numpy overflow warning,
+    exit 0), and a lidar_to_sensor_transform of 3 numbers was replaced by ouster-sdk's default without a word."""
+    good = json.loads((real_data / "lidar/ouster" / f"{NAMES[1]}.json").read_text())
+    for key, value, says in (("lidar_origin_to_beam_origin_mm", 1e300, "lidar_origin_to_beam_origin_mm 1e\\+300 is "
+                                                                          "no sensor's"),
+                             ("lidar_to_sensor_transform", [1, 2, 3], "lidar_to_sensor_transform should be 16 numbers "
+                                                                      "\\(a 4x4 matrix, row by row\\), got 3"),
+                             ("beam_altitude_angles", [1e9] * len(good["beam_altitude_angles"]),
+                              "beam_altitude_angles holds a value that is no angle")):
+        meta = tmp_path / f"{key}.json"
+        meta.write_text(json.dumps({**good, key: value}))
+        with pytest.raises(DataError, match=rf"{key}\.json: {says}"):
+            load_sensor_info(meta)
+
+
 def test_ouster_pcap_without_meta_says_so(real_data: Path) -> None:
     """Read as Velodyne (no meta=), an Ouster capture gives no frame: one line pointing at Ouster."""
     from edge.stream.sources import lidar_spec_source

@@ -208,6 +208,19 @@ def test_other_ports_are_skipped_and_reported(real_data: Path) -> None:
     assert src.counters()["other_ports"] == 100
 
 
+def test_a_capture_of_position_packets_only_says_they_carry_no_points(real_data: Path, tmp_path: Path) -> None:
+    """Found by a review: a pcap of a VLP-16's position packets only (port 8308) was told "pass port=8308 if that is
+    the sensor's", which then failed on every packet's size."""
+    gps = tmp_path / "gps.pcap"
+    packets = iter_udp(real_data / "lidar/velodyne/velodyne_vlp16.pcap")
+    write_pcap(gps, [(t, udp_frame(p, 8308)) for t, port, p in packets if port == 8308])
+    src = VelodyneSource(gps)
+    src.open()
+    with pytest.raises(DataError, match=r"no Velodyne frames on UDP port 2368; its 16 packets are on port 8308: "
+                                        r"Velodyne's position \(GPS/PPS\) packets, which carry no points"):
+        list(src)
+
+
 def test_a_corrupt_first_record_is_named(tmp_path: Path) -> None:
     """A capture whose first record claims 4 GiB said "the capture holds no UDP packets", not what was wrong."""
     import struct
@@ -273,3 +286,14 @@ def test_missing_pcap_names_the_file(tmp_path: Path) -> None:
     src = lidar_source(str(notpcap))
     with pytest.raises(DataError, match=r"notes\.pcap: not a pcap file"):
         src.open()
+
+
+def test_a_lidar_capture_given_as_the_source_says_where_it_goes(real_data: Path) -> None:
+    """Found by a review: a pcap given to --source was "OpenCV cannot open it (corrupt or unsupported codec)", and
+    velodyne:PCAP "no such video file" for a file that exists."""
+    from edge.stream.sources import open_source
+
+    pcap = real_data / "lidar/velodyne/velodyne_vlp16.pcap"
+    for spec in (str(pcap), f"velodyne:{pcap}", f"ouster:{pcap},meta=x.json", f"{pcap},fps=10"):
+        with pytest.raises(DataError, match=r": a LiDAR capture or spec, which edge run reads with --lidar"):
+            open_source(spec)

@@ -13,6 +13,7 @@ or ``udp://HOST:PORT``. Each spec becomes a :class:`Source`; nothing is opened u
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,11 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         src = multi_source(spec, lambda sub: open_source(sub, realtime=realtime), card)
         src.max_frames = max_frames
         return src
+    if re.match(r"^(velodyne|ouster):", spec, flags=re.IGNORECASE) or (
+            spec.lower().split(",")[0].endswith((".pcap", ".pcapng")) and Path(spec.split(",")[0]).is_file()):
+        # a LiDAR capture read as a video was "OpenCV cannot open it (corrupt ...)" or "no such video file"
+        raise DataError(f"{spec}: a LiDAR capture or spec, which edge run reads with --lidar (beside a camera "
+                        "--source, or kitti:FOLDER for both)")
     if spec.startswith("kitti:"):
         from edge.stream.sources.kitti import kitti_source
 

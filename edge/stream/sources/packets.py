@@ -22,6 +22,11 @@ from edge.stream.sources.udp import UdpReceiver, parse_udp_url
 log = logging.getLogger("edge.stream")
 #: the sensor families' default data ports, to recognise a capture given to the wrong decoder
 KNOWN_PORTS = {2368: "Velodyne (velodyne:PATH, or PATH without meta=)", 7502: "Ouster (ouster:PATH,meta=SENSOR.json)"}
+#: ports whose packets carry no points: what the capture holds instead
+NO_POINTS_PORTS = {8308: "Velodyne's position (GPS/PPS) packets, which carry no points: the capture holds no "
+                         "Velodyne data packets (port 2368 by default)",
+                   7503: "Ouster's IMU packets, which carry no points: the capture holds no Ouster lidar packets "
+                         "(port 7502 by default)"}
 
 
 class PacketLidarSource(Source):
@@ -141,6 +146,8 @@ class PacketLidarSource(Source):
             if not ports:
                 return f"{head}: the capture holds no UDP packets"
             top, n = max(ports.items(), key=lambda kv: kv[1])
+            if top in NO_POINTS_PORTS and len(ports) == 1:  # "pass port=8308" was advice that then failed
+                return f"{head} on UDP port {self.port}; its {n} packets are on port {top}: {NO_POINTS_PORTS[top]}"
             hint = KNOWN_PORTS.get(top)
             guess = (f"; port {top} is the default of {hint}" if hint and top != self.port
                      else f"; pass port={top} if that is the sensor's")
