@@ -119,6 +119,9 @@ def check_geometry(info: Any, where: str) -> None:
             raise DataError(f"{where}: {name} is not a rigid transform in mm")
 
 
+#: the most columns a lidar mode of an Ouster sensor has (512, 1024 or 2048 per frame)
+MAX_MODE_COLUMNS = 2048
+
 #: the offset of the beams from the lidar's origin an Ouster sensor has (15.8 mm on an OS-1; a few cm at most)
 MAX_BEAM_OFFSET_MM = 1000.0
 
@@ -139,11 +142,12 @@ class OusterDecoder:
     """Packets in, frames out: ``feed(t_ns, packet)`` returns ``(points, meta)`` when a frame is
     complete (the next frame's first packet arrived), ``finish()`` returns the one in progress."""
 
-    def __init__(self, info: Any) -> None:
+    def __init__(self, info: Any, where: str = "Ouster metadata") -> None:
         from ouster.sdk import core
 
         self._core = core
         self.info = info
+        self.where = where  # the metadata file, named when the packets say it is another mode's
         try:  # what check_geometry does not foresee, the SDK refuses with a ValueError / RuntimeError
             self.pf = core.PacketFormat(info)
             self.lut = core.XYZLut(info)
@@ -201,15 +205,32 @@ class OusterDecoder:
         buf = pkt.buf
         if not self.legacy and pf.packet_type(buf) != 1:
             return "type", None
-        if (self._measurement_ids(data, buf) >= self.columns).any():
+        mids = self._measurement_ids(data, buf)
+        if (mids >= self.columns).any():
+            top = int(mids.max())
+            if top < MAX_MODE_COLUMNS:  # a column another lidar mode has (a corrupt packet's id is counted alone)
+                self.mode_misses += 1
+                self.max_measurement_id = max(self.max_measurement_id, top)
             return "measurement_id", None
         return None, pkt
+
+    max_measurement_id = -1
+    mode_misses = 0
+    #: packets (validated as this sensor's: its init id and serial) whose columns another lidar mode has, that say
+    #: the metadata is of another mode: the second such (one may be a corrupt packet), before the rest make a frame
+    #: of half the sweep spread over 360 degrees
+    MODE_MISMATCH = 2
 
     def feed(self, t_ns: int, data: bytes) -> tuple[np.ndarray, dict[str, Any]] | None:
         self.counters["packets"] += 1
         reason, pkt = self.check(data)
         if reason is not None:
             self._bad(reason)
+            if reason == "measurement_id" and self.mode_misses >= self.MODE_MISMATCH:
+                # half of each sweep was spread over 360 degrees, marked complete, without a word
+                raise DataError(f"{self.where}: columns_per_frame is {self.columns} but the sensor's packets carry "
+                                f"measurement ids up to {self.max_measurement_id}: the metadata is of another "
+                                "lidar_mode than the sensor's")
             return None
         pkt.host_timestamp = max(int(t_ns), 1)
         try:

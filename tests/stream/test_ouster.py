@@ -179,6 +179,22 @@ def test_metadata_numbers_no_sensor_has_are_one_line(real_data: Path, tmp_path: 
             load_sensor_info(meta)
 
 
+def test_metadata_of_another_lidar_mode_is_refused(real_data: Path, tmp_path: Path) -> None:
+    """Found by a review: metadata saying 512x10 for a 1024x10 sensor decoded the columns 0-511 (half the sweep)
+    spread over 360 degrees, as complete frames, with no word (the rest counted as bad packets)."""
+    d = real_data / "lidar/ouster"
+    meta = json.loads((d / f"{NAMES[1]}.json").read_text())
+    meta.update(lidar_mode="512x10")
+    meta["data_format"] = {**meta["data_format"], "columns_per_frame": 512, "column_window": [0, 511]}
+    bad = tmp_path / "mode512.json"
+    bad.write_text(json.dumps(meta))
+    src = lidar_source(f"ouster:{d / NAMES[1]}.pcap,meta={bad}")
+    src.open()
+    with pytest.raises(DataError, match=r"mode512\.json: columns_per_frame is 512 but the sensor's packets carry "
+                                        r"measurement ids up to \d+: the metadata is of another lidar_mode"):
+        list(src)
+
+
 def test_ouster_pcap_without_meta_says_so(real_data: Path) -> None:
     """Read as Velodyne (no meta=), an Ouster capture gives no frame: one line pointing at Ouster."""
     from edge.stream.sources import lidar_spec_source

@@ -39,7 +39,7 @@ class OusterSource(PacketLidarSource):
                  silence_s: float = 2.0) -> None:
         self.meta_path = Path(meta)
         self.info = load_sensor_info(self.meta_path)
-        self.decoder = OusterDecoder(self.info)
+        self.decoder = OusterDecoder(self.info, where=str(self.meta_path))
         fps = float(self.info.format.fps or 10)
         self.period_s = 1.0 / fps if fps > 0 else 0.1
         self._setup(str(target), realtime=realtime, port=port, silence_s=silence_s, packet_size=self.decoder.size)
