@@ -123,6 +123,8 @@ class Pipeline:
         self._sync: dict[str, deque[Frame]] = {s: deque() for s in self.secondary}
         self._used: dict[str, Frame] = {}  # per secondary sensor, the frame last matched (it may be matched again)
         self._read: dict[str, int] = {}  # frames each sensor's source handed to the loop (delivered or not)
+        self._arrived_ns: dict[str, int] = {}  # when each sensor's source last handed a frame over (monotonic)
+        self._started_ns = time.monotonic_ns()  # (reset when the sources start)
         self._threads: list[SourceThread] = []
         self._stall_flag: dict[int, int] = {}
 
@@ -423,6 +425,7 @@ class Pipeline:
                     self.stats.count(f"partial_{frame.sensor}")
                     return not self._stop.is_set()
                 self._read[frame.sensor] = self._read.get(frame.sensor, 0) + 1  # one source thread per sensor
+                self._arrived_ns[frame.sensor] = time.monotonic_ns()  # (a reconnect does not restart the silence)
                 return slot.put(frame, self._stop) and not self._stop.is_set()
 
             th = SourceThread(src, publish, self._stop)
@@ -432,6 +435,7 @@ class Pipeline:
                   for name, fn in (("preprocess", self._pre_loop), ("infer", self._infer_loop),
                                    ("postprocess", self._post_loop))]
         self._runner = threading.get_ident()  # until _stop is set below, stop() here only notes (see stop())
+        self._started_ns = time.monotonic_ns()
         for t in self._threads:
             t.start()
         for t in stages:
@@ -632,7 +636,10 @@ class Pipeline:
         # a ticked source read faster than real time: its next tick comes when it comes (not paced), so the wait is
         # for the source to pass the tick, not the tolerance in wall time (a loaded machine missed pairs)
         paced = clock is None or self._source_of[sensor].live
-        deadline = time.monotonic() + min(tol / 1e9 if paced else self.TICK_WAIT_S, self._stall_limit(sensor))
+        wait = min(tol / 1e9 if paced else self.TICK_WAIT_S, self._stall_limit(sensor))
+        if self._silent(sensor):  # its source gave nothing for the watchdog's limit: no frame of it is waited for
+            wait = 0.0  # (each camera frame waited up to --sync-ms, or the limit, for a LiDAR that sent nothing)
+        deadline = time.monotonic() + wait
         while (not buf or when(buf[-1]) < t_ns) and not near() and not slot.closed \
                 and time.monotonic() < deadline:
             f = slot.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -664,6 +671,15 @@ class Pipeline:
         time carry arrival times that say nothing of their ticks)."""
         period_ns = int((self._source_of[sensor].period_s or 1 / 30) * 1e9)
         return lambda f: f.seq * period_ns
+
+    def _silent(self, sensor: str) -> bool:
+        """Whether ``sensor``'s live source has delivered no frame for its watchdog's limit (a LiDAR unplugged, a
+        UDP port nothing sends to): until it delivers again, frame sets are not held back waiting for it."""
+        src = self._source_of.get(sensor)
+        if src is None or not src.live:
+            return False
+        since = self._arrived_ns.get(sensor, self._started_ns)
+        return (time.monotonic_ns() - since) / 1e9 > self._watchdog_limit(src)
 
     def _stall_limit(self, sensor: str) -> float:
         """Seconds without a frame after which the watchdog calls ``sensor``'s live source stalled; infinite for a

@@ -256,6 +256,21 @@ def test_a_silent_lidar_waits_no_longer_than_the_watchdog_whatever_the_tolerance
         Pipeline([cam, SilentLidar()], task, [], sync_tolerance_ms=1e308)
 
 
+def test_once_a_live_lidar_is_silent_frames_stop_waiting_for_it() -> None:
+    """Found by a review: a silent live LiDAR slowed every camera frame by up to the watchdog's limit for the whole
+    run (0.5 fps from a 10 fps video with --sync-ms 60000; 50 ms a frame queued at the default tolerance). Once the
+    source has delivered nothing for the watchdog's limit, frame sets are not held back for it: 80 frames of a 100 fps
+    camera take their own 0.8 s and about one limit (1.3 s measured), not one limit a frame (80 x 0.3 s = 24 s
+    before)."""
+    task = EchoTask()
+    task.optional = ("lidar",)
+    cam = StampedSource("camera", [10.0 * i for i in range(80)], live=False)  # a 100 fps camera
+    t0 = time.monotonic()
+    s = Pipeline([cam, SilentLidar()], task, [ListSink()], policy="block", sync_tolerance_ms=60_000,
+                 stall_s=0.3).run(handle_signals=False)
+    assert s["frames"] == 80 and time.monotonic() - t0 < 80 * 0.3 / 2, s
+
+
 def test_missing_sensor_and_duplicate_sensor_are_one_line_errors() -> None:
     task = EchoTask()
     task.sensors = ("camera", "lidar")
