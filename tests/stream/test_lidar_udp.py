@@ -152,3 +152,37 @@ def test_a_quiet_udp_source_ends_with_the_run(tiny_bundle: Path) -> None:
     while any(t.name == "source:lidar" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "source:lidar" for t in threading.enumerate())
+
+
+def test_datagrams_sent_while_a_quiet_udp_lidar_reconnects_are_not_lost(real_data: Path) -> None:
+    """Found by a review: after its silence limit a UDP LiDAR was closed and bound again 0.25 s later; what the
+    sensor sent meanwhile (two rotations after a 2 s gap, and what the closed socket held) was lost and counted
+    nowhere. The socket stays bound through the reconnect: every packet sent is seen."""
+    pytest.importorskip("velodyne_decoder")
+    from edge.data.pcap import iter_udp
+    from edge.stream.sources.base import SourceThread
+    from edge.stream.sources.velodyne import VelodyneSource
+
+    packets = [p for _, port, p in iter_udp(real_data / "lidar/velodyne/velodyne_vlp16.pcap") if port == 2368]
+    src = VelodyneSource("udp://127.0.0.1:0", model="VLP16", silence_s=0.4)
+    src.open()
+    stop = threading.Event()
+    th = SourceThread(src, lambda f: True, stop, backoff_s=(0.25, 1.0))
+    th.start()
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for p in packets:
+            tx.sendto(p, src.address)
+            time.sleep(0.001)
+        time.sleep(0.5)  # quiet past its limit: the thread reconnects ...
+        for p in packets:  # ... while the sensor sends again at once
+            tx.sendto(p, src.address)
+            time.sleep(0.001)
+        deadline = time.monotonic() + 5
+        while src.decoder.counters["packets"] < 2 * len(packets) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        tx.close()
+        stop.set()
+        th.join(5)
+    assert th.reconnects >= 1 and src.decoder.counters["packets"] == 2 * len(packets)

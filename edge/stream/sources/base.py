@@ -95,6 +95,12 @@ class Source:
     def close(self) -> None:
         """Release the device/file. Safe to call more than once."""
 
+    def lost(self) -> None:
+        """What a reconnecting source does with its device when its stream is lost, before :meth:`open` is tried
+        again: closes it (a camera, an RTSP stream). A UDP receiver keeps its socket bound instead: closed, the
+        datagrams sent while it waited to reopen were lost and counted nowhere (two rotations after a 2 s gap)."""
+        self.close()
+
     def reads(self) -> tuple[Path, ...]:
         """The files and folders this source reads (a run's outputs may not replace them); none for devices."""
         return ()
@@ -196,7 +202,7 @@ class SourceThread(threading.Thread):
                     if not self.source.reconnect:
                         return
                     log.warning("%s: %s; reconnecting", self.source.spec, e)
-                    self.source.close()
+                    self.source.lost()
                     if not self._reopen():
                         return
         except BaseException as e:  # recorded; the pipeline reports it as one line

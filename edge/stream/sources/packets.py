@@ -188,6 +188,11 @@ class PacketLidarSource(Source):
                 c["time_jumps"] = self._pacer.jumps
         return c
 
+    def lost(self) -> None:
+        """A UDP stream gone quiet: the socket stays bound (the kernel keeps what arrives until the next read)."""
+        if self._rx is None:
+            self.close()
+
     def close(self) -> None:
         if self._reader is not None:
             self._pcap_counts = dict(self._reader.counters)

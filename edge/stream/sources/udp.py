@@ -71,8 +71,10 @@ class UdpReceiver:
         return f"udp://[{host}]:{port}" if ":" in host else f"udp://{host}:{port}"
 
     def open(self) -> None:
-        """Bind (no SO_REUSEADDR: a second receiver on the same port must fail, not split the stream)."""
-        self.close()
+        """Bind (no SO_REUSEADDR: a second receiver on the same port must fail, not split the stream); a socket
+        still bound (a reconnect after silence) is kept, with what arrived meanwhile."""
+        if self.sock is not None:
+            return
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
