@@ -178,7 +178,9 @@ class PacketLidarSource(Source):
         if self._rx is not None:
             rxc = self._rx.counters
             c["undersize"], c["oversize"] = rxc["undersize"], rxc["oversize"]
+            # datagrams refused for their size are packets that came, and bad ones (bad_packets > packets before)
             c["bad_packets"] += rxc["undersize"] + rxc["oversize"]
+            c["packets"] += rxc["undersize"] + rxc["oversize"]
         else:
             counts = self._reader.counters if self._reader is not None else self._pcap_counts
             for k in ("truncated", "malformed", "non_udp"):
