@@ -473,6 +473,10 @@ class ModelCard:
     #: families that estimate the rig's LiDAR-to-camera extrinsic name the record key holding it
     #: (a 4x4 list); ``edge calibrate`` runs such a bundle and combines the frames' estimates
     rig_output: str | None = None
+    #: the family reads a camera-LiDAR rig with every frame set (``edge run --calib``, or a source that brings its
+    #: own, a KITTI folder): a run without either is refused before its first frame (every frame set was skipped,
+    #: said only when the whole stream had been read)
+    needs_rig: bool = False
     #: the config tests and CI use (seconds on 2 CPU cores); "" (the default): ``tiny`` where the card has one, else
     #: its ``default_config`` (a user's family need not name a config as ours do)
     test_config: str = ""
@@ -517,7 +521,7 @@ class ModelCard:
             ("data", FamilyData | None, "edge.models.FamilyData or None"),
             ("trainer", Trainer | None, "edge.models.Trainer or None"),
             ("command", Command | None, "edge.models.Command or None"),
-            ("rig_output", str | None, "a string or None"))
+            ("rig_output", str | None, "a string or None"), ("needs_rig", bool, "True or False"))
         for fname, kind, what in kinds:
             value = getattr(self, fname)
             if not isinstance(value, kind):

@@ -192,6 +192,11 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
         sources.append(lidar_spec_source(lidar, realtime=realtime))
     if card is not None:
         bind_sensors(sources, card.sensors, f"model '{card.name}'")
+        if card.needs_rig and rig is None and not any(s.brings_rigs for s in sources):
+            from edge.errors import DataError
+
+            raise DataError(f"model '{card.name}' needs the camera intrinsics and a starting extrinsic with every "
+                            f"frame: pass --calib RIG (a KITTI calib .txt or a rig JSON); {source} brings none")
     from edge.files import check_outputs
 
     reads = [p for src in sources for p in src.reads()]

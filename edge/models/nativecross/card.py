@@ -494,6 +494,7 @@ def card() -> ModelCard:
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="extrinsics",
         rig_output="T_lidar_to_cam",
+        needs_rig=True,
         image_inputs=lambda cfg: (image_input(cfg),),
         # the same weights, another stop rule (`edge-export nativecross --set match_max_sigma=0`: never stop)
         export_options={"match_max_sigma": "px: the matching rounds stop at the first whose surest landings' median "

@@ -105,6 +105,10 @@ class Source:
         """The files and folders this source reads (a run's outputs may not replace them); none for devices."""
         return ()
 
+    #: whether the frames carry a camera-LiDAR rig of their own (``meta["rig"]``: a KITTI folder's calibration, a
+    #: family's synthetic rigs): a family that needs one then runs without ``--calib``
+    brings_rigs = False
+
     def own_rig(self) -> Any:
         """The camera-LiDAR calibration (:class:`edge.data.rig.Rig`) the source brings with it and that holds
         for every frame it will give (a KITTI folder's calib), None when it brings none; a DataError when its

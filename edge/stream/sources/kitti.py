@@ -37,6 +37,7 @@ class KittiSource(Source):
     """
 
     sensors = ("camera", "lidar")
+    brings_rigs = True
 
     def __init__(self, folder: str | Path, *, index: str | None = None, realtime: bool = False,
                  fps: float = 10.0, max_frames: int = 0) -> None:

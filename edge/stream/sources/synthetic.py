@@ -76,6 +76,7 @@ class SyntheticSource(Source):
                  realtime: bool = False, fps: float = 30.0, seed: int = 7) -> None:
         self.spec, self.n, self.hw = spec, n, hw
         self.generator = generator
+        self.brings_rigs = generator is not pattern_frames  # a family's own synthetic frames carry what it reads
         self.realtime = self.live = realtime
         self.fps, self.period_s = fps, 1.0 / fps
         self.seed = seed

@@ -195,6 +195,25 @@ def test_calibrate_with_the_shipped_model_lands_within_its_measured_accuracy(rea
     assert rms_after <= bound and rms_after < 0.9 * rms_before, (rms_before, rms_after, bound)
 
 
+def test_a_run_without_a_rig_is_refused_before_its_first_frame(bundle: Path, real_data: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    """Found by a review: camera + LiDAR without --calib read the whole stream (9 s of a video; a live camera for as
+    long as it ran), skipping every frame set, and said why only at the end. The card says it needs a rig
+    (``needs_rig``): refused before any frame; a source that brings rigs (a KITTI folder, the family's synthetic
+    rigs) runs without --calib."""
+    from edge.stream.api import run
+
+    images = real_data / "lane" / "tusimple_lanenet" / "image"
+    pcap = real_data / "lidar" / "velodyne" / "velodyne_vlp16.pcap"
+    assert main(["run", str(bundle), "--source", str(images), "--lidar", str(pcap), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "model 'nativecross' needs the camera intrinsics and a starting extrinsic with every frame: pass --calib" \
+        in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+    assert run(bundle, "synthetic:1", handle_signals=False)["frames"] == 1
+    assert run(bundle, f"kitti:{real_data / 'kitti/object/training'}", handle_signals=False)["frames"] == 1
+
+
 def test_calibrate_refuses_an_out_inside_the_bundle(bundle: Path, tmp_path: Path, capsys) -> None:
     """--out BUNDLE/manifest.json replaced the manifest (the bundle was then broken): refused before any work."""
     before = (bundle / "manifest.json").read_bytes()
