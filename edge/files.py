@@ -315,8 +315,8 @@ def put_back_aside(folder: str | os.PathLike[str]) -> list[Path]:
 
     restored = []
     for p, m in _files_named(folder, re.compile(rf"^\.(.+)\.(\d+)-\d+\.partial{re.escape(ASIDE)}$")):
-        if len(m.group(1).encode()) > LONG_NAME:
-            continue  # (a long name is a digest: its output's name is not known here)
+        if re.fullmatch(r"long-[0-9a-f]{24}", m.group(1)):
+            continue  # a long name's digest (:func:`_partial_stem`): its output's name is not known here
         pid = int(m.group(2))
         if pid != os.getpid() and not _pid_alive(pid):
             with contextlib.suppress(OSError):

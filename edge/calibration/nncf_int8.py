@@ -41,15 +41,15 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
     if ignored or float_types:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(ignored), types=list(float_types), validate=False)
+    import contextlib
+    import io as _io
     import logging
-
-    from edge.muted import muted
 
     log = logging.getLogger("nncf")  # NNCF's logger: its level is the caller's, put back after this call
     saved = (log.level, [h.level for h in log.handlers])
     nncf.set_log_level(logging.ERROR)
     try:
-        with muted(stderr=False):  # NNCF draws progress bars on stdout (broke --json); other threads print on
+        with contextlib.redirect_stdout(_io.StringIO()):  # NNCF draws progress bars on stdout (breaks --json)
             q = nncf.quantize(model, dataset, **kwargs)
     except Exception as e:
         msg = first_line(e)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
 import os
 import re
@@ -38,15 +39,14 @@ def _quiet() -> Iterator[None]:
     """The exporter prints progress and warnings to stdout; keep the CLI output ours. stderr too: a failed trace
     prints the whole traced graph there (torch.export's ``_trace``: 36 lines for a two-op module) before the
     exception whose cause our one line says."""
-    from edge.muted import muted
-
+    buf = io.StringIO()
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo",
                                               "torch._guards", "torch.fx.experimental.symbolic_shapes")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:  # a failed trace logs pages of guard internals at ERROR; its cause reaches our one line
         lg.setLevel(logging.CRITICAL)
     try:
-        with warnings.catch_warnings(), muted():  # this thread's prints only: a service's other threads keep theirs
+        with warnings.catch_warnings(), contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             warnings.simplefilter("ignore")
             yield
     finally:
