@@ -208,18 +208,19 @@ class OusterDecoder:
         mids = self._measurement_ids(data, buf)
         if (mids >= self.columns).any():
             top = int(mids.max())
-            if top < MAX_MODE_COLUMNS:  # a column another lidar mode has (a corrupt packet's id is counted alone)
+            if top < MAX_MODE_COLUMNS:  # a column another lidar mode has
                 self.mode_misses += 1
                 self.max_measurement_id = max(self.max_measurement_id, top)
             return "measurement_id", None
+        self.mode_misses = 0  # only a run of them in a row says so: bit errors here and there are counted alone
         return None, pkt
 
     max_measurement_id = -1
     mode_misses = 0
-    #: packets (validated as this sensor's: its init id and serial) whose columns another lidar mode has, that say
-    #: the metadata is of another mode: the second such (one may be a corrupt packet), before the rest make a frame
-    #: of half the sweep spread over 360 degrees
-    MODE_MISMATCH = 2
+    #: packets in a row (validated as this sensor's: its init id and serial) whose columns another lidar mode has,
+    #: that say the metadata is of another mode (a mismatch gives half a sweep of them in a row: 32 at 16 columns a
+    #: packet; a corrupt packet here and there, a bit flipped in an id, is counted as a bad packet and no more)
+    MODE_MISMATCH = 4
 
     def feed(self, t_ns: int, data: bytes) -> tuple[np.ndarray, dict[str, Any]] | None:
         self.counters["packets"] += 1

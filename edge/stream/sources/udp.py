@@ -99,6 +99,10 @@ class UdpReceiver:
             n = self.sock.recv_into(self._buf)
         except TimeoutError:  # socket.timeout is this class since 3.10
             return None
+        except OSError as e:  # the socket itself failed: closed, so the reconnect binds a new one (a quiet spell
+            # keeps the socket bound, and this one would have been kept too)
+            self.close()
+            raise SourceLost(f"socket error ({e.strerror or e})") from None
         t_ns = time.monotonic_ns()
         self.counters["datagrams"] += 1
         if self.size is not None and n != self.size:
