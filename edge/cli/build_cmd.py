@@ -132,6 +132,9 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
     if triton_repo is not None:  # where the engines are built is where their repository can be written: checked first
         from edge.export.triton_repo import check_repo_out, instance_kind
 
+        if triton_device not in ("auto", "gpu"):  # its engines run on a GPU: the export's list named cpu too
+            raise DataError(f"--triton-device {triton_device}: edge build's engines take auto or gpu (Triton's "
+                            f"{backend} backend runs on the GPU only)")
         try:
             instance_kind(backend, triton_device)
         except ExportError as e:

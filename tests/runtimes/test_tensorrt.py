@@ -1266,9 +1266,10 @@ def test_edge_build_writes_the_triton_repository_of_the_engines_it_built(
     code = _invoke(app, ["build", str(b), "--precision", "fp32", "--json"], "edge")  # no tensorrt here
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and "trtexec --onnx=" in err
-    with pytest.raises(DataError, match="--triton-device cpu"):
-        run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
-                  cuda=None, force=False, json_out=True, triton_repo=tmp_path / "r", triton_device="cpu")
+    for device in ("cpu", "bogus"):  # the choices said are edge build's (it listed cpu, then refused it)
+        with pytest.raises(DataError, match=rf"^--triton-device {device}: edge build's engines take auto or gpu"):
+            run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
+                      cuda=None, force=False, json_out=True, triton_repo=tmp_path / "r", triton_device=device)
     # without --triton-repo it was taken and unused, whatever its value (a review)
     with pytest.raises(DataError, match=r"^--triton-device bogus: sets the instance kind .* give --triton-repo$"):
         run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
