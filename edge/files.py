@@ -79,6 +79,34 @@ def atomic_path(path: str | os.PathLike[str], error: type[EdgeError] = BundleErr
             tmp_path.unlink()
 
 
+def staged_text(path: str | os.PathLike[str], text: str, error: type[EdgeError] = DataError) -> Callable[[bool], None]:
+    """:func:`atomic_path`'s write in two halves, for an output named only once others are checked too: ``text``
+    written and fsynced under the private partial name now (an ``error`` naming ``path`` when it cannot be, nothing
+    left behind, a Ctrl-C included); returns ``done(commit)``, which renames it onto ``path`` (True) or removes it."""
+    dest = Path(path)
+    clean_stale_files(dest.parent, dest.name)  # a killed writer's file of this name
+    tmp = partial_file(dest, ".tmp")
+    try:
+        tmp.write_text(text)
+        fsync_file(tmp)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise error(f"{dest}: cannot write ({e.strerror or e})") from None
+        raise
+
+    def done(commit: bool) -> None:
+        try:
+            if commit:
+                os.replace(tmp, dest)
+        except OSError as e:
+            raise error(f"{dest}: cannot write ({e.strerror or e})") from None
+        finally:
+            tmp.unlink(missing_ok=True)  # after the rename it is gone already
+
+    return done
+
+
 def fsync_file(path: str | os.PathLike[str]) -> None:
     """Flush a written file to the disk (a full disk or an I/O error shows here, as OSError)."""
     fd = os.open(path, os.O_RDONLY)

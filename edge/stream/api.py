@@ -302,31 +302,19 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             complete(summary)
             if stats is None or summary["frames"] <= 0:
                 return None
-            from edge.errors import DataError
-            from edge.files import clean_stale_files, fsync_file, partial_file
+            from edge.files import staged_text
 
-            dest = Path(stats)
-            clean_stale_files(dest.parent if str(dest.parent) else Path("."), dest.name)  # a killed run's file
             summary["outputs"]["stats"] = str(stats)  # as the file written says, once named
-            tmp = partial_file(dest, ".tmp")
             try:
-                tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
-                fsync_file(tmp)
-            except BaseException as e:  # a Ctrl-C here too: no temporary file is left
-                tmp.unlink(missing_ok=True)
+                name = staged_text(stats, jsonout.dumps(summary, indent=2) + "\n")
+            except BaseException:
                 summary["outputs"].pop("stats", None)
-                if isinstance(e, OSError):
-                    raise DataError(f"{dest}: cannot write ({e.strerror or e})") from None
                 raise
 
             def done(commit: bool) -> None:
                 try:
-                    if commit:
-                        os.replace(tmp, dest)
-                except OSError as e:
-                    raise DataError(f"{dest}: cannot write ({e.strerror or e})") from None
+                    name(commit)
                 finally:
-                    tmp.unlink(missing_ok=True)  # after the rename it is gone already
                     if not commit:
                         summary["outputs"].pop("stats", None)
 

@@ -105,7 +105,6 @@ class Pipeline:
         self.primary = task.sensors[0]
         # what every later stage sees in a frame set's meta, in order: the run's rig (--calib), then the
         # task's own additions (edge run --command)
-        self._rig_problems: dict[tuple[int, tuple[int, int]], tuple[Any, str | None]] = {}  # -> (rig, problem)
         self._annotators = [f for f in (self._with_rig if rig is not None else None, getattr(task, "annotate", None))
                             if f is not None]
         missing = [s for s in task.sensors if s not in provided]
@@ -901,15 +900,9 @@ class Pipeline:
         img = frames.get(self.primary)
         if rig is None or img is None or not is_image(img.data) or getattr(rig, "image_size", 0) is not None:
             return
-        hw = (int(img.data.shape[0]), int(img.data.shape[1]))
-        key = (id(rig), hw)
-        held = self._rig_problems.get(key)
-        if held is None or held[0] is not rig:  # once per rig and image size (a stream has one of each); the rig is
-            # held with its answer, so a new rig given a freed one's id is not taken for it
-            if len(self._rig_problems) >= 64:  # a source making a new rig per frame: the cache stays small
-                self._rig_problems.clear()
-            held = self._rig_problems[key] = (rig, principal_point_problem(rig.P, hw, sized=False))
-        problem = held[1]
+        # four comparisons a frame set: nothing to keep between them (a cache by id(rig) answered a new rig with a
+        # freed one's verdict)
+        problem = principal_point_problem(rig.P, (int(img.data.shape[0]), int(img.data.shape[1])), sized=False)
         if problem:
             where = img.meta.get("file") or f"{self.primary} frame"
             raise DataError(f"{where}: the rig ({rig.source or 'given'}): {problem}")

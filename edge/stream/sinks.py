@@ -317,7 +317,7 @@ class PointDumpSink(Sink):
                 else:
                     os.replace(aside, final)
         self._kept_aside = {}
-        if self.files == 0 and not self._earlier:  # an empty folder is not a result
+        if self.files == 0:  # an empty folder is not a result
             remove_made(self._made)
 
     def write(self, result: Result) -> None:
