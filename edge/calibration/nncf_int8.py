@@ -41,23 +41,16 @@ def nncf_quantize_ir(src: str, xml_out: str, calib: FeedSet, io: Any, *, ignored
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
     if ignored or float_types:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(ignored), types=list(float_types), validate=False)
-    import contextlib
-    import io as _io
     import logging
 
-    log = logging.getLogger("nncf")  # NNCF's logger: its level is the caller's, put back after this call
-    saved = (log.level, [h.level for h in log.handlers])
-    nncf.set_log_level(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(_io.StringIO()):  # NNCF draws progress bars on stdout (breaks --json)
+    from edge.quiet_streams import silenced
+
+    try:  # NNCF draws progress bars on stdout (breaks --json); its logger's level is the caller's again after
+        with silenced(("stdout",), loggers={"nncf": logging.ERROR}):
             q = nncf.quantize(model, dataset, **kwargs)
     except Exception as e:
         msg = first_line(e)
         raise ExportError(f"{Path(src).name}: NNCF quantization failed ({msg})") from None
-    finally:
-        log.setLevel(saved[0])
-        for h, level in zip(log.handlers, saved[1], strict=False):
-            h.setLevel(level)
     ov.save_model(q, xml_out, compress_to_fp16=False)
     return {"format": "nncf", "preset": "performance", "model_type": "transformer" if transformer else "default",
             "ignored": [n for n in ignored if n not in short], "short_dots": short, "float_types": list(float_types),

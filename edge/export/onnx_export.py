@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import logging
 import os
 import re
 import threading
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -34,24 +32,16 @@ _REGISTRIES: dict[Any, Any] = {}
 _PATCH_LOCK = threading.RLock()
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet() -> contextlib.AbstractContextManager[None]:
     """The exporter prints progress and warnings to stdout; keep the CLI output ours. stderr too: a failed trace
     prints the whole traced graph there (torch.export's ``_trace``: 36 lines for a two-op module) before the
-    exception whose cause our one line says."""
-    buf = io.StringIO()
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo",
-                                              "torch._guards", "torch.fx.experimental.symbolic_shapes")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:  # a failed trace logs pages of guard internals at ERROR; its cause reaches our one line
-        lg.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
+    exception whose cause our one line says. Its loggers too: a failed trace logs pages of guard internals at
+    ERROR, and its cause reaches our one line. Shared between threads (:mod:`edge.quiet_streams`)."""
+    from edge.quiet_streams import silenced
+
+    names = ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo", "torch._guards",
+             "torch.fx.experimental.symbolic_shapes")
+    return silenced(("stdout", "stderr"), warnings_off=True, loggers=dict.fromkeys(names, logging.CRITICAL))
 
 
 @contextlib.contextmanager

@@ -84,13 +84,21 @@ def attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, scale: float
 
 
 _OP: Any = None
+_OP_LOCK = threading.Lock()
 
 
 def _custom_op() -> Any:
-    """Define ``edge::attention`` once, on first use (keeps ``import edge`` free of torch)."""
-    global _OP
+    """Define ``edge::attention`` once, on first use (keeps ``import edge`` free of torch). Under a lock: two
+    threads defining it at once (concurrent ``edge.export`` calls) left one holding an op whose library torch
+    had destroyed ("AssertionError: Library object has been destroyed")."""
     if _OP is not None:
         return _OP
+    with _OP_LOCK:
+        return _OP if _OP is not None else _define()
+
+
+def _define() -> Any:
+    global _OP
     import torch
     import torch.nn.functional as F
 
