@@ -983,6 +983,8 @@ class Pipeline:
             if (now - t.last_frame_ns) / 1e9 > limit and self._stall_flag.get(id(t)) != t.last_frame_ns:
                 self._stall_flag[id(t)] = t.last_frame_ns  # one count per stall episode
                 self.stats.count("stalls")
+                if t.lost_ns is not None:  # the source found its stream lost itself, said so and is reconnecting
+                    continue
                 log.warning("%s: no frame for %.1f s (watchdog)%s", src.spec, limit,
                             "; reconnecting" if src.reconnect else "")
                 if src.reconnect:

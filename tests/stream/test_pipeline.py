@@ -409,9 +409,11 @@ class FlakyLiveSource(Source):
     live = True
     reconnect = True
     period_s = 0.01
+    #: what it raises when the watchdog asks (a real reader's :class:`Stalled`; the base class before)
+    lost: type[SourceLost] = SourceLost
 
-    def __init__(self) -> None:
-        self.spec = "flaky"
+    def __init__(self, spec: str = "flaky") -> None:
+        self.spec = spec
         self.opens = 0
         self.seq = 0
 
@@ -426,7 +428,7 @@ class FlakyLiveSource(Source):
             return  # third connection: the stream ends normally
         while True:  # stalled: no frames, but it polls the watchdog's request like a real reader
             if self.stalled():
-                raise SourceLost("stalled")
+                raise self.lost("stalled")
             time.sleep(0.005)
 
 
@@ -437,6 +439,70 @@ def test_watchdog_counts_stalls_and_the_source_reconnects() -> None:
     assert src.opens == 3 and s["counters"]["stalls"] == 2
     assert s["sources"]["flaky"]["reconnects"] == 2
     assert [r["cam"] for r in sink.records] == list(range(9))
+
+
+class SilentLiveSource(Source):
+    """A live sensor that loses its own stream (like a UDP LiDAR's silence limit) ``losses`` times in a row,
+    then sends 3 frames and ends; ``open`` fails with the same reason ``bad_opens`` times first."""
+
+    live = True
+    reconnect = True
+    period_s = 0.01
+
+    def __init__(self, losses: int, bad_opens: int = 0) -> None:
+        self.spec = "silent"
+        self.losses = losses
+        self.bad_opens = bad_opens
+        self.opens = 0
+
+    def open(self) -> None:
+        self.opens += 1
+        if 1 < self.opens <= 1 + self.bad_opens:
+            raise OSError("device busy")
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.losses > 0:
+            self.losses -= 1
+            raise SourceLost("no packets for 0.0 s")
+        for i in range(3):
+            yield Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), i, "camera", {})
+
+
+def _source_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("silent")]
+
+
+def test_one_loss_is_said_once_however_many_reconnects_it_takes(caplog: pytest.LogCaptureFixture) -> None:
+    """Found in use: a silent UDP LiDAR said "no packets for 2.0 s; reconnecting" every 2.25 s for as long as it
+    stayed silent. One line for the loss, one when frames come again; every reconnect still counted."""
+    from edge.stream.sources import SourceThread
+
+    src = SilentLiveSource(losses=5, bad_opens=3)
+    got: list[Frame] = []
+    th = SourceThread(src, lambda f: got.append(f) or True, threading.Event(), backoff_s=(0.001, 0.002))
+    with caplog.at_level("WARNING"):
+        th.run()
+    lines = _source_lines(caplog)
+    assert len(got) == 3 and th.reconnects == 5 + 3
+    assert lines[0] == "silent: no packets for 0.0 s; reconnecting"
+    assert [ln for ln in lines if "reopen failed" in ln] == [
+        "silent: reopen failed (device busy); retrying every 0.002 s at most"]
+    assert lines[-1].startswith("silent: frames again, ") and len(lines) == 3
+
+
+def test_a_stall_the_watchdog_said_is_not_said_again_by_the_source(caplog: pytest.LogCaptureFixture) -> None:
+    """One watchdog stall was three lines: the watchdog's, the source's "stalled (watchdog)" and its own
+    silence limit's. The watchdog's stays; a source giving up at the watchdog's request says nothing more."""
+    from edge.stream.sources.base import Stalled
+
+    src = FlakyLiveSource("silent")
+    src.lost = Stalled
+    with caplog.at_level("WARNING"):
+        s = Pipeline([src], EchoTask(), [ListSink()], policy="block", stall_s=0.3).run()
+    lines = _source_lines(caplog)
+    assert s["counters"]["stalls"] == 2
+    assert [ln for ln in lines if "reconnecting" in ln] == ["silent: no frame for 0.3 s (watchdog); reconnecting"] * 2
+    assert not [ln for ln in lines if "stalled" in ln]
 
 
 def test_open_failure_closes_what_was_opened() -> None:

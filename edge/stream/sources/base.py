@@ -38,6 +38,11 @@ class SourceLost(Exception):
     """A live source lost its device/stream; the runner reconnects it (not a user error)."""
 
 
+class Stalled(SourceLost):
+    """A live source gave up its stream because the pipeline's watchdog asked (:meth:`Source.stalled`): the
+    watchdog has said so already, so the runner reconnects without a second line."""
+
+
 class Source:
     """Base class. Subclasses set ``sensors`` and ``live`` and implement ``open`` and ``__iter__``.
 
@@ -165,6 +170,10 @@ class SourceThread(threading.Thread):
         self.reconnects = 0
         self.last_frame_ns = time.monotonic_ns()
         self.frames = 0
+        #: when the stream was lost (monotonic ns) if no frame came since: one loss is said once, however many
+        #: reconnects it takes (a silent UDP LiDAR said "no packets for 2.0 s; reconnecting" every 2.25 s for
+        #: as long as it stayed silent, beside the watchdog's line and a "stalled" line for the same stall)
+        self.lost_ns: int | None = None
         #: seconds the source took to deliver each frame set (inside its iterator, not waiting for room in
         #: the pipeline; frames sharing a ``seq`` are one set): its own rate, so a summary can tell a slow
         #: source from a slow model
@@ -192,8 +201,12 @@ class SourceThread(threading.Thread):
                         else:
                             self.produce_s.append(dt)
                         last_seq = frame.seq
-                        self.last_frame_ns = time.monotonic_ns()
+                        before, self.last_frame_ns = self.last_frame_ns, time.monotonic_ns()
                         self.frames += 1
+                        if self.lost_ns is not None:
+                            log.warning("%s: frames again, %.1f s after the last one", self.source.spec,
+                                        (self.last_frame_ns - before) / 1e9)
+                            self.lost_ns = None
                         if self.source.renamed and frame.sensor in self.source.renamed:
                             frame = replace(frame, sensor=self.source.renamed[frame.sensor])
                         if not self.publish(frame) or self.stop_event.is_set():
@@ -205,7 +218,10 @@ class SourceThread(threading.Thread):
                         raise
                     if not self.source.reconnect:
                         return
-                    log.warning("%s: %s; reconnecting", self.source.spec, e)
+                    if self.lost_ns is None:
+                        self.lost_ns = time.monotonic_ns()
+                        if not isinstance(e, Stalled):  # the watchdog said that one
+                            log.warning("%s: %s; reconnecting", self.source.spec, e)
                     self.source.lost()
                     if not self._reopen():
                         return
@@ -225,13 +241,17 @@ class SourceThread(threading.Thread):
     def _reopen(self) -> bool:
         """Retry ``open()`` with exponential backoff until it works or the pipeline stops."""
         delay = self.backoff_s[0]
+        said = None
         while not self.stop_event.wait(delay):
             self.reconnects += 1
             try:
                 self.source.open()
                 return True
-            except Exception as e:  # retried; the count is in the stats
-                log.warning("%s: reopen failed (%s); next try in %.2f s", self.source.spec, e, delay)
+            except Exception as e:  # retried; the count is in the stats, a reason is said when it changes
+                if str(e) != said:
+                    said = str(e)
+                    log.warning("%s: reopen failed (%s); retrying every %.2g s at most", self.source.spec, e,
+                                self.backoff_s[1])
                 delay = min(delay * 2, self.backoff_s[1])
         return False
 

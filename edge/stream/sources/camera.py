@@ -18,7 +18,7 @@ from typing import Any
 from edge.data.frame import Frame, now_ns
 from edge.data.pacing import Pacer, frame_ns
 from edge.errors import DataError
-from edge.stream.sources.base import Source, SourceLost
+from edge.stream.sources.base import Source, SourceLost, Stalled
 
 log = logging.getLogger("edge.stream")
 
@@ -197,7 +197,7 @@ class CameraSource(Source):
             else:
                 ok, img = cap.read()
             if self.stalled():
-                raise SourceLost("watchdog: stream stalled")
+                raise Stalled("watchdog: stream stalled")
             if not ok or img is None:
                 if self.kind == "file":
                     self._note_cut_short()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from edge.errors import DataError
-from edge.stream.sources.base import SourceLost
+from edge.stream.sources.base import SourceLost, Stalled
 
 log = logging.getLogger("edge.stream")
 
@@ -132,7 +132,7 @@ class UdpReceiver:
             if now - checked >= self.timeout_s:  # also while packets flow but no frame comes out
                 checked = now
                 if stalled():
-                    raise SourceLost("stalled (watchdog)")  # the runner names the source
+                    raise Stalled("stalled (watchdog)")  # the runner names the source
             if got is not None:
                 last, idled = now, False
                 yield got
