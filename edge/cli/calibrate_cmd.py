@@ -16,7 +16,8 @@ from edge.stream.sinks import Sink
 
 
 class _Collect(Sink):
-    """A sink that keeps each frame's estimate."""
+    """A sink that keeps each frame's estimate, and the record's whole-number fields beside it (what the program
+    counts per frame: its iterations, the rounds that ran or moved the guess), for the report."""
 
     name = "collect"
     wants_image = False
@@ -24,12 +25,19 @@ class _Collect(Sink):
     def __init__(self, key: str) -> None:
         self.key = key
         self.estimates: list[np.ndarray] = []
+        self.counts: dict[str, list[int]] = {}
         self.image_size: tuple[int, int] | None = None  # of the camera frames the estimates came from
 
     def write(self, result: Any) -> None:
         T = result.record.get(self.key)
         if T is not None:
             self.estimates.append(np.asarray(T, np.float64))
+            from edge.stream.pipeline import Pipeline
+
+            for k, v in result.record.items():
+                whole = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+                if whole and k not in Pipeline.HEAD_KEYS:
+                    self.counts.setdefault(str(k), []).append(int(v))
             if self.image_size is None:
                 from edge.data.frame import is_image
 
@@ -116,6 +124,8 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
     report = {"frames": len(Ts), "inliers": int(inliers.sum()), "dropped_not_rigid": bad, "passes": passes,
               "skipped": sum(reasons.values()), "skip_reasons": reasons,
               "moved_deg": round(moved_deg, 4), "moved_cm": round(moved_cm, 3),
+              # the last pass's per-frame counts (a program's iterations, its rounds that ran and that moved)
+              "per_frame": {k: _spread(v) for k, v in sink.counts.items()},
               # one estimate scatters by an unknown amount, not by zero
               "spread": {k: round(v, 4) for k, v in spread.items()} if int(inliers.sum()) >= 2 else None,
               "bundle": str(bundle), "source": source, "init": str(init) if init else "source calibration",
@@ -146,14 +156,28 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
             b, a = report["error_before"], report["error_after"]
             against = (f"; against the source's own calibration {b['rot_deg']:.2f} -> {a['rot_deg']:.2f} deg, "
                        f"{b['trans_cm']:.1f} -> {a['trans_cm']:.1f} cm")
+        counts = "".join(f"; {k} {_said(v)}" for k, v in report["per_frame"].items())
         Console(stderr=True).print(
             f"refined over {len(Ts)} frames ({len(Ts) - int(inliers.sum())} rejected): moved {moved_deg:.2f} deg / "
-            f"{moved_cm:.1f} cm from the start{against}; {scatter}; wrote {out}", highlight=False, soft_wrap=True)
+            f"{moved_cm:.1f} cm from the start{against}; {scatter}{counts}; wrote {out}", highlight=False,
+            soft_wrap=True)
     if worse:
         Console(stderr=True).print(
             f"[yellow]warning[/]: the refined rig is farther from the source's own calibration than --init in "
             f"{' and '.join(worse)}; compare the two before using {out}", highlight=False, soft_wrap=True)
     return report
+
+
+def _spread(values: list[int]) -> dict[str, float]:
+    """min / median / max of a per-frame count."""
+    return {"min": min(values), "median": float(np.median(values)), "max": max(values)}
+
+
+def _said(s: dict[str, float]) -> str:
+    """A per-frame count as the report line says it: one number when every frame had it."""
+    if s["min"] == s["max"]:
+        return f"{s['min']:g}"
+    return f"{s['min']:g}-{s['max']:g} (median {s['median']:g})"
 
 
 def worse_than_start(report: dict[str, Any]) -> list[str]:

@@ -860,6 +860,10 @@ class Pipeline:
                 self.stop()
         st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)
 
+    #: the keys the loop puts in every record before the task's own (its sequence number, capture time,
+    #: end-to-end latency, the frames and files it read): a consumer of a task's fields leaves these out
+    HEAD_KEYS = ("seq", "t_capture_ns", "e2e_ms", "frames", "files")
+
     #: distinct skip reasons kept in the summary (a reason per frame would grow without bound)
     MAX_SKIP_REASONS = 16
 

@@ -111,6 +111,13 @@ def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tm
                  str(tmp_path / "matched.json"), "--program", "refine_match", "--json"]) == 0
     matched = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert matched["program"] == "refine_match" and matched["moved_deg"] != report["moved_deg"]
+    # what ran per frame is said: the steps, and the matching rounds the program has and those that moved the guess
+    steps = report["per_frame"]["iterations"]
+    assert steps["min"] == steps["max"] >= 1 and report["per_frame"]["match_rounds"]["max"] == 0
+    assert report["per_frame"].get("match_rounds_applied", {"max": 0})["max"] == 0
+    rounds, applied = matched["per_frame"]["match_rounds"], matched["per_frame"]["match_rounds_applied"]
+    assert rounds["min"] >= 1 and 0 <= applied["min"] <= applied["max"] <= rounds["max"]
+    assert matched["per_frame"]["iterations"] == steps
     pytest.importorskip("openvino")
     ov_out = tmp_path / "refined_ov.json"  # OpenVINO with the same numpy resize: the same estimate
     assert main(["calibrate", str(bundle), "--source", f"kitti:{folder}", "--init", str(init), "--out", str(ov_out),
