@@ -62,6 +62,10 @@ EVAL_SAMPLES_MAX = 400
 EVAL_SAMPLES_LIMIT = 10_000
 
 
+#: how an int8 failure ends: the export writes its bundle whole or not at all, so the fp32 graphs that passed
+#: are not kept either ("no int8 artifact written" read as if they were)
+NOTHING_WRITTEN = "nothing was written (a bundle is written whole); --precision fp32 exports it without int8"
+
 def samples_to_resolve(quantum: Callable[[int], float], budget: float, lo: int = EVAL_SAMPLES,
                        hi: int = EVAL_SAMPLES_MAX) -> int:
     """The fewest samples in ``[lo, hi]`` over which one sample moves a stepped metric (``Metric.quantum``)
@@ -676,7 +680,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
         if not within_budget(drop, job.budget(fp32)):
             raise ExportError(f"{pname} int8 (its graphs were quantized for another program): "
                               f"{job.card.metric.name} {metric:.2f} vs fp32 {fp32:.2f}, drop {drop:.2f} > --max-drop "
-                              f"{job.budget(fp32):.3g}; no int8 artifact written")
+                              f"{job.budget(fp32):.3g}; {NOTHING_WRITTEN}")
         return metric, 0.0, files
     cal = job.record(pname, src, "calibration")
     cset = job.calib_samples()
@@ -698,7 +702,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
         tries = "; ".join(f"{sum(len(v) for v in t['excluded'].values())} fp32 nodes -> {t['metric']:.2f} "
                           f"(drop {t['drop']:.2f})" for t in gate.tries)
         raise ExportError(f"{pname} int8 misses the --max-drop {job.budget(fp32):.3g} budget in every try ({tries}); "
-                          "no int8 artifact written")
+                          f"{NOTHING_WRITTEN}")
     assert gate.chosen is not None
     unquantizable = {g: _nothing_to_quantize(graphs[g].src) for g in new}
     counts = {g: _dequantize_count(files[g]) for g in new}  # warned below, unless the program is refused
@@ -717,7 +721,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
                    "which stay float in every INT8 form, and it has no other Conv, MatMul or Gemm; export it in fp32")
         else:
             why = "has no node int8 quantizes (Conv, MatMul, Gemm); export it in fp32"
-        raise ExportError(f"{pname} int8 {why}, so nothing would run in int8; no int8 artifact written")
+        raise ExportError(f"{pname} int8 {why}, so nothing would run in int8; {NOTHING_WRITTEN}")
     for g in new:
         gj = job.job(g)
         fname = f"{gj.stem}.int8.onnx"

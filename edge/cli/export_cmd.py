@@ -177,6 +177,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
             console.print("drop 95 % CI: over the evaluation samples, the same samples for both forms (a bootstrap, "
                           "or Newcombe's for a pass/fail rate; the gate judges the drop itself against --max-drop)",
                           highlight=False)
+    for line in _calibration_lines(bundle.manifest):
+        console.print(line, highlight=False, soft_wrap=True)
     for child, parent in (report.get("inherited_gates") or {}).items():
         console.print(f"{child}: not scored; its gates are {parent}'s (the same graphs, gated there; "
                       "--score-every-program scores it too)", highlight=False)
@@ -191,6 +193,24 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     console.print("next:\n"
                   f"  edge run {bundle.path} --source synthetic:30 --out {bundle.path}_run   # the family's own data\n"
                   f"  edge bench {bundle.path}")
+
+
+def _calibration_lines(manifest: dict[str, Any]) -> list[str]:
+    """What the INT8 artifacts were calibrated on, one line per calibration source (the manifest has it per
+    artifact; the tables say what was scored on, not what set the scales). A QDQ artifact records the samples
+    drawn; NNCF's records its source (with the graph inputs those samples made)."""
+    samples: dict[str, set[int]] = {}
+    for a in manifest.get("artifacts", []):
+        q = a.get("quantization") or {}
+        cal = q.get("calibration")
+        source = cal.get("source") if isinstance(cal, dict) else cal
+        if not isinstance(source, str):
+            continue
+        got = samples.setdefault(source, set())
+        if isinstance(q.get("calibration_samples"), int):
+            got.add(q["calibration_samples"])
+    return [f"int8 calibrated on {source}" + (f", {' / '.join(map(str, sorted(n)))} samples" if n else "")
+            for source, n in samples.items()]
 
 
 def _check_triton_sources(backends: list[str], targets: list[str], out: Path, precision: str = "fp32") -> None:

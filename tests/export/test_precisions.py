@@ -297,7 +297,8 @@ def test_gate_failure_exits_2_and_writes_nothing(tmp_path: Path, monkeypatch: py
                    "edge-export")
     err = capsys.readouterr().err
     assert code == 2, err[-2000:]
-    assert "no int8 artifact written" in err and "Traceback" not in err
+    assert "nothing was written (a bundle is written whole); --precision fp32 exports it without int8" in err
+    assert "Traceback" not in err
     assert "misses the --max-drop -101 budget in every try" in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
@@ -467,3 +468,21 @@ def _fp16_refused(tmp_path: Path, said: str) -> None:
         export_card("lane", tmp_path / "b", config="tiny", programs=["clip"], precisions=["fp32", "fp16"],
                     eval_size=2)
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
+
+
+def test_the_export_report_says_what_int8_was_calibrated_on() -> None:
+    """Found by a review: the printed report named what the gate scored on, never the calibration set (only
+    manifest.json had it). One line per source, with the samples drawn; NNCF records its source in its own form."""
+    from edge.cli.export_cmd import _calibration_lines
+
+    manifest = {"artifacts": [
+        {"name": "fp32", "quantization": None},
+        {"name": "a", "quantization": {"format": "qdq", "calibration": "frames/ (images)", "calibration_samples": 32}},
+        {"name": "b", "quantization": {"format": "qdq", "calibration": "frames/ (images)", "calibration_samples": 8}},
+        {"name": "c", "quantization": {"format": "nncf", "calibration": {"source": "frames/ (images)", "samples": 96}}},
+        {"name": "d", "quantization": {"format": "nncf", "calibration": {"source": "set.npz", "samples": 4}}},
+        {"name": "e", "quantization": {"format": "qdq", "calibration": None}},  # TensorRT's fp16 form: scales reused
+    ]}
+    assert _calibration_lines(manifest) == ["int8 calibrated on frames/ (images), 8 / 32 samples",
+                                            "int8 calibrated on set.npz"]
+    assert _calibration_lines({"artifacts": []}) == []
