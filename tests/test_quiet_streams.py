@@ -6,6 +6,8 @@ import logging
 import sys
 import threading
 import warnings
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +91,40 @@ def test_an_unknown_stream_is_refused_before_anything_changes() -> None:
     with pytest.raises(ValueError, match="unknown stream 'stdin'"), silenced(("stdout", "stdin")):
         pass
     assert sys.stdout is out
+
+
+def test_a_checkpoint_read_beside_an_export_leaves_warnings_as_they_were(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: reading a checkpoint muted warnings with its own catch_warnings; an export's quiet block
+    ending while a checkpoint was being read (another thread) left every warning ignored for good."""
+    torch = pytest.importorskip("torch")
+    from edge.models import checkpoint
+
+    path = tmp_path / "w.pt"
+    torch.save({"format": "x"}, path)
+    inside, leave = threading.Event(), threading.Event()
+    load = torch.load
+
+    def slow_load(*a: Any, **k: Any) -> Any:
+        inside.set()
+        leave.wait(5)
+        return load(*a, **k)
+
+    monkeypatch.setattr(torch, "load", slow_load)
+    filters = list(warnings.filters)
+    entered, done = threading.Event(), threading.Event()
+
+    def export_like() -> None:  # in first, out while the checkpoint is being read
+        with silenced(("stdout",), warnings_off=True):
+            entered.set()
+            inside.wait(5)
+        leave.set()
+        done.set()
+
+    t = threading.Thread(target=export_like)
+    t.start()
+    assert entered.wait(5)
+    with pytest.raises(Exception, match="not an edge-deploy checkpoint"):
+        checkpoint.read_checkpoint(path)
+    t.join(5)
+    assert done.is_set() and list(warnings.filters) == filters

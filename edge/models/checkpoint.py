@@ -33,9 +33,9 @@ def save_checkpoint(path: str | os.PathLike[str], model_name: str, cfg: dict[str
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and structurally validate a checkpoint (no model built)."""
-    import warnings
-
     import torch
+
+    from edge.quiet_streams import silenced
 
     p = Path(path)
     if p.is_dir():
@@ -59,8 +59,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         # then read as a file holding Python objects
         raise ModelError(f"{p}: not a readable checkpoint (not a torch file, or truncated: no complete zip archive)")
     try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a file
-            warnings.simplefilter("ignore")
+        # torch warns about pickle protocols before refusing a file; silenced as the exporter's are, so that a
+        # checkpoint read beside another thread's export leaves the process's warnings as they were
+        with silenced((), warnings_off=True):
             ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated / non-torch files
         if "weights only load failed" in str(e).lower():

@@ -126,6 +126,7 @@ class Pipeline:
         self._started_ns = time.monotonic_ns()  # (reset when the sources start)
         self._threads: list[SourceThread] = []
         self._stall_flag: dict[int, int] = {}
+        self._stall_counted: dict[int, int] = {}
 
     # ----------------------------------------------------------------- control
     #: after a stop, how long preprocess keeps waiting for frames still on their way from the sources
@@ -983,13 +984,17 @@ class Pipeline:
             src = t.source
             if not src.live or t.finished.is_set() or self._stop.is_set():
                 continue
+            if t.reopening:  # it found its stream lost itself and is opening it again
+                continue
             limit = self._watchdog_limit(src)
-            if (now - t.last_frame_ns) / 1e9 > limit and self._stall_flag.get(id(t)) != t.last_frame_ns:
-                self._stall_flag[id(t)] = t.last_frame_ns  # one count per stall episode
-                self.stats.count("stalls")
-                if t.lost_ns is not None:  # the source found its stream lost itself, said so and is reconnecting
-                    continue
-                log.warning("%s: no frame for %.1f s (watchdog)%s", src.spec, limit,
-                            "; reconnecting" if src.reconnect else "")
+            since = max(t.last_frame_ns, t.reopened_ns)  # a source that reopened and hangs is asked again
+            if (now - since) / 1e9 > limit and self._stall_flag.get(id(t)) != since:
+                self._stall_flag[id(t)] = since  # one request per quiet spell since a frame or a reopen
+                if self._stall_counted.get(id(t)) != t.last_frame_ns:  # one count per outage (frames between)
+                    self._stall_counted[id(t)] = t.last_frame_ns
+                    self.stats.count("stalls")
+                if t.lost_ns is None:  # not lost already since its last frame (that was said once, when it was)
+                    log.warning("%s: no frame for %.1f s (watchdog)%s", src.spec, limit,
+                                "; reconnecting" if src.reconnect else "")
                 if src.reconnect:
                     src.request_reconnect()

@@ -487,7 +487,7 @@ def test_one_loss_is_said_once_however_many_reconnects_it_takes(caplog: pytest.L
     assert lines[0] == "silent: no packets for 0.0 s; reconnecting"
     assert [ln for ln in lines if "reopen failed" in ln] == [
         "silent: reopen failed (device busy); retrying every 0.002 s at most"]
-    assert lines[-1].startswith("silent: frames again, ") and len(lines) == 3
+    assert lines[-1].startswith("silent: first frame, ") and len(lines) == 3  # (no frame before the losses)
 
 
 def test_a_stall_the_watchdog_said_is_not_said_again_by_the_source(caplog: pytest.LogCaptureFixture) -> None:
@@ -503,6 +503,54 @@ def test_a_stall_the_watchdog_said_is_not_said_again_by_the_source(caplog: pytes
     assert s["counters"]["stalls"] == 2
     assert [ln for ln in lines if "reconnecting" in ln] == ["silent: no frame for 0.3 s (watchdog); reconnecting"] * 2
     assert not [ln for ln in lines if "stalled" in ln]
+
+
+def test_a_source_that_reopens_and_then_hangs_is_asked_again(caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a review of the said-once change: a source that found its stream lost itself, reopened and then
+    hung (no frames, no error) was never asked to reconnect, and the run hung with it. The watchdog's silence
+    counts from the reopen too; the outage was said once already, so nothing more is said until frames come."""
+    from edge.stream.sources.base import Stalled
+
+    class Hangs(Source):
+        live, reconnect, period_s = True, True, 0.01
+
+        def __init__(self) -> None:
+            self.spec, self.passes, self.asked = "silent", 0, 0
+
+        def __iter__(self) -> Iterator[Frame]:
+            self.passes += 1
+            if self.passes == 2:  # reopened, but the stream hangs; polls the watchdog's request as readers do
+                while not self.stalled():
+                    time.sleep(0.005)
+                self.asked += 1
+                raise Stalled("watchdog: stream stalled")
+            for i in range(3):
+                yield Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), i + 3 * self.passes, "camera", {})
+            if self.passes == 1:
+                raise SourceLost("read failed")
+
+    src = Hangs()
+    sink = ListSink()
+    done: dict[str, Any] = {}
+    with caplog.at_level("WARNING"):
+        th = threading.Thread(target=lambda: done.setdefault(
+            "s", Pipeline([src], EchoTask(), [sink], policy="block", stall_s=0.3).run()), daemon=True)
+        th.start()
+        th.join(20)
+    assert not th.is_alive() and src.asked == 1 and len(sink.records) == 6
+    assert done["s"]["counters"]["stalls"] == 1
+    assert _source_lines(caplog)[0] == "silent: read failed; reconnecting"
+    assert _source_lines(caplog)[1].startswith("silent: frames again, ") and len(_source_lines(caplog)) == 2
+
+
+def test_a_loss_before_any_frame_is_not_called_frames_again(caplog: pytest.LogCaptureFixture) -> None:
+    from edge.stream.sources import SourceThread
+
+    th = SourceThread(SilentLiveSource(losses=1), lambda f: True, threading.Event(), backoff_s=(0.001, 0.002))
+    with caplog.at_level("WARNING"):
+        th.run()
+    assert _source_lines(caplog)[-1].startswith("silent: first frame, ") and \
+        _source_lines(caplog)[-1].endswith(" s after the start")
 
 
 def test_open_failure_closes_what_was_opened() -> None:

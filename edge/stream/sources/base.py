@@ -174,6 +174,11 @@ class SourceThread(threading.Thread):
         #: reconnects it takes (a silent UDP LiDAR said "no packets for 2.0 s; reconnecting" every 2.25 s for
         #: as long as it stayed silent, beside the watchdog's line and a "stalled" line for the same stall)
         self.lost_ns: int | None = None
+        #: when the source was last opened again after a loss (monotonic ns): the watchdog's silence counts from
+        #: the later of this and the last frame, so a source that reopened and then hangs is asked again
+        self.reopened_ns = 0
+        #: True while :meth:`_reopen` retries (the watchdog leaves a source alone that knows it is lost)
+        self.reopening = False
         #: seconds the source took to deliver each frame set (inside its iterator, not waiting for room in
         #: the pipeline; frames sharing a ``seq`` are one set): its own rate, so a summary can tell a slow
         #: source from a slow model
@@ -204,8 +209,9 @@ class SourceThread(threading.Thread):
                         before, self.last_frame_ns = self.last_frame_ns, time.monotonic_ns()
                         self.frames += 1
                         if self.lost_ns is not None:
-                            log.warning("%s: frames again, %.1f s after the last one", self.source.spec,
-                                        (self.last_frame_ns - before) / 1e9)
+                            what = ("frames again, %.1f s after the last one" if self.frames > 1
+                                    else "first frame, %.1f s after the start")  # (none before the loss)
+                            log.warning("%s: " + what, self.source.spec, (self.last_frame_ns - before) / 1e9)
                             self.lost_ns = None
                         if self.source.renamed and frame.sensor in self.source.renamed:
                             frame = replace(frame, sensor=self.source.renamed[frame.sensor])
@@ -242,18 +248,23 @@ class SourceThread(threading.Thread):
         """Retry ``open()`` with exponential backoff until it works or the pipeline stops."""
         delay = self.backoff_s[0]
         said = None
-        while not self.stop_event.wait(delay):
-            self.reconnects += 1
-            try:
-                self.source.open()
-                return True
-            except Exception as e:  # retried; the count is in the stats, a reason is said when it changes
-                if str(e) != said:
-                    said = str(e)
-                    log.warning("%s: reopen failed (%s); retrying every %.2g s at most", self.source.spec, e,
-                                self.backoff_s[1])
-                delay = min(delay * 2, self.backoff_s[1])
-        return False
+        self.reopening = True
+        try:
+            while not self.stop_event.wait(delay):
+                self.reconnects += 1
+                try:
+                    self.source.open()
+                    self.reopened_ns = time.monotonic_ns()
+                    return True
+                except Exception as e:  # retried; the count is in the stats, a reason is said when it changes
+                    if str(e) != said:
+                        said = str(e)
+                        log.warning("%s: reopen failed (%s); retrying every %.2g s at most", self.source.spec, e,
+                                    self.backoff_s[1])
+                    delay = min(delay * 2, self.backoff_s[1])
+            return False
+        finally:
+            self.reopening = False
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"frames": self.frames, "reconnects": self.reconnects, **self.source.counters()}
