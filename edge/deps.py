@@ -91,13 +91,42 @@ def import_culprit(e: BaseException) -> str | None:
     return None
 
 
-def opencv() -> Any:
-    """``cv2``, or a BackendUnavailable saying why not (the pip line, or the library it failed to load): a script
-    preprocessing camera frames through the Python API on an image without OpenCV got a bare ModuleNotFoundError."""
+def opencv(needed_for: str = "") -> Any:
+    """``cv2``, or a BackendUnavailable saying why not (the pip line, or the library it failed to load) and, given
+    ``needed_for``, what needs it: a script preprocessing camera frames through the Python API on an image without
+    OpenCV got a bare ModuleNotFoundError."""
     try:
         import cv2
     except ImportError as e:
         from edge.errors import BackendUnavailable
 
-        raise BackendUnavailable(import_failure("cv2", e)) from None
+        raise BackendUnavailable(import_failure("cv2", e) + (f"; {needed_for} needs it" if needed_for else "")) \
+            from None
     return cv2
+
+
+def explain_import(e: BaseException) -> str | None:
+    """One line for an ImportError (or a library's OSError) of an optional package: why it failed
+    (:func:`import_failure`) and which of our functions needed it; None when ``e`` is not about one of
+    :data:`EXTRAS` (our own bug, or a package we do not know). Why the function: on a thin image (no OpenCV)
+    ``edge bench`` was told to install the video extra with no reason given (a family's synthetic frames were
+    drawn with OpenCV), and an overlay that needed it was "postprocess failed: ModuleNotFoundError"."""
+    top = (getattr(e, "name", None) or "").split(".")[0] if isinstance(e, ImportError) else ""
+    if top not in EXTRAS:
+        top = import_culprit(e) or ""  # installed, but its own import fails (cv2 without libGL): no e.name
+    if top not in EXTRAS:
+        return None
+    return import_failure(top, e) + needed_by(e)
+
+
+def needed_by(e: BaseException) -> str:
+    """'; needed by edge.models.NAME.synthetic._render': the last of our functions on ``e``'s traceback (edge's
+    own modules, but this one), or "" when none is."""
+    where = ""
+    tb = e.__traceback__
+    while tb is not None:
+        mod = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if (mod == "edge" or mod.startswith("edge.")) and mod != __name__:
+            where = f"{mod}.{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    return f"; needed by {where}" if where else ""

@@ -189,21 +189,19 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except ImportError as e:  # an optional package this command needs: the pip line that installs it
-        from edge.deps import EXTRAS, import_culprit, import_failure
+        from edge.deps import explain_import
 
-        top = (e.name or "").split(".")[0]
-        if top not in EXTRAS:
-            top = import_culprit(e) or ""  # installed, but its own import fails (cv2 without libGL): no e.name
-        if top not in EXTRAS:
+        line = explain_import(e)  # absent, or there but lacking what was asked; and what needed it
+        if line is None:
             raise  # one of ours, or a package we do not know: a bug, with its traceback
-        print(f"error: {import_failure(top, e)}", file=sys.stderr)  # absent, or there but lacking what was asked
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except OSError as e:  # the machine, not the code: a full disk, a quota, an I/O error mid-write
-        from edge.deps import import_culprit, import_failure
+        from edge.deps import explain_import
 
-        culprit = import_culprit(e)  # or a package whose import loads a library that is not there (torch's cuDNN)
-        if culprit is not None:
-            print(f"error: {import_failure(culprit, e)}", file=sys.stderr)
+        line = explain_import(e)  # or a package whose import loads a library that is not there (torch's cuDNN)
+        if line is not None:
+            print(f"error: {line}", file=sys.stderr)
             return 2
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)

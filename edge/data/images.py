@@ -156,7 +156,7 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
     from edge.deps import opencv
     from edge.native_stderr import caught
 
-    cv2 = opencv()
+    cv2 = opencv("decoding image files")
 
     big = False
     with caught() as said:  # libpng / libjpeg / OpenCV print to stderr themselves: said here instead
@@ -189,10 +189,6 @@ def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: Any, std: Any)
     """
     import numpy as np
 
-    from edge.deps import opencv
-
-    cv2 = opencv()
-
     if not isinstance(img_bgr, np.ndarray):  # OpenCV's "Overload resolution failed" otherwise
         raise DataError(f"expected an HxWx3 image array, got {type(img_bgr).__name__}")
     if img_bgr.ndim != 3 or img_bgr.shape[2] != 3 or 0 in img_bgr.shape:  # empty: OpenCV's resize assertion
@@ -200,7 +196,10 @@ def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: Any, std: Any)
     if img_bgr.dtype != np.uint8:  # a float image in [0, 1] was taken as near black; int64 was OpenCV's assertion
         raise DataError(f"expected a uint8 BGR image (a camera frame, 0..255), got {img_bgr.dtype}")
     h, w = hw
-    if img_bgr.shape[:2] != (h, w):
+    if img_bgr.shape[:2] != (h, w):  # (a frame already at the model's size needs no OpenCV: a thin image runs it)
+        from edge.deps import opencv
+
+        cv2 = opencv("resizing camera frames to the model's input")
         img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA)
     m = np.broadcast_to(np.asarray(mean, np.float32), (3,))
     sd = np.broadcast_to(np.asarray(std, np.float32), (3,))

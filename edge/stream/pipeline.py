@@ -52,6 +52,15 @@ class StoppedWithOutputs(EdgeError):
         self.error = message if error is None else error
 
 
+def _reason(e: BaseException) -> str:
+    """Why a stage or sink failed, in one line: an optional package it reached that this install lacks is the
+    pip line that brings it and what needed it (:func:`edge.deps.explain_import`; it was "ModuleNotFoundError: No
+    module named 'cv2'" after the whole run's frames were read), anything else its type and first line."""
+    from edge.deps import explain_import
+
+    return explain_import(e) or f"{type(e).__name__}: {first_line(e)}"
+
+
 class Pipeline:
     """The real-time loop (see the module docstring).
 
@@ -214,6 +223,10 @@ class Pipeline:
     def _run(self, finish: Any = None) -> dict[str, Any]:
         opened_src: list[Source] = []
         opened_sinks: list[Any] = []
+        if any(getattr(s, "wants_image", False) for s in self.sinks):  # the overlay is drawn with OpenCV: said
+            from edge.deps import opencv  # before any source opens (it was the first frame's postprocess failing)
+
+            opencv("drawing the overlay (edge run's video, --save, --display; a run with --jsonl alone draws none)")
         try:
             for src in self.sources:
                 # interrupted, or the run is over (a quiet UDP source ends its thread then, not at exit)
@@ -227,7 +240,7 @@ class Pipeline:
                     raise
                 except Exception as e:  # a user's sink: one EdgeError line, as its write() and close() give
                     raise EdgeError(f"sink {getattr(sink, 'name', type(sink).__name__)}: open failed: "
-                                    f"{type(e).__name__}: {first_line(e)}") from e
+                                    f"{_reason(e)}") from e
                 opened_sinks.append(sink)
             self._prepare_engines()
             if self._interrupted:  # a Ctrl-C / SIGTERM while opening (rendering ahead): not a run of 0 frames
@@ -539,7 +552,7 @@ class Pipeline:
             self.abort(str(e))
         except Exception as e:
             log.debug("stage failed", exc_info=True)  # the user gets one line; the traceback is for -v logs
-            self.abort(f"{threading.current_thread().name} failed: {type(e).__name__}: {first_line(e)}")
+            self.abort(f"{threading.current_thread().name} failed: {_reason(e)}")
         except BaseException as e:  # SystemExit or KeyboardInterrupt raised by a task's or a sink's own code: in a
             # stage thread it ended the thread alone, the run then reported success over the frames before it and a
             # stage was left waiting; it is the run's error as any other failure is (the caller's handlers saw none)
@@ -856,7 +869,7 @@ class Pipeline:
                 raise
             except Exception as e:  # a user's sink: named (it was "postprocess failed", the stage it runs in)
                 raise EdgeError(f"sink {getattr(sink, 'name', type(sink).__name__)}: write failed: "
-                                f"{type(e).__name__}: {first_line(e)}") from e
+                                f"{_reason(e)}") from e
             if getattr(sink, "quit", False):  # a display window's q / Esc
                 self.stop()
         st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)
