@@ -200,8 +200,8 @@ def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
     the data comes from (a label file and its images, an ``images=`` folder, a KITTI folder's calibration: the
     report replaced the truth it scores against), unless it is an earlier ``edge val`` report. What the write
     replaces is the name itself (a link is replaced, not followed), so that name is compared, as written and
-    with its folder resolved, against each data folder as written and resolved. A new file there is fine."""
-    import json
+    with its folder resolved, against each data folder as written and resolved. A new file there is fine. Anywhere,
+    an existing file that is not an earlier report is refused too (a checkpoint named as --out was replaced)."""
 
     name = Path(out)
     if not (name.is_file() or name.is_symlink()):
@@ -215,14 +215,26 @@ def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
             inside = any(t == real or t in real.parents for t in _link_targets(roots[-1]))
         if not (same or inside):
             continue
-        try:
-            earlier = json.loads(name.read_text()) if not name.is_symlink() else None
-            ours = isinstance(earlier, dict) and {"rows", "metric", "described"} <= set(earlier)
-        except (OSError, UnicodeDecodeError, ValueError):
-            ours = False
-        if not ours:
+        if name.is_symlink() or not _is_report(name):
             raise DataError(f"{out}: --out would replace a file of the data this run reads ({given}); write "
                             "the report elsewhere")
+    if name.is_file() and not name.is_symlink() and not _is_report(name):
+        # anywhere: `edge val --out m.pt` replaced a checkpoint with the report (edge train refuses the like)
+        raise DataError(f"{out}: exists and is not an edge val report; --out would replace it (remove it, or name "
+                        "another file)")
+
+
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` holds an earlier ``edge val`` report (what ``--out`` may replace)."""
+    import json
+
+    try:
+        if path.stat().st_size > 64 << 20:
+            return False
+        earlier = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(earlier, dict) and {"rows", "metric", "described"} <= set(earlier)
 
 
 def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, backends: str | list[str] | None = None,

@@ -91,6 +91,24 @@ def provenance() -> dict[str, str]:
     return out
 
 
+def data_files(card: Any, cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each file the card's trainer says this config's batches read (``Trainer.data_files``): its path, size and
+    sha256, for the record (the command alone does not say which file an environment variable pointed at)."""
+    from edge.files import sha256_file
+    from edge.models.contract import family_code
+
+    if card.trainer is None or card.trainer.data_files is None:
+        return {}
+    with family_code(card.name, "trainer's data files"):
+        files = dict(card.trainer.data_files(cfg))
+    out = {}
+    for name, path in files.items():
+        p = Path(path)
+        out[str(name)] = {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)} \
+            if p.is_file() else {"path": str(p), "missing": True}
+    return out
+
+
 def check_replaceable_outputs(out: Path) -> None:
     """An existing ``out`` must be a checkpoint and ``out``'s .json a training record (what a run writes there);
     another file is refused before any training, naming it."""
@@ -106,6 +124,27 @@ def check_replaceable_outputs(out: Path) -> None:
     if record.exists() and not is_training_record(record):
         raise EdgeError(f"{record}: exists and is not a training record; --out {out.name} writes its record there "
                         "(remove it, or name another --out)")
+    other = record_of(record) if record.exists() else None
+    if other is not None and other != out.name and (out.parent / other).exists():
+        # m.pt's record is m.json, and so is m.ckpt's: the second run replaced the first's record silently
+        raise EdgeError(f"{record}: the training record of {out.parent / other}, which --out {out.name} would replace "
+                        "with its own (name another --out)")
+
+
+def record_of(record: Path) -> str | None:
+    """The file name of the checkpoint a training record was written for (its command's ``--out``), or None."""
+    import shlex
+
+    try:
+        words = shlex.split(str(json.loads(record.read_text(encoding="utf-8"))["command"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for i, w in enumerate(words):
+        if w == "--out" and i + 1 < len(words):
+            return Path(words[i + 1]).name
+        if w.startswith("--out="):
+            return Path(w.split("=", 1)[1]).name
+    return None
 
 
 def is_training_record(path: Path) -> bool:
@@ -297,7 +336,9 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         **({"qat": list(qat), "qat_scales": qat_scales} if qat else {}),
         "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
         "versions": provenance(),
+        **({"data_files": files} if (files := data_files(card, cfg)) else {}),
     }
+
     def write() -> None:
         from edge.signals_held import signals_held
 

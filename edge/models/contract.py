@@ -439,6 +439,10 @@ class Trainer:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     clip_grad: float = 5.0
+    #: the files a config's batches read besides the code (the real layouts a renderer draws on), by name:
+    #: ``edge train`` records each one's path and sha256, since the same command on another file trains another
+    #: model (two layouts files gave different losses under identical records)
+    data_files: Callable[[Config], dict[str, Any]] | None = None
 
 
 def _no_draw(_payload: Any, _frames: Frames, _cfg: Config) -> np.ndarray | None:

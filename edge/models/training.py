@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from edge.errors import ModelError
+from edge.errors import ModelError, first_line
 from edge.models.contract import Config, ModelCard, family_code
 
 
@@ -160,17 +160,28 @@ def _loop(card: ModelCard, model: Any, source: Iterator[dict[str, np.ndarray]], 
             break
         with family_code(card.name, "trainer's loss"):
             loss, _ = tr.loss(model, b)
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):  # the weights are NaN from here on: never a checkpoint
+            # (the first loss is the starting weights' on the first batch: no learning rate has acted on it yet)
+            why = ("before any update: the config or the data, not the learning rate" if done == 0
+                   else "a learning rate too high for this model?")
+            raise ModelError(f"model '{card.name}': the training loss became {losses[-1]} at step {done + 1} "
+                             f"({why}); nothing was written")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tr.clip_grad:
             torch.nn.utils.clip_grad_norm_(trainable, tr.clip_grad)
-        opt.step()
+        try:
+            opt.step()
+        except RuntimeError as e:  # torch's Adam with a learning rate past float32 (--lr 1e38): a traceback before
+            if "overflow" not in str(e):
+                raise
+            peak = opt.param_groups[0].get("max_lr", opt.param_groups[0]["lr"])  # the schedule's peak: --lr
+            raise ModelError(f"model '{card.name}': the optimizer's step failed at step {done + 1} ("
+                             f"{first_line(e, 120)}): a learning rate of {peak:g} is too large; nothing was written"
+                             ) from None
         if sched.last_epoch < total:
             sched.step()
-        losses.append(float(loss.detach()))
-        if not math.isfinite(losses[-1]):  # the weights are NaN from here on: never a checkpoint
-            raise ModelError(f"model '{card.name}': the training loss became {losses[-1]} at step {done + 1} "
-                             "(a learning rate too high for this model?); nothing was written")
         done += 1
         if t1 is None:
             t1 = time.monotonic()

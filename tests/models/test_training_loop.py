@@ -458,3 +458,73 @@ def test_render_workers_of_a_killed_trainer_exit() -> None:
     for p in left:  # do not leave them to the next test
         os.kill(p, signal.SIGKILL)
     assert not left, f"render workers {left} outlived their killed trainer"
+
+
+def test_the_files_a_config_trains_on_are_in_its_record(toy: Any, tmp_path: Path) -> None:
+    """Found by a review: lane's realistic clips are drawn on a layouts file an environment variable can change; two
+    files gave different losses under identical records. A trainer's ``data_files`` are recorded with their
+    sha256."""
+    import hashlib
+    import json
+
+    import edge
+    from edge.cli.train_cmd import run_train
+
+    data = tmp_path / "layouts.json"
+    data.write_text("{}\n")
+    card = dataclasses.replace(toy, name="toyfiles", trainer=dataclasses.replace(
+        toy.trainer, data_files=lambda cfg: {"layouts": data, "gone": tmp_path / "nowhere.json"}))
+    edge.models.register("toyfiles", lambda: card)
+    try:
+        run_train("toyfiles", tmp_path / "t.pt", "tiny", 2, 2, None, 0, 0, None, True)
+    finally:
+        edge.models.unregister("toyfiles")
+    rec = json.loads((tmp_path / "t.json").read_text())
+    assert rec["data_files"] == {
+        "layouts": {"path": str(data.resolve()), "bytes": 3, "sha256": hashlib.sha256(b"{}\n").hexdigest()},
+        "gone": {"path": str(tmp_path / "nowhere.json"), "missing": True}}
+
+
+def test_a_learning_rate_past_float32_is_one_line(toy: Any) -> None:
+    """--lr 1e38 passed the finite check; torch's AdamW then raised 'value cannot be converted to type float without
+    overflow' as a traceback (exit 1)."""
+    with pytest.raises(ModelError, match=r"the optimizer's step failed at step 1 \(.*overflow.*\): a learning rate "
+                                         r"of 1e\+38 is too large; nothing was written"):
+        train(toy, toy.config("tiny"), steps=3, batch=2, lr=1e38)
+
+
+def test_a_loss_that_is_nan_before_any_update_does_not_blame_the_learning_rate(toy: Any) -> None:
+    def nan_loss(model: Any, b: dict[str, Any]) -> tuple[Any, dict[str, float]]:
+        loss, parts = toy.trainer.loss(model, b)
+        return loss * float("nan"), parts
+
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, loss=nan_loss))
+    with pytest.raises(ModelError, match=r"became nan at step 1 \(before any update: the config or the data, not "
+                                         r"the learning rate\)"):
+        train(card, card.config("tiny"), steps=3, batch=2)
+
+
+def test_a_checkpoint_of_another_suffix_does_not_take_anothers_record(toy: Any, tmp_path: Path) -> None:
+    """Found by a review: `--out lane.ckpt` beside lane.pt replaced lane.pt's record (both are lane.json) without a
+    word. Refused while the other checkpoint is there; its own record, or an orphaned one, is replaced."""
+    import json
+
+    import edge
+    from edge.cli.train_cmd import run_train
+    from edge.errors import EdgeError
+
+    card = dataclasses.replace(toy, name="toyrec")
+    edge.models.register("toyrec", lambda: card)
+    try:
+        run_train("toyrec", tmp_path / "m.pt", "tiny", 1, 2, None, 0, 0, None, True)
+        first = (tmp_path / "m.json").read_text()
+        with pytest.raises(EdgeError, match=r"m\.json: the training record of .*m\.pt, which --out m\.ckpt would "
+                                            r"replace with its own"):
+            run_train("toyrec", tmp_path / "m.ckpt", "tiny", 1, 2, None, 0, 0, None, True)
+        assert (tmp_path / "m.json").read_text() == first and not (tmp_path / "m.ckpt").exists()
+        run_train("toyrec", tmp_path / "m.pt", "tiny", 1, 2, None, 5, 0, None, True)  # its own record: replaced
+        (tmp_path / "m.pt").unlink()
+        run_train("toyrec", tmp_path / "m.ckpt", "tiny", 1, 2, None, 0, 0, None, True)  # an orphaned record: too
+    finally:
+        edge.models.unregister("toyrec")
+    assert json.loads((tmp_path / "m.json").read_text())["command"].endswith("m.ckpt")

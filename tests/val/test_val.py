@@ -349,8 +349,11 @@ def test_out_is_checked_resolved_and_against_an_images_folder(tmp_path: Path, re
     with pytest.raises(DataError, match="would replace"):
         check_report_out(drive.parent / "calib_cam_to_cam.txt", [f"{drive},starts=1"])
     (tmp_path / "set2").mkdir()  # a folder whose name only starts like the data's
-    (tmp_path / "set2" / "r.json").write_text("{}")
+    (tmp_path / "set2" / "r.json").write_text(json.dumps({"rows": [], "metric": "m", "described": "d"}))
     check_report_out(tmp_path / "set2" / "r.json", [str(labels)])
+    (tmp_path / "set2" / "r.json").write_text("{}")  # not a report, anywhere: refused, but not as the data's
+    with pytest.raises(DataError, match="exists and is not an edge val report"):
+        check_report_out(tmp_path / "set2" / "r.json", [str(labels)])
     kitti = tmp_path / "k"
     shutil.copytree(real_data / "kitti/object/training", kitti)
     (kitti / "report.json").write_text(json.dumps({"rows": [], "metric": "m", "described": "d"}))
@@ -509,3 +512,21 @@ def test_an_out_that_takes_no_file_is_one_line_before_scoring(tiny_bundle: Path,
     err = capsys.readouterr().err
     assert code == 2 and "/proc/nope.json: cannot write there" in err and "(--out)" in err and ".tmp" not in err, err
     assert "scoring" not in err
+
+
+def test_an_out_that_is_another_file_is_refused_an_earlier_report_replaced(tiny_bundle: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a review: `edge val --out lane.pt` replaced a checkpoint with the report (edge train refuses that)."""
+    from edge.cli.main import _invoke, app
+
+    ck = tmp_path / "lane.pt"
+    ck.write_bytes(b"PK\x03\x04 weights")
+    code = _invoke(app, ["val", str(tiny_bundle), "--data", "synthetic:1", "--out", str(ck)], "edge")
+    err = capsys.readouterr().err
+    assert code == 2 and f"{ck}: exists and is not an edge val report" in err, err
+    assert ck.read_bytes() == b"PK\x03\x04 weights"
+    report = tmp_path / "r.json"
+    for _ in range(2):  # a report is replaced by the next run's
+        assert _invoke(app, ["val", str(tiny_bundle), "--data", "synthetic:1", "--backends", "onnxruntime", "--out",
+                             str(report)], "edge") == 0
+    capsys.readouterr()

@@ -17,6 +17,7 @@ graph). Both give the same numbers (tested); both start with the first frame rep
 from __future__ import annotations
 
 import functools
+import itertools
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
@@ -177,7 +178,7 @@ def card() -> ModelCard:
                       fold=metric_fold),
         data=FamilyData(samples.synthetic, samples.samples, lambda cfg: int(cfg["frames"]),
                         samples.LABELLED),
-        trainer=Trainer(train.batch_stream, train.loss),
+        trainer=Trainer(train.batch_stream, train.loss, data_files=train.data_files),
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="lanes",
         image_inputs=lambda cfg: (image_input(cfg),),
@@ -197,6 +198,11 @@ def check_rules(cfg: dict[str, Any]) -> None:
     h, w = cfg["input_hw"]
     if h % 32 or w % 32:  # the encoder's tokens are [h/32, w/32], its position table too
         raise ValueError(f"input_hw {[h, w]}: height and width must be multiples of 32")
+    rows = [float(a) for a in cfg["row_anchors"]]
+    if not all(0.0 < a < 1.0 for a in rows) or any(b <= a for a, b in itertools.pairwise(rows)):
+        # rows past the image made a NaN loss before any update (blamed on the learning rate), or scored 0 %
+        raise ValueError(f"row_anchors {rows}: the rows are fractions of the image height, top to bottom: each in "
+                         "(0, 1) and increasing")
     if cfg["grid"] != w // 8:  # the row attention scores one cell per column of the stride-8 features
         raise ValueError(f"grid {cfg['grid']}: the locations are scored over the stride-8 features' columns, "
                          f"input width / 8 = {w // 8}")

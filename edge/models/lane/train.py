@@ -23,6 +23,12 @@ def _train_rng(seed: int, worker: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, worker)))
 
 
+def data_files(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The real lane layouts the realistic clips are drawn on (``$EDGE_LANE_LAYOUTS`` or the real-data folder's),
+    when the config draws any: recorded with the checkpoint."""
+    return {"layouts": layouts_path()} if float(cfg["realistic_mix"]) > 0 else {}
+
+
 def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Endless batches: clip [B, T, 3, h, w], cell [B, S, R] (grid index or -100), exist [B, S, R]."""
     rng = _train_rng(seed, worker)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import DataError
+from edge.errors import DataError, ModelError
 
 POOL = 48
 TRANSLATION_ONLY = 1 / 3
@@ -136,8 +136,12 @@ def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0,
     pool = [random_rig(rng, hw) for _ in range(min(POOL, max(batch, 8)))] if steps else []
     renew = 1
     while True:
+        dry = 0
         while buf is not None and buf.n < MATCH_BATCH:  # at the start: enough crops for one batch
+            before = buf.n
             _add_crops(buf, random_rig(rng, hw), rng, cfg)
+            dry = 0 if buf.n > before else dry + 1
+            _check_dry(dry, "the matching stage no crop", cfg)
         for _ in range(MATCH_RIGS if buf is not None else 0):
             _add_crops(buf, random_rig(rng, hw), rng, cfg)
         if not steps:
@@ -150,14 +154,31 @@ def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0,
         if len(pool) < POOL:
             pool.append(random_rig(rng, hw))
         items: list[dict[str, np.ndarray]] = []
+        dry = 0
         while len(items) < batch:
             it = _item(pool[int(rng.integers(len(pool)))], rng, cfg)
             if it is not None:
                 items.append(it)
+            dry = 0 if it is not None else dry + 1
+            _check_dry(dry, "the steps no sample", cfg)
         out = {k: np.stack([it[k] for it in items]) for k in items[0]}
         if buf is not None:
             out["match_x"], out["match_y"] = buf.sample(rng, MATCH_BATCH)
         yield out
+
+
+#: synthetic rigs in a row that give nothing to train on, after which the config is taken to make no such data
+DRY_AFTER = 200
+
+
+def _check_dry(dry: int, what: str, cfg: dict[str, Any]) -> None:
+    """Stop with one line after :data:`DRY_AFTER` rigs in a row gave ``what`` nothing: a config whose groups never
+    land in the image (``--set groups=2``: the few farthest-point centres lie at the scan's edges) spun at full CPU
+    before the first step for as long as it was left."""
+    if dry >= DRY_AFTER:
+        raise ModelError(f"nativecross: {DRY_AFTER} synthetic rigs in a row gave {what} (groups={cfg['groups']}, "
+                         f"points={cfg['points']}: no group in the camera's view); this config cannot be trained, "
+                         "use more groups (the shipped configs use 32 or more)")
 
 
 def _add_crops(buf: CropBuffer, rig: Any, rng: np.random.Generator, cfg: dict[str, Any]) -> None:

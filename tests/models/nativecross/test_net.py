@@ -260,3 +260,17 @@ def test_the_crop_buffer_keeps_the_last_crops_in_a_ring() -> None:
     assert all(float(buf.x[i, 0, 0, 0]) == buf.y[i, 0] for i in range(5))
     x, y = buf.sample(np.random.default_rng(0), 50)
     assert set(y[:, 0].tolist()) <= {11.0, 12.0, 13.0, 14.0, 15.0} and x.shape == (50, 4, 16, 16)
+
+
+def test_a_config_that_makes_no_training_data_stops_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: `edge train nativecross --set groups=2` spun at full CPU before its first step for as long
+    as it was left (the two farthest-point centres never land in the image, so the matcher got no crop). After
+    DRY_AFTER rigs in a row with nothing, one line says so."""
+    import edge
+    from edge.errors import ModelError
+    from edge.models.nativecross import train
+
+    monkeypatch.setattr(train, "DRY_AFTER", 5)
+    cfg = dict(edge.get_card("nativecross").config("tiny"), groups=2)
+    with pytest.raises(ModelError, match=r"5 synthetic rigs in a row gave the matching stage no crop \(groups=2, "):
+        next(train.batch_stream(cfg, 1, seed=0))
