@@ -116,17 +116,21 @@ def explain_import(e: BaseException) -> str | None:
         top = import_culprit(e) or ""  # installed, but its own import fails (cv2 without libGL): no e.name
     if top not in EXTRAS:
         return None
-    return import_failure(top, e) + needed_by(e)
+    return import_failure(top, e) + needed_by(e, top)
 
 
-def needed_by(e: BaseException) -> str:
-    """'; needed by edge.models.NAME.synthetic._render': the last of our functions on ``e``'s traceback (edge's
-    own modules, but this one), or "" when none is."""
+def needed_by(e: BaseException, package: str = "") -> str:
+    """'; needed by edge.models.NAME.synthetic._render': the function whose import raised ``e`` (the innermost frame
+    of the traceback before ``package``'s own modules and the import machinery: ours, or a user's sink or card,
+    not the loop that called it), or "" when there is none."""
     where = ""
     tb = e.__traceback__
     while tb is not None:
-        mod = str(tb.tb_frame.f_globals.get("__name__", ""))
-        if (mod == "edge" or mod.startswith("edge.")) and mod != __name__:
-            where = f"{mod}.{tb.tb_frame.f_code.co_name}"
+        f = tb.tb_frame
+        mod = str(f.f_globals.get("__name__", ""))
+        if package and (mod == package or mod.startswith(package + ".")):
+            break  # the package's own module code failing (installed, not loading): the importer is the one before
+        if not mod.startswith("importlib") and mod != __name__:
+            where = f"{mod}.{getattr(f.f_code, 'co_qualname', f.f_code.co_name)}"
         tb = tb.tb_next
     return f"; needed by {where}" if where else ""

@@ -218,7 +218,7 @@ def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
         if name.is_symlink() or not _is_report(name):
             raise DataError(f"{out}: --out would replace a file of the data this run reads ({given}); write "
                             "the report elsewhere")
-    if name.is_file() and not name.is_symlink() and not _is_report(name):
+    if name.is_file() and not name.is_symlink() and name.stat().st_size and not _is_report(name):  # (empty: mktemp's)
         # anywhere: `edge val --out m.pt` replaced a checkpoint with the report (edge train refuses the like)
         raise DataError(f"{out}: exists and is not an edge val report; --out would replace it (remove it, or name "
                         "another file)")

@@ -79,5 +79,36 @@ def test_a_stage_that_reaches_a_missing_package_says_the_pip_line(no_cv2: None) 
         draw()
     except ImportError as e:
         said = _reason(e)
-    assert said == NOT_INSTALLED  # (raised outside edge's own modules: no "needed by")
+    # the function that needed it, a user's as well as ours (a review: it named the loop that called a user's sink)
+    assert said == f"{NOT_INSTALLED}; needed by {__name__}.test_a_stage_that_reaches_a_missing_package_says_the_pip_" \
+                   "line.<locals>.draw"
     assert _reason(RuntimeError("boom")) == "RuntimeError: boom"
+
+
+def test_a_users_sink_that_needs_a_package_is_named_not_the_loop(no_cv2: None) -> None:
+    from edge.stream.pipeline import Pipeline
+    from edge.stream.sinks import Sink
+    from edge.stream.sources import MemorySource
+
+    class Plot(Sink):
+        name = "plot"
+
+        def write(self, result: Any) -> None:
+            import cv2  # noqa: F401
+
+    class Echo:
+        sensors = ("camera",)
+
+        def preprocess(self, frames: Any) -> Any:
+            return None
+
+        def infer(self, x: Any) -> Any:
+            return None
+
+        def postprocess(self, out: Any, frames: Any) -> tuple[dict[str, Any], None]:
+            return {}, None
+
+    frames = [np.zeros((4, 4, 3), np.uint8)]
+    with pytest.raises(Exception, match=r"sink plot: write failed: cv2 \(opencv-python-headless\) is not installed "
+                                        r".*; needed by tests\.test_thin_image\..*Plot\.write$"):
+        Pipeline([MemorySource(frames, count=1)], Echo(), [Plot()], policy="block").run()

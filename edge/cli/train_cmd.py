@@ -114,7 +114,7 @@ def check_replaceable_outputs(out: Path) -> None:
     another file is refused before any training, naming it."""
     from edge.models.checkpoint import read_checkpoint
 
-    if out.exists():
+    if out.exists() and not (out.is_file() and out.stat().st_size == 0):  # an empty file (mktemp's) holds nothing
         try:
             read_checkpoint(out)
         except ModelError:
@@ -125,14 +125,17 @@ def check_replaceable_outputs(out: Path) -> None:
         raise EdgeError(f"{record}: exists and is not a training record; --out {out.name} writes its record there "
                         "(remove it, or name another --out)")
     other = record_of(record) if record.exists() else None
-    if other is not None and other != out.name and (out.parent / other).exists():
+    if (other is not None and other != out.name and Path(other).with_suffix(".json").name == record.name
+            and (out.parent / other).is_file()):
         # m.pt's record is m.json, and so is m.ckpt's: the second run replaced the first's record silently
         raise EdgeError(f"{record}: the training record of {out.parent / other}, which --out {out.name} would replace "
                         "with its own (name another --out)")
 
 
 def record_of(record: Path) -> str | None:
-    """The file name of the checkpoint a training record was written for (its command's ``--out``), or None."""
+    """The file name of the checkpoint a training record was written for (its command's ``--out``, or ``-o`` as
+    earlier versions recorded the command as typed), or None. A record renamed with its checkpoint keeps the old
+    name here, so the caller only trusts a name whose record would be ``record`` itself."""
     import shlex
 
     try:
@@ -140,10 +143,11 @@ def record_of(record: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     for i, w in enumerate(words):
-        if w == "--out" and i + 1 < len(words):
+        if w in ("--out", "-o") and i + 1 < len(words):
             return Path(words[i + 1]).name
-        if w.startswith("--out="):
-            return Path(w.split("=", 1)[1]).name
+        for flag in ("--out=", "-o=", "-o"):
+            if w.startswith(flag) and len(w) > len(flag):
+                return Path(w[len(flag):]).name
     return None
 
 

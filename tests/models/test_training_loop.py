@@ -528,3 +528,39 @@ def test_a_checkpoint_of_another_suffix_does_not_take_anothers_record(toy: Any, 
     finally:
         edge.models.unregister("toyrec")
     assert json.loads((tmp_path / "m.json").read_text())["command"].endswith("m.ckpt")
+
+
+def test_whose_record_it_is_reads_every_form_and_a_renamed_pair_is_its_own(toy: Any, tmp_path: Path) -> None:
+    """A review of the rule above: a checkpoint and record renamed together (m.pt/m.json -> best.pt/best.json) still
+    name m.pt inside, and a retrain into best.pt was refused; records of earlier versions said `-o a.pt` (or
+    `-oa.pt`), which the rule did not read. An empty --out (mktemp's) holds nothing and is taken."""
+    import json
+
+    import edge
+    from edge.cli.train_cmd import check_replaceable_outputs, record_of, run_train
+    from edge.errors import EdgeError
+
+    rec = tmp_path / "a.json"
+    for cmd, name in (("edge train toy -o a.pt", "a.pt"), ("edge train toy -oa.pt", "a.pt"),
+                      ("edge train toy --out=x/a.pt", "a.pt"), ("edge train toy --out 'my runs/a.pt'", "a.pt"),
+                      ("edge train toy", None)):
+        rec.write_text(json.dumps({"command": cmd, "model": "toy", "steps": 1}))
+        assert record_of(rec) == name, cmd
+    rec.write_text(json.dumps({"command": "edge train toy --steps 1 -o a.pt", "model": "toy", "steps": 1}))
+    (tmp_path / "a.pt").write_bytes(b"")
+    with pytest.raises(EdgeError, match="the training record of"):
+        check_replaceable_outputs(tmp_path / "a.ckpt")
+    card = dataclasses.replace(toy, name="toyren")
+    edge.models.register("toyren", lambda: card)
+    try:
+        run_train("toyren", tmp_path / "m.pt", "tiny", 1, 2, None, 0, 0, None, True)
+        (tmp_path / "m.pt").rename(tmp_path / "best.pt")
+        (tmp_path / "m.json").rename(tmp_path / "best.json")
+        run_train("toyren", tmp_path / "m.pt", "tiny", 1, 2, None, 0, 0, None, True)
+        run_train("toyren", tmp_path / "best.pt", "tiny", 1, 2, None, 2, 0, None, True)  # its own record: replaced
+        (tmp_path / "empty.pt").write_bytes(b"")
+        run_train("toyren", tmp_path / "empty.pt", "tiny", 1, 2, None, 0, 0, None, True)
+    finally:
+        edge.models.unregister("toyren")
+    assert "best.pt" in json.loads((tmp_path / "best.json").read_text())["command"]
+    assert (tmp_path / "empty.pt").stat().st_size > 0

@@ -526,6 +526,7 @@ def test_an_out_that_is_another_file_is_refused_an_earlier_report_replaced(tiny_
     assert code == 2 and f"{ck}: exists and is not an edge val report" in err, err
     assert ck.read_bytes() == b"PK\x03\x04 weights"
     report = tmp_path / "r.json"
+    report.write_bytes(b"")  # an empty file (mktemp's) holds nothing: taken
     for _ in range(2):  # a report is replaced by the next run's
         assert _invoke(app, ["val", str(tiny_bundle), "--data", "synthetic:1", "--backends", "onnxruntime", "--out",
                              str(report)], "edge") == 0
