@@ -31,6 +31,26 @@ def save_checkpoint(path: str | os.PathLike[str], model_name: str, cfg: dict[str
     return Path(path)
 
 
+#: torch.save writes its members stored (uncompressed, so they can be mapped); a deflated member inflating more than
+#: this many times, past BOMB_FLOOR bytes, is a deflate bomb: a 973 KB file took 1.3 GB of memory in torch.load
+MAX_RATIO, BOMB_FLOOR = 200, 256 << 20
+
+
+def _no_deflate_bomb(p: Path, zipfile: Any) -> None:
+    """Refuse a torch zip whose members declare far more than they store, before torch inflates any of them."""
+    try:
+        with zipfile.ZipFile(p) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise ModelError(f"{p}: not a readable checkpoint (not a torch file, or truncated: {first_line(e, 120)})"
+                         ) from None
+    for info in infos:
+        if info.file_size > BOMB_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            ratio = info.file_size // max(info.compress_size, 1)
+            raise ModelError(f"{p}: not a readable checkpoint (member {info.filename!r} inflates {ratio}:1 to "
+                             f"{info.file_size} bytes; torch writes its members uncompressed)")
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and structurally validate a checkpoint (no model built)."""
     import torch
@@ -58,6 +78,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if head == b"PK" and not zipfile.is_zipfile(p):  # torch's loader called it "weights only load failed", which
         # then read as a file holding Python objects
         raise ModelError(f"{p}: not a readable checkpoint (not a torch file, or truncated: no complete zip archive)")
+    if head == b"PK":
+        _no_deflate_bomb(p, zipfile)
     try:
         # torch warns about pickle protocols before refusing a file; silenced as the exporter's are, so that a
         # checkpoint read beside another thread's export leaves the process's warnings as they were

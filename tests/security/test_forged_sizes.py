@@ -176,3 +176,57 @@ def test_long_calibration_video_is_streamed(tmp_path: Path) -> None:
     assert rc == 0, err
     n, grew_mb = map(int, out.split())
     assert n == 4 and grew_mb < 120, f"peak RSS grew {grew_mb} MB reading 4 windows"
+
+
+def _deflated_zeros(z: zipfile.ZipFile, name: str, header: bytes, nbytes: int) -> None:
+    with z.open(name, "w", force_zip64=True) as f:
+        f.write(header)
+        chunk = b"\0" * (1 << 20)
+        while nbytes > 0:
+            f.write(chunk[:min(nbytes, len(chunk))])
+            nbytes -= len(chunk)
+
+
+def test_an_npz_whose_schema_member_is_a_deflate_bomb_is_not_inflated(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: telling a waveform recording from a feeds archive read its ``schema`` member whole (a 2.9 MB
+    file whose schema inflates to 3 GB: peak RSS 3 GB for `edge run --source FILE.npz` or `--calib FILE.npz`). A
+    schema larger than the format's own is not read; a real recording still is one."""
+    import io
+
+    from edge.data import waveform
+
+    hdr = io.BytesIO()
+    np.lib.format.write_array_header_1_0(hdr, {"descr": "<U1", "fortran_order": False, "shape": (4 << 20,)})
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+        _deflated_zeros(z, "schema.npy", hdr.getvalue(), 16 << 20)
+    loads: list[object] = []
+    real_load = np.load
+    monkeypatch.setattr(waveform.np, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    assert not waveform.is_waveform_file(bomb) and loads == []  # refused from its header: nothing inflated
+    rec = tmp_path / "rec.npz"
+    np.savez(rec, schema=np.array(waveform.SCHEMA))
+    assert waveform.is_waveform_file(rec) and len(loads) == 1
+
+
+def test_a_checkpoint_whose_members_are_deflate_bombs_is_refused_before_torch_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: torch.load inflated a deflated storage member whole (a 973 KB --checkpoint took 1.3 GB).
+    torch writes its members stored; one that inflates past the floor at a bomb's ratio is refused first."""
+    torch = pytest.importorskip("torch")
+    from edge.errors import ModelError
+    from edge.models import checkpoint
+
+    monkeypatch.setattr(checkpoint, "BOMB_FLOOR", 1 << 20)  # the shape of the bomb, at a test's size
+    raw = tmp_path / "raw.pt"
+    torch.save({"format": "x", "state_dict": {"w": torch.zeros(1 << 20)}}, raw)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(raw) as s, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as d:
+        for info in s.infolist():
+            d.writestr(info.filename, s.read(info))
+    with pytest.raises(ModelError, match=r"bomb\.pt: not a readable checkpoint \(member '.*' inflates \d+:1 to "
+                                         r"4194304 bytes; torch writes its members uncompressed\)"):
+        checkpoint.read_checkpoint(bomb)
+    with pytest.raises(ModelError, match="not an edge-deploy checkpoint"):  # the same, stored as torch writes it
+        checkpoint.read_checkpoint(raw)
