@@ -119,6 +119,10 @@ def explain_import(e: BaseException) -> str | None:
     return import_failure(top, e) + needed_by(e, top)
 
 
+#: the methods of an import hook (a meta-path finder or loader that refuses a module): part of the machinery
+_IMPORT_HOOKS = frozenset({"find_spec", "find_module", "create_module", "exec_module", "load_module"})
+
+
 def needed_by(e: BaseException, package: str = "") -> str:
     """'; needed by edge.models.NAME.synthetic._render': the function whose import raised ``e`` (the innermost frame
     of the traceback before ``package``'s own modules and the import machinery: ours, or a user's sink or card,
@@ -130,7 +134,7 @@ def needed_by(e: BaseException, package: str = "") -> str:
         mod = str(f.f_globals.get("__name__", ""))
         if package and (mod == package or mod.startswith(package + ".")):
             break  # the package's own module code failing (installed, not loading): the importer is the one before
-        if not mod.startswith("importlib") and mod != __name__:
+        if not mod.startswith("importlib") and mod != __name__ and f.f_code.co_name not in _IMPORT_HOOKS:
             where = f"{mod}.{getattr(f.f_code, 'co_qualname', f.f_code.co_name)}"
         tb = tb.tb_next
     return f"; needed by {where}" if where else ""

@@ -88,8 +88,8 @@ def test_a_missing_optional_package_is_the_pip_line_that_installs_it(tmp_path: P
     """A command that reaches torch (or OpenCV, ...) on a thin install: one line with the extra, not a traceback."""
     r = _with_broken({"torch": "missing"}, ["export", "lane", "--out", str(tmp_path / "o")])
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert r.returncode == 2 and lines == ["error: torch is not installed (pip install 'edge-deploy[export]')"], \
-        r.stderr[-2000:]
+    assert r.returncode == 2 and lines == ["error: torch is not installed (pip install 'edge-deploy[export]'); needed "
+                                           "by edge.models.checkpoint.read_checkpoint"], r.stderr[-2000:]
     assert not (tmp_path / "o").exists()
 
 
@@ -136,11 +136,13 @@ def test_a_package_that_is_installed_but_does_not_load_is_named(tmp_path: Path, 
     r = edge("run", str(tiny_bundle), "--source", "synthetic:2", "--backend", "onnxruntime", "--out", "o")
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and lines == ["error: cv2 is installed but cannot be imported (ImportError: libGL.so.1: "
-                                           "cannot open shared object file)"], r.stderr[-2000:]
+                                           "cannot open shared object file); needed by "
+                                           "edge.models.lane.synthetic._render"], r.stderr[-2000:]
     r = edge("train", "lane", "--config", "tiny", "--steps", "1", "--out", "t.pt")
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert r.returncode == 2 and lines == ["error: torch is installed but cannot be imported (OSError: libcudnn.so.9: "
-                                           "cannot open shared object file)"], r.stderr[-2000:]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(
+        "error: torch is installed but cannot be imported (OSError: libcudnn.so.9: cannot open shared object file); "
+        "needed by edge."), r.stderr[-2000:]
 
 
 @pytest.mark.parametrize(("option", "needle"), [
