@@ -232,7 +232,7 @@ def _is_report(path: Path) -> bool:
         if path.stat().st_size > 64 << 20:
             return False
         earlier = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):  # (JSON nested 200,000 deep: not a report)
         return False
     return isinstance(earlier, dict) and {"rows", "metric", "described"} <= set(earlier)
 

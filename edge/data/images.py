@@ -99,7 +99,7 @@ def image_problem(path: str | os.PathLike[str]) -> str | None:
             return "truncated PNG (no IEND chunk)"
         if len(head) == 24:  # width, height: the first chunk's first 8 bytes, big-endian
             w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-            if w * h > (limit := _max_pixels()):
+            if w * h > (limit := max_pixels()):
                 return f"declares {w}x{h} pixels, more than the {limit} an image may have"
     return None
 
@@ -132,8 +132,9 @@ def _jpeg_whole(p: Path) -> bool:
     return False
 
 
-def _max_pixels() -> int:
-    """The decoding limit OpenCV was given (``edge.MAX_IMAGE_PIXELS`` unless the caller set its own)."""
+def max_pixels() -> int:
+    """The decoding limit OpenCV was given (``edge.MAX_IMAGE_PIXELS`` unless the caller set its own): images' and,
+    checked from their declared size when opened, video frames'."""
     from edge import MAX_IMAGE_PIXELS
 
     try:
@@ -165,7 +166,7 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
         except cv2.error:  # OpenCV 5 raises for an image over its pixel limit (4 returned None)
             img, big = None, True
     if big:
-        return None, (f"too large to decode (over the {_max_pixels()}-pixel limit, edge.MAX_IMAGE_PIXELS, that guards "
+        return None, (f"too large to decode (over the {max_pixels()}-pixel limit, edge.MAX_IMAGE_PIXELS, that guards "
                       "against decompression bombs; set OPENCV_IO_MAX_IMAGE_PIXELS higher to read it) or undecodable")
     damaged = [ln.strip() for ln in said if DAMAGED.search(ln)]
     if img is not None and not damaged:  # a harmless warning (an sRGB profile libpng dislikes) is no refusal

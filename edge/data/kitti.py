@@ -31,11 +31,19 @@ SUBDIRS = ("image_2", "velodyne", "calib")
 RAW_SUBDIRS = ("image_02/data", "velodyne_points/data")
 
 
+#: the largest scan read (16 M points): an HDL-64E sweep is ~2 MB; a 1 GB file (a sparse one holds no data) took
+#: 7.6 GB of memory before the run found no point in view
+MAX_SCAN_BYTES = 256 << 20
+
+
 def _check_scan_size(path: Path, size: int) -> None:
     """A ``.bin`` of ``size`` bytes refused (one line) when it cannot be a KITTI scan: checked when the folder opens,
     before a run writes anything, and again when the scan is read."""
     if size == 0:  # a KITTI scan always has points: an empty file is a broken copy, not an empty street
         raise DataError(f"{path}: empty LiDAR scan (0 bytes)")
+    if size > MAX_SCAN_BYTES:
+        raise DataError(f"{path}: {size} bytes is {size // 16} points; a LiDAR scan of more than "
+                        f"{MAX_SCAN_BYTES // 16} points is not read (an HDL-64E sweep is ~120,000)")
     if size % 16:
         raise DataError(f"{path}: {size} bytes is not a whole number of float32 (x, y, z, reflectance) points")
 

@@ -40,6 +40,10 @@ _MAX_RECORD = 262144 + 65536
 _MAX_BLOCK = _MAX_RECORD + 65536
 #: IPv4 datagrams waiting for fragments; beyond this the oldest is dropped (and counted)
 _MAX_PENDING_FRAGMENTS = 64
+#: fragments one datagram may take: a 64 KB datagram is 45 at a 1500-byte MTU, 120 at IPv4's minimum 576; more
+#: (8-byte fragments, or resends at one offset) are not a sensor's, and each one re-walked all stored parts (a 9 MB
+#: capture of them held a run for 214 s): the datagram is dropped and its fragments counted
+_MAX_PARTS = 128
 
 # Link types we can step over to reach IP
 _LINK_ETHERNET, _LINK_NULL, _LINK_LOOP, _LINK_SLL, _LINK_SLL2 = 1, 0, 108, 113, 276
@@ -353,7 +357,14 @@ class PcapReader:
             if len(self._frags) > _MAX_PENDING_FRAGMENTS:
                 _, old = self._frags.popitem(last=False)
                 self.counters["fragments_dropped"] += len(old["parts"])
-        entry["parts"][off] = data
+        parts = entry["parts"]
+        if parts.get(off) == data:  # a resend of a fragment already held changes nothing
+            return None
+        parts[off] = data
+        if len(parts) > _MAX_PARTS:
+            del self._frags[key]
+            self.counters["fragments_dropped"] += len(parts)
+            return None
         if not more:
             entry["total"] = off + len(data)
         total = entry["total"]

@@ -353,7 +353,9 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
     heads = npz_headers(p, what="waveform file", limit=MAX_FILE_BYTES)  # nothing inflated
     for key in ("schema", "layout", "waveforms"):
         if key not in heads:
-            raise DataError(f"{p}: not an {SCHEMA} file (no '{key}' array; has {sorted(heads)})")
+            names = sorted(heads)
+            some = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            raise DataError(f"{p}: not an {SCHEMA} file (no '{key}' array; has {some or 'none'})")
     for key, head in heads.items():
         dtype = head.dtype
         allowed = _DTYPES.get(key)
@@ -419,6 +421,10 @@ class NeonShots:
     outgoing_bin: np.ndarray  # [N] the outgoing pulse's reference bin ("or")
 
 
+#: the most samples a NEON return waveform row may have (they hold a few hundred 1 ns bins)
+MAX_NEON_BINS = 4096
+
+
 def read_neon(folder: str | os.PathLike[str]) -> NeonShots:
     """``return_waveforms.csv`` + ``geolocation.csv`` of a NEON sample folder (see shared/MANIFEST)."""
     import csv
@@ -436,6 +442,10 @@ def read_neon(folder: str | os.PathLike[str]) -> NeonShots:
     if len(rows) != len(geo):
         raise DataError(f"{root}: {len(rows)} waveforms but {len(geo)} geolocation rows")
     width = max(len(r) for r in rows)
+    if width > MAX_NEON_BINS:  # every row is padded to the widest: one row of 100,000 commas took 1.8 GB
+        row = next(i for i, r in enumerate(rows) if len(r) == width)
+        raise DataError(f"{root}/return_waveforms.csv: row {row + 2} has {width} samples; a NEON waveform has a few "
+                        f"hundred (at most {MAX_NEON_BINS} are read)")
     w = np.full((len(rows), width), np.nan)
     for i, r in enumerate(rows):
         w[i, : len(r)] = [_neon_sample(root / "return_waveforms.csv", i, j, v) for j, v in enumerate(r)]

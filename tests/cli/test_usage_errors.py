@@ -190,7 +190,7 @@ def test_train_replaces_only_its_own_files_and_checks_the_folder_first(tmp_path:
     pytest.importorskip("torch")
     (tmp_path / "notes.txt").write_text("my notes")
     (tmp_path / "mine.json").write_text('{"mine": 1}')
-    (tmp_path / "mine.pt").write_bytes(b"")
+    (tmp_path / "mine.pt").write_bytes(b"x")  # (an empty one is taken: mktemp's)
     base = ["train", "lane", "--config", "tiny", "--steps", "1", "--batch", "2", "--eval-clips", "0"]
     for out, needle in (("notes.txt", "notes.txt: exists and is not a checkpoint"),
                         ("mine.pt", "mine.pt: exists and is not a checkpoint"),

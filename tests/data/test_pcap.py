@@ -343,3 +343,22 @@ def test_a_pcapng_block_larger_than_any_capture_holds_is_not_parsed(tmp_path: Pa
         (tmp_path / name).write_bytes(data)
         r = PcapReader(tmp_path / name)
         assert len(list(r)) == 2 and r.ended_early is None and r.counters["malformed"] == 0, name
+
+
+def test_a_datagram_in_too_many_fragments_is_dropped_and_resends_change_nothing(real_data: Path,
+                                                                                tmp_path: Path) -> None:
+    """Found by a review: every fragment re-sorted and re-walked all the parts held for its datagram, so a 9 MB capture
+    of 8-byte fragments and resends held a run for 214 s. A datagram in more than 128 fragments (45 at a 1500-byte
+    MTU, 120 at IPv4's minimum) is dropped and counted; a resend of a fragment held is ignored."""
+    from edge.data import pcap
+
+    src = real_data / "lidar/ouster/OS-0-32-U1_v2.2.0_1024x10.pcap"
+    buf = raw_records(src)[0][1]
+    tiny = fragment(buf, ident=1, mtu_payload=8)  # 1056 fragments of 8 bytes
+    normal = fragment(buf, ident=2)
+    f = tmp_path / "frag.pcap"
+    write_pcap(f, [(0, p) for p in [*tiny, normal[0], *[normal[0]] * 500, *normal[1:]]])
+    r = PcapReader(f)
+    got = list(r)
+    assert [d for _, _, d in got] == [d for _, _, d in dpkt_udp(src)][:1]  # the normal datagram only, once
+    assert r.counters["fragments_dropped"] >= pcap._MAX_PARTS + 1

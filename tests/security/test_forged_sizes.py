@@ -230,3 +230,48 @@ def test_a_checkpoint_whose_members_are_deflate_bombs_is_refused_before_torch_re
         checkpoint.read_checkpoint(bomb)
     with pytest.raises(ModelError, match="not an edge-deploy checkpoint"):  # the same, stored as torch writes it
         checkpoint.read_checkpoint(raw)
+
+
+def test_a_kitti_scan_past_its_limit_is_refused_when_the_folder_opens(tmp_path: Path, real_data: Path) -> None:
+    """Found by a review: a sparse 1 GB velodyne .bin (no data in it) was read whole: 7.6 GB of memory before the run
+    found no point in view. A scan over MAX_SCAN_BYTES is one line, before anything is read."""
+    import shutil
+
+    from edge.data import kitti
+    from edge.errors import DataError
+    from edge.stream.sources import open_source
+
+    src = real_data / "kitti" / "object" / "training"
+    k = tmp_path / "k"
+    for sub, name in (("image_2", "000114.png"), ("calib", "000114.txt")):
+        (k / sub).mkdir(parents=True)
+        shutil.copy(src / sub / name, k / sub / name)
+    (k / "velodyne").mkdir()
+    with open(k / "velodyne" / "000114.bin", "wb") as f:
+        f.truncate(kitti.MAX_SCAN_BYTES + 16)  # sparse: no disk, no data
+    with pytest.raises(DataError, match=r"000114\.bin: \d+ bytes is \d+ points; a LiDAR scan of more than \d+ points "
+                                        r"is not read"):
+        open_source(f"kitti:{k}").open()
+
+
+def test_video_frames_over_the_image_pixel_limit_are_refused_at_open(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: a 5 MB video of 12000x12000 frames ran with 4 GB of memory; images have a pixel limit, video
+    frames now have the same one (checked from the size the file declares)."""
+    cv2 = pytest.importorskip("cv2")
+    from edge.errors import DataError
+    from edge.stream.sources import open_source
+
+    path = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(2):
+        w.write(np.full((48, 64, 3), 90, np.uint8))
+    w.release()
+    monkeypatch.setenv("OPENCV_IO_MAX_IMAGE_PIXELS", str(64 * 48 - 1))  # the limit just under this video's frames
+    src = open_source(str(path))
+    with pytest.raises(DataError, match=r"v\.avi: frames of 64x48 are over the 3071-pixel limit images have"):
+        src.open()
+    monkeypatch.setenv("OPENCV_IO_MAX_IMAGE_PIXELS", str(64 * 48))
+    src = open_source(str(path))
+    src.open()
+    src.close()

@@ -525,6 +525,10 @@ def test_an_out_that_is_another_file_is_refused_an_earlier_report_replaced(tiny_
     err = capsys.readouterr().err
     assert code == 2 and f"{ck}: exists and is not an edge val report" in err, err
     assert ck.read_bytes() == b"PK\x03\x04 weights"
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000)  # JSON nested past Python's recursion limit: not a report (it was a traceback)
+    assert _invoke(app, ["val", str(tiny_bundle), "--data", "synthetic:1", "--out", str(deep)], "edge") == 2
+    assert f"{deep}: exists and is not an edge val report" in capsys.readouterr().err
     report = tmp_path / "r.json"
     report.write_bytes(b"")  # an empty file (mktemp's) holds nothing: taken
     for _ in range(2):  # a report is replaced by the next run's

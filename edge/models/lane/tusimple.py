@@ -92,6 +92,11 @@ def _finite_number(v: Any, what: str) -> float:
     return f
 
 
+#: the most rows a label samples and lanes it holds (TuSimple: 48-56 rows, up to 5 lanes): past them a small file
+#: made the scoring take gigabytes
+MAX_ROWS, MAX_LANES = 8192, 64
+
+
 def _short(v: Any, limit: int = 40) -> str:
     r = repr(v)
     return r if len(r) <= limit else r[: limit - 3] + "..."
@@ -115,15 +120,22 @@ def _parse_sample(obj: Any) -> TuSimpleSample:
         raise ValueError(f"'h_samples' is {type(h_raw).__name__}, expected a list of integers")
     if not h_raw:
         raise ValueError("'h_samples' is empty")
+    if len(h_raw) > MAX_ROWS:  # a 10 MB line of 2.5 M rows took 1.9 GB to score
+        raise ValueError(f"'h_samples' has {len(h_raw)} rows; a label samples at most {MAX_ROWS} (TuSimple's 48-56)")
     h_samples: list[int] = []
     for j, v in enumerate(h_raw):
         f = _finite_number(v, f"h_samples[{j}]")
         if not f.is_integer() or f < 0:
             raise ValueError(f"h_samples[{j}] is {_short(v)}, expected an image row (an integer >= 0)")
         h_samples.append(int(f))
+    if len(set(h_samples)) != len(h_samples):
+        row = next(r for i, r in enumerate(h_samples) if r in h_samples[:i])
+        raise ValueError(f"'h_samples' gives row {row} twice (each row is sampled once)")
     lanes_raw = obj["lanes"]
     if not isinstance(lanes_raw, list):
         raise ValueError(f"'lanes' is {type(lanes_raw).__name__}, expected a list of lists")
+    if len(lanes_raw) > MAX_LANES:  # a million one-point lanes took 109 s
+        raise ValueError(f"'lanes' has {len(lanes_raw)} lanes; a label holds at most {MAX_LANES} (TuSimple's 5)")
     lanes: list[list[float]] = []
     for i, lane in enumerate(lanes_raw):
         if not isinstance(lane, list):

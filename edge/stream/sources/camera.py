@@ -153,6 +153,13 @@ class CameraSource(Source):
             what = {"file": "corrupt or unsupported codec", "device": "no such camera or it is busy",
                     "url": "stream unreachable or unsupported", "gst": "GStreamer pipeline failed to start"}
             raise DataError(f"{self.spec}: OpenCV cannot open it ({what[self.kind]})")
+        from edge.data.images import max_pixels
+
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if w * h > max_pixels():  # images have this limit; a 5 MB video of 12000x12000 frames took 4 GB to run
+            cap.release()
+            raise DataError(f"{self.spec}: frames of {w}x{h} are over the {max_pixels()}-pixel limit images have "
+                            "(OPENCV_IO_MAX_IMAGE_PIXELS raises it)")
         fps = cap.get(cv2.CAP_PROP_FPS)
         # a time-lapse file can hold 0.5 fps (it was taken as 30); 0, NaN or absurd rates: 30
         self.fps = float(fps) if fps and 0.01 <= fps <= 1000.0 else 30.0

@@ -565,3 +565,21 @@ def test_fuzz_json_values(tmp_path_factory, rows):
     p = tmp_path_factory.mktemp("fz") / "fuzz.json"
     p.write_text("\n".join(json.dumps(r) for r in rows))
     _read_outcome(p)
+
+
+def test_a_label_with_absurd_row_or_lane_counts_is_one_line(tmp_path):
+    """Found by a review: a 10 MB line of 2.5 M rows took 1.9 GB to score, a million one-point lanes 109 s. Rows are
+    sampled once each and at most MAX_ROWS; at most MAX_LANES lanes a line."""
+    from edge.models.lane.tusimple import MAX_LANES, MAX_ROWS
+
+    cases = {"rows": ({"lanes": [], "h_samples": list(range(MAX_ROWS + 1)), "raw_file": "a.jpg"},
+                      rf"'h_samples' has {MAX_ROWS + 1} rows; a label samples at most {MAX_ROWS}"),
+             "twice": ({"lanes": [[1, 2, 3]], "h_samples": [100, 110, 100], "raw_file": "a.jpg"},
+                       r"'h_samples' gives row 100 twice"),
+             "lanes": ({"lanes": [[1]] * (MAX_LANES + 1), "h_samples": [100], "raw_file": "a.jpg"},
+                       rf"'lanes' has {MAX_LANES + 1} lanes; a label holds at most {MAX_LANES}")}
+    for name, (obj, needle) in cases.items():
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps(obj) + "\n")
+        with pytest.raises(DataError, match=needle):
+            read_tusimple(p)
