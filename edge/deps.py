@@ -123,6 +123,18 @@ def explain_import(e: BaseException) -> str | None:
 _IMPORT_HOOKS = frozenset({"find_spec", "find_module", "create_module", "exec_module", "load_module"})
 
 
+def _import_hook(frame: Any) -> bool:
+    """Whether ``frame`` runs a method of an import hook (a finder on ``sys.meta_path`` or a loader), not a function
+    that happens to share such a name."""
+    import importlib.abc
+    import sys
+
+    if frame.f_code.co_name not in _IMPORT_HOOKS:
+        return False
+    me = frame.f_locals.get("self")
+    return me is not None and (any(me is h for h in sys.meta_path) or isinstance(me, importlib.abc.Loader))
+
+
 def needed_by(e: BaseException, package: str = "") -> str:
     """'; needed by edge.models.NAME.synthetic._render': the function whose import raised ``e`` (the innermost frame
     of the traceback before ``package``'s own modules and the import machinery: ours, or a user's sink or card,
@@ -134,7 +146,7 @@ def needed_by(e: BaseException, package: str = "") -> str:
         mod = str(f.f_globals.get("__name__", ""))
         if package and (mod == package or mod.startswith(package + ".")):
             break  # the package's own module code failing (installed, not loading): the importer is the one before
-        if not mod.startswith("importlib") and mod != __name__ and f.f_code.co_name not in _IMPORT_HOOKS:
+        if not mod.startswith("importlib") and mod != __name__ and not _import_hook(f):
             where = f"{mod}.{getattr(f.f_code, 'co_qualname', f.f_code.co_name)}"
         tb = tb.tb_next
     return f"; needed by {where}" if where else ""

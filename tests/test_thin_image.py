@@ -112,3 +112,16 @@ def test_a_users_sink_that_needs_a_package_is_named_not_the_loop(no_cv2: None) -
     with pytest.raises(Exception, match=r"sink plot: write failed: cv2 \(opencv-python-headless\) is not installed "
                                         r".*; needed by tests\.test_thin_image\..*Plot\.write$"):
         Pipeline([MemorySource(frames, count=1)], Echo(), [Plot()], policy="block").run()
+
+
+def test_a_users_function_named_like_an_import_hook_is_still_named(no_cv2: None) -> None:
+    """The import machinery's frames are skipped by what runs them (a finder on sys.meta_path, a loader), not by
+    name: a user's ``load_module`` that imported OpenCV was skipped for its caller."""
+    from edge.deps import needed_by
+
+    def load_module() -> None:
+        import cv2  # noqa: F401
+
+    with pytest.raises(ImportError) as e:
+        load_module()
+    assert needed_by(e.value, "cv2").endswith(".load_module")

@@ -155,10 +155,11 @@ class CameraSource(Source):
             raise DataError(f"{self.spec}: OpenCV cannot open it ({what[self.kind]})")
         from edge.data.images import max_pixels
 
+        self._max_px = max_pixels()
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-        if w * h > max_pixels():  # images have this limit; a 5 MB video of 12000x12000 frames took 4 GB to run
+        if w * h > self._max_px:  # images have this limit; a 5 MB video of 12000x12000 frames took 4 GB to run
             cap.release()
-            raise DataError(f"{self.spec}: frames of {w}x{h} are over the {max_pixels()}-pixel limit images have "
+            raise DataError(f"{self.spec}: frames of {w}x{h} are over the {self._max_px}-pixel limit images have "
                             "(OPENCV_IO_MAX_IMAGE_PIXELS raises it)")
         fps = cap.get(cv2.CAP_PROP_FPS)
         # a time-lapse file can hold 0.5 fps (it was taken as 30); 0, NaN or absurd rates: 30
@@ -211,6 +212,9 @@ class CameraSource(Source):
                     return
                 self.read_failures += 1
                 raise SourceLost("read failed")
+            if img.shape[0] * img.shape[1] > self._max_px:  # a device or stream that declared no size (0x0) at open
+                raise DataError(f"{self.spec}: a frame of {img.shape[1]}x{img.shape[0]} is over the {self._max_px}-"
+                                "pixel limit images have (OPENCV_IO_MAX_IMAGE_PIXELS raises it)")
             meta: dict[str, Any] = {"fps": self.fps}
             if self.kind == "file":
                 meta["position"] = self._seq  # the frame's number in the file (a multi: source aligns on it)
