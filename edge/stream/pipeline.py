@@ -787,8 +787,8 @@ class Pipeline:
         inference runs back to back (the last two results were produced within 1.5 inference times) and
         the post stage keeps up (its time per result is under an inference's), the results that follow
         until POST_BATCH or a deadline of 1.25 inference times for each result that could follow, set at the
-        first. Why: on a CPU the runtime keeps every core busy and a decoder's time beside it costs the runtime about twice over
-        (its threads wait for the core the decoder took); decoding four results in one vectorised call
+        first. Why: on a CPU the runtime keeps every core busy and a decoder's time beside it costs the runtime
+        about twice over (its threads wait for the core the decoder took); decoding four results in one vectorised call
         pays numpy's per-call cost once (measured on a shipped card in the README: 0.22 -> 0.09 ms a
         frame, its 1280x720 loop from 0.83 to 0.92 of the bare runtime). A result then waits at most
         3.75 inference times more; none waits when the source, or the sinks, are slower than inference;
