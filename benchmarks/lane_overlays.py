@@ -36,6 +36,7 @@ def main() -> None:
     from edge.program import torch_program
 
     card = get_card("lane")
+    args.out.mkdir(parents=True, exist_ok=True)  # (a missing folder: every imwrite failed and each was printed)
     module, cfg, _ = load_model(args.checkpoint or card.default_checkpoint)
     with torch_program(card, module, cfg) as prog:
         for name, rel in FRAMES.items():
@@ -49,7 +50,8 @@ def main() -> None:
             h, w = out.shape[:2]
             out = cv2.resize(out, (800, round(h * 800 / w)), interpolation=cv2.INTER_AREA)
             path = args.out / f"lane_overlay_{name}.png"
-            cv2.imwrite(str(path), out)
+            if not cv2.imwrite(str(path), out):
+                raise SystemExit(f"{path}: cannot write the overlay")
             print(f"{path}: {len(rec['slots'])} lanes, confidence {rec['confidence']}")
 
 

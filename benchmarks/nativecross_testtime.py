@@ -164,8 +164,16 @@ def main() -> None:
     add_synthetic_only(ap)
     args = ap.parse_args()
     if not args.synthetic_only:  # before any work: the KITTI rows and the per-frame table need them
+        from edge.data.kitti import kitti_layout
+        from edge.errors import DataError
+
         for folder, index in REAL_FRAMES:
-            need_real(folder / "calib" / f"{index}.txt", f"KITTI {index}")
+            need_real(folder, f"KITTI {index}")
+            try:  # an object folder keeps calib/<index>.txt, a raw drive its calib_*_to_*.txt (both are here)
+                calib = kitti_layout(folder).calib_path(index)
+            except DataError:
+                calib = folder / "calib"
+            need_real(calib, f"KITTI {index}'s calibration")
     else:
         args.per_frame = 0
 
