@@ -73,7 +73,8 @@ def _read_header(f: IO[bytes], where: str) -> ArrayHeader:
 
 # What zipfile raises for a forged archive: besides BadZipFile/zlib errors, a flipped flag bit reads as
 # "encrypted" (RuntimeError) and a flipped method field as an unsupported compression (NotImplementedError).
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError,
+               UnicodeDecodeError)  # a name flagged UTF-8 that is not (zipfile decodes names as it reads them)
 
 
 def _member(name: str) -> str:
