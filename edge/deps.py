@@ -132,7 +132,11 @@ def _import_hook(frame: Any) -> bool:
     if frame.f_code.co_name not in _IMPORT_HOOKS:
         return False
     me = frame.f_locals.get("self")
-    return me is not None and (any(me is h for h in sys.meta_path) or isinstance(me, importlib.abc.Loader))
+    if me is None:  # a plain function of that name (a user's `load_module`) imported it itself
+        return False
+    # a finder on the meta path, a loader, or an object a finder returned as one (duck-typed: it has exec_module)
+    return any(me is h for h in sys.meta_path) or isinstance(me, importlib.abc.Loader) or \
+        callable(getattr(me, "exec_module", None))
 
 
 def needed_by(e: BaseException, package: str = "") -> str:

@@ -125,3 +125,20 @@ def test_a_users_function_named_like_an_import_hook_is_still_named(no_cv2: None)
     with pytest.raises(ImportError) as e:
         load_module()
     assert needed_by(e.value, "cv2").endswith(".load_module")
+
+
+def test_a_duck_typed_loader_a_finder_returns_is_machinery_too(no_cv2: None) -> None:
+    """A loader that is neither on sys.meta_path nor an importlib Loader (a finder's wrapper with exec_module) was
+    named as the importer by the stricter rule; the user's function that imported is named."""
+    from edge.deps import needed_by
+
+    class Wrap:
+        def exec_module(self, module: Any) -> None:
+            import cv2  # noqa: F401
+
+    def users_write() -> None:
+        Wrap().exec_module(None)
+
+    with pytest.raises(ImportError) as e:
+        users_write()
+    assert needed_by(e.value, "cv2").endswith(".users_write")

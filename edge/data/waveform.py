@@ -336,15 +336,19 @@ def is_waveform_file(path: str | os.PathLike[str]) -> bool:
     wrong). Only the ``schema`` member is looked at, and read only when it inflates to the size of this format's (a
     few characters): one that inflated to 3 GB was read whole to be compared (peak RSS 3 GB from a 2.9 MB file);
     the other members are the reader's to judge (one over its size limit made the file "not a recording")."""
+    import io
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as zf:
-            info = next((i for i in zf.infolist() if i.filename in ("schema.npy", "schema")), None)
-        if info is None or info.file_size > 4 * (len(SCHEMA) + 64) + 256:  # the header and a short string
-            return False
-        with np.load(path, allow_pickle=False) as z:
-            return str(z["schema"]) == SCHEMA
+            entries = [i for i in zf.infolist() if i.filename in ("schema.npy", "schema")]
+            # one entry, read through the ZipInfo checked here (numpy's loader preferred a raw 'schema' beside
+            # 'schema.npy', and a name stored twice opens its last copy: a 400 MB one, read whole)
+            if len(entries) != 1 or entries[0].file_size > 4 * (len(SCHEMA) + 64) + 256:  # a header + a short string
+                return False
+            with zf.open(entries[0]) as f:
+                data = f.read(entries[0].file_size + 1)
+        return str(np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)) == SCHEMA
     except Exception:  # not an archive, or a damaged one
         return False
 

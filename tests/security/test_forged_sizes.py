@@ -13,6 +13,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -201,13 +202,19 @@ def test_an_npz_whose_schema_member_is_a_deflate_bomb_is_not_inflated(tmp_path: 
     bomb = tmp_path / "bomb.npz"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as z:
         _deflated_zeros(z, "schema.npy", hdr.getvalue(), 16 << 20)
-    loads: list[object] = []
-    real_load = np.load
-    monkeypatch.setattr(waveform.np, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
-    assert not waveform.is_waveform_file(bomb) and loads == []  # refused from its header: nothing inflated
+    opened: list[str] = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self: zipfile.ZipFile, name: Any, *a: Any, **k: Any) -> Any:
+        opened.append(getattr(name, "filename", name))
+        return real_open(self, name, *a, **k)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    assert not waveform.is_waveform_file(bomb) and opened == []  # refused from its size: nothing inflated
     rec = tmp_path / "rec.npz"
     np.savez(rec, schema=np.array(waveform.SCHEMA))
-    assert waveform.is_waveform_file(rec) and len(loads) == 1
+    opened.clear()  # (savez writes through open too)
+    assert waveform.is_waveform_file(rec) and opened == ["schema.npy"]
     # a recording whose waveforms declare more than the reader takes is still one (the reader says why it is
     # refused; a review: it was "not an edge-waveform/1 recording")
     big = tmp_path / "big.npz"
@@ -220,6 +227,20 @@ def test_an_npz_whose_schema_member_is_a_deflate_bomb_is_not_inflated(tmp_path: 
         z.writestr("schema.npy", buf.getvalue())
         z.writestr("waveforms.npy", hdr.getvalue() + b"\0" * 64)
     assert waveform.is_waveform_file(big)
+    # a second entry numpy would read instead of the one checked (a review: a raw 'schema' beside 'schema.npy', or
+    # the name stored twice, opened its last copy): not a recording, and nothing read
+    for twin in ("schema", "schema.npy"):
+        odd = tmp_path / f"twin_{twin}.npz"
+        buf = io.BytesIO()
+        np.save(buf, np.array(waveform.SCHEMA))
+        with zipfile.ZipFile(odd, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("schema.npy", buf.getvalue())
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+                z.writestr(twin, b"\0" * (1 << 20))
+        assert not waveform.is_waveform_file(odd)
     from edge.errors import DataError
 
     with pytest.raises(DataError, match=r"big\.npz"):
@@ -246,6 +267,16 @@ def test_a_checkpoint_whose_members_are_deflate_bombs_is_refused_before_torch_re
         checkpoint.read_checkpoint(bomb)
     with pytest.raises(ModelError, match="not an edge-deploy checkpoint"):  # the same, stored as torch writes it
         checkpoint.read_checkpoint(raw)
+    # one deflated member behind stored padding: the archive's ratio stays low, the member's does not (a review)
+    raw2 = tmp_path / "raw2.pt"
+    torch.save({"format": "x", "state_dict": {"w": torch.zeros(1 << 20), "pad": torch.rand(1 << 16)}}, raw2)
+    padded = tmp_path / "padded.pt"
+    with zipfile.ZipFile(raw2) as s, zipfile.ZipFile(padded, "w") as d:
+        for info in s.infolist():
+            big = info.file_size >= 4 << 20
+            d.writestr(info.filename, s.read(info), zipfile.ZIP_DEFLATED if big else zipfile.ZIP_STORED)
+    with pytest.raises(ModelError, match=r"padded\.pt: not a readable checkpoint \(member '.*' inflates \d+:1"):
+        checkpoint.read_checkpoint(padded)
 
 
 def test_a_kitti_scan_past_its_limit_is_refused_when_the_folder_opens(tmp_path: Path, real_data: Path) -> None:
