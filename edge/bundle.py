@@ -285,18 +285,14 @@ def enclosing_bundle(path: str | os.PathLike[str]) -> Path | None:
     wrote: an object with ``schema_version`` and ``files``), or None. Why: a bundle lists and hashes its files, so a
     checkpoint trained to ``BUNDLE/weights.pt`` replaced a listed file (the bundle then refused to load: "size ...
     but the manifest says ...") or added unlisted ones a re-export refuses to delete."""
-    import json
-
+    from edge.files import json_file
     from edge.manifest_schema import MANIFEST
 
     for folder in Path(os.path.abspath(path)).parents:
         m = folder / MANIFEST
         if not m.is_file():
             continue
-        try:
-            doc = json.loads(m.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        doc = json_file(m)
         if isinstance(doc, dict) and "schema_version" in doc and isinstance(doc.get("files"), dict):
             return folder
     return None

@@ -41,6 +41,21 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def json_file(path: str | os.PathLike[str], limit: int | None = None) -> Any:
+    """The JSON value a file holds, or None when it holds none we can read: unreadable, over ``limit`` bytes, not
+    JSON, or nested past Python's recursion limit. For the checks whether a file at an output's name is one we wrote
+    (a training record, a report, a bundle's manifest, a repository's marker); a file nested 200,000 deep there was
+    a RecursionError traceback in each."""
+    import json
+
+    try:
+        if limit is not None and os.stat(path).st_size > limit:
+            return None
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # (a UnicodeDecodeError is a ValueError)
+        return None
+
+
 def no_folder(parent: Path) -> str:
     """Why an output's folder cannot take it: a file of that name is there, or nothing is."""
     return f"{parent}: is a file, not a folder" if parent.exists() else f"{parent}: output folder does not exist"

@@ -226,14 +226,9 @@ def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
 
 def _is_report(path: Path) -> bool:
     """Whether ``path`` holds an earlier ``edge val`` report (what ``--out`` may replace)."""
-    import json
+    from edge.files import json_file
 
-    try:
-        if path.stat().st_size > 64 << 20:
-            return False
-        earlier = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):  # (JSON nested 200,000 deep: not a report)
-        return False
+    earlier = json_file(path, limit=64 << 20)
     return isinstance(earlier, dict) and {"rows", "metric", "described"} <= set(earlier)
 
 

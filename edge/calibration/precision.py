@@ -66,6 +66,7 @@ EVAL_SAMPLES_LIMIT = 10_000
 #: are not kept either ("no int8 artifact written" read as if they were)
 NOTHING_WRITTEN = "nothing was written (a bundle is written whole); --precision fp32 exports it without int8"
 
+
 def samples_to_resolve(quantum: Callable[[int], float], budget: float, lo: int = EVAL_SAMPLES,
                        hi: int = EVAL_SAMPLES_MAX) -> int:
     """The fewest samples in ``[lo, hi]`` over which one sample moves a stepped metric (``Metric.quantum``)

@@ -12,6 +12,7 @@ import numpy as np
 
 from edge import jsonout
 from edge.errors import DataError, ModelError
+from edge.stream.pipeline import Pipeline
 from edge.stream.sinks import Sink
 
 
@@ -32,8 +33,6 @@ class _Collect(Sink):
         T = result.record.get(self.key)
         if T is not None:
             self.estimates.append(np.asarray(T, np.float64))
-            from edge.stream.pipeline import Pipeline
-
             for k, v in result.record.items():
                 whole = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
                 if whole and k not in Pipeline.HEAD_KEYS:

@@ -138,9 +138,12 @@ def record_of(record: Path) -> str | None:
     name here, so the caller only trusts a name whose record would be ``record`` itself."""
     import shlex
 
+    from edge.files import json_file
+
+    doc = json_file(record)
     try:
-        words = shlex.split(str(json.loads(record.read_text(encoding="utf-8"))["command"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        words = shlex.split(str(doc["command"]))  # type: ignore[index]
+    except (ValueError, KeyError, TypeError):  # no command, or not one shlex reads
         return None
     for i, w in enumerate(words):
         if w in ("--out", "-o") and i + 1 < len(words):
@@ -154,12 +157,9 @@ def record_of(record: Path) -> str | None:
 def is_training_record(path: Path) -> bool:
     """Whether ``path`` holds what ``edge train`` writes beside a checkpoint (a JSON object with its command, model
     and steps)."""
-    try:
-        if path.stat().st_size > 64 << 20:
-            return False
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    from edge.files import json_file
+
+    d = json_file(path, limit=64 << 20)
     return (isinstance(d, dict) and {"model", "steps", "command"} <= set(d)
             and str(d["command"]).startswith("edge train"))
 

@@ -24,6 +24,18 @@ from edge.errors import DataError, first_line
 
 #: what one member may declare before it is refused (a limit on a forged header, not on real data)
 MAX_MEMBER_BYTES = 8 << 30
+#: a deflate bomb: more than MAX_RATIO bytes inflated per byte stored, past BOMB_FLOOR bytes (recorded sensor data
+#: carries noise and does not deflate like that, torch stores its members; a file of zeros does, ~1000:1: a 1 MB
+#: file inflated to 1.3 GB of RSS). One rule for every zip a user gives (waveform recordings, checkpoints)
+MAX_RATIO, BOMB_FLOOR = 200, 256 << 20
+
+
+def bomb_ratio(inflated: int, stored: int) -> int | None:
+    """How many times ``stored`` bytes inflate, when that is a deflate bomb (:data:`MAX_RATIO`, :data:`BOMB_FLOOR`);
+    None otherwise."""
+    if inflated > BOMB_FLOOR and inflated > MAX_RATIO * max(stored, 1):
+        return inflated // max(stored, 1)
+    return None
 
 
 @dataclass(frozen=True)

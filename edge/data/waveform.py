@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.data import arrays
 from edge.data.arrays import ArrayHeader, npz_headers
 from edge.errors import DataError, first_line
 
@@ -315,19 +316,19 @@ _DTYPES = {"schema": ("U",), "layout": ("U",), "attack": ("U",), "waveforms": ("
            "range_m": ("<f4",), "labels": ("|u1",)}
 
 
-#: recorded waveforms carry a noise floor and do not deflate like this; a file of zeros does (~1000:1): a
-#: 1 MB file inflated to 1.3 GB of RSS. Checked above BOMB_FLOOR bytes inflated only (labels are not checked:
-#: their shape equals the waveforms', so they stay within what those may take)
-MAX_RATIO, BOMB_FLOOR = 200, 256 << 20
 #: the text members (schema, layout JSON, the per-frame attack JSON) are kilobytes; numpy stores 4 bytes a character
 MAX_TEXT_BYTES = 64 << 20
 
 
 def _check_ratio(p: Path, waves: ArrayHeader) -> None:
-    if (waves.inflated or 0) > BOMB_FLOOR and (waves.ratio or 0) > MAX_RATIO:
-        raise DataError(f"{p}: 'waveforms' inflates {int(waves.ratio or 0)}:1 ({waves.inflated} bytes from "
-                        f"{waves.stored}); recorded waveforms do not compress like that (more than {MAX_RATIO}:1 "
-                        "is refused)")
+    """The waveforms' deflate-bomb check (:func:`edge.data.arrays.bomb_ratio`; labels are not checked: their shape
+    equals the waveforms', so they stay within what those may take)."""
+    if waves.inflated is None or waves.stored is None:
+        return
+    ratio = arrays.bomb_ratio(waves.inflated, waves.stored)
+    if ratio is not None:
+        raise DataError(f"{p}: 'waveforms' inflates {ratio}:1 ({waves.inflated} bytes from {waves.stored}); "
+                        f"recorded waveforms do not compress like that (more than {arrays.MAX_RATIO}:1 is refused)")
 
 
 def is_waveform_file(path: str | os.PathLike[str]) -> bool:

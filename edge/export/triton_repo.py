@@ -302,10 +302,9 @@ def _plan_backend(bundle: Bundle, backend: str, graph: str, precision: str | Non
 
 # -- the repository ---------------------------------------------------------------------------------
 def _is_our_repo(folder: Path) -> bool:
-    try:
-        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    from edge.files import json_file
+
+    data = json_file(folder / MARKER)
     return isinstance(data, dict) and data.get("kind") == MARKER_KIND
 
 

@@ -31,13 +31,14 @@ def save_checkpoint(path: str | os.PathLike[str], model_name: str, cfg: dict[str
     return Path(path)
 
 
-#: torch.save writes its members stored (uncompressed, so they can be mapped); a deflated member inflating more than
-#: this many times, past BOMB_FLOOR bytes, is a deflate bomb: a 973 KB file took 1.3 GB of memory in torch.load
-MAX_RATIO, BOMB_FLOOR = 200, 256 << 20
+def _no_deflate_bomb(p: Path) -> None:
+    """Refuse a torch zip whose members declare far more than they store (:func:`edge.data.arrays.bomb_ratio`:
+    torch writes its members stored, so they can be mapped), before torch inflates any of them: a 973 KB file
+    took 1.3 GB of memory in torch.load."""
+    import zipfile
 
+    from edge.data.arrays import bomb_ratio
 
-def _no_deflate_bomb(p: Path, zipfile: Any) -> None:
-    """Refuse a torch zip whose members declare far more than they store, before torch inflates any of them."""
     try:
         with zipfile.ZipFile(p) as zf:
             infos = zf.infolist()
@@ -45,16 +46,14 @@ def _no_deflate_bomb(p: Path, zipfile: Any) -> None:
         raise ModelError(f"{p}: not a readable checkpoint (not a torch file, or truncated: {first_line(e, 120)})"
                          ) from None
     for info in infos:  # one member (behind stored padding the archive's own ratio stays low)
-        if info.file_size > BOMB_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            ratio = info.file_size // max(info.compress_size, 1)
+        if (ratio := bomb_ratio(info.file_size, info.compress_size)) is not None:
             raise ModelError(f"{p}: not a readable checkpoint (member {info.filename!r} inflates {ratio}:1 to "
                              f"{info.file_size} bytes; torch writes its members uncompressed)")
     # and the archive as a whole: four 256 MB members at 1000:1 each passed the check above (1.2 GB from 1 MB)
     inflated = sum(i.file_size for i in infos)
-    stored = sum(i.compress_size for i in infos)
-    if inflated > BOMB_FLOOR and inflated > MAX_RATIO * max(stored, 1):
-        raise ModelError(f"{p}: not a readable checkpoint (its members inflate {inflated // max(stored, 1)}:1 to "
-                         f"{inflated} bytes; torch writes its members uncompressed)")
+    if (ratio := bomb_ratio(inflated, sum(i.compress_size for i in infos))) is not None:
+        raise ModelError(f"{p}: not a readable checkpoint (its members inflate {ratio}:1 to {inflated} bytes; torch "
+                         "writes its members uncompressed)")
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -85,7 +84,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         # then read as a file holding Python objects
         raise ModelError(f"{p}: not a readable checkpoint (not a torch file, or truncated: no complete zip archive)")
     if head == b"PK":
-        _no_deflate_bomb(p, zipfile)
+        _no_deflate_bomb(p)
     try:
         # torch warns about pickle protocols before refusing a file; silenced as the exporter's are, so that a
         # checkpoint read beside another thread's export leaves the process's warnings as they were

@@ -252,10 +252,11 @@ def test_a_checkpoint_whose_members_are_deflate_bombs_is_refused_before_torch_re
     """Found by a review: torch.load inflated a deflated storage member whole (a 973 KB --checkpoint took 1.3 GB).
     torch writes its members stored; one that inflates past the floor at a bomb's ratio is refused first."""
     torch = pytest.importorskip("torch")
+    from edge.data import arrays
     from edge.errors import ModelError
     from edge.models import checkpoint
 
-    monkeypatch.setattr(checkpoint, "BOMB_FLOOR", 2 << 20)  # the shape of the bomb, at a test's size
+    monkeypatch.setattr(arrays, "BOMB_FLOOR", 2 << 20)  # the shape of the bomb, at a test's size
     raw = tmp_path / "raw.pt"  # four 1 MB members, each under the floor, 4 MB together (a review: per member passed)
     torch.save({"format": "x", "state_dict": {f"w{i}": torch.zeros(1 << 18) for i in range(4)}}, raw)
     bomb = tmp_path / "bomb.pt"
@@ -325,3 +326,27 @@ def test_video_frames_over_the_image_pixel_limit_are_refused_at_open(tmp_path: P
     with pytest.raises(DataError, match=r"v\.avi: a frame of 64x48 is over the 3071-pixel limit"):
         next(iter(src))
     src.close()
+
+
+def test_files_nested_past_the_recursion_limit_are_not_ours_anywhere(tmp_path: Path) -> None:
+    """The checks whether a file at an output's name is one we wrote (a bundle's manifest above an --out, a training
+    record, an edge val report, a Triton repository's marker) each read JSON on their own; a file nested 200,000
+    deep was a RecursionError traceback in `edge val --out` (found reading the change for its twins). One reader,
+    ``files.json_file``: such a file is not ours."""
+    from edge.bundle import enclosing_bundle
+    from edge.cli.train_cmd import is_training_record, record_of
+    from edge.export.triton_repo import MARKER, _is_our_repo
+    from edge.files import json_file
+    from edge.manifest_schema import MANIFEST
+    from edge.val import _is_report
+
+    deep = "[" * 200_000
+    (tmp_path / MANIFEST).write_text(deep)
+    (tmp_path / MARKER).write_text(deep)
+    (tmp_path / "r.json").write_text(deep)
+    assert json_file(tmp_path / "r.json") is None and json_file(tmp_path / "missing.json") is None
+    assert enclosing_bundle(tmp_path / "out" / "x.json") is None
+    assert not is_training_record(tmp_path / "r.json") and record_of(tmp_path / "r.json") is None
+    assert not _is_report(tmp_path / "r.json") and not _is_our_repo(tmp_path)
+    (tmp_path / "small.json").write_text('{"a": 1}')
+    assert json_file(tmp_path / "small.json") == {"a": 1} and json_file(tmp_path / "small.json", limit=3) is None
