@@ -140,9 +140,9 @@ class TensorSpec:
             if mn < lo or mx >= hi:
                 why = ("the model refuses a negative index, which a graph reads from the table's end"
                        if lo == 0 and mn < 0 and -hi <= mn and mx < hi else
-                       "ONNX Runtime refuses such an index, OpenVINO returns zeros for it")
-                raise SpecError(f"input '{self.name}': values {mn}..{mx}, outside {lo}..{hi - 1}: it indexes a table "
-                                f"of {hi} rows ({why})")
+                       "ONNX Runtime refuses such an index, OpenVINO may return zeros for it")
+                raise SpecError(f"input '{self.name}': values {mn}..{mx}, outside {lo}..{hi - 1}: it indexes an axis "
+                                f"of length {hi} ({why})")
 
     def pretty_shape(self) -> str:
         return "[" + ", ".join(str(d) for d in self.shape) + "]"

@@ -133,10 +133,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
 
                 bundle = Bundle.load(bundle.path)
     if triton_repo is not None:
-        from edge.export.triton_repo import write_triton_repo
-
-        report["triton_repo"] = str(write_triton_repo(bundle, triton_repo, backends=tb, graphs=bundle.graphs,
-                                                                 device=triton_device))
+        report["triton_repo"], report["triton_precision"] = _triton(bundle, triton_repo, tb, triton_device,
+                                                                   precisions or ["fp32"])
     if json_out:
         print(jsonout.dumps({"bundle": str(bundle.path), **report}))
         return
@@ -188,7 +186,8 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     else:
         console.print(f"weights: {report['weights']}")
     if triton_repo is not None:
-        console.print(f"Triton model repository ({', '.join(tb)}): {report['triton_repo']}\n"
+        console.print(f"Triton model repository ({', '.join(tb)}; {report['triton_precision']}): "
+                      f"{report['triton_repo']}\n"
                       f"  tritonserver --model-repository {report['triton_repo']}", highlight=False)
     console.print("next:\n"
                   f"  edge run {bundle.path} --source synthetic:30 --out {bundle.path}_run   # the family's own data\n"
@@ -211,6 +210,22 @@ def _calibration_lines(manifest: dict[str, Any]) -> list[str]:
             got.add(q["calibration_samples"])
     return [f"int8 calibrated on {source}" + (f", {' / '.join(map(str, sorted(n)))} samples" if n else "")
             for source, n in samples.items()]
+
+
+def _triton(bundle: Any, out: Path, backends: list[str], device: str, asked: list[str]) -> tuple[str, str]:
+    """Write the Triton repository serving the last precision of ``--precision`` that each backend has for
+    every graph (``fp32,int8`` serves INT8; the repository holds one precision); returns its path and that
+    precision. Why: it was always the first artifact, fp32, whatever was asked, and said nothing."""
+    from edge.export.triton_repo import write_triton_repo
+
+    for i, precision in enumerate(reversed(asked)):
+        try:  # checked whole before a byte is written: a precision a backend lacks leaves nothing behind
+            return str(write_triton_repo(bundle, out, backends=backends, graphs=bundle.graphs, device=device,
+                                         precision=precision)), precision
+        except ExportError:
+            if i == len(asked) - 1:
+                raise
+    raise AssertionError("unreachable: asked is never empty")
 
 
 def _check_triton_sources(backends: list[str], targets: list[str], out: Path, precision: str = "fp32") -> None:

@@ -1,11 +1,15 @@
-"""Which integer inputs of an exported graph index a table of its own (an embedding), and the table's length.
+"""Which integer inputs of an exported graph index a tensor of the graph (an embedding table, a gathered
+feature map), and that tensor's length along the indexed axis.
 
-Why: an index past the table is refused by ONNX Runtime but read as zeros by OpenVINO's Gather, without an
-error, so one bundle gave a wrong answer on one backend and a clear error on the other. The export records the
-valid range on the input (:attr:`edge.spec.TensorSpec.index_range`) and every runtime's feed check refuses a
-value outside it. Only inputs that reach a Gather's indices unchanged are given a range (through reshapes, and casts
-between integer types: a cast to bool or float ends the search); an input used otherwise as well keeps the strictest
-range its Gathers set.
+Why: an index past the table is refused by ONNX Runtime but read as zeros by OpenVINO's Gather (and GatherND),
+without an error, so one bundle gave a wrong answer on one backend and a clear error on the other. The export
+records the valid range on the input (:attr:`edge.spec.TensorSpec.index_range`) and every runtime's feed check
+refuses a value outside it. Only inputs that reach the indices of a Gather, GatherElements, GatherND,
+ScatterElements or ScatterND unchanged are given a range (through reshapes, and casts between integer types: a
+cast to bool or float ends the search), and only where the indexed axis has a fixed length (the data's shape from
+the graph or ONNX's shape inference); an input used otherwise as well keeps the strictest range its ops set. A
+GatherND/ScatterND index whose columns address axes of different lengths gets no range (one range per input
+cannot say it).
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from typing import Any
 
 from edge.spec import IOSpec
 
-#: ops whose output holds exactly the values of their first input (so a Gather after them constrains the input);
-#: a Cast only from one integer type to another (:func:`_keeps_indices`)
+#: ops whose output holds exactly the values of their first input (so an indexing op after them constrains the
+#: input); a Cast only from one integer type to another (:func:`_keeps_indices`)
 KEEP_VALUES = {"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Transpose", "Expand"}
 #: ONNX's integer element types (TensorProto: uint8, int8, uint16, int16, int32, int64, uint32, uint64)
 INT_TYPES = frozenset({2, 3, 4, 5, 6, 7, 12, 13})
+#: ops whose input 1 indexes one axis of their input 0 (the ``axis`` attribute, 0 when absent)
+BY_AXIS = frozenset({"Gather", "GatherElements", "ScatterElements"})
+#: ops whose input 1's last dim ``k`` holds indices into axes ``b .. b+k-1`` of input 0 (``b``: ``batch_dims``)
+BY_TUPLE = frozenset({"GatherND", "ScatterND"})
 
 
 def _keeps_indices(src: int, dst: int) -> bool:
@@ -28,39 +36,92 @@ def _keeps_indices(src: int, dst: int) -> bool:
     return src in INT_TYPES and dst in INT_TYPES
 
 
-def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
-    """Graph input name -> (lo, hi): the Gathers its values reach as indices, with a constant table of ``n`` rows
-    along the Gather's axis, take ``-n <= v < n`` (ONNX's rule; the smallest table wins)."""
+def _static_dims(tt: Any) -> list[int | None] | None:
+    """A value's dims from its type (None for a dim without a fixed value), or None when its rank is unknown."""
+    if not tt.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
+
+
+def _shapes(model: Any) -> dict[str, list[int | None]]:
+    """Every value's dims the graph states or ONNX's shape inference finds (nothing it cannot)."""
     g = model.graph
-    consts = {t.name: list(t.dims) for t in g.initializer}
+    shapes: dict[str, list[int | None]] = {}
+    try:
+        import onnx
+
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+        vis = [*inferred.value_info, *inferred.input, *inferred.output]
+    except Exception:  # a graph shape inference cannot read (or one past protobuf's 2 GB): what it states
+        vis = [*g.value_info, *g.input, *g.output]
+    for vi in vis:
+        if vi.type.HasField("tensor_type"):
+            dims = _static_dims(vi.type.tensor_type)
+            if dims is not None:
+                shapes[vi.name] = dims
+    for t in g.initializer:
+        shapes[t.name] = [int(d) for d in t.dims]
     for node in g.node:
         if node.op_type == "Constant":
             for a in node.attribute:
                 if a.name == "value" and a.HasField("t"):
-                    consts[node.output[0]] = list(a.t.dims)
+                    shapes[node.output[0]] = [int(d) for d in a.t.dims]
+    return shapes
+
+
+def _attr(node: Any, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def _indexed_length(node: Any, shapes: dict[str, list[int | None]]) -> int | None:
+    """The length of the axis that ``node``'s input 1 indexes, when it is fixed (None otherwise)."""
+    data = shapes.get(node.input[0])
+    if data is None:
+        return None
+    if node.op_type in BY_AXIS:
+        axis = _attr(node, "axis", 0)
+        axis = axis + len(data) if axis < 0 else axis
+        n = data[axis] if 0 <= axis < len(data) else None
+        return n if n else None
+    idx = shapes.get(node.input[1])
+    k = idx[-1] if idx else None
+    b = _attr(node, "batch_dims", 0)
+    if not k or b + k > len(data):
+        return None
+    axes = set(data[b:b + k])
+    n = axes.pop() if len(axes) == 1 else None
+    return n if n else None
+
+
+def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
+    """Graph input name -> (lo, hi): the indexing ops its values reach as indices, along an axis of fixed length
+    ``n``, take ``-n <= v < n`` (ONNX's rule; the smallest axis wins)."""
+    g = model.graph
     users: dict[str, list[Any]] = {}
     for node in g.node:
         for i, name in enumerate(node.input):
             users.setdefault(name, []).append((node, i))
+    initialized = {t.name for t in g.initializer}
+    candidates = [vi for vi in g.input
+                  if vi.type.tensor_type.elem_type in INT_TYPES and vi.name not in initialized]
+    if not candidates:
+        return {}
+    shapes = _shapes(model)
     out: dict[str, tuple[int, int]] = {}
-    for vi in g.input:
-        if vi.type.tensor_type.elem_type not in INT_TYPES or vi.name in consts:
-            continue
+    for vi in candidates:
         n_rows: list[int] = []
         seen, todo = {vi.name}, [(vi.name, vi.type.tensor_type.elem_type)]
         while todo:
             name, kind = todo.pop()
             for node, pos in users.get(name, ()):
-                if node.op_type == "Gather" and pos == 1 and node.input[0] in consts:
-                    dims = consts[node.input[0]]
-                    axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-                    axis = axis + len(dims) if axis < 0 else axis
-                    if 0 <= axis < len(dims) and dims[axis] > 0:
-                        n_rows.append(int(dims[axis]))
+                if pos == 1 and node.op_type in BY_AXIS | BY_TUPLE:
+                    n = _indexed_length(node, shapes)
+                    if n is not None:
+                        n_rows.append(int(n))
                 elif pos == 0 and node.op_type in (*KEEP_VALUES, "Cast"):
                     after = kind
                     if node.op_type == "Cast":
-                        after = next((a.i for a in node.attribute if a.name == "to"), 0)
+                        after = _attr(node, "to", 0)
                         if not _keeps_indices(kind, after):  # to bool or float: the values change
                             continue
                     for o in node.output:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BackendUnavailable, BundleError, EdgeError, first_line
+from edge.errors import BackendUnavailable, BundleError, DataError, EdgeError, first_line
 from edge.runtimes.base import BaseRuntime
 from edge.runtimes.registry import Backend
 from edge.spec import IOSpec
@@ -242,6 +242,7 @@ class OpenVinoRuntime(BaseRuntime):
             config["SNIPPETS_MODE"] = "DISABLE"
         self.inference_precision = inference_precision
         self.front = front
+        self.model_path = model_path
         # one infer request: two threads in it raised "Infer Request is busy" or, worse, returned each other's
         # outputs (its buffers are shared out, then copied); calls are serialised, as the TensorRT runtime's are
         self._calls = threading.Lock()
@@ -292,8 +293,12 @@ class OpenVinoRuntime(BaseRuntime):
             # call is synchronous and the outputs are copied here before the next one): copying the 4.7 MB
             # whole-clip input of the shipped video model cost ~1 ms of a 7-8 ms INT8 step. An input that is not
             # C-contiguous or not of the graph's dtype is still copied/converted by OpenVINO.
-            res = self.request.infer([feeds[n] for n in self.io.input_names], share_inputs=True,
-                                     share_outputs=True)
+            try:
+                res = self.request.infer([feeds[n] for n in self.io.input_names], share_inputs=True,
+                                         share_outputs=True)
+            except RuntimeError as e:  # OpenVINO's own check of the values (a GatherElements index past its
+                # data): ours, in one line, as ONNX Runtime's are
+                raise DataError(f"{self.model_path}: openvino cannot run these inputs ({ov_error_line(e)})") from None
             return {name: np.array(res[self.compiled.outputs[i]]) for i, name in enumerate(self.io.output_names)}
 
     def infer_queue(self, jobs: int = 0, callback: Callable[[dict[str, np.ndarray], Any], None] | None = None

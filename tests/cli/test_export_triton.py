@@ -21,7 +21,8 @@ def test_export_writes_a_triton_repo(tmp_path: Path) -> None:
                         "--config", "tiny", "--dynamic-batch", "--programs", "clip", "--out", str(tmp_path / "b"),
                         "--triton-repo", str(tmp_path / "repo"), "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["triton_repo"] == str(tmp_path / "repo")
+    doc = json.loads(r.stdout)
+    assert doc["triton_repo"] == str(tmp_path / "repo") and doc["triton_precision"] == "fp32"
     cfg = (tmp_path / "repo" / "lane" / "config.pbtxt").read_text()
     assert 'backend: "onnxruntime"' in cfg and "max_batch_size: 8" in cfg and "dims: [ 3, 3, 64, 128 ]" in cfg
     assert (tmp_path / "repo" / "lane" / "1" / "model.onnx").is_file()

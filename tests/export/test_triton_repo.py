@@ -588,3 +588,31 @@ def test_tensorrt_serves_the_engine_built_for_this_device(tiny_bundle: Path, tmp
     monkeypatch.setattr(triton_repo, "_trt_device", lambda: None)
     out = write_triton_repo(b, tmp_path / "r_none", backends=("tensorrt",))
     assert (out / "lane" / "1" / "model.plan").read_bytes() == b"plan for H100"
+
+
+def test_the_export_cli_serves_the_last_precision_asked(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A review: `edge-export --precision int8 --triton-repo DIR` served the fp32 graphs and said nothing. The
+    repository serves the last precision of --precision every graph has for the backend, and the CLI names it."""
+    from edge.cli.export_cmd import _triton
+
+    b = Bundle.load(tiny_bundle)
+
+    def int8_of(graphs: list[str]) -> Any:
+        def add(w: BundleWriter) -> None:  # a copy of each fp32 ONNX stands in for its INT8 form (served by name)
+            for g in graphs:
+                art = b.artifact(fmt="onnx", graph=g, precision="fp32")
+                name = art["file"].replace(".onnx", ".int8.onnx")
+                w.write_bytes(name, b.file(art["file"]).read_bytes(), "onnx")
+                w.add_artifact({"name": f"onnx-int8-{g}", "format": "onnx", "file": name, "graph": g,
+                                "precision": "int8"})
+        return add
+
+    every = Bundle.load(_derive(tiny_bundle, tmp_path / "every" / "lane", int8_of(b.graphs)))
+    path, precision = _triton(every, tmp_path / "r1", ["onnxruntime"], "auto", ["fp32", "int8"])
+    assert precision == "int8"
+    listed = (Path(path) / "README.txt").read_text()
+    assert all(f"onnx-int8-{g}" in listed for g in b.graphs) and "(fp32)" not in listed, listed
+    # one graph without its INT8 form: the whole repository serves the last precision every graph has
+    one = Bundle.load(_derive(tiny_bundle, tmp_path / "one" / "lane", int8_of(b.graphs[:1])))
+    path, precision = _triton(one, tmp_path / "r2", ["onnxruntime"], "auto", ["fp32", "int8"])
+    assert precision == "fp32" and "onnx-int8" not in (Path(path) / "README.txt").read_text()

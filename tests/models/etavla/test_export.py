@@ -183,7 +183,7 @@ def test_a_calibration_set_of_words_past_the_vocabulary_names_the_file(tmp_path:
     words[1, 0] = 10_000
     np.savez(calib, views=np.repeat(feeds["views"], 2, 0), instruction=words)
     with pytest.raises(DataError, match=rf"^--calib {calib}\[1\]: graph 'policy': input 'instruction': values "
-                                        r"0\.\.10000, outside 0\.\.\d+: it indexes a table of"):
+                                        r"0\.\.10000, outside 0\.\.\d+: it indexes an axis of"):
         export_card("etavla", tmp_path / "b", config=card.test_config_name, precisions="fp32,int8", calib=str(calib),
                     calib_size=2, eval_size=2)
     assert not (tmp_path / "b").exists()
