@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -94,8 +95,17 @@ def _sigterm_interrupts() -> Iterator[None]:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _is_path(param: Any) -> bool:
+    """Whether a command's parameter takes a path (Click's ``path`` type, or Typer's annotation of it)."""
+    if getattr(getattr(param, "type", None), "name", None) == "path":
+        return True
+    ann = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    return isinstance(ann, type) and issubclass(ann, os.PathLike)
+
+
 def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
-    """The one-line error for an option that takes one value given twice (``--source a --source b``), or None.
+    """The one-line error for an option that takes one value given twice (``--source a --source b``), or for a path
+    option given an empty value (``--out ''``), or None.
 
     Click keeps the last value without a word: a run of two sources read one, two ``--save`` wrote one file.
     Repeatable options (``--data``, ``--graph``) and flags are not counted; scanning stops at ``--``. Duck-typed:
@@ -112,8 +122,9 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
         cmd, args = sub, args[words[0] + 1:]
     opts = {name: p for p in cmd.params if getattr(p, "param_type_name", None) == "option"
             for name in (*p.opts, *p.secondary_opts)}
+    positional = [p for p in cmd.params if getattr(p, "param_type_name", None) == "argument"]
     seen: dict[str, tuple[str, str]] = {}
-    i = 0
+    i = n_args = 0
     while i < len(args):
         tok = args[i]
         if tok == "--":
@@ -121,11 +132,22 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
         name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
         p = opts.get(name)
         i += 1
+        if p is None and not tok.startswith("-"):  # an argument (BUNDLE, ...), in the command's order
+            arg = positional[n_args] if n_args < len(positional) else None
+            n_args += 1
+            if tok == "" and arg is not None and _is_path(arg):
+                return (f"{arg.name.upper()} '': an empty path (it would be read as the current folder); give a file "
+                        f"or folder (see `{' '.join(path)} --help`)")
+            continue
         if p is None or p.is_flag or p.count:
             continue
         if not eq and i < len(args):  # the value is the next word
             value = args[i]
             i += 1
+        if value == "" and _is_path(p):
+            # Path("") is ".": an empty shell variable (`--out "$OUT"`) wrote into the current folder unsaid
+            return (f"{name} '': an empty path (it would be read as the current folder); give a file or folder "
+                    f"(see `{' '.join(path)} --help`)")
         if p.multiple:
             continue
         if p.name in seen:

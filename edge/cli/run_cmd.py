@@ -159,11 +159,13 @@ def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, 
     task = summary["task"]
     m = task.get("metric")
     score = f", {m['name']} {m['value']:.1f}{m.get('unit', '')}" if m else ""
-    drops = sum(v for k, v in summary["counters"].items() if k.startswith("dropped"))
+    from edge.stream.stats import drops_text
+
     prec = f" {task['precision']}" if task.get("precision", "fp32") != "fp32" else ""
     console.print(f"{summary['frames']} frames on {backend}{prec} ({summary['policy']}, {summary['fps']:.1f} fps"
                   f"{_rates(summary)}): end-to-end p50 {e2e['p50_ms']:.1f} / p99 {e2e['p99_ms']:.1f} ms"
-                  f"{_waiting(summary)}, infer p50 {inf['p50_ms']:.1f} ms, {drops} dropped{score}{_cpu(summary)}"
+                  f"{_waiting(summary)}, infer p50 {inf['p50_ms']:.1f} ms, {drops_text(summary['counters'])}{score}"
+                  f"{_cpu(summary)}"
                   f"{' (interrupted)' if summary['interrupted'] else ''}", highlight=False)
     for reason, n in (summary.get("skip_reasons") or {}).items():
         console.print(f"skipped {n} frame set(s): {reason}", highlight=False)

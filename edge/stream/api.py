@@ -76,11 +76,14 @@ def policy_note(pipe: Any, summary: dict[str, Any]) -> str | None:
     synthetic frames were processed, with no word why). Said with the count, and the two options that fit."""
     if pipe is None or pipe.policy != "latest" or any(s.live for s in pipe.sources):
         return None
-    counters = summary.get("counters") or {}
-    dropped = sum(int(v) for k, v in counters.items() if k.startswith("dropped_") and isinstance(v, int | float))
-    if dropped <= 0:
+    from edge.stream.stats import drops_by_sensor
+
+    by = drops_by_sensor(summary.get("counters") or {})
+    if not by:
         return None
-    return (f"--policy latest dropped {dropped} frame(s) of sources no clock paces (files or synthetic frames are read "
+    what = (f"{sum(by.values())} frame(s)" if len(by) == 1 else
+            "frames (" + ", ".join(f"{s} {n}" for s, n in by.items()) + ")")
+    return (f"--policy latest dropped {what} of sources no clock paces (files or synthetic frames are read "
             "as fast as possible, so the model keeps up with none): --realtime plays them at their own rate, "
             "--policy block takes every frame")
 
@@ -142,6 +145,10 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     if not isinstance(source, str):
         raise EdgeError(f"source: a source spec string (a video, camera:0, synthetic:N, kitti:FOLDER, ...), got "
                         f"{type(source).__name__}")
+    for name, value, kinds in (("--source", source, "a video, an image folder, camera:N, synthetic:N, kitti:FOLDER"),
+                               ("--lidar", lidar, "a pcap, velodyne:FILE, ouster:FILE, udp://HOST:PORT")):
+        if isinstance(value, str) and not value.strip():  # "" read the current folder's images, --lidar '' nothing
+            raise EdgeError(f"{name} {value!r}: an empty source spec; give {kinds}, ...")
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 0:
         raise EdgeError(f"max_frames: an integer >= 0 (0: until the source ends), got {max_frames!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:

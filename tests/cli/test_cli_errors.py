@@ -282,6 +282,13 @@ def test_empty_config_and_udp_target_are_refused(good_bundle: Path, work: Path) 
     r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", "--udp", "", "--out", work / "r", cwd=work)
     assert_one_line_error(r, "bad UDP target ''")
     assert listing(work) == []
+    # a review: --source '' ran over the current folder's images, --lidar '' ran without the LiDAR, unsaid
+    (work / "frame.png").write_bytes(b"")
+    r = cli(EDGE, "run", good_bundle, "--source", "", "--out", work / "r", cwd=work)
+    assert_one_line_error(r, "--source '': an empty source spec")
+    r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", "--lidar", " ", "--out", work / "r", cwd=work)
+    assert_one_line_error(r, "--lidar ' ': an empty source spec; give a pcap")
+    assert listing(work) == ["frame.png"]
 
 
 def test_a_calibration_set_too_small_names_calib(work: Path) -> None:

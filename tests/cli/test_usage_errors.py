@@ -36,6 +36,13 @@ def run(cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
      ["--source given twice (--source 'a.mp4', then 'b.mp4'); it takes one value", "`edge run --help`"]),
     (EDGE, ["run", "b", "--save", "a.mp4", "--save", "b.mp4"], ["--save given twice"]),
     (EXPORT, ["lane", "--to", "onnx", "--to", "openvino"], ["--to given twice", "`edge-export --help`"]),
+    # a review: Path('') is '.', so an empty shell variable wrote a run's outputs into the current folder unsaid
+    (EDGE, ["run", "b", "--out", ""], ["--out '': an empty path", "`edge run --help`"]),
+    (EDGE, ["run", "b", "--dump-points=", "--source", "x"], ["--dump-points '': an empty path"]),
+    (EDGE, ["run", "b", "--calib", ""], ["--calib '': an empty path"]),
+    (EDGE, ["run", "", "--source", "x"], ["BUNDLE '': an empty path", "`edge run --help`"]),
+    (EDGE, ["val", "--json", ""], ["BUNDLE '': an empty path"]),
+    (EXPORT, ["lane", "--out", ""], ["--out '': an empty path", "`edge-export --help`"]),
 ])
 def test_a_usage_error_is_one_line_and_exit_2(cmd: list[str], args: list[str], needles: list[str]) -> None:
     r = run(cmd, *args)
@@ -57,6 +64,9 @@ def test_repeatable_options_and_flags_may_repeat() -> None:
     assert repeated_option(edge, ["nope", "--source", "a", "--source", "b"], "edge") is None  # Click names it
     assert "--jsonl given twice" in repeated_option(edge, ["run", "b", "--jsonl", "a", "--jsonl", "a"], "edge")
     assert repeated_option(edge, ["run", "b", "--source", "a", "--source", "b", "--help"], "edge") is None  # help
+    # an empty value of an option that is no path is the command's to judge (--udp '' is its own one-line error)
+    assert repeated_option(edge, ["run", "b", "--udp", "", "--source", ""], "edge") is None
+    assert repeated_option(edge, ["run", "b", "--out", "o", "--", ""], "edge") is None  # after --: not scanned
 
 
 def test_help_still_prints_and_a_bare_edge_shows_it() -> None:
