@@ -5,10 +5,10 @@ Why it was tried: OpenVINO's per-layer counters (``benchmarks/openvino_profile.p
 ~3.9 ms in reordering the float input for the first int8 convolution, which computes channels-last. The same IR is
 compiled twice (2 threads, latency hint, the given float-precision hint): as it is, and with OpenVINO's
 PrePostProcessor declaring the tensor NDHWC over the model's NDCHW (a transpose OpenVINO may fold into that reorder).
-Each is fed the same frames in its own layout, timed in interleaved rounds of 5 calls. Prints the medians, their
-ratio and the largest output difference.
+Each is fed the same frames in its own layout, timed in interleaved rounds (``edge.bench.interleave``). Prints
+the medians, their ratio and the largest output difference.
 
-    python benchmarks/experiments/lane_nhwc_input.py BUNDLE/model.nncf-int8.xml [--rounds 60] [--hint bf16]
+    python benchmarks/experiments/lane_nhwc_input.py BUNDLE/model.nncf-int8.xml [--rounds 300] [--hint bf16]
         [--out FILE.json]
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ir", type=Path, help="a whole-clip INT8 IR with one 5-D input (batch, time, channels, H, W)")
-    ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--hint", default="bf16", choices=["bf16", "f32"])
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -33,6 +32,7 @@ def main() -> None:
     import openvino as ov
     from openvino.preprocess import PrePostProcessor
 
+    from edge.bench.interleave import interleaved_ms
     from edge.bench.machine import machine
 
     core = ov.Core()
@@ -53,14 +53,8 @@ def main() -> None:
     for k, r in reqs.items():
         for _ in range(20):
             r.infer({0: feeds[k]})
-    ms: dict[str, list[float]] = {k: [] for k in reqs}
-    for _ in range(args.rounds):
-        for k, r in reqs.items():
-            t = time.perf_counter()
-            for _ in range(5):
-                r.infer({0: feeds[k]})
-            ms[k].append((time.perf_counter() - t) / 5 * 1e3)
-    med = {k: round(float(np.median(v)), 3) for k, v in ms.items()}
+    ms = interleaved_ms([lambda k=k, r=r: r.infer({0: feeds[k]}) for k, r in reqs.items()], args.rounds)
+    med = {k: round(float(np.median(v)), 3) for k, v in zip(reqs, ms, strict=True)}
     row = {"median_ms": med, "speedup_of_nhwc": round(med["NCHW"] / med["NHWC"], 3),
            "max_output_diff": float(np.abs(outs["NCHW"] - outs["NHWC"]).max())}
     print(row)
