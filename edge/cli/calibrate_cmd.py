@@ -12,7 +12,6 @@ import numpy as np
 
 from edge import jsonout
 from edge.errors import DataError, ModelError
-from edge.stream.pipeline import Pipeline
 from edge.stream.sinks import Sink
 
 
@@ -35,7 +34,7 @@ class _Collect(Sink):
             self.estimates.append(np.asarray(T, np.float64))
             for k, v in result.record.items():
                 whole = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-                if whole and k not in Pipeline.HEAD_KEYS:
+                if whole and k in result.task_keys:  # the program's own fields, not the loop's
                     self.counts.setdefault(str(k), []).append(int(v))
             if self.image_size is None:
                 from edge.data.frame import is_image

@@ -855,7 +855,7 @@ class Pipeline:
         files = {k: Path(f.meta["file"]).name for k, f in frames.items() if isinstance(f.meta.get("file"), str)}
         if files:  # an image folder's frame numbers skip nothing its unreadable files took: name the files
             head["files"] = files
-        res = Result(n, frames, {**head, **record}, payload, t_res)
+        res = Result(n, frames, {**head, **record}, payload, t_res, task_keys=frozenset(record))
         t1 = time.perf_counter()
         for sensor, fr in frames.items():
             if is_points(fr.data):
@@ -873,10 +873,6 @@ class Pipeline:
             if getattr(sink, "quit", False):  # a display window's q / Esc
                 self.stop()
         st.stages["sinks"].add((time.perf_counter() - t1) * 1e3)
-
-    #: the keys the loop puts in every record before the task's own (its sequence number, capture time,
-    #: end-to-end latency, the frames and files it read): a consumer of a task's fields leaves these out
-    HEAD_KEYS = ("seq", "t_capture_ns", "e2e_ms", "frames", "files")
 
     #: distinct skip reasons kept in the summary (a reason per frame would grow without bound)
     MAX_SKIP_REASONS = 16

@@ -30,6 +30,9 @@ class Result:
     record: dict[str, Any]
     payload: Any = None
     t_result_ns: int = 0
+    #: the keys of ``record`` the task's ``postprocess`` gave; the others are the loop's (sequence number, capture
+    #: time, latency, frames and files read, point-cloud records), so a consumer of a task's fields takes these
+    task_keys: frozenset[str] = frozenset()
     #: LiDAR points inside the image: (uv [K, 2], range [K]) when a calibration is known
     projected: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _image: Any = field(default=None, repr=False)

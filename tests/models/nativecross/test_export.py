@@ -114,6 +114,7 @@ def test_calibrate_writes_a_rig_that_run_takes(bundle: Path, real_data: Path, tm
     # what ran per frame is said: the steps, and the matching rounds the program has and those that moved the guess
     steps = report["per_frame"]["iterations"]
     assert steps["min"] == steps["max"] >= 1 and report["per_frame"]["match_rounds"]["max"] == 0
+    assert not {"seq", "t_capture_ns", "frames"} & report["per_frame"].keys()  # the loop's fields are not the program's
     assert report["per_frame"].get("match_rounds_applied", {"max": 0})["max"] == 0
     rounds, applied = matched["per_frame"]["match_rounds"], matched["per_frame"]["match_rounds_applied"]
     assert rounds["min"] >= 1 and 0 <= applied["min"] <= applied["max"] <= rounds["max"]
