@@ -5,11 +5,13 @@ Why: an index past the table is refused by ONNX Runtime but read as zeros by Ope
 without an error, so one bundle gave a wrong answer on one backend and a clear error on the other. The export
 records the valid range on the input (:attr:`edge.spec.TensorSpec.index_range`) and every runtime's feed check
 refuses a value outside it. Only inputs that reach the indices of a Gather, GatherElements, GatherND,
-ScatterElements or ScatterND unchanged are given a range (through reshapes, and casts between integer types: a
-cast to bool or float ends the search), and only where the indexed axis has a fixed length (the data's shape from
-the graph or ONNX's shape inference); an input used otherwise as well keeps the strictest range its ops set. A
+ScatterElements or ScatterND unchanged are given a range (through reshapes, concatenations, and casts between
+integer types: a cast to bool or float ends the search), and only where the indexed axis has a fixed length
+(the data's shape from the graph or ONNX's shape inference); an input used otherwise as well keeps the strictest
+range its ops set. A
 GatherND/ScatterND index whose columns address axes of different lengths gets no range (one range per input
-cannot say it).
+cannot say it), unless a concatenation along the last axis says which columns the input fills (``t[i, j]``,
+``logits[arange(B), labels]``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,34 @@ def _static_dims(tt: Any) -> list[int | None] | None:
     return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
 
 
+#: initializers of at most this many elements go to shape inference with their values (the shapes, axes and
+#: indices a Reshape, Unsqueeze or Slice reads); larger ones (the weights) as their types alone
+SMALL_INITIALIZER = 1024
+
+
+def _without_weights(model: Any) -> Any:
+    """A copy of ``model`` for shape inference: its large initializers turned into graph inputs of their type and
+    dims. Why: inference serialises the model it is given, so the whole model cost a copy of its weights (a
+    1 GB embedding table: +10 s and +2 GB of peak memory per export, a review measured) for dims alone."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    g = model.graph
+    small, typed = [], []
+    named = {vi.name for vi in g.input}
+    for t in g.initializer:
+        if int(np.prod(t.dims, dtype=np.int64)) <= SMALL_INITIALIZER:
+            small.append(t)
+        elif t.name not in named:
+            typed.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    graph = onnx.GraphProto(name=g.name, node=g.node, input=[*g.input, *typed], output=g.output,
+                            initializer=small, value_info=g.value_info)
+    light = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import, graph=graph)
+    light.functions.extend(model.functions)
+    return light
+
+
 def _shapes(model: Any) -> dict[str, list[int | None]]:
     """Every value's dims the graph states or ONNX's shape inference finds (nothing it cannot)."""
     g = model.graph
@@ -50,9 +80,9 @@ def _shapes(model: Any) -> dict[str, list[int | None]]:
     try:
         import onnx
 
-        inferred = onnx.shape_inference.infer_shapes(model).graph
+        inferred = onnx.shape_inference.infer_shapes(_without_weights(model)).graph
         vis = [*inferred.value_info, *inferred.input, *inferred.output]
-    except Exception:  # a graph shape inference cannot read (or one past protobuf's 2 GB): what it states
+    except Exception:  # a graph shape inference cannot read: what it states
         vis = [*g.value_info, *g.input, *g.output]
     for vi in vis:
         if vi.type.HasField("tensor_type"):
@@ -73,8 +103,9 @@ def _attr(node: Any, name: str, default: int) -> int:
     return next((a.i for a in node.attribute if a.name == name), default)
 
 
-def _indexed_length(node: Any, shapes: dict[str, list[int | None]]) -> int | None:
-    """The length of the axis that ``node``'s input 1 indexes, when it is fixed (None otherwise)."""
+def _indexed_length(node: Any, shapes: dict[str, list[int | None]], cols: tuple[int, int] | None) -> int | None:
+    """The length of the axis that ``node``'s input 1 indexes, when it is fixed (None otherwise). ``cols``: for a
+    GatherND / ScatterND, the columns of the index tuples the traced values fill (None: any of them)."""
     data = shapes.get(node.input[0])
     if data is None:
         return None
@@ -88,14 +119,35 @@ def _indexed_length(node: Any, shapes: dict[str, list[int | None]]) -> int | Non
     b = _attr(node, "batch_dims", 0)
     if not k or b + k > len(data):
         return None
-    axes = set(data[b:b + k])
+    lo, hi = cols if cols is not None and cols[1] <= k else (0, k)
+    axes = set(data[b + lo:b + hi])
     n = axes.pop() if len(axes) == 1 else None
     return n if n else None
 
 
+def _concat_columns(node: Any, pos: int, shapes: dict[str, list[int | None]],
+                    cols: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Where input ``pos`` of a Concat lands along the output's last axis (the columns of index tuples a GatherND
+    reads: ``t[i, j]`` is Unsqueeze(i), Unsqueeze(j) -> Concat(-1) -> GatherND), or ``cols`` unchanged for a Concat
+    along another axis; None (any column) when a width is not fixed."""
+    out = shapes.get(node.output[0])
+    if out is None:
+        return None
+    axis = _attr(node, "axis", 0)
+    axis = axis + len(out) if axis < 0 else axis
+    if axis != len(out) - 1:
+        return cols
+    widths = [(shapes.get(name) or [None])[-1] for name in node.input[:pos + 1]]
+    if any(not w for w in widths):
+        return None
+    off = sum(widths[:-1])
+    return (off + cols[0], off + cols[1]) if cols is not None else (off, off + widths[-1])
+
+
 def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
     """Graph input name -> (lo, hi): the indexing ops its values reach as indices, along an axis of fixed length
-    ``n``, take ``-n <= v < n`` (ONNX's rule; the smallest axis wins)."""
+    ``n``, take ``-n <= v < n`` (ONNX's rule; the smallest axis wins). Through a Concat along the last axis the
+    values fill some columns of a GatherND's index tuples: the axes of those columns count."""
     g = model.graph
     users: dict[str, list[Any]] = {}
     for node in g.node:
@@ -110,24 +162,32 @@ def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
     out: dict[str, tuple[int, int]] = {}
     for vi in candidates:
         n_rows: list[int] = []
-        seen, todo = {vi.name}, [(vi.name, vi.type.tensor_type.elem_type)]
+        start = (vi.name, vi.type.tensor_type.elem_type, None)
+        seen, todo = {(vi.name, None)}, [start]
         while todo:
-            name, kind = todo.pop()
+            name, kind, cols = todo.pop()
             for node, pos in users.get(name, ()):
+                nxt: list[tuple[str, int, tuple[int, int] | None]] = []
                 if pos == 1 and node.op_type in BY_AXIS | BY_TUPLE:
-                    n = _indexed_length(node, shapes)
+                    n = _indexed_length(node, shapes, cols)
                     if n is not None:
                         n_rows.append(int(n))
+                elif node.op_type == "Concat":  # every input's values are in the output
+                    nxt = [(o, kind, _concat_columns(node, pos, shapes, cols)) for o in node.output]
                 elif pos == 0 and node.op_type in (*KEEP_VALUES, "Cast"):
                     after = kind
                     if node.op_type == "Cast":
                         after = _attr(node, "to", 0)
                         if not _keeps_indices(kind, after):  # to bool or float: the values change
                             continue
-                    for o in node.output:
-                        if o not in seen:
-                            seen.add(o)
-                            todo.append((o, after))
+                    # a reshape may move the columns: any column from here on (sound wherever the tuple's axes
+                    # have one length)
+                    keep = cols if node.op_type in ("Cast", "Identity") else None
+                    nxt = [(o, after, keep) for o in node.output]
+                for o, k, c in nxt:
+                    if (o, c) not in seen:
+                        seen.add((o, c))
+                        todo.append((o, k, c))
         if n_rows:
             n = min(n_rows)
             out[vi.name] = (-n, n)

@@ -282,26 +282,35 @@ def test_an_index_past_a_gathered_axis_is_refused_whatever_op_gathers(tmp_path: 
             super().__init__()
             self.t = torch.nn.Parameter(torch.randn(10, 3))
 
-        def forward(self, idx: torch.Tensor, x: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            return self.t[idx], torch.gather(x, 1, cols)
+        def forward(self, idx: torch.Tensor, x: torch.Tensor, cols: torch.Tensor, labels: torch.Tensor,
+                    i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            # the review of the fix: two index tensors (Unsqueeze, Concat, then GatherND) were not followed
+            return self.t[idx], torch.gather(x, 1, cols), x[torch.arange(x.shape[0]), labels], self.t[i, j]
 
     model = Table().eval()
-    edge.export(model, {"idx": torch.tensor([1, 2, 3]), "x": torch.randn(2, 5),
-                                 "cols": torch.tensor([[0, 4], [1, 2]])}, tmp_path / "b")
+    example = {"idx": torch.tensor([1, 2, 3]), "x": torch.randn(2, 5), "cols": torch.tensor([[0, 4], [1, 2]]),
+               "labels": torch.tensor([4, 0]), "i": torch.tensor([9, 0]), "j": torch.tensor([2, 1])}
+    edge.export(model, example, tmp_path / "b")
     io = json.loads((tmp_path / "b" / "manifest.json").read_text())["io"]["inputs"]
-    # python indexing takes -1 (the last row), torch.gather refuses it
-    assert {t["name"]: t.get("index_range") for t in io} == {"idx": [-10, 10], "x": None, "cols": [0, 5]}
+    # python indexing takes -1 (the last row), torch.gather refuses it; each of t[i, j] has its own axis
+    assert {t["name"]: t.get("index_range") for t in io} == {"idx": [-10, 10], "x": None, "cols": [0, 5],
+                                                             "labels": [-5, 5], "i": [-10, 10], "j": [-3, 3]}
     rt = edge.load(tmp_path / "b", backend=backend)
-    x, cols = np.zeros((2, 5), np.float32), np.array([[0, 4], [1, 2]])
-    with pytest.raises(SpecError, match=r"input 'idx': values 0\.\.10, outside -10\.\.9"):
-        rt.infer({"idx": np.array([10, 0, 0]), "x": x, "cols": cols})
-    with pytest.raises(SpecError, match=r"input 'cols': values -1\.\.4, outside 0\.\.4: .*refuses a negative"):
-        rt.infer({"idx": np.array([1, 2, 3]), "x": x, "cols": np.array([[-1, 4], [1, 2]])})
-    x = np.arange(10, dtype=np.float32).reshape(2, 5)
-    got = list(rt.infer({"idx": np.array([-1, 0, 9]), "x": x, "cols": cols}).values())
-    table = model.t.detach().numpy()
+    feeds = {k: v.numpy() for k, v in example.items()}
+    for name, bad, says in (("idx", [10, 0, 0], r"values 0\.\.10, outside -10\.\.9"),
+                            ("cols", [[-1, 4], [1, 2]], r"values -1\.\.4, outside 0\.\.4: .*refuses a negative"),
+                            ("labels", [5, 0], r"values 0\.\.5, outside -5\.\.4"),
+                            ("j", [3, 0], r"values 0\.\.3, outside -3\.\.2")):
+        with pytest.raises(SpecError, match=rf"input '{name}': {says}"):
+            rt.infer({**feeds, name: np.array(bad)})
+    feeds.update(x=np.arange(10, dtype=np.float32).reshape(2, 5), idx=np.array([-1, 0, 9]), labels=np.array([-1, 3]),
+                 i=np.array([-10, 9]), j=np.array([-3, 2]))
+    got = list(rt.infer(feeds).values())
+    table, x = model.t.detach().numpy(), feeds["x"]
     np.testing.assert_allclose(got[0], table[[-1, 0, 9]], rtol=1e-6)
-    np.testing.assert_array_equal(got[1], np.take_along_axis(x, cols, 1))
+    np.testing.assert_array_equal(got[1], np.take_along_axis(x, feeds["cols"], 1))
+    np.testing.assert_array_equal(got[2], x[[0, 1], [-1, 3]])
+    np.testing.assert_allclose(got[3], table[[-10, 9], [-3, 2]], rtol=1e-6)
 
 
 def test_the_indexed_axis_is_found_for_each_indexing_op() -> None:
@@ -334,6 +343,24 @@ def test_the_indexed_axis_is_found_for_each_indexing_op() -> None:
     assert index_ranges(graph("GatherND", [4, 6], [3, "k"])) == {}  # the tuple's width is not fixed
     assert index_ranges(graph("ScatterElements", [4, 6], [4, 2], axis=0)) == {"i": (-4, 4)}
     assert index_ranges(graph("ScatterND", [8, 6], [3, 1])) == {"i": (-8, 8)}
+
+    # t[i, j]: each index fills one column of the tuples (Unsqueeze -> Concat on the last axis), so its own axis counts
+    data = helper.make_tensor_value_info("data", TensorProto.FLOAT, [4, 6])
+    ij = [helper.make_tensor_value_info(n, TensorProto.INT64, [3]) for n in ("i", "j")]
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [-1])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [3, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    head = [helper.make_node("Unsqueeze", ["i", "axes"], ["i1"]), helper.make_node("Unsqueeze", ["j", "axes"], ["j1"]),
+            helper.make_node("Concat", ["i1", "j1"], ["ij0"], axis=-1)]
+
+    def tail(*nodes: onnx.NodeProto) -> onnx.ModelProto:
+        return helper.make_model(helper.make_graph([*head, *nodes], "g", [data, *ij], [y], initializer=[axes, shape]),
+                                 opset_imports=[helper.make_opsetid("", 18)])
+
+    assert index_ranges(tail(helper.make_node("GatherND", ["data", "ij0"], ["y"]))) == {"i": (-4, 4), "j": (-6, 6)}
+    # the columns moved by a reshape after the Concat: the tuple's axes differ in length, so no range is claimed
+    assert index_ranges(tail(helper.make_node("Reshape", ["ij0", "shape"], ["ij"]),
+                             helper.make_node("GatherND", ["data", "ij"], ["y"]))) == {}
 
 
 def test_a_run_openvino_refuses_is_one_error_of_ours(tmp_path: Path) -> None:
@@ -549,3 +576,30 @@ def test_meta_and_sparse_example_inputs_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"^example input has layout sparse_coo: give a dense tensor"):
         edge.export(Sub(), {"a": torch.ones(1, 4).to_sparse(), "b": _ones(2.0)}, tmp_path / "s")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_shape_inference_for_index_ranges_leaves_the_weights_out() -> None:
+    """The review of the fix: ONNX shape inference was given the whole model, so a 1 GB embedding cost +10 s and
+    +2 GB of peak memory per export for dims alone. It gets the large initializers as typed inputs; the small ones
+    (a Reshape's shape) keep their values, so the dims it finds are the same."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge.export.index_ranges import SMALL_INITIALIZER, _shapes, _without_weights
+
+    table = numpy_helper.from_array(np.zeros((SMALL_INITIALIZER + 1, 4), np.float32), "table")
+    shape = numpy_helper.from_array(np.array([2, 6], np.int64), "shape")
+    nodes = [helper.make_node("Reshape", ["ids", "shape"], ["ids2"]),
+             helper.make_node("Gather", ["table", "ids2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [3, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[table, shape])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    light = _without_weights(model)
+    assert [t.name for t in light.graph.initializer] == ["shape"]
+    assert {vi.name for vi in light.graph.input} == {"ids", "table"}
+    assert len(light.SerializeToString()) < 1000 < len(model.SerializeToString())
+    found = _shapes(model)
+    assert found["ids2"] == [2, 6] and found["table"] == [SMALL_INITIALIZER + 1, 4]
+    whole = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+             for vi in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    assert whole["ids2"] == found["ids2"]  # the same dims as from the whole model
