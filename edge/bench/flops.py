@@ -47,9 +47,13 @@ def count_macs(onnx_path: str, batch: int = 1) -> int:
                 macs += int(np.prod(out)) * int(k)
         elif n.op_type == "Attention" and n.input[0] in shp and n.input[1] in shp and n.input[2] in shp:
             q, k, v = shp[n.input[0]], shp[n.input[1]], shp[n.input[2]]
-            if len(q) == 4 and len(k) == 4 and len(v) == 4:
+            if len(q) == 4 and len(k) == 4 and len(v) == 4:  # (batch, heads, tokens, head width)
                 b, h, sq, d = q
                 macs += b * h * sq * k[2] * (d + v[3])
+            elif len(q) == 3 and len(k) == 3 and len(v) == 3:  # (batch, tokens, heads x width): opset 23's 3-D form
+                hq, hkv = _attr(n, "q_num_heads"), _attr(n, "kv_num_heads")
+                if hq > 0 and hkv > 0 and q[2] % hq == 0 and v[2] % hkv == 0:  # QK^T and AV, per query head
+                    macs += q[0] * hq * q[1] * k[1] * (q[2] // hq + v[2] // hkv)
     return macs
 
 

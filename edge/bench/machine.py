@@ -103,17 +103,38 @@ def _best(fn: Any, repeats: int) -> float:
     return best
 
 
-def gemm_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
-    """Best-of-``repeats`` fp32 GEMM throughput of numpy's BLAS on this machine (GFLOP/s, 2 flops/MAC)."""
+def blas_threads_settable() -> bool:
+    """Whether numpy's BLAS can be held to a thread count here (threadpoolctl), so that a peak matches a run on
+    ``--threads N``."""
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def gemm_peak_gflops(n: int = 1024, repeats: int = 5, threads: int = 0) -> float:
+    """Best-of-``repeats`` fp32 GEMM throughput of numpy's BLAS on this machine (GFLOP/s, 2 flops/MAC), on
+    ``threads`` threads (0: BLAS's own count, every core; a count needs threadpoolctl,
+    :func:`blas_threads_settable`, else every core). Why a count: a run on one thread of two was put against the
+    two-thread peak, so each "of peak" read half its value."""
+    import contextlib
+
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
-    return 2 * n**3 / _best(lambda: a @ b, repeats) / 1e9
+    held: Any = contextlib.nullcontext()
+    if threads and blas_threads_settable():
+        from threadpoolctl import threadpool_limits
+
+        held = threadpool_limits(limits=threads, user_api="blas")
+    with held:
+        return 2 * n**3 / _best(lambda: a @ b, repeats) / 1e9
 
 
-def int8_gemm_peak_gops(n: int = 1024, repeats: int = 5) -> float | None:
+def int8_gemm_peak_gops(n: int = 1024, repeats: int = 5, threads: int = 0) -> float | None:
     """Best-of-``repeats`` int8 GEMM throughput (GOP/s, 2 ops/MAC): ONNX Runtime's ``MatMulInteger``
     (u8 x s8 -> s32, the MLAS kernels its int8 graphs use; VNNI/AMX where the CPU has them), else torch's
-    ``_int_mm``; None when neither is installed."""
+    ``_int_mm``; None when neither is installed. ``threads``: as the run's (0: the library's default)."""
     rng = np.random.default_rng(0)
     try:
         import onnx
@@ -128,6 +149,8 @@ def int8_gemm_peak_gops(n: int = 1024, repeats: int = 5) -> float | None:
         model.ir_version = min(model.ir_version, 9)
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
         sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         feeds = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8), "b": rng.integers(-127, 127, (n, n), dtype=np.int8)}
         del onnx
@@ -139,6 +162,12 @@ def int8_gemm_peak_gops(n: int = 1024, repeats: int = 5) -> float | None:
 
         a = torch.randint(-127, 127, (n, n), dtype=torch.int8)
         b = torch.randint(-127, 127, (n, n), dtype=torch.int8)
-        return 2 * n**3 / _best(lambda: torch._int_mm(a, b), repeats) / 1e9
+        was = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            return 2 * n**3 / _best(lambda: torch._int_mm(a, b), repeats) / 1e9
+        finally:
+            torch.set_num_threads(was)
     except Exception:  # no torch, or no _int_mm on this build/CPU
         return None

@@ -77,7 +77,7 @@ def _graph_macs(b: Bundle, graph: str) -> int:
 def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: int = 30, warmup: int = 5,
               threads: int = 0, programs: list[str] | None = None, say: Any = lambda _m: None) -> dict[str, Any]:
     """Benchmark a bundle; returns the report dict (what ``--json`` prints)."""
-    from edge.bench.machine import gemm_peak_gflops, int8_gemm_peak_gops, int8_support, machine
+    from edge.bench.machine import blas_threads_settable, gemm_peak_gflops, int8_gemm_peak_gops, int8_support, machine
     from edge.models.contract import family_code
     from edge.program import card_for_bundle, load_program
     from edge.runtimes import require
@@ -86,8 +86,8 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     # the machine's GEMM peaks first, before any runtime is loaded, and int8 before fp32: right after numpy's
     # GEMM its BLAS threads still spin (~0.1 s) on the cores ONNX Runtime's int8 GEMM needs, and the int8
     # peak read 320-400 GOP/s in every edge bench run against 830 +- 3 % measured alone
-    peak8 = int8_gemm_peak_gops()
-    peak, here = gemm_peak_gflops(), machine()
+    peak8 = int8_gemm_peak_gops(threads=threads)
+    peak, here = gemm_peak_gflops(threads=threads), machine()
     backends = backends or ["torch", "onnxruntime", "openvino"]
     card = card_for_bundle(b)
     specs = chosen_programs(b, card, programs)
@@ -129,8 +129,11 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
     times = {c.name: t for c, t in zip(configs, per, strict=True)}
     # measured again after the rounds, the higher kept: on a shared machine one reading can come out several
     # times low (67 against 415 GFLOP/s in one review's runs), and every "of peak" then read over 100 %
-    again8 = int8_gemm_peak_gops()  # int8 first again (numpy's BLAS threads spin after its GEMM)
-    peak = max(peak, gemm_peak_gflops())
+    again8 = int8_gemm_peak_gops(threads=threads)  # int8 first again (numpy's BLAS threads spin after its GEMM)
+    peak = max(peak, gemm_peak_gflops(threads=threads))
+    # a peak on the run's thread count; on --threads N without threadpoolctl numpy's BLAS used every core, so an
+    # fp32 row's share of it would read low: not given
+    fp32_peak = peak if not threads or blas_threads_settable() else None
     peak8 = max(peak8, again8) if peak8 is not None and again8 is not None else (peak8 or again8)
     base_ms = {c.program: times[c.name] for c in configs if c.backend == "torch"}
     base = {program: float(np.median(t)) for program, t in base_ms.items()}
@@ -145,20 +148,32 @@ def run_bench(bundle: str | Path, *, backends: list[str] | None = None, rounds: 
                      "p90_ms": float(np.percentile(t, 90)), "p99_ms": float(np.percentile(t, 99)),
                      "throughput_per_s": 1e3 / med, "rss_delta_mb": round(c.rss_mb, 1), "gmacs": c.macs / 1e9,
                      "gflops": 2 * c.macs / (med / 1e3) / 1e9, "speedup_vs_torch": (ref / med) if ref else None,
-                     # how well this one run pins that ratio down (paired bootstrap over its rounds)
-                     "speedup_ci95": (list(speedup_interval(base_ms[c.program], t)) if ref and c.backend != "torch"
-                                      else None),
-                     # the achieved rate against the peak of the arithmetic this precision runs on; none for
-                     # bf16 (AMX / AVX-512 BF16 run past the fp32 peak, which it was divided by: "192 %")
-                     "of_peak": None if c.precision == "bf16" else (2 * c.macs / (med / 1e3) / 1e9)
-                     / ((peak8 if c.precision.startswith("int8") else None) or peak),
+                     # how well this one run pins that ratio down (paired bootstrap over its rounds; one round
+                     # has no spread to resample: it gave an interval of zero width)
+                     "speedup_ci95": (list(speedup_interval(base_ms[c.program], t))
+                                      if ref and c.backend != "torch" and rounds >= 2 else None),
+                     "of_peak": of_peak(2 * c.macs / (med / 1e3) / 1e9, c.precision, fp32_peak, peak8),
                      "samples_ms": [round(float(x), 3) for x in t]})
         c.runtime.close()
     return {"bundle": str(bundle), "model": b.model_name, "batch": 1, "rounds": rounds, "warmup": warmup,
             "threads": threads, "unit": "one program step (what edge run pays per input)",
             "gmacs": configs[0].macs / 1e9, "gemm_peak_gflops": peak, "int8_gemm_peak_gops": peak8,
+            "peak_threads": threads or "all", "fp32_peak_threads_held": fp32_peak is not None,
             "machine": {**here, "int8": int8_support(here["isa"])}, "peak_rss_mb": _rss_mb(), "rows": rows,
             "skipped": skipped}
+
+
+def of_peak(rate: float, precision: str, fp32_peak: float | None, int8_peak: float | None) -> float | None:
+    """A row's achieved rate (GFLOP/s) as a share of the peak of the arithmetic its precision runs on (int8's for
+    int8 rows where measured, else fp32's), or None: for bf16 (AMX / AVX-512 BF16 run past the fp32 peak: "192 %"),
+    without a peak on the run's threads, and above the peak (a peak read low on a busy machine, 54 GFLOP/s against
+    a row's 68, or kernels doing fewer operations than counted, such as Winograd convolutions: "126 %" is no share)."""
+    if precision == "bf16":
+        return None
+    peak = (int8_peak if precision.startswith("int8") else None) or fp32_peak
+    if not peak or rate > peak:
+        return None
+    return rate / peak
 
 
 def plot(report: dict[str, Any], path: str | Path) -> Path:

@@ -494,6 +494,9 @@ def check_source(src: str) -> None:
     src = os.fspath(src)
     if src == "synthetic":
         return
+    if src == "":  # Path('') is '.': it calibrated on whatever images the current folder held, unsaid
+        raise DataError("--calib '': an empty calibration source (use synthetic, a folder, a video, .npz/.npy, or "
+                        "labelled data as edge val --data takes it)")
     if src.startswith(SOURCE_PREFIXES):  # a recording: its file is checked as edge run checks it, when it opens
         from edge.stream.sources import spec_options
 

@@ -53,6 +53,11 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         raise EdgeError(f"{folder}: cannot create the output folder ({e.strerror or e})") from None
     # names built whole: with_suffix on 'model.v2_bench' would give 'model.json' (another file of the user's)
     written = folder / f"{stem}.json"
+    # an earlier run's plot goes first: a run without matplotlib (or stopped while plotting) left the new report
+    # beside the old box plot of other rounds and configurations
+    old_png = folder / f"{stem}.png"
+    if old_png.is_file() or old_png.is_symlink():
+        old_png.unlink()
     atomic_write_text(written, jsonout.dumps(report, indent=1) + "\n")
     try:  # the plot is a convenience: a thin install without matplotlib still gets the table and the JSON
         import matplotlib  # noqa: F401
@@ -85,6 +90,10 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     console.print(t)
     if any(r.get("edge_run") for r in report["rows"]):
         console.print(RUN_NOTE, highlight=False)
+    if any(r["of_peak"] is None and r["precision"] != "bf16" for r in report["rows"]):
+        console.print("of peak '-': bf16 rows, rows past this run's measured GEMM peak (a peak read low on a busy "
+                      "machine, or kernels doing fewer operations than counted) and fp32 rows on --threads where "
+                      "numpy's BLAS could not be held to that count", highlight=False)
     if any(r.get("speedup_ci95") for r in report["rows"]):
         console.print("95 % CI: the speed-up's bootstrap interval over this run's rounds, resampled in pairs (runs "
                       "minutes apart can differ by more: a shared machine's speed moves)", highlight=False)

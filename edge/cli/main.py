@@ -123,21 +123,29 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
     opts = {name: p for p in cmd.params if getattr(p, "param_type_name", None) == "option"
             for name in (*p.opts, *p.secondary_opts)}
     positional = [p for p in cmd.params if getattr(p, "param_type_name", None) == "argument"]
+    n_args = 0
+
+    def empty_argument(tok: str) -> str | None:  # an argument (BUNDLE, ...), in the command's order
+        nonlocal n_args
+        arg = positional[n_args] if n_args < len(positional) else None
+        n_args += 1
+        if tok == "" and arg is not None and _is_path(arg):
+            return (f"{arg.name.upper()} '': an empty path (it would be read as the current folder); give a file "
+                    f"or folder (see `{' '.join(path)} --help`)")
+        return None
+
     seen: dict[str, tuple[str, str]] = {}
-    i = n_args = 0
+    i = 0
     while i < len(args):
         tok = args[i]
-        if tok == "--":
-            break
+        if tok == "--":  # the rest are arguments, whatever they look like
+            return next((e for e in map(empty_argument, args[i + 1:]) if e is not None), None)
         name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
         p = opts.get(name)
         i += 1
-        if p is None and not tok.startswith("-"):  # an argument (BUNDLE, ...), in the command's order
-            arg = positional[n_args] if n_args < len(positional) else None
-            n_args += 1
-            if tok == "" and arg is not None and _is_path(arg):
-                return (f"{arg.name.upper()} '': an empty path (it would be read as the current folder); give a file "
-                        f"or folder (see `{' '.join(path)} --help`)")
+        if p is None and not tok.startswith("-"):
+            if (err := empty_argument(tok)) is not None:
+                return err
             continue
         if p is None or p.is_flag or p.count:
             continue

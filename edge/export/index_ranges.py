@@ -8,10 +8,9 @@ refuses a value outside it. Only inputs that reach the indices of a Gather, Gath
 ScatterElements or ScatterND unchanged are given a range (through reshapes, concatenations, and casts between
 integer types: a cast to bool or float ends the search), and only where the indexed axis has a fixed length
 (the data's shape from the graph or ONNX's shape inference); an input used otherwise as well keeps the strictest
-range its ops set. A
-GatherND/ScatterND index whose columns address axes of different lengths gets no range (one range per input
-cannot say it), unless a concatenation along the last axis says which columns the input fills (``t[i, j]``,
-``logits[arange(B), labels]``).
+range its ops set. A GatherND/ScatterND index whose columns address axes of different lengths gets no range
+(one range per input cannot say it), unless a concatenation along the last axis says which columns the input
+fills (``t[i, j]``, ``logits[arange(B), labels]``).
 """
 
 from __future__ import annotations

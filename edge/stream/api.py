@@ -147,7 +147,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                         f"{type(source).__name__}")
     for name, value, kinds in (("--source", source, "a video, an image folder, camera:N, synthetic:N, kitti:FOLDER"),
                                ("--lidar", lidar, "a pcap, velodyne:FILE, ouster:FILE, udp://HOST:PORT")):
-        if isinstance(value, str) and not value.strip():  # "" read the current folder's images, --lidar '' nothing
+        if value == "":  # "" read the current folder's images, --lidar '' nothing ('./ ' is a folder named ' ')
             raise EdgeError(f"{name} {value!r}: an empty source spec; give {kinds}, ...")
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 0:
         raise EdgeError(f"max_frames: an integer >= 0 (0: until the source ends), got {max_frames!r}")

@@ -51,6 +51,15 @@ def test_opset23_attention(tmp_path: Path) -> None:
     assert count_macs(p) == 2 * 4 * 10 * 20 * (16 + 16)
 
 
+def test_opset23_attention_in_its_3d_form(tmp_path: Path) -> None:
+    """A review: the lowered lane graphs' Attention takes (batch, tokens, heads x width) with q_num_heads /
+    kv_num_heads; it was counted as 0 (6 % of the default clip's MACs missing from GMAC, GFLOP/s, of peak)."""
+    p = _save(tmp_path, [helper.make_node("Attention", ["q", "k", "v"], ["o"], q_num_heads=4, kv_num_heads=2)],
+              [_vi("q", [2, 10, 64]), _vi("k", [2, 20, 32]), _vi("v", [2, 20, 24])], [_vi("o", None)], opset=23)
+    # per query head: QK^T over a 16-wide head, then AV with a 12-wide value head
+    assert count_macs(p) == 2 * 4 * 10 * 20 * (16 + 12)
+
+
 @pytest.mark.slow  # two ETA-VLA exports (~25-30 s on a Zen 1 pair): the default suite's 15 min
 def test_pruning_shows_in_the_exported_policy_graph(tmp_path: Path) -> None:
     pytest.importorskip("torch")

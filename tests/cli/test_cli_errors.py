@@ -286,9 +286,16 @@ def test_empty_config_and_udp_target_are_refused(good_bundle: Path, work: Path) 
     (work / "frame.png").write_bytes(b"")
     r = cli(EDGE, "run", good_bundle, "--source", "", "--out", work / "r", cwd=work)
     assert_one_line_error(r, "--source '': an empty source spec")
-    r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", "--lidar", " ", "--out", work / "r", cwd=work)
-    assert_one_line_error(r, "--lidar ' ': an empty source spec; give a pcap")
+    r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", "--lidar", "", "--out", work / "r", cwd=work)
+    assert_one_line_error(r, "--lidar '': an empty source spec; give a pcap")
+    # the review of that: edge-export's --calib '' calibrated on the current folder's images
+    r = cli(EXPORT, "lane", "--config", "tiny", "--precision", "int8", "--calib", "", "--out", work / "b", cwd=work)
+    assert_one_line_error(r, "--calib '': an empty calibration source")
     assert listing(work) == ["frame.png"]
+    # a folder named ' ' is a folder ('./ ' ran it, ' ' was refused as empty)
+    (work / " ").mkdir()
+    r = cli(EDGE, "run", good_bundle, "--source", " ", "--out", work / "r", cwd=work)
+    assert "empty source spec" not in r.stderr
 
 
 def test_a_calibration_set_too_small_names_calib(work: Path) -> None:
