@@ -36,6 +36,9 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     from edge.files import probe_write
 
     stem = f"{Path(bundle).resolve().name}_bench"
+    png = folder / f"{stem}.png"
+    if png.is_dir() and not png.is_symlink():  # found after every round: the table was lost to it (a review)
+        raise EdgeError(f"{png}: is a folder, where edge bench writes its box plot; move it or give --out FOLDER")
     try:
         probe_write(above / f"{stem}.json")
     except OSError as e:
@@ -55,9 +58,8 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     written = folder / f"{stem}.json"
     # an earlier run's plot goes first: a run without matplotlib (or stopped while plotting) left the new report
     # beside the old box plot of other rounds and configurations
-    old_png = folder / f"{stem}.png"
-    if old_png.is_file() or old_png.is_symlink():
-        old_png.unlink()
+    if png.is_file() or png.is_symlink():
+        png.unlink()
     atomic_write_text(written, jsonout.dumps(report, indent=1) + "\n")
     try:  # the plot is a convenience: a thin install without matplotlib still gets the table and the JSON
         import matplotlib  # noqa: F401
@@ -66,7 +68,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
 
         png, no_plot = None, import_failure("matplotlib", e)
     else:
-        png, no_plot = plot(report, folder / f"{stem}.png"), None
+        png, no_plot = plot(report, png), None
     if json_out:
         print(jsonout.dumps({k: v for k, v in report.items() if k != "rows"} |
                          {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))

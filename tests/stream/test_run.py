@@ -357,3 +357,18 @@ def test_drops_of_several_sensors_are_said_per_sensor() -> None:
     for k, v in multi.items():
         stats.set_count(k, v)
     assert "  dropped front 23, front_left 3, front_right 3  " in stats.line()
+
+
+def test_a_source_spec_with_options_but_no_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review: ``--source ',fps=5'`` read the current folder's images (its head '' is Path('.')), and ``' '``
+    with no such folder said ": no such video file"."""
+    from edge.errors import DataError
+    from edge.stream.sources import open_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frame.png").write_bytes(b"")
+    for spec in (",fps=5", " ", " ,fps=2"):
+        with pytest.raises(DataError, match=rf"^bad source '{spec}': no video, image folder or device before"):
+            open_source(spec)
+    (tmp_path / " ").mkdir()  # a folder named ' ' is a folder
+    assert type(open_source(" ")).__name__ == "ImageFolderSource"

@@ -121,6 +121,9 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
 
         return kitti_source(spec, realtime=realtime, max_frames=max_frames)
     head, opts = spec_options(spec)
+    if head == "" or (not head.strip() and not Path(head).exists()):  # ',fps=5' read the current folder ('' is
+        # '.'), a missing ' ' said ": no such video file"
+        raise DataError(f"bad source '{spec}': no video, image folder or device before its options")
     if Path(head).is_dir():
         from edge.stream.sources.images import ImageFolderSource
 
