@@ -500,7 +500,11 @@ def check_source(src: str) -> None:
     if src.startswith(SOURCE_PREFIXES):  # a recording: its file is checked as edge run checks it, when it opens
         from edge.stream.sources import spec_options
 
-        if src.startswith("waveform:") and not Path(spec_options(src[len("waveform:"):])[0]).exists():
+        head = spec_options(src[len("waveform:"):])[0] if src.startswith("waveform:") else None
+        if head == "sim" and not Path(head).exists():  # edge run's simulated stream: it said "no such file"
+            raise DataError(f"--calib {src}: the family's simulated waveforms calibrate as --calib synthetic "
+                            "(waveform:sim is edge run's simulated stream)")
+        if head is not None and not Path(head).exists():
             raise DataError(f"--calib {src}: no such waveform file")  # split as edge run splits it
         return
     from edge.val import _split as split_spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,7 +159,8 @@ def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, 
     e2e, inf = summary["end_to_end"], summary["stages"]["infer"]
     task = summary["task"]
     m = task.get("metric")
-    score = f", {m['name']} {m['value']:.1f}{m.get('unit', '')}" if m else ""
+    score = "" if not m else (f", {m['name']} {m['value']:.1f}{m.get('unit', '')}" if math.isfinite(m["value"]) else
+                                f", {m['name']} not a number (nothing to score in these frames, or NaN outputs)")
     from edge.stream.stats import drops_text
 
     prec = f" {task['precision']}" if task.get("precision", "fp32") != "fp32" else ""

@@ -105,6 +105,7 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
     except _ZIP_ERRORS as e:
         raise DataError(f"{p}: not a {what} (not an .npz archive: {first_line(e, 120)})") from None
     out = {}
+    stored: dict[str, str] = {}  # member name -> the entry's name in the archive
     with zf:
         for info in zf.infolist():
             name = _member(info.filename)
@@ -121,9 +122,10 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
                                 f"(limit {limit})")
             if head.nbytes > info.file_size:
                 raise DataError(f"{where} declares {head.nbytes} bytes of data but holds {info.file_size}")
-            if name in out:  # 'x' and 'x.npy': the checks would see one and numpy's loader read the other
-                raise DataError(f"{where} is stored twice (as '{name}' and '{name}.npy'); an .npz holds each array "
-                                "once")
+            if name in out:  # 'x' and 'x.npy' (or one name twice): the checks would see one and numpy read the other
+                raise DataError(f"{where} is stored twice (as '{stored[name]}' and '{info.filename}'); an .npz holds "
+                                "each array once")
+            stored[name] = info.filename
             out[name] = replace(head, inflated=info.file_size, stored=info.compress_size)
     return out
 

@@ -276,6 +276,11 @@ def test_a_recorded_waveform_file_calibrates_a_waveform_model(tmp_path: Path) ->
                      size=1)
     with pytest.raises(DataError, match=r"--calib waveform:.*nope\.npz: no such waveform file"):
         check_source(f"waveform:{tmp_path / 'nope.npz'}")
+    # a review: edge run's simulated stream was refused as "no such waveform file"
+    for sim in ("waveform:sim", "waveform:sim,frames=3"):
+        with pytest.raises(DataError, match=rf"^--calib {sim}: the family's simulated waveforms calibrate as --calib "
+                                            "synthetic"):
+            check_source(sim)
 
 
 def _frame(data: np.ndarray) -> object:

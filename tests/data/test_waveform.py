@@ -264,3 +264,21 @@ def test_an_npz_of_many_members_is_named_in_a_short_line(tmp_path: Path) -> None
     with pytest.raises(DataError) as e:
         read_waveform_file(p)
     assert str(e.value).endswith("has m000, m001, m002, m003, m004, m005, m006, m007 and 42 more)"), str(e.value)
+
+
+@pytest.mark.parametrize(("first", "second"), [("waveforms", "waveforms.npy"), ("waveforms.npy", "waveforms.npy")])
+def test_a_member_stored_twice_is_named_as_stored(tmp_path: Path, first: str, second: str) -> None:
+    """A review: one name stored twice ('waveforms.npy' and 'waveforms.npy') was reported as "stored twice (as
+    'waveforms' and 'waveforms.npy')", names the archive does not hold."""
+    import warnings
+
+    good = {"schema": np.array(SCHEMA), "layout": np.array(LAY.to_json()), "waveforms": _frames()}
+    p = tmp_path / "twice.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it writes
+        with zipfile.ZipFile(p, "w") as z:
+            z.writestr(first, _npy(np.zeros((2, 3), np.int64)))
+            for name in ("schema", "layout", "waveforms"):
+                z.writestr(f"{name}.npy", _npy(good[name]))
+    with pytest.raises(DataError, match=rf"member 'waveforms' is stored twice \(as '{first}' and '{second}'\)"):
+        read_waveform_file(p)

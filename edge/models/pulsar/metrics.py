@@ -53,12 +53,15 @@ def sum_counts(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def reduce_counts(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum frames' counts into the reported numbers (value = point recovery in %)."""
+    """Sum frames' counts into the reported numbers (value = point recovery in %). A ratio over nothing is NaN, as
+    an IoU class without a cell is: a truth without a real return has no recovery to report (it said 0.0 %), and
+    no point recovered has no range error (it said 0.0 m, exact ranging)."""
     tot = sum_counts(items)
-    real, rec = max(tot.get("real", 0.0), 1.0), tot.get("recovered", 0.0)
-    out: dict[str, Any] = {"value": 100.0 * rec / real, "point_recovery": rec / real,
-                           "range_mae_m": tot.get("abs_err", 0.0) / max(rec, 1.0),
-                           "range_rmse_m": float(np.sqrt(tot.get("sq_err", 0.0) / max(rec, 1.0))),
+    real, rec = tot.get("real", 0.0), tot.get("recovered", 0.0)
+    nan = float("nan")
+    out: dict[str, Any] = {"value": 100.0 * rec / real if real else nan, "point_recovery": rec / real if real else nan,
+                           "range_mae_m": tot.get("abs_err", 0.0) / rec if rec else nan,
+                           "range_rmse_m": float(np.sqrt(tot.get("sq_err", 0.0) / rec)) if rec else nan,
                            "fake_per_frame": tot.get("fake", 0.0) / max(tot.get("frames", 1.0), 1.0),
                            "frames": int(tot.get("frames", 0))}
     if "confusion" in tot:

@@ -28,6 +28,17 @@ def test_point_recovery_on_a_hand_made_frame() -> None:
     assert frame_counts(pred, true, region)["recovered"] == 3
 
 
+def test_a_ratio_over_nothing_is_not_a_number() -> None:
+    """A review: no point recovered reported a range error of 0.0 m (exact ranging), and a truth without a real
+    return a point recovery of 0.0 %: each is NaN, as an IoU class without a cell is."""
+    none_recovered = reduce_counts([frame_counts(np.full((2, 2), np.nan), np.full((2, 2), 10.0))])
+    assert none_recovered["value"] == 0.0 and none_recovered["point_recovery"] == 0.0
+    assert np.isnan(none_recovered["range_mae_m"]) and np.isnan(none_recovered["range_rmse_m"])
+    no_truth = reduce_counts([frame_counts(np.full((2, 2), 5.0), np.full((2, 2), np.nan))])
+    assert np.isnan(no_truth["value"]) and np.isnan(no_truth["point_recovery"])
+    assert no_truth["fake_per_frame"] == 4.0
+
+
 def test_confusion_and_iou() -> None:
     t = np.array([[0, 0, 1, 1, 2, 2]])
     p = np.array([[0, 1, 1, 1, 2, 0]])
