@@ -227,6 +227,7 @@ class Rig:
         R0 = _matrix(path, _kv(path, kv, "R0_rect"), "R0_rect", ((3, 3),))
         Tr = _matrix(path, _kv(path, kv, "Tr_velo_to_cam"), "Tr_velo_to_cam", ((3, 4),))
         _rigid(path, _pad4(R0), "R0_rect")
+        _rigid(path, _pad4(Tr), "Tr_velo_to_cam")  # named as the file names it (it said T_lidar_to_cam)
         T = _rigid(path, _pad4(R0) @ _pad4(Tr))
         return cls(P, T, None, str(path))
 

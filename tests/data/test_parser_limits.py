@@ -426,3 +426,17 @@ def test_kitti_txt_values_that_are_not_plain_numbers_are_named(tmp_path: Path, p
     _one_line(e, "calib.txt", "'P2' is given twice")
     p.write_bytes(b"\xef\xbb\xbf" + ("P0: 1 0 0 0 0 1 0 0 0 0 1 0\n" + text.format("721.5")).encode())
     assert Rig.load(p).P[0, 0] == pytest.approx(721.5)
+
+
+@pytest.mark.parametrize(("tr", "needle"), [
+    ("0 -2 0 0 0 0 -2 0 2 0 0 0", "Tr_velo_to_cam: the rotation block is not orthonormal"),
+    ("0 -1 0 1e200 0 0 -1 0 1 0 0 0", "Tr_velo_to_cam moves points by")])
+def test_a_bad_kitti_extrinsic_is_named_as_the_file_names_it(tmp_path: Path, tr: str, needle: str) -> None:
+    """A review: a scaled or far-off Tr_velo_to_cam was reported as 'T_lidar_to_cam', a key the file does not
+    have (a raw drive's R|T and R0_rect were named right)."""
+    p = tmp_path / "calib.txt"
+    p.write_text("P2: 721.5 0 609.5 44.8 0 721.5 172.8 0.2 0 0 1 0.003\nR0_rect: 1 0 0 0 1 0 0 0 1\n"
+                 f"Tr_velo_to_cam: {tr}\n")
+    with pytest.raises(DataError) as e:
+        Rig.load(p)
+    _one_line(e, "calib.txt", needle)
