@@ -58,6 +58,10 @@ class Task(Protocol):
     def close(self) -> None: ...
 
 
+class _NewSequence(dict):
+    """Step feeds of the first frame set of a new sequence (:meth:`FamilyTask.preprocess`)."""
+
+
 class FamilyTask:
     """A model family's bundle in the loop: the card's pre/post-processing and drawing around its program.
 
@@ -82,18 +86,32 @@ class FamilyTask:
         self._scored = 0  # labelled frame sets scored (items are folded, so not len(_items))
         #: the run's text commands (``edge run --command``, :mod:`edge.stream.commands`), None: the sources'
         self.commands: Any = None
+        self._sequence: Any = None  # the primary frame's meta["sequence"] of the last frame set preprocessed
 
     def annotate(self, frames: Mapping[str, Frame]) -> Mapping[str, Frame]:
         """The frame set as every later stage sees it: with the command in force in the primary's meta."""
         return frames if self.commands is None else self.commands.annotate(frames, self.sensors[0])
 
     def preprocess(self, frames: Mapping[str, Frame]) -> dict[str, np.ndarray]:
-        return self.program.preprocess(self.card, frames)  # camera bytes for inputs its engines preprocess
+        x = self.program.preprocess(self.card, frames)  # camera bytes for inputs its engines preprocess
+        prim = frames.get(self.sensors[0])
+        seq = prim.meta.get("sequence") if prim is not None else None
+        if seq is not None:
+            new = self._sequence is not None and seq != self._sequence
+            self._sequence = seq
+            if new:  # marked here, acted on in infer (the stages run in other threads, in order)
+                return _NewSequence(x)
+        return x
 
     def infer(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         from edge.models.contract import family_code
 
         with family_code(self.name, f"program '{self.program.spec.name}'"):  # the card's runner, as edge val says
+            if isinstance(x, _NewSequence):
+                # a source that joins sequences (a synthetic stream of episodes) says where one begins
+                # (meta["sequence"] changes): the program's state (a ring buffer of past frames) starts afresh, as
+                # edge val and the INT8 gate run each sample; it mixed the previous episode into the next one's
+                self.program.reset()
             return self.program.step(x)
 
     def prepare(self, sizes: Mapping[str, tuple[int, int]]) -> None:

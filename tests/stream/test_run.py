@@ -372,3 +372,38 @@ def test_a_source_spec_with_options_but_no_file_is_refused(tmp_path: Path, monke
             open_source(spec)
     (tmp_path / " ").mkdir()  # a folder named ' ' is a folder
     assert type(open_source(" ")).__name__ == "ImageFolderSource"
+
+
+def test_a_new_sequence_starts_the_programs_state_afresh() -> None:
+    """A review: ``edge run --source synthetic`` joins ETA-VLA episodes and nothing reset the ring buffer of past
+    frames, so a model of 6 frames scored an episode's labelled frame on a history holding the previous episode.
+    A source marks each frame's ``meta["sequence"]``; the task resets the program where it changes, at the step
+    of that frame (preprocessing runs ahead in another thread)."""
+    from types import SimpleNamespace
+
+    from edge.data.frame import Frame
+    from edge.stream.task import FamilyTask
+
+    log: list[str] = []
+    program = SimpleNamespace(preprocess=lambda card, frames: {"x": np.zeros(1)}, reset=lambda: log.append("reset"),
+                              step=lambda x: log.append("step") or {}, spec=SimpleNamespace(name="p"))
+    task = object.__new__(FamilyTask)
+    task.program, task.card, task.name, task.sensors, task._sequence = program, None, "fam", ("front",), None
+    frames = [{"front": Frame(np.zeros((2, 2, 3), np.uint8), i, i, "front", meta)}
+              for i, meta in enumerate([{"sequence": 0}, {"sequence": 0}, {"sequence": 1}, {}, {"sequence": 1},
+                                        {"sequence": 2}])]
+    feeds = [task.preprocess(f) for f in frames]  # all ahead of the steps, as the loop's threads may run
+    for x in feeds:
+        task.infer(x)
+    assert log == ["step", "step", "reset", "step", "step", "step", "reset", "step"]
+
+
+def test_the_synthetic_episodes_say_where_each_begins() -> None:
+    from edge.errors import DataError
+    from edge.models.etavla.samples import synthetic
+
+    seqs = [fs["front"][1].get("sequence") for fs in synthetic(7, (32, 64), frames="3")]
+    assert seqs == [0, 0, 0, 1, 1, 1, 2]
+    for bad in ("0", "x", "65", 0, True):
+        with pytest.raises(DataError, match="frames per episode"):
+            next(synthetic(1, (32, 64), frames=bad))

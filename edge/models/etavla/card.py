@@ -230,7 +230,7 @@ def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, A
     command's path and every other feasible one (``alternatives``), so ``edge run --command`` is scored on
     the commanded path (it was scored on the episode's own, ADE 9.3 m and 0 % following for a model that
     obeyed); a command the episode has no path for is not scored."""
-    from edge.models.etavla.metrics import score
+    from edge.models.etavla.metrics import collides, score
 
     gt = frames["front"].meta.get("gt")
     if not gt:
@@ -241,7 +241,13 @@ def metric_item(rec: dict[str, Any], frames: Mapping[str, Any], cfg: dict[str, A
         if given not in alts:
             return None
         path = alts.pop(given)
-        gt = {**gt, "command": given, "waypoints": path, "alternatives": {**alts, gt["command"]: gt["waypoints"]}}
+        # the episode's vehicles were cleared from its own command's path only (they would have yielded); those on
+        # the commanded path would yield as well: following it exactly counted as a collision (16 % of `left`s)
+        lane_y = float(gt["lane_y"])
+        vehicles = [v for v in np.asarray(gt["vehicles"], np.float64).reshape(-1, 4)
+                    if not collides(np.asarray(path), [v], lane_y)]
+        gt = {**gt, "command": given, "waypoints": path, "alternatives": {**alts, gt["command"]: gt["waypoints"]},
+              "vehicles": [list(map(float, v)) for v in vehicles]}
     return score(np.asarray(rec["waypoints"]), gt)
 
 

@@ -39,16 +39,31 @@ def episode_frames(rng: np.random.Generator, frames: int, hw: tuple[int, int],
     return out
 
 
-def synthetic(n: int, hw: tuple[int, int] | None = None, seed: int = 7,
-              command: str | None = None) -> Iterator[dict[str, tuple[Any, dict[str, Any]]]]:
-    """``n`` frame sets: consecutive episodes of 4 frames (at 2x the default model input unless ``hw``)."""
+#: frames per synthetic episode at most (each is rendered whole before its first frame is delivered)
+MAX_EPISODE_FRAMES = 64
+
+
+def synthetic(n: int, hw: tuple[int, int] | None = None, seed: int = 7, command: str | None = None,
+              frames: int | str = 4) -> Iterator[dict[str, tuple[Any, dict[str, Any]]]]:
+    """``n`` frame sets: consecutive episodes of ``frames`` frames (the shipped configs' T; ``synthetic:N,frames=6``
+    for a model of another T), at 2x the default model input unless ``hw``. Each episode's front frames carry its
+    number as ``meta["sequence"]``, so the loop starts the program's history afresh at each (it scored an episode's
+    labelled frame on a history holding the previous episode's frames)."""
+    if isinstance(frames, str):  # as the source spec's text
+        if not (frames.isascii() and frames.isdigit()):
+            raise DataError(f"frames={frames}: a whole number of frames per episode (1..{MAX_EPISODE_FRAMES})")
+        frames = int(frames)
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= MAX_EPISODE_FRAMES:
+        raise DataError(f"frames={frames!r}: a whole number of frames per episode (1..{MAX_EPISODE_FRAMES})")
     rng = _rng(seed, "synthetic")
     size = tuple(hw) if hw else (128, 256)
-    done = 0
+    done = episode = 0
     while done < n:
-        for fs in episode_frames(rng, 4, size, command)[: n - done]:
+        for fs in episode_frames(rng, frames, size, command)[: n - done]:
+            fs["front"][1]["sequence"] = episode
             yield fs
             done += 1
+        episode += 1
 
 
 def samples(cfg: dict[str, Any], role: str, n: int, seed: int) -> list[list[dict[str, Frame]]]:
