@@ -10,12 +10,13 @@ hits all alike. OpenVINO rows appear when openvino is installed.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edge import jsonout
 
 
 def main() -> None:
@@ -77,7 +78,7 @@ def main() -> None:
     report = {"model": f"lane/{args.config}", "batch": 1, "threads": args.threads, "rounds": args.rounds,
               "tools": tool_versions(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     for rt in runtimes.values():
         rt.close()

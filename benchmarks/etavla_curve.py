@@ -14,11 +14,12 @@ held-out episodes (evaluation seed stream, disjoint from training).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from edge import jsonout
 
 
 def _score(bundle: Path, backend: str, precision: str, samples: list) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def main() -> None:
             r["ade_vs_keep1"] = r["ade"] / ref["ade"]
             r["follow_drop_points"] = 100 * (ref["follow_rate"] - r["follow_rate"])
     report = {"checkpoint": ckpt, "episodes": args.episodes, "rows": rows, "rules": rules, "machine": machine()}
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
     _plot(rows, args.out.with_suffix(".png"))
     print(f"wrote {args.out}")
 

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+
+from edge import jsonout
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
             print(row, f"{time.perf_counter() - t0:.1f} s", flush=True)
     report = {"what": f"{args.checkpoint} pruned at evaluation by each rule and keep ratio; torch eager, "
                       f"{args.episodes} held-out episodes (evaluation seed stream 0)", "rows": rows}
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ in float (``ignored``, its node-fallback tries and sensitivity ranking) from the
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from edge import jsonout
 
 
 def main() -> None:
@@ -57,7 +58,7 @@ def main() -> None:
         except Exception as e:  # a form this bundle or machine lacks: listed, not fatal
             row = {"config": label, "skipped": str(e).splitlines()[0][:200]}
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(jsonout.dumps(row), flush=True)
     nncf = {a["graph"]: {k: a["quantization"].get(k) for k in ("model_type", "scheme_ms", "fallback", "ignored",
                                                                "node_fallback")}
             for a in b.artifacts if a.get("quantization", {}).get("format") == "nncf"}
@@ -65,7 +66,7 @@ def main() -> None:
               "samples": args.samples, "metric": card.metric.name, "rows": rows,
               "gates": b.manifest["programs"][program].get("gates", {}), "nncf": nncf, "machine": machine()}
     out = args.out or Path(__file__).parent / "results" / f"{report['family']}_int8_forms.json"
-    atomic_write_text(out, json.dumps(report, indent=1))
+    atomic_write_text(out, jsonout.dumps(report, indent=1))
     print(f"wrote {out}")
 
 

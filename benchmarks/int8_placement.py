@@ -19,11 +19,12 @@ them), then
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from edge import jsonout
 
 #: recorded calibration feeds kept per graph (evenly thinned past this)
 MAX_FEEDS = 256
@@ -136,7 +137,7 @@ def main() -> None:
            "calibration_samples": args.calib, "metric": name, "rounds": args.rounds, "rows": rows,
            "seconds": round(time.time() - t0, 1), "machine": machine()}
     out = args.out or Path(__file__).parent / "results" / f"{b.family}_int8_placement.json"
-    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(out, jsonout.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}")
 
 

@@ -8,10 +8,11 @@ one) through the streaming program, keeping only lanes at or above each minimum 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from lane_real_tusimple import REAL, SETS  # the real labelled sets, defined once (a sibling script)
+
+from edge import jsonout
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
 
@@ -49,9 +50,9 @@ def main() -> None:
             row[name] = {"accuracy": round(100 * float(m["accuracy"]), 2), "fp": round(float(m["fp"]), 4),
                          "fn": round(float(m["fn"]), 4), "num": int(m["num"])}
         rows.append(row)
-        print(json.dumps(row))
+        print(jsonout.dumps(row))
     report = {"checkpoint": str(ckpt), "program": card.programs[0].name, "rows": rows}
-    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ out, as decoding drops them.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from lane_real_tusimple import REAL  # the real-data folder, defined once (a sibling script)
+
+from edge import jsonout
 
 SLACKS = (0.0, 0.01, 0.02, 0.03, 0.04)
 
@@ -62,8 +63,8 @@ def main() -> None:
                                               for q in (50, 90, 99, 99.9, 100)},
         "layouts_cut_at_slack": {f"{s:g}": int((r > s).sum()) for s in SLACKS},
     }
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
+    print(jsonout.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ streaming step (encoder on the new frame + temporal head on the ring buffer).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edge import jsonout
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
@@ -89,7 +90,7 @@ def main() -> None:
             print(f"{work:<11} {be:<12} {res[be]['median_ms']:>10.2f} {res[be]['p90_ms']:>8.2f}")
         print(f"{work:<11} ratio torch/onnxruntime (median): {res['ratio_torch_over_ort_median']:.2f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     if tmp is not None:
         tmp.cleanup()

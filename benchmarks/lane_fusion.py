@@ -14,7 +14,6 @@ timed beside them) what it makes of a stream step (one encoder + one temporal ca
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge import jsonout
 
 
 def plain_head(head: Any) -> Any:
@@ -101,15 +102,15 @@ def main() -> int:
             rows.append({"runtime": rt_name, "plain_ms_p50": round(old, 3), "low_res_taps_ms_p50": round(new, 3),
                          "speedup": round(old / new, 3), "encoder_ms_p50": round(enc, 3),
                          "stream_step_speedup": round((enc + old) / (enc + new), 3)})
-            print(json.dumps(rows[-1]), flush=True)
+            print(jsonout.dumps(rows[-1]), flush=True)
     out = {"what": "lane default temporal graph (shipped weights, batch 1): the head's fusion as nine "
                    "low-resolution taps upsampled and shifted vs the 3x3 conv of the upsampled concatenation; "
                    "same process, interleaved rounds",
            "rounds": a.rounds, "max_rel_diff_vs_plain_onnxruntime": diff, "machine": machine(), "rows": rows}
     if a.out:
-        a.out.write_text(json.dumps(out, indent=1) + "\n")
+        a.out.write_text(jsonout.dumps(out, indent=1) + "\n")
     else:
-        print(json.dumps(out, indent=1))
+        print(jsonout.dumps(out, indent=1))
     return 0
 
 

@@ -28,6 +28,8 @@ import numpy as np
 from lane_real_tusimple import REAL  # the real-data folder, defined once (a sibling script)
 from results_rows import checkpoint_name  # a sibling script
 
+from edge import jsonout
+
 DATA = REAL.parent
 
 
@@ -130,8 +132,8 @@ def main() -> None:
     report = {"checkpoint": checkpoint_name(ckpt), "frames": len(rows), "horizon_slack_deg": card_slack(),
               "converge_slack_of_height": card_converge(),
               "summary": summary, "rows": rows}
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
+    print(jsonout.dumps(summary, indent=1))
 
 
 def card_slack() -> float:

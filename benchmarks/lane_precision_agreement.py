@@ -12,12 +12,13 @@ and within 20 px, TuSimple's threshold at 1280 px); the same agreement on every 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from lane_real_tusimple import REAL, SETS  # the real labelled sets, defined once (a sibling script)
+
+from edge import jsonout
 
 
 def _grid(rec: dict, slots: int) -> np.ndarray:
@@ -143,7 +144,7 @@ def main() -> None:
               + (f"  unlabelled {row['unlabelled']['fp32_points_within_20px']:.4f} of fp32's points within 20 px"
                  if unlabelled else ""))
     frames = {**{n: len(s) for n, s in sets.items()}, "unlabelled": len(unlabelled)}
-    atomic_write_text(args.out, json.dumps({"bundle": str(args.bundle), "eval_size": args.eval_size,
+    atomic_write_text(args.out, jsonout.dumps({"bundle": str(args.bundle), "eval_size": args.eval_size,
                                             "frames": frames, "rows": rows},
                                            indent=1) + "\n")
 

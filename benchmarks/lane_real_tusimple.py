@@ -10,10 +10,11 @@ frames (6 frames with GT derived from LaneNet's instance masks, 10 official trai
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+
+from edge import jsonout
 
 #: the real labelled TuSimple frames in ../shared: set name -> (label file, image root), both under REAL; the
 #: other lane benchmarks import these
@@ -56,8 +57,8 @@ def main() -> None:
                     _, payload = card.postprocess(out, frames, cfg)
                     fname = frames["camera"].meta["gt"]["raw_file"].replace("/", "_")
                     cv2.imwrite(str(args.overlays / f"{name}_{Path(fname).stem}.png"), card.draw(payload, frames, cfg))
-    print(json.dumps(report, indent=2))
-    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    print(jsonout.dumps(report, indent=2))
+    atomic_write_text(args.out, jsonout.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

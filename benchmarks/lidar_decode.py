@@ -17,7 +17,6 @@ columns per packet = 640 pkt/s).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -25,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 
 from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+
+from edge import jsonout
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,7 +205,7 @@ def main() -> None:
         print(f"pcap reader {rel}: {r['datagrams_per_s']:.0f} datagrams/s ({r['MB_per_s']:.0f} MB/s)")
     report["min_x_real_time"] = worst
     print(f"slowest: {worst:.1f}x real time (target >= 10x): {'OK' if worst >= 10 else 'BELOW TARGET'}")
-    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
+from edge import jsonout
+
 DRIVE = (REAL_DATA / "kitti" / "raw_2011_09_26"
          / "2011_09_26")
 
@@ -65,7 +67,7 @@ def main() -> None:
             if only is not None and i not in only:
                 continue
             init = Path(tmp) / f"init{i}.json"
-            init.write_text(json.dumps(start.to_json()))
+            init.write_text(jsonout.dumps(start.to_json()))
             with contextlib.redirect_stdout(io.StringIO()):
                 rep = run_calibrate(a.bundle, source=f"kitti:{a.drive}", lidar=None, init=init,
                                     out=Path(tmp) / f"refined{i}.json", frames=0, backend=a.backend,
@@ -103,7 +105,7 @@ def main() -> None:
     print(f"before: rot RMSE {b['rot_rmse_deg']:.2f} deg, trans RMSE {b['trans_rmse_cm']:.1f} cm; "
           f"after: rot RMSE {f['rot_rmse_deg']:.2f} deg (median {f['rot_median_deg']:.2f}), "
           f"trans RMSE {f['trans_rmse_cm']:.1f} cm, L2 {f['l2_rate']:.0f} %")
-    atomic_write_text(a.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(a.out, jsonout.dumps(report, indent=1) + "\n")
     print(f"wrote {a.out}")
 
 

@@ -26,13 +26,14 @@ Cases (seeded starts within 10 deg / 25 cm, as ``nativecross_eval.py``):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from real_data import REAL_DATA, add_synthetic_only, need_real  # a sibling script: $EDGE_REAL_DATA
+
+from edge import jsonout
 
 KITTI = REAL_DATA / "kitti"
 SIGMAS = (24.0, 12.0, 6.0, 3.0)
@@ -246,7 +247,7 @@ def main() -> None:
                           f"L2 {s['l2_rate']:4.1f} %"
                           + (f", rotation better than the network's in {s['rot_better_than_network']}"
                              if "rot_better_than_network" in s else ""))
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

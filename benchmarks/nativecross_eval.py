@@ -18,12 +18,13 @@ parts; L1 = < 1 deg and < 2.5 cm, L2 = < 2 deg and < 5 cm.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from real_data import REAL_DATA, need_real  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+
+from edge import jsonout
 
 REAL = REAL_DATA / "kitti" / "object" / "training"
 RANGES = ((10.0, 0.25), (10.0, 0.50), (15.0, 0.15))
@@ -99,7 +100,7 @@ def main() -> None:
                 report["kitti_000114"][key] = res
                 print(f"KITTI 000114 {key}: before {_brief(res['before'])}")
                 _rows(res, prog.runner.iterations, last)
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -14,8 +14,9 @@ the learned gate says how much training trusted it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from edge import jsonout
 
 
 def main() -> None:
@@ -80,8 +81,8 @@ def main() -> None:
                            "solve_from_predicted_flows_error": cm(from_pred - target[:, 3:]),
                            "step_output_error": cm(xi[:, 3:] - target[:, 3:])},
     }
-    print(json.dumps(report, indent=2))
-    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    print(jsonout.dumps(report, indent=2))
+    atomic_write_text(args.out, jsonout.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from edge import jsonout
+
 
 def _forms(manifest: dict[str, Any]) -> dict[str, tuple[str, dict[str, str]]]:
     """label -> (backend, {graph: artifact}) for fp32 and every INT8 artifact set the bundle lists."""
@@ -88,7 +90,7 @@ def main() -> None:
     result = {"bundle": str(args.bundle), "samples": len(samples), "seed": args.seed, "machine": machine(),
               "export_gates": gates, "forms": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.write_text(jsonout.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

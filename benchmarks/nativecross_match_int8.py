@@ -27,11 +27,12 @@ that lets every INT8 form be written whatever it scores).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from edge import jsonout
 
 
 def main() -> None:
@@ -145,7 +146,7 @@ def main() -> None:
            "rigs": args.rigs, "range": "10 deg / 25 cm, evaluation seed stream", "metric": "L2 rate (%)",
            "one_rig": 100.0 / args.rigs, "stems": stems, "head": head, "rows": rows,
            "seconds": round(time.time() - t0, 1), "machine": machine()}
-    atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge import jsonout
 
 NOISE = {"gauss": lambda r, s, n: r.normal(0, s, (n, 2)),
          "laplace": lambda r, s, n: r.laplace(0, s / np.sqrt(2), (n, 2)),  # the same standard deviation
@@ -163,7 +164,7 @@ def main() -> None:
               f"tenth {m['surest_tenth']['slope_xy']}; surest tenth error {m['surest_tenth']['error_median_px_xy']} px "
               f"(no flow: {m['surest_tenth']['no_flow_median_px_xy']})")
     report["machine"] = machine()
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

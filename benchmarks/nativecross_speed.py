@@ -12,12 +12,13 @@ the crops, the solve) is timed apart, on the same frame.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
+
+from edge import jsonout
 
 REAL = REAL_DATA / "kitti" / "object" / "training"
 
@@ -92,7 +93,7 @@ def main() -> None:
               "iterations": cfg["iterations"], "match_rounds": cfg.get("match_rounds", 0),
               "host_ms": host, "rows": rows, "skipped": bench["skipped"],
               "machine": machine()}
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
     print(f"host: image {host['image']:.1f} ms, grouping {host['grouping']:.1f} ms"
           + (f", per matching round: crops {host['match_crops']:.1f} ms, solve {host['match_solve']:.1f} ms"
              if "match_crops" in host else "") + f"; wrote {args.out}")

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from real_data import REAL_DATA, add_synthetic_only, need_real  # a sibling script: $EDGE_REAL_DATA
+
+from edge import jsonout
 
 KITTI = REAL_DATA / "kitti"
 REAL = KITTI / "object" / "training"
@@ -207,7 +208,7 @@ def main() -> None:
                 print(f"{name:>28}: rot RMSE {r['start']['rot_rmse_deg']:5.2f} -> {r['refined']['rot_rmse_deg']:5.2f}"
                       f" deg; residual mean {r['residual_mean_deg']}, RMS {r['residual_rms_deg']}, "
                       f"bias share {r['bias_share']:.2f}")
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edge import jsonout
 
 
 def main() -> None:
@@ -71,7 +72,7 @@ def main() -> None:
     print(f"{art['name']} ({args.hint}): {total:.3f} ms in layers, {wall:.3f} ms a call with counters on")
     for r in report["by_type"][:12]:
         print(f"  {r['ms']:7.3f} ms  {r['layers']:3d} x {r['type']} ({r['kernel']})")
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

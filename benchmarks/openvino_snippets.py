@@ -13,13 +13,14 @@ each and their ratio. A graph whose compile with snippets crashes the process ca
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edge import jsonout
 
 
 def measure(xml: Path, io: dict, rounds: int, calls: int) -> dict:
@@ -73,13 +74,13 @@ def main() -> int:
         io = b.manifest["graphs"][art["graph"]]
         row = {"graph": art["graph"], "precision": art.get("precision"), "file": art["file"],
                **measure(b.path / art["file"], io, a.rounds, a.calls)}
-        print(json.dumps(row), flush=True)
+        print(jsonout.dumps(row), flush=True)
         rows.append(row)
     out = {"what": "one-thread OpenVINO CPU, SNIPPETS_MODE default vs DISABLE, same process, alternating rounds",
            "bundle": str(a.bundle), "model": b.manifest["model"].get("name"), "config": b.manifest["model"].get(
                "config", {}).get("input_hw"), "machine": machine(), "rows": rows}
     if a.out:
-        a.out.write_text(json.dumps(out, indent=1) + "\n")
+        a.out.write_text(jsonout.dumps(out, indent=1) + "\n")
     return 0
 
 

@@ -12,13 +12,14 @@ temporary folder, opset 20); a bundle with plugin or onnx attention is refused (
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge import jsonout
 
 ALL_OPS, CONV = ("Conv", "MatMul", "Gemm"), ("Conv",)
 #: form -> (activation type, extra options, op types quantized)
@@ -156,7 +157,7 @@ def main() -> None:
                           "mid-sequence feed; QDQ, per-channel weights, MinMax on "
                           f"{args.calib} calibration sequences; metric on {args.eval} held-out samples",
                   "machine": {**machine(), "int8_gemm_peak_gops": int8_gemm_peak_gops()}, "rows": rows}
-        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+        atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")
 
 

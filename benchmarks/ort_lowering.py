@@ -11,12 +11,13 @@ compared. Bundles must be exported in `plugin` mode (the default `auto` on ONNX 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge import jsonout
 
 
 def _session(model: Any, threads: int) -> Any:
@@ -96,7 +97,7 @@ def main() -> None:
                   f"{row['ms_4d']:.2f} -> {row['ms_3d']:.2f} ms ({row['speedup']:.3f}x), "
                   f"max |diff| {row['max_abs_diff']:.1e}", flush=True)
             rows.append(row)
-    atomic_write_text(args.out, json.dumps({"machine": machine(), "threads": args.threads, "rows": rows}, indent=1)
+    atomic_write_text(args.out, jsonout.dumps({"machine": machine(), "threads": args.threads, "rows": rows}, indent=1)
                       + "\n")
     print(f"wrote {args.out}")
 

@@ -17,13 +17,14 @@ jammed one, and the share each defence brings back to >= 5.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from real_data import REAL_DATA, add_synthetic_only, need_real  # a sibling script: $EDGE_REAL_DATA
+
+from edge import jsonout
 
 REAL = REAL_DATA / "kitti"
 METHODS = ("PULSAR-Net", "strongest peak", "FFT defence")
@@ -149,7 +150,7 @@ def main() -> None:
         e = report["erased_objects_kitti_000114"] = erased_objects(prog, card, cfg, args.data, args.attacks)
         print("erased objects on KITTI 000114:", {m: e[m] for m in ("PULSAR-Net", "FFT defence")})
     prog.close()
-    atomic_write_text(args.out, json.dumps(report, indent=1, default=float) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1, default=float) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ runner, postprocess = peak extraction + points) for each configuration.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge import jsonout
 
 
 def _timed(prog: Any) -> dict[str, float]:
@@ -115,7 +116,7 @@ def main() -> None:
         print(f"{r['config']:<28} frame {r['frame_ms']:7.1f} ms ({r['fps']:5.2f} fps, "
               f"{r['speedup_vs_torch']:.2f}x torch)  network {r['network_ms']:6.1f} ms in {r['network_calls']} calls, "
               f"postprocess {r['postprocess_ms']:5.1f} ms, recovery {r['point_recovery']:.1f}%")
-    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from real_data import REAL_DATA  # $EDGE_REAL_DATA or ../shared/data/real (a sibling script)
 
+from edge import jsonout
+
 REAL = REAL_DATA / "lane"
 FPS, FRAMES, SIZE = 25.0, 221, (960, 540)
 #: (backend, precision, preprocess): the reference beside the fastest forms; OpenVINO fp32 is `edge run`'s
@@ -167,7 +169,7 @@ def main() -> None:
                   "targets": "quiet: 0 dropped; one core busy: <= 10 % dropped",
                   "bundle": str(args.bundle or "the shipped lane model, exported here"),
                   **({"compare": str(args.compare)} if args.compare else {}), "machine": machine(), "rows": rows}
-        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+        atomic_write_text(args.out, jsonout.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")
 
 

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edge import jsonout
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,8 +55,8 @@ def write_rows(path: Path, kept: dict[str, Any], rows: Sequence[dict[str, Any]],
     from edge.files import atomic_write_text
 
     for r in rows:
-        print(json.dumps(r))
+        print(jsonout.dumps(r))
     new = {key(r) for r in rows}
     old = [r for r in kept.get("rows", []) if key(r) not in new]
-    atomic_write_text(path, json.dumps({**kept, "rows": [*old, *rows]}, indent=1) + "\n")
+    atomic_write_text(path, jsonout.dumps({**kept, "rows": [*old, *rows]}, indent=1) + "\n")
     print(f"wrote {path}")

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from edge import jsonout
+
 
 def _bare(task: Any, frames: list[np.ndarray], n: int) -> dict[str, float]:
     """The runtime alone: preprocessed frames through the streaming step, back to back."""
@@ -210,7 +212,7 @@ def main() -> None:
         res = json.loads(args.out.read_text()) if args.out.exists() else res
         res["soak"] = _soak(task, [tick['camera'][0] for tick in synthetic(60, (h, w))], args.soak_s, work)
         task.close()
-        atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
+        atomic_write_text(args.out, jsonout.dumps(res, indent=2) + "\n")
         print(f"wrote {args.out}")
         return
     # the camera's size (the model resizes it, INTER_AREA) and the model's own size (an ISP or
@@ -238,7 +240,7 @@ def main() -> None:
     elif args.out.exists() and "soak" in (old := json.loads(args.out.read_text())):
         res["soak"] = old["soak"]
     task.close()
-    atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
+    atomic_write_text(args.out, jsonout.dumps(res, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 from pathlib import Path
 from typing import Any
+
+from edge import jsonout
 
 #: ops that carry no arithmetic (layout, shape, the Q/DQ pairs themselves) are not counted as layers
 NOT_LAYERS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Reshape", "Transpose", "Shape", "Gather", "Slice",
@@ -82,9 +83,9 @@ def main() -> None:
         rows.append({"bundle": str(path), "model": b.model_name, "metric": (b.manifest.get("task") or {}).get("metric"),
                      "fp32": fp32, "int8_symmetric": sym_int8, "int8_fp16_gate": gates, "fp16_gate": fp16,
                      "graphs": graphs})
-        print(json.dumps(rows[-1], indent=1)[:3000])
+        print(jsonout.dumps(rows[-1], indent=1)[:3000])
     # accuracy and graph counts, not timings; the parity figures are this machine's ONNX Runtime kernels'
-    atomic_write_text(args.out, json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
+    atomic_write_text(args.out, jsonout.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -32,3 +32,13 @@ def test_non_finite_numbers_become_null() -> None:
 def test_any_document_round_trips_through_a_strict_parser(doc: object) -> None:
     back = _strict(jsonout.dumps(doc))
     assert back == _strict(json.dumps(jsonout.finite(doc), allow_nan=False))
+
+
+def test_the_benchmark_scripts_write_json_every_parser_reads() -> None:
+    """A review: benchmarks/pulsar_eval.py wrote a bare NaN (json.dumps) once a metric could be NaN, which strict
+    parsers refuse; every script writes through edge.jsonout."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    raw = [str(p.relative_to(root)) for p in sorted(root.rglob("*.py")) if "json.dumps(" in p.read_text()]
+    assert raw == []

@@ -15,10 +15,11 @@ the medians, their ratio and the largest output difference.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+
+from edge import jsonout
 
 
 def main() -> None:
@@ -61,7 +62,7 @@ def main() -> None:
     if args.out is not None:
         doc = {"what": __doc__.splitlines()[0], "ir": str(args.ir), "hint": args.hint, "rounds": args.rounds,
                "machine": machine(), "row": row}
-        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+        args.out.write_text(jsonout.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ largest output difference (a check that the ignored scope took effect).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edge import jsonout
 
 
 def main() -> None:
@@ -82,7 +83,7 @@ def main() -> None:
     if args.out is not None:
         doc = {"what": __doc__.splitlines()[0], "bundle": str(args.bundle), "stem": args.stem, "rounds": args.rounds,
                "machine": machine(), "rows": rows}
-        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+        args.out.write_text(jsonout.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ error, its score against the truth's and against the pose on the height-with-pit
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge import jsonout
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -171,9 +172,9 @@ def main() -> None:
                                "far_misses_median_abs_trans_cm_xyz": np.median(
                                    np.abs([r["trans_cm_xyz"] for r in far]), 0).round(1).tolist() if far else [],
                                "per_rig": res}
-        print(json.dumps({k: v for k, v in rep["refine_edges"].items() if k != "per_rig"}, indent=1))
-    Path(a.out).write_text(json.dumps(rep, indent=1))
-    print(json.dumps(rep["summary"], indent=1))
+        print(jsonout.dumps({k: v for k, v in rep["refine_edges"].items() if k != "per_rig"}, indent=1))
+    Path(a.out).write_text(jsonout.dumps(rep, indent=1))
+    print(jsonout.dumps(rep["summary"], indent=1))
 
 
 if __name__ == "__main__":

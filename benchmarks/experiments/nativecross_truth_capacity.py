@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from edge import jsonout
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -144,7 +146,7 @@ def main() -> None:
     out = Path(a.out)
     data = json.loads(out.read_text()) if out.exists() else {}
     data[key] = res
-    out.write_text(json.dumps(data, indent=1) + "\n")
+    out.write_text(jsonout.dumps(data, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,15 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
 
     stem = f"{Path(bundle).resolve().name}_bench"
     png = folder / f"{stem}.png"
-    if png.is_dir() and not png.is_symlink():  # found after every round: the table was lost to it (a review)
+    try:  # the plot is a convenience: a thin install without matplotlib still gets the table and the JSON
+        import matplotlib  # noqa: F401
+    except Exception as e:
+        from edge.deps import import_failure
+
+        no_plot: str | None = import_failure("matplotlib", e)
+    else:
+        no_plot = None
+    if no_plot is None and png.is_dir() and not png.is_symlink():  # found after every round: the table was lost
         raise EdgeError(f"{png}: is a folder, where edge bench writes its box plot; move it or give --out FOLDER")
     try:
         probe_write(above / f"{stem}.json")
@@ -61,14 +69,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     if png.is_file() or png.is_symlink():
         png.unlink()
     atomic_write_text(written, jsonout.dumps(report, indent=1) + "\n")
-    try:  # the plot is a convenience: a thin install without matplotlib still gets the table and the JSON
-        import matplotlib  # noqa: F401
-    except Exception as e:
-        from edge.deps import import_failure
-
-        png, no_plot = None, import_failure("matplotlib", e)
-    else:
-        png, no_plot = plot(report, png), None
+    written_png = plot(report, png) if no_plot is None else None
     if json_out:
         print(jsonout.dumps({k: v for k, v in report.items() if k != "rows"} |
                          {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))
@@ -103,5 +104,6 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                   highlight=False)
     for s in report.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
-    console.print(f"wrote {written} and {png}" if png else f"wrote {written} (no box plot: {escape(no_plot or '')})",
+    console.print(f"wrote {written} and {written_png}" if written_png else
+                  f"wrote {written} (no box plot: {escape(no_plot or '')})",
                   highlight=False)

@@ -306,3 +306,12 @@ def test_a_folder_where_the_box_plot_goes_is_said_before_the_rounds(tiny_bundle:
     with pytest.raises(EdgeError, match=r"_bench\.png: is a folder, where edge bench writes its box plot"):
         run_bench_cmd(tiny_bundle, ["onnxruntime"], 1, 0, 0, tmp_path, None, False)
     assert not (tmp_path / f"{tiny_bundle.name}_bench.json").exists()
+    # without matplotlib no plot is written, so the folder is in no one's way (the review of the check)
+
+    def ran(*a: object, **k: object) -> None:
+        raise RuntimeError("ran the rounds")
+
+    monkeypatch.setattr(runner, "run_bench", ran)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(RuntimeError, match="ran the rounds"):
+        run_bench_cmd(tiny_bundle, ["onnxruntime"], 1, 0, 0, tmp_path, None, False)
