@@ -29,7 +29,7 @@ else
 fi
 
 "$PY" - "$OUT/lane" "${GPU_CHECK_JSON:-$HERE/results/gpu_check.json}" <<'PYEOF'
-import json, sys, time
+import sys, time
 import numpy as np
 import edge
 from edge.program import evaluate, load_program
@@ -115,9 +115,10 @@ try:
 except Exception as e:  # no CUDA torch / no GPU: say so
     res["skipped"]["torch_cuda"] = f"{type(e).__name__}: {e}"
 
+from edge import jsonout
 from edge.files import atomic_write_text
-atomic_write_text(out_json, json.dumps(res, indent=2) + "\n")
-print(json.dumps(res, indent=2))
+atomic_write_text(out_json, jsonout.dumps(res, indent=2) + "\n")
+print(jsonout.dumps(res, indent=2))
 print("skipped:", res["skipped"] or "nothing")
 sys.exit(1 if failed else 0)
 PYEOF

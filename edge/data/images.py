@@ -180,9 +180,22 @@ def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
     return None, f"damaged image data ({damaged[0]})"
 
 
+def resize_filter(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
+    """OpenCV's filter for resizing a frame of ``src_hw`` to ``dst_hw``: area averaging where it shrinks (no
+    aliasing), bilinear where either side grows. Why: area "averaging" of an enlarged frame copies pixels (2x:
+    blocks of 2x2), while the engines' fronts interpolate bilinearly; on real 256x128 road frames enlarged twice a
+    shipped model's outputs from the two agreed within its metric's tolerance on 85 % of points (99.7 % now)."""
+    from edge.deps import opencv
+
+    cv2 = opencv("resizing camera frames to the model's input")
+    grows = dst_hw[0] > src_hw[0] or dst_hw[1] > src_hw[1]
+    return cv2.INTER_LINEAR if grows else cv2.INTER_AREA
+
+
 def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: Any, std: Any) -> Any:
     """A BGR uint8 [H, W, 3] camera frame -> float32 [3, h, w] RGB, ``(x / 255 - mean) / std``, resized to
-    ``hw`` by area averaging (the input several families' image encoders take). ``mean`` / ``std``: one
+    ``hw`` (:func:`resize_filter`: area averaging, bilinear where the frame grows; the input several families'
+    image encoders take). ``mean`` / ``std``: one
     number or one per RGB channel.
 
     Per channel, in place: the same float32 operations as ``((bgr[..., ::-1] / 255 - mean) / std)`` in HWC
@@ -201,7 +214,7 @@ def chw_feed(img_bgr: Any, hw: tuple[int, int] | list[int], mean: Any, std: Any)
         from edge.deps import opencv
 
         cv2 = opencv("resizing camera frames to the model's input")
-        img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA)
+        img_bgr = cv2.resize(img_bgr, (w, h), interpolation=resize_filter(img_bgr.shape[:2], (h, w)))
     m = np.broadcast_to(np.asarray(mean, np.float32), (3,))
     sd = np.broadcast_to(np.asarray(std, np.float32), (3,))
     f = img_bgr.astype(np.float32)

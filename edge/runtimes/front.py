@@ -18,7 +18,8 @@ graph takes uint8 [1, H, W, 3] BGR frames of any size and does, inside the engin
   model; the runtime reshapes to the camera's size on the first frame of that size.
 
 Both resize bilinearly: the numpy reference (:func:`edge.data.images.chw_feed`) averages areas
-(``cv2.INTER_AREA``), so the two differ by the resampling filter. The parity tests bound that on
+(``cv2.INTER_AREA``) where a frame shrinks, so the two differ by the resampling filter there; where it grows the
+reference interpolates bilinearly as well (:func:`edge.data.images.resize_filter`). The parity tests bound that on
 real frames in the task's own metric (a bilinear resize without antialiasing samples 2 of every 2.5
 source pixels at 1280 -> 512; the README gives the measured effect on the shipped models' metrics).
 """

@@ -185,7 +185,8 @@ def check_rules(cfg: dict[str, Any]) -> None:
 def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:
     h, w = cfg["image_hw"]
     return {"input": "+".join(VIEWS), "views": list(VIEWS), "frames": cfg["frames"], "size_hw": [h, w],
-            "color": "RGB", "scale": 1 / 255, "mean": MEAN, "std": STD, "resize": "area", "layout": "C,H,W",
+            "color": "RGB", "scale": 1 / 255, "mean": MEAN, "std": STD,
+            "resize": "area; bilinear where the frame grows", "layout": "C,H,W",
             "text_len": cfg["text_len"], "keep": cfg["keep"], "prune_rule": cfg["prune_rule"]}
 
 

@@ -216,7 +216,8 @@ def preprocess_params(cfg: dict[str, Any]) -> dict[str, Any]:
     """What a runtime on the car needs to reproduce the input: recorded in the manifest."""
     h, w = cfg["input_hw"]
     return {"input": "frame", "frames": cfg["frames"], "size_hw": [h, w], "color": "RGB", "scale": 1 / 255,
-            "mean": MEAN.tolist(), "std": STD.tolist(), "resize": "area", "layout": "C,H,W",
+            "mean": MEAN.tolist(), "std": STD.tolist(), "resize": "area; bilinear where the frame grows",
+            "layout": "C,H,W",
             "row_anchors": cfg["row_anchors"], "grid": cfg["grid"], "slots": cfg["slots"]}
 
 
