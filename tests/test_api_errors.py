@@ -65,6 +65,20 @@ def test_program_artifacts_steps_and_a_named_artifact(tiny_bundle: Path) -> None
     ({"stall_s": "abc"}, "stall_s: .* got 'abc'"),
     ({"stall_s": 10**400}, "stall_s: .* a finite number > 0"),
     ({"stall_s": float("nan")}, "stall_s: .* a finite number > 0"),
+    # a review of the API: "no" switched an option on; a string or a list reached deep code as TypeErrors
+    ({"realtime": "no"}, "realtime: True or False, got 'no'"),
+    ({"live": 1}, "live: True or False, got 1"),
+    ({"display": None}, "display: True or False"),
+    ({"handle_signals": "yes"}, "handle_signals: True or False"),
+    ({"sync_ms": "50"}, "sync_ms: milliseconds, a number, got str"),
+    ({"out_folder": 3}, "out_folder: a path, got int"),
+    ({"backend": ["openvino"]}, "backend: a name, got list"),
+    ({"policy": None}, "policy: a name, got NoneType"),
+    ({"signals_after": "x"}, "signals_after: signal.SIG_IGN, signal.SIG_DFL, a handler or None, got 'x'"),
+    ({"task": type("T", (), {"preprocess": print, "infer": print, "postprocess": print})()},
+     r"task: `sensors`, the sensor names it reads .* got None"),
+    ({"task": type("T", (), {"preprocess": print, "infer": print, "postprocess": print, "sensors": ()})()},
+     r"task: `sensors`.* got \(\)"),
 ])
 def test_stream_run_checks_its_arguments(tiny_bundle: Path, kwargs: dict[str, object], needle: str) -> None:
     args = {"source": "synthetic:2", **kwargs}
@@ -334,3 +348,72 @@ def test_a_string_for_a_list_or_a_mapping_is_named(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"^options: a mapping of KEY -> VALUE \(what --set takes\), got str$"):
         edge.export_card("lane", tmp_path / "b", options="abc")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_signals_after_leaves_the_callers_handlers(tiny_bundle: Path) -> None:
+    """A review: ``signals_after="x"`` ran the whole run, then failed in signal.signal with the run's own handlers
+    left on SIGINT and SIGTERM for good (Ctrl-C ignored from then on). Refused first now."""
+    import signal
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    with pytest.raises(EdgeError, match="signals_after"):
+        edge.stream.run(tiny_bundle, "synthetic:2", signals_after="x")
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_users_task_needs_no_summary_or_draw(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A review: a task with preprocess/infer/postprocess and sensors ran every frame, then failed on the
+    missing summary() with its outputs thrown away. The loop's own summary stands; draw is optional too."""
+    rt = edge.load(tiny_bundle, graph="encoder")
+    shape = rt.inputs.inputs[0].concrete(batch=1)
+
+    class Minimal:
+        name, sensors, optional = "mini", ("camera",), ()
+
+        def preprocess(self, frames: object) -> dict:
+            return {rt.inputs.inputs[0].name: np.zeros(shape, np.float32)}
+
+        def infer(self, x: dict) -> dict:
+            return rt.infer(x)
+
+        def postprocess(self, out: dict, frames: object) -> tuple:
+            return {"n": 1}, None
+
+    out = tmp_path / "mini.jsonl"
+    s = edge.stream.run(None, "synthetic:3", task=Minimal(), jsonl=out, handle_signals=False)
+    assert s["frames"] == 3 and s["task"] == {"task": "mini"} and len(out.read_text().splitlines()) == 3
+    rt.close()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_a_call_that_meets_close_from_another_thread_says_closed(tiny_bundle: Path, backend: str) -> None:
+    """A review: close() in one thread while another was past infer()'s open check gave ONNX Runtime's "cannot run
+    these inputs ('NoneType' object has no attribute 'run')" (blaming the feeds) and torch's bare TypeError. The
+    call at that point (its _run after close) is a ClosedError now."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    rt = edge.load(tiny_bundle, backend, graph="encoder")
+    spec = rt.inputs.inputs[0]
+    feeds = {spec.name: np.zeros(spec.concrete(batch=1), np.float32)}
+    rt.close()
+    with pytest.raises(ClosedError, match=f"{backend} runtime is closed"):
+        rt._run(feeds)
+
+
+def test_names_of_the_wrong_type_are_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A review: a list for a backend or a family, an int for output_names or an OpenVINO device reached lookups
+    and string methods as bare TypeErrors / AttributeErrors."""
+    from edge.errors import ExportError, ModelError
+
+    with pytest.raises(EdgeError, match=r"unknown backend \['onnxruntime'\]"):
+        edge.load(tiny_bundle, backend=["onnxruntime"])
+    with pytest.raises(EdgeError, match=r"unknown backend \{'a': 1\}"):
+        edge.load_program(tiny_bundle, {"a": 1})
+    with pytest.raises(ModelError, match=r"a model family is named by a string .* got list"):
+        edge.get_card(["lane"])
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ExportError, match="output_names: a list of names, got 5"):
+        edge.export(torch.nn.Linear(2, 2), [torch.zeros(1, 2)], tmp_path / "x", output_names=5)
+    pytest.importorskip("openvino")
+    with pytest.raises(EdgeError, match=r"openvino device: a device name .* got 3"):
+        edge.load(tiny_bundle, "openvino", graph="encoder", device=3)

@@ -13,7 +13,7 @@ import contextlib
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -333,7 +333,7 @@ def _names(names: Sequence[str] | None, what: str) -> list[str] | None:
     ("2 output names for 1 outputs" for ``output_names="yy"``)."""
     if names is None:
         return None
-    if isinstance(names, str | bytes) or not all(isinstance(n, str) for n in names):
+    if isinstance(names, str | bytes) or not isinstance(names, Iterable) or not all(isinstance(n, str) for n in names):
         raise ExportError(f"{what}: a list of names, got {names!r:.60}")
     return list(names)
 

@@ -100,6 +100,9 @@ def list_models() -> list[str]:
 
 def get_card(name: str) -> ModelCard:
     """The card of a family, built once; ModelError naming the known families otherwise."""
+    if not isinstance(name, str):  # a list was "unhashable type: 'list'"
+        raise ModelError(f"a model family is named by a string (known: {', '.join(list_models())}), got "
+                         f"{type(name).__name__}")
     if name in _CARDS:
         return _CARDS[name]
     if name in _REGISTERED:

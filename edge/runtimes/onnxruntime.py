@@ -114,8 +114,11 @@ class OrtRuntime(BaseRuntime):
         self._run_options.log_severity_level = 4
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        session = self.session  # one read: close() in another thread sets it to None (the call holds the session)
+        if session is None:
+            self._check_open()  # ClosedError (it was "cannot run these inputs ('NoneType' ...)", blaming the feeds)
         try:
-            outs = self.session.run(self.io.output_names, feeds, self._run_options)
+            outs = session.run(self.io.output_names, feeds, self._run_options)
         except Exception as e:  # ORT's own Fail / InvalidArgument (an index past a table): ours, in one line
             raise DataError(f"{self.model_path}: onnxruntime cannot run these inputs ({first_line(e, 300)})") from None
         return dict(zip(self.io.output_names, outs))

@@ -208,6 +208,8 @@ class OpenVinoRuntime(BaseRuntime):
 
             io = camera_io(io, front)
         super().__init__(io)
+        if not isinstance(device, str):  # an int was "'int' object has no attribute 'partition'"
+            raise EdgeError(f"openvino device: a device name (CPU, GPU, AUTO, ...), got {device!r}")
         if inference_precision not in _PRECISIONS:
             raise EdgeError(f"openvino inference precision {inference_precision!r}: choose one of "
                             f"{sorted(_PRECISIONS)}")

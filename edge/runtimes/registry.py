@@ -68,8 +68,8 @@ def register_module(name: str, module: str) -> None:
 
 def get_backend(name: str) -> Backend:
     """The registered backend (its module is imported now; the heavy library only on use)."""
-    if name not in _MODULES:
-        raise EdgeError(f"unknown backend '{name}' (known: {', '.join(sorted(_MODULES))})")
+    if not isinstance(name, str) or name not in _MODULES:  # a list was "unhashable type: 'list'"
+        raise EdgeError(f"unknown backend {name!r} (known: {', '.join(sorted(_MODULES))})")
     return importlib.import_module(_MODULES[name]).BACKEND
 
 

@@ -50,8 +50,11 @@ class TorchRuntime(BaseRuntime):
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        module = self.module  # one read: close() in another thread sets it to None (the call holds the module)
+        if module is None:
+            self._check_open()  # ClosedError, not "'NoneType' object is not callable"
         with torch.inference_mode():
-            out = self.module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.io.input_names))
+            out = module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.io.input_names))
         if isinstance(out, dict):
             if any(n not in out for n in self.io.output_names):  # a card whose graph and IOSpec disagree: one line
                 raise BundleError(f"torch module returned outputs {sorted(map(str, out))}, its IOSpec declares "

@@ -13,6 +13,7 @@ import contextlib
 import math
 import numbers
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,21 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     for name, value in (("lidar", lidar), ("udp", udp)):
         if value is not None and not isinstance(value, str):
             raise EdgeError(f"{name}: a spec string, got {type(value).__name__}")
+    for name, value in (("realtime", realtime), ("display", display), ("live", live),
+                        ("handle_signals", handle_signals)):
+        if not isinstance(value, bool):  # "no" is a true value: it switched the option on
+            raise EdgeError(f"{name}: True or False, got {value!r}")
+    if isinstance(sync_ms, bool) or not isinstance(sync_ms, int | float):
+        raise EdgeError(f"sync_ms: milliseconds, a number, got {type(sync_ms).__name__}")
+    for name, value in (("backend", backend), ("policy", policy), ("preprocess", preprocess)):
+        if not isinstance(value, str):  # a list reached a registry's lookup as "unhashable type"
+            raise EdgeError(f"{name}: a name, got {type(value).__name__}")
+    if signals_after is not None and not callable(signals_after) and signals_after not in (signal.SIG_IGN,
+                                                                                            signal.SIG_DFL):
+        # found after the run, by signal.signal: a TypeError, with our handlers left installed for good
+        raise EdgeError(f"signals_after: signal.SIG_IGN, signal.SIG_DFL, a handler or None, got {signals_after!r}")
     for name, value in (("rig", rig), ("save", save), ("jsonl", jsonl), ("stats", stats), ("dump_points", dump_points),
-                        ("command", command)):
+                        ("out_folder", out_folder), ("command", command)):
         if value is not None and not isinstance(value, str | os.PathLike):
             raise EdgeError(f"{name}: a path{' or a text' if name == 'command' else ''}, got {type(value).__name__}")
     if isinstance(command, os.PathLike):  # a schedule file given as a Path, as other paths are
@@ -170,6 +184,11 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
     if task is not None and not all(callable(getattr(task, m, None)) for m in ("preprocess", "infer", "postprocess")):
         raise EdgeError(f"task: a task with preprocess(), infer() and postprocess() (e.g. "
                         f"edge.stream.task.RuntimeTask), got {type(task).__name__}")
+    sensors = getattr(task, "sensors", None) if task is not None else ("_",)
+    if not isinstance(sensors, tuple | list) or not sensors or not all(isinstance(x, str) for x in sensors):
+        # read as task.sensors[0] once the sources were open: an AttributeError or IndexError
+        raise EdgeError(f"task: `sensors`, the sensor names it reads (the first paces the loop), a non-empty tuple "
+                        f"of strings, got {sensors!r}")
     bad = [s for s in sinks or [] if not all(callable(getattr(s, m, None)) for m in ("open", "write", "close"))]
     if bad:
         raise EdgeError(f"sinks: objects with open(), write(result) and close(commit) (e.g. edge.stream.sinks.Sink "

@@ -216,7 +216,11 @@ class Pipeline:
             done = True
         finally:
             self._signals_held = False  # ``then`` only after a block that ended well: a failed run's exit may
-            self._restore_signals(old if then is None or not done else dict.fromkeys(old, then))  # be signalled
+            try:  # be signalled
+                self._restore_signals(old if then is None or not done else dict.fromkeys(old, then))
+            except (TypeError, ValueError):  # a ``then`` signal.signal refuses: the caller's handlers, not ours
+                self._restore_signals(old)
+                raise
 
     _signals_held = False
 
@@ -349,7 +353,8 @@ class Pipeline:
     def summary(self) -> dict[str, Any]:
         out = self.stats.summary()
         out["policy"] = self.policy
-        out["task"] = self.task.summary()
+        summarize = getattr(self.task, "summary", None)  # optional for a user's task (the loop's fields stand alone)
+        out["task"] = summarize() if callable(summarize) else {"task": getattr(self.task, "name", "task")}
         for t in self._threads:
             out["sources"][t.source.spec or "+".join(t.source.sensors)] = {
                 "sensors": list(t.source.sensors), **t.status(), "dropped": sum(
@@ -946,7 +951,8 @@ class Pipeline:
         """The overlay frame: the task's drawing, projected LiDAR points coloured by range, a caption."""
         from edge.stream.overlay import draw_caption, draw_points
 
-        img = self.task.draw(res)
+        draw = getattr(self.task, "draw", None)  # optional for a user's task: the frame itself is shown
+        img = draw(res) if callable(draw) else next((f.data for f in res.frames.values() if is_image(f.data)), None)
         if img is None:
             return None
         if any(img is fr.data for fr in res.frames.values()):  # never draw on a frame other sinks still read
