@@ -72,6 +72,27 @@ def import_failure(module: str, e: BaseException) -> str:
     return f"{module} is installed but cannot be imported ({type(e).__name__}: {first_line(e, 200)})"
 
 
+#: the first cuda-python release with ``cuda.bindings`` (NVIDIA's 12.6.1 notes: ``cuda.cudart`` became
+#: ``cuda.bindings.runtime``); the ``tensorrt`` extra asks for it
+CUDA_PYTHON_BINDINGS = "12.6.1"
+
+
+def cuda_python_missing(e: BaseException) -> str:
+    """Why ``cuda.bindings`` does not import, in one line: cuda-python absent (the pip line), a release older than
+    :data:`CUDA_PYTHON_BINDINGS` (it has no ``cuda.bindings``: "pip install cuda-python" would say already
+    satisfied), or installed but broken."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("cuda-python")
+    except metadata.PackageNotFoundError:
+        return missing("cuda")
+    if isinstance(e, ModuleNotFoundError) and (e.name or "").startswith("cuda"):
+        return (f"cuda-python {version} has no cuda.bindings (it came with {CUDA_PYTHON_BINDINGS}): pip install -U "
+                f"'cuda-python>={CUDA_PYTHON_BINDINGS}'")
+    return f"cuda-python {version} is installed but cannot be imported ({type(e).__name__}: {first_line(e, 200)})"
+
+
 def import_culprit(e: BaseException) -> str | None:
     """The optional package (a key of :data:`EXTRAS`) whose import raised ``e``: the first of its modules whose
     top-level code (a ``<module>`` frame: code that runs only when the module is imported) is on the traceback;

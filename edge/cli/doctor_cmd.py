@@ -18,10 +18,12 @@ def _pkg(name: str, dist: str | None = None) -> tuple[bool, str]:
     try:
         importlib.import_module(name)
     except ImportError as e:
-        from edge.deps import absent
+        from edge.deps import absent, cuda_python_missing, missing
 
+        if dist == "cuda-python":  # an old release has the cuda namespace but not cuda.bindings
+            return False, cuda_python_missing(e)
         if absent(e, name.split(".")[0]):
-            return False, f"not installed ({e.name or name})"
+            return False, missing(name)  # with the pip line that installs it, as the backends' rows say
         # there, but its own import fails (OpenCV without libGL, pycuda without a driver): not "not installed"
         return False, f"installed but does not import: {type(e).__name__}: {first_line(e, 100, empty='')}"
     except Exception as e:  # pycuda raises at import without a driver

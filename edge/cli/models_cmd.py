@@ -46,9 +46,11 @@ def run_models(json_out: bool) -> None:
     t = Table(title="model families")
     for col in ("family", "configs", "programs (graphs)", "sensors", "metric", "weights"):
         t.add_column(col)
+    from rich.markup import escape
+
     for r in rows:
-        if "error" in r:
-            t.add_row(r["name"], f"[red]{r['error']}[/]", "", "", "", "")
+        if "error" in r:  # escaped: "[video]" in a pip line was read as a style tag, "[/opt/..." crashed the table
+            t.add_row(escape(r["name"]), f"[red]{escape(r['error'])}[/]", "", "", "", "")
             continue
         progs = "; ".join(f"{k} ({', '.join(v['graphs'])})" for k, v in r["programs"].items())
         sensors = ", ".join(r["sensors"]["required"]) + (f" [+{', '.join(r['sensors']['optional'])}]"
@@ -56,5 +58,6 @@ def run_models(json_out: bool) -> None:
         if r["command"]:
             sensors += f"; --command: {r['command']}"
         metric = (r["metric"] or "-") + (f"; edge val --data: {r['labelled_data']}" if r["labelled_data"] else "")
-        t.add_row(r["name"], ", ".join(r["configs"]), progs, sensors, metric, ", ".join(r["weights"]) or "-")
+        t.add_row(*map(escape, (r["name"], ", ".join(r["configs"]), progs, sensors, metric,
+                                ", ".join(r["weights"]) or "-")))
     make_console().print(t)

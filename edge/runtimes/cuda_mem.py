@@ -89,7 +89,9 @@ class CudaPythonApi(CudaApi):
         try:
             from cuda.bindings import runtime as rt
         except ImportError as e:
-            raise BackendUnavailable(f"cuda-python is not installed ({e.name}); pip install cuda-python") from None
+            from edge.deps import cuda_python_missing
+
+            raise BackendUnavailable(cuda_python_missing(e)) from None
         self.rt = rt
         err, count = rt.cudaGetDeviceCount()
         self._check(err, "cudaGetDeviceCount")
@@ -181,7 +183,9 @@ class PyCudaApi(CudaApi):
         try:
             import pycuda.driver as cuda
         except ImportError as e:
-            raise BackendUnavailable(f"pycuda is not installed ({e.name})") from None
+            from edge.deps import import_failure
+
+            raise BackendUnavailable(import_failure("pycuda", e)) from None
         except Exception as e:  # pycuda raises its own errors at import when there is no driver
             raise BackendUnavailable(f"pycuda cannot start CUDA here: {type(e).__name__}: "
                                      f"{str(e).splitlines()[0] if str(e) else ''}") from None

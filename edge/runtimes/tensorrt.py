@@ -59,8 +59,10 @@ PLUGIN_OPS = {"EdgeAttention": "edge::EdgeAttention"}
 def _available() -> tuple[bool, str]:
     try:
         import tensorrt as trt
-    except ImportError as e:
-        return False, f"tensorrt is not installed ({e.name}); on a Jetson it comes with JetPack"
+    except ImportError as e:  # absent (the pip line), or there but broken (a wheel whose .so does not load): not
+        from edge.deps import import_failure  # "not installed" for both, as it said
+
+        return False, f"{import_failure('tensorrt', e)}; on a Jetson it comes with JetPack"
     except Exception as e:  # a wheel without its libnvinfer/libnvonnxparser fails with OSError
         return False, f"tensorrt does not import: {type(e).__name__}: {first_line(e, 120)}"
     from edge.runtimes.cuda_mem import get_cuda
