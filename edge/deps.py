@@ -77,6 +77,18 @@ def import_failure(module: str, e: BaseException) -> str:
 CUDA_PYTHON_BINDINGS = "12.6.1"
 
 
+def _older(version: str, than: str) -> bool:
+    """Whether release ``version`` is older than ``than`` (numeric fields; a field that is not a number ends the
+    comparison: unknown releases are not called old)."""
+    import re
+
+    def nums(v: str) -> list[int]:
+        return [int(m) for m in re.findall(r"\d+", v.split("+")[0])[:4]]
+
+    a, b = nums(version), nums(than)
+    return bool(a) and a < b
+
+
 def cuda_python_missing(e: BaseException) -> str:
     """Why ``cuda.bindings`` does not import, in one line: cuda-python absent (the pip line), a release older than
     :data:`CUDA_PYTHON_BINDINGS` (it has no ``cuda.bindings``: "pip install cuda-python" would say already
@@ -87,7 +99,8 @@ def cuda_python_missing(e: BaseException) -> str:
         version = metadata.version("cuda-python")
     except metadata.PackageNotFoundError:
         return missing("cuda")
-    if isinstance(e, ModuleNotFoundError) and (e.name or "").startswith("cuda"):
+    if isinstance(e, ModuleNotFoundError) and (e.name or "").startswith("cuda") and _older(version,
+                                                                                       CUDA_PYTHON_BINDINGS):
         return (f"cuda-python {version} has no cuda.bindings (it came with {CUDA_PYTHON_BINDINGS}): pip install -U "
                 f"'cuda-python>={CUDA_PYTHON_BINDINGS}'")
     return f"cuda-python {version} is installed but cannot be imported ({type(e).__name__}: {first_line(e, 200)})"

@@ -382,7 +382,26 @@ def test_a_users_task_needs_no_summary_or_draw(tiny_bundle: Path, tmp_path: Path
     out = tmp_path / "mini.jsonl"
     s = edge.stream.run(None, "synthetic:3", task=Minimal(), jsonl=out, handle_signals=False)
     assert s["frames"] == 3 and s["task"] == {"task": "mini"} and len(out.read_text().splitlines()) == 3
+
+    class Raising(Minimal):  # the review of that: a summary() that raises lost the run's outputs (before too)
+        def summary(self) -> dict:
+            raise RuntimeError("boom")
+
+    out.unlink()
+    s = edge.stream.run(None, "synthetic:3", task=Raising(), jsonl=out, handle_signals=False)
+    assert s["task"] == {"task": "mini", "summary_error": "RuntimeError: boom"} and out.is_file()
+    assert "the task's summary() raised RuntimeError: boom: its fields are missing from the summary" in s["notes"]
     rt.close()
+
+
+def test_numpy_bools_and_numbers_are_taken(tiny_bundle: Path) -> None:
+    """The review of the argument checks: np.bool_ for a flag and np.float32 / np.int64 for sync_ms were refused
+    (they ran before)."""
+    s = edge.stream.run(tiny_bundle, "synthetic:2", realtime=np.bool_(False), live=np.False_,
+                        handle_signals=np.bool_(False), sync_ms=np.float32(50), backend="onnxruntime")
+    assert s["frames"] == 2
+    s = edge.stream.run(tiny_bundle, "synthetic:2", sync_ms=np.int64(30), handle_signals=False, backend="onnxruntime")
+    assert s["frames"] == 2
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])

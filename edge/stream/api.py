@@ -89,6 +89,12 @@ def policy_note(pipe: Any, summary: dict[str, Any]) -> str | None:
             "--policy block takes every frame")
 
 
+def task_summary_note(summary: dict[str, Any]) -> str | None:
+    """The task's ``summary()`` raised (a user's task): said, where it lost the whole run's outputs before."""
+    err = (summary.get("task") or {}).get("summary_error")
+    return f"the task's summary() raised {err}: its fields are missing from the summary" if err else None
+
+
 def unannounced_note(summary: dict[str, Any]) -> str | None:
     """Frames of a sensor their source did not announce (``unannounced_<sensor>``), said: a synthetic generator's
     sensors are those of its first frame set, and one that appeared later was dropped in no counter."""
@@ -159,9 +165,10 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
             raise EdgeError(f"{name}: a spec string, got {type(value).__name__}")
     for name, value in (("realtime", realtime), ("display", display), ("live", live),
                         ("handle_signals", handle_signals)):
-        if not isinstance(value, bool):  # "no" is a true value: it switched the option on
+        numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+        if not isinstance(value, bool) and not numpy_bool:  # "no" is a true value: it switched the option on
             raise EdgeError(f"{name}: True or False, got {value!r}")
-    if isinstance(sync_ms, bool) or not isinstance(sync_ms, int | float):
+    if isinstance(sync_ms, bool) or not isinstance(sync_ms, numbers.Real):  # numpy's numbers too
         raise EdgeError(f"sync_ms: milliseconds, a number, got {type(sync_ms).__name__}")
     for name, value in (("backend", backend), ("policy", policy), ("preprocess", preprocess)):
         if not isinstance(value, str):  # a list reached a registry's lookup as "unhashable type"
@@ -314,7 +321,7 @@ def run(bundle: str | os.PathLike[str] | Any, source: str = "synthetic", *, lida
                                  *(s.note() for s in sinks if hasattr(s, "note")),
                                  *(s.note(max_frames) for s in sources if hasattr(s, "note")),
                                  rig_note(rig, pipe, summary), policy_note(pipe, summary), unannounced_note(summary),
-                                 metric_note(summary)) if n]
+                                 metric_note(summary), task_summary_note(summary)) if n]
             if notes:
                 summary["notes"] = notes
             summary["outputs"] = {s.name: str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks

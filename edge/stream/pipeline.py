@@ -354,7 +354,13 @@ class Pipeline:
         out = self.stats.summary()
         out["policy"] = self.policy
         summarize = getattr(self.task, "summary", None)  # optional for a user's task (the loop's fields stand alone)
-        out["task"] = summarize() if callable(summarize) else {"task": getattr(self.task, "name", "task")}
+        out["task"] = {"task": getattr(self.task, "name", "task")}
+        if callable(summarize):
+            try:
+                out["task"] = summarize()
+            except Exception as e:  # a user's task: its fields are missing, the run's outputs are not (they were lost)
+                log.debug("task summary failed", exc_info=True)
+                out["task"]["summary_error"] = f"{type(e).__name__}: {first_line(e)}"
         for t in self._threads:
             out["sources"][t.source.spec or "+".join(t.source.sensors)] = {
                 "sensors": list(t.source.sensors), **t.status(), "dropped": sum(

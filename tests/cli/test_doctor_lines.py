@@ -61,6 +61,9 @@ def test_an_old_cuda_python_is_said_too_old(monkeypatch: pytest.MonkeyPatch) -> 
     def none(dist: str) -> str:
         raise metadata.PackageNotFoundError(dist)
 
+    monkeypatch.setattr(metadata, "version", lambda dist: "13.0.0")  # new enough: something else is wrong
+    assert deps.cuda_python_missing(e).startswith("cuda-python 13.0.0 is installed but cannot be imported")
+
     monkeypatch.setattr(metadata, "version", none)
     assert deps.cuda_python_missing(e) == "cuda (cuda-python) is not installed (pip install 'edge-deploy[tensorrt]')"
 
