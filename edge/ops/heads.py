@@ -30,6 +30,13 @@ def projected_heads(proj: Any, x: Any, parts: int, heads: int, *, inputs: tuple[
     if d * parts != proj.out_features or d % heads:
         raise ValueError(f"projection to {proj.out_features} features does not split into {parts} parts of "
                          f"{heads} heads")
+    if proj._forward_pre_hooks or proj._forward_hooks:
+        # hooked (quantization-aware training rounds its input and weight; the INT8 export's probe reads its
+        # input): through the module's own call, so the hooks run. Slicing the weight skipped them: --qat never
+        # rounded these projections, which the INT8 export then quantized with calibrated scales unsaid
+        outs = [proj(x)] * parts if inputs is None else [proj(xi) for xi in xs]
+        return tuple(o[..., i * d:(i + 1) * d].reshape(xi.shape[0], xi.shape[1], heads, d // heads).transpose(1, 2)
+                     for i, (o, xi) in enumerate(zip(outs, xs, strict=True)))
     w, bias = proj.weight, proj.bias
     return tuple(F.linear(xi, w[i * d:(i + 1) * d], None if bias is None else bias[i * d:(i + 1) * d])
                  .reshape(xi.shape[0], xi.shape[1], heads, d // heads).transpose(1, 2) for i, xi in enumerate(xs))

@@ -108,6 +108,24 @@ def test_truncated_file(ckpt_file: Path, tmp_path: Path) -> None:
     _expect_error(p, "not a readable checkpoint")
 
 
+def test_flipped_bytes_inside_a_tensor_are_refused(ckpt_file: Path, tmp_path: Path) -> None:
+    """A review: bytes flipped inside a tensor member loaded (torch checks no CRC) and `edge train --init` trained on
+    from wrong weights without a word; the archive's own CRC shows the damage."""
+    import zipfile
+
+    with zipfile.ZipFile(ckpt_file) as zf:
+        biggest = max(zf.infolist(), key=lambda i: i.file_size)
+    data = bytearray(ckpt_file.read_bytes())
+    off = biggest.header_offset  # the local header's own name and extra lengths (torch pads with the extra field)
+    start = off + 30 + int.from_bytes(data[off + 26:off + 28], "little") + int.from_bytes(data[off + 28:off + 30],
+                                                                                          "little")
+    for i in range(start, start + min(64, biggest.file_size)):
+        data[i] ^= 0xFF
+    p = tmp_path / "flip.pt"
+    p.write_bytes(bytes(data))
+    _expect_error(p, "corrupt checkpoint .* does not match its CRC")
+
+
 def test_empty_file(tmp_path: Path) -> None:
     p = tmp_path / "empty.pt"
     p.write_bytes(b"")

@@ -130,3 +130,46 @@ def test_the_recorded_command_keeps_qat() -> None:
     cmd = train_command("lane", Path("w.pt"), "default", 10, 8, None, 0, 0, Path("a.pt"), freeze=("encoder",),
                         qat=("matcher", "step.rot"))
     assert shlex.split(cmd)[-6:] == ["--freeze", "encoder", "--qat", "matcher,step.rot", "--out", "w.pt"]
+
+
+@pytest.mark.parametrize(("family", "sub"), [("etavla", "policy"), ("lane", "head"), ("pulsar", "blocks")])
+def test_every_hooked_layer_is_rounded_in_training(family: str, sub: str) -> None:
+    """A review: etavla's and lane's attention projections (q/k/v from slices of a fused Linear's weight) and lane's
+    fusion convolution (taps of its weight) read the weight directly, so --qat's hooks never ran on them and the INT8
+    export quantized them with calibrated scales, unsaid. Hooked, they go through the layer's own call."""
+    from edge.models import get_card
+    from edge.models.qat import attach
+
+    card = get_card(family)
+    cfg = card.config("tiny")
+    torch.manual_seed(0)
+    model = card.make(cfg).train()
+    fq = attach([dict(model.named_modules())[sub]])
+    card.trainer.loss(model, next(card.trainer.batches(cfg, 2, 0)))
+    names = {id(m): n for n, m in model.named_modules()}
+    ran = fq.named_scales(model)
+    assert [names[id(layer)] for layer in fq.layers if names[id(layer)] not in ran] == []
+    fq.remove()
+
+
+def test_the_hooked_forms_compute_the_same_function() -> None:
+    """The plain forms a hooked layer takes (the module's own call) equal the sliced forms the export traces."""
+    from edge.models.lane.net import UpConcatConv
+    from edge.ops.heads import projected_heads
+
+    torch.manual_seed(0)
+    proj = torch.nn.Linear(8, 24).double()
+    x, q_only = torch.randn(2, 5, 8, dtype=torch.float64), torch.randn(2, 1, 8, dtype=torch.float64)
+    plain = [projected_heads(proj, x, 3, 2), projected_heads(proj, x, 3, 2, inputs=(q_only, x, x))]
+    fuse = UpConcatConv(5, 3, 4).double().eval()
+    low, skip = torch.randn(1, 5, 4, 6, dtype=torch.float64), torch.randn(1, 3, 8, 12, dtype=torch.float64)
+    plain_fuse = fuse(low, skip)
+    handles = [proj.register_forward_hook(lambda *a: None), fuse[0].register_forward_pre_hook(lambda *a: None)]
+    hooked = [projected_heads(proj, x, 3, 2), projected_heads(proj, x, 3, 2, inputs=(q_only, x, x))]
+    hooked_fuse = fuse(low, skip)
+    for h in handles:
+        h.remove()
+    for a, b in zip(plain, hooked, strict=True):
+        for p, q in zip(a, b, strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(plain_fuse, hooked_fuse, rtol=1e-10, atol=1e-10)

@@ -155,6 +155,18 @@ def card() -> ModelCard:
     )
 
 
+#: how the policy scores visual tokens before pruning them (``prune_rule``)
+PRUNE_RULES = ("eta", "fastv", "random")
+
+
+def check_pruning(cfg: dict[str, Any]) -> None:
+    """``keep`` a fraction in (0, 1] and ``prune_rule`` one of :data:`PRUNE_RULES`; ValueError otherwise."""
+    if not 0.0 < float(cfg["keep"]) <= 1.0:  # (a NaN fails it too)
+        raise ValueError(f"keep {cfg['keep']}: a fraction in (0, 1]")
+    if str(cfg["prune_rule"]) not in PRUNE_RULES:
+        raise ValueError(f"prune_rule '{cfg['prune_rule']}': use {', '.join(PRUNE_RULES)}")
+
+
 def check_rules(cfg: dict[str, Any]) -> None:
     """What a config must hold beyond types and bounds: the vocabulary is looked up by its special tokens,
     and tokens are pruned before one of the layers (``--set prune_layer=3`` on 3 layers exported a graph
@@ -172,6 +184,7 @@ def check_rules(cfg: dict[str, Any]) -> None:
         raise ValueError(f"image_hw {list(cfg['image_hw'])}: height and width must be multiples of 16")
     if not 0 <= cfg["keep_mix"] <= 1:  # a probability
         raise ValueError(f"keep_mix {cfg['keep_mix']} is a probability: from 0 to 1")
+    check_pruning(cfg)  # the pruning layer checks it as well; here before anything is built (it was after)
     from edge.models.etavla.tokens import TEMPLATES, words_of
 
     # the command token and the longest of the family's own sentences: fewer failed training when that sentence

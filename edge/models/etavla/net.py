@@ -34,8 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from edge.models.etavla.card import check_pruning, visual_tokens
 from edge.models.etavla.card import kept as kept_count
-from edge.models.etavla.card import visual_tokens
 from edge.ops import attention, projected_heads
 
 
@@ -144,11 +144,8 @@ class Policy(nn.Module):
         self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, 2 * self.waypoints + 1))
         self.n_vis, self.k = visual_tokens(cfg), kept_count(cfg)
         self.at = int(cfg["prune_layer"])
-        if not 0.0 < float(cfg["keep"]) <= 1.0:
-            raise ValueError(f"keep {cfg['keep']}: a fraction in (0, 1]")
+        check_pruning(cfg)
         self.rule = str(cfg["prune_rule"])
-        if self.rule not in ("eta", "fastv", "random"):
-            raise ValueError(f"prune_rule '{self.rule}': use eta, fastv or random")
         self.diversity = float(cfg["diversity"])
         g = torch.Generator().manual_seed(int(cfg.get("random_seed", 0)))
         self.register_buffer("random_score", torch.rand(self.n_vis, generator=g), persistent=False)

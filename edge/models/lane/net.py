@@ -140,6 +140,12 @@ class UpConcatConv(ConvBNAct):
 
     def forward(self, low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         conv, bn, act = self[0], self[1], self[2]
+        if conv._forward_pre_hooks or conv._forward_hooks:
+            # hooked (quantization-aware training rounds the convolution's input and weight; the INT8 export's
+            # probe reads its input): the plain form, through the layer's own call, so the hooks run (the taps
+            # below read its weight directly and skipped them)
+            up = F.interpolate(low, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            return act(bn(conv(torch.cat([up, skip], 1))))
         w = conv.weight
         cout, c = w.shape[0], self.cin_low
         (h_lo, w_lo), (h, wd) = low.shape[-2:], skip.shape[-2:]

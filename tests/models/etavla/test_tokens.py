@@ -147,3 +147,17 @@ def test_text_len_holds_every_sentence_of_the_family() -> None:
     with pytest.raises(ValueError, match=r"^text_len 6: at least 7 \(the command token and the 6 words"):
         check_rules({**cfg, "text_len": 6})
     check_rules({**cfg, "text_len": 7})
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [("keep", 0, r"keep 0: a fraction in \(0, 1\]"),
+                                                     ("keep", float("nan"), "keep nan"),
+                                                     ("prune_rule", "bogus", "prune_rule 'bogus': use eta")])
+def test_the_pruning_options_are_config_rules(key: str, value: object, says: str) -> None:
+    """A review: --set keep=0 or prune_rule=bogus passed the config rules and failed once training had begun
+    (building the model); the rules refuse them first, with the layer's own words."""
+    from edge.models import get_card
+    from edge.models.etavla.card import check_rules
+
+    cfg = {**get_card("etavla").config("tiny"), key: value}
+    with pytest.raises(ValueError, match=says):
+        check_rules(cfg)
