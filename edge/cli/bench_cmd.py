@@ -92,7 +92,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
                   f"{r['rss_delta_mb']:.0f}")
     console.print(t)
     if any(r.get("edge_run") for r in report["rows"]):
-        console.print(RUN_NOTE, highlight=False)
+        console.print(RUN_NOTE, highlight=False, markup=False)
     if any(r["of_peak"] is None and r["precision"] != "bf16" for r in report["rows"]):
         console.print("of peak '-': bf16 rows, rows past this run's measured GEMM peak (a peak read low on a busy "
                       "machine, or kernels doing fewer operations than counted) and fp32 rows on --threads where "
@@ -101,9 +101,9 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         console.print("95 % CI: the speed-up's bootstrap interval over this run's rounds, resampled in pairs (runs "
                       "minutes apart can differ by more: a shared machine's speed moves)", highlight=False)
     console.print(f"{m['cpu']}, {m['cores']} cores, {', '.join(m['isa']) or 'no SIMD extension detected'}: {m['int8']}",
-                  highlight=False)
+                  highlight=False, markup=False)
     for s in report.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
     console.print(f"wrote {written} and {written_png}" if written_png else
-                  f"wrote {written} (no box plot: {escape(no_plot or '')})",
-                  highlight=False)
+                  f"wrote {written} (no box plot: {no_plot or ''})",
+                  highlight=False, markup=False)

@@ -214,7 +214,7 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
             cam = " + camera preprocessing" if rec.front else ""
             console.print(f"{rec.engine_file}: {what} ({backend} {rec.tensorrt}, {rec.gpu} sm "
                           f"{rec.compute_capability}, {precision}, from {rec.onnx_file}{cam}){check_line(check)}",
-                          highlight=False)
+                          highlight=False, markup=False)
     out = {"bundle": str(b.path), "engines": results}
     if triton_repo is not None:
         from edge.export.triton_repo import write_triton_repo
@@ -222,7 +222,7 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         out["triton_repo"] = str(write_triton_repo(b, triton_repo, backends=[backend], graphs=graphs,
                                                    precision=precision, device=triton_device))
         if not json_out:
-            console.print(f"wrote the Triton repository {out['triton_repo']}", highlight=False)
+            console.print(f"wrote the Triton repository {out['triton_repo']}", highlight=False, markup=False)
     if json_out:
         print(jsonout.dumps(out))
     return out

@@ -114,7 +114,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
             if msg.startswith("warning:"):
                 console.print(f"[yellow]warning:[/]{escape(msg[len('warning:'):])}", highlight=False)
             elif msg.startswith("note:"):
-                console.print(escape(msg), highlight=False)
+                console.print(msg, highlight=False, markup=False)
             status.update(msg)
 
         bundle, report = export_card(model, out, config=config, checkpoint=checkpoint, attention=attention,
@@ -176,22 +176,22 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                           "or Newcombe's for a pass/fail rate; the gate judges the drop itself against --max-drop)",
                           highlight=False)
     for line in _calibration_lines(bundle.manifest):
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     for child, parent in (report.get("inherited_gates") or {}).items():
         console.print(f"{child}: not scored; its gates are {parent}'s (the same graphs, gated there; "
-                      "--score-every-program scores it too)", highlight=False)
+                      "--score-every-program scores it too)", highlight=False, markup=False)
     if report.get("weights") is None:
         console.print("[yellow]warning:[/] no checkpoint for this config: the bundle has RANDOM weights "
                       "(train one with `edge train` and pass --checkpoint)")
     else:
-        console.print(f"weights: {report['weights']}")
+        console.print(f"weights: {report['weights']}", markup=False)
     if triton_repo is not None:
         console.print(f"Triton model repository ({', '.join(tb)}; {report['triton_precision']}): "
                       f"{report['triton_repo']}\n"
-                      f"  tritonserver --model-repository {report['triton_repo']}", highlight=False)
+                      f"  tritonserver --model-repository {report['triton_repo']}", highlight=False, markup=False)
     console.print("next:\n"
                   f"  edge run {bundle.path} --source synthetic:30 --out {bundle.path}_run   # the family's own data\n"
-                  f"  edge bench {bundle.path}")
+                  f"  edge bench {bundle.path}", markup=False)
 
 
 def _calibration_lines(manifest: dict[str, Any]) -> list[str]:
@@ -261,7 +261,7 @@ def _engines(bundle: Any, backend: str, precisions: list[str], console: Any) -> 
     if not ok:
         console.print(f"{be.description} is not available here ({why}).\n{be.builds or 'Engines'} are built on the "
                       f"target from the ONNX in {bundle.path}: copy the bundle there and run\n  " + "\n  ".join(cmds),
-                      highlight=False)
+                      highlight=False, markup=False)
         return {"built": [], "reason": why, "on_target": cmds}
     from pathlib import Path
 

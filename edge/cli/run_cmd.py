@@ -72,7 +72,7 @@ def run_run(bundle: Path, *, source: str, lidar: str | None, rig: Path | None, s
                          and (p.suffix == ".jsonl" or p.stem == "overlay" or p.name == "summary.json"))
         if earlier:
             console.print(f"note: {out} also holds {', '.join(earlier[:3])}{' ...' if len(earlier) > 3 else ''} "
-                          "from an earlier run; this run does not write or replace them", highlight=False)
+                          "from an earlier run; this run does not write or replace them", highlight=False, markup=False)
     # once the outputs are committed a late Ctrl-C/SIGTERM must not turn that into exit 130 (or a kill):
     # the run's own handlers are swapped straight for SIG_IGN, which stays until the process is gone
     with _caller_signals_back() as after:
@@ -168,11 +168,11 @@ def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, 
                   f"{_rates(summary)}): end-to-end p50 {e2e['p50_ms']:.1f} / p99 {e2e['p99_ms']:.1f} ms"
                   f"{_waiting(summary)}, infer p50 {inf['p50_ms']:.1f} ms, {drops_text(summary['counters'])}{score}"
                   f"{_cpu(summary)}"
-                  f"{' (interrupted)' if summary['interrupted'] else ''}", highlight=False)
+                  f"{' (interrupted)' if summary['interrupted'] else ''}", highlight=False, markup=False)
     for reason, n in (summary.get("skip_reasons") or {}).items():
-        console.print(f"skipped {n} frame set(s): {reason}", highlight=False)
+        console.print(f"skipped {n} frame set(s): {reason}", highlight=False, markup=False)
     for note in summary.get("notes", ()):
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False)
     if summary["outputs"]:
-        console.print("wrote " + ", ".join(summary["outputs"].values()), highlight=False)
+        console.print("wrote " + ", ".join(summary["outputs"].values()), highlight=False, markup=False)
     return summary

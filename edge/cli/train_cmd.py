@@ -282,7 +282,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                                  f"builds ({first_line(e, 160)})") from None
         if added:
             console.print(f"{init}: predates config option(s) {', '.join(added)}; their layers start fresh",
-                          soft_wrap=True, highlight=False)
+                          soft_wrap=True, highlight=False, markup=False)
         init_state = m0.state_dict()
         init_partial = bool(added)
     t0 = time.time()
@@ -302,7 +302,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
             now = time.time()
             if not console.is_terminal and not json_out and (step % every == 0 or step == steps or now - last[0] > 30):
                 last[0] = now
-                console.print(f"step {step}/{steps} loss {loss:.4f} ({now - t0:.0f}s)")
+                console.print(f"step {step}/{steps} loss {loss:.4f} ({now - t0:.0f}s)", markup=False)
 
         try:
             module, losses, qat_scales = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed,
@@ -355,13 +355,13 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     if eval_clips:
         from edge.program import evaluate, torch_program
 
-        console.print(f"scoring on {eval_clips} held-out synthetic samples ({card.metric.name})")
+        console.print(f"scoring on {eval_clips} held-out synthetic samples ({card.metric.name})", markup=False)
         try:
             with torch_program(card, module, cfg) as prog:
                 metric = evaluate(prog, card, card.data.samples(cfg, "evaluation", eval_clips, 0))
         except KeyboardInterrupt:  # the checkpoint and its record stand, unscored: say so before "interrupted"
             console.print(f"{out}: written (with {out.with_suffix('.json').name}), not scored: the scoring was "
-                          "interrupted", highlight=False)
+                          "interrupted", highlight=False, markup=False)
             raise
     meta["eval"] = {"set": f"synthetic held-out, {eval_clips} samples, eval seed stream disjoint from training",
                     "metric": card.metric.name if card.metric else None, **(metric or {})}
@@ -371,4 +371,4 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     else:
         score = card.metric.format(metric["value"]) if metric else "not evaluated"
         console.print(f"wrote {out}  loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}  {score}  "
-                      f"({train_s:.0f}s)", highlight=False)
+                      f"({train_s:.0f}s)", highlight=False, markup=False)

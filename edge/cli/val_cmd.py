@@ -68,7 +68,7 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
                       against, _also(r["score"]), f"{r['seconds']:.1f}")
         console.print(t)
         if any(r.get("edge_run") for r in report["rows"]):
-            console.print(RUN_NOTE, highlight=False)
+            console.print(RUN_NOTE, highlight=False, markup=False)
         if any(r.get("ci95") for r in report["rows"]):
             console.print("95 % CI: over the samples (a bootstrap, or Wilson's and Newcombe's for a pass/fail rate; a "
                           "drop's: the same samples for both configurations); what one sample more or less can move",
@@ -76,9 +76,9 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
         for s in report["skipped"]:
             console.print(f"[yellow]skipped[/] {s['config']}: {escape(s['reason'])}", highlight=False)
         for n in report.get("notes", ()):
-            console.print(f"note: {escape(n)}", highlight=False)
+            console.print(f"note: {n}", highlight=False, markup=False)
         if out is not None:
-            console.print(f"wrote {out}", highlight=False)
+            console.print(f"wrote {out}", highlight=False, markup=False)
     if over:
         # every one named: a log that keeps stderr lost the others; one that is not a number first, said so
         worst = sorted(over, key=lambda r: -r["drop"] if math.isfinite(r["drop"]) else -math.inf)

@@ -991,9 +991,9 @@ class Pipeline:
                     for s in t.source.sensors:
                         self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)
                 if console is not None:
-                    console.print(self.stats.line(), end="\r", highlight=False, soft_wrap=True)
+                    console.print(self.stats.line(), end="\r", highlight=False, soft_wrap=True, markup=False)
         if console is not None:
-            console.print(self.stats.line(), highlight=False, soft_wrap=True)
+            console.print(self.stats.line(), highlight=False, soft_wrap=True, markup=False)
         self.stats.sample_rss()
         for t in self._threads:
             for s in t.source.sensors:

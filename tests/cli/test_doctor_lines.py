@@ -73,3 +73,22 @@ def test_doctor_rows_give_the_pip_line() -> None:
 
     ok, why = _pkg("edge_no_such_package.sub")
     assert not ok and why == "edge_no_such_package is not installed (pip install edge_no_such_package)"
+
+
+def test_the_exports_engine_notice_keeps_the_pip_line(tiny_bundle: Path) -> None:
+    """A review of README's commands: edge-export --to onnx,tensorrt said "pip install 'edge-deploy'" (Rich read
+    "[tensorrt]" as a style tag); lines with paths, reasons or notes print as they are."""
+    import io
+
+    from rich.console import Console
+
+    from edge.bundle import Bundle
+    from edge.cli.export_cmd import _engines
+    from edge.runtimes.registry import get_backend
+
+    ok, why = get_backend("tensorrt").is_available()
+    if ok:
+        pytest.skip("TensorRT is available here")
+    buf = io.StringIO()
+    _engines(Bundle.load(tiny_bundle), "tensorrt", ["fp16"], Console(file=buf, width=400))
+    assert why in buf.getvalue() and "pip install 'edge-deploy[tensorrt]'" in buf.getvalue()
