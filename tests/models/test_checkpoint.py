@@ -126,6 +126,42 @@ def test_flipped_bytes_inside_a_tensor_are_refused(ckpt_file: Path, tmp_path: Pa
     _expect_error(p, "corrupt checkpoint .* does not match its CRC")
 
 
+def test_a_checkpoint_saved_without_crcs_loads(ckpt_file: Path, tmp_path: Path) -> None:
+    """The review of the CRC check: torch.serialization.set_crc32_options(False) writes 0 for every member's CRC, a
+    file torch loads; it was refused as damaged."""
+    import zipfile
+
+    import torch
+
+    data = torch.load(ckpt_file, weights_only=True)
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(data, tmp_path / "nocrc.pt")
+    finally:
+        torch.serialization.set_crc32_options(True)
+    with zipfile.ZipFile(tmp_path / "nocrc.pt") as zf:
+        assert {i.CRC for i in zf.infolist() if i.file_size} == {0}
+    from edge.models.checkpoint import read_checkpoint
+
+    assert read_checkpoint(tmp_path / "nocrc.pt")["model"] == data["model"]
+
+
+def test_a_damaged_compressed_member_is_one_line(tmp_path: Path) -> None:
+    """The review of the CRC check: a deflate stream it could not inflate (a damaged compressed .npz given as a
+    checkpoint) escaped as zlib.error, and an unknown compression method as NotImplementedError."""
+    import zipfile
+
+    np.savez_compressed(tmp_path / "w.npz", a=np.random.default_rng(0).random(100_000))
+    data = bytearray((tmp_path / "w.npz").read_bytes())
+    off = zipfile.ZipFile(tmp_path / "w.npz").infolist()[0].header_offset
+    start = off + 30 + int.from_bytes(data[off + 26:off + 28], "little") + int.from_bytes(data[off + 28:off + 30],
+                                                                                          "little")
+    data[start] = 0x07  # an invalid deflate block type
+    p = tmp_path / "bad.npz"
+    p.write_bytes(bytes(data))
+    _expect_error(p, "not a readable checkpoint .*error")
+
+
 def test_empty_file(tmp_path: Path) -> None:
     p = tmp_path / "empty.pt"
     p.write_bytes(b"")
