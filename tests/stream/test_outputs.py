@@ -458,6 +458,12 @@ def test_a_variable_rate_video_is_placed_by_its_timestamps(tmp_path: Path) -> No
     src = open_source(str(slow))
     src.open()
     assert src.fps == pytest.approx(0.5) and [f.meta["t_recorded_ns"] / 1e9 for f in src] == pytest.approx([0, 2, 4])
+    # a review: below 0.01 fps a video was read as 30 (an image folder's fps=0.005 was kept): the loop's own range
+    slower = _video(tmp_path / "slower.mp4", n=2, fps=0.005)
+    src = open_source(str(slower))
+    src.open()
+    assert src.fps == pytest.approx(0.005, rel=1e-3)
+    src.close()
 
 
 def test_records_of_an_image_folder_name_their_files(tmp_path: Path) -> None:

@@ -161,9 +161,13 @@ class CameraSource(Source):
             cap.release()
             raise DataError(f"{self.spec}: frames of {w}x{h} are over the {self._max_px}-pixel limit images have "
                             "(OPENCV_IO_MAX_IMAGE_PIXELS raises it)")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        # a time-lapse file can hold 0.5 fps (it was taken as 30); 0, NaN or absurd rates: 30
-        self.fps = float(fps) if fps and 0.01 <= fps <= 1000.0 else 30.0
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        # a time-lapse file can hold 0.5 fps (it was taken as 30), or 0.005 (it was taken as 30 below 0.01, where an
+        # image folder's fps= kept it): the slowest rate the loop paces (FPS_RANGE) at least; 0, NaN or a rate above
+        # the loop's range (an MPEG-TS time base read as 90000): 30
+        from edge.stream.sources import FPS_RANGE
+
+        self.fps = max(fps, FPS_RANGE[0]) if 0.0 < fps <= FPS_RANGE[1] else 30.0
         self.period_s = 1.0 / self.fps
         if self.kind == "file":
             n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
