@@ -76,9 +76,9 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         return
     m = report["machine"]
     p8 = report.get("int8_gemm_peak_gops")
-    t = Table(title=f"{report['model']} batch 1, per program step (what edge run pays per input); GEMM peak "
-                    f"fp32 {report['gemm_peak_gflops']:.0f} GFLOP/s"
-                    + (f", int8 {p8:.0f} GOP/s" if p8 else "") + " here")
+    t = Table(title=escape(f"{report['model']} batch 1, per program step (what edge run pays per input); GEMM peak "
+                           f"fp32 {report['gemm_peak_gflops']:.0f} GFLOP/s"
+                           + (f", int8 {p8:.0f} GOP/s" if p8 else "") + " here"))
     for col in ("config", "GMAC", "median ms", "p90 ms", "p99 ms", "steps/s", "GFLOP/s", "of peak", "vs torch",
                 "95 % CI", "RSS +MB"):
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")

@@ -158,11 +158,13 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
         Console(stderr=True).print(
             f"refined over {len(Ts)} frames ({len(Ts) - int(inliers.sum())} rejected): moved {moved_deg:.2f} deg / "
             f"{moved_cm:.1f} cm from the start{against}; {scatter}{counts}; wrote {out}", highlight=False,
-            soft_wrap=True)
+            soft_wrap=True, markup=False)  # a path with '[x]' in it was printed without it
     if worse:
+        from rich.markup import escape
+
         Console(stderr=True).print(
             f"[yellow]warning[/]: the refined rig is farther from the source's own calibration than --init in "
-            f"{' and '.join(worse)}; compare the two before using {out}", highlight=False, soft_wrap=True)
+            f"{' and '.join(worse)}; compare the two before using {escape(str(out))}", highlight=False, soft_wrap=True)
     return report
 
 

@@ -138,7 +138,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
     if json_out:
         print(jsonout.dumps({"bundle": str(bundle.path), **report}))
         return
-    table = Table(title=f"{bundle.path} ({bundle.model_name}, attention={report['attention']})")
+    table = Table(title=escape(f"{bundle.path} ({bundle.model_name}, attention={report['attention']})"))
     for col in ("graph", "file", "size", "parity max abs", "parity max rel", "export s"):
         table.add_column(col, justify="right" if col not in ("graph", "file") else "left")
     for g, r in report["graphs"].items():

@@ -56,7 +56,7 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
         print(jsonout.dumps(report))
     else:
         unit = report["unit"]
-        t = Table(title=f"{report['model']}: {report['metric']} on {report['described']}")
+        t = Table(title=escape(f"{report['model']}: {report['metric']} on {report['described']}"))  # '[x]' in paths
         for col in ("config", report["metric"], "95 % CI", "drop", "drop 95 % CI", "against", "also", "seconds"):
             t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
         for r in report["rows"]:

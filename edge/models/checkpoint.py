@@ -68,10 +68,13 @@ def _no_deflate_bomb(p: Path) -> None:
                     with zf.open(info) as f:
                         while f.read(1 << 22):
                             pass
-                except zipfile.BadZipFile:  # its CRC does not match
+                except zipfile.BadZipFile as e:
+                    if not str(e).startswith("Bad CRC-32"):  # a damaged header ("Bad magic number"): not a CRC
+                        raise
                     bad = info.filename
                     break
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError, RuntimeError) as e:
+        # (RuntimeError: a member flagged encrypted, which torch refused the same way before)
         # a damaged deflate stream, an unknown compression method: one line, as a truncated file gets
         raise ModelError(f"{p}: not a readable checkpoint (truncated or corrupt: {type(e).__name__}: "
                          f"{first_line(e, 120)})") from None

@@ -92,3 +92,19 @@ def test_the_exports_engine_notice_keeps_the_pip_line(tiny_bundle: Path) -> None
     buf = io.StringIO()
     _engines(Bundle.load(tiny_bundle), "tensorrt", ["fp16"], Console(file=buf, width=400))
     assert why in buf.getvalue() and "pip install 'edge-deploy[tensorrt]'" in buf.getvalue()
+
+
+def test_a_bundle_path_with_brackets_prints_as_it_is(tmp_path: Path) -> None:
+    """A review: table titles were read as Rich markup, so `--out 'q[/x]'` wrote the bundle and then crashed with a
+    MarkupError traceback (and 'nc[x]' lost its '[x]'); edge val's title and edge calibrate's lines did the same."""
+    import subprocess
+
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "q[").mkdir()
+    out = tmp_path / "q[" / "x]"
+    r = subprocess.run([sys.executable, "-c", "from edge.cli.main import export_main; export_main()", "lane",
+                        "--config", "tiny", "--programs", "clip", "--out", str(out)], capture_output=True, text=True,
+                       timeout=300, env={**__import__("os").environ, "COLUMNS": "300"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{out} (lane, attention=" in r.stdout and "Traceback" not in r.stderr

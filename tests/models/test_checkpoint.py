@@ -162,6 +162,24 @@ def test_a_damaged_compressed_member_is_one_line(tmp_path: Path) -> None:
     _expect_error(p, "not a readable checkpoint .*error")
 
 
+
+def test_a_member_flagged_encrypted_or_a_damaged_header_is_one_line(ckpt_file: Path, tmp_path: Path) -> None:
+    """The review of the CRC check: a member flagged encrypted escaped as zipfile's RuntimeError (torch had refused it
+    in one line), and a damaged local header was called a CRC mismatch."""
+    data = bytearray(ckpt_file.read_bytes())
+    central = data.find(b"PK\x01\x02")
+    data[central + 8] |= 1  # the encrypted bit of the first member's flags
+    p = tmp_path / "encrypted.pt"
+    p.write_bytes(bytes(data))
+    _expect_error(p, "not a readable checkpoint .*encrypted")
+    data = bytearray(ckpt_file.read_bytes())
+    data[0:4] = b"XXXX"  # the first member's local header signature
+    p = tmp_path / "header.pt"
+    p.write_bytes(bytes(data))
+    err = _expect_error(p, "not a readable checkpoint")
+    assert "CRC" not in str(err)
+
+
 def test_empty_file(tmp_path: Path) -> None:
     p = tmp_path / "empty.pt"
     p.write_bytes(b"")
