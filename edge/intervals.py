@@ -57,7 +57,10 @@ def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
     z, p = _z(level), k / n
     mid, half = (p + z * z / (2 * n)), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     den = 1 + z * z / n
-    return max(0.0, (mid - half) / den), min(1.0, (mid + half) / den)
+    # exactly 0 at k = 0 and 1 at k = n: the formula's rounding gave 1e-15 there, an interval above its own 0 % value
+    lo = 0.0 if k <= 0 else max(0.0, min(p, (mid - half) / den))
+    hi = 1.0 if k >= n else min(1.0, max(p, (mid + half) / den))
+    return lo, hi
 
 
 def newcombe_paired(a: int, b: int, c: int, d: int, level: float = LEVEL) -> tuple[float, float]:
