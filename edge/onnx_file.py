@@ -109,3 +109,77 @@ def name_nodes(model: Any) -> int:
         used.add(name)
         named += 1
     return named
+
+
+def attribute(node: Any, name: str, default: Any = None) -> Any:
+    """A node's attribute ``name`` as a Python value (an int, a float, a list, ...), or ``default`` when it has none
+    (ONNX's default for that attribute, which the caller knows)."""
+    from onnx import helper
+
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _static_dims(tt: Any) -> list[int | None] | None:
+    """A value's dims from its type (None for a dim without a fixed value), or None when its rank is unknown."""
+    if not tt.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
+
+
+#: initializers of at most this many elements go to shape inference with their values (the shapes, axes and
+#: indices a Reshape, Unsqueeze or Slice reads); larger ones (the weights) as their types alone
+SMALL_INITIALIZER = 1024
+
+
+def _without_weights(model: Any) -> Any:
+    """A copy of ``model`` for shape inference: its large initializers turned into graph inputs of their type and
+    dims. Why: inference serialises the model it is given, so the whole model cost a copy of its weights (a
+    1 GB embedding table: +10 s and +2 GB of peak memory per export, a review measured) for dims alone."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    g = model.graph
+    small, typed = [], []
+    named = {vi.name for vi in g.input}
+    for t in g.initializer:
+        if int(np.prod(t.dims, dtype=np.int64)) <= SMALL_INITIALIZER:
+            small.append(t)
+        elif t.name not in named:
+            typed.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    graph = onnx.GraphProto(name=g.name, node=g.node, input=[*g.input, *typed], output=g.output,
+                            initializer=small, value_info=g.value_info)
+    light = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import, graph=graph)
+    light.functions.extend(model.functions)
+    return light
+
+
+def value_dims(model: Any) -> dict[str, list[int | None]]:
+    """Every value's dims (None for one without a fixed size) the graph states or ONNX's shape inference finds,
+    initializers' and Constant nodes' included: what :mod:`edge.export.index_ranges` and :mod:`edge.bench.flops`
+    read. Inference runs on a copy without the weights (:func:`_without_weights`)."""
+    g = model.graph
+    shapes: dict[str, list[int | None]] = {}
+    try:
+        import onnx
+
+        inferred = onnx.shape_inference.infer_shapes(_without_weights(model)).graph
+        vis = [*inferred.value_info, *inferred.input, *inferred.output]
+    except Exception:  # a graph shape inference cannot read: what it states
+        vis = [*g.value_info, *g.input, *g.output]
+    for vi in vis:
+        if vi.type.HasField("tensor_type"):
+            dims = _static_dims(vi.type.tensor_type)
+            if dims is not None:
+                shapes[vi.name] = dims
+    for t in g.initializer:
+        shapes[t.name] = [int(d) for d in t.dims]
+    for node in g.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value" and a.HasField("t"):
+                    shapes[node.output[0]] = [int(d) for d in a.t.dims]
+    return shapes

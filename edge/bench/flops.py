@@ -3,34 +3,19 @@ shape inference, so a latency becomes achieved GFLOP/s (the machine's peaks: :mo
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-
-
-def _shapes(model: Any) -> dict[str, list[int]]:
-    import onnx
-
-    inferred = onnx.shape_inference.infer_shapes(model)
-    out: dict[str, list[int]] = {}
-    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
-        out[vi.name] = dims
-    for t in inferred.graph.initializer:
-        out[t.name] = list(t.dims)
-    return out
 
 
 def count_macs(onnx_path: str, batch: int = 1) -> int:
     """MACs of one inference (unknown/dynamic dims count as ``batch``); 0 for ops we do not model."""
-    from edge.onnx_file import read_model
+    from edge.onnx_file import attribute, read_model, value_dims
 
     model = read_model(onnx_path)
     for vi in model.graph.input:  # pin dynamic dims so shape inference is concrete
         for d in vi.type.tensor_type.shape.dim:
             if not d.HasField("dim_value"):
                 d.dim_value = batch
-    shp = _shapes(model)
+    shp = {k: [d or 0 for d in v] for k, v in value_dims(model).items()}  # a dim of unknown size counts 0
     macs = 0
     for n in model.graph.node:
         if n.op_type in ("Conv", "ConvTranspose") and n.output[0] in shp and n.input[1] in shp:
@@ -43,7 +28,7 @@ def count_macs(onnx_path: str, batch: int = 1) -> int:
             a = shp[n.input[0]]
             out = shp[n.output[0]]
             if a and out:
-                k = a[-1] if n.op_type == "MatMul" or not _attr(n, "transA") else a[-2]
+                k = a[-1] if n.op_type == "MatMul" or not attribute(n, "transA", 0) else a[-2]
                 macs += int(np.prod(out)) * int(k)
         elif n.op_type == "Attention" and n.input[0] in shp and n.input[1] in shp and n.input[2] in shp:
             q, k, v = shp[n.input[0]], shp[n.input[1]], shp[n.input[2]]
@@ -51,14 +36,7 @@ def count_macs(onnx_path: str, batch: int = 1) -> int:
                 b, h, sq, d = q
                 macs += b * h * sq * k[2] * (d + v[3])
             elif len(q) == 3 and len(k) == 3 and len(v) == 3:  # (batch, tokens, heads x width): opset 23's 3-D form
-                hq, hkv = _attr(n, "q_num_heads"), _attr(n, "kv_num_heads")
+                hq, hkv = attribute(n, "q_num_heads", 0), attribute(n, "kv_num_heads", 0)
                 if hq > 0 and hkv > 0 and q[2] % hq == 0 and v[2] % hkv == 0:  # QK^T and AV, per query head
                     macs += q[0] * hq * q[1] * k[1] * (q[2] // hq + v[2] // hkv)
     return macs
-
-
-def _attr(node: Any, name: str) -> int:
-    for a in node.attribute:
-        if a.name == name:
-            return int(a.i)
-    return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from edge.onnx_file import attribute, value_dims
 from edge.spec import IOSpec
 
 #: ops whose output holds exactly the values of their first input (so an indexing op after them constrains the
@@ -37,71 +38,6 @@ def _keeps_indices(src: int, dst: int) -> bool:
     return src in INT_TYPES and dst in INT_TYPES
 
 
-def _static_dims(tt: Any) -> list[int | None] | None:
-    """A value's dims from its type (None for a dim without a fixed value), or None when its rank is unknown."""
-    if not tt.HasField("shape"):
-        return None
-    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
-
-
-#: initializers of at most this many elements go to shape inference with their values (the shapes, axes and
-#: indices a Reshape, Unsqueeze or Slice reads); larger ones (the weights) as their types alone
-SMALL_INITIALIZER = 1024
-
-
-def _without_weights(model: Any) -> Any:
-    """A copy of ``model`` for shape inference: its large initializers turned into graph inputs of their type and
-    dims. Why: inference serialises the model it is given, so the whole model cost a copy of its weights (a
-    1 GB embedding table: +10 s and +2 GB of peak memory per export, a review measured) for dims alone."""
-    import numpy as np
-    import onnx
-    from onnx import helper
-
-    g = model.graph
-    small, typed = [], []
-    named = {vi.name for vi in g.input}
-    for t in g.initializer:
-        if int(np.prod(t.dims, dtype=np.int64)) <= SMALL_INITIALIZER:
-            small.append(t)
-        elif t.name not in named:
-            typed.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-    graph = onnx.GraphProto(name=g.name, node=g.node, input=[*g.input, *typed], output=g.output,
-                            initializer=small, value_info=g.value_info)
-    light = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import, graph=graph)
-    light.functions.extend(model.functions)
-    return light
-
-
-def _shapes(model: Any) -> dict[str, list[int | None]]:
-    """Every value's dims the graph states or ONNX's shape inference finds (nothing it cannot)."""
-    g = model.graph
-    shapes: dict[str, list[int | None]] = {}
-    try:
-        import onnx
-
-        inferred = onnx.shape_inference.infer_shapes(_without_weights(model)).graph
-        vis = [*inferred.value_info, *inferred.input, *inferred.output]
-    except Exception:  # a graph shape inference cannot read: what it states
-        vis = [*g.value_info, *g.input, *g.output]
-    for vi in vis:
-        if vi.type.HasField("tensor_type"):
-            dims = _static_dims(vi.type.tensor_type)
-            if dims is not None:
-                shapes[vi.name] = dims
-    for t in g.initializer:
-        shapes[t.name] = [int(d) for d in t.dims]
-    for node in g.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value" and a.HasField("t"):
-                    shapes[node.output[0]] = [int(d) for d in a.t.dims]
-    return shapes
-
-
-def _attr(node: Any, name: str, default: int) -> int:
-    return next((a.i for a in node.attribute if a.name == name), default)
-
-
 def _indexed_length(node: Any, shapes: dict[str, list[int | None]], cols: tuple[int, int] | None) -> int | None:
     """The length of the axis that ``node``'s input 1 indexes, when it is fixed (None otherwise). ``cols``: for a
     GatherND / ScatterND, the columns of the index tuples the traced values fill (None: any of them)."""
@@ -109,13 +45,13 @@ def _indexed_length(node: Any, shapes: dict[str, list[int | None]], cols: tuple[
     if data is None:
         return None
     if node.op_type in BY_AXIS:
-        axis = _attr(node, "axis", 0)
+        axis = attribute(node, "axis", 0)
         axis = axis + len(data) if axis < 0 else axis
         n = data[axis] if 0 <= axis < len(data) else None
         return n if n else None
     idx = shapes.get(node.input[1])
     k = idx[-1] if idx else None
-    b = _attr(node, "batch_dims", 0)
+    b = attribute(node, "batch_dims", 0)
     if not k or b + k > len(data):
         return None
     lo, hi = cols if cols is not None and cols[1] <= k else (0, k)
@@ -132,7 +68,7 @@ def _concat_columns(node: Any, pos: int, shapes: dict[str, list[int | None]],
     out = shapes.get(node.output[0])
     if out is None:
         return None
-    axis = _attr(node, "axis", 0)
+    axis = attribute(node, "axis", 0)
     axis = axis + len(out) if axis < 0 else axis
     if axis != len(out) - 1:
         return cols
@@ -157,7 +93,7 @@ def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
                   if vi.type.tensor_type.elem_type in INT_TYPES and vi.name not in initialized]
     if not candidates:
         return {}
-    shapes = _shapes(model)
+    shapes = value_dims(model)
     out: dict[str, tuple[int, int]] = {}
     for vi in candidates:
         n_rows: list[int] = []
@@ -176,7 +112,7 @@ def index_ranges(model: Any) -> dict[str, tuple[int, int]]:
                 elif pos == 0 and node.op_type in (*KEEP_VALUES, "Cast"):
                     after = kind
                     if node.op_type == "Cast":
-                        after = _attr(node, "to", 0)
+                        after = attribute(node, "to", 0)
                         if not _keeps_indices(kind, after):  # to bool or float: the values change
                             continue
                     # a reshape may move the columns: any column from here on (sound wherever the tuple's axes

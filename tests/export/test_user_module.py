@@ -585,7 +585,7 @@ def test_shape_inference_for_index_ranges_leaves_the_weights_out() -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edge.export.index_ranges import SMALL_INITIALIZER, _shapes, _without_weights
+    from edge.onnx_file import SMALL_INITIALIZER, _without_weights, value_dims
 
     table = numpy_helper.from_array(np.zeros((SMALL_INITIALIZER + 1, 4), np.float32), "table")
     shape = numpy_helper.from_array(np.array([2, 6], np.int64), "shape")
@@ -598,7 +598,7 @@ def test_shape_inference_for_index_ranges_leaves_the_weights_out() -> None:
     assert [t.name for t in light.graph.initializer] == ["shape"]
     assert {vi.name for vi in light.graph.input} == {"ids", "table"}
     assert len(light.SerializeToString()) < 1000 < len(model.SerializeToString())
-    found = _shapes(model)
+    found = value_dims(model)
     assert found["ids2"] == [2, 6] and found["table"] == [SMALL_INITIALIZER + 1, 4]
     whole = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
              for vi in onnx.shape_inference.infer_shapes(model).graph.value_info}

@@ -17,18 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.onnx_file import attribute
 from edge.ops.attention import PLUGIN_DOMAIN, PLUGIN_OP, RMS_EPS
 
 ATTENTION_OPSET = 23
-
-
-def _attr(node: Any, name: str, default: Any) -> Any:
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
 
 
 _HEAD_SWAP = [0, 2, 1, 3]  # [B, S, H, D] <-> [B, H, S, D]
@@ -38,11 +30,11 @@ def _head_split_sources(node: Any, producer: dict[str, Any], dims: dict[str, lis
     """The [B, S, H, D] tensors whose head-swapping Transposes make ``node``'s q, k, v; None unless all three do
     and each has the node's H heads, known statically (K/V with fewer heads broadcast in the 4-D form; the 3-D
     form would read them as H heads)."""
-    heads = int(_attr(node, "num_heads", 0))
+    heads = int(attribute(node, "num_heads", 0))
     sources = []
     for name in node.input[:3]:
         t = producer.get(name)
-        if t is None or t.op_type != "Transpose" or list(_attr(t, "perm", [])) != _HEAD_SWAP:
+        if t is None or t.op_type != "Transpose" or list(attribute(t, "perm", [])) != _HEAD_SWAP:
             return None
         shape = dims.get(t.input[0])
         if heads <= 0 or shape is None or len(shape) != 4 or shape[2] != heads:
@@ -124,11 +116,11 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
         tag = f"edge_attn{count}"
         q, k, v = node.input[0], node.input[1], node.input[2]
         mask = node.input[3] if len(node.input) > 3 and node.input[3] else None
-        heads = int(_attr(node, "num_heads", 0))
+        heads = int(attribute(node, "num_heads", 0))
         sources = _head_split_sources(node, producer, dims) if fold else None
         if sources is not None:
             q, k, v = sources  # [B, S, H, D]: RMS over D is the same on either layout
-        if int(_attr(node, "qk_norm", 0)):
+        if int(attribute(node, "qk_norm", 0)):
             need_rms = True
             normed = []
             for name, x in (("q", q), ("k", k)):
@@ -142,7 +134,7 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
                 ]
                 normed.append(f"{p}_n")
             q, k = normed
-        scale = float(_attr(node, "scale", 1.0))
+        scale = float(attribute(node, "scale", 1.0))
         if sources is None:
             inputs = [q, k, v] + ([mask] if mask else [])
             new_nodes.append(helper.make_node("Attention", inputs, [node.output[0]], name=node.name or tag,
@@ -159,7 +151,7 @@ def lower_edge_attention(model: Any, *, fold_head_transposes: bool = True) -> An
         out = node.output[0]
         after = readers.get(out, [])
         if (len(after) == 1 and out not in graph_outputs and after[0].op_type == "Transpose"
-                and list(_attr(after[0], "perm", [])) == _HEAD_SWAP):
+                and list(attribute(after[0], "perm", [])) == _HEAD_SWAP):
             # [B, S, H*D] -> [B, S, H, Dv]: what the Transpose that merged the heads back produced
             replaced.add(after[0].output[0])
             new_nodes.append(helper.make_node("Reshape", [f"{tag}_y3", f"{split_name}{heads}"],
