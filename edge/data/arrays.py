@@ -85,7 +85,7 @@ def _read_header(f: IO[bytes], where: str) -> ArrayHeader:
 
 # What zipfile raises for a forged archive: besides BadZipFile/zlib errors, a flipped flag bit reads as
 # "encrypted" (RuntimeError) and a flipped method field as an unsupported compression (NotImplementedError).
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError,
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError,
                UnicodeDecodeError)  # a name flagged UTF-8 that is not (zipfile decodes names as it reads them)
 
 
@@ -102,7 +102,7 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
     p = Path(path)
     try:
         zf = zipfile.ZipFile(p)
-    except _ZIP_ERRORS as e:
+    except ZIP_ERRORS as e:
         raise DataError(f"{p}: not a {what} (not an .npz archive: {first_line(e, 120)})") from None
     out = {}
     stored: dict[str, str] = {}  # member name -> the entry's name in the archive
@@ -115,7 +115,7 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
             try:
                 with zf.open(info) as f:
                     head = _read_header(f, where)
-            except _ZIP_ERRORS as e:
+            except ZIP_ERRORS as e:
                 raise DataError(f"{where}: truncated or corrupt ({first_line(e, 120)})") from None
             if head.nbytes > limit:
                 raise DataError(f"{where} declares {list(head.shape)} {head.dtype}: {head.nbytes} bytes "
@@ -191,7 +191,7 @@ def read_rows(path: str | os.PathLike[str], name: str | None, rows: Sequence[int
                     raise DataError(f"{where}: truncated (row {r} is incomplete)")
                 out[j] = np.frombuffer(buf, head.dtype).reshape(head.shape[1:])
                 pos = r + 1
-    except _ZIP_ERRORS as e:
+    except ZIP_ERRORS as e:
         raise DataError(f"{p}: truncated or corrupt ({first_line(e, 120)})") from None
     order = [want.index(int(r)) for r in rows]
     return out[order]

@@ -37,31 +37,29 @@ def _no_deflate_bomb(p: Path) -> None:
     took 1.3 GB of memory in torch.load."""
     import zipfile
 
-    from edge.data.arrays import bomb_ratio
+    from edge.data.arrays import ZIP_ERRORS, bomb_ratio
 
     try:
-        with zipfile.ZipFile(p) as zf:
-            infos = zf.infolist()
+        zf = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise ModelError(f"{p}: not a readable checkpoint (not a torch file, or truncated: {first_line(e, 120)})"
                          ) from None
-    for info in infos:  # one member (behind stored padding the archive's own ratio stays low)
-        if (ratio := bomb_ratio(info.file_size, info.compress_size)) is not None:
-            raise ModelError(f"{p}: not a readable checkpoint (member {info.filename!r} inflates {ratio}:1 to "
-                             f"{info.file_size} bytes; torch writes its members uncompressed)")
-    # and the archive as a whole: four 256 MB members at 1000:1 each passed the check above (1.2 GB from 1 MB)
-    inflated = sum(i.file_size for i in infos)
-    if (ratio := bomb_ratio(inflated, sum(i.compress_size for i in infos))) is not None:
-        raise ModelError(f"{p}: not a readable checkpoint (its members inflate {ratio}:1 to {inflated} bytes; torch "
-                         "writes its members uncompressed)")
-    # each member against the CRC the archive stores (bounded by the checks above): torch's loader checks none, and
-    # a checkpoint with flipped bytes inside a tensor trained on from wrong weights without a word (a review)
-    import zlib
-
-    bad = None
-    try:
-        with zipfile.ZipFile(p) as zf:
-            for info in zf.infolist():
+    with zf:
+        infos = zf.infolist()
+        for info in infos:  # one member (behind stored padding the archive's own ratio stays low)
+            if (ratio := bomb_ratio(info.file_size, info.compress_size)) is not None:
+                raise ModelError(f"{p}: not a readable checkpoint (member {info.filename!r} inflates {ratio}:1 to "
+                                 f"{info.file_size} bytes; torch writes its members uncompressed)")
+        # and the archive as a whole: four 256 MB members at 1000:1 each passed the check above (1.2 GB from 1 MB)
+        inflated = sum(i.file_size for i in infos)
+        if (ratio := bomb_ratio(inflated, sum(i.compress_size for i in infos))) is not None:
+            raise ModelError(f"{p}: not a readable checkpoint (its members inflate {ratio}:1 to {inflated} bytes; "
+                             "torch writes its members uncompressed)")
+        # each member against the CRC the archive stores (bounded by the checks above): torch's loader checks none,
+        # and a checkpoint with flipped bytes inside a tensor trained on from wrong weights without a word (a review)
+        bad = None
+        try:
+            for info in infos:
                 if info.CRC == 0 and info.file_size:  # torch's set_crc32_options(False) writes 0: nothing to check
                     continue
                 try:
@@ -73,11 +71,11 @@ def _no_deflate_bomb(p: Path) -> None:
                         raise
                     bad = info.filename
                     break
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError, RuntimeError) as e:
-        # (RuntimeError: a member flagged encrypted, which torch refused the same way before)
-        # a damaged deflate stream, an unknown compression method: one line, as a truncated file gets
-        raise ModelError(f"{p}: not a readable checkpoint (truncated or corrupt: {type(e).__name__}: "
-                         f"{first_line(e, 120)})") from None
+        except (*ZIP_ERRORS, ValueError) as e:
+            # a damaged deflate stream, an unknown compression method, a member flagged encrypted (RuntimeError,
+            # which torch refused the same way before): one line, as a truncated file gets
+            raise ModelError(f"{p}: not a readable checkpoint (truncated or corrupt: {type(e).__name__}: "
+                             f"{first_line(e, 120)})") from None
     if bad is not None:
         raise ModelError(f"{p}: corrupt checkpoint (member {bad!r} does not match its CRC: the file was damaged after "
                          "it was written)")
