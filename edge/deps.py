@@ -78,8 +78,8 @@ CUDA_PYTHON_BINDINGS = "12.6.1"
 
 
 def _older(version: str, than: str) -> bool:
-    """Whether release ``version`` is older than ``than`` (numeric fields; a field that is not a number ends the
-    comparison: unknown releases are not called old)."""
+    """Whether release ``version`` is older than ``than``: their first four numbers compared in order (a local
+    ``+...`` part left out); a version without a number is not called old."""
     import re
 
     def nums(v: str) -> list[int]:

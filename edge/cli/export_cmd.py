@@ -218,14 +218,16 @@ def _triton(bundle: Any, out: Path, backends: list[str], device: str, asked: lis
     precision. Why: it was always the first artifact, fp32, whatever was asked, and said nothing."""
     from edge.export.triton_repo import write_triton_repo
 
-    for i, precision in enumerate(reversed(asked)):
+    def write(precision: str) -> tuple[str, str]:
+        return str(write_triton_repo(bundle, out, backends=backends, graphs=bundle.graphs, device=device,
+                                     precision=precision)), precision
+
+    for precision in reversed(asked[1:]):
         try:  # checked whole before a byte is written: a precision a backend lacks leaves nothing behind
-            return str(write_triton_repo(bundle, out, backends=backends, graphs=bundle.graphs, device=device,
-                                         precision=precision)), precision
+            return write(precision)
         except ExportError:
-            if i == len(asked) - 1:
-                raise
-    raise AssertionError("unreachable: asked is never empty")
+            continue
+    return write(asked[0])  # the first asked: its error is the command's
 
 
 def _check_triton_sources(backends: list[str], targets: list[str], out: Path, precision: str = "fp32") -> None:

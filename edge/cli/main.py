@@ -103,6 +103,11 @@ def _is_path(param: Any) -> bool:
     return isinstance(ann, type) and issubclass(ann, os.PathLike)
 
 
+def _empty_path(name: str, path: list[str]) -> str:
+    return f"{name} '': an empty path (it would be read as the current folder); give a file or folder (see " \
+           f"`{' '.join(path)} --help`)"
+
+
 def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
     """The one-line error for an option that takes one value given twice (``--source a --source b``), or for a path
     option given an empty value (``--out ''``), or None.
@@ -130,8 +135,7 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
         arg = positional[n_args] if n_args < len(positional) else None
         n_args += 1
         if tok == "" and arg is not None and _is_path(arg):
-            return (f"{arg.name.upper()} '': an empty path (it would be read as the current folder); give a file "
-                    f"or folder (see `{' '.join(path)} --help`)")
+            return _empty_path(arg.name.upper(), path)
         return None
 
     seen: dict[str, tuple[str, str]] = {}
@@ -154,8 +158,7 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
             i += 1
         if value == "" and _is_path(p):
             # Path("") is ".": an empty shell variable (`--out "$OUT"`) wrote into the current folder unsaid
-            return (f"{name} '': an empty path (it would be read as the current folder); give a file or folder "
-                    f"(see `{' '.join(path)} --help`)")
+            return _empty_path(name, path)
         if p.multiple:
             continue
         if p.name in seen:
