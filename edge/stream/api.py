@@ -77,13 +77,12 @@ def policy_note(pipe: Any, summary: dict[str, Any]) -> str | None:
     synthetic frames were processed, with no word why). Said with the count, and the two options that fit."""
     if pipe is None or pipe.policy != "latest" or any(s.live for s in pipe.sources):
         return None
-    from edge.stream.stats import drops_by_sensor
+    from edge.stream.stats import drops_by_sensor, per_sensor
 
     by = drops_by_sensor(summary.get("counters") or {})
     if not by:
         return None
-    what = (f"{sum(by.values())} frame(s)" if len(by) == 1 else
-            "frames (" + ", ".join(f"{s} {n}" for s, n in by.items()) + ")")
+    what = f"{sum(by.values())} frame(s)" if len(by) == 1 else f"frames ({per_sensor(by)})"
     return (f"--policy latest dropped {what} of sources no clock paces (files or synthetic frames are read "
             "as fast as possible, so the model keeps up with none): --realtime plays them at their own rate, "
             "--policy block takes every frame")

@@ -29,7 +29,12 @@ def drops_text(counters: dict[str, Any]) -> str:
     by = drops_by_sensor(counters)
     if len(by) <= 1:
         return f"{sum(by.values())} dropped"
-    return "dropped " + ", ".join(f"{s} {n}" for s, n in by.items())
+    return "dropped " + per_sensor(by)
+
+
+def per_sensor(by: dict[str, int]) -> str:
+    """``{"front": 23, "front_left": 3}`` as ``"front 23, front_left 3"``."""
+    return ", ".join(f"{s} {n}" for s, n in by.items())
 
 
 class Recorder:
