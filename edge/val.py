@@ -259,7 +259,7 @@ def run_val(bundle: str | Path, data: str | os.PathLike[str] | list[str], *, bac
     specs = chosen_programs(b, card, programs)
     specs = specs if programs else specs[:1]
     backends = name_list("backends", backends) or ["torch", "onnxruntime", "openvino"]
-    specs_given = data_specs(data, "data")
+    specs_given = data_specs(data, "--data")
     samples, parts = labelled_sets(card, cfg, specs_given)
     described = parts[0] if len(parts) == 1 else f"{len(samples)} samples ({'; '.join(parts)})"
     run_forms: set[tuple[str, str, str]] = set()

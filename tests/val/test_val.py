@@ -535,3 +535,13 @@ def test_an_out_that_is_another_file_is_refused_an_earlier_report_replaced(tiny_
         assert _invoke(app, ["val", str(tiny_bundle), "--data", "synthetic:1", "--backends", "onnxruntime", "--out",
                              str(report)], "edge") == 0
     capsys.readouterr()
+
+
+def test_a_data_spec_given_twice_names_the_option(tiny_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found in a review of the known-left list: `edge val --data synthetic --data synthetic` said "data synthetic:
+    given twice", naming the Python argument, where every other refusal names the option (`--programs ''`)."""
+    from edge.cli.main import _invoke, app
+
+    code = _invoke(app, ["val", str(tiny_bundle), "--data", "synthetic:1", "--data", "synthetic:1"], "edge")
+    err = capsys.readouterr().err
+    assert code == 2 and "--data synthetic:1: given twice" in err and "scoring" not in err, err
