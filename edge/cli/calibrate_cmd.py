@@ -26,7 +26,8 @@ class _Collect(Sink):
         self.key = key
         self.estimates: list[np.ndarray] = []
         self.counts: dict[str, list[int]] = {}
-        self.image_size: tuple[int, int] | None = None  # of the camera frames the estimates came from
+        self.sizes: dict[tuple[int, int], str] = {}  # (h, w) of the camera frames the estimates came from -> one
+        # frame of that size (its file), to name when they differ
 
     def write(self, result: Any) -> None:
         T = result.record.get(self.key)
@@ -36,11 +37,22 @@ class _Collect(Sink):
                 whole = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
                 if whole and k in result.task_keys:  # the program's own fields, not the loop's
                     self.counts.setdefault(str(k), []).append(int(v))
-            if self.image_size is None:
-                from edge.data.frame import is_image
+            from edge.data.frame import is_image
 
-                img = next((f.data for f in result.frames.values() if is_image(f.data)), None)
-                self.image_size = None if img is None else (int(img.shape[0]), int(img.shape[1]))
+            cam = next((f for f in result.frames.values() if is_image(f.data)), None)
+            if cam is not None:
+                size = (int(cam.data.shape[0]), int(cam.data.shape[1]))
+                self.sizes.setdefault(size, str(cam.meta.get("file") or f"frame {cam.seq}"))
+
+    def image_size(self, source: str) -> tuple[int, int] | None:
+        """The one size of the frames the estimates came from, the size the written rig states; frames of two sizes
+        are refused: the rig, stating the first, was then skipped or rescaled by `edge run --calib` on the others
+        (a review), while each estimate was made at its frame's own size."""
+        if len(self.sizes) > 1:
+            said = ", ".join(f"{w}x{h} ({f})" for (h, w), f in list(self.sizes.items())[:3])
+            raise DataError(f"{source}: its frames are of {len(self.sizes)} image sizes ({said}); a rig is for one "
+                            "camera's images: calibrate the frames of one size at a time (no rig was written)")
+        return next(iter(self.sizes), None)
 
 
 def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | None, out: Path, frames: int,
@@ -105,14 +117,14 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
                                                     sync_ms=sync_ms, preprocess=preprocess)
             if k == 0:
                 if reference is not None:  # with the size of the images the run read
-                    reference = Rig(reference.P, reference.T_lidar_to_cam, reference.image_size or sink.image_size,
-                                    reference.source)
+                    reference = Rig(reference.P, reference.T_lidar_to_cam,
+                                    reference.image_size or sink.image_size(source), reference.source)
                 if start is None:  # ... which was then every frame's starting guess
                     start = reference
                 centre = start.T_lidar_to_cam
             T, inliers, spread = robust_mean(Ts, centre)
             centre = T  # each pass's median is taken around the rig its frames started from
-            refined = Rig(start.P, T, start.image_size or sink.image_size, "edge calibrate", start.distortion)
+            refined = Rig(start.P, T, start.image_size or sink.image_size(source), "edge calibrate", start.distortion)
             if k + 1 < passes:  # the next pass starts every frame from this pass's rig
                 rig_in = Path(tmp) / f"pass{k + 1}.json"
                 rig_in.write_text(jsonout.dumps(refined.to_json()))

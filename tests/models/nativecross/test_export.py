@@ -518,3 +518,26 @@ def test_fp16_of_a_graph_past_float16s_range_keeps_those_nodes_fp32(tmp_path: Pa
     finally:
         rt.close()
     assert not all(np.isfinite(v).all() for o in out for v in o.values())
+
+
+def test_calibrate_refuses_frames_of_two_image_sizes(bundle: Path, real_data: Path, tmp_path: Path, capsys) -> None:
+    """Found by a review: one calibration beside images of 1224x370 and 1242x375 gave a rig stating the first
+    frame's size, which `edge run --calib` then skipped the other frames with (or rescaled them by, on another
+    family), while each estimate was made at its own frame's size: refused, naming both sizes, no rig written."""
+    obj, extra = (real_data / "kitti" / d / "training" for d in ("object", "object_extra"))
+    mix = tmp_path / "mix"
+    for sub in ("image_2", "velodyne", "calib"):
+        (mix / sub).mkdir(parents=True)
+    calib = obj / "calib" / "000114.txt"
+    for src, idx in ((extra, "000000"), (obj, "000114")):  # one calibration, two image sizes
+        (mix / "image_2" / f"{idx}.png").symlink_to(src / "image_2" / f"{idx}.png")
+        (mix / "velodyne" / f"{idx}.bin").symlink_to(src / "velodyne" / f"{idx}.bin")
+        (mix / "calib" / f"{idx}.txt").symlink_to(calib)
+    out = tmp_path / "mixed.json"
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{mix}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 image sizes (1224x370" in err and "1242x375" in err and "no rig was written" in err, err
+    assert "Traceback" not in err and not out.exists()
+    # one size: written as before, stating it
+    assert main(["calibrate", str(bundle), "--source", f"kitti:{mix},index=000114", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["image_size"] == [375, 1242]
