@@ -546,8 +546,22 @@ class StagedFolder:
         self.done = True
 
 
+def opencv_name_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why OpenCV cannot be given ``path``, or None: a name (its own or a folder's above it, the current folder's
+    for a relative one) that is not valid UTF-8. Python holds such bytes as surrogates, and OpenCV's binding crashed
+    the process on them (SIGSEGV, nothing said: a review), where Python's own ``open`` reads the file."""
+    try:
+        str(Path(path).absolute()).encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name (or a folder's in its path) is not valid UTF-8, which OpenCV cannot open; rename it"
+    return None
+
+
 def media_path(path: str | os.PathLike[str]) -> str:
     """``path`` as OpenCV's FFmpeg back end is given a file: absolute. A relative name with a colon before its first
     slash (``run:2/overlay.mp4``, ``clip:1.mp4``) is read by FFmpeg as a URL of that protocol, and the file neither
-    opened nor written ("OpenCV cannot write a .mp4 video here")."""
+    opened nor written ("OpenCV cannot write a .mp4 video here"). A name OpenCV cannot take is a DataError
+    (:func:`opencv_name_problem`)."""
+    if (problem := opencv_name_problem(path)) is not None:
+        raise DataError(f"{path}: {problem}")
     return str(Path(path).absolute())

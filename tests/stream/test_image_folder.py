@@ -283,3 +283,51 @@ def test_a_video_named_like_an_image_still_plays(tmp_path: Path) -> None:
     (tmp_path / "clip.jpg").rename(tmp_path / "a,b" / "clip.avi")
     with pytest.raises(DataError, match=r"a,b/clip.avi: a video file takes no options \(fps=5\)"):
         open_source(str(tmp_path / "a,b" / "clip.avi") + ",fps=5").open()
+
+
+def test_names_that_are_not_utf8_are_one_line_not_a_crash(tmp_path: Path, tiny_bundle: Path) -> None:
+    """Found by a review: an image, a folder, a video or a --save path whose name is not valid UTF-8 crashed
+    `edge run` with SIGSEGV and nothing said (OpenCV's binding on Python's surrogate-escaped names). Each is a one-line
+    refusal naming the path now; run in a child process, as a crash would end this one."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.fsencode(tmp_path)
+    try:
+        os.mkdir(root + b"/d\xff")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes no name that is not UTF-8")
+    img = np.full((32, 48, 3), 80, np.uint8)
+    ok, png = cv2.imencode(".png", img)
+    for name in (b"/d\xff/0.png", b"/b\xfe.png"):
+        with open(root + name, "wb") as f:
+            f.write(png.tobytes())
+    with open(root + b"/v\xff.avi", "wb") as f:
+        f.write(b"RIFF")  # refused by its name before anything reads it
+    probe = (
+        "import os, sys\n"
+        "from edge.data.images import read_image\n"
+        "from edge.errors import DataError\n"
+        "from edge.files import media_path\n"
+        "from edge.stream.overlay import VideoWriter\n"
+        "root = os.fsencode(sys.argv[1])\n"
+        "print(read_image(os.fsdecode(root + b'/b\\xfe.png'))[1])\n"
+        "for make in (lambda: media_path(os.fsdecode(root + b'/v\\xff.avi')),\n"
+        "             lambda: VideoWriter(os.fsdecode(root + b'/o\\xff.mp4'), 5.0)):\n"
+        "    try:\n"
+        "        make()\n"
+        "    except DataError as e:\n"
+        "        print(e)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    r = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, env=env,
+                       timeout=120, errors="replace")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and all("is not valid UTF-8, which OpenCV cannot open; rename it" in ln for ln in lines)
+    cli = [sys.executable, "-m", "edge.cli.main", "run", str(tiny_bundle), "--out", str(tmp_path / "run")]
+    for src in (root + b"/d\xff", root + b"/b\xfe.png", root + b"/v\xff.avi"):
+        r = subprocess.run([*cli, "--source", os.fsdecode(src)], capture_output=True, text=True, env=env,
+                           timeout=300, errors="replace")
+        assert r.returncode == 2 and "not valid UTF-8" in r.stderr and "Traceback" not in r.stderr, (src, r.stderr)
+        assert not (tmp_path / "run").exists()
