@@ -300,6 +300,7 @@ def test_names_that_are_not_utf8_are_one_line_not_a_crash(tmp_path: Path, tiny_b
         pytest.skip("this file system takes no name that is not UTF-8")
     img = np.full((32, 48, 3), 80, np.uint8)
     ok, png = cv2.imencode(".png", img)
+    assert ok
     for name in (b"/d\xff/0.png", b"/b\xfe.png"):
         with open(root + name, "wb") as f:
             f.write(png.tobytes())
