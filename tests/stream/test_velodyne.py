@@ -297,3 +297,17 @@ def test_a_lidar_capture_given_as_the_source_says_where_it_goes(real_data: Path)
     for spec in (str(pcap), f"velodyne:{pcap}", f"ouster:{pcap},meta=x.json", f"{pcap},fps=10"):
         with pytest.raises(DataError, match=r": a LiDAR capture or spec, which edge run reads with --lidar"):
             open_source(spec)
+
+
+def test_a_lidar_point_file_given_as_the_source_is_refused(real_data: Path) -> None:
+    """Found by a review: nuScenes' LIDAR_TOP .pcd.bin given to --source opened as one 1280x34688 video frame
+    (FFmpeg's binary-text demuxer) and ran, exit 0, with lanes found in the point floats; a KITTI velodyne .bin
+    said "corrupt or unsupported codec"."""
+    from edge.stream.sources import open_source
+
+    nus = next((real_data / "nuscenes").rglob("*LIDAR_TOP*.pcd.bin"))
+    kitti = real_data / "kitti/object/training/velodyne/000114.bin"
+    for spec in (str(nus), str(kitti), f"{kitti},fps=10"):
+        with pytest.raises(DataError, match=r"\.bin: a LiDAR point file \(\.bin, \.pcd: KITTI's or nuScenes' scans\), "
+                                            r"not a camera source; a KITTI folder runs as kitti:FOLDER"):
+            open_source(spec)

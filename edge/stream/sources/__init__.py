@@ -152,6 +152,12 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
             return src
         raise DataError(f"{head}: an .npz that is not an {SCHEMA} recording (the .npz that --source replays, as "
                         "waveform:FILE or the file alone)")
+    if head.lower().endswith((".bin", ".pcd")) and Path(head).is_file():
+        # a KITTI velodyne/*.bin was "corrupt or unsupported codec"; nuScenes' LIDAR_TOP .pcd.bin opened as one
+        # 1280x34688 frame (FFmpeg's binary-text demuxer) and ran, exit 0, on the point floats drawn as pixels
+        raise DataError(f"{head}: a LiDAR point file (.bin, .pcd: KITTI's or nuScenes' scans), not a camera source; "
+                        "a KITTI folder runs as kitti:FOLDER (image_2, velodyne, calib), a live or captured LiDAR with "
+                        "--lidar (a video named .bin: rename it)")
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 
