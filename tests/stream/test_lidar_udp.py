@@ -69,6 +69,12 @@ def test_velodyne_live_equals_file(real_data: Path, name: str, model: str | None
     assert_same(live, files)
     c = src.counters()
     assert c["packets"] == 84 and c["bad_packets"] == 0
+    # a review: the live stamp was an hour since boot (the monotonic clock's), the file's an epoch time; both take
+    # their microseconds past the hour from the packets, and the hour from the host's epoch clock (live: now)
+    hour = 3600 * 10**9
+    for a, b in zip(live, files):
+        assert abs(a.meta["t_sensor_ns"] % hour - b.meta["t_sensor_ns"] % hour) < 10**4
+        assert abs(a.meta["t_sensor_ns"] - time.time_ns()) < 2 * hour
 
 
 @pytest.mark.parametrize("name", ["OS-1-64_legacy_rust-lidar-utils_example", "OS-0-32-U1_v2.2.0_1024x10"])

@@ -3,6 +3,8 @@ the shared packet source (pcap pacing, live socket, counters)."""
 
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,10 @@ class VelodyneSource(PacketLidarSource):
         self._setup(str(target), realtime=realtime, port=port, silence_s=silence_s, packet_size=PACKET_SIZE)
 
     def _feed(self, t_ns: int, payload: bytes) -> Any:
+        if self.udp:  # a datagram's stamp is the monotonic clock (silences are timed on it), and the decoder takes
+            # the hour of the packet's microseconds-past-the-hour from the host's epoch time: live frames said
+            # an hour since boot where the same packets from a pcap said their epoch time (a review)
+            t_ns += time.time_ns() - time.monotonic_ns()
         return self.decoder.feed(t_ns / 1e9, payload)  # velodyne-decoder takes host stamps in seconds
 
     def _frame(self, rot: tuple[np.ndarray, int, int], partial: bool = False) -> Frame:
