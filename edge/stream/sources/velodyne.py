@@ -4,7 +4,6 @@ the shared packet source (pcap pacing, live socket, counters)."""
 from __future__ import annotations
 
 import time
-
 from pathlib import Path
 from typing import Any
 
