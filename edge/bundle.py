@@ -65,6 +65,10 @@ class Bundle:
         root = Path(path)
         if not root.exists():
             raise BundleError(f"{root}: no such bundle folder{_family_hint(str(path))}")
+        from edge.files import utf8_name_problem
+
+        if (problem := utf8_name_problem(root, "ONNX Runtime's and OpenVINO's bindings")) is not None:
+            raise BundleError(f"{root}: {problem}")  # it was "encoder.ort.onnx: onnxruntime cannot load this model"
         if not root.is_dir():
             raise BundleError(f"{root}: not a bundle folder (expected a folder with {MANIFEST})")
         mpath = root / MANIFEST
@@ -314,7 +318,10 @@ def _why_not_ours(folder: Path) -> str:
 
 def check_out(out: str | os.PathLike[str]) -> None:
     """Refuse an ``--out`` that a bundle may not replace, before any export work (BundleError)."""
-    from edge.files import check_replaceable
+    from edge.files import check_replaceable, utf8_name_problem
+
+    if (problem := utf8_name_problem(out, "onnx's and the runtimes' bindings", absolute=True)) is not None:
+        raise BundleError(f"{out}: {problem}")  # it was "model.onnx: onnx.checker rejected the exported graph"
 
     inside = enclosing_bundle(out) or enclosing_bundle(Path(out).resolve())  # through a link, as the writer goes
     if inside is not None:  # its files are listed and hashed: a bundle in it made a re-export of it refuse the folder

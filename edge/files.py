@@ -546,22 +546,33 @@ class StagedFolder:
         self.done = True
 
 
-def opencv_name_problem(path: str | os.PathLike[str]) -> str | None:
-    """Why OpenCV cannot be given ``path``, or None: a name (its own or a folder's above it, the current folder's
-    for a relative one) that is not valid UTF-8. Python holds such bytes as surrogates, and OpenCV's binding crashed
-    the process on them (SIGSEGV, nothing said: a review), where Python's own ``open`` reads the file."""
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: not a name read from bytes that are not (Python's surrogate escapes)."""
     try:
-        str(Path(path).absolute()).encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
-        return "its name (or a folder's in its path) is not valid UTF-8, which OpenCV cannot open; rename it"
-    return None
+        return False
+    return True
+
+
+def utf8_name_problem(path: str | os.PathLike[str], reader: str = "OpenCV", *, absolute: bool = False) -> str | None:
+    """Why ``reader`` (a native library's Python binding: OpenCV, ONNX Runtime, onnx) cannot be given ``path``, or
+    None: a name that is not valid UTF-8, as given (``absolute``: as made absolute, the current folder's name then
+    counting, for a reader given it so). Python holds such bytes as surrogates, where its own ``open`` reads the
+    file; OpenCV's binding crashed the process on them (SIGSEGV, nothing said: a review), ONNX Runtime's and onnx's
+    failed naming a file in the bundle, not the name."""
+    given = os.fspath(path)
+    if is_utf8(str(Path(path).absolute()) if absolute else given):
+        return None
+    where = "its name (or a folder's in its path)" if not is_utf8(given) else "the current folder's name"
+    return f"{where} is not valid UTF-8, which {reader} cannot open; rename it"
 
 
 def media_path(path: str | os.PathLike[str]) -> str:
     """``path`` as OpenCV's FFmpeg back end is given a file: absolute. A relative name with a colon before its first
     slash (``run:2/overlay.mp4``, ``clip:1.mp4``) is read by FFmpeg as a URL of that protocol, and the file neither
     opened nor written ("OpenCV cannot write a .mp4 video here"). A name OpenCV cannot take is a DataError
-    (:func:`opencv_name_problem`)."""
-    if (problem := opencv_name_problem(path)) is not None:
+    (:func:`utf8_name_problem`)."""
+    if (problem := utf8_name_problem(path, absolute=True)) is not None:
         raise DataError(f"{path}: {problem}")
     return str(Path(path).absolute())

@@ -151,9 +151,9 @@ DAMAGED = re.compile(r"^(libpng error|Premature end of JPEG|Corrupt JPEG data: (
 
 def read_image(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
     """(BGR image or None, why not): a truncated or undecodable file gives (None, reason)."""
-    from edge.files import opencv_name_problem
+    from edge.files import utf8_name_problem
 
-    problem = image_problem(path) or opencv_name_problem(path)
+    problem = image_problem(path) or utf8_name_problem(path)  # as imread is given it
     if problem is not None:
         return None, problem
     from edge.deps import opencv

@@ -672,7 +672,7 @@ def export_card(model: str | os.PathLike[str], out: str | os.PathLike[str], *, c
     if eval_data is not None:
         from edge.val import data_specs
 
-        eval_data = data_specs(eval_data, "eval_data", ExportError)
+        eval_data = data_specs(eval_data, "--eval-data", ExportError)
         if eval_size is not None:
             raise ExportError("--eval-size counts held-out synthetic samples; --eval-data gates on the samples it "
                               "names: give one or the other")

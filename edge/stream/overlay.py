@@ -43,11 +43,11 @@ MIN_VIDEO_FPS = 1.0
 
 def video_name_problem(path: str | os.PathLike[str]) -> str | None:
     """Why ``path`` cannot name a video this writer makes (its suffix is no container it writes), or None."""
-    from edge.files import opencv_name_problem
+    from edge.files import utf8_name_problem
 
     if Path(path).suffix.lower() not in VIDEO_CODECS:
         return f"not a video file name (one ends in {', '.join(VIDEO_CODECS)})"
-    return opencv_name_problem(path)
+    return utf8_name_problem(path, absolute=True)  # the writer is given it absolute (media_path)
 
 
 class VideoWriter:

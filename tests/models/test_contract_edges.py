@@ -476,7 +476,9 @@ def test_the_gate_scores_on_labelled_data_when_given(toyfam: Any, registered: li
     assert not (tmp_path / "c").exists()  # refused before the export, as for int8 (fp16 alone exported first)
     for kwargs, needle in (({"eval_data": str(tmp_path / "nope.csv")}, "nope.csv: no such file or folder"),
                            ({"eval_data": f"{tmp_path / 'labels.csv'},bogus=1"}, "unknown option bogus"),
-                           ({"eval_data": str(tmp_path / "labels.csv"), "eval_size": 4}, "give one or the other")):
+                           ({"eval_data": str(tmp_path / "labels.csv"), "eval_size": 4}, "give one or the other"),
+                           # a review: the option was named `eval_data` (the Python argument), as `edge val`'s `data`
+                           ({"eval_data": [str(tmp_path / "labels.csv")] * 2}, r"^--eval-data .*: given twice")):
         with pytest.raises(edge.EdgeError, match=needle):
             export_card("toyval", tmp_path / "c", config="tiny", precisions="fp32,int8", calib_size=3, **kwargs)
         assert not (tmp_path / "c").exists()

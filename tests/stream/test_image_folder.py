@@ -332,3 +332,25 @@ def test_names_that_are_not_utf8_are_one_line_not_a_crash(tmp_path: Path, tiny_b
                            timeout=300, errors="replace")
         assert r.returncode == 2 and "not valid UTF-8" in r.stderr and "Traceback" not in r.stderr, (src, r.stderr)
         assert not (tmp_path / "run").exists()
+    # its review: a URL of such bytes still crashed; a bundle or an export --out of such a name failed naming a file
+    # inside it; and a relative name under a current folder of such a name, which OpenCV is given as written and
+    # opens, was refused by the fix (it ran before it)
+    r = subprocess.run([*cli, "--source", os.fsdecode(b"rtsp://127.0.0.1:1/cam\xff")], capture_output=True, text=True,
+                       env=env, timeout=300, errors="replace")
+    assert r.returncode == 2 and "the URL is not valid UTF-8, which OpenCV cannot open" in r.stderr, r.stderr
+    bund = root + b"/bund\xff"
+    os.symlink(os.fsencode(tiny_bundle), bund)
+    r = subprocess.run([*cli[:4], os.fsdecode(bund), "--source", os.fsdecode(root + b"/d\xff/0.png"), "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300, errors="replace")
+    assert r.returncode == 2 and "is not valid UTF-8, which ONNX Runtime's and OpenVINO's" in r.stderr, r.stderr
+    from edge.bundle import check_out
+    from edge.errors import BundleError
+
+    with pytest.raises(BundleError, match="bindings cannot open; rename it"):
+        check_out(os.fsdecode(root + b"/ex\xff"))
+    r = subprocess.run([*cli[:4], str(tiny_bundle), "--source", "0.png", "--jsonl", str(tmp_path / "r.jsonl")],
+                       cwd=root + b"/d\xff", capture_output=True, text=True, env=env, timeout=300, errors="replace")
+    assert r.returncode == 0 and (tmp_path / "r.jsonl").read_text().count("\n") == 1, r.stderr
+    r = subprocess.run([*cli[:4], str(tiny_bundle), "--source", "0.png", "--save", "o.mp4"],
+                       cwd=root + b"/d\xff", capture_output=True, text=True, env=env, timeout=300, errors="replace")
+    assert r.returncode == 2 and "the current folder's name is not valid UTF-8" in r.stderr, r.stderr

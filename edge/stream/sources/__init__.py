@@ -152,13 +152,32 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
             return src
         raise DataError(f"{head}: an .npz that is not an {SCHEMA} recording (the .npz that --source replays, as "
                         "waveform:FILE or the file alone)")
-    if head.lower().endswith((".bin", ".pcd")) and Path(head).is_file():
+    if head.lower().endswith((".bin", ".pcd")) and Path(head).is_file() and not _starts_as_video(head):
         # a KITTI velodyne/*.bin was "corrupt or unsupported codec"; nuScenes' LIDAR_TOP .pcd.bin opened as one
         # 1280x34688 frame (FFmpeg's binary-text demuxer) and ran, exit 0, on the point floats drawn as pixels
         raise DataError(f"{head}: a LiDAR point file (.bin, .pcd: KITTI's or nuScenes' scans), not a camera source; "
                         "a KITTI folder runs as kitti:FOLDER (image_2, velodyne, calib), a live or captured LiDAR with "
-                        "--lidar (a video named .bin: rename it)")
+                        "--lidar")
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
+
+
+#: the first bytes of the containers FFmpeg reads a camera's recording from: (offset, magic)
+_VIDEO_MAGIC = ((4, b"ftyp"), (0, b"RIFF"), (0, b"\x1aE\xdf\xa3"), (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"),
+                (0, b"FLV"), (0, b"OggS"), (0, b"\x00\x00\x00\x01"))
+
+
+def _starts_as_video(path: str) -> bool:
+    """Whether a file starts as a video container or stream does (MP4/MOV, AVI, Matroska/WebM, MPEG-PS/ES, FLV,
+    Ogg, an H.264/H.265 elementary stream, MPEG-TS's sync byte every 188 bytes): a recording named .bin plays; a
+    LiDAR scan's floats do not start so."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(377)
+    except OSError:
+        return True  # its reader says what is wrong with it
+    if len(first) == 377 and first[0] == first[188] == first[376] == 0x47:
+        return True
+    return any(first[at:at + len(magic)] == magic for at, magic in _VIDEO_MAGIC)
 
 
 def spec_options(spec: str, *, path: bool = True, said: str | None = None) -> tuple[str, dict[str, str]]:

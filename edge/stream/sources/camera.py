@@ -113,6 +113,8 @@ class CameraSource(Source):
         return (Path(self.target),) if self.kind == "file" else ()
 
     def open(self) -> None:
+        from edge.files import is_utf8
+
         cv2 = _cv2()
         if self.kind == "gst" and not has_gstreamer():
             raise DataError(f"{self.spec}: this OpenCV build has no GStreamer support (pip's opencv-python "
@@ -139,6 +141,10 @@ class CameraSource(Source):
             from edge.files import media_path
 
             cap = cv2.VideoCapture(media_path(path))
+        elif self.kind in ("gst", "url") and not is_utf8(self.target):
+            # (bytes that are not UTF-8 in a URL or a pipeline crashed OpenCV's binding, as in a file's name)
+            raise DataError(f"{self.spec}: the {'URL' if self.kind == 'url' else 'pipeline'} is not valid UTF-8, "
+                            "which OpenCV cannot open")
         elif self.kind == "gst":
             cap = cv2.VideoCapture(self.target, cv2.CAP_GSTREAMER)
         elif self.kind == "url":
