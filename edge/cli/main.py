@@ -67,32 +67,39 @@ def _sigterm_interrupts() -> Iterator[None]:
     cleanup runs: Python's default SIGTERM ends the process without any ``finally`` and left temporary
     files of exports, checkpoints and engines behind. Only where SIGTERM still has its default handler;
     a handler someone else installed meanwhile (`edge run` ignores signals once its outputs are
-    committed) is left in place."""
+    committed) is left in place.
+
+    A library's forked helper (OpenVINO's telemetry sender) inherits the handlers: there either signal ends it as
+    the default action would, quietly. A terminal's Ctrl-C reaches the whole process group, and Python's own SIGINT
+    handler printed the helper's KeyboardInterrupt traceback around the command's one line (a review); so SIGINT,
+    where it still has Python's handler, gets the same one, which in the command's own process raises as Python's
+    does."""
     import os
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-
     owner = os.getpid()
 
-    def interrupt(_signum: int, _frame: object) -> None:
-        if os.getpid() != owner:  # a library's forked helper (OpenVINO's telemetry sender) inherited this handler:
-            # it ends as SIGTERM would end it, not with a KeyboardInterrupt traceback under the command's one line
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+    def interrupt(signum: int, _frame: object) -> None:
+        if os.getpid() != owner:  # a forked helper: ends as the signal's default action ends it
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
             return
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    taken = [s for s, default in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler))
+             if signal.getsignal(s) is default]
+    for s in taken:
+        signal.signal(s, interrupt)
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGTERM) is interrupt:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for s, default in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler)):
+            if s in taken and signal.getsignal(s) is interrupt:
+                signal.signal(s, default)
 
 
 def _is_path(param: Any) -> bool:
