@@ -51,6 +51,7 @@ class FeedSet:
     source: str
     role: str
     ids: list[str]
+    samples: int | None = None  # how many samples made these feeds (a program's runner gives a graph several)
 
     def __len__(self) -> int:
         return len(self.feeds)
@@ -429,10 +430,13 @@ SOURCE_PREFIXES = ("waveform:", "multi:")
 
 def _kinds(card: Any, cfg: dict[str, Any]) -> str:
     """What a calibration set may be for ``card``: camera frames only where it reads camera images (waveform-only
-    families were told to give images, which they then refused)."""
+    families were told to give images, which they then refused); a recording only where the model reads nothing
+    beside its frames (one reading a command was told to give a recording, then refused for it: a review)."""
     images = bool(card is not None and card.image_inputs(cfg))
+    recordings = card is None or card.command is None
     return ", ".join(["synthetic", *(["a folder of images", "a video"] if images else []),
-                      "a recording edge run --source takes (waveform:FILE, multi:...)", ".npz/.npy of step feeds"])
+                      *(["a recording edge run --source takes (waveform:FILE, multi:...)"] if recordings else []),
+                      ".npz/.npy of step feeds"])
 
 
 def from_source(spec: str, card: Any, cfg: dict[str, Any], *, size: int, role: str = "calibration",
@@ -512,7 +516,8 @@ def check_source(src: str) -> None:
 
     head = split_spec(src)[0]
     if _synthetic(head) and not Path(head).exists():  # edge val's synthetic:N is the evaluation stream
-        raise DataError(f"--calib {src}: synthetic takes no count or options here (--calib-size and --seed set them)")
+        raise DataError(f"--calib {src}: synthetic takes no count or options here (--calib-size sets the count; the "
+                        "samples are the family's calibration stream, disjoint from the gate's evaluation samples)")
     if not Path(head).exists():
         raise DataError(f"{head}: calibration source not found (use synthetic, a folder, a video, .npz/.npy, or "
                         "labelled data as edge val --data takes it)")

@@ -689,9 +689,7 @@ def _int8(w: Any, job: PrecisionJob, pname: str, src: dict[str, str],
     for g in new:
         gj = job.job(g)
         q_src, q_att[g] = _reduced_source(w, gj, src[g], job.seed)
-        graphs[g] = GateGraph(q_src, files[g], gj.io,
-                              FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
-                              ev[g][:PARITY_SAMPLES])
+        graphs[g] = GateGraph(q_src, files[g], gj.io, _calib_feeds(cal[g], cset), ev[g][:PARITY_SAMPLES])
         if job.qat_scales:
             trained[g] = _trained_scales(job, g, q_src, cal[g])
     gate = quantize_with_gate(graphs, lambda fs: job.metric(pname, {**files, **fs}), fp32_metric=fp32,
@@ -891,6 +889,12 @@ def _slower_why(rec: dict[str, Any]) -> str | None:
             f"{_ms(cands[0]['ms'])})")
 
 
+def _calib_feeds(feeds: list[Any], cset: Any) -> FeedSet:
+    """One graph's recorded calibration feeds as a FeedSet, with how many samples of ``cset`` made them (a
+    program's runner feeds a graph several times a sample: the record says both)."""
+    return FeedSet(feeds, cset.source, "calibration", [f"{i}" for i in range(len(feeds))], len(cset))
+
+
 def _reduced_source(w: Any, gj: Any, src: str, seed: int) -> tuple[str, str]:
     """The fp32 graph to quantize or convert to fp16, and its attention form.
 
@@ -1077,9 +1081,8 @@ def _nncf_node_fallback(w: Any, job: PrecisionJob, pname: str, r: dict[str, Any]
     cal = job.record(pname, _fp32_files(w, spec.graphs), "calibration")
     ev = job.record(pname, _fp32_files(w, spec.graphs), "evaluation")
     cset = job.calib_samples()
-    graphs = {g: GateGraph(src[g], paths[g], job.job(g).io,
-                           FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))]),
-                           ev[g][:PARITY_SAMPLES]) for g in mine}
+    graphs = {g: GateGraph(src[g], paths[g], job.job(g).io, _calib_feeds(cal[g], cset), ev[g][:PARITY_SAMPLES])
+              for g in mine}
     gated = [r]  # one per try, in the gate's order (the first try is r, measured by the caller)
 
     def score(files: dict[str, str]) -> float:
@@ -1143,7 +1146,7 @@ def add_nncf_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
                 continue
             gj = job.job(g)
             job.say(f"{pname}: NNCF int8 of {g} on {len(cal[g])} recorded feeds (both schemes, timed)")
-            fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
+            fs = _calib_feeds(cal[g], cset)
             g_src = str(w.path_for(_artifact(w, g, "fp32")["file"]))
             float_types, speed = _ov_pays(job, g, g_src, gj.io, fs)
             # a graph left float for speed: NNCF's default scheme only (the transformer one's SmoothQuant would
@@ -1301,7 +1304,7 @@ def add_ort_int8(w: Any, report: dict[str, Any], job: PrecisionJob) -> None:
             # the graph ONNX Runtime runs (its lowering keeps the fused Attention kernel): uint8 activations
             # need none of the S8->U8 rewrite the symmetric form re-exports to opset 20 for (_reduced_source)
             q_src = src[g]
-            fs = FeedSet(cal[g], cset.source, "calibration", [f"{i}" for i in range(len(cal[g]))])
+            fs = _calib_feeds(cal[g], cset)
             if g not in with_conv:
                 if with_conv:  # beside quantized graphs, a graph whose symmetric int8 is slower here runs fp32
                     _float_if_faster(job, w, pname, g, sym[g], q_src, fs, files, infos, timing)

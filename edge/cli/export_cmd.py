@@ -196,13 +196,12 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
 
 def _calibration_lines(manifest: dict[str, Any]) -> list[str]:
     """What the INT8 artifacts were calibrated on, one line per calibration source (the manifest has it per
-    artifact; the tables say what was scored on, not what set the scales). A QDQ artifact records the samples
-    drawn; NNCF's records its source (with the graph inputs those samples made)."""
+    artifact, with the samples drawn and the graph inputs they made; the tables say what was scored on, not what set
+    the scales)."""
     samples: dict[str, set[int]] = {}
     for a in manifest.get("artifacts", []):
         q = a.get("quantization") or {}
-        cal = q.get("calibration")
-        source = cal.get("source") if isinstance(cal, dict) else cal
+        source = q.get("calibration")
         if not isinstance(source, str):
             continue
         got = samples.setdefault(source, set())

@@ -389,3 +389,19 @@ def test_a_view_of_a_frame_is_not_counted_twice() -> None:
     w = np.zeros((8, 100), np.float32)
     assert held_bytes([{"lidar": Frame(w, 0, 0, "lidar")}, {"x": w[None]}, [w.reshape(-1)]]) == w.nbytes
     assert held_bytes([w, np.ones(3)]) == w.nbytes + 24
+
+
+def test_calibration_refusals_name_what_can_be_given(tmp_path: Path) -> None:
+    """Found by a review: `--calib synthetic:4` said "--calib-size and --seed set them" (edge-export has no --seed),
+    and a family reading a command beside its frames was told to give a recording, which it then refused."""
+    with pytest.raises(DataError) as e:
+        check_source("synthetic:4")
+    assert "--calib-size sets the count" in str(e.value) and "--seed" not in str(e.value)
+    card = get_card("etavla")
+    cfg = card.config("tiny")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(DataError, match="unsupported calibration source") as e:
+        load_samples(str(tmp_path / "x.json"), card, cfg, size=1)
+    assert "recording" not in str(e.value) and ".npz/.npy of step feeds" in str(e.value), e.value
+    with pytest.raises(DataError, match="a recording edge run --source takes"):  # a family reading frames alone
+        load_samples(str(tmp_path / "x.json"), get_card("pulsar"), get_card("pulsar").config("tiny"), size=1)

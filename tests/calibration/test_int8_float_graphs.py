@@ -93,7 +93,9 @@ def test_nncf_lists_a_quantized_product_of_two_activations(tmp_path: Path) -> No
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
     feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
-    calib = type("Calib", (), {"feeds": feeds, "source": "random", "__len__": lambda self: 4})()
+    from edge.calibration.datasets import FeedSet
+
+    calib = FeedSet(feeds, "random", "calibration", [str(i) for i in range(4)], samples=2)  # 2 feeds a sample
     io = SimpleNamespace(input_names=["x"])
 
     def fed_by_fq(xml: Path) -> set[str]:
@@ -103,8 +105,10 @@ def test_nncf_lists_a_quantized_product_of_two_activations(tmp_path: Path) -> No
     import logging
 
     logging.getLogger("nncf").setLevel(logging.DEBUG)  # a caller's own NNCF logging is theirs after the call
-    nncf_quantize_ir(str(tmp_path / "m.onnx"), str(tmp_path / "q.xml"), calib, io, transformer=False)
+    rec = nncf_quantize_ir(str(tmp_path / "m.onnx"), str(tmp_path / "q.xml"), calib, io, transformer=False)
     assert logging.getLogger("nncf").level == logging.DEBUG
+    # a review: the record said the 4 feeds were 4 samples; now as the QDQ artifacts say it
+    assert (rec["calibration"], rec["calibration_samples"], rec["calibration_feeds"]) == ("random", 2, 4)
     logging.getLogger("nncf").setLevel(logging.INFO)
     listed = nncf_nodes(tmp_path / "q.xml")
     assert "mul_ab" in listed and "mul_ab" in fed_by_fq(tmp_path / "q.xml")

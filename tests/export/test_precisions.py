@@ -479,10 +479,11 @@ def test_the_export_report_says_what_int8_was_calibrated_on() -> None:
         {"name": "fp32", "quantization": None},
         {"name": "a", "quantization": {"format": "qdq", "calibration": "frames/ (images)", "calibration_samples": 32}},
         {"name": "b", "quantization": {"format": "qdq", "calibration": "frames/ (images)", "calibration_samples": 8}},
-        {"name": "c", "quantization": {"format": "nncf", "calibration": {"source": "frames/ (images)", "samples": 96}}},
-        {"name": "d", "quantization": {"format": "nncf", "calibration": {"source": "set.npz", "samples": 4}}},
+        {"name": "c", "quantization": {"format": "nncf", "calibration": "frames/ (images)", "calibration_samples": 8,
+                                       "calibration_feeds": 96}},
+        {"name": "d", "quantization": {"format": "nncf", "calibration": "set.npz", "calibration_samples": 4}},
         {"name": "e", "quantization": {"format": "qdq", "calibration": None}},  # TensorRT's fp16 form: scales reused
     ]}
     assert _calibration_lines(manifest) == ["int8 calibrated on frames/ (images), 8 / 32 samples",
-                                            "int8 calibrated on set.npz"]
+                                            "int8 calibrated on set.npz, 4 samples"]
     assert _calibration_lines({"artifacts": []}) == []

@@ -151,6 +151,10 @@ def test_nncf_int8_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     q = art["quantization"]
     assert set(q["scheme_ms"]) == {"transformer", "default"} and "fallback" not in q
     assert q["quantized_ops"] > 0  # counted from the IR written (0 is warned about: a float graph called int8)
+    # a review: NNCF's record gave its 18 feeds (a clip's windows) as 18 samples; now as the QDQ artifact's
+    qdq = b.artifact(name="onnx-int8-full", graph="full")["quantization"]
+    assert (q["calibration"], q["calibration_samples"], q["calibration_feeds"]) == \
+        (qdq["calibration"], 6, qdq["calibration_feeds"])
     assert q["model_type"] == min(q["scheme_ms"], key=q["scheme_ms"].get)
     assert not list(out.rglob("*.transformer.*")) and not list(out.rglob("*.default.*"))
     assert art["metric"]["drop"] <= 100 and art["metric"]["program"] == "clip"
