@@ -20,7 +20,7 @@ from typing import Any
 
 from edge import jsonout
 from edge.errors import BundleError, first_line
-from edge.files import StagedFolder, sha256_file
+from edge.files import StagedFolder, json_file, sha256_file
 from edge.manifest_schema import MANIFEST, SCHEMA_VERSION, check_rel, validate_manifest
 from edge.spec import IOSpec
 
@@ -29,6 +29,8 @@ log = logging.getLogger("edge.bundle")
 #: the manifest roles of what ``edge build`` caches in a bundle (rebuilt from the bundle's ONNX on demand): a missing
 #: or corrupt one is left out of that load with a warning instead of failing the whole bundle
 ENGINE_CACHE_ROLES = ("tensorrt_engine", "tensorrt_record")
+#: the largest manifest read: the shipped bundles' are 13-48 KB (a bundle of every precision, backend and gate try)
+MANIFEST_MAX_BYTES = 64 << 20
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -82,6 +84,10 @@ class Bundle:
             raise BundleError(f"{mpath}: cannot be resolved ({type(e).__name__}: {first_line(e)})") from None
         if inside not in real.parents:  # the one file that says what every other file must be: held, as they are
             raise BundleError(f"{mpath}: a link leaving the bundle (to {real}); the manifest must be inside it")
+        size = mpath.stat().st_size
+        if size > MANIFEST_MAX_BYTES:  # read whole, a sparse 40 GB one was a MemoryError traceback (a review)
+            raise BundleError(f"{mpath}: {size} bytes, over the {MANIFEST_MAX_BYTES >> 20} MiB a manifest may be "
+                              "(one lists a bundle's files and results); not a bundle's manifest")
         try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -267,10 +273,10 @@ _UNLISTED_OURS = re.compile(r"^engines/[^/]+\.[0-9a-f]+\.(plan|json)$")
 def foreign_files(folder: Path) -> list[str] | None:
     """What in a bundle folder edge-deploy did not write: entries neither the manifest nor a listed
     file's folder; None when the folder is not a bundle at all (no valid manifest)."""
+    manifest = json_file(folder / MANIFEST, limit=MANIFEST_MAX_BYTES)
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         validate_manifest(manifest)
-    except (OSError, ValueError, RecursionError, BundleError):
+    except BundleError:
         return None
     listed = set(manifest["files"]) | {MANIFEST}
     dirs = {p.as_posix() for f in listed for p in Path(f).parents if p.as_posix() != "."}

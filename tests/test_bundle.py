@@ -638,3 +638,31 @@ def test_an_output_under_a_file_says_the_file_is_in_the_way(tmp_path: Path) -> N
         pass
     with pytest.raises(BundleError, match=r"nope: output folder does not exist"), atomic_path(tmp_path / "nope" / "x"):
         pass
+
+
+def test_a_manifest_past_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Found by a review: the manifest was read whole, without a size check: a sparse 40 GB one was a MemoryError
+    traceback, a 2 GB one took 4 GB of memory before its one line. Refused by its size now (a sparse file: no disk)."""
+    from edge.bundle import MANIFEST_MAX_BYTES, foreign_files
+
+    b = make_bundle(tmp_path / "bundle")
+    with open(b / "manifest.json", "r+b") as f:
+        f.truncate(MANIFEST_MAX_BYTES + 1)
+    with pytest.raises(BundleError, match=r"manifest\.json: \d+ bytes, over the 64 MiB a manifest may be"):
+        Bundle.load(b)
+    assert foreign_files(b) is None  # not read either: not a bundle
+
+
+def test_out_of_memory_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's boundary takes a MemoryError (the machine's memory, a ulimit) as it takes a full disk: one line,
+    exit 2, not a traceback (an input read whole past what the machine holds was one, a review found)."""
+    import edge.cli.models_cmd as models_cmd
+    from edge.cli.main import _invoke, app
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(models_cmd, "run_models", boom)
+    assert _invoke(app, ["models"], "edge") == 2
+    assert capsys.readouterr().err.strip() == ("error: out of memory (the machine's, or a limit on this process: "
+                                               "ulimit -v, a container's)")

@@ -246,6 +246,11 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
+    except MemoryError:  # the machine's memory or a ulimit, as a full disk is: one line, not a traceback (an input
+        # read whole that no size check caught was one; a review)
+        print("error: out of memory (the machine's, or a limit on this process: ulimit -v, a container's)",
+              file=sys.stderr)
+        return 2
     return 0
 
 

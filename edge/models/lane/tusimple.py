@@ -21,6 +21,7 @@ number and what is wrong, never a ``json``/``KeyError`` traceback.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -166,29 +167,44 @@ def read_tusimple(path: str | os.PathLike[str]) -> list[TuSimpleSample]:
     if not p.is_file():
         raise DataError(f"{p}: not a file")
     try:
-        data = p.read_bytes()
+        return _read_lines(p)
     except OSError as e:
         raise DataError(f"{p}: cannot read ({e.strerror or e})") from None
-    if data.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (a Windows editor's save), read as a rig file's is
-        data = data[3:]
+
+
+#: the longest line read: a TuSimple frame's is about 1-3 KB (a few lanes of 56 points)
+MAX_LINE_BYTES = 16 << 20
+
+
+def _read_lines(p: Path) -> list[TuSimpleSample]:
+    """The samples of ``p``, a line at a time: the file read whole and split was 9x its size in memory (a pointer
+    per line; a 300 MB file of newlines took 2.7 GB: a review), a line past :data:`MAX_LINE_BYTES` is refused."""
     samples: list[TuSimpleSample] = []
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(f"{p}: line {lineno}: not UTF-8 text (byte {e.start})") from None
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}: line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-        except (ValueError, RecursionError) as e:  # e.g. integer too long, nesting too deep
-            raise DataError(f"{p}: line {lineno}: invalid JSON ({type(e).__name__})") from None
-        try:
-            samples.append(_parse_sample(obj))
-        except ValueError as e:
-            raise DataError(f"{p}: line {lineno}: {e}") from None
+    with open(p, "rb") as f:
+        for lineno in itertools.count(1):
+            raw = f.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                break
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{p}: line {lineno}: longer than {MAX_LINE_BYTES >> 20} MiB; not a label line")
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (a Windows editor's save),
+                raw = raw[3:]  # read as a rig file's is
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{p}: line {lineno}: not UTF-8 text (byte {e.start})") from None
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{p}: line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+            except (ValueError, RecursionError) as e:  # e.g. integer too long, nesting too deep
+                raise DataError(f"{p}: line {lineno}: invalid JSON ({type(e).__name__})") from None
+            try:
+                samples.append(_parse_sample(obj))
+            except ValueError as e:
+                raise DataError(f"{p}: line {lineno}: {e}") from None
     return samples
 
 

@@ -583,3 +583,27 @@ def test_a_label_with_absurd_row_or_lane_counts_is_one_line(tmp_path):
         p.write_text(json.dumps(obj) + "\n")
         with pytest.raises(DataError, match=needle):
             read_tusimple(p)
+
+
+def test_a_label_file_is_read_a_line_at_a_time(tmp_path, monkeypatch):
+    """Found by a review: the file was read whole and split, 9x its size in memory (300 MB of newlines took 2.7 GB
+    before its one line); lines are read one at a time now, and one past the line limit is refused by number."""
+    import tracemalloc
+
+    from edge.models.lane import tusimple
+
+    p = tmp_path / "newlines.json"
+    p.write_bytes(b"\n" * 2_000_000 + (_GOOD + "\n").encode())
+    tracemalloc.start()
+    try:
+        assert len(read_tusimple(p)) == 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak  # below the file's 2 MB (the split list alone was 16 MB)
+    monkeypatch.setattr(tusimple, "MAX_LINE_BYTES", 1000)
+    long = _write_lines(tmp_path / "long.json", [_GOOD, " " * 2000 + _GOOD])
+    _assert_error(long, 2, "longer than")
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + (_GOOD + "\n" + _GOOD).encode())  # the last line without its newline
+    assert len(read_tusimple(bom)) == 2
