@@ -67,10 +67,6 @@ class Bundle:
         root = Path(path)
         if not root.exists():
             raise BundleError(f"{root}: no such bundle folder{_family_hint(str(path))}")
-        from edge.files import utf8_name_problem
-
-        if (problem := utf8_name_problem(root, "ONNX Runtime's and OpenVINO's bindings")) is not None:
-            raise BundleError(f"{root}: {problem}")  # it was "encoder.ort.onnx: onnxruntime cannot load this model"
         if not root.is_dir():
             raise BundleError(f"{root}: not a bundle folder (expected a folder with {MANIFEST})")
         mpath = root / MANIFEST

@@ -97,6 +97,11 @@ class OrtRuntime(BaseRuntime):
         model: Any = model_path
         if front is not None:
             model = _with_front(model_path, front)
+        else:
+            from edge.files import utf8_name_problem
+
+            if (problem := utf8_name_problem(model_path, "ONNX Runtime's binding")) is not None:
+                raise BundleError(f"{model_path}: {problem}")  # it was "cannot load this model (__init__(): ...)"
         try:
             self.session = ort.InferenceSession(model.SerializeToString() if front is not None else model,
                                                 sess_options=so, providers=providers,

@@ -313,14 +313,17 @@ def test_a_lidar_point_file_given_as_the_source_is_refused(real_data: Path, tmp_
             open_source(spec)
     # its review: a recording named .bin played before the refusal; it still does (it starts as a video container)
     cv2 = pytest.importorskip("cv2")
-    for suffix, fourcc in ((".mp4", "mp4v"), (".avi", "MJPG")):
+    # (its review: M2TS, raw motion JPEG, ASF, Y4M, IVF and NUT were refused as scans too)
+    for suffix, fourcc in ((".mp4", "mp4v"), (".avi", "MJPG"), (".m2ts", "mp4v"), (".mjpeg", "MJPG"), (".wmv", "WMV2"),
+                           (".y4m", "I420"), (".ivf", "VP80"), (".nut", "mp4v"), (".ts", "mp4v")):
         video = tmp_path / f"clip{suffix}"
-        w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*fourcc), 10.0, (64, 48))
-        for i in range(3):
-            w.write(np.full((48, 64, 3), 40 * i, np.uint8))
+        w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*fourcc), 10.0, (96, 64))
+        rng = np.random.default_rng(0)
+        for _ in range(5):  # (FFmpeg probes an MPEG-TS of 3 tiny frames as empty)
+            w.write(rng.integers(0, 256, (64, 96, 3), np.uint8))
         w.release()
         named_bin = tmp_path / f"clip{suffix}.bin"
         named_bin.write_bytes(video.read_bytes())
         src = open_source(str(named_bin))
         src.open()
-        assert len(list(src)) == 3
+        assert len(list(src)) == 5, suffix

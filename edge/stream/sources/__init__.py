@@ -157,26 +157,30 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         # 1280x34688 frame (FFmpeg's binary-text demuxer) and ran, exit 0, on the point floats drawn as pixels
         raise DataError(f"{head}: a LiDAR point file (.bin, .pcd: KITTI's or nuScenes' scans), not a camera source; "
                         "a KITTI folder runs as kitti:FOLDER (image_2, velodyne, calib), a live or captured LiDAR with "
-                        "--lidar")
+                        "--lidar (a video of a container not known here named so: give it its container's suffix)")
     return CameraSource(spec, "file", spec, realtime=realtime, max_frames=max_frames)
 
 
-#: the first bytes of the containers FFmpeg reads a camera's recording from: (offset, magic)
+#: the first bytes of the containers and streams FFmpeg reads a camera's recording from: (offset, magic). MP4/MOV/3GP,
+#: AVI, Matroska/WebM, MPEG-PS and MPEG-1/2 video, FLV, Ogg, an H.264/H.265 stream, motion JPEG, ASF/WMV, Y4M, IVF
+#: (VP8/VP9), NUT
 _VIDEO_MAGIC = ((4, b"ftyp"), (0, b"RIFF"), (0, b"\x1aE\xdf\xa3"), (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"),
-                (0, b"FLV"), (0, b"OggS"), (0, b"\x00\x00\x00\x01"))
+                (0, b"FLV"), (0, b"OggS"), (0, b"\x00\x00\x00\x01"), (0, b"\xff\xd8\xff"), (0, b"0&\xb2u"),
+                (0, b"YUV4MPEG2"), (0, b"DKIF"), (0, b"nut/multimed"))
 
 
 def _starts_as_video(path: str) -> bool:
-    """Whether a file starts as a video container or stream does (MP4/MOV, AVI, Matroska/WebM, MPEG-PS/ES, FLV,
-    Ogg, an H.264/H.265 elementary stream, MPEG-TS's sync byte every 188 bytes): a recording named .bin plays; a
-    LiDAR scan's floats do not start so."""
+    """Whether a file starts as a video container or stream does (:data:`_VIDEO_MAGIC`, or MPEG-TS's sync byte every
+    188 bytes, M2TS's every 192 after a 4-byte stamp): a recording named .bin plays; a LiDAR scan's floats do not
+    start so (every KITTI and nuScenes scan here checked)."""
     try:
         with open(path, "rb") as f:
-            first = f.read(377)
+            first = f.read(4 + 2 * 192 + 1)
     except OSError:
         return True  # its reader says what is wrong with it
-    if len(first) == 377 and first[0] == first[188] == first[376] == 0x47:
-        return True
+    for at, step in ((0, 188), (4, 192)):
+        if len(first) > at + 2 * step and first[at] == first[at + step] == first[at + 2 * step] == 0x47:
+            return True
     return any(first[at:at + len(magic)] == magic for at, magic in _VIDEO_MAGIC)
 
 
