@@ -298,7 +298,7 @@ def enclosing_bundle(path: str | os.PathLike[str]) -> Path | None:
         m = folder / MANIFEST
         if not m.is_file():
             continue
-        doc = json_file(m)
+        doc = json_file(m, limit=MANIFEST_MAX_BYTES)  # a larger one is no bundle's (it was read whole: a review)
         if isinstance(doc, dict) and "schema_version" in doc and isinstance(doc.get("files"), dict):
             return folder
     return None

@@ -651,6 +651,25 @@ def test_a_manifest_past_the_limit_is_refused_before_it_is_read(tmp_path: Path) 
     with pytest.raises(BundleError, match=r"manifest\.json: \d+ bytes, over the 64 MiB a manifest may be"):
         Bundle.load(b)
     assert foreign_files(b) is None  # not read either: not a bundle
+    from edge.bundle import enclosing_bundle
+
+    # its review: an output under a folder with such a manifest read it whole (check_target, check_out): no bundle
+    assert enclosing_bundle(b / "out.jsonl") is None
+
+
+def test_an_engine_record_past_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Found by a review: a TensorRT engine's record was read whole (`edge run` loads a bundle unverified)."""
+    from types import SimpleNamespace
+
+    from edge.runtimes.tensorrt import RECORD_MAX_BYTES, _read_record
+
+    rec = tmp_path / "engines" / "g.json"
+    rec.parent.mkdir()
+    with open(rec, "wb") as f:
+        f.truncate(RECORD_MAX_BYTES + 1)
+    bundle = SimpleNamespace(path=tmp_path, file=lambda name: tmp_path / name)
+    with pytest.raises(BundleError, match=r"g\.json: \d+ bytes, over the 16 MiB an engine record may be"):
+        _read_record(bundle, {"name": "e", "extra_files": ["engines/g.json"]})
 
 
 def test_out_of_memory_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

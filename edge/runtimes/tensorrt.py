@@ -427,12 +427,18 @@ def remove_engine(bundle: Any, name: str) -> Any:
     return Bundle.load(root)
 
 
+#: the largest engine record read (one is a few KB: the engine's key, shapes and the build's settings)
+RECORD_MAX_BYTES = 16 << 20
+
+
 def _read_record(bundle: Any, art: Mapping[str, Any]) -> EngineRecord:
     files = list(art.get("extra_files", []))
     if not files:
         raise BundleError(f"{bundle.path}: engine '{art.get('name')}' has no record file")
     path = bundle.file(files[0])
     try:
+        if (size := path.stat().st_size) > RECORD_MAX_BYTES:  # read whole: `edge run` loads bundles unverified
+            raise BundleError(f"{path}: {size} bytes, over the {RECORD_MAX_BYTES >> 20} MiB an engine record may be")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise BundleError(f"{path}: corrupt engine record (not UTF-8 text)") from None

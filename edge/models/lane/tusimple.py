@@ -189,6 +189,8 @@ def _read_lines(p: Path) -> list[TuSimpleSample]:
                 raise DataError(f"{p}: line {lineno}: longer than {MAX_LINE_BYTES >> 20} MiB; not a label line")
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (a Windows editor's save),
                 raw = raw[3:]  # read as a rig file's is
+            # without its "\n" (a "\r" stays, as the split kept it): JSON's error columns count in the line, not after
+            raw = raw.removesuffix(b"\n")  # it (they said column 1 past its end, a review)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -198,7 +200,7 @@ def _read_lines(p: Path) -> list[TuSimpleSample]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                raise DataError(f"{p}: line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+                raise DataError(f"{p}: line {lineno}: invalid JSON ({e.msg}: column {e.colno})") from None
             except (ValueError, RecursionError) as e:  # e.g. integer too long, nesting too deep
                 raise DataError(f"{p}: line {lineno}: invalid JSON ({type(e).__name__})") from None
             try:

@@ -607,3 +607,9 @@ def test_a_label_file_is_read_a_line_at_a_time(tmp_path, monkeypatch):
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + (_GOOD + "\n" + _GOOD).encode())  # the last line without its newline
     assert len(read_tusimple(bom)) == 2
+    # its review: the line's "\n" went to json.loads, whose errors then counted columns past it (column 1)
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"lanes": [[1, 2]], "h_samples": [100, 110], "raw_file": "a.jpg"\n')
+    _assert_error(bad, 1, "Expecting ',' delimiter: column 65")
+    bad.write_bytes(b'{"lanes": [], "h_samples": [], "raw_file": "clips/0313-1/6040/20.jpg\n')
+    _assert_error(bad, 1, "Unterminated string starting at: column 44")
