@@ -311,6 +311,10 @@ def _is_bundle(folder: Path) -> bool:
 
 
 def _why_not_ours(folder: Path) -> str:
+    from edge.files import read_problem
+
+    if (folder / MANIFEST).is_file() and (why := read_problem(folder / MANIFEST)) is not None:
+        return f" as far as can be seen (its {MANIFEST}: {why})"  # it was said to be no bundle, alone (a review)
     foreign = foreign_files(folder)
     if not foreign:
         return ""

@@ -160,6 +160,8 @@ def check_target(path: str | os.PathLike[str], option: str, error: type[EdgeErro
     if p.exists() and not p.is_file():
         raise (error or DataError)(f"{p}: is not a regular file (a device, pipe or socket); {option} writes a "
                                    "file, renamed onto its name when complete")
+    if (why := replace_problem(p)) is not None:  # before the work, not after it
+        raise (error or DataError)(f"{p}: {why} ({option})")
     from edge.bundle import enclosing_bundle
 
     bundle = enclosing_bundle(p)
@@ -296,10 +298,44 @@ def partial_file(path: str | os.PathLike[str], suffix: str = "") -> Path:
     return p.with_name(f".{_partial_stem(p.name)}.{os.getpid()}-{next(_PARTIALS)}.partial{suffix}")
 
 
+def replace_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why this user cannot rename a new file (or folder) onto the existing ``path``, or None: one owned by another
+    user in a sticky folder (/tmp), where only its owner, the folder's or root may replace it. The folder taking a
+    new file (:func:`probe_write`) did not say so: a training, a scoring, a run found it after all its work (a
+    review as a user who is not root), and kept part of it."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+        folder = os.stat(Path(path).absolute().parent)
+    except OSError:
+        return None  # nothing there (or its folder's own problem, said by the write check)
+    uid = os.geteuid()
+    if uid != 0 and folder.st_mode & stat.S_ISVTX and uid not in (st.st_uid, folder.st_uid):
+        return (f"exists, owned by another user (uid {st.st_uid}) in a sticky folder (like /tmp), where only its "
+                "owner may replace it")
+    return None
+
+
+def removable_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why this user cannot remove what is in ``folder`` (the previous bundle an export replaces, whose old copy
+    was left hidden beside the new one, exit 0, when it was another user's: a review), or None. Root is not checked:
+    it may remove anything a rename let it move."""
+    if os.geteuid() == 0:
+        return None
+    for d, _subdirs, _files in os.walk(folder):
+        if not os.access(d, os.W_OK | os.X_OK):
+            return f"this user cannot remove what is in it ({d} is not writable)"
+    return None
+
+
 def probe_write(path: str | os.PathLike[str]) -> None:
     """Create and remove a private file beside ``path`` (:func:`partial_file`): an OSError when its folder takes no
-    file. ``os.access`` says yes to root on a read-only mount or under /sys, where the real write then failed only at
-    the end of the work (a video, a training run, a benchmark's report)."""
+    file, or when an existing ``path`` may not be replaced by this user (:func:`replace_problem`). ``os.access`` says
+    yes to root on a read-only mount or under /sys, where the real write then failed only at the end of the work (a
+    video, a training run, a benchmark's report)."""
+    if (why := replace_problem(path)) is not None:
+        raise PermissionError(errno.EPERM, why)
     probe = partial_file(path)
     probe.open("xb").close()
     probe.unlink()
@@ -452,6 +488,9 @@ def check_replaceable(out: str | os.PathLike[str], is_ours: Callable[[Path], boo
             why = explain(out) if explain is not None else ""
             raise error(f"{given}: folder exists, is not empty and is not a {what} edge-deploy wrote{why}; "
                         "nothing was replaced: choose another output folder")
+        why = replace_problem(out) or removable_problem(out)
+        if why is not None:  # found before the work, not at the swap after it (or never: the old copy stayed)
+            raise error(f"{given}: {why}; nothing was replaced: choose another output folder")
 
 
 class StagedFolder:
@@ -544,6 +583,17 @@ class StagedFolder:
         shutil.rmtree(self.tmp, ignore_errors=True)
         remove_made(self._made)
         self.done = True
+
+
+def read_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why Python cannot open ``path`` for reading (``cannot read (Permission denied)``), or None. For a file handed
+    to a native reader afterwards: OpenCV said an unreadable video was "corrupt or unsupported codec" (a review as a
+    user who is not root)."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as e:
+        return f"cannot read ({e.strerror or e})"
 
 
 def is_utf8(text: str) -> bool:

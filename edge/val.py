@@ -203,9 +203,14 @@ def check_report_out(out: str | os.PathLike[str], data: list[str]) -> None:
     with its folder resolved, against each data folder as written and resolved. A new file there is fine. Anywhere,
     an existing file that is not an earlier report is refused too (a checkpoint named as --out was replaced)."""
 
+    from edge.files import read_problem
+
     name = Path(out)
     if not (name.is_file() or name.is_symlink()):
         return
+    if name.is_file() and (why := read_problem(name)) is not None:  # it was "not an edge val report" (a review)
+        raise DataError(f"{out}: {why}, so whether --out may replace it (an earlier report) is not known; "
+                        "remove it, or name another file")
     places = {Path(os.path.abspath(name)), name.parent.resolve() / name.name}
     for given, roots in data_roots(data):
         same = given.is_file() and name.is_file() and os.path.samefile(name, given)  # a hard link to a label file

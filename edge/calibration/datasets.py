@@ -220,8 +220,10 @@ def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, 
     steps = card.data.sequence_length(cfg) if card.data is not None else 1
 
     def opened() -> Any:
-        from edge.files import media_path
+        from edge.files import media_path, read_problem
 
+        if (why := read_problem(p)) is not None:  # OpenCV called it one it cannot open
+            raise DataError(f"{p}: {why}")
         cap = cv2.VideoCapture(media_path(p))
         if not cap.isOpened():
             cap.release()

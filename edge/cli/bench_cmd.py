@@ -47,12 +47,13 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
         no_plot = None
     if no_plot is None and png.is_dir() and not png.is_symlink():  # found after every round: the table was lost
         raise EdgeError(f"{png}: is a folder, where edge bench writes its box plot; move it or give --out FOLDER")
-    try:
-        probe_write(above / f"{stem}.json")
-    except OSError as e:
-        where = "beside the bundle" if out is None else "there"
-        raise EdgeError(f"{folder}: cannot write the report {stem}.json {where} ({e.strerror or e}); give --out "
-                        "FOLDER") from None
+    for name in (f"{stem}.json", *(() if no_plot is not None else (png.name,))):
+        try:  # (the plot too: one of another user's in a sticky folder failed the command after every round)
+            probe_write(above / name)
+        except OSError as e:
+            where = "beside the bundle" if out is None else "there"
+            raise EdgeError(f"{folder}: cannot write the report {name} {where} ({e.strerror or e}); give --out "
+                            "FOLDER") from None
     with console.status("benchmarking...") as status:
         report = run_bench(bundle, backends=backends, rounds=rounds, warmup=warmup, threads=threads,
                            programs=programs, say=lambda m: status.update(m))

@@ -112,8 +112,13 @@ def data_files(card: Any, cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def check_replaceable_outputs(out: Path) -> None:
     """An existing ``out`` must be a checkpoint and ``out``'s .json a training record (what a run writes there);
     another file is refused before any training, naming it."""
+    from edge.files import read_problem
     from edge.models.checkpoint import read_checkpoint
 
+    for name in (out, out.with_suffix(".json")):  # one this user may not read was "not a checkpoint" (a review)
+        if name.is_file() and (why := read_problem(name)) is not None:
+            raise EdgeError(f"{name}: {why}, so whether --out {out.name} may replace it is not known "
+                            "(remove it, or name another --out)")
     if out.exists() and not (out.is_file() and out.stat().st_size == 0):  # an empty file (mktemp's) holds nothing
         try:
             read_checkpoint(out)

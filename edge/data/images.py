@@ -30,6 +30,18 @@ def natural_key(p: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
+def _walk(root: Path) -> Iterator[Path]:
+    """Every entry under ``root`` but hidden folders' (as ``rglob`` lists them, links to folders not followed); a
+    sub-folder this user may not read is a DataError naming it: ``rglob`` passed over it, and a calibration folder
+    lost its images without a word, or was "no images" (a review as a user who is not root)."""
+    def fail(e: OSError) -> None:
+        raise DataError(f"{e.filename}: cannot read ({e.strerror})")
+
+    for folder, subfolders, names in os.walk(root, onerror=fail):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        yield from (Path(folder) / n for n in (*subfolders, *names))
+
+
 def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> list[Path]:
     """Image files in ``folder`` in natural order (DataError when it is not a folder)."""
     root = Path(folder)
@@ -40,7 +52,7 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
             pass
     except OSError as e:
         raise DataError(f"{root}: cannot read ({e.strerror})") from None
-    it = root.rglob("*") if recursive else root.iterdir()
+    it = _walk(root) if recursive else root.iterdir()
     # hidden files (and, listed recursively, what hidden folders hold) are no frames: macOS leaves a "._NAME.png" of
     # metadata beside each file on a non-Mac drive
     # a link whose target is gone is listed (read_image names it, the reader counts it), never dropped unsaid

@@ -17,6 +17,7 @@ naming the file.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,10 @@ def read_bin(path: Path) -> np.ndarray:
     if not path.is_file():  # a folder (IsADirectoryError from numpy), a FIFO (a read that never ends)
         raise DataError(f"{path}: not a regular file (a KITTI scan is a .bin of float32 points)")
     _check_scan_size(path, size)
-    raw = np.fromfile(path, dtype="<f4").reshape(-1, 4)
+    try:
+        raw = np.fromfile(path, dtype="<f4").reshape(-1, 4)
+    except OSError as e:  # (a scan this user may not read was "PermissionError: [Errno 13] ...": a review)
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     finite = np.isfinite(raw).all(1)
     if not finite.all():  # NaN or infinite values are no return (some converters write NaN for one): dropped,
         # so no projection computes with them; a scan of nothing else is refused
@@ -128,6 +132,14 @@ class KittiLayout:
         # where its layout is found
         per_index = [(self.scan_dir, ".bin"), (self.image_dir, ".png")]
         per_index += [(self.root / "calib", ".txt")] if self.kind == "object" else []
+        for d, _ext in per_index:  # glob passes over a folder it may not read: "no KITTI index" said nothing of it
+            try:
+                with os.scandir(d):
+                    pass
+            except FileNotFoundError:
+                pass  # said below, as before
+            except OSError as e:
+                raise DataError(f"{d}: cannot read ({e.strerror})") from None
         if index is not None:
             for d, ext in per_index:
                 if not (d / f"{index}{ext}").is_file():

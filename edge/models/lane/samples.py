@@ -146,8 +146,15 @@ def tusimple_lazy(gt_path: str | os.PathLike[str], image_root: str | os.PathLike
         if os.path.commonpath([root, path]) != root and os.path.commonpath([real_root, real]) != real_root:
             # a label file names its images under its dataset's folder; one naming any file on the machine is not read
             raise DataError(f"{gt_path}: raw_file {gt.raw_file!r} is not under the image folder {image_root}")
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: no such image, listed in {gt_path}")
+        if not os.path.isfile(path):  # (isfile is False for a folder this user may not enter: said as such)
+            try:
+                os.stat(path)
+                why = "not a file"
+            except PermissionError as e:
+                why = f"cannot read ({e.strerror})"
+            except OSError:
+                why = "no such image"
+            raise DataError(f"{path}: {why}, listed in {gt_path}")
         paths.append(path)
 
     def load(i: int) -> list[dict[str, Frame]]:

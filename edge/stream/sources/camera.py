@@ -138,7 +138,10 @@ class CameraSource(Source):
                 raise DataError(f"{path}: no such video file")
             if not path.is_file():
                 raise DataError(f"{path}: not a file")
-            from edge.files import media_path
+            from edge.files import media_path, read_problem
+
+            if (why := read_problem(path)) is not None:  # OpenCV called it corrupt
+                raise DataError(f"{path}: {why}")
 
             cap = cv2.VideoCapture(media_path(path))
         elif self.kind in ("gst", "url") and not is_utf8(self.target):
