@@ -323,9 +323,14 @@ def removable_problem(folder: str | os.PathLike[str]) -> str | None:
     it may remove anything a rename let it move."""
     if os.geteuid() == 0:
         return None
-    for d, _subdirs, _files in os.walk(folder):
-        if not os.access(d, os.W_OK | os.X_OK):
+    unread: list[OSError] = []
+    for d, subdirs, files in os.walk(folder, onerror=unread.append):
+        if unread:
+            break
+        if (subdirs or files) and not os.access(d, os.W_OK | os.X_OK):  # an empty one goes with its parent's right
             return f"this user cannot remove what is in it ({d} is not writable)"
+    if unread:  # a folder it may not list: what it holds cannot be removed either (it was passed over)
+        return f"this user cannot remove what is in it ({unread[0].filename}: {unread[0].strerror})"
     return None
 
 

@@ -5,6 +5,7 @@ tests hold as root and as any user."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
@@ -67,13 +68,42 @@ def test_a_previous_bundle_this_user_cannot_empty_is_refused(tmp_path: Path, not
     b = tmp_path / "b"
     (b / "engines").mkdir(parents=True)
     (b / "manifest.json").write_text("{}")
-    real = os.access
+    (b / "engines" / "e.plan").write_bytes(b"x")
+    real, real_scandir = os.access, os.scandir
     monkeypatch.setattr(edge.files.os, "access", lambda p, mode: False if Path(p) == b / "engines" else real(p, mode))
     with pytest.raises(EdgeError, match=r"b: this user cannot remove what is in it \(.*engines is not writable\); "
                                         r"nothing was replaced"):
         check_replaceable(b, lambda _p: True, what="bundle")
+    # its review: an empty folder goes with its parent's right (it was refused); one it may not list is not passed over
+    (b / "engines" / "e.plan").unlink()
+    check_replaceable(b, lambda _p: True, what="bundle")
     monkeypatch.setattr(edge.files.os, "access", real)
     check_replaceable(b, lambda _p: True, what="bundle")
+
+    def refuse(path: object) -> object:
+        if Path(str(path)) == b / "engines":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(edge.files.os, "scandir", refuse)
+    with pytest.raises(EdgeError, match=r"b: this user cannot remove what is in it \(.*engines: Permission denied\)"):
+        check_replaceable(b, lambda _p: True, what="bundle")
+
+
+def test_other_outputs_are_checked_before_the_work(tmp_path: Path, not_root: int) -> None:
+    """Its review: --dump-points over another user's cloud in a sticky folder failed after the run, and
+    `--triton-repo` over another user's repository after the export had replaced the bundle."""
+    from edge.errors import ExportError
+    from edge.export.triton_repo import check_repo_out
+    from edge.stream.sinks import PointDumpSink
+
+    st = _sticky(tmp_path / "tmp")
+    (st / "lidar_000008.npy").write_bytes(b"x")
+    with pytest.raises(DataError, match=r"lidar_000008\.npy: exists, owned by another user .*--dump-points may"):
+        PointDumpSink(st).open()
+    (st / "repo").mkdir()
+    with pytest.raises(ExportError, match=r"repo: exists, owned by another user .*nothing was replaced"):
+        check_repo_out(st / "repo", tmp_path / "bundle")
 
 
 def test_unreadable_inputs_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,7 +130,8 @@ def test_unreadable_inputs_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         load_samples(str(video), card, card.config("tiny"), size=1)
 
 
-def test_a_folder_this_user_may_not_enter_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folder_this_user_may_not_enter_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     """A calibration folder's sub-folder this user may not read was passed over (its images dropped without a word,
     or "no images"); a label file's image folder was "no such image"; a KITTI scan was "PermissionError: [Errno
     13] ..." and a KITTI folder's velodyne/ "no KITTI index has ...". Each names what cannot be read now."""
@@ -120,14 +151,33 @@ def test_a_folder_this_user_may_not_enter_is_named(tmp_path: Path, monkeypatch: 
         return real_scandir(path)  # type: ignore[arg-type]
 
     monkeypatch.setattr(images.os, "scandir", refuse)
-    with pytest.raises(DataError, match=r"cal/sub: cannot read \(Permission denied\)"):
+    with caplog.at_level(logging.WARNING, logger="edge.data"):  # beside other images: said, and they are used
+        assert [p.name for p in images.list_images(tmp_path / "cal", recursive=True)] == ["a.png"]
+    assert "cal/sub: cannot read (Permission denied); the images in it (if any) are not used" in caplog.text
+    (tmp_path / "cal" / "a.png").unlink()  # alone: refused, naming it (it was "no images")
+    with pytest.raises(DataError, match=r"cal/sub: cannot read \(Permission denied\)$"):
         images.list_images(tmp_path / "cal", recursive=True)
-    assert [p.name for p in images.list_images(tmp_path / "cal")] == ["a.png"]  # not listed below: not read
+    (tmp_path / "cal" / ".hidden").mkdir()  # a hidden one is never listed: not read, not said
+    real_refuse = refuse
+
+    def refuse_hidden(path: object) -> object:
+        if Path(str(path)) == tmp_path / "cal" / ".hidden":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_refuse(path)
+
+    monkeypatch.setattr(images.os, "scandir", refuse_hidden)
+    with pytest.raises(DataError, match=r"cal/sub: cannot read"):
+        images.list_images(tmp_path / "cal", recursive=True)
 
     for sub in ("image_2", "velodyne", "calib"):
         (tmp_path / "k" / sub).mkdir(parents=True)
     with pytest.raises(DataError, match=r"k/velodyne: cannot read \(Permission denied\)"):
         kitti.list_indices(tmp_path / "k")
+    # its review: with index= nothing is listed, and a folder that may be entered but not listed reads as before
+    (tmp_path / "k" / "velodyne" / "000114.bin").write_bytes(bytes(16))
+    (tmp_path / "k" / "image_2" / "000114.png").write_bytes(b"x")
+    (tmp_path / "k" / "calib" / "000114.txt").write_text("x")
+    assert kitti.list_indices(tmp_path / "k", "000114") == ["000114"]
     monkeypatch.setattr(images.os, "scandir", real_scandir)
 
     scan = tmp_path / "s.bin"

@@ -30,14 +30,10 @@ def natural_key(p: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every entry under ``root`` but hidden folders' (as ``rglob`` lists them, links to folders not followed); a
-    sub-folder this user may not read is a DataError naming it: ``rglob`` passed over it, and a calibration folder
-    lost its images without a word, or was "no images" (a review as a user who is not root)."""
-    def fail(e: OSError) -> None:
-        raise DataError(f"{e.filename}: cannot read ({e.strerror})")
-
-    for folder, subfolders, names in os.walk(root, onerror=fail):
+def _walk(root: Path, unread: list[OSError]) -> Iterator[Path]:
+    """Every entry under ``root`` but hidden folders' (as ``rglob`` lists them, links to folders not followed); the
+    sub-folders this user may not read are added to ``unread`` (``rglob`` passed over them without a word)."""
+    for folder, subfolders, names in os.walk(root, onerror=unread.append):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         yield from (Path(folder) / n for n in (*subfolders, *names))
 
@@ -52,12 +48,20 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
             pass
     except OSError as e:
         raise DataError(f"{root}: cannot read ({e.strerror})") from None
-    it = _walk(root) if recursive else root.iterdir()
+    unread: list[OSError] = []
+    it = _walk(root, unread) if recursive else root.iterdir()
     # hidden files (and, listed recursively, what hidden folders hold) are no frames: macOS leaves a "._NAME.png" of
     # metadata beside each file on a non-Mac drive
     # a link whose target is gone is listed (read_image names it, the reader counts it), never dropped unsaid
     files = [p for p in it if named_as_image(p) and (p.is_file() or (p.is_symlink() and not p.exists()))
              and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    if unread:  # a calibration folder lost their images without a word, or was "no images" (a review as a user who
+        # is not root): refused when nothing else is there, else said (a drive's root has its lost+found)
+        said = f"{unread[0].filename}: cannot read ({unread[0].strerror})"
+        if not files:
+            raise DataError(said)
+        more = f" and {len(unread) - 1} more folder(s)" if len(unread) > 1 else ""
+        log.warning("%s%s; the images in it (if any) are not used", said, more)
     return sorted(files, key=lambda p: ([natural_key(q) for q in p.relative_to(root).parents], natural_key(p)))
 
 

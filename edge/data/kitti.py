@@ -132,20 +132,20 @@ class KittiLayout:
         # where its layout is found
         per_index = [(self.scan_dir, ".bin"), (self.image_dir, ".png")]
         per_index += [(self.root / "calib", ".txt")] if self.kind == "object" else []
-        for d, _ext in per_index:  # glob passes over a folder it may not read: "no KITTI index" said nothing of it
-            try:
-                with os.scandir(d):
-                    pass
-            except FileNotFoundError:
-                pass  # said below, as before
-            except OSError as e:
-                raise DataError(f"{d}: cannot read ({e.strerror})") from None
         if index is not None:
             for d, ext in per_index:
                 if not (d / f"{index}{ext}").is_file():
                     raise DataError(f"{d / f'{index}{ext}'}: missing for KITTI index {index}")
             indices = [index]
         else:
+            for d, _ext in per_index:  # glob passes over a folder it may not list: "no KITTI index" said nothing
+                try:
+                    with os.scandir(d):
+                        pass
+                except FileNotFoundError:
+                    pass  # said below, as before
+                except OSError as e:
+                    raise DataError(f"{d}: cannot read ({e.strerror})") from None
             indices = sorted(set.intersection(*({p.stem for p in d.glob(f"*{ext}")} for d, ext in per_index)))
             if not indices:
                 names = [f"{d.relative_to(self.root).as_posix()}/*{ext}" for d, ext in per_index]

@@ -315,12 +315,10 @@ def check_repo_out(out: Path, bundle_root: Path) -> None:
     if out == bundle_root or out.is_relative_to(bundle_root) or bundle_root.is_relative_to(out):
         raise ExportError(f"{out}: the Triton repository and the bundle ({bundle_root}) must be separate folders, "
                           "neither inside the other")
-    if out.exists() or out.is_symlink():
-        if not out.is_dir() or out.is_symlink():
-            raise ExportError(f"{out}: exists and is not a folder; choose another output folder")
-        if any(out.iterdir()) and not _is_our_repo(out):
-            raise ExportError(f"{out}: folder exists, is not empty and is not a Triton repository written by "
-                              "edge-deploy; choose another output folder")
+    from edge.files import check_replaceable
+
+    # what the writer's StagedFolder checks, now (another user's repository was found only after the export)
+    check_replaceable(out, _is_our_repo, what="Triton repository", error=ExportError)
 
 
 def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graphs: Sequence[str], version: int) -> str:

@@ -272,6 +272,13 @@ class PointDumpSink(Sink):
         put_back_aside(self.folder)  # an earlier run's clouds a killed run had moved aside: back on their names
         clean_stale_files(self.folder)  # the clouds a killed run was writing
         self._earlier = {p.name for p in self.folder.glob("*.npy") if p.is_file() and not p.name.startswith(".")}
+        from edge.files import replace_problem
+
+        for name in sorted(self._earlier):  # one this run may write over but not replace failed after the run
+            if (why := replace_problem(self.folder / name)) is not None:
+                remove_made(self._made)
+                raise DataError(f"{self.folder / name}: {why}; --dump-points may write over an earlier run's "
+                                "clouds: give another folder")
 
     def note(self) -> str | None:
         """The clouds an earlier run left in the folder that this run did not write over (they would read as

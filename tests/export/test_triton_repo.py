@@ -445,7 +445,7 @@ def test_refuses_a_foreign_folder_or_a_file(tiny_bundle: Path, tmp_path: Path) -
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(ExportError, match="not a Triton repository written by edge-deploy"):
+    with pytest.raises(ExportError, match="not a Triton repository edge-deploy wrote"):
         write_triton_repo(tiny_bundle, foreign)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and (foreign / "notes.txt").read_text() == "keep me"
     with pytest.raises(ExportError, match="is not a folder"):
