@@ -1,12 +1,16 @@
 """Where the time goes: per-stage and end-to-end latency, fps, drops and queue depths.
 
 Recorders keep a bounded window of samples (the newest ``WINDOW``) so a 10-hour run's memory stays
-flat; counts and totals cover the whole run. Percentiles are over the window, which at 30 fps is the
-last ~11 minutes: the number an operator wants from a live line, and exact for shorter runs.
+flat, and the whole run's count, sum, max and a histogram of 0.5 %-wide bins. The summary is the whole
+run's: exact up to ``WINDOW`` samples (the percentiles equal those of the JSONL's), past that mean and max
+exact and p50/p99 from the bins, within 0.5 % (said as ``percentiles_within_pct``); it gave the last
+20,000 frames' figures under the whole run's count (a review: the true max 39.4 ms reported as 26.7). The
+live line reads the window: at 30 fps the last ~11 minutes, what an operator watches.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -14,6 +18,9 @@ from typing import Any
 import numpy as np
 
 WINDOW = 20_000
+#: the histogram past the window: bins 0.5 % wide from 1 us to 10^7 ms (values outside go to the end bins)
+_BIN_RATIO, _BIN_LO_MS = 1.005, 1e-3
+_BINS = math.ceil(math.log(1e7 / _BIN_LO_MS) / math.log(_BIN_RATIO))
 
 
 def drops_by_sensor(counters: dict[str, Any]) -> dict[str, int]:
@@ -47,7 +54,10 @@ class Recorder:
 
     def __init__(self, window: int = WINDOW) -> None:
         self._buf = np.zeros(window, np.float64)
+        self._bins = np.zeros(_BINS, np.int64)  # the whole run's, for its percentiles past the window
         self.count = 0
+        self.total_ms = 0.0
+        self.max_ms = -math.inf
         self.t_first: float | None = None
         self.t_last: float | None = None
 
@@ -63,19 +73,33 @@ class Recorder:
         self.t_last = now
         self._buf[self.count % len(self._buf)] = ms
         self.count += 1
+        self.total_ms += ms
+        self.max_ms = max(self.max_ms, ms)
+        at = int(math.log(ms / _BIN_LO_MS) / math.log(_BIN_RATIO)) if ms > _BIN_LO_MS else 0
+        self._bins[min(at, _BINS - 1)] += 1
 
     def fps(self) -> float:
         if self.count < 2 or self.t_first is None or self.t_last is None or self.t_last <= self.t_first:
             return 0.0
         return (self.count - 1) / (self.t_last - self.t_first)
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self, recent: bool = False) -> dict[str, float | int]:
+        """The whole run's figures (``recent``: the window's, for a live line); see the module docstring."""
         s = self.samples.copy()
         if s.size == 0:
             return {"count": self.count}
-        return {"count": self.count, "p50_ms": round(float(np.percentile(s, 50)), 3),
-                "p99_ms": round(float(np.percentile(s, 99)), 3), "mean_ms": round(float(s.mean()), 3),
-                "max_ms": round(float(s.max()), 3), "fps": round(self.fps(), 2)}
+        if recent or self.count <= len(self._buf):
+            return {"count": self.count, "p50_ms": round(float(np.percentile(s, 50)), 3),
+                    "p99_ms": round(float(np.percentile(s, 99)), 3), "mean_ms": round(float(s.mean()), 3),
+                    "max_ms": round(float(s.max()), 3), "fps": round(self.fps(), 2)}
+        return {"count": self.count, "p50_ms": round(self._binned(50), 3), "p99_ms": round(self._binned(99), 3),
+                "mean_ms": round(self.total_ms / self.count, 3), "max_ms": round(self.max_ms, 3),
+                "fps": round(self.fps(), 2), "percentiles_within_pct": round((_BIN_RATIO - 1) * 100, 2)}
+
+    def _binned(self, q: float) -> float:
+        """The whole run's ``q``-th percentile from the bins: the middle of the bin holding it (never above the max)."""
+        at = int(np.searchsorted(np.cumsum(self._bins), q / 100 * (self.count - 1), side="right"))
+        return min(_BIN_LO_MS * _BIN_RATIO ** (at + 0.5), self.max_ms)
 
 
 class Depth:
@@ -158,8 +182,8 @@ class Stats:
                 self.rss_mb[:] = self.rss_mb[::2]
 
     def line(self) -> str:
-        e2e = self.e2e.summary()
-        inf = self.stages["infer"].summary()
+        e2e = self.e2e.summary(recent=True)
+        inf = self.stages["infer"].summary(recent=True)
         with self._lock:
             counters = dict(self.counters)
         depth = " ".join(f"{k}={d.max}" for k, d in self.depths.items())
