@@ -79,6 +79,32 @@ def test_every_type_stays_float_where_no_rung_is_confirmed_faster_than_fp32(tmp_
     assert rec["rungs"][0]["ms"] is None and types == [SDPA]
 
 
+def test_a_graph_left_in_float_has_no_quantized_op_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: with every type rung 0 quantized left in float, NNCF put a quantizer on another op (a
+    Gather's output into a Multiply): the graph said to run in float had one int8 op, and neither the export's
+    warning nor edge run's note (both on 0 quantized ops) said anything. The types grow until none is quantized."""
+    monkeypatch.setenv(ov_pays.ENV, "timed")
+    present = {"Add": 1, "Convolution": 2, "Gather": 2, "MatMul": 4}
+    floated: list[list[str]] = []
+
+    def write(types: Any, dst: Path) -> None:
+        floated.append(list(types))
+        dst.write_bytes(b"<stand-in/>")
+        dst.with_suffix(".bin").write_bytes(b"")
+
+    def quantized(xml: Any) -> dict[str, int]:  # what NNCF quantizes with the last written types in float
+        left = set(present) - set(floated[-1]) if floated[-1] else set(present)
+        if not left and "Multiply" not in floated[-1]:
+            return {"Multiply": 1}  # moved onto the op after the Gather
+        return {t: present[t] for t in sorted(left)}
+
+    monkeypatch.setattr(ov_pays, "quantized_types", quantized)
+    types, rec = ov_pays.choose_float_types(write, tmp_path / "fp32.xml", None, {}, tmp_path,
+                                            time_ms=_by_name([5.0, 8.0, 6.0, 5.5, 4.9]))
+    assert rec["float_graph"] is True and types == ["Add", "Convolution", "Gather", "MatMul", "Multiply"]
+    assert floated[-1] == types and not list(tmp_path.glob("float*"))  # checked, and its probe removed
+
+
 def test_a_rung_nncf_cannot_write_is_refused_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ov_pays.ENV, "timed")
     monkeypatch.setattr(ov_pays, "quantized_types", lambda xml: {"Add": 1, "Convolution": 2, "MatMul": 1, SDPA: 1})
