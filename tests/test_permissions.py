@@ -98,6 +98,8 @@ def test_other_outputs_are_checked_before_the_work(tmp_path: Path, not_root: int
     from edge.stream.sinks import PointDumpSink
 
     st = _sticky(tmp_path / "tmp")
+    (st / "team_notes.npy").write_bytes(b"x")  # (its review: a name the dump never writes is no refusal)
+    PointDumpSink(st).open()
     (st / "lidar_000008.npy").write_bytes(b"x")
     with pytest.raises(DataError, match=r"lidar_000008\.npy: exists, owned by another user .*--dump-points may"):
         PointDumpSink(st).open()

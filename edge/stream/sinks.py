@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -274,8 +275,9 @@ class PointDumpSink(Sink):
         self._earlier = {p.name for p in self.folder.glob("*.npy") if p.is_file() and not p.name.startswith(".")}
         from edge.files import replace_problem
 
-        for name in sorted(self._earlier):  # one this run may write over but not replace failed after the run
-            if (why := replace_problem(self.folder / name)) is not None:
+        for name in sorted(self._earlier):  # one this run may write over but not replace failed after the run; only
+            # the names it writes (SENSOR_NNNNNN.npy, output_NNNNNN.npy): another user's notes.npy beside is no matter
+            if re.fullmatch(r".+_\d{6}\.npy", name) and (why := replace_problem(self.folder / name)) is not None:
                 remove_made(self._made)
                 raise DataError(f"{self.folder / name}: {why}; --dump-points may write over an earlier run's "
                                 "clouds: give another folder")
