@@ -428,6 +428,9 @@ def test_a_forked_helper_ends_quietly_on_sigterm_and_sigint(sig: str) -> None:
     code = textwrap.dedent(f"""
         import multiprocessing as mp, os, signal, time
         from edge.cli.main import _sigterm_interrupts
+        # as a terminal starts a command (a background job, CI's included, starts with SIGINT ignored, which the
+        # command then leaves as it is)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         def child():
             time.sleep(30)
         with _sigterm_interrupts():
