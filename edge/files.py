@@ -601,6 +601,19 @@ def read_problem(path: str | os.PathLike[str]) -> str | None:
         return f"cannot read ({e.strerror or e})"
 
 
+def list_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why this user cannot list ``folder`` (``cannot read (Permission denied)``), or None, also where it does not
+    exist (its caller says so in its own words): ``glob``, ``rglob`` and ``iterdir``'s callers pass over a folder
+    they may not list, and what it held was "no images" or "no KITTI index" (a review as a user who is not root)."""
+    try:
+        with os.scandir(folder):
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"cannot read ({e.strerror or e})"
+
+
 def is_utf8(text: str) -> bool:
     """Whether ``text`` encodes as UTF-8: not a name read from bytes that are not (Python's surrogate escapes)."""
     try:

@@ -109,16 +109,15 @@ def choose_float_types(write: Callable[[Sequence[str], Path], None], src: str | 
             for f in (p, p.with_suffix(".bin")):
                 f.unlink(missing_ok=True)
     float_graph = not confirm["kept"]
-    kept_float = sorted(present)
-    if float_graph:  # every type rung 0 quantized left in float, NNCF put its quantizers on other ops (a Gather's
-        # output into a Multiply): a graph said to run in float still had one int8 op (a review); until none is left
-        kept_float = _closed_float_types(write, present, work / "float.xml")
+    # in float: with every type rung 0 quantized left so, NNCF put its quantizers on other ops (a Gather's output into
+    # a Multiply): a graph said to run in float still had one int8 op (a review); the types grow until none is left
+    types = _closed_float_types(write, present, work / "float.xml") if float_graph else rungs[best]
     rec = {"mode": mode, "fp32_ms": round(float(ms[0]), 4), "quantized_types": present,
            "rungs": [{"float_types": r, "ms": round(float(t), 4) if np.isfinite(t) else None,
                       **({"refused": refused[i]} if i in refused else {})}
                      for i, (r, t) in enumerate(zip(rungs, ms[1:], strict=True))],
            "chosen": best, "confirm": confirm, "float_graph": float_graph}
-    return (kept_float if float_graph else rungs[best]), rec
+    return types, rec
 
 
 def _closed_float_types(write: Callable[[Sequence[str], Path], None], present: dict[str, int], probe: Path,

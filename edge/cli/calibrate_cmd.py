@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge import jsonout
+from edge.data.frame import is_image
 from edge.errors import DataError, ModelError
 from edge.stream.sinks import Sink
 
@@ -37,8 +38,6 @@ class _Collect(Sink):
                 whole = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
                 if whole and k in result.task_keys:  # the program's own fields, not the loop's
                     self.counts.setdefault(str(k), []).append(int(v))
-            from edge.data.frame import is_image
-
             cam = next((f for f in result.frames.values() if is_image(f.data)), None)
             if cam is not None:
                 size = (int(cam.data.shape[0]), int(cam.data.shape[1]))

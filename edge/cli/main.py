@@ -90,15 +90,15 @@ def _sigterm_interrupts() -> Iterator[None]:
             return
         raise KeyboardInterrupt
 
-    taken = [s for s, default in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler))
-             if signal.getsignal(s) is default]
+    defaults = ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler))
+    taken = {s: d for s, d in defaults if signal.getsignal(s) is d}  # each signal taken -> the handler given back
     for s in taken:
         signal.signal(s, interrupt)
     try:
         yield
     finally:
-        for s, default in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler)):
-            if s in taken and signal.getsignal(s) is interrupt:
+        for s, default in taken.items():
+            if signal.getsignal(s) is interrupt:
                 signal.signal(s, default)
 
 

@@ -43,11 +43,10 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
-    try:  # rglob passes over a folder it may not read: said here, not as "no images"
-        with os.scandir(root):
-            pass
-    except OSError as e:
-        raise DataError(f"{root}: cannot read ({e.strerror})") from None
+    from edge.files import list_problem
+
+    if (why := list_problem(root)) is not None:  # said here, not as "no images"
+        raise DataError(f"{root}: {why}")
     unread: list[OSError] = []
     it = _walk(root, unread) if recursive else root.iterdir()
     # hidden files (and, listed recursively, what hidden folders hold) are no frames: macOS leaves a "._NAME.png" of

@@ -17,7 +17,6 @@ naming the file.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,14 +137,11 @@ class KittiLayout:
                     raise DataError(f"{d / f'{index}{ext}'}: missing for KITTI index {index}")
             indices = [index]
         else:
-            for d, _ext in per_index:  # glob passes over a folder it may not list: "no KITTI index" said nothing
-                try:
-                    with os.scandir(d):
-                        pass
-                except FileNotFoundError:
-                    pass  # said below, as before
-                except OSError as e:
-                    raise DataError(f"{d}: cannot read ({e.strerror})") from None
+            from edge.files import list_problem
+
+            for d, _ext in per_index:  # (a missing one is said below, as before)
+                if (why := list_problem(d)) is not None:
+                    raise DataError(f"{d}: {why}")
             indices = sorted(set.intersection(*({p.stem for p in d.glob(f"*{ext}")} for d, ext in per_index)))
             if not indices:
                 names = [f"{d.relative_to(self.root).as_posix()}/*{ext}" for d, ext in per_index]
