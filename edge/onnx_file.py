@@ -8,6 +8,7 @@ names them for :meth:`edge.bundle.Bundle.load` to check.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,7 +139,6 @@ def _without_weights(model: Any) -> Any:
     """A copy of ``model`` for shape inference: its large initializers turned into graph inputs of their type and
     dims. Why: inference serialises the model it is given, so the whole model cost a copy of its weights (a
     1 GB embedding table: +10 s and +2 GB of peak memory per export, a review measured) for dims alone."""
-    import numpy as np
     import onnx
     from onnx import helper
 
@@ -146,7 +146,7 @@ def _without_weights(model: Any) -> Any:
     small, typed = [], []
     named = {vi.name for vi in g.input}
     for t in g.initializer:
-        if int(np.prod(t.dims, dtype=np.int64)) <= SMALL_INITIALIZER:
+        if math.prod(t.dims) <= SMALL_INITIALIZER:  # Python's ints: int64 wrapped a forged shape
             small.append(t)
         elif t.name not in named:
             typed.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))

@@ -9,6 +9,7 @@ a calibration set costs in memory is what is used, whatever the file declares.
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 import zlib
@@ -59,12 +60,14 @@ class ArrayHeader:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        # Python's integers: numpy's int64 product of a forged shape ([2**49, 3, 64, 128]) wrapped to 0 or below
+        # and passed every size check (a review: MemoryError building the sample index)
+        return math.prod(self.shape) * self.dtype.itemsize
 
     @property
     def row_bytes(self) -> int:
         """Bytes of one entry along the first axis."""
-        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape[1:]) * self.dtype.itemsize
 
 
 def _read_header(f: IO[bytes], where: str) -> ArrayHeader:

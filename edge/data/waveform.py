@@ -375,7 +375,7 @@ def read_waveform_file(path: str | os.PathLike[str]) -> WaveformFile:
     w_shape = heads["waveforms"].shape
     if len(w_shape) != 4 or 0 in w_shape:
         raise DataError(f"{p}: 'waveforms' has shape {list(w_shape)}, the schema wants [frames, C, A, T]")
-    total = int(np.prod(w_shape, dtype=np.int64)) * heads["waveforms"].dtype.itemsize
+    total = math.prod(w_shape) * heads["waveforms"].dtype.itemsize
     if total > MAX_FILE_BYTES:
         raise DataError(f"{p}: 'waveforms' would take {total} bytes (limit {MAX_FILE_BYTES})")
     _check_ratio(p, heads["waveforms"])

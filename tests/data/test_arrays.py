@@ -110,3 +110,23 @@ def test_a_member_name_flagged_utf8_that_is_not_is_one_line(tmp_path: Path, wher
     p.write_bytes(bytes(data))
     with pytest.raises(DataError, match=r"bad\.npz"):
         npz_headers(p)
+
+
+@pytest.mark.parametrize("shape", [(2**49, 3, 64, 128), (2**25, 2**24, 3, 64, 128), (2**61, 2**3)])
+def test_a_shape_past_int64_is_refused_not_wrapped(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    """numpy's int64 product of these shapes wraps to 0 or below, which passed every size check: the calibration
+    index over 2**49 samples was a MemoryError (a review). Sizes are Python integers: the limit refuses them."""
+    from numpy.lib import format as npf
+
+    buf = io.BytesIO()
+    npf.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    assert int(np.prod(shape, dtype=np.int64)) * 4 <= 0  # what the check used to compute
+    (tmp_path / "big.npy").write_bytes(buf.getvalue())
+    with pytest.raises(DataError, match=r"big\.npy: declares .* bytes \(limit"):
+        npy_header(tmp_path / "big.npy")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "big.npz", "w") as z:
+        z.writestr("frame.npy", buf.getvalue())
+    with pytest.raises(DataError, match=r"big\.npz: member 'frame'.* bytes"):
+        npz_headers(tmp_path / "big.npz")

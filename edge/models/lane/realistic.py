@@ -17,7 +17,6 @@ validation frames come from (``tusimple_lstr_train``) and of their neighbours wi
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 
@@ -47,26 +46,31 @@ def layouts_path() -> Path:
 
 @functools.lru_cache(maxsize=2)
 def load_layouts(path: str) -> np.ndarray:
-    """[N, 4, 48] lane x (1280x720 pixels, NaN = absent) at rows 240..710, validation clips left out."""
+    """[N, 4, 48] lane x (1280x720 pixels, NaN = absent) at rows 240..710, validation clips left out.
+
+    Read by the TuSimple reader (:func:`~edge.models.lane.tusimple.read_tusimple`: a line at a time, every value
+    finite, one-line errors naming the file and line): a parser of its own here let a byte that is not UTF-8 and an
+    integer past the float range through as tracebacks blamed on ``--set``, and trained on ``Infinity`` (a review)."""
+    from edge.models.lane.tusimple import read_tusimple
+
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: lane layouts not found (TuSimple label_data_0313.json; set {LAYOUTS_ENV})")
     out = []
-    with open(p) as f:
-        for n, line in enumerate(f, 1):
-            try:
-                rec = json.loads(line)
-                parts = rec["raw_file"].split("/")
-                clip, cid = parts[1], int(parts[2])
-                lanes = np.asarray(rec["lanes"], np.float64)
-                if list(rec["h_samples"]) != LABEL_ROWS.astype(int).tolist() or lanes.shape != (4, len(LABEL_ROWS)):
-                    continue
-            # AttributeError: a raw_file that is not text; RecursionError: nesting past the JSON parser's depth
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
-                raise DataError(f"{p}:{n}: not a TuSimple label line") from None
-            if any(abs(cid - v) <= EXCLUDE_WITHIN for v in VALIDATION_CLIPS.get(clip, ())):
-                continue
-            out.append(np.where(lanes < 0, np.nan, lanes))
+    rows = LABEL_ROWS.astype(int).tolist()
+    for s in read_tusimple(p):
+        if s.h_samples != rows or len(s.lanes) != 4:  # another row set or lane count: not a layout of this kind
+            continue
+        parts = s.raw_file.split("/")
+        try:
+            clip, cid = parts[1], int(parts[2])
+        except (IndexError, ValueError):
+            raise DataError(f"{p}: raw_file {s.raw_file[:80]!r} is not a TuSimple frame name "
+                            "(clips/<clip>/<id>/<frame>.jpg)") from None
+        if any(abs(cid - v) <= EXCLUDE_WITHIN for v in VALIDATION_CLIPS.get(clip, ())):
+            continue
+        lanes = np.asarray(s.lanes, np.float64)
+        out.append(np.where(lanes < 0, np.nan, lanes))
     if not out:
         raise DataError(f"{p}: no usable lane layout")
     return np.stack(out)

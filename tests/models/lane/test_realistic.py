@@ -35,17 +35,26 @@ def test_layouts_leave_out_the_validation_clips(layouts_file: Path, real_data: P
 def test_missing_or_foreign_layouts_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="lane layouts not found"):
         load_layouts(str(tmp_path / "nope.json"))
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"lanes": 3}\n')
-    with pytest.raises(DataError, match=r"bad\.json:1: not a TuSimple label line"):
-        load_layouts(str(bad))
+    row = {"lanes": [[-2] * 47 + [700.0]] * 4, "h_samples": list(range(240, 720, 10)),
+           "raw_file": "clips/0313-2/100/20.jpg"}
+    (tmp_path / "ok.json").write_text(json.dumps(row) + "\n")
+    assert load_layouts(str(tmp_path / "ok.json")).shape == (1, 4, 48)
+    big = json.dumps(row).replace("700.0", "1" + "0" * 400)
     # a security review: a raw_file that is not text (AttributeError) and nesting past the JSON parser's depth
-    # (RecursionError) were tracebacks
-    for name, text in (("attr.json", '{"raw_file": 5, "lanes": [], "h_samples": []}\n'),
-                       ("deep.json", "[" * 200_000 + "]" * 200_000 + "\n")):
-        (tmp_path / name).write_text(text)
-        with pytest.raises(DataError, match=rf"{name.replace('.', chr(92) + '.')}:1: not a TuSimple label line"):
+    # (RecursionError) were tracebacks; a later one: a byte that is not UTF-8 and an integer past the float range
+    # were tracebacks blamed on --set, and Infinity was trained on
+    for name, data, said in (
+            ("bad.json", b'{"lanes": 3}\n', r"line 1: missing key"),
+            ("attr.json", b'{"raw_file": 5, "lanes": [], "h_samples": []}\n', r"line 1: 'raw_file' is int"),
+            ("deep.json", b"[" * 200_000 + b"]" * 200_000 + b"\n", r"line 1: invalid JSON"),
+            ("bytes.json", json.dumps(row).encode() + b"\n\xff\n", r"line 2: not UTF-8"),
+            ("big.json", big.encode() + b"\n", r"line 1: lanes\[0\]\[47\]"),
+            ("inf.json", json.dumps(row).replace("700.0", "Infinity").encode() + b"\n", r"line 1: lanes\[0\]\[47\]"),
+            ("name.json", json.dumps({**row, "raw_file": "x.jpg"}).encode() + b"\n", r"raw_file 'x\.jpg' is not")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=rf"{name.replace('.', chr(92) + '.')}: {said}") as e:
             load_layouts(str(tmp_path / name))
+        assert "\n" not in str(e.value)
 
 
 def test_clips_are_seeded_and_labels_stay_below_where_the_road_ends(layouts_file: Path) -> None:
