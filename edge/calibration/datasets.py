@@ -290,6 +290,10 @@ def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | No
             missing = [n for n in names if n not in heads]
             if missing:
                 raise DataError(f"{p}: missing arrays for step feeds {missing} (has {sorted(heads)})")
+            unused = sorted(set(heads) - set(names))
+            if unused:  # a feed misnamed beside one of the right name was calibrated without, silently
+                log.warning("%s: arrays %s feed no step of the programs calibrated (they take %s); not used", p,
+                            unused, names)
             heads = {n: heads[n] for n in names}
         members = {k: k for k in heads}
     if not heads:

@@ -75,6 +75,21 @@ def test_sequence_sample_counts_must_agree(tmp_path: Path) -> None:
     assert str(p) in str(e.value)
 
 
+
+def test_arrays_no_step_takes_are_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An extra array (a feed misnamed beside one of the right name, or a label) was dropped without a word."""
+    import logging
+
+    p = _npz(tmp_path, a=np.ones((4, 2)), b=np.ones((4, 3)), bb=np.ones((4, 3)), labels=np.ones(4))
+    with caplog.at_level(logging.WARNING, logger="edge.calibration"):
+        s = from_arrays(p, REF, size=2)
+    assert len(s.sequences) == 2
+    assert f"{p}: arrays ['bb', 'labels'] feed no step of the programs calibrated (they take ['a', 'b'])" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="edge.calibration"):
+        from_arrays(_npz(tmp_path, a=np.ones((4, 2)), b=np.ones((4, 3))), REF, size=2)
+    assert "feed no step" not in caplog.text
+
 # ------------------------------------------------------------------ engine records (JSON beside a .plan)
 
 #: a valid record, as EngineRecord.to_json writes it
