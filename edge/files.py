@@ -558,9 +558,13 @@ class StagedFolder:
             second = True  # the first rename (if any) is done: a failure now is the move in
             try:
                 os.replace(self.tmp, self.out)
-            except BaseException:  # an OSError, or a Ctrl-C between the two renames
+            except BaseException as e:  # an OSError, or a Ctrl-C between the two renames
                 if old is not None and not self.out.exists():  # put the previous folder back, never nothing
                     os.replace(old, self.out)
+                    old = None
+                elif (old is not None and not isinstance(e, OSError) and self.out.is_dir()
+                      and self.is_ours(self.out)):  # interrupted as another writer's folder moved in: it stays, and
+                    shutil.rmtree(old, ignore_errors=True)  # the previous one goes, as below (it was left hidden)
                     old = None
                 raise
         except OSError as e:

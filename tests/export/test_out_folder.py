@@ -214,6 +214,38 @@ def test_another_writers_folder_landing_between_the_two_renames(tmp_path: Path, 
         assert "Directory not empty" in str(e.value) and left == sorted(["b", f".b.old-{os.getpid()}"])
 
 
+
+@pytest.mark.parametrize("ours", [True, False])
+def test_interrupted_as_another_writers_folder_lands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    ours: bool) -> None:
+    """As above, with A's Ctrl-C/SIGTERM in the window instead of its rename's failure: A's handler put nothing
+    back (B's folder is there) and left the previous bundle in ``.b.old-<pid>`` (a review). It goes, as when the
+    rename fails; beside a folder that is not ours it stays aside."""
+    from edge.files import StagedFolder
+
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "kept").write_text("the previous bundle")
+    staged = StagedFolder(out, lambda p: ours or (p / "kept").exists())
+    (staged.tmp / "new").write_text("A's bundle")
+    real, calls = os.replace, []
+
+    def raced(a: object, b: object) -> None:
+        calls.append(b)
+        if len(calls) == 2:  # B's folder lands at out, and A is interrupted before its own rename
+            out.mkdir(exist_ok=True)
+            (out / "other").write_text("B's bundle")
+            raise KeyboardInterrupt
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", raced)
+    with pytest.raises(KeyboardInterrupt), staged:
+        staged.commit()
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["other"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == (["b"] if ours else sorted(["b", f".b.old-{os.getpid()}"]))
+
 def test_a_bundle_swapped_after_its_load_is_not_opened(tmp_path: Path, tiny_bundle: Path) -> None:
     """An export swapped into the folder between `edge run`'s load (every sha256 checked) and a runtime opening a
     graph by its path: the new bundle's graphs ran under the old manifest, exit 0. Bundle.file refuses a verified
