@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge import jsonout
+from edge.cli import emit
 from edge.errors import EdgeError
 
 
@@ -72,7 +73,7 @@ def run_bench_cmd(bundle: Path, backends: list[str], rounds: int, warmup: int, t
     atomic_write_text(written, jsonout.dumps(report, indent=1) + "\n")
     written_png = plot(report, png) if no_plot is None else None
     if json_out:
-        print(jsonout.dumps({k: v for k, v in report.items() if k != "rows"} |
+        emit(jsonout.dumps({k: v for k, v in report.items() if k != "rows"} |
                          {"rows": [{k: v for k, v in r.items() if k != "samples_ms"} for r in report["rows"]]}))
         return
     m = report["machine"]

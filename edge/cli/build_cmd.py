@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import jsonout
+from edge.cli import emit
 from edge.errors import BackendUnavailable, BundleError, DataError, ExportError
 
 
@@ -224,5 +225,5 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
         if not json_out:
             console.print(f"wrote the Triton repository {out['triton_repo']}", highlight=False, markup=False)
     if json_out:
-        print(jsonout.dumps(out))
+        emit(jsonout.dumps(out))
     return out

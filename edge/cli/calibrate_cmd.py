@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge import jsonout
+from edge.cli import emit
 from edge.data.frame import is_image
 from edge.errors import DataError, ModelError
 from edge.stream.sinks import Sink
@@ -156,7 +157,7 @@ def run_calibrate(bundle: Path, *, source: str, lidar: str | None, init: Path | 
             f"{n} x {escape(r)}" for r, n in reasons.items()), highlight=False, soft_wrap=True)
     worse = worse_than_start(report) if init is not None else []
     if json_out:
-        print(jsonout.dumps(report))
+        emit(jsonout.dumps(report))
     else:
         scatter = ("one frame scatters {rot_rms_deg:.2f} deg / {trans_rms_cm:.1f} cm".format(**report["spread"])
                    if report["spread"] else "one estimate: how much a frame's scatters is not known")

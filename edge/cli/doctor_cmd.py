@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from edge.cli import emit
 from edge.errors import first_line
 
 
@@ -78,7 +79,7 @@ def run_doctor(json_out: bool, require: list[str] | None = None) -> None:
         raise EdgeError(f"--require {', '.join(unknown)}: not a component (known: {', '.join(sorted(names))})")
     missing = [r["name"] for r in rows if r["name"] in (require or []) and not r["ok"]]
     if json_out:
-        print(json.dumps({"python": platform.python_version(), "machine": platform.machine(), "rows": rows,
+        emit(json.dumps({"python": platform.python_version(), "machine": platform.machine(), "rows": rows,
                           "missing": missing}))
         if missing:
             raise typer.Exit(1)

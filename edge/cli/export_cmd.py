@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import jsonout
+from edge.cli import emit
 from edge.errors import ExportError
 
 
@@ -136,7 +137,7 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
         report["triton_repo"], report["triton_precision"] = _triton(bundle, triton_repo, tb, triton_device,
                                                                    precisions or ["fp32"])
     if json_out:
-        print(jsonout.dumps({"bundle": str(bundle.path), **report}))
+        emit(jsonout.dumps({"bundle": str(bundle.path), **report}))
         return
     table = Table(title=escape(f"{bundle.path} ({bundle.model_name}, attention={report['attention']})"))
     for col in ("graph", "file", "size", "parity max abs", "parity max rel", "export s"):

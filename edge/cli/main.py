@@ -11,6 +11,7 @@ they would say (a frame that did not encode, a file without its index) is checke
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -176,6 +177,38 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
     return None
 
 
+def _std_streams() -> None:
+    """A standard stream the command was started without (``2>&-``: Python's ``sys.stderr`` is None) writes to
+    nowhere, as asked: every ``sys.stderr.isatty()`` and console was an AttributeError traceback, exit 1."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 (the process's stream, for its whole life)
+
+
+def _silence(name: str) -> None:
+    """Stop writing to a standard stream that failed (full, closed): Python's flush of it at exit failed again, as
+    "Exception ignored" and exit 120."""
+    with contextlib.suppress(OSError, ValueError):
+        setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115
+
+
+def _flush_stdout() -> None:
+    """What a command printed and Python still buffers (stdout to a file or pipe), written now, so a stdout that
+    cannot take it is an error the command says (naming ``stdout``), not Python's "Exception ignored" at exit."""
+    from edge.cli import _Named
+
+    _Named(sys.stdout, "stdout").flush()
+
+
+def _say(line: str) -> None:
+    """One line on stderr; a stderr that cannot take it (``2>/dev/full``, a full log disk) is not a second error
+    (the print in the error's own handler raised, a traceback and exit 1 where the run had committed its outputs)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        _silence("stderr")
+
+
 def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     """Run a Typer app and map its errors to one line: a usage error (an unknown option, a value out of range,
     an unreadable path Click checks) and an EdgeError each exit 2, Ctrl-C 130. Click's own report of a usage
@@ -191,6 +224,7 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     except ImportError:  # pragma: no cover
         from click import ClickException as ClickError
 
+    _std_streams()
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
@@ -198,15 +232,16 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
         with _sigterm_interrupts():
             twice = repeated_option(typer.main.get_command(ty), list(sys.argv[1:] if argv is None else argv), prog)
             if twice is not None:
-                print(f"error: {twice}", file=sys.stderr)
+                _say(f"error: {twice}")
                 return 2
             rv = ty(args=argv, prog_name=prog, standalone_mode=False)
+            _flush_stdout()  # what is still buffered for stdout: its failure is said below, naming it
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0  # an Exit(n) comes back as n
         if code == 130:  # Typer turns Ctrl-C (and our SIGTERM) into a silent Exit(130): say it, in one line
-            print("interrupted", file=sys.stderr)
+            _say("interrupted")
         return code
     except typer.Abort:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130
     except ClickError as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # a bare `edge`: the help, as before, and exit 2
@@ -215,18 +250,18 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         message = " ".join(e.format_message().split())  # one line, whatever Click wrapped
-        print(f"error: {message}{hint}", file=sys.stderr)
+        _say(f"error: {message}{hint}")
         return 2
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if code == 130:
-            print("interrupted", file=sys.stderr)
+            _say("interrupted")
         return code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130
     except EdgeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(f"error: {e}")
         return e.exit_code
     except ImportError as e:  # an optional package this command needs: the pip line that installs it
         from edge.deps import explain_import
@@ -234,22 +269,26 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
         line = explain_import(e)  # absent, or there but lacking what was asked; and what needed it
         if line is None:
             raise  # one of ours, or a package we do not know: a bug, with its traceback
-        print(f"error: {line}", file=sys.stderr)
+        _say(f"error: {line}")
         return 2
     except OSError as e:  # the machine, not the code: a full disk, a quota, an I/O error mid-write
         from edge.deps import explain_import
 
         line = explain_import(e)  # or a package whose import loads a library that is not there (torch's cuDNN)
         if line is not None:
-            print(f"error: {line}", file=sys.stderr)
+            _say(f"error: {line}")
             return 2
+        if e.errno == errno.EPIPE and e.filename is None:  # stdout's reader went away (`| head`): quiet, as Click
+            _silence("stdout")  # ends it when a command's own write finds it so
+            return 1
         where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        _say(f"error: {where}{e.strerror or e}")
+        if e.filename == "stdout":
+            _silence("stdout")
         return 2
     except MemoryError:  # the machine's memory or a ulimit, as a full disk is: one line, not a traceback (an input
         # read whole that no size check caught was one; a review)
-        print("error: out of memory (the machine's, or a limit on this process: ulimit -v, a container's)",
-              file=sys.stderr)
+        _say("error: out of memory (the machine's, or a limit on this process: ulimit -v, a container's)")
         return 2
     return 0
 
@@ -260,7 +299,7 @@ def _app(which: int) -> typer.Typer:
         with _sigterm_interrupts():
             return _apps()[which]
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         sys.exit(130)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edge.cli import emit
+
 
 def describe(name: str) -> dict[str, Any]:
     """What ``edge models`` shows for one family (or the one-line reason it cannot be loaded)."""
@@ -41,7 +43,7 @@ def run_models(json_out: bool) -> None:
 
     rows = [describe(n) for n in list_models()]
     if json_out:
-        print(json.dumps(rows))
+        emit(json.dumps(rows))
         return
     t = Table(title="model families")
     for col in ("family", "configs", "programs (graphs)", "sensors", "metric", "weights"):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import jsonout
+from edge.cli import emit
 from edge.errors import DataError
 
 
@@ -154,7 +155,7 @@ def _report(summary: dict[str, Any], source: str, backend: str, json_out: bool, 
         why = f": every frame set was skipped ({max(reasons, key=reasons.get)})" if reasons else ""
         raise DataError(f"{source}: no frames were processed{why}")
     if json_out:
-        print(jsonout.dumps(summary))
+        emit(jsonout.dumps(summary))
         return summary
     e2e, inf = summary["end_to_end"], summary["stages"]["infer"]
     task = summary["task"]

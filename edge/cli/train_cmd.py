@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import jsonout
+from edge.cli import emit
 from edge.errors import EdgeError, ModelError, first_line
 from edge.models.checkpoint import continues
 
@@ -372,7 +373,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                     "metric": card.metric.name if card.metric else None, **(metric or {})}
     write()
     if json_out:
-        print(jsonout.dumps(meta))
+        emit(jsonout.dumps(meta))
     else:
         score = card.metric.format(metric["value"]) if metric else "not evaluated"
         console.print(f"wrote {out}  loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}  {score}  "

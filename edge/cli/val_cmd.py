@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from edge import jsonout
+from edge.cli import emit
 
 
 def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: list[str] | None, max_drop: str | None,
@@ -53,7 +54,7 @@ def run_val_cmd(bundle: Path, data: list[str], backends: list[str], programs: li
     if out is not None:
         atomic_write_text(out, jsonout.dumps(report, indent=1) + "\n")
     if json_out:
-        print(jsonout.dumps(report))
+        emit(jsonout.dumps(report))
     else:
         unit = report["unit"]
         t = Table(title=escape(f"{report['model']}: {report['metric']} on {report['described']}"))  # '[x]' in paths

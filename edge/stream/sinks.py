@@ -180,8 +180,13 @@ class JsonlSink(Sink):
         try:
             self._f.flush()
             os.fsync(self._f.fileno())
-        except OSError as e:
+            here, written = os.stat(self.tmp), os.fstat(self._f.fileno())
+        except OSError as e:  # the stat too: a folder removed mid-run failed only the rename, after the others were
+            # named beside a summary listing this file (a review)
             raise DataError(f"{self.path}: cannot write ({e.strerror}); nothing was kept") from None
+        if (here.st_dev, here.st_ino) != (written.st_dev, written.st_ino):
+            raise DataError(f"{self.path}: its partial file {self.tmp.name} was replaced while it was written; "
+                            "nothing was kept")
         self._synced = True
 
     def close(self, commit: bool = True) -> None:

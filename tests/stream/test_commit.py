@@ -267,6 +267,35 @@ def test_jsonl_fsync_failure_keeps_nothing(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "out").exists()
 
 
+
+def test_jsonl_whose_folder_went_keeps_nothing(tmp_path: Path) -> None:
+    """The JSONL's folder removed mid-run failed only its rename, after the video had its name beside a summary
+    listing the missing JSONL, exit 2 (a review). Its prepare sees the partial file gone: nothing is kept."""
+    import shutil
+
+    class RemovesTheFolder(Sink):
+        name = "remover"
+
+        def write(self, result: Any) -> None:
+            shutil.rmtree(tmp_path / "gone", ignore_errors=True)
+
+    video, jsonl = OverlaySink(tmp_path / "keep" / "v.mp4"), JsonlSink(tmp_path / "gone" / "r.jsonl")
+    p = Pipeline([MemorySource(_images(3), count=4)], EchoTask(), [video, jsonl, RemovesTheFolder()], policy="block")
+    with pytest.raises(EdgeError, match=r"gone/r\.jsonl: cannot write \(No such file or directory\); nothing was "
+                                        r"kept") as e:
+        p.run(handle_signals=False)
+    assert "other outputs were kept" not in str(e.value)
+    assert not (tmp_path / "keep" / "v.mp4").exists() and _leftovers(tmp_path) == []
+    twin = JsonlSink(tmp_path / "r.jsonl")  # its partial file replaced by another (not the file written): the same
+    twin.open()
+    twin.lines = 1
+    twin.tmp.unlink()
+    twin.tmp.write_text("another's\n")
+    with pytest.raises(DataError, match=r"r\.jsonl: its partial file .* was replaced while it was written"):
+        twin.prepare()
+    twin.close(commit=False)
+    assert not (tmp_path / "r.jsonl").exists()
+
 def test_video_commit_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A video that does not read back whole (what a full disk leaves) is not committed."""
     import edge.stream.overlay as overlay
