@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,8 +269,12 @@ def from_video(path: str | os.PathLike[str], card: Any, cfg: dict[str, Any], *, 
 
 
 def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | None, *, size: int,
-                role: str = "calibration") -> SampleSet:
+                role: str = "calibration", known: Callable[[], set[str]] | None = None) -> SampleSet:
     """``.npz`` keyed by step-feed name or ``.npy`` for one; [samples, ...] or [samples, steps, ...].
+
+    An array no step reads is named in a warning (a feed misnamed beside one of the right name), unless ``known``
+    (every feed of the model's programs) has it: a program calibrated with another's gates, or one whose feeds only
+    its host stage reads, takes it.
 
     Headers are checked against the model's step feeds before any data is read, and only the
     ``size`` samples used are read (streamed): a file's declared size never becomes memory.
@@ -291,9 +295,11 @@ def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | No
             if missing:
                 raise DataError(f"{p}: missing arrays for step feeds {missing} (has {sorted(heads)})")
             unused = sorted(set(heads) - set(names))
+            if unused and known is not None:
+                unused = sorted(set(unused) - known())
             if unused:  # a feed misnamed beside one of the right name was calibrated without, silently
-                log.warning("%s: arrays %s feed no step of the programs calibrated (they take %s); not used", p,
-                            unused, names)
+                log.warning("warning: %s: arrays %s feed no step of this model's programs (the programs calibrated "
+                            "take %s); not used", p, unused, names)
             heads = {n: heads[n] for n in names}
         members = {k: k for k in heads}
     if not heads:
@@ -419,10 +425,18 @@ def load_samples(src: str, card: Any, cfg: dict[str, Any], *, size: int, role: s
     if p.suffix.lower() == ".npz" and p.is_file() and is_waveform_file(p):  # a recording, not step feeds
         return from_source(f"waveform:{p}", card, cfg, size=size, role=role, given=src)
     if p.suffix.lower() in (".npz", ".npy"):
-        ref = None
+        ref, known = None, None
         if card.data is not None:
-            ref = card.preprocess(card.data.samples(cfg, "calibration", 1, seed)[0][0], cfg)
-        return from_arrays(p, ref, size=size, role=role)
+            sample = card.data.samples(cfg, "calibration", 1, seed)[0][0]
+            ref = card.preprocess(sample, cfg)  # the feeds of the programs calibrated (their feeds_for block)
+
+            def known() -> set[str]:  # every program's, asked only when the set holds more than ``ref``
+                from edge.models.contract import feeds_for
+
+                specs = card.programs_for(cfg)
+                with feeds_for({x for s in specs for x in (*s.graphs, *s.host_stages)}):
+                    return set(card.preprocess(sample, cfg))
+        return from_arrays(p, ref, size=size, role=role, known=known)
     if p.suffix.lower() in VIDEO_EXT:
         if not p.is_file():
             raise DataError(f"{p}: calibration video is not a file")

@@ -84,11 +84,38 @@ def test_arrays_no_step_takes_are_said(tmp_path: Path, caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING, logger="edge.calibration"):
         s = from_arrays(p, REF, size=2)
     assert len(s.sequences) == 2
-    assert f"{p}: arrays ['bb', 'labels'] feed no step of the programs calibrated (they take ['a', 'b'])" in caplog.text
+    assert (f"warning: {p}: arrays ['bb', 'labels'] feed no step of this model's programs (the programs calibrated "
+            "take ['a', 'b'])") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="edge.calibration"):  # another program's feed is no misnamed one
+        from_arrays(p, REF, size=2, known=lambda: {"a", "b", "bb"})
+    assert "arrays ['labels'] feed no step" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="edge.calibration"):
         from_arrays(_npz(tmp_path, a=np.ones((4, 2)), b=np.ones((4, 3))), REF, size=2)
     assert "feed no step" not in caplog.text
+
+
+def test_feeds_of_a_program_not_calibrated_are_not_called_unused(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """NativeCross's `refine_edges` is gated by `refine`'s gates, so the set's `edge_*` arrays (its host stage's
+    feeds) are read by no program calibrated; they were named as feeding no step (a review). Only a stray is."""
+    import logging
+
+    from edge.calibration.datasets import load_samples
+    from edge.models.contract import feeds_for
+    from edge.models.registry import get_card
+
+    card = get_card("nativecross")
+    cfg = card.config("tiny")
+    feeds = [card.preprocess(s[0], cfg) for s in card.data.samples(cfg, "calibration", 2, 0)]
+    assert {"edge_image", "match_image"} <= set(feeds[0])
+    p = tmp_path / "all.npz"
+    np.savez(p, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}, stray=np.zeros(2))
+    spec = card.program("refine")
+    with caplog.at_level(logging.WARNING, logger="edge.calibration"), feeds_for({*spec.graphs, *spec.host_stages}):
+        assert len(load_samples(str(p), card, cfg, size=2)) == 2
+    assert "arrays ['stray'] feed no step" in caplog.text
 
 # ------------------------------------------------------------------ engine records (JSON beside a .plan)
 

@@ -33,6 +33,8 @@ DEFAULT_LAYOUTS = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 VALIDATION_CLIPS = {"0313-1": (6040, 5320, 23700, 51660, 25680, 36000, 9460, 6180, 10100, 39720)}
 EXCLUDE_WITHIN = 400
 LABEL_ROWS = np.arange(240, 720, 10, dtype=np.float64)  # the layouts' rows, 1280x720 pixels
+#: the farthest a layout's x may be from the frame (TuSimple's are 0..1279, -2 for no point): ten frames' widths
+LAYOUT_X_LIMIT = 12800.0
 
 
 def layouts_path() -> Path:
@@ -70,6 +72,11 @@ def load_layouts(path: str) -> np.ndarray:
         if any(abs(cid - v) <= EXCLUDE_WITHIN for v in VALIDATION_CLIPS.get(clip, ())):
             continue
         lanes = np.asarray(s.lanes, np.float64)
+        far = np.abs(lanes) > LAYOUT_X_LIMIT  # 1e12 reached OpenCV's line drawing as "Bad argument", no file named
+        if far.any():
+            i, j = (int(v) for v in np.argwhere(far)[0])
+            raise DataError(f"{p}: {s.raw_file[:80]!r}: lanes[{i}][{j}] is {lanes[i, j]:g}, far outside a 1280-wide "
+                            f"frame (a layout's x is within +-{LAYOUT_X_LIMIT:g} px; -2 marks no point)")
         out.append(np.where(lanes < 0, np.nan, lanes))
     if not out:
         raise DataError(f"{p}: no usable lane layout")

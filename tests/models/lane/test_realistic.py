@@ -50,7 +50,9 @@ def test_missing_or_foreign_layouts_file_is_one_line(tmp_path: Path) -> None:
             ("bytes.json", json.dumps(row).encode() + b"\n\xff\n", r"line 2: not UTF-8"),
             ("big.json", big.encode() + b"\n", r"line 1: lanes\[0\]\[47\]"),
             ("inf.json", json.dumps(row).replace("700.0", "Infinity").encode() + b"\n", r"line 1: lanes\[0\]\[47\]"),
-            ("name.json", json.dumps({**row, "raw_file": "x.jpg"}).encode() + b"\n", r"raw_file 'x\.jpg' is not")):
+            ("name.json", json.dumps({**row, "raw_file": "x.jpg"}).encode() + b"\n", r"raw_file 'x\.jpg' is not"),
+            ("far.json", json.dumps(row).replace("700.0", "1e12").encode() + b"\n",
+             r"'clips/0313-2/100/20\.jpg': lanes\[0\]\[47\] is 1e\+12, far outside")):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(DataError, match=rf"{name.replace('.', chr(92) + '.')}: {said}") as e:
             load_layouts(str(tmp_path / name))
