@@ -69,6 +69,13 @@ def program_plans(b: Bundle, specs: list[Any], backends: list[str], run_forms: s
                         plans.append((spec, "openvino", prec, {"artifacts": qdq, "inference_precision": "f32"}))
                 if run_forms is not None:
                     run_forms.add((spec.name, "openvino", plans[first][2]))
+        gates = b.manifest.get("programs", {}).get(spec.name, {}).get("gates", {})
+        for backend in ("onnxruntime", "openvino"):  # a precision whose gate refused it on a backend: listed, and
+            # its load says why (edge run's line) into the skipped list; dropped without a word before (a review)
+            for prec, gate in (gates.get(backend) or {}).items() if backend in backends else ():
+                if (isinstance(gate, dict) and gate.get("kept") is False
+                        and backend not in (table.get(prec) or {})):
+                    plans.append((spec, backend, prec, {"precision": prec}))
         for backend in backends:  # backends that build engines on the target (TensorRT): what was built
             if backend in ("torch", "onnxruntime", "openvino") or get_backend(backend).build is None:
                 continue

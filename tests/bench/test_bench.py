@@ -50,6 +50,7 @@ def test_bench_report_and_plot(tiny_bundle: Path, tmp_path: Path, capsys: pytest
     # a streaming step is one encoder pass + one temporal pass: fewer MACs than the T-frame clip graph
     macs = {(r["program"], r["backend"]): r["gmacs"] for r in rep["rows"]}
     assert 0 < macs[("stream", "onnxruntime")] < macs[("clip", "onnxruntime")]
+    assert rep["gmacs"] == {"stream": macs[("stream", "onnxruntime")], "clip": macs[("clip", "onnxruntime")]}
     full = json.loads((tmp_path / "lane.v2_bench.json").read_text())
     assert all(len(row["samples_ms"]) == 4 for row in full["rows"])
     assert (tmp_path / "lane.v2_bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -315,3 +316,23 @@ def test_a_folder_where_the_box_plot_goes_is_said_before_the_rounds(tiny_bundle:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(RuntimeError, match="ran the rounds"):
         run_bench_cmd(tiny_bundle, ["onnxruntime"], 1, 0, 0, tmp_path, None, False)
+
+
+def test_a_precision_its_gate_refused_is_listed_as_skipped(tiny_bundle: Path, tmp_path: Path) -> None:
+    """An INT8 that missed its budget on a backend (recorded in the manifest's gates, not in the program's precision
+    table) vanished from `edge bench`: no row and no skipped line (a review). It is skipped with edge run's line."""
+    import shutil
+
+    from edge.bench.runner import run_bench
+
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    m = json.loads((b / "manifest.json").read_text())
+    m["programs"]["stream"].setdefault("gates", {})["onnxruntime"] = {
+        "int8": {"passed": False, "kept": False, "drop": 5.0, "max_drop": 1.0}}
+    (b / "manifest.json").write_text(json.dumps(m))
+    rep = run_bench(b, backends=["onnxruntime"], rounds=1, warmup=0, programs=["stream"])
+    assert [r["config"] for r in rep["rows"]] == ["onnxruntime/fp32"]
+    assert [s["config"] for s in rep["skipped"]] == ["onnxruntime/int8"]
+    assert "has no int8 on 'onnxruntime': it missed the accuracy budget there at export (drop 5 > 1" in \
+        rep["skipped"][0]["reason"]
