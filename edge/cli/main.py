@@ -177,39 +177,31 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
     return None
 
 
-def _std_streams() -> None:
-    """A standard stream the command was started without (``2>&-``: Python's ``sys.stderr`` is None) writes to
-    nowhere, as asked: every ``sys.stderr.isatty()`` and console was an AttributeError traceback, exit 1."""
-    for name in ("stdout", "stderr"):
-        if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 (the process's stream, for its whole life)
-
-
-def _silence(name: str) -> None:
-    """Stop writing to a standard stream that failed (full, closed): Python's flush of it at exit failed again, as
-    "Exception ignored" and exit 120."""
-    with contextlib.suppress(OSError, ValueError):
-        setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115
-
-
-def _flush_stdout() -> None:
-    """What a command printed and Python still buffers (stdout to a file or pipe), written now, so a stdout that
-    cannot take it is an error the command says (naming ``stdout``), not Python's "Exception ignored" at exit."""
-    from edge.cli import _Named
-
-    _Named(sys.stdout, "stdout").flush()
-
-
 def _say(line: str) -> None:
-    """One line on stderr; a stderr that cannot take it (``2>/dev/full``, a full log disk) is not a second error
-    (the print in the error's own handler raised, a traceback and exit 1 where the run had committed its outputs)."""
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        _silence("stderr")
+    """One line on stderr (under :func:`edge.cli.streams.guarded`, a stderr that cannot take it is no second error:
+    the error handler's own print raised, a traceback and exit 1 where the run had committed its outputs)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
+    """:func:`_run_app` with the CLI's own streams guarded (:mod:`edge.cli.streams`): what stdout still buffers is
+    written before the exit code is final, so a stdout that cannot take it is said (``error: stdout: ...``, exit 2;
+    a closed pipe quietly, exit 1), not Python's "Exception ignored" and exit 120."""
+    from edge.cli.streams import finish_stdout, guarded
+
+    with guarded():
+        code = _run_app(ty, argv, prog)
+        failed = finish_stdout()
+        if failed is not None and code == 0:  # after an error, that error is the command's line and code
+            if isinstance(failed, BrokenPipeError):
+                code = 1
+            else:
+                _say(f"error: stdout: {failed.strerror or failed}")
+                code = 2
+    return code
+
+
+def _run_app(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     """Run a Typer app and map its errors to one line: a usage error (an unknown option, a value out of range,
     an unreadable path Click checks) and an EdgeError each exit 2, Ctrl-C 130. Click's own report of a usage
     error is a framed box of 5-7 lines; not standalone mode, it is raised here and said in the project's form."""
@@ -224,7 +216,6 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     except ImportError:  # pragma: no cover
         from click import ClickException as ClickError
 
-    _std_streams()
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
@@ -235,7 +226,6 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
                 _say(f"error: {twice}")
                 return 2
             rv = ty(args=argv, prog_name=prog, standalone_mode=False)
-            _flush_stdout()  # what is still buffered for stdout: its failure is said below, naming it
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0  # an Exit(n) comes back as n
         if code == 130:  # Typer turns Ctrl-C (and our SIGTERM) into a silent Exit(130): say it, in one line
             _say("interrupted")
@@ -278,13 +268,15 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
         if line is not None:
             _say(f"error: {line}")
             return 2
+        from edge.cli.streams import silence
+
         if e.errno == errno.EPIPE and e.filename is None:  # stdout's reader went away (`| head`): quiet, as Click
-            _silence("stdout")  # ends it when a command's own write finds it so
+            silence(sys.stdout)  # ends it when a command's own write finds it so
             return 1
         where = f"{e.filename}: " if e.filename else ""
         _say(f"error: {where}{e.strerror or e}")
         if e.filename == "stdout":
-            _silence("stdout")
+            silence(sys.stdout)
         return 2
     except MemoryError:  # the machine's memory or a ulimit, as a full disk is: one line, not a traceback (an input
         # read whole that no size check caught was one; a review)
