@@ -451,6 +451,30 @@ def _check_fronts(b: Any, card: ModelCard, cfg: Config, fronts: Mapping[str, Any
                           f"{', '.join(diff)}; the manifest was edited: re-export, or run with --preprocess numpy")
 
 
+
+def _not_kept(b: Any, program: str, backend: str, precision: str, gate: dict[str, Any]) -> str:
+    """Why a precision's gate record says it was not kept: its own budget missed; ``passed`` with a ``why`` (a program
+    sharing its graphs missed); or its gates are another program's (``inherited_from``), whose record says which.
+    Every record read "it missed the budget", also of a program that passed (drop 0.2 <= 1) beside one that did not."""
+    by = gate.get("inherited_from")
+    if not by:
+        return f"it {_gate_outcome(program, backend, gate)}"
+    theirs = b.manifest.get("programs", {}).get(by, {}).get("gates", {}).get(backend, {}).get(precision)
+    if isinstance(theirs, dict) and not theirs.get("inherited_from"):
+        return f"its graphs' program '{by}' {_gate_outcome(by, backend, theirs)}"
+    return (f"its graphs' program '{by}' missed the accuracy budget there at export (the manifest's "
+            f"programs.{by}.gates.{backend})")
+
+
+def _gate_outcome(program: str, backend: str, gate: dict[str, Any]) -> str:
+    num = [f"{v:.3g}" if isinstance(v, int | float) else "?" for v in (gate.get("drop"), gate.get("max_drop"))]
+    where = f"the manifest's programs.{program}.gates.{backend}"
+    if gate.get("passed") is True:
+        why = gate.get("why") or "a program sharing its graphs missed the budget"
+        return f"passed its budget (drop {num[0]} <= {num[1]}) but was not kept: {why} ({where})"
+    return f"missed the accuracy budget there at export (drop {num[0]} > {num[1]}; {where})"
+
+
 def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxruntime", *,
                  precision: str | None = None, program: str | None = None,
                  artifacts: Mapping[str, str] | None = None, preprocess: str = "numpy",
@@ -503,16 +527,8 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
         else:
             gate = b.manifest.get("programs", {}).get(spec.name, {}).get("gates", {}).get(backend, {}).get(precision)
             if isinstance(gate, dict) and gate.get("kept") is False:
-                if gate.get("inherited_from"):  # its gates are another program's (ProgramSpec.gated_by)
-                    by = gate["inherited_from"]
-                    raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} on '{backend}': its "
-                                      f"graphs' program '{by}' missed the accuracy budget there at export (the "
-                                      f"manifest's programs.{by}.gates.{backend})")
-                num = [f"{v:.3g}" if isinstance(v, int | float) else "?"
-                       for v in (gate.get("drop"), gate.get("max_drop"))]
-                raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} on '{backend}': it missed "
-                                  f"the accuracy budget there at export (drop {num[0]} > {num[1]}; the manifest's "
-                                  f"programs.{spec.name}.gates.{backend})")
+                raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} on '{backend}': "
+                                  f"{_not_kept(b, spec.name, backend, precision, gate)}")
             if backend == "torch" and not any(a.get("format") == "checkpoint" for a in b.artifacts):
                 raise BundleError(f"{b.path}: the torch backend runs a family's checkpoint, and this bundle has "
                                   "none (edge.export of your own module keeps ONNX only: run the module itself "

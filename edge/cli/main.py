@@ -178,9 +178,17 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
 
 
 def _say(line: str) -> None:
-    """One line on stderr (under :func:`edge.cli.streams.guarded`, a stderr that cannot take it is no second error:
-    the error handler's own print raised, a traceback and exit 1 where the run had committed its outputs)."""
-    print(line, file=sys.stderr, flush=True)
+    """One line on stderr, never a second error: a stderr that cannot take it (full, closed: Python's ``sys.stderr``
+    is None, where print would write to stdout instead) is passed over. Under :func:`edge.cli.streams.guarded` its
+    writes cannot fail; :func:`_app` says "interrupted" before that (its print raised in the handler: exit 120)."""
+    if sys.stderr is None:
+        return
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # and what it still buffers goes nowhere: Python's flush at exit failed again
+        from edge.cli.streams import silence
+
+        silence(sys.stderr)
 
 
 def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:

@@ -8,6 +8,7 @@ milliseconds (the real export path runs in tests/runtimes/test_openvino_ir.py).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -147,3 +148,15 @@ def test_the_bundle_offers_openvino_no_int8_and_says_why(tmp_path: Path, monkeyp
     with pytest.raises(BundleError, match=r"has no int8 on 'openvino': it missed the accuracy budget there at "
                                           r"export \(drop 5 > 1;"):
         load_program(bundle, "openvino", precision="int8", program="stream")
+    # a program that passed beside one that missed, sharing its graphs: it said "it missed ... (drop 0.2 > 1" (a review)
+    with pytest.raises(BundleError, match=r"has no int8 on 'openvino': it passed its budget \(drop 0.2 <= 1\) but was "
+                                          r"not kept: a program sharing its graphs missed the budget"):
+        load_program(bundle, "openvino", precision="int8", program="enc_only")
+    # a program whose gates are another's: that program's outcome, not "it missed"
+    m = json.loads((bundle.path / "manifest.json").read_text())
+    m["programs"]["enc_only"]["gates"]["openvino"]["int8"] = {"inherited_from": "stream", "passed": False,
+                                                              "kept": False}
+    (bundle.path / "manifest.json").write_text(json.dumps(m))
+    said = r"its graphs' program 'stream' missed the accuracy budget there at export \(drop 5 > 1; the manifest's"
+    with pytest.raises(BundleError, match=rf"has no int8 on 'openvino': {said} programs\.stream"):
+        load_program(bundle.path, "openvino", precision="int8", program="enc_only")

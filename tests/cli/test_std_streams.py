@@ -91,3 +91,19 @@ def test_a_closed_stderr_keeps_the_exit_code() -> None:
     bad = _run("run", "no-such-bundle", "--source", "synthetic:1", stdout=subprocess.PIPE, preexec_fn=close_stderr)
     good = _run("models", stdout=subprocess.PIPE, preexec_fn=close_stderr)
     assert bad.returncode == 2 and bad.stdout == "" and good.returncode == 0 and "family" in good.stdout
+
+
+@needs_full
+def test_interrupted_while_loading_with_a_stderr_that_takes_nothing() -> None:
+    """Ctrl-C/SIGTERM while the CLI loads says "interrupted" before the streams are guarded: on a full stderr that
+    print raised in its handler (exit 120, a review); with stderr closed it went to stdout."""
+    code = ("import edge.cli.main as m\n"
+            "def interrupted():\n    raise KeyboardInterrupt\n"
+            "m._apps = interrupted\nm.main(['models'])\n")
+    with FULL.open("w") as full:
+        r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=full, text=True, env=ENV,
+                           timeout=120)
+    assert r.returncode == 130 and r.stdout == ""
+    r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV, timeout=120,
+                       preexec_fn=lambda: os.close(2))
+    assert r.returncode == 130 and r.stdout == ""
