@@ -157,6 +157,7 @@ class Program:
         """Get the engines that preprocess camera frames ready for frames of these (H, W) sizes (an
         OpenVINO front compiles per size); runtimes without such a step are left as they are."""
         unique = list(dict.fromkeys(sizes))
+        self._first()  # ClosedError once closed (a KeyError of the graph's name, a review)
         for spec in self.fronts:
             prep = getattr(self.runtimes[spec.graph], "prepare_image_size", None)
             if prep is not None:

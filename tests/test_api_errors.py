@@ -436,3 +436,71 @@ def test_names_of_the_wrong_type_are_one_line(tiny_bundle: Path, tmp_path: Path)
     pytest.importorskip("openvino")
     with pytest.raises(EdgeError, match=r"openvino device: a device name .* got 3"):
         edge.load(tiny_bundle, "openvino", graph="encoder", device=3)
+
+
+def test_an_application_keeps_its_process_state(tiny_bundle: Path) -> None:
+    """An embedding application's review: a closed program's `prepare` was a KeyError and a closed OpenVINO
+    runtime compiled again; a Pipeline run twice failed with "threads can only be started once" after opening its
+    sources (left open); two overlapping runs left the GIL switch interval at 1 ms; torch's thread count stayed as a
+    runtime's `threads=` set it."""
+    import sys
+    import threading
+
+    from edge.stream.pipeline import Pipeline, _fast_switches
+    from edge.stream.sources import MemorySource
+    from tests.stream.test_pipeline import EchoTask
+
+    prog = edge.load_program(tiny_bundle, "onnxruntime", program="stream")
+    prog.close()
+    with pytest.raises(ClosedError, match="program 'stream' is closed"):
+        prog.prepare([(480, 640)])
+
+    frames = [np.zeros((8, 8, 3), np.uint8)] * 3
+    p = Pipeline([MemorySource(frames, count=3)], EchoTask(), [])
+    assert p.run(handle_signals=False)["frames"] == 3
+    opened: list[int] = []
+    again = MemorySource(frames, count=3)
+    again.open = lambda: opened.append(1)  # type: ignore[method-assign]
+    p.sources = [again]
+    with pytest.raises(EdgeError, match="a Pipeline runs once; make a new one"):
+        p.run(handle_signals=False)
+    assert opened == []
+    if __import__("importlib.util").util.find_spec("openvino") is not None:
+        prog = edge.load_program(tiny_bundle, "openvino", program="stream", preprocess="engine")
+        rt = prog.runtimes["encoder"]
+        prog.close()
+        with pytest.raises(ClosedError):
+            rt.prepare_image_size((480, 640))
+        assert getattr(rt, "compiled", None) is None
+
+    found = sys.getswitchinterval()
+    _fast_switches(True)  # run A starts, then B; A ends first
+    _fast_switches(True)
+    assert sys.getswitchinterval() == min(found, 0.001)
+    _fast_switches(False)
+    assert sys.getswitchinterval() == min(found, 0.001)  # B still runs
+    _fast_switches(False)
+    assert sys.getswitchinterval() == found
+    done = []
+    runs = [threading.Thread(target=lambda: done.append(
+        Pipeline([MemorySource(frames, count=3)], EchoTask(), []).run()["frames"])) for _ in range(3)]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join()
+    assert done == [3, 3, 3] and sys.getswitchinterval() == found
+
+
+def test_torch_threads_are_given_back_at_close(tiny_bundle: Path) -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    rt = edge.load(tiny_bundle, backend="torch", threads=other)
+    assert torch.get_num_threads() == other
+    rt.close()
+    assert torch.get_num_threads() == before
+    rt = edge.load(tiny_bundle, backend="torch", threads=other)
+    torch.set_num_threads(before + 1)  # the application's own setting since: it stays
+    rt.close()
+    assert torch.get_num_threads() == before + 1
+    torch.set_num_threads(before)

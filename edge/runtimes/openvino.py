@@ -282,6 +282,7 @@ class OpenVinoRuntime(BaseRuntime):
         """Compile for camera frames of ``hw`` now rather than inside the first such frame."""
         if self.front is not None:
             with self._calls:
+                self._check_open()  # closed: ClosedError, not a model compiled and held again (a review)
                 if len(self._prepared) < self.SIZES_PREPARED:  # past it, a size rotates with the others
                     self._prepared.add((int(hw[0]), int(hw[1])))
                 self._for_size((int(hw[0]), int(hw[1])))

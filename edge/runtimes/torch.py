@@ -39,13 +39,22 @@ class TorchRuntime(BaseRuntime):
         import torch
 
         super().__init__(io)
-        if threads:
+        self._threads_found: int | None = None
+        if threads:  # torch's intra-op pool is the process's: set while this runtime is open, given back at close
+            self._threads_found = torch.get_num_threads()
             torch.set_num_threads(int(threads))
+            self._threads_set = int(threads)
         self.module = module
 
     def close(self) -> None:
         super().close()
         self.module = None
+        found, self._threads_found = self._threads_found, None
+        if found is not None:
+            import torch
+
+            if torch.get_num_threads() == self._threads_set:  # unless someone set it since (another runtime, the
+                torch.set_num_threads(found)  # application): theirs stays
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch

@@ -61,6 +61,29 @@ def _reason(e: BaseException) -> str:
     return explain_import(e) or f"{type(e).__name__}: {first_line(e)}"
 
 
+
+_SWITCH_LOCK = threading.Lock()
+_SWITCH: dict[str, Any] = {"runs": 0, "found": None}
+
+
+def _fast_switches(on: bool) -> None:
+    """The GIL switch interval at 1 ms while any run is on, the one found before the first back after the last.
+
+    Why: the stages hand frames across threads; with CPython's default 5 ms interval a woken stage can wait that long
+    behind a busy one, which showed up as the loop's p99. Counted, not saved per run: two overlapping runs that each
+    put back what they found left 1 ms for good when the first ended first (a review)."""
+    with _SWITCH_LOCK:
+        if on:
+            if _SWITCH["runs"] == 0:
+                _SWITCH["found"] = sys.getswitchinterval()
+                sys.setswitchinterval(min(_SWITCH["found"], 0.001))
+            _SWITCH["runs"] += 1
+        else:
+            _SWITCH["runs"] -= 1
+            if _SWITCH["runs"] == 0 and _SWITCH["found"] is not None:
+                sys.setswitchinterval(_SWITCH["found"])
+
+
 class Pipeline:
     """The real-time loop (see the module docstring).
 
@@ -192,8 +215,15 @@ class Pipeline:
         ``done(commit)``, called after the sinks are named (True: name it) or discarded (False: remove it); when
         ``finish`` raises, nothing is kept either.
         """
+        if self._started:  # its threads, stop event and counters are the first run's (a second one failed with
+            # "threads can only be started once" after opening its sources, and left them open: a review)
+            raise EdgeError("a Pipeline runs once; make a new one to run again (sources, task and sinks may be "
+                            "given to it again)")
+        self._started = True
         with self.signals(handle_signals):
             return self._run(finish)
+
+    _started = False
 
     @contextlib.contextmanager
     def signals(self, enabled: bool = True, *, then: Any = None) -> Iterator[None]:
@@ -256,11 +286,7 @@ class Pipeline:
             for sink in opened_sinks:
                 sink.close(commit=False)
             raise
-        # The stages hand frames across threads; with CPython's default 5 ms GIL switch interval a
-        # woken stage can wait that long behind a busy one, which showed up as the loop's p99. 1 ms
-        # keeps hand-offs prompt (restored after the run).
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, 0.001))
+        _fast_switches(True)  # hand-offs prompt (1 ms GIL switches), restored after the last run
         ok = False
         pending: BaseException | None = None
         before_close = 0  # errors up to here are the run's (a source's, a stage's); later ones a sink's commit
@@ -300,7 +326,7 @@ class Pipeline:
                                         f"no output of the run was kept{stopped}")
                 ok = commit_error is None
         finally:
-            sys.setswitchinterval(switch)
+            _fast_switches(False)
             if self.gave_up:  # a stage still runs, maybe inside a sink: discard them without waiting on it
                 self._discard_sinks_unwaited()
             else:
