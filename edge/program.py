@@ -460,7 +460,8 @@ def _not_kept(b: Any, program: str, backend: str, precision: str, gate: dict[str
     by = gate.get("inherited_from")
     if not by:
         return f"it {_gate_outcome(program, backend, gate)}"
-    theirs = b.manifest.get("programs", {}).get(by, {}).get("gates", {}).get(backend, {}).get(precision)
+    gates = b.manifest.get("programs", {}).get(by, {}).get("gates", {}) if isinstance(by, str) else {}
+    theirs = gates.get(backend, {}).get(precision) if isinstance(gates.get(backend), dict) else None
     if isinstance(theirs, dict) and not theirs.get("inherited_from"):
         return f"its graphs' program '{by}' {_gate_outcome(by, backend, theirs)}"
     return (f"its graphs' program '{by}' missed the accuracy budget there at export (the manifest's "

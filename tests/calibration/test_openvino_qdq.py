@@ -160,3 +160,7 @@ def test_the_bundle_offers_openvino_no_int8_and_says_why(tmp_path: Path, monkeyp
     said = r"its graphs' program 'stream' missed the accuracy budget there at export \(drop 5 > 1; the manifest's"
     with pytest.raises(BundleError, match=rf"has no int8 on 'openvino': {said} programs\.stream"):
         load_program(bundle.path, "openvino", precision="int8", program="enc_only")
+    m["programs"]["enc_only"]["gates"]["openvino"]["int8"]["inherited_from"] = ["stream"]  # hand-edited: not a name
+    (bundle.path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"has no int8 on 'openvino': its graphs' program '\['stream'\]' missed"):
+        load_program(bundle.path, "openvino", precision="int8", program="enc_only")
