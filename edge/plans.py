@@ -23,7 +23,7 @@ def program_plans(b: Bundle, specs: list[Any], backends: list[str], run_forms: s
     the labels alone do not say it (ONNX Runtime's ``int8`` row is the symmetric QDQ graphs, its ``int8-u8s8`` row
     what ``edge run`` runs), so ``edge val`` and ``edge bench`` mark those rows."""
     from edge.export.api import artifact_name
-    from edge.program import program_precisions
+    from edge.program import gate_record, program_precisions
     from edge.runtimes import get_backend
     from edge.runtimes.openvino import resolve_precision
 
@@ -69,12 +69,11 @@ def program_plans(b: Bundle, specs: list[Any], backends: list[str], run_forms: s
                         plans.append((spec, "openvino", prec, {"artifacts": qdq, "inference_precision": "f32"}))
                 if run_forms is not None:
                     run_forms.add((spec.name, "openvino", plans[first][2]))
-        gates = b.manifest.get("programs", {}).get(spec.name, {}).get("gates", {})
         for backend in ("onnxruntime", "openvino"):  # a precision whose gate refused it on a backend: listed, and
             # its load says why (edge run's line) into the skipped list; dropped without a word before (a review)
-            for prec, gate in (gates.get(backend) or {}).items() if backend in backends else ():
-                if (isinstance(gate, dict) and gate.get("kept") is False
-                        and backend not in (table.get(prec) or {})):
+            for prec in ("fp16", "int8") if backend in backends else ():
+                gate = gate_record(b, spec.name, backend, prec)
+                if gate is not None and gate.get("kept") is False and backend not in (table.get(prec) or {}):
                     plans.append((spec, backend, prec, {"precision": prec}))
         for backend in backends:  # backends that build engines on the target (TensorRT): what was built
             if backend in ("torch", "onnxruntime", "openvino") or get_backend(backend).build is None:

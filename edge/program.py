@@ -453,6 +453,16 @@ def _check_fronts(b: Any, card: ModelCard, cfg: Config, fronts: Mapping[str, Any
 
 
 
+def gate_record(b: Any, program: str, backend: str, precision: str) -> dict[str, Any] | None:
+    """The manifest's ``programs.<program>.gates.<backend>.<precision>`` record, None where any level is missing or
+    not a mapping (a hand-edited manifest: the schema leaves ``gates`` unchecked, and a list there was an
+    AttributeError in place of the line saying why the precision is not there)."""
+    node: Any = b.manifest
+    for key in ("programs", program, "gates", backend, precision):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
 def _not_kept(b: Any, program: str, backend: str, precision: str, gate: dict[str, Any]) -> str:
     """Why a precision's gate record says it was not kept: its own budget missed; ``passed`` with a ``why`` (a program
     sharing its graphs missed); or its gates are another program's (``inherited_from``), whose record says which.
@@ -460,8 +470,7 @@ def _not_kept(b: Any, program: str, backend: str, precision: str, gate: dict[str
     by = gate.get("inherited_from")
     if not by:
         return f"it {_gate_outcome(program, backend, gate)}"
-    gates = b.manifest.get("programs", {}).get(by, {}).get("gates", {}) if isinstance(by, str) else {}
-    theirs = gates.get(backend, {}).get(precision) if isinstance(gates.get(backend), dict) else None
+    theirs = gate_record(b, by, backend, precision) if isinstance(by, str) else None
     if isinstance(theirs, dict) and not theirs.get("inherited_from"):
         return f"its graphs' program '{by}' {_gate_outcome(by, backend, theirs)}"
     return (f"its graphs' program '{by}' missed the accuracy budget there at export (the manifest's "
@@ -527,8 +536,8 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
                 spec = s
                 break
         else:
-            gate = b.manifest.get("programs", {}).get(spec.name, {}).get("gates", {}).get(backend, {}).get(precision)
-            if isinstance(gate, dict) and gate.get("kept") is False:
+            gate = gate_record(b, spec.name, backend, precision)
+            if gate is not None and gate.get("kept") is False:
                 raise BundleError(f"{b.path}: program '{spec.name}' has no {precision} on '{backend}': "
                                   f"{_not_kept(b, spec.name, backend, precision, gate)}")
             if backend == "torch" and not any(a.get("format") == "checkpoint" for a in b.artifacts):

@@ -489,38 +489,3 @@ def test_an_application_keeps_its_process_state(tiny_bundle: Path) -> None:
     for t in runs:
         t.join()
     assert done == [3, 3, 3] and sys.getswitchinterval() == found
-
-
-def test_torch_threads_are_given_back_at_close(tiny_bundle: Path) -> None:
-    """torch's count is the process's: the newest open runtime's holds, the one found comes back after the last
-    (its review: per runtime, closing one took a count another still open had set; two closed in their opening
-    order left the first's); a count the application set since stays."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    one, three = (1, 3) if before not in (1, 3) else (4, 5)
-    load = lambda n: edge.load(tiny_bundle, backend="torch", graph="encoder", threads=n)  # noqa: E731
-    rt = load(one)
-    assert torch.get_num_threads() == one
-    rt.close()
-    assert torch.get_num_threads() == before
-    a, b = load(one), load(one)
-    a.close()
-    assert torch.get_num_threads() == one  # b still open
-    b.close()
-    assert torch.get_num_threads() == before
-    x, y = load(one), load(three)
-    assert torch.get_num_threads() == three
-    x.close()
-    assert torch.get_num_threads() == three
-    y.close()
-    assert torch.get_num_threads() == before
-    x, y = load(one), load(three)
-    y.close()
-    assert torch.get_num_threads() == one  # the newest still open
-    x.close()
-    assert torch.get_num_threads() == before
-    rt = load(one)
-    torch.set_num_threads(before + 1)  # the application's own setting since: it stays
-    rt.close()
-    assert torch.get_num_threads() == before + 1
-    torch.set_num_threads(before)

@@ -10,7 +10,6 @@ forged one runs code. A user module's torch reference is the module itself, chec
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -31,61 +30,22 @@ def _available() -> tuple[bool, str]:
     return True, f"torch {torch.__version__}"
 
 
-
-#: torch's intra-op thread count is the process's: the runtimes open with ``threads=`` (oldest first), the count
-#: found before the first and the one last set here, under a lock
-_THREADS_LOCK = threading.Lock()
-_THREADS: dict[str, Any] = {"open": [], "found": None, "set": None}
-
-
-def _threads_opened(rt: TorchRuntime) -> None:
-    """Set ``rt``'s thread count (the newest runtime's holds while it is open)."""
-    import torch
-
-    with _THREADS_LOCK:
-        if not _THREADS["open"]:
-            _THREADS["found"] = torch.get_num_threads()
-        _THREADS["open"].append(rt)
-        torch.set_num_threads(rt._threads)
-        _THREADS["set"] = rt._threads
-
-
-def _threads_closed(rt: TorchRuntime) -> None:
-    """Give the count to the newest runtime still open, or back to what was found before the first; unless the
-    application set another since (it stays). Per runtime, closing one took a count another still open had set, and
-    two closed in their opening order left the first's (a review)."""
-    import torch
-
-    with _THREADS_LOCK:
-        _THREADS["open"] = [r for r in _THREADS["open"] if r is not rt]
-        if torch.get_num_threads() != _THREADS["set"]:
-            if not _THREADS["open"]:
-                _THREADS["found"] = _THREADS["set"] = None
-            return
-        want = _THREADS["open"][-1]._threads if _THREADS["open"] else _THREADS["found"]
-        torch.set_num_threads(want)
-        _THREADS["set"] = want if _THREADS["open"] else None
-
-
 class TorchRuntime(BaseRuntime):
     """An ``nn.Module`` behind the Runtime protocol, run under ``inference_mode``."""
 
     backend = "torch"
 
     def __init__(self, module: Any, io: IOSpec, *, threads: int = 0) -> None:
+        import torch
 
         super().__init__(io)
-        self._threads = int(threads or 0)
-        if self._threads:
-            _threads_opened(self)
+        if threads:
+            torch.set_num_threads(int(threads))
         self.module = module
 
     def close(self) -> None:
         super().close()
         self.module = None
-        if self._threads:
-            self._threads = 0
-            _threads_closed(self)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch

@@ -164,3 +164,12 @@ def test_the_bundle_offers_openvino_no_int8_and_says_why(tmp_path: Path, monkeyp
     (bundle.path / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleError, match=r"has no int8 on 'openvino': its graphs' program '\['stream'\]' missed"):
         load_program(bundle.path, "openvino", precision="int8", program="enc_only")
+    m["programs"]["stream"]["gates"] = []  # hand-edited: not a mapping (an AttributeError)
+    m["programs"]["enc_only"]["gates"]["openvino"]["int8"]["inherited_from"] = "stream"
+    (bundle.path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"has no int8 on 'openvino': its graphs' program 'stream' missed"):
+        load_program(bundle.path, "openvino", precision="int8", program="enc_only")
+    m["programs"]["enc_only"]["gates"] = ["x"]
+    (bundle.path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"program 'enc_only' has no int8 artifacts"):
+        load_program(bundle.path, "openvino", precision="int8", program="enc_only")
