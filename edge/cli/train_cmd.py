@@ -257,6 +257,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     from edge.models.training import check_options, train
 
     check_options(card, cfg, device=device, freeze=tuple(freeze), qat=tuple(qat))
+    files = data_files(card, cfg)  # the family's reader of each says what is wrong with one: before the bar
     if freeze and init is None:  # the frozen modules would keep the random weights they were built with
         raise EdgeError(f"--freeze {','.join(freeze)}: without --init the frozen weights stay random; give --init "
                         "CHECKPOINT (the trained model whose stage is trained alone)")
@@ -346,7 +347,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         **({"qat": list(qat), "qat_scales": qat_scales} if qat else {}),
         "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
         "versions": provenance(),
-        **({"data_files": files} if (files := data_files(card, cfg)) else {}),
+        **({"data_files": files} if files else {}),
     }
 
     def write() -> None:
@@ -356,6 +357,12 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
             save_checkpoint(out, model, cfg, module, meta)
             atomic_write_text(out.with_suffix(".json"), jsonout.dumps(meta, indent=2) + "\n")
 
+    evaluated = {"set": f"synthetic held-out, {eval_clips} samples, eval seed stream disjoint from training",
+                 "metric": card.metric.name if card.metric else None}
+    # the record written before the scoring says it was not scored: a scoring interrupted or killed left a record
+    # without its "eval" key, saying nothing of it (a review); replaced once the score is there
+    meta["eval"] = {**evaluated, **({"scored": False, "why": "the scoring did not finish (interrupted or killed)"}
+                                    if eval_clips else {})}
     write()  # before scoring, so an interrupted or killed scoring loses only the score
     metric = None
     if eval_clips:
@@ -369,8 +376,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
             console.print(f"{out}: written (with {out.with_suffix('.json').name}), not scored: the scoring was "
                           "interrupted", highlight=False, markup=False)
             raise
-    meta["eval"] = {"set": f"synthetic held-out, {eval_clips} samples, eval seed stream disjoint from training",
-                    "metric": card.metric.name if card.metric else None, **(metric or {})}
+    meta["eval"] = {**evaluated, **(metric or {})}
     write()
     if json_out:
         emit(jsonout.dumps(meta))

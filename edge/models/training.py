@@ -344,6 +344,8 @@ class ProcessBatches:
 
     #: a worker alive but without a batch for this long is stuck: one line instead of a run that hangs
     STALL_S = 600.0
+    #: how long a dead worker's last batch may take to arrive whole before the worker is reported dead
+    DEAD_GRACE_S = 2.0
 
     def __init__(self, batches: Callable[[Config, int, int], Iterator[dict[str, np.ndarray]]], cfg: Config,
                  batch: int, seed: int, workers: int, depth: int = 3, stall_s: float | None = None) -> None:
@@ -369,21 +371,40 @@ class ProcessBatches:
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
-        import queue
+        import threading
 
         w = self.i % len(self.queues)
         self.i += 1
         since = time.monotonic()
-        while True:
+        got: dict[str, Any] = {}
+
+        def take() -> None:  # a queue's get, in a thread: a worker killed part-way through sending a batch left
+            # get() reading the rest of that message for ever (its timeout covers only the wait for a first byte),
+            # with no line; here the worker's death is seen while the read waits (an OOM kill, a review)
             try:
-                item = self.queues[w].get(timeout=min(1.0, self.stall_s))
+                got["item"] = self.queues[w].get()
+            except BaseException as e:
+                got["error"] = e
+
+        reader = threading.Thread(target=take, daemon=True, name=f"edge-batch-reader-{w}")
+        reader.start()
+        dead_since: float | None = None
+        while True:
+            reader.join(timeout=min(1.0, self.stall_s))
+            if not reader.is_alive():
                 break
-            except queue.Empty:
-                if not self.procs[w].is_alive():
-                    raise ModelError(f"batch worker {w} died (exit code {self.procs[w].exitcode})") from None
-                if time.monotonic() - since >= self.stall_s:
-                    raise ModelError(f"batch worker {w} is alive but gave no batch in {self.stall_s:g} s "
-                                     "(its renderer is stuck)") from None
+            now = time.monotonic()
+            if not self.procs[w].is_alive():  # a last whole batch may still be in the pipe: a moment for it
+                dead_since = now if dead_since is None else dead_since
+                if now - dead_since >= self.DEAD_GRACE_S:
+                    raise ModelError(f"batch worker {w} died (exit code {self.procs[w].exitcode})")
+            elif now - since >= self.stall_s:
+                raise ModelError(f"batch worker {w} is alive but gave no batch in {self.stall_s:g} s "
+                                 "(its renderer is stuck)")
+        if "error" in got:
+            raise ModelError(f"batch worker {w}: its batch could not be read ({type(got['error']).__name__}: "
+                             f"{got['error']})")
+        item = got["item"]
         if item == _END:
             raise StopIteration
         if isinstance(item, str):
@@ -461,6 +482,9 @@ def prefetch(it: Iterator[dict[str, np.ndarray]], depth: int = 4, deadline: floa
         # of ~8 `edge train --steps 1` runs. Not a source that missed the deadline (it may be stuck for good), and a
         # time-limited run not much past its limit (a batch of 1024 rendered 13 s past it)
         wait = (join or {}).get("s", JOIN_S)
+        raised = sys.exc_info()[0]
+        if raised is not None and not issubclass(raised, GeneratorExit):  # an interruption or error raised through
+            wait = min(wait, INTERRUPTED_JOIN_S)  # this generator's wait: the caller's 0.5 s came after 60 s here
         if deadline is not None:
             wait = min(wait, max(0.0, deadline - time.monotonic()) + DEADLINE_GRACE_S)
         th.join(timeout=0 if expired else wait)

@@ -175,7 +175,10 @@ def test_the_weights_are_written_before_scoring(toy: Any, tmp_path: Path) -> Non
     finally:
         edge.models.unregister("toyscore")
     rec = json.loads((tmp_path / "t.json").read_text())
-    assert (tmp_path / "t.pt").is_file() and rec["steps"] == 2 and "eval" not in rec
+    assert (tmp_path / "t.pt").is_file() and rec["steps"] == 2
+    # the record says it was not scored (it had no "eval" key, saying nothing: a review)
+    assert rec["eval"]["scored"] is False and "did not finish" in rec["eval"]["why"] and "value" not in rec["eval"]
+    assert rec["eval"]["set"].startswith("synthetic held-out, 5 samples")
     assert rec["command"] == (f"edge train toyscore --config tiny --steps 2 --batch 2 --seed 0 --eval-samples 5 "
                               f"--out {tmp_path / 't.pt'}")
 
@@ -564,3 +567,45 @@ def test_whose_record_it_is_reads_every_form_and_a_renamed_pair_is_its_own(toy: 
         edge.models.unregister("toyren")
     assert "best.pt" in json.loads((tmp_path / "best.json").read_text())["command"]
     assert (tmp_path / "empty.pt").stat().st_size > 0
+
+
+def _one_huge_batch(cfg: dict, batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    yield {"x": np.zeros(1 << 22, np.float32)}  # 16 MB: its sending fills the pipe and waits for the reader
+    import time
+
+    time.sleep(3600)
+    yield {}
+
+
+def test_a_worker_killed_while_sending_a_batch_is_one_line() -> None:
+    """A review: a render worker killed part-way through sending a batch (an OOM kill) left `edge train` reading
+    the rest of that message for ever, with no line (get's timeout covers only the wait for a first byte)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from edge.models.training import ProcessBatches
+
+    pb = ProcessBatches(_one_huge_batch, {}, 1, 0, workers=1)
+    try:
+        time.sleep(3)  # the worker has rendered and is blocked sending (64 KB of 16 MB in the pipe)
+        os.kill(pb.procs[0].pid, signal.SIGKILL)
+        pb.procs[0].join(10)
+        got: list[BaseException] = []
+
+        def take() -> None:
+            try:
+                next(pb)
+            except BaseException as e:
+                got.append(e)
+
+        th = threading.Thread(target=take, daemon=True)
+        t = time.monotonic()
+        th.start()
+        th.join(60)
+        assert not th.is_alive(), "reading the dead worker's half-sent batch hung"
+        assert isinstance(got[0], ModelError) and "batch worker 0 died (exit code -9)" in str(got[0])
+        assert time.monotonic() - t < 30
+    finally:
+        pb.close()

@@ -25,8 +25,12 @@ def _train_rng(seed: int, worker: int) -> np.random.Generator:
 
 def data_files(cfg: dict[str, Any]) -> dict[str, Any]:
     """The real lane layouts the realistic clips are drawn on (``$EDGE_LANE_LAYOUTS`` or the real-data folder's),
-    when the config draws any: recorded with the checkpoint."""
-    return {"layouts": layouts_path()} if float(cfg["realistic_mix"]) > 0 else {}
+    when the config draws any: recorded with the checkpoint. Read here (cached for the batches): ``edge train`` asks
+    before its first step, so a missing or malformed file is one line, not a progress bar and then the line."""
+    if float(cfg["realistic_mix"]) <= 0:
+        return {}
+    load_layouts(str(layouts_path()))
+    return {"layouts": layouts_path()}
 
 
 def batch_stream(cfg: dict[str, Any], batch: int, seed: int, worker: int = 0) -> Iterator[dict[str, np.ndarray]]:

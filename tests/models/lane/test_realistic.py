@@ -256,3 +256,21 @@ def test_realistic_samples_are_held_out_clips_at_tusimple_size(layouts_file: Pat
             assert np.array_equal(fa["camera"].data, fb["camera"].data)
             assert fa["camera"].meta["gt"] == fc["camera"].meta["gt"] and fa["camera"].meta["gt"]["lanes"]
     assert not np.array_equal(a[0][0]["camera"].data, a[1][0]["camera"].data)
+
+
+def test_a_missing_layouts_file_is_one_line_before_the_bar(tmp_path: Path) -> None:
+    """`edge train` drew its progress bar, then failed on the first batch (a review): the trainer's data files are
+    read before the first step."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "EDGE_LANE_LAYOUTS": str(tmp_path / "nope.json"), "PYTHONPATH": str(repo)}
+    r = subprocess.run([sys.executable, "-m", "edge.cli.main", "train", "lane", "--config", "tiny", "--set",
+                        "realistic_mix=0.5", "--steps", "2", "--batch", "2", "--eval-clips", "0", "--out",
+                        str(tmp_path / "x.pt")], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"error: {tmp_path / 'nope.json'}: lane layouts not found (TuSimple label_data_0313.json; set "
+        "EDGE_LANE_LAYOUTS)"), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
