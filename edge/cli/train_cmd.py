@@ -361,8 +361,8 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                  "metric": card.metric.name if card.metric else None}
     # the record written before the scoring says it was not scored: a scoring interrupted or killed left a record
     # without its "eval" key, saying nothing of it (a review); replaced once the score is there
-    meta["eval"] = {**evaluated, **({"scored": False, "why": "the scoring did not finish (interrupted or killed)"}
-                                    if eval_clips else {})}
+    unscored = {"scored": False, "why": "the scoring did not finish (interrupted, killed or failed)"}
+    meta["eval"] = {**evaluated, **(unscored if eval_clips else {})}
     write()  # before scoring, so an interrupted or killed scoring loses only the score
     metric = None
     if eval_clips:

@@ -15,6 +15,7 @@ driven by the elapsed time, for a run that must fit a lease; the steps taken are
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -351,7 +352,9 @@ class ProcessBatches:
                  batch: int, seed: int, workers: int, depth: int = 3, stall_s: float | None = None) -> None:
         import multiprocessing as mp
         import os
+        import threading
 
+        self._closed = threading.Event()  # set by close(): a batch read still waiting ends
         self.stall_s = self.STALL_S if stall_s is None else stall_s
         self.method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(self.method)
@@ -371,6 +374,7 @@ class ProcessBatches:
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
+        import queue
         import threading
 
         w = self.i % len(self.queues)
@@ -380,11 +384,17 @@ class ProcessBatches:
 
         def take() -> None:  # a queue's get, in a thread: a worker killed part-way through sending a batch left
             # get() reading the rest of that message for ever (its timeout covers only the wait for a first byte),
-            # with no line; here the worker's death is seen while the read waits (an OOM kill, a review)
-            try:
-                got["item"] = self.queues[w].get()
-            except BaseException as e:
-                got["error"] = e
+            # with no line; here the worker's death is seen while the read waits (an OOM kill, a review). It ends
+            # when close() is called (a run that ended while it waited left it, and the queue, for good: a review)
+            while not self._closed.is_set():
+                try:
+                    got["item"] = self.queues[w].get(timeout=0.5)
+                    return
+                except queue.Empty:
+                    continue
+                except BaseException as e:
+                    got["error"] = e
+                    return
 
         reader = threading.Thread(target=take, daemon=True, name=f"edge-batch-reader-{w}")
         reader.start()
@@ -401,6 +411,8 @@ class ProcessBatches:
             elif now - since >= self.stall_s:
                 raise ModelError(f"batch worker {w} is alive but gave no batch in {self.stall_s:g} s "
                                  "(its renderer is stuck)")
+        if "item" not in got and "error" not in got:  # closed while it waited
+            raise ModelError("the batch workers were closed")
         if "error" in got:
             raise ModelError(f"batch worker {w}: its batch could not be read ({type(got['error']).__name__}: "
                              f"{got['error']})")
@@ -412,6 +424,7 @@ class ProcessBatches:
         return item
 
     def close(self) -> None:
+        self._closed.set()
         for p in self.procs:
             if p.pid is not None and p.is_alive():
                 p.terminate()
@@ -421,6 +434,11 @@ class ProcessBatches:
         for q in self.queues:
             q.cancel_join_thread()
             q.close()
+            # and this process's copy of the pipe's write end (the workers' copies went with them): a read left
+            # inside a dead worker's half-sent batch gets end-of-file and its thread ends. multiprocessing keeps that
+            # end private (``_writer``); without it the thread stays blocked, as before
+            with contextlib.suppress(AttributeError, OSError):
+                q._writer.close()
 
 
 #: how long a finished prefetch waits for its thread to finish the batch it is rendering (s); past a deadline

@@ -629,3 +629,40 @@ def test_an_interruption_through_the_prefetch_waits_briefly() -> None:
     with pytest.raises(KeyboardInterrupt):
         g.throw(KeyboardInterrupt)
     assert time.monotonic() - t < 10
+
+
+def _slow_batches(cfg: dict, batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    import time
+
+    while True:
+        time.sleep(30)
+        yield {"x": np.zeros(1)}
+
+
+def test_closing_the_workers_ends_a_batch_read_still_waiting() -> None:
+    """A time-limited run that ended while a batch was awaited left its reader thread (and the queue's pipes) for
+    good, one per run (a review of the reader thread)."""
+    import threading
+    import time
+
+    from edge.models.training import ProcessBatches
+
+    pb = ProcessBatches(_slow_batches, {}, 1, 0, workers=1)
+    got: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            next(pb)
+        except BaseException as e:
+            got.append(e)
+
+    th = threading.Thread(target=take, daemon=True)
+    th.start()
+    time.sleep(1.5)
+    pb.close()
+    th.join(20)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(t.name.startswith("edge-batch-reader") for t in threading.enumerate()):
+        time.sleep(0.1)
+    assert not th.is_alive() and isinstance(got[0], ModelError)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("edge-batch-reader")]
