@@ -569,6 +569,23 @@ def test_whose_record_it_is_reads_every_form_and_a_renamed_pair_is_its_own(toy: 
     assert (tmp_path / "empty.pt").stat().st_size > 0
 
 
+
+def _next_in_thread(pb: Any) -> tuple[Any, list[BaseException]]:
+    """``next(pb)`` in a daemon thread (started); the exception it raised lands in the list."""
+    import threading
+
+    got: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            next(pb)
+        except BaseException as e:
+            got.append(e)
+
+    th = threading.Thread(target=take, daemon=True)
+    th.start()
+    return th, got
+
 def _one_huge_batch(cfg: dict, batch: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
     yield {"x": np.zeros(1 << 22, np.float32)}  # 16 MB: its sending fills the pipe and waits for the reader
     import time
@@ -582,7 +599,6 @@ def test_a_worker_killed_while_sending_a_batch_is_one_line() -> None:
     the rest of that message for ever, with no line (get's timeout covers only the wait for a first byte)."""
     import os
     import signal
-    import threading
     import time
 
     from edge.models.training import ProcessBatches
@@ -592,17 +608,8 @@ def test_a_worker_killed_while_sending_a_batch_is_one_line() -> None:
         time.sleep(3)  # the worker has rendered and is blocked sending (64 KB of 16 MB in the pipe)
         os.kill(pb.procs[0].pid, signal.SIGKILL)
         pb.procs[0].join(10)
-        got: list[BaseException] = []
-
-        def take() -> None:
-            try:
-                next(pb)
-            except BaseException as e:
-                got.append(e)
-
-        th = threading.Thread(target=take, daemon=True)
         t = time.monotonic()
-        th.start()
+        th, got = _next_in_thread(pb)
         th.join(60)
         assert not th.is_alive(), "reading the dead worker's half-sent batch hung"
         assert isinstance(got[0], ModelError) and "batch worker 0 died (exit code -9)" in str(got[0])
@@ -648,16 +655,7 @@ def test_closing_the_workers_ends_a_batch_read_still_waiting() -> None:
     from edge.models.training import ProcessBatches
 
     pb = ProcessBatches(_slow_batches, {}, 1, 0, workers=1)
-    got: list[BaseException] = []
-
-    def take() -> None:
-        try:
-            next(pb)
-        except BaseException as e:
-            got.append(e)
-
-    th = threading.Thread(target=take, daemon=True)
-    th.start()
+    th, got = _next_in_thread(pb)
     time.sleep(1.5)
     pb.close()
     th.join(20)
