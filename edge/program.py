@@ -452,7 +452,6 @@ def _check_fronts(b: Any, card: ModelCard, cfg: Config, fronts: Mapping[str, Any
                           f"{', '.join(diff)}; the manifest was edited: re-export, or run with --preprocess numpy")
 
 
-
 def gate_record(b: Any, program: str, backend: str, precision: str) -> dict[str, Any] | None:
     """The manifest's ``programs.<program>.gates.<backend>.<precision>`` record, None where any level is missing or
     not a mapping (a hand-edited manifest: the schema leaves ``gates`` unchecked, and a list there was an

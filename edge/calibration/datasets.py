@@ -294,12 +294,12 @@ def from_arrays(path: str | os.PathLike[str], ref: Mapping[str, np.ndarray] | No
             missing = [n for n in names if n not in heads]
             if missing:
                 raise DataError(f"{p}: missing arrays for step feeds {missing} (has {sorted(heads)})")
-            unused = sorted(set(heads) - set(names))
+            unused = set(heads) - set(names)
             if unused and known is not None:
-                unused = sorted(set(unused) - known())
+                unused -= known()
             if unused:  # a feed misnamed beside one of the right name was calibrated without, silently
                 log.warning("warning: %s: arrays %s feed no step of this model's programs (the programs calibrated "
-                            "take %s); not used", p, unused, names)
+                            "take %s); not used", p, sorted(unused), names)
             heads = {n: heads[n] for n in names}
         members = {k: k for k in heads}
     if not heads:

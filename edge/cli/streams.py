@@ -83,7 +83,6 @@ def guarded() -> Iterator[None]:
     """stdout as :class:`Named` and stderr as :class:`Quiet` for the block; a stream the process was started without
     (Python's ``sys.stderr`` is None) writes to /dev/null, as asked. The streams are given back after (a command run
     in-process, as the tests run them)."""
-    saved = sys.stdout, sys.stderr
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 (the process's stream, for its whole life)
@@ -93,9 +92,9 @@ def guarded() -> Iterator[None]:
         yield
     finally:
         if isinstance(sys.stdout, Named):
-            sys.stdout = given[0] if saved[0] is None else saved[0]
+            sys.stdout = given[0]
         if isinstance(sys.stderr, Quiet):
-            sys.stderr = given[1] if saved[1] is None else saved[1]
+            sys.stderr = given[1]
 
 
 def finish_stdout() -> OSError | None:

@@ -61,7 +61,6 @@ def _reason(e: BaseException) -> str:
     return explain_import(e) or f"{type(e).__name__}: {first_line(e)}"
 
 
-
 _SWITCH_LOCK = threading.Lock()
 _SWITCH: dict[str, Any] = {"runs": 0, "found": None}
 
