@@ -267,9 +267,14 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
     console = make_console(stderr=True)
     init_state = None
     init_partial = False
+    init_scales: dict[str, float] = {}
     if init is not None:
         ck = ck or read_checkpoint(init)
         m0, _, _ = model_from_checkpoint(ck, init, expect_model=model)
+        if "qat_scales" in (ck.get("meta") or {}):  # a quantization-aware checkpoint: its grids continue
+            from edge.calibration.qat_scales import check_scales
+
+            init_scales = check_scales(ck["meta"]["qat_scales"], m0, str(init))
         # a checkpoint from before an option existed continues (the option's layers start fresh); any
         # other difference is refused. Compared with the config as written (loading fills in the
         # values that mean "before the option")
@@ -315,7 +320,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
             module, losses, qat_scales = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed,
                                                init_state=init_state, progress=report, init_partial=init_partial,
                                                device=device, workers=workers, time_limit=time_limit, freeze=freeze,
-                                               qat=qat)
+                                               qat=qat, qat_init=init_scales)
         except (MemoryError, RuntimeError, ValueError, IndexError, TypeError, ModelError) as caught:
             # the family's loss or batches raising is one ModelError naming it (edge.models.contract.family_code):
             # what it raised decides here as it did before
@@ -335,6 +340,11 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                                 f"({type(e).__name__}: {first_line(e, 160)}); nothing was written") from None
             raise
     train_s = time.time() - t0
+    dropped = sorted(set(init_scales) - set(qat_scales))
+    if dropped:  # their weights trained in float: the export calibrates those inputs again
+        console.print(f"{init}: its trained INT8 scales of {len(dropped)} layer(s) ({', '.join(dropped[:3])}"
+                      f"{', ...' if len(dropped) > 3 else ''}) are not kept: those layers trained in float this run "
+                      "(--qat them to keep training through INT8)", soft_wrap=True, highlight=False, markup=False)
     k = max(1, len(losses) // 20)
     meta = {
         "command": train_command(model, out, config, steps, batch, lr, seed, eval_clips, init, device=device,
@@ -344,7 +354,8 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
         **({"workers": workers} if workers else {}), **({"device": device} if device != "cpu" else {}),
         **({"time_limit_s": time_limit, "steps_asked": steps} if time_limit else {}),
         "lr": lr if lr is not None else card.trainer.lr, "seed": seed, **({"freeze": list(freeze)} if freeze else {}),
-        **({"qat": list(qat), "qat_scales": qat_scales} if qat else {}),
+        **({"qat": list(qat)} if qat else {}), **({"qat_scales": qat_scales} if qat or qat_scales else {}),
+        **({"qat_scales_from_init": sorted(set(init_scales) & set(qat_scales))} if init_scales else {}),
         "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k, "train_seconds": round(train_s, 1),
         "versions": provenance(),
         **({"data_files": files} if files else {}),

@@ -22,7 +22,7 @@ average batch max training saw).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: int8's symmetric range (-127..127: the zero point is 0, as TensorRT requires)
@@ -103,6 +103,22 @@ class FakeQuant:
             del layer.weight  # the rounded tensor; the parameter goes back
             layer.weight = self._saved.pop(id(layer))
         return out
+
+    def start_from(self, root: Any, scales: Mapping[str, float]) -> list[str]:
+        """Start each hooked layer named in ``scales`` (dotted names in ``root``) at that input scale instead of
+        the first batch's max: ``edge train --init CK --qat`` continues the running average CK's training
+        reached (its ``meta["qat_scales"]``), the grid its weights learned, rather than jumping to one batch's
+        max and moving the weights to another grid. Returns the names it started from, sorted."""
+        import torch
+
+        names = {id(m): n for n, m in root.named_modules()}
+        used = []
+        for layer in self.layers:
+            name = names.get(id(layer))
+            if name in scales:
+                self.scales[id(layer)] = torch.tensor(float(scales[name]))
+                used.append(name)
+        return sorted(used)
 
     def named_scales(self, root: Any) -> dict[str, float]:
         """Each hooked layer's input scale by its dotted name in ``root`` (layers that never ran are left out):

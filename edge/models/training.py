@@ -19,7 +19,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,8 +40,8 @@ class Trained(NamedTuple):
 def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float | None = None, seed: int = 0,
           init_state: dict[str, Any] | None = None, progress: Callable[[int, float], None] | None = None,
           threads: int | None = None, init_partial: bool = False, device: str = "cpu", workers: int = 0,
-          time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()
-          ) -> Trained:
+          time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (),
+          qat_init: Mapping[str, float] | None = None) -> Trained:
     """Train ``card``'s model for ``steps`` optimizer steps (or until ``time_limit`` seconds, whichever
     ends first); returns :class:`Trained` (module on the CPU in eval mode, loss per step, QAT scales).
 
@@ -50,8 +50,11 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     whose weights stay as initialised: no gradients, and in eval mode, so their BatchNorm statistics hold
     too (a stage added to a trained model is trained alone). ``qat`` names submodules trained through the
     symmetric INT8 export's rounding (:mod:`edge.models.qat`; the returned model is plain float, the scales
-    its layers' inputs were rounded with come beside it). ``workers`` > 0
-    renders batches in that many processes (see :class:`ProcessBatches`)."""
+    its layers' inputs were rounded with come beside it). ``qat_init``: the trained input scales ``init_state``'s
+    checkpoint carries (its ``meta["qat_scales"]``): the ``qat`` layers start from them (the grid their weights
+    learned), and the scales of layers this run leaves as they were (frozen, or never given a gradient) are
+    returned again, since those weights still live on that grid; a layer trained in float drops its scale.
+    ``workers`` > 0 renders batches in that many processes (see :class:`ProcessBatches`)."""
     if card.trainer is None:
         raise ModelError(f"model '{card.name}' declares no trainer")
     if steps < 1:
@@ -71,7 +74,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
                     threads=threads, init_partial=init_partial, device=device, deadline=deadline,
-                    freeze=tuple(freeze), qat=tuple(qat))
+                    freeze=tuple(freeze), qat=tuple(qat), qat_init=dict(qat_init or {}))
     finally:
         if sys.exc_info()[0] is not None:  # Ctrl-C or an error: leave promptly (it waited for a whole batch)
             join["s"] = INTERRUPTED_JOIN_S
@@ -83,7 +86,8 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
 def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
          seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
          threads: int | None, init_partial: bool, device: str, deadline: float | None,
-         freeze: tuple[str, ...] = (), qat: tuple[str, ...] = ()) -> Trained:
+         freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (), qat_init: Mapping[str, float] | None = None
+         ) -> Trained:
     import torch
 
     tr = card.trainer
@@ -114,6 +118,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         from edge.models.qat import attach
 
         fake = attach(named_submodules(card, model, qat, option="--qat"))
+        fake.start_from(model, qat_init or {})
     scales: dict[str, float] = {}
     try:
         losses = _loop(card, model, source, opt, sched, trainable, steps, deadline, progress)
@@ -123,7 +128,27 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         if fake is not None:
             fake.remove()
     model.cpu().eval()
-    return Trained(model, losses, scales)
+    kept = _unchanged(model, init_state or {}, {k: v for k, v in (qat_init or {}).items() if k not in scales})
+    return Trained(model, losses, {**kept, **scales})
+
+
+def _unchanged(model: Any, init_state: Mapping[str, Any], scales: Mapping[str, float]) -> dict[str, float]:
+    """The entries of ``scales`` (trained input scales by layer name) whose layer's weights are still
+    ``init_state``'s to the bit: those weights still live on the grid the scale describes. A layer this run
+    trained in float (or one ``init_state`` lacks) has moved off it."""
+    import torch
+
+    layers = dict(model.named_modules())
+    out = {}
+    for name, s in scales.items():
+        layer = layers.get(name)
+        if layer is None:
+            continue
+        params = dict(layer.named_parameters())
+        if params and all(f"{name}.{k}" in init_state and torch.equal(v.detach().cpu(), init_state[f"{name}.{k}"].cpu())
+                          for k, v in params.items()):
+            out[name] = s
+    return out
 
 
 def _loop(card: ModelCard, model: Any, source: Iterator[dict[str, np.ndarray]], opt: Any, sched: Any,

@@ -173,3 +173,70 @@ def test_the_hooked_forms_compute_the_same_function() -> None:
         for p, q in zip(a, b, strict=True):
             torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(plain_fuse, hooked_fuse, rtol=1e-10, atol=1e-10)
+
+
+def test_a_started_layer_averages_on_from_its_given_scale() -> None:
+    """`--init CK --qat`: each layer continues the running average CK's training reached; the first batch
+    moves it by MOMENTUM, not to its own max (the weights learned CK's grid)."""
+    net = _net().train()
+    fq = attach([net])
+    assert fq.start_from(net, {"0": 0.5, "5": 9.0, "elsewhere": 1.0}) == ["0"]  # net[5] is float: not hooked
+    x = torch.randn(2, 3, 6, 6)
+    net(x)
+    want = (1 - MOMENTUM) * 0.5 + MOMENTUM * float(x.abs().max()) / QMAX
+    assert float(fq.scales[id(net[0])]) == pytest.approx(want)
+    assert float(fq.scales[id(net[3])]) > 0 and fq.named_scales(net)["0"] == pytest.approx(want)
+    fq.remove()
+
+
+def test_init_scales_continue_under_qat_stay_with_untouched_layers_and_drop_with_float_training(toy: Any) -> None:
+    cfg = toy.config("tiny")
+    torch.manual_seed(0)
+    init = toy.build(cfg).state_dict()
+    big = {"embed.conv.0": 1000.0, "embed.conv.2": 1000.0}  # far from any batch max: visible after 3 steps
+    _, _, fresh = train(toy, cfg, steps=3, batch=2, init_state=init, qat=("embed",))
+    _, _, went_on = train(toy, cfg, steps=3, batch=2, init_state=init, qat=("embed",), qat_init=big)
+    assert max(fresh.values()) < 10 and min(went_on.values()) > 1000 * (1 - MOMENTUM) ** 3 * 0.99
+    # frozen: its weights are init's to the bit, so the grid they learned still holds and is handed on
+    _, _, kept = train(toy, cfg, steps=2, batch=2, init_state=init, freeze=("embed",), qat_init=big)
+    assert kept == big
+    # trained in float: the weights left that grid, and the scale goes
+    _, _, dropped = train(toy, cfg, steps=2, batch=2, init_state=init, qat_init=big)
+    assert dropped == {}
+
+
+def test_edge_train_init_carries_a_checkpoints_scales_and_says_what_it_drops(toy: Any, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+    import json
+
+    import edge
+    from edge.cli.train_cmd import run_train
+    from edge.models.checkpoint import read_checkpoint, save_checkpoint
+
+    edge.models.register("toyqat", lambda: dataclasses.replace(toy, name="toyqat"))
+    try:
+        run_train("toyqat", tmp_path / "a.pt", "tiny", 2, 2, None, 0, 0, None, True, qat=("embed",))
+        a = json.loads((tmp_path / "a.json").read_text())["qat_scales"]
+        assert set(a) == {"embed.conv.0", "embed.conv.2"}
+        run_train("toyqat", tmp_path / "b.pt", None, 1, 2, None, 0, 0, tmp_path / "a.pt", True, freeze=("embed",))
+        b = json.loads((tmp_path / "b.json").read_text())
+        assert b["qat_scales"] == a and b["qat_scales_from_init"] == sorted(a) and "qat" not in b
+        assert read_checkpoint(tmp_path / "b.pt")["meta"]["qat_scales"] == a  # what edge-export reads
+        capsys.readouterr()
+        run_train("toyqat", tmp_path / "c.pt", None, 1, 2, None, 0, 0, tmp_path / "b.pt", True)
+        c = json.loads((tmp_path / "c.json").read_text())
+        assert "qat_scales" not in c
+        err = capsys.readouterr().err
+        assert "b.pt: its trained INT8 scales of 2 layer(s) (embed.conv.0, embed.conv.2) are not kept" in err
+        # a checkpoint is a file a user was given: a malformed scale is one line naming it
+        ck = read_checkpoint(tmp_path / "a.pt")
+        model = toy.build(toy.config("tiny"))
+        model.load_state_dict(ck["state_dict"])
+        save_checkpoint(tmp_path / "bad.pt", "toyqat", ck["config"], model,
+                        {**ck["meta"], "qat_scales": {"embed.conv.0": -1.0}})
+        with pytest.raises(ModelError, match=r"bad\.pt: meta 'qat_scales' of layer 'embed\.conv\.0' is -1\.0"):
+            run_train("toyqat", tmp_path / "d.pt", None, 1, 2, None, 0, 0, tmp_path / "bad.pt", True, qat=("embed",))
+        assert not (tmp_path / "d.pt").exists()
+    finally:
+        edge.models.unregister("toyqat")
