@@ -496,6 +496,27 @@ def check_replaceable(out: str | os.PathLike[str], is_ours: Callable[[Path], boo
         why = replace_problem(out) or removable_problem(out)
         if why is not None:  # found before the work, not at the swap after it (or never: the old copy stayed)
             raise error(f"{given}: {why}; nothing was replaced: choose another output folder")
+    if (why := creatable_problem(out)) is not None:  # found before the work, not when the result is moved there
+        raise error(f"{given}: cannot be written: {why}")
+
+
+def creatable_problem(out: Path) -> str | None:
+    """Why a folder or file ``out`` could not be written now, where its folder is concerned: the nearest existing
+    folder above it is a file, or takes no file (read-only mount, no permission); None when it can. A writer that
+    stages beside ``out`` found that only when it moved the finished result in (an export's Triton repository under a
+    file's name failed after the whole export)."""
+    anc = out.parent
+    while not (anc.exists() or anc.is_symlink()) and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        return f"{anc} is a file, not a folder"
+    probe = partial_file(anc / out.name)  # a private name: never one that is there
+    try:
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as e:
+        return f"{anc} takes no file ({e.strerror or e})"
+    return None
 
 
 class StagedFolder:

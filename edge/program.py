@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import BundleError, DataError, ModelError, SpecError
+from edge.manifest_schema import MANIFEST
 from edge.models.contract import Config, ModelCard, ProgramSpec, Sample
 
 
@@ -59,7 +60,7 @@ class Program:
     """Runtimes by graph name + the card's runner over them; ``step(feeds) -> outputs``."""
 
     def __init__(self, spec: ProgramSpec, runtimes: Mapping[str, Any], cfg: Config, *, owns: bool = True,
-                 fronts: tuple[Any, ...] = ()) -> None:
+                 fronts: tuple[Any, ...] = (), io_from: str | None = None) -> None:
         missing = [g for g in spec.graphs if g not in runtimes]
         if missing:
             raise BundleError(f"program '{spec.name}' needs graphs {missing}")
@@ -71,6 +72,8 @@ class Program:
         self._record: dict[str, list[dict[str, np.ndarray]]] | None = None
         #: image inputs whose runtimes preprocess inside the engine (their feeds are camera bytes)
         self.fronts = tuple(fronts)
+        #: the file the graphs' IOSpecs were read from (a bundle's manifest), named when a feed does not fit one
+        self.io_from = io_from
         self.runner = spec.runner({g: self._graph_fn(g) for g in spec.graphs}, cfg)
 
     @property
@@ -113,8 +116,10 @@ class Program:
                 self._record[graph].append({k: np.array(v, copy=True) for k, v in feeds.items()})
             try:
                 return rt.infer(feeds)
-            except SpecError as e:  # which of the program's graphs was fed wrong (a card's io vs its preprocess)
-                raise SpecError(f"graph '{graph}': {e}") from None
+            except SpecError as e:  # which of the program's graphs was fed wrong (a card's io vs its preprocess),
+                # and whose spec it was held to: a bundle's manifest is a file a user may have edited
+                where = f" of {self.io_from}" if self.io_from else ""
+                raise SpecError(f"graph '{graph}'{where}: {e}") from None
 
         return call
 
@@ -218,7 +223,7 @@ def card_for_bundle(bundle: Any) -> ModelCard | None:
     except ModelError as e:
         raise ModelError(f"{bundle.path}: made by model family '{family}', which cannot be loaded here ({e}); "
                          "install the package that provides it") from None
-    from edge.manifest_schema import MANIFEST, check_config
+    from edge.manifest_schema import check_config
 
     # the config sizes ring buffers, resizes and crops: checked against the card before anything uses it. A
     # bundle exported before the card gained a key has none: the value that meant "before" (config_added, as
@@ -565,7 +570,7 @@ def load_program(bundle: str | os.PathLike[str] | Any, backend: str = "onnxrunti
                     raise
                 del fronts[g]
                 runtimes[g] = load(b, backend, graph=g, artifact=names[g], **options)
-        return Program(spec, runtimes, cfg, fronts=tuple(fronts.values()))
+        return Program(spec, runtimes, cfg, fronts=tuple(fronts.values()), io_from=f"{b.path}/{MANIFEST}")
     except BaseException:
         for rt in runtimes.values():
             rt.close()

@@ -51,6 +51,24 @@ def test_program_artifacts_steps_and_a_named_artifact(tiny_bundle: Path) -> None
         assert rt.inputs.input_names == ["frame"]
 
 
+def test_a_feed_that_does_not_fit_an_edited_manifest_names_the_manifest(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A review: a manifest whose graph io was edited gave "graph 'full': input 'clip': dim 3 is 64, expected 32",
+    naming no file; the shape held against is the manifest's, so the line names it."""
+    import json
+    import shutil
+
+    b = Path(shutil.copytree(tiny_bundle, tmp_path / "edited"))
+    m = json.loads((b / "manifest.json").read_text())
+    feed_shape = list(m["graphs"]["full"]["inputs"][0]["shape"])
+    m["graphs"]["full"]["inputs"][0]["shape"][3] = 32
+    (b / "manifest.json").write_text(json.dumps(m))
+    with edge.load_program(b, "onnxruntime", program="clip") as p:  # its step feeds one frame; 'full' the clip
+        assert feed_shape[2:] == [3, 64, 128]
+        with pytest.raises(SpecError, match=rf"graph 'full' of {b}/manifest\.json: input 'clip': dim 3 is 64, "
+                                            "expected 32"):
+            p.step({"frame": np.zeros((1, 3, 64, 128), np.float32)})
+
+
 @pytest.mark.parametrize(("kwargs", "needle"), [
     ({"source": None}, "source: a source spec string"),
     ({"max_frames": "x"}, "max_frames: an integer >= 0"),

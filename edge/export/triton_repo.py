@@ -300,12 +300,70 @@ def _plan_backend(bundle: Bundle, backend: str, graph: str, precision: str | Non
     return art, [_Copy(bundle.file(art["file"]), "model.plan")], notes
 
 
+def _engine_min_batch(bundle: Bundle, art: dict[str, Any]) -> int:
+    """The smallest batch a TensorRT engine takes: the largest minimum of dim 0 over its profile's inputs, read from
+    the engine's record (1 when it lists none)."""
+    from edge.runtimes.trt_engine import EngineRecord
+
+    low = 1
+    for f in art.get("extra_files", []):
+        if bundle.manifest["files"].get(f, {}).get("role") != "tensorrt_record":
+            continue
+        path = bundle.file(f)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ExportError(f"{path}: cannot read the engine record ({getattr(e, 'strerror', None) or e})") from None
+        rec = EngineRecord.from_json(text, where=str(path))
+        low = max([low, *(r["min"][0] for r in rec.profile.values() if r["min"])])
+    return low
+
+
 # -- the repository ---------------------------------------------------------------------------------
-def _is_our_repo(folder: Path) -> bool:
+def foreign_entries(folder: Path) -> list[str] | None:
+    """What in a Triton repository folder edge-deploy did not write (folders end in ``/``); None when the folder
+    carries no marker of ours. Why: a re-export replaces the whole folder, and a repository is where a user keeps
+    other models beside ours; a marker alone once let one re-export delete them. The marker lists every file
+    written (``files``); one from before that list names its model folders, and only the top level is checked."""
     from edge.files import json_file
 
     data = json_file(folder / MARKER)
-    return isinstance(data, dict) and data.get("kind") == MARKER_KIND
+    if not (isinstance(data, dict) and data.get("kind") == MARKER_KIND):
+        return None
+    files = data.get("files")
+    models = data.get("models")
+    if isinstance(files, list) and all(isinstance(f, str) for f in files):
+        listed = set(files) | {MARKER}
+        depth = None
+    elif isinstance(models, dict):
+        listed = set(models) | {"README.txt", MARKER}
+        depth = 1
+    else:
+        return None
+    dirs = {q.as_posix() for f in listed for q in Path(f).parents if q.as_posix() != "."}
+    found: list[str] = []
+    for q in sorted(folder.rglob("*")):
+        rel = q.relative_to(folder).as_posix()
+        if depth is not None and "/" in rel:
+            continue
+        is_dir = q.is_dir() and not q.is_symlink()
+        ours = not q.is_symlink() and (rel in listed if not is_dir else rel in dirs or (depth == 1 and rel in listed))
+        if not ours and not any(rel.startswith(f) for f in found if f.endswith("/")):
+            found.append(rel + "/" if is_dir else rel)
+    return found
+
+
+def _is_our_repo(folder: Path) -> bool:
+    """A repository we wrote holding nothing else: the only kind a re-export replaces."""
+    return foreign_entries(folder) == []
+
+
+def _why_not_ours(folder: Path) -> str:
+    found = foreign_entries(folder)
+    if not found:
+        return ""
+    shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return f" only (it also holds {shown}, which a re-export would delete)"
 
 
 def check_repo_out(out: Path, bundle_root: Path) -> None:
@@ -318,7 +376,7 @@ def check_repo_out(out: Path, bundle_root: Path) -> None:
     from edge.files import check_replaceable
 
     # what the writer's StagedFolder checks, now (another user's repository was found only after the export)
-    check_replaceable(out, _is_our_repo, what="Triton repository", error=ExportError)
+    check_replaceable(out, _is_our_repo, what="Triton repository", error=ExportError, explain=_why_not_ours)
 
 
 def _readme(out: Path, plans: Sequence[_ModelPlan], bundle: Bundle, graphs: Sequence[str], version: int) -> str:
@@ -407,6 +465,13 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
                     raise ExportError(f"triton max_batch_size {mbs}: engine '{art['name']}' was built for batches "
                                       f"up to {engine_max} (edge build --dim batch=MIN:OPT:MAX sets its range)")
                 mbs = engine_max if mbs is None else mbs
+            low = _engine_min_batch(b, art) if backend == "tensorrt" and batch_dim(io) is not None else 1
+            if low > 1 and (mbs is None or mbs > 0):
+                # the dynamic batcher sends whatever batch it has gathered, down to one request: the engine refuses
+                # any below its profile's minimum
+                raise ExportError(f"engine '{art['name']}' was built for batches from {low}; Triton's dynamic "
+                                  "batcher also sends smaller ones, down to 1: build it with --dim batch=1:OPT:MAX "
+                                  "for Triton, or give max_batch_size 0 (no batching)")
             config = triton_config(io, name=folder, backend=backend, max_batch_size=mbs,
                                    preferred_batch_sizes=preferred_batch_sizes,
                                    max_queue_delay_us=max_queue_delay_us, instances=instances, comment=comment,
@@ -416,7 +481,8 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
     out = Path(out_dir).resolve()
     check_repo_out(out, b.path.resolve())
     try:
-        with StagedFolder(out, _is_our_repo, what="Triton repository", error=ExportError, given=str(out_dir)) as st:
+        with StagedFolder(out, _is_our_repo, what="Triton repository", error=ExportError, given=str(out_dir),
+                          explain=_why_not_ours) as st:
             tmp = st.tmp
             for plan in plans:
                 vdir = tmp / plan.folder / str(version)
@@ -427,9 +493,10 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
                     shutil.copyfile(c.src, dest)
                 (tmp / plan.folder / "config.pbtxt").write_text(plan.config, encoding="utf-8")
             (tmp / "README.txt").write_text(_readme(out, plans, b, graphs, version), encoding="utf-8")
+            written = sorted(q.relative_to(tmp).as_posix() for q in tmp.rglob("*") if q.is_file())
             marker = {"kind": MARKER_KIND, "bundle": str(b.path.resolve()), "model": b.model_name, "graphs": graphs,
                       "models": {pl.folder: {"backend": pl.backend, "artifact": pl.artifact["name"]} for pl in plans},
-                      "version": version, "created_unix": int(time.time())}
+                      "version": version, "created_unix": int(time.time()), "files": written}
             (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
             check_repo_out(out, b.path.resolve())  # again: the folder may have changed while we copied
             st.commit()

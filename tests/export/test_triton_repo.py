@@ -492,6 +492,80 @@ def test_failure_midway_leaves_the_previous_repo_and_no_temp(engine_bundle: Path
     assert _leftovers(tmp_path) == []
 
 
+def test_a_user_model_or_file_added_to_our_repo_is_never_deleted(engine_bundle: Path, tmp_path: Path) -> None:
+    """A review: the marker alone made a folder ours, so a re-export deleted another model a user had put beside
+    ours (a repository is where several models are served from) and a notes file, exit 0. Only a repository
+    holding exactly what the marker lists is replaced."""
+    out = write_triton_repo(engine_bundle, tmp_path / "repo", backends=["onnxruntime"])
+    marker = json.loads((out / MARKER).read_text())
+    assert "lane/config.pbtxt" in marker["files"] and "README.txt" in marker["files"]
+    (out / "my_model" / "1").mkdir(parents=True)
+    (out / "my_model" / "config.pbtxt").write_text('name: "my_model"')
+    (out / "lane" / "2").mkdir()  # a version the user added to our model folder
+    (out / "lane" / "2" / "model.onnx").write_bytes(b"theirs")
+    (out / "NOTES.txt").write_text("keep me")
+    with pytest.raises(ExportError, match=r"only \(it also holds NOTES\.txt, lane/2/, my_model/, which a "
+                                          r"re-export would delete\)"):
+        write_triton_repo(engine_bundle, out, backends=["onnxruntime"])
+    assert (out / "NOTES.txt").read_text() == "keep me"
+    assert (out / "lane" / "2" / "model.onnx").read_bytes() == b"theirs"
+    for extra in (out / "NOTES.txt", out / "lane" / "2" / "model.onnx", out / "lane" / "2"):
+        extra.unlink() if extra.is_file() else extra.rmdir()
+    shutil.rmtree(out / "my_model")
+    write_triton_repo(engine_bundle, out, backends=["tensorrt"])  # ours alone again: replaced
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "README.txt", "lane"])
+    # a repository from before the marker listed its files: its top level is checked against its model folders
+    old = {k: v for k, v in json.loads((out / MARKER).read_text()).items() if k != "files"}
+    (out / MARKER).write_text(json.dumps(old))
+    (out / "theirs").mkdir()
+    with pytest.raises(ExportError, match=r"it also holds theirs/"):
+        write_triton_repo(engine_bundle, out, backends=["onnxruntime"])
+    (out / "theirs").rmdir()
+    write_triton_repo(engine_bundle, out, backends=["onnxruntime"])
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_unusable_place_for_the_repo_is_refused_before_any_work(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A review: a repository under a file's name (or on a read-only mount) was found only when the finished
+    repository was moved in: after the whole export, whose bundle then stayed behind while the command failed."""
+    from edge.export.triton_repo import check_repo_out
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ExportError, match=r"afile/deeper/tr: cannot be written: .*afile is a file, not a folder"):
+        check_repo_out(tmp_path / "afile" / "deeper" / "tr", tiny_bundle)
+    assert (tmp_path / "afile").read_text() == "x" and _leftovers(tmp_path) == []
+
+
+def test_a_tensorrt_engine_that_takes_no_single_sample_is_refused_for_batching(tiny_bundle: Path,
+                                                                                tmp_path: Path) -> None:
+    """A review: an engine built with --dim batch=4:4:8 was served with a dynamic batcher, which also sends
+    batches of 1-3 that the engine's profile refuses. It is refused for batching, allowed without it."""
+    from edge.runtimes import tensorrt
+    from edge.runtimes import trt_engine as te
+
+    def add(w: BundleWriter) -> None:
+        w.manifest["attention"] = {"mode": "decomposed", "reason": "test"}
+
+    b = Bundle.load(_derive(tiny_bundle, tmp_path / "lane", add))
+    io = b.graph_io("full")
+    sha = b.manifest["files"]["model.onnx"]["sha256"]
+    for low, name in ((4, "b4"), (1, "b1")):
+        prof = {t.name: {"min": [low, *t.shape[1:]], "opt": [4, *t.shape[1:]], "max": [8, *t.shape[1:]]}
+                for t in io.inputs}
+        rec = te.EngineRecord(graph="full", precision="fp16", onnx_file="model.onnx", onnx_sha256=sha,
+                              tensorrt="10.3.0", gpu="H100", compute_capability="9.0", profile=prof)
+        eb = tensorrt.add_engine(Bundle.load(_derive(b.path, tmp_path / name, lambda w: None)), rec, b"plan")
+        if low > 1:
+            with pytest.raises(ExportError, match=r"built for batches from 4; .*--dim batch=1:OPT:MAX"):
+                write_triton_repo(eb, tmp_path / f"r_{name}", backends=("tensorrt",))
+            assert not (tmp_path / f"r_{name}").exists()
+            out = write_triton_repo(eb, tmp_path / f"r0_{name}", backends=("tensorrt",), max_batch_size=0)
+            assert parse_pbtxt((out / "lane" / "config.pbtxt").read_text())["max_batch_size"] == 0
+        else:
+            out = write_triton_repo(eb, tmp_path / f"r_{name}", backends=("tensorrt",))
+            assert parse_pbtxt((out / "lane" / "config.pbtxt").read_text())["max_batch_size"] == 8
+
+
 def test_never_deletes_a_bundle_kept_inside_an_old_repo(fixed_bundle: Path, tmp_path: Path) -> None:
     out = write_triton_repo(fixed_bundle, tmp_path / "repo")
     inner = shutil.copytree(fixed_bundle, out / "bundle")
