@@ -35,6 +35,9 @@ from edge.spec import IOSpec
 #: a tensor matches a layer's input when every element is within this of it, relative to the input's largest
 #: magnitude (fp32 export parity is ~1e-6; two different activations are far apart)
 MATCH_RTOL = 1e-4
+#: the positive float32 range a trained scale must lie in (normal numbers: a subnormal scale loses its digits)
+F32_TINY = float(np.finfo(np.float32).tiny)
+F32_MAX = float(np.finfo(np.float32).max)
 #: calibration feeds the export finds a layer's input on (it must equal the tensor on each: one feed can make
 #: unrelated tensors equal)
 MATCH_FEEDS = 3
@@ -53,6 +56,9 @@ def check_scales(value: Any, root: Any, where: str) -> dict[str, float]:
     for name, s in value.items():
         if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
             raise ModelError(f"{where}: meta 'qat_scales' of layer '{name}' is {s!r}, not a positive number")
+        if not F32_TINY <= s <= F32_MAX:  # training and the QDQ graph hold it in float32: inf or 0 there
+            raise ModelError(f"{where}: meta 'qat_scales' of layer '{name}' is {s!r}, outside float32's range "
+                             f"({F32_TINY:.3g} .. {F32_MAX:.3g})")
         if not isinstance(layers.get(name), kinds):
             raise ModelError(f"{where}: meta 'qat_scales' names '{name}', which is not a Conv or Linear layer of "
                              "the model")

@@ -197,12 +197,21 @@ def test_init_scales_continue_under_qat_stay_with_untouched_layers_and_drop_with
     _, _, fresh = train(toy, cfg, steps=3, batch=2, init_state=init, qat=("embed",))
     _, _, went_on = train(toy, cfg, steps=3, batch=2, init_state=init, qat=("embed",), qat_init=big)
     assert max(fresh.values()) < 10 and min(went_on.values()) > 1000 * (1 - MOMENTUM) ** 3 * 0.99
-    # frozen: its weights are init's to the bit, so the grid they learned still holds and is handed on
+    # frozen, and nothing before it trained (its input is the image): the grid it learned still holds, handed on
     _, _, kept = train(toy, cfg, steps=2, batch=2, init_state=init, freeze=("embed",), qat_init=big)
     assert kept == big
     # trained in float: the weights left that grid, and the scale goes
     _, _, dropped = train(toy, cfg, steps=2, batch=2, init_state=init, qat_init=big)
     assert dropped == {}
+    # frozen, but behind layers that trained: its weights held and its inputs did not (a review: such a stale scale
+    # clipped 55 % of a frozen head's new inputs in the INT8 export), so the scale goes
+    head = {"head.qkv": 0.5, "head.out": 0.5}
+    _, _, behind = train(toy, cfg, steps=2, batch=2, init_state=init, freeze=("head",), qat_init={**head, **big})
+    assert behind == {}
+    # with what is before it frozen too, the same scales are kept
+    _, _, both = train(toy, cfg, steps=2, batch=2, init_state=init, freeze=("embed", "head.qkv"),
+                       qat_init={"head.qkv": 0.5, **big})
+    assert both == {"head.qkv": 0.5, **big}
 
 
 def test_edge_train_init_carries_a_checkpoints_scales_and_says_what_it_drops(toy: Any, tmp_path: Path,
