@@ -240,11 +240,15 @@ def _loop(card: ModelCard, model: Any, source: Iterator[dict[str, np.ndarray]], 
             if pos > sched.last_epoch:
                 sched.last_epoch = pos - 1
                 sched.step()
+        asked = time.monotonic()
         with family_code(card.name, "trainer's batches"):  # a user's renderer: one line naming the family
             b = next(source, None)
         if b is None:
             ended = deadline is None or time.monotonic() < deadline  # not the end of time: of the batches
             if not ended and not done:  # weights that never saw a batch are not a trained model
+                if deadline is not None and asked >= deadline:  # the renderer was never waited for
+                    raise ModelError(f"model '{card.name}': the time limit ran out before the first step (start-up: "
+                                     "loading torch, building the model); give a longer time limit")
                 raise ModelError(f"model '{card.name}': no training batch arrived within the time limit (its "
                                  "renderer is stuck or slower than the limit)")
             break

@@ -327,6 +327,21 @@ def test_no_batch_within_the_time_limit_is_one_line_not_an_untrained_model(toy: 
         train(card, card.config("tiny"), steps=5, batch=2, time_limit=1.0)
 
 
+def test_a_time_limit_spent_in_start_up_says_so_not_that_the_renderer_is_stuck(toy: Any) -> None:
+    """`--time-limit 2` in a fresh process: importing torch and building the model took the whole limit, and the
+    line blamed the renderer (it was never waited for)."""
+    import time
+
+    def slow_make(cfg: dict[str, Any]) -> Any:
+        time.sleep(0.6)  # past the limit below before the loop asks for a batch
+        return toy.make(cfg)
+
+    card = dataclasses.replace(toy, build=lambda cfg: slow_make(cfg),
+                               trainer=dataclasses.replace(toy.trainer, batches=stuck_from_the_start))
+    with pytest.raises(ModelError, match=r"time limit ran out before the first step \(start-up"):
+        train(card, card.config("tiny"), steps=5, batch=2, time_limit=0.3)
+
+
 def test_a_loss_that_is_not_finite_stops_the_run_and_keeps_the_previous_checkpoint(toy: Any, tmp_path: Path) -> None:
     """A learning rate far too high: the run stops at the first NaN/inf loss with one line, and the checkpoint
     already at --out (a good one, being fine-tuned in place) is not replaced by NaN weights."""
