@@ -44,9 +44,15 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                triton_repo: Path | None = None, triton_backends: str | None = None,
                triton_device: str = "auto", options: dict[str, Any] | None = None,
                score_every: bool = False, eval_data: list[str] | None = None) -> None:
-    targets = [t.strip() for t in to.split(",") if t.strip()]
-    tb = [b.strip() for b in (triton_backends or "").split(",") if b.strip()] or (
-        ["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
+    from edge.names import name_list
+
+    # one that names nothing is refused (as --programs, --backends do): `--triton-backends ,` served the default
+    targets = list(dict.fromkeys(name_list("--to", to) or []))
+    given_tb = name_list("--triton-backends", triton_backends)
+    if given_tb is not None and len(set(given_tb)) != len(given_tb):  # refused by the writer after the whole export
+        twice = next(b for b in given_tb if given_tb.count(b) > 1)
+        raise ExportError(f"--triton-backends {triton_backends}: {twice} given twice; name each backend once")
+    tb = given_tb or (["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
     if triton_repo is None and (triton_backends is not None or triton_device != "auto"):  # silently unused before
         given = "--triton-backends" if triton_backends is not None else "--triton-device"
         raise ExportError(f"{given}: sets up the Triton repository that --triton-repo DIR writes; give --triton-repo")

@@ -152,7 +152,12 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
         tok = args[i]
         if tok == "--":  # the rest are arguments, whatever they look like
             return next((e for e in map(empty_argument, args[i + 1:]) if e is not None), None)
-        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
+        if tok.startswith("--"):
+            name, eq, value = tok.partition("=")
+        elif len(tok) > 2 and tok[0] == "-" and (q := opts.get(tok[:2])) is not None and not (q.is_flag or q.count):
+            name, eq, value = tok[:2], "attached", tok[2:]  # `-ssynthetic:3`: Click's short option with its value
+        else:
+            name, eq, value = tok, "", ""
         p = opts.get(name)
         i += 1
         if p is None and not tok.startswith("-"):

@@ -36,6 +36,15 @@ def run(cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
      ["--source given twice (--source 'a.mp4', then 'b.mp4'); it takes one value", "`edge run --help`"]),
     (EDGE, ["run", "b", "--save", "a.mp4", "--save", "b.mp4"], ["--save given twice"]),
     (EXPORT, ["lane", "--to", "onnx", "--to", "openvino"], ["--to given twice", "`edge-export --help`"]),
+    # a review: a short option's value attached (-ssynthetic:3) was not seen, and Click kept the last
+    (EDGE, ["run", "b", "-s", "synthetic:2", "-ssynthetic:3"],
+     ["-s given twice (-s 'synthetic:2', then 'synthetic:3')"]),
+    # a review: lists that name nothing served the default, and a backend given twice failed after the whole export
+    (EXPORT, ["lane", "--out", "o", "--to", ","], ["--to ',': names nothing"]),
+    (EXPORT, ["lane", "--out", "o", "--triton-repo", "r", "--triton-backends", ",,"],
+     ["--triton-backends ',,': names nothing"]),
+    (EXPORT, ["lane", "--out", "o", "--triton-repo", "r", "--triton-backends", "onnxruntime,onnxruntime"],
+     ["--triton-backends onnxruntime,onnxruntime: onnxruntime given twice"]),
     # a review: Path('') is '.', so an empty shell variable wrote a run's outputs into the current folder unsaid
     (EDGE, ["run", "b", "--out", ""], ["--out '': an empty path", "`edge run --help`"]),
     (EDGE, ["run", "b", "--dump-points=", "--source", "x"], ["--dump-points '': an empty path"]),
