@@ -54,10 +54,13 @@ def check_scales(value: Any, root: Any, where: str) -> dict[str, float]:
     kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
     out: dict[str, float] = {}
     for name, s in value.items():
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
-            raise ModelError(f"{where}: meta 'qat_scales' of layer '{name}' is {s!r}, not a positive number")
-        if not F32_TINY <= s <= F32_MAX:  # training and the QDQ graph hold it in float32: inf or 0 there
-            raise ModelError(f"{where}: meta 'qat_scales' of layer '{name}' is {s!r}, outside float32's range "
+        shown = repr(s) if len(repr(s)) <= 40 else repr(s)[:37] + "..."  # an int of 400 digits is a line itself
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 or (isinstance(s, float)
+                                                                                 and not math.isfinite(s)):
+            raise ModelError(f"{where}: meta 'qat_scales' of layer '{name}' is {shown}, not a positive number")
+        if not F32_TINY <= s <= F32_MAX:  # training and the QDQ graph hold it in float32: inf or 0 there (an int
+            # past float's range compares exactly; math.isfinite of it raised OverflowError)
+            raise ModelError(f"{where}: meta 'qat_scales' of layer '{name}' is {shown}, outside float32's range "
                              f"({F32_TINY:.3g} .. {F32_MAX:.3g})")
         if not isinstance(layers.get(name), kinds):
             raise ModelError(f"{where}: meta 'qat_scales' names '{name}', which is not a Conv or Linear layer of "

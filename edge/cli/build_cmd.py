@@ -176,6 +176,13 @@ def run_build(bundle: Path, *, backend: str, precision: str, graphs: list[str], 
                 raise DataError(f"--triton-repo: graph '{g}' uses the Python {', '.join(sorted(used))} plugin, which "
                                 "tritonserver cannot load; build from an export with --attention decomposed or onnx")
         profiles[g] = engine_profile(b, g, mine[g], fronts.get(g))
+        if triton_repo is not None:  # the repository's writer refused such an engine only after the builds
+            from edge.export.triton_repo import batch_dim, min_batch_advice, profile_min_batch
+
+            bdim = batch_dim(b.graph_io(g))
+            if bdim is not None and (low := profile_min_batch(profiles[g])) > 1:
+                raise DataError(f"--dim {bdim}={low}:...: graph '{g}' would take batches from {low} only; "
+                                f"{min_batch_advice(bdim)}")
     if timing_cache is not None and not timing_cache.parent.is_dir():
         raise DataError(f"--timing-cache {timing_cache}: folder {timing_cache.parent} does not exist")
     ok, why = be.is_available()

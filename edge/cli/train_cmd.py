@@ -320,7 +320,8 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
             module, losses, qat_scales = train(card, cfg, steps=steps, batch=batch, lr=lr, seed=seed,
                                                init_state=init_state, progress=report, init_partial=init_partial,
                                                device=device, workers=workers, time_limit=time_limit, freeze=freeze,
-                                               qat=qat, qat_init=init_scales)
+                                               qat=qat, qat_init=init_scales, say=lambda m: console.print(
+                                                   f"{init}: {m}", soft_wrap=True, highlight=False, markup=False))
         except (MemoryError, RuntimeError, ValueError, IndexError, TypeError, ModelError) as caught:
             # the family's loss or batches raising is one ModelError naming it (edge.models.contract.family_code):
             # what it raised decides here as it did before
@@ -340,11 +341,6 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                                 f"({type(e).__name__}: {first_line(e, 160)}); nothing was written") from None
             raise
     train_s = time.time() - t0
-    dropped = sorted(set(init_scales) - set(qat_scales))
-    if dropped:  # their weights trained in float: the export calibrates those inputs again
-        console.print(f"{init}: its trained INT8 scales of {len(dropped)} layer(s) ({', '.join(dropped[:3])}"
-                      f"{', ...' if len(dropped) > 3 else ''}) are not kept: those layers trained in float this run "
-                      "(--qat them to keep training through INT8)", soft_wrap=True, highlight=False, markup=False)
     k = max(1, len(losses) // 20)
     meta = {
         "command": train_command(model, out, config, steps, batch, lr, seed, eval_clips, init, device=device,

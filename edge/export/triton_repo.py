@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,8 +315,20 @@ def _engine_min_batch(bundle: Bundle, art: dict[str, Any]) -> int:
         except (OSError, UnicodeDecodeError) as e:
             raise ExportError(f"{path}: cannot read the engine record ({getattr(e, 'strerror', None) or e})") from None
         rec = EngineRecord.from_json(text, where=str(path))
-        low = max([low, *(r["min"][0] for r in rec.profile.values() if r["min"])])
+        low = max(low, profile_min_batch(rec.profile))
     return low
+
+
+def profile_min_batch(profile: Mapping[str, Mapping[str, Sequence[int]]]) -> int:
+    """The smallest batch an engine of this optimisation ``profile`` takes (input -> min/opt/max shapes): the
+    largest minimum of dim 0 over its inputs, 1 when none is above it."""
+    return max([1, *(int(r["min"][0]) for r in profile.values() if r.get("min"))])
+
+
+def min_batch_advice(dim: str) -> str:
+    """Why an engine that refuses small batches cannot serve a batching Triton model, and what to build instead."""
+    return (f"Triton's dynamic batcher also sends smaller batches, down to 1: build it with `edge build --dim "
+            f"{dim}=1:OPT:MAX` for Triton")
 
 
 # -- the repository ---------------------------------------------------------------------------------
@@ -373,8 +385,11 @@ def check_repo_out(out: Path, bundle_root: Path) -> None:
     if out == bundle_root or out.is_relative_to(bundle_root) or bundle_root.is_relative_to(out):
         raise ExportError(f"{out}: the Triton repository and the bundle ({bundle_root}) must be separate folders, "
                           "neither inside the other")
-    from edge.files import check_replaceable
+    from edge.files import check_replaceable, utf8_name_problem
 
+    if utf8_name_problem(out, absolute=True) is not None:  # found when the README was written, after the export
+        raise ExportError(f"{out}: its name (or a folder's in its path) is not valid UTF-8, and the repository's "
+                          "README and tritonserver's --model-repository name it; rename it")
     # what the writer's StagedFolder checks, now (another user's repository was found only after the export)
     check_replaceable(out, _is_our_repo, what="Triton repository", error=ExportError, explain=_why_not_ours)
 
@@ -469,9 +484,9 @@ def write_triton_repo(bundle: Bundle | str | os.PathLike[str], out_dir: str | os
             if low > 1 and (mbs is None or mbs > 0):
                 # the dynamic batcher sends whatever batch it has gathered, down to one request: the engine refuses
                 # any below its profile's minimum
-                raise ExportError(f"engine '{art['name']}' was built for batches from {low}; Triton's dynamic "
-                                  "batcher also sends smaller ones, down to 1: build it with --dim batch=1:OPT:MAX "
-                                  "for Triton, or give max_batch_size 0 (no batching)")
+                raise ExportError(f"engine '{art['name']}' was built for batches from {low}; "
+                                  f"{min_batch_advice(str(batch_dim(io)))} (or write the repository with "
+                                  "max_batch_size=0: no batching)")
             config = triton_config(io, name=folder, backend=backend, max_batch_size=mbs,
                                    preferred_batch_sizes=preferred_batch_sizes,
                                    max_queue_delay_us=max_queue_delay_us, instances=instances, comment=comment,

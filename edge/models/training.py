@@ -27,6 +27,11 @@ import numpy as np
 from edge.errors import ModelError, first_line
 from edge.models.contract import Config, ModelCard, family_code
 
+#: samples of the batch :func:`_same_inputs` runs both models on, when the run's own batch size is not given
+SAME_INPUT_BATCH = 2
+#: a layer's input is the same when no element differs by more than this, relative to its largest magnitude
+SAME_INPUT_RTOL = 1e-5
+
 
 class Trained(NamedTuple):
     """What :func:`train` returns: the module (CPU, eval mode), the loss per step and, after ``--qat``, each
@@ -41,7 +46,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
           init_state: dict[str, Any] | None = None, progress: Callable[[int, float], None] | None = None,
           threads: int | None = None, init_partial: bool = False, device: str = "cpu", workers: int = 0,
           time_limit: float | None = None, freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (),
-          qat_init: Mapping[str, float] | None = None) -> Trained:
+          qat_init: Mapping[str, float] | None = None, say: Callable[[str], None] | None = None) -> Trained:
     """Train ``card``'s model for ``steps`` optimizer steps (or until ``time_limit`` seconds, whichever
     ends first); returns :class:`Trained` (module on the CPU in eval mode, loss per step, QAT scales).
 
@@ -53,7 +58,8 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     its layers' inputs were rounded with come beside it). ``qat_init``: the trained input scales ``init_state``'s
     checkpoint carries (its ``meta["qat_scales"]``): the ``qat`` layers start from them (the grid their weights
     learned), and the scales of layers whose weights and inputs this run left as they were (:func:`_same_inputs`)
-    are returned again; a layer trained in float, or behind layers that trained, drops its scale.
+    are returned again; a layer trained in float, or behind layers that trained, drops its scale, and ``say`` (one
+    line each) is told which and why.
     ``workers`` > 0 renders batches in that many processes (see :class:`ProcessBatches`)."""
     if card.trainer is None:
         raise ModelError(f"model '{card.name}' declares no trainer")
@@ -74,7 +80,8 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
     try:
         return _fit(card, cfg, source, steps=steps, lr=lr, seed=seed, init_state=init_state, progress=progress,
                     threads=threads, init_partial=init_partial, device=device, deadline=deadline,
-                    freeze=tuple(freeze), qat=tuple(qat), qat_init=dict(qat_init or {}))
+                    freeze=tuple(freeze), qat=tuple(qat), qat_init=dict(qat_init or {}), batch=batch,
+                    say=say or (lambda _m: None))
     finally:
         if sys.exc_info()[0] is not None:  # Ctrl-C or an error: leave promptly (it waited for a whole batch)
             join["s"] = INTERRUPTED_JOIN_S
@@ -86,8 +93,8 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
 def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], *, steps: int, lr: float | None,
          seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
          threads: int | None, init_partial: bool, device: str, deadline: float | None,
-         freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (), qat_init: Mapping[str, float] | None = None
-         ) -> Trained:
+         freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (), qat_init: Mapping[str, float] | None = None,
+         batch: int = SAME_INPUT_BATCH, say: Callable[[str], None] = lambda _m: None) -> Trained:
     import torch
 
     tr = card.trainer
@@ -128,10 +135,41 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
         if fake is not None:
             fake.remove()
     model.cpu().eval()
-    carried = _unchanged(model, init_state or {}, {k: v for k, v in (qat_init or {}).items() if k not in scales})
-    if carried:
-        carried = _same_inputs(card, cfg, model, init_state or {}, carried, seed)
+    rest = {k: v for k, v in (qat_init or {}).items() if k not in scales}
+    carried = _carried(card, cfg, model, init_state or {}, rest, seed, batch, say) if rest else {}
     return Trained(model, losses, {**carried, **scales})
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _carried(card: ModelCard, cfg: Config, model: Any, init_state: Mapping[str, Any], scales: Mapping[str, float],
+             seed: int, batch: int, say: Callable[[str], None]) -> dict[str, float]:
+    """The trained input scales of layers outside this run's ``--qat`` that still hold (:func:`_unchanged`, then
+    :func:`_same_inputs`); ``say`` gets a line for each reason a scale is dropped. A check that cannot run (the loss
+    raising on its batch) drops what it could not check: the finished run is kept either way."""
+    same_w = _unchanged(model, init_state, scales)
+    floated = sorted(set(scales) - set(same_w))
+    if floated:
+        say(f"its trained INT8 scales of {len(floated)} layer(s) ({_names(floated)}) are not kept: those layers "
+            "trained in float this run (--qat them to keep training through INT8)")
+    if not same_w:
+        return {}
+    try:
+        kept, uncalled = _same_inputs(card, cfg, model, init_state, same_w, seed, batch)
+    except Exception as e:  # a family's loss or renderer: the run is done, the check is not
+        say(f"its trained INT8 scales of {len(same_w)} unchanged layer(s) ({_names(sorted(same_w))}) are not kept: "
+            f"their inputs could not be compared ({first_line(e, 160)})")
+        return {}
+    moved = sorted(set(same_w) - set(kept) - set(uncalled))
+    if moved:
+        say(f"its trained INT8 scales of {len(moved)} unchanged layer(s) ({_names(moved)}) are not kept: their inputs "
+            "changed, since layers before them trained (freeze those too to keep the scales)")
+    if uncalled:
+        say(f"its trained INT8 scales of {len(uncalled)} unchanged layer(s) ({_names(sorted(uncalled))}) are not kept: "
+            "the training loss does not call them, so their inputs could not be compared")
+    return kept
 
 
 def _unchanged(model: Any, init_state: Mapping[str, Any], scales: Mapping[str, float]) -> dict[str, float]:
@@ -153,21 +191,17 @@ def _unchanged(model: Any, init_state: Mapping[str, Any], scales: Mapping[str, f
     return out
 
 
-#: samples of the batch :func:`_same_inputs` runs both models on
-SAME_INPUT_BATCH = 2
-#: a layer's input is the same when no element differs by more than this, relative to its largest magnitude
-SAME_INPUT_RTOL = 1e-5
-
-
 def _same_inputs(card: ModelCard, cfg: Config, model: Any, init_state: Mapping[str, Any],
-                 scales: Mapping[str, float], seed: int) -> dict[str, float]:
+                 scales: Mapping[str, float], seed: int, batch: int = SAME_INPUT_BATCH
+                 ) -> tuple[dict[str, float], list[str]]:
     """The entries of ``scales`` whose layer still gets the inputs it got in ``init_state``'s model: the scale is
     the range of the layer's *input*, which the layers before it produce, so a frozen layer behind layers this run
     trained sees another range (a review: a frozen head's trained scale clipped 55 % of its new inputs, and the
-    INT8 export lost 37 points). Both models run the trainer's loss on one fresh batch (every input rendered, not
-    only the unfrozen modules'), eval mode, same torch seed, each layer's inputs recorded; a layer kept is one called
-    as often with inputs equal to ``SAME_INPUT_RTOL``. A layer the loss never calls cannot be checked and is
-    dropped."""
+    INT8 export lost 37 points). Both models run the trainer's loss on one fresh batch of the run's size (every
+    input rendered, not only the unfrozen modules'), eval mode, same torch seed, each layer's inputs recorded; a
+    layer kept is one called as often with inputs equal to ``SAME_INPUT_RTOL``. Returns the kept scales and the
+    layers the loss never called (they cannot be checked: dropped). The loss or the renderer raising is the
+    caller's to handle (ModelError naming the family)."""
     import torch
 
     from edge.models.qat import layer_input
@@ -176,7 +210,7 @@ def _same_inputs(card: ModelCard, cfg: Config, model: Any, init_state: Mapping[s
     assert tr is not None
     ref = card.make(cfg)
     ref.load_state_dict(init_state, strict=False)  # a layer init_state lacks stays fresh: its followers differ
-    gen = tr.batches(cfg, SAME_INPUT_BATCH, seed + 7919)  # not a training batch: a stream of its own
+    gen = tr.batches(cfg, batch, seed + 7919)  # not a training batch: a stream of its own
     try:
         with family_code(card.name, "trainer's batches"):
             batch = next(gen)
@@ -211,8 +245,9 @@ def _same_inputs(card: ModelCard, cfg: Config, model: Any, init_state: Mapping[s
             return False
         return bool((x - y).abs().max() <= SAME_INPUT_RTOL * x.abs().max()) if x.numel() else True
 
-    return {n: s for n, s in scales.items()
+    kept = {n: s for n, s in scales.items()
             if a[n] and len(a[n]) == len(b[n]) and all(same(x, y) for x, y in zip(a[n], b[n], strict=True))}
+    return kept, sorted(n for n in scales if not a[n])
 
 
 def _loop(card: ModelCard, model: Any, source: Iterator[dict[str, np.ndarray]], opt: Any, sched: Any,

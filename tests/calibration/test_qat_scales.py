@@ -127,6 +127,7 @@ def test_trained_scales_are_symmetric_only(tmp_path: Path) -> None:
     ({"body.0": "0.1"}, "not a positive number"),
     ({"body.0": 1e39}, r"'body\.0' is 1e\+39, outside float32's range"),  # inf in training: a NaN loss (a review)
     ({"body.0": 1e-50}, "outside float32's range"),  # 0 there: "no scale yet"
+    ({"body.0": 10**400}, r"'body\.0' is 1000000000000000000000000000000000000\.\.\., outside float32's range"),
     ({"body.1": 0.1}, "names 'body.1', which is not a Conv or Linear layer"),
     ({"nope": 0.1}, "names 'nope'"),
 ])

@@ -534,6 +534,9 @@ def test_an_unusable_place_for_the_repo_is_refused_before_any_work(tiny_bundle: 
     with pytest.raises(ExportError, match=r"afile/deeper/tr: cannot be written: .*afile is a file, not a folder"):
         check_repo_out(tmp_path / "afile" / "deeper" / "tr", tiny_bundle)
     assert (tmp_path / "afile").read_text() == "x" and _leftovers(tmp_path) == []
+    # a name that is not UTF-8: the README naming it failed to be written after the whole export (a review)
+    with pytest.raises(ExportError, match=r"is not valid UTF-8, and the repository's README"):
+        check_repo_out(tmp_path / "r\udcff", tiny_bundle)
 
 
 def test_a_tensorrt_engine_that_takes_no_single_sample_is_refused_for_batching(tiny_bundle: Path,

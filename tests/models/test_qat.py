@@ -206,12 +206,50 @@ def test_init_scales_continue_under_qat_stay_with_untouched_layers_and_drop_with
     # frozen, but behind layers that trained: its weights held and its inputs did not (a review: such a stale scale
     # clipped 55 % of a frozen head's new inputs in the INT8 export), so the scale goes
     head = {"head.qkv": 0.5, "head.out": 0.5}
-    _, _, behind = train(toy, cfg, steps=2, batch=2, init_state=init, freeze=("head",), qat_init={**head, **big})
+    said: list[str] = []
+    _, _, behind = train(toy, cfg, steps=2, batch=2, init_state=init, freeze=("head",), qat_init={**head, **big},
+                         say=said.append)
     assert behind == {}
+    assert said == ["its trained INT8 scales of 2 layer(s) (embed.conv.0, embed.conv.2) are not kept: those layers "
+                    "trained in float this run (--qat them to keep training through INT8)",
+                    "its trained INT8 scales of 2 unchanged layer(s) (head.out, head.qkv) are not kept: their inputs "
+                    "changed, since layers before them trained (freeze those too to keep the scales)"]
     # with what is before it frozen too, the same scales are kept
     _, _, both = train(toy, cfg, steps=2, batch=2, init_state=init, freeze=("embed", "head.qkv"),
                        qat_init={"head.qkv": 0.5, **big})
     assert both == {"head.qkv": 0.5, **big}
+
+
+def test_a_check_that_cannot_run_keeps_the_finished_run_and_drops_what_it_could_not_check(toy: Any) -> None:
+    """A review: a loss that needs train mode (or more samples than the check's batch) raised after every step
+    had run, and the whole run was lost. The check runs on the run's batch size; when it still cannot run, the
+    scales it could not check are dropped with a line, and the trained model comes back."""
+    import dataclasses
+
+    def train_mode_only(model: Any, batch: dict[str, Any]) -> Any:
+        if not model.training:
+            raise RuntimeError("this loss needs train mode")
+        return toy.trainer.loss(model, batch)
+
+    def pairs(model: Any, batch: dict[str, Any]) -> Any:
+        if len(next(iter(batch.values()))) < 4:
+            raise ValueError("a batch needs at least 4 samples")
+        return toy.trainer.loss(model, batch)
+
+    cfg = toy.config("tiny")
+    torch.manual_seed(0)
+    init = toy.build(cfg).state_dict()
+    big = {"embed.conv.0": 1000.0}
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, loss=train_mode_only))
+    said: list[str] = []
+    _, losses, scales = train(card, cfg, steps=2, batch=2, init_state=init, freeze=("embed",), qat_init=big,
+                              say=said.append)
+    assert len(losses) == 2 and scales == {} and len(said) == 1
+    assert said[0].startswith("its trained INT8 scales of 1 unchanged layer(s) (embed.conv.0) are not kept: their "
+                              "inputs could not be compared (") and "this loss needs train mode" in said[0]
+    card = dataclasses.replace(toy, trainer=dataclasses.replace(toy.trainer, loss=pairs))
+    _, _, scales = train(card, cfg, steps=1, batch=4, init_state=init, freeze=("embed",), qat_init=big)
+    assert scales == big  # checked on a batch of the run's 4 samples
 
 
 def test_edge_train_init_carries_a_checkpoints_scales_and_says_what_it_drops(toy: Any, tmp_path: Path,

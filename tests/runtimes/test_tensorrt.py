@@ -1283,6 +1283,14 @@ def test_edge_build_writes_the_triton_repository_of_the_engines_it_built(
     assert 'platform: "tensorrt_plan"' in configs[0].read_text()
     assert "max_batch_size: 4\n" in configs[0].read_text()  # the profile's batch=1:2:4 (it said 8: a review)
     assert list((tmp_path / "repo").glob("*/1/model.plan"))
+    # a profile that refuses batches below 4: the dynamic batcher sends them, so refused, before any build (a review)
+    engines = sorted(p.name for p in (b / "engines").iterdir())
+    with pytest.raises(DataError, match=r"^--dim batch=4:\.\.\.: graph '.*' would take batches from 4 only; Triton's "
+                                        r"dynamic batcher .* `edge build --dim batch=1:OPT:MAX` for Triton$"):
+        run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=["batch=4:4:8"], workspace_mb=64,
+                  timing_cache=None, cuda=None, force=False, json_out=True, check_engines=False,
+                  triton_repo=tmp_path / "repo4")
+    assert not (tmp_path / "repo4").exists() and sorted(p.name for p in (b / "engines").iterdir()) == engines
     # refused before any build, not by the repository's writer after them (a review)
     with pytest.raises(DataError, match="--triton-repo with --preprocess engine"):
         run_build(b, backend="tensorrt", precision="fp32", graphs=[], dims=[], workspace_mb=64, timing_cache=None,
