@@ -47,7 +47,9 @@ def test_source_specs_and_errors(tmp_path: Path) -> None:
     assert parse_synthetic("synthetic") == (60, None)
     assert parse_synthetic("synthetic:5:360x640") == (5, (360, 640))
     # the last two were accepted, their extra text dropped (a fuzz review)
-    for bad in ("synthetic:x", "synthetic:0", "synthetic:3:10x10", "synthetic:10:64x64:junk", "synthetic,junk"):
+    for bad in ("synthetic:x", "synthetic:0", "synthetic:3:10x10", "synthetic:10:64x64:junk", "synthetic,junk",
+                # int() took these (a review): '' as the default 60, digit groups, other scripts' digits
+                "synthetic:", "synthetic::64x64", "synthetic:1_0", "synthetic:\u0663", "synthetic:3:6\u00b34x64"):
         with pytest.raises(DataError):
             open_source(bad)
     for bad in ("camera:x", "csi:", "gst:", "camera:2147483648", "camera:\u00b2", "csi:99999",  # an OpenCV

@@ -11,6 +11,7 @@ it measures the renderer, not the model.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -56,11 +57,12 @@ def parse_synthetic(spec: str) -> tuple[int, tuple[int, int] | None]:
     parts = spec.split(":")
     if parts[0] != "synthetic" or len(parts) > 3:  # 'synthetic,junk' and 'synthetic:10:64x64:junk' were accepted
         raise DataError(f"bad synthetic source '{spec}' (use synthetic[:FRAMES[:HxW]][,key=value...])")
-    try:
-        n = int(parts[1]) if len(parts) > 1 and parts[1] else 60
-        hw = tuple(int(v) for v in parts[2].lower().split("x")) if len(parts) > 2 else None
-    except ValueError:
-        raise DataError(f"bad synthetic source '{spec}' (use synthetic[:FRAMES[:HxW]])") from None
+    # ASCII digits only, and a FRAMES that is there when its ':' is: int() took '1_0', '٣' and '' (as 60) (a review)
+    if (len(parts) > 1 and not re.fullmatch(r"[0-9]+", parts[1])) or \
+            (len(parts) > 2 and not re.fullmatch(r"[0-9]+[xX][0-9]+", parts[2])):
+        raise DataError(f"bad synthetic source '{spec}' (use synthetic[:FRAMES[:HxW]], FRAMES and the size in digits)")
+    n = int(parts[1]) if len(parts) > 1 else 60
+    hw = tuple(int(v) for v in parts[2].lower().split("x")) if len(parts) > 2 else None
     if n < 1 or (hw is not None and (len(hw) != 2 or min(hw) < 32 or max(hw) > MAX_SIDE)):
         raise DataError(f"bad synthetic source '{spec}' (frames >= 1, size from 32x32 to {MAX_SIDE}x{MAX_SIDE})")
     return n, (hw[0], hw[1]) if hw is not None else None
