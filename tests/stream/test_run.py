@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,17 @@ def test_source_specs_and_errors(tmp_path: Path) -> None:
             open_source(bad)
     with pytest.raises(DataError, match=r"missing\.mp4"):
         open_source(str(tmp_path / "missing.mp4")).open()
+    # a size for frames that have no camera image (a LiDAR family's waveforms) was taken and ignored (a review)
+    from edge.stream.sources.synthetic import SyntheticSource
+
+    def waves(n: int, hw: object, seed: int) -> Iterator[dict[str, object]]:
+        for _ in range(n):
+            yield {"waveform": (np.zeros((2, 8, 16), np.float32), {})}
+
+    with pytest.raises(DataError, match=r"HxW sizes camera frames, and these synthetic frames have none \(sensors: "
+                                        r"waveform\)"):
+        SyntheticSource("synthetic:2:64x64", 2, (64, 64), generator=waves)
+    assert SyntheticSource("synthetic:2", 2, None, generator=waves).sensors == ("waveform",)
     with pytest.raises(DataError, match="no images in this folder"):  # a folder is an image-folder source
         open_source(str(tmp_path)).open()
     for fps in ("1e-320", "1e-300", "nan", "0", "2000"):  # 1e-320: NaN nanoseconds a frame; 1e-300: infinity
