@@ -44,24 +44,27 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
                triton_repo: Path | None = None, triton_backends: str | None = None,
                triton_device: str = "auto", options: dict[str, Any] | None = None,
                score_every: bool = False, eval_data: list[str] | None = None) -> None:
+    from edge.export.api import check_targets
     from edge.names import name_list
 
     # one that names nothing is refused (as --programs, --backends do): `--triton-backends ,` served the default
-    targets = list(dict.fromkeys(name_list("--to", to) or []))
-    given_tb = name_list("--triton-backends", triton_backends)
-    if given_tb is not None and len(set(given_tb)) != len(given_tb):  # refused by the writer after the whole export
-        twice = next(b for b in given_tb if given_tb.count(b) > 1)
-        raise ExportError(f"--triton-backends {triton_backends}: {twice} given twice; name each backend once")
-    tb = given_tb or (["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
+    targets = name_list("--to", to) or []
+    check_targets(targets, "--to")  # as typed, before the duplicates go
+    targets = list(dict.fromkeys(targets))
     if triton_repo is None and (triton_backends is not None or triton_device != "auto"):  # silently unused before
         given = "--triton-backends" if triton_backends is not None else "--triton-device"
         raise ExportError(f"{given}: sets up the Triton repository that --triton-repo DIR writes; give --triton-repo")
+    given_tb = name_list("--triton-backends", triton_backends)
+    tb = given_tb or (["onnxruntime"] + (["openvino"] if "openvino" in targets else []))
     if triton_repo is not None:
         from edge.export.triton_repo import BACKENDS
 
         bad_tb = [b for b in tb if b not in BACKENDS]
         if bad_tb:
             raise ExportError(f"--triton-backends {','.join(bad_tb)}: choose from {', '.join(BACKENDS)}")
+        if len(set(tb)) != len(tb):  # the writer refused it, after the whole export
+            twice = next(b for b in tb if tb.count(b) > 1)
+            raise ExportError(f"--triton-backends {triton_backends!r}: {twice} given twice; name each backend once")
         from edge.export.triton_repo import instance_kind
 
         for b in tb:  # before any work: a device a backend cannot use
@@ -73,9 +76,6 @@ def run_export(model: str, out: Path, to: str, config: str | None, checkpoint: P
 
         check_repo_out(Path(triton_repo).resolve(), Path(out).resolve())
         _check_triton_sources(tb, targets, Path(out), (precisions or ["fp32"])[-1])
-    from edge.export.api import check_targets
-
-    check_targets(targets, "--to")
     from edge.calibration.precision import PRECISIONS
 
     bad = [p for p in precisions or [] if p not in PRECISIONS]

@@ -44,7 +44,7 @@ def run(cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     (EXPORT, ["lane", "--out", "o", "--triton-repo", "r", "--triton-backends", ",,"],
      ["--triton-backends ',,': names nothing"]),
     (EXPORT, ["lane", "--out", "o", "--triton-repo", "r", "--triton-backends", "onnxruntime,onnxruntime"],
-     ["--triton-backends onnxruntime,onnxruntime: onnxruntime given twice"]),
+     ["--triton-backends 'onnxruntime,onnxruntime': onnxruntime given twice"]),
     # a review: Path('') is '.', so an empty shell variable wrote a run's outputs into the current folder unsaid
     (EDGE, ["run", "b", "--out", ""], ["--out '': an empty path", "`edge run --help`"]),
     (EDGE, ["run", "b", "--dump-points=", "--source", "x"], ["--dump-points '': an empty path"]),
