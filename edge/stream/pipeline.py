@@ -153,6 +153,10 @@ class Pipeline:
         self._sync: dict[str, deque[Frame]] = {s: deque() for s in self.secondary}
         self._used: dict[str, Frame] = {}  # per secondary sensor, the frame last matched (it may be matched again)
         self._read: dict[str, int] = {}  # frames each sensor's source handed to the loop (delivered or not)
+        # per secondary sensor, the distinct frames delivered in results and the last one's seq (a LiDAR rotation is
+        # the nearest for several camera frames: counted once)
+        self._delivered: dict[str, int] = {}
+        self._last_seq: dict[str, int] = {}
         self._arrived_ns: dict[str, int] = {}  # when each sensor's source last handed a frame over (monotonic)
         self._started_ns = time.monotonic_ns()  # (reset when the sources start)
         self._threads: list[SourceThread] = []
@@ -480,6 +484,8 @@ class Pipeline:
                     # after an abort _count_abandoned counts what was read and not processed, this one with them
                     if frame.sensor == self.primary and not self._abort.is_set():
                         self.stats.count("abandoned")
+                    elif frame.sensor != self.primary:  # never paired with a primary frame
+                        self.stats.count(f"unmatched_{frame.sensor}")
                     return False
                 return not self._stop.is_set()
 
@@ -519,6 +525,8 @@ class Pipeline:
         for t in self._threads:
             t.join(0.5)  # daemon threads: a source stuck in a device read is left behind, not waited for
         monitor.join(2.0)
+        if not self.gave_up:
+            self._count_secondaries()
         self.stats.stop()
         for t in self._threads:
             if t.cpu_s is not None:
@@ -528,6 +536,25 @@ class Pipeline:
                 e = t.error
                 self._errors.append(str(e) if isinstance(e, EdgeError) else
                                     f"{t.source.spec}: {type(e).__name__}: {first_line(e)}")
+
+    def _count_secondaries(self) -> None:
+        """Once the sources have stopped, every secondary frame read is in one counter (a review: a LiDAR read on
+        after a shorter video ended, and side-camera frames matched to frame sets an abort abandoned, were in none,
+        and ``dropped_<sensor>`` was taken before the sources had stopped, so it disagreed with the source's own
+        ``dropped``): what arrived after the preprocess stage ended is ``unmatched_<sensor>`` (never paired), the
+        drops are read again, and a frame matched only to frame sets that were never delivered (skipped, unsynced
+        for another sensor, abandoned) is ``unused_<sensor>``. A sensor read on demand keeps the rest in its
+        source (its count is what was read)."""
+        self._count_left_over()
+        c = self.stats.counters
+        for s in self.secondary:
+            self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)
+            if s in self.by_recording:
+                continue
+            n = (self._read.get(s, 0) - self._delivered.get(s, 0) - c.get(f"unmatched_{s}", 0)
+                 - self._slots[s].dropped - c.get(f"unused_{s}", 0))
+            if n > 0:
+                self.stats.count(f"unused_{s}", n)
 
     def _count_abandoned(self) -> None:
         """After an abort (a second signal), the primary frames read but neither processed, dropped, skipped nor
@@ -895,6 +922,10 @@ class Pipeline:
         st.waiting.add(max(0.0, e2e - work_ms - post_ms))
         head: dict[str, Any] = {"seq": n, "t_capture_ns": prim.t_capture_ns, "e2e_ms": round(e2e, 3),
                                 "frames": {k: f.seq for k, f in frames.items()}}
+        for k, f in frames.items():
+            if k != self.primary and self._last_seq.get(k) != f.seq:
+                self._last_seq[k] = f.seq
+                self._delivered[k] = self._delivered.get(k, 0) + 1
         files = {k: Path(f.meta["file"]).name for k, f in frames.items() if isinstance(f.meta.get("file"), str)}
         if files:  # an image folder's frame numbers skip nothing its unreadable files took: name the files
             head["files"] = files
