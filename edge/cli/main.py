@@ -166,8 +166,10 @@ def repeated_option(cmd: Any, args: list[str], prog: str) -> str | None:
             continue
         if p is None or p.is_flag or p.count:
             continue
-        if not eq and i < len(args):  # the value is the next word
-            value = args[i]
+        if not eq:
+            if i >= len(args):  # no value at all: Click says the option requires an argument (not "an empty path")
+                continue
+            value = args[i]  # the value is the next word
             i += 1
         if value == "" and _is_path(p):
             # Path("") is ".": an empty shell variable (`--out "$OUT"`) wrote into the current folder unsaid

@@ -78,6 +78,9 @@ def test_repeatable_options_and_flags_may_repeat() -> None:
     # after --, words are arguments: an empty BUNDLE there is the same empty path (the review of the check)
     assert repeated_option(edge, ["run", "--out", "o", "--", ""], "edge").startswith("BUNDLE '': an empty path")
     assert repeated_option(edge, ["run", "--out", "o", "--", "b", "--source"], "edge") is None
+    # an option with no value at all is Click's to name ("requires an argument"), not an empty path (a review)
+    assert repeated_option(edge, ["run", "b", "-o"], "edge") is None
+    assert repeated_option(edge, ["run", "b", "--out"], "edge") is None
 
 
 def test_help_still_prints_and_a_bare_edge_shows_it() -> None:
