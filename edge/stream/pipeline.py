@@ -541,18 +541,24 @@ class Pipeline:
         """Once the sources have stopped, every secondary frame read is in one counter (a review: a LiDAR read on
         after a shorter video ended, and side-camera frames matched to frame sets an abort abandoned, were in none,
         and ``dropped_<sensor>`` was taken before the sources had stopped, so it disagreed with the source's own
-        ``dropped``): what arrived after the preprocess stage ended is ``unmatched_<sensor>`` (never paired), the
-        drops are read again, and a frame matched only to frame sets that were never delivered (skipped, unsynced
-        for another sensor, abandoned) is ``unused_<sensor>``. A sensor read on demand keeps the rest in its
-        source (its count is what was read)."""
-        self._count_left_over()
+        ``dropped``): the slots are sealed first (a source still in a read past the stop then adds nothing after the
+        count: its frame is refused, counted as unmatched by ``publish``), what arrived after the preprocess stage
+        ended is ``unmatched_<sensor>`` (never paired; a sensor read on demand too: its source had read them into
+        its slot), the drops are read again, and a frame matched only to frame sets that were never delivered
+        (skipped, unsynced for another sensor, abandoned) is ``unused_<sensor>``."""
+        for s in self.secondary:
+            self._slots[s].seal()
+        for s in self.secondary:
+            buf = self._sync[s]
+            while (f := self._slots[s].get_nowait()) is not EMPTY and f is not CLOSED:
+                buf.append(f)
+            while buf:
+                self._let_go(s, buf)
         c = self.stats.counters
         for s in self.secondary:
             self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)
-            if s in self.by_recording:
-                continue
             n = (self._read.get(s, 0) - self._delivered.get(s, 0) - c.get(f"unmatched_{s}", 0)
-                 - self._slots[s].dropped - c.get(f"unused_{s}", 0))
+                 - self._slots[s].dropped - c.get(f"sync_dropped_{s}", 0) - c.get(f"unused_{s}", 0))
             if n > 0:
                 self.stats.count(f"unused_{s}", n)
 
@@ -697,8 +703,9 @@ class Pipeline:
             buf, slot = self._sync[s], self._slots[s]
             while (f := slot.get_nowait()) is not EMPTY and f is not CLOSED:
                 buf.append(f)
-                if len(buf) > SYNC_BUFFER:
-                    buf.popleft()
+                if len(buf) > SYNC_BUFFER and buf.popleft() is not self._used.get(s):
+                    # one a frame set took (delivered, or counted as unused at the end) is not a drop (a review: a
+                    # delivered rotation was counted as sync_dropped as well)
                     self.stats.count(f"sync_dropped_{s}")
 
     def _match(self, sensor: str, primary: Frame, clock: Callable[[Frame], int] | None = None) -> Frame | None:

@@ -33,13 +33,17 @@ class Slot:
         self._q: deque[Any] = deque()
         self._cv = threading.Condition()
         self.closed = False
+        self.sealed = False  # takes nothing more (the loop counted what it holds: see seal)
         self.dropped = 0
         self.put_count = 0
         self.depth = depth
 
     def put(self, item: Any, stop: threading.Event | None = None) -> bool:
-        """Add ``item``; returns False (item not added) only when ``stop`` is set while waiting in block mode."""
+        """Add ``item``; returns False (item not added) when ``stop`` is set while waiting in block mode, or once the
+        slot is sealed."""
         with self._cv:
+            if self.sealed:
+                return False
             if self.policy == "latest":
                 while len(self._q) >= self.capacity:
                     self._q.popleft()
@@ -49,6 +53,8 @@ class Slot:
                     if stop is not None and stop.is_set():
                         return False
                     self._cv.wait(0.05)
+                    if self.sealed:
+                        return False
             self._q.append(item)
             self.put_count += 1
             if self.depth is not None:
@@ -84,6 +90,13 @@ class Slot:
                 self._cv.notify_all()
                 return item
             return CLOSED if self.closed else EMPTY
+
+    def seal(self) -> None:
+        """Take nothing more: every later ``put`` returns False, so a producer still running when the loop counts
+        what this slot holds (a source stuck in a read past the stop) cannot add a frame after the count."""
+        with self._cv:
+            self.sealed = True
+            self._cv.notify_all()
 
     def close(self) -> None:
         with self._cv:
