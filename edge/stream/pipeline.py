@@ -465,6 +465,7 @@ class Pipeline:
                 self._slots[s] = Slot(s, self.policy, cap, self.stats.depth(f"source:{s}", cap))
         self._q_infer = Slot("infer", "block", 1, self.stats.depth("infer", 1))
         self._q_post = Slot("post", "block", 2, self.stats.depth("post", 2))
+        self._publish_locks = {s: threading.Lock() for s in self._slots}
         for src in self.sources:
             slots = [self._slots[s] for s in src.sensors]
 
@@ -477,16 +478,21 @@ class Pipeline:
                     # that went quiet): a wedge of the sweep, not a frame to pair or run; counted, not delivered
                     self.stats.count(f"partial_{frame.sensor}")
                     return not self._stop.is_set()
-                self._read[frame.sensor] = self._read.get(frame.sensor, 0) + 1  # one source thread per sensor
-                self._arrived_ns[frame.sensor] = time.monotonic_ns()  # (a reconnect does not restart the silence)
-                if not slot.put(frame, self._stop):  # the stop came while it waited for room (block): read, never
-                    # delivered, and in no counter (a review: one frame read more than processed, now and then);
-                    # after an abort _count_abandoned counts what was read and not processed, this one with them
-                    if frame.sensor == self.primary and not self._abort.is_set():
-                        self.stats.count("abandoned")
-                    elif frame.sensor != self.primary:  # never paired with a primary frame
-                        self.stats.count(f"unmatched_{frame.sensor}")
-                    return False
+                # the read, the put and a refusal's count are one step for _count_secondaries (its lock per sensor:
+                # one source thread per sensor, so only that count waits on it; a put waiting for room returns within
+                # 50 ms of the stop or at once after the seal): a frame read while it counted was counted twice
+                with self._publish_locks[frame.sensor]:
+                    self._read[frame.sensor] = self._read.get(frame.sensor, 0) + 1
+                    self._arrived_ns[frame.sensor] = time.monotonic_ns()  # (a reconnect does not restart the silence)
+                    if not slot.put(frame, self._stop):  # the stop came while it waited for room (block), or the
+                        # slot is sealed: read, never delivered, and in no counter (a review: one frame read more
+                        # than processed, now and then); after an abort _count_abandoned counts what was read and
+                        # not processed, this one with them
+                        if frame.sensor == self.primary and not self._abort.is_set():
+                            self.stats.count("abandoned")
+                        elif frame.sensor != self.primary:  # never paired with a primary frame
+                            self.stats.count(f"unmatched_{frame.sensor}")
+                        return False
                 return not self._stop.is_set()
 
             th = SourceThread(src, publish, self._stop)
@@ -548,19 +554,19 @@ class Pipeline:
         (skipped, unsynced for another sensor, abandoned) is ``unused_<sensor>``."""
         for s in self.secondary:
             self._slots[s].seal()
-        for s in self.secondary:
-            buf = self._sync[s]
-            while (f := self._slots[s].get_nowait()) is not EMPTY and f is not CLOSED:
-                buf.append(f)
-            while buf:
-                self._let_go(s, buf)
         c = self.stats.counters
         for s in self.secondary:
-            self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)
-            n = (self._read.get(s, 0) - self._delivered.get(s, 0) - c.get(f"unmatched_{s}", 0)
-                 - self._slots[s].dropped - c.get(f"sync_dropped_{s}", 0) - c.get(f"unused_{s}", 0))
-            if n > 0:
-                self.stats.count(f"unused_{s}", n)
+            with self._publish_locks[s]:  # a publish under way finishes its count first; a later one is refused
+                buf = self._sync[s]
+                while (f := self._slots[s].get_nowait()) is not EMPTY and f is not CLOSED:
+                    buf.append(f)
+                while buf:
+                    self._let_go(s, buf)
+                self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)
+                n = (self._read.get(s, 0) - self._delivered.get(s, 0) - c.get(f"unmatched_{s}", 0)
+                     - self._slots[s].dropped - c.get(f"sync_dropped_{s}", 0) - c.get(f"unused_{s}", 0))
+                if n > 0:
+                    self.stats.count(f"unused_{s}", n)
 
     def _count_abandoned(self) -> None:
         """After an abort (a second signal), the primary frames read but neither processed, dropped, skipped nor
