@@ -274,16 +274,12 @@ def foreign_files(folder: Path) -> list[str] | None:
         validate_manifest(manifest)
     except BundleError:
         return None
+    from edge.files import folders_above, unlisted_entries
+
     listed = set(manifest["files"]) | {MANIFEST}
-    dirs = {p.as_posix() for f in listed for p in Path(f).parents if p.as_posix() != "."}
-    foreign: list[tuple[str, bool]] = []
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder).as_posix()
-        ours = not p.is_symlink() and (rel in listed or (p.is_dir() and (rel in dirs or rel == "engines"))
-                                       or bool(_UNLISTED_OURS.match(rel)))
-        if not ours and not any(rel.startswith(f + "/") for f, _ in foreign):
-            foreign.append((rel, p.is_dir() and not p.is_symlink()))
-    return [f + "/" if is_dir else f for f, is_dir in foreign]
+    dirs = folders_above(listed)
+    return unlisted_entries(folder, lambda rel, is_dir: rel in listed or (is_dir and (rel in dirs or rel == "engines"))
+                            or bool(_UNLISTED_OURS.match(rel)))
 
 
 def enclosing_bundle(path: str | os.PathLike[str]) -> Path | None:
@@ -315,11 +311,9 @@ def _why_not_ours(folder: Path) -> str:
 
     if (folder / MANIFEST).is_file() and (why := read_problem(folder / MANIFEST)) is not None:
         return f" as far as can be seen (its {MANIFEST}: {why})"  # it was said to be no bundle, alone (a review)
-    foreign = foreign_files(folder)
-    if not foreign:
-        return ""
-    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-    return f" only (it also holds {shown}, which a re-export would delete)"
+    from edge.files import deleted_note
+
+    return deleted_note(foreign_files(folder) or [])
 
 
 def check_out(out: str | os.PathLike[str]) -> None:

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -510,13 +510,39 @@ def creatable_problem(out: Path) -> str | None:
         anc = anc.parent
     if not anc.is_dir():
         return f"{anc} is a file, not a folder"
-    probe = partial_file(anc / out.name)  # a private name: never one that is there
     try:
-        probe.open("xb").close()
-        probe.unlink()
+        probe_write(partial_file(anc / out.name))  # a private name: never one that is there
     except OSError as e:
         return f"{anc} takes no file ({e.strerror or e})"
     return None
+
+
+def folders_above(names: Iterable[str]) -> set[str]:
+    """Every folder (relative POSIX path) that holds one of ``names`` (relative POSIX paths), at any depth."""
+    return {q.as_posix() for f in names for q in Path(f).parents if q.as_posix() != "."}
+
+
+def unlisted_entries(folder: Path, ours: Callable[[str, bool], bool], *, top_only: bool = False) -> list[str]:
+    """What in ``folder`` its writer did not put there: each entry ``ours(relative POSIX path, is_folder)`` says no
+    to, and every link (never ours); folders end in ``/``, and a foreign folder's own contents are not listed again.
+    ``top_only``: the first level alone. Why: a bundle or a Triton repository is replaced whole by a re-export, so
+    anything else in it (a user's notes, another model) must be named and kept, never deleted."""
+    found: list[str] = []
+    for p in sorted(folder.iterdir() if top_only else folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        is_dir = p.is_dir() and not p.is_symlink()
+        if (p.is_symlink() or not ours(rel, is_dir)) and not any(rel.startswith(f) for f in found if f.endswith("/")):
+            found.append(rel + "/" if is_dir else rel)
+    return found
+
+
+def deleted_note(found: Sequence[str]) -> str:
+    """The clause a refusal to replace a folder adds for what it holds besides our files (:func:`unlisted_entries`):
+    the first three named; "" for none."""
+    if not found:
+        return ""
+    shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return f" only (it also holds {shown}, which a re-export would delete)"
 
 
 class StagedFolder:

@@ -332,50 +332,36 @@ def min_batch_advice(dim: str) -> str:
 
 
 # -- the repository ---------------------------------------------------------------------------------
-def foreign_entries(folder: Path) -> list[str] | None:
+def _foreign(folder: Path) -> list[str] | None:
     """What in a Triton repository folder edge-deploy did not write (folders end in ``/``); None when the folder
     carries no marker of ours. Why: a re-export replaces the whole folder, and a repository is where a user keeps
     other models beside ours; a marker alone once let one re-export delete them. The marker lists every file
     written (``files``); one from before that list names its model folders, and only the top level is checked."""
-    from edge.files import json_file
+    from edge.files import folders_above, json_file, unlisted_entries
 
     data = json_file(folder / MARKER)
     if not (isinstance(data, dict) and data.get("kind") == MARKER_KIND):
         return None
-    files = data.get("files")
-    models = data.get("models")
+    files, models = data.get("files"), data.get("models")
     if isinstance(files, list) and all(isinstance(f, str) for f in files):
         listed = set(files) | {MARKER}
-        depth = None
-    elif isinstance(models, dict):
-        listed = set(models) | {"README.txt", MARKER}
-        depth = 1
-    else:
-        return None
-    dirs = {q.as_posix() for f in listed for q in Path(f).parents if q.as_posix() != "."}
-    found: list[str] = []
-    for q in sorted(folder.rglob("*")):
-        rel = q.relative_to(folder).as_posix()
-        if depth is not None and "/" in rel:
-            continue
-        is_dir = q.is_dir() and not q.is_symlink()
-        ours = not q.is_symlink() and (rel in listed if not is_dir else rel in dirs or (depth == 1 and rel in listed))
-        if not ours and not any(rel.startswith(f) for f in found if f.endswith("/")):
-            found.append(rel + "/" if is_dir else rel)
-    return found
+        dirs = folders_above(listed)
+        return unlisted_entries(folder, lambda rel, is_dir: rel in dirs if is_dir else rel in listed)
+    if isinstance(models, dict):
+        top = set(models) | {"README.txt", MARKER}
+        return unlisted_entries(folder, lambda rel, _is_dir: rel in top, top_only=True)
+    return None
 
 
 def _is_our_repo(folder: Path) -> bool:
     """A repository we wrote holding nothing else: the only kind a re-export replaces."""
-    return foreign_entries(folder) == []
+    return _foreign(folder) == []
 
 
 def _why_not_ours(folder: Path) -> str:
-    found = foreign_entries(folder)
-    if not found:
-        return ""
-    shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
-    return f" only (it also holds {shown}, which a re-export would delete)"
+    from edge.files import deleted_note
+
+    return deleted_note(_foreign(folder) or [])
 
 
 def check_repo_out(out: Path, bundle_root: Path) -> None:
