@@ -27,8 +27,6 @@ import numpy as np
 from edge.errors import ModelError, first_line
 from edge.models.contract import Config, ModelCard, family_code
 
-#: samples of the batch :func:`_same_inputs` runs both models on, when the run's own batch size is not given
-SAME_INPUT_BATCH = 2
 #: a layer's input is the same when no element differs by more than this, relative to its largest magnitude
 SAME_INPUT_RTOL = 1e-5
 
@@ -94,7 +92,7 @@ def _fit(card: ModelCard, cfg: Config, source: Iterator[dict[str, np.ndarray]], 
          seed: int, init_state: dict[str, Any] | None, progress: Callable[[int, float], None] | None,
          threads: int | None, init_partial: bool, device: str, deadline: float | None,
          freeze: tuple[str, ...] = (), qat: tuple[str, ...] = (), qat_init: Mapping[str, float] | None = None,
-         batch: int = SAME_INPUT_BATCH, say: Callable[[str], None] = lambda _m: None) -> Trained:
+         batch: int, say: Callable[[str], None]) -> Trained:
     import torch
 
     tr = card.trainer
@@ -192,8 +190,7 @@ def _unchanged(model: Any, init_state: Mapping[str, Any], scales: Mapping[str, f
 
 
 def _same_inputs(card: ModelCard, cfg: Config, model: Any, init_state: Mapping[str, Any],
-                 scales: Mapping[str, float], seed: int, batch: int = SAME_INPUT_BATCH
-                 ) -> tuple[dict[str, float], list[str]]:
+                 scales: Mapping[str, float], seed: int, batch: int) -> tuple[dict[str, float], list[str]]:
     """The entries of ``scales`` whose layer still gets the inputs it got in ``init_state``'s model: the scale is
     the range of the layer's *input*, which the layers before it produce, so a frozen layer behind layers this run
     trained sees another range (a review: a frozen head's trained scale clipped 55 % of its new inputs, and the
@@ -213,7 +210,7 @@ def _same_inputs(card: ModelCard, cfg: Config, model: Any, init_state: Mapping[s
     gen = tr.batches(cfg, batch, seed + 7919)  # not a training batch: a stream of its own
     try:
         with family_code(card.name, "trainer's batches"):
-            batch = next(gen)
+            sample = next(gen)
     finally:
         close = getattr(gen, "close", None)
         if close is not None:
@@ -232,7 +229,7 @@ def _same_inputs(card: ModelCard, cfg: Config, model: Any, init_state: Mapping[s
         torch.manual_seed(seed)
         try:
             with torch.no_grad(), family_code(card.name, "trainer's loss"):
-                tr.loss(m, batch)
+                tr.loss(m, sample)
         finally:
             for h in hooks:
                 h.remove()

@@ -557,11 +557,7 @@ class Pipeline:
         c = self.stats.counters
         for s in self.secondary:
             with self._publish_locks[s]:  # a publish under way finishes its count first; a later one is refused
-                buf = self._sync[s]
-                while (f := self._slots[s].get_nowait()) is not EMPTY and f is not CLOSED:
-                    buf.append(f)
-                while buf:
-                    self._let_go(s, buf)
+                self._let_go_all(s, drain=True)
                 self.stats.set_count(f"dropped_{s}", self._slots[s].dropped)
                 n = (self._read.get(s, 0) - self._delivered.get(s, 0) - c.get(f"unmatched_{s}", 0)
                      - self._slots[s].dropped - c.get(f"sync_dropped_{s}", 0) - c.get(f"unused_{s}", 0))
@@ -798,14 +794,18 @@ class Pipeline:
 
     def _count_left_over(self) -> None:
         """At the end, the secondary frames no primary frame was matched with, buffered or delivered since (counted,
-        as above; a sensor read on demand keeps the rest in its source)."""
+        as above; a sensor read on demand keeps the rest in its source, its slot counted once the sources stopped)."""
         for s in self.secondary:
-            buf = self._sync[s]
-            if s not in self.by_recording:
-                while (f := self._slots[s].get_nowait()) is not EMPTY and f is not CLOSED:
-                    buf.append(f)
-            while buf:
-                self._let_go(s, buf)
+            self._let_go_all(s, drain=s not in self.by_recording)
+
+    def _let_go_all(self, sensor: str, *, drain: bool) -> None:
+        """Let every buffered ``sensor`` frame go (:meth:`_let_go`), with what its slot holds first when ``drain``."""
+        buf = self._sync[sensor]
+        if drain:
+            while (f := self._slots[sensor].get_nowait()) is not EMPTY and f is not CLOSED:
+                buf.append(f)
+        while buf:
+            self._let_go(sensor, buf)
 
     def _match_recorded(self, sensor: str, t_ns: int) -> Frame | None:
         """Nearest ``sensor`` frame to ``t_ns`` on the recordings' own clocks, within tolerance.
