@@ -173,7 +173,7 @@ def run(
     dump_points: Path = typer.Option(None, "--dump-points", help="Folder for each LiDAR rotation paired with a "
                                      "frame (and the model's own output cloud) as .npy."),
     udp: str = typer.Option(None, "--udp", help="Publish each result as a JSON datagram to HOST:PORT."),
-    sync_ms: float = typer.Option(50.0, "--sync-ms", min=0.0, help="Camera-LiDAR match tolerance in ms."),
+    sync_ms: float = typer.Option(50.0, "--sync-ms", help="Camera-LiDAR match tolerance in ms (0 to 60000)."),
     live: bool = typer.Option(None, "--live/--no-live", help="Live stats line (default: when stderr is a tty)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     command: str = typer.Option(None, "--command", help="For a model that takes a text command (e.g. a driving "
@@ -295,7 +295,7 @@ def calibrate(
     frames: int = typer.Option(0, "--frames", min=0, help="Use at most N synchronized frame sets (0 = all)."),
     backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino, tensorrt or torch."),
     precision: str = typer.Option(None, "--precision", "-p", help="fp32 (default), fp16 or int8."),
-    sync_ms: float = typer.Option(50.0, "--sync-ms", min=0.0, help="Camera-LiDAR match tolerance in ms."),
+    sync_ms: float = typer.Option(50.0, "--sync-ms", help="Camera-LiDAR match tolerance in ms (0 to 60000)."),
     preprocess: str = typer.Option("numpy", "--preprocess", help="Where camera images are resized: numpy (the "
                                    "reference INTER_AREA, the same estimate on every backend), engine or auto "
                                    "(as edge run)."),

@@ -352,6 +352,9 @@ def test_a_list_option_that_names_nothing_is_refused(work: Path, cmd: list[str],
 
 
 @pytest.mark.parametrize(("args", "needle"), [(["--sync-ms", "inf"], "--sync-ms inf"),
+                                             # NaN and negatives: the same line (NaN was "greater than or equal to 0")
+                                             (["--sync-ms", "nan"], "--sync-ms nan: the camera-LiDAR tolerance"),
+                                             (["--sync-ms=-1"], "--sync-ms -1: the camera-LiDAR tolerance"),
                                              # finite, and past a float once in nanoseconds (a review)
                                              (["--sync-ms", "1e308"], "from 0 to 60000"),
                                              (["--source", "synthetic:2:100000x100000"], "8192x8192")])

@@ -26,7 +26,7 @@ def run(cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     (EDGE, ["nope"], ["No such command 'nope'", "`edge --help`"]),
     (EDGE, ["run", "--threads", "5000", "b"], ["'--threads'", "1024", "`edge run --help`"]),
     (EDGE, ["run", "--max-frames", "abc", "b"], ["'--max-frames'", "integer"]),
-    (EDGE, ["run", "--sync-ms", "nan", "b"], ["'--sync-ms'"]),
+    (EDGE, ["run", "--sync-ms", "abc", "b"], ["'--sync-ms'"]),
     (EDGE, ["bench", "b", "--rounds", "0"], ["'--rounds'"]),
     (EDGE, ["run"], ["Missing argument"]),
     (EDGE, ["run", "--nope", "b"], ["No such option: --nope"]),
