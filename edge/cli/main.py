@@ -190,6 +190,9 @@ def _say(line: str) -> None:
     writes cannot fail; :func:`_app` says "interrupted" before that (its print raised in the handler: exit 120)."""
     if sys.stderr is None:
         return
+    if not line.isprintable():  # a control character from a spec or a file name (an ESC drives the terminal, a
+        # newline splits the line): shown escaped, as Python writes it in a string (a review)
+        line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
     try:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):  # and what it still buffers goes nowhere: Python's flush at exit failed again

@@ -487,3 +487,13 @@ def test_a_checkpoint_given_twice_and_gate_options_without_a_gate(good_bundle: P
     assert r.returncode == 0, r.stderr
     said = " ".join((r.stdout + r.stderr).split())  # the export's table and warnings go to stdout without --json
     assert "warning: --max-drop, --calib-size: read by the gates of --precision fp16 / int8" in said, said
+
+
+def test_control_characters_in_an_error_are_escaped(good_bundle: Path, work: Path) -> None:
+    """A review: an ESC in a --lidar spec reached the terminal raw in the error line (it drives the terminal), and a
+    newline or record separator split the line; every error line shows them escaped."""
+    r = cli(EDGE, "run", good_bundle, "--source", "synthetic:2", "--lidar", "ouster:udp://a\x1bb\nc\x1e:7502",
+            "--no-live", "-o", work / "r", cwd=work)
+    line = assert_one_line_error(r, "--lidar ouster:udp://a\\x1bb")
+    assert line.isprintable()
+    assert listing(work) == []

@@ -327,3 +327,13 @@ def test_a_lidar_point_file_given_as_the_source_is_refused(real_data: Path, tmp_
         src = open_source(str(named_bin))
         src.open()
         assert len(list(src)) == 5, suffix
+
+
+@pytest.mark.parametrize("spec", ["udp://a\x00b:2368", "udp://a\tb:2368", "velodyne:udp://a\x1bb:2368"])
+def test_control_characters_in_a_udp_host_are_one_line_errors(spec: str) -> None:
+    """A review: a NUL in the host reached socket.bind from the Python API as a TypeError."""
+    with pytest.raises(DataError, match="not a UDP address") as e:
+        lidar_source(spec)
+    msg = str(e.value)
+    assert msg.isprintable()
+    assert repr(spec.removeprefix("velodyne:")) in msg

@@ -33,8 +33,11 @@ def parse_udp_url(url: str) -> tuple[str, int]:
     """``udp://HOST:PORT`` -> (host, port). An empty host (``udp://:2368``) binds every interface;
     IPv6 hosts go in brackets (``udp://[::]:7502``)."""
     m = _URL.match(url.strip())
-    if not m or int(m["port"]) > 65535:
-        raise DataError(f"{url}: not a UDP address; expected udp://HOST:PORT (e.g. udp://0.0.0.0:2368)")
+    if not m or int(m["port"]) > 65535 or not url.strip().isprintable():
+        # a NUL in the host reached socket.bind as a TypeError (Python API; a review); control characters are
+        # shown escaped so the error stays one line
+        shown = url if url.isprintable() else repr(url)
+        raise DataError(f"{shown}: not a UDP address; expected udp://HOST:PORT (e.g. udp://0.0.0.0:2368)")
     host = m["h6"] if m["h6"] is not None else m["h"]
     if not host:
         host = "0.0.0.0"
