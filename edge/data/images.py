@@ -52,8 +52,12 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     # hidden files (and, listed recursively, what hidden folders hold) are no frames: macOS leaves a "._NAME.png" of
     # metadata beside each file on a non-Mac drive
     # a link whose target is gone is listed (read_image names it, the reader counts it), never dropped unsaid
-    files = [p for p in it if named_as_image(p) and (p.is_file() or (p.is_symlink() and not p.exists()))
-             and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    named = [p for p in it if named_as_image(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    files = [p for p in named if p.is_file() or (p.is_symlink() and not p.exists())]
+    odd = [p for p in named if p.exists() and not p.is_file() and not p.is_dir()]
+    if odd:  # a FIFO named as an image was dropped unsaid (opening one blocks until a writer comes: never read)
+        more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
+        log.warning("%s%s: not a regular file (a FIFO, socket or device); not read", odd[0], more)
     if unread:  # a calibration folder lost their images without a word, or was "no images" (a review as a user who
         # is not root): refused when nothing else is there, else said (a drive's root has its lost+found)
         said = f"{unread[0].filename}: cannot read ({unread[0].strerror})"

@@ -85,6 +85,19 @@ def test_hidden_files_are_no_frames(tmp_path: Path) -> None:
     assert [p.name for p in list_images(tmp_path, recursive=True)] == ["f0.png", "f1.png"]
 
 
+def test_a_fifo_named_as_an_image_is_said_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A review: a FIFO named ``*.png`` was dropped without a word (never opened: that blocks until a writer comes)."""
+    import os
+
+    from edge.data.images import list_images
+
+    _frames(tmp_path, ["f0.png"])
+    os.mkfifo(tmp_path / "f1.png")
+    with caplog.at_level("WARNING", logger="edge.data"):
+        assert [p.name for p in list_images(tmp_path)] == ["f0.png"]
+    assert "f1.png: not a regular file (a FIFO, socket or device); not read" in caplog.text
+
+
 def test_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty: no images in this folder"):
