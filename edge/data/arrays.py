@@ -106,7 +106,13 @@ def npz_headers(path: str | os.PathLike[str], *, what: str = "array file",
     try:
         zf = zipfile.ZipFile(p)
     except ZIP_ERRORS as e:
-        raise DataError(f"{p}: not a {what} (not an .npz archive: {first_line(e, 120)})") from None
+        try:  # an archive's start without its directory (at the end): a file cut short, said so
+            with open(p, "rb") as f:
+                cut = f.read(4) == b"PK\x03\x04"
+        except OSError:
+            cut = False
+        why = "an .npz archive cut short or damaged" if cut else "not an .npz archive"
+        raise DataError(f"{p}: not a {what} ({why}: {first_line(e, 120)})") from None
     out = {}
     stored: dict[str, str] = {}  # member name -> the entry's name in the archive
     with zf:

@@ -32,6 +32,16 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_FRAME_DIGITS = 18
 
 
+def control_character(text: str) -> str | None:
+    """The first control character in ``text`` as ``U+XXXX`` (a tab is whitespace), else None. Why: a family's
+    parser splits words on anything that is not a letter, so the model ran on the text without it while the
+    records kept the raw text, an instruction the model never saw (a review)."""
+    import unicodedata
+
+    bad = next((c for c in text if c != "\t" and unicodedata.category(c) == "Cc"), None)
+    return None if bad is None else f"U+{ord(bad):04X}"
+
+
 def parse_schedule(text: str, where: str) -> list[tuple[int, str]]:
     """Schedule lines -> [(first frame, command text)], frames strictly increasing from 0.
 
@@ -43,7 +53,9 @@ def parse_schedule(text: str, where: str) -> list[tuple[int, str]]:
 def schedule_lines(text: str, where: str) -> list[tuple[int, str, int]]:
     """As :func:`parse_schedule`, with each entry's line number (for errors about its command)."""
     entries: list[tuple[int, str, int]] = []
-    for no, raw in enumerate(text.splitlines(), 1):
+    # lines end at a newline only: splitlines() also split at a form feed or U+001C-U+001E, U+0085, U+2028, so a
+    # command held one and every error after it named the wrong line
+    for no, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -56,6 +68,9 @@ def schedule_lines(text: str, where: str) -> list[tuple[int, str, int]]:
                             f"{MAX_FRAME_DIGITS} allowed")
         if not rest:
             raise DataError(f"{where}:{no}: frame {int(head)} has no command")
+        if (bad := control_character(rest)) is not None:
+            raise DataError(f"{where}:{no}: the command holds the control character {bad} (a command is printable "
+                            "text)")
         frame = int(head)
         if not entries and frame != 0:
             raise DataError(f"{where}:{no}: the first entry must be at frame 0 (got {frame}): "
@@ -122,6 +137,9 @@ def load_commands(arg: str, card: Any, cfg: dict[str, Any]) -> Schedule:
     else:
         if not arg.strip():
             raise DataError("--command: empty (give the command text, or a file of 'FRAME COMMAND' lines)")
+        if (bad := control_character(arg.strip())) is not None:
+            raise DataError(f"--command: the text holds the control character {bad} (a command is printable text; "
+                            "a schedule is a file of 'FRAME COMMAND' lines)")
         def parses(text: str) -> bool:
             try:
                 spec.parse(text, cfg)

@@ -130,3 +130,15 @@ def test_a_shape_past_int64_is_refused_not_wrapped(tmp_path: Path, shape: tuple[
         z.writestr("frame.npy", buf.getvalue())
     with pytest.raises(DataError, match=r"big\.npz: member 'frame'.* bytes"):
         npz_headers(tmp_path / "big.npz")
+
+
+def test_an_archive_cut_short_is_said_so(tmp_path: Path) -> None:
+    """A review: an .npz cut short (its directory, at the end, gone) read "not an .npz archive"."""
+    np.savez(tmp_path / "whole.npz", x=np.arange(1000.0))
+    data = (tmp_path / "whole.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"cut\.npz: not a array file \(an \.npz archive cut short or damaged: "):
+        npz_headers(tmp_path / "cut.npz")
+    (tmp_path / "text.npz").write_text("not an archive")
+    with pytest.raises(DataError, match=r"text\.npz: not a array file \(not an \.npz archive: "):
+        npz_headers(tmp_path / "text.npz")

@@ -57,6 +57,12 @@ def test_any_text_parses_or_is_one_line(text: str) -> None:
     ("0 left\n-1 right", "r.txt:2: expected 'FRAME COMMAND'"),
     ("0", "r.txt:1: frame 0 has no command"),
     ("٣ left", "r.txt:1: expected 'FRAME COMMAND'"),  # a non-ASCII digit is not a frame number
+    # a review: a control character vanished between words (the model ran on "take the left", the records kept it),
+    # and a form feed split a line, so errors after it named the wrong line
+    ("0 take the \x01 left", "r.txt:1: the command holds the control character U+0001"),
+    ("0 left\n4 take the\x0cnext left", "r.txt:2: the command holds the control character U+000C"),
+    ("0 le\x1eft\n4 right\n4 x", "r.txt:1: the command holds the control character U+001E"),
+    ("0 left\r\n4 a\x85\n2 x", "r.txt:3: frame 2 does not come after frame 4"),  # U+0085 is no line end
 ])
 def test_schedule_errors(text: str, says: str) -> None:
     with pytest.raises(DataError) as e:
@@ -102,6 +108,10 @@ def test_load_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_commands("left", _card(), {}).texts == ("left",)
     with pytest.raises(DataError, match="empty"):
         load_commands("  ", _card(), {})
+    for text in ("left: take the \x01 left", "left: take the next\nleft"):
+        with pytest.raises(DataError, match=r"--command: the text holds the control character U\+000[1A]"):
+            load_commands(text, _card(), {})
+    assert load_commands("left:\ttake the next left", _card(), {}).texts == ("left:\ttake the next left",)
     (tmp_path / "bin.txt").write_bytes(b"0 \xff\xfe left\n")
     with pytest.raises(DataError, match="not a UTF-8 text file"):
         load_commands(str(tmp_path / "bin.txt"), _card(), {})

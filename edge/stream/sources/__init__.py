@@ -144,9 +144,13 @@ def open_source(spec: str, *, realtime: bool = False, max_frames: int = 0, card:
         return ImageFolderSource(spec, Path(head).parent, fps=fps_option(spec, opts), realtime=realtime,
                                  max_frames=max_frames, image=head)
     if head.lower().endswith(".npz") and Path(head).is_file():  # no video: a recording named as --calib takes it
+        import zipfile
+
         from edge.data.waveform import SCHEMA, is_waveform_file
 
-        if is_waveform_file(head):
+        # a file that is no archive at all (a recording cut short loses the archive's directory at its end) goes to
+        # the recording reader too, which says what is wrong with it: it was "not a recording" (a review)
+        if is_waveform_file(head) or not zipfile.is_zipfile(head):
             src = open_source(f"waveform:{spec}", realtime=realtime, max_frames=max_frames, card=card)
             src.spec = spec  # errors name the source as given
             return src

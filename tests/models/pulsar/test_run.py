@@ -97,7 +97,8 @@ def test_waveform_file_replay_and_bad_files(bundle: Path, tmp_path: Path) -> Non
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "r2.jsonl").read_text().count("\n") == 6
     for p, needle in ((bad, "bad.npz: an .npz that is not an edge-waveform/1 recording"),
-                      (trunc, "trunc.npz: an .npz that is not an edge-waveform/1 recording")):
+                      # a review: a recording cut short was "not a recording"; its reader says what is wrong
+                      (trunc, "trunc.npz: not a waveform file (an .npz archive cut short or damaged")):
         r = _cli("run", str(bundle), "--source", str(p), "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "o").exists()
