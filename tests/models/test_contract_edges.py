@@ -74,9 +74,16 @@ def _shared(toy: Any, registered: list[str], name: str = "toyshared") -> ModelCa
 
 def test_a_graph_two_programs_share_is_quantized_once(toyfam: Any, registered: list[str], tmp_path: Path) -> None:
     _shared(toyfam, registered)
-    b, _ = edge.export_card("toyshared", tmp_path / "b", config="tiny", programs=["main", "alt"],
-                            precisions=["fp32", "int8"], calib_size=3, eval_size=6, max_drop=100.0)
+    b, rep = edge.export_card("toyshared", tmp_path / "b", config="tiny", programs=["main", "alt", "same"],
+                              precisions=["fp32", "int8"], calib_size=3, eval_size=6, max_drop=100.0)
     names = [a["name"] for a in b.artifacts]
+    # each program's int8 row: the worst output error of every int8 graph it runs, the shared ones included (a
+    # review: `same`, whose graphs `main` quantized, read 0.0, and `alt` only its new head2's)
+    rel = {g: b.artifact(name=f"onnx-int8-{g}")["parity"]["max_rel"] for g in ("embed", "head", "head2")}
+    rows = {r["program"]: r["parity_rel"] for r in rep["precisions"] if r["precision"] == "int8"}
+    assert rows == {"main": max(rel["embed"], rel["head"]), "alt": max(rel["embed"], rel["head2"]),
+                    "same": max(rel["embed"], rel["head"])}, (rows, rel)
+    assert rel["embed"] > 0
     assert names.count("onnx-int8-embed") == 1 and "onnx-int8-head2" in names
     embed = b.artifact(name="onnx-int8-embed")
     assert embed["quantization"]["program"] == "main"  # quantized (and gated) once, by the first program
