@@ -175,3 +175,36 @@ def test_the_torchlib_registry_is_built_once_and_each_export_gets_its_own_copy(t
     finally:
         onnx_export._torchlib_registry_reused = real_reuse
     assert files[0] == files[1] == files[2] == (tmp_path / "fresh.onnx").read_bytes()
+
+
+@pytest.mark.parametrize("keys", [("second", "first"), ("first", "second")])
+def test_dict_outputs_are_taken_by_key_in_any_order(tmp_path: Path, keys: tuple[str, str]) -> None:
+    """A review: a card graph returning ``{"second": .., "first": ..}`` against an IOSpec ``(first, second)`` got its
+    outputs named by position (the dict's order) and failed parity as "ONNX Runtime differs from PyTorch"."""
+    import onnxruntime as ort
+
+    from edge.export import onnx_export
+    from edge.spec import IOSpec, TensorSpec
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 8)
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+            out = {"first": self.lin(a), "second": self.lin(b) * 3 + 1}
+            return {k: out[k] for k in keys}
+
+    spec = (TensorSpec("first", "float32", ("batch", 8)), TensorSpec("second", "float32", ("batch", 8)))
+    io = IOSpec((TensorSpec("a", "float32", ("batch", 8)), TensorSpec("b", "float32", ("batch", 8))), spec)
+    rng = np.random.default_rng(0)
+    ex = {n: rng.standard_normal((2, 8)).astype(np.float32) for n in ("a", "b")}
+    net = Net().eval()
+    onnx_export.export_onnx(net, ex, io, tmp_path / "m.onnx", opset=20)
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    assert [o.name for o in s.get_outputs()] == ["first", "second"]
+    got = dict(zip(["first", "second"], s.run(None, ex), strict=True))
+    with torch.no_grad():
+        ref = net(*(torch.from_numpy(ex[n]) for n in ("a", "b")))
+    for k in ("first", "second"):
+        np.testing.assert_allclose(got[k], ref[k].numpy(), rtol=1e-5, atol=1e-6)
