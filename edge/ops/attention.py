@@ -15,7 +15,9 @@ Eager PyTorch runs a ``torch.library`` custom op (``edge::attention``) whose ker
 models use it; learned gains, if any, belong to the model and are applied before the call).
 
 Masks follow SDPA: a bool mask is True where attention is allowed; a float mask is added to the
-logits. Both broadcast to [B, H, Sq, Sk].
+logits. Both broadcast to [B, H, Sq, Sk]. A query whose bool mask allows no key (a sample whose keys are all
+padding) gives zeros, as PyTorch's SDPA does, in every lowering (the decomposed form's softmax and OpenVINO's SDPA
+gave NaN there, and the exported parity check never fed such a mask).
 """
 
 from __future__ import annotations
@@ -74,12 +76,15 @@ def attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, scale: float
         q64, k64 = rms_norm_numpy(q64), rms_norm_numpy(k64)
     s = 1.0 / math.sqrt(q64.shape[-1]) if scale is None else float(scale)
     logits = (q64 @ np.swapaxes(k64, -1, -2)) * s
-    if mask is not None:
-        m = np.asarray(mask)
+    m = None if mask is None else np.asarray(mask)
+    if m is not None:
         logits = np.where(m, logits, -np.inf) if m.dtype == np.bool_ else logits + m.astype(np.float64)
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    w = np.exp(logits)
-    w /= w.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # a row with no key allowed: NaN here, zeros below
+        logits = logits - logits.max(axis=-1, keepdims=True)
+        w = np.exp(logits)
+        w /= w.sum(axis=-1, keepdims=True)
+    if m is not None and m.dtype == np.bool_:
+        w = np.where(m, w, 0.0)
     return (w @ v64).astype(np.result_type(q, np.float32))
 
 
@@ -155,12 +160,12 @@ def _decomposed(q: Any, k: Any, v: Any, scale: float, mask: Any, qk_norm: bool) 
         q, k = _rms(q), _rms(k)
     qs = q * scale  # folded into Q before the first MatMul: the pattern TensorRT fuses into MHA
     logits = torch.matmul(qs, k.transpose(-1, -2))
-    if mask is not None:
-        if mask.dtype == torch.bool:
-            logits = logits.masked_fill(~mask, float("-inf"))
-        else:
-            logits = logits + mask
-    return torch.matmul(torch.softmax(logits, dim=-1), v)
+    if mask is None or mask.dtype != torch.bool:
+        return torch.matmul(torch.softmax(logits if mask is None else logits + mask, dim=-1), v)
+    # the weights of masked keys are 0 already, except in a row with no key allowed, whose softmax is NaN: zeros
+    # there, as SDPA gives (one Where on the weights; only a bool-masked graph has it)
+    weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+    return torch.matmul(weights.masked_fill(~mask, 0.0), v)
 
 
 def _full_mask(mask: Any, q: Any, k: Any) -> Any:

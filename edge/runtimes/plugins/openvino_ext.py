@@ -4,7 +4,8 @@
 The ONNX-frontend ``ConversionExtension(op, domain, fn)`` is used because the domain argument is
 required to match our node, and because ``OpExtension`` would run but silently drop ``scale``.
 QK-norm becomes explicit RMS normalization in front of the SDPA node; a bool mask keeps its meaning
-(True = attend) and a float mask is additive, as in every other lowering.
+(True = attend) and a float mask is additive, as in every other lowering; a query whose bool mask allows no key
+gives zeros (OpenVINO's SDPA gave NaN there; PyTorch's SDPA and ONNX Runtime give zeros).
 """
 
 from __future__ import annotations
@@ -35,11 +36,14 @@ def _convert(node: Any) -> list[Any]:
     if int(node.get_attribute("qk_norm", 0)):
         q, k = _rms(ops, q).output(0), _rms(ops, k).output(0)
     scale = _like(ops, float(node.get_attribute("scale")), q)
-    if node.get_input_size() > 3:
-        out = ops.scaled_dot_product_attention(q, k, v, attention_mask=node.get_input(3), scale=scale)
-    else:
-        out = ops.scaled_dot_product_attention(q, k, v, scale=scale)
-    return [out.output(0)]
+    if node.get_input_size() <= 3:
+        return [ops.scaled_dot_product_attention(q, k, v, scale=scale).output(0)]
+    mask = node.get_input(3)
+    out = ops.scaled_dot_product_attention(q, k, v, attention_mask=mask, scale=scale)
+    if mask.get_element_type().get_type_name() != "boolean":  # an additive mask: as SDPA gives it
+        return [out.output(0)]
+    allowed = ops.reduce_logical_or(mask, ops.constant(np.array([-1], np.int64)), keep_dims=True)
+    return [ops.select(allowed, out, _like(ops, 0.0, out)).output(0)]
 
 
 def edge_attention_extension() -> Any:

@@ -89,8 +89,10 @@ def triton_attention(q: Any, k: Any, v: Any, *, scale: float | None = None, mask
     s = 1.0 / math.sqrt(d) if scale is None else float(scale)
     if out is None:
         out = torch.empty((b, h, lq, dv), dtype=q.dtype, device=q.device)
+    none_allowed = None
     if mask is not None:
         if mask.dtype == torch.bool:
+            none_allowed = ~mask.any(dim=-1, keepdim=True)  # such a query's online softmax is NaN: zeros, as SDPA
             mask = torch.zeros(mask.shape, dtype=torch.float32, device=q.device).masked_fill(~mask, float("-inf"))
         mask = mask.expand(b, h, lq, lk)
         mstr = mask.stride()
@@ -104,4 +106,6 @@ def triton_attention(q: Any, k: Any, v: Any, *, scale: float | None = None, mask
         BLOCK_M=block_m, BLOCK_N=block_n,
         BLOCK_D=_pow2(d), BLOCK_DV=_pow2(dv), EPS=RMS_EPS,
     )
+    if none_allowed is not None:  # unconditionally: asking whether any row is empty would wait for the GPU
+        out.masked_fill_(none_allowed.expand(b, h, lq, 1), 0.0)
     return out
