@@ -603,3 +603,34 @@ def test_shape_inference_for_index_ranges_leaves_the_weights_out() -> None:
     whole = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
              for vi in onnx.shape_inference.infer_shapes(model).graph.value_info}
     assert whole["ids2"] == found["ids2"]  # the same dims as from the whole model
+
+
+class KeyPadding(torch.nn.Module):
+    """PyTorch's own SDPA with a key-padding mask, exported through torch.onnx's lowering of it."""
+
+    def forward(self, q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask)
+
+
+def test_bool_inputs_are_drawn_afresh_for_the_parity_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review: the random parity check copied bool inputs from the example, so a graph that ignored or mis-broadcast
+    its mask passed. They are drawn afresh, each row with a key allowed (PyTorch's SDPA gives zeros for a query with
+    none, its ONNX lowering the mean of the values: a difference by design, which would fail every such export)."""
+    from edge.export import api
+
+    rng = np.random.default_rng(0)
+    drawn = [api.random_bools((2, 1, 1, 5), rng) for _ in range(50)]
+    assert all(d.dtype == np.bool_ and d.shape == (2, 1, 1, 5) and d.any(axis=-1).all() for d in drawn)
+    assert any(not d.all() for d in drawn) and api.random_bools((), rng).shape == ()
+    seen: list[tuple[int, ...]] = []
+    real = api.random_bools
+    monkeypatch.setattr(api, "random_bools", lambda shape, rng: seen.append(shape) or real(shape, rng))
+    q = np.random.default_rng(1).standard_normal((2, 2, 5, 8)).astype(np.float32)
+    mask = np.ones((2, 1, 1, 5), np.bool_)  # the example allows every key: only the check's masks hide some
+    edge.export(KeyPadding(), {"q": q, "mask": mask}, tmp_path / "b")
+    assert seen == [(2, 1, 1, 5)]
+    feeds = {"q": q, "mask": real((2, 1, 1, 5), np.random.default_rng(2))}
+    with torch.no_grad():
+        want = KeyPadding()(*(torch.from_numpy(feeds[n]) for n in ("q", "mask"))).numpy()
+    got = edge.load(tmp_path / "b", backend="onnxruntime").infer(feeds)["output0"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
