@@ -50,6 +50,23 @@ def video_name_problem(path: str | os.PathLike[str]) -> str | None:
     return utf8_name_problem(path, absolute=True)  # the writer is given it absolute (media_path)
 
 
+#: what a video's first write needs at least: a writer that cannot open for lack of it says so
+PROBE_BYTES = 256 * 1024
+
+
+def _say_unwritable(path: Path, tmp: Path) -> None:
+    """A DataError when ``tmp``'s folder cannot take :data:`PROBE_BYTES` (a full disk, a quota), else nothing."""
+    try:
+        with open(tmp, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise DataError(f"{path}: cannot write the video ({e.strerror or e}); nothing was kept") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class VideoWriter:
     """Atomic video writer: ``with VideoWriter(path, fps) as w: w.write(frame)``. ``path`` ends in one of
     :data:`VIDEO_CODECS`' suffixes (DataError otherwise). A rate under :data:`MIN_VIDEO_FPS` that no codec opens
@@ -87,6 +104,8 @@ class VideoWriter:
                 wr.release()
                 tmp.unlink(missing_ok=True)  # a writer that did not open may have left its file
         why = next((ln.split("]", 1)[-1].strip() for ln in said if "Could not" in ln or "Failed" in ln), "")
+        if not why:  # FFmpeg's mp4 muxer fails on a full disk without a word: it was blamed on the codecs (a review)
+            _say_unwritable(self.path, tmp)
         raise DataError(f"{self.path}: OpenCV cannot write a {self.path.suffix} video here (tried "
                         f"{' and '.join(codecs)}{': ' + why if why else ''}); .avi uses OpenCV's own MJPG writer")
 

@@ -173,6 +173,22 @@ def test_a_video_writer_that_cannot_open_leaves_nothing(tmp_path: Path, monkeypa
     with pytest.raises(DataError, match=r"v\.mp4: OpenCV cannot write a \.mp4 video here \(tried mp4v and MJPG"):
         _video(tmp_path / "v.mp4")
     assert list(tmp_path.iterdir()) == []
+    # a review: on a full disk FFmpeg's mp4 muxer refuses without a word, and the codecs were blamed
+    import errno
+
+    from edge.stream import overlay
+
+    def full(path: object, mode: str = "r", *a: object, **k: object) -> object:
+        if "w" in mode:
+            Path(str(path)).touch()  # creating a file takes no data block
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, mode, *a, **k)
+
+    monkeypatch.setattr(overlay, "open", full, raising=False)
+    with pytest.raises(DataError, match=r"v\.mp4: cannot write the video \(No space left on device\); nothing was"):
+        _video(tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.delattr(overlay, "open")
     monkeypatch.setattr(cv2, "VideoWriter", real)
     with VideoWriter(tmp_path / "slow.mp4", 0.001) as w:
         w.write(np.zeros((48, 64, 3), np.uint8))
