@@ -60,3 +60,25 @@ def first_line(exc: BaseException, limit: int | None = 200, *, empty: str | None
     # cut at a word and marked as cut ("... If yo)" read as the message's end)
     cut = line[:max(limit - 3, 1)]
     return (cut.rsplit(" ", 1)[0] if " " in cut[limit // 2:] else cut) + "..."
+
+
+#: bidirectional-text controls (a right-to-left override makes a name read as another in the terminal)
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def unsafe_character(ch: str) -> bool:
+    """Whether ``ch`` may not reach a terminal or a one-line record raw: a control character (an ESC drives the
+    terminal, a newline or U+001E splits the line), a line or paragraph separator, a bidirectional override. Not
+    other format characters: a zero-width non-joiner is part of Persian and Indic words (a review saw a folder's
+    Persian name shown escaped)."""
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI
+
+
+def shown(text: str) -> str:
+    """``text`` for one line on a terminal: each :func:`unsafe_character` escaped as Python writes it (``\\x1b``),
+    the rest as it is."""
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if unsafe_character(c) else c for c in text)

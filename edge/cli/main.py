@@ -190,9 +190,9 @@ def _say(line: str) -> None:
     writes cannot fail; :func:`_app` says "interrupted" before that (its print raised in the handler: exit 120)."""
     if sys.stderr is None:
         return
-    if not line.isprintable():  # a control character from a spec or a file name (an ESC drives the terminal, a
-        # newline splits the line): shown escaped, as Python writes it in a string (a review)
-        line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+    from edge.errors import shown
+
+    line = shown(line)  # a control character from a spec or a file name: escaped (a review)
     try:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):  # and what it still buffers goes nowhere: Python's flush at exit failed again
@@ -219,6 +219,30 @@ def _invoke(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     return code
 
 
+@contextlib.contextmanager
+def _escaped_warnings() -> Iterator[None]:
+    """The project's warnings (``edge.*`` loggers), each one line through :func:`_say` with control characters
+    escaped, for the command's run. Why: Python's last-resort handler printed them raw, so a file name holding an
+    ESC drove the terminal and one holding a newline printed a line of its own (a review: a FIFO named
+    ``x\\nerror: fake.png`` made a fake error line)."""
+    import logging
+
+    class OneLine(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                _say(self.format(record))
+            except Exception:  # a message whose %-arguments do not fit: logging's own report, as before
+                self.handleError(record)
+
+    handler = OneLine(logging.WARNING)
+    log = logging.getLogger("edge")
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+
+
 def _run_app(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     """Run a Typer app and map its errors to one line: a usage error (an unknown option, a value out of range,
     an unreadable path Click checks) and an EdgeError each exit 2, Ctrl-C 130. Click's own report of a usage
@@ -238,7 +262,7 @@ def _run_app(ty: typer.Typer, argv: list[str] | None, prog: str) -> int:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
     try:
-        with _sigterm_interrupts():
+        with _sigterm_interrupts(), _escaped_warnings():
             twice = repeated_option(typer.main.get_command(ty), list(sys.argv[1:] if argv is None else argv), prog)
             if twice is not None:
                 _say(f"error: {twice}")

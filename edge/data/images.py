@@ -38,6 +38,10 @@ def _walk(root: Path, unread: list[OSError]) -> Iterator[Path]:
         yield from (Path(folder) / n for n in (*subfolders, *names))
 
 
+#: the odd entries already said, by folder (a warning per folder, not per listing)
+_SAID: set[tuple[str, int, str]] = set()
+
+
 def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> list[Path]:
     """Image files in ``folder`` in natural order (DataError when it is not a folder)."""
     root = Path(folder)
@@ -55,7 +59,9 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     named = [p for p in it if named_as_image(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)]
     files = [p for p in named if p.is_file() or (p.is_symlink() and not p.exists())]
     odd = [p for p in named if p.exists() and not p.is_file() and not p.is_dir()]
-    if odd:  # a FIFO named as an image was dropped unsaid (opening one blocks until a writer comes: never read)
+    if odd and (key := (str(root), len(odd), str(odd[0]))) not in _SAID:  # once: a source lists its folder twice
+        # a FIFO named as an image was dropped unsaid (opening one blocks until a writer comes: never read)
+        _SAID.add(key)
         more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
         log.warning("%s%s: not a regular file (a FIFO, socket or device); not read", odd[0], more)
     if unread:  # a calibration folder lost their images without a word, or was "no images" (a review as a user who

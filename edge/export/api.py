@@ -447,7 +447,7 @@ def _export_module(module: Any, example_inputs: Mapping[str, Any] | Sequence[Any
     io = IOSpec(tuple(TensorSpec(n, str(a.dtype), shape(a)) for n, a in zip(names, arrays)),
                 tuple(TensorSpec(n, str(o.detach().numpy().dtype), shape(o)) for n, o in zip(onames, outs)))
     rng = np.random.default_rng(seed + 1)
-    fresh = {n: (like_example(a, a.shape, rng) if a.dtype.kind == "f" else random_bools(a.shape, rng)
+    fresh = {n: (like_example(a, a.shape, rng) if a.dtype.kind == "f" else random_bools(a, rng)
                  if a.dtype == np.bool_ else a.copy()) for n, a in zip(names, arrays)}
     checks = [("random", fresh)]
     if dynamic_batch:
@@ -516,16 +516,19 @@ def like_example(a: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator
     return rng.standard_normal(shape).astype(a.dtype)
 
 
-def random_bools(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Random values for a bool input's parity check (a mask): each True with probability 1/2, at least one True
-    along the last axis (a query that may attend to no key is a case where PyTorch's SDPA and its ONNX lowering
-    differ by design, zeros against the mean of the values: not the conversion fault this check is after). Why: the
-    check copied bool inputs from the example, so a graph that ignored or mis-broadcast its mask passed."""
-    b = rng.random(shape) < 0.5
-    if b.ndim:
-        b[..., 0] |= ~b.any(axis=-1)
-    else:
-        b = np.array(True)
+def random_bools(example: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random values for a bool input's parity check (a mask), of the example's shape: each True with probability
+    1/2, with at least one True and one False along the last axis; the example itself where that axis has fewer
+    than 2 entries (or none). Why: the check copied bool inputs from the example, so a graph that ignored or
+    mis-broadcast its mask passed. Both values in every row because a mask's meaning is the model's: for SDPA True
+    allows a key, for ``nn.MultiheadAttention``'s ``key_padding_mask`` True hides it, and a row hiding every key is
+    where PyTorch and its ONNX lowering differ by design (zeros or finite values against NaN or the mean of the
+    values), not the conversion fault this check is after (a review: an all-True padding row failed an export)."""
+    if example.ndim == 0 or example.shape[-1] < 2:
+        return example.copy()
+    b = rng.random(example.shape) < 0.5
+    b[..., 0] |= ~b.any(axis=-1)  # a True in every row
+    b[..., -1] &= ~b.all(axis=-1)  # and a False (the first entry, True, stays)
     return b
 
 

@@ -351,6 +351,10 @@ class UdpJsonSink(Sink):
     MAX_DATAGRAM = 65_000
 
     def __init__(self, target: str) -> None:
+        from edge.errors import shown, unsafe_character
+
+        if any(unsafe_character(c) for c in target):  # getaddrinfo read "localhost\x00.example.com" as localhost
+            raise DataError(f"bad UDP target '{shown(target)}': a control character in it (use HOST:PORT)")
         host, _, port = target.rpartition(":")
         host = host.removeprefix("udp://")
         if host.startswith("[") and host.endswith("]"):  # an IPv6 address as URLs write it: [::1]:5600

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -497,3 +498,27 @@ def test_control_characters_in_an_error_are_escaped(good_bundle: Path, work: Pat
     line = assert_one_line_error(r, "--lidar ouster:udp://a\\x1bb")
     assert line.isprintable()
     assert listing(work) == []
+
+
+def test_escaping_keeps_legitimate_text_and_covers_warnings(good_bundle: Path, work: Path) -> None:
+    """A review of the escaping: a Persian folder name's zero-width non-joiner (a format character, not a control) was
+    shown escaped; a warning (a FIFO named as an image) reached the terminal raw, its newline a fake error line."""
+    from edge.errors import shown
+
+    assert shown("\u0646\u0627\u0645\u0647\u200c\u0647\u0627") == "\u0646\u0627\u0645\u0647\u200c\u0647\u0627"
+    assert shown("a\x1bb\u2028c\u202ed\te") == "a\\x1bb\\u2028c\\u202ed\\te"
+    persian = work / "\u0646\u0627\u0645\u0647\u200c\u0647\u0627"
+    persian.mkdir()
+    r = cli(EDGE, "run", good_bundle, "--source", persian, "--no-live", "-o", work / "r", cwd=work)
+    assert_one_line_error(r, f"{persian.name}: no images in this folder")
+    imgs = work / "imgs"
+    imgs.mkdir()
+    import cv2
+
+    cv2.imwrite(str(imgs / "a.png"), np.zeros((64, 96, 3), np.uint8))
+    os.mkfifo(imgs / "x\x1b[31mred\nerror: fake.png")
+    r = cli(EDGE, "run", good_bundle, "--source", imgs, "--no-live", "-o", work / "r", cwd=work)
+    assert r.returncode == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "not a regular file" in ln]
+    assert len(said) == 1 and "x\\x1b[31mred\\nerror: fake.png: not a regular file" in said[0], r.stderr
+    assert "\x1b" not in r.stderr and not any(ln.startswith("error:") for ln in r.stderr.splitlines())

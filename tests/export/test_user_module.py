@@ -619,18 +619,50 @@ def test_bool_inputs_are_drawn_afresh_for_the_parity_check(tmp_path: Path, monke
     from edge.export import api
 
     rng = np.random.default_rng(0)
-    drawn = [api.random_bools((2, 1, 1, 5), rng) for _ in range(50)]
-    assert all(d.dtype == np.bool_ and d.shape == (2, 1, 1, 5) and d.any(axis=-1).all() for d in drawn)
-    assert any(not d.all() for d in drawn) and api.random_bools((), rng).shape == ()
+    drawn = [api.random_bools(np.ones((2, 1, 3, 2), np.bool_), rng) for _ in range(200)]
+    # both values in every row: True allows a key for SDPA and hides it for nn.MultiheadAttention's padding mask
+    assert all(d.dtype == np.bool_ and d.shape == (2, 1, 3, 2) and d.any(axis=-1).all() and not d.all(axis=-1).any()
+               for d in drawn)
+    assert len({d.tobytes() for d in drawn}) > 1
+    for example in (np.array(True), np.zeros((3, 1), np.bool_), np.zeros((2, 0), np.bool_)):  # kept as given
+        np.testing.assert_array_equal(api.random_bools(example, rng), example)
     seen: list[tuple[int, ...]] = []
     real = api.random_bools
-    monkeypatch.setattr(api, "random_bools", lambda shape, rng: seen.append(shape) or real(shape, rng))
+    monkeypatch.setattr(api, "random_bools", lambda a, rng: seen.append(a.shape) or real(a, rng))
     q = np.random.default_rng(1).standard_normal((2, 2, 5, 8)).astype(np.float32)
     mask = np.ones((2, 1, 1, 5), np.bool_)  # the example allows every key: only the check's masks hide some
     edge.export(KeyPadding(), {"q": q, "mask": mask}, tmp_path / "b")
     assert seen == [(2, 1, 1, 5)]
-    feeds = {"q": q, "mask": real((2, 1, 1, 5), np.random.default_rng(2))}
+    feeds = {"q": q, "mask": real(mask, np.random.default_rng(2))}
     with torch.no_grad():
         want = KeyPadding()(*(torch.from_numpy(feeds[n]) for n in ("q", "mask"))).numpy()
     got = edge.load(tmp_path / "b", backend="onnxruntime").infer(feeds)["output0"]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+class Padded(torch.nn.Module):
+    """``nn.MultiheadAttention`` with a key-padding mask, whose True hides a key (SDPA's allows it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mha = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        return self.mha(x, x, x, key_padding_mask=pad, need_weights=False)[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_padding_mask_that_hides_with_true_exports(tmp_path: Path, seed: int) -> None:
+    """A review: the random masks kept a True in every row, which for a padding mask can hide every key (NaN in the
+    graph, finite in PyTorch): the export failed blaming the conversion. An empty mask axis was an IndexError."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((4, 3, 16)).astype(np.float32)
+    pad = np.zeros((4, 3), np.bool_)
+    pad[:, -1] = True
+    edge.export(Padded().eval(), {"x": x, "pad": pad}, tmp_path / "b", seed=seed)
+
+    class Empty(torch.nn.Module):
+        def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            return x * 2 + m.sum()
+
+    edge.export(Empty(), {"x": np.ones((2, 3), np.float32), "m": np.zeros((2, 0), np.bool_)}, tmp_path / "e")

@@ -433,6 +433,9 @@ def test_a_failing_udp_publisher_is_said_and_ipv6_brackets_are_read() -> None:
     assert sink.errors == 3 and sink.note() is not None and "of 3 records 3 failed" in sink.note()
     assert UdpJsonSink("[::1]:5600").addr == ("::1", 5600)
     assert UdpJsonSink("127.0.0.1:5600").note() is None
+    # a review: getaddrinfo read the host up to a NUL, and the results went to localhost without a word
+    with pytest.raises(DataError, match=r"bad UDP target 'localhost\\x00\.example\.com:5600': a control character"):
+        UdpJsonSink("localhost\x00.example.com:5600")
 
 
 def test_file_clock_follows_the_stamps_and_steps_over_bad_ones() -> None:
