@@ -332,3 +332,16 @@ def test_a_set_value_that_builds_a_model_failing_its_first_step_is_one_line(
     code = _invoke(app, ["train", "lane", "--config", "tiny", "--steps", "1", "--batch", "2", "--eval-clips", "0",
                          "--set", "grid=32", "--out", str(out)], "edge")
     assert code == 2 and "input width / 8 = 16" in capsys.readouterr().err
+    # a review: a bad value the checkpoint itself carries was blamed on --set, and the file was not named
+    import torch
+
+    data = torch.load(ck, weights_only=True)
+    data["config"]["realistic_mix"] = 2.0
+    data["meta"]["config_set"] = {"realistic_mix": 2.0}
+    torch.save(data, tmp_path / "ck" / "bad.pt")
+    monkeypatch.setitem(registry._CARDS, "lane", card)
+    assert _invoke(app, ["train", "lane", "--init", str(tmp_path / "ck" / "bad.pt"), "--steps", "1", "--batch", "2",
+                         "--eval-clips", "0", "--out", str(tmp_path / "e.pt")], "edge") == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'ck' / 'bad.pt'} (its training's --set values)" in err and "realistic_mix 2.0" in err, err
+    assert not (tmp_path / "e.pt").exists()

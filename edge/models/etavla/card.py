@@ -184,6 +184,11 @@ def check_rules(cfg: dict[str, Any]) -> None:
         raise ValueError(f"image_hw {list(cfg['image_hw'])}: height and width must be multiples of 16")
     if not 0 <= cfg["keep_mix"] <= 1:  # a probability
         raise ValueError(f"keep_mix {cfg['keep_mix']} is a probability: from 0 to 1")
+    from edge.models.etavla.world import MIN_WAYPOINTS
+
+    if cfg["waypoints"] < MIN_WAYPOINTS:  # failed in the first step's episodes ("high - low < 0"; a review)
+        raise ValueError(f"waypoints {cfg['waypoints']}: at least {MIN_WAYPOINTS} (the horizon must reach past the "
+                         "nearest junction the synthetic episodes place, 6 m beyond the crossing road)")
     check_pruning(cfg)  # the pruning layer checks it as well; here before anything is built (it was after)
     from edge.models.etavla.tokens import TEMPLATES, words_of
 

@@ -36,6 +36,9 @@ LANE_W = 3.5
 HALF = 2 * LANE_W  # half-width of a road: two lanes each way
 DT_FRAME = 0.25  # s between camera frames
 DT_WAYPOINT = 0.5  # s between future waypoints
+#: the fewest waypoints an episode can be drawn with: the slowest speed (6 m/s) over 0.6 of the horizon must reach
+#: the nearest junction, 6 m past the crossing road's half-width (0.6 * 6 * DT_WAYPOINT * n >= 6)
+MIN_WAYPOINTS = 4
 CAR = (4.5, 1.8, 1.5)  # length, width, height
 CAM_HEIGHT = 1.4
 VIEW_YAWS = {1: (0.0,), 3: (0.9, 0.0, -0.9), 5: (1.6, 0.9, 0.0, -0.9, -1.6)}  # rad, left positive

@@ -518,6 +518,10 @@ def check_rules(cfg: dict[str, Any]) -> None:
         # the flow attention's values are the patch centres (u, v) in each head's first two channels
         raise ValueError(f"dim {cfg['dim']} with heads {cfg['heads']}: the flow attention needs heads of 2 or more "
                          "channels")
+    from edge.models.nativecross.grouping import SPACES
+
+    if cfg.get("group_space", SPACES[0]) not in SPACES:  # was refused only when the first batch was grouped
+        raise ValueError(f"group_space {cfg['group_space']!r}: use one of {', '.join(SPACES)}")
     h, w = cfg["input_hw"]
     if h % 8 or w % 8:  # the patch grid is the stride-8 features', [h/8, w/8]
         raise ValueError(f"input_hw {[h, w]}: height and width must be multiples of 8")
