@@ -76,9 +76,9 @@ def unsafe_character(ch: str) -> bool:
     return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI
 
 
-def shown(text: str) -> str:
+def shown(text: str, keep: str = "") -> str:
     """``text`` for one line on a terminal: each :func:`unsafe_character` escaped as Python writes it (``\\x1b``),
-    the rest as it is."""
+    except those in ``keep`` (a console's own line breaks), the rest as it is."""
     if text.isprintable():
         return text
-    return "".join(repr(c)[1:-1] if unsafe_character(c) else c for c in text)
+    return "".join(repr(c)[1:-1] if unsafe_character(c) and c not in keep else c for c in text)

@@ -13,11 +13,21 @@ def emit(text: str) -> None:
 
 def console(stderr: bool = False) -> Any:
     """A rich Console; when the output is not a terminal (a log, a pipe) tables get 160 columns, not 80, and a
-    line printed is not wrapped (a one-line note or warning stays one line in a log, whatever its length)."""
+    line printed is not wrapped (a one-line note or warning stays one line in a log, whatever its length); text
+    printed has its control characters escaped (:func:`edge.errors.shown`), line breaks and tabs kept."""
     from rich.console import Console
 
-    c = Console(stderr=stderr)
-    return c if c.is_terminal else Console(stderr=stderr, width=160, soft_wrap=True)
+    from edge.errors import shown
+
+    class Escaping(Console):
+        """Text printed with its control characters escaped, line breaks kept: a note naming a file whose name
+        holds an ESC drove the terminal (rich strips only a few control codes)."""
+
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            super().print(*(shown(o, keep="\n\t") if isinstance(o, str) else o for o in objects), **kwargs)
+
+    c = Escaping(stderr=stderr)
+    return c if c.is_terminal else Escaping(stderr=stderr, width=160, soft_wrap=True)
 
 
 def interval_cell(ends: list[float] | None, signed: bool = False) -> str:

@@ -234,8 +234,11 @@ def _escaped_warnings() -> Iterator[None]:
             except Exception:  # a message whose %-arguments do not fit: logging's own report, as before
                 self.handleError(record)
 
-    handler = OneLine(logging.WARNING)
     log = logging.getLogger("edge")
+    if logging.getLogger().handlers or log.handlers:  # an application's own logging (main() embedded): its to say,
+        yield  # once (with this handler too, each warning came out twice)
+        return
+    handler = OneLine(logging.WARNING)
     log.addHandler(handler)
     try:
         yield

@@ -202,6 +202,7 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                         f"{os.cpu_count() or 1} cores")
     ck = None
     kept: dict[str, Any] = {}  # the --set values a checkpoint given to --init was trained with
+    given = dict(options or {})  # this command's own --set values
     if config is None and init is not None:  # continuing a checkpoint: its own config, not the card's default
         from edge.models.checkpoint import read_checkpoint
 
@@ -223,8 +224,9 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
                             f"{', '.join(sorted(cfg))})")
         from edge.manifest_schema import check_config
 
-        if kept:  # a bad value the checkpoint holds is the file's, not a --set of this command (a review)
-            check_config({**cfg, **kept}, card, f"{init} (its training's --set values)")
+        held = {k: v for k, v in kept.items() if k not in given}  # a --set of this command replaces its value
+        if held:  # a bad value the checkpoint holds is the file's, not a --set of this command (a review)
+            check_config({**cfg, **held}, card, f"{init} (its training's --set values)")
         cfg = check_config({**cfg, **options}, card, "--set")
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")

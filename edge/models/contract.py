@@ -443,6 +443,10 @@ class Trainer:
     #: ``edge train`` records each one's path and sha256, since the same command on another file trains another
     #: model (two layouts files gave different losses under identical records)
     data_files: Callable[[Config], dict[str, Any]] | None = None
+    #: what a config must hold to be trained on, beyond the card's ``config_rules`` (ValueError saying which): values
+    #: only training reads (the share of clips a renderer draws on real layouts), checked before the first step and
+    #: never when a checkpoint or bundle is loaded, so weights trained with a value since refused still export
+    check: Callable[[Config], None] | None = None
 
 
 def _no_draw(_payload: Any, _frames: Frames, _cfg: Config) -> np.ndarray | None:

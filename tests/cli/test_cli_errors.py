@@ -522,3 +522,13 @@ def test_escaping_keeps_legitimate_text_and_covers_warnings(good_bundle: Path, w
     said = [ln for ln in r.stderr.splitlines() if "not a regular file" in ln]
     assert len(said) == 1 and "x\\x1b[31mred\\nerror: fake.png: not a regular file" in said[0], r.stderr
     assert "\x1b" not in r.stderr and not any(ln.startswith("error:") for ln in r.stderr.splitlines())
+
+
+def test_console_notes_escape_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    """A review: a note naming a file whose name holds an ESC printed it raw through rich (which strips only a few
+    control codes); the console escapes them and keeps its own line breaks."""
+    from edge.cli import console
+
+    console(stderr=True).print("note: a\x1b[31mred.jsonl\nnext line", highlight=False, markup=False)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "a\\x1b[31mred.jsonl" in err and err.splitlines()[1] == "next line"

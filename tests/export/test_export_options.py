@@ -133,9 +133,8 @@ def test_parity_cell_says_a_dash_where_nothing_was_measured() -> None:
     ("nativecross", {"heads": 32}, "the flow attention needs heads of 2 or more channels"),
     ("nativecross", {"match_crop": 40}, "match_crop 40: a multiple of 16"),
     ("nativecross", {"match_keep": 4.0}, "match_keep 4.0 is a share of the groups"),
-    # a review: realistic_mix 2 trained as 1 and was recorded as 2; group_space was refused at the first batch, after
-    # the progress bar; waypoints 1-3 failed the first step's episodes ("high - low < 0")
-    ("lane", {"realistic_mix": 2.0}, "realistic_mix 2.0 is the share of clips drawn on real layouts: from 0 to 1"),
+    # a review: group_space was refused at the first batch, after the progress bar; waypoints 1-3 failed the first
+    # step's episodes ("high - low < 0")
     ("nativecross", {"group_space": "foo"}, "group_space 'foo': use one of xyz, view"),
     ("etavla", {"waypoints": 3}, "waypoints 3: at least 4"),
 ])

@@ -666,3 +666,17 @@ def test_a_padding_mask_that_hides_with_true_exports(tmp_path: Path, seed: int) 
             return x * 2 + m.sum()
 
     edge.export(Empty(), {"x": np.ones((2, 3), np.float32), "m": np.zeros((2, 0), np.bool_)}, tmp_path / "e")
+
+
+@pytest.mark.parametrize("batch", [2, 4])
+def test_dynamic_batch_check_gives_every_input_three_rows(tmp_path: Path, batch: int) -> None:
+    """A review: the batch-3 check gave a float input 3 rows and a bool or integer input the example's B + 1, so an
+    example batch of 4 failed ("dim 'batch' is 5 but another input has 3")."""
+
+    class Where(torch.nn.Module):
+        def forward(self, x: torch.Tensor, mask: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            return torch.where(mask, x, torch.zeros_like(x)).sum(-1) + k.float()
+
+    x = np.random.default_rng(0).standard_normal((batch, 5)).astype(np.float32)
+    feeds = {"x": x, "mask": np.ones((batch, 5), np.bool_), "k": np.arange(batch, dtype=np.int64)}
+    edge.export(Where(), feeds, tmp_path / "b", dynamic_batch=True)

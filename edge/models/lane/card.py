@@ -178,7 +178,7 @@ def card() -> ModelCard:
                       fold=metric_fold),
         data=FamilyData(samples.synthetic, samples.samples, lambda cfg: int(cfg["frames"]),
                         samples.LABELLED),
-        trainer=Trainer(train.batch_stream, train.loss, data_files=train.data_files),
+        trainer=Trainer(train.batch_stream, train.loss, data_files=train.data_files, check=train.check),
         checkpoints={"default": WEIGHTS / "default.pt"},
         results_name="lanes",
         image_inputs=lambda cfg: (image_input(cfg),),
@@ -198,9 +198,7 @@ def check_rules(cfg: dict[str, Any]) -> None:
     h, w = cfg["input_hw"]
     if h % 32 or w % 32:  # the encoder's tokens are [h/32, w/32], its position table too
         raise ValueError(f"input_hw {[h, w]}: height and width must be multiples of 32")
-    if not 0 <= cfg.get("realistic_mix", 0.0) <= 1:  # 2 trained as 1 and was recorded as 2 (a review)
-        raise ValueError(f"realistic_mix {cfg['realistic_mix']} is the share of clips drawn on real layouts: from 0 "
-                         "to 1")
+
     rows = [float(a) for a in cfg["row_anchors"]]
     if not all(0.0 < a < 1.0 for a in rows) or any(b <= a for a, b in itertools.pairwise(rows)):
         # rows past the image made a NaN loss before any update (blamed on the learning rate), or scored 0 %

@@ -23,6 +23,14 @@ def _train_rng(seed: int, worker: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, worker)))
 
 
+def check(cfg: dict[str, Any]) -> None:
+    """``realistic_mix`` is a share: 2 trained as 1 and was recorded as 2 (a review). Checked for training only, so a
+    checkpoint trained with such a value still loads and exports."""
+    if not 0 <= float(cfg["realistic_mix"]) <= 1:
+        raise ValueError(f"realistic_mix {cfg['realistic_mix']} is the share of clips drawn on real layouts: from 0 "
+                         "to 1")
+
+
 def data_files(cfg: dict[str, Any]) -> dict[str, Any]:
     """The real lane layouts the realistic clips are drawn on (``$EDGE_LANE_LAYOUTS`` or the real-data folder's),
     when the config draws any: recorded with the checkpoint. Read here (cached for the batches): ``edge train`` asks
