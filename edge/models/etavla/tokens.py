@@ -108,6 +108,13 @@ def parse_instruction(text: str, vocab: Sequence[str], length: int) -> dict[str,
     words (its first template sentence), or one of the template sentences alone (its command is known). A word
     outside ``vocab`` or too many words is a DataError naming it.
     """
+    import unicodedata
+
+    hidden = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf") and c not in "\t"), None)
+    if hidden is not None:  # split the words the model read ("next\u200bleft": "next", "left") while the record kept
+        # it, shown as "nextleft" (a review)
+        raise DataError(f"instruction {_quoted(text)}: the invisible character U+{ord(hidden):04X} in it (type the "
+                        "words with spaces)")
     head, colon, rest = text.partition(":")
     command = head.strip().lower().replace(" ", "_").replace("-", "_")
     if colon and words_of(rest):

@@ -126,6 +126,11 @@ def test_a_word_is_named_as_typed_and_a_command_with_no_words_is_the_bare_comman
     assert parse_instruction("left: take the next left.", v, 16)["text"] == "take the next left."
     with pytest.raises(DataError, match="unknown route command 'lefty'"):
         parse_instruction("lefty:", v, 16)
+    # a review: a zero-width space split "next\u200bleft" into two known words while the record showed "nextleft"
+    for hidden in ("\u200b", "\u200c", "\x01"):
+        with pytest.raises(DataError, match=f"the invisible character U\\+{ord(hidden):04X}"):
+            parse_instruction(f"left: take the next{hidden}left", v, 16)
+    assert parse_instruction("left:\ttake the next left", v, 16)["text"] == "take the next left"
 
 
 def test_text_len_holds_every_sentence_of_the_family() -> None:
