@@ -20,11 +20,17 @@ def console(stderr: bool = False) -> Any:
     from edge.errors import shown
 
     class Escaping(Console):
-        """Text printed with its control characters escaped, line breaks kept: a note naming a file whose name
-        holds an ESC drove the terminal (rich strips only a few control codes)."""
+        """Everything printed with its control characters escaped, line breaks kept: a note or a table's title naming
+        a file whose name holds an ESC drove the terminal (rich strips only a few control codes). Done on the
+        rendered segments, so tables, titles and Text are covered; rich's own control segments (cursor moves of a
+        live display) pass as they are."""
 
-        def print(self, *objects: Any, **kwargs: Any) -> None:
-            super().print(*(shown(o, keep="\n\t") if isinstance(o, str) else o for o in objects), **kwargs)
+        def _render_buffer(self, buffer: Any) -> str:
+            from rich.segment import Segment
+
+            return super()._render_buffer(
+                s if s.control or s.text.isprintable() else Segment(shown(s.text, keep="\n\t"), s.style, s.control)
+                for s in buffer)
 
     c = Escaping(stderr=stderr)
     return c if c.is_terminal else Escaping(stderr=stderr, width=160, soft_wrap=True)

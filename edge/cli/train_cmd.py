@@ -226,7 +226,10 @@ def run_train(model: str, out: Path, config: str | None, steps: int, batch: int,
 
         held = {k: v for k, v in kept.items() if k not in given}  # a --set of this command replaces its value
         if held:  # a bad value the checkpoint holds is the file's, not a --set of this command (a review)
-            check_config({**cfg, **held}, card, f"{init} (its training's --set values)")
+            from edge.models.training import check_training_values
+
+            where = f"{init} (its training's --set values)"
+            check_training_values(card, check_config({**cfg, **held}, card, where), where)
         cfg = check_config({**cfg, **options}, card, "--set")
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")

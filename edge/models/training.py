@@ -67,7 +67,7 @@ def train(card: ModelCard, cfg: Config, *, steps: int, batch: int = 8, lr: float
         raise ModelError(f"workers must be >= 0, got {workers}")
     if time_limit is not None and time_limit <= 0:
         raise ModelError(f"time limit must be > 0 seconds, got {time_limit}")
-    _trainable(card, cfg)
+    check_training_values(card, cfg)
     tr = card.trainer
     deadline = None if time_limit is None else time.monotonic() + time_limit
     batches = batches_for(tr.batches, tuple(freeze))
@@ -387,22 +387,27 @@ def check_options(card: ModelCard, cfg: Config, *, device: str = "cpu", freeze: 
     """What :func:`train` would refuse about ``device``, ``freeze`` and ``qat``, checked on a model built for it
     and dropped: ``edge train`` calls it before its progress bar, so a bad option is one line, not a bar and
     then a line. Nothing to check (the CPU, nothing frozen or fake-quantized) builds nothing."""
-    _trainable(card, cfg)
+    check_training_values(card, cfg)
     if device != "cpu":
         _device(device)
     if freeze or qat:
         _frozen(card, card.make(cfg), tuple(freeze), tuple(qat))
 
 
-def _trainable(card: ModelCard, cfg: Config) -> None:
-    """The trainer's own rules for ``cfg`` (:attr:`Trainer.check`): a ModelError naming the model and the value."""
+def check_training_values(card: ModelCard, cfg: Config, where: str | None = None) -> None:
+    """The trainer's own rules for ``cfg`` (:attr:`Trainer.check`): a ModelError naming ``where`` the values came
+    from (an ``--init`` checkpoint), else the model, and the value. A rule that fails on a value of the wrong type
+    or a missing key says so the same way."""
     check = getattr(card.trainer, "check", None)
     if check is None:
         return
     try:
         check(cfg)
-    except ValueError as e:
-        raise ModelError(f"model '{card.name}': {first_line(e)}") from None
+    except (ValueError, TypeError, KeyError) as e:
+        why = first_line(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {first_line(e)}"
+        raise ModelError(f"{where or f'model {card.name!r}'}: {why}") from None
+
+
 
 
 def named_submodules(card: ModelCard, model: Any, names: tuple[str, ...], option: str = "--freeze") -> list[Any]:

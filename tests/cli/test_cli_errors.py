@@ -532,3 +532,14 @@ def test_console_notes_escape_control_characters(capsys: pytest.CaptureFixture[s
     console(stderr=True).print("note: a\x1b[31mred.jsonl\nnext line", highlight=False, markup=False)
     err = capsys.readouterr().err
     assert "\x1b" not in err and "a\\x1b[31mred.jsonl" in err and err.splitlines()[1] == "next line"
+    # a table's title and cells and a Text too (a review: the export's table title named the bundle raw)
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="b\x1b[31mred (lane)")
+    table.add_column("file")
+    table.add_row("c\x1b[0m.onnx")
+    console(stderr=True).print(table)
+    console(stderr=True).print(Text("t\x1b[31mext"))
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "b\\x1b[31mred" in err and "c\\x1b[0m.onnx" in err and "t\\x1b[31mext" in err

@@ -348,7 +348,9 @@ def test_a_set_value_that_builds_a_model_failing_its_first_step_is_one_line(
     torch.save(data, tmp_path / "ck" / "old.pt")
     assert _invoke(app, ["train", "lane", "--init", str(tmp_path / "ck" / "old.pt"), "--steps", "1", "--batch", "2",
                          "--eval-clips", "0", "--out", str(tmp_path / "e.pt")], "edge") == 2
-    assert "realistic_mix 2.0 is the share" in capsys.readouterr().err and not (tmp_path / "e.pt").exists()
+    err = capsys.readouterr().err  # the value the checkpoint carries names the file (a review)
+    assert f"{tmp_path / 'ck' / 'old.pt'} (its training's --set values): realistic_mix 2.0 is the share" in err, err
+    assert not (tmp_path / "e.pt").exists()
     assert _invoke(app, ["train", "lane", "--init", str(tmp_path / "ck" / "old.pt"), "--set", "realistic_mix=0.5",
                          "--steps", "1", "--batch", "2", "--eval-clips", "0", "--out", str(tmp_path / "e.pt")],
                    "edge") == 0, capsys.readouterr().err
@@ -386,3 +388,18 @@ def test_warnings_are_one_escaped_line_once(capsys: pytest.CaptureFixture[str],
     assert _invoke(app, ["go"], "edge") == 0
     assert capsys.readouterr().err.count("error: fake") == 1
     assert logging.getLogger("edge").handlers == []
+
+
+def test_training_value_rules_say_a_wrong_type_in_one_line() -> None:
+    """A review: a trainer rule given None or no key raised a bare TypeError / KeyError through the Python API."""
+    from edge.errors import ModelError
+    from edge.models.registry import get_card
+    from edge.models.training import check_training_values
+
+    card = get_card("lane")
+    cfg = dict(card.config("tiny"))
+    for value, says in ((None, "TypeError"), (1.5, "realistic_mix 1.5 is the share")):
+        with pytest.raises(ModelError, match=f"model 'lane': {says}"):
+            check_training_values(card, {**cfg, "realistic_mix": value})
+    with pytest.raises(ModelError, match=r"ck\.pt: KeyError"):
+        check_training_values(card, {k: v for k, v in cfg.items() if k != "realistic_mix"}, "ck.pt")
