@@ -25,11 +25,16 @@ def console(stderr: bool = False) -> Any:
         rendered segments, so tables, titles and Text are covered; rich's own control segments (cursor moves of a
         live display) pass as they are."""
 
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            # strings first: rich's Text drops \a \b \v \f \r without a trace (a review: a bundle named
+            # "e\rx\bq" was printed "exq" in the next commands), so they are escaped before it sees them
+            super().print(*(shown(o, keep="\n\t") if isinstance(o, str) else o for o in objects), **kwargs)
+
         def _render_buffer(self, buffer: Any) -> str:
             from rich.segment import Segment
 
-            return super()._render_buffer(
-                s if s.control or s.text.isprintable() else Segment(shown(s.text, keep="\n\t"), s.style, s.control)
+            return super()._render_buffer(  # \r kept: only print's own end= can bring one this far
+                s if s.control or s.text.isprintable() else Segment(shown(s.text, keep="\n\t\r"), s.style, s.control)
                 for s in buffer)
 
     c = Escaping(stderr=stderr)

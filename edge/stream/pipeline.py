@@ -31,7 +31,7 @@ import numpy as np
 from edge.data.frame import Frame, is_image, is_points, now_ns
 from edge.errors import DataError, EdgeError, first_line
 from edge.stream.slot import CLOSED, EMPTY, Slot
-from edge.stream.sources.base import Source, SourceThread
+from edge.stream.sources.base import Source, SourceThread, source_name
 from edge.stream.stats import Stats
 from edge.stream.task import Result
 
@@ -268,7 +268,12 @@ class Pipeline:
             for src in self.sources:
                 # interrupted, or the run is over (a quiet UDP source ends its thread then, not at exit)
                 src.stop_asked = lambda: self._interrupted or self._stop.is_set()  # type: ignore[method-assign]
-                src.open()
+                try:
+                    src.open()
+                except (EdgeError, KeyboardInterrupt):
+                    raise
+                except Exception as e:  # a user's source: one EdgeError line, as a sink's open gives (a review)
+                    raise EdgeError(f"source {source_name(src)}: open failed: {_reason(e)}") from e
                 opened_src.append(src)
             for sink in self.sinks:
                 try:
@@ -541,7 +546,7 @@ class Pipeline:
             if t.error is not None and not isinstance(t.error, SystemExit):
                 e = t.error
                 self._errors.append(str(e) if isinstance(e, EdgeError) else
-                                    f"{t.source.spec}: {type(e).__name__}: {first_line(e)}")
+                                    f"{source_name(t.source)}: {type(e).__name__}: {first_line(e)}")
 
     def _count_secondaries(self) -> None:
         """Once the sources have stopped, every secondary frame read is in one counter (a review: a LiDAR read on

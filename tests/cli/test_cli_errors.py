@@ -543,3 +543,6 @@ def test_console_notes_escape_control_characters(capsys: pytest.CaptureFixture[s
     console(stderr=True).print(Text("t\x1b[31mext"))
     err = capsys.readouterr().err
     assert "\x1b" not in err and "b\\x1b[31mred" in err and "c\\x1b[0m.onnx" in err and "t\\x1b[31mext" in err
+    # the control codes rich's Text drops unsaid (a review: "e\rx\bq" printed as "exq")
+    console(stderr=True).print("edge bench e\rx\bq", highlight=False, markup=False)
+    assert capsys.readouterr().err == "edge bench e\\rx\\x08q\n"

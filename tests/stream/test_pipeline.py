@@ -885,6 +885,41 @@ def test_source_failure_keeps_results_and_reports_one_line() -> None:
     assert e.value.summary["frames"] == 4  # what the caller writes beside the kept outputs
 
 
+class _UserSource(Source):
+    """A user's own source, without a spec: ``items`` are yielded as they are; ``open_error`` raised by open()."""
+
+    def __init__(self, items: list[Any], open_error: Exception | None = None) -> None:
+        self.items, self.open_error = items, open_error
+
+    def open(self) -> None:
+        if self.open_error is not None:
+            raise self.open_error
+
+    def __iter__(self) -> Iterator[Any]:
+        for it in self.items:
+            if isinstance(it, Exception):
+                raise it
+            yield it
+
+
+def test_a_users_source_fails_in_one_line_naming_it() -> None:
+    """A review: a user's source's open() error escaped raw (not an EdgeError), a bare array it yielded failed as
+    "': AttributeError: ... has no attribute 'seq'", a None ended the run as if the source were done (reported as
+    success), and a source without a spec was named ''."""
+    frame = Frame(np.zeros((4, 4, 3), np.uint8), now_ns(), 0, "camera", {})
+    with pytest.raises(EdgeError, match=r"^source camera: open failed: OSError: camera busy$"):
+        Pipeline([_UserSource([], OSError("camera busy"))], EchoTask(), [ListSink()]).run(handle_signals=False)
+    for item, says in ((np.zeros((4, 4, 3), np.uint8), "yielded ndarray"), (None, "yielded NoneType")):
+        sink = ListSink()
+        with pytest.raises(EdgeError, match=f"^source camera: {says}, not an edge.data.frame.Frame") as e:
+            Pipeline([_UserSource([frame, item, frame])], EchoTask(), [sink], policy="block").run(
+                handle_signals=False)
+        assert e.value.summary["frames"] == 1 and [r["cam"] for r in sink.records] == [0]
+    with pytest.raises(EdgeError, match=r"^camera: RuntimeError: device gone"):
+        Pipeline([_UserSource([frame, RuntimeError("device gone")])], EchoTask(), [ListSink()],
+                 policy="block").run(handle_signals=False)
+
+
 class BatchEchoTask(EchoTask):
     """EchoTask that also decodes several results at once, recording each batch's size."""
 

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from edge.data.frame import Frame
-from edge.errors import EdgeError
+from edge.errors import DataError, EdgeError
+
+#: what a source's iterator gives when it is done (None is a value a user's source can yield by mistake)
+_END = object()
+
+
+def source_name(source: Any) -> str:
+    """How errors name a source: its spec as given, else its sensors (a user's own source has no spec, and an error
+    line began ": RuntimeError: ..."; a review). A function, not a property: a user's subclass may set ``name``."""
+    return getattr(source, "spec", "") or "+".join(getattr(source, "sensors", ())) or type(source).__name__
 
 log = logging.getLogger("edge.stream")
 
@@ -195,9 +204,13 @@ class SourceThread(threading.Thread):
                     frames, last_seq = iter(self.source), None
                     while True:
                         t0 = time.perf_counter()
-                        frame = next(frames, None)
-                        if frame is None:
+                        frame = next(frames, _END)
+                        if frame is _END:
                             break
+                        if not isinstance(frame, Frame):  # None ended the run as if the source were done, a bare
+                            # array failed deep inside (".seq"), both from a user's own source (a review)
+                            raise DataError(f"source {source_name(self.source)}: yielded "
+                                            f"{type(frame).__name__}, not an edge.data.frame.Frame")
                         dt = time.perf_counter() - t0
                         if len(self.produce_s) >= 100_000:  # enough for a median; the rest are not kept
                             pass
