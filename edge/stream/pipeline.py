@@ -270,7 +270,7 @@ class Pipeline:
                 src.stop_asked = lambda: self._interrupted or self._stop.is_set()  # type: ignore[method-assign]
                 try:
                     src.open()
-                except (EdgeError, KeyboardInterrupt):
+                except (EdgeError, KeyboardInterrupt, MemoryError):  # out of memory: the CLI's own line says so
                     raise
                 except Exception as e:  # a user's source: one EdgeError line, as a sink's open gives (a review)
                     raise EdgeError(f"source {source_name(src)}: open failed: {_reason(e)}") from e
