@@ -57,8 +57,13 @@ def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
     # metadata beside each file on a non-Mac drive
     # a link whose target is gone is listed (read_image names it, the reader counts it), never dropped unsaid
     named = [p for p in it if named_as_image(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)]
-    files = [p for p in named if p.is_file() or (p.is_symlink() and not p.exists())]
-    odd = [p for p in named if p.exists() and not p.is_file() and not p.is_dir()]
+    files: list[Path] = []
+    odd: list[Path] = []  # neither a file nor a folder: a FIFO, a socket, a device
+    for p in named:  # one stat for a regular file, as before the odd ones were looked for
+        if p.is_file() or (p.is_symlink() and not p.exists()):
+            files.append(p)
+        elif p.exists() and not p.is_dir():
+            odd.append(p)
     if odd and (key := (str(root), len(odd), str(odd[0]))) not in _SAID:  # once: a source lists its folder twice
         # a FIFO named as an image was dropped unsaid (opening one blocks until a writer comes: never read)
         _SAID.add(key)

@@ -408,8 +408,6 @@ def check_training_values(card: ModelCard, cfg: Config, where: str | None = None
         raise ModelError(f"{where or f'model {card.name!r}'}: {why}") from None
 
 
-
-
 def named_submodules(card: ModelCard, model: Any, names: tuple[str, ...], option: str = "--freeze") -> list[Any]:
     """The submodules ``names`` (dotted paths) of ``model`` that ``--freeze`` or ``--qat`` name; a name that is not
     one is a ModelError (naming the CLI ``option`` it came from) listing the top-level ones."""

@@ -198,7 +198,6 @@ def check_rules(cfg: dict[str, Any]) -> None:
     h, w = cfg["input_hw"]
     if h % 32 or w % 32:  # the encoder's tokens are [h/32, w/32], its position table too
         raise ValueError(f"input_hw {[h, w]}: height and width must be multiples of 32")
-
     rows = [float(a) for a in cfg["row_anchors"]]
     if not all(0.0 < a < 1.0 for a in rows) or any(b <= a for a, b in itertools.pairwise(rows)):
         # rows past the image made a NaN loss before any update (blamed on the learning rate), or scored 0 %
